@@ -1,1 +1,12 @@
-//! placeholder
+//! DCP core: the batch and mask model, the block table, the Plan IR every executor shares, the
+//! validator that proves a plan right, the CPU reference executor, and the planners.
+//!
+//! Pipeline: [`spec::BatchSpec`] → [`blocks::BlockTable`] → planner → [`plan::Plan`] →
+//! [`validate`] → executors ([`cpu`], the simulator, the CUDA executor).
+
+pub mod blocks;
+pub mod error;
+pub mod mask;
+pub mod spec;
+
+pub use error::{PlanError, PlanningError, SpecError};
