@@ -1,0 +1,259 @@
+//! Initial k-way partitioning of the coarsest hypergraph (small, so several seeded tries
+//! are affordable). Two constructive algorithms, alternated across tries:
+//!
+//! * **greedy hypergraph growing**: k regions grow simultaneously; the part with the
+//!   smallest relative load takes the unassigned vertex most connected to it (sum of
+//!   weights of nets already touching the part) that still fits;
+//! * **multi-constraint LPT bin packing**: vertices by decreasing normalised dominant
+//!   weight, each to the part whose relative load after adding it is smallest.
+//!
+//! Every try is then rebalanced and refined (label propagation + FM) on the coarsest
+//! level; the best one wins (feasible first, then objective, then max relative load).
+
+use std::collections::BinaryHeap;
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::balance::rebalance;
+use crate::hypergraph::Hypergraph;
+use crate::refine::{fm, label_propagation, RefineParams};
+use crate::state::{PartState, TopoInfo};
+
+const UNASSIGNED: u32 = u32::MAX;
+
+fn fits(hg: &Hypergraph, loads: &[u64], caps: &[u64], v: u32, p: usize) -> bool {
+    let d = hg.dims();
+    let w = hg.vertex_weight(v);
+    (0..d).all(|i| loads[p * d + i] + w[i] <= caps[p * d + i])
+}
+
+fn rel_with(hg: &Hypergraph, loads: &[u64], caps: &[u64], w: &[u64], p: usize) -> f64 {
+    let d = hg.dims();
+    (0..d)
+        .map(|i| (loads[p * d + i] + w[i]) as f64 / caps[p * d + i].max(1) as f64)
+        .fold(0.0, f64::max)
+}
+
+fn add_load(hg: &Hypergraph, loads: &mut [u64], v: u32, p: usize) {
+    let d = hg.dims();
+    for (i, &w) in hg.vertex_weight(v).iter().enumerate() {
+        loads[p * d + i] += w;
+    }
+}
+
+/// Greedy hypergraph growing.
+pub(crate) fn greedy_growing(
+    hg: &Hypergraph,
+    k: usize,
+    caps: &[u64],
+    fixed: &[Option<u32>],
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let n = hg.num_vertices();
+    let dims = hg.dims();
+    let mut parts = vec![UNASSIGNED; n];
+    let mut loads = vec![0u64; k * dims];
+    let mut touched_net = vec![false; hg.num_nets() * k];
+    let mut conn = vec![0u64; n * k];
+    let mut heaps: Vec<BinaryHeap<(u64, u32, u32)>> = vec![BinaryHeap::new(); k];
+    let mut rank: Vec<u32> = (0..n as u32).collect();
+    rank.shuffle(rng);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.shuffle(rng);
+    let mut remaining = n;
+
+    let assign = |v: u32,
+                  p: usize,
+                  parts: &mut Vec<u32>,
+                  loads: &mut Vec<u64>,
+                  touched_net: &mut Vec<bool>,
+                  conn: &mut Vec<u64>,
+                  heaps: &mut Vec<BinaryHeap<(u64, u32, u32)>>| {
+        parts[v as usize] = p as u32;
+        add_load(hg, loads, v, p);
+        for &e in hg.nets(v) {
+            let ei = e as usize * k + p;
+            if touched_net[ei] {
+                continue;
+            }
+            touched_net[ei] = true;
+            let w = hg.net_weight(e);
+            for &u in hg.pins(e) {
+                if parts[u as usize] == UNASSIGNED {
+                    let c = &mut conn[u as usize * k + p];
+                    *c += w;
+                    heaps[p].push((*c, rank[u as usize], u));
+                }
+            }
+        }
+    };
+
+    for v in 0..n {
+        if let Some(p) = fixed.get(v).copied().flatten() {
+            assign(
+                v as u32,
+                p as usize,
+                &mut parts,
+                &mut loads,
+                &mut touched_net,
+                &mut conn,
+                &mut heaps,
+            );
+            remaining -= 1;
+        }
+    }
+    let mut closed = vec![false; k];
+    let mut cursor = 0usize;
+    while remaining > 0 {
+        // part with the smallest relative load among open parts
+        let zero = vec![0u64; dims];
+        let p = (0..k).filter(|&p| !closed[p]).min_by(|&a, &b| {
+            rel_with(hg, &loads, caps, &zero, a)
+                .total_cmp(&rel_with(hg, &loads, caps, &zero, b))
+                .then(a.cmp(&b))
+        });
+        let Some(p) = p else { break };
+        let mut pick = None;
+        while let Some((c, _, u)) = heaps[p].pop() {
+            if parts[u as usize] != UNASSIGNED || conn[u as usize * k + p] != c {
+                continue;
+            }
+            if fits(hg, &loads, caps, u, p) {
+                pick = Some(u);
+                break;
+            }
+        }
+        if pick.is_none() {
+            // start a new region: next unassigned vertex in random order that fits
+            while cursor < n && parts[order[cursor] as usize] != UNASSIGNED {
+                cursor += 1;
+            }
+            pick = order[cursor..]
+                .iter()
+                .copied()
+                .find(|&u| parts[u as usize] == UNASSIGNED && fits(hg, &loads, caps, u, p));
+        }
+        match pick {
+            Some(u) => {
+                assign(
+                    u,
+                    p,
+                    &mut parts,
+                    &mut loads,
+                    &mut touched_net,
+                    &mut conn,
+                    &mut heaps,
+                );
+                remaining -= 1;
+            }
+            None => closed[p] = true,
+        }
+    }
+    // leftovers (nothing fits anywhere): least relative load after adding
+    for v in 0..n as u32 {
+        if parts[v as usize] == UNASSIGNED {
+            let w = hg.vertex_weight(v).to_vec();
+            let p = (0..k)
+                .min_by(|&a, &b| {
+                    rel_with(hg, &loads, caps, &w, a).total_cmp(&rel_with(hg, &loads, caps, &w, b))
+                })
+                .unwrap();
+            parts[v as usize] = p as u32;
+            add_load(hg, &mut loads, v, p);
+        }
+    }
+    parts
+}
+
+/// Multi-constraint LPT bin packing (ignores connectivity; refinement fixes the cut).
+pub(crate) fn bin_packing(
+    hg: &Hypergraph,
+    k: usize,
+    caps: &[u64],
+    fixed: &[Option<u32>],
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let n = hg.num_vertices();
+    let dims = hg.dims();
+    let mut parts = vec![UNASSIGNED; n];
+    let mut loads = vec![0u64; k * dims];
+    let avg_cap: Vec<f64> = (0..dims)
+        .map(|d| (0..k).map(|p| caps[p * dims + d] as f64).sum::<f64>() / k as f64)
+        .collect();
+    let mut free: Vec<(f64, u64, u32)> = Vec::new();
+    for v in 0..n as u32 {
+        if let Some(p) = fixed.get(v as usize).copied().flatten() {
+            parts[v as usize] = p;
+            add_load(hg, &mut loads, v, p as usize);
+        } else {
+            let w = hg.vertex_weight(v);
+            let dom = (0..dims)
+                .map(|d| w[d] as f64 / avg_cap[d].max(1.0))
+                .fold(0.0, f64::max);
+            free.push((dom, rng.random::<u64>(), v));
+        }
+    }
+    free.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, _, v) in &free {
+        let w = hg.vertex_weight(v);
+        let p = (0..k)
+            .min_by(|&a, &b| {
+                let fa = fits(hg, &loads, caps, v, a);
+                let fb = fits(hg, &loads, caps, v, b);
+                fb.cmp(&fa)
+                    .then(
+                        rel_with(hg, &loads, caps, w, a)
+                            .total_cmp(&rel_with(hg, &loads, caps, w, b)),
+                    )
+                    .then(a.cmp(&b))
+            })
+            .unwrap();
+        parts[v as usize] = p as u32;
+        add_load(hg, &mut loads, v, p);
+    }
+    parts
+}
+
+/// Runs `tries` constructive tries + refinement and returns the best partition.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn initial_partition(
+    hg: &Hypergraph,
+    k: usize,
+    caps: &[u64],
+    topo: Option<&TopoInfo>,
+    fixed: &[Option<u32>],
+    tries: usize,
+    refine: &RefineParams,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let mut best: Option<(bool, i64, f64, Vec<u32>)> = None;
+    for t in 0..tries.max(1) {
+        let parts = if t % 4 == 3 {
+            bin_packing(hg, k, caps, fixed, rng)
+        } else {
+            greedy_growing(hg, k, caps, fixed, rng)
+        };
+        let mut st = PartState::new(hg, k, caps, topo, parts);
+        if st.overloaded() {
+            rebalance(&mut st, fixed);
+        }
+        label_propagation(&mut st, fixed, refine, rng);
+        fm(&mut st, fixed, refine, rng);
+        let feasible = !st.overloaded();
+        let obj = st.objective();
+        let zero = vec![0u64; hg.dims()];
+        let maxrel = (0..k)
+            .map(|p| st.rel_load_with(p, &zero))
+            .fold(0.0, f64::max);
+        let better = match &best {
+            None => true,
+            Some((bf, bo, br, _)) => (feasible, -obj, -maxrel) > (*bf, -*bo, -*br),
+        };
+        if better {
+            best = Some((feasible, obj, maxrel, st.parts));
+        }
+    }
+    best.unwrap().3
+}
