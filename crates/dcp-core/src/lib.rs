@@ -4,9 +4,18 @@
 //! Pipeline: [`spec::BatchSpec`] → [`blocks::BlockTable`] → planner → [`plan::Plan`] →
 //! [`validate`] → executors ([`cpu`], the simulator, the CUDA executor).
 
+pub mod baselines;
 pub mod blocks;
+pub mod builder;
+pub mod cpu;
 pub mod error;
 pub mod mask;
 pub mod spec;
+pub mod stats;
 
 pub use error::{PlanError, PlanningError, SpecError};
+pub mod interp;
+pub mod plan;
+pub mod validate;
+
+pub use validate::validate;

@@ -1,0 +1,190 @@
+//! The interpreter loop shared by the validator and the CPU reference executor: runs all devices'
+//! programs together, executing local instructions in order and each communication group when
+//! every device named in it has reached it. It enforces the IR's communication rules (tags rise
+//! along each list; every send has exactly one matching receive of equal size on its peer in the
+//! same group, in the same order per pair) and reports the instruction that breaks them.
+
+use crate::error::PlanError;
+use crate::plan::{Dir, Instr, Plan, Program, Region};
+
+/// What a machine does with instructions; the driver decides the order.
+pub trait Machine {
+    /// Executes one non-communication instruction of `dev`.
+    fn local(&mut self, dev: u32, idx: usize, instr: &Instr) -> Result<(), PlanError>;
+    /// Moves `src` (on `from`) into `dst` (on `to`) as part of group `tag`; called for every
+    /// matched send/recv pair of the group, then `group_done` once per participating device.
+    fn transfer(&mut self, from: u32, src: &Region, to: u32, dst: &Region)
+        -> Result<(), PlanError>;
+    /// Called after all transfers of a group, once per participating device.
+    fn group_done(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        tag: u32,
+        instr: &Instr,
+    ) -> Result<(), PlanError>;
+}
+
+pub fn program_name(backward: bool) -> &'static str {
+    if backward {
+        "backward"
+    } else {
+        "forward"
+    }
+}
+
+pub fn program(plan: &Plan, dev: usize, backward: bool) -> &Program {
+    if backward {
+        &plan.devices[dev].backward
+    } else {
+        &plan.devices[dev].forward
+    }
+}
+
+/// Runs the forward or backward programs of all devices on `m`.
+pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), PlanError> {
+    let pname = program_name(backward);
+    let n = plan.devices.len();
+    let progs: Vec<&Program> = (0..n).map(|d| program(plan, d, backward)).collect();
+    let mut pc = vec![0usize; n];
+    let mut last_tag: Vec<Option<u32>> = vec![None; n];
+    loop {
+        for d in 0..n {
+            while let Some(ins) = progs[d].instrs.get(pc[d]) {
+                if matches!(ins, Instr::Comm { .. }) {
+                    break;
+                }
+                m.local(d as u32, pc[d], ins)?;
+                pc[d] += 1;
+            }
+        }
+        // Devices waiting at a Comm, with their tags.
+        let at: Vec<Option<u32>> = (0..n)
+            .map(|d| match progs[d].instrs.get(pc[d]) {
+                Some(Instr::Comm { tag, .. }) => Some(*tag),
+                _ => None,
+            })
+            .collect();
+        let Some(tag) = at.iter().flatten().copied().min() else {
+            break;
+        };
+        for d in 0..n {
+            if at[d] == Some(tag) {
+                if let Some(prev) = last_tag[d] {
+                    if tag <= prev {
+                        return Err(PlanError::new(
+                            d as u32,
+                            pname,
+                            pc[d],
+                            format!(
+                                "comm tag {tag} does not increase (previous group had tag {prev})"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        // Match sends and receives per ordered pair.
+        let ops_of = |d: usize| match &progs[d].instrs[pc[d]] {
+            Instr::Comm { ops, .. } => ops,
+            _ => unreachable!(),
+        };
+        for d in 0..n {
+            if at[d] != Some(tag) {
+                continue;
+            }
+            for op in ops_of(d) {
+                let p = op.peer as usize;
+                if p >= n || p == d {
+                    return Err(PlanError::new(
+                        d as u32,
+                        pname,
+                        pc[d],
+                        format!("comm tag {tag}: bad peer {}", op.peer),
+                    ));
+                }
+                if at[p] != Some(tag) {
+                    let next = match at[p] {
+                        Some(t) => format!("its next group has tag {t}"),
+                        None => "it has no further comm group".to_string(),
+                    };
+                    return Err(PlanError::new(
+                        d as u32,
+                        pname,
+                        pc[d],
+                        format!(
+                            "comm tag {tag}: {} device {p} is unmatched: device {p} has no group with tag {tag} here ({next})",
+                            if op.dir == Dir::Send { "send to" } else { "receive from" }
+                        ),
+                    ));
+                }
+            }
+        }
+        for d in 0..n {
+            if at[d] != Some(tag) {
+                continue;
+            }
+            for p in 0..n {
+                if at[p] != Some(tag) || p == d {
+                    continue;
+                }
+                let sends: Vec<&Region> = ops_of(d)
+                    .iter()
+                    .filter(|o| o.dir == Dir::Send && o.peer as usize == p)
+                    .map(|o| &o.region)
+                    .collect();
+                let recvs: Vec<&Region> = ops_of(p)
+                    .iter()
+                    .filter(|o| o.dir == Dir::Recv && o.peer as usize == d)
+                    .map(|o| &o.region)
+                    .collect();
+                if sends.len() != recvs.len() {
+                    return Err(PlanError::new(
+                        d as u32,
+                        pname,
+                        pc[d],
+                        format!(
+                            "comm tag {tag}: {} send(s) to device {p} but device {p} posts {} receive(s) from device {d}",
+                            sends.len(),
+                            recvs.len()
+                        ),
+                    ));
+                }
+                for (k, (s, r)) in sends.iter().zip(&recvs).enumerate() {
+                    let sb = &progs[d].buffers.get(s.buf as usize);
+                    let rb = &progs[p].buffers.get(r.buf as usize);
+                    let (Some(sb), Some(rb)) = (sb, rb) else {
+                        return Err(PlanError::new(
+                            d as u32,
+                            pname,
+                            pc[d],
+                            format!("comm tag {tag}: pair {k} names an undeclared buffer"),
+                        ));
+                    };
+                    let se = s.len as u64 * s.heads as u64 * sb.width as u64;
+                    let re = r.len as u64 * r.heads as u64 * rb.width as u64;
+                    if se != re || sb.dtype != rb.dtype || s.heads != r.heads {
+                        return Err(PlanError::new(
+                            d as u32,
+                            pname,
+                            pc[d],
+                            format!(
+                                "comm tag {tag}: send #{k} to device {p} ({} tokens × {} heads × {} of {:?}) does not match its receive ({} × {} × {} of {:?})",
+                                s.len, s.heads, sb.width, sb.dtype, r.len, r.heads, rb.width, rb.dtype
+                            ),
+                        ));
+                    }
+                    m.transfer(d as u32, s, p as u32, r)?;
+                }
+            }
+        }
+        for d in 0..n {
+            if at[d] == Some(tag) {
+                m.group_done(d as u32, pc[d], tag, &progs[d].instrs[pc[d]])?;
+                last_tag[d] = Some(tag);
+                pc[d] += 1;
+            }
+        }
+    }
+    Ok(())
+}

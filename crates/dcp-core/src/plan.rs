@@ -1,0 +1,473 @@
+//! The Plan: the one contract between planners and executors.
+//!
+//! A plan holds, per device, a forward and a backward [`Program`]: declared buffers and an
+//! instruction list over them. Buffers are 3-D `[tokens][heads][width]` arrays (width = head dim
+//! for Q/O/dO/dQ, 2·head dim for KV/dKV with K then V per head, 1 for LSE), so a [`Region`]
+//! (token range × head range) addresses any data block or slice of one.
+//!
+//! Execution model (what every executor implements and the validator proves safe):
+//! * Compute instructions ([`Instr::Fill`], [`Instr::Copy`], [`Instr::Attn`], [`Instr::AttnBwd`],
+//!   [`Instr::Merge`], [`Instr::Sum`]) run in list order on one compute stream.
+//! * [`Instr::Comm`] is one grouped point-to-point exchange on a communication stream. It starts
+//!   once every earlier compute instruction has finished, and groups run in list order. Each send
+//!   is matched by exactly one receive of equal size on the peer, in the same group `tag`, in the
+//!   same order per peer pair; tags increase along every device's list. So NCCL group calls cannot
+//!   deadlock.
+//! * [`Instr::Wait`] makes later compute wait for a group. Until then, compute must not read the
+//!   group's receive regions or write any of its regions.
+//!
+//! Which tokens of which sequence a device holds as input (and output: the same layout) is
+//! [`DevicePlan::layout`]; users lay out their tensors by it and undo it with it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::mask::LinRange;
+use crate::spec::{BatchSpec, DType, Topology};
+
+/// Bumped on any incompatible change of the serialized form.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// The tensors a program exchanges with its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IoTensor {
+    Q,
+    Kv,
+    O,
+    Lse,
+    DO,
+    DQ,
+    DKv,
+}
+
+impl IoTensor {
+    pub fn is_input(self, backward: bool) -> bool {
+        match self {
+            IoTensor::Q | IoTensor::Kv => true,
+            IoTensor::O | IoTensor::Lse => backward,
+            IoTensor::DO => true,
+            IoTensor::DQ | IoTensor::DKv => false,
+        }
+    }
+}
+
+/// What a buffer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BufferRole {
+    /// Holds a caller tensor in the device's layout (input or output of the program).
+    Io(IoTensor),
+    /// Planner-managed scratch (received blocks, partial outputs, accumulators).
+    Scratch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferDecl {
+    pub name: String,
+    pub role: BufferRole,
+    pub dtype: DType,
+    pub tokens: u32,
+    pub heads: u32,
+    /// Elements per (token, head).
+    pub width: u32,
+}
+
+impl BufferDecl {
+    pub fn elems(&self) -> u64 {
+        self.tokens as u64 * self.heads as u64 * self.width as u64
+    }
+    pub fn bytes(&self) -> u64 {
+        self.elems() * self.dtype.size()
+    }
+}
+
+/// A token range × head range of one buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    pub buf: u32,
+    pub tok: u32,
+    pub len: u32,
+    pub head: u32,
+    pub heads: u32,
+}
+
+impl Region {
+    pub fn overlaps(&self, o: &Region) -> bool {
+        self.buf == o.buf
+            && self.tok < o.tok + o.len
+            && o.tok < self.tok + self.len
+            && self.head < o.head + o.heads
+            && o.head < self.head + self.heads
+            && self.len > 0
+            && self.heads > 0
+            && o.len > 0
+            && o.heads > 0
+    }
+}
+
+/// Per-row key ranges of a work in the kernel's coordinates: rows are the work's query rows
+/// (0-based), keys are positions in the concatenation of the work's KV regions. Stored as runs of
+/// rows whose ranges move linearly (`c + slope·r`, r = row inside the work).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RowRanges {
+    pub segs: Vec<RangeSeg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeSeg {
+    /// Rows `[row0, row0 + rows)`.
+    pub row0: u32,
+    pub rows: u32,
+    pub ranges: Vec<LinRange>,
+}
+
+impl RowRanges {
+    /// Compresses explicit per-row ranges (row r = `rows[r]`, sorted, disjoint, non-empty).
+    pub fn from_rows(rows: &[Vec<(u32, u32)>]) -> Self {
+        let mut segs: Vec<RangeSeg> = Vec::new();
+        let mut r = 0usize;
+        while r < rows.len() {
+            let base = &rows[r];
+            let mut n = 1usize;
+            let mut slopes: Option<Vec<(i64, i64)>> = None;
+            while r + n < rows.len() {
+                let next = &rows[r + n];
+                if next.len() != base.len() {
+                    break;
+                }
+                let d: Vec<(i64, i64)> = if n == 1 {
+                    base.iter()
+                        .zip(next)
+                        .map(|(a, b)| (b.0 as i64 - a.0 as i64, b.1 as i64 - a.1 as i64))
+                        .collect()
+                } else {
+                    slopes.clone().unwrap()
+                };
+                let ok = base.iter().zip(next).zip(&d).all(|((a, b), s)| {
+                    a.0 as i64 + s.0 * n as i64 == b.0 as i64
+                        && a.1 as i64 + s.1 * n as i64 == b.1 as i64
+                });
+                if !ok {
+                    break;
+                }
+                slopes = Some(d);
+                n += 1;
+            }
+            let slopes = slopes.unwrap_or_else(|| vec![(0, 0); base.len()]);
+            let ranges = base
+                .iter()
+                .zip(&slopes)
+                .map(|(&(s, e), &(ds, de))| {
+                    // value(row) = c + slope·row with row the index inside the work.
+                    LinRange::new(
+                        crate::mask::Lin {
+                            c: s as i64 - ds * r as i64,
+                            slope: ds,
+                        },
+                        crate::mask::Lin {
+                            c: e as i64 - de * r as i64,
+                            slope: de,
+                        },
+                    )
+                })
+                .collect();
+            segs.push(RangeSeg {
+                row0: r as u32,
+                rows: n as u32,
+                ranges,
+            });
+            r += n;
+        }
+        RowRanges { segs }
+    }
+
+    /// Key ranges of row `r` (empty ranges dropped).
+    pub fn row(&self, r: u32, out: &mut Vec<(u32, u32)>) {
+        out.clear();
+        let idx = self.segs.partition_point(|s| s.row0 + s.rows <= r);
+        if let Some(seg) = self.segs.get(idx) {
+            if seg.row0 <= r {
+                for lr in &seg.ranges {
+                    let (s, e) = (lr.start.at(r as i64), lr.end.at(r as i64));
+                    if s < e {
+                        out.push((s.max(0) as u32, e.max(0) as u32));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Total attended pairs (per head) over all rows.
+    pub fn attended(&self) -> u64 {
+        let mut total = 0u64;
+        let mut buf = Vec::new();
+        for seg in &self.segs {
+            // Lengths are linear in the row inside a segment; sum endpoints exactly when no range
+            // changes sign, otherwise fall back to per-row sums.
+            let linear = seg.ranges.iter().all(|lr| {
+                let a = lr.end.at(seg.row0 as i64) - lr.start.at(seg.row0 as i64);
+                let b = lr.end.at((seg.row0 + seg.rows - 1) as i64)
+                    - lr.start.at((seg.row0 + seg.rows - 1) as i64);
+                a >= 0 && b >= 0
+            });
+            if linear {
+                for lr in &seg.ranges {
+                    let a = lr.end.at(seg.row0 as i64) - lr.start.at(seg.row0 as i64);
+                    let b = lr.end.at((seg.row0 + seg.rows - 1) as i64)
+                        - lr.start.at((seg.row0 + seg.rows - 1) as i64);
+                    total += ((a + b) as u64 * seg.rows as u64) / 2;
+                }
+            } else {
+                for r in seg.row0..seg.row0 + seg.rows {
+                    self.row(r, &mut buf);
+                    total += buf.iter().map(|&(s, e)| (e - s) as u64).sum::<u64>();
+                }
+            }
+        }
+        total
+    }
+
+    pub fn n_rows(&self) -> u32 {
+        self.segs.last().map(|s| s.row0 + s.rows).unwrap_or(0)
+    }
+}
+
+/// One forward work: a query region against the concatenation of KV regions, writing a fresh
+/// partial output (O, LSE). Query head j reads KV head ⌊j / group⌋ of the work's KV regions.
+/// A row with no keys yields O = 0, LSE = −∞.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwdWork {
+    pub q: Region,
+    pub kv: Vec<Region>,
+    pub o: Region,
+    pub lse: Region,
+    pub rows: RowRanges,
+}
+
+/// One backward work: recomputes P from Q, K and the final LSE, and accumulates (+=) into dQ and
+/// into the dKV regions (parallel to `kv`). `o` and `do_` feed D = rowsum(dO ∘ O).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BwdWork {
+    pub q: Region,
+    pub kv: Vec<Region>,
+    pub o: Region,
+    pub lse: Region,
+    pub do_: Region,
+    pub dq: Region,
+    pub dkv: Vec<Region>,
+    pub rows: RowRanges,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FillValue {
+    Zero,
+    NegInf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Dir {
+    Send,
+    Recv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct P2p {
+    pub dir: Dir,
+    pub peer: u32,
+    pub region: Region,
+}
+
+/// One instruction of a device program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Instr {
+    Fill {
+        dst: Region,
+        value: FillValue,
+    },
+    Copy {
+        src: Region,
+        dst: Region,
+    },
+    /// Grouped point-to-point exchange (one NCCL group).
+    Comm {
+        tag: u32,
+        ops: Vec<P2p>,
+    },
+    /// Later compute waits for the group `tag` to complete.
+    Wait {
+        tag: u32,
+    },
+    /// One launch over all works of a stage.
+    Attn {
+        stage: u32,
+        works: Vec<FwdWork>,
+    },
+    AttnBwd {
+        stage: u32,
+        works: Vec<BwdWork>,
+    },
+    /// Log-sum-exp merge (fp32 arithmetic) of partial (O, LSE) pairs into `(o, lse)`, which may be
+    /// one of the inputs (in place). An input with LSE = −∞ contributes nothing.
+    Merge {
+        o: Region,
+        lse: Region,
+        inputs: Vec<(Region, Region)>,
+    },
+    /// `dst = Σ inputs`; `dst` may be one of the inputs.
+    Sum {
+        dst: Region,
+        inputs: Vec<Region>,
+    },
+}
+
+impl Instr {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Instr::Fill { .. } => "fill",
+            Instr::Copy { .. } => "copy",
+            Instr::Comm { .. } => "comm",
+            Instr::Wait { .. } => "wait",
+            Instr::Attn { .. } => "attn",
+            Instr::AttnBwd { .. } => "attn-bwd",
+            Instr::Merge { .. } => "merge",
+            Instr::Sum { .. } => "sum",
+        }
+    }
+}
+
+/// A contiguous run of one sequence's tokens held by a device, in buffer order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSpan {
+    pub seq: u32,
+    /// First token inside the sequence.
+    pub start: u32,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Program {
+    pub buffers: Vec<BufferDecl>,
+    pub instrs: Vec<Instr>,
+}
+
+impl Program {
+    /// The buffer holding a caller tensor, if declared.
+    pub fn io(&self, t: IoTensor) -> Option<u32> {
+        self.buffers
+            .iter()
+            .position(|b| b.role == BufferRole::Io(t))
+            .map(|i| i as u32)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.buffers.iter().map(|b| b.bytes()).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DevicePlan {
+    pub device: u32,
+    pub node: u32,
+    /// Tokens this device holds (inputs and outputs), in buffer row order.
+    pub layout: Vec<TokenSpan>,
+    pub forward: Program,
+    pub backward: Program,
+}
+
+impl DevicePlan {
+    pub fn local_tokens(&self) -> u32 {
+        self.layout.iter().map(|s| s.len).sum()
+    }
+}
+
+/// A complete plan for one batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub version: u32,
+    pub planner: String,
+    pub batch: BatchSpec,
+    pub topology: Topology,
+    pub devices: Vec<DevicePlan>,
+}
+
+/// Errors reading a serialized plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFormatError {
+    #[error("plan format version {found} is not supported (this build reads version {expected})")]
+    Version { found: u32, expected: u32 },
+    #[error("malformed plan JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("malformed binary plan: {0}")]
+    Binary(#[from] postcard::Error),
+    #[error("binary plan does not start with the DCPP magic")]
+    Magic,
+}
+
+const MAGIC: &[u8; 4] = b"DCPP";
+
+impl Plan {
+    pub fn n_devices(&self) -> u32 {
+        self.devices.len() as u32
+    }
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plans always serialize")
+    }
+    pub fn from_json(s: &str) -> Result<Self, PlanFormatError> {
+        let v: serde_json::Value = serde_json::from_str(s)?;
+        let found = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;
+        if found != PLAN_FORMAT_VERSION {
+            return Err(PlanFormatError::Version {
+                found,
+                expected: PLAN_FORMAT_VERSION,
+            });
+        }
+        Ok(serde_json::from_value(v)?)
+    }
+    /// Compact binary form: `DCPP`, u32 LE version, postcard body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&PLAN_FORMAT_VERSION.to_le_bytes());
+        out.extend(postcard::to_allocvec(self).expect("plans always serialize"));
+        out
+    }
+    pub fn from_bytes(b: &[u8]) -> Result<Self, PlanFormatError> {
+        if b.len() < 8 || &b[..4] != MAGIC {
+            return Err(PlanFormatError::Magic);
+        }
+        let found = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        if found != PLAN_FORMAT_VERSION {
+            return Err(PlanFormatError::Version {
+                found,
+                expected: PLAN_FORMAT_VERSION,
+            });
+        }
+        Ok(postcard::from_bytes(&b[8..])?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_ranges_roundtrip() {
+        let rows: Vec<Vec<(u32, u32)>> = (0..20u32)
+            .map(|r| {
+                if r < 5 {
+                    vec![(0, r + 1)]
+                } else if r < 12 {
+                    vec![(0, 2), (r - 3, r + 1)]
+                } else {
+                    vec![(3, 9)]
+                }
+            })
+            .collect();
+        let rr = RowRanges::from_rows(&rows);
+        assert_eq!(rr.segs.len(), 3);
+        let mut buf = Vec::new();
+        for (r, want) in rows.iter().enumerate() {
+            rr.row(r as u32, &mut buf);
+            assert_eq!(&buf, want, "row {r}");
+        }
+        let total: u64 = rows.iter().flatten().map(|&(s, e)| (e - s) as u64).sum();
+        assert_eq!(rr.attended(), total);
+        assert_eq!(rr.n_rows(), 20);
+    }
+}
