@@ -1,1 +1,55 @@
-fn main() {}
+//! The `dcp` command: plan, check, demo, partition, simulate, compare, bench-gpu.
+
+mod cmd_gpu;
+mod cmd_plan;
+mod cmd_sim;
+mod common;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "dcp",
+    version,
+    about = "Dynamic context parallelism: plan, check, simulate and run blockwise attention over GPUs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Plan batches with a planner and print one JSON object per batch.
+    Plan(cmd_plan::PlanArgs),
+    /// Differential soak test: random batches through every planner, validator and CPU executor.
+    Check(cmd_plan::CheckArgs),
+    /// The main job on a built-in workload: plan longalign batches with every planner, validate,
+    /// run a small case on the CPU executor, print a comparison table.
+    Demo(cmd_plan::DemoArgs),
+    /// Simulate plan execution on a cluster model (time per batch with a breakdown).
+    Simulate(cmd_sim::SimulateArgs),
+    /// The paper's microbenchmark on the simulator: DCP vs static CP, tables, plots, report.
+    Compare(cmd_sim::CompareArgs),
+    /// Run plans on real GPUs (one process per GPU) and time them.
+    BenchGpu(cmd_gpu::BenchGpuArgs),
+    /// Measure kernel and link rates on the GPUs at hand and write a simulator profile.
+    Calibrate(cmd_gpu::CalibrateArgs),
+    /// Start N local ranks of a dcp subcommand with torchrun-style environment variables.
+    Launch(cmd_gpu::LaunchArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Plan(a) => cmd_plan::plan(a),
+        Cmd::Check(a) => cmd_plan::check(a),
+        Cmd::Demo(a) => cmd_plan::demo(a),
+        Cmd::Simulate(a) => cmd_sim::simulate(a),
+        Cmd::Compare(a) => cmd_sim::compare(a),
+        Cmd::BenchGpu(a) => cmd_gpu::bench_gpu(a),
+        Cmd::Calibrate(a) => cmd_gpu::calibrate(a),
+        Cmd::Launch(a) => cmd_gpu::launch(a),
+    }
+}

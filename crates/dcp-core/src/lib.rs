@@ -7,7 +7,9 @@
 pub mod baselines;
 pub mod blocks;
 pub mod builder;
+pub mod check;
 pub mod cpu;
+pub mod datasets;
 pub mod error;
 pub mod mask;
 pub mod spec;
@@ -16,6 +18,7 @@ pub mod stats;
 pub use error::{PlanError, PlanningError, SpecError};
 pub mod interp;
 pub mod plan;
+pub mod planners;
 pub mod validate;
 
 pub use validate::validate;

@@ -1,0 +1,276 @@
+//! `dcp plan`, `dcp check` and `dcp demo`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use dcp_core::check::{check_plan, random_case};
+use dcp_core::datasets::{make_batches, Dataset, DEFAULT_BUDGET};
+use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
+use dcp_core::stats::plan_stats;
+use dcp_core::validate;
+use serde_json::json;
+
+use crate::common::{progress, BatchArgs};
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    /// Planner: ring, zigzag, local, dcp.
+    #[arg(long, default_value = "dcp")]
+    pub planner: String,
+    #[arg(long, default_value_t = 1024)]
+    pub block_size: u32,
+    /// Output: json (JSON lines) or table.
+    #[arg(long, default_value = "json")]
+    pub format: String,
+    /// Skip the validator (for timing very large plans).
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Write each plan to DIR/batchN.json (or .bin with --binary).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    #[arg(long)]
+    pub binary: bool,
+    /// Per-device token budget for the local planner.
+    #[arg(long)]
+    pub budget_tokens: Option<u64>,
+}
+
+pub fn plan(a: PlanArgs) -> Result<()> {
+    if a.format != "json" && a.format != "table" {
+        bail!("--format must be json or table (got {})", a.format);
+    }
+    let topo = a.batch.topology()?;
+    let lens = a.batch.lengths()?;
+    let opts = PlannerOptions {
+        budget_tokens: a.budget_tokens,
+    };
+    if let Some(dir) = &a.save {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut rows = Vec::new();
+    for (bi, l) in lens.iter().enumerate() {
+        let batch = a.batch.batch(l, a.block_size)?;
+        let t0 = Instant::now();
+        let plan = make_plan(&a.planner, &batch, &topo, &opts)?;
+        let plan_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let (valid, validate_ms, error) = if a.no_validate {
+            (serde_json::Value::Null, 0.0, None)
+        } else {
+            let t1 = Instant::now();
+            let r = validate(&plan);
+            (
+                json!(r.is_ok()),
+                t1.elapsed().as_secs_f64() * 1e3,
+                r.err().map(|e| e.to_string()),
+            )
+        };
+        let s = plan_stats(&plan);
+        let row = json!({
+            "batch": bi, "source": a.batch.source_name(), "planner": a.planner, "mask": a.batch.mask,
+            "block_size": a.block_size, "topology": a.batch.topology, "n_devices": s.n_devices, "n_seqs": l.len(),
+            "tokens": s.tokens, "plan_ms": plan_ms,
+            "fwd_bytes_intra": s.fwd_bytes_intra, "fwd_bytes_inter": s.fwd_bytes_inter,
+            "bwd_bytes_intra": s.bwd_bytes_intra, "bwd_bytes_inter": s.bwd_bytes_inter,
+            "compute_imbalance": s.compute_imbalance, "memory_imbalance": s.memory_imbalance,
+            "n_stages": s.n_stages, "n_stages_bwd": s.n_stages_bwd, "valid": valid, "validate_ms": validate_ms,
+            "error": error,
+        });
+        if let Some(dir) = &a.save {
+            if a.binary {
+                std::fs::write(dir.join(format!("batch{bi}.bin")), plan.to_bytes())?;
+            } else {
+                std::fs::write(dir.join(format!("batch{bi}.json")), plan.to_json())?;
+            }
+        }
+        if a.format == "json" {
+            println!("{row}");
+        }
+        rows.push(row);
+    }
+    if a.format == "table" {
+        print_table(&rows);
+    }
+    Ok(())
+}
+
+fn mb(v: &serde_json::Value) -> f64 {
+    v.as_u64().unwrap_or(0) as f64 / 1e6
+}
+
+pub fn print_table(rows: &[serde_json::Value]) {
+    println!(
+        "{:>5} {:>8} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>6} {:>5}",
+        "batch",
+        "planner",
+        "tokens",
+        "plan_ms",
+        "fwd MB in",
+        "fwd MB x",
+        "bwd MB in",
+        "bwd MB x",
+        "comp_imb",
+        "mem_imb",
+        "stages",
+        "valid"
+    );
+    for r in rows {
+        println!(
+            "{:>5} {:>8} {:>7} {:>9.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8.3} {:>8.3} {:>6} {:>5}",
+            r["batch"],
+            r["planner"].as_str().unwrap_or(""),
+            r["tokens"],
+            r["plan_ms"].as_f64().unwrap_or(0.0),
+            mb(&r["fwd_bytes_intra"]),
+            mb(&r["fwd_bytes_inter"]),
+            mb(&r["bwd_bytes_intra"]),
+            mb(&r["bwd_bytes_inter"]),
+            r["compute_imbalance"].as_f64().unwrap_or(0.0),
+            r["memory_imbalance"].as_f64().unwrap_or(0.0),
+            r["n_stages"],
+            r["valid"],
+        );
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Number of random cases.
+    #[arg(long, default_value_t = 200)]
+    pub cases: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Longest sequence in a case.
+    #[arg(long, default_value_t = 700)]
+    pub max_len: u32,
+    /// Planners to check (comma separated; default all).
+    #[arg(long)]
+    pub planners: Option<String>,
+}
+
+pub fn check(a: CheckArgs) -> Result<()> {
+    let planners: Vec<String> = match &a.planners {
+        Some(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        None => PLANNERS.iter().map(|s| s.to_string()).collect(),
+    };
+    let opts = PlannerOptions::default();
+    let pb = progress(a.cases, "check");
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for c in 0..a.cases {
+        let seed = a.seed.wrapping_add(c);
+        let (batch, topo) = random_case(seed, a.max_len);
+        let mut ok = true;
+        for p in &planners {
+            let r = make_plan(p, &batch, &topo, &opts)
+                .map_err(|e| e.to_string())
+                .and_then(|plan| check_plan(&plan, seed));
+            if let Err(e) = r {
+                ok = false;
+                pb.suspend(|| eprintln!("case seed {seed}, planner {p}: {e}"));
+            }
+        }
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} case(s) failed");
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Number of longalign batches.
+    #[arg(long, default_value_t = 3)]
+    pub count: usize,
+    #[arg(long, default_value = "4x8")]
+    pub topology: String,
+    #[arg(long, default_value_t = 1024)]
+    pub block_size: u32,
+}
+
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let topo = dcp_core::spec::Topology::parse(&a.topology)?;
+    let model = dcp_core::spec::ModelShape::default();
+    let lens = make_batches(Dataset::LongAlign, 1.0, a.count, DEFAULT_BUDGET, 0);
+    println!("dcp demo: {} longalign batches (131072-token budget), {} topology, 8 query / 2 KV heads, D 128, bf16, block {}", lens.len(), a.topology, a.block_size);
+    let masks = ["causal", "lambda"];
+    let pb = progress(
+        (lens.len() * PLANNERS.len() * masks.len()) as u64,
+        "planning",
+    );
+    let mut rows = Vec::new();
+    for mask in masks {
+        for (bi, l) in lens.iter().enumerate() {
+            let batch = dcp_core::spec::BatchSpec::uniform(
+                l,
+                dcp_core::mask::MaskSpec::parse(mask)?,
+                model,
+                a.block_size,
+            );
+            for &p in PLANNERS {
+                let t0 = Instant::now();
+                let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
+                let ms = t0.elapsed().as_secs_f64() * 1e3;
+                let valid = validate(&plan);
+                let s = plan_stats(&plan);
+                rows.push((mask, bi, p, l.len(), ms, s, valid.is_ok()));
+                pb.inc(1);
+            }
+        }
+    }
+    pb.finish_and_clear();
+    println!(
+        "\n{:<8} {:>5} {:>8} {:>5} {:>9} {:>12} {:>12} {:>9} {:>8} {:>6}",
+        "mask",
+        "batch",
+        "planner",
+        "seqs",
+        "plan_ms",
+        "fwd+bwd GB",
+        "inter GB",
+        "comp_imb",
+        "mem_imb",
+        "valid"
+    );
+    for (mask, bi, p, n, ms, s, ok) in &rows {
+        let total = (s.fwd_bytes_intra + s.fwd_bytes_inter + s.bwd_bytes_intra + s.bwd_bytes_inter)
+            as f64
+            / 1e9;
+        let inter = (s.fwd_bytes_inter + s.bwd_bytes_inter) as f64 / 1e9;
+        println!("{mask:<8} {bi:>5} {p:>8} {n:>5} {ms:>9.2} {total:>12.3} {inter:>12.3} {:>9.3} {:>8.3} {ok:>6}", s.compute_imbalance, s.memory_imbalance);
+    }
+    // A small case end to end through the CPU reference executor.
+    let small = dcp_core::spec::BatchSpec::uniform(
+        &[300, 127, 61, 1],
+        dcp_core::mask::MaskSpec::Causal,
+        dcp_core::spec::ModelShape {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 16,
+            dtype: dcp_core::spec::DType::Bf16,
+        },
+        32,
+    );
+    let topo_small = dcp_core::spec::Topology::new(2, 2);
+    println!("\nCPU reference executor, lengths [300, 127, 61, 1], causal, 2x2 devices, block 32:");
+    for &p in PLANNERS {
+        let plan = make_plan(p, &small, &topo_small, &PlannerOptions::default())?;
+        match check_plan(&plan, 7) {
+            Ok(err) => println!(
+                "  {p:>8}: valid, max |error| vs dense attention (O, LSE, dQ, dK, dV) = {err:.2e}"
+            ),
+            Err(e) => bail!("{p}: {e}"),
+        }
+    }
+    Ok(())
+}
