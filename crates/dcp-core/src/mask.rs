@@ -16,7 +16,7 @@ use crate::error::SpecError;
 
 /// A mask kind with its parameters, as the user gives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum MaskSpec {
     /// Row i attends `[0, i+1)`.
     Causal,
@@ -121,10 +121,8 @@ impl MaskSpec {
             })
         };
         match *self {
-            MaskSpec::SlidingWindow { window } if window == 0 => {
-                bad("sliding-window", "window must be ≥ 1")
-            }
-            MaskSpec::Lambda { window, .. } if window == 0 => bad("lambda", "window must be ≥ 1"),
+            MaskSpec::SlidingWindow { window: 0 } => bad("sliding-window", "window must be ≥ 1"),
+            MaskSpec::Lambda { window: 0, .. } => bad("lambda", "window must be ≥ 1"),
             MaskSpec::SharedQuestion {
                 question_frac,
                 answers,
@@ -137,7 +135,7 @@ impl MaskSpec {
                     Ok(())
                 }
             }
-            MaskSpec::CausalBlockwise { block, .. } if block == 0 => {
+            MaskSpec::CausalBlockwise { block: 0, .. } => {
                 bad("causal-blockwise", "block must be ≥ 1")
             }
             MaskSpec::Ranges { ref rows } => {

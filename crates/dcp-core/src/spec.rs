@@ -56,7 +56,7 @@ impl ModelShape {
         if self.head_dim == 0 {
             return Err(SpecError::ZeroHeadDim);
         }
-        if self.kv_heads == 0 || self.heads == 0 || self.heads % self.kv_heads != 0 {
+        if self.kv_heads == 0 || self.heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
             return Err(SpecError::HeadsNotDivisible {
                 heads: self.heads,
                 kv_heads: self.kv_heads,
@@ -179,7 +179,7 @@ impl BatchSpec {
         if self.block_size == 0 {
             return Err(SpecError::ZeroBlockSize);
         }
-        if self.head_block == 0 || self.model.kv_heads % self.head_block != 0 {
+        if self.head_block == 0 || !self.model.kv_heads.is_multiple_of(self.head_block) {
             return Err(SpecError::BadHeadBlock {
                 head_block: self.head_block,
                 kv_heads: self.model.kv_heads,

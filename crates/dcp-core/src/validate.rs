@@ -1172,6 +1172,13 @@ impl Machine for Validator<'_> {
                         let co: Vec<Cell> = ins_o.iter().map(|v| v[k]).collect();
                         let cl: Vec<Cell> = ins_l.iter().map(|v| v[k]).collect();
                         for (a, b) in co.iter().zip(&cl) {
+                            if *a == Cell::Unset || *b == Cell::Unset {
+                                return Err(self.err(
+                                    dev,
+                                    idx,
+                                    "merge reads a region that was never written",
+                                ));
+                            }
                             let ok = match (a, b) {
                                 (Cell::Fill(FillValue::Zero), Cell::Fill(FillValue::NegInf)) => {
                                     true
