@@ -239,3 +239,44 @@ impl HypergraphBuilder {
         ))
     }
 }
+
+impl Hypergraph {
+    /// Sub-hypergraph induced by `verts` (local id `i` = `verts[i]`). Nets keep only
+    /// their pins inside `verts` and are dropped when fewer than two remain (cut-net
+    /// splitting, which keeps km1 additive under recursive bisection).
+    pub(crate) fn induced(&self, verts: &[u32]) -> Hypergraph {
+        let dims = self.dims;
+        let mut local = vec![u32::MAX; self.num_vertices()];
+        let mut vw = Vec::with_capacity(verts.len() * dims);
+        for (i, &v) in verts.iter().enumerate() {
+            local[v as usize] = i as u32;
+            vw.extend_from_slice(self.vertex_weight(v));
+        }
+        let mut mark = vec![false; self.num_nets()];
+        let mut off = vec![0usize];
+        let mut pins = Vec::new();
+        let mut nw = Vec::new();
+        for &v in verts {
+            for &e in self.nets(v) {
+                if mark[e as usize] {
+                    continue;
+                }
+                mark[e as usize] = true;
+                let start = pins.len();
+                pins.extend(
+                    self.pins(e)
+                        .iter()
+                        .map(|&p| local[p as usize])
+                        .filter(|&l| l != u32::MAX),
+                );
+                if pins.len() - start < 2 {
+                    pins.truncate(start);
+                } else {
+                    off.push(pins.len());
+                    nw.push(self.net_weight(e));
+                }
+            }
+        }
+        Hypergraph::from_csr(dims, vw, nw, off, pins)
+    }
+}

@@ -20,6 +20,7 @@ use crate::balance::rebalance;
 use crate::hypergraph::Hypergraph;
 use crate::refine::{fm, label_propagation, RefineParams};
 use crate::state::{PartState, TopoInfo};
+use crate::Params;
 
 const UNASSIGNED: u32 = u32::MAX;
 
@@ -216,9 +217,99 @@ pub(crate) fn bin_packing(
     parts
 }
 
+/// Initial partition of the coarsest level: recursive bisection for `k > 2` (each
+/// bisection itself multilevel, see [`recursive_bisection`]), flat tries for `k <= 2`.
+pub(crate) fn initial_partition(
+    hg: &Hypergraph,
+    k: usize,
+    caps: &[u64],
+    topo: Option<&TopoInfo>,
+    fixed: &[Option<u32>],
+    prm: &Params,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    if k <= 2 {
+        return flat_tries(hg, k, caps, topo, fixed, prm.tries, &prm.refine, rng);
+    }
+    let mut parts = vec![0u32; hg.num_vertices()];
+    let all: Vec<u32> = (0..hg.num_vertices() as u32).collect();
+    let bprm = Params {
+        limit_per_part: 80,
+        tries: prm.tries,
+        refine: prm.refine,
+        vcycles: 0,
+    };
+    recursive_bisection(hg, &all, 0, k, caps, fixed, &bprm, &mut parts, rng);
+    parts
+}
+
+/// Splits the part range `[p0, p0 + kk)` in two halves, bisects the sub-hypergraph `hg`
+/// (whose local vertex `i` is global vertex `glob[i]`) with a multilevel 2-way run under
+/// the summed capacities of each half (with an adaptive per-level imbalance so the
+/// leaves can still meet their own capacities), then recurses on both sides.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn recursive_bisection(
+    hg: &Hypergraph,
+    glob: &[u32],
+    p0: usize,
+    kk: usize,
+    caps: &[u64],
+    fixed: &[Option<u32>],
+    prm: &Params,
+    out: &mut [u32],
+    rng: &mut ChaCha8Rng,
+) {
+    if kk == 1 || glob.is_empty() {
+        for &g in glob {
+            out[g as usize] = p0 as u32;
+        }
+        return;
+    }
+    let dims = hg.dims();
+    let k0 = kk / 2;
+    let depth = (usize::BITS - (kk - 1).leading_zeros()) as i32; // ceil(log2 kk)
+    let side_sum = |a: usize, b: usize, d: usize| -> u64 {
+        (a..b)
+            .map(|p| caps[p * dims + d])
+            .fold(0u64, |x, y| x.saturating_add(y))
+    };
+    let mut caps2 = vec![0u64; 2 * dims];
+    for d in 0..dims {
+        let t = [side_sum(p0, p0 + k0, d), side_sum(p0 + k0, p0 + kk, d)];
+        let w = hg.total_weight()[d];
+        let tt = (t[0] as f64 + t[1] as f64).max(1.0);
+        let eps = if w == 0 {
+            0.0
+        } else {
+            ((tt / w as f64).powf(1.0 / depth as f64) - 1.0).max(0.0)
+        };
+        for s in 0..2 {
+            let share = w as f64 * t[s] as f64 / tt;
+            let c = ((share * (1.0 + eps)).floor() as u64).max(share.ceil() as u64);
+            caps2[s * dims + d] = c.min(t[s]);
+        }
+    }
+    let fixed2: Vec<Option<u32>> = if fixed.is_empty() {
+        Vec::new()
+    } else {
+        glob.iter()
+            .map(|&g| fixed[g as usize].map(|p| u32::from(p as usize >= p0 + k0)))
+            .collect()
+    };
+    let bis = crate::multilevel(hg, 2, &caps2, None, &fixed2, None, prm, rng);
+    for (s, (a, len)) in [(p0, k0), (p0 + k0, kk - k0)].into_iter().enumerate() {
+        let local: Vec<u32> = (0..glob.len() as u32)
+            .filter(|&v| bis[v as usize] == s as u32)
+            .collect();
+        let sub = hg.induced(&local);
+        let sub_glob: Vec<u32> = local.iter().map(|&v| glob[v as usize]).collect();
+        recursive_bisection(&sub, &sub_glob, a, len, caps, fixed, prm, out, rng);
+    }
+}
+
 /// Runs `tries` constructive tries + refinement and returns the best partition.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn initial_partition(
+fn flat_tries(
     hg: &Hypergraph,
     k: usize,
     caps: &[u64],
@@ -229,6 +320,14 @@ pub(crate) fn initial_partition(
     rng: &mut ChaCha8Rng,
 ) -> Vec<u32> {
     let mut best: Option<(bool, i64, f64, Vec<u32>)> = None;
+    // When coarsening stalled (e.g. random hypergraphs) the "coarsest" level can be large:
+    // scale the number of tries down so initial partitioning stays a small fraction.
+    let n = hg.num_vertices().max(1);
+    let tries = if n > 1000 {
+        (tries * 1000 / n).max(2)
+    } else {
+        tries
+    };
     for t in 0..tries.max(1) {
         let parts = if t % 4 == 3 {
             bin_packing(hg, k, caps, fixed, rng)

@@ -63,11 +63,11 @@ pub struct Partition {
     pub capacities: Vec<Vec<u64>>,
 }
 
-struct Params {
-    limit_per_part: usize,
-    tries: usize,
-    refine: RefineParams,
-    vcycles: usize,
+pub(crate) struct Params {
+    pub limit_per_part: usize,
+    pub tries: usize,
+    pub refine: RefineParams,
+    pub vcycles: usize,
 }
 
 fn params(preset: Preset) -> Params {
@@ -168,7 +168,7 @@ pub fn partition(hg: &Hypergraph, cfg: &PartitionConfig) -> Result<Partition> {
 /// One multilevel cycle. With `initial`, coarsening stays inside its parts and the
 /// coarsest level starts from it (V-cycle); otherwise an initial partition is computed.
 #[allow(clippy::too_many_arguments)]
-fn multilevel(
+pub(crate) fn multilevel(
     hg: &Hypergraph,
     k: usize,
     caps: &[u64],
@@ -193,6 +193,7 @@ fn multilevel(
         limit,
         max_weight,
         max_rating_net: 5000,
+        penalty: true,
     };
     let levels = coarsen(hg, fixed, initial, &cp, rng);
     let (chg, cfixed): (&Hypergraph, &[Option<u32>]) = match levels.last() {
@@ -211,7 +212,7 @@ fn multilevel(
             }
             p
         }
-        None => initial::initial_partition(chg, k, caps, topo, cfixed, prm.tries, &prm.refine, rng),
+        None => initial::initial_partition(chg, k, caps, topo, cfixed, prm, rng),
     };
     // uncoarsen: refine on each level from coarsest to finest
     for i in (0..=levels.len()).rev() {
