@@ -58,6 +58,9 @@ pub(crate) fn rebalance(st: &mut PartState, fixed: &[Option<u32>]) -> bool {
             }
         }
         if cands.is_empty() {
+            if try_swap(st, fixed) {
+                continue;
+            }
             return false;
         }
         cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -78,9 +81,51 @@ pub(crate) fn rebalance(st: &mut PartState, fixed: &[Option<u32>]) -> bool {
             st.move_vertex(v, t);
             moved = true;
         }
-        if !moved {
+        if !moved && !try_swap(st, fixed) {
             return false;
         }
     }
     !st.overloaded()
+}
+
+/// Fallback when no single move fits: swap a vertex `v` of an overloaded part `p` with a
+/// vertex `u` of another part `q` such that `q` stays within its capacities and the
+/// overload of `p` strictly decreases (tight bin-packing situations, e.g. a memory
+/// dimension where every part can hold only a few blocks). Cheapest objective loss first
+/// is not attempted here: the first improving swap in a deterministic scan is taken.
+fn try_swap(st: &mut PartState, fixed: &[Option<u32>]) -> bool {
+    let n = st.hg.num_vertices();
+    let d = st.dims;
+    let over = |st: &PartState, p: usize, sub: &[u64], add: &[u64]| -> u128 {
+        (0..d)
+            .map(|i| {
+                (st.loads[p * d + i] + add[i] - sub[i]).saturating_sub(st.caps[p * d + i]) as u128
+            })
+            .sum()
+    };
+    let movable = |v: u32| !fixed.get(v as usize).is_some_and(|f| f.is_some());
+    let zero = vec![0u64; d];
+    for v in 0..n as u32 {
+        let p = st.parts[v as usize] as usize;
+        if !movable(v) || !part_overloaded(st, p) {
+            continue;
+        }
+        let wv = st.hg.vertex_weight(v).to_vec();
+        let before = over(st, p, &zero, &zero);
+        for u in 0..n as u32 {
+            let q = st.parts[u as usize] as usize;
+            if q == p || !movable(u) {
+                continue;
+            }
+            let wu = st.hg.vertex_weight(u);
+            // q after swap: loses u, gains v
+            let q_ok = (0..d).all(|i| st.loads[q * d + i] + wv[i] - wu[i] <= st.caps[q * d + i]);
+            if q_ok && over(st, p, &wv, wu) < before {
+                st.move_vertex(v, q);
+                st.move_vertex(u, p);
+                return true;
+            }
+        }
+    }
+    false
 }
