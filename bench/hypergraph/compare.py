@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ROOT / "target" / "release" / "examples" / "partition"
+OURS = Path(os.environ.get("HG_PARTITION_BIN", ROOT / "target" / "release" / "examples" / "partition"))
 
 KAHYPAR_INI = """# km1_kKaHyPar_sea20.ini (KaHyPar repository, config/)
 mode=direct
