@@ -34,9 +34,73 @@ pub struct PlanArgs {
     pub save: Option<PathBuf>,
     #[arg(long)]
     pub binary: bool,
+    /// Write the dcp placement hypergraph of each batch to DIR/batchN.hgr (hMETIS with the
+    /// two-weight extension) and its capacities/topology to DIR/batchN.json; no planning.
+    #[arg(long)]
+    pub dump_hgr: Option<PathBuf>,
     /// Per-device token budget for the local planner.
     #[arg(long)]
     pub budget_tokens: Option<u64>,
+    #[command(flatten)]
+    pub dcp: DcpArgs,
+}
+
+/// Options of the `dcp` planner.
+#[derive(Args, Debug, Clone)]
+pub struct DcpArgs {
+    /// Allowed compute imbalance of the placement (max/mean − 1).
+    #[arg(long, default_value_t = 0.05)]
+    pub comp_epsilon: f64,
+    /// Allowed imbalance of home data per device.
+    #[arg(long, default_value_t = 0.15)]
+    pub mem_epsilon: f64,
+    /// Cost of an inter-node byte relative to an intra-node byte.
+    #[arg(long, default_value_t = 4)]
+    pub inter_node_factor: u64,
+    /// Number of stages (default: chosen by the cost model).
+    #[arg(long)]
+    pub stages: Option<u32>,
+    /// Seed of the partitioner.
+    #[arg(long, default_value_t = 0)]
+    pub plan_seed: u64,
+    /// Cost model JSON (fields of dcp_core::cost::CostModel; missing fields take defaults).
+    #[arg(long)]
+    pub cost_model: Option<PathBuf>,
+    /// Partitioner effort: fast, default, quality.
+    #[arg(long, default_value = "fast")]
+    pub effort: String,
+    /// Never return the zigzag plan, even when the cost model predicts it faster.
+    #[arg(long)]
+    pub no_static_fallback: bool,
+}
+
+impl DcpArgs {
+    pub fn options(&self) -> Result<dcp_core::dcp::DcpOptions> {
+        let cost = match &self.cost_model {
+            Some(p) => dcp_core::cost::CostModel::from_json(&std::fs::read_to_string(p)?)
+                .map_err(|e| anyhow::anyhow!("cost model {}: {e}", p.display()))?,
+            None => dcp_core::cost::CostModel::default(),
+        };
+        let preset = match self.effort.as_str() {
+            "fast" => hypergraph::Preset::Fast,
+            "default" => hypergraph::Preset::Default,
+            "quality" => hypergraph::Preset::Quality,
+            o => bail!("--effort must be fast, default or quality (got {o})"),
+        };
+        if !(self.comp_epsilon >= 0.0 && self.mem_epsilon >= 0.0) {
+            bail!("epsilons must be non-negative");
+        }
+        Ok(dcp_core::dcp::DcpOptions {
+            comp_epsilon: self.comp_epsilon,
+            mem_epsilon: self.mem_epsilon,
+            inter_node_factor: self.inter_node_factor.max(1),
+            seed: self.plan_seed,
+            stages: self.stages,
+            cost,
+            preset,
+            fallback_static: !self.no_static_fallback,
+        })
+    }
 }
 
 pub fn plan(a: PlanArgs) -> Result<()> {
@@ -47,11 +111,28 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     let lens = a.batch.lengths()?;
     let opts = PlannerOptions {
         budget_tokens: a.budget_tokens,
+        dcp: a.dcp.options()?,
     };
     if let Some(dir) = &a.save {
         std::fs::create_dir_all(dir)?;
     }
     let mut rows = Vec::new();
+    if let Some(dir) = &a.dump_hgr {
+        std::fs::create_dir_all(dir)?;
+        for (bi, l) in lens.iter().enumerate() {
+            let batch = a.batch.batch(l, a.block_size)?;
+            let table = dcp_core::blocks::BlockTable::build(&batch)?;
+            let (hg, cfg) = dcp_core::dcp::placement_problem(&table, &batch, &topo, &opts.dcp)?;
+            hypergraph::hmetis::write_hgr_file(&hg, &dir.join(format!("batch{bi}.hgr")))?;
+            let meta = json!({"k": cfg.k, "capacities": cfg.capacities, "seed": cfg.seed,
+                "node_of_part": cfg.topology.as_ref().map(|t| t.node_of_part.clone()),
+                "inter_node_factor": cfg.topology.as_ref().map(|t| t.inter_node_factor),
+                "data_vertices": table.blocks.len(), "tiles": table.tiles.len()});
+            std::fs::write(dir.join(format!("batch{bi}.json")), meta.to_string())?;
+        }
+        eprintln!("wrote {} hypergraphs to {}", lens.len(), dir.display());
+        return Ok(());
+    }
     for (bi, l) in lens.iter().enumerate() {
         let batch = a.batch.batch(l, a.block_size)?;
         let t0 = Instant::now();

@@ -22,3 +22,29 @@ fn every_planner_matches_dense_attention() {
         }
     }
 }
+
+/// The DCP emitter itself (no zigzag fallback), with chosen and forced stage counts.
+#[test]
+fn dcp_emission_matches_dense_attention() {
+    use dcp_core::dcp::{plan_dcp, DcpOptions};
+    for seed in 100..160u64 {
+        let (batch, topo) = random_case(seed, 200);
+        for stages in [None, Some(3), Some(5)] {
+            let opts = DcpOptions {
+                fallback_static: false,
+                stages,
+                seed,
+                ..DcpOptions::default()
+            };
+            let plan =
+                plan_dcp(&batch, &topo, &opts).unwrap_or_else(|e| panic!("case {seed}: {e}"));
+            assert_eq!(plan.planner, "dcp");
+            if let Err(e) = check_plan(&plan, seed) {
+                panic!(
+                    "dcp plan of case {seed} (stages {stages:?}, {} devices): {e}",
+                    topo.n_devices()
+                );
+            }
+        }
+    }
+}
