@@ -179,6 +179,11 @@ impl RowRanges {
         RowRanges { segs }
     }
 
+    /// Builds the ranges row by row without keeping the rows (see [`RowRangesBuilder`]).
+    pub fn builder() -> RowRangesBuilder {
+        RowRangesBuilder::default()
+    }
+
     /// Key ranges of row `r` (empty ranges dropped).
     pub fn row(&self, r: u32, out: &mut Vec<(u32, u32)>) {
         out.clear();
@@ -227,6 +232,110 @@ impl RowRanges {
 
     pub fn n_rows(&self) -> u32 {
         self.segs.last().map(|s| s.row0 + s.rows).unwrap_or(0)
+    }
+}
+
+/// Streaming form of [`RowRanges::from_rows`]: push rows in order, get the same segments.
+#[derive(Debug, Default)]
+pub struct RowRangesBuilder {
+    segs: Vec<RangeSeg>,
+    base: Vec<(u32, u32)>,
+    slopes: Vec<(i64, i64)>,
+    /// Rows in the open segment (0 = none open).
+    n: u32,
+    row0: u32,
+}
+
+impl RowRangesBuilder {
+    pub fn push(&mut self, row: &[(u32, u32)]) {
+        if self.n > 0 && row.len() == self.base.len() {
+            let n = self.n as i64;
+            if self.n == 1 {
+                self.slopes.clear();
+                self.slopes.extend(
+                    self.base
+                        .iter()
+                        .zip(row)
+                        .map(|(a, b)| (b.0 as i64 - a.0 as i64, b.1 as i64 - a.1 as i64)),
+                );
+                self.n += 1;
+                return;
+            }
+            let fits = self
+                .base
+                .iter()
+                .zip(row)
+                .zip(&self.slopes)
+                .all(|((a, b), sl)| {
+                    a.0 as i64 + sl.0 * n == b.0 as i64 && a.1 as i64 + sl.1 * n == b.1 as i64
+                });
+            if fits {
+                self.n += 1;
+                return;
+            }
+        }
+        self.close();
+        self.base.clear();
+        self.base.extend_from_slice(row);
+        self.n = 1;
+    }
+
+    fn close(&mut self) {
+        if self.n == 0 {
+            return;
+        }
+        if self.n == 1 {
+            self.slopes.clear();
+            self.slopes.resize(self.base.len(), (0, 0));
+        }
+        let r = self.row0 as i64;
+        let ranges = self
+            .base
+            .iter()
+            .zip(&self.slopes)
+            .map(|(&(s, e), &(ds, de))| {
+                LinRange::new(
+                    crate::mask::Lin {
+                        c: s as i64 - ds * r,
+                        slope: ds,
+                    },
+                    crate::mask::Lin {
+                        c: e as i64 - de * r,
+                        slope: de,
+                    },
+                )
+            })
+            .collect();
+        self.segs.push(RangeSeg {
+            row0: self.row0,
+            rows: self.n,
+            ranges,
+        });
+        self.row0 += self.n;
+        self.n = 0;
+    }
+
+    /// Appends `n` rows whose ranges are `first` at the first row and move by `slopes` per row.
+    pub fn push_linear(&mut self, n: u32, first: &[(u32, u32)], slopes: &[(i64, i64)]) {
+        if n == 0 {
+            return;
+        }
+        if n == 1 {
+            self.push(first);
+            return;
+        }
+        self.close();
+        self.base.clear();
+        self.base.extend_from_slice(first);
+        self.slopes.clear();
+        self.slopes.extend_from_slice(slopes);
+        self.n = n;
+        self.close();
+    }
+
+    pub fn finish(mut self) -> RowRanges {
+        self.close();
+        RowRanges { segs: self.segs }
     }
 }
 
@@ -469,5 +578,10 @@ mod tests {
         let total: u64 = rows.iter().flatten().map(|&(s, e)| (e - s) as u64).sum();
         assert_eq!(rr.attended(), total);
         assert_eq!(rr.n_rows(), 20);
+        let mut b = RowRanges::builder();
+        for r in &rows {
+            b.push(r);
+        }
+        assert_eq!(b.finish(), rr);
     }
 }
