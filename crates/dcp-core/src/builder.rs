@@ -276,7 +276,7 @@ mod tests {
                 let m = s.mask.compile(s.len);
                 let l = s.len;
                 let cut = |x: u64| {
-                    ((seed.wrapping_mul(2654435761).wrapping_add(x) % (l as u64 + 1)) as u32)
+                    (seed.wrapping_mul(2654435761).wrapping_add(x) % (l as u64 + 1)) as u32
                 };
                 let (c1, c2) = {
                     let (a, b) = (cut(1), cut(7));
