@@ -1,25 +1,487 @@
-//! `dcp bench-gpu`, `dcp calibrate`, `dcp launch` (owned by the CUDA executor work; being built).
+//! `dcp bench-gpu`, `dcp calibrate`, `dcp launch`: plans on real GPUs through the CUDA executor
+//! (crate `dcp-cuda`), one process per GPU.
+//!
+//! `launch` starts N local ranks of this same binary with torchrun-style variables (RANK,
+//! WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), prefixes their output with the rank, and
+//! fails (killing the others) as soon as one rank fails. `bench-gpu` and `calibrate` read those
+//! variables (a process without them is rank 0 of 1); rank 0 prints the table and JSON.
 
-use anyhow::{bail, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use dcp_core::check::random_case;
+use dcp_core::planners::{make_plan, PlannerOptions};
+use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
+use dcp_core::stats::plan_stats;
+use dcp_cuda::runner::{
+    compare_global, cpu_reference, median, to_global, ErrReport, ErrSums, PlanRun, Rank,
+};
+use serde_json::json;
+
+use crate::common::BatchArgs;
 
 #[derive(Args, Debug)]
-pub struct BenchGpuArgs {}
-
-#[derive(Args, Debug)]
-pub struct CalibrateArgs {}
-
-#[derive(Args, Debug)]
-pub struct LaunchArgs {}
-
-pub fn bench_gpu(_: BenchGpuArgs) -> Result<()> {
-    bail!("`dcp bench-gpu` is not built yet")
+pub struct BenchGpuArgs {
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    /// Planners to run, comma separated (ring, zigzag, local, dcp).
+    #[arg(long, default_value = "ring,zigzag,local")]
+    pub planners: String,
+    /// Token block sizes, comma separated.
+    #[arg(long, default_value = "1024")]
+    pub block_sizes: String,
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Check outputs: against the CPU f64 dense reference when the batch has at most
+    /// --cpu-check-tokens tokens, else against the single-GPU `local` plan run by this executor.
+    #[arg(long)]
+    pub check: bool,
+    #[arg(long, default_value_t = 3000)]
+    pub cpu_check_tokens: u64,
+    /// Instead of dataset batches: N random small cases (every mask kind, GQA ratios, odd
+    /// lengths, head dims 64/128), every planner, checked against the CPU reference.
+    #[arg(long)]
+    pub selftest: Option<usize>,
+    /// Append JSON lines here (rank 0).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Seed of the input tensors.
+    #[arg(long, default_value_t = 1)]
+    pub data_seed: u64,
+    /// Seconds before a stuck GPU/NCCL wait is aborted.
+    #[arg(long, default_value_t = 300.0)]
+    pub timeout_s: f64,
 }
 
-pub fn calibrate(_: CalibrateArgs) -> Result<()> {
-    bail!("`dcp calibrate` is not built yet")
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// Where to write the JSON profile (rank 0).
+    #[arg(long, default_value = "gpu_profile.json")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 300.0)]
+    pub timeout_s: f64,
+    /// Sequence lengths for the attention curve.
+    #[arg(long, default_value = "2048,8192,32768")]
+    pub lens: String,
 }
 
-pub fn launch(_: LaunchArgs) -> Result<()> {
-    bail!("`dcp launch` is not built yet")
+#[derive(Args, Debug)]
+pub struct LaunchArgs {
+    /// Number of local ranks (one per GPU).
+    #[arg(short = 'n', long, default_value_t = 1)]
+    pub nprocs: u32,
+    /// Rendezvous port (default: a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The dcp subcommand and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub args: Vec<String>,
+}
+
+fn csv<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>> {
+    s.split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(|x| {
+            x.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("bad {what} `{x}`"))
+        })
+        .collect()
+}
+
+struct Row {
+    name: String,
+    planner: String,
+    bs: u32,
+    fwd_ms: f64,
+    bwd_ms: f64,
+    fwd_tflops: f64,
+    bwd_tflops: f64,
+    mib: f64,
+    check: String,
+}
+
+/// Runs one plan: timings (median over repeats of the max over ranks) and an optional check.
+fn run_plan(
+    rank: &mut Rank,
+    plan: &dcp_core::plan::Plan,
+    warmup: usize,
+    repeats: usize,
+    seed: u64,
+    reference: Option<&dcp_core::cpu::Outputs>,
+) -> Result<(f64, f64, Option<ErrReport>)> {
+    let dev = rank.info.rank as usize;
+    let run = PlanRun::new(rank, plan, dev)?;
+    run.load_inputs(rank, &plan.batch, seed)?;
+    let mut f = Vec::new();
+    let mut b = Vec::new();
+    for i in 0..warmup + repeats {
+        rank.barrier()?;
+        let t = run.run_fwd(rank)? as f64;
+        if i >= warmup {
+            f.push(t);
+        }
+    }
+    run.feed_backward(rank)?;
+    for i in 0..warmup + repeats {
+        rank.barrier()?;
+        let t = run.run_bwd(rank)? as f64;
+        if i >= warmup {
+            b.push(t);
+        }
+    }
+    rank.allreduce(&mut f, true)?;
+    rank.allreduce(&mut b, true)?;
+    let check = match reference {
+        None => None,
+        Some(r) => {
+            run.fwd.poison(&rank.gpu)?;
+            run.bwd.poison(&rank.gpu)?;
+            rank.barrier()?;
+            run.run_fwd(rank)?;
+            run.feed_backward(rank)?;
+            rank.barrier()?;
+            run.run_bwd(rank)?;
+            let out = run.outputs(rank)?;
+            let mut e: ErrSums =
+                compare_global(&plan.batch, &run.tokens, &out, &r.o, &r.lse, &r.dq, &r.dkv);
+            rank.allreduce(&mut e.v, false)?;
+            Some(e.report())
+        }
+    };
+    Ok((median(&f), median(&b), check))
+}
+
+/// Reference outputs of a batch: CPU f64 when small, else the `local` plan on this GPU alone.
+fn reference(
+    rank: &mut Rank,
+    batch: &BatchSpec,
+    seed: u64,
+    cpu_max: u64,
+) -> Result<dcp_core::cpu::Outputs> {
+    if batch.total_tokens() <= cpu_max {
+        return Ok(cpu_reference(batch, seed));
+    }
+    let plan = make_plan(
+        "local",
+        batch,
+        &Topology::new(1, 1),
+        &PlannerOptions::default(),
+    )?;
+    let run = PlanRun::new(rank, &plan, 0)?;
+    run.load_inputs(rank, batch, seed)?;
+    let t = rank.timeout;
+    run.fwd.enqueue(&rank.gpu, &run.kernels, None)?;
+    run.fwd.finish(None, t)?;
+    run.feed_backward(rank)?;
+    run.bwd.enqueue(&rank.gpu, &run.kernels, None)?;
+    run.bwd.finish(None, t)?;
+    let out = run.outputs(rank)?;
+    Ok(to_global(batch, &run.tokens, &out))
+}
+
+fn fmt_check(c: &Option<ErrReport>) -> String {
+    match c {
+        None => "-".into(),
+        Some(e) => format!(
+            "{} {:.1e}/{:.1e}/{:.1e}/{:.1e}{}",
+            if e.pass { "ok" } else { "FAIL" },
+            e.o,
+            e.lse,
+            e.dq,
+            e.dkv,
+            if e.bad > 0.0 {
+                format!(" bad={}", e.bad)
+            } else {
+                String::new()
+            }
+        ),
+    }
+}
+
+pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
+    let mut rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
+    let world = rank.info.world;
+    let topo = Topology::new(1, world);
+    let is0 = rank.info.rank == 0;
+    let planners: Vec<String> = csv(&a.planners, "planner")?;
+    let mut json_out = match (&a.json, is0) {
+        (Some(p), true) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        _ => None,
+    };
+    if is0 {
+        eprintln!(
+            "bench-gpu: {} ({}), world {world}, arch {}",
+            rank.gpu.name,
+            rank.gpu.ordinal,
+            rank.gpu.arch()
+        );
+    }
+    let mut rows = Vec::new();
+    let mut failures = 0usize;
+    if let Some(n) = a.selftest {
+        for case in 0..n as u64 {
+            let (mut batch, _) = random_case(1000 + case, 300);
+            let kvh = batch.model.kv_heads;
+            batch.model = ModelShape {
+                heads: batch.model.heads,
+                kv_heads: kvh,
+                head_dim: if case % 2 == 0 { 64 } else { 128 },
+                dtype: DType::Bf16,
+            };
+            batch.head_block = if case % 3 == 0 { 1 } else { kvh };
+            let masks: Vec<&str> = batch.seqs.iter().map(|s| s.mask.name()).collect();
+            let r = cpu_reference(&batch, a.data_seed + case);
+            for p in &planners {
+                let plan = match make_plan(p, &batch, &topo, &PlannerOptions::default()) {
+                    Ok(pl) => pl,
+                    Err(e) => {
+                        if is0 {
+                            eprintln!("case {case}: planner {p}: {e}");
+                        }
+                        continue;
+                    }
+                };
+                let (f, b, c) = run_plan(&mut rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
+                let c = c.expect("checked");
+                if !c.pass {
+                    failures += 1;
+                }
+                if is0 {
+                    let rec = json!({"kind": "selftest", "case": case, "planner": p, "world": world,
+                        "lens": batch.lens(), "masks": masks, "heads": batch.model.heads,
+                        "kv_heads": batch.model.kv_heads, "head_dim": batch.model.head_dim,
+                        "block_size": batch.block_size, "fwd_ms": f, "bwd_ms": b, "check": c});
+                    println!("{rec}");
+                    if let Some(o) = json_out.as_mut() {
+                        writeln!(o, "{rec}")?;
+                    }
+                    rows.push(Row {
+                        name: format!(
+                            "case{case} h{}/{} d{} {:?}",
+                            batch.model.heads,
+                            batch.model.kv_heads,
+                            batch.model.head_dim,
+                            batch.lens()
+                        ),
+                        planner: p.clone(),
+                        bs: batch.block_size,
+                        fwd_ms: f,
+                        bwd_ms: b,
+                        fwd_tflops: 0.0,
+                        bwd_tflops: 0.0,
+                        mib: 0.0,
+                        check: fmt_check(&Some(c)),
+                    });
+                }
+            }
+        }
+    } else {
+        let lens = a.batch.lengths()?;
+        let bss: Vec<u32> = csv(&a.block_sizes, "block size")?;
+        for (bi, l) in lens.iter().enumerate() {
+            for &bs in &bss {
+                let batch = a.batch.batch(l, bs)?;
+                let reference = if a.check {
+                    Some(reference(
+                        &mut rank,
+                        &batch,
+                        a.data_seed,
+                        a.cpu_check_tokens,
+                    )?)
+                } else {
+                    None
+                };
+                for p in &planners {
+                    let t0 = Instant::now();
+                    let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
+                    let plan_s = t0.elapsed().as_secs_f64();
+                    let st = plan_stats(&plan);
+                    let flops: f64 = st.device_flops.iter().sum();
+                    let (f, b, c) = run_plan(
+                        &mut rank,
+                        &plan,
+                        a.warmup,
+                        a.repeats,
+                        a.data_seed,
+                        reference.as_ref(),
+                    )?;
+                    if let Some(c) = &c {
+                        if !c.pass {
+                            failures += 1;
+                        }
+                    }
+                    let ftf = flops / world as f64 / (f * 1e-3) / 1e12;
+                    let btf = 2.5 * flops / world as f64 / (b * 1e-3) / 1e12;
+                    if is0 {
+                        let rec = json!({"kind": "bench", "batch": bi, "source": a.batch.source_name(),
+                            "mask": a.batch.mask, "planner": p, "block_size": bs, "world": world,
+                            "device": rank.gpu.name, "tokens": batch.total_tokens(), "n_seqs": l.len(),
+                            "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
+                            "attended_fwd_flops": flops, "fwd_bytes": st.fwd_bytes_intra + st.fwd_bytes_inter,
+                            "bwd_bytes": st.bwd_bytes_intra + st.bwd_bytes_inter,
+                            "compute_imbalance": st.compute_imbalance, "plan_s": plan_s, "check": c});
+                        println!("{rec}");
+                        if let Some(o) = json_out.as_mut() {
+                            writeln!(o, "{rec}")?;
+                        }
+                        rows.push(Row {
+                            name: format!("{}#{bi} {}", a.batch.source_name(), a.batch.mask),
+                            planner: p.clone(),
+                            bs,
+                            fwd_ms: f,
+                            bwd_ms: b,
+                            fwd_tflops: ftf,
+                            bwd_tflops: btf,
+                            mib: (st.fwd_bytes_intra
+                                + st.fwd_bytes_inter
+                                + st.bwd_bytes_intra
+                                + st.bwd_bytes_inter) as f64
+                                / (1 << 20) as f64,
+                            check: fmt_check(&c),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if is0 {
+        println!(
+            "\n{:<34} {:<8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9}  check o/lse/dq/dkv",
+            "batch", "planner", "block", "fwd ms", "bwd ms", "fwd TF", "bwd TF", "MiB sent"
+        );
+        for r in &rows {
+            println!(
+                "{:<34} {:<8} {:>6} {:>9.3} {:>9.3} {:>8.1} {:>8.1} {:>9.1}  {}",
+                r.name.chars().take(34).collect::<String>(),
+                r.planner,
+                r.bs,
+                r.fwd_ms,
+                r.bwd_ms,
+                r.fwd_tflops,
+                r.bwd_tflops,
+                r.mib,
+                r.check
+            );
+        }
+    }
+    if failures > 0 {
+        bail!(
+            "{failures} check(s) failed (relative error above {} or NaN/-inf mismatches)",
+            dcp_cuda::runner::TOLERANCE
+        );
+    }
+    Ok(())
+}
+
+pub fn calibrate(a: CalibrateArgs) -> Result<()> {
+    let mut rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
+    let prof = dcp_cuda::runner::calibrate(&mut rank, &csv::<u32>(&a.lens, "length")?)?;
+    if rank.info.rank == 0 {
+        let text = serde_json::to_string_pretty(&prof)?;
+        std::fs::write(&a.out, &text).with_context(|| format!("writing {}", a.out.display()))?;
+        println!("{text}");
+    }
+    Ok(())
+}
+
+fn forward(child: &mut Child, rank: u32) -> Vec<std::thread::JoinHandle<()>> {
+    let mut hs = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        hs.push(std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                println!("[rank {rank}] {line}");
+            }
+        }));
+    }
+    if let Some(err) = child.stderr.take() {
+        hs.push(std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[rank {rank}] {line}");
+            }
+        }));
+    }
+    hs
+}
+
+pub fn launch(a: LaunchArgs) -> Result<()> {
+    if a.nprocs == 0 {
+        bail!("-n must be at least 1");
+    }
+    let port = match a.port {
+        Some(p) => p,
+        None => std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port(),
+    };
+    let exe = std::env::current_exe().context("locating the dcp binary")?;
+    let mut children: Vec<Child> = Vec::new();
+    let mut threads = Vec::new();
+    for r in 0..a.nprocs {
+        let mut cmd = Command::new(&exe);
+        cmd.args(&a.args)
+            .env("RANK", r.to_string())
+            .env("LOCAL_RANK", r.to_string())
+            .env("WORLD_SIZE", a.nprocs.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Keep NVLink multicast off in every rank (shared machines).
+        for (k, v) in [
+            ("NCCL_NVLS_ENABLE", "0"),
+            ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"),
+            ("NVSHMEM_DISABLE_NVLS", "1"),
+        ] {
+            if std::env::var_os(k).is_none() {
+                cmd.env(k, v);
+            }
+        }
+        let mut child = cmd.spawn().with_context(|| format!("starting rank {r}"))?;
+        threads.extend(forward(&mut child, r));
+        children.push(child);
+    }
+    let mut failed: Option<String> = None;
+    let mut done = vec![false; children.len()];
+    while done.iter().any(|d| !d) && failed.is_none() {
+        for (r, c) in children.iter_mut().enumerate() {
+            if done[r] {
+                continue;
+            }
+            if let Some(st) = c.try_wait()? {
+                done[r] = true;
+                if !st.success() {
+                    failed = Some(format!("rank {r} exited with {st}"));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if failed.is_some() {
+        for (r, c) in children.iter_mut().enumerate() {
+            if !done[r] {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Some(f) = failed {
+        bail!("{f}; the other ranks were stopped");
+    }
+    Ok(())
 }

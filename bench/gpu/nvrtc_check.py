@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Compile the dcp-cuda kernels with NVRTC (no GPU needed) and print ptxas resource usage.
+
+Usage: nvrtc_check.py LIBNVRTC INCLUDE_DIR [ARCH] [-DNAME=VALUE ...]
+"""
+import ctypes, sys, os
+lib = ctypes.CDLL(sys.argv[1])
+inc = sys.argv[2]
+arch = sys.argv[3] if len(sys.argv) > 3 else "sm_90a"
+extra = sys.argv[4:]
+kdir = os.path.join(os.path.dirname(__file__), "../../crates/dcp-cuda/kernels")
+def rd(n): return open(os.path.join(kdir, n)).read()
+srcs = {
+    "util": rd("common.cuh") + rd("util.cu"),
+    "attn_fwd": rd("common.cuh") + rd("mma.cuh") + rd("attn_fwd.cu"),
+    "attn_bwd": rd("common.cuh") + rd("mma.cuh") + rd("attn_bwd.cu"),
+}
+ok = True
+for name, src in srcs.items():
+    src = src.replace("#pragma once", "")
+    src = src.replace('#include <cuda_bf16.h>', '', 1) if False else src
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), name.encode(), 0, None, None) == 0
+    opts = [f"--gpu-architecture={arch}", f"-I{inc}", "-std=c++17", "--ptxas-options=-v", "-lineinfo"] + extra
+    arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
+    r = lib.nvrtcCompileProgram(prog, len(opts), arr)
+    n = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+    log = ctypes.create_string_buffer(n.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    print(f"== {name}: {'OK' if r == 0 else 'FAILED'}")
+    print(log.value.decode())
+    ok &= r == 0
+sys.exit(0 if ok else 1)

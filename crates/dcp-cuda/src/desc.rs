@@ -1,0 +1,294 @@
+//! Host-side work lists for the attention kernels, built once per plan (pure CPU, tested here).
+//!
+//! The structs mirror `kernels/common.cuh` (`#[repr(C)]`, sizes asserted). For each attention
+//! launch we expand the works' [`RowRanges`] into per-row CSR ranges, classify every
+//! (q tile, kv tile) pair as empty, full or partial from the row ranges (difference arrays over
+//! tiles, O(rows × ranges + tiles) per q tile), and emit one task per CTA with its list of
+//! non-empty tiles (`tile | PARTIAL`). Empty tiles cost nothing on the GPU; only partial tiles
+//! evaluate the element mask.
+
+use dcp_core::plan::RowRanges;
+
+/// Tile word flag: the tile needs the per-element mask.
+pub const PARTIAL: u32 = 0x8000_0000;
+
+pub const DT_BF16: u32 = 0;
+pub const DT_F16: u32 = 1;
+pub const DT_F32: u32 = 2;
+
+pub fn dtype_code(d: dcp_core::spec::DType) -> u32 {
+    match d {
+        dcp_core::spec::DType::Bf16 => DT_BF16,
+        dcp_core::spec::DType::F16 => DT_F16,
+        dcp_core::spec::DType::F32 => DT_F32,
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RegionDesc {
+    pub ptr: u64,
+    pub stride: u32,
+    pub dtype: u32,
+    pub len: u32,
+    pub heads: u32,
+    pub width: u32,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KvSeg {
+    pub k: u64,
+    pub dk: u64,
+    pub key0: u32,
+    pub len: u32,
+    pub stride: u32,
+    pub dstride: u32,
+    pub ddtype: u32,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WorkDesc {
+    pub q: u64,
+    pub o: u64,
+    pub lse: u64,
+    pub dout: u64,
+    pub dq: u64,
+    pub q_stride: u32,
+    pub o_stride: u32,
+    pub lse_stride: u32,
+    pub do_stride: u32,
+    pub dq_stride: u32,
+    pub o_dtype: u32,
+    pub dq_dtype: u32,
+    pub n_rows: u32,
+    pub n_keys: u32,
+    pub q_heads: u32,
+    pub kv_first: u32,
+    pub kv_count: u32,
+    pub row_off: u32,
+    pub dd_off: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskDesc {
+    pub work: u32,
+    pub row0: u32,
+    pub head: u32,
+    pub tiles_off: u32,
+    pub tiles_n: u32,
+    pub pad: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<RegionDesc>() == 32);
+const _: () = assert!(std::mem::size_of::<KvSeg>() == 40);
+const _: () = assert!(std::mem::size_of::<WorkDesc>() == 104);
+const _: () = assert!(std::mem::size_of::<TaskDesc>() == 24);
+
+/// Byte view of a slice of plain-old-data descriptors.
+pub fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: T is a #[repr(C)] POD descriptor or an integer; any byte pattern is readable.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+/// Per-row key ranges of a work in CSR form: row r has `ranges[ptr[r]..ptr[r+1]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowCsr {
+    pub ptr: Vec<u32>,
+    pub ranges: Vec<[u32; 2]>,
+}
+
+impl RowCsr {
+    pub fn expand(rows: &RowRanges, n_rows: u32) -> Self {
+        let mut csr = RowCsr {
+            ptr: Vec::with_capacity(n_rows as usize + 1),
+            ranges: Vec::new(),
+        };
+        let mut buf = Vec::new();
+        csr.ptr.push(0);
+        // Walk segments in order instead of a binary search per row.
+        let mut seg_i = 0usize;
+        for r in 0..n_rows {
+            while seg_i < rows.segs.len() && rows.segs[seg_i].row0 + rows.segs[seg_i].rows <= r {
+                seg_i += 1;
+            }
+            buf.clear();
+            if let Some(seg) = rows.segs.get(seg_i) {
+                if seg.row0 <= r {
+                    for lr in &seg.ranges {
+                        let (s, e) = (lr.start.at(r as i64), lr.end.at(r as i64));
+                        if s < e {
+                            buf.push([s.max(0) as u32, e.max(0) as u32]);
+                        }
+                    }
+                }
+            }
+            csr.ranges.extend_from_slice(&buf);
+            csr.ptr.push(csr.ranges.len() as u32);
+        }
+        csr
+    }
+
+    pub fn row(&self, r: usize) -> &[[u32; 2]] {
+        &self.ranges[self.ptr[r] as usize..self.ptr[r + 1] as usize]
+    }
+}
+
+/// Tile words (`tile | PARTIAL?`, ascending) for query rows `[r0, r1)` against `n_keys` keys in
+/// tiles of `bc`. A tile is listed when any row attends a key in it; it is full (no flag) when
+/// every row attends all of its keys and the tile lies wholly below `n_keys`.
+pub fn classify(
+    csr: &RowCsr,
+    r0: usize,
+    r1: usize,
+    n_keys: u32,
+    bc: u32,
+    touched: &mut Vec<i32>,
+    full: &mut Vec<i32>,
+    out: &mut Vec<u32>,
+) {
+    let nt = n_keys.div_ceil(bc) as usize;
+    touched.clear();
+    touched.resize(nt + 1, 0);
+    full.clear();
+    full.resize(nt + 1, 0);
+    let (mut lo, mut hi) = (usize::MAX, 0usize);
+    for r in r0..r1 {
+        for &[s, e] in csr.row(r) {
+            let e = e.min(n_keys);
+            if s >= e {
+                continue;
+            }
+            let ts = (s / bc) as usize;
+            let te = e.div_ceil(bc) as usize;
+            touched[ts] += 1;
+            touched[te] -= 1;
+            lo = lo.min(ts);
+            hi = hi.max(te);
+            let fs = s.div_ceil(bc) as usize;
+            let fe = (e / bc) as usize;
+            if fs < fe {
+                full[fs] += 1;
+                full[fe] -= 1;
+            }
+        }
+    }
+    out.clear();
+    if lo >= hi {
+        return;
+    }
+    let rows = (r1 - r0) as i32;
+    let (mut tc, mut fc) = (0i32, 0i32);
+    for t in 0..lo {
+        tc += touched[t];
+        fc += full[t];
+    }
+    for t in lo..hi {
+        tc += touched[t];
+        fc += full[t];
+        if tc > 0 {
+            let whole = (t as u32 + 1) * bc <= n_keys;
+            out.push(if fc == rows && whole {
+                t as u32
+            } else {
+                t as u32 | PARTIAL
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute(rows: &[Vec<(u32, u32)>], r0: usize, r1: usize, n_keys: u32, bc: u32) -> Vec<u32> {
+        let nt = n_keys.div_ceil(bc);
+        let mut out = Vec::new();
+        for t in 0..nt {
+            let (k0, k1) = (t * bc, ((t + 1) * bc).min(n_keys));
+            let mut any = false;
+            let mut all = (t + 1) * bc <= n_keys;
+            for row in &rows[r0..r1] {
+                for k in k0..k1 {
+                    let hit = row.iter().any(|&(s, e)| k >= s && k < e);
+                    any |= hit;
+                    all &= hit;
+                }
+            }
+            if any {
+                out.push(if all { t } else { t | PARTIAL });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn classify_matches_brute_force() {
+        let mut seed = 12345u64;
+        let mut rnd = |m: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % m as u64) as u32
+        };
+        for case in 0..200 {
+            let n_keys = 1 + rnd(300);
+            let n_rows = 1 + rnd(100);
+            let rows: Vec<Vec<(u32, u32)>> = (0..n_rows)
+                .map(|r| match case % 4 {
+                    0 => vec![(0, (r + 1).min(n_keys))],
+                    1 => vec![(0, n_keys)],
+                    2 => {
+                        let a = rnd(n_keys);
+                        let b = a + rnd(n_keys - a + 1);
+                        if a < b {
+                            vec![(a, b)]
+                        } else {
+                            vec![]
+                        }
+                    }
+                    _ => {
+                        let a = rnd(n_keys / 2 + 1);
+                        let b = a + rnd(8);
+                        let c = (b + 1 + rnd(20)).min(n_keys);
+                        let d = (c + rnd(50)).min(n_keys);
+                        let mut v = vec![];
+                        if a < b.min(n_keys) {
+                            v.push((a, b.min(n_keys)));
+                        }
+                        if c < d && c > b {
+                            v.push((c, d));
+                        }
+                        v
+                    }
+                })
+                .collect();
+            let rr = RowRanges::from_rows(&rows);
+            let csr = RowCsr::expand(&rr, n_rows);
+            for (r, row) in rows.iter().enumerate() {
+                let want: Vec<[u32; 2]> = row.iter().map(|&(a, b)| [a, b]).collect();
+                assert_eq!(csr.row(r), &want[..]);
+            }
+            let bc = [16u32, 64, 7][case % 3];
+            let br = [16usize, 64, 5][(case / 3) % 3];
+            let (mut t, mut f, mut out) = (vec![], vec![], vec![]);
+            let mut r0 = 0;
+            while r0 < n_rows as usize {
+                let r1 = (r0 + br).min(n_rows as usize);
+                classify(&csr, r0, r1, n_keys, bc, &mut t, &mut f, &mut out);
+                assert_eq!(
+                    out,
+                    brute(&rows, r0, r1, n_keys, bc),
+                    "case {case} rows {r0}..{r1}"
+                );
+                r0 = r1;
+            }
+        }
+    }
+}

@@ -1,0 +1,1012 @@
+//! The executor: turns one device's [`Program`] into a prepared list of GPU operations once
+//! (buffers allocated, work lists and descriptors uploaded in one arena), then runs it any number
+//! of times without host synchronisation inside the plan.
+//!
+//! Streams: compute instructions run in order on the compute stream. A [`Instr::Comm`] records
+//! an event on the compute stream (after all earlier compute), makes the comm stream wait for it,
+//! and issues one NCCL group (`ncclGroupStart`, sends/receives, `ncclGroupEnd`) on the comm
+//! stream, followed by a completion event. [`Instr::Wait`] makes the compute stream wait for that
+//! event. Regions that are not contiguous (a head sub-range of a multi-token region) travel
+//! through staging buffers: packed on the compute stream before the group, unpacked after the
+//! wait. At the end the compute stream joins the comm stream, so the end event covers everything.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::time::{Duration, Instant};
+
+use cudarc::nccl::{result as nres, sys as nsys};
+use dcp_core::plan::{BufferDecl, BufferRole, Dir, FillValue, Instr, IoTensor, Program, Region};
+use dcp_core::spec::{DType, ModelShape};
+
+use crate::desc::{
+    as_bytes, classify, dtype_code, KvSeg, RegionDesc, RowCsr, TaskDesc, WorkDesc, DT_F32, PARTIAL,
+};
+use crate::dist::Nccl;
+use crate::error::{nccl, CudaError, Result};
+use crate::gpu::{DevBuf, Event, Gpu, Kernel};
+use crate::nvrtc::Source;
+
+/// Tile shapes of the attention kernels (compile-time defines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileConfig {
+    /// Forward: warps per CTA (query rows per CTA = 16 × warps).
+    pub fwd_warps: u32,
+    /// Backward: warps per CTA (keys per CTA = 16 × warps).
+    pub bwd_warps: u32,
+    /// Backward: query rows per inner iteration.
+    pub bwd_br: u32,
+}
+
+impl Default for TileConfig {
+    fn default() -> Self {
+        TileConfig {
+            fwd_warps: 4,
+            bwd_warps: 8,
+            bwd_br: 64,
+        }
+    }
+}
+
+pub const FWD_BC: u32 = 64;
+
+/// The kernels for one model shape.
+pub struct Kernels {
+    pub cfg: TileConfig,
+    pub head_dim: u32,
+    pub elem: DType,
+    fill: Kernel,
+    copy: Kernel,
+    copy_raw16: Kernel,
+    sum: Kernel,
+    merge: Kernel,
+    bwd_dd: Kernel,
+    pub fwd: Kernel,
+    pub bwd: Kernel,
+    fwd_smem: u32,
+    bwd_smem: u32,
+}
+
+impl Kernels {
+    pub fn load(gpu: &Gpu, model: &ModelShape, cfg: TileConfig) -> Result<Self> {
+        let d = model.head_dim;
+        if !d.is_multiple_of(16) || d == 0 || d > 256 {
+            return Err(CudaError::Unsupported(format!(
+                "head dim {d}: the attention kernels need a multiple of 16 up to 256"
+            )));
+        }
+        let mut defs = vec![
+            ("HEAD_DIM".to_string(), d.to_string()),
+            ("FWD_WARPS".to_string(), cfg.fwd_warps.to_string()),
+            ("BWD_WARPS".to_string(), cfg.bwd_warps.to_string()),
+            ("BWD_BR".to_string(), cfg.bwd_br.to_string()),
+        ];
+        match model.dtype {
+            DType::Bf16 => {}
+            DType::F16 => defs.push(("ELEM_F16".into(), "1".into())),
+            DType::F32 => {
+                return Err(CudaError::Unsupported(
+                    "fp32 Q/K/V: the tensor-core kernels take bf16 or fp16 inputs".into(),
+                ))
+            }
+        }
+        let u = |n: &str| gpu.kernel(Source::Util, &[], n);
+        let lds = d + 8;
+        let fwd_br = 16 * cfg.fwd_warps;
+        let fwd_smem = (fwd_br + 4 * FWD_BC) * lds * 2 + 2 * FWD_BC * 8;
+        let bc = 16 * cfg.bwd_warps;
+        let br = cfg.bwd_br;
+        let bwd_smem = (2 * bc + 2 * br) * lds * 2 + br * (bc + 8) * 2 + br * 16 + bc * 20;
+        let fwd = gpu.kernel(Source::AttnFwd, &defs, "dcp_attn_fwd")?;
+        let bwd = gpu.kernel(Source::AttnBwd, &defs, "dcp_attn_bwd")?;
+        gpu.set_smem(&fwd, fwd_smem as usize)?;
+        gpu.set_smem(&bwd, bwd_smem as usize)?;
+        Ok(Kernels {
+            cfg,
+            head_dim: d,
+            elem: model.dtype,
+            fill: u("dcp_fill")?,
+            copy: u("dcp_copy")?,
+            copy_raw16: u("dcp_copy_raw16")?,
+            sum: u("dcp_sum")?,
+            merge: u("dcp_merge")?,
+            bwd_dd: u("dcp_bwd_dd")?,
+            fwd,
+            bwd,
+            fwd_smem,
+            bwd_smem,
+        })
+    }
+
+    pub fn fwd_br(&self) -> u32 {
+        16 * self.cfg.fwd_warps
+    }
+    pub fn bwd_bc(&self) -> u32 {
+        16 * self.cfg.bwd_warps
+    }
+}
+
+/// A kernel argument.
+#[derive(Debug, Clone, Copy)]
+enum Arg {
+    U32(u32),
+    F32(f32),
+    Region(RegionDesc),
+    /// Offset into the descriptor arena (resolved to a device pointer at run time).
+    Arena(usize),
+    /// The D = rowsum(dO∘O) scratch.
+    Dd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum K {
+    Fill,
+    Copy,
+    CopyRaw16,
+    Sum,
+    Merge,
+    BwdDd,
+    Fwd,
+    Bwd,
+}
+
+#[derive(Debug, Clone)]
+struct Launch {
+    k: K,
+    grid: u32,
+    block: u32,
+    smem: u32,
+    args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone)]
+struct P2pOp {
+    send: bool,
+    peer: u32,
+    ptr: u64,
+    bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Launch(Launch),
+    Memcpy {
+        dst: u64,
+        src: u64,
+        bytes: usize,
+    },
+    Comm {
+        group: usize,
+        packs: Vec<Launch>,
+        p2p: Vec<P2pOp>,
+    },
+    Wait {
+        group: usize,
+        unpacks: Vec<Launch>,
+    },
+}
+
+/// What a prepared program does, for reports.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ProgramStats {
+    pub attended_flops: f64,
+    pub bytes_sent: u64,
+    pub launches: usize,
+    pub comm_groups: usize,
+    pub attn_tasks: usize,
+    pub buffer_bytes: u64,
+}
+
+/// One device program, ready to run.
+pub struct Prepared {
+    pub backward: bool,
+    decls: Vec<BufferDecl>,
+    bufs: Vec<DevBuf>,
+    arena: DevBuf,
+    dd: DevBuf,
+    _staging: Vec<DevBuf>,
+    group_pre: Vec<Event>,
+    group_done: Vec<Event>,
+    comm_end: Event,
+    pub start: Event,
+    pub end: Event,
+    ops: Vec<Op>,
+    pub stats: ProgramStats,
+}
+
+fn esize(d: DType) -> u64 {
+    d.size()
+}
+
+fn region_desc(decls: &[BufferDecl], bufs: &[DevBuf], r: &Region) -> RegionDesc {
+    let b = &decls[r.buf as usize];
+    let off = ((r.tok as u64 * b.heads as u64 + r.head as u64) * b.width as u64) * esize(b.dtype);
+    RegionDesc {
+        ptr: bufs[r.buf as usize].ptr + off,
+        stride: b.heads * b.width,
+        dtype: dtype_code(b.dtype),
+        len: r.len,
+        heads: r.heads,
+        width: b.width,
+        pad: 0,
+    }
+}
+
+fn contiguous(decls: &[BufferDecl], r: &Region) -> bool {
+    r.len <= 1 || r.heads == decls[r.buf as usize].heads
+}
+
+fn region_bytes(decls: &[BufferDecl], r: &Region) -> usize {
+    let b = &decls[r.buf as usize];
+    (r.len as u64 * r.heads as u64 * b.width as u64 * esize(b.dtype)) as usize
+}
+
+fn grid_for(n: u64, per_block: u64, cap: u32) -> u32 {
+    (n.div_ceil(per_block.max(1)).max(1)).min(cap as u64) as u32
+}
+
+/// Host-side arena of descriptors (16-byte aligned pieces).
+#[derive(Default)]
+struct Arena {
+    bytes: Vec<u8>,
+}
+
+impl Arena {
+    fn push(&mut self, data: &[u8]) -> usize {
+        while !self.bytes.len().is_multiple_of(16) {
+            self.bytes.push(0);
+        }
+        let off = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        if data.is_empty() {
+            self.bytes.extend_from_slice(&[0u8; 16]);
+        }
+        off
+    }
+}
+
+impl Prepared {
+    /// Allocates buffers and builds every operation of `prog` (device `dev` of the plan).
+    pub fn new(
+        gpu: &Gpu,
+        kernels: &Kernels,
+        model: &ModelShape,
+        prog: &Program,
+        backward: bool,
+    ) -> Result<Self> {
+        gpu.bind()?;
+        let d = model.head_dim;
+        let group = model.group();
+        let decls = prog.buffers.clone();
+        let mut bufs = Vec::with_capacity(decls.len());
+        let mut stats = ProgramStats::default();
+        for b in &decls {
+            bufs.push(gpu.alloc(b.bytes() as usize)?);
+            stats.buffer_bytes += b.bytes();
+        }
+        let cap = (gpu.sm_count.max(1) * 16) as u32;
+        let rd = |r: &Region| region_desc(&decls, &bufs, r);
+        let mut arena = Arena::default();
+        let mut ops = Vec::new();
+        let mut staging: Vec<DevBuf> = Vec::new();
+        let mut groups: HashMap<u32, usize> = HashMap::new();
+        let mut pending_unpacks: HashMap<u32, Vec<Launch>> = HashMap::new();
+        let mut dd_max = 0u64;
+        let check = |ok: bool, what: String| -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(CudaError::Unsupported(what))
+            }
+        };
+        let copy_launch = |src: RegionDesc, dst: RegionDesc| -> Launch {
+            let n = dst.len as u64 * dst.heads as u64 * dst.width as u64;
+            let es = if src.dtype == DT_F32 { 4 } else { 2 };
+            let raw = src.dtype == dst.dtype
+                && (src.width as u64 * es).is_multiple_of(16)
+                && src.ptr.is_multiple_of(16)
+                && dst.ptr.is_multiple_of(16)
+                && (src.stride as u64 * es).is_multiple_of(16)
+                && (dst.stride as u64 * es).is_multiple_of(16);
+            if raw {
+                Launch {
+                    k: K::CopyRaw16,
+                    grid: grid_for(n * es / 16, 256, cap),
+                    block: 256,
+                    smem: 0,
+                    args: vec![Arg::Region(src), Arg::Region(dst)],
+                }
+            } else {
+                Launch {
+                    k: K::Copy,
+                    grid: grid_for(n, 256, cap),
+                    block: 256,
+                    smem: 0,
+                    args: vec![Arg::Region(src), Arg::Region(dst)],
+                }
+            }
+        };
+        for (ii, ins) in prog.instrs.iter().enumerate() {
+            let at = |m: String| {
+                CudaError::Unsupported(format!("instruction {ii} ({}): {m}", ins.name()))
+            };
+            match ins {
+                Instr::Fill { dst, value } => {
+                    let r = rd(dst);
+                    let n = r.len as u64 * r.heads as u64 * r.width as u64;
+                    let v = match value {
+                        FillValue::Zero => 0.0f32,
+                        FillValue::NegInf => f32::NEG_INFINITY,
+                    };
+                    ops.push(Op::Launch(Launch {
+                        k: K::Fill,
+                        grid: grid_for(n, 256, cap),
+                        block: 256,
+                        smem: 0,
+                        args: vec![Arg::Region(r), Arg::F32(v)],
+                    }));
+                }
+                Instr::Copy { src, dst } => {
+                    let (s, t) = (rd(src), rd(dst));
+                    if s.len as u64 * s.heads as u64 * s.width as u64
+                        != t.len as u64 * t.heads as u64 * t.width as u64
+                        || s.width != t.width
+                    {
+                        return Err(at("source and destination shapes differ".into()));
+                    }
+                    if s.dtype == t.dtype && contiguous(&decls, src) && contiguous(&decls, dst) {
+                        ops.push(Op::Memcpy {
+                            dst: t.ptr,
+                            src: s.ptr,
+                            bytes: region_bytes(&decls, src),
+                        });
+                    } else {
+                        ops.push(Op::Launch(copy_launch(s, t)));
+                    }
+                }
+                Instr::Sum { dst, inputs } => {
+                    let t = rd(dst);
+                    let ins: Vec<RegionDesc> = inputs.iter().map(&rd).collect();
+                    let off = arena.push(as_bytes(&ins));
+                    let n = t.len as u64 * t.heads as u64 * t.width as u64;
+                    ops.push(Op::Launch(Launch {
+                        k: K::Sum,
+                        grid: grid_for(n, 256, cap),
+                        block: 256,
+                        smem: 0,
+                        args: vec![Arg::Region(t), Arg::Arena(off), Arg::U32(ins.len() as u32)],
+                    }));
+                }
+                Instr::Merge { o, lse, inputs } => {
+                    let mut v = Vec::with_capacity(inputs.len() * 2);
+                    for (a, b) in inputs {
+                        v.push(rd(a));
+                        v.push(rd(b));
+                    }
+                    let off = arena.push(as_bytes(&v));
+                    let ro = rd(o);
+                    let rows = ro.len as u64 * ro.heads as u64;
+                    ops.push(Op::Launch(Launch {
+                        k: K::Merge,
+                        grid: grid_for(rows, 8, cap),
+                        block: 256,
+                        smem: 0,
+                        args: vec![
+                            Arg::Region(ro),
+                            Arg::Region(rd(lse)),
+                            Arg::Arena(off),
+                            Arg::U32(inputs.len() as u32),
+                        ],
+                    }));
+                }
+                Instr::Comm { tag, ops: p2p } => {
+                    let gi = groups.len();
+                    groups.insert(*tag, gi);
+                    let mut packs = Vec::new();
+                    let mut list = Vec::new();
+                    let mut unpacks = Vec::new();
+                    for op in p2p {
+                        let bytes = region_bytes(&decls, &op.region);
+                        let r = rd(&op.region);
+                        let send = op.dir == Dir::Send;
+                        if send {
+                            stats.bytes_sent += bytes as u64;
+                        }
+                        let ptr = if contiguous(&decls, &op.region) {
+                            r.ptr
+                        } else {
+                            let st = gpu.alloc(bytes)?;
+                            let flat = RegionDesc {
+                                ptr: st.ptr,
+                                stride: r.heads * r.width,
+                                ..r
+                            };
+                            if send {
+                                packs.push(copy_launch(r, flat));
+                            } else {
+                                unpacks.push(copy_launch(flat, r));
+                            }
+                            let p = st.ptr;
+                            staging.push(st);
+                            p
+                        };
+                        list.push(P2pOp {
+                            send,
+                            peer: op.peer,
+                            ptr,
+                            bytes,
+                        });
+                    }
+                    pending_unpacks.insert(*tag, unpacks);
+                    stats.comm_groups += 1;
+                    ops.push(Op::Comm {
+                        group: gi,
+                        packs,
+                        p2p: list,
+                    });
+                }
+                Instr::Wait { tag } => {
+                    let gi = *groups
+                        .get(tag)
+                        .ok_or_else(|| at(format!("waits for group {tag} before it is issued")))?;
+                    let unpacks = pending_unpacks.remove(tag).unwrap_or_default();
+                    ops.push(Op::Wait { group: gi, unpacks });
+                }
+                Instr::Attn { works, .. } => {
+                    let mut wd = Vec::new();
+                    let mut segs = Vec::new();
+                    let mut tasks = Vec::new();
+                    let mut tiles: Vec<u32> = Vec::new();
+                    let mut row_ptr: Vec<u32> = Vec::new();
+                    let mut ranges: Vec<[u32; 2]> = Vec::new();
+                    let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
+                    let br = kernels.fwd_br();
+                    for (wi, w) in works.iter().enumerate() {
+                        let q = rd(&w.q);
+                        let o = rd(&w.o);
+                        let l = rd(&w.lse);
+                        check(
+                            q.width == d && o.width == d && l.width == 1,
+                            format!("instruction {ii}: work {wi} has Q/O/LSE widths {}/{}/{} (want {d}/{d}/1)", q.width, o.width, l.width),
+                        )?;
+                        check(
+                            q.dtype == dtype_code(model.dtype) && l.dtype == DT_F32,
+                            format!("instruction {ii}: work {wi}: Q must be the model dtype and LSE fp32"),
+                        )?;
+                        check(
+                            w.o.heads == w.q.heads
+                                && w.lse.heads == w.q.heads
+                                && w.o.len == w.q.len
+                                && w.lse.len == w.q.len,
+                            format!("instruction {ii}: work {wi}: Q/O/LSE regions differ in shape"),
+                        )?;
+                        let kv_first = segs.len() as u32;
+                        let mut key0 = 0u32;
+                        for kv in &w.kv {
+                            let k = rd(kv);
+                            check(
+                                k.width == 2 * d && k.dtype == dtype_code(model.dtype) && kv.heads * group == w.q.heads,
+                                format!("instruction {ii}: work {wi}: KV region must be width {} in the model dtype with Q heads / {group} heads", 2 * d),
+                            )?;
+                            segs.push(KvSeg {
+                                k: k.ptr,
+                                dk: 0,
+                                key0,
+                                len: kv.len,
+                                stride: k.stride,
+                                dstride: 0,
+                                ddtype: 0,
+                                pad: 0,
+                            });
+                            key0 += kv.len;
+                        }
+                        let n_rows = w.q.len;
+                        let csr = RowCsr::expand(&w.rows, n_rows);
+                        let row_off = row_ptr.len() as u32;
+                        let base = ranges.len() as u32;
+                        row_ptr.extend(csr.ptr.iter().map(|p| p + base));
+                        ranges.extend_from_slice(&csr.ranges);
+                        stats.attended_flops +=
+                            4.0 * d as f64 * w.q.heads as f64 * w.rows.attended() as f64;
+                        let wdx = wd.len() as u32;
+                        wd.push(WorkDesc {
+                            q: q.ptr,
+                            o: o.ptr,
+                            lse: l.ptr,
+                            q_stride: q.stride,
+                            o_stride: o.stride,
+                            lse_stride: l.stride,
+                            o_dtype: o.dtype,
+                            n_rows,
+                            n_keys: key0,
+                            q_heads: w.q.heads,
+                            kv_first,
+                            kv_count: w.kv.len() as u32,
+                            row_off,
+                            ..Default::default()
+                        });
+                        let mut r0 = 0u32;
+                        while r0 < n_rows {
+                            let r1 = (r0 + br).min(n_rows);
+                            classify(
+                                &csr,
+                                r0 as usize,
+                                r1 as usize,
+                                key0,
+                                FWD_BC,
+                                &mut tb,
+                                &mut fb,
+                                &mut out,
+                            );
+                            let off = tiles.len() as u32;
+                            tiles.extend_from_slice(&out);
+                            for j in 0..w.q.heads {
+                                tasks.push(TaskDesc {
+                                    work: wdx,
+                                    row0: r0,
+                                    head: j,
+                                    tiles_off: off,
+                                    tiles_n: out.len() as u32,
+                                    pad: 0,
+                                });
+                            }
+                            r0 = r1;
+                        }
+                    }
+                    // Longest tasks first (better tail balance).
+                    tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
+                    stats.attn_tasks += tasks.len();
+                    let a_w = arena.push(as_bytes(&wd));
+                    let a_s = arena.push(as_bytes(&segs));
+                    let a_t = arena.push(as_bytes(&tasks));
+                    let a_tl = arena.push(as_bytes(&tiles));
+                    let a_rp = arena.push(as_bytes(&row_ptr));
+                    let a_rg = arena.push(as_bytes(&ranges));
+                    let scale = 1.0 / (d as f32).sqrt();
+                    ops.push(Op::Launch(Launch {
+                        k: K::Fwd,
+                        grid: tasks.len() as u32,
+                        block: 32 * kernels.cfg.fwd_warps,
+                        smem: kernels.fwd_smem,
+                        args: vec![
+                            Arg::Arena(a_w),
+                            Arg::Arena(a_s),
+                            Arg::Arena(a_t),
+                            Arg::Arena(a_tl),
+                            Arg::Arena(a_rp),
+                            Arg::Arena(a_rg),
+                            Arg::U32(group),
+                            Arg::F32(scale * std::f32::consts::LOG2_E),
+                        ],
+                    }));
+                }
+                Instr::AttnBwd { works, .. } => {
+                    let mut wd = Vec::new();
+                    let mut segs = Vec::new();
+                    let mut tasks = Vec::new();
+                    let mut tiles: Vec<u32> = Vec::new();
+                    let mut row_ptr: Vec<u32> = Vec::new();
+                    let mut ranges: Vec<[u32; 2]> = Vec::new();
+                    let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
+                    let br = kernels.cfg.bwd_br;
+                    let bc = kernels.bwd_bc();
+                    let mut dd_off = 0u64;
+                    for (wi, w) in works.iter().enumerate() {
+                        let q = rd(&w.q);
+                        let o = rd(&w.o);
+                        let l = rd(&w.lse);
+                        let dout = rd(&w.do_);
+                        let dq = rd(&w.dq);
+                        check(
+                            q.width == d
+                                && o.width == d
+                                && dout.width == d
+                                && dq.width == d
+                                && l.width == 1,
+                            format!(
+                                "instruction {ii}: work {wi}: Q/O/dO/dQ must have width {d}, LSE 1"
+                            ),
+                        )?;
+                        check(
+                            q.dtype == dtype_code(model.dtype) && dout.dtype == dtype_code(model.dtype) && l.dtype == DT_F32,
+                            format!("instruction {ii}: work {wi}: Q and dO must be the model dtype, LSE fp32"),
+                        )?;
+                        check(
+                            w.dkv.len() == w.kv.len(),
+                            format!(
+                                "instruction {ii}: work {wi}: {} KV regions but {} dKV regions",
+                                w.kv.len(),
+                                w.dkv.len()
+                            ),
+                        )?;
+                        let kv_first = segs.len() as u32;
+                        let mut key0 = 0u32;
+                        for (kv, dkv) in w.kv.iter().zip(&w.dkv) {
+                            let k = rd(kv);
+                            let dk = rd(dkv);
+                            check(
+                                k.width == 2 * d && dk.width == 2 * d && k.dtype == dtype_code(model.dtype)
+                                    && kv.heads * group == w.q.heads && dkv.heads == kv.heads && dkv.len == kv.len,
+                                format!("instruction {ii}: work {wi}: KV/dKV regions must match (width {}, Q heads / {group})", 2 * d),
+                            )?;
+                            segs.push(KvSeg {
+                                k: k.ptr,
+                                dk: dk.ptr,
+                                key0,
+                                len: kv.len,
+                                stride: k.stride,
+                                dstride: dk.stride,
+                                ddtype: dk.dtype,
+                                pad: 0,
+                            });
+                            key0 += kv.len;
+                        }
+                        let n_rows = w.q.len;
+                        let csr = RowCsr::expand(&w.rows, n_rows);
+                        let row_off = row_ptr.len() as u32;
+                        let base = ranges.len() as u32;
+                        row_ptr.extend(csr.ptr.iter().map(|p| p + base));
+                        ranges.extend_from_slice(&csr.ranges);
+                        stats.attended_flops +=
+                            10.0 * d as f64 * w.q.heads as f64 * w.rows.attended() as f64;
+                        let wdx = wd.len() as u32;
+                        wd.push(WorkDesc {
+                            q: q.ptr,
+                            o: o.ptr,
+                            lse: l.ptr,
+                            dout: dout.ptr,
+                            dq: dq.ptr,
+                            q_stride: q.stride,
+                            o_stride: o.stride,
+                            lse_stride: l.stride,
+                            do_stride: dout.stride,
+                            dq_stride: dq.stride,
+                            o_dtype: o.dtype,
+                            dq_dtype: dq.dtype,
+                            n_rows,
+                            n_keys: key0,
+                            q_heads: w.q.heads,
+                            kv_first,
+                            kv_count: w.kv.len() as u32,
+                            row_off,
+                            dd_off: dd_off as u32,
+                            ..Default::default()
+                        });
+                        dd_off += n_rows as u64 * w.q.heads as u64;
+                        // Per kv tile: the q tiles touching it.
+                        let n_kt = key0.div_ceil(bc) as usize;
+                        let mut per_kt: Vec<Vec<u32>> = vec![Vec::new(); n_kt];
+                        let mut r0 = 0u32;
+                        while r0 < n_rows {
+                            let r1 = (r0 + br).min(n_rows);
+                            classify(
+                                &csr,
+                                r0 as usize,
+                                r1 as usize,
+                                key0,
+                                bc,
+                                &mut tb,
+                                &mut fb,
+                                &mut out,
+                            );
+                            let qt = r0 / br;
+                            for &t in &out {
+                                per_kt[(t & !PARTIAL) as usize].push(qt | (t & PARTIAL));
+                            }
+                            r0 = r1;
+                        }
+                        for (kt, list) in per_kt.iter().enumerate() {
+                            if list.is_empty() {
+                                continue;
+                            }
+                            let off = tiles.len() as u32;
+                            tiles.extend_from_slice(list);
+                            for kvh in 0..w.q.heads / group {
+                                tasks.push(TaskDesc {
+                                    work: wdx,
+                                    row0: kt as u32,
+                                    head: kvh,
+                                    tiles_off: off,
+                                    tiles_n: list.len() as u32,
+                                    pad: 0,
+                                });
+                            }
+                        }
+                    }
+                    dd_max = dd_max.max(dd_off);
+                    tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
+                    stats.attn_tasks += tasks.len();
+                    let a_w = arena.push(as_bytes(&wd));
+                    let a_s = arena.push(as_bytes(&segs));
+                    let a_t = arena.push(as_bytes(&tasks));
+                    let a_tl = arena.push(as_bytes(&tiles));
+                    let a_rp = arena.push(as_bytes(&row_ptr));
+                    let a_rg = arena.push(as_bytes(&ranges));
+                    let scale = 1.0 / (d as f32).sqrt();
+                    ops.push(Op::Launch(Launch {
+                        k: K::BwdDd,
+                        grid: grid_for(dd_off, 8, cap),
+                        block: 256,
+                        smem: 0,
+                        args: vec![
+                            Arg::Arena(a_w),
+                            Arg::U32(wd.len() as u32),
+                            Arg::Dd,
+                            Arg::U32(d),
+                            Arg::U32(dtype_code(model.dtype)),
+                        ],
+                    }));
+                    ops.push(Op::Launch(Launch {
+                        k: K::Bwd,
+                        grid: tasks.len() as u32,
+                        block: 32 * kernels.cfg.bwd_warps,
+                        smem: kernels.bwd_smem,
+                        args: vec![
+                            Arg::Arena(a_w),
+                            Arg::Arena(a_s),
+                            Arg::Arena(a_t),
+                            Arg::Arena(a_tl),
+                            Arg::Arena(a_rp),
+                            Arg::Arena(a_rg),
+                            Arg::Dd,
+                            Arg::U32(group),
+                            Arg::F32(scale * std::f32::consts::LOG2_E),
+                            Arg::F32(scale),
+                        ],
+                    }));
+                }
+            }
+        }
+        let arena_buf = gpu.alloc(arena.bytes.len())?;
+        gpu.upload(arena_buf.ptr, &arena.bytes)?;
+        let dd = gpu.alloc((dd_max * 4) as usize)?;
+        let n_groups = groups.len();
+        let mut group_pre = Vec::with_capacity(n_groups);
+        let mut group_done = Vec::with_capacity(n_groups);
+        for _ in 0..n_groups {
+            group_pre.push(gpu.event()?);
+            group_done.push(gpu.event()?);
+        }
+        stats.launches = ops.iter().filter(|o| matches!(o, Op::Launch(_))).count();
+        Ok(Prepared {
+            backward,
+            decls,
+            bufs,
+            arena: arena_buf,
+            dd,
+            _staging: staging,
+            group_pre,
+            group_done,
+            comm_end: gpu.event()?,
+            start: gpu.event()?,
+            end: gpu.event()?,
+            ops,
+            stats,
+        })
+    }
+
+    fn kernel<'a>(&self, ks: &'a Kernels, k: K) -> &'a Kernel {
+        match k {
+            K::Fill => &ks.fill,
+            K::Copy => &ks.copy,
+            K::CopyRaw16 => &ks.copy_raw16,
+            K::Sum => &ks.sum,
+            K::Merge => &ks.merge,
+            K::BwdDd => &ks.bwd_dd,
+            K::Fwd => &ks.fwd,
+            K::Bwd => &ks.bwd,
+        }
+    }
+
+    fn launch(&self, gpu: &Gpu, ks: &Kernels, l: &Launch) -> Result<()> {
+        let mut vals: Vec<[u8; 32]> = Vec::with_capacity(l.args.len());
+        for a in &l.args {
+            let mut b = [0u8; 32];
+            match *a {
+                Arg::U32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
+                Arg::F32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
+                Arg::Region(r) => b.copy_from_slice(as_bytes(std::slice::from_ref(&r))),
+                Arg::Arena(off) => {
+                    b[..8].copy_from_slice(&(self.arena.ptr + off as u64).to_ne_bytes())
+                }
+                Arg::Dd => b[..8].copy_from_slice(&self.dd.ptr.to_ne_bytes()),
+            }
+            vals.push(b);
+        }
+        let mut params: Vec<*mut c_void> = vals
+            .iter_mut()
+            .map(|v| v.as_mut_ptr() as *mut c_void)
+            .collect();
+        gpu.launch(
+            self.kernel(ks, l.k),
+            l.grid,
+            l.block,
+            l.smem,
+            gpu.compute,
+            &mut params,
+        )
+    }
+
+    /// Enqueues the whole program (start event, every op, end event). Returns at once.
+    pub fn enqueue(&self, gpu: &Gpu, ks: &Kernels, comm: Option<&Nccl>) -> Result<()> {
+        gpu.bind()?;
+        self.start.record(gpu.compute)?;
+        let mut any_comm = false;
+        for op in &self.ops {
+            match op {
+                Op::Launch(l) => self.launch(gpu, ks, l)?,
+                Op::Memcpy { dst, src, bytes } => {
+                    // SAFETY: both ranges lie inside buffers allocated by this program.
+                    crate::error::drv("cuMemcpyDtoDAsync", unsafe {
+                        cudarc::driver::result::memcpy_dtod_async(*dst, *src, *bytes, gpu.compute)
+                    })?
+                }
+                Op::Comm { group, packs, p2p } => {
+                    let comm = comm.ok_or_else(|| {
+                        CudaError::Unsupported("the plan communicates but no NCCL communicator is open (world size 1?)".into())
+                    })?;
+                    for l in packs {
+                        self.launch(gpu, ks, l)?;
+                    }
+                    self.group_pre[*group].record(gpu.compute)?;
+                    gpu.wait(gpu.comm, &self.group_pre[*group])?;
+                    nccl("ncclGroupStart", nres::group_start())?;
+                    for p in p2p {
+                        // SAFETY: pointers/sizes inside this program's buffers; comm stream valid.
+                        let r = unsafe {
+                            if p.send {
+                                nres::send(
+                                    p.ptr as *const c_void,
+                                    p.bytes,
+                                    nsys::ncclDataType_t::ncclUint8,
+                                    p.peer as i32,
+                                    comm.comm,
+                                    gpu.comm as _,
+                                )
+                            } else {
+                                nres::recv(
+                                    p.ptr as *mut c_void,
+                                    p.bytes,
+                                    nsys::ncclDataType_t::ncclUint8,
+                                    p.peer as i32,
+                                    comm.comm,
+                                    gpu.comm as _,
+                                )
+                            }
+                        };
+                        if let Err(e) = r {
+                            let _ = nres::group_end();
+                            return nccl(if p.send { "ncclSend" } else { "ncclRecv" }, Err(e));
+                        }
+                    }
+                    nccl("ncclGroupEnd", nres::group_end())?;
+                    self.group_done[*group].record(gpu.comm)?;
+                    any_comm = true;
+                }
+                Op::Wait { group, unpacks } => {
+                    gpu.wait(gpu.compute, &self.group_done[*group])?;
+                    for l in unpacks {
+                        self.launch(gpu, ks, l)?;
+                    }
+                }
+            }
+        }
+        if any_comm {
+            self.comm_end.record(gpu.comm)?;
+            gpu.wait(gpu.compute, &self.comm_end)?;
+        }
+        self.end.record(gpu.compute)?;
+        Ok(())
+    }
+
+    /// Waits for the end event, polling NCCL's asynchronous error; aborts the communicator and
+    /// fails after `timeout`. Returns the program's time in milliseconds.
+    pub fn finish(&self, comm: Option<&mut Nccl>, timeout: Duration) -> Result<f32> {
+        let t0 = Instant::now();
+        let mut comm = comm;
+        loop {
+            if self.end.is_done()? {
+                break;
+            }
+            if let Some(c) = comm.as_deref_mut() {
+                if let Err(e) = c.async_error() {
+                    c.abort();
+                    return Err(e);
+                }
+            }
+            if t0.elapsed() > timeout {
+                if let Some(c) = comm.as_deref_mut() {
+                    c.abort();
+                }
+                return Err(CudaError::Timeout {
+                    secs: timeout.as_secs_f64(),
+                    what: format!(
+                        "{} program",
+                        if self.backward { "backward" } else { "forward" }
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        self.start.elapsed_ms(&self.end)
+    }
+
+    /// Index of the buffer holding caller tensor `t`.
+    pub fn io_index(&self, t: IoTensor) -> Option<usize> {
+        self.decls.iter().position(|b| b.role == BufferRole::Io(t))
+    }
+
+    pub fn decl(&self, i: usize) -> &BufferDecl {
+        &self.decls[i]
+    }
+
+    pub fn buffer_ptr(&self, i: usize) -> u64 {
+        self.bufs[i].ptr
+    }
+
+    /// Uploads a caller tensor (bytes in the buffer's dtype and layout).
+    pub fn upload_io(&self, gpu: &Gpu, t: IoTensor, data: &[u8]) -> Result<()> {
+        let i = self
+            .io_index(t)
+            .ok_or_else(|| CudaError::Unsupported(format!("program has no {t:?} buffer")))?;
+        if data.len() as u64 != self.decls[i].bytes() {
+            return Err(CudaError::Unsupported(format!(
+                "{t:?}: {} bytes given, buffer holds {}",
+                data.len(),
+                self.decls[i].bytes()
+            )));
+        }
+        gpu.upload(self.bufs[i].ptr, data)
+    }
+
+    pub fn download_io(&self, gpu: &Gpu, t: IoTensor) -> Result<Vec<u8>> {
+        let i = self
+            .io_index(t)
+            .ok_or_else(|| CudaError::Unsupported(format!("program has no {t:?} buffer")))?;
+        let mut out = vec![0u8; self.decls[i].bytes() as usize];
+        gpu.download(self.bufs[i].ptr, &mut out)?;
+        Ok(out)
+    }
+
+    /// Copies caller tensor `t` from `other` (same declared size), e.g. forward O → backward O.
+    pub fn copy_io_from(&self, gpu: &Gpu, other: &Prepared, t: IoTensor) -> Result<()> {
+        let (i, j) = match (self.io_index(t), other.io_index(t)) {
+            (Some(i), Some(j)) => (i, j),
+            _ => {
+                return Err(CudaError::Unsupported(format!(
+                    "{t:?} missing in a program"
+                )))
+            }
+        };
+        let bytes = self.decls[i].bytes() as usize;
+        if bytes != other.decls[j].bytes() as usize {
+            return Err(CudaError::Unsupported(format!("{t:?} sizes differ")));
+        }
+        gpu.bind()?;
+        // SAFETY: both buffers hold `bytes`.
+        crate::error::drv("cuMemcpyDtoD", unsafe {
+            cudarc::driver::result::memcpy_dtod_async(
+                self.bufs[i].ptr,
+                other.bufs[j].ptr,
+                bytes,
+                gpu.compute,
+            )
+        })?;
+        gpu.sync()
+    }
+
+    /// Fills every buffer except the program's inputs with 0xFF bytes (NaN in bf16/f32), so a
+    /// check finds any output element the program failed to write.
+    pub fn poison(&self, gpu: &Gpu) -> Result<()> {
+        gpu.bind()?;
+        for (b, d) in self.bufs.iter().zip(&self.decls) {
+            let input = matches!(d.role, BufferRole::Io(t) if t.is_input(self.backward));
+            if !input && b.bytes > 0 {
+                // SAFETY: whole allocation.
+                crate::error::drv("cuMemsetD8", unsafe {
+                    cudarc::driver::result::memset_d8_async(b.ptr, 0xFF, b.bytes, gpu.compute)
+                })?;
+            }
+        }
+        gpu.sync()
+    }
+}

@@ -1,0 +1,713 @@
+//! Running plans for benchmarks and checks: the rank's GPU and communicator, deterministic
+//! inputs laid out per the plan's layout, forward/backward runs timed with CUDA events, and
+//! error measures against a reference (the CPU f64 dense attention for small batches, or the
+//! single-device `local` plan run by this same executor for large ones).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use dcp_core::plan::{IoTensor, Plan};
+use dcp_core::spec::{BatchSpec, DType};
+use half::{bf16, f16};
+
+use crate::dist::{Nccl, RankInfo};
+use crate::error::{nccl, Result};
+use crate::exec::{Kernels, Prepared, TileConfig};
+use crate::gpu::Gpu;
+
+/// This process: its rank, GPU and (world > 1) NCCL communicator.
+pub struct Rank {
+    pub info: RankInfo,
+    pub gpu: Gpu,
+    pub nccl: Option<Nccl>,
+    pub timeout: Duration,
+    kernels: HashMap<(u32, u32), Rc<Kernels>>,
+    scratch: crate::gpu::DevBuf,
+}
+
+impl Rank {
+    /// Opens GPU LOCAL_RANK and, when WORLD_SIZE > 1, the NCCL communicator.
+    pub fn init(timeout: Duration) -> Result<Self> {
+        let info = RankInfo::from_env()?;
+        let gpu = Gpu::open(info.local_rank as usize)?;
+        let nccl = if info.world > 1 {
+            Some(Nccl::init(&info, timeout)?)
+        } else {
+            None
+        };
+        let scratch = gpu.alloc(1 << 16)?;
+        Ok(Rank {
+            info,
+            gpu,
+            nccl,
+            timeout,
+            kernels: HashMap::new(),
+            scratch,
+        })
+    }
+
+    pub fn kernels(&mut self, model: &dcp_core::spec::ModelShape) -> Result<Rc<Kernels>> {
+        let key = (model.head_dim, crate::desc::dtype_code(model.dtype));
+        if let Some(k) = self.kernels.get(&key) {
+            return Ok(k.clone());
+        }
+        let k = Rc::new(Kernels::load(&self.gpu, model, TileConfig::default())?);
+        self.kernels.insert(key, k.clone());
+        Ok(k)
+    }
+
+    /// Element-wise all-reduce (sum or max) of a few f64 over ranks (no-op on one rank).
+    pub fn allreduce(&self, vals: &mut [f64], max: bool) -> Result<()> {
+        let Some(c) = &self.nccl else { return Ok(()) };
+        assert!(vals.len() * 8 <= self.scratch.bytes);
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        self.gpu.upload(self.scratch.ptr, &bytes)?;
+        let op = if max {
+            cudarc::nccl::sys::ncclRedOp_t::ncclMax
+        } else {
+            cudarc::nccl::sys::ncclRedOp_t::ncclSum
+        };
+        // SAFETY: in-place all-reduce on our scratch buffer.
+        unsafe {
+            nccl(
+                "ncclAllReduce",
+                cudarc::nccl::result::all_reduce(
+                    self.scratch.ptr as *const _,
+                    self.scratch.ptr as *mut _,
+                    vals.len(),
+                    cudarc::nccl::sys::ncclDataType_t::ncclFloat64,
+                    op,
+                    c.comm,
+                    self.gpu.comm as _,
+                ),
+            )?;
+        }
+        let mut out = vec![0u8; vals.len() * 8];
+        self.gpu.download(self.scratch.ptr, &mut out)?;
+        for (v, b) in vals.iter_mut().zip(out.chunks_exact(8)) {
+            *v = f64::from_ne_bytes(b.try_into().expect("8 bytes"));
+        }
+        Ok(())
+    }
+
+    /// All ranks reach this point before any continues.
+    pub fn barrier(&self) -> Result<()> {
+        let mut x = [0.0];
+        self.allreduce(&mut x, false)
+    }
+}
+
+/// Deterministic input value of tensor `which` (0 = Q, 1 = KV, 2 = dO) at global element `i`.
+pub fn input_value(seed: u64, which: u64, i: u64) -> f32 {
+    let mut z = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(which.wrapping_mul(0xD1B5_4A32_D192_ED03))
+        .wrapping_add(i.wrapping_mul(0x94D0_49BB_1331_11EB));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let u = (z >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
+    let scale = if which == 0 { 2.0 } else { 1.0 };
+    (u * 2.0 - 1.0) * scale
+}
+
+fn round_to(dt: DType, v: f32) -> f32 {
+    match dt {
+        DType::Bf16 => bf16::from_f32(v).to_f32(),
+        DType::F16 => f16::from_f32(v).to_f32(),
+        DType::F32 => v,
+    }
+}
+
+fn encode(dt: DType, v: &[f32]) -> Vec<u8> {
+    match dt {
+        DType::Bf16 => v
+            .iter()
+            .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
+            .collect(),
+        DType::F16 => v
+            .iter()
+            .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+            .collect(),
+        DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+fn decode(dt: DType, b: &[u8]) -> Vec<f32> {
+    match dt {
+        DType::Bf16 => b
+            .chunks_exact(2)
+            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::F16 => b
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    }
+}
+
+/// Elements per token of a caller tensor.
+pub fn row_width(batch: &BatchSpec, t: IoTensor) -> usize {
+    let m = batch.model;
+    match t {
+        IoTensor::Kv | IoTensor::DKv => (m.kv_heads * 2 * m.head_dim) as usize,
+        IoTensor::Lse => m.heads as usize,
+        _ => (m.heads * m.head_dim) as usize,
+    }
+}
+
+/// Global token index of every local row of device `dev`.
+pub fn local_tokens(plan: &Plan, dev: usize) -> Vec<u64> {
+    let offs = plan.batch.seq_offsets();
+    plan.devices[dev]
+        .layout
+        .iter()
+        .flat_map(|s| {
+            let g0 = offs[s.seq as usize] + s.start as u64;
+            g0..g0 + s.len as u64
+        })
+        .collect()
+}
+
+/// Local input tensor `which` for the given global tokens (values rounded to `dt`).
+pub fn make_input(batch: &BatchSpec, seed: u64, t: IoTensor, tokens: &[u64]) -> Vec<f32> {
+    let w = row_width(batch, t) as u64;
+    let which = match t {
+        IoTensor::Q => 0,
+        IoTensor::Kv => 1,
+        _ => 2,
+    };
+    let dt = batch.model.dtype;
+    let mut v = Vec::with_capacity(tokens.len() * w as usize);
+    for &g in tokens {
+        for e in 0..w {
+            v.push(round_to(dt, input_value(seed, which, g * w + e)));
+        }
+    }
+    v
+}
+
+/// One device's prepared forward and backward programs of a plan.
+pub struct PlanRun {
+    pub kernels: Rc<Kernels>,
+    pub fwd: Prepared,
+    pub bwd: Prepared,
+    pub dev: usize,
+    pub tokens: Vec<u64>,
+}
+
+/// Local outputs as f32, rows in the device's layout order.
+#[derive(Debug, Clone, Default)]
+pub struct LocalOutputs {
+    pub o: Vec<f32>,
+    pub lse: Vec<f32>,
+    pub dq: Vec<f32>,
+    pub dkv: Vec<f32>,
+}
+
+impl PlanRun {
+    pub fn new(rank: &mut Rank, plan: &Plan, dev: usize) -> Result<Self> {
+        let model = plan.batch.model;
+        let kernels = rank.kernels(&model)?;
+        let dp = &plan.devices[dev];
+        let fwd = Prepared::new(&rank.gpu, &kernels, &model, &dp.forward, false)?;
+        let bwd = Prepared::new(&rank.gpu, &kernels, &model, &dp.backward, true)?;
+        Ok(PlanRun {
+            kernels,
+            fwd,
+            bwd,
+            dev,
+            tokens: local_tokens(plan, dev),
+        })
+    }
+
+    /// Uploads Q, KV (forward and backward) and dO (backward), generated from `seed`.
+    pub fn load_inputs(&self, rank: &Rank, batch: &BatchSpec, seed: u64) -> Result<()> {
+        let dt = batch.model.dtype;
+        for t in [IoTensor::Q, IoTensor::Kv, IoTensor::DO] {
+            let data = encode(dt, &make_input(batch, seed, t, &self.tokens));
+            if t != IoTensor::DO {
+                self.fwd.upload_io(&rank.gpu, t, &data)?;
+            }
+            self.bwd.upload_io(&rank.gpu, t, &data)?;
+        }
+        Ok(())
+    }
+
+    pub fn run_fwd(&self, rank: &mut Rank) -> Result<f32> {
+        self.fwd
+            .enqueue(&rank.gpu, &self.kernels, rank.nccl.as_ref())?;
+        let t = rank.timeout;
+        self.fwd.finish(rank.nccl.as_mut(), t)
+    }
+
+    /// Hands the forward's O and LSE to the backward program.
+    pub fn feed_backward(&self, rank: &Rank) -> Result<()> {
+        self.bwd.copy_io_from(&rank.gpu, &self.fwd, IoTensor::O)?;
+        self.bwd.copy_io_from(&rank.gpu, &self.fwd, IoTensor::Lse)
+    }
+
+    pub fn run_bwd(&self, rank: &mut Rank) -> Result<f32> {
+        self.bwd
+            .enqueue(&rank.gpu, &self.kernels, rank.nccl.as_ref())?;
+        let t = rank.timeout;
+        self.bwd.finish(rank.nccl.as_mut(), t)
+    }
+
+    pub fn outputs(&self, rank: &Rank) -> Result<LocalOutputs> {
+        let g = &rank.gpu;
+        let dl = |p: &Prepared, t: IoTensor| -> Result<Vec<f32>> {
+            let i = p.io_index(t).expect("io present");
+            Ok(decode(p.decl(i).dtype, &p.download_io(g, t)?))
+        };
+        Ok(LocalOutputs {
+            o: dl(&self.fwd, IoTensor::O)?,
+            lse: dl(&self.fwd, IoTensor::Lse)?,
+            dq: dl(&self.bwd, IoTensor::DQ)?,
+            dkv: dl(&self.bwd, IoTensor::DKv)?,
+        })
+    }
+}
+
+/// Error accumulators: per tensor Σ(got−ref)², Σref², and count of bad elements (NaN, or −∞
+/// mismatch in LSE). Summed over ranks, then [`ErrSums::report`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ErrSums {
+    pub v: [f64; 12],
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ErrReport {
+    pub o: f64,
+    pub lse: f64,
+    pub dq: f64,
+    pub dkv: f64,
+    pub bad: f64,
+    pub pass: bool,
+}
+
+pub const TOLERANCE: f64 = 1e-2;
+
+impl ErrSums {
+    fn add(&mut self, k: usize, got: &[f32], want: impl Fn(usize) -> f64, lse: bool) {
+        for (i, &g) in got.iter().enumerate() {
+            let r = want(i);
+            let g = g as f64;
+            if lse && (r == f64::NEG_INFINITY || g == f64::NEG_INFINITY) {
+                if r != g {
+                    self.v[3 * k + 2] += 1.0;
+                }
+                continue;
+            }
+            if !g.is_finite() || !r.is_finite() {
+                self.v[3 * k + 2] += 1.0;
+                continue;
+            }
+            self.v[3 * k] += (g - r) * (g - r);
+            self.v[3 * k + 1] += r * r;
+        }
+    }
+
+    pub fn report(&self) -> ErrReport {
+        let rel = |k: usize| {
+            let (n, d) = (self.v[3 * k], self.v[3 * k + 1]);
+            if d > 0.0 {
+                (n / d).sqrt()
+            } else {
+                n.sqrt()
+            }
+        };
+        let bad = self.v[2] + self.v[5] + self.v[8] + self.v[11];
+        let r = ErrReport {
+            o: rel(0),
+            lse: rel(1),
+            dq: rel(2),
+            dkv: rel(3),
+            bad,
+            pass: false,
+        };
+        ErrReport {
+            pass: bad == 0.0
+                && r.o <= TOLERANCE
+                && r.lse <= TOLERANCE
+                && r.dq <= TOLERANCE
+                && r.dkv <= TOLERANCE,
+            ..r
+        }
+    }
+}
+
+/// Compares local outputs with a global reference (`reference(t)` → global f64 tensor).
+pub fn compare_global(
+    batch: &BatchSpec,
+    tokens: &[u64],
+    got: &LocalOutputs,
+    o: &[f64],
+    lse: &[f64],
+    dq: &[f64],
+    dkv: &[f64],
+) -> ErrSums {
+    let mut e = ErrSums::default();
+    let map = |t: IoTensor| {
+        let w = row_width(batch, t);
+        move |i: usize| tokens[i / w] as usize * w + i % w
+    };
+    let (mo, ml, mq, mk) = (
+        map(IoTensor::O),
+        map(IoTensor::Lse),
+        map(IoTensor::DQ),
+        map(IoTensor::DKv),
+    );
+    e.add(0, &got.o, |i| o[mo(i)], false);
+    e.add(1, &got.lse, |i| lse[ml(i)], true);
+    e.add(2, &got.dq, |i| dq[mq(i)], false);
+    e.add(3, &got.dkv, |i| dkv[mk(i)], false);
+    e
+}
+
+/// The CPU f64 dense reference of the whole batch on the same (rounded) inputs.
+pub fn cpu_reference(batch: &BatchSpec, seed: u64) -> dcp_core::cpu::Outputs {
+    let all: Vec<u64> = (0..batch.total_tokens()).collect();
+    let f = |t| {
+        make_input(batch, seed, t, &all)
+            .into_iter()
+            .map(|x| x as f64)
+            .collect::<Vec<f64>>()
+    };
+    let x = dcp_core::cpu::Tensors {
+        q: f(IoTensor::Q),
+        kv: f(IoTensor::Kv),
+        d_o: f(IoTensor::DO),
+    };
+    dcp_core::cpu::dense_reference(batch, &x)
+}
+
+/// Expands local outputs of a (single-device) reference run to global f64 tensors.
+pub fn to_global(batch: &BatchSpec, tokens: &[u64], out: &LocalOutputs) -> dcp_core::cpu::Outputs {
+    let t = batch.total_tokens() as usize;
+    let scatter = |tt: IoTensor, v: &[f32]| {
+        let w = row_width(batch, tt);
+        let mut g = vec![f64::NAN; t * w];
+        for (i, &tok) in tokens.iter().enumerate() {
+            for e in 0..w {
+                g[tok as usize * w + e] = v[i * w + e] as f64;
+            }
+        }
+        g
+    };
+    dcp_core::cpu::Outputs {
+        o: scatter(IoTensor::O, &out.o),
+        lse: scatter(IoTensor::Lse, &out.lse),
+        dq: scatter(IoTensor::DQ, &out.dq),
+        dkv: scatter(IoTensor::DKv, &out.dkv),
+    }
+}
+
+/// Median of a non-empty list.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[s.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_deterministic_and_spread() {
+        let a: Vec<f32> = (0..1000).map(|i| input_value(7, 1, i)).collect();
+        let b: Vec<f32> = (0..1000).map(|i| input_value(7, 1, i)).collect();
+        assert_eq!(a, b);
+        assert!(a.iter().all(|x| (-1.0..1.0).contains(x)));
+        let mean = a.iter().sum::<f32>() / 1000.0;
+        assert!(mean.abs() < 0.1);
+        assert_ne!(input_value(7, 0, 3), input_value(8, 0, 3));
+    }
+
+    #[test]
+    fn err_sums_flag_nan_and_inf_mismatch() {
+        let mut e = ErrSums::default();
+        e.add(0, &[1.0, 2.0], |i| [1.0, 2.0][i], false);
+        e.add(
+            1,
+            &[f32::NEG_INFINITY, 0.5],
+            |i| [f64::NEG_INFINITY, 0.5][i],
+            true,
+        );
+        assert!(e.report().pass);
+        e.add(2, &[f32::NAN], |_| 0.0, false);
+        assert!(!e.report().pass);
+        let mut e = ErrSums::default();
+        e.add(1, &[0.0], |_| f64::NEG_INFINITY, true);
+        assert!(!e.report().pass);
+    }
+
+    #[test]
+    fn encode_decode_roundtrip() {
+        let v = vec![1.5f32, -2.25, 0.0];
+        for dt in [DType::Bf16, DType::F16, DType::F32] {
+            assert_eq!(decode(dt, &encode(dt, &v)), v);
+        }
+    }
+}
+
+/// One point of the attention throughput curve.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AttnPoint {
+    pub len: u32,
+    pub mask: String,
+    pub attended: u64,
+    pub fwd_ms: f64,
+    pub bwd_ms: f64,
+    pub fwd_tflops: f64,
+    pub bwd_tflops: f64,
+}
+
+/// One point of the NCCL send/recv curve (both directions at once, ranks 0 ↔ 1).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct P2pPoint {
+    pub bytes: u64,
+    pub us: f64,
+    pub gbps: f64,
+}
+
+/// The simulator profile written by `dcp calibrate` (schema in docs/CUDA.md).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Profile {
+    pub schema: u32,
+    pub device: String,
+    pub world: u32,
+    pub arch: String,
+    pub attn_fwd_tflops: f64,
+    pub attn_bwd_tflops: f64,
+    pub attn_curve: Vec<AttnPoint>,
+    pub launch_us: f64,
+    pub mem_gbps: f64,
+    pub merge_gbps: f64,
+    pub intra_gbps: Option<f64>,
+    pub intra_latency_us: Option<f64>,
+    pub p2p_curve: Vec<P2pPoint>,
+}
+
+fn time_prepared(rank: &mut Rank, ks: &Kernels, p: &Prepared, reps: usize) -> Result<f64> {
+    let mut v = Vec::new();
+    for i in 0..reps + 1 {
+        rank.barrier()?;
+        p.enqueue(&rank.gpu, ks, rank.nccl.as_ref())?;
+        let t = rank.timeout;
+        let ms = p.finish(rank.nccl.as_mut(), t)? as f64;
+        if i > 0 {
+            v.push(ms);
+        }
+    }
+    rank.allreduce(&mut v, true)?;
+    Ok(median(&v))
+}
+
+fn program(
+    bufs: Vec<dcp_core::plan::BufferDecl>,
+    instrs: Vec<dcp_core::plan::Instr>,
+) -> dcp_core::plan::Program {
+    dcp_core::plan::Program {
+        buffers: bufs,
+        instrs,
+    }
+}
+
+fn decl(
+    name: &str,
+    dtype: DType,
+    tokens: u32,
+    heads: u32,
+    width: u32,
+) -> dcp_core::plan::BufferDecl {
+    dcp_core::plan::BufferDecl {
+        name: name.into(),
+        role: dcp_core::plan::BufferRole::Scratch,
+        dtype,
+        tokens,
+        heads,
+        width,
+    }
+}
+
+fn all(buf: u32, tokens: u32, heads: u32) -> dcp_core::plan::Region {
+    dcp_core::plan::Region {
+        buf,
+        tok: 0,
+        len: tokens,
+        head: 0,
+        heads,
+    }
+}
+
+/// Measures kernel throughput, launch overhead, memory and merge bandwidth, and NCCL
+/// send/recv latency and bandwidth between ranks 0 and 1.
+pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
+    use dcp_core::plan::{Dir, FillValue, Instr, P2p};
+    let model = dcp_core::spec::ModelShape::default();
+    let ks = rank.kernels(&model)?;
+    let mut curve = Vec::new();
+    for &len in lens {
+        for mask in [
+            dcp_core::mask::MaskSpec::Causal,
+            dcp_core::mask::MaskSpec::Full,
+        ] {
+            let batch = BatchSpec::uniform(&[len], mask.clone(), model, 1024);
+            let plan = dcp_core::planners::make_plan(
+                "local",
+                &batch,
+                &dcp_core::spec::Topology::new(1, 1),
+                &Default::default(),
+            )
+            .map_err(|e| crate::error::CudaError::Unsupported(e.to_string()))?;
+            let run = PlanRun::new(rank, &plan, 0)?;
+            run.load_inputs(rank, &batch, 1)?;
+            let fwd = time_prepared_local(rank, &run, false)?;
+            run.feed_backward(rank)?;
+            let bwd = time_prepared_local(rank, &run, true)?;
+            let attended = mask.compile(len).count_all();
+            let fl = 4.0 * model.head_dim as f64 * model.heads as f64 * attended as f64;
+            curve.push(AttnPoint {
+                len,
+                mask: mask.name().to_string(),
+                attended,
+                fwd_ms: fwd,
+                bwd_ms: bwd,
+                fwd_tflops: fl / (fwd * 1e-3) / 1e12,
+                bwd_tflops: 2.5 * fl / (bwd * 1e-3) / 1e12,
+            });
+        }
+    }
+    let best = |f: fn(&AttnPoint) -> f64| curve.iter().map(f).fold(0.0, f64::max);
+    // Launch overhead: 200 one-element fills.
+    let p = program(
+        vec![decl("x", DType::F32, 1, 1, 1)],
+        (0..200)
+            .map(|_| Instr::Fill {
+                dst: all(0, 1, 1),
+                value: FillValue::Zero,
+            })
+            .collect(),
+    );
+    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false)?;
+    let launch_us = time_prepared(rank, &ks, &prep, 5)? * 1e3 / 200.0;
+    // Memory bandwidth: 1 GiB device copy (read + write counted).
+    let toks = 1u32 << 18;
+    let p = program(
+        vec![
+            decl("a", DType::F32, toks, 8, 128),
+            decl("b", DType::F32, toks, 8, 128),
+        ],
+        vec![Instr::Copy {
+            src: all(0, toks, 8),
+            dst: all(1, toks, 8),
+        }],
+    );
+    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false)?;
+    let ms = time_prepared(rank, &ks, &prep, 5)?;
+    let mem_gbps = 2.0 * (toks as f64 * 8.0 * 128.0 * 4.0) / (ms * 1e-3) / 1e9;
+    // Merge: two fp32 partials of 131072 tokens × 8 heads × 128 merged in place.
+    let t = 131072u32;
+    let p = program(
+        vec![
+            decl("o", DType::F32, t, 8, 128),
+            decl("l", DType::F32, t, 8, 1),
+            decl("o2", DType::F32, t, 8, 128),
+            decl("l2", DType::F32, t, 8, 1),
+        ],
+        vec![Instr::Merge {
+            o: all(0, t, 8),
+            lse: all(1, t, 8),
+            inputs: vec![(all(0, t, 8), all(1, t, 8)), (all(2, t, 8), all(3, t, 8))],
+        }],
+    );
+    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false)?;
+    prep.poison(&rank.gpu)?;
+    let ms = time_prepared(rank, &ks, &prep, 5)?;
+    let merge_gbps = (3.0 * t as f64 * 8.0 * 129.0 * 4.0) / (ms * 1e-3) / 1e9;
+    // NCCL send/recv between ranks 0 and 1.
+    let mut p2p = Vec::new();
+    if rank.info.world >= 2 {
+        let me = rank.info.rank;
+        for k in (12..=28).step_by(2) {
+            let bytes = 1u64 << k;
+            let toks = (bytes / 2) as u32;
+            let instrs = if me < 2 {
+                let peer = 1 - me;
+                vec![
+                    Instr::Comm {
+                        tag: 0,
+                        ops: vec![
+                            P2p {
+                                dir: Dir::Send,
+                                peer,
+                                region: all(0, toks, 1),
+                            },
+                            P2p {
+                                dir: Dir::Recv,
+                                peer,
+                                region: all(1, toks, 1),
+                            },
+                        ],
+                    },
+                    Instr::Wait { tag: 0 },
+                ]
+            } else {
+                vec![]
+            };
+            let p = program(
+                vec![
+                    decl("s", DType::Bf16, toks, 1, 1),
+                    decl("r", DType::Bf16, toks, 1, 1),
+                ],
+                instrs,
+            );
+            let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false)?;
+            let ms = time_prepared(rank, &ks, &prep, 10)?;
+            p2p.push(P2pPoint {
+                bytes,
+                us: ms * 1e3,
+                gbps: bytes as f64 / (ms * 1e-3) / 1e9,
+            });
+        }
+    }
+    Ok(Profile {
+        schema: 1,
+        device: rank.gpu.name.clone(),
+        world: rank.info.world,
+        arch: rank.gpu.arch(),
+        attn_fwd_tflops: best(|p| p.fwd_tflops),
+        attn_bwd_tflops: best(|p| p.bwd_tflops),
+        attn_curve: curve,
+        launch_us,
+        mem_gbps,
+        merge_gbps,
+        intra_gbps: p2p.last().map(|p| p.gbps),
+        intra_latency_us: p2p.first().map(|p| p.us),
+        p2p_curve: p2p,
+    })
+}
+
+fn time_prepared_local(rank: &mut Rank, run: &PlanRun, backward: bool) -> Result<f64> {
+    let p = if backward { &run.bwd } else { &run.fwd };
+    let mut v = Vec::new();
+    for i in 0..4 {
+        p.enqueue(&rank.gpu, &run.kernels, None)?;
+        let ms = p.finish(None, rank.timeout)? as f64;
+        if i > 0 {
+            v.push(ms);
+        }
+    }
+    rank.allreduce(&mut v, true)?;
+    Ok(median(&v))
+}
