@@ -84,9 +84,31 @@ pub fn place(
             tile_dev: vec![0; table.tiles.len()],
         });
     }
-    let (hg, cfg) = placement_problem(table, batch, topo, opts)?;
-    let part =
-        hypergraph::partition(&hg, &cfg).map_err(|e| PlanningError::Partition(e.to_string()))?;
+    let (hg, mut cfg) = placement_problem(table, batch, topo, opts)?;
+    let part = match hypergraph::partition(&hg, &cfg) {
+        Ok(p) => p,
+        Err(hypergraph::Error::Infeasible { .. }) => {
+            // The tight capacities may defeat the rebalancer; average + heaviest vertex always
+            // admits a greedy assignment.
+            let relaxed: Vec<u64> = (0..hg.dims())
+                .map(|dim| {
+                    let avg = hg.total_weight()[dim].div_ceil(k as u64);
+                    let heaviest = (0..hg.num_vertices() as u32)
+                        .map(|v| hg.vertex_weight(v)[dim])
+                        .max()
+                        .unwrap_or(0);
+                    cfg.capacities
+                        .as_ref()
+                        .map(|c| c[0][dim])
+                        .unwrap_or(0)
+                        .max(avg + heaviest)
+                })
+                .collect();
+            cfg.capacities = Some(vec![relaxed; k as usize]);
+            hypergraph::partition(&hg, &cfg).map_err(|e| PlanningError::Partition(e.to_string()))?
+        }
+        Err(e) => return Err(PlanningError::Partition(e.to_string())),
+    };
     Ok(Placement {
         block_home: part.parts[..nb].to_vec(),
         tile_dev: part.parts[nb..].to_vec(),
@@ -141,19 +163,17 @@ pub fn placement_problem(
     let mut cfg = PartitionConfig::new(k, 0.0)
         .with_seed(opts.seed)
         .with_preset(opts.preset);
-    // Capacity per dimension: (1+ε)·average, but never below average + the heaviest vertex, so a
-    // feasible assignment always exists (blocks are indivisible).
+    // Capacity per dimension: (1+ε)·average, but never below what a longest-first packing of
+    // the indivisible vertices achieves, so a feasible assignment exists.
     let caps: Vec<u64> = [opts.comp_epsilon, opts.mem_epsilon]
         .iter()
         .enumerate()
         .map(|(dim, eps)| {
-            let total = hg.total_weight()[dim];
-            let avg = total.div_ceil(k as u64);
-            let heaviest = (0..hg.num_vertices() as u32)
+            let avg = hg.total_weight()[dim].div_ceil(k as u64);
+            let w: Vec<u64> = (0..hg.num_vertices() as u32)
                 .map(|v| hg.vertex_weight(v)[dim])
-                .max()
-                .unwrap_or(0);
-            (((1.0 + eps) * avg as f64).floor() as u64).max(avg + heaviest)
+                .collect();
+            (((1.0 + eps) * avg as f64).floor() as u64).max(lpt_max(&w, k))
         })
         .collect();
     cfg.capacities = Some(vec![caps; k as usize]);
@@ -165,6 +185,24 @@ pub fn placement_problem(
         ));
     }
     Ok((hg, cfg))
+}
+
+/// Largest bin of a longest-processing-time-first packing of `w` into `k` bins.
+fn lpt_max(w: &[u64], k: u32) -> u64 {
+    let mut v: Vec<u64> = w.iter().copied().filter(|&x| x > 0).collect();
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    let mut bins = std::collections::BinaryHeap::new();
+    for _ in 0..k {
+        bins.push(std::cmp::Reverse(0u64));
+    }
+    for x in v {
+        let std::cmp::Reverse(l) = bins.pop().expect("k ≥ 1");
+        bins.push(std::cmp::Reverse(l + x));
+    }
+    bins.into_iter()
+        .map(|std::cmp::Reverse(l)| l)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Stage of every tile; stage 0 holds the tiles with local inputs.
@@ -353,6 +391,34 @@ impl Slots {
     }
 }
 
+/// First-fit placement of live intervals: `(block, len, first, last)` stage intervals
+/// (inclusive); two blocks share rows only when their intervals are disjoint.
+fn alloc_live(items: impl Iterator<Item = (u32, u32, u32, u32)>) -> Slots {
+    let mut items: Vec<(u32, u32, u32, u32)> = items.collect();
+    items.sort_by_key(|&(b, _, a, _)| (a, b));
+    let mut busy: Vec<(u32, u32, u32)> = Vec::new(); // (offset, len, last stage)
+    let mut out = Slots::default();
+    for (blk, len, a, b) in items {
+        let mut live: Vec<(u32, u32)> = busy
+            .iter()
+            .filter(|x| x.2 >= a)
+            .map(|x| (x.0, x.1))
+            .collect();
+        live.sort_unstable();
+        let mut at = 0u32;
+        for (o, l) in live {
+            if o >= at + len {
+                break;
+            }
+            at = at.max(o + l);
+        }
+        busy.push((at, len, b));
+        out.at.insert(blk, at);
+        out.tokens = out.tokens.max(at + len);
+    }
+    out
+}
+
 /// A work of one device and stage: query block and head block, and its KV blocks (sorted).
 struct WorkSpec {
     q: u32,
@@ -494,17 +560,47 @@ fn emit(
     }
     let mut q_slots: Vec<Slots> = (0..n).map(|_| Slots::default()).collect();
     let mut kv_slots: Vec<Slots> = (0..n).map(|_| Slots::default()).collect();
+    // Remote inputs share slots when their lifetimes (fetch stage − 1 ..= last use) do not overlap.
+    let mut qi_slots: Vec<Slots> = Vec::with_capacity(n as usize);
+    let mut kvi_slots: Vec<Slots> = Vec::with_capacity(n as usize);
+    for d in 0..n as usize {
+        for (need, last, out) in [
+            (&q_need[d], &q_last[d], &mut qi_slots),
+            (&kv_need[d], &kv_last[d], &mut kvi_slots),
+        ] {
+            let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
+            for (&(blk, hb), &s0) in need {
+                let e = life.entry(blk).or_insert((s0, 0));
+                e.0 = e.0.min(s0);
+                e.1 = e.1.max(last[&(blk, hb)]);
+            }
+            out.push(alloc_live(life.iter().map(|(&blk, &(s0, s1))| {
+                (blk, blen(blk), s0.saturating_sub(1), s1)
+            })));
+        }
+    }
     // Receive slots at the home for partials: (block, source) → rows.
     let mut oq_recv: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
     let mut okv_recv: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
     let mut oq_tokens = vec![0u32; n as usize];
     let mut okv_tokens = vec![0u32; n as usize];
     for d in 0..n as usize {
-        for &(q, _) in q_need[d].keys() {
-            q_slots[d].add(q, blen(q));
-        }
-        for &(k, _) in kv_need[d].keys() {
-            kv_slots[d].add(k, blen(k));
+        // Partial-output slots (accumulator + send staging) live from the block's first use
+        // until the group sending it has been waited for.
+        for (need, last, slots) in [
+            (&q_need[d], &q_last[d], &mut q_slots[d]),
+            (&kv_need[d], &kv_last[d], &mut kv_slots[d]),
+        ] {
+            let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
+            for (&(blk, hb), &s0) in need {
+                let e = life.entry(blk).or_insert((s0, 0));
+                e.0 = e.0.min(s0);
+                e.1 = e.1.max(last[&(blk, hb)]);
+            }
+            *slots = alloc_live(
+                life.iter()
+                    .map(|(&blk, &(s0, s1))| (blk, blen(blk), s0, out_tag(s1) - 1)),
+            );
         }
         for &(q, _) in q_last[d].keys() {
             let h = home(q) as usize;
@@ -549,14 +645,14 @@ fn emit(
                 "q_remote",
                 &model,
                 ScratchKind::Q,
-                q_slots[d].tokens,
+                qi_slots[d].tokens,
                 model.dtype,
             ),
             kv_rem: f.scratch(
                 "kv_remote",
                 &model,
                 ScratchKind::Kv,
-                kv_slots[d].tokens,
+                kvi_slots[d].tokens,
                 model.dtype,
             ),
             o_acc: f.scratch("o_acc", &model, ScratchKind::Q, t, DType::F32),
@@ -608,35 +704,35 @@ fn emit(
                 "q_remote",
                 &model,
                 ScratchKind::Q,
-                q_slots[d].tokens,
+                qi_slots[d].tokens,
                 model.dtype,
             ),
             o_rem: b.scratch(
                 "o_remote",
                 &model,
                 ScratchKind::Q,
-                q_slots[d].tokens,
+                qi_slots[d].tokens,
                 model.dtype,
             ),
             do_rem: b.scratch(
                 "do_remote",
                 &model,
                 ScratchKind::Q,
-                q_slots[d].tokens,
+                qi_slots[d].tokens,
                 model.dtype,
             ),
             l_rem: b.scratch(
                 "lse_remote",
                 &model,
                 ScratchKind::Lse,
-                q_slots[d].tokens,
+                qi_slots[d].tokens,
                 DType::F32,
             ),
             kv_rem: b.scratch(
                 "kv_remote",
                 &model,
                 ScratchKind::Kv,
-                kv_slots[d].tokens,
+                kvi_slots[d].tokens,
                 model.dtype,
             ),
             dq_acc: b.scratch("dq_acc", &model, ScratchKind::Q, t, DType::F32),
@@ -696,7 +792,7 @@ fn emit(
         let du = d as usize;
         for (&(q, hb), &s) in &q_need[du] {
             let h = home(q);
-            let (src_row, dst_row, len) = (lay[h as usize].row[&q], q_slots[du].at[&q], blen(q));
+            let (src_row, dst_row, len) = (lay[h as usize].row[&q], qi_slots[du].at[&q], blen(q));
             let ord = (0u8, q, hb, d);
             fwd_x.push(Xfer {
                 tag: s,
@@ -728,7 +824,7 @@ fn emit(
         }
         for (&(k, hb), &s) in &kv_need[du] {
             let h = home(k);
-            let (src_row, dst_row, len) = (lay[h as usize].row[&k], kv_slots[du].at[&k], blen(k));
+            let (src_row, dst_row, len) = (lay[h as usize].row[&k], kvi_slots[du].at[&k], blen(k));
             fwd_x.push(Xfer {
                 tag: s,
                 order: (1, k, hb, d),
@@ -837,6 +933,21 @@ fn emit(
                 reg(buf_rem, kv_slots[d].at[&k], len, kh(hb))
             }
         };
+        // Remote inputs live in the liveness-shared slots.
+        let qi_at = |q: u32, hb: u32, buf_io: u32, buf_rem: u32| -> Region {
+            if home(q) == du {
+                reg(buf_io, lay[d].row[&q], blen(q), qh(hb))
+            } else {
+                reg(buf_rem, qi_slots[d].at[&q], blen(q), qh(hb))
+            }
+        };
+        let kvi_at = |k: u32, hb: u32, buf_io: u32, buf_rem: u32| -> Region {
+            if home(k) == du {
+                reg(buf_io, lay[d].row[&k], blen(k), kh(hb))
+            } else {
+                reg(buf_rem, kvi_slots[d].at[&k], blen(k), kh(hb))
+            }
+        };
         // Forward prologue: home (q, hb) without local work start from the merge identity.
         for (bi, _) in table
             .blocks
@@ -862,12 +973,7 @@ fn emit(
             }
         }
         // Backward prologue: zero every accumulator.
-        for (buf, tokens) in [
-            (bbuf.dq_acc, lay[d].tokens),
-            (bbuf.dkv_acc, lay[d].tokens),
-            (bbuf.dq_part, q_slots[d].tokens),
-            (bbuf.dkv_part, kv_slots[d].tokens),
-        ] {
+        for (buf, tokens) in [(bbuf.dq_acc, lay[d].tokens), (bbuf.dkv_acc, lay[d].tokens)] {
             if tokens > 0 {
                 b.push(Instr::Fill {
                     dst: b.rows(buf, 0, tokens),
@@ -894,6 +1000,23 @@ fn emit(
                 if waits.contains(&s) {
                     pb.push(Instr::Wait { tag: s });
                     waits.retain(|&t| t != s);
+                }
+            }
+            // Zero the partial-gradient slots of blocks first used in this stage.
+            for (need, slots, buf) in [
+                (&q_need[d], &q_slots[d], bbuf.dq_part),
+                (&kv_need[d], &kv_slots[d], bbuf.dkv_part),
+            ] {
+                let mut firsts: BTreeMap<u32, u32> = BTreeMap::new();
+                for (&(blk, _), &s0) in need {
+                    let e = firsts.entry(blk).or_insert(s0);
+                    *e = (*e).min(s0);
+                }
+                for (&blk, _) in firsts.iter().filter(|(_, &s0)| s0 == s) {
+                    b.push(Instr::Fill {
+                        dst: b.rows(buf, slots.at[&blk], blen(blk)),
+                        value: FillValue::Zero,
+                    });
                 }
             }
             let ws = &works[d][s as usize];
@@ -940,26 +1063,26 @@ fn emit(
                     )
                 };
                 fw.push(FwdWork {
-                    q: q_at(w.q, w.hb, fbuf.q, fbuf.q_rem),
+                    q: qi_at(w.q, w.hb, fbuf.q, fbuf.q_rem),
                     kv: w
                         .kv
                         .iter()
-                        .map(|&k| kv_at(k, w.hb, fbuf.kv, fbuf.kv_rem))
+                        .map(|&k| kvi_at(k, w.hb, fbuf.kv, fbuf.kv_rem))
                         .collect(),
                     o: out_o,
                     lse: out_l,
                     rows: w.rows.clone(),
                 });
                 bw.push(BwdWork {
-                    q: q_at(w.q, w.hb, bbuf.q, bbuf.q_rem),
+                    q: qi_at(w.q, w.hb, bbuf.q, bbuf.q_rem),
                     kv: w
                         .kv
                         .iter()
-                        .map(|&k| kv_at(k, w.hb, bbuf.kv, bbuf.kv_rem))
+                        .map(|&k| kvi_at(k, w.hb, bbuf.kv, bbuf.kv_rem))
                         .collect(),
-                    o: q_at(w.q, w.hb, bbuf.o, bbuf.o_rem),
-                    lse: q_at(w.q, w.hb, bbuf.lse, bbuf.l_rem),
-                    do_: q_at(w.q, w.hb, bbuf.d_o, bbuf.do_rem),
+                    o: qi_at(w.q, w.hb, bbuf.o, bbuf.o_rem),
+                    lse: qi_at(w.q, w.hb, bbuf.lse, bbuf.l_rem),
+                    do_: qi_at(w.q, w.hb, bbuf.d_o, bbuf.do_rem),
                     dq: q_at(w.q, w.hb, bbuf.dq_acc, bbuf.dq_part),
                     dkv: w
                         .kv
