@@ -382,14 +382,6 @@ struct Slots {
     tokens: u32,
 }
 
-impl Slots {
-    fn add(&mut self, b: u32, len: u32) {
-        if let std::collections::btree_map::Entry::Vacant(e) = self.at.entry(b) {
-            e.insert(self.tokens);
-            self.tokens += len;
-        }
-    }
-}
 
 /// First-fit placement of live intervals: `(block, len, first, last)` stage intervals
 /// (inclusive); two blocks share rows only when their intervals are disjoint.
