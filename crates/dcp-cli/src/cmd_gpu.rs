@@ -328,7 +328,7 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
                     if is0 {
                         let rec = json!({"kind": "bench", "batch": bi, "source": a.batch.source_name(),
                             "mask": a.batch.mask, "planner": p, "block_size": bs, "world": world,
-                            "device": rank.gpu.name, "tokens": batch.total_tokens(), "n_seqs": l.len(),
+                            "device": rank.gpu.name, "tokens": batch.total_tokens(), "n_seqs": l.len(), "lens": l,
                             "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
                             "attended_fwd_flops": flops, "fwd_bytes": st.fwd_bytes_intra + st.fwd_bytes_inter,
                             "bwd_bytes": st.bwd_bytes_intra + st.bwd_bytes_inter,
