@@ -419,6 +419,17 @@ pub fn compare(a: CompareArgs) -> Result<()> {
     md += "# Simulated attention microbenchmark: DCP vs static context parallelism\n\n";
     md += &format!("* Date: {date}\n* Machine: {}\n", machine());
     md += &format!("* Command: `{}`\n", command.join(" "));
+    let rev = sh("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = sh("git", &["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|s| !s.is_empty());
+    md += &format!(
+        "* Source: commit {rev}{}\n",
+        if dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        }
+    );
     md += &format!("* Hardware model: {}\n", profile.describe());
     for t in &cfg.topologies {
         md += &format!(

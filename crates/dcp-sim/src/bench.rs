@@ -291,6 +291,9 @@ pub struct Mean {
     pub bwd_block: Option<u32>,
     pub batches: usize,
     pub errors: usize,
+    /// Mean bytes crossing nodes per batch, forward and backward (MB).
+    pub fwd_inter_mb: f64,
+    pub bwd_inter_mb: f64,
 }
 
 /// Per configuration, per variant (`ring`, `dcp-1024`, …, and `dcp` = best block size).
@@ -327,6 +330,8 @@ pub fn summarize(rows: &[Row]) -> Summary {
                     bwd_block: None,
                     batches: rs.len(),
                     errors,
+                    fwd_inter_mb: mean(|r| r.fwd_bytes_inter as f64 / 1e6),
+                    bwd_inter_mb: mean(|r| r.bwd_bytes_inter as f64 / 1e6),
                 },
             );
         }
@@ -350,6 +355,12 @@ pub fn summarize(rows: &[Row]) -> Summary {
             };
             let (fb, fwd) = best(|x| x.fwd_ms).map_or((None, f64::NAN), |(b, t)| (Some(b), t));
             let (bb, bwd) = best(|x| x.bwd_ms).map_or((None, f64::NAN), |(b, t)| (Some(b), t));
+            let at = |b: Option<u32>, f: fn(&Mean) -> f64| {
+                per_block
+                    .iter()
+                    .find(|(x, _)| Some(*x) == b)
+                    .map_or(f64::NAN, |(_, m)| f(m))
+            };
             m.insert(
                 planner,
                 Mean {
@@ -359,6 +370,8 @@ pub fn summarize(rows: &[Row]) -> Summary {
                     bwd_block: bb,
                     batches: per_block[0].1.batches,
                     errors: per_block.iter().map(|x| x.1.errors).sum(),
+                    fwd_inter_mb: at(fb, |m| m.fwd_inter_mb),
+                    bwd_inter_mb: at(bb, |m| m.bwd_inter_mb),
                 },
             );
         }
@@ -536,6 +549,33 @@ pub fn markdown_tables(cfg: &CompareConfig, s: &Summary) -> String {
                                 }
                                 c
                             })
+                            .unwrap_or_else(|| "–".into());
+                        out += &format!(" {cell} |");
+                    }
+                    out += "\n";
+                }
+            }
+        }
+        out += &format!(
+            "\n### {topo}: mean inter-node MB per batch, forward / backward (best block size for swept planners)\n\n"
+        );
+        out += "| dataset | scale | mask |";
+        for p in &cfg.planners {
+            out += &format!(" {p} |");
+        }
+        out += "\n|---|---|---|";
+        out += &"---|".repeat(cfg.planners.len());
+        out += "\n";
+        for ds in &cfg.datasets {
+            for sc in &scales {
+                for mask in &cfg.masks {
+                    let key = (topo.clone(), ds.clone(), sc.clone(), mask.clone());
+                    let Some(m) = s.get(&key) else { continue };
+                    out += &format!("| {ds} | {sc} | {mask} |");
+                    for p in &cfg.planners {
+                        let cell = m
+                            .get(p)
+                            .map(|x| format!("{:.0} / {:.0}", x.fwd_inter_mb, x.bwd_inter_mb))
                             .unwrap_or_else(|| "–".into());
                         out += &format!(" {cell} |");
                     }
