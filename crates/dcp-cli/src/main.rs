@@ -1,6 +1,8 @@
 //! The `dcp` command: plan, check, demo, partition, simulate, compare, bench-gpu.
 
+mod cmd_dryrun;
 mod cmd_gpu;
+mod cmd_partition;
 mod cmd_plan;
 mod cmd_sim;
 mod common;
@@ -30,6 +32,11 @@ enum Cmd {
     /// The main job on a built-in workload: plan longalign batches with every planner, validate,
     /// run a small case on the CPU executor, print a comparison table.
     Demo(cmd_plan::DemoArgs),
+    /// The paper's CPU dry-run study: bytes, planning time, sparsity and inter-node weight
+    /// sweeps of the dcp placement against ring/zigzag, with plots and a report.
+    Dryrun(cmd_dryrun::DryrunArgs),
+    /// Partition an hMETIS hypergraph and print km1, cut, loads, imbalance and time as JSON.
+    Partition(cmd_partition::PartitionArgs),
     /// Simulate plan execution on a cluster model (time per batch with a breakdown).
     Simulate(cmd_sim::SimulateArgs),
     /// The paper's microbenchmark on the simulator: DCP vs static CP, tables, plots, report.
@@ -48,6 +55,8 @@ fn main() -> Result<()> {
         Cmd::Plan(a) => cmd_plan::plan(a),
         Cmd::Check(a) => cmd_plan::check(a),
         Cmd::Demo(a) => cmd_plan::demo(a),
+        Cmd::Dryrun(a) => cmd_dryrun::dryrun(a),
+        Cmd::Partition(a) => cmd_partition::partition(a),
         Cmd::Simulate(a) => cmd_sim::simulate(a),
         Cmd::Compare(a) => cmd_sim::compare(a),
         Cmd::BenchGpu(a) => cmd_gpu::bench_gpu(a),
