@@ -358,3 +358,38 @@ fn three_level_cluster() {
     let r = simulate_pass(&plan, false, &c, &p, &SimOptions::default()).unwrap();
     assert!(close(r.makespan_us, 30.0 + 200.0), "{}", r.makespan_us);
 }
+
+#[test]
+fn trace_has_both_passes_and_all_devices() {
+    let p = Profile::h100();
+    let topo = Topology::new(1, 2);
+    let cluster = Cluster::from_topology(&topo, &p);
+    let batch = BatchSpec::uniform(&[3000, 500], MaskSpec::Causal, ModelShape::default(), 1024);
+    let plan = make_plan("zigzag", &batch, &topo, &PlannerOptions::default()).unwrap();
+    let r = simulate(&plan, &cluster, &p, &SimOptions { trace: true }).unwrap();
+    let t = dcp_sim::trace::chrome_trace(&r, "t");
+    let ev = t["traceEvents"].as_array().unwrap();
+    for pass in ["forward", "backward"] {
+        for dev in 0..2u64 {
+            for tid in [0u64, 1] {
+                assert!(
+                    ev.iter().any(|e| e["ph"] == "X"
+                        && e["pid"] == dev
+                        && e["tid"] == tid
+                        && e["args"]["pass"] == pass),
+                    "{pass} device {dev} track {tid}"
+                );
+            }
+        }
+    }
+    // Spans never overlap on a device's compute track.
+    let mut spans: Vec<(f64, f64)> = ev
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["pid"] == 0u64 && e["tid"] == 0u64)
+        .map(|e| (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap()))
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in spans.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0 + 1e-6, "{w:?}");
+    }
+}
