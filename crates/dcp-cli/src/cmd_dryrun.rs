@@ -205,7 +205,7 @@ pub fn dryrun(a: DryrunArgs) -> Result<()> {
                         let plan = if p == "dcp" {
                             // The placement itself is studied: no static fallback.
                             let o = DcpOptions {
-                                inter_node_factor: *f,
+                                inter_node_factor: Some(*f),
                                 fallback_static: false,
                                 ..DcpOptions::default()
                             };

@@ -54,9 +54,10 @@ pub struct DcpArgs {
     /// Allowed imbalance of home data per device.
     #[arg(long, default_value_t = 0.15)]
     pub mem_epsilon: f64,
-    /// Cost of an inter-node byte relative to an intra-node byte.
-    #[arg(long, default_value_t = 4)]
-    pub inter_node_factor: u64,
+    /// Cost of an inter-node byte relative to an intra-node byte (default: intra bandwidth over
+    /// each GPU's share of the node's NICs).
+    #[arg(long)]
+    pub inter_node_factor: Option<u64>,
     /// Number of stages (default: chosen by the cost model).
     #[arg(long)]
     pub stages: Option<u32>,
@@ -93,7 +94,7 @@ impl DcpArgs {
         Ok(dcp_core::dcp::DcpOptions {
             comp_epsilon: self.comp_epsilon,
             mem_epsilon: self.mem_epsilon,
-            inter_node_factor: self.inter_node_factor.max(1),
+            inter_node_factor: self.inter_node_factor.map(|f| f.max(1)),
             seed: self.plan_seed,
             stages: self.stages,
             cost,

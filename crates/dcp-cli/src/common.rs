@@ -50,9 +50,12 @@ pub struct BatchArgs {
     /// Topology NODESxGPUS, e.g. 4x8.
     #[arg(long, default_value = "4x8")]
     pub topology: String,
-    /// Inter-node bandwidth per GPU, GB/s.
+    /// Inter-node bandwidth of one NIC, GB/s.
     #[arg(long)]
     pub inter_gbps: Option<f64>,
+    /// NICs per node shared by its GPUs (0 = one NIC per GPU).
+    #[arg(long)]
+    pub nics_per_node: Option<u32>,
     /// Intra-node bandwidth per GPU, GB/s.
     #[arg(long)]
     pub intra_gbps: Option<f64>,
@@ -110,6 +113,9 @@ impl BatchArgs {
         let mut t = Topology::parse(&self.topology)?;
         if let Some(b) = self.inter_gbps {
             t.inter_gbps = b;
+        }
+        if let Some(n) = self.nics_per_node {
+            t.nics_per_node = n;
         }
         if let Some(b) = self.intra_gbps {
             t.intra_gbps = b;

@@ -79,6 +79,8 @@ struct Clock<'a> {
     pending: Vec<Option<GroupAcc>>,
     /// Latest launch among the devices of the group being completed.
     group_latest: Option<f64>,
+    /// Inter-node bytes (out, in) per node in the group being completed.
+    node_inter: Option<Vec<(f64, f64)>>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -191,26 +193,38 @@ impl Machine for Clock<'_> {
     ) -> Result<(), PlanError> {
         let d = dev as usize;
         // Groups are coupled: a device's group finishes no earlier than its peers launch theirs.
-        // Approximate with the latest launch among devices in this group (recorded so far).
+        // Approximate with the latest launch among the group's devices; the node's NICs are
+        // shared by all its GPUs, so inter-node bytes are also limited per node.
         let start = self.group_start(dev);
-        let latest = match self.group_latest {
-            Some(l) => l,
-            None => self
-                .pending
-                .iter()
-                .flatten()
-                .map(|g| g.start)
-                .fold(start, f64::max),
-        };
+        let topo = self.plan.topology;
+        if self.group_latest.is_none() {
+            self.group_latest = Some(
+                self.pending
+                    .iter()
+                    .flatten()
+                    .map(|g| g.start)
+                    .fold(start, f64::max),
+            );
+            let mut v = vec![(0.0, 0.0); topo.nodes as usize];
+            for (i, g) in self.pending.iter().enumerate() {
+                if let Some(g) = g {
+                    let x = &mut v[topo.node_of(i as u32) as usize];
+                    x.0 += g.out_inter;
+                    x.1 += g.in_inter;
+                }
+            }
+            self.node_inter = Some(v);
+        }
+        let latest = self.group_latest.unwrap();
+        let node = self.node_inter.as_ref().unwrap()[topo.node_of(dev) as usize];
         let g = self.pending[d].take().unwrap();
-        self.group_latest = if self.pending.iter().any(|p| p.is_some()) {
-            Some(latest)
-        } else {
-            None
-        };
-        let topo = &self.plan.topology;
+        if self.pending.iter().all(|p| p.is_none()) {
+            self.group_latest = None;
+            self.node_inter = None;
+        }
         let intra = g.out_intra.max(g.in_intra) / (topo.intra_gbps * 1e9);
-        let inter = g.out_inter.max(g.in_inter) / (topo.inter_gbps * 1e9);
+        let inter = (g.out_inter.max(g.in_inter) / (topo.inter_gbps * 1e9))
+            .max(node.0.max(node.1) / (topo.node_inter_gbps() * 1e9));
         let lat = if g.inter {
             topo.inter_latency_us
         } else {
@@ -237,6 +251,7 @@ pub fn predict(plan: &Plan, cost: &CostModel) -> Prediction {
             done: vec![Vec::new(); n],
             pending: vec![None; n],
             group_latest: None,
+            node_inter: None,
         };
         // Plans given to the predictor are valid; a driver error only means an invalid plan.
         if drive(plan, backward, &mut c).is_err() {

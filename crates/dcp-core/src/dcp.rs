@@ -36,8 +36,9 @@ pub struct DcpOptions {
     pub comp_epsilon: f64,
     /// Allowed memory imbalance of the home data.
     pub mem_epsilon: f64,
-    /// Cost of an inter-node byte relative to an intra-node byte.
-    pub inter_node_factor: u64,
+    /// Cost of an inter-node byte relative to an intra-node byte (default: from the topology's
+    /// bandwidths, [`Topology::inter_cost_ratio`]).
+    pub inter_node_factor: Option<u64>,
     pub seed: u64,
     /// Fixed number of stages (default: chosen by the cost model).
     pub stages: Option<u32>,
@@ -52,7 +53,7 @@ impl Default for DcpOptions {
         DcpOptions {
             comp_epsilon: 0.05,
             mem_epsilon: 0.15,
-            inter_node_factor: 4,
+            inter_node_factor: None,
             seed: 0,
             stages: None,
             cost: CostModel::default(),
@@ -181,7 +182,8 @@ pub fn placement_problem(
         cfg.topology = Some(hypergraph::config::Topology::uniform(
             k,
             topo.gpus_per_node,
-            opts.inter_node_factor,
+            opts.inter_node_factor
+                .unwrap_or_else(|| topo.inter_cost_ratio()),
         ));
     }
     Ok((hg, cfg))
@@ -381,7 +383,6 @@ struct Slots {
     at: BTreeMap<u32, u32>,
     tokens: u32,
 }
-
 
 /// First-fit placement of live intervals: `(block, len, first, last)` stage intervals
 /// (inclusive); two blocks share rows only when their intervals are disjoint.

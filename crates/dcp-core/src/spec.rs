@@ -87,8 +87,11 @@ pub struct Topology {
     pub intra_gbps: f64,
     /// Latency of an intra-node transfer, microseconds.
     pub intra_latency_us: f64,
-    /// Bandwidth per GPU across nodes, GB/s per direction.
+    /// Bandwidth of one NIC across nodes, GB/s per direction (what one GPU can drive).
     pub inter_gbps: f64,
+    /// NICs per node, shared by the node's GPUs; 0 means one NIC per GPU.
+    #[serde(default)]
+    pub nics_per_node: u32,
     pub inter_latency_us: f64,
     /// Memory per device available to attention buffers, bytes.
     pub device_memory_bytes: u64,
@@ -104,6 +107,7 @@ impl Topology {
             intra_gbps: 277.0 * 1.073_741_824,
             intra_latency_us: 10.0,
             inter_gbps: 50.0,
+            nics_per_node: 0,
             inter_latency_us: 20.0,
             device_memory_bytes: 80 << 30,
         }
@@ -123,6 +127,23 @@ impl Topology {
             return Err(bad());
         }
         Ok(Topology::new(n, g))
+    }
+
+    /// Aggregate inter-node bandwidth of one node, GB/s per direction.
+    pub fn node_inter_gbps(&self) -> f64 {
+        let nics = if self.nics_per_node == 0 {
+            self.gpus_per_node
+        } else {
+            self.nics_per_node
+        };
+        self.inter_gbps * nics as f64
+    }
+
+    /// How much dearer an inter-node byte is than an intra-node one when every GPU of a node
+    /// sends across nodes at once (its fair share of the node's NICs), clamped to [1, 64].
+    pub fn inter_cost_ratio(&self) -> u64 {
+        let share = self.node_inter_gbps() / self.gpus_per_node as f64;
+        ((self.intra_gbps / share).round() as u64).clamp(1, 64)
     }
 
     pub fn n_devices(&self) -> u32 {

@@ -478,11 +478,16 @@ impl<'a> Validator<'a> {
                     for k in 0..s.len {
                         let tok = s.start + k;
                         let heads = prog.buffers[b as usize].heads;
+                        let q_want = if t == IoTensor::DKv {
+                            Cov::default()
+                        } else {
+                            self.exp.q_cov(s.seq, tok, &mut self.scratch)
+                        };
                         for h in 0..heads {
                             let want = if t == IoTensor::DKv {
                                 kcache.as_ref().unwrap().1[(tok * m.kv_heads + h) as usize]
                             } else {
-                                self.exp.q_cov(s.seq, tok, &mut self.scratch)
+                                q_want
                             };
                             let got = self.devs[di].bufs[b as usize][(row * heads + h) as usize];
                             let part = match t {
@@ -1166,11 +1171,14 @@ impl Machine for Validator<'_> {
                     ins_o.push(self.read_all(dev, io));
                     ins_l.push(self.read_all(dev, il));
                 }
+                let (mut co, mut cl): (Vec<Cell>, Vec<Cell>) = (Vec::new(), Vec::new());
                 let mut k = 0;
                 for t in 0..o.len {
                     for h in 0..o.heads {
-                        let co: Vec<Cell> = ins_o.iter().map(|v| v[k]).collect();
-                        let cl: Vec<Cell> = ins_l.iter().map(|v| v[k]).collect();
+                        co.clear();
+                        co.extend(ins_o.iter().map(|v| v[k]));
+                        cl.clear();
+                        cl.extend(ins_l.iter().map(|v| v[k]));
                         for (a, b) in co.iter().zip(&cl) {
                             if *a == Cell::Unset || *b == Cell::Unset {
                                 return Err(self.err(
@@ -1232,10 +1240,12 @@ impl Machine for Validator<'_> {
                 } else {
                     Part::DQ
                 };
+                let mut cs: Vec<Cell> = Vec::new();
                 let mut k = 0;
                 for t in 0..dst.len {
                     for h in 0..dst.heads {
-                        let cs: Vec<Cell> = ins.iter().map(|v| v[k]).collect();
+                        cs.clear();
+                        cs.extend(ins.iter().map(|v| v[k]));
                         let c = self.combine(dev, idx, &cs, part, FillValue::Zero)?;
                         self.set(dev, dst, t, h, c);
                         k += 1;

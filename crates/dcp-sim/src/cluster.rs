@@ -112,7 +112,7 @@ impl Cluster {
         c.levels[0].gbps = t.intra_gbps;
         c.levels[0].latency_us = t.intra_latency_us;
         let ports = c.levels[1].ports.max(1);
-        c.levels[1].gbps = t.inter_gbps * t.gpus_per_node as f64 / ports as f64;
+        c.levels[1].gbps = t.node_inter_gbps() / ports as f64;
         c.levels[1].latency_us = t.inter_latency_us;
         c
     }
@@ -186,7 +186,8 @@ impl Cluster {
         t.intra_gbps = self.levels[0].gbps;
         t.intra_latency_us = self.levels[0].latency_us;
         if let Some(l) = self.levels.get(1) {
-            t.inter_gbps = l.gbps * l.ports as f64 / gpus as f64;
+            t.inter_gbps = l.gbps;
+            t.nics_per_node = if l.ports == gpus { 0 } else { l.ports };
             t.inter_latency_us = l.latency_us;
         }
         t
@@ -304,7 +305,7 @@ mod tests {
         assert!(Cluster::parse("abc", &p).is_err());
         let t = c.core_topology();
         assert_eq!((t.nodes, t.gpus_per_node), (4, 4));
-        assert!((t.inter_gbps - 12.5 / 4.0).abs() < 1e-9);
+        assert!((t.node_inter_gbps() - 12.5).abs() < 1e-9);
         let back = Cluster::from_topology(&t, &one);
         assert!((back.levels[1].gbps - 12.5).abs() < 1e-9);
     }
