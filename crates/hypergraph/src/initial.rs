@@ -1,9 +1,12 @@
 //! Initial k-way partitioning of the coarsest hypergraph (small, so several seeded tries
-//! are affordable). Two constructive algorithms, alternated across tries:
+//! are affordable). Constructive algorithms, alternated across tries (a portfolio: on the
+//! 2-D DCP instances neither growing variant dominates):
 //!
 //! * **greedy hypergraph growing**: k regions grow simultaneously; the part with the
 //!   smallest relative load takes the unassigned vertex most connected to it (sum of
 //!   weights of nets already touching the part) that still fits;
+//! * **FM-gain greedy growing for bisections** ([`grow_bisection`]): one block grows from
+//!   a random seed, always taking the vertex with the best km1 gain;
 //! * **multi-constraint LPT bin packing**: vertices by decreasing normalised dominant
 //!   weight, each to the part whose relative load after adding it is smallest.
 //!
@@ -12,7 +15,7 @@
 
 use std::collections::BinaryHeap;
 
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -163,6 +166,136 @@ pub(crate) fn greedy_growing(
                 .unwrap();
             parts[v as usize] = p as u32;
             add_load(hg, &mut loads, v, p);
+        }
+    }
+    parts
+}
+
+/// Greedy hypergraph growing for bisections (KaHyPar's FM-gain GHG): every free vertex
+/// starts in block `1 - grow`; block `grow` grows from a random seed by repeatedly taking
+/// the vertex with the largest km1 gain of moving it across (ties: random rank) that still
+/// fits, until the other block fits its capacities and is no more loaded (relatively) than
+/// the growing one. Grows compact regions, unlike the simultaneous k-way variant.
+pub(crate) fn grow_bisection(
+    hg: &Hypergraph,
+    caps: &[u64],
+    fixed: &[Option<u32>],
+    grow: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let n = hg.num_vertices();
+    let m = hg.num_nets();
+    let dims = hg.dims();
+    let rest = 1 - grow;
+    let mut parts = vec![rest as u32; n];
+    let mut free = vec![true; n];
+    for v in 0..n {
+        if let Some(p) = fixed.get(v).copied().flatten() {
+            parts[v] = p;
+            free[v] = false;
+        }
+    }
+    let mut loads = vec![0u64; 2 * dims];
+    for v in 0..n as u32 {
+        add_load(hg, &mut loads, v, parts[v as usize] as usize);
+    }
+    // pin counts per side
+    let mut phi = vec![[0u32; 2]; m];
+    for e in 0..m {
+        for &v in hg.pins(e as u32) {
+            phi[e][parts[v as usize] as usize] += 1;
+        }
+    }
+    let mut gain = vec![0i64; n];
+    for v in 0..n {
+        if !free[v] {
+            continue;
+        }
+        for &e in hg.nets(v as u32) {
+            let w = hg.net_weight(e) as i64;
+            let c = phi[e as usize];
+            if c[rest] == 1 {
+                gain[v] += w;
+            }
+            if c[grow] == 0 {
+                gain[v] -= w;
+            }
+        }
+    }
+    let rank: Vec<u32> = {
+        let mut r: Vec<u32> = (0..n as u32).collect();
+        r.shuffle(rng);
+        r
+    };
+    let mut heap: BinaryHeap<(i64, u32, u32)> = (0..n as u32)
+        .filter(|&v| free[v as usize])
+        .map(|v| (gain[v as usize], rank[v as usize], v))
+        .collect();
+    let rel = |loads: &[u64], p: usize| -> f64 {
+        (0..dims)
+            .map(|d| loads[p * dims + d] as f64 / caps[p * dims + d].max(1) as f64)
+            .fold(0.0, f64::max)
+    };
+    let done = |loads: &[u64]| -> bool {
+        (0..dims).all(|d| loads[rest * dims + d] <= caps[rest * dims + d])
+            && (dims > 1 || rel(loads, grow) >= rel(loads, rest))
+    };
+    // random seed first
+    let seeds: Vec<u32> = (0..n as u32).filter(|&v| free[v as usize]).collect();
+    let mut first = seeds.choose(rng).copied();
+    while !done(&loads) {
+        let v = match first.take() {
+            Some(v) => v,
+            None => {
+                let mut pick = None;
+                while let Some((g, _, v)) = heap.pop() {
+                    let vi = v as usize;
+                    if parts[vi] as usize != rest || !free[vi] || gain[vi] != g {
+                        continue;
+                    }
+                    if fits(hg, &loads, caps, v, grow) {
+                        pick = Some(v);
+                        break;
+                    }
+                }
+                match pick {
+                    Some(v) => v,
+                    None => break,
+                }
+            }
+        };
+        if !fits(hg, &loads, caps, v, grow) {
+            continue;
+        }
+        // move v: rest -> grow, updating neighbour gains
+        let vi = v as usize;
+        parts[vi] = grow as u32;
+        let w = hg.vertex_weight(v);
+        for d in 0..dims {
+            loads[rest * dims + d] -= w[d];
+            loads[grow * dims + d] += w[d];
+        }
+        for &e in hg.nets(v) {
+            let ew = hg.net_weight(e) as i64;
+            let c = &mut phi[e as usize];
+            let (g0, r0) = (c[grow], c[rest]);
+            c[grow] += 1;
+            c[rest] -= 1;
+            if g0 == 0 || r0 == 2 {
+                for &u in hg.pins(e) {
+                    let ui = u as usize;
+                    if parts[ui] as usize != rest || !free[ui] {
+                        continue;
+                    }
+                    if g0 == 0 {
+                        gain[ui] += ew;
+                    }
+                    if r0 == 2 {
+                        gain[ui] += ew;
+                    }
+                    heap.push((gain[ui], rank[ui], u));
+                }
+            }
         }
     }
     parts
@@ -329,7 +462,9 @@ fn flat_tries(
         tries
     };
     for t in 0..tries.max(1) {
-        let parts = if t % 4 == 3 {
+        let parts = if k == 2 && t % 2 == 0 {
+            grow_bisection(hg, caps, fixed, (t / 2) % 2, rng)
+        } else if t % 4 == 3 {
             bin_packing(hg, k, caps, fixed, rng)
         } else {
             greedy_growing(hg, k, caps, fixed, rng)
