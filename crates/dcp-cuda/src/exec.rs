@@ -590,6 +590,7 @@ impl Prepared {
                     let br = kernels.cfg.bwd_br;
                     let bc = kernels.bwd_bc();
                     let mut dd_off = 0u64;
+                    let mut pending: Vec<(u32, u32, u32, Vec<u32>)> = Vec::new();
                     for (wi, w) in works.iter().enumerate() {
                         let q = rd(&w.q);
                         let o = rd(&w.o);
@@ -694,19 +695,28 @@ impl Prepared {
                             }
                             r0 = r1;
                         }
-                        for (kt, list) in per_kt.iter().enumerate() {
-                            if list.is_empty() {
-                                continue;
+                        for (kt, list) in per_kt.into_iter().enumerate() {
+                            if !list.is_empty() {
+                                pending.push((wdx, kt as u32, w.q.heads / group, list));
                             }
+                        }
+                    }
+                    // dK/dV are added atomically, so a kv tile's q-tile list can be split over
+                    // several CTAs: long lists (attention sinks, full masks) would otherwise
+                    // serialise on one SM. Aim for a few waves of CTAs.
+                    let total: u64 = pending.iter().map(|p| p.3.len() as u64 * p.2 as u64).sum();
+                    let chunk = total.div_ceil(4 * gpu.sm_count.max(1) as u64).max(8) as usize;
+                    for (wdx, kt, kv_heads, list) in &pending {
+                        for part in list.chunks(chunk) {
                             let off = tiles.len() as u32;
-                            tiles.extend_from_slice(list);
-                            for kvh in 0..w.q.heads / group {
+                            tiles.extend_from_slice(part);
+                            for kvh in 0..*kv_heads {
                                 tasks.push(TaskDesc {
-                                    work: wdx,
-                                    row0: kt as u32,
+                                    work: *wdx,
+                                    row0: *kt,
                                     head: kvh,
                                     tiles_off: off,
-                                    tiles_n: list.len() as u32,
+                                    tiles_n: part.len() as u32,
                                     pad: 0,
                                 });
                             }
