@@ -334,8 +334,15 @@ pub fn plan_dcp(
     };
     let plan = emit(batch, topo, &table, &pl, &stage, stages);
     if opts.fallback_static && n > 1 {
+        let a = predict(&plan, &opts.cost);
+        // Building a static plan costs O(devices² · sequences); skip it when even a lower bound
+        // of its predicted time (perfect compute balance; N−1 KV hops, and N fp32 dKV hops
+        // backward, at the fastest link) cannot beat this plan.
+        if a.fwd_ms + a.bwd_ms <= static_lower_bound_ms(&table, batch, topo, &opts.cost) {
+            return Ok(plan);
+        }
         let zz = plan_ring(batch, topo, true)?;
-        let (a, b) = (predict(&plan, &opts.cost), predict(&zz, &opts.cost));
+        let b = predict(&zz, &opts.cost);
         if b.fwd_ms + b.bwd_ms < a.fwd_ms + a.bwd_ms {
             let mut zz = zz;
             zz.planner = "dcp".into();
@@ -343,6 +350,26 @@ pub fn plan_dcp(
         }
     }
     Ok(plan)
+}
+
+/// A lower bound of the cost model's predicted forward + backward time of the ring and zigzag
+/// plans of this batch (ms).
+fn static_lower_bound_ms(
+    table: &BlockTable,
+    batch: &BatchSpec,
+    topo: &Topology,
+    cost: &CostModel,
+) -> f64 {
+    let n = topo.n_devices() as f64;
+    let flops: f64 = table.tiles.iter().map(|t| table.tile_flops(t)).sum();
+    let t = batch.total_tokens() as f64;
+    let kv = batch.model.kv_bytes_per_token() as f64;
+    let kv32 = kv / batch.model.dtype.size() as f64 * 4.0;
+    let bw = topo.intra_gbps.max(topo.inter_gbps) * 1e9;
+    let fwd = (flops / n / (cost.attn_fwd_tflops * 1e12)).max((n - 1.0) * t / n * kv / bw);
+    let bwd = (2.5 * flops / n / (cost.attn_bwd_tflops * 1e12))
+        .max(((n - 1.0) * kv + n * kv32) * t / n / bw);
+    (fwd + bwd) * 1e3
 }
 
 /// Per device: which blocks it holds and where they sit in its buffers.
