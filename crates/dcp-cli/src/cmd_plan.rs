@@ -286,30 +286,26 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let lens = make_batches(Dataset::LongAlign, 1.0, a.count, DEFAULT_BUDGET, 0);
     println!("dcp demo: {} longalign batches (131072-token budget), {} topology, 8 query / 2 KV heads, D 128, bf16, block {}", lens.len(), a.topology, a.block_size);
     let masks = ["causal", "lambda"];
-    let pb = progress(
-        (lens.len() * PLANNERS.len() * masks.len()) as u64,
-        "planning",
-    );
-    let mut rows = Vec::new();
-    for mask in masks {
-        for (bi, l) in lens.iter().enumerate() {
-            let batch = dcp_core::spec::BatchSpec::uniform(
-                l,
-                dcp_core::mask::MaskSpec::parse(mask)?,
-                model,
-                a.block_size,
-            );
-            for &p in PLANNERS {
-                let t0 = Instant::now();
-                let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
-                let ms = t0.elapsed().as_secs_f64() * 1e3;
-                let valid = validate(&plan);
-                let s = plan_stats(&plan);
-                rows.push((mask, bi, p, l.len(), ms, s, valid.is_ok()));
-                pb.inc(1);
-            }
-        }
-    }
+    let jobs: Vec<(&str, usize, &str)> = masks
+        .iter()
+        .flat_map(|&m| (0..lens.len()).flat_map(move |bi| PLANNERS.iter().map(move |&p| (m, bi, p))))
+        .collect();
+    let pb = progress(jobs.len() as u64, "planning");
+    use rayon::prelude::*;
+    let rows: Vec<_> = jobs
+        .par_iter()
+        .map(|&(mask, bi, p)| -> Result<_> {
+            let l = &lens[bi];
+            let batch = dcp_core::spec::BatchSpec::uniform(l, dcp_core::mask::MaskSpec::parse(mask)?, model, a.block_size);
+            let t0 = Instant::now();
+            let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            let valid = validate(&plan);
+            let s = plan_stats(&plan);
+            pb.inc(1);
+            Ok((mask, bi, p, l.len(), ms, s, valid.is_ok()))
+        })
+        .collect::<Result<_>>()?;
     pb.finish_and_clear();
     println!(
         "\n{:<8} {:>5} {:>8} {:>5} {:>9} {:>12} {:>12} {:>9} {:>8} {:>6}",
