@@ -288,7 +288,9 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let masks = ["causal", "lambda"];
     let jobs: Vec<(&str, usize, &str)> = masks
         .iter()
-        .flat_map(|&m| (0..lens.len()).flat_map(move |bi| PLANNERS.iter().map(move |&p| (m, bi, p))))
+        .flat_map(|&m| {
+            (0..lens.len()).flat_map(move |bi| PLANNERS.iter().map(move |&p| (m, bi, p)))
+        })
         .collect();
     let pb = progress(jobs.len() as u64, "planning");
     use rayon::prelude::*;
@@ -296,7 +298,12 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         .par_iter()
         .map(|&(mask, bi, p)| -> Result<_> {
             let l = &lens[bi];
-            let batch = dcp_core::spec::BatchSpec::uniform(l, dcp_core::mask::MaskSpec::parse(mask)?, model, a.block_size);
+            let batch = dcp_core::spec::BatchSpec::uniform(
+                l,
+                dcp_core::mask::MaskSpec::parse(mask)?,
+                model,
+                a.block_size,
+            );
             let t0 = Instant::now();
             let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
             let ms = t0.elapsed().as_secs_f64() * 1e3;
