@@ -212,3 +212,31 @@ fn serialization_roundtrips_and_is_deterministic() {
         .to_string()
         .contains("version 99"));
 }
+
+#[test]
+fn dcp_plans_are_byte_identical_across_runs_and_threads() {
+    use dcp_core::dcp::{plan_dcp, DcpOptions};
+    let model = ModelShape::default();
+    let b = BatchSpec::uniform(&[9000, 3000, 700, 1], MaskSpec::lambda(), model, 512);
+    let topo = Topology::new(2, 4);
+    let first = plan_dcp(&b, &topo, &DcpOptions::default())
+        .unwrap()
+        .to_bytes();
+    // Plans made concurrently on other threads must be identical too.
+    let others: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    plan_dcp(&b, &topo, &DcpOptions::default())
+                        .unwrap()
+                        .to_bytes()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in others {
+        assert_eq!(o, first);
+    }
+    validate(&Plan::from_bytes(&first).unwrap()).unwrap();
+}
