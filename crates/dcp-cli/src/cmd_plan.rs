@@ -49,7 +49,7 @@ pub struct PlanArgs {
 #[derive(Args, Debug, Clone)]
 pub struct DcpArgs {
     /// Allowed compute imbalance of the placement (max/mean − 1).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.08)]
     pub comp_epsilon: f64,
     /// Allowed imbalance of home data per device.
     #[arg(long, default_value_t = 0.15)]

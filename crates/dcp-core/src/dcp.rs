@@ -51,7 +51,7 @@ pub struct DcpOptions {
 impl Default for DcpOptions {
     fn default() -> Self {
         DcpOptions {
-            comp_epsilon: 0.05,
+            comp_epsilon: 0.08,
             mem_epsilon: 0.15,
             inter_node_factor: None,
             seed: 0,
