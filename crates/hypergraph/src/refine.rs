@@ -25,6 +25,11 @@ pub(crate) struct RefineParams {
     pub fm_stop: usize,
     /// Nets larger than this do not trigger neighbour gain updates (performance guard).
     pub max_update_net: usize,
+    /// Net-level group moves (see [`net_moves`]) for groups of at most this many pins,
+    /// in the k-way (k > 2) uncoarsening only; 0 = off.
+    pub net_pins: usize,
+    /// Rounds of [`net_moves`] per level.
+    pub net_rounds: usize,
 }
 
 const NONE: i64 = i64::MIN;
@@ -227,4 +232,166 @@ fn fm_pass(
     // stamps are compared against a per-pass step counter: reset them.
     ws.stamp.iter_mut().for_each(|s| *s = 0);
     best
+}
+
+/// Net-level moves: for a net `e` with few pins (`<= max_pins`) in some part `a`, try to
+/// move all of them to another part `b` already connected to `e` (so `e` loses part `a`),
+/// keeping the group move only when its exact total gain is positive and `b` stays within
+/// its capacities. Single-vertex FM cannot find these moves when every pin but the last
+/// has gain <= 0 (e.g. a row strip of tiles whose other nets are all cut anyway).
+/// Returns the total improvement.
+pub(crate) fn net_moves(
+    st: &mut PartState,
+    fixed: &[Option<u32>],
+    max_pins: usize,
+    rounds: usize,
+) -> i64 {
+    let k = st.k;
+    let dims = st.dims;
+    let m = st.hg.num_nets();
+    let mut total = 0i64;
+    let mut group: Vec<u32> = Vec::new();
+    let mut w = vec![0u64; dims];
+    // per touched net: (net, pins of the group in it)
+    let mut cnt = vec![0u32; m];
+    let mut nets: Vec<u32> = Vec::new();
+    for _ in 0..rounds {
+        let mut gained = 0i64;
+        for e in 0..m as u32 {
+            let ei = e as usize;
+            for a in 0..k {
+                let c = st.phi[ei * k + a] as usize;
+                if c == 0 || c > max_pins || c == st.hg.net_size(e) {
+                    continue;
+                }
+                group.clear();
+                group.extend(
+                    st.hg
+                        .pins(e)
+                        .iter()
+                        .copied()
+                        .filter(|&v| st.parts[v as usize] as usize == a),
+                );
+                if group.iter().any(|&v| is_fixed(fixed, v)) {
+                    continue;
+                }
+                w.iter_mut().for_each(|x| *x = 0);
+                nets.clear();
+                for &v in &group {
+                    for (d, x) in st.hg.vertex_weight(v).iter().enumerate() {
+                        w[d] += x;
+                    }
+                    for &f in st.hg.nets(v) {
+                        if cnt[f as usize] == 0 {
+                            nets.push(f);
+                        }
+                        cnt[f as usize] += 1;
+                    }
+                }
+                let mut best: Option<(usize, i64)> = None;
+                for b in 0..k {
+                    if b == a
+                        || st.phi[ei * k + b] == 0
+                        || (0..dims).any(|d| st.loads[b * dims + d] + w[d] > st.caps[b * dims + d])
+                    {
+                        continue;
+                    }
+                    let g = group_gain(st, &nets, &cnt, a, b);
+                    if g > 0 && best.is_none_or(|(_, bg)| g > bg) {
+                        best = Some((b, g));
+                    }
+                }
+                for &f in &nets {
+                    cnt[f as usize] = 0;
+                }
+                if let Some((b, g)) = best {
+                    for &v in &group {
+                        st.move_vertex(v, b);
+                    }
+                    gained += g;
+                }
+            }
+        }
+        total += gained;
+        if gained == 0 {
+            break;
+        }
+    }
+    total
+}
+
+/// Exact objective decrease of moving every vertex of a group from part `a` to `b`;
+/// `nets` = the nets touched by the group, `cnt[f]` = the group's pins in net `f`.
+fn group_gain(st: &PartState, nets: &[u32], cnt: &[u32], a: usize, b: usize) -> i64 {
+    let k = st.k;
+    let mut g = 0i64;
+    let node = st.topo.map(|t| {
+        (
+            t.nnodes,
+            t.node_of[a] as usize,
+            t.node_of[b] as usize,
+            t.factor - 1,
+        )
+    });
+    for &f in nets {
+        let fi = f as usize;
+        let w = st.hg.net_weight(f) as i64;
+        let c = cnt[fi];
+        let mut d = 0i64;
+        if st.phi[fi * k + a] == c {
+            d += 1;
+        }
+        if st.phi[fi * k + b] == 0 {
+            d -= 1;
+        }
+        if let Some((nn, na, nb, f1)) = node {
+            if na != nb {
+                let mut dn = 0i64;
+                if st.nphi[fi * nn + na] == c {
+                    dn += 1;
+                }
+                if st.nphi[fi * nn + nb] == 0 {
+                    dn -= 1;
+                }
+                d += f1 * dn;
+            }
+        }
+        g += w * d;
+    }
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hypergraph::HypergraphBuilder;
+
+    /// A "row" net whose two pins in part 1 each have gain 0 alone (their other net is
+    /// cut either way): only the group move uncuts the row net.
+    #[test]
+    fn net_move_uncuts_a_net_single_moves_cannot() {
+        let mut b = HypergraphBuilder::new(1);
+        for _ in 0..8 {
+            b.add_vertex(&[1]);
+        }
+        b.add_net(5, &[0, 1, 2, 3, 4]); // row: 0,1,2 in part 0; 3,4 in part 1
+        b.add_net(1, &[3, 5]); // 5 in part 1, 6 in part 2: moving 3 alone cuts this
+        b.add_net(1, &[4, 6]);
+        b.add_net(1, &[5, 7]);
+        let hg = b.build().unwrap();
+        let parts = vec![0, 0, 0, 1, 1, 1, 2, 2];
+        let caps = vec![10u64; 3];
+        let mut st = PartState::new(&hg, 3, &caps, None, parts);
+        let before = st.objective();
+        let g = net_moves(&mut st, &[], 8, 3);
+        assert!(g > 0);
+        assert_eq!(st.objective(), before - g);
+        // the row net is no longer cut
+        assert!((1..5).all(|v| st.parts[v] == st.parts[0]));
+        // capacities block every group move onto the row net
+        let caps = vec![3u64, 3, 10];
+        let mut st = PartState::new(&hg, 3, &caps, None, vec![0, 0, 0, 1, 1, 1, 2, 2]);
+        assert_eq!(net_moves(&mut st, &[], 8, 3), 0);
+        assert!(st.loads.iter().zip(&caps).all(|(l, c)| l <= c));
+    }
 }
