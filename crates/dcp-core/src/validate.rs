@@ -172,6 +172,8 @@ struct Pending {
 
 struct DevState {
     bufs: Vec<Vec<Cell>>,
+    /// Heads per buffer (row stride in cells).
+    heads: Vec<u32>,
     pending: Vec<Pending>,
 }
 
@@ -355,8 +357,10 @@ impl<'a> Validator<'a> {
                     ));
                 }
             }
+            let heads = prog.buffers.iter().map(|b| b.heads).collect();
             devs.push(DevState {
                 bufs,
+                heads,
                 pending: Vec::new(),
             });
         }
@@ -428,15 +432,17 @@ impl<'a> Validator<'a> {
         Ok(())
     }
 
+    #[inline]
     fn cell(&self, dev: u32, r: &Region, t: u32, h: u32) -> Cell {
-        let heads = self.prog(dev).buffers[r.buf as usize].heads;
-        self.devs[dev as usize].bufs[r.buf as usize][((r.tok + t) * heads + r.head + h) as usize]
+        let st = &self.devs[dev as usize];
+        st.bufs[r.buf as usize][((r.tok + t) * st.heads[r.buf as usize] + r.head + h) as usize]
     }
 
+    #[inline]
     fn set(&mut self, dev: u32, r: &Region, t: u32, h: u32, c: Cell) {
-        let heads = self.prog(dev).buffers[r.buf as usize].heads;
-        self.devs[dev as usize].bufs[r.buf as usize][((r.tok + t) * heads + r.head + h) as usize] =
-            c;
+        let st = &mut self.devs[dev as usize];
+        let heads = st.heads[r.buf as usize];
+        st.bufs[r.buf as usize][((r.tok + t) * heads + r.head + h) as usize] = c;
     }
 
     fn read_all(&self, dev: u32, r: &Region) -> Vec<Cell> {
