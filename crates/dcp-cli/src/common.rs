@@ -53,6 +53,9 @@ pub struct BatchArgs {
     /// Inter-node bandwidth of one NIC, GB/s.
     #[arg(long)]
     pub inter_gbps: Option<f64>,
+    /// Memory per device available to attention buffers, GiB (plans that need more fail).
+    #[arg(long, default_value_t = 80.0)]
+    pub device_memory_gib: f64,
     /// NICs per node shared by its GPUs (0 = one NIC per GPU).
     #[arg(long)]
     pub nics_per_node: Option<u32>,
@@ -114,6 +117,10 @@ impl BatchArgs {
         if let Some(b) = self.inter_gbps {
             t.inter_gbps = b;
         }
+        if !(self.device_memory_gib > 0.0) {
+            bail!("--device-memory-gib must be positive");
+        }
+        t.device_memory_bytes = (self.device_memory_gib * (1u64 << 30) as f64) as u64;
         if let Some(n) = self.nics_per_node {
             t.nics_per_node = n;
         }

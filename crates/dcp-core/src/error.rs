@@ -102,6 +102,13 @@ pub enum PlanningError {
     },
     #[error("planner `{planner}` does not support {what}")]
     Unsupported { planner: &'static str, what: String },
+    #[error("device {device} needs {need} bytes of attention buffers but the memory cap is {cap} bytes ({planner} plan); use more devices, a smaller block size, or raise the cap")]
+    MemoryCap {
+        planner: String,
+        device: u32,
+        need: u64,
+        cap: u64,
+    },
     #[error("partitioning failed: {0}")]
     Partition(String),
 }

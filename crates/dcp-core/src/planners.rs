@@ -17,7 +17,38 @@ pub struct PlannerOptions {
     pub dcp: crate::dcp::DcpOptions,
 }
 
+/// Plans `batch` with the named planner and checks every device's buffers against the topology's
+/// per-device memory cap.
 pub fn make_plan(
+    name: &str,
+    batch: &BatchSpec,
+    topo: &Topology,
+    opts: &PlannerOptions,
+) -> Result<Plan, PlanningError> {
+    let plan = plan_unchecked(name, batch, topo, opts)?;
+    check_memory(&plan)?;
+    Ok(plan)
+}
+
+/// Fails when some device's resident buffers (the larger of its forward and backward programs)
+/// exceed `topology.device_memory_bytes`.
+pub fn check_memory(plan: &Plan) -> Result<(), PlanningError> {
+    let cap = plan.topology.device_memory_bytes;
+    for d in &plan.devices {
+        let need = d.forward.bytes().max(d.backward.bytes());
+        if need > cap {
+            return Err(PlanningError::MemoryCap {
+                planner: plan.planner.clone(),
+                device: d.device,
+                need,
+                cap,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn plan_unchecked(
     name: &str,
     batch: &BatchSpec,
     topo: &Topology,

@@ -240,3 +240,23 @@ fn dcp_plans_are_byte_identical_across_runs_and_threads() {
     }
     validate(&Plan::from_bytes(&first).unwrap()).unwrap();
 }
+
+#[test]
+fn memory_cap_is_enforced_with_a_clear_error() {
+    use dcp_core::planners::{make_plan, PlannerOptions};
+    let (b, mut t) = small();
+    for p in ["ring", "zigzag", "dcp"] {
+        assert!(make_plan(p, &b, &t, &PlannerOptions::default()).is_ok());
+    }
+    t.device_memory_bytes = 1000;
+    for p in ["ring", "zigzag", "dcp", "local"] {
+        let Err(e) = make_plan(p, &b, &t, &PlannerOptions::default()) else {
+            panic!("{p}: a plan over the cap was accepted")
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("memory cap is 1000 bytes") || e.contains("budget"),
+            "{p}: {e}"
+        );
+    }
+}
