@@ -117,7 +117,7 @@ impl BatchArgs {
         if let Some(b) = self.inter_gbps {
             t.inter_gbps = b;
         }
-        if !(self.device_memory_gib > 0.0) {
+        if self.device_memory_gib.is_nan() || self.device_memory_gib <= 0.0 {
             bail!("--device-memory-gib must be positive");
         }
         t.device_memory_bytes = (self.device_memory_gib * (1u64 << 30) as f64) as u64;
