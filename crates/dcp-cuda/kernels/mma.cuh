@@ -45,10 +45,28 @@ __device__ __forceinline__ void ldmatrix_x4(u32* r, const void* p) {
                : "r"(smem_u32(p)));
 }
 
+// Same, with a precomputed shared-state-space address (saves 64-bit address registers).
+__device__ __forceinline__ void ldsm_x4(u32* r, u32 a) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(u32* r, u32 a) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
 // 16-byte async copy global -> shared; zero-fills when !valid.
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
   int n = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
+               "r"(n));
+}
+// 4-byte async copy global -> shared; zero-fills when !valid.
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem, bool valid) {
+  int n = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
                "r"(n));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
@@ -71,8 +89,7 @@ __device__ __forceinline__ bool in_ranges(const uint2* ranges, u32 a, u32 b, u32
 __device__ __forceinline__ void atomic_add_out(void* base, u64 i, u32 dt, float a, float b) {
   // Adds (a, b) to elements i, i+1 (i even, 4-byte aligned pair for 16-bit types).
   if (dt == DT_F32) {
-    atomicAdd((float*)base + i, a);
-    atomicAdd((float*)base + i + 1, b);
+    atomicAdd((float2*)((float*)base + i), make_float2(a, b));  // one vector red (sm_90)
   } else if (dt == DT_BF16) {
     atomicAdd((__nv_bfloat162*)((__nv_bfloat16*)base + i), __floats2bfloat162_rn(a, b));
   } else {

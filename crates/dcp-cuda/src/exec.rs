@@ -29,8 +29,11 @@ use crate::nvrtc::Source;
 /// Tile shapes of the attention kernels (compile-time defines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TileConfig {
-    /// Forward: warps per CTA (query rows per CTA = 16 × warps).
+    /// Forward: warps per CTA (query rows per CTA = 16 × m-tiles × warps).
     pub fwd_warps: u32,
+    /// Forward: 16-row m-tiles per warp (2 reuses every K/V fragment twice; head dims above 128
+    /// fall back to 1, which the register file can hold).
+    pub fwd_mt: u32,
     /// Backward: warps per CTA (keys per CTA = 16 × warps).
     pub bwd_warps: u32,
     /// Backward: query rows per inner iteration.
@@ -41,9 +44,26 @@ impl Default for TileConfig {
     fn default() -> Self {
         TileConfig {
             fwd_warps: 4,
+            fwd_mt: 2,
             bwd_warps: 8,
             bwd_br: 64,
         }
+    }
+}
+
+impl TileConfig {
+    /// The default, with `DCP_CUDA_FWD_MT` (m-tiles per forward warp) overriding `fwd_mt`
+    /// (A/B timing against kernels read through `DCP_CUDA_KERNELS`).
+    pub fn from_env() -> Self {
+        let mut c = TileConfig::default();
+        if let Some(mt) = std::env::var("DCP_CUDA_FWD_MT")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|m| (1..=2).contains(m))
+        {
+            c.fwd_mt = mt;
+        }
+        c
     }
 }
 
@@ -67,8 +87,13 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    pub fn load(gpu: &Gpu, model: &ModelShape, cfg: TileConfig) -> Result<Self> {
+    pub fn load(gpu: &Gpu, model: &ModelShape, mut cfg: TileConfig) -> Result<Self> {
         let d = model.head_dim;
+        if d > 128 {
+            // Register file (forward) and shared memory (backward, Q/dO double buffered).
+            cfg.fwd_mt = 1;
+            cfg.bwd_br = cfg.bwd_br.min(32);
+        }
         if !d.is_multiple_of(16) || d == 0 || d > 256 {
             return Err(CudaError::Unsupported(format!(
                 "head dim {d}: the attention kernels need a multiple of 16 up to 256"
@@ -77,6 +102,7 @@ impl Kernels {
         let mut defs = vec![
             ("HEAD_DIM".to_string(), d.to_string()),
             ("FWD_WARPS".to_string(), cfg.fwd_warps.to_string()),
+            ("FWD_MT".to_string(), cfg.fwd_mt.to_string()),
             ("BWD_WARPS".to_string(), cfg.bwd_warps.to_string()),
             ("BWD_BR".to_string(), cfg.bwd_br.to_string()),
         ];
@@ -91,11 +117,12 @@ impl Kernels {
         }
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
         let lds = d + 8;
-        let fwd_br = 16 * cfg.fwd_warps;
-        let fwd_smem = (fwd_br + 4 * FWD_BC) * lds * 2 + 2 * FWD_BC * 8;
+        let fwd_br = 16 * cfg.fwd_mt * cfg.fwd_warps;
+        let fwd_smem = (fwd_br + 4 * FWD_BC) * lds * 2 + 2 * FWD_BC * 8 + fwd_br * 8;
         let bc = 16 * cfg.bwd_warps;
         let br = cfg.bwd_br;
-        let bwd_smem = (2 * bc + 2 * br) * lds * 2 + br * (bc + 8) * 2 + br * 16 + bc * 20;
+        // K, V; Q, dO double buffered; dS; LSE, D, range spans double buffered; key pointers.
+        let bwd_smem = (2 * bc + 4 * br) * lds * 2 + br * (bc + 8) * 2 + 2 * br * 16 + bc * 20;
         let fwd = gpu.kernel(Source::AttnFwd, &defs, "dcp_attn_fwd")?;
         let bwd = gpu.kernel(Source::AttnBwd, &defs, "dcp_attn_bwd")?;
         gpu.set_smem(&fwd, fwd_smem as usize)?;
@@ -118,7 +145,7 @@ impl Kernels {
     }
 
     pub fn fwd_br(&self) -> u32 {
-        16 * self.cfg.fwd_warps
+        16 * self.cfg.fwd_mt * self.cfg.fwd_warps
     }
     pub fn bwd_bc(&self) -> u32 {
         16 * self.cfg.bwd_warps

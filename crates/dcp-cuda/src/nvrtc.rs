@@ -33,11 +33,21 @@ pub enum Source {
 }
 
 impl Source {
+    /// The module source. `DCP_CUDA_KERNELS=DIR` reads the files from DIR instead of the
+    /// embedded copies (A/B timing of kernel versions with one binary; a missing file falls back
+    /// to the embedded one).
     pub fn text(self) -> String {
+        let dir = std::env::var_os("DCP_CUDA_KERNELS").map(PathBuf::from);
+        let rd = |name: &str, embedded: &str| -> String {
+            dir.as_ref()
+                .and_then(|d| std::fs::read_to_string(d.join(name)).ok())
+                .unwrap_or_else(|| embedded.to_string())
+        };
+        let (common, mma) = (rd("common.cuh", COMMON), rd("mma.cuh", MMA));
         let body = match self {
-            Source::Util => format!("{COMMON}\n{UTIL}"),
-            Source::AttnFwd => format!("{COMMON}\n{MMA}\n{ATTN_FWD}"),
-            Source::AttnBwd => format!("{COMMON}\n{MMA}\n{ATTN_BWD}"),
+            Source::Util => format!("{common}\n{}", rd("util.cu", UTIL)),
+            Source::AttnFwd => format!("{common}\n{mma}\n{}", rd("attn_fwd.cu", ATTN_FWD)),
+            Source::AttnBwd => format!("{common}\n{mma}\n{}", rd("attn_bwd.cu", ATTN_BWD)),
         };
         body.replace("#pragma once", "")
     }
