@@ -309,13 +309,14 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             let valid = validate(&plan);
             let s = plan_stats(&plan);
+            let pred = dcp_core::cost::predict(&plan, &dcp_core::cost::CostModel::default());
             pb.inc(1);
-            Ok((mask, bi, p, l.len(), ms, s, valid.is_ok()))
+            Ok((mask, bi, p, l.len(), ms, s, valid.is_ok(), pred))
         })
         .collect::<Result<_>>()?;
     pb.finish_and_clear();
     println!(
-        "\n{:<8} {:>5} {:>8} {:>5} {:>9} {:>12} {:>12} {:>9} {:>8} {:>6}",
+        "\n{:<8} {:>5} {:>8} {:>5} {:>9} {:>12} {:>12} {:>9} {:>8} {:>6} {:>17}",
         "mask",
         "batch",
         "planner",
@@ -325,14 +326,45 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         "inter GB",
         "comp_imb",
         "mem_imb",
-        "valid"
+        "valid",
+        "pred fwd/bwd ms"
     );
-    for (mask, bi, p, n, ms, s, ok) in &rows {
+    for (mask, bi, p, n, ms, s, ok, pred) in &rows {
         let total = (s.fwd_bytes_intra + s.fwd_bytes_inter + s.bwd_bytes_intra + s.bwd_bytes_inter)
             as f64
             / 1e9;
         let inter = (s.fwd_bytes_inter + s.bwd_bytes_inter) as f64 / 1e9;
-        println!("{mask:<8} {bi:>5} {p:>8} {n:>5} {ms:>9.2} {total:>12.3} {inter:>12.3} {:>9.3} {:>8.3} {ok:>6}", s.compute_imbalance, s.memory_imbalance);
+        println!(
+            "{mask:<8} {bi:>5} {p:>8} {n:>5} {ms:>9.2} {total:>12.3} {inter:>12.3} {:>9.3} {:>8.3} {ok:>6} {:>8.2}/{:<8.2}",
+            s.compute_imbalance, s.memory_imbalance, pred.fwd_ms, pred.bwd_ms
+        );
+    }
+    // One line per mask: dcp against the best static planner, by the cost model.
+    for mask in masks {
+        let sum = |p: &str| -> (f64, f64) {
+            rows.iter()
+                .filter(|r| r.0 == mask && r.2 == p)
+                .fold((0.0, 0.0), |a, r| {
+                    let s = &r.5;
+                    (
+                        a.0 + r.7.fwd_ms + r.7.bwd_ms,
+                        a.1 + (s.fwd_bytes_intra
+                            + s.fwd_bytes_inter
+                            + s.bwd_bytes_intra
+                            + s.bwd_bytes_inter) as f64,
+                    )
+                })
+        };
+        let (dt, db) = sum("dcp");
+        let (rt, rb) = sum("ring");
+        let (zt, zb) = sum("zigzag");
+        let (best_t, best_b) = if rt <= zt { (rt, rb) } else { (zt, zb) };
+        println!(
+            "{mask}: dcp moves {:.1}x fewer bytes than the best static planner and is predicted {:.2}x faster (fwd+bwd, default H100 cost model, {} topology)",
+            best_b / db.max(1.0),
+            best_t / dt,
+            a.topology
+        );
     }
     // A small case end to end through the CPU reference executor.
     let small = dcp_core::spec::BatchSpec::uniform(
