@@ -12,75 +12,7 @@
 
 use dcp_core::plan::{Instr, Program, Region, RowRanges};
 
-use crate::profile::{Profile, BWD_FLOP_FACTOR};
-
-/// Attended pairs, charged tile elements and the costliest row of tiles of a work (per head).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct TileStats {
-    pub attended: u64,
-    pub tile_elems: u64,
-    pub max_row_elems: u64,
-}
-
-/// Tile statistics of a work's row ranges.
-pub fn tile_stats(rows: &RowRanges, tq: u32, tk: u32) -> TileStats {
-    let n = rows.n_rows();
-    let mut st = TileStats {
-        attended: rows.attended(),
-        ..Default::default()
-    };
-    if n == 0 || st.attended == 0 {
-        return st;
-    }
-    let (tq64, tk64) = (tq as i64, tk as i64);
-    let mut seg_i = 0usize;
-    let mut iv: Vec<(i64, i64)> = Vec::new();
-    let mut r0 = 0u32;
-    while r0 < n {
-        let r1 = (r0 + tq).min(n);
-        iv.clear();
-        while seg_i < rows.segs.len() && rows.segs[seg_i].row0 + rows.segs[seg_i].rows <= r0 {
-            seg_i += 1;
-        }
-        let mut j = seg_i;
-        while j < rows.segs.len() && rows.segs[j].row0 < r1 {
-            let seg = &rows.segs[j];
-            let a = r0.max(seg.row0) as i64;
-            let b = (r1.min(seg.row0 + seg.rows) - 1) as i64;
-            for lr in &seg.ranges {
-                let (sa, sb) = (lr.start.at(a), lr.start.at(b));
-                let (ea, eb) = (lr.end.at(a), lr.end.at(b));
-                let s = sa.min(sb).max(0);
-                let e = ea.max(eb);
-                if e > s && (ea > sa || eb > sb) {
-                    iv.push((s.div_euclid(tk64), (e + tk64 - 1).div_euclid(tk64)));
-                }
-            }
-            j += 1;
-        }
-        iv.sort_unstable();
-        let mut tiles = 0i64;
-        let mut cur: Option<(i64, i64)> = None;
-        for &(s, e) in &iv {
-            match cur {
-                Some((cs, ce)) if s <= ce => cur = Some((cs, ce.max(e))),
-                Some((cs, ce)) => {
-                    tiles += ce - cs;
-                    cur = Some((s, e));
-                }
-                None => cur = Some((s, e)),
-            }
-        }
-        if let Some((cs, ce)) = cur {
-            tiles += ce - cs;
-        }
-        let elems = (tiles * tq64 * tk64) as u64;
-        st.tile_elems += elems;
-        st.max_row_elems = st.max_row_elems.max(elems);
-        r0 = r1;
-    }
-    st
-}
+use crate::profile::{KernelModel, Profile, BWD_FLOP_FACTOR};
 
 /// What a compute instruction is, for breakdowns and traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,45 +34,70 @@ fn region_bytes(p: &Program, r: &Region) -> u64 {
     r.len as u64 * r.heads as u64 * b.width as u64 * b.dtype.size()
 }
 
-/// Costs every instruction of `prog` (`backward` selects the backward kernel rate).
+/// Costs every instruction of `prog` (`backward` selects the backward kernel).
 pub fn program_cost(prog: &Program, head_dim: u32, prof: &Profile, backward: bool) -> ProgramCost {
     let n = prog.instrs.len();
     let mut dur_us = vec![0.0; n];
     let mut flops = vec![0.0; n];
-    let overhead = prof.tile_overhead_at_calibration();
-    let (rate_attended, factor) = if backward {
-        (prof.attn_bwd_tflops, BWD_FLOP_FACTOR)
-    } else {
-        (prof.attn_fwd_tflops, 1.0)
-    };
-    // FLOPs per µs on charged tile elements.
-    let tile_rate = rate_attended * 1e6 / overhead;
+    let km = prof.kernel_model();
+    let factor = if backward { BWD_FLOP_FACTOR } else { 1.0 };
     let mem = prof.mem_gbps * 1e3; // bytes per µs
+    let merge_bw = prof.merge_gbps.unwrap_or(prof.mem_gbps) * 1e3;
     let per_elem = 4.0 * head_dim as f64 * factor;
     let mut prev_kind: Option<&'static str> = None;
+    let mut ctas: Vec<CtaClass> = Vec::new();
+    let mut buf: Vec<(f64, u64)> = Vec::new();
     for (i, ins) in prog.instrs.iter().enumerate() {
-        let attn = |works: &mut dyn Iterator<Item = (&RowRanges, u32)>| {
-            let mut total = 0.0;
-            let mut attended = 0.0;
-            let mut max_cta = 0.0f64;
-            let mut nw = 0usize;
-            for (rows, heads) in works {
-                nw += 1;
-                let st = tile_stats(rows, prof.tile_q, prof.tile_k);
-                total += st.tile_elems as f64 * heads as f64 * per_elem;
-                attended += st.attended as f64 * heads as f64 * per_elem;
-                max_cta = max_cta.max(st.max_row_elems as f64 * per_elem);
-            }
-            let body = (total / tile_rate).max(max_cta * prof.sms as f64 / tile_rate);
-            (
-                prof.launch_us + prof.per_work_us * nw as f64 + body,
-                attended,
-            )
-        };
         let kind = ins.name();
         let (d, f) = match ins {
-            Instr::Attn { works, .. } => attn(&mut works.iter().map(|w| (&w.rows, w.q.heads))),
-            Instr::AttnBwd { works, .. } => attn(&mut works.iter().map(|w| (&w.rows, w.q.heads))),
+            Instr::Attn { works, .. } => {
+                ctas.clear();
+                fwd_ctas(
+                    works.iter().map(|w| (&w.rows, w.q.heads)),
+                    prof.tile_q,
+                    prof.tile_k,
+                    &mut ctas,
+                );
+                let attended: f64 = works
+                    .iter()
+                    .map(|w| w.rows.attended() as f64 * w.q.heads as f64)
+                    .sum();
+                let t = prof.launch_us
+                    + prof.per_work_us * works.len() as f64
+                    + km.fwd.makespan(&ctas, head_dim, &mut buf);
+                (t, attended * per_elem)
+            }
+            Instr::AttnBwd { works, .. } => {
+                ctas.clear();
+                bwd_ctas(
+                    works.iter().map(|w| {
+                        let kvh = w.kv.first().map(|r| r.heads).unwrap_or(w.q.heads);
+                        (&w.rows, w.q.heads, kvh)
+                    }),
+                    prof.bwd_tile_q,
+                    prof.bwd_tile_k,
+                    prof.sms,
+                    &mut ctas,
+                );
+                let attended: f64 = works
+                    .iter()
+                    .map(|w| w.rows.attended() as f64 * w.q.heads as f64)
+                    .sum();
+                // D = rowsum(dO ∘ O): one memory-bound launch before the kernel.
+                let dd_bytes: u64 = works
+                    .iter()
+                    .map(|w| {
+                        region_bytes(prog, &w.o)
+                            + region_bytes(prog, &w.do_)
+                            + 4 * w.q.len as u64 * w.q.heads as u64
+                    })
+                    .sum();
+                let t = 2.0 * prof.launch_us
+                    + dd_bytes as f64 / mem
+                    + prof.per_work_us * works.len() as f64
+                    + km.bwd.makespan(&ctas, head_dim, &mut buf);
+                (t, attended * per_elem)
+            }
             Instr::Fill { dst, .. } => (region_bytes(prog, dst) as f64 / mem, 0.0),
             Instr::Copy { src, dst } => (
                 (region_bytes(prog, src) + region_bytes(prog, dst)) as f64 / mem,
@@ -153,7 +110,7 @@ pub fn program_cost(prog: &Program, head_dim: u32, prof: &Profile, backward: boo
                     .sum::<u64>()
                     + region_bytes(prog, o)
                     + region_bytes(prog, lse);
-                (b as f64 / mem, 0.0)
+                (b as f64 / merge_bw, 0.0)
             }
             Instr::Sum { dst, inputs } => {
                 let b: u64 = inputs.iter().map(|r| region_bytes(prog, r)).sum::<u64>()
@@ -186,6 +143,527 @@ pub fn op_kind(ins: &Instr) -> Option<OpKind> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// CTA / wave model of the project's attention kernels (`crates/dcp-cuda`).
+// ---------------------------------------------------------------------------------------------
+
+/// Merged key-tile intervals `[a, b)` touched by rows `[r0, r1)` of `rows` (key tiles of `tk`),
+/// and the intervals of *full* tiles (every row of the row tile attends every key of the tile).
+/// `seg_i` is a cursor into `rows.segs` (row tiles must be visited in ascending order).
+#[allow(clippy::too_many_arguments)]
+fn classify_row_tile(
+    rows: &RowRanges,
+    seg_i: &mut usize,
+    r0: u32,
+    r1: u32,
+    tk: i64,
+    touched: &mut Vec<(i64, i64)>,
+    full: &mut Vec<(i64, i64)>,
+    seg_full: &mut Vec<(i64, i64)>,
+    tmp: &mut Vec<(i64, i64)>,
+) {
+    touched.clear();
+    full.clear();
+    while *seg_i < rows.segs.len() && rows.segs[*seg_i].row0 + rows.segs[*seg_i].rows <= r0 {
+        *seg_i += 1;
+    }
+    let mut covered = 0u32;
+    let mut first = true;
+    let mut j = *seg_i;
+    while j < rows.segs.len() && rows.segs[j].row0 < r1 {
+        let seg = &rows.segs[j];
+        let (ra, rb) = (r0.max(seg.row0), r1.min(seg.row0 + seg.rows));
+        covered += rb - ra;
+        let (a, b) = (ra as i64, (rb - 1) as i64);
+        seg_full.clear();
+        for lr in &seg.ranges {
+            let (sa, sb) = (lr.start.at(a), lr.start.at(b));
+            let (ea, eb) = (lr.end.at(a), lr.end.at(b));
+            if !(ea > sa || eb > sb) {
+                continue;
+            }
+            let s = sa.min(sb).max(0);
+            let e = ea.max(eb);
+            if e > s {
+                touched.push((s.div_euclid(tk), (e + tk - 1).div_euclid(tk)));
+            }
+            if ea > sa && eb > sb {
+                // Every row of the segment attends [max start, min end).
+                let (fs, fe) = (
+                    (sa.max(sb).max(0) + tk - 1).div_euclid(tk),
+                    ea.min(eb).div_euclid(tk),
+                );
+                if fe > fs {
+                    seg_full.push((fs, fe));
+                }
+            }
+        }
+        merge_intervals(seg_full);
+        if first {
+            std::mem::swap(full, seg_full);
+            first = false;
+        } else {
+            intersect_intervals(full, seg_full, tmp);
+            std::mem::swap(full, tmp);
+        }
+        j += 1;
+    }
+    if covered < r1 - r0 {
+        // Rows without keys: no tile is full.
+        full.clear();
+    }
+    merge_intervals(touched);
+}
+
+fn merge_intervals(v: &mut Vec<(i64, i64)>) {
+    if v.len() < 2 {
+        return;
+    }
+    v.sort_unstable();
+    let mut w = 0;
+    for i in 1..v.len() {
+        if v[i].0 <= v[w].1 {
+            v[w].1 = v[w].1.max(v[i].1);
+        } else {
+            w += 1;
+            v[w] = v[i];
+        }
+    }
+    v.truncate(w + 1);
+}
+
+fn intersect_intervals(a: &[(i64, i64)], b: &[(i64, i64)], out: &mut Vec<(i64, i64)>) {
+    out.clear();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (s, e) = (a[i].0.max(b[j].0), a[i].1.min(b[j].1));
+        if e > s {
+            out.push((s, e));
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+}
+
+fn interval_len(v: &[(i64, i64)]) -> i64 {
+    v.iter().map(|&(a, b)| b - a).sum()
+}
+
+/// Full and partial (masked) key tiles of every `tq`-row tile of a work, key tiles of `tk`.
+pub fn row_tile_classes(rows: &RowRanges, tq: u32, tk: u32, mut f: impl FnMut(u32, i64, i64)) {
+    row_tile_intervals(rows, tq, tk, |r0, t, fl| {
+        let (nt, nf) = (interval_len(t), interval_len(fl));
+        f(r0, nf, nt - nf)
+    });
+}
+
+fn row_tile_intervals(
+    rows: &RowRanges,
+    tq: u32,
+    tk: u32,
+    mut f: impl FnMut(u32, &[(i64, i64)], &[(i64, i64)]),
+) {
+    let n = rows.n_rows();
+    let (mut t, mut fl, mut sf, mut tmp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut seg_i = 0;
+    let mut r0 = 0;
+    while r0 < n {
+        let r1 = (r0 + tq).min(n);
+        classify_row_tile(
+            rows, &mut seg_i, r0, r1, tk as i64, &mut t, &mut fl, &mut sf, &mut tmp,
+        );
+        f(r0, &t, &fl);
+        r0 = r1;
+    }
+}
+
+/// Makespan of CTAs `(duration, count)` on `slots` identical slots when the hardware hands each
+/// CTA, longest first (the executor sorts its task list so), to the first slot that frees up.
+pub fn lpt_makespan(tasks: &mut [(f64, u64)], slots: usize) -> f64 {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let slots = slots.max(1);
+    tasks.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    // Slot free times (non-negative, so the bit patterns order like the values).
+    let mut heap: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(slots);
+    let mut used = 0usize;
+    let mut offset = 0.0f64; // added to every slot in the heap
+    let mut max_t = 0.0f64;
+    for &(d, mut k) in tasks.iter() {
+        if k == 0 || d <= 0.0 {
+            continue;
+        }
+        // Fill idle slots first.
+        while k > 0 && used < slots {
+            heap.push(Reverse((d - offset).max(0.0).to_bits()));
+            used += 1;
+            k -= 1;
+            max_t = max_t.max(d);
+        }
+        while k > 0 {
+            let min_t = f64::from_bits(heap.peek().expect("slots").0) + offset;
+            if k >= slots as u64 && max_t - min_t <= d {
+                // Every slot takes one task per round, in the same order: shift them all.
+                let rounds = k / slots as u64;
+                offset += rounds as f64 * d;
+                max_t += rounds as f64 * d;
+                k -= rounds * slots as u64;
+                continue;
+            }
+            let Reverse(bits) = heap.pop().expect("slots");
+            let t = f64::from_bits(bits) + offset + d;
+            max_t = max_t.max(t);
+            heap.push(Reverse((t - offset).max(0.0).to_bits()));
+            k -= 1;
+        }
+    }
+    max_t
+}
+
+/// CTAs of one attention launch that cost the same: `full` and `partial` tile units each
+/// (one unit = one tile of one head), `count` of them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CtaClass {
+    pub full: f64,
+    pub partial: f64,
+    pub count: u64,
+}
+
+/// Forward CTAs: one per (work, `tq`-row tile, query head), looping over the key tiles of `tk`
+/// keys its rows touch (`crates/dcp-cuda`: `dcp_attn_fwd`).
+pub fn fwd_ctas<'a>(
+    works: impl Iterator<Item = (&'a RowRanges, u32)>,
+    tq: u32,
+    tk: u32,
+    out: &mut Vec<CtaClass>,
+) {
+    for (rows, heads) in works {
+        row_tile_classes(rows, tq, tk, |_, f, p| {
+            out.push(CtaClass {
+                full: f as f64,
+                partial: p as f64,
+                count: heads as u64,
+            })
+        });
+    }
+}
+
+/// Backward CTAs: one per (work, `tk`-key tile, KV head, chunk of its list of `tq`-row tiles);
+/// each loops over the tiles of its chunk for each of the `group` query heads of its KV head.
+/// Lists are cut into chunks of max(8, ⌈Σ list lengths × KV heads / (4·sms)⌉) entries, as the
+/// executor does so that long lists do not serialise on one SM.
+pub fn bwd_ctas<'a>(
+    works: impl Iterator<Item = (&'a RowRanges, u32, u32)>,
+    tq: u32,
+    tk: u32,
+    sms: u32,
+    out: &mut Vec<CtaClass>,
+) {
+    // (list length, full entries, kv heads, group) per kv tile.
+    let mut pending: Vec<(u32, u32, u32, u32)> = Vec::new();
+    let (mut cnt, mut full): (Vec<i32>, Vec<i32>) = (Vec::new(), Vec::new());
+    for (rows, heads, kv_heads) in works {
+        let kvh = kv_heads.max(1);
+        let group = (heads / kvh).max(1);
+        cnt.clear();
+        full.clear();
+        row_tile_intervals(rows, tq, tk, |_, t, fl| {
+            for (v, iv) in [(&mut cnt, t), (&mut full, fl)] {
+                for &(a, b) in iv {
+                    if v.len() <= b as usize {
+                        v.resize(b as usize + 1, 0);
+                    }
+                    v[a as usize] += 1;
+                    v[b as usize] -= 1;
+                }
+            }
+        });
+        full.resize(cnt.len(), 0);
+        let (mut c, mut f) = (0i32, 0i32);
+        for k in 0..cnt.len() {
+            c += cnt[k];
+            f += full[k];
+            if c > 0 {
+                pending.push((c as u32, f.max(0) as u32, kvh, group));
+            }
+        }
+    }
+    let total: u64 = pending.iter().map(|p| p.0 as u64 * p.2 as u64).sum();
+    let chunk = total.div_ceil(4 * sms.max(1) as u64).max(8) as u32;
+    for &(len, f, kvh, group) in &pending {
+        let pfrac = 1.0 - f as f64 / len as f64;
+        let g = group as f64;
+        let mut push = |n: u32, count: u64| {
+            out.push(CtaClass {
+                full: g * n as f64 * (1.0 - pfrac),
+                partial: g * n as f64 * pfrac,
+                count,
+            })
+        };
+        if len / chunk > 0 {
+            push(chunk, (len / chunk) as u64 * kvh as u64);
+        }
+        if len % chunk > 0 {
+            push(len % chunk, kvh as u64);
+        }
+    }
+}
+
+/// Kernel constants of the CTA model for one pass (see `docs/SIMULATOR.md`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CtaModel {
+    /// µs per full tile per head at head dim 128.
+    pub tile_us: f64,
+    /// Cost of a partial (masked) tile relative to a full one.
+    pub partial: f64,
+    /// Fixed µs per CTA (load Q or K/V, write O/LSE or dK/dV, pipeline fill).
+    pub cta_us: f64,
+    /// CTAs resident at once (SMs × CTAs per SM).
+    pub slots: usize,
+}
+
+impl CtaModel {
+    /// Makespan (µs) of the CTAs of one launch, head dim `d`.
+    pub fn makespan(&self, ctas: &[CtaClass], head_dim: u32, buf: &mut Vec<(f64, u64)>) -> f64 {
+        let ds = head_dim as f64 / 128.0;
+        buf.clear();
+        buf.extend(ctas.iter().map(|c| {
+            (
+                self.cta_us + self.tile_us * ds * (c.full + self.partial * c.partial),
+                c.count,
+            )
+        }));
+        lpt_makespan(buf, self.slots)
+    }
+}
+
+/// Built-in CTA constants of the project's kernels (fitted on the 2× H100 calibration of
+/// 2026-11-25, `bench/results/gpu-2026-11-25b/profile_x2.json`), used when a profile has no
+/// `attn_curve` and does not give them.
+pub const DEFAULT_FWD_CTA_US: f64 = 21.1;
+pub const DEFAULT_BWD_CTA_US: f64 = 63.8;
+pub const DEFAULT_FWD_PARTIAL_TILE_COST: f64 = 1.25;
+pub const DEFAULT_BWD_PARTIAL_TILE_COST: f64 = 1.0;
+
+/// One sequence of `len` tokens, causal or full, as the row ranges of one work.
+fn single_sequence(len: u32, causal: bool) -> RowRanges {
+    use dcp_core::mask::{Lin, LinRange};
+    RowRanges {
+        segs: vec![dcp_core::plan::RangeSeg {
+            row0: 0,
+            rows: len,
+            ranges: vec![LinRange::new(
+                Lin::c(0),
+                if causal {
+                    Lin::row(1)
+                } else {
+                    Lin::c(len as i64)
+                },
+            )],
+        }],
+    }
+}
+
+/// A calibration shape: fixed µs outside the attention kernel and its CTAs.
+struct Shape {
+    fixed_us: f64,
+    ctas: Vec<CtaClass>,
+}
+
+fn shape(p: &Profile, len: u32, causal: bool, backward: bool) -> Shape {
+    // The calibration's model: 8 query heads, 2 KV heads, head dim 128, bf16.
+    let (heads, kv_heads, d) = (8u32, 2u32, 128u64);
+    let rows = single_sequence(len, causal);
+    let mut ctas = Vec::new();
+    let fixed_us = if backward {
+        bwd_ctas(
+            std::iter::once((&rows, heads, kv_heads)),
+            p.bwd_tile_q,
+            p.bwd_tile_k,
+            p.sms,
+            &mut ctas,
+        );
+        let dd = len as u64 * heads as u64 * (2 * 2 * d + 4);
+        2.0 * p.launch_us + p.per_work_us + dd as f64 / (p.mem_gbps * 1e3)
+    } else {
+        fwd_ctas(
+            std::iter::once((&rows, heads)),
+            p.tile_q,
+            p.tile_k,
+            &mut ctas,
+        );
+        p.launch_us + p.per_work_us
+    };
+    Shape { fixed_us, ctas }
+}
+
+/// Tile cost `t` minimising the squared relative error of `fixed_i + t·m_i` against `y_i`, and
+/// that error.
+fn fit_tile(pts: &[(f64, f64, f64)]) -> (f64, f64) {
+    let (mut num, mut den) = (0.0, 0.0);
+    for &(fixed, m, y) in pts {
+        let (a, b) = (m / y, fixed / y);
+        num += a * (1.0 - b);
+        den += a * a;
+    }
+    let t = if den > 0.0 { (num / den).max(0.0) } else { 0.0 };
+    let sse = pts
+        .iter()
+        .map(|&(fixed, m, y)| ((fixed + t * m) / y - 1.0).powi(2))
+        .sum();
+    (t, sse)
+}
+
+fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f64) {
+    let slots = (p.sms
+        * if backward {
+            p.bwd_ctas_per_sm
+        } else {
+            p.fwd_ctas_per_sm
+        })
+    .max(1);
+    let given_cta = if backward { p.bwd_cta_us } else { p.fwd_cta_us };
+    let mut buf = Vec::new();
+    let mut model = CtaModel {
+        tile_us: 1.0,
+        partial: partial.or(p.partial_tile_cost).unwrap_or(if backward {
+            DEFAULT_BWD_PARTIAL_TILE_COST
+        } else {
+            DEFAULT_FWD_PARTIAL_TILE_COST
+        }),
+        cta_us: 0.0,
+        slots: slots as usize,
+    };
+    if let (false, Some(cta)) = (p.attn_curve.is_empty(), given_cta) {
+        // CTA cost given: fit the tile cost alone on the curve.
+        let pts: Vec<(f64, f64, f64)> = p
+            .attn_curve
+            .iter()
+            .map(|a| {
+                let sh = shape(p, a.len, a.mask == "causal", backward);
+                model.tile_us = 0.0;
+                model.cta_us = cta;
+                let fixed = sh.fixed_us + model.makespan(&sh.ctas, 128, &mut buf);
+                model.tile_us = 1.0;
+                model.cta_us = 0.0;
+                let m = model.makespan(&sh.ctas, 128, &mut buf);
+                (fixed, m, if backward { a.bwd_ms } else { a.fwd_ms } * 1e3)
+            })
+            .collect();
+        let (t, sse) = fit_tile(&pts);
+        model.tile_us = t;
+        model.cta_us = cta;
+        return (model, sse);
+    }
+    let fit_curve = !p.attn_curve.is_empty() && given_cta.is_none();
+    if !fit_curve {
+        // Tile cost from the rate at the reference shape (one 32K causal sequence).
+        let cta = given_cta.unwrap_or(if backward {
+            DEFAULT_BWD_CTA_US
+        } else {
+            DEFAULT_FWD_CTA_US
+        });
+        let sh = shape(p, 32768, true, backward);
+        let rate = if backward {
+            p.attn_bwd_tflops / BWD_FLOP_FACTOR
+        } else {
+            p.attn_fwd_tflops
+        };
+        let flops = 4.0 * 128.0 * 8.0 * (32768.0 * 32769.0 / 2.0);
+        let y = flops / (rate * 1e6);
+        // makespan is linear in (cta, tile): split the cta part off.
+        model.cta_us = cta;
+        model.tile_us = 0.0;
+        let m_cta = model.makespan(&sh.ctas, 128, &mut buf);
+        model.tile_us = 1.0;
+        model.cta_us = 0.0;
+        let m_tile = model.makespan(&sh.ctas, 128, &mut buf);
+        model.cta_us = cta;
+        model.tile_us = ((y - sh.fixed_us - m_cta) / m_tile).max(1e-6);
+        return (model, 0.0);
+    }
+    let shapes: Vec<(Shape, f64)> = p
+        .attn_curve
+        .iter()
+        .map(|a| {
+            (
+                shape(p, a.len, a.mask == "causal", backward),
+                if backward { a.bwd_ms } else { a.fwd_ms } * 1e3,
+            )
+        })
+        .filter(|(_, y)| *y > 0.0)
+        .collect();
+    let mut best = (f64::INFINITY, model);
+    // Grid over the CTA cost in tile units; the tile cost then has a closed form.
+    for step in 0..=96 {
+        let r = step as f64 * 0.25;
+        model.tile_us = 1.0;
+        model.cta_us = r;
+        let pts: Vec<(f64, f64, f64)> = shapes
+            .iter()
+            .map(|(s, y)| (s.fixed_us, model.makespan(&s.ctas, 128, &mut buf), *y))
+            .collect();
+        let (t, sse) = fit_tile(&pts);
+        if sse < best.0 {
+            best = (
+                sse,
+                CtaModel {
+                    tile_us: t,
+                    cta_us: r * t,
+                    ..model
+                },
+            );
+        }
+    }
+    (best.1, best.0)
+}
+
+/// The CTA models of a profile (see [`Profile::kernel_model`]).
+pub fn derive_kernel_model(p: &Profile) -> KernelModel {
+    let fitted = !p.attn_curve.is_empty();
+    let one = |backward: bool| {
+        if !fitted || p.partial_tile_cost.is_some() {
+            return pass_model(p, backward, None).0;
+        }
+        // Also fit the partial-tile cost (causal vs full shapes tell it apart).
+        let mut best = (f64::INFINITY, None);
+        for k in 0..=12 {
+            let rho = 1.0 + k as f64 * 0.25;
+            let (m, sse) = pass_model(p, backward, Some(rho));
+            if sse < best.0 {
+                best = (sse, Some(m));
+            }
+        }
+        best.1.expect("grid")
+    };
+    KernelModel {
+        fwd: one(false),
+        bwd: one(true),
+        fitted,
+    }
+}
+
+/// Model times (µs, forward and backward) of the profile's `attn_curve` shapes.
+pub fn curve_predictions(p: &Profile) -> Vec<(f64, f64)> {
+    let km = p.kernel_model();
+    let mut buf = Vec::new();
+    p.attn_curve
+        .iter()
+        .map(|a| {
+            let causal = a.mask == "causal";
+            let f = shape(p, a.len, causal, false);
+            let b = shape(p, a.len, causal, true);
+            (
+                f.fixed_us + km.fwd.makespan(&f.ctas, 128, &mut buf),
+                b.fixed_us + km.bwd.makespan(&b.ctas, 128, &mut buf),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,20 +673,45 @@ mod tests {
         RowRanges::from_rows(&rows)
     }
 
+    fn classes(rows: &RowRanges, tq: u32, tk: u32) -> Vec<(i64, i64)> {
+        let mut v = Vec::new();
+        row_tile_classes(rows, tq, tk, |_, f, p| v.push((f, p)));
+        v
+    }
+
     #[test]
     fn tiles_of_causal_and_band() {
-        let st = tile_stats(&causal_rows(256), 128, 64);
-        // Row tile 0 touches key tiles 0..2, row tile 1 touches 0..4.
-        assert_eq!(st.tile_elems, (2 + 4) * 128 * 64);
-        assert_eq!(st.attended, 256 * 257 / 2);
-        assert_eq!(st.max_row_elems, 4 * 128 * 64);
+        // 128-row tiles, 64-key tiles. Row tile 0 touches key tiles 0..2, none full (row 0
+        // attends one key); row tile 1 touches 0..4, of which 0..2 are full.
+        assert_eq!(classes(&causal_rows(256), 128, 64), vec![(0, 2), (2, 2)]);
         // Two disjoint ranges per row: a sink [0, 4) and a band far away.
         let rows: Vec<Vec<(u32, u32)>> = (0..128)
             .map(|r| vec![(0, 4), (1000 + r, 1001 + r)])
             .collect();
-        let st = tile_stats(&RowRanges::from_rows(&rows), 128, 64);
-        // Sink: tile 0; band 1000..1128 spans tiles 15..18 (3 tiles).
-        assert_eq!(st.tile_elems, (1 + 3) * 128 * 64);
-        assert_eq!(st.attended, 128 * 5);
+        // Sink: tile 0 (partial); band 1000..1128 spans tiles 15..18 (3 tiles, partial).
+        assert_eq!(classes(&RowRanges::from_rows(&rows), 128, 64), vec![(0, 4)]);
+        // Full rows: every touched tile is full except a ragged last one.
+        let rows: Vec<Vec<(u32, u32)>> = (0..64).map(|_| vec![(0, 200)]).collect();
+        assert_eq!(classes(&RowRanges::from_rows(&rows), 64, 64), vec![(3, 1)]);
+    }
+
+    #[test]
+    fn longest_first_makespan() {
+        // 2 slots: [2, 2], then 2 → [4, 2], then 1 → [4, 3].
+        assert_eq!(lpt_makespan(&mut [(1.0, 1), (2.0, 3)], 2), 4.0);
+        // Ten unit CTAs on three slots: four waves.
+        assert_eq!(lpt_makespan(&mut [(1.0, 10)], 3), 4.0);
+        assert_eq!(lpt_makespan(&mut [(5.0, 1), (1.0, 6)], 3), 5.0);
+    }
+
+    #[test]
+    fn calibration_curve_is_fitted() {
+        let text = include_str!("../../../bench/results/gpu-2026-11-25b/profile_x2.json");
+        let (p, _) = Profile::from_json(text).unwrap();
+        assert!(p.kernel_model().fitted);
+        for (a, (f, b)) in p.attn_curve.iter().zip(curve_predictions(&p)) {
+            assert!((f / 1e3 / a.fwd_ms - 1.0).abs() < 0.05, "{a:?} {f}");
+            assert!((b / 1e3 / a.bwd_ms - 1.0).abs() < 0.05, "{a:?} {b}");
+        }
     }
 }

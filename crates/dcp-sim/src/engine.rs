@@ -411,7 +411,13 @@ pub fn simulate_pass(
                 ),
             });
         }
-        let latency = links.path(cluster, from, to, &mut path);
+        let mut latency = links.path(cluster, from, to, &mut path);
+        if cluster.common_level(from, to) == 0 && !profile.p2p_curve.is_empty() {
+            // Measured send/recv time of this size, less the bandwidth phase the flow will
+            // spend on its links: small and medium messages pay what was measured.
+            let bw = cluster.levels[0].gbps * 1e3;
+            latency = (profile.p2p_us(bytes as f64) - bytes as f64 / bw).max(latency);
+        }
         let start = flow_links.len() as u32;
         flow_links.extend_from_slice(&path);
         let fid = flows.len() as u32;

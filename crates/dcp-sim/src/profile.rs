@@ -17,6 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cost::CtaModel;
+
 /// Attention FLOPs of the backward pass relative to the forward pass.
 pub const BWD_FLOP_FACTOR: f64 = 2.5;
 
@@ -41,14 +43,98 @@ pub struct Profile {
     pub inter_latency_us: f64,
     /// NICs per node; 0 means one per GPU.
     pub nics_per_node: u32,
-    /// Query rows per attention tile (CTA).
+    /// Query rows per forward CTA (the project's kernel: 64).
     pub tile_q: u32,
-    /// Keys per attention tile.
+    /// Keys per forward key tile (64).
     pub tile_k: u32,
-    /// Streaming multiprocessors (how many tiles run at once).
+    /// Streaming multiprocessors.
     pub sms: u32,
     /// Whether the numbers come from measurements on real hardware (`dcp calibrate`).
     pub calibrated: bool,
+    /// Query rows per backward q tile (64).
+    #[serde(default = "d64")]
+    pub bwd_tile_q: u32,
+    /// Keys per backward CTA (128).
+    #[serde(default = "d128")]
+    pub bwd_tile_k: u32,
+    /// Forward CTAs resident per SM (2: 88 KB of shared memory each).
+    #[serde(default = "d2")]
+    pub fwd_ctas_per_sm: u32,
+    /// Backward CTAs resident per SM (1: 123 KB of shared memory).
+    #[serde(default = "d1")]
+    pub bwd_ctas_per_sm: u32,
+    /// Fixed µs per forward CTA; `None`: fitted on `attn_curve`, else the built-in constant.
+    #[serde(default)]
+    pub fwd_cta_us: Option<f64>,
+    /// Fixed µs per backward CTA (as `fwd_cta_us`).
+    #[serde(default)]
+    pub bwd_cta_us: Option<f64>,
+    /// Cost of a partially masked tile relative to a full one (as `fwd_cta_us`).
+    #[serde(default)]
+    pub partial_tile_cost: Option<f64>,
+    /// Achieved bandwidth of the merge kernel, GB/s (`None`: `mem_gbps`).
+    #[serde(default)]
+    pub merge_gbps: Option<f64>,
+    /// Measured attention kernel times of single sequences (`dcp calibrate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attn_curve: Vec<AttnPoint>,
+    /// Measured NCCL send/recv times inside the NVLink domain by message size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub p2p_curve: Vec<P2pPoint>,
+    /// Kernel model derived from the fields above (computed on first use).
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub cache: ModelCache,
+}
+
+fn d64() -> u32 {
+    64
+}
+fn d128() -> u32 {
+    128
+}
+fn d2() -> u32 {
+    2
+}
+fn d1() -> u32 {
+    1
+}
+
+/// One point of the calibration's attention curve: one sequence of `len` tokens, mask `causal`
+/// or `full`, the default model shape (8 query heads, 2 KV heads, head dim 128).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttnPoint {
+    pub len: u32,
+    pub mask: String,
+    pub fwd_ms: f64,
+    pub bwd_ms: f64,
+}
+
+/// One point of the calibration's NCCL send/recv curve: `bytes` took `us` between two GPUs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct P2pPoint {
+    pub bytes: f64,
+    pub us: f64,
+}
+
+/// Lazily derived kernel model, tagged with the fields it was derived from.
+#[derive(Debug, Clone, Default)]
+#[doc(hidden)]
+pub struct ModelCache(std::sync::Arc<std::sync::Mutex<Option<(String, KernelModel)>>>);
+
+impl PartialEq for ModelCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The CTA models of both attention kernels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KernelModel {
+    pub fwd: CtaModel,
+    pub bwd: CtaModel,
+    /// Whether the constants were fitted on `attn_curve`.
+    pub fitted: bool,
 }
 
 const FIELDS: &[&str] = &[
@@ -67,6 +153,21 @@ const FIELDS: &[&str] = &[
     "tile_k",
     "sms",
     "calibrated",
+    "bwd_tile_q",
+    "bwd_tile_k",
+    "fwd_ctas_per_sm",
+    "bwd_ctas_per_sm",
+    "fwd_cta_us",
+    "bwd_cta_us",
+    "partial_tile_cost",
+    "merge_gbps",
+    "attn_curve",
+    "p2p_curve",
+    // Written by `dcp calibrate`, informational here.
+    "schema",
+    "device",
+    "world",
+    "arch",
 ];
 
 /// Names of the built-in profiles.
@@ -110,10 +211,21 @@ impl Profile {
             inter_gbps: 50.0,
             inter_latency_us: 20.0,
             nics_per_node: 0,
-            tile_q: 128,
+            tile_q: 64,
             tile_k: 64,
             sms: 132,
             calibrated: false,
+            bwd_tile_q: 64,
+            bwd_tile_k: 128,
+            fwd_ctas_per_sm: 2,
+            bwd_ctas_per_sm: 1,
+            fwd_cta_us: None,
+            bwd_cta_us: None,
+            partial_tile_cost: None,
+            merge_gbps: None,
+            attn_curve: Vec::new(),
+            p2p_curve: Vec::new(),
+            cache: ModelCache::default(),
         }
     }
 
@@ -133,10 +245,10 @@ impl Profile {
             inter_gbps: 12.5,
             inter_latency_us: 25.0,
             nics_per_node: 4,
-            tile_q: 128,
-            tile_k: 64,
             sms: 108,
-            calibrated: false,
+            // 164 KB of shared memory per SM: one 88 KB forward CTA at a time.
+            fwd_ctas_per_sm: 1,
+            ..Profile::h100()
         }
     }
 
@@ -221,6 +333,10 @@ impl Profile {
             ("tile_q", &mut p.tile_q),
             ("tile_k", &mut p.tile_k),
             ("sms", &mut p.sms),
+            ("bwd_tile_q", &mut p.bwd_tile_q),
+            ("bwd_tile_k", &mut p.bwd_tile_k),
+            ("fwd_ctas_per_sm", &mut p.fwd_ctas_per_sm),
+            ("bwd_ctas_per_sm", &mut p.bwd_ctas_per_sm),
         ] {
             if let Some(n) = num(field)? {
                 if n < 1.0 {
@@ -231,6 +347,26 @@ impl Profile {
                 }
                 *slot = n.round() as u32;
             }
+        }
+        p.fwd_cta_us = num("fwd_cta_us")?;
+        p.bwd_cta_us = num("bwd_cta_us")?;
+        p.partial_tile_cost = num("partial_tile_cost")?;
+        p.merge_gbps = num("merge_gbps")?.filter(|&g| g > 0.0);
+        if let Some(v) = obj.get("attn_curve").filter(|v| !v.is_null()) {
+            p.attn_curve = serde_json::from_value(v.clone()).map_err(|e| ProfileError::Field {
+                field: "attn_curve".into(),
+                msg: format!("expected [{{len, mask, fwd_ms, bwd_ms}}, ...]: {e}"),
+            })?;
+            p.attn_curve
+                .retain(|a| a.len > 0 && (a.mask == "causal" || a.mask == "full"));
+        }
+        if let Some(v) = obj.get("p2p_curve").filter(|v| !v.is_null()) {
+            p.p2p_curve = serde_json::from_value(v.clone()).map_err(|e| ProfileError::Field {
+                field: "p2p_curve".into(),
+                msg: format!("expected [{{bytes, us}}, ...]: {e}"),
+            })?;
+            p.p2p_curve.retain(|q| q.bytes > 0.0 && q.us > 0.0);
+            p.p2p_curve.sort_by(|a, b| a.bytes.total_cmp(&b.bytes));
         }
         match obj.get("name") {
             Some(serde_json::Value::String(s)) => p.name = s.clone(),
@@ -286,20 +422,59 @@ impl Profile {
         }
     }
 
-    /// Ratio of charged tile elements to attended elements on the calibration shape (one 32K
-    /// causal sequence): the profile's attended-FLOP rates divided by it give the tile rate.
-    pub fn tile_overhead_at_calibration(&self) -> f64 {
-        let n = 32768u64;
-        let (tq, tk) = (self.tile_q as u64, self.tile_k as u64);
-        let mut tiles = 0u64;
-        let mut r0 = 0;
-        while r0 < n {
-            let r1 = (r0 + tq).min(n);
-            tiles += r1.div_ceil(tk);
-            r0 = r1;
+    /// Time (µs) of one NCCL send/recv of `bytes` inside the NVLink domain from `p2p_curve`:
+    /// linear between measured sizes, the first point's time below, the last point's rate above.
+    pub fn p2p_us(&self, bytes: f64) -> f64 {
+        let c = &self.p2p_curve;
+        let Some(first) = c.first() else {
+            return self.intra_latency_us + bytes / (self.intra_gbps * 1e3);
+        };
+        if bytes <= first.bytes {
+            return first.us;
         }
-        let attended = n * (n + 1) / 2;
-        (tiles * tq * tk) as f64 / attended as f64
+        for w in c.windows(2) {
+            if bytes <= w[1].bytes {
+                let f = (bytes - w[0].bytes) / (w[1].bytes - w[0].bytes);
+                return w[0].us + f * (w[1].us - w[0].us);
+            }
+        }
+        let last = c.last().expect("non-empty");
+        last.us + (bytes - last.bytes) / (last.bytes / last.us)
+    }
+
+    /// The CTA models of the attention kernels: fitted on `attn_curve` when the profile has one
+    /// (and does not fix the constants), else the kernel's built-in constants with the tile
+    /// cost set so that one 32K causal sequence runs at `attn_*_tflops`. Cached.
+    pub fn kernel_model(&self) -> KernelModel {
+        let key = format!(
+            "{:?}",
+            (
+                self.attn_fwd_tflops,
+                self.attn_bwd_tflops,
+                self.launch_us,
+                self.per_work_us,
+                self.mem_gbps,
+                (
+                    self.tile_q,
+                    self.tile_k,
+                    self.bwd_tile_q,
+                    self.bwd_tile_k,
+                    self.sms
+                ),
+                (self.fwd_ctas_per_sm, self.bwd_ctas_per_sm),
+                (self.fwd_cta_us, self.bwd_cta_us, self.partial_tile_cost),
+                &self.attn_curve,
+            )
+        );
+        let mut g = self.cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, m)) = &*g {
+            if *k == key {
+                return *m;
+            }
+        }
+        let m = crate::cost::derive_kernel_model(self);
+        *g = Some((key, m));
+        m
     }
 }
 
@@ -322,11 +497,5 @@ mod tests {
         assert!(Profile::from_json(r#"{"mem_gbps": -1}"#).is_err());
         assert!(Profile::from_json(r#"{"mem_gbps": 0}"#).is_err());
         assert!(Profile::from_json("[1]").is_err());
-    }
-
-    #[test]
-    fn calibration_overhead_is_small() {
-        let o = Profile::h100().tile_overhead_at_calibration();
-        assert!(o > 1.0 && o < 1.01, "{o}");
     }
 }
