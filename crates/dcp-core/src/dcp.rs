@@ -931,11 +931,30 @@ fn emit(
     let fwd_groups = group(&mut fwd_x);
     let bwd_groups = group(&mut bwd_x);
 
+    // How many devices compute each (query block, head block).
+    let mut q_owners: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+    for ql in &q_last {
+        for &k in ql.keys() {
+            *q_owners.entry(k).or_default() += 1;
+        }
+    }
     for d in 0..n as usize {
         let du = d as u32;
         let mut f = std::mem::take(&mut fwd_builders[d]);
         let mut b = std::mem::take(&mut bwd_builders[d]);
         let (fbuf, bbuf) = (&fb[d], &bb[d]);
+        // Home query blocks computed by exactly one local work and nowhere else write their final
+        // O/LSE straight into the output buffers (no accumulator, no copy).
+        let direct: std::collections::BTreeSet<(u32, u32)> = {
+            let mut cnt: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+            for w in works[d].iter().flatten() {
+                *cnt.entry((w.q, w.hb)).or_default() += 1;
+            }
+            cnt.into_iter()
+                .filter(|&((q, hb), c)| c == 1 && home(q) == du && q_owners[&(q, hb)] == 1)
+                .map(|x| x.0)
+                .collect()
+        };
         // Where a query block's data and accumulators live on this device.
         let q_at = |q: u32, hb: u32, buf_io: u32, buf_rem: u32| -> Region {
             let len = blen(q);
@@ -1055,7 +1074,10 @@ fn emit(
                     },
                     ..acc_o
                 };
-                let (out_o, out_l) = if w.first {
+                let (out_o, out_l) = if direct.contains(&(w.q, w.hb)) {
+                    let r = q_at(w.q, w.hb, fbuf.o, fbuf.o_part);
+                    (r, Region { buf: fbuf.lse, ..r })
+                } else if w.first {
                     (acc_o, acc_l)
                 } else {
                     let r = reg(fbuf.o_tmp, tmp_row, qlen, qh(w.hb));
@@ -1231,15 +1253,55 @@ fn emit(
             }
         }
         let t = lay[d].tokens;
+        // Accumulated outputs to their buffers: runs of whole blocks with all head blocks
+        // accumulated, single head blocks otherwise.
+        let mut run: Option<(u32, u32)> = None;
+        let mut copies: Vec<Region> = Vec::new();
+        for (bi, _) in table
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(bi, _)| home(*bi as u32) == du)
+        {
+            let (row, len) = (lay[d].row[&(bi as u32)], blen(bi as u32));
+            let acc: Vec<u32> = (0..table.n_head_blocks)
+                .filter(|&hb| !direct.contains(&(bi as u32, hb)))
+                .collect();
+            if acc.len() == table.n_head_blocks as usize {
+                run = match run {
+                    Some((r0, l0)) if r0 + l0 == row => Some((r0, l0 + len)),
+                    Some(x) => {
+                        copies.push(f.rows(fbuf.o_acc, x.0, x.1));
+                        Some((row, len))
+                    }
+                    None => Some((row, len)),
+                };
+                continue;
+            }
+            if let Some(x) = run.take() {
+                copies.push(f.rows(fbuf.o_acc, x.0, x.1));
+            }
+            for hb in acc {
+                copies.push(reg(fbuf.o_acc, row, len, qh(hb)));
+            }
+        }
+        if let Some(x) = run {
+            copies.push(f.rows(fbuf.o_acc, x.0, x.1));
+        }
+        for r in copies {
+            f.push(Instr::Copy {
+                src: r,
+                dst: Region { buf: fbuf.o, ..r },
+            });
+            f.push(Instr::Copy {
+                src: Region {
+                    buf: fbuf.l_acc,
+                    ..r
+                },
+                dst: Region { buf: fbuf.lse, ..r },
+            });
+        }
         if t > 0 {
-            f.push(Instr::Copy {
-                src: f.rows(fbuf.o_acc, 0, t),
-                dst: f.rows(fbuf.o, 0, t),
-            });
-            f.push(Instr::Copy {
-                src: f.rows(fbuf.l_acc, 0, t),
-                dst: f.rows(fbuf.lse, 0, t),
-            });
             b.push(Instr::Copy {
                 src: b.rows(bbuf.dq_acc, 0, t),
                 dst: b.rows(bbuf.dq, 0, t),
