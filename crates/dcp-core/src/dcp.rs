@@ -12,14 +12,14 @@
 //!    previous stage. S comes from the cost model. Partial outputs (O/LSE forward, dQ/dKV
 //!    backward) leave for their owner in the first group launched after they are final.
 //! 3. **Candidates.** The plan of the best stage count is compared by the cost model with the
-//!    zigzag plan; the cheaper one is returned, so a `dcp` plan is never predicted slower than
-//!    static CP.
+//!    `local` plan (whole sequences per device, when they fit) and the zigzag plan; the cheapest
+//!    is returned, so a `dcp` plan is never predicted slower than static CP.
 
 use std::collections::{BTreeMap, HashMap};
 
 use hypergraph::{HypergraphBuilder, PartitionConfig, Preset};
 
-use crate::baselines::{bytes_per_token, plan_ring};
+use crate::baselines::{bytes_per_token, plan_local, plan_ring};
 use crate::blocks::{BlockTable, DataKind};
 use crate::builder::{work_rows, ProgramBuilder, ScratchKind};
 use crate::cost::{predict, CostModel};
@@ -334,20 +334,32 @@ pub fn plan_dcp(
     };
     let plan = emit(batch, topo, &table, &pl, &stage, stages);
     if opts.fallback_static && n > 1 {
-        let a = predict(&plan, &opts.cost);
-        // Building a static plan costs O(devices² · sequences); skip it when even a lower bound
-        // of its predicted time (perfect compute balance; N−1 KV hops, and N fp32 dKV hops
-        // backward, at the fastest link) cannot beat this plan.
-        if a.fwd_ms + a.bwd_ms <= static_lower_bound_ms(&table, batch, topo, &opts.cost) {
-            return Ok(plan);
+        let mut best = plan;
+        let mut best_t = {
+            let a = predict(&best, &opts.cost);
+            a.fwd_ms + a.bwd_ms
+        };
+        // Whole sequences on single devices (no communication at all) when they fit: the best
+        // plan when the batch's sequences balance well over few devices.
+        if let Ok(local) = plan_local(batch, topo, None) {
+            let p = predict(&local, &opts.cost);
+            if p.fwd_ms + p.bwd_ms < best_t {
+                best_t = p.fwd_ms + p.bwd_ms;
+                best = local;
+            }
         }
-        let zz = plan_ring(batch, topo, true)?;
-        let b = predict(&zz, &opts.cost);
-        if b.fwd_ms + b.bwd_ms < a.fwd_ms + a.bwd_ms {
-            let mut zz = zz;
-            zz.planner = "dcp".into();
-            return Ok(zz);
+        // Building a static ring plan costs O(devices² · sequences); skip it when even a lower
+        // bound of its predicted time (perfect compute balance; N−1 KV hops, and N fp32 dKV hops
+        // backward, at the fastest link) cannot beat the best plan so far.
+        if best_t > static_lower_bound_ms(&table, batch, topo, &opts.cost) {
+            let zz = plan_ring(batch, topo, true)?;
+            let p = predict(&zz, &opts.cost);
+            if p.fwd_ms + p.bwd_ms < best_t {
+                best = zz;
+            }
         }
+        best.planner = "dcp".into();
+        return Ok(best);
     }
     Ok(plan)
 }
