@@ -339,11 +339,15 @@ pub fn plan_dcp(
             let a = predict(&best, &opts.cost);
             a.fwd_ms + a.bwd_ms
         };
-        // Whole sequences on single devices (no communication at all) when they fit: the best
-        // plan when the batch's sequences balance well over few devices.
+        // Whole sequences on single devices (no communication at all) when they fit and balance
+        // within the compute tolerance: the best plan when few devices share a batch of many
+        // sequences. (An unbalanced local plan can only win when the batch is so cheap that
+        // latencies dominate; it is not offered then.)
         if let Ok(local) = plan_local(batch, topo, None) {
             let p = predict(&local, &opts.cost);
-            if p.fwd_ms + p.bwd_ms < best_t {
+            let balanced = crate::stats::plan_stats(&local).compute_imbalance
+                <= 1.0 + opts.comp_epsilon.max(0.10);
+            if balanced && p.fwd_ms + p.bwd_ms < best_t {
                 best_t = p.fwd_ms + p.bwd_ms;
                 best = local;
             }
