@@ -5,7 +5,8 @@ use crate::error::PlanningError;
 use crate::plan::Plan;
 use crate::spec::{BatchSpec, Topology};
 
-/// Names accepted by [`make_plan`].
+/// Planners every comparison runs (also accepted: `dcp-only`, the DCP placement without the
+/// local/zigzag candidates).
 pub const PLANNERS: &[&str] = &["ring", "zigzag", "local", "dcp"];
 
 /// Options shared by planners (each uses what applies to it).
@@ -59,9 +60,14 @@ fn plan_unchecked(
         "zigzag" => baselines::plan_ring(batch, topo, true),
         "local" => baselines::plan_local(batch, topo, opts.budget_tokens),
         "dcp" => crate::dcp::plan_dcp(batch, topo, &opts.dcp),
+        // The DCP placement itself, never replaced by a candidate (for testing and benchmarking it).
+        "dcp-only" => {
+            let o = crate::dcp::DcpOptions { fallback_static: false, ..opts.dcp.clone() };
+            crate::dcp::plan_dcp(batch, topo, &o)
+        }
         other => Err(PlanningError::Unsupported {
             planner: "registry",
-            what: format!("planner `{other}` (allowed: {})", PLANNERS.join(", ")),
+            what: format!("planner `{other}` (allowed: {}, dcp-only)", PLANNERS.join(", ")),
         }),
     }
 }
