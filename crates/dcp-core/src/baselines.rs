@@ -12,7 +12,7 @@ use crate::builder::{work_rows, ProgramBuilder, ScratchKind};
 use crate::error::PlanningError;
 use crate::mask::CompiledMask;
 use crate::plan::{
-    BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, TokenSpan,
+    BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Region, TokenSpan,
     PLAN_FORMAT_VERSION,
 };
 use crate::spec::{BatchSpec, DType, Topology};
@@ -131,22 +131,16 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
         });
         for s in 0..n {
             if s + 1 < n {
-                let ops = vec![
-                    P2p {
-                        dir: Dir::Send,
-                        peer: next,
-                        region: f.rows(kv_at(s), 0, tokens[src(i, s) as usize]),
-                    },
-                    P2p {
-                        dir: Dir::Recv,
-                        peer: prev,
-                        region: f.rows(
-                            ring[((s + 1) % 2) as usize],
-                            0,
-                            tokens[src(i, s + 1) as usize],
-                        ),
-                    },
-                ];
+                let ops = ring_step(
+                    f.rows(kv_at(s), 0, tokens[src(i, s) as usize]),
+                    f.rows(
+                        ring[((s + 1) % 2) as usize],
+                        0,
+                        tokens[src(i, s + 1) as usize],
+                    ),
+                    next,
+                    prev,
+                );
                 f.push(Instr::Comm { tag: s, ops });
             }
             let works = step_works(s);
@@ -221,22 +215,16 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
         });
         for s in 0..n {
             if s + 1 < n {
-                let ops = vec![
-                    P2p {
-                        dir: Dir::Send,
-                        peer: next,
-                        region: b.rows(kv_at(s), 0, tokens[src(i, s) as usize]),
-                    },
-                    P2p {
-                        dir: Dir::Recv,
-                        peer: prev,
-                        region: b.rows(
-                            ring[((s + 1) % 2) as usize],
-                            0,
-                            tokens[src(i, s + 1) as usize],
-                        ),
-                    },
-                ];
+                let ops = ring_step(
+                    b.rows(kv_at(s), 0, tokens[src(i, s) as usize]),
+                    b.rows(
+                        ring[((s + 1) % 2) as usize],
+                        0,
+                        tokens[src(i, s + 1) as usize],
+                    ),
+                    next,
+                    prev,
+                );
                 b.push(Instr::Comm { tag: 2 * s, ops });
             }
             if s > 0 {
@@ -264,22 +252,16 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
                 b.push(Instr::AttnBwd { stage: s, works });
             }
             if n > 1 {
-                let ops = vec![
-                    P2p {
-                        dir: Dir::Send,
-                        peer: next,
-                        region: b.rows(dcur, 0, tokens[src(i, s) as usize]),
-                    },
-                    P2p {
-                        dir: Dir::Recv,
-                        peer: prev,
-                        region: b.rows(
-                            dring[((s + 1) % 2) as usize],
-                            0,
-                            tokens[src(i, s + 1) as usize],
-                        ),
-                    },
-                ];
+                let ops = ring_step(
+                    b.rows(dcur, 0, tokens[src(i, s) as usize]),
+                    b.rows(
+                        dring[((s + 1) % 2) as usize],
+                        0,
+                        tokens[src(i, s + 1) as usize],
+                    ),
+                    next,
+                    prev,
+                );
                 b.push(Instr::Comm {
                     tag: 2 * s + 1,
                     ops,
@@ -318,6 +300,22 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
         topology: *topo,
         devices,
     })
+}
+
+/// One ring step: send `send` to the next device, receive `recv` from the previous one.
+fn ring_step(send: Region, recv: Region, next: u32, prev: u32) -> Vec<P2p> {
+    vec![
+        P2p {
+            dir: Dir::Send,
+            peer: next,
+            region: send,
+        },
+        P2p {
+            dir: Dir::Recv,
+            peer: prev,
+            region: recv,
+        },
+    ]
 }
 
 /// Resident bytes per token of the attention tensors a device holds for its own tokens

@@ -971,38 +971,21 @@ fn emit(
                 .map(|x| x.0)
                 .collect()
         };
-        // Where a query block's data and accumulators live on this device.
-        let q_at = |q: u32, hb: u32, buf_io: u32, buf_rem: u32| -> Region {
-            let len = blen(q);
-            if home(q) == du {
-                reg(buf_io, lay[d].row[&q], len, qh(hb))
-            } else {
-                reg(buf_rem, q_slots[d].at[&q], len, qh(hb))
-            }
-        };
-        let kv_at = |k: u32, hb: u32, buf_io: u32, buf_rem: u32| -> Region {
-            let len = blen(k);
-            if home(k) == du {
-                reg(buf_io, lay[d].row[&k], len, kh(hb))
-            } else {
-                reg(buf_rem, kv_slots[d].at[&k], len, kh(hb))
-            }
-        };
-        // Remote inputs live in the liveness-shared slots.
-        let qi_at = |q: u32, hb: u32, buf_io: u32, buf_rem: u32| -> Region {
-            if home(q) == du {
-                reg(buf_io, lay[d].row[&q], blen(q), qh(hb))
-            } else {
-                reg(buf_rem, qi_slots[d].at[&q], blen(q), qh(hb))
-            }
-        };
-        let kvi_at = |k: u32, hb: u32, buf_io: u32, buf_rem: u32| -> Region {
-            if home(k) == du {
-                reg(buf_io, lay[d].row[&k], blen(k), kh(hb))
-            } else {
-                reg(buf_rem, kvi_slots[d].at[&k], blen(k), kh(hb))
-            }
-        };
+        // Where a block's rows live on this device: its home rows in an IO-shaped buffer, or its
+        // slot in a scratch buffer. Partial outputs use `q_slots`/`kv_slots`; remote inputs the
+        // liveness-shared `qi_slots`/`kvi_slots`.
+        let at =
+            |blk: u32, heads: (u32, u32), buf_io: u32, buf_rem: u32, slots: &Slots| -> Region {
+                if home(blk) == du {
+                    reg(buf_io, lay[d].row[&blk], blen(blk), heads)
+                } else {
+                    reg(buf_rem, slots.at[&blk], blen(blk), heads)
+                }
+            };
+        let q_at = |q: u32, hb: u32, io: u32, rem: u32| at(q, qh(hb), io, rem, &q_slots[d]);
+        let kv_at = |k: u32, hb: u32, io: u32, rem: u32| at(k, kh(hb), io, rem, &kv_slots[d]);
+        let qi_at = |q: u32, hb: u32, io: u32, rem: u32| at(q, qh(hb), io, rem, &qi_slots[d]);
+        let kvi_at = |k: u32, hb: u32, io: u32, rem: u32| at(k, kh(hb), io, rem, &kvi_slots[d]);
         // Forward prologue: home (q, hb) without local work start from the merge identity.
         for (bi, _) in table
             .blocks

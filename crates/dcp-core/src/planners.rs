@@ -62,12 +62,18 @@ fn plan_unchecked(
         "dcp" => crate::dcp::plan_dcp(batch, topo, &opts.dcp),
         // The DCP placement itself, never replaced by a candidate (for testing and benchmarking it).
         "dcp-only" => {
-            let o = crate::dcp::DcpOptions { fallback_static: false, ..opts.dcp.clone() };
+            let o = crate::dcp::DcpOptions {
+                fallback_static: false,
+                ..opts.dcp.clone()
+            };
             crate::dcp::plan_dcp(batch, topo, &o)
         }
         other => Err(PlanningError::Unsupported {
             planner: "registry",
-            what: format!("planner `{other}` (allowed: {}, dcp-only)", PLANNERS.join(", ")),
+            what: format!(
+                "planner `{other}` (allowed: {}, dcp-only)",
+                PLANNERS.join(", ")
+            ),
         }),
     }
 }
