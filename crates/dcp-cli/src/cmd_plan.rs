@@ -152,7 +152,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         };
         let s = plan_stats(&plan);
         let row = json!({
-            "batch": bi, "source": a.batch.source_name(), "planner": a.planner, "mask": a.batch.mask,
+            "batch": bi, "source": a.batch.source_name(), "planner": a.planner, "plan": plan.planner, "mask": a.batch.mask,
             "block_size": a.block_size, "topology": a.batch.topology, "n_devices": s.n_devices, "n_seqs": l.len(),
             "tokens": s.tokens, "plan_ms": plan_ms,
             "fwd_bytes_intra": s.fwd_bytes_intra, "fwd_bytes_inter": s.fwd_bytes_inter,
@@ -185,9 +185,9 @@ fn mb(v: &serde_json::Value) -> f64 {
 
 pub fn print_table(rows: &[serde_json::Value]) {
     println!(
-        "{:>5} {:>8} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>6} {:>5}",
+        "{:>5} {:>10} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>6} {:>5}",
         "batch",
-        "planner",
+        "plan",
         "tokens",
         "plan_ms",
         "fwd MB in",
@@ -201,9 +201,9 @@ pub fn print_table(rows: &[serde_json::Value]) {
     );
     for r in rows {
         println!(
-            "{:>5} {:>8} {:>7} {:>9.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8.3} {:>8.3} {:>6} {:>5}",
+            "{:>5} {:>10} {:>7} {:>9.2} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8.3} {:>8.3} {:>6} {:>5}",
             r["batch"],
-            r["planner"].as_str().unwrap_or(""),
+            r["plan"].as_str().unwrap_or(""),
             r["tokens"],
             r["plan_ms"].as_f64().unwrap_or(0.0),
             mb(&r["fwd_bytes_intra"]),

@@ -362,7 +362,10 @@ pub fn plan_dcp(
                 best = zz;
             }
         }
-        best.planner = "dcp".into();
+        // Say which candidate won: "dcp" for the placement, "dcp:local" / "dcp:zigzag" otherwise.
+        if best.planner != "dcp" {
+            best.planner = format!("dcp:{}", best.planner);
+        }
         return Ok(best);
     }
     Ok(plan)
