@@ -172,6 +172,10 @@ fn main() {
                         "instance": name, "preset": format!("{p:?}"), "cost": r.cost,
                         "km1": r.km1, "imb": r.imbalance, "feasible": feasible, "ms": best_ms,
                         "n": hg.num_vertices(), "m": hg.num_nets(), "k": cfg.k,
+                        "parts_hash": format!("{:016x}", r.parts.iter().fold(
+                            0xcbf2_9ce4_8422_2325u64,
+                            |h, &p| (h ^ u64::from(p)).wrapping_mul(0x100_0000_01b3),
+                        )),
                     })
                 }
                 Err(e) => serde_json::json!({

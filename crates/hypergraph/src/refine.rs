@@ -154,7 +154,7 @@ fn fm_pass(
         if is_fixed(fixed, v) || !is_boundary(st, v) {
             continue;
         }
-        if let Some((_, g)) = st.best_move(v) {
+        if let Some(g) = st.best_gain(v) {
             ws.key[v as usize] = g;
             heap.push((g, ws.rank[v as usize], v));
         }
@@ -208,8 +208,8 @@ fn fm_pass(
                     continue;
                 }
                 ws.stamp[ui] = step;
-                match st.best_move(u) {
-                    Some((_, g2)) => {
+                match st.best_gain(u) {
+                    Some(g2) => {
                         if ws.key[ui] != g2 {
                             ws.key[ui] = g2;
                             heap.push((g2, ws.rank[ui], u));

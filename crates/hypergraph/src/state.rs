@@ -208,35 +208,40 @@ impl<'a> PartState<'a> {
                 leave += w;
             }
             for (c, &cnt) in self.conn.iter_mut().zip(row) {
-                if cnt > 0 {
-                    *c += w;
-                }
+                *c += w & -i64::from(cnt > 0);
             }
         }
-        for c in self.conn.iter_mut() {
-            *c += leave - total;
-        }
-        if let Some(t) = self.topo {
-            let nn = t.nnodes;
-            let na = t.node_of[a] as usize;
-            self.nconn.iter_mut().for_each(|c| *c = 0);
-            let mut nleave = 0i64;
-            for &e in self.hg.nets(v) {
-                let w = self.hg.net_weight(e) as i64;
-                let row = &self.nphi[e as usize * nn..(e as usize + 1) * nn];
-                if row[na] == 1 {
-                    nleave += w;
+        match self.topo {
+            None => {
+                for c in self.conn.iter_mut() {
+                    *c += leave - total;
                 }
-                for (c, &cnt) in self.nconn.iter_mut().zip(row) {
-                    if cnt > 0 {
-                        *c += w;
+            }
+            Some(t) => {
+                let nn = t.nnodes;
+                let na = t.node_of[a] as usize;
+                self.nconn.iter_mut().for_each(|c| *c = 0);
+                let mut nleave = 0i64;
+                for &e in self.hg.nets(v) {
+                    let w = self.hg.net_weight(e) as i64;
+                    let row = &self.nphi[e as usize * nn..(e as usize + 1) * nn];
+                    if row[na] == 1 {
+                        nleave += w;
+                    }
+                    for (c, &cnt) in self.nconn.iter_mut().zip(row) {
+                        *c += w & -i64::from(cnt > 0);
                     }
                 }
-            }
-            for b in 0..k {
-                let nb = t.node_of[b] as usize;
-                if nb != na {
-                    self.conn[b] += (t.factor - 1) * (nleave - total + self.nconn[nb]);
+                // per-node additive term (nconn is reused to hold it)
+                for (n, c) in self.nconn.iter_mut().enumerate() {
+                    *c = if n == na {
+                        leave - total
+                    } else {
+                        leave - total + (t.factor - 1) * (nleave - total + *c)
+                    };
+                }
+                for (c, &nb) in self.conn.iter_mut().zip(&t.node_of) {
+                    *c += self.nconn[nb as usize];
                 }
             }
         }
@@ -247,6 +252,24 @@ impl<'a> PartState<'a> {
     pub fn gain(&mut self, v: u32, b: usize) -> i64 {
         self.compute_gains(v);
         self.conn[b]
+    }
+
+    /// Gain of [`Self::best_move`] without its target: skips the relative-load tie-break
+    /// (and the capacity check of every target that cannot raise the best gain).
+    pub fn best_gain(&mut self, v: u32) -> Option<i64> {
+        self.compute_gains(v);
+        let a = self.parts[v as usize] as usize;
+        let mut best: Option<i64> = None;
+        for b in 0..self.k {
+            let g = self.conn[b];
+            if b == a || best.is_some_and(|bg| g <= bg) {
+                continue;
+            }
+            if self.fits(v, b) {
+                best = Some(g);
+            }
+        }
+        best
     }
 
     /// Best capacity-respecting move for `v`: (target, gain). Ties are broken by the
