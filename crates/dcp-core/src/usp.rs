@@ -318,7 +318,10 @@ fn all_to_all(g: &Grid, ring: u32, me: u32, tensors: &[A2a]) -> (Vec<P2p>, Vec<I
             let (hm0, hmn) = (my_sh.kv0 * t.per_kv, my_sh.kvn * t.per_kv);
             if j == me {
                 if t_me > 0 {
-                    let (io, sp) = (reg(t.io, 0, t_me, hm0, hmn), reg(t.split, at_me, t_me, 0, hmn));
+                    let (io, sp) = (
+                        reg(t.io, 0, t_me, hm0, hmn),
+                        reg(t.split, at_me, t_me, 0, hmn),
+                    );
                     copies.push(if t.to_split {
                         Instr::Copy { src: io, dst: sp }
                     } else {
@@ -452,7 +455,13 @@ fn forward(
     } else {
         [kv_h, kv_h]
     };
-    let kv_at = |s: u32| if s == 0 { kv_h } else { ring_bufs[(s % 2) as usize] };
+    let kv_at = |s: u32| {
+        if s == 0 {
+            kv_h
+        } else {
+            ring_bufs[(s % 2) as usize]
+        }
+    };
     let inputs = [
         A2a {
             io: q,
@@ -653,7 +662,13 @@ fn backward(
         let acc = scratch(&mut b, "dkv_acc", DType::F32, k_rows, kvn, 2 * d);
         ([kv_h, kv_h], [acc, acc])
     };
-    let kv_at = |s: u32| if s == 0 { kv_h } else { ring_bufs[(s % 2) as usize] };
+    let kv_at = |s: u32| {
+        if s == 0 {
+            kv_h
+        } else {
+            ring_bufs[(s % 2) as usize]
+        }
+    };
     let q_like = |io, split| A2a {
         io,
         split,
@@ -701,7 +716,10 @@ fn backward(
                 ring_bufs[((s + 1) % 2) as usize],
                 kvn,
             );
-            b.push(Instr::Comm { tag: 1 + 2 * s, ops });
+            b.push(Instr::Comm {
+                tag: 1 + 2 * s,
+                ops,
+            });
         }
         if s > 0 {
             b.push(Instr::Wait { tag: 2 * s - 1 });
@@ -733,7 +751,10 @@ fn backward(
         }
         if r > 1 {
             let ops = ring_ops(g, ring, me, s, dcur, drings[((s + 1) % 2) as usize], kvn);
-            b.push(Instr::Comm { tag: 2 + 2 * s, ops });
+            b.push(Instr::Comm {
+                tag: 2 + 2 * s,
+                ops,
+            });
         }
     }
     let out_tag = if r > 1 {
@@ -792,7 +813,14 @@ fn backward(
         // every token of the group. Partials return in fp32 into one slot per part; the owner
         // sums the slots and converts once.
         let parts = sh.parts;
-        let slots = scratch(&mut b, "dkv_parts", DType::F32, t_me * parts, model.kv_heads, 2 * d);
+        let slots = scratch(
+            &mut b,
+            "dkv_parts",
+            DType::F32,
+            t_me * parts,
+            model.kv_heads,
+            2 * d,
+        );
         for j in 0..g.h {
             let peer = g.dev(ring, j);
             let t_j = g.tokens[peer as usize];

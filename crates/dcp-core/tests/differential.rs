@@ -83,7 +83,10 @@ fn head_parallel_planners_match_dense_attention() {
                     assert!(e.contains("heads"), "{p} case {seed}: unclear error {e}");
                 }
                 Ok(plan) => {
-                    assert!(head_parallel_supports(p, m.heads, m.kv_heads, n), "{p} {seed}");
+                    assert!(
+                        head_parallel_supports(p, m.heads, m.kv_heads, n),
+                        "{p} {seed}"
+                    );
                     if let Err(e) = check_plan(&plan, seed) {
                         panic!(
                             "{p} plan of case {seed} ({} seqs, {} devices, {}/{} heads): {e}",
@@ -166,12 +169,22 @@ fn ulysses_refuses_more_devices_than_heads() {
     use dcp_core::mask::MaskSpec;
     use dcp_core::spec::{BatchSpec, ModelShape, Topology};
     let b = BatchSpec::uniform(&[100], MaskSpec::Causal, ModelShape::default(), 16);
-    let e = make_plan("ulysses", &b, &Topology::new(2, 8), &PlannerOptions::default())
-        .unwrap_err()
-        .to_string();
+    let e = make_plan(
+        "ulysses",
+        &b,
+        &Topology::new(2, 8),
+        &PlannerOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("16 devices with only 8 query heads"), "{e}");
-    let e = make_plan("usp:3", &b, &Topology::new(1, 6), &PlannerOptions::default())
-        .unwrap_err()
-        .to_string();
+    let e = make_plan(
+        "usp:3",
+        &b,
+        &Topology::new(1, 6),
+        &PlannerOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("allowed here: 1, 2, 6"), "{e}");
 }
