@@ -20,8 +20,8 @@
 //!   Q-like tensors move (Hkv−1)/Hkv of their bytes, not (N−1)/N. dKV returns as fp32 partials
 //!   (one per device of the KV head, summed once by the owner): (N−1)·t·2D·4 bytes.
 //!
-//! With 8 query / 2 KV heads, D 128, bf16 on 4 devices that is, per own token, forward 1024 (Q)
-//! + 1536 (KV) + 1024 (O) + 16 (LSE) bytes against 1536 + 768 + 1536 + 24 for an unreplicated
+//! With 8 query / 2 KV heads, D 128, bf16 on 4 devices that is, per own token, forward 1024 (Q),
+//! 1536 (KV), 1024 (O) and 16 (LSE) bytes against 1536, 768, 1536 and 24 for an unreplicated
 //! (N−1)/N split of every tensor, which this model cannot have: replication doubles the KV
 //! bytes, the row split halves the Q-side ones (`tests/head_parallel.rs` checks these formulas).
 

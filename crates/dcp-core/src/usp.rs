@@ -207,14 +207,8 @@ impl Grid<'_> {
     }
 
     /// Works of one ring step on member `member` of group `ring`: the KV of group `kv_ring`
-    /// sits in a buffer laid out as [`Grid::kv_blocks`]. Yields (query row in the q buffer,
-    /// query rows, KV rows of the kv buffer in token order, row ranges).
-    fn step_works(
-        &self,
-        ring: u32,
-        member: u32,
-        kv_ring: u32,
-    ) -> Vec<(u32, u32, Vec<(u32, u32)>, RowRanges)> {
+    /// sits in a buffer laid out as [`Grid::kv_blocks`].
+    fn step_works(&self, ring: u32, member: u32, kv_ring: u32) -> Vec<StepWork> {
         let (_, qoff) = self.q_blocks(ring, member);
         let (_, koff) = self.kv_blocks(kv_ring);
         let mut out = Vec::new();
@@ -240,13 +234,27 @@ impl Grid<'_> {
                 let kv_spans: Vec<(u32, u32)> = kv.iter().map(|&(s, _, l)| (s, l)).collect();
                 let (rows, att) = work_rows(&self.masks[qp.seq as usize], &qp.spans, &kv_spans);
                 if att > 0 {
-                    let kv_rows = kv.iter().map(|&(_, r, l)| (r, l)).collect();
-                    out.push((qo + qp.row, qp.len(), kv_rows, rows));
+                    out.push(StepWork {
+                        q_row: qo + qp.row,
+                        q_len: qp.len(),
+                        kv_rows: kv.iter().map(|&(_, r, l)| (r, l)).collect(),
+                        rows,
+                    });
                 }
             }
         }
         out
     }
+}
+
+/// One work of a ring step, in the coordinates of the head-split buffers.
+struct StepWork {
+    /// First row and rows of the query piece in the q buffer.
+    q_row: u32,
+    q_len: u32,
+    /// (first row, rows) of each KV span in the kv buffer, in token order.
+    kv_rows: Vec<(u32, u32)>,
+    rows: RowRanges,
 }
 
 /// A region of `len` rows from `tok` and heads `[head, head + heads)` of buffer `buf`.
@@ -519,8 +527,10 @@ fn forward(
         }
         let mut works = Vec::new();
         let mut merges = Vec::new();
-        for (qr, ql, kv_rows, rows) in g.step_works(ring, me, kv_ring) {
-            let kvr = kv_rows
+        for w in g.step_works(ring, me, kv_ring) {
+            let (qr, ql, rows) = (w.q_row, w.q_len, w.rows);
+            let kvr = w
+                .kv_rows
                 .iter()
                 .map(|&(row, len)| reg(kv_at(s), row, len, 0, kvn))
                 .collect();
@@ -729,21 +739,26 @@ fn backward(
         let works: Vec<BwdWork> = g
             .step_works(ring, me, kv_ring)
             .into_iter()
-            .map(|(qr, ql, kv_rows, rows)| BwdWork {
-                q: reg(q_h, qr, ql, 0, qn),
-                kv: kv_rows
-                    .iter()
-                    .map(|&(row, len)| reg(kv_at(s), row, len, 0, kvn))
-                    .collect(),
-                o: reg(o_h, qr, ql, 0, qn),
-                lse: reg(lse_h, qr, ql, 0, qn),
-                do_: reg(do_h, qr, ql, 0, qn),
-                dq: reg(dq_acc, qr, ql, 0, qn),
-                dkv: kv_rows
-                    .iter()
-                    .map(|&(row, len)| reg(dcur, row, len, 0, kvn))
-                    .collect(),
-                rows,
+            .map(|w| {
+                let (qr, ql) = (w.q_row, w.q_len);
+                BwdWork {
+                    q: reg(q_h, qr, ql, 0, qn),
+                    kv: w
+                        .kv_rows
+                        .iter()
+                        .map(|&(row, len)| reg(kv_at(s), row, len, 0, kvn))
+                        .collect(),
+                    o: reg(o_h, qr, ql, 0, qn),
+                    lse: reg(lse_h, qr, ql, 0, qn),
+                    do_: reg(do_h, qr, ql, 0, qn),
+                    dq: reg(dq_acc, qr, ql, 0, qn),
+                    dkv: w
+                        .kv_rows
+                        .iter()
+                        .map(|&(row, len)| reg(dcur, row, len, 0, kvn))
+                        .collect(),
+                    rows: w.rows,
+                }
             })
             .collect();
         if !works.is_empty() {
