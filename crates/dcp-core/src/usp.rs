@@ -432,6 +432,81 @@ fn ring_ops(g: &Grid, ring: u32, me: u32, s: u32, cur: u32, next: u32, heads: u3
     ]
 }
 
+/// Sizes of one member's buffers.
+struct Dims {
+    d: u32,
+    /// Query heads and KV heads of the member's share.
+    qn: u32,
+    kvn: u32,
+    /// Own tokens, computed query rows, KV rows of the head group.
+    t_me: u32,
+    q_rows: u32,
+    k_rows: u32,
+}
+
+/// Buffers both passes declare: the caller's Q, KV, O, LSE, their head-split copies, and the
+/// two KV ring buffers (the head-split KV itself when there is no ring).
+struct Common {
+    dims: Dims,
+    q: u32,
+    kv: u32,
+    o: u32,
+    lse: u32,
+    q_h: u32,
+    kv_h: u32,
+    o_h: u32,
+    lse_h: u32,
+    ring_bufs: [u32; 2],
+}
+
+fn declare(
+    b: &mut ProgramBuilder,
+    g: &Grid,
+    model: &ModelShape,
+    ring: u32,
+    me: u32,
+    max_group: u32,
+) -> Common {
+    let sh = g.share(me);
+    let dims = Dims {
+        d: model.head_dim,
+        qn: sh.kvn * model.group(),
+        kvn: sh.kvn,
+        t_me: g.tokens[g.dev(ring, me) as usize],
+        q_rows: g.q_blocks(ring, me).0,
+        k_rows: g.kv_blocks(ring).0,
+    };
+    let (d, qn, kvn, t_me) = (dims.d, dims.qn, dims.kvn, dims.t_me);
+    let q = b.io(IoTensor::Q, model, t_me);
+    let kv = b.io(IoTensor::Kv, model, t_me);
+    let o = b.io(IoTensor::O, model, t_me);
+    let lse = b.io(IoTensor::Lse, model, t_me);
+    let q_h = scratch(b, "q_heads", model.dtype, dims.q_rows, qn, d);
+    let kv_h = scratch(b, "kv_heads", model.dtype, dims.k_rows, kvn, 2 * d);
+    let o_h = scratch(b, "o_heads", model.dtype, dims.q_rows, qn, d);
+    let lse_h = scratch(b, "lse_heads", DType::F32, dims.q_rows, qn, 1);
+    let ring_bufs = if g.r > 1 {
+        [
+            scratch(b, "kv_ring0", model.dtype, max_group, kvn, 2 * d),
+            scratch(b, "kv_ring1", model.dtype, max_group, kvn, 2 * d),
+        ]
+    } else {
+        [kv_h, kv_h]
+    };
+    Common {
+        dims,
+        q,
+        kv,
+        o,
+        lse,
+        q_h,
+        kv_h,
+        o_h,
+        lse_h,
+        ring_bufs,
+    }
+}
+
 fn forward(
     g: &Grid,
     model: &ModelShape,
@@ -439,30 +514,22 @@ fn forward(
     me: u32,
     max_group: u32,
 ) -> crate::plan::Program {
-    let d = model.head_dim;
-    let sh = g.share(me);
-    let (qn, kvn) = (sh.kvn * model.group(), sh.kvn);
-    let r = g.r;
-    let t_me = g.tokens[g.dev(ring, me) as usize];
-    let (q_rows, _) = g.q_blocks(ring, me);
-    let (k_rows, _) = g.kv_blocks(ring);
     let mut f = ProgramBuilder::new();
-    let q = f.io(IoTensor::Q, model, t_me);
-    let kv = f.io(IoTensor::Kv, model, t_me);
-    let o = f.io(IoTensor::O, model, t_me);
-    let lse = f.io(IoTensor::Lse, model, t_me);
-    let q_h = scratch(&mut f, "q_heads", model.dtype, q_rows, qn, d);
-    let kv_h = scratch(&mut f, "kv_heads", model.dtype, k_rows, kvn, 2 * d);
-    let o_h = scratch(&mut f, "o_heads", model.dtype, q_rows, qn, d);
-    let lse_h = scratch(&mut f, "lse_heads", DType::F32, q_rows, qn, 1);
-    let ring_bufs = if r > 1 {
-        [
-            scratch(&mut f, "kv_ring0", model.dtype, max_group, kvn, 2 * d),
-            scratch(&mut f, "kv_ring1", model.dtype, max_group, kvn, 2 * d),
-        ]
-    } else {
-        [kv_h, kv_h]
-    };
+    let Common {
+        dims: Dims {
+            d, qn, kvn, q_rows, ..
+        },
+        q,
+        kv,
+        o,
+        lse,
+        q_h,
+        kv_h,
+        o_h,
+        lse_h,
+        ring_bufs,
+    } = declare(&mut f, g, model, ring, me, max_group);
+    let r = g.r;
     let kv_at = |s: u32| {
         if s == 0 {
             kv_h
@@ -635,42 +702,44 @@ fn backward(
     me: u32,
     max_group: u32,
 ) -> crate::plan::Program {
-    let d = model.head_dim;
+    let mut b = ProgramBuilder::new();
+    let Common {
+        dims:
+            Dims {
+                d,
+                qn,
+                kvn,
+                t_me,
+                q_rows,
+                k_rows,
+            },
+        q,
+        kv,
+        o,
+        lse,
+        q_h,
+        kv_h,
+        o_h,
+        lse_h,
+        ring_bufs,
+    } = declare(&mut b, g, model, ring, me, max_group);
     let sh = g.share(me);
-    let (qn, kvn) = (sh.kvn * model.group(), sh.kvn);
     let gq = model.group();
     let r = g.r;
-    let t_me = g.tokens[g.dev(ring, me) as usize];
-    let (q_rows, _) = g.q_blocks(ring, me);
-    let (k_rows, koff) = g.kv_blocks(ring);
-    let mut b = ProgramBuilder::new();
-    let q = b.io(IoTensor::Q, model, t_me);
-    let kv = b.io(IoTensor::Kv, model, t_me);
-    let o = b.io(IoTensor::O, model, t_me);
-    let lse = b.io(IoTensor::Lse, model, t_me);
+    let koff = g.kv_blocks(ring).1;
     let d_o = b.io(IoTensor::DO, model, t_me);
     let dq = b.io(IoTensor::DQ, model, t_me);
     let dkv = b.io(IoTensor::DKv, model, t_me);
-    let q_h = scratch(&mut b, "q_heads", model.dtype, q_rows, qn, d);
-    let kv_h = scratch(&mut b, "kv_heads", model.dtype, k_rows, kvn, 2 * d);
-    let o_h = scratch(&mut b, "o_heads", model.dtype, q_rows, qn, d);
-    let lse_h = scratch(&mut b, "lse_heads", DType::F32, q_rows, qn, 1);
     let do_h = scratch(&mut b, "do_heads", model.dtype, q_rows, qn, d);
     let dq_acc = scratch(&mut b, "dq_acc", DType::F32, q_rows, qn, d);
-    let (ring_bufs, drings) = if r > 1 {
-        (
-            [
-                scratch(&mut b, "kv_ring0", model.dtype, max_group, kvn, 2 * d),
-                scratch(&mut b, "kv_ring1", model.dtype, max_group, kvn, 2 * d),
-            ],
-            [
-                scratch(&mut b, "dkv_ring0", DType::F32, max_group, kvn, 2 * d),
-                scratch(&mut b, "dkv_ring1", DType::F32, max_group, kvn, 2 * d),
-            ],
-        )
+    let drings = if r > 1 {
+        [
+            scratch(&mut b, "dkv_ring0", DType::F32, max_group, kvn, 2 * d),
+            scratch(&mut b, "dkv_ring1", DType::F32, max_group, kvn, 2 * d),
+        ]
     } else {
         let acc = scratch(&mut b, "dkv_acc", DType::F32, k_rows, kvn, 2 * d);
-        ([kv_h, kv_h], [acc, acc])
+        [acc, acc]
     };
     let kv_at = |s: u32| {
         if s == 0 {

@@ -109,7 +109,7 @@ fn head_parallel_planners_match_dense_attention() {
 #[test]
 fn head_parallel_grids_match_dense_attention() {
     use dcp_core::mask::MaskSpec;
-    use dcp_core::spec::{BatchSpec, DType, ModelShape, Sequence, Topology};
+    use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
     let masks = [
         MaskSpec::Causal,
         MaskSpec::lambda(),
@@ -139,18 +139,7 @@ fn head_parallel_grids_match_dense_attention() {
         };
         for (mi, mask) in masks.iter().enumerate() {
             let lens = [67u32, 1, 2 * n, 29 + mi as u32];
-            let batch = BatchSpec {
-                seqs: lens
-                    .iter()
-                    .map(|&len| Sequence {
-                        len,
-                        mask: mask.clone(),
-                    })
-                    .collect(),
-                model,
-                block_size: 16,
-                head_block: kv_heads,
-            };
+            let batch = BatchSpec::uniform(&lens, mask.clone(), model, 16);
             let topo = Topology::new(1, n);
             for p in planners {
                 let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())
