@@ -6,16 +6,20 @@
 # inputs). Writes $OUT/x4_matrix.jsonl (bench-gpu records + one `launch` record per call with its
 # wall time), then $OUT/gpu-4x.md and its plots via `dcp gpu-report`.
 #
-# Two launches per mask keep start-up (NCCL init, NVRTC) to 8 calls and run each static plan once:
-#   A: ring,zigzag,ulysses,usp,local,dcp at block 1024;  B: dcp at blocks 2048,4096.
-# Budget (estimate from bench/results/gpu-h100.md, 2×H100, ×1 batches): zigzag fwd+bwd ≈ 56 ms
-# (longalign causal) / 75 ms (ldc causal) / ≈ 25 ms (lambda) on 2 GPUs, so ≈ 30 ms mean per plan
-# run on 4 GPUs over masks and scales. 160 (batch, mask) pairs × 8 plan runs × (WARMUP 1 +
-# REPEATS 3 + 1 checked run) × 30 ms ≈ 190 s of kernels; host work per plan run (inputs,
-# set-up, output comparison) and per batch (the reference) is not measured yet: the `launch`
-# records say what each call took, and REPEATS / COUNT / MASKS / SCALES cut the matrix down if
-# the first run overshoots 10 minutes. Run from the repository root with the release binary:
-#   bash bench/gpu/x4_matrix.sh        (env: WORLD, REPEATS, WARMUP, MASKS, BATCHES, STATIC)
+# Two launches per mask keep start-up (~6 s each: NCCL init, NVRTC) to 8 calls and run each
+# static plan once:  A: ring,zigzag,ulysses,usp,local,dcp at block 1024;  B: dcp at 2048,4096.
+#
+# Time budget. Kernels: 160 (batch, mask) pairs × 8 plan runs × (WARMUP 1 + REPEATS 3 + 1 checked
+# run) × ~30 ms mean fwd+bwd on 4 GPUs ≈ 190 s. But bench-gpu's host work dominates today
+# (measured on 4× H200, bench/results/gpu-2026-11-28-x4probe): ~2 s per plan run (inputs made on
+# the host element by element, set-up, checked rerun, outputs compared on one core) and ~3 s per
+# reference (once per batch and block size), so the whole matrix takes ~75 min of wall time. It
+# fits 10 minutes once bench-gpu builds inputs and compares outputs on the 64 cores (or the GPU)
+# and makes the reference once per batch. Until then cut it down: PER_CELL=1 (one batch per
+# cell, ~15 min), MASKS, REPEATS. Each `launch` record says what its call took.
+#
+# Run from the repository root with the release binary (target/release/dcp):
+#   bash bench/gpu/x4_matrix.sh     (env: WORLD, PER_CELL, REPEATS, WARMUP, MASKS, STATIC)
 set -uo pipefail
 source bench/gpu/env.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -23,10 +27,18 @@ W=${WORLD:-4}
 WARMUP=${WARMUP:-1}
 REPEATS=${REPEATS:-3}
 MASKS=${MASKS:-causal lambda shared-question causal-blockwise}
-BATCHES=${BATCHES:-bench/gpu/x4_batches.json}
+PER_CELL=${PER_CELL:-5}
 STATIC=${STATIC:-ring,zigzag,ulysses,usp,local}
 J=$OUT/x4_matrix.jsonl
-cp "$BATCHES" "$OUT/x4_batches.json"
+# The batches of this run: the first PER_CELL of each (data set, scale) cell, labels kept.
+BATCHES=$OUT/x4_batches.json
+python3 - "$PER_CELL" > "$BATCHES" <<'PY' || exit 1
+import json, sys
+k = int(sys.argv[1])
+f = json.load(open("bench/gpu/x4_batches.json"))
+keep = [i for i, l in enumerate(f["labels"]) if l["index"] < k]
+json.dump({"batches": [f["batches"][i] for i in keep], "labels": [f["labels"][i] for i in keep]}, sys.stdout)
+PY
 echo "{\"kind\": \"meta\", \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"gpus\": \"$(nvidia-smi --query-gpu=name --format=csv,noheader | sort | uniq -c | xargs)\", \"warmup\": $WARMUP, \"repeats\": $REPEATS}" >> "$J"
 rc=0
 launch() { # NAME MASK PLANNERS BLOCKS
