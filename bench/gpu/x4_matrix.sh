@@ -15,8 +15,10 @@
 # the host element by element, set-up, checked rerun, outputs compared on one core) and ~3 s per
 # reference (once per batch and block size), so the whole matrix takes ~75 min of wall time. It
 # fits 10 minutes once bench-gpu builds inputs and compares outputs on the 64 cores (or the GPU)
-# and makes the reference once per batch. Until then cut it down: PER_CELL=1 (one batch per
-# cell, ~15 min), MASKS, REPEATS. Each `launch` record says what its call took.
+# and makes the reference once per batch. Until then run it in pieces that fit one device call,
+# e.g. PER_CELL=1 with one mask per call (~4 min each), and join the pieces' JSON with
+# `dcp gpu-report --input a.jsonl,b.jsonl,... --batches <any piece's x4_batches.json>`.
+# Each `launch` record says what its call took.
 #
 # Run from the repository root with the release binary (target/release/dcp):
 #   bash bench/gpu/x4_matrix.sh     (env: WORLD, PER_CELL, REPEATS, WARMUP, MASKS, STATIC)

@@ -19,9 +19,10 @@ use serde_json::Value;
 
 #[derive(Args, Debug)]
 pub struct GpuReportArgs {
-    /// JSON lines written by bench/gpu/x4_matrix.sh (bench-gpu, meta and launch records).
-    #[arg(long)]
-    pub input: PathBuf,
+    /// JSON lines written by bench/gpu/x4_matrix.sh (bench-gpu, meta and launch records); give
+    /// several (comma-separated or repeated) to join runs made with the same PER_CELL.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub input: Vec<PathBuf>,
     /// The batch file the matrix ran (with `labels`: data set, scale, index per batch).
     #[arg(long, default_value = "bench/gpu/x4_batches.json")]
     pub batches: PathBuf,
@@ -488,8 +489,11 @@ fn report(input: &str, batch_file: &str, out: &Path) -> Result<String> {
 }
 
 pub fn gpu_report(a: GpuReportArgs) -> Result<()> {
-    let input = std::fs::read_to_string(&a.input)
-        .with_context(|| format!("reading {}", a.input.display()))?;
+    let mut input = String::new();
+    for p in &a.input {
+        input += &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        input.push('\n');
+    }
     let batches = std::fs::read_to_string(&a.batches)
         .with_context(|| format!("reading {}", a.batches.display()))?;
     let md = report(&input, &batches, &a.out)?;
