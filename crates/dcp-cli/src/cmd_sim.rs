@@ -126,9 +126,9 @@ fn load_profile(spec: &str, nics: Option<u32>) -> Result<Profile> {
 
 fn check_planners(names: &[String]) -> Result<()> {
     for p in names {
-        if !PLANNERS.contains(&p.as_str()) {
+        if !dcp_core::planners::is_planner(p) {
             bail!(
-                "planner {p} not available (this build has: {})",
+                "planner {p} not available (this build has: {}, ulysses, usp, usp:H)",
                 PLANNERS.join(", ")
             );
         }
@@ -450,7 +450,7 @@ pub fn compare(a: CompareArgs) -> Result<()> {
         sim_ms,
         failed.len()
     );
-    md += "\nTimes are simulated (see docs/SIMULATOR.md for the model). Speed-up = mean time of the best static planner (min of ring and zigzag) ÷ mean time of the candidate; for `dcp` the best of its block sizes per configuration, forward and backward chosen separately (the paper's protocol). Per-block-size results are in the times tables.\n";
+    md += "\nTimes are simulated (see docs/SIMULATOR.md for the model). Speed-up = mean time of the best static planner (min of those run among ring, zigzag, ulysses and usp) ÷ mean time of the candidate; for `dcp` the best of its block sizes per configuration, forward and backward chosen separately (the paper's protocol). Per-block-size results are in the times tables.\n";
     if !profile.calibrated {
         md += "\n**The profile is the uncalibrated default**: absolute milliseconds are estimates; read the ratios.\n";
     }

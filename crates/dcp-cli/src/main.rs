@@ -4,6 +4,7 @@ mod cmd_dryrun;
 mod cmd_gpu;
 mod cmd_partition;
 mod cmd_plan;
+mod cmd_report;
 mod cmd_sim;
 mod common;
 
@@ -45,6 +46,8 @@ enum Cmd {
     BenchGpu(cmd_gpu::BenchGpuArgs),
     /// Measure kernel and link rates on the GPUs at hand and write a simulator profile.
     Calibrate(cmd_gpu::CalibrateArgs),
+    /// Markdown report with speed-up plots from the 4-GPU matrix's JSON (bench/gpu/x4_matrix.sh).
+    GpuReport(cmd_report::GpuReportArgs),
     /// Start N local ranks of a dcp subcommand with torchrun-style environment variables.
     Launch(cmd_gpu::LaunchArgs),
 }
@@ -62,5 +65,6 @@ fn main() -> Result<()> {
         Cmd::BenchGpu(a) => cmd_gpu::bench_gpu(a),
         Cmd::Calibrate(a) => cmd_gpu::calibrate(a),
         Cmd::Launch(a) => cmd_gpu::launch(a),
+        Cmd::GpuReport(a) => cmd_report::gpu_report(a),
     }
 }

@@ -19,6 +19,8 @@ pub mod error;
 pub mod mask;
 pub mod spec;
 pub mod stats;
+pub mod ulysses;
+pub mod usp;
 
 pub use error::{PlanError, PlanningError, SpecError};
 pub mod interp;

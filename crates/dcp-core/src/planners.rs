@@ -9,6 +9,21 @@ use crate::spec::{BatchSpec, Topology};
 /// local/zigzag candidates).
 pub const PLANNERS: &[&str] = &["ring", "zigzag", "local", "dcp"];
 
+/// Head-parallel static planners: `ulysses` and the 2-D `usp` (also `usp:H`, head-parallel
+/// degree H). Not in [`PLANNERS`]: they refuse some shapes (more devices than query heads).
+pub const HEAD_PARALLEL: &[&str] = &["ulysses", "usp"];
+
+/// Whether `name` names a planner of this build (`PLANNERS`, `HEAD_PARALLEL`, `dcp-only`,
+/// `usp:H`).
+pub fn is_planner(name: &str) -> bool {
+    PLANNERS.contains(&name)
+        || HEAD_PARALLEL.contains(&name)
+        || name == "dcp-only"
+        || name
+            .strip_prefix("usp:")
+            .is_some_and(|h| h.parse::<u32>().is_ok())
+}
+
 /// Options shared by planners (each uses what applies to it).
 #[derive(Debug, Clone, Default)]
 pub struct PlannerOptions {
@@ -60,6 +75,15 @@ fn plan_unchecked(
         "zigzag" => baselines::plan_ring(batch, topo, true),
         "local" => baselines::plan_local(batch, topo, opts.budget_tokens),
         "dcp" => crate::dcp::plan_dcp(batch, topo, &opts.dcp),
+        "ulysses" => crate::ulysses::plan_ulysses(batch, topo),
+        "usp" => crate::usp::plan_usp(batch, topo, None),
+        h if h.starts_with("usp:") => match h[4..].parse::<u32>() {
+            Ok(h) => crate::usp::plan_usp(batch, topo, Some(h)),
+            Err(_) => Err(PlanningError::Unsupported {
+                planner: "registry",
+                what: format!("planner `{h}` (usp:H needs a positive integer H)"),
+            }),
+        },
         // The DCP placement itself, never replaced by a candidate (for testing and benchmarking it).
         "dcp-only" => {
             let o = crate::dcp::DcpOptions {
@@ -71,8 +95,9 @@ fn plan_unchecked(
         other => Err(PlanningError::Unsupported {
             planner: "registry",
             what: format!(
-                "planner `{other}` (allowed: {}, dcp-only)",
-                PLANNERS.join(", ")
+                "planner `{other}` (allowed: {}, {}, usp:H, dcp-only)",
+                PLANNERS.join(", "),
+                HEAD_PARALLEL.join(", ")
             ),
         }),
     }

@@ -48,3 +48,132 @@ fn dcp_emission_matches_dense_attention() {
         }
     }
 }
+
+/// Whether `planner` can plan this shape (what its typed errors say it refuses).
+fn head_parallel_supports(planner: &str, heads: u32, kv: u32, n: u32) -> bool {
+    let h = match planner {
+        "ulysses" => n,
+        "usp" => return true,
+        p => p[4..].parse::<u32>().unwrap(),
+    };
+    n.is_multiple_of(h) && h <= heads && (kv.is_multiple_of(h) || h.is_multiple_of(kv))
+}
+
+/// The head-parallel planners (`ulysses`, `usp` with its default and every head-parallel
+/// degree) on the same random cases; shapes they refuse must be refused with an error that says
+/// why, every other plan must be right.
+#[test]
+fn head_parallel_planners_match_dense_attention() {
+    use dcp_core::planners::HEAD_PARALLEL;
+    let opts = PlannerOptions::default();
+    let mut checked = 0;
+    for seed in 0..80u64 {
+        let (batch, topo) = random_case(seed, 200);
+        let (m, n) = (batch.model, topo.n_devices());
+        let mut names: Vec<String> = HEAD_PARALLEL.iter().map(|s| s.to_string()).collect();
+        names.extend((1..=n).map(|h| format!("usp:{h}")));
+        for p in &names {
+            match make_plan(p, &batch, &topo, &opts) {
+                Err(e) => {
+                    assert!(
+                        !head_parallel_supports(p, m.heads, m.kv_heads, n),
+                        "{p} case {seed} refused a supported shape: {e}"
+                    );
+                    let e = e.to_string();
+                    assert!(e.contains("heads"), "{p} case {seed}: unclear error {e}");
+                }
+                Ok(plan) => {
+                    assert!(
+                        head_parallel_supports(p, m.heads, m.kv_heads, n),
+                        "{p} {seed}"
+                    );
+                    if let Err(e) = check_plan(&plan, seed) {
+                        panic!(
+                            "{p} plan of case {seed} ({} seqs, {} devices, {}/{} heads): {e}",
+                            batch.seqs.len(),
+                            n,
+                            m.heads,
+                            m.kv_heads
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 150, "only {checked} head-parallel plans checked");
+}
+
+/// Shapes the random cases rarely reach: KV heads replicated (more devices than KV heads) with
+/// and without a ring, several KV heads per device, non-power-of-two grids.
+#[test]
+fn head_parallel_grids_match_dense_attention() {
+    use dcp_core::mask::MaskSpec;
+    use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
+    let masks = [
+        MaskSpec::Causal,
+        MaskSpec::lambda(),
+        MaskSpec::SharedQuestion {
+            question_frac: 0.2,
+            answers: 3,
+        },
+        MaskSpec::CausalBlockwise { block: 5, local: 2 },
+        MaskSpec::Full,
+    ];
+    // (query heads, KV heads, devices, planners)
+    let shapes: [(u32, u32, u32, &[&str]); 7] = [
+        (8, 2, 4, &["ulysses", "usp", "usp:1", "usp:4"]),
+        (8, 2, 8, &["ulysses", "usp:4", "usp:8"]),
+        (6, 3, 3, &["ulysses", "usp"]),
+        (12, 3, 6, &["ulysses", "usp", "usp:6"]),
+        (4, 4, 2, &["ulysses", "usp"]),
+        (4, 1, 4, &["ulysses", "usp:2", "usp:4"]),
+        (8, 4, 8, &["usp", "usp:2", "ulysses"]),
+    ];
+    for (si, &(heads, kv_heads, n, planners)) in shapes.iter().enumerate() {
+        let model = ModelShape {
+            heads,
+            kv_heads,
+            head_dim: 4,
+            dtype: DType::Bf16,
+        };
+        for (mi, mask) in masks.iter().enumerate() {
+            let lens = [67u32, 1, 2 * n, 29 + mi as u32];
+            let batch = BatchSpec::uniform(&lens, mask.clone(), model, 16);
+            let topo = Topology::new(1, n);
+            for p in planners {
+                let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())
+                    .unwrap_or_else(|e| panic!("{p} shape {si}: {e}"));
+                if let Err(e) = check_plan(&plan, si as u64) {
+                    panic!("{p} shape {si} ({heads}/{kv_heads} heads, {n} devices) {mask:?}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Ulysses refuses more devices than query heads, with an error that says so.
+#[test]
+fn ulysses_refuses_more_devices_than_heads() {
+    use dcp_core::mask::MaskSpec;
+    use dcp_core::spec::{BatchSpec, ModelShape, Topology};
+    let b = BatchSpec::uniform(&[100], MaskSpec::Causal, ModelShape::default(), 16);
+    let e = make_plan(
+        "ulysses",
+        &b,
+        &Topology::new(2, 8),
+        &PlannerOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("16 devices with only 8 query heads"), "{e}");
+    let e = make_plan(
+        "usp:3",
+        &b,
+        &Topology::new(1, 6),
+        &PlannerOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("allowed here: 1, 2, 6"), "{e}");
+}

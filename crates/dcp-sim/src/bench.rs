@@ -24,9 +24,9 @@ use crate::engine::{simulate, PassSummary, SimOptions};
 use crate::profile::Profile;
 
 /// Planners whose plans ignore the block size.
-pub const BLOCK_SIZE_FREE: &[&str] = &["ring", "zigzag", "local"];
+pub const BLOCK_SIZE_FREE: &[&str] = &["ring", "zigzag", "local", "ulysses", "usp"];
 /// The static context-parallel baselines.
-pub const STATIC: &[&str] = &["ring", "zigzag"];
+pub const STATIC: &[&str] = &["ring", "zigzag", "ulysses", "usp"];
 
 #[derive(Debug, Clone)]
 pub struct CompareConfig {
@@ -117,7 +117,7 @@ struct Job {
 /// Checks the configuration against what this build offers.
 pub fn check(cfg: &CompareConfig) -> Result<(), BenchError> {
     for p in &cfg.planners {
-        if !PLANNERS.contains(&p.as_str()) {
+        if !dcp_core::planners::is_planner(p) {
             return Err(BenchError::NoPlanner(p.clone(), PLANNERS.join(", ")));
         }
     }
@@ -380,7 +380,7 @@ pub fn summarize(rows: &[Row]) -> Summary {
     out
 }
 
-/// Best static time (min of ring, zigzag) of a configuration, forward and backward.
+/// Best static time (min of the static planners run: ring, zigzag, ulysses, usp) of a configuration, forward and backward.
 pub fn best_static(m: &BTreeMap<String, Mean>) -> Option<(f64, f64)> {
     let st: Vec<&Mean> = STATIC.iter().filter_map(|s| m.get(*s)).collect();
     if st.is_empty() {
@@ -490,7 +490,7 @@ pub fn markdown_tables(cfg: &CompareConfig, s: &Summary) -> String {
     for topo in &cfg.topologies {
         for cand in candidates(cfg) {
             out += &format!(
-                "\n### {topo}: best static (min of ring, zigzag) ÷ {cand}, forward / backward\n\n"
+                "\n### {topo}: best static (min of ring, zigzag, ulysses, usp run) ÷ {cand}, forward / backward\n\n"
             );
             out += "| dataset | mask |";
             for sc in &scales {

@@ -1,0 +1,607 @@
+//! `dcp gpu-report`: turns the JSON lines of the 4-GPU attention matrix (`bench/gpu/x4_matrix.sh`:
+//! `bench-gpu` records plus `meta` and `launch` records) into a markdown report with speed-up
+//! plots: dcp over the best static plan, per data set, length scale and mask, forward and
+//! backward, like the paper's figures.
+//!
+//! Protocol (the one `dcp compare` uses on the simulator): per cell (data set, scale, mask) the
+//! mean time over the cell's batches that every variant ran; the best static plan is the static
+//! planner (ring, zigzag, ulysses, usp) with the lowest mean; dcp takes its best block size; forward
+//! and backward are chosen separately. Batches are identified through the batch file's labels.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use dcp_sim::plot::{write_figure, Panel};
+use serde_json::Value;
+
+#[derive(Args, Debug)]
+pub struct GpuReportArgs {
+    /// JSON lines written by bench/gpu/x4_matrix.sh (bench-gpu, meta and launch records); give
+    /// several (comma-separated or repeated) to join runs made with the same PER_CELL.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub input: Vec<PathBuf>,
+    /// The batch file the matrix ran (with `labels`: data set, scale, index per batch).
+    #[arg(long, default_value = "bench/gpu/x4_batches.json")]
+    pub batches: PathBuf,
+    /// Markdown report to write; plots go next to it (`<stem>-speedup-<dataset>.png/.svg`).
+    #[arg(long, default_value = "bench/results/gpu-4x.md")]
+    pub out: PathBuf,
+}
+
+/// Static context-parallel planners: the baselines dcp is compared with.
+pub const STATIC: &[&str] = &["ring", "zigzag", "ulysses", "usp"];
+/// Columns of the time tables, in order (dcp last).
+const COLUMNS: &[&str] = &["ring", "zigzag", "ulysses", "usp", "local"];
+
+/// One timed plan run.
+#[derive(Debug, Clone)]
+struct Run {
+    cell: Cell,
+    batch: usize,
+    planner: String,
+    block: u32,
+    fwd: f64,
+    bwd: f64,
+    check: Option<bool>,
+}
+
+/// (data set order, data set, scale, mask order, mask).
+type Cell = (usize, String, OrdF64, usize, String);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrdF64(f64);
+impl Eq for OrdF64 {}
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for OrdF64 {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// Per batch: (fwd ms, bwd ms).
+type Times = BTreeMap<usize, (f64, f64)>;
+
+/// What one cell yields: mean times per variant and the speed-ups.
+#[derive(Debug, Clone)]
+struct CellResult {
+    batches: usize,
+    /// (planner, fwd ms, bwd ms) for static planners and local.
+    means: BTreeMap<String, (f64, f64)>,
+    /// dcp's best block size and mean time, forward and backward.
+    dcp_fwd: Option<(u32, f64)>,
+    dcp_bwd: Option<(u32, f64)>,
+    best_static_fwd: Option<(String, f64)>,
+    best_static_bwd: Option<(String, f64)>,
+}
+
+impl CellResult {
+    fn speedup(&self) -> (f64, f64) {
+        let s = |b: &Option<(String, f64)>, d: &Option<(u32, f64)>| match (b, d) {
+            (Some((_, b)), Some((_, d))) if *d > 0.0 => b / d,
+            _ => f64::NAN,
+        };
+        (
+            s(&self.best_static_fwd, &self.dcp_fwd),
+            s(&self.best_static_bwd, &self.dcp_bwd),
+        )
+    }
+}
+
+struct Parsed {
+    runs: Vec<Run>,
+    meta: Vec<Value>,
+    launches: Vec<Value>,
+    datasets: Vec<String>,
+    masks: Vec<String>,
+}
+
+fn parse(input: &str, batch_file: &str) -> Result<Parsed> {
+    let bf: Value = serde_json::from_str(batch_file).context("parsing the batch file")?;
+    let lens = bf["batches"]
+        .as_array()
+        .context("batch file: no `batches` array")?;
+    let labels = bf["labels"]
+        .as_array()
+        .context("batch file: no `labels` array (make it with the x4_batches example)")?;
+    if labels.len() != lens.len() {
+        bail!(
+            "batch file: {} labels for {} batches",
+            labels.len(),
+            lens.len()
+        );
+    }
+    let mut datasets: Vec<String> = Vec::new();
+    for l in labels {
+        let d = l["dataset"].as_str().context("label without `dataset`")?;
+        if !datasets.iter().any(|x| x == d) {
+            datasets.push(d.to_string());
+        }
+    }
+    let mut masks: Vec<String> = Vec::new();
+    let (mut runs, mut meta, mut launches) = (Vec::new(), Vec::new(), Vec::new());
+    for (ln, line) in input.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value =
+            serde_json::from_str(line).with_context(|| format!("input line {}", ln + 1))?;
+        match v["kind"].as_str() {
+            Some("meta") => meta.push(v),
+            Some("launch") => launches.push(v),
+            Some("bench") => {
+                let at = || format!("input line {}", ln + 1);
+                let bi = v["batch"].as_u64().with_context(at)? as usize;
+                let Some(label) = labels.get(bi) else {
+                    bail!("{}: batch {bi} is not in the batch file", at());
+                };
+                if v["lens"] != lens[bi] {
+                    bail!(
+                        "{}: the lengths of batch {bi} differ from the batch file's",
+                        at()
+                    );
+                }
+                let mask = v["mask"].as_str().with_context(at)?.to_string();
+                if !masks.contains(&mask) {
+                    masks.push(mask.clone());
+                }
+                let ds = label["dataset"].as_str().unwrap_or_default().to_string();
+                let cell = (
+                    datasets.iter().position(|d| *d == ds).unwrap_or(0),
+                    ds,
+                    OrdF64(label["scale"].as_f64().with_context(at)?),
+                    masks.iter().position(|m| *m == mask).unwrap_or(0),
+                    mask,
+                );
+                runs.push(Run {
+                    cell,
+                    batch: bi,
+                    planner: v["planner"].as_str().with_context(at)?.to_string(),
+                    block: v["block_size"].as_u64().with_context(at)? as u32,
+                    fwd: v["fwd_ms"].as_f64().with_context(at)?,
+                    bwd: v["bwd_ms"].as_f64().with_context(at)?,
+                    check: v["check"]["pass"].as_bool(),
+                });
+            }
+            _ => {}
+        }
+    }
+    if runs.is_empty() {
+        bail!("no bench records in the input");
+    }
+    Ok(Parsed {
+        runs,
+        meta,
+        launches,
+        datasets,
+        masks,
+    })
+}
+
+/// Variant name of a run: static planners and local by name, dcp by block size.
+fn variant(r: &Run) -> String {
+    if r.planner == "dcp" {
+        format!("dcp-{}", r.block)
+    } else {
+        r.planner.clone()
+    }
+}
+
+fn summarize(runs: &[Run]) -> BTreeMap<Cell, CellResult> {
+    let mut cells: BTreeMap<Cell, BTreeMap<String, Times>> = BTreeMap::new();
+    for r in runs {
+        cells
+            .entry(r.cell.clone())
+            .or_default()
+            .entry(variant(r))
+            .or_default()
+            .insert(r.batch, (r.fwd, r.bwd));
+    }
+    let mut out = BTreeMap::new();
+    for (cell, vars) in cells {
+        // Batches every variant of the cell ran.
+        let mut common: Vec<usize> = vars.values().next().unwrap().keys().copied().collect();
+        common.retain(|b| vars.values().all(|v| v.contains_key(b)));
+        let mean = |v: &Times| {
+            let n = common.len().max(1) as f64;
+            let f = common.iter().map(|b| v[b].0).sum::<f64>() / n;
+            let b = common.iter().map(|b| v[b].1).sum::<f64>() / n;
+            (f, b)
+        };
+        let means: BTreeMap<String, (f64, f64)> = vars
+            .iter()
+            .filter(|(k, _)| !k.starts_with("dcp-"))
+            .map(|(k, v)| (k.clone(), mean(v)))
+            .collect();
+        let dcp: Vec<(u32, (f64, f64))> = vars
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("dcp-")?.parse().ok()?, mean(v))))
+            .collect();
+        let best = |it: Vec<(f64, u32)>| {
+            it.into_iter()
+                .filter(|x| x.0.is_finite())
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+        };
+        let dcp_fwd = best(dcp.iter().map(|(b, t)| (t.0, *b)).collect()).map(|(t, b)| (b, t));
+        let dcp_bwd = best(dcp.iter().map(|(b, t)| (t.1, *b)).collect()).map(|(t, b)| (b, t));
+        let best_static = |f: fn(&(f64, f64)) -> f64| {
+            STATIC
+                .iter()
+                .filter_map(|s| means.get(*s).map(|m| (s.to_string(), f(m))))
+                .filter(|x| x.1.is_finite())
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+        };
+        out.insert(
+            cell,
+            CellResult {
+                batches: common.len(),
+                best_static_fwd: best_static(|m| m.0),
+                best_static_bwd: best_static(|m| m.1),
+                means,
+                dcp_fwd,
+                dcp_bwd,
+            },
+        );
+    }
+    out
+}
+
+fn geomean(v: &[f64]) -> f64 {
+    let ok: Vec<f64> = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .collect();
+    if ok.is_empty() {
+        return f64::NAN;
+    }
+    (ok.iter().map(|x| x.ln()).sum::<f64>() / ok.len() as f64).exp()
+}
+
+fn fmt_ms(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "–".into()
+    }
+}
+
+/// Builds the report text and the plot panels (one figure per data set: forward, backward).
+fn render(p: &Parsed, plot_names: &[String]) -> (String, Vec<(String, Vec<Panel>)>) {
+    let res = summarize(&p.runs);
+    let mut md = String::new();
+    md += "# Attention on 4 GPUs: dcp against static context parallelism\n\n";
+    for m in &p.meta {
+        let _ = writeln!(
+            md,
+            "Run {} on {} (warmup {}, repeats {}; times are the median of the repeats of the max over ranks).",
+            m["date"].as_str().unwrap_or("?"),
+            m["gpus"].as_str().unwrap_or("?"),
+            m["warmup"],
+            m["repeats"]
+        );
+    }
+    let wall: f64 = p.launches.iter().filter_map(|l| l["wall_s"].as_f64()).sum();
+    let _ = writeln!(
+        md,
+        "\nCommand: `bash bench/gpu/x4_matrix.sh` ({} launches, {:.0} s wall in all). Report: `dcp gpu-report`. \
+         Per cell (data set, scale, mask): mean over the batches every variant ran; best static = the \
+         static planner ({}) with the lowest mean; dcp = its best block size; forward and backward \
+         chosen separately.\n",
+        p.launches.len(),
+        wall,
+        STATIC.join(", ")
+    );
+    if !p.launches.is_empty() {
+        md += "| launch | mask | status | wall s |\n|---|---|---|---|\n";
+        for l in &p.launches {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} |",
+                l["name"].as_str().unwrap_or("?"),
+                l["mask"].as_str().unwrap_or("?"),
+                l["status"],
+                l["wall_s"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        md += "\n";
+    }
+    // Checks.
+    let failed: Vec<&Run> = p.runs.iter().filter(|r| r.check != Some(true)).collect();
+    md += "## Checks\n\n";
+    if failed.is_empty() {
+        let _ = writeln!(
+            md,
+            "All {} plan runs passed their output check.\n",
+            p.runs.len()
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "**{} of {} plan runs failed or lacked their output check:**\n",
+            failed.len(),
+            p.runs.len()
+        );
+        for r in failed {
+            let _ = writeln!(
+                md,
+                "* {} ×{} {} batch {} {} block {}: {}",
+                r.cell.1,
+                r.cell.2 .0,
+                r.cell.4,
+                r.batch,
+                r.planner,
+                r.block,
+                if r.check == Some(false) {
+                    "FAILED"
+                } else {
+                    "not checked"
+                }
+            );
+        }
+        md += "\n";
+    }
+    // Speed-up summary.
+    md += "## Speed-up of dcp over the best static plan\n\n| mask | fwd geomean | fwd min–max | bwd geomean | bwd min–max |\n|---|---|---|---|---|\n";
+    for (mi, m) in p.masks.iter().enumerate() {
+        let sp: Vec<(f64, f64)> = res
+            .iter()
+            .filter(|(c, _)| c.3 == mi)
+            .map(|(_, r)| r.speedup())
+            .collect();
+        let range = |v: Vec<f64>| {
+            let ok: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+            let lo = ok.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ok.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (geomean(&ok), lo, hi)
+        };
+        let (fg, fl, fh) = range(sp.iter().map(|x| x.0).collect());
+        let (bg, bl, bh) = range(sp.iter().map(|x| x.1).collect());
+        let _ = writeln!(
+            md,
+            "| {m} | {fg:.2}× | {fl:.2}–{fh:.2} | {bg:.2}× | {bl:.2}–{bh:.2} |"
+        );
+    }
+    md += "\n";
+    for name in plot_names {
+        let _ = writeln!(md, "![{name}]({name}.png)\n");
+    }
+    // Time tables.
+    for (pass, title) in [(0, "Forward"), (1, "Backward")] {
+        let _ = writeln!(md, "## {title} times (ms)\n");
+        md += "| data set | scale | mask | batches |";
+        for c in COLUMNS {
+            let _ = write!(md, " {c} |");
+        }
+        md += " dcp (block) | best static | speed-up |\n|---|---|---|---|";
+        md += &"---|".repeat(COLUMNS.len() + 3);
+        md += "\n";
+        for (c, r) in &res {
+            let _ = write!(md, "| {} | {} | {} | {} |", c.1, c.2 .0, c.4, r.batches);
+            for col in COLUMNS {
+                let t = r
+                    .means
+                    .get(*col)
+                    .map_or(f64::NAN, |m| if pass == 0 { m.0 } else { m.1 });
+                let _ = write!(md, " {} |", fmt_ms(t));
+            }
+            let (d, b) = if pass == 0 {
+                (&r.dcp_fwd, &r.best_static_fwd)
+            } else {
+                (&r.dcp_bwd, &r.best_static_bwd)
+            };
+            let sp = if pass == 0 {
+                r.speedup().0
+            } else {
+                r.speedup().1
+            };
+            let _ = writeln!(
+                md,
+                " {} | {} | {:.2}× |",
+                d.map_or("–".into(), |(bs, t)| format!("{} ({bs})", fmt_ms(t))),
+                b.as_ref()
+                    .map_or("–".into(), |(n, t)| format!("{} ({n})", fmt_ms(*t))),
+                sp
+            );
+        }
+        md += "\n";
+    }
+    // Plots: per data set, groups = scales, series = masks.
+    let mut figs = Vec::new();
+    for (di, ds) in p.datasets.iter().enumerate() {
+        let mut scales: Vec<OrdF64> = res.keys().filter(|c| c.0 == di).map(|c| c.2).collect();
+        scales.sort();
+        scales.dedup();
+        if scales.is_empty() {
+            continue;
+        }
+        let panel = |pass: usize| Panel {
+            title: format!(
+                "{ds}: dcp over best static, {}",
+                if pass == 0 { "forward" } else { "backward" }
+            ),
+            y_label: "speed-up (×)".into(),
+            groups: scales.iter().map(|s| format!("×{}", s.0)).collect(),
+            series: p
+                .masks
+                .iter()
+                .enumerate()
+                .map(|(mi, m)| {
+                    let v = scales
+                        .iter()
+                        .map(|s| {
+                            res.iter()
+                                .find(|(c, _)| c.0 == di && c.2 == *s && c.3 == mi)
+                                .map_or(f64::NAN, |(_, r)| {
+                                    let sp = r.speedup();
+                                    if pass == 0 {
+                                        sp.0
+                                    } else {
+                                        sp.1
+                                    }
+                                })
+                        })
+                        .collect();
+                    (m.clone(), v)
+                })
+                .collect(),
+            reference: Some(1.0),
+        };
+        figs.push((ds.clone(), vec![panel(0), panel(1)]));
+    }
+    (md, figs)
+}
+
+/// Writes the report and its figures; returns the report text.
+fn report(input: &str, batch_file: &str, out: &Path) -> Result<String> {
+    let p = parse(input, batch_file)?;
+    let stem = out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("gpu-4x")
+        .to_string();
+    let names: Vec<String> = p
+        .datasets
+        .iter()
+        .map(|d| format!("{stem}-speedup-{d}"))
+        .collect();
+    let (md, figs) = render(&p, &names);
+    let dir = out.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (ds, panels) in &figs {
+        let fig = dir.join(format!("{stem}-speedup-{ds}"));
+        write_figure(
+            &fig,
+            &format!("{ds}: dcp over the best static plan"),
+            panels,
+            2,
+        )
+        .map_err(|e| anyhow::anyhow!("plot {}: {e}", fig.display()))?;
+    }
+    std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+    Ok(md)
+}
+
+pub fn gpu_report(a: GpuReportArgs) -> Result<()> {
+    let mut input = String::new();
+    for p in &a.input {
+        input += &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        input.push('\n');
+    }
+    let batches = std::fs::read_to_string(&a.batches)
+        .with_context(|| format!("reading {}", a.batches.display()))?;
+    let md = report(&input, &batches, &a.out)?;
+    println!("{md}");
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! FIXTURE ONLY: the records below are made up by hand to test the arithmetic and the output
+    //! of the report; they are not measurements and are never written under bench/results.
+    use super::*;
+
+    const BATCHES: &str = r#"{"batches": [[100, 20], [50, 50, 20], [300]],
+        "labels": [{"dataset": "longalign", "scale": 1, "index": 0},
+                   {"dataset": "longalign", "scale": 1, "index": 1},
+                   {"dataset": "ldc", "scale": 0.5, "index": 0}]}"#;
+
+    fn rec(batch: usize, mask: &str, planner: &str, bs: u32, f: f64, b: f64, pass: bool) -> String {
+        let lens = [vec![100, 20], vec![50, 50, 20], vec![300]][batch].clone();
+        serde_json::json!({"kind": "bench", "batch": batch, "lens": lens, "mask": mask,
+            "planner": planner, "block_size": bs, "fwd_ms": f, "bwd_ms": b,
+            "check": {"pass": pass}})
+        .to_string()
+    }
+
+    fn fixture() -> String {
+        let mut v = vec![
+            r#"{"kind": "meta", "date": "FIXTURE", "gpus": "4 FIXTURE GPU", "warmup": 1, "repeats": 3}"#.to_string(),
+            r#"{"kind": "launch", "name": "a", "mask": "causal", "status": 0, "wall_s": 12.5}"#.to_string(),
+        ];
+        for b in [0, 1] {
+            // Static means over batches 0, 1: ring 10/30, zigzag 8/20, ulysses 6/24, usp 7/22.
+            for (p, f, bw) in [
+                ("ring", 10.0, 30.0),
+                ("zigzag", 8.0, 20.0),
+                ("ulysses", 6.0, 24.0),
+                ("usp", 7.0, 22.0),
+                ("local", 5.0, 15.0),
+            ] {
+                let d = if b == 0 { -1.0 } else { 1.0 };
+                v.push(rec(b, "causal", p, 1024, f + d, bw + d, true));
+            }
+            // dcp: block 1024 fwd 4 / bwd 12; block 2048 fwd 3 / bwd 16.
+            v.push(rec(b, "causal", "dcp", 1024, 4.0, 12.0, true));
+            v.push(rec(b, "causal", "dcp", 2048, 3.0, 16.0, b == 0));
+        }
+        v.push(rec(2, "lambda", "zigzag", 1024, 2.0, 4.0, true));
+        v.push(rec(2, "lambda", "dcp", 1024, 1.0, 1.0, true));
+        v.join("\n")
+    }
+
+    #[test]
+    fn speedups_follow_the_protocol() {
+        let p = parse(&fixture(), BATCHES).unwrap();
+        assert_eq!(p.datasets, ["longalign", "ldc"]);
+        assert_eq!(p.masks, ["causal", "lambda"]);
+        let res = summarize(&p.runs);
+        let (_, causal) = res.iter().find(|(c, _)| c.4 == "causal").unwrap();
+        assert_eq!(causal.batches, 2);
+        // Best static: ulysses forward (6), zigzag backward (20); dcp: 2048 fwd (3), 1024 bwd (12).
+        assert_eq!(causal.best_static_fwd, Some(("ulysses".into(), 6.0)));
+        assert_eq!(causal.best_static_bwd, Some(("zigzag".into(), 20.0)));
+        assert_eq!(causal.dcp_fwd, Some((2048, 3.0)));
+        assert_eq!(causal.dcp_bwd, Some((1024, 12.0)));
+        let (f, b) = causal.speedup();
+        assert!((f - 2.0).abs() < 1e-12 && (b - 20.0 / 12.0).abs() < 1e-12);
+        // Local is shown but never the best static plan (it is one of dcp's candidates).
+        assert_eq!(causal.means["local"], (5.0, 15.0));
+        let (_, lambda) = res.iter().find(|(c, _)| c.4 == "lambda").unwrap();
+        assert_eq!(lambda.speedup(), (2.0, 4.0));
+    }
+
+    #[test]
+    fn report_lists_failures_and_draws_plots() {
+        let dir = std::env::temp_dir().join(format!("dcp-gpu-report-{}", std::process::id()));
+        let out = dir.join("gpu-4x.md");
+        let md = report(&fixture(), BATCHES, &out).unwrap();
+        assert!(md.contains("**1 of 16 plan runs failed"), "{md}");
+        assert!(
+            md.contains("longalign ×1 causal batch 1 dcp block 2048: FAILED"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| causal | 2.00× | 2.00–2.00 | 1.67× | 1.67–1.67 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 3.00 (2048) | 6.00 (ulysses) | 2.00× |"),
+            "{md}"
+        );
+        assert!(md.contains("![gpu-4x-speedup-ldc](gpu-4x-speedup-ldc.png)"));
+        assert!(md.contains("12 s wall in all") || md.contains("13 s wall in all"));
+        for ds in ["longalign", "ldc"] {
+            let png = dir.join(format!("gpu-4x-speedup-{ds}.png"));
+            assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+        }
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), md);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mismatched_lengths_are_refused() {
+        let bad = fixture().replace(r#""lens":[300]"#, r#""lens":[301]"#);
+        let e = parse(&bad, BATCHES).err().unwrap().to_string();
+        assert!(e.contains("lengths of batch 2 differ"), "{e}");
+        let e = parse("", BATCHES).err().unwrap().to_string();
+        assert!(e.contains("no bench records"), "{e}");
+    }
+}

@@ -1,0 +1,943 @@
+//! The 2-D head-parallel × ring planner `usp` (the scheme of USP / LoongTrain), and the engine
+//! the `ulysses` planner ([`crate::ulysses`]) runs with a ring of one.
+//!
+//! Devices form an H×R grid: device `d = r·H + h` is member `h` of head group `r` (consecutive
+//! devices, so a head group stays inside a node when H ≤ GPUs per node) and rank `r` of ring
+//! `h`. Inputs and outputs use the static zigzag layout (each sequence in 2N chunks, device i
+//! holds chunks i and 2N−1−i), so head group r together holds chunks r and 2R−1−r of a 2R split.
+//!
+//! Forward: one all-to-all inside each head group turns the sequence split into a head split
+//! (member h receives its head share of every token of its group); a zigzag ring across the R
+//! groups then passes the head share's KV around, exactly as the `zigzag` planner does with
+//! whole heads; partial (O, LSE) merge in fp32; a second all-to-all returns O and LSE to the
+//! sequence split. Backward: the all-to-all brings Q, KV, O, LSE and dO; dKV accumulators
+//! (fp32) travel with KV and take one more hop home; dQ/dKV accumulate only in fp32 and are
+//! converted once into the 16-bit outputs (the return all-to-all carries bf16 where each value
+//! is final on the sender, fp32 where partial sums still have to be added).
+//!
+//! Head shares. With H dividing the KV heads, member h takes KV heads `[h·kv/H, (h+1)·kv/H)` and
+//! their query heads. With more members than KV heads (H a multiple of kv, ρ = H/kv members per
+//! KV head), the KV head is replicated on its ρ members, as DeepSpeed-Ulysses replicates KV
+//! heads. A work of the IR (validator, CUDA executor) reads whole GQA groups, so the ρ members of
+//! one KV head split that group's query work by *rows* rather than by query heads: member h
+//! (part `h mod ρ`) takes all g query heads of its KV head for the tokens held by the members of
+//! its part. FLOPs per device are the same as a head split (g·T/ρ = heads·T/H query-head rows);
+//! each member receives the whole group's KV (the replication cost, see [`crate::ulysses`]),
+//! and the ρ partial dKV of a KV head are summed in fp32 by the token's owner.
+//!
+//! In the IR an all-to-all is one `Comm` group; each member sends each peer one region per
+//! tensor (rows of its buffer × the peer's head share) and receives one block per peer, so a
+//! receive buffer holds the group's tokens in member order and every work reads one member's
+//! piece of a sequence against that sequence's pieces of all members (KV regions in token order).
+
+use crate::builder::{work_rows, ProgramBuilder};
+use crate::error::PlanningError;
+use crate::mask::CompiledMask;
+use crate::plan::{
+    BufferRole, BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Region,
+    RowRanges, TokenSpan, PLAN_FORMAT_VERSION,
+};
+use crate::spec::{BatchSpec, DType, ModelShape, Topology};
+
+/// One sequence's tokens on one device: its spans (token start, length) and first buffer row.
+#[derive(Debug, Clone)]
+struct Piece {
+    seq: u32,
+    row: u32,
+    spans: Vec<(u32, u32)>,
+}
+
+impl Piece {
+    fn len(&self) -> u32 {
+        self.spans.iter().map(|s| s.1).sum()
+    }
+}
+
+/// The zigzag layout: per device, its pieces in sequence order.
+fn zigzag_layout(batch: &BatchSpec, n: u32) -> Vec<Vec<Piece>> {
+    let mut dev: Vec<Vec<Piece>> = vec![Vec::new(); n as usize];
+    let mut rows = vec![0u32; n as usize];
+    let nc = 2 * n as u64;
+    for (si, s) in batch.seqs.iter().enumerate() {
+        let l = s.len as u64;
+        let chunk = |c: u64| ((c * l / nc) as u32, ((c + 1) * l / nc - c * l / nc) as u32);
+        for i in 0..n as usize {
+            let spans: Vec<(u32, u32)> = [chunk(i as u64), chunk(nc - 1 - i as u64)]
+                .into_iter()
+                .filter(|s| s.1 > 0)
+                .collect();
+            if spans.is_empty() {
+                continue;
+            }
+            let p = Piece {
+                seq: si as u32,
+                row: rows[i],
+                spans,
+            };
+            rows[i] += p.len();
+            dev[i].push(p);
+        }
+    }
+    dev
+}
+
+/// What member `h` of a head group computes: KV heads `[kv0, kv0 + kvn)` (and their query
+/// heads) for the tokens of the members `j` with `j mod parts == part`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Share {
+    kv0: u32,
+    kvn: u32,
+    part: u32,
+    parts: u32,
+}
+
+fn share(model: &ModelShape, h_deg: u32, h: u32) -> Share {
+    let kv = model.kv_heads;
+    if h_deg <= kv {
+        let kvn = kv / h_deg;
+        Share {
+            kv0: h * kvn,
+            kvn,
+            part: 0,
+            parts: 1,
+        }
+    } else {
+        let parts = h_deg / kv;
+        Share {
+            kv0: h / parts,
+            kvn: 1,
+            part: h % parts,
+            parts,
+        }
+    }
+}
+
+/// Head-parallel degrees H that the `usp` engine accepts for this model on `n` devices:
+/// H divides n, H ≤ query heads, and H divides the KV heads or is a multiple of them.
+pub fn valid_head_degrees(model: &ModelShape, n: u32) -> Vec<u32> {
+    (1..=n)
+        .filter(|&h| {
+            n.is_multiple_of(h)
+                && h <= model.heads
+                && (model.kv_heads.is_multiple_of(h) || h.is_multiple_of(model.kv_heads))
+        })
+        .collect()
+}
+
+/// The default head-parallel degree of `usp`: the largest H dividing both the KV heads and the
+/// device count (no KV replication; replication is what the ring dimension exists to avoid).
+pub fn default_head_degree(model: &ModelShape, n: u32) -> u32 {
+    (1..=n.min(model.kv_heads))
+        .rev()
+        .find(|&h| n.is_multiple_of(h) && model.kv_heads.is_multiple_of(h))
+        .unwrap_or(1)
+}
+
+/// The `usp` planner with head-parallel degree `h_deg` (None: [`default_head_degree`]).
+pub fn plan_usp(
+    batch: &BatchSpec,
+    topo: &Topology,
+    h_deg: Option<u32>,
+) -> Result<Plan, PlanningError> {
+    batch.validate()?;
+    let n = topo.n_devices();
+    let h = h_deg.unwrap_or_else(|| default_head_degree(&batch.model, n));
+    let valid = valid_head_degrees(&batch.model, n);
+    if !valid.contains(&h) {
+        let list: Vec<String> = valid.iter().map(|v| v.to_string()).collect();
+        return Err(PlanningError::Unsupported {
+            planner: "usp",
+            what: format!(
+                "head-parallel degree {h} on {n} devices with {} query / {} KV heads (H must divide the device count, be at most the query heads, and divide or be a multiple of the KV heads; allowed here: {})",
+                batch.model.heads,
+                batch.model.kv_heads,
+                list.join(", ")
+            ),
+        });
+    }
+    let name = match h_deg {
+        None => "usp".to_string(),
+        Some(h) => format!("usp:{h}"),
+    };
+    plan_grid(batch, topo, h, name)
+}
+
+/// Everything a device's programs need to know about the grid.
+struct Grid<'a> {
+    batch: &'a BatchSpec,
+    masks: Vec<CompiledMask>,
+    pieces: Vec<Vec<Piece>>,
+    tokens: Vec<u32>,
+    h: u32,
+    r: u32,
+}
+
+impl Grid<'_> {
+    fn dev(&self, ring: u32, member: u32) -> u32 {
+        ring * self.h + member
+    }
+    fn share(&self, member: u32) -> Share {
+        share(&self.batch.model, self.h, member)
+    }
+    /// Tokens of head group `ring`, and each member's first row in a buffer holding them all.
+    fn kv_blocks(&self, ring: u32) -> (u32, Vec<u32>) {
+        let mut off = Vec::with_capacity(self.h as usize);
+        let mut acc = 0;
+        for j in 0..self.h {
+            off.push(acc);
+            acc += self.tokens[self.dev(ring, j) as usize];
+        }
+        (acc, off)
+    }
+    /// Query rows member `member` of group `ring` computes, and each source member's first row
+    /// (None: not a source of this member's part).
+    fn q_blocks(&self, ring: u32, member: u32) -> (u32, Vec<Option<u32>>) {
+        let sh = self.share(member);
+        let mut off = Vec::with_capacity(self.h as usize);
+        let mut acc = 0;
+        for j in 0..self.h {
+            if j % sh.parts == sh.part {
+                off.push(Some(acc));
+                acc += self.tokens[self.dev(ring, j) as usize];
+            } else {
+                off.push(None);
+            }
+        }
+        (acc, off)
+    }
+
+    /// Works of one ring step on member `member` of group `ring`: the KV of group `kv_ring`
+    /// sits in a buffer laid out as [`Grid::kv_blocks`].
+    fn step_works(&self, ring: u32, member: u32, kv_ring: u32) -> Vec<StepWork> {
+        let (_, qoff) = self.q_blocks(ring, member);
+        let (_, koff) = self.kv_blocks(kv_ring);
+        let mut out = Vec::new();
+        for (j, qo) in qoff.iter().enumerate() {
+            let Some(qo) = qo else { continue };
+            for qp in &self.pieces[self.dev(ring, j as u32) as usize] {
+                // (token start, buffer row, len) of every KV span of this sequence in the group.
+                let mut kv: Vec<(u32, u32, u32)> = Vec::new();
+                for (jk, ko) in koff.iter().enumerate() {
+                    let src = &self.pieces[self.dev(kv_ring, jk as u32) as usize];
+                    if let Some(kp) = src.iter().find(|p| p.seq == qp.seq) {
+                        let mut row = ko + kp.row;
+                        for &(start, len) in &kp.spans {
+                            kv.push((start, row, len));
+                            row += len;
+                        }
+                    }
+                }
+                if kv.is_empty() {
+                    continue;
+                }
+                kv.sort_unstable();
+                let kv_spans: Vec<(u32, u32)> = kv.iter().map(|&(s, _, l)| (s, l)).collect();
+                let (rows, att) = work_rows(&self.masks[qp.seq as usize], &qp.spans, &kv_spans);
+                if att > 0 {
+                    out.push(StepWork {
+                        q_row: qo + qp.row,
+                        q_len: qp.len(),
+                        kv_rows: kv.iter().map(|&(_, r, l)| (r, l)).collect(),
+                        rows,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One work of a ring step, in the coordinates of the head-split buffers.
+struct StepWork {
+    /// First row and rows of the query piece in the q buffer.
+    q_row: u32,
+    q_len: u32,
+    /// (first row, rows) of each KV span in the kv buffer, in token order.
+    kv_rows: Vec<(u32, u32)>,
+    rows: RowRanges,
+}
+
+/// A region of `len` rows from `tok` and heads `[head, head + heads)` of buffer `buf`.
+fn reg(buf: u32, tok: u32, len: u32, head: u32, heads: u32) -> Region {
+    Region {
+        buf,
+        tok,
+        len,
+        head,
+        heads,
+    }
+}
+
+fn send(peer: u32, region: Region) -> P2p {
+    P2p {
+        dir: Dir::Send,
+        peer,
+        region,
+    }
+}
+
+fn recv(peer: u32, region: Region) -> P2p {
+    P2p {
+        dir: Dir::Recv,
+        peer,
+        region,
+    }
+}
+
+/// One tensor of an all-to-all inside a head group, seen from member `me`.
+struct A2a {
+    /// The caller-layout buffer (rows: this device's tokens, all heads of the tensor).
+    io: u32,
+    /// The head-split buffer (rows: the member-ordered blocks, heads: this member's share).
+    split: u32,
+    /// Heads of the tensor per KV head (g for Q-like tensors, 1 for KV-like ones).
+    per_kv: u32,
+    /// Q-like (only members of the same part exchange) or KV-like (everyone).
+    q_like: bool,
+    /// Direction: inputs scatter the io buffer into `split`, outputs gather back.
+    to_split: bool,
+}
+
+/// Builds the ops and local copies of one all-to-all group for member `me` of group `ring`.
+fn all_to_all(g: &Grid, ring: u32, me: u32, tensors: &[A2a]) -> (Vec<P2p>, Vec<Instr>) {
+    let mut ops = Vec::new();
+    let mut copies = Vec::new();
+    let my_sh = g.share(me);
+    let t_me = g.tokens[g.dev(ring, me) as usize];
+    let (_, my_q) = g.q_blocks(ring, me);
+    let (_, my_k) = g.kv_blocks(ring);
+    for j in 0..g.h {
+        let peer = g.dev(ring, j);
+        let t_j = g.tokens[peer as usize];
+        let sh = g.share(j);
+        for t in tensors {
+            // The peer's share of my rows (I scatter) / my share of the peer's rows (I gather).
+            let exchange = !t.q_like || sh.part == my_sh.part;
+            if !exchange {
+                continue;
+            }
+            // Rows of the peer's tokens inside my split buffer.
+            let at_me = if t.q_like {
+                my_q[j as usize].expect("same part")
+            } else {
+                my_k[j as usize]
+            };
+            let (hp0, hpn) = (sh.kv0 * t.per_kv, sh.kvn * t.per_kv);
+            let (hm0, hmn) = (my_sh.kv0 * t.per_kv, my_sh.kvn * t.per_kv);
+            if j == me {
+                if t_me > 0 {
+                    let (io, sp) = (
+                        reg(t.io, 0, t_me, hm0, hmn),
+                        reg(t.split, at_me, t_me, 0, hmn),
+                    );
+                    copies.push(if t.to_split {
+                        Instr::Copy { src: io, dst: sp }
+                    } else {
+                        Instr::Copy { src: sp, dst: io }
+                    });
+                }
+                continue;
+            }
+            if t.to_split {
+                if t_me > 0 {
+                    ops.push(send(peer, reg(t.io, 0, t_me, hp0, hpn)));
+                }
+                if t_j > 0 {
+                    ops.push(recv(peer, reg(t.split, at_me, t_j, 0, hmn)));
+                }
+            } else {
+                if t_j > 0 {
+                    ops.push(send(peer, reg(t.split, at_me, t_j, 0, hmn)));
+                }
+                if t_me > 0 {
+                    ops.push(recv(peer, reg(t.io, 0, t_me, hp0, hpn)));
+                }
+            }
+        }
+    }
+    (ops, copies)
+}
+
+/// Emits the plan of an H×R grid (`h` divides the device count; checked by the callers).
+pub(crate) fn plan_grid(
+    batch: &BatchSpec,
+    topo: &Topology,
+    h: u32,
+    name: String,
+) -> Result<Plan, PlanningError> {
+    let n = topo.n_devices();
+    let model = batch.model;
+    let pieces = zigzag_layout(batch, n);
+    let tokens: Vec<u32> = pieces
+        .iter()
+        .map(|p| p.iter().map(Piece::len).sum())
+        .collect();
+    let g = Grid {
+        batch,
+        masks: batch.seqs.iter().map(|s| s.mask.compile(s.len)).collect(),
+        pieces,
+        tokens,
+        h,
+        r: n / h,
+    };
+    let max_group = (0..g.r).map(|r| g.kv_blocks(r).0).max().unwrap_or(0);
+    let mut devices = Vec::with_capacity(n as usize);
+    for d in 0..n {
+        let (ring, me) = (d / h, d % h);
+        devices.push(DevicePlan {
+            device: d,
+            node: topo.node_of(d),
+            layout: g.pieces[d as usize]
+                .iter()
+                .flat_map(|p| {
+                    p.spans.iter().map(move |&(start, len)| TokenSpan {
+                        seq: p.seq,
+                        start,
+                        len,
+                    })
+                })
+                .collect(),
+            forward: forward(&g, &model, ring, me, max_group),
+            backward: backward(&g, &model, ring, me, max_group),
+        });
+    }
+    Ok(Plan {
+        version: PLAN_FORMAT_VERSION,
+        planner: name,
+        batch: batch.clone(),
+        topology: *topo,
+        devices,
+    })
+}
+
+/// Scratch buffer of `tokens` rows, `heads` heads, `width` elements.
+fn scratch(b: &mut ProgramBuilder, name: &str, dt: DType, tokens: u32, heads: u32, w: u32) -> u32 {
+    b.buffer(name, BufferRole::Scratch, dt, tokens, heads, w)
+}
+
+/// The ring step `s` exchange of member `me` of group `ring`: send the KV-layout buffer of
+/// group `ring − s` (in `cur`) to the next group, receive group `ring − s − 1`'s into `next`.
+fn ring_ops(g: &Grid, ring: u32, me: u32, s: u32, cur: u32, next: u32, heads: u32) -> Vec<P2p> {
+    let r = g.r;
+    let src = |s: u32| (ring + r - s % r) % r;
+    vec![
+        send(
+            g.dev((ring + 1) % r, me),
+            reg(cur, 0, g.kv_blocks(src(s)).0, 0, heads),
+        ),
+        recv(
+            g.dev((ring + r - 1) % r, me),
+            reg(next, 0, g.kv_blocks(src(s + 1)).0, 0, heads),
+        ),
+    ]
+}
+
+/// Sizes of one member's buffers.
+struct Dims {
+    d: u32,
+    /// Query heads and KV heads of the member's share.
+    qn: u32,
+    kvn: u32,
+    /// Own tokens, computed query rows, KV rows of the head group.
+    t_me: u32,
+    q_rows: u32,
+    k_rows: u32,
+}
+
+/// Buffers both passes declare: the caller's Q, KV, O, LSE, their head-split copies, and the
+/// two KV ring buffers (the head-split KV itself when there is no ring).
+struct Common {
+    dims: Dims,
+    q: u32,
+    kv: u32,
+    o: u32,
+    lse: u32,
+    q_h: u32,
+    kv_h: u32,
+    o_h: u32,
+    lse_h: u32,
+    ring_bufs: [u32; 2],
+}
+
+fn declare(
+    b: &mut ProgramBuilder,
+    g: &Grid,
+    model: &ModelShape,
+    ring: u32,
+    me: u32,
+    max_group: u32,
+) -> Common {
+    let sh = g.share(me);
+    let dims = Dims {
+        d: model.head_dim,
+        qn: sh.kvn * model.group(),
+        kvn: sh.kvn,
+        t_me: g.tokens[g.dev(ring, me) as usize],
+        q_rows: g.q_blocks(ring, me).0,
+        k_rows: g.kv_blocks(ring).0,
+    };
+    let (d, qn, kvn, t_me) = (dims.d, dims.qn, dims.kvn, dims.t_me);
+    let q = b.io(IoTensor::Q, model, t_me);
+    let kv = b.io(IoTensor::Kv, model, t_me);
+    let o = b.io(IoTensor::O, model, t_me);
+    let lse = b.io(IoTensor::Lse, model, t_me);
+    let q_h = scratch(b, "q_heads", model.dtype, dims.q_rows, qn, d);
+    let kv_h = scratch(b, "kv_heads", model.dtype, dims.k_rows, kvn, 2 * d);
+    let o_h = scratch(b, "o_heads", model.dtype, dims.q_rows, qn, d);
+    let lse_h = scratch(b, "lse_heads", DType::F32, dims.q_rows, qn, 1);
+    let ring_bufs = if g.r > 1 {
+        [
+            scratch(b, "kv_ring0", model.dtype, max_group, kvn, 2 * d),
+            scratch(b, "kv_ring1", model.dtype, max_group, kvn, 2 * d),
+        ]
+    } else {
+        [kv_h, kv_h]
+    };
+    Common {
+        dims,
+        q,
+        kv,
+        o,
+        lse,
+        q_h,
+        kv_h,
+        o_h,
+        lse_h,
+        ring_bufs,
+    }
+}
+
+fn forward(
+    g: &Grid,
+    model: &ModelShape,
+    ring: u32,
+    me: u32,
+    max_group: u32,
+) -> crate::plan::Program {
+    let mut f = ProgramBuilder::new();
+    let Common {
+        dims: Dims {
+            d, qn, kvn, q_rows, ..
+        },
+        q,
+        kv,
+        o,
+        lse,
+        q_h,
+        kv_h,
+        o_h,
+        lse_h,
+        ring_bufs,
+    } = declare(&mut f, g, model, ring, me, max_group);
+    let r = g.r;
+    let kv_at = |s: u32| {
+        if s == 0 {
+            kv_h
+        } else {
+            ring_bufs[(s % 2) as usize]
+        }
+    };
+    let inputs = [
+        A2a {
+            io: q,
+            split: q_h,
+            per_kv: model.group(),
+            q_like: true,
+            to_split: true,
+        },
+        A2a {
+            io: kv,
+            split: kv_h,
+            per_kv: 1,
+            q_like: false,
+            to_split: true,
+        },
+    ];
+    let (ops, copies) = all_to_all(g, ring, me, &inputs);
+    f.push(Instr::Comm { tag: 0, ops });
+    for c in copies {
+        f.push(c);
+    }
+    f.push(Instr::Wait { tag: 0 });
+    // Accumulators: with one ring step the works write the head-split outputs directly.
+    let acc = if r > 1 {
+        let o_acc = scratch(&mut f, "o_acc", DType::F32, q_rows, qn, d);
+        let l_acc = scratch(&mut f, "lse_acc", DType::F32, q_rows, qn, 1);
+        let o_tmp = scratch(&mut f, "o_part", DType::F32, q_rows, qn, d);
+        let l_tmp = scratch(&mut f, "lse_part", DType::F32, q_rows, qn, 1);
+        f.push(Instr::Fill {
+            dst: reg(o_acc, 0, q_rows, 0, qn),
+            value: FillValue::Zero,
+        });
+        f.push(Instr::Fill {
+            dst: reg(l_acc, 0, q_rows, 0, qn),
+            value: FillValue::NegInf,
+        });
+        Some((o_acc, l_acc, o_tmp, l_tmp))
+    } else {
+        None
+    };
+    let mut covered = vec![false; q_rows as usize];
+    for s in 0..r {
+        let kv_ring = (ring + r - s) % r;
+        if s + 1 < r {
+            let ops = ring_ops(
+                g,
+                ring,
+                me,
+                s,
+                kv_at(s),
+                ring_bufs[((s + 1) % 2) as usize],
+                kvn,
+            );
+            f.push(Instr::Comm { tag: 1 + s, ops });
+        }
+        let mut works = Vec::new();
+        let mut merges = Vec::new();
+        for w in g.step_works(ring, me, kv_ring) {
+            let (qr, ql, rows) = (w.q_row, w.q_len, w.rows);
+            let kvr = w
+                .kv_rows
+                .iter()
+                .map(|&(row, len)| reg(kv_at(s), row, len, 0, kvn))
+                .collect();
+            let (wo, wl) = match acc {
+                Some((o_acc, l_acc, o_tmp, l_tmp)) => {
+                    merges.push(Instr::Merge {
+                        o: reg(o_acc, qr, ql, 0, qn),
+                        lse: reg(l_acc, qr, ql, 0, qn),
+                        inputs: vec![
+                            (reg(o_acc, qr, ql, 0, qn), reg(l_acc, qr, ql, 0, qn)),
+                            (reg(o_tmp, qr, ql, 0, qn), reg(l_tmp, qr, ql, 0, qn)),
+                        ],
+                    });
+                    (o_tmp, l_tmp)
+                }
+                None => {
+                    covered[qr as usize..(qr + ql) as usize].fill(true);
+                    (o_h, lse_h)
+                }
+            };
+            works.push(FwdWork {
+                q: reg(q_h, qr, ql, 0, qn),
+                kv: kvr,
+                o: reg(wo, qr, ql, 0, qn),
+                lse: reg(wl, qr, ql, 0, qn),
+                rows,
+            });
+        }
+        if !works.is_empty() {
+            f.push(Instr::Attn { stage: s, works });
+        }
+        for m in merges {
+            f.push(m);
+        }
+        if s + 1 < r {
+            f.push(Instr::Wait { tag: 1 + s });
+        }
+    }
+    match acc {
+        Some((o_acc, l_acc, _, _)) => {
+            f.push(Instr::Copy {
+                src: reg(o_acc, 0, q_rows, 0, qn),
+                dst: reg(o_h, 0, q_rows, 0, qn),
+            });
+            f.push(Instr::Copy {
+                src: reg(l_acc, 0, q_rows, 0, qn),
+                dst: reg(lse_h, 0, q_rows, 0, qn),
+            });
+        }
+        None => {
+            // Rows no work wrote (no attended key at all) still need the empty-row outputs.
+            let mut row = 0;
+            while row < q_rows {
+                if covered[row as usize] {
+                    row += 1;
+                    continue;
+                }
+                let start = row;
+                while row < q_rows && !covered[row as usize] {
+                    row += 1;
+                }
+                f.push(Instr::Fill {
+                    dst: reg(o_h, start, row - start, 0, qn),
+                    value: FillValue::Zero,
+                });
+                f.push(Instr::Fill {
+                    dst: reg(lse_h, start, row - start, 0, qn),
+                    value: FillValue::NegInf,
+                });
+            }
+        }
+    }
+    let outputs = [
+        A2a {
+            io: o,
+            split: o_h,
+            per_kv: model.group(),
+            q_like: true,
+            to_split: false,
+        },
+        A2a {
+            io: lse,
+            split: lse_h,
+            per_kv: model.group(),
+            q_like: true,
+            to_split: false,
+        },
+    ];
+    let (ops, copies) = all_to_all(g, ring, me, &outputs);
+    f.push(Instr::Comm { tag: r, ops });
+    for c in copies {
+        f.push(c);
+    }
+    f.push(Instr::Wait { tag: r });
+    f.finish()
+}
+
+fn backward(
+    g: &Grid,
+    model: &ModelShape,
+    ring: u32,
+    me: u32,
+    max_group: u32,
+) -> crate::plan::Program {
+    let mut b = ProgramBuilder::new();
+    let Common {
+        dims:
+            Dims {
+                d,
+                qn,
+                kvn,
+                t_me,
+                q_rows,
+                k_rows,
+            },
+        q,
+        kv,
+        o,
+        lse,
+        q_h,
+        kv_h,
+        o_h,
+        lse_h,
+        ring_bufs,
+    } = declare(&mut b, g, model, ring, me, max_group);
+    let sh = g.share(me);
+    let gq = model.group();
+    let r = g.r;
+    let koff = g.kv_blocks(ring).1;
+    let d_o = b.io(IoTensor::DO, model, t_me);
+    let dq = b.io(IoTensor::DQ, model, t_me);
+    let dkv = b.io(IoTensor::DKv, model, t_me);
+    let do_h = scratch(&mut b, "do_heads", model.dtype, q_rows, qn, d);
+    let dq_acc = scratch(&mut b, "dq_acc", DType::F32, q_rows, qn, d);
+    let drings = if r > 1 {
+        [
+            scratch(&mut b, "dkv_ring0", DType::F32, max_group, kvn, 2 * d),
+            scratch(&mut b, "dkv_ring1", DType::F32, max_group, kvn, 2 * d),
+        ]
+    } else {
+        let acc = scratch(&mut b, "dkv_acc", DType::F32, k_rows, kvn, 2 * d);
+        [acc, acc]
+    };
+    let kv_at = |s: u32| {
+        if s == 0 {
+            kv_h
+        } else {
+            ring_bufs[(s % 2) as usize]
+        }
+    };
+    let q_like = |io, split| A2a {
+        io,
+        split,
+        per_kv: gq,
+        q_like: true,
+        to_split: true,
+    };
+    let inputs = [
+        q_like(q, q_h),
+        A2a {
+            io: kv,
+            split: kv_h,
+            per_kv: 1,
+            q_like: false,
+            to_split: true,
+        },
+        q_like(o, o_h),
+        q_like(lse, lse_h),
+        q_like(d_o, do_h),
+    ];
+    let (ops, copies) = all_to_all(g, ring, me, &inputs);
+    b.push(Instr::Comm { tag: 0, ops });
+    b.push(Instr::Fill {
+        dst: reg(dq_acc, 0, q_rows, 0, qn),
+        value: FillValue::Zero,
+    });
+    b.push(Instr::Fill {
+        dst: reg(drings[0], 0, k_rows, 0, kvn),
+        value: FillValue::Zero,
+    });
+    for c in copies {
+        b.push(c);
+    }
+    b.push(Instr::Wait { tag: 0 });
+    // Ring tags: KV of step s in 1 + 2s, dKV after step s in 2 + 2s.
+    for s in 0..r {
+        let kv_ring = (ring + r - s) % r;
+        if s + 1 < r {
+            let ops = ring_ops(
+                g,
+                ring,
+                me,
+                s,
+                kv_at(s),
+                ring_bufs[((s + 1) % 2) as usize],
+                kvn,
+            );
+            b.push(Instr::Comm {
+                tag: 1 + 2 * s,
+                ops,
+            });
+        }
+        if s > 0 {
+            b.push(Instr::Wait { tag: 2 * s - 1 });
+            b.push(Instr::Wait { tag: 2 * s });
+        }
+        let dcur = drings[(s % 2) as usize];
+        let works: Vec<BwdWork> = g
+            .step_works(ring, me, kv_ring)
+            .into_iter()
+            .map(|w| {
+                let (qr, ql) = (w.q_row, w.q_len);
+                BwdWork {
+                    q: reg(q_h, qr, ql, 0, qn),
+                    kv: w
+                        .kv_rows
+                        .iter()
+                        .map(|&(row, len)| reg(kv_at(s), row, len, 0, kvn))
+                        .collect(),
+                    o: reg(o_h, qr, ql, 0, qn),
+                    lse: reg(lse_h, qr, ql, 0, qn),
+                    do_: reg(do_h, qr, ql, 0, qn),
+                    dq: reg(dq_acc, qr, ql, 0, qn),
+                    dkv: w
+                        .kv_rows
+                        .iter()
+                        .map(|&(row, len)| reg(dcur, row, len, 0, kvn))
+                        .collect(),
+                    rows: w.rows,
+                }
+            })
+            .collect();
+        if !works.is_empty() {
+            b.push(Instr::AttnBwd { stage: s, works });
+        }
+        if r > 1 {
+            let ops = ring_ops(g, ring, me, s, dcur, drings[((s + 1) % 2) as usize], kvn);
+            b.push(Instr::Comm {
+                tag: 2 + 2 * s,
+                ops,
+            });
+        }
+    }
+    let out_tag = if r > 1 {
+        b.push(Instr::Wait { tag: 2 * r });
+        2 * r + 1
+    } else {
+        1
+    };
+    let home = drings[(r % 2) as usize];
+    // dQ of every computed row is final here: convert once, then return it.
+    let dq_h = scratch(&mut b, "dq_heads", model.dtype, q_rows, qn, d);
+    b.push(Instr::Copy {
+        src: reg(dq_acc, 0, q_rows, 0, qn),
+        dst: reg(dq_h, 0, q_rows, 0, qn),
+    });
+    let (mut ops, mut copies) = all_to_all(
+        g,
+        ring,
+        me,
+        &[A2a {
+            io: dq,
+            split: dq_h,
+            per_kv: gq,
+            q_like: true,
+            to_split: false,
+        }],
+    );
+    if sh.parts == 1 {
+        // dKV is final on this member: convert once and return the 16-bit values.
+        let dkv_h = scratch(&mut b, "dkv_heads", model.dtype, k_rows, kvn, 2 * d);
+        b.push(Instr::Copy {
+            src: reg(home, 0, k_rows, 0, kvn),
+            dst: reg(dkv_h, 0, k_rows, 0, kvn),
+        });
+        let (o2, c2) = all_to_all(
+            g,
+            ring,
+            me,
+            &[A2a {
+                io: dkv,
+                split: dkv_h,
+                per_kv: 1,
+                q_like: false,
+                to_split: false,
+            }],
+        );
+        ops.extend(o2);
+        copies.extend(c2);
+        b.push(Instr::Comm { tag: out_tag, ops });
+        for c in copies {
+            b.push(c);
+        }
+        b.push(Instr::Wait { tag: out_tag });
+    } else {
+        // Replicated KV heads: each of the `parts` members of a KV head holds a partial dKV of
+        // every token of the group. Partials return in fp32 into one slot per part; the owner
+        // sums the slots and converts once.
+        let parts = sh.parts;
+        let slots = scratch(
+            &mut b,
+            "dkv_parts",
+            DType::F32,
+            t_me * parts,
+            model.kv_heads,
+            2 * d,
+        );
+        for j in 0..g.h {
+            let peer = g.dev(ring, j);
+            let t_j = g.tokens[peer as usize];
+            let js = g.share(j);
+            if j == me {
+                if t_me > 0 {
+                    copies.push(Instr::Copy {
+                        src: reg(home, koff[me as usize], t_me, 0, 1),
+                        dst: reg(slots, sh.part * t_me, t_me, sh.kv0, 1),
+                    });
+                }
+                continue;
+            }
+            if t_j > 0 {
+                ops.push(send(peer, reg(home, koff[j as usize], t_j, 0, 1)));
+            }
+            if t_me > 0 {
+                ops.push(recv(peer, reg(slots, js.part * t_me, t_me, js.kv0, 1)));
+            }
+        }
+        b.push(Instr::Comm { tag: out_tag, ops });
+        for c in copies {
+            b.push(c);
+        }
+        b.push(Instr::Wait { tag: out_tag });
+        if t_me > 0 {
+            b.push(Instr::Sum {
+                dst: reg(dkv, 0, t_me, 0, model.kv_heads),
+                inputs: (0..parts)
+                    .map(|p| reg(slots, p * t_me, t_me, 0, model.kv_heads))
+                    .collect(),
+            });
+        }
+    }
+    b.finish()
+}

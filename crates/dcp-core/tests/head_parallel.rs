@@ -1,0 +1,176 @@
+//! Byte counts of the head-parallel planners against the textbook formulas: Ulysses moves
+//! (N−1)/N of every tensor in each all-to-all; with replicated KV heads it moves what
+//! `dcp_core::ulysses` documents; USP adds the zigzag ring of the head share's KV (and fp32 dKV)
+//! across its R ring groups. Lengths are multiples of 2N, so every device holds T/N tokens.
+
+use dcp_core::mask::MaskSpec;
+use dcp_core::plan::{Dir, Instr, Plan, Program};
+use dcp_core::planners::{make_plan, PlannerOptions};
+use dcp_core::spec::{BatchSpec, ModelShape, Topology};
+
+/// Bytes each device sends in a program.
+fn sent(plan: &Plan, backward: bool) -> Vec<u64> {
+    plan.devices
+        .iter()
+        .map(|d| {
+            let p: &Program = if backward { &d.backward } else { &d.forward };
+            p.instrs
+                .iter()
+                .filter_map(|i| match i {
+                    Instr::Comm { ops, .. } => Some(ops),
+                    _ => None,
+                })
+                .flatten()
+                .filter(|o| o.dir == Dir::Send)
+                .map(|o| {
+                    let b = &p.buffers[o.region.buf as usize];
+                    o.region.len as u64 * o.region.heads as u64 * b.width as u64 * b.dtype.size()
+                })
+                .sum()
+        })
+        .collect()
+}
+
+fn model(heads: u32, kv_heads: u32) -> ModelShape {
+    ModelShape {
+        heads,
+        kv_heads,
+        head_dim: 8,
+        ..ModelShape::default()
+    }
+}
+
+fn plan(name: &str, m: ModelShape, n: u32, mask: MaskSpec) -> (Plan, u64) {
+    let lens = [96 * n, 2 * n, 30 * n];
+    let b = BatchSpec::uniform(&lens, mask, m, 64);
+    let p = make_plan(name, &b, &Topology::new(1, n), &PlannerOptions::default()).unwrap();
+    let t = lens.iter().sum::<u32>() as u64 / n as u64;
+    for d in &p.devices {
+        assert_eq!(d.local_tokens() as u64, t);
+    }
+    (p, t)
+}
+
+/// Per-token row bytes: (Q-like, KV-like, LSE) in the model dtype (LSE fp32).
+fn rows(m: &ModelShape) -> (u64, u64, u64) {
+    (
+        m.q_bytes_per_token(),
+        m.kv_bytes_per_token(),
+        4 * m.heads as u64,
+    )
+}
+
+#[test]
+fn ulysses_moves_n_minus_one_over_n_of_every_tensor() {
+    for (heads, kv, n) in [(8, 4, 4), (8, 4, 2), (6, 3, 3), (4, 4, 4)] {
+        let m = model(heads, kv);
+        let (q, k, l) = rows(&m);
+        for mask in [MaskSpec::Causal, MaskSpec::lambda()] {
+            let (p, t) = plan("ulysses", m, n, mask);
+            let a2a = |row: u64| (n as u64 - 1) * t * row / n as u64;
+            // Forward: Q, KV in; O, LSE out.
+            let fwd = a2a(q) + a2a(k) + a2a(q) + a2a(l);
+            // Backward: Q, KV, O, LSE, dO in; dQ, dKV out (16-bit).
+            let bwd = 4 * a2a(q) + 2 * a2a(k) + a2a(l);
+            assert!(
+                sent(&p, false).iter().all(|&b| b == fwd),
+                "{heads}/{kv} on {n}"
+            );
+            assert!(
+                sent(&p, true).iter().all(|&b| b == bwd),
+                "{heads}/{kv} on {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ulysses_with_replicated_kv_heads_moves_the_documented_bytes() {
+    for (heads, kv, n) in [(8u32, 2u32, 4u32), (8, 2, 8), (4, 1, 4), (12, 3, 6)] {
+        let m = model(heads, kv);
+        let (q, _, l) = rows(&m);
+        let (p, t) = plan("ulysses", m, n, MaskSpec::Causal);
+        let (kv_u, n_u) = (kv as u64, n as u64);
+        let qf = |row: u64| (kv_u - 1) * t * row / kv_u;
+        // One KV head (2·D elements) of every own token to each of the N−1 peers.
+        let kv_rep = (n_u - 1) * t * 2 * m.head_dim as u64 * 2;
+        let fwd = 2 * qf(q) + qf(l) + kv_rep;
+        let bwd = 4 * qf(q) + qf(l) + kv_rep + 2 * kv_rep;
+        assert!(
+            sent(&p, false).iter().all(|&b| b == fwd),
+            "{heads}/{kv} on {n}"
+        );
+        assert!(
+            sent(&p, true).iter().all(|&b| b == bwd),
+            "{heads}/{kv} on {n}"
+        );
+        // The replication cost against an unreplicated (N−1)/N all-to-all of KV: N/Hkv times.
+        let unrep = (n_u - 1) * t * m.kv_bytes_per_token() / n_u;
+        assert_eq!(kv_rep * kv_u, unrep * n_u);
+    }
+}
+
+#[test]
+fn usp_adds_a_ring_of_the_head_share_across_groups() {
+    // (heads, kv, devices, H): R = devices / H ring groups of H consecutive devices.
+    for (heads, kv, n, h) in [
+        (8u32, 2u32, 4u32, 2u32),
+        (8, 4, 8, 4),
+        (8, 4, 8, 2),
+        (6, 3, 6, 3),
+    ] {
+        let m = model(heads, kv);
+        let (q, k, l) = rows(&m);
+        let name = format!("usp:{h}");
+        let (p, t) = plan(&name, m, n, MaskSpec::Causal);
+        let (h_u, r_u) = (h as u64, (n / h) as u64);
+        let a2a = |row: u64| (h_u - 1) * t * row / h_u;
+        // Ring: each step sends the group's tokens (H·t) of this member's KV share (k / H).
+        let ring = (r_u - 1) * h_u * t * k / h_u;
+        // dKV travels in fp32 and takes one more hop home.
+        let dring = r_u * h_u * t * 2 * k / h_u;
+        let fwd = 2 * a2a(q) + a2a(k) + a2a(l) + ring;
+        let bwd = 4 * a2a(q) + 2 * a2a(k) + a2a(l) + ring + dring;
+        assert!(
+            sent(&p, false).iter().all(|&b| b == fwd),
+            "{name} {heads}/{kv} on {n}"
+        );
+        assert!(
+            sent(&p, true).iter().all(|&b| b == bwd),
+            "{name} {heads}/{kv} on {n}"
+        );
+        // Every exchange stays inside a head group or a ring: consecutive devices per group.
+        for d in &p.devices {
+            for i in &d.forward.instrs {
+                if let Instr::Comm { ops, .. } = i {
+                    for o in ops {
+                        let same_group = o.peer / h == d.device / h;
+                        let same_ring = o.peer % h == d.device % h;
+                        assert!(
+                            same_group || same_ring,
+                            "{name}: {} -> {}",
+                            d.device,
+                            o.peer
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn usp_with_one_group_is_ulysses_and_default_avoids_replication() {
+    let m = model(8, 2);
+    let (u, _) = plan("ulysses", m, 4, MaskSpec::Causal);
+    let (g, _) = plan("usp:4", m, 4, MaskSpec::Causal);
+    assert_eq!(u.devices, g.devices);
+    // Default H: the largest dividing both KV heads (2) and devices (4).
+    let (d, _) = plan("usp", m, 4, MaskSpec::Causal);
+    let (two, _) = plan("usp:2", m, 4, MaskSpec::Causal);
+    assert_eq!(d.devices, two.devices);
+    assert_eq!(d.planner, "usp");
+    // Deterministic: the same batch gives a byte-identical plan.
+    let (again, _) = plan("usp", m, 4, MaskSpec::Causal);
+    assert_eq!(d.to_bytes(), again.to_bytes());
+}
