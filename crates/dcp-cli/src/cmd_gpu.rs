@@ -22,26 +22,30 @@ use dcp_cuda::runner::{
 };
 use serde_json::json;
 
-use crate::common::BatchArgs;
+use crate::common::{planner_list, progress, BatchArgs};
+use dcp_core::flops::BWD_FLOP_FACTOR;
 
 #[derive(Args, Debug)]
 pub struct BenchGpuArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
-    /// Planners to run, comma separated (ring, zigzag, local, dcp).
-    #[arg(long, default_value = "ring,zigzag,local")]
+    /// Planners to run, comma separated (ring, zigzag, local, dcp, dcp-only).
+    #[arg(long, default_value = "ring,zigzag,local,dcp")]
     pub planners: String,
     /// Token block sizes, comma separated.
     #[arg(long, default_value = "1024")]
     pub block_sizes: String,
+    /// Untimed runs of each pass before timing.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    #[arg(long, default_value_t = 5)]
+    /// Timed runs of each pass (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = crate::common::positive_usize)]
     pub repeats: usize,
     /// Check outputs: against the CPU f64 dense reference when the batch has at most
     /// --cpu-check-tokens tokens, else against the single-GPU `local` plan run by this executor.
     #[arg(long)]
     pub check: bool,
+    /// Largest batch (tokens) checked against the CPU dense reference with --check.
     #[arg(long, default_value_t = 3000)]
     pub cpu_check_tokens: u64,
     /// Instead of dataset batches: N random small cases (every mask kind, GQA ratios, odd
@@ -64,6 +68,7 @@ pub struct CalibrateArgs {
     /// Where to write the JSON profile (rank 0).
     #[arg(long, default_value = "gpu_profile.json")]
     pub out: PathBuf,
+    /// Seconds before a stuck GPU/NCCL wait is aborted.
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
     /// Sequence lengths for the attention curve.
@@ -210,7 +215,7 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
     let world = rank.info.world;
     let topo = Topology::new(1, world);
     let is0 = rank.info.rank == 0;
-    let planners: Vec<String> = csv(&a.planners, "planner")?;
+    let planners: Vec<String> = planner_list(&a.planners)?;
     let mut json_out = match (&a.json, is0) {
         (Some(p), true) => Some(
             std::fs::OpenOptions::new()
@@ -291,6 +296,21 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
     } else {
         let lens = a.batch.lengths()?;
         let bss: Vec<u32> = csv(&a.block_sizes, "block size")?;
+        let n = (lens.len() * bss.len() * planners.len()) as u64;
+        let pb = if is0 {
+            progress(
+                n,
+                "bench-gpu",
+                &format!(
+                    "timing {n} plans (batch × block size × planner) on {world} GPU(s): each is planned, uploaded, then run {} + {} times per pass{}",
+                    a.warmup,
+                    a.repeats,
+                    if a.check { "; --check first computes a reference per batch (the CPU one is slow)" } else { "" }
+                ),
+            )
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
         for (bi, l) in lens.iter().enumerate() {
             for &bs in &bss {
                 let batch = a.batch.batch(l, bs)?;
@@ -324,7 +344,7 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
                         }
                     }
                     let ftf = flops / world as f64 / (f * 1e-3) / 1e12;
-                    let btf = 2.5 * flops / world as f64 / (b * 1e-3) / 1e12;
+                    let btf = BWD_FLOP_FACTOR * flops / world as f64 / (b * 1e-3) / 1e12;
                     if is0 {
                         let rec = json!({"kind": "bench", "batch": bi, "source": a.batch.source_name(),
                             "mask": a.batch.mask, "planner": p, "block_size": bs, "world": world,
@@ -333,7 +353,7 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
                             "attended_fwd_flops": flops, "fwd_bytes": st.fwd_bytes_intra + st.fwd_bytes_inter,
                             "bwd_bytes": st.bwd_bytes_intra + st.bwd_bytes_inter,
                             "compute_imbalance": st.compute_imbalance, "plan_s": plan_s, "check": c});
-                        println!("{rec}");
+                        pb.suspend(|| println!("{rec}"));
                         if let Some(o) = json_out.as_mut() {
                             writeln!(o, "{rec}")?;
                         }
@@ -353,9 +373,11 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
                             check: fmt_check(&c),
                         });
                     }
+                    pb.inc(1);
                 }
             }
         }
+        pb.finish_and_clear();
     }
     if is0 {
         println!(
