@@ -223,6 +223,25 @@ struct Bench {
     failures: usize,
 }
 
+impl Bench {
+    /// Prints one JSON record on stdout (above the progress bar, if any) and appends it to the
+    /// `--json` file.
+    fn record(
+        &mut self,
+        rec: &serde_json::Value,
+        pb: Option<&indicatif::ProgressBar>,
+    ) -> Result<()> {
+        match pb {
+            Some(pb) => pb.suspend(|| println!("{rec}")),
+            None => println!("{rec}"),
+        }
+        if let Some(o) = self.json_out.as_mut() {
+            writeln!(o, "{rec}")?;
+        }
+        Ok(())
+    }
+}
+
 pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
     // Arguments are checked before the GPU and NCCL start.
     let planners: Vec<String> = planner_list(&a.planners)?;
@@ -298,18 +317,8 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
 }
 
 /// `--selftest N`: random small cases through every planner, checked against the CPU reference.
-fn selftest(a: &BenchGpuArgs, b: &mut Bench, n: usize) -> Result<()> {
-    let Bench {
-        rank,
-        world,
-        topo,
-        is0,
-        planners,
-        json_out,
-        rows,
-        failures,
-    } = b;
-    let (world, is0, planners) = (*world, *is0, planners.clone());
+fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
+    let (world, is0, planners, topo) = (bench.world, bench.is0, bench.planners.clone(), bench.topo);
     for case in 0..n as u64 {
         let (mut batch, _) = random_case(1000 + case, 300);
         let kvh = batch.model.kv_heads;
@@ -323,7 +332,7 @@ fn selftest(a: &BenchGpuArgs, b: &mut Bench, n: usize) -> Result<()> {
         let masks: Vec<&str> = batch.seqs.iter().map(|s| s.mask.name()).collect();
         let r = cpu_reference(&batch, a.data_seed + case);
         for p in &planners {
-            let plan = match make_plan(p, &batch, topo, &PlannerOptions::default()) {
+            let plan = match make_plan(p, &batch, &topo, &PlannerOptions::default()) {
                 Ok(pl) => pl,
                 Err(e) => {
                     if is0 {
@@ -332,21 +341,18 @@ fn selftest(a: &BenchGpuArgs, b: &mut Bench, n: usize) -> Result<()> {
                     continue;
                 }
             };
-            let (f, b, c) = run_plan(rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
+            let (f, b, c) = run_plan(&mut bench.rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
             let c = c.expect("checked");
             if !c.pass {
-                *failures += 1;
+                bench.failures += 1;
             }
             if is0 {
                 let rec = json!({"kind": "selftest", "case": case, "planner": p, "world": world,
                     "lens": batch.lens(), "masks": masks, "heads": batch.model.heads,
                     "kv_heads": batch.model.kv_heads, "head_dim": batch.model.head_dim,
                     "block_size": batch.block_size, "fwd_ms": f, "bwd_ms": b, "check": c});
-                println!("{rec}");
-                if let Some(o) = json_out.as_mut() {
-                    writeln!(o, "{rec}")?;
-                }
-                rows.push(Row {
+                bench.record(&rec, None)?;
+                bench.rows.push(Row {
                     name: format!(
                         "case{case} h{}/{} d{} {:?}",
                         batch.model.heads,
@@ -370,18 +376,8 @@ fn selftest(a: &BenchGpuArgs, b: &mut Bench, n: usize) -> Result<()> {
 }
 
 /// The dataset or batch-file batches: timings per batch × block size × planner.
-fn bench_batches(a: &BenchGpuArgs, b: &mut Bench) -> Result<()> {
-    let Bench {
-        rank,
-        world,
-        topo,
-        is0,
-        planners,
-        json_out,
-        rows,
-        failures,
-    } = b;
-    let (world, is0, planners) = (*world, *is0, planners.clone());
+fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench) -> Result<()> {
+    let (world, is0, planners, topo) = (bench.world, bench.is0, bench.planners.clone(), bench.topo);
     let lens = a.batch.lengths()?;
     let bss: Vec<u32> = csv(&a.block_sizes, "block size")?;
     let n = (lens.len() * bss.len() * planners.len()) as u64;
@@ -403,18 +399,23 @@ fn bench_batches(a: &BenchGpuArgs, b: &mut Bench) -> Result<()> {
         for &bs in &bss {
             let batch = a.batch.batch(l, bs)?;
             let reference = if a.check {
-                Some(reference(rank, &batch, a.data_seed, a.cpu_check_tokens)?)
+                Some(reference(
+                    &mut bench.rank,
+                    &batch,
+                    a.data_seed,
+                    a.cpu_check_tokens,
+                )?)
             } else {
                 None
             };
             for p in &planners {
                 let t0 = Instant::now();
-                let plan = make_plan(p, &batch, topo, &PlannerOptions::default())?;
+                let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
                 let plan_s = t0.elapsed().as_secs_f64();
                 let st = plan_stats(&plan);
                 let flops: f64 = st.device_flops.iter().sum();
                 let (f, b, c) = run_plan(
-                    rank,
+                    &mut bench.rank,
                     &plan,
                     a.warmup,
                     a.repeats,
@@ -423,7 +424,7 @@ fn bench_batches(a: &BenchGpuArgs, b: &mut Bench) -> Result<()> {
                 )?;
                 if let Some(c) = &c {
                     if !c.pass {
-                        *failures += 1;
+                        bench.failures += 1;
                     }
                 }
                 let ftf = flops / world as f64 / (f * 1e-3) / 1e12;
@@ -431,16 +432,13 @@ fn bench_batches(a: &BenchGpuArgs, b: &mut Bench) -> Result<()> {
                 if is0 {
                     let rec = json!({"kind": "bench", "batch": bi, "source": a.batch.source_name(),
                         "mask": a.batch.mask, "planner": p, "block_size": bs, "world": world,
-                        "device": rank.gpu.name, "tokens": batch.total_tokens(), "n_seqs": l.len(), "lens": l,
+                        "device": bench.rank.gpu.name, "tokens": batch.total_tokens(), "n_seqs": l.len(), "lens": l,
                         "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
                         "attended_fwd_flops": flops, "fwd_bytes": st.fwd_bytes_intra + st.fwd_bytes_inter,
                         "bwd_bytes": st.bwd_bytes_intra + st.bwd_bytes_inter,
                         "compute_imbalance": st.compute_imbalance, "plan_s": plan_s, "check": c});
-                    pb.suspend(|| println!("{rec}"));
-                    if let Some(o) = json_out.as_mut() {
-                        writeln!(o, "{rec}")?;
-                    }
-                    rows.push(Row {
+                    bench.record(&rec, Some(&pb))?;
+                    bench.rows.push(Row {
                         name: format!("{}#{bi} {}", a.batch.source_name(), a.batch.mask),
                         planner: p.clone(),
                         bs,
