@@ -311,7 +311,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         jobs.len() as u64,
         "plan+check",
         &format!(
-            "planning and validating {} plans ({} masks × {} batches × {} planners) on {} threads: planning takes milliseconds, the validator about 1–2 s per 131K-token plan",
+            "planning and validating {} plans ({} masks × {} batches × {} planners) on {} threads: planning takes milliseconds, the validator seconds per 131K-token plan (most of the wait; see the validate_ms column)",
             jobs.len(),
             masks.len(),
             lens.len(),
