@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use dcp_core::check::{check_plan, random_case};
 use dcp_core::datasets::{make_batches, Dataset, DEFAULT_BUDGET};
@@ -52,17 +52,17 @@ pub struct PlanArgs {
 #[derive(Args, Debug, Clone)]
 pub struct DcpArgs {
     /// Allowed compute imbalance of the placement (max/mean − 1).
-    #[arg(long, default_value_t = 0.08, value_parser = nonneg_f64)]
+    #[arg(long, default_value_t = 0.08, allow_negative_numbers = true, value_parser = nonneg_f64)]
     pub comp_epsilon: f64,
     /// Allowed imbalance of home data per device.
-    #[arg(long, default_value_t = 0.15, value_parser = nonneg_f64)]
+    #[arg(long, default_value_t = 0.15, allow_negative_numbers = true, value_parser = nonneg_f64)]
     pub mem_epsilon: f64,
     /// Cost of an inter-node byte relative to an intra-node byte (default: intra bandwidth over
     /// each GPU's share of the node's NICs).
     #[arg(long)]
     pub inter_node_factor: Option<u64>,
     /// Number of stages (default: chosen by the cost model).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub stages: Option<u32>,
     /// Seed of the partitioner.
     #[arg(long, default_value_t = 0)]
@@ -81,8 +81,12 @@ pub struct DcpArgs {
 impl DcpArgs {
     pub fn options(&self) -> Result<dcp_core::dcp::DcpOptions> {
         let cost = match &self.cost_model {
-            Some(p) => dcp_core::cost::CostModel::from_json(&std::fs::read_to_string(p)?)
-                .map_err(|e| anyhow::anyhow!("cost model {}: {e}", p.display()))?,
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading cost model {}", p.display()))?;
+                dcp_core::cost::CostModel::from_json(&text)
+                    .map_err(|e| anyhow::anyhow!("cost model {}: {e}", p.display()))?
+            }
             None => dcp_core::cost::CostModel::default(),
         };
         let preset = match self.effort.as_str() {

@@ -53,7 +53,7 @@ pub struct BatchArgs {
     #[arg(long, default_value = "4x8")]
     pub topology: String,
     /// Inter-node bandwidth of one NIC, GB/s.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_f64)]
     pub inter_gbps: Option<f64>,
     /// Memory per device available to attention buffers, GiB (plans that need more fail).
     #[arg(long, default_value_t = 80.0, value_parser = positive_f64)]

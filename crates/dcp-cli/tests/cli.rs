@@ -141,6 +141,15 @@ fn bad_numbers_are_refused_with_the_flag_named() {
     fails_with(&["demo", "--count", "0"], &["--count", "at least 1"]);
     fails_with(&["plan", "--count", "0"], &["--count", "at least 1"]);
     fails_with(&["partition", "x.hgr", "--parts", "0"], &["--parts"]);
+    fails_with(
+        &["plan", "--comp-epsilon", "-1"],
+        &["--comp-epsilon", "≥ 0"],
+    );
+    fails_with(
+        &["plan", "--inter-gbps", "0"],
+        &["--inter-gbps", "positive"],
+    );
+    fails_with(&["plan", "--stages", "0"], &["--stages"]);
 }
 
 #[test]
@@ -150,6 +159,10 @@ fn missing_files_are_named() {
         &["missing.hgr"],
     );
     fails_with(&["plan", "--batches", "missing.json"], &["missing.json"]);
+    fails_with(
+        &["plan", "--cost-model", "missing-cost.json"],
+        &["missing-cost.json"],
+    );
 }
 
 #[test]
