@@ -118,10 +118,11 @@ fn explain_infeasible(
         }
     };
     let mean = hg.total_weight()[dim].div_ceil(cfg.k as u64).max(1);
-    let heaviest = (0..hg.num_vertices() as u32)
+    let weights: Vec<u64> = (0..hg.num_vertices() as u32)
         .map(|v| hg.vertex_weight(v)[dim])
-        .max()
-        .unwrap_or(0);
+        .collect();
+    let heaviest = weights.iter().copied().max().unwrap_or(0);
+    let n_heaviest = weights.iter().filter(|&&w| w == heaviest).count() as u64;
     let ratio = heaviest as f64 / mean as f64;
     let at = part.map(|p| format!(" (part {p})")).unwrap_or_default();
     let mut msg = format!(
@@ -130,10 +131,24 @@ fn explain_infeasible(
         ratio * 100.0,
         eps_of(dim) * 100.0,
     );
-    let ladder = [
+    // Counting bound: the n_heaviest vertices of weight `heaviest` put ⌈n/k⌉ of them in some
+    // part, so the capacity must be at least ⌈n/k⌉·heaviest.
+    let per_part = n_heaviest.div_ceil(cfg.k as u64);
+    let eps_min = (per_part * heaviest) as f64 / mean as f64 - 1.0;
+    if eps_min > eps_of(dim) {
+        msg += &format!(
+            "; {n_heaviest} vertices weigh {heaviest}, so some part holds {per_part} of them and epsilon for dimension {dim} must be at least {eps_min:.3}"
+        );
+    }
+    // Values to try: just above the bound, then a ladder.
+    let mut ladder = vec![((eps_min + 0.005) * 100.0).ceil() / 100.0];
+    ladder.extend([
         0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0,
-    ];
-    let found = ladder.iter().filter(|&&e| e > eps_of(dim)).find(|&&e| {
+    ]);
+    ladder.retain(|&e| e > eps_of(dim));
+    ladder.sort_by(f64::total_cmp);
+    ladder.dedup();
+    let found = ladder.iter().find(|&&e| {
         let mut c = cfg.clone();
         c.epsilon = (0..dims)
             .map(|d| if d == dim { e } else { eps_of(d) })
@@ -153,7 +168,7 @@ fn explain_infeasible(
         ),
         None => msg += &format!(
             "; no epsilon up to {} for dimension {dim} partitions it",
-            ladder[ladder.len() - 1]
+            ladder.last().copied().unwrap_or(eps_of(dim))
         ),
     }
     msg + "; for an instance from `dcp plan --dump-hgr`, --capacities batchN.json uses the planner's own limits"
