@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dcp_core::check::random_case;
+use dcp_core::check::{corpus_dir, random_case};
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
@@ -52,6 +52,10 @@ pub struct BenchGpuArgs {
     /// lengths, head dims 64/128), every planner, checked against the CPU reference.
     #[arg(long)]
     pub selftest: Option<usize>,
+    /// Check every case of a corpus folder (e.g. testdata/) the same way, before the random
+    /// cases (head dims set to 64 and 128 alternately, the kernels' sizes).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
     /// Append JSON lines here (rank 0).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -277,9 +281,9 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
         rows: Vec::new(),
         failures: 0,
     };
-    match a.selftest {
-        Some(n) => selftest(&a, &mut b, n)?,
-        None => bench_batches(&a, &mut b)?,
+    match (a.selftest, &a.corpus) {
+        (None, None) => bench_batches(&a, &mut b)?,
+        (n, _) => selftest(&a, &mut b, n.unwrap_or(0))?,
     }
     let Bench {
         is0,
@@ -319,6 +323,14 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
 /// `--selftest N`: random small cases through every planner, checked against the CPU reference.
 fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
     let (world, is0, planners, topo) = (bench.world, bench.is0, bench.planners.clone(), bench.topo);
+    // The corpus cases first (at the kernels' head dims), then the random ones.
+    let mut cases: Vec<(String, BatchSpec)> = Vec::new();
+    if let Some(dir) = &a.corpus {
+        for (i, (name, mut batch, _)) in corpus_dir(dir)?.into_iter().enumerate() {
+            batch.model.head_dim = if i % 2 == 0 { 64 } else { 128 };
+            cases.push((name, batch));
+        }
+    }
     for case in 0..n as u64 {
         let (mut batch, _) = random_case(1000 + case, 300);
         let kvh = batch.model.kv_heads;
@@ -329,14 +341,18 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
             dtype: DType::Bf16,
         };
         batch.head_block = if case % 3 == 0 { 1 } else { kvh };
+        cases.push((format!("case{case}"), batch));
+    }
+    for (case, (name, batch)) in cases.iter().enumerate() {
+        let case = case as u64;
         let masks: Vec<&str> = batch.seqs.iter().map(|s| s.mask.name()).collect();
-        let r = cpu_reference(&batch, a.data_seed + case);
+        let r = cpu_reference(batch, a.data_seed + case);
         for p in &planners {
-            let plan = match make_plan(p, &batch, &topo, &PlannerOptions::default()) {
+            let plan = match make_plan(p, batch, &topo, &PlannerOptions::default()) {
                 Ok(pl) => pl,
                 Err(e) => {
                     if is0 {
-                        eprintln!("case {case}: planner {p}: {e}");
+                        eprintln!("case {name}: planner {p}: {e}");
                     }
                     continue;
                 }
@@ -347,14 +363,14 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
                 bench.failures += 1;
             }
             if is0 {
-                let rec = json!({"kind": "selftest", "case": case, "planner": p, "world": world,
+                let rec = json!({"kind": "selftest", "case": case, "name": name, "planner": p, "world": world,
                     "lens": batch.lens(), "masks": masks, "heads": batch.model.heads,
                     "kv_heads": batch.model.kv_heads, "head_dim": batch.model.head_dim,
                     "block_size": batch.block_size, "fwd_ms": f, "bwd_ms": b, "check": c});
                 bench.record(&rec, None)?;
                 bench.rows.push(Row {
                     name: format!(
-                        "case{case} h{}/{} d{} {:?}",
+                        "{name} h{}/{} d{} {:?}",
                         batch.model.heads,
                         batch.model.kv_heads,
                         batch.model.head_dim,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dcp_core::check::{check_plan, random_case};
+use dcp_core::check::{check_plan, corpus_dir, random_case};
 use dcp_core::datasets::{make_batches, Dataset, DEFAULT_BUDGET};
 use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
 use dcp_core::stats::plan_stats;
@@ -240,6 +240,9 @@ pub struct CheckArgs {
     /// Planners to check (comma separated; default all).
     #[arg(long)]
     pub planners: Option<String>,
+    /// Also run every case of a corpus folder (e.g. testdata/), before the random cases.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
 }
 
 pub fn check(a: CheckArgs) -> Result<()> {
@@ -248,6 +251,29 @@ pub fn check(a: CheckArgs) -> Result<()> {
         None => PLANNERS.iter().map(|s| s.to_string()).collect(),
     };
     let opts = PlannerOptions::default();
+    let corpus = match &a.corpus {
+        Some(dir) => corpus_dir(dir)?,
+        None => Vec::new(),
+    };
+    let mut corpus_failed = 0u64;
+    for (i, (name, batch, topo)) in corpus.iter().enumerate() {
+        for p in &planners {
+            let r = make_plan(p, batch, topo, &opts)
+                .map_err(|e| e.to_string())
+                .and_then(|plan| check_plan(&plan, i as u64));
+            if let Err(e) = r {
+                corpus_failed += 1;
+                eprintln!("corpus case {name}, planner {p}: {e}");
+            }
+        }
+    }
+    if !corpus.is_empty() {
+        println!(
+            "corpus: {} cases × {} planners, {corpus_failed} failed",
+            corpus.len(),
+            planners.len()
+        );
+    }
     let pb = progress(
         a.cases,
         "check",
@@ -280,8 +306,8 @@ pub fn check(a: CheckArgs) -> Result<()> {
     }
     pb.finish_and_clear();
     println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        bail!("{failed} case(s) failed");
+    if failed + corpus_failed > 0 {
+        bail!("{failed} random case(s) and {corpus_failed} corpus plan(s) failed");
     }
     Ok(())
 }

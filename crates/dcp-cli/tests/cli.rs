@@ -263,3 +263,24 @@ fn check_says_what_takes_time() {
     assert!(err.contains("checking 2 random cases"), "{err}");
     assert!(text(&o.stdout).contains("2 passed, 0 failed"));
 }
+
+#[test]
+fn check_runs_the_corpus() {
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
+    let o = dcp(&[
+        "check",
+        "--cases",
+        "0",
+        "--planners",
+        "ring,dcp",
+        "--corpus",
+        corpus,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("corpus: ") && out.contains("× 2 planners, 0 failed"),
+        "{out}"
+    );
+    fails_with(&["check", "--corpus", "no-such-dir"], &["no-such-dir"]);
+}

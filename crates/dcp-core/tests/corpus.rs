@@ -4,96 +4,17 @@
 //! must pass the validator, the CPU reference executor must match dense attention, and planning
 //! twice must give byte-identical plans. The random cases are in `differential.rs`.
 //!
-//! A case file: `{"description", "topology": "NxG", "block_size", "model": {"heads",
-//! "kv_heads", "head_dim"}, "head_block"?, "seqs": [{"len", "mask"}]}`, where a mask is its CLI
-//! form (`"lambda:4:16"`) or a `MaskSpec` in JSON (`{"ranges": {"rows": [...]}}`).
+//! The case format is described at `dcp_core::check::corpus_case`.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use dcp_core::check::check_plan;
-use dcp_core::mask::MaskSpec;
+use dcp_core::check::{check_plan, corpus_dir};
 use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
-use dcp_core::spec::{BatchSpec, DType, ModelShape, Sequence, Topology};
-use serde::Deserialize;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    description: String,
-    topology: String,
-    block_size: u32,
-    model: Model,
-    head_block: Option<u32>,
-    seqs: Vec<Seq>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Model {
-    heads: u32,
-    kv_heads: u32,
-    head_dim: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Seq {
-    len: u32,
-    mask: Mask,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Mask {
-    Cli(String),
-    Spec(MaskSpec),
-}
-
-fn corpus() -> Vec<(String, BatchSpec, Topology)> {
+fn corpus() -> Vec<(String, dcp_core::spec::BatchSpec, dcp_core::spec::Topology)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|f| {
-            let name = f.file_stem().unwrap().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(f).unwrap();
-            let c: Case = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(!c.description.is_empty(), "{name}: no description");
-            let seqs = c
-                .seqs
-                .into_iter()
-                .map(|s| Sequence {
-                    len: s.len,
-                    mask: match s.mask {
-                        Mask::Cli(m) => {
-                            MaskSpec::parse(&m).unwrap_or_else(|e| panic!("{name}: {e}"))
-                        }
-                        Mask::Spec(m) => m,
-                    },
-                })
-                .collect();
-            let batch = BatchSpec {
-                seqs,
-                model: ModelShape {
-                    heads: c.model.heads,
-                    kv_heads: c.model.kv_heads,
-                    head_dim: c.model.head_dim,
-                    dtype: DType::Bf16,
-                },
-                block_size: c.block_size,
-                head_block: c.head_block.unwrap_or(c.model.kv_heads),
-            };
-            batch.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
-            let topo = Topology::parse(&c.topology).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, batch, topo)
-        })
-        .collect()
+    corpus_dir(&dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -132,5 +53,30 @@ fn every_planner_on_the_corpus() {
                 "{name}, {p}: planning twice gave different plans"
             );
         }
+    }
+}
+
+#[test]
+fn bad_case_files_are_refused() {
+    use dcp_core::check::corpus_case;
+    let ok = r#"{"description": "d", "topology": "1x2", "block_size": 4,
+        "model": {"heads": 2, "kv_heads": 1, "head_dim": 4}, "seqs": [{"len": 5, "mask": "causal"}]}"#;
+    let (desc, batch, topo) = corpus_case(ok).unwrap();
+    assert_eq!(
+        (desc.as_str(), batch.seqs.len(), topo.n_devices()),
+        ("d", 1, 2)
+    );
+    for (bad, says) in [
+        (ok.replace("causal", "lambda:3"), "lambda takes"),
+        (ok.replace("\"len\": 5", "\"len\": 0"), "length 0"),
+        (ok.replace("1x2", "1x"), "topology"),
+        (
+            ok.replace("\"block_size\"", "\"blocksize\""),
+            "unknown field",
+        ),
+        (ok.replace("\"d\"", "\"\""), "description"),
+    ] {
+        let e = corpus_case(&bad).unwrap_err().to_string();
+        assert!(e.contains(says), "{bad}: {e}");
     }
 }
