@@ -14,7 +14,6 @@
 //! * `intra_gbps` per GPU and direction inside an NVLink domain; `inter_gbps` per NIC and
 //!   direction; `nics_per_node` NICs shared by a node's GPUs (equal to the GPUs per node for one
 //!   NIC per GPU).
-
 //!
 //! A profile is plain data: the kernel model the simulator derives from it
 //! ([`crate::cost::KernelModel`]) lives next to it in a [`crate::cost::Hardware`], derived once.
