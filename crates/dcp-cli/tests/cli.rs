@@ -284,3 +284,16 @@ fn check_runs_the_corpus() {
     );
     fails_with(&["check", "--corpus", "no-such-dir"], &["no-such-dir"]);
 }
+
+#[test]
+fn bench_gpu_runs_dcp_by_default() {
+    let o = dcp(&["bench-gpu", "--help"]);
+    assert!(o.status.success());
+    assert!(
+        text(&o.stdout).contains("[default: ring,zigzag,local,dcp]"),
+        "{}",
+        text(&o.stdout)
+    );
+    // A bad planner is refused before any GPU is touched.
+    fails_with(&["bench-gpu", "--planners", "ring,foo"], &["`foo`"]);
+}
