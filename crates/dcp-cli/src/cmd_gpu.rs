@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dcp_core::check::random_case;
+use dcp_core::check::{corpus_dir, random_case};
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
@@ -22,32 +22,40 @@ use dcp_cuda::runner::{
 };
 use serde_json::json;
 
-use crate::common::BatchArgs;
+use crate::common::{planner_list, progress, BatchArgs};
+use dcp_core::flops::BWD_FLOP_FACTOR;
 
 #[derive(Args, Debug)]
 pub struct BenchGpuArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
-    /// Planners to run, comma separated (ring, zigzag, local, dcp).
-    #[arg(long, default_value = "ring,zigzag,local")]
+    /// Planners to run, comma separated (ring, zigzag, local, dcp, dcp-only).
+    #[arg(long, default_value = "ring,zigzag,local,dcp")]
     pub planners: String,
     /// Token block sizes, comma separated.
     #[arg(long, default_value = "1024")]
     pub block_sizes: String,
+    /// Untimed runs of each pass before timing.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    #[arg(long, default_value_t = 5)]
+    /// Timed runs of each pass (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = crate::common::positive_usize)]
     pub repeats: usize,
     /// Check outputs: against the CPU f64 dense reference when the batch has at most
     /// --cpu-check-tokens tokens, else against the single-GPU `local` plan run by this executor.
     #[arg(long)]
     pub check: bool,
+    /// Largest batch (tokens) checked against the CPU dense reference with --check.
     #[arg(long, default_value_t = 3000)]
     pub cpu_check_tokens: u64,
     /// Instead of dataset batches: N random small cases (every mask kind, GQA ratios, odd
     /// lengths, head dims 64/128), every planner, checked against the CPU reference.
     #[arg(long)]
     pub selftest: Option<usize>,
+    /// Check every case of a corpus folder (e.g. testdata/) the same way, before the random
+    /// cases (head dims set to 64 and 128 alternately, the kernels' sizes).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
     /// Append JSON lines here (rank 0).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -64,6 +72,7 @@ pub struct CalibrateArgs {
     /// Where to write the JSON profile (rank 0).
     #[arg(long, default_value = "gpu_profile.json")]
     pub out: PathBuf,
+    /// Seconds before a stuck GPU/NCCL wait is aborted.
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
     /// Sequence lengths for the attention curve.
@@ -205,13 +214,46 @@ fn fmt_check(c: &Option<ErrReport>) -> String {
     }
 }
 
+/// What one `bench-gpu` process holds while it runs: its rank, the rows it prints (rank 0) and
+/// the JSON lines file.
+struct Bench {
+    rank: Rank,
+    world: u32,
+    topo: Topology,
+    is0: bool,
+    planners: Vec<String>,
+    json_out: Option<std::fs::File>,
+    rows: Vec<Row>,
+    failures: usize,
+}
+
+impl Bench {
+    /// Prints one JSON record on stdout (above the progress bar, if any) and appends it to the
+    /// `--json` file.
+    fn record(
+        &mut self,
+        rec: &serde_json::Value,
+        pb: Option<&indicatif::ProgressBar>,
+    ) -> Result<()> {
+        match pb {
+            Some(pb) => pb.suspend(|| println!("{rec}")),
+            None => println!("{rec}"),
+        }
+        if let Some(o) = self.json_out.as_mut() {
+            writeln!(o, "{rec}")?;
+        }
+        Ok(())
+    }
+}
+
 pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
-    let mut rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
+    // Arguments are checked before the GPU and NCCL start.
+    let planners: Vec<String> = planner_list(&a.planners)?;
+    let rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
     let world = rank.info.world;
     let topo = Topology::new(1, world);
     let is0 = rank.info.rank == 0;
-    let planners: Vec<String> = csv(&a.planners, "planner")?;
-    let mut json_out = match (&a.json, is0) {
+    let json_out = match (&a.json, is0) {
         (Some(p), true) => Some(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -229,134 +271,26 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
             rank.gpu.arch()
         );
     }
-    let mut rows = Vec::new();
-    let mut failures = 0usize;
-    if let Some(n) = a.selftest {
-        for case in 0..n as u64 {
-            let (mut batch, _) = random_case(1000 + case, 300);
-            let kvh = batch.model.kv_heads;
-            batch.model = ModelShape {
-                heads: batch.model.heads,
-                kv_heads: kvh,
-                head_dim: if case % 2 == 0 { 64 } else { 128 },
-                dtype: DType::Bf16,
-            };
-            batch.head_block = if case % 3 == 0 { 1 } else { kvh };
-            let masks: Vec<&str> = batch.seqs.iter().map(|s| s.mask.name()).collect();
-            let r = cpu_reference(&batch, a.data_seed + case);
-            for p in &planners {
-                let plan = match make_plan(p, &batch, &topo, &PlannerOptions::default()) {
-                    Ok(pl) => pl,
-                    Err(e) => {
-                        if is0 {
-                            eprintln!("case {case}: planner {p}: {e}");
-                        }
-                        continue;
-                    }
-                };
-                let (f, b, c) = run_plan(&mut rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
-                let c = c.expect("checked");
-                if !c.pass {
-                    failures += 1;
-                }
-                if is0 {
-                    let rec = json!({"kind": "selftest", "case": case, "planner": p, "world": world,
-                        "lens": batch.lens(), "masks": masks, "heads": batch.model.heads,
-                        "kv_heads": batch.model.kv_heads, "head_dim": batch.model.head_dim,
-                        "block_size": batch.block_size, "fwd_ms": f, "bwd_ms": b, "check": c});
-                    println!("{rec}");
-                    if let Some(o) = json_out.as_mut() {
-                        writeln!(o, "{rec}")?;
-                    }
-                    rows.push(Row {
-                        name: format!(
-                            "case{case} h{}/{} d{} {:?}",
-                            batch.model.heads,
-                            batch.model.kv_heads,
-                            batch.model.head_dim,
-                            batch.lens()
-                        ),
-                        planner: p.clone(),
-                        bs: batch.block_size,
-                        fwd_ms: f,
-                        bwd_ms: b,
-                        fwd_tflops: 0.0,
-                        bwd_tflops: 0.0,
-                        mib: 0.0,
-                        check: fmt_check(&Some(c)),
-                    });
-                }
-            }
-        }
-    } else {
-        let lens = a.batch.lengths()?;
-        let bss: Vec<u32> = csv(&a.block_sizes, "block size")?;
-        for (bi, l) in lens.iter().enumerate() {
-            for &bs in &bss {
-                let batch = a.batch.batch(l, bs)?;
-                let reference = if a.check {
-                    Some(reference(
-                        &mut rank,
-                        &batch,
-                        a.data_seed,
-                        a.cpu_check_tokens,
-                    )?)
-                } else {
-                    None
-                };
-                for p in &planners {
-                    let t0 = Instant::now();
-                    let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
-                    let plan_s = t0.elapsed().as_secs_f64();
-                    let st = plan_stats(&plan);
-                    let flops: f64 = st.device_flops.iter().sum();
-                    let (f, b, c) = run_plan(
-                        &mut rank,
-                        &plan,
-                        a.warmup,
-                        a.repeats,
-                        a.data_seed,
-                        reference.as_ref(),
-                    )?;
-                    if let Some(c) = &c {
-                        if !c.pass {
-                            failures += 1;
-                        }
-                    }
-                    let ftf = flops / world as f64 / (f * 1e-3) / 1e12;
-                    let btf = 2.5 * flops / world as f64 / (b * 1e-3) / 1e12;
-                    if is0 {
-                        let rec = json!({"kind": "bench", "batch": bi, "source": a.batch.source_name(),
-                            "mask": a.batch.mask, "planner": p, "block_size": bs, "world": world,
-                            "device": rank.gpu.name, "tokens": batch.total_tokens(), "n_seqs": l.len(), "lens": l,
-                            "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
-                            "attended_fwd_flops": flops, "fwd_bytes": st.fwd_bytes_intra + st.fwd_bytes_inter,
-                            "bwd_bytes": st.bwd_bytes_intra + st.bwd_bytes_inter,
-                            "compute_imbalance": st.compute_imbalance, "plan_s": plan_s, "check": c});
-                        println!("{rec}");
-                        if let Some(o) = json_out.as_mut() {
-                            writeln!(o, "{rec}")?;
-                        }
-                        rows.push(Row {
-                            name: format!("{}#{bi} {}", a.batch.source_name(), a.batch.mask),
-                            planner: p.clone(),
-                            bs,
-                            fwd_ms: f,
-                            bwd_ms: b,
-                            fwd_tflops: ftf,
-                            bwd_tflops: btf,
-                            mib: (st.fwd_bytes_intra
-                                + st.fwd_bytes_inter
-                                + st.bwd_bytes_intra
-                                + st.bwd_bytes_inter) as f64
-                                / (1 << 20) as f64,
-                            check: fmt_check(&c),
-                        });
-                    }
-                }
-            }
-        }
+    let mut b = Bench {
+        rank,
+        world,
+        topo,
+        is0,
+        planners,
+        json_out,
+        rows: Vec::new(),
+        failures: 0,
+    };
+    match (a.selftest, &a.corpus) {
+        (None, None) => bench_batches(&a, &mut b)?,
+        (n, _) => selftest(&a, &mut b, n.unwrap_or(0))?,
     }
+    let Bench {
+        is0,
+        rows,
+        failures,
+        ..
+    } = b;
     if is0 {
         println!(
             "\n{:<34} {:<8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9}  check o/lse/dq/dkv",
@@ -383,6 +317,164 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
             dcp_cuda::runner::TOLERANCE
         );
     }
+    Ok(())
+}
+
+/// `--selftest N`: random small cases through every planner, checked against the CPU reference.
+fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
+    let (world, is0, planners, topo) = (bench.world, bench.is0, bench.planners.clone(), bench.topo);
+    // The corpus cases first (at the kernels' head dims), then the random ones.
+    let mut cases: Vec<(String, BatchSpec)> = Vec::new();
+    if let Some(dir) = &a.corpus {
+        for (i, (name, mut batch, _)) in corpus_dir(dir)?.into_iter().enumerate() {
+            batch.model.head_dim = if i % 2 == 0 { 64 } else { 128 };
+            cases.push((name, batch));
+        }
+    }
+    for case in 0..n as u64 {
+        let (mut batch, _) = random_case(1000 + case, 300);
+        let kvh = batch.model.kv_heads;
+        batch.model = ModelShape {
+            heads: batch.model.heads,
+            kv_heads: kvh,
+            head_dim: if case % 2 == 0 { 64 } else { 128 },
+            dtype: DType::Bf16,
+        };
+        batch.head_block = if case % 3 == 0 { 1 } else { kvh };
+        cases.push((format!("case{case}"), batch));
+    }
+    for (case, (name, batch)) in cases.iter().enumerate() {
+        let case = case as u64;
+        let masks: Vec<&str> = batch.seqs.iter().map(|s| s.mask.name()).collect();
+        let r = cpu_reference(batch, a.data_seed + case);
+        for p in &planners {
+            let plan = match make_plan(p, batch, &topo, &PlannerOptions::default()) {
+                Ok(pl) => pl,
+                Err(e) => {
+                    if is0 {
+                        eprintln!("case {name}: planner {p}: {e}");
+                    }
+                    continue;
+                }
+            };
+            let (f, b, c) = run_plan(&mut bench.rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
+            let c = c.expect("checked");
+            if !c.pass {
+                bench.failures += 1;
+            }
+            if is0 {
+                let rec = json!({"kind": "selftest", "case": case, "name": name, "planner": p, "world": world,
+                    "lens": batch.lens(), "masks": masks, "heads": batch.model.heads,
+                    "kv_heads": batch.model.kv_heads, "head_dim": batch.model.head_dim,
+                    "block_size": batch.block_size, "fwd_ms": f, "bwd_ms": b, "check": c});
+                bench.record(&rec, None)?;
+                bench.rows.push(Row {
+                    name: format!(
+                        "{name} h{}/{} d{} {:?}",
+                        batch.model.heads,
+                        batch.model.kv_heads,
+                        batch.model.head_dim,
+                        batch.lens()
+                    ),
+                    planner: p.clone(),
+                    bs: batch.block_size,
+                    fwd_ms: f,
+                    bwd_ms: b,
+                    fwd_tflops: 0.0,
+                    bwd_tflops: 0.0,
+                    mib: 0.0,
+                    check: fmt_check(&Some(c)),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The dataset or batch-file batches: timings per batch × block size × planner.
+fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench) -> Result<()> {
+    let (world, is0, planners, topo) = (bench.world, bench.is0, bench.planners.clone(), bench.topo);
+    let lens = a.batch.lengths()?;
+    let bss: Vec<u32> = csv(&a.block_sizes, "block size")?;
+    let n = (lens.len() * bss.len() * planners.len()) as u64;
+    let pb = if is0 {
+        progress(
+            n,
+            "bench-gpu",
+            &format!(
+                "timing {n} plans (batch × block size × planner) on {world} GPU(s): each is planned, uploaded, then run {} + {} times per pass{}",
+                a.warmup,
+                a.repeats,
+                if a.check { "; --check first computes a reference per batch (the CPU one is slow)" } else { "" }
+            ),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    for (bi, l) in lens.iter().enumerate() {
+        for &bs in &bss {
+            let batch = a.batch.batch(l, bs)?;
+            let reference = if a.check {
+                Some(reference(
+                    &mut bench.rank,
+                    &batch,
+                    a.data_seed,
+                    a.cpu_check_tokens,
+                )?)
+            } else {
+                None
+            };
+            for p in &planners {
+                let t0 = Instant::now();
+                let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
+                let plan_s = t0.elapsed().as_secs_f64();
+                let st = plan_stats(&plan);
+                let flops: f64 = st.device_flops.iter().sum();
+                let (f, b, c) = run_plan(
+                    &mut bench.rank,
+                    &plan,
+                    a.warmup,
+                    a.repeats,
+                    a.data_seed,
+                    reference.as_ref(),
+                )?;
+                if let Some(c) = &c {
+                    if !c.pass {
+                        bench.failures += 1;
+                    }
+                }
+                let ftf = flops / world as f64 / (f * 1e-3) / 1e12;
+                let btf = BWD_FLOP_FACTOR * flops / world as f64 / (b * 1e-3) / 1e12;
+                if is0 {
+                    let rec = json!({"kind": "bench", "batch": bi, "source": a.batch.source_name(),
+                        "mask": a.batch.mask, "planner": p, "block_size": bs, "world": world,
+                        "device": bench.rank.gpu.name, "tokens": batch.total_tokens(), "n_seqs": l.len(), "lens": l,
+                        "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
+                        "attended_fwd_flops": flops, "fwd_bytes": st.fwd_bytes_intra + st.fwd_bytes_inter,
+                        "bwd_bytes": st.bwd_bytes_intra + st.bwd_bytes_inter,
+                        "compute_imbalance": st.compute_imbalance, "plan_s": plan_s, "check": c});
+                    bench.record(&rec, Some(&pb))?;
+                    bench.rows.push(Row {
+                        name: format!("{}#{bi} {}", a.batch.source_name(), a.batch.mask),
+                        planner: p.clone(),
+                        bs,
+                        fwd_ms: f,
+                        bwd_ms: b,
+                        fwd_tflops: ftf,
+                        bwd_tflops: btf,
+                        mib: (st.fwd_bytes_intra
+                            + st.fwd_bytes_inter
+                            + st.bwd_bytes_intra
+                            + st.bwd_bytes_inter) as f64
+                            / (1 << 20) as f64,
+                        check: fmt_check(&c),
+                    });
+                }
+                pb.inc(1);
+            }
+        }
+    }
+    pb.finish_and_clear();
     Ok(())
 }
 

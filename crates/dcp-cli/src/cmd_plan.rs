@@ -3,24 +3,26 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use dcp_core::check::{check_plan, random_case};
+use dcp_core::check::{check_plan, corpus_dir, random_case};
 use dcp_core::datasets::{make_batches, Dataset, DEFAULT_BUDGET};
 use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
 use dcp_core::stats::plan_stats;
 use dcp_core::validate;
 use serde_json::json;
 
-use crate::common::{progress, BatchArgs};
+use crate::common::{check_planner, nonneg_f64, planner_list, positive_usize, progress, BatchArgs};
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
-    /// Planner: ring, zigzag, local, dcp.
+    /// Planner: ring, zigzag, local, dcp, or dcp-only (the DCP placement alone, never replaced by
+    /// the local or zigzag candidate).
     #[arg(long, default_value = "dcp")]
     pub planner: String,
+    /// Tokens per block: the unit the dcp planner places and schedules.
     #[arg(long, default_value_t = 1024)]
     pub block_size: u32,
     /// Output: json (JSON lines) or table.
@@ -32,6 +34,7 @@ pub struct PlanArgs {
     /// Write each plan to DIR/batchN.json (or .bin with --binary).
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// With --save: write the binary form (DCPP header + postcard) instead of JSON.
     #[arg(long)]
     pub binary: bool,
     /// Write the dcp placement hypergraph of each batch to DIR/batchN.hgr (hMETIS with the
@@ -49,17 +52,17 @@ pub struct PlanArgs {
 #[derive(Args, Debug, Clone)]
 pub struct DcpArgs {
     /// Allowed compute imbalance of the placement (max/mean − 1).
-    #[arg(long, default_value_t = 0.08)]
+    #[arg(long, default_value_t = 0.08, allow_negative_numbers = true, value_parser = nonneg_f64)]
     pub comp_epsilon: f64,
     /// Allowed imbalance of home data per device.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = 0.15, allow_negative_numbers = true, value_parser = nonneg_f64)]
     pub mem_epsilon: f64,
     /// Cost of an inter-node byte relative to an intra-node byte (default: intra bandwidth over
     /// each GPU's share of the node's NICs).
     #[arg(long)]
     pub inter_node_factor: Option<u64>,
     /// Number of stages (default: chosen by the cost model).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub stages: Option<u32>,
     /// Seed of the partitioner.
     #[arg(long, default_value_t = 0)]
@@ -78,8 +81,12 @@ pub struct DcpArgs {
 impl DcpArgs {
     pub fn options(&self) -> Result<dcp_core::dcp::DcpOptions> {
         let cost = match &self.cost_model {
-            Some(p) => dcp_core::cost::CostModel::from_json(&std::fs::read_to_string(p)?)
-                .map_err(|e| anyhow::anyhow!("cost model {}: {e}", p.display()))?,
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading cost model {}", p.display()))?;
+                dcp_core::cost::CostModel::from_json(&text)
+                    .map_err(|e| anyhow::anyhow!("cost model {}: {e}", p.display()))?
+            }
             None => dcp_core::cost::CostModel::default(),
         };
         let preset = match self.effort.as_str() {
@@ -108,6 +115,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     if a.format != "json" && a.format != "table" {
         bail!("--format must be json or table (got {})", a.format);
     }
+    check_planner(&a.planner)?;
     let topo = a.batch.topology()?;
     let lens = a.batch.lengths()?;
     let opts = PlannerOptions {
@@ -223,6 +231,7 @@ pub struct CheckArgs {
     /// Number of random cases.
     #[arg(long, default_value_t = 200)]
     pub cases: u64,
+    /// Seed of the first case (case i uses seed + i).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Longest sequence in a case.
@@ -231,15 +240,49 @@ pub struct CheckArgs {
     /// Planners to check (comma separated; default all).
     #[arg(long)]
     pub planners: Option<String>,
+    /// Also run every case of a corpus folder (e.g. testdata/), before the random cases.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
 }
 
 pub fn check(a: CheckArgs) -> Result<()> {
     let planners: Vec<String> = match &a.planners {
-        Some(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        Some(s) => planner_list(s)?,
         None => PLANNERS.iter().map(|s| s.to_string()).collect(),
     };
     let opts = PlannerOptions::default();
-    let pb = progress(a.cases, "check");
+    let corpus = match &a.corpus {
+        Some(dir) => corpus_dir(dir)?,
+        None => Vec::new(),
+    };
+    let mut corpus_failed = 0u64;
+    for (i, (name, batch, topo)) in corpus.iter().enumerate() {
+        for p in &planners {
+            let r = make_plan(p, batch, topo, &opts)
+                .map_err(|e| e.to_string())
+                .and_then(|plan| check_plan(&plan, i as u64));
+            if let Err(e) = r {
+                corpus_failed += 1;
+                eprintln!("corpus case {name}, planner {p}: {e}");
+            }
+        }
+    }
+    if !corpus.is_empty() {
+        println!(
+            "corpus: {} cases × {} planners, {corpus_failed} failed",
+            corpus.len(),
+            planners.len()
+        );
+    }
+    let pb = progress(
+        a.cases,
+        "check",
+        &format!(
+            "checking {} random cases × {} planners: plan, validate, run forward and backward on the CPU reference executor and compare with dense attention (the executor dominates)",
+            a.cases,
+            planners.len()
+        ),
+    );
     let (mut passed, mut failed) = (0u64, 0u64);
     for c in 0..a.cases {
         let seed = a.seed.wrapping_add(c);
@@ -263,19 +306,21 @@ pub fn check(a: CheckArgs) -> Result<()> {
     }
     pb.finish_and_clear();
     println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        bail!("{failed} case(s) failed");
+    if failed + corpus_failed > 0 {
+        bail!("{failed} random case(s) and {corpus_failed} corpus plan(s) failed");
     }
     Ok(())
 }
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Number of longalign batches.
-    #[arg(long, default_value_t = 3)]
+    /// Number of longalign batches (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = positive_usize)]
     pub count: usize,
+    /// Topology NODESxGPUS, e.g. 4x8.
     #[arg(long, default_value = "4x8")]
     pub topology: String,
+    /// Tokens per block (dcp's placement unit).
     #[arg(long, default_value_t = 1024)]
     pub block_size: u32,
 }
@@ -292,7 +337,19 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             (0..lens.len()).flat_map(move |bi| PLANNERS.iter().map(move |&p| (m, bi, p)))
         })
         .collect();
-    let pb = progress(jobs.len() as u64, "planning");
+    let pb = progress(
+        jobs.len() as u64,
+        "plan+check",
+        &format!(
+            "planning and validating {} plans ({} masks × {} batches × {} planners) on {} threads: planning takes milliseconds, the validator seconds per 131K-token plan (most of the wait; see the validate_ms column)",
+            jobs.len(),
+            masks.len(),
+            lens.len(),
+            PLANNERS.len(),
+            rayon::current_num_threads()
+        ),
+    );
+    let t_all = Instant::now();
     use rayon::prelude::*;
     let rows: Vec<_> = jobs
         .par_iter()
@@ -307,21 +364,31 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             let t0 = Instant::now();
             let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
             let ms = t0.elapsed().as_secs_f64() * 1e3;
+            let t1 = Instant::now();
             let valid = validate(&plan);
+            let vms = t1.elapsed().as_secs_f64() * 1e3;
             let s = plan_stats(&plan);
             let pred = dcp_core::cost::predict(&plan, &dcp_core::cost::CostModel::default());
             pb.inc(1);
-            Ok((mask, bi, p, l.len(), ms, s, valid.is_ok(), pred))
+            Ok((mask, bi, p, l.len(), ms, s, valid.is_ok(), pred, vms))
         })
         .collect::<Result<_>>()?;
     pb.finish_and_clear();
+    let plan_s: f64 = rows.iter().map(|r| r.4).sum::<f64>() / 1e3;
+    let validate_s: f64 = rows.iter().map(|r| r.8).sum::<f64>() / 1e3;
+    eprintln!(
+        "{} plans in {:.1} s wall: planning {plan_s:.1} s, validation {validate_s:.1} s (summed over threads)",
+        rows.len(),
+        t_all.elapsed().as_secs_f64()
+    );
     println!(
-        "\n{:<8} {:>5} {:>8} {:>5} {:>9} {:>12} {:>12} {:>9} {:>8} {:>6} {:>17}",
+        "\n{:<8} {:>5} {:>8} {:>5} {:>9} {:>11} {:>12} {:>12} {:>9} {:>8} {:>6} {:>17}",
         "mask",
         "batch",
         "planner",
         "seqs",
         "plan_ms",
+        "validate_ms",
         "fwd+bwd GB",
         "inter GB",
         "comp_imb",
@@ -329,13 +396,13 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         "valid",
         "pred fwd/bwd ms"
     );
-    for (mask, bi, p, n, ms, s, ok, pred) in &rows {
+    for (mask, bi, p, n, ms, s, ok, pred, vms) in &rows {
         let total = (s.fwd_bytes_intra + s.fwd_bytes_inter + s.bwd_bytes_intra + s.bwd_bytes_inter)
             as f64
             / 1e9;
         let inter = (s.fwd_bytes_inter + s.bwd_bytes_inter) as f64 / 1e9;
         println!(
-            "{mask:<8} {bi:>5} {p:>8} {n:>5} {ms:>9.2} {total:>12.3} {inter:>12.3} {:>9.3} {:>8.3} {ok:>6} {:>8.2}/{:<8.2}",
+            "{mask:<8} {bi:>5} {p:>8} {n:>5} {ms:>9.2} {vms:>11.1} {total:>12.3} {inter:>12.3} {:>9.3} {:>8.3} {ok:>6} {:>8.2}/{:<8.2}",
             s.compute_imbalance, s.memory_imbalance, pred.fwd_ms, pred.bwd_ms
         );
     }

@@ -13,11 +13,11 @@ use dcp_core::stats::plan_stats;
 use dcp_sim::bench::{self, CompareConfig, BLOCK_SIZE_FREE};
 use dcp_sim::plot::{write_figure, Panel};
 use dcp_sim::trace::chrome_trace;
-use dcp_sim::{Cluster, Profile, SimOptions};
+use dcp_sim::{Cluster, Hardware, Profile, SimOptions};
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::common::{progress, BatchArgs};
+use crate::common::{out_dir, planner_list, progress, BatchArgs};
 
 #[derive(Args, Debug)]
 pub struct SimulateArgs {
@@ -32,9 +32,6 @@ pub struct SimulateArgs {
     /// Hardware profile: h100, a100, a100-1nic, or a JSON file (e.g. from `dcp calibrate`).
     #[arg(long, default_value = "h100")]
     pub profile: String,
-    /// NICs per node (overrides the profile; 0 = one per GPU).
-    #[arg(long)]
-    pub nics_per_node: Option<u32>,
     /// Write JSON lines (one per batch × planner × block size) to FILE (`-` = stdout; the table
     /// then goes to stderr).
     #[arg(long)]
@@ -59,7 +56,7 @@ pub struct CompareArgs {
     #[arg(long, default_value = "longalign,ldc")]
     pub datasets: String,
     /// Length scales, comma-separated.
-    #[arg(long, default_value = "0.5,1,2,4")]
+    #[arg(long, default_value = "0.5,1,2,4", allow_negative_numbers = true)]
     pub scales: String,
     /// Masks, comma-separated.
     #[arg(long, default_value = "causal,lambda,shared-question,causal-blockwise")]
@@ -74,8 +71,9 @@ pub struct CompareArgs {
     #[arg(long, default_value = "4x8,4x4")]
     pub topologies: String,
     /// Batches per configuration.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::common::positive_usize)]
     pub count: usize,
+    /// Seed of the dataset generator.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Token budget per batch.
@@ -87,15 +85,19 @@ pub struct CompareArgs {
     /// NICs per node (overrides the profile; 0 = one per GPU).
     #[arg(long)]
     pub nics_per_node: Option<u32>,
+    /// Query heads (a multiple of --kv-heads).
     #[arg(long, default_value_t = 8)]
     pub heads: u32,
+    /// KV heads.
     #[arg(long, default_value_t = 2)]
     pub kv_heads: u32,
+    /// Head dimension D.
     #[arg(long, default_value_t = 128)]
     pub head_dim: u32,
-    /// Output directory (rows.jsonl, summary.json, report.md, figures).
-    #[arg(long, default_value = "bench/results/compare")]
-    pub out: PathBuf,
+    /// Output directory (rows.jsonl, summary.json, report.md, figures); default: a fresh
+    /// dcp-out/compare-<UTC date>-<time> (pass --out bench/results/... to record a run).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Skip the figures.
     #[arg(long)]
     pub no_plots: bool,
@@ -124,20 +126,8 @@ fn load_profile(spec: &str, nics: Option<u32>) -> Result<Profile> {
     Ok(p)
 }
 
-fn check_planners(names: &[String]) -> Result<()> {
-    for p in names {
-        if !dcp_core::planners::is_planner(p) {
-            bail!(
-                "planner {p} not available (this build has: {}, ulysses, usp, usp:H)",
-                PLANNERS.join(", ")
-            );
-        }
-    }
-    Ok(())
-}
-
 pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
-    let profile = load_profile(&a.profile, a.nics_per_node)?;
+    let profile = load_profile(&a.profile, a.batch.nics_per_node)?;
     let mut cluster = Cluster::parse(&a.batch.topology, &profile)?;
     if let Some(b) = a.batch.intra_gbps {
         cluster.set_intra_gbps(b);
@@ -148,10 +138,9 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
     eprintln!("cluster {}", cluster.describe());
     let topo = cluster.core_topology();
     let planners: Vec<String> = match &a.planners {
-        Some(s) => list(s, "planner")?,
+        Some(s) => planner_list(s)?,
         None => PLANNERS.iter().map(|s| s.to_string()).collect(),
     };
-    check_planners(&planners)?;
     let blocks: Vec<u32> = list(&a.block_sizes, "block size")?;
     if blocks.is_empty() || blocks.contains(&0) {
         bail!("--block-sizes needs positive sizes");
@@ -179,7 +168,15 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             lens.len()
         );
     }
-    let pb = progress(jobs.len() as u64, "simulate");
+    let hw = Hardware::new(profile.clone());
+    let pb = progress(
+        jobs.len() as u64,
+        "simulate",
+        &format!(
+            "simulating {} plans (batch × planner × block size): planning and the event simulation of both passes",
+            jobs.len()
+        ),
+    );
     let opts = PlannerOptions::default();
     let results: Vec<Result<(serde_json::Value, Option<serde_json::Value>)>> = jobs
         .par_iter()
@@ -194,7 +191,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
                 && *p == trace_planner
                 && (BLOCK_SIZE_FREE.contains(&p.as_str()) || *b == trace_block);
             let t1 = Instant::now();
-            let r = dcp_sim::simulate(&plan, &cluster, &profile, &SimOptions { trace: want_trace })
+            let r = dcp_sim::simulate(&plan, &cluster, &hw, &SimOptions { trace: want_trace })
                 .with_context(|| format!("simulating batch {bi} planned by {p}"))?;
             let sim_ms = t1.elapsed().as_secs_f64() * 1e3;
             let st = plan_stats(&plan);
@@ -333,8 +330,7 @@ fn machine() -> String {
 }
 
 pub fn compare(a: CompareArgs) -> Result<()> {
-    let planners: Vec<String> = list(&a.planners, "planner")?;
-    check_planners(&planners)?;
+    let planners: Vec<String> = planner_list(&a.planners)?;
     let profile = load_profile(&a.profile, a.nics_per_node)?;
     let model = ModelShape {
         heads: a.heads,
@@ -357,18 +353,22 @@ pub fn compare(a: CompareArgs) -> Result<()> {
         profile: profile.clone(),
     };
     bench::check(&cfg)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let out = out_dir(a.out.as_deref(), "compare");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let n = bench::n_jobs(&cfg);
-    eprintln!(
-        "{n} simulations: {} topologies × {} data sets × {} scales × {} masks × {} batches × planner variants, on {} threads",
-        cfg.topologies.len(),
-        cfg.datasets.len(),
-        cfg.scales.len(),
-        cfg.masks.len(),
-        cfg.count,
-        rayon::current_num_threads()
+    let pb = progress(
+        n as u64,
+        "compare",
+        &format!(
+            "{n} simulations: {} topologies × {} data sets × {} scales × {} masks × {} batches × planner variants, on {} threads; each plans a batch (the dcp planner dominates) and simulates both passes",
+            cfg.topologies.len(),
+            cfg.datasets.len(),
+            cfg.scales.len(),
+            cfg.masks.len(),
+            cfg.count,
+            rayon::current_num_threads()
+        ),
     );
-    let pb = progress(n as u64, "compare");
     let t0 = Instant::now();
     let rows = bench::run(&cfg, &|| pb.inc(1))?;
     pb.finish_and_clear();
@@ -387,7 +387,7 @@ pub fn compare(a: CompareArgs) -> Result<()> {
             r.error.as_deref().unwrap_or("")
         );
     }
-    let mut f = std::fs::File::create(a.out.join("rows.jsonl"))?;
+    let mut f = std::fs::File::create(out.join("rows.jsonl"))?;
     for r in &rows {
         writeln!(f, "{}", serde_json::to_string(r)?)?;
     }
@@ -399,14 +399,14 @@ pub fn compare(a: CompareArgs) -> Result<()> {
         })
         .collect();
     std::fs::write(
-        a.out.join("summary.json"),
+        out.join("summary.json"),
         serde_json::to_string_pretty(&summary_json)?,
     )?;
     let tables = bench::markdown_tables(&cfg, &summary);
     let figures = if a.no_plots {
         Vec::new()
     } else {
-        figures(&cfg, &summary, &a.out)?
+        figures(&cfg, &summary, &out)?
     };
 
     // Report.
@@ -467,12 +467,14 @@ pub fn compare(a: CompareArgs) -> Result<()> {
         }
     }
     md += "\nRaw rows: `rows.jsonl` (one per batch × planner × block size, with breakdowns); means: `summary.json`.\n";
-    std::fs::write(a.out.join("report.md"), &md)?;
+    std::fs::write(out.join("report.md"), &md)?;
     println!("{tables}");
     eprintln!(
-        "{} simulations in {wall:.1} s; report, tables and figures in {}",
+        "{} simulations in {wall:.1} s (planning {:.1} s, simulation {:.1} s, summed over threads); report, tables and figures in {}",
         rows.len(),
-        a.out.display()
+        plan_ms * sims / 1e3,
+        sim_ms * sims / 1e3,
+        out.display()
     );
     if !failed.is_empty() {
         eprintln!("{} simulations failed (see rows.jsonl)", failed.len());

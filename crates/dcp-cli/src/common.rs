@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dcp_core::datasets::{make_batches, parse_batch_file, Dataset, DEFAULT_BUDGET};
 use dcp_core::mask::MaskSpec;
+use dcp_core::planners::PLANNERS;
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 
 #[derive(Args, Debug, Clone)]
@@ -17,11 +18,11 @@ pub struct BatchArgs {
     /// Built-in synthetic dataset: longalign or ldc.
     #[arg(long, default_value = "longalign")]
     pub dataset: String,
-    /// Length scale (multiplies every length).
-    #[arg(long, default_value_t = 1.0)]
+    /// Length scale (multiplies every length; a positive number).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, value_parser = positive_f64)]
     pub scale: f64,
-    /// Number of batches to generate.
-    #[arg(long, default_value_t = 5)]
+    /// Number of batches to generate (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = positive_usize)]
     pub count: usize,
     /// Seed of the dataset generator.
     #[arg(long, default_value_t = 0)]
@@ -33,12 +34,13 @@ pub struct BatchArgs {
     /// causal-blockwise[:B:K], prefix-lm:P.
     #[arg(long, default_value = "causal")]
     pub mask: String,
-    /// Query heads.
+    /// Query heads (a multiple of --kv-heads).
     #[arg(long, default_value_t = 8)]
     pub heads: u32,
-    /// KV heads.
+    /// KV heads (grouped-query attention: each serves heads / kv-heads query heads).
     #[arg(long, default_value_t = 2)]
     pub kv_heads: u32,
+    /// Head dimension D (elements per head and token).
     #[arg(long, default_value_t = 128)]
     pub head_dim: u32,
     /// Element type: bf16, f16, f32.
@@ -51,25 +53,126 @@ pub struct BatchArgs {
     #[arg(long, default_value = "4x8")]
     pub topology: String,
     /// Inter-node bandwidth of one NIC, GB/s.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_f64)]
     pub inter_gbps: Option<f64>,
     /// Memory per device available to attention buffers, GiB (plans that need more fail).
-    #[arg(long, default_value_t = 80.0)]
+    #[arg(long, default_value_t = 80.0, value_parser = positive_f64)]
     pub device_memory_gib: f64,
-    /// NICs per node shared by its GPUs (0 = one NIC per GPU).
+    /// NICs per node shared by its GPUs (0 = one NIC per GPU; for `simulate`, overrides the
+    /// profile's value).
     #[arg(long)]
     pub nics_per_node: Option<u32>,
     /// Intra-node bandwidth per GPU, GB/s.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_f64)]
     pub intra_gbps: Option<f64>,
+    /// Largest batch accepted, in tokens (a guard against batches whose plans would not fit in
+    /// memory or time; raise it deliberately).
+    #[arg(long, default_value_t = MAX_BATCH_TOKENS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_batch_tokens: u64,
+}
+
+/// Default of `--max-batch-tokens`: 2^24 = 16,777,216 tokens per batch (128 times the paper's
+/// 131072-token budget).
+pub const MAX_BATCH_TOKENS: u64 = 1 << 24;
+
+/// Clap value parser: a positive finite number.
+pub fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("must be a positive finite number (got {s})")),
+        Err(_) => Err(format!("not a number: `{s}` (expected a positive number)")),
+    }
+}
+
+/// Clap value parser: a non-negative finite number.
+pub fn nonneg_f64(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("must be a finite number ≥ 0 (got {s})")),
+        Err(_) => Err(format!("not a number: `{s}` (expected a number ≥ 0)")),
+    }
+}
+
+/// Clap value parser: an integer ≥ 1.
+pub fn positive_usize(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(v) if v >= 1 => Ok(v),
+        Ok(_) => Err("must be at least 1 (got 0)".into()),
+        Err(_) => Err(format!(
+            "not a whole number: `{s}` (expected an integer ≥ 1)"
+        )),
+    }
+}
+
+/// Planners accepted besides the registry's list, with what they are.
+// When dcp-core's `PlannerKind` lands, take the names and descriptions from it instead.
+pub const EXTRA_PLANNERS: &[(&str, &str)] = &[
+    (
+        "dcp-only",
+        "the DCP placement alone, never replaced by the local or zigzag candidate",
+    ),
+    ("ulysses", "head-parallel all-to-all (DeepSpeed-Ulysses)"),
+    (
+        "usp",
+        "2-D head-parallel x zigzag ring; usp:H picks the head degree H",
+    ),
+];
+
+/// The allowed planner names, for messages.
+pub fn allowed_planners() -> String {
+    let extra: Vec<String> = EXTRA_PLANNERS
+        .iter()
+        .map(|(n, what)| format!("{n} ({what})"))
+        .collect();
+    format!("{}, {}", PLANNERS.join(", "), extra.join(", "))
+}
+
+/// Checks one planner name at the CLI edge.
+pub fn check_planner(name: &str) -> Result<()> {
+    if dcp_core::planners::is_planner(name) {
+        Ok(())
+    } else {
+        bail!(
+            "unknown planner `{name}`: allowed are {}",
+            allowed_planners()
+        )
+    }
+}
+
+/// A comma-separated planner list, each checked.
+pub fn planner_list(s: &str) -> Result<Vec<String>> {
+    let v: Vec<String> = s
+        .split(',')
+        .map(|x| x.trim())
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect();
+    if v.is_empty() {
+        bail!(
+            "the planner list `{s}` is empty: allowed are {}",
+            allowed_planners()
+        );
+    }
+    for p in &v {
+        check_planner(p)?;
+    }
+    Ok(v)
 }
 
 impl BatchArgs {
+    /// The batches' lengths, from the batch file or the dataset, each batch checked against
+    /// `--max-batch-tokens`.
     pub fn lengths(&self) -> Result<Vec<Vec<u32>>> {
+        let b = self.lengths_unchecked()?;
+        check_batch_sizes(&b, &self.source_name(), self.max_batch_tokens)?;
+        Ok(b)
+    }
+
+    fn lengths_unchecked(&self) -> Result<Vec<Vec<u32>>> {
         if let Some(p) = &self.batches {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading batch file {}", p.display()))?;
-            return Ok(parse_batch_file(&text)?);
+            return parse_batch_file(&text).with_context(|| format!("{}", p.display()));
         }
         if !(self.scale > 0.0 && self.scale.is_finite()) {
             bail!("--scale must be a positive number (got {})", self.scale);
@@ -144,8 +247,30 @@ impl BatchArgs {
     }
 }
 
-/// A progress bar on stderr (hidden when not a terminal).
-pub fn progress(len: u64, msg: &str) -> indicatif::ProgressBar {
+/// Refuses a batch over `limit` tokens, naming the batch, its longest sequence and the limit.
+pub fn check_batch_sizes(batches: &[Vec<u32>], source: &str, limit: u64) -> Result<()> {
+    for (bi, b) in batches.iter().enumerate() {
+        let total: u64 = b.iter().map(|&l| l as u64).sum();
+        if total > limit {
+            let (si, longest) = b
+                .iter()
+                .enumerate()
+                .max_by_key(|&(i, &l)| (l, std::cmp::Reverse(i)))
+                .map(|(i, &l)| (i, l))
+                .unwrap_or((0, 0));
+            bail!(
+                "{source}: batch {bi} has {total} tokens (longest: sequence {si}, {longest} tokens), over the limit of {limit} tokens per batch; split it or raise --max-batch-tokens"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr (hidden when not a terminal), after a line on stderr that says what
+/// the command is about to do and what takes the time (printed whether or not stderr is a
+/// terminal, so logs show it too).
+pub fn progress(len: u64, msg: &str, what: &str) -> indicatif::ProgressBar {
+    eprintln!("{what}");
     let pb = indicatif::ProgressBar::new(len);
     pb.set_style(
         indicatif::ProgressStyle::with_template(
@@ -156,4 +281,88 @@ pub fn progress(len: u64, msg: &str) -> indicatif::ProgressBar {
     );
     pb.set_message(msg.to_string());
     pb
+}
+
+/// The output folder of a report command: `--out` when given, else a fresh
+/// `dcp-out/<command>-<UTC date>-<time>` (never the committed `bench/results/`).
+pub fn out_dir(out: Option<&std::path::Path>, command: &str) -> PathBuf {
+    if let Some(o) = out {
+        return o.to_path_buf();
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let base = PathBuf::from("dcp-out").join(format!("{command}-{}", utc_stamp(secs)));
+    let mut p = base.clone();
+    let mut n = 2;
+    while p.exists() {
+        p = PathBuf::from(format!("{}-{n}", base.display()));
+        n += 1;
+    }
+    p
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) of a Unix time, without a date library (days to civil date after
+/// H. Hinnant's algorithm).
+pub fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        // 2026-11-28 05:31:38 UTC
+        assert_eq!(utc_stamp(1_795_843_898), "20261128-053138");
+        // a leap day
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+    }
+
+    #[test]
+    fn value_parsers() {
+        assert!(positive_f64("-1").is_err());
+        assert!(positive_f64("nan").is_err());
+        assert!(positive_f64("inf").is_err());
+        assert_eq!(positive_f64("0.5"), Ok(0.5));
+        assert!(positive_usize("0").is_err());
+        assert!(nonneg_f64("-0.1").is_err());
+        assert!(check_planner("dcp-only").is_ok());
+        let e = check_planner("foo").unwrap_err().to_string();
+        assert!(
+            e.contains("`foo`") && e.contains("ring, zigzag, local, dcp"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn batch_guard_names_batch_and_limit() {
+        let e = check_batch_sizes(&[vec![5, 5], vec![3, 40]], "f.json", 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("batch 1") && e.contains("sequence 1") && e.contains("20"),
+            "{e}"
+        );
+        assert!(check_batch_sizes(&[vec![10, 10]], "f.json", 20).is_ok());
+    }
 }

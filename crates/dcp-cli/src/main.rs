@@ -8,6 +8,8 @@ mod cmd_report;
 mod cmd_sim;
 mod common;
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -52,8 +54,18 @@ enum Cmd {
     Launch(cmd_gpu::LaunchArgs),
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+/// Errors go to stderr as one line (`error: context: cause: ...`) and the exit status is 1.
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Plan(a) => cmd_plan::plan(a),
         Cmd::Check(a) => cmd_plan::check(a),
@@ -66,5 +78,32 @@ fn main() -> Result<()> {
         Cmd::Calibrate(a) => cmd_gpu::calibrate(a),
         Cmd::Launch(a) => cmd_gpu::launch(a),
         Cmd::GpuReport(a) => cmd_report::gpu_report(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap's own consistency checks (unique argument names, valid defaults, ...) over every
+    /// subcommand: a duplicated flag from a flattened group fails here, not in a user's debug run.
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    /// Every option and positional argument of every subcommand has help text.
+    #[test]
+    fn every_argument_has_help() {
+        let cmd = super::Cli::command();
+        let mut missing = Vec::new();
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments() {
+                if arg.get_help().is_none() && arg.get_id() != "help" && arg.get_id() != "version" {
+                    missing.push(format!("{} --{}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 }

@@ -151,9 +151,12 @@ impl BlockTable {
         }
     }
 
-    /// Forward FLOPs of a tile: 4·attended·D per query head (QKᵀ and PV).
+    /// Forward FLOPs of a tile ([`crate::flops::attn_fwd_flops`] over its query heads).
     pub fn tile_flops(&self, t: &WorkTile) -> f64 {
-        4.0 * t.attended as f64 * self.head_dim as f64 * self.q_heads_per_block as f64
+        crate::flops::attn_fwd_flops(
+            t.attended as f64 * self.q_heads_per_block as f64,
+            self.head_dim,
+        )
     }
 
     /// Attended pairs per query head over the whole batch.

@@ -1,11 +1,20 @@
 //! Random differential cases (shared by the test suite and `dcp check`): odd lengths, length 1,
 //! 1–9 devices over 1–3 nodes, every mask kind, GQA ratios 1/2/4, small head dims; each plan must
 //! pass the validator and the CPU executor must agree with dense attention to 1e-9.
+//!
+//! Also the named regression corpus (`testdata/*.json`, read by [`corpus_case`] and
+//! [`corpus_dir`]): small batches kept for their edge cases, run by the tests, `dcp check
+//! --corpus` and `dcp bench-gpu --selftest N --corpus`.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use std::path::Path;
+
+use serde::Deserialize;
+
 use crate::cpu::{compare, dense_reference, execute, Tensors};
+use crate::error::SpecError;
 use crate::mask::MaskSpec;
 use crate::plan::Plan;
 use crate::spec::{BatchSpec, DType, ModelShape, Sequence, Topology};
@@ -101,4 +110,108 @@ pub fn check_plan(plan: &Plan, seed: u64) -> Result<f64, String> {
     } else {
         Err(format!("max error {err:?} above {TOLERANCE}"))
     }
+}
+
+/// A corpus case file: `{"description", "topology": "NxG", "block_size", "model": {"heads",
+/// "kv_heads", "head_dim"}, "head_block"?, "seqs": [{"len", "mask"}]}`, where a mask is its CLI
+/// form (`"lambda:4:16"`) or a `MaskSpec` in JSON (`{"ranges": {"rows": [...]}}`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorpusCase {
+    description: String,
+    topology: String,
+    block_size: u32,
+    model: CorpusModel,
+    head_block: Option<u32>,
+    seqs: Vec<CorpusSeq>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorpusModel {
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CorpusSeq {
+    len: u32,
+    mask: CorpusMask,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CorpusMask {
+    Cli(String),
+    Spec(MaskSpec),
+}
+
+/// Parses and validates one corpus case (bf16): its description, batch and topology.
+pub fn corpus_case(text: &str) -> Result<(String, BatchSpec, Topology), SpecError> {
+    let c: CorpusCase =
+        serde_json::from_str(text).map_err(|e| SpecError::Invalid(format!("corpus case: {e}")))?;
+    if c.description.trim().is_empty() {
+        return Err(SpecError::Invalid(
+            "corpus case: the description is empty".into(),
+        ));
+    }
+    let seqs = c
+        .seqs
+        .into_iter()
+        .map(|s| {
+            Ok(Sequence {
+                len: s.len,
+                mask: match s.mask {
+                    CorpusMask::Cli(m) => MaskSpec::parse(&m)?,
+                    CorpusMask::Spec(m) => m,
+                },
+            })
+        })
+        .collect::<Result<_, SpecError>>()?;
+    let batch = BatchSpec {
+        seqs,
+        model: ModelShape {
+            heads: c.model.heads,
+            kv_heads: c.model.kv_heads,
+            head_dim: c.model.head_dim,
+            dtype: DType::Bf16,
+        },
+        block_size: c.block_size,
+        head_block: c.head_block.unwrap_or(c.model.kv_heads),
+    };
+    batch.validate()?;
+    Ok((c.description, batch, Topology::parse(&c.topology)?))
+}
+
+/// Every `*.json` case of a corpus folder, by file name, each as (name, batch, topology).
+pub fn corpus_dir(dir: &Path) -> Result<Vec<(String, BatchSpec, Topology)>, SpecError> {
+    let io = |e: std::io::Error| SpecError::Invalid(format!("corpus {}: {e}", dir.display()));
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    files.retain(|p| p.extension().is_some_and(|x| x == "json"));
+    files.sort();
+    if files.is_empty() {
+        return Err(SpecError::Invalid(format!(
+            "corpus {}: no *.json case files",
+            dir.display()
+        )));
+    }
+    files
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(f).map_err(io)?;
+            let (_, batch, topo) = corpus_case(&text)
+                .map_err(|e| SpecError::Invalid(format!("{}: {e}", f.display())))?;
+            Ok((name, batch, topo))
+        })
+        .collect()
 }

@@ -41,8 +41,10 @@ pub enum SpecError {
     },
     #[error("sequence {seq}: user ranges give {rows} rows for a sequence of {len} tokens")]
     RangeRowCount { seq: usize, rows: usize, len: u32 },
-    #[error("unknown mask kind `{0}`: allowed are causal, full, sliding-window:W, lambda[:S:W], shared-question[:FRAC:N], causal-blockwise[:B:K], prefix-lm:P")]
+    #[error("unknown mask kind `{0}`: allowed are causal, full, sliding-window:W, lambda[:SINK:WINDOW], shared-question[:FRAC:ANSWERS], causal-blockwise[:BLOCK:LOCAL], prefix-lm:P")]
     UnknownMask(String),
+    #[error("mask `{spec}`: {msg}; accepted forms: causal, full, sliding-window:W, lambda[:SINK:WINDOW], shared-question[:FRAC:ANSWERS], causal-blockwise[:BLOCK:LOCAL], prefix-lm:P")]
+    BadMaskSpec { spec: String, msg: String },
     #[error("bad topology `{0}`: expected NODESxGPUS, e.g. 4x8 (both at least 1)")]
     BadTopology(String),
     #[error("{0}")]

@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod datasets;
 pub mod dcp;
 pub mod error;
+pub mod flops;
 pub mod mask;
 pub mod spec;
 pub mod stats;

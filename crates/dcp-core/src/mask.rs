@@ -63,36 +63,112 @@ impl MaskSpec {
     }
 
     /// Parses the CLI form: `causal`, `full`, `sliding-window:W`, `lambda[:S:W]`,
-    /// `shared-question[:FRAC:N]`, `causal-blockwise[:B:K]`, `prefix-lm:P`.
+    /// `shared-question[:FRAC:N]`, `causal-blockwise[:B:K]`, `prefix-lm:P`. A known kind with the
+    /// wrong number of parameters or a parameter that is not a number is a
+    /// [`SpecError::BadMaskSpec`] saying which; an unknown kind is [`SpecError::UnknownMask`].
     pub fn parse(s: &str) -> Result<Self, SpecError> {
         let mut parts = s.split(':');
         let kind = parts.next().unwrap_or("").trim().replace('_', "-");
-        let args: Vec<&str> = parts.collect();
-        let unknown = || SpecError::UnknownMask(s.to_string());
-        let num = |i: usize| -> Result<u32, SpecError> {
-            args.get(i).and_then(|a| a.parse().ok()).ok_or_else(unknown)
+        let args: Vec<&str> = parts.map(str::trim).collect();
+        let bad = |msg: String| SpecError::BadMaskSpec {
+            spec: s.to_string(),
+            msg,
         };
-        let m = match (kind.as_str(), args.len()) {
-            ("causal", 0) => MaskSpec::Causal,
-            ("full" | "bidirectional", 0) => MaskSpec::Full,
-            ("sliding-window" | "window", 1) => MaskSpec::SlidingWindow { window: num(0)? },
-            ("lambda", 0) => MaskSpec::lambda(),
-            ("lambda", 2) => MaskSpec::Lambda {
-                sink: num(0)?,
-                window: num(1)?,
-            },
-            ("shared-question", 0) => MaskSpec::shared_question(),
-            ("shared-question", 2) => MaskSpec::SharedQuestion {
-                question_frac: args[0].parse().map_err(|_| unknown())?,
-                answers: num(1)?,
-            },
-            ("causal-blockwise", 0) => MaskSpec::causal_blockwise(),
-            ("causal-blockwise", 2) => MaskSpec::CausalBlockwise {
-                block: num(0)?,
-                local: num(1)?,
-            },
-            ("prefix-lm", 1) => MaskSpec::PrefixLm { prefix: num(0)? },
-            _ => return Err(unknown()),
+        // Checks the parameter count against the kind's forms.
+        let arity = |counts: &[usize], forms: &str| -> Result<(), SpecError> {
+            if counts.contains(&args.len()) {
+                Ok(())
+            } else {
+                Err(bad(format!(
+                    "{kind} takes {forms}, got {} parameter(s)",
+                    args.len()
+                )))
+            }
+        };
+        let num = |i: usize, name: &str| -> Result<u32, SpecError> {
+            args[i].parse().map_err(|_| {
+                bad(format!(
+                    "{name} `{}` is not a whole number (0 to {})",
+                    args[i],
+                    u32::MAX
+                ))
+            })
+        };
+        let m = match kind.as_str() {
+            "causal" => {
+                arity(&[0], "no parameters")?;
+                MaskSpec::Causal
+            }
+            "full" | "bidirectional" => {
+                arity(&[0], "no parameters")?;
+                MaskSpec::Full
+            }
+            "sliding-window" | "window" => {
+                arity(
+                    &[1],
+                    "one parameter (sliding-window:W, the window in tokens)",
+                )?;
+                MaskSpec::SlidingWindow {
+                    window: num(0, "window")?,
+                }
+            }
+            "lambda" => {
+                arity(
+                    &[0, 2],
+                    "no parameters (64 sink + 4096 window) or two (lambda:SINK:WINDOW)",
+                )?;
+                if args.is_empty() {
+                    MaskSpec::lambda()
+                } else {
+                    MaskSpec::Lambda {
+                        sink: num(0, "sink")?,
+                        window: num(1, "window")?,
+                    }
+                }
+            }
+            "shared-question" => {
+                arity(
+                    &[0, 2],
+                    "no parameters (0.2, 4) or two (shared-question:FRAC:ANSWERS)",
+                )?;
+                if args.is_empty() {
+                    MaskSpec::shared_question()
+                } else {
+                    MaskSpec::SharedQuestion {
+                        question_frac: args[0].parse().map_err(|_| {
+                            bad(format!(
+                                "question fraction `{}` is not a number (0 to 1)",
+                                args[0]
+                            ))
+                        })?,
+                        answers: num(1, "answers")?,
+                    }
+                }
+            }
+            "causal-blockwise" => {
+                arity(
+                    &[0, 2],
+                    "no parameters (256, 2) or two (causal-blockwise:BLOCK:LOCAL)",
+                )?;
+                if args.is_empty() {
+                    MaskSpec::causal_blockwise()
+                } else {
+                    MaskSpec::CausalBlockwise {
+                        block: num(0, "block")?,
+                        local: num(1, "local")?,
+                    }
+                }
+            }
+            "prefix-lm" => {
+                arity(
+                    &[1],
+                    "one parameter (prefix-lm:P, the bidirectional prefix in tokens)",
+                )?;
+                MaskSpec::PrefixLm {
+                    prefix: num(0, "prefix")?,
+                }
+            }
+            _ => return Err(SpecError::UnknownMask(s.to_string())),
         };
         Ok(m)
     }
@@ -674,6 +750,30 @@ mod tests {
             MaskSpec::parse("nope"),
             Err(SpecError::UnknownMask(_))
         ));
+        // Known kinds with bad parameters say what is wrong, not "unknown kind".
+        for (spec, says) in [
+            ("sliding-window:abc", "window `abc` is not a whole number"),
+            ("lambda:64", "lambda takes no parameters"),
+            ("prefix-lm", "prefix-lm takes one parameter"),
+            ("causal:3", "causal takes no parameters"),
+            ("shared-question:x:4", "question fraction `x`"),
+        ] {
+            let e = MaskSpec::parse(spec).unwrap_err();
+            assert!(matches!(e, SpecError::BadMaskSpec { .. }), "{spec}: {e:?}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(says) && msg.contains("accepted forms"),
+                "{msg}"
+            );
+            assert!(msg.contains(&format!("`{spec}`")), "{msg}");
+        }
+        assert_eq!(
+            MaskSpec::parse("causal-blockwise:128:3").unwrap(),
+            MaskSpec::CausalBlockwise {
+                block: 128,
+                local: 3
+            }
+        );
         let bad = MaskSpec::Ranges {
             rows: vec![vec![(2, 1)], vec![]],
         };

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use dcp_core::flops::{attn_bwd_flops, attn_fwd_flops};
 use dcp_core::plan::{IoTensor, Plan};
 use dcp_core::spec::{BatchSpec, DType};
 use half::{bf16, f16};
@@ -576,7 +577,11 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
             run.feed_backward(rank)?;
             let bwd = time_prepared_local(rank, &run, true)?;
             let attended = mask.compile(len).count_all();
-            let fl = 4.0 * model.head_dim as f64 * model.heads as f64 * attended as f64;
+            let head_pairs = model.heads as f64 * attended as f64;
+            let (fl, bfl) = (
+                attn_fwd_flops(head_pairs, model.head_dim),
+                attn_bwd_flops(head_pairs, model.head_dim),
+            );
             curve.push(AttnPoint {
                 len,
                 mask: mask.name().to_string(),
@@ -584,7 +589,7 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
                 fwd_ms: fwd,
                 bwd_ms: bwd,
                 fwd_tflops: fl / (fwd * 1e-3) / 1e12,
-                bwd_tflops: 2.5 * fl / (bwd * 1e-3) / 1e12,
+                bwd_tflops: bfl / (bwd * 1e-3) / 1e12,
             });
         }
     }

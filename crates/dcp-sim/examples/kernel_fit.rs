@@ -4,7 +4,8 @@
 fn main() {
     let spec = std::env::args().nth(1).unwrap_or("h100".into());
     let (p, _) = dcp_sim::Profile::load(&spec).expect("profile");
-    let km = p.kernel_model();
+    let hw = dcp_sim::Hardware::new(p.clone());
+    let km = hw.kernels();
     println!(
         "{spec}: fitted {}\n  fwd {:?}\n  bwd {:?}",
         km.fitted, km.fwd, km.bwd
@@ -12,7 +13,7 @@ fn main() {
     for (pt, (f, b)) in p
         .attn_curve
         .iter()
-        .zip(dcp_sim::cost::curve_predictions(&p))
+        .zip(dcp_sim::cost::curve_predictions(&hw))
     {
         println!(
             "  {:>6} {:<6} fwd {:8.3} ms model {:8.3} ({:+5.1}%)  bwd {:8.3} ms model {:8.3} ({:+5.1}%)",

@@ -14,13 +14,14 @@ fn main() {
     let bi: usize = a[4].parse().unwrap();
     let ndev: u32 = a[5].parse().unwrap();
     let (prof, _) = dcp_sim::Profile::load(&a[6]).unwrap();
+    let hw = dcp_sim::Hardware::new(prof);
     let lens = make_batches(ds, 1.0, bi + 1, DEFAULT_BUDGET, 0);
     let batch = BatchSpec::uniform(&lens[bi], mask, ModelShape::default(), 1024);
     let topo = Topology::parse(&format!("1x{ndev}")).unwrap();
     let plan = make_plan(&a[3], &batch, &topo, &PlannerOptions::default()).unwrap();
     for (d, dp) in plan.devices.iter().enumerate() {
         for (bwd, prog) in [(false, &dp.forward), (true, &dp.backward)] {
-            let c = dcp_sim::cost::program_cost(prog, 128, &prof, bwd);
+            let c = dcp_sim::cost::program_cost(prog, 128, &hw, bwd);
             let mut tot = 0.0;
             for (i, ins) in prog.instrs.iter().enumerate() {
                 tot += c.dur_us[i];

@@ -20,6 +20,7 @@ use dcp_core::spec::{BatchSpec, ModelShape};
 use dcp_core::stats::plan_stats;
 
 use crate::cluster::Cluster;
+use crate::cost::Hardware;
 use crate::engine::{simulate, PassSummary, SimOptions};
 use crate::profile::Profile;
 
@@ -130,6 +131,11 @@ pub fn check(cfg: &CompareConfig) -> Result<(), BenchError> {
     for t in &cfg.topologies {
         Cluster::parse(t, &cfg.profile).map_err(|e| BenchError::Spec(e.to_string()))?;
     }
+    if let Some(x) = cfg.scales.iter().find(|x| !(**x > 0.0 && x.is_finite())) {
+        return Err(BenchError::Spec(format!(
+            "scales must be positive numbers (got {x})"
+        )));
+    }
     if cfg.block_sizes.is_empty() || cfg.block_sizes.contains(&0) {
         return Err(BenchError::Spec("block sizes must be positive".into()));
     }
@@ -176,6 +182,7 @@ pub fn run(cfg: &CompareConfig, tick: &(dyn Fn() + Sync)) -> Result<Vec<Row>, Be
         .iter()
         .map(|m| MaskSpec::parse(m).expect("checked"))
         .collect();
+    let hw = Hardware::new(cfg.profile.clone());
     let clusters: Vec<Cluster> = cfg
         .topologies
         .iter()
@@ -256,7 +263,7 @@ pub fn run(cfg: &CompareConfig, tick: &(dyn Fn() + Sync)) -> Result<Vec<Row>, Be
                     row.fwd_bytes_intra = st.fwd_bytes_intra;
                     row.bwd_bytes_intra = st.bwd_bytes_intra;
                     let t1 = Instant::now();
-                    match simulate(&plan, cluster, &cfg.profile, &SimOptions::default()) {
+                    match simulate(&plan, cluster, &hw, &SimOptions::default()) {
                         Err(e) => row.error = Some(format!("simulation: {e}")),
                         Ok(r) => {
                             row.fwd = r.forward.summary();

@@ -10,9 +10,45 @@
 //! * Fill / Copy / Merge / Sum: bytes read + written at `mem_gbps`, plus one launch per run of
 //!   consecutive instructions of the same kind (an executor batches them into one launch).
 
+//!
+//! The CTA models of the two attention kernels ([`KernelModel`]) are derived from a profile once,
+//! and travel with it in a [`Hardware`].
+
+use dcp_core::flops::{attn_fwd_flops, BWD_FLOP_FACTOR};
 use dcp_core::plan::{Instr, Program, Region, RowRanges};
 
-use crate::profile::{KernelModel, Profile, BWD_FLOP_FACTOR};
+use crate::profile::Profile;
+
+/// The CTA models of both attention kernels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KernelModel {
+    pub fwd: CtaModel,
+    pub bwd: CtaModel,
+    /// Whether the constants were fitted on `attn_curve`.
+    pub fitted: bool,
+}
+
+/// A profile with the kernel model derived from it: what the simulator runs on. Built once per
+/// run ([`Hardware::new`]); the two cannot disagree because the model is only derived here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hardware {
+    profile: Profile,
+    kernels: KernelModel,
+}
+
+impl Hardware {
+    /// Derives the kernel model of `profile` (see [`KernelModel::derive`]).
+    pub fn new(profile: Profile) -> Self {
+        let kernels = KernelModel::derive(&profile);
+        Hardware { profile, kernels }
+    }
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+    pub fn kernels(&self) -> &KernelModel {
+        &self.kernels
+    }
+}
 
 /// What a compute instruction is, for breakdowns and traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,15 +71,15 @@ fn region_bytes(p: &Program, r: &Region) -> u64 {
 }
 
 /// Costs every instruction of `prog` (`backward` selects the backward kernel).
-pub fn program_cost(prog: &Program, head_dim: u32, prof: &Profile, backward: bool) -> ProgramCost {
+pub fn program_cost(prog: &Program, head_dim: u32, hw: &Hardware, backward: bool) -> ProgramCost {
     let n = prog.instrs.len();
     let mut dur_us = vec![0.0; n];
     let mut flops = vec![0.0; n];
-    let km = prof.kernel_model();
+    let (prof, km) = (hw.profile(), hw.kernels());
     let factor = if backward { BWD_FLOP_FACTOR } else { 1.0 };
     let mem = prof.mem_gbps * 1e3; // bytes per µs
     let merge_bw = prof.merge_gbps.unwrap_or(prof.mem_gbps) * 1e3;
-    let per_elem = 4.0 * head_dim as f64 * factor;
+    let per_elem = attn_fwd_flops(1.0, head_dim) * factor;
     let mut prev_kind: Option<&'static str> = None;
     let mut ctas: Vec<CtaClass> = Vec::new();
     let mut buf: Vec<(f64, u64)> = Vec::new();
@@ -572,7 +608,7 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
         } else {
             p.attn_fwd_tflops
         };
-        let flops = 4.0 * 128.0 * 8.0 * (32768.0 * 32769.0 / 2.0);
+        let flops = attn_fwd_flops(8.0 * (32768.0 * 32769.0 / 2.0), 128);
         let y = flops / (rate * 1e6);
         // makespan is linear in (cta, tile): split the cta part off.
         model.cta_us = cta;
@@ -621,34 +657,38 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
     (best.1, best.0)
 }
 
-/// The CTA models of a profile (see [`Profile::kernel_model`]).
-pub fn derive_kernel_model(p: &Profile) -> KernelModel {
-    let fitted = !p.attn_curve.is_empty();
-    let one = |backward: bool| {
-        if !fitted || p.partial_tile_cost.is_some() {
-            return pass_model(p, backward, None).0;
-        }
-        // Also fit the partial-tile cost (causal vs full shapes tell it apart).
-        let mut best = (f64::INFINITY, None);
-        for k in 0..=12 {
-            let rho = 1.0 + k as f64 * 0.25;
-            let (m, sse) = pass_model(p, backward, Some(rho));
-            if sse < best.0 {
-                best = (sse, Some(m));
+impl KernelModel {
+    /// The CTA models of the attention kernels: fitted on `attn_curve` when the profile has one
+    /// (and does not fix the constants), else the kernel's built-in constants with the tile
+    /// cost set so that one 32K causal sequence runs at `attn_*_tflops`.
+    pub fn derive(p: &Profile) -> KernelModel {
+        let fitted = !p.attn_curve.is_empty();
+        let one = |backward: bool| {
+            if !fitted || p.partial_tile_cost.is_some() {
+                return pass_model(p, backward, None).0;
             }
+            // Also fit the partial-tile cost (causal vs full shapes tell it apart).
+            let mut best = (f64::INFINITY, None);
+            for k in 0..=12 {
+                let rho = 1.0 + k as f64 * 0.25;
+                let (m, sse) = pass_model(p, backward, Some(rho));
+                if sse < best.0 {
+                    best = (sse, Some(m));
+                }
+            }
+            best.1.expect("grid")
+        };
+        KernelModel {
+            fwd: one(false),
+            bwd: one(true),
+            fitted,
         }
-        best.1.expect("grid")
-    };
-    KernelModel {
-        fwd: one(false),
-        bwd: one(true),
-        fitted,
     }
 }
 
 /// Model times (µs, forward and backward) of the profile's `attn_curve` shapes.
-pub fn curve_predictions(p: &Profile) -> Vec<(f64, f64)> {
-    let km = p.kernel_model();
+pub fn curve_predictions(hw: &Hardware) -> Vec<(f64, f64)> {
+    let (p, km) = (hw.profile(), hw.kernels());
     let mut buf = Vec::new();
     p.attn_curve
         .iter()
@@ -708,8 +748,9 @@ mod tests {
     fn calibration_curve_is_fitted() {
         let text = include_str!("../../../bench/results/gpu-2026-11-25b/profile_x2.json");
         let (p, _) = Profile::from_json(text).unwrap();
-        assert!(p.kernel_model().fitted);
-        for (a, (f, b)) in p.attn_curve.iter().zip(curve_predictions(&p)) {
+        let hw = Hardware::new(p.clone());
+        assert!(hw.kernels().fitted);
+        for (a, (f, b)) in p.attn_curve.iter().zip(curve_predictions(&hw)) {
             assert!((f / 1e3 / a.fwd_ms - 1.0).abs() < 0.05, "{a:?} {f}");
             assert!((b / 1e3 / a.bwd_ms - 1.0).abs() < 0.05, "{a:?} {b}");
         }

@@ -23,8 +23,7 @@ use dcp_core::interp::program;
 use dcp_core::plan::{Dir, Instr, Plan};
 
 use crate::cluster::{Cluster, Links};
-use crate::cost::{op_kind, program_cost, OpKind, ProgramCost};
-use crate::profile::Profile;
+use crate::cost::{op_kind, program_cost, Hardware, OpKind, ProgramCost};
 
 #[derive(Debug, Clone, Default)]
 pub struct SimOptions {
@@ -163,12 +162,12 @@ pub struct SimResult {
 pub fn simulate(
     plan: &Plan,
     cluster: &Cluster,
-    profile: &Profile,
+    hw: &Hardware,
     opts: &SimOptions,
 ) -> Result<SimResult, SimError> {
     Ok(SimResult {
-        forward: simulate_pass(plan, false, cluster, profile, opts)?,
-        backward: simulate_pass(plan, true, cluster, profile, opts)?,
+        forward: simulate_pass(plan, false, cluster, hw, opts)?,
+        backward: simulate_pass(plan, true, cluster, hw, opts)?,
     })
 }
 
@@ -254,9 +253,10 @@ pub fn simulate_pass(
     plan: &Plan,
     backward: bool,
     cluster: &Cluster,
-    profile: &Profile,
+    hw: &Hardware,
     opts: &SimOptions,
 ) -> Result<PassResult, SimError> {
+    let profile = hw.profile();
     let pass = if backward { "backward" } else { "forward" };
     let n = plan.devices.len();
     if n as u32 != cluster.n_devices() {
@@ -270,7 +270,7 @@ pub fn simulate_pass(
     let head_dim = plan.batch.model.head_dim;
     let cost: Vec<ProgramCost> = progs
         .iter()
-        .map(|p| program_cost(p, head_dim, profile, backward))
+        .map(|p| program_cost(p, head_dim, hw, backward))
         .collect();
 
     // Groups and the Comm/Wait → group map.

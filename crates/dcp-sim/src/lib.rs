@@ -22,6 +22,7 @@ pub mod profile;
 pub mod trace;
 
 pub use cluster::Cluster;
+pub use cost::{Hardware, KernelModel};
 pub use engine::{
     simulate, simulate_pass, PassResult, PassSummary, SimError, SimOptions, SimResult,
 };

@@ -14,13 +14,11 @@
 //! * `intra_gbps` per GPU and direction inside an NVLink domain; `inter_gbps` per NIC and
 //!   direction; `nics_per_node` NICs shared by a node's GPUs (equal to the GPUs per node for one
 //!   NIC per GPU).
+//!
+//! A profile is plain data: the kernel model the simulator derives from it
+//! ([`crate::cost::KernelModel`]) lives next to it in a [`crate::cost::Hardware`], derived once.
 
 use serde::{Deserialize, Serialize};
-
-use crate::cost::CtaModel;
-
-/// Attention FLOPs of the backward pass relative to the forward pass.
-pub const BWD_FLOP_FACTOR: f64 = 2.5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
@@ -81,10 +79,6 @@ pub struct Profile {
     /// Measured NCCL send/recv times inside the NVLink domain by message size.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub p2p_curve: Vec<P2pPoint>,
-    /// Kernel model derived from the fields above (computed on first use).
-    #[serde(skip)]
-    #[doc(hidden)]
-    pub cache: ModelCache,
 }
 
 fn d64() -> u32 {
@@ -115,26 +109,6 @@ pub struct AttnPoint {
 pub struct P2pPoint {
     pub bytes: f64,
     pub us: f64,
-}
-
-/// Lazily derived kernel model, tagged with the fields it was derived from.
-#[derive(Debug, Clone, Default)]
-#[doc(hidden)]
-pub struct ModelCache(std::sync::Arc<std::sync::Mutex<Option<(String, KernelModel)>>>);
-
-impl PartialEq for ModelCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-/// The CTA models of both attention kernels.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KernelModel {
-    pub fwd: CtaModel,
-    pub bwd: CtaModel,
-    /// Whether the constants were fitted on `attn_curve`.
-    pub fitted: bool,
 }
 
 const FIELDS: &[&str] = &[
@@ -225,7 +199,6 @@ impl Profile {
             merge_gbps: None,
             attn_curve: Vec::new(),
             p2p_curve: Vec::new(),
-            cache: ModelCache::default(),
         }
     }
 
@@ -440,41 +413,6 @@ impl Profile {
         }
         let last = c.last().expect("non-empty");
         last.us + (bytes - last.bytes) / (last.bytes / last.us)
-    }
-
-    /// The CTA models of the attention kernels: fitted on `attn_curve` when the profile has one
-    /// (and does not fix the constants), else the kernel's built-in constants with the tile
-    /// cost set so that one 32K causal sequence runs at `attn_*_tflops`. Cached.
-    pub fn kernel_model(&self) -> KernelModel {
-        let key = format!(
-            "{:?}",
-            (
-                self.attn_fwd_tflops,
-                self.attn_bwd_tflops,
-                self.launch_us,
-                self.per_work_us,
-                self.mem_gbps,
-                (
-                    self.tile_q,
-                    self.tile_k,
-                    self.bwd_tile_q,
-                    self.bwd_tile_k,
-                    self.sms
-                ),
-                (self.fwd_ctas_per_sm, self.bwd_ctas_per_sm),
-                (self.fwd_cta_us, self.bwd_cta_us, self.partial_tile_cost),
-                &self.attn_curve,
-            )
-        );
-        let mut g = self.cache.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((k, m)) = &*g {
-            if *k == key {
-                return *m;
-            }
-        }
-        let m = crate::cost::derive_kernel_model(self);
-        *g = Some((key, m));
-        m
     }
 }
 

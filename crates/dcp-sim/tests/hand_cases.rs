@@ -8,7 +8,7 @@ use dcp_core::plan::{
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_sim::cluster::{Cluster, Level};
-use dcp_sim::{simulate, simulate_pass, Profile, SimError, SimOptions};
+use dcp_sim::{simulate, simulate_pass, Hardware, Profile, SimError, SimOptions};
 
 /// 1 GB/s links (1000 bytes/µs), 10 µs latency, memory at 1000 GB/s, no launch cost.
 fn profile() -> Profile {
@@ -92,7 +92,14 @@ fn fwd_ms_of(devs: Vec<Dev>, nodes: u32, gpus: u32, prof: &Profile) -> (f64, dcp
     let topo = Topology::new(nodes, gpus);
     let plan = plan_of(devs, topo);
     let cluster = Cluster::from_sizes(&[gpus, nodes], prof);
-    let r = simulate_pass(&plan, false, &cluster, prof, &SimOptions { trace: true }).unwrap();
+    let r = simulate_pass(
+        &plan,
+        false,
+        &cluster,
+        &Hardware::new(prof.clone()),
+        &SimOptions { trace: true },
+    )
+    .unwrap();
     (r.makespan_us, r)
 }
 
@@ -271,11 +278,24 @@ fn mismatched_groups_are_errors() {
     let topo = Topology::new(1, 2);
     let plan = plan_of(vec![a, b], topo);
     let c = Cluster::from_sizes(&[2, 1], &p);
-    let e = simulate_pass(&plan, false, &c, &p, &SimOptions::default()).unwrap_err();
+    let e = simulate_pass(
+        &plan,
+        false,
+        &c,
+        &Hardware::new(p.clone()),
+        &SimOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, SimError::Bad { .. }), "{e}");
     let c4 = Cluster::from_sizes(&[4], &p);
     assert!(matches!(
-        simulate_pass(&plan, false, &c4, &p, &SimOptions::default()),
+        simulate_pass(
+            &plan,
+            false,
+            &c4,
+            &Hardware::new(p.clone()),
+            &SimOptions::default()
+        ),
         Err(SimError::DeviceCount { .. })
     ));
 }
@@ -294,7 +314,13 @@ fn planner_plans_simulate() {
     let mut times = Vec::new();
     for name in ["ring", "zigzag", "local"] {
         let plan = make_plan(name, &batch, &topo, &PlannerOptions::default()).unwrap();
-        let r = simulate(&plan, &cluster, &p, &SimOptions::default()).unwrap();
+        let r = simulate(
+            &plan,
+            &cluster,
+            &Hardware::new(p.clone()),
+            &SimOptions::default(),
+        )
+        .unwrap();
         let (f, b) = (r.forward.summary(), r.backward.summary());
         assert!(f.ms > 0.0 && b.ms > f.ms, "{name}: {f:?} {b:?}");
         // No device can beat its own compute; totals add up.
@@ -318,7 +344,14 @@ fn planner_plans_simulate() {
     assert!(times[1] < times[0], "{times:?}");
     // The local plan never communicates.
     let plan = make_plan("local", &batch, &topo, &PlannerOptions::default()).unwrap();
-    let r = simulate_pass(&plan, false, &cluster, &p, &SimOptions::default()).unwrap();
+    let r = simulate_pass(
+        &plan,
+        false,
+        &cluster,
+        &Hardware::new(p.clone()),
+        &SimOptions::default(),
+    )
+    .unwrap();
     assert!(r
         .devices
         .iter()
@@ -355,7 +388,14 @@ fn three_level_cluster() {
     d[0].comm(0, &[(Dir::Send, 4, 100)]);
     d[4].comm(0, &[(Dir::Recv, 0, 100)]);
     let plan = plan_of(d, Topology::new(4, 2));
-    let r = simulate_pass(&plan, false, &c, &p, &SimOptions::default()).unwrap();
+    let r = simulate_pass(
+        &plan,
+        false,
+        &c,
+        &Hardware::new(p.clone()),
+        &SimOptions::default(),
+    )
+    .unwrap();
     assert!(close(r.makespan_us, 30.0 + 200.0), "{}", r.makespan_us);
 }
 
@@ -366,7 +406,13 @@ fn trace_has_both_passes_and_all_devices() {
     let cluster = Cluster::from_topology(&topo, &p);
     let batch = BatchSpec::uniform(&[3000, 500], MaskSpec::Causal, ModelShape::default(), 1024);
     let plan = make_plan("zigzag", &batch, &topo, &PlannerOptions::default()).unwrap();
-    let r = simulate(&plan, &cluster, &p, &SimOptions { trace: true }).unwrap();
+    let r = simulate(
+        &plan,
+        &cluster,
+        &Hardware::new(p.clone()),
+        &SimOptions { trace: true },
+    )
+    .unwrap();
     let t = dcp_sim::trace::chrome_trace(&r, "t");
     let ev = t["traceEvents"].as_array().unwrap();
     for pass in ["forward", "backward"] {

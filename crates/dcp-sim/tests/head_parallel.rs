@@ -7,7 +7,7 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
-use dcp_sim::{simulate, Cluster, Profile, SimOptions};
+use dcp_sim::{simulate, Cluster, Hardware, Profile, SimOptions};
 
 #[test]
 fn head_parallel_plans_simulate() {
@@ -33,8 +33,13 @@ fn head_parallel_plans_simulate() {
         let cluster = Cluster::from_topology(&topo, &p);
         for name in names {
             let plan = make_plan(name, &batch, &topo, &PlannerOptions::default()).unwrap();
-            let r = simulate(&plan, &cluster, &p, &SimOptions::default())
-                .unwrap_or_else(|e| panic!("{name} on {topo:?}: {e}"));
+            let r = simulate(
+                &plan,
+                &cluster,
+                &Hardware::new(p.clone()),
+                &SimOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("{name} on {topo:?}: {e}"));
             let (f, b) = (r.forward.summary(), r.backward.summary());
             assert!(f.ms > 0.0 && b.ms > f.ms, "{name}: {f:?} {b:?}");
             let flops: f64 = r.forward.devices.iter().map(|d| d.flops).sum();

@@ -1,0 +1,299 @@
+//! The `dcp` binary as a user runs it: bad inputs give one `error:` line that names the bad item
+//! and a non-zero exit, never a panic; report commands write to a fresh folder by default.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dcp_in(dir: Option<&Path>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dcp"));
+    c.args(args).env("RUST_BACKTRACE", "0");
+    if let Some(d) = dir {
+        c.current_dir(d);
+    }
+    c.output().expect("running dcp")
+}
+
+fn dcp(args: &[&str]) -> Output {
+    dcp_in(None, args)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dcp-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `args`, expects failure with exactly one `error:` line containing every needle, and no
+/// panic or multi-line cause chain.
+fn fails_with(args: &[&str], needles: &[&str]) -> String {
+    let o = dcp(args);
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert!(
+        !err.contains("Caused by"),
+        "{args:?}: multi-line error: {err}"
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one error line: {err}");
+    for n in needles {
+        assert!(
+            lines[0].contains(n),
+            "{args:?}: `{n}` not in `{}`",
+            lines[0]
+        );
+    }
+    lines[0].to_string()
+}
+
+fn tiny_batches(dir: &Path) -> String {
+    let p = dir.join("tiny.json");
+    std::fs::write(&p, r#"{"batches": [[300, 17, 1]]}"#).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn simulate_runs_and_lists_each_flag_once() {
+    let o = dcp(&["simulate", "--help"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let help = text(&o.stdout);
+    assert_eq!(help.matches("--nics-per-node").count(), 1, "{help}");
+    let d = scratch("simulate");
+    let b = tiny_batches(&d);
+    let o = dcp(&[
+        "simulate",
+        "--batches",
+        &b,
+        "--topology",
+        "1x2",
+        "--planners",
+        "ring,dcp",
+        "--block-sizes",
+        "64",
+        "--nics-per-node",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("ring"));
+}
+
+#[test]
+fn bad_mask_parameters_say_what_is_wrong() {
+    let d = scratch("masks");
+    let b = tiny_batches(&d);
+    for (mask, says) in [
+        ("sliding-window:abc", "window `abc` is not a whole number"),
+        ("lambda:64", "lambda takes no parameters"),
+        ("prefix-lm", "prefix-lm takes one parameter"),
+    ] {
+        let line = fails_with(
+            &["plan", "--batches", &b, "--mask", mask],
+            &[mask, says, "accepted forms", "sliding-window:W"],
+        );
+        assert!(!line.contains("unknown mask kind"), "{line}");
+    }
+    fails_with(
+        &["plan", "--batches", &b, "--mask", "nope"],
+        &["unknown mask kind `nope`"],
+    );
+}
+
+#[test]
+fn unknown_planner_lists_the_allowed_ones() {
+    let d = scratch("planner");
+    let b = tiny_batches(&d);
+    let allowed = ["`foo`", "ring, zigzag, local, dcp", "dcp-only ("];
+    fails_with(&["plan", "--batches", &b, "--planner", "foo"], &allowed);
+    fails_with(
+        &["check", "--cases", "1", "--planners", "ring,foo"],
+        &allowed,
+    );
+    fails_with(
+        &["simulate", "--batches", &b, "--planners", "foo"],
+        &allowed,
+    );
+    // dcp-only is accepted and documented.
+    let o = dcp(&[
+        "plan",
+        "--batches",
+        &b,
+        "--topology",
+        "1x2",
+        "--block-size",
+        "64",
+        "--planner",
+        "dcp-only",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&dcp(&["plan", "--help"]).stdout).contains("dcp-only"));
+}
+
+#[test]
+fn bad_numbers_are_refused_with_the_flag_named() {
+    fails_with(&["plan", "--scale", "-1"], &["--scale", "positive"]);
+    fails_with(&["plan", "--scale", "nan"], &["--scale", "positive"]);
+    fails_with(&["demo", "--count", "0"], &["--count", "at least 1"]);
+    fails_with(&["plan", "--count", "0"], &["--count", "at least 1"]);
+    fails_with(&["partition", "x.hgr", "--parts", "0"], &["--parts"]);
+    fails_with(
+        &["plan", "--comp-epsilon", "-1"],
+        &["--comp-epsilon", "≥ 0"],
+    );
+    fails_with(
+        &["plan", "--inter-gbps", "0"],
+        &["--inter-gbps", "positive"],
+    );
+    fails_with(&["plan", "--stages", "0"], &["--stages"]);
+}
+
+#[test]
+fn missing_files_are_named() {
+    fails_with(
+        &["partition", "missing.hgr", "--parts", "2"],
+        &["missing.hgr"],
+    );
+    fails_with(&["plan", "--batches", "missing.json"], &["missing.json"]);
+    fails_with(
+        &["plan", "--cost-model", "missing-cost.json"],
+        &["missing-cost.json"],
+    );
+}
+
+#[test]
+fn oversized_batches_are_refused_up_front() {
+    let d = scratch("huge");
+    let p = d.join("huge.json");
+    std::fs::write(&p, r#"{"batches": [[1000], [4000000000]]}"#).unwrap();
+    let ps = p.display().to_string();
+    fails_with(
+        &["plan", "--batches", &ps],
+        &["huge.json", "batch 1", "4000000000", "--max-batch-tokens"],
+    );
+    let p = d.join("over.json");
+    std::fs::write(&p, r#"{"batches": [[5000000000]]}"#).unwrap();
+    fails_with(
+        &["plan", "--batches", &p.display().to_string()],
+        &["over.json", "5000000000"],
+    );
+}
+
+#[test]
+fn partition_of_a_dumped_instance() {
+    let d = scratch("partition");
+    let dump = d.join("hg");
+    let o = dcp(&[
+        "plan",
+        "--count",
+        "1",
+        "--dump-hgr",
+        &dump.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let hgr = dump.join("batch0.hgr").display().to_string();
+    // The default epsilon cannot spread the coarse data-block weights: the error names the
+    // dimension, and the epsilon it suggests works.
+    let line = fails_with(
+        &["partition", &hgr, "--parts", "32"],
+        &["batch0.hgr", "dimension 1", "heaviest vertex", "--epsilon "],
+    );
+    let eps = line
+        .split("--epsilon ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("a suggested epsilon");
+    let o = dcp(&["partition", &hgr, "--parts", "32", "--epsilon", eps]);
+    assert!(o.status.success(), "{eps}: {}", text(&o.stderr));
+    // The planner's own capacities from the dump work as they are.
+    let caps = dump.join("batch0.json").display().to_string();
+    let o = dcp(&["partition", &hgr, "--parts", "32", "--capacities", &caps]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["k"], 32);
+}
+
+#[test]
+fn compare_writes_a_fresh_folder_by_default() {
+    let d = scratch("compare");
+    let args = [
+        "compare",
+        "--datasets",
+        "longalign",
+        "--scales",
+        "0.05",
+        "--masks",
+        "causal",
+        "--planners",
+        "ring,zigzag",
+        "--topologies",
+        "1x2",
+        "--count",
+        "1",
+        "--no-plots",
+    ];
+    let o = dcp_in(Some(&d), &args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("simulations"), "says what it does: {err}");
+    let runs: Vec<_> = std::fs::read_dir(d.join("dcp-out"))
+        .expect("dcp-out/ created")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0].starts_with("compare-"), "{runs:?}");
+    assert!(d.join("dcp-out").join(&runs[0]).join("report.md").exists());
+    assert!(!d.join("bench").exists());
+    // A second run gets its own folder.
+    let o = dcp_in(Some(&d), &args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_dir(d.join("dcp-out")).unwrap().count(), 2);
+    fails_with(&["compare", "--scales", "-1"], &["scale"]);
+}
+
+#[test]
+fn check_says_what_takes_time() {
+    let o = dcp(&["check", "--cases", "2", "--max-len", "40"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("checking 2 random cases"), "{err}");
+    assert!(text(&o.stdout).contains("2 passed, 0 failed"));
+}
+
+#[test]
+fn check_runs_the_corpus() {
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
+    let o = dcp(&[
+        "check",
+        "--cases",
+        "0",
+        "--planners",
+        "ring,dcp",
+        "--corpus",
+        corpus,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("corpus: ") && out.contains("× 2 planners, 0 failed"),
+        "{out}"
+    );
+    fails_with(&["check", "--corpus", "no-such-dir"], &["no-such-dir"]);
+}
+
+#[test]
+fn bench_gpu_runs_dcp_by_default() {
+    let o = dcp(&["bench-gpu", "--help"]);
+    assert!(o.status.success());
+    assert!(
+        text(&o.stdout).contains("[default: ring,zigzag,local,dcp]"),
+        "{}",
+        text(&o.stdout)
+    );
+    // A bad planner is refused before any GPU is touched.
+    fails_with(&["bench-gpu", "--planners", "ring,foo"], &["`foo`"]);
+}
