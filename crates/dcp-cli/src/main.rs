@@ -43,6 +43,9 @@ enum Cmd {
     Compare(cmd_sim::CompareArgs),
     /// Run plans on real GPUs (one process per GPU) and time them.
     BenchGpu(cmd_gpu::BenchGpuArgs),
+    /// Time the attention kernels alone (local plan, one GPU) on fixed shapes: dense causal 32K
+    /// and 128K, a packed batch of 120 short documents, a lambda batch.
+    KernelBench(cmd_gpu::KernelBenchArgs),
     /// Measure kernel and link rates on the GPUs at hand and write a simulator profile.
     Calibrate(cmd_gpu::CalibrateArgs),
     /// Start N local ranks of a dcp subcommand with torchrun-style environment variables.
@@ -60,6 +63,7 @@ fn main() -> Result<()> {
         Cmd::Simulate(a) => cmd_sim::simulate(a),
         Cmd::Compare(a) => cmd_sim::compare(a),
         Cmd::BenchGpu(a) => cmd_gpu::bench_gpu(a),
+        Cmd::KernelBench(a) => cmd_gpu::kernel_bench(a),
         Cmd::Calibrate(a) => cmd_gpu::calibrate(a),
         Cmd::Launch(a) => cmd_gpu::launch(a),
     }
