@@ -53,7 +53,7 @@ impl FamilyChoice {
 }
 
 /// Whether `auto` picks the Hopper forward on sm_90 (on once it passes the GPU selftest).
-pub const SM90_FWD_DEFAULT: bool = false;
+pub const SM90_FWD_DEFAULT: bool = true;
 
 /// The forward kernel family that ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
