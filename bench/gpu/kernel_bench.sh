@@ -20,9 +20,11 @@ done
 if [ -z "${SKIP_SAN:-}" ]; then
   CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
   if [ -n "$CS" ]; then
-    echo "== memcheck (sm90 forward, 2 small cases)"
-    DCP_CUDA_FAMILY=sm90 timeout -k 5 150 $CS --tool memcheck --print-limit 5 $DCP bench-gpu --selftest 2 \
-      --planners local --timeout-s 100 2>&1 | grep -E "ERROR SUMMARY|Invalid|error|FAIL" | head -8
+    for tool in memcheck racecheck; do
+      echo "== $tool (sm90 kernels, 2 small cases)"
+      DCP_CUDA_FAMILY=sm90 timeout -k 5 150 $CS --tool $tool --print-limit 5 $DCP bench-gpu --selftest 2 \
+        --planners local --timeout-s 100 2>&1 | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|error|FAIL" | head -8
+    done
   else
     echo "compute-sanitizer not found"
   fi
@@ -54,15 +56,19 @@ for fam in ("sm90", "mma"):
 key = lambda r: (tuple(r["lens"]), r["mask"].split(":")[0])
 torch = {key(r): r for r in rd("torch.jsonl")}
 ours = {fam: {key(r): r for r in rd(f"kbench_{fam}.jsonl") if r.get("kind") == "bench"} for fam in ("mma", "sm90")}
-print("\nTFLOP/s on attended FLOPs (fwd / bwd); ratio = sm90 forward over flash, cuDNN")
-print("| shape | mma.sync | sm90 fwd + mma bwd | torch flash | cuDNN | sm90 fwd / flash | / cuDNN |")
+print("\nTFLOP/s on attended FLOPs (fwd / bwd); ratios = sm90 over flash, cuDNN (fwd / bwd)")
+print("| shape | mma.sync | sm90 | torch flash | cuDNN | sm90 / flash | sm90 / cuDNN |")
 print("|---|---|---|---|---|---|---|")
 for k, m in ours["mma"].items():
     s = ours["sm90"].get(k, {})
     t = torch.get(k, {})
     f = lambda r, a, b: f"{r[a]:.0f} / {r[b]:.0f}" if a in r and b in r else "-"
-    rf = f"{s['fwd_tflops_per_gpu'] / t['flash_fwd_tflops']:.2f}" if s and 'flash_fwd_tflops' in t else "-"
-    rc = f"{s['fwd_tflops_per_gpu'] / t['cudnn_fwd_tflops']:.2f}" if s and 'cudnn_fwd_tflops' in t else "-"
+    def ratio(x):
+        a, b = f"{x}_fwd_tflops", f"{x}_bwd_tflops"
+        if not s or a not in t or b not in t:
+            return "-"
+        return f"{s['fwd_tflops_per_gpu'] / t[a]:.2f} / {s['bwd_tflops_per_gpu'] / t[b]:.2f}"
+    rf, rc = ratio("flash"), ratio("cudnn")
     print(f"| {m['shape']} ({m['mask']}, {len(m['lens'])} seqs, {m['tokens']} tok) | {f(m, 'fwd_tflops_per_gpu', 'bwd_tflops_per_gpu')} | "
           f"{f(s, 'fwd_tflops_per_gpu', 'bwd_tflops_per_gpu')} | {f(t, 'flash_fwd_tflops', 'flash_bwd_tflops')} | "
           f"{f(t, 'cudnn_fwd_tflops', 'cudnn_bwd_tflops')} | {rf} | {rc} |")

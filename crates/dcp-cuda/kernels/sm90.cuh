@@ -67,6 +67,16 @@ __device__ __forceinline__ void cp_async16_s(u32 saddr, const void* gmem, bool v
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
 }
 
+// 4-byte async copy global -> shared (shared-space address); zero-fills when !valid.
+__device__ __forceinline__ void cp_async4_s(u32 saddr, const void* gmem, bool valid) {
+  int n = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
+}
+// Barrier `id` (1..15) among `n` threads (a multiple of 32).
+__device__ __forceinline__ void named_bar(u32 id, u32 n) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+
 // The wgmma shapes the kernels use (m64 x N x k16, fp32 accumulators, bf16/f16 operands).
 // _ss: A and B from shared memory; _rs: A from registers (the mma.sync A-fragment layout, one
 // 16-row slice per warp of the warpgroup). TRANS_B = 1: B is MN-major in shared memory.

@@ -54,6 +54,8 @@ impl FamilyChoice {
 
 /// Whether `auto` picks the Hopper forward on sm_90 (on once it passes the GPU selftest).
 pub const SM90_FWD_DEFAULT: bool = true;
+/// Whether `auto` picks the Hopper backward on sm_90.
+pub const SM90_BWD_DEFAULT: bool = false;
 
 /// The forward kernel family that ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,16 +75,22 @@ impl KernelFamily {
     }
 }
 
-/// Picks the forward family for a device and head dim.
-pub fn choose_family(choice: FamilyChoice, cc: (i32, i32), head_dim: u32) -> Result<KernelFamily> {
+/// Picks the kernel family of one direction for a device and head dim (`default_sm90`: what
+/// `auto` does where the Hopper kernel applies).
+pub fn choose_family(
+    choice: FamilyChoice,
+    cc: (i32, i32),
+    head_dim: u32,
+    default_sm90: bool,
+) -> Result<KernelFamily> {
     let fits = cc == (9, 0) && (head_dim == 64 || head_dim == 128);
     match choice {
         FamilyChoice::Mma => Ok(KernelFamily::MmaSync),
-        FamilyChoice::Auto if fits && SM90_FWD_DEFAULT => Ok(KernelFamily::Sm90Wgmma),
+        FamilyChoice::Auto if fits && default_sm90 => Ok(KernelFamily::Sm90Wgmma),
         FamilyChoice::Auto => Ok(KernelFamily::MmaSync),
         FamilyChoice::Sm90 if fits => Ok(KernelFamily::Sm90Wgmma),
         FamilyChoice::Sm90 => Err(CudaError::Unsupported(format!(
-            "the sm90 forward needs compute capability 9.0 and head dim 64 or 128 \
+            "the sm90 kernels need compute capability 9.0 and head dim 64 or 128 \
              (device sm_{}{}, head dim {head_dim}); use DCP_CUDA_FAMILY=mma or auto",
             cc.0, cc.1
         ))),
@@ -141,6 +149,10 @@ pub const SM90_BR: u32 = 128;
 pub const SM90_BC: u32 = 128;
 pub const SM90_THREADS: u32 = 384;
 pub const SM90_STAGES: u32 = 2;
+/// Backward tile of the sm90 kernel: keys per CTA, query rows per step (the same as the
+/// `mma.sync` backward's defaults, so the host task lists are identical).
+pub const SM90_BWD_BC: u32 = 128;
+pub const SM90_BWD_BR: u32 = 64;
 
 /// The kernels for one model shape.
 pub struct Kernels {
@@ -162,6 +174,11 @@ pub struct Kernels {
     fwd_br: u32,
     fwd_bc: u32,
     fwd_block: u32,
+    /// The backward family loaded, its keys per CTA, query rows per step, threads per CTA.
+    pub bwd_family: KernelFamily,
+    bwd_bc: u32,
+    bwd_br: u32,
+    bwd_block: u32,
 }
 
 impl Kernels {
@@ -197,7 +214,8 @@ impl Kernels {
             Ok(v) => FamilyChoice::parse(&v)?,
             Err(_) => cfg.family,
         };
-        let fwd_family = choose_family(choice, gpu.cc, d)?;
+        let fwd_family = choose_family(choice, gpu.cc, d, SM90_FWD_DEFAULT)?;
+        let bwd_family = choose_family(choice, gpu.cc, d, SM90_BWD_DEFAULT)?;
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
         let lds = d + 8;
         let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
@@ -216,11 +234,24 @@ impl Kernels {
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
         };
-        let bc = 16 * cfg.bwd_warps;
-        let br = cfg.bwd_br;
-        // K, V; Q, dO double buffered; dS; LSE, D, range spans double buffered; key pointers.
-        let bwd_smem = (2 * bc + 4 * br) * lds * 2 + br * (bc + 8) * 2 + 2 * br * 16 + bc * 20;
-        let bwd = gpu.kernel(Source::AttnBwd, &defs, "dcp_attn_bwd")?;
+        let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
+            KernelFamily::MmaSync => {
+                let bc = 16 * cfg.bwd_warps;
+                let br = cfg.bwd_br;
+                // K, V; Q, dO double buffered; dS; LSE, D, range spans double buffered; key
+                // pointers.
+                let smem = (2 * bc + 4 * br) * lds * 2 + br * (bc + 8) * 2 + 2 * br * 16 + bc * 20;
+                let k = gpu.kernel(Source::AttnBwd, &defs, "dcp_attn_bwd")?;
+                (bc, br, 32 * cfg.bwd_warps, smem, k)
+            }
+            KernelFamily::Sm90Wgmma => {
+                let (bc, br) = (SM90_BWD_BC, SM90_BWD_BR);
+                // K, V; Q, dO, dS double buffered; LSE, D, spans per stage; alignment; mbarriers.
+                let smem = (2 * bc + 4 * br) * d * 2 + 2 * br * bc * 2 + 2 * br * 16 + 1024 + 40;
+                let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
+                (bc, br, SM90_THREADS, smem, k)
+            }
+        };
         gpu.set_smem(&fwd, fwd_smem as usize)?;
         gpu.set_smem(&bwd, bwd_smem as usize)?;
         Ok(Kernels {
@@ -241,6 +272,10 @@ impl Kernels {
             fwd_br,
             fwd_bc,
             fwd_block,
+            bwd_family,
+            bwd_bc,
+            bwd_br,
+            bwd_block,
         })
     }
 
@@ -249,10 +284,14 @@ impl Kernels {
     }
     /// Which kernels run, e.g. `fwd sm90-wgmma, bwd mma.sync`.
     pub fn family(&self) -> String {
-        format!("fwd {}, bwd mma.sync", self.fwd_family.name())
+        format!(
+            "fwd {}, bwd {}",
+            self.fwd_family.name(),
+            self.bwd_family.name()
+        )
     }
     pub fn bwd_bc(&self) -> u32 {
-        16 * self.cfg.bwd_warps
+        self.bwd_bc
     }
 }
 
@@ -718,7 +757,7 @@ impl Prepared {
                     let mut row_ptr: Vec<u32> = Vec::new();
                     let mut ranges: Vec<[u32; 2]> = Vec::new();
                     let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
-                    let br = kernels.cfg.bwd_br;
+                    let br = kernels.bwd_br;
                     let bc = kernels.bwd_bc();
                     let mut dd_off = 0u64;
                     let mut pending: Vec<(u32, u32, u32, Vec<u32>)> = Vec::new();
@@ -879,7 +918,7 @@ impl Prepared {
                     ops.push(Op::Launch(Launch {
                         k: K::Bwd,
                         grid: tasks.len() as u32,
-                        block: 32 * kernels.cfg.bwd_warps,
+                        block: kernels.bwd_block,
                         smem: kernels.bwd_smem,
                         args: vec![
                             Arg::Arena(a_w),
@@ -1170,21 +1209,20 @@ mod tests {
     fn family_follows_device_and_head_dim() {
         use KernelFamily::*;
         for d in [64, 128] {
-            assert_eq!(
-                choose_family(FamilyChoice::Sm90, (9, 0), d).unwrap(),
-                Sm90Wgmma
-            );
-            assert_eq!(
-                choose_family(FamilyChoice::Mma, (9, 0), d).unwrap(),
-                MmaSync
-            );
-            let auto = choose_family(FamilyChoice::Auto, (9, 0), d).unwrap();
-            assert_eq!(auto == Sm90Wgmma, SM90_FWD_DEFAULT);
+            for def in [false, true] {
+                let c = |ch| choose_family(ch, (9, 0), d, def).unwrap();
+                assert_eq!(c(FamilyChoice::Sm90), Sm90Wgmma);
+                assert_eq!(c(FamilyChoice::Mma), MmaSync);
+                assert_eq!(c(FamilyChoice::Auto) == Sm90Wgmma, def);
+            }
         }
         // Other architectures and head dims: auto falls back, an explicit sm90 is an error.
         for (cc, d) in [((8, 0), 128), ((9, 0), 96), ((9, 0), 256), ((10, 0), 128)] {
-            assert_eq!(choose_family(FamilyChoice::Auto, cc, d).unwrap(), MmaSync);
-            let e = choose_family(FamilyChoice::Sm90, cc, d)
+            assert_eq!(
+                choose_family(FamilyChoice::Auto, cc, d, true).unwrap(),
+                MmaSync
+            );
+            let e = choose_family(FamilyChoice::Sm90, cc, d, true)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("head dim"), "{e}");

@@ -25,6 +25,7 @@ pub const ATTN_FWD: &str = include_str!("../kernels/attn_fwd.cu");
 pub const ATTN_BWD: &str = include_str!("../kernels/attn_bwd.cu");
 pub const SM90: &str = include_str!("../kernels/sm90.cuh");
 pub const ATTN_FWD_SM90: &str = include_str!("../kernels/attn_fwd_sm90.cu");
+pub const ATTN_BWD_SM90: &str = include_str!("../kernels/attn_bwd_sm90.cu");
 
 /// Which source a module is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,6 +35,8 @@ pub enum Source {
     AttnBwd,
     /// The Hopper forward (wgmma, warp specialised); needs `sm_90a`.
     AttnFwdSm90,
+    /// The Hopper backward (wgmma, warp specialised); needs `sm_90a`.
+    AttnBwdSm90,
 }
 
 impl Source {
@@ -57,6 +60,11 @@ impl Source {
                 rd("sm90.cuh", SM90),
                 rd("attn_fwd_sm90.cu", ATTN_FWD_SM90)
             ),
+            Source::AttnBwdSm90 => format!(
+                "{common}\n{mma}\n{}\n{}",
+                rd("sm90.cuh", SM90),
+                rd("attn_bwd_sm90.cu", ATTN_BWD_SM90)
+            ),
         };
         body.replace("#pragma once", "")
     }
@@ -66,6 +74,7 @@ impl Source {
             Source::AttnFwd => "dcp_attn_fwd.cu",
             Source::AttnBwd => "dcp_attn_bwd.cu",
             Source::AttnFwdSm90 => "dcp_attn_fwd_sm90.cu",
+            Source::AttnBwdSm90 => "dcp_attn_bwd_sm90.cu",
         }
     }
 }
@@ -280,6 +289,17 @@ mod tests {
             (
                 Source::AttnFwdSm90,
                 vec![("HEAD_DIM".to_string(), "128".to_string())],
+            ),
+            (
+                Source::AttnBwdSm90,
+                vec![("HEAD_DIM".to_string(), "128".to_string())],
+            ),
+            (
+                Source::AttnBwdSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "64".to_string()),
+                    ("ELEM_F16".to_string(), "1".to_string()),
+                ],
             ),
             (
                 Source::AttnFwdSm90,
