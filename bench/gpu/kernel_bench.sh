@@ -1,40 +1,40 @@
 #!/usr/bin/env bash
-# Kernel work in one GPU call: the random selftest against the CPU f64 reference for both forward
-# families (mma.sync and the sm90 wgmma kernel), compute-sanitizer memcheck on a small case with
-# the sm90 forward, `dcp kernel-bench` for both families on the fixed shapes (dense causal 32K and
-# 128K, 120 packed short documents, lambda), PyTorch flash and cuDNN SDPA on exactly the same
-# shapes (bench/gpu/torch_ref.py), and one side-by-side table last. Results under $OUT.
+# Kernel work in one GPU call: the random selftest against the CPU f64 reference for both kernel
+# families (DCP_CUDA_FAMILY=sm90: the wgmma forward and backward; =mma: the mma.sync kernels),
+# `dcp kernel-bench` for both on the fixed shapes (dense causal 32K and 128K, 120 packed short
+# documents, lambda), compute-sanitizer memcheck and racecheck on small cases with the sm90
+# kernels, PyTorch flash and cuDNN SDPA on exactly the same shapes (bench/gpu/torch_ref.py), and
+# one side-by-side table last. Results under $OUT.
 #   DCP=path/to/dcp OUT=dir bash bench/gpu/kernel_bench.sh
-# Knobs: SELFTEST (cases per family, default 10), SHAPES, REPEATS, SKIP_TORCH=1, SKIP_SAN=1.
+# Knobs: SELFTEST (cases per family, default 10), SELFTEST_FAMILIES, BENCH_FAMILIES, SHAPES,
+# REPEATS, SAN_TOOLS (default "memcheck racecheck"; empty: none), SKIP_TORCH=1, and per-step
+# timeouts SELFTEST_T, BENCH_T, SAN_T, TORCH_T (seconds).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/env.sh"
 OUT=${OUT:-/tmp/kbench}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 SHAPES=${SHAPES:-causal32k,causal128k,packed,lambda}
-for fam in sm90 mma; do
-  echo "== selftest, forward family $fam"
-  DCP_CUDA_FAMILY=$fam timeout -k 5 240 $DCP bench-gpu --selftest ${SELFTEST:-10} --planners local,zigzag \
-    --timeout-s 30 --json $OUT/selftest_$fam.jsonl 2>&1 | tail -${TAILN:-4}
+# Steps are ordered by importance, each under its own timeout, so a hang or a short device call
+# still returns the earlier results.
+for fam in ${SELFTEST_FAMILIES:-sm90 mma}; do
+  echo "== selftest, kernel family $fam"
+  DCP_CUDA_FAMILY=$fam timeout -k 5 ${SELFTEST_T:-240} $DCP bench-gpu --selftest ${SELFTEST:-10} \
+    --planners local,zigzag --timeout-s 30 --json $OUT/selftest_$fam.jsonl 2>&1 | tail -${TAILN:-4}
 done
-if [ -z "${SKIP_SAN:-}" ]; then
-  CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-  if [ -n "$CS" ]; then
-    for tool in memcheck racecheck; do
-      echo "== $tool (sm90 kernels, 2 small cases)"
-      DCP_CUDA_FAMILY=sm90 timeout -k 5 150 $CS --tool $tool --print-limit 5 $DCP bench-gpu --selftest 2 \
-        --planners local --timeout-s 100 2>&1 | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|error|FAIL" | head -8
-    done
-  else
-    echo "compute-sanitizer not found"
-  fi
-fi
-for fam in mma sm90; do
-  DCP_CUDA_FAMILY=$fam timeout -k 5 150 $DCP kernel-bench --shapes $SHAPES --repeats ${REPEATS:-3} \
+for fam in ${BENCH_FAMILIES:-mma sm90}; do
+  DCP_CUDA_FAMILY=$fam timeout -k 5 ${BENCH_T:-150} $DCP kernel-bench --shapes $SHAPES --repeats ${REPEATS:-3} \
     --timeout-s 60 --json $OUT/kbench_$fam.jsonl 2>&1 | tail -6
 done
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+for tool in ${SAN_TOOLS-memcheck racecheck}; do
+  [ -n "$CS" ] || { echo "compute-sanitizer not found"; break; }
+  echo "== $tool (sm90 kernels, 2 small cases)"
+  DCP_CUDA_FAMILY=sm90 timeout -k 5 ${SAN_T:-150} $CS --tool $tool --print-limit 5 $DCP bench-gpu --selftest 2 \
+    --planners local --timeout-s 100 2>&1 | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|error|FAIL" | head -8
+done
 if [ -z "${SKIP_TORCH:-}" ]; then
-  timeout -k 5 200 python3 "$HERE/torch_ref.py" $OUT/kbench_mma.jsonl $OUT/torch.jsonl 2>&1 | tail -8
+  timeout -k 5 ${TORCH_T:-200} python3 "$HERE/torch_ref.py" $OUT/kbench_mma.jsonl $OUT/torch.jsonl 2>&1 | tail -8
 fi
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -49,6 +49,8 @@ def rd(n):
     return out
 for fam in ("sm90", "mma"):
     st = rd(f"selftest_{fam}.jsonl")
+    if not st:
+        continue
     ok = sum(1 for r in st if (r.get("check") or {}).get("pass"))
     worst = {k: max([(r.get("check") or {}).get(k, 0) or 0 for r in st] or [0]) for k in ("o", "lse", "dq", "dkv")}
     ks = sorted({r.get("kernels", "?") for r in st})

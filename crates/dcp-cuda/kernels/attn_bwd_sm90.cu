@@ -25,6 +25,13 @@
 #define B90_BC 128
 #define B90_BR 64
 #define B90_THREADS 384
+// Registers per thread after setmaxnreg: producer, consumers. setmaxnreg.inc only redistributes
+// what the CTA was launched with (384 threads x 168 = 64512, the launch-bounds cap rounded to 8):
+// a larger sum leaves a consumer warpgroup waiting forever.
+#define B90_PROD_REGS 56
+#define B90_CONS_REGS 224
+static_assert(128 * B90_PROD_REGS + 256 * B90_CONS_REGS <= 384 * 168,
+              "setmaxnreg split exceeds the registers the CTA is launched with");
 
 static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 backward takes head dims 64 and 128");
 
@@ -83,7 +90,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 
   if (wg == 0) {
     // ---------------- producer ----------------
-    setmaxnreg_dec<48>();
+    setmaxnreg_dec<B90_PROD_REGS>();
     const int pt = tid, pw = pt >> 5;
     const elem_t* qbase = (const elem_t*)w.q;
     const elem_t* dobase = (const elem_t*)w.dout;
@@ -145,7 +152,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   }
 
   // ---------------- consumers ----------------
-  setmaxnreg_inc<232>();
+  setmaxnreg_inc<B90_CONS_REGS>();
   const int cw = wg - 1;                 // keys 64*cw .. 64*cw+63 of the kv tile
   const int wq = (tid >> 5) & 3;
   const int g = lane >> 2, t4 = lane & 3;

@@ -25,6 +25,13 @@
 #define S90_STAGES 2
 #endif
 #define S90_THREADS 384
+// Registers per thread after setmaxnreg: producer, consumers. setmaxnreg.inc only redistributes
+// what the CTA was launched with (384 threads x 168 = 64512, the launch-bounds cap rounded to 8):
+// a larger sum leaves a consumer warpgroup waiting forever.
+#define S90_PROD_REGS 56
+#define S90_CONS_REGS 224
+static_assert(128 * S90_PROD_REGS + 256 * S90_CONS_REGS <= 384 * 168,
+              "setmaxnreg split exceeds the registers the CTA is launched with");
 
 static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head dims 64 and 128");
 
@@ -77,7 +84,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 
   if (wg == 0) {
     // ---------------- producer ----------------
-    setmaxnreg_dec<56>();
+    setmaxnreg_dec<S90_PROD_REGS>();
     const int pt = tid;              // 0..127
     const int pw = pt >> 5;          // producer warp: rows / keys 32*pw .. 32*pw+31
     const elem_t* qbase = (const elem_t*)w.q;
@@ -130,7 +137,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   }
 
   // ---------------- consumers ----------------
-  setmaxnreg_inc<224>();
+  setmaxnreg_inc<S90_CONS_REGS>();
   const int cw = wg - 1;                   // consumer warpgroup: rows 64*cw .. 64*cw+63
   const int wq = (tid >> 5) & 3;           // warp within the warpgroup: 16 rows each
   const int g = lane >> 2, t4 = lane & 3;
