@@ -25,13 +25,6 @@
 #define B90_BC 128
 #define B90_BR 64
 #define B90_THREADS 384
-// Registers per thread after setmaxnreg: producer, consumers. setmaxnreg.inc only redistributes
-// what the CTA was launched with (384 threads x 168 = 64512, the launch-bounds cap rounded to 8):
-// a larger sum leaves a consumer warpgroup waiting forever.
-#define B90_PROD_REGS 56
-#define B90_CONS_REGS 224
-static_assert(128 * B90_PROD_REGS + 256 * B90_CONS_REGS <= 384 * 168,
-              "setmaxnreg split exceeds the registers the CTA is launched with");
 
 static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 backward takes head dims 64 and 128");
 
@@ -50,7 +43,6 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                   const float* __restrict__ dd, u32 group, float scale_log2, float scale) {
   constexpr int D = HEAD_DIM;
   constexpr int CH = D / 8;
-  constexpr int KPI = 32 / CH;
   constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
   constexpr u32 QBYTES = B90_BR * D * 2;    // one Q (or dO) stage
   constexpr u32 DSBYTES = B90_BR * B90_BC * 2;
@@ -90,34 +82,13 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 
   if (wg == 0) {
     // ---------------- producer ----------------
-    setmaxnreg_dec<B90_PROD_REGS>();
+    setmaxnreg_dec<SM90_PROD_REGS>();
     const int pt = tid, pw = pt >> 5;
     const elem_t* qbase = (const elem_t*)w.q;
     const elem_t* dobase = (const elem_t*)w.dout;
-    {
-      const u32 key = k0 + pt;
-      u64 myp = 0;
-      if (key < w.n_keys) {
-        for (u32 sg_i = w.kv_first; sg_i < w.kv_first + w.kv_count; ++sg_i) {
-          const KvSeg& sg = segs[sg_i];
-          if (key >= sg.key0 && key < sg.key0 + sg.len) {
-            myp = sg.k + ((u64)(key - sg.key0) * sg.stride + kvh * 2 * D) * sizeof(elem_t);
-            break;
-          }
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < 32 / KPI; ++j) {
-        const int src = j * KPI + lane / CH;
-        const u64 p = __shfl_sync(0xffffffffu, myp, src);
-        const int c = lane % CH;
-        const u32 off = (c >> 3) * (B90_BC * 128) + sw128(32 * pw + src, c);
-        const elem_t* kp = p ? (const elem_t*)p + c * 8 : qbase;
-        cp_async16_s(sK + off, kp, p != 0);
-        cp_async16_s(sV + off, p ? kp + D : qbase, p != 0);
-      }
-      mbar_arrive_cp_async(kv_bar);
-    }
+    warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
+                             B90_BC * 128, qbase);
+    mbar_arrive_cp_async(kv_bar);
     for (u32 t = 0; t < n_steps; ++t) {
       const int s = t & 1;
       if (t >= 2) mbar_wait(empty_bar(s), ((t >> 1) - 1) & 1);
@@ -152,13 +123,12 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   }
 
   // ---------------- consumers ----------------
-  setmaxnreg_inc<B90_CONS_REGS>();
+  setmaxnreg_inc<SM90_CONS_REGS>();
   const int cw = wg - 1;                 // keys 64*cw .. 64*cw+63 of the kv tile
   const int wq = (tid >> 5) & 3;
   const int g = lane >> 2, t4 = lane & 3;
   const u32 kl_a = 64 * cw + 16 * wq + g;  // this thread's keys (in the tile): kl_a, kl_a + 8
   const u32 key_a = k0 + kl_a, key_b = key_a + 8;
-  const float LOG2E = 1.4426950408889634f;
 
   float dk[D / 2], dv[D / 2];
 #pragma unroll
@@ -206,37 +176,12 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     wg_wait<1>();
     reg_fence<B90_BR / 2>(st);
 
-    // Mask bits (bit nt * 4 + e), partial tiles only.
-    u32 pbits = 0xffffffffu;
-    if (partial) {
-      pbits = 0;
-#pragma unroll 1
-      for (int j = 0; j < B90_BR / 2; ++j) {
-        const int nt = j >> 2, e = j & 3;
-        const int ql = nt * 8 + t4 * 2 + (e & 1);
-        const u32 key = e < 2 ? key_a : key_b;
-        if (key < w.n_keys && in_ranges(ranges, rp_s[2 * ql], rp_s[2 * ql + 1], key)) pbits |= 1u << j;
-      }
-    }
-    // P^T (LSE = -inf rows: P = 0).
-#pragma unroll
-    for (int nt = 0; nt < B90_BR / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int ql = nt * 8 + t4 * 2 + (e & 1);
-        const float l = lse_s[ql];
-        const float L = l == -INFINITY ? INFINITY : l * LOG2E;
-        st[nt * 4 + e] = ((pbits >> (nt * 4 + e)) & 1u) ? exp2f(fmaf(st[nt * 4 + e], scale_log2, -L)) : 0.f;
-      }
-    }
+    // Mask bits (bit nt * 4 + e), partial tiles only; P^T (LSE = -inf rows: P = 0).
+    const u32 pbits = partial ? bwd_mask_bits<B90_BR / 8>(ranges, rp_s, key_a, key_b, w.n_keys, t4)
+                              : 0xffffffffu;
+    bwd_probs<B90_BR / 8>(st, pbits, lse_s, scale_log2, t4);
     u32 pa[B90_BR / 16][4];
-#pragma unroll
-    for (int kc = 0; kc < B90_BR / 16; ++kc) {
-      pa[kc][0] = pack2(st[(2 * kc) * 4 + 0], st[(2 * kc) * 4 + 1]);
-      pa[kc][1] = pack2(st[(2 * kc) * 4 + 2], st[(2 * kc) * 4 + 3]);
-      pa[kc][2] = pack2(st[(2 * kc + 1) * 4 + 0], st[(2 * kc + 1) * 4 + 1]);
-      pa[kc][3] = pack2(st[(2 * kc + 1) * 4 + 2], st[(2 * kc + 1) * 4 + 3]);
-    }
+    acc_to_a<B90_BR>(st, pa);
     wg_wait<0>();
     reg_fence<B90_BR / 2>(dpt);
     // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
@@ -255,13 +200,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       }
     }
     u32 da_[B90_BR / 16][4];
-#pragma unroll
-    for (int kc = 0; kc < B90_BR / 16; ++kc) {
-      da_[kc][0] = pack2(st[(2 * kc) * 4 + 0], st[(2 * kc) * 4 + 1]);
-      da_[kc][1] = pack2(st[(2 * kc) * 4 + 2], st[(2 * kc) * 4 + 3]);
-      da_[kc][2] = pack2(st[(2 * kc + 1) * 4 + 0], st[(2 * kc + 1) * 4 + 1]);
-      da_[kc][3] = pack2(st[(2 * kc + 1) * 4 + 2], st[(2 * kc + 1) * 4 + 3]);
-    }
+    acc_to_a<B90_BR>(st, da_);
     fence_proxy_async();  // dS stores -> wgmma reads (async proxy)
     // dV += P^T dO, dK += dS^T Q (B: MN-major, 16 q rows per step).
     reg_fence<D / 2>(dv);

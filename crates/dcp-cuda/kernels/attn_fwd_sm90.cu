@@ -25,13 +25,6 @@
 #define S90_STAGES 2
 #endif
 #define S90_THREADS 384
-// Registers per thread after setmaxnreg: producer, consumers. setmaxnreg.inc only redistributes
-// what the CTA was launched with (384 threads x 168 = 64512, the launch-bounds cap rounded to 8):
-// a larger sum leaves a consumer warpgroup waiting forever.
-#define S90_PROD_REGS 56
-#define S90_CONS_REGS 224
-static_assert(128 * S90_PROD_REGS + 256 * S90_CONS_REGS <= 384 * 168,
-              "setmaxnreg split exceeds the registers the CTA is launched with");
 
 static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head dims 64 and 128");
 
@@ -50,8 +43,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                   const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges, u32 group,
                   float scale_log2) {
   constexpr int D = HEAD_DIM;
-  constexpr int CH = D / 8;             // 16-byte chunks per row
-  constexpr int KPI = 32 / CH;          // rows per warp-wide copy instruction
   constexpr u32 QBYTES = S90_BR * D * 2;
   constexpr u32 TBYTES = S90_BC * D * 2;  // one K (or V) stage
   extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -84,52 +75,22 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 
   if (wg == 0) {
     // ---------------- producer ----------------
-    setmaxnreg_dec<S90_PROD_REGS>();
+    setmaxnreg_dec<SM90_PROD_REGS>();
     const int pt = tid;              // 0..127
     const int pw = pt >> 5;          // producer warp: rows / keys 32*pw .. 32*pw+31
     const elem_t* qbase = (const elem_t*)w.q;
     {
       const u32 row = task.row0 + pt;
-      const bool ok = row < w.n_rows;
-      const u64 myp = ok ? (u64)(qbase + (u64)row * w.q_stride + head * D) : 0;
-#pragma unroll
-      for (int j = 0; j < 32 / KPI; ++j) {
-        const int src = j * KPI + lane / CH;
-        const u64 p = __shfl_sync(0xffffffffu, myp, src);
-        const int c = lane % CH;
-        const u32 r = 32 * pw + src;
-        const u32 dst = sQ + (c >> 3) * (S90_BR * 128) + sw128(r, c);
-        cp_async16_s(dst, p ? (const void*)((const elem_t*)p + c * 8) : (const void*)qbase, p != 0);
-      }
+      const u64 myp = row < w.n_rows ? (u64)(qbase + (u64)row * w.q_stride + head * D) : 0;
+      warp_rows_async<D, false>(myp, lane, 32 * pw, sQ, 0, S90_BR * 128, qbase);
       mbar_arrive_cp_async(q_bar);
     }
     for (u32 it = 0; it < n_tiles; ++it) {
       const int s = it % S90_STAGES;
       if (it >= S90_STAGES) mbar_wait(empty_bar(s), ((it / S90_STAGES) - 1) & 1);
-      const u32 tile = my_tiles[it] & 0x7fffffffu;
-      const u32 key = tile * S90_BC + pt;
-      u64 myp = 0;
-      if (key < w.n_keys) {
-        for (u32 sg_i = w.kv_first; sg_i < w.kv_first + w.kv_count; ++sg_i) {
-          const KvSeg& sg = segs[sg_i];
-          if (key >= sg.key0 && key < sg.key0 + sg.len) {
-            myp = sg.k + ((u64)(key - sg.key0) * sg.stride + kvh * 2 * D) * sizeof(elem_t);
-            break;
-          }
-        }
-      }
-      const u32 kst = sK + s * TBYTES, vst = sV + s * TBYTES;
-#pragma unroll
-      for (int j = 0; j < 32 / KPI; ++j) {
-        const int src = j * KPI + lane / CH;
-        const u64 p = __shfl_sync(0xffffffffu, myp, src);
-        const int c = lane % CH;
-        const u32 r = 32 * pw + src;
-        const u32 off = (c >> 3) * (S90_BC * 128) + sw128(r, c);
-        const elem_t* kp = p ? (const elem_t*)p + c * 8 : qbase;
-        cp_async16_s(kst + off, kp, p != 0);
-        cp_async16_s(vst + off, p ? kp + D : qbase, p != 0);
-      }
+      const u32 key = (my_tiles[it] & 0x7fffffffu) * S90_BC + pt;
+      warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, key, kvh), lane, 32 * pw, sK + s * TBYTES,
+                               sV + s * TBYTES, S90_BC * 128, qbase);
       mbar_arrive_cp_async(full_bar(s));
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
@@ -137,7 +98,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   }
 
   // ---------------- consumers ----------------
-  setmaxnreg_inc<S90_CONS_REGS>();
+  setmaxnreg_inc<SM90_CONS_REGS>();
   const int cw = wg - 1;                   // consumer warpgroup: rows 64*cw .. 64*cw+63
   const int wq = (tid >> 5) & 3;           // warp within the warpgroup: 16 rows each
   const int g = lane >> 2, t4 = lane & 3;
@@ -235,13 +196,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     // O += P V: 16 keys per step, P as the register A operand.
     u32 pa[S90_BC / 16][4];
-#pragma unroll
-    for (int kc = 0; kc < S90_BC / 16; ++kc) {
-      pa[kc][0] = pack2(sc[(2 * kc) * 4 + 0], sc[(2 * kc) * 4 + 1]);
-      pa[kc][1] = pack2(sc[(2 * kc) * 4 + 2], sc[(2 * kc) * 4 + 3]);
-      pa[kc][2] = pack2(sc[(2 * kc + 1) * 4 + 0], sc[(2 * kc + 1) * 4 + 1]);
-      pa[kc][3] = pack2(sc[(2 * kc + 1) * 4 + 2], sc[(2 * kc + 1) * 4 + 3]);
-    }
+    acc_to_a<S90_BC>(sc, pa);
     reg_fence<D / 2>(o);
     wg_fence();
 #pragma unroll

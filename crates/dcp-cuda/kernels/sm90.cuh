@@ -77,6 +77,61 @@ __device__ __forceinline__ void named_bar(u32 id, u32 n) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
 }
 
+// Registers per thread after setmaxnreg in the sm90 kernels (3 warpgroups: producer, two
+// consumers). setmaxnreg.inc only redistributes what the CTA was launched with (384 threads x
+// 168, the launch-bounds cap rounded to 8): a larger sum leaves a consumer waiting forever.
+#define SM90_PROD_REGS 56
+#define SM90_CONS_REGS 224
+static_assert(128 * SM90_PROD_REGS + 256 * SM90_CONS_REGS <= 384 * 168,
+              "setmaxnreg split exceeds the registers the CTA is launched with");
+
+// Address of key `key` (concatenated KV coordinates of work `w`) of kv head `kvh`: its K row, V
+// at +D elements; 0 past the work's keys.
+template <int D>
+__device__ __forceinline__ u64 kv_key_ptr(const WorkDesc& w, const KvSeg* segs, u32 key, u32 kvh) {
+  if (key < w.n_keys) {
+    for (u32 i = w.kv_first; i < w.kv_first + w.kv_count; ++i) {
+      const KvSeg& sg = segs[i];
+      if (key >= sg.key0 && key < sg.key0 + sg.len)
+        return sg.k + ((u64)(key - sg.key0) * sg.stride + kvh * 2 * D) * sizeof(elem_t);
+    }
+  }
+  return 0;
+}
+
+// One warp copies 32 rows of D elements with cp.async into 128-byte-swizzled tiles: lane l holds
+// the address of row r0 + l (0: zero-fill); the row goes to `dst` and, with DUAL, the next D
+// elements (V after K) to `dst2`. `bstride`: bytes between a tile's 64-column blocks; `any`: a
+// valid address for the zero-filling copies.
+template <int D, bool DUAL>
+__device__ __forceinline__ void warp_rows_async(u64 myp, int lane, u32 r0, u32 dst, u32 dst2,
+                                                u32 bstride, const void* any) {
+  constexpr int CH = D / 8, KPI = 32 / CH;  // 16-byte chunks per row, rows per instruction
+#pragma unroll
+  for (int j = 0; j < 32 / KPI; ++j) {
+    const int src = j * KPI + lane / CH;
+    const u64 p = __shfl_sync(0xffffffffu, myp, src);
+    const int c = lane % CH;
+    const u32 off = (c >> 3) * bstride + sw128(r0 + src, c);
+    const elem_t* e = p ? (const elem_t*)p + c * 8 : (const elem_t*)any;
+    cp_async16_s(dst + off, e, p != 0);
+    if (DUAL) cp_async16_s(dst2 + off, p ? e + D : (const elem_t*)any, p != 0);
+  }
+}
+
+// The register-A fragments (4 x b16x2 per 16 columns) of an m64nN fp32 accumulator: the
+// accumulator layout of one k16 step is the A layout wgmma's register form takes.
+template <int N>
+__device__ __forceinline__ void acc_to_a(const float* acc, u32 (*a)[4]) {
+#pragma unroll
+  for (int kc = 0; kc < N / 16; ++kc) {
+    a[kc][0] = pack2(acc[(2 * kc) * 4 + 0], acc[(2 * kc) * 4 + 1]);
+    a[kc][1] = pack2(acc[(2 * kc) * 4 + 2], acc[(2 * kc) * 4 + 3]);
+    a[kc][2] = pack2(acc[(2 * kc + 1) * 4 + 0], acc[(2 * kc + 1) * 4 + 1]);
+    a[kc][3] = pack2(acc[(2 * kc + 1) * 4 + 2], acc[(2 * kc + 1) * 4 + 3]);
+  }
+}
+
 // The wgmma shapes the kernels use (m64 x N x k16, fp32 accumulators, bf16/f16 operands).
 // _ss: A and B from shared memory; _rs: A from registers (the mma.sync A-fragment layout, one
 // 16-row slice per warp of the warpgroup). TRANS_B = 1: B is MN-major in shared memory.
