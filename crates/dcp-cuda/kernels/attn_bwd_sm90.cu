@@ -91,7 +91,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     mbar_arrive_cp_async(kv_bar);
     for (u32 t = 0; t < n_steps; ++t) {
       const int s = t & 1;
-      if (t >= 2) mbar_wait(empty_bar(s), ((t >> 1) - 1) & 1);
+      if (t >= 2) mbar_wait_guarded(empty_bar(s), ((t >> 1) - 1) & 1);
       const u32 jj = t / task.tiles_n, it = t - jj * task.tiles_n;
       const u32 head = kvh * group + jj;
       const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;

@@ -87,7 +87,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     for (u32 it = 0; it < n_tiles; ++it) {
       const int s = it % S90_STAGES;
-      if (it >= S90_STAGES) mbar_wait(empty_bar(s), ((it / S90_STAGES) - 1) & 1);
+      if (it >= S90_STAGES) mbar_wait_guarded(empty_bar(s), ((it / S90_STAGES) - 1) & 1);
       const u32 key = (my_tiles[it] & 0x7fffffffu) * S90_BC + pt;
       warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, key, kvh), lane, 32 * pw, sK + s * TBYTES,
                                sV + s * TBYTES, S90_BC * 128, qbase);
