@@ -2,6 +2,9 @@
 """Compile the dcp-cuda kernels with NVRTC (no GPU needed) and print ptxas resource usage.
 
 Usage: nvrtc_check.py LIBNVRTC INCLUDE_DIR [ARCH] [-DNAME=VALUE ...]
+(the sm90 kernels only for sm_90a). NVRTC without CUDA: `pip download nvidia-cuda-nvrtc==13.0.*
+nvidia-cuda-runtime==13.0.*`, unzip both; LIBNVRTC = nvidia/cu13/lib/libnvrtc.so.13 (with that
+directory on LD_LIBRARY_PATH for the builtins), INCLUDE_DIR = nvidia/cu13/include.
 """
 import ctypes, sys, os
 lib = ctypes.CDLL(sys.argv[1])
@@ -14,7 +17,11 @@ srcs = {
     "util": rd("common.cuh") + rd("util.cu"),
     "attn_fwd": rd("common.cuh") + rd("mma.cuh") + rd("attn_fwd.cu"),
     "attn_bwd": rd("common.cuh") + rd("mma.cuh") + rd("attn_bwd.cu"),
+    "attn_fwd_sm90": rd("common.cuh") + rd("mma.cuh") + rd("sm90.cuh") + rd("attn_fwd_sm90.cu"),
+    "attn_bwd_sm90": rd("common.cuh") + rd("mma.cuh") + rd("sm90.cuh") + rd("attn_bwd_sm90.cu"),
 }
+if not arch.startswith("sm_90"):
+    srcs = {k: v for k, v in srcs.items() if not k.endswith("_sm90")}
 ok = True
 for name, src in srcs.items():
     src = src.replace("#pragma once", "")

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dcp_core::check::{corpus_dir, random_case};
+use dcp_core::mask::MaskSpec;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
@@ -49,7 +50,8 @@ pub struct BenchGpuArgs {
     #[arg(long, default_value_t = 3000)]
     pub cpu_check_tokens: u64,
     /// Instead of dataset batches: N random small cases (every mask kind, GQA ratios, odd
-    /// lengths, head dims 64/128), every planner, checked against the CPU reference.
+    /// lengths, head dims 64/128, bf16 and every third case f16), every planner, checked
+    /// against the CPU reference.
     #[arg(long)]
     pub selftest: Option<usize>,
     /// Check every case of a corpus folder (e.g. testdata/) the same way, before the random
@@ -338,7 +340,13 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
             heads: batch.model.heads,
             kv_heads: kvh,
             head_dim: if case % 2 == 0 { 64 } else { 128 },
-            dtype: DType::Bf16,
+            // Every third case in f16 (the kernels take both 16-bit types); with the
+            // alternating head dims that covers f16 at 64 and 128.
+            dtype: if case % 3 == 2 {
+                DType::F16
+            } else {
+                DType::Bf16
+            },
         };
         batch.head_block = if case % 3 == 0 { 1 } else { kvh };
         cases.push((format!("case{case}"), batch));
@@ -359,6 +367,7 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
             };
             let (f, b, c) = run_plan(&mut bench.rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
             let c = c.expect("checked");
+            let kernels = bench.rank.kernels(&batch.model)?.family();
             if !c.pass {
                 bench.failures += 1;
             }
@@ -366,7 +375,8 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
                 let rec = json!({"kind": "selftest", "case": case, "name": name, "planner": p, "world": world,
                     "lens": batch.lens(), "masks": masks, "heads": batch.model.heads,
                     "kv_heads": batch.model.kv_heads, "head_dim": batch.model.head_dim,
-                    "block_size": batch.block_size, "fwd_ms": f, "bwd_ms": b, "check": c});
+                    "dtype": format!("{:?}", batch.model.dtype), "block_size": batch.block_size,
+                    "kernels": kernels, "fwd_ms": f, "bwd_ms": b, "check": c});
                 bench.record(&rec, None)?;
                 bench.rows.push(Row {
                     name: format!(
@@ -443,12 +453,13 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench) -> Result<()> {
                         bench.failures += 1;
                     }
                 }
+                let kernels = bench.rank.kernels(&batch.model)?.family();
                 let ftf = flops / world as f64 / (f * 1e-3) / 1e12;
                 let btf = BWD_FLOP_FACTOR * flops / world as f64 / (b * 1e-3) / 1e12;
                 if is0 {
                     let rec = json!({"kind": "bench", "batch": bi, "source": a.batch.source_name(),
                         "mask": a.batch.mask, "planner": p, "block_size": bs, "world": world,
-                        "device": bench.rank.gpu.name, "tokens": batch.total_tokens(), "n_seqs": l.len(), "lens": l,
+                        "device": bench.rank.gpu.name, "kernels": kernels, "tokens": batch.total_tokens(), "n_seqs": l.len(), "lens": l,
                         "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
                         "attended_fwd_flops": flops, "fwd_bytes": st.fwd_bytes_intra + st.fwd_bytes_inter,
                         "bwd_bytes": st.bwd_bytes_intra + st.bwd_bytes_inter,
@@ -576,4 +587,156 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
         bail!("{f}; the other ranks were stopped");
     }
     Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct KernelBenchArgs {
+    /// Shapes, comma separated: causal32k, causal128k, packed (120 documents of 300-12000
+    /// tokens, causal), lambda (one 32K sequence, 64 sink + 4096 window).
+    #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
+    pub shapes: String,
+    #[arg(long, default_value_t = 8)]
+    pub heads: u32,
+    #[arg(long, default_value_t = 2)]
+    pub kv_heads: u32,
+    #[arg(long, default_value_t = 128)]
+    pub head_dim: u32,
+    /// bf16 or f16.
+    #[arg(long, default_value = "bf16")]
+    pub dtype: String,
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Append JSON lines here (kind "bench", with `lens` and `mask`, readable by
+    /// bench/gpu/torch_ref.py).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[arg(long, default_value_t = 300.0)]
+    pub timeout_s: f64,
+}
+
+/// Lengths of the packed kernel-bench batch: 120 documents, log-uniform in 300..12000 tokens
+/// (deterministic).
+pub fn packed_lens() -> Vec<u32> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..120)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            (300.0 * (12000.0f64 / 300.0).powf(u)).round() as u32
+        })
+        .collect()
+}
+
+/// The kernel-bench shapes: (name, lengths, mask).
+pub fn kernel_bench_shapes(names: &str) -> Result<Vec<(String, Vec<u32>, String)>> {
+    csv::<String>(names, "shape")?
+        .into_iter()
+        .map(|n| {
+            let (lens, mask) = match n.as_str() {
+                "causal32k" => (vec![32768], "causal"),
+                "causal128k" => (vec![131072], "causal"),
+                "packed" => (packed_lens(), "causal"),
+                "lambda" => (vec![32768], "lambda"),
+                o => {
+                    bail!("unknown shape `{o}`: allowed are causal32k, causal128k, packed, lambda")
+                }
+            };
+            Ok((n, lens, mask.to_string()))
+        })
+        .collect()
+}
+
+/// `dcp kernel-bench`: the local plan on one GPU (one attention launch per direction plus the
+/// pre-pass and conversions), timed per shape; prints which kernel family ran.
+pub fn kernel_bench(a: KernelBenchArgs) -> Result<()> {
+    let shapes = kernel_bench_shapes(&a.shapes)?;
+    let mut rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
+    if rank.info.world != 1 {
+        bail!(
+            "kernel-bench runs on one GPU (WORLD_SIZE is {})",
+            rank.info.world
+        );
+    }
+    let dtype = match a.dtype.as_str() {
+        "bf16" => DType::Bf16,
+        "f16" | "fp16" => DType::F16,
+        o => bail!("unknown dtype `{o}`: kernel-bench takes bf16 or f16"),
+    };
+    let model = ModelShape {
+        heads: a.heads,
+        kv_heads: a.kv_heads,
+        head_dim: a.head_dim,
+        dtype,
+    };
+    model.validate()?;
+    let mut json_out = match &a.json {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let topo = Topology::new(1, 1);
+    let mut rows = Vec::new();
+    for (name, lens, mask) in &shapes {
+        let mut batch = BatchSpec::uniform(lens, MaskSpec::parse(mask)?, model, 1024);
+        batch.head_block = model.kv_heads;
+        batch.validate()?;
+        let plan = make_plan("local", &batch, &topo, &PlannerOptions::default())?;
+        let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
+        let family = rank.kernels(&batch.model)?.family();
+        let (f, b, _) = run_plan(&mut rank, &plan, a.warmup, a.repeats, 1, None)?;
+        let (ftf, btf) = (
+            flops / (f * 1e-3) / 1e12,
+            BWD_FLOP_FACTOR * flops / (b * 1e-3) / 1e12,
+        );
+        let rec = json!({"kind": "bench", "source": "kernel-bench", "shape": name, "mask": mask,
+            "lens": lens, "tokens": batch.total_tokens(), "n_seqs": lens.len(),
+            "planner": "local", "world": 1, "device": rank.gpu.name, "kernels": family,
+            "heads": batch.model.heads, "kv_heads": batch.model.kv_heads,
+            "head_dim": batch.model.head_dim, "dtype": a.dtype,
+            "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
+            "attended_fwd_flops": flops});
+        println!("{rec}");
+        if let Some(o) = json_out.as_mut() {
+            writeln!(o, "{rec}")?;
+        }
+        rows.push((name.clone(), family, f, b, ftf, btf));
+    }
+    println!(
+        "\n{:<12} {:<34} {:>9} {:>9} {:>7} {:>7}",
+        "shape", "kernels", "fwd ms", "bwd ms", "fwd TF", "bwd TF"
+    );
+    for (n, fam, f, b, ftf, btf) in rows {
+        println!("{n:<12} {fam:<34} {f:>9.3} {b:>9.3} {ftf:>7.1} {btf:>7.1}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_bench_shapes_are_fixed_and_checked() {
+        let l = packed_lens();
+        assert_eq!(l.len(), 120);
+        assert!(l.iter().all(|&x| (300..=12000).contains(&x)));
+        assert_eq!(l, packed_lens(), "deterministic");
+        let s = kernel_bench_shapes("causal32k,packed,lambda").unwrap();
+        assert_eq!(s[0].1, vec![32768]);
+        assert_eq!(s[1].1.len(), 120);
+        assert_eq!(s[2].2, "lambda");
+        let e = kernel_bench_shapes("causal32k,dense")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dense") && e.contains("causal128k"), "{e}");
+    }
 }

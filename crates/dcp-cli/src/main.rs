@@ -46,6 +46,9 @@ enum Cmd {
     Compare(cmd_sim::CompareArgs),
     /// Run plans on real GPUs (one process per GPU) and time them.
     BenchGpu(cmd_gpu::BenchGpuArgs),
+    /// Time the attention kernels alone (local plan, one GPU) on fixed shapes: dense causal 32K
+    /// and 128K, a packed batch of 120 short documents, a lambda batch.
+    KernelBench(cmd_gpu::KernelBenchArgs),
     /// Measure kernel and link rates on the GPUs at hand and write a simulator profile.
     Calibrate(cmd_gpu::CalibrateArgs),
     /// Markdown report with speed-up plots from the 4-GPU matrix's JSON (bench/gpu/x4_matrix.sh).
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Simulate(a) => cmd_sim::simulate(a),
         Cmd::Compare(a) => cmd_sim::compare(a),
         Cmd::BenchGpu(a) => cmd_gpu::bench_gpu(a),
+        Cmd::KernelBench(a) => cmd_gpu::kernel_bench(a),
         Cmd::Calibrate(a) => cmd_gpu::calibrate(a),
         Cmd::Launch(a) => cmd_gpu::launch(a),
         Cmd::GpuReport(a) => cmd_report::gpu_report(a),

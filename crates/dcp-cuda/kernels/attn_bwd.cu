@@ -124,7 +124,6 @@ dcp_attn_bwd(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
     for (int e = 0; e < 4; ++e) dk[i][e] = dv[i][e] = 0.f;
 
   const u32 key_a = k0 + warp * 16 + g, key_b = key_a + 8;
-  const float LOG2E = 1.4426950408889634f;
   // Per-lane ldmatrix offsets (bytes). A operand 16x16 (rows r..r+15, k 0..15): `aoff`; B
   // operand from a [n][k] tile, two n8 tiles per x4: `boff`; transposed B from a [k][n] tile:
   // `toff`.
@@ -178,28 +177,10 @@ dcp_attn_bwd(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
       }
     }
     // Mask bits of this thread's elements (bit nt * 4 + e), one pass on partial tiles only.
-    u32 pbits = 0xffffffffu;
-    if (partial) {
-      pbits = 0;
-#pragma unroll 1
-      for (int j = 0; j < BWD_BR / 2; ++j) {
-        const int nt = j >> 2, e = j & 3;
-        const int ql = nt * 8 + t4 * 2 + (e & 1);
-        const u32 key = e < 2 ? key_a : key_b;
-        if (key < w.n_keys && in_ranges(ranges, rp_b[2 * ql], rp_b[2 * ql + 1], key)) pbits |= 1u << j;
-      }
-    }
+    const u32 pbits =
+        partial ? bwd_mask_bits<BWD_BR / 8>(ranges, rp_b, key_a, key_b, w.n_keys, t4) : 0xffffffffu;
     // P^T (LSE = -inf rows: P = 0).
-#pragma unroll
-    for (int nt = 0; nt < BWD_BR / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int ql = nt * 8 + t4 * 2 + (e & 1);
-        const float l = lse_b[ql];
-        const float L = l == -INFINITY ? INFINITY : l * LOG2E;
-        st[nt][e] = ((pbits >> (nt * 4 + e)) & 1u) ? exp2f(fmaf(st[nt][e], scale_log2, -L)) : 0.f;
-      }
-    }
+    bwd_probs<BWD_BR / 8>(&st[0][0], pbits, lse_b, scale_log2, t4);
     // dV += P^T dO.
 #pragma unroll
     for (int kc = 0; kc < BWD_BR / 16; ++kc) {

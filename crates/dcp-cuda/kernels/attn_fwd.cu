@@ -163,18 +163,7 @@ dcp_attn_fwd(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const uint2 rp = sRp[wr + mi * 16 + g + 8 * h];
-          u32 bits = 0;
-          for (u32 i = rp.x; i < rp.y; ++i) {
-            const uint2 r = ranges[i];
-            if (r.y <= k0 || r.x >= k0 + FWD_BC) continue;
-#pragma unroll
-            for (int nt = 0; nt < FWD_BC / 8; ++nt)
-#pragma unroll
-              for (int e = 0; e < 2; ++e) {
-                const u32 key = k0 + nt * 8 + t4 * 2 + e;
-                if (key >= r.x && key < r.y) bits |= 1u << (nt * 2 + e);
-              }
-          }
+          const u32 bits = row_mask_bits<FWD_BC / 8>(ranges, rp.x, rp.y, k0, t4);
 #pragma unroll
           for (int nt = 0; nt < FWD_BC / 8; ++nt)
 #pragma unroll

@@ -86,6 +86,60 @@ __device__ __forceinline__ bool in_ranges(const uint2* ranges, u32 a, u32 b, u32
   return false;
 }
 
+// Forward partial tiles: bit (nt * 2 + e) set when key k0 + nt * 8 + t4 * 2 + e (this thread's
+// columns of a row of NT n8 tiles) lies in one of the row's ranges [ranges[a], ranges[b]).
+template <int NT>
+__device__ __forceinline__ u32 row_mask_bits(const uint2* ranges, u32 a, u32 b, u32 k0, int t4) {
+  u32 bits = 0;
+  for (u32 i = a; i < b; ++i) {
+    const uint2 r = ranges[i];
+    if (r.y <= k0 || r.x >= k0 + NT * 8) continue;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const u32 key = k0 + nt * 8 + t4 * 2 + e;
+        if (key >= r.x && key < r.y) bits |= 1u << (nt * 2 + e);
+      }
+  }
+  return bits;
+}
+
+// Backward, transposed scores S^T (keys x query rows) in the m16n8 accumulator layout, NT n8
+// tiles (element nt * 4 + e: key e < 2 ? key_a : key_b, step row nt * 8 + t4 * 2 + (e & 1)).
+// mask_bits: bit nt * 4 + e set when the element is attended (rp: the rows' range spans).
+template <int NT>
+__device__ __forceinline__ u32 bwd_mask_bits(const uint2* ranges, const u32* rp, u32 key_a,
+                                             u32 key_b, u32 n_keys, int t4) {
+  u32 bits = 0;
+#pragma unroll 1
+  for (int j = 0; j < NT * 4; ++j) {
+    const int nt = j >> 2, e = j & 3;
+    const int ql = nt * 8 + t4 * 2 + (e & 1);
+    const u32 key = e < 2 ? key_a : key_b;
+    if (key < n_keys && in_ranges(ranges, rp[2 * ql], rp[2 * ql + 1], key)) bits |= 1u << j;
+  }
+  return bits;
+}
+// P^T = exp(S^T * scale - LSE) in place where `bits` says attended, 0 elsewhere and for rows
+// whose LSE is -inf (no key).
+template <int NT>
+__device__ __forceinline__ void bwd_probs(float* st, u32 bits, const float* lse, float scale_log2,
+                                          int t4) {
+  const float LOG2E = 1.4426950408889634f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int ql = nt * 8 + t4 * 2 + (e & 1);
+      const float l = lse[ql];
+      const float L = l == -INFINITY ? INFINITY : l * LOG2E;
+      st[nt * 4 + e] =
+          ((bits >> (nt * 4 + e)) & 1u) ? exp2f(fmaf(st[nt * 4 + e], scale_log2, -L)) : 0.f;
+    }
+  }
+}
+
 __device__ __forceinline__ void atomic_add_out(void* base, u64 i, u32 dt, float a, float b) {
   // Adds (a, b) to elements i, i+1 (i even, 4-byte aligned pair for 16-bit types).
   if (dt == DT_F32) {

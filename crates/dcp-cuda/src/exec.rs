@@ -26,6 +26,78 @@ use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{DevBuf, Event, Gpu, Kernel};
 use crate::nvrtc::Source;
 
+/// Which forward kernel family to use (`DCP_CUDA_FAMILY`: `auto`, `mma`, `sm90`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FamilyChoice {
+    /// The Hopper kernel where it applies (compute capability 9.0, head dim 64 or 128) and
+    /// [`SM90_FWD_DEFAULT`] is on; `mma.sync` otherwise.
+    #[default]
+    Auto,
+    /// Always the `mma.sync` kernels (any architecture from sm_80).
+    Mma,
+    /// The Hopper forward; an error (not a silent fallback) where it does not apply.
+    Sm90,
+}
+
+impl FamilyChoice {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "" | "auto" => Ok(FamilyChoice::Auto),
+            "mma" => Ok(FamilyChoice::Mma),
+            "sm90" => Ok(FamilyChoice::Sm90),
+            other => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_FAMILY={other}: expected auto, mma or sm90"
+            ))),
+        }
+    }
+}
+
+/// Whether `auto` picks the Hopper forward on sm_90 (on once it passes the GPU selftest).
+pub const SM90_FWD_DEFAULT: bool = true;
+/// Whether `auto` picks the Hopper backward on sm_90 (on: 16/16 selftest cases and memcheck clean
+/// on 1x H100, 2026-11-28, bench/results/kernels-2026-11-28c).
+pub const SM90_BWD_DEFAULT: bool = true;
+
+/// The forward kernel family that ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelFamily {
+    /// `attn_fwd.cu`: mma.sync m16n8k16, cp.async double buffering (sm_80+).
+    MmaSync,
+    /// `attn_fwd_sm90.cu`: wgmma, producer/consumer warpgroups, mbarrier pipeline (sm_90a).
+    Sm90Wgmma,
+}
+
+impl KernelFamily {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelFamily::MmaSync => "mma.sync",
+            KernelFamily::Sm90Wgmma => "sm90-wgmma",
+        }
+    }
+}
+
+/// Picks the kernel family of one direction for a device and head dim (`default_sm90`: what
+/// `auto` does where the Hopper kernel applies).
+pub fn choose_family(
+    choice: FamilyChoice,
+    cc: (i32, i32),
+    head_dim: u32,
+    default_sm90: bool,
+) -> Result<KernelFamily> {
+    let fits = cc == (9, 0) && (head_dim == 64 || head_dim == 128);
+    match choice {
+        FamilyChoice::Mma => Ok(KernelFamily::MmaSync),
+        FamilyChoice::Auto if fits && default_sm90 => Ok(KernelFamily::Sm90Wgmma),
+        FamilyChoice::Auto => Ok(KernelFamily::MmaSync),
+        FamilyChoice::Sm90 if fits => Ok(KernelFamily::Sm90Wgmma),
+        FamilyChoice::Sm90 => Err(CudaError::Unsupported(format!(
+            "the sm90 kernels need compute capability 9.0 and head dim 64 or 128 \
+             (device sm_{}{}, head dim {head_dim}); use DCP_CUDA_FAMILY=mma or auto",
+            cc.0, cc.1
+        ))),
+    }
+}
+
 /// Tile shapes of the attention kernels (compile-time defines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TileConfig {
@@ -38,6 +110,8 @@ pub struct TileConfig {
     pub bwd_warps: u32,
     /// Backward: query rows per inner iteration.
     pub bwd_br: u32,
+    /// Forward kernel family.
+    pub family: FamilyChoice,
 }
 
 impl Default for TileConfig {
@@ -47,13 +121,15 @@ impl Default for TileConfig {
             fwd_mt: 2,
             bwd_warps: 8,
             bwd_br: 64,
+            family: FamilyChoice::Auto,
         }
     }
 }
 
 impl TileConfig {
     /// The default, with `DCP_CUDA_FWD_MT` (m-tiles per forward warp) overriding `fwd_mt`
-    /// (A/B timing against kernels read through `DCP_CUDA_KERNELS`).
+    /// (A/B timing against kernels read through `DCP_CUDA_KERNELS`) and `DCP_CUDA_FAMILY`
+    /// choosing the forward family (an unknown value is reported by [`Kernels::load`]).
     pub fn from_env() -> Self {
         let mut c = TileConfig::default();
         if let Some(mt) = std::env::var("DCP_CUDA_FWD_MT")
@@ -67,7 +143,17 @@ impl TileConfig {
     }
 }
 
+/// Forward kv tile of the `mma.sync` kernel.
 pub const FWD_BC: u32 = 64;
+/// Forward tile of the sm90 kernel: query rows, keys, threads, K/V stages.
+pub const SM90_BR: u32 = 128;
+pub const SM90_BC: u32 = 128;
+pub const SM90_THREADS: u32 = 384;
+pub const SM90_STAGES: u32 = 2;
+/// Backward tile of the sm90 kernel: keys per CTA, query rows per step (the same as the
+/// `mma.sync` backward's defaults, so the host task lists are identical).
+pub const SM90_BWD_BC: u32 = 128;
+pub const SM90_BWD_BR: u32 = 64;
 
 /// The kernels for one model shape.
 pub struct Kernels {
@@ -84,6 +170,16 @@ pub struct Kernels {
     pub bwd: Kernel,
     fwd_smem: u32,
     bwd_smem: u32,
+    /// The forward family loaded, its query rows and keys per tile and threads per CTA.
+    pub fwd_family: KernelFamily,
+    fwd_br: u32,
+    fwd_bc: u32,
+    fwd_block: u32,
+    /// The backward family loaded, its keys per CTA, query rows per step, threads per CTA.
+    pub bwd_family: KernelFamily,
+    bwd_bc: u32,
+    bwd_br: u32,
+    bwd_block: u32,
 }
 
 impl Kernels {
@@ -115,16 +211,48 @@ impl Kernels {
                 ))
             }
         }
+        let choice = match std::env::var("DCP_CUDA_FAMILY") {
+            Ok(v) => FamilyChoice::parse(&v)?,
+            Err(_) => cfg.family,
+        };
+        let fwd_family = choose_family(choice, gpu.cc, d, SM90_FWD_DEFAULT)?;
+        let bwd_family = choose_family(choice, gpu.cc, d, SM90_BWD_DEFAULT)?;
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
         let lds = d + 8;
-        let fwd_br = 16 * cfg.fwd_mt * cfg.fwd_warps;
-        let fwd_smem = (fwd_br + 4 * FWD_BC) * lds * 2 + 2 * FWD_BC * 8 + fwd_br * 8;
-        let bc = 16 * cfg.bwd_warps;
-        let br = cfg.bwd_br;
-        // K, V; Q, dO double buffered; dS; LSE, D, range spans double buffered; key pointers.
-        let bwd_smem = (2 * bc + 4 * br) * lds * 2 + br * (bc + 8) * 2 + 2 * br * 16 + bc * 20;
-        let fwd = gpu.kernel(Source::AttnFwd, &defs, "dcp_attn_fwd")?;
-        let bwd = gpu.kernel(Source::AttnBwd, &defs, "dcp_attn_bwd")?;
+        let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
+            KernelFamily::MmaSync => {
+                let br = 16 * cfg.fwd_mt * cfg.fwd_warps;
+                let smem = (br + 4 * FWD_BC) * lds * 2 + 2 * FWD_BC * 8 + br * 8;
+                let k = gpu.kernel(Source::AttnFwd, &defs, "dcp_attn_fwd")?;
+                (br, FWD_BC, 32 * cfg.fwd_warps, smem, k)
+            }
+            KernelFamily::Sm90Wgmma => {
+                // Q, K and V stages, 1 KiB for aligning the swizzle atoms, the mbarriers.
+                let smem = (SM90_BR + 2 * SM90_STAGES * SM90_BC) * d * 2
+                    + 1024
+                    + 8 * (2 * SM90_STAGES + 1);
+                let k = gpu.kernel(Source::AttnFwdSm90, &defs, "dcp_attn_fwd_sm90")?;
+                (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
+            }
+        };
+        let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
+            KernelFamily::MmaSync => {
+                let bc = 16 * cfg.bwd_warps;
+                let br = cfg.bwd_br;
+                // K, V; Q, dO double buffered; dS; LSE, D, range spans double buffered; key
+                // pointers.
+                let smem = (2 * bc + 4 * br) * lds * 2 + br * (bc + 8) * 2 + 2 * br * 16 + bc * 20;
+                let k = gpu.kernel(Source::AttnBwd, &defs, "dcp_attn_bwd")?;
+                (bc, br, 32 * cfg.bwd_warps, smem, k)
+            }
+            KernelFamily::Sm90Wgmma => {
+                let (bc, br) = (SM90_BWD_BC, SM90_BWD_BR);
+                // K, V; Q, dO, dS double buffered; LSE, D, spans per stage; alignment; mbarriers.
+                let smem = (2 * bc + 4 * br) * d * 2 + 2 * br * bc * 2 + 2 * br * 16 + 1024 + 40;
+                let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
+                (bc, br, SM90_THREADS, smem, k)
+            }
+        };
         gpu.set_smem(&fwd, fwd_smem as usize)?;
         gpu.set_smem(&bwd, bwd_smem as usize)?;
         Ok(Kernels {
@@ -141,14 +269,30 @@ impl Kernels {
             bwd,
             fwd_smem,
             bwd_smem,
+            fwd_family,
+            fwd_br,
+            fwd_bc,
+            fwd_block,
+            bwd_family,
+            bwd_bc,
+            bwd_br,
+            bwd_block,
         })
     }
 
     pub fn fwd_br(&self) -> u32 {
-        16 * self.cfg.fwd_mt * self.cfg.fwd_warps
+        self.fwd_br
+    }
+    /// Which kernels run, e.g. `fwd sm90-wgmma, bwd mma.sync`.
+    pub fn family(&self) -> String {
+        format!(
+            "fwd {}, bwd {}",
+            self.fwd_family.name(),
+            self.bwd_family.name()
+        )
     }
     pub fn bwd_bc(&self) -> u32 {
-        16 * self.cfg.bwd_warps
+        self.bwd_bc
     }
 }
 
@@ -559,7 +703,7 @@ impl Prepared {
                                 r0 as usize,
                                 r1 as usize,
                                 key0,
-                                FWD_BC,
+                                kernels.fwd_bc,
                                 &mut tb,
                                 &mut fb,
                                 &mut out,
@@ -592,7 +736,7 @@ impl Prepared {
                     ops.push(Op::Launch(Launch {
                         k: K::Fwd,
                         grid: tasks.len() as u32,
-                        block: 32 * kernels.cfg.fwd_warps,
+                        block: kernels.fwd_block,
                         smem: kernels.fwd_smem,
                         args: vec![
                             Arg::Arena(a_w),
@@ -614,7 +758,7 @@ impl Prepared {
                     let mut row_ptr: Vec<u32> = Vec::new();
                     let mut ranges: Vec<[u32; 2]> = Vec::new();
                     let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
-                    let br = kernels.cfg.bwd_br;
+                    let br = kernels.bwd_br;
                     let bc = kernels.bwd_bc();
                     let mut dd_off = 0u64;
                     let mut pending: Vec<(u32, u32, u32, Vec<u32>)> = Vec::new();
@@ -775,7 +919,7 @@ impl Prepared {
                     ops.push(Op::Launch(Launch {
                         k: K::Bwd,
                         grid: tasks.len() as u32,
-                        block: 32 * kernels.cfg.bwd_warps,
+                        block: kernels.bwd_block,
                         smem: kernels.bwd_smem,
                         args: vec![
                             Arg::Arena(a_w),
@@ -1045,5 +1189,44 @@ impl Prepared {
             }
         }
         gpu.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_choice_parses_and_rejects_unknown() {
+        assert_eq!(FamilyChoice::parse("auto").unwrap(), FamilyChoice::Auto);
+        assert_eq!(FamilyChoice::parse("").unwrap(), FamilyChoice::Auto);
+        assert_eq!(FamilyChoice::parse("mma").unwrap(), FamilyChoice::Mma);
+        assert_eq!(FamilyChoice::parse(" sm90 ").unwrap(), FamilyChoice::Sm90);
+        let e = FamilyChoice::parse("wgmma").unwrap_err().to_string();
+        assert!(e.contains("wgmma") && e.contains("sm90"), "{e}");
+    }
+
+    #[test]
+    fn family_follows_device_and_head_dim() {
+        use KernelFamily::*;
+        for d in [64, 128] {
+            for def in [false, true] {
+                let c = |ch| choose_family(ch, (9, 0), d, def).unwrap();
+                assert_eq!(c(FamilyChoice::Sm90), Sm90Wgmma);
+                assert_eq!(c(FamilyChoice::Mma), MmaSync);
+                assert_eq!(c(FamilyChoice::Auto) == Sm90Wgmma, def);
+            }
+        }
+        // Other architectures and head dims: auto falls back, an explicit sm90 is an error.
+        for (cc, d) in [((8, 0), 128), ((9, 0), 96), ((9, 0), 256), ((10, 0), 128)] {
+            assert_eq!(
+                choose_family(FamilyChoice::Auto, cc, d, true).unwrap(),
+                MmaSync
+            );
+            let e = choose_family(FamilyChoice::Sm90, cc, d, true)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("head dim"), "{e}");
+        }
     }
 }

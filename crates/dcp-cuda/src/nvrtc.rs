@@ -23,6 +23,9 @@ pub const MMA: &str = include_str!("../kernels/mma.cuh");
 pub const UTIL: &str = include_str!("../kernels/util.cu");
 pub const ATTN_FWD: &str = include_str!("../kernels/attn_fwd.cu");
 pub const ATTN_BWD: &str = include_str!("../kernels/attn_bwd.cu");
+pub const SM90: &str = include_str!("../kernels/sm90.cuh");
+pub const ATTN_FWD_SM90: &str = include_str!("../kernels/attn_fwd_sm90.cu");
+pub const ATTN_BWD_SM90: &str = include_str!("../kernels/attn_bwd_sm90.cu");
 
 /// Which source a module is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,6 +33,10 @@ pub enum Source {
     Util,
     AttnFwd,
     AttnBwd,
+    /// The Hopper forward (wgmma, warp specialised); needs `sm_90a`.
+    AttnFwdSm90,
+    /// The Hopper backward (wgmma, warp specialised); needs `sm_90a`.
+    AttnBwdSm90,
 }
 
 impl Source {
@@ -48,6 +55,16 @@ impl Source {
             Source::Util => format!("{common}\n{}", rd("util.cu", UTIL)),
             Source::AttnFwd => format!("{common}\n{mma}\n{}", rd("attn_fwd.cu", ATTN_FWD)),
             Source::AttnBwd => format!("{common}\n{mma}\n{}", rd("attn_bwd.cu", ATTN_BWD)),
+            Source::AttnFwdSm90 => format!(
+                "{common}\n{mma}\n{}\n{}",
+                rd("sm90.cuh", SM90),
+                rd("attn_fwd_sm90.cu", ATTN_FWD_SM90)
+            ),
+            Source::AttnBwdSm90 => format!(
+                "{common}\n{mma}\n{}\n{}",
+                rd("sm90.cuh", SM90),
+                rd("attn_bwd_sm90.cu", ATTN_BWD_SM90)
+            ),
         };
         body.replace("#pragma once", "")
     }
@@ -56,6 +73,8 @@ impl Source {
             Source::Util => "dcp_util.cu",
             Source::AttnFwd => "dcp_attn_fwd.cu",
             Source::AttnBwd => "dcp_attn_bwd.cu",
+            Source::AttnFwdSm90 => "dcp_attn_fwd_sm90.cu",
+            Source::AttnBwdSm90 => "dcp_attn_bwd_sm90.cu",
         }
     }
 }
@@ -262,6 +281,28 @@ mod tests {
             ),
             (
                 Source::AttnFwd,
+                vec![
+                    ("HEAD_DIM".to_string(), "64".to_string()),
+                    ("ELEM_F16".to_string(), "1".to_string()),
+                ],
+            ),
+            (
+                Source::AttnFwdSm90,
+                vec![("HEAD_DIM".to_string(), "128".to_string())],
+            ),
+            (
+                Source::AttnBwdSm90,
+                vec![("HEAD_DIM".to_string(), "128".to_string())],
+            ),
+            (
+                Source::AttnBwdSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "64".to_string()),
+                    ("ELEM_F16".to_string(), "1".to_string()),
+                ],
+            ),
+            (
+                Source::AttnFwdSm90,
                 vec![
                     ("HEAD_DIM".to_string(), "64".to_string()),
                     ("ELEM_F16".to_string(), "1".to_string()),
