@@ -3,7 +3,10 @@
 //!
 //! `launch` starts N local ranks of this same binary with torchrun-style variables (RANK,
 //! WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), prefixes their output with the rank, and
-//! fails (killing the others) as soon as one rank fails. `bench-gpu` and `calibrate` read those
+//! fails as soon as one rank fails (the others get `--grace-s` to exit on their own, then are
+//! killed). Every GPU command bounds each blocking step by `--timeout-s` (crate `dcp-cuda`,
+//! module `watchdog`), so a frozen or dead rank never hangs the others, with or without
+//! `launch`. `bench-gpu` and `calibrate` read those
 //! variables (a process without them is rank 0 of 1); rank 0 prints the table and JSON.
 
 use std::io::{BufRead, BufReader, Write};
@@ -17,9 +20,13 @@ use dcp_core::check::random_case;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
+use dcp_cuda::fault::Fault;
 use dcp_cuda::runner::{
     compare_global, cpu_reference, median, to_global, ErrReport, ErrSums, PlanRun, Rank,
+    RankOptions,
 };
+use dcp_cuda::watchdog::{exit_if_stalled, OnExpiry};
+use dcp_cuda::CudaError;
 use serde_json::json;
 
 use crate::common::BatchArgs;
@@ -54,7 +61,10 @@ pub struct BenchGpuArgs {
     /// Seed of the input tensors.
     #[arg(long, default_value_t = 1)]
     pub data_seed: u64,
-    /// Seconds before a stuck GPU/NCCL wait is aborted.
+    /// Deadline in seconds of every blocking step (rendezvous, communicator creation,
+    /// barriers, NCCL groups, GPU waits, copies), and how long a silent peer is tolerated. On
+    /// expiry the communicator is aborted and the rank exits with status 3, naming the step and
+    /// the peers it waited for. Must exceed the longest single forward or backward run.
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
 }
@@ -64,6 +74,7 @@ pub struct CalibrateArgs {
     /// Where to write the JSON profile (rank 0).
     #[arg(long, default_value = "gpu_profile.json")]
     pub out: PathBuf,
+    /// Deadline in seconds of every blocking step (see `bench-gpu --timeout-s`).
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
     /// Sequence lengths for the attention curve.
@@ -79,6 +90,10 @@ pub struct LaunchArgs {
     /// Rendezvous port (default: a free one).
     #[arg(long)]
     pub port: Option<u16>,
+    /// After one rank fails, seconds the others get to exit on their own (and say why)
+    /// before they are killed.
+    #[arg(long, default_value_t = 5.0)]
+    pub grace_s: f64,
     /// The dcp subcommand and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub args: Vec<String>,
@@ -176,12 +191,11 @@ fn reference(
     )?;
     let run = PlanRun::new(rank, &plan, 0)?;
     run.load_inputs(rank, batch, seed)?;
-    let t = rank.timeout;
     run.fwd.enqueue(&rank.gpu, &run.kernels, None)?;
-    run.fwd.finish(None, t)?;
+    run.fwd.finish(&rank.gpu, None, " (reference)")?;
     run.feed_backward(rank)?;
     run.bwd.enqueue(&rank.gpu, &run.kernels, None)?;
-    run.bwd.finish(None, t)?;
+    run.bwd.finish(&rank.gpu, None, " (reference)")?;
     let out = run.outputs(rank)?;
     Ok(to_global(batch, &run.tokens, &out))
 }
@@ -205,8 +219,51 @@ fn fmt_check(c: &Option<ErrReport>) -> String {
     }
 }
 
+/// Options of a CLI rank: `--timeout-s` for every blocking step, the process exits (status
+/// [`EXIT_STALLED`](dcp_cuda::watchdog::EXIT_STALLED)) with one line naming the rank, the step
+/// and the peers when a step or a peer fails; the fault to inject comes from `DCP_FAULT`.
+fn rank_options(timeout_s: f64) -> Result<RankOptions> {
+    if !(timeout_s.is_finite() && timeout_s > 0.0) {
+        bail!("--timeout-s must be a positive number of seconds, got {timeout_s}");
+    }
+    Ok(RankOptions {
+        timeout: Duration::from_secs_f64(timeout_s),
+        on_expiry: OnExpiry::ExitProcess,
+        fault: Fault::from_env()?,
+    })
+}
+
+/// Runs a GPU command: a stalled step or failed peer exits at once with its one line (after
+/// the communicator was aborted); a clean finish says goodbye to the peers.
+fn with_rank(timeout_s: f64, body: impl FnOnce(&mut Rank) -> Result<()>) -> Result<()> {
+    let stalled = |e: &anyhow::Error| {
+        if let Some(c) = e.downcast_ref::<CudaError>() {
+            exit_if_stalled(c);
+        }
+    };
+    let mut rank = Rank::init(rank_options(timeout_s)?).inspect_err(|e| {
+        if let CudaError::Stalled(_) = e {
+            exit_if_stalled(e);
+        }
+    })?;
+    match body(&mut rank) {
+        Ok(()) => {
+            rank.close();
+            Ok(())
+        }
+        Err(e) => {
+            stalled(&e);
+            Err(e)
+        }
+    }
+}
+
 pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
-    let mut rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
+    let timeout_s = a.timeout_s;
+    with_rank(timeout_s, |rank| bench_gpu_on(rank, a))
+}
+
+fn bench_gpu_on(rank: &mut Rank, a: BenchGpuArgs) -> Result<()> {
     let world = rank.info.world;
     let topo = Topology::new(1, world);
     let is0 = rank.info.rank == 0;
@@ -254,7 +311,7 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
                         continue;
                     }
                 };
-                let (f, b, c) = run_plan(&mut rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
+                let (f, b, c) = run_plan(rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
                 let c = c.expect("checked");
                 if !c.pass {
                     failures += 1;
@@ -295,12 +352,7 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
             for &bs in &bss {
                 let batch = a.batch.batch(l, bs)?;
                 let reference = if a.check {
-                    Some(reference(
-                        &mut rank,
-                        &batch,
-                        a.data_seed,
-                        a.cpu_check_tokens,
-                    )?)
+                    Some(reference(rank, &batch, a.data_seed, a.cpu_check_tokens)?)
                 } else {
                     None
                 };
@@ -311,7 +363,7 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
                     let st = plan_stats(&plan);
                     let flops: f64 = st.device_flops.iter().sum();
                     let (f, b, c) = run_plan(
-                        &mut rank,
+                        rank,
                         &plan,
                         a.warmup,
                         a.repeats,
@@ -387,14 +439,17 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
 }
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
-    let mut rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
-    let prof = dcp_cuda::runner::calibrate(&mut rank, &csv::<u32>(&a.lens, "length")?)?;
-    if rank.info.rank == 0 {
-        let text = serde_json::to_string_pretty(&prof)?;
-        std::fs::write(&a.out, &text).with_context(|| format!("writing {}", a.out.display()))?;
-        println!("{text}");
-    }
-    Ok(())
+    let lens = csv::<u32>(&a.lens, "length")?;
+    with_rank(a.timeout_s, |rank| {
+        let prof = dcp_cuda::runner::calibrate(rank, &lens)?;
+        if rank.info.rank == 0 {
+            let text = serde_json::to_string_pretty(&prof)?;
+            std::fs::write(&a.out, &text)
+                .with_context(|| format!("writing {}", a.out.display()))?;
+            println!("{text}");
+        }
+        Ok(())
+    })
 }
 
 fn forward(child: &mut Child, rank: u32) -> Vec<std::thread::JoinHandle<()>> {
@@ -453,35 +508,48 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
         threads.extend(forward(&mut child, r));
         children.push(child);
     }
-    let mut failed: Option<String> = None;
-    let mut done = vec![false; children.len()];
-    while done.iter().any(|d| !d) && failed.is_none() {
+    // After the first failure the others get a grace period to notice (their watchdogs see
+    // the closed connection or the stalled step), print their own line and exit; then the
+    // rest (a frozen rank never exits) are killed.
+    let grace = Duration::from_secs_f64(a.grace_s.max(0.0));
+    let mut failed: Option<(usize, String)> = None;
+    let mut status: Vec<Option<String>> = vec![None; children.len()];
+    let mut first_fail_at: Option<Instant> = None;
+    while status.iter().any(|d| d.is_none()) {
         for (r, c) in children.iter_mut().enumerate() {
-            if done[r] {
+            if status[r].is_some() {
                 continue;
             }
             if let Some(st) = c.try_wait()? {
-                done[r] = true;
-                if !st.success() {
-                    failed = Some(format!("rank {r} exited with {st}"));
+                status[r] = Some(st.to_string());
+                if !st.success() && failed.is_none() {
+                    failed = Some((r, st.to_string()));
+                    first_fail_at = Some(Instant::now());
+                }
+            }
+        }
+        if first_fail_at.is_some_and(|t| t.elapsed() >= grace) {
+            for (r, c) in children.iter_mut().enumerate() {
+                if status[r].is_none() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    status[r] = Some(format!("killed (still running {grace:?} after)"));
                 }
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    if failed.is_some() {
-        for (r, c) in children.iter_mut().enumerate() {
-            if !done[r] {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
     for t in threads {
         let _ = t.join();
     }
-    if let Some(f) = failed {
-        bail!("{f}; the other ranks were stopped");
+    if let Some((r, st)) = failed {
+        let others: Vec<String> = status
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != r)
+            .map(|(i, s)| format!("rank {i}: {}", s.as_deref().unwrap_or("?")))
+            .collect();
+        bail!("rank {r} failed first ({st}); {}", others.join("; "));
     }
     Ok(())
 }
