@@ -60,6 +60,8 @@ enum Status {
 struct Peer {
     last: Instant,
     status: Status,
+    /// Order in which failures were learnt (the first one is the likely culprit).
+    seq: u64,
 }
 
 /// What this rank knows about every other rank.
@@ -81,6 +83,7 @@ impl Liveness {
                     .map(|_| Peer {
                         last: now,
                         status: Status::Alive,
+                        seq: 0,
                     })
                     .collect(),
             ),
@@ -105,16 +108,15 @@ impl Liveness {
         if r == self.me {
             return;
         }
-        let changed = self.with(|p| match p.get_mut(r as usize) {
-            Some(p) if p.status == Status::Alive => {
-                p.status = s;
-                true
+        self.with(|p| {
+            if let Some(p) = p.get_mut(r as usize) {
+                if p.status == Status::Alive {
+                    p.status = s;
+                    // Under the lock, so sequence numbers follow the order of failures.
+                    p.seq = self.version.fetch_add(1, Ordering::SeqCst) + 1;
+                }
             }
-            _ => false,
         });
-        if changed {
-            self.version.fetch_add(1, Ordering::SeqCst);
-        }
     }
 
     fn silent_for(&self, r: u32) -> Duration {
@@ -151,10 +153,14 @@ impl Liveness {
 impl PeerHealth for Liveness {
     fn failed_peer(&self) -> Option<(u32, PeerCause, Option<u32>)> {
         self.with(|p| {
-            p.iter().enumerate().find_map(|(r, p)| match p.status {
-                Status::Failed(c, via) => Some((r as u32, c, via)),
-                _ => None,
-            })
+            p.iter()
+                .enumerate()
+                .filter_map(|(r, p)| match p.status {
+                    Status::Failed(c, via) => Some((p.seq, (r as u32, c, via))),
+                    _ => None,
+                })
+                .min_by_key(|x| x.0)
+                .map(|x| x.1)
         })
     }
 }
@@ -312,13 +318,17 @@ fn run_link(
     let mut chunk = [0u8; 512];
     let wait = (cfg.period / 4).clamp(Duration::from_millis(5), Duration::from_millis(100));
     loop {
+        let v = live.version.load(Ordering::SeqCst);
         if stop.load(Ordering::SeqCst) {
+            // Relay failures not yet sent: the culprit must reach the others before we go.
+            if v != sent_version {
+                let _ = link.send(&encode_heartbeat(&live.failures()));
+            }
             if bye.load(Ordering::SeqCst) {
                 let _ = link.send(b"B");
             }
             return;
         }
-        let v = live.version.load(Ordering::SeqCst);
         if last_sent.is_none_or(|t| t.elapsed() >= cfg.period) || v != sent_version {
             if link.send(&encode_heartbeat(&live.failures())).is_err() {
                 live.set(peer, Status::Failed(PeerCause::Exited, None));
@@ -398,7 +408,7 @@ mod tests {
         Never,
         /// Closes the link after `after`.
         Closes { after: Duration },
-        /// Sends one heartbeat reporting rank 2 exited.
+        /// Sends one heartbeat reporting rank 2 exited, then closes.
         Relays,
     }
 
@@ -441,7 +451,8 @@ mod tests {
                     buf[..f.len()].copy_from_slice(&f);
                     Some(f.len())
                 }
-                Script::Relays => beat(self, buf, Duration::from_millis(20)),
+                // Then closes (rank 0 exits after relaying).
+                Script::Relays => (now >= self.t0 + Duration::from_millis(100)).then_some(0),
             })
         }
     }
@@ -568,6 +579,12 @@ mod tests {
         let hb = Heartbeat::start(1, 4, vec![(0, l)], cfg(5000));
         let f = failure_within(&hb.liveness(), Duration::from_secs(2)).expect("relayed");
         assert_eq!(f, (2, PeerCause::Exited, Some(0)));
+        // Rank 0 closing afterwards does not hide the culprit learnt first.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            hb.liveness().failed_peer(),
+            Some((2, PeerCause::Exited, Some(0)))
+        );
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl fmt::Display for Failure {
 
 /// Liveness of the other ranks (the heartbeat implements it; tests fake it).
 pub trait PeerHealth: Send + Sync {
-    /// The first failed peer (lowest rank), if any.
+    /// The first failed peer (the earliest failure learnt), if any.
     fn failed_peer(&self) -> Option<(u32, PeerCause, Option<u32>)>;
 }
 
@@ -396,15 +396,20 @@ fn watch(weak: Weak<Watchdog>) {
 }
 
 /// For the CLI: when `e` is a [`CudaError::Stalled`], prints its one line and exits the process
-/// with [`EXIT_STALLED`] (without waiting for anything else); otherwise returns.
+/// with [`EXIT_STALLED`] (after [`RELAY_PAUSE`], so the heartbeat can relay a failed peer to
+/// the other ranks before this rank's connections close); otherwise returns.
 pub fn exit_if_stalled(e: &CudaError) {
     if let CudaError::Stalled(f) = e {
         if !PRINTED.swap(true, Ordering::SeqCst) {
             eprintln!("dcp: {f}");
         }
+        std::thread::sleep(RELAY_PAUSE);
         std::process::exit(EXIT_STALLED);
     }
 }
+
+/// How long a failing CLI rank keeps its connections open before exiting.
+pub const RELAY_PAUSE: Duration = Duration::from_millis(300);
 
 #[cfg(test)]
 mod tests {
