@@ -62,9 +62,10 @@ pub struct BenchGpuArgs {
     #[arg(long, default_value_t = 1)]
     pub data_seed: u64,
     /// Deadline in seconds of every blocking step (rendezvous, communicator creation,
-    /// barriers, NCCL groups, GPU waits, copies), and how long a silent peer is tolerated. On
-    /// expiry the communicator is aborted and the rank exits with status 3, naming the step and
-    /// the peers it waited for. Must exceed the longest single forward or backward run.
+    /// barriers, NCCL groups, GPU waits, copies); a peer silent for half of it (at most 60 s)
+    /// is failed. On expiry the communicator is aborted and the rank exits with status 3,
+    /// naming the step and the peers it waited for. Must exceed the longest single forward or
+    /// backward run (docs/CUDA.md, "When a rank fails").
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
 }
@@ -246,16 +247,11 @@ fn with_rank(timeout_s: f64, body: impl FnOnce(&mut Rank) -> Result<()>) -> Resu
             exit_if_stalled(e);
         }
     })?;
-    match body(&mut rank) {
-        Ok(()) => {
-            rank.close();
-            Ok(())
-        }
-        Err(e) => {
-            stalled(&e);
-            Err(e)
-        }
+    let r = body(&mut rank).and_then(|_| rank.close().map_err(anyhow::Error::from));
+    if let Err(e) = &r {
+        stalled(e);
     }
+    r
 }
 
 pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {

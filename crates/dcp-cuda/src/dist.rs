@@ -424,6 +424,19 @@ impl Nccl {
     pub fn abort(&self) {
         self.slot.abort();
     }
+
+    /// Destroys the communicator after its operations finished (the clean way out; dropping
+    /// aborts instead, which never waits).
+    pub fn destroy(self) -> Result<()> {
+        let mut g = self.slot.comm.lock().map_err(|_| CudaError::Poisoned)?;
+        if g.is_null() {
+            return Err(CudaError::Aborted);
+        }
+        let c = std::mem::replace(&mut *g, std::ptr::null_mut());
+        drop(g);
+        // SAFETY: valid communicator, destroyed once (nulled under the lock above).
+        nccl("ncclCommDestroy", unsafe { nres::comm_destroy(c) }).map(|_| ())
+    }
 }
 
 fn last_error(comm: nsys::ncclComm_t) -> String {

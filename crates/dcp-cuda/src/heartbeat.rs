@@ -232,8 +232,13 @@ pub struct HeartbeatConfig {
 }
 
 impl HeartbeatConfig {
-    /// A period of a tenth of `silent_after`, between 50 ms and 1 s.
-    pub fn for_timeout(silent_after: Duration) -> Self {
+    /// For a step deadline of `timeout`: a peer silent for half of it (at least
+    /// `min(timeout, 2 s)`, at most 60 s) is failed, so a frozen peer is named before the
+    /// steps waiting on it time out; a frame every tenth of that, between 50 ms and 1 s.
+    pub fn for_timeout(timeout: Duration) -> Self {
+        let silent_after = (timeout / 2)
+            .max(timeout.min(Duration::from_secs(2)))
+            .min(Duration::from_secs(60));
         HeartbeatConfig {
             period: (silent_after / 10).clamp(Duration::from_millis(50), Duration::from_secs(1)),
             silent_after,
@@ -489,6 +494,17 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         None
+    }
+
+    #[test]
+    fn silence_limit_follows_the_timeout() {
+        let s = |t: f64| HeartbeatConfig::for_timeout(Duration::from_secs_f64(t));
+        assert_eq!(s(20.0).silent_after, Duration::from_secs(10));
+        assert_eq!(s(300.0).silent_after, Duration::from_secs(60));
+        assert_eq!(s(3.0).silent_after, Duration::from_secs(2));
+        assert_eq!(s(1.0).silent_after, Duration::from_secs(1));
+        assert_eq!(s(20.0).period, Duration::from_secs(1));
+        assert_eq!(s(1.0).period, Duration::from_millis(100));
     }
 
     #[test]

@@ -117,11 +117,19 @@ impl Rank {
         Ok(rank)
     }
 
-    /// Tells the peers this rank finished cleanly and releases everything.
-    pub fn close(mut self) {
+    /// Finishes cleanly: waits for the GPU, destroys the communicator (bounded by the
+    /// watchdog), tells the peers this rank finished, and releases everything.
+    pub fn close(mut self) -> Result<()> {
+        self.gpu.sync()?;
+        if let Some(n) = self.nccl.take() {
+            let peers = self.peers();
+            self.watchdog
+                .guard("NCCL communicator teardown", &peers, || n.destroy())??;
+        }
         if let Some(hb) = self.heartbeat.take() {
             hb.close();
         }
+        Ok(())
     }
 
     /// The other ranks.
