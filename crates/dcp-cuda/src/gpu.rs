@@ -473,17 +473,17 @@ impl Gpu {
         self.sync()
     }
 
-    /// Sets every byte of `buf` to `value` (asynchronously, on the compute stream).
+    /// Sets every byte of `buf` to `value` (on the compute stream) and waits for it.
     pub fn memset(&self, buf: &DevBuf, value: u8) -> Result<()> {
         if buf.bytes == 0 {
             return Ok(());
         }
         self.bind()?;
-        // SAFETY: the whole live allocation; `buf` outlives the memset only if the caller syncs,
-        // which every caller does before dropping (freeing waits for the device anyway).
+        // SAFETY: the whole live allocation, which `buf` keeps alive until the wait below.
         drv("cuMemsetD8", unsafe {
             result::memset_d8_async(buf.ptr, value, buf.bytes, self.compute)
-        })
+        })?;
+        self.sync()
     }
 }
 
