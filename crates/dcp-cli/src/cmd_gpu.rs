@@ -25,7 +25,7 @@ use dcp_cuda::runner::{
     compare_global, cpu_reference, median, to_global, ErrReport, ErrSums, PlanRun, Rank,
     RankOptions,
 };
-use dcp_cuda::watchdog::{exit_if_stalled, OnExpiry};
+use dcp_cuda::watchdog::{exit_if_stalled, exit_stalled, OnExpiry};
 use dcp_cuda::CudaError;
 use serde_json::json;
 
@@ -237,21 +237,21 @@ fn rank_options(timeout_s: f64) -> Result<RankOptions> {
 /// Runs a GPU command: a stalled step or failed peer exits at once with its one line (after
 /// the communicator was aborted); a clean finish says goodbye to the peers.
 fn with_rank(timeout_s: f64, body: impl FnOnce(&mut Rank) -> Result<()>) -> Result<()> {
-    let stalled = |e: &anyhow::Error| {
+    let mut rank = Rank::init(rank_options(timeout_s)?).inspect_err(exit_if_stalled)?;
+    let r = body(&mut rank);
+    if let Err(e) = &r {
+        // Any error after a recorded failure (e.g. a call that failed because the watchdog
+        // aborted the communicator) is reported as that failure.
+        if let Some(f) = rank.watchdog.failure() {
+            exit_stalled(&f);
+        }
         if let Some(c) = e.downcast_ref::<CudaError>() {
             exit_if_stalled(c);
         }
-    };
-    let mut rank = Rank::init(rank_options(timeout_s)?).inspect_err(|e| {
-        if let CudaError::Stalled(_) = e {
-            exit_if_stalled(e);
-        }
-    })?;
-    let r = body(&mut rank).and_then(|_| rank.close().map_err(anyhow::Error::from));
-    if let Err(e) = &r {
-        stalled(e);
     }
-    r
+    r?;
+    rank.close().inspect_err(exit_if_stalled)?;
+    Ok(())
 }
 
 pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {

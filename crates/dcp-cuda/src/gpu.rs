@@ -234,8 +234,8 @@ impl Gpu {
     /// Binds the context to this thread. Fails with the errors that `Drop` impls of this GPU's
     /// buffers and events met since the last call, and with a failure the watchdog recorded.
     pub fn bind(&self) -> Result<()> {
-        self.deferred.take()?;
         self.wd.check()?;
+        self.deferred.take()?;
         drv("bind", self.ctx.bind_to_thread())
     }
 

@@ -299,7 +299,8 @@ impl Watchdog {
             match done() {
                 Ok(true) => break Ok(()),
                 Ok(false) => {}
-                Err(e) => break Err(e),
+                // An error caused by the watchdog's abort: report the failure behind it.
+                Err(e) => break self.check().and(Err(e)),
             }
             if Instant::now() >= deadline {
                 self.fire(Failure {
@@ -395,16 +396,22 @@ fn watch(weak: Weak<Watchdog>) {
     }
 }
 
+/// For the CLI: prints the failure's one line and exits with [`EXIT_STALLED`] after
+/// [`RELAY_PAUSE`] (see [`exit_if_stalled`]).
+pub fn exit_stalled(f: &Failure) -> ! {
+    if !PRINTED.swap(true, Ordering::SeqCst) {
+        eprintln!("dcp: {f}");
+    }
+    std::thread::sleep(RELAY_PAUSE);
+    std::process::exit(EXIT_STALLED);
+}
+
 /// For the CLI: when `e` is a [`CudaError::Stalled`], prints its one line and exits the process
 /// with [`EXIT_STALLED`] (after [`RELAY_PAUSE`], so the heartbeat can relay a failed peer to
 /// the other ranks before this rank's connections close); otherwise returns.
 pub fn exit_if_stalled(e: &CudaError) {
     if let CudaError::Stalled(f) = e {
-        if !PRINTED.swap(true, Ordering::SeqCst) {
-            eprintln!("dcp: {f}");
-        }
-        std::thread::sleep(RELAY_PAUSE);
-        std::process::exit(EXIT_STALLED);
+        exit_stalled(f);
     }
 }
 
