@@ -54,6 +54,14 @@ impl Deferred {
     }
 }
 
+/// `[offset, offset + len)` lies inside `bytes` bytes (no overflow).
+fn check_range(offset: usize, len: usize, bytes: usize) -> Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= bytes => Ok(()),
+        _ => Err(CudaError::OutOfBounds { offset, len, bytes }),
+    }
+}
+
 /// Device memory freed on drop. The device address is only handed out as a number
 /// ([`DevBuf::device_ptr`]); reading or writing through it needs `unsafe` code elsewhere.
 #[derive(Debug)]
@@ -77,14 +85,7 @@ impl DevBuf {
 
     /// Device address of `[offset, offset + len)`, checked to lie inside this buffer.
     pub fn range(&self, offset: usize, len: usize) -> Result<u64> {
-        match offset.checked_add(len) {
-            Some(end) if end <= self.bytes => Ok(self.ptr + offset as u64),
-            _ => Err(CudaError::OutOfBounds {
-                offset,
-                len,
-                bytes: self.bytes,
-            }),
-        }
+        check_range(offset, len, self.bytes).map(|_| self.ptr + offset as u64)
     }
 }
 
@@ -525,5 +526,36 @@ impl Drop for Gpu {
                 errs.join("; ")
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_checked_without_overflow() {
+        assert!(check_range(0, 16, 16).is_ok());
+        assert!(check_range(16, 0, 16).is_ok());
+        assert!(check_range(8, 8, 16).is_ok());
+        assert!(check_range(8, 9, 16).is_err());
+        assert!(check_range(17, 0, 16).is_err());
+        let e = check_range(usize::MAX, 2, 16).unwrap_err().to_string();
+        assert!(e.contains("16 bytes"), "{e}");
+    }
+
+    #[test]
+    fn deferred_drop_errors_are_reported_once() {
+        let d = Deferred::default();
+        assert!(d.take().is_ok());
+        d.clone()
+            .push("cuMemFree of 64 bytes: CUDA_ERROR_ILLEGAL_ADDRESS".into());
+        d.push("cuEventDestroy: CUDA_ERROR_INVALID_HANDLE".into());
+        let e = d.take().unwrap_err().to_string();
+        assert!(
+            e.contains("cuMemFree of 64 bytes") && e.contains("cuEventDestroy"),
+            "{e}"
+        );
+        assert!(d.take().is_ok());
     }
 }
