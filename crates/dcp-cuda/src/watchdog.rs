@@ -12,8 +12,8 @@
 //! On expiry the watchdog records a [`Failure`] naming this rank, the step and the peers it
 //! waited for. The next [`Watchdog::check`] (every bounded wait and every [`crate::gpu::Gpu::bind`]
 //! calls it) aborts the communicator and returns [`CudaError::Stalled`]. If the owning thread does
-//! not pick the failure up within [`GRACE`] (it is blocked inside NCCL), the watchdog aborts the
-//! communicator itself; with [`OnExpiry::ExitProcess`] (the CLI) it then prints the failure line
+//! not pick the failure up within [`GRACE`] while inside a step (it is blocked inside NCCL), the
+//! watchdog aborts the communicator itself; with [`OnExpiry::ExitProcess`] (the CLI) it then prints the failure line
 //! and exits with [`EXIT_STALLED`] after another [`GRACE`], so a rank never outlives its deadline
 //! by more than a few seconds.
 
@@ -358,7 +358,9 @@ impl Watchdog {
         if exit && since >= 2 * GRACE {
             return TickAction::Exit(g.failure.clone());
         }
-        if !g.acked && !g.aborted && since >= GRACE {
+        // Abort from this thread only while the owner sits inside a step (a call that NCCL's
+        // abort unblocks); between steps the owner's next `check` aborts on its own thread.
+        if !g.acked && !g.aborted && g.step.is_some() && since >= GRACE {
             return TickAction::Abort;
         }
         TickAction::Continue
