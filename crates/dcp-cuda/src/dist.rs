@@ -311,7 +311,8 @@ struct SentComm(nsys::ncclComm_t);
 // SAFETY: an NCCL communicator may be used from another thread once creation returned.
 unsafe impl Send for SentComm {}
 
-/// An NCCL communicator over all ranks (aborted on drop, which never waits for peers).
+/// An NCCL communicator over all ranks, released with `ncclCommAbort` on drop: unlike
+/// `ncclCommDestroy` it never waits for peers, so a dead peer cannot hang the teardown.
 pub struct Nccl {
     slot: Arc<CommSlot>,
     pub rank: u32,
@@ -423,19 +424,6 @@ impl Nccl {
     /// Aborts the communicator (unblocks kernels stuck on a dead peer); later calls fail.
     pub fn abort(&self) {
         self.slot.abort();
-    }
-
-    /// Destroys the communicator after its operations finished (the clean way out; dropping
-    /// aborts instead, which never waits).
-    pub fn destroy(self) -> Result<()> {
-        let mut g = self.slot.comm.lock().map_err(|_| CudaError::Poisoned)?;
-        if g.is_null() {
-            return Err(CudaError::Aborted);
-        }
-        let c = std::mem::replace(&mut *g, std::ptr::null_mut());
-        drop(g);
-        // SAFETY: valid communicator, destroyed once (nulled under the lock above).
-        nccl("ncclCommDestroy", unsafe { nres::comm_destroy(c) }).map(|_| ())
     }
 }
 

@@ -117,15 +117,11 @@ impl Rank {
         Ok(rank)
     }
 
-    /// Finishes cleanly: waits for the GPU, destroys the communicator (bounded by the
-    /// watchdog), tells the peers this rank finished, and releases everything.
+    /// Finishes cleanly: waits for the GPU (bounded), releases the communicator, tells the
+    /// peers this rank finished, and releases everything.
     pub fn close(mut self) -> Result<()> {
         self.gpu.sync()?;
-        if let Some(n) = self.nccl.take() {
-            let peers = self.peers();
-            self.watchdog
-                .guard("NCCL communicator teardown", &peers, || n.destroy())??;
-        }
+        drop(self.nccl.take());
         if let Some(hb) = self.heartbeat.take() {
             hb.close();
         }
