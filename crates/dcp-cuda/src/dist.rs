@@ -425,6 +425,15 @@ impl Nccl {
     pub fn abort(&self) {
         self.slot.abort();
     }
+
+    /// Flushes every operation still in flight (`ncclCommFinalize`, which blocks on a dead
+    /// peer: run it under a watchdog step, whose abort unblocks it). Dropping afterwards
+    /// releases the communicator with nothing left in flight.
+    pub fn finalize(&self) -> Result<()> {
+        let comm = self.raw()?;
+        // SAFETY: a valid communicator; finalize does not free it (the drop's abort does).
+        nccl("ncclCommFinalize", unsafe { nres::comm_finalize(comm) }).map(|_| ())
+    }
 }
 
 fn last_error(comm: nsys::ncclComm_t) -> String {

@@ -117,11 +117,16 @@ impl Rank {
         Ok(rank)
     }
 
-    /// Finishes cleanly: waits for the GPU (bounded), releases the communicator, tells the
-    /// peers this rank finished, and releases everything.
+    /// Finishes cleanly: waits for the GPU, flushes the communicator's operations (both
+    /// bounded by the watchdog) and releases it, tells the peers this rank finished, and
+    /// releases everything.
     pub fn close(mut self) -> Result<()> {
         self.gpu.sync()?;
-        drop(self.nccl.take());
+        if let Some(n) = self.nccl.take() {
+            let peers = self.peers();
+            self.watchdog
+                .guard("NCCL communicator teardown", &peers, || n.finalize())??;
+        }
         if let Some(hb) = self.heartbeat.take() {
             hb.close();
         }
