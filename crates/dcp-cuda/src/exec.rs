@@ -204,6 +204,9 @@ enum Op {
         group: usize,
         packs: Vec<Launch>,
         p2p: Vec<P2pOp>,
+        /// The group's peers, sorted, and its watchdog step name.
+        peers: Vec<u32>,
+        step: String,
     },
     Wait {
         group: usize,
@@ -465,10 +468,16 @@ impl Prepared {
                     }
                     pending_unpacks.insert(*tag, unpacks);
                     stats.comm_groups += 1;
+                    let mut peers: Vec<u32> = list.iter().map(|p| p.peer).collect();
+                    peers.sort_unstable();
+                    peers.dedup();
+                    let phase = if backward { "backward" } else { "forward" };
                     ops.push(Op::Comm {
                         group: gi,
                         packs,
                         p2p: list,
+                        peers,
+                        step: format!("{phase} NCCL group {gi}"),
                     });
                 }
                 Instr::Wait { tag } => {
@@ -807,7 +816,7 @@ impl Prepared {
         let mut peers: Vec<u32> = ops
             .iter()
             .flat_map(|o| match o {
-                Op::Comm { p2p, .. } => p2p.iter().map(|p| p.peer).collect(),
+                Op::Comm { peers, .. } => peers.clone(),
                 _ => Vec::new(),
             })
             .collect();
@@ -892,7 +901,13 @@ impl Prepared {
                     // checked when lowering), alive while `self` is.
                     unsafe { gpu.copy_dtod_raw(*dst, *src, *bytes, Stream::Compute)? }
                 }
-                Op::Comm { group, packs, p2p } => {
+                Op::Comm {
+                    group,
+                    packs,
+                    p2p,
+                    peers,
+                    step,
+                } => {
                     let comm = comm.ok_or_else(|| {
                         CudaError::Unsupported("the plan communicates but no NCCL communicator is open (world size 1?)".into())
                     })?;
@@ -903,13 +918,9 @@ impl Prepared {
                     gpu.wait(Stream::Comm, &self.group_pre[*group])?;
                     let raw = comm.raw()?;
                     let stream = gpu.raw_stream(Stream::Comm);
-                    let mut peers: Vec<u32> = p2p.iter().map(|p| p.peer).collect();
-                    peers.sort_unstable();
-                    peers.dedup();
                     // ncclGroupEnd may block (connection setup with a peer): bounded by the
                     // watchdog, which aborts the communicator if it stays stuck.
-                    let step = format!("{} NCCL group {group}", self.phase());
-                    gpu.watchdog().guard(&step, &peers, || -> Result<()> {
+                    gpu.watchdog().guard(step, peers, || -> Result<()> {
                         nccl("ncclGroupStart", nres::group_start())?;
                         for p in p2p {
                             // SAFETY: pointers/sizes inside this program's buffers; comm stream
