@@ -10,6 +10,7 @@
 #
 #   DCP=target/release/dcp OUT=/tmp/out bash bench/gpu/x4_faults.sh
 #   knobs: MODES="env launch" KINDS=... PHASES=... TIMEOUT=20 CULPRIT=2 REPEAT=3 CLEAN_EACH=1
+#          EXTERNAL=1 STOP_AFTER=25 (first case: rank $CULPRIT SIGSTOPped from outside, no DCP_FAULT)
 set -u
 source bench/gpu/env.sh
 OUT=${OUT:-/tmp/x4_faults_out}
@@ -50,8 +51,11 @@ leftover() {
 }
 
 # Starts $WORLD ranks by hand; waits for them; sets EXITS[r], ETIME[r], FAULT_AT, PIDS.
+# With STOP_AT=S set, the script itself SIGSTOPs rank $CULPRIT S seconds after the start (the
+# issue's case: a rank frozen from outside, no DCP_FAULT).
 run_env() {  # $1 = log prefix, $2 = DCP_FAULT value ('' for none), $3... = bench-gpu args
-  local pre=$1 fault=$2; shift 2
+  local pre=$1 fault=$2 faulty=0; shift 2
+  { [ -n "$fault" ] || [ -n "${STOP_AT:-}" ]; } && faulty=1
   local port=$(( PORT0 + CASE )) r start
   CASE=$((CASE + 1))
   PIDS=(); EXITS=(); ETIME=(); FAULT_AT=""
@@ -61,9 +65,13 @@ run_env() {  # $1 = log prefix, $2 = DCP_FAULT value ('' for none), $3... = benc
       DCP_FAULT=$fault $DCP bench-gpu --timeout-s "$TIMEOUT" "$@" >"$pre.rank$r.log" 2>&1 &
     PIDS[$r]=$!
   done
-  local left=$WORLD hard=$(awk -v s="$start" -v t="$STARTUP" -v o="$TIMEOUT" 'BEGIN { print s + t + o + 60 }')
+  local left=$WORLD hard=$(awk -v s="$start" -v t="$STARTUP" -v o="$TIMEOUT" 'BEGIN { printf "%.3f", s + t + o + 60 }')
   while ((left > 0)); do
     [ -z "$FAULT_AT" ] && grep -q "injected fault" "$pre.rank$CULPRIT.log" 2>/dev/null && FAULT_AT=$(now)
+    if [ -n "${STOP_AT:-}" ] && [ -z "$FAULT_AT" ] && [ -z "${EXITS[$CULPRIT]:-}" ] && \
+        ! fle "$(now)" "$(awk -v s="$start" -v t="$STOP_AT" 'BEGIN { printf "%.3f", s + t }')"; then
+      kill -STOP "${PIDS[$CULPRIT]}" 2>/dev/null && FAULT_AT=$(now)
+    fi
     for ((r = 0; r < WORLD; r++)); do
       [ -n "${EXITS[$r]:-}" ] && continue
       if ! kill -0 "${PIDS[$r]}" 2>/dev/null; then
@@ -73,8 +81,8 @@ run_env() {  # $1 = log prefix, $2 = DCP_FAULT value ('' for none), $3... = benc
     # A frozen culprit never exits: once every other rank is gone (or the bound passed), kill it.
     local others=0
     for ((r = 0; r < WORLD; r++)); do [ "$r" != "$CULPRIT" ] && [ -z "${EXITS[$r]:-}" ] && others=$((others + 1)); done
-    if [ -n "$fault" ] && [ -z "${EXITS[$CULPRIT]:-}" ] && { ((others == 0)) || \
-        { [ -n "$FAULT_AT" ] && ! fle "$(now)" "$(awk -v f="$FAULT_AT" -v t="$TIMEOUT" -v s="$SLACK" 'BEGIN { print f + t + s + 10 }')"; }; }; then
+    if ((faulty)) && [ -z "${EXITS[$CULPRIT]:-}" ] && { ((others == 0)) || \
+        { [ -n "$FAULT_AT" ] && ! fle "$(now)" "$(awk -v f="$FAULT_AT" -v t="$TIMEOUT" -v s="$SLACK" 'BEGIN { printf "%.3f", f + t + s + 10 }')"; }; }; then
       kill -CONT "${PIDS[$CULPRIT]}" 2>/dev/null; kill -KILL "${PIDS[$CULPRIT]}" 2>/dev/null
     fi
     if ! fle "$(now)" "$hard"; then  # the whole job hung: stop everything we started
@@ -95,7 +103,7 @@ run_launch() {
   start=$(now)
   DCP_FAULT=$fault $DCP launch -n "$WORLD" --port "$port" -- bench-gpu --timeout-s "$TIMEOUT" "$@" >"$pre.launch.log" 2>&1 &
   pid=$!; PIDS[0]=$pid
-  hard=$(awk -v s="$start" -v t="$STARTUP" -v o="$TIMEOUT" 'BEGIN { print s + t + o + 60 }')
+  hard=$(awk -v s="$start" -v t="$STARTUP" -v o="$TIMEOUT" 'BEGIN { printf "%.3f", s + t + o + 60 }')
   while kill -0 "$pid" 2>/dev/null; do
     [ -z "$FAULT_AT" ] && grep -q "injected fault" "$pre.launch.log" 2>/dev/null && FAULT_AT=$(now)
     if ! fle "$(now)" "$hard"; then kill -TERM "$pid" 2>/dev/null; sleep 2; kill -KILL "$pid" 2>/dev/null; fi
@@ -122,48 +130,67 @@ clean_rerun() {  # $1 = log prefix; sets CLEAN_RESULT to ok / FAIL...
   if ((bad == 0)); then CLEAN_RESULT=ok; else CLEAN_RESULT="FAIL${lo:+(leftover$lo)}"; fi
 }
 
+# Judges a run_env case (survivors exited non-zero within the bound, culprit named) and the
+# clean rerun; records the row.  $1 = log prefix, $2 $3 = kind, phase.
+judge_env() {
+  local pre=$1 r d pass=ok worst="-" named=no exits="" note="" clean="-"
+  for ((r = 0; r < WORLD; r++)); do exits="$exits${exits:+,}${EXITS[$r]}"; done
+  if [ -z "$FAULT_AT" ]; then pass=FAIL; note="fault never happened;"; fi
+  for ((r = 0; r < WORLD; r++)); do
+    [ "$r" = "$CULPRIT" ] && continue
+    [ "${EXITS[$r]}" = 0 ] && { pass=FAIL; note="$note rank $r exited 0;"; }
+    if [ -n "$FAULT_AT" ]; then
+      d=$(fsub "${ETIME[$r]}" "$FAULT_AT")
+      { [ "$worst" = "-" ] || fle "$worst" "$d"; } && worst=$d
+      fle "$d" "$((TIMEOUT + SLACK))" || { pass=FAIL; note="$note rank $r took ${d}s;"; }
+    fi
+    grep -Eq "rank $CULPRIT (stopped responding|exited)" "$pre.rank$r.log" && named=yes
+  done
+  [ "$named" = yes ] || { pass=FAIL; note="$note culprit not named;"; }
+  if [ "$CLEAN_EACH" = 1 ]; then clean_rerun "$pre"; clean=$CLEAN_RESULT; [ "$clean" = ok ] || pass=FAIL; fi
+  record env "$2" "$3" "$pass" "$worst" "$named" "$exits" "$clean" "$note"
+  echo "${ROWS[-1]}"
+  grep -h "dcp: rank" "$pre".rank*.log 2>/dev/null | head -4 | sed 's/^/    /'
+}
+
+# The issue's case first: plain variables, a long job, rank $CULPRIT SIGSTOPped from outside.
+if [ "${EXTERNAL:-1}" = 1 ]; then
+  pre="$LOGS/env.sigstop.external"
+  STOP_AT=${STOP_AFTER:-25} run_env "$pre" "" ${EXT_WORK:---dataset longalign --count 1 --mask causal --planners zigzag --warmup 1 --repeats 100000}
+  judge_env "$pre" sigstop external
+fi
+
 for mode in $MODES; do
   for kind in $KINDS; do
     for phase in $PHASES; do
       rep=$REPEAT; [ "$phase" = setup ] && rep=0
       fault="rank:$CULPRIT,kind:$kind,phase:$phase,repeat:$rep"
       pre="$LOGS/$mode.$kind.$phase"
-      note=""; pass=ok; worst="-"; named=no; exits=""
       if [ "$mode" = env ]; then
         run_env "$pre" "$fault" $WORK
-        for ((r = 0; r < WORLD; r++)); do exits="$exits${exits:+,}${EXITS[$r]}"; done
-        if [ -z "$FAULT_AT" ]; then pass=FAIL; note="fault never fired"; fi
-        for ((r = 0; r < WORLD; r++)); do
-          [ "$r" = "$CULPRIT" ] && continue
-          [ "${EXITS[$r]}" = 0 ] && { pass=FAIL; note="$note rank $r exited 0;"; }
-          if [ -n "$FAULT_AT" ]; then
-            d=$(fsub "${ETIME[$r]}" "$FAULT_AT")
-            { [ "$worst" = "-" ] || fle "$worst" "$d"; } && worst=$d
-            fle "$d" "$((TIMEOUT + SLACK))" || { pass=FAIL; note="$note rank $r took ${d}s;"; }
-          fi
-          grep -Eq "rank $CULPRIT (stopped responding|exited)" "$pre.rank$r.log" && named=yes
-        done
-        logs="$pre.rank*.log"
-      else
-        run_launch "$pre" "$fault" $WORK
-        exits=${EXITS[0]}
-        if [ -z "$FAULT_AT" ]; then pass=FAIL; note="fault never fired"; else
-          worst=$(fsub "${ETIME[0]}" "$FAULT_AT")
-          fle "$worst" "$((TIMEOUT + SLACK + 5))" || { pass=FAIL; note="launch took ${worst}s;"; }
-        fi
-        [ "${EXITS[0]}" = 0 ] && { pass=FAIL; note="$note launch exited 0;"; }
-        grep -Eq "\[rank [0-9]+\] dcp: rank [0-9]+: rank $CULPRIT (stopped responding|exited)" "$pre.launch.log" && named=yes
-        # Crash/exit/nccl-error: launch itself names the culprit as the first to fail.
-        [ "$kind" != freeze ] && grep -q "rank $CULPRIT failed first" "$pre.launch.log" && named=yes
-        logs="$pre.launch.log"
+        judge_env "$pre" "$kind" "$phase"
+        continue
       fi
+      # Under `dcp launch`: launch's own exit is what the user waits for.
+      note=""; pass=ok; worst="-"; named=no
+      run_launch "$pre" "$fault" $WORK
+      exits=${EXITS[0]}
+      if [ -z "$FAULT_AT" ]; then pass=FAIL; note="fault never fired;"; else
+        worst=$(fsub "${ETIME[0]}" "$FAULT_AT")
+        # launch adds its --grace-s (5 s) before killing a frozen rank.
+        fle "$worst" "$((TIMEOUT + SLACK + 5))" || { pass=FAIL; note="launch took ${worst}s;"; }
+      fi
+      [ "${EXITS[0]}" = 0 ] && { pass=FAIL; note="$note launch exited 0;"; }
+      grep -Eq "\[rank [0-9]+\] dcp: rank [0-9]+: rank $CULPRIT (stopped responding|exited)" "$pre.launch.log" && named=yes
+      # Crash/exit/nccl-error: launch itself names the culprit as the first to fail.
+      [ "$kind" != freeze ] && grep -q "rank $CULPRIT failed first" "$pre.launch.log" && named=yes
       [ "$named" = yes ] || { pass=FAIL; note="$note culprit not named;"; }
       clean="-"
       if [ "$CLEAN_EACH" = 1 ]; then clean_rerun "$pre"; clean=$CLEAN_RESULT; [ "$clean" = ok ] || pass=FAIL; fi
       record "$mode" "$kind" "$phase" "$pass" "$worst" "$named" "$exits" "$clean" "$note"
       echo "${ROWS[-1]}"
       # The survivors' one-line reasons, for the log.
-      grep -h "dcp: rank" $logs 2>/dev/null | head -4 | sed 's/^/    /'
+      grep -h "dcp: rank" "$pre.launch.log" 2>/dev/null | head -4 | sed 's/^/    /'
     done
   done
 done
