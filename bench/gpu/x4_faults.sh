@@ -11,6 +11,10 @@
 #   DCP=target/release/dcp OUT=/tmp/out bash bench/gpu/x4_faults.sh
 #   knobs: MODES="env launch" KINDS=... PHASES=... TIMEOUT=20 CULPRIT=2 REPEAT=3 CLEAN_EACH=1
 #          EXTERNAL=1 STOP_AFTER=25 (first case: rank $CULPRIT SIGSTOPped from outside, no DCP_FAULT)
+# Time: each case is a job start (CUDA, NVRTC, NCCL init) plus the fault's detection (freeze:
+# half the timeout) plus a clean rerun; budget ~30-60 s a case, 13 cases per mode. Under a
+# 10-minute limit per command, split it: KINDS="crash exit" ..., then EXTERNAL=0 KINDS="freeze
+# nccl-error" ..., then MODES=launch EXTERNAL=0 ...
 set -u
 source bench/gpu/env.sh
 OUT=${OUT:-/tmp/x4_faults_out}
