@@ -471,6 +471,12 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
     if a.nprocs == 0 {
         bail!("-n must be at least 1");
     }
+    if !(a.grace_s.is_finite() && a.grace_s >= 0.0) {
+        bail!(
+            "--grace-s must be a non-negative number of seconds, got {}",
+            a.grace_s
+        );
+    }
     let port = match a.port {
         Some(p) => p,
         None => std::net::TcpListener::bind("127.0.0.1:0")?
@@ -507,7 +513,7 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
     // After the first failure the others get a grace period to notice (their watchdogs see
     // the closed connection or the stalled step), print their own line and exit; then the
     // rest (a frozen rank never exits) are killed.
-    let grace = Duration::from_secs_f64(a.grace_s.max(0.0));
+    let grace = Duration::from_secs_f64(a.grace_s);
     let mut failed: Option<(usize, String)> = None;
     let mut status: Vec<Option<String>> = vec![None; children.len()];
     let mut first_fail_at: Option<Instant> = None;
