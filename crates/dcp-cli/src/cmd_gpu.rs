@@ -228,7 +228,8 @@ fn rank_options(timeout_s: f64) -> Result<RankOptions> {
         bail!("--timeout-s must be a positive number of seconds, got {timeout_s}");
     }
     Ok(RankOptions {
-        timeout: Duration::from_secs_f64(timeout_s),
+        timeout: Duration::try_from_secs_f64(timeout_s)
+            .map_err(|e| anyhow::anyhow!("--timeout-s {timeout_s}: {e}"))?,
         on_expiry: OnExpiry::ExitProcess,
         fault: Fault::from_env()?,
     })
@@ -513,7 +514,8 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
     // After the first failure the others get a grace period to notice (their watchdogs see
     // the closed connection or the stalled step), print their own line and exit; then the
     // rest (a frozen rank never exits) are killed.
-    let grace = Duration::from_secs_f64(a.grace_s);
+    let grace = Duration::try_from_secs_f64(a.grace_s)
+        .map_err(|e| anyhow::anyhow!("--grace-s {}: {e}", a.grace_s))?;
     let mut failed: Option<(usize, String)> = None;
     let mut status: Vec<Option<String>> = vec![None; children.len()];
     let mut first_fail_at: Option<Instant> = None;

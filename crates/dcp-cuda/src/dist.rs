@@ -121,7 +121,7 @@ pub fn rendezvous(
         .map_err(|e| rz(e, "resolving MASTER_ADDR"))?
         .next()
         .ok_or_else(|| CudaError::Rendezvous("MASTER_ADDR resolves to nothing".into()))?;
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::watchdog::deadline_after(timeout);
     let left = || {
         deadline
             .saturating_duration_since(Instant::now())

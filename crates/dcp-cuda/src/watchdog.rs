@@ -36,6 +36,13 @@ const TICK: Duration = Duration::from_millis(20);
 /// Set once the failure line was printed (by [`exit_stalled`] or the watchdog's forced exit).
 static PRINTED: AtomicBool = AtomicBool::new(false);
 
+/// `timeout` from now; a timeout too large to represent means about a year.
+pub fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
 /// What the watchdog does when the owning thread stays stuck after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExpiry {
@@ -260,7 +267,7 @@ impl Watchdog {
         g.step.replace(Active {
             step: step.to_string(),
             peers: peers.to_vec(),
-            deadline: Instant::now() + self.timeout,
+            deadline: deadline_after(self.timeout),
         })
     }
 
@@ -290,7 +297,7 @@ impl Watchdog {
     ) -> Result<()> {
         self.check()?;
         let prev = self.enter(step, peers);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = deadline_after(self.timeout);
         let mut nap = Duration::from_micros(20);
         let r = loop {
             if let Err(e) = self.check() {
@@ -547,6 +554,13 @@ mod tests {
             line.contains("rank 2 exited") && line.contains("barrier"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn huge_timeouts_do_not_overflow() {
+        let wd = Watchdog::new(0, Duration::MAX, OnExpiry::ReturnError);
+        wd.wait_until("instant", &[], || Ok(true)).unwrap();
+        assert!(deadline_after(Duration::MAX) > Instant::now());
     }
 
     #[test]
