@@ -3,7 +3,10 @@
 //!
 //! `launch` starts N local ranks of this same binary with torchrun-style variables (RANK,
 //! WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), prefixes their output with the rank, and
-//! fails (killing the others) as soon as one rank fails. `bench-gpu` and `calibrate` read those
+//! fails as soon as one rank fails (the others get `--grace-s` to exit on their own, then are
+//! killed). Every GPU command bounds each blocking step by `--timeout-s` (crate `dcp-cuda`,
+//! module `watchdog`), so a frozen or dead rank never hangs the others, with or without
+//! `launch`. `bench-gpu` and `calibrate` read those
 //! variables (a process without them is rank 0 of 1); rank 0 prints the table and JSON.
 
 use std::io::{BufRead, BufReader, Write};
@@ -18,9 +21,13 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
+use dcp_cuda::fault::Fault;
 use dcp_cuda::runner::{
     compare_global, cpu_reference, median, to_global, ErrReport, ErrSums, PlanRun, Rank,
+    RankOptions,
 };
+use dcp_cuda::watchdog::{exit_if_stalled, exit_stalled, OnExpiry};
+use dcp_cuda::CudaError;
 use serde_json::json;
 
 use crate::common::{planner_list, progress, BatchArgs};
@@ -64,7 +71,11 @@ pub struct BenchGpuArgs {
     /// Seed of the input tensors.
     #[arg(long, default_value_t = 1)]
     pub data_seed: u64,
-    /// Seconds before a stuck GPU/NCCL wait is aborted.
+    /// Deadline in seconds of every blocking step (rendezvous, communicator creation,
+    /// barriers, NCCL groups, GPU waits, copies); a peer silent for half of it (at most 60 s)
+    /// is failed. On expiry the communicator is aborted and the rank exits with status 3,
+    /// naming the step and the peers it waited for. Must exceed the longest single forward or
+    /// backward run (docs/CUDA.md, "When a rank fails").
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
 }
@@ -74,7 +85,7 @@ pub struct CalibrateArgs {
     /// Where to write the JSON profile (rank 0).
     #[arg(long, default_value = "gpu_profile.json")]
     pub out: PathBuf,
-    /// Seconds before a stuck GPU/NCCL wait is aborted.
+    /// Deadline in seconds of every blocking step (see `bench-gpu --timeout-s`).
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
     /// Sequence lengths for the attention curve.
@@ -90,6 +101,10 @@ pub struct LaunchArgs {
     /// Rendezvous port (default: a free one).
     #[arg(long)]
     pub port: Option<u16>,
+    /// After one rank fails, seconds the others get to exit on their own (and say why)
+    /// before they are killed.
+    #[arg(long, default_value_t = 5.0)]
+    pub grace_s: f64,
     /// The dcp subcommand and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub args: Vec<String>,
@@ -187,12 +202,11 @@ fn reference(
     )?;
     let run = PlanRun::new(rank, &plan, 0)?;
     run.load_inputs(rank, batch, seed)?;
-    let t = rank.timeout;
     run.fwd.enqueue(&rank.gpu, &run.kernels, None)?;
-    run.fwd.finish(None, t)?;
+    run.fwd.finish(&rank.gpu, None, " (reference)")?;
     run.feed_backward(rank)?;
     run.bwd.enqueue(&rank.gpu, &run.kernels, None)?;
-    run.bwd.finish(None, t)?;
+    run.bwd.finish(&rank.gpu, None, " (reference)")?;
     let out = run.outputs(rank)?;
     Ok(to_global(batch, &run.tokens, &out))
 }
@@ -218,8 +232,8 @@ fn fmt_check(c: &Option<ErrReport>) -> String {
 
 /// What one `bench-gpu` process holds while it runs: its rank, the rows it prints (rank 0) and
 /// the JSON lines file.
-struct Bench {
-    rank: Rank,
+struct Bench<'r> {
+    rank: &'r mut Rank,
     world: u32,
     topo: Topology,
     is0: bool,
@@ -229,7 +243,7 @@ struct Bench {
     failures: usize,
 }
 
-impl Bench {
+impl Bench<'_> {
     /// Prints one JSON record on stdout (above the progress bar, if any) and appends it to the
     /// `--json` file.
     fn record(
@@ -248,10 +262,49 @@ impl Bench {
     }
 }
 
+/// Options of a CLI rank: `--timeout-s` for every blocking step, the process exits (status
+/// [`EXIT_STALLED`](dcp_cuda::watchdog::EXIT_STALLED)) with one line naming the rank, the step
+/// and the peers when a step or a peer fails; the fault to inject comes from `DCP_FAULT`.
+fn rank_options(timeout_s: f64) -> Result<RankOptions> {
+    if !(timeout_s.is_finite() && timeout_s > 0.0) {
+        bail!("--timeout-s must be a positive number of seconds, got {timeout_s}");
+    }
+    Ok(RankOptions {
+        timeout: Duration::try_from_secs_f64(timeout_s)
+            .map_err(|e| anyhow::anyhow!("--timeout-s {timeout_s}: {e}"))?,
+        on_expiry: OnExpiry::ExitProcess,
+        fault: Fault::from_env()?,
+    })
+}
+
+/// Runs a GPU command: a stalled step or failed peer exits at once with its one line (after
+/// the communicator was aborted); a clean finish says goodbye to the peers.
+fn with_rank(timeout_s: f64, body: impl FnOnce(&mut Rank) -> Result<()>) -> Result<()> {
+    let mut rank = Rank::init(rank_options(timeout_s)?).inspect_err(exit_if_stalled)?;
+    let r = body(&mut rank);
+    if let Err(e) = &r {
+        // Any error after a recorded failure (e.g. a call that failed because the watchdog
+        // aborted the communicator) is reported as that failure.
+        if let Some(f) = rank.watchdog.failure() {
+            exit_stalled(&f);
+        }
+        if let Some(c) = e.downcast_ref::<CudaError>() {
+            exit_if_stalled(c);
+        }
+    }
+    r?;
+    rank.close().inspect_err(exit_if_stalled)?;
+    Ok(())
+}
+
 pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
     // Arguments are checked before the GPU and NCCL start.
     let planners: Vec<String> = planner_list(&a.planners)?;
-    let rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
+    let timeout_s = a.timeout_s;
+    with_rank(timeout_s, |rank| bench_gpu_on(rank, a, planners))
+}
+
+fn bench_gpu_on(rank: &mut Rank, a: BenchGpuArgs, planners: Vec<String>) -> Result<()> {
     let world = rank.info.world;
     let topo = Topology::new(1, world);
     let is0 = rank.info.rank == 0;
@@ -365,7 +418,7 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
                     continue;
                 }
             };
-            let (f, b, c) = run_plan(&mut bench.rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
+            let (f, b, c) = run_plan(bench.rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
             let c = c.expect("checked");
             let kernels = bench.rank.kernels(&batch.model)?.family();
             if !c.pass {
@@ -426,7 +479,7 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench) -> Result<()> {
             let batch = a.batch.batch(l, bs)?;
             let reference = if a.check {
                 Some(reference(
-                    &mut bench.rank,
+                    bench.rank,
                     &batch,
                     a.data_seed,
                     a.cpu_check_tokens,
@@ -441,7 +494,7 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench) -> Result<()> {
                 let st = plan_stats(&plan);
                 let flops: f64 = st.device_flops.iter().sum();
                 let (f, b, c) = run_plan(
-                    &mut bench.rank,
+                    bench.rank,
                     &plan,
                     a.warmup,
                     a.repeats,
@@ -490,14 +543,17 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench) -> Result<()> {
 }
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
-    let mut rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
-    let prof = dcp_cuda::runner::calibrate(&mut rank, &csv::<u32>(&a.lens, "length")?)?;
-    if rank.info.rank == 0 {
-        let text = serde_json::to_string_pretty(&prof)?;
-        std::fs::write(&a.out, &text).with_context(|| format!("writing {}", a.out.display()))?;
-        println!("{text}");
-    }
-    Ok(())
+    let lens = csv::<u32>(&a.lens, "length")?;
+    with_rank(a.timeout_s, |rank| {
+        let prof = dcp_cuda::runner::calibrate(rank, &lens)?;
+        if rank.info.rank == 0 {
+            let text = serde_json::to_string_pretty(&prof)?;
+            std::fs::write(&a.out, &text)
+                .with_context(|| format!("writing {}", a.out.display()))?;
+            println!("{text}");
+        }
+        Ok(())
+    })
 }
 
 fn forward(child: &mut Child, rank: u32) -> Vec<std::thread::JoinHandle<()>> {
@@ -522,6 +578,12 @@ fn forward(child: &mut Child, rank: u32) -> Vec<std::thread::JoinHandle<()>> {
 pub fn launch(a: LaunchArgs) -> Result<()> {
     if a.nprocs == 0 {
         bail!("-n must be at least 1");
+    }
+    if !(a.grace_s.is_finite() && a.grace_s >= 0.0) {
+        bail!(
+            "--grace-s must be a non-negative number of seconds, got {}",
+            a.grace_s
+        );
     }
     let port = match a.port {
         Some(p) => p,
@@ -556,35 +618,49 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
         threads.extend(forward(&mut child, r));
         children.push(child);
     }
-    let mut failed: Option<String> = None;
-    let mut done = vec![false; children.len()];
-    while done.iter().any(|d| !d) && failed.is_none() {
+    // After the first failure the others get a grace period to notice (their watchdogs see
+    // the closed connection or the stalled step), print their own line and exit; then the
+    // rest (a frozen rank never exits) are killed.
+    let grace = Duration::try_from_secs_f64(a.grace_s)
+        .map_err(|e| anyhow::anyhow!("--grace-s {}: {e}", a.grace_s))?;
+    let mut failed: Option<(usize, String)> = None;
+    let mut status: Vec<Option<String>> = vec![None; children.len()];
+    let mut first_fail_at: Option<Instant> = None;
+    while status.iter().any(|d| d.is_none()) {
         for (r, c) in children.iter_mut().enumerate() {
-            if done[r] {
+            if status[r].is_some() {
                 continue;
             }
             if let Some(st) = c.try_wait()? {
-                done[r] = true;
-                if !st.success() {
-                    failed = Some(format!("rank {r} exited with {st}"));
+                status[r] = Some(st.to_string());
+                if !st.success() && failed.is_none() {
+                    failed = Some((r, st.to_string()));
+                    first_fail_at = Some(Instant::now());
+                }
+            }
+        }
+        if first_fail_at.is_some_and(|t| t.elapsed() >= grace) {
+            for (r, c) in children.iter_mut().enumerate() {
+                if status[r].is_none() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    status[r] = Some(format!("killed (still running {grace:?} after)"));
                 }
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    if failed.is_some() {
-        for (r, c) in children.iter_mut().enumerate() {
-            if !done[r] {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
     for t in threads {
         let _ = t.join();
     }
-    if let Some(f) = failed {
-        bail!("{f}; the other ranks were stopped");
+    if let Some((r, st)) = failed {
+        let others: Vec<String> = status
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != r)
+            .map(|(i, s)| format!("rank {i}: {}", s.as_deref().unwrap_or("?")))
+            .collect();
+        bail!("rank {r} failed first ({st}); {}", others.join("; "));
     }
     Ok(())
 }
@@ -595,23 +671,29 @@ pub struct KernelBenchArgs {
     /// tokens, causal), lambda (one 32K sequence, 64 sink + 4096 window).
     #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
     pub shapes: String,
+    /// Query heads.
     #[arg(long, default_value_t = 8)]
     pub heads: u32,
+    /// KV heads (GQA: heads must be a multiple).
     #[arg(long, default_value_t = 2)]
     pub kv_heads: u32,
+    /// Head dimension (the Hopper kernels take 64 and 128; others run on mma.sync).
     #[arg(long, default_value_t = 128)]
     pub head_dim: u32,
     /// bf16 or f16.
     #[arg(long, default_value = "bf16")]
     pub dtype: String,
+    /// Untimed runs per shape before timing.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Timed runs per shape (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
     /// Append JSON lines here (kind "bench", with `lens` and `mask`, readable by
     /// bench/gpu/torch_ref.py).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Deadline in seconds of every blocking step (see `bench-gpu --timeout-s`).
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
 }
@@ -654,7 +736,15 @@ pub fn kernel_bench_shapes(names: &str) -> Result<Vec<(String, Vec<u32>, String)
 /// pre-pass and conversions), timed per shape; prints which kernel family ran.
 pub fn kernel_bench(a: KernelBenchArgs) -> Result<()> {
     let shapes = kernel_bench_shapes(&a.shapes)?;
-    let mut rank = Rank::init(Duration::from_secs_f64(a.timeout_s))?;
+    let timeout_s = a.timeout_s;
+    with_rank(timeout_s, |rank| kernel_bench_on(rank, a, shapes))
+}
+
+fn kernel_bench_on(
+    rank: &mut Rank,
+    a: KernelBenchArgs,
+    shapes: Vec<(String, Vec<u32>, String)>,
+) -> Result<()> {
     if rank.info.world != 1 {
         bail!(
             "kernel-bench runs on one GPU (WORLD_SIZE is {})",
@@ -692,7 +782,7 @@ pub fn kernel_bench(a: KernelBenchArgs) -> Result<()> {
         let plan = make_plan("local", &batch, &topo, &PlannerOptions::default())?;
         let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
         let family = rank.kernels(&batch.model)?.family();
-        let (f, b, _) = run_plan(&mut rank, &plan, a.warmup, a.repeats, 1, None)?;
+        let (f, b, _) = run_plan(rank, &plan, a.warmup, a.repeats, 1, None)?;
         let (ftf, btf) = (
             flops / (f * 1e-3) / 1e12,
             BWD_FLOP_FACTOR * flops / (b * 1e-3) / 1e12,

@@ -25,7 +25,7 @@ pub fn dtype_code(d: dcp_core::spec::DType) -> u32 {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct RegionDesc {
     pub ptr: u64,
     pub stride: u32,
@@ -37,7 +37,7 @@ pub struct RegionDesc {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct KvSeg {
     pub k: u64,
     pub dk: u64,
@@ -50,7 +50,7 @@ pub struct KvSeg {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct WorkDesc {
     pub q: u64,
     pub o: u64,
@@ -76,7 +76,7 @@ pub struct WorkDesc {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct TaskDesc {
     pub work: u32,
     pub row0: u32,
@@ -91,10 +91,11 @@ const _: () = assert!(std::mem::size_of::<KvSeg>() == 40);
 const _: () = assert!(std::mem::size_of::<WorkDesc>() == 104);
 const _: () = assert!(std::mem::size_of::<TaskDesc>() == 24);
 
-/// Byte view of a slice of plain-old-data descriptors.
-pub fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
-    // SAFETY: T is a #[repr(C)] POD descriptor or an integer; any byte pattern is readable.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+/// Byte view of a slice of plain-data values (descriptors, integers, arrays of them). `Pod`
+/// (derived above) proves at compile time that the type has no padding, so every byte is
+/// initialised.
+pub fn as_bytes<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
+    bytemuck::cast_slice(v)
 }
 
 /// Per-row key ranges of a work in CSR form: row r has `ranges[ptr[r]..ptr[r+1]]`.
@@ -143,6 +144,10 @@ impl RowCsr {
 /// Tile words (`tile | PARTIAL?`, ascending) for query rows `[r0, r1)` against `n_keys` keys in
 /// tiles of `bc`. A tile is listed when any row attends a key in it; it is full (no flag) when
 /// every row attends all of its keys and the tile lies wholly below `n_keys`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the three scratch vectors are reused across calls in the hot lowering loop"
+)]
 pub fn classify(
     csr: &RowCsr,
     r0: usize,

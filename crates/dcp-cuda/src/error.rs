@@ -1,5 +1,6 @@
 //! Errors of the CUDA executor. Missing libraries are reported before cudarc would panic.
 
+/// Everything the CUDA executor can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum CudaError {
     #[error("no CUDA driver found (libcuda.so could not be loaded): this machine has no NVIDIA GPU driver")]
@@ -28,8 +29,27 @@ pub enum CudaError {
     Rendezvous(String),
     #[error("plan not supported by the CUDA executor: {0}")]
     Unsupported(String),
-    #[error("timed out after {secs} s waiting for the GPU ({what}); a peer may have died")]
-    Timeout { secs: f64, what: String },
+    /// A step passed its deadline or a peer failed (see [`crate::watchdog`]); the
+    /// communicator was aborted.
+    #[error("{0}")]
+    Stalled(Box<crate::watchdog::Failure>),
+    /// Errors met while releasing GPU resources (kept by `Drop`, reported by the next call).
+    #[error("releasing GPU resources failed earlier: {0}")]
+    Deferred(String),
+    #[error("byte range {offset}..{offset}+{len} lies outside a device buffer of {bytes} bytes")]
+    OutOfBounds {
+        offset: usize,
+        len: usize,
+        bytes: usize,
+    },
+    #[error("the NCCL communicator was aborted after an earlier failure")]
+    Aborted,
+    #[error("an internal lock was poisoned by a panic on another thread")]
+    Poisoned,
+    #[error("bad fault injection spec: {0}")]
+    Fault(String),
+    #[error("injected fault: {0}")]
+    Injected(String),
     #[error("bad environment: {0}")]
     Env(String),
 }

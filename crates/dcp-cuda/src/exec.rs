@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::time::{Duration, Instant};
 
 use cudarc::nccl::{result as nres, sys as nsys};
 use dcp_core::plan::{BufferDecl, BufferRole, Dir, FillValue, Instr, IoTensor, Program, Region};
@@ -23,7 +22,7 @@ use crate::desc::{
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
-use crate::gpu::{DevBuf, Event, Gpu, Kernel};
+use crate::gpu::{DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
 
 /// Which forward kernel family to use (`DCP_CUDA_FAMILY`: `auto`, `mma`, `sm90`).
@@ -349,6 +348,9 @@ enum Op {
         group: usize,
         packs: Vec<Launch>,
         p2p: Vec<P2pOp>,
+        /// The group's peers, sorted, and its watchdog step name.
+        peers: Vec<u32>,
+        step: String,
     },
     Wait {
         group: usize,
@@ -381,6 +383,7 @@ pub struct Prepared {
     pub start: Event,
     pub end: Event,
     ops: Vec<Op>,
+    peers: Vec<u32>,
     pub stats: ProgramStats,
 }
 
@@ -392,7 +395,7 @@ fn region_desc(decls: &[BufferDecl], bufs: &[DevBuf], r: &Region) -> RegionDesc 
     let b = &decls[r.buf as usize];
     let off = ((r.tok as u64 * b.heads as u64 + r.head as u64) * b.width as u64) * esize(b.dtype);
     RegionDesc {
-        ptr: bufs[r.buf as usize].ptr + off,
+        ptr: bufs[r.buf as usize].device_ptr() + off,
         stride: b.heads * b.width,
         dtype: dtype_code(b.dtype),
         len: r.len,
@@ -587,7 +590,7 @@ impl Prepared {
                         } else {
                             let st = gpu.alloc(bytes)?;
                             let flat = RegionDesc {
-                                ptr: st.ptr,
+                                ptr: st.device_ptr(),
                                 stride: r.heads * r.width,
                                 ..r
                             };
@@ -596,7 +599,7 @@ impl Prepared {
                             } else {
                                 unpacks.push(copy_launch(flat, r));
                             }
-                            let p = st.ptr;
+                            let p = st.device_ptr();
                             staging.push(st);
                             p
                         };
@@ -609,10 +612,16 @@ impl Prepared {
                     }
                     pending_unpacks.insert(*tag, unpacks);
                     stats.comm_groups += 1;
+                    let mut peers: Vec<u32> = list.iter().map(|p| p.peer).collect();
+                    peers.sort_unstable();
+                    peers.dedup();
+                    let phase = if backward { "backward" } else { "forward" };
                     ops.push(Op::Comm {
                         group: gi,
                         packs,
                         p2p: list,
+                        peers,
+                        step: format!("{phase} NCCL group {gi}"),
                     });
                 }
                 Instr::Wait { tag } => {
@@ -938,7 +947,7 @@ impl Prepared {
             }
         }
         let arena_buf = gpu.alloc(arena.bytes.len())?;
-        gpu.upload(arena_buf.ptr, &arena.bytes)?;
+        gpu.upload(&arena_buf, 0, &arena.bytes)?;
         let dd = gpu.alloc((dd_max * 4) as usize)?;
         let n_groups = groups.len();
         let mut group_pre = Vec::with_capacity(n_groups);
@@ -948,6 +957,15 @@ impl Prepared {
             group_done.push(gpu.event()?);
         }
         stats.launches = ops.iter().filter(|o| matches!(o, Op::Launch(_))).count();
+        let mut peers: Vec<u32> = ops
+            .iter()
+            .flat_map(|o| match o {
+                Op::Comm { peers, .. } => peers.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        peers.sort_unstable();
+        peers.dedup();
         Ok(Prepared {
             backward,
             decls,
@@ -960,6 +978,7 @@ impl Prepared {
             comm_end: gpu.event()?,
             start: gpu.event()?,
             end: gpu.event()?,
+            peers,
             ops,
             stats,
         })
@@ -987,9 +1006,9 @@ impl Prepared {
                 Arg::F32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
                 Arg::Region(r) => b.copy_from_slice(as_bytes(std::slice::from_ref(&r))),
                 Arg::Arena(off) => {
-                    b[..8].copy_from_slice(&(self.arena.ptr + off as u64).to_ne_bytes())
+                    b[..8].copy_from_slice(&(self.arena.device_ptr() + off as u64).to_ne_bytes())
                 }
-                Arg::Dd => b[..8].copy_from_slice(&self.dd.ptr.to_ne_bytes()),
+                Arg::Dd => b[..8].copy_from_slice(&self.dd.device_ptr().to_ne_bytes()),
             }
             vals.push(b);
         }
@@ -997,74 +1016,93 @@ impl Prepared {
             .iter_mut()
             .map(|v| v.as_mut_ptr() as *mut c_void)
             .collect();
-        gpu.launch(
-            self.kernel(ks, l.k),
-            l.grid,
-            l.block,
-            l.smem,
-            gpu.compute,
-            &mut params,
-        )
+        // SAFETY: `Prepared::new` built every launch's argument list for its kernel's signature
+        // (kernels/*.cu), with device addresses inside this program's buffers, staging buffers,
+        // descriptor arena and D scratch, all owned by `self` and alive while it is; work
+        // lists and regions were checked against the buffers' declared shapes when lowering.
+        unsafe {
+            gpu.launch(
+                self.kernel(ks, l.k),
+                l.grid,
+                l.block,
+                l.smem,
+                Stream::Compute,
+                &mut params,
+            )
+        }
     }
 
     /// Enqueues the whole program (start event, every op, end event). Returns at once.
     pub fn enqueue(&self, gpu: &Gpu, ks: &Kernels, comm: Option<&Nccl>) -> Result<()> {
         gpu.bind()?;
-        self.start.record(gpu.compute)?;
+        gpu.record(&self.start, Stream::Compute)?;
         let mut any_comm = false;
         for op in &self.ops {
             match op {
                 Op::Launch(l) => self.launch(gpu, ks, l)?,
                 Op::Memcpy { dst, src, bytes } => {
-                    // SAFETY: both ranges lie inside buffers allocated by this program.
-                    crate::error::drv("cuMemcpyDtoDAsync", unsafe {
-                        cudarc::driver::result::memcpy_dtod_async(*dst, *src, *bytes, gpu.compute)
-                    })?
+                    // SAFETY: both ranges lie inside buffers allocated by this program (regions
+                    // checked when lowering), alive while `self` is.
+                    unsafe { gpu.copy_dtod_raw(*dst, *src, *bytes, Stream::Compute)? }
                 }
-                Op::Comm { group, packs, p2p } => {
+                Op::Comm {
+                    group,
+                    packs,
+                    p2p,
+                    peers,
+                    step,
+                } => {
                     let comm = comm.ok_or_else(|| {
                         CudaError::Unsupported("the plan communicates but no NCCL communicator is open (world size 1?)".into())
                     })?;
                     for l in packs {
                         self.launch(gpu, ks, l)?;
                     }
-                    self.group_pre[*group].record(gpu.compute)?;
-                    gpu.wait(gpu.comm, &self.group_pre[*group])?;
-                    nccl("ncclGroupStart", nres::group_start())?;
-                    for p in p2p {
-                        // SAFETY: pointers/sizes inside this program's buffers; comm stream valid.
-                        let r = unsafe {
-                            if p.send {
-                                nres::send(
-                                    p.ptr as *const c_void,
-                                    p.bytes,
-                                    nsys::ncclDataType_t::ncclUint8,
-                                    p.peer as i32,
-                                    comm.comm,
-                                    gpu.comm as _,
-                                )
-                            } else {
-                                nres::recv(
-                                    p.ptr as *mut c_void,
-                                    p.bytes,
-                                    nsys::ncclDataType_t::ncclUint8,
-                                    p.peer as i32,
-                                    comm.comm,
-                                    gpu.comm as _,
-                                )
+                    gpu.record(&self.group_pre[*group], Stream::Compute)?;
+                    gpu.wait(Stream::Comm, &self.group_pre[*group])?;
+                    let raw = comm.raw()?;
+                    let stream = gpu.raw_stream(Stream::Comm);
+                    // ncclGroupEnd may block (connection setup with a peer): bounded by the
+                    // watchdog, which aborts the communicator if it stays stuck.
+                    gpu.watchdog().guard(step, peers, || -> Result<()> {
+                        nccl("ncclGroupStart", nres::group_start())?;
+                        for p in p2p {
+                            // SAFETY: pointers/sizes inside this program's buffers; comm stream
+                            // valid.
+                            let r = unsafe {
+                                if p.send {
+                                    nres::send(
+                                        p.ptr as *const c_void,
+                                        p.bytes,
+                                        nsys::ncclDataType_t::ncclUint8,
+                                        p.peer as i32,
+                                        raw,
+                                        stream as _,
+                                    )
+                                } else {
+                                    nres::recv(
+                                        p.ptr as *mut c_void,
+                                        p.bytes,
+                                        nsys::ncclDataType_t::ncclUint8,
+                                        p.peer as i32,
+                                        raw,
+                                        stream as _,
+                                    )
+                                }
+                            };
+                            if let Err(e) = r {
+                                let _ = nres::group_end();
+                                return nccl(if p.send { "ncclSend" } else { "ncclRecv" }, Err(e));
                             }
-                        };
-                        if let Err(e) = r {
-                            let _ = nres::group_end();
-                            return nccl(if p.send { "ncclSend" } else { "ncclRecv" }, Err(e));
                         }
-                    }
-                    nccl("ncclGroupEnd", nres::group_end())?;
-                    self.group_done[*group].record(gpu.comm)?;
+                        nccl("ncclGroupEnd", nres::group_end())?;
+                        Ok(())
+                    })??;
+                    gpu.record(&self.group_done[*group], Stream::Comm)?;
                     any_comm = true;
                 }
                 Op::Wait { group, unpacks } => {
-                    gpu.wait(gpu.compute, &self.group_done[*group])?;
+                    gpu.wait(Stream::Compute, &self.group_done[*group])?;
                     for l in unpacks {
                         self.launch(gpu, ks, l)?;
                     }
@@ -1072,42 +1110,44 @@ impl Prepared {
             }
         }
         if any_comm {
-            self.comm_end.record(gpu.comm)?;
-            gpu.wait(gpu.compute, &self.comm_end)?;
+            gpu.record(&self.comm_end, Stream::Comm)?;
+            gpu.wait(Stream::Compute, &self.comm_end)?;
         }
-        self.end.record(gpu.compute)?;
+        gpu.record(&self.end, Stream::Compute)?;
         Ok(())
     }
 
-    /// Waits for the end event, polling NCCL's asynchronous error; aborts the communicator and
-    /// fails after `timeout`. Returns the program's time in milliseconds.
-    pub fn finish(&self, comm: Option<&mut Nccl>, timeout: Duration) -> Result<f32> {
-        let t0 = Instant::now();
-        let mut comm = comm;
-        loop {
+    fn phase(&self) -> &'static str {
+        if self.backward {
+            "backward"
+        } else {
+            "forward"
+        }
+    }
+
+    /// The ranks this program exchanges data with.
+    pub fn peers(&self) -> &[u32] {
+        &self.peers
+    }
+
+    /// Waits for the end event, polling NCCL's asynchronous error, within the watchdog's
+    /// deadline (step `<phase> program<label>`, waiting for this program's peers); on an NCCL
+    /// error, a deadline or a failed peer the communicator is aborted and the error returned.
+    /// Returns the program's time in milliseconds.
+    pub fn finish(&self, gpu: &Gpu, comm: Option<&Nccl>, label: &str) -> Result<f32> {
+        let step = format!("{} program{label}", self.phase());
+        gpu.watchdog().wait_until(&step, &self.peers, || {
             if self.end.is_done()? {
-                break;
+                return Ok(true);
             }
-            if let Some(c) = comm.as_deref_mut() {
+            if let Some(c) = comm {
                 if let Err(e) = c.async_error() {
                     c.abort();
                     return Err(e);
                 }
             }
-            if t0.elapsed() > timeout {
-                if let Some(c) = comm.as_deref_mut() {
-                    c.abort();
-                }
-                return Err(CudaError::Timeout {
-                    secs: timeout.as_secs_f64(),
-                    what: format!(
-                        "{} program",
-                        if self.backward { "backward" } else { "forward" }
-                    ),
-                });
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
+            Ok(false)
+        })?;
         self.start.elapsed_ms(&self.end)
     }
 
@@ -1120,8 +1160,9 @@ impl Prepared {
         &self.decls[i]
     }
 
+    /// Device address of buffer `i` (for callers that hand it to other CUDA code).
     pub fn buffer_ptr(&self, i: usize) -> u64 {
-        self.bufs[i].ptr
+        self.bufs[i].device_ptr()
     }
 
     /// Uploads a caller tensor (bytes in the buffer's dtype and layout).
@@ -1136,7 +1177,7 @@ impl Prepared {
                 self.decls[i].bytes()
             )));
         }
-        gpu.upload(self.bufs[i].ptr, data)
+        gpu.upload(&self.bufs[i], 0, data)
     }
 
     pub fn download_io(&self, gpu: &Gpu, t: IoTensor) -> Result<Vec<u8>> {
@@ -1144,7 +1185,7 @@ impl Prepared {
             .io_index(t)
             .ok_or_else(|| CudaError::Unsupported(format!("program has no {t:?} buffer")))?;
         let mut out = vec![0u8; self.decls[i].bytes() as usize];
-        gpu.download(self.bufs[i].ptr, &mut out)?;
+        gpu.download(&self.bufs[i], 0, &mut out)?;
         Ok(out)
     }
 
@@ -1162,17 +1203,7 @@ impl Prepared {
         if bytes != other.decls[j].bytes() as usize {
             return Err(CudaError::Unsupported(format!("{t:?} sizes differ")));
         }
-        gpu.bind()?;
-        // SAFETY: both buffers hold `bytes`.
-        crate::error::drv("cuMemcpyDtoD", unsafe {
-            cudarc::driver::result::memcpy_dtod_async(
-                self.bufs[i].ptr,
-                other.bufs[j].ptr,
-                bytes,
-                gpu.compute,
-            )
-        })?;
-        gpu.sync()
+        gpu.copy_buf(&self.bufs[i], &other.bufs[j])
     }
 
     /// Fills every buffer except the program's inputs with 0xFF bytes (NaN in bf16/f32), so a
@@ -1181,11 +1212,8 @@ impl Prepared {
         gpu.bind()?;
         for (b, d) in self.bufs.iter().zip(&self.decls) {
             let input = matches!(d.role, BufferRole::Io(t) if t.is_input(self.backward));
-            if !input && b.bytes > 0 {
-                // SAFETY: whole allocation.
-                crate::error::drv("cuMemsetD8", unsafe {
-                    cudarc::driver::result::memset_d8_async(b.ptr, 0xFF, b.bytes, gpu.compute)
-                })?;
+            if !input {
+                gpu.memset(b, 0xFF)?;
             }
         }
         gpu.sync()

@@ -1,15 +1,21 @@
 //! One GPU: its context, a compute and a communication stream, device memory, events and the
-//! compiled kernels. A thin layer over cudarc's driver `result`/`sys` API (raw device pointers,
-//! no per-slice event tracking: the executor orders streams itself with events).
+//! compiled kernels. A thin layer over cudarc's driver `result`/`sys` API (no per-slice event
+//! tracking: the executor orders streams itself with events).
+//!
+//! Soundness: safe methods take [`DevBuf`]s and byte ranges checked against them; the entry
+//! points that take raw device addresses ([`Gpu::launch`], [`Gpu::copy_dtod_raw`]) are
+//! `unsafe fn`s. Every wait is bounded by the rank's [`Watchdog`]. Errors that `Drop` meets are
+//! kept and returned by the next call on the [`Gpu`].
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{result, sys, CudaContext};
 
 use crate::error::{drv, CudaError, Result};
 use crate::nvrtc::{self, Source};
+use crate::watchdog::Watchdog;
 
 /// True when libcuda can be loaded.
 pub fn driver_present() -> bool {
@@ -26,51 +32,108 @@ pub fn device_count() -> Result<usize> {
     Ok(drv("cuDeviceGetCount", result::device::get_count())? as usize)
 }
 
-/// Device memory freed on drop.
+/// Errors from `Drop` impls (freeing memory, destroying events): kept here and returned by the
+/// next call on the [`Gpu`] (see [`Gpu::bind`]) instead of being discarded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Deferred(Arc<Mutex<Vec<String>>>);
+
+impl Deferred {
+    fn push(&self, what: String) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(what);
+        }
+    }
+
+    fn take(&self) -> Result<()> {
+        let v = std::mem::take(&mut *self.0.lock().map_err(|_| CudaError::Poisoned)?);
+        if v.is_empty() {
+            Ok(())
+        } else {
+            Err(CudaError::Deferred(v.join("; ")))
+        }
+    }
+}
+
+/// `[offset, offset + len)` lies inside `bytes` bytes (no overflow).
+fn check_range(offset: usize, len: usize, bytes: usize) -> Result<()> {
+    match offset.checked_add(len) {
+        Some(end) if end <= bytes => Ok(()),
+        _ => Err(CudaError::OutOfBounds { offset, len, bytes }),
+    }
+}
+
+/// Device memory freed on drop. The device address is only handed out as a number
+/// ([`DevBuf::device_ptr`]); reading or writing through it needs `unsafe` code elsewhere.
 #[derive(Debug)]
 pub struct DevBuf {
-    pub ptr: u64,
-    pub bytes: usize,
+    ptr: u64,
+    bytes: usize,
     ctx: Arc<CudaContext>,
+    deferred: Deferred,
+}
+
+impl DevBuf {
+    /// Size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Device address of the first byte (0 for an empty buffer).
+    pub fn device_ptr(&self) -> u64 {
+        self.ptr
+    }
+
+    /// Device address of `[offset, offset + len)`, checked to lie inside this buffer.
+    pub fn range(&self, offset: usize, len: usize) -> Result<u64> {
+        check_range(offset, len, self.bytes).map(|_| self.ptr + offset as u64)
+    }
 }
 
 impl Drop for DevBuf {
     fn drop(&mut self) {
         if self.ptr != 0 {
-            let _ = self.ctx.bind_to_thread();
+            if let Err(e) = self.ctx.bind_to_thread() {
+                self.deferred
+                    .push(format!("binding the context to free memory: {e:?}"));
+            }
             // SAFETY: allocated by malloc_sync in this context and freed once.
-            unsafe {
-                let _ = result::free_sync(self.ptr);
+            if let Err(e) = unsafe { result::free_sync(self.ptr) } {
+                self.deferred
+                    .push(format!("cuMemFree of {} bytes: {e:?}", self.bytes));
             }
         }
     }
 }
 
+/// Which of the GPU's two streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Kernels and copies, in program order.
+    Compute,
+    /// NCCL groups.
+    Comm,
+}
+
 /// A CUDA event (timing enabled) destroyed on drop.
 #[derive(Debug)]
 pub struct Event {
-    pub ev: sys::CUevent,
+    ev: sys::CUevent,
+    deferred: Deferred,
 }
 
 impl Drop for Event {
     fn drop(&mut self) {
         // SAFETY: created by event::create and destroyed once.
-        unsafe {
-            let _ = result::event::destroy(self.ev);
+        if let Err(e) = unsafe { result::event::destroy(self.ev) } {
+            self.deferred.push(format!("cuEventDestroy: {e:?}"));
         }
     }
 }
 
 impl Event {
-    pub fn record(&self, stream: sys::CUstream) -> Result<()> {
-        // SAFETY: valid event and stream of the current context.
-        drv("cuEventRecord", unsafe {
-            result::event::record(self.ev, stream)
-        })
-    }
     /// Milliseconds from `self` to `end` (both recorded and complete).
     pub fn elapsed_ms(&self, end: &Event) -> Result<f32> {
-        // SAFETY: both events valid.
+        // SAFETY: both events valid (owned by their `Event`s).
         drv("cuEventElapsedTime", unsafe {
             result::event::elapsed(self.ev, end.ev)
         })
@@ -100,24 +163,31 @@ pub struct Kernel {
 /// Kernel variant key: source + defines.
 type KernelKey = (Source, Vec<(String, String)>);
 
+/// One GPU: its primary context, a compute and a comm stream, compiled kernels, and the rank's
+/// [`Watchdog`] that bounds every wait.
 pub struct Gpu {
     pub ctx: Arc<CudaContext>,
     pub ordinal: usize,
     pub cc: (i32, i32),
     pub name: String,
     pub sm_count: i32,
-    pub compute: sys::CUstream,
-    pub comm: sys::CUstream,
-    modules: std::sync::Mutex<HashMap<KernelKey, sys::CUmodule>>,
+    compute: sys::CUstream,
+    comm: sys::CUstream,
+    modules: Mutex<HashMap<KernelKey, sys::CUmodule>>,
+    deferred: Deferred,
+    wd: Arc<Watchdog>,
 }
 
-// SAFETY: CUDA handles are usable from any thread once the context is bound.
+// SAFETY: CUDA handles (context, streams, modules) are usable from any thread once the context is
+// bound, which every method does first; the module map is behind a mutex.
 unsafe impl Send for Gpu {}
+// SAFETY: as above; no method hands out interior references to mutable state.
 unsafe impl Sync for Gpu {}
 
 impl Gpu {
-    /// Opens GPU `ordinal` (primary context) with two non-blocking streams.
-    pub fn open(ordinal: usize) -> Result<Self> {
+    /// Opens GPU `ordinal` (primary context) with two non-blocking streams; `wd` bounds every
+    /// wait on this GPU.
+    pub fn open(ordinal: usize, wd: Arc<Watchdog>) -> Result<Self> {
         let n = device_count()?;
         if n == 0 {
             return Err(CudaError::NoDevice("cuDeviceGetCount returned 0".into()));
@@ -152,11 +222,30 @@ impl Gpu {
             compute,
             comm,
             modules: Default::default(),
+            deferred: Deferred::default(),
+            wd,
         })
     }
 
+    /// The watchdog bounding this GPU's waits.
+    pub fn watchdog(&self) -> &Arc<Watchdog> {
+        &self.wd
+    }
+
+    /// Binds the context to this thread. Fails with the errors that `Drop` impls of this GPU's
+    /// buffers and events met since the last call, and with a failure the watchdog recorded.
     pub fn bind(&self) -> Result<()> {
+        self.wd.check()?;
+        self.deferred.take()?;
         drv("bind", self.ctx.bind_to_thread())
+    }
+
+    /// The raw handle of stream `s`, for NCCL calls (using it needs `unsafe` code).
+    pub fn raw_stream(&self, s: Stream) -> sys::CUstream {
+        match s {
+            Stream::Compute => self.compute,
+            Stream::Comm => self.comm,
+        }
     }
 
     pub fn arch(&self) -> String {
@@ -175,30 +264,36 @@ impl Gpu {
             ptr,
             bytes,
             ctx: self.ctx.clone(),
+            deferred: self.deferred.clone(),
         })
     }
 
-    pub fn upload(&self, dst: u64, data: &[u8]) -> Result<()> {
+    /// Copies `data` into `dst` at byte `offset` (checked against the buffer's size).
+    pub fn upload(&self, dst: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
+        let at = dst.range(offset, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
         self.bind()?;
-        // SAFETY: dst has at least data.len() bytes (callers size buffers from the same data).
-        drv("cuMemcpyHtoD", unsafe {
-            result::memcpy_htod_sync(dst, data)
-        })
+        self.wd.guard("host-to-device copy", &[], || {
+            // SAFETY: `at..at + data.len()` lies inside `dst` (checked above), which is alive.
+            drv("cuMemcpyHtoD", unsafe {
+                result::memcpy_htod_sync(at, data)
+            })
+        })?
     }
 
-    pub fn download(&self, src: u64, out: &mut [u8]) -> Result<()> {
+    /// Copies `out.len()` bytes of `src` from byte `offset` (checked) after both streams finish.
+    pub fn download(&self, src: &DevBuf, offset: usize, out: &mut [u8]) -> Result<()> {
+        let at = src.range(offset, out.len())?;
         if out.is_empty() {
             return Ok(());
         }
-        self.bind()?;
         self.sync()?;
-        // SAFETY: src has at least out.len() bytes.
-        drv("cuMemcpyDtoH", unsafe {
-            result::memcpy_dtoh_sync(out, src)
-        })
+        self.wd.guard("device-to-host copy", &[], || {
+            // SAFETY: `at..at + out.len()` lies inside `src` (checked above), which is alive.
+            drv("cuMemcpyDtoH", unsafe { result::memcpy_dtoh_sync(out, at) })
+        })?
     }
 
     pub fn event(&self) -> Result<Event> {
@@ -207,37 +302,62 @@ impl Gpu {
             "cuEventCreate",
             result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT),
         )?;
-        Ok(Event { ev })
-    }
-
-    /// Stream `s` waits for `e`.
-    pub fn wait(&self, s: sys::CUstream, e: &Event) -> Result<()> {
-        // SAFETY: valid stream and event.
-        drv("cuStreamWaitEvent", unsafe {
-            result::stream::wait_event(s, e.ev, sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT)
+        Ok(Event {
+            ev,
+            deferred: self.deferred.clone(),
         })
     }
 
+    /// Records `e` on stream `s`.
+    pub fn record(&self, e: &Event, s: Stream) -> Result<()> {
+        // SAFETY: valid event and stream of this context.
+        drv("cuEventRecord", unsafe {
+            result::event::record(e.ev, self.raw_stream(s))
+        })
+    }
+
+    /// Stream `s` waits for `e`.
+    pub fn wait(&self, s: Stream, e: &Event) -> Result<()> {
+        // SAFETY: valid stream and event.
+        drv("cuStreamWaitEvent", unsafe {
+            result::stream::wait_event(
+                self.raw_stream(s),
+                e.ev,
+                sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+            )
+        })
+    }
+
+    /// Waits until `e` completes, within the watchdog's deadline for `step` (which waits on
+    /// `peers`).
+    pub fn wait_event(&self, e: &Event, step: &str, peers: &[u32]) -> Result<()> {
+        self.wd.wait_until(step, peers, || e.is_done())
+    }
+
+    /// Waits (bounded by the watchdog) until both streams are idle.
     pub fn sync(&self) -> Result<()> {
-        // SAFETY: valid streams.
-        unsafe {
-            drv(
-                "cuStreamSynchronize",
-                result::stream::synchronize(self.compute),
-            )?;
-            drv(
-                "cuStreamSynchronize",
-                result::stream::synchronize(self.comm),
-            )?;
-        }
-        Ok(())
+        self.bind()?;
+        let idle = |s: sys::CUstream| -> Result<bool> {
+            // SAFETY: valid stream of this context.
+            match unsafe { sys::cuStreamQuery(s) } {
+                sys::cudaError_enum::CUDA_SUCCESS => Ok(true),
+                sys::cudaError_enum::CUDA_ERROR_NOT_READY => Ok(false),
+                e => Err(CudaError::Driver {
+                    call: "cuStreamQuery",
+                    err: format!("{e:?}"),
+                }),
+            }
+        };
+        self.wd.wait_until("stream synchronisation", &[], || {
+            Ok(idle(self.compute)? && idle(self.comm)?)
+        })
     }
 
     /// The kernel `name` of `src` compiled with `defines` (compiled and loaded at first use).
     pub fn kernel(&self, src: Source, defines: &[(String, String)], name: &str) -> Result<Kernel> {
         self.bind()?;
         let key = (src, defines.to_vec());
-        let mut mods = self.modules.lock().expect("module lock");
+        let mut mods = self.modules.lock().map_err(|_| CudaError::Poisoned)?;
         let module = match mods.get(&key) {
             Some(m) => *m,
             None => {
@@ -250,7 +370,8 @@ impl Gpu {
                 m
             }
         };
-        let cname = CString::new(name).expect("no NUL");
+        let cname = CString::new(name)
+            .map_err(|_| CudaError::Unsupported(format!("kernel name {name:?} contains NUL")))?;
         // SAFETY: module loaded above.
         let f = drv("cuModuleGetFunction", unsafe {
             result::module::get_function(module, cname)
@@ -289,37 +410,152 @@ impl Gpu {
         })
     }
 
-    /// Launches `k` on `stream`. `params` point at the argument values.
-    pub fn launch(
+    /// Launches `k` on stream `s` with a 1-D grid.
+    ///
+    /// # Safety
+    ///
+    /// `params` must hold one pointer per kernel parameter, in order, each pointing at a value
+    /// of that parameter's type and size, and every device address passed (directly or inside
+    /// descriptors) must point into live allocations of this context that stay alive, and are
+    /// not freed or reused, until the launch completes on the GPU; the kernel must not access
+    /// memory outside them.
+    pub unsafe fn launch(
         &self,
         k: &Kernel,
         grid: u32,
         block: u32,
         smem: u32,
-        stream: sys::CUstream,
+        s: Stream,
         params: &mut [*mut c_void],
     ) -> Result<()> {
         if grid == 0 {
             return Ok(());
         }
-        // SAFETY: params match the kernel's signature (checked by the callers' construction).
+        // SAFETY: the caller guarantees `params` match the kernel and its addresses are valid.
         drv("cuLaunchKernel", unsafe {
-            result::launch_kernel(k.f, (grid, 1, 1), (block, 1, 1), smem, stream, params)
+            result::launch_kernel(
+                k.f,
+                (grid, 1, 1),
+                (block, 1, 1),
+                smem,
+                self.raw_stream(s),
+                params,
+            )
         })
+    }
+
+    /// Asynchronous device-to-device copy on stream `s`.
+    ///
+    /// # Safety
+    ///
+    /// `src..src + bytes` and `dst..dst + bytes` must lie inside live allocations of this
+    /// context that stay alive until the copy completes.
+    pub unsafe fn copy_dtod_raw(&self, dst: u64, src: u64, bytes: usize, s: Stream) -> Result<()> {
+        // SAFETY: the caller guarantees both ranges are valid.
+        drv("cuMemcpyDtoDAsync", unsafe {
+            result::memcpy_dtod_async(dst, src, bytes, self.raw_stream(s))
+        })
+    }
+
+    /// Copies all of `src` into `dst` (same size) on the compute stream and waits for it.
+    pub fn copy_buf(&self, dst: &DevBuf, src: &DevBuf) -> Result<()> {
+        if dst.bytes != src.bytes {
+            return Err(CudaError::OutOfBounds {
+                offset: 0,
+                len: src.bytes,
+                bytes: dst.bytes,
+            });
+        }
+        self.bind()?;
+        if src.bytes > 0 {
+            // SAFETY: both buffers are alive and hold `src.bytes`; we wait below.
+            unsafe { self.copy_dtod_raw(dst.ptr, src.ptr, src.bytes, Stream::Compute)? };
+        }
+        self.sync()
+    }
+
+    /// Sets every byte of `buf` to `value` (on the compute stream) and waits for it.
+    pub fn memset(&self, buf: &DevBuf, value: u8) -> Result<()> {
+        if buf.bytes == 0 {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: the whole live allocation, which `buf` keeps alive until the wait below.
+        drv("cuMemsetD8", unsafe {
+            result::memset_d8_async(buf.ptr, value, buf.bytes, self.compute)
+        })?;
+        self.sync()
     }
 }
 
 impl Drop for Gpu {
     fn drop(&mut self) {
-        let _ = self.bind();
-        let _ = self.sync();
-        // SAFETY: modules and streams created by this Gpu.
-        unsafe {
-            for m in self.modules.lock().expect("lock").values() {
-                let _ = result::module::unload(*m);
-            }
-            let _ = result::stream::destroy(self.compute);
-            let _ = result::stream::destroy(self.comm);
+        // No later call can report these: say them on stderr rather than drop them silently.
+        let mut errs = Vec::new();
+        if let Err(e) = self.deferred.take() {
+            errs.push(e.to_string());
         }
+        if let Err(e) = drv("bind", self.ctx.bind_to_thread()) {
+            errs.push(e.to_string());
+        }
+        // A bounded wait: an aborted peer must not hang the exit. A recorded failure was
+        // already returned to the caller: no need to repeat it here.
+        match self.sync() {
+            Ok(()) | Err(CudaError::Stalled(_)) => {}
+            Err(e) => errs.push(e.to_string()),
+        }
+        // SAFETY: modules and streams created by this Gpu, destroyed once.
+        unsafe {
+            if let Ok(mods) = self.modules.lock() {
+                for m in mods.values() {
+                    if let Err(e) = result::module::unload(*m) {
+                        errs.push(format!("cuModuleUnload: {e:?}"));
+                    }
+                }
+            }
+            for s in [self.compute, self.comm] {
+                if let Err(e) = result::stream::destroy(s) {
+                    errs.push(format!("cuStreamDestroy: {e:?}"));
+                }
+            }
+        }
+        if !errs.is_empty() {
+            eprintln!(
+                "dcp-cuda: releasing GPU {}: {}",
+                self.ordinal,
+                errs.join("; ")
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_checked_without_overflow() {
+        assert!(check_range(0, 16, 16).is_ok());
+        assert!(check_range(16, 0, 16).is_ok());
+        assert!(check_range(8, 8, 16).is_ok());
+        assert!(check_range(8, 9, 16).is_err());
+        assert!(check_range(17, 0, 16).is_err());
+        let e = check_range(usize::MAX, 2, 16).unwrap_err().to_string();
+        assert!(e.contains("16 bytes"), "{e}");
+    }
+
+    #[test]
+    fn deferred_drop_errors_are_reported_once() {
+        let d = Deferred::default();
+        assert!(d.take().is_ok());
+        d.clone()
+            .push("cuMemFree of 64 bytes: CUDA_ERROR_ILLEGAL_ADDRESS".into());
+        d.push("cuEventDestroy: CUDA_ERROR_INVALID_HANDLE".into());
+        let e = d.take().unwrap_err().to_string();
+        assert!(
+            e.contains("cuMemFree of 64 bytes") && e.contains("cuEventDestroy"),
+            "{e}"
+        );
+        assert!(d.take().is_ok());
     }
 }

@@ -7,22 +7,28 @@
 //! * [`desc`]: host-side work lists (per-row ranges, per-tile full/partial classification).
 //! * [`exec`]: a device program prepared once (buffers, descriptors), enqueued without host sync.
 //! * [`dist`]: torchrun-style ranks, TCP rendezvous for the NCCL id, the communicator.
+//! * [`watchdog`]: a deadline on every blocking step; on expiry (or a failed peer) the
+//!   communicator is aborted and the call fails naming this rank, the step and the peers.
+//! * [`heartbeat`]: peer liveness over the rendezvous connections (frozen or exited peers).
+//! * [`fault`]: fault injection (`DCP_FAULT=rank:2,kind:freeze,phase:backward,repeat:3`).
 //! * [`runner`]: what `dcp bench-gpu` / `dcp calibrate` need: inputs laid out per plan, runs,
 //!   checks against the CPU reference or a single-GPU plan, timings reduced over ranks.
 //!
 //! Everything builds and its CPU-side tests run without CUDA: libraries load dynamically and are
 //! probed first, so a machine without a GPU gets [`error::CudaError::NoDriver`], not a panic.
-
-// Kernel argument lists and work checks are long by nature.
-// Streams are raw CUDA handles owned by `Gpu`; passing them is not a dereference by us.
-#![allow(clippy::too_many_arguments, clippy::not_unsafe_ptr_arg_deref)]
+//!
+//! Soundness: safe functions take owned buffers ([`gpu::DevBuf`]) and checked byte ranges;
+//! functions taking raw device addresses are `unsafe fn` with a `# Safety` section.
 
 pub mod desc;
 pub mod dist;
 pub mod error;
 pub mod exec;
+pub mod fault;
 pub mod gpu;
+pub mod heartbeat;
 pub mod nvrtc;
 pub mod runner;
+pub mod watchdog;
 
 pub use error::{CudaError, Result};

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dcp_core::flops::{attn_bwd_flops, attn_fwd_flops};
@@ -15,37 +16,171 @@ use half::{bf16, f16};
 use crate::dist::{Nccl, RankInfo};
 use crate::error::{nccl, Result};
 use crate::exec::{Kernels, Prepared, TileConfig};
-use crate::gpu::Gpu;
+use crate::fault::{Fault, FaultKind, Phase};
+use crate::gpu::{Event, Gpu, Stream};
+use crate::heartbeat::{Heartbeat, HeartbeatConfig};
+use crate::watchdog::{OnExpiry, Watchdog};
 
-/// This process: its rank, GPU and (world > 1) NCCL communicator.
+/// How a rank reacts to a failed step or peer.
+#[derive(Debug, Clone, Copy)]
+pub struct RankOptions {
+    /// Deadline of every blocking step, and how long a silent peer is tolerated.
+    pub timeout: Duration,
+    /// Library callers get errors; the CLI exits the process (see [`OnExpiry`]).
+    pub on_expiry: OnExpiry,
+    /// A fault to inject (normally from `DCP_FAULT`, see [`Fault::from_env`]).
+    pub fault: Option<Fault>,
+}
+
+impl RankOptions {
+    /// For library callers: errors, never a hang, no process exit; the fault from `DCP_FAULT`.
+    pub fn library(timeout: Duration) -> Result<Self> {
+        Ok(RankOptions {
+            timeout,
+            on_expiry: OnExpiry::ReturnError,
+            fault: Fault::from_env()?,
+        })
+    }
+}
+
+/// This process: its rank, GPU, watchdog, and (world > 1) heartbeat and NCCL communicator.
+///
+/// Call [`Rank::close`] when done: it tells the peers this rank finished; a rank dropped
+/// without it looks to its peers like a rank that exited early.
 pub struct Rank {
     pub info: RankInfo,
-    pub gpu: Gpu,
+    // Field order is drop order: the communicator and buffers go before the GPU.
     pub nccl: Option<Nccl>,
-    pub timeout: Duration,
     kernels: HashMap<(u32, u32), Rc<Kernels>>,
     scratch: crate::gpu::DevBuf,
+    scratch_done: Event,
+    pub gpu: Gpu,
+    heartbeat: Option<Heartbeat>,
+    pub watchdog: Arc<Watchdog>,
+    pub timeout: Duration,
+    fault: Option<Fault>,
+    runs: [u64; 3],
 }
 
 impl Rank {
-    /// Opens GPU LOCAL_RANK and, when WORLD_SIZE > 1, the NCCL communicator.
-    pub fn init(timeout: Duration) -> Result<Self> {
+    /// Opens GPU LOCAL_RANK and, when WORLD_SIZE > 1, rendezvous with rank 0 (heartbeat on
+    /// the same connections) and the NCCL communicator, each within `opts.timeout`.
+    pub fn init(opts: RankOptions) -> Result<Self> {
         let info = RankInfo::from_env()?;
-        let gpu = Gpu::open(info.local_rank as usize)?;
+        if let Some(f) = &opts.fault {
+            f.check_world(info.world)?;
+        }
+        let wd = Watchdog::new(info.rank, opts.timeout, opts.on_expiry);
+        let mine = if info.rank == 0 && info.world > 1 {
+            Some(crate::dist::new_nccl_id()?)
+        } else {
+            None
+        };
+        let (id, heartbeat) = crate::dist::join_group(
+            &info,
+            mine.as_deref(),
+            opts.timeout,
+            HeartbeatConfig::for_timeout(opts.timeout),
+            &wd,
+        )?;
+        let gpu = Gpu::open(info.local_rank as usize, wd.clone())?;
+        if let Some(f) = opts.fault.filter(|f| f.hits(info.rank, Phase::Setup, 0)) {
+            f.trigger_process();
+        }
         let nccl = if info.world > 1 {
-            Some(Nccl::init(&info, timeout)?)
+            Some(Nccl::init(&gpu, &info, &id)?)
         } else {
             None
         };
         let scratch = gpu.alloc(1 << 16)?;
-        Ok(Rank {
+        let scratch_done = gpu.event()?;
+        let rank = Rank {
             info,
-            gpu,
             nccl,
-            timeout,
             kernels: HashMap::new(),
             scratch,
-        })
+            scratch_done,
+            gpu,
+            heartbeat,
+            watchdog: wd,
+            timeout: opts.timeout,
+            fault: opts.fault,
+            runs: [0; 3],
+        };
+        if let Some(f) = opts
+            .fault
+            .filter(|f| f.hits(rank.info.rank, Phase::Setup, 0))
+        {
+            if f.kind == FaultKind::NcclError {
+                rank.inject_nccl_error(&f)?;
+            }
+        }
+        Ok(rank)
+    }
+
+    /// Finishes cleanly: waits for the GPU, flushes the communicator's operations (both
+    /// bounded by the watchdog) and releases it, tells the peers this rank finished, and
+    /// releases everything.
+    pub fn close(mut self) -> Result<()> {
+        self.gpu.sync()?;
+        if let Some(n) = self.nccl.take() {
+            let peers = self.peers();
+            self.watchdog
+                .guard("NCCL communicator teardown", &peers, || n.finalize())??;
+        }
+        if let Some(hb) = self.heartbeat.take() {
+            hb.close();
+        }
+        Ok(())
+    }
+
+    /// The other ranks.
+    pub fn peers(&self) -> Vec<u32> {
+        (0..self.info.world)
+            .filter(|&r| r != self.info.rank)
+            .collect()
+    }
+
+    /// Counts a run of `phase` and performs an injected fault due now. `after_enqueue`: the
+    /// program is in flight (process faults fire here); before it, `nccl-error` fires.
+    fn fault_point(&mut self, phase: Phase, after_enqueue: bool) -> Result<u64> {
+        let i = phase as usize;
+        let n = self.runs[i];
+        if after_enqueue {
+            self.runs[i] += 1;
+        }
+        if let Some(f) = self.fault.filter(|f| f.hits(self.info.rank, phase, n)) {
+            match (f.kind, after_enqueue) {
+                (FaultKind::NcclError, false) => self.inject_nccl_error(&f)?,
+                (FaultKind::NcclError, true) | (_, false) => {}
+                (_, true) => f.trigger_process(),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Makes an NCCL call fail (a send to a rank outside the world) and returns its error.
+    fn inject_nccl_error(&self, f: &Fault) -> Result<()> {
+        let c = self.nccl.as_ref().ok_or_else(|| {
+            crate::error::CudaError::Fault("nccl-error needs a communicator".into())
+        })?;
+        eprintln!("dcp: injected fault {f}: sending to rank {}", c.world);
+        let raw = c.raw()?;
+        // SAFETY: a one-byte send from our scratch buffer; NCCL rejects the peer before use.
+        let r = unsafe {
+            cudarc::nccl::result::send(
+                self.scratch.device_ptr() as *const std::ffi::c_void,
+                1,
+                cudarc::nccl::sys::ncclDataType_t::ncclUint8,
+                c.world as i32,
+                raw,
+                self.gpu.raw_stream(Stream::Comm) as _,
+            )
+        };
+        nccl("ncclSend (injected fault)", r)?;
+        Err(crate::error::CudaError::Injected(format!(
+            "{f}: NCCL accepted a send to a rank outside the world"
+        )))
     }
 
     pub fn kernels(&mut self, model: &dcp_core::spec::ModelShape) -> Result<Rc<Kernels>> {
@@ -58,44 +193,70 @@ impl Rank {
         Ok(k)
     }
 
-    /// Element-wise all-reduce (sum or max) of a few f64 over ranks (no-op on one rank).
-    pub fn allreduce(&self, vals: &mut [f64], max: bool) -> Result<()> {
+    /// Element-wise all-reduce (sum or max) of a few f64 over ranks (no-op on one rank), as
+    /// step `step`, bounded by the watchdog.
+    pub fn allreduce_step(&self, vals: &mut [f64], max: bool, step: &str) -> Result<()> {
         let Some(c) = &self.nccl else { return Ok(()) };
-        assert!(vals.len() * 8 <= self.scratch.bytes);
+        if vals.len() * 8 > self.scratch.bytes() {
+            return Err(crate::error::CudaError::Unsupported(format!(
+                "all-reduce of {} values: the scratch buffer holds {}",
+                vals.len(),
+                self.scratch.bytes() / 8
+            )));
+        }
         let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_ne_bytes()).collect();
-        self.gpu.upload(self.scratch.ptr, &bytes)?;
+        self.gpu.upload(&self.scratch, 0, &bytes)?;
         let op = if max {
             cudarc::nccl::sys::ncclRedOp_t::ncclMax
         } else {
             cudarc::nccl::sys::ncclRedOp_t::ncclSum
         };
-        // SAFETY: in-place all-reduce on our scratch buffer.
-        unsafe {
-            nccl(
-                "ncclAllReduce",
-                cudarc::nccl::result::all_reduce(
-                    self.scratch.ptr as *const _,
-                    self.scratch.ptr as *mut _,
-                    vals.len(),
-                    cudarc::nccl::sys::ncclDataType_t::ncclFloat64,
-                    op,
-                    c.comm,
-                    self.gpu.comm as _,
-                ),
-            )?;
-        }
+        let raw = c.raw()?;
+        let peers = self.peers();
+        let stream = self.gpu.raw_stream(Stream::Comm);
+        let ptr = self.scratch.device_ptr();
+        self.watchdog.guard(step, &peers, || {
+            // SAFETY: in-place all-reduce of `vals.len()` f64 inside our scratch buffer (size
+            // checked above), which outlives the wait below.
+            unsafe {
+                nccl(
+                    "ncclAllReduce",
+                    cudarc::nccl::result::all_reduce(
+                        ptr as *const _,
+                        ptr as *mut _,
+                        vals.len(),
+                        cudarc::nccl::sys::ncclDataType_t::ncclFloat64,
+                        op,
+                        raw,
+                        stream as _,
+                    ),
+                )
+            }
+        })??;
+        self.gpu.record(&self.scratch_done, Stream::Comm)?;
+        self.gpu.watchdog().wait_until(step, &peers, || {
+            if self.scratch_done.is_done()? {
+                return Ok(true);
+            }
+            c.async_error().map(|_| false).inspect_err(|_| c.abort())
+        })?;
         let mut out = vec![0u8; vals.len() * 8];
-        self.gpu.download(self.scratch.ptr, &mut out)?;
+        self.gpu.download(&self.scratch, 0, &mut out)?;
         for (v, b) in vals.iter_mut().zip(out.chunks_exact(8)) {
             *v = f64::from_ne_bytes(b.try_into().expect("8 bytes"));
         }
         Ok(())
     }
 
-    /// All ranks reach this point before any continues.
+    /// Element-wise all-reduce (sum or max) of a few f64 over ranks (no-op on one rank).
+    pub fn allreduce(&self, vals: &mut [f64], max: bool) -> Result<()> {
+        self.allreduce_step(vals, max, "all-reduce of results")
+    }
+
+    /// All ranks reach this point before any continues (bounded by the watchdog).
     pub fn barrier(&self) -> Result<()> {
         let mut x = [0.0];
-        self.allreduce(&mut x, false)
+        self.allreduce_step(&mut x, false, "barrier")
     }
 }
 
@@ -240,11 +401,14 @@ impl PlanRun {
         Ok(())
     }
 
+    /// Runs the forward program once (a fault injected for this run fires here).
     pub fn run_fwd(&self, rank: &mut Rank) -> Result<f32> {
+        rank.fault_point(Phase::Forward, false)?;
         self.fwd
             .enqueue(&rank.gpu, &self.kernels, rank.nccl.as_ref())?;
-        let t = rank.timeout;
-        self.fwd.finish(rank.nccl.as_mut(), t)
+        let n = rank.fault_point(Phase::Forward, true)?;
+        self.fwd
+            .finish(&rank.gpu, rank.nccl.as_ref(), &format!(" (run {n})"))
     }
 
     /// Hands the forward's O and LSE to the backward program.
@@ -253,11 +417,14 @@ impl PlanRun {
         self.bwd.copy_io_from(&rank.gpu, &self.fwd, IoTensor::Lse)
     }
 
+    /// Runs the backward program once (a fault injected for this run fires here).
     pub fn run_bwd(&self, rank: &mut Rank) -> Result<f32> {
+        rank.fault_point(Phase::Backward, false)?;
         self.bwd
             .enqueue(&rank.gpu, &self.kernels, rank.nccl.as_ref())?;
-        let t = rank.timeout;
-        self.bwd.finish(rank.nccl.as_mut(), t)
+        let n = rank.fault_point(Phase::Backward, true)?;
+        self.bwd
+            .finish(&rank.gpu, rank.nccl.as_ref(), &format!(" (run {n})"))
     }
 
     pub fn outputs(&self, rank: &Rank) -> Result<LocalOutputs> {
@@ -504,8 +671,11 @@ fn time_prepared(rank: &mut Rank, ks: &Kernels, p: &Prepared, reps: usize) -> Re
     for i in 0..reps + 1 {
         rank.barrier()?;
         p.enqueue(&rank.gpu, ks, rank.nccl.as_ref())?;
-        let t = rank.timeout;
-        let ms = p.finish(rank.nccl.as_mut(), t)? as f64;
+        let ms = p.finish(
+            &rank.gpu,
+            rank.nccl.as_ref(),
+            &format!(" (calibration {i})"),
+        )? as f64;
         if i > 0 {
             v.push(ms);
         }
@@ -708,7 +878,7 @@ fn time_prepared_local(rank: &mut Rank, run: &PlanRun, backward: bool) -> Result
     let mut v = Vec::new();
     for i in 0..4 {
         p.enqueue(&rank.gpu, &run.kernels, None)?;
-        let ms = p.finish(None, rank.timeout)? as f64;
+        let ms = p.finish(&rank.gpu, None, &format!(" (calibration {i})"))? as f64;
         if i > 0 {
             v.push(ms);
         }

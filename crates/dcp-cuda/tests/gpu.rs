@@ -6,7 +6,7 @@ use std::time::Duration;
 use dcp_core::mask::MaskSpec;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
-use dcp_cuda::runner::{compare_global, cpu_reference, PlanRun, Rank};
+use dcp_cuda::runner::{compare_global, cpu_reference, PlanRun, Rank, RankOptions};
 
 #[test]
 fn small_batch_matches_cpu_reference() {
@@ -14,7 +14,8 @@ fn small_batch_matches_cpu_reference() {
         eprintln!("skipping GPU test: no CUDA driver or GPU on this machine");
         return;
     }
-    let mut rank = Rank::init(Duration::from_secs(120)).expect("rank");
+    let opts = RankOptions::library(Duration::from_secs(120)).expect("options");
+    let mut rank = Rank::init(opts).expect("rank");
     for mask in [
         MaskSpec::Causal,
         MaskSpec::Lambda {
