@@ -384,6 +384,9 @@ pub fn plan_local(
         let bdo = b.io(IoTensor::DO, &model, t_i);
         let bdq = b.io(IoTensor::DQ, &model, t_i);
         let bdkv = b.io(IoTensor::DKv, &model, t_i);
+        // Gradients accumulate in fp32 whatever the caller's dtype; one converting copy at the end.
+        let dq_acc = b.scratch("dq_acc", &model, ScratchKind::Q, t_i, DType::F32);
+        let dkv_acc = b.scratch("dkv_acc", &model, ScratchKind::Kv, t_i, DType::F32);
         let mut fw = Vec::new();
         let mut bw = Vec::new();
         let mut layout = Vec::new();
@@ -398,11 +401,11 @@ pub fn plan_local(
             value: FillValue::NegInf,
         });
         b.push(Instr::Fill {
-            dst: b.rows(bdq, 0, t_i),
+            dst: b.rows(dq_acc, 0, t_i),
             value: FillValue::Zero,
         });
         b.push(Instr::Fill {
-            dst: b.rows(bdkv, 0, t_i),
+            dst: b.rows(dkv_acc, 0, t_i),
             value: FillValue::Zero,
         });
         for &s in &seqs {
@@ -427,8 +430,8 @@ pub fn plan_local(
                     o: b.rows(bo, row, len),
                     lse: b.rows(blse, row, len),
                     do_: b.rows(bdo, row, len),
-                    dq: b.rows(bdq, row, len),
-                    dkv: vec![b.rows(bdkv, row, len)],
+                    dq: b.rows(dq_acc, row, len),
+                    dkv: vec![b.rows(dkv_acc, row, len)],
                     rows,
                 });
             }
@@ -442,6 +445,16 @@ pub fn plan_local(
             b.push(Instr::AttnBwd {
                 stage: 0,
                 works: bw,
+            });
+        }
+        if t_i > 0 {
+            b.push(Instr::Copy {
+                src: b.rows(dq_acc, 0, t_i),
+                dst: b.rows(bdq, 0, t_i),
+            });
+            b.push(Instr::Copy {
+                src: b.rows(dkv_acc, 0, t_i),
+                dst: b.rows(bdkv, 0, t_i),
             });
         }
         devices.push(DevicePlan {

@@ -62,3 +62,45 @@ fn dcp_is_never_predicted_slower_than_static_cp() {
         }
     }
 }
+
+/// Every backward work of every planner accumulates dQ and dKV into fp32 buffers (16-bit
+/// accumulation loses gradient precision on long sequences); only a converting copy may write
+/// the caller's 16-bit gradients.
+#[test]
+fn backward_works_accumulate_gradients_in_fp32() {
+    use dcp_core::check::random_case;
+    use dcp_core::plan::Instr;
+    use dcp_core::spec::DType;
+    let opts = PlannerOptions::default();
+    let mut checked = 0usize;
+    for seed in 0..60u64 {
+        let (batch, topo) = random_case(seed, 96);
+        for planner in ["ring", "zigzag", "local", "dcp", "dcp-only"] {
+            let Ok(plan) = make_plan(planner, &batch, &topo, &opts) else {
+                continue;
+            };
+            for d in &plan.devices {
+                let bufs = &d.backward.buffers;
+                for ins in &d.backward.instrs {
+                    if let Instr::AttnBwd { works, .. } = ins {
+                        for w in works {
+                            for r in std::iter::once(&w.dq).chain(&w.dkv) {
+                                let b = &bufs[r.buf as usize];
+                                assert_eq!(
+                                    b.dtype,
+                                    DType::F32,
+                                    "seed {seed} {planner} device {}: backward work accumulates into {} ({:?})",
+                                    d.device,
+                                    b.name,
+                                    b.dtype
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "too few backward works checked ({checked})");
+}
