@@ -1,6 +1,10 @@
-//! One entry point for every planner, by name.
+//! Every planner, one folder each, and one entry point by name: `ring`/`zigzag`
+//! ([`ring`]), `local` ([`local`]) and `dcp` ([`dcp`]: placement, schedule, emission).
 
-use crate::baselines;
+pub mod dcp;
+pub mod local;
+pub mod ring;
+
 use crate::error::PlanningError;
 use crate::plan::Plan;
 use crate::spec::{BatchSpec, Topology};
@@ -56,9 +60,9 @@ fn plan_unchecked(
     opts: &PlannerOptions,
 ) -> Result<Plan, PlanningError> {
     match name {
-        "ring" => baselines::plan_ring(batch, topo, false),
-        "zigzag" => baselines::plan_ring(batch, topo, true),
-        "local" => baselines::plan_local(batch, topo, opts.budget_tokens),
+        "ring" => ring::plan_ring(batch, topo, false),
+        "zigzag" => ring::plan_ring(batch, topo, true),
+        "local" => local::plan_local(batch, topo, opts.budget_tokens),
         "dcp" => crate::dcp::plan_dcp(batch, topo, &opts.dcp),
         // The DCP placement itself, never replaced by a candidate (for testing and benchmarking it).
         "dcp-only" => {
