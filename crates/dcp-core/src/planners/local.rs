@@ -16,20 +16,22 @@ pub fn bytes_per_token(batch: &BatchSpec) -> u64 {
     4 * m.q_bytes_per_token() + 2 * m.kv_bytes_per_token() + 4 * m.heads as u64
 }
 
-/// The `local` planner: whole sequences on single devices (longest first, onto the device with
-/// the least attended work that still has memory), no communication.
-pub fn plan_local(
+/// Which sequences each device gets: longest (most attended pairs) first, onto the device with
+/// the least attended work that still has memory; fails when a sequence or the batch does not
+/// fit the per-device token budget (default: from the topology's device memory).
+pub fn assign_local(
     batch: &BatchSpec,
     topo: &Topology,
     budget_tokens: Option<u64>,
-) -> Result<Plan, PlanningError> {
-    batch.validate()?;
+) -> Result<Vec<Vec<usize>>, PlanningError> {
     let n = topo.n_devices();
-    let model = batch.model;
     let budget = budget_tokens.unwrap_or(topo.device_memory_bytes / bytes_per_token(batch));
-    let masks: Vec<CompiledMask> = batch.seqs.iter().map(|s| s.mask.compile(s.len)).collect();
+    let cost: Vec<u64> = batch
+        .seqs
+        .iter()
+        .map(|s| s.mask.compile(s.len).count_all() + s.len as u64)
+        .collect();
     let mut order: Vec<usize> = (0..batch.seqs.len()).collect();
-    let cost: Vec<u64> = masks.iter().map(|m| m.count_all() + m.len as u64).collect();
     order.sort_by(|&a, &b| cost[b].cmp(&cost[a]).then(a.cmp(&b)));
     let mut load = vec![0u64; n as usize];
     let mut used = vec![0u64; n as usize];
@@ -57,10 +59,26 @@ pub fn plan_local(
         used[d] += len;
         assign[d].push(s);
     }
+    for a in &mut assign {
+        a.sort_unstable();
+    }
+    Ok(assign)
+}
+
+/// The `local` planner: the sequences of [`assign_local`] on each device, no communication.
+pub fn plan_local(
+    batch: &BatchSpec,
+    topo: &Topology,
+    budget_tokens: Option<u64>,
+) -> Result<Plan, PlanningError> {
+    batch.validate()?;
+    let n = topo.n_devices();
+    let model = batch.model;
+    let masks: Vec<CompiledMask> = batch.seqs.iter().map(|s| s.mask.compile(s.len)).collect();
+    let assign = assign_local(batch, topo, budget_tokens)?;
     let mut devices = Vec::new();
     for i in 0..n {
-        let mut seqs = assign[i as usize].clone();
-        seqs.sort_unstable();
+        let seqs = &assign[i as usize];
         let t_i: u32 = seqs.iter().map(|&s| batch.seqs[s].len).sum();
         let mut f = ProgramBuilder::new();
         let q = f.io(IoTensor::Q, &model, t_i);
@@ -99,7 +117,7 @@ pub fn plan_local(
             dst: b.rows(dkv_acc, 0, t_i),
             value: FillValue::Zero,
         });
-        for &s in &seqs {
+        for &s in seqs {
             let len = batch.seqs[s].len;
             layout.push(TokenSpan {
                 seq: s as u32,

@@ -1,6 +1,7 @@
 //! Every planner, one folder each, and one entry point by name: `ring`/`zigzag`
 //! ([`ring`]), `local` ([`local`]) and `dcp` ([`dcp`]: placement, schedule, emission).
 
+pub mod candidates;
 pub mod dcp;
 pub mod local;
 pub mod ring;

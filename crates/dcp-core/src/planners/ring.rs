@@ -18,20 +18,20 @@ use crate::spec::{BatchSpec, DType, Topology};
 
 /// A sequence's tokens on one device: its spans and the buffer row where they start.
 #[derive(Debug, Clone)]
-struct Piece {
-    seq: u32,
-    row: u32,
-    spans: Vec<(u32, u32)>,
+pub(crate) struct Piece {
+    pub(crate) seq: u32,
+    pub(crate) row: u32,
+    pub(crate) spans: Vec<(u32, u32)>,
 }
 
 impl Piece {
-    fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.spans.iter().map(|s| s.1).sum()
     }
 }
 
 /// Per device, the pieces of each sequence it holds (sequence order).
-fn chunk_layout(batch: &BatchSpec, n: u32, zigzag: bool) -> Vec<Vec<Piece>> {
+pub(crate) fn chunk_layout(batch: &BatchSpec, n: u32, zigzag: bool) -> Vec<Vec<Piece>> {
     let mut dev: Vec<Vec<Piece>> = vec![Vec::new(); n as usize];
     let mut rows = vec![0u32; n as usize];
     for (si, s) in batch.seqs.iter().enumerate() {

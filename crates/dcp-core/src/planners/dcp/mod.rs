@@ -28,6 +28,7 @@ use crate::plan::{
     BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Region, RowRanges,
     TokenSpan, PLAN_FORMAT_VERSION,
 };
+use crate::planners::candidates::{predict_local, predict_ring, ring_lower_bound_ms};
 use crate::spec::{BatchSpec, DType, Topology};
 
 #[derive(Debug, Clone)]
@@ -333,62 +334,47 @@ pub fn plan_dcp(
         split_stages(&table, &pl, n, stages)
     };
     let plan = emit(batch, topo, &table, &pl, &stage, stages);
-    if opts.fallback_static && n > 1 {
-        let mut best = plan;
-        let mut best_t = {
-            let a = predict(&best, &opts.cost);
-            a.fwd_ms + a.bwd_ms
-        };
-        // Whole sequences on single devices (no communication at all) when they fit and balance
-        // within the compute tolerance: the best plan when few devices share a batch of many
-        // sequences. (An unbalanced local plan can only win when the batch is so cheap that
-        // latencies dominate; it is not offered then.)
-        if let Ok(local) = plan_local(batch, topo, None) {
-            let p = predict(&local, &opts.cost);
-            let balanced = crate::stats::plan_stats(&local).compute_imbalance
-                <= 1.0 + opts.comp_epsilon.max(0.10);
-            if balanced && p.fwd_ms + p.bwd_ms < best_t {
-                best_t = p.fwd_ms + p.bwd_ms;
-                best = local;
-            }
-        }
-        // Building a static ring plan costs O(devices² · sequences); skip it when even a lower
-        // bound of its predicted time (perfect compute balance; N−1 KV hops, and N fp32 dKV hops
-        // backward, at the fastest link) cannot beat the best plan so far.
-        if best_t > static_lower_bound_ms(&table, batch, topo, &opts.cost) {
-            let zz = plan_ring(batch, topo, true)?;
-            let p = predict(&zz, &opts.cost);
-            if p.fwd_ms + p.bwd_ms < best_t {
-                best = zz;
-            }
-        }
-        // Say which candidate won: "dcp" for the placement, "dcp:local" / "dcp:zigzag" otherwise.
-        if best.planner != "dcp" {
-            best.planner = format!("dcp:{}", best.planner);
-        }
-        return Ok(best);
+    if !(opts.fallback_static && n > 1) {
+        return Ok(plan);
     }
-    Ok(plan)
-}
-
-/// A lower bound of the cost model's predicted forward + backward time of the ring and zigzag
-/// plans of this batch (ms).
-fn static_lower_bound_ms(
-    table: &BlockTable,
-    batch: &BatchSpec,
-    topo: &Topology,
-    cost: &CostModel,
-) -> f64 {
-    let n = topo.n_devices() as f64;
+    // The static candidates are predicted without building them; only a winner is emitted.
+    let mut best_t = {
+        let a = predict(&plan, &opts.cost);
+        a.fwd_ms + a.bwd_ms
+    };
+    let mut winner: Option<&str> = None;
+    // Whole sequences on single devices (no communication at all) when they fit and balance
+    // within the compute tolerance: the best plan when few devices share a batch of many
+    // sequences. (An unbalanced local plan can only win when the batch is so cheap that
+    // latencies dominate; it is not offered then.)
+    if let Ok((p, imbalance)) = predict_local(batch, topo, &opts.cost, None) {
+        let balanced = imbalance <= 1.0 + opts.comp_epsilon.max(0.10);
+        if balanced && p.fwd_ms + p.bwd_ms < best_t {
+            best_t = p.fwd_ms + p.bwd_ms;
+            winner = Some("local");
+        }
+    }
+    // Ring and zigzag: the model costs O(devices² · sequences) tile counts; skip it when even a
+    // lower bound (perfect compute balance; serialized KV and dKV hops over each device's link)
+    // cannot beat the best so far.
     let flops: f64 = table.tiles.iter().map(|t| table.tile_flops(t)).sum();
-    let t = batch.total_tokens() as f64;
-    let kv = batch.model.kv_bytes_per_token() as f64;
-    let kv32 = kv / batch.model.dtype.size() as f64 * 4.0;
-    let bw = topo.intra_gbps.max(topo.inter_gbps) * 1e9;
-    let fwd = (flops / n / (cost.attn_fwd_tflops * 1e12)).max((n - 1.0) * t / n * kv / bw);
-    let bwd = (2.5 * flops / n / (cost.attn_bwd_tflops * 1e12))
-        .max(((n - 1.0) * kv + n * kv32) * t / n / bw);
-    (fwd + bwd) * 1e3
+    for (name, zigzag) in [("zigzag", true), ("ring", false)] {
+        if best_t > ring_lower_bound_ms(batch, topo, &opts.cost, flops, zigzag) {
+            let p = predict_ring(batch, topo, &opts.cost, zigzag);
+            if p.fwd_ms + p.bwd_ms < best_t {
+                best_t = p.fwd_ms + p.bwd_ms;
+                winner = Some(name);
+            }
+        }
+    }
+    // Say which candidate won: "dcp" for the placement, "dcp:local" / "dcp:zigzag" otherwise.
+    let mut best = match winner {
+        None => return Ok(plan),
+        Some("local") => plan_local(batch, topo, None)?,
+        Some(z) => plan_ring(batch, topo, z == "zigzag")?,
+    };
+    best.planner = format!("dcp:{}", best.planner);
+    Ok(best)
 }
 
 /// Per device: which blocks it holds and where they sit in its buffers.
