@@ -85,25 +85,37 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
         .collect();
     let max_t = tokens.iter().copied().max().unwrap_or(0);
     let src = |i: u32, s: u32| (i + n - s % n) % n;
+    // Piece index of each sequence on each device.
+    let mut piece_at: Vec<Vec<Option<u32>>> = vec![vec![None; n as usize]; batch.seqs.len()];
+    for (d, ps) in pieces.iter().enumerate() {
+        for (k, p) in ps.iter().enumerate() {
+            piece_at[p.seq as usize][d] = Some(k as u32);
+        }
+    }
     let mut devices = Vec::new();
     for i in 0..n {
         let t_i = tokens[i as usize];
         let next = (i + 1) % n;
         let prev = (i + n - 1) % n;
-        // Works of step s: every local sequence piece against the same sequence's piece on src.
-        let step_works = |s: u32| -> Vec<(Piece, Piece, crate::plan::RowRanges)> {
-            let j = src(i, s);
-            let mut v = Vec::new();
-            for qp in &pieces[i as usize] {
-                if let Some(kp) = pieces[j as usize].iter().find(|p| p.seq == qp.seq) {
-                    let (rows, att) = work_rows(&masks[qp.seq as usize], &qp.spans, &kp.spans);
-                    if att > 0 {
-                        v.push((qp.clone(), kp.clone(), rows));
+        // Works of step s: every local sequence piece against the same sequence's piece on src
+        // (found by index, not by search); computed once for both programs.
+        let mut steps: Vec<Vec<(usize, usize, crate::plan::RowRanges)>> = (0..n)
+            .map(|s| {
+                let j = src(i, s) as usize;
+                let mut v = Vec::new();
+                for (qi, qp) in pieces[i as usize].iter().enumerate() {
+                    if let Some(kj) = piece_at[qp.seq as usize][j] {
+                        let kp = &pieces[j][kj as usize];
+                        let (rows, att) = work_rows(&masks[qp.seq as usize], &qp.spans, &kp.spans);
+                        if att > 0 {
+                            v.push((qi, kj as usize, rows));
+                        }
                     }
                 }
-            }
-            v
-        };
+                v
+            })
+            .collect();
+        let piece = |d: u32, k: usize| &pieces[d as usize][k];
 
         // Forward.
         let mut f = ProgramBuilder::new();
@@ -142,17 +154,17 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
                 );
                 f.push(Instr::Comm { tag: s, ops });
             }
-            let works = step_works(s);
             let mut fw = Vec::new();
             let mut merges = Vec::new();
-            for (qp, kp, rows) in works {
+            for (qi, kj, rows) in &steps[s as usize] {
+                let (qp, kp) = (piece(i, *qi), piece(src(i, s), *kj));
                 let (qr, ql) = (qp.row, qp.len());
                 fw.push(FwdWork {
                     q: f.rows(q, qr, ql),
                     kv: vec![f.rows(kv_at(s), kp.row, kp.len())],
                     o: f.rows(o_tmp, qr, ql),
                     lse: f.rows(l_tmp, qr, ql),
-                    rows,
+                    rows: rows.clone(),
                 });
                 merges.push(Instr::Merge {
                     o: f.rows(o_acc, qr, ql),
@@ -231,9 +243,10 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
                 b.push(Instr::Wait { tag: 2 * s - 1 });
             }
             let dcur = dring[(s % 2) as usize];
-            let works: Vec<BwdWork> = step_works(s)
+            let works: Vec<BwdWork> = std::mem::take(&mut steps[s as usize])
                 .into_iter()
-                .map(|(qp, kp, rows)| {
+                .map(|(qi, kj, rows)| {
+                    let (qp, kp) = (piece(i, qi), piece(src(i, s), kj));
                     let (qr, ql) = (qp.row, qp.len());
                     BwdWork {
                         q: b.rows(q, qr, ql),
