@@ -152,7 +152,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         };
         let s = plan_stats(&plan);
         let row = json!({
-            "batch": bi, "source": a.batch.source_name(), "planner": a.planner, "plan": plan.planner, "mask": a.batch.mask,
+            "batch": bi, "source": a.batch.source_name(), "planner": a.planner, "plan": plan.label(), "mask": a.batch.mask,
             "block_size": a.block_size, "topology": a.batch.topology, "n_devices": s.n_devices, "n_seqs": l.len(),
             "tokens": s.tokens, "plan_ms": plan_ms,
             "fwd_bytes_intra": s.fwd_bytes_intra, "fwd_bytes_inter": s.fwd_bytes_inter,

@@ -81,12 +81,12 @@ fn main() {
                             "{}",
                             serde_json::json!({"dataset": ds, "mask": m, "tokens": s.tokens,
                                 "topology": topo_s, "devices": topo.n_devices(), "planner": p,
-                                "plan": plan.planner, "batch": bi, "seqs": l.len(),
+                                "plan": plan.label(), "batch": bi, "seqs": l.len(),
                                 "plan_cpu_ms": dt, "plan_wall_ms": wall, "bytes": bytes})
                         );
                         ms.push(dt);
                         gb += bytes as f64 / 1e9;
-                        winners.push(plan.planner.clone());
+                        winners.push(plan.label());
                     }
                     ms.sort_by(|a, b| a.total_cmp(b));
                     winners.sort();

@@ -177,6 +177,7 @@ pub fn plan_local(
     Ok(Plan {
         version: PLAN_FORMAT_VERSION,
         planner: "local".into(),
+        candidate: None,
         batch: batch.clone(),
         topology: *topo,
         devices,

@@ -6,12 +6,64 @@ pub mod dcp;
 pub mod local;
 pub mod ring;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::PlanningError;
 use crate::plan::Plan;
 use crate::spec::{BatchSpec, Topology};
 
-/// Planners every comparison runs (also accepted: `dcp-only`, the DCP placement without the
-/// local/zigzag candidates).
+/// The planners of this build, by their CLI / serialized name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlannerKind {
+    /// Hypergraph placement and staged schedule; returns a static candidate (`local`, `zigzag`,
+    /// `ring`) instead when the cost model predicts it faster, unless
+    /// [`crate::dcp::DcpOptions::fallback_static`] is off (CLI `--no-static-fallback`).
+    Dcp,
+    Ring,
+    Zigzag,
+    Local,
+}
+
+impl PlannerKind {
+    pub const ALL: [PlannerKind; 4] = [
+        PlannerKind::Ring,
+        PlannerKind::Zigzag,
+        PlannerKind::Local,
+        PlannerKind::Dcp,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            PlannerKind::Dcp => "dcp",
+            PlannerKind::Ring => "ring",
+            PlannerKind::Zigzag => "zigzag",
+            PlannerKind::Local => "local",
+        }
+    }
+}
+
+impl std::fmt::Display for PlannerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A planner name this build does not have.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unknown planner `{0}` (allowed: ring, zigzag, local, dcp; the bare dcp placement is `dcp` with --no-static-fallback)")]
+pub struct UnknownPlanner(pub String);
+
+impl std::str::FromStr for PlannerKind {
+    type Err = UnknownPlanner;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PlannerKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownPlanner(s.to_string()))
+    }
+}
+
+/// Planner names every comparison runs ([`PlannerKind::ALL`]).
 pub const PLANNERS: &[&str] = &["ring", "zigzag", "local", "dcp"];
 
 /// Options shared by planners (each uses what applies to it).
@@ -23,17 +75,102 @@ pub struct PlannerOptions {
     pub dcp: crate::dcp::DcpOptions,
 }
 
-/// Plans `batch` with the named planner and checks every device's buffers against the topology's
-/// per-device memory cap.
+/// Plans `batch` with the named planner (see [`PlannerKind`]'s names) and checks every device's
+/// buffers against the topology's per-device memory cap.
 pub fn make_plan(
     name: &str,
     batch: &BatchSpec,
     topo: &Topology,
     opts: &PlannerOptions,
 ) -> Result<Plan, PlanningError> {
-    let plan = plan_unchecked(name, batch, topo, opts)?;
+    plan_with(name.parse()?, batch, topo, opts)
+}
+
+/// Plans `batch` with planner `kind` and checks every device's buffers against the topology's
+/// per-device memory cap. Batches whose plan would be absurdly large are refused up front.
+pub fn plan_with(
+    kind: PlannerKind,
+    batch: &BatchSpec,
+    topo: &Topology,
+    opts: &PlannerOptions,
+) -> Result<Plan, PlanningError> {
+    batch.validate()?;
+    check_size(kind, batch, topo)?;
+    let plan = match kind {
+        PlannerKind::Ring => ring::plan_ring(batch, topo, false)?,
+        PlannerKind::Zigzag => ring::plan_ring(batch, topo, true)?,
+        PlannerKind::Local => local::plan_local(batch, topo, opts.budget_tokens)?,
+        PlannerKind::Dcp => dcp::plan_dcp(batch, topo, &opts.dcp)?,
+    };
     check_memory(&plan)?;
     Ok(plan)
+}
+
+/// Most attention works (forward) a plan may hold: about 1 GB of IR per million works, so 20 M
+/// works is already a plan of tens of GB that no executor could use.
+pub const MAX_PLAN_WORKS: u64 = 20_000_000;
+
+/// Refuses a batch whose `kind` plan would exceed [`MAX_PLAN_WORKS`], estimated from its shape
+/// before anything is built: ring/zigzag hold a work per (device, step, sequence piece), dcp at
+/// most one per attended tile, local one per sequence. Also refuses a batch whose even share per
+/// device exceeds the device memory.
+pub fn check_size(
+    kind: PlannerKind,
+    batch: &BatchSpec,
+    topo: &Topology,
+) -> Result<(), PlanningError> {
+    let n = topo.n_devices() as u64;
+    // The smallest share any plan gives a device must fit its memory.
+    let bpt = local::bytes_per_token(batch);
+    let share = batch.total_tokens().div_ceil(n);
+    if share.saturating_mul(bpt) > topo.device_memory_bytes {
+        return Err(PlanningError::BatchTooLarge {
+            tokens: batch.total_tokens(),
+            devices: n as u32,
+            budget: topo.device_memory_bytes / bpt,
+        });
+    }
+    let nh = (batch.model.kv_heads / batch.head_block.max(1)) as u64;
+    let b = batch.block_size.max(1) as u64;
+    let per_seq = |s: &crate::spec::Sequence| -> u64 {
+        let len = s.len as u64;
+        match kind {
+            PlannerKind::Ring | PlannerKind::Zigzag => {
+                let pieces = len.min(n);
+                pieces * pieces
+            }
+            PlannerKind::Local => 1,
+            // At most one work per attended tile: the attended pairs over B², plus two partial
+            // tiles per block row (closed-form count; the square bound for huge sequences).
+            PlannerKind::Dcp => {
+                let blocks = len.div_ceil(b);
+                let tiles = if len < 1 << 31 {
+                    (s.mask.compile(s.len).count_all() / (b * b) + 2 * blocks).min(blocks * blocks)
+                } else {
+                    blocks.saturating_mul(blocks)
+                };
+                tiles.saturating_mul(nh)
+            }
+        }
+    };
+    let (mut works, mut worst) = (0u64, (0usize, 0u64, 0u64));
+    for (i, s) in batch.seqs.iter().enumerate() {
+        let w = per_seq(s);
+        works = works.saturating_add(w);
+        if w > worst.2 {
+            worst = (i, s.len as u64, w);
+        }
+    }
+    if works > MAX_PLAN_WORKS {
+        return Err(PlanningError::PlanTooLarge {
+            planner: kind,
+            seq: worst.0,
+            tokens: worst.1,
+            works,
+            limit: MAX_PLAN_WORKS,
+        });
+    }
+    Ok(())
 }
 
 /// Fails when some device's resident buffers (the larger of its forward and backward programs)
@@ -52,33 +189,4 @@ pub fn check_memory(plan: &Plan) -> Result<(), PlanningError> {
         }
     }
     Ok(())
-}
-
-fn plan_unchecked(
-    name: &str,
-    batch: &BatchSpec,
-    topo: &Topology,
-    opts: &PlannerOptions,
-) -> Result<Plan, PlanningError> {
-    match name {
-        "ring" => ring::plan_ring(batch, topo, false),
-        "zigzag" => ring::plan_ring(batch, topo, true),
-        "local" => local::plan_local(batch, topo, opts.budget_tokens),
-        "dcp" => crate::dcp::plan_dcp(batch, topo, &opts.dcp),
-        // The DCP placement itself, never replaced by a candidate (for testing and benchmarking it).
-        "dcp-only" => {
-            let o = crate::dcp::DcpOptions {
-                fallback_static: false,
-                ..opts.dcp.clone()
-            };
-            crate::dcp::plan_dcp(batch, topo, &o)
-        }
-        other => Err(PlanningError::Unsupported {
-            planner: "registry",
-            what: format!(
-                "planner `{other}` (allowed: {}, dcp-only)",
-                PLANNERS.join(", ")
-            ),
-        }),
-    }
 }

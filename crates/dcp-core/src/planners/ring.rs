@@ -308,6 +308,7 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
     Ok(Plan {
         version: PLAN_FORMAT_VERSION,
         planner: if zigzag { "zigzag" } else { "ring" }.to_string(),
+        candidate: None,
         batch: batch.clone(),
         topology: *topo,
         devices,

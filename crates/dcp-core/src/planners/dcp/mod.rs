@@ -29,6 +29,7 @@ use crate::plan::{
     TokenSpan, PLAN_FORMAT_VERSION,
 };
 use crate::planners::candidates::{predict_local, predict_ring, ring_lower_bound_ms};
+use crate::planners::PlannerKind;
 use crate::spec::{BatchSpec, DType, Topology};
 
 #[derive(Debug, Clone)]
@@ -342,7 +343,7 @@ pub fn plan_dcp(
         let a = predict(&plan, &opts.cost);
         a.fwd_ms + a.bwd_ms
     };
-    let mut winner: Option<&str> = None;
+    let mut winner: Option<PlannerKind> = None;
     // Whole sequences on single devices (no communication at all) when they fit and balance
     // within the compute tolerance: the best plan when few devices share a batch of many
     // sequences. (An unbalanced local plan can only win when the batch is so cheap that
@@ -351,29 +352,30 @@ pub fn plan_dcp(
         let balanced = imbalance <= 1.0 + opts.comp_epsilon.max(0.10);
         if balanced && p.fwd_ms + p.bwd_ms < best_t {
             best_t = p.fwd_ms + p.bwd_ms;
-            winner = Some("local");
+            winner = Some(PlannerKind::Local);
         }
     }
     // Ring and zigzag: the model costs O(devices² · sequences) tile counts; skip it when even a
     // lower bound (perfect compute balance; serialized KV and dKV hops over each device's link)
     // cannot beat the best so far.
     let flops: f64 = table.tiles.iter().map(|t| table.tile_flops(t)).sum();
-    for (name, zigzag) in [("zigzag", true), ("ring", false)] {
+    for (kind, zigzag) in [(PlannerKind::Zigzag, true), (PlannerKind::Ring, false)] {
         if best_t > ring_lower_bound_ms(batch, topo, &opts.cost, flops, zigzag) {
             let p = predict_ring(batch, topo, &opts.cost, zigzag);
             if p.fwd_ms + p.bwd_ms < best_t {
                 best_t = p.fwd_ms + p.bwd_ms;
-                winner = Some(name);
+                winner = Some(kind);
             }
         }
     }
-    // Say which candidate won: "dcp" for the placement, "dcp:local" / "dcp:zigzag" otherwise.
+    // The plan says which candidate won (`candidate`); its planner stays `dcp`.
     let mut best = match winner {
         None => return Ok(plan),
-        Some("local") => plan_local(batch, topo, None)?,
-        Some(z) => plan_ring(batch, topo, z == "zigzag")?,
+        Some(PlannerKind::Local) => plan_local(batch, topo, None)?,
+        Some(z) => plan_ring(batch, topo, z == PlannerKind::Zigzag)?,
     };
-    best.planner = format!("dcp:{}", best.planner);
+    best.planner = PlannerKind::Dcp.name().to_string();
+    best.candidate = winner;
     Ok(best)
 }
 
@@ -1310,6 +1312,7 @@ fn emit(
     Plan {
         version: PLAN_FORMAT_VERSION,
         planner: "dcp".into(),
+        candidate: None,
         batch: batch.clone(),
         topology: *topo,
         devices,
