@@ -11,10 +11,10 @@ use crate::builder::{work_rows, ProgramBuilder, ScratchKind};
 use crate::error::PlanningError;
 use crate::mask::CompiledMask;
 use crate::plan::{
-    BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Region, TokenSpan,
-    PLAN_FORMAT_VERSION,
+    BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Program, Region,
+    RowRanges, TokenSpan, PLAN_FORMAT_VERSION,
 };
-use crate::spec::{BatchSpec, DType, Topology};
+use crate::spec::{BatchSpec, DType, ModelShape, Topology};
 
 /// A sequence's tokens on one device: its spans and the buffer row where they start.
 #[derive(Debug, Clone)]
@@ -72,52 +72,34 @@ fn layout_of(pieces: &[Piece]) -> Vec<TokenSpan> {
         .collect()
 }
 
-/// The `ring` planner (`zigzag = false`) or the `zigzag` planner.
-pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Plan, PlanningError> {
-    batch.validate()?;
-    let n = topo.n_devices();
-    let model = batch.model;
-    let masks: Vec<CompiledMask> = batch.seqs.iter().map(|s| s.mask.compile(s.len)).collect();
-    let pieces = chunk_layout(batch, n, zigzag);
-    let tokens: Vec<u32> = pieces
-        .iter()
-        .map(|p| p.iter().map(Piece::len).sum())
-        .collect();
-    let max_t = tokens.iter().copied().max().unwrap_or(0);
-    let src = |i: u32, s: u32| (i + n - s % n) % n;
-    // Piece index of each sequence on each device.
-    let mut piece_at: Vec<Vec<Option<u32>>> = vec![vec![None; n as usize]; batch.seqs.len()];
-    for (d, ps) in pieces.iter().enumerate() {
-        for (k, p) in ps.iter().enumerate() {
-            piece_at[p.seq as usize][d] = Some(k as u32);
-        }
-    }
-    let mut devices = Vec::new();
-    for i in 0..n {
-        let t_i = tokens[i as usize];
-        let next = (i + 1) % n;
-        let prev = (i + n - 1) % n;
-        // Works of step s: every local sequence piece against the same sequence's piece on src
-        // (found by index, not by search); computed once for both programs.
-        let mut steps: Vec<Vec<(usize, usize, crate::plan::RowRanges)>> = (0..n)
-            .map(|s| {
-                let j = src(i, s) as usize;
-                let mut v = Vec::new();
-                for (qi, qp) in pieces[i as usize].iter().enumerate() {
-                    if let Some(kj) = piece_at[qp.seq as usize][j] {
-                        let kp = &pieces[j][kj as usize];
-                        let (rows, att) = work_rows(&masks[qp.seq as usize], &qp.spans, &kp.spans);
-                        if att > 0 {
-                            v.push((qi, kj as usize, rows));
-                        }
-                    }
-                }
-                v
-            })
-            .collect();
-        let piece = |d: u32, k: usize| &pieces[d as usize][k];
+/// Works of one ring step on one device: (query piece, KV piece on the source, row ranges).
+type StepWorks = Vec<(usize, usize, RowRanges)>;
 
-        // Forward.
+/// One device of a ring plan: its position, the layout of every device, and its works by step.
+struct RingDev<'a> {
+    n: u32,
+    i: u32,
+    model: ModelShape,
+    pieces: &'a [Vec<Piece>],
+    tokens: &'a [u32],
+    max_t: u32,
+}
+
+impl RingDev<'_> {
+    /// The device whose KV this device holds at step `s`.
+    fn src(&self, s: u32) -> u32 {
+        (self.i + self.n - s % self.n) % self.n
+    }
+    fn piece(&self, d: u32, k: usize) -> &Piece {
+        &self.pieces[d as usize][k]
+    }
+
+    /// Forward: KV around the ring, each step's partial (O, LSE) merged into fp32 accumulators.
+    fn forward(&self, steps: &[StepWorks]) -> Program {
+        let (n, i, model, tokens, max_t) = (self.n, self.i, self.model, self.tokens, self.max_t);
+        let (t_i, next, prev) = (tokens[i as usize], (i + 1) % n, (i + n - 1) % n);
+        let src = |i: u32, s: u32| (i + n - s % n) % n;
+        let piece = |d: u32, k: usize| self.piece(d, k);
         let mut f = ProgramBuilder::new();
         let q = f.io(IoTensor::Q, &model, t_i);
         let kv = f.io(IoTensor::Kv, &model, t_i);
@@ -196,8 +178,16 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
             src: f.rows(l_acc, 0, t_i),
             dst: f.rows(lse, 0, t_i),
         });
+        f.finish()
+    }
 
-        // Backward.
+    /// Backward: KV around the ring with the fp32 dKV accumulators following it one hop behind,
+    /// then home.
+    fn backward(&self, steps: &mut [StepWorks]) -> Program {
+        let (n, i, model, tokens, max_t) = (self.n, self.i, self.model, self.tokens, self.max_t);
+        let (t_i, next, prev) = (tokens[i as usize], (i + 1) % n, (i + n - 1) % n);
+        let src = |i: u32, s: u32| (i + n - s % n) % n;
+        let piece = |d: u32, k: usize| self.piece(d, k);
         let mut b = ProgramBuilder::new();
         let q = b.io(IoTensor::Q, &model, t_i);
         let kv = b.io(IoTensor::Kv, &model, t_i);
@@ -297,12 +287,63 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
             dst: b.rows(dq, 0, t_i),
         });
 
+        b.finish()
+    }
+}
+
+/// The `ring` planner (`zigzag = false`) or the `zigzag` planner.
+pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Plan, PlanningError> {
+    batch.validate()?;
+    let n = topo.n_devices();
+    let model = batch.model;
+    let masks: Vec<CompiledMask> = batch.seqs.iter().map(|s| s.mask.compile(s.len)).collect();
+    let pieces = chunk_layout(batch, n, zigzag);
+    let tokens: Vec<u32> = pieces
+        .iter()
+        .map(|p| p.iter().map(Piece::len).sum())
+        .collect();
+    let max_t = tokens.iter().copied().max().unwrap_or(0);
+    // Piece index of each sequence on each device.
+    let mut piece_at: Vec<Vec<Option<u32>>> = vec![vec![None; n as usize]; batch.seqs.len()];
+    for (d, ps) in pieces.iter().enumerate() {
+        for (k, p) in ps.iter().enumerate() {
+            piece_at[p.seq as usize][d] = Some(k as u32);
+        }
+    }
+    let mut devices = Vec::new();
+    for i in 0..n {
+        let dev = RingDev {
+            n,
+            i,
+            model,
+            pieces: &pieces,
+            tokens: &tokens,
+            max_t,
+        };
+        // Works of step s: every local sequence piece against the same sequence's piece on src
+        // (found by index, not by search); computed once for both programs.
+        let mut steps: Vec<StepWorks> = (0..n)
+            .map(|s| {
+                let j = dev.src(s) as usize;
+                let mut v = Vec::new();
+                for (qi, qp) in pieces[i as usize].iter().enumerate() {
+                    if let Some(kj) = piece_at[qp.seq as usize][j] {
+                        let kp = &pieces[j][kj as usize];
+                        let (rows, att) = work_rows(&masks[qp.seq as usize], &qp.spans, &kp.spans);
+                        if att > 0 {
+                            v.push((qi, kj as usize, rows));
+                        }
+                    }
+                }
+                v
+            })
+            .collect();
         devices.push(DevicePlan {
             device: i,
             node: topo.node_of(i),
             layout: layout_of(&pieces[i as usize]),
-            forward: f.finish(),
-            backward: b.finish(),
+            forward: dev.forward(&steps),
+            backward: dev.backward(&mut steps),
         });
     }
     Ok(Plan {
