@@ -4,7 +4,8 @@
 //! [--datasets longalign,ldc] [--masks causal,lambda] [--count 5] [--planners dcp]`
 //! Each size plans `count` batches of the dataset (`--lengths fixed`: the dataset's lengths, more
 //! sequences per batch; `scaled`: lengths × tokens / 131 072), on one thread, and prints one JSON line per plan and a
-//! markdown table (median / max planning ms, bytes moved fwd+bwd) per configuration.
+//! markdown table (median / max planning ms, bytes moved fwd+bwd) per configuration;
+//! `--plot FILE.png` draws planning time and bytes moved against tokens × devices.
 
 use std::time::Instant;
 
@@ -44,6 +45,11 @@ fn main() {
     // `fixed`: the dataset's own lengths, more sequences per batch as tokens grow (like
     // `dcp plan --budget`); `scaled`: lengths × tokens / 131 072 (the same number of sequences).
     let lengths = arg(&args, "--lengths", "fixed");
+    let plot = args
+        .iter()
+        .position(|a| a == "--plot")
+        .and_then(|i| args.get(i + 1).cloned());
+    let mut series: Vec<Series> = Vec::new();
     let opts = PlannerOptions::default();
     let model = ModelShape::default();
     println!("| dataset | mask | tokens | topology | planner | plans | plan CPU ms median | max | GB moved (mean) | winners |");
@@ -89,6 +95,17 @@ fn main() {
                         winners.push(plan.label());
                     }
                     ms.sort_by(|a, b| a.total_cmp(b));
+                    let name = format!("{ds} {m} {p}");
+                    let point = (
+                        (tokens * topo.n_devices() as u64) as f64,
+                        ms[ms.len() / 2],
+                        ms[ms.len() - 1],
+                        gb / ms.len() as f64,
+                    );
+                    match series.iter_mut().find(|s| s.0 == name) {
+                        Some(s) => s.1.push(point),
+                        None => series.push((name, vec![point])),
+                    }
                     winners.sort();
                     winners.dedup();
                     println!(
@@ -103,4 +120,102 @@ fn main() {
             }
         }
     }
+    if let Some(path) = plot {
+        draw(&path, &series).expect("plot");
+        eprintln!("wrote {path}");
+    }
+}
+
+/// (name, points of (tokens × devices, median ms, max ms, GB moved)).
+type Series = (String, Vec<(f64, f64, f64, f64)>);
+
+const FONT: &[u8] = include_bytes!("../../dcp-sim/assets/DejaVuSans.ttf");
+
+/// Two log-log panels: planning CPU time (median, and max dashed) and GB moved against
+/// tokens × devices, one line per dataset / mask / planner, with a linear-growth guide.
+fn draw(path: &str, series: &[Series]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((1, 2));
+    let xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.0))
+        .collect();
+    let (x0, x1) = (
+        xs.iter().copied().fold(f64::MAX, f64::min) / 1.5,
+        xs.iter().copied().fold(0.0, f64::max) * 1.5,
+    );
+    for (pi, panel) in panels.iter().enumerate() {
+        let val = |p: &(f64, f64, f64, f64)| if pi == 0 { p.1 } else { p.3 };
+        let ys: Vec<f64> = series
+            .iter()
+            .flat_map(|s| s.1.iter().flat_map(|p| [val(p), p.2]))
+            .filter(|v| *v > 0.0)
+            .collect();
+        let (y0, y1) = (
+            ys.iter().copied().fold(f64::MAX, f64::min) / 2.0,
+            ys.iter().copied().fold(0.0, f64::max) * 2.0,
+        );
+        let (title, ylab) = if pi == 0 {
+            ("planning time, one core (median; max dashed)", "CPU ms")
+        } else {
+            ("bytes moved per batch, fwd + bwd", "GB")
+        };
+        let mut ch = ChartBuilder::on(panel)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
+        ch.configure_mesh()
+            .x_desc("tokens × devices")
+            .y_desc(ylab)
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        for (si, (name, pts)) in series.iter().enumerate() {
+            let c = Palette99::pick(si).to_rgba();
+            ch.draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, val(p))),
+                c.stroke_width(2),
+            ))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            ch.draw_series(
+                pts.iter()
+                    .map(|p| Circle::new((p.0, val(p)), 3, c.filled())),
+            )?;
+            if pi == 0 {
+                for w in pts.windows(2) {
+                    ch.draw_series(DashedLineSeries::new(
+                        [(w[0].0, w[0].2), (w[1].0, w[1].2)],
+                        5,
+                        4,
+                        c.stroke_width(1),
+                    ))?;
+                }
+            }
+        }
+        if pi == 0 {
+            // Linear growth in tokens × devices through the smallest median.
+            if let Some(first) = series.first().and_then(|s| s.1.first()) {
+                let k = first.1 / first.0;
+                ch.draw_series(LineSeries::new(
+                    [(x0, k * x0), (x1, k * x1)],
+                    BLACK.mix(0.3).stroke_width(1),
+                ))?
+                .label("linear growth")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.3)));
+            }
+        }
+        ch.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
 }

@@ -29,7 +29,15 @@ struct Clocks<'a> {
     comm: Vec<f64>,
 }
 
-impl Clocks<'_> {
+impl<'a> Clocks<'a> {
+    fn new(topo: &'a Topology, n: usize) -> Self {
+        Clocks {
+            topo,
+            compute: vec![0.0; n],
+            comm: vec![0.0; n],
+        }
+    }
+
     /// One ring group in which every device sends `out[i]` bytes to device i+1 (and so receives
     /// `out[i−1]`); returns each device's completion time and advances its comm clock.
     fn ring_group(&mut self, out: &[f64]) -> Vec<f64> {
@@ -148,11 +156,7 @@ pub fn predict_ring(
     };
 
     // Forward: fills, then per step the next KV hop, the works, their merges, the wait.
-    let mut f = Clocks {
-        topo,
-        compute: vec![0.0; n],
-        comm: vec![0.0; n],
-    };
+    let mut f = Clocks::new(topo, n);
     for i in 0..n {
         f.compute[i] += cost.mem_s(nbytes(tokens[i], h, d, 4));
         f.compute[i] += cost.mem_s(nbytes(tokens[i], h, 1, 4));
@@ -175,11 +179,7 @@ pub fn predict_ring(
     }
 
     // Backward: KV hop, waits for the previous KV and dKV hops, the works, the dKV hop.
-    let mut b = Clocks {
-        topo,
-        compute: vec![0.0; n],
-        comm: vec![0.0; n],
-    };
+    let mut b = Clocks::new(topo, n);
     for i in 0..n {
         b.compute[i] += cost.mem_s(nbytes(tokens[i], h, d, 4));
         b.compute[i] += cost.mem_s(nbytes(tokens[i], hkv, 2 * d, 4));
