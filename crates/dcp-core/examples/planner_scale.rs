@@ -172,6 +172,8 @@ fn draw(path: &str, series: &[Series]) -> Result<(), Box<dyn std::error::Error>>
         ch.configure_mesh()
             .x_desc("tokens × devices")
             .y_desc(ylab)
+            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .y_label_formatter(&|y| format!("{y}"))
             .label_style(("sans-serif", 13))
             .draw()?;
         for (si, (name, pts)) in series.iter().enumerate() {
