@@ -122,10 +122,24 @@ fn planner_names_round_trip_and_unknown_names_list_the_allowed_ones() {
             format!("\"{}\"", k.name())
         );
     }
-    for bad in ["foo", "dcp-only", "DCP", ""] {
+    // `dcp-only` is a documented make_plan alias (dcp without static candidates), not a kind.
+    assert!("dcp-only".parse::<PlannerKind>().is_err());
+    let b = BatchSpec::uniform(&[4096; 16], MaskSpec::Causal, ModelShape::default(), 1024);
+    let p = make_plan(
+        "dcp-only",
+        &b,
+        &Topology::new(1, 4),
+        &PlannerOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((p.planner.as_str(), p.candidate), ("dcp", None));
+    for bad in ["foo", "dcp_only", "DCP", ""] {
         let e = bad.parse::<PlannerKind>().unwrap_err().to_string();
         assert!(e.contains(&format!("`{bad}`")), "{e}");
-        assert!(e.contains("ring, zigzag, local, dcp"), "{e}");
+        assert!(
+            e.contains("ring, zigzag, local, dcp") && e.contains("dcp-only"),
+            "{e}"
+        );
         let b = BatchSpec::uniform(&[64], MaskSpec::Causal, ModelShape::default(), 16);
         let r = make_plan(bad, &b, &Topology::new(1, 2), &PlannerOptions::default());
         assert!(matches!(r, Err(dcp_core::PlanningError::UnknownPlanner(_))));

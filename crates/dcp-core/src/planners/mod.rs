@@ -50,7 +50,7 @@ impl std::fmt::Display for PlannerKind {
 
 /// A planner name this build does not have.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("unknown planner `{0}` (allowed: ring, zigzag, local, dcp; the bare dcp placement is `dcp` with --no-static-fallback)")]
+#[error("unknown planner `{0}` (allowed: ring, zigzag, local, dcp; `{DCP_ONLY}` = dcp without the static candidates, i.e. dcp with --no-static-fallback)")]
 pub struct UnknownPlanner(pub String);
 
 impl std::str::FromStr for PlannerKind {
@@ -75,14 +75,24 @@ pub struct PlannerOptions {
     pub dcp: crate::dcp::DcpOptions,
 }
 
-/// Plans `batch` with the named planner (see [`PlannerKind`]'s names) and checks every device's
-/// buffers against the topology's per-device memory cap.
+/// Name accepted by [`make_plan`] (not a [`PlannerKind`]): the `dcp` planner with
+/// [`crate::dcp::DcpOptions::fallback_static`] off, i.e. always the bare DCP placement (for
+/// benchmarks that take planner lists, such as `dcp bench-gpu --planners dcp,dcp-only`).
+pub const DCP_ONLY: &str = "dcp-only";
+
+/// Plans `batch` with the named planner (a [`PlannerKind`] name, or [`DCP_ONLY`]) and checks
+/// every device's buffers against the topology's per-device memory cap.
 pub fn make_plan(
     name: &str,
     batch: &BatchSpec,
     topo: &Topology,
     opts: &PlannerOptions,
 ) -> Result<Plan, PlanningError> {
+    if name == DCP_ONLY {
+        let mut o = opts.clone();
+        o.dcp.fallback_static = false;
+        return plan_with(PlannerKind::Dcp, batch, topo, &o);
+    }
     plan_with(name.parse()?, batch, topo, opts)
 }
 
