@@ -121,6 +121,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     let opts = PlannerOptions {
         budget_tokens: a.budget_tokens,
         dcp: a.dcp.options()?,
+        ..Default::default()
     };
     if let Some(dir) = &a.save {
         std::fs::create_dir_all(dir)?;
@@ -160,7 +161,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         };
         let s = plan_stats(&plan);
         let row = json!({
-            "batch": bi, "source": a.batch.source_name(), "planner": a.planner, "plan": plan.planner, "mask": a.batch.mask,
+            "batch": bi, "source": a.batch.source_name(), "planner": a.planner, "plan": plan.label(), "mask": a.batch.mask,
             "block_size": a.block_size, "topology": a.batch.topology, "n_devices": s.n_devices, "n_seqs": l.len(),
             "tokens": s.tokens, "plan_ms": plan_ms,
             "fwd_bytes_intra": s.fwd_bytes_intra, "fwd_bytes_inter": s.fwd_bytes_inter,

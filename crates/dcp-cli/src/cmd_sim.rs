@@ -197,7 +197,7 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             let st = plan_stats(&plan);
             let (f, bw) = (r.forward.summary(), r.backward.summary());
             let row = json!({
-                "batch": bi, "source": a.batch.source_name(), "planner": p, "plan_kind": plan.planner,
+                "batch": bi, "source": a.batch.source_name(), "planner": p, "plan_kind": plan.label(),
                 "block_size": b, "mask": a.batch.mask, "topology": a.batch.topology,
                 "n_devices": cluster.n_devices(), "n_seqs": lens[*bi].len(), "tokens": st.tokens,
                 "fwd_ms": f.ms, "bwd_ms": bw.ms, "fwd": f, "bwd": bw,

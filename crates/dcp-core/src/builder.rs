@@ -144,19 +144,56 @@ fn work_rows_linear(
     q_spans: &[(u32, u32)],
     kv_spans: &[(u32, u32)],
 ) -> (RowRanges, u64) {
-    let mut kv_off = Vec::with_capacity(kv_spans.len());
+    // Planners call this once per work (millions of times for a large ring plan): the
+    // temporaries live in a per-thread scratch instead of being allocated per call.
+    SCRATCH.with(|s| {
+        let s = &mut *s.borrow_mut();
+        work_rows_linear_in(s, mask, q_spans, kv_spans)
+    })
+}
+
+/// Reused temporaries of [`work_rows_linear`].
+#[derive(Default)]
+struct Scratch {
+    kv_off: Vec<u32>,
+    edges: Vec<i64>,
+    rr: Vec<(u32, u32)>,
+    a: Vec<(u32, u32)>,
+    b: Vec<(u32, u32)>,
+    slopes: Vec<(i64, i64)>,
+    cuts: Vec<i64>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+fn work_rows_linear_in(
+    sc: &mut Scratch,
+    mask: &CompiledMask,
+    q_spans: &[(u32, u32)],
+    kv_spans: &[(u32, u32)],
+) -> (RowRanges, u64) {
+    let Scratch {
+        kv_off,
+        edges,
+        rr,
+        a,
+        b,
+        slopes,
+        cuts,
+    } = sc;
+    kv_off.clear();
+    edges.clear();
+    edges.extend([0, mask.len as i64]);
     let mut acc = 0u32;
-    let mut edges: Vec<i64> = vec![0, mask.len as i64];
     for &(ks, kl) in kv_spans {
         kv_off.push(acc);
         acc += kl;
         edges.extend([ks as i64, (ks + kl) as i64]);
     }
     let mut rows = RowRanges::builder();
-    let (mut rr, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
-    let mut slopes: Vec<(i64, i64)> = Vec::new();
     let mut attended = 0u64;
-    let mut cuts: Vec<i64> = Vec::new();
     for &(qs, ql) in q_spans {
         let (q0, q1) = (qs as i64, (qs + ql) as i64);
         cuts.clear();
@@ -170,7 +207,7 @@ fn work_rows_linear(
             for r in &seg.ranges {
                 for lin in [r.start, r.end] {
                     if lin.slope != 0 {
-                        for &e in &edges {
+                        for &e in edges.iter() {
                             let x = (e - lin.c).div_euclid(lin.slope);
                             cuts.extend([x, x + 1]);
                         }
@@ -187,24 +224,24 @@ fn work_rows_linear(
         cuts.dedup();
         for w in cuts.windows(2) {
             let (p, q) = (w[0] as u32, w[1] as u32);
-            clip_row(mask, p, kv_spans, &kv_off, &mut rr, &mut a);
+            clip_row(mask, p, kv_spans, kv_off, rr, a);
             let n = q - p;
             if n == 1 {
-                rows.push(&a);
+                rows.push(a);
                 attended += a.iter().map(|&(s, e)| (e - s) as u64).sum::<u64>();
                 continue;
             }
-            clip_row(mask, p + 1, kv_spans, &kv_off, &mut rr, &mut b);
+            clip_row(mask, p + 1, kv_spans, kv_off, rr, b);
             debug_assert_eq!(a.len(), b.len(), "breakpoints must keep the range count");
             slopes.clear();
             slopes.extend(
                 a.iter()
-                    .zip(&b)
+                    .zip(b.iter())
                     .map(|(x, y)| (y.0 as i64 - x.0 as i64, y.1 as i64 - x.1 as i64)),
             );
-            rows.push_linear(n, &a, &slopes);
+            rows.push_linear(n, a, slopes);
             // Lengths are linear in the row: (first + last) · n / 2.
-            for (&(s, e), &(ds, de)) in a.iter().zip(&slopes) {
+            for (&(s, e), &(ds, de)) in a.iter().zip(slopes.iter()) {
                 let l0 = (e - s) as i64;
                 let l1 = l0 + (de - ds) * (n as i64 - 1);
                 attended += ((l0 + l1) * n as i64 / 2) as u64;

@@ -95,7 +95,7 @@ pub enum PlanningError {
         budget: u64,
     },
     #[error(
-        "the batch ({tokens} tokens) does not fit {devices} devices with {budget} tokens each"
+        "the batch ({tokens} tokens) does not fit {devices} devices with a memory budget of {budget} tokens each"
     )]
     BatchTooLarge {
         tokens: u64,
@@ -113,4 +113,14 @@ pub enum PlanningError {
     },
     #[error("partitioning failed: {0}")]
     Partition(String),
+    #[error(transparent)]
+    UnknownPlanner(#[from] crate::planners::UnknownPlanner),
+    #[error("the {planner} plan of this batch would hold about {works} attention works (sequence {seq}, {tokens} tokens, is the largest contributor); the limit is {limit}: use fewer devices, a larger block size, or split the sequence")]
+    PlanTooLarge {
+        planner: crate::planners::PlannerKind,
+        seq: usize,
+        tokens: u64,
+        works: u64,
+        limit: u64,
+    },
 }

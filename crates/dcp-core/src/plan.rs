@@ -25,7 +25,7 @@ use crate::mask::LinRange;
 use crate::spec::{BatchSpec, DType, Topology};
 
 /// Bumped on any incompatible change of the serialized form.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 /// The tensors a program exchanges with its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -490,7 +490,13 @@ impl DevicePlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub version: u32,
+    /// The planner that made the plan (its CLI name).
     pub planner: String,
+    /// Which candidate's program the plan holds when its planner chose among several (`dcp`
+    /// returns the `local`, `zigzag` or `ring` plan when the cost model predicts it faster);
+    /// `None`: the planner's own. Added in format version 2.
+    #[serde(default)]
+    pub candidate: Option<crate::planners::PlannerKind>,
     pub batch: BatchSpec,
     pub topology: Topology,
     pub devices: Vec<DevicePlan>,
@@ -514,6 +520,14 @@ const MAGIC: &[u8; 4] = b"DCPP";
 impl Plan {
     pub fn n_devices(&self) -> u32 {
         self.devices.len() as u32
+    }
+    /// `planner`, or `planner:candidate` when the planner returned another candidate's plan
+    /// (e.g. `dcp:zigzag`), for tables and logs.
+    pub fn label(&self) -> String {
+        match self.candidate {
+            Some(c) => format!("{}:{c}", self.planner),
+            None => self.planner.clone(),
+        }
     }
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plans always serialize")

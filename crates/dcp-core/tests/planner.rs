@@ -17,13 +17,13 @@ fn bytes(p: &dcp_core::plan::Plan) -> u64 {
 #[test]
 fn short_sequences_that_pack_evenly_stay_whole() {
     let b = BatchSpec::uniform(&[4096; 16], MaskSpec::Causal, ModelShape::default(), 1024);
-    let plan = make_plan(
-        "dcp-only",
-        &b,
-        &Topology::new(1, 4),
-        &PlannerOptions::default(),
-    )
-    .unwrap();
+    let mut opts = PlannerOptions::default();
+    opts.dcp.fallback_static = false;
+    let plan = make_plan("dcp", &b, &Topology::new(1, 4), &opts).unwrap();
+    assert_eq!(
+        plan.candidate, None,
+        "the bare placement is the dcp plan itself"
+    );
     assert_eq!(bytes(&plan), 0, "no sequence needs splitting");
     for d in &plan.devices {
         assert_eq!(d.local_tokens(), 4 * 4096);
@@ -61,4 +61,155 @@ fn dcp_is_never_predicted_slower_than_static_cp() {
             }
         }
     }
+}
+
+/// Every backward work of every planner accumulates dQ and dKV into fp32 buffers (16-bit
+/// accumulation loses gradient precision on long sequences); only a converting copy may write
+/// the caller's 16-bit gradients.
+#[test]
+fn backward_works_accumulate_gradients_in_fp32() {
+    use dcp_core::check::random_case;
+    use dcp_core::plan::Instr;
+    use dcp_core::spec::DType;
+    let mut bare = PlannerOptions::default();
+    bare.dcp.fallback_static = false;
+    let mut checked = 0usize;
+    for seed in 0..60u64 {
+        let (batch, topo) = random_case(seed, 96);
+        for (planner, opts) in [
+            ("ring", PlannerOptions::default()),
+            ("zigzag", PlannerOptions::default()),
+            ("local", PlannerOptions::default()),
+            ("dcp", PlannerOptions::default()),
+            ("dcp", bare.clone()),
+        ] {
+            let Ok(plan) = make_plan(planner, &batch, &topo, &opts) else {
+                continue;
+            };
+            for d in &plan.devices {
+                let bufs = &d.backward.buffers;
+                for ins in &d.backward.instrs {
+                    if let Instr::AttnBwd { works, .. } = ins {
+                        for w in works {
+                            for r in std::iter::once(&w.dq).chain(&w.dkv) {
+                                let b = &bufs[r.buf as usize];
+                                assert_eq!(
+                                    b.dtype,
+                                    DType::F32,
+                                    "seed {seed} {planner} device {}: backward work accumulates into {} ({:?})",
+                                    d.device,
+                                    b.name,
+                                    b.dtype
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "too few backward works checked ({checked})");
+}
+
+#[test]
+fn planner_names_round_trip_and_unknown_names_list_the_allowed_ones() {
+    use dcp_core::planners::PlannerKind;
+    for k in PlannerKind::ALL {
+        assert_eq!(k.name().parse::<PlannerKind>().unwrap(), k);
+        assert_eq!(
+            serde_json::to_string(&k).unwrap(),
+            format!("\"{}\"", k.name())
+        );
+    }
+    // `dcp-only` is a documented make_plan alias (dcp without static candidates), not a kind.
+    assert!("dcp-only".parse::<PlannerKind>().is_err());
+    let b = BatchSpec::uniform(&[4096; 16], MaskSpec::Causal, ModelShape::default(), 1024);
+    let p = make_plan(
+        "dcp-only",
+        &b,
+        &Topology::new(1, 4),
+        &PlannerOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((p.planner.as_str(), p.candidate), ("dcp", None));
+    for bad in ["foo", "dcp_only", "DCP", ""] {
+        let e = bad.parse::<PlannerKind>().unwrap_err().to_string();
+        assert!(e.contains(&format!("`{bad}`")), "{e}");
+        assert!(
+            e.contains("ring, zigzag, local, dcp") && e.contains("dcp-only"),
+            "{e}"
+        );
+        let b = BatchSpec::uniform(&[64], MaskSpec::Causal, ModelShape::default(), 16);
+        let r = make_plan(bad, &b, &Topology::new(1, 2), &PlannerOptions::default());
+        assert!(matches!(r, Err(dcp_core::PlanningError::UnknownPlanner(_))));
+    }
+}
+
+/// The winning candidate of `dcp` is recorded as data: planner `dcp`, `candidate` the kind whose
+/// program it holds, and a static winner's programs are exactly that planner's plan.
+#[test]
+fn dcp_records_the_winning_candidate() {
+    use dcp_core::planners::PlannerKind;
+    let opts = PlannerOptions::default();
+    let model = ModelShape::default();
+    let topo = Topology::new(1, 2);
+    // Many equal short sequences on two devices: whole sequences per device win.
+    let b = BatchSpec::uniform(&[2048; 8], MaskSpec::Causal, model, 512);
+    let p = make_plan("dcp", &b, &topo, &opts).unwrap();
+    assert_eq!(p.planner, "dcp");
+    if let Some(k) = p.candidate {
+        let direct = make_plan(k.name(), &b, &topo, &opts).unwrap();
+        assert_eq!(
+            p.devices, direct.devices,
+            "candidate {k} differs from its planner's plan"
+        );
+        assert_eq!(p.label(), format!("dcp:{k}"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, l) in make_batches(Dataset::Ldc, 0.125, 3, 16384, 5)
+        .iter()
+        .enumerate()
+    {
+        for mask in [MaskSpec::Causal, MaskSpec::Full] {
+            let b = BatchSpec::uniform(l, mask, model, 512);
+            let p = make_plan("dcp", &b, &topo, &opts).unwrap();
+            if let Some(k) = p.candidate {
+                assert_ne!(k, PlannerKind::Dcp);
+                let direct = make_plan(k.name(), &b, &topo, &opts).unwrap();
+                assert_eq!(p.devices, direct.devices, "batch {i}: candidate {k}");
+            }
+            seen.insert(p.candidate);
+        }
+    }
+    assert!(!seen.is_empty());
+}
+
+/// Absurd batches are refused before anything is built, naming the sequence and the limit.
+#[test]
+fn absurd_batches_are_refused_up_front() {
+    use dcp_core::PlanningError;
+    let model = ModelShape::default();
+    let opts = PlannerOptions::default();
+    let b = BatchSpec::uniform(&[4_000_000_000], MaskSpec::Causal, model, 1024);
+    for p in ["dcp", "zigzag", "ring", "local"] {
+        let t0 = std::time::Instant::now();
+        let e = make_plan(p, &b, &Topology::new(4, 8), &opts).unwrap_err();
+        assert!(matches!(e, PlanningError::BatchTooLarge { .. }), "{p}: {e}");
+        assert!(
+            t0.elapsed().as_secs() < 5,
+            "{p}: refusing took {:?}",
+            t0.elapsed()
+        );
+    }
+    // Fits memory on 4096 devices, but the dcp plan would hold ~7.6 M tiles per head block.
+    let big = BatchSpec::uniform(&[100, 4_000_000_000], MaskSpec::Causal, model, 1024);
+    let mut topo = Topology::new(512, 8);
+    topo.device_memory_bytes = 1 << 50;
+    let e = make_plan("dcp", &big, &topo, &opts).unwrap_err();
+    let PlanningError::PlanTooLarge { seq, limit, .. } = &e else {
+        panic!("expected PlanTooLarge, got {e}");
+    };
+    assert_eq!((*seq, *limit), (1, dcp_core::planners::MAX_PLAN_WORKS));
+    assert!(e.to_string().contains("sequence 1"), "{e}");
 }

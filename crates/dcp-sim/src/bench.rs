@@ -256,7 +256,7 @@ pub fn run(cfg: &CompareConfig, tick: &(dyn Fn() + Sync)) -> Result<Vec<Row>, Be
                 Err(e) => row.error = Some(format!("planning: {e}")),
                 Ok(plan) => {
                     row.plan_ms = t0.elapsed().as_secs_f64() * 1e3;
-                    row.plan_kind = plan.planner.clone();
+                    row.plan_kind = plan.label();
                     let st = plan_stats(&plan);
                     row.fwd_bytes_inter = st.fwd_bytes_inter;
                     row.bwd_bytes_inter = st.bwd_bytes_inter;

@@ -72,6 +72,7 @@ fn plan_of(devs: Vec<Dev>, topo: Topology) -> Plan {
     Plan {
         version: PLAN_FORMAT_VERSION,
         planner: "hand".into(),
+        candidate: None,
         batch,
         topology: topo,
         devices: devs

@@ -50,6 +50,10 @@ pub(crate) struct PartState<'a> {
     pub phi: Vec<u32>,
     pub nphi: Vec<u32>,
     pub loads: Vec<u64>,
+    /// Per net, a bitset of the parts it touches (`phi > 0`), `words` u64 per net: gains visit
+    /// only a net's parts instead of all k.
+    bits: Vec<u64>,
+    words: usize,
     conn: Vec<i64>,
     nconn: Vec<i64>,
 }
@@ -65,6 +69,7 @@ impl<'a> PartState<'a> {
         let dims = hg.dims();
         let m = hg.num_nets();
         let nn = topo.map_or(0, |t| t.nnodes);
+        let words = k.div_ceil(64);
         let mut s = PartState {
             hg,
             k,
@@ -75,6 +80,8 @@ impl<'a> PartState<'a> {
             phi: vec![0; m * k],
             nphi: vec![0; m * nn],
             loads: vec![0; k * dims],
+            bits: vec![0; m * words],
+            words,
             conn: vec![0; k],
             nconn: vec![0; nn],
         };
@@ -82,6 +89,7 @@ impl<'a> PartState<'a> {
             for &v in hg.pins(e as u32) {
                 let p = s.parts[v as usize] as usize;
                 s.phi[e * k + p] += 1;
+                s.bits[e * words + p / 64] |= 1 << (p % 64);
                 if let Some(t) = topo {
                     s.nphi[e * nn + t.node_of[p] as usize] += 1;
                 }
@@ -175,8 +183,16 @@ impl<'a> PartState<'a> {
         }
         let k = self.k;
         for &e in self.hg.nets(v) {
-            self.phi[e as usize * k + from] -= 1;
-            self.phi[e as usize * k + to] += 1;
+            let (ef, et) = (e as usize * k + from, e as usize * k + to);
+            self.phi[ef] -= 1;
+            self.phi[et] += 1;
+            let row = e as usize * self.words;
+            if self.phi[ef] == 0 {
+                self.bits[row + from / 64] &= !(1 << (from % 64));
+            }
+            if self.phi[et] == 1 {
+                self.bits[row + to / 64] |= 1 << (to % 64);
+            }
             if let Some(t) = self.topo {
                 let nn = t.nnodes;
                 self.nphi[e as usize * nn + t.node_of[from] as usize] -= 1;
@@ -203,12 +219,16 @@ impl<'a> PartState<'a> {
         for &e in self.hg.nets(v) {
             let w = self.hg.net_weight(e) as i64;
             total += w;
-            let row = &self.phi[e as usize * k..(e as usize + 1) * k];
-            if row[a] == 1 {
+            if self.phi[e as usize * k + a] == 1 {
                 leave += w;
             }
-            for (c, &cnt) in self.conn.iter_mut().zip(row) {
-                *c += w & -i64::from(cnt > 0);
+            let words = &self.bits[e as usize * self.words..(e as usize + 1) * self.words];
+            for (wi, &word) in words.iter().enumerate() {
+                let mut x = word;
+                while x != 0 {
+                    self.conn[wi * 64 + x.trailing_zeros() as usize] += w;
+                    x &= x - 1;
+                }
             }
         }
         match self.topo {

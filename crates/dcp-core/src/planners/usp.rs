@@ -407,6 +407,7 @@ pub(crate) fn plan_grid(
         batch: batch.clone(),
         topology: *topo,
         devices,
+        candidate: None,
     })
 }
 

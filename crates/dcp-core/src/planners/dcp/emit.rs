@@ -1,0 +1,1136 @@
+//! Phase 3, emission: forward and backward programs of every device from the placement and the
+//! stage of every tile. One work per (stage, query block, head block) with all its KV blocks;
+//! remote inputs are fetched one stage ahead; partial outputs (O/LSE forward, dQ/dKV backward,
+//! accumulated in fp32 and staged to the model dtype) leave for their home in the first group
+//! after they are final, and homes merge or sum them at the end.
+//!
+//! The pipeline: [`usage`] (works, first and last use of every block) → [`alloc_slots`]
+//! (scratch rows) → [`declare_fwd`]/[`declare_bwd`] (buffers) → [`transfers`] → [`group`] →
+//! [`emit_device`] per device (prologue, stages, epilogue, output copies).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::place::Placement;
+use super::slots::{alloc_live, layouts, DevLayout, Slots};
+use crate::blocks::BlockTable;
+use crate::builder::{work_rows, ProgramBuilder, ScratchKind};
+use crate::plan::{
+    BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Region, RowRanges,
+    PLAN_FORMAT_VERSION,
+};
+use crate::spec::{BatchSpec, DType, ModelShape, Topology};
+
+/// A work of one device and stage: query block and head block, and its KV blocks (sorted).
+struct WorkSpec {
+    q: u32,
+    hb: u32,
+    kv: Vec<u32>,
+    rows: RowRanges,
+    first: bool,
+}
+
+/// One transfer of a program, before it is split into per-device ops.
+struct Xfer {
+    tag: u32,
+    order: (u8, u32, u32, u32),
+    src: u32,
+    dst: u32,
+    src_region: Region,
+    dst_region: Region,
+}
+
+/// Buffer ids of a device's forward program.
+struct FwdBufs {
+    q: u32,
+    kv: u32,
+    o: u32,
+    lse: u32,
+    q_rem: u32,
+    kv_rem: u32,
+    o_acc: u32,
+    l_acc: u32,
+    o_part: u32,
+    l_part: u32,
+    o_send: u32,
+    o_recv: u32,
+    l_recv: u32,
+    o_tmp: u32,
+    l_tmp: u32,
+}
+
+/// Buffer ids of a device's backward program.
+struct BwdBufs {
+    q: u32,
+    kv: u32,
+    o: u32,
+    lse: u32,
+    d_o: u32,
+    dq: u32,
+    dkv: u32,
+    q_rem: u32,
+    o_rem: u32,
+    do_rem: u32,
+    l_rem: u32,
+    kv_rem: u32,
+    dq_acc: u32,
+    dkv_acc: u32,
+    dq_part: u32,
+    dkv_part: u32,
+    dq_send: u32,
+    dkv_send: u32,
+    dq_recv: u32,
+    dkv_recv: u32,
+}
+
+type StageMap = Vec<BTreeMap<(u32, u32), u32>>;
+
+/// What every phase of one emission shares.
+struct Ctx<'a> {
+    table: &'a BlockTable,
+    pl: &'a Placement,
+    model: ModelShape,
+    n: u32,
+    stages: u32,
+    lay: Vec<DevLayout>,
+    /// Per device and stage, its works.
+    works: Vec<Vec<Vec<WorkSpec>>>,
+    /// Last stage each (q, hb) / (kv, hb) is used on each device, and first stage of each
+    /// remote need.
+    q_last: StageMap,
+    kv_last: StageMap,
+    q_need: StageMap,
+    kv_need: StageMap,
+    /// Partial-output slots (accumulators and send staging) per device.
+    q_slots: Vec<Slots>,
+    kv_slots: Vec<Slots>,
+    /// Remote-input slots per device.
+    qi_slots: Vec<Slots>,
+    kvi_slots: Vec<Slots>,
+    /// Receive slots at the home for partials: (block, source) → rows; and their totals.
+    oq_recv: StageMap,
+    okv_recv: StageMap,
+    oq_tokens: Vec<u32>,
+    okv_tokens: Vec<u32>,
+}
+
+impl Ctx<'_> {
+    fn blen(&self, b: u32) -> u32 {
+        self.table.blocks[b as usize].len
+    }
+    fn home(&self, b: u32) -> u32 {
+        self.pl.block_home[b as usize]
+    }
+    fn qh(&self, hb: u32) -> (u32, u32) {
+        let q = self.table.q_heads_per_block;
+        (hb * q, q)
+    }
+    fn kh(&self, hb: u32) -> (u32, u32) {
+        let k = self.table.kv_heads_per_block;
+        (hb * k, k)
+    }
+    /// Tag of the group that carries a partial finalized at stage `f`.
+    fn out_tag(&self, f: u32) -> u32 {
+        if f + 2 < self.stages {
+            f + 2
+        } else {
+            self.stages
+        }
+    }
+}
+
+fn reg(buf: u32, tok: u32, len: u32, (head, heads): (u32, u32)) -> Region {
+    Region {
+        buf,
+        tok,
+        len,
+        head,
+        heads,
+    }
+}
+
+/// Groups tiles into works per device and stage, and records the first and last use of every
+/// block on every device.
+fn usage(cx: &mut Ctx, stage: &[u32]) {
+    let (n, stages, table, pl) = (cx.n, cx.stages, cx.table, cx.pl);
+    let home = |b: u32| pl.block_home[b as usize];
+    // Works per device: (stage, q, hb) → kv blocks.
+    let mut per: Vec<BTreeMap<(u32, u32, u32), Vec<u32>>> = vec![BTreeMap::new(); n as usize];
+    for (ti, t) in table.tiles.iter().enumerate() {
+        per[pl.tile_dev[ti] as usize]
+            .entry((stage[ti], t.q_block, t.head_block))
+            .or_default()
+            .push(t.kv_block);
+    }
+    let mut rows_cache: HashMap<(u32, Vec<u32>), RowRanges> = HashMap::new();
+    let mut works: Vec<Vec<Vec<WorkSpec>>> = Vec::with_capacity(n as usize);
+    // Last stage each (q,hb) / (kv,hb) is used on each device, and first stage of each remote need.
+    let mut q_last: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
+    let mut kv_last: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
+    let mut q_need: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
+    let mut kv_need: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
+    for d in 0..n as usize {
+        let mut by_stage: Vec<Vec<WorkSpec>> = (0..stages).map(|_| Vec::new()).collect();
+        let mut seen: BTreeMap<(u32, u32), ()> = BTreeMap::new();
+        for (&(s, q, hb), kvs) in &per[d] {
+            let mut kv = kvs.clone();
+            kv.sort_unstable();
+            let key = (q, kv.clone());
+            let rows = rows_cache
+                .entry(key)
+                .or_insert_with(|| {
+                    let qb = table.blocks[q as usize];
+                    let spans: Vec<(u32, u32)> = kv
+                        .iter()
+                        .map(|&k| (table.blocks[k as usize].start, table.blocks[k as usize].len))
+                        .collect();
+                    work_rows(&table.masks[qb.seq as usize], &[(qb.start, qb.len)], &spans).0
+                })
+                .clone();
+            let first = seen.insert((q, hb), ()).is_none();
+            q_last[d].insert((q, hb), s);
+            if home(q) != d as u32 {
+                q_need[d].entry((q, hb)).or_insert(s);
+            }
+            for &k in &kv {
+                let e = kv_last[d].entry((k, hb)).or_insert(s);
+                *e = (*e).max(s);
+                if home(k) != d as u32 {
+                    let e = kv_need[d].entry((k, hb)).or_insert(s);
+                    *e = (*e).min(s);
+                }
+            }
+            by_stage[s as usize].push(WorkSpec {
+                q,
+                hb,
+                kv,
+                rows,
+                first,
+            });
+        }
+        works.push(by_stage);
+    }
+    cx.works = works;
+    cx.q_last = q_last;
+    cx.kv_last = kv_last;
+    cx.q_need = q_need;
+    cx.kv_need = kv_need;
+}
+
+/// Scratch rows: remote inputs share slots when their lifetimes (fetch stage − 1 ..= last use)
+/// do not overlap; partial outputs from first use until their group has been waited for;
+/// receive slots for partials at their homes.
+fn alloc_slots(cx: &mut Ctx) {
+    let n = cx.n;
+    let (q_need, kv_need, q_last, kv_last) = (&cx.q_need, &cx.kv_need, &cx.q_last, &cx.kv_last);
+    let blen = |b: u32| cx.blen(b);
+    let home = |b: u32| cx.home(b);
+    let out_tag = |f: u32| cx.out_tag(f);
+    let mut q_slots: Vec<Slots> = (0..n).map(|_| Slots::default()).collect();
+    let mut kv_slots: Vec<Slots> = (0..n).map(|_| Slots::default()).collect();
+    // Remote inputs share slots when their lifetimes (fetch stage − 1 ..= last use) do not overlap.
+    let mut qi_slots: Vec<Slots> = Vec::with_capacity(n as usize);
+    let mut kvi_slots: Vec<Slots> = Vec::with_capacity(n as usize);
+    for d in 0..n as usize {
+        for (need, last, out) in [
+            (&q_need[d], &q_last[d], &mut qi_slots),
+            (&kv_need[d], &kv_last[d], &mut kvi_slots),
+        ] {
+            let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
+            for (&(blk, hb), &s0) in need {
+                let e = life.entry(blk).or_insert((s0, 0));
+                e.0 = e.0.min(s0);
+                e.1 = e.1.max(last[&(blk, hb)]);
+            }
+            out.push(alloc_live(life.iter().map(|(&blk, &(s0, s1))| {
+                (blk, blen(blk), s0.saturating_sub(1), s1)
+            })));
+        }
+    }
+    // Receive slots at the home for partials: (block, source) → rows.
+    let mut oq_recv: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
+    let mut okv_recv: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
+    let mut oq_tokens = vec![0u32; n as usize];
+    let mut okv_tokens = vec![0u32; n as usize];
+    for d in 0..n as usize {
+        // Partial-output slots (accumulator + send staging) live from the block's first use
+        // until the group sending it has been waited for.
+        for (need, last, slots) in [
+            (&q_need[d], &q_last[d], &mut q_slots[d]),
+            (&kv_need[d], &kv_last[d], &mut kv_slots[d]),
+        ] {
+            let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
+            for (&(blk, hb), &s0) in need {
+                let e = life.entry(blk).or_insert((s0, 0));
+                e.0 = e.0.min(s0);
+                e.1 = e.1.max(last[&(blk, hb)]);
+            }
+            *slots = alloc_live(
+                life.iter()
+                    .map(|(&blk, &(s0, s1))| (blk, blen(blk), s0, out_tag(s1) - 1)),
+            );
+        }
+        for &(q, _) in q_last[d].keys() {
+            let h = home(q) as usize;
+            if h != d && !oq_recv[h].contains_key(&(q, d as u32)) {
+                oq_recv[h].insert((q, d as u32), oq_tokens[h]);
+                oq_tokens[h] += blen(q);
+            }
+        }
+        for &(k, _) in kv_last[d].keys() {
+            let h = home(k) as usize;
+            if h != d && !okv_recv[h].contains_key(&(k, d as u32)) {
+                okv_recv[h].insert((k, d as u32), okv_tokens[h]);
+                okv_tokens[h] += blen(k);
+            }
+        }
+    }
+    (cx.q_slots, cx.kv_slots, cx.qi_slots, cx.kvi_slots) = (q_slots, kv_slots, qi_slots, kvi_slots);
+    (cx.oq_recv, cx.okv_recv, cx.oq_tokens, cx.okv_tokens) =
+        (oq_recv, okv_recv, oq_tokens, okv_tokens);
+}
+
+/// The forward program's buffers on device `d`.
+fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
+    let (model, lay, works) = (cx.model, &cx.lay, &cx.works);
+    let (q_slots, qi_slots, kvi_slots, oq_tokens) =
+        (&cx.q_slots, &cx.qi_slots, &cx.kvi_slots, &cx.oq_tokens);
+    let blen = |b: u32| cx.blen(b);
+    let t = lay[d].tokens;
+    let tmp_rows = works[d]
+        .iter()
+        .map(|st| {
+            st.iter()
+                .filter(|w| !w.first)
+                .map(|w| blen(w.q))
+                .sum::<u32>()
+        })
+        .max()
+        .unwrap_or(0);
+    let mut f = ProgramBuilder::new();
+    let q = f.io(IoTensor::Q, &model, t);
+    let kv = f.io(IoTensor::Kv, &model, t);
+    let o = f.io(IoTensor::O, &model, t);
+    let lse = f.io(IoTensor::Lse, &model, t);
+    let bufs = FwdBufs {
+        q,
+        kv,
+        o,
+        lse,
+        q_rem: f.scratch(
+            "q_remote",
+            &model,
+            ScratchKind::Q,
+            qi_slots[d].tokens,
+            model.dtype,
+        ),
+        kv_rem: f.scratch(
+            "kv_remote",
+            &model,
+            ScratchKind::Kv,
+            kvi_slots[d].tokens,
+            model.dtype,
+        ),
+        o_acc: f.scratch("o_acc", &model, ScratchKind::Q, t, DType::F32),
+        l_acc: f.scratch("lse_acc", &model, ScratchKind::Lse, t, DType::F32),
+        o_part: f.scratch(
+            "o_part",
+            &model,
+            ScratchKind::Q,
+            q_slots[d].tokens,
+            DType::F32,
+        ),
+        l_part: f.scratch(
+            "lse_part",
+            &model,
+            ScratchKind::Lse,
+            q_slots[d].tokens,
+            DType::F32,
+        ),
+        o_send: f.scratch(
+            "o_send",
+            &model,
+            ScratchKind::Q,
+            q_slots[d].tokens,
+            model.dtype,
+        ),
+        o_recv: f.scratch("o_recv", &model, ScratchKind::Q, oq_tokens[d], model.dtype),
+        l_recv: f.scratch(
+            "lse_recv",
+            &model,
+            ScratchKind::Lse,
+            oq_tokens[d],
+            DType::F32,
+        ),
+        o_tmp: f.scratch("o_tmp", &model, ScratchKind::Q, tmp_rows, DType::F32),
+        l_tmp: f.scratch("lse_tmp", &model, ScratchKind::Lse, tmp_rows, DType::F32),
+    };
+    (f, bufs)
+}
+
+/// The backward program's buffers on device `d`.
+fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
+    let (model, t) = (cx.model, cx.lay[d].tokens);
+    let (q_slots, kv_slots, qi_slots, kvi_slots) =
+        (&cx.q_slots, &cx.kv_slots, &cx.qi_slots, &cx.kvi_slots);
+    let (oq_tokens, okv_tokens) = (&cx.oq_tokens, &cx.okv_tokens);
+    let mut b = ProgramBuilder::new();
+    let bufs = BwdBufs {
+        q: b.io(IoTensor::Q, &model, t),
+        kv: b.io(IoTensor::Kv, &model, t),
+        o: b.io(IoTensor::O, &model, t),
+        lse: b.io(IoTensor::Lse, &model, t),
+        d_o: b.io(IoTensor::DO, &model, t),
+        dq: b.io(IoTensor::DQ, &model, t),
+        dkv: b.io(IoTensor::DKv, &model, t),
+        q_rem: b.scratch(
+            "q_remote",
+            &model,
+            ScratchKind::Q,
+            qi_slots[d].tokens,
+            model.dtype,
+        ),
+        o_rem: b.scratch(
+            "o_remote",
+            &model,
+            ScratchKind::Q,
+            qi_slots[d].tokens,
+            model.dtype,
+        ),
+        do_rem: b.scratch(
+            "do_remote",
+            &model,
+            ScratchKind::Q,
+            qi_slots[d].tokens,
+            model.dtype,
+        ),
+        l_rem: b.scratch(
+            "lse_remote",
+            &model,
+            ScratchKind::Lse,
+            qi_slots[d].tokens,
+            DType::F32,
+        ),
+        kv_rem: b.scratch(
+            "kv_remote",
+            &model,
+            ScratchKind::Kv,
+            kvi_slots[d].tokens,
+            model.dtype,
+        ),
+        dq_acc: b.scratch("dq_acc", &model, ScratchKind::Q, t, DType::F32),
+        dkv_acc: b.scratch("dkv_acc", &model, ScratchKind::Kv, t, DType::F32),
+        dq_part: b.scratch(
+            "dq_part",
+            &model,
+            ScratchKind::Q,
+            q_slots[d].tokens,
+            DType::F32,
+        ),
+        dkv_part: b.scratch(
+            "dkv_part",
+            &model,
+            ScratchKind::Kv,
+            kv_slots[d].tokens,
+            DType::F32,
+        ),
+        dq_send: b.scratch(
+            "dq_send",
+            &model,
+            ScratchKind::Q,
+            q_slots[d].tokens,
+            model.dtype,
+        ),
+        dkv_send: b.scratch(
+            "dkv_send",
+            &model,
+            ScratchKind::Kv,
+            kv_slots[d].tokens,
+            model.dtype,
+        ),
+        dq_recv: b.scratch("dq_recv", &model, ScratchKind::Q, oq_tokens[d], model.dtype),
+        dkv_recv: b.scratch(
+            "dkv_recv",
+            &model,
+            ScratchKind::Kv,
+            okv_tokens[d],
+            model.dtype,
+        ),
+    };
+    (b, bufs)
+}
+
+/// Every transfer of both programs: remote inputs in the group of their first use, partials
+/// toward their homes.
+fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>) {
+    let (n, lay) = (cx.n, &cx.lay);
+    let (q_need, kv_need, q_last, kv_last) = (&cx.q_need, &cx.kv_need, &cx.q_last, &cx.kv_last);
+    let (q_slots, kv_slots, qi_slots, kvi_slots) =
+        (&cx.q_slots, &cx.kv_slots, &cx.qi_slots, &cx.kvi_slots);
+    let (oq_recv, okv_recv) = (&cx.oq_recv, &cx.okv_recv);
+    let (blen, home, qh, kh) = (
+        |b: u32| cx.blen(b),
+        |b: u32| cx.home(b),
+        |h: u32| cx.qh(h),
+        |h: u32| cx.kh(h),
+    );
+    let out_tag = |f: u32| cx.out_tag(f);
+    let mut fwd_x: Vec<Xfer> = Vec::new();
+    let mut bwd_x: Vec<Xfer> = Vec::new();
+    // Transfers.
+    for d in 0..n {
+        let du = d as usize;
+        for (&(q, hb), &s) in &q_need[du] {
+            let h = home(q);
+            let (src_row, dst_row, len) = (lay[h as usize].row[&q], qi_slots[du].at[&q], blen(q));
+            let ord = (0u8, q, hb, d);
+            fwd_x.push(Xfer {
+                tag: s,
+                order: ord,
+                src: h,
+                dst: d,
+                src_region: reg(fb[h as usize].q, src_row, len, qh(hb)),
+                dst_region: reg(fb[du].q_rem, dst_row, len, qh(hb)),
+            });
+            let (hs, ds) = (&bb[h as usize], &bb[du]);
+            for (i, (sb, db, heads)) in [
+                (hs.q, ds.q_rem, qh(hb)),
+                (hs.o, ds.o_rem, qh(hb)),
+                (hs.d_o, ds.do_rem, qh(hb)),
+                (hs.lse, ds.l_rem, qh(hb)),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                bwd_x.push(Xfer {
+                    tag: s,
+                    order: (i as u8, q, hb, d),
+                    src: h,
+                    dst: d,
+                    src_region: reg(sb, src_row, len, heads),
+                    dst_region: reg(db, dst_row, len, heads),
+                });
+            }
+        }
+        for (&(k, hb), &s) in &kv_need[du] {
+            let h = home(k);
+            let (src_row, dst_row, len) = (lay[h as usize].row[&k], kvi_slots[du].at[&k], blen(k));
+            fwd_x.push(Xfer {
+                tag: s,
+                order: (1, k, hb, d),
+                src: h,
+                dst: d,
+                src_region: reg(fb[h as usize].kv, src_row, len, kh(hb)),
+                dst_region: reg(fb[du].kv_rem, dst_row, len, kh(hb)),
+            });
+            bwd_x.push(Xfer {
+                tag: s,
+                order: (4, k, hb, d),
+                src: h,
+                dst: d,
+                src_region: reg(bb[h as usize].kv, src_row, len, kh(hb)),
+                dst_region: reg(bb[du].kv_rem, dst_row, len, kh(hb)),
+            });
+        }
+        // Partials toward their homes.
+        for (&(q, hb), &f) in &q_last[du] {
+            let h = home(q);
+            if h == d {
+                continue;
+            }
+            let (slot, rrow, len) = (q_slots[du].at[&q], oq_recv[h as usize][&(q, d)], blen(q));
+            let tag = out_tag(f);
+            fwd_x.push(Xfer {
+                tag,
+                order: (5, q, hb, d),
+                src: d,
+                dst: h,
+                src_region: reg(fb[du].o_send, slot, len, qh(hb)),
+                dst_region: reg(fb[h as usize].o_recv, rrow, len, qh(hb)),
+            });
+            fwd_x.push(Xfer {
+                tag,
+                order: (6, q, hb, d),
+                src: d,
+                dst: h,
+                src_region: reg(fb[du].l_part, slot, len, qh(hb)),
+                dst_region: reg(fb[h as usize].l_recv, rrow, len, qh(hb)),
+            });
+            bwd_x.push(Xfer {
+                tag,
+                order: (5, q, hb, d),
+                src: d,
+                dst: h,
+                src_region: reg(bb[du].dq_send, slot, len, qh(hb)),
+                dst_region: reg(bb[h as usize].dq_recv, rrow, len, qh(hb)),
+            });
+        }
+        for (&(k, hb), &f) in &kv_last[du] {
+            let h = home(k);
+            if h == d {
+                continue;
+            }
+            let (slot, rrow, len) = (kv_slots[du].at[&k], okv_recv[h as usize][&(k, d)], blen(k));
+            bwd_x.push(Xfer {
+                tag: out_tag(f),
+                order: (6, k, hb, d),
+                src: d,
+                dst: h,
+                src_region: reg(bb[du].dkv_send, slot, len, kh(hb)),
+                dst_region: reg(bb[h as usize].dkv_recv, rrow, len, kh(hb)),
+            });
+        }
+    }
+    (fwd_x, bwd_x)
+}
+
+/// Per device, its send/receive ops by tag, in one global order so pairs match.
+fn group(xs: &mut [Xfer], n: u32) -> Vec<BTreeMap<u32, Vec<P2p>>> {
+    xs.sort_by_key(|x| (x.tag, x.order, x.src, x.dst));
+    let mut per: Vec<BTreeMap<u32, Vec<P2p>>> = vec![BTreeMap::new(); n as usize];
+    for x in xs.iter() {
+        per[x.src as usize].entry(x.tag).or_default().push(P2p {
+            dir: Dir::Send,
+            peer: x.dst,
+            region: x.src_region,
+        });
+        per[x.dst as usize].entry(x.tag).or_default().push(P2p {
+            dir: Dir::Recv,
+            peer: x.src,
+            region: x.dst_region,
+        });
+    }
+    per
+}
+
+/// One device's emission.
+struct Dev<'a> {
+    cx: &'a Ctx<'a>,
+    d: usize,
+    fbuf: &'a FwdBufs,
+    bbuf: &'a BwdBufs,
+    /// Home (q, hb) computed by exactly one local work and nowhere else: their work writes the
+    /// final O/LSE straight into the outputs (no accumulator, no copy).
+    direct: BTreeSet<(u32, u32)>,
+}
+
+impl Dev<'_> {
+    /// Where a block's rows live on this device: its home rows in an IO-shaped buffer, or its
+    /// slot in a scratch buffer.
+    fn at(&self, blk: u32, heads: (u32, u32), buf_io: u32, buf_rem: u32, slots: &Slots) -> Region {
+        let cx = self.cx;
+        if cx.home(blk) == self.d as u32 {
+            reg(buf_io, cx.lay[self.d].row[&blk], cx.blen(blk), heads)
+        } else {
+            reg(buf_rem, slots.at[&blk], cx.blen(blk), heads)
+        }
+    }
+    /// A query block's partial-output rows.
+    fn q_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
+        self.at(q, self.cx.qh(hb), io, rem, &self.cx.q_slots[self.d])
+    }
+    /// A KV block's partial-gradient rows.
+    fn kv_at(&self, k: u32, hb: u32, io: u32, rem: u32) -> Region {
+        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kv_slots[self.d])
+    }
+    /// A query block's input rows.
+    fn qi_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
+        self.at(q, self.cx.qh(hb), io, rem, &self.cx.qi_slots[self.d])
+    }
+    /// A KV block's input rows.
+    fn kvi_at(&self, k: u32, hb: u32, io: u32, rem: u32) -> Region {
+        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kvi_slots[self.d])
+    }
+
+    /// Forward: home (q, hb) without local work start from the merge identity; backward: zero
+    /// every accumulator.
+    fn prologue(&self, f: &mut ProgramBuilder, b: &mut ProgramBuilder) {
+        let (cx, d, du, fbuf, bbuf) = (self.cx, self.d, self.d as u32, self.fbuf, self.bbuf);
+        let (table, lay, q_last) = (cx.table, &cx.lay, &cx.q_last);
+        let home = |b: u32| cx.home(b);
+        let q_at = |q: u32, hb: u32, io: u32, rem: u32| self.q_at(q, hb, io, rem);
+        for (bi, _) in table
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(bi, _)| home(*bi as u32) == du)
+        {
+            for hb in 0..table.n_head_blocks {
+                if !q_last[d].contains_key(&(bi as u32, hb)) {
+                    let r = q_at(bi as u32, hb, fbuf.o_acc, fbuf.o_part);
+                    f.push(Instr::Fill {
+                        dst: r,
+                        value: FillValue::Zero,
+                    });
+                    f.push(Instr::Fill {
+                        dst: Region {
+                            buf: fbuf.l_acc,
+                            ..r
+                        },
+                        value: FillValue::NegInf,
+                    });
+                }
+            }
+        }
+        // Backward prologue: zero every accumulator.
+        for (buf, tokens) in [(bbuf.dq_acc, lay[d].tokens), (bbuf.dkv_acc, lay[d].tokens)] {
+            if tokens > 0 {
+                b.push(Instr::Fill {
+                    dst: b.rows(buf, 0, tokens),
+                    value: FillValue::Zero,
+                });
+            }
+        }
+    }
+
+    /// Zeroes the partial-gradient slots of blocks first used in stage `s`.
+    fn zero_partials(&self, s: u32, b: &mut ProgramBuilder) {
+        let (cx, d, bbuf) = (self.cx, self.d, self.bbuf);
+        let (q_need, kv_need, q_slots, kv_slots) =
+            (&cx.q_need, &cx.kv_need, &cx.q_slots, &cx.kv_slots);
+        let blen = |b: u32| cx.blen(b);
+        for (need, slots, buf) in [
+            (&q_need[d], &q_slots[d], bbuf.dq_part),
+            (&kv_need[d], &kv_slots[d], bbuf.dkv_part),
+        ] {
+            let mut firsts: BTreeMap<u32, u32> = BTreeMap::new();
+            for (&(blk, _), &s0) in need {
+                let e = firsts.entry(blk).or_insert(s0);
+                *e = (*e).min(s0);
+            }
+            for (&blk, _) in firsts.iter().filter(|(_, &s0)| s0 == s) {
+                b.push(Instr::Fill {
+                    dst: b.rows(buf, slots.at[&blk], blen(blk)),
+                    value: FillValue::Zero,
+                });
+            }
+        }
+    }
+
+    /// The works of stage `s` (forward and backward) and the merges of their partial outputs.
+    fn stage_works(&self, s: u32, f: &mut ProgramBuilder, b: &mut ProgramBuilder) {
+        let (cx, d, du, fbuf, bbuf) = (self.cx, self.d, self.d as u32, self.fbuf, self.bbuf);
+        let (works, direct) = (&cx.works, &self.direct);
+        let (blen, home, qh) = (|b: u32| cx.blen(b), |b: u32| cx.home(b), |h: u32| cx.qh(h));
+        let q_at = |q: u32, hb: u32, io: u32, rem: u32| self.q_at(q, hb, io, rem);
+        let kv_at = |k: u32, hb: u32, io: u32, rem: u32| self.kv_at(k, hb, io, rem);
+        let qi_at = |q: u32, hb: u32, io: u32, rem: u32| self.qi_at(q, hb, io, rem);
+        let kvi_at = |k: u32, hb: u32, io: u32, rem: u32| self.kvi_at(k, hb, io, rem);
+        let ws = &works[d][s as usize];
+        let mut fw = Vec::new();
+        let mut merges = Vec::new();
+        let mut bw = Vec::new();
+        let mut tmp_row = 0u32;
+        for w in ws {
+            let qlen = blen(w.q);
+            let acc_o = q_at(w.q, w.hb, fbuf.o_acc, fbuf.o_part);
+            let acc_l = Region {
+                buf: if home(w.q) == du {
+                    fbuf.l_acc
+                } else {
+                    fbuf.l_part
+                },
+                ..acc_o
+            };
+            let (out_o, out_l) = if direct.contains(&(w.q, w.hb)) {
+                let r = q_at(w.q, w.hb, fbuf.o, fbuf.o_part);
+                (r, Region { buf: fbuf.lse, ..r })
+            } else if w.first {
+                (acc_o, acc_l)
+            } else {
+                let r = reg(fbuf.o_tmp, tmp_row, qlen, qh(w.hb));
+                tmp_row += qlen;
+                merges.push(Instr::Merge {
+                    o: acc_o,
+                    lse: acc_l,
+                    inputs: vec![
+                        (acc_o, acc_l),
+                        (
+                            r,
+                            Region {
+                                buf: fbuf.l_tmp,
+                                ..r
+                            },
+                        ),
+                    ],
+                });
+                (
+                    r,
+                    Region {
+                        buf: fbuf.l_tmp,
+                        ..r
+                    },
+                )
+            };
+            fw.push(FwdWork {
+                q: qi_at(w.q, w.hb, fbuf.q, fbuf.q_rem),
+                kv: w
+                    .kv
+                    .iter()
+                    .map(|&k| kvi_at(k, w.hb, fbuf.kv, fbuf.kv_rem))
+                    .collect(),
+                o: out_o,
+                lse: out_l,
+                rows: w.rows.clone(),
+            });
+            bw.push(BwdWork {
+                q: qi_at(w.q, w.hb, bbuf.q, bbuf.q_rem),
+                kv: w
+                    .kv
+                    .iter()
+                    .map(|&k| kvi_at(k, w.hb, bbuf.kv, bbuf.kv_rem))
+                    .collect(),
+                o: qi_at(w.q, w.hb, bbuf.o, bbuf.o_rem),
+                lse: qi_at(w.q, w.hb, bbuf.lse, bbuf.l_rem),
+                do_: qi_at(w.q, w.hb, bbuf.d_o, bbuf.do_rem),
+                dq: q_at(w.q, w.hb, bbuf.dq_acc, bbuf.dq_part),
+                dkv: w
+                    .kv
+                    .iter()
+                    .map(|&k| kv_at(k, w.hb, bbuf.dkv_acc, bbuf.dkv_part))
+                    .collect(),
+                rows: w.rows.clone(),
+            });
+        }
+        if !fw.is_empty() {
+            f.push(Instr::Attn {
+                stage: s,
+                works: fw,
+            });
+            b.push(Instr::AttnBwd {
+                stage: s,
+                works: bw,
+            });
+        }
+        for m in merges {
+            f.push(m);
+        }
+    }
+
+    /// Stages the partials that are final after stage `s` into their send buffers.
+    fn stage_partials(&self, s: u32, f: &mut ProgramBuilder, b: &mut ProgramBuilder) {
+        let (cx, d, du, fbuf, bbuf) = (self.cx, self.d, self.d as u32, self.fbuf, self.bbuf);
+        let (q_last, kv_last, q_slots, kv_slots) =
+            (&cx.q_last, &cx.kv_last, &cx.q_slots, &cx.kv_slots);
+        let (blen, home, qh, kh) = (
+            |b: u32| cx.blen(b),
+            |b: u32| cx.home(b),
+            |h: u32| cx.qh(h),
+            |h: u32| cx.kh(h),
+        );
+        for (&(q, hb), &last) in &q_last[d] {
+            if last == s && home(q) != du {
+                let slot = q_slots[d].at[&q];
+                f.push(Instr::Copy {
+                    src: reg(fbuf.o_part, slot, blen(q), qh(hb)),
+                    dst: reg(fbuf.o_send, slot, blen(q), qh(hb)),
+                });
+                b.push(Instr::Copy {
+                    src: reg(bbuf.dq_part, slot, blen(q), qh(hb)),
+                    dst: reg(bbuf.dq_send, slot, blen(q), qh(hb)),
+                });
+            }
+        }
+        for (&(k, hb), &last) in &kv_last[d] {
+            if last == s && home(k) != du {
+                let slot = kv_slots[d].at[&k];
+                b.push(Instr::Copy {
+                    src: reg(bbuf.dkv_part, slot, blen(k), kh(hb)),
+                    dst: reg(bbuf.dkv_send, slot, blen(k), kh(hb)),
+                });
+            }
+        }
+    }
+
+    /// Merges received partial outputs (forward) and sums partial gradients (backward) at the
+    /// home.
+    fn epilogue(&self, f: &mut ProgramBuilder, b: &mut ProgramBuilder) {
+        let (cx, d, fbuf, bbuf) = (self.cx, self.d, self.fbuf, self.bbuf);
+        let (table, q_last, kv_last, oq_recv, okv_recv) =
+            (cx.table, &cx.q_last, &cx.kv_last, &cx.oq_recv, &cx.okv_recv);
+        let (blen, qh, kh) = (|b: u32| cx.blen(b), |h: u32| cx.qh(h), |h: u32| cx.kh(h));
+        let q_at = |q: u32, hb: u32, io: u32, rem: u32| self.q_at(q, hb, io, rem);
+        let kv_at = |k: u32, hb: u32, io: u32, rem: u32| self.kv_at(k, hb, io, rem);
+        let mut recv_by_q: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
+        for (&(q, src), &row) in &oq_recv[d] {
+            recv_by_q.entry(q).or_default().push((src, row));
+        }
+        for (&q, srcs) in &recv_by_q {
+            for hb in 0..table.n_head_blocks {
+                let acc = q_at(q, hb, fbuf.o_acc, fbuf.o_part);
+                let mut inputs = vec![(
+                    acc,
+                    Region {
+                        buf: fbuf.l_acc,
+                        ..acc
+                    },
+                )];
+                let mut sums = vec![q_at(q, hb, bbuf.dq_acc, bbuf.dq_part)];
+                for &(src, row) in srcs {
+                    if q_last[src as usize].contains_key(&(q, hb)) {
+                        let r = reg(fbuf.o_recv, row, blen(q), qh(hb));
+                        inputs.push((
+                            r,
+                            Region {
+                                buf: fbuf.l_recv,
+                                ..r
+                            },
+                        ));
+                        sums.push(reg(bbuf.dq_recv, row, blen(q), qh(hb)));
+                    }
+                }
+                if inputs.len() > 1 {
+                    f.push(Instr::Merge {
+                        o: acc,
+                        lse: Region {
+                            buf: fbuf.l_acc,
+                            ..acc
+                        },
+                        inputs,
+                    });
+                    b.push(Instr::Sum {
+                        dst: sums[0],
+                        inputs: sums,
+                    });
+                }
+            }
+        }
+        let mut recv_by_k: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
+        for (&(k, src), &row) in &okv_recv[d] {
+            recv_by_k.entry(k).or_default().push((src, row));
+        }
+        for (&k, srcs) in &recv_by_k {
+            for hb in 0..table.n_head_blocks {
+                let acc = kv_at(k, hb, bbuf.dkv_acc, bbuf.dkv_part);
+                let mut sums = vec![acc];
+                for &(src, row) in srcs {
+                    if kv_last[src as usize].contains_key(&(k, hb)) {
+                        sums.push(reg(bbuf.dkv_recv, row, blen(k), kh(hb)));
+                    }
+                }
+                if sums.len() > 1 {
+                    b.push(Instr::Sum {
+                        dst: acc,
+                        inputs: sums,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Accumulated outputs to their buffers (runs of whole blocks with all head blocks
+    /// accumulated, single head blocks otherwise) and the gradients, converted to the caller's
+    /// dtype.
+    fn output_copies(&self, f: &mut ProgramBuilder, b: &mut ProgramBuilder) {
+        let (cx, d, du, fbuf, bbuf) = (self.cx, self.d, self.d as u32, self.fbuf, self.bbuf);
+        let (table, lay, direct) = (cx.table, &cx.lay, &self.direct);
+        let (blen, home, qh) = (|b: u32| cx.blen(b), |b: u32| cx.home(b), |h: u32| cx.qh(h));
+        let t = lay[d].tokens;
+        // Accumulated outputs to their buffers: runs of whole blocks with all head blocks
+        // accumulated, single head blocks otherwise.
+        let mut run: Option<(u32, u32)> = None;
+        let mut copies: Vec<Region> = Vec::new();
+        for (bi, _) in table
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(bi, _)| home(*bi as u32) == du)
+        {
+            let (row, len) = (lay[d].row[&(bi as u32)], blen(bi as u32));
+            let acc: Vec<u32> = (0..table.n_head_blocks)
+                .filter(|&hb| !direct.contains(&(bi as u32, hb)))
+                .collect();
+            if acc.len() == table.n_head_blocks as usize {
+                run = match run {
+                    Some((r0, l0)) if r0 + l0 == row => Some((r0, l0 + len)),
+                    Some(x) => {
+                        copies.push(f.rows(fbuf.o_acc, x.0, x.1));
+                        Some((row, len))
+                    }
+                    None => Some((row, len)),
+                };
+                continue;
+            }
+            if let Some(x) = run.take() {
+                copies.push(f.rows(fbuf.o_acc, x.0, x.1));
+            }
+            for hb in acc {
+                copies.push(reg(fbuf.o_acc, row, len, qh(hb)));
+            }
+        }
+        if let Some(x) = run {
+            copies.push(f.rows(fbuf.o_acc, x.0, x.1));
+        }
+        for r in copies {
+            f.push(Instr::Copy {
+                src: r,
+                dst: Region { buf: fbuf.o, ..r },
+            });
+            f.push(Instr::Copy {
+                src: Region {
+                    buf: fbuf.l_acc,
+                    ..r
+                },
+                dst: Region { buf: fbuf.lse, ..r },
+            });
+        }
+        if t > 0 {
+            b.push(Instr::Copy {
+                src: b.rows(bbuf.dq_acc, 0, t),
+                dst: b.rows(bbuf.dq, 0, t),
+            });
+            b.push(Instr::Copy {
+                src: b.rows(bbuf.dkv_acc, 0, t),
+                dst: b.rows(bbuf.dkv, 0, t),
+            });
+        }
+    }
+}
+
+/// Device `d`'s forward and backward programs.
+#[allow(clippy::too_many_arguments)]
+fn emit_device(
+    cx: &Ctx,
+    d: usize,
+    mut f: ProgramBuilder,
+    mut b: ProgramBuilder,
+    fbuf: &FwdBufs,
+    bbuf: &BwdBufs,
+    [fwd_groups, bwd_groups]: [&[BTreeMap<u32, Vec<P2p>>]; 2],
+    q_owners: &BTreeMap<(u32, u32), u32>,
+) -> (ProgramBuilder, ProgramBuilder) {
+    let (du, stages, works) = (d as u32, cx.stages, &cx.works);
+    let home = |b: u32| cx.home(b);
+    let direct: std::collections::BTreeSet<(u32, u32)> = {
+        let mut cnt: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+        for w in works[d].iter().flatten() {
+            *cnt.entry((w.q, w.hb)).or_default() += 1;
+        }
+        cnt.into_iter()
+            .filter(|&((q, hb), c)| c == 1 && home(q) == du && q_owners[&(q, hb)] == 1)
+            .map(|x| x.0)
+            .collect()
+    };
+    let dev = Dev {
+        cx,
+        d,
+        fbuf,
+        bbuf,
+        direct,
+    };
+    dev.prologue(&mut f, &mut b);
+    let mut f_waits: Vec<u32> = Vec::new();
+    let mut b_waits: Vec<u32> = Vec::new();
+    for s in 0..stages {
+        for (groups, pb, waits) in [
+            (&fwd_groups, &mut f, &mut f_waits),
+            (&bwd_groups, &mut b, &mut b_waits),
+        ] {
+            if s + 1 < stages {
+                if let Some(ops) = groups[d].get(&(s + 1)) {
+                    pb.push(Instr::Comm {
+                        tag: s + 1,
+                        ops: ops.clone(),
+                    });
+                    waits.push(s + 1);
+                }
+            }
+            if waits.contains(&s) {
+                pb.push(Instr::Wait { tag: s });
+                waits.retain(|&t| t != s);
+            }
+        }
+        dev.zero_partials(s, &mut b);
+        dev.stage_works(s, &mut f, &mut b);
+        dev.stage_partials(s, &mut f, &mut b);
+    }
+    for (groups, pb, waits) in [
+        (&fwd_groups, &mut f, &mut f_waits),
+        (&bwd_groups, &mut b, &mut b_waits),
+    ] {
+        if let Some(ops) = groups[d].get(&stages) {
+            pb.push(Instr::Comm {
+                tag: stages,
+                ops: ops.clone(),
+            });
+            waits.push(stages);
+        }
+        for t in std::mem::take(waits) {
+            pb.push(Instr::Wait { tag: t });
+        }
+    }
+    dev.epilogue(&mut f, &mut b);
+    dev.output_copies(&mut f, &mut b);
+    (f, b)
+}
+
+/// The DCP plan of `batch` for a placement and the stage of every tile.
+pub(super) fn emit(
+    batch: &BatchSpec,
+    topo: &Topology,
+    table: &BlockTable,
+    pl: &Placement,
+    stage: &[u32],
+    stages: u32,
+) -> Plan {
+    let n = topo.n_devices();
+    let mut cx = Ctx {
+        table,
+        pl,
+        model: batch.model,
+        n,
+        stages,
+        lay: layouts(table, pl, n),
+        works: Vec::new(),
+        q_last: Vec::new(),
+        kv_last: Vec::new(),
+        q_need: Vec::new(),
+        kv_need: Vec::new(),
+        q_slots: Vec::new(),
+        kv_slots: Vec::new(),
+        qi_slots: Vec::new(),
+        kvi_slots: Vec::new(),
+        oq_recv: Vec::new(),
+        okv_recv: Vec::new(),
+        oq_tokens: Vec::new(),
+        okv_tokens: Vec::new(),
+    };
+    usage(&mut cx, stage);
+    alloc_slots(&mut cx);
+    // Buffer ids of every device, declared first so transfers can name them.
+    let (mut fwd_builders, fb): (Vec<ProgramBuilder>, Vec<FwdBufs>) =
+        (0..n as usize).map(|d| declare_fwd(&cx, d)).unzip();
+    let (mut bwd_builders, bb): (Vec<ProgramBuilder>, Vec<BwdBufs>) =
+        (0..n as usize).map(|d| declare_bwd(&cx, d)).unzip();
+    let (mut fwd_x, mut bwd_x) = transfers(&cx, &fb, &bb);
+    let fwd_groups = group(&mut fwd_x, n);
+    let bwd_groups = group(&mut bwd_x, n);
+    // How many devices compute each (query block, head block).
+    let mut q_owners: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+    for ql in &cx.q_last {
+        for &k in ql.keys() {
+            *q_owners.entry(k).or_default() += 1;
+        }
+    }
+    let mut devices: Vec<DevicePlan> = Vec::new();
+    for d in 0..n as usize {
+        let f = std::mem::take(&mut fwd_builders[d]);
+        let b = std::mem::take(&mut bwd_builders[d]);
+        let groups = [&fwd_groups[..], &bwd_groups[..]];
+        let (f, b) = emit_device(&cx, d, f, b, &fb[d], &bb[d], groups, &q_owners);
+        devices.push(DevicePlan {
+            device: d as u32,
+            node: topo.node_of(d as u32),
+            layout: cx.lay[d].layout.clone(),
+            forward: f.finish(),
+            backward: b.finish(),
+        });
+    }
+    Plan {
+        version: PLAN_FORMAT_VERSION,
+        planner: "dcp".into(),
+        candidate: None,
+        batch: batch.clone(),
+        topology: *topo,
+        devices,
+    }
+}

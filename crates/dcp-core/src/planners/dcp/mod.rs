@@ -1,0 +1,154 @@
+//! The DCP planner: blockwise placement by hypergraph partitioning, an overlapped stage
+//! schedule, and forward/backward programs in the Plan IR.
+//!
+//! 1. **Placement.** One vertex per token block (weight: resident memory) and one per
+//!    computation tile (weight: attended pairs) — two separate balance constraints. One net per
+//!    data block joins its token block to every tile that reads it; its weight is the bytes the
+//!    plan moves when the net is cut, forward *and* backward (Q-side: Q, O, LSE out and back, dO,
+//!    dQ; KV-side: KV twice and dKV). Connectivity−1 is then exactly the bytes moved, and with
+//!    several nodes an inter-node span costs `inter_node_factor` times more.
+//! 2. **Schedule.** Stage 0 runs the tiles whose inputs are local; the remote tiles are split
+//!    into S−1 stages of equal compute, and the blocks a stage needs are fetched during the
+//!    previous stage. S comes from the cost model. Partial outputs (O/LSE forward, dQ/dKV
+//!    backward) leave for their owner in the first group launched after they are final.
+//! 3. **Candidates.** The plan of the best stage count is compared by the cost model with the
+//!    `local` plan (whole sequences per device, when they fit) and the zigzag plan; the cheapest
+//!    is returned, so a `dcp` plan is never predicted slower than static CP.
+
+mod emit;
+mod place;
+mod schedule;
+mod slots;
+
+use hypergraph::Preset;
+
+pub use place::{place, placement_problem, Placement};
+
+use crate::blocks::BlockTable;
+use crate::cost::{predict, CostModel};
+use crate::error::PlanningError;
+use crate::plan::Plan;
+use crate::planners::candidates::{predict_local, predict_ring, ring_lower_bound_ms};
+use crate::planners::local::plan_local;
+use crate::planners::ring::plan_ring;
+use crate::planners::PlannerKind;
+use crate::spec::{BatchSpec, Topology};
+use emit::emit;
+use schedule::{estimate, split_stages};
+
+#[derive(Debug, Clone)]
+pub struct DcpOptions {
+    /// Allowed compute imbalance (max/mean − 1) of the placement.
+    pub comp_epsilon: f64,
+    /// Allowed memory imbalance of the home data.
+    pub mem_epsilon: f64,
+    /// Cost of an inter-node byte relative to an intra-node byte (default: from the topology's
+    /// bandwidths, [`Topology::inter_cost_ratio`]).
+    pub inter_node_factor: Option<u64>,
+    pub seed: u64,
+    /// Fixed number of stages (default: chosen by the cost model).
+    pub stages: Option<u32>,
+    pub cost: CostModel,
+    pub preset: Preset,
+    /// Return the zigzag plan when the cost model predicts it faster.
+    pub fallback_static: bool,
+}
+
+impl Default for DcpOptions {
+    fn default() -> Self {
+        DcpOptions {
+            comp_epsilon: 0.08,
+            mem_epsilon: 0.15,
+            inter_node_factor: None,
+            seed: 0,
+            stages: None,
+            cost: CostModel::default(),
+            preset: Preset::Fast,
+            fallback_static: true,
+        }
+    }
+}
+
+/// Plans a batch with DCP.
+pub fn plan_dcp(
+    batch: &BatchSpec,
+    topo: &Topology,
+    opts: &DcpOptions,
+) -> Result<Plan, PlanningError> {
+    let table = BlockTable::build(batch)?;
+    let pl = place(&table, batch, topo, opts)?;
+    let n = topo.n_devices();
+    let any_remote = table.tiles.iter().enumerate().any(|(ti, t)| {
+        let d = pl.tile_dev[ti];
+        pl.block_home[t.q_block as usize] != d || pl.block_home[t.kv_block as usize] != d
+    });
+    let stages = match opts.stages {
+        Some(s) => s.max(if any_remote { 2 } else { 1 }),
+        None if !any_remote => 1,
+        None => (2..=8u32)
+            .map(|s| {
+                (
+                    s,
+                    estimate(
+                        &table,
+                        &pl,
+                        topo,
+                        &opts.cost,
+                        &split_stages(&table, &pl, n, s),
+                        s,
+                    ),
+                )
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|x| x.0)
+            .unwrap_or(2),
+    };
+    let stage = if stages == 1 {
+        vec![0; table.tiles.len()]
+    } else {
+        split_stages(&table, &pl, n, stages)
+    };
+    let plan = emit(batch, topo, &table, &pl, &stage, stages);
+    if !(opts.fallback_static && n > 1) {
+        return Ok(plan);
+    }
+    // The static candidates are predicted without building them; only a winner is emitted.
+    let mut best_t = {
+        let a = predict(&plan, &opts.cost);
+        a.fwd_ms + a.bwd_ms
+    };
+    let mut winner: Option<PlannerKind> = None;
+    // Whole sequences on single devices (no communication at all) when they fit and balance
+    // within the compute tolerance: the best plan when few devices share a batch of many
+    // sequences. (An unbalanced local plan can only win when the batch is so cheap that
+    // latencies dominate; it is not offered then.)
+    if let Ok((p, imbalance)) = predict_local(batch, topo, &opts.cost, None) {
+        let balanced = imbalance <= 1.0 + opts.comp_epsilon.max(0.10);
+        if balanced && p.fwd_ms + p.bwd_ms < best_t {
+            best_t = p.fwd_ms + p.bwd_ms;
+            winner = Some(PlannerKind::Local);
+        }
+    }
+    // Ring and zigzag: the model costs O(devices² · sequences) tile counts; skip it when even a
+    // lower bound (perfect compute balance; serialized KV and dKV hops over each device's link)
+    // cannot beat the best so far.
+    let flops: f64 = table.tiles.iter().map(|t| table.tile_flops(t)).sum();
+    for (kind, zigzag) in [(PlannerKind::Zigzag, true), (PlannerKind::Ring, false)] {
+        if best_t > ring_lower_bound_ms(batch, topo, &opts.cost, flops, zigzag) {
+            let p = predict_ring(batch, topo, &opts.cost, zigzag);
+            if p.fwd_ms + p.bwd_ms < best_t {
+                best_t = p.fwd_ms + p.bwd_ms;
+                winner = Some(kind);
+            }
+        }
+    }
+    // The plan says which candidate won (`candidate`); its planner stays `dcp`.
+    let mut best = match winner {
+        None => return Ok(plan),
+        Some(PlannerKind::Local) => plan_local(batch, topo, None)?,
+        Some(z) => plan_ring(batch, topo, z == PlannerKind::Zigzag)?,
+    };
+    best.planner = PlannerKind::Dcp.name().to_string();
+    best.candidate = winner;
+    Ok(best)
+}

@@ -1,0 +1,243 @@
+//! Every planner, one folder each, and one entry point by name: `ring`/`zigzag`
+//! ([`ring`]), `local` ([`local`]), the head-parallel baselines `ulysses` ([`ulysses`]) and
+//! `usp` ([`usp`]), and `dcp` ([`dcp`]: placement, schedule, emission).
+
+pub mod candidates;
+pub mod dcp;
+pub mod local;
+pub mod ring;
+pub mod ulysses;
+pub mod usp;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::PlanningError;
+use crate::plan::Plan;
+use crate::spec::{BatchSpec, Topology};
+
+/// The planners of this build, by their CLI / serialized name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlannerKind {
+    /// Hypergraph placement and staged schedule; returns a static candidate (`local`, `zigzag`,
+    /// `ring`) instead when the cost model predicts it faster, unless
+    /// [`crate::dcp::DcpOptions::fallback_static`] is off (CLI `--no-static-fallback`).
+    Dcp,
+    Ring,
+    Zigzag,
+    Local,
+    /// Head-parallel all-to-all (DeepSpeed-Ulysses), KV heads replicated when fewer than devices.
+    Ulysses,
+    /// 2-D head-parallel × zigzag ring (USP / LoongTrain); head degree from
+    /// [`PlannerOptions::usp_heads`] (CLI `usp:H`), default the largest that needs no replication.
+    Usp,
+}
+
+impl PlannerKind {
+    pub const ALL: [PlannerKind; 4] = [
+        PlannerKind::Ring,
+        PlannerKind::Zigzag,
+        PlannerKind::Local,
+        PlannerKind::Dcp,
+    ];
+    /// The head-parallel baselines: not in [`PlannerKind::ALL`] because they refuse some shapes
+    /// (more devices than query heads), so default comparisons leave them out.
+    pub const HEAD_PARALLEL: [PlannerKind; 2] = [PlannerKind::Ulysses, PlannerKind::Usp];
+    pub fn name(self) -> &'static str {
+        match self {
+            PlannerKind::Dcp => "dcp",
+            PlannerKind::Ring => "ring",
+            PlannerKind::Zigzag => "zigzag",
+            PlannerKind::Local => "local",
+            PlannerKind::Ulysses => "ulysses",
+            PlannerKind::Usp => "usp",
+        }
+    }
+}
+
+impl std::fmt::Display for PlannerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A planner name this build does not have.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unknown planner `{0}` (allowed: ring, zigzag, local, dcp, ulysses, usp, usp:H; `{DCP_ONLY}` = dcp without the static candidates, i.e. dcp with --no-static-fallback)")]
+pub struct UnknownPlanner(pub String);
+
+impl std::str::FromStr for PlannerKind {
+    type Err = UnknownPlanner;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PlannerKind::ALL
+            .into_iter()
+            .chain(PlannerKind::HEAD_PARALLEL)
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownPlanner(s.to_string()))
+    }
+}
+
+/// Planner names every comparison runs ([`PlannerKind::ALL`]).
+pub const PLANNERS: &[&str] = &["ring", "zigzag", "local", "dcp"];
+
+/// Head-parallel static planners by name ([`PlannerKind::HEAD_PARALLEL`]); `usp:H` picks H.
+pub const HEAD_PARALLEL: &[&str] = &["ulysses", "usp"];
+
+/// Whether `name` names a planner of this build ([`make_plan`] accepts it): a [`PlannerKind`],
+/// [`DCP_ONLY`], or `usp:H`.
+pub fn is_planner(name: &str) -> bool {
+    name == DCP_ONLY || name.parse::<PlannerKind>().is_ok() || usp_degree(name).is_some()
+}
+
+/// H of a `usp:H` name (a positive integer), else None.
+fn usp_degree(name: &str) -> Option<u32> {
+    name.strip_prefix("usp:")
+        .and_then(|h| h.parse::<u32>().ok())
+        .filter(|&h| h > 0)
+}
+
+/// Options shared by planners (each uses what applies to it).
+#[derive(Debug, Clone, Default)]
+pub struct PlannerOptions {
+    /// Per-device token budget for `local` (default: from the topology's device memory).
+    pub budget_tokens: Option<u64>,
+    /// Options of the `dcp` planner.
+    pub dcp: crate::dcp::DcpOptions,
+    /// Head-parallel degree H of `usp` (None: the largest valid without KV replication).
+    pub usp_heads: Option<u32>,
+}
+
+/// Name accepted by [`make_plan`] (not a [`PlannerKind`]): the `dcp` planner with
+/// [`crate::dcp::DcpOptions::fallback_static`] off, i.e. always the bare DCP placement (for
+/// benchmarks that take planner lists, such as `dcp bench-gpu --planners dcp,dcp-only`).
+pub const DCP_ONLY: &str = "dcp-only";
+
+/// Plans `batch` with the named planner (a [`PlannerKind`] name, or [`DCP_ONLY`]) and checks
+/// every device's buffers against the topology's per-device memory cap.
+pub fn make_plan(
+    name: &str,
+    batch: &BatchSpec,
+    topo: &Topology,
+    opts: &PlannerOptions,
+) -> Result<Plan, PlanningError> {
+    if name == DCP_ONLY {
+        let mut o = opts.clone();
+        o.dcp.fallback_static = false;
+        return plan_with(PlannerKind::Dcp, batch, topo, &o);
+    }
+    if let Some(h) = usp_degree(name) {
+        let mut o = opts.clone();
+        o.usp_heads = Some(h);
+        return plan_with(PlannerKind::Usp, batch, topo, &o);
+    }
+    plan_with(name.parse()?, batch, topo, opts)
+}
+
+/// Plans `batch` with planner `kind` and checks every device's buffers against the topology's
+/// per-device memory cap. Batches whose plan would be absurdly large are refused up front.
+pub fn plan_with(
+    kind: PlannerKind,
+    batch: &BatchSpec,
+    topo: &Topology,
+    opts: &PlannerOptions,
+) -> Result<Plan, PlanningError> {
+    batch.validate()?;
+    check_size(kind, batch, topo)?;
+    let plan = match kind {
+        PlannerKind::Ring => ring::plan_ring(batch, topo, false)?,
+        PlannerKind::Zigzag => ring::plan_ring(batch, topo, true)?,
+        PlannerKind::Local => local::plan_local(batch, topo, opts.budget_tokens)?,
+        PlannerKind::Dcp => dcp::plan_dcp(batch, topo, &opts.dcp)?,
+        PlannerKind::Ulysses => ulysses::plan_ulysses(batch, topo)?,
+        PlannerKind::Usp => usp::plan_usp(batch, topo, opts.usp_heads)?,
+    };
+    check_memory(&plan)?;
+    Ok(plan)
+}
+
+/// Most attention works (forward) a plan may hold: about 1 GB of IR per million works, so 20 M
+/// works is already a plan of tens of GB that no executor could use.
+pub const MAX_PLAN_WORKS: u64 = 20_000_000;
+
+/// Refuses a batch whose `kind` plan would exceed [`MAX_PLAN_WORKS`], estimated from its shape
+/// before anything is built: ring/zigzag hold a work per (device, step, sequence piece), dcp at
+/// most one per attended tile, local one per sequence. Also refuses a batch whose even share per
+/// device exceeds the device memory.
+pub fn check_size(
+    kind: PlannerKind,
+    batch: &BatchSpec,
+    topo: &Topology,
+) -> Result<(), PlanningError> {
+    let n = topo.n_devices() as u64;
+    // The smallest share any plan gives a device must fit its memory.
+    let bpt = local::bytes_per_token(batch);
+    let share = batch.total_tokens().div_ceil(n);
+    if share.saturating_mul(bpt) > topo.device_memory_bytes {
+        return Err(PlanningError::BatchTooLarge {
+            tokens: batch.total_tokens(),
+            devices: n as u32,
+            budget: topo.device_memory_bytes / bpt,
+        });
+    }
+    let nh = (batch.model.kv_heads / batch.head_block.max(1)) as u64;
+    let b = batch.block_size.max(1) as u64;
+    let per_seq = |s: &crate::spec::Sequence| -> u64 {
+        let len = s.len as u64;
+        match kind {
+            // Ring steps × pieces; the head-parallel plans hold at most as many (one work per
+            // member and ring step and piece).
+            PlannerKind::Ring | PlannerKind::Zigzag | PlannerKind::Ulysses | PlannerKind::Usp => {
+                let pieces = len.min(n);
+                pieces * pieces
+            }
+            PlannerKind::Local => 1,
+            // At most one work per attended tile: the attended pairs over B², plus two partial
+            // tiles per block row (closed-form count; the square bound for huge sequences).
+            PlannerKind::Dcp => {
+                let blocks = len.div_ceil(b);
+                let tiles = if len < 1 << 31 {
+                    (s.mask.compile(s.len).count_all() / (b * b) + 2 * blocks).min(blocks * blocks)
+                } else {
+                    blocks.saturating_mul(blocks)
+                };
+                tiles.saturating_mul(nh)
+            }
+        }
+    };
+    let (mut works, mut worst) = (0u64, (0usize, 0u64, 0u64));
+    for (i, s) in batch.seqs.iter().enumerate() {
+        let w = per_seq(s);
+        works = works.saturating_add(w);
+        if w > worst.2 {
+            worst = (i, s.len as u64, w);
+        }
+    }
+    if works > MAX_PLAN_WORKS {
+        return Err(PlanningError::PlanTooLarge {
+            planner: kind,
+            seq: worst.0,
+            tokens: worst.1,
+            works,
+            limit: MAX_PLAN_WORKS,
+        });
+    }
+    Ok(())
+}
+
+/// Fails when some device's resident buffers (the larger of its forward and backward programs)
+/// exceed `topology.device_memory_bytes`.
+pub fn check_memory(plan: &Plan) -> Result<(), PlanningError> {
+    let cap = plan.topology.device_memory_bytes;
+    for d in &plan.devices {
+        let need = d.forward.bytes().max(d.backward.bytes());
+        if need > cap {
+            return Err(PlanningError::MemoryCap {
+                planner: plan.planner.clone(),
+                device: d.device,
+                need,
+                cap,
+            });
+        }
+    }
+    Ok(())
+}
