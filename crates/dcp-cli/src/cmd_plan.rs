@@ -113,6 +113,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     let opts = PlannerOptions {
         budget_tokens: a.budget_tokens,
         dcp: a.dcp.options()?,
+        ..Default::default()
     };
     if let Some(dir) = &a.save {
         std::fs::create_dir_all(dir)?;

@@ -213,3 +213,21 @@ fn absurd_batches_are_refused_up_front() {
     assert_eq!((*seq, *limit), (1, dcp_core::planners::MAX_PLAN_WORKS));
     assert!(e.to_string().contains("sequence 1"), "{e}");
 }
+
+/// Building ring and zigzag programs on several threads gives the same plan byte for byte.
+#[test]
+fn ring_plans_do_not_depend_on_the_thread_count() {
+    use dcp_core::check::random_case;
+    for seed in 0..40u64 {
+        let (batch, topo) = random_case(seed, 150);
+        for p in ["ring", "zigzag"] {
+            let one = make_plan(p, &batch, &topo, &PlannerOptions::default()).unwrap();
+            let opts = PlannerOptions {
+                threads: 1 + (seed % 4) as usize * 2,
+                ..Default::default()
+            };
+            let many = make_plan(p, &batch, &topo, &opts).unwrap();
+            assert_eq!(one.to_bytes(), many.to_bytes(), "seed {seed} {p}");
+        }
+    }
+}

@@ -67,12 +67,48 @@ impl std::str::FromStr for PlannerKind {
 pub const PLANNERS: &[&str] = &["ring", "zigzag", "local", "dcp"];
 
 /// Options shared by planners (each uses what applies to it).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PlannerOptions {
     /// Per-device token budget for `local` (default: from the topology's device memory).
     pub budget_tokens: Option<u64>,
     /// Options of the `dcp` planner.
     pub dcp: crate::dcp::DcpOptions,
+    /// Threads that build the `ring` and `zigzag` programs (one device per task; the plan is
+    /// byte-identical for any count). Default 1.
+    pub threads: usize,
+}
+
+impl Default for PlannerOptions {
+    fn default() -> Self {
+        PlannerOptions {
+            budget_tokens: None,
+            dcp: crate::dcp::DcpOptions::default(),
+            threads: 1,
+        }
+    }
+}
+
+/// `f` over `0..n` on up to `threads` scoped threads (contiguous chunks), results in order, so
+/// the output does not depend on the thread count. A panic in a worker is resumed here.
+pub(crate) fn par_map<T: Send>(n: u32, threads: usize, f: impl Fn(u32) -> T + Sync) -> Vec<T> {
+    let t = threads.clamp(1, n.max(1) as usize);
+    if t == 1 {
+        return (0..n).map(f).collect();
+    }
+    let chunk = (n as usize).div_ceil(t);
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..t)
+            .map(|c| {
+                let (a, b) = ((c * chunk) as u32, ((c + 1) * chunk).min(n as usize) as u32);
+                s.spawn(move || (a..b).map(f).collect::<Vec<T>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Name accepted by [`make_plan`] (not a [`PlannerKind`]): the `dcp` planner with
@@ -107,8 +143,8 @@ pub fn plan_with(
     batch.validate()?;
     check_size(kind, batch, topo)?;
     let plan = match kind {
-        PlannerKind::Ring => ring::plan_ring(batch, topo, false)?,
-        PlannerKind::Zigzag => ring::plan_ring(batch, topo, true)?,
+        PlannerKind::Ring => ring::plan_ring_threads(batch, topo, false, opts.threads)?,
+        PlannerKind::Zigzag => ring::plan_ring_threads(batch, topo, true, opts.threads)?,
         PlannerKind::Local => local::plan_local(batch, topo, opts.budget_tokens)?,
         PlannerKind::Dcp => dcp::plan_dcp(batch, topo, &opts.dcp)?,
     };
