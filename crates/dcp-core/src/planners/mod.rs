@@ -170,6 +170,20 @@ pub fn check_size(
     let bpt = local::bytes_per_token(batch);
     let share = batch.total_tokens().div_ceil(n);
     if share.saturating_mul(bpt) > topo.device_memory_bytes {
+        let budget = topo.device_memory_bytes / bpt;
+        let longest = batch
+            .seqs
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, s)| (s.len, usize::MAX - i));
+        if let Some((seq, s)) = longest.filter(|(_, s)| s.len as u64 > budget.saturating_mul(n)) {
+            return Err(PlanningError::SequenceExceedsCluster {
+                seq,
+                tokens: s.len as u64,
+                devices: n as u32,
+                budget,
+            });
+        }
         return Err(PlanningError::BatchTooLarge {
             tokens: batch.total_tokens(),
             devices: n as u32,
