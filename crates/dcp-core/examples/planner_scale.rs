@@ -5,7 +5,8 @@
 //! Each size plans `count` batches of the dataset (`--lengths fixed`: the dataset's lengths, more
 //! sequences per batch; `scaled`: lengths × tokens / 131 072), on one thread, and prints one JSON line per plan and a
 //! markdown table (median / max planning ms, bytes moved fwd+bwd) per configuration;
-//! `--plot FILE.png` draws planning time and bytes moved against tokens × devices.
+//! `--threads N` builds ring/zigzag programs on N threads (the reported CPU time is then the
+//! calling thread's only: use wall time); `--plot FILE.png` draws planning time and bytes moved against tokens × devices.
 
 use std::time::Instant;
 
@@ -50,7 +51,11 @@ fn main() {
         .position(|a| a == "--plot")
         .and_then(|i| args.get(i + 1).cloned());
     let mut series: Vec<Series> = Vec::new();
-    let opts = PlannerOptions::default();
+    // Threads for ring/zigzag emission (`--threads`, default 1: the one-core numbers).
+    let opts = PlannerOptions {
+        threads: arg(&args, "--threads", "1").parse().expect("--threads"),
+        ..Default::default()
+    };
     let model = ModelShape::default();
     println!("| dataset | mask | tokens | topology | planner | plans | plan CPU ms median | max | GB moved (mean) | winners |");
     println!("|---|---|---|---|---|---|---|---|---|---|");

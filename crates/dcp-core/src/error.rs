@@ -115,6 +115,13 @@ pub enum PlanningError {
     Partition(String),
     #[error(transparent)]
     UnknownPlanner(#[from] crate::planners::UnknownPlanner),
+    #[error("sequence {seq} ({tokens} tokens) does not fit {devices} devices with a memory budget of {budget} tokens each, even split over all of them")]
+    SequenceExceedsCluster {
+        seq: usize,
+        tokens: u64,
+        devices: u32,
+        budget: u64,
+    },
     #[error("the {planner} plan of this batch would hold about {works} attention works (sequence {seq}, {tokens} tokens, is the largest contributor); the limit is {limit}: use fewer devices, a larger block size, or split the sequence")]
     PlanTooLarge {
         planner: crate::planners::PlannerKind,

@@ -195,13 +195,21 @@ fn absurd_batches_are_refused_up_front() {
     for p in ["dcp", "zigzag", "ring", "local"] {
         let t0 = std::time::Instant::now();
         let e = make_plan(p, &b, &Topology::new(4, 8), &opts).unwrap_err();
-        assert!(matches!(e, PlanningError::BatchTooLarge { .. }), "{p}: {e}");
+        assert!(
+            matches!(e, PlanningError::SequenceExceedsCluster { seq: 0, .. }),
+            "{p}: {e}"
+        );
+        assert!(e.to_string().contains("sequence 0"), "{p}: {e}");
         assert!(
             t0.elapsed().as_secs() < 5,
             "{p}: refusing took {:?}",
             t0.elapsed()
         );
     }
+    // Many sequences that only together exceed the cluster: the batch is named.
+    let many = BatchSpec::uniform(&[3_000_000; 100], MaskSpec::Causal, model, 1024);
+    let e = make_plan("zigzag", &many, &Topology::new(4, 8), &opts).unwrap_err();
+    assert!(matches!(e, PlanningError::BatchTooLarge { .. }), "{e}");
     // Fits memory on 4096 devices, but the dcp plan would hold ~7.6 M tiles per head block.
     let big = BatchSpec::uniform(&[100, 4_000_000_000], MaskSpec::Causal, model, 1024);
     let mut topo = Topology::new(512, 8);
@@ -212,4 +220,22 @@ fn absurd_batches_are_refused_up_front() {
     };
     assert_eq!((*seq, *limit), (1, dcp_core::planners::MAX_PLAN_WORKS));
     assert!(e.to_string().contains("sequence 1"), "{e}");
+}
+
+/// Building ring and zigzag programs on several threads gives the same plan byte for byte.
+#[test]
+fn ring_plans_do_not_depend_on_the_thread_count() {
+    use dcp_core::check::random_case;
+    for seed in 0..40u64 {
+        let (batch, topo) = random_case(seed, 150);
+        for p in ["ring", "zigzag"] {
+            let one = make_plan(p, &batch, &topo, &PlannerOptions::default()).unwrap();
+            let opts = PlannerOptions {
+                threads: 1 + (seed % 4) as usize * 2,
+                ..Default::default()
+            };
+            let many = make_plan(p, &batch, &topo, &opts).unwrap();
+            assert_eq!(one.to_bytes(), many.to_bytes(), "seed {seed} {p}");
+        }
+    }
 }

@@ -97,14 +97,51 @@ fn usp_degree(name: &str) -> Option<u32> {
 }
 
 /// Options shared by planners (each uses what applies to it).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PlannerOptions {
     /// Per-device token budget for `local` (default: from the topology's device memory).
     pub budget_tokens: Option<u64>,
     /// Options of the `dcp` planner.
     pub dcp: crate::dcp::DcpOptions,
+    /// Threads that build the `ring` and `zigzag` programs (one device per task; the plan is
+    /// byte-identical for any count). Default 1.
+    pub threads: usize,
     /// Head-parallel degree H of `usp` (None: the largest valid without KV replication).
     pub usp_heads: Option<u32>,
+}
+
+impl Default for PlannerOptions {
+    fn default() -> Self {
+        PlannerOptions {
+            budget_tokens: None,
+            dcp: crate::dcp::DcpOptions::default(),
+            threads: 1,
+            usp_heads: None,
+        }
+    }
+}
+
+/// `f` over `0..n` on up to `threads` scoped threads (contiguous chunks), results in order, so
+/// the output does not depend on the thread count. A panic in a worker is resumed here.
+pub(crate) fn par_map<T: Send>(n: u32, threads: usize, f: impl Fn(u32) -> T + Sync) -> Vec<T> {
+    let t = threads.clamp(1, n.max(1) as usize);
+    if t == 1 {
+        return (0..n).map(f).collect();
+    }
+    let chunk = (n as usize).div_ceil(t);
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..t)
+            .map(|c| {
+                let (a, b) = ((c * chunk) as u32, ((c + 1) * chunk).min(n as usize) as u32);
+                s.spawn(move || (a..b).map(f).collect::<Vec<T>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// Name accepted by [`make_plan`] (not a [`PlannerKind`]): the `dcp` planner with
@@ -144,8 +181,8 @@ pub fn plan_with(
     batch.validate()?;
     check_size(kind, batch, topo)?;
     let plan = match kind {
-        PlannerKind::Ring => ring::plan_ring(batch, topo, false)?,
-        PlannerKind::Zigzag => ring::plan_ring(batch, topo, true)?,
+        PlannerKind::Ring => ring::plan_ring_threads(batch, topo, false, opts.threads)?,
+        PlannerKind::Zigzag => ring::plan_ring_threads(batch, topo, true, opts.threads)?,
         PlannerKind::Local => local::plan_local(batch, topo, opts.budget_tokens)?,
         PlannerKind::Dcp => dcp::plan_dcp(batch, topo, &opts.dcp)?,
         PlannerKind::Ulysses => ulysses::plan_ulysses(batch, topo)?,
@@ -173,6 +210,20 @@ pub fn check_size(
     let bpt = local::bytes_per_token(batch);
     let share = batch.total_tokens().div_ceil(n);
     if share.saturating_mul(bpt) > topo.device_memory_bytes {
+        let budget = topo.device_memory_bytes / bpt;
+        let longest = batch
+            .seqs
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, s)| (s.len, usize::MAX - i));
+        if let Some((seq, s)) = longest.filter(|(_, s)| s.len as u64 > budget.saturating_mul(n)) {
+            return Err(PlanningError::SequenceExceedsCluster {
+                seq,
+                tokens: s.len as u64,
+                devices: n as u32,
+                budget,
+            });
+        }
         return Err(PlanningError::BatchTooLarge {
             tokens: batch.total_tokens(),
             devices: n as u32,

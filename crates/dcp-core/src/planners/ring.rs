@@ -14,6 +14,7 @@ use crate::plan::{
     BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Program, Region,
     RowRanges, TokenSpan, PLAN_FORMAT_VERSION,
 };
+use crate::planners::par_map;
 use crate::spec::{BatchSpec, DType, ModelShape, Topology};
 
 /// A sequence's tokens on one device: its spans and the buffer row where they start.
@@ -291,8 +292,19 @@ impl RingDev<'_> {
     }
 }
 
-/// The `ring` planner (`zigzag = false`) or the `zigzag` planner.
+/// The `ring` planner (`zigzag = false`) or the `zigzag` planner, on one thread.
 pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Plan, PlanningError> {
+    plan_ring_threads(batch, topo, zigzag, 1)
+}
+
+/// [`plan_ring`] with the devices' programs built on up to `threads` threads; the plan is the
+/// same byte for byte.
+pub fn plan_ring_threads(
+    batch: &BatchSpec,
+    topo: &Topology,
+    zigzag: bool,
+    threads: usize,
+) -> Result<Plan, PlanningError> {
     batch.validate()?;
     let n = topo.n_devices();
     let model = batch.model;
@@ -310,8 +322,7 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
             piece_at[p.seq as usize][d] = Some(k as u32);
         }
     }
-    let mut devices = Vec::new();
-    for i in 0..n {
+    let devices = par_map(n, threads, |i| {
         let dev = RingDev {
             n,
             i,
@@ -338,14 +349,14 @@ pub fn plan_ring(batch: &BatchSpec, topo: &Topology, zigzag: bool) -> Result<Pla
                 v
             })
             .collect();
-        devices.push(DevicePlan {
+        DevicePlan {
             device: i,
             node: topo.node_of(i),
             layout: layout_of(&pieces[i as usize]),
             forward: dev.forward(&steps),
             backward: dev.backward(&mut steps),
-        });
-    }
+        }
+    });
     Ok(Plan {
         version: PLAN_FORMAT_VERSION,
         planner: if zigzag { "zigzag" } else { "ring" }.to_string(),
