@@ -20,10 +20,10 @@ pub mod mask;
 pub mod spec;
 pub mod stats;
 
-pub use error::{PlanError, PlanningError, SpecError};
+pub use error::{PlanError, PlanErrorKind, PlanningError, SpecError};
 pub mod interp;
 pub mod plan;
 pub mod planners;
 pub mod validate;
 
-pub use validate::validate;
+pub use validate::{validate, ValidatedPlan};

@@ -1,0 +1,512 @@
+//! Attended pairs in closed form: a work's pairs, a mask's pairs and their coverage summaries.
+//!
+//! A set of attended pairs is stored as *trapezoids*: query tokens `[q0, q1)` of one sequence,
+//! and per query `q` the keys `max(lo_i(q)) ≤ k < min(hi_j(q))` with every bound linear in `q`.
+//! A work's pairs, the mask restricted to an output cell block, and any of their intersections
+//! are such sets. Over a run of queries on which no two bounds cross, the lengths are an
+//! arithmetic series and the pairs' hash a geometric one, so counting and hashing cost a few
+//! operations per crossing, never per token.
+//!
+//! The hash of a pair set is the polynomial `Σ x^q · z^h · y^k` (global query token `q`, query
+//! head `h`, global key token `k`) evaluated modulo the prime 2⁶¹−1 at fixed pseudo-random points.
+//! Pair multisets that differ give different polynomials, so equal hashes of different sets need
+//! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
+//! we plan (Schwartz–Zippel, degree ≤ 2²¹).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::mask::{CompiledMask, Lin};
+
+const P: u64 = (1 << 61) - 1;
+
+#[inline]
+fn mulm(a: u64, b: u64) -> u64 {
+    let r = a as u128 * b as u128;
+    let s = ((r as u64) & P) + ((r >> 61) as u64);
+    if s >= P {
+        s - P
+    } else {
+        s
+    }
+}
+
+#[inline]
+fn addm(a: u64, b: u64) -> u64 {
+    let s = a + b;
+    if s >= P {
+        s - P
+    } else {
+        s
+    }
+}
+
+#[inline]
+fn subm(a: u64, b: u64) -> u64 {
+    if a >= b {
+        a - b
+    } else {
+        a + P - b
+    }
+}
+
+fn powm(mut b: u64, mut e: u64) -> u64 {
+    let mut r = 1u64;
+    while e > 0 {
+        if e & 1 == 1 {
+            r = mulm(r, b);
+        }
+        b = mulm(b, b);
+        e >>= 1;
+    }
+    r
+}
+
+fn invm(a: u64) -> u64 {
+    powm(a, P - 2)
+}
+
+/// Count and hash of a multiset of attended pairs; adding sets adds summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct PairSum {
+    pub count: u64,
+    pub hash: u64,
+}
+
+impl PairSum {
+    pub fn add(self, o: PairSum) -> PairSum {
+        PairSum {
+            count: self.count + o.count,
+            hash: addm(self.hash, o.hash),
+        }
+    }
+}
+
+/// The evaluation point and cached constants.
+pub(super) struct Hasher {
+    x: u64,
+    y: u64,
+    y_inv: u64,
+    z: u64,
+    inv_y1: u64,
+    inv_z1: u64,
+    /// `1 / (x·y^m − 1)` for key slopes `m` in `-4..=4`.
+    inv_ratio: [u64; 9],
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        // Fixed pseudo-random points (any values not 0 or 1 work; fixed keeps plans' verdicts
+        // reproducible).
+        let (x, y, z) = (
+            0x1d2c_9a3f_6b4e_8f17 % P,
+            0x0c5a_d7e1_93b2_4a6d % P,
+            0x13f0_86c4_5e29_d1ab % P,
+        );
+        let y_inv = invm(y);
+        let mut inv_ratio = [0u64; 9];
+        for (i, v) in inv_ratio.iter_mut().enumerate() {
+            let r = mulm(x, pow_signed(y, y_inv, i as i64 - 4));
+            *v = if r == 1 { 0 } else { invm(subm(r, 1)) };
+        }
+        Hasher {
+            x,
+            y,
+            y_inv,
+            z,
+            inv_y1: invm(subm(y, 1)),
+            inv_z1: invm(subm(z, 1)),
+            inv_ratio,
+        }
+    }
+
+    /// `Σ_{q=a}^{b-1} x^q · y^{c + m·q}` (exponents may be negative for `c` only).
+    fn geo(&self, a: i64, b: i64, c: i64, m: i64) -> u64 {
+        let n = (b - a) as u64;
+        let r = mulm(self.x, pow_signed(self.y, self.y_inv, m));
+        let series = if r == 1 {
+            n % P
+        } else {
+            let inv = if (-4..=4).contains(&m) {
+                self.inv_ratio[(m + 4) as usize]
+            } else {
+                invm(subm(r, 1))
+            };
+            mulm(powm(r, a as u64), mulm(subm(powm(r, n), 1), inv))
+        };
+        mulm(series, pow_signed(self.y, self.y_inv, c))
+    }
+
+    /// Hash factor and count of query heads `[h0, h1)`: `Σ z^h` and `h1 − h0`.
+    pub fn heads(&self, h0: u32, h1: u32) -> PairSum {
+        if h1 <= h0 {
+            return PairSum::default();
+        }
+        PairSum {
+            count: (h1 - h0) as u64,
+            hash: mulm(
+                subm(powm(self.z, h1 as u64), powm(self.z, h0 as u64)),
+                self.inv_z1,
+            ),
+        }
+    }
+}
+
+fn pow_signed(b: u64, b_inv: u64, e: i64) -> u64 {
+    if e >= 0 {
+        powm(b, e as u64)
+    } else {
+        powm(b_inv, e.unsigned_abs())
+    }
+}
+
+/// Scales a pair set over keys and queries by a head set: every pair taken once per head.
+pub(super) fn times_heads(t: PairSum, h: PairSum) -> PairSum {
+    PairSum {
+        count: t.count * h.count,
+        hash: mulm(t.hash, h.hash),
+    }
+}
+
+/// Splits `[q0, q1)` into runs on which no two of `lines` cross: the order of any two lines (or
+/// their equality) is the same on every query of a run. Calls `f(a, b)` per run, in order.
+pub(super) fn constant_order_runs(q0: i64, q1: i64, lines: &[Lin], mut f: impl FnMut(i64, i64)) {
+    if q0 >= q1 {
+        return;
+    }
+    let mut cuts: Vec<i64> = vec![q0, q1];
+    for (i, a) in lines.iter().enumerate() {
+        for b in &lines[i + 1..] {
+            if a.slope != b.slope {
+                // a(q) = b(q) at q = (b.c − a.c) / (a.slope − b.slope); isolate that query.
+                let (num, den) = (b.c - a.c, a.slope - b.slope);
+                let (num, den) = if den < 0 { (-num, -den) } else { (num, den) };
+                let x = num.div_euclid(den);
+                for p in [x, x + 1] {
+                    if p > q0 && p < q1 {
+                        cuts.push(p);
+                    }
+                }
+            }
+        }
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    for w in cuts.windows(2) {
+        f(w[0], w[1]);
+    }
+}
+
+/// The bound that is largest (`max`) or smallest over a run without crossings.
+fn extreme(lines: &[Lin], a: i64, b: i64, max: bool) -> Lin {
+    let key = |l: &Lin| (l.at(a), l.at(b - 1));
+    let it = lines.iter().copied();
+    if max {
+        it.max_by_key(key).expect("at least one bound")
+    } else {
+        it.min_by_key(key).expect("at least one bound")
+    }
+}
+
+/// Count (and, unless `count_only`, hash) of the pairs `q ∈ [q0, q1)`,
+/// `max(lo(q)) ≤ k < min(hi(q))`, with global offsets `qoff`, `koff` of the sequence.
+pub(super) fn trap_sum(
+    h: &Hasher,
+    q0: i64,
+    q1: i64,
+    lo: &[Lin],
+    hi: &[Lin],
+    off: u64,
+    count_only: bool,
+) -> PairSum {
+    let mut lines: Vec<Lin> = Vec::with_capacity(lo.len() + hi.len());
+    lines.extend_from_slice(lo);
+    lines.extend_from_slice(hi);
+    let mut out = PairSum::default();
+    let mut count: i128 = 0;
+    let off = off as i64;
+    constant_order_runs(q0, q1, &lines, |a, b| {
+        let l = extreme(lo, a, b, true);
+        let u = extreme(hi, a, b, false);
+        let (la, lb) = (u.at(a) - l.at(a), u.at(b - 1) - l.at(b - 1));
+        if la <= 0 || lb <= 0 {
+            // No crossing inside: the run is empty throughout (a touching end is an isolated
+            // run of its own).
+            return;
+        }
+        count += (la + lb) as i128 * (b - a) as i128 / 2;
+        if !count_only {
+            // Σ_q x^(off+q) (y^(off+u(q)) − y^(off+l(q))) / (y − 1).
+            let gu = h.geo(a, b, off + u.c, u.slope);
+            let gl = h.geo(a, b, off + l.c, l.slope);
+            let xo = powm(h.x, off as u64);
+            out.hash = addm(out.hash, mulm(mulm(subm(gu, gl), h.inv_y1), xo));
+        }
+    });
+    out.count = count as u64;
+    out
+}
+
+/// Pairs of one work: trapezoids over (query token, key token) of one sequence, each taken once
+/// per query head of `qheads`.
+#[derive(Debug)]
+pub(super) struct WorkPairs {
+    /// Global offset of the sequence's first token.
+    pub off: u64,
+    /// Query heads as runs `[h0, h1)`.
+    pub qheads: Vec<(u32, u32)>,
+    pub traps: Vec<Trap>,
+}
+
+/// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)`, read through the work's KV region `kvreg`.
+#[derive(Debug, Clone)]
+pub(super) struct Trap {
+    pub q0: u32,
+    pub q1: u32,
+    pub lo: [Lin; 2],
+    pub hi: [Lin; 2],
+    pub kvreg: u32,
+}
+
+/// Which cells a coverage is read for: query tokens, key tokens, query heads, KV region.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cells {
+    pub q: (u32, u32),
+    pub k: (u32, u32),
+    pub heads: (u32, u32),
+}
+
+impl WorkPairs {
+    /// Summary of this work's pairs inside `cells`, only through KV region `kvreg` if given.
+    pub fn sum(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
+        let mut t = PairSum::default();
+        let kl = Lin::c(cells.k.0 as i64);
+        let ku = Lin::c(cells.k.1 as i64);
+        for tr in &self.traps {
+            if kvreg.is_some_and(|r| r != tr.kvreg) {
+                continue;
+            }
+            let q0 = tr.q0.max(cells.q.0);
+            let q1 = tr.q1.min(cells.q.1);
+            if q0 >= q1 {
+                continue;
+            }
+            let lo = [tr.lo[0], tr.lo[1], kl];
+            let hi = [tr.hi[0], tr.hi[1], ku];
+            t = t.add(trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, self.off, false));
+        }
+        let mut heads = PairSum::default();
+        for &(a, b) in &self.qheads {
+            heads = heads.add(h.heads(a.max(cells.heads.0), b.min(cells.heads.1)));
+        }
+        times_heads(t, heads)
+    }
+}
+
+/// Pairs of `mask` (a sequence at global offset `off`) with query in `q`, key in `k`: the pairs an
+/// output block must hold, per head.
+pub(super) fn mask_sum(
+    h: &Hasher,
+    mask: &CompiledMask,
+    off: u64,
+    q: (u32, u32),
+    k: (u32, u32),
+) -> PairSum {
+    let (q0, q1) = (q.0 as i64, q.1 as i64);
+    let mut t = PairSum::default();
+    let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
+    let (kl, ku) = (Lin::c(k.0 as i64), Lin::c(k.1 as i64));
+    let (zero, len) = (Lin::c(0), Lin::c(mask.len as i64));
+    for seg in &mask.segs[first..] {
+        if seg.rows.0 >= q1 {
+            break;
+        }
+        let (a, b) = (seg.rows.0.max(q0), seg.rows.1.min(q1));
+        for r in &seg.ranges {
+            t = t.add(trap_sum(
+                h,
+                a,
+                b,
+                &[r.start, zero, kl],
+                &[r.end, len, ku],
+                off,
+                false,
+            ));
+        }
+    }
+    t
+}
+
+/// Attended pairs of `tr` that lie inside the mask (count only).
+pub(super) fn count_inside_mask(h: &Hasher, mask: &CompiledMask, tr: &Trap) -> u64 {
+    let (q0, q1) = (tr.q0 as i64, tr.q1 as i64);
+    let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
+    let (zero, len) = (Lin::c(0), Lin::c(mask.len as i64));
+    let mut n = 0;
+    for seg in &mask.segs[first..] {
+        if seg.rows.0 >= q1 {
+            break;
+        }
+        let (a, b) = (seg.rows.0.max(q0), seg.rows.1.min(q1));
+        for r in &seg.ranges {
+            let lo = [tr.lo[0], tr.lo[1], r.start, zero];
+            let hi = [tr.hi[0], tr.hi[1], r.end, len];
+            n += trap_sum(h, a, b, &lo, &hi, 0, true).count;
+        }
+    }
+    n
+}
+
+/// Which pairs a partial result holds: the pairs of the works folded into it. Shared between the
+/// blocks a result is copied or split into; a block reads it for its own cells only.
+#[derive(Debug)]
+pub(super) enum CovNode {
+    /// One work's pairs (for dKV: only those read through KV region `kvreg`).
+    Leaf {
+        w: Rc<WorkPairs>,
+        kvreg: Option<u32>,
+    },
+    Join(Cov, Cov),
+}
+
+pub(super) type Cov = Rc<CovNode>;
+
+pub(super) fn join(a: &Cov, b: &Cov) -> Cov {
+    Rc::new(CovNode::Join(a.clone(), b.clone()))
+}
+
+/// Same pairs by construction (shared node, or equal trees of shared works).
+pub(super) fn cov_eq(a: &Cov, b: &Cov) -> bool {
+    if Rc::ptr_eq(a, b) {
+        return true;
+    }
+    match (&**a, &**b) {
+        (CovNode::Leaf { w, kvreg }, CovNode::Leaf { w: w2, kvreg: k2 }) => {
+            Rc::ptr_eq(w, w2) && kvreg == k2
+        }
+        (CovNode::Join(a1, a2), CovNode::Join(b1, b2)) => cov_eq(a1, b1) && cov_eq(a2, b2),
+        _ => false,
+    }
+}
+
+/// Sums a coverage over `cells`; shared sub-trees are summed once each (`memo`, cleared here).
+pub(super) fn cov_sum(
+    h: &Hasher,
+    cov: &Cov,
+    cells: &Cells,
+    memo: &mut HashMap<*const CovNode, PairSum>,
+) -> PairSum {
+    memo.clear();
+    // Post-order walk with an explicit stack (accumulation chains can be long).
+    let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
+    let mut vals: Vec<PairSum> = Vec::new();
+    while let Some((n, expanded)) = stack.pop() {
+        let key = Rc::as_ptr(n);
+        let shared = Rc::strong_count(n) > 1;
+        if !expanded {
+            if shared {
+                if let Some(v) = memo.get(&key) {
+                    vals.push(*v);
+                    continue;
+                }
+            }
+            match &**n {
+                CovNode::Leaf { w, kvreg } => {
+                    let v = w.sum(h, cells, *kvreg);
+                    if shared {
+                        memo.insert(key, v);
+                    }
+                    vals.push(v);
+                }
+                CovNode::Join(a, b) => {
+                    stack.push((n, true));
+                    stack.push((b, false));
+                    stack.push((a, false));
+                }
+            }
+        } else {
+            let b = vals.pop().expect("child value");
+            let a = vals.pop().expect("child value");
+            let v = a.add(b);
+            if shared {
+                memo.insert(key, v);
+            }
+            vals.push(v);
+        }
+    }
+    vals.pop().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::MaskSpec;
+
+    /// Brute-force pair set summary for small cases.
+    fn brute(h: &Hasher, pairs: &[(u64, u32, u64)]) -> PairSum {
+        let mut s = PairSum::default();
+        for &(q, hd, k) in pairs {
+            s = s.add(PairSum {
+                count: 1,
+                hash: mulm(mulm(powm(h.x, q), powm(h.z, hd as u64)), powm(h.y, k)),
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn closed_form_sums_match_brute_force() {
+        let h = Hasher::new();
+        let masks = [
+            MaskSpec::Causal,
+            MaskSpec::Full,
+            MaskSpec::SlidingWindow { window: 5 },
+            MaskSpec::Lambda { sink: 2, window: 4 },
+            MaskSpec::shared_question(),
+            MaskSpec::CausalBlockwise { block: 3, local: 1 },
+            MaskSpec::PrefixLm { prefix: 6 },
+        ];
+        let len = 23u32;
+        let off = 7u64;
+        for m in masks {
+            let cm = m.compile(len);
+            for (q, k) in [((0, len), (0, len)), ((3, 17), (2, 9)), ((10, 11), (0, 23))] {
+                let mut pairs = Vec::new();
+                for qq in q.0..q.1 {
+                    for (s, e) in cm.row_ranges(qq) {
+                        for kk in s.max(k.0)..e.min(k.1) {
+                            for hd in 1..3 {
+                                pairs.push((off + qq as u64, hd, off + kk as u64));
+                            }
+                        }
+                    }
+                }
+                let got = times_heads(mask_sum(&h, &cm, off, q, k), h.heads(1, 3));
+                assert_eq!(got, brute(&h, &pairs), "{m:?} {q:?} {k:?}");
+                assert_eq!(got.count, 2 * cm.count_tile(q.0, q.1, k.0, k.1));
+            }
+        }
+    }
+
+    #[test]
+    fn crossing_bounds_are_split_exactly() {
+        let h = Hasher::new();
+        // lo = max(q/… slopes −1, 0, 2), hi = min(slopes 1, 3) with crossings inside.
+        let lo = [
+            Lin { c: 20, slope: -1 },
+            Lin::c(3),
+            Lin { c: -30, slope: 2 },
+        ];
+        let hi = [Lin { c: 4, slope: 1 }, Lin { c: -2, slope: 3 }, Lin::c(40)];
+        let mut pairs = Vec::new();
+        for q in 0..40i64 {
+            let l = lo.iter().map(|x| x.at(q)).max().unwrap();
+            let u = hi.iter().map(|x| x.at(q)).min().unwrap();
+            for k in l..u {
+                pairs.push((5 + q as u64, 0, 5 + k as u64));
+            }
+        }
+        let got = trap_sum(&h, 0, 40, &lo, &hi, 5, false);
+        assert_eq!(times_heads(got, h.heads(0, 1)), brute(&h, &pairs));
+    }
+}
