@@ -13,6 +13,7 @@
 //! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
 //! we plan (Schwartz–Zippel, degree ≤ 2²¹).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -82,12 +83,55 @@ impl PairSum {
     }
 }
 
+/// Powers of one base by table lookup: `b^e = T0[e mod 2¹¹] · T1[(e >> 11) mod 2¹¹] · T2[e >> 22]`
+/// for `e < 2³³`, two multiplications instead of a square-and-multiply chain.
+struct Powers {
+    t: [Vec<u64>; 3],
+}
+
+impl Powers {
+    const BITS: u32 = 11;
+
+    fn new(b: u64) -> Self {
+        let n = 1usize << Self::BITS;
+        let mut t: [Vec<u64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let mut step = b;
+        for level in &mut t {
+            let mut v = Vec::with_capacity(n);
+            let mut acc = 1u64;
+            for _ in 0..n {
+                v.push(acc);
+                acc = mulm(acc, step);
+            }
+            // acc = step^(2^11): the next level's step.
+            step = acc;
+            *level = v;
+        }
+        Powers { t }
+    }
+
+    #[inline]
+    fn pow(&self, e: u64) -> u64 {
+        let m = (1u64 << Self::BITS) - 1;
+        if e >> (3 * Self::BITS) != 0 {
+            // Beyond the tables (never for token indices): fall back.
+            let b = self.t[0][1];
+            return powm(b, e);
+        }
+        let a = self.t[0][(e & m) as usize];
+        let b = self.t[1][((e >> Self::BITS) & m) as usize];
+        let c = self.t[2][(e >> (2 * Self::BITS)) as usize];
+        mulm(mulm(a, b), c)
+    }
+}
+
 /// The evaluation point and cached constants.
 pub(super) struct Hasher {
     x: u64,
-    y: u64,
-    y_inv: u64,
     z: u64,
+    xp: Powers,
+    yp: Powers,
+    yip: Powers,
     inv_y1: u64,
     inv_z1: u64,
     /// `1 / (x·y^m − 1)` for key slopes `m` in `-4..=4`.
@@ -111,30 +155,55 @@ impl Hasher {
         }
         Hasher {
             x,
-            y,
-            y_inv,
             z,
+            xp: Powers::new(x),
+            yp: Powers::new(y),
+            yip: Powers::new(y_inv),
             inv_y1: invm(subm(y, 1)),
             inv_z1: invm(subm(z, 1)),
             inv_ratio,
         }
     }
 
+    /// `y^e` for any sign of `e`.
+    #[inline]
+    fn y_pow(&self, e: i64) -> u64 {
+        if e >= 0 {
+            self.yp.pow(e as u64)
+        } else {
+            self.yip.pow(e.unsigned_abs())
+        }
+    }
+
+    /// `(x·y^m)^e` for `e ≥ 0`.
+    #[inline]
+    fn ratio_pow(&self, m: i64, e: i64) -> u64 {
+        mulm(self.xp.pow(e as u64), self.y_pow(m.saturating_mul(e)))
+    }
+
     /// `Σ_{q=a}^{b-1} x^q · y^{c + m·q}` (exponents may be negative for `c` only).
     fn geo(&self, a: i64, b: i64, c: i64, m: i64) -> u64 {
-        let n = (b - a) as u64;
-        let r = mulm(self.x, pow_signed(self.y, self.y_inv, m));
+        let n = b - a;
+        let r = mulm(self.x, self.y_pow(m));
         let series = if r == 1 {
-            n % P
+            n as u64 % P
         } else {
             let inv = if (-4..=4).contains(&m) {
                 self.inv_ratio[(m + 4) as usize]
             } else {
                 invm(subm(r, 1))
             };
-            mulm(powm(r, a as u64), mulm(subm(powm(r, n), 1), inv))
+            mulm(
+                self.ratio_pow(m, a),
+                mulm(subm(self.ratio_pow(m, n), 1), inv),
+            )
         };
-        mulm(series, pow_signed(self.y, self.y_inv, c))
+        mulm(series, self.y_pow(c))
+    }
+
+    /// `x^e`.
+    fn x_pow(&self, e: u64) -> u64 {
+        self.xp.pow(e)
     }
 
     /// Hash factor and count of query heads `[h0, h1)`: `Σ z^h` and `h1 − h0`.
@@ -174,7 +243,20 @@ pub(super) fn constant_order_runs(q0: i64, q1: i64, lines: &[Lin], mut f: impl F
     if q0 >= q1 {
         return;
     }
-    let mut cuts: Vec<i64> = vec![q0, q1];
+    // Few bounds in practice: keep the cuts on the stack when they fit.
+    let n = lines.len();
+    let cap = 2 + n * n.saturating_sub(1);
+    let mut stack = [0i64; 64];
+    let mut heap = Vec::new();
+    let cuts: &mut [i64] = if cap <= stack.len() {
+        &mut stack[..]
+    } else {
+        heap.resize(cap, 0);
+        &mut heap[..]
+    };
+    cuts[0] = q0;
+    cuts[1] = q1;
+    let mut k = 2;
     for (i, a) in lines.iter().enumerate() {
         for b in &lines[i + 1..] {
             if a.slope != b.slope {
@@ -184,16 +266,21 @@ pub(super) fn constant_order_runs(q0: i64, q1: i64, lines: &[Lin], mut f: impl F
                 let x = num.div_euclid(den);
                 for p in [x, x + 1] {
                     if p > q0 && p < q1 {
-                        cuts.push(p);
+                        cuts[k] = p;
+                        k += 1;
                     }
                 }
             }
         }
     }
+    let cuts = &mut cuts[..k];
     cuts.sort_unstable();
-    cuts.dedup();
-    for w in cuts.windows(2) {
-        f(w[0], w[1]);
+    let mut prev = cuts[0];
+    for &c in &cuts[1..] {
+        if c != prev {
+            f(prev, c);
+            prev = c;
+        }
     }
 }
 
@@ -219,13 +306,21 @@ pub(super) fn trap_sum(
     off: u64,
     count_only: bool,
 ) -> PairSum {
-    let mut lines: Vec<Lin> = Vec::with_capacity(lo.len() + hi.len());
-    lines.extend_from_slice(lo);
-    lines.extend_from_slice(hi);
+    let mut buf = [Lin::c(0); 8];
+    let mut heap = Vec::new();
+    let lines: &[Lin] = if lo.len() + hi.len() <= buf.len() {
+        buf[..lo.len()].copy_from_slice(lo);
+        buf[lo.len()..lo.len() + hi.len()].copy_from_slice(hi);
+        &buf[..lo.len() + hi.len()]
+    } else {
+        heap.extend_from_slice(lo);
+        heap.extend_from_slice(hi);
+        &heap
+    };
     let mut out = PairSum::default();
     let mut count: i128 = 0;
     let off = off as i64;
-    constant_order_runs(q0, q1, &lines, |a, b| {
+    constant_order_runs(q0, q1, lines, |a, b| {
         let l = extreme(lo, a, b, true);
         let u = extreme(hi, a, b, false);
         let (la, lb) = (u.at(a) - l.at(a), u.at(b - 1) - l.at(b - 1));
@@ -239,7 +334,7 @@ pub(super) fn trap_sum(
             // Σ_q x^(off+q) (y^(off+u(q)) − y^(off+l(q))) / (y − 1).
             let gu = h.geo(a, b, off + u.c, u.slope);
             let gl = h.geo(a, b, off + l.c, l.slope);
-            let xo = powm(h.x, off as u64);
+            let xo = h.x_pow(off as u64);
             out.hash = addm(out.hash, mulm(mulm(subm(gu, gl), h.inv_y1), xo));
         }
     });
@@ -256,9 +351,13 @@ pub(super) struct WorkPairs {
     /// Query heads as runs `[h0, h1)`.
     pub qheads: Vec<(u32, u32)>,
     pub traps: Vec<Trap>,
+    /// Sums over all cells, by KV region filter (`None` first), computed on first use: most
+    /// output blocks hold a work's whole rows.
+    full: RefCell<Vec<(Option<u32>, PairSum)>>,
 }
 
 /// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)`, read through the work's KV region `kvreg`.
+/// `lo[1]` and `hi[1]` are constant: the token bounds of the KV run the keys are read from.
 #[derive(Debug, Clone)]
 pub(super) struct Trap {
     pub q0: u32,
@@ -277,8 +376,61 @@ pub(super) struct Cells {
 }
 
 impl WorkPairs {
+    pub fn new(off: u64, qheads: Vec<(u32, u32)>, traps: Vec<Trap>) -> Self {
+        WorkPairs {
+            off,
+            qheads,
+            traps,
+            full: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Whether `cells` hold every pair of this work (through `kvreg` if given).
+    fn covers_all(&self, cells: &Cells, kvreg: Option<u32>) -> bool {
+        let heads = self
+            .qheads
+            .iter()
+            .all(|&(a, b)| a >= cells.heads.0 && b <= cells.heads.1);
+        heads
+            && self
+                .traps
+                .iter()
+                .filter(|t| kvreg.is_none_or(|r| r == t.kvreg))
+                .all(|t| {
+                    // Keys of a trap lie inside its KV run: [lo[1], hi[1]).
+                    t.q0 >= cells.q.0
+                        && t.q1 <= cells.q.1
+                        && t.lo[1].c >= cells.k.0 as i64
+                        && t.hi[1].c <= cells.k.1 as i64
+                })
+    }
+
     /// Summary of this work's pairs inside `cells`, only through KV region `kvreg` if given.
     pub fn sum(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
+        let cached = self
+            .full
+            .borrow()
+            .iter()
+            .find(|e| e.0 == kvreg)
+            .map(|e| e.1);
+        if let Some(v) = cached {
+            if self.covers_all(cells, kvreg) {
+                return v;
+            }
+        } else if self.covers_all(cells, kvreg) {
+            let all = Cells {
+                q: (0, u32::MAX),
+                k: (0, u32::MAX),
+                heads: (0, u32::MAX),
+            };
+            let v = self.sum_in(h, &all, kvreg);
+            self.full.borrow_mut().push((kvreg, v));
+            return v;
+        }
+        self.sum_in(h, cells, kvreg)
+    }
+
+    fn sum_in(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
         let mut t = PairSum::default();
         let kl = Lin::c(cells.k.0 as i64);
         let ku = Lin::c(cells.k.1 as i64);
@@ -448,7 +600,7 @@ mod tests {
         for &(q, hd, k) in pairs {
             s = s.add(PairSum {
                 count: 1,
-                hash: mulm(mulm(powm(h.x, q), powm(h.z, hd as u64)), powm(h.y, k)),
+                hash: mulm(mulm(powm(h.x, q), powm(h.z, hd as u64)), h.yp.pow(k)),
             });
         }
         s
@@ -485,6 +637,24 @@ mod tests {
                 assert_eq!(got, brute(&h, &pairs), "{m:?} {q:?} {k:?}");
                 assert_eq!(got.count, 2 * cm.count_tile(q.0, q.1, k.0, k.1));
             }
+        }
+    }
+
+    #[test]
+    fn table_powers_match_square_and_multiply() {
+        let t = Powers::new(0x0c5a_d7e1_93b2_4a6d % P);
+        for e in [
+            0u64,
+            1,
+            2047,
+            2048,
+            4_194_303,
+            4_194_304,
+            123_456_789,
+            1 << 33,
+            u64::MAX / 3,
+        ] {
+            assert_eq!(t.pow(e), powm(0x0c5a_d7e1_93b2_4a6d % P, e), "{e}");
         }
     }
 

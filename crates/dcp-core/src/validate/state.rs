@@ -251,7 +251,45 @@ impl Buf {
                 if !inserted {
                     put(&mut cols, rw, h0, dt);
                 }
+                merge_cols(&mut cols);
                 band.cols = cols;
+            }
+        }
+        self.coalesce(r.tok, r.tok + r.len);
+    }
+
+    /// Merges neighbouring bands starting in `[from, to]` whose values continue each other, so
+    /// that rewriting a range does not leave its old boundaries behind.
+    fn coalesce(&mut self, from: u32, to: u32) {
+        let start = self
+            .bands
+            .range(..from)
+            .next_back()
+            .map(|(&k, _)| k)
+            .unwrap_or(from);
+        let keys: Vec<u32> = self.bands.range(start..=to).map(|(&k, _)| k).collect();
+        let mut cur = match keys.first() {
+            Some(&k) => k,
+            None => return,
+        };
+        for &k in &keys[1..] {
+            let (t1, joins) = {
+                let a = &self.bands[&cur];
+                let b = &self.bands[&k];
+                let dt = k - cur;
+                let joins = a.t1 == k
+                    && a.cols.len() == b.cols.len()
+                    && a.cols
+                        .iter()
+                        .zip(&b.cols)
+                        .all(|(x, y)| x.0 == y.0 && x.1 == y.1 && continues(&x.2, dt, 0, &y.2));
+                (b.t1, joins)
+            };
+            if joins {
+                self.bands.remove(&k);
+                self.bands.get_mut(&cur).expect("band").t1 = t1;
+            } else {
+                cur = k;
             }
         }
     }
@@ -260,6 +298,60 @@ impl Buf {
     #[allow(dead_code)]
     pub fn pieces(&self) -> usize {
         self.bands.values().map(|b| b.cols.len()).sum()
+    }
+}
+
+/// Whether `b` is `a` moved `dt` rows and `dh` columns on (one rectangle could hold both).
+fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
+    match (a, b) {
+        (Val::Unset, Val::Unset) => true,
+        (Val::Fill(x), Val::Fill(y)) => x == y,
+        (
+            Val::In { t, seq, tok, head },
+            Val::In {
+                t: t2,
+                seq: s2,
+                tok: k2,
+                head: h2,
+            },
+        ) => t == t2 && seq == s2 && tok + dt == *k2 && head + dh == *h2,
+        (
+            Val::Part {
+                p,
+                seq,
+                tok,
+                head,
+                cov,
+            },
+            Val::Part {
+                p: p2,
+                seq: s2,
+                tok: k2,
+                head: h2,
+                cov: c2,
+            },
+        ) => {
+            p == p2
+                && seq == s2
+                && tok + dt == *k2
+                && head + dh == *h2
+                && std::rc::Rc::ptr_eq(cov, c2)
+        }
+        _ => false,
+    }
+}
+
+/// Merges neighbouring columns whose values continue each other.
+fn merge_cols(cols: &mut Vec<(u32, u32, Val)>) {
+    let mut i = 1;
+    while i < cols.len() {
+        let (a, b) = (&cols[i - 1], &cols[i]);
+        if a.1 == b.0 && continues(&a.2, 0, a.1 - a.0, &b.2) {
+            cols[i - 1].1 = cols[i].1;
+            cols.remove(i);
+        } else {
+            i += 1;
+        }
     }
 }
 

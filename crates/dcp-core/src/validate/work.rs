@@ -48,6 +48,27 @@ fn ident_rows(t: IoTensor, seq: u32, runs: &TokRuns, cols: &[(u32, u32, u32)]) -
         .collect()
 }
 
+/// Two overlapping regions of a list (indices in the list, smaller first), by a sweep over
+/// regions sorted by buffer and first token: each is compared only with those starting before
+/// it ends.
+fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
+    let mut order: Vec<usize> = (0..regions.len()).collect();
+    order.sort_by_key(|&i| (regions[i].buf, regions[i].tok, i));
+    for (k, &i) in order.iter().enumerate() {
+        let a = &regions[i];
+        for &j in &order[k + 1..] {
+            let b = &regions[j];
+            if b.buf != a.buf || b.tok >= a.tok + a.len {
+                break;
+            }
+            if a.overlaps(b) {
+                return Some((i.min(j), i.max(j)));
+            }
+        }
+    }
+    None
+}
+
 /// What a work reads: query rows and heads, KV runs and heads, of one sequence.
 struct Operands {
     seq: u32,
@@ -79,15 +100,9 @@ impl Validator<'_> {
             )?;
         }
         // Works of one launch must not write each other's outputs.
-        for (i, a) in works.iter().enumerate() {
-            for (j, b) in works.iter().enumerate().skip(i + 1) {
-                if a.o.overlaps(&b.o) || a.lse.overlaps(&b.lse) {
-                    return Err(self.err(
-                        dev,
-                        idx,
-                        PlanErrorKind::OverlappingOutputs { a: i, b: j },
-                    ));
-                }
+        for out in [|w: &FwdWork| w.o, |w: &FwdWork| w.lse] {
+            if let Some((a, b)) = first_overlap(works.iter().map(out).collect()) {
+                return Err(self.err(dev, idx, PlanErrorKind::OverlappingOutputs { a, b }));
             }
         }
         Ok(())
@@ -370,14 +385,11 @@ impl Validator<'_> {
                 }
             }
         }
-        Ok(WorkPairs {
-            off: self.cx.seq_off[seq as usize],
-            qheads: head_runs(&ops.q_head)
-                .into_iter()
-                .map(|(c0, c1, h)| (h, h + (c1 - c0)))
-                .collect(),
-            traps,
-        })
+        let qheads = head_runs(&ops.q_head)
+            .into_iter()
+            .map(|(c0, c1, h)| (h, h + (c1 - c0)))
+            .collect();
+        Ok(WorkPairs::new(self.cx.seq_off[seq as usize], qheads, traps))
     }
 
     /// Checks one work and applies it: a forward work writes fresh partial (O, LSE); a backward
