@@ -4,15 +4,24 @@
 //!
 //! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
 //! [--count 2] [--topology 4x8] [--repeats 3]`. Prints a markdown table, one row per plan
-//! (validation: the median of the repeats).
+//! (validation: the median of the repeats, wall and thread CPU time; ratio = validate / plan).
 
 use std::time::Instant;
 
 use dcp_core::datasets::{make_batches, Dataset};
 use dcp_core::mask::MaskSpec;
+use dcp_core::plan::Instr;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
 use dcp_core::validate;
+
+/// CPU time of this thread in ms (Linux `schedstat`; `None` elsewhere): unlike wall time, not
+/// inflated when other processes share the cores.
+fn thread_cpu_ms() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e6)
+}
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()
@@ -32,7 +41,7 @@ fn main() {
     let topo = Topology::parse(&arg(&args, "--topology", "4x8")).expect("--topology NxG");
     let model = ModelShape::default();
     println!(
-        "| planner | budget | batch | tokens | seqs | instrs | plan ms | validate ms | ratio |"
+        "| planner | budget | batch | tokens | seqs | instrs | works | plan KB | plan ms | validate ms | ratio |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for &budget in &budgets {
@@ -44,22 +53,35 @@ fn main() {
                 let plan = make_plan(planner, &batch, &topo, &PlannerOptions::default())
                     .expect("the planner plans the batch");
                 let plan_ms = t0.elapsed().as_secs_f64() * 1e3;
-                let mut ms: Vec<f64> = (0..repeats.max(1))
+                let (mut ms, mut cpu): (Vec<f64>, Vec<f64>) = (0..repeats.max(1))
                     .map(|_| {
-                        let t = Instant::now();
+                        let (t, c) = (Instant::now(), thread_cpu_ms());
                         validate(&plan).expect("planner output is valid");
-                        t.elapsed().as_secs_f64() * 1e3
+                        let c = thread_cpu_ms().zip(c).map(|(b, a)| b - a);
+                        (t.elapsed().as_secs_f64() * 1e3, c.unwrap_or(f64::NAN))
                     })
-                    .collect();
+                    .unzip();
                 ms.sort_by(|a, b| a.total_cmp(b));
-                let v = ms[ms.len() / 2];
+                cpu.sort_by(|a, b| a.total_cmp(b));
+                let (v, c) = (ms[ms.len() / 2], cpu[cpu.len() / 2]);
                 let instrs: usize = plan
                     .devices
                     .iter()
                     .map(|d| d.forward.instrs.len() + d.backward.instrs.len())
                     .sum();
+                let works: usize = plan
+                    .devices
+                    .iter()
+                    .flat_map(|d| d.forward.instrs.iter().chain(&d.backward.instrs))
+                    .map(|i| match i {
+                        Instr::Attn { works, .. } => works.len(),
+                        Instr::AttnBwd { works, .. } => works.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                let kb = plan.to_bytes().len() / 1024;
                 println!(
-                    "| {planner} | {budget} | {bi} | {} | {} | {instrs} | {plan_ms:.1} | {v:.1} | {:.2} |",
+                    "| {planner} | {budget} | {bi} | {} | {} | {instrs} | {works} | {kb} | {plan_ms:.1} | {v:.1} | {c:.1} | {:.2} |",
                     batch.total_tokens(),
                     lens.len(),
                     v / plan_ms
