@@ -6,7 +6,21 @@ use super::pairs::{cov_eq, join, Cov};
 use super::state::{refine, to_rows, Part, Rows, Val};
 use super::{show, Item, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
-use crate::plan::{FillValue, Region};
+use crate::interp::Machine;
+use crate::plan::{FillValue, Instr, Region};
+
+/// The partial result of one cell so far: identity (seq, tok, head) and coverage.
+type Acc = Option<(u32, u32, u32, Cov)>;
+
+/// Folds a partial result of identity `id` into `acc`; on an identity clash returns the one held.
+fn fold(acc: &mut Acc, id: (u32, u32, u32), cov: &Cov) -> Result<(), String> {
+    *acc = Some(match acc.take() {
+        None => (id.0, id.1, id.2, cov.clone()),
+        Some((s, t, h, c)) if (s, t, h) == id => (s, t, h, join(&c, cov)),
+        Some((s, t, h, _)) => return Err(format!("sequence {s} token {t} head {h}")),
+    });
+    Ok(())
+}
 
 impl Validator<'_> {
     pub(super) fn fill(
@@ -108,7 +122,7 @@ impl Validator<'_> {
         let mut out_o = Vec::new();
         let mut out_l = Vec::new();
         for cell in refine(&refs) {
-            let mut acc: Option<(u32, u32, u32, Cov)> = None;
+            let mut acc: Acc = None;
             for (k, pair) in cell.vals.chunks(2).enumerate() {
                 match (&pair[0], &pair[1]) {
                     (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
@@ -128,25 +142,14 @@ impl Validator<'_> {
                             cov: c2,
                         },
                     ) if (seq, tok, head) == (s2, t2, h2) && cov_eq(cov, c2) => {
-                        acc = Some(match acc {
-                            None => (*seq, *tok, *head, cov.clone()),
-                            Some((s0, t0, h0, c0)) if (s0, t0, h0) == (*seq, *tok, *head) => {
-                                (s0, t0, h0, join(&c0, cov))
-                            }
-                            Some((s0, t0, h0, _)) => {
-                                return Err(self.err(
-                                    dev,
-                                    idx,
-                                    PlanErrorKind::Combine {
-                                        item: Item::MergeIn(k).to_string(),
-                                        a: format!(
-                                            "partial O of sequence {s0} token {t0} head {h0}"
-                                        ),
-                                        b: pair[0].describe(),
-                                    },
-                                ))
-                            }
-                        });
+                        if let Err(a) = fold(&mut acc, (*seq, *tok, *head), cov) {
+                            let kind = PlanErrorKind::Combine {
+                                item: Item::MergeIn(k).to_string(),
+                                a: format!("partial O of {a}"),
+                                b: pair[0].describe(),
+                            };
+                            return Err(self.err(dev, idx, kind));
+                        }
                     }
                     (a, b) => {
                         return Err(self.err(
@@ -226,7 +229,7 @@ impl Validator<'_> {
         let refs: Vec<&[Rows]> = ins.iter().map(|v| v.as_slice()).collect();
         let mut out = Vec::new();
         for cell in refine(&refs) {
-            let mut acc: Option<(u32, u32, u32, Cov)> = None;
+            let mut acc: Acc = None;
             for (k, v) in cell.vals.iter().enumerate() {
                 match v {
                     Val::Fill(FillValue::Zero) => {}
@@ -237,25 +240,14 @@ impl Validator<'_> {
                         head,
                         cov,
                     } if *p == part => {
-                        acc = Some(match acc {
-                            None => (*seq, *tok, *head, cov.clone()),
-                            Some((s0, t0, h0, c0)) if (s0, t0, h0) == (*seq, *tok, *head) => {
-                                (s0, t0, h0, join(&c0, cov))
-                            }
-                            Some((s0, t0, h0, _)) => {
-                                return Err(self.err(
-                                    dev,
-                                    idx,
-                                    PlanErrorKind::Combine {
-                                        item: Item::SumIn(k).to_string(),
-                                        a: format!(
-                                            "partial {part:?} of sequence {s0} token {t0} head {h0}"
-                                        ),
-                                        b: v.describe(),
-                                    },
-                                ))
-                            }
-                        });
+                        if let Err(a) = fold(&mut acc, (*seq, *tok, *head), cov) {
+                            let kind = PlanErrorKind::Combine {
+                                item: Item::SumIn(k).to_string(),
+                                a: format!("partial {part:?} of {a}"),
+                                b: v.describe(),
+                            };
+                            return Err(self.err(dev, idx, kind));
+                        }
                     }
                     other => {
                         return Err(self.err(
@@ -349,9 +341,30 @@ impl Validator<'_> {
         Ok(())
     }
 
+    /// Index of the comm instruction `dev` is at.
+    fn comm_idx(&self, dev: u32) -> usize {
+        let st = &self.devs[dev as usize];
+        st.comms.get(st.comms_done).copied().unwrap_or(usize::MAX)
+    }
+}
+
+impl Machine for Validator<'_> {
+    fn local(&mut self, dev: u32, idx: usize, instr: &Instr) -> Result<(), PlanError> {
+        match instr {
+            Instr::Fill { dst, value } => self.fill(dev, idx, dst, *value),
+            Instr::Copy { src, dst } => self.copy(dev, idx, src, dst),
+            Instr::Wait { tag } => self.wait(dev, idx, *tag),
+            Instr::Attn { works, .. } => self.attn(dev, idx, works),
+            Instr::AttnBwd { works, .. } => self.attn_bwd(dev, idx, works),
+            Instr::Merge { o, lse, inputs } => self.merge(dev, idx, o, lse, inputs),
+            Instr::Sum { dst, inputs } => self.sum(dev, idx, dst, inputs),
+            Instr::Comm { .. } => unreachable!("the driver handles comm"),
+        }
+    }
+
     /// One matched send/receive pair of a group: the receiver's region takes the sender's
     /// contents now and stays in flight until the receiver waits.
-    pub(super) fn transfer_one(
+    fn transfer(
         &mut self,
         from: u32,
         src: &Region,
@@ -376,13 +389,13 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// Index of the comm instruction `dev` is at.
-    fn comm_idx(&self, dev: u32) -> usize {
-        let st = &self.devs[dev as usize];
-        st.comms.get(st.comms_done).copied().unwrap_or(usize::MAX)
-    }
-
-    pub(super) fn finish_group(&mut self, dev: u32, idx: usize, tag: u32) -> Result<(), PlanError> {
+    fn group_done(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        tag: u32,
+        _instr: &Instr,
+    ) -> Result<(), PlanError> {
         let recvs = std::mem::take(&mut self.group_recvs[dev as usize]);
         let sends = std::mem::take(&mut self.group_sends[dev as usize]);
         for (i, a) in recvs.iter().enumerate() {

@@ -26,9 +26,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::{PlanError, PlanErrorKind};
-use crate::interp::{drive, program, program_name, Machine};
+use crate::interp::{drive, program, program_name};
 use crate::mask::CompiledMask;
-use crate::plan::{Instr, Plan, Program, Region};
+use crate::plan::{Plan, Program, Region};
 
 use pairs::{CovNode, Hasher, PairSum};
 use state::{Buf, Rows};
@@ -320,40 +320,5 @@ impl<'a> Validator<'a> {
 
     fn write(&mut self, dev: u32, r: &Region, rows: &[Rows]) {
         self.devs[dev as usize].bufs[r.buf as usize].write(r, rows);
-    }
-}
-
-impl Machine for Validator<'_> {
-    fn local(&mut self, dev: u32, idx: usize, instr: &Instr) -> Result<(), PlanError> {
-        match instr {
-            Instr::Fill { dst, value } => self.fill(dev, idx, dst, *value),
-            Instr::Copy { src, dst } => self.copy(dev, idx, src, dst),
-            Instr::Wait { tag } => self.wait(dev, idx, *tag),
-            Instr::Attn { works, .. } => self.attn(dev, idx, works),
-            Instr::AttnBwd { works, .. } => self.attn_bwd(dev, idx, works),
-            Instr::Merge { o, lse, inputs } => self.merge(dev, idx, o, lse, inputs),
-            Instr::Sum { dst, inputs } => self.sum(dev, idx, dst, inputs),
-            Instr::Comm { .. } => unreachable!("the driver handles comm"),
-        }
-    }
-
-    fn transfer(
-        &mut self,
-        from: u32,
-        src: &Region,
-        to: u32,
-        dst: &Region,
-    ) -> Result<(), PlanError> {
-        self.transfer_one(from, src, to, dst)
-    }
-
-    fn group_done(
-        &mut self,
-        dev: u32,
-        idx: usize,
-        tag: u32,
-        _instr: &Instr,
-    ) -> Result<(), PlanError> {
-        self.finish_group(dev, idx, tag)
     }
 }

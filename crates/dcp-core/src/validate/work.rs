@@ -138,51 +138,17 @@ impl Validator<'_> {
         let mut seq = None;
         let mut q_runs = TokRuns::new();
         let mut q_head = vec![u32::MAX; q.heads as usize];
-        let mixed =
-            |a: u32, b: u32| self.err(dev, idx, PlanErrorKind::MixedSequences { work: wi, a, b });
-        let wrong = |item: Item, v: &Val, expected: &str| {
-            self.err(
-                dev,
-                idx,
-                PlanErrorKind::WrongContent {
-                    item: item.to_string(),
-                    found: v.describe(),
-                    expected: expected.into(),
-                },
-            )
-        };
-        for rw in &rows {
-            let mut tok0 = None;
-            for (c0, c1, v) in &rw.cols {
-                let Val::In {
-                    t: IoTensor::Q,
-                    seq: s,
-                    tok,
-                    head,
-                } = *v
-                else {
-                    return Err(wrong(qi, v, "Q"));
-                };
-                if *seq.get_or_insert(s) != s {
-                    return Err(mixed(seq.unwrap(), s));
-                }
-                if *tok0.get_or_insert(tok) != tok {
-                    return Err(wrong(qi, v, "one token per query row across heads"));
-                }
-                for j in *c0..*c1 {
-                    let h = head + (j - c0);
-                    let slot = &mut q_head[j as usize];
-                    if *slot == u32::MAX {
-                        *slot = h;
-                    } else if *slot != h {
-                        return Err(wrong(qi, v, "one head per query column across rows"));
-                    }
-                }
-            }
-            if let Some(t) = tok0 {
-                push_run(&mut q_runs, rw.r0, rw.r1, t);
-            }
-        }
+        let at = (dev, idx, wi);
+        self.input_runs(
+            at,
+            &rows,
+            IoTensor::Q,
+            qi,
+            0,
+            &mut seq,
+            &mut q_runs,
+            &mut q_head,
+        )?;
         let Some(seq) = seq else { return Ok(None) };
         let nk = kv[0].heads;
         let mut kv_head = vec![u32::MAX; nk as usize];
@@ -192,38 +158,17 @@ impl Validator<'_> {
             let item = Item::Work(wi, "KV", Some(ri));
             let rows = self.read_set(dev, idx, r, item)?;
             let mut runs = TokRuns::new();
-            for rw in &rows {
-                let mut tok0 = None;
-                for (c0, c1, v) in &rw.cols {
-                    let Val::In {
-                        t: IoTensor::Kv,
-                        seq: s,
-                        tok,
-                        head,
-                    } = *v
-                    else {
-                        return Err(wrong(item, v, "KV"));
-                    };
-                    if s != seq {
-                        return Err(mixed(seq, s));
-                    }
-                    if *tok0.get_or_insert(tok) != tok {
-                        return Err(wrong(item, v, "one token per KV row across heads"));
-                    }
-                    for j in *c0..*c1 {
-                        let h = head + (j - c0);
-                        let slot = &mut kv_head[j as usize];
-                        if *slot == u32::MAX {
-                            *slot = h;
-                        } else if *slot != h {
-                            return Err(wrong(item, v, "one head per KV column across rows"));
-                        }
-                    }
-                }
-                if let Some(t) = tok0 {
-                    push_run(&mut runs, keys + rw.r0, keys + rw.r1, t);
-                }
-            }
+            let mut s = Some(seq);
+            self.input_runs(
+                at,
+                &rows,
+                IoTensor::Kv,
+                item,
+                keys,
+                &mut s,
+                &mut runs,
+                &mut kv_head,
+            )?;
             keys += r.len;
             kv_runs.push(runs);
         }
@@ -252,6 +197,76 @@ impl Validator<'_> {
             kv_head,
             keys,
         }))
+    }
+
+    /// Reads rows holding input `t`: all of sequence `seq` (set by the first row if `None`),
+    /// one token per row across heads (runs appended to `runs`, rows shifted by `row0`) and one
+    /// head per column across rows (`heads`, `u32::MAX` = not yet seen).
+    #[allow(clippy::too_many_arguments)]
+    fn input_runs(
+        &self,
+        (dev, idx, wi): (u32, usize, usize),
+        rows: &[Rows],
+        t: IoTensor,
+        item: Item,
+        row0: u32,
+        seq: &mut Option<u32>,
+        runs: &mut TokRuns,
+        heads: &mut [u32],
+    ) -> Result<(), PlanError> {
+        let wrong = |v: &Val, expected: &str| {
+            self.err(
+                dev,
+                idx,
+                PlanErrorKind::WrongContent {
+                    item: item.to_string(),
+                    found: v.describe(),
+                    expected: expected.into(),
+                },
+            )
+        };
+        for rw in rows {
+            let mut tok0 = None;
+            for (c0, c1, v) in &rw.cols {
+                let Val::In {
+                    t: vt,
+                    seq: s,
+                    tok,
+                    head,
+                } = *v
+                else {
+                    return Err(wrong(v, &format!("{t:?}")));
+                };
+                if vt != t {
+                    return Err(wrong(v, &format!("{t:?}")));
+                }
+                let want = *seq.get_or_insert(s);
+                if want != s {
+                    let kind = PlanErrorKind::MixedSequences {
+                        work: wi,
+                        a: want,
+                        b: s,
+                    };
+                    return Err(self.err(dev, idx, kind));
+                }
+                if *tok0.get_or_insert(tok) != tok {
+                    return Err(wrong(v, "one token per row across heads"));
+                }
+                for j in *c0..*c1 {
+                    let h = head + (j - c0);
+                    let slot = &mut heads[j as usize];
+                    if *slot == u32::MAX {
+                        *slot = h;
+                    } else if *slot != h {
+                        return Err(wrong(v, "one head per column across rows"));
+                    }
+                }
+            }
+            if let Some(tok) = tok0 {
+                push_run(runs, row0 + rw.r0, row0 + rw.r1, tok);
+            }
+        }
+        Ok(())
     }
 
     /// Row ranges in order and inside the concatenated keys, checked once per run of rows on
