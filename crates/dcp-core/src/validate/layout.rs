@@ -2,8 +2,6 @@
 //! entries are numbered in order, and each program declares its caller tensors with the layout's
 //! shape. Sets up the validator's initial buffer contents from the layout.
 
-use std::collections::HashMap;
-
 use super::state::{Buf, Rows, Val};
 use super::{Ctx, DevState, Validator};
 use crate::error::{LayoutFault, PlanError, PlanErrorKind};
@@ -182,7 +180,7 @@ impl<'a> Validator<'a> {
             devs,
             group_recvs: vec![Vec::new(); n],
             group_sends: vec![Vec::new(); n],
-            memo: HashMap::new(),
+            memo: Default::default(),
         })
     }
 }

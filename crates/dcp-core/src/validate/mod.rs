@@ -22,7 +22,6 @@ mod pairs;
 mod state;
 mod work;
 
-use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::{PlanError, PlanErrorKind};
@@ -30,7 +29,7 @@ use crate::interp::{drive, program, program_name};
 use crate::mask::CompiledMask;
 use crate::plan::{Plan, Program, Region};
 
-use pairs::{CovNode, Hasher, PairSum};
+use pairs::Hasher;
 use state::{Buf, Rows};
 
 /// A plan that passed [`validate`]; the only way to make one is [`ValidatedPlan::new`].
@@ -128,7 +127,7 @@ struct Validator<'a> {
     devs: Vec<DevState>,
     group_recvs: Vec<Vec<Region>>,
     group_sends: Vec<Vec<Region>>,
-    memo: HashMap<*const CovNode, PairSum>,
+    memo: pairs::Memo,
 }
 
 /// The operand an error is about.

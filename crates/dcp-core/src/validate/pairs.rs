@@ -15,6 +15,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 
 use crate::mask::{CompiledMask, Lin};
@@ -295,6 +296,42 @@ fn extreme(lines: &[Lin], a: i64, b: i64, max: bool) -> Lin {
     }
 }
 
+/// The bounds of `lines` that can be extreme: per slope, the largest (`max`) or smallest
+/// constant. Uses `stack` when it fits, else `heap`.
+fn tightest<'a>(
+    lines: &[Lin],
+    max: bool,
+    stack: &'a mut [Lin; 8],
+    heap: &'a mut Vec<Lin>,
+) -> &'a [Lin] {
+    let mut n = 0;
+    let put = |out: &mut [Lin], n: &mut usize, l: Lin| {
+        for o in out[..*n].iter_mut() {
+            if o.slope == l.slope {
+                if (max && l.c > o.c) || (!max && l.c < o.c) {
+                    *o = l;
+                }
+                return;
+            }
+        }
+        out[*n] = l;
+        *n += 1;
+    };
+    if lines.len() <= stack.len() {
+        for &l in lines {
+            put(&mut stack[..], &mut n, l);
+        }
+        &stack[..n]
+    } else {
+        heap.resize(lines.len(), Lin::c(0));
+        for &l in lines {
+            put(&mut heap[..], &mut n, l);
+        }
+        heap.truncate(n);
+        &heap[..]
+    }
+}
+
 /// Count (and, unless `count_only`, hash) of the pairs `q ∈ [q0, q1)`,
 /// `max(lo(q)) ≤ k < min(hi(q))`, with global offsets `qoff`, `koff` of the sequence.
 pub(super) fn trap_sum(
@@ -306,7 +343,12 @@ pub(super) fn trap_sum(
     off: u64,
     count_only: bool,
 ) -> PairSum {
-    let mut buf = [Lin::c(0); 8];
+    // Of bounds with one slope only the tightest matters: fewer crossings to split at.
+    let (mut lb, mut ub) = ([Lin::c(0); 8], [Lin::c(0); 8]);
+    let (mut lv, mut uv) = (Vec::new(), Vec::new());
+    let lo = tightest(lo, true, &mut lb, &mut lv);
+    let hi = tightest(hi, false, &mut ub, &mut uv);
+    let mut buf = [Lin::c(0); 16];
     let mut heap = Vec::new();
     let lines: &[Lin] = if lo.len() + hi.len() <= buf.len() {
         buf[..lo.len()].copy_from_slice(lo);
@@ -541,13 +583,29 @@ pub(super) fn cov_eq(a: &Cov, b: &Cov) -> bool {
     }
 }
 
+/// Sums of shared coverage nodes, keyed by address (a multiplicative hash: the keys are
+/// pointers, no adversary chooses them).
+pub(super) type Memo = HashMap<*const CovNode, PairSum, BuildHasherDefault<PtrHash>>;
+
+#[derive(Default)]
+pub(super) struct PtrHash(u64);
+
+impl std::hash::Hasher for PtrHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Sums a coverage over `cells`; shared sub-trees are summed once each (`memo`, cleared here).
-pub(super) fn cov_sum(
-    h: &Hasher,
-    cov: &Cov,
-    cells: &Cells,
-    memo: &mut HashMap<*const CovNode, PairSum>,
-) -> PairSum {
+pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
     memo.clear();
     // Post-order walk with an explicit stack (accumulation chains can be long).
     let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];

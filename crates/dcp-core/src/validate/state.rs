@@ -137,6 +137,7 @@ struct Band {
 #[derive(Debug, Clone)]
 pub(super) struct Buf {
     bands: BTreeMap<u32, Band>,
+    heads: u32,
 }
 
 impl Buf {
@@ -151,7 +152,7 @@ impl Buf {
                 },
             );
         }
-        Buf { bands }
+        Buf { bands, heads }
     }
 
     /// Makes `t` a band boundary.
@@ -220,6 +221,29 @@ impl Buf {
             return;
         }
         let (h0, h1) = (r.head, r.head + r.heads);
+        if h0 == 0 && h1 == self.heads {
+            // Whole rows: replace the bands outright.
+            let (a, b) = (r.tok, r.tok + r.len);
+            self.split_at(a);
+            self.split_at(b);
+            let old: Vec<u32> = self.bands.range(a..b).map(|(&k, _)| k).collect();
+            for k in old {
+                self.bands.remove(&k);
+            }
+            for rw in rows {
+                let mut cols = rw.cols.clone();
+                merge_cols(&mut cols);
+                self.bands.insert(
+                    r.tok + rw.r0,
+                    Band {
+                        t1: r.tok + rw.r1,
+                        cols,
+                    },
+                );
+            }
+            self.coalesce(a, b);
+            return;
+        }
         for rw in rows {
             let (a, b) = (r.tok + rw.r0, r.tok + rw.r1);
             self.split_at(a);
