@@ -13,7 +13,7 @@
 //! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
 //! we plan (Schwartz–Zippel, degree ≤ 2²¹).
 
-use std::cell::RefCell;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::rc::Rc;
@@ -393,9 +393,6 @@ pub(super) struct WorkPairs {
     /// Query heads as runs `[h0, h1)`.
     pub qheads: Vec<(u32, u32)>,
     pub traps: Vec<Trap>,
-    /// Sums over all cells, by KV region filter (`None` first), computed on first use: most
-    /// output blocks hold a work's whole rows.
-    full: RefCell<Vec<(Option<u32>, PairSum)>>,
 }
 
 /// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)`, read through the work's KV region `kvreg`.
@@ -418,61 +415,8 @@ pub(super) struct Cells {
 }
 
 impl WorkPairs {
-    pub fn new(off: u64, qheads: Vec<(u32, u32)>, traps: Vec<Trap>) -> Self {
-        WorkPairs {
-            off,
-            qheads,
-            traps,
-            full: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// Whether `cells` hold every pair of this work (through `kvreg` if given).
-    fn covers_all(&self, cells: &Cells, kvreg: Option<u32>) -> bool {
-        let heads = self
-            .qheads
-            .iter()
-            .all(|&(a, b)| a >= cells.heads.0 && b <= cells.heads.1);
-        heads
-            && self
-                .traps
-                .iter()
-                .filter(|t| kvreg.is_none_or(|r| r == t.kvreg))
-                .all(|t| {
-                    // Keys of a trap lie inside its KV run: [lo[1], hi[1]).
-                    t.q0 >= cells.q.0
-                        && t.q1 <= cells.q.1
-                        && t.lo[1].c >= cells.k.0 as i64
-                        && t.hi[1].c <= cells.k.1 as i64
-                })
-    }
-
     /// Summary of this work's pairs inside `cells`, only through KV region `kvreg` if given.
     pub fn sum(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
-        let cached = self
-            .full
-            .borrow()
-            .iter()
-            .find(|e| e.0 == kvreg)
-            .map(|e| e.1);
-        if let Some(v) = cached {
-            if self.covers_all(cells, kvreg) {
-                return v;
-            }
-        } else if self.covers_all(cells, kvreg) {
-            let all = Cells {
-                q: (0, u32::MAX),
-                k: (0, u32::MAX),
-                heads: (0, u32::MAX),
-            };
-            let v = self.sum_in(h, &all, kvreg);
-            self.full.borrow_mut().push((kvreg, v));
-            return v;
-        }
-        self.sum_in(h, cells, kvreg)
-    }
-
-    fn sum_in(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
         let mut t = PairSum::default();
         let kl = Lin::c(cells.k.0 as i64);
         let ku = Lin::c(cells.k.1 as i64);
@@ -551,10 +495,72 @@ pub(super) fn count_inside_mask(h: &Hasher, mask: &CompiledMask, tr: &Trap) -> u
     n
 }
 
+/// The bounding box of a coverage's pairs: query tokens, key tokens, query heads (`None`: no
+/// pairs). A block whose cells contain it reads the coverage's full sum.
+#[derive(Debug, Clone, Copy)]
+struct Extent(Option<Cells>);
+
+impl Extent {
+    fn of_leaf(w: &WorkPairs, kvreg: Option<u32>) -> Extent {
+        let mut e = Extent(None);
+        let (h0, h1) = w
+            .qheads
+            .iter()
+            .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
+        if h0 >= h1 {
+            return e;
+        }
+        for t in w
+            .traps
+            .iter()
+            .filter(|t| kvreg.is_none_or(|r| r == t.kvreg))
+        {
+            // Keys of a trap lie inside its KV run: [lo[1], hi[1]).
+            let k = (t.lo[1].c.max(0) as u32, t.hi[1].c.max(0) as u32);
+            e = e.union(Extent(Some(Cells {
+                q: (t.q0, t.q1),
+                k,
+                heads: (h0, h1),
+            })));
+        }
+        e
+    }
+
+    fn union(self, o: Extent) -> Extent {
+        match (self.0, o.0) {
+            (None, x) | (x, None) => Extent(x),
+            (Some(a), Some(b)) => {
+                let u = |x: (u32, u32), y: (u32, u32)| (x.0.min(y.0), x.1.max(y.1));
+                Extent(Some(Cells {
+                    q: u(a.q, b.q),
+                    k: u(a.k, b.k),
+                    heads: u(a.heads, b.heads),
+                }))
+            }
+        }
+    }
+
+    fn inside(&self, c: &Cells) -> bool {
+        let within = |x: (u32, u32), y: (u32, u32)| y.0 <= x.0 && x.1 <= y.1;
+        match self.0 {
+            None => true,
+            Some(e) => within(e.q, c.q) && within(e.k, c.k) && within(e.heads, c.heads),
+        }
+    }
+}
+
 /// Which pairs a partial result holds: the pairs of the works folded into it. Shared between the
 /// blocks a result is copied or split into; a block reads it for its own cells only.
 #[derive(Debug)]
-pub(super) enum CovNode {
+pub(super) struct CovNode {
+    kind: CovKind,
+    ext: Extent,
+    /// The sum over all cells, computed on first use (most blocks hold whole works).
+    full: OnceCell<PairSum>,
+}
+
+#[derive(Debug)]
+enum CovKind {
     /// One work's pairs (for dKV: only those read through KV region `kvreg`).
     Leaf {
         w: Rc<WorkPairs>,
@@ -565,8 +571,20 @@ pub(super) enum CovNode {
 
 pub(super) type Cov = Rc<CovNode>;
 
+pub(super) fn leaf(w: Rc<WorkPairs>, kvreg: Option<u32>) -> Cov {
+    Rc::new(CovNode {
+        ext: Extent::of_leaf(&w, kvreg),
+        kind: CovKind::Leaf { w, kvreg },
+        full: OnceCell::new(),
+    })
+}
+
 pub(super) fn join(a: &Cov, b: &Cov) -> Cov {
-    Rc::new(CovNode::Join(a.clone(), b.clone()))
+    Rc::new(CovNode {
+        ext: a.ext.union(b.ext),
+        kind: CovKind::Join(a.clone(), b.clone()),
+        full: OnceCell::new(),
+    })
 }
 
 /// Same pairs by construction (shared node, or equal trees of shared works).
@@ -574,11 +592,11 @@ pub(super) fn cov_eq(a: &Cov, b: &Cov) -> bool {
     if Rc::ptr_eq(a, b) {
         return true;
     }
-    match (&**a, &**b) {
-        (CovNode::Leaf { w, kvreg }, CovNode::Leaf { w: w2, kvreg: k2 }) => {
+    match (&a.kind, &b.kind) {
+        (CovKind::Leaf { w, kvreg }, CovKind::Leaf { w: w2, kvreg: k2 }) => {
             Rc::ptr_eq(w, w2) && kvreg == k2
         }
-        (CovNode::Join(a1, a2), CovNode::Join(b1, b2)) => cov_eq(a1, b1) && cov_eq(a2, b2),
+        (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => cov_eq(a1, b1) && cov_eq(a2, b2),
         _ => false,
     }
 }
@@ -604,7 +622,46 @@ impl std::hash::Hasher for PtrHash {
     }
 }
 
-/// Sums a coverage over `cells`; shared sub-trees are summed once each (`memo`, cleared here).
+/// The sum of `cov` over all cells, cached in every node it visits (post-order with an explicit
+/// stack: accumulation chains can be long).
+fn full_sum(h: &Hasher, cov: &Cov) -> PairSum {
+    if let Some(v) = cov.full.get() {
+        return *v;
+    }
+    let all = Cells {
+        q: (0, u32::MAX),
+        k: (0, u32::MAX),
+        heads: (0, u32::MAX),
+    };
+    let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
+    while let Some((n, expanded)) = stack.pop() {
+        if n.full.get().is_some() {
+            continue;
+        }
+        match &n.kind {
+            CovKind::Leaf { w, kvreg } => {
+                let _ = n.full.set(w.sum(h, &all, *kvreg));
+            }
+            CovKind::Join(a, b) if expanded => {
+                let v = full_sum_of(a).add(full_sum_of(b));
+                let _ = n.full.set(v);
+            }
+            CovKind::Join(a, b) => {
+                stack.push((n, true));
+                stack.push((b, false));
+                stack.push((a, false));
+            }
+        }
+    }
+    full_sum_of(cov)
+}
+
+fn full_sum_of(n: &Cov) -> PairSum {
+    *n.full.get().expect("children are summed first")
+}
+
+/// Sums a coverage over `cells`: sub-trees whose extent lies inside `cells` by their full sum,
+/// other shared sub-trees once each (`memo`, cleared here).
 pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
     memo.clear();
     // Post-order walk with an explicit stack (accumulation chains can be long).
@@ -614,21 +671,25 @@ pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> 
         let key = Rc::as_ptr(n);
         let shared = Rc::strong_count(n) > 1;
         if !expanded {
+            if n.ext.inside(cells) {
+                vals.push(full_sum(h, n));
+                continue;
+            }
             if shared {
                 if let Some(v) = memo.get(&key) {
                     vals.push(*v);
                     continue;
                 }
             }
-            match &**n {
-                CovNode::Leaf { w, kvreg } => {
+            match &n.kind {
+                CovKind::Leaf { w, kvreg } => {
                     let v = w.sum(h, cells, *kvreg);
                     if shared {
                         memo.insert(key, v);
                     }
                     vals.push(v);
                 }
-                CovNode::Join(a, b) => {
+                CovKind::Join(a, b) => {
                     stack.push((n, true));
                     stack.push((b, false));
                     stack.push((a, false));

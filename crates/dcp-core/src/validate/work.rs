@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use super::pairs::{constant_order_runs, count_inside_mask, trap_sum, CovNode, Trap, WorkPairs};
+use super::pairs::{constant_order_runs, count_inside_mask, leaf, trap_sum, Trap, WorkPairs};
 use super::state::{refine, Part, Rows, Val};
 use super::{Item, Validator};
 use crate::error::{PlanError, PlanErrorKind};
@@ -404,7 +404,11 @@ impl Validator<'_> {
             .into_iter()
             .map(|(c0, c1, h)| (h, h + (c1 - c0)))
             .collect();
-        Ok(WorkPairs::new(self.cx.seq_off[seq as usize], qheads, traps))
+        Ok(WorkPairs {
+            off: self.cx.seq_off[seq as usize],
+            qheads,
+            traps,
+        })
     }
 
     /// Checks one work and applies it: a forward work writes fresh partial (O, LSE); a backward
@@ -469,10 +473,7 @@ impl Validator<'_> {
         match bwd {
             None => {
                 let (o, lse) = outs.expect("forward outputs");
-                let cov = Rc::new(CovNode::Leaf {
-                    w: pairs,
-                    kvreg: None,
-                });
+                let cov = leaf(pairs, None);
                 for (r, w, what) in [(o, d, "O"), (lse, 1, "LSE")] {
                     let item = Item::Work(wi, what, None);
                     if self.check_region(dev, idx, r, item)? != w
@@ -558,10 +559,7 @@ impl Validator<'_> {
                 }
                 self.check_write(dev, idx, &w.dq, item)?;
                 let want = ident_rows(IoTensor::DQ, seq, &ops.q_runs, &q_cols);
-                let cov = Rc::new(CovNode::Leaf {
-                    w: pairs.clone(),
-                    kvreg: None,
-                });
+                let cov = leaf(pairs.clone(), None);
                 self.accumulate(dev, idx, item, &w.dq, &want, Part::DQ, &cov)?;
                 if w.dkv.len() != kv.len() {
                     return Err(self.shape_err(
@@ -587,10 +585,7 @@ impl Validator<'_> {
                         .map(|&(c0, c1, t)| (c0 - start, c1 - start, t))
                         .collect();
                     let want = ident_rows(IoTensor::DKv, seq, &runs, &kv_cols);
-                    let cov = Rc::new(CovNode::Leaf {
-                        w: pairs.clone(),
-                        kvreg: Some(ri as u32),
-                    });
+                    let cov = leaf(pairs.clone(), Some(ri as u32));
                     self.accumulate(dev, idx, item, dr, &want, Part::DKv, &cov)?;
                 }
             }
