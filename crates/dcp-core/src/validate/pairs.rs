@@ -760,6 +760,61 @@ mod tests {
     }
 
     #[test]
+    fn coverage_sums_split_over_cells() {
+        // Two works over a causal sequence; blocks of a coverage add up to its full sum.
+        let h = Hasher::new();
+        let causal = |q0: u32, q1: u32, k0: i64, k1: i64, kvreg| Trap {
+            q0,
+            q1,
+            lo: [Lin::c(k0), Lin::c(k0)],
+            hi: [Lin::row(1), Lin::c(k1)],
+            kvreg,
+        };
+        let w = |traps| {
+            Rc::new(WorkPairs {
+                off: 3,
+                qheads: vec![(0, 2), (4, 5)],
+                traps,
+            })
+        };
+        let a = leaf(w(vec![causal(0, 10, 0, 10, 0)]), None);
+        let b = leaf(
+            w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
+            None,
+        );
+        let ab = join(&a, &b);
+        let both = join(&ab, &ab);
+        let mut memo = Memo::default();
+        let cells = |q: (u32, u32), heads: (u32, u32)| Cells {
+            q,
+            k: (0, 20),
+            heads,
+        };
+        let full = cov_sum(&h, &ab, &cells((0, 20), (0, 8)), &mut memo);
+        assert_eq!(full.count, 3 * (55 + 155));
+        let mut parts = PairSum::default();
+        for q in [(0, 7), (7, 13), (13, 20)] {
+            for hd in [(0, 1), (1, 8)] {
+                parts = parts.add(cov_sum(&h, &ab, &cells(q, hd), &mut memo));
+            }
+        }
+        assert_eq!(parts, full);
+        // A shared sub-tree counts once per reference.
+        let twice = cov_sum(&h, &both, &cells((0, 20), (0, 8)), &mut memo);
+        assert_eq!(twice, full.add(full));
+        let dkv = leaf(
+            w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
+            Some(1),
+        );
+        let k = Cells {
+            q: (0, 20),
+            k: (10, 20),
+            heads: (0, 8),
+        };
+        assert_eq!(cov_sum(&h, &dkv, &k, &mut memo).count, 3 * 55);
+    }
+
+    #[test]
     fn table_powers_match_square_and_multiply() {
         let t = Powers::new(0x0c5a_d7e1_93b2_4a6d % P);
         for e in [
