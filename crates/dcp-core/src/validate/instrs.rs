@@ -279,7 +279,7 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// `dst += pairs of cov` for cells whose identity `want` gives (values `In`, by cell):
+    /// `dst += pairs of covs[i]` for the cells of `want[i]`, whose identity it gives (values `In`):
     /// each cell must be zero-filled or hold a partial `part` of the same identity.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn accumulate(
@@ -290,12 +290,13 @@ impl Validator<'_> {
         dst: &Region,
         want: &[Rows],
         part: Part,
-        cov: &Cov,
+        covs: &[Cov],
     ) -> Result<(), PlanError> {
         let have = self.devs[dev as usize].bufs[dst.buf as usize].read(dst);
         let mut out = Vec::new();
         for cell in refine(&[&have, want]) {
             let (seq, tok, head) = cell.vals[1].ident().expect("identity");
+            let cov = &covs[want.partition_point(|w| w.r1 <= cell.r0)];
             let v = match &cell.vals[0] {
                 Val::Fill(FillValue::Zero) => Val::Part {
                     p: part,

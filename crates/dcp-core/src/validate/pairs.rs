@@ -407,11 +407,30 @@ pub(super) struct Trap {
 }
 
 /// Which cells a coverage is read for: query tokens, key tokens, query heads, KV region.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Cells {
     pub q: (u32, u32),
     pub k: (u32, u32),
     pub heads: (u32, u32),
+}
+
+impl Cells {
+    /// All cells.
+    pub const ALL: Cells = Cells {
+        q: (0, u32::MAX),
+        k: (0, u32::MAX),
+        heads: (0, u32::MAX),
+    };
+
+    /// The cells in both.
+    pub fn clip(&self, o: &Cells) -> Cells {
+        let i = |x: (u32, u32), y: (u32, u32)| (x.0.max(y.0), x.1.min(y.1));
+        Cells {
+            q: i(self.q, o.q),
+            k: i(self.k, o.k),
+            heads: i(self.heads, o.heads),
+        }
+    }
 }
 
 impl WorkPairs {
@@ -501,7 +520,7 @@ pub(super) fn count_inside_mask(h: &Hasher, mask: &CompiledMask, tr: &Trap) -> u
 struct Extent(Option<Cells>);
 
 impl Extent {
-    fn of_leaf(w: &WorkPairs, kvreg: Option<u32>) -> Extent {
+    fn of_leaf(w: &WorkPairs, kvreg: Option<u32>, clip: &Cells) -> Extent {
         let mut e = Extent(None);
         let (h0, h1) = w
             .qheads
@@ -517,11 +536,15 @@ impl Extent {
         {
             // Keys of a trap lie inside its KV run: [lo[1], hi[1]).
             let k = (t.lo[1].c.max(0) as u32, t.hi[1].c.max(0) as u32);
-            e = e.union(Extent(Some(Cells {
+            let b = Cells {
                 q: (t.q0, t.q1),
                 k,
                 heads: (h0, h1),
-            })));
+            }
+            .clip(clip);
+            if b.q.0 < b.q.1 && b.k.0 < b.k.1 {
+                e = e.union(Extent(Some(b)));
+            }
         }
         e
     }
@@ -561,20 +584,23 @@ pub(super) struct CovNode {
 
 #[derive(Debug)]
 enum CovKind {
-    /// One work's pairs (for dKV: only those read through KV region `kvreg`).
+    /// One work's pairs inside `clip` (for dKV: only those read through KV region `kvreg`).
     Leaf {
         w: Rc<WorkPairs>,
         kvreg: Option<u32>,
+        clip: Cells,
     },
     Join(Cov, Cov),
 }
 
 pub(super) type Cov = Rc<CovNode>;
 
-pub(super) fn leaf(w: Rc<WorkPairs>, kvreg: Option<u32>) -> Cov {
+/// The pairs of `w` inside `clip` (through KV region `kvreg` if given): what a work adds to the
+/// output rows of one query run, or to the dKV rows of one KV run.
+pub(super) fn leaf(w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
     Rc::new(CovNode {
-        ext: Extent::of_leaf(&w, kvreg),
-        kind: CovKind::Leaf { w, kvreg },
+        ext: Extent::of_leaf(&w, kvreg, &clip),
+        kind: CovKind::Leaf { w, kvreg, clip },
         full: OnceCell::new(),
     })
 }
@@ -593,9 +619,14 @@ pub(super) fn cov_eq(a: &Cov, b: &Cov) -> bool {
         return true;
     }
     match (&a.kind, &b.kind) {
-        (CovKind::Leaf { w, kvreg }, CovKind::Leaf { w: w2, kvreg: k2 }) => {
-            Rc::ptr_eq(w, w2) && kvreg == k2
-        }
+        (
+            CovKind::Leaf { w, kvreg, clip },
+            CovKind::Leaf {
+                w: w2,
+                kvreg: k2,
+                clip: c2,
+            },
+        ) => Rc::ptr_eq(w, w2) && kvreg == k2 && clip == c2,
         (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => cov_eq(a1, b1) && cov_eq(a2, b2),
         _ => false,
     }
@@ -628,19 +659,14 @@ fn full_sum(h: &Hasher, cov: &Cov) -> PairSum {
     if let Some(v) = cov.full.get() {
         return *v;
     }
-    let all = Cells {
-        q: (0, u32::MAX),
-        k: (0, u32::MAX),
-        heads: (0, u32::MAX),
-    };
     let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
     while let Some((n, expanded)) = stack.pop() {
         if n.full.get().is_some() {
             continue;
         }
         match &n.kind {
-            CovKind::Leaf { w, kvreg } => {
-                let _ = n.full.set(w.sum(h, &all, *kvreg));
+            CovKind::Leaf { w, kvreg, clip } => {
+                let _ = n.full.set(w.sum(h, clip, *kvreg));
             }
             CovKind::Join(a, b) if expanded => {
                 let v = full_sum_of(a).add(full_sum_of(b));
@@ -682,8 +708,8 @@ pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> 
                 }
             }
             match &n.kind {
-                CovKind::Leaf { w, kvreg } => {
-                    let v = w.sum(h, cells, *kvreg);
+                CovKind::Leaf { w, kvreg, clip } => {
+                    let v = w.sum(h, &cells.clip(clip), *kvreg);
                     if shared {
                         memo.insert(key, v);
                     }
@@ -777,10 +803,11 @@ mod tests {
                 traps,
             })
         };
-        let a = leaf(w(vec![causal(0, 10, 0, 10, 0)]), None);
+        let a = leaf(w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
         let b = leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
             None,
+            Cells::ALL,
         );
         let ab = join(&a, &b);
         let both = join(&ab, &ab);
@@ -805,6 +832,7 @@ mod tests {
         let dkv = leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
             Some(1),
+            Cells::ALL,
         );
         let k = Cells {
             q: (0, 20),

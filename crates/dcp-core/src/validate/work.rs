@@ -5,7 +5,9 @@
 
 use std::rc::Rc;
 
-use super::pairs::{constant_order_runs, count_inside_mask, leaf, trap_sum, Trap, WorkPairs};
+use super::pairs::{
+    constant_order_runs, count_inside_mask, leaf, trap_sum, Cells, Cov, Trap, WorkPairs,
+};
 use super::state::{refine, Part, Rows, Val};
 use super::{Item, Validator};
 use crate::error::{PlanError, PlanErrorKind};
@@ -67,6 +69,19 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// One coverage leaf per query run of a work: its pairs for those query tokens.
+fn q_leaves(pairs: &Rc<WorkPairs>, runs: &TokRuns) -> Vec<Cov> {
+    runs.iter()
+        .map(|&(r0, r1, tok)| {
+            let clip = Cells {
+                q: (tok, tok + (r1 - r0)),
+                ..Cells::ALL
+            };
+            leaf(pairs.clone(), None, clip)
+        })
+        .collect()
 }
 
 /// What a work reads: query rows and heads, KV runs and heads, of one sequence.
@@ -473,7 +488,8 @@ impl Validator<'_> {
         match bwd {
             None => {
                 let (o, lse) = outs.expect("forward outputs");
-                let cov = leaf(pairs, None);
+                // One leaf per query run: each output block reads whole leaves.
+                let covs = q_leaves(&pairs, &ops.q_runs);
                 for (r, w, what) in [(o, d, "O"), (lse, 1, "LSE")] {
                     let item = Item::Work(wi, what, None);
                     if self.check_region(dev, idx, r, item)? != w
@@ -493,7 +509,8 @@ impl Validator<'_> {
                     let rows: Vec<Rows> = ops
                         .q_runs
                         .iter()
-                        .map(|&(r0, r1, tok)| Rows {
+                        .zip(&covs)
+                        .map(|(&(r0, r1, tok), cov)| Rows {
                             r0,
                             r1,
                             cols: q_cols
@@ -559,8 +576,8 @@ impl Validator<'_> {
                 }
                 self.check_write(dev, idx, &w.dq, item)?;
                 let want = ident_rows(IoTensor::DQ, seq, &ops.q_runs, &q_cols);
-                let cov = leaf(pairs.clone(), None);
-                self.accumulate(dev, idx, item, &w.dq, &want, Part::DQ, &cov)?;
+                let covs = q_leaves(&pairs, &ops.q_runs);
+                self.accumulate(dev, idx, item, &w.dq, &want, Part::DQ, &covs)?;
                 if w.dkv.len() != kv.len() {
                     return Err(self.shape_err(
                         dev,
@@ -585,8 +602,18 @@ impl Validator<'_> {
                         .map(|&(c0, c1, t)| (c0 - start, c1 - start, t))
                         .collect();
                     let want = ident_rows(IoTensor::DKv, seq, &runs, &kv_cols);
-                    let cov = leaf(pairs.clone(), Some(ri as u32));
-                    self.accumulate(dev, idx, item, dr, &want, Part::DKv, &cov)?;
+                    // One leaf per KV run: each dKV block reads whole leaves.
+                    let covs: Vec<Cov> = runs
+                        .iter()
+                        .map(|&(c0, c1, t)| {
+                            let clip = Cells {
+                                k: (t, t + (c1 - c0)),
+                                ..Cells::ALL
+                            };
+                            leaf(pairs.clone(), Some(ri as u32), clip)
+                        })
+                        .collect();
+                    self.accumulate(dev, idx, item, dr, &want, Part::DKv, &covs)?;
                 }
             }
         }
