@@ -317,12 +317,6 @@ impl Buf {
             }
         }
     }
-
-    /// Number of rectangles (for statistics).
-    #[allow(dead_code)]
-    pub fn pieces(&self) -> usize {
-        self.bands.values().map(|b| b.cols.len()).sum()
-    }
 }
 
 /// Whether `b` is `a` moved `dt` rows and `dh` columns on (one rectangle could hold both).
