@@ -382,6 +382,24 @@ fn row_ranges_beyond_the_keys_are_caught() {
 }
 
 #[test]
+fn overlapping_row_range_segments_are_caught() {
+    // Executors read a row from the first segment that holds it; a later segment reaching back
+    // over the same rows would add pairs no executor computes.
+    let mut p = ring();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Attn { works, .. } if works.iter().any(|w| w.rows.segs.len() >= 2)),
+    );
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let w = works.iter_mut().find(|w| w.rows.segs.len() >= 2).unwrap();
+        w.rows.segs[1].row0 -= 1;
+        w.rows.segs[1].rows += 1;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::RowRanges { .. }), "{e}");
+}
+
+#[test]
 fn query_and_kv_of_two_sequences_are_caught() {
     // Local plans hold whole sequences; point a work's KV at another sequence on its device.
     let (b, _) = small();

@@ -284,8 +284,9 @@ impl Validator<'_> {
         Ok(())
     }
 
-    /// Row ranges in order and inside the concatenated keys, checked once per run of rows on
-    /// which no two range ends cross (the checks then hold on every row of the run or none).
+    /// Row-range segments in row order without overlap; ranges in order and inside the
+    /// concatenated keys, checked once per run of rows on which no two range ends cross (the
+    /// checks then hold on every row of the run or none).
     fn check_rows(
         &self,
         dev: u32,
@@ -296,7 +297,22 @@ impl Validator<'_> {
     ) -> Result<(), PlanError> {
         let mut lines: Vec<Lin> = Vec::new();
         let mut bad = None;
+        // Segments in row order without overlap: what `RowRanges::row` (the executors' reading)
+        // assumes, and what makes the segments' pairs exactly the rows' pairs.
+        let mut next = 0u64;
         for seg in &rows.segs {
+            if (seg.row0 as u64) < next {
+                bad = Some((seg.row0, seg.row0.saturating_add(seg.rows)));
+                break;
+            }
+            next = seg.row0 as u64 + seg.rows as u64;
+        }
+        let segs = if bad.is_some() {
+            &[][..]
+        } else {
+            &rows.segs[..]
+        };
+        for seg in segs {
             lines.clear();
             lines.extend(seg.ranges.iter().flat_map(|r| [r.start, r.end]));
             lines.extend([Lin::c(0), Lin::c(keys as i64)]);
