@@ -69,7 +69,10 @@ impl std::fmt::Display for PlanSite {
                 "device {}, {} instruction {i}",
                 self.device, self.program
             ),
-            None => write!(f, "device {}, {} program", self.device, self.program),
+            None if matches!(self.program, "forward" | "backward") => {
+                write!(f, "device {}, {} program", self.device, self.program)
+            }
+            None => write!(f, "device {}, {}", self.device, self.program),
         }
     }
 }
@@ -232,13 +235,13 @@ pub enum PlanErrorKind {
         kv_head: u32,
         want: u32,
     },
-    #[error("work {work}: row ranges of rows {rows:?} are out of order or beyond the {keys} concatenated keys")]
+    #[error("work {work}: row ranges of rows {}..{} are out of row order, overlap, or reach beyond the {keys} concatenated keys", rows.0, rows.1)]
     RowRanges {
         work: usize,
         rows: (u32, u32),
         keys: u32,
     },
-    #[error("work {work}: query tokens {tokens:?} of sequence {seq} attend {outside} key(s) outside their mask")]
+    #[error("work {work}: query tokens {}..{} of sequence {seq} attend {outside} key(s) outside their mask", tokens.0, tokens.1)]
     KeyOutsideMask {
         work: usize,
         seq: u32,
@@ -247,7 +250,7 @@ pub enum PlanErrorKind {
     },
     #[error("{item}: cannot combine {a} with {b}")]
     Combine { item: String, a: String, b: String },
-    #[error("output {tensor:?} of sequence {seq} tokens {tokens:?} heads {heads:?} holds {} attended pairs, the mask has {}", count.got, count.want)]
+    #[error("output {tensor:?} of sequence {seq} tokens {}..{} heads {}..{} holds {} attended pairs, the mask has {}: some pairs are missed", tokens.0, tokens.1, heads.0, heads.1, count.got, count.want)]
     PairsMissing {
         tensor: IoTensor,
         seq: u32,
@@ -255,7 +258,8 @@ pub enum PlanErrorKind {
         heads: (u32, u32),
         count: PairCount,
     },
-    #[error("output {tensor:?} of sequence {seq} tokens {tokens:?} heads {heads:?} holds {} attended pairs for the mask's {}: some pairs are computed twice", count.got, count.want)]
+    #[error("output {tensor:?} of sequence {seq} tokens {}..{} heads {}..{} holds {} attended pairs, the mask has {}: {}", tokens.0, tokens.1, heads.0, heads.1, count.got, count.want,
+        if count.got == count.want { "as many, but some are computed twice and others missed" } else { "some pairs are computed twice" })]
     PairsDuplicated {
         tensor: IoTensor,
         seq: u32,
@@ -263,7 +267,7 @@ pub enum PlanErrorKind {
         heads: (u32, u32),
         count: PairCount,
     },
-    #[error("output {tensor:?} rows {rows:?} heads {heads:?} hold {found}, expected sequence {seq} tokens from {token}")]
+    #[error("output {tensor:?} rows {}..{} heads {}..{} hold {found}, expected sequence {seq} tokens from {token}", rows.0, rows.1, heads.0, heads.1)]
     WrongOutput {
         tensor: IoTensor,
         rows: (u32, u32),
