@@ -4,7 +4,7 @@
 //! along each list; every send has exactly one matching receive of equal size on its peer in the
 //! same group, in the same order per pair) and reports the instruction that breaks them.
 
-use crate::error::PlanError;
+use crate::error::{PlanError, PlanErrorKind};
 use crate::plan::{Dir, Instr, Plan, Program, Region};
 
 /// What a machine does with instructions; the driver decides the order.
@@ -75,10 +75,8 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
                         return Err(PlanError::new(
                             d as u32,
                             pname,
-                            pc[d],
-                            format!(
-                                "comm tag {tag} does not increase (previous group had tag {prev})"
-                            ),
+                            Some(pc[d]),
+                            PlanErrorKind::TagOrder { tag, prev },
                         ));
                     }
                 }
@@ -99,23 +97,21 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
                     return Err(PlanError::new(
                         d as u32,
                         pname,
-                        pc[d],
-                        format!("comm tag {tag}: bad peer {}", op.peer),
+                        Some(pc[d]),
+                        PlanErrorKind::BadPeer { tag, peer: op.peer },
                     ));
                 }
                 if at[p] != Some(tag) {
-                    let next = match at[p] {
-                        Some(t) => format!("its next group has tag {t}"),
-                        None => "it has no further comm group".to_string(),
-                    };
                     return Err(PlanError::new(
                         d as u32,
                         pname,
-                        pc[d],
-                        format!(
-                            "comm tag {tag}: {} device {p} is unmatched: device {p} has no group with tag {tag} here ({next})",
-                            if op.dir == Dir::Send { "send to" } else { "receive from" }
-                        ),
+                        Some(pc[d]),
+                        PlanErrorKind::PeerNotInGroup {
+                            tag,
+                            peer: p as u32,
+                            send: op.dir == Dir::Send,
+                            peer_next: at[p],
+                        },
                     ));
                 }
             }
@@ -142,36 +138,47 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
                     return Err(PlanError::new(
                         d as u32,
                         pname,
-                        pc[d],
-                        format!(
-                            "comm tag {tag}: {} send(s) to device {p} but device {p} posts {} receive(s) from device {d}",
-                            sends.len(),
-                            recvs.len()
-                        ),
+                        Some(pc[d]),
+                        PlanErrorKind::UnmatchedSend {
+                            tag,
+                            peer: p as u32,
+                            sends: sends.len(),
+                            recvs: recvs.len(),
+                        },
                     ));
                 }
                 for (k, (s, r)) in sends.iter().zip(&recvs).enumerate() {
                     let sb = &progs[d].buffers.get(s.buf as usize);
                     let rb = &progs[p].buffers.get(r.buf as usize);
                     let (Some(sb), Some(rb)) = (sb, rb) else {
+                        let (dev, buf) = if sb.is_none() { (d, s.buf) } else { (p, r.buf) };
                         return Err(PlanError::new(
-                            d as u32,
+                            dev as u32,
                             pname,
-                            pc[d],
-                            format!("comm tag {tag}: pair {k} names an undeclared buffer"),
+                            Some(pc[dev]),
+                            PlanErrorKind::UndeclaredBuffer {
+                                item: format!("comm tag {tag} pair {k}"),
+                                buf,
+                            },
                         ));
                     };
                     let se = s.len as u64 * s.heads as u64 * sb.width as u64;
                     let re = r.len as u64 * r.heads as u64 * rb.width as u64;
                     if se != re || sb.dtype != rb.dtype || s.heads != r.heads {
+                        let shape = |x: &Region, w: u32, t| {
+                            format!("{} tokens × {} heads × {w} of {t:?}", x.len, x.heads)
+                        };
                         return Err(PlanError::new(
                             d as u32,
                             pname,
-                            pc[d],
-                            format!(
-                                "comm tag {tag}: send #{k} to device {p} ({} tokens × {} heads × {} of {:?}) does not match its receive ({} × {} × {} of {:?})",
-                                s.len, s.heads, sb.width, sb.dtype, r.len, r.heads, rb.width, rb.dtype
-                            ),
+                            Some(pc[d]),
+                            PlanErrorKind::SizeMismatch {
+                                tag,
+                                peer: p as u32,
+                                pair: k,
+                                send: shape(s, sb.width, sb.dtype),
+                                recv: shape(r, rb.width, rb.dtype),
+                            },
                         ));
                     }
                     m.transfer(d as u32, s, p as u32, r)?;

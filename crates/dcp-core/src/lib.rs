@@ -20,7 +20,7 @@ pub mod mask;
 pub mod spec;
 pub mod stats;
 
-pub use error::{PlanError, PlanningError, SpecError};
+pub use error::{PlanError, PlanErrorKind, PlanningError, SpecError};
 pub mod interp;
 pub mod plan;
 pub mod planners;
@@ -28,4 +28,4 @@ pub mod planners;
 pub use planners::{dcp, ulysses, usp};
 pub mod validate;
 
-pub use validate::validate;
+pub use validate::{validate, ValidatedPlan};

@@ -1,12 +1,15 @@
-//! The validator rejects broken plans with a message pointing at the instruction, and the static
-//! planners move exactly the textbook byte counts.
+//! The validator rejects every kind of broken plan with a typed error pointing at the device and
+//! instruction (one mutation test per check), and the static planners move exactly the textbook
+//! byte counts.
 
 use dcp_core::baselines::{plan_local, plan_ring};
+use dcp_core::error::LayoutFault;
+use dcp_core::mask::Lin;
 use dcp_core::mask::MaskSpec;
-use dcp_core::plan::{Dir, Instr, Plan};
+use dcp_core::plan::{BufferRole, Dir, FillValue, Instr, IoTensor, Plan, Region};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
-use dcp_core::validate;
+use dcp_core::{validate, PlanError, PlanErrorKind, ValidatedPlan};
 
 fn small() -> (BatchSpec, Topology) {
     let model = ModelShape {
@@ -28,10 +31,8 @@ fn ring() -> Plan {
     p
 }
 
-fn err_of(p: &Plan) -> String {
-    validate(p)
-        .expect_err("the broken plan must be rejected")
-        .to_string()
+fn err_of(p: &Plan) -> PlanError {
+    validate(p).expect_err("the broken plan must be rejected")
 }
 
 fn find(p: &Plan, dev: usize, pred: impl Fn(&Instr) -> bool) -> usize {
@@ -40,6 +41,15 @@ fn find(p: &Plan, dev: usize, pred: impl Fn(&Instr) -> bool) -> usize {
         .instrs
         .iter()
         .position(pred)
+        .expect("instruction present")
+}
+
+/// The first (device, instruction) of the forward programs satisfying `pred`.
+fn find_any(p: &Plan, pred: impl Fn(&Instr) -> bool) -> (usize, usize) {
+    p.devices
+        .iter()
+        .enumerate()
+        .find_map(|(d, dp)| dp.forward.instrs.iter().position(&pred).map(|i| (d, i)))
         .expect("instruction present")
 }
 
@@ -56,24 +66,61 @@ fn dropping_a_work_misses_pairs() {
     }
     let e = err_of(&p);
     assert!(
-        e.contains("attended pairs") || e.contains("never written") || e.contains("reads a region"),
+        matches!(
+            e.kind,
+            PlanErrorKind::PairsMissing { .. } | PlanErrorKind::ReadBeforeWrite { .. }
+        ),
         "{e}"
     );
 }
 
 #[test]
-fn duplicating_a_work_is_caught() {
+fn duplicating_a_merge_is_caught() {
     let mut p = ring();
-    let i = find(&p, 0, |x| matches!(x, Instr::Attn { .. }));
     let merge = find(&p, 0, |x| matches!(x, Instr::Merge { .. }));
     let dup = p.devices[0].forward.instrs[merge].clone();
     p.devices[0].forward.instrs.insert(merge + 1, dup);
-    let _ = i;
     let e = err_of(&p);
-    assert!(
-        e.contains("device 0") && e.contains("attended pairs"),
-        "{e}"
+    assert_eq!(e.site.device, 0);
+    let PlanErrorKind::PairsDuplicated { count, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert!(count.got > count.want, "{e}");
+}
+
+#[test]
+fn same_count_but_wrong_pairs_is_caught() {
+    // A full-mask work whose KV reads its first token twice and its last never: the pair count
+    // is right, the pairs are not.
+    let (mut b, t) = small();
+    for s in &mut b.seqs {
+        s.mask = MaskSpec::Full;
+    }
+    let mut p = plan_ring(&b, &t, false).unwrap();
+    validate(&p).unwrap();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Attn { works, .. } if works.iter().any(|w| w.kv.len() == 1 && w.kv[0].len >= 2)),
     );
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let w = works
+            .iter_mut()
+            .find(|w| w.kv.len() == 1 && w.kv[0].len >= 2)
+            .unwrap();
+        let r = w.kv[0];
+        w.kv = vec![
+            Region {
+                len: r.len - 1,
+                ..r
+            },
+            Region { len: 1, ..r },
+        ];
+    }
+    let e = err_of(&p);
+    let PlanErrorKind::PairsDuplicated { count, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert_eq!(count.got, count.want, "{e}");
 }
 
 #[test]
@@ -82,10 +129,70 @@ fn removing_a_wait_is_a_race() {
     let i = find(&p, 2, |x| matches!(x, Instr::Wait { .. }));
     p.devices[2].forward.instrs.remove(i);
     let e = err_of(&p);
+    assert_eq!(e.site.device, 2, "{e}");
     assert!(
-        e.contains("device 2") && (e.contains("still receiving") || e.contains("never waited")),
+        matches!(
+            e.kind,
+            PlanErrorKind::InFlightHazard { write: false, .. } | PlanErrorKind::NeverWaited { .. }
+        ),
         "{e}"
     );
+}
+
+/// Inserts `Fill` of the first `dir` region of the first comm group right after it.
+fn fill_in_flight(dir: Dir) -> PlanError {
+    let mut p = ring();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Comm { ops, .. } if ops.iter().any(|o| o.dir == dir)),
+    );
+    let Instr::Comm { ops, .. } = &p.devices[d].forward.instrs[i] else {
+        unreachable!()
+    };
+    let dst = ops.iter().find(|o| o.dir == dir).unwrap().region;
+    p.devices[d].forward.instrs.insert(
+        i + 1,
+        Instr::Fill {
+            dst,
+            value: FillValue::Zero,
+        },
+    );
+    let e = err_of(&p);
+    assert_eq!(
+        (e.site.device, e.site.instr),
+        (d as u32, Some(i + 1)),
+        "{e}"
+    );
+    e
+}
+
+#[test]
+fn writing_a_region_in_flight_is_a_race() {
+    let e = fill_in_flight(Dir::Recv);
+    assert!(
+        matches!(e.kind, PlanErrorKind::InFlightHazard { write: true, .. }),
+        "{e}"
+    );
+    let e = fill_in_flight(Dir::Send);
+    assert!(
+        matches!(e.kind, PlanErrorKind::InFlightHazard { write: true, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn waiting_for_a_group_not_in_flight_is_caught() {
+    let mut p = ring();
+    p.devices[1]
+        .forward
+        .instrs
+        .insert(0, Instr::Wait { tag: 12345 });
+    let e = err_of(&p);
+    assert!(
+        matches!(e.kind, PlanErrorKind::WaitNotInFlight { tag: 12345 }),
+        "{e}"
+    );
+    assert_eq!((e.site.device, e.site.instr), (1, Some(0)));
 }
 
 #[test]
@@ -96,7 +203,41 @@ fn unmatched_send_is_caught() {
         ops.retain(|o| o.dir == Dir::Recv);
     }
     let e = err_of(&p);
-    assert!(e.contains("comm tag 0") && e.contains("receive"), "{e}");
+    assert!(
+        matches!(
+            e.kind,
+            PlanErrorKind::UnmatchedSend {
+                tag: 0,
+                sends: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_peer_and_missing_peer_group_are_caught() {
+    let mut p = ring();
+    let i = find(&p, 0, |x| matches!(x, Instr::Comm { .. }));
+    if let Instr::Comm { ops, .. } = &mut p.devices[0].forward.instrs[i] {
+        ops[0].peer = 0;
+    }
+    assert!(matches!(
+        err_of(&p).kind,
+        PlanErrorKind::BadPeer { peer: 0, .. }
+    ));
+    let mut p = ring();
+    // Device 1's first group moves to a tag nobody else uses.
+    let i = find(&p, 1, |x| matches!(x, Instr::Comm { .. }));
+    if let Instr::Comm { tag, .. } = &mut p.devices[1].forward.instrs[i] {
+        *tag = 1_000_000;
+    }
+    let e = err_of(&p);
+    assert!(
+        matches!(e.kind, PlanErrorKind::PeerNotInGroup { peer: 1, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -109,7 +250,7 @@ fn size_mismatch_is_caught() {
         }
     }
     let e = err_of(&p);
-    assert!(e.contains("does not match its receive"), "{e}");
+    assert!(matches!(e.kind, PlanErrorKind::SizeMismatch { .. }), "{e}");
 }
 
 #[test]
@@ -123,7 +264,8 @@ fn decreasing_tags_are_caught() {
             }
         }
     }
-    assert!(err_of(&p).contains("does not increase"));
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::TagOrder { .. }), "{e}");
 }
 
 #[test]
@@ -134,10 +276,78 @@ fn out_of_bounds_region_is_caught() {
         dst.tok += 1;
     }
     let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::OutOfBounds { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (1, Some(i)));
+}
+
+#[test]
+fn copy_between_shapes_is_caught() {
+    let mut p = ring();
+    let i = find(&p, 1, |x| matches!(x, Instr::Copy { .. }));
+    if let Instr::Copy { dst, .. } = &mut p.devices[1].forward.instrs[i] {
+        dst.len -= 1;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::Shape { .. }), "{e}");
+}
+
+#[test]
+fn reading_a_never_written_region_is_caught() {
+    let mut p = ring();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Attn { works, .. } if !works.is_empty()),
+    );
+    let prog = &mut p.devices[d].forward;
+    // A fresh scratch buffer shaped like the KV one, never written.
+    let Instr::Attn { works, .. } = &prog.instrs[i] else {
+        unreachable!()
+    };
+    let kv = works[0].kv[0];
+    let mut decl = prog.buffers[kv.buf as usize].clone();
+    decl.role = BufferRole::Scratch;
+    decl.name = "never written".into();
+    prog.buffers.push(decl);
+    let fresh = prog.buffers.len() as u32 - 1;
+    if let Instr::Attn { works, .. } = &mut prog.instrs[i] {
+        works[0].kv[0].buf = fresh;
+    }
+    let e = err_of(&p);
     assert!(
-        e.contains("out of bounds") && e.contains(&format!("instruction {i}")),
+        matches!(e.kind, PlanErrorKind::ReadBeforeWrite { .. }),
         "{e}"
     );
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)));
+}
+
+#[test]
+fn accumulating_without_a_zero_fill_is_caught() {
+    let mut p = ring();
+    // Drop the backward program's first fill (the dQ/dKV accumulators start unset).
+    let prog = &mut p.devices[0].backward;
+    let i = prog
+        .instrs
+        .iter()
+        .position(|x| {
+            matches!(
+                x,
+                Instr::Fill {
+                    value: FillValue::Zero,
+                    ..
+                }
+            )
+        })
+        .expect("a zero fill");
+    prog.instrs.remove(i);
+    let e = err_of(&p);
+    assert!(
+        matches!(
+            e.kind,
+            PlanErrorKind::WrongContent { .. } | PlanErrorKind::ReadBeforeWrite { .. }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.site.program, "backward");
 }
 
 #[test]
@@ -147,7 +357,196 @@ fn keys_outside_the_mask_are_caught() {
     let mut p = plan_ring(&b, &t, false).unwrap();
     // Pretend the batch is causal: the full-mask works now read keys the mask hides.
     p.batch.seqs[0].mask = MaskSpec::Causal;
-    assert!(err_of(&p).contains("outside its mask"));
+    let e = err_of(&p);
+    let PlanErrorKind::KeyOutsideMask { seq, outside, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert_eq!(seq, 0);
+    assert!(outside > 0);
+}
+
+#[test]
+fn row_ranges_beyond_the_keys_are_caught() {
+    let mut p = ring();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Attn { works, .. } if !works.is_empty()),
+    );
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let keys: u32 = works[0].kv.iter().map(|r| r.len).sum();
+        let seg = &mut works[0].rows.segs[0];
+        seg.ranges[0].end = Lin::c(keys as i64 + 1);
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::RowRanges { .. }), "{e}");
+}
+
+#[test]
+fn overlapping_row_range_segments_are_caught() {
+    // Executors read a row from the first segment that holds it; a later segment reaching back
+    // over the same rows would add pairs no executor computes.
+    let mut p = ring();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Attn { works, .. } if works.iter().any(|w| w.rows.segs.len() >= 2)),
+    );
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let w = works.iter_mut().find(|w| w.rows.segs.len() >= 2).unwrap();
+        w.rows.segs[1].row0 -= 1;
+        w.rows.segs[1].rows += 1;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::RowRanges { .. }), "{e}");
+}
+
+#[test]
+fn query_and_kv_of_two_sequences_are_caught() {
+    // Local plans hold whole sequences; point a work's KV at another sequence on its device.
+    let (b, _) = small();
+    let mut p = plan_local(&b, &Topology::new(1, 1), None).unwrap();
+    validate(&p).unwrap();
+    let dp = &p.devices[0];
+    let kv_buf = dp.forward.io(IoTensor::Kv).unwrap();
+    let (i, wi) = dp
+        .forward
+        .instrs
+        .iter()
+        .enumerate()
+        .find_map(|(i, x)| match x {
+            Instr::Attn { works, .. } => works
+                .iter()
+                .position(|w| w.kv[0].buf == kv_buf)
+                .map(|wi| (i, wi)),
+            _ => None,
+        })
+        .expect("a work reading the KV input");
+    // Rows of the KV input holding the layout's last span (another sequence than row 0's).
+    let last = dp.layout.last().unwrap();
+    let row = dp.local_tokens() - last.len;
+    if let Instr::Attn { works, .. } = &mut p.devices[0].forward.instrs[i] {
+        let w = &mut works[wi];
+        let own = w.kv[0];
+        let other = if own.tok >= row { 0 } else { row };
+        w.kv[0] = Region {
+            tok: other,
+            len: 1,
+            ..own
+        };
+        w.kv.truncate(1);
+    }
+    let e = err_of(&p);
+    assert!(
+        matches!(e.kind, PlanErrorKind::MixedSequences { .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn gqa_head_mapping_is_checked() {
+    use dcp_core::dcp::{plan_dcp, DcpOptions};
+    let (mut b, t) = small();
+    b.head_block = 1;
+    let opts = DcpOptions {
+        fallback_static: false,
+        ..DcpOptions::default()
+    };
+    let mut p = plan_dcp(&b, &t, &opts).unwrap();
+    validate(&p).unwrap();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Attn { works, .. } if works.iter().any(|w| w.kv[0].heads == 1)),
+    );
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let w = works.iter_mut().find(|w| w.kv[0].heads == 1).unwrap();
+        // Read the other KV head for every KV region.
+        for r in &mut w.kv {
+            r.head = 1 - r.head;
+        }
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::GqaMismatch { .. }), "{e}");
+}
+
+#[test]
+fn overlapping_outputs_of_one_launch_are_caught() {
+    let mut p = ring();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Attn { works, .. } if works.len() >= 2),
+    );
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        works[1].o = Region {
+            len: works[1].o.len.min(works[0].o.len),
+            ..works[0].o
+        };
+        works[1].q.len = works[1].o.len;
+        works[1].lse.len = works[1].o.len;
+    }
+    let e = err_of(&p);
+    assert!(
+        matches!(
+            e.kind,
+            PlanErrorKind::OverlappingOutputs { .. } | PlanErrorKind::Shape { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn backward_attention_in_the_forward_program_is_caught() {
+    let mut p = ring();
+    let bwd = p.devices[0]
+        .backward
+        .instrs
+        .iter()
+        .find(|x| matches!(x, Instr::AttnBwd { .. }))
+        .unwrap()
+        .clone();
+    p.devices[0].forward.instrs.insert(0, bwd);
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::BackwardInForward), "{e}");
+}
+
+#[test]
+fn mismatched_merge_inputs_are_caught() {
+    let mut p = ring();
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Merge { inputs, .. } if inputs.len() >= 2),
+    );
+    if let Instr::Merge { inputs, .. } = &mut p.devices[d].forward.instrs[i] {
+        // Pair the first partial O with the second partial's LSE.
+        let l1 = inputs[1].1;
+        inputs[0].1 = l1;
+    }
+    let e = err_of(&p);
+    assert!(
+        matches!(
+            e.kind,
+            PlanErrorKind::WrongContent { .. } | PlanErrorKind::Combine { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn io_buffers_and_device_numbers_are_checked() {
+    let mut p = ring();
+    let q = p.devices[1].forward.io(IoTensor::Q).unwrap();
+    p.devices[1].forward.buffers[q as usize].tokens += 1;
+    assert!(matches!(
+        err_of(&p).kind,
+        PlanErrorKind::IoBufferShape {
+            tensor: IoTensor::Q,
+            ..
+        }
+    ));
+    let mut p = ring();
+    p.devices[2].device = 7;
+    assert!(matches!(
+        err_of(&p).kind,
+        PlanErrorKind::DeviceIndex { entry: 2, says: 7 }
+    ));
 }
 
 #[test]
@@ -155,7 +554,29 @@ fn layout_must_cover_every_token_once() {
     let mut p = ring();
     p.devices[0].layout[0].len -= 1;
     let e = err_of(&p);
-    assert!(e.contains("layout"), "{e}");
+    assert!(matches!(e.kind, PlanErrorKind::Layout { .. }), "{e}");
+    let mut p = ring();
+    let s = p.devices[0].layout[0];
+    p.devices[1].layout.push(s);
+    assert!(matches!(
+        err_of(&p).kind,
+        PlanErrorKind::Layout {
+            fault: LayoutFault::HeldTwice,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn validated_plans_come_only_from_the_validator() {
+    let p = ring();
+    let v = ValidatedPlan::new(p.clone()).unwrap();
+    assert_eq!(v.plan(), &p);
+    assert_eq!(v.devices.len(), 3);
+    assert_eq!(v.into_inner(), p);
+    let mut bad = ring();
+    bad.devices[0].layout[0].len -= 1;
+    assert!(ValidatedPlan::new(bad).is_err());
 }
 
 #[test]

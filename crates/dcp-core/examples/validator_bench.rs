@@ -1,0 +1,94 @@
+//! Validator benchmark (issue 12): validation time against planning time of the same plan, for
+//! `dcp` and `zigzag` plans of longalign batches (the same batches `dcp plan` makes with its
+//! defaults: seed 0, scale 1, causal, block 1024, 8 heads / 2 KV heads / dim 128).
+//!
+//! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
+//! [--count 2] [--topology 4x8] [--repeats 3]`. Prints a markdown table, one row per plan
+//! (validation: the median of the repeats, wall and thread CPU time; CPU ratio = validate / plan CPU time;
+//! planners and validator are single-threaded, so thread CPU time is their whole cost).
+
+use std::time::Instant;
+
+use dcp_core::datasets::{make_batches, Dataset};
+use dcp_core::mask::MaskSpec;
+use dcp_core::plan::Instr;
+use dcp_core::planners::{make_plan, PlannerOptions};
+use dcp_core::spec::{BatchSpec, ModelShape, Topology};
+use dcp_core::validate;
+
+/// CPU time of this thread in ms (Linux `schedstat`; `None` elsewhere): unlike wall time, not
+/// inflated when other processes share the cores.
+fn thread_cpu_ms() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e6)
+}
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let budgets: Vec<u64> = arg(&args, "--budgets", "131072,400000,1000000")
+        .split(',')
+        .map(|s| s.parse().expect("--budgets: comma-separated token counts"))
+        .collect();
+    let count: usize = arg(&args, "--count", "2").parse().expect("--count");
+    let repeats: usize = arg(&args, "--repeats", "3").parse().expect("--repeats");
+    let topo = Topology::parse(&arg(&args, "--topology", "4x8")).expect("--topology NxG");
+    let model = ModelShape::default();
+    println!(
+        "| planner | budget | batch | tokens | seqs | instrs | works | plan KB | plan ms | plan CPU ms | validate ms | validate CPU ms | CPU ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for &budget in &budgets {
+        let batches = make_batches(Dataset::LongAlign, 1.0, count, budget, 0);
+        for planner in ["dcp", "zigzag"] {
+            for (bi, lens) in batches.iter().enumerate() {
+                let batch = BatchSpec::uniform(lens, MaskSpec::Causal, model, 1024);
+                let (t0, c0) = (Instant::now(), thread_cpu_ms());
+                let plan = make_plan(planner, &batch, &topo, &PlannerOptions::default())
+                    .expect("the planner plans the batch");
+                let plan_ms = t0.elapsed().as_secs_f64() * 1e3;
+                let plan_cpu = thread_cpu_ms().zip(c0).map_or(f64::NAN, |(b, a)| b - a);
+                let (mut ms, mut cpu): (Vec<f64>, Vec<f64>) = (0..repeats.max(1))
+                    .map(|_| {
+                        let (t, c) = (Instant::now(), thread_cpu_ms());
+                        validate(&plan).expect("planner output is valid");
+                        let c = thread_cpu_ms().zip(c).map(|(b, a)| b - a);
+                        (t.elapsed().as_secs_f64() * 1e3, c.unwrap_or(f64::NAN))
+                    })
+                    .unzip();
+                ms.sort_by(|a, b| a.total_cmp(b));
+                cpu.sort_by(|a, b| a.total_cmp(b));
+                let (v, c) = (ms[ms.len() / 2], cpu[cpu.len() / 2]);
+                let instrs: usize = plan
+                    .devices
+                    .iter()
+                    .map(|d| d.forward.instrs.len() + d.backward.instrs.len())
+                    .sum();
+                let works: usize = plan
+                    .devices
+                    .iter()
+                    .flat_map(|d| d.forward.instrs.iter().chain(&d.backward.instrs))
+                    .map(|i| match i {
+                        Instr::Attn { works, .. } => works.len(),
+                        Instr::AttnBwd { works, .. } => works.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                let kb = plan.to_bytes().len() / 1024;
+                println!(
+                    "| {planner} | {budget} | {bi} | {} | {} | {instrs} | {works} | {kb} | {plan_ms:.1} | {plan_cpu:.1} | {v:.1} | {c:.1} | {:.2} |",
+                    batch.total_tokens(),
+                    lens.len(),
+                    c / plan_cpu
+                );
+            }
+        }
+    }
+}

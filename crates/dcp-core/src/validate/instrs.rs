@@ -1,0 +1,413 @@
+//! One function per instruction kind (attention works are in [`super::work`]), plus the
+//! communication bookkeeping: transfers move rectangles between devices, groups stay in flight
+//! until waited for.
+
+use super::pairs::{cov_eq, join, Cov};
+use super::state::{refine, to_rows, Part, Rows, Val};
+use super::{show, Item, Pending, Validator};
+use crate::error::{PlanError, PlanErrorKind};
+use crate::interp::Machine;
+use crate::plan::{FillValue, Instr, Region};
+
+/// The partial result of one cell so far: identity (seq, tok, head) and coverage.
+type Acc = Option<(u32, u32, u32, Cov)>;
+
+/// Folds a partial result of identity `id` into `acc`; on an identity clash returns the one held.
+fn fold(acc: &mut Acc, id: (u32, u32, u32), cov: &Cov) -> Result<(), String> {
+    *acc = Some(match acc.take() {
+        None => (id.0, id.1, id.2, cov.clone()),
+        Some((s, t, h, c)) if (s, t, h) == id => (s, t, h, join(&c, cov)),
+        Some((s, t, h, _)) => return Err(format!("sequence {s} token {t} head {h}")),
+    });
+    Ok(())
+}
+
+impl Validator<'_> {
+    pub(super) fn fill(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        dst: &Region,
+        value: FillValue,
+    ) -> Result<(), PlanError> {
+        self.check_region(dev, idx, dst, Item::Fill)?;
+        self.check_write(dev, idx, dst, Item::Fill)?;
+        self.write(
+            dev,
+            dst,
+            &[Rows::one(0, dst.len, dst.heads, Val::Fill(value))],
+        );
+        Ok(())
+    }
+
+    pub(super) fn copy(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        src: &Region,
+        dst: &Region,
+    ) -> Result<(), PlanError> {
+        let ws = self.check_region(dev, idx, src, Item::CopySrc)?;
+        let wd = self.check_region(dev, idx, dst, Item::CopyDst)?;
+        if ws != wd || src.len != dst.len || src.heads != dst.heads {
+            return Err(self.shape_err(
+                dev,
+                idx,
+                Item::CopyDst,
+                format!(
+                    "copy between regions of different shapes ({} and {})",
+                    show(src),
+                    show(dst)
+                ),
+            ));
+        }
+        self.check_read(dev, idx, src, Item::CopySrc)?;
+        self.check_write(dev, idx, dst, Item::CopyDst)?;
+        let rows = self.read_set(dev, idx, src, Item::CopySrc)?;
+        self.write(dev, dst, &rows);
+        Ok(())
+    }
+
+    pub(super) fn wait(&mut self, dev: u32, idx: usize, tag: u32) -> Result<(), PlanError> {
+        let st = &mut self.devs[dev as usize];
+        let Some(pos) = st.pending.iter().position(|p| p.tag == tag) else {
+            return Err(self.err(dev, idx, PlanErrorKind::WaitNotInFlight { tag }));
+        };
+        st.pending.remove(pos);
+        Ok(())
+    }
+
+    /// Merge: `(o, lse)` = log-sum-exp merge of partial pairs of the same cells.
+    pub(super) fn merge(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        o: &Region,
+        lse: &Region,
+        inputs: &[(Region, Region)],
+    ) -> Result<(), PlanError> {
+        let d = self.plan.batch.model.head_dim;
+        if self.check_region(dev, idx, o, Item::MergeOut)? != d
+            || self.check_region(dev, idx, lse, Item::MergeOut)? != 1
+            || o.len != lse.len
+            || o.heads != lse.heads
+        {
+            return Err(self.shape_err(
+                dev,
+                idx,
+                Item::MergeOut,
+                format!("O (width {d}) and LSE (width 1) regions of one shape"),
+            ));
+        }
+        self.check_write(dev, idx, o, Item::MergeOut)?;
+        self.check_write(dev, idx, lse, Item::MergeOut)?;
+        let mut ins = Vec::with_capacity(2 * inputs.len());
+        for (k, (io, il)) in inputs.iter().enumerate() {
+            let item = Item::MergeIn(k);
+            if self.check_region(dev, idx, io, item)? != d
+                || self.check_region(dev, idx, il, item)? != 1
+                || io.len != o.len
+                || io.heads != o.heads
+                || il.len != o.len
+                || il.heads != o.heads
+            {
+                return Err(self.shape_err(dev, idx, item, "the output's shape"));
+            }
+            self.check_read(dev, idx, io, item)?;
+            self.check_read(dev, idx, il, item)?;
+            ins.push(self.read_set(dev, idx, io, item)?);
+            ins.push(self.read_set(dev, idx, il, item)?);
+        }
+        let refs: Vec<&[Rows]> = ins.iter().map(|v| v.as_slice()).collect();
+        let mut out_o = Vec::new();
+        let mut out_l = Vec::new();
+        for cell in refine(&refs) {
+            let mut acc: Acc = None;
+            for (k, pair) in cell.vals.chunks(2).enumerate() {
+                match (&pair[0], &pair[1]) {
+                    (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
+                    (
+                        Val::Part {
+                            p: Part::O,
+                            seq,
+                            tok,
+                            head,
+                            cov,
+                        },
+                        Val::Part {
+                            p: Part::Lse,
+                            seq: s2,
+                            tok: t2,
+                            head: h2,
+                            cov: c2,
+                        },
+                    ) if (seq, tok, head) == (s2, t2, h2) && cov_eq(cov, c2) => {
+                        if let Err(a) = fold(&mut acc, (*seq, *tok, *head), cov) {
+                            let kind = PlanErrorKind::Combine {
+                                item: Item::MergeIn(k).to_string(),
+                                a: format!("partial O of {a}"),
+                                b: pair[0].describe(),
+                            };
+                            return Err(self.err(dev, idx, kind));
+                        }
+                    }
+                    (a, b) => {
+                        return Err(self.err(
+                            dev,
+                            idx,
+                            PlanErrorKind::WrongContent {
+                                item: format!(
+                                    "{} at rows {}..{} heads {}..{}",
+                                    Item::MergeIn(k),
+                                    cell.r0,
+                                    cell.r1,
+                                    cell.c0,
+                                    cell.c1
+                                ),
+                                found: format!("({}, {})", a.describe(), b.describe()),
+                                expected: "a matching partial O and LSE, or zero and −∞".into(),
+                            },
+                        ))
+                    }
+                }
+            }
+            let (vo, vl) = match acc {
+                None => (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)),
+                Some((seq, tok, head, cov)) => (
+                    Val::Part {
+                        p: Part::O,
+                        seq,
+                        tok,
+                        head,
+                        cov: cov.clone(),
+                    },
+                    Val::Part {
+                        p: Part::Lse,
+                        seq,
+                        tok,
+                        head,
+                        cov,
+                    },
+                ),
+            };
+            out_o.push((cell.r0, cell.r1, cell.c0, cell.c1, vo));
+            out_l.push((cell.r0, cell.r1, cell.c0, cell.c1, vl));
+        }
+        let (ro, rl) = (to_rows(out_o), to_rows(out_l));
+        self.write(dev, o, &ro);
+        self.write(dev, lse, &rl);
+        Ok(())
+    }
+
+    /// Sum: `dst` = Σ inputs of partial dQ (width D) or dKV (width 2D) of the same cells.
+    pub(super) fn sum(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        dst: &Region,
+        inputs: &[Region],
+    ) -> Result<(), PlanError> {
+        let w = self.check_region(dev, idx, dst, Item::SumOut)?;
+        self.check_write(dev, idx, dst, Item::SumOut)?;
+        let mut ins = Vec::with_capacity(inputs.len());
+        for (k, r) in inputs.iter().enumerate() {
+            let item = Item::SumIn(k);
+            if self.check_region(dev, idx, r, item)? != w
+                || r.len != dst.len
+                || r.heads != dst.heads
+            {
+                return Err(self.shape_err(dev, idx, item, "the output's shape and width"));
+            }
+            self.check_read(dev, idx, r, item)?;
+            ins.push(self.read_set(dev, idx, r, item)?);
+        }
+        let part = if w == 2 * self.plan.batch.model.head_dim {
+            Part::DKv
+        } else {
+            Part::DQ
+        };
+        let refs: Vec<&[Rows]> = ins.iter().map(|v| v.as_slice()).collect();
+        let mut out = Vec::new();
+        for cell in refine(&refs) {
+            let mut acc: Acc = None;
+            for (k, v) in cell.vals.iter().enumerate() {
+                match v {
+                    Val::Fill(FillValue::Zero) => {}
+                    Val::Part {
+                        p,
+                        seq,
+                        tok,
+                        head,
+                        cov,
+                    } if *p == part => {
+                        if let Err(a) = fold(&mut acc, (*seq, *tok, *head), cov) {
+                            let kind = PlanErrorKind::Combine {
+                                item: Item::SumIn(k).to_string(),
+                                a: format!("partial {part:?} of {a}"),
+                                b: v.describe(),
+                            };
+                            return Err(self.err(dev, idx, kind));
+                        }
+                    }
+                    other => {
+                        return Err(self.err(
+                            dev,
+                            idx,
+                            PlanErrorKind::WrongContent {
+                                item: Item::SumIn(k).to_string(),
+                                found: other.describe(),
+                                expected: format!("partial {part:?} or zero"),
+                            },
+                        ))
+                    }
+                }
+            }
+            let v = match acc {
+                None => Val::Fill(FillValue::Zero),
+                Some((seq, tok, head, cov)) => Val::Part {
+                    p: part,
+                    seq,
+                    tok,
+                    head,
+                    cov,
+                },
+            };
+            out.push((cell.r0, cell.r1, cell.c0, cell.c1, v));
+        }
+        let rows = to_rows(out);
+        self.write(dev, dst, &rows);
+        Ok(())
+    }
+
+    /// `dst += pairs of covs[i]` for the cells of `want[i]`, whose identity it gives (values `In`):
+    /// each cell must be zero-filled or hold a partial `part` of the same identity.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn accumulate(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        item: Item,
+        dst: &Region,
+        want: &[Rows],
+        part: Part,
+        covs: &[Cov],
+    ) -> Result<(), PlanError> {
+        let have = self.devs[dev as usize].bufs[dst.buf as usize].read(dst);
+        let mut out = Vec::new();
+        for cell in refine(&[&have, want]) {
+            let (seq, tok, head) = cell.vals[1].ident().expect("identity");
+            let cov = &covs[want.partition_point(|w| w.r1 <= cell.r0)];
+            let v = match &cell.vals[0] {
+                Val::Fill(FillValue::Zero) => Val::Part {
+                    p: part,
+                    seq,
+                    tok,
+                    head,
+                    cov: cov.clone(),
+                },
+                Val::Part {
+                    p,
+                    seq: s,
+                    tok: t,
+                    head: h,
+                    cov: c,
+                } if *p == part && (*s, *t, *h) == (seq, tok, head) => Val::Part {
+                    p: part,
+                    seq,
+                    tok,
+                    head,
+                    cov: join(c, cov),
+                },
+                other => {
+                    return Err(self.err(
+                        dev,
+                        idx,
+                        PlanErrorKind::WrongContent {
+                            item: format!(
+                                "{item} at rows {}..{} heads {}..{}",
+                                cell.r0, cell.r1, cell.c0, cell.c1
+                            ),
+                            found: other.describe(),
+                            expected: format!(
+                                "zero (fill accumulators first) or partial {part:?} of sequence {seq} token {tok} head {head}"
+                            ),
+                        },
+                    ))
+                }
+            };
+            out.push((cell.r0, cell.r1, cell.c0, cell.c1, v));
+        }
+        let rows = to_rows(out);
+        self.write(dev, dst, &rows);
+        Ok(())
+    }
+
+    /// Index of the comm instruction `dev` is at.
+    fn comm_idx(&self, dev: u32) -> usize {
+        let st = &self.devs[dev as usize];
+        st.comms.get(st.comms_done).copied().unwrap_or(usize::MAX)
+    }
+}
+
+impl Machine for Validator<'_> {
+    fn local(&mut self, dev: u32, idx: usize, instr: &Instr) -> Result<(), PlanError> {
+        match instr {
+            Instr::Fill { dst, value } => self.fill(dev, idx, dst, *value),
+            Instr::Copy { src, dst } => self.copy(dev, idx, src, dst),
+            Instr::Wait { tag } => self.wait(dev, idx, *tag),
+            Instr::Attn { works, .. } => self.attn(dev, idx, works),
+            Instr::AttnBwd { works, .. } => self.attn_bwd(dev, idx, works),
+            Instr::Merge { o, lse, inputs } => self.merge(dev, idx, o, lse, inputs),
+            Instr::Sum { dst, inputs } => self.sum(dev, idx, dst, inputs),
+            Instr::Comm { .. } => unreachable!("the driver handles comm"),
+        }
+    }
+
+    /// One matched send/receive pair of a group: the receiver's region takes the sender's
+    /// contents now and stays in flight until the receiver waits.
+    fn transfer(
+        &mut self,
+        from: u32,
+        src: &Region,
+        to: u32,
+        dst: &Region,
+    ) -> Result<(), PlanError> {
+        let (fi, ti) = (self.comm_idx(from), self.comm_idx(to));
+        self.check_region(from, fi, src, Item::Send { to })?;
+        self.check_region(to, ti, dst, Item::Recv { from })?;
+        if src.len != dst.len {
+            return Err(self.shape_err(
+                from,
+                fi,
+                Item::Send { to },
+                format!("as many tokens as the receive {}", show(dst)),
+            ));
+        }
+        let rows = self.read_set(from, fi, src, Item::Send { to })?;
+        self.write(to, dst, &rows);
+        self.group_sends[from as usize].push(*src);
+        self.group_recvs[to as usize].push(*dst);
+        Ok(())
+    }
+
+    fn group_done(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        tag: u32,
+        _instr: &Instr,
+    ) -> Result<(), PlanError> {
+        let recvs = std::mem::take(&mut self.group_recvs[dev as usize]);
+        let sends = std::mem::take(&mut self.group_sends[dev as usize]);
+        for (i, a) in recvs.iter().enumerate() {
+            if recvs[i + 1..].iter().chain(&sends).any(|b| a.overlaps(b)) {
+                return Err(self.err(dev, idx, PlanErrorKind::CommOverlap { tag }));
+            }
+        }
+        // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
+        let st = &mut self.devs[dev as usize];
+        st.pending.push(Pending { tag, sends, recvs });
+        st.comms_done += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! Layout and declarations: every token of every sequence is held by exactly one device, device
+//! entries are numbered in order, and each program declares its caller tensors with the layout's
+//! shape. Sets up the validator's initial buffer contents from the layout.
+
+use super::state::{Buf, Rows, Val};
+use super::{Ctx, DevState, Validator};
+use crate::error::{LayoutFault, PlanError, PlanErrorKind};
+use crate::interp::{program, program_name};
+use crate::plan::{BufferRole, Instr, IoTensor, Plan};
+
+/// Every token of every sequence is held by exactly one device.
+pub(super) fn check_layout(plan: &Plan) -> Result<(), PlanError> {
+    let err = |dev: u32, seq: u32, token: u32, fault: LayoutFault| {
+        PlanError::new(
+            dev,
+            "layout",
+            None,
+            PlanErrorKind::Layout { seq, token, fault },
+        )
+    };
+    let mut seen: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); plan.batch.seqs.len()];
+    for d in &plan.devices {
+        for s in &d.layout {
+            let Some(seq) = plan.batch.seqs.get(s.seq as usize) else {
+                return Err(err(d.device, s.seq, s.start, LayoutFault::UnknownSequence));
+            };
+            if s.len == 0 || s.start as u64 + s.len as u64 > seq.len as u64 {
+                let fault = LayoutFault::BadSpan {
+                    start: s.start,
+                    end: s.start.saturating_add(s.len),
+                    len: seq.len,
+                };
+                return Err(err(d.device, s.seq, s.start, fault));
+            }
+            seen[s.seq as usize].push((s.start, s.start + s.len, d.device));
+        }
+    }
+    for (si, spans) in seen.iter_mut().enumerate() {
+        spans.sort_unstable();
+        let mut at = 0;
+        for &(a, b, dev) in spans.iter() {
+            if a != at {
+                let fault = if a < at {
+                    LayoutFault::HeldTwice
+                } else {
+                    LayoutFault::HeldByNone
+                };
+                return Err(err(dev, si as u32, at.min(a), fault));
+            }
+            at = b;
+        }
+        if at != plan.batch.seqs[si].len {
+            return Err(err(0, si as u32, at, LayoutFault::HeldByNone));
+        }
+    }
+    Ok(())
+}
+
+fn io_width(t: IoTensor, d: u32) -> u32 {
+    match t {
+        IoTensor::Kv | IoTensor::DKv => 2 * d,
+        IoTensor::Lse => 1,
+        _ => d,
+    }
+}
+
+fn io_heads(t: IoTensor, heads: u32, kv_heads: u32) -> u32 {
+    match t {
+        IoTensor::Kv | IoTensor::DKv => kv_heads,
+        _ => heads,
+    }
+}
+
+impl<'a> Validator<'a> {
+    pub(super) fn new(cx: &'a Ctx<'a>, backward: bool) -> Result<Self, PlanError> {
+        let plan = cx.plan;
+        let pname = program_name(backward);
+        let m = plan.batch.model;
+        let required: &[IoTensor] = if backward {
+            &[
+                IoTensor::Q,
+                IoTensor::Kv,
+                IoTensor::O,
+                IoTensor::Lse,
+                IoTensor::DO,
+                IoTensor::DQ,
+                IoTensor::DKv,
+            ]
+        } else {
+            &[IoTensor::Q, IoTensor::Kv, IoTensor::O, IoTensor::Lse]
+        };
+        let mut devs = Vec::new();
+        for (di, d) in plan.devices.iter().enumerate() {
+            let err = |kind| PlanError::new(di as u32, pname, None, kind);
+            if d.device != di as u32 {
+                return Err(err(PlanErrorKind::DeviceIndex {
+                    entry: di,
+                    says: d.device,
+                }));
+            }
+            let prog = program(plan, di, backward);
+            let local = d.local_tokens();
+            let mut bufs = Vec::new();
+            for (bi, b) in prog.buffers.iter().enumerate() {
+                let mut buf = Buf::new(b.tokens, b.heads);
+                if let BufferRole::Io(t) = b.role {
+                    if !required.contains(&t) {
+                        return Err(err(PlanErrorKind::UnusedIoBuffer {
+                            buf: bi as u32,
+                            name: b.name.clone(),
+                            tensor: t,
+                        }));
+                    }
+                    let want = (
+                        local,
+                        io_heads(t, m.heads, m.kv_heads),
+                        io_width(t, m.head_dim),
+                    );
+                    if (b.tokens, b.heads, b.width) != want {
+                        return Err(err(PlanErrorKind::IoBufferShape {
+                            buf: bi as u32,
+                            name: b.name.clone(),
+                            tensor: t,
+                            got: (b.tokens, b.heads, b.width),
+                            want,
+                        }));
+                    }
+                    if t.is_input(backward) {
+                        let all = crate::plan::Region {
+                            buf: bi as u32,
+                            tok: 0,
+                            len: b.tokens,
+                            head: 0,
+                            heads: b.heads,
+                        };
+                        let mut row = 0;
+                        let rows: Vec<Rows> = d
+                            .layout
+                            .iter()
+                            .map(|s| {
+                                let v = Val::In {
+                                    t,
+                                    seq: s.seq,
+                                    tok: s.start,
+                                    head: 0,
+                                };
+                                row += s.len;
+                                Rows::one(row - s.len, row, b.heads, v)
+                            })
+                            .collect();
+                        buf.write(&all, &rows);
+                    }
+                }
+                bufs.push(buf);
+            }
+            for &t in required {
+                if local > 0 && prog.io(t).is_none() {
+                    return Err(err(PlanErrorKind::MissingIoBuffer(t)));
+                }
+            }
+            let comms = prog
+                .instrs
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| matches!(i, Instr::Comm { .. }))
+                .map(|(k, _)| k)
+                .collect();
+            devs.push(DevState {
+                bufs,
+                pending: Vec::new(),
+                comms,
+                comms_done: 0,
+            });
+        }
+        let n = plan.devices.len();
+        Ok(Validator {
+            cx,
+            plan,
+            backward,
+            devs,
+            group_recvs: vec![Vec::new(); n],
+            group_sends: vec![Vec::new(); n],
+            memo: Default::default(),
+        })
+    }
+}

@@ -1,0 +1,323 @@
+//! The validator: symbolic execution of all devices' programs together, on intervals.
+//!
+//! Every buffer is a set of rectangles (token range × head range, [`state`]) holding a symbolic
+//! value: which input it holds (Q/KV/dO/O/LSE of a sequence, from a token and head on), or which
+//! partial result (O/LSE/dQ/dKV of a token and head on) together with its *coverage*: the works
+//! whose attended pairs are folded into it ([`pairs`]). A plan is accepted when
+//! * every send is matched, groups are ordered ([`crate::interp`]), and buffer bounds hold;
+//! * nothing is read before it is written, nor while a transfer into it is in flight, and nothing
+//!   is written while a transfer reads or writes it;
+//! * every work reads Q and KV of one sequence with consistent GQA head mapping, and every key a
+//!   row attends lies inside that row's mask ([`work`]);
+//! * at the end each output cell on its owner holds exactly the mask's pairs: equal count and
+//!   polynomial hash, so no pair is missed or computed twice ([`outputs`]).
+//!
+//! Costs scale with the number of rectangles, works and mask segments, not with tokens × heads.
+//! [`ValidatedPlan`] is the only way to hand a plan to an executor that demands a checked one.
+
+mod instrs;
+mod layout;
+mod outputs;
+mod pairs;
+mod state;
+mod work;
+
+use std::fmt;
+
+use crate::error::{PlanError, PlanErrorKind};
+use crate::interp::{drive, program, program_name};
+use crate::mask::CompiledMask;
+use crate::plan::{Plan, Program, Region};
+
+use pairs::Hasher;
+use state::{Buf, Rows};
+
+/// A plan that passed [`validate`]; the only way to make one is [`ValidatedPlan::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedPlan(Plan);
+
+impl ValidatedPlan {
+    /// Validates `plan`; returns it wrapped when it is complete and safe.
+    pub fn new(plan: Plan) -> Result<Self, PlanError> {
+        validate(&plan)?;
+        Ok(ValidatedPlan(plan))
+    }
+    pub fn plan(&self) -> &Plan {
+        &self.0
+    }
+    pub fn into_inner(self) -> Plan {
+        self.0
+    }
+}
+
+impl std::ops::Deref for ValidatedPlan {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        &self.0
+    }
+}
+
+impl AsRef<Plan> for ValidatedPlan {
+    fn as_ref(&self) -> &Plan {
+        &self.0
+    }
+}
+
+/// Validates both programs of every device; `Ok` means the plan is complete and safe.
+pub fn validate(plan: &Plan) -> Result<(), PlanError> {
+    plan.batch
+        .validate()
+        .map_err(|e| PlanError::new(0, "plan", None, e.into()))?;
+    if plan.devices.is_empty() {
+        return Err(PlanError::new(0, "plan", None, PlanErrorKind::NoDevices));
+    }
+    layout::check_layout(plan)?;
+    let cx = Ctx::new(plan);
+    for backward in [false, true] {
+        let mut v = Validator::new(&cx, backward)?;
+        drive(plan, backward, &mut v)?;
+        v.finish()?;
+    }
+    Ok(())
+}
+
+/// What is derived once from the batch.
+struct Ctx<'a> {
+    plan: &'a Plan,
+    seq_off: Vec<u64>,
+    masks: Vec<CompiledMask>,
+    hasher: Hasher,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(plan: &'a Plan) -> Self {
+        Ctx {
+            plan,
+            seq_off: plan.batch.seq_offsets(),
+            masks: plan
+                .batch
+                .seqs
+                .iter()
+                .map(|s| s.mask.compile(s.len))
+                .collect(),
+            hasher: Hasher::new(),
+        }
+    }
+}
+
+/// A group in flight on a device.
+struct Pending {
+    tag: u32,
+    sends: Vec<Region>,
+    recvs: Vec<Region>,
+}
+
+struct DevState {
+    bufs: Vec<Buf>,
+    pending: Vec<Pending>,
+    /// Indices of the program's comm instructions, and how many have completed.
+    comms: Vec<usize>,
+    comms_done: usize,
+}
+
+struct Validator<'a> {
+    cx: &'a Ctx<'a>,
+    plan: &'a Plan,
+    backward: bool,
+    devs: Vec<DevState>,
+    group_recvs: Vec<Vec<Region>>,
+    group_sends: Vec<Vec<Region>>,
+    memo: pairs::Memo,
+}
+
+/// The operand an error is about.
+#[derive(Debug, Clone, Copy)]
+enum Item {
+    Fill,
+    CopySrc,
+    CopyDst,
+    Send {
+        to: u32,
+    },
+    Recv {
+        from: u32,
+    },
+    /// Work `0`, operand `1` (`q`, `KV 2`, `O`, ...), region index `2` for KV/dKV.
+    Work(usize, &'static str, Option<usize>),
+    MergeOut,
+    MergeIn(usize),
+    SumOut,
+    SumIn(usize),
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Item::Fill => write!(f, "fill"),
+            Item::CopySrc => write!(f, "copy source"),
+            Item::CopyDst => write!(f, "copy destination"),
+            Item::Send { to } => write!(f, "send to device {to}"),
+            Item::Recv { from } => write!(f, "receive from device {from}"),
+            Item::Work(w, what, None) => write!(f, "work {w} {what}"),
+            Item::Work(w, what, Some(i)) => write!(f, "work {w} {what} {i}"),
+            Item::MergeOut => write!(f, "merge output"),
+            Item::MergeIn(i) => write!(f, "merge input {i}"),
+            Item::SumOut => write!(f, "sum output"),
+            Item::SumIn(i) => write!(f, "sum input {i}"),
+        }
+    }
+}
+
+fn show(r: &Region) -> String {
+    format!(
+        "buffer {}[tokens {}..{}, heads {}..{}]",
+        r.buf,
+        r.tok,
+        r.tok + r.len,
+        r.head,
+        r.head + r.heads
+    )
+}
+
+impl<'a> Validator<'a> {
+    fn prog(&self, dev: u32) -> &'a Program {
+        program(self.plan, dev as usize, self.backward)
+    }
+
+    fn err(&self, dev: u32, idx: usize, kind: PlanErrorKind) -> PlanError {
+        PlanError::new(dev, program_name(self.backward), Some(idx), kind)
+    }
+
+    fn err_end(&self, dev: u32, kind: PlanErrorKind) -> PlanError {
+        PlanError::new(dev, program_name(self.backward), None, kind)
+    }
+
+    /// Bounds of `r`; returns the buffer's width.
+    fn check_region(&self, dev: u32, idx: usize, r: &Region, item: Item) -> Result<u32, PlanError> {
+        let Some(b) = self.prog(dev).buffers.get(r.buf as usize) else {
+            return Err(self.err(
+                dev,
+                idx,
+                PlanErrorKind::UndeclaredBuffer {
+                    item: item.to_string(),
+                    buf: r.buf,
+                },
+            ));
+        };
+        if r.tok as u64 + r.len as u64 > b.tokens as u64
+            || r.head as u64 + r.heads as u64 > b.heads as u64
+        {
+            return Err(self.err(
+                dev,
+                idx,
+                PlanErrorKind::OutOfBounds {
+                    item: item.to_string(),
+                    region: show(r),
+                    name: b.name.clone(),
+                    tokens: b.tokens,
+                    heads: b.heads,
+                },
+            ));
+        }
+        Ok(b.width)
+    }
+
+    fn shape_err(&self, dev: u32, idx: usize, item: Item, need: impl Into<String>) -> PlanError {
+        self.err(
+            dev,
+            idx,
+            PlanErrorKind::Shape {
+                item: item.to_string(),
+                need: need.into(),
+            },
+        )
+    }
+
+    /// A compute instruction may read `r` only when no in-flight transfer writes it.
+    fn check_read(&self, dev: u32, idx: usize, r: &Region, item: Item) -> Result<(), PlanError> {
+        self.hazard(dev, idx, r, item, false)
+    }
+
+    /// ... and write it only when no in-flight transfer reads or writes it.
+    fn check_write(&self, dev: u32, idx: usize, r: &Region, item: Item) -> Result<(), PlanError> {
+        self.hazard(dev, idx, r, item, true)
+    }
+
+    fn hazard(
+        &self,
+        dev: u32,
+        idx: usize,
+        r: &Region,
+        item: Item,
+        write: bool,
+    ) -> Result<(), PlanError> {
+        for p in &self.devs[dev as usize].pending {
+            let sends: &[Region] = if write { &p.sends } else { &[] };
+            if p.recvs.iter().chain(sends).any(|x| x.overlaps(r)) {
+                return Err(self.err(
+                    dev,
+                    idx,
+                    PlanErrorKind::InFlightHazard {
+                        item: item.to_string(),
+                        region: show(r),
+                        tag: p.tag,
+                        write,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The contents of `r`; every cell must have been written.
+    fn read_set(
+        &self,
+        dev: u32,
+        idx: usize,
+        r: &Region,
+        item: Item,
+    ) -> Result<Vec<Rows>, PlanError> {
+        let rows = self.devs[dev as usize].bufs[r.buf as usize].read(r);
+        for rw in &rows {
+            for (c0, c1, v) in &rw.cols {
+                if v.is_unset() {
+                    return Err(self.read_before_write(dev, idx, r, rw.r0, rw.r1, *c0, *c1, item));
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_before_write(
+        &self,
+        dev: u32,
+        idx: usize,
+        r: &Region,
+        r0: u32,
+        r1: u32,
+        c0: u32,
+        c1: u32,
+        item: Item,
+    ) -> PlanError {
+        let sub = Region {
+            buf: r.buf,
+            tok: r.tok + r0,
+            len: r1 - r0,
+            head: r.head + c0,
+            heads: c1 - c0,
+        };
+        self.err(
+            dev,
+            idx,
+            PlanErrorKind::ReadBeforeWrite {
+                item: item.to_string(),
+                region: show(&sub),
+            },
+        )
+    }
+
+    fn write(&mut self, dev: u32, r: &Region, rows: &[Rows]) {
+        self.devs[dev as usize].bufs[r.buf as usize].write(r, rows);
+    }
+}

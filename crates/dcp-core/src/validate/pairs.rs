@@ -1,0 +1,884 @@
+//! Attended pairs in closed form: a work's pairs, a mask's pairs and their coverage summaries.
+//!
+//! A set of attended pairs is stored as *trapezoids*: query tokens `[q0, q1)` of one sequence,
+//! and per query `q` the keys `max(lo_i(q)) ≤ k < min(hi_j(q))` with every bound linear in `q`.
+//! A work's pairs, the mask restricted to an output cell block, and any of their intersections
+//! are such sets. Over a run of queries on which no two bounds cross, the lengths are an
+//! arithmetic series and the pairs' hash a geometric one, so counting and hashing cost a few
+//! operations per crossing, never per token.
+//!
+//! The hash of a pair set is the polynomial `Σ x^q · z^h · y^k` (global query token `q`, query
+//! head `h`, global key token `k`) evaluated modulo the prime 2⁶¹−1 at fixed pseudo-random points.
+//! Pair multisets that differ give different polynomials, so equal hashes of different sets need
+//! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
+//! we plan (Schwartz–Zippel, degree ≤ 2²¹).
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::rc::Rc;
+
+use crate::mask::{CompiledMask, Lin};
+
+const P: u64 = (1 << 61) - 1;
+
+#[inline]
+fn mulm(a: u64, b: u64) -> u64 {
+    let r = a as u128 * b as u128;
+    let s = ((r as u64) & P) + ((r >> 61) as u64);
+    if s >= P {
+        s - P
+    } else {
+        s
+    }
+}
+
+#[inline]
+fn addm(a: u64, b: u64) -> u64 {
+    let s = a + b;
+    if s >= P {
+        s - P
+    } else {
+        s
+    }
+}
+
+#[inline]
+fn subm(a: u64, b: u64) -> u64 {
+    if a >= b {
+        a - b
+    } else {
+        a + P - b
+    }
+}
+
+fn powm(mut b: u64, mut e: u64) -> u64 {
+    let mut r = 1u64;
+    while e > 0 {
+        if e & 1 == 1 {
+            r = mulm(r, b);
+        }
+        b = mulm(b, b);
+        e >>= 1;
+    }
+    r
+}
+
+fn invm(a: u64) -> u64 {
+    powm(a, P - 2)
+}
+
+/// Count and hash of a multiset of attended pairs; adding sets adds summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct PairSum {
+    pub count: u64,
+    pub hash: u64,
+}
+
+impl PairSum {
+    pub fn add(self, o: PairSum) -> PairSum {
+        PairSum {
+            count: self.count + o.count,
+            hash: addm(self.hash, o.hash),
+        }
+    }
+}
+
+/// Powers of one base by table lookup: `b^e = T0[e mod 2¹¹] · T1[(e >> 11) mod 2¹¹] · T2[e >> 22]`
+/// for `e < 2³³`, two multiplications instead of a square-and-multiply chain.
+struct Powers {
+    t: [Vec<u64>; 3],
+}
+
+impl Powers {
+    const BITS: u32 = 11;
+
+    fn new(b: u64) -> Self {
+        let n = 1usize << Self::BITS;
+        let mut t: [Vec<u64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let mut step = b;
+        for level in &mut t {
+            let mut v = Vec::with_capacity(n);
+            let mut acc = 1u64;
+            for _ in 0..n {
+                v.push(acc);
+                acc = mulm(acc, step);
+            }
+            // acc = step^(2^11): the next level's step.
+            step = acc;
+            *level = v;
+        }
+        Powers { t }
+    }
+
+    #[inline]
+    fn pow(&self, e: u64) -> u64 {
+        let m = (1u64 << Self::BITS) - 1;
+        if e >> (3 * Self::BITS) != 0 {
+            // Beyond the tables (never for token indices): fall back.
+            let b = self.t[0][1];
+            return powm(b, e);
+        }
+        let a = self.t[0][(e & m) as usize];
+        let b = self.t[1][((e >> Self::BITS) & m) as usize];
+        let c = self.t[2][(e >> (2 * Self::BITS)) as usize];
+        mulm(mulm(a, b), c)
+    }
+}
+
+/// The evaluation point and cached constants.
+pub(super) struct Hasher {
+    x: u64,
+    z: u64,
+    xp: Powers,
+    yp: Powers,
+    yip: Powers,
+    inv_y1: u64,
+    inv_z1: u64,
+    /// `1 / (x·y^m − 1)` for key slopes `m` in `-4..=4`.
+    inv_ratio: [u64; 9],
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        // Fixed pseudo-random points (any values not 0 or 1 work; fixed keeps plans' verdicts
+        // reproducible).
+        let (x, y, z) = (
+            0x1d2c_9a3f_6b4e_8f17 % P,
+            0x0c5a_d7e1_93b2_4a6d % P,
+            0x13f0_86c4_5e29_d1ab % P,
+        );
+        let y_inv = invm(y);
+        let mut inv_ratio = [0u64; 9];
+        for (i, v) in inv_ratio.iter_mut().enumerate() {
+            let r = mulm(x, pow_signed(y, y_inv, i as i64 - 4));
+            *v = if r == 1 { 0 } else { invm(subm(r, 1)) };
+        }
+        Hasher {
+            x,
+            z,
+            xp: Powers::new(x),
+            yp: Powers::new(y),
+            yip: Powers::new(y_inv),
+            inv_y1: invm(subm(y, 1)),
+            inv_z1: invm(subm(z, 1)),
+            inv_ratio,
+        }
+    }
+
+    /// `y^e` for any sign of `e`.
+    #[inline]
+    fn y_pow(&self, e: i64) -> u64 {
+        if e >= 0 {
+            self.yp.pow(e as u64)
+        } else {
+            self.yip.pow(e.unsigned_abs())
+        }
+    }
+
+    /// `(x·y^m)^e` for `e ≥ 0`.
+    #[inline]
+    fn ratio_pow(&self, m: i64, e: i64) -> u64 {
+        mulm(self.xp.pow(e as u64), self.y_pow(m.saturating_mul(e)))
+    }
+
+    /// `Σ_{q=a}^{b-1} x^q · y^{c + m·q}` (exponents may be negative for `c` only).
+    fn geo(&self, a: i64, b: i64, c: i64, m: i64) -> u64 {
+        let n = b - a;
+        let r = mulm(self.x, self.y_pow(m));
+        let series = if r == 1 {
+            n as u64 % P
+        } else {
+            let inv = if (-4..=4).contains(&m) {
+                self.inv_ratio[(m + 4) as usize]
+            } else {
+                invm(subm(r, 1))
+            };
+            mulm(
+                self.ratio_pow(m, a),
+                mulm(subm(self.ratio_pow(m, n), 1), inv),
+            )
+        };
+        mulm(series, self.y_pow(c))
+    }
+
+    /// `x^e`.
+    fn x_pow(&self, e: u64) -> u64 {
+        self.xp.pow(e)
+    }
+
+    /// Hash factor and count of query heads `[h0, h1)`: `Σ z^h` and `h1 − h0`.
+    pub fn heads(&self, h0: u32, h1: u32) -> PairSum {
+        if h1 <= h0 {
+            return PairSum::default();
+        }
+        PairSum {
+            count: (h1 - h0) as u64,
+            hash: mulm(
+                subm(powm(self.z, h1 as u64), powm(self.z, h0 as u64)),
+                self.inv_z1,
+            ),
+        }
+    }
+}
+
+fn pow_signed(b: u64, b_inv: u64, e: i64) -> u64 {
+    if e >= 0 {
+        powm(b, e as u64)
+    } else {
+        powm(b_inv, e.unsigned_abs())
+    }
+}
+
+/// Scales a pair set over keys and queries by a head set: every pair taken once per head.
+pub(super) fn times_heads(t: PairSum, h: PairSum) -> PairSum {
+    PairSum {
+        count: t.count * h.count,
+        hash: mulm(t.hash, h.hash),
+    }
+}
+
+/// Splits `[q0, q1)` into runs on which no two of `lines` cross: the order of any two lines (or
+/// their equality) is the same on every query of a run. Calls `f(a, b)` per run, in order.
+pub(super) fn constant_order_runs(q0: i64, q1: i64, lines: &[Lin], mut f: impl FnMut(i64, i64)) {
+    if q0 >= q1 {
+        return;
+    }
+    // Few bounds in practice: keep the cuts on the stack when they fit.
+    let n = lines.len();
+    let cap = 2 + n * n.saturating_sub(1);
+    let mut stack = [0i64; 64];
+    let mut heap = Vec::new();
+    let cuts: &mut [i64] = if cap <= stack.len() {
+        &mut stack[..]
+    } else {
+        heap.resize(cap, 0);
+        &mut heap[..]
+    };
+    cuts[0] = q0;
+    cuts[1] = q1;
+    let mut k = 2;
+    for (i, a) in lines.iter().enumerate() {
+        for b in &lines[i + 1..] {
+            if a.slope != b.slope {
+                // a(q) = b(q) at q = (b.c − a.c) / (a.slope − b.slope); isolate that query.
+                let (num, den) = (b.c - a.c, a.slope - b.slope);
+                let (num, den) = if den < 0 { (-num, -den) } else { (num, den) };
+                let x = num.div_euclid(den);
+                for p in [x, x + 1] {
+                    if p > q0 && p < q1 {
+                        cuts[k] = p;
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+    let cuts = &mut cuts[..k];
+    cuts.sort_unstable();
+    let mut prev = cuts[0];
+    for &c in &cuts[1..] {
+        if c != prev {
+            f(prev, c);
+            prev = c;
+        }
+    }
+}
+
+/// The bound that is largest (`max`) or smallest over a run without crossings.
+fn extreme(lines: &[Lin], a: i64, b: i64, max: bool) -> Lin {
+    let key = |l: &Lin| (l.at(a), l.at(b - 1));
+    let it = lines.iter().copied();
+    if max {
+        it.max_by_key(key).expect("at least one bound")
+    } else {
+        it.min_by_key(key).expect("at least one bound")
+    }
+}
+
+/// The bounds of `lines` that can be extreme: per slope, the largest (`max`) or smallest
+/// constant. Uses `stack` when it fits, else `heap`.
+fn tightest<'a>(
+    lines: &[Lin],
+    max: bool,
+    stack: &'a mut [Lin; 8],
+    heap: &'a mut Vec<Lin>,
+) -> &'a [Lin] {
+    let mut n = 0;
+    let put = |out: &mut [Lin], n: &mut usize, l: Lin| {
+        for o in out[..*n].iter_mut() {
+            if o.slope == l.slope {
+                if (max && l.c > o.c) || (!max && l.c < o.c) {
+                    *o = l;
+                }
+                return;
+            }
+        }
+        out[*n] = l;
+        *n += 1;
+    };
+    if lines.len() <= stack.len() {
+        for &l in lines {
+            put(&mut stack[..], &mut n, l);
+        }
+        &stack[..n]
+    } else {
+        heap.resize(lines.len(), Lin::c(0));
+        for &l in lines {
+            put(&mut heap[..], &mut n, l);
+        }
+        heap.truncate(n);
+        &heap[..]
+    }
+}
+
+/// Count (and, unless `count_only`, hash) of the pairs `q ∈ [q0, q1)`,
+/// `max(lo(q)) ≤ k < min(hi(q))`, with global offsets `qoff`, `koff` of the sequence.
+pub(super) fn trap_sum(
+    h: &Hasher,
+    q0: i64,
+    q1: i64,
+    lo: &[Lin],
+    hi: &[Lin],
+    off: u64,
+    count_only: bool,
+) -> PairSum {
+    // Of bounds with one slope only the tightest matters: fewer crossings to split at.
+    let (mut lb, mut ub) = ([Lin::c(0); 8], [Lin::c(0); 8]);
+    let (mut lv, mut uv) = (Vec::new(), Vec::new());
+    let lo = tightest(lo, true, &mut lb, &mut lv);
+    let hi = tightest(hi, false, &mut ub, &mut uv);
+    let mut buf = [Lin::c(0); 16];
+    let mut heap = Vec::new();
+    let lines: &[Lin] = if lo.len() + hi.len() <= buf.len() {
+        buf[..lo.len()].copy_from_slice(lo);
+        buf[lo.len()..lo.len() + hi.len()].copy_from_slice(hi);
+        &buf[..lo.len() + hi.len()]
+    } else {
+        heap.extend_from_slice(lo);
+        heap.extend_from_slice(hi);
+        &heap
+    };
+    let mut out = PairSum::default();
+    let mut count: i128 = 0;
+    let off = off as i64;
+    constant_order_runs(q0, q1, lines, |a, b| {
+        let l = extreme(lo, a, b, true);
+        let u = extreme(hi, a, b, false);
+        let (la, lb) = (u.at(a) - l.at(a), u.at(b - 1) - l.at(b - 1));
+        if la <= 0 || lb <= 0 {
+            // No crossing inside: the run is empty throughout (a touching end is an isolated
+            // run of its own).
+            return;
+        }
+        count += (la + lb) as i128 * (b - a) as i128 / 2;
+        if !count_only {
+            // Σ_q x^(off+q) (y^(off+u(q)) − y^(off+l(q))) / (y − 1).
+            let gu = h.geo(a, b, off + u.c, u.slope);
+            let gl = h.geo(a, b, off + l.c, l.slope);
+            let xo = h.x_pow(off as u64);
+            out.hash = addm(out.hash, mulm(mulm(subm(gu, gl), h.inv_y1), xo));
+        }
+    });
+    out.count = count as u64;
+    out
+}
+
+/// Pairs of one work: trapezoids over (query token, key token) of one sequence, each taken once
+/// per query head of `qheads`.
+#[derive(Debug)]
+pub(super) struct WorkPairs {
+    /// Global offset of the sequence's first token.
+    pub off: u64,
+    /// Query heads as runs `[h0, h1)`.
+    pub qheads: Vec<(u32, u32)>,
+    pub traps: Vec<Trap>,
+}
+
+/// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)`, read through the work's KV region `kvreg`.
+/// `lo[1]` and `hi[1]` are constant: the token bounds of the KV run the keys are read from.
+#[derive(Debug, Clone)]
+pub(super) struct Trap {
+    pub q0: u32,
+    pub q1: u32,
+    pub lo: [Lin; 2],
+    pub hi: [Lin; 2],
+    pub kvreg: u32,
+}
+
+/// Which cells a coverage is read for: query tokens, key tokens, query heads, KV region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Cells {
+    pub q: (u32, u32),
+    pub k: (u32, u32),
+    pub heads: (u32, u32),
+}
+
+impl Cells {
+    /// All cells.
+    pub const ALL: Cells = Cells {
+        q: (0, u32::MAX),
+        k: (0, u32::MAX),
+        heads: (0, u32::MAX),
+    };
+
+    /// The cells in both.
+    pub fn clip(&self, o: &Cells) -> Cells {
+        let i = |x: (u32, u32), y: (u32, u32)| (x.0.max(y.0), x.1.min(y.1));
+        Cells {
+            q: i(self.q, o.q),
+            k: i(self.k, o.k),
+            heads: i(self.heads, o.heads),
+        }
+    }
+}
+
+impl WorkPairs {
+    /// Summary of this work's pairs inside `cells`, only through KV region `kvreg` if given.
+    pub fn sum(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
+        let mut t = PairSum::default();
+        let kl = Lin::c(cells.k.0 as i64);
+        let ku = Lin::c(cells.k.1 as i64);
+        for tr in &self.traps {
+            if kvreg.is_some_and(|r| r != tr.kvreg) {
+                continue;
+            }
+            let q0 = tr.q0.max(cells.q.0);
+            let q1 = tr.q1.min(cells.q.1);
+            if q0 >= q1 {
+                continue;
+            }
+            let lo = [tr.lo[0], tr.lo[1], kl];
+            let hi = [tr.hi[0], tr.hi[1], ku];
+            t = t.add(trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, self.off, false));
+        }
+        let mut heads = PairSum::default();
+        for &(a, b) in &self.qheads {
+            heads = heads.add(h.heads(a.max(cells.heads.0), b.min(cells.heads.1)));
+        }
+        times_heads(t, heads)
+    }
+}
+
+/// Pairs of `mask` (a sequence at global offset `off`) with query in `q`, key in `k`: the pairs an
+/// output block must hold, per head.
+pub(super) fn mask_sum(
+    h: &Hasher,
+    mask: &CompiledMask,
+    off: u64,
+    q: (u32, u32),
+    k: (u32, u32),
+) -> PairSum {
+    let (q0, q1) = (q.0 as i64, q.1 as i64);
+    let mut t = PairSum::default();
+    let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
+    let (kl, ku) = (Lin::c(k.0 as i64), Lin::c(k.1 as i64));
+    let (zero, len) = (Lin::c(0), Lin::c(mask.len as i64));
+    for seg in &mask.segs[first..] {
+        if seg.rows.0 >= q1 {
+            break;
+        }
+        let (a, b) = (seg.rows.0.max(q0), seg.rows.1.min(q1));
+        for r in &seg.ranges {
+            t = t.add(trap_sum(
+                h,
+                a,
+                b,
+                &[r.start, zero, kl],
+                &[r.end, len, ku],
+                off,
+                false,
+            ));
+        }
+    }
+    t
+}
+
+/// Attended pairs of `tr` that lie inside the mask (count only).
+pub(super) fn count_inside_mask(h: &Hasher, mask: &CompiledMask, tr: &Trap) -> u64 {
+    let (q0, q1) = (tr.q0 as i64, tr.q1 as i64);
+    let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
+    let (zero, len) = (Lin::c(0), Lin::c(mask.len as i64));
+    let mut n = 0;
+    for seg in &mask.segs[first..] {
+        if seg.rows.0 >= q1 {
+            break;
+        }
+        let (a, b) = (seg.rows.0.max(q0), seg.rows.1.min(q1));
+        for r in &seg.ranges {
+            let lo = [tr.lo[0], tr.lo[1], r.start, zero];
+            let hi = [tr.hi[0], tr.hi[1], r.end, len];
+            n += trap_sum(h, a, b, &lo, &hi, 0, true).count;
+        }
+    }
+    n
+}
+
+/// The bounding box of a coverage's pairs: query tokens, key tokens, query heads (`None`: no
+/// pairs). A block whose cells contain it reads the coverage's full sum.
+#[derive(Debug, Clone, Copy)]
+struct Extent(Option<Cells>);
+
+impl Extent {
+    fn of_leaf(w: &WorkPairs, kvreg: Option<u32>, clip: &Cells) -> Extent {
+        let mut e = Extent(None);
+        let (h0, h1) = w
+            .qheads
+            .iter()
+            .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
+        if h0 >= h1 {
+            return e;
+        }
+        for t in w
+            .traps
+            .iter()
+            .filter(|t| kvreg.is_none_or(|r| r == t.kvreg))
+        {
+            // Keys of a trap lie inside its KV run: [lo[1], hi[1]).
+            let k = (t.lo[1].c.max(0) as u32, t.hi[1].c.max(0) as u32);
+            let b = Cells {
+                q: (t.q0, t.q1),
+                k,
+                heads: (h0, h1),
+            }
+            .clip(clip);
+            if b.q.0 < b.q.1 && b.k.0 < b.k.1 {
+                e = e.union(Extent(Some(b)));
+            }
+        }
+        e
+    }
+
+    fn union(self, o: Extent) -> Extent {
+        match (self.0, o.0) {
+            (None, x) | (x, None) => Extent(x),
+            (Some(a), Some(b)) => {
+                let u = |x: (u32, u32), y: (u32, u32)| (x.0.min(y.0), x.1.max(y.1));
+                Extent(Some(Cells {
+                    q: u(a.q, b.q),
+                    k: u(a.k, b.k),
+                    heads: u(a.heads, b.heads),
+                }))
+            }
+        }
+    }
+
+    fn inside(&self, c: &Cells) -> bool {
+        let within = |x: (u32, u32), y: (u32, u32)| y.0 <= x.0 && x.1 <= y.1;
+        match self.0 {
+            None => true,
+            Some(e) => within(e.q, c.q) && within(e.k, c.k) && within(e.heads, c.heads),
+        }
+    }
+}
+
+/// Which pairs a partial result holds: the pairs of the works folded into it. Shared between the
+/// blocks a result is copied or split into; a block reads it for its own cells only.
+#[derive(Debug)]
+pub(super) struct CovNode {
+    kind: CovKind,
+    ext: Extent,
+    /// The sum over all cells, computed on first use (most blocks hold whole works).
+    full: OnceCell<PairSum>,
+}
+
+#[derive(Debug)]
+enum CovKind {
+    /// One work's pairs inside `clip` (for dKV: only those read through KV region `kvreg`).
+    Leaf {
+        w: Rc<WorkPairs>,
+        kvreg: Option<u32>,
+        clip: Cells,
+    },
+    Join(Cov, Cov),
+}
+
+pub(super) type Cov = Rc<CovNode>;
+
+/// The pairs of `w` inside `clip` (through KV region `kvreg` if given): what a work adds to the
+/// output rows of one query run, or to the dKV rows of one KV run.
+pub(super) fn leaf(w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
+    Rc::new(CovNode {
+        ext: Extent::of_leaf(&w, kvreg, &clip),
+        kind: CovKind::Leaf { w, kvreg, clip },
+        full: OnceCell::new(),
+    })
+}
+
+pub(super) fn join(a: &Cov, b: &Cov) -> Cov {
+    Rc::new(CovNode {
+        ext: a.ext.union(b.ext),
+        kind: CovKind::Join(a.clone(), b.clone()),
+        full: OnceCell::new(),
+    })
+}
+
+/// Same pairs by construction (shared node, or equal trees of shared works).
+pub(super) fn cov_eq(a: &Cov, b: &Cov) -> bool {
+    if Rc::ptr_eq(a, b) {
+        return true;
+    }
+    match (&a.kind, &b.kind) {
+        (
+            CovKind::Leaf { w, kvreg, clip },
+            CovKind::Leaf {
+                w: w2,
+                kvreg: k2,
+                clip: c2,
+            },
+        ) => Rc::ptr_eq(w, w2) && kvreg == k2 && clip == c2,
+        (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => cov_eq(a1, b1) && cov_eq(a2, b2),
+        _ => false,
+    }
+}
+
+/// Sums of shared coverage nodes, keyed by address (a multiplicative hash: the keys are
+/// pointers, no adversary chooses them).
+pub(super) type Memo = HashMap<*const CovNode, PairSum, BuildHasherDefault<PtrHash>>;
+
+#[derive(Default)]
+pub(super) struct PtrHash(u64);
+
+impl std::hash::Hasher for PtrHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The sum of `cov` over all cells, cached in every node it visits (post-order with an explicit
+/// stack: accumulation chains can be long).
+fn full_sum(h: &Hasher, cov: &Cov) -> PairSum {
+    if let Some(v) = cov.full.get() {
+        return *v;
+    }
+    let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
+    while let Some((n, expanded)) = stack.pop() {
+        if n.full.get().is_some() {
+            continue;
+        }
+        match &n.kind {
+            CovKind::Leaf { w, kvreg, clip } => {
+                let _ = n.full.set(w.sum(h, clip, *kvreg));
+            }
+            CovKind::Join(a, b) if expanded => {
+                let v = full_sum_of(a).add(full_sum_of(b));
+                let _ = n.full.set(v);
+            }
+            CovKind::Join(a, b) => {
+                stack.push((n, true));
+                stack.push((b, false));
+                stack.push((a, false));
+            }
+        }
+    }
+    full_sum_of(cov)
+}
+
+fn full_sum_of(n: &Cov) -> PairSum {
+    *n.full.get().expect("children are summed first")
+}
+
+/// Sums a coverage over `cells`: sub-trees whose extent lies inside `cells` by their full sum,
+/// other shared sub-trees once each (`memo`, cleared here).
+pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
+    memo.clear();
+    // Post-order walk with an explicit stack (accumulation chains can be long).
+    let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
+    let mut vals: Vec<PairSum> = Vec::new();
+    while let Some((n, expanded)) = stack.pop() {
+        let key = Rc::as_ptr(n);
+        let shared = Rc::strong_count(n) > 1;
+        if !expanded {
+            if n.ext.inside(cells) {
+                vals.push(full_sum(h, n));
+                continue;
+            }
+            if shared {
+                if let Some(v) = memo.get(&key) {
+                    vals.push(*v);
+                    continue;
+                }
+            }
+            match &n.kind {
+                CovKind::Leaf { w, kvreg, clip } => {
+                    let v = w.sum(h, &cells.clip(clip), *kvreg);
+                    if shared {
+                        memo.insert(key, v);
+                    }
+                    vals.push(v);
+                }
+                CovKind::Join(a, b) => {
+                    stack.push((n, true));
+                    stack.push((b, false));
+                    stack.push((a, false));
+                }
+            }
+        } else {
+            let b = vals.pop().expect("child value");
+            let a = vals.pop().expect("child value");
+            let v = a.add(b);
+            if shared {
+                memo.insert(key, v);
+            }
+            vals.push(v);
+        }
+    }
+    vals.pop().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::MaskSpec;
+
+    /// Brute-force pair set summary for small cases.
+    fn brute(h: &Hasher, pairs: &[(u64, u32, u64)]) -> PairSum {
+        let mut s = PairSum::default();
+        for &(q, hd, k) in pairs {
+            s = s.add(PairSum {
+                count: 1,
+                hash: mulm(mulm(powm(h.x, q), powm(h.z, hd as u64)), h.yp.pow(k)),
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn closed_form_sums_match_brute_force() {
+        let h = Hasher::new();
+        let masks = [
+            MaskSpec::Causal,
+            MaskSpec::Full,
+            MaskSpec::SlidingWindow { window: 5 },
+            MaskSpec::Lambda { sink: 2, window: 4 },
+            MaskSpec::shared_question(),
+            MaskSpec::CausalBlockwise { block: 3, local: 1 },
+            MaskSpec::PrefixLm { prefix: 6 },
+        ];
+        let len = 23u32;
+        let off = 7u64;
+        for m in masks {
+            let cm = m.compile(len);
+            for (q, k) in [((0, len), (0, len)), ((3, 17), (2, 9)), ((10, 11), (0, 23))] {
+                let mut pairs = Vec::new();
+                for qq in q.0..q.1 {
+                    for (s, e) in cm.row_ranges(qq) {
+                        for kk in s.max(k.0)..e.min(k.1) {
+                            for hd in 1..3 {
+                                pairs.push((off + qq as u64, hd, off + kk as u64));
+                            }
+                        }
+                    }
+                }
+                let got = times_heads(mask_sum(&h, &cm, off, q, k), h.heads(1, 3));
+                assert_eq!(got, brute(&h, &pairs), "{m:?} {q:?} {k:?}");
+                assert_eq!(got.count, 2 * cm.count_tile(q.0, q.1, k.0, k.1));
+            }
+        }
+    }
+
+    #[test]
+    fn coverage_sums_split_over_cells() {
+        // Two works over a causal sequence; blocks of a coverage add up to its full sum.
+        let h = Hasher::new();
+        let causal = |q0: u32, q1: u32, k0: i64, k1: i64, kvreg| Trap {
+            q0,
+            q1,
+            lo: [Lin::c(k0), Lin::c(k0)],
+            hi: [Lin::row(1), Lin::c(k1)],
+            kvreg,
+        };
+        let w = |traps| {
+            Rc::new(WorkPairs {
+                off: 3,
+                qheads: vec![(0, 2), (4, 5)],
+                traps,
+            })
+        };
+        let a = leaf(w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
+        let b = leaf(
+            w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
+            None,
+            Cells::ALL,
+        );
+        let ab = join(&a, &b);
+        let both = join(&ab, &ab);
+        let mut memo = Memo::default();
+        let cells = |q: (u32, u32), heads: (u32, u32)| Cells {
+            q,
+            k: (0, 20),
+            heads,
+        };
+        let full = cov_sum(&h, &ab, &cells((0, 20), (0, 8)), &mut memo);
+        assert_eq!(full.count, 3 * (55 + 155));
+        let mut parts = PairSum::default();
+        for q in [(0, 7), (7, 13), (13, 20)] {
+            for hd in [(0, 1), (1, 8)] {
+                parts = parts.add(cov_sum(&h, &ab, &cells(q, hd), &mut memo));
+            }
+        }
+        assert_eq!(parts, full);
+        // A shared sub-tree counts once per reference.
+        let twice = cov_sum(&h, &both, &cells((0, 20), (0, 8)), &mut memo);
+        assert_eq!(twice, full.add(full));
+        let dkv = leaf(
+            w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
+            Some(1),
+            Cells::ALL,
+        );
+        let k = Cells {
+            q: (0, 20),
+            k: (10, 20),
+            heads: (0, 8),
+        };
+        assert_eq!(cov_sum(&h, &dkv, &k, &mut memo).count, 3 * 55);
+    }
+
+    #[test]
+    fn table_powers_match_square_and_multiply() {
+        let t = Powers::new(0x0c5a_d7e1_93b2_4a6d % P);
+        for e in [
+            0u64,
+            1,
+            2047,
+            2048,
+            4_194_303,
+            4_194_304,
+            123_456_789,
+            1 << 33,
+            u64::MAX / 3,
+        ] {
+            assert_eq!(t.pow(e), powm(0x0c5a_d7e1_93b2_4a6d % P, e), "{e}");
+        }
+    }
+
+    #[test]
+    fn crossing_bounds_are_split_exactly() {
+        let h = Hasher::new();
+        // lo = max(q/… slopes −1, 0, 2), hi = min(slopes 1, 3) with crossings inside.
+        let lo = [
+            Lin { c: 20, slope: -1 },
+            Lin::c(3),
+            Lin { c: -30, slope: 2 },
+        ];
+        let hi = [Lin { c: 4, slope: 1 }, Lin { c: -2, slope: 3 }, Lin::c(40)];
+        let mut pairs = Vec::new();
+        for q in 0..40i64 {
+            let l = lo.iter().map(|x| x.at(q)).max().unwrap();
+            let u = hi.iter().map(|x| x.at(q)).min().unwrap();
+            for k in l..u {
+                pairs.push((5 + q as u64, 0, 5 + k as u64));
+            }
+        }
+        let got = trap_sum(&h, 0, 40, &lo, &hi, 5, false);
+        assert_eq!(times_heads(got, h.heads(0, 1)), brute(&h, &pairs));
+    }
+}
