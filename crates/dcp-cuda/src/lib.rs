@@ -21,6 +21,7 @@ pub mod desc;
 pub mod dist;
 pub mod error;
 pub mod exec;
+pub mod external;
 pub mod gpu;
 pub mod nvrtc;
 pub mod runner;

@@ -1,0 +1,419 @@
+//! Running plans inside another framework's process (PyTorch through `dcp-python`): the GPU is
+//! the framework's device (its primary context), the NCCL communicator is built from a unique id
+//! the framework broadcasts (`torch.distributed`), and every call is ordered against the
+//! framework's CUDA stream with events:
+//!
+//! ```text
+//! caller stream ──record(in)──┐                                   ┌──wait(out)── caller stream
+//!                  compute: wait(in) → copy inputs in → program → copy outputs out → record(out)
+//! ```
+//!
+//! Caller tensors are copied device-to-device into the prepared program's own buffers and back
+//! (a first version: it costs two copies of Q/KV/O per call, small next to attention). Prepared
+//! programs are cached per (plan fingerprint, rank) in a bounded LRU; an evicted entry's memory
+//! is freed after the executor's streams are drained, so scratch never grows with the step count.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use cudarc::driver::{result, sys};
+use cudarc::nccl::{result as nres, sys as nsys};
+use dcp_core::plan::{IoTensor, Plan};
+use dcp_core::spec::ModelShape;
+
+use crate::dist::{nccl_present, Nccl};
+use crate::error::{drv, nccl, CudaError, Result};
+use crate::exec::{Kernels, Prepared, TileConfig};
+use crate::gpu::{Event, Gpu};
+
+/// A fresh NCCL unique id (128 bytes) for the caller to broadcast to every rank.
+pub fn nccl_unique_id() -> Result<Vec<u8>> {
+    if !nccl_present() {
+        return Err(CudaError::NoNccl);
+    }
+    let id = nccl("ncclGetUniqueId", nres::get_uniqueid())?;
+    Ok(id.internal.iter().map(|&c| c as u8).collect())
+}
+
+/// Version of the NCCL this process loaded (e.g. 22809 for 2.28.9).
+pub fn nccl_version() -> Result<i32> {
+    if !nccl_present() {
+        return Err(CudaError::NoNccl);
+    }
+    let mut v = 0i32;
+    // SAFETY: writes one int.
+    let r = unsafe { nsys::ncclGetVersion(&mut v) };
+    if r != nsys::ncclResult_t::ncclSuccess {
+        return Err(CudaError::Nccl {
+            call: "ncclGetVersion",
+            err: format!("{r:?}"),
+        });
+    }
+    Ok(v)
+}
+
+/// Creates rank `rank` of a `world`-rank communicator from a unique id every rank received.
+/// Blocks until all ranks call it (NCCL's own bootstrap). The GPU must be bound on this thread.
+pub fn comm_from_id(id: &[u8], rank: u32, world: u32) -> Result<Nccl> {
+    if !nccl_present() {
+        return Err(CudaError::NoNccl);
+    }
+    if id.len() != 128 {
+        return Err(CudaError::Rendezvous(format!(
+            "NCCL id has {} bytes, expected 128",
+            id.len()
+        )));
+    }
+    if rank >= world {
+        return Err(CudaError::Env(format!(
+            "rank {rank} must be below world size {world}"
+        )));
+    }
+    let mut internal = [0 as std::ffi::c_char; 128];
+    for (d, s) in internal.iter_mut().zip(id) {
+        *d = *s as std::ffi::c_char;
+    }
+    let id = nsys::ncclUniqueId { internal };
+    let mut comm = std::mem::MaybeUninit::uninit();
+    // SAFETY: standard blocking init with a valid id; every rank calls it.
+    unsafe {
+        nccl(
+            "ncclCommInitRank",
+            nres::comm_init_rank(comm.as_mut_ptr(), world as i32, id, rank as i32),
+        )?;
+        Ok(Nccl {
+            comm: comm.assume_init(),
+            rank,
+            world,
+        })
+    }
+}
+
+/// A caller tensor: device address and size in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct DevTensor {
+    pub ptr: u64,
+    pub bytes: usize,
+}
+
+struct Entry {
+    key: (u64, usize),
+    fwd: Option<Prepared>,
+    bwd: Option<Prepared>,
+}
+
+/// One rank's executor inside a framework process.
+pub struct ExternalExecutor {
+    pub gpu: Gpu,
+    pub nccl: Option<Nccl>,
+    kernels: HashMap<(u32, u32), Rc<Kernels>>,
+    /// Most recently used last.
+    cache: Vec<Entry>,
+    capacity: usize,
+    in_ev: Event,
+    out_ev: Event,
+    /// Wait for each program (polling NCCL errors, with this timeout) before returning.
+    pub blocking: Option<Duration>,
+}
+
+impl ExternalExecutor {
+    /// Opens GPU `device` (the framework's device, primary context). `comm` is `None` on one
+    /// rank. `capacity`: prepared plans kept (at least 1).
+    pub fn new(device: usize, comm: Option<Nccl>, capacity: usize) -> Result<Self> {
+        let gpu = Gpu::open(device)?;
+        let in_ev = gpu.event()?;
+        let out_ev = gpu.event()?;
+        Ok(ExternalExecutor {
+            gpu,
+            nccl: comm,
+            kernels: HashMap::new(),
+            cache: Vec::new(),
+            capacity: capacity.max(1),
+            in_ev,
+            out_ev,
+            blocking: None,
+        })
+    }
+
+    /// Prepared plans currently cached.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn kernels(&mut self, model: &ModelShape) -> Result<Rc<Kernels>> {
+        let key = (model.head_dim, crate::desc::dtype_code(model.dtype));
+        if let Some(k) = self.kernels.get(&key) {
+            return Ok(k.clone());
+        }
+        let k = Rc::new(Kernels::load(&self.gpu, model, TileConfig::from_env())?);
+        self.kernels.insert(key, k.clone());
+        Ok(k)
+    }
+
+    /// The cache entry of (fingerprint, rank), most recently used last; evicts the oldest.
+    fn entry(&mut self, fingerprint: u64, rank: usize) -> Result<usize> {
+        let key = (fingerprint, rank);
+        if let Some(i) = self.cache.iter().position(|e| e.key == key) {
+            let e = self.cache.remove(i);
+            self.cache.push(e);
+        } else {
+            if self.cache.len() >= self.capacity {
+                // Drain our streams first: the evicted buffers may still be in use.
+                self.gpu.sync()?;
+                self.cache.remove(0);
+            }
+            self.cache.push(Entry {
+                key,
+                fwd: None,
+                bwd: None,
+            });
+        }
+        Ok(self.cache.len() - 1)
+    }
+
+    fn check_peers(&self) -> Result<()> {
+        match &self.nccl {
+            Some(c) => c.async_error(),
+            None => Ok(()),
+        }
+    }
+
+    fn check_plan(&self, plan: &Plan, rank: usize) -> Result<()> {
+        if rank >= plan.devices.len() {
+            return Err(CudaError::Unsupported(format!(
+                "rank {rank} is out of range for a plan of {} ranks",
+                plan.devices.len()
+            )));
+        }
+        let world = self.nccl.as_ref().map(|c| c.world).unwrap_or(1) as usize;
+        if plan.devices.len() != world {
+            return Err(CudaError::Unsupported(format!(
+                "the plan has {} ranks but the communicator has {world}",
+                plan.devices.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Copies `t` between a caller tensor and the program's buffer on the compute stream.
+    ///
+    /// # Safety
+    /// `x.ptr` must address `x.bytes` bytes of device memory of this GPU that stay valid until
+    /// the compute stream has passed this copy.
+    unsafe fn copy_io(&self, p: &Prepared, t: IoTensor, x: DevTensor, into: bool) -> Result<()> {
+        let i = p
+            .io_index(t)
+            .ok_or_else(|| CudaError::Unsupported(format!("program has no {t:?} buffer")))?;
+        let want = p.decl(i).bytes() as usize;
+        if x.bytes != want {
+            return Err(CudaError::Unsupported(format!(
+                "{t:?}: the tensor has {} bytes, the plan's buffer for this rank {want}",
+                x.bytes
+            )));
+        }
+        if want == 0 {
+            return Ok(());
+        }
+        let buf = p.buffer_ptr(i);
+        let (dst, src) = if into { (buf, x.ptr) } else { (x.ptr, buf) };
+        // SAFETY: both ranges hold `want` bytes (checked above; caller's contract).
+        drv("cuMemcpyDtoDAsync", unsafe {
+            result::memcpy_dtod_async(dst, src, want, self.gpu.compute)
+        })
+    }
+
+    /// Runs one program of the plan between the caller's stream and back.
+    ///
+    /// # Safety
+    /// `stream` is a live CUDA stream of this GPU's primary context (0 = the legacy default
+    /// stream); every tensor addresses its stated bytes of this GPU's memory and stays valid
+    /// (not freed or reused) until work queued on `stream` after this call has run.
+    unsafe fn run(
+        &mut self,
+        fingerprint: u64,
+        plan: &Plan,
+        rank: usize,
+        stream: u64,
+        backward: bool,
+        inputs: &[(IoTensor, DevTensor)],
+        outputs: &[(IoTensor, DevTensor)],
+    ) -> Result<()> {
+        self.check_plan(plan, rank)?;
+        self.gpu.bind()?;
+        self.check_peers()?;
+        let model = plan.batch.model;
+        let kernels = self.kernels(&model)?;
+        let ei = self.entry(fingerprint, rank)?;
+        let dp = &plan.devices[rank];
+        let slot = if backward {
+            &mut self.cache[ei].bwd
+        } else {
+            &mut self.cache[ei].fwd
+        };
+        if slot.is_none() {
+            let prog = if backward { &dp.backward } else { &dp.forward };
+            *slot = Some(Prepared::new(&self.gpu, &kernels, &model, prog, backward)?);
+        }
+        let e = &self.cache[ei];
+        let p = if backward { &e.bwd } else { &e.fwd }
+            .as_ref()
+            .expect("prepared above");
+        let caller = stream as sys::CUstream;
+        self.in_ev.record(caller)?;
+        self.gpu.wait(self.gpu.compute, &self.in_ev)?;
+        for &(t, x) in inputs {
+            // SAFETY: forwarded caller contract.
+            unsafe { self.copy_io(p, t, x, true)? };
+        }
+        p.enqueue(&self.gpu, &kernels, self.nccl.as_ref())?;
+        for &(t, x) in outputs {
+            // SAFETY: forwarded caller contract.
+            unsafe { self.copy_io(p, t, x, false)? };
+        }
+        self.out_ev.record(self.gpu.compute)?;
+        self.gpu.wait(caller, &self.out_ev)?;
+        if let Some(timeout) = self.blocking {
+            let e = &self.cache[ei];
+            let p = if backward { &e.bwd } else { &e.fwd }
+                .as_ref()
+                .expect("prepared above");
+            p.finish(self.nccl.as_mut(), timeout)?;
+            self.gpu.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Forward of rank `rank`: reads Q `[tokens][heads][D]` and KV `[tokens][kv heads][K|V]`,
+    /// writes O (model dtype) and LSE (fp32 `[tokens][heads]`), ordered on `stream`.
+    ///
+    /// # Safety
+    /// As [`Self::run`]: live `stream` of this GPU; tensors hold their stated bytes of this
+    /// GPU's memory until the work queued on `stream` after this call has run.
+    pub unsafe fn forward(
+        &mut self,
+        fingerprint: u64,
+        plan: &Plan,
+        rank: usize,
+        stream: u64,
+        q: DevTensor,
+        kv: DevTensor,
+        o: DevTensor,
+        lse: DevTensor,
+    ) -> Result<()> {
+        // SAFETY: forwarded caller contract.
+        unsafe {
+            self.run(
+                fingerprint,
+                plan,
+                rank,
+                stream,
+                false,
+                &[(IoTensor::Q, q), (IoTensor::Kv, kv)],
+                &[(IoTensor::O, o), (IoTensor::Lse, lse)],
+            )
+        }
+    }
+
+    /// Backward of rank `rank`: reads Q, KV, O, LSE, dO, writes dQ and dKV (model dtype).
+    ///
+    /// # Safety
+    /// As [`Self::forward`].
+    pub unsafe fn backward(
+        &mut self,
+        fingerprint: u64,
+        plan: &Plan,
+        rank: usize,
+        stream: u64,
+        q: DevTensor,
+        kv: DevTensor,
+        o: DevTensor,
+        lse: DevTensor,
+        d_o: DevTensor,
+        dq: DevTensor,
+        dkv: DevTensor,
+    ) -> Result<()> {
+        // SAFETY: forwarded caller contract.
+        unsafe {
+            self.run(
+                fingerprint,
+                plan,
+                rank,
+                stream,
+                true,
+                &[
+                    (IoTensor::Q, q),
+                    (IoTensor::Kv, kv),
+                    (IoTensor::O, o),
+                    (IoTensor::Lse, lse),
+                    (IoTensor::DO, d_o),
+                ],
+                &[(IoTensor::DQ, dq), (IoTensor::DKv, dkv)],
+            )
+        }
+    }
+
+    /// Waits for all of this executor's work, polling NCCL errors; aborts after `timeout`.
+    pub fn synchronize(&mut self, timeout: Duration) -> Result<()> {
+        self.gpu.bind()?;
+        self.out_ev.record(self.gpu.compute)?;
+        let t0 = std::time::Instant::now();
+        while !self.out_ev.is_done()? {
+            if let Some(c) = self.nccl.as_mut() {
+                if let Err(e) = c.async_error() {
+                    c.abort();
+                    return Err(e);
+                }
+            }
+            if t0.elapsed() > timeout {
+                if let Some(c) = self.nccl.as_mut() {
+                    c.abort();
+                }
+                return Err(CudaError::Timeout {
+                    secs: timeout.as_secs_f64(),
+                    what: "dcp attention".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ExternalExecutor {
+    fn drop(&mut self) {
+        let _ = self.gpu.bind();
+        let _ = self.gpu.sync();
+        self.cache.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ids_are_errors_not_panics() {
+        if !nccl_present() {
+            assert!(matches!(nccl_unique_id(), Err(CudaError::NoNccl)));
+            assert!(matches!(
+                comm_from_id(&[0; 128], 0, 1),
+                Err(CudaError::NoNccl)
+            ));
+            return;
+        }
+        assert!(comm_from_id(&[0; 5], 0, 1).is_err());
+        assert!(comm_from_id(&[0; 128], 2, 2).is_err());
+    }
+
+    #[test]
+    fn no_driver_is_an_error() {
+        if crate::gpu::driver_present() {
+            return;
+        }
+        assert!(matches!(
+            ExternalExecutor::new(0, None, 2),
+            Err(CudaError::NoDriver)
+        ));
+    }
+}

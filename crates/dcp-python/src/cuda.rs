@@ -1,0 +1,156 @@
+//! The CUDA executor from Python (`dcp.torch` is its only intended caller): one
+//! [`ExternalExecutor`] per process on PyTorch's device, ordered on PyTorch's current stream, the
+//! NCCL communicator built from an id that `torch.distributed` broadcast.
+//!
+//! Tensors arrive as (device address, bytes) pairs. `dcp.torch` takes them from contiguous
+//! tensors it keeps alive until PyTorch's stream has passed the call, which is what the
+//! executor's safety contract asks.
+
+use std::time::Duration;
+
+use dcp_cuda::external::{self, DevTensor, ExternalExecutor};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::cuda_err;
+use crate::plan::PyPlan;
+
+/// A fresh 128-byte NCCL unique id (rank 0 makes it, torch.distributed broadcasts it).
+#[pyfunction]
+pub fn nccl_unique_id<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    let id = external::nccl_unique_id().map_err(cuda_err)?;
+    Ok(PyBytes::new(py, &id))
+}
+
+/// Version code of the NCCL library this extension loaded (e.g. 22809).
+#[pyfunction]
+pub fn nccl_version() -> PyResult<i32> {
+    external::nccl_version().map_err(cuda_err)
+}
+
+/// True when the CUDA driver library can be loaded.
+#[pyfunction]
+pub fn cuda_driver_present() -> bool {
+    dcp_cuda::gpu::driver_present()
+}
+
+fn dt(t: (u64, usize)) -> DevTensor {
+    DevTensor {
+        ptr: t.0,
+        bytes: t.1,
+    }
+}
+
+#[pyclass(name = "CudaExecutor", module = "dcp._native", unsendable)]
+pub struct PyCudaExecutor {
+    ex: ExternalExecutor,
+}
+
+#[pymethods]
+impl PyCudaExecutor {
+    /// Opens GPU `device`; with `world > 1`, joins the communicator of `nccl_id` as `rank`
+    /// (blocks until every rank joins). `cache`: prepared plans kept (LRU).
+    /// `blocking_timeout_s`: wait for every call (peer failures surface at once) when set.
+    #[new]
+    #[pyo3(signature = (device, rank, world, nccl_id=None, cache=4, blocking_timeout_s=None))]
+    fn new(
+        py: Python<'_>,
+        device: usize,
+        rank: u32,
+        world: u32,
+        nccl_id: Option<Vec<u8>>,
+        cache: usize,
+        blocking_timeout_s: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut ex = ExternalExecutor::new(device, None, cache).map_err(cuda_err)?;
+        if world > 1 {
+            let id = nccl_id.ok_or_else(|| {
+                crate::errors::InvalidSpecError::new_err("world > 1 needs the NCCL id (nccl_id=)")
+            })?;
+            ex.gpu.bind().map_err(cuda_err)?;
+            // NCCL's init blocks until every rank arrives; the context is bound per thread, so
+            // init on this thread (holding the GIL is fine: other ranks are other processes).
+            let _ = py;
+            ex.nccl = Some(external::comm_from_id(&id, rank, world).map_err(cuda_err)?);
+        }
+        ex.blocking = blocking_timeout_s.map(Duration::from_secs_f64);
+        Ok(PyCudaExecutor { ex })
+    }
+
+    /// Forward of `rank` on `stream`; each tensor is (address, bytes).
+    fn forward(
+        &mut self,
+        plan: &PyPlan,
+        rank: usize,
+        stream: u64,
+        q: (u64, usize),
+        kv: (u64, usize),
+        o: (u64, usize),
+        lse: (u64, usize),
+    ) -> PyResult<()> {
+        plan.check_rank(rank)?;
+        // SAFETY: dcp.torch passes live, contiguous tensors of this device and keeps them
+        // alive past the stream's use (module docs).
+        unsafe {
+            self.ex.forward(
+                plan.fingerprint,
+                &plan.plan,
+                rank,
+                stream,
+                dt(q),
+                dt(kv),
+                dt(o),
+                dt(lse),
+            )
+        }
+        .map_err(cuda_err)
+    }
+
+    /// Backward of `rank` on `stream`; each tensor is (address, bytes).
+    fn backward(
+        &mut self,
+        plan: &PyPlan,
+        rank: usize,
+        stream: u64,
+        q: (u64, usize),
+        kv: (u64, usize),
+        o: (u64, usize),
+        lse: (u64, usize),
+        d_o: (u64, usize),
+        dq: (u64, usize),
+        dkv: (u64, usize),
+    ) -> PyResult<()> {
+        plan.check_rank(rank)?;
+        // SAFETY: as in forward.
+        unsafe {
+            self.ex.backward(
+                plan.fingerprint,
+                &plan.plan,
+                rank,
+                stream,
+                dt(q),
+                dt(kv),
+                dt(o),
+                dt(lse),
+                dt(d_o),
+                dt(dq),
+                dt(dkv),
+            )
+        }
+        .map_err(cuda_err)
+    }
+
+    /// Waits for all queued work, raising PeerFailureError on an NCCL error or after the timeout.
+    #[pyo3(signature = (timeout_s=300.0))]
+    fn synchronize(&mut self, timeout_s: f64) -> PyResult<()> {
+        self.ex
+            .synchronize(Duration::from_secs_f64(timeout_s))
+            .map_err(cuda_err)
+    }
+
+    /// Prepared plans currently cached.
+    #[getter]
+    fn cached(&self) -> usize {
+        self.ex.cached()
+    }
+}
