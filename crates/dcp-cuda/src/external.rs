@@ -117,6 +117,12 @@ pub struct ExternalExecutor {
     pub blocking: Option<Duration>,
 }
 
+// SAFETY: the executor's CUDA handles (context, streams, events, modules, device memory) are
+// valid on any thread once the context is bound, and every entry point binds it first; the `Rc`s
+// of kernels never leave the executor, so moving it moves every clone with it. Callers that share
+// it between threads put it behind a lock (PyTorch runs backward on its autograd thread).
+unsafe impl Send for ExternalExecutor {}
+
 impl ExternalExecutor {
     /// Opens GPU `device` (the framework's device, primary context). `comm` is `None` on one
     /// rank. `capacity`: prepared plans kept (at least 1).

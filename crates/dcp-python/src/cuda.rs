@@ -6,6 +6,7 @@
 //! tensors it keeps alive until PyTorch's stream has passed the call, which is what the
 //! executor's safety contract asks.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use dcp_cuda::external::{self, DevTensor, ExternalExecutor};
@@ -41,9 +42,19 @@ fn dt(t: (u64, usize)) -> DevTensor {
     }
 }
 
-#[pyclass(name = "CudaExecutor", module = "dcp._native", unsendable)]
+/// The executor behind a lock: PyTorch calls forward on the training thread and backward on its
+/// autograd thread.
+#[pyclass(name = "CudaExecutor", module = "dcp._native", frozen)]
 pub struct PyCudaExecutor {
-    ex: ExternalExecutor,
+    ex: Mutex<ExternalExecutor>,
+}
+
+impl PyCudaExecutor {
+    fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, ExternalExecutor>> {
+        self.ex.lock().map_err(|_| {
+            crate::errors::GpuError::new_err("the CUDA executor failed in another thread earlier")
+        })
+    }
 }
 
 #[pymethods]
@@ -74,12 +85,12 @@ impl PyCudaExecutor {
             ex.nccl = Some(external::comm_from_id(&id, rank, world).map_err(cuda_err)?);
         }
         ex.blocking = blocking_timeout_s.map(Duration::from_secs_f64);
-        Ok(PyCudaExecutor { ex })
+        Ok(PyCudaExecutor { ex: Mutex::new(ex) })
     }
 
     /// Forward of `rank` on `stream`; each tensor is (address, bytes).
     fn forward(
-        &mut self,
+        &self,
         plan: &PyPlan,
         rank: usize,
         stream: u64,
@@ -92,7 +103,7 @@ impl PyCudaExecutor {
         // SAFETY: dcp.torch passes live, contiguous tensors of this device and keeps them
         // alive past the stream's use (module docs).
         unsafe {
-            self.ex.forward(
+            self.lock()?.forward(
                 plan.fingerprint,
                 &plan.plan,
                 rank,
@@ -108,7 +119,7 @@ impl PyCudaExecutor {
 
     /// Backward of `rank` on `stream`; each tensor is (address, bytes).
     fn backward(
-        &mut self,
+        &self,
         plan: &PyPlan,
         rank: usize,
         stream: u64,
@@ -123,7 +134,7 @@ impl PyCudaExecutor {
         plan.check_rank(rank)?;
         // SAFETY: as in forward.
         unsafe {
-            self.ex.backward(
+            self.lock()?.backward(
                 plan.fingerprint,
                 &plan.plan,
                 rank,
@@ -142,15 +153,15 @@ impl PyCudaExecutor {
 
     /// Waits for all queued work, raising PeerFailureError on an NCCL error or after the timeout.
     #[pyo3(signature = (timeout_s=300.0))]
-    fn synchronize(&mut self, timeout_s: f64) -> PyResult<()> {
-        self.ex
+    fn synchronize(&self, timeout_s: f64) -> PyResult<()> {
+        self.lock()?
             .synchronize(Duration::from_secs_f64(timeout_s))
             .map_err(cuda_err)
     }
 
     /// Prepared plans currently cached.
     #[getter]
-    fn cached(&self) -> usize {
-        self.ex.cached()
+    fn cached(&self) -> PyResult<usize> {
+        Ok(self.lock()?.cached())
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DcpError
-//! ├── InvalidSpecError (also ValueError in Python: see python/dcp/__init__.py)
+//! ├── InvalidSpecError
 //! │   ├── BadLengthsError        empty batch, zero-length sequence, a sequence over the budget
 //! │   └── MaskError
 //! │       └── UnknownMaskError   a mask name that is not one of the allowed kinds
@@ -88,7 +88,7 @@ create_exception!(
     DcpError,
     "A communication peer failed (NCCL error, timeout, rendezvous)."
 );
-create_exception!(_native, GpuError, DcpError, "A CUDA driver call failed.");
+create_exception!(dcp, GpuError, DcpError, "A CUDA driver call failed.");
 
 pub fn spec_err(e: SpecError) -> PyErr {
     let msg = e.to_string();
