@@ -229,13 +229,16 @@ impl ExternalExecutor {
         })
     }
 
-    /// Runs one program of the plan between the caller's stream and back.
+    /// Runs rank `rank`'s forward (`backward` false: inputs Q `[tokens][heads][D]`, KV
+    /// `[tokens][kv heads][K|V]`; outputs O in the model dtype, LSE fp32 `[tokens][heads]`) or
+    /// backward program (inputs Q, KV, O, LSE, dO; outputs dQ, dKV) between the caller's stream
+    /// and back: copies `inputs` into the program's buffers, runs it, copies `outputs` out.
     ///
     /// # Safety
     /// `stream` is a live CUDA stream of this GPU's primary context (0 = the legacy default
     /// stream); every tensor addresses its stated bytes of this GPU's memory and stays valid
     /// (not freed or reused) until work queued on `stream` after this call has run.
-    unsafe fn run(
+    pub unsafe fn run(
         &mut self,
         fingerprint: u64,
         plan: &Plan,
@@ -288,75 +291,6 @@ impl ExternalExecutor {
             self.gpu.sync()?;
         }
         Ok(())
-    }
-
-    /// Forward of rank `rank`: reads Q `[tokens][heads][D]` and KV `[tokens][kv heads][K|V]`,
-    /// writes O (model dtype) and LSE (fp32 `[tokens][heads]`), ordered on `stream`.
-    ///
-    /// # Safety
-    /// As [`Self::run`]: live `stream` of this GPU; tensors hold their stated bytes of this
-    /// GPU's memory until the work queued on `stream` after this call has run.
-    pub unsafe fn forward(
-        &mut self,
-        fingerprint: u64,
-        plan: &Plan,
-        rank: usize,
-        stream: u64,
-        q: DevTensor,
-        kv: DevTensor,
-        o: DevTensor,
-        lse: DevTensor,
-    ) -> Result<()> {
-        // SAFETY: forwarded caller contract.
-        unsafe {
-            self.run(
-                fingerprint,
-                plan,
-                rank,
-                stream,
-                false,
-                &[(IoTensor::Q, q), (IoTensor::Kv, kv)],
-                &[(IoTensor::O, o), (IoTensor::Lse, lse)],
-            )
-        }
-    }
-
-    /// Backward of rank `rank`: reads Q, KV, O, LSE, dO, writes dQ and dKV (model dtype).
-    ///
-    /// # Safety
-    /// As [`Self::forward`].
-    pub unsafe fn backward(
-        &mut self,
-        fingerprint: u64,
-        plan: &Plan,
-        rank: usize,
-        stream: u64,
-        q: DevTensor,
-        kv: DevTensor,
-        o: DevTensor,
-        lse: DevTensor,
-        d_o: DevTensor,
-        dq: DevTensor,
-        dkv: DevTensor,
-    ) -> Result<()> {
-        // SAFETY: forwarded caller contract.
-        unsafe {
-            self.run(
-                fingerprint,
-                plan,
-                rank,
-                stream,
-                true,
-                &[
-                    (IoTensor::Q, q),
-                    (IoTensor::Kv, kv),
-                    (IoTensor::O, o),
-                    (IoTensor::Lse, lse),
-                    (IoTensor::DO, d_o),
-                ],
-                &[(IoTensor::DQ, dq), (IoTensor::DKv, dkv)],
-            )
-        }
     }
 
     /// Waits for all of this executor's work, polling NCCL errors; aborts after `timeout`.

@@ -9,6 +9,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use dcp_core::plan::IoTensor;
 use dcp_cuda::external::{self, DevTensor, ExternalExecutor};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -50,6 +51,32 @@ pub struct PyCudaExecutor {
 }
 
 impl PyCudaExecutor {
+    fn run(
+        &self,
+        plan: &PyPlan,
+        rank: usize,
+        stream: u64,
+        backward: bool,
+        inputs: &[(IoTensor, DevTensor)],
+        outputs: &[(IoTensor, DevTensor)],
+    ) -> PyResult<()> {
+        plan.check_rank(rank)?;
+        // SAFETY: dcp.torch passes live, contiguous tensors of this device and keeps them
+        // alive past the stream's use (module docs).
+        unsafe {
+            self.lock()?.run(
+                plan.fingerprint,
+                &plan.plan,
+                rank,
+                stream,
+                backward,
+                inputs,
+                outputs,
+            )
+        }
+        .map_err(cuda_err)
+    }
+
     fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, ExternalExecutor>> {
         self.ex.lock().map_err(|_| {
             crate::errors::GpuError::new_err("the CUDA executor failed in another thread earlier")
@@ -99,22 +126,15 @@ impl PyCudaExecutor {
         o: (u64, usize),
         lse: (u64, usize),
     ) -> PyResult<()> {
-        plan.check_rank(rank)?;
-        // SAFETY: dcp.torch passes live, contiguous tensors of this device and keeps them
-        // alive past the stream's use (module docs).
-        unsafe {
-            self.lock()?.forward(
-                plan.fingerprint,
-                &plan.plan,
-                rank,
-                stream,
-                dt(q),
-                dt(kv),
-                dt(o),
-                dt(lse),
-            )
-        }
-        .map_err(cuda_err)
+        let inputs = [(IoTensor::Q, dt(q)), (IoTensor::Kv, dt(kv))];
+        self.run(
+            plan,
+            rank,
+            stream,
+            false,
+            &inputs,
+            &[(IoTensor::O, dt(o)), (IoTensor::Lse, dt(lse))],
+        )
     }
 
     /// Backward of `rank` on `stream`; each tensor is (address, bytes).
@@ -131,24 +151,21 @@ impl PyCudaExecutor {
         dq: (u64, usize),
         dkv: (u64, usize),
     ) -> PyResult<()> {
-        plan.check_rank(rank)?;
-        // SAFETY: as in forward.
-        unsafe {
-            self.lock()?.backward(
-                plan.fingerprint,
-                &plan.plan,
-                rank,
-                stream,
-                dt(q),
-                dt(kv),
-                dt(o),
-                dt(lse),
-                dt(d_o),
-                dt(dq),
-                dt(dkv),
-            )
-        }
-        .map_err(cuda_err)
+        let inputs = [
+            (IoTensor::Q, dt(q)),
+            (IoTensor::Kv, dt(kv)),
+            (IoTensor::O, dt(o)),
+            (IoTensor::Lse, dt(lse)),
+            (IoTensor::DO, dt(d_o)),
+        ];
+        self.run(
+            plan,
+            rank,
+            stream,
+            true,
+            &inputs,
+            &[(IoTensor::DQ, dt(dq)), (IoTensor::DKv, dt(dkv))],
+        )
     }
 
     /// Waits for all queued work, raising PeerFailureError on an NCCL error or after the timeout.
