@@ -10,8 +10,9 @@ linear layers are per-token; attention runs through dcp.torch.attention, which e
 the blocks the plan says. Gradients are summed over the group (the loss is normalised by the
 batch's total label count, so the sum is the gradient of the batch mean).
 
-Per step it prints the loss, step time, tokens/s/GPU, the loader's wait for the plan and peak
-memory; --out writes them as JSON.
+Per step it prints the loss, step time, tokens/s/GPU, the loader's wait for the plan, PyTorch's
+peak allocated memory and the GPU memory in use (PyTorch's cache plus the DCP executor's own
+buffers, which PyTorch does not count); --out writes them as JSON.
 """
 
 from __future__ import annotations
@@ -207,11 +208,13 @@ def main():
         tok = plan.total_tokens
         row = {"step": step, "loss": total.item(), "step_s": dt, "tokens": tok, "tokens_per_s_per_gpu": tok / dt / world,
                "loader_wait_s": batch.wait_s, "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+               # everything on the GPU: PyTorch's cache plus the DCP executor's own buffers
+               "gpu_used_gib": (lambda fi: (fi[1] - fi[0]) / 2**30)(torch.cuda.mem_get_info()),
                "plan": plan.planner, "sequences": len(plan.lengths)}
         rows.append(row)
         if rank == 0:
             print(f"step {step:4d} loss {row['loss']:.4f} time {dt * 1e3:8.1f} ms  {row['tokens_per_s_per_gpu']:9.0f} tok/s/GPU  "
-                  f"wait {batch.wait_s * 1e3:6.1f} ms  peak {row['peak_mem_gib']:.1f} GiB  plan {plan.planner} "
+                  f"wait {batch.wait_s * 1e3:6.1f} ms  peak {row['peak_mem_gib']:.1f} GiB (GPU used {row['gpu_used_gib']:.1f})  plan {plan.planner} "
                   f"({len(plan.lengths)} seqs, {tok} tokens)", flush=True)
     dtorch.synchronize()
     steady = rows[a.warmup:] or rows
@@ -222,6 +225,7 @@ def main():
         "mean_tokens_per_s_per_gpu": sum(r["tokens_per_s_per_gpu"] for r in steady) / len(steady),
         "loader_wait_s_total": loader.wait_s_total,
         "peak_mem_gib": max(r["peak_mem_gib"] for r in rows),
+        "gpu_used_gib_first_last": [rows[0]["gpu_used_gib"], rows[-1]["gpu_used_gib"]],
         "device": torch.cuda.get_device_name(),
     }
     if rank == 0:
