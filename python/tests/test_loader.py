@@ -95,3 +95,10 @@ def test_loader_error_paths():
     with pytest.raises(dcp.PlanDoesNotFitError, match="batch 0"):
         next(iter(dl))
     dl.close()
+    # After close, the loop ends with an error instead of waiting for plans nobody makes.
+    dl = PlanningDataLoader(planner(2), dataset="ldc", num_batches=3, scale=0.125, budget=16384, ahead=1)
+    it = iter(dl)
+    next(it)
+    dl.close()
+    with pytest.raises(dcp.InvalidSpecError, match="closed"):
+        list(it)

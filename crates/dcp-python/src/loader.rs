@@ -213,7 +213,10 @@ impl PyPlanningQueue {
                 if let Some(r) = s.ready.remove(&idx) {
                     s.consumed += 1;
                     sh.cv.notify_all();
-                    return Some((idx, r));
+                    return Some((idx, Some(r)));
+                }
+                if s.stop {
+                    return Some((idx, None));
                 }
                 s = sh.cv.wait(s).expect("loader lock");
             }
@@ -222,8 +225,11 @@ impl PyPlanningQueue {
         self.waited += wait;
         match got {
             None => Ok(None),
-            Some((idx, Ok(plan))) => Ok(Some((idx, PyPlan::new(plan), wait))),
-            Some((idx, Err(e))) => {
+            Some((idx, None)) => Err(InvalidSpecError::new_err(format!(
+                "the loader was closed before batch {idx} was planned"
+            ))),
+            Some((idx, Some(Ok(plan)))) => Ok(Some((idx, PyPlan::new(plan), wait))),
+            Some((idx, Some(Err(e)))) => {
                 let err = planning_err(e);
                 let msg = format!("batch {idx}: {}", err.value(py));
                 Err(PyErr::from_type(err.get_type(py), msg))
