@@ -100,7 +100,10 @@ struct Shared {
     masks: Option<Vec<MaskSpec>>,
     ahead: usize,
     state: Mutex<State>,
-    cv: Condvar,
+    /// Workers wait here for room ahead of the consumer.
+    work_cv: Condvar,
+    /// The consumer waits here for its batch's plan.
+    ready_cv: Condvar,
 }
 
 impl Shared {
@@ -115,7 +118,7 @@ impl Shared {
                     if s.next_to_plan < s.consumed + self.ahead {
                         break;
                     }
-                    s = self.cv.wait(s).expect("loader lock");
+                    s = self.work_cv.wait(s).expect("loader lock");
                 }
                 s.next_to_plan += 1;
                 s.next_to_plan - 1
@@ -131,7 +134,7 @@ impl Shared {
             let r = self.planner.plan(lens, masks.as_deref());
             let mut s = self.state.lock().expect("loader lock");
             s.ready.insert(idx, r);
-            self.cv.notify_all();
+            self.ready_cv.notify_all();
         }
     }
 }
@@ -174,7 +177,8 @@ impl PyPlanningQueue {
                 ready: BTreeMap::new(),
                 stop: false,
             }),
-            cv: Condvar::new(),
+            work_cv: Condvar::new(),
+            ready_cv: Condvar::new(),
         });
         let threads = (0..threads)
             .map(|i| {
@@ -212,13 +216,14 @@ impl PyPlanningQueue {
             loop {
                 if let Some(r) = s.ready.remove(&idx) {
                     s.consumed += 1;
-                    sh.cv.notify_all();
+                    // One more batch may be planned now: wake one worker.
+                    sh.work_cv.notify_one();
                     return Some((idx, Some(r)));
                 }
                 if s.stop {
                     return Some((idx, None));
                 }
-                s = sh.cv.wait(s).expect("loader lock");
+                s = sh.ready_cv.wait(s).expect("loader lock");
             }
         });
         let wait = t0.elapsed().as_secs_f64();
@@ -254,7 +259,8 @@ impl PyPlanningQueue {
         {
             let mut s = self.shared.state.lock().expect("loader lock");
             s.stop = true;
-            self.shared.cv.notify_all();
+            self.shared.work_cv.notify_all();
+            self.shared.ready_cv.notify_all();
         }
         let threads = std::mem::take(&mut self.threads);
         py.detach(move || {
@@ -270,7 +276,8 @@ impl Drop for PyPlanningQueue {
         {
             let mut s = self.shared.state.lock().expect("loader lock");
             s.stop = true;
-            self.shared.cv.notify_all();
+            self.shared.work_cv.notify_all();
+            self.shared.ready_cv.notify_all();
         }
         // Threads finish their current plan and exit; they hold no Python objects.
     }
