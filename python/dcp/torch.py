@@ -189,6 +189,10 @@ def _addr(t: torch.Tensor) -> tuple[int, int]:
     return (t.data_ptr(), t.numel() * t.element_size())
 
 
+def _stream(device: torch.device) -> int:
+    return torch.cuda.current_stream(device).cuda_stream
+
+
 class _CudaAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, plan: Plan, rank: int):
@@ -197,7 +201,7 @@ class _CudaAttention(torch.autograd.Function):
         kv = torch.cat([k, v], -1).contiguous()
         o = torch.empty_like(q)
         lse = torch.empty(q.shape[0], q.shape[1], dtype=torch.float32, device=q.device)
-        stream = torch.cuda.current_stream(q.device).cuda_stream
+        stream = _stream(q.device)
         ex.forward(plan._p, rank, stream, _addr(q), _addr(kv), _addr(o), _addr(lse))
         ctx.plan, ctx.rank = plan, rank
         ctx.save_for_backward(q, kv, o, lse)
@@ -209,7 +213,7 @@ class _CudaAttention(torch.autograd.Function):
         d_o = d_o.contiguous().to(q.dtype)
         dq = torch.empty_like(q)
         dkv = torch.empty_like(kv)
-        stream = torch.cuda.current_stream(q.device).cuda_stream
+        stream = _stream(q.device)
         _EXECUTOR.backward(
             ctx.plan._p, ctx.rank, stream, _addr(q), _addr(kv), _addr(o), _addr(lse), _addr(d_o), _addr(dq), _addr(dkv)
         )
