@@ -222,7 +222,8 @@ class _CudaAttention(torch.autograd.Function):
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: Plan, rank: int) -> torch.Tensor:
-    """Attention of rank ``rank``'s tokens under ``plan``: ``q`` ``[tokens, heads, D]``, ``k``/``v``
+    """Attention of rank ``rank``'s tokens under ``plan`` (``rank``: this process's rank in the
+    group given to :func:`init`): ``q`` ``[tokens, heads, D]``, ``k``/``v``
     ``[tokens, kv_heads, D]`` in the plan's layout (``plan.dispatch``). Returns ``[tokens, heads, D]``.
 
     CUDA tensors: every rank of the group calls this with the same plan (collective). CPU

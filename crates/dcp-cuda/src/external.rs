@@ -192,6 +192,14 @@ impl ExternalExecutor {
                 plan.devices.len()
             )));
         }
+        if let Some(c) = &self.nccl {
+            if c.rank as usize != rank {
+                return Err(CudaError::Unsupported(format!(
+                    "this process is rank {} of the communicator but was asked to run rank {rank}'s program",
+                    c.rank
+                )));
+            }
+        }
         let world = self.nccl.as_ref().map(|c| c.world).unwrap_or(1) as usize;
         if plan.devices.len() != world {
             return Err(CudaError::Unsupported(format!(
