@@ -216,7 +216,7 @@ def main():
             print(f"step {step:4d} loss {row['loss']:.4f} time {dt * 1e3:8.1f} ms  {row['tokens_per_s_per_gpu']:9.0f} tok/s/GPU  "
                   f"wait {batch.wait_s * 1e3:6.1f} ms  peak {row['peak_mem_gib']:.1f} GiB (GPU used {row['gpu_used_gib']:.1f})  plan {plan.planner} "
                   f"({len(plan.lengths)} seqs, {tok} tokens)", flush=True)
-    dtorch.synchronize()
+    dtorch.shutdown()
     steady = rows[a.warmup:] or rows
     summary = {
         "planner": planner_name, "dataset": a.dataset, "scale": a.scale, "mask": a.mask, "world": world,

@@ -185,6 +185,16 @@ def synchronize(timeout_s: float = 300.0) -> None:
         _EXECUTOR.synchronize(timeout_s)
 
 
+def shutdown(timeout_s: float = 300.0) -> None:
+    """Waits for the executor's work and frees it (GPU buffers, NCCL communicator). Every rank
+    calls it at the same point, before ``torch.distributed.destroy_process_group()``."""
+    global _EXECUTOR, _EXECUTOR_WORLD
+    if _EXECUTOR is not None:
+        _EXECUTOR.synchronize(timeout_s)
+        _EXECUTOR = None
+        _EXECUTOR_WORLD = 1
+
+
 def _addr(t: torch.Tensor) -> tuple[int, int]:
     return (t.data_ptr(), t.numel() * t.element_size())
 

@@ -78,7 +78,7 @@ def main():
     grow = (mem[-1] - mem[11]) / 2**20
     mem_ok = grow < 64
     ok &= mem_ok
-    dtorch.synchronize()
+    dtorch.shutdown()
     if rank == 0:
         print(f"{'planner':8} {'plan':12} {'mask':24} {'o':>8} {'dq':>8} {'dk':>8} {'dv':>8}  ok")
         for r in rows:
