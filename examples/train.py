@@ -130,7 +130,7 @@ def torch_causal_attention(plan):
     return attn
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--planner", default="dcp", choices=["dcp", "ring", "zigzag", "local"])
     ap.add_argument("--dataset", default="longalign", choices=["longalign", "ldc"])
@@ -153,24 +153,32 @@ def main():
     ap.add_argument("--single-gpu-reference", action="store_true",
                     help="one GPU, whole batch, PyTorch SDPA attention for causal (dcp local plan otherwise)")
     ap.add_argument("--out", help="write per-step metrics as JSON here (rank 0)")
-    a = ap.parse_args()
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                    help="cpu: one process, fp32, the CPU reference executor (to test the script without a GPU)")
+    a = ap.parse_args(argv)
+    cpu = a.device == "cpu"
 
-    distributed = "WORLD_SIZE" in os.environ and not a.single_gpu_reference
+    distributed = "WORLD_SIZE" in os.environ and not a.single_gpu_reference and not cpu
     if distributed:
         dist.init_process_group("nccl")
         rank, world = dist.get_rank(), dist.get_world_size()
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
     else:
         rank, world = 0, 1
-    dev = torch.device("cuda")
+    dev = torch.device(a.device)
+
+    def sync():
+        if not cpu:
+            torch.cuda.synchronize()
     planner_name = "local" if a.single_gpu_reference else a.planner
     planner = dcp.Planner(world, heads=a.heads, kv_heads=a.kv_heads, head_dim=a.head_dim, dtype="bf16",
                           block_size=a.block_size, planner=planner_name, mask=a.mask)
     loader = PlanningDataLoader(planner, dataset=a.dataset, num_batches=a.steps, scale=a.scale, budget=a.budget,
                                 vocab_size=a.vocab, seed=a.seed, rank=rank, device=dev)
-    dtorch.init()
+    if not cpu:
+        dtorch.init()
     torch.manual_seed(a.seed)
-    model = Llama(a).to(dev, torch.bfloat16)
+    model = Llama(a).to(dev, torch.float32 if cpu else torch.bfloat16)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1)
     if rank == 0:
@@ -179,7 +187,7 @@ def main():
               f"budget {a.budget}", flush=True)
     rows = []
     for step, batch in enumerate(loader):
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
         plan = batch.plan
         labels = batch.labels
@@ -203,13 +211,13 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
+        sync()
         dt = time.perf_counter() - t0
         tok = plan.total_tokens
         row = {"step": step, "loss": total.item(), "step_s": dt, "tokens": tok, "tokens_per_s_per_gpu": tok / dt / world,
-               "loader_wait_s": batch.wait_s, "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+               "loader_wait_s": batch.wait_s, "peak_mem_gib": 0.0 if cpu else torch.cuda.max_memory_allocated() / 2**30,
                # everything on the GPU: PyTorch's cache plus the DCP executor's own buffers
-               "gpu_used_gib": (lambda fi: (fi[1] - fi[0]) / 2**30)(torch.cuda.mem_get_info()),
+               "gpu_used_gib": 0.0 if cpu else (lambda fi: (fi[1] - fi[0]) / 2**30)(torch.cuda.mem_get_info()),
                "plan": plan.planner, "sequences": len(plan.lengths)}
         rows.append(row)
         if rank == 0:
@@ -226,7 +234,7 @@ def main():
         "loader_wait_s_total": loader.wait_s_total,
         "peak_mem_gib": max(r["peak_mem_gib"] for r in rows),
         "gpu_used_gib_first_last": [rows[0]["gpu_used_gib"], rows[-1]["gpu_used_gib"]],
-        "device": torch.cuda.get_device_name(),
+        "device": "cpu" if cpu else torch.cuda.get_device_name(),
     }
     if rank == 0:
         print("summary " + json.dumps(summary), flush=True)
@@ -236,6 +244,7 @@ def main():
     loader.close()
     if distributed:
         dist.destroy_process_group()
+    return rows
 
 
 if __name__ == "__main__":
