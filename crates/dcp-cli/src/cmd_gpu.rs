@@ -18,9 +18,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dcp_core::check::{corpus_dir, random_case};
 use dcp_core::mask::MaskSpec;
-use dcp_core::planners::{make_plan, PlannerOptions};
+use dcp_core::planners::{make_plan, make_validated_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
+use dcp_core::validate::ValidatedPlan;
 use dcp_cuda::fault::Fault;
 use dcp_cuda::runner::{
     compare_global, cpu_reference, median, to_global, ErrReport, ErrSums, PlanRun, Rank,
@@ -136,7 +137,7 @@ struct Row {
 /// Runs one plan: timings (median over repeats of the max over ranks) and an optional check.
 fn run_plan(
     rank: &mut Rank,
-    plan: &dcp_core::plan::Plan,
+    plan: &ValidatedPlan,
     warmup: usize,
     repeats: usize,
     seed: u64,
@@ -194,7 +195,7 @@ fn reference(
     if batch.total_tokens() <= cpu_max {
         return Ok(cpu_reference(batch, seed));
     }
-    let plan = make_plan(
+    let plan = make_validated_plan(
         "local",
         batch,
         &Topology::new(1, 1),
@@ -409,7 +410,7 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
         let masks: Vec<&str> = batch.seqs.iter().map(|s| s.mask.name()).collect();
         let r = cpu_reference(batch, a.data_seed + case);
         for p in &planners {
-            let plan = match make_plan(p, batch, &topo, &PlannerOptions::default()) {
+            let plan = match make_validated_plan(p, batch, &topo, &PlannerOptions::default()) {
                 Ok(pl) => pl,
                 Err(e) => {
                     if is0 {
@@ -491,6 +492,7 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench) -> Result<()> {
                 let t0 = Instant::now();
                 let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
                 let plan_s = t0.elapsed().as_secs_f64();
+                let plan = ValidatedPlan::new(plan)?;
                 let st = plan_stats(&plan);
                 let flops: f64 = st.device_flops.iter().sum();
                 let (f, b, c) = run_plan(
@@ -779,7 +781,7 @@ fn kernel_bench_on(
         let mut batch = BatchSpec::uniform(lens, MaskSpec::parse(mask)?, model, 1024);
         batch.head_block = model.kv_heads;
         batch.validate()?;
-        let plan = make_plan("local", &batch, &topo, &PlannerOptions::default())?;
+        let plan = make_validated_plan("local", &batch, &topo, &PlannerOptions::default())?;
         let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
         let family = rank.kernels(&batch.model)?.family();
         let (f, b, _) = run_plan(rank, &plan, a.warmup, a.repeats, 1, None)?;

@@ -314,6 +314,9 @@ pub enum PlanningError {
     },
     #[error("planner `{planner}` does not support {what}")]
     Unsupported { planner: &'static str, what: String },
+    /// The plan failed the validator (a planner bug, never the user's input).
+    #[error("the planned program failed validation (a planner bug; please report it): {0}")]
+    Invalid(Box<PlanError>),
     #[error("device {device} needs {need} bytes of attention buffers but the memory cap is {cap} bytes ({planner} plan); use more devices, a smaller block size, or raise the cap")]
     MemoryCap {
         planner: String,

@@ -440,6 +440,49 @@ impl Instr {
             Instr::Sum { .. } => "sum",
         }
     }
+
+    /// Calls `f` on every region this instruction reads or writes (executors bounds-check them
+    /// while lowering).
+    pub fn for_each_region(&self, mut f: impl FnMut(&Region)) {
+        match self {
+            Instr::Fill { dst, .. } => f(dst),
+            Instr::Copy { src, dst } => {
+                f(src);
+                f(dst);
+            }
+            Instr::Comm { ops, .. } => ops.iter().for_each(|op| f(&op.region)),
+            Instr::Wait { .. } => {}
+            Instr::Attn { works, .. } => {
+                for w in works {
+                    f(&w.q);
+                    w.kv.iter().for_each(&mut f);
+                    f(&w.o);
+                    f(&w.lse);
+                }
+            }
+            Instr::AttnBwd { works, .. } => {
+                for w in works {
+                    for r in [&w.q, &w.o, &w.lse, &w.do_, &w.dq] {
+                        f(r);
+                    }
+                    w.kv.iter().for_each(&mut f);
+                    w.dkv.iter().for_each(&mut f);
+                }
+            }
+            Instr::Merge { o, lse, inputs } => {
+                f(o);
+                f(lse);
+                for (a, b) in inputs {
+                    f(a);
+                    f(b);
+                }
+            }
+            Instr::Sum { dst, inputs } => {
+                f(dst);
+                inputs.iter().for_each(&mut f);
+            }
+        }
+    }
 }
 
 /// A contiguous run of one sequence's tokens held by a device, in buffer order.

@@ -42,6 +42,15 @@ pub enum CudaError {
         len: usize,
         bytes: usize,
     },
+    /// A plan region outside its buffer, found while lowering (a plan that skipped the
+    /// validator, or a corrupt one).
+    #[error("instruction {instr} ({kind}) has region {region} outside its buffer: {why}")]
+    RegionOutOfBounds {
+        instr: usize,
+        kind: &'static str,
+        region: String,
+        why: String,
+    },
     #[error("the NCCL communicator was aborted after an earlier failure")]
     Aborted,
     #[error("an internal lock was poisoned by a panic on another thread")]

@@ -405,6 +405,41 @@ fn region_desc(decls: &[BufferDecl], bufs: &[DevBuf], r: &Region) -> RegionDesc 
     }
 }
 
+/// Every region of `prog` inside its declared buffer (token and head ranges, buffer index), so a
+/// plan can never make a kernel or a copy touch memory outside its allocations.
+fn check_regions(prog: &Program) -> Result<()> {
+    for (i, ins) in prog.instrs.iter().enumerate() {
+        let mut bad: Option<(Region, String)> = None;
+        ins.for_each_region(|r| {
+            if bad.is_some() {
+                return;
+            }
+            let why = match prog.buffers.get(r.buf as usize) {
+                None => Some(format!("{} buffers declared", prog.buffers.len())),
+                Some(b) if r.tok as u64 + r.len as u64 > b.tokens as u64 => {
+                    Some(format!("buffer `{}` has {} tokens", b.name, b.tokens))
+                }
+                Some(b) if r.head as u64 + r.heads as u64 > b.heads as u64 => {
+                    Some(format!("buffer `{}` has {} heads", b.name, b.heads))
+                }
+                Some(_) => None,
+            };
+            if let Some(w) = why {
+                bad = Some((*r, w));
+            }
+        });
+        if let Some((r, why)) = bad {
+            return Err(CudaError::RegionOutOfBounds {
+                instr: i,
+                kind: ins.name(),
+                region: format!("{r:?}"),
+                why,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn contiguous(decls: &[BufferDecl], r: &Region) -> bool {
     r.len <= 1 || r.heads == decls[r.buf as usize].heads
 }
@@ -447,6 +482,7 @@ impl Prepared {
         prog: &Program,
         backward: bool,
     ) -> Result<Self> {
+        check_regions(prog)?;
         gpu.bind()?;
         let d = model.head_dim;
         let group = model.group();
@@ -1223,6 +1259,56 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lowering_refuses_regions_outside_their_buffers() {
+        use dcp_core::spec::DType;
+        let decl = BufferDecl {
+            name: "q".into(),
+            role: BufferRole::Scratch,
+            dtype: DType::Bf16,
+            tokens: 10,
+            heads: 2,
+            width: 16,
+        };
+        let r = |buf, tok, len, head, heads| Region {
+            buf,
+            tok,
+            len,
+            head,
+            heads,
+        };
+        let prog = |dst: Region| Program {
+            buffers: vec![decl.clone()],
+            instrs: vec![
+                Instr::Wait { tag: 0 },
+                Instr::Fill {
+                    dst,
+                    value: FillValue::Zero,
+                },
+            ],
+        };
+        assert!(check_regions(&prog(r(0, 0, 10, 0, 2))).is_ok());
+        for (bad, why) in [
+            (r(0, 5, 6, 0, 2), "10 tokens"),
+            (r(0, 0, 10, 1, 2), "2 heads"),
+            (r(1, 0, 1, 0, 1), "1 buffers declared"),
+            (r(0, u32::MAX, 2, 0, 1), "10 tokens"),
+        ] {
+            match check_regions(&prog(bad)) {
+                Err(CudaError::RegionOutOfBounds {
+                    instr,
+                    kind,
+                    why: w,
+                    ..
+                }) => {
+                    assert_eq!((instr, kind), (1, "fill"));
+                    assert!(w.contains(why), "{w}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn family_choice_parses_and_rejects_unknown() {

@@ -24,6 +24,7 @@ pub mod desc;
 pub mod dist;
 pub mod error;
 pub mod exec;
+pub mod external;
 pub mod fault;
 pub mod gpu;
 pub mod heartbeat;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use dcp_core::flops::{attn_bwd_flops, attn_fwd_flops};
 use dcp_core::plan::{IoTensor, Plan};
 use dcp_core::spec::{BatchSpec, DType};
+use dcp_core::validate::ValidatedPlan;
 use half::{bf16, f16};
 
 use crate::dist::{Nccl, RankInfo};
@@ -373,7 +374,9 @@ pub struct LocalOutputs {
 }
 
 impl PlanRun {
-    pub fn new(rank: &mut Rank, plan: &Plan, dev: usize) -> Result<Self> {
+    /// Prepares device `dev`'s programs of a validated plan (regions are bounds-checked again
+    /// while lowering).
+    pub fn new(rank: &mut Rank, plan: &ValidatedPlan, dev: usize) -> Result<Self> {
         let model = plan.batch.model;
         let kernels = rank.kernels(&model)?;
         let dp = &plan.devices[dev];
@@ -734,7 +737,7 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
             dcp_core::mask::MaskSpec::Full,
         ] {
             let batch = BatchSpec::uniform(&[len], mask.clone(), model, 1024);
-            let plan = dcp_core::planners::make_plan(
+            let plan = dcp_core::planners::make_validated_plan(
                 "local",
                 &batch,
                 &dcp_core::spec::Topology::new(1, 1),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use dcp_core::mask::MaskSpec;
-use dcp_core::planners::{make_plan, PlannerOptions};
+use dcp_core::planners::{make_validated_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
 use dcp_cuda::runner::{compare_global, cpu_reference, PlanRun, Rank, RankOptions};
 
@@ -26,7 +26,7 @@ fn small_batch_matches_cpu_reference() {
         let batch = BatchSpec::uniform(&[300, 77, 1], mask, ModelShape::default(), 64);
         let want = cpu_reference(&batch, 3);
         for planner in ["local", "ring"] {
-            let plan = make_plan(
+            let plan = make_validated_plan(
                 planner,
                 &batch,
                 &Topology::new(1, 1),

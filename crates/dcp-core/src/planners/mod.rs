@@ -170,6 +170,17 @@ pub fn make_plan(
     plan_with(name.parse()?, batch, topo, opts)
 }
 
+/// [`make_plan`], then the validator: the plan an executor may run ([`ValidatedPlan`]).
+pub fn make_validated_plan(
+    name: &str,
+    batch: &BatchSpec,
+    topo: &Topology,
+    opts: &PlannerOptions,
+) -> Result<crate::validate::ValidatedPlan, PlanningError> {
+    let plan = make_plan(name, batch, topo, opts)?;
+    crate::validate::ValidatedPlan::new(plan).map_err(|e| PlanningError::Invalid(Box::new(e)))
+}
+
 /// Plans `batch` with planner `kind` and checks every device's buffers against the topology's
 /// per-device memory cap. Batches whose plan would be absurdly large are refused up front.
 pub fn plan_with(

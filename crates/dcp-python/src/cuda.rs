@@ -1,0 +1,183 @@
+//! The CUDA executor from Python (`dcp.torch` is its only intended caller): one
+//! [`ExternalExecutor`] per process on PyTorch's device, ordered on PyTorch's current stream, the
+//! NCCL communicator built from an id that `torch.distributed` broadcast.
+//!
+//! Tensors arrive as (device address, bytes) pairs. `dcp.torch` takes them from contiguous
+//! tensors it keeps alive until PyTorch's stream has passed the call, which is what the
+//! executor's safety contract asks.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use dcp_core::plan::IoTensor;
+use dcp_cuda::external::{self, DevTensor, ExternalExecutor};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::cuda_err;
+use crate::plan::PyPlan;
+
+/// A fresh 128-byte NCCL unique id (rank 0 makes it, torch.distributed broadcasts it).
+#[pyfunction]
+pub fn nccl_unique_id<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    let id = external::nccl_unique_id().map_err(cuda_err)?;
+    Ok(PyBytes::new(py, &id))
+}
+
+/// Version code of the NCCL library this extension loaded (e.g. 22809).
+#[pyfunction]
+pub fn nccl_version() -> PyResult<i32> {
+    external::nccl_version().map_err(cuda_err)
+}
+
+/// True when the CUDA driver library can be loaded.
+#[pyfunction]
+pub fn cuda_driver_present() -> bool {
+    dcp_cuda::gpu::driver_present()
+}
+
+fn dt(t: (u64, usize)) -> DevTensor {
+    DevTensor {
+        ptr: t.0,
+        bytes: t.1,
+    }
+}
+
+/// The executor behind a lock: PyTorch calls forward on the training thread and backward on its
+/// autograd thread.
+#[pyclass(name = "CudaExecutor", module = "dcp._native", frozen)]
+pub struct PyCudaExecutor {
+    ex: Mutex<ExternalExecutor>,
+}
+
+impl PyCudaExecutor {
+    fn run(
+        &self,
+        plan: &PyPlan,
+        rank: usize,
+        stream: u64,
+        backward: bool,
+        inputs: &[(IoTensor, DevTensor)],
+        outputs: &[(IoTensor, DevTensor)],
+    ) -> PyResult<()> {
+        plan.check_rank(rank)?;
+        // SAFETY: dcp.torch passes live, contiguous tensors of this device and keeps them
+        // alive past the stream's use (module docs).
+        unsafe {
+            self.lock()?.run(
+                plan.fingerprint,
+                &plan.plan,
+                rank,
+                stream,
+                backward,
+                inputs,
+                outputs,
+            )
+        }
+        .map_err(cuda_err)
+    }
+
+    fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, ExternalExecutor>> {
+        self.ex.lock().map_err(|_| {
+            crate::errors::GpuError::new_err("the CUDA executor failed in another thread earlier")
+        })
+    }
+}
+
+#[pymethods]
+impl PyCudaExecutor {
+    /// Opens GPU `device`; with `world > 1`, joins the communicator of `nccl_id` as `rank`
+    /// (blocks until every rank joins). `cache`: prepared plans kept (LRU).
+    /// `blocking_timeout_s`: wait for every call (peer failures surface at once) when set.
+    #[new]
+    #[pyo3(signature = (device, rank, world, nccl_id=None, cache=4, blocking_timeout_s=None, timeout_s=300.0))]
+    fn new(
+        device: usize,
+        rank: u32,
+        world: u32,
+        nccl_id: Option<Vec<u8>>,
+        cache: usize,
+        blocking_timeout_s: Option<f64>,
+        timeout_s: f64,
+    ) -> PyResult<Self> {
+        // One deadline for every blocking step (NCCL init, synchronize, blocking calls).
+        let timeout = Duration::from_secs_f64(blocking_timeout_s.unwrap_or(timeout_s));
+        let mut ex = ExternalExecutor::new(device, rank, timeout, cache).map_err(cuda_err)?;
+        if world > 1 {
+            let id = nccl_id.ok_or_else(|| {
+                crate::errors::InvalidSpecError::new_err("world > 1 needs the NCCL id (nccl_id=)")
+            })?;
+            ex.nccl = Some(external::comm_from_id(&ex.gpu, &id, rank, world).map_err(cuda_err)?);
+        }
+        ex.blocking = blocking_timeout_s.is_some();
+        Ok(PyCudaExecutor { ex: Mutex::new(ex) })
+    }
+
+    /// Forward of `rank` on `stream`; each tensor is (address, bytes).
+    fn forward(
+        &self,
+        plan: &PyPlan,
+        rank: usize,
+        stream: u64,
+        q: (u64, usize),
+        kv: (u64, usize),
+        o: (u64, usize),
+        lse: (u64, usize),
+    ) -> PyResult<()> {
+        let inputs = [(IoTensor::Q, dt(q)), (IoTensor::Kv, dt(kv))];
+        self.run(
+            plan,
+            rank,
+            stream,
+            false,
+            &inputs,
+            &[(IoTensor::O, dt(o)), (IoTensor::Lse, dt(lse))],
+        )
+    }
+
+    /// Backward of `rank` on `stream`; each tensor is (address, bytes).
+    fn backward(
+        &self,
+        plan: &PyPlan,
+        rank: usize,
+        stream: u64,
+        q: (u64, usize),
+        kv: (u64, usize),
+        o: (u64, usize),
+        lse: (u64, usize),
+        d_o: (u64, usize),
+        dq: (u64, usize),
+        dkv: (u64, usize),
+    ) -> PyResult<()> {
+        let inputs = [
+            (IoTensor::Q, dt(q)),
+            (IoTensor::Kv, dt(kv)),
+            (IoTensor::O, dt(o)),
+            (IoTensor::Lse, dt(lse)),
+            (IoTensor::DO, dt(d_o)),
+        ];
+        self.run(
+            plan,
+            rank,
+            stream,
+            true,
+            &inputs,
+            &[(IoTensor::DQ, dt(dq)), (IoTensor::DKv, dt(dkv))],
+        )
+    }
+
+    /// Waits for all queued work, raising PeerFailureError on an NCCL error or when the
+    /// executor's deadline (`timeout_s` at construction) passes. `timeout_s` here is accepted
+    /// for compatibility and must not exceed that deadline to matter.
+    #[pyo3(signature = (timeout_s=300.0))]
+    fn synchronize(&self, timeout_s: f64) -> PyResult<()> {
+        let _ = timeout_s;
+        self.lock()?.synchronize().map_err(cuda_err)
+    }
+
+    /// Prepared plans currently cached.
+    #[getter]
+    fn cached(&self) -> PyResult<usize> {
+        Ok(self.lock()?.cached())
+    }
+}

@@ -1,0 +1,251 @@
+"""Train a Llama-style decoder with DCP context parallelism (torchrun, one process per GPU).
+
+    torchrun --nproc-per-node 4 examples/train.py --planner dcp --dataset longalign --mask causal
+    python examples/train.py --single-gpu-reference --steps 50      # the loss-curve reference
+
+Every rank of the context-parallel group gets the same batch of packed sequences from
+dcp.data (planned ahead in background threads), keeps only its own tokens (the plan's layout),
+and runs the whole model on them: RMSNorm, RoPE with per-sequence position ids, SwiGLU and
+linear layers are per-token; attention runs through dcp.torch.attention, which exchanges exactly
+the blocks the plan says. Gradients are summed over the group (the loss is normalised by the
+batch's total label count, so the sum is the gradient of the batch mean).
+
+Per step it prints the loss, step time, tokens/s/GPU, the loader's wait for the plan, PyTorch's
+peak allocated memory and the GPU memory in use (PyTorch's cache plus the DCP executor's own
+buffers, which PyTorch does not count); --out writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+import dcp
+import dcp.torch as dtorch
+from dcp.data import IGNORE_INDEX, PlanningDataLoader
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+def rope(x, pos, theta: float = 10000.0):
+    """Rotary embedding of x [tokens, heads, D] at positions pos [tokens] (position in sequence)."""
+    d = x.shape[-1]
+    inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d))
+    ang = pos.float()[:, None] * inv[None, :]
+    cos, sin = ang.cos()[:, None, :], ang.sin()[:, None, :]
+    x1, x2 = x.float()[..., : d // 2], x.float()[..., d // 2 :]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        self.h, self.hk, self.d = a.heads, a.kv_heads, a.head_dim
+        self.q = nn.Linear(a.hidden, a.heads * a.head_dim, bias=False)
+        self.k = nn.Linear(a.hidden, a.kv_heads * a.head_dim, bias=False)
+        self.v = nn.Linear(a.hidden, a.kv_heads * a.head_dim, bias=False)
+        self.o = nn.Linear(a.heads * a.head_dim, a.hidden, bias=False)
+
+    def forward(self, x, pos, attn):
+        n = x.shape[0]
+        q = rope(self.q(x).view(n, self.h, self.d), pos)
+        k = rope(self.k(x).view(n, self.hk, self.d), pos)
+        v = self.v(x).view(n, self.hk, self.d)
+        return self.o(attn(q, k, v).reshape(n, self.h * self.d))
+
+
+class Block(nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        self.n1, self.n2 = RMSNorm(a.hidden), RMSNorm(a.hidden)
+        self.attn = Attention(a)
+        self.gate = nn.Linear(a.hidden, a.ffn, bias=False)
+        self.up = nn.Linear(a.hidden, a.ffn, bias=False)
+        self.down = nn.Linear(a.ffn, a.hidden, bias=False)
+
+    def forward(self, x, pos, attn):
+        x = x + self.attn(self.n1(x), pos, attn)
+        h = self.n2(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class Llama(nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        self.embed = nn.Embedding(a.vocab, a.hidden)
+        self.blocks = nn.ModuleList(Block(a) for _ in range(a.layers))
+        self.norm = RMSNorm(a.hidden)
+        self.head = nn.Linear(a.hidden, a.vocab, bias=False)
+        self.ckpt = not a.no_checkpoint
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+
+    def forward(self, ids, pos, labels, attn, label_count, chunk: int = 8192):
+        x = self.embed(ids)
+        for b in self.blocks:
+            x = checkpoint(b, x, pos, attn, use_reentrant=False) if self.ckpt else b(x, pos, attn)
+        x = self.norm(x)
+        loss = x.new_zeros((), dtype=torch.float32)
+        for s in range(0, x.shape[0], chunk):  # chunked so [tokens, vocab] logits never exist at once
+            def piece(xs, ls):
+                return F.cross_entropy(self.head(xs).float(), ls, ignore_index=IGNORE_INDEX, reduction="sum")
+
+            xs, ls = x[s : s + chunk], labels[s : s + chunk]
+            loss = loss + (checkpoint(piece, xs, ls, use_reentrant=False) if self.ckpt else piece(xs, ls))
+        return loss / label_count
+
+
+def torch_causal_attention(plan):
+    """Single-GPU reference attention with PyTorch SDPA, one causal sequence at a time."""
+    lens = plan.lengths
+    # world 1: the layout is the packed batch in order (checked below)
+    def attn(q, k, v):
+        outs, at = [], 0
+        g = q.shape[1] // k.shape[1]
+        for n in lens:
+            qs, ks, vs = (x[at : at + n].transpose(0, 1)[None] for x in (q, k, v))
+            ks, vs = ks.repeat_interleave(g, 1), vs.repeat_interleave(g, 1)
+            outs.append(F.scaled_dot_product_attention(qs, ks, vs, is_causal=True)[0].transpose(0, 1))
+            at += n
+        return torch.cat(outs, 0)
+
+    return attn
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--planner", default="dcp", choices=["dcp", "ring", "zigzag", "local"])
+    ap.add_argument("--dataset", default="longalign", choices=["longalign", "ldc"])
+    ap.add_argument("--mask", default="causal", help="causal, lambda, or any dcp mask name")
+    ap.add_argument("--scale", type=float, default=1.0, help="length scale of the dataset")
+    ap.add_argument("--budget", type=int, default=131072, help="tokens per batch")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5, help="steps excluded from the averages")
+    ap.add_argument("--layers", type=int, default=16)
+    ap.add_argument("--hidden", type=int, default=2048)
+    ap.add_argument("--heads", type=int, default=16)
+    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--ffn", type=int, default=5632)
+    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--block-size", type=int, default=1024)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-checkpoint", action="store_true", help="no activation checkpointing")
+    ap.add_argument("--single-gpu-reference", action="store_true",
+                    help="one GPU, whole batch, PyTorch SDPA attention for causal (dcp local plan otherwise)")
+    ap.add_argument("--out", help="write per-step metrics as JSON here (rank 0)")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                    help="cpu: one process, fp32, the CPU reference executor (to test the script without a GPU)")
+    a = ap.parse_args(argv)
+    cpu = a.device == "cpu"
+
+    distributed = "WORLD_SIZE" in os.environ and not a.single_gpu_reference and not cpu
+    if distributed:
+        dist.init_process_group("nccl")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    else:
+        rank, world = 0, 1
+    dev = torch.device(a.device)
+
+    def sync():
+        if not cpu:
+            torch.cuda.synchronize()
+    planner_name = "local" if a.single_gpu_reference else a.planner
+    planner = dcp.Planner(world, heads=a.heads, kv_heads=a.kv_heads, head_dim=a.head_dim, dtype="bf16",
+                          block_size=a.block_size, planner=planner_name, mask=a.mask)
+    loader = PlanningDataLoader(planner, dataset=a.dataset, num_batches=a.steps, scale=a.scale, budget=a.budget,
+                                vocab_size=a.vocab, seed=a.seed, rank=rank, device=dev)
+    if not cpu:
+        dtorch.init()
+    torch.manual_seed(a.seed)
+    model = Llama(a).to(dev, torch.float32 if cpu else torch.bfloat16)
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    if rank == 0:
+        print(f"model {params / 1e9:.2f}B params, {a.layers} layers, hidden {a.hidden}, {a.heads}/{a.kv_heads} heads, "
+              f"D {a.head_dim}; {world} GPU(s), planner {planner_name}, {a.dataset} x{a.scale}, mask {a.mask}, "
+              f"budget {a.budget}", flush=True)
+    rows = []
+    for step, batch in enumerate(loader):
+        sync()
+        t0 = time.perf_counter()
+        plan = batch.plan
+        labels = batch.labels
+        count = torch.tensor([(labels != IGNORE_INDEX).sum().item()], device=dev, dtype=torch.float32)
+        if distributed:
+            dist.all_reduce(count)
+        if a.single_gpu_reference and a.mask == "causal":
+            assert plan.indices(0).tolist() == list(range(plan.total_tokens)), "local plan on 1 GPU keeps batch order"
+            attn = torch_causal_attention(plan)
+        else:
+            def attn(q, k, v, plan=plan):
+                return dtorch.attention(q, k, v, plan, rank)
+        loss = model(batch.input_ids, batch.position_ids, labels, attn, count)
+        loss.backward()
+        total = loss.detach().clone()
+        if distributed:
+            for p in model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+            dist.all_reduce(total)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        dt = time.perf_counter() - t0
+        tok = plan.total_tokens
+        row = {"step": step, "loss": total.item(), "step_s": dt, "tokens": tok, "tokens_per_s_per_gpu": tok / dt / world,
+               "loader_wait_s": batch.wait_s, "peak_mem_gib": 0.0 if cpu else torch.cuda.max_memory_allocated() / 2**30,
+               # everything on the GPU: PyTorch's cache plus the DCP executor's own buffers
+               "gpu_used_gib": 0.0 if cpu else (lambda fi: (fi[1] - fi[0]) / 2**30)(torch.cuda.mem_get_info()),
+               "plan": plan.planner, "sequences": len(plan.lengths)}
+        rows.append(row)
+        if rank == 0:
+            print(f"step {step:4d} loss {row['loss']:.4f} time {dt * 1e3:8.1f} ms  {row['tokens_per_s_per_gpu']:9.0f} tok/s/GPU  "
+                  f"wait {batch.wait_s * 1e3:6.1f} ms  peak {row['peak_mem_gib']:.1f} GiB (GPU used {row['gpu_used_gib']:.1f})  plan {plan.planner} "
+                  f"({len(plan.lengths)} seqs, {tok} tokens)", flush=True)
+    dtorch.shutdown()
+    steady = rows[a.warmup:] or rows
+    summary = {
+        "planner": planner_name, "dataset": a.dataset, "scale": a.scale, "mask": a.mask, "world": world,
+        "params": params, "steps": len(rows), "warmup": a.warmup,
+        "mean_step_s": sum(r["step_s"] for r in steady) / len(steady),
+        "mean_tokens_per_s_per_gpu": sum(r["tokens_per_s_per_gpu"] for r in steady) / len(steady),
+        "loader_wait_s_total": loader.wait_s_total,
+        "peak_mem_gib": max(r["peak_mem_gib"] for r in rows),
+        "gpu_used_gib_first_last": [rows[0]["gpu_used_gib"], rows[-1]["gpu_used_gib"]],
+        "device": "cpu" if cpu else torch.cuda.get_device_name(),
+    }
+    if rank == 0:
+        print("summary " + json.dumps(summary), flush=True)
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump({"summary": summary, "steps": rows, "args": vars(a)}, f, indent=1)
+    loader.close()
+    if distributed:
+        dist.destroy_process_group()
+    return rows
+
+
+if __name__ == "__main__":
+    main()

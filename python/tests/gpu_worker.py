@@ -1,0 +1,98 @@
+"""GPU check of dcp.torch.attention (run by test_gpu.py through torchrun, one process per GPU):
+forward and backward of every planner × mask kind against dense masked attention in float32
+on the same bf16 inputs, then a memory-growth check over many calls. Rank 0 prints a table and
+writes JSON to $DCP_GPU_OUT (if set)."""
+
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, os.path.dirname(__file__))
+import dcp  # noqa: E402
+import dcp.torch as dtorch  # noqa: E402
+from reference import batch_mask, dense_attention  # noqa: E402
+
+MASKS = ["causal", "full", "sliding-window:512", "lambda:64:512", "shared-question:0.2:4", "causal-blockwise:256:2", "prefix-lm:300"]
+H, HK, D = 8, 2, 128
+LENS = [1500, 700, 2900, 333]
+TOL_O, TOL_GRAD = 2e-2, 5e-2
+
+
+def main():
+    dist.init_process_group("nccl")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    dtorch.init()
+    dev = torch.device("cuda")
+    rows, ok = [], True
+    for planner in dcp.PLANNERS:
+        p = dcp.Planner(world, heads=H, kv_heads=HK, head_dim=D, block_size=512, planner=planner)
+        for mask in MASKS:
+            plan = p.plan(LENS, mask=mask)
+            t = plan.total_tokens
+            g = torch.Generator(device=dev).manual_seed(1)
+            q = (torch.randn(t, H, D, device=dev, generator=g) * 1.5).bfloat16()
+            k = torch.randn(t, HK, D, device=dev, generator=g).bfloat16()
+            v = torch.randn(t, HK, D, device=dev, generator=g).bfloat16()
+            w = torch.randn(t, H, D, device=dev, generator=g)
+            qr, kr, vr = (x.float().requires_grad_() for x in (q, k, v))
+            o_ref = dense_attention(qr, kr, vr, batch_mask(LENS, [mask] * len(LENS)).to(dev))
+            (o_ref * w).sum().backward()
+            ql, kl, vl = (plan.dispatch(x, rank).detach().requires_grad_() for x in (q, k, v))
+            o = dtorch.attention(ql, kl, vl, plan, rank)
+            (o.float() * plan.dispatch(w, rank)).sum().backward()
+
+            def rel(got, want):
+                want = plan.dispatch(want, rank)
+                return ((got.float() - want).abs().max() / want.abs().max().clamp_min(1e-6)).item()
+
+            errs = {
+                "o": rel(o, o_ref.detach()),
+                "dq": rel(ql.grad, qr.grad),
+                "dk": rel(kl.grad, kr.grad),
+                "dv": rel(vl.grad, vr.grad),
+            }
+            e = torch.tensor([errs[x] for x in ("o", "dq", "dk", "dv")], device=dev)
+            dist.all_reduce(e, op=dist.ReduceOp.MAX)
+            errs = dict(zip(("o", "dq", "dk", "dv"), e.tolist()))
+            good = errs["o"] < TOL_O and max(errs["dq"], errs["dk"], errs["dv"]) < TOL_GRAD
+            ok &= good
+            rows.append({"planner": planner, "plan": plan.planner, "mask": mask, **errs, "ok": good})
+    # Memory: alternate 6 plans through a 4-entry cache for 60 calls; allocation must not grow.
+    p = dcp.Planner(world, heads=H, kv_heads=HK, head_dim=D, block_size=512, planner="dcp")
+    plans = [p.plan([1000 + 97 * i, 2000, 500 + 13 * i], mask="causal") for i in range(6)]
+    mem = []
+    for it in range(60):
+        plan = plans[it % 6]
+        n = plan.num_tokens(rank)
+        ql = torch.randn(n, H, D, device=dev, dtype=torch.bfloat16, requires_grad=True)
+        kl = torch.randn(n, HK, D, device=dev, dtype=torch.bfloat16, requires_grad=True)
+        vl = torch.randn(n, HK, D, device=dev, dtype=torch.bfloat16, requires_grad=True)
+        dtorch.attention(ql, kl, vl, plan, rank).float().sum().backward()
+        torch.cuda.synchronize()
+        free, total = torch.cuda.mem_get_info()
+        mem.append(total - free)
+    grow = (mem[-1] - mem[11]) / 2**20
+    mem_ok = grow < 64
+    ok &= mem_ok
+    dtorch.shutdown()
+    if rank == 0:
+        print(f"{'planner':8} {'plan':12} {'mask':24} {'o':>8} {'dq':>8} {'dk':>8} {'dv':>8}  ok")
+        for r in rows:
+            print(f"{r['planner']:8} {r['plan']:12} {r['mask']:24} {r['o']:8.4f} {r['dq']:8.4f} {r['dk']:8.4f} {r['dv']:8.4f}  {r['ok']}")
+        print(f"device memory in use, calls 12 → 60 (6 plans, cache 4): {mem[11] / 2**20:.0f} → {mem[-1] / 2**20:.0f} MiB (growth {grow:.1f} MiB) ok={mem_ok}")
+        print(f"relative max error tolerance: o {TOL_O}, gradients {TOL_GRAD} (bf16 inputs vs fp32 dense reference)")
+        out = os.environ.get("DCP_GPU_OUT")
+        if out:
+            with open(out, "w") as f:
+                json.dump({"device": torch.cuda.get_device_name(), "world": world, "lens": LENS, "heads": H, "kv_heads": HK,
+                           "head_dim": D, "rows": rows, "mem_mib": [m / 2**20 for m in mem], "ok": ok}, f, indent=1)
+    dist.destroy_process_group()
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
