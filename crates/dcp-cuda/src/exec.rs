@@ -14,7 +14,10 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 
 use cudarc::nccl::{result as nres, sys as nsys};
-use dcp_core::plan::{BufferDecl, BufferRole, Dir, FillValue, Instr, IoTensor, Program, Region};
+use dcp_core::flops::{attn_bwd_flops, attn_fwd_flops};
+use dcp_core::plan::{
+    BufferDecl, BufferRole, BwdWork, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Program, Region,
+};
 use dcp_core::spec::{DType, ModelShape};
 
 use crate::desc::{
@@ -473,6 +476,538 @@ impl Arena {
     }
 }
 
+/// Lowering of one device program into operations (see [`Prepared::new`]): the buffers, the
+/// descriptor arena, the NCCL groups and their staging, and one method per instruction kind.
+struct Lowering<'a> {
+    gpu: &'a Gpu,
+    kernels: &'a Kernels,
+    model: &'a ModelShape,
+    backward: bool,
+    d: u32,
+    group: u32,
+    /// Most CTAs of an elementwise launch.
+    cap: u32,
+    decls: Vec<BufferDecl>,
+    bufs: Vec<DevBuf>,
+    stats: ProgramStats,
+    arena: Arena,
+    ops: Vec<Op>,
+    staging: Vec<DevBuf>,
+    groups: HashMap<u32, usize>,
+    pending_unpacks: HashMap<u32, Vec<Launch>>,
+    dd_max: u64,
+}
+
+/// An `Unsupported` error unless `ok`.
+fn check(ok: bool, what: String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(CudaError::Unsupported(what))
+    }
+}
+
+impl Lowering<'_> {
+    fn rd(&self, r: &Region) -> RegionDesc {
+        region_desc(&self.decls, &self.bufs, r)
+    }
+
+    /// A copy (with dtype conversion) between two regions of equal shape; 16-byte raw copies when
+    /// both sides allow.
+    fn copy_launch(&self, src: RegionDesc, dst: RegionDesc) -> Launch {
+        let cap = self.cap;
+        let n = dst.len as u64 * dst.heads as u64 * dst.width as u64;
+        let es = if src.dtype == DT_F32 { 4 } else { 2 };
+        let raw = src.dtype == dst.dtype
+            && (src.width as u64 * es).is_multiple_of(16)
+            && src.ptr.is_multiple_of(16)
+            && dst.ptr.is_multiple_of(16)
+            && (src.stride as u64 * es).is_multiple_of(16)
+            && (dst.stride as u64 * es).is_multiple_of(16);
+        if raw {
+            Launch {
+                k: K::CopyRaw16,
+                grid: grid_for(n * es / 16, 256, cap),
+                block: 256,
+                smem: 0,
+                args: vec![Arg::Region(src), Arg::Region(dst)],
+            }
+        } else {
+            Launch {
+                k: K::Copy,
+                grid: grid_for(n, 256, cap),
+                block: 256,
+                smem: 0,
+                args: vec![Arg::Region(src), Arg::Region(dst)],
+            }
+        }
+    }
+
+    fn fill(&mut self, dst: &Region, value: &FillValue) -> Result<()> {
+        let r = self.rd(dst);
+        let n = r.len as u64 * r.heads as u64 * r.width as u64;
+        let v = match value {
+            FillValue::Zero => 0.0f32,
+            FillValue::NegInf => f32::NEG_INFINITY,
+        };
+        self.ops.push(Op::Launch(Launch {
+            k: K::Fill,
+            grid: grid_for(n, 256, self.cap),
+            block: 256,
+            smem: 0,
+            args: vec![Arg::Region(r), Arg::F32(v)],
+        }));
+        Ok(())
+    }
+
+    fn copy(&mut self, at: &dyn Fn(String) -> CudaError, src: &Region, dst: &Region) -> Result<()> {
+        let (s, t) = (self.rd(src), self.rd(dst));
+        if s.len as u64 * s.heads as u64 * s.width as u64
+            != t.len as u64 * t.heads as u64 * t.width as u64
+            || s.width != t.width
+        {
+            return Err(at("source and destination shapes differ".into()));
+        }
+        if s.dtype == t.dtype && contiguous(&self.decls, src) && contiguous(&self.decls, dst) {
+            self.ops.push(Op::Memcpy {
+                dst: t.ptr,
+                src: s.ptr,
+                bytes: region_bytes(&self.decls, src),
+            });
+        } else {
+            self.ops.push(Op::Launch(self.copy_launch(s, t)));
+        }
+        Ok(())
+    }
+
+    fn sum(&mut self, dst: &Region, inputs: &[Region]) -> Result<()> {
+        let t = self.rd(dst);
+        let ins: Vec<RegionDesc> = inputs.iter().map(|r| self.rd(r)).collect();
+        let off = self.arena.push(as_bytes(&ins));
+        let n = t.len as u64 * t.heads as u64 * t.width as u64;
+        self.ops.push(Op::Launch(Launch {
+            k: K::Sum,
+            grid: grid_for(n, 256, self.cap),
+            block: 256,
+            smem: 0,
+            args: vec![Arg::Region(t), Arg::Arena(off), Arg::U32(ins.len() as u32)],
+        }));
+        Ok(())
+    }
+
+    fn merge(&mut self, o: &Region, lse: &Region, inputs: &[(Region, Region)]) -> Result<()> {
+        let mut v = Vec::with_capacity(inputs.len() * 2);
+        for (a, b) in inputs {
+            v.push(self.rd(a));
+            v.push(self.rd(b));
+        }
+        let off = self.arena.push(as_bytes(&v));
+        let ro = self.rd(o);
+        let rows = ro.len as u64 * ro.heads as u64;
+        self.ops.push(Op::Launch(Launch {
+            k: K::Merge,
+            grid: grid_for(rows, 8, self.cap),
+            block: 256,
+            smem: 0,
+            args: vec![
+                Arg::Region(ro),
+                Arg::Region(self.rd(lse)),
+                Arg::Arena(off),
+                Arg::U32(inputs.len() as u32),
+            ],
+        }));
+        Ok(())
+    }
+
+    /// One NCCL group: non-contiguous regions travel through staging buffers (packed before,
+    /// unpacked after the matching wait).
+    fn comm(&mut self, tag: &u32, p2p: &[P2p]) -> Result<()> {
+        let gi = self.groups.len();
+        self.groups.insert(*tag, gi);
+        let mut packs = Vec::new();
+        let mut list = Vec::new();
+        let mut unpacks = Vec::new();
+        for op in p2p {
+            let bytes = region_bytes(&self.decls, &op.region);
+            let r = self.rd(&op.region);
+            let send = op.dir == Dir::Send;
+            if send {
+                self.stats.bytes_sent += bytes as u64;
+            }
+            let ptr = if contiguous(&self.decls, &op.region) {
+                r.ptr
+            } else {
+                let st = self.gpu.alloc(bytes)?;
+                let flat = RegionDesc {
+                    ptr: st.device_ptr(),
+                    stride: r.heads * r.width,
+                    ..r
+                };
+                if send {
+                    packs.push(self.copy_launch(r, flat));
+                } else {
+                    unpacks.push(self.copy_launch(flat, r));
+                }
+                let p = st.device_ptr();
+                self.staging.push(st);
+                p
+            };
+            list.push(P2pOp {
+                send,
+                peer: op.peer,
+                ptr,
+                bytes,
+            });
+        }
+        self.pending_unpacks.insert(*tag, unpacks);
+        self.stats.comm_groups += 1;
+        let mut peers: Vec<u32> = list.iter().map(|p| p.peer).collect();
+        peers.sort_unstable();
+        peers.dedup();
+        let phase = if self.backward { "backward" } else { "forward" };
+        self.ops.push(Op::Comm {
+            group: gi,
+            packs,
+            p2p: list,
+            peers,
+            step: format!("{phase} NCCL group {gi}"),
+        });
+        Ok(())
+    }
+
+    fn wait(&mut self, at: &dyn Fn(String) -> CudaError, tag: &u32) -> Result<()> {
+        let gi = *self
+            .groups
+            .get(tag)
+            .ok_or_else(|| at(format!("waits for group {tag} before it is issued")))?;
+        let unpacks = self.pending_unpacks.remove(tag).unwrap_or_default();
+        self.ops.push(Op::Wait { group: gi, unpacks });
+        Ok(())
+    }
+
+    /// One forward launch over a work list: work and KV-segment descriptors, per-row ranges as
+    /// CSR, (q tile, kv tile) pairs classified empty / full / partial, tasks longest first.
+    fn attn(&mut self, ii: usize, works: &[FwdWork]) -> Result<()> {
+        let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
+        let mut wd = Vec::new();
+        let mut segs = Vec::new();
+        let mut tasks = Vec::new();
+        let mut tiles: Vec<u32> = Vec::new();
+        let mut row_ptr: Vec<u32> = Vec::new();
+        let mut ranges: Vec<[u32; 2]> = Vec::new();
+        let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        let br = kernels.fwd_br();
+        for (wi, w) in works.iter().enumerate() {
+            let q = self.rd(&w.q);
+            let o = self.rd(&w.o);
+            let l = self.rd(&w.lse);
+            check(
+                q.width == d && o.width == d && l.width == 1,
+                format!(
+                    "instruction {ii}: work {wi} has Q/O/LSE widths {}/{}/{} (want {d}/{d}/1)",
+                    q.width, o.width, l.width
+                ),
+            )?;
+            check(
+                q.dtype == dtype_code(model.dtype) && l.dtype == DT_F32,
+                format!("instruction {ii}: work {wi}: Q must be the model dtype and LSE fp32"),
+            )?;
+            check(
+                w.o.heads == w.q.heads
+                    && w.lse.heads == w.q.heads
+                    && w.o.len == w.q.len
+                    && w.lse.len == w.q.len,
+                format!("instruction {ii}: work {wi}: Q/O/LSE regions differ in shape"),
+            )?;
+            let kv_first = segs.len() as u32;
+            let mut key0 = 0u32;
+            for kv in &w.kv {
+                let k = self.rd(kv);
+                check(
+                k.width == 2 * d && k.dtype == dtype_code(model.dtype) && kv.heads * group == w.q.heads,
+                format!("instruction {ii}: work {wi}: KV region must be width {} in the model dtype with Q heads / {group} heads", 2 * d),
+            )?;
+                segs.push(KvSeg {
+                    k: k.ptr,
+                    dk: 0,
+                    key0,
+                    len: kv.len,
+                    stride: k.stride,
+                    dstride: 0,
+                    ddtype: 0,
+                    pad: 0,
+                });
+                key0 += kv.len;
+            }
+            let n_rows = w.q.len;
+            let csr = RowCsr::expand(&w.rows, n_rows);
+            let row_off = row_ptr.len() as u32;
+            let base = ranges.len() as u32;
+            row_ptr.extend(csr.ptr.iter().map(|p| p + base));
+            ranges.extend_from_slice(&csr.ranges);
+            self.stats.attended_flops +=
+                attn_fwd_flops(w.q.heads as f64 * w.rows.attended() as f64, d);
+            let wdx = wd.len() as u32;
+            wd.push(WorkDesc {
+                q: q.ptr,
+                o: o.ptr,
+                lse: l.ptr,
+                q_stride: q.stride,
+                o_stride: o.stride,
+                lse_stride: l.stride,
+                o_dtype: o.dtype,
+                n_rows,
+                n_keys: key0,
+                q_heads: w.q.heads,
+                kv_first,
+                kv_count: w.kv.len() as u32,
+                row_off,
+                ..Default::default()
+            });
+            let mut r0 = 0u32;
+            while r0 < n_rows {
+                let r1 = (r0 + br).min(n_rows);
+                classify(
+                    &csr,
+                    r0 as usize,
+                    r1 as usize,
+                    key0,
+                    kernels.fwd_bc,
+                    &mut tb,
+                    &mut fb,
+                    &mut out,
+                );
+                let off = tiles.len() as u32;
+                tiles.extend_from_slice(&out);
+                for j in 0..w.q.heads {
+                    tasks.push(TaskDesc {
+                        work: wdx,
+                        row0: r0,
+                        head: j,
+                        tiles_off: off,
+                        tiles_n: out.len() as u32,
+                        pad: 0,
+                    });
+                }
+                r0 = r1;
+            }
+        }
+        // Longest tasks first (better tail balance).
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
+        self.stats.attn_tasks += tasks.len();
+        let a_w = self.arena.push(as_bytes(&wd));
+        let a_s = self.arena.push(as_bytes(&segs));
+        let a_t = self.arena.push(as_bytes(&tasks));
+        let a_tl = self.arena.push(as_bytes(&tiles));
+        let a_rp = self.arena.push(as_bytes(&row_ptr));
+        let a_rg = self.arena.push(as_bytes(&ranges));
+        let scale = 1.0 / (d as f32).sqrt();
+        self.ops.push(Op::Launch(Launch {
+            k: K::Fwd,
+            grid: tasks.len() as u32,
+            block: kernels.fwd_block,
+            smem: kernels.fwd_smem,
+            args: vec![
+                Arg::Arena(a_w),
+                Arg::Arena(a_s),
+                Arg::Arena(a_t),
+                Arg::Arena(a_tl),
+                Arg::Arena(a_rp),
+                Arg::Arena(a_rg),
+                Arg::U32(group),
+                Arg::F32(scale * std::f32::consts::LOG2_E),
+            ],
+        }));
+        Ok(())
+    }
+
+    /// The backward pre-pass (D = rowsum(dO∘O)) and one backward launch: per kv tile the q tiles
+    /// touching it, long lists split over several CTAs.
+    fn attn_bwd(&mut self, ii: usize, works: &[BwdWork]) -> Result<()> {
+        let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
+        let mut wd = Vec::new();
+        let mut segs = Vec::new();
+        let mut tasks = Vec::new();
+        let mut tiles: Vec<u32> = Vec::new();
+        let mut row_ptr: Vec<u32> = Vec::new();
+        let mut ranges: Vec<[u32; 2]> = Vec::new();
+        let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        let br = kernels.bwd_br;
+        let bc = kernels.bwd_bc();
+        let mut dd_off = 0u64;
+        let mut pending: Vec<(u32, u32, u32, Vec<u32>)> = Vec::new();
+        for (wi, w) in works.iter().enumerate() {
+            let q = self.rd(&w.q);
+            let o = self.rd(&w.o);
+            let l = self.rd(&w.lse);
+            let dout = self.rd(&w.do_);
+            let dq = self.rd(&w.dq);
+            check(
+                q.width == d && o.width == d && dout.width == d && dq.width == d && l.width == 1,
+                format!("instruction {ii}: work {wi}: Q/O/dO/dQ must have width {d}, LSE 1"),
+            )?;
+            check(
+                q.dtype == dtype_code(model.dtype)
+                    && dout.dtype == dtype_code(model.dtype)
+                    && l.dtype == DT_F32,
+                format!("instruction {ii}: work {wi}: Q and dO must be the model dtype, LSE fp32"),
+            )?;
+            check(
+                w.dkv.len() == w.kv.len(),
+                format!(
+                    "instruction {ii}: work {wi}: {} KV regions but {} dKV regions",
+                    w.kv.len(),
+                    w.dkv.len()
+                ),
+            )?;
+            let kv_first = segs.len() as u32;
+            let mut key0 = 0u32;
+            for (kv, dkv) in w.kv.iter().zip(&w.dkv) {
+                let k = self.rd(kv);
+                let dk = self.rd(dkv);
+                check(
+                k.width == 2 * d && dk.width == 2 * d && k.dtype == dtype_code(model.dtype)
+                    && kv.heads * group == w.q.heads && dkv.heads == kv.heads && dkv.len == kv.len,
+                format!("instruction {ii}: work {wi}: KV/dKV regions must match (width {}, Q heads / {group})", 2 * d),
+            )?;
+                segs.push(KvSeg {
+                    k: k.ptr,
+                    dk: dk.ptr,
+                    key0,
+                    len: kv.len,
+                    stride: k.stride,
+                    dstride: dk.stride,
+                    ddtype: dk.dtype,
+                    pad: 0,
+                });
+                key0 += kv.len;
+            }
+            let n_rows = w.q.len;
+            let csr = RowCsr::expand(&w.rows, n_rows);
+            let row_off = row_ptr.len() as u32;
+            let base = ranges.len() as u32;
+            row_ptr.extend(csr.ptr.iter().map(|p| p + base));
+            ranges.extend_from_slice(&csr.ranges);
+            self.stats.attended_flops +=
+                attn_bwd_flops(w.q.heads as f64 * w.rows.attended() as f64, d);
+            let wdx = wd.len() as u32;
+            wd.push(WorkDesc {
+                q: q.ptr,
+                o: o.ptr,
+                lse: l.ptr,
+                dout: dout.ptr,
+                dq: dq.ptr,
+                q_stride: q.stride,
+                o_stride: o.stride,
+                lse_stride: l.stride,
+                do_stride: dout.stride,
+                dq_stride: dq.stride,
+                o_dtype: o.dtype,
+                dq_dtype: dq.dtype,
+                n_rows,
+                n_keys: key0,
+                q_heads: w.q.heads,
+                kv_first,
+                kv_count: w.kv.len() as u32,
+                row_off,
+                dd_off: dd_off as u32,
+                ..Default::default()
+            });
+            dd_off += n_rows as u64 * w.q.heads as u64;
+            // Per kv tile: the q tiles touching it.
+            let n_kt = key0.div_ceil(bc) as usize;
+            let mut per_kt: Vec<Vec<u32>> = vec![Vec::new(); n_kt];
+            let mut r0 = 0u32;
+            while r0 < n_rows {
+                let r1 = (r0 + br).min(n_rows);
+                classify(
+                    &csr,
+                    r0 as usize,
+                    r1 as usize,
+                    key0,
+                    bc,
+                    &mut tb,
+                    &mut fb,
+                    &mut out,
+                );
+                let qt = r0 / br;
+                for &t in &out {
+                    per_kt[(t & !PARTIAL) as usize].push(qt | (t & PARTIAL));
+                }
+                r0 = r1;
+            }
+            for (kt, list) in per_kt.into_iter().enumerate() {
+                if !list.is_empty() {
+                    pending.push((wdx, kt as u32, w.q.heads / group, list));
+                }
+            }
+        }
+        // dK/dV are added atomically, so a kv tile's q-tile list can be split over
+        // several CTAs: long lists (attention sinks, full masks) would otherwise
+        // serialise on one SM. Aim for a few waves of CTAs.
+        let total: u64 = pending.iter().map(|p| p.3.len() as u64 * p.2 as u64).sum();
+        let chunk = total.div_ceil(4 * self.gpu.sm_count.max(1) as u64).max(8) as usize;
+        for (wdx, kt, kv_heads, list) in &pending {
+            for part in list.chunks(chunk) {
+                let off = tiles.len() as u32;
+                tiles.extend_from_slice(part);
+                for kvh in 0..*kv_heads {
+                    tasks.push(TaskDesc {
+                        work: *wdx,
+                        row0: *kt,
+                        head: kvh,
+                        tiles_off: off,
+                        tiles_n: part.len() as u32,
+                        pad: 0,
+                    });
+                }
+            }
+        }
+        self.dd_max = self.dd_max.max(dd_off);
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
+        self.stats.attn_tasks += tasks.len();
+        let a_w = self.arena.push(as_bytes(&wd));
+        let a_s = self.arena.push(as_bytes(&segs));
+        let a_t = self.arena.push(as_bytes(&tasks));
+        let a_tl = self.arena.push(as_bytes(&tiles));
+        let a_rp = self.arena.push(as_bytes(&row_ptr));
+        let a_rg = self.arena.push(as_bytes(&ranges));
+        let scale = 1.0 / (d as f32).sqrt();
+        self.ops.push(Op::Launch(Launch {
+            k: K::BwdDd,
+            grid: grid_for(dd_off, 8, self.cap),
+            block: 256,
+            smem: 0,
+            args: vec![
+                Arg::Arena(a_w),
+                Arg::U32(wd.len() as u32),
+                Arg::Dd,
+                Arg::U32(d),
+                Arg::U32(dtype_code(model.dtype)),
+            ],
+        }));
+        self.ops.push(Op::Launch(Launch {
+            k: K::Bwd,
+            grid: tasks.len() as u32,
+            block: kernels.bwd_block,
+            smem: kernels.bwd_smem,
+            args: vec![
+                Arg::Arena(a_w),
+                Arg::Arena(a_s),
+                Arg::Arena(a_t),
+                Arg::Arena(a_tl),
+                Arg::Arena(a_rp),
+                Arg::Arena(a_rg),
+                Arg::Dd,
+                Arg::U32(group),
+                Arg::F32(scale * std::f32::consts::LOG2_E),
+                Arg::F32(scale),
+            ],
+        }));
+        Ok(())
+    }
+}
+
 impl Prepared {
     /// Allocates buffers and builds every operation of `prog` (device `dev` of the plan).
     pub fn new(
@@ -484,8 +1019,6 @@ impl Prepared {
     ) -> Result<Self> {
         check_regions(prog)?;
         gpu.bind()?;
-        let d = model.head_dim;
-        let group = model.group();
         let decls = prog.buffers.clone();
         let mut bufs = Vec::with_capacity(decls.len());
         let mut stats = ProgramStats::default();
@@ -493,495 +1026,50 @@ impl Prepared {
             bufs.push(gpu.alloc(b.bytes() as usize)?);
             stats.buffer_bytes += b.bytes();
         }
-        let cap = (gpu.sm_count.max(1) * 16) as u32;
-        let rd = |r: &Region| region_desc(&decls, &bufs, r);
-        let mut arena = Arena::default();
-        let mut ops = Vec::new();
-        let mut staging: Vec<DevBuf> = Vec::new();
-        let mut groups: HashMap<u32, usize> = HashMap::new();
-        let mut pending_unpacks: HashMap<u32, Vec<Launch>> = HashMap::new();
-        let mut dd_max = 0u64;
-        let check = |ok: bool, what: String| -> Result<()> {
-            if ok {
-                Ok(())
-            } else {
-                Err(CudaError::Unsupported(what))
-            }
-        };
-        let copy_launch = |src: RegionDesc, dst: RegionDesc| -> Launch {
-            let n = dst.len as u64 * dst.heads as u64 * dst.width as u64;
-            let es = if src.dtype == DT_F32 { 4 } else { 2 };
-            let raw = src.dtype == dst.dtype
-                && (src.width as u64 * es).is_multiple_of(16)
-                && src.ptr.is_multiple_of(16)
-                && dst.ptr.is_multiple_of(16)
-                && (src.stride as u64 * es).is_multiple_of(16)
-                && (dst.stride as u64 * es).is_multiple_of(16);
-            if raw {
-                Launch {
-                    k: K::CopyRaw16,
-                    grid: grid_for(n * es / 16, 256, cap),
-                    block: 256,
-                    smem: 0,
-                    args: vec![Arg::Region(src), Arg::Region(dst)],
-                }
-            } else {
-                Launch {
-                    k: K::Copy,
-                    grid: grid_for(n, 256, cap),
-                    block: 256,
-                    smem: 0,
-                    args: vec![Arg::Region(src), Arg::Region(dst)],
-                }
-            }
+        let mut lw = Lowering {
+            gpu,
+            kernels,
+            model,
+            backward,
+            d: model.head_dim,
+            group: model.group(),
+            cap: (gpu.sm_count.max(1) * 16) as u32,
+            decls,
+            bufs,
+            stats,
+            arena: Arena::default(),
+            ops: Vec::new(),
+            staging: Vec::new(),
+            groups: HashMap::new(),
+            pending_unpacks: HashMap::new(),
+            dd_max: 0,
         };
         for (ii, ins) in prog.instrs.iter().enumerate() {
             let at = |m: String| {
                 CudaError::Unsupported(format!("instruction {ii} ({}): {m}", ins.name()))
             };
             match ins {
-                Instr::Fill { dst, value } => {
-                    let r = rd(dst);
-                    let n = r.len as u64 * r.heads as u64 * r.width as u64;
-                    let v = match value {
-                        FillValue::Zero => 0.0f32,
-                        FillValue::NegInf => f32::NEG_INFINITY,
-                    };
-                    ops.push(Op::Launch(Launch {
-                        k: K::Fill,
-                        grid: grid_for(n, 256, cap),
-                        block: 256,
-                        smem: 0,
-                        args: vec![Arg::Region(r), Arg::F32(v)],
-                    }));
-                }
-                Instr::Copy { src, dst } => {
-                    let (s, t) = (rd(src), rd(dst));
-                    if s.len as u64 * s.heads as u64 * s.width as u64
-                        != t.len as u64 * t.heads as u64 * t.width as u64
-                        || s.width != t.width
-                    {
-                        return Err(at("source and destination shapes differ".into()));
-                    }
-                    if s.dtype == t.dtype && contiguous(&decls, src) && contiguous(&decls, dst) {
-                        ops.push(Op::Memcpy {
-                            dst: t.ptr,
-                            src: s.ptr,
-                            bytes: region_bytes(&decls, src),
-                        });
-                    } else {
-                        ops.push(Op::Launch(copy_launch(s, t)));
-                    }
-                }
-                Instr::Sum { dst, inputs } => {
-                    let t = rd(dst);
-                    let ins: Vec<RegionDesc> = inputs.iter().map(&rd).collect();
-                    let off = arena.push(as_bytes(&ins));
-                    let n = t.len as u64 * t.heads as u64 * t.width as u64;
-                    ops.push(Op::Launch(Launch {
-                        k: K::Sum,
-                        grid: grid_for(n, 256, cap),
-                        block: 256,
-                        smem: 0,
-                        args: vec![Arg::Region(t), Arg::Arena(off), Arg::U32(ins.len() as u32)],
-                    }));
-                }
-                Instr::Merge { o, lse, inputs } => {
-                    let mut v = Vec::with_capacity(inputs.len() * 2);
-                    for (a, b) in inputs {
-                        v.push(rd(a));
-                        v.push(rd(b));
-                    }
-                    let off = arena.push(as_bytes(&v));
-                    let ro = rd(o);
-                    let rows = ro.len as u64 * ro.heads as u64;
-                    ops.push(Op::Launch(Launch {
-                        k: K::Merge,
-                        grid: grid_for(rows, 8, cap),
-                        block: 256,
-                        smem: 0,
-                        args: vec![
-                            Arg::Region(ro),
-                            Arg::Region(rd(lse)),
-                            Arg::Arena(off),
-                            Arg::U32(inputs.len() as u32),
-                        ],
-                    }));
-                }
-                Instr::Comm { tag, ops: p2p } => {
-                    let gi = groups.len();
-                    groups.insert(*tag, gi);
-                    let mut packs = Vec::new();
-                    let mut list = Vec::new();
-                    let mut unpacks = Vec::new();
-                    for op in p2p {
-                        let bytes = region_bytes(&decls, &op.region);
-                        let r = rd(&op.region);
-                        let send = op.dir == Dir::Send;
-                        if send {
-                            stats.bytes_sent += bytes as u64;
-                        }
-                        let ptr = if contiguous(&decls, &op.region) {
-                            r.ptr
-                        } else {
-                            let st = gpu.alloc(bytes)?;
-                            let flat = RegionDesc {
-                                ptr: st.device_ptr(),
-                                stride: r.heads * r.width,
-                                ..r
-                            };
-                            if send {
-                                packs.push(copy_launch(r, flat));
-                            } else {
-                                unpacks.push(copy_launch(flat, r));
-                            }
-                            let p = st.device_ptr();
-                            staging.push(st);
-                            p
-                        };
-                        list.push(P2pOp {
-                            send,
-                            peer: op.peer,
-                            ptr,
-                            bytes,
-                        });
-                    }
-                    pending_unpacks.insert(*tag, unpacks);
-                    stats.comm_groups += 1;
-                    let mut peers: Vec<u32> = list.iter().map(|p| p.peer).collect();
-                    peers.sort_unstable();
-                    peers.dedup();
-                    let phase = if backward { "backward" } else { "forward" };
-                    ops.push(Op::Comm {
-                        group: gi,
-                        packs,
-                        p2p: list,
-                        peers,
-                        step: format!("{phase} NCCL group {gi}"),
-                    });
-                }
-                Instr::Wait { tag } => {
-                    let gi = *groups
-                        .get(tag)
-                        .ok_or_else(|| at(format!("waits for group {tag} before it is issued")))?;
-                    let unpacks = pending_unpacks.remove(tag).unwrap_or_default();
-                    ops.push(Op::Wait { group: gi, unpacks });
-                }
-                Instr::Attn { works, .. } => {
-                    let mut wd = Vec::new();
-                    let mut segs = Vec::new();
-                    let mut tasks = Vec::new();
-                    let mut tiles: Vec<u32> = Vec::new();
-                    let mut row_ptr: Vec<u32> = Vec::new();
-                    let mut ranges: Vec<[u32; 2]> = Vec::new();
-                    let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
-                    let br = kernels.fwd_br();
-                    for (wi, w) in works.iter().enumerate() {
-                        let q = rd(&w.q);
-                        let o = rd(&w.o);
-                        let l = rd(&w.lse);
-                        check(
-                            q.width == d && o.width == d && l.width == 1,
-                            format!("instruction {ii}: work {wi} has Q/O/LSE widths {}/{}/{} (want {d}/{d}/1)", q.width, o.width, l.width),
-                        )?;
-                        check(
-                            q.dtype == dtype_code(model.dtype) && l.dtype == DT_F32,
-                            format!("instruction {ii}: work {wi}: Q must be the model dtype and LSE fp32"),
-                        )?;
-                        check(
-                            w.o.heads == w.q.heads
-                                && w.lse.heads == w.q.heads
-                                && w.o.len == w.q.len
-                                && w.lse.len == w.q.len,
-                            format!("instruction {ii}: work {wi}: Q/O/LSE regions differ in shape"),
-                        )?;
-                        let kv_first = segs.len() as u32;
-                        let mut key0 = 0u32;
-                        for kv in &w.kv {
-                            let k = rd(kv);
-                            check(
-                                k.width == 2 * d && k.dtype == dtype_code(model.dtype) && kv.heads * group == w.q.heads,
-                                format!("instruction {ii}: work {wi}: KV region must be width {} in the model dtype with Q heads / {group} heads", 2 * d),
-                            )?;
-                            segs.push(KvSeg {
-                                k: k.ptr,
-                                dk: 0,
-                                key0,
-                                len: kv.len,
-                                stride: k.stride,
-                                dstride: 0,
-                                ddtype: 0,
-                                pad: 0,
-                            });
-                            key0 += kv.len;
-                        }
-                        let n_rows = w.q.len;
-                        let csr = RowCsr::expand(&w.rows, n_rows);
-                        let row_off = row_ptr.len() as u32;
-                        let base = ranges.len() as u32;
-                        row_ptr.extend(csr.ptr.iter().map(|p| p + base));
-                        ranges.extend_from_slice(&csr.ranges);
-                        stats.attended_flops +=
-                            4.0 * d as f64 * w.q.heads as f64 * w.rows.attended() as f64;
-                        let wdx = wd.len() as u32;
-                        wd.push(WorkDesc {
-                            q: q.ptr,
-                            o: o.ptr,
-                            lse: l.ptr,
-                            q_stride: q.stride,
-                            o_stride: o.stride,
-                            lse_stride: l.stride,
-                            o_dtype: o.dtype,
-                            n_rows,
-                            n_keys: key0,
-                            q_heads: w.q.heads,
-                            kv_first,
-                            kv_count: w.kv.len() as u32,
-                            row_off,
-                            ..Default::default()
-                        });
-                        let mut r0 = 0u32;
-                        while r0 < n_rows {
-                            let r1 = (r0 + br).min(n_rows);
-                            classify(
-                                &csr,
-                                r0 as usize,
-                                r1 as usize,
-                                key0,
-                                kernels.fwd_bc,
-                                &mut tb,
-                                &mut fb,
-                                &mut out,
-                            );
-                            let off = tiles.len() as u32;
-                            tiles.extend_from_slice(&out);
-                            for j in 0..w.q.heads {
-                                tasks.push(TaskDesc {
-                                    work: wdx,
-                                    row0: r0,
-                                    head: j,
-                                    tiles_off: off,
-                                    tiles_n: out.len() as u32,
-                                    pad: 0,
-                                });
-                            }
-                            r0 = r1;
-                        }
-                    }
-                    // Longest tasks first (better tail balance).
-                    tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
-                    stats.attn_tasks += tasks.len();
-                    let a_w = arena.push(as_bytes(&wd));
-                    let a_s = arena.push(as_bytes(&segs));
-                    let a_t = arena.push(as_bytes(&tasks));
-                    let a_tl = arena.push(as_bytes(&tiles));
-                    let a_rp = arena.push(as_bytes(&row_ptr));
-                    let a_rg = arena.push(as_bytes(&ranges));
-                    let scale = 1.0 / (d as f32).sqrt();
-                    ops.push(Op::Launch(Launch {
-                        k: K::Fwd,
-                        grid: tasks.len() as u32,
-                        block: kernels.fwd_block,
-                        smem: kernels.fwd_smem,
-                        args: vec![
-                            Arg::Arena(a_w),
-                            Arg::Arena(a_s),
-                            Arg::Arena(a_t),
-                            Arg::Arena(a_tl),
-                            Arg::Arena(a_rp),
-                            Arg::Arena(a_rg),
-                            Arg::U32(group),
-                            Arg::F32(scale * std::f32::consts::LOG2_E),
-                        ],
-                    }));
-                }
-                Instr::AttnBwd { works, .. } => {
-                    let mut wd = Vec::new();
-                    let mut segs = Vec::new();
-                    let mut tasks = Vec::new();
-                    let mut tiles: Vec<u32> = Vec::new();
-                    let mut row_ptr: Vec<u32> = Vec::new();
-                    let mut ranges: Vec<[u32; 2]> = Vec::new();
-                    let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
-                    let br = kernels.bwd_br;
-                    let bc = kernels.bwd_bc();
-                    let mut dd_off = 0u64;
-                    let mut pending: Vec<(u32, u32, u32, Vec<u32>)> = Vec::new();
-                    for (wi, w) in works.iter().enumerate() {
-                        let q = rd(&w.q);
-                        let o = rd(&w.o);
-                        let l = rd(&w.lse);
-                        let dout = rd(&w.do_);
-                        let dq = rd(&w.dq);
-                        check(
-                            q.width == d
-                                && o.width == d
-                                && dout.width == d
-                                && dq.width == d
-                                && l.width == 1,
-                            format!(
-                                "instruction {ii}: work {wi}: Q/O/dO/dQ must have width {d}, LSE 1"
-                            ),
-                        )?;
-                        check(
-                            q.dtype == dtype_code(model.dtype) && dout.dtype == dtype_code(model.dtype) && l.dtype == DT_F32,
-                            format!("instruction {ii}: work {wi}: Q and dO must be the model dtype, LSE fp32"),
-                        )?;
-                        check(
-                            w.dkv.len() == w.kv.len(),
-                            format!(
-                                "instruction {ii}: work {wi}: {} KV regions but {} dKV regions",
-                                w.kv.len(),
-                                w.dkv.len()
-                            ),
-                        )?;
-                        let kv_first = segs.len() as u32;
-                        let mut key0 = 0u32;
-                        for (kv, dkv) in w.kv.iter().zip(&w.dkv) {
-                            let k = rd(kv);
-                            let dk = rd(dkv);
-                            check(
-                                k.width == 2 * d && dk.width == 2 * d && k.dtype == dtype_code(model.dtype)
-                                    && kv.heads * group == w.q.heads && dkv.heads == kv.heads && dkv.len == kv.len,
-                                format!("instruction {ii}: work {wi}: KV/dKV regions must match (width {}, Q heads / {group})", 2 * d),
-                            )?;
-                            segs.push(KvSeg {
-                                k: k.ptr,
-                                dk: dk.ptr,
-                                key0,
-                                len: kv.len,
-                                stride: k.stride,
-                                dstride: dk.stride,
-                                ddtype: dk.dtype,
-                                pad: 0,
-                            });
-                            key0 += kv.len;
-                        }
-                        let n_rows = w.q.len;
-                        let csr = RowCsr::expand(&w.rows, n_rows);
-                        let row_off = row_ptr.len() as u32;
-                        let base = ranges.len() as u32;
-                        row_ptr.extend(csr.ptr.iter().map(|p| p + base));
-                        ranges.extend_from_slice(&csr.ranges);
-                        stats.attended_flops +=
-                            10.0 * d as f64 * w.q.heads as f64 * w.rows.attended() as f64;
-                        let wdx = wd.len() as u32;
-                        wd.push(WorkDesc {
-                            q: q.ptr,
-                            o: o.ptr,
-                            lse: l.ptr,
-                            dout: dout.ptr,
-                            dq: dq.ptr,
-                            q_stride: q.stride,
-                            o_stride: o.stride,
-                            lse_stride: l.stride,
-                            do_stride: dout.stride,
-                            dq_stride: dq.stride,
-                            o_dtype: o.dtype,
-                            dq_dtype: dq.dtype,
-                            n_rows,
-                            n_keys: key0,
-                            q_heads: w.q.heads,
-                            kv_first,
-                            kv_count: w.kv.len() as u32,
-                            row_off,
-                            dd_off: dd_off as u32,
-                            ..Default::default()
-                        });
-                        dd_off += n_rows as u64 * w.q.heads as u64;
-                        // Per kv tile: the q tiles touching it.
-                        let n_kt = key0.div_ceil(bc) as usize;
-                        let mut per_kt: Vec<Vec<u32>> = vec![Vec::new(); n_kt];
-                        let mut r0 = 0u32;
-                        while r0 < n_rows {
-                            let r1 = (r0 + br).min(n_rows);
-                            classify(
-                                &csr,
-                                r0 as usize,
-                                r1 as usize,
-                                key0,
-                                bc,
-                                &mut tb,
-                                &mut fb,
-                                &mut out,
-                            );
-                            let qt = r0 / br;
-                            for &t in &out {
-                                per_kt[(t & !PARTIAL) as usize].push(qt | (t & PARTIAL));
-                            }
-                            r0 = r1;
-                        }
-                        for (kt, list) in per_kt.into_iter().enumerate() {
-                            if !list.is_empty() {
-                                pending.push((wdx, kt as u32, w.q.heads / group, list));
-                            }
-                        }
-                    }
-                    // dK/dV are added atomically, so a kv tile's q-tile list can be split over
-                    // several CTAs: long lists (attention sinks, full masks) would otherwise
-                    // serialise on one SM. Aim for a few waves of CTAs.
-                    let total: u64 = pending.iter().map(|p| p.3.len() as u64 * p.2 as u64).sum();
-                    let chunk = total.div_ceil(4 * gpu.sm_count.max(1) as u64).max(8) as usize;
-                    for (wdx, kt, kv_heads, list) in &pending {
-                        for part in list.chunks(chunk) {
-                            let off = tiles.len() as u32;
-                            tiles.extend_from_slice(part);
-                            for kvh in 0..*kv_heads {
-                                tasks.push(TaskDesc {
-                                    work: *wdx,
-                                    row0: *kt,
-                                    head: kvh,
-                                    tiles_off: off,
-                                    tiles_n: part.len() as u32,
-                                    pad: 0,
-                                });
-                            }
-                        }
-                    }
-                    dd_max = dd_max.max(dd_off);
-                    tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
-                    stats.attn_tasks += tasks.len();
-                    let a_w = arena.push(as_bytes(&wd));
-                    let a_s = arena.push(as_bytes(&segs));
-                    let a_t = arena.push(as_bytes(&tasks));
-                    let a_tl = arena.push(as_bytes(&tiles));
-                    let a_rp = arena.push(as_bytes(&row_ptr));
-                    let a_rg = arena.push(as_bytes(&ranges));
-                    let scale = 1.0 / (d as f32).sqrt();
-                    ops.push(Op::Launch(Launch {
-                        k: K::BwdDd,
-                        grid: grid_for(dd_off, 8, cap),
-                        block: 256,
-                        smem: 0,
-                        args: vec![
-                            Arg::Arena(a_w),
-                            Arg::U32(wd.len() as u32),
-                            Arg::Dd,
-                            Arg::U32(d),
-                            Arg::U32(dtype_code(model.dtype)),
-                        ],
-                    }));
-                    ops.push(Op::Launch(Launch {
-                        k: K::Bwd,
-                        grid: tasks.len() as u32,
-                        block: kernels.bwd_block,
-                        smem: kernels.bwd_smem,
-                        args: vec![
-                            Arg::Arena(a_w),
-                            Arg::Arena(a_s),
-                            Arg::Arena(a_t),
-                            Arg::Arena(a_tl),
-                            Arg::Arena(a_rp),
-                            Arg::Arena(a_rg),
-                            Arg::Dd,
-                            Arg::U32(group),
-                            Arg::F32(scale * std::f32::consts::LOG2_E),
-                            Arg::F32(scale),
-                        ],
-                    }));
-                }
+                Instr::Fill { dst, value } => lw.fill(dst, value)?,
+                Instr::Copy { src, dst } => lw.copy(&at, src, dst)?,
+                Instr::Sum { dst, inputs } => lw.sum(dst, inputs)?,
+                Instr::Merge { o, lse, inputs } => lw.merge(o, lse, inputs)?,
+                Instr::Comm { tag, ops } => lw.comm(tag, ops)?,
+                Instr::Wait { tag } => lw.wait(&at, tag)?,
+                Instr::Attn { works, .. } => lw.attn(ii, works)?,
+                Instr::AttnBwd { works, .. } => lw.attn_bwd(ii, works)?,
             }
         }
+        let Lowering {
+            decls,
+            bufs,
+            mut stats,
+            arena,
+            ops,
+            staging,
+            groups,
+            dd_max,
+            ..
+        } = lw;
         let arena_buf = gpu.alloc(arena.bytes.len())?;
         gpu.upload(&arena_buf, 0, &arena.bytes)?;
         let dd = gpu.alloc((dd_max * 4) as usize)?;
