@@ -293,3 +293,42 @@ fn head_parallel_candidates_win_only_with_their_own_plan() {
         "no head-parallel candidate won on long causal documents: {seen:?}"
     );
 }
+
+/// On random batches, masks, models and topologies, `dcp` is never predicted slower than any
+/// static candidate it weighs (local when balanced is only a candidate, so it is left out), and
+/// a head-parallel winner is exactly that planner's plan.
+#[test]
+fn dcp_is_never_predicted_slower_than_any_static_candidate_on_random_batches() {
+    let cost = CostModel::default();
+    let opts = PlannerOptions::default();
+    let mut compared = 0;
+    for seed in 0..80u64 {
+        let (b, topo) = dcp_core::check::random_case(seed, 160);
+        // On one device dcp weighs no candidates (its plan has no communication to save).
+        if topo.n_devices() == 1 {
+            continue;
+        }
+        let dcp = make_plan("dcp", &b, &topo, &opts).unwrap();
+        let pd = predict(&dcp, &cost);
+        for st in ["ring", "zigzag", "ulysses", "usp"] {
+            // Head-parallel planners refuse shapes they cannot split (typed error).
+            let Ok(sp) = make_plan(st, &b, &topo, &opts) else {
+                assert!(
+                    matches!(st, "ulysses" | "usp"),
+                    "seed {seed}: {st} must plan"
+                );
+                continue;
+            };
+            let ps = predict(&sp, &cost);
+            assert!(
+                pd.fwd_ms + pd.bwd_ms <= ps.fwd_ms + ps.bwd_ms + 1e-9,
+                "seed {seed} {topo:?}: dcp {pd:?} vs {st} {ps:?}"
+            );
+            if dcp.candidate.map(|k| k.name()) == Some(st) {
+                assert_eq!(dcp.devices, sp.devices, "seed {seed}: candidate {st}");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 100, "only {compared} comparisons");
+}
