@@ -8,7 +8,8 @@
 //! mask's closed-form tile counts instead of its row ranges. Cost: O(devices² · sequences) tile
 //! counts for the ring planners — against O(devices² · sequences) *works with row ranges* to
 //! build the plan — and O(sequences) for `local`. Tests compare every prediction with `predict`
-//! on the built plan.
+//! on the built plan. The head-parallel candidates (`ulysses`, `usp`) have no closed form here:
+//! `dcp` builds and predicts them only above [`compute_lower_bound_ms`].
 
 use crate::cost::{CostModel, Prediction};
 use crate::error::PlanningError;
@@ -271,6 +272,16 @@ pub fn predict_local(
     ))
 }
 
+/// A lower bound (ms, forward + backward) of every plan of `total_flops` attended FLOPs on `n`
+/// devices under `cost`: perfect compute balance, no launch overheads, no communication. The
+/// head-parallel candidates (`ulysses`, `usp`) are built and predicted only above it.
+pub fn compute_lower_bound_ms(cost: &CostModel, total_flops: f64, n: u32) -> f64 {
+    let nf = n.max(1) as f64;
+    let f = total_flops / nf / (cost.attn_fwd_tflops * 1e12);
+    let b = 2.5 * total_flops / nf / (cost.attn_bwd_tflops * 1e12);
+    (f + b) * 1e3
+}
+
 /// A lower bound of [`predict_ring`] (ms, forward + backward) in O(devices + sequences): perfect
 /// compute balance, and per device the serialized KV (and fp32 dKV) hops of its ring, each at
 /// least α plus its bytes over the link it crosses.
@@ -301,7 +312,7 @@ pub fn ring_lower_bound_ms(
     let comp_f = total_flops / nf / (cost.attn_fwd_tflops * 1e12);
     let comp_b = 2.5 * total_flops / nf / (cost.attn_bwd_tflops * 1e12);
     if n == 1 {
-        return (comp_f + comp_b) * 1e3;
+        return compute_lower_bound_ms(cost, total_flops, 1);
     }
     // Device i sends, at step s, the KV of device (i − s) mod n: forward, every device's tokens
     // but those of i + 1 (n − 1 hops); backward the same KV hops and n fp32 dKV hops (all tokens).

@@ -12,7 +12,8 @@
 //!    previous stage. S comes from the cost model. Partial outputs (O/LSE forward, dQ/dKV
 //!    backward) leave for their owner in the first group launched after they are final.
 //! 3. **Candidates.** The plan of the best stage count is compared by the cost model with the
-//!    `local` plan (whole sequences per device, when they fit) and the zigzag plan; the cheapest
+//!    `local` plan (whole sequences per device, when they fit), the ring and zigzag plans and the
+//!    head-parallel `ulysses` and `usp` plans (where the head counts allow them); the cheapest
 //!    is returned, so a `dcp` plan is never predicted slower than static CP.
 
 mod emit;
@@ -28,9 +29,13 @@ use crate::blocks::BlockTable;
 use crate::cost::{predict, CostModel};
 use crate::error::PlanningError;
 use crate::plan::Plan;
-use crate::planners::candidates::{predict_local, predict_ring, ring_lower_bound_ms};
+use crate::planners::candidates::{
+    compute_lower_bound_ms, predict_local, predict_ring, ring_lower_bound_ms,
+};
 use crate::planners::local::plan_local;
 use crate::planners::ring::plan_ring;
+use crate::planners::ulysses::plan_ulysses;
+use crate::planners::usp::plan_usp;
 use crate::planners::PlannerKind;
 use crate::spec::{BatchSpec, Topology};
 use emit::emit;
@@ -142,10 +147,33 @@ pub fn plan_dcp(
             }
         }
     }
+    // Head-parallel: `ulysses` and `usp` (default head degree), where they apply to the shape.
+    // Their plans are built and predicted only when even perfect compute balance with no
+    // communication could beat the best so far; the built plan is kept if it wins.
+    let mut head_parallel: Option<Plan> = None;
+    if best_t > compute_lower_bound_ms(&opts.cost, flops, n) {
+        for kind in PlannerKind::HEAD_PARALLEL {
+            let built = match kind {
+                PlannerKind::Ulysses => plan_ulysses(batch, topo),
+                _ => plan_usp(batch, topo, None),
+            };
+            // An unsupported shape (too many devices for the heads) is no candidate.
+            let Ok(p) = built else { continue };
+            let t = predict(&p, &opts.cost);
+            if t.fwd_ms + t.bwd_ms < best_t {
+                best_t = t.fwd_ms + t.bwd_ms;
+                winner = Some(kind);
+                head_parallel = Some(p);
+            }
+        }
+    }
     // The plan says which candidate won (`candidate`); its planner stays `dcp`.
     let mut best = match winner {
         None => return Ok(plan),
         Some(PlannerKind::Local) => plan_local(batch, topo, None)?,
+        Some(PlannerKind::Ulysses | PlannerKind::Usp) => {
+            head_parallel.expect("a head-parallel winner keeps its built plan")
+        }
         Some(z) => plan_ring(batch, topo, z == PlannerKind::Zigzag)?,
     };
     best.planner = PlannerKind::Dcp.name().to_string();
