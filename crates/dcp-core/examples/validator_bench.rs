@@ -3,7 +3,7 @@
 //! defaults: seed 0, scale 1, causal, block 1024, 8 heads / 2 KV heads / dim 128).
 //!
 //! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
-//! [--count 2] [--topology 4x8] [--repeats 3]`. Prints a markdown table, one row per plan
+//! [--count 2] [--topology 4x8] [--repeats 3] [--planners dcp,zigzag]`. Prints a markdown table, one row per plan
 //! (validation: the median of the repeats, wall and thread CPU time; CPU ratio = validate / plan CPU time;
 //! planners and validator are single-threaded, so thread CPU time is their whole cost).
 
@@ -39,6 +39,10 @@ fn main() {
         .collect();
     let count: usize = arg(&args, "--count", "2").parse().expect("--count");
     let repeats: usize = arg(&args, "--repeats", "3").parse().expect("--repeats");
+    let planners: Vec<String> = arg(&args, "--planners", "dcp,zigzag")
+        .split(',')
+        .map(String::from)
+        .collect();
     let topo = Topology::parse(&arg(&args, "--topology", "4x8")).expect("--topology NxG");
     let model = ModelShape::default();
     println!(
@@ -47,7 +51,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &budget in &budgets {
         let batches = make_batches(Dataset::LongAlign, 1.0, count, budget, 0);
-        for planner in ["dcp", "zigzag"] {
+        for planner in planners.iter().map(String::as_str) {
             for (bi, lens) in batches.iter().enumerate() {
                 let batch = BatchSpec::uniform(lens, MaskSpec::Causal, model, 1024);
                 let (t0, c0) = (Instant::now(), thread_cpu_ms());

@@ -121,7 +121,7 @@ impl Validator<'_> {
         let refs: Vec<&[Rows]> = ins.iter().map(|v| v.as_slice()).collect();
         let mut out_o = Vec::new();
         let mut out_l = Vec::new();
-        for cell in refine(&refs) {
+        for cell in refine(&refs).iter() {
             let mut acc: Acc = None;
             for (k, pair) in cell.vals.chunks(2).enumerate() {
                 match (&pair[0], &pair[1]) {
@@ -228,7 +228,7 @@ impl Validator<'_> {
         };
         let refs: Vec<&[Rows]> = ins.iter().map(|v| v.as_slice()).collect();
         let mut out = Vec::new();
-        for cell in refine(&refs) {
+        for cell in refine(&refs).iter() {
             let mut acc: Acc = None;
             for (k, v) in cell.vals.iter().enumerate() {
                 match v {
@@ -294,7 +294,7 @@ impl Validator<'_> {
     ) -> Result<(), PlanError> {
         let have = self.devs[dev as usize].bufs[dst.buf as usize].read(dst);
         let mut out = Vec::new();
-        for cell in refine(&[&have, want]) {
+        for cell in refine(&[&have, want]).iter() {
             let (seq, tok, head) = cell.vals[1].ident().expect("identity");
             let cov = &covs[want.partition_point(|w| w.r1 <= cell.r0)];
             let v = match &cell.vals[0] {

@@ -60,7 +60,7 @@ impl Validator<'_> {
         let part = Part::of(t).expect("an output tensor");
         let g = self.plan.batch.model.group();
         let h = &self.cx.hasher;
-        for cell in refine(&[&have, &want]) {
+        for cell in refine(&[&have, &want]).iter() {
             let (seq, tok, head) = cell.vals[1].ident().expect("identity");
             let n = cell.r1 - cell.r0;
             let nh = cell.c1 - cell.c0;

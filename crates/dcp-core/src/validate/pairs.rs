@@ -13,7 +13,6 @@
 //! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
 //! we plan (Schwartz–Zippel, degree ≤ 2²¹).
 
-use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::rc::Rc;
@@ -578,8 +577,9 @@ impl Extent {
 pub(super) struct CovNode {
     kind: CovKind,
     ext: Extent,
-    /// The sum over all cells, computed on first use (most blocks hold whole works).
-    full: OnceCell<PairSum>,
+    /// The sum over all cells, computed when the node is made (a leaf's work sum, a join's two
+    /// children's sums): the children are in cache then, and most blocks hold whole works.
+    full: PairSum,
 }
 
 #[derive(Debug)]
@@ -597,19 +597,19 @@ pub(super) type Cov = Rc<CovNode>;
 
 /// The pairs of `w` inside `clip` (through KV region `kvreg` if given): what a work adds to the
 /// output rows of one query run, or to the dKV rows of one KV run.
-pub(super) fn leaf(w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
+pub(super) fn leaf(h: &Hasher, w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
     Rc::new(CovNode {
         ext: Extent::of_leaf(&w, kvreg, &clip),
+        full: w.sum(h, &clip, kvreg),
         kind: CovKind::Leaf { w, kvreg, clip },
-        full: OnceCell::new(),
     })
 }
 
 pub(super) fn join(a: &Cov, b: &Cov) -> Cov {
     Rc::new(CovNode {
         ext: a.ext.union(b.ext),
+        full: a.full.add(b.full),
         kind: CovKind::Join(a.clone(), b.clone()),
-        full: OnceCell::new(),
     })
 }
 
@@ -653,43 +653,16 @@ impl std::hash::Hasher for PtrHash {
     }
 }
 
-/// The sum of `cov` over all cells, cached in every node it visits (post-order with an explicit
-/// stack: accumulation chains can be long).
-fn full_sum(h: &Hasher, cov: &Cov) -> PairSum {
-    if let Some(v) = cov.full.get() {
-        return *v;
-    }
-    let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
-    while let Some((n, expanded)) = stack.pop() {
-        if n.full.get().is_some() {
-            continue;
-        }
-        match &n.kind {
-            CovKind::Leaf { w, kvreg, clip } => {
-                let _ = n.full.set(w.sum(h, clip, *kvreg));
-            }
-            CovKind::Join(a, b) if expanded => {
-                let v = full_sum_of(a).add(full_sum_of(b));
-                let _ = n.full.set(v);
-            }
-            CovKind::Join(a, b) => {
-                stack.push((n, true));
-                stack.push((b, false));
-                stack.push((a, false));
-            }
-        }
-    }
-    full_sum_of(cov)
-}
-
-fn full_sum_of(n: &Cov) -> PairSum {
-    *n.full.get().expect("children are summed first")
-}
-
 /// Sums a coverage over `cells`: sub-trees whose extent lies inside `cells` by their full sum,
 /// other shared sub-trees once each (`memo`, cleared here).
 pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
-    memo.clear();
+    if cov.ext.inside(cells) {
+        return cov.full;
+    }
+    // Clearing touches the whole table, even when empty: only when used.
+    if !memo.is_empty() {
+        memo.clear();
+    }
     // Post-order walk with an explicit stack (accumulation chains can be long).
     let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
     let mut vals: Vec<PairSum> = Vec::new();
@@ -698,7 +671,7 @@ pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> 
         let shared = Rc::strong_count(n) > 1;
         if !expanded {
             if n.ext.inside(cells) {
-                vals.push(full_sum(h, n));
+                vals.push(n.full);
                 continue;
             }
             if shared {
@@ -803,8 +776,9 @@ mod tests {
                 traps,
             })
         };
-        let a = leaf(w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
+        let a = leaf(&h, w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
         let b = leaf(
+            &h,
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
             None,
             Cells::ALL,
@@ -830,6 +804,7 @@ mod tests {
         let twice = cov_sum(&h, &both, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(twice, full.add(full));
         let dkv = leaf(
+            &h,
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
             Some(1),
             Cells::ALL,

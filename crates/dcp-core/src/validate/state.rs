@@ -3,8 +3,6 @@
 //! rectangle (token +1 per row, head +1 per column). Reads, writes and the common refinement of
 //! several reads cost per rectangle, not per (token, head) cell.
 
-use std::collections::BTreeMap;
-
 use super::pairs::Cov;
 use crate::plan::{FillValue, IoTensor, Region};
 
@@ -128,43 +126,55 @@ impl Rows {
 
 #[derive(Debug, Clone)]
 struct Band {
+    t0: u32,
     t1: u32,
     /// Column runs tiling `[0, heads)`, values at the band's first row.
     cols: Vec<(u32, u32, Val)>,
 }
 
-/// One buffer's contents.
+/// One buffer's contents: bands sorted by first token, not overlapping. A sorted vector, not a
+/// tree: buffers hold tens of bands, so a binary search and a short move beat tree nodes.
 #[derive(Debug, Clone)]
 pub(super) struct Buf {
-    bands: BTreeMap<u32, Band>,
+    bands: Vec<Band>,
     heads: u32,
 }
 
 impl Buf {
     pub fn new(tokens: u32, heads: u32) -> Self {
-        let mut bands = BTreeMap::new();
+        let mut bands = Vec::new();
         if tokens > 0 && heads > 0 {
-            bands.insert(
-                0,
-                Band {
-                    t1: tokens,
-                    cols: vec![(0, heads, Val::Unset)],
-                },
-            );
+            bands.push(Band {
+                t0: 0,
+                t1: tokens,
+                cols: vec![(0, heads, Val::Unset)],
+            });
         }
         Buf { bands, heads }
     }
 
+    /// Index of the first band starting after `t`.
+    fn after(&self, t: u32) -> usize {
+        self.bands.partition_point(|b| b.t0 <= t)
+    }
+
+    /// Index of the first band starting at or after `t`.
+    fn from(&self, t: u32) -> usize {
+        self.bands.partition_point(|b| b.t0 < t)
+    }
+
     /// Makes `t` a band boundary.
     fn split_at(&mut self, t: u32) {
-        let Some((&t0, band)) = self.bands.range_mut(..=t).next_back() else {
+        let i = self.after(t);
+        let Some(band) = i.checked_sub(1).map(|k| &mut self.bands[k]) else {
             return;
         };
-        if t0 == t || band.t1 <= t {
+        if band.t0 == t || band.t1 <= t {
             return;
         }
-        let dt = t - t0;
+        let dt = t - band.t0;
         let upper = Band {
+            t0: t,
             t1: band.t1,
             cols: band
                 .cols
@@ -173,31 +183,26 @@ impl Buf {
                 .collect(),
         };
         band.t1 = t;
-        self.bands.insert(t, upper);
+        self.bands.insert(i, upper);
     }
 
     /// The contents of `r` (in bounds), as row bands relative to `r`.
     pub fn read(&self, r: &Region) -> Vec<Rows> {
         let (t0, t1) = (r.tok, r.tok + r.len);
         let (h0, h1) = (r.head, r.head + r.heads);
-        let mut out = Vec::new();
         if r.len == 0 || r.heads == 0 {
-            return out;
+            return Vec::new();
         }
-        let start = self
-            .bands
-            .range(..=t0)
-            .next_back()
-            .map(|(&k, _)| k)
-            .unwrap_or(0);
-        for (&bt0, band) in self.bands.range(start..t1) {
+        let (start, end) = (self.after(t0).saturating_sub(1), self.from(t1));
+        let mut out = Vec::with_capacity(end.saturating_sub(start));
+        for band in &self.bands[start..end] {
             if band.t1 <= t0 {
                 continue;
             }
-            let a = bt0.max(t0);
+            let a = band.t0.max(t0);
             let b = band.t1.min(t1);
-            let dt = a - bt0;
-            let mut cols = Vec::new();
+            let dt = a - band.t0;
+            let mut cols = Vec::with_capacity(band.cols.len());
             for (c0, c1, v) in &band.cols {
                 if *c1 <= h0 || *c0 >= h1 {
                     continue;
@@ -226,21 +231,17 @@ impl Buf {
             let (a, b) = (r.tok, r.tok + r.len);
             self.split_at(a);
             self.split_at(b);
-            let old: Vec<u32> = self.bands.range(a..b).map(|(&k, _)| k).collect();
-            for k in old {
-                self.bands.remove(&k);
-            }
-            for rw in rows {
+            let (i, j) = (self.from(a), self.from(b));
+            let new = rows.iter().map(|rw| {
                 let mut cols = rw.cols.clone();
                 merge_cols(&mut cols);
-                self.bands.insert(
-                    r.tok + rw.r0,
-                    Band {
-                        t1: r.tok + rw.r1,
-                        cols,
-                    },
-                );
-            }
+                Band {
+                    t0: r.tok + rw.r0,
+                    t1: r.tok + rw.r1,
+                    cols,
+                }
+            });
+            self.bands.splice(i..j, new);
             self.coalesce(a, b);
             return;
         }
@@ -248,8 +249,9 @@ impl Buf {
             let (a, b) = (r.tok + rw.r0, r.tok + rw.r1);
             self.split_at(a);
             self.split_at(b);
-            for (&bt0, band) in self.bands.range_mut(a..b) {
-                let dt = bt0 - a;
+            let (i, j) = (self.from(a), self.from(b));
+            for band in &mut self.bands[i..j] {
+                let dt = band.t0 - a;
                 let mut cols = Vec::with_capacity(band.cols.len() + rw.cols.len() + 1);
                 let mut inserted = false;
                 for (c0, c1, v) in band.cols.drain(..) {
@@ -282,40 +284,35 @@ impl Buf {
         self.coalesce(r.tok, r.tok + r.len);
     }
 
-    /// Merges neighbouring bands starting in `[from, to]` whose values continue each other, so
-    /// that rewriting a range does not leave its old boundaries behind.
+    /// Merges neighbouring bands starting in `[from, to]` (and the band before) whose values
+    /// continue each other, so that rewriting a range does not leave its old boundaries behind.
     fn coalesce(&mut self, from: u32, to: u32) {
-        let start = self
-            .bands
-            .range(..from)
-            .next_back()
-            .map(|(&k, _)| k)
-            .unwrap_or(from);
-        let keys: Vec<u32> = self.bands.range(start..=to).map(|(&k, _)| k).collect();
-        let mut cur = match keys.first() {
-            Some(&k) => k,
-            None => return,
-        };
-        for &k in &keys[1..] {
-            let (t1, joins) = {
-                let a = &self.bands[&cur];
-                let b = &self.bands[&k];
-                let dt = k - cur;
-                let joins = a.t1 == k
+        let i0 = self.from(from).saturating_sub(1);
+        let end = self.after(to);
+        if end <= i0 + 1 {
+            return;
+        }
+        // Compaction in place: `w` is the band being grown, kept bands move down to `w + 1`.
+        let mut w = i0;
+        for k in i0 + 1..end {
+            let joins = {
+                let (a, b) = (&self.bands[w], &self.bands[k]);
+                let dt = b.t0 - a.t0;
+                a.t1 == b.t0
                     && a.cols.len() == b.cols.len()
                     && a.cols
                         .iter()
                         .zip(&b.cols)
-                        .all(|(x, y)| x.0 == y.0 && x.1 == y.1 && continues(&x.2, dt, 0, &y.2));
-                (b.t1, joins)
+                        .all(|(x, y)| x.0 == y.0 && x.1 == y.1 && continues(&x.2, dt, 0, &y.2))
             };
             if joins {
-                self.bands.remove(&k);
-                self.bands.get_mut(&cur).expect("band").t1 = t1;
+                self.bands[w].t1 = self.bands[k].t1;
             } else {
-                cur = k;
+                w += 1;
+                self.bands.swap(w, k);
             }
         }
+        self.bands.drain(w + 1..end);
     }
 }
 
@@ -381,29 +378,62 @@ fn put(cols: &mut Vec<(u32, u32, Val)>, rw: &Rows, h0: u32, dt: u32) {
 
 /// One cell block of a common refinement: rows `[r0, r1)`, columns `[c0, c1)` and every input's
 /// value at its top-left cell.
-pub(super) struct Cell {
+pub(super) struct Cell<'a> {
     pub r0: u32,
     pub r1: u32,
     pub c0: u32,
     pub c1: u32,
-    pub vals: Vec<Val>,
+    pub vals: &'a [Val],
+}
+
+/// A common refinement: cell blocks in row-major order, the values of all cells in one vector
+/// (one allocation, not one per cell).
+pub(super) struct Refined {
+    n: usize,
+    blocks: Vec<[u32; 4]>,
+    vals: Vec<Val>,
+}
+
+impl Refined {
+    pub fn iter(&self) -> impl Iterator<Item = Cell<'_>> {
+        let n = self.n.max(1);
+        self.blocks
+            .iter()
+            .zip(self.vals.chunks(n))
+            .map(|(&[r0, r1, c0, c1], vals)| Cell {
+                r0,
+                r1,
+                c0,
+                c1,
+                vals,
+            })
+    }
 }
 
 /// The common refinement of several contents of the same region shape.
-pub(super) fn refine(inputs: &[&[Rows]]) -> Vec<Cell> {
+pub(super) fn refine(inputs: &[&[Rows]]) -> Refined {
     let mut rcuts: Vec<u32> = inputs
         .iter()
         .flat_map(|rs| rs.iter().flat_map(|r| [r.r0, r.r1]))
         .collect();
     rcuts.sort_unstable();
     rcuts.dedup();
-    let mut at = vec![0usize; inputs.len()];
-    let mut out = Vec::new();
+    let n = inputs.len();
+    let mut at = vec![0usize; n];
+    // At least one block per row band; more where columns split.
+    let rows = rcuts.len().saturating_sub(1);
+    let mut out = Refined {
+        n,
+        blocks: Vec::with_capacity(rows),
+        vals: Vec::with_capacity(rows * n),
+    };
     let mut ccuts: Vec<u32> = Vec::new();
+    let mut bands: Vec<&Rows> = Vec::with_capacity(n);
+    let mut cat = vec![0usize; n];
     for w in rcuts.windows(2) {
         let (a, b) = (w[0], w[1]);
         // The band of every input holding row a.
-        let mut bands: Vec<&Rows> = Vec::with_capacity(inputs.len());
+        bands.clear();
         for (i, rs) in inputs.iter().enumerate() {
             while at[i] < rs.len() && rs[at[i]].r1 <= a {
                 at[i] += 1;
@@ -419,27 +449,17 @@ pub(super) fn refine(inputs: &[&[Rows]]) -> Vec<Cell> {
         }
         ccuts.sort_unstable();
         ccuts.dedup();
-        let mut cat = vec![0usize; inputs.len()];
+        cat.iter_mut().for_each(|k| *k = 0);
         for cw in ccuts.windows(2) {
             let (c, d) = (cw[0], cw[1]);
-            let vals = bands
-                .iter()
-                .zip(cat.iter_mut())
-                .map(|(band, k)| {
-                    while band.cols[*k].1 <= c {
-                        *k += 1;
-                    }
-                    let (c0, _, v) = &band.cols[*k];
-                    v.shift(a - band.r0, c - c0)
-                })
-                .collect();
-            out.push(Cell {
-                r0: a,
-                r1: b,
-                c0: c,
-                c1: d,
-                vals,
-            });
+            for (band, k) in bands.iter().zip(cat.iter_mut()) {
+                while band.cols[*k].1 <= c {
+                    *k += 1;
+                }
+                let (c0, _, v) = &band.cols[*k];
+                out.vals.push(v.shift(a - band.r0, c - c0));
+            }
+            out.blocks.push([a, b, c, d]);
         }
     }
     out
@@ -506,7 +526,8 @@ mod tests {
         assert_eq!(rows[1].cols[0].2.ident(), Some((0, 103, 0)));
         assert!(matches!(rows[1].cols[1].2, Val::Fill(_)));
         assert_eq!(rows[1].cols[2].2.ident(), Some((0, 103, 3)));
-        let cells = refine(&[&rows, &[Rows::one(0, 3, 4, input(0, 0))]]);
+        let refined = refine(&[&rows, &[Rows::one(0, 3, 4, input(0, 0))]]);
+        let cells: Vec<Cell> = refined.iter().collect();
         assert_eq!(cells.len(), 1 + 3);
         assert_eq!(cells[3].vals[1].ident(), Some((0, 1, 3)));
     }

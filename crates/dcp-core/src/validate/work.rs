@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use super::pairs::{
-    constant_order_runs, count_inside_mask, leaf, trap_sum, Cells, Cov, Trap, WorkPairs,
+    constant_order_runs, count_inside_mask, leaf, trap_sum, Cells, Cov, Hasher, Trap, WorkPairs,
 };
 use super::state::{refine, Part, Rows, Val};
 use super::{Item, Validator};
@@ -72,14 +72,14 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 }
 
 /// One coverage leaf per query run of a work: its pairs for those query tokens.
-fn q_leaves(pairs: &Rc<WorkPairs>, runs: &TokRuns) -> Vec<Cov> {
+fn q_leaves(h: &Hasher, pairs: &Rc<WorkPairs>, runs: &TokRuns) -> Vec<Cov> {
     runs.iter()
         .map(|&(r0, r1, tok)| {
             let clip = Cells {
                 q: (tok, tok + (r1 - r0)),
                 ..Cells::ALL
             };
-            leaf(pairs.clone(), None, clip)
+            leaf(h, pairs.clone(), None, clip)
         })
         .collect()
 }
@@ -505,7 +505,7 @@ impl Validator<'_> {
             None => {
                 let (o, lse) = outs.expect("forward outputs");
                 // One leaf per query run: each output block reads whole leaves.
-                let covs = q_leaves(&pairs, &ops.q_runs);
+                let covs = q_leaves(&self.cx.hasher, &pairs, &ops.q_runs);
                 for (r, w, what) in [(o, d, "O"), (lse, 1, "LSE")] {
                     let item = Item::Work(wi, what, None);
                     if self.check_region(dev, idx, r, item)? != w
@@ -564,7 +564,7 @@ impl Validator<'_> {
                     self.check_read(dev, idx, r, item)?;
                     let have = self.read_set(dev, idx, r, item)?;
                     let want = ident_rows(t_in, seq, &ops.q_runs, &q_cols);
-                    for cell in refine(&[&have, &want]) {
+                    for cell in refine(&[&have, &want]).iter() {
                         let ok = matches!(cell.vals[0], Val::In { t, .. } if t == t_in)
                             && cell.vals[0].ident() == cell.vals[1].ident();
                         if !ok {
@@ -592,7 +592,7 @@ impl Validator<'_> {
                 }
                 self.check_write(dev, idx, &w.dq, item)?;
                 let want = ident_rows(IoTensor::DQ, seq, &ops.q_runs, &q_cols);
-                let covs = q_leaves(&pairs, &ops.q_runs);
+                let covs = q_leaves(&self.cx.hasher, &pairs, &ops.q_runs);
                 self.accumulate(dev, idx, item, &w.dq, &want, Part::DQ, &covs)?;
                 if w.dkv.len() != kv.len() {
                     return Err(self.shape_err(
@@ -626,7 +626,7 @@ impl Validator<'_> {
                                 k: (t, t + (c1 - c0)),
                                 ..Cells::ALL
                             };
-                            leaf(pairs.clone(), Some(ri as u32), clip)
+                            leaf(&self.cx.hasher, pairs.clone(), Some(ri as u32), clip)
                         })
                         .collect();
                     self.accumulate(dev, idx, item, dr, &want, Part::DKv, &covs)?;
