@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 
 use cudarc::nccl::{result as nres, sys as nsys};
+use dcp_core::flops::{attn_bwd_flops, attn_fwd_flops};
 use dcp_core::plan::{BufferDecl, BufferRole, Dir, FillValue, Instr, IoTensor, Program, Region};
 use dcp_core::spec::{DType, ModelShape};
 
@@ -722,7 +723,7 @@ impl Prepared {
                         row_ptr.extend(csr.ptr.iter().map(|p| p + base));
                         ranges.extend_from_slice(&csr.ranges);
                         stats.attended_flops +=
-                            4.0 * d as f64 * w.q.heads as f64 * w.rows.attended() as f64;
+                            attn_fwd_flops(w.q.heads as f64 * w.rows.attended() as f64, d);
                         let wdx = wd.len() as u32;
                         wd.push(WorkDesc {
                             q: q.ptr,
@@ -864,7 +865,7 @@ impl Prepared {
                         row_ptr.extend(csr.ptr.iter().map(|p| p + base));
                         ranges.extend_from_slice(&csr.ranges);
                         stats.attended_flops +=
-                            10.0 * d as f64 * w.q.heads as f64 * w.rows.attended() as f64;
+                            attn_bwd_flops(w.q.heads as f64 * w.rows.attended() as f64, d);
                         let wdx = wd.len() as u32;
                         wd.push(WorkDesc {
                             q: q.ptr,
