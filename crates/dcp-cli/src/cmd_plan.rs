@@ -18,9 +18,7 @@ use crate::common::{check_planner, nonneg_f64, planner_list, positive_usize, pro
 pub struct PlanArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
-    /// Planner: ring, zigzag, local, dcp, or dcp-only (the DCP placement alone, never replaced by
-    /// the local or zigzag candidate).
-    #[arg(long, default_value = "dcp")]
+    #[arg(long, default_value = "dcp", help = crate::common::planner_help("Planner"))]
     pub planner: String,
     /// Tokens per block: the unit the dcp planner places and schedules.
     #[arg(long, default_value_t = 1024)]
