@@ -138,7 +138,11 @@ pub fn plan(a: PlanArgs) -> Result<()> {
                 "data_vertices": table.blocks.len(), "tiles": table.tiles.len()});
             std::fs::write(dir.join(format!("batch{bi}.json")), meta.to_string())?;
         }
-        eprintln!("wrote {} hypergraphs to {}", lens.len(), dir.display());
+        eprintln!(
+            "wrote {} hypergraph(s) (batchN.hgr + batchN.json capacities) to {}",
+            lens.len(),
+            dir.display()
+        );
         return Ok(());
     }
     for (bi, l) in lens.iter().enumerate() {
@@ -340,7 +344,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         jobs.len() as u64,
         "plan+check",
         &format!(
-            "planning and validating {} plans ({} masks × {} batches × {} planners) on {} threads: planning takes milliseconds, the validator seconds per 131K-token plan (most of the wait; see the validate_ms column)",
+            "planning and validating {} plans ({} masks × {} batches × {} planners) on {} threads (per-plan times in the plan_ms and validate_ms columns)",
             jobs.len(),
             masks.len(),
             lens.len(),
