@@ -38,8 +38,8 @@ use dcp_core::flops::BWD_FLOP_FACTOR;
 pub struct BenchGpuArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
-    /// Planners to run, comma separated (ring, zigzag, local, dcp, dcp-only).
-    #[arg(long, default_value = "ring,zigzag,local,dcp")]
+    #[arg(long, default_value = "ring,zigzag,local,dcp",
+          help = crate::common::planner_help("Planners to run, comma separated"))]
     pub planners: String,
     /// Token block sizes, comma separated.
     #[arg(long, default_value = "1024")]

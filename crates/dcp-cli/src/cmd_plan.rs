@@ -18,9 +18,7 @@ use crate::common::{check_planner, nonneg_f64, planner_list, positive_usize, pro
 pub struct PlanArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
-    /// Planner: ring, zigzag, local, dcp, or dcp-only (the DCP placement alone, never replaced by
-    /// the local or zigzag candidate).
-    #[arg(long, default_value = "dcp")]
+    #[arg(long, default_value = "dcp", help = crate::common::planner_help("Planner"))]
     pub planner: String,
     /// Tokens per block: the unit the dcp planner places and schedules.
     #[arg(long, default_value_t = 1024)]
@@ -140,7 +138,11 @@ pub fn plan(a: PlanArgs) -> Result<()> {
                 "data_vertices": table.blocks.len(), "tiles": table.tiles.len()});
             std::fs::write(dir.join(format!("batch{bi}.json")), meta.to_string())?;
         }
-        eprintln!("wrote {} hypergraphs to {}", lens.len(), dir.display());
+        eprintln!(
+            "wrote {} hypergraph(s) (batchN.hgr + batchN.json capacities) to {}",
+            lens.len(),
+            dir.display()
+        );
         return Ok(());
     }
     for (bi, l) in lens.iter().enumerate() {
@@ -342,7 +344,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         jobs.len() as u64,
         "plan+check",
         &format!(
-            "planning and validating {} plans ({} masks × {} batches × {} planners) on {} threads: planning takes milliseconds, the validator seconds per 131K-token plan (most of the wait; see the validate_ms column)",
+            "planning and validating {} plans ({} masks × {} batches × {} planners) on {} threads (per-plan times in the plan_ms and validate_ms columns)",
             jobs.len(),
             masks.len(),
             lens.len(),

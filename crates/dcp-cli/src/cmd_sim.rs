@@ -61,8 +61,8 @@ pub struct CompareArgs {
     /// Masks, comma-separated.
     #[arg(long, default_value = "causal,lambda,shared-question,causal-blockwise")]
     pub masks: String,
-    /// Planners, comma-separated: static baselines (ring, zigzag) and candidates (dcp, local).
-    #[arg(long, default_value = "ring,zigzag,dcp")]
+    #[arg(long, default_value = "ring,zigzag,dcp",
+          help = crate::common::planner_help("Planners, comma-separated"))]
     pub planners: String,
     /// Block sizes swept for block-size-dependent planners (dcp).
     #[arg(long, default_value = "1024,2048,4096")]

@@ -7,7 +7,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dcp_core::datasets::{make_batches, parse_batch_file, Dataset, DEFAULT_BUDGET};
 use dcp_core::mask::MaskSpec;
-use dcp_core::planners::PLANNERS;
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 
 #[derive(Args, Debug, Clone)]
@@ -104,27 +103,13 @@ pub fn positive_usize(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Planners accepted besides the registry's list, with what they are.
-// When dcp-core's `PlannerKind` lands, take the names and descriptions from it instead.
-pub const EXTRA_PLANNERS: &[(&str, &str)] = &[
-    (
-        "dcp-only",
-        "the DCP placement alone, never replaced by the local or zigzag candidate",
-    ),
-    ("ulysses", "head-parallel all-to-all (DeepSpeed-Ulysses)"),
-    (
-        "usp",
-        "2-D head-parallel x zigzag ring; usp:H picks the head degree H",
-    ),
-];
-
-/// The allowed planner names, for messages.
-pub fn allowed_planners() -> String {
-    let extra: Vec<String> = EXTRA_PLANNERS
-        .iter()
-        .map(|(n, what)| format!("{n} ({what})"))
-        .collect();
-    format!("{}, {}", PLANNERS.join(", "), extra.join(", "))
+/// Help text of a planner option: `what`, then every accepted name from
+/// [`dcp_core::planners::allowed_planners`] (so a new planner needs no CLI edit).
+pub fn planner_help(what: &str) -> String {
+    format!(
+        "{what}. Allowed: {}",
+        dcp_core::planners::allowed_planners()
+    )
 }
 
 /// Checks one planner name at the CLI edge.
@@ -134,7 +119,7 @@ pub fn check_planner(name: &str) -> Result<()> {
     } else {
         bail!(
             "unknown planner `{name}`: allowed are {}",
-            allowed_planners()
+            dcp_core::planners::allowed_planners()
         )
     }
 }
@@ -150,7 +135,7 @@ pub fn planner_list(s: &str) -> Result<Vec<String>> {
     if v.is_empty() {
         bail!(
             "the planner list `{s}` is empty: allowed are {}",
-            allowed_planners()
+            dcp_core::planners::allowed_planners()
         );
     }
     for p in &v {

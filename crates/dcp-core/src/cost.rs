@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use crate::flops::{attn_fwd_flops, BWD_FLOP_FACTOR};
 use crate::plan::{Dir, Instr, Plan, Region};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -20,7 +21,7 @@ use crate::plan::{Dir, Instr, Plan, Region};
 pub struct CostModel {
     /// Forward attention rate on attended FLOPs, TFLOP/s.
     pub attn_fwd_tflops: f64,
-    /// Backward attention rate (on 2.5× forward FLOPs), TFLOP/s.
+    /// Backward attention rate (on [`BWD_FLOP_FACTOR`] × forward FLOPs), TFLOP/s.
     pub attn_bwd_tflops: f64,
     /// Fixed cost of one kernel launch, µs.
     pub launch_us: f64,
@@ -53,7 +54,7 @@ impl CostModel {
             + (self.launch_us + self.per_work_us * works as f64) * 1e-6
     }
     pub fn attn_bwd_s(&self, fwd_flops: f64, works: usize) -> f64 {
-        2.5 * fwd_flops / (self.attn_bwd_tflops * 1e12)
+        BWD_FLOP_FACTOR * fwd_flops / (self.attn_bwd_tflops * 1e12)
             + (self.launch_us + 2.0 * self.per_work_us * works as f64) * 1e-6
     }
     pub fn mem_s(&self, bytes: f64) -> f64 {
@@ -118,7 +119,7 @@ impl Clock<'_> {
 impl Clock<'_> {
     fn local(&mut self, dev: u32, instr: &Instr) {
         let d = dev as usize;
-        let hd = self.plan.batch.model.head_dim as f64;
+        let hd = self.plan.batch.model.head_dim;
         let t = match instr {
             Instr::Wait { tag } => {
                 if let Some(&(_, at)) = self.done[d].iter().find(|x| x.0 == *tag) {
@@ -140,14 +141,14 @@ impl Clock<'_> {
             Instr::Attn { works, .. } => {
                 let f: f64 = works
                     .iter()
-                    .map(|w| 4.0 * hd * w.q.heads as f64 * w.rows.attended() as f64)
+                    .map(|w| attn_fwd_flops(w.q.heads as f64 * w.rows.attended() as f64, hd))
                     .sum();
                 self.cost.attn_fwd_s(f, works.len())
             }
             Instr::AttnBwd { works, .. } => {
                 let f: f64 = works
                     .iter()
-                    .map(|w| 4.0 * hd * w.q.heads as f64 * w.rows.attended() as f64)
+                    .map(|w| attn_fwd_flops(w.q.heads as f64 * w.rows.attended() as f64, hd))
                     .sum();
                 self.cost.attn_bwd_s(f, works.len())
             }

@@ -291,6 +291,38 @@ fn layout_msg(f: LayoutFault, token: u32) -> String {
     }
 }
 
+/// The partitioner's typed error inside [`PlanningError::Partition`], shared so that
+/// [`PlanningError`] stays `Clone` (the partitioner's error holds an `std::io::Error`, which is not).
+/// Two failures are equal when they print the same.
+#[derive(Debug, Clone, Error)]
+#[error(transparent)]
+pub struct PartitionFailure(std::sync::Arc<hypergraph::Error>);
+
+impl PartitionFailure {
+    /// The partitioner's error.
+    pub fn error(&self) -> &hypergraph::Error {
+        &self.0
+    }
+}
+
+impl From<hypergraph::Error> for PartitionFailure {
+    fn from(e: hypergraph::Error) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+}
+
+impl From<hypergraph::Error> for PlanningError {
+    fn from(e: hypergraph::Error) -> Self {
+        Self::Partition(e.into())
+    }
+}
+
+impl PartialEq for PartitionFailure {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
 /// Planner failures (a plan cannot be made for these inputs).
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum PlanningError {
@@ -324,8 +356,9 @@ pub enum PlanningError {
         need: u64,
         cap: u64,
     },
-    #[error("partitioning failed: {0}")]
-    Partition(String),
+    /// The hypergraph partitioner refused the placement problem; its typed error is the source.
+    #[error("partitioning the placement hypergraph failed")]
+    Partition(#[from] PartitionFailure),
     #[error(transparent)]
     UnknownPlanner(#[from] crate::planners::UnknownPlanner),
     #[error("sequence {seq} ({tokens} tokens) does not fit {devices} devices with a memory budget of {budget} tokens each, even split over all of them")]
@@ -343,4 +376,36 @@ pub enum PlanningError {
         works: u64,
         limit: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A partitioner failure stays typed: the planning error's source is the partitioner's
+    /// error, which callers can inspect, and the message chain names both.
+    #[test]
+    fn partition_error_keeps_the_partitioners_error() {
+        let e: PlanningError = hypergraph::Error::FixedOutOfRange {
+            vertex: 3,
+            part: 9,
+            k: 4,
+        }
+        .into();
+        let PlanningError::Partition(f) = &e else {
+            panic!("expected Partition, got {e:?}");
+        };
+        assert!(matches!(
+            f.error(),
+            hypergraph::Error::FixedOutOfRange {
+                vertex: 3,
+                part: 9,
+                k: 4
+            }
+        ));
+        let src = std::error::Error::source(&e).expect("a source");
+        assert_eq!(src.to_string(), "vertex 3 fixed to part 9, but k = 4");
+        assert_eq!(e, e.clone());
+        assert_ne!(e, PlanningError::from(hypergraph::Error::ZeroParts));
+    }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::flops::attn_fwd_flops;
 use crate::plan::{Dir, Instr, Plan, Program};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -63,7 +64,7 @@ fn imbalance(v: &[f64]) -> f64 {
 }
 
 pub fn plan_stats(plan: &Plan) -> PlanStats {
-    let d = plan.batch.model.head_dim as f64;
+    let hd = plan.batch.model.head_dim;
     let mut s = PlanStats {
         n_devices: plan.n_devices(),
         tokens: plan.batch.total_tokens(),
@@ -93,7 +94,7 @@ pub fn plan_stats(plan: &Plan) -> PlanStats {
                 Instr::Attn { works, .. } => Some(
                     works
                         .iter()
-                        .map(|w| 4.0 * d * w.q.heads as f64 * w.rows.attended() as f64)
+                        .map(|w| attn_fwd_flops(w.q.heads as f64 * w.rows.attended() as f64, hd))
                         .sum::<f64>(),
                 ),
                 _ => None,

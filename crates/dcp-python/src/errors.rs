@@ -105,8 +105,20 @@ pub fn spec_err(e: SpecError) -> PyErr {
     }
 }
 
+/// The error's message followed by its sources, `: `-separated (one line, as the CLI prints).
+fn message_with_sources(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
 pub fn planning_err(e: PlanningError) -> PyErr {
-    let msg = e.to_string();
+    let msg = message_with_sources(&e);
     match e {
         PlanningError::Spec(s) => spec_err(s),
         PlanningError::SequenceTooLarge { .. }

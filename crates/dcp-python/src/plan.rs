@@ -10,9 +10,7 @@ use std::sync::Arc;
 use dcp_core::error::{PlanningError, SpecError};
 use dcp_core::mask::MaskSpec;
 use dcp_core::plan::Plan;
-use dcp_core::planners::{
-    is_planner, make_validated_plan, PlannerOptions, HEAD_PARALLEL, PLANNERS,
-};
+use dcp_core::planners::{allowed_planners, is_planner, make_validated_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Sequence, Topology};
 use dcp_core::validate::ValidatedPlan;
 use numpy::{IntoPyArray, PyArray1};
@@ -347,9 +345,8 @@ impl PyPlanner {
         }
         if !is_planner(planner) {
             return Err(InvalidSpecError::new_err(format!(
-                "unknown planner `{planner}`: allowed are {}, {}, usp:H, dcp-only",
-                PLANNERS.join(", "),
-                HEAD_PARALLEL.join(", ")
+                "unknown planner `{planner}`: allowed are {}",
+                allowed_planners()
             )));
         }
         if !(device_memory_gib > 0.0 && device_memory_gib.is_finite()) {

@@ -61,7 +61,7 @@ pub enum OpKind {
 #[derive(Debug, Clone)]
 pub struct ProgramCost {
     pub dur_us: Vec<f64>,
-    /// Forward-equivalent attended FLOPs per instruction (backward ×2.5 included).
+    /// Forward-equivalent attended FLOPs per instruction (backward × [`BWD_FLOP_FACTOR`] included).
     pub flops: Vec<f64>,
 }
 

@@ -84,7 +84,7 @@ pub struct DeviceBreakdown {
     pub tail_idle_us: f64,
     pub bytes_sent_intra: u64,
     pub bytes_sent_inter: u64,
-    /// Forward-equivalent attended FLOPs (backward counts 2.5×).
+    /// Forward-equivalent attended FLOPs (backward counts [`dcp_core::flops::BWD_FLOP_FACTOR`]×).
     pub flops: f64,
 }
 

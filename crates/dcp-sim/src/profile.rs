@@ -7,7 +7,7 @@
 //!
 //! Rates mean what the calibration measures:
 //! * `attn_fwd_tflops` / `attn_bwd_tflops`: attended-FLOP rate of the attention kernels on a long
-//!   causal sequence (32K tokens), forward 4·attended·D per query head, backward 2.5× that. The
+//!   causal sequence (32K tokens), forward 4·attended·D per query head, backward `dcp_core::flops::BWD_FLOP_FACTOR` (2.5) × that. The
 //!   simulator charges whole tiles (`tile_q` × `tile_k`) and converts the rate accordingly, so
 //!   the measured shape costs exactly what was measured.
 //! * `mem_gbps`: achieved HBM bandwidth of copy-like kernels (fill, copy, merge, sum).
@@ -25,7 +25,7 @@ pub struct Profile {
     pub name: String,
     /// Attended TFLOP/s of the forward kernel (4·attended·D per query head).
     pub attn_fwd_tflops: f64,
-    /// Attended TFLOP/s of the backward kernel (counting 2.5× the forward FLOPs).
+    /// Attended TFLOP/s of the backward kernel (counting [`dcp_core::flops::BWD_FLOP_FACTOR`] × the forward FLOPs).
     pub attn_bwd_tflops: f64,
     /// Fixed cost of one kernel launch, µs.
     pub launch_us: f64,

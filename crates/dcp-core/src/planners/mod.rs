@@ -43,7 +43,8 @@ impl PlannerKind {
     /// The head-parallel baselines: not in [`PlannerKind::ALL`] because they refuse some shapes
     /// (more devices than query heads), so default comparisons leave them out.
     pub const HEAD_PARALLEL: [PlannerKind; 2] = [PlannerKind::Ulysses, PlannerKind::Usp];
-    pub fn name(self) -> &'static str {
+    /// The CLI / serialized name.
+    pub const fn name(self) -> &'static str {
         match self {
             PlannerKind::Dcp => "dcp",
             PlannerKind::Ring => "ring",
@@ -53,6 +54,45 @@ impl PlannerKind {
             PlannerKind::Usp => "usp",
         }
     }
+
+    /// What the planner does, one phrase (for lists of allowed names).
+    pub const fn about(self) -> &'static str {
+        match self {
+            PlannerKind::Dcp => "hypergraph placement; a static candidate when predicted faster",
+            PlannerKind::Ring => "ring attention",
+            PlannerKind::Zigzag => "ring attention, zigzag chunks",
+            PlannerKind::Local => "whole sequences per device",
+            PlannerKind::Ulysses => "head-parallel all-to-all, DeepSpeed-Ulysses",
+            PlannerKind::Usp => "2-D head-parallel x zigzag ring; usp:H picks the head degree H",
+        }
+    }
+}
+
+/// The names of `kinds`, in order (a `const` so lists like [`PLANNERS`] follow [`PlannerKind`]).
+const fn names<const N: usize>(kinds: [PlannerKind; N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = kinds[i].name();
+        i += 1;
+    }
+    out
+}
+
+/// Every accepted planner name with what it does, for messages and help: the
+/// [`PlannerKind::ALL`] names, the [`PlannerKind::HEAD_PARALLEL`] ones, `usp:H` and
+/// [`DCP_ONLY`]; e.g. `ring, zigzag, local, dcp, ulysses (...), usp (...), dcp-only (...)`.
+pub fn allowed_planners() -> String {
+    let mut parts: Vec<String> = PLANNERS.iter().map(|s| s.to_string()).collect();
+    parts.extend(
+        PlannerKind::HEAD_PARALLEL
+            .iter()
+            .map(|k| format!("{} ({})", k.name(), k.about())),
+    );
+    parts.push(format!(
+        "{DCP_ONLY} (the DCP placement alone, never replaced by a static candidate)"
+    ));
+    parts.join(", ")
 }
 
 impl std::fmt::Display for PlannerKind {
@@ -63,7 +103,7 @@ impl std::fmt::Display for PlannerKind {
 
 /// A planner name this build does not have.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("unknown planner `{0}` (allowed: ring, zigzag, local, dcp, ulysses, usp, usp:H; `{DCP_ONLY}` = dcp without the static candidates, i.e. dcp with --no-static-fallback)")]
+#[error("unknown planner `{0}`: allowed are {allowed}", allowed = allowed_planners())]
 pub struct UnknownPlanner(pub String);
 
 impl std::str::FromStr for PlannerKind {
@@ -78,10 +118,10 @@ impl std::str::FromStr for PlannerKind {
 }
 
 /// Planner names every comparison runs ([`PlannerKind::ALL`]).
-pub const PLANNERS: &[&str] = &["ring", "zigzag", "local", "dcp"];
+pub const PLANNERS: &[&str] = &names(PlannerKind::ALL);
 
 /// Head-parallel static planners by name ([`PlannerKind::HEAD_PARALLEL`]); `usp:H` picks H.
-pub const HEAD_PARALLEL: &[&str] = &["ulysses", "usp"];
+pub const HEAD_PARALLEL: &[&str] = &names(PlannerKind::HEAD_PARALLEL);
 
 /// Whether `name` names a planner of this build ([`make_plan`] accepts it): a [`PlannerKind`],
 /// [`DCP_ONLY`], or `usp:H`.

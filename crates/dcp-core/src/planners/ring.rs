@@ -60,7 +60,8 @@ pub(crate) fn chunk_layout(batch: &BatchSpec, n: u32, zigzag: bool) -> Vec<Vec<P
     dev
 }
 
-fn layout_of(pieces: &[Piece]) -> Vec<TokenSpan> {
+/// The device layout of `pieces` (one span after another, in order).
+pub(crate) fn layout_of(pieces: &[Piece]) -> Vec<TokenSpan> {
     pieces
         .iter()
         .flat_map(|p| {

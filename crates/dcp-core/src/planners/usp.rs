@@ -35,51 +35,11 @@ use crate::error::PlanningError;
 use crate::mask::CompiledMask;
 use crate::plan::{
     BufferRole, BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Region,
-    RowRanges, TokenSpan, PLAN_FORMAT_VERSION,
+    RowRanges, PLAN_FORMAT_VERSION,
 };
 use crate::spec::{BatchSpec, DType, ModelShape, Topology};
 
-/// One sequence's tokens on one device: its spans (token start, length) and first buffer row.
-#[derive(Debug, Clone)]
-struct Piece {
-    seq: u32,
-    row: u32,
-    spans: Vec<(u32, u32)>,
-}
-
-impl Piece {
-    fn len(&self) -> u32 {
-        self.spans.iter().map(|s| s.1).sum()
-    }
-}
-
-/// The zigzag layout: per device, its pieces in sequence order.
-fn zigzag_layout(batch: &BatchSpec, n: u32) -> Vec<Vec<Piece>> {
-    let mut dev: Vec<Vec<Piece>> = vec![Vec::new(); n as usize];
-    let mut rows = vec![0u32; n as usize];
-    let nc = 2 * n as u64;
-    for (si, s) in batch.seqs.iter().enumerate() {
-        let l = s.len as u64;
-        let chunk = |c: u64| ((c * l / nc) as u32, ((c + 1) * l / nc - c * l / nc) as u32);
-        for i in 0..n as usize {
-            let spans: Vec<(u32, u32)> = [chunk(i as u64), chunk(nc - 1 - i as u64)]
-                .into_iter()
-                .filter(|s| s.1 > 0)
-                .collect();
-            if spans.is_empty() {
-                continue;
-            }
-            let p = Piece {
-                seq: si as u32,
-                row: rows[i],
-                spans,
-            };
-            rows[i] += p.len();
-            dev[i].push(p);
-        }
-    }
-    dev
-}
+use super::ring::{chunk_layout, layout_of, Piece};
 
 /// What member `h` of a head group computes: KV heads `[kv0, kv0 + kvn)` (and their query
 /// heads) for the tokens of the members `j` with `j mod parts == part`.
@@ -367,7 +327,7 @@ pub(crate) fn plan_grid(
 ) -> Result<Plan, PlanningError> {
     let n = topo.n_devices();
     let model = batch.model;
-    let pieces = zigzag_layout(batch, n);
+    let pieces = chunk_layout(batch, n, true);
     let tokens: Vec<u32> = pieces
         .iter()
         .map(|p| p.iter().map(Piece::len).sum())
@@ -387,16 +347,7 @@ pub(crate) fn plan_grid(
         devices.push(DevicePlan {
             device: d,
             node: topo.node_of(d),
-            layout: g.pieces[d as usize]
-                .iter()
-                .flat_map(|p| {
-                    p.spans.iter().map(move |&(start, len)| TokenSpan {
-                        seq: p.seq,
-                        start,
-                        len,
-                    })
-                })
-                .collect(),
+            layout: layout_of(&g.pieces[d as usize]),
             forward: forward(&g, &model, ring, me, max_group),
             backward: backward(&g, &model, ring, me, max_group),
         });

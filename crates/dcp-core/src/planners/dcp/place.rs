@@ -53,9 +53,9 @@ pub fn place(
                 })
                 .collect();
             cfg.capacities = Some(vec![relaxed; k as usize]);
-            hypergraph::partition(&hg, &cfg).map_err(|e| PlanningError::Partition(e.to_string()))?
+            hypergraph::partition(&hg, &cfg)?
         }
-        Err(e) => return Err(PlanningError::Partition(e.to_string())),
+        Err(e) => return Err(e.into()),
     };
     Ok(Placement {
         block_home: part.parts[..nb].to_vec(),
@@ -105,9 +105,7 @@ pub fn placement_problem(
             }
         }
     }
-    let hg = hb
-        .build()
-        .map_err(|e| PlanningError::Partition(e.to_string()))?;
+    let hg = hb.build()?;
     let mut cfg = PartitionConfig::new(k, 0.0)
         .with_seed(opts.seed)
         .with_preset(opts.preset);
