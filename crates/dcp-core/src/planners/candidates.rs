@@ -132,7 +132,7 @@ pub fn predict_ring(
     let mut flops = vec![0.0f64; n * n];
     let mut works = vec![0usize; n * n];
     let mut merge_s = vec![0.0f64; n * n];
-    let fl = 4.0 * d as f64 * h as f64;
+    let fl = crate::flops::attn_fwd_flops(h as f64, d);
     for (si, on) in at.iter().enumerate() {
         for i in 0..n {
             let Some(qi) = on[i] else { continue };
@@ -230,7 +230,7 @@ pub fn predict_local(
     let assign = assign_local(batch, topo, budget_tokens)?;
     let m = batch.model;
     let (h, hkv, d, e) = (m.heads, m.kv_heads, m.head_dim, m.dtype.size());
-    let fl = 4.0 * d as f64 * h as f64;
+    let fl = crate::flops::attn_fwd_flops(h as f64, d);
     let (mut fwd, mut bwd, mut dev_flops) = (0.0f64, 0.0f64, Vec::new());
     for seqs in &assign {
         let t: u32 = seqs.iter().map(|&s| batch.seqs[s].len).sum();
@@ -278,7 +278,7 @@ pub fn predict_local(
 pub fn compute_lower_bound_ms(cost: &CostModel, total_flops: f64, n: u32) -> f64 {
     let nf = n.max(1) as f64;
     let f = total_flops / nf / (cost.attn_fwd_tflops * 1e12);
-    let b = 2.5 * total_flops / nf / (cost.attn_bwd_tflops * 1e12);
+    let b = crate::flops::BWD_FLOP_FACTOR * total_flops / nf / (cost.attn_bwd_tflops * 1e12);
     (f + b) * 1e3
 }
 
@@ -310,7 +310,7 @@ pub fn ring_lower_bound_ms(
     }
     let nf = n as f64;
     let comp_f = total_flops / nf / (cost.attn_fwd_tflops * 1e12);
-    let comp_b = 2.5 * total_flops / nf / (cost.attn_bwd_tflops * 1e12);
+    let comp_b = crate::flops::BWD_FLOP_FACTOR * total_flops / nf / (cost.attn_bwd_tflops * 1e12);
     if n == 1 {
         return compute_lower_bound_ms(cost, total_flops, 1);
     }
