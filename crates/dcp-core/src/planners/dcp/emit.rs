@@ -211,9 +211,9 @@ fn usage(cx: &mut Ctx, stage: &[u32]) {
     cx.kv_need = kv_need;
 }
 
-/// Scratch rows: remote inputs share slots when their lifetimes (fetch stage − 1 ..= last use)
-/// do not overlap; partial outputs from first use until their group has been waited for;
-/// receive slots for partials at their homes.
+/// Scratch rows: one slot per remote block (its input, its partial output and the partial's
+/// send staging), shared with other blocks whose lifetimes (fetch stage − 1 ..= the wait of the
+/// group sending the partial) do not overlap; receive slots for partials at their homes.
 fn alloc_slots(cx: &mut Ctx) {
     let n = cx.n;
     let (q_need, kv_need, q_last, kv_last) = (&cx.q_need, &cx.kv_need, &cx.q_last, &cx.kv_last);

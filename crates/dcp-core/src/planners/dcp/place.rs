@@ -1,6 +1,7 @@
 //! Phase 1, placement: token blocks (weight: resident memory) and tiles (weight: attended pairs)
 //! partitioned over the devices with two balance constraints; nets per data block weighted by
-//! the bytes the plan moves when they are cut, so km1 is the plan's traffic.
+//! the bytes the plan moves when they are cut, so km1 is the plan's traffic. A post-pass
+//! ([`rehome`]) then moves homes off the device of the largest resident bytes.
 
 use hypergraph::{HypergraphBuilder, PartitionConfig};
 
