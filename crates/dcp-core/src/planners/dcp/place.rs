@@ -110,10 +110,18 @@ fn rehome(table: &BlockTable, pl: &mut Placement, k: u32, mem_cap: u64, bpt: u64
         }
     };
     let in_net = |b: usize, net: u32, d: u32| nets[b].binary_search(&(net, d)).is_ok();
+    // The nets of every block that have tiles.
+    let net_ids: Vec<Vec<u32>> = nets
+        .iter()
+        .map(|ns| {
+            let mut ids: Vec<u32> = ns.iter().map(|x| x.0).collect();
+            ids.dedup();
+            ids
+        })
+        .collect();
     let byte_delta = |b: usize, h: u32, to: u32| -> i64 {
-        let mut ids: Vec<u32> = nets[b].iter().map(|x| x.0).collect();
-        ids.dedup();
-        ids.iter()
+        net_ids[b]
+            .iter()
             .map(|&n| {
                 let w = net_w(b, n) as i64;
                 w * (i64::from(!in_net(b, n, to)) - i64::from(!in_net(b, n, h)))
@@ -130,9 +138,8 @@ fn rehome(table: &BlockTable, pl: &mut Placement, k: u32, mem_cap: u64, bpt: u64
         .collect();
     let mut budget: i64 = (0..nb)
         .map(|b| {
-            let mut ids: Vec<u32> = nets[b].iter().map(|x| x.0).collect();
-            ids.dedup();
-            ids.iter()
+            net_ids[b]
+                .iter()
                 .map(|&n| {
                     let parts = nets[b].iter().filter(|x| x.0 == n).count()
                         + usize::from(!in_net(b, n, pl.block_home[b]));
@@ -178,6 +185,11 @@ fn rehome(table: &BlockTable, pl: &mut Placement, k: u32, mem_cap: u64, bpt: u64
             resident[d as usize] += contrib(b, d, h);
         }
     }
+    // Blocks homed on each device, in block order.
+    let mut homes: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for b in 0..nb {
+        homes[pl.block_home[b] as usize].push(b);
+    }
     for _ in 0..nb {
         let hot = (0..k)
             .max_by_key(|&d| (resident[d], std::cmp::Reverse(d)))
@@ -185,7 +197,7 @@ fn rehome(table: &BlockTable, pl: &mut Placement, k: u32, mem_cap: u64, bpt: u64
         let h = hot as u32;
         // (new max of the two devices, block, new home, new loads)
         let mut best: Option<(u64, i64, usize, u32, u64, u64)> = None;
-        for b in (0..nb).filter(|&b| pl.block_home[b] == h) {
+        for &b in &homes[hot] {
             let w = table.blocks[b].len as u64 * bpt;
             for &to in targets[b].iter().filter(|&&to| to != h) {
                 let db = byte_delta(b, h, to);
@@ -206,6 +218,9 @@ fn rehome(table: &BlockTable, pl: &mut Placement, k: u32, mem_cap: u64, bpt: u64
         budget -= db;
         let w = table.blocks[b].len as u64 * bpt;
         pl.block_home[b] = to;
+        homes[hot].retain(|&x| x != b);
+        let at = homes[to as usize].partition_point(|&x| x < b);
+        homes[to as usize].insert(at, b);
         (resident[hot], resident[to as usize]) = (rh, rt);
         home_mem[hot] -= w;
         home_mem[to as usize] += w;
