@@ -51,7 +51,6 @@ struct FwdBufs {
     l_acc: u32,
     o_part: u32,
     l_part: u32,
-    o_send: u32,
     o_recv: u32,
     l_recv: u32,
     o_tmp: u32,
@@ -76,8 +75,6 @@ struct BwdBufs {
     dkv_acc: u32,
     dq_part: u32,
     dkv_part: u32,
-    dq_send: u32,
-    dkv_send: u32,
     dq_recv: u32,
     dkv_recv: u32,
 }
@@ -100,12 +97,10 @@ struct Ctx<'a> {
     kv_last: StageMap,
     q_need: StageMap,
     kv_need: StageMap,
-    /// Partial-output slots (accumulators and send staging) per device.
+    /// Slots of remote blocks per device: the block's input, its partial output and the send
+    /// staging of that partial share the rows.
     q_slots: Vec<Slots>,
     kv_slots: Vec<Slots>,
-    /// Remote-input slots per device.
-    qi_slots: Vec<Slots>,
-    kvi_slots: Vec<Slots>,
     /// Receive slots at the home for partials: (block, source) → rows; and their totals.
     oq_recv: StageMap,
     okv_recv: StageMap,
@@ -216,24 +211,25 @@ fn usage(cx: &mut Ctx, stage: &[u32]) {
     cx.kv_need = kv_need;
 }
 
-/// Scratch rows: remote inputs share slots when their lifetimes (fetch stage − 1 ..= last use)
-/// do not overlap; partial outputs from first use until their group has been waited for;
-/// receive slots for partials at their homes.
+/// Scratch rows: one slot per remote block (its input, its partial output and the partial's
+/// send staging), shared with other blocks whose lifetimes (fetch stage − 1 ..= the wait of the
+/// group sending the partial) do not overlap; receive slots for partials at their homes.
 fn alloc_slots(cx: &mut Ctx) {
     let n = cx.n;
     let (q_need, kv_need, q_last, kv_last) = (&cx.q_need, &cx.kv_need, &cx.q_last, &cx.kv_last);
     let blen = |b: u32| cx.blen(b);
     let home = |b: u32| cx.home(b);
     let out_tag = |f: u32| cx.out_tag(f);
-    let mut q_slots: Vec<Slots> = (0..n).map(|_| Slots::default()).collect();
-    let mut kv_slots: Vec<Slots> = (0..n).map(|_| Slots::default()).collect();
-    // Remote inputs share slots when their lifetimes (fetch stage − 1 ..= last use) do not overlap.
-    let mut qi_slots: Vec<Slots> = Vec::with_capacity(n as usize);
-    let mut kvi_slots: Vec<Slots> = Vec::with_capacity(n as usize);
+    // One slot per remote block serves its input (Q, or KV), its fp32 partial and, once the
+    // input is dead, the staging of that partial for its send: it lives from the stage whose
+    // group fetches it (first use − 1) through the stage that waits for the group sending the
+    // partial (`out_tag`), so a later fetch into the same rows is posted only after that wait.
+    let mut q_slots: Vec<Slots> = Vec::with_capacity(n as usize);
+    let mut kv_slots: Vec<Slots> = Vec::with_capacity(n as usize);
     for d in 0..n as usize {
         for (need, last, out) in [
-            (&q_need[d], &q_last[d], &mut qi_slots),
-            (&kv_need[d], &kv_last[d], &mut kvi_slots),
+            (&q_need[d], &q_last[d], &mut q_slots),
+            (&kv_need[d], &kv_last[d], &mut kv_slots),
         ] {
             let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
             for (&(blk, hb), &s0) in need {
@@ -242,7 +238,7 @@ fn alloc_slots(cx: &mut Ctx) {
                 e.1 = e.1.max(last[&(blk, hb)]);
             }
             out.push(alloc_live(life.iter().map(|(&blk, &(s0, s1))| {
-                (blk, blen(blk), s0.saturating_sub(1), s1)
+                (blk, blen(blk), s0.saturating_sub(1), out_tag(s1))
             })));
         }
     }
@@ -252,23 +248,6 @@ fn alloc_slots(cx: &mut Ctx) {
     let mut oq_tokens = vec![0u32; n as usize];
     let mut okv_tokens = vec![0u32; n as usize];
     for d in 0..n as usize {
-        // Partial-output slots (accumulator + send staging) live from the block's first use
-        // until the group sending it has been waited for.
-        for (need, last, slots) in [
-            (&q_need[d], &q_last[d], &mut q_slots[d]),
-            (&kv_need[d], &kv_last[d], &mut kv_slots[d]),
-        ] {
-            let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
-            for (&(blk, hb), &s0) in need {
-                let e = life.entry(blk).or_insert((s0, 0));
-                e.0 = e.0.min(s0);
-                e.1 = e.1.max(last[&(blk, hb)]);
-            }
-            *slots = alloc_live(
-                life.iter()
-                    .map(|(&blk, &(s0, s1))| (blk, blen(blk), s0, out_tag(s1) - 1)),
-            );
-        }
         for &(q, _) in q_last[d].keys() {
             let h = home(q) as usize;
             if h != d && !oq_recv[h].contains_key(&(q, d as u32)) {
@@ -284,7 +263,7 @@ fn alloc_slots(cx: &mut Ctx) {
             }
         }
     }
-    (cx.q_slots, cx.kv_slots, cx.qi_slots, cx.kvi_slots) = (q_slots, kv_slots, qi_slots, kvi_slots);
+    (cx.q_slots, cx.kv_slots) = (q_slots, kv_slots);
     (cx.oq_recv, cx.okv_recv, cx.oq_tokens, cx.okv_tokens) =
         (oq_recv, okv_recv, oq_tokens, okv_tokens);
 }
@@ -292,8 +271,7 @@ fn alloc_slots(cx: &mut Ctx) {
 /// The forward program's buffers on device `d`.
 fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
     let (model, lay, works) = (cx.model, &cx.lay, &cx.works);
-    let (q_slots, qi_slots, kvi_slots, oq_tokens) =
-        (&cx.q_slots, &cx.qi_slots, &cx.kvi_slots, &cx.oq_tokens);
+    let (q_slots, kv_slots, oq_tokens) = (&cx.q_slots, &cx.kv_slots, &cx.oq_tokens);
     let blen = |b: u32| cx.blen(b);
     let t = lay[d].tokens;
     let tmp_rows = works[d]
@@ -320,14 +298,14 @@ fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
             "q_remote",
             &model,
             ScratchKind::Q,
-            qi_slots[d].tokens,
+            q_slots[d].tokens,
             model.dtype,
         ),
         kv_rem: f.scratch(
             "kv_remote",
             &model,
             ScratchKind::Kv,
-            kvi_slots[d].tokens,
+            kv_slots[d].tokens,
             model.dtype,
         ),
         o_acc: f.scratch("o_acc", &model, ScratchKind::Q, t, DType::F32),
@@ -346,13 +324,6 @@ fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
             q_slots[d].tokens,
             DType::F32,
         ),
-        o_send: f.scratch(
-            "o_send",
-            &model,
-            ScratchKind::Q,
-            q_slots[d].tokens,
-            model.dtype,
-        ),
         o_recv: f.scratch("o_recv", &model, ScratchKind::Q, oq_tokens[d], model.dtype),
         l_recv: f.scratch(
             "lse_recv",
@@ -370,8 +341,7 @@ fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
 /// The backward program's buffers on device `d`.
 fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
     let (model, t) = (cx.model, cx.lay[d].tokens);
-    let (q_slots, kv_slots, qi_slots, kvi_slots) =
-        (&cx.q_slots, &cx.kv_slots, &cx.qi_slots, &cx.kvi_slots);
+    let (q_slots, kv_slots) = (&cx.q_slots, &cx.kv_slots);
     let (oq_tokens, okv_tokens) = (&cx.oq_tokens, &cx.okv_tokens);
     let mut b = ProgramBuilder::new();
     let bufs = BwdBufs {
@@ -386,35 +356,35 @@ fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
             "q_remote",
             &model,
             ScratchKind::Q,
-            qi_slots[d].tokens,
+            q_slots[d].tokens,
             model.dtype,
         ),
         o_rem: b.scratch(
             "o_remote",
             &model,
             ScratchKind::Q,
-            qi_slots[d].tokens,
+            q_slots[d].tokens,
             model.dtype,
         ),
         do_rem: b.scratch(
             "do_remote",
             &model,
             ScratchKind::Q,
-            qi_slots[d].tokens,
+            q_slots[d].tokens,
             model.dtype,
         ),
         l_rem: b.scratch(
             "lse_remote",
             &model,
             ScratchKind::Lse,
-            qi_slots[d].tokens,
+            q_slots[d].tokens,
             DType::F32,
         ),
         kv_rem: b.scratch(
             "kv_remote",
             &model,
             ScratchKind::Kv,
-            kvi_slots[d].tokens,
+            kv_slots[d].tokens,
             model.dtype,
         ),
         dq_acc: b.scratch("dq_acc", &model, ScratchKind::Q, t, DType::F32),
@@ -433,20 +403,6 @@ fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
             kv_slots[d].tokens,
             DType::F32,
         ),
-        dq_send: b.scratch(
-            "dq_send",
-            &model,
-            ScratchKind::Q,
-            q_slots[d].tokens,
-            model.dtype,
-        ),
-        dkv_send: b.scratch(
-            "dkv_send",
-            &model,
-            ScratchKind::Kv,
-            kv_slots[d].tokens,
-            model.dtype,
-        ),
         dq_recv: b.scratch("dq_recv", &model, ScratchKind::Q, oq_tokens[d], model.dtype),
         dkv_recv: b.scratch(
             "dkv_recv",
@@ -464,8 +420,7 @@ fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
 fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>) {
     let (n, lay) = (cx.n, &cx.lay);
     let (q_need, kv_need, q_last, kv_last) = (&cx.q_need, &cx.kv_need, &cx.q_last, &cx.kv_last);
-    let (q_slots, kv_slots, qi_slots, kvi_slots) =
-        (&cx.q_slots, &cx.kv_slots, &cx.qi_slots, &cx.kvi_slots);
+    let (q_slots, kv_slots) = (&cx.q_slots, &cx.kv_slots);
     let (oq_recv, okv_recv) = (&cx.oq_recv, &cx.okv_recv);
     let (blen, home, qh, kh) = (
         |b: u32| cx.blen(b),
@@ -481,7 +436,7 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
         let du = d as usize;
         for (&(q, hb), &s) in &q_need[du] {
             let h = home(q);
-            let (src_row, dst_row, len) = (lay[h as usize].row[&q], qi_slots[du].at[&q], blen(q));
+            let (src_row, dst_row, len) = (lay[h as usize].row[&q], q_slots[du].at[&q], blen(q));
             let ord = (0u8, q, hb, d);
             fwd_x.push(Xfer {
                 tag: s,
@@ -513,7 +468,7 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
         }
         for (&(k, hb), &s) in &kv_need[du] {
             let h = home(k);
-            let (src_row, dst_row, len) = (lay[h as usize].row[&k], kvi_slots[du].at[&k], blen(k));
+            let (src_row, dst_row, len) = (lay[h as usize].row[&k], kv_slots[du].at[&k], blen(k));
             fwd_x.push(Xfer {
                 tag: s,
                 order: (1, k, hb, d),
@@ -544,7 +499,7 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                 order: (5, q, hb, d),
                 src: d,
                 dst: h,
-                src_region: reg(fb[du].o_send, slot, len, qh(hb)),
+                src_region: reg(fb[du].q_rem, slot, len, qh(hb)),
                 dst_region: reg(fb[h as usize].o_recv, rrow, len, qh(hb)),
             });
             fwd_x.push(Xfer {
@@ -560,7 +515,7 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                 order: (5, q, hb, d),
                 src: d,
                 dst: h,
-                src_region: reg(bb[du].dq_send, slot, len, qh(hb)),
+                src_region: reg(bb[du].q_rem, slot, len, qh(hb)),
                 dst_region: reg(bb[h as usize].dq_recv, rrow, len, qh(hb)),
             });
         }
@@ -575,7 +530,7 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                 order: (6, k, hb, d),
                 src: d,
                 dst: h,
-                src_region: reg(bb[du].dkv_send, slot, len, kh(hb)),
+                src_region: reg(bb[du].kv_rem, slot, len, kh(hb)),
                 dst_region: reg(bb[h as usize].dkv_recv, rrow, len, kh(hb)),
             });
         }
@@ -634,11 +589,11 @@ impl Dev<'_> {
     }
     /// A query block's input rows.
     fn qi_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(q, self.cx.qh(hb), io, rem, &self.cx.qi_slots[self.d])
+        self.at(q, self.cx.qh(hb), io, rem, &self.cx.q_slots[self.d])
     }
     /// A KV block's input rows.
     fn kvi_at(&self, k: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kvi_slots[self.d])
+        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kv_slots[self.d])
     }
 
     /// Forward: home (q, hb) without local work start from the merge identity; backward: zero
@@ -822,11 +777,11 @@ impl Dev<'_> {
                 let slot = q_slots[d].at[&q];
                 f.push(Instr::Copy {
                     src: reg(fbuf.o_part, slot, blen(q), qh(hb)),
-                    dst: reg(fbuf.o_send, slot, blen(q), qh(hb)),
+                    dst: reg(fbuf.q_rem, slot, blen(q), qh(hb)),
                 });
                 b.push(Instr::Copy {
                     src: reg(bbuf.dq_part, slot, blen(q), qh(hb)),
-                    dst: reg(bbuf.dq_send, slot, blen(q), qh(hb)),
+                    dst: reg(bbuf.q_rem, slot, blen(q), qh(hb)),
                 });
             }
         }
@@ -835,7 +790,7 @@ impl Dev<'_> {
                 let slot = kv_slots[d].at[&k];
                 b.push(Instr::Copy {
                     src: reg(bbuf.dkv_part, slot, blen(k), kh(hb)),
-                    dst: reg(bbuf.dkv_send, slot, blen(k), kh(hb)),
+                    dst: reg(bbuf.kv_rem, slot, blen(k), kh(hb)),
                 });
             }
         }
@@ -1087,8 +1042,6 @@ pub(super) fn emit(
         kv_need: Vec::new(),
         q_slots: Vec::new(),
         kv_slots: Vec::new(),
-        qi_slots: Vec::new(),
-        kvi_slots: Vec::new(),
         oq_recv: Vec::new(),
         okv_recv: Vec::new(),
         oq_tokens: Vec::new(),

@@ -1,6 +1,7 @@
 //! Phase 1, placement: token blocks (weight: resident memory) and tiles (weight: attended pairs)
 //! partitioned over the devices with two balance constraints; nets per data block weighted by
-//! the bytes the plan moves when they are cut, so km1 is the plan's traffic.
+//! the bytes the plan moves when they are cut, so km1 is the plan's traffic. A post-pass
+//! ([`rehome`]) then moves homes off the device of the largest resident bytes.
 
 use hypergraph::{HypergraphBuilder, PartitionConfig};
 
@@ -57,10 +58,173 @@ pub fn place(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(Placement {
+    let mut pl = Placement {
         block_home: part.parts[..nb].to_vec(),
         tile_dev: part.parts[nb..].to_vec(),
-    })
+    };
+    let mem_cap = cfg.capacities.as_ref().map_or(u64::MAX, |c| c[0][1]);
+    rehome(table, &mut pl, k, mem_cap, bytes_per_token(batch));
+    Ok(pl)
+}
+
+/// Post-pass on resident memory: a block's home also holds the receive slots of the partial
+/// outputs that every other device computing with it sends back, so homes of widely shared
+/// blocks crowd one device. While the device of the largest estimated resident bytes can be
+/// relieved, moves one of its homes to a device that computes with the block (tiles stay, so
+/// compute does not change): the receive slots move with the home and the new home's input
+/// slot is swapped for the old home's. A move whose nets gain a part costs bytes; all moves
+/// together may cost at most [`REHOME_BYTES_PCT`] percent of the placement's traffic. Home
+/// tokens stay within the memory capacity `mem_cap` (in the placement's memory units, `bpt`
+/// per token).
+fn rehome(table: &BlockTable, pl: &mut Placement, k: u32, mem_cap: u64, bpt: u64) {
+    let (nb, nh, k) = (table.blocks.len(), table.n_head_blocks as usize, k as usize);
+    // Devices computing with each block as query / as KV (union over head blocks), and how
+    // many of the block's nets each device is in.
+    let mut q_devs: Vec<Vec<u32>> = vec![Vec::new(); nb];
+    let mut kv_devs: Vec<Vec<u32>> = vec![Vec::new(); nb];
+    let mut nets: Vec<Vec<(u32, u32)>> = vec![Vec::new(); nb]; // (device, net id) pairs
+    for (ti, t) in table.tiles.iter().enumerate() {
+        let d = pl.tile_dev[ti];
+        q_devs[t.q_block as usize].push(d);
+        kv_devs[t.kv_block as usize].push(d);
+        nets[t.q_block as usize].push((t.head_block, d));
+        nets[t.kv_block as usize].push((nh as u32 + t.head_block, d));
+    }
+    for v in q_devs.iter_mut().chain(kv_devs.iter_mut()) {
+        v.sort_unstable();
+        v.dedup();
+    }
+    for v in nets.iter_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    // Bytes the plan moves more when the home of block `b` moves from `h` to `to`: a net
+    // (per head block, Q side and KV side) whose tiles are not on `to` gains a part, one whose
+    // tiles are not on `h` loses one.
+    let net_w = |b: usize, net: u32| -> u64 {
+        let b = b as u32;
+        if net < nh as u32 {
+            6 * table.data_bytes(DataKind::Q, b) + 2 * table.data_bytes(DataKind::Lse, b)
+        } else {
+            3 * table.data_bytes(DataKind::Kv, b)
+        }
+    };
+    let in_net = |b: usize, net: u32, d: u32| nets[b].binary_search(&(net, d)).is_ok();
+    // The nets of every block that have tiles.
+    let net_ids: Vec<Vec<u32>> = nets
+        .iter()
+        .map(|ns| {
+            let mut ids: Vec<u32> = ns.iter().map(|x| x.0).collect();
+            ids.dedup();
+            ids
+        })
+        .collect();
+    let byte_delta = |b: usize, h: u32, to: u32| -> i64 {
+        net_ids[b]
+            .iter()
+            .map(|&n| {
+                let w = net_w(b, n) as i64;
+                w * (i64::from(!in_net(b, n, to)) - i64::from(!in_net(b, n, h)))
+            })
+            .sum()
+    };
+    let targets: Vec<Vec<u32>> = (0..nb)
+        .map(|b| {
+            let mut t: Vec<u32> = q_devs[b].iter().chain(&kv_devs[b]).copied().collect();
+            t.sort_unstable();
+            t.dedup();
+            t
+        })
+        .collect();
+    let mut budget: i64 = (0..nb)
+        .map(|b| {
+            net_ids[b]
+                .iter()
+                .map(|&n| {
+                    let parts = nets[b].iter().filter(|x| x.0 == n).count()
+                        + usize::from(!in_net(b, n, pl.block_home[b]));
+                    net_w(b, n) as i64 * (parts as i64 - 1)
+                })
+                .sum::<i64>()
+        })
+        .sum::<i64>()
+        * REHOME_BYTES_PCT
+        / 100;
+    // Estimated resident bytes of the backward program (the larger one): a home holds IO and
+    // fp32 accumulators and a receive slot per other computing device; a remote block holds an
+    // input slot with its partial, shared over stages (counted at half).
+    let bytes = |b: usize| {
+        let b = b as u32;
+        (
+            table.data_bytes(DataKind::Q, b),
+            table.data_bytes(DataKind::Kv, b),
+            table.data_bytes(DataKind::Lse, b),
+        )
+    };
+    let contrib = |b: usize, d: u32, h: u32| -> u64 {
+        let (q, kv, l) = bytes(b);
+        let in_q = q_devs[b].binary_search(&d).is_ok();
+        let in_kv = kv_devs[b].binary_search(&d).is_ok();
+        if d == h {
+            let others = |v: &Vec<u32>| v.iter().filter(|&&x| x != h).count() as u64;
+            6 * q + 4 * kv + l + others(&q_devs[b]) * q + others(&kv_devs[b]) * kv
+        } else {
+            (if in_q { 5 * q + l } else { 0 } + if in_kv { 3 * kv } else { 0 }) / 2
+        }
+    };
+    let mut resident = vec![0u64; k];
+    let mut home_mem = vec![0u64; k];
+    for b in 0..nb {
+        let h = pl.block_home[b];
+        home_mem[h as usize] += table.blocks[b].len as u64 * bpt;
+        let mut touched: Vec<u32> = q_devs[b].iter().chain(&kv_devs[b]).copied().collect();
+        touched.push(h);
+        touched.sort_unstable();
+        touched.dedup();
+        for d in touched {
+            resident[d as usize] += contrib(b, d, h);
+        }
+    }
+    // Blocks homed on each device, in block order.
+    let mut homes: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for b in 0..nb {
+        homes[pl.block_home[b] as usize].push(b);
+    }
+    for _ in 0..nb {
+        let hot = (0..k)
+            .max_by_key(|&d| (resident[d], std::cmp::Reverse(d)))
+            .expect("k ≥ 2");
+        let h = hot as u32;
+        // (new max of the two devices, block, new home, new loads)
+        let mut best: Option<(u64, i64, usize, u32, u64, u64)> = None;
+        for &b in &homes[hot] {
+            let w = table.blocks[b].len as u64 * bpt;
+            for &to in targets[b].iter().filter(|&&to| to != h) {
+                let db = byte_delta(b, h, to);
+                if home_mem[to as usize] + w > mem_cap || db > budget {
+                    continue;
+                }
+                let rh = resident[hot] + contrib(b, h, to) - contrib(b, h, h);
+                let rt = resident[to as usize] + contrib(b, to, to) - contrib(b, to, h);
+                let m = rh.max(rt);
+                if m < resident[hot] && best.is_none_or(|x| (m, db) < (x.0, x.1)) {
+                    best = Some((m, db, b, to, rh, rt));
+                }
+            }
+        }
+        let Some((_, db, b, to, rh, rt)) = best else {
+            break;
+        };
+        budget -= db;
+        let w = table.blocks[b].len as u64 * bpt;
+        pl.block_home[b] = to;
+        homes[hot].retain(|&x| x != b);
+        let at = homes[to as usize].partition_point(|&x| x < b);
+        homes[to as usize].insert(at, b);
+        (resident[hot], resident[to as usize]) = (rh, rt);
+        home_mem[hot] -= w;
+        home_mem[to as usize] += w;
+    }
 }
 
 /// The placement hypergraph (vertices: token blocks first, then tiles in table order) and the
@@ -133,6 +297,9 @@ pub fn placement_problem(
     }
     Ok((hg, cfg))
 }
+
+/// Extra bytes the memory post-pass may spend, in percent of the placement's traffic.
+const REHOME_BYTES_PCT: i64 = 2;
 
 /// Largest bin of a longest-processing-time-first packing of `w` into `k` bins.
 fn lpt_max(w: &[u64], k: u32) -> u64 {
