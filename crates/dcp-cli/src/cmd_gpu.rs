@@ -24,11 +24,11 @@ use dcp_core::stats::plan_stats;
 use dcp_core::validate::ValidatedPlan;
 use dcp_cuda::fault::Fault;
 use dcp_cuda::runner::{
-    compare_global, cpu_reference, median, to_global, ErrReport, ErrSums, PlanRun, Rank,
-    RankOptions,
+    cpu_reference_of, median, ErrReport, GlobalInputs, GlobalOutputs, PlanRun, Rank, RankOptions,
 };
 use dcp_cuda::watchdog::{exit_if_stalled, exit_stalled, OnExpiry};
 use dcp_cuda::CudaError;
+use rayon::prelude::*;
 use serde_json::json;
 
 use crate::common::{planner_list, progress, BatchArgs};
@@ -39,11 +39,26 @@ pub struct BenchGpuArgs {
     #[command(flatten)]
     pub batch: BatchArgs,
     #[arg(long, default_value = "ring,zigzag,local,dcp",
-          help = crate::common::planner_help("Planners to run, comma separated"))]
+          help = crate::common::planner_help("Planners to run, comma separated; NAME@B1+B2 runs NAME at those block sizes instead of --block-sizes (e.g. dcp@1024+2048+4096)"))]
     pub planners: String,
-    /// Token block sizes, comma separated.
+    /// Token block sizes, comma separated (for planners without @).
     #[arg(long, default_value = "1024")]
     pub block_sizes: String,
+    /// Masks to run in turn, comma separated (default: --mask); each batch's inputs and
+    /// reference are made once per mask and shared by every planner and block size.
+    #[arg(long)]
+    pub masks: Option<String>,
+    /// Threads of this rank's host work (inputs, plans, output checks); 0: the machine's cores
+    /// divided by the ranks (WORLD_SIZE).
+    #[arg(long, default_value_t = 0)]
+    pub host_threads: usize,
+    /// Time the host side alone, without a GPU: inputs, plans, gathers of each plan's rows and
+    /// checks of reference-exact outputs, as bench-gpu does them; prints where the time goes.
+    #[arg(long)]
+    pub host_only: bool,
+    /// World size to plan for with --host-only.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub host_world: u32,
     /// Untimed runs of each pass before timing.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
@@ -134,18 +149,36 @@ struct Row {
     check: String,
 }
 
-/// Runs one plan: timings (median over repeats of the max over ranks) and an optional check.
+/// Runs one plan: an optional check (the first run, from poisoned outputs, counts as a
+/// warm-up run), then timings (median over repeats of the max over ranks).
 fn run_plan(
     rank: &mut Rank,
     plan: &ValidatedPlan,
     warmup: usize,
     repeats: usize,
-    seed: u64,
-    reference: Option<&dcp_core::cpu::Outputs>,
+    inputs: &GlobalInputs,
+    reference: Option<&GlobalOutputs>,
 ) -> Result<(f64, f64, Option<ErrReport>)> {
     let dev = rank.info.rank as usize;
     let run = PlanRun::new(rank, plan, dev)?;
-    run.load_inputs(rank, &plan.batch, seed)?;
+    run.load_inputs_from(rank, inputs)?;
+    let check = match reference {
+        None => None,
+        Some(r) => {
+            run.fwd.poison(&rank.gpu)?;
+            run.bwd.poison(&rank.gpu)?;
+            rank.barrier()?;
+            run.run_fwd(rank)?;
+            run.feed_backward(rank)?;
+            rank.barrier()?;
+            run.run_bwd(rank)?;
+            let out = run.outputs(rank)?;
+            let mut e = r.compare(&plan.batch, &run.tokens, &out);
+            rank.allreduce(&mut e.v, false)?;
+            Some(e.report())
+        }
+    };
+    let warmup = warmup.saturating_sub(usize::from(check.is_some()));
     let mut f = Vec::new();
     let mut b = Vec::new();
     for i in 0..warmup + repeats {
@@ -165,51 +198,31 @@ fn run_plan(
     }
     rank.allreduce(&mut f, true)?;
     rank.allreduce(&mut b, true)?;
-    let check = match reference {
-        None => None,
-        Some(r) => {
-            run.fwd.poison(&rank.gpu)?;
-            run.bwd.poison(&rank.gpu)?;
-            rank.barrier()?;
-            run.run_fwd(rank)?;
-            run.feed_backward(rank)?;
-            rank.barrier()?;
-            run.run_bwd(rank)?;
-            let out = run.outputs(rank)?;
-            let mut e: ErrSums =
-                compare_global(&plan.batch, &run.tokens, &out, &r.o, &r.lse, &r.dq, &r.dkv);
-            rank.allreduce(&mut e.v, false)?;
-            Some(e.report())
-        }
-    };
     Ok((median(&f), median(&b), check))
 }
 
-/// Reference outputs of a batch: CPU f64 when small, else the `local` plan on this GPU alone.
+/// Reference outputs of a batch: CPU f64 when it has at most `cpu_max` tokens, else the
+/// `local` plan `local` (one device) on this GPU alone. Made once per batch and mask: the
+/// inputs depend only on the global token index, not on the planner or the block size.
 fn reference(
     rank: &mut Rank,
     batch: &BatchSpec,
-    seed: u64,
+    inputs: &GlobalInputs,
+    local: &ValidatedPlan,
     cpu_max: u64,
-) -> Result<dcp_core::cpu::Outputs> {
+) -> Result<GlobalOutputs> {
     if batch.total_tokens() <= cpu_max {
-        return Ok(cpu_reference(batch, seed));
+        return Ok(GlobalOutputs::from_f64(&cpu_reference_of(batch, inputs)));
     }
-    let plan = make_validated_plan(
-        "local",
-        batch,
-        &Topology::new(1, 1),
-        &PlannerOptions::default(),
-    )?;
-    let run = PlanRun::new(rank, &plan, 0)?;
-    run.load_inputs(rank, batch, seed)?;
+    let run = PlanRun::new(rank, local, 0)?;
+    run.load_inputs_from(rank, inputs)?;
     run.fwd.enqueue(&rank.gpu, &run.kernels, None)?;
     run.fwd.finish(&rank.gpu, None, " (reference)")?;
     run.feed_backward(rank)?;
     run.bwd.enqueue(&rank.gpu, &run.kernels, None)?;
     run.bwd.finish(&rank.gpu, None, " (reference)")?;
     let out = run.outputs(rank)?;
-    Ok(to_global(batch, &run.tokens, &out))
+    Ok(GlobalOutputs::scatter(batch, &run.tokens, &out))
 }
 
 fn fmt_check(c: &Option<ErrReport>) -> String {
@@ -300,12 +313,23 @@ fn with_rank(timeout_s: f64, body: impl FnOnce(&mut Rank) -> Result<()>) -> Resu
 
 pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
     // Arguments are checked before the GPU and NCCL start.
-    let planners: Vec<String> = planner_list(&a.planners)?;
+    let specs = planner_runs(&a.planners, &a.block_sizes)?;
+    host_pool(a.host_threads)?;
+    if a.host_only {
+        return host_only(&a, &specs);
+    }
+    planner_options(&a)?;
     let timeout_s = a.timeout_s;
-    with_rank(timeout_s, |rank| bench_gpu_on(rank, a, planners))
+    with_rank(timeout_s, |rank| bench_gpu_on(rank, a, specs))
 }
 
-fn bench_gpu_on(rank: &mut Rank, a: BenchGpuArgs, planners: Vec<String>) -> Result<()> {
+/// Planner options of a benchmark run (the dcp cost model from `--profile` when given).
+fn planner_options(_a: &BenchGpuArgs) -> Result<PlannerOptions> {
+    Ok(PlannerOptions::default())
+}
+
+fn bench_gpu_on(rank: &mut Rank, a: BenchGpuArgs, specs: Vec<PlannerRun>) -> Result<()> {
+    let planners: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let world = rank.info.world;
     let topo = Topology::new(1, world);
     let is0 = rank.info.rank == 0;
@@ -338,7 +362,7 @@ fn bench_gpu_on(rank: &mut Rank, a: BenchGpuArgs, planners: Vec<String>) -> Resu
         failures: 0,
     };
     match (a.selftest, &a.corpus) {
-        (None, None) => bench_batches(&a, &mut b)?,
+        (None, None) => bench_batches(&a, &mut b, &specs)?,
         (n, _) => selftest(&a, &mut b, n.unwrap_or(0))?,
     }
     let Bench {
@@ -408,7 +432,8 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
     for (case, (name, batch)) in cases.iter().enumerate() {
         let case = case as u64;
         let masks: Vec<&str> = batch.seqs.iter().map(|s| s.mask.name()).collect();
-        let r = cpu_reference(batch, a.data_seed + case);
+        let inputs = GlobalInputs::new(batch, a.data_seed + case);
+        let r = GlobalOutputs::from_f64(&cpu_reference_of(batch, &inputs));
         for p in &planners {
             let plan = match make_validated_plan(p, batch, &topo, &PlannerOptions::default()) {
                 Ok(pl) => pl,
@@ -419,7 +444,7 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
                     continue;
                 }
             };
-            let (f, b, c) = run_plan(bench.rank, &plan, 0, 1, a.data_seed + case, Some(&r))?;
+            let (f, b, c) = run_plan(bench.rank, &plan, 0, 1, &inputs, Some(&r))?;
             let c = c.expect("checked");
             let kernels = bench.rank.kernels(&batch.model)?.family();
             if !c.pass {
@@ -455,92 +480,426 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// The dataset or batch-file batches: timings per batch × block size × planner.
-fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench) -> Result<()> {
-    let (world, is0, planners, topo) = (bench.world, bench.is0, bench.planners.clone(), bench.topo);
+/// A planner and the block sizes it runs at (`NAME` or `NAME@B1+B2` of `--planners`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannerRun {
+    pub name: String,
+    pub blocks: Vec<u32>,
+}
+
+/// Parses `--planners` (each name checked; `@B1+B2` block sizes, else `default_blocks`).
+pub fn planner_runs(planners: &str, default_blocks: &str) -> Result<Vec<PlannerRun>> {
+    let default_blocks: Vec<u32> = csv(default_blocks, "block size")?;
+    if default_blocks.is_empty() || default_blocks.contains(&0) {
+        bail!("--block-sizes needs positive block sizes (got `{default_blocks:?}`)");
+    }
+    let mut names = String::new();
+    let mut blocks = Vec::new();
+    for item in planners.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        let (name, bs) = match item.split_once('@') {
+            None => (item, default_blocks.clone()),
+            Some((n, b)) => {
+                let bs: Vec<u32> = b
+                    .split('+')
+                    .map(|x| {
+                        x.trim()
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|&v| v > 0)
+                            .ok_or_else(|| anyhow::anyhow!("`{item}`: bad block size `{x}` (expected NAME@B1+B2, e.g. dcp@1024+2048)"))
+                    })
+                    .collect::<Result<_>>()?;
+                (n, bs)
+            }
+        };
+        if !names.is_empty() {
+            names.push(',');
+        }
+        names.push_str(name);
+        blocks.push(bs);
+    }
+    let names = planner_list(&names)?;
+    Ok(names
+        .into_iter()
+        .zip(blocks)
+        .map(|(name, blocks)| PlannerRun { name, blocks })
+        .collect())
+}
+
+/// Sizes rayon's global pool: `threads`, or (0) the machine's cores shared by the local ranks.
+fn host_pool(threads: usize) -> Result<usize> {
+    let n = if threads > 0 {
+        threads
+    } else {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ranks: usize = std::env::var("WORLD_SIZE")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .filter(|&w: &usize| w > 0)
+            .unwrap_or(1);
+        (cores / ranks).max(1)
+    };
+    // A pool built earlier in this process (tests) is kept.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+    Ok(rayon::current_num_threads())
+}
+
+/// One plan of a group, made ahead of its run.
+struct Planned {
+    planner: String,
+    bs: u32,
+    plan: ValidatedPlan,
+    plan_s: f64,
+    flops: f64,
+    fwd_bytes: u64,
+    bwd_bytes: u64,
+    imbalance: f64,
+}
+
+/// One (mask, batch) of the benchmark, made on the host while the GPUs run the previous one:
+/// its inputs (global token order, shared by every plan), the plans of every planner and block
+/// size, and the single-device plan of the reference.
+struct Group {
+    mask: String,
+    bi: usize,
+    lens: Vec<u32>,
+    batch: BatchSpec,
+    inputs: GlobalInputs,
+    reference_plan: Option<ValidatedPlan>,
+    plans: Vec<Planned>,
+    /// Seconds making the inputs and the plans (wall, on the rank's threads).
+    inputs_s: f64,
+    plans_s: f64,
+}
+
+fn prepare_group(
+    a: &BenchGpuArgs,
+    specs: &[PlannerRun],
+    topo: &Topology,
+    opts: &PlannerOptions,
+    mask: &str,
+    bi: usize,
+    lens: &[u32],
+) -> Result<Group> {
+    let mut ba = a.batch.clone();
+    ba.mask = mask.to_string();
+    let first_bs = specs
+        .iter()
+        .flat_map(|s| s.blocks.first())
+        .next()
+        .copied()
+        .unwrap_or(1024);
+    let batch = ba.batch(lens, first_bs)?;
+    let t0 = Instant::now();
+    let inputs = GlobalInputs::new(&batch, a.data_seed);
+    let inputs_s = t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let runs: Vec<(&str, u32)> = specs
+        .iter()
+        .flat_map(|s| s.blocks.iter().map(move |&b| (s.name.as_str(), b)))
+        .collect();
+    let plans: Vec<Planned> = runs
+        .par_iter()
+        .map(|&(p, bs)| -> Result<Planned> {
+            let batch = ba.batch(lens, bs)?;
+            let t = Instant::now();
+            let plan = make_plan(p, &batch, topo, opts)
+                .with_context(|| format!("planner {p}, block {bs}, mask {mask}, batch {bi}"))?;
+            let plan_s = t.elapsed().as_secs_f64();
+            let plan = ValidatedPlan::new(plan).with_context(|| {
+                format!("validating planner {p}, block {bs}, mask {mask}, batch {bi}")
+            })?;
+            let st = plan_stats(&plan);
+            Ok(Planned {
+                planner: p.to_string(),
+                bs,
+                flops: st.device_flops.iter().sum(),
+                fwd_bytes: st.fwd_bytes_intra + st.fwd_bytes_inter,
+                bwd_bytes: st.bwd_bytes_intra + st.bwd_bytes_inter,
+                imbalance: st.compute_imbalance,
+                plan,
+                plan_s,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let reference_plan = if a.check && batch.total_tokens() > a.cpu_check_tokens {
+        Some(make_validated_plan(
+            "local",
+            &batch,
+            &Topology::new(1, 1),
+            &PlannerOptions::default(),
+        )?)
+    } else {
+        None
+    };
+    Ok(Group {
+        mask: mask.to_string(),
+        bi,
+        lens: lens.to_vec(),
+        batch,
+        inputs,
+        reference_plan,
+        plans,
+        inputs_s,
+        plans_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// The masks of a run: `--masks`, else `--mask`.
+fn mask_list(a: &BenchGpuArgs) -> Vec<String> {
+    match &a.masks {
+        Some(m) => m
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect(),
+        None => vec![a.batch.mask.clone()],
+    }
+}
+
+/// Runs `each` on every (mask, batch) group in order, each group prepared on a helper thread
+/// while the previous one runs.
+fn for_each_group(
+    a: &BenchGpuArgs,
+    specs: &[PlannerRun],
+    topo: &Topology,
+    opts: &PlannerOptions,
+    mut each: impl FnMut(Group) -> Result<()>,
+) -> Result<()> {
+    let masks = mask_list(a);
+    for m in &masks {
+        MaskSpec::parse(m).with_context(|| format!("mask `{m}`"))?;
+    }
     let lens = a.batch.lengths()?;
-    let bss: Vec<u32> = csv(&a.block_sizes, "block size")?;
-    let n = (lens.len() * bss.len() * planners.len()) as u64;
+    let groups: Vec<(&str, usize, &[u32])> = masks
+        .iter()
+        .flat_map(|m| {
+            lens.iter()
+                .enumerate()
+                .map(move |(bi, l)| (m.as_str(), bi, l.as_slice()))
+        })
+        .collect();
+    let prep = |g: (&str, usize, &[u32])| prepare_group(a, specs, topo, opts, g.0, g.1, g.2);
+    std::thread::scope(|sc| -> Result<()> {
+        let mut next = groups.first().map(|&g| sc.spawn(move || prep(g)));
+        for gi in 0..groups.len() {
+            let h = next.take().expect("a group is being prepared");
+            let g = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+            next = groups.get(gi + 1).map(|&g| sc.spawn(move || prep(g)));
+            each(g)?;
+        }
+        Ok(())
+    })
+}
+
+/// Number of plan runs of a benchmark.
+fn n_runs(a: &BenchGpuArgs, specs: &[PlannerRun]) -> Result<u64> {
+    let per: usize = specs.iter().map(|s| s.blocks.len()).sum();
+    Ok((mask_list(a).len() * a.batch.lengths()?.len() * per) as u64)
+}
+
+/// The dataset or batch-file batches: timings per mask × batch × planner × block size.
+fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> Result<()> {
+    let (world, is0, topo) = (bench.world, bench.is0, bench.topo);
+    let opts = planner_options(a)?;
+    let n = n_runs(a, specs)?;
     let pb = if is0 {
         progress(
             n,
             "bench-gpu",
             &format!(
-                "timing {n} plans (batch × block size × planner) on {world} GPU(s): each is planned, uploaded, then run {} + {} times per pass{}",
+                "timing {n} plans (mask × batch × planner × block size) on {world} GPU(s), {} host threads per rank: each is uploaded, {}run {} + {} times per pass",
+                rayon::current_num_threads(),
+                if a.check { "checked on its first run (against a reference made once per batch and mask), " } else { "" },
                 a.warmup,
                 a.repeats,
-                if a.check { "; --check first computes a reference per batch (the CPU one is slow)" } else { "" }
             ),
         )
     } else {
         indicatif::ProgressBar::hidden()
     };
-    for (bi, l) in lens.iter().enumerate() {
-        for &bs in &bss {
-            let batch = a.batch.batch(l, bs)?;
-            let reference = if a.check {
-                Some(reference(
-                    bench.rank,
-                    &batch,
-                    a.data_seed,
-                    a.cpu_check_tokens,
-                )?)
-            } else {
-                None
-            };
-            for p in &planners {
-                let t0 = Instant::now();
-                let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
-                let plan_s = t0.elapsed().as_secs_f64();
-                let plan = ValidatedPlan::new(plan)?;
-                let st = plan_stats(&plan);
-                let flops: f64 = st.device_flops.iter().sum();
-                let (f, b, c) = run_plan(
-                    bench.rank,
-                    &plan,
-                    a.warmup,
-                    a.repeats,
-                    a.data_seed,
-                    reference.as_ref(),
-                )?;
-                if let Some(c) = &c {
-                    if !c.pass {
-                        bench.failures += 1;
-                    }
+    let t_all = Instant::now();
+    let mut waited_s = 0.0;
+    let mut last = Instant::now();
+    for_each_group(a, specs, &topo, &opts, |g| {
+        // Time the GPU loop waited for the host to prepare this group.
+        waited_s += last.elapsed().as_secs_f64();
+        let reference = match (&g.reference_plan, a.check) {
+            (_, false) => None,
+            (Some(local), true) => Some(reference(
+                bench.rank,
+                &g.batch,
+                &g.inputs,
+                local,
+                a.cpu_check_tokens,
+            )?),
+            (None, true) => Some(GlobalOutputs::from_f64(&cpu_reference_of(
+                &g.batch, &g.inputs,
+            ))),
+        };
+        for pl in &g.plans {
+            let t0 = Instant::now();
+            let (f, b, c) = run_plan(
+                bench.rank,
+                &pl.plan,
+                a.warmup,
+                a.repeats,
+                &g.inputs,
+                reference.as_ref(),
+            )?;
+            let run_s = t0.elapsed().as_secs_f64();
+            if let Some(c) = &c {
+                if !c.pass {
+                    bench.failures += 1;
                 }
-                let kernels = bench.rank.kernels(&batch.model)?.family();
-                let ftf = flops / world as f64 / (f * 1e-3) / 1e12;
-                let btf = BWD_FLOP_FACTOR * flops / world as f64 / (b * 1e-3) / 1e12;
-                if is0 {
-                    let rec = json!({"kind": "bench", "batch": bi, "source": a.batch.source_name(),
-                        "mask": a.batch.mask, "planner": p, "block_size": bs, "world": world,
-                        "device": bench.rank.gpu.name, "kernels": kernels, "tokens": batch.total_tokens(), "n_seqs": l.len(), "lens": l,
-                        "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
-                        "attended_fwd_flops": flops, "fwd_bytes": st.fwd_bytes_intra + st.fwd_bytes_inter,
-                        "bwd_bytes": st.bwd_bytes_intra + st.bwd_bytes_inter,
-                        "compute_imbalance": st.compute_imbalance, "plan_s": plan_s, "check": c});
-                    bench.record(&rec, Some(&pb))?;
-                    bench.rows.push(Row {
-                        name: format!("{}#{bi} {}", a.batch.source_name(), a.batch.mask),
-                        planner: p.clone(),
-                        bs,
-                        fwd_ms: f,
-                        bwd_ms: b,
-                        fwd_tflops: ftf,
-                        bwd_tflops: btf,
-                        mib: (st.fwd_bytes_intra
-                            + st.fwd_bytes_inter
-                            + st.bwd_bytes_intra
-                            + st.bwd_bytes_inter) as f64
-                            / (1 << 20) as f64,
-                        check: fmt_check(&c),
-                    });
+            }
+            let kernels = bench.rank.kernels(&g.batch.model)?.family();
+            let ftf = pl.flops / world as f64 / (f * 1e-3) / 1e12;
+            let btf = BWD_FLOP_FACTOR * pl.flops / world as f64 / (b * 1e-3) / 1e12;
+            if is0 {
+                let pred = dcp_core::cost::predict(&pl.plan, &opts.dcp.cost);
+                let rec = json!({"kind": "bench", "batch": g.bi, "source": a.batch.source_name(),
+                    "mask": g.mask, "planner": pl.planner, "block_size": pl.bs, "world": world,
+                    "device": bench.rank.gpu.name, "kernels": kernels, "tokens": g.batch.total_tokens(), "n_seqs": g.lens.len(), "lens": g.lens,
+                    "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
+                    "attended_fwd_flops": pl.flops, "fwd_bytes": pl.fwd_bytes, "bwd_bytes": pl.bwd_bytes,
+                    "compute_imbalance": pl.imbalance, "plan_s": pl.plan_s,
+                    "candidate": pl.plan.candidate.map(|k| k.name()),
+                    "pred_fwd_ms": pred.fwd_ms, "pred_bwd_ms": pred.bwd_ms,
+                    // COSTSRC
+                    "run_s": run_s, "check": c});
+                bench.record(&rec, Some(&pb))?;
+                bench.rows.push(Row {
+                    name: format!("{}#{} {}", a.batch.source_name(), g.bi, g.mask),
+                    planner: pl.planner.clone(),
+                    bs: pl.bs,
+                    fwd_ms: f,
+                    bwd_ms: b,
+                    fwd_tflops: ftf,
+                    bwd_tflops: btf,
+                    mib: (pl.fwd_bytes + pl.bwd_bytes) as f64 / (1 << 20) as f64,
+                    check: fmt_check(&c),
+                });
+            }
+            pb.inc(1);
+        }
+        last = Instant::now();
+        Ok(())
+    })?;
+    pb.finish_and_clear();
+    if is0 {
+        eprintln!(
+            "bench-gpu: {n} plan runs in {:.1} s wall; {:.1} s of it waiting for the host to prepare groups",
+            t_all.elapsed().as_secs_f64(),
+            waited_s
+        );
+    }
+    Ok(())
+}
+
+/// `--host-only`: the host side of [`bench_batches`] without a GPU, timed per phase. Per rank,
+/// per plan: gather this device's input rows (what is uploaded), take its outputs from the
+/// reference (what a download returns) and compare them; per group: inputs, plans (prepared
+/// on a helper thread, overlapped with the GPU loop in a real run), and the reference's
+/// scatter from a single-device run.
+fn host_only(a: &BenchGpuArgs, specs: &[PlannerRun]) -> Result<()> {
+    let topo = Topology::new(1, a.host_world);
+    let opts = planner_options(a)?;
+    let n = n_runs(a, specs)?;
+    eprintln!(
+        "bench-gpu --host-only: {n} plan runs planned for {} devices, {} host threads (one rank's share); device 0's host work",
+        a.host_world,
+        rayon::current_num_threads()
+    );
+    let t_all = Instant::now();
+    let (mut inputs_s, mut plans_s, mut ref_s, mut gather_s, mut check_s, mut loop_s) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut outputs_s = 0.0;
+    let mut groups = 0;
+    let mut last = Instant::now();
+    let mut waited_s = 0.0;
+    for_each_group(a, specs, &topo, &opts, |g| {
+        waited_s += last.elapsed().as_secs_f64();
+        let t_loop = Instant::now();
+        groups += 1;
+        inputs_s += g.inputs_s;
+        plans_s += g.plans_s;
+        let t = Instant::now();
+        let all: Vec<u64> = (0..g.batch.total_tokens()).collect();
+        // A stand-in for the reference run's outputs (its values do not matter for timing).
+        let fake = dcp_cuda::runner::LocalOutputs {
+            o: dcp_cuda::runner::make_input(&g.batch, 9, dcp_core::plan::IoTensor::Q, &all),
+            lse: vec![0.5; all.len() * g.batch.model.heads as usize],
+            dq: dcp_cuda::runner::make_input(&g.batch, 9, dcp_core::plan::IoTensor::DO, &all),
+            dkv: dcp_cuda::runner::make_input(&g.batch, 9, dcp_core::plan::IoTensor::Kv, &all),
+        };
+        let t_fake = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let reference = if a.check {
+            Some(match &g.reference_plan {
+                Some(local) => GlobalOutputs::scatter(
+                    &g.batch,
+                    &dcp_cuda::runner::local_tokens(local, 0),
+                    &fake,
+                ),
+                None => GlobalOutputs::from_f64(&cpu_reference_of(&g.batch, &g.inputs)),
+            })
+        } else {
+            None
+        };
+        ref_s += t.elapsed().as_secs_f64();
+        for pl in &g.plans {
+            let toks = dcp_cuda::runner::local_tokens(&pl.plan, 0);
+            let t = Instant::now();
+            for tt in [
+                dcp_core::plan::IoTensor::Q,
+                dcp_core::plan::IoTensor::Kv,
+                dcp_core::plan::IoTensor::DO,
+            ] {
+                std::hint::black_box(g.inputs.gather(tt, &toks));
+            }
+            gather_s += t.elapsed().as_secs_f64();
+            if let Some(r) = &reference {
+                let t = Instant::now();
+                let out = r.gather(&g.batch, &toks);
+                outputs_s += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let e = r.compare(&g.batch, &toks, &out).report();
+                check_s += t.elapsed().as_secs_f64();
+                if !e.pass {
+                    bail!(
+                        "host-only check of {} block {} failed: {e:?}",
+                        pl.planner,
+                        pl.bs
+                    );
                 }
-                pb.inc(1);
             }
         }
+        loop_s += t_loop.elapsed().as_secs_f64() - t_fake;
+        last = Instant::now();
+        Ok(())
+    })?;
+    let wall = t_all.elapsed().as_secs_f64();
+    let rec = json!({"kind": "host", "groups": groups, "plan_runs": n, "threads": rayon::current_num_threads(),
+        "world": a.host_world, "wall_s": wall, "inputs_s": inputs_s, "plans_s": plans_s,
+        "reference_s": ref_s, "gather_s": gather_s, "outputs_s": outputs_s, "check_s": check_s,
+        "gpu_loop_host_s": loop_s, "gpu_loop_waited_s": waited_s});
+    println!("{rec}");
+    if let Some(p) = &a.json {
+        let mut o = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("opening {}", p.display()))?;
+        writeln!(o, "{rec}")?;
     }
-    pb.finish_and_clear();
+    println!(
+        "\nhost work of one rank ({} threads), {groups} groups, {n} plan runs:\n  prepared ahead (helper thread): inputs {inputs_s:.2} s, plans {plans_s:.2} s\n  in the GPU loop: reference {ref_s:.2} s, input gathers {gather_s:.2} s, output gathers (a download's stand-in) {outputs_s:.2} s, output checks {check_s:.2} s\n  the GPU loop's host time {loop_s:.2} s + waiting for preparation {waited_s:.2} s; wall {wall:.2} s",
+        rayon::current_num_threads()
+    );
     Ok(())
 }
 
@@ -784,7 +1143,8 @@ fn kernel_bench_on(
         let plan = make_validated_plan("local", &batch, &topo, &PlannerOptions::default())?;
         let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
         let family = rank.kernels(&batch.model)?.family();
-        let (f, b, _) = run_plan(rank, &plan, a.warmup, a.repeats, 1, None)?;
+        let inputs = GlobalInputs::new(&batch, 1);
+        let (f, b, _) = run_plan(rank, &plan, a.warmup, a.repeats, &inputs, None)?;
         let (ftf, btf) = (
             flops / (f * 1e-3) / 1e12,
             BWD_FLOP_FACTOR * flops / (b * 1e-3) / 1e12,

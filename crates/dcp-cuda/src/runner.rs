@@ -13,6 +13,7 @@ use dcp_core::plan::{IoTensor, Plan};
 use dcp_core::spec::{BatchSpec, DType};
 use dcp_core::validate::ValidatedPlan;
 use half::{bf16, f16};
+use rayon::prelude::*;
 
 use crate::dist::{Nccl, RankInfo};
 use crate::error::{nccl, Result};
@@ -283,35 +284,50 @@ fn round_to(dt: DType, v: f32) -> f32 {
     }
 }
 
-fn encode(dt: DType, v: &[f32]) -> Vec<u8> {
+/// Writes `v` rounded to `dt` into `out` (its size in bytes), little-endian.
+fn encode_into(dt: DType, v: f32, out: &mut [u8]) {
     match dt {
-        DType::Bf16 => v
-            .iter()
-            .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
-            .collect(),
-        DType::F16 => v
-            .iter()
-            .flat_map(|x| f16::from_f32(*x).to_le_bytes())
-            .collect(),
-        DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::Bf16 => out.copy_from_slice(&bf16::from_f32(v).to_le_bytes()),
+        DType::F16 => out.copy_from_slice(&f16::from_f32(v).to_le_bytes()),
+        DType::F32 => out.copy_from_slice(&v.to_le_bytes()),
     }
 }
 
-fn decode(dt: DType, b: &[u8]) -> Vec<f32> {
-    match dt {
-        DType::Bf16 => b
-            .chunks_exact(2)
-            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        DType::F16 => b
-            .chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        DType::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+#[cfg(test)]
+fn encode(dt: DType, v: &[f32]) -> Vec<u8> {
+    let size = dt.size() as usize;
+    let mut out = vec![0u8; v.len() * size];
+    for (x, b) in v.iter().zip(out.chunks_exact_mut(size)) {
+        encode_into(dt, *x, b);
     }
+    out
+}
+
+/// Decodes little-endian `dt` elements to f32 (in parallel).
+fn decode(dt: DType, b: &[u8]) -> Vec<f32> {
+    let size = dt.size() as usize;
+    let mut out = vec![0f32; b.len() / size];
+    const CHUNK: usize = 1 << 16;
+    out.par_chunks_mut(CHUNK)
+        .zip(b.par_chunks(CHUNK * size))
+        .for_each(|(o, src)| match dt {
+            DType::Bf16 => {
+                for (x, c) in o.iter_mut().zip(src.chunks_exact(2)) {
+                    *x = bf16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            DType::F16 => {
+                for (x, c) in o.iter_mut().zip(src.chunks_exact(2)) {
+                    *x = f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            DType::F32 => {
+                for (x, c) in o.iter_mut().zip(src.chunks_exact(4)) {
+                    *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+        });
+    out
 }
 
 /// Elements per token of a caller tensor.
@@ -337,22 +353,116 @@ pub fn local_tokens(plan: &Plan, dev: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Local input tensor `which` for the given global tokens (values rounded to `dt`).
-pub fn make_input(batch: &BatchSpec, seed: u64, t: IoTensor, tokens: &[u64]) -> Vec<f32> {
-    let w = row_width(batch, t) as u64;
-    let which = match t {
+/// Which input stream of [`input_value`] feeds tensor `t` (Q, KV, else dO).
+fn input_stream(t: IoTensor) -> u64 {
+    match t {
         IoTensor::Q => 0,
         IoTensor::Kv => 1,
         _ => 2,
-    };
+    }
+}
+
+/// Rows per parallel task of the host-side loops (inputs, gathers, comparisons): large enough
+/// that a task is worth scheduling, small enough to spread a 131072-token batch over 64 cores.
+/// Fixed, so that sums over tasks are added in the same order whatever the thread count.
+const ROWS_PER_TASK: usize = 512;
+
+/// Local input tensor `which` for the given global tokens (values rounded to `dt`), made in
+/// parallel.
+pub fn make_input(batch: &BatchSpec, seed: u64, t: IoTensor, tokens: &[u64]) -> Vec<f32> {
+    let w = row_width(batch, t);
+    let which = input_stream(t);
     let dt = batch.model.dtype;
-    let mut v = Vec::with_capacity(tokens.len() * w as usize);
-    for &g in tokens {
-        for e in 0..w {
-            v.push(round_to(dt, input_value(seed, which, g * w + e)));
+    let mut v = vec![0f32; tokens.len() * w];
+    v.par_chunks_mut(ROWS_PER_TASK * w.max(1))
+        .zip(tokens.par_chunks(ROWS_PER_TASK))
+        .for_each(|(out, toks)| {
+            for (row, &g) in out.chunks_exact_mut(w.max(1)).zip(toks) {
+                let base = g * w as u64;
+                for (e, x) in row.iter_mut().enumerate() {
+                    *x = round_to(dt, input_value(seed, which, base + e as u64));
+                }
+            }
+        });
+    v
+}
+
+/// Every input of a batch (Q, KV, dO) for all its tokens in global order, encoded in the
+/// batch's element type: made once per batch (in parallel) and gathered for each plan's layout,
+/// so the inputs never depend on the planner. The same values as [`make_input`].
+pub struct GlobalInputs {
+    dtype: DType,
+    /// Encoded Q, KV, dO.
+    data: [Vec<u8>; 3],
+    /// Bytes per token row of each.
+    row_bytes: [usize; 3],
+}
+
+fn input_slot(t: IoTensor) -> usize {
+    input_stream(t) as usize
+}
+
+impl GlobalInputs {
+    /// Generates the inputs of `batch` from `seed` on the rayon pool.
+    pub fn new(batch: &BatchSpec, seed: u64) -> Self {
+        let dt = batch.model.dtype;
+        let size = dt.size() as usize;
+        let tokens = batch.total_tokens() as usize;
+        let make = |t: IoTensor| {
+            let w = row_width(batch, t);
+            let which = input_stream(t);
+            let mut out = vec![0u8; tokens * w * size];
+            out.par_chunks_mut(ROWS_PER_TASK * w * size)
+                .enumerate()
+                .for_each(|(c, bytes)| {
+                    let first = (c * ROWS_PER_TASK * w) as u64;
+                    for (e, b) in bytes.chunks_exact_mut(size).enumerate() {
+                        let v = input_value(seed, which, first + e as u64);
+                        encode_into(dt, v, b);
+                    }
+                });
+            (out, w * size)
+        };
+        let (q, qr) = make(IoTensor::Q);
+        let (kv, kr) = make(IoTensor::Kv);
+        let (d_o, dr) = make(IoTensor::DO);
+        GlobalInputs {
+            dtype: dt,
+            data: [q, kv, d_o],
+            row_bytes: [qr, kr, dr],
         }
     }
-    v
+
+    /// The encoded global tensor `t` (Q, KV or dO).
+    pub fn tensor(&self, t: IoTensor) -> &[u8] {
+        &self.data[input_slot(t)]
+    }
+
+    /// The rows of `tokens` (global indices, in this order) of tensor `t`, encoded.
+    pub fn gather(&self, t: IoTensor, tokens: &[u64]) -> Vec<u8> {
+        let (src, rb) = (&self.data[input_slot(t)], self.row_bytes[input_slot(t)]);
+        let mut out = vec![0u8; tokens.len() * rb];
+        if rb == 0 {
+            return out;
+        }
+        out.par_chunks_mut(ROWS_PER_TASK * rb)
+            .zip(tokens.par_chunks(ROWS_PER_TASK))
+            .for_each(|(dst, toks)| {
+                for (row, &g) in dst.chunks_exact_mut(rb).zip(toks) {
+                    let at = g as usize * rb;
+                    row.copy_from_slice(&src[at..at + rb]);
+                }
+            });
+        out
+    }
+
+    /// Tensor `t` as f64 (the CPU reference's inputs).
+    pub fn to_f64(&self, t: IoTensor) -> Vec<f64> {
+        decode(self.dtype, self.tensor(t))
+            .into_par_iter()
+            .map(|x| x as f64)
+            .collect()
+    }
 }
 
 /// One device's prepared forward and backward programs of a plan.
@@ -393,9 +503,14 @@ impl PlanRun {
 
     /// Uploads Q, KV (forward and backward) and dO (backward), generated from `seed`.
     pub fn load_inputs(&self, rank: &Rank, batch: &BatchSpec, seed: u64) -> Result<()> {
-        let dt = batch.model.dtype;
+        self.load_inputs_from(rank, &GlobalInputs::new(batch, seed))
+    }
+
+    /// Uploads this device's rows of Q, KV (forward and backward) and dO (backward) from
+    /// inputs made once per batch.
+    pub fn load_inputs_from(&self, rank: &Rank, inputs: &GlobalInputs) -> Result<()> {
         for t in [IoTensor::Q, IoTensor::Kv, IoTensor::DO] {
-            let data = encode(dt, &make_input(batch, seed, t, &self.tokens));
+            let data = inputs.gather(t, &self.tokens);
             if t != IoTensor::DO {
                 self.fwd.upload_io(&rank.gpu, t, &data)?;
             }
@@ -465,22 +580,78 @@ pub struct ErrReport {
 pub const TOLERANCE: f64 = 1e-2;
 
 impl ErrSums {
+    /// Adds tensor `k`'s errors: `got[i]` against `want(i)`.
+    #[cfg(test)]
     fn add(&mut self, k: usize, got: &[f32], want: impl Fn(usize) -> f64, lse: bool) {
         for (i, &g) in got.iter().enumerate() {
-            let r = want(i);
-            let g = g as f64;
-            if lse && (r == f64::NEG_INFINITY || g == f64::NEG_INFINITY) {
-                if r != g {
-                    self.v[3 * k + 2] += 1.0;
-                }
-                continue;
-            }
-            if !g.is_finite() || !r.is_finite() {
+            self.add_one(k, g, want(i), lse);
+        }
+    }
+
+    #[inline]
+    fn add_one(&mut self, k: usize, g: f32, r: f64, lse: bool) {
+        let g = g as f64;
+        if lse && (r == f64::NEG_INFINITY || g == f64::NEG_INFINITY) {
+            if r != g {
                 self.v[3 * k + 2] += 1.0;
-                continue;
             }
-            self.v[3 * k] += (g - r) * (g - r);
-            self.v[3 * k + 1] += r * r;
+            return;
+        }
+        if !g.is_finite() || !r.is_finite() {
+            self.v[3 * k + 2] += 1.0;
+            return;
+        }
+        self.v[3 * k] += (g - r) * (g - r);
+        self.v[3 * k + 1] += r * r;
+    }
+
+    /// Tensor `k`, rows of `w` elements: local row i against global row `tokens[i]` of
+    /// `reference`. In parallel over fixed chunks of rows whose partial sums are added in chunk
+    /// order (the result does not depend on the thread count). Rows of finite values take a
+    /// branch-free loop; a row with a non-finite value is redone element by element.
+    fn add_rows<R: Copy + Into<f64> + Sync>(
+        &mut self,
+        k: usize,
+        got: &[f32],
+        tokens: &[u64],
+        reference: &[R],
+        w: usize,
+    ) {
+        let lse = k == 1;
+        let parts: Vec<[f64; 3]> = got
+            .par_chunks(ROWS_PER_TASK * w)
+            .zip(tokens.par_chunks(ROWS_PER_TASK))
+            .map(|(g, toks)| {
+                let mut acc = [0.0f64; 3];
+                for (row, &tok) in g.chunks_exact(w).zip(toks) {
+                    let r = &reference[tok as usize * w..(tok as usize + 1) * w];
+                    let (mut num, mut den, mut fin) = (0.0f64, 0.0f64, true);
+                    for (&a, &b) in row.iter().zip(r) {
+                        let (a, b) = (a as f64, b.into());
+                        fin &= a.is_finite() & b.is_finite();
+                        num += (a - b) * (a - b);
+                        den += b * b;
+                    }
+                    if fin {
+                        acc[0] += num;
+                        acc[1] += den;
+                    } else {
+                        let mut e = ErrSums::default();
+                        for (&a, &b) in row.iter().zip(r) {
+                            e.add_one(0, a, b.into(), lse);
+                        }
+                        acc[0] += e.v[0];
+                        acc[1] += e.v[1];
+                        acc[2] += e.v[2];
+                    }
+                }
+                acc
+            })
+            .collect();
+        for p in parts {
+            for (j, x) in p.into_iter().enumerate() {
+                self.v[3 * k + j] += x;
+            }
         }
     }
 
@@ -513,70 +684,123 @@ impl ErrSums {
     }
 }
 
-/// Compares local outputs with a global reference (`reference(t)` → global f64 tensor).
-pub fn compare_global(
+/// Compares local outputs with a global reference (`o`, `lse`, `dq`, `dkv`: global tensors in
+/// token order, f64 or f32), in parallel.
+pub fn compare_global<R: Copy + Into<f64> + Sync>(
     batch: &BatchSpec,
     tokens: &[u64],
     got: &LocalOutputs,
-    o: &[f64],
-    lse: &[f64],
-    dq: &[f64],
-    dkv: &[f64],
+    o: &[R],
+    lse: &[R],
+    dq: &[R],
+    dkv: &[R],
 ) -> ErrSums {
     let mut e = ErrSums::default();
-    let map = |t: IoTensor| {
-        let w = row_width(batch, t);
-        move |i: usize| tokens[i / w] as usize * w + i % w
-    };
-    let (mo, ml, mq, mk) = (
-        map(IoTensor::O),
-        map(IoTensor::Lse),
-        map(IoTensor::DQ),
-        map(IoTensor::DKv),
-    );
-    e.add(0, &got.o, |i| o[mo(i)], false);
-    e.add(1, &got.lse, |i| lse[ml(i)], true);
-    e.add(2, &got.dq, |i| dq[mq(i)], false);
-    e.add(3, &got.dkv, |i| dkv[mk(i)], false);
+    for (k, t, g, r) in [
+        (0, IoTensor::O, &got.o, o),
+        (1, IoTensor::Lse, &got.lse, lse),
+        (2, IoTensor::DQ, &got.dq, dq),
+        (3, IoTensor::DKv, &got.dkv, dkv),
+    ] {
+        e.add_rows(k, g, tokens, r, row_width(batch, t));
+    }
     e
+}
+
+/// Global reference outputs in token order, f32: what `bench-gpu --check` compares every plan
+/// with (from the CPU f64 reference, or scattered from a single-device `local` run).
+#[derive(Debug, Clone, Default)]
+pub struct GlobalOutputs {
+    pub o: Vec<f32>,
+    pub lse: Vec<f32>,
+    pub dq: Vec<f32>,
+    pub dkv: Vec<f32>,
+}
+
+impl GlobalOutputs {
+    /// The CPU reference rounded to f32.
+    pub fn from_f64(r: &dcp_core::cpu::Outputs) -> Self {
+        let f = |v: &[f64]| v.par_iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        GlobalOutputs {
+            o: f(&r.o),
+            lse: f(&r.lse),
+            dq: f(&r.dq),
+            dkv: f(&r.dkv),
+        }
+    }
+
+    /// Local outputs of a run that covers every token of `batch` (rows `tokens`), in global
+    /// order; rows no device wrote stay NaN (and fail every comparison).
+    pub fn scatter(batch: &BatchSpec, tokens: &[u64], out: &LocalOutputs) -> Self {
+        let t = batch.total_tokens() as usize;
+        let scatter = |tt: IoTensor, v: &[f32]| {
+            let w = row_width(batch, tt);
+            let mut pos = vec![usize::MAX; t];
+            for (i, &tok) in tokens.iter().enumerate() {
+                pos[tok as usize] = i;
+            }
+            let mut g = vec![f32::NAN; t * w];
+            g.par_chunks_mut(ROWS_PER_TASK * w)
+                .zip(pos.par_chunks(ROWS_PER_TASK))
+                .for_each(|(dst, ps)| {
+                    for (row, &p) in dst.chunks_exact_mut(w).zip(ps) {
+                        if p != usize::MAX {
+                            row.copy_from_slice(&v[p * w..(p + 1) * w]);
+                        }
+                    }
+                });
+            g
+        };
+        GlobalOutputs {
+            o: scatter(IoTensor::O, &out.o),
+            lse: scatter(IoTensor::Lse, &out.lse),
+            dq: scatter(IoTensor::DQ, &out.dq),
+            dkv: scatter(IoTensor::DKv, &out.dkv),
+        }
+    }
+
+    /// Local outputs of `tokens` taken from this reference (what a correct plan returns).
+    pub fn gather(&self, batch: &BatchSpec, tokens: &[u64]) -> LocalOutputs {
+        let g = |tt: IoTensor, v: &[f32]| {
+            let w = row_width(batch, tt);
+            let mut out = vec![0f32; tokens.len() * w];
+            out.par_chunks_mut(ROWS_PER_TASK * w)
+                .zip(tokens.par_chunks(ROWS_PER_TASK))
+                .for_each(|(dst, toks)| {
+                    for (row, &tok) in dst.chunks_exact_mut(w).zip(toks) {
+                        let at = tok as usize * w;
+                        row.copy_from_slice(&v[at..at + w]);
+                    }
+                });
+            out
+        };
+        LocalOutputs {
+            o: g(IoTensor::O, &self.o),
+            lse: g(IoTensor::Lse, &self.lse),
+            dq: g(IoTensor::DQ, &self.dq),
+            dkv: g(IoTensor::DKv, &self.dkv),
+        }
+    }
+
+    /// Compares a device's local outputs (rows `tokens`) with this reference.
+    pub fn compare(&self, batch: &BatchSpec, tokens: &[u64], got: &LocalOutputs) -> ErrSums {
+        compare_global(batch, tokens, got, &self.o, &self.lse, &self.dq, &self.dkv)
+    }
 }
 
 /// The CPU f64 dense reference of the whole batch on the same (rounded) inputs.
 pub fn cpu_reference(batch: &BatchSpec, seed: u64) -> dcp_core::cpu::Outputs {
-    let all: Vec<u64> = (0..batch.total_tokens()).collect();
-    let f = |t| {
-        make_input(batch, seed, t, &all)
-            .into_iter()
-            .map(|x| x as f64)
-            .collect::<Vec<f64>>()
-    };
-    let x = dcp_core::cpu::Tensors {
-        q: f(IoTensor::Q),
-        kv: f(IoTensor::Kv),
-        d_o: f(IoTensor::DO),
-    };
-    dcp_core::cpu::dense_reference(batch, &x)
+    cpu_reference_of(batch, &GlobalInputs::new(batch, seed))
 }
 
-/// Expands local outputs of a (single-device) reference run to global f64 tensors.
-pub fn to_global(batch: &BatchSpec, tokens: &[u64], out: &LocalOutputs) -> dcp_core::cpu::Outputs {
-    let t = batch.total_tokens() as usize;
-    let scatter = |tt: IoTensor, v: &[f32]| {
-        let w = row_width(batch, tt);
-        let mut g = vec![f64::NAN; t * w];
-        for (i, &tok) in tokens.iter().enumerate() {
-            for e in 0..w {
-                g[tok as usize * w + e] = v[i * w + e] as f64;
-            }
-        }
-        g
+/// [`cpu_reference`] on inputs made once per batch.
+pub fn cpu_reference_of(batch: &BatchSpec, inputs: &GlobalInputs) -> dcp_core::cpu::Outputs {
+    let x = dcp_core::cpu::Tensors {
+        q: inputs.to_f64(IoTensor::Q),
+        kv: inputs.to_f64(IoTensor::Kv),
+        d_o: inputs.to_f64(IoTensor::DO),
     };
-    dcp_core::cpu::Outputs {
-        o: scatter(IoTensor::O, &out.o),
-        lse: scatter(IoTensor::Lse, &out.lse),
-        dq: scatter(IoTensor::DQ, &out.dq),
-        dkv: scatter(IoTensor::DKv, &out.dkv),
-    }
+    dcp_core::cpu::dense_reference(batch, &x)
 }
 
 /// Median of a non-empty list.
@@ -620,6 +844,76 @@ mod tests {
         let mut e = ErrSums::default();
         e.add(1, &[0.0], |_| f64::NEG_INFINITY, true);
         assert!(!e.report().pass);
+    }
+
+    fn small_batch() -> BatchSpec {
+        let mut b = BatchSpec::uniform(
+            &[700, 1, 333],
+            dcp_core::mask::MaskSpec::Causal,
+            dcp_core::spec::ModelShape::default(),
+            64,
+        );
+        b.head_block = b.model.kv_heads;
+        b
+    }
+
+    #[test]
+    fn global_inputs_equal_make_input_and_gather_rows() {
+        let b = small_batch();
+        let all: Vec<u64> = (0..b.total_tokens()).collect();
+        let g = GlobalInputs::new(&b, 5);
+        let dt = b.model.dtype;
+        for t in [IoTensor::Q, IoTensor::Kv, IoTensor::DO] {
+            assert_eq!(
+                g.tensor(t),
+                encode(dt, &make_input(&b, 5, t, &all)),
+                "{t:?}"
+            );
+            // A plan's layout: any order of any rows.
+            let toks: Vec<u64> = (0..b.total_tokens()).rev().step_by(3).collect();
+            assert_eq!(
+                g.gather(t, &toks),
+                encode(dt, &make_input(&b, 5, t, &toks)),
+                "{t:?}"
+            );
+        }
+        assert_ne!(
+            GlobalInputs::new(&b, 6).tensor(IoTensor::Q),
+            g.tensor(IoTensor::Q)
+        );
+    }
+
+    #[test]
+    fn reference_scatter_gather_compare() {
+        let b = small_batch();
+        let n = b.total_tokens();
+        let r = cpu_reference(&b, 2);
+        let g = GlobalOutputs::from_f64(&r);
+        // A device holding every other token, in reverse.
+        let toks: Vec<u64> = (0..n).rev().step_by(2).collect();
+        let local = g.gather(&b, &toks);
+        let e = g.compare(&b, &toks, &local).report();
+        assert!(e.pass && e.o == 0.0 && e.dq == 0.0 && e.bad == 0.0, "{e:?}");
+        // Same sums as against the f64 reference (up to f32 rounding of the reference).
+        let e64 = compare_global(&b, &toks, &local, &r.o, &r.lse, &r.dq, &r.dkv).report();
+        assert!(e64.pass && e64.o < 1e-6, "{e64:?}");
+        // A wrong value and a NaN are seen.
+        let mut bad = local.clone();
+        bad.dq[17] += 1.0;
+        bad.o[3] = f32::NAN;
+        let e = g.compare(&b, &toks, &bad).report();
+        assert!(!e.pass && e.bad == 1.0 && e.dq > 0.0, "{e:?}");
+        // Scatter of a full cover gives the reference back; missing rows stay NaN.
+        let all: Vec<u64> = (0..n).rev().collect();
+        let back = GlobalOutputs::scatter(&b, &all, &g.gather(&b, &all));
+        assert_eq!(back.dkv, g.dkv);
+        let half = GlobalOutputs::scatter(&b, &toks, &local);
+        // n is even: token 0 is not among `toks`.
+        assert_eq!(n % 2, 0);
+        assert!(half.o[..row_width(&b, IoTensor::O)]
+            .iter()
+            .all(|x| x.is_nan()));
+        assert!(half.compare(&b, &all, &g.gather(&b, &all)).report().bad > 0.0);
     }
 
     #[test]
