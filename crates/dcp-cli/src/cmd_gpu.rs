@@ -323,15 +323,25 @@ pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
     with_rank(timeout_s, |rank| bench_gpu_on(rank, a, specs))
 }
 
-/// Planner options of a benchmark run (the dcp cost model from `--profile` when given).
-fn planner_options(_a: &BenchGpuArgs) -> Result<PlannerOptions> {
-    Ok(PlannerOptions::default())
+/// Planner options of a benchmark run (dcp's cost model from `--planner-profile` when given).
+fn planner_options(a: &BenchGpuArgs) -> Result<PlannerOptions> {
+    a.batch.planner_options(PlannerOptions::default())
+}
+
+/// The topology plans are made for: one node of `world` GPUs, its links from
+/// `--planner-profile` when given.
+fn bench_topology(a: &BenchGpuArgs, world: u32) -> Result<Topology> {
+    let mut t = Topology::new(1, world);
+    if let Some((_, p)) = a.batch.planner_profile()? {
+        crate::common::apply_profile_links(&mut t, &p);
+    }
+    Ok(t)
 }
 
 fn bench_gpu_on(rank: &mut Rank, a: BenchGpuArgs, specs: Vec<PlannerRun>) -> Result<()> {
     let planners: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let world = rank.info.world;
-    let topo = Topology::new(1, world);
+    let topo = bench_topology(&a, world)?;
     let is0 = rank.info.rank == 0;
     let json_out = match (&a.json, is0) {
         (Some(p), true) => Some(
@@ -769,7 +779,7 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
                     "compute_imbalance": pl.imbalance, "plan_s": pl.plan_s,
                     "candidate": pl.plan.candidate.map(|k| k.name()),
                     "pred_fwd_ms": pred.fwd_ms, "pred_bwd_ms": pred.bwd_ms,
-                    // COSTSRC
+                    "cost_model": opts.dcp.cost.source_name(),
                     "run_s": run_s, "check": c});
                 bench.record(&rec, Some(&pb))?;
                 bench.rows.push(Row {
@@ -806,7 +816,7 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
 /// on a helper thread, overlapped with the GPU loop in a real run), and the reference's
 /// scatter from a single-device run.
 fn host_only(a: &BenchGpuArgs, specs: &[PlannerRun]) -> Result<()> {
-    let topo = Topology::new(1, a.host_world);
+    let topo = bench_topology(a, a.host_world)?;
     let opts = planner_options(a)?;
     let n = n_runs(a, specs)?;
     eprintln!(
@@ -912,6 +922,14 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
             std::fs::write(&a.out, &text)
                 .with_context(|| format!("writing {}", a.out.display()))?;
             println!("{text}");
+            // The planner's cost model of this profile (`dcp plan --cost-model`, the Python
+            // planner's `cost_model`): the same numbers as `--planner-profile`.
+            let cost_path = a.out.with_extension("cost.json");
+            let (p, _) = dcp_sim::Profile::from_json(&text)?;
+            let cost = dcp_sim::Hardware::new(p).planner_cost();
+            std::fs::write(&cost_path, serde_json::to_string_pretty(&cost)?)
+                .with_context(|| format!("writing {}", cost_path.display()))?;
+            eprintln!("wrote {} and {}", a.out.display(), cost_path.display());
         }
         Ok(())
     })

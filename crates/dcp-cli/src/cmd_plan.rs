@@ -116,11 +116,14 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     check_planner(&a.planner)?;
     let topo = a.batch.topology()?;
     let lens = a.batch.lengths()?;
-    let opts = PlannerOptions {
+    if a.batch.planner_profile.is_some() && a.dcp.cost_model.is_some() {
+        bail!("give --planner-profile or --cost-model, not both");
+    }
+    let opts = a.batch.planner_options(PlannerOptions {
         budget_tokens: a.budget_tokens,
         dcp: a.dcp.options()?,
         ..Default::default()
-    };
+    })?;
     if let Some(dir) = &a.save {
         std::fs::create_dir_all(dir)?;
     }

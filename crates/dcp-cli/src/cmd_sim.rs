@@ -177,7 +177,13 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             jobs.len()
         ),
     );
-    let opts = PlannerOptions::default();
+    let opts = a.batch.planner_options(PlannerOptions::default())?;
+    if let Some(p) = &a.batch.planner_profile {
+        eprintln!(
+            "dcp weighs its candidates with the cost model of {}",
+            p.display()
+        );
+    }
     let results: Vec<Result<(serde_json::Value, Option<serde_json::Value>)>> = jobs
         .par_iter()
         .map(|(bi, p, b)| {

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use dcp_core::cost::CostModel;
 use dcp_core::datasets::{make_batches, parse_batch_file, Dataset, DEFAULT_BUDGET};
 use dcp_core::mask::MaskSpec;
+use dcp_core::planners::PlannerOptions;
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
+use dcp_sim::{Hardware, Profile};
 
 #[derive(Args, Debug, Clone)]
 pub struct BatchArgs {
@@ -64,6 +67,11 @@ pub struct BatchArgs {
     /// Intra-node bandwidth per GPU, GB/s.
     #[arg(long, value_parser = positive_f64)]
     pub intra_gbps: Option<f64>,
+    /// Calibrated profile (`dcp calibrate` JSON) for the dcp planner's cost model: its fitted
+    /// kernel model and send/recv curve weigh dcp's candidates, its link rates set the
+    /// topology's intra-node bandwidth and latency (explicit --intra-gbps wins).
+    #[arg(long)]
+    pub planner_profile: Option<PathBuf>,
     /// Largest batch accepted, in tokens (a guard against batches whose plans would not fit in
     /// memory or time; raise it deliberately).
     #[arg(long, default_value_t = MAX_BATCH_TOKENS, value_parser = clap::value_parser!(u64).range(1..))]
@@ -212,10 +220,33 @@ impl BatchArgs {
         if let Some(n) = self.nics_per_node {
             t.nics_per_node = n;
         }
+        if let Some((_, p)) = self.planner_profile()? {
+            apply_profile_links(&mut t, &p);
+        }
         if let Some(b) = self.intra_gbps {
             t.intra_gbps = b;
         }
         Ok(t)
+    }
+
+    /// `--planner-profile`: the planner's cost model derived from the profile, and the profile.
+    pub fn planner_profile(&self) -> Result<Option<(CostModel, Profile)>> {
+        let Some(path) = &self.planner_profile else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --planner-profile {}", path.display()))?;
+        let (p, _notes) = Profile::from_json(&text)
+            .with_context(|| format!("--planner-profile {}", path.display()))?;
+        Ok(Some((Hardware::new(p.clone()).planner_cost(), p)))
+    }
+
+    /// Planner options with the cost model of `--planner-profile` (if given) for `dcp`.
+    pub fn planner_options(&self, mut opts: PlannerOptions) -> Result<PlannerOptions> {
+        if let Some((c, _)) = self.planner_profile()? {
+            opts.dcp.cost = c;
+        }
+        Ok(opts)
     }
 
     pub fn mask(&self) -> Result<MaskSpec> {
@@ -230,6 +261,12 @@ impl BatchArgs {
         b.validate()?;
         Ok(b)
     }
+}
+
+/// Sets the topology's intra-node bandwidth and latency from a calibrated profile.
+pub fn apply_profile_links(t: &mut Topology, p: &Profile) {
+    t.intra_gbps = p.intra_gbps;
+    t.intra_latency_us = p.intra_latency_us;
 }
 
 /// Refuses a batch over `limit` tokens, naming the batch, its longest sequence and the limit.

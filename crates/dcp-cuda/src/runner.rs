@@ -949,6 +949,8 @@ pub struct P2pPoint {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Profile {
     pub schema: u32,
+    /// `<device> x<world>`: the profile's name for the simulator and the planner.
+    pub name: String,
     pub device: String,
     pub world: u32,
     pub arch: String,
@@ -1155,6 +1157,7 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
     }
     Ok(Profile {
         schema: 1,
+        name: format!("{} x{}", rank.gpu.name, rank.info.world),
         device: rank.gpu.name.clone(),
         world: rank.info.world,
         arch: rank.gpu.arch(),

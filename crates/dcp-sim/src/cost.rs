@@ -17,6 +17,11 @@
 use dcp_core::flops::{attn_fwd_flops, BWD_FLOP_FACTOR};
 use dcp_core::plan::{Instr, Program, Region, RowRanges};
 
+pub use dcp_core::cost::kernel::{
+    bwd_ctas, fwd_ctas, lpt_makespan, row_tile_classes, CtaClass, CtaModel, KernelFit,
+    KernelScratch, LaunchCost,
+};
+
 use crate::profile::Profile;
 
 /// The CTA models of both attention kernels.
@@ -34,19 +39,52 @@ pub struct KernelModel {
 pub struct Hardware {
     profile: Profile,
     kernels: KernelModel,
+    /// The kernel model with the profile's tile shapes (what attention instructions cost).
+    fit: KernelFit,
 }
 
 impl Hardware {
     /// Derives the kernel model of `profile` (see [`KernelModel::derive`]).
     pub fn new(profile: Profile) -> Self {
         let kernels = KernelModel::derive(&profile);
-        Hardware { profile, kernels }
+        let fit = KernelFit {
+            fwd: kernels.fwd,
+            bwd: kernels.bwd,
+            tile_q: profile.tile_q,
+            tile_k: profile.tile_k,
+            bwd_tile_q: profile.bwd_tile_q,
+            bwd_tile_k: profile.bwd_tile_k,
+            sms: profile.sms,
+        };
+        Hardware {
+            profile,
+            kernels,
+            fit,
+        }
     }
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
     pub fn kernels(&self) -> &KernelModel {
         &self.kernels
+    }
+
+    /// The planner's cost model of this hardware (plain data for `dcp-core`): the profile's
+    /// rates, the fitted kernel model with its tile shapes, and the measured send/recv curve,
+    /// so that `dcp` weighs its candidates with what the simulator (and, calibrated, the GPUs)
+    /// would charge.
+    pub fn planner_cost(&self) -> dcp_core::cost::CostModel {
+        let p = &self.profile;
+        dcp_core::cost::CostModel {
+            attn_fwd_tflops: p.attn_fwd_tflops,
+            attn_bwd_tflops: p.attn_bwd_tflops,
+            launch_us: p.launch_us,
+            per_work_us: p.per_work_us,
+            mem_gbps: p.mem_gbps,
+            kernels: Some(self.fit),
+            intra_curve: p.p2p_curve.clone(),
+            source: Some(p.name.clone()),
+        }
     }
 }
 
@@ -75,63 +113,37 @@ pub fn program_cost(prog: &Program, head_dim: u32, hw: &Hardware, backward: bool
     let n = prog.instrs.len();
     let mut dur_us = vec![0.0; n];
     let mut flops = vec![0.0; n];
-    let (prof, km) = (hw.profile(), hw.kernels());
+    let prof = hw.profile();
     let factor = if backward { BWD_FLOP_FACTOR } else { 1.0 };
     let mem = prof.mem_gbps * 1e3; // bytes per µs
     let merge_bw = prof.merge_gbps.unwrap_or(prof.mem_gbps) * 1e3;
     let per_elem = attn_fwd_flops(1.0, head_dim) * factor;
     let mut prev_kind: Option<&'static str> = None;
-    let mut ctas: Vec<CtaClass> = Vec::new();
-    let mut buf: Vec<(f64, u64)> = Vec::new();
+    let mut scratch = KernelScratch::default();
+    let lc = LaunchCost {
+        launch_us: prof.launch_us,
+        per_work_us: prof.per_work_us,
+        mem_gbps: prof.mem_gbps,
+    };
     for (i, ins) in prog.instrs.iter().enumerate() {
         let kind = ins.name();
         let (d, f) = match ins {
-            Instr::Attn { works, .. } => {
-                ctas.clear();
-                fwd_ctas(
-                    works.iter().map(|w| (&w.rows, w.q.heads)),
-                    prof.tile_q,
-                    prof.tile_k,
-                    &mut ctas,
-                );
-                let attended: f64 = works
-                    .iter()
-                    .map(|w| w.rows.attended() as f64 * w.q.heads as f64)
-                    .sum();
-                let t = prof.launch_us
-                    + prof.per_work_us * works.len() as f64
-                    + km.fwd.makespan(&ctas, head_dim, &mut buf);
-                (t, attended * per_elem)
-            }
-            Instr::AttnBwd { works, .. } => {
-                ctas.clear();
-                bwd_ctas(
-                    works.iter().map(|w| {
-                        let kvh = w.kv.first().map(|r| r.heads).unwrap_or(w.q.heads);
-                        (&w.rows, w.q.heads, kvh)
-                    }),
-                    prof.bwd_tile_q,
-                    prof.bwd_tile_k,
-                    prof.sms,
-                    &mut ctas,
-                );
-                let attended: f64 = works
-                    .iter()
-                    .map(|w| w.rows.attended() as f64 * w.q.heads as f64)
-                    .sum();
-                // D = rowsum(dO ∘ O): one memory-bound launch before the kernel.
-                let dd_bytes: u64 = works
-                    .iter()
-                    .map(|w| {
-                        region_bytes(prog, &w.o)
-                            + region_bytes(prog, &w.do_)
-                            + 4 * w.q.len as u64 * w.q.heads as u64
-                    })
-                    .sum();
-                let t = 2.0 * prof.launch_us
-                    + dd_bytes as f64 / mem
-                    + prof.per_work_us * works.len() as f64
-                    + km.bwd.makespan(&ctas, head_dim, &mut buf);
+            Instr::Attn { .. } | Instr::AttnBwd { .. } => {
+                let attended: f64 = match ins {
+                    Instr::Attn { works, .. } => works
+                        .iter()
+                        .map(|w| w.rows.attended() as f64 * w.q.heads as f64)
+                        .sum(),
+                    Instr::AttnBwd { works, .. } => works
+                        .iter()
+                        .map(|w| w.rows.attended() as f64 * w.q.heads as f64)
+                        .sum(),
+                    _ => unreachable!("matched above"),
+                };
+                let t = hw
+                    .fit
+                    .attn_us(prog, ins, head_dim, &lc, &mut scratch)
+                    .expect("an attention instruction");
                 (t, attended * per_elem)
             }
             Instr::Fill { dst, .. } => (region_bytes(prog, dst) as f64 / mem, 0.0),
@@ -176,303 +188,6 @@ pub fn op_kind(ins: &Instr) -> Option<OpKind> {
         Instr::Attn { .. } | Instr::AttnBwd { .. } => Some(OpKind::Attn),
         Instr::Comm { .. } | Instr::Wait { .. } => None,
         _ => Some(OpKind::Elementwise),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CTA / wave model of the project's attention kernels (`crates/dcp-cuda`).
-// ---------------------------------------------------------------------------------------------
-
-/// Merged key-tile intervals `[a, b)` touched by rows `[r0, r1)` of `rows` (key tiles of `tk`),
-/// and the intervals of *full* tiles (every row of the row tile attends every key of the tile).
-/// `seg_i` is a cursor into `rows.segs` (row tiles must be visited in ascending order).
-#[allow(clippy::too_many_arguments)]
-fn classify_row_tile(
-    rows: &RowRanges,
-    seg_i: &mut usize,
-    r0: u32,
-    r1: u32,
-    tk: i64,
-    touched: &mut Vec<(i64, i64)>,
-    full: &mut Vec<(i64, i64)>,
-    seg_full: &mut Vec<(i64, i64)>,
-    tmp: &mut Vec<(i64, i64)>,
-) {
-    touched.clear();
-    full.clear();
-    while *seg_i < rows.segs.len() && rows.segs[*seg_i].row0 + rows.segs[*seg_i].rows <= r0 {
-        *seg_i += 1;
-    }
-    let mut covered = 0u32;
-    let mut first = true;
-    let mut j = *seg_i;
-    while j < rows.segs.len() && rows.segs[j].row0 < r1 {
-        let seg = &rows.segs[j];
-        let (ra, rb) = (r0.max(seg.row0), r1.min(seg.row0 + seg.rows));
-        covered += rb - ra;
-        let (a, b) = (ra as i64, (rb - 1) as i64);
-        seg_full.clear();
-        for lr in &seg.ranges {
-            let (sa, sb) = (lr.start.at(a), lr.start.at(b));
-            let (ea, eb) = (lr.end.at(a), lr.end.at(b));
-            if !(ea > sa || eb > sb) {
-                continue;
-            }
-            let s = sa.min(sb).max(0);
-            let e = ea.max(eb);
-            if e > s {
-                touched.push((s.div_euclid(tk), (e + tk - 1).div_euclid(tk)));
-            }
-            if ea > sa && eb > sb {
-                // Every row of the segment attends [max start, min end).
-                let (fs, fe) = (
-                    (sa.max(sb).max(0) + tk - 1).div_euclid(tk),
-                    ea.min(eb).div_euclid(tk),
-                );
-                if fe > fs {
-                    seg_full.push((fs, fe));
-                }
-            }
-        }
-        merge_intervals(seg_full);
-        if first {
-            std::mem::swap(full, seg_full);
-            first = false;
-        } else {
-            intersect_intervals(full, seg_full, tmp);
-            std::mem::swap(full, tmp);
-        }
-        j += 1;
-    }
-    if covered < r1 - r0 {
-        // Rows without keys: no tile is full.
-        full.clear();
-    }
-    merge_intervals(touched);
-}
-
-fn merge_intervals(v: &mut Vec<(i64, i64)>) {
-    if v.len() < 2 {
-        return;
-    }
-    v.sort_unstable();
-    let mut w = 0;
-    for i in 1..v.len() {
-        if v[i].0 <= v[w].1 {
-            v[w].1 = v[w].1.max(v[i].1);
-        } else {
-            w += 1;
-            v[w] = v[i];
-        }
-    }
-    v.truncate(w + 1);
-}
-
-fn intersect_intervals(a: &[(i64, i64)], b: &[(i64, i64)], out: &mut Vec<(i64, i64)>) {
-    out.clear();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (s, e) = (a[i].0.max(b[j].0), a[i].1.min(b[j].1));
-        if e > s {
-            out.push((s, e));
-        }
-        if a[i].1 < b[j].1 {
-            i += 1;
-        } else {
-            j += 1;
-        }
-    }
-}
-
-fn interval_len(v: &[(i64, i64)]) -> i64 {
-    v.iter().map(|&(a, b)| b - a).sum()
-}
-
-/// Full and partial (masked) key tiles of every `tq`-row tile of a work, key tiles of `tk`.
-pub fn row_tile_classes(rows: &RowRanges, tq: u32, tk: u32, mut f: impl FnMut(u32, i64, i64)) {
-    row_tile_intervals(rows, tq, tk, |r0, t, fl| {
-        let (nt, nf) = (interval_len(t), interval_len(fl));
-        f(r0, nf, nt - nf)
-    });
-}
-
-fn row_tile_intervals(
-    rows: &RowRanges,
-    tq: u32,
-    tk: u32,
-    mut f: impl FnMut(u32, &[(i64, i64)], &[(i64, i64)]),
-) {
-    let n = rows.n_rows();
-    let (mut t, mut fl, mut sf, mut tmp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut seg_i = 0;
-    let mut r0 = 0;
-    while r0 < n {
-        let r1 = (r0 + tq).min(n);
-        classify_row_tile(
-            rows, &mut seg_i, r0, r1, tk as i64, &mut t, &mut fl, &mut sf, &mut tmp,
-        );
-        f(r0, &t, &fl);
-        r0 = r1;
-    }
-}
-
-/// Makespan of CTAs `(duration, count)` on `slots` identical slots when the hardware hands each
-/// CTA, longest first (the executor sorts its task list so), to the first slot that frees up.
-pub fn lpt_makespan(tasks: &mut [(f64, u64)], slots: usize) -> f64 {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    let slots = slots.max(1);
-    tasks.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    // Slot free times (non-negative, so the bit patterns order like the values).
-    let mut heap: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(slots);
-    let mut used = 0usize;
-    let mut offset = 0.0f64; // added to every slot in the heap
-    let mut max_t = 0.0f64;
-    for &(d, mut k) in tasks.iter() {
-        if k == 0 || d <= 0.0 {
-            continue;
-        }
-        // Fill idle slots first.
-        while k > 0 && used < slots {
-            heap.push(Reverse((d - offset).max(0.0).to_bits()));
-            used += 1;
-            k -= 1;
-            max_t = max_t.max(d);
-        }
-        while k > 0 {
-            let min_t = f64::from_bits(heap.peek().expect("slots").0) + offset;
-            if k >= slots as u64 && max_t - min_t <= d {
-                // Every slot takes one task per round, in the same order: shift them all.
-                let rounds = k / slots as u64;
-                offset += rounds as f64 * d;
-                max_t += rounds as f64 * d;
-                k -= rounds * slots as u64;
-                continue;
-            }
-            let Reverse(bits) = heap.pop().expect("slots");
-            let t = f64::from_bits(bits) + offset + d;
-            max_t = max_t.max(t);
-            heap.push(Reverse((t - offset).max(0.0).to_bits()));
-            k -= 1;
-        }
-    }
-    max_t
-}
-
-/// CTAs of one attention launch that cost the same: `full` and `partial` tile units each
-/// (one unit = one tile of one head), `count` of them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CtaClass {
-    pub full: f64,
-    pub partial: f64,
-    pub count: u64,
-}
-
-/// Forward CTAs: one per (work, `tq`-row tile, query head), looping over the key tiles of `tk`
-/// keys its rows touch (`crates/dcp-cuda`: `dcp_attn_fwd`).
-pub fn fwd_ctas<'a>(
-    works: impl Iterator<Item = (&'a RowRanges, u32)>,
-    tq: u32,
-    tk: u32,
-    out: &mut Vec<CtaClass>,
-) {
-    for (rows, heads) in works {
-        row_tile_classes(rows, tq, tk, |_, f, p| {
-            out.push(CtaClass {
-                full: f as f64,
-                partial: p as f64,
-                count: heads as u64,
-            })
-        });
-    }
-}
-
-/// Backward CTAs: one per (work, `tk`-key tile, KV head, chunk of its list of `tq`-row tiles);
-/// each loops over the tiles of its chunk for each of the `group` query heads of its KV head.
-/// Lists are cut into chunks of max(8, ⌈Σ list lengths × KV heads / (4·sms)⌉) entries, as the
-/// executor does so that long lists do not serialise on one SM.
-pub fn bwd_ctas<'a>(
-    works: impl Iterator<Item = (&'a RowRanges, u32, u32)>,
-    tq: u32,
-    tk: u32,
-    sms: u32,
-    out: &mut Vec<CtaClass>,
-) {
-    // (list length, full entries, kv heads, group) per kv tile.
-    let mut pending: Vec<(u32, u32, u32, u32)> = Vec::new();
-    let (mut cnt, mut full): (Vec<i32>, Vec<i32>) = (Vec::new(), Vec::new());
-    for (rows, heads, kv_heads) in works {
-        let kvh = kv_heads.max(1);
-        let group = (heads / kvh).max(1);
-        cnt.clear();
-        full.clear();
-        row_tile_intervals(rows, tq, tk, |_, t, fl| {
-            for (v, iv) in [(&mut cnt, t), (&mut full, fl)] {
-                for &(a, b) in iv {
-                    if v.len() <= b as usize {
-                        v.resize(b as usize + 1, 0);
-                    }
-                    v[a as usize] += 1;
-                    v[b as usize] -= 1;
-                }
-            }
-        });
-        full.resize(cnt.len(), 0);
-        let (mut c, mut f) = (0i32, 0i32);
-        for k in 0..cnt.len() {
-            c += cnt[k];
-            f += full[k];
-            if c > 0 {
-                pending.push((c as u32, f.max(0) as u32, kvh, group));
-            }
-        }
-    }
-    let total: u64 = pending.iter().map(|p| p.0 as u64 * p.2 as u64).sum();
-    let chunk = total.div_ceil(4 * sms.max(1) as u64).max(8) as u32;
-    for &(len, f, kvh, group) in &pending {
-        let pfrac = 1.0 - f as f64 / len as f64;
-        let g = group as f64;
-        let mut push = |n: u32, count: u64| {
-            out.push(CtaClass {
-                full: g * n as f64 * (1.0 - pfrac),
-                partial: g * n as f64 * pfrac,
-                count,
-            })
-        };
-        if len / chunk > 0 {
-            push(chunk, (len / chunk) as u64 * kvh as u64);
-        }
-        if len % chunk > 0 {
-            push(len % chunk, kvh as u64);
-        }
-    }
-}
-
-/// Kernel constants of the CTA model for one pass (see `docs/SIMULATOR.md`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CtaModel {
-    /// µs per full tile per head at head dim 128.
-    pub tile_us: f64,
-    /// Cost of a partial (masked) tile relative to a full one.
-    pub partial: f64,
-    /// Fixed µs per CTA (load Q or K/V, write O/LSE or dK/dV, pipeline fill).
-    pub cta_us: f64,
-    /// CTAs resident at once (SMs × CTAs per SM).
-    pub slots: usize,
-}
-
-impl CtaModel {
-    /// Makespan (µs) of the CTAs of one launch, head dim `d`.
-    pub fn makespan(&self, ctas: &[CtaClass], head_dim: u32, buf: &mut Vec<(f64, u64)>) -> f64 {
-        let ds = head_dim as f64 / 128.0;
-        buf.clear();
-        buf.extend(ctas.iter().map(|c| {
-            (
-                self.cta_us + self.tile_us * ds * (c.full + self.partial * c.partial),
-                c.count,
-            )
-        }));
-        lpt_makespan(buf, self.slots)
     }
 }
 

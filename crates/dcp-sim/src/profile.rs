@@ -104,12 +104,9 @@ pub struct AttnPoint {
     pub bwd_ms: f64,
 }
 
-/// One point of the calibration's NCCL send/recv curve: `bytes` took `us` between two GPUs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct P2pPoint {
-    pub bytes: f64,
-    pub us: f64,
-}
+/// One point of the calibration's NCCL send/recv curve: `bytes` took `us` between two GPUs
+/// (the planner's cost model takes the same points, [`dcp_core::cost::CurvePoint`]).
+pub use dcp_core::cost::CurvePoint as P2pPoint;
 
 const FIELDS: &[&str] = &[
     "name",
@@ -398,21 +395,10 @@ impl Profile {
     /// Time (µs) of one NCCL send/recv of `bytes` inside the NVLink domain from `p2p_curve`:
     /// linear between measured sizes, the first point's time below, the last point's rate above.
     pub fn p2p_us(&self, bytes: f64) -> f64 {
-        let c = &self.p2p_curve;
-        let Some(first) = c.first() else {
+        if self.p2p_curve.is_empty() {
             return self.intra_latency_us + bytes / (self.intra_gbps * 1e3);
-        };
-        if bytes <= first.bytes {
-            return first.us;
         }
-        for w in c.windows(2) {
-            if bytes <= w[1].bytes {
-                let f = (bytes - w[0].bytes) / (w[1].bytes - w[0].bytes);
-                return w[0].us + f * (w[1].us - w[0].us);
-            }
-        }
-        let last = c.last().expect("non-empty");
-        last.us + (bytes - last.bytes) / (last.bytes / last.us)
+        dcp_core::cost::curve_us(&self.p2p_curve, bytes)
     }
 }
 

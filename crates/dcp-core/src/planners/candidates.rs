@@ -26,14 +26,16 @@ fn nbytes(tokens: u32, heads: u32, width: u32, size: u64) -> f64 {
 /// The per-device clocks of one program.
 struct Clocks<'a> {
     topo: &'a Topology,
+    cost: &'a CostModel,
     compute: Vec<f64>,
     comm: Vec<f64>,
 }
 
 impl<'a> Clocks<'a> {
-    fn new(topo: &'a Topology, n: usize) -> Self {
+    fn new(topo: &'a Topology, cost: &'a CostModel, n: usize) -> Self {
         Clocks {
             topo,
+            cost,
             compute: vec![0.0; n],
             comm: vec![0.0; n],
         }
@@ -63,15 +65,9 @@ impl<'a> Clocks<'a> {
                 let (oa, ob) = split(out[i], o_inter);
                 let (ia, ib) = split(out[prev], i_inter);
                 let nd = node[t.node_of(i as u32) as usize];
-                let intra = oa.max(ia) / (t.intra_gbps * 1e9);
                 let inter = (ob.max(ib) / (t.inter_gbps * 1e9))
                     .max(nd.0.max(nd.1) / (t.node_inter_gbps() * 1e9));
-                let lat = if o_inter || i_inter {
-                    t.inter_latency_us
-                } else {
-                    t.intra_latency_us
-                } * 1e-6;
-                let end = latest + lat + intra.max(inter);
+                let end = latest + self.cost.group_s(t, oa.max(ia), o_inter || i_inter, inter);
                 self.comm[i] = end;
                 end
             })
@@ -111,6 +107,16 @@ pub fn predict_ring(
     cost: &CostModel,
     zigzag: bool,
 ) -> Prediction {
+    if cost.is_fitted() {
+        // Measured models need the plan's works and groups: build it.
+        return match crate::planners::ring::plan_ring(batch, topo, zigzag) {
+            Ok(p) => crate::cost::predict(&p, cost),
+            Err(_) => Prediction {
+                fwd_ms: f64::INFINITY,
+                bwd_ms: f64::INFINITY,
+            },
+        };
+    }
     let n = topo.n_devices() as usize;
     let m = batch.model;
     let (h, hkv, d, e) = (m.heads, m.kv_heads, m.head_dim, m.dtype.size());
@@ -157,7 +163,7 @@ pub fn predict_ring(
     };
 
     // Forward: fills, then per step the next KV hop, the works, their merges, the wait.
-    let mut f = Clocks::new(topo, n);
+    let mut f = Clocks::new(topo, cost, n);
     for i in 0..n {
         f.compute[i] += cost.mem_s(nbytes(tokens[i], h, d, 4));
         f.compute[i] += cost.mem_s(nbytes(tokens[i], h, 1, 4));
@@ -180,7 +186,7 @@ pub fn predict_ring(
     }
 
     // Backward: KV hop, waits for the previous KV and dKV hops, the works, the dKV hop.
-    let mut b = Clocks::new(topo, n);
+    let mut b = Clocks::new(topo, cost, n);
     for i in 0..n {
         b.compute[i] += cost.mem_s(nbytes(tokens[i], h, d, 4));
         b.compute[i] += cost.mem_s(nbytes(tokens[i], hkv, 2 * d, 4));
@@ -227,6 +233,11 @@ pub fn predict_local(
     cost: &CostModel,
     budget_tokens: Option<u64>,
 ) -> Result<(Prediction, f64), PlanningError> {
+    if cost.is_fitted() {
+        let plan = crate::planners::local::plan_local(batch, topo, budget_tokens)?;
+        let imb = crate::stats::plan_stats(&plan).compute_imbalance;
+        return Ok((crate::cost::predict(&plan, cost), imb));
+    }
     let assign = assign_local(batch, topo, budget_tokens)?;
     let m = batch.model;
     let (h, hkv, d, e) = (m.heads, m.kv_heads, m.head_dim, m.dtype.size());
@@ -277,8 +288,9 @@ pub fn predict_local(
 /// head-parallel candidates (`ulysses`, `usp`) are built and predicted only above it.
 pub fn compute_lower_bound_ms(cost: &CostModel, total_flops: f64, n: u32) -> f64 {
     let nf = n.max(1) as f64;
-    let f = total_flops / nf / (cost.attn_fwd_tflops * 1e12);
-    let b = crate::flops::BWD_FLOP_FACTOR * total_flops / nf / (cost.attn_bwd_tflops * 1e12);
+    let (fr, br) = cost.peak_tflops();
+    let f = total_flops / nf / (fr * 1e12);
+    let b = crate::flops::BWD_FLOP_FACTOR * total_flops / nf / (br * 1e12);
     (f + b) * 1e3
 }
 
@@ -293,6 +305,10 @@ pub fn ring_lower_bound_ms(
     zigzag: bool,
 ) -> f64 {
     let n = topo.n_devices() as usize;
+    if cost.is_fitted() {
+        // A measured curve has no α/β split to bound hops with: compute alone.
+        return compute_lower_bound_ms(cost, total_flops, n as u32);
+    }
     let m = batch.model;
     let (hkv, d, e) = (m.kv_heads, m.head_dim, m.dtype.size());
     // Tokens per device without building pieces: the chunk rule of `chunk_layout`.
@@ -399,5 +415,144 @@ mod tests {
             compared += 1;
         }
         assert_eq!(compared, 150);
+    }
+
+    /// A fitted cost model of the kind `dcp calibrate` yields (hand-made constants: an
+    /// H100-like CTA model and a send/recv curve with a latency floor).
+    fn fitted() -> CostModel {
+        use crate::cost::kernel::{CtaModel, KernelFit};
+        use crate::cost::CurvePoint;
+        CostModel {
+            kernels: Some(KernelFit {
+                fwd: CtaModel {
+                    tile_us: 0.9,
+                    partial: 1.25,
+                    cta_us: 12.0,
+                    slots: 264,
+                },
+                bwd: CtaModel {
+                    tile_us: 2.4,
+                    partial: 1.0,
+                    cta_us: 40.0,
+                    slots: 132,
+                },
+                tile_q: 64,
+                tile_k: 64,
+                bwd_tile_q: 64,
+                bwd_tile_k: 128,
+                sms: 132,
+            }),
+            intra_curve: vec![
+                CurvePoint {
+                    bytes: 4096.0,
+                    us: 25.0,
+                },
+                CurvePoint {
+                    bytes: 1048576.0,
+                    us: 30.0,
+                },
+                CurvePoint {
+                    bytes: 268435456.0,
+                    us: 1100.0,
+                },
+            ],
+            source: Some("test-fit".into()),
+            ..CostModel::default()
+        }
+    }
+
+    #[test]
+    fn fitted_models_cost_plans_differently_and_bound_every_candidate() {
+        use crate::planners::{make_plan, PlannerOptions};
+        let fit = fitted();
+        assert!(fit.is_fitted() && !CostModel::default().is_fitted());
+        // Plain data: the model survives JSON (what `dcp calibrate` writes, `--cost-model`
+        // and the Python planner read).
+        let back = CostModel::from_json(&serde_json::to_string(&fit).unwrap()).unwrap();
+        assert_eq!(back, fit);
+        let mut opts = PlannerOptions::default();
+        opts.dcp.cost = fit.clone();
+        let mut differ = 0;
+        for seed in 0..40u64 {
+            let (batch, topo) = random_case(seed, 300);
+            if topo.n_devices() == 1 {
+                continue;
+            }
+            let flops: f64 = batch
+                .seqs
+                .iter()
+                .map(|s| {
+                    crate::flops::attn_fwd_flops(
+                        s.mask.compile(s.len).count_all() as f64 * batch.model.heads as f64,
+                        batch.model.head_dim,
+                    )
+                })
+                .sum();
+            let lb = compute_lower_bound_ms(&fit, flops, topo.n_devices());
+            let dcp = make_plan("dcp", &batch, &topo, &opts).unwrap();
+            let pd = predict(&dcp, &fit);
+            for (name, zz) in [("zigzag", true), ("ring", false)] {
+                let plan = plan_ring(&batch, &topo, zz).unwrap();
+                let want = predict(&plan, &fit);
+                // The fitted path builds the plan: equal to the predictor on it.
+                assert_eq!(
+                    predict_ring(&batch, &topo, &fit, zz),
+                    want,
+                    "seed {seed} {name}"
+                );
+                assert!(
+                    ring_lower_bound_ms(&batch, &topo, &fit, flops, zz)
+                        <= want.fwd_ms + want.bwd_ms + 1e-9,
+                    "seed {seed} {name}: lower bound above {want:?}"
+                );
+                if (want.fwd_ms - predict(&plan, &CostModel::default()).fwd_ms).abs() > 1e-6 {
+                    differ += 1;
+                }
+            }
+            // Every candidate dcp weighs is bounded below by the compute bound, and dcp is
+            // never predicted slower than any of them under the fitted model.
+            for st in ["ring", "zigzag", "ulysses", "usp", "local", "dcp-only"] {
+                let Ok(sp) = make_plan(st, &batch, &topo, &opts) else {
+                    continue;
+                };
+                let ps = predict(&sp, &fit);
+                assert!(
+                    lb <= ps.fwd_ms + ps.bwd_ms + 1e-9,
+                    "seed {seed} {st}: compute bound {lb} above {ps:?}"
+                );
+                if st != "local" {
+                    assert!(
+                        pd.fwd_ms + pd.bwd_ms <= ps.fwd_ms + ps.bwd_ms + 1e-9,
+                        "seed {seed} {topo:?}: dcp {pd:?} vs {st} {ps:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            differ > 10,
+            "the fitted model changed only {differ} predictions"
+        );
+    }
+
+    #[test]
+    fn measured_curve_replaces_alpha_beta_inside_a_node() {
+        let fit = fitted();
+        let topo = Topology::new(1, 4);
+        // Below the first point: its time; between points: linear; above: the last rate.
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-6);
+        assert!(close(fit.group_s(&topo, 100.0, false, 0.0), 25e-6));
+        let mid = fit.group_s(&topo, (4096.0 + 1048576.0) / 2.0, false, 0.0);
+        assert!((mid - 27.5e-6).abs() < 1e-12, "{mid}");
+        let big = fit.group_s(&topo, 2.0 * 268435456.0, false, 0.0);
+        assert!((big - 2200e-6).abs() < 1e-9, "{big}");
+        // Crossing nodes: the slower of the curve and α + the inter-node time.
+        assert!(close(
+            fit.group_s(&topo, 100.0, true, 1.0),
+            topo.inter_latency_us * 1e-6 + 1.0
+        ));
+        // Without a curve: α + bytes/β as before.
+        let d = CostModel::default();
+        let want = topo.intra_latency_us * 1e-6 + 1e9 / (topo.intra_gbps * 1e9);
+        assert!((d.group_s(&topo, 1e9, false, 0.0) - want).abs() < 1e-12);
     }
 }

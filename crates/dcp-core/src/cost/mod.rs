@@ -9,14 +9,19 @@
 //! direction. The full cluster simulator (link sharing, traces) lives in `dcp-sim`; this one is
 //! small enough to run inside the planner on every candidate plan.
 
+pub mod kernel;
+
 use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use kernel::{KernelFit, KernelScratch, LaunchCost};
+
 use crate::flops::{attn_fwd_flops, BWD_FLOP_FACTOR};
 use crate::plan::{Dir, Instr, Plan, Region};
+use crate::spec::Topology;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CostModel {
     /// Forward attention rate on attended FLOPs, TFLOP/s.
@@ -29,6 +34,45 @@ pub struct CostModel {
     pub per_work_us: f64,
     /// Memory bandwidth for element-wise instructions, GB/s.
     pub mem_gbps: f64,
+    /// Fitted kernel model of a calibrated GPU (`dcp calibrate` profile, through
+    /// `dcp_sim::Hardware::planner_cost`): when set, the attention instructions of built plans
+    /// cost the CTA makespan of their works ([`KernelFit::attn_us`], what the simulator
+    /// charges) instead of their FLOPs at the flat rates above, which remain for plan-free
+    /// estimates (stage counts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<KernelFit>,
+    /// Measured NCCL send/recv time between two GPUs of a node by message size (ascending
+    /// bytes): when not empty, intra-node groups of built plans cost this curve instead of
+    /// α + bytes/β of the topology ([`CostModel::group_s`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub intra_curve: Vec<CurvePoint>,
+    /// Where the numbers come from (a profile's name); `None`: the built-in defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// One point of a measured transfer curve: `bytes` took `us`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub bytes: f64,
+    pub us: f64,
+}
+
+/// Time (µs) of `bytes` on a measured curve (ascending bytes, not empty): linear between
+/// points, the first point's time below, the last point's rate above.
+pub fn curve_us(c: &[CurvePoint], bytes: f64) -> f64 {
+    let first = c[0];
+    if bytes <= first.bytes {
+        return first.us;
+    }
+    for w in c.windows(2) {
+        if bytes <= w[1].bytes {
+            let f = (bytes - w[0].bytes) / (w[1].bytes - w[0].bytes);
+            return w[0].us + f * (w[1].us - w[0].us);
+        }
+    }
+    let last = c[c.len() - 1];
+    last.us + (bytes - last.bytes) / (last.bytes / last.us)
 }
 
 impl Default for CostModel {
@@ -40,6 +84,9 @@ impl Default for CostModel {
             launch_us: 8.0,
             per_work_us: 0.5,
             mem_gbps: 2500.0,
+            kernels: None,
+            intra_curve: Vec::new(),
+            source: None,
         }
     }
 }
@@ -59,6 +106,49 @@ impl CostModel {
     }
     pub fn mem_s(&self, bytes: f64) -> f64 {
         bytes / (self.mem_gbps * 1e9) + self.launch_us * 1e-6
+    }
+
+    /// Whether built plans are costed with measured models (a fitted kernel model or a
+    /// transfer curve) that the plan-free candidate formulas cannot reproduce.
+    pub fn is_fitted(&self) -> bool {
+        self.kernels.is_some() || !self.intra_curve.is_empty()
+    }
+
+    /// Where the numbers come from, for records: the profile's name or `default`.
+    pub fn source_name(&self) -> &str {
+        self.source.as_deref().unwrap_or("default")
+    }
+
+    /// Forward and backward attended-FLOP rates (TFLOP/s) no launch exceeds: the flat rates,
+    /// or with a fitted kernel model its peak ([`KernelFit::peak_tflops`]). Lower bounds of plan
+    /// times use these.
+    pub fn peak_tflops(&self) -> (f64, f64) {
+        match &self.kernels {
+            Some(k) => k.peak_tflops(),
+            None => (self.attn_fwd_tflops, self.attn_bwd_tflops),
+        }
+    }
+
+    /// Seconds of one communication group on a device, from the moment its last peer launched
+    /// it: `intra_bytes` inside the node (its larger direction), `inter_s` the time of its
+    /// inter-node bytes, `inter` whether any of its transfers crosses nodes. Without a curve:
+    /// α (inter-node α if any transfer crosses) plus the slower of intra and inter; with one,
+    /// the curve's time of the intra-node bytes (which includes α), against α + `inter_s`.
+    pub fn group_s(&self, topo: &Topology, intra_bytes: f64, inter: bool, inter_s: f64) -> f64 {
+        let lat = if inter {
+            topo.inter_latency_us
+        } else {
+            topo.intra_latency_us
+        } * 1e-6;
+        if self.intra_curve.is_empty() {
+            return lat + (intra_bytes / (topo.intra_gbps * 1e9)).max(inter_s);
+        }
+        let c = curve_us(&self.intra_curve, intra_bytes) * 1e-6;
+        if inter {
+            c.max(lat + inter_s)
+        } else {
+            c
+        }
     }
 }
 
@@ -82,6 +172,8 @@ struct Clock<'a> {
     group_latest: Option<f64>,
     /// Inter-node bytes (out, in) per node in the group being completed.
     node_inter: Option<Vec<(f64, f64)>>,
+    /// Buffers of the fitted kernel model.
+    scratch: KernelScratch,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -120,6 +212,23 @@ impl Clock<'_> {
     fn local(&mut self, dev: u32, instr: &Instr) {
         let d = dev as usize;
         let hd = self.plan.batch.model.head_dim;
+        if let Some(fit) = &self.cost.kernels {
+            let dp = &self.plan.devices[d];
+            let prog = if self.backward {
+                &dp.backward
+            } else {
+                &dp.forward
+            };
+            let lc = LaunchCost {
+                launch_us: self.cost.launch_us,
+                per_work_us: self.cost.per_work_us,
+                mem_gbps: self.cost.mem_gbps,
+            };
+            if let Some(us) = fit.attn_us(prog, instr, hd, &lc, &mut self.scratch) {
+                self.compute[d] += us * 1e-6;
+                return;
+            }
+        }
         let t = match instr {
             Instr::Wait { tag } => {
                 if let Some(&(_, at)) = self.done[d].iter().find(|x| x.0 == *tag) {
@@ -209,15 +318,12 @@ impl Clock<'_> {
             self.group_latest = None;
             self.node_inter = None;
         }
-        let intra = g.out_intra.max(g.in_intra) / (topo.intra_gbps * 1e9);
         let inter = (g.out_inter.max(g.in_inter) / (topo.inter_gbps * 1e9))
             .max(node.0.max(node.1) / (topo.node_inter_gbps() * 1e9));
-        let lat = if g.inter {
-            topo.inter_latency_us
-        } else {
-            topo.intra_latency_us
-        } * 1e-6;
-        let end = latest + lat + intra.max(inter);
+        let end = latest
+            + self
+                .cost
+                .group_s(&topo, g.out_intra.max(g.in_intra), g.inter, inter);
         self.comm[d] = end;
         self.done[d].push((tag, end));
     }
@@ -289,6 +395,7 @@ pub fn predict(plan: &Plan, cost: &CostModel) -> Prediction {
             pending: vec![None; n],
             group_latest: None,
             node_inter: None,
+            scratch: KernelScratch::default(),
         };
         // Plans given to the predictor are valid (planners emit them, or the validator passed
         // them); a malformed group only means an invalid plan.
