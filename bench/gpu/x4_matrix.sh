@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
 # Four GPUs: the paper's attention matrix (issue 13). longalign and ldc × length scales 0.5, 1, 2,
-# 4 (5 batches each, bench/gpu/x4_batches.json) × masks causal, lambda, shared-question,
-# causal-blockwise × planners ring, zigzag, ulysses, usp, local, dcp (block sizes 1024, 2048,
-# 4096). Every output is checked (--check: against the single-GPU `local` plan on the same
-# inputs). Writes $OUT/x4_matrix.jsonl (bench-gpu records + one `launch` record per call with its
-# wall time), then $OUT/gpu-4x.md and its plots via `dcp gpu-report`.
+# 4 (PER_CELL batches each, bench/gpu/x4_batches.json) × masks causal, lambda, shared-question,
+# causal-blockwise × planners ring, zigzag, ulysses, usp, local (block 1024: they ignore the block
+# size), dcp at blocks 1024, 2048, 4096, and dcp's own placement (`dcp-only`) at 1024 so that
+# the report can tell whether dcp picked the measured-fastest of its candidates. Every output is
+# checked (--check: against the single-GPU `local` plan on the same inputs).
 #
-# Two launches per mask keep start-up (~6 s each: NCCL init, NVRTC) to 8 calls and run each
-# static plan once:  A: ring,zigzag,ulysses,usp,local,dcp at block 1024;  B: dcp at 2048,4096.
+# One `bench-gpu` launch runs everything (start-up ~6 s once). Per (mask, batch) it makes the
+# inputs once in global token order and the reference once (one single-GPU run), and prepares
+# the next (mask, batch)'s inputs and plans on a helper thread while the GPUs run the current
+# one; inputs, gathers and checks run on the rank's share of the host cores; a plan's check is
+# its first (warm-up) run. Host work per rank, measured without a GPU (`bench-gpu --host-only`,
+# bench/results/gpu-x4-host/README.md) is ~0.1 s per (mask, batch) plus ~0.03 s per plan run on
+# 16 cores; kernels ~160 s; the whole matrix is estimated at ~5-6 min on 4× H200.
 #
-# Time budget. Kernels: 160 (batch, mask) pairs × 8 plan runs × (WARMUP 1 + REPEATS 3 + 1 checked
-# run) × ~30 ms mean fwd+bwd on 4 GPUs ≈ 190 s. But bench-gpu's host work dominates today
-# (measured on 4× H200, bench/results/gpu-2026-11-28-x4probe): ~2 s per plan run (inputs made on
-# the host element by element, set-up, checked rerun, outputs compared on one core) and ~3 s per
-# reference (once per batch and block size), so the whole matrix takes ~75 min of wall time. It
-# fits 10 minutes once bench-gpu builds inputs and compares outputs on the 64 cores (or the GPU)
-# and makes the reference once per batch. Until then run it in pieces that fit one device call,
-# e.g. PER_CELL=1 with one mask per call (~4 min each), and join the pieces' JSON with
-# `dcp gpu-report --input a.jsonl,b.jsonl,... --batches <any piece's x4_batches.json>`.
-# Each `launch` record says what its call took.
+# PROFILE=1 first runs `dcp calibrate` on the GPUs (~20 s) and plans dcp with that profile's
+# fitted kernel model and send/recv curve (--planner-profile); after the matrix it runs
+# `dcp simulate` with the same profile on the same batches and plans (SIM=0 skips it), and
+# `dcp gpu-report` adds the simulated-against-measured section.
+#
+# Writes into $RES (default /tmp/x4_matrix): x4_matrix.jsonl (bench-gpu records, one `meta`
+# record and one `launch` record per GPU command with its wall time), matrix.log, gpu-4x.md and
+# its plots, and with PROFILE=1 profile_x4.json (+ .cost.json) and sim_<mask>.jsonl; then
+# copies gpu-4x.md and x4_matrix.jsonl to $OUT and packs all of $RES into $OUT/x4_matrix.tgz
+# (a device call brings back at most 8 files).
 #
 # Run from the repository root with the release binary (target/release/dcp):
-#   bash bench/gpu/x4_matrix.sh     (env: WORLD, PER_CELL, REPEATS, WARMUP, MASKS, STATIC)
+#   PROFILE=1 bash bench/gpu/x4_matrix.sh
+# env: WORLD, PER_CELL, REPEATS, WARMUP, MASKS (space separated), STATIC, DCP_BLOCKS, OWN_BLOCKS
+# (empty: no dcp-only runs), PROFILE, SIM, LAUNCH_TIMEOUT. Pieces made with the same PER_CELL
+# join with `dcp gpu-report --input a.jsonl,b.jsonl --batches <a piece's x4_batches.json>`.
 set -uo pipefail
 source bench/gpu/env.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -31,9 +39,15 @@ REPEATS=${REPEATS:-3}
 MASKS=${MASKS:-causal lambda shared-question causal-blockwise}
 PER_CELL=${PER_CELL:-5}
 STATIC=${STATIC:-ring,zigzag,ulysses,usp,local}
-J=$OUT/x4_matrix.jsonl
+DCP_BLOCKS=${DCP_BLOCKS:-1024+2048+4096}
+OWN_BLOCKS=${OWN_BLOCKS-1024}
+PROFILE=${PROFILE:-0}
+SIM=${SIM:-1}
+RES=${RES:-/tmp/x4_matrix}
+mkdir -p "$RES"
+J=$RES/x4_matrix.jsonl
 # The batches of this run: the first PER_CELL of each (data set, scale) cell, labels kept.
-BATCHES=$OUT/x4_batches.json
+BATCHES=$RES/x4_batches.json
 python3 - "$PER_CELL" > "$BATCHES" <<'PY' || exit 1
 import json, sys
 k = int(sys.argv[1])
@@ -43,22 +57,45 @@ json.dump({"batches": [f["batches"][i] for i in keep], "labels": [f["labels"][i]
 PY
 echo "{\"kind\": \"meta\", \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"gpus\": \"$(nvidia-smi --query-gpu=name --format=csv,noheader | sort | uniq -c | xargs)\", \"warmup\": $WARMUP, \"repeats\": $REPEATS}" >> "$J"
 rc=0
-launch() { # NAME MASK PLANNERS BLOCKS
-  local t0 t1 st
-  t0=$(date +%s.%N)
-  timeout ${LAUNCH_TIMEOUT:-420} $DCP launch -n "$W" -- bench-gpu --batches "$BATCHES" --mask "$2" \
-    --planners "$3" --block-sizes "$4" --check --warmup "$WARMUP" --repeats "$REPEATS" \
-    --json "$J" 2>&1 | grep -v '^\[rank 0\] {' | tail -${TAILB:-4}
-  st=${PIPESTATUS[0]}
-  t1=$(date +%s.%N)
-  [ "$st" -eq 0 ] || rc=1
-  echo "{\"kind\": \"launch\", \"name\": \"$1\", \"mask\": \"$2\", \"planners\": \"$3\", \"block_sizes\": \"$4\", \"world\": $W, \"status\": $st, \"wall_s\": $(awk "BEGIN{print $t1 - $t0}")}" >> "$J"
+record() { # NAME MASKS PLANNERS STATUS T0
+  echo "{\"kind\": \"launch\", \"name\": \"$1\", \"mask\": \"$2\", \"planners\": \"$3\", \"world\": $W, \"status\": $4, \"wall_s\": $(awk "BEGIN{print $(date +%s.%N) - $5}")}" >> "$J"
 }
+PP=()
+PROF=$RES/profile_x4.json
+if [ "$PROFILE" = 1 ]; then
+  t0=$(date +%s.%N)
+  timeout ${CALIBRATE_TIMEOUT:-90} $DCP launch -n "$W" -- calibrate --out "$PROF" > "$RES/calibrate.log" 2>&1
+  st=$?
+  python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print("calibrate:", {k: p.get(k) for k in ("name","attn_fwd_tflops","attn_bwd_tflops","launch_us","mem_gbps","intra_gbps","intra_latency_us")})' "$PROF" || tail -5 "$RES/calibrate.log"
+  record calibrate - - "$st" "$t0"
+  if [ "$st" -eq 0 ]; then PP=(--planner-profile "$PROF"); else rc=1; echo "calibrate failed: dcp plans with its built-in cost model"; fi
+fi
+PLANNERS="$STATIC,dcp@$DCP_BLOCKS${OWN_BLOCKS:+,dcp-only@$OWN_BLOCKS}"
+MASKS_CSV=$(echo $MASKS | tr ' ' ',')
 T0=$(date +%s)
-for m in $MASKS; do
-  launch static+dcp1024 "$m" "$STATIC,dcp" 1024
-  launch dcp2048+4096 "$m" dcp 2048,4096
-done
+t0=$(date +%s.%N)
+timeout ${LAUNCH_TIMEOUT:-480} $DCP launch -n "$W" -- bench-gpu --batches "$BATCHES" --masks "$MASKS_CSV" \
+  --planners "$PLANNERS" --check --warmup "$WARMUP" --repeats "$REPEATS" "${PP[@]}" \
+  --json "$J" > "$RES/matrix.log" 2>&1
+
+st=$?
+grep -v '^\[rank 0\] {' "$RES/matrix.log" | grep -E 'plan runs|FAIL|rror|failed|stalled' | tail -${TAILB:-8}
+record matrix "$MASKS_CSV" "$PLANNERS" "$st" "$t0"
+[ "$st" -eq 0 ] || rc=1
 echo "matrix: $(( $(date +%s) - T0 )) s wall for $W GPUs"
-$DCP gpu-report --input "$J" --batches "$BATCHES" --out "$OUT/gpu-4x.md" || rc=1
+SIMS=()
+if [ "$PROFILE" = 1 ] && [ "$SIM" = 1 ] && [ ${#PP[@]} -gt 0 ]; then
+  t0=$(date +%s.%N)
+  for m in $MASKS; do
+    $DCP simulate --batches "$BATCHES" --mask "$m" --topology 1x$W --profile "$PROF" "${PP[@]}" \
+      --planners "$STATIC,dcp,dcp-only" --block-sizes "$(echo $DCP_BLOCKS | tr '+' ',')" \
+      --json "$RES/sim_$m.jsonl" > /dev/null 2> "$RES/sim_$m.log" || { rc=1; tail -3 "$RES/sim_$m.log"; }
+    SIMS+=(--sim "$RES/sim_$m.jsonl")
+  done
+  echo "simulate: $(awk "BEGIN{print $(date +%s.%N) - $t0}") s"
+fi
+$DCP gpu-report --input "$J" --batches "$BATCHES" --out "$RES/gpu-4x.md" "${SIMS[@]}" > /dev/null || rc=1
+sed -n '/^## Checks/,/^## Forward/p' "$RES/gpu-4x.md" | grep -v '^!\[' | head -${REPORT_LINES:-70}
+cp "$RES/gpu-4x.md" "$J" "$OUT/" 2>/dev/null
+tar czf "$OUT/x4_matrix.tgz" -C "$RES" .
 exit $rc

@@ -29,6 +29,10 @@ pub struct GpuReportArgs {
     /// Markdown report to write; plots go next to it (`<stem>-speedup-<dataset>.png/.svg`).
     #[arg(long, default_value = "bench/results/gpu-4x.md")]
     pub out: PathBuf,
+    /// `dcp simulate --json` lines of the same batch file (one file per mask, comma-separated
+    /// or repeated): adds the simulated-against-measured section.
+    #[arg(long, value_delimiter = ',')]
+    pub sim: Vec<PathBuf>,
 }
 
 /// Static context-parallel planners: the baselines dcp is compared with.
@@ -46,6 +50,8 @@ struct Run {
     fwd: f64,
     bwd: f64,
     check: Option<bool>,
+    /// The candidate a `dcp` plan returned (`None`: its own placement).
+    candidate: Option<String>,
 }
 
 /// (data set order, data set, scale, mask order, mask).
@@ -167,6 +173,7 @@ fn parse(input: &str, batch_file: &str) -> Result<Parsed> {
                     fwd: v["fwd_ms"].as_f64().with_context(at)?,
                     bwd: v["bwd_ms"].as_f64().with_context(at)?,
                     check: v["check"]["pass"].as_bool(),
+                    candidate: v["candidate"].as_str().map(String::from),
                 });
             }
             _ => {}
@@ -184,13 +191,261 @@ fn parse(input: &str, batch_file: &str) -> Result<Parsed> {
     })
 }
 
-/// Variant name of a run: static planners and local by name, dcp by block size.
+/// Variant name of a run: static planners and local by name, dcp (and dcp's own placement,
+/// `dcp-only`) by block size.
 fn variant(r: &Run) -> String {
-    if r.planner == "dcp" {
-        format!("dcp-{}", r.block)
+    if r.planner == "dcp" || r.planner == DCP_ONLY {
+        format!("{}-{}", r.planner, r.block)
     } else {
         r.planner.clone()
     }
+}
+
+/// The planner name of dcp's own placement (no candidate fallback).
+const DCP_ONLY: &str = dcp_core::planners::DCP_ONLY;
+
+/// Within this of the fastest measured candidate, dcp's choice counts as the fastest.
+const CHOICE_TOLERANCE: f64 = 0.03;
+/// dcp may be at most this much slower than the best static plan.
+const STATIC_TOLERANCE: f64 = 0.05;
+
+/// Per mask: is dcp's chosen candidate the measured fastest of its candidates (within 3 %),
+/// and how much slower than the best static plan can it be. Times are forward + backward
+/// (what the planner minimizes). Candidates of a (mask, batch, block): every static planner
+/// and `local` (block-size free, at whatever block they ran) and `dcp-only` at that block;
+/// batches without a `dcp-only` run are judged against the static candidates alone.
+fn choice_section(p: &Parsed) -> String {
+    // (mask, batch) -> variant -> fwd + bwd.
+    let mut t: BTreeMap<(String, usize), BTreeMap<String, f64>> = BTreeMap::new();
+    let mut picks: BTreeMap<(String, usize, u32), String> = BTreeMap::new();
+    for r in &p.runs {
+        let key = (r.cell.4.clone(), r.batch);
+        t.entry(key).or_default().insert(variant(r), r.fwd + r.bwd);
+        if r.planner == "dcp" {
+            picks.insert(
+                (r.cell.4.clone(), r.batch, r.block),
+                r.candidate
+                    .clone()
+                    .unwrap_or_else(|| "own placement".into()),
+            );
+        }
+    }
+    let mut md = String::from("## Does dcp pick what the GPUs measure?\n\n");
+    let _ = writeln!(
+        md,
+        "Per batch and block size, forward + backward: dcp's plan against the measured fastest of its candidates \
+         (ring, zigzag, ulysses, usp, local, and its own placement `dcp-only` where it ran), a hit when within {:.0} %; \
+         and dcp against the best static plan (ring, zigzag, ulysses, usp), which it should never trail by more than {:.0} %.\n",
+        CHOICE_TOLERANCE * 100.0,
+        STATIC_TOLERANCE * 100.0
+    );
+    md += "| mask | dcp runs | own placement measured | picks the fastest (±3 %) | worst pick vs fastest | dcp vs best static: worst | > 5 % slower | dcp's picks |\n|---|---|---|---|---|---|---|---|\n";
+    let mut misses = Vec::new();
+    for m in &p.masks {
+        let (mut n, mut with_own, mut hits, mut worst_pick, mut worst_static, mut slow) =
+            (0, 0, 0, 1.0f64, 0.0f64, 0);
+        let mut hist: BTreeMap<String, usize> = BTreeMap::new();
+        for ((mask, bi), vars) in t.iter().filter(|((mm, _), _)| mm == m) {
+            let statics: Vec<f64> = STATIC
+                .iter()
+                .chain(["local"].iter())
+                .filter_map(|s| vars.get(*s).copied())
+                .collect();
+            let best_static = STATIC
+                .iter()
+                .filter_map(|s| vars.get(*s).copied())
+                .fold(f64::INFINITY, f64::min);
+            for (v, &d) in vars
+                .iter()
+                .filter(|(v, _)| v.starts_with("dcp-") && !v.starts_with("dcp-only"))
+            {
+                let Ok(bs) = v["dcp-".len()..].parse::<u32>() else {
+                    continue;
+                };
+                n += 1;
+                let own = vars.get(&format!("{DCP_ONLY}-{bs}")).copied();
+                with_own += usize::from(own.is_some());
+                let fastest = statics
+                    .iter()
+                    .copied()
+                    .chain(own)
+                    .chain([d])
+                    .fold(f64::INFINITY, f64::min);
+                let ratio = d / fastest;
+                worst_pick = worst_pick.max(ratio);
+                if ratio <= 1.0 + CHOICE_TOLERANCE {
+                    hits += 1;
+                } else {
+                    misses.push(format!(
+                        "{mask} batch {bi} block {bs}: dcp picked {} at {d:.2} ms, the fastest candidate took {fastest:.2} ms ({:+.1} %)",
+                        picks.get(&(mask.clone(), *bi, bs)).map_or("?", |s| s.as_str()),
+                        (ratio - 1.0) * 100.0
+                    ));
+                }
+                if best_static.is_finite() {
+                    let r = d / best_static;
+                    worst_static = worst_static.max(r);
+                    slow += usize::from(r > 1.0 + STATIC_TOLERANCE);
+                }
+                if let Some(pk) = picks.get(&(mask.clone(), *bi, bs)) {
+                    *hist.entry(pk.clone()).or_default() += 1;
+                }
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        let picks: Vec<String> = hist.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            md,
+            "| {m} | {n} | {with_own} | {hits} ({:.0} %) | {:+.1} % | {:.3}× | {slow} | {} |",
+            100.0 * hits as f64 / n as f64,
+            (worst_pick - 1.0) * 100.0,
+            worst_static,
+            picks.join(", ")
+        );
+    }
+    if !misses.is_empty() {
+        let _ = writeln!(md, "\nMisses ({}):\n", misses.len());
+        for x in misses.iter().take(30) {
+            let _ = writeln!(md, "* {x}");
+        }
+        if misses.len() > 30 {
+            let _ = writeln!(md, "* … and {} more", misses.len() - 30);
+        }
+    }
+    md.push('\n');
+    md
+}
+
+/// One simulated row: (mask, batch, planner, block) -> (fwd, bwd).
+type SimRows = BTreeMap<(String, usize, String, u32), (f64, f64)>;
+
+fn parse_sim(text: &str) -> Result<SimRows> {
+    let mut out = SimRows::new();
+    for (ln, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value =
+            serde_json::from_str(line).with_context(|| format!("simulation line {}", ln + 1))?;
+        let at = || format!("simulation line {}", ln + 1);
+        out.insert(
+            (
+                v["mask"].as_str().with_context(at)?.to_string(),
+                v["batch"].as_u64().with_context(at)? as usize,
+                v["planner"].as_str().with_context(at)?.to_string(),
+                v["block_size"].as_u64().with_context(at)? as u32,
+            ),
+            (
+                v["fwd_ms"].as_f64().with_context(at)?,
+                v["bwd_ms"].as_f64().with_context(at)?,
+            ),
+        );
+    }
+    Ok(out)
+}
+
+/// Simulated against measured, row by row (mask, batch, planner, block; block-size-free
+/// planners match at any block): mean |error| and the share within ±15 %, per mask and per
+/// planner, forward and backward pooled, and the worst rows.
+fn sim_section(p: &Parsed, sim: &SimRows) -> String {
+    // Errors: (mask, planner, fwd error, bwd error, label).
+    let mut errs: Vec<(String, String, f64, f64, String)> = Vec::new();
+    for r in &p.runs {
+        let free = dcp_sim::bench::BLOCK_SIZE_FREE.contains(&r.planner.as_str());
+        let s = sim
+            .get(&(r.cell.4.clone(), r.batch, r.planner.clone(), r.block))
+            .or_else(|| {
+                free.then(|| {
+                    sim.iter()
+                        .find(|(k, _)| k.0 == r.cell.4 && k.1 == r.batch && k.2 == r.planner)
+                        .map(|(_, v)| v)
+                })
+                .flatten()
+            });
+        let Some(&(sf, sb)) = s else { continue };
+        errs.push((
+            r.cell.4.clone(),
+            r.planner.clone(),
+            sf / r.fwd - 1.0,
+            sb / r.bwd - 1.0,
+            format!(
+                "{} ×{} {} batch {} {} block {}: fwd {:.2} ms measured, {:.2} simulated; bwd {:.2} / {:.2}",
+                r.cell.1, r.cell.2 .0, r.cell.4, r.batch, r.planner, r.block, r.fwd, sf, r.bwd, sb
+            ),
+        ));
+    }
+    let mut md = String::from("## Simulator against the measured matrix\n\n");
+    if errs.is_empty() {
+        md += "No simulated row matched a measured one.\n\n";
+        return md;
+    }
+    let stat = |v: &[&(String, String, f64, f64, String)]| {
+        let e: Vec<f64> = v.iter().flat_map(|x| [x.2.abs(), x.3.abs()]).collect();
+        let mean = e.iter().sum::<f64>() / e.len().max(1) as f64;
+        let within = e.iter().filter(|x| **x <= 0.15).count() as f64 / e.len().max(1) as f64;
+        let bias = v.iter().flat_map(|x| [x.2, x.3]).sum::<f64>() / e.len().max(1) as f64;
+        (v.len(), mean, within, bias)
+    };
+    let all: Vec<_> = errs.iter().collect();
+    let (n, mean, within, bias) = stat(&all);
+    let _ = writeln!(
+        md,
+        "`dcp simulate` with the calibrated profile on the same batches and plans (dcp planned with the same cost model), \
+         {n} rows matched (forward and backward pooled): **mean |error| {:.1} %, {:.0} % within ±15 %** (mean signed error {:+.1} %; goal: ≤ 10 %, ≥ 90 %).\n",
+        mean * 100.0,
+        within * 100.0,
+        bias * 100.0
+    );
+    md += "| group | rows | mean \\|error\\| | within ±15 % | mean signed error |\n|---|---|---|---|---|\n";
+    let mut groups: Vec<(String, Vec<&(String, String, f64, f64, String)>)> = Vec::new();
+    for m in &p.masks {
+        groups.push((
+            format!("mask {m}"),
+            errs.iter().filter(|e| &e.0 == m).collect(),
+        ));
+    }
+    let mut planners: Vec<&String> = errs.iter().map(|e| &e.1).collect();
+    planners.sort();
+    planners.dedup();
+    for pl in planners {
+        groups.push((
+            format!("planner {pl}"),
+            errs.iter().filter(|e| &e.1 == pl).collect(),
+        ));
+    }
+    for (g, v) in &groups {
+        if v.is_empty() {
+            continue;
+        }
+        let (n, mean, within, bias) = stat(v);
+        let _ = writeln!(
+            md,
+            "| {g} | {n} | {:.1} % | {:.0} % | {:+.1} % |",
+            mean * 100.0,
+            within * 100.0,
+            bias * 100.0
+        );
+    }
+    let mut worst: Vec<_> = errs.iter().collect();
+    worst.sort_by(|a, b| {
+        b.2.abs()
+            .max(b.3.abs())
+            .total_cmp(&a.2.abs().max(a.3.abs()))
+    });
+    md += "\nWorst rows:\n\n";
+    for e in worst.iter().take(10) {
+        let _ = writeln!(
+            md,
+            "* {} ({:+.0} % / {:+.0} %)",
+            e.4,
+            e.2 * 100.0,
+            e.3 * 100.0
+        );
+    }
+    md.push('\n');
+    md
 }
 
 fn summarize(runs: &[Run]) -> BTreeMap<Cell, CellResult> {
@@ -273,7 +528,11 @@ fn fmt_ms(x: f64) -> String {
 }
 
 /// Builds the report text and the plot panels (one figure per data set: forward, backward).
-fn render(p: &Parsed, plot_names: &[String]) -> (String, Vec<(String, Vec<Panel>)>) {
+fn render(
+    p: &Parsed,
+    plot_names: &[String],
+    sim: Option<&SimRows>,
+) -> (String, Vec<(String, Vec<Panel>)>) {
     let res = summarize(&p.runs);
     let mut md = String::new();
     md += "# Attention on 4 GPUs: dcp against static context parallelism\n\n";
@@ -372,6 +631,10 @@ fn render(p: &Parsed, plot_names: &[String]) -> (String, Vec<(String, Vec<Panel>
     for name in plot_names {
         let _ = writeln!(md, "![{name}]({name}.png)\n");
     }
+    md += &choice_section(p);
+    if let Some(sim) = sim {
+        md += &sim_section(p, sim);
+    }
     // Time tables.
     for (pass, title) in [(0, "Forward"), (1, "Backward")] {
         let _ = writeln!(md, "## {title} times (ms)\n");
@@ -459,8 +722,9 @@ fn render(p: &Parsed, plot_names: &[String]) -> (String, Vec<(String, Vec<Panel>
 }
 
 /// Writes the report and its figures; returns the report text.
-fn report(input: &str, batch_file: &str, out: &Path) -> Result<String> {
+fn report(input: &str, batch_file: &str, out: &Path, sim: Option<&str>) -> Result<String> {
     let p = parse(input, batch_file)?;
+    let sim = sim.map(parse_sim).transpose()?;
     let stem = out
         .file_stem()
         .and_then(|s| s.to_str())
@@ -471,7 +735,7 @@ fn report(input: &str, batch_file: &str, out: &Path) -> Result<String> {
         .iter()
         .map(|d| format!("{stem}-speedup-{d}"))
         .collect();
-    let (md, figs) = render(&p, &names);
+    let (md, figs) = render(&p, &names, sim.as_ref());
     let dir = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for (ds, panels) in &figs {
@@ -496,7 +760,17 @@ pub fn gpu_report(a: GpuReportArgs) -> Result<()> {
     }
     let batches = std::fs::read_to_string(&a.batches)
         .with_context(|| format!("reading {}", a.batches.display()))?;
-    let md = report(&input, &batches, &a.out)?;
+    let mut sim = String::new();
+    for p in &a.sim {
+        sim += &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        sim.push('\n');
+    }
+    let md = report(
+        &input,
+        &batches,
+        &a.out,
+        (!a.sim.is_empty()).then_some(sim.as_str()),
+    )?;
     println!("{md}");
     eprintln!("wrote {}", a.out.display());
     Ok(())
@@ -572,7 +846,7 @@ mod tests {
     fn report_lists_failures_and_draws_plots() {
         let dir = std::env::temp_dir().join(format!("dcp-gpu-report-{}", std::process::id()));
         let out = dir.join("gpu-4x.md");
-        let md = report(&fixture(), BATCHES, &out).unwrap();
+        let md = report(&fixture(), BATCHES, &out, None).unwrap();
         assert!(md.contains("**1 of 16 plan runs failed"), "{md}");
         assert!(
             md.contains("longalign ×1 causal batch 1 dcp block 2048: FAILED"),
@@ -594,6 +868,33 @@ mod tests {
         }
         assert_eq!(std::fs::read_to_string(&out).unwrap(), md);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn choice_and_simulator_sections() {
+        let p = parse(&fixture(), BATCHES).unwrap();
+        let md = choice_section(&p);
+        // Causal: dcp@1024 (16 ms) is the fastest in both batches; dcp@2048 (19 ms) trails
+        // local (18 ms) in batch 0 by 5.6 % and wins batch 1 (local 22 ms).
+        assert!(
+            md.contains("| causal | 4 | 0 | 3 (75 %) | +5.6 % | 0.731× | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("causal batch 0 block 2048: dcp picked"), "{md}");
+        assert!(md.contains("| lambda | 1 | 0 | 1 (100 %)"), "{md}");
+        let sim = r#"{"mask": "causal", "batch": 0, "planner": "zigzag", "block_size": 1024, "fwd_ms": 7.7, "bwd_ms": 19.0}
+{"mask": "causal", "batch": 0, "planner": "dcp", "block_size": 1024, "fwd_ms": 4.0, "bwd_ms": 18.0}"#;
+        let md = sim_section(&p, &parse_sim(sim).unwrap());
+        // Errors +10 %, 0, 0, +50 %: mean 15 %, 3 of 4 within ±15 %.
+        assert!(
+            md.contains("2 rows matched (forward and backward pooled): **mean |error| 15.0 %, 75 % within ±15 %**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| planner dcp | 1 | 25.0 % | 50 % | +25.0 % |"),
+            "{md}"
+        );
+        assert!(parse_sim("{\"mask\": 1}").is_err());
     }
 
     #[test]
