@@ -234,8 +234,10 @@ class Planner:
     Options are the CLI's: model shape (``heads``, ``kv_heads``, ``head_dim``, ``dtype``), token
     ``block_size``, ``planner`` (dcp, ring, zigzag, local), default ``mask`` (causal, full,
     sliding-window:W, lambda[:S:W], shared-question[:FRAC:N], causal-blockwise[:B:K],
-    prefix-lm:P), ``device_memory_gib`` (attention-buffer cap per rank), link speeds, ``seed``.
-    Planning releases the GIL.
+    prefix-lm:P), ``device_memory_gib`` (attention-buffer cap per rank), link speeds, ``seed``,
+    ``cost_model`` (dcp's cost model: a path or JSON text, e.g. the ``<profile>.cost.json`` that
+    ``dcp calibrate`` writes, so dcp weighs its candidates with the GPUs' fitted kernel model and
+    send/recv curve). Planning releases the GIL.
     """
 
     def __init__(self, world_size: int, **options: Any):

@@ -125,6 +125,28 @@ def test_error_hierarchy_and_messages():
         assert issubclass(e, dcp.DcpError)
 
 
+def test_cost_model_from_a_calibrated_profile():
+    # The JSON `dcp calibrate` writes next to its profile (<profile>.cost.json): flat rates, a
+    # fitted kernel model and a send/recv curve. dcp weighs its candidates with it.
+    fitted = json.dumps({
+        "attn_fwd_tflops": 500.0, "attn_bwd_tflops": 400.0, "launch_us": 5.0,
+        "per_work_us": 0.5, "mem_gbps": 3000.0, "source": "test",
+        "kernels": {
+            "fwd": {"tile_us": 0.9, "partial": 1.25, "cta_us": 12.0, "slots": 264},
+            "bwd": {"tile_us": 2.4, "partial": 1.0, "cta_us": 40.0, "slots": 132},
+            "tile_q": 64, "tile_k": 64, "bwd_tile_q": 64, "bwd_tile_k": 128, "sms": 132,
+        },
+        "intra_curve": [{"bytes": 4096, "us": 25.0}, {"bytes": 268435456, "us": 1100.0}],
+    })
+    plan = planner(4, cost_model=fitted).plan([4000, 1500, 700, 300])
+    assert plan.world_size == 4
+    plan.validate()
+    with pytest.raises(dcp.InvalidSpecError, match="cost_model"):
+        planner(4, cost_model="{\"kernels\": 3}")
+    with pytest.raises(dcp.InvalidSpecError, match="reading"):
+        planner(4, cost_model="/nonexistent/cost.json")
+
+
 def test_multi_node_topology():
     plan = planner(4, nodes=2).plan([200, 100, 50])
     assert plan.world_size == 4

@@ -1050,18 +1050,10 @@ pub struct KernelBenchArgs {
     /// tokens, causal), lambda (one 32K sequence, 64 sink + 4096 window).
     #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
     pub shapes: String,
-    /// Query heads.
-    #[arg(long, default_value_t = 8)]
-    pub heads: u32,
-    /// KV heads (GQA: heads must be a multiple).
-    #[arg(long, default_value_t = 2)]
-    pub kv_heads: u32,
-    /// Head dimension (the Hopper kernels take 64 and 128; others run on mma.sync).
-    #[arg(long, default_value_t = 128)]
-    pub head_dim: u32,
-    /// bf16 or f16.
-    #[arg(long, default_value = "bf16")]
-    pub dtype: String,
+    /// The model (the Hopper kernels take head dims 64 and 128, others run on mma.sync; the
+    /// kernels take bf16 and f16).
+    #[command(flatten)]
+    pub model: crate::common::ModelArgs,
     /// Untimed runs per shape before timing.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
@@ -1130,18 +1122,10 @@ fn kernel_bench_on(
             rank.info.world
         );
     }
-    let dtype = match a.dtype.as_str() {
-        "bf16" => DType::Bf16,
-        "f16" | "fp16" => DType::F16,
-        o => bail!("unknown dtype `{o}`: kernel-bench takes bf16 or f16"),
-    };
-    let model = ModelShape {
-        heads: a.heads,
-        kv_heads: a.kv_heads,
-        head_dim: a.head_dim,
-        dtype,
-    };
-    model.validate()?;
+    let model = a.model.shape()?;
+    if model.dtype == DType::F32 {
+        bail!("kernel-bench takes --dtype bf16 or f16 (the kernels' element types), not f32");
+    }
     let mut json_out = match &a.json {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -1171,7 +1155,7 @@ fn kernel_bench_on(
             "lens": lens, "tokens": batch.total_tokens(), "n_seqs": lens.len(),
             "planner": "local", "world": 1, "device": rank.gpu.name, "kernels": family,
             "heads": batch.model.heads, "kv_heads": batch.model.kv_heads,
-            "head_dim": batch.model.head_dim, "dtype": a.dtype,
+            "head_dim": batch.model.head_dim, "dtype": a.model.dtype,
             "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
             "attended_fwd_flops": flops});
         println!("{rec}");

@@ -349,9 +349,11 @@ fn parse_sim(text: &str) -> Result<SimRows> {
 /// Simulated against measured, row by row (mask, batch, planner, block; block-size-free
 /// planners match at any block): mean |error| and the share within ±15 %, per mask and per
 /// planner, forward and backward pooled, and the worst rows.
+/// One matched row: (mask, planner, forward relative error, backward relative error, label).
+type SimErr = (String, String, f64, f64, String);
+
 fn sim_section(p: &Parsed, sim: &SimRows) -> String {
-    // Errors: (mask, planner, fwd error, bwd error, label).
-    let mut errs: Vec<(String, String, f64, f64, String)> = Vec::new();
+    let mut errs: Vec<SimErr> = Vec::new();
     for r in &p.runs {
         let free = dcp_sim::bench::BLOCK_SIZE_FREE.contains(&r.planner.as_str());
         let s = sim
@@ -381,7 +383,7 @@ fn sim_section(p: &Parsed, sim: &SimRows) -> String {
         md += "No simulated row matched a measured one.\n\n";
         return md;
     }
-    let stat = |v: &[&(String, String, f64, f64, String)]| {
+    let stat = |v: &[&SimErr]| {
         let e: Vec<f64> = v.iter().flat_map(|x| [x.2.abs(), x.3.abs()]).collect();
         let mean = e.iter().sum::<f64>() / e.len().max(1) as f64;
         let within = e.iter().filter(|x| **x <= 0.15).count() as f64 / e.len().max(1) as f64;
@@ -399,7 +401,7 @@ fn sim_section(p: &Parsed, sim: &SimRows) -> String {
         bias * 100.0
     );
     md += "| group | rows | mean \\|error\\| | within ±15 % | mean signed error |\n|---|---|---|---|---|\n";
-    let mut groups: Vec<(String, Vec<&(String, String, f64, f64, String)>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<&SimErr>)> = Vec::new();
     for m in &p.masks {
         groups.push((
             format!("mask {m}"),

@@ -8,7 +8,6 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
-use dcp_core::spec::ModelShape;
 use dcp_core::stats::plan_stats;
 use dcp_sim::bench::{self, CompareConfig, BLOCK_SIZE_FREE};
 use dcp_sim::plot::{write_figure, Panel};
@@ -85,15 +84,8 @@ pub struct CompareArgs {
     /// NICs per node (overrides the profile; 0 = one per GPU).
     #[arg(long)]
     pub nics_per_node: Option<u32>,
-    /// Query heads (a multiple of --kv-heads).
-    #[arg(long, default_value_t = 8)]
-    pub heads: u32,
-    /// KV heads.
-    #[arg(long, default_value_t = 2)]
-    pub kv_heads: u32,
-    /// Head dimension D.
-    #[arg(long, default_value_t = 128)]
-    pub head_dim: u32,
+    #[command(flatten)]
+    pub model: crate::common::ModelArgs,
     /// Output directory (rows.jsonl, summary.json, report.md, figures); default: a fresh
     /// dcp-out/compare-<UTC date>-<time> (pass --out bench/results/... to record a run).
     #[arg(long)]
@@ -338,13 +330,7 @@ fn machine() -> String {
 pub fn compare(a: CompareArgs) -> Result<()> {
     let planners: Vec<String> = planner_list(&a.planners)?;
     let profile = load_profile(&a.profile, a.nics_per_node)?;
-    let model = ModelShape {
-        heads: a.heads,
-        kv_heads: a.kv_heads,
-        head_dim: a.head_dim,
-        ..ModelShape::default()
-    };
-    model.validate()?;
+    let model = a.model.shape()?;
     let cfg = CompareConfig {
         datasets: list(&a.datasets, "dataset")?,
         scales: list(&a.scales, "scale")?,
@@ -444,8 +430,8 @@ pub fn compare(a: CompareArgs) -> Result<()> {
         );
     }
     md += &format!(
-        "* Model: {} query heads, {} KV heads, head dim {}, bf16. Batches: ≤ {} tokens, {} per configuration (seed {}), the paper's batching rule.\n",
-        model.heads, model.kv_heads, model.head_dim, cfg.budget, cfg.count, cfg.seed
+        "* Model: {} query heads, {} KV heads, head dim {}, {:?}. Batches: ≤ {} tokens, {} per configuration (seed {}), the paper's batching rule.\n",
+        model.heads, model.kv_heads, model.head_dim, model.dtype, cfg.budget, cfg.count, cfg.seed
     );
     md += &format!(
         "* {} simulations in {:.1} s wall ({} threads); mean planning {:.0} ms, mean simulation (both passes) {:.1} ms per plan; {} failed.\n",

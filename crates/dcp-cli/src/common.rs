@@ -12,6 +12,44 @@ use dcp_core::planners::PlannerOptions;
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_sim::{Hardware, Profile};
 
+/// The model shape flags, shared by every command that takes a model (`plan`, `simulate`,
+/// `compare`, `bench-gpu`, `kernel-bench`).
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Query heads (a multiple of --kv-heads).
+    #[arg(long, default_value_t = 8)]
+    pub heads: u32,
+    /// KV heads (grouped-query attention: each serves heads / kv-heads query heads).
+    #[arg(long, default_value_t = 2)]
+    pub kv_heads: u32,
+    /// Head dimension D (elements per head and token).
+    #[arg(long, default_value_t = 128)]
+    pub head_dim: u32,
+    /// Element type: bf16, f16, f32.
+    #[arg(long, default_value = "bf16")]
+    pub dtype: String,
+}
+
+impl ModelArgs {
+    /// The model shape, validated.
+    pub fn shape(&self) -> Result<ModelShape> {
+        let dtype = match self.dtype.as_str() {
+            "bf16" => DType::Bf16,
+            "f16" | "fp16" => DType::F16,
+            "f32" | "fp32" => DType::F32,
+            o => bail!("unknown dtype `{o}`: allowed are bf16, f16, f32"),
+        };
+        let m = ModelShape {
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            dtype,
+        };
+        m.validate()?;
+        Ok(m)
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct BatchArgs {
     /// Batch file: JSON {"batches": [[len, ...], ...]}.
@@ -36,18 +74,8 @@ pub struct BatchArgs {
     /// causal-blockwise[:B:K], prefix-lm:P.
     #[arg(long, default_value = "causal")]
     pub mask: String,
-    /// Query heads (a multiple of --kv-heads).
-    #[arg(long, default_value_t = 8)]
-    pub heads: u32,
-    /// KV heads (grouped-query attention: each serves heads / kv-heads query heads).
-    #[arg(long, default_value_t = 2)]
-    pub kv_heads: u32,
-    /// Head dimension D (elements per head and token).
-    #[arg(long, default_value_t = 128)]
-    pub head_dim: u32,
-    /// Element type: bf16, f16, f32.
-    #[arg(long, default_value = "bf16")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// KV heads per head block (default: all KV heads).
     #[arg(long)]
     pub head_block: Option<u32>,
@@ -192,20 +220,7 @@ impl BatchArgs {
     }
 
     pub fn model(&self) -> Result<ModelShape> {
-        let dtype = match self.dtype.as_str() {
-            "bf16" => DType::Bf16,
-            "f16" | "fp16" => DType::F16,
-            "f32" | "fp32" => DType::F32,
-            o => bail!("unknown dtype `{o}`: allowed are bf16, f16, f32"),
-        };
-        let m = ModelShape {
-            heads: self.heads,
-            kv_heads: self.kv_heads,
-            head_dim: self.head_dim,
-            dtype,
-        };
-        m.validate()?;
-        Ok(m)
+        self.model.shape()
     }
 
     pub fn topology(&self) -> Result<Topology> {

@@ -309,6 +309,23 @@ impl PyPlan {
     }
 }
 
+/// dcp's cost model from `cost_model`: JSON text (starting with `{`) or the path of a JSON file,
+/// e.g. the `<profile>.cost.json` that `dcp calibrate` writes (fitted kernel model and
+/// send/recv curve of the GPUs it ran on).
+fn load_cost_model(c: &str) -> PyResult<dcp_core::cost::CostModel> {
+    let text = if c.trim_start().starts_with('{') {
+        c.to_string()
+    } else {
+        std::fs::read_to_string(c)
+            .map_err(|e| InvalidSpecError::new_err(format!("cost_model: reading `{c}`: {e}")))?
+    };
+    dcp_core::cost::CostModel::from_json(&text).map_err(|e| {
+        InvalidSpecError::new_err(format!(
+            "cost_model `{c}`: {e} (expected the JSON of a cost model, e.g. `dcp calibrate`'s <profile>.cost.json)"
+        ))
+    })
+}
+
 /// `dcp.Planner`: plans batches of sequence lengths.
 #[pyclass(name = "Planner", module = "dcp._native", frozen)]
 pub struct PyPlanner {
@@ -321,7 +338,7 @@ impl PyPlanner {
     #[new]
     #[pyo3(signature = (world_size, *, nodes=1, heads=8, kv_heads=2, head_dim=128, dtype="bf16",
         block_size=1024, head_block=None, planner="dcp", mask="causal", device_memory_gib=80.0,
-        inter_gbps=None, intra_gbps=None, seed=0))]
+        inter_gbps=None, intra_gbps=None, seed=0, cost_model=None))]
     fn new(
         world_size: u32,
         nodes: u32,
@@ -337,6 +354,7 @@ impl PyPlanner {
         inter_gbps: Option<f64>,
         intra_gbps: Option<f64>,
         seed: u64,
+        cost_model: Option<&str>,
     ) -> PyResult<Self> {
         if world_size == 0 || nodes == 0 || !world_size.is_multiple_of(nodes) {
             return Err(InvalidSpecError::new_err(format!(
@@ -374,6 +392,9 @@ impl PyPlanner {
         }
         let mut opts = PlannerOptions::default();
         opts.dcp.seed = seed;
+        if let Some(c) = cost_model {
+            opts.dcp.cost = load_cost_model(c)?;
+        }
         Ok(PyPlanner {
             cfg: PlannerConfig {
                 planner: planner.to_string(),
