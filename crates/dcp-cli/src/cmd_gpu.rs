@@ -23,8 +23,10 @@ use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
 use dcp_core::validate::ValidatedPlan;
 use dcp_cuda::fault::Fault;
+use dcp_core::plan::IoTensor;
 use dcp_cuda::runner::{
     cpu_reference_of, median, ErrReport, GlobalInputs, GlobalOutputs, PlanRun, Rank, RankOptions,
+    RawOutputs, RawTensor,
 };
 use dcp_cuda::watchdog::{exit_if_stalled, exit_stalled, OnExpiry};
 use dcp_cuda::CudaError;
@@ -158,10 +160,11 @@ fn run_plan(
     repeats: usize,
     inputs: &GlobalInputs,
     reference: Option<&GlobalOutputs>,
+    buf: &mut Vec<u8>,
 ) -> Result<(f64, f64, Option<ErrReport>)> {
     let dev = rank.info.rank as usize;
     let run = PlanRun::new(rank, plan, dev)?;
-    run.load_inputs_from(rank, inputs)?;
+    run.load_inputs_with(rank, inputs, buf)?;
     let check = match reference {
         None => None,
         Some(r) => {
@@ -172,8 +175,8 @@ fn run_plan(
             run.feed_backward(rank)?;
             rank.barrier()?;
             run.run_bwd(rank)?;
-            let out = run.outputs(rank)?;
-            let mut e = r.compare(&plan.batch, &run.tokens, &out);
+            let out = run.raw_outputs(rank)?;
+            let mut e = r.compare_raw(&plan.batch, &run.tokens, &out);
             rank.allreduce(&mut e.v, false)?;
             Some(e.report())
         }
@@ -201,28 +204,26 @@ fn run_plan(
     Ok((median(&f), median(&b), check))
 }
 
-/// Reference outputs of a batch: CPU f64 when it has at most `cpu_max` tokens, else the
-/// `local` plan `local` (one device) on this GPU alone. Made once per batch and mask: the
-/// inputs depend only on the global token index, not on the planner or the block size.
+/// Reference outputs of a large batch (into `into`, reusing its memory): the plan `local` (one
+/// device) on this GPU alone. Made once per batch and mask: the inputs depend only on the global
+/// token index, not on the planner or the block size. (Small batches use the CPU f64 reference.)
 fn reference(
     rank: &mut Rank,
     batch: &BatchSpec,
     inputs: &GlobalInputs,
     local: &ValidatedPlan,
-    cpu_max: u64,
-) -> Result<GlobalOutputs> {
-    if batch.total_tokens() <= cpu_max {
-        return Ok(GlobalOutputs::from_f64(&cpu_reference_of(batch, inputs)));
-    }
+    into: &mut GlobalOutputs,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
     let run = PlanRun::new(rank, local, 0)?;
-    run.load_inputs_from(rank, inputs)?;
+    run.load_inputs_with(rank, inputs, buf)?;
     run.fwd.enqueue(&rank.gpu, &run.kernels, None)?;
     run.fwd.finish(&rank.gpu, None, " (reference)")?;
     run.feed_backward(rank)?;
     run.bwd.enqueue(&rank.gpu, &run.kernels, None)?;
     run.bwd.finish(&rank.gpu, None, " (reference)")?;
-    let out = run.outputs(rank)?;
-    Ok(GlobalOutputs::scatter(batch, &run.tokens, &out))
+    into.scatter_raw_into(batch, &run.tokens, &run.raw_outputs(rank)?);
+    Ok(())
 }
 
 fn fmt_check(c: &Option<ErrReport>) -> String {
@@ -454,7 +455,7 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
                     continue;
                 }
             };
-            let (f, b, c) = run_plan(bench.rank, &plan, 0, 1, &inputs, Some(&r))?;
+            let (f, b, c) = run_plan(bench.rank, &plan, 0, 1, &inputs, Some(&r), &mut Vec::new())?;
             let c = c.expect("checked");
             let kernels = bench.rank.kernels(&batch.model)?.family();
             if !c.pass {
@@ -734,21 +735,24 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
     let t_all = Instant::now();
     let mut waited_s = 0.0;
     let mut last = Instant::now();
+    // Host buffers reused across plans and groups (fresh large buffers cost a page fault per
+    // 4 KiB on first touch).
+    let mut buf = Vec::new();
+    let mut refbuf = GlobalOutputs::default();
     for_each_group(a, specs, &topo, &opts, |g| {
         // Time the GPU loop waited for the host to prepare this group.
         waited_s += last.elapsed().as_secs_f64();
+        let small_ref;
         let reference = match (&g.reference_plan, a.check) {
             (_, false) => None,
-            (Some(local), true) => Some(reference(
-                bench.rank,
-                &g.batch,
-                &g.inputs,
-                local,
-                a.cpu_check_tokens,
-            )?),
-            (None, true) => Some(GlobalOutputs::from_f64(&cpu_reference_of(
-                &g.batch, &g.inputs,
-            ))),
+            (Some(local), true) => {
+                reference(bench.rank, &g.batch, &g.inputs, local, &mut refbuf, &mut buf)?;
+                Some(&refbuf)
+            }
+            (None, true) => {
+                small_ref = GlobalOutputs::from_f64(&cpu_reference_of(&g.batch, &g.inputs));
+                Some(&small_ref)
+            }
         };
         for pl in &g.plans {
             let t0 = Instant::now();
@@ -758,7 +762,8 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
                 a.warmup,
                 a.repeats,
                 &g.inputs,
-                reference.as_ref(),
+                reference,
+                &mut buf,
             )?;
             let run_s = t0.elapsed().as_secs_f64();
             if let Some(c) = &c {
@@ -810,93 +815,122 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
     Ok(())
 }
 
-/// `--host-only`: the host side of [`bench_batches`] without a GPU, timed per phase. Per rank,
-/// per plan: gather this device's input rows (what is uploaded), take its outputs from the
-/// reference (what a download returns) and compare them; per group: inputs, plans (prepared
-/// on a helper thread, overlapped with the GPU loop in a real run), and the reference's
-/// scatter from a single-device run.
+/// CPU seconds this process has used (user + system, every thread).
+fn process_cpu_s() -> f64 {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one `rusage` into the valid, writable struct we pass.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
+    if r != 0 {
+        return f64::NAN;
+    }
+    // SAFETY: getrusage returned 0, so it filled the struct (zeroed before in any case).
+    let u = unsafe { u.assume_init() };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// `--host-only`: the host side of [`bench_batches`] without a GPU, one phase after the other,
+/// in CPU seconds of this process (wall time is meaningless on a shared machine; CPU seconds
+/// divided by a rank's threads estimate the wall time on an idle one). Per (mask, batch): the
+/// inputs and plans (made ahead on a helper thread in a real run), the reference's scatter
+/// from a single-device run; per plan, device 0's share: gathering its input rows (what is
+/// uploaded) and checking its outputs (the real run downloads them; here a stand-in of the
+/// same size, made outside the measured phases).
 fn host_only(a: &BenchGpuArgs, specs: &[PlannerRun]) -> Result<()> {
     let topo = bench_topology(a, a.host_world)?;
     let opts = planner_options(a)?;
     let n = n_runs(a, specs)?;
+    let threads = rayon::current_num_threads();
     eprintln!(
-        "bench-gpu --host-only: {n} plan runs planned for {} devices, {} host threads (one rank's share); device 0's host work",
+        "bench-gpu --host-only: {n} plan runs planned for {} devices, {threads} host threads; device 0's host work in CPU seconds",
         a.host_world,
-        rayon::current_num_threads()
     );
+    let masks = mask_list(a);
+    let lens = a.batch.lengths()?;
     let t_all = Instant::now();
-    let (mut inputs_s, mut plans_s, mut ref_s, mut gather_s, mut check_s, mut loop_s) =
-        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let mut outputs_s = 0.0;
-    let mut groups = 0;
-    let mut last = Instant::now();
-    let mut waited_s = 0.0;
-    for_each_group(a, specs, &topo, &opts, |g| {
-        waited_s += last.elapsed().as_secs_f64();
-        let t_loop = Instant::now();
-        groups += 1;
-        inputs_s += g.inputs_s;
-        plans_s += g.plans_s;
-        let t = Instant::now();
-        let all: Vec<u64> = (0..g.batch.total_tokens()).collect();
-        // A stand-in for the reference run's outputs (its values do not matter for timing).
-        let fake = dcp_cuda::runner::LocalOutputs {
-            o: dcp_cuda::runner::make_input(&g.batch, 9, dcp_core::plan::IoTensor::Q, &all),
-            lse: vec![0.5; all.len() * g.batch.model.heads as usize],
-            dq: dcp_cuda::runner::make_input(&g.batch, 9, dcp_core::plan::IoTensor::DO, &all),
-            dkv: dcp_cuda::runner::make_input(&g.batch, 9, dcp_core::plan::IoTensor::Kv, &all),
-        };
-        let t_fake = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let reference = if a.check {
-            Some(match &g.reference_plan {
-                Some(local) => GlobalOutputs::scatter(
-                    &g.batch,
-                    &dcp_cuda::runner::local_tokens(local, 0),
-                    &fake,
-                ),
-                None => GlobalOutputs::from_f64(&cpu_reference_of(&g.batch, &g.inputs)),
-            })
-        } else {
-            None
-        };
-        ref_s += t.elapsed().as_secs_f64();
-        for pl in &g.plans {
-            let toks = dcp_cuda::runner::local_tokens(&pl.plan, 0);
-            let t = Instant::now();
-            for tt in [
-                dcp_core::plan::IoTensor::Q,
-                dcp_core::plan::IoTensor::Kv,
-                dcp_core::plan::IoTensor::DO,
-            ] {
-                std::hint::black_box(g.inputs.gather(tt, &toks));
-            }
-            gather_s += t.elapsed().as_secs_f64();
-            if let Some(r) = &reference {
-                let t = Instant::now();
-                let out = r.gather(&g.batch, &toks);
-                outputs_s += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let e = r.compare(&g.batch, &toks, &out).report();
-                check_s += t.elapsed().as_secs_f64();
-                if !e.pass {
-                    bail!(
-                        "host-only check of {} block {} failed: {e:?}",
-                        pl.planner,
-                        pl.bs
-                    );
+    let mut cpu = [0.0f64; 5]; // inputs, plans, reference, gathers, checks
+    let (mut groups, mut runs) = (0usize, 0usize);
+    let mut buf = Vec::new();
+    let mut refbuf = GlobalOutputs::default();
+    for m in &masks {
+        for (bi, l) in lens.iter().enumerate() {
+            let c0 = process_cpu_s();
+            let g = prepare_group(a, specs, &topo, &opts, m, bi, l)?;
+            let c1 = process_cpu_s();
+            // Split the preparation's CPU time by the wall-time shares of its two parts.
+            let w = (g.inputs_s / (g.inputs_s + g.plans_s).max(1e-12)).clamp(0.0, 1.0);
+            cpu[0] += (c1 - c0) * w;
+            cpu[1] += (c1 - c0) * (1.0 - w);
+            groups += 1;
+            // Stand-ins for downloads (values do not matter for timing), made unmeasured.
+            let all: Vec<u64> = (0..g.batch.total_tokens()).collect();
+            let dt = g.batch.model.dtype;
+            let stand_in = |seed: u64, t: IoTensor, rows: &[u64]| {
+                RawTensor::encode(dt, &dcp_cuda::runner::make_input(&g.batch, seed, t, rows))
+            };
+            let lse = |rows: usize| {
+                RawTensor::encode(DType::F32, &vec![0.5; rows * g.batch.model.heads as usize])
+            };
+            let small_ref;
+            let reference = match (&g.reference_plan, a.check) {
+                (_, false) => None,
+                (Some(local), true) => {
+                    let toks = dcp_cuda::runner::local_tokens(local, 0);
+                    let fake = RawOutputs {
+                        o: stand_in(9, IoTensor::Q, &all),
+                        lse: lse(all.len()),
+                        dq: stand_in(10, IoTensor::DO, &all),
+                        dkv: stand_in(11, IoTensor::Kv, &all),
+                    };
+                    let c = process_cpu_s();
+                    refbuf.scatter_raw_into(&g.batch, &toks, &fake);
+                    cpu[2] += process_cpu_s() - c;
+                    Some(&refbuf)
+                }
+                (None, true) => {
+                    let c = process_cpu_s();
+                    small_ref = GlobalOutputs::from_f64(&cpu_reference_of(&g.batch, &g.inputs));
+                    cpu[2] += process_cpu_s() - c;
+                    Some(&small_ref)
+                }
+            };
+            for pl in &g.plans {
+                runs += 1;
+                let toks = dcp_cuda::runner::local_tokens(&pl.plan, 0);
+                let c = process_cpu_s();
+                for tt in [IoTensor::Q, IoTensor::Kv, IoTensor::DO] {
+                    g.inputs.gather_into(tt, &toks, &mut buf);
+                    std::hint::black_box(&buf);
+                }
+                cpu[3] += process_cpu_s() - c;
+                if let Some(r) = reference {
+                    // This device's rows of the reference, as a download would return them.
+                    let local = r.gather(&g.batch, &toks);
+                    let out = RawOutputs {
+                        o: RawTensor::encode(dt, &local.o),
+                        lse: RawTensor::encode(DType::F32, &local.lse),
+                        dq: RawTensor::encode(dt, &local.dq),
+                        dkv: RawTensor::encode(dt, &local.dkv),
+                    };
+                    let c = process_cpu_s();
+                    let e = r.compare_raw(&g.batch, &toks, &out).report();
+                    cpu[4] += process_cpu_s() - c;
+                    if !e.pass {
+                        bail!(
+                            "host-only check of {} block {} failed: {e:?}",
+                            pl.planner,
+                            pl.bs
+                        );
+                    }
                 }
             }
         }
-        loop_s += t_loop.elapsed().as_secs_f64() - t_fake;
-        last = Instant::now();
-        Ok(())
-    })?;
+    }
     let wall = t_all.elapsed().as_secs_f64();
-    let rec = json!({"kind": "host", "groups": groups, "plan_runs": n, "threads": rayon::current_num_threads(),
-        "world": a.host_world, "wall_s": wall, "inputs_s": inputs_s, "plans_s": plans_s,
-        "reference_s": ref_s, "gather_s": gather_s, "outputs_s": outputs_s, "check_s": check_s,
-        "gpu_loop_host_s": loop_s, "gpu_loop_waited_s": waited_s});
+    let total: f64 = cpu.iter().sum();
+    let rec = json!({"kind": "host", "groups": groups, "plan_runs": runs, "threads": threads,
+        "world": a.host_world, "wall_s": wall, "cpu_s": {"inputs": cpu[0], "plans": cpu[1],
+        "reference": cpu[2], "gathers": cpu[3], "checks": cpu[4], "total": total}});
     println!("{rec}");
     if let Some(p) = &a.json {
         let mut o = std::fs::OpenOptions::new()
@@ -907,8 +941,13 @@ fn host_only(a: &BenchGpuArgs, specs: &[PlannerRun]) -> Result<()> {
         writeln!(o, "{rec}")?;
     }
     println!(
-        "\nhost work of one rank ({} threads), {groups} groups, {n} plan runs:\n  prepared ahead (helper thread): inputs {inputs_s:.2} s, plans {plans_s:.2} s\n  in the GPU loop: reference {ref_s:.2} s, input gathers {gather_s:.2} s, output gathers (a download's stand-in) {outputs_s:.2} s, output checks {check_s:.2} s\n  the GPU loop's host time {loop_s:.2} s + waiting for preparation {waited_s:.2} s; wall {wall:.2} s",
-        rayon::current_num_threads()
+        "\nhost work of one rank, CPU seconds, {groups} (mask, batch) groups, {runs} plan runs:\n  per group: inputs {:.3}, plans {:.3}, reference scatter {:.3}\n  per plan run: input gathers {:.4}, output checks {:.4}\n  total {total:.1} CPU s ({:.1} s on 16 threads at perfect scaling); wall here {wall:.1} s",
+        cpu[0] / groups.max(1) as f64,
+        cpu[1] / groups.max(1) as f64,
+        cpu[2] / groups.max(1) as f64,
+        cpu[3] / runs.max(1) as f64,
+        cpu[4] / runs.max(1) as f64,
+        total / 16.0,
     );
     Ok(())
 }
@@ -1146,7 +1185,7 @@ fn kernel_bench_on(
         let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
         let family = rank.kernels(&batch.model)?.family();
         let inputs = GlobalInputs::new(&batch, 1);
-        let (f, b, _) = run_plan(rank, &plan, a.warmup, a.repeats, &inputs, None)?;
+        let (f, b, _) = run_plan(rank, &plan, a.warmup, a.repeats, &inputs, None, &mut Vec::new())?;
         let (ftf, btf) = (
             flops / (f * 1e-3) / 1e12,
             BWD_FLOP_FACTOR * flops / (b * 1e-3) / 1e12,

@@ -440,10 +440,18 @@ impl GlobalInputs {
 
     /// The rows of `tokens` (global indices, in this order) of tensor `t`, encoded.
     pub fn gather(&self, t: IoTensor, tokens: &[u64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.gather_into(t, tokens, &mut out);
+        out
+    }
+
+    /// [`GlobalInputs::gather`] into `out`, reusing its memory (a fresh multi-MB buffer costs a
+    /// page fault per 4 KiB on first touch, more than the copy itself).
+    pub fn gather_into(&self, t: IoTensor, tokens: &[u64], out: &mut Vec<u8>) {
         let (src, rb) = (&self.data[input_slot(t)], self.row_bytes[input_slot(t)]);
-        let mut out = vec![0u8; tokens.len() * rb];
+        out.resize(tokens.len() * rb, 0);
         if rb == 0 {
-            return out;
+            return;
         }
         out.par_chunks_mut(ROWS_PER_TASK * rb)
             .zip(tokens.par_chunks(ROWS_PER_TASK))
@@ -453,7 +461,6 @@ impl GlobalInputs {
                     row.copy_from_slice(&src[at..at + rb]);
                 }
             });
-        out
     }
 
     /// Tensor `t` as f64 (the CPU reference's inputs).
@@ -506,17 +513,26 @@ impl PlanRun {
         self.load_inputs_from(rank, &GlobalInputs::new(batch, seed))
     }
 
-    /// Uploads this device's rows of Q, KV (forward and backward) and dO (backward) from
-    /// inputs made once per batch.
+    /// Uploads this device's rows of Q and KV (forward; the backward program copies them on
+    /// the device) and dO (backward) from inputs made once per batch.
     pub fn load_inputs_from(&self, rank: &Rank, inputs: &GlobalInputs) -> Result<()> {
-        for t in [IoTensor::Q, IoTensor::Kv, IoTensor::DO] {
-            let data = inputs.gather(t, &self.tokens);
-            if t != IoTensor::DO {
-                self.fwd.upload_io(&rank.gpu, t, &data)?;
-            }
-            self.bwd.upload_io(&rank.gpu, t, &data)?;
+        self.load_inputs_with(rank, inputs, &mut Vec::new())
+    }
+
+    /// [`PlanRun::load_inputs_from`] through a host buffer reused across plans.
+    pub fn load_inputs_with(
+        &self,
+        rank: &Rank,
+        inputs: &GlobalInputs,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        for t in [IoTensor::Q, IoTensor::Kv] {
+            inputs.gather_into(t, &self.tokens, buf);
+            self.fwd.upload_io(&rank.gpu, t, buf)?;
+            self.bwd.copy_io_from(&rank.gpu, &self.fwd, t)?;
         }
-        Ok(())
+        inputs.gather_into(IoTensor::DO, &self.tokens, buf);
+        self.bwd.upload_io(&rank.gpu, IoTensor::DO, buf)
     }
 
     /// Runs the forward program once (a fault injected for this run fires here).
@@ -546,17 +562,121 @@ impl PlanRun {
     }
 
     pub fn outputs(&self, rank: &Rank) -> Result<LocalOutputs> {
+        Ok(self.raw_outputs(rank)?.decode())
+    }
+
+    /// The outputs as downloaded (encoded), for checks that decode rows as they compare.
+    pub fn raw_outputs(&self, rank: &Rank) -> Result<RawOutputs> {
         let g = &rank.gpu;
-        let dl = |p: &Prepared, t: IoTensor| -> Result<Vec<f32>> {
-            let i = p.io_index(t).expect("io present");
-            Ok(decode(p.decl(i).dtype, &p.download_io(g, t)?))
+        let dl = |p: &Prepared, t: IoTensor| -> Result<RawTensor> {
+            let i = p
+                .io_index(t)
+                .ok_or_else(|| crate::error::CudaError::Unsupported(format!("program has no {t:?} buffer")))?;
+            Ok(RawTensor {
+                dtype: p.decl(i).dtype,
+                bytes: p.download_io(g, t)?,
+            })
         };
-        Ok(LocalOutputs {
+        Ok(RawOutputs {
             o: dl(&self.fwd, IoTensor::O)?,
             lse: dl(&self.fwd, IoTensor::Lse)?,
             dq: dl(&self.bwd, IoTensor::DQ)?,
             dkv: dl(&self.bwd, IoTensor::DKv)?,
         })
+    }
+}
+
+/// One encoded output tensor, rows in the device's layout order.
+#[derive(Debug, Clone)]
+pub struct RawTensor {
+    pub dtype: DType,
+    pub bytes: Vec<u8>,
+}
+
+impl RawTensor {
+    /// Encodes f32 values (tests and `bench-gpu --host-only` stand in for a download with it).
+    pub fn encode(dtype: DType, v: &[f32]) -> Self {
+        let size = dtype.size() as usize;
+        let mut bytes = vec![0u8; v.len() * size];
+        bytes
+            .par_chunks_mut(1 << 16)
+            .zip(v.par_chunks((1 << 16) / size))
+            .for_each(|(b, x)| {
+                for (d, &x) in b.chunks_exact_mut(size).zip(x) {
+                    encode_into(dtype, x, d);
+                }
+            });
+        RawTensor { dtype, bytes }
+    }
+
+    /// Decodes elements `first..first + out.len()` into `out`.
+    #[inline]
+    fn decode_into(&self, first: usize, out: &mut [f32]) {
+        let size = self.dtype.size() as usize;
+        let src = &self.bytes[first * size..(first + out.len()) * size];
+        match self.dtype {
+            DType::Bf16 => {
+                for (x, c) in out.iter_mut().zip(src.chunks_exact(2)) {
+                    *x = bf16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            DType::F16 => {
+                for (x, c) in out.iter_mut().zip(src.chunks_exact(2)) {
+                    *x = f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            DType::F32 => {
+                for (x, c) in out.iter_mut().zip(src.chunks_exact(4)) {
+                    *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+        }
+    }
+}
+
+/// Local outputs as downloaded (see [`PlanRun::raw_outputs`]).
+#[derive(Debug, Clone)]
+pub struct RawOutputs {
+    pub o: RawTensor,
+    pub lse: RawTensor,
+    pub dq: RawTensor,
+    pub dkv: RawTensor,
+}
+
+impl RawOutputs {
+    /// As f32.
+    pub fn decode(&self) -> LocalOutputs {
+        LocalOutputs {
+            o: decode(self.o.dtype, &self.o.bytes),
+            lse: decode(self.lse.dtype, &self.lse.bytes),
+            dq: decode(self.dq.dtype, &self.dq.bytes),
+            dkv: decode(self.dkv.dtype, &self.dkv.bytes),
+        }
+    }
+}
+
+/// Where compared rows come from: decoded f32, or encoded bytes decoded row by row.
+#[derive(Clone, Copy)]
+enum Got<'a> {
+    F32(&'a [f32]),
+    Raw(&'a RawTensor),
+}
+
+impl Got<'_> {
+    fn elements(&self) -> usize {
+        match self {
+            Got::F32(v) => v.len(),
+            Got::Raw(r) => r.bytes.len() / r.dtype.size() as usize,
+        }
+    }
+
+    /// Elements `first..first + out.len()`.
+    #[inline]
+    fn read(&self, first: usize, out: &mut [f32]) {
+        match self {
+            Got::F32(v) => out.copy_from_slice(&v[first..first + out.len()]),
+            Got::Raw(r) => r.decode_into(first, out),
+        }
     }
 }
 
@@ -612,18 +732,21 @@ impl ErrSums {
     fn add_rows<R: Copy + Into<f64> + Sync>(
         &mut self,
         k: usize,
-        got: &[f32],
+        got: Got<'_>,
         tokens: &[u64],
         reference: &[R],
         w: usize,
     ) {
         let lse = k == 1;
-        let parts: Vec<[f64; 3]> = got
-            .par_chunks(ROWS_PER_TASK * w)
-            .zip(tokens.par_chunks(ROWS_PER_TASK))
-            .map(|(g, toks)| {
+        let rows = (got.elements() / w.max(1)).min(tokens.len());
+        let parts: Vec<[f64; 3]> = tokens[..rows]
+            .par_chunks(ROWS_PER_TASK)
+            .enumerate()
+            .map(|(c, toks)| {
                 let mut acc = [0.0f64; 3];
-                for (row, &tok) in g.chunks_exact(w).zip(toks) {
+                let mut row = vec![0f32; w];
+                for (j, &tok) in toks.iter().enumerate() {
+                    got.read((c * ROWS_PER_TASK + j) * w, &mut row);
                     let r = &reference[tok as usize * w..(tok as usize + 1) * w];
                     let (mut num, mut den, mut fin) = (0.0f64, 0.0f64, true);
                     for (&a, &b) in row.iter().zip(r) {
@@ -702,7 +825,7 @@ pub fn compare_global<R: Copy + Into<f64> + Sync>(
         (2, IoTensor::DQ, &got.dq, dq),
         (3, IoTensor::DKv, &got.dkv, dkv),
     ] {
-        e.add_rows(k, g, tokens, r, row_width(batch, t));
+        e.add_rows(k, Got::F32(g), tokens, r, row_width(batch, t));
     }
     e
 }
@@ -785,6 +908,52 @@ impl GlobalOutputs {
     /// Compares a device's local outputs (rows `tokens`) with this reference.
     pub fn compare(&self, batch: &BatchSpec, tokens: &[u64], got: &LocalOutputs) -> ErrSums {
         compare_global(batch, tokens, got, &self.o, &self.lse, &self.dq, &self.dkv)
+    }
+
+    /// [`GlobalOutputs::compare`] on downloaded outputs, decoding rows as it goes (no f32
+    /// copy of the outputs).
+    pub fn compare_raw(&self, batch: &BatchSpec, tokens: &[u64], got: &RawOutputs) -> ErrSums {
+        let mut e = ErrSums::default();
+        for (k, t, g, r) in [
+            (0, IoTensor::O, &got.o, &self.o),
+            (1, IoTensor::Lse, &got.lse, &self.lse),
+            (2, IoTensor::DQ, &got.dq, &self.dq),
+            (3, IoTensor::DKv, &got.dkv, &self.dkv),
+        ] {
+            e.add_rows(k, Got::Raw(g), tokens, r, row_width(batch, t));
+        }
+        e
+    }
+
+    /// Downloaded outputs of a run that covers every token of `batch` (rows `tokens`) into
+    /// this reference, in global order, reusing its memory; rows no device wrote are NaN.
+    pub fn scatter_raw_into(&mut self, batch: &BatchSpec, tokens: &[u64], out: &RawOutputs) {
+        let t = batch.total_tokens() as usize;
+        let mut pos = vec![usize::MAX; t];
+        for (i, &tok) in tokens.iter().enumerate() {
+            pos[tok as usize] = i;
+        }
+        for (tt, dst, src) in [
+            (IoTensor::O, &mut self.o, &out.o),
+            (IoTensor::Lse, &mut self.lse, &out.lse),
+            (IoTensor::DQ, &mut self.dq, &out.dq),
+            (IoTensor::DKv, &mut self.dkv, &out.dkv),
+        ] {
+            let w = row_width(batch, tt);
+            dst.resize(t * w, 0.0);
+            let got = Got::Raw(src);
+            dst.par_chunks_mut(ROWS_PER_TASK * w)
+                .zip(pos.par_chunks(ROWS_PER_TASK))
+                .for_each(|(d, ps)| {
+                    for (row, &p) in d.chunks_exact_mut(w).zip(ps) {
+                        if p == usize::MAX {
+                            row.fill(f32::NAN);
+                        } else {
+                            got.read(p * w, row);
+                        }
+                    }
+                });
+        }
     }
 }
 
@@ -914,6 +1083,48 @@ mod tests {
             .iter()
             .all(|x| x.is_nan()));
         assert!(half.compare(&b, &all, &g.gather(&b, &all)).report().bad > 0.0);
+    }
+
+    #[test]
+    fn raw_outputs_compare_and_scatter_like_decoded_ones() {
+        let b = small_batch();
+        let n = b.total_tokens();
+        let g = GlobalOutputs::from_f64(&cpu_reference(&b, 4));
+        let toks: Vec<u64> = (0..n).rev().step_by(3).collect();
+        let mut local = g.gather(&b, &toks);
+        local.dq[5] += 0.5;
+        local.lse[2] = f32::NEG_INFINITY;
+        let raw = |l: &LocalOutputs, dt: DType| RawOutputs {
+            o: RawTensor::encode(dt, &l.o),
+            lse: RawTensor::encode(DType::F32, &l.lse),
+            dq: RawTensor::encode(dt, &l.dq),
+            dkv: RawTensor::encode(dt, &l.dkv),
+        };
+        // f32 encoding is exact: the same sums as the decoded comparison.
+        let r32 = raw(&local, DType::F32);
+        assert_eq!(g.compare_raw(&b, &toks, &r32).v, g.compare(&b, &toks, &local).v);
+        assert_eq!(r32.decode().dq, local.dq);
+        let e = g.compare_raw(&b, &toks, &r32).report();
+        assert!(!e.pass && e.bad == 1.0 && e.dq > 0.0, "{e:?}");
+        // bf16 rounding of exact outputs stays well inside the tolerance.
+        let exact = g.gather(&b, &toks);
+        let e = g.compare_raw(&b, &toks, &raw(&exact, DType::Bf16)).report();
+        assert!(e.pass && e.o > 0.0 && e.o < 4e-3, "{e:?}");
+        // Scatter into a reused buffer: a full cover gives the reference back, twice.
+        let all: Vec<u64> = (0..n).rev().collect();
+        let full = raw(&g.gather(&b, &all), DType::F32);
+        let mut into = GlobalOutputs::default();
+        for _ in 0..2 {
+            into.scatter_raw_into(&b, &all, &full);
+            assert_eq!(into.o, g.o);
+            assert_eq!(into.dkv, g.dkv);
+        }
+        // A partial cover (tokens ≡ 1 mod 3) leaves the missing rows NaN.
+        assert_eq!((n - 1) % 3, 1);
+        into.scatter_raw_into(&b, &toks, &raw(&exact, DType::F32));
+        let w = row_width(&b, IoTensor::O);
+        assert!(into.o[..w].iter().all(|x| x.is_nan()));
+        assert_eq!(into.o[w..2 * w], g.o[w..2 * w]);
     }
 
     #[test]
