@@ -18,12 +18,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dcp_core::check::{corpus_dir, random_case};
 use dcp_core::mask::MaskSpec;
+use dcp_core::plan::IoTensor;
 use dcp_core::planners::{make_plan, make_validated_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
 use dcp_core::validate::ValidatedPlan;
 use dcp_cuda::fault::Fault;
-use dcp_core::plan::IoTensor;
 use dcp_cuda::runner::{
     cpu_reference_of, median, ErrReport, GlobalInputs, GlobalOutputs, PlanRun, Rank, RankOptions,
     RawOutputs, RawTensor,
@@ -746,7 +746,14 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
         let reference = match (&g.reference_plan, a.check) {
             (_, false) => None,
             (Some(local), true) => {
-                reference(bench.rank, &g.batch, &g.inputs, local, &mut refbuf, &mut buf)?;
+                reference(
+                    bench.rank,
+                    &g.batch,
+                    &g.inputs,
+                    local,
+                    &mut refbuf,
+                    &mut buf,
+                )?;
                 Some(&refbuf)
             }
             (None, true) => {
@@ -757,13 +764,7 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
         for pl in &g.plans {
             let t0 = Instant::now();
             let (f, b, c) = run_plan(
-                bench.rank,
-                &pl.plan,
-                a.warmup,
-                a.repeats,
-                &g.inputs,
-                reference,
-                &mut buf,
+                bench.rank, &pl.plan, a.warmup, a.repeats, &g.inputs, reference, &mut buf,
             )?;
             let run_s = t0.elapsed().as_secs_f64();
             if let Some(c) = &c {
@@ -1185,7 +1186,15 @@ fn kernel_bench_on(
         let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
         let family = rank.kernels(&batch.model)?.family();
         let inputs = GlobalInputs::new(&batch, 1);
-        let (f, b, _) = run_plan(rank, &plan, a.warmup, a.repeats, &inputs, None, &mut Vec::new())?;
+        let (f, b, _) = run_plan(
+            rank,
+            &plan,
+            a.warmup,
+            a.repeats,
+            &inputs,
+            None,
+            &mut Vec::new(),
+        )?;
         let (ftf, btf) = (
             flops / (f * 1e-3) / 1e12,
             BWD_FLOP_FACTOR * flops / (b * 1e-3) / 1e12,

@@ -303,6 +303,28 @@ fn encode(dt: DType, v: &[f32]) -> Vec<u8> {
     out
 }
 
+/// Decodes little-endian `dt` elements of `src` into `out` (as many as `out` holds).
+#[inline]
+fn decode_slice(dt: DType, src: &[u8], out: &mut [f32]) {
+    match dt {
+        DType::Bf16 => {
+            for (x, c) in out.iter_mut().zip(src.chunks_exact(2)) {
+                *x = bf16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        DType::F16 => {
+            for (x, c) in out.iter_mut().zip(src.chunks_exact(2)) {
+                *x = f16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        DType::F32 => {
+            for (x, c) in out.iter_mut().zip(src.chunks_exact(4)) {
+                *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+    }
+}
+
 /// Decodes little-endian `dt` elements to f32 (in parallel).
 fn decode(dt: DType, b: &[u8]) -> Vec<f32> {
     let size = dt.size() as usize;
@@ -310,23 +332,7 @@ fn decode(dt: DType, b: &[u8]) -> Vec<f32> {
     const CHUNK: usize = 1 << 16;
     out.par_chunks_mut(CHUNK)
         .zip(b.par_chunks(CHUNK * size))
-        .for_each(|(o, src)| match dt {
-            DType::Bf16 => {
-                for (x, c) in o.iter_mut().zip(src.chunks_exact(2)) {
-                    *x = bf16::from_le_bytes([c[0], c[1]]).to_f32();
-                }
-            }
-            DType::F16 => {
-                for (x, c) in o.iter_mut().zip(src.chunks_exact(2)) {
-                    *x = f16::from_le_bytes([c[0], c[1]]).to_f32();
-                }
-            }
-            DType::F32 => {
-                for (x, c) in o.iter_mut().zip(src.chunks_exact(4)) {
-                    *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-            }
-        });
+        .for_each(|(o, src)| decode_slice(dt, src, o));
     out
 }
 
@@ -569,9 +575,9 @@ impl PlanRun {
     pub fn raw_outputs(&self, rank: &Rank) -> Result<RawOutputs> {
         let g = &rank.gpu;
         let dl = |p: &Prepared, t: IoTensor| -> Result<RawTensor> {
-            let i = p
-                .io_index(t)
-                .ok_or_else(|| crate::error::CudaError::Unsupported(format!("program has no {t:?} buffer")))?;
+            let i = p.io_index(t).ok_or_else(|| {
+                crate::error::CudaError::Unsupported(format!("program has no {t:?} buffer"))
+            })?;
             Ok(RawTensor {
                 dtype: p.decl(i).dtype,
                 bytes: p.download_io(g, t)?,
@@ -613,24 +619,11 @@ impl RawTensor {
     #[inline]
     fn decode_into(&self, first: usize, out: &mut [f32]) {
         let size = self.dtype.size() as usize;
-        let src = &self.bytes[first * size..(first + out.len()) * size];
-        match self.dtype {
-            DType::Bf16 => {
-                for (x, c) in out.iter_mut().zip(src.chunks_exact(2)) {
-                    *x = bf16::from_le_bytes([c[0], c[1]]).to_f32();
-                }
-            }
-            DType::F16 => {
-                for (x, c) in out.iter_mut().zip(src.chunks_exact(2)) {
-                    *x = f16::from_le_bytes([c[0], c[1]]).to_f32();
-                }
-            }
-            DType::F32 => {
-                for (x, c) in out.iter_mut().zip(src.chunks_exact(4)) {
-                    *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-            }
-        }
+        decode_slice(
+            self.dtype,
+            &self.bytes[first * size..(first + out.len()) * size],
+            out,
+        );
     }
 }
 
@@ -1102,7 +1095,10 @@ mod tests {
         };
         // f32 encoding is exact: the same sums as the decoded comparison.
         let r32 = raw(&local, DType::F32);
-        assert_eq!(g.compare_raw(&b, &toks, &r32).v, g.compare(&b, &toks, &local).v);
+        assert_eq!(
+            g.compare_raw(&b, &toks, &r32).v,
+            g.compare(&b, &toks, &local).v
+        );
         assert_eq!(r32.decode().dq, local.dq);
         let e = g.compare_raw(&b, &toks, &r32).report();
         assert!(!e.pass && e.bad == 1.0 && e.dq > 0.0, "{e:?}");
