@@ -23,7 +23,7 @@ def main(out):
     report = {"training": [], "loss_curve": None, "single_sequence": []}
     print("| data | mask | planner | plans used | step ms (mean, median) | tok/s/GPU | vs best static | loader wait (total) | peak alloc GiB | GPU used first→last GiB |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for path in sorted(glob.glob(os.path.join(out, "train_*.json"))):
+    for path in sorted(glob.glob(os.path.join(out, "train_*_*.json"))):
         runs = load(path)
         step_s = {s["planner"]: s["mean_step_s"] for s, _ in runs}
         static = [v for k, v in step_s.items() if k in ("ring", "zigzag")]
