@@ -156,6 +156,9 @@ pub const SM90_STAGES: u32 = 2;
 /// `mma.sync` backward's defaults, so the host task lists are identical).
 pub const SM90_BWD_BC: u32 = 128;
 pub const SM90_BWD_BR: u32 = 64;
+/// Shared memory of the sm90 backward's dQ staging area: per consumer warpgroup
+/// `SM90_BWD_BR` rows of 64 fp32 at a 288-byte pitch (kernels/attn_bwd_sm90.cu).
+pub const SM90_BWD_DQ_STAGE: u32 = 2 * SM90_BWD_BR * 288;
 
 /// The kernels for one model shape.
 pub struct Kernels {
@@ -249,8 +252,14 @@ impl Kernels {
             }
             KernelFamily::Sm90Wgmma => {
                 let (bc, br) = (SM90_BWD_BC, SM90_BWD_BR);
-                // K, V; Q, dO, dS double buffered; LSE, D, spans per stage; alignment; mbarriers.
-                let smem = (2 * bc + 4 * br) * d * 2 + 2 * br * bc * 2 + 2 * br * 16 + 1024 + 40;
+                // K, V; Q, dO, dS double buffered; per stage LSE, D, spans, two ranges per row
+                // and the tile word; alignment; mbarriers (128 bytes); dQ staging.
+                let smem = (2 * bc + 4 * br) * d * 2
+                    + 2 * br * bc * 2
+                    + 2 * (br * 32 + 16)
+                    + 1024
+                    + 128
+                    + SM90_BWD_DQ_STAGE;
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
                 (bc, br, SM90_THREADS, smem, k)
             }
