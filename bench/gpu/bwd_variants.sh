@@ -5,6 +5,12 @@
 # the backward launch of the first variant (NCU=1), PyTorch flash/cuDNN on the same shapes
 # (SKIP_TORCH=1 to skip) and one table last. Every step under its own timeout.
 #   DCP=path/to/dcp VDIR=dir VARIANTS="v0 v1" OUT=dir bash bench/gpu/bwd_variants.sh
+# An empty variant directory runs the binary's embedded kernels. Knobs: SELFTEST (cases, default
+# 4) and SELFTEST_<variant>, SHAPES and SHAPES_<variant>, PLANNERS (default local), REPEATS,
+# MMA_SELFTEST=N (the mma.sync family too), NCU=1 with NCU_VARIANT, NCU_SHAPE, NCU_SECTIONS and
+# NCU_SOURCE=1 (per-SASS-instruction stall samples as CSV), SAN_TOOLS="memcheck racecheck" with
+# SAN_VARIANT, and per-step timeouts SELFTEST_T, BENCH_T, TORCH_T, NCU_T, SAN_T (seconds).
+# Results used: bench/results/kernels-2026-11-28d.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/env.sh"
