@@ -22,6 +22,7 @@ import json
 import os
 import time
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -130,10 +131,17 @@ def torch_causal_attention(plan):
     return attn
 
 
-def main(argv=None):
+PLANNERS = ["dcp", "ring", "zigzag", "local"]
+
+
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--planner", default="dcp", choices=["dcp", "ring", "zigzag", "local"])
+    ap.add_argument("--planner", default="dcp",
+                    help="dcp, ring, zigzag or local; a comma list (dcp,ring,zigzag) runs each in turn in one process "
+                         "on the same batches, from the same initial weights")
     ap.add_argument("--dataset", default="longalign", choices=["longalign", "ldc"])
+    ap.add_argument("--seq-len", type=int, default=0,
+                    help="instead of --dataset: every batch is ONE sequence of this many tokens (random ids)")
     ap.add_argument("--mask", default="causal", help="causal, lambda, or any dcp mask name")
     ap.add_argument("--scale", type=float, default=1.0, help="length scale of the dataset")
     ap.add_argument("--budget", type=int, default=131072, help="tokens per batch")
@@ -156,35 +164,60 @@ def main(argv=None):
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                     help="cpu: one process, fp32, the CPU reference executor (to test the script without a GPU)")
     a = ap.parse_args(argv)
-    cpu = a.device == "cpu"
+    a.planners = [p.strip() for p in a.planner.split(",") if p.strip()]
+    bad = [p for p in a.planners if p not in PLANNERS]
+    if bad or not a.planners:
+        ap.error(f"--planner: unknown planner(s) {bad or a.planner!r}; choose from {', '.join(PLANNERS)}")
+    if a.single_gpu_reference and len(a.planners) > 1:
+        ap.error("--single-gpu-reference runs the local plan on one GPU; give no planner list with it")
+    if a.seq_len < 0:
+        ap.error(f"--seq-len must be positive (got {a.seq_len})")
+    return a
 
-    distributed = "WORLD_SIZE" in os.environ and not a.single_gpu_reference and not cpu
-    if distributed:
-        dist.init_process_group("nccl")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
-    else:
-        rank, world = 0, 1
-    dev = torch.device(a.device)
+
+def all_reduce_grads(params):
+    """Sum the gradients over the group with one all-reduce per dtype (one flat buffer)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    by_dtype = {}
+    for g in grads:
+        by_dtype.setdefault(g.dtype, []).append(g)
+    for gs in by_dtype.values():
+        flat = torch.cat([g.reshape(-1) for g in gs])
+        dist.all_reduce(flat)
+        at = 0
+        for g in gs:
+            g.copy_(flat[at : at + g.numel()].view_as(g))
+            at += g.numel()
+
+
+def run(a, planner_name, rank, world, dev, distributed):
+    """Train a freshly initialised model for a.steps batches with one planner; returns (rows, summary)."""
+    cpu = a.device == "cpu"
 
     def sync():
         if not cpu:
             torch.cuda.synchronize()
-    planner_name = "local" if a.single_gpu_reference else a.planner
+
     planner = dcp.Planner(world, heads=a.heads, kv_heads=a.kv_heads, head_dim=a.head_dim, dtype="bf16",
                           block_size=a.block_size, planner=planner_name, mask=a.mask)
-    loader = PlanningDataLoader(planner, dataset=a.dataset, num_batches=a.steps, scale=a.scale, budget=a.budget,
-                                vocab_size=a.vocab, seed=a.seed, rank=rank, device=dev)
-    if not cpu:
-        dtorch.init()
+    if a.seq_len:
+        rng = np.random.default_rng(a.seed)
+        seqs = [rng.integers(0, a.vocab, size=a.seq_len, dtype=np.int64) for _ in range(a.steps)]
+        loader = PlanningDataLoader(planner, seqs, num_batches=a.steps, budget=a.seq_len, rank=rank, device=dev)
+        data = f"one sequence of {a.seq_len}"
+    else:
+        loader = PlanningDataLoader(planner, dataset=a.dataset, num_batches=a.steps, scale=a.scale, budget=a.budget,
+                                    vocab_size=a.vocab, seed=a.seed, rank=rank, device=dev)
+        data = f"{a.dataset} x{a.scale}, budget {a.budget}"
     torch.manual_seed(a.seed)
     model = Llama(a).to(dev, torch.float32 if cpu else torch.bfloat16)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    if not cpu:
+        torch.cuda.reset_peak_memory_stats()
     if rank == 0:
         print(f"model {params / 1e9:.2f}B params, {a.layers} layers, hidden {a.hidden}, {a.heads}/{a.kv_heads} heads, "
-              f"D {a.head_dim}; {world} GPU(s), planner {planner_name}, {a.dataset} x{a.scale}, mask {a.mask}, "
-              f"budget {a.budget}", flush=True)
+              f"D {a.head_dim}; {world} GPU(s), planner {planner_name}, {data}, mask {a.mask}", flush=True)
     rows = []
     for step, batch in enumerate(loader):
         sync()
@@ -204,9 +237,7 @@ def main(argv=None):
         loss.backward()
         total = loss.detach().clone()
         if distributed:
-            for p in model.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
+            all_reduce_grads(model.parameters())
             dist.all_reduce(total)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -224,11 +255,11 @@ def main(argv=None):
             print(f"step {step:4d} loss {row['loss']:.4f} time {dt * 1e3:8.1f} ms  {row['tokens_per_s_per_gpu']:9.0f} tok/s/GPU  "
                   f"wait {batch.wait_s * 1e3:6.1f} ms  peak {row['peak_mem_gib']:.1f} GiB (GPU used {row['gpu_used_gib']:.1f})  plan {plan.planner} "
                   f"({len(plan.lengths)} seqs, {tok} tokens)", flush=True)
-    dtorch.shutdown()
+    loader.close()
     steady = rows[a.warmup:] or rows
     summary = {
-        "planner": planner_name, "dataset": a.dataset, "scale": a.scale, "mask": a.mask, "world": world,
-        "params": params, "steps": len(rows), "warmup": a.warmup,
+        "planner": planner_name, "dataset": f"seq{a.seq_len}" if a.seq_len else a.dataset, "scale": a.scale,
+        "mask": a.mask, "world": world, "params": params, "steps": len(rows), "warmup": a.warmup,
         "mean_step_s": sum(r["step_s"] for r in steady) / len(steady),
         "mean_tokens_per_s_per_gpu": sum(r["tokens_per_s_per_gpu"] for r in steady) / len(steady),
         "loader_wait_s_total": loader.wait_s_total,
@@ -238,13 +269,44 @@ def main(argv=None):
     }
     if rank == 0:
         print("summary " + json.dumps(summary), flush=True)
-        if a.out:
-            with open(a.out, "w") as f:
+    del model, opt
+    return rows, summary
+
+
+def main(argv=None):
+    """Runs each planner of --planner in turn. Returns the step rows (a dict planner -> rows when several)."""
+    a = parse_args(argv)
+    cpu = a.device == "cpu"
+    distributed = "WORLD_SIZE" in os.environ and not a.single_gpu_reference and not cpu
+    if distributed:
+        dist.init_process_group("nccl")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    else:
+        rank, world = 0, 1
+    dev = torch.device(a.device)
+    if not cpu:
+        dtorch.init()
+    names = ["local"] if a.single_gpu_reference else a.planners
+    runs = {}
+    for name in names:
+        runs[name] = run(a, name, rank, world, dev, distributed)
+        if not cpu:
+            torch.cuda.empty_cache()
+    if not cpu:
+        dtorch.shutdown()
+    if rank == 0 and a.out:
+        with open(a.out, "w") as f:
+            if len(runs) == 1:
+                rows, summary = next(iter(runs.values()))
                 json.dump({"summary": summary, "steps": rows, "args": vars(a)}, f, indent=1)
-    loader.close()
+            else:
+                json.dump({"runs": [{"summary": s, "steps": r} for r, s in runs.values()], "args": vars(a)}, f, indent=1)
     if distributed:
         dist.destroy_process_group()
-    return rows
+    if len(runs) == 1:
+        return next(iter(runs.values()))[0]
+    return {k: r for k, (r, _) in runs.items()}
 
 
 if __name__ == "__main__":

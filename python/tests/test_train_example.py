@@ -45,3 +45,26 @@ def test_train_lambda_mask(train, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     rows = train.main(TINY + ["--planner", "zigzag", "--mask", "lambda:8:32", "--steps", "2"])
     assert all(r["loss"] == r["loss"] for r in rows)  # finite, not NaN
+
+
+def test_train_planner_list_runs_each_from_the_same_start(train, monkeypatch, tmp_path):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    out = tmp_path / "runs.json"
+    runs = train.main(TINY + ["--planner", "dcp,ring", "--steps", "2", "--out", str(out)])
+    assert sorted(runs) == ["dcp", "ring"]
+    for a, b in zip(runs["dcp"], runs["ring"]):  # same batches, same initial weights, exact attention
+        assert a["tokens"] == b["tokens"]
+        assert abs(a["loss"] - b["loss"]) < 1e-4, (a["loss"], b["loss"])
+    saved = json.loads(out.read_text())
+    assert [r["summary"]["planner"] for r in saved["runs"]] == ["dcp", "ring"]
+
+
+def test_train_one_long_sequence(train, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    rows = train.main(TINY + ["--planner", "zigzag", "--seq-len", "300", "--steps", "2"])
+    assert [r["tokens"] for r in rows] == [300, 300] and all(r["sequences"] == 1 for r in rows)
+
+
+def test_train_rejects_unknown_planner(train):
+    with pytest.raises(SystemExit):
+        train.main(TINY + ["--planner", "dcp,nope"])

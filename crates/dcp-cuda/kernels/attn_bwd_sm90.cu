@@ -3,21 +3,31 @@
 // Same contract and task list as attn_bwd.cu: one CTA = 128 keys (kv tile `task.row0`) of one kv
 // head; it loops over the GQA group's query heads and the q tiles (64 rows) listed for its kv
 // tile, keeps dK, dV in fp32 registers and adds them atomically into the dKV regions at the end;
-// dQ goes out through atomics per q tile (fp32 into fp32 buffers).
+// dQ is added into global memory once per q tile (bulk reductions for fp32 dQ buffers).
 //
 // Warpgroup 0 produces: K and V of the kv tile once, then per step (head, q tile) Q, dO, LSE,
-// D = rowsum(dO*O) and the rows' range spans into 2 stages (cp.async, "full"/"empty" mbarriers).
+// D = rowsum(dO*O), the rows' range spans, the tile word and (partial tiles) the first two
+// ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers); and it drains dQ (below).
 // Warpgroups 1 and 2 consume, 64 keys each (transposed formulation, keys as the M dimension):
 //   S^T = K Q^T and dP^T = V dO^T            wgmma m64n64k16, all operands from shared memory
-//   P^T = exp(S^T - LSE), dS^T = P^T (dP^T - D)   in registers (partial tiles masked)
+//   P^T = exp(S^T - LSE), dS^T = P^T (dP^T - D)   in registers (partial tiles masked; the mask
+//                                             is a select before one ex2, no branch)
 //   dV += P^T dO, dK += dS^T Q                wgmma m64nDk16, A (P^T, dS^T) from registers,
 //                                             B (dO, Q) MN-major from shared memory
-//   dQ = dS K                                  dS^T goes to shared memory (K-major for A);
-//                                             D = 128: warpgroup c computes dQ columns
-//                                             64c..64c+63 over all 128 keys; D = 64: all
+//   dQ = dS K                                  dS^T goes to shared memory with stmatrix.trans
+//                                             (K-major for A); D = 128: warpgroup c computes dQ
+//                                             columns 64c..64c+63 over all 128 keys; D = 64: all
 //                                             columns over its own 64 keys
 // dS is double buffered, so one named barrier per step between the two consumers suffices.
-// Shared tiles use the 128-byte swizzled layout of attn_fwd_sm90.cu.
+// dQ (fp32 buffers): each consumer writes its 64 x 64 fp32 block into a shared staging area and
+// arrives on "dq_full"; after issuing the loads of step t + 2 each producer warp adds 16 rows of
+// step t's blocks into global memory with one `cp.reduce.async.bulk .add.f32` per row and block
+// (a bulk copy takes uniform operands, so a warp issues them one after the other: spread over
+// the 4 producer warps and a step late, that serial issue is off the consumers' path), waits
+// until they have read shared memory and arrives on "dq_empty", which the consumers wait for
+// before refilling the area at the end of the next step. 16-bit dQ buffers take vector atomics.
+// Shared tiles use the 128-byte swizzled layout of attn_fwd_sm90.cu. Measured variants (dQ by
+// atomics, by the consumers' own bulk reductions, step orders): bench/results/kernels-2026-11-28d.
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -27,6 +37,91 @@
 #define B90_THREADS 384
 
 static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 backward takes head dims 64 and 128");
+
+// dQ staging: per consumer warpgroup 64 rows of 64 fp32 + 32 bytes of padding (row pitch 288 B:
+// a half-warp's 8-byte stores hit 32 distinct banks; rows stay 16-byte aligned for the bulk copy).
+#define B90_DQ_PITCH 288
+#define B90_DQ_WG_BYTES (B90_BR * B90_DQ_PITCH)
+
+// exp2 with no range fix-up (ex2.approx: -inf -> 0).
+__device__ __forceinline__ float ex2_fast(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// P^T = exp(S^T * scale - LSE) where `bits` says attended, 0 elsewhere and for rows whose LSE is
+// -inf (no key): the masked argument is -inf, so one ex2 and no branch per element.
+template <int NT>
+__device__ __forceinline__ void bwd_probs_fast(float* st, u32 bits, const float* lse,
+                                               float scale_log2, int t4) {
+  const float LOG2E = 1.4426950408889634f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const float2 l2 = *(const float2*)(lse + nt * 8 + t4 * 2);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float l = h ? l2.y : l2.x;
+      const float L = l == -INFINITY ? INFINITY : l * LOG2E;
+#pragma unroll
+      for (int e = h; e < 4; e += 2) {
+        const float a = fmaf(st[nt * 4 + e], scale_log2, -L);
+        st[nt * 4 + e] = ex2_fast(((bits >> (nt * 4 + e)) & 1u) ? a : -INFINITY);
+      }
+    }
+  }
+}
+
+// Mask bits (bit nt * 4 + e: key_a for e < 2, key_b otherwise, row nt * 8 + 2 t4 + (e & 1)) of
+// a partial tile: `rg` holds the first two ranges of each row (empty [0, 0) where the row has
+// fewer), the rest are read from `ranges`.
+template <int NT>
+__device__ __forceinline__ u32 bwd_mask_bits_s(const uint2* ranges, const u32* rp, const uint4* rg,
+                                               u32 key_a, u32 key_b, u32 n_keys, int t4) {
+  u32 bits = 0;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int ql = nt * 8 + t4 * 2 + h;
+      const uint4 r = rg[ql];
+      bool ia = (key_a >= r.x && key_a < r.y) || (key_a >= r.z && key_a < r.w);
+      bool ib = (key_b >= r.x && key_b < r.y) || (key_b >= r.z && key_b < r.w);
+      const u32 b = rp[2 * ql + 1];
+      for (u32 i = rp[2 * ql] + 2; i < b; ++i) {
+        const uint2 x = ranges[i];
+        ia |= key_a >= x.x && key_a < x.y;
+        ib |= key_b >= x.x && key_b < x.y;
+      }
+      bits |= (u32)(ia && key_a < n_keys) << (nt * 4 + h);
+      bits |= (u32)(ib && key_b < n_keys) << (nt * 4 + 2 + h);
+    }
+  }
+  return bits;
+}
+
+__device__ __forceinline__ void cp_async8_s(u32 saddr, const void* gmem, bool valid) {
+  int n = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
+}
+
+__device__ __forceinline__ void stsm_x4_trans(u32 saddr, const u32* r) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr),
+               "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
+__device__ __forceinline__ void bulk_reduce_add_f32(void* gdst, u32 ssrc, u32 bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(
+                   __cvta_generic_to_global(gdst)),
+               "r"(ssrc), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read0() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
 __device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
 #if HEAD_DIM == 128
@@ -55,9 +150,14 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const u32 sQ = sV + KVBYTES;                 // [2][D/64][64 rows][128 B]
   const u32 sdO = sQ + 2 * QBYTES;             // same
   const u32 sdS = sdO + 2 * QBYTES;            // [2][2 key blocks][64 rows][128 B]
-  const u32 small = sdS + 2 * DSBYTES;         // per stage: lse[64], dd[64], span[64][2]
-  constexpr u32 SMALL = B90_BR * 16;
-  const u32 bars = small + 2 * SMALL;          // full[2], empty[2], kv
+  // Per stage: lse[64], dd[64], span[64][2], the first two ranges of each row [64][16 B] (partial
+  // tiles; empty [0, 0) where a row has fewer) and the step's tile word.
+  const u32 small = sdS + 2 * DSBYTES;
+  constexpr u32 SMALL = B90_BR * 32 + 16;
+  constexpr u32 RG_OFF = B90_BR * 16, WORD_OFF = B90_BR * 32;
+  const u32 bars = small + 2 * SMALL;          // full[2], empty[2], kv, dq_full, dq_empty
+  const u32 sdq = bars + 128;                  // dQ staging: [2 consumer wgs][64 rows][B90_DQ_PITCH]
+  const u32 dq_full = bars + 40, dq_empty = bars + 48;
   auto full_bar = [&](int s) { return bars + 8u * s; };
   auto empty_bar = [&](int s) { return bars + 8u * (2 + s); };
   const u32 kv_bar = bars + 32;
@@ -76,6 +176,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       mbar_init(empty_bar(s), 256);
     }
     mbar_init(kv_bar, 128);
+    mbar_init(dq_full, 256);  // both consumer warpgroups
+    mbar_init(dq_empty, 4);   // one arrival per producer warp
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -89,6 +191,28 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
                              B90_BC * 128, qbase);
     mbar_arrive_cp_async(kv_bar);
+    // dQ of step u: rows 16 pw .. 16 pw + 15 of both staging blocks (lanes 0..15, one row each
+    // per block) into global memory, then dq_empty once the copies have read shared memory.
+    const bool dq_f32 = w.dq_dtype == DT_F32;
+    auto dq_drain = [&](u32 u) {
+      if (!dq_f32) return;
+      const u32 jj = u / task.tiles_n, it = u - jj * task.tiles_n;
+      const u32 head = kvh * group + jj;
+      const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
+      mbar_wait_guarded(dq_full, u & 1);
+      if (lane < 16) {
+        const u32 r = 16 * pw + lane, row = q0 + r;
+        if (row < w.n_rows) {
+          float* gp = (float*)w.dq + (u64)row * w.dq_stride + head * D;
+          bulk_reduce_add_f32(gp, sdq + r * B90_DQ_PITCH, 64 * 4);
+          bulk_reduce_add_f32(gp + (D == 128 ? 64 : 0), sdq + B90_DQ_WG_BYTES + r * B90_DQ_PITCH, 64 * 4);
+        }
+        bulk_commit();
+        bulk_wait_read0();
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(dq_empty);
+    };
     for (u32 t = 0; t < n_steps; ++t) {
       const int s = t & 1;
       if (t >= 2) mbar_wait_guarded(empty_bar(s), ((t >> 1) - 1) & 1);
@@ -115,9 +239,18 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         cp_async4_s(sm + B90_BR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
         cp_async4_s(sm + B90_BR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
         cp_async4_s(sm + B90_BR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
+        if (pt == 0) cp_async4_s(sm + WORD_OFF, my_tiles + it, true);
+        if (my_tiles[it] >> 31) {
+          const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
+          cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
+          cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
+        }
       }
       mbar_arrive_cp_async(full_bar(s));
+      if (t >= 2) dq_drain(t - 2);
     }
+    for (u32 u = n_steps >= 2 ? n_steps - 2 : 0; u < n_steps; ++u) dq_drain(u);
+    if (lane < 16) bulk_wait0();
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }
@@ -148,11 +281,12 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     fence_proxy_async();
     const u32 jj = t / task.tiles_n, it = t - jj * task.tiles_n;
     const u32 head = kvh * group + jj;
-    const u32 word = my_tiles[it];
+    const unsigned char* small_g = gbase + (small + s * SMALL - base);
+    const u32 word = *(const u32*)(small_g + WORD_OFF);
     const u32 q0 = (word & 0x7fffffffu) * B90_BR;
     const bool partial = word >> 31;
     const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
-    const float* lse_s = (const float*)(gbase + (small + s * SMALL - base));
+    const float* lse_s = (const float*)small_g;
     const float* dd_s = lse_s + B90_BR;
     const u32* rp_s = (const u32*)(dd_s + B90_BR);
 
@@ -177,9 +311,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     reg_fence<B90_BR / 2>(st);
 
     // Mask bits (bit nt * 4 + e), partial tiles only; P^T (LSE = -inf rows: P = 0).
-    const u32 pbits = partial ? bwd_mask_bits<B90_BR / 8>(ranges, rp_s, key_a, key_b, w.n_keys, t4)
+    const u32 pbits = partial ? bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s, (const uint4*)(small_g + RG_OFF),
+                                                            key_a, key_b, w.n_keys, t4)
                               : 0xffffffffu;
-    bwd_probs<B90_BR / 8>(st, pbits, lse_s, scale_log2, t4);
+    bwd_probs_fast<B90_BR / 8>(st, pbits, lse_s, scale_log2, t4);
     u32 pa[B90_BR / 16][4];
     acc_to_a<B90_BR>(st, pa);
     wg_wait<0>();
@@ -187,20 +322,23 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
     // element (row ql, key kl) of key block kl / 64).
     const u32 dsb = sdS + (t & 1) * DSBYTES + cw * (B90_BR * 128);
-    unsigned char* dsg = gbase + (dsb - base);
 #pragma unroll
     for (int nt = 0; nt < B90_BR / 8; ++nt) {
+      const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int ql = nt * 8 + t4 * 2 + (e & 1);
-        const float v = st[nt * 4 + e] * (dpt[nt * 4 + e] - dd_s[ql]);
-        st[nt * 4 + e] = v;
-        const u32 kk = 16 * wq + g + (e < 2 ? 0 : 8);  // key within this warpgroup's block
-        *(elem_t*)(dsg + sw128(ql, kk >> 3) + (kk & 7) * 2) = (elem_t)v;
-      }
+      for (int e = 0; e < 4; ++e)
+        st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
     }
     u32 da_[B90_BR / 16][4];
     acc_to_a<B90_BR>(st, da_);
+    {
+      // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
+      // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
+      const u32 m = lane >> 3, j = lane & 7;
+#pragma unroll
+      for (int kc = 0; kc < B90_BR / 16; ++kc)
+        stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da_[kc]);
+    }
     fence_proxy_async();  // dS stores -> wgmma reads (async proxy)
     // dV += P^T dO, dK += dS^T Q (B: MN-major, 16 q rows per step).
     reg_fence<D / 2>(dv);
@@ -214,9 +352,6 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_rs_d(dk, da_[kc], wg_desc(qs + kc * 16 * 128, B90_BR * 128, 1024));
     wg_commit();
     named_bar(1, 256);  // both warpgroups' dS are in shared memory
-    wg_wait<0>();
-    reg_fence<D / 2>(dv);
-    reg_fence<D / 2>(dk);
     // dQ = dS K (A: dS K-major; B: K MN-major, keys x d).
     float dq[32];
     wg_fence();
@@ -231,8 +366,26 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     wg_commit();
     wg_wait<0>();
     reg_fence<32>(dq);
+    reg_fence<D / 2>(dv);
+    reg_fence<D / 2>(dk);
     mbar_arrive(empty_bar(s));
-    // dQ rows 16 wq + g (+8) of the tile, columns dq_col0 + nt * 8 + 2 t4.
+    // dQ rows 16 wq + g (+8) of the tile, columns dq_col0 + nt * 8 + 2 t4: fp32 into the staging
+    // block (the producer adds it into global memory), 16-bit through atomics.
+    if (w.dq_dtype == DT_F32) {
+      if (t > 0) mbar_wait(dq_empty, (t - 1) & 1);
+      unsigned char* sdq_g = gbase + (sdq + cw * B90_DQ_WG_BYTES - base);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const u32 r = 16 * wq + g + 8 * h;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          *(float2*)(sdq_g + r * B90_DQ_PITCH + (nt * 8 + t4 * 2) * 4) =
+              make_float2(dq[nt * 4 + 2 * h] * scale, dq[nt * 4 + 2 * h + 1] * scale);
+      }
+      fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
+      mbar_arrive(dq_full);
+      continue;
+    }
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const u32 row = q0 + 16 * wq + g + 8 * h;

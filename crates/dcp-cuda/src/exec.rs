@@ -16,7 +16,8 @@ use std::ffi::c_void;
 use cudarc::nccl::{result as nres, sys as nsys};
 use dcp_core::flops::{attn_bwd_flops, attn_fwd_flops};
 use dcp_core::plan::{
-    BufferDecl, BufferRole, BwdWork, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Program, Region,
+    BufferDecl, BufferRole, BwdWork, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Program,
+    Region, RowRanges,
 };
 use dcp_core::spec::{DType, ModelShape};
 
@@ -156,6 +157,9 @@ pub const SM90_STAGES: u32 = 2;
 /// `mma.sync` backward's defaults, so the host task lists are identical).
 pub const SM90_BWD_BC: u32 = 128;
 pub const SM90_BWD_BR: u32 = 64;
+/// Shared memory of the sm90 backward's dQ staging area: per consumer warpgroup
+/// `SM90_BWD_BR` rows of 64 fp32 at a 288-byte pitch (kernels/attn_bwd_sm90.cu).
+pub const SM90_BWD_DQ_STAGE: u32 = 2 * SM90_BWD_BR * 288;
 
 /// The kernels for one model shape.
 pub struct Kernels {
@@ -249,8 +253,14 @@ impl Kernels {
             }
             KernelFamily::Sm90Wgmma => {
                 let (bc, br) = (SM90_BWD_BC, SM90_BWD_BR);
-                // K, V; Q, dO, dS double buffered; LSE, D, spans per stage; alignment; mbarriers.
-                let smem = (2 * bc + 4 * br) * d * 2 + 2 * br * bc * 2 + 2 * br * 16 + 1024 + 40;
+                // K, V; Q, dO, dS double buffered; per stage LSE, D, spans, two ranges per row
+                // and the tile word; alignment; mbarriers (128 bytes); dQ staging.
+                let smem = (2 * bc + 4 * br) * d * 2
+                    + 2 * br * bc * 2
+                    + 2 * (br * 32 + 16)
+                    + 1024
+                    + 128
+                    + SM90_BWD_DQ_STAGE;
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
                 (bc, br, SM90_THREADS, smem, k)
             }
@@ -454,6 +464,82 @@ fn region_bytes(decls: &[BufferDecl], r: &Region) -> usize {
 
 fn grid_for(n: u64, per_block: u64, cap: u32) -> u32 {
     (n.div_ceil(per_block.max(1)).max(1)).min(cap as u64) as u32
+}
+
+/// The descriptor arrays of one attention launch (forward or backward), built work by work:
+/// works, KV segments, tasks, tile lists, and every work's per-row ranges as one CSR.
+#[derive(Default)]
+struct WorkLists {
+    works: Vec<WorkDesc>,
+    segs: Vec<KvSeg>,
+    tasks: Vec<TaskDesc>,
+    tiles: Vec<u32>,
+    row_ptr: Vec<u32>,
+    ranges: Vec<[u32; 2]>,
+    // Scratch of `classify`.
+    touched: Vec<i32>,
+    full: Vec<i32>,
+    out: Vec<u32>,
+}
+
+impl WorkLists {
+    /// Appends a work's row ranges to the shared CSR; returns the work's own CSR and the offset
+    /// of its first row in `row_ptr` (`WorkDesc::row_off`).
+    fn push_rows(&mut self, rows: &RowRanges, n_rows: u32) -> (RowCsr, u32) {
+        let csr = RowCsr::expand(rows, n_rows);
+        let row_off = self.row_ptr.len() as u32;
+        let base = self.ranges.len() as u32;
+        self.row_ptr.extend(csr.ptr.iter().map(|p| p + base));
+        self.ranges.extend_from_slice(&csr.ranges);
+        (csr, row_off)
+    }
+
+    /// The non-empty kv tiles (`bc` keys) of rows `r0..r1`, `PARTIAL` marking partial ones.
+    fn classify(&mut self, csr: &RowCsr, r0: u32, r1: u32, n_keys: u32, bc: u32) -> &[u32] {
+        classify(
+            csr,
+            r0 as usize,
+            r1 as usize,
+            n_keys,
+            bc,
+            &mut self.touched,
+            &mut self.full,
+            &mut self.out,
+        );
+        &self.out
+    }
+
+    /// [`Self::classify`] appended to the tile lists: (offset, count) for a `TaskDesc`.
+    fn classify_into_tiles(
+        &mut self,
+        csr: &RowCsr,
+        r0: u32,
+        r1: u32,
+        n_keys: u32,
+        bc: u32,
+    ) -> (u32, u32) {
+        self.classify(csr, r0, r1, n_keys, bc);
+        let off = self.tiles.len() as u32;
+        self.tiles.extend_from_slice(&self.out);
+        (off, self.out.len() as u32)
+    }
+
+    /// Sorts the tasks longest first (better tail balance), counts them, and puts the six
+    /// arrays into the arena: the launch's grid and its first six arguments (works, segments,
+    /// tasks, tiles, row pointers, ranges).
+    fn finish(mut self, arena: &mut Arena, stats: &mut ProgramStats) -> (u32, Vec<Arg>) {
+        self.tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
+        stats.attn_tasks += self.tasks.len();
+        let args = vec![
+            Arg::Arena(arena.push(as_bytes(&self.works))),
+            Arg::Arena(arena.push(as_bytes(&self.segs))),
+            Arg::Arena(arena.push(as_bytes(&self.tasks))),
+            Arg::Arena(arena.push(as_bytes(&self.tiles))),
+            Arg::Arena(arena.push(as_bytes(&self.row_ptr))),
+            Arg::Arena(arena.push(as_bytes(&self.ranges))),
+        ];
+        (self.tasks.len() as u32, args)
+    }
 }
 
 /// Host-side arena of descriptors (16-byte aligned pieces).
@@ -689,13 +775,7 @@ impl Lowering<'_> {
     /// CSR, (q tile, kv tile) pairs classified empty / full / partial, tasks longest first.
     fn attn(&mut self, ii: usize, works: &[FwdWork]) -> Result<()> {
         let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
-        let mut wd = Vec::new();
-        let mut segs = Vec::new();
-        let mut tasks = Vec::new();
-        let mut tiles: Vec<u32> = Vec::new();
-        let mut row_ptr: Vec<u32> = Vec::new();
-        let mut ranges: Vec<[u32; 2]> = Vec::new();
-        let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        let mut wl = WorkLists::default();
         let br = kernels.fwd_br();
         for (wi, w) in works.iter().enumerate() {
             let q = self.rd(&w.q);
@@ -719,7 +799,7 @@ impl Lowering<'_> {
                     && w.lse.len == w.q.len,
                 format!("instruction {ii}: work {wi}: Q/O/LSE regions differ in shape"),
             )?;
-            let kv_first = segs.len() as u32;
+            let kv_first = wl.segs.len() as u32;
             let mut key0 = 0u32;
             for kv in &w.kv {
                 let k = self.rd(kv);
@@ -727,7 +807,7 @@ impl Lowering<'_> {
                 k.width == 2 * d && k.dtype == dtype_code(model.dtype) && kv.heads * group == w.q.heads,
                 format!("instruction {ii}: work {wi}: KV region must be width {} in the model dtype with Q heads / {group} heads", 2 * d),
             )?;
-                segs.push(KvSeg {
+                wl.segs.push(KvSeg {
                     k: k.ptr,
                     dk: 0,
                     key0,
@@ -740,15 +820,11 @@ impl Lowering<'_> {
                 key0 += kv.len;
             }
             let n_rows = w.q.len;
-            let csr = RowCsr::expand(&w.rows, n_rows);
-            let row_off = row_ptr.len() as u32;
-            let base = ranges.len() as u32;
-            row_ptr.extend(csr.ptr.iter().map(|p| p + base));
-            ranges.extend_from_slice(&csr.ranges);
+            let (csr, row_off) = wl.push_rows(&w.rows, n_rows);
             self.stats.attended_flops +=
                 attn_fwd_flops(w.q.heads as f64 * w.rows.attended() as f64, d);
-            let wdx = wd.len() as u32;
-            wd.push(WorkDesc {
+            let wdx = wl.works.len() as u32;
+            wl.works.push(WorkDesc {
                 q: q.ptr,
                 o: o.ptr,
                 lse: l.ptr,
@@ -767,56 +843,29 @@ impl Lowering<'_> {
             let mut r0 = 0u32;
             while r0 < n_rows {
                 let r1 = (r0 + br).min(n_rows);
-                classify(
-                    &csr,
-                    r0 as usize,
-                    r1 as usize,
-                    key0,
-                    kernels.fwd_bc,
-                    &mut tb,
-                    &mut fb,
-                    &mut out,
-                );
-                let off = tiles.len() as u32;
-                tiles.extend_from_slice(&out);
+                let (off, n) = wl.classify_into_tiles(&csr, r0, r1, key0, kernels.fwd_bc);
                 for j in 0..w.q.heads {
-                    tasks.push(TaskDesc {
+                    wl.tasks.push(TaskDesc {
                         work: wdx,
                         row0: r0,
                         head: j,
                         tiles_off: off,
-                        tiles_n: out.len() as u32,
+                        tiles_n: n,
                         pad: 0,
                     });
                 }
                 r0 = r1;
             }
         }
-        // Longest tasks first (better tail balance).
-        tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
-        self.stats.attn_tasks += tasks.len();
-        let a_w = self.arena.push(as_bytes(&wd));
-        let a_s = self.arena.push(as_bytes(&segs));
-        let a_t = self.arena.push(as_bytes(&tasks));
-        let a_tl = self.arena.push(as_bytes(&tiles));
-        let a_rp = self.arena.push(as_bytes(&row_ptr));
-        let a_rg = self.arena.push(as_bytes(&ranges));
+        let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
+        args.extend([Arg::U32(group), Arg::F32(scale * std::f32::consts::LOG2_E)]);
         self.ops.push(Op::Launch(Launch {
             k: K::Fwd,
-            grid: tasks.len() as u32,
+            grid,
             block: kernels.fwd_block,
             smem: kernels.fwd_smem,
-            args: vec![
-                Arg::Arena(a_w),
-                Arg::Arena(a_s),
-                Arg::Arena(a_t),
-                Arg::Arena(a_tl),
-                Arg::Arena(a_rp),
-                Arg::Arena(a_rg),
-                Arg::U32(group),
-                Arg::F32(scale * std::f32::consts::LOG2_E),
-            ],
+            args,
         }));
         Ok(())
     }
@@ -825,13 +874,7 @@ impl Lowering<'_> {
     /// touching it, long lists split over several CTAs.
     fn attn_bwd(&mut self, ii: usize, works: &[BwdWork]) -> Result<()> {
         let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
-        let mut wd = Vec::new();
-        let mut segs = Vec::new();
-        let mut tasks = Vec::new();
-        let mut tiles: Vec<u32> = Vec::new();
-        let mut row_ptr: Vec<u32> = Vec::new();
-        let mut ranges: Vec<[u32; 2]> = Vec::new();
-        let (mut tb, mut fb, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        let mut wl = WorkLists::default();
         let br = kernels.bwd_br;
         let bc = kernels.bwd_bc();
         let mut dd_off = 0u64;
@@ -860,7 +903,7 @@ impl Lowering<'_> {
                     w.dkv.len()
                 ),
             )?;
-            let kv_first = segs.len() as u32;
+            let kv_first = wl.segs.len() as u32;
             let mut key0 = 0u32;
             for (kv, dkv) in w.kv.iter().zip(&w.dkv) {
                 let k = self.rd(kv);
@@ -870,7 +913,7 @@ impl Lowering<'_> {
                     && kv.heads * group == w.q.heads && dkv.heads == kv.heads && dkv.len == kv.len,
                 format!("instruction {ii}: work {wi}: KV/dKV regions must match (width {}, Q heads / {group})", 2 * d),
             )?;
-                segs.push(KvSeg {
+                wl.segs.push(KvSeg {
                     k: k.ptr,
                     dk: dk.ptr,
                     key0,
@@ -883,15 +926,11 @@ impl Lowering<'_> {
                 key0 += kv.len;
             }
             let n_rows = w.q.len;
-            let csr = RowCsr::expand(&w.rows, n_rows);
-            let row_off = row_ptr.len() as u32;
-            let base = ranges.len() as u32;
-            row_ptr.extend(csr.ptr.iter().map(|p| p + base));
-            ranges.extend_from_slice(&csr.ranges);
+            let (csr, row_off) = wl.push_rows(&w.rows, n_rows);
             self.stats.attended_flops +=
                 attn_bwd_flops(w.q.heads as f64 * w.rows.attended() as f64, d);
-            let wdx = wd.len() as u32;
-            wd.push(WorkDesc {
+            let wdx = wl.works.len() as u32;
+            wl.works.push(WorkDesc {
                 q: q.ptr,
                 o: o.ptr,
                 lse: l.ptr,
@@ -920,18 +959,8 @@ impl Lowering<'_> {
             let mut r0 = 0u32;
             while r0 < n_rows {
                 let r1 = (r0 + br).min(n_rows);
-                classify(
-                    &csr,
-                    r0 as usize,
-                    r1 as usize,
-                    key0,
-                    bc,
-                    &mut tb,
-                    &mut fb,
-                    &mut out,
-                );
                 let qt = r0 / br;
-                for &t in &out {
+                for &t in wl.classify(&csr, r0, r1, key0, bc) {
                     per_kt[(t & !PARTIAL) as usize].push(qt | (t & PARTIAL));
                 }
                 r0 = r1;
@@ -949,10 +978,10 @@ impl Lowering<'_> {
         let chunk = total.div_ceil(4 * self.gpu.sm_count.max(1) as u64).max(8) as usize;
         for (wdx, kt, kv_heads, list) in &pending {
             for part in list.chunks(chunk) {
-                let off = tiles.len() as u32;
-                tiles.extend_from_slice(part);
+                let off = wl.tiles.len() as u32;
+                wl.tiles.extend_from_slice(part);
                 for kvh in 0..*kv_heads {
-                    tasks.push(TaskDesc {
+                    wl.tasks.push(TaskDesc {
                         work: *wdx,
                         row0: *kt,
                         head: kvh,
@@ -964,14 +993,8 @@ impl Lowering<'_> {
             }
         }
         self.dd_max = self.dd_max.max(dd_off);
-        tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
-        self.stats.attn_tasks += tasks.len();
-        let a_w = self.arena.push(as_bytes(&wd));
-        let a_s = self.arena.push(as_bytes(&segs));
-        let a_t = self.arena.push(as_bytes(&tasks));
-        let a_tl = self.arena.push(as_bytes(&tiles));
-        let a_rp = self.arena.push(as_bytes(&row_ptr));
-        let a_rg = self.arena.push(as_bytes(&ranges));
+        let n_works = wl.works.len() as u32;
+        let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
         self.ops.push(Op::Launch(Launch {
             k: K::BwdDd,
@@ -979,30 +1002,25 @@ impl Lowering<'_> {
             block: 256,
             smem: 0,
             args: vec![
-                Arg::Arena(a_w),
-                Arg::U32(wd.len() as u32),
+                args[0],
+                Arg::U32(n_works),
                 Arg::Dd,
                 Arg::U32(d),
                 Arg::U32(dtype_code(model.dtype)),
             ],
         }));
+        args.extend([
+            Arg::Dd,
+            Arg::U32(group),
+            Arg::F32(scale * std::f32::consts::LOG2_E),
+            Arg::F32(scale),
+        ]);
         self.ops.push(Op::Launch(Launch {
             k: K::Bwd,
-            grid: tasks.len() as u32,
+            grid,
             block: kernels.bwd_block,
             smem: kernels.bwd_smem,
-            args: vec![
-                Arg::Arena(a_w),
-                Arg::Arena(a_s),
-                Arg::Arena(a_t),
-                Arg::Arena(a_tl),
-                Arg::Arena(a_rp),
-                Arg::Arena(a_rg),
-                Arg::Dd,
-                Arg::U32(group),
-                Arg::F32(scale * std::f32::consts::LOG2_E),
-                Arg::F32(scale),
-            ],
+            args,
         }));
         Ok(())
     }
@@ -1347,6 +1365,56 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two works through `WorkLists`: each work's rows land in the shared CSR at its own
+    /// offset (ranges re-based), tiles and tasks are recorded, `finish` sorts the tasks longest
+    /// first and lays the six arrays out in the arena in argument order.
+    #[test]
+    fn work_lists_share_one_csr_and_sort_tasks() {
+        let a = RowRanges::from_rows(&[vec![(0, 3)], vec![(0, 70)], vec![(64, 130)]]);
+        let b = RowRanges::from_rows(&[vec![(5, 9), (20, 30)], vec![]]);
+        let mut wl = WorkLists::default();
+        let (csr_a, off_a) = wl.push_rows(&a, 3);
+        let (csr_b, off_b) = wl.push_rows(&b, 2);
+        assert_eq!((off_a, off_b), (0, 4));
+        assert_eq!(wl.row_ptr, [0, 1, 2, 3, 3, 5, 5]);
+        assert_eq!(wl.ranges, [[0, 3], [0, 70], [64, 130], [5, 9], [20, 30]]);
+        // Work a, rows 0..3, 64-key tiles of 130 keys: tiles 0 (partial), 1 (partial), 2 (partial).
+        let (t_off, t_n) = wl.classify_into_tiles(&csr_a, 0, 3, 130, 64);
+        assert_eq!((t_off, t_n), (0, 3));
+        assert_eq!(wl.tiles, [PARTIAL, 1 | PARTIAL, 2 | PARTIAL]);
+        // Work b: one partial tile; row 1 attends nothing.
+        assert_eq!(wl.classify(&csr_b, 0, 2, 30, 64), [PARTIAL]);
+        for (n, work) in [(1u32, 0u32), (3, 1), (2, 0)] {
+            wl.tasks.push(TaskDesc {
+                work,
+                row0: 0,
+                head: 0,
+                tiles_off: 0,
+                tiles_n: n,
+                pad: 0,
+            });
+        }
+        wl.works.push(WorkDesc::default());
+        let mut arena = Arena::default();
+        let mut stats = ProgramStats::default();
+        let (grid, args) = wl.finish(&mut arena, &mut stats);
+        assert_eq!((grid, stats.attn_tasks, args.len()), (3, 3, 6));
+        let offs: Vec<usize> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Arena(o) => *o,
+                other => panic!("{other:?} is not an arena offset"),
+            })
+            .collect();
+        assert!(offs.windows(2).all(|w| w[0] < w[1]), "{offs:?}");
+        let tasks: &[u8] = &arena.bytes[offs[2]..offs[2] + 3 * std::mem::size_of::<TaskDesc>()];
+        let n_of = |i: usize| {
+            let t = i * std::mem::size_of::<TaskDesc>() + 16; // tiles_n: fifth u32
+            u32::from_le_bytes(tasks[t..t + 4].try_into().unwrap())
+        };
+        assert_eq!([n_of(0), n_of(1), n_of(2)], [3, 2, 1]);
+    }
 
     #[test]
     fn lowering_refuses_regions_outside_their_buffers() {
