@@ -11,8 +11,11 @@
 # the next (mask, batch)'s inputs and plans on a helper thread while the GPUs run the current
 # one; inputs, gathers and checks run on the rank's share of the host cores; a plan's check is
 # its first (warm-up) run. Host work per rank, measured without a GPU (`bench-gpu --host-only`,
-# bench/results/gpu-x4-host/README.md) is ~0.1 s per (mask, batch) plus ~0.03 s per plan run on
-# 16 cores; kernels ~160 s; the whole matrix is estimated at ~5-6 min on 4× H200.
+# bench/results/gpu-x4-host/README.md): ~1.3 CPU s per (mask, batch) (mostly the inputs, made on
+# the helper thread) and ~0.11 CPU s per plan run (input gathers, output checks), ~364 CPU s in
+# all, spread over the rank's 16 cores. With kernels (~170 s), PCIe copies (~100 s), the 160
+# references and plan set-up, the matrix is estimated at ~6-6.5 min on 4× H200 (not yet
+# confirmed on the GPUs: the `launch` records and matrix.log's last line say what it took).
 #
 # PROFILE=1 first runs `dcp calibrate` on the GPUs (~20 s) and plans dcp with that profile's
 # fitted kernel model and send/recv curve (--planner-profile); after the matrix it runs
