@@ -34,6 +34,8 @@
 # (empty: no dcp-only runs), PROFILE, SIM, LAUNCH_TIMEOUT. Pieces made with the same PER_CELL
 # join with `dcp gpu-report --input a.jsonl,b.jsonl --batches <a piece's x4_batches.json>`.
 set -uo pipefail
+OUT=${OUT:-/tmp/x4_out}
+mkdir -p "$OUT"
 source bench/gpu/env.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 W=${WORLD:-4}
