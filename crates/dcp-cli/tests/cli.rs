@@ -297,3 +297,87 @@ fn bench_gpu_runs_dcp_by_default() {
     // A bad planner is refused before any GPU is touched.
     fails_with(&["bench-gpu", "--planners", "ring,foo"], &["`foo`"]);
 }
+
+#[test]
+fn bench_gpu_host_side_runs_without_a_gpu() {
+    let d = scratch("host-only");
+    let b = tiny_batches(&d);
+    let j = d.join("host.jsonl");
+    let o = dcp(&[
+        "bench-gpu",
+        "--batches",
+        &b,
+        "--masks",
+        "causal,lambda",
+        "--planners",
+        "zigzag,dcp@64+128,dcp-only@64",
+        "--check",
+        "--host-only",
+        "--host-threads",
+        "1",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let rec: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&j).unwrap().trim()).unwrap();
+    // 2 masks × 1 batch; per batch zigzag once (default block), dcp twice, dcp-only once.
+    assert_eq!(rec["groups"], 2);
+    assert_eq!(rec["plan_runs"], 8);
+    assert!(rec["cpu_s"]["checks"].as_f64().unwrap() >= 0.0);
+    // Bad block lists name the item.
+    fails_with(
+        &["bench-gpu", "--planners", "dcp@1024+x", "--host-only"],
+        &["dcp@1024+x", "`x`"],
+    );
+    fails_with(
+        &["bench-gpu", "--planners", "dcp@0", "--host-only"],
+        &["dcp@0"],
+    );
+}
+
+#[test]
+fn planner_profile_feeds_dcp_and_a_bad_one_is_named() {
+    let d = scratch("planner-profile");
+    let b = tiny_batches(&d);
+    let prof = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/results/gpu-2026-11-25b/profile_x2.json"
+    );
+    let o = dcp(&[
+        "plan",
+        "--batches",
+        &b,
+        "--topology",
+        "1x4",
+        "--planner",
+        "dcp",
+        "--planner-profile",
+        prof,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let bad = d.join("bad.json");
+    std::fs::write(&bad, "{\"mem_gbps\": -1}").unwrap();
+    fails_with(
+        &[
+            "plan",
+            "--batches",
+            &b,
+            "--planner-profile",
+            bad.to_str().unwrap(),
+        ],
+        &["bad.json", "mem_gbps"],
+    );
+    fails_with(
+        &[
+            "plan",
+            "--batches",
+            &b,
+            "--planner-profile",
+            prof,
+            "--cost-model",
+            prof,
+        ],
+        &["--planner-profile or --cost-model"],
+    );
+}
