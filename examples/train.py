@@ -131,13 +131,13 @@ def torch_causal_attention(plan):
     return attn
 
 
-PLANNERS = ["dcp", "ring", "zigzag", "local"]
+PLANNERS = ["dcp", "ring", "zigzag", "local", "ulysses", "usp"]
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--planner", default="dcp",
-                    help="dcp, ring, zigzag or local; a comma list (dcp,ring,zigzag) runs each in turn in one process "
+                    help="dcp, ring, zigzag, local, ulysses or usp (head-parallel x ring, usp:H for H head groups); a comma list (dcp,ring,zigzag) runs each in turn in one process "
                          "on the same batches, from the same initial weights")
     ap.add_argument("--dataset", default="longalign", choices=["longalign", "ldc"])
     ap.add_argument("--seq-len", type=int, default=0,
@@ -165,7 +165,7 @@ def parse_args(argv=None):
                     help="cpu: one process, fp32, the CPU reference executor (to test the script without a GPU)")
     a = ap.parse_args(argv)
     a.planners = [p.strip() for p in a.planner.split(",") if p.strip()]
-    bad = [p for p in a.planners if p not in PLANNERS]
+    bad = [p for p in a.planners if p.split(":")[0] not in PLANNERS]
     if bad or not a.planners:
         ap.error(f"--planner: unknown planner(s) {bad or a.planner!r}; choose from {', '.join(PLANNERS)}")
     if a.single_gpu_reference and len(a.planners) > 1:
