@@ -45,12 +45,18 @@ class RMSNorm(nn.Module):
         return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
 
 
-def rope(x, pos, theta: float = 10000.0):
-    """Rotary embedding of x [tokens, heads, D] at positions pos [tokens] (position in sequence)."""
-    d = x.shape[-1]
-    inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d))
+def rope_tables(pos, d: int, theta: float = 10000.0):
+    """cos and sin [tokens, 1, d/2] (fp32) of the rotary embedding at positions pos [tokens]; made
+    once per batch and shared by every layer (and its recomputation under checkpointing)."""
+    inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=pos.device, dtype=torch.float32) / d))
     ang = pos.float()[:, None] * inv[None, :]
-    cos, sin = ang.cos()[:, None, :], ang.sin()[:, None, :]
+    return ang.cos()[:, None, :], ang.sin()[:, None, :]
+
+
+def rope(x, cs):
+    """Rotary embedding of x [tokens, heads, D] with the tables of rope_tables."""
+    cos, sin = cs
+    d = x.shape[-1]
     x1, x2 = x.float()[..., : d // 2], x.float()[..., d // 2 :]
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).to(x.dtype)
 
@@ -64,10 +70,10 @@ class Attention(nn.Module):
         self.v = nn.Linear(a.hidden, a.kv_heads * a.head_dim, bias=False)
         self.o = nn.Linear(a.heads * a.head_dim, a.hidden, bias=False)
 
-    def forward(self, x, pos, attn):
+    def forward(self, x, cs, attn):
         n = x.shape[0]
-        q = rope(self.q(x).view(n, self.h, self.d), pos)
-        k = rope(self.k(x).view(n, self.hk, self.d), pos)
+        q = rope(self.q(x).view(n, self.h, self.d), cs)
+        k = rope(self.k(x).view(n, self.hk, self.d), cs)
         v = self.v(x).view(n, self.hk, self.d)
         return self.o(attn(q, k, v).reshape(n, self.h * self.d))
 
@@ -81,8 +87,8 @@ class Block(nn.Module):
         self.up = nn.Linear(a.hidden, a.ffn, bias=False)
         self.down = nn.Linear(a.ffn, a.hidden, bias=False)
 
-    def forward(self, x, pos, attn):
-        x = x + self.attn(self.n1(x), pos, attn)
+    def forward(self, x, cs, attn):
+        x = x + self.attn(self.n1(x), cs, attn)
         h = self.n2(x)
         return x + self.down(F.silu(self.gate(h)) * self.up(h))
 
@@ -95,14 +101,16 @@ class Llama(nn.Module):
         self.norm = RMSNorm(a.hidden)
         self.head = nn.Linear(a.hidden, a.vocab, bias=False)
         self.ckpt = not a.no_checkpoint
+        self.head_dim = a.head_dim
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
 
     def forward(self, ids, pos, labels, attn, label_count, chunk: int = 8192):
         x = self.embed(ids)
+        cs = rope_tables(pos, self.head_dim)
         for b in self.blocks:
-            x = checkpoint(b, x, pos, attn, use_reentrant=False) if self.ckpt else b(x, pos, attn)
+            x = checkpoint(b, x, cs, attn, use_reentrant=False) if self.ckpt else b(x, cs, attn)
         x = self.norm(x)
         loss = x.new_zeros((), dtype=torch.float32)
         for s in range(0, x.shape[0], chunk):  # chunked so [tokens, vocab] logits never exist at once
@@ -131,13 +139,13 @@ def torch_causal_attention(plan):
     return attn
 
 
-PLANNERS = ["dcp", "ring", "zigzag", "local"]
+PLANNERS = ["dcp", "ring", "zigzag", "local", "ulysses", "usp"]
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--planner", default="dcp",
-                    help="dcp, ring, zigzag or local; a comma list (dcp,ring,zigzag) runs each in turn in one process "
+                    help="dcp, ring, zigzag, local, ulysses or usp (head-parallel x ring, usp:H for H head groups); a comma list (dcp,ring,zigzag) runs each in turn in one process "
                          "on the same batches, from the same initial weights")
     ap.add_argument("--dataset", default="longalign", choices=["longalign", "ldc"])
     ap.add_argument("--seq-len", type=int, default=0,
@@ -165,7 +173,7 @@ def parse_args(argv=None):
                     help="cpu: one process, fp32, the CPU reference executor (to test the script without a GPU)")
     a = ap.parse_args(argv)
     a.planners = [p.strip() for p in a.planner.split(",") if p.strip()]
-    bad = [p for p in a.planners if p not in PLANNERS]
+    bad = [p for p in a.planners if p.split(":")[0] not in PLANNERS]
     if bad or not a.planners:
         ap.error(f"--planner: unknown planner(s) {bad or a.planner!r}; choose from {', '.join(PLANNERS)}")
     if a.single_gpu_reference and len(a.planners) > 1:
@@ -212,7 +220,7 @@ def run(a, planner_name, rank, world, dev, distributed):
     torch.manual_seed(a.seed)
     model = Llama(a).to(dev, torch.float32 if cpu else torch.bfloat16)
     params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=not cpu)
     if not cpu:
         torch.cuda.reset_peak_memory_stats()
     if rank == 0:

@@ -6,8 +6,8 @@
 #
 #   bash bench/gpu/x4_train.sh WHEEL_DIR PART      PART: longalign | ldc | ref | all
 #
-#   longalign / ldc  planners dcp, ring, zigzag (one process, same batches and initial weights) on
-#                    131 072-token batches, masks causal and lambda, STEPS (default 22) steps of which
+#   longalign / ldc  planners PLANNERS (default dcp,ring,zigzag,ulysses; one process, same batches and
+#                    initial weights) on 131 072-token batches, masks MASKS (default causal lambda), STEPS (default 22) steps of which
 #                    WARMUP (2) are excluded from the averages  -> $OUT/train_<data>_<mask>.json
 #   ref              (a) the loss curve: 50 steps of dcp on 4 GPUs against the single-GPU run of the
 #                    same model on the same data (PyTorch SDPA per sequence; 32 768-token longalign
@@ -16,7 +16,8 @@
 #                    context_parallel with flash and cuDNN SDPA (/work/shared/peers/torch_e2e.py, or
 #                    PEER=path)  -> $OUT/seq_dcp.json, $OUT/torch_cp.jsonl
 #
-# Prints a table last (bench/gpu/train_report.py). Environment: STEPS, WARMUP, SEQ, PEER, DCP (a
+# With 4 planners one (data, mask) cell takes ~4 min on 4x H200: run MASKS=causal and MASKS=lambda
+# in separate calls. Prints a table last (bench/gpu/train_report.py). Environment: STEPS, WARMUP, SEQ, PEER, DCP (a
 # dcp binary: when set, `dcp bench-gpu --selftest 4` runs first as a check of the executor).
 set -uo pipefail
 W=${1:?usage: bench/gpu/x4_train.sh WHEEL_DIR longalign|ldc|ref|all}
@@ -44,8 +45,8 @@ train() { # NAME SECONDS ARGS...
 TR="torchrun --nproc-per-node 4 examples/train.py"
 for data in longalign ldc; do
   [ "$PART" = "$data" ] || [ "$PART" = all ] || continue
-  for mask in causal lambda; do
-    train "train_${data}_${mask}" 280 $TR --planner dcp,ring,zigzag --dataset "$data" --mask "$mask" \
+  for mask in ${MASKS:-causal lambda}; do
+    train "train_${data}_${mask}" 400 $TR --planner ${PLANNERS:-dcp,ring,zigzag,ulysses} --dataset "$data" --mask "$mask" \
       --steps "$STEPS" --warmup "$WARMUP"
   done
 done

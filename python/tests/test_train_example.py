@@ -50,13 +50,13 @@ def test_train_lambda_mask(train, monkeypatch):
 def test_train_planner_list_runs_each_from_the_same_start(train, monkeypatch, tmp_path):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     out = tmp_path / "runs.json"
-    runs = train.main(TINY + ["--planner", "dcp,ring", "--steps", "2", "--out", str(out)])
-    assert sorted(runs) == ["dcp", "ring"]
-    for a, b in zip(runs["dcp"], runs["ring"]):  # same batches, same initial weights, exact attention
+    runs = train.main(TINY + ["--planner", "dcp,ring,ulysses", "--steps", "2", "--out", str(out)])
+    assert sorted(runs) == ["dcp", "ring", "ulysses"]
+    for a, b in zip(runs["dcp"], runs["ulysses"]):  # same batches, same initial weights, exact attention
         assert a["tokens"] == b["tokens"]
         assert abs(a["loss"] - b["loss"]) < 1e-4, (a["loss"], b["loss"])
     saved = json.loads(out.read_text())
-    assert [r["summary"]["planner"] for r in saved["runs"]] == ["dcp", "ring"]
+    assert [r["summary"]["planner"] for r in saved["runs"]] == ["dcp", "ring", "ulysses"]
 
 
 def test_train_one_long_sequence(train, monkeypatch):
