@@ -97,10 +97,14 @@ struct Ctx<'a> {
     kv_last: StageMap,
     q_need: StageMap,
     kv_need: StageMap,
-    /// Slots of remote blocks per device: the block's input, its partial output and the send
-    /// staging of that partial share the rows.
+    /// Slots of remote blocks per device: the block's input (and the forward LSE partial) and,
+    /// once the input is dead, the send staging of its partial output share the rows.
     q_slots: Vec<Slots>,
     kv_slots: Vec<Slots>,
+    /// Slots of the fp32 partial outputs (O, dQ, dKV) of remote blocks: live only from the
+    /// block's first use through its staging copy, so they share rows across stages.
+    q_pslots: Vec<Slots>,
+    kv_pslots: Vec<Slots>,
     /// Receive slots at the home for partials: (block, source) → rows; and their totals.
     oq_recv: StageMap,
     okv_recv: StageMap,
@@ -224,12 +228,16 @@ fn alloc_slots(cx: &mut Ctx) {
     // input is dead, the staging of that partial for its send: it lives from the stage whose
     // group fetches it (first use − 1) through the stage that waits for the group sending the
     // partial (`out_tag`), so a later fetch into the same rows is posted only after that wait.
+    // The fp32 partial itself is zeroed (or first written) at its first use and read for the
+    // last time by the staging copy after its last use: a separate slot live over those stages.
     let mut q_slots: Vec<Slots> = Vec::with_capacity(n as usize);
     let mut kv_slots: Vec<Slots> = Vec::with_capacity(n as usize);
+    let mut q_pslots: Vec<Slots> = Vec::with_capacity(n as usize);
+    let mut kv_pslots: Vec<Slots> = Vec::with_capacity(n as usize);
     for d in 0..n as usize {
-        for (need, last, out) in [
-            (&q_need[d], &q_last[d], &mut q_slots),
-            (&kv_need[d], &kv_last[d], &mut kv_slots),
+        for (need, last, out, pout) in [
+            (&q_need[d], &q_last[d], &mut q_slots, &mut q_pslots),
+            (&kv_need[d], &kv_last[d], &mut kv_slots, &mut kv_pslots),
         ] {
             let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
             for (&(blk, hb), &s0) in need {
@@ -240,6 +248,9 @@ fn alloc_slots(cx: &mut Ctx) {
             out.push(alloc_live(life.iter().map(|(&blk, &(s0, s1))| {
                 (blk, blen(blk), s0.saturating_sub(1), out_tag(s1))
             })));
+            pout.push(alloc_live(
+                life.iter().map(|(&blk, &(s0, s1))| (blk, blen(blk), s0, s1)),
+            ));
         }
     }
     // Receive slots at the home for partials: (block, source) → rows.
@@ -264,6 +275,7 @@ fn alloc_slots(cx: &mut Ctx) {
         }
     }
     (cx.q_slots, cx.kv_slots) = (q_slots, kv_slots);
+    (cx.q_pslots, cx.kv_pslots) = (q_pslots, kv_pslots);
     (cx.oq_recv, cx.okv_recv, cx.oq_tokens, cx.okv_tokens) =
         (oq_recv, okv_recv, oq_tokens, okv_tokens);
 }
@@ -272,6 +284,7 @@ fn alloc_slots(cx: &mut Ctx) {
 fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
     let (model, lay, works) = (cx.model, &cx.lay, &cx.works);
     let (q_slots, kv_slots, oq_tokens) = (&cx.q_slots, &cx.kv_slots, &cx.oq_tokens);
+    let q_pslots = &cx.q_pslots;
     let blen = |b: u32| cx.blen(b);
     let t = lay[d].tokens;
     let tmp_rows = works[d]
@@ -314,7 +327,7 @@ fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
             "o_part",
             &model,
             ScratchKind::Q,
-            q_slots[d].tokens,
+            q_pslots[d].tokens,
             DType::F32,
         ),
         l_part: f.scratch(
@@ -342,6 +355,7 @@ fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
 fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
     let (model, t) = (cx.model, cx.lay[d].tokens);
     let (q_slots, kv_slots) = (&cx.q_slots, &cx.kv_slots);
+    let (q_pslots, kv_pslots) = (&cx.q_pslots, &cx.kv_pslots);
     let (oq_tokens, okv_tokens) = (&cx.oq_tokens, &cx.okv_tokens);
     let mut b = ProgramBuilder::new();
     let bufs = BwdBufs {
@@ -393,14 +407,14 @@ fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
             "dq_part",
             &model,
             ScratchKind::Q,
-            q_slots[d].tokens,
+            q_pslots[d].tokens,
             DType::F32,
         ),
         dkv_part: b.scratch(
             "dkv_part",
             &model,
             ScratchKind::Kv,
-            kv_slots[d].tokens,
+            kv_pslots[d].tokens,
             DType::F32,
         ),
         dq_recv: b.scratch("dq_recv", &model, ScratchKind::Q, oq_tokens[d], model.dtype),
@@ -579,13 +593,13 @@ impl Dev<'_> {
             reg(buf_rem, slots.at[&blk], cx.blen(blk), heads)
         }
     }
-    /// A query block's partial-output rows.
+    /// A query block's partial-output rows (O, dQ).
     fn q_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(q, self.cx.qh(hb), io, rem, &self.cx.q_slots[self.d])
+        self.at(q, self.cx.qh(hb), io, rem, &self.cx.q_pslots[self.d])
     }
     /// A KV block's partial-gradient rows.
     fn kv_at(&self, k: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kv_slots[self.d])
+        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kv_pslots[self.d])
     }
     /// A query block's input rows.
     fn qi_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
@@ -641,7 +655,7 @@ impl Dev<'_> {
     fn zero_partials(&self, s: u32, b: &mut ProgramBuilder) {
         let (cx, d, bbuf) = (self.cx, self.d, self.bbuf);
         let (q_need, kv_need, q_slots, kv_slots) =
-            (&cx.q_need, &cx.kv_need, &cx.q_slots, &cx.kv_slots);
+            (&cx.q_need, &cx.kv_need, &cx.q_pslots, &cx.kv_pslots);
         let blen = |b: u32| cx.blen(b);
         for (need, slots, buf) in [
             (&q_need[d], &q_slots[d], bbuf.dq_part),
@@ -678,13 +692,14 @@ impl Dev<'_> {
         for w in ws {
             let qlen = blen(w.q);
             let acc_o = q_at(w.q, w.hb, fbuf.o_acc, fbuf.o_part);
-            let acc_l = Region {
-                buf: if home(w.q) == du {
-                    fbuf.l_acc
-                } else {
-                    fbuf.l_part
-                },
-                ..acc_o
+            // The LSE partial is sent as is, so it sits in the input slot's rows.
+            let acc_l = if home(w.q) == du {
+                Region {
+                    buf: fbuf.l_acc,
+                    ..acc_o
+                }
+            } else {
+                qi_at(w.q, w.hb, fbuf.l_part, fbuf.l_part)
             };
             let (out_o, out_l) = if direct.contains(&(w.q, w.hb)) {
                 let r = q_at(w.q, w.hb, fbuf.o, fbuf.o_part);
@@ -774,22 +789,22 @@ impl Dev<'_> {
         );
         for (&(q, hb), &last) in &q_last[d] {
             if last == s && home(q) != du {
-                let slot = q_slots[d].at[&q];
+                let (slot, pslot) = (q_slots[d].at[&q], cx.q_pslots[d].at[&q]);
                 f.push(Instr::Copy {
-                    src: reg(fbuf.o_part, slot, blen(q), qh(hb)),
+                    src: reg(fbuf.o_part, pslot, blen(q), qh(hb)),
                     dst: reg(fbuf.q_rem, slot, blen(q), qh(hb)),
                 });
                 b.push(Instr::Copy {
-                    src: reg(bbuf.dq_part, slot, blen(q), qh(hb)),
+                    src: reg(bbuf.dq_part, pslot, blen(q), qh(hb)),
                     dst: reg(bbuf.q_rem, slot, blen(q), qh(hb)),
                 });
             }
         }
         for (&(k, hb), &last) in &kv_last[d] {
             if last == s && home(k) != du {
-                let slot = kv_slots[d].at[&k];
+                let (slot, pslot) = (kv_slots[d].at[&k], cx.kv_pslots[d].at[&k]);
                 b.push(Instr::Copy {
-                    src: reg(bbuf.dkv_part, slot, blen(k), kh(hb)),
+                    src: reg(bbuf.dkv_part, pslot, blen(k), kh(hb)),
                     dst: reg(bbuf.kv_rem, slot, blen(k), kh(hb)),
                 });
             }
@@ -1042,6 +1057,8 @@ pub(super) fn emit(
         kv_need: Vec::new(),
         q_slots: Vec::new(),
         kv_slots: Vec::new(),
+        q_pslots: Vec::new(),
+        kv_pslots: Vec::new(),
         oq_recv: Vec::new(),
         okv_recv: Vec::new(),
         oq_tokens: Vec::new(),
