@@ -108,7 +108,6 @@ fn params(preset: Preset) -> Params {
 pub fn partition(hg: &Hypergraph, cfg: &PartitionConfig) -> Result<Partition> {
     let caps = cfg.resolve_capacities(hg)?;
     let k = cfg.k as usize;
-    let dims = hg.dims();
     let topo = cfg.topology.as_ref().and_then(TopoInfo::new);
     let prm = params(cfg.preset);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -141,25 +140,79 @@ pub fn partition(hg: &Hypergraph, cfg: &PartitionConfig) -> Result<Partition> {
     };
     let mut st = PartState::new(hg, k, &caps, topo.as_ref(), parts);
     if st.overloaded() && !balance::rebalance(&mut st, &cfg.fixed) {
-        let (p, d) = (0..k * dims)
-            .map(|i| (i / dims, i % dims))
-            .max_by_key(|&(p, d)| st.loads[p * dims + d].saturating_sub(st.caps[p * dims + d]))
-            .unwrap();
-        return Err(Error::Infeasible {
-            dim: d,
-            part: Some(p as u32),
-            reason: format!(
-                "rebalancing heuristic could not bring load {} under capacity {}",
-                st.loads[p * dims + d],
-                caps[p * dims + d]
-            ),
-        });
+        return Err(infeasible(&st, &caps));
     }
-    let parts = st.parts;
+    Ok(finish(hg, cfg, st.parts, &caps))
+}
+
+/// Improves a given partition under `cfg` (possibly new, per-part capacities): one V-cycle
+/// (coarsening inside the given parts, refinement on every level) after rebalancing the
+/// given partition into the capacities. For callers that learn after a first partition
+/// that some parts must carry less (e.g. a memory cost the hypergraph does not model).
+pub fn refine_from(hg: &Hypergraph, cfg: &PartitionConfig, initial: &[u32]) -> Result<Partition> {
+    let caps = cfg.resolve_capacities(hg)?;
+    let k = cfg.k as usize;
+    if initial.len() != hg.num_vertices() {
+        return Err(Error::InvalidConfig(format!(
+            "initial partition has {} entries for {} vertices",
+            initial.len(),
+            hg.num_vertices()
+        )));
+    }
+    if let Some(v) = initial.iter().position(|&p| p as usize >= k) {
+        return Err(Error::InvalidConfig(format!(
+            "initial partition puts vertex {v} in part {} (k = {k})",
+            initial[v]
+        )));
+    }
+    let topo = cfg.topology.as_ref().and_then(TopoInfo::new);
+    let prm = params(cfg.preset);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut st = PartState::new(hg, k, &caps, topo.as_ref(), initial.to_vec());
+    if st.overloaded() && !balance::rebalance(&mut st, &cfg.fixed) {
+        return Err(infeasible(&st, &caps));
+    }
+    let parts = multilevel(
+        hg,
+        k,
+        &caps,
+        topo.as_ref(),
+        &cfg.fixed,
+        Some(&st.parts),
+        &prm,
+        &mut rng,
+    );
+    let mut st = PartState::new(hg, k, &caps, topo.as_ref(), parts);
+    if st.overloaded() && !balance::rebalance(&mut st, &cfg.fixed) {
+        return Err(infeasible(&st, &caps));
+    }
+    Ok(finish(hg, cfg, st.parts, &caps))
+}
+
+fn infeasible(st: &PartState, caps: &[u64]) -> Error {
+    let dims = st.dims;
+    let k = caps.len() / dims;
+    let (p, d) = (0..k * dims)
+        .map(|i| (i / dims, i % dims))
+        .max_by_key(|&(p, d)| st.loads[p * dims + d].saturating_sub(st.caps[p * dims + d]))
+        .unwrap_or((0, 0));
+    Error::Infeasible {
+        dim: d,
+        part: Some(p as u32),
+        reason: format!(
+            "rebalancing heuristic could not bring load {} under capacity {}",
+            st.loads[p * dims + d],
+            caps[p * dims + d]
+        ),
+    }
+}
+
+fn finish(hg: &Hypergraph, cfg: &PartitionConfig, parts: Vec<u32>, caps: &[u64]) -> Partition {
+    let dims = hg.dims();
     let (km1, cut, cost) = metrics::per_net(hg, &parts, cfg.topology.as_ref());
     let loads = metrics::loads(hg, &parts, cfg.k);
     let imbalance = metrics::imbalance(hg, &loads);
-    Ok(Partition {
+    Partition {
         parts,
         km1,
         cut,
@@ -167,7 +220,7 @@ pub fn partition(hg: &Hypergraph, cfg: &PartitionConfig) -> Result<Partition> {
         loads,
         imbalance,
         capacities: caps.chunks(dims).map(|c| c.to_vec()).collect(),
-    })
+    }
 }
 
 /// One multilevel cycle. With `initial`, coarsening stays inside its parts and the
