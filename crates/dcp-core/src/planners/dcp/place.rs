@@ -100,8 +100,7 @@ fn memory_capacities(
     let m = &batch.model;
     let est = StageSplitter::new(table, pl, k, m).resident(MEM_STAGES);
     let mean = est.iter().sum::<u64>() as f64 / k as f64;
-    let target = (1.0 + MEM_TARGET) * mean;
-    if est.iter().all(|&e| e as f64 <= target) {
+    if est.iter().all(|&e| e as f64 <= (1.0 + MEM_TARGET) * mean) {
         return None;
     }
     let home_bpt = StageSplitter::home_bytes_per_token(m) as f64;
@@ -111,16 +110,33 @@ fn memory_capacities(
         home_tok[pl.block_home[b] as usize] += blk.len as u64;
     }
     let longest = table.blocks.iter().map(|b| b.len as u64).max().unwrap_or(0);
-    let caps: Vec<u64> = (0..k as usize)
-        .map(|d| {
-            let other = est[d] as f64 - home_tok[d] as f64 * home_bpt;
-            let tok = ((target - other) / home_bpt).max(longest as f64) as u64;
-            (tok * bpt).min(mem_cap)
-        })
-        .collect();
-    let total: u64 = table.blocks.iter().map(|b| b.len as u64 * bpt).sum();
-    (caps.iter().sum::<u64>() as f64 >= 1.03 * total as f64).then_some(caps)
+    // The tightest target whose capacities leave room, in whole blocks, for the homes the
+    // devices over it must shed (room in fractions of a block cannot take one).
+    (0..=MEM_TARGET_STEPS).find_map(|step| {
+        let target = (1.0 + MEM_TARGET + step as f64 * MEM_TARGET_STEP) * mean;
+        let cap_tok: Vec<u64> = (0..k as usize)
+            .map(|d| {
+                let other = est[d] as f64 - home_tok[d] as f64 * home_bpt;
+                let tok = ((target - other) / home_bpt).max(longest as f64) as u64;
+                tok.min(mem_cap / bpt.max(1))
+            })
+            .collect();
+        let (mut room, mut shed) = (0u64, 0u64);
+        for d in 0..k as usize {
+            if cap_tok[d] >= home_tok[d] {
+                room += (cap_tok[d] - home_tok[d]) / longest.max(1) * longest;
+            } else {
+                shed += home_tok[d] - cap_tok[d];
+            }
+        }
+        (room >= shed + longest).then(|| cap_tok.iter().map(|&t| t * bpt).collect())
+    })
 }
+
+/// If the target leaves too little room, it is loosened by this much, at most this many
+/// times.
+const MEM_TARGET_STEP: f64 = 0.02;
+const MEM_TARGET_STEPS: u32 = 5;
 
 /// Extra compute capacity (per mille of the placement's) the memory refinement may use: at
 /// the default ε 0.08 a device may then reach 1.099× the mean compute, within the 1.10 the
