@@ -69,12 +69,17 @@ pub fn place(
         let comp_cap = cfg.capacities.as_ref().map_or(u64::MAX, |c| c[0][0]);
         let comp_cap = comp_cap.saturating_add(comp_cap / 1000 * MEM_REFINE_COMP_PERMILLE);
         c2.capacities = Some(caps.iter().map(|&m| vec![comp_cap, m]).collect());
-        // A refinement that cannot meet the tighter capacities leaves the placement as is.
-        if let Ok(p2) = hypergraph::refine_from(&hg, &c2, &part.parts) {
-            pl = Placement {
-                block_home: p2.parts[..nb].to_vec(),
-                tile_dev: p2.parts[nb..].to_vec(),
-            };
+        // The capacities are a target, not a requirement: when the rebalancer cannot meet
+        // them the placement stays as it is. Any other error is a bug and is reported.
+        match hypergraph::refine_from(&hg, &c2, &part.parts) {
+            Ok(p2) => {
+                pl = Placement {
+                    block_home: p2.parts[..nb].to_vec(),
+                    tile_dev: p2.parts[nb..].to_vec(),
+                }
+            }
+            Err(hypergraph::Error::Infeasible { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     rehome(table, &mut pl, k, mem_cap, bytes_per_token(batch));
