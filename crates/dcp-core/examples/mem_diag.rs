@@ -4,7 +4,7 @@
 //! mean device (MB), to see where the excess is.
 //!
 //! Usage: `cargo run --release -p dcp-core --example mem_diag -- REF_JSONL [-v]
-//! [--comp-eps X] [--stages S] [--no-fallback]` (REF_JSONL:
+//! [--comp-eps X] [--stages S] [--no-fallback] [--preset fast|default|quality]` (REF_JSONL:
 //! `/work/shared/research/refplan_results.jsonl` or `bench/refplan/reference_results.jsonl`).
 use std::collections::BTreeMap;
 
@@ -31,6 +31,12 @@ fn main() {
         comp_epsilon: value("--comp-eps")
             .map_or(0.08, |v| v.parse().expect("--comp-eps: a number")),
         fallback_static: !args.iter().any(|a| a == "--no-fallback"),
+        preset: match value("--preset").map(String::as_str) {
+            None | Some("fast") => hypergraph::Preset::Fast,
+            Some("default") => hypergraph::Preset::Default,
+            Some("quality") => hypergraph::Preset::Quality,
+            Some(p) => panic!("--preset: fast, default or quality (got {p})"),
+        },
         ..DcpOptions::default()
     };
     let text = std::fs::read_to_string(path).unwrap();
@@ -43,6 +49,7 @@ fn main() {
     for ds in ["longalign", "ldc"] {
         for mask in ["causal", "lambda"] {
             let mut wo = [0.0f64; 3];
+            let (mut inter, mut rinter) = (0.0f64, 0.0f64);
             let (mut sm, mut mx, mut sc, mut cx, mut by, mut rb, mut cnt) =
                 (0.0, 0.0f64, 0.0, 0.0f64, 0.0, 0.0, 0.0);
             for r in recs.iter().filter(|r| {
@@ -70,6 +77,9 @@ fn main() {
                     (s.fwd_bytes_intra + s.fwd_bytes_inter + s.bwd_bytes_intra + s.bwd_bytes_inter)
                         as f64;
                 rb += r["fw_bytes_total"].as_f64().unwrap() + r["bw_bytes_total"].as_f64().unwrap();
+                inter += (s.fwd_bytes_inter + s.bwd_bytes_inter) as f64;
+                rinter += r["fw_bytes_inter"].as_f64().unwrap_or(f64::NAN)
+                    + r["bw_bytes_inter"].as_f64().unwrap_or(f64::NAN);
                 cnt += 1.0;
                 for (i, pat) in ["_recv", "part", "remote"].iter().enumerate() {
                     let v: Vec<f64> = plan
@@ -128,6 +138,12 @@ fn main() {
                 sc / cnt,
                 cx,
                 by / rb
+            );
+            println!(
+                "   inter-node bytes / ref {:.3} (inter share: dcp {:.2}, ref {:.2})",
+                inter / rinter,
+                inter / by,
+                rinter / rb
             );
             println!(
                 "   without recv {:.3} without parts {:.3} without remote-inputs {:.3}",
