@@ -174,6 +174,41 @@ pub(crate) fn greedy_growing(
     parts
 }
 
+/// Start of a growing bisection: every vertex on side `rest` except the fixed ones; returns
+/// the parts, which vertices are free, and the loads of both sides.
+fn bisection_start(
+    hg: &Hypergraph,
+    fixed: &[Option<u32>],
+    rest: usize,
+) -> (Vec<u32>, Vec<bool>, Vec<u64>) {
+    let n = hg.num_vertices();
+    let mut parts = vec![rest as u32; n];
+    let mut free = vec![true; n];
+    for v in 0..n {
+        if let Some(p) = fixed.get(v).copied().flatten() {
+            parts[v] = p;
+            free[v] = false;
+        }
+    }
+    let mut loads = vec![0u64; 2 * hg.dims()];
+    for v in 0..n as u32 {
+        add_load(hg, &mut loads, v, parts[v as usize] as usize);
+    }
+    (parts, free, loads)
+}
+
+/// Whether side `grow` has grown enough: the other side fits its capacities and (one
+/// dimension) is no fuller, relative to its capacity, than `grow`.
+fn grown_enough(loads: &[u64], caps: &[u64], dims: usize, grow: usize) -> bool {
+    let rest = 1 - grow;
+    let rel = |p: usize| -> f64 {
+        (0..dims)
+            .map(|d| loads[p * dims + d] as f64 / caps[p * dims + d].max(1) as f64)
+            .fold(0.0, f64::max)
+    };
+    (0..dims).all(|d| loads[rest * dims + d] <= caps[rest * dims + d])
+        && (dims > 1 || rel(grow) >= rel(rest))
+}
 /// Greedy hypergraph growing for bisections (KaHyPar's FM-gain GHG): every free vertex
 /// starts in block `1 - grow`; block `grow` grows from a random seed by repeatedly taking
 /// the vertex with the largest km1 gain of moving it across (ties: random rank) that still
@@ -190,18 +225,7 @@ pub(crate) fn grow_bisection(
     let m = hg.num_nets();
     let dims = hg.dims();
     let rest = 1 - grow;
-    let mut parts = vec![rest as u32; n];
-    let mut free = vec![true; n];
-    for v in 0..n {
-        if let Some(p) = fixed.get(v).copied().flatten() {
-            parts[v] = p;
-            free[v] = false;
-        }
-    }
-    let mut loads = vec![0u64; 2 * dims];
-    for v in 0..n as u32 {
-        add_load(hg, &mut loads, v, parts[v as usize] as usize);
-    }
+    let (mut parts, free, mut loads) = bisection_start(hg, fixed, rest);
     // pin counts per side
     let mut phi = vec![[0u32; 2]; m];
     for e in 0..m {
@@ -234,15 +258,7 @@ pub(crate) fn grow_bisection(
         .filter(|&v| free[v as usize])
         .map(|v| (gain[v as usize], rank[v as usize], v))
         .collect();
-    let rel = |loads: &[u64], p: usize| -> f64 {
-        (0..dims)
-            .map(|d| loads[p * dims + d] as f64 / caps[p * dims + d].max(1) as f64)
-            .fold(0.0, f64::max)
-    };
-    let done = |loads: &[u64]| -> bool {
-        (0..dims).all(|d| loads[rest * dims + d] <= caps[rest * dims + d])
-            && (dims > 1 || rel(loads, grow) >= rel(loads, rest))
-    };
+    let done = |loads: &[u64]| grown_enough(loads, caps, dims, grow);
     // random seed first
     let seeds: Vec<u32> = (0..n as u32).filter(|&v| free[v as usize]).collect();
     let mut first = seeds.choose(rng).copied();
@@ -321,18 +337,7 @@ pub(crate) fn net_growing(
     let m = hg.num_nets();
     let dims = hg.dims();
     let rest = 1 - grow;
-    let mut parts = vec![rest as u32; n];
-    let mut free = vec![true; n];
-    for v in 0..n {
-        if let Some(p) = fixed.get(v).copied().flatten() {
-            parts[v] = p;
-            free[v] = false;
-        }
-    }
-    let mut loads = vec![0u64; 2 * dims];
-    for v in 0..n as u32 {
-        add_load(hg, &mut loads, v, parts[v as usize] as usize);
-    }
+    let (mut parts, free, mut loads) = bisection_start(hg, fixed, rest);
     let mut inside = vec![0u32; m];
     for e in 0..m {
         inside[e] = hg
@@ -356,15 +361,7 @@ pub(crate) fn net_growing(
         r
     };
     let mut heap: BinaryHeap<(i64, u32, u32)> = BinaryHeap::new();
-    let rel = |loads: &[u64], p: usize| -> f64 {
-        (0..dims)
-            .map(|d| loads[p * dims + d] as f64 / caps[p * dims + d].max(1) as f64)
-            .fold(0.0, f64::max)
-    };
-    let done = |loads: &[u64]| -> bool {
-        (0..dims).all(|d| loads[rest * dims + d] <= caps[rest * dims + d])
-            && (dims > 1 || rel(loads, grow) >= rel(loads, rest))
-    };
+    let done = |loads: &[u64]| grown_enough(loads, caps, dims, grow);
     let mut order: Vec<u32> = (0..n as u32).filter(|&v| free[v as usize]).collect();
     order.shuffle(rng);
     let mut next_seed = 0usize;
