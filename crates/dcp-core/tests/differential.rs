@@ -177,3 +177,57 @@ fn ulysses_refuses_more_devices_than_heads() {
     .to_string();
     assert!(e.contains("allowed here: 1, 2, 6"), "{e}");
 }
+
+/// A long sequence with an attention sink over many devices: the sink block's home receives a
+/// dKV partial from nearly every device, so its final receives arrive in rounds (tags past
+/// the stage count) that reuse one set of rows. Plans must still validate and match.
+#[test]
+fn dcp_sink_partials_in_rounds_match_dense_attention() {
+    use dcp_core::dcp::{plan_dcp, DcpOptions};
+    use dcp_core::mask::MaskSpec;
+    use dcp_core::plan::Instr;
+    use dcp_core::spec::{BatchSpec, ModelShape, Topology};
+    let model = ModelShape {
+        heads: 2,
+        kv_heads: 1,
+        head_dim: 8,
+        ..ModelShape::default()
+    };
+    let mut rounds = 0;
+    for (seed, len) in [(1u64, 1000u32), (2, 1500), (3, 777)] {
+        let batch = BatchSpec::uniform(
+            &[len, 40, 24],
+            MaskSpec::Lambda {
+                sink: 8,
+                window: 24,
+            },
+            model,
+            16,
+        );
+        let topo = Topology::parse("4x4").unwrap();
+        let opts = DcpOptions {
+            fallback_static: false,
+            seed,
+            ..DcpOptions::default()
+        };
+        let plan = plan_dcp(&batch, &topo, &opts).unwrap();
+        let last_stage = plan
+            .devices
+            .iter()
+            .flat_map(|d| &d.backward.instrs)
+            .filter_map(|i| match i {
+                Instr::AttnBwd { stage, .. } => Some(*stage),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        rounds += plan
+            .devices
+            .iter()
+            .flat_map(|d| &d.backward.instrs)
+            .filter(|i| matches!(i, Instr::Comm { tag, .. } if *tag > last_stage + 1))
+            .count();
+        check_plan(&plan, seed).unwrap_or_else(|e| panic!("sink case {seed}: {e}"));
+    }
+    assert!(rounds > 0, "no plan took its final partials in rounds");
+}

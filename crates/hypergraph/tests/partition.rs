@@ -277,3 +277,39 @@ fn k_one_and_more_parts_than_vertices() {
     let p = partition(&hg, &PartitionConfig::new(8, 1.0)).unwrap();
     check_caps(&hg, &p);
 }
+
+#[test]
+fn refine_from_moves_load_into_tighter_capacities() {
+    let hg = random_hg(21, 400, 500, 2);
+    let tot = hg.total_weight().to_vec();
+    let mut cfg = PartitionConfig::new(4, 0.0).with_seed(3);
+    cfg.capacities = Some(vec![tot.iter().map(|&t| t * 30 / 100).collect(); 4]);
+    let p = partition(&hg, &cfg).unwrap();
+    check_caps(&hg, &p);
+    // Part 0 may now carry at most 15 % of dimension 1; the others take the rest.
+    let mut tight = cfg.clone();
+    tight.capacities = Some(
+        (0..4)
+            .map(|q| {
+                vec![
+                    tot[0] * 30 / 100,
+                    tot[1] * if q == 0 { 15 } else { 31 } / 100,
+                ]
+            })
+            .collect(),
+    );
+    let r = hypergraph::refine_from(&hg, &tight, &p.parts).unwrap();
+    check_caps(&hg, &r);
+    assert!(r.loads[0][1] <= tot[1] * 15 / 100);
+    let (km1, _) = brute_km1_cut(&hg, &r.parts);
+    assert_eq!(km1, r.km1);
+    // Same inputs, same result.
+    assert_eq!(hypergraph::refine_from(&hg, &tight, &p.parts).unwrap(), r);
+    // An initial partition of the wrong length or with a part ≥ k is refused by name.
+    let e = hypergraph::refine_from(&hg, &tight, &p.parts[1..]).unwrap_err();
+    assert!(e.to_string().contains("entries"), "{e}");
+    let mut bad = p.parts.clone();
+    bad[7] = 9;
+    let e = hypergraph::refine_from(&hg, &tight, &bad).unwrap_err();
+    assert!(e.to_string().contains("vertex 7"), "{e}");
+}

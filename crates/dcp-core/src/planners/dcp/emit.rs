@@ -97,15 +97,29 @@ struct Ctx<'a> {
     kv_last: StageMap,
     q_need: StageMap,
     kv_need: StageMap,
-    /// Slots of remote blocks per device: the block's input, its partial output and the send
-    /// staging of that partial share the rows.
+    /// Slots of remote blocks per device: the block's input (and the forward LSE partial) and,
+    /// once the input is dead, the send staging of its partial output share the rows.
     q_slots: Vec<Slots>,
     kv_slots: Vec<Slots>,
+    /// Slots of the fp32 partial outputs (O, dQ, dKV) of remote blocks: live only from the
+    /// block's first use through its staging copy, so they share rows across stages.
+    q_pslots: Vec<Slots>,
+    kv_pslots: Vec<Slots>,
     /// Receive slots at the home for partials: (block, source) → rows; and their totals.
     oq_recv: StageMap,
     okv_recv: StageMap,
     oq_tokens: Vec<u32>,
     okv_tokens: Vec<u32>,
+    /// Backward receive slots at the homes, (block, source) → (rows, wave), and their totals.
+    /// Wave 0: the slot is the pair's own and summed at the end; wave w ≥ 1: the pair's
+    /// partial arrives in the final group's w-th round (tag `stages + w − 1`) and is summed
+    /// right after it, so the rounds of one home share rows.
+    bq_recv: Vec<BTreeMap<(u32, u32), (u32, u32)>>,
+    bkv_recv: Vec<BTreeMap<(u32, u32), (u32, u32)>>,
+    bq_tokens: Vec<u32>,
+    bkv_tokens: Vec<u32>,
+    /// Rounds of the backward's final group (≥ 1).
+    waves: u32,
 }
 
 impl Ctx<'_> {
@@ -224,12 +238,16 @@ fn alloc_slots(cx: &mut Ctx) {
     // input is dead, the staging of that partial for its send: it lives from the stage whose
     // group fetches it (first use − 1) through the stage that waits for the group sending the
     // partial (`out_tag`), so a later fetch into the same rows is posted only after that wait.
+    // The fp32 partial itself is zeroed (or first written) at its first use and read for the
+    // last time by the staging copy after its last use: a separate slot live over those stages.
     let mut q_slots: Vec<Slots> = Vec::with_capacity(n as usize);
     let mut kv_slots: Vec<Slots> = Vec::with_capacity(n as usize);
+    let mut q_pslots: Vec<Slots> = Vec::with_capacity(n as usize);
+    let mut kv_pslots: Vec<Slots> = Vec::with_capacity(n as usize);
     for d in 0..n as usize {
-        for (need, last, out) in [
-            (&q_need[d], &q_last[d], &mut q_slots),
-            (&kv_need[d], &kv_last[d], &mut kv_slots),
+        for (need, last, out, pout) in [
+            (&q_need[d], &q_last[d], &mut q_slots, &mut q_pslots),
+            (&kv_need[d], &kv_last[d], &mut kv_slots, &mut kv_pslots),
         ] {
             let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
             for (&(blk, hb), &s0) in need {
@@ -240,6 +258,10 @@ fn alloc_slots(cx: &mut Ctx) {
             out.push(alloc_live(life.iter().map(|(&blk, &(s0, s1))| {
                 (blk, blen(blk), s0.saturating_sub(1), out_tag(s1))
             })));
+            pout.push(alloc_live(
+                life.iter()
+                    .map(|(&blk, &(s0, s1))| (blk, blen(blk), s0, s1)),
+            ));
         }
     }
     // Receive slots at the home for partials: (block, source) → rows.
@@ -264,14 +286,86 @@ fn alloc_slots(cx: &mut Ctx) {
         }
     }
     (cx.q_slots, cx.kv_slots) = (q_slots, kv_slots);
+    (cx.q_pslots, cx.kv_pslots) = (q_pslots, kv_pslots);
+    let (bq, bq_tokens, wq) = recv_waves(cx, &oq_recv, &oq_tokens, q_last);
+    let (bkv, bkv_tokens, wkv) = recv_waves(cx, &okv_recv, &okv_tokens, kv_last);
+    (cx.bq_recv, cx.bkv_recv, cx.bq_tokens, cx.bkv_tokens) = (bq, bkv, bq_tokens, bkv_tokens);
+    cx.waves = wq.max(wkv);
     (cx.oq_recv, cx.okv_recv, cx.oq_tokens, cx.okv_tokens) =
         (oq_recv, okv_recv, oq_tokens, okv_tokens);
 }
+
+/// Backward receive slots of one side (query or KV partials). A home whose receive rows
+/// exceed [`RECV_WAVE_FACTOR`] times the mean over devices (e.g. the home of an attention-sink
+/// block that every device reads) takes the partials that arrive in the final group in
+/// rounds of at most that many rows, summing each round before the next arrives; the others
+/// keep one slot per (block, source). Returns the slots, the rows per device and the rounds.
+#[allow(clippy::type_complexity)]
+fn recv_waves(
+    cx: &Ctx,
+    recv: &[BTreeMap<(u32, u32), u32>],
+    tokens: &[u32],
+    last: &StageMap,
+) -> (Vec<BTreeMap<(u32, u32), (u32, u32)>>, Vec<u32>, u32) {
+    let n = recv.len();
+    let longest = cx.table.blocks.iter().map(|b| b.len).max().unwrap_or(0);
+    let mean = tokens.iter().map(|&t| t as u64).sum::<u64>() as f64 / n.max(1) as f64;
+    let cap = ((RECV_WAVE_FACTOR * mean) as u32).max(longest);
+    let mut out = Vec::with_capacity(n);
+    let mut rows = Vec::with_capacity(n);
+    let mut waves = 1u32;
+    for h in 0..n {
+        if tokens[h] <= cap {
+            out.push(recv[h].iter().map(|(&key, &row)| (key, (row, 0))).collect());
+            rows.push(tokens[h]);
+            continue;
+        }
+        // Pairs whose partials all arrive in the final group (every head block's last use
+        // within the last two stages) go into rounds; the others keep their own rows first.
+        let is_final = |blk: u32, src: u32| {
+            last[src as usize]
+                .range((blk, 0)..=(blk, u32::MAX))
+                .all(|(_, &f)| cx.out_tag(f) == cx.stages)
+        };
+        let mut map: BTreeMap<(u32, u32), (u32, u32)> = BTreeMap::new();
+        let mut own = 0u32;
+        for &(blk, src) in recv[h].keys() {
+            if !is_final(blk, src) {
+                map.insert((blk, src), (own, 0));
+                own += cx.blen(blk);
+            }
+        }
+        let room = cap.saturating_sub(own).max(longest);
+        let (mut wave, mut fill, mut peak) = (1u32, 0u32, 0u32);
+        for &(blk, src) in recv[h].keys() {
+            if map.contains_key(&(blk, src)) {
+                continue;
+            }
+            let len = cx.blen(blk);
+            if fill + len > room {
+                wave += 1;
+                fill = 0;
+            }
+            map.insert((blk, src), (own + fill, wave));
+            fill += len;
+            peak = peak.max(fill);
+        }
+        waves = waves.max(wave);
+        out.push(map);
+        rows.push(own + peak);
+    }
+    (out, rows, waves)
+}
+
+/// A home's backward receive rows may exceed the mean over devices by this factor before its
+/// final partials arrive in rounds.
+const RECV_WAVE_FACTOR: f64 = 2.0;
 
 /// The forward program's buffers on device `d`.
 fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
     let (model, lay, works) = (cx.model, &cx.lay, &cx.works);
     let (q_slots, kv_slots, oq_tokens) = (&cx.q_slots, &cx.kv_slots, &cx.oq_tokens);
+    let q_pslots = &cx.q_pslots;
     let blen = |b: u32| cx.blen(b);
     let t = lay[d].tokens;
     let tmp_rows = works[d]
@@ -314,7 +408,7 @@ fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
             "o_part",
             &model,
             ScratchKind::Q,
-            q_slots[d].tokens,
+            q_pslots[d].tokens,
             DType::F32,
         ),
         l_part: f.scratch(
@@ -342,7 +436,8 @@ fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
 fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
     let (model, t) = (cx.model, cx.lay[d].tokens);
     let (q_slots, kv_slots) = (&cx.q_slots, &cx.kv_slots);
-    let (oq_tokens, okv_tokens) = (&cx.oq_tokens, &cx.okv_tokens);
+    let (q_pslots, kv_pslots) = (&cx.q_pslots, &cx.kv_pslots);
+    let (oq_tokens, okv_tokens) = (&cx.bq_tokens, &cx.bkv_tokens);
     let mut b = ProgramBuilder::new();
     let bufs = BwdBufs {
         q: b.io(IoTensor::Q, &model, t),
@@ -393,14 +488,14 @@ fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
             "dq_part",
             &model,
             ScratchKind::Q,
-            q_slots[d].tokens,
+            q_pslots[d].tokens,
             DType::F32,
         ),
         dkv_part: b.scratch(
             "dkv_part",
             &model,
             ScratchKind::Kv,
-            kv_slots[d].tokens,
+            kv_pslots[d].tokens,
             DType::F32,
         ),
         dq_recv: b.scratch("dq_recv", &model, ScratchKind::Q, oq_tokens[d], model.dtype),
@@ -421,7 +516,7 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
     let (n, lay) = (cx.n, &cx.lay);
     let (q_need, kv_need, q_last, kv_last) = (&cx.q_need, &cx.kv_need, &cx.q_last, &cx.kv_last);
     let (q_slots, kv_slots) = (&cx.q_slots, &cx.kv_slots);
-    let (oq_recv, okv_recv) = (&cx.oq_recv, &cx.okv_recv);
+    let oq_recv = &cx.oq_recv;
     let (blen, home, qh, kh) = (
         |b: u32| cx.blen(b),
         |b: u32| cx.home(b),
@@ -510,13 +605,14 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                 src_region: reg(fb[du].l_part, slot, len, qh(hb)),
                 dst_region: reg(fb[h as usize].l_recv, rrow, len, qh(hb)),
             });
+            let (brow, wave) = cx.bq_recv[h as usize][&(q, d)];
             bwd_x.push(Xfer {
-                tag,
+                tag: if wave > 0 { cx.stages + wave - 1 } else { tag },
                 order: (5, q, hb, d),
                 src: d,
                 dst: h,
                 src_region: reg(bb[du].q_rem, slot, len, qh(hb)),
-                dst_region: reg(bb[h as usize].dq_recv, rrow, len, qh(hb)),
+                dst_region: reg(bb[h as usize].dq_recv, brow, len, qh(hb)),
             });
         }
         for (&(k, hb), &f) in &kv_last[du] {
@@ -524,9 +620,14 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
             if h == d {
                 continue;
             }
-            let (slot, rrow, len) = (kv_slots[du].at[&k], okv_recv[h as usize][&(k, d)], blen(k));
+            let (slot, len) = (kv_slots[du].at[&k], blen(k));
+            let (rrow, wave) = cx.bkv_recv[h as usize][&(k, d)];
             bwd_x.push(Xfer {
-                tag: out_tag(f),
+                tag: if wave > 0 {
+                    cx.stages + wave - 1
+                } else {
+                    out_tag(f)
+                },
                 order: (6, k, hb, d),
                 src: d,
                 dst: h,
@@ -579,13 +680,13 @@ impl Dev<'_> {
             reg(buf_rem, slots.at[&blk], cx.blen(blk), heads)
         }
     }
-    /// A query block's partial-output rows.
+    /// A query block's partial-output rows (O, dQ).
     fn q_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(q, self.cx.qh(hb), io, rem, &self.cx.q_slots[self.d])
+        self.at(q, self.cx.qh(hb), io, rem, &self.cx.q_pslots[self.d])
     }
     /// A KV block's partial-gradient rows.
     fn kv_at(&self, k: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kv_slots[self.d])
+        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kv_pslots[self.d])
     }
     /// A query block's input rows.
     fn qi_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
@@ -641,7 +742,7 @@ impl Dev<'_> {
     fn zero_partials(&self, s: u32, b: &mut ProgramBuilder) {
         let (cx, d, bbuf) = (self.cx, self.d, self.bbuf);
         let (q_need, kv_need, q_slots, kv_slots) =
-            (&cx.q_need, &cx.kv_need, &cx.q_slots, &cx.kv_slots);
+            (&cx.q_need, &cx.kv_need, &cx.q_pslots, &cx.kv_pslots);
         let blen = |b: u32| cx.blen(b);
         for (need, slots, buf) in [
             (&q_need[d], &q_slots[d], bbuf.dq_part),
@@ -678,13 +779,14 @@ impl Dev<'_> {
         for w in ws {
             let qlen = blen(w.q);
             let acc_o = q_at(w.q, w.hb, fbuf.o_acc, fbuf.o_part);
-            let acc_l = Region {
-                buf: if home(w.q) == du {
-                    fbuf.l_acc
-                } else {
-                    fbuf.l_part
-                },
-                ..acc_o
+            // The LSE partial is sent as is, so it sits in the input slot's rows.
+            let acc_l = if home(w.q) == du {
+                Region {
+                    buf: fbuf.l_acc,
+                    ..acc_o
+                }
+            } else {
+                qi_at(w.q, w.hb, fbuf.l_part, fbuf.l_part)
             };
             let (out_o, out_l) = if direct.contains(&(w.q, w.hb)) {
                 let r = q_at(w.q, w.hb, fbuf.o, fbuf.o_part);
@@ -774,37 +876,35 @@ impl Dev<'_> {
         );
         for (&(q, hb), &last) in &q_last[d] {
             if last == s && home(q) != du {
-                let slot = q_slots[d].at[&q];
+                let (slot, pslot) = (q_slots[d].at[&q], cx.q_pslots[d].at[&q]);
                 f.push(Instr::Copy {
-                    src: reg(fbuf.o_part, slot, blen(q), qh(hb)),
+                    src: reg(fbuf.o_part, pslot, blen(q), qh(hb)),
                     dst: reg(fbuf.q_rem, slot, blen(q), qh(hb)),
                 });
                 b.push(Instr::Copy {
-                    src: reg(bbuf.dq_part, slot, blen(q), qh(hb)),
+                    src: reg(bbuf.dq_part, pslot, blen(q), qh(hb)),
                     dst: reg(bbuf.q_rem, slot, blen(q), qh(hb)),
                 });
             }
         }
         for (&(k, hb), &last) in &kv_last[d] {
             if last == s && home(k) != du {
-                let slot = kv_slots[d].at[&k];
+                let (slot, pslot) = (kv_slots[d].at[&k], cx.kv_pslots[d].at[&k]);
                 b.push(Instr::Copy {
-                    src: reg(bbuf.dkv_part, slot, blen(k), kh(hb)),
+                    src: reg(bbuf.dkv_part, pslot, blen(k), kh(hb)),
                     dst: reg(bbuf.kv_rem, slot, blen(k), kh(hb)),
                 });
             }
         }
     }
 
-    /// Merges received partial outputs (forward) and sums partial gradients (backward) at the
-    /// home.
+    /// Merges received partial outputs (forward) and sums the partial gradients of wave 0
+    /// (backward) at the home.
     fn epilogue(&self, f: &mut ProgramBuilder, b: &mut ProgramBuilder) {
-        let (cx, d, fbuf, bbuf) = (self.cx, self.d, self.fbuf, self.bbuf);
-        let (table, q_last, kv_last, oq_recv, okv_recv) =
-            (cx.table, &cx.q_last, &cx.kv_last, &cx.oq_recv, &cx.okv_recv);
-        let (blen, qh, kh) = (|b: u32| cx.blen(b), |h: u32| cx.qh(h), |h: u32| cx.kh(h));
+        let (cx, d, fbuf) = (self.cx, self.d, self.fbuf);
+        let (table, q_last, oq_recv) = (cx.table, &cx.q_last, &cx.oq_recv);
+        let (blen, qh) = (|b: u32| cx.blen(b), |h: u32| cx.qh(h));
         let q_at = |q: u32, hb: u32, io: u32, rem: u32| self.q_at(q, hb, io, rem);
-        let kv_at = |k: u32, hb: u32, io: u32, rem: u32| self.kv_at(k, hb, io, rem);
         let mut recv_by_q: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
         for (&(q, src), &row) in &oq_recv[d] {
             recv_by_q.entry(q).or_default().push((src, row));
@@ -819,7 +919,6 @@ impl Dev<'_> {
                         ..acc
                     },
                 )];
-                let mut sums = vec![q_at(q, hb, bbuf.dq_acc, bbuf.dq_part)];
                 for &(src, row) in srcs {
                     if q_last[src as usize].contains_key(&(q, hb)) {
                         let r = reg(fbuf.o_recv, row, blen(q), qh(hb));
@@ -830,7 +929,6 @@ impl Dev<'_> {
                                 ..r
                             },
                         ));
-                        sums.push(reg(bbuf.dq_recv, row, blen(q), qh(hb)));
                     }
                 }
                 if inputs.len() > 1 {
@@ -842,31 +940,59 @@ impl Dev<'_> {
                         },
                         inputs,
                     });
-                    b.push(Instr::Sum {
-                        dst: sums[0],
-                        inputs: sums,
-                    });
                 }
             }
         }
-        let mut recv_by_k: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
-        for (&(k, src), &row) in &okv_recv[d] {
-            recv_by_k.entry(k).or_default().push((src, row));
-        }
-        for (&k, srcs) in &recv_by_k {
-            for hb in 0..table.n_head_blocks {
-                let acc = kv_at(k, hb, bbuf.dkv_acc, bbuf.dkv_part);
-                let mut sums = vec![acc];
-                for &(src, row) in srcs {
-                    if kv_last[src as usize].contains_key(&(k, hb)) {
-                        sums.push(reg(bbuf.dkv_recv, row, blen(k), kh(hb)));
-                    }
+        self.bwd_sums(0, b);
+    }
+
+    /// Sums the received partial gradients of `wave` into the home's accumulators.
+    fn bwd_sums(&self, wave: u32, b: &mut ProgramBuilder) {
+        let (cx, d, bbuf) = (self.cx, self.d, self.bbuf);
+        let (table, blen) = (cx.table, |b: u32| cx.blen(b));
+        for (recv, last, acc_buf, part_buf, rbuf, kv) in [
+            (
+                &cx.bq_recv[d],
+                &cx.q_last,
+                bbuf.dq_acc,
+                bbuf.dq_part,
+                bbuf.dq_recv,
+                false,
+            ),
+            (
+                &cx.bkv_recv[d],
+                &cx.kv_last,
+                bbuf.dkv_acc,
+                bbuf.dkv_part,
+                bbuf.dkv_recv,
+                true,
+            ),
+        ] {
+            let mut by_blk: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
+            for (&(blk, src), &(row, w)) in recv {
+                if w == wave {
+                    by_blk.entry(blk).or_default().push((src, row));
                 }
-                if sums.len() > 1 {
-                    b.push(Instr::Sum {
-                        dst: acc,
-                        inputs: sums,
-                    });
+            }
+            for (&blk, srcs) in &by_blk {
+                for hb in 0..table.n_head_blocks {
+                    let (acc, heads) = if kv {
+                        (self.kv_at(blk, hb, acc_buf, part_buf), cx.kh(hb))
+                    } else {
+                        (self.q_at(blk, hb, acc_buf, part_buf), cx.qh(hb))
+                    };
+                    let mut sums = vec![acc];
+                    for &(src, row) in srcs {
+                        if last[src as usize].contains_key(&(blk, hb)) {
+                            sums.push(reg(rbuf, row, blen(blk), heads));
+                        }
+                    }
+                    if sums.len() > 1 {
+                        b.push(Instr::Sum {
+                            dst: acc,
+                            inputs: sums,
+                        });
+                    }
                 }
             }
         }
@@ -1013,6 +1139,20 @@ fn emit_device(
             pb.push(Instr::Wait { tag: t });
         }
     }
+    // Further rounds of the backward's final group: each round's partials are summed before
+    // the next round reuses their rows.
+    dev.bwd_sums(1, &mut b);
+    for w in 2..=cx.waves {
+        let tag = stages + w - 1;
+        if let Some(ops) = bwd_groups[d].get(&tag) {
+            b.push(Instr::Comm {
+                tag,
+                ops: ops.clone(),
+            });
+            b.push(Instr::Wait { tag });
+        }
+        dev.bwd_sums(w, &mut b);
+    }
     dev.epilogue(&mut f, &mut b);
     dev.output_copies(&mut f, &mut b);
     (f, b)
@@ -1042,10 +1182,17 @@ pub(super) fn emit(
         kv_need: Vec::new(),
         q_slots: Vec::new(),
         kv_slots: Vec::new(),
+        q_pslots: Vec::new(),
+        kv_pslots: Vec::new(),
         oq_recv: Vec::new(),
         okv_recv: Vec::new(),
         oq_tokens: Vec::new(),
         okv_tokens: Vec::new(),
+        bq_recv: Vec::new(),
+        bkv_recv: Vec::new(),
+        bq_tokens: Vec::new(),
+        bkv_tokens: Vec::new(),
+        waves: 1,
     };
     usage(&mut cx, stage);
     alloc_slots(&mut cx);

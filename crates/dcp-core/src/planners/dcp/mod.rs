@@ -39,7 +39,7 @@ use crate::planners::usp::plan_usp;
 use crate::planners::PlannerKind;
 use crate::spec::{BatchSpec, Topology};
 use emit::emit;
-use schedule::{estimate, split_stages};
+use schedule::{estimate, StageSplitter};
 
 #[derive(Debug, Clone)]
 pub struct DcpOptions {
@@ -74,6 +74,37 @@ impl Default for DcpOptions {
     }
 }
 
+/// Estimated pipeline time a stage count may exceed the fastest one's by, to hold less
+/// resident memory on the fullest device.
+const STAGE_TIME_SLACK: f64 = 0.03;
+
+/// The stage count: among those within [`STAGE_TIME_SLACK`] of the fastest estimated
+/// pipeline, the one of the smallest estimated resident memory imbalance (then the faster).
+fn choose_stages(
+    table: &BlockTable,
+    pl: &Placement,
+    topo: &Topology,
+    cost: &CostModel,
+    splitter: &StageSplitter,
+) -> u32 {
+    let cands: Vec<(u32, f64, f64)> = (2..=8u32)
+        .map(|s| {
+            let mem = splitter.resident(s);
+            let stage = splitter.split(table.tiles.len(), s);
+            let t = estimate(table, pl, topo, cost, &stage, s);
+            let mean = mem.iter().sum::<u64>() as f64 / mem.len() as f64;
+            let imb = mem.iter().copied().max().unwrap_or(0) as f64 / mean.max(1.0);
+            (s, t, imb)
+        })
+        .collect();
+    let fastest = cands.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+    cands
+        .iter()
+        .filter(|c| c.1 <= fastest * (1.0 + STAGE_TIME_SLACK))
+        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.1.total_cmp(&b.1)))
+        .map_or(2, |c| c.0)
+}
+
 /// Plans a batch with DCP.
 pub fn plan_dcp(
     batch: &BatchSpec,
@@ -87,31 +118,16 @@ pub fn plan_dcp(
         let d = pl.tile_dev[ti];
         pl.block_home[t.q_block as usize] != d || pl.block_home[t.kv_block as usize] != d
     });
+    let splitter = StageSplitter::new(&table, &pl, n, &batch.model);
     let stages = match opts.stages {
         Some(s) => s.max(if any_remote { 2 } else { 1 }),
         None if !any_remote => 1,
-        None => (2..=8u32)
-            .map(|s| {
-                (
-                    s,
-                    estimate(
-                        &table,
-                        &pl,
-                        topo,
-                        &opts.cost,
-                        &split_stages(&table, &pl, n, s),
-                        s,
-                    ),
-                )
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|x| x.0)
-            .unwrap_or(2),
+        None => choose_stages(&table, &pl, topo, &opts.cost, &splitter),
     };
     let stage = if stages == 1 {
         vec![0; table.tiles.len()]
     } else {
-        split_stages(&table, &pl, n, stages)
+        splitter.split(table.tiles.len(), stages)
     };
     let plan = emit(batch, topo, &table, &pl, &stage, stages);
     if !(opts.fallback_static && n > 1) {
