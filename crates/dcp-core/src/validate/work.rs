@@ -8,6 +8,7 @@ use std::rc::Rc;
 use super::pairs::{
     constant_order_runs, count_inside_mask, leaf, trap_sum, Cells, Cov, Hasher, Trap, WorkPairs,
 };
+use super::split::sub_rows;
 use super::state::{refine, Part, Rows, Val};
 use super::{Item, Validator};
 use crate::error::{PlanError, PlanErrorKind};
@@ -103,16 +104,27 @@ impl Validator<'_> {
         works: &[FwdWork],
     ) -> Result<(), PlanError> {
         for (wi, w) in works.iter().enumerate() {
-            self.work(
-                dev,
-                idx,
-                wi,
-                &w.q,
-                &w.kv,
-                &w.rows,
-                None,
-                Some((&w.o, &w.lse)),
-            )?;
+            let outs = [&w.o, &w.lse];
+            match self.seq_parts(dev, idx, wi, &w.q, &w.kv, &outs, &w.rows)? {
+                None => self.work(
+                    dev,
+                    idx,
+                    wi,
+                    &w.q,
+                    &w.kv,
+                    &w.rows,
+                    None,
+                    Some((&w.o, &w.lse)),
+                )?,
+                Some(parts) => {
+                    for p in parts {
+                        let kv: Vec<Region> = p.kv.iter().map(|x| x.1).collect();
+                        let (o, lse) = (sub_rows(&w.o, p.r0, p.r1), sub_rows(&w.lse, p.r0, p.r1));
+                        let q = sub_rows(&w.q, p.r0, p.r1);
+                        self.work(dev, idx, wi, &q, &kv, &p.rows, None, Some((&o, &lse)))?;
+                    }
+                }
+            }
         }
         // Works of one launch must not write each other's outputs.
         for out in [|w: &FwdWork| w.o, |w: &FwdWork| w.lse] {
@@ -133,7 +145,48 @@ impl Validator<'_> {
             return Err(self.err(dev, idx, PlanErrorKind::BackwardInForward));
         }
         for (wi, w) in works.iter().enumerate() {
-            self.work(dev, idx, wi, &w.q, &w.kv, &w.rows, Some(w), None)?;
+            let dkv_fits =
+                w.dkv.len() == w.kv.len() && w.kv.iter().zip(&w.dkv).all(|(k, d)| k.len == d.len);
+            let outs = [&w.o, &w.lse, &w.do_, &w.dq];
+            let parts = if dkv_fits {
+                self.seq_parts(dev, idx, wi, &w.q, &w.kv, &outs, &w.rows)?
+            } else {
+                None
+            };
+            let Some(parts) = parts else {
+                self.work(dev, idx, wi, &w.q, &w.kv, &w.rows, Some(w), None)?;
+                continue;
+            };
+            for p in parts {
+                let (r0, r1) = (p.r0, p.r1);
+                let dkv =
+                    p.kv.iter()
+                        .map(|&(ri, r)| {
+                            let t0 = r.tok - w.kv[ri].tok;
+                            sub_rows(&w.dkv[ri], t0, t0 + r.len)
+                        })
+                        .collect();
+                let part = BwdWork {
+                    q: sub_rows(&w.q, r0, r1),
+                    kv: p.kv.iter().map(|x| x.1).collect(),
+                    o: sub_rows(&w.o, r0, r1),
+                    lse: sub_rows(&w.lse, r0, r1),
+                    do_: sub_rows(&w.do_, r0, r1),
+                    dq: sub_rows(&w.dq, r0, r1),
+                    dkv,
+                    rows: p.rows,
+                };
+                self.work(
+                    dev,
+                    idx,
+                    wi,
+                    &part.q,
+                    &part.kv,
+                    &part.rows,
+                    Some(&part),
+                    None,
+                )?;
+            }
         }
         Ok(())
     }
@@ -287,7 +340,7 @@ impl Validator<'_> {
     /// Row-range segments in row order without overlap; ranges in order and inside the
     /// concatenated keys, checked once per run of rows on which no two range ends cross (the
     /// checks then hold on every row of the run or none).
-    fn check_rows(
+    pub(super) fn check_rows(
         &self,
         dev: u32,
         idx: usize,
