@@ -461,8 +461,13 @@ impl Validator<'_> {
                             lo: [at_q(lr.start), Lin::c(t0 as i64)],
                             hi: [at_q(lr.end), Lin::c(t0 as i64 + (c1 - c0) as i64)],
                             kvreg: ri,
+                            full: Default::default(),
                         };
-                        let n = trap_sum(h, q0 as i64, q1 as i64, &tr.lo, &tr.hi, 0, true).count;
+                        // The whole sum at once (its leaves need it; the count is part of it).
+                        let off = self.cx.seq_off[seq as usize];
+                        let full = trap_sum(h, q0 as i64, q1 as i64, &tr.lo, &tr.hi, off, false);
+                        tr.full.set(Some(full));
+                        let n = full.count;
                         if n == 0 {
                             continue;
                         }
