@@ -124,23 +124,32 @@ pub struct RangeSeg {
     pub ranges: SegRanges,
 }
 
-/// The key ranges of one [`RangeSeg`]: up to two stored inline, more on the heap. A ring plan
-/// over hundreds of devices holds millions of segments, and one allocation per segment was most
-/// of its emission time. Reads as a slice (`Deref`); serialized as a plain list, exactly like the
-/// `Vec` it replaces.
+/// The key ranges of one [`RangeSeg`]: one stored inline, more on the heap. A ring plan over
+/// hundreds of devices holds millions of segments, and one allocation per segment was most of
+/// its emission time. One, not two: a segment of 48 bytes keeps a work's few segments in one
+/// small allocation, which glibc serves from its fast bins (an 80-byte segment made planners
+/// that build millions of per-piece works, like `usp`, spend a quarter of their time in
+/// malloc). Reads as a slice (`Deref`); serialized as a plain list, exactly like the `Vec` it
+/// replaces.
 #[derive(Clone)]
 pub enum SegRanges {
-    Inline { len: u8, buf: [LinRange; 2] },
+    Inline {
+        len: u8,
+        buf: [LinRange; SegRanges::INLINE],
+    },
     Heap(Vec<LinRange>),
 }
 
 const EMPTY_RANGE: LinRange = LinRange::new(crate::mask::Lin::c(0), crate::mask::Lin::c(0));
 
 impl SegRanges {
+    /// Ranges stored inline.
+    pub const INLINE: usize = 1;
+
     pub const fn new() -> Self {
         SegRanges::Inline {
             len: 0,
-            buf: [EMPTY_RANGE; 2],
+            buf: [EMPTY_RANGE; SegRanges::INLINE],
         }
     }
 
@@ -151,7 +160,8 @@ impl SegRanges {
                 *len += 1;
             }
             SegRanges::Inline { buf, .. } => {
-                let mut v = buf.to_vec();
+                let mut v = Vec::with_capacity(4);
+                v.extend_from_slice(buf);
                 v.push(r);
                 *self = SegRanges::Heap(v);
             }
@@ -201,6 +211,11 @@ impl std::fmt::Debug for SegRanges {
 
 impl FromIterator<LinRange> for SegRanges {
     fn from_iter<I: IntoIterator<Item = LinRange>>(it: I) -> Self {
+        let it = it.into_iter();
+        if it.size_hint().0 > SegRanges::INLINE {
+            // Known to spill: one allocation of the right size.
+            return SegRanges::Heap(it.collect());
+        }
         let mut s = SegRanges::new();
         for r in it {
             s.push(r);
@@ -211,7 +226,7 @@ impl FromIterator<LinRange> for SegRanges {
 
 impl From<Vec<LinRange>> for SegRanges {
     fn from(v: Vec<LinRange>) -> Self {
-        if v.len() <= 2 {
+        if v.len() <= SegRanges::INLINE {
             v.into_iter().collect()
         } else {
             SegRanges::Heap(v)
@@ -496,7 +511,12 @@ impl RowRangesBuilder {
 
     pub fn finish(mut self) -> RowRanges {
         self.close();
-        RowRanges { segs: self.segs }
+        // One exact allocation: a work holds one to three segments and lives as long as its
+        // plan, so the default growth's four-segment reservation (192 bytes) would be both
+        // wasted and served by malloc's slow path; the growing vector is a short-lived temporary.
+        let mut segs = Vec::with_capacity(self.segs.len());
+        segs.append(&mut self.segs);
+        RowRanges { segs }
     }
 }
 
@@ -821,7 +841,11 @@ mod tests {
         for n in 0..5 {
             let v: Vec<LinRange> = (0..n).map(|k| lr(k, k + 3, k % 2)).collect();
             let s = SegRanges::from(v.clone());
-            assert_eq!(matches!(s, SegRanges::Inline { .. }), n <= 2, "n {n}");
+            assert_eq!(
+                matches!(s, SegRanges::Inline { .. }),
+                n <= SegRanges::INLINE,
+                "n {n}"
+            );
             assert_eq!(&*s, &v[..]);
             assert_eq!(
                 postcard::to_allocvec(&s).unwrap(),
