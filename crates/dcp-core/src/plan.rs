@@ -843,7 +843,7 @@ mod tests {
             let s = SegRanges::from(v.clone());
             assert_eq!(
                 matches!(s, SegRanges::Inline { .. }),
-                n <= SegRanges::INLINE,
+                n as usize <= SegRanges::INLINE,
                 "n {n}"
             );
             assert_eq!(&*s, &v[..]);
