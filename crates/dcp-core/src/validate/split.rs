@@ -5,12 +5,13 @@
 //! the plan's word), the keys those rows attend (the KV rows outside them are not read), and the
 //! row ranges moved into the part's coordinates. Each part then goes through the one-sequence
 //! checks of [`super::work`], so every rule (sequence match, mask, coverage) holds per part.
-//! The whole work's row ranges are checked first (order, inside the keys, inside the query rows),
-//! so nothing of them can fall between parts.
+//! The whole work's segments are checked first (in row order, inside the query rows, every range
+//! end inside the keys), so nothing of them can fall between parts; the order of a row's ranges
+//! is checked per part (moving keys into a part keeps it).
 
 use super::state::Val;
 use super::Validator;
-use crate::error::PlanError;
+use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::{Lin, LinRange};
 use crate::plan::{Region, RowRanges, SegRanges};
 
@@ -103,8 +104,27 @@ impl Validator<'_> {
         if cuts.len() <= 1 && !self.mixed_keys(dev, kv) {
             return Ok(None);
         }
+        // The whole work's segments in row order without overlap (each part then checks its
+        // own ranges: inside its keys, in order; moving keys into a part keeps both).
         let keys: u32 = kv.iter().map(|r| r.len).sum();
-        self.check_rows(dev, idx, wi, rows, keys)?;
+        let bad_rows = |rows: (u32, u32)| {
+            self.err(
+                dev,
+                idx,
+                PlanErrorKind::RowRanges {
+                    work: wi,
+                    rows,
+                    keys,
+                },
+            )
+        };
+        let mut next = 0u64;
+        for seg in &rows.segs {
+            if (seg.row0 as u64) < next {
+                return Err(bad_rows((seg.row0, seg.row0.saturating_add(seg.rows))));
+            }
+            next = seg.row0 as u64 + seg.rows as u64;
+        }
         // Rows past the last part's end were checked to attend nothing beyond q.len; parts
         // tile [first band, last band) = [0, q.len) since reads tile the region.
         let mut parts = Vec::with_capacity(cuts.len());
@@ -135,6 +155,9 @@ impl Validator<'_> {
                         return Ok(Some(unsplit_parts(&cuts, kv, rows)));
                     }
                     let e = lr.end.at(la).max(lr.end.at(lb - 1));
+                    if e > keys as i64 {
+                        return Err(bad_rows((la as u32, lb as u32)));
+                    }
                     live.push(*lr);
                     ext.push((s, e));
                     spans.push((s, e));
