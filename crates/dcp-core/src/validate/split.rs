@@ -88,19 +88,25 @@ impl Validator<'_> {
         }
         // Query rows by sequence, from what the rows hold; rows holding no input join the part
         // before them (its checks then name them).
+        // A band's sequence is its first column run's (a band mixing sequences across heads
+        // is then reported by its part's checks).
         let mut cuts: Vec<(u32, u32, u32)> = Vec::new();
-        for band in self.devs[dev as usize].bufs[q.buf as usize].read(q) {
-            let seq = band.cols.iter().find_map(|(_, _, v)| match v {
+        let mut band_r0 = None;
+        self.devs[dev as usize].bufs[q.buf as usize].visit(q, |r0, r1, v| {
+            if band_r0.replace(r0) == Some(r0) {
+                return;
+            }
+            let seq = match v {
                 Val::In { seq, .. } => Some(*seq),
                 _ => None,
-            });
+            };
             match (cuts.last_mut(), seq) {
-                (Some(last), Some(s)) if last.2 == s => last.1 = band.r1,
-                (Some(last), None) => last.1 = band.r1,
-                (_, Some(s)) => cuts.push((band.r0, band.r1, s)),
-                (None, None) => cuts.push((band.r0, band.r1, u32::MAX)),
+                (Some(last), Some(s)) if last.2 == s => last.1 = r1,
+                (Some(last), None) => last.1 = r1,
+                (_, Some(s)) => cuts.push((r0, r1, s)),
+                (None, None) => cuts.push((r0, r1, u32::MAX)),
             }
-        }
+        });
         if cuts.len() <= 1 && !self.mixed_keys(dev, kv) {
             return Ok(None);
         }
@@ -232,18 +238,15 @@ impl Validator<'_> {
     /// left to the one-sequence checks, which name it).
     fn mixed_keys(&self, dev: u32, kv: &[Region]) -> bool {
         let mut seq = None;
+        let mut mixed = false;
         for r in kv {
-            for band in self.devs[dev as usize].bufs[r.buf as usize].read(r) {
-                for (_, _, v) in &band.cols {
-                    if let Val::In { seq: s, .. } = v {
-                        if *seq.get_or_insert(*s) != *s {
-                            return true;
-                        }
-                    }
+            self.devs[dev as usize].bufs[r.buf as usize].visit(r, |_, _, v| {
+                if let Val::In { seq: s, .. } = v {
+                    mixed |= *seq.get_or_insert(*s) != *s;
                 }
-            }
+            });
         }
-        false
+        mixed
     }
 }
 

@@ -310,6 +310,29 @@ impl Buf {
         out
     }
 
+    /// Calls `f(r0, r1, value)` for every column run of every band meeting `r` (in bounds; rows
+    /// relative to `r`, values as stored, not moved to `r`'s corner): enough to tell which
+    /// sequence each band holds, without building the rows [`Buf::read`] returns.
+    pub fn visit(&self, r: &Region, mut f: impl FnMut(u32, u32, &Val)) {
+        if r.len == 0 || r.heads == 0 {
+            return;
+        }
+        let (t0, t1) = (r.tok, r.tok + r.len);
+        let (h0, h1) = (r.head, r.head + r.heads);
+        let (start, end) = (self.after(t0).saturating_sub(1), self.from(t1));
+        for band in &self.bands[start..end] {
+            if band.t1 <= t0 {
+                continue;
+            }
+            let (a, b) = (band.t0.max(t0), band.t1.min(t1));
+            for (c0, c1, v) in &band.cols {
+                if *c1 > h0 && *c0 < h1 {
+                    f(a - t0, b - t0, v);
+                }
+            }
+        }
+    }
+
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
     pub fn write(&mut self, r: &Region, rows: &[Rows]) {
         if r.len == 0 || r.heads == 0 {
