@@ -25,6 +25,9 @@ pub(super) struct SeqPart {
     pub rows: RowRanges,
 }
 
+/// A segment's rows inside a part `[a, b)`, its ranges live there and their key extents.
+type SegPiece = (i64, i64, SegRanges, Vec<(i64, i64)>);
+
 /// Rows `r0 .. r1` of `r`.
 pub(super) fn sub_rows(r: &Region, r0: u32, r1: u32) -> Region {
     Region {
@@ -140,7 +143,7 @@ impl Validator<'_> {
                 seg_i += 1;
             }
             // Segment pieces inside the part: (first row, end row, live ranges, their keys).
-            let mut pieces: Vec<(i64, i64, SegRanges, Vec<(i64, i64)>)> = Vec::new();
+            let mut pieces: Vec<SegPiece> = Vec::new();
             let mut spans: Vec<(i64, i64)> = Vec::new();
             let mut j = seg_i;
             while j < rows.segs.len() && rows.segs[j].row0 < r1 {
