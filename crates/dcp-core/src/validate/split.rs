@@ -10,7 +10,7 @@
 //! is checked per part (moving keys into a part keeps it).
 
 use super::state::Val;
-use super::Validator;
+use super::{Item, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::{Lin, LinRange};
 use crate::plan::{Region, RowRanges, SegRanges};
@@ -72,12 +72,10 @@ impl Validator<'_> {
         outs: &[&Region],
         rows: &RowRanges,
     ) -> Result<Option<Vec<SeqPart>>, PlanError> {
-        let prog = self.prog(dev);
+        // In bounds of a declared buffer (the one-sequence checks name what is not).
         let fits = |r: &Region| {
-            prog.buffers.get(r.buf as usize).is_some_and(|b| {
-                r.tok as u64 + r.len as u64 <= b.tokens as u64
-                    && r.head as u64 + r.heads as u64 <= b.heads as u64
-            })
+            self.check_region(dev, idx, r, Item::Work(wi, "", None))
+                .is_ok()
         };
         if kv.is_empty()
             || !fits(q)
