@@ -83,17 +83,41 @@ pub(crate) fn layout_of(pieces: &[Piece]) -> Vec<TokenSpan> {
 
 /// A query span of a local piece with what its rows attend, to classify KV spans against it
 /// without building their row ranges.
-struct QSpan {
-    start: u32,
-    len: u32,
+pub(crate) struct QSpan {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
     /// Smallest key interval holding every key the rows attend (`None`: they attend nothing).
     bbox: Option<(u32, u32)>,
     /// Key intervals every row attends in full (conservative).
     common: Vec<(u32, u32)>,
 }
 
+/// How the rows of a query span attend a KV span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attends {
+    Nothing,
+    All,
+    /// Some keys on some rows: the rows must be evaluated ([`work_rows`]).
+    Part,
+}
+
 impl QSpan {
-    fn of(mask: &CompiledMask, piece: &Piece) -> Vec<QSpan> {
+    /// How every row of this span attends keys `[k0, k1)` (closed-form counts only).
+    pub(crate) fn attends(&self, mask: &CompiledMask, k0: u32, k1: u32) -> Attends {
+        if self.common.iter().any(|&(a, b)| a <= k0 && k1 <= b) {
+            return Attends::All;
+        }
+        if self.bbox.is_none_or(|(a, b)| k1 <= a || b <= k0) {
+            return Attends::Nothing;
+        }
+        match mask.count_tile(self.start, self.start + self.len, k0, k1) {
+            0 => Attends::Nothing,
+            c if c == self.len as u64 * (k1 - k0) as u64 => Attends::All,
+            _ => Attends::Part,
+        }
+    }
+
+    pub(crate) fn of(mask: &CompiledMask, piece: &Piece) -> Vec<QSpan> {
         piece
             .spans
             .iter()
@@ -127,25 +151,17 @@ fn piece_rows(
     let mut attended = 0u64;
     let mut row = row0;
     for qs in q {
-        let (q0, q1) = (qs.start, qs.start + qs.len);
         let mut ranges = SegRanges::new();
         let mut full_keys = 0u64;
         let mut partial = false;
         let mut key = key0 as i64;
         for &(ks, kl) in &kp.spans {
-            let (k0, k1) = (ks, ks + kl);
-            let full = qs.common.iter().any(|&(a, b)| a <= k0 && k1 <= b);
-            let empty = !full && qs.bbox.is_none_or(|(a, b)| k1 <= a || b <= k0);
-            let full = full
-                || (!empty && {
-                    let c = mask.count_tile(q0, q1, k0, k1);
-                    partial = c != 0 && c != qs.len as u64 * kl as u64;
-                    c != 0 && !partial
-                });
-            if partial {
+            let how = qs.attends(mask, ks, ks + kl);
+            if how == Attends::Part {
+                partial = true;
                 break;
             }
-            if full {
+            if how == Attends::All {
                 let end = Lin::c(key + kl as i64);
                 match ranges.last_mut() {
                     Some(last) if last.end == Lin::c(key) => last.end = end,
@@ -156,7 +172,7 @@ fn piece_rows(
             key += kl as i64;
         }
         if partial {
-            let (rows, att) = work_rows(mask, &[(q0, qs.len)], &kp.spans);
+            let (rows, att) = work_rows(mask, &[(qs.start, qs.len)], &kp.spans);
             out.push_shifted(&rows, row, key0);
             attended += att;
         } else if !ranges.is_empty() {
