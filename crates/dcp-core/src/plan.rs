@@ -340,6 +340,20 @@ impl RowRanges {
         let mut total = 0u64;
         let mut buf = Vec::new();
         for seg in &self.segs {
+            // Constant ranges (most segments of a ring step): rows × lengths.
+            if seg
+                .ranges
+                .iter()
+                .all(|lr| lr.start.slope == 0 && lr.end.slope == 0)
+            {
+                let len: i64 = seg
+                    .ranges
+                    .iter()
+                    .map(|lr| (lr.end.c - lr.start.c.max(0)).max(0))
+                    .sum();
+                total += seg.rows as u64 * len as u64;
+                continue;
+            }
             // Lengths are linear in the row inside a segment; sum endpoints exactly when no range
             // changes sign, otherwise fall back to per-row sums.
             let linear = seg.ranges.iter().all(|lr| {
