@@ -282,3 +282,29 @@ fn unsplit_parts(cuts: &[(u32, u32, u32)], kv: &[Region], rows: &RowRanges) -> V
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_rows_match_a_row_by_row_scan() {
+        for (sc, ss, ec, es) in [
+            (0, 0, 5, 1),
+            (10, 1, 4, 0),
+            (3, -1, 9, 0),
+            (0, 2, 0, 1),
+            (7, 0, 7, 0),
+        ] {
+            let lr = LinRange::new(Lin { c: sc, slope: ss }, Lin { c: ec, slope: es });
+            for a in 0..12i64 {
+                for b in a + 1..14 {
+                    let live: Vec<i64> =
+                        (a..b).filter(|&r| lr.start.at(r) < lr.end.at(r)).collect();
+                    let want = live.first().map(|&f| (f, live.last().unwrap() + 1));
+                    assert_eq!(live_rows(&lr, a, b), want, "{lr:?} rows {a}..{b}");
+                }
+            }
+        }
+    }
+}
