@@ -487,6 +487,32 @@ impl CompiledMask {
         self.count_tile(0, self.len, 0, self.len)
     }
 
+    /// Key intervals that every row of `[q0, q1)` attends in full, into `out` (cleared first):
+    /// per range of the one mask segment holding all those rows, its intersection over the rows.
+    /// Conservative: nothing when the rows span several segments.
+    pub fn common_keys_into(&self, q0: u32, q1: u32, out: &mut Vec<(u32, u32)>) {
+        out.clear();
+        if q0 >= q1 {
+            return;
+        }
+        let (a, b) = (q0 as i64, q1 as i64 - 1);
+        let idx = self.segs.partition_point(|s| s.rows.1 <= a);
+        let Some(seg) = self.segs.get(idx) else {
+            return;
+        };
+        if seg.rows.0 > a || seg.rows.1 <= b {
+            return;
+        }
+        for r in &seg.ranges {
+            // Linear ends: the latest start and the earliest end are at the first or last row.
+            let s = r.start.at(a).max(r.start.at(b)).max(0);
+            let e = r.end.at(a).min(r.end.at(b)).min(self.len as i64);
+            if s < e {
+                out.push((s as u32, e as u32));
+            }
+        }
+    }
+
     /// The smallest key interval `[lo, hi)` holding every key attended by rows `[q0, q1)`,
     /// or `None` when those rows attend nothing.
     pub fn key_span(&self, q0: u32, q1: u32) -> Option<(u32, u32)> {

@@ -24,8 +24,13 @@ use serde::{Deserialize, Serialize};
 use crate::mask::LinRange;
 use crate::spec::{BatchSpec, DType, Topology};
 
-/// Bumped on any incompatible change of the serialized form.
-pub const PLAN_FORMAT_VERSION: u32 = 2;
+/// Bumped on any incompatible change of the serialized form or of what a plan may hold.
+/// Version 3: a work's query rows may hold several sequences (block-diagonal row ranges: the
+/// ring planners emit one work per step); the form is that of version 2.
+pub const PLAN_FORMAT_VERSION: u32 = 3;
+
+/// The oldest version this build reads: a version-2 plan is a valid version-3 plan.
+pub const PLAN_FORMAT_MIN_VERSION: u32 = 2;
 
 /// The tensors a program exchanges with its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +121,137 @@ pub struct RangeSeg {
     /// Rows `[row0, row0 + rows)`.
     pub row0: u32,
     pub rows: u32,
-    pub ranges: Vec<LinRange>,
+    pub ranges: SegRanges,
+}
+
+/// The key ranges of one [`RangeSeg`]: one stored inline, more on the heap. A ring plan over
+/// hundreds of devices holds millions of segments, and one allocation per segment was most of
+/// its emission time. One, not two: a segment of 48 bytes keeps a work's few segments in one
+/// small allocation, which glibc serves from its fast bins (an 80-byte segment made planners
+/// that build millions of per-piece works, like `usp`, spend a quarter of their time in
+/// malloc). Reads as a slice (`Deref`); serialized as a plain list, exactly like the `Vec` it
+/// replaces.
+#[derive(Clone)]
+pub enum SegRanges {
+    Inline {
+        len: u8,
+        buf: [LinRange; SegRanges::INLINE],
+    },
+    Heap(Vec<LinRange>),
+}
+
+const EMPTY_RANGE: LinRange = LinRange::new(crate::mask::Lin::c(0), crate::mask::Lin::c(0));
+
+impl SegRanges {
+    /// Ranges stored inline.
+    pub const INLINE: usize = 1;
+
+    pub const fn new() -> Self {
+        SegRanges::Inline {
+            len: 0,
+            buf: [EMPTY_RANGE; SegRanges::INLINE],
+        }
+    }
+
+    pub fn push(&mut self, r: LinRange) {
+        match self {
+            SegRanges::Inline { len, buf } if (*len as usize) < buf.len() => {
+                buf[*len as usize] = r;
+                *len += 1;
+            }
+            SegRanges::Inline { buf, .. } => {
+                let mut v = Vec::with_capacity(4);
+                v.extend_from_slice(buf);
+                v.push(r);
+                *self = SegRanges::Heap(v);
+            }
+            SegRanges::Heap(v) => v.push(r),
+        }
+    }
+}
+
+impl Default for SegRanges {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::ops::Deref for SegRanges {
+    type Target = [LinRange];
+    fn deref(&self) -> &[LinRange] {
+        match self {
+            SegRanges::Inline { len, buf } => &buf[..*len as usize],
+            SegRanges::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for SegRanges {
+    fn deref_mut(&mut self) -> &mut [LinRange] {
+        match self {
+            SegRanges::Inline { len, buf } => &mut buf[..*len as usize],
+            SegRanges::Heap(v) => v,
+        }
+    }
+}
+
+impl PartialEq for SegRanges {
+    fn eq(&self, o: &Self) -> bool {
+        **self == **o
+    }
+}
+
+impl Eq for SegRanges {}
+
+impl std::fmt::Debug for SegRanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<LinRange> for SegRanges {
+    fn from_iter<I: IntoIterator<Item = LinRange>>(it: I) -> Self {
+        let it = it.into_iter();
+        if it.size_hint().0 > SegRanges::INLINE {
+            // Known to spill: one allocation of the right size.
+            return SegRanges::Heap(it.collect());
+        }
+        let mut s = SegRanges::new();
+        for r in it {
+            s.push(r);
+        }
+        s
+    }
+}
+
+impl From<Vec<LinRange>> for SegRanges {
+    fn from(v: Vec<LinRange>) -> Self {
+        if v.len() <= SegRanges::INLINE {
+            v.into_iter().collect()
+        } else {
+            SegRanges::Heap(v)
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a SegRanges {
+    type Item = &'a LinRange;
+    type IntoIter = std::slice::Iter<'a, LinRange>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Serialize for SegRanges {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for SegRanges {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<LinRange>::deserialize(d).map(SegRanges::from)
+    }
 }
 
 impl RowRanges {
@@ -205,6 +340,20 @@ impl RowRanges {
         let mut total = 0u64;
         let mut buf = Vec::new();
         for seg in &self.segs {
+            // Constant ranges (most segments of a ring step): rows × lengths.
+            if seg
+                .ranges
+                .iter()
+                .all(|lr| lr.start.slope == 0 && lr.end.slope == 0)
+            {
+                let len: i64 = seg
+                    .ranges
+                    .iter()
+                    .map(|lr| (lr.end.c - lr.start.c.max(0)).max(0))
+                    .sum();
+                total += seg.rows as u64 * len as u64;
+                continue;
+            }
             // Lengths are linear in the row inside a segment; sum endpoints exactly when no range
             // changes sign, otherwise fall back to per-row sums.
             let linear = seg.ranges.iter().all(|lr| {
@@ -232,6 +381,47 @@ impl RowRanges {
 
     pub fn n_rows(&self) -> u32 {
         self.segs.last().map(|s| s.row0 + s.rows).unwrap_or(0)
+    }
+
+    /// Appends rows `row0 .. row0 + rows` (at or after the current end; rows in between attend
+    /// nothing) attending `ranges`; extends the last segment instead when it ends at `row0` with
+    /// the same range functions (then it reads the same on every row).
+    pub fn push_seg(&mut self, row0: u32, rows: u32, ranges: SegRanges) {
+        if rows == 0 {
+            return;
+        }
+        if let Some(last) = self.segs.last_mut() {
+            debug_assert!(
+                last.row0 + last.rows <= row0,
+                "segments must be pushed in row order"
+            );
+            if last.row0 + last.rows == row0 && last.ranges == ranges {
+                last.rows += rows;
+                return;
+            }
+        }
+        self.segs.push(RangeSeg { row0, rows, ranges });
+    }
+
+    /// Appends `src`'s segments with its row r moved to `row_off + r` and its key positions
+    /// shifted by `key_off`: how a work's ranges read inside a larger work whose query rows
+    /// hold the smaller one's from `row_off` on and whose keys hold its keys from `key_off` on.
+    /// Exact when `src`'s range ends are non-negative on the rows of their segments (as for
+    /// ranges built from explicit rows).
+    pub fn push_shifted(&mut self, src: &RowRanges, row_off: u32, key_off: u32) {
+        let (dr, dk) = (row_off as i64, key_off as i64);
+        let mv = |l: crate::mask::Lin| crate::mask::Lin {
+            c: l.c - l.slope * dr + dk,
+            slope: l.slope,
+        };
+        for seg in &src.segs {
+            let ranges = seg
+                .ranges
+                .iter()
+                .map(|lr| LinRange::new(mv(lr.start), mv(lr.end)))
+                .collect();
+            self.push_seg(seg.row0 + row_off, seg.rows, ranges);
+        }
     }
 }
 
@@ -335,7 +525,12 @@ impl RowRangesBuilder {
 
     pub fn finish(mut self) -> RowRanges {
         self.close();
-        RowRanges { segs: self.segs }
+        // One exact allocation: a work holds one to three segments and lives as long as its
+        // plan, so the default growth's four-segment reservation (192 bytes) would be both
+        // wasted and served by malloc's slow path; the growing vector is a short-lived temporary.
+        let mut segs = Vec::with_capacity(self.segs.len());
+        segs.append(&mut self.segs);
+        RowRanges { segs }
     }
 }
 
@@ -548,8 +743,14 @@ pub struct Plan {
 /// Errors reading a serialized plan.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFormatError {
-    #[error("plan format version {found} is not supported (this build reads version {expected})")]
-    Version { found: u32, expected: u32 },
+    #[error(
+        "plan format version {found} is not supported (this build reads versions {oldest} to {expected})"
+    )]
+    Version {
+        found: u32,
+        oldest: u32,
+        expected: u32,
+    },
     #[error("malformed plan JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("malformed binary plan: {0}")]
@@ -559,6 +760,18 @@ pub enum PlanFormatError {
 }
 
 const MAGIC: &[u8; 4] = b"DCPP";
+
+fn check_version(found: u32) -> Result<(), PlanFormatError> {
+    if (PLAN_FORMAT_MIN_VERSION..=PLAN_FORMAT_VERSION).contains(&found) {
+        Ok(())
+    } else {
+        Err(PlanFormatError::Version {
+            found,
+            oldest: PLAN_FORMAT_MIN_VERSION,
+            expected: PLAN_FORMAT_VERSION,
+        })
+    }
+}
 
 impl Plan {
     pub fn n_devices(&self) -> u32 {
@@ -578,12 +791,7 @@ impl Plan {
     pub fn from_json(s: &str) -> Result<Self, PlanFormatError> {
         let v: serde_json::Value = serde_json::from_str(s)?;
         let found = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0) as u32;
-        if found != PLAN_FORMAT_VERSION {
-            return Err(PlanFormatError::Version {
-                found,
-                expected: PLAN_FORMAT_VERSION,
-            });
-        }
+        check_version(found)?;
         Ok(serde_json::from_value(v)?)
     }
     /// Compact binary form: `DCPP`, u32 LE version, postcard body.
@@ -598,12 +806,7 @@ impl Plan {
             return Err(PlanFormatError::Magic);
         }
         let found = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        if found != PLAN_FORMAT_VERSION {
-            return Err(PlanFormatError::Version {
-                found,
-                expected: PLAN_FORMAT_VERSION,
-            });
-        }
+        check_version(found)?;
         Ok(postcard::from_bytes(&b[8..])?)
     }
 }
@@ -640,5 +843,109 @@ mod tests {
             b.push(r);
         }
         assert_eq!(b.finish(), rr);
+    }
+
+    fn lr(a: i64, b: i64, slope: i64) -> LinRange {
+        use crate::mask::Lin;
+        LinRange::new(Lin::c(a), Lin { c: b, slope })
+    }
+
+    #[test]
+    fn seg_ranges_serialize_like_a_vec() {
+        for n in 0..5 {
+            let v: Vec<LinRange> = (0..n).map(|k| lr(k, k + 3, k % 2)).collect();
+            let s = SegRanges::from(v.clone());
+            assert_eq!(
+                matches!(s, SegRanges::Inline { .. }),
+                n as usize <= SegRanges::INLINE,
+                "n {n}"
+            );
+            assert_eq!(&*s, &v[..]);
+            assert_eq!(
+                postcard::to_allocvec(&s).unwrap(),
+                postcard::to_allocvec(&v).unwrap()
+            );
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                serde_json::to_string(&v).unwrap()
+            );
+            let back: SegRanges =
+                postcard::from_bytes(&postcard::to_allocvec(&v).unwrap()).unwrap();
+            assert_eq!(back, s);
+            let pushed: SegRanges = v.iter().copied().collect();
+            assert_eq!(pushed, s);
+        }
+    }
+
+    #[test]
+    fn shifted_ranges_read_the_same_rows() {
+        let rows: Vec<Vec<(u32, u32)>> = (0..12u32)
+            .map(|r| {
+                if r < 6 {
+                    vec![(0, r + 1)]
+                } else {
+                    vec![(1, 3), (r - 2, r)]
+                }
+            })
+            .collect();
+        let rr = RowRanges::from_rows(&rows);
+        let mut big = RowRanges::default();
+        big.push_seg(0, 2, [lr(0, 4, 0)].into_iter().collect());
+        big.push_shifted(&rr, 5, 100);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for r in 0..12 {
+            rr.row(r, &mut a);
+            big.row(r + 5, &mut b);
+            let moved: Vec<(u32, u32)> = a.iter().map(|&(s, e)| (s + 100, e + 100)).collect();
+            assert_eq!(b, moved, "row {r}");
+        }
+        big.row(3, &mut b);
+        assert!(b.is_empty(), "rows between pushed segments attend nothing");
+        assert_eq!(big.attended(), 2 * 4 + rr.attended());
+        // A segment continuing the last one with the same ranges extends it.
+        let mut c = RowRanges::default();
+        c.push_seg(0, 3, [lr(0, 4, 0)].into_iter().collect());
+        c.push_seg(3, 2, [lr(0, 4, 0)].into_iter().collect());
+        assert_eq!(c.segs.len(), 1);
+        assert_eq!(c.n_rows(), 5);
+    }
+
+    #[test]
+    fn versions_two_and_three_load_others_are_refused() {
+        let plan = Plan {
+            version: PLAN_FORMAT_VERSION,
+            planner: "ring".into(),
+            candidate: None,
+            batch: BatchSpec {
+                seqs: vec![],
+                model: Default::default(),
+                block_size: 16,
+                head_block: 1,
+            },
+            topology: Topology::parse("1x1").unwrap(),
+            devices: vec![],
+        };
+        for (v, ok) in [(1, false), (2, true), (3, true), (4, false)] {
+            let p = Plan {
+                version: v,
+                ..plan.clone()
+            };
+            let json = serde_json::to_string(&p).unwrap();
+            let mut bin = p.to_bytes();
+            bin[4..8].copy_from_slice(&v.to_le_bytes());
+            for r in [Plan::from_json(&json), Plan::from_bytes(&bin)] {
+                match r {
+                    Ok(back) => assert!(ok && back.version == v, "version {v}"),
+                    Err(PlanFormatError::Version {
+                        found,
+                        oldest,
+                        expected,
+                    }) => {
+                        assert!(!ok && found == v && oldest == 2 && expected == 3)
+                    }
+                    Err(e) => panic!("version {v}: {e}"),
+                }
+            }
+        }
     }
 }

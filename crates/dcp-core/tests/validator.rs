@@ -92,7 +92,9 @@ fn duplicating_a_merge_is_caught() {
 fn same_count_but_wrong_pairs_is_caught() {
     // A full-mask work whose KV reads its first token twice and its last never: the pair count
     // is right, the pairs are not.
+    // One sequence, so the ring's step work reads one sequence's keys.
     let (mut b, t) = small();
+    b.seqs.truncate(1);
     for s in &mut b.seqs {
         s.mask = MaskSpec::Full;
     }
@@ -472,9 +474,13 @@ fn overlapping_outputs_of_one_launch_are_caught() {
     let mut p = ring();
     let (d, i) = find_any(
         &p,
-        |x| matches!(x, Instr::Attn { works, .. } if works.len() >= 2),
+        |x| matches!(x, Instr::Attn { works, .. } if !works.is_empty()),
     );
     if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        // A ring step is one work: a second one of the same rows writes the same outputs.
+        if works.len() < 2 {
+            works.push(works[0].clone());
+        }
         works[1].o = Region {
             len: works[1].o.len.min(works[0].o.len),
             ..works[0].o
@@ -680,4 +686,87 @@ fn memory_cap_is_enforced_with_a_clear_error() {
             "{p}: {e}"
         );
     }
+}
+
+/// A zigzag step work (all query rows of a device, all its held KV rows, three sequences) and
+/// the first row of its last sequence's piece.
+fn multi_sequence_step(p: &Plan) -> (usize, usize, u32) {
+    let (d, i) = find_any(
+        p,
+        |x| matches!(x, Instr::Attn { works, .. } if works.len() == 1 && works[0].rows.segs.len() >= 2),
+    );
+    let layout = &p.devices[d].layout;
+    let seqs: std::collections::BTreeSet<u32> = layout.iter().map(|s| s.seq).collect();
+    assert!(
+        seqs.len() >= 2,
+        "the step work's query rows hold several sequences"
+    );
+    let last = layout.last().unwrap();
+    let first_row = p.devices[d].local_tokens()
+        - layout
+            .iter()
+            .filter(|s| s.seq == last.seq)
+            .map(|s| s.len)
+            .sum::<u32>();
+    (d, i, first_row)
+}
+
+#[test]
+fn a_step_work_attending_another_sequence_is_caught() {
+    let mut p = ring();
+    let (d, i, row) = multi_sequence_step(&p);
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let seg = works[0]
+            .rows
+            .segs
+            .iter_mut()
+            .find(|s| s.row0 >= row)
+            .expect("a segment of the last sequence's rows");
+        // Key 0 of the held KV is the first sequence's.
+        seg.ranges = vec![dcp_core::mask::LinRange::new(Lin::c(0), Lin::c(1))].into();
+    }
+    let e = err_of(&p);
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)), "{e}");
+    assert!(
+        matches!(
+            e.kind,
+            PlanErrorKind::MixedSequences { .. } | PlanErrorKind::KeyOutsideMask { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_step_work_dropping_one_sequence_misses_pairs() {
+    let mut p = ring();
+    let (d, i, row) = multi_sequence_step(&p);
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        works[0].rows.segs.retain(|s| s.row0 < row);
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::PairsMissing { .. }), "{e}");
+}
+
+#[test]
+fn a_step_work_over_several_sequences_validates_backward_too() {
+    // Every device's backward steps are works over all its sequences; removing one dKV hop's
+    // accumulation (its segments) misses pairs of that sequence's keys.
+    let mut p = ring();
+    let (d, i) = p
+        .devices
+        .iter()
+        .enumerate()
+        .find_map(|(d, dp)| {
+            dp.backward
+                .instrs
+                .iter()
+                .position(|x| matches!(x, Instr::AttnBwd { works, .. } if works.len() == 1 && works[0].rows.segs.len() >= 2))
+                .map(|i| (d, i))
+        })
+        .expect("a backward step work");
+    if let Instr::AttnBwd { works, .. } = &mut p.devices[d].backward.instrs[i] {
+        works[0].rows.segs.pop();
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::PairsMissing { .. }), "{e}");
 }

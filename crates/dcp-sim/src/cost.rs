@@ -213,7 +213,8 @@ fn single_sequence(len: u32, causal: bool) -> RowRanges {
                 } else {
                     Lin::c(len as i64)
                 },
-            )],
+            )]
+            .into(),
         }],
     }
 }

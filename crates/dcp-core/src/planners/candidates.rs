@@ -134,28 +134,36 @@ pub fn predict_ring(
         }
     }
     let src = |i: usize, s: usize| (i + n - s % n) % n;
-    // Per (device, step): attended FLOPs, works, and merge time of the forward works.
+    // Per (device, step): attended FLOPs and whether the step has its work (then also its merge
+    // of the whole partial output).
     let mut flops = vec![0.0f64; n * n];
     let mut works = vec![0usize; n * n];
-    let mut merge_s = vec![0.0f64; n * n];
     let fl = crate::flops::attn_fwd_flops(h as f64, d);
     for (si, on) in at.iter().enumerate() {
         for i in 0..n {
             let Some(qi) = on[i] else { continue };
             let qp = &pieces[i][qi];
-            let merge = cost.mem_s(3.0 * nbytes(qp.len(), h, d, 4));
             for s in 0..n {
                 let j = src(i, s);
                 let Some(kj) = on[j] else { continue };
                 let att = piece_pairs(&masks[si], qp, &pieces[j][kj]);
                 if att > 0 {
                     flops[i * n + s] += fl * att as f64;
-                    works[i * n + s] += 1;
-                    merge_s[i * n + s] += merge;
+                    works[i * n + s] = 1;
                 }
             }
         }
     }
+    let merge_s: Vec<f64> = (0..n * n)
+        .map(|x| {
+            let t = tokens[x / n];
+            if works[x] > 0 {
+                cost.mem_s(3.0 * nbytes(t, h, d, 4))
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let kv_out = |s: usize, size: u64| -> Vec<f64> {
         (0..n)
             .map(|i| nbytes(tokens[src(i, s)], hkv, 2 * d, size))

@@ -248,7 +248,8 @@ pub fn plan_with(
 pub const MAX_PLAN_WORKS: u64 = 20_000_000;
 
 /// Refuses a batch whose `kind` plan would exceed [`MAX_PLAN_WORKS`], estimated from its shape
-/// before anything is built: ring/zigzag hold a work per (device, step, sequence piece), dcp at
+/// before anything is built: ring/zigzag hold a row-range segment per (device, step, sequence
+/// piece) (one work per device and step), dcp at
 /// most one per attended tile, local one per sequence. Also refuses a batch whose even share per
 /// device exceeds the device memory.
 pub fn check_size(

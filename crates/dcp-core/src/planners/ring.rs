@@ -4,15 +4,22 @@
 //!   ring in N−1 steps; in backward, dKV accumulators travel with KV and take one more hop home.
 //! * `zigzag`: each sequence in 2N chunks, device i holds chunks i and 2N−1−i; same ring.
 //!
+//! Each step is one work per device: all its query rows against all the KV rows it holds, with
+//! block-diagonal row ranges (a sequence's piece attends only the same sequence's piece), and
+//! one merge of the whole partial output. Per-piece works made a 1M-token plan on 256 devices
+//! hold ~7 M works each with its own allocations; one work per step keeps the plan's size
+//! devices² + segments. A (query span, KV span) pair attended in full or not at all (every pair
+//! but the diagonal's under a causal mask) becomes a constant range without evaluating rows.
+//!
 //! Ring byte counts (T tokens, e bytes per element, KV row = 2·Hkv·D elements):
 //! forward (N−1)·T·KVrow·e, backward (N−1)·T·KVrow·e + N·T·KVrow·4 (dKV travels in fp32).
 
 use crate::builder::{work_rows, ProgramBuilder, ScratchKind};
 use crate::error::PlanningError;
-use crate::mask::CompiledMask;
+use crate::mask::{CompiledMask, Lin, LinRange};
 use crate::plan::{
     BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Program, Region,
-    RowRanges, TokenSpan, PLAN_FORMAT_VERSION,
+    RowRanges, SegRanges, TokenSpan, PLAN_FORMAT_VERSION,
 };
 use crate::planners::par_map;
 use crate::spec::{BatchSpec, DType, ModelShape, Topology};
@@ -74,15 +81,114 @@ pub(crate) fn layout_of(pieces: &[Piece]) -> Vec<TokenSpan> {
         .collect()
 }
 
-/// Works of one ring step on one device: (query piece, KV piece on the source, row ranges).
-type StepWorks = Vec<(usize, usize, RowRanges)>;
+/// A query span of a local piece with what its rows attend, to classify KV spans against it
+/// without building their row ranges.
+pub(crate) struct QSpan {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+    /// Smallest key interval holding every key the rows attend (`None`: they attend nothing).
+    bbox: Option<(u32, u32)>,
+    /// Key intervals every row attends in full (conservative).
+    common: Vec<(u32, u32)>,
+}
+
+/// How the rows of a query span attend a KV span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attends {
+    Nothing,
+    All,
+    /// Some keys on some rows: the rows must be evaluated ([`work_rows`]).
+    Part,
+}
+
+impl QSpan {
+    /// How every row of this span attends keys `[k0, k1)` (closed-form counts only).
+    pub(crate) fn attends(&self, mask: &CompiledMask, k0: u32, k1: u32) -> Attends {
+        if self.common.iter().any(|&(a, b)| a <= k0 && k1 <= b) {
+            return Attends::All;
+        }
+        if self.bbox.is_none_or(|(a, b)| k1 <= a || b <= k0) {
+            return Attends::Nothing;
+        }
+        match mask.count_tile(self.start, self.start + self.len, k0, k1) {
+            0 => Attends::Nothing,
+            c if c == self.len as u64 * (k1 - k0) as u64 => Attends::All,
+            _ => Attends::Part,
+        }
+    }
+
+    pub(crate) fn of(mask: &CompiledMask, piece: &Piece) -> Vec<QSpan> {
+        piece
+            .spans
+            .iter()
+            .map(|&(start, len)| {
+                let mut common = Vec::new();
+                mask.common_keys_into(start, start + len, &mut common);
+                QSpan {
+                    start,
+                    len,
+                    bbox: mask.key_span(start, start + len),
+                    common,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Appends to `out` the row ranges of query piece `q` (its rows from `row0` on) against KV
+/// piece `kp` (its keys from `key0` on); returns the attended pairs per head. A (query span, KV
+/// span) pair that every row attends in full or not at all (all of them in a ring plan but the
+/// diagonal's) becomes a constant range without evaluating rows; only the others go through
+/// [`work_rows`].
+fn piece_rows(
+    mask: &CompiledMask,
+    q: &[QSpan],
+    kp: &Piece,
+    row0: u32,
+    key0: u32,
+    out: &mut RowRanges,
+) -> u64 {
+    let mut attended = 0u64;
+    let mut row = row0;
+    for qs in q {
+        let mut ranges = SegRanges::new();
+        let mut full_keys = 0u64;
+        let mut partial = false;
+        let mut key = key0 as i64;
+        for &(ks, kl) in &kp.spans {
+            let how = qs.attends(mask, ks, ks + kl);
+            if how == Attends::Part {
+                partial = true;
+                break;
+            }
+            if how == Attends::All {
+                let end = Lin::c(key + kl as i64);
+                match ranges.last_mut() {
+                    Some(last) if last.end == Lin::c(key) => last.end = end,
+                    _ => ranges.push(LinRange::new(Lin::c(key), end)),
+                }
+                full_keys += kl as u64;
+            }
+            key += kl as i64;
+        }
+        if partial {
+            let (rows, att) = work_rows(mask, &[(qs.start, qs.len)], &kp.spans);
+            out.push_shifted(&rows, row, key0);
+            attended += att;
+        } else if !ranges.is_empty() {
+            out.push_seg(row, qs.len, ranges);
+            attended += qs.len as u64 * full_keys;
+        }
+        row += qs.len;
+    }
+    attended
+}
 
 /// One device of a ring plan: its position, the layout of every device, and its works by step.
 struct RingDev<'a> {
     n: u32,
     i: u32,
     model: ModelShape,
-    pieces: &'a [Vec<Piece>],
     tokens: &'a [u32],
     max_t: u32,
 }
@@ -92,16 +198,13 @@ impl RingDev<'_> {
     fn src(&self, s: u32) -> u32 {
         (self.i + self.n - s % self.n) % self.n
     }
-    fn piece(&self, d: u32, k: usize) -> &Piece {
-        &self.pieces[d as usize][k]
-    }
 
-    /// Forward: KV around the ring, each step's partial (O, LSE) merged into fp32 accumulators.
-    fn forward(&self, steps: &[StepWorks]) -> Program {
+    /// Forward: KV around the ring; per step one work (all local query rows against all held
+    /// KV rows) whose partial (O, LSE) is merged into fp32 accumulators.
+    fn forward(&self, steps: &[Option<RowRanges>]) -> Program {
         let (n, i, model, tokens, max_t) = (self.n, self.i, self.model, self.tokens, self.max_t);
         let (t_i, next, prev) = (tokens[i as usize], (i + 1) % n, (i + n - 1) % n);
         let src = |i: u32, s: u32| (i + n - s % n) % n;
-        let piece = |d: u32, k: usize| self.piece(d, k);
         let mut f = ProgramBuilder::new();
         let q = f.io(IoTensor::Q, &model, t_i);
         let kv = f.io(IoTensor::Kv, &model, t_i);
@@ -138,35 +241,26 @@ impl RingDev<'_> {
                 );
                 f.push(Instr::Comm { tag: s, ops });
             }
-            let mut fw = Vec::new();
-            let mut merges = Vec::new();
-            for (qi, kj, rows) in &steps[s as usize] {
-                let (qp, kp) = (piece(i, *qi), piece(src(i, s), *kj));
-                let (qr, ql) = (qp.row, qp.len());
-                fw.push(FwdWork {
-                    q: f.rows(q, qr, ql),
-                    kv: vec![f.rows(kv_at(s), kp.row, kp.len())],
-                    o: f.rows(o_tmp, qr, ql),
-                    lse: f.rows(l_tmp, qr, ql),
-                    rows: rows.clone(),
-                });
-                merges.push(Instr::Merge {
-                    o: f.rows(o_acc, qr, ql),
-                    lse: f.rows(l_acc, qr, ql),
-                    inputs: vec![
-                        (f.rows(o_acc, qr, ql), f.rows(l_acc, qr, ql)),
-                        (f.rows(o_tmp, qr, ql), f.rows(l_tmp, qr, ql)),
-                    ],
-                });
-            }
-            if !fw.is_empty() {
+            if let Some(rows) = &steps[s as usize] {
                 f.push(Instr::Attn {
                     stage: s,
-                    works: fw,
+                    works: vec![FwdWork {
+                        q: f.rows(q, 0, t_i),
+                        kv: vec![f.rows(kv_at(s), 0, tokens[src(i, s) as usize])],
+                        o: f.rows(o_tmp, 0, t_i),
+                        lse: f.rows(l_tmp, 0, t_i),
+                        rows: rows.clone(),
+                    }],
                 });
-            }
-            for m in merges {
-                f.push(m);
+                // Rows attending nothing this step hold LSE = −∞ and merge as no-ops.
+                f.push(Instr::Merge {
+                    o: f.rows(o_acc, 0, t_i),
+                    lse: f.rows(l_acc, 0, t_i),
+                    inputs: vec![
+                        (f.rows(o_acc, 0, t_i), f.rows(l_acc, 0, t_i)),
+                        (f.rows(o_tmp, 0, t_i), f.rows(l_tmp, 0, t_i)),
+                    ],
+                });
             }
             if s + 1 < n {
                 f.push(Instr::Wait { tag: s });
@@ -184,12 +278,11 @@ impl RingDev<'_> {
     }
 
     /// Backward: KV around the ring with the fp32 dKV accumulators following it one hop behind,
-    /// then home.
-    fn backward(&self, steps: &mut [StepWorks]) -> Program {
+    /// then home; per step one work over all local query rows and all held KV rows.
+    fn backward(&self, steps: Vec<Option<RowRanges>>) -> Program {
         let (n, i, model, tokens, max_t) = (self.n, self.i, self.model, self.tokens, self.max_t);
         let (t_i, next, prev) = (tokens[i as usize], (i + 1) % n, (i + n - 1) % n);
         let src = |i: u32, s: u32| (i + n - s % n) % n;
-        let piece = |d: u32, k: usize| self.piece(d, k);
         let mut b = ProgramBuilder::new();
         let q = b.io(IoTensor::Q, &model, t_i);
         let kv = b.io(IoTensor::Kv, &model, t_i);
@@ -216,7 +309,7 @@ impl RingDev<'_> {
             dst: b.rows(dring[0], 0, t_i),
             value: FillValue::Zero,
         });
-        for s in 0..n {
+        for (s, rows) in (0..n).zip(steps) {
             if s + 1 < n {
                 let ops = ring_step(
                     b.rows(kv_at(s), 0, tokens[src(i, s) as usize]),
@@ -235,25 +328,21 @@ impl RingDev<'_> {
                 b.push(Instr::Wait { tag: 2 * s - 1 });
             }
             let dcur = dring[(s % 2) as usize];
-            let works: Vec<BwdWork> = std::mem::take(&mut steps[s as usize])
-                .into_iter()
-                .map(|(qi, kj, rows)| {
-                    let (qp, kp) = (piece(i, qi), piece(src(i, s), kj));
-                    let (qr, ql) = (qp.row, qp.len());
-                    BwdWork {
-                        q: b.rows(q, qr, ql),
-                        kv: vec![b.rows(kv_at(s), kp.row, kp.len())],
-                        o: b.rows(o, qr, ql),
-                        lse: b.rows(lse, qr, ql),
-                        do_: b.rows(d_o, qr, ql),
-                        dq: b.rows(dq_acc, qr, ql),
-                        dkv: vec![b.rows(dcur, kp.row, kp.len())],
+            if let Some(rows) = rows {
+                let t_src = tokens[src(i, s) as usize];
+                b.push(Instr::AttnBwd {
+                    stage: s,
+                    works: vec![BwdWork {
+                        q: b.rows(q, 0, t_i),
+                        kv: vec![b.rows(kv_at(s), 0, t_src)],
+                        o: b.rows(o, 0, t_i),
+                        lse: b.rows(lse, 0, t_i),
+                        do_: b.rows(d_o, 0, t_i),
+                        dq: b.rows(dq_acc, 0, t_i),
+                        dkv: vec![b.rows(dcur, 0, t_src)],
                         rows,
-                    }
-                })
-                .collect();
-            if !works.is_empty() {
-                b.push(Instr::AttnBwd { stage: s, works });
+                    }],
+                });
             }
             if n > 1 {
                 let ops = ring_step(
@@ -328,34 +417,40 @@ pub fn plan_ring_threads(
             n,
             i,
             model,
-            pieces: &pieces,
             tokens: &tokens,
             max_t,
         };
-        // Works of step s: every local sequence piece against the same sequence's piece on src
-        // (found by index, not by search); computed once for both programs.
-        let mut steps: Vec<StepWorks> = (0..n)
+        let local = &pieces[i as usize];
+        let qspans: Vec<Vec<QSpan>> = local
+            .iter()
+            .map(|p| QSpan::of(&masks[p.seq as usize], p))
+            .collect();
+        // Row ranges of step s: every local sequence piece against the same sequence's piece
+        // on src (found by index, not by search), block-diagonal in one work; `None` when no
+        // row attends anything. Computed once for both programs.
+        let steps: Vec<Option<RowRanges>> = (0..n)
             .map(|s| {
                 let j = dev.src(s) as usize;
-                let mut v = Vec::new();
-                for (qi, qp) in pieces[i as usize].iter().enumerate() {
+                let mut rows = RowRanges {
+                    segs: Vec::with_capacity(local.len()),
+                };
+                let mut attended = 0u64;
+                for (qi, qp) in local.iter().enumerate() {
                     if let Some(kj) = piece_at[qp.seq as usize][j] {
                         let kp = &pieces[j][kj as usize];
-                        let (rows, att) = work_rows(&masks[qp.seq as usize], &qp.spans, &kp.spans);
-                        if att > 0 {
-                            v.push((qi, kj as usize, rows));
-                        }
+                        let mask = &masks[qp.seq as usize];
+                        attended += piece_rows(mask, &qspans[qi], kp, qp.row, kp.row, &mut rows);
                     }
                 }
-                v
+                (attended > 0).then_some(rows)
             })
             .collect();
         DevicePlan {
             device: i,
             node: topo.node_of(i),
-            layout: layout_of(&pieces[i as usize]),
+            layout: layout_of(local),
             forward: dev.forward(&steps),
-            backward: dev.backward(&mut steps),
+            backward: dev.backward(steps),
         }
     });
     Ok(Plan {

@@ -8,7 +8,8 @@
 //! * nothing is read before it is written, nor while a transfer into it is in flight, and nothing
 //!   is written while a transfer reads or writes it;
 //! * every work reads Q and KV of one sequence with consistent GQA head mapping, and every key a
-//!   row attends lies inside that row's mask ([`work`]);
+//!   row attends lies inside that row's mask ([`work`]); a work whose query rows hold several
+//!   sequences (a ring step's) is checked as its per-sequence parts ([`split`]);
 //! * at the end each output cell on its owner holds exactly the mask's pairs: equal count and
 //!   polynomial hash, so no pair is missed or computed twice ([`outputs`]).
 //!
@@ -19,6 +20,7 @@ mod instrs;
 mod layout;
 mod outputs;
 mod pairs;
+mod split;
 mod state;
 mod work;
 

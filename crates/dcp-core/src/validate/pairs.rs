@@ -13,6 +13,7 @@
 //! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
 //! we plan (Schwartz–Zippel, degree ≤ 2²¹).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::rc::Rc;
@@ -403,6 +404,9 @@ pub(super) struct Trap {
     pub lo: [Lin; 2],
     pub hi: [Lin; 2],
     pub kvreg: u32,
+    /// The sum over the whole trapezoid, once computed: a backward work's trapezoids are
+    /// summed whole for its dQ leaves and again for its dKV leaves.
+    pub full: Cell<Option<PairSum>>,
 }
 
 /// Which cells a coverage is read for: query tokens, key tokens, query heads, KV region.
@@ -445,6 +449,19 @@ impl WorkPairs {
             let q0 = tr.q0.max(cells.q.0);
             let q1 = tr.q1.min(cells.q.1);
             if q0 >= q1 {
+                continue;
+            }
+            // Cells holding the whole trapezoid: its own sum (the cells' bounds bind nothing).
+            if (q0, q1) == (tr.q0, tr.q1)
+                && cells.k.0 as i64 <= tr.lo[1].c
+                && tr.hi[1].c <= cells.k.1 as i64
+            {
+                let v = tr.full.get().unwrap_or_else(|| {
+                    let v = trap_sum(h, q0 as i64, q1 as i64, &tr.lo, &tr.hi, self.off, false);
+                    tr.full.set(Some(v));
+                    v
+                });
+                t = t.add(v);
                 continue;
             }
             let lo = [tr.lo[0], tr.lo[1], kl];
@@ -768,6 +785,7 @@ mod tests {
             lo: [Lin::c(k0), Lin::c(k0)],
             hi: [Lin::row(1), Lin::c(k1)],
             kvreg,
+            full: Cell::new(None),
         };
         let w = |traps| {
             Rc::new(WorkPairs {

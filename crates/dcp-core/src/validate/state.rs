@@ -105,13 +105,103 @@ impl Val {
     }
 }
 
+/// A column run `(c0, c1, value at c0)`.
+pub(super) type Col = (u32, u32, Val);
+
+/// The column runs of a band: nearly always one (all heads hold one value), kept inline then;
+/// more on the heap. Reads and writes make a band per run of rows, and one allocation each was
+/// a large part of validating a ring plan.
+#[derive(Debug, Clone, Default)]
+pub(super) enum Cols {
+    #[default]
+    Zero,
+    One(Col),
+    Many(Vec<Col>),
+}
+
+impl Cols {
+    pub fn push(&mut self, c: Col) {
+        match self {
+            Cols::Zero => *self = Cols::One(c),
+            Cols::One(_) => {
+                let Cols::One(a) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                *self = Cols::Many(vec![a, c]);
+            }
+            Cols::Many(v) => v.push(c),
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        match self {
+            Cols::Many(v) => {
+                v.remove(i);
+            }
+            _ => {
+                assert_eq!(i, 0, "column {i} of one");
+                *self = Cols::Zero;
+            }
+        }
+    }
+
+    /// The runs by value.
+    fn into_items(self) -> impl Iterator<Item = Col> {
+        let (one, many) = match self {
+            Cols::Zero => (None, Vec::new()),
+            Cols::One(c) => (Some(c), Vec::new()),
+            Cols::Many(v) => (None, v),
+        };
+        one.into_iter().chain(many)
+    }
+}
+
+impl std::ops::Deref for Cols {
+    type Target = [Col];
+    fn deref(&self) -> &[Col] {
+        match self {
+            Cols::Zero => &[],
+            Cols::One(c) => std::slice::from_ref(c),
+            Cols::Many(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Cols {
+    fn deref_mut(&mut self) -> &mut [Col] {
+        match self {
+            Cols::Zero => &mut [],
+            Cols::One(c) => std::slice::from_mut(c),
+            Cols::Many(v) => v,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Cols {
+    type Item = &'a Col;
+    type IntoIter = std::slice::Iter<'a, Col>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl FromIterator<Col> for Cols {
+    fn from_iter<I: IntoIterator<Item = Col>>(it: I) -> Self {
+        let mut c = Cols::Zero;
+        for x in it {
+            c.push(x);
+        }
+        c
+    }
+}
+
 /// Rows `[r0, r1)` of a region (relative to its first row), split into columns `(c0, c1, value)`
 /// that tile the region's heads.
 #[derive(Debug, Clone)]
 pub(super) struct Rows {
     pub r0: u32,
     pub r1: u32,
-    pub cols: Vec<(u32, u32, Val)>,
+    pub cols: Cols,
 }
 
 impl Rows {
@@ -119,7 +209,7 @@ impl Rows {
         Rows {
             r0,
             r1,
-            cols: vec![(0, c1, v)],
+            cols: Cols::One((0, c1, v)),
         }
     }
 }
@@ -129,7 +219,7 @@ struct Band {
     t0: u32,
     t1: u32,
     /// Column runs tiling `[0, heads)`, values at the band's first row.
-    cols: Vec<(u32, u32, Val)>,
+    cols: Cols,
 }
 
 /// One buffer's contents: bands sorted by first token, not overlapping. A sorted vector, not a
@@ -147,7 +237,7 @@ impl Buf {
             bands.push(Band {
                 t0: 0,
                 t1: tokens,
-                cols: vec![(0, heads, Val::Unset)],
+                cols: Cols::One((0, heads, Val::Unset)),
             });
         }
         Buf { bands, heads }
@@ -202,7 +292,7 @@ impl Buf {
             let a = band.t0.max(t0);
             let b = band.t1.min(t1);
             let dt = a - band.t0;
-            let mut cols = Vec::with_capacity(band.cols.len());
+            let mut cols = Cols::Zero;
             for (c0, c1, v) in &band.cols {
                 if *c1 <= h0 || *c0 >= h1 {
                     continue;
@@ -218,6 +308,29 @@ impl Buf {
             });
         }
         out
+    }
+
+    /// Calls `f(r0, r1, value)` for every column run of every band meeting `r` (in bounds; rows
+    /// relative to `r`, values as stored, not moved to `r`'s corner): enough to tell which
+    /// sequence each band holds, without building the rows [`Buf::read`] returns.
+    pub fn visit(&self, r: &Region, mut f: impl FnMut(u32, u32, &Val)) {
+        if r.len == 0 || r.heads == 0 {
+            return;
+        }
+        let (t0, t1) = (r.tok, r.tok + r.len);
+        let (h0, h1) = (r.head, r.head + r.heads);
+        let (start, end) = (self.after(t0).saturating_sub(1), self.from(t1));
+        for band in &self.bands[start..end] {
+            if band.t1 <= t0 {
+                continue;
+            }
+            let (a, b) = (band.t0.max(t0), band.t1.min(t1));
+            for (c0, c1, v) in &band.cols {
+                if *c1 > h0 && *c0 < h1 {
+                    f(a - t0, b - t0, v);
+                }
+            }
+        }
     }
 
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
@@ -252,9 +365,9 @@ impl Buf {
             let (i, j) = (self.from(a), self.from(b));
             for band in &mut self.bands[i..j] {
                 let dt = band.t0 - a;
-                let mut cols = Vec::with_capacity(band.cols.len() + rw.cols.len() + 1);
+                let mut cols = Cols::Zero;
                 let mut inserted = false;
-                for (c0, c1, v) in band.cols.drain(..) {
+                for (c0, c1, v) in std::mem::take(&mut band.cols).into_items() {
                     if c1 <= h0 || c0 >= h1 {
                         if c0 >= h1 && !inserted {
                             put(&mut cols, rw, h0, dt);
@@ -357,7 +470,7 @@ fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
 }
 
 /// Merges neighbouring columns whose values continue each other.
-fn merge_cols(cols: &mut Vec<(u32, u32, Val)>) {
+fn merge_cols(cols: &mut Cols) {
     let mut i = 1;
     while i < cols.len() {
         let (a, b) = (&cols[i - 1], &cols[i]);
@@ -370,7 +483,7 @@ fn merge_cols(cols: &mut Vec<(u32, u32, Val)>) {
     }
 }
 
-fn put(cols: &mut Vec<(u32, u32, Val)>, rw: &Rows, h0: u32, dt: u32) {
+fn put(cols: &mut Cols, rw: &Rows, h0: u32, dt: u32) {
     for (c0, c1, v) in &rw.cols {
         cols.push((h0 + c0, h0 + c1, v.shift(dt, 0)));
     }
@@ -412,6 +525,9 @@ impl Refined {
 
 /// The common refinement of several contents of the same region shape.
 pub(super) fn refine(inputs: &[&[Rows]]) -> Refined {
+    if let Some(out) = refine_aligned(inputs) {
+        return out;
+    }
     let mut rcuts: Vec<u32> = inputs
         .iter()
         .flat_map(|rs| rs.iter().flat_map(|r| [r.r0, r.r1]))
@@ -465,6 +581,44 @@ pub(super) fn refine(inputs: &[&[Rows]]) -> Refined {
     out
 }
 
+/// [`refine`] of inputs with the same row bands (contiguous) and the same column runs in each:
+/// their cells are the runs themselves (the common case: an accumulator, an output or a copy
+/// laid out like the query rows it came from), with no cut lists to sort.
+fn refine_aligned(inputs: &[&[Rows]]) -> Option<Refined> {
+    let (first, rest) = inputs.split_first()?;
+    let contiguous = first.windows(2).all(|w| w[0].r1 == w[1].r0);
+    let same = |rs: &&[Rows]| {
+        rs.len() == first.len()
+            && rs.iter().zip(first.iter()).all(|(a, b)| {
+                a.r0 == b.r0
+                    && a.r1 == b.r1
+                    && a.cols.len() == b.cols.len()
+                    && a.cols
+                        .iter()
+                        .zip(b.cols.iter())
+                        .all(|(x, y)| x.0 == y.0 && x.1 == y.1)
+            })
+    };
+    if !contiguous || !rest.iter().all(same) {
+        return None;
+    }
+    let n = inputs.len();
+    let cells: usize = first.iter().map(|r| r.cols.len()).sum();
+    let mut out = Refined {
+        n,
+        blocks: Vec::with_capacity(cells),
+        vals: Vec::with_capacity(cells * n),
+    };
+    for (k, rw) in first.iter().enumerate() {
+        for (j, &(c0, c1, _)) in rw.cols.iter().enumerate() {
+            out.blocks.push([rw.r0, rw.r1, c0, c1]);
+            out.vals
+                .extend(inputs.iter().map(|rs| rs[k].cols[j].2.clone()));
+        }
+    }
+    Some(out)
+}
+
 /// Gathers cells back into row bands (cells in refinement order).
 pub(super) fn to_rows(cells: impl IntoIterator<Item = (u32, u32, u32, u32, Val)>) -> Vec<Rows> {
     let mut out: Vec<Rows> = Vec::new();
@@ -474,7 +628,7 @@ pub(super) fn to_rows(cells: impl IntoIterator<Item = (u32, u32, u32, u32, Val)>
             _ => out.push(Rows {
                 r0,
                 r1,
-                cols: vec![(c0, c1, v)],
+                cols: Cols::One((c0, c1, v)),
             }),
         }
     }
@@ -530,5 +684,53 @@ mod tests {
         let cells: Vec<Cell> = refined.iter().collect();
         assert_eq!(cells.len(), 1 + 3);
         assert_eq!(cells[3].vals[1].ident(), Some((0, 1, 3)));
+    }
+
+    #[test]
+    fn aligned_inputs_refine_to_their_runs() {
+        let two = |tok: u32| Rows {
+            r0: 0,
+            r1: 3,
+            cols: [(0, 2, input(tok, 0)), (2, 4, input(tok + 50, 2))]
+                .into_iter()
+                .collect(),
+        };
+        let a = vec![two(10), Rows::one(3, 5, 4, input(13, 0))];
+        let b = vec![two(20), Rows::one(3, 5, 4, input(23, 0))];
+        let got: Vec<_> = refine(&[&a, &b])
+            .iter()
+            .map(|c| {
+                (
+                    c.r0,
+                    c.r1,
+                    c.c0,
+                    c.c1,
+                    c.vals.iter().map(|v| v.ident()).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 3, 0, 2, vec![Some((0, 10, 0)), Some((0, 20, 0))]),
+                (0, 3, 2, 4, vec![Some((0, 60, 2)), Some((0, 70, 2))]),
+                (3, 5, 0, 4, vec![Some((0, 13, 0)), Some((0, 23, 0))]),
+            ]
+        );
+        // The same cells as the general path, which a one-row shift forces.
+        let c = vec![
+            Rows::one(0, 1, 4, input(10, 0)),
+            Rows::one(1, 5, 4, input(11, 0)),
+        ];
+        let d = vec![Rows::one(0, 5, 4, input(30, 0))];
+        let cells: Vec<_> = refine(&[&c, &d])
+            .iter()
+            .map(|x| (x.r0, x.r1, x.vals[1].ident()))
+            .collect();
+        assert_eq!(
+            cells,
+            vec![(0, 1, Some((0, 30, 0))), (1, 5, Some((0, 31, 0)))]
+        );
+        assert!(refine_aligned(&[&c, &d]).is_none());
     }
 }

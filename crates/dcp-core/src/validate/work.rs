@@ -8,6 +8,7 @@ use std::rc::Rc;
 use super::pairs::{
     constant_order_runs, count_inside_mask, leaf, trap_sum, Cells, Cov, Hasher, Trap, WorkPairs,
 };
+use super::split::sub_rows;
 use super::state::{refine, Part, Rows, Val};
 use super::{Item, Validator};
 use crate::error::{PlanError, PlanErrorKind};
@@ -48,6 +49,33 @@ fn ident_rows(t: IoTensor, seq: u32, runs: &TokRuns, cols: &[(u32, u32, u32)]) -
                 .collect(),
         })
         .collect()
+}
+
+/// Whether `rows` hold exactly input `t` of `seq` laid out as `runs × cols` (row bands and
+/// column runs matching one to one): the common case of a backward work's O, LSE and dO, checked
+/// without building the expected rows and refining.
+fn holds_input(
+    rows: &[Rows],
+    t: IoTensor,
+    seq: u32,
+    runs: &TokRuns,
+    cols: &[(u32, u32, u32)],
+) -> bool {
+    rows.len() == runs.len()
+        && rows.iter().zip(runs).all(|(rw, &(r0, r1, tok))| {
+            rw.r0 == r0
+                && rw.r1 == r1
+                && rw.cols.len() == cols.len()
+                && rw
+                    .cols
+                    .iter()
+                    .zip(cols)
+                    .all(|(&(c0, c1, ref v), &(d0, d1, head))| {
+                        (c0, c1) == (d0, d1)
+                            && matches!(*v, Val::In { t: vt, seq: s, tok: k, head: h }
+                            if vt == t && s == seq && k == tok && h == head)
+                    })
+        })
 }
 
 /// Two overlapping regions of a list (indices in the list, smaller first), by a sweep over
@@ -103,16 +131,27 @@ impl Validator<'_> {
         works: &[FwdWork],
     ) -> Result<(), PlanError> {
         for (wi, w) in works.iter().enumerate() {
-            self.work(
-                dev,
-                idx,
-                wi,
-                &w.q,
-                &w.kv,
-                &w.rows,
-                None,
-                Some((&w.o, &w.lse)),
-            )?;
+            let outs = [&w.o, &w.lse];
+            match self.seq_parts(dev, idx, wi, &w.q, &w.kv, &outs, &w.rows)? {
+                None => self.work(
+                    dev,
+                    idx,
+                    wi,
+                    &w.q,
+                    &w.kv,
+                    &w.rows,
+                    None,
+                    Some((&w.o, &w.lse)),
+                )?,
+                Some(parts) => {
+                    for p in parts {
+                        let kv: Vec<Region> = p.kv.iter().map(|x| x.1).collect();
+                        let (o, lse) = (sub_rows(&w.o, p.r0, p.r1), sub_rows(&w.lse, p.r0, p.r1));
+                        let q = sub_rows(&w.q, p.r0, p.r1);
+                        self.work(dev, idx, wi, &q, &kv, &p.rows, None, Some((&o, &lse)))?;
+                    }
+                }
+            }
         }
         // Works of one launch must not write each other's outputs.
         for out in [|w: &FwdWork| w.o, |w: &FwdWork| w.lse] {
@@ -133,7 +172,48 @@ impl Validator<'_> {
             return Err(self.err(dev, idx, PlanErrorKind::BackwardInForward));
         }
         for (wi, w) in works.iter().enumerate() {
-            self.work(dev, idx, wi, &w.q, &w.kv, &w.rows, Some(w), None)?;
+            let dkv_fits =
+                w.dkv.len() == w.kv.len() && w.kv.iter().zip(&w.dkv).all(|(k, d)| k.len == d.len);
+            let outs = [&w.o, &w.lse, &w.do_, &w.dq];
+            let parts = if dkv_fits {
+                self.seq_parts(dev, idx, wi, &w.q, &w.kv, &outs, &w.rows)?
+            } else {
+                None
+            };
+            let Some(parts) = parts else {
+                self.work(dev, idx, wi, &w.q, &w.kv, &w.rows, Some(w), None)?;
+                continue;
+            };
+            for p in parts {
+                let (r0, r1) = (p.r0, p.r1);
+                let dkv =
+                    p.kv.iter()
+                        .map(|&(ri, r)| {
+                            let t0 = r.tok - w.kv[ri].tok;
+                            sub_rows(&w.dkv[ri], t0, t0 + r.len)
+                        })
+                        .collect();
+                let part = BwdWork {
+                    q: sub_rows(&w.q, r0, r1),
+                    kv: p.kv.iter().map(|x| x.1).collect(),
+                    o: sub_rows(&w.o, r0, r1),
+                    lse: sub_rows(&w.lse, r0, r1),
+                    do_: sub_rows(&w.do_, r0, r1),
+                    dq: sub_rows(&w.dq, r0, r1),
+                    dkv,
+                    rows: p.rows,
+                };
+                self.work(
+                    dev,
+                    idx,
+                    wi,
+                    &part.q,
+                    &part.kv,
+                    &part.rows,
+                    Some(&part),
+                    None,
+                )?;
+            }
         }
         Ok(())
     }
@@ -287,7 +367,7 @@ impl Validator<'_> {
     /// Row-range segments in row order without overlap; ranges in order and inside the
     /// concatenated keys, checked once per run of rows on which no two range ends cross (the
     /// checks then hold on every row of the run or none).
-    fn check_rows(
+    pub(super) fn check_rows(
         &self,
         dev: u32,
         idx: usize,
@@ -408,8 +488,13 @@ impl Validator<'_> {
                             lo: [at_q(lr.start), Lin::c(t0 as i64)],
                             hi: [at_q(lr.end), Lin::c(t0 as i64 + (c1 - c0) as i64)],
                             kvreg: ri,
+                            full: Default::default(),
                         };
-                        let n = trap_sum(h, q0 as i64, q1 as i64, &tr.lo, &tr.hi, 0, true).count;
+                        // The whole sum at once (its leaves need it; the count is part of it).
+                        let off = self.cx.seq_off[seq as usize];
+                        let full = trap_sum(h, q0 as i64, q1 as i64, &tr.lo, &tr.hi, off, false);
+                        tr.full.set(Some(full));
+                        let n = full.count;
                         if n == 0 {
                             continue;
                         }
@@ -563,6 +648,9 @@ impl Validator<'_> {
                     }
                     self.check_read(dev, idx, r, item)?;
                     let have = self.read_set(dev, idx, r, item)?;
+                    if holds_input(&have, t_in, seq, &ops.q_runs, &q_cols) {
+                        continue;
+                    }
                     let want = ident_rows(t_in, seq, &ops.q_runs, &q_cols);
                     for cell in refine(&[&have, &want]).iter() {
                         let ok = matches!(cell.vals[0], Val::In { t, .. } if t == t_in)
