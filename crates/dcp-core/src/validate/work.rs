@@ -18,12 +18,13 @@ use crate::plan::{BwdWork, FwdWork, IoTensor, Region, RowRanges};
 /// Runs of a region's rows holding consecutive tokens: `(r0, r1, first token)`.
 type TokRuns = Vec<(u32, u32, u32)>;
 
-/// Columns as runs of consecutive heads: `(c0, c1, first head)`.
+/// Columns as runs of consecutive heads: `(c0, c1, first head)`. A column never read holds
+/// `u32::MAX` and stays a run of its own (checked add: `MAX + 1` must not wrap onto head 0).
 fn head_runs(heads: &[u32]) -> Vec<(u32, u32, u32)> {
     let mut out: Vec<(u32, u32, u32)> = Vec::new();
     for (j, &h) in heads.iter().enumerate() {
         match out.last_mut() {
-            Some(r) if r.2 + (r.1 - r.0) == h => r.1 += 1,
+            Some(r) if r.2.checked_add(r.1 - r.0) == Some(h) => r.1 += 1,
             _ => out.push((j as u32, j as u32 + 1, h)),
         }
     }
@@ -722,5 +723,23 @@ impl Validator<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod head_run_tests {
+    use super::head_runs;
+
+    #[test]
+    fn unread_columns_never_merge_with_head_zero() {
+        assert_eq!(head_runs(&[2, 3, 4]), vec![(0, 3, 2)]);
+        assert_eq!(
+            head_runs(&[u32::MAX, 0, 1]),
+            vec![(0, 1, u32::MAX), (1, 3, 0)]
+        );
+        assert_eq!(
+            head_runs(&[u32::MAX, u32::MAX]),
+            vec![(0, 1, u32::MAX), (1, 2, u32::MAX)]
+        );
     }
 }
