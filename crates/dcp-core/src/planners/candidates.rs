@@ -86,6 +86,13 @@ impl<'a> Clocks<'a> {
         self.compute[i] = self.compute[i].max(at);
     }
 
+    /// Waits for device `i`'s completion of a group, if there was one.
+    fn wait_on(&mut self, i: usize, ends: Option<&Vec<f64>>) {
+        if let Some(x) = ends {
+            self.wait(i, x[i]);
+        }
+    }
+
     fn end_ms(&self) -> f64 {
         self.compute
             .iter()
@@ -212,12 +219,8 @@ pub fn predict_ring(
         let this_kv = (s + 1 < n).then(|| b.ring_group(&kv_out(s, e)));
         for i in 0..n {
             if s > 0 {
-                if let Some(x) = &kv_end {
-                    b.wait(i, x[i]);
-                }
-                if let Some(x) = &dkv_end {
-                    b.wait(i, x[i]);
-                }
+                b.wait_on(i, kv_end.as_ref());
+                b.wait_on(i, dkv_end.as_ref());
             }
             if works[i * n + s] > 0 {
                 b.compute[i] += cost.attn_bwd_s(flops[i * n + s], works[i * n + s]);
@@ -229,9 +232,7 @@ pub fn predict_ring(
         }
     }
     for i in 0..n {
-        if let Some(x) = &dkv_end {
-            b.wait(i, x[i]);
-        }
+        b.wait_on(i, dkv_end.as_ref());
         b.compute[i] += cost.mem_s(nbytes(tokens[i], hkv, 2 * d, 4 + e));
         b.compute[i] += cost.mem_s(nbytes(tokens[i], h, d, 4 + e));
     }
@@ -394,21 +395,16 @@ impl<'a> Sends<'a> {
 
     fn send(&mut self, from: usize, to: usize, bytes: f64) {
         let inter = !self.topo.same_node(from as u32, to as u32);
-        let a = &mut self.acc[from];
-        a.has = true;
-        if inter {
-            a.out_inter += bytes;
-            a.inter = true;
-        } else {
-            a.out_intra += bytes;
-        }
-        let b = &mut self.acc[to];
-        b.has = true;
-        if inter {
-            b.in_inter += bytes;
-            b.inter = true;
-        } else {
-            b.in_intra += bytes;
+        for (dev, out) in [(from, true), (to, false)] {
+            let a = &mut self.acc[dev];
+            a.has = true;
+            a.inter |= inter;
+            *match (out, inter) {
+                (true, true) => &mut a.out_inter,
+                (true, false) => &mut a.out_intra,
+                (false, true) => &mut a.in_inter,
+                (false, false) => &mut a.in_intra,
+            } += bytes;
         }
     }
 }
@@ -744,12 +740,8 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
         let this_kv = (s + 1 < r).then(|| b.group(&gm.ring(topo, s, 2 * d, e)));
         for dv in 0..nn {
             if s > 0 {
-                if let Some(x) = &kv_end {
-                    b.wait(dv, x[dv]);
-                }
-                if let Some(x) = &dkv_end {
-                    b.wait(dv, x[dv]);
-                }
+                b.wait_on(dv, kv_end.as_ref());
+                b.wait_on(dv, dkv_end.as_ref());
             }
             if let Some(fl) = flops(dv, s) {
                 b.compute[dv] += cost.attn_bwd_s(fl, 1);
@@ -762,9 +754,7 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
     }
     let parts = gm.shares[0].parts;
     for dv in 0..nn {
-        if let Some(x) = &dkv_end {
-            b.wait(dv, x[dv]);
-        }
+        b.wait_on(dv, dkv_end.as_ref());
         let (_, _, _, qn, kvn, q_rows, k_rows) = dims[dv];
         b.compute[dv] += cost.mem_s(nbytes(q_rows, qn, d, 4) + nbytes(q_rows, qn, d, e));
         if parts == 1 {
