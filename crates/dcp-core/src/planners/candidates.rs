@@ -10,8 +10,9 @@
 //! build the plan — and O(sequences) for `local`. Tests compare every prediction with `predict`
 //! on the built plan. The head-parallel candidates (`ulysses`, `usp`) likewise
 //! ([`predict_head_parallel`]): all-to-all and ring volumes per device, and per ring step the
-//! attended pairs of (head group, query part, KV group) from tile counts of the groups' token
-//! spans, O(sequences · R² · parts) tile counts; `dcp` predicts them only above
+//! attended pairs of (head group, query part, KV group) per sequence from its query strips
+//! against the KV blocks they reach (a product where every row attends the whole block, a tile
+//! count only at the mask's edges: O(sequences · R²) cheap steps); `dcp` predicts them only above
 //! [`compute_lower_bound_ms`]. With a fitted kernel model (attention costed by the CTA tiles of
 //! row ranges) every candidate is built and predicted exactly.
 
@@ -472,6 +473,54 @@ struct Tensor {
     q_like: bool,
 }
 
+/// Reused temporaries of [`strip_counts`].
+#[derive(Default)]
+struct StripScratch {
+    common: Vec<(u32, u32)>,
+    extents: Vec<(u32, u32)>,
+}
+
+/// Attended pairs of query rows `[qa, qb)` against each key block `[bounds[j], bounds[j+1])`,
+/// reported as `add(j, pairs)` for the blocks with any: blocks outside every key extent of the
+/// rows are skipped, blocks inside keys every row attends cost a product, only the rest a
+/// tile count. (Exact: the same sum as `count_tile` on every block.)
+fn strip_counts(
+    mask: &CompiledMask,
+    qa: u32,
+    qb: u32,
+    bounds: &[u32],
+    sc: &mut StripScratch,
+    mut add: impl FnMut(usize, u64),
+) {
+    mask.common_keys_into(qa, qb, &mut sc.common);
+    mask.key_extents_into(qa, qb, &mut sc.extents);
+    sc.extents.sort_unstable();
+    let blocks = bounds.len() - 1;
+    // Next block not yet counted (merged extents may meet one block twice).
+    let mut next = 0usize;
+    for x in 0..sc.extents.len() {
+        let (s, e) = sc.extents[x];
+        // First block ending after s.
+        let mut j = bounds[1..].partition_point(|&b| b <= s).max(next);
+        while j < blocks && bounds[j] < e {
+            let (ka, kb) = (bounds[j], bounds[j + 1]);
+            if ka < kb {
+                let full = sc.common.iter().any(|&(cs, ce)| cs <= ka && kb <= ce);
+                let pairs = if full {
+                    (qb - qa) as u64 * (kb - ka) as u64
+                } else {
+                    mask.count_tile(qa, qb, ka, kb)
+                };
+                if pairs > 0 {
+                    add(j, pairs);
+                }
+            }
+            j += 1;
+        }
+        next = next.max(j);
+    }
+}
+
 /// The H×R grid of [`crate::usp`] as aggregates: tokens per device, member shares, and the
 /// attended pairs per head of every (group, query part, KV group).
 struct GridModel {
@@ -493,9 +542,11 @@ impl GridModel {
         let nc = 2 * n as u64;
         let mut tokens = vec![0u32; n as usize];
         let mut attended = vec![0u64; r * parts * r];
-        let mut chunks: Vec<u64> = Vec::new();
-        let mut qs: Vec<Vec<(u32, u32)>> = vec![Vec::new(); r * parts];
-        let mut ks: Vec<Vec<(u32, u32)>> = vec![Vec::new(); r];
+        let mut scratch = StripScratch::default();
+        // Query strips: the chunks of one head group (parts = 1) or of one device, each of
+        // them in one (group, part); KV blocks: the 2R runs of H chunks, block j of group
+        // j or 2R−1−j.
+        let gq = if parts == 1 { hh } else { 1 };
         for s in &batch.seqs {
             let l = s.len as u64;
             // Chunk c of the zigzag layout ([`chunk_layout`]): tokens [c·l/2n, (c+1)·l/2n).
@@ -504,46 +555,20 @@ impl GridModel {
                 let i = i as u64;
                 *t += at(i + 1) - at(i) + at(nc - i) - at(nc - 1 - i);
             }
-            // Token spans of a set of chunks, adjacent ones merged.
-            let spans = |chunks: &mut Vec<u64>, out: &mut Vec<(u32, u32)>| {
-                out.clear();
-                chunks.sort_unstable();
-                for &c in chunks.iter() {
-                    let (a, b) = (at(c), at(c + 1));
-                    if a == b {
-                        continue;
-                    }
-                    match out.last_mut() {
-                        Some(last) if last.1 == a => last.1 = b,
-                        _ => out.push((a, b)),
-                    }
-                }
-            };
-            for ring in 0..r {
-                for p in 0..parts {
-                    chunks.clear();
-                    for j in (p..hh).step_by(parts) {
-                        let dev = (ring * hh + j) as u64;
-                        chunks.extend([dev, nc - 1 - dev]);
-                    }
-                    spans(&mut chunks, &mut qs[ring * parts + p]);
-                }
-                chunks.clear();
-                for j in 0..hh {
-                    let dev = (ring * hh + j) as u64;
-                    chunks.extend([dev, nc - 1 - dev]);
-                }
-                spans(&mut chunks, &mut ks[ring]);
-            }
+            let bounds: Vec<u32> = (0..=2 * r as u64).map(|j| at(j * hh as u64)).collect();
             let mask = s.mask.compile(s.len);
-            for (u, q) in qs.iter().enumerate() {
-                for (kr, k) in ks.iter().enumerate() {
-                    for &(q0, q1) in q {
-                        for &(k0, k1) in k {
-                            attended[u * r + kr] += mask.count_tile(q0, q1, k0, k1);
-                        }
-                    }
+            for st in 0..nc / gq as u64 {
+                let (c, qa, qb) = (st * gq as u64, at(st * gq as u64), at((st + 1) * gq as u64));
+                if qa == qb {
+                    continue;
                 }
+                let dev = (if c < n as u64 { c } else { nc - 1 - c }) as usize;
+                let (ring, member) = (dev / hh, dev % hh);
+                let u = ring * parts + member % parts;
+                strip_counts(&mask, qa, qb, &bounds, &mut scratch, |j, pairs| {
+                    let kr = if j < r { j } else { 2 * r - 1 - j };
+                    attended[u * r + kr] += pairs;
+                });
             }
         }
         GridModel {
@@ -624,8 +649,9 @@ impl GridModel {
 /// Predicted times of the H×R grid plan of [`crate::usp`] (`h` valid for the batch and
 /// topology), replaying its programs' instruction sequence on per-device aggregates: the
 /// all-to-all and ring byte volumes, the element-wise instructions' bytes, and per ring step
-/// the attended pairs of the step's one work from the mask's tile counts. Cost:
-/// O(sequences · R² · parts) tile counts plus O(devices · H) for the all-to-alls, where
+/// the attended pairs of the step's one work from [`strip_counts`]. Cost: O(sequences · R²)
+/// (× H with replicated KV heads) block steps, tile counts only for blocks at the mask's edges,
+/// plus O(devices · H) for the all-to-alls and O(devices · R) for the ring groups, where
 /// building the plan computes row ranges of every (device, step, piece).
 fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) -> Prediction {
     let n = topo.n_devices();
@@ -963,6 +989,38 @@ mod tests {
             "{compared:?}"
         );
         assert!(replicated > 20 && nodes > 20, "{replicated} {nodes}");
+    }
+
+    /// `strip_counts` against `count_tile` on every block, for the random cases' masks and
+    /// strips / blocks cut at uneven points.
+    #[test]
+    fn strip_counts_equal_tile_counts() {
+        let mut sc = StripScratch::default();
+        let mut checked = 0;
+        for seed in 0..200u64 {
+            let (batch, _) = random_case(seed, 300);
+            for s in &batch.seqs {
+                let (mask, l) = (s.mask.compile(s.len), s.len);
+                let k = 1 + (seed % 7) as u32;
+                let bounds: Vec<u32> = (0..=k)
+                    .map(|j| (j as u64 * l as u64 / k as u64) as u32)
+                    .collect();
+                for q in 0..=3u32 {
+                    let (qa, qb) = (q * l / 4, ((q + 1) * l / 4).min(l));
+                    if qa >= qb {
+                        continue;
+                    }
+                    let mut got = vec![0u64; k as usize];
+                    strip_counts(&mask, qa, qb, &bounds, &mut sc, |j, p| got[j] += p);
+                    let want: Vec<u64> = (0..k as usize)
+                        .map(|j| mask.count_tile(qa, qb, bounds[j], bounds[j + 1]))
+                        .collect();
+                    assert_eq!(got, want, "seed {seed} mask {:?} rows {qa}..{qb}", s.mask);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
     }
 
     /// With a fitted kernel model the head-parallel candidates are built: the prediction is
