@@ -303,7 +303,7 @@ pub fn predict_local(
 
 /// A lower bound (ms, forward + backward) of every plan of `total_flops` attended FLOPs on `n`
 /// devices under `cost`: perfect compute balance, no launch overheads, no communication. The
-/// head-parallel candidates (`ulysses`, `usp`) are built and predicted only above it.
+/// head-parallel candidates (`ulysses`, `usp`) are predicted only above it.
 pub fn compute_lower_bound_ms(cost: &CostModel, total_flops: f64, n: u32) -> f64 {
     let nf = n.max(1) as f64;
     let (fr, br) = cost.peak_tflops();
