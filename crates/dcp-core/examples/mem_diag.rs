@@ -6,6 +6,8 @@
 //! Usage: `cargo run --release -p dcp-core --example mem_diag -- REF_JSONL [-v]
 //! [--comp-eps X] [--stages S] [--no-fallback] [--preset fast|default|quality]` (REF_JSONL:
 //! `/work/shared/research/refplan_results.jsonl` or `bench/refplan/reference_results.jsonl`).
+mod common;
+
 use std::collections::BTreeMap;
 
 use dcp_core::dcp::{plan_dcp, DcpOptions};
@@ -39,12 +41,7 @@ fn main() {
         },
         ..DcpOptions::default()
     };
-    let text = std::fs::read_to_string(path).unwrap();
-    let recs: Vec<serde_json::Value> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recs = common::records(path);
     let topo = Topology::parse("4x8").unwrap();
     for ds in ["longalign", "ldc"] {
         for mask in ["causal", "lambda"] {
@@ -59,12 +56,7 @@ fn main() {
                     && r["n_nodes"] == 4
                     && r["n_devices_per_node"] == 8
             }) {
-                let lens: Vec<u32> = r["seqlens"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap() as u32)
-                    .collect();
+                let lens = common::seqlens(r);
                 let m = MaskSpec::parse(mask).unwrap();
                 let batch = BatchSpec::uniform(&lens, m, ModelShape::default(), 1024);
                 let plan = plan_dcp(&batch, &topo, &opts).unwrap();

@@ -5,6 +5,8 @@
 //! (default REF_JSONL: bench/refplan/reference_results.jsonl). Prints a markdown table and one
 //! JSON line per configuration to stdout.
 
+mod common;
+
 use std::time::Instant;
 
 use dcp_core::cost::{predict, CostModel};
@@ -27,12 +29,7 @@ fn main() {
         .find(|a| !a.starts_with("--"))
         .cloned()
         .unwrap_or_else(|| "bench/refplan/reference_results.jsonl".into());
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let recs: Vec<serde_json::Value> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let recs = common::records(&path);
     let model = ModelShape::default();
     let cost = CostModel::default();
     println!("| dataset | topo | B | mask | n | plan ms median (max) | dcp fwd MB | ref fwd MB | dcp bwd MB | ref bwd MB | dcp comp imb | ref comp imb | dcp mem imb (resident) | home-token imb | > zigzag bytes | pred ≤ static |");
@@ -59,12 +56,7 @@ fn main() {
                         (vec![], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
                     let (mut over_zz, mut not_best) = (0, 0);
                     for r in &sel {
-                        let lens: Vec<u32> = r["seqlens"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|x| x.as_u64().unwrap() as u32)
-                            .collect();
+                        let lens = common::seqlens(r);
                         let batch = BatchSpec::uniform(&lens, m.clone(), model, bs);
                         let opts = DcpOptions::default();
                         let t0 = Instant::now();

@@ -513,6 +513,30 @@ impl CompiledMask {
         }
     }
 
+    /// Per range of every segment meeting rows `[q0, q1)`, the smallest key interval holding
+    /// what those rows attend through it, into `out` (cleared first; unsorted, may overlap):
+    /// keys outside all of them are attended by none of the rows.
+    pub fn key_extents_into(&self, q0: u32, q1: u32, out: &mut Vec<(u32, u32)>) {
+        out.clear();
+        let (q0, q1) = (q0 as i64, q1 as i64);
+        let first = self.segs.partition_point(|s| s.rows.1 <= q0);
+        for seg in &self.segs[first..] {
+            if seg.rows.0 >= q1 {
+                break;
+            }
+            let a = seg.rows.0.max(q0);
+            let b = seg.rows.1.min(q1) - 1;
+            for r in &seg.ranges {
+                // Linear ends: extremes are at the segment's first or last row.
+                let s = r.start.at(a).min(r.start.at(b)).max(0);
+                let e = r.end.at(a).max(r.end.at(b)).min(self.len as i64);
+                if s < e {
+                    out.push((s as u32, e as u32));
+                }
+            }
+        }
+    }
+
     /// The smallest key interval `[lo, hi)` holding every key attended by rows `[q0, q1)`,
     /// or `None` when those rows attend nothing.
     pub fn key_span(&self, q0: u32, q1: u32) -> Option<(u32, u32)> {

@@ -31,6 +31,12 @@ use crate::spec::{BatchSpec, Topology};
 
 /// The `ulysses` planner.
 pub fn plan_ulysses(batch: &BatchSpec, topo: &Topology) -> Result<Plan, PlanningError> {
+    check_ulysses(batch, topo)?;
+    crate::usp::plan_grid(batch, topo, topo.n_devices(), "ulysses".into())
+}
+
+/// Validates the batch and whether `ulysses` applies to its heads on `topo` (typed errors).
+pub(crate) fn check_ulysses(batch: &BatchSpec, topo: &Topology) -> Result<(), PlanningError> {
     batch.validate()?;
     let n = topo.n_devices();
     let m = batch.model;
@@ -52,5 +58,5 @@ pub fn plan_ulysses(batch: &BatchSpec, topo: &Topology) -> Result<Plan, Planning
             ),
         });
     }
-    crate::usp::plan_grid(batch, topo, n, "ulysses".into())
+    Ok(())
 }

@@ -30,8 +30,9 @@
 //! receive buffer holds the group's tokens in member order. Each ring step is one work (as in
 //! [`crate::planners::ring`]): all the member's query rows against the whole KV buffer, with
 //! block-diagonal row ranges that send each query piece to its sequence's KV spans at their
-//! buffer rows, and one merge of the whole partial output. Per-piece works made the `usp`
-//! candidate that `dcp` builds at 1M tokens on 256 devices cost 3–5 s; now 0.5–0.7 s.
+//! buffer rows, and one merge of the whole partial output. Per-piece works made building the
+//! `usp` plan at 1M tokens on 256 devices cost 3–5 s; now 0.5–0.7 s. `dcp` does not build it to
+//! weigh it: [`crate::planners::candidates::predict_head_parallel`] predicts it plan-free.
 
 use crate::builder::{work_rows, ProgramBuilder};
 use crate::error::PlanningError;
@@ -47,14 +48,14 @@ use super::ring::{chunk_layout, layout_of, Attends, Piece, QSpan};
 /// What member `h` of a head group computes: KV heads `[kv0, kv0 + kvn)` (and their query
 /// heads) for the tokens of the members `j` with `j mod parts == part`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Share {
-    kv0: u32,
-    kvn: u32,
-    part: u32,
-    parts: u32,
+pub(crate) struct Share {
+    pub(crate) kv0: u32,
+    pub(crate) kvn: u32,
+    pub(crate) part: u32,
+    pub(crate) parts: u32,
 }
 
-fn share(model: &ModelShape, h_deg: u32, h: u32) -> Share {
+pub(crate) fn share(model: &ModelShape, h_deg: u32, h: u32) -> Share {
     let kv = model.kv_heads;
     if h_deg <= kv {
         let kvn = kv / h_deg;
@@ -96,12 +97,13 @@ pub fn default_head_degree(model: &ModelShape, n: u32) -> u32 {
         .unwrap_or(1)
 }
 
-/// The `usp` planner with head-parallel degree `h_deg` (None: [`default_head_degree`]).
-pub fn plan_usp(
+/// The head-parallel degree `plan_usp` uses for `h_deg` (None: [`default_head_degree`]) after
+/// validating the batch; a typed error naming the degree when the shape does not allow it.
+pub(crate) fn usp_head_degree(
     batch: &BatchSpec,
     topo: &Topology,
     h_deg: Option<u32>,
-) -> Result<Plan, PlanningError> {
+) -> Result<u32, PlanningError> {
     batch.validate()?;
     let n = topo.n_devices();
     let h = h_deg.unwrap_or_else(|| default_head_degree(&batch.model, n));
@@ -118,6 +120,16 @@ pub fn plan_usp(
             ),
         });
     }
+    Ok(h)
+}
+
+/// The `usp` planner with head-parallel degree `h_deg` (None: [`default_head_degree`]).
+pub fn plan_usp(
+    batch: &BatchSpec,
+    topo: &Topology,
+    h_deg: Option<u32>,
+) -> Result<Plan, PlanningError> {
+    let h = usp_head_degree(batch, topo, h_deg)?;
     let name = match h_deg {
         None => "usp".to_string(),
         Some(h) => format!("usp:{h}"),

@@ -30,7 +30,7 @@ use crate::cost::{predict, CostModel};
 use crate::error::PlanningError;
 use crate::plan::Plan;
 use crate::planners::candidates::{
-    compute_lower_bound_ms, predict_local, predict_ring, ring_lower_bound_ms,
+    compute_lower_bound_ms, predict_head_parallel, predict_local, predict_ring, ring_lower_bound_ms,
 };
 use crate::planners::local::plan_local;
 use crate::planners::ring::plan_ring;
@@ -163,23 +163,21 @@ pub fn plan_dcp(
             }
         }
     }
-    // Head-parallel: `ulysses` and `usp` (default head degree), where they apply to the shape.
-    // Their plans are built and predicted only when even perfect compute balance with no
-    // communication could beat the best so far; the built plan is kept if it wins.
+    // Head-parallel: `ulysses` and `usp` (default head degree), where they apply to the shape,
+    // predicted without building their plans (a fitted kernel model builds them: then the
+    // winner's built plan is kept); skipped when even perfect compute balance with no
+    // communication could not beat the best so far.
     let mut head_parallel: Option<Plan> = None;
     if best_t > compute_lower_bound_ms(&opts.cost, flops, n) {
         for kind in PlannerKind::HEAD_PARALLEL {
-            let built = match kind {
-                PlannerKind::Ulysses => plan_ulysses(batch, topo),
-                _ => plan_usp(batch, topo, None),
-            };
             // An unsupported shape (too many devices for the heads) is no candidate.
-            let Ok(p) = built else { continue };
-            let t = predict(&p, &opts.cost);
+            let Ok((t, built)) = predict_head_parallel(kind, batch, topo, &opts.cost, None) else {
+                continue;
+            };
             if t.fwd_ms + t.bwd_ms < best_t {
                 best_t = t.fwd_ms + t.bwd_ms;
                 winner = Some(kind);
-                head_parallel = Some(p);
+                head_parallel = built;
             }
         }
     }
@@ -187,9 +185,14 @@ pub fn plan_dcp(
     let mut best = match winner {
         None => return Ok(plan),
         Some(PlannerKind::Local) => plan_local(batch, topo, None)?,
-        Some(PlannerKind::Ulysses | PlannerKind::Usp) => {
-            head_parallel.expect("a head-parallel winner keeps its built plan")
-        }
+        Some(PlannerKind::Ulysses) => match head_parallel {
+            Some(p) => p,
+            None => plan_ulysses(batch, topo)?,
+        },
+        Some(PlannerKind::Usp) => match head_parallel {
+            Some(p) => p,
+            None => plan_usp(batch, topo, None)?,
+        },
         Some(z) => plan_ring(batch, topo, z == PlannerKind::Zigzag)?,
     };
     best.planner = PlannerKind::Dcp.name().to_string();

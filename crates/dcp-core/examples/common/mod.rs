@@ -1,0 +1,29 @@
+//! Shared by the examples that read the reference planner's JSON-lines records
+//! (`mem_diag`, `planner_bench`).
+
+/// The records of a JSON-lines file (blank lines skipped); panics naming the file or the line.
+pub fn records(path: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{path} line {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// A record's sequence lengths (`seqlens`); panics naming the record when they are missing.
+pub fn seqlens(r: &serde_json::Value) -> Vec<u32> {
+    r["seqlens"]
+        .as_array()
+        .unwrap_or_else(|| panic!("record without a seqlens array: {r}"))
+        .iter()
+        .map(|x| {
+            let v = x
+                .as_u64()
+                .unwrap_or_else(|| panic!("seqlens entry {x} of {r}"));
+            u32::try_from(v).unwrap_or_else(|_| panic!("seqlens entry {v} exceeds u32"))
+        })
+        .collect()
+}
