@@ -518,30 +518,24 @@ impl CompiledMask {
     /// keys outside all of them are attended by none of the rows.
     pub fn key_extents_into(&self, q0: u32, q1: u32, out: &mut Vec<(u32, u32)>) {
         out.clear();
-        let (q0, q1) = (q0 as i64, q1 as i64);
-        let first = self.segs.partition_point(|s| s.rows.1 <= q0);
-        for seg in &self.segs[first..] {
-            if seg.rows.0 >= q1 {
-                break;
-            }
-            let a = seg.rows.0.max(q0);
-            let b = seg.rows.1.min(q1) - 1;
-            for r in &seg.ranges {
-                // Linear ends: extremes are at the segment's first or last row.
-                let s = r.start.at(a).min(r.start.at(b)).max(0);
-                let e = r.end.at(a).max(r.end.at(b)).min(self.len as i64);
-                if s < e {
-                    out.push((s as u32, e as u32));
-                }
-            }
-        }
+        self.for_each_key_extent(q0, q1, |s, e| out.push((s as u32, e as u32)));
     }
 
     /// The smallest key interval `[lo, hi)` holding every key attended by rows `[q0, q1)`,
     /// or `None` when those rows attend nothing.
     pub fn key_span(&self, q0: u32, q1: u32) -> Option<(u32, u32)> {
-        let (q0, q1) = (q0 as i64, q1 as i64);
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        self.for_each_key_extent(q0, q1, |s, e| {
+            lo = lo.min(s);
+            hi = hi.max(e);
+        });
+        (lo < hi).then_some((lo as u32, hi as u32))
+    }
+
+    /// Calls `f(s, e)` with the non-empty key extent of each range of every segment meeting
+    /// rows `[q0, q1)` (clamped to the sequence).
+    fn for_each_key_extent(&self, q0: u32, q1: u32, mut f: impl FnMut(i64, i64)) {
+        let (q0, q1) = (q0 as i64, q1 as i64);
         let first = self.segs.partition_point(|s| s.rows.1 <= q0);
         for seg in &self.segs[first..] {
             if seg.rows.0 >= q1 {
@@ -554,12 +548,10 @@ impl CompiledMask {
                 let s = r.start.at(a).min(r.start.at(b)).max(0);
                 let e = r.end.at(a).max(r.end.at(b)).min(self.len as i64);
                 if s < e {
-                    lo = lo.min(s);
-                    hi = hi.max(e);
+                    f(s, e);
                 }
             }
         }
-        (lo < hi).then_some((lo as u32, hi as u32))
     }
 }
 
