@@ -484,6 +484,37 @@ fn scratch(b: &mut ProgramBuilder, name: &str, dt: DType, tokens: u32, heads: u3
     b.buffer(name, BufferRole::Scratch, dt, tokens, heads, w)
 }
 
+/// Ring step `s` of both passes: the buffer holding its KV (step 0: the group's own head-split
+/// KV, then the two ring buffers in turn) and, before the last step, the send / receive that
+/// bring step `s + 1`'s KV into the other ring buffer.
+fn kv_ring_step(
+    g: &Grid,
+    ring: u32,
+    me: u32,
+    s: u32,
+    kv_h: u32,
+    ring_bufs: [u32; 2],
+    heads: u32,
+) -> (u32, Option<Vec<P2p>>) {
+    let cur = if s == 0 {
+        kv_h
+    } else {
+        ring_bufs[(s % 2) as usize]
+    };
+    let next = (s + 1 < g.r).then(|| {
+        ring_ops(
+            g,
+            ring,
+            me,
+            s,
+            cur,
+            ring_bufs[((s + 1) % 2) as usize],
+            heads,
+        )
+    });
+    (cur, next)
+}
+
 /// The ring step `s` exchange of member `me` of group `ring`: send the KV-layout buffer of
 /// group `ring − s` (in `cur`) to the next group, receive group `ring − s − 1`'s into `next`.
 fn ring_ops(g: &Grid, ring: u32, me: u32, s: u32, cur: u32, next: u32, heads: u32) -> Vec<P2p> {
@@ -602,13 +633,6 @@ fn forward(
         ring_bufs,
     } = declare(&mut f, g, model, ring, me, max_group);
     let r = g.r;
-    let kv_at = |s: u32| {
-        if s == 0 {
-            kv_h
-        } else {
-            ring_bufs[(s % 2) as usize]
-        }
-    };
     let inputs = [
         A2a {
             io: q,
@@ -652,16 +676,8 @@ fn forward(
     let mut covered = vec![false; q_rows as usize];
     for s in 0..r {
         let kv_ring = (ring + r - s) % r;
-        if s + 1 < r {
-            let ops = ring_ops(
-                g,
-                ring,
-                me,
-                s,
-                kv_at(s),
-                ring_bufs[((s + 1) % 2) as usize],
-                kvn,
-            );
+        let (kv_s, next) = kv_ring_step(g, ring, me, s, kv_h, ring_bufs, kvn);
+        if let Some(ops) = next {
             f.push(Instr::Comm { tag: 1 + s, ops });
         }
         // One work per step: all query rows against the whole KV of group `kv_ring`; rows
@@ -679,7 +695,7 @@ fn forward(
                 stage: s,
                 works: vec![FwdWork {
                     q: reg(q_h, 0, q_rows, 0, qn),
-                    kv: vec![reg(kv_at(s), 0, k_rows, 0, kvn)],
+                    kv: vec![reg(kv_s, 0, k_rows, 0, kvn)],
                     o: reg(wo, 0, q_rows, 0, qn),
                     lse: reg(wl, 0, q_rows, 0, qn),
                     rows,
@@ -807,13 +823,6 @@ fn backward(
         let acc = scratch(&mut b, "dkv_acc", DType::F32, k_rows, kvn, 2 * d);
         [acc, acc]
     };
-    let kv_at = |s: u32| {
-        if s == 0 {
-            kv_h
-        } else {
-            ring_bufs[(s % 2) as usize]
-        }
-    };
     let q_like = |io, split| A2a {
         io,
         split,
@@ -851,16 +860,8 @@ fn backward(
     // Ring tags: KV of step s in 1 + 2s, dKV after step s in 2 + 2s.
     for s in 0..r {
         let kv_ring = (ring + r - s) % r;
-        if s + 1 < r {
-            let ops = ring_ops(
-                g,
-                ring,
-                me,
-                s,
-                kv_at(s),
-                ring_bufs[((s + 1) % 2) as usize],
-                kvn,
-            );
+        let (kv_s, next) = kv_ring_step(g, ring, me, s, kv_h, ring_bufs, kvn);
+        if let Some(ops) = next {
             b.push(Instr::Comm {
                 tag: 1 + 2 * s,
                 ops,
@@ -877,7 +878,7 @@ fn backward(
                 stage: s,
                 works: vec![BwdWork {
                     q: reg(q_h, 0, q_rows, 0, qn),
-                    kv: vec![reg(kv_at(s), 0, k_rows, 0, kvn)],
+                    kv: vec![reg(kv_s, 0, k_rows, 0, kvn)],
                     o: reg(o_h, 0, q_rows, 0, qn),
                     lse: reg(lse_h, 0, q_rows, 0, qn),
                     do_: reg(do_h, 0, q_rows, 0, qn),
