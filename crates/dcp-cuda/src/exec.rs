@@ -1194,14 +1194,20 @@ impl Prepared {
                     peers,
                     step,
                 } => {
-                    let comm = comm.ok_or_else(|| {
-                        CudaError::Unsupported("the plan communicates but no NCCL communicator is open (world size 1?)".into())
-                    })?;
                     for l in packs {
                         self.launch(gpu, ks, l)?;
                     }
                     gpu.record(&self.group_pre[*group], Stream::Compute)?;
                     gpu.wait(Stream::Comm, &self.group_pre[*group])?;
+                    if p2p.is_empty() {
+                        // A group that moves nothing (a head-parallel plan on one device keeps
+                        // every share local): no NCCL call, same event order for its wait.
+                        gpu.record(&self.group_done[*group], Stream::Comm)?;
+                        continue;
+                    }
+                    let comm = comm.ok_or_else(|| {
+                        CudaError::Unsupported("the plan communicates but no NCCL communicator is open (world size 1?)".into())
+                    })?;
                     let raw = comm.raw()?;
                     let stream = gpu.raw_stream(Stream::Comm);
                     // ncclGroupEnd may block (connection setup with a peer): bounded by the
