@@ -524,6 +524,82 @@ impl WorkLists {
         (off, self.out.len() as u32)
     }
 
+    /// Forward split-K, the part that needs no GPU: how many pieces each work's key tiles are
+    /// cut into. A forward task (128 query rows of one head) walks its kv tiles in one CTA, so
+    /// a launch of a few works with long key ranges (a late stage of a dcp plan on one long
+    /// causal sequence: 3 works of 1024 rows over 60-90K keys, 192 tasks for 132 SMs) runs at
+    /// the speed of its longest task. Works whose longest task has more than
+    /// `max(total tiles / (4 · sms), FWD_SPLIT_MIN_TILES)` tiles are cut into that many pieces
+    /// (at most `FWD_SPLIT_MAX`, and within `scratch_cap` bytes of fp32 partial outputs, where
+    /// a work's piece costs `piece_bytes[work]`); 1 means not split. Launches that already fill
+    /// the GPU (any packed batch, ring steps over thousands of rows) are left as they are.
+    fn fwd_split(&self, sms: u64, piece_bytes: &[u64], scratch_cap: u64) -> Vec<u32> {
+        let total: u64 = self.tasks.iter().map(|t| t.tiles_n as u64).sum();
+        let chunk = total.div_ceil(4 * sms.max(1)).max(FWD_SPLIT_MIN_TILES);
+        let mut longest = vec![0u32; self.works.len()];
+        for t in &self.tasks {
+            let l = &mut longest[t.work as usize];
+            *l = (*l).max(t.tiles_n);
+        }
+        // Longest works first, so that the scratch cap drops the least useful splits.
+        let mut order: Vec<usize> = (0..longest.len()).collect();
+        order.sort_by_key(|&w| std::cmp::Reverse(longest[w]));
+        let mut pieces = vec![1u32; longest.len()];
+        let mut used = 0u64;
+        for w in order {
+            let want = (longest[w] as u64)
+                .div_ceil(chunk)
+                .min(FWD_SPLIT_MAX as u64);
+            let fit = (scratch_cap - used) / piece_bytes[w].max(1);
+            let np = want.min(fit);
+            if np >= 2 {
+                pieces[w] = np as u32;
+                used += np * piece_bytes[w];
+            }
+        }
+        pieces
+    }
+
+    /// Applies [`Self::fwd_split`]'s pieces: work `w` cut into `np` pieces gets `np` shadow
+    /// works (`shadow(w, p, work)`: the same rows and keys, writing partial O / LSE elsewhere)
+    /// and each of its tasks becomes `np` tasks over consecutive, near-equal slices of its tile
+    /// list (a slice may be empty: that piece writes O = 0, LSE = −∞ for those rows).
+    fn apply_fwd_split(
+        &mut self,
+        pieces: &[u32],
+        mut shadow: impl FnMut(usize, u32, WorkDesc) -> WorkDesc,
+    ) {
+        let mut first = vec![u32::MAX; pieces.len()];
+        for (w, &np) in pieces.iter().enumerate() {
+            if np >= 2 {
+                first[w] = self.works.len() as u32;
+                let base = self.works[w];
+                for p in 0..np {
+                    self.works.push(shadow(w, p, base));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(self.tasks.len());
+        for t in &self.tasks {
+            let np = pieces[t.work as usize];
+            if np < 2 {
+                out.push(*t);
+                continue;
+            }
+            let n = t.tiles_n as u64;
+            for p in 0..np as u64 {
+                let (lo, hi) = (n * p / np as u64, n * (p + 1) / np as u64);
+                out.push(TaskDesc {
+                    work: first[t.work as usize] + p as u32,
+                    tiles_off: t.tiles_off + lo as u32,
+                    tiles_n: (hi - lo) as u32,
+                    ..*t
+                });
+            }
+        }
+        self.tasks = out;
+    }
+
     /// Sorts the tasks longest first (better tail balance), counts them, and puts the six
     /// arrays into the arena: the launch's grid and its first six arguments (works, segments,
     /// tasks, tiles, row pointers, ranges).
@@ -541,6 +617,14 @@ impl WorkLists {
         (self.tasks.len() as u32, args)
     }
 }
+
+/// Forward split-K: fewest kv tiles per piece (2048 keys of 128: ~130 MFLOP per head, far
+/// above the cost of writing and merging a 128-row fp32 partial output).
+const FWD_SPLIT_MIN_TILES: u64 = 16;
+/// Forward split-K: most pieces per work.
+const FWD_SPLIT_MAX: u32 = 16;
+/// Forward split-K: most bytes of fp32 partial outputs per attention instruction.
+const FWD_SPLIT_SCRATCH: u64 = 128 << 20;
 
 /// Host-side arena of descriptors (16-byte aligned pieces).
 #[derive(Default)]
@@ -777,6 +861,7 @@ impl Lowering<'_> {
         let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
         let mut wl = WorkLists::default();
         let br = kernels.fwd_br();
+        let mut outs = Vec::with_capacity(works.len());
         for (wi, w) in works.iter().enumerate() {
             let q = self.rd(&w.q);
             let o = self.rd(&w.o);
@@ -824,6 +909,7 @@ impl Lowering<'_> {
             self.stats.attended_flops +=
                 attn_fwd_flops(w.q.heads as f64 * w.rows.attended() as f64, d);
             let wdx = wl.works.len() as u32;
+            outs.push((o, l));
             wl.works.push(WorkDesc {
                 q: q.ptr,
                 o: o.ptr,
@@ -857,6 +943,7 @@ impl Lowering<'_> {
                 r0 = r1;
             }
         }
+        let merges = self.split_fwd(&mut wl, &outs)?;
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
         args.extend([Arg::U32(group), Arg::F32(scale * std::f32::consts::LOG2_E)]);
@@ -867,7 +954,95 @@ impl Lowering<'_> {
             smem: kernels.fwd_smem,
             args,
         }));
+        self.ops.extend(merges.into_iter().map(Op::Launch));
         Ok(())
+    }
+
+    /// Forward split-K ([`WorkLists::fwd_split`]): the split works' pieces write fp32 partial
+    /// O and LSE into scratch owned by this program; one merge launch per split work (after
+    /// the attention launch, on the same stream) combines them into the work's O / LSE, so the
+    /// instruction computes what the unsplit work would.
+    fn split_fwd(
+        &mut self,
+        wl: &mut WorkLists,
+        outs: &[(RegionDesc, RegionDesc)],
+    ) -> Result<Vec<Launch>> {
+        let d = self.d as u64;
+        let piece_bytes: Vec<u64> = wl
+            .works
+            .iter()
+            .map(|w| w.n_rows as u64 * w.q_heads as u64 * (d + 1) * 4)
+            .collect();
+        let pieces = wl.fwd_split(
+            self.gpu.sm_count.max(1) as u64,
+            &piece_bytes,
+            FWD_SPLIT_SCRATCH,
+        );
+        // Per split work: (partial O base, partial LSE base); piece p at + p · one piece's size.
+        let mut scratch: Vec<(u64, u64)> = vec![(0, 0); pieces.len()];
+        let mut merges = Vec::new();
+        for (w, &np) in pieces.iter().enumerate() {
+            if np < 2 {
+                continue;
+            }
+            let wd = wl.works[w];
+            let (rows, heads) = (wd.n_rows as u64, wd.q_heads as u64);
+            let (o_bytes, l_bytes) = (rows * heads * d * 4, rows * heads * 4);
+            let buf = self.gpu.alloc((np as u64 * piece_bytes[w]) as usize)?;
+            let base = buf.device_ptr();
+            self.stats.buffer_bytes += np as u64 * piece_bytes[w];
+            self.staging.push(buf);
+            let lse_base = base + np as u64 * o_bytes;
+            scratch[w] = (base, lse_base);
+            let mut inputs = Vec::with_capacity(2 * np as usize);
+            for p in 0..np as u64 {
+                inputs.push(RegionDesc {
+                    ptr: base + p * o_bytes,
+                    stride: (heads * d) as u32,
+                    dtype: DT_F32,
+                    len: wd.n_rows,
+                    heads: wd.q_heads,
+                    width: self.d,
+                    pad: 0,
+                });
+                inputs.push(RegionDesc {
+                    ptr: lse_base + p * l_bytes,
+                    stride: wd.q_heads,
+                    dtype: DT_F32,
+                    len: wd.n_rows,
+                    heads: wd.q_heads,
+                    width: 1,
+                    pad: 0,
+                });
+            }
+            let off = self.arena.push(as_bytes(&inputs));
+            let (o, l) = outs[w];
+            merges.push(Launch {
+                k: K::Merge,
+                grid: grid_for(rows * heads, 8, self.cap),
+                block: 256,
+                smem: 0,
+                args: vec![
+                    Arg::Region(o),
+                    Arg::Region(l),
+                    Arg::Arena(off),
+                    Arg::U32(np),
+                ],
+            });
+        }
+        wl.apply_fwd_split(&pieces, |w, p, wd| {
+            let (rows, heads, p) = (wd.n_rows as u64, wd.q_heads as u64, p as u64);
+            let (base, lse_base) = scratch[w];
+            WorkDesc {
+                o: base + p * rows * heads * d * 4,
+                lse: lse_base + p * rows * heads * 4,
+                o_stride: (heads * d) as u32,
+                lse_stride: wd.q_heads,
+                o_dtype: DT_F32,
+                ..wd
+            }
+        });
+        Ok(merges)
     }
 
     /// The backward pre-pass (D = rowsum(dO∘O)) and one backward launch: per kv tile the q tiles
@@ -1375,6 +1550,84 @@ mod tests {
     /// Two works through `WorkLists`: each work's rows land in the shared CSR at its own
     /// offset (ranges re-based), tiles and tasks are recorded, `finish` sorts the tasks longest
     /// first and lays the six arrays out in the arena in argument order.
+    fn task(work: u32, row0: u32, tiles_off: u32, tiles_n: u32) -> TaskDesc {
+        TaskDesc {
+            work,
+            row0,
+            head: 0,
+            tiles_off,
+            tiles_n,
+            pad: 0,
+        }
+    }
+
+    /// Forward split-K: a launch of few long tasks is cut (pieces cover every task's tiles
+    /// exactly once, in order, each piece on its own shadow work), one that fills the GPU is
+    /// not, and the scratch cap bounds the pieces.
+    #[test]
+    fn forward_split_cuts_only_launches_of_few_long_tasks() {
+        let mut wl = WorkLists::default();
+        for w in 0..3u32 {
+            wl.works.push(WorkDesc {
+                n_rows: 256,
+                q_heads: 1,
+                o: 1000 + w as u64,
+                ..Default::default()
+            });
+            // Two row tiles per work: 700 and 300 tiles (work 2: 40 and 5).
+            let (a, b) = if w == 2 { (40, 5) } else { (700, 300) };
+            wl.tasks.push(task(w, 0, 10_000 * w, a));
+            wl.tasks.push(task(w, 128, 10_000 * w + a, b));
+        }
+        let before = wl.tasks.clone();
+        let total: u64 = before.iter().map(|t| t.tiles_n as u64).sum();
+        // 132 SMs: chunk = max(ceil(2045 / 528), 16) = 16 tiles.
+        let pieces = wl.fwd_split(132, &[1, 1, 1], u64::MAX);
+        assert_eq!(pieces, [FWD_SPLIT_MAX, FWD_SPLIT_MAX, 3]);
+        wl.apply_fwd_split(&pieces, |w, p, wd| WorkDesc {
+            o: 10 * wd.o + p as u64,
+            dd_off: w as u32,
+            ..wd
+        });
+        assert_eq!(wl.works.len(), 3 + 2 * FWD_SPLIT_MAX as usize + 3);
+        assert_eq!(wl.tasks.len(), 2 * (2 * FWD_SPLIT_MAX as usize + 3));
+        for t0 in &before {
+            let parts: Vec<&TaskDesc> = wl
+                .tasks
+                .iter()
+                .filter(|t| wl.works[t.work as usize].dd_off == t0.work && t.row0 == t0.row0)
+                .collect();
+            assert_eq!(parts.len() as u32, pieces[t0.work as usize]);
+            let mut at = t0.tiles_off;
+            for (p, t) in parts.iter().enumerate() {
+                assert_eq!(t.tiles_off, at, "piece {p} of {t0:?}");
+                at += t.tiles_n;
+                let sw = &wl.works[t.work as usize];
+                assert_eq!(sw.o, 10 * (1000 + t0.work as u64) + p as u64);
+                assert_eq!(sw.n_rows, 256);
+            }
+            assert_eq!(at, t0.tiles_off + t0.tiles_n);
+        }
+        assert_eq!(
+            wl.tasks.iter().map(|t| t.tiles_n as u64).sum::<u64>(),
+            total
+        );
+
+        // 1000 tasks of 50 tiles on 132 SMs: chunk = max(ceil(50000 / 528), 16) = 95: no cut.
+        let mut full = WorkLists::default();
+        full.works.push(WorkDesc::default());
+        full.tasks = (0..1000).map(|i| task(0, 128 * i, 50 * i, 50)).collect();
+        assert_eq!(full.fwd_split(132, &[1], u64::MAX), [1]);
+
+        // Scratch for 5 pieces of work 0 only: work 0 (longest) gets them, the others none.
+        let mut capped = WorkLists::default();
+        for w in 0..2u32 {
+            capped.works.push(WorkDesc::default());
+            capped.tasks.push(task(w, 0, 0, 400 - 100 * w));
+        }
+        assert_eq!(capped.fwd_split(132, &[10, 10], 50), [5, 1]);
+    }
+
     #[test]
     fn work_lists_share_one_csr_and_sort_tasks() {
         let a = RowRanges::from_rows(&[vec![(0, 3)], vec![(0, 70)], vec![(64, 130)]]);
