@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# 2x H200: first multi-GPU run of plan format 3, place's receive rounds, bench-gpu's host
-# rewrite, the Python GPU test, a training smoke and the matrix harness at world 2.
+# 2x H200 (DCP=binary, WHL=wheel folder): executor selftest at world 2 with every planner, two
+# checked ldc batches, the Python GPU test, a training smoke and the matrix harness at world 2.
 set -uo pipefail
-export DCP=.pdev/dcp
+export DCP=${DCP:-target/release/dcp}; WHL=${WHL:-.pdev/whl}
 source bench/gpu/env.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 T0=$SECONDS
@@ -17,7 +17,7 @@ echo "== ldc 2 batches world 2, every planner, checked (t=$((SECONDS-T0)))"
 timeout -k 5 240 $DCP launch -n 2 -- bench-gpu --dataset ldc --count 2 --masks causal,lambda --planners dcp,ring,zigzag,ulysses,usp,local --block-sizes 1024 --warmup 1 --repeats 2 --check --json $OUT/bench_w2.jsonl > /tmp/b.log 2>&1; echo "rc=$?"
 grep -v '^\[rank 0\] {' /tmp/b.log | grep -E "ldcx|FAIL|rror|plan runs" | grep -v "rank 1" | cut -c1-170 | head -30
 echo "== python GPU test (t=$((SECONDS-T0)))"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .pdev/whl/dcp-*.whl || exit 1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $WHL/dcp-*.whl || exit 1
 export PYTHONPATH=/tmp/site
 eval "$(python3 -m dcp.env)"
 source bench/gpu/env.sh
