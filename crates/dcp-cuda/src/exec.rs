@@ -663,6 +663,8 @@ struct Lowering<'a> {
     arena: Arena,
     ops: Vec<Op>,
     staging: Vec<DevBuf>,
+    /// Forward split-K scratch, shared by the program's attention instructions.
+    split_scratch: Option<DevBuf>,
     groups: HashMap<u32, usize>,
     pending_unpacks: HashMap<u32, Vec<Launch>>,
     dd_max: u64,
@@ -958,9 +960,25 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    /// The forward split-K scratch (`FWD_SPLIT_SCRATCH` bytes, allocated at the first split):
+    /// one buffer for every attention instruction of the program, since they and their merges
+    /// run one after the other on the compute stream.
+    fn fwd_scratch(&mut self) -> Result<u64> {
+        if self.split_scratch.is_none() {
+            let buf = self.gpu.alloc(FWD_SPLIT_SCRATCH as usize)?;
+            self.stats.buffer_bytes += FWD_SPLIT_SCRATCH;
+            self.split_scratch = Some(buf);
+        }
+        Ok(self
+            .split_scratch
+            .as_ref()
+            .expect("just allocated")
+            .device_ptr())
+    }
+
     /// Forward split-K ([`WorkLists::fwd_split`]): the split works' pieces write fp32 partial
-    /// O and LSE into scratch owned by this program; one merge launch per split work (after
-    /// the attention launch, on the same stream) combines them into the work's O / LSE, so the
+    /// O and LSE into the program's split scratch; one merge launch per split work (after the
+    /// attention launch, on the same stream) combines them into the work's O / LSE, so the
     /// instruction computes what the unsplit work would.
     fn split_fwd(
         &mut self,
@@ -981,6 +999,7 @@ impl Lowering<'_> {
         // Per split work: (partial O base, partial LSE base); piece p at + p · one piece's size.
         let mut scratch: Vec<(u64, u64)> = vec![(0, 0); pieces.len()];
         let mut merges = Vec::new();
+        let mut used = 0u64;
         for (w, &np) in pieces.iter().enumerate() {
             if np < 2 {
                 continue;
@@ -988,10 +1007,8 @@ impl Lowering<'_> {
             let wd = wl.works[w];
             let (rows, heads) = (wd.n_rows as u64, wd.q_heads as u64);
             let (o_bytes, l_bytes) = (rows * heads * d * 4, rows * heads * 4);
-            let buf = self.gpu.alloc((np as u64 * piece_bytes[w]) as usize)?;
-            let base = buf.device_ptr();
-            self.stats.buffer_bytes += np as u64 * piece_bytes[w];
-            self.staging.push(buf);
+            let base = self.fwd_scratch()? + used;
+            used += np as u64 * piece_bytes[w];
             let lse_base = base + np as u64 * o_bytes;
             scratch[w] = (base, lse_base);
             let mut inputs = Vec::with_capacity(2 * np as usize);
@@ -1233,6 +1250,7 @@ impl Prepared {
             arena: Arena::default(),
             ops: Vec::new(),
             staging: Vec::new(),
+            split_scratch: None,
             groups: HashMap::new(),
             pending_unpacks: HashMap::new(),
             dd_max: 0,
@@ -1258,11 +1276,13 @@ impl Prepared {
             mut stats,
             arena,
             ops,
-            staging,
+            mut staging,
+            split_scratch,
             groups,
             dd_max,
             ..
         } = lw;
+        staging.extend(split_scratch);
         let arena_buf = gpu.alloc(arena.bytes.len())?;
         gpu.upload(&arena_buf, 0, &arena.bytes)?;
         let dd = gpu.alloc((dd_max * 4) as usize)?;
