@@ -70,14 +70,10 @@ dcp_attn_fwd(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
     if (tid < FWD_BC) {
       u32 key = tile * FWD_BC + tid;
       u64 p = 0;
-      if (key < w.n_keys) {
-        for (u32 s = w.kv_first; s < w.kv_first + w.kv_count; ++s) {
-          const KvSeg& sg = segs[s];
-          if (key >= sg.key0 && key < sg.key0 + sg.len) {
-            p = sg.k + ((u64)(key - sg.key0) * sg.stride + kvh * 2 * D) * sizeof(elem_t);
-            break;
-          }
-        }
+      if (key < w.n_keys && w.kv_count > 0) {
+        const KvSeg& sg = segs[kv_seg_index(w.kv_first, w.kv_count, segs, key)];
+        if (key >= sg.key0 && key < sg.key0 + sg.len)
+          p = sg.k + ((u64)(key - sg.key0) * sg.stride + kvh * 2 * D) * sizeof(elem_t);
       }
       sKp[buf * FWD_BC + tid] = p;
     }

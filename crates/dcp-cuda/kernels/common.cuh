@@ -54,6 +54,20 @@ struct KvSeg {
   u32 pad;
 };
 
+// Index of the segment of work `w` holding key `key` (< w.n_keys, kv_count > 0). The segments
+// tile [0, n_keys) in order (key0 ascending): binary search for the last one starting at or
+// before `key`. A dcp work can read its keys from ~100 segments (one per kv block it holds or
+// receives), where a linear scan per key and kv tile made the loads the bottleneck.
+__device__ __forceinline__ u32 kv_seg_index(u32 first, u32 count, const KvSeg* segs, u32 key) {
+  u32 lo = first, n = count;
+  while (n > 1) {
+    const u32 half = n >> 1;
+    if (segs[lo + half].key0 <= key) lo += half;
+    n -= half;
+  }
+  return lo;
+}
+
 // One forward or backward work.
 struct WorkDesc {
   u64 q, o, lse, dout, dq;

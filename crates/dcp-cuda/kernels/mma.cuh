@@ -143,7 +143,12 @@ __device__ __forceinline__ void bwd_probs(float* st, u32 bits, const float* lse,
 __device__ __forceinline__ void atomic_add_out(void* base, u64 i, u32 dt, float a, float b) {
   // Adds (a, b) to elements i, i+1 (i even, 4-byte aligned pair for 16-bit types).
   if (dt == DT_F32) {
+#if __CUDA_ARCH__ >= 900
     atomicAdd((float2*)((float*)base + i), make_float2(a, b));  // one vector red (sm_90)
+#else
+    atomicAdd((float*)base + i, a);  // no float2 atomics before sm_90 (A100: sm_80)
+    atomicAdd((float*)base + i + 1, b);
+#endif
   } else if (dt == DT_BF16) {
     atomicAdd((__nv_bfloat162*)((__nv_bfloat16*)base + i), __floats2bfloat162_rn(a, b));
   } else {

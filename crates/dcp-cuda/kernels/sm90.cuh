@@ -108,13 +108,11 @@ static_assert(128 * SM90_PROD_REGS + 256 * SM90_CONS_REGS <= 384 * 168,
 // at +D elements; 0 past the work's keys.
 template <int D>
 __device__ __forceinline__ u64 kv_key_ptr(const WorkDesc& w, const KvSeg* segs, u32 key, u32 kvh) {
-  if (key < w.n_keys) {
-    for (u32 i = w.kv_first; i < w.kv_first + w.kv_count; ++i) {
-      const KvSeg& sg = segs[i];
-      if (key >= sg.key0 && key < sg.key0 + sg.len)
-        return sg.k + ((u64)(key - sg.key0) * sg.stride + kvh * 2 * D) * sizeof(elem_t);
-    }
-  }
+  if (key >= w.n_keys || w.kv_count == 0) return 0;
+  const u32 lo = kv_seg_index(w.kv_first, w.kv_count, segs, key);
+  const KvSeg& sg = segs[lo];
+  if (key >= sg.key0 && key < sg.key0 + sg.len)
+    return sg.k + ((u64)(key - sg.key0) * sg.stride + kvh * 2 * D) * sizeof(elem_t);
   return 0;
 }
 

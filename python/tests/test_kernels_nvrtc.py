@@ -1,0 +1,39 @@
+"""The CUDA kernels compile with NVRTC for every architecture the executor serves (sm_80 for the
+mma.sync family, sm_90a for the Hopper kernels too), without a GPU: NVRTC comes from the
+nvidia-cuda-nvrtc wheel that PyTorch's CUDA build installs. Skipped, with a message, where the
+Python environment has no NVRTC (a CPU-only PyTorch)."""
+
+import glob
+import os
+import site
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _cu13():
+    for sp in site.getsitepackages():
+        lib = glob.glob(os.path.join(sp, "nvidia", "cu13", "lib", "libnvrtc.so.*"))
+        inc = os.path.join(sp, "nvidia", "cu13", "include")
+        if lib and os.path.isfile(os.path.join(inc, "cuda_bf16.h")):
+            return sorted(lib)[0], inc
+    return None
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
+def test_kernels_compile(arch):
+    found = _cu13()
+    if found is None:
+        pytest.skip("no NVRTC with CUDA headers in this Python environment (nvidia/cu13)")
+    lib, inc = found
+    env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(lib) + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
+    r = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "gpu", "nvrtc_check.py"), lib, inc, arch],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    failed = [l for l in r.stdout.splitlines() if l.startswith("== ") and l.endswith("FAILED")]
+    assert r.returncode == 0 and not failed, f"{failed}\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+    assert r.stdout.count(": OK") == (5 if arch == "sm_90a" else 3), r.stdout[-2000:]
