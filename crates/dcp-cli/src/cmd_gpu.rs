@@ -1087,9 +1087,16 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
 #[derive(Args, Debug)]
 pub struct KernelBenchArgs {
     /// Shapes, comma separated: causal32k, causal128k, packed (120 documents of 300-12000
-    /// tokens, causal), lambda (one 32K sequence, 64 sink + 4096 window).
+    /// tokens, causal), lambda (one 32K sequence, 64 sink + 4096 window), sharedq and blockwise
+    /// (one 32K sequence, shared-question 0.2:4 and causal-blockwise 256:2), works1000 (1000
+    /// documents of 256 tokens, full mask: 1000 works of 256x256), onework (one 8096-token
+    /// sequence, full mask: one work of the same FLOPs as works1000, within 0.02 %).
     #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
     pub shapes: String,
+    /// Planner of the one-GPU plan: local (one work per sequence) or ring / zigzag (world 1:
+    /// one work holding every sequence, block-diagonal rows, plus the ring's merge).
+    #[arg(long, default_value = "local")]
+    pub planner: String,
     /// The model (the Hopper kernels take head dims 64 and 128, others run on mma.sync; the
     /// kernels take bf16 and f16).
     #[command(flatten)]
@@ -1134,8 +1141,15 @@ pub fn kernel_bench_shapes(names: &str) -> Result<Vec<(String, Vec<u32>, String)
                 "causal128k" => (vec![131072], "causal"),
                 "packed" => (packed_lens(), "causal"),
                 "lambda" => (vec![32768], "lambda"),
+                "sharedq" => (vec![32768], "shared-question"),
+                "blockwise" => (vec![32768], "causal-blockwise"),
+                "works1000" => (vec![256; 1000], "full"),
+                "onework" => (vec![8096], "full"),
                 o => {
-                    bail!("unknown shape `{o}`: allowed are causal32k, causal128k, packed, lambda")
+                    bail!(
+                        "unknown shape `{o}`: allowed are causal32k, causal128k, packed, lambda, \
+                         sharedq, blockwise, works1000, onework"
+                    )
                 }
             };
             Ok((n, lens, mask.to_string()))
@@ -1182,7 +1196,7 @@ fn kernel_bench_on(
         let mut batch = BatchSpec::uniform(lens, MaskSpec::parse(mask)?, model, 1024);
         batch.head_block = model.kv_heads;
         batch.validate()?;
-        let plan = make_validated_plan("local", &batch, &topo, &PlannerOptions::default())?;
+        let plan = make_validated_plan(&a.planner, &batch, &topo, &PlannerOptions::default())?;
         let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
         let family = rank.kernels(&batch.model)?.family();
         let inputs = GlobalInputs::new(&batch, 1);
@@ -1201,7 +1215,7 @@ fn kernel_bench_on(
         );
         let rec = json!({"kind": "bench", "source": "kernel-bench", "shape": name, "mask": mask,
             "lens": lens, "tokens": batch.total_tokens(), "n_seqs": lens.len(),
-            "planner": "local", "world": 1, "device": rank.gpu.name, "kernels": family,
+            "planner": a.planner, "world": 1, "device": rank.gpu.name, "kernels": family,
             "heads": batch.model.heads, "kv_heads": batch.model.kv_heads,
             "head_dim": batch.model.head_dim, "dtype": a.model.dtype,
             "fwd_ms": f, "bwd_ms": b, "fwd_tflops_per_gpu": ftf, "bwd_tflops_per_gpu": btf,
@@ -1236,9 +1250,19 @@ mod tests {
         assert_eq!(s[0].1, vec![32768]);
         assert_eq!(s[1].1.len(), 120);
         assert_eq!(s[2].2, "lambda");
+        let s = kernel_bench_shapes("works1000,onework,sharedq,blockwise").unwrap();
+        assert_eq!(s[0].1, vec![256; 1000]);
+        assert_eq!(s[0].2, "full");
+        // One work of the same attended elements as the 1000 works, within 0.02 %.
+        let (many, one) = (1000.0 * 256.0 * 256.0, 8096.0f64 * 8096.0);
+        assert!((one / many - 1.0).abs() < 2e-4);
+        assert_eq!(
+            (s[2].2.as_str(), s[3].2.as_str()),
+            ("shared-question", "causal-blockwise")
+        );
         let e = kernel_bench_shapes("causal32k,dense")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("dense") && e.contains("causal128k"), "{e}");
+        assert!(e.contains("dense") && e.contains("works1000"), "{e}");
     }
 }

@@ -1,32 +1,56 @@
-// Blockwise attention forward over a work list on Hopper (sm_90a): wgmma + warp specialisation.
+// Blockwise attention forward over a work list on Hopper (sm_90a): wgmma + warp specialisation,
+// persistent CTAs.
 //
 // Same contract as attn_fwd.cu (work list, per-row key ranges in concatenated-KV coordinates,
 // tiles listed per task, partial tiles masked, GQA, O = 0 / LSE = -inf for rows with no key);
 // only the tile shape differs: 128 query rows x S90_BC = 128 keys.
 //
-// One CTA = 3 warpgroups. Warpgroup 0 is the producer: it loads the Q tile once and streams the
-// task's K/V tiles into S90_STAGES shared-memory stages with cp.async (each key row through its
-// own address, since a work's keys may come from several KV regions), signalling a "full"
-// mbarrier per stage when the copies land (cp.async.mbarrier.arrive.noinc). Warpgroups 1 and 2
-// are consumers, 64 query rows each: S = Q K^T with wgmma m64n128k16 (Q and K from shared
-// memory), mask (partial tiles only) and online softmax in registers (log2 domain), then
-// O += P V with wgmma m64nDk16 taking P from registers (the accumulator layout of S is the A
-// fragment layout) and V from shared memory (MN-major); then they release the stage ("empty"
-// mbarrier). Q, K and V sit in shared memory in the 128-byte swizzled layout: per 64-column
-// block, rows of 128 bytes, 16-byte chunk c of row r at r*128 + ((c ^ r%8) * 16).
+// Persistent: the grid is at most one CTA per SM; CTA b starts with task b and then takes the
+// next task from a counter (`sched[0]`, one atomicAdd per task, fetched a task ahead;
+// `sched[2]` = number of tasks, longest first), so short tasks (packed batches, thousands of
+// small works) cost no launch tail or CTA prologue, and the producer loads the next task's Q and
+// first K/V tiles while the consumers finish the current one. The last CTA to finish resets the
+// counters for the next launch (`sched[1]` counts finished CTAs).
+//
+// One CTA = 3 warpgroups. Warpgroup 0 is the producer: per task it puts the task and work
+// descriptors and each row's range span into shared memory and loads the Q tile into one of two
+// Q buffers; then it streams the task's K/V tiles into 2 stages with cp.async (each key row
+// through its own address, since a work's keys may come from several KV regions; one region:
+// addresses by arithmetic, no loads per tile), signalling a "full" mbarrier per stage when the
+// copies land (cp.async.mbarrier.arrive.noinc). For a partial tile it also stages the tile word
+// and the first two ranges of each row, so the consumers' mask reads no global memory (rows with
+// more ranges read the rest from `ranges`).
+// Warpgroups 1 and 2 are consumers, 64 query rows each: S = Q K^T with wgmma m64n128k16 (Q and K
+// from shared memory), mask (partial tiles only: a select before one ex2.approx, no branch per
+// element) and online softmax in registers (log2 domain), then O += P V with wgmma m64nDk16
+// taking P from registers (the accumulator layout of S is the A fragment layout) and V from
+// shared memory (MN-major); then they release the stage ("empty" mbarrier, every thread).
+// Q, K and V sit in shared memory in the 128-byte swizzled layout: per 64-column block, rows of
+// 128 bytes, 16-byte chunk c of row r at r*128 + ((c ^ r%8) * 16).
 // setmaxnreg moves registers from the producer to the consumers.
+// Measured variants (separate K and V barriers, S(j+1) issued with P V(j), warpgroup ping-pong,
+// one elected arrival per warp): bench/results/kernels-2026-11-28e-fwd.
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
 #endif
 #define S90_BR 128
 #define S90_BC 128
-#ifndef S90_STAGES
-#define S90_STAGES 2
-#endif
 #define S90_THREADS 384
+#define FWD_PROD_REGS 56
+#define FWD_CONS_REGS 224
+static_assert(128 * FWD_PROD_REGS + 256 * FWD_CONS_REGS <= 384 * 168,
+              "setmaxnreg split exceeds the registers the CTA is launched with");
 
 static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head dims 64 and 128");
+
+// Shared memory besides the tiles (kept in step with exec.rs): per K/V stage the ranges of each
+// row (2 x 8 bytes) and the tile word; per Q buffer the task and work descriptors (160 bytes)
+// and each row's range span (8 bytes); 8 mbarriers and two task-index slots.
+#define F90_KSMALL (S90_BR * 16 + 16)
+#define F90_INFO 160
+#define F90_QSMALL (F90_INFO + S90_BR * 8)
+#define F90_BARS 72
 
 // PV for the head dim: N = HEAD_DIM.
 __device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b) {
@@ -37,201 +61,312 @@ __device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b) {
 #endif
 }
 
+// exp2 with no range fix-up (ex2.approx: -inf -> 0).
+__device__ __forceinline__ float f90_ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ void f90_cp_async8(u32 saddr, const void* gmem, bool valid) {
+  int n = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
+}
+
+// S (this warpgroup's 64 rows x 128 keys) = Q K^T, issued and committed.
+__device__ __forceinline__ void issue_s(float* sc, u32 q_lo, u32 kst) {
+#pragma unroll
+  for (int kk = 0; kk < HEAD_DIM / 16; ++kk) {
+    const u64 da = wg_desc(q_lo + (kk >> 2) * (S90_BR * 128) + (kk & 3) * 32, 16, 1024);
+    const u64 db = wg_desc(kst + (kk >> 2) * (S90_BC * 128) + (kk & 3) * 32, 16, 1024);
+    wgmma_m64n128k16_ss<0>(sc, da, db, kk > 0);
+  }
+  wg_commit();
+}
+
+// O += P V (16 keys per step), issued and committed.
+__device__ __forceinline__ void issue_pv(float* o, u32 (*pa)[4], u32 vst) {
+#pragma unroll
+  for (int kc = 0; kc < S90_BC / 16; ++kc) wg_pv(o, pa[kc], wg_desc(vst + kc * 16 * 128, S90_BC * 128, 1024));
+  wg_commit();
+}
+
+// Mask of a partial tile: element (row r_lo + 8h, key k0 + nt*8 + 2 t4 + e) keeps its score when
+// the key is in one of the row's ranges (the first two staged in `rg`, the rest read from
+// `ranges[span.x + 2 .. span.y)`) and below n_keys; -inf otherwise.
+__device__ __forceinline__ void mask_tile(float* sc, u32 k0, const uint4* rg, const uint2* span,
+                                          const uint2* __restrict__ ranges, u32 n_keys, int r_lo,
+                                          int t4) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const uint4 r = rg[r_lo + 8 * h];
+    // Bounds relative to the tile's first key (signed: a range may start before it).
+    const int lo0 = (int)(r.x - k0), hi0 = (int)(min(r.y, n_keys) - k0);
+    const int lo1 = (int)(r.z - k0), hi1 = (int)(min(r.w, n_keys) - k0);
+    u32 bits = 0;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int c = nt * 8 + t4 * 2 + e;
+        bits |= (u32)((c >= lo0 && c < hi0) || (c >= lo1 && c < hi1)) << (nt * 2 + e);
+      }
+    for (u32 i = span[h].x + 2; i < span[h].y; ++i) {
+      const uint2 x = ranges[i];
+      const int lo = (int)(x.x - k0), hi = (int)(min(x.y, n_keys) - k0);
+#pragma unroll
+      for (int nt = 0; nt < S90_BC / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int c = nt * 8 + t4 * 2 + e;
+          bits |= (u32)(c >= lo && c < hi) << (nt * 2 + e);
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        sc[nt * 4 + 2 * h + e] = ((bits >> (nt * 2 + e)) & 1u) ? sc[nt * 4 + 2 * h + e] : -INFINITY;
+  }
+}
+
+// Online softmax step (log2 domain) on S in place: new row maxima `mm`, P = exp2(S*scale - m),
+// the factor `al` by which O and the row sums must be scaled, and the rows' sums of P.
+__device__ __forceinline__ void softmax_step(float* sc, float* mm, float* al, float* sum,
+                                             float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt)
+      mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float mn = fmaxf(mm[h], mx * scale_log2);
+    const float mu = mn == -INFINITY ? 0.f : mn;
+    al[h] = f90_ex2(mm[h] - mu);
+    mm[h] = mn;
+    float s = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt) {
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
+      s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+    }
+    sum[h] = s;
+  }
+}
+
+__device__ __forceinline__ void rescale(float* o, float* ll, const float* al, const float* sum) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    ll[h] = ll[h] * al[h] + sum[h];
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) {
+      o[i * 4 + 2 * h] *= al[h];
+      o[i * 4 + 2 * h + 1] *= al[h];
+    }
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(S90_THREADS, 1)
 dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
                   const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
                   const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges, u32 group,
-                  float scale_log2) {
+                  float scale_log2, u32* sched) {
   constexpr int D = HEAD_DIM;
   constexpr u32 QBYTES = S90_BR * D * 2;
   constexpr u32 TBYTES = S90_BC * D * 2;  // one K (or V) stage
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // Shared-space addresses, 1024-byte aligned (the swizzle atoms must be).
-  const u32 base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const u32 sQ = base;
-  const u32 sK = sQ + QBYTES;                       // [STAGES][D/64][BC][128 B]
-  const u32 sV = sK + S90_STAGES * TBYTES;          // same
-  const u32 bars = sV + S90_STAGES * TBYTES;        // full[STAGES], empty[STAGES], q
-  auto full_bar = [&](int s) { return bars + 8u * s; };
-  auto empty_bar = [&](int s) { return bars + 8u * (S90_STAGES + s); };
-  const u32 q_bar = bars + 8u * (2 * S90_STAGES);
+  const u32 raw = smem_u32(smem_raw);
+  const u32 base = (raw + 1023u) & ~1023u;
+  unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
+  const u32 sQ = base;                              // [2][D/64][BR][128 B]
+  const u32 sK = sQ + 2 * QBYTES;                   // [2][D/64][BC][128 B]
+  const u32 sV = sK + 2 * TBYTES;                   // same
+  const u32 ksmall = sV + 2 * TBYTES;               // [2][F90_KSMALL]
+  const u32 qsmall = ksmall + 2 * F90_KSMALL;       // [2][F90_QSMALL]
+  const u32 bars = qsmall + 2 * F90_QSMALL;
+  auto full = [&](int s) { return bars + 8u * s; };
+  auto empty = [&](int s) { return bars + 16u + 8u * s; };
+  auto qfull = [&](int b) { return bars + 32u + 8u * b; };
+  auto qempty = [&](int b) { return bars + 48u + 8u * b; };
+  volatile u32* slot = (volatile u32*)(gbase + (bars + 64u - base));  // [2] next task index
 
-  const TaskDesc task = tasks[blockIdx.x];
-  const WorkDesc& w = works[task.work];
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
-  const u32 head = task.head, kvh = head / group;
-  const u32 n_tiles = task.tiles_n;
-  const u32* my_tiles = tiles + task.tiles_off;
 
   if (tid == 0) {
-    for (int s = 0; s < S90_STAGES; ++s) {
-      mbar_init(full_bar(s), 128);
-      mbar_init(empty_bar(s), 256);
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(full(s), 128);
+      mbar_init(empty(s), 256);
+      mbar_init(qfull(s), 128);
+      mbar_init(qempty(s), 256);
     }
-    mbar_init(q_bar, 128);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
 
   if (wg == 0) {
     // ---------------- producer ----------------
-    setmaxnreg_dec<SM90_PROD_REGS>();
-    const int pt = tid;              // 0..127
-    const int pw = pt >> 5;          // producer warp: rows / keys 32*pw .. 32*pw+31
-    const elem_t* qbase = (const elem_t*)w.q;
-    {
+    setmaxnreg_dec<FWD_PROD_REGS>();
+    const int pt = tid;      // 0..127: the row / key of the tile this thread loads
+    const int pw = pt >> 5;  // producer warp: rows / keys 32*pw .. 32*pw+31
+    const u32 n_tasks = sched[2];
+    u32 cur = blockIdx.x, sg = 0;
+    for (u32 tq = 0;; ++tq) {
+      const int qb = tq & 1;
+      u32 nxt = 0;
+      if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
+      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+      const u32 qs = qsmall + qb * F90_QSMALL;
+      if (cur >= n_tasks) {
+        // No task left: tell the consumers (tiles_n = ~0) and stop.
+        if (pt == 0) *(volatile u32*)(gbase + (qs + 16u - base)) = 0xffffffffu;
+        mbar_arrive(qfull(qb));
+        break;
+      }
+      const TaskDesc task = tasks[cur];
+      const WorkDesc& w = works[task.work];
+      // Task and work descriptors, the rows' range spans, Q.
+      if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
+      else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
+        f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
       const u32 row = task.row0 + pt;
-      const u64 myp = row < w.n_rows ? (u64)(qbase + (u64)row * w.q_stride + head * D) : 0;
-      warp_rows_async<D, false>(myp, lane, 32 * pw, sQ, 0, S90_BR * 128, qbase);
-      mbar_arrive_cp_async(q_bar);
+      const bool rok = row < w.n_rows;
+      const u32* rp = row_ptr + w.row_off + (rok ? row : 0);
+      cp_async4_s(qs + F90_INFO + 8 * pt, rp, rok);
+      cp_async4_s(qs + F90_INFO + 8 * pt + 4, rp + 1, rok);
+      const u32 ra = rok ? rp[0] : 0, rb = rok ? rp[1] : 0;
+      const elem_t* qbase = (const elem_t*)w.q;
+      const u64 myq = rok ? (u64)(qbase + (u64)row * w.q_stride + task.head * D) : 0;
+      warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
+      mbar_arrive_cp_async(qfull(qb));
+      const u32 kvh = task.head / group;
+      const u32* my_tiles = tiles + task.tiles_off;
+      // One KV region (the common case): key addresses by arithmetic, no loads per tile.
+      const u32 n_keys = w.n_keys;
+      const bool one_seg = w.kv_count == 1;
+      const KvSeg* sg0 = segs + w.kv_first;
+      const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
+      const u32 k_stride = one_seg ? sg0->stride : 0;
+      u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+      for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
+        const int s = sg & 1;
+        const u32 word = word_next;
+        if (it + 1 < task.tiles_n) word_next = my_tiles[it + 1];
+        const u32 key = (word & 0x7fffffffu) * S90_BC + pt;
+        const u64 kp = one_seg ? (key < n_keys ? k_base + (u64)key * k_stride * sizeof(elem_t) : 0)
+                               : kv_key_ptr<D>(w, segs, key, kvh);
+        if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
+        const u32 ks = ksmall + s * F90_KSMALL;
+        if (pt == 0) cp_async4_s(ks + S90_BR * 16, my_tiles + it, true);
+        if (word >> 31) {
+          f90_cp_async8(ks + pt * 16, ranges + (ra < rb ? ra : 0), ra < rb);
+          f90_cp_async8(ks + pt * 16 + 8, ranges + (ra + 1 < rb ? ra + 1 : 0), ra + 1 < rb);
+        }
+        warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
+        mbar_arrive_cp_async(full(s));
+      }
+      // The next task index, from thread 0 to all producer threads (two slots: a slot is
+      // rewritten only after every thread has passed the barrier that follows its next use).
+      if (pt == 0) slot[(tq + 1) & 1] = nxt;
+      named_bar(3, 128);
+      cur = slot[(tq + 1) & 1];
     }
-    for (u32 it = 0; it < n_tiles; ++it) {
-      const int s = it % S90_STAGES;
-      if (it >= S90_STAGES) mbar_wait_guarded(empty_bar(s), ((it / S90_STAGES) - 1) & 1);
-      const u32 key = (my_tiles[it] & 0x7fffffffu) * S90_BC + pt;
-      warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, key, kvh), lane, 32 * pw, sK + s * TBYTES,
-                               sV + s * TBYTES, S90_BC * 128, qbase);
-      mbar_arrive_cp_async(full_bar(s));
+    if (pt == 0) {
+      // Every CTA has taken its last index once all have counted themselves here: the last one
+      // resets the counters for the next launch.
+      __threadfence();
+      if (atomicAdd(sched + 1, 1u) == gridDim.x - 1) {
+        atomicExch(sched, 0u);
+        atomicExch(sched + 1, 0u);
+      }
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }
 
   // ---------------- consumers ----------------
-  setmaxnreg_inc<SM90_CONS_REGS>();
+  setmaxnreg_inc<FWD_CONS_REGS>();
   const int cw = wg - 1;                   // consumer warpgroup: rows 64*cw .. 64*cw+63
   const int wq = (tid >> 5) & 3;           // warp within the warpgroup: 16 rows each
   const int g = lane >> 2, t4 = lane & 3;
   const int r_lo = 64 * cw + 16 * wq + g;  // this thread's rows: r_lo, r_lo + 8 (in the tile)
-  uint2 span[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const u32 row = task.row0 + r_lo + 8 * h;
-    span[h] = row < w.n_rows ? make_uint2(row_ptr[w.row_off + row], row_ptr[w.row_off + row + 1])
-                             : make_uint2(0, 0);
-  }
-
-  float o[D / 2];
-#pragma unroll
-  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-  float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
-
-  // Descriptor bases: Q rows of this warpgroup (K-major, SBO = 8 rows of 128 B), K (K-major),
-  // V (MN-major: LBO = next 64-column block, SBO = next 8 keys).
-  const u32 q_lo = sQ + 64 * cw * 128;
-  mbar_wait(q_bar, 0);
-  fence_proxy_async();
-
-  for (u32 it = 0; it < n_tiles; ++it) {
-    const int s = it % S90_STAGES;
-    mbar_wait(full_bar(s), (it / S90_STAGES) & 1);
+  u32 sg = 0;
+  for (u32 tq = 0;; ++tq) {
+    const int qb = tq & 1;
+    mbar_wait(qfull(qb), (tq >> 1) & 1);
+    const unsigned char* qi = gbase + (qsmall + qb * F90_QSMALL - base);
+    const TaskDesc* tk = (const TaskDesc*)qi;
+    const u32 n_tiles = tk->tiles_n;
+    if (n_tiles == 0xffffffffu) break;
     fence_proxy_async();
-    const u32 tile_word = my_tiles[it];
-    const u32 k0 = (tile_word & 0x7fffffffu) * S90_BC;
-    const bool partial = tile_word >> 31;
-    const u32 kst = sK + s * TBYTES, vst = sV + s * TBYTES;
+    const WorkDesc* wk = (const WorkDesc*)(qi + 32);
+    const u32 n_keys = wk->n_keys;
+    uint2 span[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) span[h] = *(const uint2*)(qi + F90_INFO + 8 * (r_lo + 8 * h));
+    // Q rows of this warpgroup (K-major, SBO = 8 rows of 128 B).
+    const u32 q_lo = sQ + qb * QBYTES + 64 * cw * 128;
 
-    float sc[S90_BC / 2];
-    wg_fence();
+    float o[D / 2];
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const u64 da = wg_desc(q_lo + (kk >> 2) * (S90_BR * 128) + (kk & 3) * 32, 16, 1024);
-      const u64 db = wg_desc(kst + (kk >> 2) * (S90_BC * 128) + (kk & 3) * 32, 16, 1024);
-      wgmma_m64n128k16_ss<0>(sc, da, db, kk > 0);
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+    float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
+    for (u32 j = 0; j < n_tiles; ++j, ++sg) {
+      const int s = sg & 1;
+      mbar_wait(full(s), (sg >> 1) & 1);
+      fence_proxy_async();
+      float sc[S90_BC / 2], al[2], sum[2];
+      wg_fence();
+      issue_s(sc, q_lo, sK + s * TBYTES);
+      wg_wait<0>();
+      reg_fence<S90_BC / 2>(sc);
+      // Partial tiles: the mask from the staged tile word and ranges.
+      const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
+      const u32 word = *(const u32*)(kst + S90_BR * 16);
+      if (word >> 31)
+        mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+      softmax_step(sc, mm, al, sum, scale_log2);
+      rescale(o, ll, al, sum);
+      u32 pa[S90_BC / 16][4];
+      acc_to_a<S90_BC>(sc, pa);
+      reg_fence<D / 2>(o);
+      wg_fence();
+      issue_pv(o, pa, sV + s * TBYTES);
+      wg_wait<0>();
+      reg_fence<D / 2>(o);
+      mbar_arrive(empty(s));
     }
-    wg_commit();
-    wg_wait<0>();
-    reg_fence<S90_BC / 2>(sc);
 
-    if (partial) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        u32 bits = 0;
-        for (u32 i = span[h].x; i < span[h].y; ++i) {
-          const uint2 r = ranges[i];
-          if (r.y <= k0 || r.x >= k0 + S90_BC) continue;
-#pragma unroll
-          for (int nt = 0; nt < S90_BC / 8; ++nt)
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              const u32 key = k0 + nt * 8 + t4 * 2 + e;
-              if (key >= r.x && key < r.y) bits |= 1u << (nt * 2 + e);
-            }
-        }
-#pragma unroll
-        for (int nt = 0; nt < S90_BC / 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const u32 key = k0 + nt * 8 + t4 * 2 + e;
-            if (!((bits >> (nt * 2 + e)) & 1u) || key >= w.n_keys) sc[nt * 4 + 2 * h + e] = -INFINITY;
-          }
-      }
-    }
-    // Online softmax (log2 domain); P overwrites S.
+    // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
+    const float LN2 = 0.6931471805599453f;
+    const u32 row0 = tk->row0, head = tk->head, n_rows = wk->n_rows;
+    const u32 o_stride = wk->o_stride, lse_stride = wk->lse_stride, o_dtype = wk->o_dtype;
+    void* const optr = (void*)wk->o;
+    float* const lptr = (float*)wk->lse;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float mx = -INFINITY;
+      float l = ll[h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const u32 row = row0 + r_lo + 8 * h;
+      if (row < n_rows) {
+        const u64 rb = (u64)row * o_stride + head * D;
 #pragma unroll
-      for (int nt = 0; nt < S90_BC / 8; ++nt)
-        mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float mn = fmaxf(mm[h], mx * scale_log2);
-      const float mu = mn == -INFINITY ? 0.f : mn;
-      const float al = exp2f(mm[h] - mu);
-      mm[h] = mn;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < S90_BC / 8; ++nt) {
-        sc[nt * 4 + 2 * h] = exp2f(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
-        sc[nt * 4 + 2 * h + 1] = exp2f(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
-        sum += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
-      }
-      ll[h] = ll[h] * al + sum;
-#pragma unroll
-      for (int i = 0; i < D / 8; ++i) {
-        o[i * 4 + 2 * h] *= al;
-        o[i * 4 + 2 * h + 1] *= al;
+        for (int nt = 0; nt < D / 8; ++nt) {
+          const u64 i = rb + nt * 8 + t4 * 2;
+          const float x = o[nt * 4 + 2 * h] * inv, y = o[nt * 4 + 2 * h + 1] * inv;
+          if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
+          else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
+          else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
+        }
+        if (t4 == 0)
+          lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
       }
     }
-    // O += P V: 16 keys per step, P as the register A operand.
-    u32 pa[S90_BC / 16][4];
-    acc_to_a<S90_BC>(sc, pa);
-    reg_fence<D / 2>(o);
-    wg_fence();
-#pragma unroll
-    for (int kc = 0; kc < S90_BC / 16; ++kc) {
-      const u64 db = wg_desc(vst + kc * 16 * 128, S90_BC * 128, 1024);
-      wg_pv(o, pa[kc], db);
-    }
-    wg_commit();
-    wg_wait<0>();
-    reg_fence<D / 2>(o);
-    mbar_arrive(empty_bar(s));
-  }
-
-  // Epilogue.
-  const float LN2 = 0.6931471805599453f;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float l = ll[h];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const u32 row = task.row0 + r_lo + 8 * h;
-    if (row < w.n_rows) {
-      const u64 rb = (u64)row * w.o_stride + head * D;
-#pragma unroll
-      for (int nt = 0; nt < D / 8; ++nt) {
-        const u64 i = rb + nt * 8 + t4 * 2;
-        const float x = o[nt * 4 + 2 * h] * inv, y = o[nt * 4 + 2 * h + 1] * inv;
-        if (w.o_dtype == DT_F32) *(float2*)((float*)w.o + i) = make_float2(x, y);
-        else if (w.o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)w.o + i) = __floats2bfloat162_rn(x, y);
-        else *(__half2*)((__half*)w.o + i) = __floats2half2_rn(x, y);
-      }
-      if (t4 == 0)
-        ((float*)w.lse)[(u64)row * w.lse_stride + head] =
-            l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
-    }
+    mbar_arrive(qempty(qb));
   }
 }

@@ -148,11 +148,17 @@ impl TileConfig {
 
 /// Forward kv tile of the `mma.sync` kernel.
 pub const FWD_BC: u32 = 64;
-/// Forward tile of the sm90 kernel: query rows, keys, threads, K/V stages.
+/// Forward tile of the sm90 kernel: query rows, keys, threads, K and V stages, Q buffers.
 pub const SM90_BR: u32 = 128;
 pub const SM90_BC: u32 = 128;
 pub const SM90_THREADS: u32 = 384;
 pub const SM90_STAGES: u32 = 2;
+pub const SM90_QBUFS: u32 = 2;
+/// Shared memory of the sm90 forward besides its tiles (kernels/attn_fwd_sm90.cu, F90_*): per
+/// K stage each row's first two ranges and the tile word, per Q buffer the task and work
+/// descriptors and each row's range span, then the mbarriers and task-index slots.
+pub const SM90_FWD_SMALL: u32 =
+    SM90_STAGES * (SM90_BR * 16 + 16) + SM90_QBUFS * (160 + SM90_BR * 8) + 72;
 /// Backward tile of the sm90 kernel: keys per CTA, query rows per step (the same as the
 /// `mma.sync` backward's defaults, so the host task lists are identical).
 pub const SM90_BWD_BC: u32 = 128;
@@ -233,10 +239,11 @@ impl Kernels {
                 (br, FWD_BC, 32 * cfg.fwd_warps, smem, k)
             }
             KernelFamily::Sm90Wgmma => {
-                // Q, K and V stages, 1 KiB for aligning the swizzle atoms, the mbarriers.
-                let smem = (SM90_BR + 2 * SM90_STAGES * SM90_BC) * d * 2
+                // Q buffers, K and V stages, 1 KiB for aligning the swizzle atoms, the staged
+                // descriptors, ranges and mbarriers.
+                let smem = (SM90_QBUFS * SM90_BR + 2 * SM90_STAGES * SM90_BC) * d * 2
                     + 1024
-                    + 8 * (2 * SM90_STAGES + 1);
+                    + SM90_FWD_SMALL;
                 let k = gpu.kernel(Source::AttnFwdSm90, &defs, "dcp_attn_fwd_sm90")?;
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
@@ -460,6 +467,26 @@ fn contiguous(decls: &[BufferDecl], r: &Region) -> bool {
 fn region_bytes(decls: &[BufferDecl], r: &Region) -> usize {
     let b = &decls[r.buf as usize];
     (r.len as u64 * r.heads as u64 * b.width as u64 * esize(b.dtype)) as usize
+}
+
+/// CTAs of the persistent sm90 forward over `n_tasks` tasks: one per SM and none idle (at least
+/// one, so a launch with no task still runs and leaves its counters at zero). `ctas_env`, the
+/// value of `DCP_CUDA_FWD_CTAS`, overrides the cap (A/B timing): a number of CTAs, or 0 for one
+/// CTA per task (no task taken from the counter).
+fn persistent_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> Result<u32> {
+    let cap = match ctas_env {
+        None => sm_count.max(1),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(0) => u32::MAX,
+            Ok(c) => c,
+            Err(_) => {
+                return Err(CudaError::Unsupported(format!(
+                    "DCP_CUDA_FWD_CTAS={v}: expected a number of CTAs (0: one per task)"
+                )))
+            }
+        },
+    };
+    Ok(n_tasks.min(cap).max(1))
 }
 
 fn grid_for(n: u64, per_block: u64, cap: u32) -> u32 {
@@ -946,9 +973,21 @@ impl Lowering<'_> {
             }
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
-        let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
+        let (n_tasks, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
         args.extend([Arg::U32(group), Arg::F32(scale * std::f32::consts::LOG2_E)]);
+        let grid = match kernels.fwd_family {
+            KernelFamily::MmaSync => n_tasks,
+            KernelFamily::Sm90Wgmma => {
+                // Persistent: at most one CTA per SM, each taking tasks from a counter (next
+                // task, CTAs done, number of tasks); the kernel leaves the counters at zero.
+                args.push(Arg::Arena(
+                    self.arena.push(as_bytes(&[0u32, 0, n_tasks, 0])),
+                ));
+                let env = std::env::var("DCP_CUDA_FWD_CTAS").ok();
+                persistent_grid(n_tasks, self.gpu.sm_count.max(1) as u32, env.as_deref())?
+            }
+        };
         self.ops.push(Op::Launch(Launch {
             k: K::Fwd,
             grid,
@@ -1743,6 +1782,23 @@ mod tests {
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn persistent_grid_caps_at_the_sms_and_takes_the_override() {
+        assert_eq!(persistent_grid(2048, 132, None).unwrap(), 132);
+        assert_eq!(persistent_grid(40, 132, None).unwrap(), 40);
+        assert_eq!(
+            persistent_grid(0, 132, None).unwrap(),
+            1,
+            "a launch with no task"
+        );
+        assert_eq!(persistent_grid(2048, 132, Some("0")).unwrap(), 2048);
+        assert_eq!(persistent_grid(2048, 132, Some(" 64 ")).unwrap(), 64);
+        let e = persistent_grid(10, 132, Some("many"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DCP_CUDA_FWD_CTAS=many"), "{e}");
     }
 
     #[test]
