@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """PyTorch reference timings on the same batches as `dcp bench-gpu` (one GPU, whole batch).
 
-Reads bench-gpu JSON lines (kind=bench; their `lens`), and for each distinct batch and mask times
+Reads bench-gpu JSON lines (kind=bench; their `lens`, and the model's heads, kv_heads, head_dim
+and dtype where given: default 8/2/128 bf16), and for each distinct batch, mask and model times
 torch's varlen flash attention (aten._flash_attention_forward/_backward, GQA native) and cuDNN SDPA
-(per sequence, K/V expanded to all heads) forward and backward. FLOPs count attended elements
-only: forward 4*att*D*H, backward 2.5x. Usage: torch_ref.py BENCH.jsonl [OUT.jsonl]
+(per sequence, K/V expanded to all heads; causal and full masks, at most 200 sequences) forward
+and backward. FLOPs count attended elements only: forward 4*att*D*H, backward 2.5x.
+Usage: torch_ref.py BENCH.jsonl [OUT.jsonl]
 """
 import json, sys
 import torch
 import torch.nn.functional as F
 
-H, HKV, D = 8, 2, 128
 dev = "cuda"
 
 
@@ -47,32 +48,35 @@ def bench(fn, warm=2, rep=5):
     return ts[len(ts) // 2]
 
 
-def run(lens, mask):
+def run(lens, mask, H=8, HKV=2, D=128, dtype="bf16"):
     T = sum(lens)
     g = torch.Generator(device=dev).manual_seed(0)
-    q = torch.randn(T, H, D, device=dev, dtype=torch.bfloat16, generator=g)
-    k = torch.randn(T, HKV, D, device=dev, dtype=torch.bfloat16, generator=g)
-    v = torch.randn(T, HKV, D, device=dev, dtype=torch.bfloat16, generator=g)
-    do = torch.randn(T, H, D, device=dev, dtype=torch.bfloat16, generator=g)
+    dt = {"bf16": torch.bfloat16, "f16": torch.float16}[dtype.lower()]
+    q = torch.randn(T, H, D, device=dev, dtype=dt, generator=g)
+    k = torch.randn(T, HKV, D, device=dev, dtype=dt, generator=g)
+    v = torch.randn(T, HKV, D, device=dev, dtype=dt, generator=g)
+    do = torch.randn(T, H, D, device=dev, dtype=dt, generator=g)
     cu = torch.tensor([0] + list(torch.tensor(lens).cumsum(0).tolist()), device=dev, dtype=torch.int32)
     mx = max(lens)
-    win = (4095, 0) if mask != "causal" else (None, None)
+    win = (None, None) if mask in ("causal", "full") else (4095, 0)
+    causal = mask != "full"
     kw = dict(scale=None, window_size_left=win[0], window_size_right=win[1])
-    res = {"lens": lens, "mask": mask, "tokens": T}
+    res = {"lens": lens, "mask": mask, "tokens": T, "heads": H, "kv_heads": HKV, "head_dim": D,
+           "dtype": dtype}
     fl = 4.0 * attended(lens, mask) * D * H
     res["attended_fwd_flops"] = fl
     try:
-        f = lambda: torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, mx, mx, 0.0, True, False, **kw)
+        f = lambda: torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, mx, mx, 0.0, causal, False, **kw)
         out = f()
         o, lse, ps, po = out[0], out[1], out[2], out[3]
-        bw = lambda: torch.ops.aten._flash_attention_backward(do, q, k, v, o, lse, cu, cu, mx, mx, 0.0, True, ps, po, **kw)
+        bw = lambda: torch.ops.aten._flash_attention_backward(do, q, k, v, o, lse, cu, cu, mx, mx, 0.0, causal, ps, po, **kw)
         res["flash_fwd_ms"] = bench(f)
         res["flash_bwd_ms"] = bench(bw)
         res["flash_fwd_tflops"] = fl / res["flash_fwd_ms"] / 1e9
         res["flash_bwd_tflops"] = 2.5 * fl / res["flash_bwd_ms"] / 1e9
     except Exception as e:  # noqa
         res["flash_error"] = str(e)[:300]
-    if mask == "causal":
+    if mask in ("causal", "full") and len(lens) <= 200:
         try:
             from torch.nn.attention import sdpa_kernel, SDPBackend
             seqs = []
@@ -86,7 +90,7 @@ def run(lens, mask):
                 off += L
             with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
                 def fwd():
-                    return [F.scaled_dot_product_attention(a, b, c, is_causal=True) for a, b, c, _ in seqs]
+                    return [F.scaled_dot_product_attention(a, b, c, is_causal=causal) for a, b, c, _ in seqs]
                 def fwdbwd():
                     outs = fwd()
                     for o_, (_, _, _, gg) in zip(outs, seqs):
@@ -112,11 +116,12 @@ def main():
         if r.get("kind") != "bench" or "lens" not in r:
             continue
         mask = r["mask"].split(":")[0]
-        seen[(tuple(r["lens"]), mask)] = r
+        model = (r.get("heads", 8), r.get("kv_heads", 2), r.get("head_dim", 128), str(r.get("dtype", "bf16")).lower())
+        seen[(tuple(r["lens"]), mask, model)] = r
     out = open(sys.argv[2], "a") if len(sys.argv) > 2 else None
     rows = []
-    for (lens, mask) in seen:
-        res = run(list(lens), mask)
+    for (lens, mask, model) in seen:
+        res = run(list(lens), mask, *model)
         print(json.dumps(res), flush=True)
         if out:
             out.write(json.dumps(res) + "\n")
@@ -124,7 +129,8 @@ def main():
     print(f"\n{'torch ref':<22} {'tokens':>7} {'flash f ms':>10} {'b ms':>8} {'f TF':>6} {'b TF':>6} {'cudnn f ms':>10} {'b ms':>8} {'f TF':>6} {'b TF':>6}")
     for r in rows:
         g = lambda k: r.get(k, float('nan'))
-        print(f"{r['mask'] + ' ' + str(len(r['lens'])) + ' seqs':<22} {r['tokens']:>7} {g('flash_fwd_ms'):>10.3f} {g('flash_bwd_ms'):>8.3f} {g('flash_fwd_tflops'):>6.0f} {g('flash_bwd_tflops'):>6.0f} {g('cudnn_fwd_ms'):>10.3f} {g('cudnn_bwd_ms'):>8.3f} {g('cudnn_fwd_tflops'):>6.0f} {g('cudnn_bwd_tflops'):>6.0f}")
+        name = f"{r['mask']} {len(r['lens'])} seqs h{r['heads']}/{r['kv_heads']} d{r['head_dim']} {r['dtype']}"
+        print(f"{name:<22} {r['tokens']:>7} {g('flash_fwd_ms'):>10.3f} {g('flash_bwd_ms'):>8.3f} {g('flash_fwd_tflops'):>6.0f} {g('flash_bwd_tflops'):>6.0f} {g('cudnn_fwd_ms'):>10.3f} {g('cudnn_bwd_ms'):>8.3f} {g('cudnn_fwd_tflops'):>6.0f} {g('cudnn_bwd_tflops'):>6.0f}")
         for k in ("flash_error", "cudnn_error"):
             if k in r:
                 print("  ", k, r[k])

@@ -1087,7 +1087,9 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
 #[derive(Args, Debug)]
 pub struct KernelBenchArgs {
     /// Shapes, comma separated: causal32k, causal128k, packed (120 documents of 300-12000
-    /// tokens, causal), lambda (one 32K sequence, 64 sink + 4096 window).
+    /// tokens, causal), lambda (one 32K sequence, 64 sink + 4096 window), small1000 (1000
+    /// documents of 256 tokens, full mask: many tiny tasks) and full8k (one 8192-token sequence,
+    /// full mask: small1000's FLOPs in one block, 2.4 % more).
     #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
     pub shapes: String,
     /// The model (the Hopper kernels take head dims 64 and 128, others run on mma.sync; the
@@ -1134,8 +1136,13 @@ pub fn kernel_bench_shapes(names: &str) -> Result<Vec<(String, Vec<u32>, String)
                 "causal128k" => (vec![131072], "causal"),
                 "packed" => (packed_lens(), "causal"),
                 "lambda" => (vec![32768], "lambda"),
+                "small1000" => (vec![256; 1000], "full"),
+                "full8k" => (vec![8192], "full"),
                 o => {
-                    bail!("unknown shape `{o}`: allowed are causal32k, causal128k, packed, lambda")
+                    bail!(
+                        "unknown shape `{o}`: allowed are causal32k, causal128k, packed, lambda, \
+                         small1000, full8k"
+                    )
                 }
             };
             Ok((n, lens, mask.to_string()))
@@ -1236,6 +1243,15 @@ mod tests {
         assert_eq!(s[0].1, vec![32768]);
         assert_eq!(s[1].1.len(), 120);
         assert_eq!(s[2].2, "lambda");
+        let s = kernel_bench_shapes("small1000,full8k").unwrap();
+        assert_eq!(
+            (s[0].1.len(), s[0].1[0], s[0].2.as_str()),
+            (1000, 256, "full")
+        );
+        assert_eq!(
+            (s[1].1.as_slice(), s[1].2.as_str()),
+            (&[8192u32][..], "full")
+        );
         let e = kernel_bench_shapes("causal32k,dense")
             .unwrap_err()
             .to_string();
