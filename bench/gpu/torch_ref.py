@@ -119,7 +119,7 @@ def main():
         if r.get("kind") != "bench" or "lens" not in r:
             continue
         mask = r["mask"].split(":")[0]
-        model = (r.get("heads", 8), r.get("kv_heads", 2), r.get("head_dim", 128), r.get("dtype", "bf16"))
+        model = (r.get("heads", 8), r.get("kv_heads", 2), r.get("head_dim", 128), str(r.get("dtype", "bf16")).lower())
         seen[(tuple(r["lens"]), mask, model)] = r
     out = open(sys.argv[2], "a") if len(sys.argv) > 2 else None
     rows = []

@@ -1088,9 +1088,10 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
 pub struct KernelBenchArgs {
     /// Shapes, comma separated: causal32k, causal128k, packed (120 documents of 300-12000
     /// tokens, causal), lambda (one 32K sequence, 64 sink + 4096 window), sharedq and blockwise
-    /// (one 32K sequence, shared-question 0.2:4 and causal-blockwise 256:2), works1000 (1000
-    /// documents of 256 tokens, full mask: 1000 works of 256x256), onework (one 8096-token
-    /// sequence, full mask: one work of the same FLOPs as works1000, within 0.02 %).
+    /// (one 32K sequence, shared-question 0.2:4 and causal-blockwise 256:2), works1000 (alias
+    /// small1000: 1000 documents of 256 tokens, full mask: 1000 works of 256x256), onework (one
+    /// 8096-token sequence, full mask: one work of the same FLOPs as works1000, within 0.02 %),
+    /// full8k (one 8192-token sequence, full mask: 2.4 % more).
     #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
     pub shapes: String,
     /// Planner of the one-GPU plan: local (one work per sequence) or ring / zigzag (world 1:
@@ -1143,12 +1144,13 @@ pub fn kernel_bench_shapes(names: &str) -> Result<Vec<(String, Vec<u32>, String)
                 "lambda" => (vec![32768], "lambda"),
                 "sharedq" => (vec![32768], "shared-question"),
                 "blockwise" => (vec![32768], "causal-blockwise"),
-                "works1000" => (vec![256; 1000], "full"),
+                "works1000" | "small1000" => (vec![256; 1000], "full"),
                 "onework" => (vec![8096], "full"),
+                "full8k" => (vec![8192], "full"),
                 o => {
                     bail!(
                         "unknown shape `{o}`: allowed are causal32k, causal128k, packed, lambda, \
-                         sharedq, blockwise, works1000, onework"
+                         sharedq, blockwise, works1000 (small1000), onework, full8k"
                     )
                 }
             };
@@ -1259,6 +1261,15 @@ mod tests {
         assert_eq!(
             (s[2].2.as_str(), s[3].2.as_str()),
             ("shared-question", "causal-blockwise")
+        );
+        let s = kernel_bench_shapes("small1000,full8k").unwrap();
+        assert_eq!(
+            (s[0].1.len(), s[0].1[0], s[0].2.as_str()),
+            (1000, 256, "full")
+        );
+        assert_eq!(
+            (s[1].1.as_slice(), s[1].2.as_str()),
+            (&[8192u32][..], "full")
         );
         let e = kernel_bench_shapes("causal32k,dense")
             .unwrap_err()

@@ -47,7 +47,7 @@ enum Cmd {
     /// Run plans on real GPUs (one process per GPU) and time them.
     BenchGpu(cmd_gpu::BenchGpuArgs),
     /// Time the attention kernels alone (local plan, one GPU) on fixed shapes: dense causal 32K
-    /// and 128K, a packed batch of 120 short documents, a lambda batch.
+    /// and 128K, a packed batch of 120 short documents, a lambda batch, 1000 tiny documents.
     KernelBench(cmd_gpu::KernelBenchArgs),
     /// Measure kernel and link rates on the GPUs at hand and write a simulator profile.
     Calibrate(cmd_gpu::CalibrateArgs),

@@ -7,7 +7,7 @@
 //
 // Warpgroup 0 produces: K and V of the kv tile once, then per step (head, q tile) Q, dO, LSE,
 // D = rowsum(dO*O), the rows' range spans, the tile word and (partial tiles) the first two
-// ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers); and it drains dQ (below).
+// ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers).
 // Warpgroups 1 and 2 consume, 64 keys each (transposed formulation, keys as the M dimension):
 //   S^T = K Q^T and dP^T = V dO^T            wgmma m64n64k16, all operands from shared memory
 //   P^T = exp(S^T - LSE), dS^T = P^T (dP^T - D)   in registers (partial tiles masked; the mask
@@ -18,16 +18,20 @@
 //                                             (K-major for A); D = 128: warpgroup c computes dQ
 //                                             columns 64c..64c+63 over all 128 keys; D = 64: all
 //                                             columns over its own 64 keys
-// dS is double buffered, so one named barrier per step between the two consumers suffices.
-// dQ (fp32 buffers): each consumer writes its 64 x 64 fp32 block into a shared staging area and
-// arrives on "dq_full"; after issuing the loads of step t + 2 each producer warp adds 16 rows of
-// step t's blocks into global memory with one `cp.reduce.async.bulk .add.f32` per row and block
-// (a bulk copy takes uniform operands, so a warp issues them one after the other: spread over
-// the 4 producer warps and a step late, that serial issue is off the consumers' path), waits
-// until they have read shared memory and arrives on "dq_empty", which the consumers wait for
-// before refilling the area at the end of the next step. 16-bit dQ buffers take vector atomics.
-// Shared tiles use the 128-byte swizzled layout of attn_fwd_sm90.cu. Measured variants (dQ by
-// atomics, by the consumers' own bulk reductions, step orders): bench/results/kernels-2026-11-28d.
+// Step order of a consumer (step t): S^T, dP^T issued; P^T formed while dP^T runs; dV issued
+// before dP^T is waited for; dS^T formed, stored into dS buffer t % 2 ("ds_full"); then dQ of
+// step t - 1 (both warpgroups' dS of it, in the other buffer) and dK of step t issued; the dQ
+// of step t - 1 is written out while dK runs. The mbarriers "ds_full"/"ds_empty" let the two
+// consumers drift apart by up to one step (no per-step barrier between them).
+// dQ (fp32 buffers): each consumer writes its 64 x 64 fp32 block into its staging area in the
+// 128-byte swizzled box layout of the work's TMA tensor map (built by the host, one per work)
+// and one of its threads adds it into global memory with two `cp.reduce.async.bulk.tensor`
+// reductions (64 rows x 32 columns each; rows past the work's end are clipped by the map); the
+// block is refilled a step later, after that thread has seen the reductions read it. 16-bit dQ
+// buffers take vector atomics. Shared tiles use the 128-byte swizzled layout of
+// attn_fwd_sm90.cu. Measured variants (dQ by atomics, by per-row bulk reductions from the
+// consumers or the producer, by tensor reductions from the producer; step orders; per-warp
+// mbarrier arrivals; 3 dS buffers): bench/results/kernels-2026-11-28d and -28e-bwd.
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -38,10 +42,8 @@
 
 static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 backward takes head dims 64 and 128");
 
-// dQ staging: per consumer warpgroup 64 rows of 64 fp32 + 32 bytes of padding (row pitch 288 B:
-// a half-warp's 8-byte stores hit 32 distinct banks; rows stay 16-byte aligned for the bulk copy).
-#define B90_DQ_PITCH 288
-#define B90_DQ_WG_BYTES (B90_BR * B90_DQ_PITCH)
+// dQ staging: per consumer warpgroup 2 boxes of 64 rows x 32 fp32 (128 B, swizzled).
+#define B90_DQ_WG_BYTES (2 * B90_BR * 128)
 
 // exp2 with no range fix-up (ex2.approx: -inf -> 0).
 __device__ __forceinline__ float ex2_fast(float x) {
@@ -111,10 +113,12 @@ __device__ __forceinline__ void stsm_x4_trans(u32 saddr, const u32* r) {
                : "memory");
 }
 
-__device__ __forceinline__ void bulk_reduce_add_f32(void* gdst, u32 ssrc, u32 bytes) {
-  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(
-                   __cvta_generic_to_global(gdst)),
-               "r"(ssrc), "r"(bytes)
+// Adds a box of fp32 (shared memory at `ssrc`, in the map's swizzled box layout) into the
+// global tensor of `tmap` (a CUtensorMap in global memory) at element coordinates (c0, c1).
+__device__ __forceinline__ void tma_reduce_add_2d(const void* tmap, u32 ssrc, u32 c0, u32 c1) {
+  asm volatile("cp.reduce.async.bulk.tensor.2d.global.shared::cta.add.tile.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
+                   tmap),
+               "r"(c0), "r"(c1), "r"(ssrc)
                : "memory");
 }
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
@@ -135,7 +139,8 @@ extern "C" __global__ void __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
                   const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
                   const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges,
-                  const float* __restrict__ dd, u32 group, float scale_log2, float scale) {
+                  const float* __restrict__ dd, u32 group, float scale_log2, float scale,
+                  const unsigned char* __restrict__ dq_maps) {
   constexpr int D = HEAD_DIM;
   constexpr int CH = D / 8;
   constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
@@ -150,17 +155,20 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const u32 sQ = sV + KVBYTES;                 // [2][D/64][64 rows][128 B]
   const u32 sdO = sQ + 2 * QBYTES;             // same
   const u32 sdS = sdO + 2 * QBYTES;            // [2][2 key blocks][64 rows][128 B]
+  // dQ staging: [2 consumer wgs][2 column blocks of 32][64 rows][128 B], 128-byte swizzled (the
+  // layout of the tensor maps' boxes; 1024-byte aligned like every tile above).
+  const u32 sdq = sdS + 2 * DSBYTES;
   // Per stage: lse[64], dd[64], span[64][2], the first two ranges of each row [64][16 B] (partial
   // tiles; empty [0, 0) where a row has fewer) and the step's tile word.
-  const u32 small = sdS + 2 * DSBYTES;
+  const u32 small = sdq + 2 * B90_DQ_WG_BYTES;
   constexpr u32 SMALL = B90_BR * 32 + 16;
   constexpr u32 RG_OFF = B90_BR * 16, WORD_OFF = B90_BR * 32;
-  const u32 bars = small + 2 * SMALL;          // full[2], empty[2], kv, dq_full, dq_empty
-  const u32 sdq = bars + 128;                  // dQ staging: [2 consumer wgs][64 rows][B90_DQ_PITCH]
-  const u32 dq_full = bars + 40, dq_empty = bars + 48;
+  const u32 bars = small + 2 * SMALL;          // full[2], empty[2], kv, ds_full[2], ds_empty[2]
   auto full_bar = [&](int s) { return bars + 8u * s; };
   auto empty_bar = [&](int s) { return bars + 8u * (2 + s); };
   const u32 kv_bar = bars + 32;
+  auto ds_full = [&](u32 b) { return bars + 40 + 8u * b; };
+  auto ds_empty = [&](u32 b) { return bars + 56 + 8u * b; };
 
   const TaskDesc task = tasks[blockIdx.x];
   const WorkDesc& w = works[task.work];
@@ -169,15 +177,16 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const u32 k0 = task.row0 * B90_BC;
   const u32* my_tiles = tiles + task.tiles_off;
   const u32 n_steps = group * task.tiles_n;
+  const unsigned char* dq_map = dq_maps + (u64)task.work * 128;  // this work's dQ tensor map
 
   if (tid == 0) {
     for (int s = 0; s < 2; ++s) {
       mbar_init(full_bar(s), 128);
       mbar_init(empty_bar(s), 256);
+      mbar_init(ds_full(s), 256);   // every consumer thread, after its dS stores
+      mbar_init(ds_empty(s), 256);  // every consumer thread, after its dQ wgmma read the buffer
     }
     mbar_init(kv_bar, 128);
-    mbar_init(dq_full, 256);  // both consumer warpgroups
-    mbar_init(dq_empty, 4);   // one arrival per producer warp
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -191,28 +200,6 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
                              B90_BC * 128, qbase);
     mbar_arrive_cp_async(kv_bar);
-    // dQ of step u: rows 16 pw .. 16 pw + 15 of both staging blocks (lanes 0..15, one row each
-    // per block) into global memory, then dq_empty once the copies have read shared memory.
-    const bool dq_f32 = w.dq_dtype == DT_F32;
-    auto dq_drain = [&](u32 u) {
-      if (!dq_f32) return;
-      const u32 jj = u / task.tiles_n, it = u - jj * task.tiles_n;
-      const u32 head = kvh * group + jj;
-      const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
-      mbar_wait_guarded(dq_full, u & 1);
-      if (lane < 16) {
-        const u32 r = 16 * pw + lane, row = q0 + r;
-        if (row < w.n_rows) {
-          float* gp = (float*)w.dq + (u64)row * w.dq_stride + head * D;
-          bulk_reduce_add_f32(gp, sdq + r * B90_DQ_PITCH, 64 * 4);
-          bulk_reduce_add_f32(gp + (D == 128 ? 64 : 0), sdq + B90_DQ_WG_BYTES + r * B90_DQ_PITCH, 64 * 4);
-        }
-        bulk_commit();
-        bulk_wait_read0();
-      }
-      __syncwarp();
-      if (lane == 0) mbar_arrive(dq_empty);
-    };
     for (u32 t = 0; t < n_steps; ++t) {
       const int s = t & 1;
       if (t >= 2) mbar_wait_guarded(empty_bar(s), ((t >> 1) - 1) & 1);
@@ -247,10 +234,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
       }
       mbar_arrive_cp_async(full_bar(s));
-      if (t >= 2) dq_drain(t - 2);
     }
-    for (u32 u = n_steps >= 2 ? n_steps - 2 : 0; u < n_steps; ++u) dq_drain(u);
-    if (lane < 16) bulk_wait0();
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }
@@ -271,15 +255,70 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   constexpr int DQ_KSTEPS = D == 128 ? B90_BC / 16 : 64 / 16;
   const u32 dq_col0 = D == 128 ? 64 * cw : 0;
   const u32 dq_kstep0 = D == 128 ? 0 : 4 * cw;
+  // dQ = dS K of the dS in buffer `buf` (A: dS K-major; B: K MN-major, keys x d); one group.
+  auto dq_mma = [&](float* dq, u32 buf) {
+    wg_fence();
+    const u32 dsall = sdS + buf * DSBYTES;
+#pragma unroll
+    for (int i = 0; i < DQ_KSTEPS; ++i) {
+      const u32 kc = dq_kstep0 + i;
+      const u64 a = wg_desc(dsall + (kc >> 2) * (B90_BR * 128) + (kc & 3) * 32, 16, 1024);
+      const u64 b = wg_desc(sK + kc * 16 * 128 + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
+      wgmma_m64n64k16_ss<1>(dq, a, b, i > 0);
+    }
+    wg_commit();
+  };
+  // dQ of step u (q tile at row q0, query head `head`), rows 16 wq + g (+8), columns
+  // dq_col0 + nt * 8 + 2 t4: fp32 through the staging block and two tensor reductions issued by
+  // the warpgroup's first thread, 16-bit through atomics.
+  auto dq_out = [&](u32 u, u32 q0, u32 head, const float* dq) {
+    if (w.dq_dtype == DT_F32) {
+      // This warpgroup's reductions of the step before have read the staging block.
+      const bool lead = (tid & 127) == 0;
+      if (lead) bulk_wait_read0();
+      named_bar(2 + cw, 128);
+      // Column 8 nt + 2 t4 of the warpgroup's 64: box nt / 4, 16-byte chunk 2 (nt % 4) + t4 / 2.
+      unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const u32 r = 16 * wq + g + 8 * h;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          *(float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8) =
+              make_float2(dq[nt * 4 + 2 * h] * scale, dq[nt * 4 + 2 * h + 1] * scale);
+      }
+      fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
+      named_bar(2 + cw, 128);
+      if (lead) {
+#pragma unroll
+        for (int b = 0; b < 2; ++b)
+          tma_reduce_add_2d(dq_map, sdq + (2 * cw + b) * (B90_BR * 128), head * D + dq_col0 + 32 * b, q0);
+        bulk_commit();
+      }
+      return;
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const u32 row = q0 + 16 * wq + g + 8 * h;
+      if (row < w.n_rows) {
+        const u64 rb = (u64)row * w.dq_stride + head * D + dq_col0 + t4 * 2;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          atomic_add_out((void*)w.dq, rb + nt * 8, w.dq_dtype, dq[nt * 4 + 2 * h] * scale,
+                         dq[nt * 4 + 2 * h + 1] * scale);
+      }
+    }
+  };
 
   mbar_wait(kv_bar, 0);
   fence_proxy_async();
 
+  u32 prev_q0 = 0, prev_head = 0;  // the step before (its dQ is computed a step late)
   for (u32 t = 0; t < n_steps; ++t) {
     const int s = t & 1;
     mbar_wait(full_bar(s), (t >> 1) & 1);
     fence_proxy_async();
-    const u32 jj = t / task.tiles_n, it = t - jj * task.tiles_n;
+    const u32 jj = t / task.tiles_n;
     const u32 head = kvh * group + jj;
     const unsigned char* small_g = gbase + (small + s * SMALL - base);
     const u32 word = *(const u32*)(small_g + WORD_OFF);
@@ -317,11 +356,19 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     bwd_probs_fast<B90_BR / 8>(st, pbits, lse_s, scale_log2, t4);
     u32 pa[B90_BR / 16][4];
     acc_to_a<B90_BR>(st, pa);
-    wg_wait<0>();
+    // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
+    reg_fence<D / 2>(dv);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < B90_BR / 16; ++kc)
+      wg_rs_d(dv, pa[kc], wg_desc(dos + kc * 16 * 128, B90_BR * 128, 1024));
+    wg_commit();
+    wg_wait<1>();  // dP^T
     reg_fence<B90_BR / 2>(dpt);
     // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
     // element (row ql, key kl) of key block kl / 64).
-    const u32 dsb = sdS + (t & 1) * DSBYTES + cw * (B90_BR * 128);
+    const u32 buf = t & 1;
+    const u32 dsb = sdS + buf * DSBYTES + cw * (B90_BR * 128);
 #pragma unroll
     for (int nt = 0; nt < B90_BR / 8; ++nt) {
       const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
@@ -331,6 +378,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     u32 da_[B90_BR / 16][4];
     acc_to_a<B90_BR>(st, da_);
+    if (t >= 2) mbar_wait(ds_empty(buf), ((t >> 1) - 1) & 1);  // both dQ of step t - 2 read it
     {
       // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
       // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
@@ -340,64 +388,50 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da_[kc]);
     }
     fence_proxy_async();  // dS stores -> wgmma reads (async proxy)
-    // dV += P^T dO, dK += dS^T Q (B: MN-major, 16 q rows per step).
+    mbar_arrive(ds_full(buf));
+    // dQ of the step before (both warpgroups' dS of it are in shared memory by now, as a rule),
+    // then dK += dS^T Q of this step: the dQ store below runs while dK is on the tensor cores.
+    wg_wait<0>();  // dV (issued before dS was formed): frees the P^T registers
     reg_fence<D / 2>(dv);
     reg_fence<D / 2>(dk);
-    wg_fence();
+    auto dk_mma = [&]() {
+      wg_fence();
 #pragma unroll
-    for (int kc = 0; kc < B90_BR / 16; ++kc)
-      wg_rs_d(dv, pa[kc], wg_desc(dos + kc * 16 * 128, B90_BR * 128, 1024));
-#pragma unroll
-    for (int kc = 0; kc < B90_BR / 16; ++kc)
-      wg_rs_d(dk, da_[kc], wg_desc(qs + kc * 16 * 128, B90_BR * 128, 1024));
-    wg_commit();
-    named_bar(1, 256);  // both warpgroups' dS are in shared memory
-    // dQ = dS K (A: dS K-major; B: K MN-major, keys x d).
-    float dq[32];
-    wg_fence();
-    const u32 dsall = sdS + (t & 1) * DSBYTES;
-#pragma unroll
-    for (int i = 0; i < DQ_KSTEPS; ++i) {
-      const u32 kc = dq_kstep0 + i;
-      const u64 a = wg_desc(dsall + (kc >> 2) * (B90_BR * 128) + (kc & 3) * 32, 16, 1024);
-      const u64 b = wg_desc(sK + kc * 16 * 128 + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
-      wgmma_m64n64k16_ss<1>(dq, a, b, i > 0);
+      for (int kc = 0; kc < B90_BR / 16; ++kc)
+        wg_rs_d(dk, da_[kc], wg_desc(qs + kc * 16 * 128, B90_BR * 128, 1024));
+      wg_commit();
+    };
+    if (t > 0) {
+      const u32 pb = (t - 1) & 1;
+      float dq[32];
+      mbar_wait(ds_full(pb), ((t - 1) >> 1) & 1);
+      dq_mma(dq, pb);
+      dk_mma();
+      wg_wait<1>();  // dQ of the step before
+      reg_fence<32>(dq);
+      mbar_arrive(ds_empty(pb));
+      dq_out(t - 1, prev_q0, prev_head, dq);
+    } else {
+      dk_mma();
     }
-    wg_commit();
     wg_wait<0>();
-    reg_fence<32>(dq);
     reg_fence<D / 2>(dv);
     reg_fence<D / 2>(dk);
     mbar_arrive(empty_bar(s));
-    // dQ rows 16 wq + g (+8) of the tile, columns dq_col0 + nt * 8 + 2 t4: fp32 into the staging
-    // block (the producer adds it into global memory), 16-bit through atomics.
-    if (w.dq_dtype == DT_F32) {
-      if (t > 0) mbar_wait(dq_empty, (t - 1) & 1);
-      unsigned char* sdq_g = gbase + (sdq + cw * B90_DQ_WG_BYTES - base);
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const u32 r = 16 * wq + g + 8 * h;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-          *(float2*)(sdq_g + r * B90_DQ_PITCH + (nt * 8 + t4 * 2) * 4) =
-              make_float2(dq[nt * 4 + 2 * h] * scale, dq[nt * 4 + 2 * h + 1] * scale);
-      }
-      fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
-      mbar_arrive(dq_full);
-      continue;
-    }
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const u32 row = q0 + 16 * wq + g + 8 * h;
-      if (row < w.n_rows) {
-        const u64 rb = (u64)row * w.dq_stride + head * D + dq_col0 + t4 * 2;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-          atomic_add_out((void*)w.dq, rb + nt * 8, w.dq_dtype, dq[nt * 4 + 2 * h] * scale,
-                         dq[nt * 4 + 2 * h + 1] * scale);
-      }
-    }
+    prev_q0 = q0;
+    prev_head = head;
   }
+  if (n_steps > 0) {
+    const u32 u = n_steps - 1;
+    float dq[32];
+    mbar_wait(ds_full(u & 1), (u >> 1) & 1);
+    dq_mma(dq, u & 1);
+    wg_wait<0>();
+    reg_fence<32>(dq);
+    dq_out(u, prev_q0, prev_head, dq);
+  }
+
+  if ((tid & 127) == 0) bulk_wait0();  // the last reductions, before the CTA's shared memory goes
 
   // dK (scaled) and dV into the dKV regions.
 #pragma unroll

@@ -26,7 +26,7 @@ use crate::desc::{
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
-use crate::gpu::{DevBuf, Event, Gpu, Kernel, Stream};
+use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
 
 /// Which forward kernel family to use (`DCP_CUDA_FAMILY`: `auto`, `mma`, `sm90`).
@@ -163,9 +163,9 @@ pub const SM90_FWD_SMALL: u32 =
 /// `mma.sync` backward's defaults, so the host task lists are identical).
 pub const SM90_BWD_BC: u32 = 128;
 pub const SM90_BWD_BR: u32 = 64;
-/// Shared memory of the sm90 backward's dQ staging area: per consumer warpgroup
-/// `SM90_BWD_BR` rows of 64 fp32 at a 288-byte pitch (kernels/attn_bwd_sm90.cu).
-pub const SM90_BWD_DQ_STAGE: u32 = 2 * SM90_BWD_BR * 288;
+/// Shared memory of the sm90 backward's dQ staging area: per consumer warpgroup two TMA boxes
+/// of `SM90_BWD_BR` rows x 32 fp32 (kernels/attn_bwd_sm90.cu).
+pub const SM90_BWD_DQ_STAGE: u32 = 2 * 2 * SM90_BWD_BR * 128;
 
 /// The kernels for one model shape.
 pub struct Kernels {
@@ -661,7 +661,13 @@ struct Arena {
 
 impl Arena {
     fn push(&mut self, data: &[u8]) -> usize {
-        while !self.bytes.len().is_multiple_of(16) {
+        self.push_aligned(data, 16)
+    }
+
+    /// [`Self::push`] at a multiple of `align` (a power of two; the device copy of the arena
+    /// starts 256-byte aligned).
+    fn push_aligned(&mut self, data: &[u8], align: usize) -> usize {
+        while !self.bytes.len().is_multiple_of(align) {
             self.bytes.push(0);
         }
         let off = self.bytes.len();
@@ -1225,6 +1231,19 @@ impl Lowering<'_> {
         }
         self.dd_max = self.dd_max.max(dd_off);
         let n_works = wl.works.len() as u32;
+        // sm90: per work a TMA tensor map of its fp32 dQ rows (the kernel adds 64-row dQ tiles
+        // with tensor bulk reductions); zeros where dQ is 16-bit (added by atomics).
+        let dq_maps = if kernels.bwd_family == KernelFamily::Sm90Wgmma {
+            let mut maps = vec![[0u64; 16]; wl.works.len()];
+            for (m, w) in maps.iter_mut().zip(&wl.works) {
+                if w.dq_dtype == DT_F32 && w.n_rows > 0 {
+                    *m = tensor_map_f32_sw128(w.dq, w.n_rows, w.q_heads * d, w.dq_stride, br)?;
+                }
+            }
+            Some(maps)
+        } else {
+            None
+        };
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
         self.ops.push(Op::Launch(Launch {
@@ -1246,6 +1265,9 @@ impl Lowering<'_> {
             Arg::F32(scale * std::f32::consts::LOG2_E),
             Arg::F32(scale),
         ]);
+        if let Some(maps) = dq_maps {
+            args.push(Arg::Arena(self.arena.push_aligned(as_bytes(&maps), 128)));
+        }
         self.ops.push(Op::Launch(Launch {
             k: K::Bwd,
             grid,

@@ -529,6 +529,59 @@ impl Drop for Gpu {
     }
 }
 
+/// A TMA tensor map (the driver's 128-byte `CUtensorMap`) of a 2-D fp32 matrix in device
+/// memory: `rows` rows of `cols` elements, `stride` elements from one row to the next, read or
+/// reduced into in boxes of `box_rows` rows x 32 columns (128 bytes) with the 128-byte shared
+/// memory swizzle. Elements outside the matrix are not touched by stores and reductions.
+pub fn tensor_map_f32_sw128(
+    ptr: u64,
+    rows: u32,
+    cols: u32,
+    stride: u32,
+    box_rows: u32,
+) -> Result<[u64; 16]> {
+    let bad = |what: String| Err(CudaError::Unsupported(format!("TMA tensor map: {what}")));
+    if ptr == 0 || !ptr.is_multiple_of(16) {
+        return bad(format!(
+            "address {ptr:#x} must be non-null and 16-byte aligned"
+        ));
+    }
+    if !(stride as u64 * 4).is_multiple_of(16) || stride < cols || rows == 0 || cols < 32 {
+        return bad(format!(
+            "{rows} rows of {cols} fp32 (at least 32) at a stride of {stride} (a multiple of 4, \
+             at least the row length)"
+        ));
+    }
+    if box_rows == 0 || box_rows > 256 {
+        return bad(format!("box of {box_rows} rows (1 to 256)"));
+    }
+    let mut map = sys::CUtensorMap { opaque: [0; 16] };
+    let dims: [u64; 2] = [cols as u64, rows as u64];
+    let strides: [u64; 1] = [stride as u64 * 4];
+    let boxd: [u32; 2] = [32, box_rows];
+    let estr: [u32; 2] = [1, 1];
+    // SAFETY: plain host-side encoding into `map`; the arrays outlive the call and have the
+    // lengths rank 2 asks for (strides: rank - 1).
+    let r = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            &mut map,
+            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+            2,
+            ptr as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxd.as_ptr(),
+            estr.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    drv("cuTensorMapEncodeTiled", r.result())?;
+    Ok(map.opaque)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,6 +595,30 @@ mod tests {
         assert!(check_range(17, 0, 16).is_err());
         let e = check_range(usize::MAX, 2, 16).unwrap_err().to_string();
         assert!(e.contains("16 bytes"), "{e}");
+    }
+
+    #[test]
+    fn tensor_map_arguments_are_checked_before_the_driver() {
+        // Each of these fails on its arguments (no driver call), naming what is wrong.
+        for (args, says) in [
+            ((0u64, 64, 128, 128, 64), "16-byte aligned"),
+            ((0x1008, 64, 128, 128, 64), "16-byte aligned"),
+            ((0x1000, 64, 16, 16, 64), "at least 32"),
+            ((0x1000, 64, 128, 130, 64), "stride of 130"),
+            ((0x1000, 64, 128, 64, 64), "stride of 64"),
+            ((0x1000, 0, 128, 128, 64), "0 rows"),
+            ((0x1000, 64, 128, 128, 0), "box of 0 rows"),
+            ((0x1000, 64, 128, 128, 512), "box of 512 rows"),
+        ] {
+            let (p, r, c, st, b) = args;
+            let e = tensor_map_f32_sw128(p, r, c, st, b)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(says) && e.contains("TMA tensor map"),
+                "{args:?}: {e}"
+            );
+        }
     }
 
     #[test]
