@@ -106,6 +106,14 @@ fn choose_stages(
 }
 
 /// Plans a batch with DCP.
+/// Whether `dcp` offers the `local` candidate (whole sequences on single devices) at this
+/// compute imbalance: within the compute tolerance, at least 10 %. An unbalanced local plan
+/// also unbalances everything else the rank computes on its tokens in training (the layers
+/// outside attention), which an attention-time prediction does not see.
+pub fn local_is_balanced(imbalance: f64, comp_epsilon: f64) -> bool {
+    imbalance <= 1.0 + comp_epsilon.max(0.10)
+}
+
 pub fn plan_dcp(
     batch: &BatchSpec,
     topo: &Topology,
@@ -144,7 +152,7 @@ pub fn plan_dcp(
     // sequences. (An unbalanced local plan can only win when the batch is so cheap that
     // latencies dominate; it is not offered then.)
     if let Ok((p, imbalance)) = predict_local(batch, topo, &opts.cost, None) {
-        let balanced = imbalance <= 1.0 + opts.comp_epsilon.max(0.10);
+        let balanced = local_is_balanced(imbalance, opts.comp_epsilon);
         if balanced && p.fwd_ms + p.bwd_ms < best_t {
             best_t = p.fwd_ms + p.bwd_ms;
             winner = Some(PlannerKind::Local);
