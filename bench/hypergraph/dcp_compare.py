@@ -8,9 +8,15 @@ Every instance is folded to 1-D by `bench_dcp --fold1d` (tile = compute weight, 
 block = 1, no topology, epsilon = the planner's compute capacity over ceil(total/k)), then
 partitioned by Mt-KaHyPar (DEFAULT preset, 1 thread, km1) and by ours (`partition`
 example, each requested preset) with the same epsilon. km1 and feasibility are recomputed
-here from the part vectors with one formula. Times = partitioning call only.
+here from the part vectors with one formula. Times = partitioning call only, as CPU time of
+the calling thread by default (`--clock cpu`: other processes on a loaded, shared machine
+inflate it much less than wall time; both tools run single-threaded) or wall time
+(`--clock wall`).
 
-Usage: dcp_compare.py [--presets fast,default,quality] [--seed 0] [--out FILE.json] DIR...
+Usage: dcp_compare.py [--presets fast,default,quality] [--seed 0] [--clock cpu|wall]
+                      [--examples DIR] [--base DIR] [--out FILE.json] DIR...
+`--base DIR` also runs every preset with the examples in DIR (e.g. a build of another
+commit), as `base-PRESET`, in the same run (same Mt-KaHyPar times).
 """
 from __future__ import annotations
 
@@ -52,7 +58,7 @@ def metrics(inst, parts, k, eps):
     return km1, max(loads) <= cap, max(loads) / (total / k)
 
 
-def mtk_worker(files, seed):
+def mtk_worker(files, seed, clock):
     import mtkahypar
 
     init = mtkahypar.initialize(1, False)
@@ -63,9 +69,10 @@ def mtk_worker(files, seed):
         ctx.logging = False
         mtkahypar.set_seed(seed)
         hg = init.hypergraph_from_file(path, ctx)
-        t = time.perf_counter()
+        now = time.thread_time if clock == "cpu" else time.perf_counter
+        t = now()
         phg = hg.partition(ctx)
-        ms = (time.perf_counter() - t) * 1e3
+        ms = (now() - t) * 1e3
         out.append({"ms": ms, "parts": [phg.block_id(v) for v in range(hg.num_nodes())]})
     return out
 
@@ -73,21 +80,29 @@ def mtk_worker(files, seed):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         files = json.loads(sys.stdin.read())
-        print(json.dumps(mtk_worker(files, int(sys.argv[2]))))
+        print(json.dumps(mtk_worker(files, int(sys.argv[2]), sys.argv[3])))
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("dirs", nargs="+")
     ap.add_argument("--presets", default="fast,default,quality")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    ap.add_argument("--examples", default=str(EX),
+                    help="folder with the bench_dcp and partition examples (another build)")
+    ap.add_argument("--base", default=None, help="examples folder of a baseline build")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    ex = Path(a.examples)
+    runs = [(p, ex, p) for p in a.presets.split(",")]
+    if a.base:
+        runs += [(f"base-{p}", Path(a.base), p) for p in a.presets.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="dcpfold"))
-    subprocess.run([str(EX / "bench_dcp"), "--fold1d", str(tmp), *a.dirs], check=True)
+    subprocess.run([str(ex / "bench_dcp"), "--fold1d", str(tmp), *a.dirs], check=True)
     files = []
     for hgr in sorted(tmp.glob("*.hgr")):
         k, eps = hgr.with_suffix(".eps").read_text().split()
         files.append((str(hgr), int(k), float(eps)))
-    r = subprocess.run([sys.executable, __file__, "--worker", str(a.seed)],
+    r = subprocess.run([sys.executable, __file__, "--worker", str(a.seed), a.clock],
                        input=json.dumps(files), capture_output=True, text=True, check=True)
     mtk = json.loads(r.stdout.strip().splitlines()[-1])
     rows = []
@@ -96,24 +111,25 @@ def main():
         row = {"instance": Path(path).stem, "k": k, "eps": eps}
         km1, feas, imb = metrics(inst, m["parts"], k, eps)
         row["mtk"] = {"km1": km1, "feasible": feas, "imb": imb, "ms": m["ms"]}
-        for p in a.presets.split(","):
-            o = subprocess.run([str(EX / "partition"), path, str(k), f"{eps:.6f}", str(a.seed),
+        for label, exd, p in runs:
+            o = subprocess.run([str(exd / "partition"), path, str(k), f"{eps:.6f}", str(a.seed),
                                 "--dims", "1", "--preset", p, "--parts"],
                                capture_output=True, text=True)
             if o.returncode != 0:
-                row[p] = {"error": o.stderr.strip()[-200:]}
+                row[label] = {"error": o.stderr.strip()[-200:]}
                 continue
             rep = json.loads(o.stdout.strip().splitlines()[-1])
             km1, feas, imb = metrics(inst, rep["parts"], k, eps)
-            row[p] = {"km1": km1, "feasible": feas, "imb": imb, "ms": rep["ms"]}
+            ms = rep["cpu_ms"] if a.clock == "cpu" else rep["ms"]
+            row[label] = {"km1": km1, "feasible": feas, "imb": imb, "ms": ms}
         rows.append(row)
         cells = [f"{p}={row[p].get('km1', 0) / max(row['mtk']['km1'], 1):.3f}/{row[p].get('ms', 0):.0f}ms"
-                 for p in a.presets.split(",")]
+                 for p, _, _ in runs]
         print(f"{row['instance']:40s} mtk {row['mtk']['km1']:>12} {m['ms']:7.0f}ms  " + " ".join(cells),
               flush=True)
     print("\ngeo-mean km1 ratio vs mtk / time ratio, per preset and group:")
     groups = sorted({r["instance"].rsplit("_b", 1)[0] for r in rows}) + ["ALL"]
-    for p in a.presets.split(","):
+    for p, _, _ in runs:
         for g in groups:
             rs = [r for r in rows if (g == "ALL" or r["instance"].rsplit("_b", 1)[0] == g)
                   and "km1" in r[p]]

@@ -485,15 +485,17 @@ pub(crate) fn initial_partition(
     rng: &mut ChaCha8Rng,
 ) -> Vec<u32> {
     if k <= 2 {
-        return flat_tries(hg, k, caps, topo, fixed, prm.tries, &prm.refine, rng);
+        let ipr = RefineParams {
+            fm_stop: prm.ip_fm_stop,
+            ..prm.refine
+        };
+        return flat_tries(hg, k, caps, topo, fixed, prm.tries, &ipr, rng);
     }
     let mut parts = vec![0u32; hg.num_vertices()];
     let all: Vec<u32> = (0..hg.num_vertices() as u32).collect();
     let bprm = Params {
         limit_per_part: 80,
-        tries: prm.tries,
-        refine: prm.refine,
-        vcycles: 0,
+        ..*prm
     };
     recursive_bisection(hg, &all, 0, k, caps, fixed, &bprm, &mut parts, rng);
     parts

@@ -63,10 +63,15 @@ pub struct Partition {
     pub capacities: Vec<Vec<u64>>,
 }
 
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Params {
+    /// Top-level coarsening stops at `limit_per_part * k` vertices.
     pub limit_per_part: usize,
+    /// Initial-partitioning tries at the coarsest level of each bisection.
     pub tries: usize,
     pub refine: RefineParams,
+    /// FM stop (moves without a new best prefix) inside the initial-partitioning tries.
+    pub ip_fm_stop: usize,
     pub vcycles: usize,
 }
 
@@ -78,31 +83,40 @@ fn params(preset: Preset) -> Params {
         max_update_net: 2000,
         net_pins: 32,
         net_rounds: 3,
+        net_whole: true,
+        net_bisect: true,
     };
+    // Top level: 160 vertices per part (Mt-KaHyPar's contraction limit), i.e. no top-level
+    // coarsening on the planner's 4x8 instances: the recursive bisection (each bisection
+    // multilevel itself) sees every tile. Measured on the planner's 40 folded 4x8
+    // instances (bench/results/hypergraph.md): 20 -> 160 per part took Fast from 1.084x
+    // to 1.063x Mt-KaHyPar's km1 at the same time, 80 -> 160 Default from 1.024x to
+    // 1.022x and cheaper.
     match preset {
         // Initial-partitioning tries are what pays on DCP instances (the coarsest
         // level of each bisection is small): measured, more tries beat more FM passes at
-        // equal time. Fast stays <= ~25 ms on longalign 4x8 B1024 dumps.
+        // equal time.
         Preset::Fast => Params {
-            limit_per_part: 20,
+            limit_per_part: 160,
             tries: 12,
             refine: r(3, 1, 100),
+            ip_fm_stop: 100,
             vcycles: 0,
         },
-        // Less top-level coarsening (80 vertices per part: the recursive bisection sees
-        // more of the tile structure) and fewer, cheaper FM passes. Measured on the
-        // planner's 40 folded 4x8 instances against Mt-KaHyPar DEFAULT: km1 1.088x at 0.76x
-        // its time (30 tries, 20 per part, LP 5, FM 3/250) -> 1.078x at 0.46x.
+        // 32 tries whose FM stops after 50 fruitless moves (the coarsest levels have ~160
+        // vertices: 200 let every pass move every vertex; 50 measured as good, 10 % cheaper).
         Preset::Default => Params {
-            limit_per_part: 80,
-            tries: 24,
+            limit_per_part: 160,
+            tries: 32,
             refine: r(3, 2, 200),
+            ip_fm_stop: 50,
             vcycles: 0,
         },
         Preset::Quality => Params {
-            limit_per_part: 30,
-            tries: 60,
+            limit_per_part: 160,
+            tries: 64,
             refine: r(5, 3, 250),
+            ip_fm_stop: 250,
             vcycles: 0,
         },
     }
@@ -289,11 +303,19 @@ pub(crate) fn multilevel(
         }
         refine::label_propagation(&mut st, lfixed, &prm.refine, rng);
         refine::fm(&mut st, lfixed, &prm.refine, rng);
-        // Group moves of a net's few pins in one part: k-way only (measured: no gain
-        // inside the bisections, where 2-way FM already finds them).
-        if k > 2
+        // Group moves of a net's pins in one part (all of them, too, with `net_whole`):
+        // single-vertex FM cannot move a row of attention tiles whose tiles each lose
+        // alone. Measured on the planner's folded instances: inside the bisections as well
+        // as in the k-way levels (km1 -0.2 % to -0.6 %).
+        if (k > 2 || prm.refine.net_bisect)
             && prm.refine.net_pins > 0
-            && refine::net_moves(&mut st, lfixed, prm.refine.net_pins, prm.refine.net_rounds) > 0
+            && refine::net_moves(
+                &mut st,
+                lfixed,
+                prm.refine.net_pins,
+                prm.refine.net_rounds,
+                prm.refine.net_whole,
+            ) > 0
         {
             refine::fm(&mut st, lfixed, &prm.refine, rng);
         }
