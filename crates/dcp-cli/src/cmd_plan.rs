@@ -105,6 +105,7 @@ impl DcpArgs {
             cost,
             preset,
             fallback_static: !self.no_static_fallback,
+            ..Default::default()
         })
     }
 }

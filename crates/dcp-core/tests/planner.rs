@@ -332,3 +332,47 @@ fn dcp_is_never_predicted_slower_than_any_static_candidate_on_random_batches() {
     }
     assert!(compared >= 100, "only {compared} comparisons");
 }
+
+/// Issue 15's placement quality: on long causal sequences the default placement (geometric
+/// bisection, split by KV head group, refined) moves clearly fewer bytes than a partition from
+/// scratch at the batch's head block, at compute imbalance ≤ 1.10 and resident memory
+/// imbalance ≤ 1.20, with valid plans.
+#[test]
+fn long_causal_sequences_move_fewer_bytes_with_bisection_and_head_groups() {
+    use dcp_core::dcp::{plan_dcp, DcpOptions, Initial};
+    let topo = Topology::parse("2x4").unwrap();
+    for lens in [vec![64 * 48], vec![64 * 30, 64 * 20, 64 * 9, 64 * 5]] {
+        let b = BatchSpec::uniform(&lens, MaskSpec::Causal, ModelShape::default(), 64);
+        let new = DcpOptions {
+            fallback_static: false,
+            ..DcpOptions::default()
+        };
+        let old = DcpOptions {
+            initial: Initial::Partition,
+            head_blocks: 1,
+            ..new.clone()
+        };
+        let pn = plan_dcp(&b, &topo, &new).unwrap();
+        let po = plan_dcp(&b, &topo, &old).unwrap();
+        dcp_core::validate::validate(&pn).unwrap();
+        let s = plan_stats(&pn);
+        assert!(
+            s.compute_imbalance <= 1.10,
+            "{lens:?}: {}",
+            s.compute_imbalance
+        );
+        assert!(
+            s.memory_imbalance <= 1.20,
+            "{lens:?}: {}",
+            s.memory_imbalance
+        );
+        assert!(
+            (bytes(&pn) as f64) < 0.95 * bytes(&po) as f64,
+            "{lens:?}: {} vs {}",
+            bytes(&pn),
+            bytes(&po)
+        );
+        // Deterministic.
+        assert_eq!(pn, plan_dcp(&b, &topo, &new).unwrap());
+    }
+}

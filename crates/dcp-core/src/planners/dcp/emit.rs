@@ -80,6 +80,10 @@ struct BwdBufs {
 }
 
 type StageMap = Vec<BTreeMap<(u32, u32), u32>>;
+/// Per home: (block, source, head block) → (rows, head lane) of a receive slot.
+type RecvMap = Vec<BTreeMap<(u32, u32, u32), (u32, u32)>>;
+/// Per home: (block, source, head block) → (rows, head lane, wave) of a backward receive slot.
+type WaveMap = Vec<BTreeMap<(u32, u32, u32), (u32, u32, u32)>>;
 
 /// What every phase of one emission shares.
 struct Ctx<'a> {
@@ -105,17 +109,19 @@ struct Ctx<'a> {
     /// block's first use through its staging copy, so they share rows across stages.
     q_pslots: Vec<Slots>,
     kv_pslots: Vec<Slots>,
-    /// Receive slots at the home for partials: (block, source) → rows; and their totals.
-    oq_recv: StageMap,
-    okv_recv: StageMap,
+    /// Receive slots at the home for partials, one head block each, packed into head lanes
+    /// (see [`lane_pack`]); and their rows.
+    oq_recv: RecvMap,
+    okv_recv: RecvMap,
     oq_tokens: Vec<u32>,
     okv_tokens: Vec<u32>,
-    /// Backward receive slots at the homes, (block, source) → (rows, wave), and their totals.
+    /// Backward receive slots at the homes, (block, source, head block) → (rows, lane, wave),
+    /// and their rows.
     /// Wave 0: the slot is the pair's own and summed at the end; wave w ≥ 1: the pair's
     /// partial arrives in the final group's w-th round (tag `stages + w − 1`) and is summed
     /// right after it, so the rounds of one home share rows.
-    bq_recv: Vec<BTreeMap<(u32, u32), (u32, u32)>>,
-    bkv_recv: Vec<BTreeMap<(u32, u32), (u32, u32)>>,
+    bq_recv: WaveMap,
+    bkv_recv: WaveMap,
     bq_tokens: Vec<u32>,
     bkv_tokens: Vec<u32>,
     /// Rounds of the backward's final group (≥ 1).
@@ -249,42 +255,51 @@ fn alloc_slots(cx: &mut Ctx) {
             (&q_need[d], &q_last[d], &mut q_slots, &mut q_pslots),
             (&kv_need[d], &kv_last[d], &mut kv_slots, &mut kv_pslots),
         ] {
-            let mut life: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
-            for (&(blk, hb), &s0) in need {
-                let e = life.entry(blk).or_insert((s0, 0));
-                e.0 = e.0.min(s0);
-                e.1 = e.1.max(last[&(blk, hb)]);
-            }
-            out.push(alloc_live(life.iter().map(|(&blk, &(s0, s1))| {
-                (blk, blen(blk), s0.saturating_sub(1), out_tag(s1))
-            })));
+            let lanes = cx.table.n_head_blocks;
+            let life: Vec<((u32, u32), u32, u32)> = need
+                .iter()
+                .map(|(&key, &s0)| (key, s0, last[&key]))
+                .collect();
+            out.push(alloc_live(
+                life.iter().map(|&((blk, hb), s0, s1)| {
+                    ((blk, hb), blen(blk), s0.saturating_sub(1), out_tag(s1))
+                }),
+                lanes,
+            ));
             pout.push(alloc_live(
                 life.iter()
-                    .map(|(&blk, &(s0, s1))| (blk, blen(blk), s0, s1)),
+                    .map(|&((blk, hb), s0, s1)| ((blk, hb), blen(blk), s0, s1)),
+                lanes,
             ));
         }
     }
-    // Receive slots at the home for partials: (block, source) → rows.
-    let mut oq_recv: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
-    let mut okv_recv: Vec<BTreeMap<(u32, u32), u32>> = vec![BTreeMap::new(); n as usize];
-    let mut oq_tokens = vec![0u32; n as usize];
-    let mut okv_tokens = vec![0u32; n as usize];
+    // Receive slots at the home for partials: (block, source, head block) → rows, lane.
+    let lanes = cx.table.n_head_blocks;
+    let mut q_items: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); n as usize];
+    let mut kv_items: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); n as usize];
     for d in 0..n as usize {
-        for &(q, _) in q_last[d].keys() {
-            let h = home(q) as usize;
-            if h != d && !oq_recv[h].contains_key(&(q, d as u32)) {
-                oq_recv[h].insert((q, d as u32), oq_tokens[h]);
-                oq_tokens[h] += blen(q);
-            }
-        }
-        for &(k, _) in kv_last[d].keys() {
-            let h = home(k) as usize;
-            if h != d && !okv_recv[h].contains_key(&(k, d as u32)) {
-                okv_recv[h].insert((k, d as u32), okv_tokens[h]);
-                okv_tokens[h] += blen(k);
+        for (last, items) in [(&q_last[d], &mut q_items), (&kv_last[d], &mut kv_items)] {
+            for &(b, hb) in last.keys() {
+                let h = home(b) as usize;
+                if h != d {
+                    items[h].push((b, d as u32, hb));
+                }
             }
         }
     }
+    let pack = |items: Vec<Vec<(u32, u32, u32)>>| -> (RecvMap, Vec<u32>) {
+        items
+            .into_iter()
+            .map(|mut v| {
+                v.sort_unstable();
+                let mut fill = vec![0u32; lanes as usize];
+                let map = lane_pack(v.iter().map(|&key| (key, blen(key.0))), &mut fill, 0);
+                (map, fill.into_iter().max().unwrap_or(0))
+            })
+            .unzip()
+    };
+    let (oq_recv, oq_tokens) = pack(q_items);
+    let (okv_recv, okv_tokens) = pack(kv_items);
     (cx.q_slots, cx.kv_slots) = (q_slots, kv_slots);
     (cx.q_pslots, cx.kv_pslots) = (q_pslots, kv_pslots);
     let (bq, bq_tokens, wq) = recv_waves(cx, &oq_recv, &oq_tokens, q_last);
@@ -295,19 +310,38 @@ fn alloc_slots(cx: &mut Ctx) {
         (oq_recv, okv_recv, oq_tokens, okv_tokens);
 }
 
+/// Places receive items `(key, len)` (in the given order) in head lanes, each in the lane of
+/// the least `fill`, at row `base + fill`; `fill` is updated.
+fn lane_pack(
+    items: impl Iterator<Item = ((u32, u32, u32), u32)>,
+    fill: &mut [u32],
+    base: u32,
+) -> BTreeMap<(u32, u32, u32), (u32, u32)> {
+    let mut map = BTreeMap::new();
+    for (key, len) in items {
+        let lane = (0..fill.len())
+            .min_by_key(|&l| (fill[l], l))
+            .expect("at least one lane");
+        map.insert(key, (base + fill[lane], lane as u32));
+        fill[lane] += len;
+    }
+    map
+}
+
 /// Backward receive slots of one side (query or KV partials). A home whose receive rows
 /// exceed [`RECV_WAVE_FACTOR`] times the mean over devices (e.g. the home of an attention-sink
 /// block that every device reads) takes the partials that arrive in the final group in
 /// rounds of at most that many rows, summing each round before the next arrives; the others
-/// keep one slot per (block, source). Returns the slots, the rows per device and the rounds.
-#[allow(clippy::type_complexity)]
+/// keep one slot per (block, source, head block). Returns the slots, the rows per device and
+/// the rounds.
 fn recv_waves(
     cx: &Ctx,
-    recv: &[BTreeMap<(u32, u32), u32>],
+    recv: &RecvMap,
     tokens: &[u32],
     last: &StageMap,
-) -> (Vec<BTreeMap<(u32, u32), (u32, u32)>>, Vec<u32>, u32) {
+) -> (WaveMap, Vec<u32>, u32) {
     let n = recv.len();
+    let lanes = cx.table.n_head_blocks as usize;
     let longest = cx.table.blocks.iter().map(|b| b.len).max().unwrap_or(0);
     let mean = tokens.iter().map(|&t| t as u64).sum::<u64>() as f64 / n.max(1) as f64;
     let cap = ((RECV_WAVE_FACTOR * mean) as u32).max(longest);
@@ -316,39 +350,50 @@ fn recv_waves(
     let mut waves = 1u32;
     for h in 0..n {
         if tokens[h] <= cap {
-            out.push(recv[h].iter().map(|(&key, &row)| (key, (row, 0))).collect());
+            out.push(
+                recv[h]
+                    .iter()
+                    .map(|(&key, &(row, lane))| (key, (row, lane, 0)))
+                    .collect(),
+            );
             rows.push(tokens[h]);
             continue;
         }
-        // Pairs whose partials all arrive in the final group (every head block's last use
-        // within the last two stages) go into rounds; the others keep their own rows first.
-        let is_final = |blk: u32, src: u32| {
-            last[src as usize]
-                .range((blk, 0)..=(blk, u32::MAX))
-                .all(|(_, &f)| cx.out_tag(f) == cx.stages)
+        // Slots whose partial arrives in the final group go into rounds; the others keep
+        // their own rows first.
+        let is_final = |&(blk, src, hb): &(u32, u32, u32)| {
+            cx.out_tag(last[src as usize][&(blk, hb)]) == cx.stages
         };
-        let mut map: BTreeMap<(u32, u32), (u32, u32)> = BTreeMap::new();
-        let mut own = 0u32;
-        for &(blk, src) in recv[h].keys() {
-            if !is_final(blk, src) {
-                map.insert((blk, src), (own, 0));
-                own += cx.blen(blk);
-            }
-        }
+        let mut fill = vec![0u32; lanes];
+        let own_map = lane_pack(
+            recv[h]
+                .keys()
+                .filter(|k| !is_final(k))
+                .map(|&k| (k, cx.blen(k.0))),
+            &mut fill,
+            0,
+        );
+        let own = fill.iter().copied().max().unwrap_or(0);
+        let mut map: BTreeMap<(u32, u32, u32), (u32, u32, u32)> = own_map
+            .into_iter()
+            .map(|(k, (row, lane))| (k, (row, lane, 0)))
+            .collect();
         let room = cap.saturating_sub(own).max(longest);
-        let (mut wave, mut fill, mut peak) = (1u32, 0u32, 0u32);
-        for &(blk, src) in recv[h].keys() {
-            if map.contains_key(&(blk, src)) {
-                continue;
-            }
-            let len = cx.blen(blk);
-            if fill + len > room {
+        let (mut wave, mut peak) = (1u32, 0u32);
+        let mut fill = vec![0u32; lanes];
+        for &key in recv[h].keys().filter(|k| is_final(k)) {
+            let len = cx.blen(key.0);
+            let lane = (0..lanes).min_by_key(|&l| (fill[l], l)).expect("lanes");
+            let lane = if fill[lane] + len > room {
                 wave += 1;
-                fill = 0;
-            }
-            map.insert((blk, src), (own + fill, wave));
-            fill += len;
-            peak = peak.max(fill);
+                fill.iter_mut().for_each(|f| *f = 0);
+                0
+            } else {
+                lane
+            };
+            map.insert(key, (own + fill[lane], lane as u32, wave));
+            fill[lane] += len;
+            peak = peak.max(fill[lane]);
         }
         waves = waves.max(wave);
         out.push(map);
@@ -531,7 +576,8 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
         let du = d as usize;
         for (&(q, hb), &s) in &q_need[du] {
             let h = home(q);
-            let (src_row, dst_row, len) = (lay[h as usize].row[&q], q_slots[du].at[&q], blen(q));
+            let (dst_row, lane) = q_slots[du].at[&(q, hb)];
+            let (src_row, len) = (lay[h as usize].row[&q], blen(q));
             let ord = (0u8, q, hb, d);
             fwd_x.push(Xfer {
                 tag: s,
@@ -539,14 +585,14 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                 src: h,
                 dst: d,
                 src_region: reg(fb[h as usize].q, src_row, len, qh(hb)),
-                dst_region: reg(fb[du].q_rem, dst_row, len, qh(hb)),
+                dst_region: reg(fb[du].q_rem, dst_row, len, qh(lane)),
             });
             let (hs, ds) = (&bb[h as usize], &bb[du]);
-            for (i, (sb, db, heads)) in [
-                (hs.q, ds.q_rem, qh(hb)),
-                (hs.o, ds.o_rem, qh(hb)),
-                (hs.d_o, ds.do_rem, qh(hb)),
-                (hs.lse, ds.l_rem, qh(hb)),
+            for (i, (sb, db)) in [
+                (hs.q, ds.q_rem),
+                (hs.o, ds.o_rem),
+                (hs.d_o, ds.do_rem),
+                (hs.lse, ds.l_rem),
             ]
             .into_iter()
             .enumerate()
@@ -556,21 +602,22 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                     order: (i as u8, q, hb, d),
                     src: h,
                     dst: d,
-                    src_region: reg(sb, src_row, len, heads),
-                    dst_region: reg(db, dst_row, len, heads),
+                    src_region: reg(sb, src_row, len, qh(hb)),
+                    dst_region: reg(db, dst_row, len, qh(lane)),
                 });
             }
         }
         for (&(k, hb), &s) in &kv_need[du] {
             let h = home(k);
-            let (src_row, dst_row, len) = (lay[h as usize].row[&k], kv_slots[du].at[&k], blen(k));
+            let (dst_row, lane) = kv_slots[du].at[&(k, hb)];
+            let (src_row, len) = (lay[h as usize].row[&k], blen(k));
             fwd_x.push(Xfer {
                 tag: s,
                 order: (1, k, hb, d),
                 src: h,
                 dst: d,
                 src_region: reg(fb[h as usize].kv, src_row, len, kh(hb)),
-                dst_region: reg(fb[du].kv_rem, dst_row, len, kh(hb)),
+                dst_region: reg(fb[du].kv_rem, dst_row, len, kh(lane)),
             });
             bwd_x.push(Xfer {
                 tag: s,
@@ -578,7 +625,7 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                 src: h,
                 dst: d,
                 src_region: reg(bb[h as usize].kv, src_row, len, kh(hb)),
-                dst_region: reg(bb[du].kv_rem, dst_row, len, kh(hb)),
+                dst_region: reg(bb[du].kv_rem, dst_row, len, kh(lane)),
             });
         }
         // Partials toward their homes.
@@ -587,32 +634,33 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
             if h == d {
                 continue;
             }
-            let (slot, rrow, len) = (q_slots[du].at[&q], oq_recv[h as usize][&(q, d)], blen(q));
+            let (slot, lane) = q_slots[du].at[&(q, hb)];
+            let ((rrow, rlane), len) = (oq_recv[h as usize][&(q, d, hb)], blen(q));
             let tag = out_tag(f);
             fwd_x.push(Xfer {
                 tag,
                 order: (5, q, hb, d),
                 src: d,
                 dst: h,
-                src_region: reg(fb[du].q_rem, slot, len, qh(hb)),
-                dst_region: reg(fb[h as usize].o_recv, rrow, len, qh(hb)),
+                src_region: reg(fb[du].q_rem, slot, len, qh(lane)),
+                dst_region: reg(fb[h as usize].o_recv, rrow, len, qh(rlane)),
             });
             fwd_x.push(Xfer {
                 tag,
                 order: (6, q, hb, d),
                 src: d,
                 dst: h,
-                src_region: reg(fb[du].l_part, slot, len, qh(hb)),
-                dst_region: reg(fb[h as usize].l_recv, rrow, len, qh(hb)),
+                src_region: reg(fb[du].l_part, slot, len, qh(lane)),
+                dst_region: reg(fb[h as usize].l_recv, rrow, len, qh(rlane)),
             });
-            let (brow, wave) = cx.bq_recv[h as usize][&(q, d)];
+            let (brow, blane, wave) = cx.bq_recv[h as usize][&(q, d, hb)];
             bwd_x.push(Xfer {
                 tag: if wave > 0 { cx.stages + wave - 1 } else { tag },
                 order: (5, q, hb, d),
                 src: d,
                 dst: h,
-                src_region: reg(bb[du].q_rem, slot, len, qh(hb)),
-                dst_region: reg(bb[h as usize].dq_recv, brow, len, qh(hb)),
+                src_region: reg(bb[du].q_rem, slot, len, qh(lane)),
+                dst_region: reg(bb[h as usize].dq_recv, brow, len, qh(blane)),
             });
         }
         for (&(k, hb), &f) in &kv_last[du] {
@@ -620,8 +668,8 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
             if h == d {
                 continue;
             }
-            let (slot, len) = (kv_slots[du].at[&k], blen(k));
-            let (rrow, wave) = cx.bkv_recv[h as usize][&(k, d)];
+            let ((slot, lane), len) = (kv_slots[du].at[&(k, hb)], blen(k));
+            let (rrow, rlane, wave) = cx.bkv_recv[h as usize][&(k, d, hb)];
             bwd_x.push(Xfer {
                 tag: if wave > 0 {
                     cx.stages + wave - 1
@@ -631,8 +679,8 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                 order: (6, k, hb, d),
                 src: d,
                 dst: h,
-                src_region: reg(bb[du].kv_rem, slot, len, kh(hb)),
-                dst_region: reg(bb[h as usize].dkv_recv, rrow, len, kh(hb)),
+                src_region: reg(bb[du].kv_rem, slot, len, kh(lane)),
+                dst_region: reg(bb[h as usize].dkv_recv, rrow, len, kh(rlane)),
             });
         }
     }
@@ -672,29 +720,43 @@ struct Dev<'a> {
 impl Dev<'_> {
     /// Where a block's rows live on this device: its home rows in an IO-shaped buffer, or its
     /// slot in a scratch buffer.
-    fn at(&self, blk: u32, heads: (u32, u32), buf_io: u32, buf_rem: u32, slots: &Slots) -> Region {
+    /// `heads` maps a head block (or a slot's lane) to its head range.
+    fn at(
+        &self,
+        blk: u32,
+        hb: u32,
+        heads: impl Fn(u32) -> (u32, u32),
+        buf_io: u32,
+        buf_rem: u32,
+        slots: &Slots,
+    ) -> Region {
         let cx = self.cx;
         if cx.home(blk) == self.d as u32 {
-            reg(buf_io, cx.lay[self.d].row[&blk], cx.blen(blk), heads)
+            reg(buf_io, cx.lay[self.d].row[&blk], cx.blen(blk), heads(hb))
         } else {
-            reg(buf_rem, slots.at[&blk], cx.blen(blk), heads)
+            let (row, lane) = slots.at[&(blk, hb)];
+            reg(buf_rem, row, cx.blen(blk), heads(lane))
         }
     }
     /// A query block's partial-output rows (O, dQ).
     fn q_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(q, self.cx.qh(hb), io, rem, &self.cx.q_pslots[self.d])
+        let cx = self.cx;
+        self.at(q, hb, |h| cx.qh(h), io, rem, &cx.q_pslots[self.d])
     }
     /// A KV block's partial-gradient rows.
     fn kv_at(&self, k: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kv_pslots[self.d])
+        let cx = self.cx;
+        self.at(k, hb, |h| cx.kh(h), io, rem, &cx.kv_pslots[self.d])
     }
     /// A query block's input rows.
     fn qi_at(&self, q: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(q, self.cx.qh(hb), io, rem, &self.cx.q_slots[self.d])
+        let cx = self.cx;
+        self.at(q, hb, |h| cx.qh(h), io, rem, &cx.q_slots[self.d])
     }
     /// A KV block's input rows.
     fn kvi_at(&self, k: u32, hb: u32, io: u32, rem: u32) -> Region {
-        self.at(k, self.cx.kh(hb), io, rem, &self.cx.kv_slots[self.d])
+        let cx = self.cx;
+        self.at(k, hb, |h| cx.kh(h), io, rem, &cx.kv_slots[self.d])
     }
 
     /// Forward: home (q, hb) without local work start from the merge identity; backward: zero
@@ -744,18 +806,15 @@ impl Dev<'_> {
         let (q_need, kv_need, q_slots, kv_slots) =
             (&cx.q_need, &cx.kv_need, &cx.q_pslots, &cx.kv_pslots);
         let blen = |b: u32| cx.blen(b);
-        for (need, slots, buf) in [
-            (&q_need[d], &q_slots[d], bbuf.dq_part),
-            (&kv_need[d], &kv_slots[d], bbuf.dkv_part),
+        for (need, slots, buf, kv) in [
+            (&q_need[d], &q_slots[d], bbuf.dq_part, false),
+            (&kv_need[d], &kv_slots[d], bbuf.dkv_part, true),
         ] {
-            let mut firsts: BTreeMap<u32, u32> = BTreeMap::new();
-            for (&(blk, _), &s0) in need {
-                let e = firsts.entry(blk).or_insert(s0);
-                *e = (*e).min(s0);
-            }
-            for (&blk, _) in firsts.iter().filter(|(_, &s0)| s0 == s) {
+            for (&key, _) in need.iter().filter(|(_, &s0)| s0 == s) {
+                let (row, lane) = slots.at[&key];
+                let heads = if kv { cx.kh(lane) } else { cx.qh(lane) };
                 b.push(Instr::Fill {
-                    dst: b.rows(buf, slots.at[&blk], blen(blk)),
+                    dst: reg(buf, row, blen(key.0), heads),
                     value: FillValue::Zero,
                 });
             }
@@ -876,23 +935,25 @@ impl Dev<'_> {
         );
         for (&(q, hb), &last) in &q_last[d] {
             if last == s && home(q) != du {
-                let (slot, pslot) = (q_slots[d].at[&q], cx.q_pslots[d].at[&q]);
+                let ((slot, lane), (pslot, plane)) =
+                    (q_slots[d].at[&(q, hb)], cx.q_pslots[d].at[&(q, hb)]);
                 f.push(Instr::Copy {
-                    src: reg(fbuf.o_part, pslot, blen(q), qh(hb)),
-                    dst: reg(fbuf.q_rem, slot, blen(q), qh(hb)),
+                    src: reg(fbuf.o_part, pslot, blen(q), qh(plane)),
+                    dst: reg(fbuf.q_rem, slot, blen(q), qh(lane)),
                 });
                 b.push(Instr::Copy {
-                    src: reg(bbuf.dq_part, pslot, blen(q), qh(hb)),
-                    dst: reg(bbuf.q_rem, slot, blen(q), qh(hb)),
+                    src: reg(bbuf.dq_part, pslot, blen(q), qh(plane)),
+                    dst: reg(bbuf.q_rem, slot, blen(q), qh(lane)),
                 });
             }
         }
         for (&(k, hb), &last) in &kv_last[d] {
             if last == s && home(k) != du {
-                let (slot, pslot) = (kv_slots[d].at[&k], cx.kv_pslots[d].at[&k]);
+                let ((slot, lane), (pslot, plane)) =
+                    (kv_slots[d].at[&(k, hb)], cx.kv_pslots[d].at[&(k, hb)]);
                 b.push(Instr::Copy {
-                    src: reg(bbuf.dkv_part, pslot, blen(k), kh(hb)),
-                    dst: reg(bbuf.kv_rem, slot, blen(k), kh(hb)),
+                    src: reg(bbuf.dkv_part, pslot, blen(k), kh(plane)),
+                    dst: reg(bbuf.kv_rem, slot, blen(k), kh(lane)),
                 });
             }
         }
@@ -902,46 +963,41 @@ impl Dev<'_> {
     /// (backward) at the home.
     fn epilogue(&self, f: &mut ProgramBuilder, b: &mut ProgramBuilder) {
         let (cx, d, fbuf) = (self.cx, self.d, self.fbuf);
-        let (table, q_last, oq_recv) = (cx.table, &cx.q_last, &cx.oq_recv);
+        let oq_recv = &cx.oq_recv;
         let (blen, qh) = (|b: u32| cx.blen(b), |h: u32| cx.qh(h));
         let q_at = |q: u32, hb: u32, io: u32, rem: u32| self.q_at(q, hb, io, rem);
-        let mut recv_by_q: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
-        for (&(q, src), &row) in &oq_recv[d] {
-            recv_by_q.entry(q).or_default().push((src, row));
+        // Received partials per (query block, head block), in source order.
+        let mut recv_by_q: BTreeMap<(u32, u32), Vec<(u32, u32)>> = BTreeMap::new();
+        for (&(q, _, hb), &at) in &oq_recv[d] {
+            recv_by_q.entry((q, hb)).or_default().push(at);
         }
-        for (&q, srcs) in &recv_by_q {
-            for hb in 0..table.n_head_blocks {
-                let acc = q_at(q, hb, fbuf.o_acc, fbuf.o_part);
-                let mut inputs = vec![(
-                    acc,
+        for (&(q, hb), srcs) in &recv_by_q {
+            let acc = q_at(q, hb, fbuf.o_acc, fbuf.o_part);
+            let mut inputs = vec![(
+                acc,
+                Region {
+                    buf: fbuf.l_acc,
+                    ..acc
+                },
+            )];
+            for &(row, lane) in srcs {
+                let r = reg(fbuf.o_recv, row, blen(q), qh(lane));
+                inputs.push((
+                    r,
                     Region {
-                        buf: fbuf.l_acc,
-                        ..acc
+                        buf: fbuf.l_recv,
+                        ..r
                     },
-                )];
-                for &(src, row) in srcs {
-                    if q_last[src as usize].contains_key(&(q, hb)) {
-                        let r = reg(fbuf.o_recv, row, blen(q), qh(hb));
-                        inputs.push((
-                            r,
-                            Region {
-                                buf: fbuf.l_recv,
-                                ..r
-                            },
-                        ));
-                    }
-                }
-                if inputs.len() > 1 {
-                    f.push(Instr::Merge {
-                        o: acc,
-                        lse: Region {
-                            buf: fbuf.l_acc,
-                            ..acc
-                        },
-                        inputs,
-                    });
-                }
+                ));
             }
+            f.push(Instr::Merge {
+                o: acc,
+                lse: Region {
+                    buf: fbuf.l_acc,
+                    ..acc
+                },
+                inputs,
+            });
         }
         self.bwd_sums(0, b);
     }
@@ -949,11 +1005,10 @@ impl Dev<'_> {
     /// Sums the received partial gradients of `wave` into the home's accumulators.
     fn bwd_sums(&self, wave: u32, b: &mut ProgramBuilder) {
         let (cx, d, bbuf) = (self.cx, self.d, self.bbuf);
-        let (table, blen) = (cx.table, |b: u32| cx.blen(b));
-        for (recv, last, acc_buf, part_buf, rbuf, kv) in [
+        let blen = |b: u32| cx.blen(b);
+        for (recv, acc_buf, part_buf, rbuf, kv) in [
             (
                 &cx.bq_recv[d],
-                &cx.q_last,
                 bbuf.dq_acc,
                 bbuf.dq_part,
                 bbuf.dq_recv,
@@ -961,39 +1016,33 @@ impl Dev<'_> {
             ),
             (
                 &cx.bkv_recv[d],
-                &cx.kv_last,
                 bbuf.dkv_acc,
                 bbuf.dkv_part,
                 bbuf.dkv_recv,
                 true,
             ),
         ] {
-            let mut by_blk: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
-            for (&(blk, src), &(row, w)) in recv {
+            // Received partials of this wave per (block, head block), in source order.
+            let mut by_blk: BTreeMap<(u32, u32), Vec<(u32, u32)>> = BTreeMap::new();
+            for (&(blk, _, hb), &(row, lane, w)) in recv {
                 if w == wave {
-                    by_blk.entry(blk).or_default().push((src, row));
+                    by_blk.entry((blk, hb)).or_default().push((row, lane));
                 }
             }
-            for (&blk, srcs) in &by_blk {
-                for hb in 0..table.n_head_blocks {
-                    let (acc, heads) = if kv {
-                        (self.kv_at(blk, hb, acc_buf, part_buf), cx.kh(hb))
-                    } else {
-                        (self.q_at(blk, hb, acc_buf, part_buf), cx.qh(hb))
-                    };
-                    let mut sums = vec![acc];
-                    for &(src, row) in srcs {
-                        if last[src as usize].contains_key(&(blk, hb)) {
-                            sums.push(reg(rbuf, row, blen(blk), heads));
-                        }
-                    }
-                    if sums.len() > 1 {
-                        b.push(Instr::Sum {
-                            dst: acc,
-                            inputs: sums,
-                        });
-                    }
+            for (&(blk, hb), srcs) in &by_blk {
+                let (acc, heads): (Region, &dyn Fn(u32) -> (u32, u32)) = if kv {
+                    (self.kv_at(blk, hb, acc_buf, part_buf), &|h| cx.kh(h))
+                } else {
+                    (self.q_at(blk, hb, acc_buf, part_buf), &|h| cx.qh(h))
+                };
+                let mut sums = vec![acc];
+                for &(row, lane) in srcs {
+                    sums.push(reg(rbuf, row, blen(blk), heads(lane)));
                 }
+                b.push(Instr::Sum {
+                    dst: acc,
+                    inputs: sums,
+                });
             }
         }
     }

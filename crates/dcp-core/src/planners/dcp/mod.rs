@@ -1,12 +1,18 @@
-//! The DCP planner: blockwise placement by hypergraph partitioning, an overlapped stage
-//! schedule, and forward/backward programs in the Plan IR.
+//! The DCP planner: blockwise placement (geometric bisection refined by hypergraph
+//! partitioning), an overlapped stage schedule, and forward/backward programs in the Plan IR.
 //!
 //! 1. **Placement.** One vertex per token block (weight: resident memory) and one per
 //!    computation tile (weight: attended pairs) — two separate balance constraints. One net per
 //!    data block joins its token block to every tile that reads it; its weight is the bytes the
 //!    plan moves when the net is cut, forward *and* backward (Q-side: Q, O, LSE out and back, dO,
 //!    dQ; KV-side: KV twice and dKV). Connectivity−1 is then exactly the bytes moved, and with
-//!    several nodes an inter-node span costs `inter_node_factor` times more.
+//!    several nodes an inter-node span costs `inter_node_factor` times more. Heads are cut into
+//!    at least [`DcpOptions::head_blocks`] head blocks (KV head groups), so a long sequence can
+//!    be split by head group as well as by tokens. The placement starts from a recursive
+//!    geometric bisection of the tiles ([`Initial::Bisect`]: equal compute per device, cuts of
+//!    the fewest bytes, whole sequences where they fit), which the partitioner's V-cycle refines
+//!    under compute and memory capacities; a post-pass then moves homes and tiles off the
+//!    device of the most resident bytes.
 //! 2. **Schedule.** Stage 0 runs the tiles whose inputs are local; the remote tiles are split
 //!    into S−1 stages of equal compute, and the blocks a stage needs are fetched during the
 //!    previous stage. S comes from the cost model. Partial outputs (O/LSE forward, dQ/dKV
@@ -16,7 +22,9 @@
 //!    head-parallel `ulysses` and `usp` plans (where the head counts allow them); the cheapest
 //!    is returned, so a `dcp` plan is never predicted slower than static CP.
 
+mod bisect;
 mod emit;
+mod memory;
 mod place;
 mod schedule;
 mod slots;
@@ -41,6 +49,21 @@ use crate::spec::{BatchSpec, Topology};
 use emit::emit;
 use schedule::{estimate, StageSplitter};
 
+/// How the placement starts before its refinement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initial {
+    /// [`Initial::Bisect`] with the heads split into KV head groups ([`DcpOptions::head_blocks`])
+    /// when the batch's rows are dense ([`dense_rows`]: device regions are two-dimensional,
+    /// as in long causal sequences), else [`Initial::Partition`] at the batch's head block.
+    Auto,
+    /// Recursive geometric bisection of the sequences' tiles over the devices (cuts of the
+    /// fewest bytes, whole sequences where they fit), homes where their nets are, then one
+    /// V-cycle of the partitioner's refinement.
+    Bisect,
+    /// The multilevel hypergraph partitioner from scratch.
+    Partition,
+}
+
 #[derive(Debug, Clone)]
 pub struct DcpOptions {
     /// Allowed compute imbalance (max/mean − 1) of the placement.
@@ -57,6 +80,12 @@ pub struct DcpOptions {
     pub preset: Preset,
     /// Return the zigzag plan when the cost model predicts it faster.
     pub fallback_static: bool,
+    pub initial: Initial,
+    /// Head blocks the placement cuts the heads into at least: a finer head block than the
+    /// batch's where its KV heads allow (see [`planning_head_block`]), so a long sequence can
+    /// be split by KV head group as well as by tokens (a device then fetches the Q and KV of
+    /// its head group only). 1 keeps the batch's head block.
+    pub head_blocks: u32,
 }
 
 impl Default for DcpOptions {
@@ -70,6 +99,8 @@ impl Default for DcpOptions {
             cost: CostModel::default(),
             preset: Preset::Fast,
             fallback_static: true,
+            initial: Initial::Auto,
+            head_blocks: 2,
         }
     }
 }
@@ -98,14 +129,22 @@ fn choose_stages(
         })
         .collect();
     let fastest = cands.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
-    cands
+
+    let near = cands
         .iter()
         .filter(|c| c.1 <= fastest * (1.0 + STAGE_TIME_SLACK))
         .min_by(|a, b| a.2.total_cmp(&b.2).then(a.1.total_cmp(&b.1)))
-        .map_or(2, |c| c.0)
+        .expect("stage counts");
+    if near.2 <= STAGE_MEM_GOAL {
+        return near.0;
+    }
+    cands
+        .iter()
+        .filter(|c| c.1 <= fastest * (1.0 + STAGE_MEM_SLACK) && c.2 <= STAGE_MEM_GOAL)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(near.0, |c| c.0)
 }
 
-/// Plans a batch with DCP.
 /// Whether `dcp` offers the `local` candidate (whole sequences on single devices) at this
 /// compute imbalance: within the compute tolerance, at least 10 %. An unbalanced local plan
 /// also unbalances everything else the rank computes on its tokens in training (the layers
@@ -114,30 +153,118 @@ pub fn local_is_balanced(imbalance: f64, comp_epsilon: f64) -> bool {
     imbalance <= 1.0 + comp_epsilon.max(0.10)
 }
 
+/// Estimated resident memory imbalance above which a stage count up to [`STAGE_MEM_SLACK`]
+/// slower than the fastest is taken when it stays under this.
+const STAGE_MEM_GOAL: f64 = 1.17;
+const STAGE_MEM_SLACK: f64 = 0.10;
+
+/// Whether the rows of the batch are dense: their compute-weighted mean width in tiles, at
+/// the KV-side bytes of a tile column, reaches [`DENSE_FACTOR`] times the query blocks per
+/// device at the Q-side bytes of a row. A device's region then spans many columns for few
+/// rows, and splitting it by KV head group (and cutting it geometrically) saves bytes; band
+/// masks (sliding windows, lambda) are cut by rows, where neither pays (measured on the
+/// reference batches: with them the predicted time of lambda plans rose 4–27 %).
+pub fn dense_rows(table: &BlockTable, n_devices: u32) -> bool {
+    let nb = table.blocks.len();
+    if nb == 0 {
+        return false;
+    }
+    let mut width = vec![0u64; nb];
+    let mut work = vec![0u64; nb];
+    for t in table.tiles.iter().filter(|t| t.head_block == 0) {
+        width[t.q_block as usize] += 1;
+        work[t.q_block as usize] += t.attended;
+    }
+    let total: u64 = work.iter().sum();
+    if total == 0 {
+        return false;
+    }
+    let mean_width = (0..nb)
+        .map(|b| width[b] as f64 * work[b] as f64)
+        .sum::<f64>()
+        / total as f64;
+    let (wq, wkv) = bisect::net_weights(table, 0);
+    let rows_per_device = nb as f64 / n_devices as f64;
+    mean_width * wkv as f64 >= DENSE_FACTOR * rows_per_device * wq as f64
+}
+
+/// See [`dense_rows`].
+const DENSE_FACTOR: f64 = 0.5;
+
+/// KV heads per head block the planner places at: the batch's, or the largest divisor of the
+/// KV heads below it that gives at least `opts.head_blocks` head blocks (none: the batch's).
+pub fn planning_head_block(batch: &BatchSpec, opts: &DcpOptions) -> u32 {
+    let (kvh, hb) = (batch.model.kv_heads, batch.head_block);
+    if hb == 0 || kvh / hb >= opts.head_blocks {
+        return hb;
+    }
+    (1..=hb)
+        .rev()
+        .find(|&h| kvh % h == 0 && kvh / h >= opts.head_blocks)
+        .unwrap_or(hb)
+}
+
+/// Plans a batch with DCP. The plan's batch carries the head block it was placed at
+/// ([`planning_head_block`]).
 pub fn plan_dcp(
     batch: &BatchSpec,
     topo: &Topology,
     opts: &DcpOptions,
 ) -> Result<Plan, PlanningError> {
     let table = BlockTable::build(batch)?;
-    let pl = place(&table, batch, topo, opts)?;
     let n = topo.n_devices();
+    // Auto: the bisection, with heads split into KV head groups, where device regions are
+    // two-dimensional (dense rows); the partitioner at the batch's head block otherwise.
+    let dense = opts.initial != Initial::Partition && dense_rows(&table, n);
+    let opts_r;
+    let opts = match opts.initial {
+        Initial::Auto => {
+            opts_r = DcpOptions {
+                initial: if dense {
+                    Initial::Bisect
+                } else {
+                    Initial::Partition
+                },
+                ..opts.clone()
+            };
+            &opts_r
+        }
+        _ => opts,
+    };
+    let head_block = if opts.initial == Initial::Bisect {
+        planning_head_block(batch, opts)
+    } else {
+        batch.head_block
+    };
+    let (split, split_table);
+    let (batch, table) = if head_block == batch.head_block {
+        (batch, &table)
+    } else {
+        split = BatchSpec {
+            head_block,
+            ..batch.clone()
+        };
+        split_table = BlockTable::build(&split)?;
+        (&split, &split_table)
+    };
+    let pl = place(table, batch, topo, opts)?;
     let any_remote = table.tiles.iter().enumerate().any(|(ti, t)| {
         let d = pl.tile_dev[ti];
         pl.block_home[t.q_block as usize] != d || pl.block_home[t.kv_block as usize] != d
     });
-    let splitter = StageSplitter::new(&table, &pl, n, &batch.model);
+    let splitter = StageSplitter::new(table, &pl, n, &batch.model);
     let stages = match opts.stages {
         Some(s) => s.max(if any_remote { 2 } else { 1 }),
         None if !any_remote => 1,
-        None => choose_stages(&table, &pl, topo, &opts.cost, &splitter),
+        None => choose_stages(table, &pl, topo, &opts.cost, &splitter),
     };
     let stage = if stages == 1 {
         vec![0; table.tiles.len()]
     } else {
         splitter.split(table.tiles.len(), stages)
     };
-    let plan = emit(batch, topo, &table, &pl, &stage, stages);
+    let plan = emit(batch, topo, table, &pl, &stage, stages);
+
     if !(opts.fallback_static && n > 1) {
         return Ok(plan);
     }
@@ -206,4 +333,38 @@ pub fn plan_dcp(
     best.planner = PlannerKind::Dcp.name().to_string();
     best.candidate = winner;
     Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::MaskSpec;
+    use crate::spec::{DType, ModelShape};
+
+    #[test]
+    fn planning_head_block_splits_kv_heads_where_it_can() {
+        let model = |kv_heads| ModelShape {
+            heads: 8,
+            kv_heads,
+            head_dim: 16,
+            dtype: DType::Bf16,
+        };
+        let opts = DcpOptions::default();
+        let hb = |kv, head_block| {
+            let mut b = BatchSpec::uniform(&[64], MaskSpec::Causal, model(kv), 16);
+            b.head_block = head_block;
+            planning_head_block(&b, &opts)
+        };
+        assert_eq!(hb(2, 2), 1);
+        assert_eq!(hb(2, 1), 1);
+        assert_eq!(hb(8, 8), 4);
+        assert_eq!(hb(8, 2), 2);
+        assert_eq!(hb(1, 1), 1);
+        let one = DcpOptions {
+            head_blocks: 1,
+            ..DcpOptions::default()
+        };
+        let b = BatchSpec::uniform(&[64], MaskSpec::Causal, model(2), 16);
+        assert_eq!(planning_head_block(&b, &one), 2);
+    }
 }

@@ -51,7 +51,10 @@ impl StageSplitter {
         let (hd, dt) = (model.head_dim as u64, model.dtype.size());
         let q_bpt = model.heads as u64 * hd * dt;
         let kv_bpt = 2 * model.kv_heads as u64 * hd * dt;
-        let lse_bpt = model.heads as u64 * 4;
+        // Remote slots hold one head block (a lane of the scratch buffers, see `alloc_live`).
+        let nh = table.n_head_blocks.max(1) as u64;
+        let (qs_bpt, kvs_bpt) = (q_bpt / nh, kv_bpt / nh);
+        let lse_bpt = model.heads as u64 * 4 / nh;
         let mut remote: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (ti, t) in table.tiles.iter().enumerate() {
             let d = pl.tile_dev[ti];
@@ -64,23 +67,27 @@ impl StageSplitter {
         for (b, blk) in table.blocks.iter().enumerate() {
             fixed[pl.block_home[b] as usize] += home_bpt * blk.len as u64;
         }
-        // Receive slots at the homes: one per (block, computing device) and side.
-        let mut users: Vec<(u32, u8, u32)> = table
+        // Receive slots at the homes: one head block per (block, computing device, head
+        // block) and side, packed into head lanes.
+        let mut users: Vec<(u32, u8, u32, u32)> = table
             .tiles
             .iter()
             .enumerate()
             .flat_map(|(ti, t)| {
                 let d = pl.tile_dev[ti];
-                [(t.q_block, 0u8, d), (t.kv_block, 1u8, d)]
+                [
+                    (t.q_block, 0u8, d, t.head_block),
+                    (t.kv_block, 1u8, d, t.head_block),
+                ]
             })
-            .filter(|&(b, _, d)| pl.block_home[b as usize] != d)
+            .filter(|&(b, _, d, _)| pl.block_home[b as usize] != d)
             .collect();
         users.sort_unstable();
         users.dedup();
-        for (b, side, _) in users {
+        for (b, side, _, _) in users {
             let len = table.blocks[b as usize].len as u64;
             fixed[pl.block_home[b as usize] as usize] +=
-                len * if side == 0 { q_bpt } else { kv_bpt };
+                len * if side == 0 { qs_bpt } else { kvs_bpt };
         }
         let devs = remote
             .into_iter()
@@ -97,25 +104,25 @@ impl StageSplitter {
                     })
                     .collect();
                 // First and last position of every remote block.
-                let mut span: std::collections::BTreeMap<(u8, u32), (usize, usize)> =
+                let mut span: std::collections::BTreeMap<(u8, u32, u32), (usize, usize)> =
                     std::collections::BTreeMap::new();
                 for (pos, &ti) in order.iter().enumerate() {
                     let t = &table.tiles[ti];
                     for (side, b) in [(0u8, t.q_block), (1u8, t.kv_block)] {
                         if pl.block_home[b as usize] != d {
-                            let e = span.entry((side, b)).or_insert((pos, pos));
+                            let e = span.entry((side, b, t.head_block)).or_insert((pos, pos));
                             e.1 = pos;
                         }
                     }
                 }
                 let blocks = span
                     .into_iter()
-                    .map(|((side, b), (first, last))| {
+                    .map(|((side, b, _), (first, last))| {
                         let (slot_bpt, part_bpt) = if side == 0 {
                             // Q, O, dO inputs and LSE; the fp32 dQ partial.
-                            (3 * q_bpt + lse_bpt, 2 * q_bpt)
+                            (3 * qs_bpt + lse_bpt, 2 * qs_bpt)
                         } else {
-                            (kv_bpt, 2 * kv_bpt)
+                            (kvs_bpt, 2 * kvs_bpt)
                         };
                         RemoteBlock {
                             kv: side == 1,
