@@ -13,11 +13,11 @@
 //! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
 //! we plan (Schwartz–Zippel, degree ≤ 2²¹).
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 
+use super::state::Few;
 use crate::mask::{CompiledMask, Lin};
 
 const P: u64 = (1 << 61) - 1;
@@ -129,10 +129,11 @@ impl Powers {
 /// The evaluation point and cached constants.
 pub(super) struct Hasher {
     x: u64,
-    z: u64,
     xp: Powers,
     yp: Powers,
+    zp: Powers,
     yip: Powers,
+    inv_x1: u64,
     inv_y1: u64,
     inv_z1: u64,
     /// `1 / (x·y^m − 1)` for key slopes `m` in `-4..=4`.
@@ -140,6 +141,35 @@ pub(super) struct Hasher {
 }
 
 impl Hasher {
+    /// The one hasher (its power tables take ~0.2 M multiplications to build: once per process,
+    /// not per validation).
+    pub fn shared() -> &'static Hasher {
+        static H: std::sync::OnceLock<Hasher> = std::sync::OnceLock::new();
+        H.get_or_init(Hasher::new)
+    }
+
+    /// `Σ_{e=a}^{b-1} x^e`.
+    #[inline]
+    pub fn xs(&self, a: u64, b: u64) -> u64 {
+        mulm(subm(self.xp.pow(b), self.xp.pow(a)), self.inv_x1)
+    }
+
+    /// `Σ_{e=a}^{b-1} y^e`.
+    #[inline]
+    pub fn ys(&self, a: u64, b: u64) -> u64 {
+        mulm(subm(self.yp.pow(b), self.yp.pow(a)), self.inv_y1)
+    }
+
+    /// The pairs of the rectangle `[q0, q1) × [k0, k1)` (tokens of a sequence at global offset
+    /// `off`; both non-empty), from the sums of its query and key powers (`xs`, `ys`).
+    #[inline]
+    pub fn rect(xs: u64, ys: u64, q: u64, k: u64) -> PairSum {
+        PairSum {
+            count: q * k,
+            hash: mulm(xs, ys),
+        }
+    }
+
     pub fn new() -> Self {
         // Fixed pseudo-random points (any values not 0 or 1 work; fixed keeps plans' verdicts
         // reproducible).
@@ -156,10 +186,11 @@ impl Hasher {
         }
         Hasher {
             x,
-            z,
             xp: Powers::new(x),
             yp: Powers::new(y),
+            zp: Powers::new(z),
             yip: Powers::new(y_inv),
+            inv_x1: invm(subm(x, 1)),
             inv_y1: invm(subm(y, 1)),
             inv_z1: invm(subm(z, 1)),
             inv_ratio,
@@ -215,7 +246,7 @@ impl Hasher {
         PairSum {
             count: (h1 - h0) as u64,
             hash: mulm(
-                subm(powm(self.z, h1 as u64), powm(self.z, h0 as u64)),
+                subm(self.zp.pow(h1 as u64), self.zp.pow(h0 as u64)),
                 self.inv_z1,
             ),
         }
@@ -384,19 +415,24 @@ pub(super) fn trap_sum(
     out
 }
 
-/// Pairs of one work: trapezoids over (query token, key token) of one sequence, each taken once
-/// per query head of `qheads`.
+/// Pairs of one work: trapezoids over (query token, key token), each inside one sequence and
+/// taken once per query head of `qheads`; with the sums and extents its coverage leaves need.
 #[derive(Debug)]
 pub(super) struct WorkPairs {
-    /// Global offset of the sequence's first token.
-    pub off: u64,
     /// Query heads as runs `[h0, h1)`.
-    pub qheads: Vec<(u32, u32)>,
+    pub qheads: Few<(u32, u32)>,
     pub traps: Vec<Trap>,
+    /// Σ z^h and count over `qheads`.
+    heads: PairSum,
+    /// Extent and sum (times heads) of all traps, and of the traps read through each KV region.
+    all: (Extent, PairSum),
+    regs: Few<(Extent, PairSum)>,
 }
 
-/// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)`, read through the work's KV region `kvreg`.
-/// `lo[1]` and `hi[1]` are constant: the token bounds of the KV run the keys are read from.
+/// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)` (tokens of the sequence at global offset
+/// `off`), read through the work's KV region `kvreg`. `lo[1]` and `hi[1]` are constant: the
+/// token bounds of the KV piece the keys are read from. Query token `q` is global row `q + gq`,
+/// key token `k` global row `k + gk` (a trap lies inside one query piece and one KV piece).
 #[derive(Debug, Clone)]
 pub(super) struct Trap {
     pub q0: u32,
@@ -404,74 +440,129 @@ pub(super) struct Trap {
     pub lo: [Lin; 2],
     pub hi: [Lin; 2],
     pub kvreg: u32,
-    /// The sum over the whole trapezoid, once computed: a backward work's trapezoids are
-    /// summed whole for its dQ leaves and again for its dKV leaves.
-    pub full: Cell<Option<PairSum>>,
+    pub off: u64,
+    pub gq: i64,
+    pub gk: i64,
+    /// The sum over the whole trapezoid (one head).
+    pub full: PairSum,
 }
 
-/// Which cells a coverage is read for: query tokens, key tokens, query heads, KV region.
+/// Which cells a coverage is read for: query rows and key rows (global rows, [`super::gspace`]),
+/// query heads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Cells {
-    pub q: (u32, u32),
-    pub k: (u32, u32),
+    pub q: (i64, i64),
+    pub k: (i64, i64),
     pub heads: (u32, u32),
 }
+
+/// Beyond every global row, and safe to subtract a row shift from.
+const FAR: i64 = 1 << 60;
 
 impl Cells {
     /// All cells.
     pub const ALL: Cells = Cells {
-        q: (0, u32::MAX),
-        k: (0, u32::MAX),
+        q: (-FAR, FAR),
+        k: (-FAR, FAR),
         heads: (0, u32::MAX),
     };
 
     /// The cells in both.
     pub fn clip(&self, o: &Cells) -> Cells {
-        let i = |x: (u32, u32), y: (u32, u32)| (x.0.max(y.0), x.1.min(y.1));
+        let i = |x: (i64, i64), y: (i64, i64)| (x.0.max(y.0), x.1.min(y.1));
         Cells {
             q: i(self.q, o.q),
             k: i(self.k, o.k),
-            heads: i(self.heads, o.heads),
+            heads: (self.heads.0.max(o.heads.0), self.heads.1.min(o.heads.1)),
         }
     }
 }
 
 impl WorkPairs {
+    /// The pairs of `traps` times the query heads `qheads`; `q` bounds the global rows of the
+    /// queries, `regions[i]` those of the keys read through KV region `i`.
+    pub fn new(
+        h: &Hasher,
+        qheads: Few<(u32, u32)>,
+        traps: Vec<Trap>,
+        q: (i64, i64),
+        regions: &[(i64, i64)],
+    ) -> Self {
+        let mut heads = PairSum::default();
+        for &(a, b) in &qheads {
+            heads = heads.add(h.heads(a, b));
+        }
+        let (h0, h1) = qheads
+            .iter()
+            .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
+        let mut sums: Few<PairSum> = regions.iter().map(|_| PairSum::default()).collect();
+        for t in &traps {
+            let s = &mut sums[t.kvreg as usize];
+            *s = s.add(t.full);
+        }
+        let ext = |k: (i64, i64)| {
+            Extent(Some(Cells {
+                q,
+                k,
+                heads: (h0, h1),
+            }))
+            .clip(&Cells::ALL)
+        };
+        let mut all = (Extent(None), PairSum::default());
+        let mut regs = Few::Zero;
+        for (&k, &s) in regions.iter().zip(sums.iter()) {
+            let e = if s.count == 0 { Extent(None) } else { ext(k) };
+            let s = times_heads(s, heads);
+            all = (all.0.union(e), all.1.add(s));
+            regs.push((e, s));
+        }
+        WorkPairs {
+            qheads,
+            traps,
+            heads,
+            all,
+            regs,
+        }
+    }
+
     /// Summary of this work's pairs inside `cells`, only through KV region `kvreg` if given.
     pub fn sum(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
+        let (ext, full) = match kvreg {
+            None => self.all,
+            Some(r) => self.regs[r as usize],
+        };
+        if ext.inside(cells) {
+            return full;
+        }
         let mut t = PairSum::default();
-        let kl = Lin::c(cells.k.0 as i64);
-        let ku = Lin::c(cells.k.1 as i64);
         for tr in &self.traps {
             if kvreg.is_some_and(|r| r != tr.kvreg) {
                 continue;
             }
-            let q0 = tr.q0.max(cells.q.0);
-            let q1 = tr.q1.min(cells.q.1);
+            let q0 = (tr.q0 as i64).max(cells.q.0 - tr.gq);
+            let q1 = (tr.q1 as i64).min(cells.q.1 - tr.gq);
             if q0 >= q1 {
                 continue;
             }
+            let (kl, ku) = (cells.k.0 - tr.gk, cells.k.1 - tr.gk);
             // Cells holding the whole trapezoid: its own sum (the cells' bounds bind nothing).
-            if (q0, q1) == (tr.q0, tr.q1)
-                && cells.k.0 as i64 <= tr.lo[1].c
-                && tr.hi[1].c <= cells.k.1 as i64
-            {
-                let v = tr.full.get().unwrap_or_else(|| {
-                    let v = trap_sum(h, q0 as i64, q1 as i64, &tr.lo, &tr.hi, self.off, false);
-                    tr.full.set(Some(v));
-                    v
-                });
-                t = t.add(v);
+            if (q0, q1) == (tr.q0 as i64, tr.q1 as i64) && kl <= tr.lo[1].c && tr.hi[1].c <= ku {
+                t = t.add(tr.full);
                 continue;
             }
-            let lo = [tr.lo[0], tr.lo[1], kl];
-            let hi = [tr.hi[0], tr.hi[1], ku];
-            t = t.add(trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, self.off, false));
+            let lo = [tr.lo[0], tr.lo[1], Lin::c(kl)];
+            let hi = [tr.hi[0], tr.hi[1], Lin::c(ku)];
+            t = t.add(trap_sum(h, q0, q1, &lo, &hi, tr.off, false));
         }
-        let mut heads = PairSum::default();
-        for &(a, b) in &self.qheads {
-            heads = heads.add(h.heads(a.max(cells.heads.0), b.min(cells.heads.1)));
-        }
+        let heads = if (cells.heads.0, cells.heads.1) == (0, u32::MAX) {
+            self.heads
+        } else {
+            let mut s = PairSum::default();
+            for &(a, b) in &self.qheads {
+                s = s.add(h.heads(a.max(cells.heads.0), b.min(cells.heads.1)));
+            }
+            s
+        };
         times_heads(t, heads)
     }
 }
@@ -510,8 +601,36 @@ pub(super) fn mask_sum(
     t
 }
 
+/// Whether the rectangle `[q0, q1) × [k0, k1)` (keys inside the sequence) lies inside the mask:
+/// [`inside_mask`] for constant bounds, without building a trapezoid.
+#[inline]
+pub(super) fn rect_inside_mask(mask: &CompiledMask, q0: i64, q1: i64, k0: i64, k1: i64) -> bool {
+    let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
+    let mut at = q0;
+    for seg in &mask.segs[first..] {
+        if at >= q1 {
+            break;
+        }
+        if seg.rows.0 > at {
+            return false;
+        }
+        let b = seg.rows.1.min(q1) - 1;
+        let ok = seg.ranges.iter().any(|r| {
+            r.start.at(at) <= k0 && r.start.at(b) <= k0 && k1 <= r.end.at(at) && k1 <= r.end.at(b)
+        });
+        if !ok {
+            return false;
+        }
+        at = b + 1;
+    }
+    at >= q1
+}
+
 /// Attended pairs of `tr` that lie inside the mask (count only).
 pub(super) fn count_inside_mask(h: &Hasher, mask: &CompiledMask, tr: &Trap) -> u64 {
+    if inside_mask(mask, tr) {
+        return tr.full.count;
+    }
     let (q0, q1) = (tr.q0 as i64, tr.q1 as i64);
     let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
     let (zero, len) = (Lin::c(0), Lin::c(mask.len as i64));
@@ -530,60 +649,75 @@ pub(super) fn count_inside_mask(h: &Hasher, mask: &CompiledMask, tr: &Trap) -> u
     n
 }
 
-/// The bounding box of a coverage's pairs: query tokens, key tokens, query heads (`None`: no
+/// A sufficient test that every pair of `tr` lies inside the mask, by comparing lines at the
+/// ends of row runs (no sums): the mask's segments cover the trapezoid's rows, and on each, one
+/// mask range starts at or before one of the trapezoid's lower bounds and ends at or after one
+/// of its upper bounds, at both end rows (lines: then on every row between). Keys lie inside
+/// the sequence (a KV piece's tokens), so the mask's clamping to `[0, len)` binds nothing.
+fn inside_mask(mask: &CompiledMask, tr: &Trap) -> bool {
+    let (q0, q1) = (tr.q0 as i64, tr.q1 as i64);
+    let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
+    let mut at = q0;
+    for seg in &mask.segs[first..] {
+        if at >= q1 {
+            break;
+        }
+        if seg.rows.0 > at {
+            return false;
+        }
+        let (a, b) = (at, seg.rows.1.min(q1));
+        let le = |x: &Lin, y: &Lin| x.at(a) <= y.at(a) && x.at(b - 1) <= y.at(b - 1);
+        let ok = seg
+            .ranges
+            .iter()
+            .any(|r| tr.lo.iter().any(|l| le(&r.start, l)) && tr.hi.iter().any(|u| le(u, &r.end)));
+        if !ok {
+            return false;
+        }
+        at = b;
+    }
+    at >= q1
+}
+
+/// The bounding box of a coverage's pairs: query rows, key rows, query heads (`None`: no
 /// pairs). A block whose cells contain it reads the coverage's full sum.
 #[derive(Debug, Clone, Copy)]
 struct Extent(Option<Cells>);
 
 impl Extent {
-    fn of_leaf(w: &WorkPairs, kvreg: Option<u32>, clip: &Cells) -> Extent {
-        let mut e = Extent(None);
-        let (h0, h1) = w
-            .qheads
-            .iter()
-            .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
-        if h0 >= h1 {
-            return e;
-        }
-        for t in w
-            .traps
-            .iter()
-            .filter(|t| kvreg.is_none_or(|r| r == t.kvreg))
-        {
-            // Keys of a trap lie inside its KV run: [lo[1], hi[1]).
-            let k = (t.lo[1].c.max(0) as u32, t.hi[1].c.max(0) as u32);
-            let b = Cells {
-                q: (t.q0, t.q1),
-                k,
-                heads: (h0, h1),
-            }
-            .clip(clip);
-            if b.q.0 < b.q.1 && b.k.0 < b.k.1 {
-                e = e.union(Extent(Some(b)));
-            }
-        }
-        e
+    /// A box of the pairs inside `c` too (not the tightest: used only to skip sums).
+    fn clip(self, c: &Cells) -> Extent {
+        Extent(
+            self.0
+                .map(|e| e.clip(c))
+                .filter(|b| b.q.0 < b.q.1 && b.k.0 < b.k.1 && b.heads.0 < b.heads.1),
+        )
     }
 
     fn union(self, o: Extent) -> Extent {
         match (self.0, o.0) {
             (None, x) | (x, None) => Extent(x),
             (Some(a), Some(b)) => {
-                let u = |x: (u32, u32), y: (u32, u32)| (x.0.min(y.0), x.1.max(y.1));
+                let u = |x: (i64, i64), y: (i64, i64)| (x.0.min(y.0), x.1.max(y.1));
                 Extent(Some(Cells {
                     q: u(a.q, b.q),
                     k: u(a.k, b.k),
-                    heads: u(a.heads, b.heads),
+                    heads: (a.heads.0.min(b.heads.0), a.heads.1.max(b.heads.1)),
                 }))
             }
         }
     }
 
     fn inside(&self, c: &Cells) -> bool {
-        let within = |x: (u32, u32), y: (u32, u32)| y.0 <= x.0 && x.1 <= y.1;
+        let within = |x: (i64, i64), y: (i64, i64)| y.0 <= x.0 && x.1 <= y.1;
         match self.0 {
             None => true,
-            Some(e) => within(e.q, c.q) && within(e.k, c.k) && within(e.heads, c.heads),
+            Some(e) => {
+                within(e.q, c.q)
+                    && within(e.k, c.k)
+                    && c.heads.0 <= e.heads.0
+                    && e.heads.1 <= c.heads.1
+            }
         }
     }
 }
@@ -615,9 +749,18 @@ pub(super) type Cov = Rc<CovNode>;
 /// The pairs of `w` inside `clip` (through KV region `kvreg` if given): what a work adds to the
 /// output rows of one query run, or to the dKV rows of one KV run.
 pub(super) fn leaf(h: &Hasher, w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
+    let (ext, full) = match kvreg {
+        None => w.all,
+        Some(r) => w.regs[r as usize],
+    };
+    let (ext, full) = if ext.inside(&clip) {
+        (ext, full)
+    } else {
+        (ext.clip(&clip), w.sum(h, &clip, kvreg))
+    };
     Rc::new(CovNode {
-        ext: Extent::of_leaf(&w, kvreg, &clip),
-        full: w.sum(h, &clip, kvreg),
+        ext,
+        full,
         kind: CovKind::Leaf { w, kvreg, clip },
     })
 }
@@ -650,7 +793,7 @@ pub(super) fn cov_eq(a: &Cov, b: &Cov) -> bool {
 }
 
 /// Sums of shared coverage nodes, keyed by address (a multiplicative hash: the keys are
-/// pointers, no adversary chooses them).
+/// pointers or fingerprints, no adversary chooses them).
 pub(super) type Memo = HashMap<*const CovNode, PairSum, BuildHasherDefault<PtrHash>>;
 
 #[derive(Default)]
@@ -667,6 +810,9 @@ impl std::hash::Hasher for PtrHash {
     }
     fn write_usize(&mut self, n: usize) {
         self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -735,7 +881,7 @@ mod tests {
         for &(q, hd, k) in pairs {
             s = s.add(PairSum {
                 count: 1,
-                hash: mulm(mulm(powm(h.x, q), powm(h.z, hd as u64)), h.yp.pow(k)),
+                hash: mulm(mulm(powm(h.x, q), h.zp.pow(hd as u64)), h.yp.pow(k)),
             });
         }
         s
@@ -777,22 +923,27 @@ mod tests {
 
     #[test]
     fn coverage_sums_split_over_cells() {
-        // Two works over a causal sequence; blocks of a coverage add up to its full sum.
+        // Two works over a causal sequence (tokens at global rows + 100); blocks of a
+        // coverage add up to its full sum.
         let h = Hasher::new();
-        let causal = |q0: u32, q1: u32, k0: i64, k1: i64, kvreg| Trap {
-            q0,
-            q1,
-            lo: [Lin::c(k0), Lin::c(k0)],
-            hi: [Lin::row(1), Lin::c(k1)],
-            kvreg,
-            full: Cell::new(None),
+        let causal = |q0: u32, q1: u32, k0: i64, k1: i64, kvreg| {
+            let (lo, hi) = ([Lin::c(k0), Lin::c(k0)], [Lin::row(1), Lin::c(k1)]);
+            Trap {
+                q0,
+                q1,
+                lo,
+                hi,
+                kvreg,
+                off: 3,
+                gq: 100,
+                gk: 100,
+                full: trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 3, false),
+            }
         };
         let w = |traps| {
-            Rc::new(WorkPairs {
-                off: 3,
-                qheads: vec![(0, 2), (4, 5)],
-                traps,
-            })
+            let rows = (100, 120);
+            let heads = [(0, 2), (4, 5)].into_iter().collect();
+            Rc::new(WorkPairs::new(&h, heads, traps, rows, &[rows, rows]))
         };
         let a = leaf(&h, w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
         let b = leaf(
@@ -804,9 +955,9 @@ mod tests {
         let ab = join(&a, &b);
         let both = join(&ab, &ab);
         let mut memo = Memo::default();
-        let cells = |q: (u32, u32), heads: (u32, u32)| Cells {
-            q,
-            k: (0, 20),
+        let cells = |q: (i64, i64), heads: (u32, u32)| Cells {
+            q: (q.0 + 100, q.1 + 100),
+            k: (100, 120),
             heads,
         };
         let full = cov_sum(&h, &ab, &cells((0, 20), (0, 8)), &mut memo);
@@ -828,11 +979,102 @@ mod tests {
             Cells::ALL,
         );
         let k = Cells {
-            q: (0, 20),
-            k: (10, 20),
+            q: (100, 120),
+            k: (110, 120),
             heads: (0, 8),
         };
         assert_eq!(cov_sum(&h, &dkv, &k, &mut memo).count, 3 * 55);
+        // A leaf clipped to some query rows: its sum is those rows' pairs.
+        let half = leaf(
+            &h,
+            w(vec![causal(0, 10, 0, 10, 0)]),
+            None,
+            cells((0, 5), (0, u32::MAX)),
+        );
+        assert_eq!(half.full.count, 3 * 15);
+    }
+
+    #[test]
+    fn rectangles_sum_like_trapezoids() {
+        let h = Hasher::new();
+        for (q0, q1, k0, k1, off) in [
+            (0u64, 1u64, 0u64, 1u64, 0u64),
+            (3, 17, 2, 9, 40),
+            (5, 6, 0, 30, 7),
+        ] {
+            let lo = [Lin::c(k0 as i64), Lin::c(0)];
+            let hi = [Lin::c(k1 as i64), Lin::c(100)];
+            let t = trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, off, false);
+            let r = Hasher::rect(
+                h.xs(off + q0, off + q1),
+                h.ys(off + k0, off + k1),
+                q1 - q0,
+                k1 - k0,
+            );
+            assert_eq!(r, t, "{q0}..{q1} × {k0}..{k1}");
+        }
+    }
+
+    #[test]
+    fn the_quick_mask_test_agrees_with_counting() {
+        // Whenever the sufficient test says "inside", every pair is inside (exact count).
+        let h = Hasher::new();
+        let masks = [
+            MaskSpec::Causal,
+            MaskSpec::Full,
+            MaskSpec::SlidingWindow { window: 5 },
+            MaskSpec::Lambda { sink: 2, window: 4 },
+            MaskSpec::CausalBlockwise { block: 3, local: 1 },
+            MaskSpec::PrefixLm { prefix: 6 },
+        ];
+        let len = 23u32;
+        let mut quick = 0;
+        for m in masks {
+            let cm = m.compile(len);
+            for (q0, q1) in [(0u32, 23u32), (3, 9), (10, 11), (12, 23)] {
+                for (k0, k1) in [(0i64, 23i64), (0, 3), (2, 9), (9, 12), (20, 23)] {
+                    for slope in [0, 1] {
+                        let lo = [Lin::c(k0), Lin::c(k0)];
+                        let hi = [Lin { c: 1, slope }, Lin::c(k1)];
+                        let hi = if slope == 0 {
+                            [Lin::c(k1), Lin::c(k1)]
+                        } else {
+                            hi
+                        };
+                        let full = trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 0, true);
+                        let tr = Trap {
+                            q0,
+                            q1,
+                            lo,
+                            hi,
+                            kvreg: 0,
+                            off: 0,
+                            gq: 0,
+                            gk: 0,
+                            full,
+                        };
+                        let mut exact = 0;
+                        for q in q0..q1 {
+                            let l = lo.iter().map(|x| x.at(q as i64)).max().unwrap();
+                            let u = hi.iter().map(|x| x.at(q as i64)).min().unwrap();
+                            for (s, e) in cm.row_ranges(q) {
+                                exact += (u.min(e as i64) - l.max(s as i64)).max(0) as u64;
+                            }
+                        }
+                        if slope == 0 {
+                            let rect = rect_inside_mask(&cm, q0 as i64, q1 as i64, k0, k1);
+                            assert_eq!(rect, inside_mask(&cm, &tr), "{m:?}");
+                        }
+                        if inside_mask(&cm, &tr) {
+                            quick += 1;
+                            assert_eq!(exact, full.count, "{m:?} {q0}..{q1} {k0}..{k1}");
+                        }
+                        assert_eq!(count_inside_mask(&h, &cm, &tr), exact);
+                    }
+                }
+            }
+        }
+        assert!(quick > 10, "the quick test decides common cases ({quick})");
     }
 
     #[test]
