@@ -35,7 +35,7 @@ impl Validator<'_> {
         self.write(
             dev,
             dst,
-            &[Rows::one(0, dst.len, dst.heads, Val::Fill(value))],
+            RowList::One(Rows::one(0, dst.len, dst.heads, Val::Fill(value))),
         );
         Ok(())
     }
@@ -64,7 +64,7 @@ impl Validator<'_> {
         self.check_read(dev, idx, src, Item::CopySrc)?;
         self.check_write(dev, idx, dst, Item::CopyDst)?;
         let rows = self.read_set(dev, idx, src, Item::CopySrc)?;
-        self.write(dev, dst, &rows);
+        self.write(dev, dst, rows);
         Ok(())
     }
 
@@ -193,8 +193,8 @@ impl Validator<'_> {
             push_cell(&mut ro, cell.r0, cell.r1, cell.c0, cell.c1, vo);
             push_cell(&mut rl, cell.r0, cell.r1, cell.c0, cell.c1, vl);
         }
-        self.write(dev, o, &ro);
-        self.write(dev, lse, &rl);
+        self.write(dev, o, ro);
+        self.write(dev, lse, rl);
         Ok(())
     }
 
@@ -268,7 +268,7 @@ impl Validator<'_> {
             };
             push_cell(&mut rows, cell.r0, cell.r1, cell.c0, cell.c1, v);
         }
-        self.write(dev, dst, &rows);
+        self.write(dev, dst, rows);
         Ok(())
     }
 
@@ -329,7 +329,7 @@ impl Validator<'_> {
             };
             push_cell(&mut rows, cell.r0, cell.r1, cell.c0, cell.c1, v);
         }
-        self.write(dev, dst, &rows);
+        self.write(dev, dst, rows);
         Ok(())
     }
 
@@ -375,7 +375,7 @@ impl Machine for Validator<'_> {
             ));
         }
         let rows = self.read_set(from, fi, src, Item::Send { to })?;
-        self.write(to, dst, &rows);
+        self.write(to, dst, rows);
         self.group_sends[from as usize].push(*src);
         self.group_recvs[to as usize].push(*dst);
         Ok(())

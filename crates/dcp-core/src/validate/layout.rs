@@ -139,8 +139,8 @@ impl<'a> Validator<'a> {
                             g: cx.gmap.base(di as u32),
                             head: 0,
                         };
-                        let rows = [Rows::one(0, b.tokens, b.heads, v)];
-                        buf.write(&all, &rows);
+                        let rows = Few::One(Rows::one(0, b.tokens, b.heads, v));
+                        buf.write(&all, rows);
                     }
                 }
                 bufs.push(buf);

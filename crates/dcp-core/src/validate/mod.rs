@@ -38,7 +38,7 @@ use crate::plan::{Plan, Program, Region};
 
 use gspace::{GMap, Piece};
 use pairs::PtrHash;
-use state::{Buf, Few, RowList, Rows};
+use state::{Buf, Few, RowList};
 use work::MemoEntry;
 
 /// A plan that passed [`validate`]; the only way to make one is [`ValidatedPlan::new`].
@@ -339,7 +339,7 @@ impl<'a> Validator<'a> {
         )
     }
 
-    fn write(&mut self, dev: u32, r: &Region, rows: &[Rows]) {
+    fn write(&mut self, dev: u32, r: &Region, rows: RowList) {
         self.devs[dev as usize].bufs[r.buf as usize].write(r, rows);
     }
 }

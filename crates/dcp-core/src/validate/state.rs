@@ -138,7 +138,7 @@ impl<T> Few<T> {
     }
 
     /// The items by value.
-    fn into_items(self) -> impl Iterator<Item = T> {
+    pub fn into_items(self) -> impl Iterator<Item = T> {
         let (one, many) = match self {
             Few::Zero => (None, Vec::new()),
             Few::One(c) => (Some(c), Vec::new()),
@@ -320,7 +320,20 @@ impl Buf {
         if r.len == 0 || r.heads == 0 {
             return Few::Zero;
         }
-        let (start, end) = (self.after(t0).saturating_sub(1), self.from(t1));
+        let start = self.after(t0).saturating_sub(1);
+        // Inside one band holding one value across its heads (most reads of a ring plan).
+        if let Some(Band {
+            t0: b0,
+            t1: b1,
+            cols: Few::One((_, _, v)),
+        }) = self.bands.get(start)
+        {
+            if *b0 <= t0 && t1 <= *b1 {
+                let v = v.shift(t0 - b0, h0);
+                return Few::One(Rows::one(0, r.len, r.heads, v));
+            }
+        }
+        let end = self.from(t1);
         let mut out = Few::Zero;
         for band in &self.bands[start..end] {
             if band.t1 <= t0 {
@@ -348,7 +361,7 @@ impl Buf {
     }
 
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
-    pub fn write(&mut self, r: &Region, rows: &[Rows]) {
+    pub fn write(&mut self, r: &Region, rows: RowList) {
         if r.len == 0 || r.heads == 0 {
             return;
         }
@@ -359,20 +372,34 @@ impl Buf {
             self.split_at(a);
             self.split_at(b);
             let (i, j) = (self.from(a), self.from(b));
-            let new = rows.iter().map(|rw| {
-                let mut cols = rw.cols.clone();
-                merge_cols(&mut cols);
-                Band {
-                    t0: r.tok + rw.r0,
-                    t1: r.tok + rw.r1,
-                    cols,
+            let same = j - i == rows.len()
+                && rows
+                    .iter()
+                    .zip(&self.bands[i..j])
+                    .all(|(rw, band)| (band.t0, band.t1) == (r.tok + rw.r0, r.tok + rw.r1));
+            if same {
+                // The new bands have the old ones' bounds (a buffer rewritten as it was cut):
+                // new columns in place.
+                for (rw, band) in rows.into_items().zip(&mut self.bands[i..j]) {
+                    band.cols = rw.cols;
+                    merge_cols(&mut band.cols);
                 }
-            });
-            self.bands.splice(i..j, new);
+            } else {
+                let new = rows.into_items().map(|rw| {
+                    let mut cols = rw.cols;
+                    merge_cols(&mut cols);
+                    Band {
+                        t0: r.tok + rw.r0,
+                        t1: r.tok + rw.r1,
+                        cols,
+                    }
+                });
+                self.bands.splice(i..j, new);
+            }
             self.coalesce(a, b);
             return;
         }
-        for rw in rows {
+        for rw in rows.iter() {
             let (a, b) = (r.tok + rw.r0, r.tok + rw.r1);
             self.split_at(a);
             self.split_at(b);
@@ -540,42 +567,60 @@ pub(super) enum Refined<'a> {
 }
 
 impl<'a> Refined<'a> {
-    pub fn iter(&'a self) -> impl Iterator<Item = Cell<'a>> + 'a {
-        let (aligned, general) =
-            match self {
-                Refined::Aligned(inputs) => {
-                    let first: &[Rows] = inputs.first().copied().unwrap_or(&[]);
-                    let it = first.iter().enumerate().flat_map(move |(k, rw)| {
-                        rw.cols
-                            .iter()
-                            .enumerate()
-                            .map(move |(j, &(c0, c1, _))| Cell {
-                                r0: rw.r0,
-                                r1: rw.r1,
-                                c0,
-                                c1,
-                                vals: CellVals::Aligned(inputs, k, j),
-                            })
-                    });
-                    (Some(it), None)
-                }
-                Refined::General { n, blocks, vals } => {
-                    let it = blocks.iter().zip(vals.chunks((*n).max(1))).map(
-                        |(&[r0, r1, c0, c1], vals)| Cell {
-                            r0,
-                            r1,
+    pub fn iter(&'a self) -> Cells<'a> {
+        Cells {
+            r: self,
+            k: 0,
+            j: 0,
+        }
+    }
+}
+
+/// The cells of a [`Refined`], in order: band `k`, column run `j` (aligned), or block `k`.
+pub(super) struct Cells<'a> {
+    r: &'a Refined<'a>,
+    k: usize,
+    j: usize,
+}
+
+impl<'a> Iterator for Cells<'a> {
+    type Item = Cell<'a>;
+
+    fn next(&mut self) -> Option<Cell<'a>> {
+        match self.r {
+            Refined::Aligned(inputs) => {
+                let first = inputs.first()?;
+                loop {
+                    let rw = first.get(self.k)?;
+                    if let Some(&(c0, c1, _)) = rw.cols.get(self.j) {
+                        let cell = Cell {
+                            r0: rw.r0,
+                            r1: rw.r1,
                             c0,
                             c1,
-                            vals: CellVals::Owned(vals),
-                        },
-                    );
-                    (None, Some(it))
+                            vals: CellVals::Aligned(inputs, self.k, self.j),
+                        };
+                        self.j += 1;
+                        return Some(cell);
+                    }
+                    self.k += 1;
+                    self.j = 0;
                 }
-            };
-        aligned
-            .into_iter()
-            .flatten()
-            .chain(general.into_iter().flatten())
+            }
+            Refined::General { n, blocks, vals } => {
+                let &[r0, r1, c0, c1] = blocks.get(self.k)?;
+                let n = (*n).max(1);
+                let cell = Cell {
+                    r0,
+                    r1,
+                    c0,
+                    c1,
+                    vals: CellVals::Owned(&vals[self.k * n..(self.k + 1) * n]),
+                };
+                self.k += 1;
+                Some(cell)
+            }
+        }
     }
 }
 
@@ -690,7 +735,7 @@ mod tests {
             head: 0,
             heads: 4,
         };
-        b.write(&all, &[Rows::one(0, 10, 4, input(100, 0))]);
+        b.write(&all, Few::One(Rows::one(0, 10, 4, input(100, 0))));
         let mid = Region {
             buf: 0,
             tok: 3,
@@ -698,7 +743,7 @@ mod tests {
             head: 1,
             heads: 2,
         };
-        b.write(&mid, &[Rows::one(0, 4, 2, Val::Fill(FillValue::Zero))]);
+        b.write(&mid, Few::One(Rows::one(0, 4, 2, Val::Fill(FillValue::Zero))));
         let rows = b.read(&Region {
             buf: 0,
             tok: 2,

@@ -139,7 +139,9 @@ struct Operands {
     q_head: Slots,
     /// Per KV region: runs in concatenated key positions.
     kv_runs: Few<Runs>,
-    kv_head: Slots,
+    /// The heads as column runs ([`head_runs`]).
+    q_cols: Few<(u32, u32, u32)>,
+    kv_cols: Few<(u32, u32, u32)>,
     keys: u32,
 }
 
@@ -268,10 +270,11 @@ impl<'a> Validator<'a> {
             }
         }
         Ok(Some(Operands {
+            q_cols: head_runs(&q_head),
+            kv_cols: head_runs(&kv_head),
             q_runs,
             q_head,
             kv_runs,
-            kv_head,
             keys,
         }))
     }
@@ -528,7 +531,8 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        let qheads = head_runs(&ops.q_head)
+        let qheads = ops
+            .q_cols
             .iter()
             .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
             .collect();
@@ -678,7 +682,7 @@ impl<'a> Validator<'a> {
             return Ok(());
         };
         let pairs = self.checked_pairs(dev, idx, wi, &ops, rows)?;
-        let q_cols = head_runs(&ops.q_head);
+        let q_cols = &ops.q_cols;
         match bwd {
             None => {
                 let (o, lse) = outs.expect("forward outputs");
@@ -721,7 +725,7 @@ impl<'a> Validator<'a> {
                                 .collect(),
                         })
                         .collect();
-                    self.write(dev, r, &rows);
+                    self.write(dev, r, rows);
                 }
             }
             Some(w) => {
@@ -782,7 +786,7 @@ impl<'a> Validator<'a> {
                         format!("one dKV region per KV region ({})", kv.len()),
                     ));
                 }
-                let kv_cols = head_runs(&ops.kv_head);
+                let kv_cols = &ops.kv_cols;
                 for (ri, (kr, dr)) in kv.iter().zip(&w.dkv).enumerate() {
                     let item = Item::Work(wi, "dKV", Some(ri));
                     if self.check_region(dev, idx, dr, item)? != 2 * d
