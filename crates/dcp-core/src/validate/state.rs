@@ -743,7 +743,10 @@ mod tests {
             head: 1,
             heads: 2,
         };
-        b.write(&mid, Few::One(Rows::one(0, 4, 2, Val::Fill(FillValue::Zero))));
+        b.write(
+            &mid,
+            Few::One(Rows::one(0, 4, 2, Val::Fill(FillValue::Zero))),
+        );
         let rows = b.read(&Region {
             buf: 0,
             tok: 2,

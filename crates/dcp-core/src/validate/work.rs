@@ -743,10 +743,10 @@ impl<'a> Validator<'a> {
                     }
                     self.check_read(dev, idx, r, item)?;
                     let have = self.read_set(dev, idx, r, item)?;
-                    if holds_input(&have, t_in, &ops.q_runs, &q_cols) {
+                    if holds_input(&have, t_in, &ops.q_runs, q_cols) {
                         continue;
                     }
-                    let want = ident_rows(t_in, &ops.q_runs, &q_cols);
+                    let want = ident_rows(t_in, &ops.q_runs, q_cols);
                     for cell in refine(&[&have, &want]).iter() {
                         let ok = matches!(cell.val(0), Val::In { t, .. } if *t == t_in)
                             && cell.val(0).ident() == cell.val(1).ident();
@@ -775,7 +775,7 @@ impl<'a> Validator<'a> {
                     return Err(self.shape_err(dev, idx, item, "the query region's shape"));
                 }
                 self.check_write(dev, idx, &w.dq, item)?;
-                let want = ident_rows(IoTensor::DQ, &ops.q_runs, &q_cols);
+                let want = ident_rows(IoTensor::DQ, &ops.q_runs, q_cols);
                 let covs = q_leaves(&pairs, &ops.q_runs);
                 self.accumulate(dev, idx, item, &w.dq, &want, Part::DQ, &covs)?;
                 if w.dkv.len() != kv.len() {
@@ -801,7 +801,7 @@ impl<'a> Validator<'a> {
                         .iter()
                         .map(|&(c0, c1, g)| (c0 - start, c1 - start, g))
                         .collect();
-                    let want = ident_rows(IoTensor::DKv, &runs, &kv_cols);
+                    let want = ident_rows(IoTensor::DKv, &runs, kv_cols);
                     // One leaf per KV run: each dKV block reads whole leaves.
                     let covs: Few<Cov> = runs
                         .iter()
