@@ -2,7 +2,7 @@
 //! communication bookkeeping: transfers move rectangles between devices, groups stay in flight
 //! until waited for.
 
-use super::pairs::{cov_eq, join, Cov};
+use super::pairs::{Cov, Covs};
 use super::state::{push_cell, refine, Part, RowList, Rows, Val};
 use super::{show, Item, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
@@ -13,10 +13,10 @@ use crate::plan::{FillValue, Instr, Region};
 type Acc = Option<(u64, u32, Cov)>;
 
 /// Folds a partial result of identity `id` into `acc`; on an identity clash returns the one held.
-fn fold(acc: &mut Acc, id: (u64, u32), cov: &Cov) -> Result<(), (u64, u32)> {
+fn fold(covs: &mut Covs, acc: &mut Acc, id: (u64, u32), cov: Cov) -> Result<(), (u64, u32)> {
     *acc = Some(match acc.take() {
-        None => (id.0, id.1, cov.clone()),
-        Some((g, h, c)) if (g, h) == id => (g, h, join(&c, cov)),
+        None => (id.0, id.1, cov),
+        Some((g, h, c)) if (g, h) == id => (g, h, covs.join(c, cov)),
         Some((g, h, _)) => return Err((g, h)),
     });
     Ok(())
@@ -138,8 +138,8 @@ impl Validator<'_> {
                             head: h2,
                             cov: c2,
                         },
-                    ) if (g, head) == (g2, h2) && cov_eq(cov, c2) => {
-                        if let Err((ag, ah)) = fold(&mut acc, (*g, *head), cov) {
+                    ) if (g, head) == (g2, h2) && self.covs.same(*cov, *c2) => {
+                        if let Err((ag, ah)) = fold(&mut self.covs, &mut acc, (*g, *head), *cov) {
                             let map = &self.cx.gmap;
                             let kind = PlanErrorKind::Combine {
                                 item: Item::MergeIn(k).to_string(),
@@ -180,7 +180,7 @@ impl Validator<'_> {
                         p: Part::O,
                         g,
                         head,
-                        cov: cov.clone(),
+                        cov,
                     },
                     Val::Part {
                         p: Part::Lse,
@@ -234,7 +234,7 @@ impl Validator<'_> {
                 match v {
                     Val::Fill(FillValue::Zero) => {}
                     Val::Part { p, g, head, cov } if *p == part => {
-                        if let Err((ag, ah)) = fold(&mut acc, (*g, *head), cov) {
+                        if let Err((ag, ah)) = fold(&mut self.covs, &mut acc, (*g, *head), *cov) {
                             let map = &self.cx.gmap;
                             let kind = PlanErrorKind::Combine {
                                 item: Item::SumIn(k).to_string(),
@@ -289,13 +289,13 @@ impl Validator<'_> {
         let mut rows = RowList::Zero;
         for cell in refine(&[&have, want]).iter() {
             let (g, head) = cell.val(1).ident().expect("identity");
-            let cov = &covs[want.partition_point(|w| w.r1 <= cell.r0)];
+            let cov = covs[want.partition_point(|w| w.r1 <= cell.r0)];
             let v = match cell.val(0) {
                 Val::Fill(FillValue::Zero) => Val::Part {
                     p: part,
                     g,
                     head,
-                    cov: cov.clone(),
+                    cov,
                 },
                 Val::Part {
                     p,
@@ -306,7 +306,7 @@ impl Validator<'_> {
                     p: part,
                     g,
                     head,
-                    cov: join(c, cov),
+                    cov: self.covs.join(*c, cov),
                 },
                 other => {
                     let map = &self.cx.gmap;

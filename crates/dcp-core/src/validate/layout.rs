@@ -173,6 +173,7 @@ impl<'a> Validator<'a> {
             group_recvs: (0..n).map(|_| Few::Zero).collect(),
             group_sends: (0..n).map(|_| Few::Zero).collect(),
             memo: Default::default(),
+            covs: Default::default(),
             pieces: Default::default(),
         })
     }

@@ -154,6 +154,7 @@ struct Validator<'a> {
     group_recvs: Vec<Few<Region>>,
     group_sends: Vec<Few<Region>>,
     memo: pairs::Memo,
+    covs: pairs::Covs,
     /// A work's query and KV pieces, kept between works (no allocation per work).
     pieces: RefCell<Pieces>,
 }

@@ -6,7 +6,7 @@
 //! the blocks' sums are compared with the mask's once per tensor ([`Validator::finish`]); only
 //! a mismatch compares block by block, and names the first layout span whose pairs differ.
 
-use super::pairs::{cov_sum, mask_sum, times_heads, Cells, Cov, Hasher, PairSum};
+use super::pairs::{mask_sum, times_heads, Cells, Cov, Hasher, PairSum};
 use super::state::{refine, Part, Rows, Val};
 use super::Validator;
 use crate::error::{PairCount, PlanError, PlanErrorKind};
@@ -146,7 +146,7 @@ impl Validator<'_> {
                     g: g2,
                     head: h2,
                     cov,
-                } if *p == part && (*g2, *h2) == (g, head) => Some(cov.clone()),
+                } if *p == part && (*g2, *h2) == (g, head) => Some(*cov),
                 Val::Fill(_) => None,
                 other => {
                     let (seq, token) = self.cx.gmap.locate(g).expect("a layout row");
@@ -163,7 +163,7 @@ impl Validator<'_> {
                     ));
                 }
             };
-            let got = self.cov_pairs(cov.as_ref(), &cells);
+            let got = self.cov_pairs(cov, &cells);
             total = total.add(got);
             if each {
                 let want = times_heads(
@@ -171,16 +171,16 @@ impl Validator<'_> {
                     h.heads(cells.heads.0, cells.heads.1),
                 );
                 if got != want {
-                    return Err(self.pairs_error(dev, t, cov.as_ref(), g, n, head, nh));
+                    return Err(self.pairs_error(dev, t, cov, g, n, head, nh));
                 }
             }
         }
         Ok(total)
     }
 
-    fn cov_pairs(&mut self, cov: Option<&Cov>, cells: &Cells) -> PairSum {
+    fn cov_pairs(&mut self, cov: Option<Cov>, cells: &Cells) -> PairSum {
         cov.map_or_else(PairSum::default, |c| {
-            cov_sum(Hasher::shared(), c, cells, &mut self.memo)
+            self.covs.sum(Hasher::shared(), c, cells, &mut self.memo)
         })
     }
 
@@ -191,7 +191,7 @@ impl Validator<'_> {
         &mut self,
         dev: u32,
         t: IoTensor,
-        cov: Option<&Cov>,
+        cov: Option<Cov>,
         g: u64,
         n: u32,
         head: u32,

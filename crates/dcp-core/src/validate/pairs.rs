@@ -723,7 +723,9 @@ impl Extent {
 }
 
 /// Which pairs a partial result holds: the pairs of the works folded into it. Shared between the
-/// blocks a result is copied or split into; a block reads it for its own cells only.
+/// blocks a result is copied or split into; a block reads it for its own cells only. Nodes live
+/// in one arena per program ([`Covs`]) and are named by index, so a value holding one is plain
+/// data (no reference count to move, no allocation per node).
 #[derive(Debug)]
 pub(super) struct CovNode {
     kind: CovKind,
@@ -744,57 +746,124 @@ enum CovKind {
     Join(Cov, Cov),
 }
 
-pub(super) type Cov = Rc<CovNode>;
+/// A coverage node: its index in [`Covs`].
+pub(super) type Cov = u32;
 
-/// The pairs of `w` inside `clip` (through KV region `kvreg` if given): what a work adds to the
-/// output rows of one query run, or to the dKV rows of one KV run.
-pub(super) fn leaf(h: &Hasher, w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
-    let (ext, full) = match kvreg {
-        None => w.all,
-        Some(r) => w.regs[r as usize],
-    };
-    let (ext, full) = if ext.inside(&clip) {
-        (ext, full)
-    } else {
-        (ext.clip(&clip), w.sum(h, &clip, kvreg))
-    };
-    Rc::new(CovNode {
-        ext,
-        full,
-        kind: CovKind::Leaf { w, kvreg, clip },
-    })
+/// The coverage nodes of one program's validation.
+#[derive(Debug, Default)]
+pub(super) struct Covs {
+    nodes: Vec<CovNode>,
 }
 
-pub(super) fn join(a: &Cov, b: &Cov) -> Cov {
-    Rc::new(CovNode {
-        ext: a.ext.union(b.ext),
-        full: a.full.add(b.full),
-        kind: CovKind::Join(a.clone(), b.clone()),
-    })
-}
-
-/// Same pairs by construction (shared node, or equal trees of shared works).
-pub(super) fn cov_eq(a: &Cov, b: &Cov) -> bool {
-    if Rc::ptr_eq(a, b) {
-        return true;
+impl Covs {
+    fn push(&mut self, n: CovNode) -> Cov {
+        self.nodes.push(n);
+        (self.nodes.len() - 1) as Cov
     }
-    match (&a.kind, &b.kind) {
-        (
-            CovKind::Leaf { w, kvreg, clip },
-            CovKind::Leaf {
-                w: w2,
-                kvreg: k2,
-                clip: c2,
-            },
-        ) => Rc::ptr_eq(w, w2) && kvreg == k2 && clip == c2,
-        (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => cov_eq(a1, b1) && cov_eq(a2, b2),
-        _ => false,
+
+    /// The pairs of `w` inside `clip` (through KV region `kvreg` if given): what a work adds to
+    /// the output rows of one query run, or to the dKV rows of one KV run.
+    pub fn leaf(&mut self, h: &Hasher, w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
+        let (ext, full) = match kvreg {
+            None => w.all,
+            Some(r) => w.regs[r as usize],
+        };
+        let (ext, full) = if ext.inside(&clip) {
+            (ext, full)
+        } else {
+            (ext.clip(&clip), w.sum(h, &clip, kvreg))
+        };
+        self.push(CovNode {
+            ext,
+            full,
+            kind: CovKind::Leaf { w, kvreg, clip },
+        })
+    }
+
+    pub fn join(&mut self, a: Cov, b: Cov) -> Cov {
+        let (x, y) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        let n = CovNode {
+            ext: x.ext.union(y.ext),
+            full: x.full.add(y.full),
+            kind: CovKind::Join(a, b),
+        };
+        self.push(n)
+    }
+
+    /// Same pairs by construction (one node, or equal trees of shared works).
+    pub fn same(&self, a: Cov, b: Cov) -> bool {
+        if a == b {
+            return true;
+        }
+        match (&self.nodes[a as usize].kind, &self.nodes[b as usize].kind) {
+            (
+                CovKind::Leaf { w, kvreg, clip },
+                CovKind::Leaf {
+                    w: w2,
+                    kvreg: k2,
+                    clip: c2,
+                },
+            ) => Rc::ptr_eq(w, w2) && kvreg == k2 && clip == c2,
+            (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
+                self.same(*a1, *b1) && self.same(*a2, *b2)
+            }
+            _ => false,
+        }
+    }
+
+    /// Sums a coverage over `cells`: sub-trees whose extent lies inside `cells` by their full
+    /// sum, every other node once (`memo`, cleared here: a sub-tree shared by several joins is
+    /// summed once and counted once per reference).
+    pub fn sum(&self, h: &Hasher, cov: Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
+        let node = |c: Cov| &self.nodes[c as usize];
+        if node(cov).ext.inside(cells) {
+            return node(cov).full;
+        }
+        // Clearing touches the whole table, even when empty: only when used.
+        if !memo.is_empty() {
+            memo.clear();
+        }
+        // Post-order walk with an explicit stack (accumulation chains can be long).
+        let mut stack: Vec<(Cov, bool)> = vec![(cov, false)];
+        let mut vals: Vec<PairSum> = Vec::new();
+        while let Some((c, expanded)) = stack.pop() {
+            let n = node(c);
+            if !expanded {
+                if n.ext.inside(cells) {
+                    vals.push(n.full);
+                    continue;
+                }
+                if let Some(v) = memo.get(&c) {
+                    vals.push(*v);
+                    continue;
+                }
+                match &n.kind {
+                    CovKind::Leaf { w, kvreg, clip } => {
+                        let v = w.sum(h, &cells.clip(clip), *kvreg);
+                        memo.insert(c, v);
+                        vals.push(v);
+                    }
+                    CovKind::Join(a, b) => {
+                        stack.push((c, true));
+                        stack.push((*b, false));
+                        stack.push((*a, false));
+                    }
+                }
+            } else {
+                let b = vals.pop().expect("child value");
+                let a = vals.pop().expect("child value");
+                let v = a.add(b);
+                memo.insert(c, v);
+                vals.push(v);
+            }
+        }
+        vals.pop().unwrap_or_default()
     }
 }
 
-/// Sums of shared coverage nodes, keyed by address (a multiplicative hash: the keys are
-/// pointers or fingerprints, no adversary chooses them).
-pub(super) type Memo = HashMap<*const CovNode, PairSum, BuildHasherDefault<PtrHash>>;
+/// Sums of coverage nodes during one [`Covs::sum`], keyed by index (a multiplicative hash: the
+/// keys are indices or fingerprints, no adversary chooses them).
+pub(super) type Memo = HashMap<Cov, PairSum, BuildHasherDefault<PtrHash>>;
 
 #[derive(Default)]
 pub(super) struct PtrHash(u64);
@@ -808,66 +877,15 @@ impl std::hash::Hasher for PtrHash {
             self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
     }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
     fn write_usize(&mut self, n: usize) {
         self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
-}
-
-/// Sums a coverage over `cells`: sub-trees whose extent lies inside `cells` by their full sum,
-/// other shared sub-trees once each (`memo`, cleared here).
-pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
-    if cov.ext.inside(cells) {
-        return cov.full;
-    }
-    // Clearing touches the whole table, even when empty: only when used.
-    if !memo.is_empty() {
-        memo.clear();
-    }
-    // Post-order walk with an explicit stack (accumulation chains can be long).
-    let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
-    let mut vals: Vec<PairSum> = Vec::new();
-    while let Some((n, expanded)) = stack.pop() {
-        let key = Rc::as_ptr(n);
-        let shared = Rc::strong_count(n) > 1;
-        if !expanded {
-            if n.ext.inside(cells) {
-                vals.push(n.full);
-                continue;
-            }
-            if shared {
-                if let Some(v) = memo.get(&key) {
-                    vals.push(*v);
-                    continue;
-                }
-            }
-            match &n.kind {
-                CovKind::Leaf { w, kvreg, clip } => {
-                    let v = w.sum(h, &cells.clip(clip), *kvreg);
-                    if shared {
-                        memo.insert(key, v);
-                    }
-                    vals.push(v);
-                }
-                CovKind::Join(a, b) => {
-                    stack.push((n, true));
-                    stack.push((b, false));
-                    stack.push((a, false));
-                }
-            }
-        } else {
-            let b = vals.pop().expect("child value");
-            let a = vals.pop().expect("child value");
-            let v = a.add(b);
-            if shared {
-                memo.insert(key, v);
-            }
-            vals.push(v);
-        }
-    }
-    vals.pop().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -945,34 +963,35 @@ mod tests {
             let heads = [(0, 2), (4, 5)].into_iter().collect();
             Rc::new(WorkPairs::new(&h, heads, traps, rows, &[rows, rows]))
         };
-        let a = leaf(&h, w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
-        let b = leaf(
+        let mut covs = Covs::default();
+        let a = covs.leaf(&h, w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
+        let b = covs.leaf(
             &h,
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
             None,
             Cells::ALL,
         );
-        let ab = join(&a, &b);
-        let both = join(&ab, &ab);
+        let ab = covs.join(a, b);
+        let both = covs.join(ab, ab);
         let mut memo = Memo::default();
         let cells = |q: (i64, i64), heads: (u32, u32)| Cells {
             q: (q.0 + 100, q.1 + 100),
             k: (100, 120),
             heads,
         };
-        let full = cov_sum(&h, &ab, &cells((0, 20), (0, 8)), &mut memo);
+        let full = covs.sum(&h, ab, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(full.count, 3 * (55 + 155));
         let mut parts = PairSum::default();
         for q in [(0, 7), (7, 13), (13, 20)] {
             for hd in [(0, 1), (1, 8)] {
-                parts = parts.add(cov_sum(&h, &ab, &cells(q, hd), &mut memo));
+                parts = parts.add(covs.sum(&h, ab, &cells(q, hd), &mut memo));
             }
         }
         assert_eq!(parts, full);
         // A shared sub-tree counts once per reference.
-        let twice = cov_sum(&h, &both, &cells((0, 20), (0, 8)), &mut memo);
+        let twice = covs.sum(&h, both, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(twice, full.add(full));
-        let dkv = leaf(
+        let dkv = covs.leaf(
             &h,
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
             Some(1),
@@ -983,15 +1002,15 @@ mod tests {
             k: (110, 120),
             heads: (0, 8),
         };
-        assert_eq!(cov_sum(&h, &dkv, &k, &mut memo).count, 3 * 55);
+        assert_eq!(covs.sum(&h, dkv, &k, &mut memo).count, 3 * 55);
         // A leaf clipped to some query rows: its sum is those rows' pairs.
-        let half = leaf(
+        let half = covs.leaf(
             &h,
             w(vec![causal(0, 10, 0, 10, 0)]),
             None,
             cells((0, 5), (0, u32::MAX)),
         );
-        assert_eq!(half.full.count, 3 * 15);
+        assert_eq!(covs.nodes[half as usize].full.count, 3 * 15);
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Part {
 
 /// What the top-left cell of a rectangle holds; `g`/`head` grow by one per row/column. Tokens
 /// are named by global layout rows `g` ([`super::gspace`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Val {
     Unset,
     Fill(FillValue),
@@ -62,9 +62,9 @@ impl Val {
                 p: *p,
                 g: g + dt as u64,
                 head: head + dh,
-                cov: cov.clone(),
+                cov: *cov,
             },
-            other => other.clone(),
+            other => *other,
         }
     }
 
@@ -418,7 +418,7 @@ impl Buf {
                         continue;
                     }
                     if c0 < h0 {
-                        cols.push((c0, h0, v.clone()));
+                        cols.push((c0, h0, v));
                     }
                     if !inserted {
                         put(&mut cols, rw, h0, dt);
@@ -491,7 +491,7 @@ fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
                 head: h2,
                 cov: c2,
             },
-        ) => p == p2 && g + dt as u64 == *g2 && head + dh == *h2 && std::rc::Rc::ptr_eq(cov, c2),
+        ) => p == p2 && g + dt as u64 == *g2 && head + dh == *h2 && cov == c2,
         _ => false,
     }
 }

@@ -20,7 +20,7 @@ use std::rc::Rc;
 
 use super::gspace::Piece;
 use super::pairs::{
-    constant_order_runs, count_inside_mask, leaf, rect_inside_mask, trap_sum, Cells, Cov, Hasher,
+    constant_order_runs, count_inside_mask, rect_inside_mask, trap_sum, Cells, Cov, Covs, Hasher,
     Trap, WorkPairs,
 };
 use super::state::{refine, Few, Part, RowList, Rows, Slots, Val};
@@ -109,14 +109,14 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 }
 
 /// One coverage leaf per query run of a work: its pairs for those query rows.
-fn q_leaves(pairs: &Rc<WorkPairs>, runs: &Runs) -> Few<Cov> {
+fn q_leaves(covs: &mut Covs, pairs: &Rc<WorkPairs>, runs: &Runs) -> Few<Cov> {
     runs.iter()
         .map(|&(r0, r1, g)| {
             let clip = Cells {
                 q: (g as i64, (g + (r1 - r0) as u64) as i64),
                 ..Cells::ALL
             };
-            leaf(Hasher::shared(), pairs.clone(), None, clip)
+            covs.leaf(Hasher::shared(), pairs.clone(), None, clip)
         })
         .collect()
 }
@@ -687,7 +687,7 @@ impl<'a> Validator<'a> {
             None => {
                 let (o, lse) = outs.expect("forward outputs");
                 // One leaf per query run: each output block reads whole leaves.
-                let covs = q_leaves(&pairs, &ops.q_runs);
+                let covs = q_leaves(&mut self.covs, &pairs, &ops.q_runs);
                 for (r, w, what) in [(o, d, "O"), (lse, 1, "LSE")] {
                     let item = Item::Work(wi, what, None);
                     if self.check_region(dev, idx, r, item)? != w
@@ -718,7 +718,7 @@ impl<'a> Validator<'a> {
                                         p,
                                         g,
                                         head,
-                                        cov: cov.clone(),
+                                        cov: *cov,
                                     };
                                     (c0, c1, v)
                                 })
@@ -776,7 +776,7 @@ impl<'a> Validator<'a> {
                 }
                 self.check_write(dev, idx, &w.dq, item)?;
                 let want = ident_rows(IoTensor::DQ, &ops.q_runs, q_cols);
-                let covs = q_leaves(&pairs, &ops.q_runs);
+                let covs = q_leaves(&mut self.covs, &pairs, &ops.q_runs);
                 self.accumulate(dev, idx, item, &w.dq, &want, Part::DQ, &covs)?;
                 if w.dkv.len() != kv.len() {
                     return Err(self.shape_err(
@@ -810,7 +810,8 @@ impl<'a> Validator<'a> {
                                 k: (g as i64, (g + (c1 - c0) as u64) as i64),
                                 ..Cells::ALL
                             };
-                            leaf(Hasher::shared(), pairs.clone(), Some(ri as u32), clip)
+                            self.covs
+                                .leaf(Hasher::shared(), pairs.clone(), Some(ri as u32), clip)
                         })
                         .collect();
                     self.accumulate(dev, idx, item, dr, &want, Part::DKv, &covs)?;
