@@ -35,6 +35,8 @@ pub(super) struct Piece {
     pub g0: u64,
     /// Index of the span in [`GMap::spans`].
     pub span: u32,
+    /// Whether the piece is its whole span.
+    pub whole: bool,
 }
 
 impl GMap {
@@ -102,6 +104,7 @@ impl GMap {
                 tok: s.tok + (g - s.g0) as u32,
                 g0: g,
                 span: k as u32,
+                whole: n == s.len,
             });
             r += n;
             g += n as u64;

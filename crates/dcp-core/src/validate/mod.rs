@@ -282,7 +282,7 @@ impl<'a> Validator<'a> {
     ) -> Result<(), PlanError> {
         for p in &self.devs[dev as usize].pending {
             let sends: &[Region] = if write { &p.sends } else { &[] };
-            if p.recvs.iter().chain(sends).any(|x| x.overlaps(r)) {
+            if p.recvs.iter().any(|x| x.overlaps(r)) || sends.iter().any(|x| x.overlaps(r)) {
                 return Err(self.err(
                     dev,
                     idx,

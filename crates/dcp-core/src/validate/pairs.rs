@@ -601,11 +601,21 @@ pub(super) fn mask_sum(
     t
 }
 
-/// Whether the rectangle `[q0, q1) × [k0, k1)` (keys inside the sequence) lies inside the mask:
-/// [`inside_mask`] for constant bounds, without building a trapezoid.
+/// The first of the mask's segments that can hold row `q0` or later.
+pub(super) fn mask_seg(mask: &CompiledMask, q0: i64) -> usize {
+    mask.segs.partition_point(|s| s.rows.1 <= q0)
+}
+
+/// Whether the rectangle `[q0, q1) × [k0, k1)` (keys inside the sequence) lies inside the mask,
+/// from its segment `first` = [`mask_seg`]`(q0)` on: [`inside_mask`] for constant bounds,
+/// without building a trapezoid.
 #[inline]
-pub(super) fn rect_inside_mask(mask: &CompiledMask, q0: i64, q1: i64, k0: i64, k1: i64) -> bool {
-    let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
+pub(super) fn rect_inside_mask(
+    mask: &CompiledMask,
+    first: usize,
+    (q0, q1): (i64, i64),
+    (k0, k1): (i64, i64),
+) -> bool {
     let mut at = q0;
     for seg in &mask.segs[first..] {
         if at >= q1 {
@@ -1081,7 +1091,8 @@ mod tests {
                             }
                         }
                         if slope == 0 {
-                            let rect = rect_inside_mask(&cm, q0 as i64, q1 as i64, k0, k1);
+                            let (a, b) = (q0 as i64, q1 as i64);
+                            let rect = rect_inside_mask(&cm, mask_seg(&cm, a), (a, b), (k0, k1));
                             assert_eq!(rect, inside_mask(&cm, &tr), "{m:?}");
                         }
                         if inside_mask(&cm, &tr) {

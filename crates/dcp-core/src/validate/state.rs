@@ -380,9 +380,17 @@ impl Buf {
             if same {
                 // The new bands have the old ones' bounds (a buffer rewritten as it was cut):
                 // new columns in place.
-                for (rw, band) in rows.into_items().zip(&mut self.bands[i..j]) {
+                let put = |rw: Rows, band: &mut Band| {
                     band.cols = rw.cols;
                     merge_cols(&mut band.cols);
+                };
+                match rows {
+                    Few::One(rw) => put(rw, &mut self.bands[i]),
+                    rows => {
+                        for (rw, band) in rows.into_items().zip(&mut self.bands[i..j]) {
+                            put(rw, band);
+                        }
+                    }
                 }
             } else {
                 let new = rows.into_items().map(|rw| {

@@ -20,8 +20,8 @@ use std::rc::Rc;
 
 use super::gspace::Piece;
 use super::pairs::{
-    constant_order_runs, count_inside_mask, rect_inside_mask, trap_sum, Cells, Cov, Covs, Hasher,
-    Trap, WorkPairs,
+    constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Cells, Cov, Covs,
+    Hasher, Trap, WorkPairs,
 };
 use super::state::{refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Validator};
@@ -168,10 +168,12 @@ fn fingerprint(ops: &Operands, rows: &RowRanges) -> u64 {
         }
     }
     mix(rows.segs.len() as u64);
-    for seg in rows.segs.first().into_iter().chain(rows.segs.last()) {
-        mix(((seg.row0 as u64) << 32) | seg.rows as u64);
-        for r in seg.ranges.iter() {
-            mix(r.start.c as u64 ^ (r.end.c as u64).rotate_left(32));
+    if let (Some(a), Some(b)) = (rows.segs.first(), rows.segs.last()) {
+        for seg in [a, b] {
+            mix(((seg.row0 as u64) << 32) | seg.rows as u64);
+            for r in seg.ranges.iter() {
+                mix(r.start.c as u64 ^ (r.end.c as u64).rotate_left(32));
+            }
         }
     }
     f
@@ -435,7 +437,6 @@ impl<'a> Validator<'a> {
         let cx: &Ctx = self.cx;
         let h = Hasher::shared();
         let keys = ops.keys as i64;
-        let spans = cx.gmap.spans();
         let mut traps = Vec::with_capacity(qp.len() * 2);
         let mut qi = 0usize;
         for seg in &rows.segs {
@@ -450,6 +451,8 @@ impl<'a> Validator<'a> {
                 let shift = p.r0 as i64 - p.tok as i64;
                 let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
                 let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
+                let mask = &cx.masks[seq as usize];
+                let mfirst = mask_seg(mask, q0 as i64);
                 let mut xs = None;
                 for lr in seg.ranges.iter() {
                     // Concatenated positions this range can reach over the rows.
@@ -480,24 +483,22 @@ impl<'a> Validator<'a> {
                         if rect && k.seq != seq {
                             return Err(self.mixed(dev, idx, wi, seq, k.seq));
                         }
-                        let mask = &cx.masks[seq as usize];
                         // Rectangles inside the mask by the quick test need no count.
                         let mut counted = false;
                         let full = if rect {
                             // Σ x^q · Σ y^k, whole spans' sums kept for the whole validation.
                             let xs = *xs.get_or_insert_with(|| {
-                                let s = &spans[p.span as usize];
-                                let whole = (q0, q1) == (s.tok, s.tok + s.len);
+                                let whole = p.whole && (ra, rb) == (p.r0, p.r1);
                                 span_sum(&cx.span_xs[p.span as usize], whole, || {
                                     h.xs(off + q0 as u64, off + q1 as u64)
                                 })
                             });
-                            let whole =
-                                (a, b) == (kt0, kt1) && k.r1 - k.r0 == spans[k.span as usize].len;
+                            let whole = k.whole && (a, b) == (kt0, kt1);
                             let ys = span_sum(&cx.span_ys[k.span as usize], whole, || {
                                 h.ys(off + a as u64, off + b as u64)
                             });
-                            counted = rect_inside_mask(mask, q0 as i64, q1 as i64, a, b);
+                            let qs = (q0 as i64, q1 as i64);
+                            counted = rect_inside_mask(mask, mfirst, qs, (a, b));
                             Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64)
                         } else {
                             trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false)
