@@ -369,6 +369,20 @@ impl Buf {
         if h0 == 0 && h1 == self.heads {
             // Whole rows: replace the bands outright.
             let (a, b) = (r.tok, r.tok + r.len);
+            let end = self.bands.last().map_or(0, |x| x.t1);
+            if let (0, true, Few::One(rw)) = (a, b == end, &rows) {
+                // The whole buffer, one band: nothing of the old bands stays.
+                if (rw.r0, rw.r1) == (0, r.len) && rw.cols.len() == 1 {
+                    let Few::One(rw) = rows else { unreachable!() };
+                    self.bands.clear();
+                    self.bands.push(Band {
+                        t0: 0,
+                        t1: end,
+                        cols: rw.cols,
+                    });
+                    return;
+                }
+            }
             self.split_at(a);
             self.split_at(b);
             let (i, j) = (self.from(a), self.from(b));
