@@ -12,10 +12,13 @@
 //! * every work reads Q and KV inputs with consistent GQA head mapping, every pair it attends
 //!   joins a query and a key of one sequence, and every key a row attends lies inside that row's
 //!   mask ([`work`]); a work may hold several sequences (a ring step's), and is checked whole;
-//! * at the end each output cell on its owner holds exactly the mask's pairs: equal count and
-//!   polynomial hash, so no pair is missed or computed twice ([`outputs`]).
+//! * at the end each output cell on its owner holds its own token's partial result with exactly
+//!   the mask's pairs: equal count and polynomial hash, so no pair is missed or computed twice
+//!   ([`outputs`]; one comparison per tensor over all cells, since they hold disjoint parts of
+//!   one pair multiset).
 //!
-//! Costs scale with the number of rectangles, works and mask segments, not with tokens × heads.
+//! Costs scale with the number of rectangles, works and mask segments, not with tokens × heads;
+//! the forward and backward programs' equal works are checked once (by content, exactly).
 //! [`ValidatedPlan`] is the only way to hand a plan to an executor that demands a checked one.
 
 mod gspace;
