@@ -910,3 +910,92 @@ fn an_output_holding_other_rows_is_caught() {
     };
     assert_eq!(rows.0, 0, "{e}");
 }
+
+#[test]
+fn a_work_reading_the_same_query_rows_twice_credits_each_copy_with_its_own_pairs() {
+    // One device, one full-mask sequence. The query rows are copied twice into a scratch buffer;
+    // one work reads both copies, the first attending the first half of the keys and the second
+    // the rest; only the first copy's output reaches O. Every pair was computed once, but O
+    // holds only half of them: the first copy's coverage must not include the second's pairs
+    // though both copies are the same tokens.
+    let model = ModelShape {
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 4,
+        dtype: DType::Bf16,
+    };
+    let b = BatchSpec::uniform(&[8], MaskSpec::Full, model, 8);
+    let mut p = plan_local(&b, &Topology::new(1, 1), None).unwrap();
+    validate(&p).unwrap();
+    let prog = &mut p.devices[0].forward;
+    let q = prog.io(IoTensor::Q).unwrap();
+    let kv = prog.io(IoTensor::Kv).unwrap();
+    let (o, lse) = (
+        prog.io(IoTensor::O).unwrap(),
+        prog.io(IoTensor::Lse).unwrap(),
+    );
+    let scratch = |prog: &mut dcp_core::plan::Program, of: u32, name: &str| {
+        let mut d = prog.buffers[of as usize].clone();
+        d.role = BufferRole::Scratch;
+        d.name = name.into();
+        d.tokens *= 2;
+        prog.buffers.push(d);
+        prog.buffers.len() as u32 - 1
+    };
+    let (qq, oo, ll) = (
+        scratch(prog, q, "q twice"),
+        scratch(prog, o, "o twice"),
+        scratch(prog, lse, "lse twice"),
+    );
+    let rows = |buf: u32, tok: u32, len: u32, heads: u32| Region {
+        buf,
+        tok,
+        len,
+        head: 0,
+        heads,
+    };
+    let h = model.heads;
+    let half = |k0: i64, k1: i64| dcp_core::plan::RangeSeg {
+        row0: 0,
+        rows: 8,
+        ranges: vec![dcp_core::mask::LinRange::new(Lin::c(k0), Lin::c(k1))].into(),
+    };
+    let mut second = half(4, 8);
+    second.row0 = 8;
+    let work = dcp_core::plan::FwdWork {
+        q: rows(qq, 0, 16, h),
+        kv: vec![rows(kv, 0, 8, model.kv_heads)],
+        o: rows(oo, 0, 16, h),
+        lse: rows(ll, 0, 16, h),
+        rows: dcp_core::plan::RowRanges {
+            segs: vec![half(0, 4), second],
+        },
+    };
+    prog.instrs = vec![
+        Instr::Copy {
+            src: rows(q, 0, 8, h),
+            dst: rows(qq, 0, 8, h),
+        },
+        Instr::Copy {
+            src: rows(q, 0, 8, h),
+            dst: rows(qq, 8, 8, h),
+        },
+        Instr::Attn {
+            stage: 0,
+            works: vec![work],
+        },
+        Instr::Copy {
+            src: rows(oo, 0, 8, h),
+            dst: rows(o, 0, 8, h),
+        },
+        Instr::Copy {
+            src: rows(ll, 0, 8, h),
+            dst: rows(lse, 0, 8, h),
+        },
+    ];
+    let e = err_of(&p);
+    let PlanErrorKind::PairsMissing { count, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert_eq!(2 * count.got, count.want, "{e}");
+}

@@ -70,6 +70,12 @@ impl GMap {
         &self.spans
     }
 
+    /// The first device base after `g` (the total after the last device's rows).
+    pub fn next_base(&self, g: u64) -> u64 {
+        let i = self.base.partition_point(|&b| b <= g);
+        self.base.get(i).copied().unwrap_or(u64::MAX)
+    }
+
     /// Index of the span holding `g` (`g` below the total).
     pub fn span_at(&self, g: u64) -> usize {
         self.spans.partition_point(|s| s.g0 + s.len as u64 <= g)

@@ -131,8 +131,9 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// A work's query pieces, and its KV pieces with the KV region of each.
-type Pieces = (Vec<Piece>, Vec<(Piece, u32)>);
+/// A work's query pieces and KV pieces, each with the index of its run (KV runs of all regions
+/// in order).
+type Pieces = (Vec<(Piece, u32)>, Vec<(Piece, u32)>);
 
 /// A group in flight on a device.
 struct Pending {

@@ -416,7 +416,8 @@ pub(super) fn trap_sum(
 }
 
 /// Pairs of one work: trapezoids over (query token, key token), each inside one sequence and
-/// taken once per query head of `qheads`; with the sums and extents its coverage leaves need.
+/// taken once per query head of `qheads`; with the sums and extents of each query run's and each
+/// KV run's trapezoids, which its coverage leaves are.
 #[derive(Debug)]
 pub(super) struct WorkPairs {
     /// Query heads as runs `[h0, h1)`.
@@ -424,13 +425,32 @@ pub(super) struct WorkPairs {
     pub traps: Vec<Trap>,
     /// Σ z^h and count over `qheads`.
     heads: PairSum,
-    /// Extent and sum (times heads) of all traps, and of the traps read through each KV region.
-    all: (Extent, PairSum),
-    regs: Few<(Extent, PairSum)>,
+    /// Per query run and per KV run: extent and sum (times heads) of its trapezoids.
+    q_runs: Few<(Extent, PairSum)>,
+    k_runs: Few<(Extent, PairSum)>,
+}
+
+/// The trapezoids a coverage leaf holds: those of one query run of its work (what the work adds
+/// to that run's output rows) or of one KV run (what it adds to that run's dKV rows). By run,
+/// not by the run's rows: two runs of an operand may hold the same rows, and each output row
+/// holds only what was computed for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Q(u32),
+    K(u32),
+}
+
+impl Side {
+    fn holds(self, t: &Trap) -> bool {
+        match self {
+            Side::Q(i) => t.qrun == i,
+            Side::K(j) => t.krun == j,
+        }
+    }
 }
 
 /// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)` (tokens of the sequence at global offset
-/// `off`), read through the work's KV region `kvreg`. `lo[1]` and `hi[1]` are constant: the
+/// `off`), from the work's query run `qrun` and KV run `krun`. `lo[1]` and `hi[1]` are constant: the
 /// token bounds of the KV piece the keys are read from. Query token `q` is global row `q + gq`,
 /// key token `k` global row `k + gk` (a trap lies inside one query piece and one KV piece).
 #[derive(Debug, Clone)]
@@ -439,7 +459,8 @@ pub(super) struct Trap {
     pub q1: u32,
     pub lo: [Lin; 2],
     pub hi: [Lin; 2],
-    pub kvreg: u32,
+    pub qrun: u32,
+    pub krun: u32,
     pub off: u64,
     pub gq: i64,
     pub gk: i64,
@@ -479,14 +500,15 @@ impl Cells {
 }
 
 impl WorkPairs {
-    /// The pairs of `traps` times the query heads `qheads`; `q` bounds the global rows of the
-    /// queries, `regions[i]` those of the keys read through KV region `i`.
+    /// The pairs of `traps` times the query heads `qheads`; `q_runs` and `k_runs` are the global
+    /// rows of the work's query runs and KV runs (all regions'), which the traps' `qrun` and
+    /// `krun` index.
     pub fn new(
         h: &Hasher,
         qheads: Few<(u32, u32)>,
         traps: Vec<Trap>,
-        q: (i64, i64),
-        regions: &[(i64, i64)],
+        q_runs: &[(i64, i64)],
+        k_runs: &[(i64, i64)],
     ) -> Self {
         let mut heads = PairSum::default();
         for &(a, b) in &qheads {
@@ -495,48 +517,69 @@ impl WorkPairs {
         let (h0, h1) = qheads
             .iter()
             .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
-        let mut sums: Few<PairSum> = regions.iter().map(|_| PairSum::default()).collect();
+        let mut qs: Few<PairSum> = q_runs.iter().map(|_| PairSum::default()).collect();
+        let mut ks: Few<PairSum> = k_runs.iter().map(|_| PairSum::default()).collect();
         for t in &traps {
-            let s = &mut sums[t.kvreg as usize];
-            *s = s.add(t.full);
+            let q = &mut qs[t.qrun as usize];
+            *q = q.add(t.full);
+            let k = &mut ks[t.krun as usize];
+            *k = k.add(t.full);
         }
-        let ext = |k: (i64, i64)| {
-            Extent(Some(Cells {
+        // Extents: the run's own rows on its side, all of the work's rows on the other.
+        let bbox = |rs: &[(i64, i64)]| {
+            rs.iter()
+                .fold((i64::MAX, i64::MIN), |(a, b), &(x, y)| (a.min(x), b.max(y)))
+        };
+        let (qa, ka) = (bbox(q_runs), bbox(k_runs));
+        let side = |q: (i64, i64), k: (i64, i64), s: PairSum| {
+            let e = Extent(Some(Cells {
                 q,
                 k,
                 heads: (h0, h1),
-            }))
-            .clip(&Cells::ALL)
+            }));
+            let e = if s.count == 0 {
+                Extent(None)
+            } else {
+                e.clip(&Cells::ALL)
+            };
+            (e, times_heads(s, heads))
         };
-        let mut all = (Extent(None), PairSum::default());
-        let mut regs = Few::Zero;
-        for (&k, &s) in regions.iter().zip(sums.iter()) {
-            let e = if s.count == 0 { Extent(None) } else { ext(k) };
-            let s = times_heads(s, heads);
-            all = (all.0.union(e), all.1.add(s));
-            regs.push((e, s));
-        }
+        let q_runs = q_runs
+            .iter()
+            .zip(qs.iter())
+            .map(|(&q, &s)| side(q, ka, s))
+            .collect();
+        let k_runs = k_runs
+            .iter()
+            .zip(ks.iter())
+            .map(|(&k, &s)| side(qa, k, s))
+            .collect();
         WorkPairs {
             qheads,
             traps,
             heads,
-            all,
-            regs,
+            q_runs,
+            k_runs,
         }
     }
 
-    /// Summary of this work's pairs inside `cells`, only through KV region `kvreg` if given.
-    pub fn sum(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
-        let (ext, full) = match kvreg {
-            None => self.all,
-            Some(r) => self.regs[r as usize],
-        };
+    /// Extent and sum of the trapezoids of `side`.
+    fn side(&self, side: Side) -> (Extent, PairSum) {
+        match side {
+            Side::Q(i) => self.q_runs[i as usize],
+            Side::K(j) => self.k_runs[j as usize],
+        }
+    }
+
+    /// Summary of the pairs of `side` inside `cells`.
+    pub fn sum(&self, h: &Hasher, cells: &Cells, side: Side) -> PairSum {
+        let (ext, full) = self.side(side);
         if ext.inside(cells) {
             return full;
         }
         let mut t = PairSum::default();
         for tr in &self.traps {
-            if kvreg.is_some_and(|r| r != tr.kvreg) {
+            if !side.holds(tr) {
                 continue;
             }
             let q0 = (tr.q0 as i64).max(cells.q.0 - tr.gq);
@@ -545,6 +588,10 @@ impl WorkPairs {
                 continue;
             }
             let (kl, ku) = (cells.k.0 - tr.gk, cells.k.1 - tr.gk);
+            // The trapezoid's keys lie in its KV piece `[lo[1], hi[1])`: none inside the cells.
+            if ku <= tr.lo[1].c || tr.hi[1].c <= kl {
+                continue;
+            }
             // Cells holding the whole trapezoid: its own sum (the cells' bounds bind nothing).
             if (q0, q1) == (tr.q0 as i64, tr.q1 as i64) && kl <= tr.lo[1].c && tr.hi[1].c <= ku {
                 t = t.add(tr.full);
@@ -747,11 +794,10 @@ pub(super) struct CovNode {
 
 #[derive(Debug)]
 enum CovKind {
-    /// One work's pairs inside `clip` (for dKV: only those read through KV region `kvreg`).
+    /// The pairs of one query run or KV run of a work.
     Leaf {
         w: Rc<WorkPairs>,
-        kvreg: Option<u32>,
-        clip: Cells,
+        side: Side,
     },
     Join(Cov, Cov),
 }
@@ -771,22 +817,14 @@ impl Covs {
         (self.nodes.len() - 1) as Cov
     }
 
-    /// The pairs of `w` inside `clip` (through KV region `kvreg` if given): what a work adds to
-    /// the output rows of one query run, or to the dKV rows of one KV run.
-    pub fn leaf(&mut self, h: &Hasher, w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
-        let (ext, full) = match kvreg {
-            None => w.all,
-            Some(r) => w.regs[r as usize],
-        };
-        let (ext, full) = if ext.inside(&clip) {
-            (ext, full)
-        } else {
-            (ext.clip(&clip), w.sum(h, &clip, kvreg))
-        };
+    /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
+    /// the dKV rows of one KV run.
+    pub fn leaf(&mut self, w: Rc<WorkPairs>, side: Side) -> Cov {
+        let (ext, full) = w.side(side);
         self.push(CovNode {
             ext,
             full,
-            kind: CovKind::Leaf { w, kvreg, clip },
+            kind: CovKind::Leaf { w, side },
         })
     }
 
@@ -806,14 +844,9 @@ impl Covs {
             return true;
         }
         match (&self.nodes[a as usize].kind, &self.nodes[b as usize].kind) {
-            (
-                CovKind::Leaf { w, kvreg, clip },
-                CovKind::Leaf {
-                    w: w2,
-                    kvreg: k2,
-                    clip: c2,
-                },
-            ) => Rc::ptr_eq(w, w2) && kvreg == k2 && clip == c2,
+            (CovKind::Leaf { w, side }, CovKind::Leaf { w: w2, side: s2 }) => {
+                Rc::ptr_eq(w, w2) && side == s2
+            }
             (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
                 self.same(*a1, *b1) && self.same(*a2, *b2)
             }
@@ -848,8 +881,8 @@ impl Covs {
                     continue;
                 }
                 match &n.kind {
-                    CovKind::Leaf { w, kvreg, clip } => {
-                        let v = w.sum(h, &cells.clip(clip), *kvreg);
+                    CovKind::Leaf { w, side } => {
+                        let v = w.sum(h, cells, *side);
                         memo.insert(c, v);
                         vals.push(v);
                     }
@@ -954,32 +987,32 @@ mod tests {
         // Two works over a causal sequence (tokens at global rows + 100); blocks of a
         // coverage add up to its full sum.
         let h = Hasher::new();
-        let causal = |q0: u32, q1: u32, k0: i64, k1: i64, kvreg| {
+        let causal = |q0: u32, q1: u32, k0: i64, k1: i64, krun| {
             let (lo, hi) = ([Lin::c(k0), Lin::c(k0)], [Lin::row(1), Lin::c(k1)]);
             Trap {
                 q0,
                 q1,
                 lo,
                 hi,
-                kvreg,
+                qrun: 0,
+                krun,
                 off: 3,
                 gq: 100,
                 gk: 100,
                 full: trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 3, false),
             }
         };
+        // One query run (global rows 100..120), two KV runs (keys 0..10 and 10..20).
         let w = |traps| {
-            let rows = (100, 120);
             let heads = [(0, 2), (4, 5)].into_iter().collect();
-            Rc::new(WorkPairs::new(&h, heads, traps, rows, &[rows, rows]))
+            let k = [(100, 110), (110, 120)];
+            Rc::new(WorkPairs::new(&h, heads, traps, &[(100, 120)], &k))
         };
         let mut covs = Covs::default();
-        let a = covs.leaf(&h, w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
+        let a = covs.leaf(w(vec![causal(0, 10, 0, 10, 0)]), Side::Q(0));
         let b = covs.leaf(
-            &h,
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
-            None,
-            Cells::ALL,
+            Side::Q(0),
         );
         let ab = covs.join(a, b);
         let both = covs.join(ab, ab);
@@ -1002,10 +1035,8 @@ mod tests {
         let twice = covs.sum(&h, both, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(twice, full.add(full));
         let dkv = covs.leaf(
-            &h,
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
-            Some(1),
-            Cells::ALL,
+            Side::K(1),
         );
         let k = Cells {
             q: (100, 120),
@@ -1013,14 +1044,31 @@ mod tests {
             heads: (0, 8),
         };
         assert_eq!(covs.sum(&h, dkv, &k, &mut memo).count, 3 * 55);
-        // A leaf clipped to some query rows: its sum is those rows' pairs.
-        let half = covs.leaf(
-            &h,
-            w(vec![causal(0, 10, 0, 10, 0)]),
-            None,
-            cells((0, 5), (0, u32::MAX)),
+        // A leaf read for some query rows: those rows' pairs.
+        let half = covs.sum(&h, a, &cells((0, 5), (0, 8)), &mut memo);
+        assert_eq!(half.count, 3 * 15);
+        // The leaf of one of two runs holding the same rows holds only its own run's pairs.
+        let mut t = causal(0, 10, 0, 10, 0);
+        t.qrun = 1;
+        let two = w2(&h, vec![causal(0, 10, 0, 10, 0), t]);
+        let one = covs.leaf(two, Side::Q(1));
+        assert_eq!(
+            covs.sum(&h, one, &cells((0, 20), (0, 8)), &mut memo).count,
+            3 * 55
         );
-        assert_eq!(covs.nodes[half as usize].full.count, 3 * 15);
+    }
+
+    /// Pairs of two query runs over the same global rows 100..120.
+    fn w2(h: &Hasher, traps: Vec<Trap>) -> Rc<WorkPairs> {
+        let heads = [(0, 2), (4, 5)].into_iter().collect();
+        let q = [(100, 120), (100, 120)];
+        Rc::new(WorkPairs::new(
+            h,
+            heads,
+            traps,
+            &q,
+            &[(100, 110), (110, 120)],
+        ))
     }
 
     #[test]
@@ -1076,7 +1124,8 @@ mod tests {
                             q1,
                             lo,
                             hi,
-                            kvreg: 0,
+                            qrun: 0,
+                            krun: 0,
                             off: 0,
                             gq: 0,
                             gk: 0,

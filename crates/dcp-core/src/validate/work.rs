@@ -20,8 +20,8 @@ use std::rc::Rc;
 
 use super::gspace::Piece;
 use super::pairs::{
-    constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Cells, Cov, Covs,
-    Hasher, Trap, WorkPairs,
+    constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Cov, Covs,
+    Hasher, Side, Trap, WorkPairs,
 };
 use super::state::{refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Validator};
@@ -45,9 +45,9 @@ fn head_runs(heads: &[u32]) -> Few<(u32, u32, u32)> {
     out
 }
 
-fn push_run(runs: &mut Runs, r0: u32, r1: u32, g: u64) {
+fn push_run(runs: &mut Runs, r0: u32, r1: u32, g: u64, join: bool) {
     match runs.last_mut() {
-        Some(l) if l.1 == r0 && l.2 + (l.1 - l.0) as u64 == g => l.1 = r1,
+        Some(l) if join && l.1 == r0 && l.2 + (l.1 - l.0) as u64 == g => l.1 = r1,
         _ => runs.push((r0, r1, g)),
     }
 }
@@ -110,14 +110,8 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 
 /// One coverage leaf per query run of a work: its pairs for those query rows.
 fn q_leaves(covs: &mut Covs, pairs: &Rc<WorkPairs>, runs: &Runs) -> Few<Cov> {
-    runs.iter()
-        .map(|&(r0, r1, g)| {
-            let clip = Cells {
-                q: (g as i64, (g + (r1 - r0) as u64) as i64),
-                ..Cells::ALL
-            };
-            covs.leaf(Hasher::shared(), pairs.clone(), None, clip)
-        })
+    (0..runs.len())
+        .map(|i| covs.leaf(pairs.clone(), Side::Q(i as u32)))
         .collect()
 }
 
@@ -329,7 +323,19 @@ impl<'a> Validator<'a> {
                 }
             }
             if let Some(g) = g0 {
-                push_run(runs, row0 + rw.r0, row0 + rw.r1, g);
+                // Runs end at device boundaries: a coverage leaf per run then lies inside one
+                // device's output cells (a head group's receive buffer holds several devices'
+                // rows back to back).
+                let (mut r, mut g) = (row0 + rw.r0, g);
+                let end = row0 + rw.r1;
+                while r < end {
+                    let n = ((self.cx.gmap.next_base(g) - g).min((end - r) as u64)) as u32;
+                    // Not across a device boundary (`g` is one when it is a device's base).
+                    let join = g > 0 && self.cx.gmap.next_base(g - 1) > g;
+                    push_run(runs, r, r + n, g, join);
+                    r += n;
+                    g += n as u64;
+                }
             }
         }
         Ok(())
@@ -430,7 +436,7 @@ impl<'a> Validator<'a> {
         idx: usize,
         wi: usize,
         ops: &Operands,
-        qp: &[Piece],
+        qp: &[(Piece, u32)],
         kp: &[(Piece, u32)],
         rows: &RowRanges,
     ) -> Result<WorkPairs, PlanError> {
@@ -441,10 +447,10 @@ impl<'a> Validator<'a> {
         let mut qi = 0usize;
         for seg in &rows.segs {
             let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
-            while qi < qp.len() && qp[qi].r1 <= s0 {
+            while qi < qp.len() && qp[qi].0.r1 <= s0 {
                 qi += 1;
             }
-            for p in qp[qi..].iter().take_while(|p| p.r0 < s1) {
+            for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
                 let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
                 // Row r holds query token q = p.tok + r − p.r0: a line c + s·r becomes, in q,
                 // (c + s·shift) + s·q.
@@ -463,7 +469,7 @@ impl<'a> Validator<'a> {
                         continue;
                     }
                     let from = kp.partition_point(|k| (k.0.r1 as i64) <= lo);
-                    for (k, ri) in &kp[from..] {
+                    for (k, krun) in &kp[from..] {
                         if k.r0 as i64 >= hi {
                             break;
                         }
@@ -514,7 +520,8 @@ impl<'a> Validator<'a> {
                             q1,
                             lo,
                             hi,
-                            kvreg: *ri,
+                            qrun: *qrun,
+                            krun: *krun,
                             off,
                             gq: p.g0 as i64 - p.tok as i64,
                             gk: k.g0 as i64 - k.tok as i64,
@@ -537,14 +544,14 @@ impl<'a> Validator<'a> {
             .iter()
             .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
             .collect();
-        let bbox = |runs: &mut dyn Iterator<Item = &(u32, u32, u64)>| {
-            runs.fold((i64::MAX, i64::MIN), |(a, b), &(r0, r1, g)| {
-                (a.min(g as i64), b.max(g as i64 + (r1 - r0) as i64))
-            })
-        };
-        let q = bbox(&mut ops.q_runs.iter());
-        let regions: Few<(i64, i64)> = ops.kv_runs.iter().map(|rs| bbox(&mut rs.iter())).collect();
-        Ok(WorkPairs::new(h, qheads, traps, q, &regions))
+        let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+        let q: Few<(i64, i64)> = ops.q_runs.iter().map(rows_of).collect();
+        let k: Few<(i64, i64)> = ops
+            .kv_runs
+            .iter()
+            .flat_map(|rs| rs.iter().map(rows_of))
+            .collect();
+        Ok(WorkPairs::new(h, qheads, traps, &q, &k))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -596,18 +603,16 @@ impl<'a> Validator<'a> {
         let (qp, kp) = &mut *scratch;
         qp.clear();
         kp.clear();
-        for &(r0, r1, g) in &ops.q_runs {
-            map.pieces(r0, r1, g, &mut |p| qp.push(p));
+        for (i, &(r0, r1, g)) in ops.q_runs.iter().enumerate() {
+            map.pieces(r0, r1, g, &mut |p| qp.push((p, i as u32)));
         }
-        for (ri, runs) in ops.kv_runs.iter().enumerate() {
-            for &(r0, r1, g) in runs {
-                map.pieces(r0, r1, g, &mut |p| kp.push((p, ri as u32)));
-            }
+        for (j, &(r0, r1, g)) in ops.kv_runs.iter().flat_map(|rs| rs.iter()).enumerate() {
+            map.pieces(r0, r1, g, &mut |p| kp.push((p, j as u32)));
         }
         // Query and keys with no sequence in common: nothing the work attends can be right.
         if let (Some(q), Some(k)) = (qp.first(), kp.first()) {
-            if !qp.iter().any(|p| kp.iter().any(|k| k.0.seq == p.seq)) {
-                return Err(self.mixed(dev, idx, wi, q.seq, k.0.seq));
+            if !qp.iter().any(|p| kp.iter().any(|k| k.0.seq == p.0.seq)) {
+                return Err(self.mixed(dev, idx, wi, q.0.seq, k.0.seq));
             }
         }
         self.check_rows(dev, idx, wi, rows, ops.keys)?;
@@ -788,6 +793,8 @@ impl<'a> Validator<'a> {
                     ));
                 }
                 let kv_cols = &ops.kv_cols;
+                // Index of the region's first KV run among all regions' runs.
+                let mut krun0 = 0usize;
                 for (ri, (kr, dr)) in kv.iter().zip(&w.dkv).enumerate() {
                     let item = Item::Work(wi, "dKV", Some(ri));
                     if self.check_region(dev, idx, dr, item)? != 2 * d
@@ -804,17 +811,10 @@ impl<'a> Validator<'a> {
                         .collect();
                     let want = ident_rows(IoTensor::DKv, &runs, kv_cols);
                     // One leaf per KV run: each dKV block reads whole leaves.
-                    let covs: Few<Cov> = runs
-                        .iter()
-                        .map(|&(c0, c1, g)| {
-                            let clip = Cells {
-                                k: (g as i64, (g + (c1 - c0) as u64) as i64),
-                                ..Cells::ALL
-                            };
-                            self.covs
-                                .leaf(Hasher::shared(), pairs.clone(), Some(ri as u32), clip)
-                        })
+                    let covs: Few<Cov> = (0..runs.len())
+                        .map(|j| self.covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32)))
                         .collect();
+                    krun0 += runs.len();
                     self.accumulate(dev, idx, item, dr, &want, Part::DKv, &covs)?;
                 }
             }
