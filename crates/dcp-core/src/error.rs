@@ -226,7 +226,7 @@ pub enum PlanErrorKind {
         found: String,
         expected: String,
     },
-    #[error("work {work}: reads sequences {a} and {b} (query and KV of a work must come from one sequence)")]
+    #[error("work {work}: pairs queries of sequence {a} with keys of sequence {b} (every attended pair must lie in one sequence)")]
     MixedSequences { work: usize, a: u32, b: u32 },
     #[error(
         "work {work}: query head {q_head} is paired with KV head {kv_head} (GQA needs {want})"

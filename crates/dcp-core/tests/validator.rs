@@ -770,3 +770,232 @@ fn a_step_work_over_several_sequences_validates_backward_too() {
     let e = err_of(&p);
     assert!(matches!(e.kind, PlanErrorKind::PairsMissing { .. }), "{e}");
 }
+
+#[test]
+fn a_step_work_with_overlapping_ranges_in_one_row_is_caught() {
+    // Two ranges of one row over the same keys would compute those pairs twice.
+    let mut p = ring();
+    let (d, i, _) = multi_sequence_step(&p);
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let seg = works[0]
+            .rows
+            .segs
+            .iter_mut()
+            .find(|s| !s.ranges.is_empty())
+            .expect("a segment attending keys");
+        let r = seg.ranges[0];
+        seg.ranges = vec![r, r].into();
+    }
+    let e = err_of(&p);
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)), "{e}");
+    assert!(matches!(e.kind, PlanErrorKind::RowRanges { .. }), "{e}");
+}
+
+#[test]
+fn a_step_work_pairing_two_sequences_is_named() {
+    // The last sequence's rows attend key 0, the first sequence's: the pair crosses sequences.
+    let mut p = ring();
+    let (d, i, row) = multi_sequence_step(&p);
+    let first = p.devices[d].layout[0].seq;
+    let last = p.devices[d].layout.last().unwrap().seq;
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let seg = works[0]
+            .rows
+            .segs
+            .iter_mut()
+            .find(|s| s.row0 >= row)
+            .expect("a segment of the last sequence's rows");
+        seg.ranges = vec![dcp_core::mask::LinRange::new(Lin::c(0), Lin::c(1))].into();
+    }
+    let e = err_of(&p);
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)), "{e}");
+    let PlanErrorKind::MixedSequences { a, b, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert_eq!((a, b), (last, first), "{e}");
+}
+
+#[test]
+fn a_backward_work_differing_from_its_forward_twin_is_checked_on_its_own() {
+    // Forward and backward step works hold equal operands and row ranges, and the backward
+    // reuses the forward's checked pairs; one changed segment in the middle (the fingerprint
+    // sees only the first and last) must not slip through.
+    let (b, t) = small();
+    let mut p = plan_ring(&b, &t, true).unwrap();
+    validate(&p).unwrap();
+    let (d, i) = p
+        .devices
+        .iter()
+        .enumerate()
+        .find_map(|(d, dp)| {
+            dp.backward
+                .instrs
+                .iter()
+                .position(|x| matches!(x, Instr::AttnBwd { works, .. } if works.len() == 1 && works[0].rows.segs.len() >= 3))
+                .map(|i| (d, i))
+        })
+        .expect("a backward step work with three segments");
+    if let Instr::AttnBwd { works, .. } = &mut p.devices[d].backward.instrs[i] {
+        let keys: u32 = works[0].kv.iter().map(|r| r.len).sum();
+        let mid = works[0].rows.segs.len() / 2;
+        // Every key of the held KV: more than the causal mask allows, or another sequence's.
+        works[0].rows.segs[mid].ranges = vec![dcp_core::mask::LinRange::new(
+            Lin::c(0),
+            Lin::c(keys as i64),
+        )]
+        .into();
+    }
+    let e = err_of(&p);
+    assert_eq!(e.site.program, "backward", "{e}");
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)), "{e}");
+    assert!(
+        matches!(
+            e.kind,
+            PlanErrorKind::MixedSequences { .. } | PlanErrorKind::KeyOutsideMask { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_pair_mismatch_is_named_on_its_device_and_sequence() {
+    // Outputs are compared once per tensor over all devices; a mismatch is then located: the
+    // device, and the sequence of the first layout span whose pairs differ.
+    let mut p = ring();
+    let last = p.devices.len() - 1;
+    let (i, seq) = {
+        let dp = &p.devices[last];
+        let i = dp
+            .forward
+            .instrs
+            .iter()
+            .position(|x| matches!(x, Instr::Attn { works, .. } if !works.is_empty()))
+            .unwrap();
+        (i, dp.layout[0].seq)
+    };
+    if let Instr::Attn { works, .. } = &mut p.devices[last].forward.instrs[i] {
+        // The first segment holds the first layout span's rows.
+        works[0].rows.segs.remove(0);
+    }
+    let e = err_of(&p);
+    assert_eq!(e.site.device, last as u32, "{e}");
+    let PlanErrorKind::PairsMissing { seq: s, count, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert_eq!(s, seq, "{e}");
+    assert!(count.got < count.want, "{e}");
+}
+
+#[test]
+fn an_output_holding_other_rows_is_caught() {
+    // The final copy moves the partial outputs one row up: every output row holds its
+    // neighbour's result, and the last row nothing.
+    let mut p = ring();
+    let dev = 1;
+    let i = p.devices[dev]
+        .forward
+        .instrs
+        .iter()
+        .rposition(|x| matches!(x, Instr::Copy { .. }))
+        .expect("the final copies");
+    if let Instr::Copy { src, dst } = &mut p.devices[dev].forward.instrs[i] {
+        src.tok += 1;
+        src.len -= 1;
+        dst.len -= 1;
+    }
+    let e = err_of(&p);
+    assert_eq!(e.site.device, dev as u32, "{e}");
+    let PlanErrorKind::WrongOutput { rows, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert_eq!(rows.0, 0, "{e}");
+}
+
+#[test]
+fn a_work_reading_the_same_query_rows_twice_credits_each_copy_with_its_own_pairs() {
+    // One device, one full-mask sequence. The query rows are copied twice into a scratch buffer;
+    // one work reads both copies, the first attending the first half of the keys and the second
+    // the rest; only the first copy's output reaches O. Every pair was computed once, but O
+    // holds only half of them: the first copy's coverage must not include the second's pairs
+    // though both copies are the same tokens.
+    let model = ModelShape {
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 4,
+        dtype: DType::Bf16,
+    };
+    let b = BatchSpec::uniform(&[8], MaskSpec::Full, model, 8);
+    let mut p = plan_local(&b, &Topology::new(1, 1), None).unwrap();
+    validate(&p).unwrap();
+    let prog = &mut p.devices[0].forward;
+    let q = prog.io(IoTensor::Q).unwrap();
+    let kv = prog.io(IoTensor::Kv).unwrap();
+    let (o, lse) = (
+        prog.io(IoTensor::O).unwrap(),
+        prog.io(IoTensor::Lse).unwrap(),
+    );
+    let scratch = |prog: &mut dcp_core::plan::Program, of: u32, name: &str| {
+        let mut d = prog.buffers[of as usize].clone();
+        d.role = BufferRole::Scratch;
+        d.name = name.into();
+        d.tokens *= 2;
+        prog.buffers.push(d);
+        prog.buffers.len() as u32 - 1
+    };
+    let (qq, oo, ll) = (
+        scratch(prog, q, "q twice"),
+        scratch(prog, o, "o twice"),
+        scratch(prog, lse, "lse twice"),
+    );
+    let rows = |buf: u32, tok: u32, len: u32, heads: u32| Region {
+        buf,
+        tok,
+        len,
+        head: 0,
+        heads,
+    };
+    let h = model.heads;
+    let half = |k0: i64, k1: i64| dcp_core::plan::RangeSeg {
+        row0: 0,
+        rows: 8,
+        ranges: vec![dcp_core::mask::LinRange::new(Lin::c(k0), Lin::c(k1))].into(),
+    };
+    let mut second = half(4, 8);
+    second.row0 = 8;
+    let work = dcp_core::plan::FwdWork {
+        q: rows(qq, 0, 16, h),
+        kv: vec![rows(kv, 0, 8, model.kv_heads)],
+        o: rows(oo, 0, 16, h),
+        lse: rows(ll, 0, 16, h),
+        rows: dcp_core::plan::RowRanges {
+            segs: vec![half(0, 4), second],
+        },
+    };
+    prog.instrs = vec![
+        Instr::Copy {
+            src: rows(q, 0, 8, h),
+            dst: rows(qq, 0, 8, h),
+        },
+        Instr::Copy {
+            src: rows(q, 0, 8, h),
+            dst: rows(qq, 8, 8, h),
+        },
+        Instr::Attn {
+            stage: 0,
+            works: vec![work],
+        },
+        Instr::Copy {
+            src: rows(oo, 0, 8, h),
+            dst: rows(o, 0, 8, h),
+        },
+        Instr::Copy {
+            src: rows(ll, 0, 8, h),
+            dst: rows(lse, 0, 8, h),
+        },
+    ];
+    let e = err_of(&p);
+    let PlanErrorKind::PairsMissing { count, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert_eq!(2 * count.got, count.want, "{e}");
+}

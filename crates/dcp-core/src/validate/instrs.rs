@@ -2,22 +2,22 @@
 //! communication bookkeeping: transfers move rectangles between devices, groups stay in flight
 //! until waited for.
 
-use super::pairs::{cov_eq, join, Cov};
-use super::state::{refine, to_rows, Part, Rows, Val};
+use super::pairs::{Cov, Covs};
+use super::state::{push_cell, refine, Part, RowList, Rows, Val};
 use super::{show, Item, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::Machine;
 use crate::plan::{FillValue, Instr, Region};
 
-/// The partial result of one cell so far: identity (seq, tok, head) and coverage.
-type Acc = Option<(u32, u32, u32, Cov)>;
+/// The partial result of one cell so far: identity (global row, head) and coverage.
+type Acc = Option<(u64, u32, Cov)>;
 
 /// Folds a partial result of identity `id` into `acc`; on an identity clash returns the one held.
-fn fold(acc: &mut Acc, id: (u32, u32, u32), cov: &Cov) -> Result<(), String> {
+fn fold(covs: &mut Covs, acc: &mut Acc, id: (u64, u32), cov: Cov) -> Result<(), (u64, u32)> {
     *acc = Some(match acc.take() {
-        None => (id.0, id.1, id.2, cov.clone()),
-        Some((s, t, h, c)) if (s, t, h) == id => (s, t, h, join(&c, cov)),
-        Some((s, t, h, _)) => return Err(format!("sequence {s} token {t} head {h}")),
+        None => (id.0, id.1, cov),
+        Some((g, h, c)) if (g, h) == id => (g, h, covs.join(c, cov)),
+        Some((g, h, _)) => return Err((g, h)),
     });
     Ok(())
 }
@@ -35,7 +35,7 @@ impl Validator<'_> {
         self.write(
             dev,
             dst,
-            &[Rows::one(0, dst.len, dst.heads, Val::Fill(value))],
+            RowList::One(Rows::one(0, dst.len, dst.heads, Val::Fill(value))),
         );
         Ok(())
     }
@@ -64,7 +64,7 @@ impl Validator<'_> {
         self.check_read(dev, idx, src, Item::CopySrc)?;
         self.check_write(dev, idx, dst, Item::CopyDst)?;
         let rows = self.read_set(dev, idx, src, Item::CopySrc)?;
-        self.write(dev, dst, &rows);
+        self.write(dev, dst, rows);
         Ok(())
     }
 
@@ -118,35 +118,33 @@ impl Validator<'_> {
             ins.push(self.read_set(dev, idx, io, item)?);
             ins.push(self.read_set(dev, idx, il, item)?);
         }
-        let refs: Vec<&[Rows]> = ins.iter().map(|v| v.as_slice()).collect();
-        let mut out_o = Vec::new();
-        let mut out_l = Vec::new();
+        let refs: Vec<&[Rows]> = ins.iter().map(|v| &v[..]).collect();
+        let (mut ro, mut rl) = (RowList::Zero, RowList::Zero);
         for cell in refine(&refs).iter() {
             let mut acc: Acc = None;
-            for (k, pair) in cell.vals.chunks(2).enumerate() {
-                match (&pair[0], &pair[1]) {
+            for k in 0..cell.n() / 2 {
+                match (cell.val(2 * k), cell.val(2 * k + 1)) {
                     (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
                     (
                         Val::Part {
                             p: Part::O,
-                            seq,
-                            tok,
+                            g,
                             head,
                             cov,
                         },
                         Val::Part {
                             p: Part::Lse,
-                            seq: s2,
-                            tok: t2,
+                            g: g2,
                             head: h2,
                             cov: c2,
                         },
-                    ) if (seq, tok, head) == (s2, t2, h2) && cov_eq(cov, c2) => {
-                        if let Err(a) = fold(&mut acc, (*seq, *tok, *head), cov) {
+                    ) if (g, head) == (g2, h2) && self.covs.same(*cov, *c2) => {
+                        if let Err((ag, ah)) = fold(&mut self.covs, &mut acc, (*g, *head), *cov) {
+                            let map = &self.cx.gmap;
                             let kind = PlanErrorKind::Combine {
                                 item: Item::MergeIn(k).to_string(),
-                                a: format!("partial O of {a}"),
-                                b: pair[0].describe(),
+                                a: format!("partial O of {}", map.name(ag, ah)),
+                                b: cell.val(2 * k).describe(map),
                             };
                             return Err(self.err(dev, idx, kind));
                         }
@@ -164,7 +162,11 @@ impl Validator<'_> {
                                     cell.c0,
                                     cell.c1
                                 ),
-                                found: format!("({}, {})", a.describe(), b.describe()),
+                                found: format!(
+                                    "({}, {})",
+                                    a.describe(&self.cx.gmap),
+                                    b.describe(&self.cx.gmap)
+                                ),
                                 expected: "a matching partial O and LSE, or zero and −∞".into(),
                             },
                         ))
@@ -173,29 +175,26 @@ impl Validator<'_> {
             }
             let (vo, vl) = match acc {
                 None => (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)),
-                Some((seq, tok, head, cov)) => (
+                Some((g, head, cov)) => (
                     Val::Part {
                         p: Part::O,
-                        seq,
-                        tok,
+                        g,
                         head,
-                        cov: cov.clone(),
+                        cov,
                     },
                     Val::Part {
                         p: Part::Lse,
-                        seq,
-                        tok,
+                        g,
                         head,
                         cov,
                     },
                 ),
             };
-            out_o.push((cell.r0, cell.r1, cell.c0, cell.c1, vo));
-            out_l.push((cell.r0, cell.r1, cell.c0, cell.c1, vl));
+            push_cell(&mut ro, cell.r0, cell.r1, cell.c0, cell.c1, vo);
+            push_cell(&mut rl, cell.r0, cell.r1, cell.c0, cell.c1, vl);
         }
-        let (ro, rl) = (to_rows(out_o), to_rows(out_l));
-        self.write(dev, o, &ro);
-        self.write(dev, lse, &rl);
+        self.write(dev, o, ro);
+        self.write(dev, lse, rl);
         Ok(())
     }
 
@@ -226,25 +225,21 @@ impl Validator<'_> {
         } else {
             Part::DQ
         };
-        let refs: Vec<&[Rows]> = ins.iter().map(|v| v.as_slice()).collect();
-        let mut out = Vec::new();
+        let refs: Vec<&[Rows]> = ins.iter().map(|v| &v[..]).collect();
+        let mut rows = RowList::Zero;
         for cell in refine(&refs).iter() {
             let mut acc: Acc = None;
-            for (k, v) in cell.vals.iter().enumerate() {
+            for k in 0..cell.n() {
+                let v = cell.val(k);
                 match v {
                     Val::Fill(FillValue::Zero) => {}
-                    Val::Part {
-                        p,
-                        seq,
-                        tok,
-                        head,
-                        cov,
-                    } if *p == part => {
-                        if let Err(a) = fold(&mut acc, (*seq, *tok, *head), cov) {
+                    Val::Part { p, g, head, cov } if *p == part => {
+                        if let Err((ag, ah)) = fold(&mut self.covs, &mut acc, (*g, *head), *cov) {
+                            let map = &self.cx.gmap;
                             let kind = PlanErrorKind::Combine {
                                 item: Item::SumIn(k).to_string(),
-                                a: format!("partial {part:?} of {a}"),
-                                b: v.describe(),
+                                a: format!("partial {part:?} of {}", map.name(ag, ah)),
+                                b: v.describe(map),
                             };
                             return Err(self.err(dev, idx, kind));
                         }
@@ -255,7 +250,7 @@ impl Validator<'_> {
                             idx,
                             PlanErrorKind::WrongContent {
                                 item: Item::SumIn(k).to_string(),
-                                found: other.describe(),
+                                found: other.describe(&self.cx.gmap),
                                 expected: format!("partial {part:?} or zero"),
                             },
                         ))
@@ -264,18 +259,16 @@ impl Validator<'_> {
             }
             let v = match acc {
                 None => Val::Fill(FillValue::Zero),
-                Some((seq, tok, head, cov)) => Val::Part {
+                Some((g, head, cov)) => Val::Part {
                     p: part,
-                    seq,
-                    tok,
+                    g,
                     head,
                     cov,
                 },
             };
-            out.push((cell.r0, cell.r1, cell.c0, cell.c1, v));
+            push_cell(&mut rows, cell.r0, cell.r1, cell.c0, cell.c1, v);
         }
-        let rows = to_rows(out);
-        self.write(dev, dst, &rows);
+        self.write(dev, dst, rows);
         Ok(())
     }
 
@@ -293,32 +286,30 @@ impl Validator<'_> {
         covs: &[Cov],
     ) -> Result<(), PlanError> {
         let have = self.devs[dev as usize].bufs[dst.buf as usize].read(dst);
-        let mut out = Vec::new();
+        let mut rows = RowList::Zero;
         for cell in refine(&[&have, want]).iter() {
-            let (seq, tok, head) = cell.vals[1].ident().expect("identity");
-            let cov = &covs[want.partition_point(|w| w.r1 <= cell.r0)];
-            let v = match &cell.vals[0] {
+            let (g, head) = cell.val(1).ident().expect("identity");
+            let cov = covs[want.partition_point(|w| w.r1 <= cell.r0)];
+            let v = match cell.val(0) {
                 Val::Fill(FillValue::Zero) => Val::Part {
                     p: part,
-                    seq,
-                    tok,
+                    g,
                     head,
-                    cov: cov.clone(),
+                    cov,
                 },
                 Val::Part {
                     p,
-                    seq: s,
-                    tok: t,
-                    head: h,
+                    g: g2,
+                    head: h2,
                     cov: c,
-                } if *p == part && (*s, *t, *h) == (seq, tok, head) => Val::Part {
+                } if *p == part && (*g2, *h2) == (g, head) => Val::Part {
                     p: part,
-                    seq,
-                    tok,
+                    g,
                     head,
-                    cov: join(c, cov),
+                    cov: self.covs.join(*c, cov),
                 },
                 other => {
+                    let map = &self.cx.gmap;
                     return Err(self.err(
                         dev,
                         idx,
@@ -327,18 +318,18 @@ impl Validator<'_> {
                                 "{item} at rows {}..{} heads {}..{}",
                                 cell.r0, cell.r1, cell.c0, cell.c1
                             ),
-                            found: other.describe(),
+                            found: other.describe(map),
                             expected: format!(
-                                "zero (fill accumulators first) or partial {part:?} of sequence {seq} token {tok} head {head}"
+                                "zero (fill accumulators first) or partial {part:?} of {}",
+                                map.name(g, head)
                             ),
                         },
-                    ))
+                    ));
                 }
             };
-            out.push((cell.r0, cell.r1, cell.c0, cell.c1, v));
+            push_cell(&mut rows, cell.r0, cell.r1, cell.c0, cell.c1, v);
         }
-        let rows = to_rows(out);
-        self.write(dev, dst, &rows);
+        self.write(dev, dst, rows);
         Ok(())
     }
 
@@ -355,8 +346,8 @@ impl Machine for Validator<'_> {
             Instr::Fill { dst, value } => self.fill(dev, idx, dst, *value),
             Instr::Copy { src, dst } => self.copy(dev, idx, src, dst),
             Instr::Wait { tag } => self.wait(dev, idx, *tag),
-            Instr::Attn { works, .. } => self.attn(dev, idx, works),
-            Instr::AttnBwd { works, .. } => self.attn_bwd(dev, idx, works),
+            Instr::Attn { .. } => self.attn(dev, idx),
+            Instr::AttnBwd { .. } => self.attn_bwd(dev, idx),
             Instr::Merge { o, lse, inputs } => self.merge(dev, idx, o, lse, inputs),
             Instr::Sum { dst, inputs } => self.sum(dev, idx, dst, inputs),
             Instr::Comm { .. } => unreachable!("the driver handles comm"),
@@ -384,7 +375,7 @@ impl Machine for Validator<'_> {
             ));
         }
         let rows = self.read_set(from, fi, src, Item::Send { to })?;
-        self.write(to, dst, &rows);
+        self.write(to, dst, rows);
         self.group_sends[from as usize].push(*src);
         self.group_recvs[to as usize].push(*dst);
         Ok(())

@@ -2,7 +2,7 @@
 //! entries are numbered in order, and each program declares its caller tensors with the layout's
 //! shape. Sets up the validator's initial buffer contents from the layout.
 
-use super::state::{Buf, Rows, Val};
+use super::state::{Buf, Few, Rows, Val};
 use super::{Ctx, DevState, Validator};
 use crate::error::{LayoutFault, PlanError, PlanErrorKind};
 use crate::interp::{program, program_name};
@@ -133,22 +133,14 @@ impl<'a> Validator<'a> {
                             head: 0,
                             heads: b.heads,
                         };
-                        let mut row = 0;
-                        let rows: Vec<Rows> = d
-                            .layout
-                            .iter()
-                            .map(|s| {
-                                let v = Val::In {
-                                    t,
-                                    seq: s.seq,
-                                    tok: s.start,
-                                    head: 0,
-                                };
-                                row += s.len;
-                                Rows::one(row - s.len, row, b.heads, v)
-                            })
-                            .collect();
-                        buf.write(&all, &rows);
+                        // The device's rows are one run of global rows.
+                        let v = Val::In {
+                            t,
+                            g: cx.gmap.base(di as u32),
+                            head: 0,
+                        };
+                        let rows = Few::One(Rows::one(0, b.tokens, b.heads, v));
+                        buf.write(&all, rows);
                     }
                 }
                 bufs.push(buf);
@@ -178,9 +170,11 @@ impl<'a> Validator<'a> {
             plan,
             backward,
             devs,
-            group_recvs: vec![Vec::new(); n],
-            group_sends: vec![Vec::new(); n],
+            group_recvs: (0..n).map(|_| Few::Zero).collect(),
+            group_sends: (0..n).map(|_| Few::Zero).collect(),
             memo: Default::default(),
+            covs: Default::default(),
+            pieces: Default::default(),
         })
     }
 }

@@ -1,38 +1,48 @@
 //! The validator: symbolic execution of all devices' programs together, on intervals.
 //!
-//! Every buffer is a set of rectangles (token range × head range, [`state`]) holding a symbolic
-//! value: which input it holds (Q/KV/dO/O/LSE of a sequence, from a token and head on), or which
-//! partial result (O/LSE/dQ/dKV of a token and head on) together with its *coverage*: the works
-//! whose attended pairs are folded into it ([`pairs`]). A plan is accepted when
+//! Every buffer is a set of rectangles (row range × head range, [`state`]) holding a symbolic
+//! value: which input it holds (Q/KV/dO/O/LSE of a token and head on), or which partial result
+//! (O/LSE/dQ/dKV of a token and head on) together with its *coverage*: the works whose attended
+//! pairs are folded into it ([`pairs`]). Tokens are named by their layout row over all devices
+//! ([`gspace`]), so that a device's input, a ring buffer or a partial output over many sequences
+//! is one rectangle. A plan is accepted when
 //! * every send is matched, groups are ordered ([`crate::interp`]), and buffer bounds hold;
 //! * nothing is read before it is written, nor while a transfer into it is in flight, and nothing
 //!   is written while a transfer reads or writes it;
-//! * every work reads Q and KV of one sequence with consistent GQA head mapping, and every key a
-//!   row attends lies inside that row's mask ([`work`]); a work whose query rows hold several
-//!   sequences (a ring step's) is checked as its per-sequence parts ([`split`]);
-//! * at the end each output cell on its owner holds exactly the mask's pairs: equal count and
-//!   polynomial hash, so no pair is missed or computed twice ([`outputs`]).
+//! * every work reads Q and KV inputs with consistent GQA head mapping, every pair it attends
+//!   joins a query and a key of one sequence, and every key a row attends lies inside that row's
+//!   mask ([`work`]); a work may hold several sequences (a ring step's), and is checked whole;
+//! * at the end each output cell on its owner holds its own token's partial result with exactly
+//!   the mask's pairs: equal count and polynomial hash, so no pair is missed or computed twice
+//!   ([`outputs`]; one comparison per tensor over all cells, since they hold disjoint parts of
+//!   one pair multiset).
 //!
-//! Costs scale with the number of rectangles, works and mask segments, not with tokens × heads.
+//! Costs scale with the number of rectangles, works and mask segments, not with tokens × heads;
+//! the forward and backward programs' equal works are checked once (by content, exactly).
 //! [`ValidatedPlan`] is the only way to hand a plan to an executor that demands a checked one.
 
+mod gspace;
 mod instrs;
 mod layout;
 mod outputs;
 mod pairs;
-mod split;
 mod state;
 mod work;
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasherDefault;
 
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::{drive, program, program_name};
 use crate::mask::CompiledMask;
 use crate::plan::{Plan, Program, Region};
 
-use pairs::Hasher;
-use state::{Buf, Rows};
+use gspace::{GMap, Piece};
+use pairs::PtrHash;
+use state::{Buf, Few, RowList};
+use work::MemoEntry;
 
 /// A plan that passed [`validate`]; the only way to make one is [`ValidatedPlan::new`].
 #[derive(Debug, Clone, PartialEq)]
@@ -83,16 +93,27 @@ pub fn validate(plan: &Plan) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// What is derived once from the batch.
+/// What is derived once from the batch and the layout, and what both programs share.
 struct Ctx<'a> {
     plan: &'a Plan,
     seq_off: Vec<u64>,
     masks: Vec<CompiledMask>,
-    hasher: Hasher,
+    gmap: GMap,
+    /// Checked works' pairs by content (fingerprint, then compared in full): the forward and
+    /// backward programs of a plan mostly hold the same works.
+    pairs_memo: RefCell<HashMap<u64, Few<MemoEntry<'a>>, BuildHasherDefault<PtrHash>>>,
+    /// Per layout span, `Σ x^q` over its query tokens and `Σ y^k` over its key tokens (global
+    /// token offsets), once computed (`u64::MAX`: not yet): a ring work's rectangles take whole
+    /// spans, and every step meets the same ones.
+    span_xs: Vec<Cell<u64>>,
+    span_ys: Vec<Cell<u64>>,
 }
 
 impl<'a> Ctx<'a> {
     fn new(plan: &'a Plan) -> Self {
+        let gmap = GMap::new(plan);
+        let n = gmap.spans().len();
+        let unset = || vec![Cell::new(u64::MAX); n];
         Ctx {
             plan,
             seq_off: plan.batch.seq_offsets(),
@@ -102,16 +123,23 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .map(|s| s.mask.compile(s.len))
                 .collect(),
-            hasher: Hasher::new(),
+            gmap,
+            pairs_memo: RefCell::new(HashMap::default()),
+            span_xs: unset(),
+            span_ys: unset(),
         }
     }
 }
 
+/// A work's query pieces and KV pieces, each with the index of its run (KV runs of all regions
+/// in order).
+type Pieces = (Vec<(Piece, u32)>, Vec<(Piece, u32)>);
+
 /// A group in flight on a device.
 struct Pending {
     tag: u32,
-    sends: Vec<Region>,
-    recvs: Vec<Region>,
+    sends: Few<Region>,
+    recvs: Few<Region>,
 }
 
 struct DevState {
@@ -127,9 +155,12 @@ struct Validator<'a> {
     plan: &'a Plan,
     backward: bool,
     devs: Vec<DevState>,
-    group_recvs: Vec<Vec<Region>>,
-    group_sends: Vec<Vec<Region>>,
+    group_recvs: Vec<Few<Region>>,
+    group_sends: Vec<Few<Region>>,
     memo: pairs::Memo,
+    covs: pairs::Covs,
+    /// A work's query and KV pieces, kept between works (no allocation per work).
+    pieces: RefCell<Pieces>,
 }
 
 /// The operand an error is about.
@@ -255,7 +286,7 @@ impl<'a> Validator<'a> {
     ) -> Result<(), PlanError> {
         for p in &self.devs[dev as usize].pending {
             let sends: &[Region] = if write { &p.sends } else { &[] };
-            if p.recvs.iter().chain(sends).any(|x| x.overlaps(r)) {
+            if p.recvs.iter().any(|x| x.overlaps(r)) || sends.iter().any(|x| x.overlaps(r)) {
                 return Err(self.err(
                     dev,
                     idx,
@@ -272,13 +303,7 @@ impl<'a> Validator<'a> {
     }
 
     /// The contents of `r`; every cell must have been written.
-    fn read_set(
-        &self,
-        dev: u32,
-        idx: usize,
-        r: &Region,
-        item: Item,
-    ) -> Result<Vec<Rows>, PlanError> {
+    fn read_set(&self, dev: u32, idx: usize, r: &Region, item: Item) -> Result<RowList, PlanError> {
         let rows = self.devs[dev as usize].bufs[r.buf as usize].read(r);
         for rw in &rows {
             for (c0, c1, v) in &rw.cols {
@@ -319,7 +344,7 @@ impl<'a> Validator<'a> {
         )
     }
 
-    fn write(&mut self, dev: u32, r: &Region, rows: &[Rows]) {
+    fn write(&mut self, dev: u32, r: &Region, rows: RowList) {
         self.devs[dev as usize].bufs[r.buf as usize].write(r, rows);
     }
 }

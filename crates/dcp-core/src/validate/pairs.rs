@@ -13,11 +13,11 @@
 //! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
 //! we plan (Schwartz–Zippel, degree ≤ 2²¹).
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 
+use super::state::Few;
 use crate::mask::{CompiledMask, Lin};
 
 const P: u64 = (1 << 61) - 1;
@@ -129,10 +129,11 @@ impl Powers {
 /// The evaluation point and cached constants.
 pub(super) struct Hasher {
     x: u64,
-    z: u64,
     xp: Powers,
     yp: Powers,
+    zp: Powers,
     yip: Powers,
+    inv_x1: u64,
     inv_y1: u64,
     inv_z1: u64,
     /// `1 / (x·y^m − 1)` for key slopes `m` in `-4..=4`.
@@ -140,6 +141,35 @@ pub(super) struct Hasher {
 }
 
 impl Hasher {
+    /// The one hasher (its power tables take ~0.2 M multiplications to build: once per process,
+    /// not per validation).
+    pub fn shared() -> &'static Hasher {
+        static H: std::sync::OnceLock<Hasher> = std::sync::OnceLock::new();
+        H.get_or_init(Hasher::new)
+    }
+
+    /// `Σ_{e=a}^{b-1} x^e`.
+    #[inline]
+    pub fn xs(&self, a: u64, b: u64) -> u64 {
+        mulm(subm(self.xp.pow(b), self.xp.pow(a)), self.inv_x1)
+    }
+
+    /// `Σ_{e=a}^{b-1} y^e`.
+    #[inline]
+    pub fn ys(&self, a: u64, b: u64) -> u64 {
+        mulm(subm(self.yp.pow(b), self.yp.pow(a)), self.inv_y1)
+    }
+
+    /// The pairs of the rectangle `[q0, q1) × [k0, k1)` (tokens of a sequence at global offset
+    /// `off`; both non-empty), from the sums of its query and key powers (`xs`, `ys`).
+    #[inline]
+    pub fn rect(xs: u64, ys: u64, q: u64, k: u64) -> PairSum {
+        PairSum {
+            count: q * k,
+            hash: mulm(xs, ys),
+        }
+    }
+
     pub fn new() -> Self {
         // Fixed pseudo-random points (any values not 0 or 1 work; fixed keeps plans' verdicts
         // reproducible).
@@ -156,10 +186,11 @@ impl Hasher {
         }
         Hasher {
             x,
-            z,
             xp: Powers::new(x),
             yp: Powers::new(y),
+            zp: Powers::new(z),
             yip: Powers::new(y_inv),
+            inv_x1: invm(subm(x, 1)),
             inv_y1: invm(subm(y, 1)),
             inv_z1: invm(subm(z, 1)),
             inv_ratio,
@@ -215,7 +246,7 @@ impl Hasher {
         PairSum {
             count: (h1 - h0) as u64,
             hash: mulm(
-                subm(powm(self.z, h1 as u64), powm(self.z, h0 as u64)),
+                subm(self.zp.pow(h1 as u64), self.zp.pow(h0 as u64)),
                 self.inv_z1,
             ),
         }
@@ -384,94 +415,201 @@ pub(super) fn trap_sum(
     out
 }
 
-/// Pairs of one work: trapezoids over (query token, key token) of one sequence, each taken once
-/// per query head of `qheads`.
+/// Pairs of one work: trapezoids over (query token, key token), each inside one sequence and
+/// taken once per query head of `qheads`; with the sums and extents of each query run's and each
+/// KV run's trapezoids, which its coverage leaves are.
 #[derive(Debug)]
 pub(super) struct WorkPairs {
-    /// Global offset of the sequence's first token.
-    pub off: u64,
     /// Query heads as runs `[h0, h1)`.
-    pub qheads: Vec<(u32, u32)>,
+    pub qheads: Few<(u32, u32)>,
     pub traps: Vec<Trap>,
+    /// Σ z^h and count over `qheads`.
+    heads: PairSum,
+    /// Per query run and per KV run: extent and sum (times heads) of its trapezoids.
+    q_runs: Few<(Extent, PairSum)>,
+    k_runs: Few<(Extent, PairSum)>,
 }
 
-/// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)`, read through the work's KV region `kvreg`.
-/// `lo[1]` and `hi[1]` are constant: the token bounds of the KV run the keys are read from.
+/// The trapezoids a coverage leaf holds: those of one query run of its work (what the work adds
+/// to that run's output rows) or of one KV run (what it adds to that run's dKV rows). By run,
+/// not by the run's rows: two runs of an operand may hold the same rows, and each output row
+/// holds only what was computed for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Q(u32),
+    K(u32),
+}
+
+impl Side {
+    fn holds(self, t: &Trap) -> bool {
+        match self {
+            Side::Q(i) => t.qrun == i,
+            Side::K(j) => t.krun == j,
+        }
+    }
+}
+
+/// Queries `[q0, q1)`, keys `max(lo) ≤ k < min(hi)` (tokens of the sequence at global offset
+/// `off`), from the work's query run `qrun` and KV run `krun`. `lo[1]` and `hi[1]` are constant: the
+/// token bounds of the KV piece the keys are read from. Query token `q` is global row `q + gq`,
+/// key token `k` global row `k + gk` (a trap lies inside one query piece and one KV piece).
 #[derive(Debug, Clone)]
 pub(super) struct Trap {
     pub q0: u32,
     pub q1: u32,
     pub lo: [Lin; 2],
     pub hi: [Lin; 2],
-    pub kvreg: u32,
-    /// The sum over the whole trapezoid, once computed: a backward work's trapezoids are
-    /// summed whole for its dQ leaves and again for its dKV leaves.
-    pub full: Cell<Option<PairSum>>,
+    pub qrun: u32,
+    pub krun: u32,
+    pub off: u64,
+    pub gq: i64,
+    pub gk: i64,
+    /// The sum over the whole trapezoid (one head).
+    pub full: PairSum,
 }
 
-/// Which cells a coverage is read for: query tokens, key tokens, query heads, KV region.
+/// Which cells a coverage is read for: query rows and key rows (global rows, [`super::gspace`]),
+/// query heads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Cells {
-    pub q: (u32, u32),
-    pub k: (u32, u32),
+    pub q: (i64, i64),
+    pub k: (i64, i64),
     pub heads: (u32, u32),
 }
+
+/// Beyond every global row, and safe to subtract a row shift from.
+const FAR: i64 = 1 << 60;
 
 impl Cells {
     /// All cells.
     pub const ALL: Cells = Cells {
-        q: (0, u32::MAX),
-        k: (0, u32::MAX),
+        q: (-FAR, FAR),
+        k: (-FAR, FAR),
         heads: (0, u32::MAX),
     };
 
     /// The cells in both.
     pub fn clip(&self, o: &Cells) -> Cells {
-        let i = |x: (u32, u32), y: (u32, u32)| (x.0.max(y.0), x.1.min(y.1));
+        let i = |x: (i64, i64), y: (i64, i64)| (x.0.max(y.0), x.1.min(y.1));
         Cells {
             q: i(self.q, o.q),
             k: i(self.k, o.k),
-            heads: i(self.heads, o.heads),
+            heads: (self.heads.0.max(o.heads.0), self.heads.1.min(o.heads.1)),
         }
     }
 }
 
 impl WorkPairs {
-    /// Summary of this work's pairs inside `cells`, only through KV region `kvreg` if given.
-    pub fn sum(&self, h: &Hasher, cells: &Cells, kvreg: Option<u32>) -> PairSum {
+    /// The pairs of `traps` times the query heads `qheads`; `q_runs` and `k_runs` are the global
+    /// rows of the work's query runs and KV runs (all regions'), which the traps' `qrun` and
+    /// `krun` index.
+    pub fn new(
+        h: &Hasher,
+        qheads: Few<(u32, u32)>,
+        traps: Vec<Trap>,
+        q_runs: &[(i64, i64)],
+        k_runs: &[(i64, i64)],
+    ) -> Self {
+        let mut heads = PairSum::default();
+        for &(a, b) in &qheads {
+            heads = heads.add(h.heads(a, b));
+        }
+        let (h0, h1) = qheads
+            .iter()
+            .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
+        let mut qs: Few<PairSum> = q_runs.iter().map(|_| PairSum::default()).collect();
+        let mut ks: Few<PairSum> = k_runs.iter().map(|_| PairSum::default()).collect();
+        for t in &traps {
+            let q = &mut qs[t.qrun as usize];
+            *q = q.add(t.full);
+            let k = &mut ks[t.krun as usize];
+            *k = k.add(t.full);
+        }
+        // Extents: the run's own rows on its side, all of the work's rows on the other.
+        let bbox = |rs: &[(i64, i64)]| {
+            rs.iter()
+                .fold((i64::MAX, i64::MIN), |(a, b), &(x, y)| (a.min(x), b.max(y)))
+        };
+        let (qa, ka) = (bbox(q_runs), bbox(k_runs));
+        let side = |q: (i64, i64), k: (i64, i64), s: PairSum| {
+            let e = Extent(Some(Cells {
+                q,
+                k,
+                heads: (h0, h1),
+            }));
+            let e = if s.count == 0 {
+                Extent(None)
+            } else {
+                e.clip(&Cells::ALL)
+            };
+            (e, times_heads(s, heads))
+        };
+        let q_runs = q_runs
+            .iter()
+            .zip(qs.iter())
+            .map(|(&q, &s)| side(q, ka, s))
+            .collect();
+        let k_runs = k_runs
+            .iter()
+            .zip(ks.iter())
+            .map(|(&k, &s)| side(qa, k, s))
+            .collect();
+        WorkPairs {
+            qheads,
+            traps,
+            heads,
+            q_runs,
+            k_runs,
+        }
+    }
+
+    /// Extent and sum of the trapezoids of `side`.
+    fn side(&self, side: Side) -> (Extent, PairSum) {
+        match side {
+            Side::Q(i) => self.q_runs[i as usize],
+            Side::K(j) => self.k_runs[j as usize],
+        }
+    }
+
+    /// Summary of the pairs of `side` inside `cells`.
+    pub fn sum(&self, h: &Hasher, cells: &Cells, side: Side) -> PairSum {
+        let (ext, full) = self.side(side);
+        if ext.inside(cells) {
+            return full;
+        }
         let mut t = PairSum::default();
-        let kl = Lin::c(cells.k.0 as i64);
-        let ku = Lin::c(cells.k.1 as i64);
         for tr in &self.traps {
-            if kvreg.is_some_and(|r| r != tr.kvreg) {
+            if !side.holds(tr) {
                 continue;
             }
-            let q0 = tr.q0.max(cells.q.0);
-            let q1 = tr.q1.min(cells.q.1);
+            let q0 = (tr.q0 as i64).max(cells.q.0 - tr.gq);
+            let q1 = (tr.q1 as i64).min(cells.q.1 - tr.gq);
             if q0 >= q1 {
                 continue;
             }
-            // Cells holding the whole trapezoid: its own sum (the cells' bounds bind nothing).
-            if (q0, q1) == (tr.q0, tr.q1)
-                && cells.k.0 as i64 <= tr.lo[1].c
-                && tr.hi[1].c <= cells.k.1 as i64
-            {
-                let v = tr.full.get().unwrap_or_else(|| {
-                    let v = trap_sum(h, q0 as i64, q1 as i64, &tr.lo, &tr.hi, self.off, false);
-                    tr.full.set(Some(v));
-                    v
-                });
-                t = t.add(v);
+            let (kl, ku) = (cells.k.0 - tr.gk, cells.k.1 - tr.gk);
+            // The trapezoid's keys lie in its KV piece `[lo[1], hi[1])`: none inside the cells.
+            if ku <= tr.lo[1].c || tr.hi[1].c <= kl {
                 continue;
             }
-            let lo = [tr.lo[0], tr.lo[1], kl];
-            let hi = [tr.hi[0], tr.hi[1], ku];
-            t = t.add(trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, self.off, false));
+            // Cells holding the whole trapezoid: its own sum (the cells' bounds bind nothing).
+            if (q0, q1) == (tr.q0 as i64, tr.q1 as i64) && kl <= tr.lo[1].c && tr.hi[1].c <= ku {
+                t = t.add(tr.full);
+                continue;
+            }
+            let lo = [tr.lo[0], tr.lo[1], Lin::c(kl)];
+            let hi = [tr.hi[0], tr.hi[1], Lin::c(ku)];
+            t = t.add(trap_sum(h, q0, q1, &lo, &hi, tr.off, false));
         }
-        let mut heads = PairSum::default();
-        for &(a, b) in &self.qheads {
-            heads = heads.add(h.heads(a.max(cells.heads.0), b.min(cells.heads.1)));
-        }
+        let heads = if (cells.heads.0, cells.heads.1) == (0, u32::MAX) {
+            self.heads
+        } else {
+            let mut s = PairSum::default();
+            for &(a, b) in &self.qheads {
+                s = s.add(h.heads(a.max(cells.heads.0), b.min(cells.heads.1)));
+            }
+            s
+        };
         times_heads(t, heads)
     }
 }
@@ -510,8 +648,46 @@ pub(super) fn mask_sum(
     t
 }
 
+/// The first of the mask's segments that can hold row `q0` or later.
+pub(super) fn mask_seg(mask: &CompiledMask, q0: i64) -> usize {
+    mask.segs.partition_point(|s| s.rows.1 <= q0)
+}
+
+/// Whether the rectangle `[q0, q1) × [k0, k1)` (keys inside the sequence) lies inside the mask,
+/// from its segment `first` = [`mask_seg`]`(q0)` on: [`inside_mask`] for constant bounds,
+/// without building a trapezoid.
+#[inline]
+pub(super) fn rect_inside_mask(
+    mask: &CompiledMask,
+    first: usize,
+    (q0, q1): (i64, i64),
+    (k0, k1): (i64, i64),
+) -> bool {
+    let mut at = q0;
+    for seg in &mask.segs[first..] {
+        if at >= q1 {
+            break;
+        }
+        if seg.rows.0 > at {
+            return false;
+        }
+        let b = seg.rows.1.min(q1) - 1;
+        let ok = seg.ranges.iter().any(|r| {
+            r.start.at(at) <= k0 && r.start.at(b) <= k0 && k1 <= r.end.at(at) && k1 <= r.end.at(b)
+        });
+        if !ok {
+            return false;
+        }
+        at = b + 1;
+    }
+    at >= q1
+}
+
 /// Attended pairs of `tr` that lie inside the mask (count only).
 pub(super) fn count_inside_mask(h: &Hasher, mask: &CompiledMask, tr: &Trap) -> u64 {
+    if inside_mask(mask, tr) {
+        return tr.full.count;
+    }
     let (q0, q1) = (tr.q0 as i64, tr.q1 as i64);
     let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
     let (zero, len) = (Lin::c(0), Lin::c(mask.len as i64));
@@ -530,66 +706,83 @@ pub(super) fn count_inside_mask(h: &Hasher, mask: &CompiledMask, tr: &Trap) -> u
     n
 }
 
-/// The bounding box of a coverage's pairs: query tokens, key tokens, query heads (`None`: no
+/// A sufficient test that every pair of `tr` lies inside the mask, by comparing lines at the
+/// ends of row runs (no sums): the mask's segments cover the trapezoid's rows, and on each, one
+/// mask range starts at or before one of the trapezoid's lower bounds and ends at or after one
+/// of its upper bounds, at both end rows (lines: then on every row between). Keys lie inside
+/// the sequence (a KV piece's tokens), so the mask's clamping to `[0, len)` binds nothing.
+fn inside_mask(mask: &CompiledMask, tr: &Trap) -> bool {
+    let (q0, q1) = (tr.q0 as i64, tr.q1 as i64);
+    let first = mask.segs.partition_point(|s| s.rows.1 <= q0);
+    let mut at = q0;
+    for seg in &mask.segs[first..] {
+        if at >= q1 {
+            break;
+        }
+        if seg.rows.0 > at {
+            return false;
+        }
+        let (a, b) = (at, seg.rows.1.min(q1));
+        let le = |x: &Lin, y: &Lin| x.at(a) <= y.at(a) && x.at(b - 1) <= y.at(b - 1);
+        let ok = seg
+            .ranges
+            .iter()
+            .any(|r| tr.lo.iter().any(|l| le(&r.start, l)) && tr.hi.iter().any(|u| le(u, &r.end)));
+        if !ok {
+            return false;
+        }
+        at = b;
+    }
+    at >= q1
+}
+
+/// The bounding box of a coverage's pairs: query rows, key rows, query heads (`None`: no
 /// pairs). A block whose cells contain it reads the coverage's full sum.
 #[derive(Debug, Clone, Copy)]
 struct Extent(Option<Cells>);
 
 impl Extent {
-    fn of_leaf(w: &WorkPairs, kvreg: Option<u32>, clip: &Cells) -> Extent {
-        let mut e = Extent(None);
-        let (h0, h1) = w
-            .qheads
-            .iter()
-            .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
-        if h0 >= h1 {
-            return e;
-        }
-        for t in w
-            .traps
-            .iter()
-            .filter(|t| kvreg.is_none_or(|r| r == t.kvreg))
-        {
-            // Keys of a trap lie inside its KV run: [lo[1], hi[1]).
-            let k = (t.lo[1].c.max(0) as u32, t.hi[1].c.max(0) as u32);
-            let b = Cells {
-                q: (t.q0, t.q1),
-                k,
-                heads: (h0, h1),
-            }
-            .clip(clip);
-            if b.q.0 < b.q.1 && b.k.0 < b.k.1 {
-                e = e.union(Extent(Some(b)));
-            }
-        }
-        e
+    /// A box of the pairs inside `c` too (not the tightest: used only to skip sums).
+    fn clip(self, c: &Cells) -> Extent {
+        Extent(
+            self.0
+                .map(|e| e.clip(c))
+                .filter(|b| b.q.0 < b.q.1 && b.k.0 < b.k.1 && b.heads.0 < b.heads.1),
+        )
     }
 
     fn union(self, o: Extent) -> Extent {
         match (self.0, o.0) {
             (None, x) | (x, None) => Extent(x),
             (Some(a), Some(b)) => {
-                let u = |x: (u32, u32), y: (u32, u32)| (x.0.min(y.0), x.1.max(y.1));
+                let u = |x: (i64, i64), y: (i64, i64)| (x.0.min(y.0), x.1.max(y.1));
                 Extent(Some(Cells {
                     q: u(a.q, b.q),
                     k: u(a.k, b.k),
-                    heads: u(a.heads, b.heads),
+                    heads: (a.heads.0.min(b.heads.0), a.heads.1.max(b.heads.1)),
                 }))
             }
         }
     }
 
     fn inside(&self, c: &Cells) -> bool {
-        let within = |x: (u32, u32), y: (u32, u32)| y.0 <= x.0 && x.1 <= y.1;
+        let within = |x: (i64, i64), y: (i64, i64)| y.0 <= x.0 && x.1 <= y.1;
         match self.0 {
             None => true,
-            Some(e) => within(e.q, c.q) && within(e.k, c.k) && within(e.heads, c.heads),
+            Some(e) => {
+                within(e.q, c.q)
+                    && within(e.k, c.k)
+                    && c.heads.0 <= e.heads.0
+                    && e.heads.1 <= c.heads.1
+            }
         }
     }
 }
 
 /// Which pairs a partial result holds: the pairs of the works folded into it. Shared between the
-/// blocks a result is copied or split into; a block reads it for its own cells only.
+/// blocks a result is copied or split into; a block reads it for its own cells only. Nodes live
+/// in one arena per program ([`Covs`]) and are named by index, so a value holding one is plain
+/// data (no reference count to move, no allocation per node).
 #[derive(Debug)]
 pub(super) struct CovNode {
     kind: CovKind,
@@ -601,57 +794,119 @@ pub(super) struct CovNode {
 
 #[derive(Debug)]
 enum CovKind {
-    /// One work's pairs inside `clip` (for dKV: only those read through KV region `kvreg`).
+    /// The pairs of one query run or KV run of a work.
     Leaf {
         w: Rc<WorkPairs>,
-        kvreg: Option<u32>,
-        clip: Cells,
+        side: Side,
     },
     Join(Cov, Cov),
 }
 
-pub(super) type Cov = Rc<CovNode>;
+/// A coverage node: its index in [`Covs`].
+pub(super) type Cov = u32;
 
-/// The pairs of `w` inside `clip` (through KV region `kvreg` if given): what a work adds to the
-/// output rows of one query run, or to the dKV rows of one KV run.
-pub(super) fn leaf(h: &Hasher, w: Rc<WorkPairs>, kvreg: Option<u32>, clip: Cells) -> Cov {
-    Rc::new(CovNode {
-        ext: Extent::of_leaf(&w, kvreg, &clip),
-        full: w.sum(h, &clip, kvreg),
-        kind: CovKind::Leaf { w, kvreg, clip },
-    })
+/// The coverage nodes of one program's validation.
+#[derive(Debug, Default)]
+pub(super) struct Covs {
+    nodes: Vec<CovNode>,
 }
 
-pub(super) fn join(a: &Cov, b: &Cov) -> Cov {
-    Rc::new(CovNode {
-        ext: a.ext.union(b.ext),
-        full: a.full.add(b.full),
-        kind: CovKind::Join(a.clone(), b.clone()),
-    })
-}
-
-/// Same pairs by construction (shared node, or equal trees of shared works).
-pub(super) fn cov_eq(a: &Cov, b: &Cov) -> bool {
-    if Rc::ptr_eq(a, b) {
-        return true;
+impl Covs {
+    fn push(&mut self, n: CovNode) -> Cov {
+        self.nodes.push(n);
+        (self.nodes.len() - 1) as Cov
     }
-    match (&a.kind, &b.kind) {
-        (
-            CovKind::Leaf { w, kvreg, clip },
-            CovKind::Leaf {
-                w: w2,
-                kvreg: k2,
-                clip: c2,
-            },
-        ) => Rc::ptr_eq(w, w2) && kvreg == k2 && clip == c2,
-        (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => cov_eq(a1, b1) && cov_eq(a2, b2),
-        _ => false,
+
+    /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
+    /// the dKV rows of one KV run.
+    pub fn leaf(&mut self, w: Rc<WorkPairs>, side: Side) -> Cov {
+        let (ext, full) = w.side(side);
+        self.push(CovNode {
+            ext,
+            full,
+            kind: CovKind::Leaf { w, side },
+        })
+    }
+
+    pub fn join(&mut self, a: Cov, b: Cov) -> Cov {
+        let (x, y) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        let n = CovNode {
+            ext: x.ext.union(y.ext),
+            full: x.full.add(y.full),
+            kind: CovKind::Join(a, b),
+        };
+        self.push(n)
+    }
+
+    /// Same pairs by construction (one node, or equal trees of shared works).
+    pub fn same(&self, a: Cov, b: Cov) -> bool {
+        if a == b {
+            return true;
+        }
+        match (&self.nodes[a as usize].kind, &self.nodes[b as usize].kind) {
+            (CovKind::Leaf { w, side }, CovKind::Leaf { w: w2, side: s2 }) => {
+                Rc::ptr_eq(w, w2) && side == s2
+            }
+            (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
+                self.same(*a1, *b1) && self.same(*a2, *b2)
+            }
+            _ => false,
+        }
+    }
+
+    /// Sums a coverage over `cells`: sub-trees whose extent lies inside `cells` by their full
+    /// sum, every other node once (`memo`, cleared here: a sub-tree shared by several joins is
+    /// summed once and counted once per reference).
+    pub fn sum(&self, h: &Hasher, cov: Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
+        let node = |c: Cov| &self.nodes[c as usize];
+        if node(cov).ext.inside(cells) {
+            return node(cov).full;
+        }
+        // Clearing touches the whole table, even when empty: only when used.
+        if !memo.is_empty() {
+            memo.clear();
+        }
+        // Post-order walk with an explicit stack (accumulation chains can be long).
+        let mut stack: Vec<(Cov, bool)> = vec![(cov, false)];
+        let mut vals: Vec<PairSum> = Vec::new();
+        while let Some((c, expanded)) = stack.pop() {
+            let n = node(c);
+            if !expanded {
+                if n.ext.inside(cells) {
+                    vals.push(n.full);
+                    continue;
+                }
+                if let Some(v) = memo.get(&c) {
+                    vals.push(*v);
+                    continue;
+                }
+                match &n.kind {
+                    CovKind::Leaf { w, side } => {
+                        let v = w.sum(h, cells, *side);
+                        memo.insert(c, v);
+                        vals.push(v);
+                    }
+                    CovKind::Join(a, b) => {
+                        stack.push((c, true));
+                        stack.push((*b, false));
+                        stack.push((*a, false));
+                    }
+                }
+            } else {
+                let b = vals.pop().expect("child value");
+                let a = vals.pop().expect("child value");
+                let v = a.add(b);
+                memo.insert(c, v);
+                vals.push(v);
+            }
+        }
+        vals.pop().unwrap_or_default()
     }
 }
 
-/// Sums of shared coverage nodes, keyed by address (a multiplicative hash: the keys are
-/// pointers, no adversary chooses them).
-pub(super) type Memo = HashMap<*const CovNode, PairSum, BuildHasherDefault<PtrHash>>;
+/// Sums of coverage nodes during one [`Covs::sum`], keyed by index (a multiplicative hash: the
+/// keys are indices or fingerprints, no adversary chooses them).
+pub(super) type Memo = HashMap<Cov, PairSum, BuildHasherDefault<PtrHash>>;
 
 #[derive(Default)]
 pub(super) struct PtrHash(u64);
@@ -665,63 +920,15 @@ impl std::hash::Hasher for PtrHash {
             self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
     }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
     fn write_usize(&mut self, n: usize) {
         self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
-}
-
-/// Sums a coverage over `cells`: sub-trees whose extent lies inside `cells` by their full sum,
-/// other shared sub-trees once each (`memo`, cleared here).
-pub(super) fn cov_sum(h: &Hasher, cov: &Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
-    if cov.ext.inside(cells) {
-        return cov.full;
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
-    // Clearing touches the whole table, even when empty: only when used.
-    if !memo.is_empty() {
-        memo.clear();
-    }
-    // Post-order walk with an explicit stack (accumulation chains can be long).
-    let mut stack: Vec<(&Cov, bool)> = vec![(cov, false)];
-    let mut vals: Vec<PairSum> = Vec::new();
-    while let Some((n, expanded)) = stack.pop() {
-        let key = Rc::as_ptr(n);
-        let shared = Rc::strong_count(n) > 1;
-        if !expanded {
-            if n.ext.inside(cells) {
-                vals.push(n.full);
-                continue;
-            }
-            if shared {
-                if let Some(v) = memo.get(&key) {
-                    vals.push(*v);
-                    continue;
-                }
-            }
-            match &n.kind {
-                CovKind::Leaf { w, kvreg, clip } => {
-                    let v = w.sum(h, &cells.clip(clip), *kvreg);
-                    if shared {
-                        memo.insert(key, v);
-                    }
-                    vals.push(v);
-                }
-                CovKind::Join(a, b) => {
-                    stack.push((n, true));
-                    stack.push((b, false));
-                    stack.push((a, false));
-                }
-            }
-        } else {
-            let b = vals.pop().expect("child value");
-            let a = vals.pop().expect("child value");
-            let v = a.add(b);
-            if shared {
-                memo.insert(key, v);
-            }
-            vals.push(v);
-        }
-    }
-    vals.pop().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -735,7 +942,7 @@ mod tests {
         for &(q, hd, k) in pairs {
             s = s.add(PairSum {
                 count: 1,
-                hash: mulm(mulm(powm(h.x, q), powm(h.z, hd as u64)), h.yp.pow(k)),
+                hash: mulm(mulm(powm(h.x, q), h.zp.pow(hd as u64)), h.yp.pow(k)),
             });
         }
         s
@@ -777,62 +984,176 @@ mod tests {
 
     #[test]
     fn coverage_sums_split_over_cells() {
-        // Two works over a causal sequence; blocks of a coverage add up to its full sum.
+        // Two works over a causal sequence (tokens at global rows + 100); blocks of a
+        // coverage add up to its full sum.
         let h = Hasher::new();
-        let causal = |q0: u32, q1: u32, k0: i64, k1: i64, kvreg| Trap {
-            q0,
-            q1,
-            lo: [Lin::c(k0), Lin::c(k0)],
-            hi: [Lin::row(1), Lin::c(k1)],
-            kvreg,
-            full: Cell::new(None),
-        };
-        let w = |traps| {
-            Rc::new(WorkPairs {
+        let causal = |q0: u32, q1: u32, k0: i64, k1: i64, krun| {
+            let (lo, hi) = ([Lin::c(k0), Lin::c(k0)], [Lin::row(1), Lin::c(k1)]);
+            Trap {
+                q0,
+                q1,
+                lo,
+                hi,
+                qrun: 0,
+                krun,
                 off: 3,
-                qheads: vec![(0, 2), (4, 5)],
-                traps,
-            })
+                gq: 100,
+                gk: 100,
+                full: trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 3, false),
+            }
         };
-        let a = leaf(&h, w(vec![causal(0, 10, 0, 10, 0)]), None, Cells::ALL);
-        let b = leaf(
-            &h,
+        // One query run (global rows 100..120), two KV runs (keys 0..10 and 10..20).
+        let w = |traps| {
+            let heads = [(0, 2), (4, 5)].into_iter().collect();
+            let k = [(100, 110), (110, 120)];
+            Rc::new(WorkPairs::new(&h, heads, traps, &[(100, 120)], &k))
+        };
+        let mut covs = Covs::default();
+        let a = covs.leaf(w(vec![causal(0, 10, 0, 10, 0)]), Side::Q(0));
+        let b = covs.leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
-            None,
-            Cells::ALL,
+            Side::Q(0),
         );
-        let ab = join(&a, &b);
-        let both = join(&ab, &ab);
+        let ab = covs.join(a, b);
+        let both = covs.join(ab, ab);
         let mut memo = Memo::default();
-        let cells = |q: (u32, u32), heads: (u32, u32)| Cells {
-            q,
-            k: (0, 20),
+        let cells = |q: (i64, i64), heads: (u32, u32)| Cells {
+            q: (q.0 + 100, q.1 + 100),
+            k: (100, 120),
             heads,
         };
-        let full = cov_sum(&h, &ab, &cells((0, 20), (0, 8)), &mut memo);
+        let full = covs.sum(&h, ab, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(full.count, 3 * (55 + 155));
         let mut parts = PairSum::default();
         for q in [(0, 7), (7, 13), (13, 20)] {
             for hd in [(0, 1), (1, 8)] {
-                parts = parts.add(cov_sum(&h, &ab, &cells(q, hd), &mut memo));
+                parts = parts.add(covs.sum(&h, ab, &cells(q, hd), &mut memo));
             }
         }
         assert_eq!(parts, full);
         // A shared sub-tree counts once per reference.
-        let twice = cov_sum(&h, &both, &cells((0, 20), (0, 8)), &mut memo);
+        let twice = covs.sum(&h, both, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(twice, full.add(full));
-        let dkv = leaf(
-            &h,
+        let dkv = covs.leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
-            Some(1),
-            Cells::ALL,
+            Side::K(1),
         );
         let k = Cells {
-            q: (0, 20),
-            k: (10, 20),
+            q: (100, 120),
+            k: (110, 120),
             heads: (0, 8),
         };
-        assert_eq!(cov_sum(&h, &dkv, &k, &mut memo).count, 3 * 55);
+        assert_eq!(covs.sum(&h, dkv, &k, &mut memo).count, 3 * 55);
+        // A leaf read for some query rows: those rows' pairs.
+        let half = covs.sum(&h, a, &cells((0, 5), (0, 8)), &mut memo);
+        assert_eq!(half.count, 3 * 15);
+        // The leaf of one of two runs holding the same rows holds only its own run's pairs.
+        let mut t = causal(0, 10, 0, 10, 0);
+        t.qrun = 1;
+        let two = w2(&h, vec![causal(0, 10, 0, 10, 0), t]);
+        let one = covs.leaf(two, Side::Q(1));
+        assert_eq!(
+            covs.sum(&h, one, &cells((0, 20), (0, 8)), &mut memo).count,
+            3 * 55
+        );
+    }
+
+    /// Pairs of two query runs over the same global rows 100..120.
+    fn w2(h: &Hasher, traps: Vec<Trap>) -> Rc<WorkPairs> {
+        let heads = [(0, 2), (4, 5)].into_iter().collect();
+        let q = [(100, 120), (100, 120)];
+        Rc::new(WorkPairs::new(
+            h,
+            heads,
+            traps,
+            &q,
+            &[(100, 110), (110, 120)],
+        ))
+    }
+
+    #[test]
+    fn rectangles_sum_like_trapezoids() {
+        let h = Hasher::new();
+        for (q0, q1, k0, k1, off) in [
+            (0u64, 1u64, 0u64, 1u64, 0u64),
+            (3, 17, 2, 9, 40),
+            (5, 6, 0, 30, 7),
+        ] {
+            let lo = [Lin::c(k0 as i64), Lin::c(0)];
+            let hi = [Lin::c(k1 as i64), Lin::c(100)];
+            let t = trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, off, false);
+            let r = Hasher::rect(
+                h.xs(off + q0, off + q1),
+                h.ys(off + k0, off + k1),
+                q1 - q0,
+                k1 - k0,
+            );
+            assert_eq!(r, t, "{q0}..{q1} × {k0}..{k1}");
+        }
+    }
+
+    #[test]
+    fn the_quick_mask_test_agrees_with_counting() {
+        // Whenever the sufficient test says "inside", every pair is inside (exact count).
+        let h = Hasher::new();
+        let masks = [
+            MaskSpec::Causal,
+            MaskSpec::Full,
+            MaskSpec::SlidingWindow { window: 5 },
+            MaskSpec::Lambda { sink: 2, window: 4 },
+            MaskSpec::CausalBlockwise { block: 3, local: 1 },
+            MaskSpec::PrefixLm { prefix: 6 },
+        ];
+        let len = 23u32;
+        let mut quick = 0;
+        for m in masks {
+            let cm = m.compile(len);
+            for (q0, q1) in [(0u32, 23u32), (3, 9), (10, 11), (12, 23)] {
+                for (k0, k1) in [(0i64, 23i64), (0, 3), (2, 9), (9, 12), (20, 23)] {
+                    for slope in [0, 1] {
+                        let lo = [Lin::c(k0), Lin::c(k0)];
+                        let hi = [Lin { c: 1, slope }, Lin::c(k1)];
+                        let hi = if slope == 0 {
+                            [Lin::c(k1), Lin::c(k1)]
+                        } else {
+                            hi
+                        };
+                        let full = trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 0, true);
+                        let tr = Trap {
+                            q0,
+                            q1,
+                            lo,
+                            hi,
+                            qrun: 0,
+                            krun: 0,
+                            off: 0,
+                            gq: 0,
+                            gk: 0,
+                            full,
+                        };
+                        let mut exact = 0;
+                        for q in q0..q1 {
+                            let l = lo.iter().map(|x| x.at(q as i64)).max().unwrap();
+                            let u = hi.iter().map(|x| x.at(q as i64)).min().unwrap();
+                            for (s, e) in cm.row_ranges(q) {
+                                exact += (u.min(e as i64) - l.max(s as i64)).max(0) as u64;
+                            }
+                        }
+                        if slope == 0 {
+                            let (a, b) = (q0 as i64, q1 as i64);
+                            let rect = rect_inside_mask(&cm, mask_seg(&cm, a), (a, b), (k0, k1));
+                            assert_eq!(rect, inside_mask(&cm, &tr), "{m:?}");
+                        }
+                        if inside_mask(&cm, &tr) {
+                            quick += 1;
+                            assert_eq!(exact, full.count, "{m:?} {q0}..{q1} {k0}..{k1}");
+                        }
+                        assert_eq!(count_inside_mask(&h, &cm, &tr), exact);
+                    }
+                }
+            }
+        }
+        assert!(quick > 10, "the quick test decides common cases ({quick})");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! rectangle (token +1 per row, head +1 per column). Reads, writes and the common refinement of
 //! several reads cost per rectangle, not per (token, head) cell.
 
+use super::gspace::GMap;
 use super::pairs::Cov;
 use crate::plan::{FillValue, IoTensor, Region};
 
@@ -27,23 +28,22 @@ impl Part {
     }
 }
 
-/// What the top-left cell of a rectangle holds; `tok`/`head` grow by one per row/column.
-#[derive(Debug, Clone)]
+/// What the top-left cell of a rectangle holds; `g`/`head` grow by one per row/column. Tokens
+/// are named by global layout rows `g` ([`super::gspace`]).
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Val {
     Unset,
     Fill(FillValue),
-    /// A caller input: tensor `t` of sequence `seq`.
+    /// A caller input: tensor `t` of the token at global row `g`.
     In {
         t: IoTensor,
-        seq: u32,
-        tok: u32,
+        g: u64,
         head: u32,
     },
-    /// A partial result for (seq, tok, head) holding the pairs of `cov`.
+    /// A partial result for (g, head) holding the pairs of `cov`.
     Part {
         p: Part,
-        seq: u32,
-        tok: u32,
+        g: u64,
         head: u32,
         cov: Cov,
     },
@@ -53,26 +53,18 @@ impl Val {
     /// The value `dt` rows and `dh` columns further.
     pub fn shift(&self, dt: u32, dh: u32) -> Val {
         match self {
-            Val::In { t, seq, tok, head } => Val::In {
+            Val::In { t, g, head } => Val::In {
                 t: *t,
-                seq: *seq,
-                tok: tok + dt,
+                g: g + dt as u64,
                 head: head + dh,
             },
-            Val::Part {
-                p,
-                seq,
-                tok,
-                head,
-                cov,
-            } => Val::Part {
+            Val::Part { p, g, head, cov } => Val::Part {
                 p: *p,
-                seq: *seq,
-                tok: tok + dt,
+                g: g + dt as u64,
                 head: head + dh,
-                cov: cov.clone(),
+                cov: *cov,
             },
-            other => other.clone(),
+            other => *other,
         }
     }
 
@@ -80,27 +72,21 @@ impl Val {
         matches!(self, Val::Unset)
     }
 
-    /// (seq, tok, head) of an input or partial result.
-    pub fn ident(&self) -> Option<(u32, u32, u32)> {
+    /// (g, head) of an input or partial result.
+    pub fn ident(&self) -> Option<(u64, u32)> {
         match *self {
-            Val::In { seq, tok, head, .. } | Val::Part { seq, tok, head, .. } => {
-                Some((seq, tok, head))
-            }
+            Val::In { g, head, .. } | Val::Part { g, head, .. } => Some((g, head)),
             _ => None,
         }
     }
 
-    /// For messages.
-    pub fn describe(&self) -> String {
+    /// For messages (`map` names the token of a global row).
+    pub fn describe(&self, map: &GMap) -> String {
         match self {
             Val::Unset => "nothing (never written)".into(),
             Val::Fill(v) => format!("fill {v:?}"),
-            Val::In { t, seq, tok, head } => {
-                format!("input {t:?} of sequence {seq} token {tok} head {head}")
-            }
-            Val::Part {
-                p, seq, tok, head, ..
-            } => format!("partial {p:?} of sequence {seq} token {tok} head {head}"),
+            Val::In { t, g, head } => format!("input {t:?} of {}", map.name(*g, *head)),
+            Val::Part { p, g, head, .. } => format!("partial {p:?} of {}", map.name(*g, *head)),
         }
     }
 }
@@ -108,92 +94,143 @@ impl Val {
 /// A column run `(c0, c1, value at c0)`.
 pub(super) type Col = (u32, u32, Val);
 
-/// The column runs of a band: nearly always one (all heads hold one value), kept inline then;
-/// more on the heap. Reads and writes make a band per run of rows, and one allocation each was
-/// a large part of validating a ring plan.
+/// A short list: nearly always one item (a band's one column run, a region's one band), kept
+/// inline then; more on the heap. Reads and writes make one per band and per region, and an
+/// allocation each was a large part of validating a ring plan.
 #[derive(Debug, Clone, Default)]
-pub(super) enum Cols {
+pub(super) enum Few<T> {
     #[default]
     Zero,
-    One(Col),
-    Many(Vec<Col>),
+    One(T),
+    Many(Vec<T>),
 }
 
-impl Cols {
-    pub fn push(&mut self, c: Col) {
+impl<T: PartialEq> PartialEq for Few<T> {
+    fn eq(&self, o: &Self) -> bool {
+        **self == **o
+    }
+}
+
+impl<T> Few<T> {
+    pub fn push(&mut self, c: T) {
         match self {
-            Cols::Zero => *self = Cols::One(c),
-            Cols::One(_) => {
-                let Cols::One(a) = std::mem::take(self) else {
+            Few::Zero => *self = Few::One(c),
+            Few::One(_) => {
+                let Few::One(a) = std::mem::take(self) else {
                     unreachable!()
                 };
-                *self = Cols::Many(vec![a, c]);
+                *self = Few::Many(vec![a, c]);
             }
-            Cols::Many(v) => v.push(c),
+            Few::Many(v) => v.push(c),
         }
     }
 
     fn remove(&mut self, i: usize) {
         match self {
-            Cols::Many(v) => {
+            Few::Many(v) => {
                 v.remove(i);
             }
             _ => {
-                assert_eq!(i, 0, "column {i} of one");
-                *self = Cols::Zero;
+                assert_eq!(i, 0, "item {i} of one");
+                *self = Few::Zero;
             }
         }
     }
 
-    /// The runs by value.
-    fn into_items(self) -> impl Iterator<Item = Col> {
+    /// The items by value.
+    pub fn into_items(self) -> impl Iterator<Item = T> {
         let (one, many) = match self {
-            Cols::Zero => (None, Vec::new()),
-            Cols::One(c) => (Some(c), Vec::new()),
-            Cols::Many(v) => (None, v),
+            Few::Zero => (None, Vec::new()),
+            Few::One(c) => (Some(c), Vec::new()),
+            Few::Many(v) => (None, v),
         };
         one.into_iter().chain(many)
     }
 }
 
-impl std::ops::Deref for Cols {
-    type Target = [Col];
-    fn deref(&self) -> &[Col] {
+impl<T> std::ops::Deref for Few<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
         match self {
-            Cols::Zero => &[],
-            Cols::One(c) => std::slice::from_ref(c),
-            Cols::Many(v) => v,
+            Few::Zero => &[],
+            Few::One(c) => std::slice::from_ref(c),
+            Few::Many(v) => v,
         }
     }
 }
 
-impl std::ops::DerefMut for Cols {
-    fn deref_mut(&mut self) -> &mut [Col] {
+impl<T> std::ops::DerefMut for Few<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         match self {
-            Cols::Zero => &mut [],
-            Cols::One(c) => std::slice::from_mut(c),
-            Cols::Many(v) => v,
+            Few::Zero => &mut [],
+            Few::One(c) => std::slice::from_mut(c),
+            Few::Many(v) => v,
         }
     }
 }
 
-impl<'a> IntoIterator for &'a Cols {
-    type Item = &'a Col;
-    type IntoIter = std::slice::Iter<'a, Col>;
+impl<'a, T> IntoIterator for &'a Few<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
 }
 
-impl FromIterator<Col> for Cols {
-    fn from_iter<I: IntoIterator<Item = Col>>(it: I) -> Self {
-        let mut c = Cols::Zero;
+impl<T> FromIterator<T> for Few<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(it: I) -> Self {
+        let mut c = Few::Zero;
         for x in it {
             c.push(x);
         }
         c
     }
 }
+
+/// Per-column values of a region (a work's heads), inline up to [`Slots::INLINE`] columns.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Slots {
+    Inline(u8, [u32; Slots::INLINE]),
+    Heap(Vec<u32>),
+}
+
+impl Slots {
+    pub const INLINE: usize = 16;
+
+    /// `n` columns holding `v`.
+    pub fn new(n: usize, v: u32) -> Self {
+        if n <= Self::INLINE {
+            Slots::Inline(n as u8, [v; Self::INLINE])
+        } else {
+            Slots::Heap(vec![v; n])
+        }
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [u32];
+    fn deref(&self) -> &[u32] {
+        match self {
+            Slots::Inline(n, a) => &a[..*n as usize],
+            Slots::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slots {
+    fn deref_mut(&mut self) -> &mut [u32] {
+        match self {
+            Slots::Inline(n, a) => &mut a[..*n as usize],
+            Slots::Heap(v) => v,
+        }
+    }
+}
+
+/// The column runs of a band.
+pub(super) type Cols = Few<Col>;
+
+/// The row bands of a region's contents.
+pub(super) type RowList = Few<Rows>;
 
 /// Rows `[r0, r1)` of a region (relative to its first row), split into columns `(c0, c1, value)`
 /// that tile the region's heads.
@@ -209,7 +246,7 @@ impl Rows {
         Rows {
             r0,
             r1,
-            cols: Cols::One((0, c1, v)),
+            cols: Few::One((0, c1, v)),
         }
     }
 }
@@ -237,7 +274,7 @@ impl Buf {
             bands.push(Band {
                 t0: 0,
                 t1: tokens,
-                cols: Cols::One((0, heads, Val::Unset)),
+                cols: Few::One((0, heads, Val::Unset)),
             });
         }
         Buf { bands, heads }
@@ -277,14 +314,27 @@ impl Buf {
     }
 
     /// The contents of `r` (in bounds), as row bands relative to `r`.
-    pub fn read(&self, r: &Region) -> Vec<Rows> {
+    pub fn read(&self, r: &Region) -> RowList {
         let (t0, t1) = (r.tok, r.tok + r.len);
         let (h0, h1) = (r.head, r.head + r.heads);
         if r.len == 0 || r.heads == 0 {
-            return Vec::new();
+            return Few::Zero;
         }
-        let (start, end) = (self.after(t0).saturating_sub(1), self.from(t1));
-        let mut out = Vec::with_capacity(end.saturating_sub(start));
+        let start = self.after(t0).saturating_sub(1);
+        // Inside one band holding one value across its heads (most reads of a ring plan).
+        if let Some(Band {
+            t0: b0,
+            t1: b1,
+            cols: Few::One((_, _, v)),
+        }) = self.bands.get(start)
+        {
+            if *b0 <= t0 && t1 <= *b1 {
+                let v = v.shift(t0 - b0, h0);
+                return Few::One(Rows::one(0, r.len, r.heads, v));
+            }
+        }
+        let end = self.from(t1);
+        let mut out = Few::Zero;
         for band in &self.bands[start..end] {
             if band.t1 <= t0 {
                 continue;
@@ -292,7 +342,7 @@ impl Buf {
             let a = band.t0.max(t0);
             let b = band.t1.min(t1);
             let dt = a - band.t0;
-            let mut cols = Cols::Zero;
+            let mut cols = Few::Zero;
             for (c0, c1, v) in &band.cols {
                 if *c1 <= h0 || *c0 >= h1 {
                     continue;
@@ -310,31 +360,8 @@ impl Buf {
         out
     }
 
-    /// Calls `f(r0, r1, value)` for every column run of every band meeting `r` (in bounds; rows
-    /// relative to `r`, values as stored, not moved to `r`'s corner): enough to tell which
-    /// sequence each band holds, without building the rows [`Buf::read`] returns.
-    pub fn visit(&self, r: &Region, mut f: impl FnMut(u32, u32, &Val)) {
-        if r.len == 0 || r.heads == 0 {
-            return;
-        }
-        let (t0, t1) = (r.tok, r.tok + r.len);
-        let (h0, h1) = (r.head, r.head + r.heads);
-        let (start, end) = (self.after(t0).saturating_sub(1), self.from(t1));
-        for band in &self.bands[start..end] {
-            if band.t1 <= t0 {
-                continue;
-            }
-            let (a, b) = (band.t0.max(t0), band.t1.min(t1));
-            for (c0, c1, v) in &band.cols {
-                if *c1 > h0 && *c0 < h1 {
-                    f(a - t0, b - t0, v);
-                }
-            }
-        }
-    }
-
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
-    pub fn write(&mut self, r: &Region, rows: &[Rows]) {
+    pub fn write(&mut self, r: &Region, rows: RowList) {
         if r.len == 0 || r.heads == 0 {
             return;
         }
@@ -342,30 +369,66 @@ impl Buf {
         if h0 == 0 && h1 == self.heads {
             // Whole rows: replace the bands outright.
             let (a, b) = (r.tok, r.tok + r.len);
+            let end = self.bands.last().map_or(0, |x| x.t1);
+            if let (0, true, Few::One(rw)) = (a, b == end, &rows) {
+                // The whole buffer, one band: nothing of the old bands stays.
+                if (rw.r0, rw.r1) == (0, r.len) && rw.cols.len() == 1 {
+                    let Few::One(rw) = rows else { unreachable!() };
+                    self.bands.clear();
+                    self.bands.push(Band {
+                        t0: 0,
+                        t1: end,
+                        cols: rw.cols,
+                    });
+                    return;
+                }
+            }
             self.split_at(a);
             self.split_at(b);
             let (i, j) = (self.from(a), self.from(b));
-            let new = rows.iter().map(|rw| {
-                let mut cols = rw.cols.clone();
-                merge_cols(&mut cols);
-                Band {
-                    t0: r.tok + rw.r0,
-                    t1: r.tok + rw.r1,
-                    cols,
+            let same = j - i == rows.len()
+                && rows
+                    .iter()
+                    .zip(&self.bands[i..j])
+                    .all(|(rw, band)| (band.t0, band.t1) == (r.tok + rw.r0, r.tok + rw.r1));
+            if same {
+                // The new bands have the old ones' bounds (a buffer rewritten as it was cut):
+                // new columns in place.
+                let put = |rw: Rows, band: &mut Band| {
+                    band.cols = rw.cols;
+                    merge_cols(&mut band.cols);
+                };
+                match rows {
+                    Few::One(rw) => put(rw, &mut self.bands[i]),
+                    rows => {
+                        for (rw, band) in rows.into_items().zip(&mut self.bands[i..j]) {
+                            put(rw, band);
+                        }
+                    }
                 }
-            });
-            self.bands.splice(i..j, new);
+            } else {
+                let new = rows.into_items().map(|rw| {
+                    let mut cols = rw.cols;
+                    merge_cols(&mut cols);
+                    Band {
+                        t0: r.tok + rw.r0,
+                        t1: r.tok + rw.r1,
+                        cols,
+                    }
+                });
+                self.bands.splice(i..j, new);
+            }
             self.coalesce(a, b);
             return;
         }
-        for rw in rows {
+        for rw in rows.iter() {
             let (a, b) = (r.tok + rw.r0, r.tok + rw.r1);
             self.split_at(a);
             self.split_at(b);
             let (i, j) = (self.from(a), self.from(b));
             for band in &mut self.bands[i..j] {
                 let dt = band.t0 - a;
-                let mut cols = Cols::Zero;
+                let mut cols = Few::Zero;
                 let mut inserted = false;
                 for (c0, c1, v) in std::mem::take(&mut band.cols).into_items() {
                     if c1 <= h0 || c0 >= h1 {
@@ -377,7 +440,7 @@ impl Buf {
                         continue;
                     }
                     if c0 < h0 {
-                        cols.push((c0, h0, v.clone()));
+                        cols.push((c0, h0, v));
                     }
                     if !inserted {
                         put(&mut cols, rw, h0, dt);
@@ -435,36 +498,22 @@ fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
         (Val::Unset, Val::Unset) => true,
         (Val::Fill(x), Val::Fill(y)) => x == y,
         (
-            Val::In { t, seq, tok, head },
+            Val::In { t, g, head },
             Val::In {
                 t: t2,
-                seq: s2,
-                tok: k2,
+                g: g2,
                 head: h2,
             },
-        ) => t == t2 && seq == s2 && tok + dt == *k2 && head + dh == *h2,
+        ) => t == t2 && g + dt as u64 == *g2 && head + dh == *h2,
         (
-            Val::Part {
-                p,
-                seq,
-                tok,
-                head,
-                cov,
-            },
+            Val::Part { p, g, head, cov },
             Val::Part {
                 p: p2,
-                seq: s2,
-                tok: k2,
+                g: g2,
                 head: h2,
                 cov: c2,
             },
-        ) => {
-            p == p2
-                && seq == s2
-                && tok + dt == *k2
-                && head + dh == *h2
-                && std::rc::Rc::ptr_eq(cov, c2)
-        }
+        ) => p == p2 && g + dt as u64 == *g2 && head + dh == *h2 && cov == c2,
         _ => false,
     }
 }
@@ -490,43 +539,117 @@ fn put(cols: &mut Cols, rw: &Rows, h0: u32, dt: u32) {
 }
 
 /// One cell block of a common refinement: rows `[r0, r1)`, columns `[c0, c1)` and every input's
-/// value at its top-left cell.
+/// value at its top-left cell ([`Cell::val`]).
 pub(super) struct Cell<'a> {
     pub r0: u32,
     pub r1: u32,
     pub c0: u32,
     pub c1: u32,
-    pub vals: &'a [Val],
+    vals: CellVals<'a>,
 }
 
-/// A common refinement: cell blocks in row-major order, the values of all cells in one vector
-/// (one allocation, not one per cell).
-pub(super) struct Refined {
-    n: usize,
-    blocks: Vec<[u32; 4]>,
-    vals: Vec<Val>,
+enum CellVals<'a> {
+    /// The values, moved to the cell's corner.
+    Owned(&'a [Val]),
+    /// Column run `j` of band `k` of every input (aligned inputs: no values made).
+    Aligned(&'a [&'a [Rows]], usize, usize),
 }
 
-impl Refined {
-    pub fn iter(&self) -> impl Iterator<Item = Cell<'_>> {
-        let n = self.n.max(1);
-        self.blocks
-            .iter()
-            .zip(self.vals.chunks(n))
-            .map(|(&[r0, r1, c0, c1], vals)| Cell {
-                r0,
-                r1,
-                c0,
-                c1,
-                vals,
-            })
+impl Cell<'_> {
+    /// Input `i`'s value at the cell's top-left.
+    #[inline]
+    pub fn val(&self, i: usize) -> &Val {
+        match self.vals {
+            CellVals::Owned(v) => &v[i],
+            CellVals::Aligned(inputs, k, j) => &inputs[i][k].cols[j].2,
+        }
+    }
+
+    /// The number of inputs.
+    pub fn n(&self) -> usize {
+        match self.vals {
+            CellVals::Owned(v) => v.len(),
+            CellVals::Aligned(inputs, ..) => inputs.len(),
+        }
+    }
+}
+
+/// A common refinement: cell blocks in row-major order.
+pub(super) enum Refined<'a> {
+    /// Inputs with the same row bands (contiguous) and the same column runs in each: their
+    /// cells are the runs themselves (the common case: an accumulator, an output or a copy laid
+    /// out like the query rows it came from), with no cut lists to sort and no values to make.
+    Aligned(&'a [&'a [Rows]]),
+    /// The values of all cells in one vector (one allocation, not one per cell).
+    General {
+        n: usize,
+        blocks: Vec<[u32; 4]>,
+        vals: Vec<Val>,
+    },
+}
+
+impl<'a> Refined<'a> {
+    pub fn iter(&'a self) -> Cells<'a> {
+        Cells {
+            r: self,
+            k: 0,
+            j: 0,
+        }
+    }
+}
+
+/// The cells of a [`Refined`], in order: band `k`, column run `j` (aligned), or block `k`.
+pub(super) struct Cells<'a> {
+    r: &'a Refined<'a>,
+    k: usize,
+    j: usize,
+}
+
+impl<'a> Iterator for Cells<'a> {
+    type Item = Cell<'a>;
+
+    fn next(&mut self) -> Option<Cell<'a>> {
+        match self.r {
+            Refined::Aligned(inputs) => {
+                let first = inputs.first()?;
+                loop {
+                    let rw = first.get(self.k)?;
+                    if let Some(&(c0, c1, _)) = rw.cols.get(self.j) {
+                        let cell = Cell {
+                            r0: rw.r0,
+                            r1: rw.r1,
+                            c0,
+                            c1,
+                            vals: CellVals::Aligned(inputs, self.k, self.j),
+                        };
+                        self.j += 1;
+                        return Some(cell);
+                    }
+                    self.k += 1;
+                    self.j = 0;
+                }
+            }
+            Refined::General { n, blocks, vals } => {
+                let &[r0, r1, c0, c1] = blocks.get(self.k)?;
+                let n = (*n).max(1);
+                let cell = Cell {
+                    r0,
+                    r1,
+                    c0,
+                    c1,
+                    vals: CellVals::Owned(&vals[self.k * n..(self.k + 1) * n]),
+                };
+                self.k += 1;
+                Some(cell)
+            }
+        }
     }
 }
 
 /// The common refinement of several contents of the same region shape.
-pub(super) fn refine(inputs: &[&[Rows]]) -> Refined {
-    if let Some(out) = refine_aligned(inputs) {
-        return out;
+pub(super) fn refine<'a>(inputs: &'a [&'a [Rows]]) -> Refined<'a> {
+    if aligned(inputs) {
+        return Refined::Aligned(inputs);
     }
     let mut rcuts: Vec<u32> = inputs
         .iter()
@@ -538,11 +661,8 @@ pub(super) fn refine(inputs: &[&[Rows]]) -> Refined {
     let mut at = vec![0usize; n];
     // At least one block per row band; more where columns split.
     let rows = rcuts.len().saturating_sub(1);
-    let mut out = Refined {
-        n,
-        blocks: Vec::with_capacity(rows),
-        vals: Vec::with_capacity(rows * n),
-    };
+    let mut blocks = Vec::with_capacity(rows);
+    let mut vals = Vec::with_capacity(rows * n);
     let mut ccuts: Vec<u32> = Vec::new();
     let mut bands: Vec<&Rows> = Vec::with_capacity(n);
     let mut cat = vec![0usize; n];
@@ -573,19 +693,19 @@ pub(super) fn refine(inputs: &[&[Rows]]) -> Refined {
                     *k += 1;
                 }
                 let (c0, _, v) = &band.cols[*k];
-                out.vals.push(v.shift(a - band.r0, c - c0));
+                vals.push(v.shift(a - band.r0, c - c0));
             }
-            out.blocks.push([a, b, c, d]);
+            blocks.push([a, b, c, d]);
         }
     }
-    out
+    Refined::General { n, blocks, vals }
 }
 
-/// [`refine`] of inputs with the same row bands (contiguous) and the same column runs in each:
-/// their cells are the runs themselves (the common case: an accumulator, an output or a copy
-/// laid out like the query rows it came from), with no cut lists to sort.
-fn refine_aligned(inputs: &[&[Rows]]) -> Option<Refined> {
-    let (first, rest) = inputs.split_first()?;
+/// Whether `inputs` have the same row bands (contiguous) and the same column runs in each.
+fn aligned(inputs: &[&[Rows]]) -> bool {
+    let Some((first, rest)) = inputs.split_first() else {
+        return false;
+    };
     let contiguous = first.windows(2).all(|w| w[0].r1 == w[1].r0);
     let same = |rs: &&[Rows]| {
         rs.len() == first.len()
@@ -599,40 +719,20 @@ fn refine_aligned(inputs: &[&[Rows]]) -> Option<Refined> {
                         .all(|(x, y)| x.0 == y.0 && x.1 == y.1)
             })
     };
-    if !contiguous || !rest.iter().all(same) {
-        return None;
-    }
-    let n = inputs.len();
-    let cells: usize = first.iter().map(|r| r.cols.len()).sum();
-    let mut out = Refined {
-        n,
-        blocks: Vec::with_capacity(cells),
-        vals: Vec::with_capacity(cells * n),
-    };
-    for (k, rw) in first.iter().enumerate() {
-        for (j, &(c0, c1, _)) in rw.cols.iter().enumerate() {
-            out.blocks.push([rw.r0, rw.r1, c0, c1]);
-            out.vals
-                .extend(inputs.iter().map(|rs| rs[k].cols[j].2.clone()));
-        }
-    }
-    Some(out)
+    contiguous && rest.iter().all(same)
 }
 
-/// Gathers cells back into row bands (cells in refinement order).
-pub(super) fn to_rows(cells: impl IntoIterator<Item = (u32, u32, u32, u32, Val)>) -> Vec<Rows> {
-    let mut out: Vec<Rows> = Vec::new();
-    for (r0, r1, c0, c1, v) in cells {
-        match out.last_mut() {
-            Some(last) if last.r0 == r0 => last.cols.push((c0, c1, v)),
-            _ => out.push(Rows {
-                r0,
-                r1,
-                cols: Cols::One((c0, c1, v)),
-            }),
-        }
+/// Appends cell `[r0, r1) × [c0, c1)` holding `v` to row bands being gathered (cells in
+/// refinement order).
+pub(super) fn push_cell(out: &mut RowList, r0: u32, r1: u32, c0: u32, c1: u32, v: Val) {
+    match out.last_mut() {
+        Some(last) if last.r0 == r0 => last.cols.push((c0, c1, v)),
+        _ => out.push(Rows {
+            r0,
+            r1,
+            cols: Few::One((c0, c1, v)),
+        }),
     }
-    out
 }
 
 #[cfg(test)]
@@ -642,8 +742,7 @@ mod tests {
     fn input(tok: u32, head: u32) -> Val {
         Val::In {
             t: IoTensor::Q,
-            seq: 0,
-            tok,
+            g: tok as u64,
             head,
         }
     }
@@ -658,7 +757,7 @@ mod tests {
             head: 0,
             heads: 4,
         };
-        b.write(&all, &[Rows::one(0, 10, 4, input(100, 0))]);
+        b.write(&all, Few::One(Rows::one(0, 10, 4, input(100, 0))));
         let mid = Region {
             buf: 0,
             tok: 3,
@@ -666,7 +765,10 @@ mod tests {
             head: 1,
             heads: 2,
         };
-        b.write(&mid, &[Rows::one(0, 4, 2, Val::Fill(FillValue::Zero))]);
+        b.write(
+            &mid,
+            Few::One(Rows::one(0, 4, 2, Val::Fill(FillValue::Zero))),
+        );
         let rows = b.read(&Region {
             buf: 0,
             tok: 2,
@@ -677,13 +779,15 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].r0, rows[0].r1), (0, 1));
         assert_eq!(rows[1].cols.len(), 3);
-        assert_eq!(rows[1].cols[0].2.ident(), Some((0, 103, 0)));
+        assert_eq!(rows[1].cols[0].2.ident(), Some((103, 0)));
         assert!(matches!(rows[1].cols[1].2, Val::Fill(_)));
-        assert_eq!(rows[1].cols[2].2.ident(), Some((0, 103, 3)));
-        let refined = refine(&[&rows, &[Rows::one(0, 3, 4, input(0, 0))]]);
+        assert_eq!(rows[1].cols[2].2.ident(), Some((103, 3)));
+        let other = [Rows::one(0, 3, 4, input(0, 0))];
+        let inputs: [&[Rows]; 2] = [&rows, &other];
+        let refined = refine(&inputs);
         let cells: Vec<Cell> = refined.iter().collect();
         assert_eq!(cells.len(), 1 + 3);
-        assert_eq!(cells[3].vals[1].ident(), Some((0, 1, 3)));
+        assert_eq!(cells[3].val(1).ident(), Some((1, 3)));
     }
 
     #[test]
@@ -697,7 +801,10 @@ mod tests {
         };
         let a = vec![two(10), Rows::one(3, 5, 4, input(13, 0))];
         let b = vec![two(20), Rows::one(3, 5, 4, input(23, 0))];
-        let got: Vec<_> = refine(&[&a, &b])
+        let ab: [&[Rows]; 2] = [&a, &b];
+        let refined = refine(&ab);
+        assert!(matches!(refined, Refined::Aligned(_)));
+        let got: Vec<_> = refined
             .iter()
             .map(|c| {
                 (
@@ -705,16 +812,16 @@ mod tests {
                     c.r1,
                     c.c0,
                     c.c1,
-                    c.vals.iter().map(|v| v.ident()).collect::<Vec<_>>(),
+                    (0..c.n()).map(|i| c.val(i).ident()).collect::<Vec<_>>(),
                 )
             })
             .collect();
         assert_eq!(
             got,
             vec![
-                (0, 3, 0, 2, vec![Some((0, 10, 0)), Some((0, 20, 0))]),
-                (0, 3, 2, 4, vec![Some((0, 60, 2)), Some((0, 70, 2))]),
-                (3, 5, 0, 4, vec![Some((0, 13, 0)), Some((0, 23, 0))]),
+                (0, 3, 0, 2, vec![Some((10, 0)), Some((20, 0))]),
+                (0, 3, 2, 4, vec![Some((60, 2)), Some((70, 2))]),
+                (3, 5, 0, 4, vec![Some((13, 0)), Some((23, 0))]),
             ]
         );
         // The same cells as the general path, which a one-row shift forces.
@@ -723,14 +830,13 @@ mod tests {
             Rows::one(1, 5, 4, input(11, 0)),
         ];
         let d = vec![Rows::one(0, 5, 4, input(30, 0))];
-        let cells: Vec<_> = refine(&[&c, &d])
+        let cd: [&[Rows]; 2] = [&c, &d];
+        let refined = refine(&cd);
+        let cells: Vec<_> = refined
             .iter()
-            .map(|x| (x.r0, x.r1, x.vals[1].ident()))
+            .map(|x| (x.r0, x.r1, x.val(1).ident()))
             .collect();
-        assert_eq!(
-            cells,
-            vec![(0, 1, Some((0, 30, 0))), (1, 5, Some((0, 31, 0)))]
-        );
-        assert!(refine_aligned(&[&c, &d]).is_none());
+        assert_eq!(cells, vec![(0, 1, Some((30, 0))), (1, 5, Some((31, 0)))]);
+        assert!(!aligned(&cd));
     }
 }

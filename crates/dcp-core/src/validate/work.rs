@@ -1,27 +1,41 @@
-//! Attention works: a work reads query rows of one sequence and KV rows of the same sequence with
-//! GQA-consistent heads, its row ranges are in order and inside the concatenated keys, every
-//! attended key lies inside the row's mask, and its outputs become partial results whose
-//! coverage is the work's pairs ([`WorkPairs`], built per run of query rows × KV run × range).
+//! Attention works. A work reads query rows and KV rows (inputs, named by global layout rows,
+//! [`super::gspace`]) with GQA-consistent heads; its row-range segments are in row order, its
+//! ranges in order and inside the concatenated keys; every attended pair joins a query and a key
+//! of one sequence, inside that sequence's mask; its outputs become partial results whose
+//! coverage is the work's pairs ([`WorkPairs`]).
+//!
+//! A work may hold several sequences (a ring step's work: all local query rows against all held
+//! KV rows, block-diagonal row ranges). It is checked whole: its operands are cut into *pieces*
+//! (rows of one sequence, from the layout), each row-range segment meets the query pieces it
+//! covers, each range the KV pieces it reaches, and every non-empty (query piece, KV piece)
+//! trapezoid is checked for its sequence and its mask and summed. One read per operand, one
+//! write or accumulation per output and one coverage leaf per query run, however many sequences
+//! the work holds.
+//!
+//! The forward and backward programs of a ring plan hold the same works (same operands' contents,
+//! same row ranges): the pairs of a checked work are kept by content ([`Ctx::pairs_memo`]) and a
+//! work of equal content reuses them, checks included, since they depend on nothing else.
 
 use std::rc::Rc;
 
+use super::gspace::Piece;
 use super::pairs::{
-    constant_order_runs, count_inside_mask, leaf, trap_sum, Cells, Cov, Hasher, Trap, WorkPairs,
+    constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Cov, Covs,
+    Hasher, Side, Trap, WorkPairs,
 };
-use super::split::sub_rows;
-use super::state::{refine, Part, Rows, Val};
-use super::{Item, Validator};
+use super::state::{refine, Few, Part, RowList, Rows, Slots, Val};
+use super::{Ctx, Item, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::Lin;
-use crate::plan::{BwdWork, FwdWork, IoTensor, Region, RowRanges};
+use crate::plan::{BwdWork, FwdWork, Instr, IoTensor, Region, RowRanges};
 
-/// Runs of a region's rows holding consecutive tokens: `(r0, r1, first token)`.
-type TokRuns = Vec<(u32, u32, u32)>;
+/// Runs of an operand's rows holding consecutive global rows: `(r0, r1, first global row)`.
+pub(super) type Runs = Few<(u32, u32, u64)>;
 
 /// Columns as runs of consecutive heads: `(c0, c1, first head)`. A column never read holds
 /// `u32::MAX` and stays a run of its own (checked add: `MAX + 1` must not wrap onto head 0).
-fn head_runs(heads: &[u32]) -> Vec<(u32, u32, u32)> {
-    let mut out: Vec<(u32, u32, u32)> = Vec::new();
+fn head_runs(heads: &[u32]) -> Few<(u32, u32, u32)> {
+    let mut out: Few<(u32, u32, u32)> = Few::Zero;
     for (j, &h) in heads.iter().enumerate() {
         match out.last_mut() {
             Some(r) if r.2.checked_add(r.1 - r.0) == Some(h) => r.1 += 1,
@@ -31,39 +45,33 @@ fn head_runs(heads: &[u32]) -> Vec<(u32, u32, u32)> {
     out
 }
 
-fn push_run(runs: &mut TokRuns, r0: u32, r1: u32, tok: u32) {
+fn push_run(runs: &mut Runs, r0: u32, r1: u32, g: u64, join: bool) {
     match runs.last_mut() {
-        Some(l) if l.1 == r0 && l.2 + (l.1 - l.0) == tok => l.1 = r1,
-        _ => runs.push((r0, r1, tok)),
+        Some(l) if join && l.1 == r0 && l.2 + (l.1 - l.0) as u64 == g => l.1 = r1,
+        _ => runs.push((r0, r1, g)),
     }
 }
 
 /// The identity rows `runs × cols` of tensor `t` (for comparing and accumulating).
-fn ident_rows(t: IoTensor, seq: u32, runs: &TokRuns, cols: &[(u32, u32, u32)]) -> Vec<Rows> {
+fn ident_rows(t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> RowList {
     runs.iter()
-        .map(|&(r0, r1, tok)| Rows {
+        .map(|&(r0, r1, g)| Rows {
             r0,
             r1,
             cols: cols
                 .iter()
-                .map(|&(c0, c1, head)| (c0, c1, Val::In { t, seq, tok, head }))
+                .map(|&(c0, c1, head)| (c0, c1, Val::In { t, g, head }))
                 .collect(),
         })
         .collect()
 }
 
-/// Whether `rows` hold exactly input `t` of `seq` laid out as `runs × cols` (row bands and
-/// column runs matching one to one): the common case of a backward work's O, LSE and dO, checked
-/// without building the expected rows and refining.
-fn holds_input(
-    rows: &[Rows],
-    t: IoTensor,
-    seq: u32,
-    runs: &TokRuns,
-    cols: &[(u32, u32, u32)],
-) -> bool {
+/// Whether `rows` hold exactly input `t` laid out as `runs × cols` (row bands and column runs
+/// matching one to one): the common case of a backward work's O, LSE and dO, checked without
+/// building the expected rows and refining.
+fn holds_input(rows: &[Rows], t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> bool {
     rows.len() == runs.len()
-        && rows.iter().zip(runs).all(|(rw, &(r0, r1, tok))| {
+        && rows.iter().zip(runs).all(|(rw, &(r0, r1, g))| {
             rw.r0 == r0
                 && rw.r1 == r1
                 && rw.cols.len() == cols.len()
@@ -73,8 +81,8 @@ fn holds_input(
                     .zip(cols)
                     .all(|(&(c0, c1, ref v), &(d0, d1, head))| {
                         (c0, c1) == (d0, d1)
-                            && matches!(*v, Val::In { t: vt, seq: s, tok: k, head: h }
-                            if vt == t && s == seq && k == tok && h == head)
+                            && matches!(*v, Val::In { t: vt, g: vg, head: h }
+                            if vt == t && vg == g && h == head)
                     })
         })
 }
@@ -100,59 +108,92 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
     None
 }
 
-/// One coverage leaf per query run of a work: its pairs for those query tokens.
-fn q_leaves(h: &Hasher, pairs: &Rc<WorkPairs>, runs: &TokRuns) -> Vec<Cov> {
-    runs.iter()
-        .map(|&(r0, r1, tok)| {
-            let clip = Cells {
-                q: (tok, tok + (r1 - r0)),
-                ..Cells::ALL
-            };
-            leaf(h, pairs.clone(), None, clip)
-        })
+/// One coverage leaf per query run of a work: its pairs for those query rows.
+fn q_leaves(covs: &mut Covs, pairs: &Rc<WorkPairs>, runs: &Runs) -> Few<Cov> {
+    (0..runs.len())
+        .map(|i| covs.leaf(pairs.clone(), Side::Q(i as u32)))
         .collect()
 }
 
-/// What a work reads: query rows and heads, KV runs and heads, of one sequence.
+/// `Σ` over a whole span from its cache `c` (filled by `f` on first use), or `f()` for a part.
+#[inline]
+fn span_sum(c: &std::cell::Cell<u64>, whole: bool, f: impl FnOnce() -> u64) -> u64 {
+    if !whole {
+        return f();
+    }
+    if c.get() == u64::MAX {
+        c.set(f());
+    }
+    c.get()
+}
+
+/// What a work reads: query rows and heads, KV runs and heads.
 struct Operands {
-    seq: u32,
-    q_runs: TokRuns,
-    q_head: Vec<u32>,
-    /// Per KV region: runs in concatenated key positions `(c0, c1, first token)`.
-    kv_runs: Vec<TokRuns>,
-    kv_head: Vec<u32>,
+    q_runs: Runs,
+    q_head: Slots,
+    /// Per KV region: runs in concatenated key positions.
+    kv_runs: Few<Runs>,
+    /// The heads as column runs ([`head_runs`]).
+    q_cols: Few<(u32, u32, u32)>,
+    kv_cols: Few<(u32, u32, u32)>,
     keys: u32,
 }
 
-impl Validator<'_> {
-    pub(super) fn attn(
-        &mut self,
-        dev: u32,
-        idx: usize,
-        works: &[FwdWork],
-    ) -> Result<(), PlanError> {
-        for (wi, w) in works.iter().enumerate() {
-            let outs = [&w.o, &w.lse];
-            match self.seq_parts(dev, idx, wi, &w.q, &w.kv, &outs, &w.rows)? {
-                None => self.work(
-                    dev,
-                    idx,
-                    wi,
-                    &w.q,
-                    &w.kv,
-                    &w.rows,
-                    None,
-                    Some((&w.o, &w.lse)),
-                )?,
-                Some(parts) => {
-                    for p in parts {
-                        let kv: Vec<Region> = p.kv.iter().map(|x| x.1).collect();
-                        let (o, lse) = (sub_rows(&w.o, p.r0, p.r1), sub_rows(&w.lse, p.r0, p.r1));
-                        let q = sub_rows(&w.q, p.r0, p.r1);
-                        self.work(dev, idx, wi, &q, &kv, &p.rows, None, Some((&o, &lse)))?;
-                    }
-                }
+/// What a checked work's pairs depend on: its operands' contents and its row ranges.
+pub(super) struct MemoEntry<'a> {
+    q_runs: Runs,
+    q_head: Slots,
+    kv_runs: Few<Runs>,
+    rows: &'a RowRanges,
+    pairs: Rc<WorkPairs>,
+}
+
+/// A cheap fingerprint of a work's operands and row ranges (entries are compared in full).
+fn fingerprint(ops: &Operands, rows: &RowRanges) -> u64 {
+    let mut f = 0xcbf2_9ce4_8422_2325u64;
+    let mut mix = |x: u64| f = (f ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+    for &(r0, r1, g) in &ops.q_runs {
+        mix(g ^ ((r0 as u64) << 40) ^ ((r1 as u64) << 20));
+    }
+    for rs in &ops.kv_runs {
+        mix(rs.len() as u64);
+        for &(r0, r1, g) in rs {
+            mix(g ^ ((r0 as u64) << 40) ^ ((r1 as u64) << 20));
+        }
+    }
+    mix(rows.segs.len() as u64);
+    if let (Some(a), Some(b)) = (rows.segs.first(), rows.segs.last()) {
+        for seg in [a, b] {
+            mix(((seg.row0 as u64) << 32) | seg.rows as u64);
+            for r in seg.ranges.iter() {
+                mix(r.start.c as u64 ^ (r.end.c as u64).rotate_left(32));
             }
+        }
+    }
+    f
+}
+
+impl<'a> Validator<'a> {
+    /// The works of instruction `idx` of `dev`, from the plan (they live as long as it does).
+    fn works_of(&self, dev: u32, idx: usize) -> &'a Instr {
+        &self.prog(dev).instrs[idx]
+    }
+
+    pub(super) fn attn(&mut self, dev: u32, idx: usize) -> Result<(), PlanError> {
+        let Instr::Attn { works, .. } = self.works_of(dev, idx) else {
+            unreachable!("called for Attn")
+        };
+        for (wi, w) in works.iter().enumerate() {
+            self.work(
+                dev,
+                idx,
+                wi,
+                &w.q,
+                &w.kv,
+                &w.rows,
+                None,
+                Some((&w.o, &w.lse)),
+            )?;
         }
         // Works of one launch must not write each other's outputs.
         for out in [|w: &FwdWork| w.o, |w: &FwdWork| w.lse] {
@@ -163,63 +204,20 @@ impl Validator<'_> {
         Ok(())
     }
 
-    pub(super) fn attn_bwd(
-        &mut self,
-        dev: u32,
-        idx: usize,
-        works: &[BwdWork],
-    ) -> Result<(), PlanError> {
+    pub(super) fn attn_bwd(&mut self, dev: u32, idx: usize) -> Result<(), PlanError> {
         if !self.backward {
             return Err(self.err(dev, idx, PlanErrorKind::BackwardInForward));
         }
+        let Instr::AttnBwd { works, .. } = self.works_of(dev, idx) else {
+            unreachable!("called for AttnBwd")
+        };
         for (wi, w) in works.iter().enumerate() {
-            let dkv_fits =
-                w.dkv.len() == w.kv.len() && w.kv.iter().zip(&w.dkv).all(|(k, d)| k.len == d.len);
-            let outs = [&w.o, &w.lse, &w.do_, &w.dq];
-            let parts = if dkv_fits {
-                self.seq_parts(dev, idx, wi, &w.q, &w.kv, &outs, &w.rows)?
-            } else {
-                None
-            };
-            let Some(parts) = parts else {
-                self.work(dev, idx, wi, &w.q, &w.kv, &w.rows, Some(w), None)?;
-                continue;
-            };
-            for p in parts {
-                let (r0, r1) = (p.r0, p.r1);
-                let dkv =
-                    p.kv.iter()
-                        .map(|&(ri, r)| {
-                            let t0 = r.tok - w.kv[ri].tok;
-                            sub_rows(&w.dkv[ri], t0, t0 + r.len)
-                        })
-                        .collect();
-                let part = BwdWork {
-                    q: sub_rows(&w.q, r0, r1),
-                    kv: p.kv.iter().map(|x| x.1).collect(),
-                    o: sub_rows(&w.o, r0, r1),
-                    lse: sub_rows(&w.lse, r0, r1),
-                    do_: sub_rows(&w.do_, r0, r1),
-                    dq: sub_rows(&w.dq, r0, r1),
-                    dkv,
-                    rows: p.rows,
-                };
-                self.work(
-                    dev,
-                    idx,
-                    wi,
-                    &part.q,
-                    &part.kv,
-                    &part.rows,
-                    Some(&part),
-                    None,
-                )?;
-            }
+            self.work(dev, idx, wi, &w.q, &w.kv, &w.rows, Some(w), None)?;
         }
         Ok(())
     }
 
-    /// Reads and checks a work's query and KV operands.
+    /// Reads and checks a work's query and KV operands (`None`: no query rows).
     fn operands(
         &self,
         dev: u32,
@@ -231,40 +229,22 @@ impl Validator<'_> {
         let g = self.plan.batch.model.group();
         let qi = Item::Work(wi, "query", None);
         let rows = self.read_set(dev, idx, q, qi)?;
-        let mut seq = None;
-        let mut q_runs = TokRuns::new();
-        let mut q_head = vec![u32::MAX; q.heads as usize];
-        let at = (dev, idx, wi);
-        self.input_runs(
-            at,
-            &rows,
-            IoTensor::Q,
-            qi,
-            0,
-            &mut seq,
-            &mut q_runs,
-            &mut q_head,
-        )?;
-        let Some(seq) = seq else { return Ok(None) };
+        let mut q_runs = Runs::Zero;
+        let mut q_head = Slots::new(q.heads as usize, u32::MAX);
+        let at = (dev, idx);
+        self.input_runs(at, &rows, IoTensor::Q, qi, 0, &mut q_runs, &mut q_head)?;
+        if q_runs.is_empty() {
+            return Ok(None);
+        }
         let nk = kv[0].heads;
-        let mut kv_head = vec![u32::MAX; nk as usize];
-        let mut kv_runs = Vec::with_capacity(kv.len());
+        let mut kv_head = Slots::new(nk as usize, u32::MAX);
+        let mut kv_runs = Few::Zero;
         let mut keys = 0u32;
         for (ri, r) in kv.iter().enumerate() {
             let item = Item::Work(wi, "KV", Some(ri));
             let rows = self.read_set(dev, idx, r, item)?;
-            let mut runs = TokRuns::new();
-            let mut s = Some(seq);
-            self.input_runs(
-                at,
-                &rows,
-                IoTensor::Kv,
-                item,
-                keys,
-                &mut s,
-                &mut runs,
-                &mut kv_head,
-            )?;
+            let mut runs = Runs::Zero;
+            self.input_runs(at, &rows, IoTensor::Kv, item, keys, &mut runs, &mut kv_head)?;
             keys += r.len;
             kv_runs.push(runs);
         }
@@ -286,28 +266,27 @@ impl Validator<'_> {
             }
         }
         Ok(Some(Operands {
-            seq,
+            q_cols: head_runs(&q_head),
+            kv_cols: head_runs(&kv_head),
             q_runs,
             q_head,
             kv_runs,
-            kv_head,
             keys,
         }))
     }
 
-    /// Reads rows holding input `t`: all of sequence `seq` (set by the first row if `None`),
-    /// one token per row across heads (runs appended to `runs`, rows shifted by `row0`) and one
-    /// head per column across rows (`heads`, `u32::MAX` = not yet seen).
+    /// Reads rows holding input `t`: one token per row across heads (runs of global rows
+    /// appended to `runs`, rows shifted by `row0`) and one head per column across rows (`heads`,
+    /// `u32::MAX` = not yet seen).
     #[allow(clippy::too_many_arguments)]
     fn input_runs(
         &self,
-        (dev, idx, wi): (u32, usize, usize),
+        (dev, idx): (u32, usize),
         rows: &[Rows],
         t: IoTensor,
         item: Item,
         row0: u32,
-        seq: &mut Option<u32>,
-        runs: &mut TokRuns,
+        runs: &mut Runs,
         heads: &mut [u32],
     ) -> Result<(), PlanError> {
         let wrong = |v: &Val, expected: &str| {
@@ -316,36 +295,21 @@ impl Validator<'_> {
                 idx,
                 PlanErrorKind::WrongContent {
                     item: item.to_string(),
-                    found: v.describe(),
+                    found: v.describe(&self.cx.gmap),
                     expected: expected.into(),
                 },
             )
         };
         for rw in rows {
-            let mut tok0 = None;
+            let mut g0 = None;
             for (c0, c1, v) in &rw.cols {
-                let Val::In {
-                    t: vt,
-                    seq: s,
-                    tok,
-                    head,
-                } = *v
-                else {
+                let Val::In { t: vt, g, head } = *v else {
                     return Err(wrong(v, &format!("{t:?}")));
                 };
                 if vt != t {
                     return Err(wrong(v, &format!("{t:?}")));
                 }
-                let want = *seq.get_or_insert(s);
-                if want != s {
-                    let kind = PlanErrorKind::MixedSequences {
-                        work: wi,
-                        a: want,
-                        b: s,
-                    };
-                    return Err(self.err(dev, idx, kind));
-                }
-                if *tok0.get_or_insert(tok) != tok {
+                if *g0.get_or_insert(g) != g {
                     return Err(wrong(v, "one token per row across heads"));
                 }
                 for j in *c0..*c1 {
@@ -358,8 +322,20 @@ impl Validator<'_> {
                     }
                 }
             }
-            if let Some(tok) = tok0 {
-                push_run(runs, row0 + rw.r0, row0 + rw.r1, tok);
+            if let Some(g) = g0 {
+                // Runs end at device boundaries: a coverage leaf per run then lies inside one
+                // device's output cells (a head group's receive buffer holds several devices'
+                // rows back to back).
+                let (mut r, mut g) = (row0 + rw.r0, g);
+                let end = row0 + rw.r1;
+                while r < end {
+                    let n = ((self.cx.gmap.next_base(g) - g).min((end - r) as u64)) as u32;
+                    // Not across a device boundary (`g` is one when it is a device's base).
+                    let join = g > 0 && self.cx.gmap.next_base(g - 1) > g;
+                    push_run(runs, r, r + n, g, join);
+                    r += n;
+                    g += n as u64;
+                }
             }
         }
         Ok(())
@@ -393,31 +369,48 @@ impl Validator<'_> {
         } else {
             &rows.segs[..]
         };
+        let check = |seg: &crate::plan::RangeSeg, ra: i64| {
+            let mut prev_end = 0i64;
+            let mut first = true;
+            for lr in &seg.ranges {
+                let (s, e) = (lr.start.at(ra), lr.end.at(ra));
+                if s >= e {
+                    continue;
+                }
+                let (s, e) = (s.max(0), e.max(0));
+                if e > keys as i64 || (!first && s < prev_end) {
+                    return false;
+                }
+                first = false;
+                prev_end = e;
+            }
+            true
+        };
         for seg in segs {
+            let (a, b) = (seg.row0 as i64, seg.row0 as i64 + seg.rows as i64);
+            if seg
+                .ranges
+                .iter()
+                .all(|r| r.start.slope == 0 && r.end.slope == 0)
+            {
+                // Constant ranges: one row stands for all.
+                if !check(seg, a) {
+                    bad = Some((a as u32, b as u32));
+                    break;
+                }
+                continue;
+            }
             lines.clear();
             lines.extend(seg.ranges.iter().flat_map(|r| [r.start, r.end]));
             lines.extend([Lin::c(0), Lin::c(keys as i64)]);
-            let (a, b) = (seg.row0 as i64, seg.row0 as i64 + seg.rows as i64);
             constant_order_runs(a, b, &lines, |ra, rb| {
-                if bad.is_some() {
-                    return;
-                }
-                let mut prev_end = 0i64;
-                let mut first = true;
-                for lr in &seg.ranges {
-                    let (s, e) = (lr.start.at(ra), lr.end.at(ra));
-                    if s >= e {
-                        continue;
-                    }
-                    let (s, e) = (s.max(0), e.max(0));
-                    if e > keys as i64 || (!first && s < prev_end) {
-                        bad = Some((ra as u32, rb as u32));
-                        return;
-                    }
-                    first = false;
-                    prev_end = e;
+                if bad.is_none() && !check(seg, ra) {
+                    bad = Some((ra as u32, rb as u32));
                 }
             });
+            if bad.is_some() {
+                break;
+            }
         }
         match bad {
             Some(rows) => Err(self.err(
@@ -433,99 +426,210 @@ impl Validator<'_> {
         }
     }
 
-    /// The work's pairs as trapezoids in (query token, key token); each checked inside the mask.
+    /// The work's pairs as trapezoids in (query token, key token), one per (row-range segment,
+    /// query piece, range, KV piece) that holds pairs; each checked to pair one sequence and to
+    /// lie inside its mask. `rows` passed [`Validator::check_rows`].
+    #[allow(clippy::too_many_arguments)]
     fn pairs(
         &self,
         dev: u32,
         idx: usize,
         wi: usize,
         ops: &Operands,
+        qp: &[(Piece, u32)],
+        kp: &[(Piece, u32)],
         rows: &RowRanges,
     ) -> Result<WorkPairs, PlanError> {
-        let seq = ops.seq;
-        let mask = &self.cx.masks[seq as usize];
-        let h = &self.cx.hasher;
-        // KV runs over all regions, sorted by concatenated position (they are, by construction).
-        let runs: Vec<(u32, u32, u32, u32)> = ops
-            .kv_runs
-            .iter()
-            .enumerate()
-            .flat_map(|(ri, rs)| rs.iter().map(move |&(c0, c1, t)| (c0, c1, t, ri as u32)))
-            .collect();
-        let mut traps = Vec::new();
+        let cx: &Ctx = self.cx;
+        let h = Hasher::shared();
+        let keys = ops.keys as i64;
+        let mut traps = Vec::with_capacity(qp.len() * 2);
+        let mut qi = 0usize;
         for seg in &rows.segs {
             let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
-            for &(qr0, qr1, qtok) in &ops.q_runs {
-                let (ra, rb) = (s0.max(qr0), s1.min(qr1));
-                if ra >= rb {
-                    continue;
-                }
-                // Row r holds query token q = qtok + r − qr0: a line c + s·r becomes, in q,
-                // (c + s·(qr0 − qtok)) + s·q.
-                let shift = qr0 as i64 - qtok as i64;
-                let (q0, q1) = (qtok + (ra - qr0), qtok + (rb - qr0));
-                for lr in &seg.ranges {
+            while qi < qp.len() && qp[qi].0.r1 <= s0 {
+                qi += 1;
+            }
+            for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
+                let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
+                // Row r holds query token q = p.tok + r − p.r0: a line c + s·r becomes, in q,
+                // (c + s·shift) + s·q.
+                let shift = p.r0 as i64 - p.tok as i64;
+                let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
+                let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
+                let mask = &cx.masks[seq as usize];
+                let mfirst = mask_seg(mask, q0 as i64);
+                let mut xs = None;
+                for lr in seg.ranges.iter() {
                     // Concatenated positions this range can reach over the rows.
-                    let (last, first) = (rb as i64 - 1, ra as i64);
+                    let (first, last) = (ra as i64, rb as i64 - 1);
                     let lo = lr.start.at(first).min(lr.start.at(last)).max(0);
-                    let hi = lr.end.at(first).max(lr.end.at(last));
+                    let hi = lr.end.at(first).max(lr.end.at(last)).min(keys);
                     if lo >= hi {
                         continue;
                     }
-                    let from = runs.partition_point(|r| (r.1 as i64) <= lo);
-                    for &(c0, c1, t0, ri) in &runs[from..] {
-                        if c0 as i64 >= hi {
+                    let from = kp.partition_point(|k| (k.0.r1 as i64) <= lo);
+                    for (k, krun) in &kp[from..] {
+                        if k.r0 as i64 >= hi {
                             break;
                         }
-                        // Key token k = position − c0 + t0.
-                        let to_k = t0 as i64 - c0 as i64;
+                        // Key token = position − k.r0 + k.tok.
+                        let to_k = k.tok as i64 - k.r0 as i64;
                         let at_q = |l: Lin| Lin {
                             c: l.c + l.slope * shift + to_k,
                             slope: l.slope,
                         };
+                        let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
+                        let (lo, hi) = ([at_q(lr.start), Lin::c(kt0)], [at_q(lr.end), Lin::c(kt1)]);
+                        let rect = lr.start.slope == 0 && lr.end.slope == 0;
+                        let (a, b) = (lo[0].c.max(kt0), hi[0].c.min(kt1));
+                        if rect && a >= b {
+                            continue;
+                        }
+                        if rect && k.seq != seq {
+                            return Err(self.mixed(dev, idx, wi, seq, k.seq));
+                        }
+                        // Rectangles inside the mask by the quick test need no count.
+                        let mut counted = false;
+                        let full = if rect {
+                            // Σ x^q · Σ y^k, whole spans' sums kept for the whole validation.
+                            let xs = *xs.get_or_insert_with(|| {
+                                let whole = p.whole && (ra, rb) == (p.r0, p.r1);
+                                span_sum(&cx.span_xs[p.span as usize], whole, || {
+                                    h.xs(off + q0 as u64, off + q1 as u64)
+                                })
+                            });
+                            let whole = k.whole && (a, b) == (kt0, kt1);
+                            let ys = span_sum(&cx.span_ys[k.span as usize], whole, || {
+                                h.ys(off + a as u64, off + b as u64)
+                            });
+                            let qs = (q0 as i64, q1 as i64);
+                            counted = rect_inside_mask(mask, mfirst, qs, (a, b));
+                            Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64)
+                        } else {
+                            trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false)
+                        };
+                        if full.count == 0 {
+                            continue;
+                        }
+                        if k.seq != seq {
+                            return Err(self.mixed(dev, idx, wi, seq, k.seq));
+                        }
                         let tr = Trap {
                             q0,
                             q1,
-                            lo: [at_q(lr.start), Lin::c(t0 as i64)],
-                            hi: [at_q(lr.end), Lin::c(t0 as i64 + (c1 - c0) as i64)],
-                            kvreg: ri,
-                            full: Default::default(),
+                            lo,
+                            hi,
+                            qrun: *qrun,
+                            krun: *krun,
+                            off,
+                            gq: p.g0 as i64 - p.tok as i64,
+                            gk: k.g0 as i64 - k.tok as i64,
+                            full,
                         };
-                        // The whole sum at once (its leaves need it; the count is part of it).
-                        let off = self.cx.seq_off[seq as usize];
-                        let full = trap_sum(h, q0 as i64, q1 as i64, &tr.lo, &tr.hi, off, false);
-                        tr.full.set(Some(full));
-                        let n = full.count;
-                        if n == 0 {
-                            continue;
-                        }
-                        let inside = count_inside_mask(h, mask, &tr);
-                        if inside != n {
-                            return Err(self.err(
-                                dev,
-                                idx,
-                                PlanErrorKind::KeyOutsideMask {
-                                    work: wi,
-                                    seq,
-                                    tokens: (q0, q1),
-                                    outside: n - inside,
-                                },
-                            ));
+                        if !counted {
+                            let inside = count_inside_mask(h, mask, &tr);
+                            if inside != full.count {
+                                let outside = full.count - inside;
+                                return Err(self.outside(dev, idx, wi, seq, (q0, q1), outside));
+                            }
                         }
                         traps.push(tr);
                     }
                 }
             }
         }
-        let qheads = head_runs(&ops.q_head)
-            .into_iter()
-            .map(|(c0, c1, h)| (h, h + (c1 - c0)))
+        let qheads = ops
+            .q_cols
+            .iter()
+            .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
             .collect();
-        Ok(WorkPairs {
-            off: self.cx.seq_off[seq as usize],
-            qheads,
-            traps,
-        })
+        let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+        let q: Few<(i64, i64)> = ops.q_runs.iter().map(rows_of).collect();
+        let k: Few<(i64, i64)> = ops
+            .kv_runs
+            .iter()
+            .flat_map(|rs| rs.iter().map(rows_of))
+            .collect();
+        Ok(WorkPairs::new(h, qheads, traps, &q, &k))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn outside(
+        &self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        seq: u32,
+        tokens: (u32, u32),
+        outside: u64,
+    ) -> PlanError {
+        let kind = PlanErrorKind::KeyOutsideMask {
+            work: wi,
+            seq,
+            tokens,
+            outside,
+        };
+        self.err(dev, idx, kind)
+    }
+
+    fn mixed(&self, dev: u32, idx: usize, wi: usize, a: u32, b: u32) -> PlanError {
+        self.err(dev, idx, PlanErrorKind::MixedSequences { work: wi, a, b })
+    }
+
+    /// The pairs of a work with these operands and row ranges, checked; from the memo when a
+    /// work of the same content was checked before.
+    fn checked_pairs(
+        &self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        ops: &Operands,
+        rows: &'a RowRanges,
+    ) -> Result<Rc<WorkPairs>, PlanError> {
+        let fp = fingerprint(ops, rows);
+        if let Some(bucket) = self.cx.pairs_memo.borrow().get(&fp) {
+            if let Some(e) = bucket.iter().find(|e| {
+                e.q_runs == ops.q_runs
+                    && e.q_head == ops.q_head
+                    && e.kv_runs == ops.kv_runs
+                    && *e.rows == *rows
+            }) {
+                return Ok(e.pairs.clone());
+            }
+        }
+        let map = &self.cx.gmap;
+        let mut scratch = self.pieces.borrow_mut();
+        let (qp, kp) = &mut *scratch;
+        qp.clear();
+        kp.clear();
+        for (i, &(r0, r1, g)) in ops.q_runs.iter().enumerate() {
+            map.pieces(r0, r1, g, &mut |p| qp.push((p, i as u32)));
+        }
+        for (j, &(r0, r1, g)) in ops.kv_runs.iter().flat_map(|rs| rs.iter()).enumerate() {
+            map.pieces(r0, r1, g, &mut |p| kp.push((p, j as u32)));
+        }
+        // Query and keys with no sequence in common: nothing the work attends can be right.
+        if let (Some(q), Some(k)) = (qp.first(), kp.first()) {
+            if !qp.iter().any(|p| kp.iter().any(|k| k.0.seq == p.0.seq)) {
+                return Err(self.mixed(dev, idx, wi, q.0.seq, k.0.seq));
+            }
+        }
+        self.check_rows(dev, idx, wi, rows, ops.keys)?;
+        let pairs = Rc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?);
+        self.cx
+            .pairs_memo
+            .borrow_mut()
+            .entry(fp)
+            .or_default()
+            .push(MemoEntry {
+                q_runs: ops.q_runs.clone(),
+                q_head: ops.q_head.clone(),
+                kv_runs: ops.kv_runs.clone(),
+                rows,
+                pairs: pairs.clone(),
+            });
+        Ok(pairs)
     }
 
     /// Checks one work and applies it: a forward work writes fresh partial (O, LSE); a backward
@@ -538,7 +642,7 @@ impl Validator<'_> {
         wi: usize,
         q: &Region,
         kv: &[Region],
-        rows: &RowRanges,
+        rows: &'a RowRanges,
         bwd: Option<&BwdWork>,
         outs: Option<(&Region, &Region)>,
     ) -> Result<(), PlanError> {
@@ -583,15 +687,13 @@ impl Validator<'_> {
         let Some(ops) = self.operands(dev, idx, wi, q, kv)? else {
             return Ok(());
         };
-        self.check_rows(dev, idx, wi, rows, ops.keys)?;
-        let pairs = Rc::new(self.pairs(dev, idx, wi, &ops, rows)?);
-        let q_cols = head_runs(&ops.q_head);
-        let seq = ops.seq;
+        let pairs = self.checked_pairs(dev, idx, wi, &ops, rows)?;
+        let q_cols = &ops.q_cols;
         match bwd {
             None => {
                 let (o, lse) = outs.expect("forward outputs");
                 // One leaf per query run: each output block reads whole leaves.
-                let covs = q_leaves(&self.cx.hasher, &pairs, &ops.q_runs);
+                let covs = q_leaves(&mut self.covs, &pairs, &ops.q_runs);
                 for (r, w, what) in [(o, d, "O"), (lse, 1, "LSE")] {
                     let item = Item::Work(wi, what, None);
                     if self.check_region(dev, idx, r, item)? != w
@@ -608,11 +710,11 @@ impl Validator<'_> {
                     self.check_write(dev, idx, r, item)?;
                 }
                 for (r, p) in [(o, Part::O), (lse, Part::Lse)] {
-                    let rows: Vec<Rows> = ops
+                    let rows: RowList = ops
                         .q_runs
                         .iter()
                         .zip(&covs)
-                        .map(|(&(r0, r1, tok), cov)| Rows {
+                        .map(|(&(r0, r1, g), cov)| Rows {
                             r0,
                             r1,
                             cols: q_cols
@@ -620,18 +722,16 @@ impl Validator<'_> {
                                 .map(|&(c0, c1, head)| {
                                     let v = Val::Part {
                                         p,
-                                        seq,
-                                        tok,
+                                        g,
                                         head,
-                                        cov: cov.clone(),
+                                        cov: *cov,
                                     };
                                     (c0, c1, v)
                                 })
                                 .collect(),
                         })
                         .collect();
-                    // Rows no query run covers (none when the query region is all written).
-                    self.write(dev, r, &rows);
+                    self.write(dev, r, rows);
                 }
             }
             Some(w) => {
@@ -649,14 +749,15 @@ impl Validator<'_> {
                     }
                     self.check_read(dev, idx, r, item)?;
                     let have = self.read_set(dev, idx, r, item)?;
-                    if holds_input(&have, t_in, seq, &ops.q_runs, &q_cols) {
+                    if holds_input(&have, t_in, &ops.q_runs, q_cols) {
                         continue;
                     }
-                    let want = ident_rows(t_in, seq, &ops.q_runs, &q_cols);
+                    let want = ident_rows(t_in, &ops.q_runs, q_cols);
                     for cell in refine(&[&have, &want]).iter() {
-                        let ok = matches!(cell.vals[0], Val::In { t, .. } if t == t_in)
-                            && cell.vals[0].ident() == cell.vals[1].ident();
+                        let ok = matches!(cell.val(0), Val::In { t, .. } if *t == t_in)
+                            && cell.val(0).ident() == cell.val(1).ident();
                         if !ok {
+                            let map = &self.cx.gmap;
                             return Err(self.err(
                                 dev,
                                 idx,
@@ -665,8 +766,8 @@ impl Validator<'_> {
                                         "{item} rows {}..{} heads {}..{}",
                                         cell.r0, cell.r1, cell.c0, cell.c1
                                     ),
-                                    found: cell.vals[0].describe(),
-                                    expected: cell.vals[1].describe(),
+                                    found: cell.val(0).describe(map),
+                                    expected: cell.val(1).describe(map),
                                 },
                             ));
                         }
@@ -680,8 +781,8 @@ impl Validator<'_> {
                     return Err(self.shape_err(dev, idx, item, "the query region's shape"));
                 }
                 self.check_write(dev, idx, &w.dq, item)?;
-                let want = ident_rows(IoTensor::DQ, seq, &ops.q_runs, &q_cols);
-                let covs = q_leaves(&self.cx.hasher, &pairs, &ops.q_runs);
+                let want = ident_rows(IoTensor::DQ, &ops.q_runs, q_cols);
+                let covs = q_leaves(&mut self.covs, &pairs, &ops.q_runs);
                 self.accumulate(dev, idx, item, &w.dq, &want, Part::DQ, &covs)?;
                 if w.dkv.len() != kv.len() {
                     return Err(self.shape_err(
@@ -691,7 +792,9 @@ impl Validator<'_> {
                         format!("one dKV region per KV region ({})", kv.len()),
                     ));
                 }
-                let kv_cols = head_runs(&ops.kv_head);
+                let kv_cols = &ops.kv_cols;
+                // Index of the region's first KV run among all regions' runs.
+                let mut krun0 = 0usize;
                 for (ri, (kr, dr)) in kv.iter().zip(&w.dkv).enumerate() {
                     let item = Item::Work(wi, "dKV", Some(ri));
                     if self.check_region(dev, idx, dr, item)? != 2 * d
@@ -702,22 +805,16 @@ impl Validator<'_> {
                     }
                     self.check_write(dev, idx, dr, item)?;
                     let start: u32 = kv[..ri].iter().map(|r| r.len).sum();
-                    let runs: TokRuns = ops.kv_runs[ri]
+                    let runs: Runs = ops.kv_runs[ri]
                         .iter()
-                        .map(|&(c0, c1, t)| (c0 - start, c1 - start, t))
+                        .map(|&(c0, c1, g)| (c0 - start, c1 - start, g))
                         .collect();
-                    let want = ident_rows(IoTensor::DKv, seq, &runs, &kv_cols);
+                    let want = ident_rows(IoTensor::DKv, &runs, kv_cols);
                     // One leaf per KV run: each dKV block reads whole leaves.
-                    let covs: Vec<Cov> = runs
-                        .iter()
-                        .map(|&(c0, c1, t)| {
-                            let clip = Cells {
-                                k: (t, t + (c1 - c0)),
-                                ..Cells::ALL
-                            };
-                            leaf(&self.cx.hasher, pairs.clone(), Some(ri as u32), clip)
-                        })
+                    let covs: Few<Cov> = (0..runs.len())
+                        .map(|j| self.covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32)))
                         .collect();
+                    krun0 += runs.len();
                     self.accumulate(dev, idx, item, dr, &want, Part::DKv, &covs)?;
                 }
             }
@@ -732,14 +829,14 @@ mod head_run_tests {
 
     #[test]
     fn unread_columns_never_merge_with_head_zero() {
-        assert_eq!(head_runs(&[2, 3, 4]), vec![(0, 3, 2)]);
+        assert_eq!(&head_runs(&[2, 3, 4])[..], [(0, 3, 2)]);
         assert_eq!(
-            head_runs(&[u32::MAX, 0, 1]),
-            vec![(0, 1, u32::MAX), (1, 3, 0)]
+            &head_runs(&[u32::MAX, 0, 1])[..],
+            [(0, 1, u32::MAX), (1, 3, 0)]
         );
         assert_eq!(
-            head_runs(&[u32::MAX, u32::MAX]),
-            vec![(0, 1, u32::MAX), (1, 2, u32::MAX)]
+            &head_runs(&[u32::MAX, u32::MAX])[..],
+            [(0, 1, u32::MAX), (1, 2, u32::MAX)]
         );
     }
 }

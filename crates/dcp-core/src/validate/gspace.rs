@@ -1,0 +1,120 @@
+//! The validator's token coordinates: *layout rows*. Device `d`'s layout row `r` (the row of
+//! its caller tensors holding that token) is the global row `G = base(d) + r`. The checked
+//! layout holds every token once, so `G` names a token as well as `(sequence, token)` does; but
+//! where a device holds many short spans (a ring plan's pieces of every sequence), its rows are
+//! one run of `G` and not many runs of tokens. Buffer contents are therefore kept in `G`
+//! ([`super::state`]): a device's whole input, a whole ring buffer or a whole partial output is
+//! one rectangle. Tokens are looked up only where the mask and the pairs' hash need them:
+//! splitting a work's operands into [`Piece`]s, and the final output check.
+
+use crate::plan::Plan;
+
+/// A layout span in `G`: rows `[g0, g0 + len)` hold tokens `[tok, tok + len)` of `seq`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct GSpan {
+    pub g0: u64,
+    pub len: u32,
+    pub seq: u32,
+    pub tok: u32,
+}
+
+/// Layout rows of all devices, in `G` order.
+pub(super) struct GMap {
+    base: Vec<u64>,
+    spans: Vec<GSpan>,
+}
+
+/// Rows `[r0, r1)` of an operand (work rows or concatenated key positions) holding tokens of one
+/// sequence from `tok` on, at global rows from `g0` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Piece {
+    pub r0: u32,
+    pub r1: u32,
+    pub seq: u32,
+    pub tok: u32,
+    pub g0: u64,
+    /// Index of the span in [`GMap::spans`].
+    pub span: u32,
+    /// Whether the piece is its whole span.
+    pub whole: bool,
+}
+
+impl GMap {
+    /// From a plan whose layout passed [`super::layout::check_layout`].
+    pub fn new(plan: &Plan) -> Self {
+        let mut base = Vec::with_capacity(plan.devices.len() + 1);
+        let mut spans = Vec::new();
+        let mut g = 0u64;
+        for d in &plan.devices {
+            base.push(g);
+            for s in &d.layout {
+                spans.push(GSpan {
+                    g0: g,
+                    len: s.len,
+                    seq: s.seq,
+                    tok: s.start,
+                });
+                g += s.len as u64;
+            }
+        }
+        base.push(g);
+        GMap { base, spans }
+    }
+
+    /// `G` of device `dev`'s layout row 0.
+    pub fn base(&self, dev: u32) -> u64 {
+        self.base[dev as usize]
+    }
+
+    pub fn spans(&self) -> &[GSpan] {
+        &self.spans
+    }
+
+    /// The first device base after `g` (the total after the last device's rows).
+    pub fn next_base(&self, g: u64) -> u64 {
+        let i = self.base.partition_point(|&b| b <= g);
+        self.base.get(i).copied().unwrap_or(u64::MAX)
+    }
+
+    /// Index of the span holding `g` (`g` below the total).
+    pub fn span_at(&self, g: u64) -> usize {
+        self.spans.partition_point(|s| s.g0 + s.len as u64 <= g)
+    }
+
+    /// `(sequence, token)` of global row `g`, if any device holds it.
+    pub fn locate(&self, g: u64) -> Option<(u32, u32)> {
+        let s = self.spans.get(self.span_at(g))?;
+        (s.g0 <= g).then(|| (s.seq, s.tok + (g - s.g0) as u32))
+    }
+
+    /// For messages: `sequence S token T head H` (or the raw row when no device holds it).
+    pub fn name(&self, g: u64, head: u32) -> String {
+        match self.locate(g) {
+            Some((seq, tok)) => format!("sequence {seq} token {tok} head {head}"),
+            None => format!("global row {g} head {head}"),
+        }
+    }
+
+    /// Calls `out` with the pieces of rows `[r0, r1)` holding global rows from `g0` on (all held:
+    /// the rows were read from inputs, whose rows are all in the layout).
+    pub fn pieces(&self, r0: u32, r1: u32, g0: u64, out: &mut impl FnMut(Piece)) {
+        let mut k = self.span_at(g0);
+        let (mut r, mut g) = (r0, g0);
+        while r < r1 {
+            let s = &self.spans[k];
+            let n = ((s.g0 + s.len as u64 - g) as u32).min(r1 - r);
+            out(Piece {
+                r0: r,
+                r1: r + n,
+                seq: s.seq,
+                tok: s.tok + (g - s.g0) as u32,
+                g0: g,
+                span: k as u32,
+                whole: n == s.len,
+            });
+            r += n;
+            g += n as u64;
+            k += 1;
+        }
+    }
+}
