@@ -132,14 +132,21 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     if let Some(dir) = &a.dump_hgr {
         std::fs::create_dir_all(dir)?;
         for (bi, l) in lens.iter().enumerate() {
-            let batch = a.batch.batch(l, a.block_size)?;
-            let table = dcp_core::blocks::BlockTable::build(&batch)?;
+            let mut batch = a.batch.batch(l, a.block_size)?;
+            let mut table = dcp_core::blocks::BlockTable::build(&batch)?;
+            // The problem at the head block the planner places at (KV head groups on dense rows).
+            let hb = dcp_core::dcp::placed_head_block(&batch, &table, topo.n_devices(), &opts.dcp);
+            if hb != batch.head_block {
+                batch.head_block = hb;
+                table = dcp_core::blocks::BlockTable::build(&batch)?;
+            }
             let (hg, cfg) = dcp_core::dcp::placement_problem(&table, &batch, &topo, &opts.dcp)?;
             hypergraph::hmetis::write_hgr_file(&hg, &dir.join(format!("batch{bi}.hgr")))?;
             let meta = json!({"k": cfg.k, "capacities": cfg.capacities, "seed": cfg.seed,
                 "node_of_part": cfg.topology.as_ref().map(|t| t.node_of_part.clone()),
                 "inter_node_factor": cfg.topology.as_ref().map(|t| t.inter_node_factor),
-                "data_vertices": table.blocks.len(), "tiles": table.tiles.len()});
+                "data_vertices": table.blocks.len(), "tiles": table.tiles.len(),
+                "head_block": batch.head_block});
             std::fs::write(dir.join(format!("batch{bi}.json")), meta.to_string())?;
         }
         eprintln!(

@@ -204,6 +204,27 @@ pub fn planning_head_block(batch: &BatchSpec, opts: &DcpOptions) -> u32 {
         .unwrap_or(hb)
 }
 
+/// The head block `plan_dcp` places `batch` at (`table`: its block table at the batch's head
+/// block, on `n_devices`): [`planning_head_block`] when the placement starts from the bisection
+/// (explicitly, or `Auto` on dense rows), else the batch's own.
+pub fn placed_head_block(
+    batch: &BatchSpec,
+    table: &BlockTable,
+    n_devices: u32,
+    opts: &DcpOptions,
+) -> u32 {
+    let bisect = match opts.initial {
+        Initial::Auto => dense_rows(table, n_devices),
+        Initial::Bisect => true,
+        Initial::Partition => false,
+    };
+    if bisect {
+        planning_head_block(batch, opts)
+    } else {
+        batch.head_block
+    }
+}
+
 /// Plans a batch with DCP. The plan's batch carries the head block it was placed at
 /// ([`planning_head_block`]).
 pub fn plan_dcp(
@@ -231,11 +252,7 @@ pub fn plan_dcp(
         }
         _ => opts,
     };
-    let head_block = if opts.initial == Initial::Bisect {
-        planning_head_block(batch, opts)
-    } else {
-        batch.head_block
-    };
+    let head_block = placed_head_block(batch, &table, n, opts);
     let (split, split_table);
     let (batch, table) = if head_block == batch.head_block {
         (batch, &table)
