@@ -13,7 +13,7 @@
 use super::bisect::net_weights;
 use super::place::Placement;
 use super::schedule::StageSplitter;
-use crate::blocks::{BlockTable, DataKind};
+use crate::blocks::{BlockTable, DataKind, WorkTile};
 use crate::spec::ModelShape;
 
 /// Devices of the lowest estimates a hot device's tiles may also move to (besides the devices
@@ -39,6 +39,14 @@ struct St<'a> {
 impl St<'_> {
     fn net(&self, b: usize, hb: u32, side: usize) -> usize {
         (b * self.nh + hb as usize) * 2 + side
+    }
+
+    /// The Q-side and KV-side nets a tile reads.
+    fn tile_nets(&self, t: &WorkTile) -> (usize, usize) {
+        (
+            self.net(t.q_block as usize, t.head_block, 0),
+            self.net(t.kv_block as usize, t.head_block, 1),
+        )
     }
 
     fn add(&mut self, n: usize, d: u32, delta: i32) {
@@ -159,10 +167,7 @@ pub(super) fn memory_pass(
         let d = pl.tile_dev[ti];
         comp[d as usize] += w(ti);
         dev_tiles[d as usize].push(ti as u32);
-        let (nq, nk) = (
-            st.net(t.q_block as usize, t.head_block, 0),
-            st.net(t.kv_block as usize, t.head_block, 1),
-        );
+        let (nq, nk) = st.tile_nets(t);
         st.add(nq, d, 1);
         st.add(nk, d, 1);
     }
@@ -275,10 +280,7 @@ pub(super) fn memory_pass(
             Move::Tiles { tiles, to } => {
                 for &ti in tiles {
                     let t = &table.tiles[ti as usize];
-                    let (nq, nk) = (
-                        st.net(t.q_block as usize, t.head_block, 0),
-                        st.net(t.kv_block as usize, t.head_block, 1),
-                    );
+                    let (nq, nk) = st.tile_nets(t);
                     st.add(nq, hot, -1);
                     st.add(nk, hot, -1);
                     st.add(nq, *to, 1);
@@ -348,10 +350,7 @@ fn evaluate(st: &mut St, res: &[f64], hot: u32, mv: &Move) -> (f64, i64, Vec<(u3
         Move::Tiles { tiles, to } => {
             for &ti in tiles {
                 let t = &table.tiles[ti as usize];
-                let (nq, nk) = (
-                    st.net(t.q_block as usize, t.head_block, 0),
-                    st.net(t.kv_block as usize, t.head_block, 1),
-                );
+                let (nq, nk) = st.tile_nets(t);
                 let (from, dst) = if sign > 0 { (hot, *to) } else { (*to, hot) };
                 st.add(nq, from, -1);
                 st.add(nk, from, -1);
