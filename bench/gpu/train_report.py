@@ -26,7 +26,7 @@ def main(out):
     for path in sorted(glob.glob(os.path.join(out, "train_*_*.json"))):
         runs = load(path)
         step_s = {s["planner"]: s["mean_step_s"] for s, _ in runs}
-        static = [v for k, v in step_s.items() if k in ("ring", "zigzag")]
+        static = [v for k, v in step_s.items() if k in ("ring", "zigzag", "ulysses", "usp")]
         best = min(static) if static else None
         for s, st in runs:
             rows = steady(s, st)
