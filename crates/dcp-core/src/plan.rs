@@ -82,6 +82,26 @@ impl BufferDecl {
     pub fn bytes(&self) -> u64 {
         self.elems() * self.dtype.size()
     }
+    /// Bytes of `r`, a region of this buffer.
+    pub fn region_bytes(&self, r: &Region) -> u64 {
+        r.len as u64 * r.heads as u64 * self.width as u64 * self.dtype.size()
+    }
+    /// Whether `r` (a region of this buffer) is one contiguous byte range: a single token, or
+    /// every head of its tokens. Executors send other regions through a packed staging copy
+    /// (and receive them into one, unpacked after the group); the cost models charge those
+    /// copies ([`BufferDecl::staged_bytes`]).
+    pub fn is_contiguous(&self, r: &Region) -> bool {
+        r.len <= 1 || r.heads == self.heads
+    }
+    /// Bytes of `r` that go through a staging copy when `r` is sent or received: 0 for a
+    /// contiguous region, else the region's bytes.
+    pub fn staged_bytes(&self, r: &Region) -> u64 {
+        if self.is_contiguous(r) {
+            0
+        } else {
+            self.region_bytes(r)
+        }
+    }
 }
 
 /// A token range × head range of one buffer.

@@ -461,7 +461,7 @@ fn check_regions(prog: &Program) -> Result<()> {
 }
 
 fn contiguous(decls: &[BufferDecl], r: &Region) -> bool {
-    r.len <= 1 || r.heads == decls[r.buf as usize].heads
+    decls[r.buf as usize].is_contiguous(r)
 }
 
 fn region_bytes(decls: &[BufferDecl], r: &Region) -> usize {

@@ -9,13 +9,16 @@
 //!   calibration shape, so a 32K causal sequence costs exactly what was measured.
 //! * Fill / Copy / Merge / Sum: bytes read + written at `mem_gbps`, plus one launch per run of
 //!   consecutive instructions of the same kind (an executor batches them into one launch).
+//! * Comm / Wait: the staging copies of strided regions (a head subset of several tokens;
+//!   `BufferDecl::staged_bytes`): one copy launch per region, bytes read + written at
+//!   `mem_gbps`, packs at the `Comm` (before the group starts) and unpacks at its `Wait`.
 
 //!
 //! The CTA models of the two attention kernels ([`KernelModel`]) are derived from a profile once,
 //! and travel with it in a [`Hardware`].
 
 use dcp_core::flops::{attn_fwd_flops, BWD_FLOP_FACTOR};
-use dcp_core::plan::{Instr, Program, Region, RowRanges};
+use dcp_core::plan::{Dir, Instr, Program, Region, RowRanges};
 
 pub use dcp_core::cost::kernel::{
     bwd_ctas, fwd_ctas, lpt_makespan, row_tile_classes, CtaClass, CtaModel, KernelFit,
@@ -120,6 +123,8 @@ pub fn program_cost(prog: &Program, head_dim: u32, hw: &Hardware, backward: bool
     let per_elem = attn_fwd_flops(1.0, head_dim) * factor;
     let mut prev_kind: Option<&'static str> = None;
     let mut scratch = KernelScratch::default();
+    // (tag, µs of the unpack copies of that group's strided receives).
+    let mut unpacks: Vec<(u32, f64)> = Vec::new();
     let lc = LaunchCost {
         launch_us: prof.launch_us,
         per_work_us: prof.per_work_us,
@@ -165,7 +170,26 @@ pub fn program_cost(prog: &Program, head_dim: u32, hw: &Hardware, backward: bool
                     + region_bytes(prog, dst);
                 (b as f64 / mem, 0.0)
             }
-            Instr::Comm { .. } | Instr::Wait { .. } => {
+            Instr::Comm { tag, ops } => {
+                // Packs of the strided sends now; the receives' unpacks at the group's Wait.
+                let (mut pack, mut unpack) = (0.0, 0.0);
+                for op in ops {
+                    let b = prog.buffers[op.region.buf as usize].staged_bytes(&op.region);
+                    if b > 0 {
+                        let t = prof.launch_us + 2.0 * b as f64 / mem;
+                        match op.dir {
+                            Dir::Send => pack += t,
+                            Dir::Recv => unpack += t,
+                        }
+                    }
+                }
+                unpacks.push((*tag, unpack));
+                dur_us[i] = pack;
+                prev_kind = None;
+                continue;
+            }
+            Instr::Wait { tag } => {
+                dur_us[i] = unpacks.iter().find(|u| u.0 == *tag).map_or(0.0, |u| u.1);
                 prev_kind = None;
                 continue;
             }

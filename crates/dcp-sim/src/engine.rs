@@ -216,6 +216,9 @@ struct Flow {
 struct Dev {
     pc: usize,
     busy: bool,
+    /// The `Comm` / `Wait` at `pc` has run its staging copies (packs before the group,
+    /// unpacks after it): the next visit moves past it.
+    staged: bool,
     blocked_on: Option<usize>,
     blocked_since: f64,
     groups: Vec<usize>,
@@ -336,6 +339,7 @@ pub fn simulate_pass(
         devs.push(Dev {
             pc: 0,
             busy: false,
+            staged: false,
             blocked_on: None,
             blocked_since: 0.0,
             groups: dg,
@@ -534,7 +538,10 @@ impl Sim<'_> {
                     Ev::ComputeDone(d) => {
                         let dev = &mut self.devs[d as usize];
                         dev.busy = false;
-                        dev.pc += 1;
+                        // A Comm / Wait that ran its staging copies is visited again.
+                        if !dev.staged {
+                            dev.pc += 1;
+                        }
                         self.advance_compute(d as usize, t);
                     }
                     Ev::LatencyDone(f) => self.enter_bandwidth(f, t),
@@ -559,6 +566,10 @@ impl Sim<'_> {
             };
             match ins {
                 Instr::Comm { .. } => {
+                    if self.stage(d, pc, now) {
+                        return;
+                    }
+                    let dev = &mut self.devs[d];
                     let gid = dev.instr_group[pc];
                     dev.pc += 1;
                     self.groups[gid].ready = Some(now);
@@ -567,7 +578,10 @@ impl Sim<'_> {
                 Instr::Wait { .. } => {
                     let gid = dev.instr_group[pc];
                     if self.groups[gid].done.is_some() {
-                        dev.pc += 1;
+                        if self.stage(d, pc, now) {
+                            return;
+                        }
+                        self.devs[d].pc += 1;
                     } else {
                         dev.blocked_on = Some(gid);
                         dev.blocked_since = now;
@@ -598,6 +612,34 @@ impl Sim<'_> {
                 }
             }
         }
+    }
+
+    /// Runs the staging copies of the `Comm` / `Wait` at `pc` on device `d`'s compute stream
+    /// (their cost is the instruction's duration): true while they run, false once done (or
+    /// when there are none), after which the caller moves past the instruction.
+    fn stage(&mut self, d: usize, pc: usize, now: f64) -> bool {
+        let dur = self.cost[d].dur_us[pc];
+        let dev = &mut self.devs[d];
+        if dev.staged || dur <= 0.0 {
+            dev.staged = false;
+            return false;
+        }
+        dev.staged = true;
+        dev.busy = true;
+        dev.bd.compute_us += dur;
+        dev.bd.elementwise_us += dur;
+        if self.trace {
+            self.spans.push(Span {
+                device: d as u32,
+                stream: Stream::Compute,
+                name: "staging".to_string(),
+                start_us: now,
+                dur_us: dur,
+                detail: format!("instr {pc}"),
+            });
+        }
+        self.push(now + dur, Ev::ComputeDone(d as u32));
+        true
     }
 
     fn try_start_group(&mut self, d: usize, now: f64) {
@@ -681,8 +723,8 @@ impl Sim<'_> {
             let peer = (last_join.min(now) - start.max(t0)).max(0.0);
             dev.bd.peer_wait_us += peer;
             dev.bd.exposed_comm_us += (now - t0) - peer;
+            // The Wait is visited again: it moves on after its unpack copies, if any.
             dev.blocked_on = None;
-            dev.pc += 1;
             if self.trace && now > t0 {
                 self.spans.push(Span {
                     device: d as u32,

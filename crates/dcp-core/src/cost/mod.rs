@@ -166,6 +166,8 @@ struct Clock<'a> {
     compute: Vec<f64>,
     comm: Vec<f64>,
     done: Vec<Vec<(u32, f64)>>,
+    /// Per device: (tag, seconds of unpack copies after that group's Wait).
+    unpacks: Vec<Vec<(u32, f64)>>,
     /// Per device in the current group: (launch time, bytes out per class, bytes in per class).
     pending: Vec<Option<GroupAcc>>,
     /// Latest launch among the devices of the group being completed.
@@ -195,6 +197,37 @@ impl Clock<'_> {
         };
         let b = &p.buffers[r.buf as usize];
         (r.len as u64 * r.heads as u64 * b.width as u64 * b.dtype.size()) as f64
+    }
+    fn prog(&self, dev: u32) -> &crate::plan::Program {
+        let dp = &self.plan.devices[dev as usize];
+        if self.backward {
+            &dp.backward
+        } else {
+            &dp.forward
+        }
+    }
+    /// The staging copies of device `dev`'s group `tag` (see [`crate::plan::BufferDecl::staged_bytes`]):
+    /// packs of its non-contiguous sends run on its compute stream before the group starts;
+    /// unpacks of its non-contiguous receives after the group's `Wait`. One copy launch each,
+    /// reading and writing the bytes.
+    fn staging(&mut self, dev: u32, tag: u32, ops: &[crate::plan::P2p]) {
+        let (mut pack, mut unpack) = (0.0, 0.0);
+        let prog = self.prog(dev);
+        for op in ops {
+            let b = prog.buffers[op.region.buf as usize].staged_bytes(&op.region) as f64;
+            if b > 0.0 {
+                let t = self.cost.mem_s(2.0 * b);
+                match op.dir {
+                    Dir::Send => pack += t,
+                    Dir::Recv => unpack += t,
+                }
+            }
+        }
+        let d = dev as usize;
+        self.compute[d] += pack;
+        if unpack > 0.0 {
+            self.unpacks[d].push((tag, unpack));
+        }
     }
     fn group_start(&mut self, dev: u32) -> f64 {
         let d = dev as usize;
@@ -234,7 +267,10 @@ impl Clock<'_> {
                 if let Some(&(_, at)) = self.done[d].iter().find(|x| x.0 == *tag) {
                     self.compute[d] = self.compute[d].max(at);
                 }
-                0.0
+                self.unpacks[d]
+                    .iter()
+                    .find(|x| x.0 == *tag)
+                    .map_or(0.0, |x| x.1)
             }
             Instr::Comm { .. } => 0.0,
             Instr::Fill { dst, .. } => self.cost.mem_s(self.bytes(dev, dst)),
@@ -358,6 +394,13 @@ fn run_clock(plan: &Plan, backward: bool, c: &mut Clock) -> bool {
     }
     while let Some((tag, mut devs)) = at.pop_first() {
         devs.sort_unstable();
+        // Packs first: every device's group starts after its own staging copies.
+        for &d in &devs {
+            let Instr::Comm { ops, .. } = &progs[d].instrs[pc[d]] else {
+                unreachable!("devices stop at Comm instructions")
+            };
+            c.staging(d as u32, tag, ops);
+        }
         for &d in &devs {
             let Instr::Comm { ops, .. } = &progs[d].instrs[pc[d]] else {
                 unreachable!("devices stop at Comm instructions")
@@ -392,6 +435,7 @@ pub fn predict(plan: &Plan, cost: &CostModel) -> Prediction {
             compute: vec![0.0; n],
             comm: vec![0.0; n],
             done: vec![Vec::new(); n],
+            unpacks: vec![Vec::new(); n],
             pending: vec![None; n],
             group_latest: None,
             node_inter: None,

@@ -631,6 +631,47 @@ impl GridModel {
         s.acc
     }
 
+    /// Seconds of staging copies per device of the all-to-all [`GridModel::a2a`] of `tensors`:
+    /// a share of the caller layout (all `kv_heads × per_kv` heads of its rows) is a strided
+    /// region, so the executor packs it before the group when scattering (`to_split`) and
+    /// unpacks it after the group's wait when gathering (see
+    /// [`crate::plan::BufferDecl::staged_bytes`]); the head-split side is contiguous. One copy
+    /// launch per (peer, tensor), reading and writing its bytes.
+    fn a2a_staging(
+        &self,
+        tensors: &[Tensor],
+        to_split: bool,
+        kv_heads: u32,
+        cost: &CostModel,
+    ) -> Vec<f64> {
+        let mut out = vec![0.0; self.tokens.len()];
+        for ring in 0..self.r {
+            for me in 0..self.h {
+                let (from, t_me) = (self.dev(ring, me), self.tokens[self.dev(ring, me)]);
+                for j in (0..self.h).filter(|&j| j != me) {
+                    let (to, t_j) = (self.dev(ring, j), self.tokens[self.dev(ring, j)]);
+                    let (sm, sj) = (self.shares[me], self.shares[j]);
+                    for t in tensors {
+                        if t.q_like && sm.part != sj.part {
+                            continue;
+                        }
+                        // Scatter: `me` packs its rows of `j`'s heads; gather: `j` unpacks its
+                        // rows of `me`'s heads.
+                        let (at, rows, heads) = if to_split {
+                            (from, t_me, sj.kvn * t.per_kv)
+                        } else {
+                            (to, t_j, sm.kvn * t.per_kv)
+                        };
+                        if rows > 1 && heads < kv_heads * t.per_kv {
+                            out[at] += cost.mem_s(2.0 * nbytes(rows, heads, t.width, t.size));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The sends of ring step `s`: every member passes the KV-layout buffer (elements of
     /// `size` bytes) of group `ring − s` to the same member of the next group.
     fn ring(&self, topo: &Topology, s: usize, width: u32, size: u64) -> Vec<Acc> {
@@ -706,7 +747,18 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
 
     // Forward: Q and KV in; per ring step the next KV hop, the work and its merge, the wait;
     // O and LSE out.
+    let kvh = m.kv_heads;
+    let packs = |c: &mut Clocks, tensors: &[Tensor]| {
+        for (dv, s) in gm
+            .a2a_staging(tensors, true, kvh, cost)
+            .into_iter()
+            .enumerate()
+        {
+            c.compute[dv] += s;
+        }
+    };
     let mut f = Clocks::new(topo, cost, nn);
+    packs(&mut f, &[tq, tkv]);
     let ends = f.group(&gm.a2a(topo, &[tq, tkv], true));
     for dv in 0..nn {
         own_copies(&mut f, dv, &[tq, tkv]);
@@ -744,15 +796,18 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
         }
     }
     let ends = f.group(&gm.a2a(topo, &[tq, tlse], false));
+    let unpack = gm.a2a_staging(&[tq, tlse], false, kvh, cost);
     for (dv, end) in ends.into_iter().enumerate() {
         own_copies(&mut f, dv, &[tq, tlse]);
         f.wait(dv, end);
+        f.compute[dv] += unpack[dv];
     }
 
     // Backward: Q, KV, O, LSE, dO in; per step the KV hop, the waits for the previous KV and
     // dKV hops, the work, the dKV hop; dQ and dKV out (fp32 partials with replicated KV heads).
     let mut b = Clocks::new(topo, cost, nn);
     let inputs = [tq, tkv, tq, tlse, tq];
+    packs(&mut b, &inputs);
     let ends = b.group(&gm.a2a(topo, &inputs, true));
     for dv in 0..nn {
         let (_, _, _, qn, kvn, q_rows, k_rows) = dims[dv];
@@ -790,9 +845,11 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
     }
     if parts == 1 {
         let ends = b.group(&gm.a2a(topo, &[tq, tkv], false));
+        let unpack = gm.a2a_staging(&[tq, tkv], false, kvh, cost);
         for (dv, end) in ends.into_iter().enumerate() {
             own_copies(&mut b, dv, &[tq, tkv]);
             b.wait(dv, end);
+            b.compute[dv] += unpack[dv];
         }
     } else {
         // dQ gathers by part; each member returns its fp32 partial dKV of every peer's tokens
@@ -811,6 +868,14 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
             }
         }
         let ends = b.group(&sends.acc);
+        let mut unpack = gm.a2a_staging(&[tq], false, kvh, cost);
+        // The partials land in one KV head of the `parts` slots buffer (all KV heads wide).
+        for (dv, u) in unpack.iter_mut().enumerate() {
+            let t = dims[dv].2;
+            if t > 1 && kvh > 1 {
+                *u += (gm.h - 1) as f64 * cost.mem_s(2.0 * nbytes(t, 1, 2 * d, 4));
+            }
+        }
         for (dv, end) in ends.into_iter().enumerate() {
             let t = dims[dv].2;
             own_copies(&mut b, dv, &[tq]);
@@ -819,6 +884,7 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
                 b.compute[dv] += cost.mem_s(x + x);
             }
             b.wait(dv, end);
+            b.compute[dv] += unpack[dv];
             if t > 0 {
                 b.compute[dv] += cost.mem_s(nbytes(t, m.kv_heads, 2 * d, e) * (parts as f64 + 1.0));
             }
