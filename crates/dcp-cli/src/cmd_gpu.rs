@@ -86,6 +86,12 @@ pub struct BenchGpuArgs {
     /// Append JSON lines here (rank 0).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Time every executor operation (kernel launch, copy, NCCL group, wait) of each plan's last
+    /// forward and backward run with CUDA events, and append one JSON line per plan to
+    /// DIR/ops_rank<R>.jsonl (each rank its own file): instruction, op, start and end in ms from
+    /// the program's start. The events add a few µs per op to the times of that run.
+    #[arg(long, value_name = "DIR")]
+    pub op_times: Option<PathBuf>,
     /// Seed of the input tensors.
     #[arg(long, default_value_t = 1)]
     pub data_seed: u64,
@@ -161,7 +167,7 @@ fn run_plan(
     inputs: &GlobalInputs,
     reference: Option<&GlobalOutputs>,
     buf: &mut Vec<u8>,
-) -> Result<(f64, f64, Option<ErrReport>)> {
+) -> Result<(f64, f64, Option<ErrReport>, Option<OpTimes>)> {
     let dev = rank.info.rank as usize;
     let run = PlanRun::new(rank, plan, dev)?;
     run.load_inputs_with(rank, inputs, buf)?;
@@ -201,7 +207,17 @@ fn run_plan(
     }
     rank.allreduce(&mut f, true)?;
     rank.allreduce(&mut b, true)?;
-    Ok((median(&f), median(&b), check))
+    let ops = match (run.fwd.op_times()?, run.bwd.op_times()?) {
+        (Some(fwd), Some(bwd)) => Some(OpTimes { fwd, bwd }),
+        _ => None,
+    };
+    Ok((median(&f), median(&b), check, ops))
+}
+
+/// Per-op times of a plan's last forward and backward runs on this rank (`--op-times`).
+struct OpTimes {
+    fwd: Vec<dcp_cuda::exec::OpTime>,
+    bwd: Vec<dcp_cuda::exec::OpTime>,
 }
 
 /// Reference outputs of a large batch (into `into`, reusing its memory): the plan `local` (one
@@ -315,6 +331,11 @@ fn with_rank(timeout_s: f64, body: impl FnOnce(&mut Rank) -> Result<()>) -> Resu
 pub fn bench_gpu(a: BenchGpuArgs) -> Result<()> {
     // Arguments are checked before the GPU and NCCL start.
     let specs = planner_runs(&a.planners, &a.block_sizes)?;
+    if let Some(d) = &a.op_times {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        // Read when programs are prepared; set before any thread exists.
+        std::env::set_var("DCP_CUDA_OP_TIMES", "1");
+    }
     host_pool(a.host_threads)?;
     if a.host_only {
         return host_only(&a, &specs);
@@ -455,7 +476,8 @@ fn selftest(a: &BenchGpuArgs, bench: &mut Bench, n: usize) -> Result<()> {
                     continue;
                 }
             };
-            let (f, b, c) = run_plan(bench.rank, &plan, 0, 1, &inputs, Some(&r), &mut Vec::new())?;
+            let (f, b, c, _) =
+                run_plan(bench.rank, &plan, 0, 1, &inputs, Some(&r), &mut Vec::new())?;
             let c = c.expect("checked");
             let kernels = bench.rank.kernels(&batch.model)?.family();
             if !c.pass {
@@ -735,6 +757,19 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
     let t_all = Instant::now();
     let mut waited_s = 0.0;
     let mut last = Instant::now();
+    let mut op_out = match &a.op_times {
+        Some(d) => {
+            let p = d.join(format!("ops_rank{}.jsonl", bench.rank.info.rank));
+            Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&p)
+                    .with_context(|| format!("opening {}", p.display()))?,
+            )
+        }
+        None => None,
+    };
     // Host buffers reused across plans and groups (fresh large buffers cost a page fault per
     // 4 KiB on first touch).
     let mut buf = Vec::new();
@@ -763,10 +798,17 @@ fn bench_batches(a: &BenchGpuArgs, bench: &mut Bench, specs: &[PlannerRun]) -> R
         };
         for pl in &g.plans {
             let t0 = Instant::now();
-            let (f, b, c) = run_plan(
+            let (f, b, c, ops) = run_plan(
                 bench.rank, &pl.plan, a.warmup, a.repeats, &g.inputs, reference, &mut buf,
             )?;
             let run_s = t0.elapsed().as_secs_f64();
+            if let (Some(o), Some(w)) = (ops, op_out.as_mut()) {
+                let rec = json!({"batch": g.bi, "mask": g.mask, "planner": pl.planner,
+                    "block_size": pl.bs, "candidate": pl.plan.candidate.map(|k| k.name()),
+                    "rank": bench.rank.info.rank, "fwd_ms": f, "bwd_ms": b,
+                    "fwd": o.fwd, "bwd": o.bwd});
+                writeln!(w, "{rec}")?;
+            }
             if let Some(c) = &c {
                 if !c.pass {
                     bench.failures += 1;
@@ -1202,7 +1244,7 @@ fn kernel_bench_on(
         let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
         let family = rank.kernels(&batch.model)?.family();
         let inputs = GlobalInputs::new(&batch, 1);
-        let (f, b, _) = run_plan(
+        let (f, b, _, _) = run_plan(
             rank,
             &plan,
             a.warmup,

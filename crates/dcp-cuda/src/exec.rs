@@ -405,6 +405,31 @@ pub struct Prepared {
     ops: Vec<Op>,
     peers: Vec<u32>,
     pub stats: ProgramStats,
+    /// Per op: the plan instruction it lowers and that instruction's kind.
+    op_instr: Vec<(u32, &'static str)>,
+    /// Per op, when op timing is on (`DCP_CUDA_OP_TIMES`): events before and after it.
+    op_events: Option<Vec<(Event, Event)>>,
+}
+
+/// One executor operation of the last run of a program, timed by CUDA events recorded around
+/// it (`DCP_CUDA_OP_TIMES=1` when the program is prepared; the events add ~µs per op).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpTime {
+    /// Index of the plan instruction this op belongs to, and that instruction's kind.
+    pub instr: u32,
+    pub instr_kind: &'static str,
+    /// `launch:<kernel>`, `memcpy`, `comm` (packs on the compute stream, then the NCCL group on
+    /// the communication stream: the span runs until the group is done) or `wait` (from the
+    /// moment the compute stream may go on past the group, through the unpack copies).
+    pub op: String,
+    /// Milliseconds from the program's start event.
+    pub start_ms: f32,
+    pub end_ms: f32,
+}
+
+/// Whether programs prepared now record per-op events (`DCP_CUDA_OP_TIMES` set, not `0`).
+pub fn op_timing_enabled() -> bool {
+    std::env::var("DCP_CUDA_OP_TIMES").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 fn esize(d: DType) -> u64 {
@@ -1316,7 +1341,9 @@ impl Prepared {
             pending_unpacks: HashMap::new(),
             dd_max: 0,
         };
+        let mut op_instr: Vec<(u32, &'static str)> = Vec::new();
         for (ii, ins) in prog.instrs.iter().enumerate() {
+            op_instr.resize(lw.ops.len(), (ii as u32, ins.name()));
             let at = |m: String| {
                 CudaError::Unsupported(format!("instruction {ii} ({}): {m}", ins.name()))
             };
@@ -1330,6 +1357,7 @@ impl Prepared {
                 Instr::Attn { works, .. } => lw.attn(ii, works)?,
                 Instr::AttnBwd { works, .. } => lw.attn_bwd(ii, works)?,
             }
+            op_instr.resize(lw.ops.len(), (ii as u32, ins.name()));
         }
         let Lowering {
             decls,
@@ -1364,6 +1392,16 @@ impl Prepared {
             .collect();
         peers.sort_unstable();
         peers.dedup();
+        let op_events = if op_timing_enabled() {
+            let mut v = Vec::with_capacity(ops.len());
+            for _ in 0..ops.len() {
+                v.push((gpu.event()?, gpu.event()?));
+            }
+            Some(v)
+        } else {
+            None
+        };
+        op_instr.resize(ops.len(), (u32::MAX, "?"));
         Ok(Prepared {
             backward,
             decls,
@@ -1379,6 +1417,8 @@ impl Prepared {
             peers,
             ops,
             stats,
+            op_instr,
+            op_events,
         })
     }
 
@@ -1435,7 +1475,12 @@ impl Prepared {
         gpu.bind()?;
         gpu.record(&self.start, Stream::Compute)?;
         let mut any_comm = false;
-        for op in &self.ops {
+        for (oi, op) in self.ops.iter().enumerate() {
+            let evs = self.op_events.as_ref().map(|v| &v[oi]);
+            // A Wait's span starts once the compute stream may go past its group.
+            if let (Some((a, _)), false) = (evs, matches!(op, Op::Wait { .. })) {
+                gpu.record(a, Stream::Compute)?;
+            }
             match op {
                 Op::Launch(l) => self.launch(gpu, ks, l)?,
                 Op::Memcpy { dst, src, bytes } => {
@@ -1459,6 +1504,9 @@ impl Prepared {
                         // A group that moves nothing (a head-parallel plan on one device keeps
                         // every share local): no NCCL call, same event order for its wait.
                         gpu.record(&self.group_done[*group], Stream::Comm)?;
+                        if let Some((_, b)) = evs {
+                            gpu.record(b, Stream::Comm)?;
+                        }
                         continue;
                     }
                     let comm = comm.ok_or_else(|| {
@@ -1507,10 +1555,20 @@ impl Prepared {
                 }
                 Op::Wait { group, unpacks } => {
                     gpu.wait(Stream::Compute, &self.group_done[*group])?;
+                    if let Some((a, _)) = evs {
+                        gpu.record(a, Stream::Compute)?;
+                    }
                     for l in unpacks {
                         self.launch(gpu, ks, l)?;
                     }
                 }
+            }
+            if let Some((_, b)) = evs {
+                let s = match op {
+                    Op::Comm { .. } => Stream::Comm,
+                    _ => Stream::Compute,
+                };
+                gpu.record(b, s)?;
             }
         }
         if any_comm {
@@ -1553,6 +1611,31 @@ impl Prepared {
             Ok(false)
         })?;
         self.start.elapsed_ms(&self.end)
+    }
+
+    /// Per-op times of the last completed run (after [`Prepared::finish`]); `None` unless the
+    /// program was prepared with op timing on ([`op_timing_enabled`]).
+    pub fn op_times(&self) -> Result<Option<Vec<OpTime>>> {
+        let Some(evs) = &self.op_events else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(evs.len());
+        for ((op, (a, b)), &(instr, instr_kind)) in self.ops.iter().zip(evs).zip(&self.op_instr) {
+            let op = match op {
+                Op::Launch(l) => format!("launch:{:?}", l.k),
+                Op::Memcpy { .. } => "memcpy".to_string(),
+                Op::Comm { .. } => "comm".to_string(),
+                Op::Wait { .. } => "wait".to_string(),
+            };
+            out.push(OpTime {
+                instr,
+                instr_kind,
+                op,
+                start_ms: self.start.elapsed_ms(a)?,
+                end_ms: self.start.elapsed_ms(b)?,
+            });
+        }
+        Ok(Some(out))
     }
 
     /// Index of the buffer holding caller tensor `t`.
