@@ -163,6 +163,9 @@ def parse_args(argv=None):
     ap.add_argument("--ffn", type=int, default=5632)
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--block-size", type=int, default=1024)
+    ap.add_argument("--cost-model", default=None,
+                    help="dcp's cost model: a `dcp calibrate` <profile>.cost.json of these GPUs (fitted kernel "
+                         "model and send/recv curve); default: the built-in model")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-checkpoint", action="store_true", help="no activation checkpointing")
@@ -206,8 +209,9 @@ def run(a, planner_name, rank, world, dev, distributed):
         if not cpu:
             torch.cuda.synchronize()
 
+    extra = {"cost_model": a.cost_model} if a.cost_model and planner_name == "dcp" else {}
     planner = dcp.Planner(world, heads=a.heads, kv_heads=a.kv_heads, head_dim=a.head_dim, dtype="bf16",
-                          block_size=a.block_size, planner=planner_name, mask=a.mask)
+                          block_size=a.block_size, planner=planner_name, mask=a.mask, **extra)
     if a.seq_len:
         rng = np.random.default_rng(a.seed)
         seqs = [rng.integers(0, a.vocab, size=a.seq_len, dtype=np.int64) for _ in range(a.steps)]

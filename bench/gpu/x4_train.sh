@@ -17,7 +17,8 @@
 #                    PEER=path)  -> $OUT/seq_dcp.json, $OUT/torch_cp.jsonl
 #
 # With 4 planners one (data, mask) cell takes ~4 min on 4x H200: run MASKS=causal and MASKS=lambda
-# in separate calls. Prints a table last (bench/gpu/train_report.py). Environment: STEPS, WARMUP, SEQ, PEER, DCP (a
+# in separate calls. Prints a table last (bench/gpu/train_report.py). Environment: STEPS, WARMUP, SEQ, PEER, COST (a
+# `dcp calibrate` <profile>.cost.json for dcp's planner), DCP (a
 # dcp binary: when set, `dcp bench-gpu --selftest 4` runs first as a check of the executor).
 set -uo pipefail
 W=${1:?usage: bench/gpu/x4_train.sh WHEEL_DIR longalign|ldc|ref|all}
@@ -47,7 +48,7 @@ for data in longalign ldc; do
   [ "$PART" = "$data" ] || [ "$PART" = all ] || continue
   for mask in ${MASKS:-causal lambda}; do
     train "train_${data}_${mask}" 400 $TR --planner ${PLANNERS:-dcp,ring,zigzag,ulysses} --dataset "$data" --mask "$mask" \
-      --steps "$STEPS" --warmup "$WARMUP"
+      --steps "$STEPS" --warmup "$WARMUP" ${COST:+--cost-model "$COST"}
   done
 done
 if [ "$PART" = ref ] || [ "$PART" = all ]; then

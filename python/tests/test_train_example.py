@@ -68,3 +68,18 @@ def test_train_one_long_sequence(train, monkeypatch):
 def test_train_rejects_unknown_planner(train):
     with pytest.raises(SystemExit):
         train.main(TINY + ["--planner", "dcp,nope"])
+
+
+def test_train_takes_a_calibrated_cost_model(train, monkeypatch, tmp_path):
+    """--cost-model hands `dcp calibrate`'s <profile>.cost.json to dcp's planner (same losses:
+    the cost model changes where work runs, not the result); a missing file is a clear error."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    cost = os.path.join(os.path.dirname(__file__), "data", "h200x4.cost.json")
+    rows = train.main(TINY + ["--planner", "dcp", "--steps", "2", "--cost-model", cost])
+    base = train.main(TINY + ["--planner", "dcp", "--steps", "2"])
+    for a, b in zip(rows, base):
+        assert abs(a["loss"] - b["loss"]) < 1e-4, (a["loss"], b["loss"])
+    import dcp
+
+    with pytest.raises(dcp.DcpError, match="nope.json"):
+        train.main(TINY + ["--planner", "dcp", "--steps", "1", "--cost-model", str(tmp_path / "nope.json")])
