@@ -40,6 +40,16 @@ struct RegionDesc {
   u32 pad;
 };
 
+// One merge of a batched merge launch: O and LSE outputs, inputs[first .. first + 2n) (O_k,
+// LSE_k pairs), and its first row among the launch's rows ((token, head) pairs, back to back).
+struct MergeDesc {
+  RegionDesc o;
+  RegionDesc lse;
+  u64 row0;
+  u32 first;
+  u32 n;
+};
+
 // One KV region of a work: keys [key0, key0 + len) of the concatenated coordinates.
 // `k` points at K of (token 0 of the region, head 0 of the region); V follows K at +D elements.
 // `dk` is the parallel dKV region (backward only).

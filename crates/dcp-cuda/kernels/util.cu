@@ -135,68 +135,83 @@ extern "C" __global__ void dcp_sum(RegionDesc dst, const RegionDesc* inputs, u32
   }
 }
 
-// Log-sum-exp merge. inputs[2k] = O_k, inputs[2k+1] = LSE_k. One warp per (token, head) row:
+// Log-sum-exp merge of one (token, head) row by one warp. inputs[2k] = O_k, inputs[2k+1] = LSE_k:
 // every lane reads all LSEs before lane 0 writes the merged LSE (in-place safe); the weights and
 // row offsets of the first MERGE_REG inputs stay in registers.
 #define MERGE_REG 4
-extern "C" __global__ void dcp_merge(RegionDesc o, RegionDesc lse, const RegionDesc* inputs,
-                                     u32 n_inputs) {
+__device__ __forceinline__ void merge_row(const RegionDesc& o, const RegionDesc& lse,
+                                          const RegionDesc* inputs, u32 n_inputs, u64 row, u32 lane) {
+  const u32 w = o.width;
+  float mx = -INFINITY;
+  for (u32 k = 0; k < n_inputs; ++k) {
+    const RegionDesc& l = inputs[2 * k + 1];
+    mx = fmaxf(mx, load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype));
+  }
+  float sum = 0.f;
+  if (mx != -INFINITY) {
+    for (u32 k = 0; k < n_inputs; ++k) {
+      const RegionDesc& l = inputs[2 * k + 1];
+      sum += __expf(load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype) - mx);
+    }
+  }
+  const float out_lse = mx == -INFINITY ? -INFINITY : mx + __logf(sum);
+  // Weight (0 for an input with LSE -inf or when no input has a key) and row offset per input.
+  float wt[MERGE_REG];
+  u64 xb[MERGE_REG];
+#pragma unroll
+  for (u32 k = 0; k < MERGE_REG; ++k) {
+    wt[k] = 0.f;
+    xb[k] = 0;
+    if (k < n_inputs) {
+      const RegionDesc& l = inputs[2 * k + 1];
+      const float lk = load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype);
+      wt[k] = (mx == -INFINITY || lk == -INFINITY) ? 0.f : __expf(lk - out_lse);
+      xb[k] = region_row(inputs[2 * k], row);
+    }
+  }
+  const u64 ob = region_row(o, row);
+  for (u32 e = lane; e < w; e += 32) {
+    float acc = 0.f;
+#pragma unroll
+    for (u32 k = 0; k < MERGE_REG; ++k) {
+      if (k < n_inputs && wt[k] != 0.f) {
+        const RegionDesc& x = inputs[2 * k];
+        acc += wt[k] * load_as_f32((const void*)x.ptr, xb[k] + e, x.dtype);
+      }
+    }
+    for (u32 k = MERGE_REG; k < n_inputs; ++k) {
+      const RegionDesc& l = inputs[2 * k + 1];
+      const float lk = load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype);
+      if (mx == -INFINITY || lk == -INFINITY) continue;
+      const RegionDesc& x = inputs[2 * k];
+      acc += __expf(lk - out_lse) * load_as_f32((const void*)x.ptr, region_row(x, row) + e, x.dtype);
+    }
+    // Reads of element e of every input happen in this thread before this write.
+    store_from_f32((void*)o.ptr, ob + e, o.dtype, acc);
+  }
+  __syncwarp();
+  if (lane == 0) store_from_f32((void*)lse.ptr, region_row(lse, row), lse.dtype, out_lse);
+  __syncwarp();
+}
+
+// A batch of independent merges (no merge reads or writes what another one writes) in one
+// launch: `total_rows` rows over all of them, one warp per row, the row's merge found by binary
+// search over `row0`. One launch per run of merges instead of one each: a dcp plan's forward ends
+// with one Merge per block, and each launch of ~1024 rows took ~32 us, mostly ramp-up and tail.
+extern "C" __global__ void dcp_merge(const MergeDesc* merges, u32 n_merges, const RegionDesc* inputs,
+                                     u32 rows_lo, u32 rows_hi) {
   const u32 lane = threadIdx.x & 31;
   const u64 warp = (blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5;
   const u64 n_warps = ((u64)gridDim.x * blockDim.x) >> 5;
-  const u64 rows = (u64)o.len * o.heads;
-  const u32 w = o.width;
-  for (u64 row = warp; row < rows; row += n_warps) {
-    float mx = -INFINITY;
-    for (u32 k = 0; k < n_inputs; ++k) {
-      const RegionDesc& l = inputs[2 * k + 1];
-      mx = fmaxf(mx, load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype));
+  const u64 total_rows = ((u64)rows_hi << 32) | rows_lo;
+  for (u64 g = warp; g < total_rows; g += n_warps) {
+    u32 lo = 0, hi = n_merges;
+    while (hi - lo > 1) {
+      const u32 mid = (lo + hi) >> 1;
+      if (merges[mid].row0 <= g) lo = mid; else hi = mid;
     }
-    float sum = 0.f;
-    if (mx != -INFINITY) {
-      for (u32 k = 0; k < n_inputs; ++k) {
-        const RegionDesc& l = inputs[2 * k + 1];
-        sum += __expf(load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype) - mx);
-      }
-    }
-    const float out_lse = mx == -INFINITY ? -INFINITY : mx + __logf(sum);
-    // Weight (0 for an input with LSE -inf or when no input has a key) and row offset per input.
-    float wt[MERGE_REG];
-    u64 xb[MERGE_REG];
-#pragma unroll
-    for (u32 k = 0; k < MERGE_REG; ++k) {
-      wt[k] = 0.f;
-      xb[k] = 0;
-      if (k < n_inputs) {
-        const RegionDesc& l = inputs[2 * k + 1];
-        const float lk = load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype);
-        wt[k] = (mx == -INFINITY || lk == -INFINITY) ? 0.f : __expf(lk - out_lse);
-        xb[k] = region_row(inputs[2 * k], row);
-      }
-    }
-    const u64 ob = region_row(o, row);
-    for (u32 e = lane; e < w; e += 32) {
-      float acc = 0.f;
-#pragma unroll
-      for (u32 k = 0; k < MERGE_REG; ++k) {
-        if (k < n_inputs && wt[k] != 0.f) {
-          const RegionDesc& x = inputs[2 * k];
-          acc += wt[k] * load_as_f32((const void*)x.ptr, xb[k] + e, x.dtype);
-        }
-      }
-      for (u32 k = MERGE_REG; k < n_inputs; ++k) {
-        const RegionDesc& l = inputs[2 * k + 1];
-        const float lk = load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype);
-        if (mx == -INFINITY || lk == -INFINITY) continue;
-        const RegionDesc& x = inputs[2 * k];
-        acc += __expf(lk - out_lse) * load_as_f32((const void*)x.ptr, region_row(x, row) + e, x.dtype);
-      }
-      // Reads of element e of every input happen in this thread before this write.
-      store_from_f32((void*)o.ptr, ob + e, o.dtype, acc);
-    }
-    __syncwarp();
-    if (lane == 0) store_from_f32((void*)lse.ptr, region_row(lse, row), lse.dtype, out_lse);
-    __syncwarp();
+    const MergeDesc& m = merges[lo];
+    merge_row(m.o, m.lse, inputs + m.first, m.n, g - m.row0, lane);
   }
 }
 

@@ -86,7 +86,21 @@ pub struct TaskDesc {
     pub pad: u32,
 }
 
+/// One merge of a batched merge launch (`dcp_merge`): output O and LSE regions, its inputs
+/// `inputs[first..first + n]` (O_k, LSE_k pairs) of the launch's input array, and `row0`, its
+/// first row in the launch's rows (rows are (token, head) pairs of O, merges back to back).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MergeDesc {
+    pub o: RegionDesc,
+    pub lse: RegionDesc,
+    pub row0: u64,
+    pub first: u32,
+    pub n: u32,
+}
+
 const _: () = assert!(std::mem::size_of::<RegionDesc>() == 32);
+const _: () = assert!(std::mem::size_of::<MergeDesc>() == 80);
 const _: () = assert!(std::mem::size_of::<KvSeg>() == 40);
 const _: () = assert!(std::mem::size_of::<WorkDesc>() == 104);
 const _: () = assert!(std::mem::size_of::<TaskDesc>() == 24);

@@ -22,7 +22,8 @@ use dcp_core::plan::{
 use dcp_core::spec::{DType, ModelShape};
 
 use crate::desc::{
-    as_bytes, classify, dtype_code, KvSeg, RegionDesc, RowCsr, TaskDesc, WorkDesc, DT_F32, PARTIAL,
+    as_bytes, classify, dtype_code, KvSeg, MergeDesc, RegionDesc, RowCsr, TaskDesc, WorkDesc,
+    DT_F32, PARTIAL,
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
@@ -518,6 +519,71 @@ fn grid_for(n: u64, per_block: u64, cap: u32) -> u32 {
     (n.div_ceil(per_block.max(1)).max(1)).min(cap as u64) as u32
 }
 
+/// Merges lowered into one `dcp_merge` launch: their descriptors, their input regions (O_k,
+/// LSE_k pairs), their rows ((token, head) pairs of O) back to back, and the plan regions the
+/// batch writes and reads (to keep dependent merge instructions in separate launches).
+#[derive(Default)]
+struct MergeBatch {
+    merges: Vec<MergeDesc>,
+    inputs: Vec<RegionDesc>,
+    rows: u64,
+    writes: Vec<Region>,
+    reads: Vec<Region>,
+}
+
+impl MergeBatch {
+    /// Adds a merge of `inputs` (O_k, LSE_k pairs) into `o` / `lse`.
+    fn add(&mut self, o: RegionDesc, lse: RegionDesc, inputs: &[RegionDesc]) {
+        let rows = o.len as u64 * o.heads as u64;
+        if rows == 0 {
+            return;
+        }
+        self.merges.push(MergeDesc {
+            o,
+            lse,
+            row0: self.rows,
+            first: self.inputs.len() as u32,
+            n: (inputs.len() / 2) as u32,
+        });
+        self.inputs.extend_from_slice(inputs);
+        self.rows += rows;
+    }
+
+    /// Whether a merge of `inputs` into `o` / `lse` must not run in the same launch as the
+    /// batch: it reads or writes a region the batch writes, or writes one the batch reads.
+    fn depends(&self, o: &Region, lse: &Region, inputs: &[(Region, Region)]) -> bool {
+        let reads = inputs.iter().flat_map(|(a, l)| [a, l]);
+        reads
+            .chain([o, lse])
+            .any(|r| self.writes.iter().any(|w| w.overlaps(r)))
+            || [o, lse]
+                .into_iter()
+                .any(|w| self.reads.iter().any(|r| r.overlaps(w)))
+    }
+
+    /// The launch of the batch (descriptors in `arena`), or None when it is empty.
+    fn launch(self, arena: &mut Arena, cap: u32) -> Option<Launch> {
+        if self.merges.is_empty() {
+            return None;
+        }
+        let m = arena.push(as_bytes(&self.merges));
+        let i = arena.push(as_bytes(&self.inputs));
+        Some(Launch {
+            k: K::Merge,
+            grid: grid_for(self.rows, 8, cap),
+            block: 256,
+            smem: 0,
+            args: vec![
+                Arg::Arena(m),
+                Arg::U32(self.merges.len() as u32),
+                Arg::Arena(i),
+                Arg::U32(self.rows as u32),
+                Arg::U32((self.rows >> 32) as u32),
+            ],
+        })
+    }
+}
+
 /// The descriptor arrays of one attention launch (forward or backward), built work by work:
 /// works, KV segments, tasks, tile lists, and every work's per-row ranges as one CSR.
 #[derive(Default)]
@@ -725,6 +791,8 @@ struct Lowering<'a> {
     split_scratch: Option<DevBuf>,
     groups: HashMap<u32, usize>,
     pending_unpacks: HashMap<u32, Vec<Launch>>,
+    /// Merge instructions not yet issued (see [`Lowering::merge`]).
+    merge_batch: MergeBatch,
     dd_max: u64,
 }
 
@@ -825,28 +893,33 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    /// A Merge joins the pending batch (one launch for a run of merge instructions, issued by
+    /// [`Self::flush_merges`]); a merge that reads or writes what the batch writes, or writes
+    /// what it reads, flushes the batch first, so the batch's merges are independent.
     fn merge(&mut self, o: &Region, lse: &Region, inputs: &[(Region, Region)]) -> Result<()> {
+        if self.merge_batch.depends(o, lse, inputs) {
+            self.flush_merges();
+        }
+        let reads = || inputs.iter().flat_map(|(a, l)| [a, l]);
         let mut v = Vec::with_capacity(inputs.len() * 2);
         for (a, b) in inputs {
             v.push(self.rd(a));
             v.push(self.rd(b));
         }
-        let off = self.arena.push(as_bytes(&v));
-        let ro = self.rd(o);
-        let rows = ro.len as u64 * ro.heads as u64;
-        self.ops.push(Op::Launch(Launch {
-            k: K::Merge,
-            grid: grid_for(rows, 8, self.cap),
-            block: 256,
-            smem: 0,
-            args: vec![
-                Arg::Region(ro),
-                Arg::Region(self.rd(lse)),
-                Arg::Arena(off),
-                Arg::U32(inputs.len() as u32),
-            ],
-        }));
+        let (ro, rl) = (self.rd(o), self.rd(lse));
+        let b = &mut self.merge_batch;
+        b.add(ro, rl, &v);
+        b.writes.extend([*o, *lse]);
+        b.reads.extend(reads().copied());
         Ok(())
+    }
+
+    /// Issues the pending merges as one launch.
+    fn flush_merges(&mut self) {
+        let b = std::mem::take(&mut self.merge_batch);
+        if let Some(l) = b.launch(&mut self.arena, self.cap) {
+            self.ops.push(Op::Launch(l));
+        }
     }
 
     /// One NCCL group: non-contiguous regions travel through staging buffers (packed before,
@@ -1047,8 +1120,8 @@ impl Lowering<'_> {
     }
 
     /// Forward split-K ([`WorkLists::fwd_split`]): the split works' pieces write fp32 partial
-    /// O and LSE into the program's split scratch; one merge launch per split work (after the
-    /// attention launch, on the same stream) combines them into the work's O / LSE, so the
+    /// O and LSE into the program's split scratch; one merge launch for all split works (after
+    /// the attention launch, on the same stream) combines them into the works' O / LSE, so the
     /// instruction computes what the unsplit work would.
     fn split_fwd(
         &mut self,
@@ -1068,7 +1141,8 @@ impl Lowering<'_> {
         );
         // Per split work: (partial O base, partial LSE base); piece p at + p · one piece's size.
         let mut scratch: Vec<(u64, u64)> = vec![(0, 0); pieces.len()];
-        let mut merges = Vec::new();
+        // The split works write distinct outputs: one merge launch for all of them.
+        let mut merges = MergeBatch::default();
         let mut used = 0u64;
         for (w, &np) in pieces.iter().enumerate() {
             if np < 2 {
@@ -1102,20 +1176,8 @@ impl Lowering<'_> {
                     pad: 0,
                 });
             }
-            let off = self.arena.push(as_bytes(&inputs));
             let (o, l) = outs[w];
-            merges.push(Launch {
-                k: K::Merge,
-                grid: grid_for(rows * heads, 8, self.cap),
-                block: 256,
-                smem: 0,
-                args: vec![
-                    Arg::Region(o),
-                    Arg::Region(l),
-                    Arg::Arena(off),
-                    Arg::U32(np),
-                ],
-            });
+            merges.add(o, l, &inputs);
         }
         wl.apply_fwd_split(&pieces, |w, p, wd| {
             let (rows, heads, p) = (wd.n_rows as u64, wd.q_heads as u64, p as u64);
@@ -1129,7 +1191,10 @@ impl Lowering<'_> {
                 ..wd
             }
         });
-        Ok(merges)
+        Ok(merges
+            .launch(&mut self.arena, self.cap)
+            .into_iter()
+            .collect())
     }
 
     /// The backward pre-pass (D = rowsum(dO∘O)) and one backward launch: per kv tile the q tiles
@@ -1339,6 +1404,7 @@ impl Prepared {
             split_scratch: None,
             groups: HashMap::new(),
             pending_unpacks: HashMap::new(),
+            merge_batch: MergeBatch::default(),
             dd_max: 0,
         };
         let mut op_instr: Vec<(u32, &'static str)> = Vec::new();
@@ -1356,6 +1422,10 @@ impl Prepared {
                 Instr::Wait { tag } => lw.wait(&at, tag)?,
                 Instr::Attn { works, .. } => lw.attn(ii, works)?,
                 Instr::AttnBwd { works, .. } => lw.attn_bwd(ii, works)?,
+            }
+            // A run of merge instructions is one launch, issued after its last merge.
+            if !matches!(prog.instrs.get(ii + 1), Some(Instr::Merge { .. })) {
+                lw.flush_merges();
             }
             op_instr.resize(lw.ops.len(), (ii as u32, ins.name()));
         }
@@ -1887,6 +1957,65 @@ mod tests {
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn merge_batches_keep_rows_back_to_back_and_dependent_merges_apart() {
+        let reg = |buf, tok, len| Region {
+            buf,
+            tok,
+            len,
+            head: 0,
+            heads: 4,
+        };
+        let rd = |len| RegionDesc {
+            len,
+            heads: 4,
+            width: 8,
+            ..Default::default()
+        };
+        let mut b = MergeBatch::default();
+        b.add(rd(10), rd(10), &[rd(10), rd(10), rd(10), rd(10)]);
+        b.add(rd(0), rd(0), &[rd(0), rd(0)]); // empty: skipped
+        b.add(rd(5), rd(5), &[rd(5), rd(5)]);
+        assert_eq!(b.merges.len(), 2);
+        assert_eq!(
+            (b.merges[0].row0, b.merges[0].first, b.merges[0].n),
+            (0, 0, 2)
+        );
+        assert_eq!(
+            (b.merges[1].row0, b.merges[1].first, b.merges[1].n),
+            (40, 4, 1)
+        );
+        assert_eq!(b.rows, 60);
+        // Pending: block 0 of O (buffer 0) and LSE (buffer 1) from partials in buffers 2, 3.
+        b.writes.extend([reg(0, 0, 10), reg(1, 0, 10)]);
+        b.reads.extend([reg(2, 0, 10), reg(3, 0, 10)]);
+        let other = (reg(2, 10, 10), reg(3, 10, 10));
+        assert!(
+            !b.depends(&reg(0, 10, 10), &reg(1, 10, 10), &[other]),
+            "next block: independent"
+        );
+        assert!(
+            b.depends(
+                &reg(0, 20, 5),
+                &reg(1, 20, 5),
+                &[(reg(0, 5, 2), reg(1, 5, 2))]
+            ),
+            "reads a pending output"
+        );
+        assert!(
+            b.depends(&reg(0, 5, 1), &reg(1, 30, 1), &[other]),
+            "writes a pending output"
+        );
+        assert!(
+            b.depends(&reg(2, 5, 1), &reg(1, 30, 1), &[other]),
+            "overwrites a pending input"
+        );
+        let mut arena = Arena::default();
+        let l = b.launch(&mut arena, 100).unwrap();
+        assert_eq!(l.k, K::Merge);
+        assert!(MergeBatch::default().launch(&mut arena, 100).is_none());
     }
 
     #[test]
