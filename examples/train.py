@@ -234,6 +234,7 @@ def run(a, planner_name, rank, world, dev, distributed):
     for step, batch in enumerate(loader):
         sync()
         t0 = time.perf_counter()
+        host0 = dtorch.executor_stats()
         plan = batch.plan
         labels = batch.labels
         count = torch.tensor([(labels != IGNORE_INDEX).sum().item()], device=dev, dtype=torch.float32)
@@ -256,16 +257,22 @@ def run(a, planner_name, rank, world, dev, distributed):
         opt.zero_grad(set_to_none=True)
         sync()
         dt = time.perf_counter() - t0
+        host1 = dtorch.executor_stats()
         tok = plan.total_tokens
+        per_rank = [plan.num_tokens(r) for r in range(plan.world_size)]
         row = {"step": step, "loss": total.item(), "step_s": dt, "tokens": tok, "tokens_per_s_per_gpu": tok / dt / world,
                "loader_wait_s": batch.wait_s, "peak_mem_gib": 0.0 if cpu else torch.cuda.max_memory_allocated() / 2**30,
                # everything on the GPU: PyTorch's cache plus the DCP executor's own buffers
                "gpu_used_gib": 0.0 if cpu else (lambda fi: (fi[1] - fi[0]) / 2**30)(torch.cuda.mem_get_info()),
-               "plan": plan.planner, "sequences": len(plan.lengths)}
+               "plan": plan.planner, "sequences": len(plan.lengths),
+               # the layers outside attention run on each rank's tokens: their imbalance costs every layer
+               "token_imbalance": max(per_rank) * len(per_rank) / max(1, sum(per_rank)),
+               # this rank's executor host time in the step (preparing new plans, evicting old ones)
+               "prepare_s": host1["prepare_s"] - host0["prepare_s"], "evict_s": host1["evict_s"] - host0["evict_s"]}
         rows.append(row)
         if rank == 0:
             print(f"step {step:4d} loss {row['loss']:.4f} time {dt * 1e3:8.1f} ms  {row['tokens_per_s_per_gpu']:9.0f} tok/s/GPU  "
-                  f"wait {batch.wait_s * 1e3:6.1f} ms  peak {row['peak_mem_gib']:.1f} GiB (GPU used {row['gpu_used_gib']:.1f})  plan {plan.planner} "
+                  f"wait {batch.wait_s * 1e3:6.1f} ms  prep {row['prepare_s'] * 1e3:5.1f} ms  tok.imb {row['token_imbalance']:.2f}  peak {row['peak_mem_gib']:.1f} GiB (GPU used {row['gpu_used_gib']:.1f})  plan {plan.planner} "
                   f"({len(plan.lengths)} seqs, {tok} tokens)", flush=True)
     loader.close()
     steady = rows[a.warmup:] or rows

@@ -185,6 +185,18 @@ def synchronize(timeout_s: float = 300.0) -> None:
         _EXECUTOR.synchronize(timeout_s)
 
 
+def executor_stats() -> dict:
+    """Host time of this process's CUDA executor so far (zeros before :func:`init`):
+    ``prepares`` (device programs prepared: one forward and one backward per new plan),
+    ``prepare_s`` (seconds lowering them, allocating their buffers, uploading descriptors) and
+    ``evict_s`` (seconds draining the streams and freeing a cached plan to make room). Both run on
+    the calling thread between GPU work; per-step deltas show when they cost a step."""
+    if _EXECUTOR is None:
+        return {"prepares": 0, "prepare_s": 0.0, "evict_s": 0.0}
+    n, p, e = _EXECUTOR.host_stats
+    return {"prepares": n, "prepare_s": p, "evict_s": e}
+
+
 def shutdown(timeout_s: float = 300.0) -> None:
     """Waits for the executor's work and frees it (GPU buffers, NCCL communicator). Every rank
     calls it at the same point, before ``torch.distributed.destroy_process_group()``."""

@@ -83,3 +83,16 @@ def test_train_takes_a_calibrated_cost_model(train, monkeypatch, tmp_path):
 
     with pytest.raises(dcp.DcpError, match="nope.json"):
         train.main(TINY + ["--planner", "dcp", "--steps", "1", "--cost-model", str(tmp_path / "nope.json")])
+
+
+def test_train_rows_report_token_imbalance_and_executor_host_time(train, monkeypatch):
+    """Each step row says how unevenly the plan spread tokens (the layers outside attention run
+    on each rank's tokens) and how long the executor spent preparing plans (0 on the CPU path)."""
+    import dcp.torch as dtorch
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert dtorch.executor_stats() == {"prepares": 0, "prepare_s": 0.0, "evict_s": 0.0}
+    rows = train.main(TINY + ["--planner", "zigzag", "--steps", "2"])
+    for r in rows:
+        assert r["token_imbalance"] >= 1.0
+        assert r["prepare_s"] == 0.0 and r["evict_s"] == 0.0

@@ -153,6 +153,10 @@ pub struct ExternalExecutor {
     /// Wait for each program (polling NCCL errors, within the watchdog's deadline) before
     /// returning.
     pub blocking: bool,
+    /// See [`ExternalExecutor::host_stats`].
+    prepares: u64,
+    prepare_s: f64,
+    evict_s: f64,
 }
 
 // SAFETY: the executor's CUDA handles (context, streams, events, modules, device memory) are
@@ -178,12 +182,23 @@ impl ExternalExecutor {
             in_ev,
             out_ev,
             blocking: false,
+            prepares: 0,
+            prepare_s: 0.0,
+            evict_s: 0.0,
         })
     }
 
     /// Prepared plans currently cached.
     pub fn cached(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Host time spent so far outside the queued GPU work: (programs prepared, seconds preparing
+    /// them — lowering, buffer allocation, descriptor upload —, seconds evicting cached plans —
+    /// draining the streams, freeing buffers). Both stall the caller's thread, and the GPU when
+    /// nothing else is queued.
+    pub fn host_stats(&self) -> (u64, f64, f64) {
+        (self.prepares, self.prepare_s, self.evict_s)
     }
 
     fn kernels(&mut self, model: &ModelShape) -> Result<Rc<Kernels>> {
@@ -205,8 +220,10 @@ impl ExternalExecutor {
         } else {
             if self.cache.len() >= self.capacity {
                 // Drain our streams first: the evicted buffers may still be in use.
+                let t0 = std::time::Instant::now();
                 self.gpu.sync()?;
                 self.cache.remove(0);
+                self.evict_s += t0.elapsed().as_secs_f64();
             }
             self.cache.push(Entry {
                 key,
@@ -308,7 +325,10 @@ impl ExternalExecutor {
         };
         if slot.is_none() {
             let prog = if backward { &dp.backward } else { &dp.forward };
+            let t0 = std::time::Instant::now();
             *slot = Some(Prepared::new(&self.gpu, &kernels, &model, prog, backward)?);
+            self.prepares += 1;
+            self.prepare_s += t0.elapsed().as_secs_f64();
         }
         let e = &self.cache[ei];
         let p = if backward { &e.bwd } else { &e.fwd }

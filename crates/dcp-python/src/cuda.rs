@@ -180,4 +180,11 @@ impl PyCudaExecutor {
     fn cached(&self) -> PyResult<usize> {
         Ok(self.lock()?.cached())
     }
+
+    /// Host time outside the GPU work so far: (programs prepared, seconds preparing them,
+    /// seconds evicting cached plans).
+    #[getter]
+    fn host_stats(&self) -> PyResult<(u64, f64, f64)> {
+        Ok(self.lock()?.host_stats())
+    }
 }
