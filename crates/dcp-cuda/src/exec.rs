@@ -269,6 +269,8 @@ impl Kernels {
                     + 1024
                     + 128
                     + SM90_BWD_DQ_STAGE;
+                let smem =
+                    bwd_smem_override(smem, std::env::var("DCP_CUDA_BWD_SMEM").ok().as_deref())?;
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
                 (bc, br, SM90_THREADS, smem, k)
             }
@@ -513,6 +515,21 @@ fn persistent_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> Resul
         },
     };
     Ok(n_tasks.min(cap).max(1))
+}
+
+/// Dynamic shared memory of the sm90 backward: `formula` unless `env`, the value of
+/// `DCP_CUDA_BWD_SMEM`, asks for more (A/B timing of kernel variants read through
+/// `DCP_CUDA_KERNELS` whose layout needs more than the built-in one; at most 227 KiB).
+fn bwd_smem_override(formula: u32, env: Option<&str>) -> Result<u32> {
+    match env {
+        None => Ok(formula),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(b) if b <= 232_448 => Ok(b.max(formula)),
+            _ => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_BWD_SMEM={v}: expected a byte count of at most 232448"
+            ))),
+        },
+    }
 }
 
 fn grid_for(n: u64, per_block: u64, cap: u32) -> u32 {
@@ -2033,6 +2050,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("DCP_CUDA_FWD_CTAS=many"), "{e}");
+    }
+
+    #[test]
+    fn bwd_smem_override_only_grows_and_is_capped() {
+        assert_eq!(bwd_smem_override(201_888, None).unwrap(), 201_888);
+        assert_eq!(
+            bwd_smem_override(201_888, Some(" 232448 ")).unwrap(),
+            232_448
+        );
+        assert_eq!(bwd_smem_override(201_888, Some("1000")).unwrap(), 201_888);
+        for bad in ["232449", "lots"] {
+            let e = bwd_smem_override(1, Some(bad)).unwrap_err().to_string();
+            assert!(e.contains(&format!("DCP_CUDA_BWD_SMEM={bad}")), "{e}");
+        }
     }
 
     #[test]

@@ -1,0 +1,612 @@
+// kbwd2 calls 2 and 3: attn_bwd_sm90.cu (main, a88a47c) with #define switches (run2.sh / run3.sh
+// prepend them):
+//   wQ3 = QD_SPLIT 1, B90_NQ 3, B90_NDO 2; wQ2 = QD_SPLIT 1; wS3 = DQ_STG1 1, B90_NQ 3;
+//   wS2 = DQ_STG1 1; wQS3 = QD_SPLIT 1, DQ_STG1 1, B90_NQ 3, B90_NDO 3, B90_BIGSMEM 1 (call 2;
+//   the 3-stage ones with DCP_CUDA_BWD_SMEM=232448); wD = DQ_DEFER 1 (call 3).
+// QD_SPLIT: Q and dO in separate stages with their own full/empty mbarriers, dO released once dV
+// has read it; DQ_STG1: one 8 KB dQ staging box per consumer warpgroup, the two boxes of a step
+// one after the other; DQ_DEFER: the barrier and tensor reductions of a staged dQ block issued in
+// the next step after its S^T/dP^T. No switch = main's kernel (same SASS).
+// Blockwise attention backward over a work list on Hopper (sm_90a): wgmma + warp specialisation.
+//
+// Same contract and task list as attn_bwd.cu: one CTA = 128 keys (kv tile `task.row0`) of one kv
+// head; it loops over the GQA group's query heads and the q tiles (64 rows) listed for its kv
+// tile, keeps dK, dV in fp32 registers and adds them atomically into the dKV regions at the end;
+// dQ is added into global memory once per q tile (bulk reductions for fp32 dQ buffers).
+//
+// Warpgroup 0 produces: K and V of the kv tile once, then per step (head, q tile) Q, dO, LSE,
+// D = rowsum(dO*O), the rows' range spans, the tile word and (partial tiles) the first two
+// ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers).
+// Warpgroups 1 and 2 consume, 64 keys each (transposed formulation, keys as the M dimension):
+//   S^T = K Q^T and dP^T = V dO^T            wgmma m64n64k16, all operands from shared memory
+//   P^T = exp(S^T - LSE), dS^T = P^T (dP^T - D)   in registers (partial tiles masked; the mask
+//                                             is a select before one ex2, no branch)
+//   dV += P^T dO, dK += dS^T Q                wgmma m64nDk16, A (P^T, dS^T) from registers,
+//                                             B (dO, Q) MN-major from shared memory
+//   dQ = dS K                                  dS^T goes to shared memory with stmatrix.trans
+//                                             (K-major for A); D = 128: warpgroup c computes dQ
+//                                             columns 64c..64c+63 over all 128 keys; D = 64: all
+//                                             columns over its own 64 keys
+// Step order of a consumer (step t): S^T, dP^T issued; P^T formed while dP^T runs; dV issued
+// before dP^T is waited for; dS^T formed, stored into dS buffer t % 2 ("ds_full"); then dQ of
+// step t - 1 (both warpgroups' dS of it, in the other buffer) and dK of step t issued; the dQ
+// of step t - 1 is written out while dK runs. The mbarriers "ds_full"/"ds_empty" let the two
+// consumers drift apart by up to one step (no per-step barrier between them).
+// dQ (fp32 buffers): each consumer writes its 64 x 64 fp32 block into its staging area in the
+// 128-byte swizzled box layout of the work's TMA tensor map (built by the host, one per work)
+// and one of its threads adds it into global memory with two `cp.reduce.async.bulk.tensor`
+// reductions (64 rows x 32 columns each; rows past the work's end are clipped by the map); the
+// block is refilled a step later, after that thread has seen the reductions read it. 16-bit dQ
+// buffers take vector atomics. Shared tiles use the 128-byte swizzled layout of
+// attn_fwd_sm90.cu. Measured variants (dQ by atomics, by per-row bulk reductions from the
+// consumers or the producer, by tensor reductions from the producer; step orders; per-warp
+// mbarrier arrivals; 3 dS buffers): bench/results/kernels-2026-11-28d and -28e-bwd.
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#define B90_BC 128
+#define B90_BR 64
+#define B90_THREADS 384
+// Variant switches (kbwd2): Q / dO stage counts, separate Q and dO stage barriers, one 8 KB dQ
+// staging box per consumer (two boxes a step, the second after dK).
+#ifndef B90_NQ
+#define B90_NQ 2
+#endif
+#ifndef B90_NDO
+#define B90_NDO B90_NQ
+#endif
+#ifndef QD_SPLIT
+#define QD_SPLIT 0
+#endif
+#ifndef DQ_STG1
+#define DQ_STG1 0
+#endif
+// DQ_DEFER: fp32 dQ(t - 1) is staged before dK(t) is waited for (as always), but the barrier and
+// the tensor reductions are issued in step t + 1, once its S^T and dP^T are on the tensor cores.
+#ifndef DQ_DEFER
+#define DQ_DEFER 0
+#endif
+#if DQ_DEFER && (DQ_STG1 || QD_SPLIT)
+#error "DQ_DEFER goes with main's staging and stages"
+#endif
+#ifdef B90_PROD_REGS
+// Register split of this kernel's warpgroups (the launch gives 384 x 168).
+#undef SM90_PROD_REGS
+#undef SM90_CONS_REGS
+#define SM90_PROD_REGS B90_PROD_REGS
+#define SM90_CONS_REGS ((384 * 168 - 128 * B90_PROD_REGS) / 256 / 8 * 8)
+#endif
+#if !QD_SPLIT && B90_NQ != B90_NDO
+#error "different Q and dO stage counts need QD_SPLIT"
+#endif
+
+static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 backward takes head dims 64 and 128");
+
+// dQ staging: per consumer warpgroup 2 boxes of 64 rows x 32 fp32 (128 B, swizzled).
+#define B90_DQ_WG_BYTES ((DQ_STG1 ? 1 : 2) * B90_BR * 128)
+
+// exp2 with no range fix-up (ex2.approx: -inf -> 0).
+__device__ __forceinline__ float ex2_fast(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// P^T = exp(S^T * scale - LSE) where `bits` says attended, 0 elsewhere and for rows whose LSE is
+// -inf (no key): the masked argument is -inf, so one ex2 and no branch per element.
+template <int NT>
+__device__ __forceinline__ void bwd_probs_fast(float* st, u32 bits, const float* lse,
+                                               float scale_log2, int t4) {
+  const float LOG2E = 1.4426950408889634f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const float2 l2 = *(const float2*)(lse + nt * 8 + t4 * 2);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float l = h ? l2.y : l2.x;
+      const float L = l == -INFINITY ? INFINITY : l * LOG2E;
+#pragma unroll
+      for (int e = h; e < 4; e += 2) {
+        const float a = fmaf(st[nt * 4 + e], scale_log2, -L);
+        st[nt * 4 + e] = ex2_fast(((bits >> (nt * 4 + e)) & 1u) ? a : -INFINITY);
+      }
+    }
+  }
+}
+
+// Mask bits (bit nt * 4 + e: key_a for e < 2, key_b otherwise, row nt * 8 + 2 t4 + (e & 1)) of
+// a partial tile: `rg` holds the first two ranges of each row (empty [0, 0) where the row has
+// fewer), the rest are read from `ranges`.
+template <int NT>
+__device__ __forceinline__ u32 bwd_mask_bits_s(const uint2* ranges, const u32* rp, const uint4* rg,
+                                               u32 key_a, u32 key_b, u32 n_keys, int t4) {
+  u32 bits = 0;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int ql = nt * 8 + t4 * 2 + h;
+      const uint4 r = rg[ql];
+      bool ia = (key_a >= r.x && key_a < r.y) || (key_a >= r.z && key_a < r.w);
+      bool ib = (key_b >= r.x && key_b < r.y) || (key_b >= r.z && key_b < r.w);
+      const u32 b = rp[2 * ql + 1];
+      for (u32 i = rp[2 * ql] + 2; i < b; ++i) {
+        const uint2 x = ranges[i];
+        ia |= key_a >= x.x && key_a < x.y;
+        ib |= key_b >= x.x && key_b < x.y;
+      }
+      bits |= (u32)(ia && key_a < n_keys) << (nt * 4 + h);
+      bits |= (u32)(ib && key_b < n_keys) << (nt * 4 + 2 + h);
+    }
+  }
+  return bits;
+}
+
+__device__ __forceinline__ void cp_async8_s(u32 saddr, const void* gmem, bool valid) {
+  int n = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
+}
+
+__device__ __forceinline__ void stsm_x4_trans(u32 saddr, const u32* r) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr),
+               "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
+// Adds a box of fp32 (shared memory at `ssrc`, in the map's swizzled box layout) into the
+// global tensor of `tmap` (a CUtensorMap in global memory) at element coordinates (c0, c1).
+__device__ __forceinline__ void tma_reduce_add_2d(const void* tmap, u32 ssrc, u32 c0, u32 c1) {
+  asm volatile("cp.reduce.async.bulk.tensor.2d.global.shared::cta.add.tile.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
+                   tmap),
+               "r"(c0), "r"(c1), "r"(ssrc)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read0() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+__device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
+#if HEAD_DIM == 128
+  wgmma_m64n128k16_rs<1>(acc, a, b, 1);
+#else
+  wgmma_m64n64k16_rs<1>(acc, a, b, 1);
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(B90_THREADS, 1)
+dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
+                  const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
+                  const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges,
+                  const float* __restrict__ dd, u32 group, float scale_log2, float scale,
+                  const unsigned char* __restrict__ dq_maps) {
+  constexpr int D = HEAD_DIM;
+  constexpr int CH = D / 8;
+  constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
+  constexpr u32 QBYTES = B90_BR * D * 2;    // one Q (or dO) stage
+  constexpr u32 DSBYTES = B90_BR * B90_BC * 2;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  const u32 raw = smem_u32(smem_raw);
+  const u32 base = (raw + 1023u) & ~1023u;
+  unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
+  const u32 sK = base;
+  const u32 sV = sK + KVBYTES;
+  const u32 sQ = sV + KVBYTES;                 // [2][D/64][64 rows][128 B]
+  constexpr int NQ = B90_NQ, NDO = B90_NDO;
+  const u32 sdO = sQ + NQ * QBYTES;            // same
+  const u32 sdS = sdO + NDO * QBYTES;          // [2][2 key blocks][64 rows][128 B]
+  // dQ staging: [2 consumer wgs][2 column blocks of 32][64 rows][128 B], 128-byte swizzled (the
+  // layout of the tensor maps' boxes; 1024-byte aligned like every tile above).
+  const u32 sdq = sdS + 2 * DSBYTES;
+  // Per stage: lse[64], dd[64], span[64][2], the first two ranges of each row [64][16 B] (partial
+  // tiles; empty [0, 0) where a row has fewer) and the step's tile word.
+  const u32 small = sdq + 2 * B90_DQ_WG_BYTES;
+  constexpr u32 SMALL = B90_BR * 32 + 16;
+  constexpr u32 RG_OFF = B90_BR * 16, WORD_OFF = B90_BR * 32;
+  const u32 bars = small + NQ * SMALL;  // full[NQ], empty[NQ] (, full_do, empty_do), kv, ds_full[2], ds_empty[2]
+  auto full_bar = [&](int s) { return bars + 8u * s; };
+  auto empty_bar = [&](int s) { return bars + 8u * (NQ + s); };
+  constexpr u32 NB = 2 * NQ + (QD_SPLIT ? 2 * NDO : 0);
+  auto full_do = [&](int s) { return QD_SPLIT ? bars + 8u * (2 * NQ + s) : full_bar(s); };
+  auto empty_do = [&](int s) { return QD_SPLIT ? bars + 8u * (2 * NQ + NDO + s) : empty_bar(s); };
+  const u32 kv_bar = bars + 8 * NB;
+  auto ds_full = [&](u32 b) { return bars + 8 * NB + 8 + 8u * b; };
+  auto ds_empty = [&](u32 b) { return bars + 8 * NB + 24 + 8u * b; };
+#ifndef B90_BIGSMEM
+  static_assert(8 * NB + 40 <= 128, "mbarriers exceed the host's 128 bytes");
+#endif
+
+  const TaskDesc task = tasks[blockIdx.x];
+  const WorkDesc& w = works[task.work];
+  const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+  const u32 kvh = task.head;
+  const u32 k0 = task.row0 * B90_BC;
+  const u32* my_tiles = tiles + task.tiles_off;
+  const u32 n_steps = group * task.tiles_n;
+  const unsigned char* dq_map = dq_maps + (u64)task.work * 128;  // this work's dQ tensor map
+
+  if (tid == 0) {
+    for (int s = 0; s < NQ; ++s) {
+      mbar_init(full_bar(s), 128);
+      mbar_init(empty_bar(s), 256);
+    }
+    if (QD_SPLIT)
+      for (int s = 0; s < NDO; ++s) {
+        mbar_init(full_do(s), 128);
+        mbar_init(empty_do(s), 256);
+      }
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(ds_full(s), 256);   // every consumer thread, after its dS stores
+      mbar_init(ds_empty(s), 256);  // every consumer thread, after its dQ wgmma read the buffer
+    }
+    mbar_init(kv_bar, 128);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---------------- producer ----------------
+    setmaxnreg_dec<SM90_PROD_REGS>();
+    const int pt = tid, pw = pt >> 5;
+    const elem_t* qbase = (const elem_t*)w.q;
+    const elem_t* dobase = (const elem_t*)w.dout;
+    warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
+                             B90_BC * 128, qbase);
+    mbar_arrive_cp_async(kv_bar);
+    for (u32 t = 0; t < n_steps; ++t) {
+      const int s = t % NQ, sd = t % NDO;
+      if (t >= NQ) mbar_wait_guarded(empty_bar(s), ((t / NQ) - 1) & 1);
+      const u32 jj = t / task.tiles_n, it = t - jj * task.tiles_n;
+      const u32 head = kvh * group + jj;
+      const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
+      const u32 qs = sQ + s * QBYTES, dos = sdO + sd * QBYTES;
+#pragma unroll
+      for (int j = 0; j < B90_BR * CH / 128; ++j) {
+        const int idx = j * 128 + pt;
+        const int r = idx / CH, c = idx % CH;
+        const u32 row = q0 + r;
+        const bool ok = row < w.n_rows;
+        const u32 off = (c >> 3) * (B90_BR * 128) + sw128(r, c);
+        cp_async16_s(qs + off, qbase + (ok ? (u64)row * w.q_stride + head * D + c * 8 : 0), ok);
+        if (!QD_SPLIT)
+          cp_async16_s(dos + off, dobase + (ok ? (u64)row * w.do_stride + head * D + c * 8 : 0), ok);
+      }
+      if (pt < B90_BR) {
+        const u32 row = q0 + pt;
+        const bool ok = row < w.n_rows;
+        const u64 rr = ok ? row : 0;
+        const u32 sm = small + s * SMALL;
+        cp_async4_s(sm + pt * 4, (const float*)w.lse + rr * w.lse_stride + head, ok);
+        cp_async4_s(sm + B90_BR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
+        cp_async4_s(sm + B90_BR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
+        cp_async4_s(sm + B90_BR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
+        if (pt == 0) cp_async4_s(sm + WORD_OFF, my_tiles + it, true);
+        if (my_tiles[it] >> 31) {
+          const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
+          cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
+          cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
+        }
+      }
+      mbar_arrive_cp_async(full_bar(s));
+#if QD_SPLIT
+      // dO of this step into its own stage (released by the consumers once dV has read it).
+      if (t >= NDO) mbar_wait_guarded(empty_do(sd), ((t / NDO) - 1) & 1);
+#pragma unroll
+      for (int j = 0; j < B90_BR * CH / 128; ++j) {
+        const int idx = j * 128 + pt;
+        const int r = idx / CH, c = idx % CH;
+        const u32 row = q0 + r;
+        const bool ok = row < w.n_rows;
+        const u32 off = (c >> 3) * (B90_BR * 128) + sw128(r, c);
+        cp_async16_s(dos + off, dobase + (ok ? (u64)row * w.do_stride + head * D + c * 8 : 0), ok);
+      }
+      mbar_arrive_cp_async(full_do(sd));
+#endif
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    return;
+  }
+
+  // ---------------- consumers ----------------
+  setmaxnreg_inc<SM90_CONS_REGS>();
+  const int cw = wg - 1;                 // keys 64*cw .. 64*cw+63 of the kv tile
+  const int wq = (tid >> 5) & 3;
+  const int g = lane >> 2, t4 = lane & 3;
+  const u32 kl_a = 64 * cw + 16 * wq + g;  // this thread's keys (in the tile): kl_a, kl_a + 8
+  const u32 key_a = k0 + kl_a, key_b = key_a + 8;
+
+  float dk[D / 2], dv[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
+
+  // dQ phase: columns and keys of this warpgroup.
+  constexpr int DQ_KSTEPS = D == 128 ? B90_BC / 16 : 64 / 16;
+  const u32 dq_col0 = D == 128 ? 64 * cw : 0;
+  const u32 dq_kstep0 = D == 128 ? 0 : 4 * cw;
+  // dQ = dS K of the dS in buffer `buf` (A: dS K-major; B: K MN-major, keys x d); one group.
+  auto dq_mma = [&](float* dq, u32 buf) {
+    wg_fence();
+    const u32 dsall = sdS + buf * DSBYTES;
+#pragma unroll
+    for (int i = 0; i < DQ_KSTEPS; ++i) {
+      const u32 kc = dq_kstep0 + i;
+      const u64 a = wg_desc(dsall + (kc >> 2) * (B90_BR * 128) + (kc & 3) * 32, 16, 1024);
+      const u64 b = wg_desc(sK + kc * 16 * 128 + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
+      wgmma_m64n64k16_ss<1>(dq, a, b, i > 0);
+    }
+    wg_commit();
+  };
+  // dQ of step u (q tile at row q0, query head `head`), rows 16 wq + g (+8), columns
+  // dq_col0 + nt * 8 + 2 t4: fp32 through the staging block and two tensor reductions issued by
+  // the warpgroup's first thread, 16-bit through atomics.
+  auto dq_out = [&](u32 u, u32 q0, u32 head, const float* dq) {
+    if (w.dq_dtype == DT_F32) {
+      // This warpgroup's reductions of the step before have read the staging block.
+      const bool lead = (tid & 127) == 0;
+      if (lead) bulk_wait_read0();
+      named_bar(2 + cw, 128);
+      // Column 8 nt + 2 t4 of the warpgroup's 64: box nt / 4, 16-byte chunk 2 (nt % 4) + t4 / 2.
+      unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const u32 r = 16 * wq + g + 8 * h;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          *(float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8) =
+              make_float2(dq[nt * 4 + 2 * h] * scale, dq[nt * 4 + 2 * h + 1] * scale);
+      }
+      fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
+#if DQ_DEFER
+      return;  // the barrier and the reductions: dq_issue
+#endif
+      named_bar(2 + cw, 128);
+      if (lead) {
+#pragma unroll
+        for (int b = 0; b < 2; ++b)
+          tma_reduce_add_2d(dq_map, sdq + (2 * cw + b) * (B90_BR * 128), head * D + dq_col0 + 32 * b, q0);
+        bulk_commit();
+      }
+      return;
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const u32 row = q0 + 16 * wq + g + 8 * h;
+      if (row < w.n_rows) {
+        const u64 rb = (u64)row * w.dq_stride + head * D + dq_col0 + t4 * 2;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          atomic_add_out((void*)w.dq, rb + nt * 8, w.dq_dtype, dq[nt * 4 + 2 * h] * scale,
+                         dq[nt * 4 + 2 * h + 1] * scale);
+      }
+    }
+  };
+
+#if DQ_DEFER
+  // The staged fp32 dQ block of (q0, head) into global memory (every thread's stores and proxy
+  // fence are before the barrier).
+  auto dq_issue = [&](u32 q0, u32 head) {
+    named_bar(2 + cw, 128);
+    if ((tid & 127) == 0) {
+#pragma unroll
+      for (int b = 0; b < 2; ++b)
+        tma_reduce_add_2d(dq_map, sdq + (2 * cw + b) * (B90_BR * 128), head * D + dq_col0 + 32 * b, q0);
+      bulk_commit();
+    }
+  };
+  bool dq_pend = false;  // a staged block waits for dq_issue
+  u32 pend_q0 = 0, pend_head = 0;
+#endif
+#if DQ_STG1
+  // fp32 dQ, one staging box (64 rows x 32 columns) per warpgroup: box b = columns
+  // dq_col0 + 32 b .. of the block, reduced into global memory by the warpgroup's first thread.
+  auto dq_box = [&](int b, u32 q0, u32 head, const float* dq) {
+    const bool lead = (tid & 127) == 0;
+    if (lead) bulk_wait_read0();  // the box's previous reduction has read it
+    named_bar(2 + cw, 128);
+    unsigned char* sdq_g = gbase + (sdq + cw * B90_DQ_WG_BYTES - base);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const u32 r = 16 * wq + g + 8 * h;
+#pragma unroll
+      for (int n4 = 0; n4 < 4; ++n4) {
+        const int nt = 4 * b + n4;
+        *(float2*)(sdq_g + sw128(r, 2 * n4 + (t4 >> 1)) + (t4 & 1) * 8) =
+            make_float2(dq[nt * 4 + 2 * h] * scale, dq[nt * 4 + 2 * h + 1] * scale);
+      }
+    }
+    fence_proxy_async();
+    named_bar(2 + cw, 128);
+    if (lead) {
+      tma_reduce_add_2d(dq_map, sdq + cw * B90_DQ_WG_BYTES, head * D + dq_col0 + 32 * b, q0);
+      bulk_commit();
+    }
+  };
+#endif
+
+  mbar_wait(kv_bar, 0);
+  fence_proxy_async();
+
+  u32 prev_q0 = 0, prev_head = 0;  // the step before (its dQ is computed a step late)
+  for (u32 t = 0; t < n_steps; ++t) {
+    const int s = t % NQ, sd = t % NDO;
+    mbar_wait(full_bar(s), (t / NQ) & 1);
+    fence_proxy_async();
+    const u32 jj = t / task.tiles_n;
+    const u32 head = kvh * group + jj;
+    const unsigned char* small_g = gbase + (small + s * SMALL - base);
+    const u32 word = *(const u32*)(small_g + WORD_OFF);
+    const u32 q0 = (word & 0x7fffffffu) * B90_BR;
+    const bool partial = word >> 31;
+    const u32 qs = sQ + s * QBYTES, dos = sdO + sd * QBYTES;
+    const float* lse_s = (const float*)small_g;
+    const float* dd_s = lse_s + B90_BR;
+    const u32* rp_s = (const u32*)(dd_s + B90_BR);
+
+    // S^T = K Q^T and dP^T = V dO^T (two groups).
+    float st[B90_BR / 2], dpt[B90_BR / 2];
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const u64 da = wg_desc(sK + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
+      const u64 db = wg_desc(qs + (kk >> 2) * (B90_BR * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma_m64n64k16_ss<0>(st, da, db, kk > 0);
+    }
+    wg_commit();
+#if QD_SPLIT
+    mbar_wait(full_do(sd), (t / NDO) & 1);
+    fence_proxy_async();
+#endif
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const u64 da = wg_desc(sV + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
+      const u64 db = wg_desc(dos + (kk >> 2) * (B90_BR * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma_m64n64k16_ss<0>(dpt, da, db, kk > 0);
+    }
+    wg_commit();
+#if DQ_DEFER
+    if (dq_pend) {
+      dq_issue(pend_q0, pend_head);
+      dq_pend = false;
+    }
+#endif
+    wg_wait<1>();
+    reg_fence<B90_BR / 2>(st);
+
+    // Mask bits (bit nt * 4 + e), partial tiles only; P^T (LSE = -inf rows: P = 0).
+    const u32 pbits = partial ? bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s, (const uint4*)(small_g + RG_OFF),
+                                                            key_a, key_b, w.n_keys, t4)
+                              : 0xffffffffu;
+    bwd_probs_fast<B90_BR / 8>(st, pbits, lse_s, scale_log2, t4);
+    u32 pa[B90_BR / 16][4];
+    acc_to_a<B90_BR>(st, pa);
+    // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
+    reg_fence<D / 2>(dv);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < B90_BR / 16; ++kc)
+      wg_rs_d(dv, pa[kc], wg_desc(dos + kc * 16 * 128, B90_BR * 128, 1024));
+    wg_commit();
+    wg_wait<1>();  // dP^T
+    reg_fence<B90_BR / 2>(dpt);
+    // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
+    // element (row ql, key kl) of key block kl / 64).
+    const u32 buf = t & 1;
+    const u32 dsb = sdS + buf * DSBYTES + cw * (B90_BR * 128);
+#pragma unroll
+    for (int nt = 0; nt < B90_BR / 8; ++nt) {
+      const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
+    }
+    u32 da_[B90_BR / 16][4];
+    acc_to_a<B90_BR>(st, da_);
+    if (t >= 2) mbar_wait(ds_empty(buf), ((t >> 1) - 1) & 1);  // both dQ of step t - 2 read it
+    {
+      // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
+      // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
+      const u32 m = lane >> 3, j = lane & 7;
+#pragma unroll
+      for (int kc = 0; kc < B90_BR / 16; ++kc)
+        stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da_[kc]);
+    }
+    fence_proxy_async();  // dS stores -> wgmma reads (async proxy)
+    mbar_arrive(ds_full(buf));
+    // dQ of the step before (both warpgroups' dS of it are in shared memory by now, as a rule),
+    // then dK += dS^T Q of this step: the dQ store below runs while dK is on the tensor cores.
+    wg_wait<0>();  // dV (issued before dS was formed): frees the P^T registers
+    reg_fence<D / 2>(dv);
+    reg_fence<D / 2>(dk);
+#if QD_SPLIT
+    mbar_arrive(empty_do(sd));  // this warpgroup's last read of dO(t)
+#endif
+    auto dk_mma = [&]() {
+      wg_fence();
+#pragma unroll
+      for (int kc = 0; kc < B90_BR / 16; ++kc)
+        wg_rs_d(dk, da_[kc], wg_desc(qs + kc * 16 * 128, B90_BR * 128, 1024));
+      wg_commit();
+    };
+    if (t > 0) {
+      float dq[32];
+      const u32 pb = (t - 1) & 1;
+      mbar_wait(ds_full(pb), ((t - 1) >> 1) & 1);
+      dq_mma(dq, pb);
+      dk_mma();
+      wg_wait<1>();  // dQ of the step before
+      reg_fence<32>(dq);
+      mbar_arrive(ds_empty(pb));
+#if DQ_STG1
+      if (w.dq_dtype == DT_F32) {
+        dq_box(0, prev_q0, prev_head, dq);
+        dq_box(1, prev_q0, prev_head, dq);  // (waits for box 0's reduction to have read it)
+      } else
+#endif
+        dq_out(t - 1, prev_q0, prev_head, dq);
+#if DQ_DEFER
+      if (w.dq_dtype == DT_F32) {
+        dq_pend = true;
+        pend_q0 = prev_q0;
+        pend_head = prev_head;
+      }
+#endif
+    } else {
+      dk_mma();
+    }
+    wg_wait<0>();
+    reg_fence<D / 2>(dv);
+    reg_fence<D / 2>(dk);
+    mbar_arrive(empty_bar(s));
+    prev_q0 = q0;
+    prev_head = head;
+  }
+  if (n_steps > 0) {
+    const u32 u = n_steps - 1;
+    float dq[32];
+    mbar_wait(ds_full(u & 1), (u >> 1) & 1);
+    dq_mma(dq, u & 1);
+    wg_wait<0>();
+    reg_fence<32>(dq);
+#if DQ_DEFER
+    if (dq_pend) dq_issue(pend_q0, pend_head);  // (the staging is refilled right below)
+    dq_out(u, prev_q0, prev_head, dq);
+    if (w.dq_dtype == DT_F32) dq_issue(prev_q0, prev_head);
+#else
+#if DQ_STG1
+    if (w.dq_dtype == DT_F32) {
+      dq_box(0, prev_q0, prev_head, dq);
+      dq_box(1, prev_q0, prev_head, dq);
+    } else
+#endif
+      dq_out(u, prev_q0, prev_head, dq);
+#endif
+  }
+
+  if ((tid & 127) == 0) bulk_wait0();  // the last reductions, before the CTA's shared memory goes
+
+  // dK (scaled) and dV into the dKV regions.
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const u32 key = h ? key_b : key_a;
+    if (key >= w.n_keys) continue;
+    u64 dp = 0;
+    u32 dt = DT_F32;
+    for (u32 sg_i = w.kv_first; sg_i < w.kv_first + w.kv_count; ++sg_i) {
+      const KvSeg& sg = segs[sg_i];
+      if (key >= sg.key0 && key < sg.key0 + sg.len) {
+        const u64 ds = sg.ddtype == DT_F32 ? 4 : 2;
+        dp = sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * ds;
+        dt = sg.ddtype;
+        break;
+      }
+    }
+    if (dp == 0) continue;
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt) {
+      atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * scale, dk[nt * 4 + 2 * h + 1] * scale);
+      atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h], dv[nt * 4 + 2 * h + 1]);
+    }
+  }
+}
