@@ -215,26 +215,67 @@ extern "C" __global__ void dcp_merge(const MergeDesc* merges, u32 n_merges, cons
   }
 }
 
-// D[work row r, head j] = sum_e dO * O, for every work of one backward launch; one warp per row.
+// Eight consecutive elements from 16-byte aligned p[i..i + 8) as floats.
+__device__ __forceinline__ void load8_as_f32(const void* p, u64 i, u32 dt, float* out) {
+  if (dt == DT_F32) {
+    const float4* q = (const float4*)((const float*)p + i);
+    const float4 x = q[0], y = q[1];
+    out[0] = x.x; out[1] = x.y; out[2] = x.z; out[3] = x.w;
+    out[4] = y.x; out[5] = y.y; out[6] = y.z; out[7] = y.w;
+    return;
+  }
+  const uint4 v = *(const uint4*)((const unsigned short*)p + i);
+  const unsigned short* h = (const unsigned short*)&v;
+#pragma unroll
+  for (int k = 0; k < 8; ++k)
+    out[k] = dt == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(h[k])) : __half2float(__ushort_as_half(h[k]));
+}
+
+// D[work row r, head j] = sum_e dO * O, for every work of one backward launch. A row is served
+// by L lanes (a power of two, L * 8 >= head_dim) with 16-byte loads of 8 elements each, so a warp
+// takes 32 / L rows at once (2 at head dim 128); rows whose pointers or strides are not 16-byte
+// aligned, or head dims not a multiple of 8, take the scalar path (one row per warp). The scalar
+// path alone ran at ~15 % of HBM bandwidth (0.6 ms of an 11 ms backward on 480K rows).
 extern "C" __global__ void dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
                                       u32 elem_dtype) {
-  u32 lane = threadIdx.x & 31;
-  u64 warp = (blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5;
-  u64 n_warps = ((u64)gridDim.x * blockDim.x) >> 5;
+  const u32 lane = threadIdx.x & 31;
+  const u64 warp = (blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5;
+  const u64 n_warps = ((u64)gridDim.x * blockDim.x) >> 5;
   for (u32 wi = 0; wi < n_works; ++wi) {
     const WorkDesc& w = works[wi];
-    u64 rows = (u64)w.n_rows * w.q_heads;
-    for (u64 i = warp; i < rows; i += n_warps) {
-      const u64 r = i <= 0xffffffffull ? (u64)((u32)i / w.q_heads) : i / w.q_heads;
-      const u64 j = i - r * w.q_heads;
+    const u64 rows = (u64)w.n_rows * w.q_heads;
+    const u32 esz_o = w.o_dtype == DT_F32 ? 4 : 2, esz_do = elem_dtype == DT_F32 ? 4 : 2;
+    const bool vec = (head_dim & 7) == 0 && ((w.dout | w.o) & 15) == 0 &&
+                     ((u64)w.do_stride * esz_do & 15) == 0 && ((u64)w.o_stride * esz_o & 15) == 0;
+    u32 L = 32;
+    if (vec) {
+      L = 1;
+      while (L < 32 && L * 8 < head_dim) L <<= 1;
+    }
+    const u32 sub = lane & (L - 1), per_warp = 32 / L, slot = lane / L;
+    for (u64 base = warp * per_warp; base < rows; base += n_warps * per_warp) {
+      const u64 i = base + slot;
       float acc = 0.f;
-      for (u32 e = lane; e < head_dim; e += 32) {
-        float a = load_as_f32((const void*)w.dout, r * w.do_stride + j * head_dim + e, elem_dtype);
-        float b = load_as_f32((const void*)w.o, r * w.o_stride + j * head_dim + e, w.o_dtype);
-        acc += a * b;
+      if (i < rows) {
+        const u64 r = i <= 0xffffffffull ? (u64)((u32)i / w.q_heads) : i / w.q_heads;
+        const u64 j = i - r * w.q_heads;
+        const u64 d0 = r * w.do_stride + j * head_dim, o0 = r * w.o_stride + j * head_dim;
+        if (vec) {
+          for (u32 e = sub * 8; e < head_dim; e += L * 8) {
+            float a[8], b[8];
+            load8_as_f32((const void*)w.dout, d0 + e, elem_dtype, a);
+            load8_as_f32((const void*)w.o, o0 + e, w.o_dtype, b);
+#pragma unroll
+            for (int k = 0; k < 8; ++k) acc += a[k] * b[k];
+          }
+        } else {
+          for (u32 e = lane; e < head_dim; e += 32)
+            acc += load_as_f32((const void*)w.dout, d0 + e, elem_dtype) * load_as_f32((const void*)w.o, o0 + e, w.o_dtype);
+        }
       }
-      for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-      if (lane == 0) dd[w.dd_off + i] = acc;
+      // Sum over the row's L lanes (xor offsets below L stay inside the aligned group).
+      for (u32 off = L >> 1; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+      if (sub == 0 && i < rows) dd[w.dd_off + i] = acc;
     }
   }
 }
