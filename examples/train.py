@@ -163,6 +163,9 @@ def parse_args(argv=None):
     ap.add_argument("--ffn", type=int, default=5632)
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--block-size", type=int, default=1024)
+    ap.add_argument("--token-epsilon", type=float, default=0.03,
+                    help="dcp: allowed token imbalance across ranks (max/mean - 1); the layers outside attention run "
+                         "on each rank's tokens, so training wants it tight (the planner's own default is 0.15)")
     ap.add_argument("--cost-model", default=None,
                     help="dcp's cost model: a `dcp calibrate` <profile>.cost.json of these GPUs (fitted kernel "
                          "model and send/recv curve); default: the built-in model")
@@ -209,7 +212,11 @@ def run(a, planner_name, rank, world, dev, distributed):
         if not cpu:
             torch.cuda.synchronize()
 
-    extra = {"cost_model": a.cost_model} if a.cost_model and planner_name == "dcp" else {}
+    extra = {}
+    if planner_name == "dcp":
+        extra["token_epsilon"] = a.token_epsilon
+        if a.cost_model:
+            extra["cost_model"] = a.cost_model
     planner = dcp.Planner(world, heads=a.heads, kv_heads=a.kv_heads, head_dim=a.head_dim, dtype="bf16",
                           block_size=a.block_size, planner=planner_name, mask=a.mask, **extra)
     if a.seq_len:

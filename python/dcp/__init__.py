@@ -237,7 +237,10 @@ class Planner:
     prefix-lm:P), ``device_memory_gib`` (attention-buffer cap per rank), link speeds, ``seed``,
     ``cost_model`` (dcp's cost model: a path or JSON text, e.g. the ``<profile>.cost.json`` that
     ``dcp calibrate`` writes, so dcp weighs its candidates with the GPUs' fitted kernel model and
-    send/recv curve). Planning releases the GIL.
+    send/recv curve), ``token_epsilon`` (dcp's allowed token imbalance, max/mean − 1 of the tokens
+    each rank holds; default 0.15: in training the layers outside attention run on each rank's
+    tokens, so a tight value, e.g. 0.02, keeps them balanced at a few more bytes moved). Planning
+    releases the GIL.
     """
 
     def __init__(self, world_size: int, **options: Any):

@@ -175,3 +175,17 @@ def test_planning_releases_the_gil():
         t.join()
     # With the GIL held for the whole plan, the other thread could not count at all.
     assert during > 1000, during
+
+
+def test_token_epsilon_bounds_the_tokens_each_rank_holds():
+    # An ldc batch of the 4-GPU training runs, lambda mask: with the planner's default tolerance
+    # one rank holds up to ~1.15x the mean tokens; training asks for 3 %.
+    lens = [14248, 1382, 1843, 980, 18264, 674, 648, 4830, 10362, 1979, 10056, 1291, 454, 1289, 26608,
+            9240, 6240, 825, 1472, 10033, 1578]
+    kw = dict(heads=16, kv_heads=4, head_dim=128, block_size=1024, planner="dcp", mask="lambda")
+    plan = dcp.Planner(4, token_epsilon=0.03, **kw).plan(lens)
+    n = [plan.num_tokens(r) for r in range(4)]
+    assert max(n) * 4 / sum(n) <= 1.03 + 1e-9, n
+    for bad in (-0.1, float("nan"), 11.0):
+        with pytest.raises(dcp.InvalidSpecError, match="token_epsilon"):
+            dcp.Planner(4, token_epsilon=bad, **kw)

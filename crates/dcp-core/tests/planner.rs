@@ -376,3 +376,42 @@ fn long_causal_sequences_move_fewer_bytes_with_bisection_and_head_groups() {
         assert_eq!(pn, plan_dcp(&b, &topo, &new).unwrap());
     }
 }
+
+/// `local` is a dcp candidate only where it balances the tokens each device holds within the
+/// placement's home-data tolerance (`mem_epsilon`), not only compute: on this lambda batch (an
+/// `ldc` batch of the 4-GPU training runs) whole sequences balance compute within 5 % but one
+/// device holds 1.32× the mean tokens, and in training every layer outside attention runs on
+/// them.
+#[test]
+fn local_candidate_must_balance_tokens_too() {
+    use dcp_core::planners::dcp::local_token_imbalance;
+    use dcp_core::planners::PlannerKind;
+    let lens = [
+        14248, 1382, 1843, 980, 18264, 674, 648, 4830, 10362, 1979, 10056, 1291, 454, 1289, 26608,
+        9240, 6240, 825, 1472, 10033, 1578,
+    ];
+    let model = ModelShape {
+        heads: 16,
+        kv_heads: 4,
+        ..ModelShape::default()
+    };
+    let b = BatchSpec::uniform(&lens, MaskSpec::parse("lambda").unwrap(), model, 1024);
+    let topo = Topology::new(1, 4);
+    let imb = local_token_imbalance(&b, &topo);
+    assert!(imb > 1.3, "{imb}");
+    let opts = PlannerOptions::default();
+    let p = make_plan("dcp", &b, &topo, &opts).unwrap();
+    assert_ne!(p.candidate, Some(PlannerKind::Local));
+    let tokens: Vec<u64> = p.devices.iter().map(|d| d.local_tokens() as u64).collect();
+    let mean = tokens.iter().sum::<u64>() as f64 / tokens.len() as f64;
+    let max = *tokens.iter().max().unwrap() as f64;
+    assert!(
+        max / mean <= 1.0 + opts.dcp.mem_epsilon + 0.01,
+        "{tokens:?}"
+    );
+    // With a tolerance that admits it, local wins again: the token rule is what excluded it.
+    let mut loose = PlannerOptions::default();
+    loose.dcp.mem_epsilon = 0.5;
+    let p = make_plan("dcp", &b, &topo, &loose).unwrap();
+    assert_eq!(p.candidate, Some(PlannerKind::Local));
+}

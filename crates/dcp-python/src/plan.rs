@@ -338,7 +338,7 @@ impl PyPlanner {
     #[new]
     #[pyo3(signature = (world_size, *, nodes=1, heads=8, kv_heads=2, head_dim=128, dtype="bf16",
         block_size=1024, head_block=None, planner="dcp", mask="causal", device_memory_gib=80.0,
-        inter_gbps=None, intra_gbps=None, seed=0, cost_model=None))]
+        inter_gbps=None, intra_gbps=None, seed=0, cost_model=None, token_epsilon=None))]
     fn new(
         world_size: u32,
         nodes: u32,
@@ -355,6 +355,7 @@ impl PyPlanner {
         intra_gbps: Option<f64>,
         seed: u64,
         cost_model: Option<&str>,
+        token_epsilon: Option<f64>,
     ) -> PyResult<Self> {
         if world_size == 0 || nodes == 0 || !world_size.is_multiple_of(nodes) {
             return Err(InvalidSpecError::new_err(format!(
@@ -394,6 +395,14 @@ impl PyPlanner {
         opts.dcp.seed = seed;
         if let Some(c) = cost_model {
             opts.dcp.cost = load_cost_model(c)?;
+        }
+        if let Some(e) = token_epsilon {
+            if !(e.is_finite() && (0.0..=10.0).contains(&e)) {
+                return Err(InvalidSpecError::new_err(format!(
+                    "token_epsilon must be a number in [0, 10] (allowed max/mean - 1 of the tokens each rank holds; got {e})"
+                )));
+            }
+            opts.dcp.mem_epsilon = e;
         }
         Ok(PyPlanner {
             cfg: PlannerConfig {

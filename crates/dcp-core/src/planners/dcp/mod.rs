@@ -153,6 +153,27 @@ pub fn local_is_balanced(imbalance: f64, comp_epsilon: f64) -> bool {
     imbalance <= 1.0 + comp_epsilon.max(0.10)
 }
 
+/// Token imbalance (max/mean of the tokens each device holds) of the `local` plan: whole
+/// sequences per device. Local is a candidate only within the placement's home-data tolerance
+/// (`mem_epsilon`): a device holding more tokens holds more memory, and in training the layers
+/// outside attention run on each device's tokens (on lambda batches `local` balanced compute
+/// within 5 % with one device holding 1.32× the mean tokens). Infinity when it does not apply.
+pub fn local_token_imbalance(batch: &BatchSpec, topo: &Topology) -> f64 {
+    let Ok(assign) = crate::planners::local::assign_local(batch, topo, None) else {
+        return f64::INFINITY;
+    };
+    let tokens: Vec<u64> = assign
+        .iter()
+        .map(|seqs| seqs.iter().map(|&s| batch.seqs[s].len as u64).sum())
+        .collect();
+    let total: u64 = tokens.iter().sum();
+    let max = tokens.iter().copied().max().unwrap_or(0);
+    if total == 0 {
+        return 1.0;
+    }
+    max as f64 * tokens.len() as f64 / total as f64
+}
+
 /// Estimated resident memory imbalance above which a stage count up to [`STAGE_MEM_SLACK`]
 /// slower than the fastest is taken when it stays under this.
 const STAGE_MEM_GOAL: f64 = 1.17;
@@ -296,7 +317,8 @@ pub fn plan_dcp(
     // sequences. (An unbalanced local plan can only win when the batch is so cheap that
     // latencies dominate; it is not offered then.)
     if let Ok((p, imbalance)) = predict_local(batch, topo, &opts.cost, None) {
-        let balanced = local_is_balanced(imbalance, opts.comp_epsilon);
+        let balanced = local_is_balanced(imbalance, opts.comp_epsilon)
+            && local_token_imbalance(batch, topo) <= 1.0 + opts.mem_epsilon;
         if balanced && p.fwd_ms + p.bwd_ms < best_t {
             best_t = p.fwd_ms + p.bwd_ms;
             winner = Some(PlannerKind::Local);
