@@ -602,10 +602,16 @@ impl GridModel {
         self.attended[u * self.r + (ring + self.r - s) % self.r]
     }
 
-    /// The sends of one all-to-all of `tensors` inside every head group: scatter from the
-    /// caller layout to the head split (`to_split`) or gather back.
-    fn a2a(&self, topo: &Topology, tensors: &[Tensor], to_split: bool) -> Vec<Acc> {
-        let mut s = Sends::new(topo, self.tokens.len());
+    /// Every transfer of one all-to-all of `tensors` inside every head group, scatter from the
+    /// caller layout to the head split (`to_split`) or gather back: `f(from, to, rows, heads,
+    /// tensor)`. Scatter: `from` sends its own rows of `to`'s heads; gather: `from` sends `to`'s
+    /// rows of its own heads.
+    fn a2a_each(
+        &self,
+        tensors: &[Tensor],
+        to_split: bool,
+        mut f: impl FnMut(usize, usize, u32, u32, &Tensor),
+    ) {
         for ring in 0..self.r {
             for me in 0..self.h {
                 let (from, t_me) = (self.dev(ring, me), self.tokens[self.dev(ring, me)]);
@@ -621,20 +627,28 @@ impl GridModel {
                         } else {
                             (t_j, sm.kvn * t.per_kv)
                         };
-                        if rows > 0 {
-                            s.send(from, to, nbytes(rows, heads, t.width, t.size));
-                        }
+                        f(from, to, rows, heads, t);
                     }
                 }
             }
         }
+    }
+
+    /// The sends of one all-to-all of `tensors` ([`GridModel::a2a_each`]).
+    fn a2a(&self, topo: &Topology, tensors: &[Tensor], to_split: bool) -> Vec<Acc> {
+        let mut s = Sends::new(topo, self.tokens.len());
+        self.a2a_each(tensors, to_split, |from, to, rows, heads, t| {
+            if rows > 0 {
+                s.send(from, to, nbytes(rows, heads, t.width, t.size));
+            }
+        });
         s.acc
     }
 
     /// Seconds of staging copies per device of the all-to-all [`GridModel::a2a`] of `tensors`:
     /// a share of the caller layout (all `kv_heads × per_kv` heads of its rows) is a strided
-    /// region, so the executor packs it before the group when scattering (`to_split`) and
-    /// unpacks it after the group's wait when gathering (see
+    /// region, so the executor packs it before the group when scattering (`to_split`, on the
+    /// sender) and unpacks it after the group's wait when gathering (on the receiver; see
     /// [`crate::plan::BufferDecl::staged_bytes`]); the head-split side is contiguous. One copy
     /// launch per (peer, tensor), reading and writing its bytes.
     fn a2a_staging(
@@ -645,30 +659,12 @@ impl GridModel {
         cost: &CostModel,
     ) -> Vec<f64> {
         let mut out = vec![0.0; self.tokens.len()];
-        for ring in 0..self.r {
-            for me in 0..self.h {
-                let (from, t_me) = (self.dev(ring, me), self.tokens[self.dev(ring, me)]);
-                for j in (0..self.h).filter(|&j| j != me) {
-                    let (to, t_j) = (self.dev(ring, j), self.tokens[self.dev(ring, j)]);
-                    let (sm, sj) = (self.shares[me], self.shares[j]);
-                    for t in tensors {
-                        if t.q_like && sm.part != sj.part {
-                            continue;
-                        }
-                        // Scatter: `me` packs its rows of `j`'s heads; gather: `j` unpacks its
-                        // rows of `me`'s heads.
-                        let (at, rows, heads) = if to_split {
-                            (from, t_me, sj.kvn * t.per_kv)
-                        } else {
-                            (to, t_j, sm.kvn * t.per_kv)
-                        };
-                        if rows > 1 && heads < kv_heads * t.per_kv {
-                            out[at] += cost.mem_s(2.0 * nbytes(rows, heads, t.width, t.size));
-                        }
-                    }
-                }
+        self.a2a_each(tensors, to_split, |from, to, rows, heads, t| {
+            if rows > 1 && heads < kv_heads * t.per_kv {
+                out[if to_split { from } else { to }] +=
+                    cost.mem_s(2.0 * nbytes(rows, heads, t.width, t.size));
             }
-        }
+        });
         out
     }
 
