@@ -55,6 +55,9 @@ struct Run {
     candidate: Option<String>,
     /// The plan's compute imbalance (max / mean device FLOPs), where recorded.
     imbalance: Option<f64>,
+    /// For `local` runs whose record gives the world size: the token imbalance of whole
+    /// sequences per device (what dcp checks before offering `local`).
+    local_tokens: Option<f64>,
 }
 
 /// (data set order, data set, scale, mask order, mask).
@@ -160,6 +163,7 @@ fn parse(input: &str, batch_file: &str) -> Result<Parsed> {
                 if !masks.contains(&mask) {
                     masks.push(mask.clone());
                 }
+                let local_tokens = local_token_imbalance_of(&v, &mask);
                 let ds = label["dataset"].as_str().unwrap_or_default().to_string();
                 let cell = (
                     datasets.iter().position(|d| *d == ds).unwrap_or(0),
@@ -178,6 +182,7 @@ fn parse(input: &str, batch_file: &str) -> Result<Parsed> {
                     check: v["check"]["pass"].as_bool(),
                     candidate: v["candidate"].as_str().map(String::from),
                     imbalance: v["compute_imbalance"].as_f64(),
+                    local_tokens,
                 });
             }
             _ => {}
@@ -193,6 +198,28 @@ fn parse(input: &str, batch_file: &str) -> Result<Parsed> {
         datasets,
         masks,
     })
+}
+
+/// The token imbalance of the `local` plan of a `local` bench record (its lengths, mask, block
+/// size and world size), None for other records or when a field is missing.
+fn local_token_imbalance_of(v: &serde_json::Value, mask: &str) -> Option<f64> {
+    if v["planner"].as_str()? != "local" {
+        return None;
+    }
+    let world = v["world"].as_u64()? as u32;
+    let lens: Vec<u32> = v["lens"]
+        .as_array()?
+        .iter()
+        .map(|x| x.as_u64().map(|l| l as u32))
+        .collect::<Option<_>>()?;
+    let block = v["block_size"].as_u64()? as u32;
+    let mask = dcp_core::mask::MaskSpec::parse(mask).ok()?;
+    let batch = dcp_core::spec::BatchSpec::uniform(&lens, mask, Default::default(), block);
+    let imb = dcp_core::planners::dcp::local_token_imbalance(
+        &batch,
+        &dcp_core::spec::Topology::new(1, world.max(1)),
+    );
+    imb.is_finite().then_some(imb)
 }
 
 /// Variant name of a run: static planners and local by name, dcp (and dcp's own placement,
@@ -223,12 +250,16 @@ fn choice_section(p: &Parsed) -> String {
     // (mask, batch) -> variant -> fwd + bwd.
     let mut t: BTreeMap<(String, usize), BTreeMap<String, f64>> = BTreeMap::new();
     let mut picks: BTreeMap<(String, usize, u32), String> = BTreeMap::new();
-    let eps = dcp_core::planners::dcp::DcpOptions::default().comp_epsilon;
+    let defaults = dcp_core::planners::dcp::DcpOptions::default();
+    let (eps, mem_eps) = (defaults.comp_epsilon, defaults.mem_epsilon);
     for r in &p.runs {
         // `local` is a candidate of dcp only where it balances compute within the planner's
-        // tolerance (`local_is_balanced`): an unbalanced one is shown in the tables but not
-        // counted as a choice dcp missed.
-        if r.planner == "local" && r.imbalance.is_some_and(|i| !local_is_balanced(i, eps)) {
+        // tolerance (`local_is_balanced`) and tokens within its home-data tolerance: an
+        // unbalanced one is shown in the tables but not counted as a choice dcp missed.
+        if r.planner == "local"
+            && (r.imbalance.is_some_and(|i| !local_is_balanced(i, eps))
+                || r.local_tokens.is_some_and(|t| t > 1.0 + mem_eps))
+        {
             continue;
         }
         let key = (r.cell.4.clone(), r.batch);
@@ -912,7 +943,7 @@ mod tests {
     }
 
     /// `local` counts as a candidate dcp missed only where dcp may offer it (compute imbalance
-    /// within the planner's tolerance).
+    /// within the planner's tolerance, and tokens within its home-data tolerance).
     #[test]
     fn unbalanced_local_is_no_missed_candidate() {
         let with_local = |imb: f64| {
@@ -930,6 +961,26 @@ mod tests {
         assert!(md.contains("| lambda | 1 | 0 | 0 (0 %) | +25.0 %"), "{md}");
         let md = choice_section(&parse(&with_local(1.40), BATCHES).unwrap());
         assert!(md.contains("| lambda | 1 | 0 | 1 (100 %) | +0.0 %"), "{md}");
+        // Balanced compute but not tokens: batch 2's [50, 50, 20] on 2 GPUs puts 70 tokens on
+        // one device (1.17× the mean), outside the 15 % dcp allows; with no world recorded the
+        // token rule cannot apply.
+        let with_world = |world: Option<u32>| {
+            let mut v: Vec<serde_json::Value> = with_local(1.05)
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if let Some(w) = world {
+                v.iter_mut().for_each(|x| x["world"] = serde_json::json!(w));
+            }
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let md = choice_section(&parse(&with_world(Some(2)), BATCHES).unwrap());
+        assert!(md.contains("| lambda | 1 | 0 | 1 (100 %) | +0.0 %"), "{md}");
+        let md = choice_section(&parse(&with_world(None), BATCHES).unwrap());
+        assert!(md.contains("| lambda | 1 | 0 | 0 (0 %) | +25.0 %"), "{md}");
     }
 
     #[test]
