@@ -125,15 +125,14 @@ fn initial_and_refined(
     // estimate when a device exceeds it (see [`memory_capacities`]), with a little more
     // compute capacity, else (or if the estimate's cannot be met) under the plain memory
     // capacity; each round under its own seed (a function of the options), so it coarsens
-    // differently and finds other moves. The number of rounds: see [`refine_rounds`]; a
-    // partition from scratch, refined already, skips the plain first one, and on instances
-    // above SECOND_ROUND_MAX_WORK only memory asks for its one round.
+    // differently and finds other moves. The number of rounds: [`refine_rounds`]; a
+    // partition from scratch, refined already, runs one round less unless memory asks.
     let comp_cap0 = cfg.capacities.as_ref().map_or(u64::MAX, |c| c[0][0]);
     let refine_cap = comp_cap0.saturating_add(comp_cap0 / 1000 * REFINE_COMP_PERMILLE);
     let mut cur = parts;
     let rounds = refine_rounds(table.tiles.len() as u64 * k as u64);
+    // A partition from scratch is refined already: one plain round less.
     let plain_rounds = match kind {
-        Initial::Partition if rounds == 1 => 0,
         Initial::Partition => rounds - 1,
         _ => rounds,
     };
@@ -239,13 +238,9 @@ const REFINE_COMP_PERMILLE: u64 = 15;
 const PASS_COMP_PERMILLE: u64 = 18;
 
 /// V-cycles of the refinement: as many as fit [`REFINE_WORK`] (tiles × devices per V-cycle),
-/// between 2 and [`REFINE_ROUNDS`]; 1 above [`SECOND_ROUND_MAX_WORK`].
+/// between 1 and [`REFINE_ROUNDS`].
 fn refine_rounds(work: u64) -> u32 {
-    if work > SECOND_ROUND_MAX_WORK {
-        1
-    } else {
-        (REFINE_WORK / work.max(1)).clamp(2, REFINE_ROUNDS as u64) as u32
-    }
+    (REFINE_WORK / work.max(1)).clamp(1, REFINE_ROUNDS as u64) as u32
 }
 
 /// V-cycles of the refinement at most. Each further V-cycle from the last one's partition
@@ -253,14 +248,11 @@ fn refine_rounds(work: u64) -> u32 {
 /// bytes / the reference planner's): 1 V-cycle 1.027, 2 0.997, 3 0.989, 4 0.987.
 const REFINE_ROUNDS: u32 = 4;
 
-/// Tiles × devices the V-cycles of one placement may touch together (each costs about
-/// O(tiles × devices)): 4 rounds on the 131K-token 4x8 longalign batches (~10^5 per round),
-/// 3 on ldc's (~4·10^5), keeping the 131K / 4x8 planning time within its 50 ms median.
-const REFINE_WORK: u64 = 1_600_000;
-
-/// Tiles × devices above which the refinement has one V-cycle only (its moves cost O(devices)
-/// each: at 1M tokens on 256 devices the second round would cost ~0.5 s for ~1 % of bytes).
-const SECOND_ROUND_MAX_WORK: u64 = 4_000_000;
+/// Tiles × devices the V-cycles of one placement may touch together. A V-cycle costs about
+/// 4.4 µs per tile on 32 devices (2 cores, loaded): 4 rounds on the 131K-token 4x8 longalign
+/// batches (~7·10^4 each), 1–4 on ldc's (1–4·10^5; the 114K-token sequence, 4·10^5, one
+/// round: 90 ms CPU with the rest of the planning), 1 at 1M tokens on 32x8.
+const REFINE_WORK: u64 = 600_000;
 
 /// Stage count the memory estimate of the placement assumes.
 const MEM_STAGES: u32 = 4;
@@ -362,15 +354,12 @@ fn lpt_max(w: &[u64], k: u32) -> u64 {
 mod tests {
     use super::*;
 
-    /// At least two V-cycles up to SECOND_ROUND_MAX_WORK, at most REFINE_ROUNDS, fewer as the
-    /// instance grows, one above it.
+    /// REFINE_ROUNDS V-cycles on small instances, fewer as the instance grows, at least one.
     #[test]
     fn refine_rounds_shrink_with_the_instance() {
-        let works = [
-            1, 100_000, 400_000, 800_000, 1_600_000, 4_000_000, 4_000_001,
-        ];
+        let works = [1, 70_000, 150_000, 300_000, 400_000, 4_000_000];
         let r: Vec<u32> = works.iter().map(|&w| refine_rounds(w)).collect();
-        assert_eq!(r, vec![REFINE_ROUNDS, REFINE_ROUNDS, 4, 2, 2, 2, 1]);
+        assert_eq!(r, vec![REFINE_ROUNDS, REFINE_ROUNDS, 4, 2, 1, 1]);
         assert!(r.windows(2).all(|w| w[0] >= w[1]));
     }
 }
