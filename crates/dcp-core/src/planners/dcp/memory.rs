@@ -20,8 +20,10 @@ use crate::spec::ModelShape;
 /// already reading their blocks).
 const COOL_TARGETS: usize = 4;
 
-/// The pass stops once every device's estimate is within this fraction of the mean.
-const PASS_TARGET: f64 = 0.12;
+/// The pass stops once every device's estimate is within this fraction of the mean (0.12
+/// before the refinement took more rounds: with 0.14 longalign causal moves 0.5 % fewer bytes
+/// and the emitted plans stay within 1.19 resident imbalance on the reference batches).
+const PASS_TARGET: f64 = 0.14;
 
 /// Bytes a move may add at no cost in its score (memory relieved per byte added + this).
 const BYTE_SCALE: f64 = 1e5;

@@ -121,27 +121,27 @@ fn initial_and_refined(
         block_home: parts[..nb].to_vec(),
         tile_dev: parts[nb..].to_vec(),
     };
-    // Refinement: up to REFINE_ROUNDS V-cycles from the placement, each under memory
-    // capacities from the resident estimate when a device exceeds it (see
-    // [`memory_capacities`]), with a little more compute capacity. The bisection, not refined
-    // yet, gets its first V-cycle in any case (under the plain memory capacity if the
-    // estimate's cannot be met); a partition only when memory asks for it.
+    // Refinement: V-cycles from the placement, each under memory capacities from the resident
+    // estimate when a device exceeds it (see [`memory_capacities`]), with a little more
+    // compute capacity, else (or if the estimate's cannot be met) under the plain memory
+    // capacity; each round under its own seed (a function of the options), so it coarsens
+    // differently and finds other moves. The number of rounds: [`refine_rounds`]; a
+    // partition from scratch, refined already, runs one round less unless memory asks.
     let comp_cap0 = cfg.capacities.as_ref().map_or(u64::MAX, |c| c[0][0]);
     let refine_cap = comp_cap0.saturating_add(comp_cap0 / 1000 * REFINE_COMP_PERMILLE);
     let mut cur = parts;
-    // A partition is refined already; the bisection is not.
-    let mut refined = kind == Initial::Partition;
-    let rounds = if table.tiles.len() as u64 * k as u64 <= SECOND_ROUND_MAX_WORK {
-        REFINE_ROUNDS
-    } else {
-        1
+    let rounds = refine_rounds(table.tiles.len() as u64 * k as u64);
+    // A partition from scratch is refined already: one plain round less.
+    let plain_rounds = match kind {
+        Initial::Partition => rounds - 1,
+        _ => rounds,
     };
-    for _ in 0..rounds {
+    for round in 0..rounds {
         let mut tries: Vec<Vec<u64>> = Vec::new();
         if let Some(caps) = memory_capacities(table, batch, &pl, k, mem_cap) {
             tries.push(caps);
         }
-        if !refined {
+        if round < plain_rounds {
             tries.push(vec![mem_cap; k as usize]);
         }
         if tries.is_empty() {
@@ -150,6 +150,7 @@ fn initial_and_refined(
         for caps in tries {
             let mut c2 = cfg.clone();
             c2.capacities = Some(caps.iter().map(|&m| vec![refine_cap, m]).collect());
+            c2.seed = cfg.seed.wrapping_add(round as u64);
             // The capacities are a target, not a requirement: when the rebalancer cannot meet
             // them the next (or the placement as it is) is kept. Any other error is a bug.
             match hypergraph::refine_from(hg, &c2, &cur) {
@@ -159,7 +160,6 @@ fn initial_and_refined(
                         block_home: cur[..nb].to_vec(),
                         tile_dev: cur[nb..].to_vec(),
                     };
-                    refined = true;
                     break;
                 }
                 Err(hypergraph::Error::Infeasible { .. }) => {}
@@ -228,21 +228,34 @@ const MEM_TARGET_STEP: f64 = 0.02;
 const MEM_TARGET_STEPS: u32 = 5;
 
 /// Extra compute capacity (per mille of the placement's) the refinement may use, and the
-/// memory post-pass after it: at the default ε 0.08 a device may reach 1.0897× the mean
+/// memory post-pass after it: at the default ε 0.08 a device may reach 1.0957× the mean
 /// compute in the refinement and 1.099× (within the 1.10 the planner promises) in the memory
-/// pass, which so finds room to move tiles off the device of the most resident bytes
+/// pass, which so keeps a little room to move tiles off the device of the most resident bytes
 /// (measured on the reference batches: with both at 18, the max resident imbalance stayed at
-/// 1.21–1.31 on single batches).
-const REFINE_COMP_PERMILLE: u64 = 9;
+/// 1.21–1.31 on single batches; with the refinement at 9 instead of 15, longalign causal moved
+/// 1.5 % more bytes, mean over seeds 0–3).
+const REFINE_COMP_PERMILLE: u64 = 15;
 const PASS_COMP_PERMILLE: u64 = 18;
 
-/// V-cycles of the refinement at most (the second only when the resident estimate still
-/// exceeds its target): the second lowered bytes by 2–4 % on the reference batches.
-const REFINE_ROUNDS: u32 = 2;
+/// V-cycles of the refinement: as many as fit [`REFINE_WORK`] (tiles × devices per V-cycle),
+/// between 1 and [`REFINE_ROUNDS`].
+fn refine_rounds(work: u64) -> u32 {
+    (REFINE_WORK / work.max(1)).clamp(1, REFINE_ROUNDS as u64) as u32
+}
 
-/// Tiles × devices above which the refinement has one V-cycle only (its moves cost O(devices)
-/// each: at 1M tokens on 256 devices the second round would cost ~0.5 s for ~1 % of bytes).
-const SECOND_ROUND_MAX_WORK: u64 = 4_000_000;
+/// V-cycles of the refinement at most. Each further V-cycle from the last one's partition
+/// lowered the bytes (reference 4x8 B1024 batches, longalign causal, mean over seeds 0–3,
+/// bytes / the reference planner's): 1 V-cycle 1.027, 2 0.997, 3 0.989, 4 0.987.
+const REFINE_ROUNDS: u32 = 4;
+
+/// Tiles × devices the V-cycles of one placement may touch together. A V-cycle costs about
+/// 4.4 µs per tile on 32 devices (2-core VM, loaded): on the 131K-token 4x8 reference batches
+/// longalign's (6–11·10^4 per round) get 2–4 rounds, ldc's (0.6–4·10^5) 1–4, the 114K-token
+/// sequence one (92 ms CPU with the rest of the planning); 1M tokens on 32x8 one. Measured on
+/// those batches: 300K and 600K gave the same longalign causal bytes (0.988 / 0.988 × the
+/// reference's, seeds 0–3 within 0.98–1.00), ldc causal 0.921 / 0.911, ldc causal CPU median
+/// 39 / 54 ms.
+const REFINE_WORK: u64 = 300_000;
 
 /// Stage count the memory estimate of the placement assumes.
 const MEM_STAGES: u32 = 4;
@@ -338,4 +351,18 @@ fn lpt_max(w: &[u64], k: u32) -> u64 {
         .map(|std::cmp::Reverse(l)| l)
         .max()
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// REFINE_ROUNDS V-cycles on small instances, fewer as the instance grows, at least one.
+    #[test]
+    fn refine_rounds_shrink_with_the_instance() {
+        let works = [1, 70_000, 150_000, 300_000, 400_000, 4_000_000];
+        let r: Vec<u32> = works.iter().map(|&w| refine_rounds(w)).collect();
+        assert_eq!(r, vec![REFINE_ROUNDS, REFINE_ROUNDS, 2, 1, 1, 1]);
+        assert!(r.windows(2).all(|w| w[0] >= w[1]));
+    }
 }
