@@ -107,9 +107,31 @@ struct Ctx<'a> {
     /// spans, and every step meets the same ones.
     span_xs: Vec<Cell<u64>>,
     span_ys: Vec<Cell<u64>>,
+    /// The pieces of runs of global rows `[g, g + len)` by `(g, len)`, from row 0 on: a ring
+    /// plan's works read the same device-long runs again and again.
+    run_pieces: RefCell<HashMap<(u64, u32), Vec<Piece>, BuildHasherDefault<PtrHash>>>,
 }
 
 impl<'a> Ctx<'a> {
+    /// Appends the pieces of rows `[r0, r1)` holding global rows from `g` on (see
+    /// [`GMap::pieces`]), each with `tag`; from [`Ctx::run_pieces`] when cut before.
+    fn pieces(&self, r0: u32, r1: u32, g: u64, tag: u32, out: &mut Vec<(Piece, u32)>) {
+        let mut cache = self.run_pieces.borrow_mut();
+        let ps = cache.entry((g, r1 - r0)).or_insert_with(|| {
+            let mut v = Vec::new();
+            self.gmap.pieces(0, r1 - r0, g, &mut |p| v.push(p));
+            v
+        });
+        out.extend(ps.iter().map(|p| {
+            let p = Piece {
+                r0: p.r0 + r0,
+                r1: p.r1 + r0,
+                ..*p
+            };
+            (p, tag)
+        }));
+    }
+
     fn new(plan: &'a Plan) -> Self {
         let gmap = GMap::new(plan);
         let n = gmap.spans().len();
@@ -127,6 +149,7 @@ impl<'a> Ctx<'a> {
             pairs_memo: RefCell::new(HashMap::default()),
             span_xs: unset(),
             span_ys: unset(),
+            run_pieces: RefCell::new(HashMap::default()),
         }
     }
 }

@@ -812,6 +812,13 @@ pub(super) struct Covs {
 }
 
 impl Covs {
+    /// Room for `n` nodes (growing an arena of thousands of nodes copies it again and again).
+    pub fn with_capacity(n: usize) -> Self {
+        Covs {
+            nodes: Vec::with_capacity(n),
+        }
+    }
+
     fn push(&mut self, n: CovNode) -> Cov {
         self.nodes.push(n);
         (self.nodes.len() - 1) as Cov

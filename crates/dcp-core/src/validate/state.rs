@@ -360,6 +360,22 @@ impl Buf {
         out
     }
 
+    /// The value at `r`'s top-left when `r` (in bounds, not empty) lies inside one band holding
+    /// one value across all heads and that value is set: `r` then holds one rectangle, as
+    /// [`Buf::read`] would return it. `None` otherwise.
+    #[inline]
+    pub fn read_one(&self, r: &Region) -> Option<Val> {
+        let band = self.bands.get(self.after(r.tok).checked_sub(1)?)?;
+        match band.cols {
+            Few::One((_, _, v))
+                if !v.is_unset() && band.t0 <= r.tok && r.tok + r.len <= band.t1 =>
+            {
+                Some(v.shift(r.tok - band.t0, r.head))
+            }
+            _ => None,
+        }
+    }
+
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
     pub fn write(&mut self, r: &Region, rows: RowList) {
         if r.len == 0 || r.heads == 0 {

@@ -87,6 +87,19 @@ fn holds_input(rows: &[Rows], t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]
         })
 }
 
+/// `(g, head)` of the top-left cell when `rows` are one rectangle of input `t` over all `len`
+/// rows and all heads (one band, one column run).
+fn one_input(rows: &[Rows], t: IoTensor, len: u32) -> Option<(u64, u32)> {
+    match rows {
+        [Rows {
+            r0: 0,
+            r1,
+            cols: Few::One((0, _, Val::In { t: vt, g, head })),
+        }] if *r1 == len && *vt == t => Some((*g, *head)),
+        _ => None,
+    }
+}
+
 /// Two overlapping regions of a list (indices in the list, smaller first), by a sweep over
 /// regions sorted by buffer and first token: each is compared only with those starting before
 /// it ends.
@@ -195,7 +208,11 @@ impl<'a> Validator<'a> {
                 Some((&w.o, &w.lse)),
             )?;
         }
-        // Works of one launch must not write each other's outputs.
+        // Works of one launch must not write each other's outputs (one work: nothing to
+        // compare).
+        if works.len() < 2 {
+            return Ok(());
+        }
         for out in [|w: &FwdWork| w.o, |w: &FwdWork| w.lse] {
             if let Some((a, b)) = first_overlap(works.iter().map(out).collect()) {
                 return Err(self.err(dev, idx, PlanErrorKind::OverlappingOutputs { a, b }));
@@ -229,6 +246,9 @@ impl<'a> Validator<'a> {
         let g = self.plan.batch.model.group();
         let qi = Item::Work(wi, "query", None);
         let rows = self.read_set(dev, idx, q, qi)?;
+        if let Some(ops) = self.operands_one_rect(dev, q, &rows, kv) {
+            return Ok(Some(ops));
+        }
         let mut q_runs = Runs::Zero;
         let mut q_head = Slots::new(q.heads as usize, u32::MAX);
         let at = (dev, idx);
@@ -323,27 +343,78 @@ impl<'a> Validator<'a> {
                 }
             }
             if let Some(g) = g0 {
-                // Runs end at device boundaries: a coverage leaf per run then lies inside one
-                // device's output cells (a head group's receive buffer holds several devices'
-                // rows back to back).
-                let (mut r, mut g) = (row0 + rw.r0, g);
-                let end = row0 + rw.r1;
-                while r < end {
-                    let n = ((self.cx.gmap.next_base(g) - g).min((end - r) as u64)) as u32;
-                    // Not across a device boundary (`g` is one when it is a device's base).
-                    let join = g > 0 && self.cx.gmap.next_base(g - 1) > g;
-                    push_run(runs, r, r + n, g, join);
-                    r += n;
-                    g += n as u64;
-                }
+                self.push_runs(runs, row0 + rw.r0, row0 + rw.r1, g);
             }
         }
         Ok(())
     }
 
+    /// Appends rows `[r, end)` holding global rows from `g` on to `runs`. Runs end at device
+    /// boundaries: a coverage leaf per run then lies inside one device's output cells (a head
+    /// group's receive buffer holds several devices' rows back to back).
+    fn push_runs(&self, runs: &mut Runs, mut r: u32, end: u32, mut g: u64) {
+        while r < end {
+            let n = ((self.cx.gmap.next_base(g) - g).min((end - r) as u64)) as u32;
+            // Not across a device boundary (`g` is one when it is a device's base).
+            let join = g > 0 && self.cx.gmap.next_base(g - 1) > g;
+            push_run(runs, r, r + n, g, join);
+            r += n;
+            g += n as u64;
+        }
+    }
+
+    /// [`Validator::operands`] when the query region holds one rectangle of input Q and every
+    /// KV region one rectangle of input KV, all with the same KV heads (a ring step's work):
+    /// the same result without per-column slots. `None`: not that shape (or something the
+    /// general path reports), so the general path decides.
+    fn operands_one_rect(
+        &self,
+        dev: u32,
+        q: &Region,
+        q_rows: &[Rows],
+        kv: &[Region],
+    ) -> Option<Operands> {
+        let (gq, hq) = one_input(q_rows, IoTensor::Q, q.len)?;
+        let mut q_runs = Runs::Zero;
+        self.push_runs(&mut q_runs, 0, q.len, gq);
+        let mut kv_runs = Few::Zero;
+        let mut keys = 0u32;
+        let mut hk = None;
+        for r in kv {
+            let rows = self.devs[dev as usize].bufs[r.buf as usize].read(r);
+            let (g, h) = one_input(&rows, IoTensor::Kv, r.len)?;
+            if *hk.get_or_insert(h) != h {
+                return None;
+            }
+            let mut runs = Runs::Zero;
+            self.push_runs(&mut runs, keys, keys + r.len, g);
+            keys += r.len;
+            kv_runs.push(runs);
+        }
+        let hk = hk?;
+        // GQA: query head `hq + j` reads KV head `hk + j / g`, which must be its group's.
+        let grp = self.plan.batch.model.group();
+        if (0..q.heads).any(|j| (hq + j) / grp != hk + j / grp) {
+            return None;
+        }
+        let mut q_head = Slots::new(q.heads as usize, 0);
+        for (j, h) in q_head.iter_mut().enumerate() {
+            *h = hq + j as u32;
+        }
+        Some(Operands {
+            q_cols: Few::One((0, q.heads, hq)),
+            kv_cols: Few::One((0, kv[0].heads, hk)),
+            q_runs,
+            q_head,
+            kv_runs,
+            keys,
+        })
+    }
+
     /// Row-range segments in row order without overlap; ranges in order and inside the
     /// concatenated keys, checked once per run of rows on which no two range ends cross (the
     /// checks then hold on every row of the run or none).
+    #[inline(never)]
     pub(super) fn check_rows(
         &self,
         dev: u32,
@@ -430,6 +501,7 @@ impl<'a> Validator<'a> {
     /// query piece, range, KV piece) that holds pairs; each checked to pair one sequence and to
     /// lie inside its mask. `rows` passed [`Validator::check_rows`].
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn pairs(
         &self,
         dev: u32,
@@ -598,16 +670,15 @@ impl<'a> Validator<'a> {
                 return Ok(e.pairs.clone());
             }
         }
-        let map = &self.cx.gmap;
         let mut scratch = self.pieces.borrow_mut();
         let (qp, kp) = &mut *scratch;
         qp.clear();
         kp.clear();
         for (i, &(r0, r1, g)) in ops.q_runs.iter().enumerate() {
-            map.pieces(r0, r1, g, &mut |p| qp.push((p, i as u32)));
+            self.cx.pieces(r0, r1, g, i as u32, qp);
         }
         for (j, &(r0, r1, g)) in ops.kv_runs.iter().flat_map(|rs| rs.iter()).enumerate() {
-            map.pieces(r0, r1, g, &mut |p| kp.push((p, j as u32)));
+            self.cx.pieces(r0, r1, g, j as u32, kp);
         }
         // Query and keys with no sequence in common: nothing the work attends can be right.
         if let (Some(q), Some(k)) = (qp.first(), kp.first()) {
