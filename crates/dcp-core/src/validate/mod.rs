@@ -93,6 +93,9 @@ pub fn validate(plan: &Plan) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Pieces of runs of global rows by `(first row, length)`.
+type RunPieces = HashMap<(u64, u32), Vec<Piece>, BuildHasherDefault<PtrHash>>;
+
 /// What is derived once from the batch and the layout, and what both programs share.
 struct Ctx<'a> {
     plan: &'a Plan,
@@ -109,7 +112,7 @@ struct Ctx<'a> {
     span_ys: Vec<Cell<u64>>,
     /// The pieces of runs of global rows `[g, g + len)` by `(g, len)`, from row 0 on: a ring
     /// plan's works read the same device-long runs again and again.
-    run_pieces: RefCell<HashMap<(u64, u32), Vec<Piece>, BuildHasherDefault<PtrHash>>>,
+    run_pieces: RefCell<RunPieces>,
 }
 
 impl<'a> Ctx<'a> {

@@ -399,6 +399,34 @@ impl Buf {
                     return;
                 }
             }
+            // One band written at the start of a band that holds it (a ring buffer receiving
+            // its next step's rows): the band's tail moves down, no cut lists.
+            if let Few::One(rw) = &rows {
+                let at = self.after(a).checked_sub(1);
+                if let (0, true, 1, Some(i)) = (rw.r0, rw.r1 == r.len, rw.cols.len(), at) {
+                    let band = &mut self.bands[i];
+                    if band.t0 == a && b <= band.t1 {
+                        let Few::One(rw) = rows else { unreachable!() };
+                        if b == band.t1 {
+                            band.cols = rw.cols;
+                        } else {
+                            let dt = b - a;
+                            for c in band.cols.iter_mut() {
+                                c.2 = c.2.shift(dt, 0);
+                            }
+                            band.t0 = b;
+                            let new = Band {
+                                t0: a,
+                                t1: b,
+                                cols: rw.cols,
+                            };
+                            self.bands.insert(i, new);
+                        }
+                        self.coalesce(a, b);
+                        return;
+                    }
+                }
+            }
             self.split_at(a);
             self.split_at(b);
             let (i, j) = (self.from(a), self.from(b));
@@ -804,6 +832,48 @@ mod tests {
         let cells: Vec<Cell> = refined.iter().collect();
         assert_eq!(cells.len(), 1 + 3);
         assert_eq!(cells[3].val(1).ident(), Some((1, 3)));
+    }
+
+    #[test]
+    fn a_band_written_at_the_start_of_a_longer_band_keeps_its_tail() {
+        // The one-band write path (a ring buffer receiving fewer rows than it holds) against
+        // reads of every row.
+        let region = |tok, len| Region {
+            buf: 0,
+            tok,
+            len,
+            head: 0,
+            heads: 2,
+        };
+        let mut b = Buf::new(10, 2);
+        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, input(100, 0))));
+        let zero = Val::Fill(FillValue::Zero);
+        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, zero)));
+        let rows = b.read(&region(0, 10));
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].r0, rows[0].r1), (0, 4));
+        assert!(matches!(rows[0].cols[0].2, Val::Fill(FillValue::Zero)));
+        assert_eq!((rows[1].r0, rows[1].r1), (4, 10));
+        assert_eq!(rows[1].cols[0].2.ident(), Some((104, 0)));
+        assert_eq!(
+            b.read_one(&region(5, 2)).and_then(|v| v.ident()),
+            Some((105, 0))
+        );
+        assert!(b.read_one(&region(3, 2)).is_none(), "across two bands");
+        // Writing back what was there joins the bands again; a band written whole takes its
+        // place.
+        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, input(100, 0))));
+        let rows = b.read(&region(0, 10));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].cols[0].2.ident(), Some((100, 0)));
+        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, zero)));
+        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, input(7, 0))));
+        assert_eq!(
+            b.read_one(&region(9, 1)).and_then(|v| v.ident()),
+            Some((16, 0))
+        );
+        // A never-written cell is not one set rectangle.
+        assert!(Buf::new(4, 2).read_one(&region(0, 4)).is_none());
     }
 
     #[test]

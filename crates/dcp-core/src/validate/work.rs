@@ -354,9 +354,10 @@ impl<'a> Validator<'a> {
     /// group's receive buffer holds several devices' rows back to back).
     fn push_runs(&self, runs: &mut Runs, mut r: u32, end: u32, mut g: u64) {
         while r < end {
-            let n = ((self.cx.gmap.next_base(g) - g).min((end - r) as u64)) as u32;
+            let (b0, b1) = self.cx.gmap.device_bounds(g);
+            let n = ((b1 - g).min((end - r) as u64)) as u32;
             // Not across a device boundary (`g` is one when it is a device's base).
-            let join = g > 0 && self.cx.gmap.next_base(g - 1) > g;
+            let join = g > b0;
             push_run(runs, r, r + n, g, join);
             r += n;
             g += n as u64;
@@ -414,7 +415,6 @@ impl<'a> Validator<'a> {
     /// Row-range segments in row order without overlap; ranges in order and inside the
     /// concatenated keys, checked once per run of rows on which no two range ends cross (the
     /// checks then hold on every row of the run or none).
-    #[inline(never)]
     pub(super) fn check_rows(
         &self,
         dev: u32,
@@ -501,7 +501,6 @@ impl<'a> Validator<'a> {
     /// query piece, range, KV piece) that holds pairs; each checked to pair one sequence and to
     /// lie inside its mask. `rows` passed [`Validator::check_rows`].
     #[allow(clippy::too_many_arguments)]
-    #[inline(never)]
     fn pairs(
         &self,
         dev: u32,
