@@ -1093,3 +1093,38 @@ fn a_one_rectangle_accumulation_into_an_input_is_caught() {
     assert_eq!((e.site.device, e.site.instr), (1, Some(i)));
     assert_eq!(e.site.program, "backward");
 }
+
+#[test]
+fn a_head_parallel_backward_work_reading_do_as_o_is_caught() {
+    // usp: a backward work's query rows are several devices' rows (one run each), its O one
+    // coalesced band; reading dO in place of O must still be rejected.
+    use dcp_core::planners::{make_plan, PlannerOptions};
+    let model = ModelShape {
+        heads: 8,
+        kv_heads: 2,
+        head_dim: 4,
+        dtype: DType::Bf16,
+    };
+    let b = BatchSpec::uniform(&[67, 1, 8, 29], MaskSpec::Causal, model, 16);
+    let mut p = make_plan("usp", &b, &Topology::new(1, 4), &PlannerOptions::default()).unwrap();
+    validate(&p).unwrap();
+    let (d, i) =
+        p.devices
+            .iter()
+            .enumerate()
+            .find_map(|(d, dp)| {
+                let i =
+                    dp.backward.instrs.iter().position(
+                        |x| matches!(x, Instr::AttnBwd { works, .. } if !works.is_empty()),
+                    )?;
+                Some((d, i))
+            })
+            .expect("a backward work");
+    if let Instr::AttnBwd { works, .. } = &mut p.devices[d].backward.instrs[i] {
+        works[0].o = works[0].do_;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)));
+    assert_eq!(e.site.program, "backward");
+}

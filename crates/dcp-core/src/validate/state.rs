@@ -695,6 +695,90 @@ pub(super) fn refine<'a>(inputs: &'a [&'a [Rows]]) -> Refined<'a> {
     if aligned(inputs) {
         return Refined::Aligned(inputs);
     }
+    let n = inputs.len();
+    if n == 0 || inputs.iter().any(|rs| rs.is_empty()) {
+        return general_refine(inputs);
+    }
+    // Row cuts by merging the inputs' band ends (they tile the same rows); no cut list to sort.
+    // Per row interval, when every input's band has the same column runs, those are the cells'
+    // columns; otherwise the column cuts are merged as before.
+    let mut at = vec![0usize; n];
+    let mut blocks = Vec::new();
+    let mut vals = Vec::new();
+    let mut ccuts: Vec<u32> = Vec::new();
+    let mut cat = vec![0usize; n];
+    let mut a = inputs.iter().map(|rs| rs[0].r0).min().unwrap_or(0);
+    loop {
+        for (i, rs) in inputs.iter().enumerate() {
+            while at[i] < rs.len() && rs[at[i]].r1 <= a {
+                at[i] += 1;
+            }
+        }
+        // Every input must hold row `a` (contents of one region tile it); else the general
+        // path decides.
+        if inputs
+            .iter()
+            .zip(&at)
+            .any(|(rs, &k)| k >= rs.len() || rs[k].r0 > a)
+        {
+            if inputs.iter().zip(&at).all(|(rs, &k)| k >= rs.len()) {
+                break;
+            }
+            return general_refine(inputs);
+        }
+        let b = inputs
+            .iter()
+            .zip(&at)
+            .map(|(rs, &k)| rs[k].r1)
+            .min()
+            .expect("inputs");
+        let first = &inputs[0][at[0]];
+        let same_cols = inputs.iter().zip(&at).all(|(rs, &k)| {
+            let c = &rs[k].cols;
+            c.len() == first.cols.len()
+                && c.iter()
+                    .zip(first.cols.iter())
+                    .all(|(x, y)| (x.0, x.1) == (y.0, y.1))
+        });
+        if same_cols {
+            for (j, &(c0, c1, _)) in first.cols.iter().enumerate() {
+                for (rs, &k) in inputs.iter().zip(&at) {
+                    let band = &rs[k];
+                    vals.push(band.cols[j].2.shift(a - band.r0, 0));
+                }
+                blocks.push([a, b, c0, c1]);
+            }
+        } else {
+            ccuts.clear();
+            for (rs, &k) in inputs.iter().zip(&at) {
+                for (c0, c1, _) in &rs[k].cols {
+                    ccuts.push(*c0);
+                    ccuts.push(*c1);
+                }
+            }
+            ccuts.sort_unstable();
+            ccuts.dedup();
+            cat.iter_mut().for_each(|k| *k = 0);
+            for cw in ccuts.windows(2) {
+                let (c, d) = (cw[0], cw[1]);
+                for ((rs, &k), ck) in inputs.iter().zip(&at).zip(cat.iter_mut()) {
+                    let band = &rs[k];
+                    while band.cols[*ck].1 <= c {
+                        *ck += 1;
+                    }
+                    let (c0, _, v) = &band.cols[*ck];
+                    vals.push(v.shift(a - band.r0, c - c0));
+                }
+                blocks.push([a, b, c, d]);
+            }
+        }
+        a = b;
+    }
+    Refined::General { n, blocks, vals }
+}
+
+/// The common refinement by sorted cut lists (any inputs: also rows some input lacks).
+fn general_refine<'a>(inputs: &'a [&'a [Rows]]) -> Refined<'a> {
     let mut rcuts: Vec<u32> = inputs
         .iter()
         .flat_map(|rs| rs.iter().flat_map(|r| [r.r0, r.r1]))
@@ -832,6 +916,52 @@ mod tests {
         let cells: Vec<Cell> = refined.iter().collect();
         assert_eq!(cells.len(), 1 + 3);
         assert_eq!(cells[3].val(1).ident(), Some((1, 3)));
+    }
+
+    /// A cell as plain data: rows, columns, every input's identity.
+    type PlainCell = (u32, u32, u32, u32, Vec<Option<(u64, u32)>>);
+
+    /// The cells of a refinement as plain data.
+    fn cells_of(r: &Refined) -> Vec<PlainCell> {
+        r.iter()
+            .map(|c| {
+                let v = (0..c.n()).map(|i| c.val(i).ident()).collect();
+                (c.r0, c.r1, c.c0, c.c1, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_merged_refinement_matches_the_sorted_one() {
+        // Bands cut at different rows, columns alike or not: the same cells as sorting cuts.
+        let cols = |tok: u32, cuts: &[u32]| -> Cols {
+            cuts.windows(2)
+                .map(|w| (w[0], w[1], input(tok, w[0])))
+                .collect()
+        };
+        let band = |r0, r1, tok, cuts: &[u32]| Rows {
+            r0,
+            r1,
+            cols: cols(tok, cuts),
+        };
+        let a = [band(0, 3, 10, &[0, 4]), band(3, 9, 40, &[0, 4])];
+        let b = [
+            band(0, 1, 70, &[0, 4]),
+            band(1, 7, 80, &[0, 4]),
+            band(7, 9, 90, &[0, 4]),
+        ];
+        let c = [band(0, 5, 5, &[0, 1, 4]), band(5, 9, 50, &[0, 2, 3, 4])];
+        for inputs in [
+            vec![&a[..], &b[..]],
+            vec![&a[..], &c[..]],
+            vec![&c[..], &b[..], &a[..]],
+            vec![&b[..]],
+        ] {
+            let merged = refine(&inputs);
+            let sorted = general_refine(&inputs);
+            assert_eq!(cells_of(&merged), cells_of(&sorted));
+            assert!(!cells_of(&merged).is_empty());
+        }
     }
 
     #[test]

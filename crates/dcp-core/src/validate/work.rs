@@ -66,25 +66,41 @@ fn ident_rows(t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> RowList {
         .collect()
 }
 
-/// Whether `rows` hold exactly input `t` laid out as `runs × cols` (row bands and column runs
-/// matching one to one): the common case of a backward work's O, LSE and dO, checked without
-/// building the expected rows and refining.
+/// Whether `rows` hold exactly input `t` laid out as `runs × cols` (the common case of a
+/// backward work's O, LSE and dO), checked without building the expected rows and refining: the
+/// row bands and the runs are walked together, and on each piece where one band meets one run
+/// the band's column runs must be `cols` with the run's global rows and the columns' heads (the
+/// values are affine in a rectangle, so its top-left cell decides). A band may hold several
+/// runs (rows of consecutive devices, coalesced) and a run several bands.
 fn holds_input(rows: &[Rows], t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> bool {
-    rows.len() == runs.len()
-        && rows.iter().zip(runs).all(|(rw, &(r0, r1, g))| {
-            rw.r0 == r0
-                && rw.r1 == r1
-                && rw.cols.len() == cols.len()
-                && rw
-                    .cols
-                    .iter()
-                    .zip(cols)
-                    .all(|(&(c0, c1, ref v), &(d0, d1, head))| {
-                        (c0, c1) == (d0, d1)
-                            && matches!(*v, Val::In { t: vt, g: vg, head: h }
-                            if vt == t && vg == g && h == head)
-                    })
-        })
+    let (mut i, mut j) = (0, 0);
+    let mut a = match (rows.first(), runs.first()) {
+        (Some(rw), Some(run)) if rw.r0 == run.0 => rw.r0,
+        _ => return false,
+    };
+    while let (Some(rw), Some(&(r0, r1, g))) = (rows.get(i), runs.get(j)) {
+        if !(rw.r0 <= a && a < rw.r1 && r0 <= a && a < r1) || rw.cols.len() != cols.len() {
+            return false;
+        }
+        let want_g = g + (a - r0) as u64;
+        let ok = rw
+            .cols
+            .iter()
+            .zip(cols)
+            .all(|(&(c0, c1, ref v), &(d0, d1, head))| {
+                (c0, c1) == (d0, d1)
+                    && matches!(*v, Val::In { t: vt, g: vg, head: h }
+                        if vt == t && vg + (a - rw.r0) as u64 == want_g && h == head)
+            });
+        if !ok {
+            return false;
+        }
+        let b = rw.r1.min(r1);
+        i += usize::from(b == rw.r1);
+        j += usize::from(b == r1);
+        a = b;
+    }
+    i == rows.len() && j == runs.len()
 }
 
 /// `(g, head)` of the top-left cell when `rows` are one rectangle of input `t` over all `len`
@@ -895,7 +911,51 @@ impl<'a> Validator<'a> {
 
 #[cfg(test)]
 mod head_run_tests {
-    use super::head_runs;
+    use super::{head_runs, holds_input, Runs};
+    use crate::plan::IoTensor;
+    use crate::validate::state::{refine, Rows, Val};
+
+    /// `holds_input` by refining against the expected rows (the general path's check).
+    fn by_refinement(rows: &[Rows], t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> bool {
+        let want = super::ident_rows(t, runs, cols);
+        let inputs: [&[Rows]; 2] = [rows, &want];
+        let r = refine(&inputs);
+        let ok = r.iter().all(|c| {
+            matches!(c.val(0), Val::In { t: vt, .. } if *vt == t)
+                && c.val(0).ident() == c.val(1).ident()
+        });
+        ok
+    }
+
+    #[test]
+    fn a_band_holding_several_runs_holds_the_input() {
+        let o = |g: u64, head: u32| Val::In {
+            t: IoTensor::O,
+            g,
+            head,
+        };
+        let cols = [(0, 4, 0)];
+        // Two runs (two devices' rows) in one coalesced band; and split differently.
+        let runs: Runs = [(0, 5, 100), (5, 9, 105)].into_iter().collect();
+        let one = [Rows::one(0, 9, 4, o(100, 0))];
+        let cut = [Rows::one(0, 2, 4, o(100, 0)), Rows::one(2, 9, 4, o(102, 0))];
+        let off = [Rows::one(0, 9, 4, o(101, 0))];
+        let head = [Rows::one(0, 9, 4, o(100, 1))];
+        let short = [Rows::one(0, 8, 4, o(100, 0))];
+        let jump: Runs = [(0, 5, 100), (5, 9, 205)].into_iter().collect();
+        for (rows, runs, want) in [
+            (&one[..], &runs, true),
+            (&cut[..], &runs, true),
+            (&off[..], &runs, false),
+            (&head[..], &runs, false),
+            (&one[..], &jump, false),
+        ] {
+            assert_eq!(holds_input(rows, IoTensor::O, runs, &cols), want);
+            assert_eq!(by_refinement(rows, IoTensor::O, runs, &cols), want);
+        }
+        assert!(!holds_input(&short, IoTensor::O, &runs, &cols));
+        assert!(!holds_input(&one, IoTensor::DO, &runs, &cols));
+    }
 
     #[test]
     fn unread_columns_never_merge_with_head_zero() {
