@@ -546,6 +546,24 @@ impl<'a> Validator<'a> {
                 let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
                 let mask = &cx.masks[seq as usize];
                 let mfirst = mask_seg(mask, q0 as i64);
+                // Keys every query of `[q0, q1)` attends, when one mask segment with one range
+                // covers them (a causal sequence): [`rect_inside_mask`]'s test, hoisted out of
+                // the KV pieces' loop (its lines are extreme at the end rows).
+                let common = match mask.segs.get(mfirst) {
+                    Some(ms)
+                        if ms.ranges.len() == 1
+                            && ms.rows.0 <= q0 as i64
+                            && q1 as i64 <= ms.rows.1 =>
+                    {
+                        let r = &ms.ranges[0];
+                        let (x, y) = (q0 as i64, q1 as i64 - 1);
+                        Some((
+                            r.start.at(x).max(r.start.at(y)),
+                            r.end.at(x).min(r.end.at(y)),
+                        ))
+                    }
+                    _ => None,
+                };
                 let mut xs = None;
                 for lr in seg.ranges.iter() {
                     // Concatenated positions this range can reach over the rows.
@@ -591,7 +609,10 @@ impl<'a> Validator<'a> {
                                 h.ys(off + a as u64, off + b as u64)
                             });
                             let qs = (q0 as i64, q1 as i64);
-                            counted = rect_inside_mask(mask, mfirst, qs, (a, b));
+                            counted = match common {
+                                Some((cl, cu)) => cl <= a && b <= cu,
+                                None => rect_inside_mask(mask, mfirst, qs, (a, b)),
+                            };
                             Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64)
                         } else {
                             trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false)
@@ -632,13 +653,9 @@ impl<'a> Validator<'a> {
             .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
             .collect();
         let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
-        let q: Few<(i64, i64)> = ops.q_runs.iter().map(rows_of).collect();
-        let k: Few<(i64, i64)> = ops
-            .kv_runs
-            .iter()
-            .flat_map(|rs| rs.iter().map(rows_of))
-            .collect();
-        Ok(WorkPairs::new(h, qheads, traps, &q, &k))
+        let q = ops.q_runs.iter().map(rows_of);
+        let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
+        Ok(WorkPairs::new(h, qheads, traps, q, k))
     }
 
     #[allow(clippy::too_many_arguments)]
