@@ -440,7 +440,14 @@ impl Machine for Validator<'_> {
                 format!("as many tokens as the receive {}", show(dst)),
             ));
         }
-        let rows = self.read_set(from, fi, src, Item::Send { to })?;
+        // One set rectangle (a ring step's buffer) moves as one; anything else as read.
+        let one = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
+        let rows = match one {
+            Some(v) if src.len > 0 && src.heads > 0 => {
+                RowList::One(Rows::one(0, src.len, src.heads, v))
+            }
+            _ => self.read_set(from, fi, src, Item::Send { to })?,
+        };
         self.write(to, dst, rows);
         self.group_sends[from as usize].push(*src);
         self.group_recvs[to as usize].push(*dst);

@@ -243,44 +243,62 @@ impl<'a> Validator<'a> {
         program(self.plan, dev as usize, self.backward)
     }
 
+    #[cold]
+    #[inline(never)]
     fn err(&self, dev: u32, idx: usize, kind: PlanErrorKind) -> PlanError {
         PlanError::new(dev, program_name(self.backward), Some(idx), kind)
     }
 
+    #[cold]
+    #[inline(never)]
     fn err_end(&self, dev: u32, kind: PlanErrorKind) -> PlanError {
         PlanError::new(dev, program_name(self.backward), None, kind)
     }
 
     /// Bounds of `r`; returns the buffer's width.
+    #[inline]
     fn check_region(&self, dev: u32, idx: usize, r: &Region, item: Item) -> Result<u32, PlanError> {
+        match self.prog(dev).buffers.get(r.buf as usize) {
+            Some(b)
+                if r.tok as u64 + r.len as u64 <= b.tokens as u64
+                    && r.head as u64 + r.heads as u64 <= b.heads as u64 =>
+            {
+                Ok(b.width)
+            }
+            _ => Err(self.region_err(dev, idx, r, item)),
+        }
+    }
+
+    /// The error of a region [`Validator::check_region`] refuses (kept out of its inlined
+    /// path).
+    #[cold]
+    #[inline(never)]
+    fn region_err(&self, dev: u32, idx: usize, r: &Region, item: Item) -> PlanError {
         let Some(b) = self.prog(dev).buffers.get(r.buf as usize) else {
-            return Err(self.err(
+            return self.err(
                 dev,
                 idx,
                 PlanErrorKind::UndeclaredBuffer {
                     item: item.to_string(),
                     buf: r.buf,
                 },
-            ));
+            );
         };
-        if r.tok as u64 + r.len as u64 > b.tokens as u64
-            || r.head as u64 + r.heads as u64 > b.heads as u64
-        {
-            return Err(self.err(
-                dev,
-                idx,
-                PlanErrorKind::OutOfBounds {
-                    item: item.to_string(),
-                    region: show(r),
-                    name: b.name.clone(),
-                    tokens: b.tokens,
-                    heads: b.heads,
-                },
-            ));
-        }
-        Ok(b.width)
+        self.err(
+            dev,
+            idx,
+            PlanErrorKind::OutOfBounds {
+                item: item.to_string(),
+                region: show(r),
+                name: b.name.clone(),
+                tokens: b.tokens,
+                heads: b.heads,
+            },
+        )
     }
 
+    #[cold]
+    #[inline(never)]
     fn shape_err(&self, dev: u32, idx: usize, item: Item, need: impl Into<String>) -> PlanError {
         self.err(
             dev,
@@ -302,6 +320,7 @@ impl<'a> Validator<'a> {
         self.hazard(dev, idx, r, item, true)
     }
 
+    #[inline]
     fn hazard(
         &self,
         dev: u32,
@@ -313,19 +332,33 @@ impl<'a> Validator<'a> {
         for p in &self.devs[dev as usize].pending {
             let sends: &[Region] = if write { &p.sends } else { &[] };
             if p.recvs.iter().any(|x| x.overlaps(r)) || sends.iter().any(|x| x.overlaps(r)) {
-                return Err(self.err(
-                    dev,
-                    idx,
-                    PlanErrorKind::InFlightHazard {
-                        item: item.to_string(),
-                        region: show(r),
-                        tag: p.tag,
-                        write,
-                    },
-                ));
+                return Err(self.hazard_err(dev, idx, r, item, p.tag, write));
             }
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hazard_err(
+        &self,
+        dev: u32,
+        idx: usize,
+        r: &Region,
+        item: Item,
+        tag: u32,
+        write: bool,
+    ) -> PlanError {
+        self.err(
+            dev,
+            idx,
+            PlanErrorKind::InFlightHazard {
+                item: item.to_string(),
+                region: show(r),
+                tag,
+                write,
+            },
+        )
     }
 
     /// The contents of `r`; every cell must have been written.
@@ -342,6 +375,8 @@ impl<'a> Validator<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
     fn read_before_write(
         &self,
         dev: u32,

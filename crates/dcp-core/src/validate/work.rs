@@ -659,6 +659,8 @@ impl<'a> Validator<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
     fn outside(
         &self,
         dev: u32,
@@ -677,6 +679,8 @@ impl<'a> Validator<'a> {
         self.err(dev, idx, kind)
     }
 
+    #[cold]
+    #[inline(never)]
     fn mixed(&self, dev: u32, idx: usize, wi: usize, a: u32, b: u32) -> PlanError {
         self.err(dev, idx, PlanErrorKind::MixedSequences { work: wi, a, b })
     }
