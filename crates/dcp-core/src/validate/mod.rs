@@ -149,12 +149,27 @@ impl<'a> Ctx<'a> {
                 .map(|s| s.mask.compile(s.len))
                 .collect(),
             gmap,
-            pairs_memo: RefCell::new(HashMap::default()),
+            pairs_memo: RefCell::new(HashMap::with_capacity_and_hasher(
+                fwd_works(plan),
+                Default::default(),
+            )),
             span_xs: unset(),
             span_ys: unset(),
             run_pieces: RefCell::new(HashMap::default()),
         }
     }
+}
+
+/// The forward programs' works: the pairs memo holds about one entry per work.
+fn fwd_works(plan: &Plan) -> usize {
+    plan.devices
+        .iter()
+        .flat_map(|d| &d.forward.instrs)
+        .map(|i| match i {
+            crate::plan::Instr::Attn { works, .. } => works.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// A work's query pieces and KV pieces, each with the index of its run (KV runs of all regions

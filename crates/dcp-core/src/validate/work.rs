@@ -103,15 +103,11 @@ fn holds_input(rows: &[Rows], t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]
     i == rows.len() && j == runs.len()
 }
 
-/// `(g, head)` of the top-left cell when `rows` are one rectangle of input `t` over all `len`
-/// rows and all heads (one band, one column run).
-fn one_input(rows: &[Rows], t: IoTensor, len: u32) -> Option<(u64, u32)> {
-    match rows {
-        [Rows {
-            r0: 0,
-            r1,
-            cols: Few::One((0, _, Val::In { t: vt, g, head })),
-        }] if *r1 == len && *vt == t => Some((*g, *head)),
+/// `(g, head)` of `v`, the value of non-empty region `r` when it holds one rectangle
+/// ([`super::state::Buf::read_one`]), when that is input `t`.
+fn one_input(v: Val, t: IoTensor, r: &Region) -> Option<(u64, u32)> {
+    match v {
+        Val::In { t: vt, g, head } if vt == t && r.len > 0 && r.heads > 0 => Some((g, head)),
         _ => None,
     }
 }
@@ -261,10 +257,10 @@ impl<'a> Validator<'a> {
     ) -> Result<Option<Operands>, PlanError> {
         let g = self.plan.batch.model.group();
         let qi = Item::Work(wi, "query", None);
-        let rows = self.read_set(dev, idx, q, qi)?;
-        if let Some(ops) = self.operands_one_rect(dev, q, &rows, kv) {
+        if let Some(ops) = self.operands_one_rect(dev, q, kv) {
             return Ok(Some(ops));
         }
+        let rows = self.read_set(dev, idx, q, qi)?;
         let mut q_runs = Runs::Zero;
         let mut q_head = Slots::new(q.heads as usize, u32::MAX);
         let at = (dev, idx);
@@ -384,22 +380,16 @@ impl<'a> Validator<'a> {
     /// KV region one rectangle of input KV, all with the same KV heads (a ring step's work):
     /// the same result without per-column slots. `None`: not that shape (or something the
     /// general path reports), so the general path decides.
-    fn operands_one_rect(
-        &self,
-        dev: u32,
-        q: &Region,
-        q_rows: &[Rows],
-        kv: &[Region],
-    ) -> Option<Operands> {
-        let (gq, hq) = one_input(q_rows, IoTensor::Q, q.len)?;
+    fn operands_one_rect(&self, dev: u32, q: &Region, kv: &[Region]) -> Option<Operands> {
+        let bufs = &self.devs[dev as usize].bufs;
+        let (gq, hq) = one_input(bufs[q.buf as usize].read_one(q)?, IoTensor::Q, q)?;
         let mut q_runs = Runs::Zero;
         self.push_runs(&mut q_runs, 0, q.len, gq);
         let mut kv_runs = Few::Zero;
         let mut keys = 0u32;
         let mut hk = None;
         for r in kv {
-            let rows = self.devs[dev as usize].bufs[r.buf as usize].read(r);
-            let (g, h) = one_input(&rows, IoTensor::Kv, r.len)?;
+            let (g, h) = one_input(bufs[r.buf as usize].read_one(r)?, IoTensor::Kv, r)?;
             if *hk.get_or_insert(h) != h {
                 return None;
             }
