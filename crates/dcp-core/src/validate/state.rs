@@ -399,30 +399,19 @@ impl Buf {
                     return;
                 }
             }
-            // One band written at the start of a band that holds it (a ring buffer receiving
-            // its next step's rows): the band's tail moves down, no cut lists.
+            // One band of one column run (a ring buffer receiving its next step's rows, an
+            // accumulator rewritten): the bands it covers are replaced in place, the one it
+            // starts in keeps its rows before it and the one it ends in its rows after it, and
+            // only its two neighbours can continue it. The same bands as cutting, splicing and
+            // coalescing below.
             if let Few::One(rw) = &rows {
-                let at = self.after(a).checked_sub(1);
-                if let (0, true, 1, Some(i)) = (rw.r0, rw.r1 == r.len, rw.cols.len(), at) {
-                    let band = &mut self.bands[i];
-                    if band.t0 == a && b <= band.t1 {
+                let i = self.after(a).checked_sub(1);
+                let j = self.after(b - 1).checked_sub(1);
+                if let (0, true, 1, Some(i), Some(j)) = (rw.r0, rw.r1 == r.len, rw.cols.len(), i, j)
+                {
+                    if self.bands[j].t1 >= b && self.bands[i].t1 > a {
                         let Few::One(rw) = rows else { unreachable!() };
-                        if b == band.t1 {
-                            band.cols = rw.cols;
-                        } else {
-                            let dt = b - a;
-                            for c in band.cols.iter_mut() {
-                                c.2 = c.2.shift(dt, 0);
-                            }
-                            band.t0 = b;
-                            let new = Band {
-                                t0: a,
-                                t1: b,
-                                cols: rw.cols,
-                            };
-                            self.bands.insert(i, new);
-                        }
-                        self.coalesce(a, b);
+                        self.put_band(i, j, a, b, rw.cols);
                         return;
                     }
                 }
@@ -502,6 +491,54 @@ impl Buf {
             }
         }
         self.coalesce(r.tok, r.tok + r.len);
+    }
+
+    /// Rows `[a, b)`, which start in band `i` and end in band `j`, become one band of `cols`
+    /// (one column run); then joined with a neighbour that continues it.
+    fn put_band(&mut self, i: usize, j: usize, a: u32, b: u32, cols: Cols) {
+        let last = &self.bands[j];
+        let tail = (last.t1 > b).then(|| Band {
+            t0: b,
+            t1: last.t1,
+            cols: last
+                .cols
+                .iter()
+                .map(|(c0, c1, v)| (*c0, *c1, v.shift(b - last.t0, 0)))
+                .collect(),
+        });
+        let start = if self.bands[i].t0 < a {
+            self.bands[i].t1 = a;
+            i + 1
+        } else {
+            i
+        };
+        let new = Band { t0: a, t1: b, cols };
+        if start <= j && tail.is_none() {
+            // Reuse the first covered slot; drop the others.
+            self.bands[start] = new;
+            self.bands.drain(start + 1..=j);
+        } else {
+            self.bands
+                .splice(start..j + 1, std::iter::once(new).chain(tail));
+        }
+        // Join with the next band, then with the one before (coalescing would join the same).
+        let joins = |x: &Band, y: &Band| {
+            let dt = y.t0 - x.t0;
+            x.t1 == y.t0
+                && x.cols.len() == y.cols.len()
+                && x.cols
+                    .iter()
+                    .zip(&y.cols)
+                    .all(|(p, q)| p.0 == q.0 && p.1 == q.1 && continues(&p.2, dt, 0, &q.2))
+        };
+        if start + 1 < self.bands.len() && joins(&self.bands[start], &self.bands[start + 1]) {
+            self.bands[start].t1 = self.bands[start + 1].t1;
+            self.bands.remove(start + 1);
+        }
+        if start > 0 && joins(&self.bands[start - 1], &self.bands[start]) {
+            self.bands[start - 1].t1 = self.bands[start].t1;
+            self.bands.remove(start);
+        }
     }
 
     /// Merges neighbouring bands starting in `[from, to]` (and the band before) whose values
@@ -1001,6 +1038,31 @@ mod tests {
         assert_eq!(
             b.read_one(&region(9, 1)).and_then(|v| v.ident()),
             Some((16, 0))
+        );
+        // Across bands: the first keeps its rows before, the last its rows after.
+        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, zero)));
+        b.write(&region(2, 4), Few::One(Rows::one(0, 4, 2, input(500, 0))));
+        let rows = b.read(&region(0, 10));
+        let got: Vec<_> = rows
+            .iter()
+            .map(|rw| (rw.r0, rw.r1, rw.cols.len(), rw.cols[0].2.ident()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 2, 1, None),
+                (2, 6, 1, Some((500, 0))),
+                (6, 10, 1, Some((13, 0)))
+            ]
+        );
+        // A write continuing its neighbours on both sides joins all three.
+        b.write(&region(0, 2), Few::One(Rows::one(0, 2, 2, input(498, 0))));
+        b.write(&region(6, 4), Few::One(Rows::one(0, 4, 2, input(504, 0))));
+        b.write(&region(1, 7), Few::One(Rows::one(0, 7, 2, input(499, 0))));
+        assert_eq!(b.read(&region(0, 10)).len(), 1);
+        assert_eq!(
+            b.read_one(&region(0, 10)).and_then(|v| v.ident()),
+            Some((498, 0))
         );
         // A never-written cell is not one set rectangle.
         assert!(Buf::new(4, 2).read_one(&region(0, 4)).is_none());
