@@ -537,11 +537,17 @@ impl WorkPairs {
         };
         let mut q_side: Few<(Extent, PairSum)> = q_runs.map(|q| side(q, ka)).collect();
         let mut k_side: Few<(Extent, PairSum)> = k_runs.map(|k| side(qa, k)).collect();
-        for t in &traps {
-            let q = &mut q_side[t.qrun as usize].1;
-            *q = q.add(t.full);
-            let k = &mut k_side[t.krun as usize].1;
-            *k = k.add(t.full);
+        if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
+            // One query run and one KV run (a ring step's work): both hold every trapezoid.
+            let all = traps.iter().fold(PairSum::default(), |s, t| s.add(t.full));
+            (q.1, k.1) = (all, all);
+        } else {
+            for t in &traps {
+                let q = &mut q_side[t.qrun as usize].1;
+                *q = q.add(t.full);
+                let k = &mut k_side[t.krun as usize].1;
+                *k = k.add(t.full);
+            }
         }
         for (e, s) in q_side.iter_mut().chain(k_side.iter_mut()) {
             if s.count == 0 {

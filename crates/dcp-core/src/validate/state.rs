@@ -513,13 +513,20 @@ impl Buf {
             i
         };
         let new = Band { t0: a, t1: b, cols };
-        if start <= j && tail.is_none() {
-            // Reuse the first covered slot; drop the others.
-            self.bands[start] = new;
-            self.bands.drain(start + 1..=j);
-        } else {
-            self.bands
-                .splice(start..j + 1, std::iter::once(new).chain(tail));
+        // Bands `start..=j` (none when `start > j`) become `new` and `tail`: covered slots are
+        // reused, the rest dropped or inserted (no splice: it costs more than these moves).
+        let covered = (j + 1).saturating_sub(start);
+        let mut at = start;
+        for band in std::iter::once(new).chain(tail) {
+            if at < start + covered {
+                self.bands[at] = band;
+            } else {
+                self.bands.insert(at, band);
+            }
+            at += 1;
+        }
+        if at < start + covered {
+            self.bands.drain(at..start + covered);
         }
         // Join with the next band, then with the one before (coalescing would join the same).
         let joins = |x: &Band, y: &Band| {
