@@ -581,7 +581,7 @@ impl Buf {
 }
 
 /// Whether `b` is `a` moved `dt` rows and `dh` columns on (one rectangle could hold both).
-fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
+pub(super) fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
     match (a, b) {
         (Val::Unset, Val::Unset) => true,
         (Val::Fill(x), Val::Fill(y)) => x == y,

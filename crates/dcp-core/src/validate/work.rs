@@ -23,7 +23,7 @@ use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Cov, Covs,
     Hasher, Side, Trap, WorkPairs,
 };
-use super::state::{refine, Few, Part, RowList, Rows, Slots, Val};
+use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::Lin;
@@ -845,6 +845,21 @@ impl<'a> Validator<'a> {
                         return Err(self.shape_err(dev, idx, item, "the query region's shape"));
                     }
                     self.check_read(dev, idx, r, item)?;
+                    // One rectangle against one query run and one head run (a ring step's
+                    // work): one comparison, the walk below checks the same.
+                    let one = self.devs[dev as usize].bufs[r.buf as usize].read_one(r);
+                    if let (Some(v), [(0, r1, g)], [(0, c1, head)]) =
+                        (one, &ops.q_runs[..], &q_cols[..])
+                    {
+                        let want = Val::In {
+                            t: t_in,
+                            g: *g,
+                            head: *head,
+                        };
+                        if (*r1, *c1) == (r.len, r.heads) && continues(&v, 0, 0, &want) {
+                            continue;
+                        }
+                    }
                     let have = self.read_set(dev, idx, r, item)?;
                     if holds_input(&have, t_in, &ops.q_runs, q_cols) {
                         continue;
