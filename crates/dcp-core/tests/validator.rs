@@ -1128,3 +1128,22 @@ fn a_head_parallel_backward_work_reading_do_as_o_is_caught() {
     assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)));
     assert_eq!(e.site.program, "backward");
 }
+
+#[test]
+fn a_backward_ring_step_reading_do_as_o_is_caught() {
+    // One rectangle of the wrong input against the work's one query run.
+    let mut p = ring();
+    let prog = &mut p.devices[2].backward;
+    let i = prog
+        .instrs
+        .iter()
+        .position(|x| matches!(x, Instr::AttnBwd { works, .. } if works.len() == 1))
+        .expect("a backward step");
+    if let Instr::AttnBwd { works, .. } = &mut prog.instrs[i] {
+        works[0].o = works[0].do_;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (2, Some(i)));
+    assert_eq!(e.site.program, "backward");
+}
