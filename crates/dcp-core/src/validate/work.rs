@@ -522,6 +522,7 @@ impl<'a> Validator<'a> {
         let keys = ops.keys as i64;
         let mut traps = Vec::with_capacity(qp.len() * 2);
         let mut qi = 0usize;
+        let mut hint = 0usize;
         for seg in &rows.segs {
             let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
             while qi < qp.len() && qp[qi].0.r1 <= s0 {
@@ -563,7 +564,21 @@ impl<'a> Validator<'a> {
                     if lo >= hi {
                         continue;
                     }
-                    let from = kp.partition_point(|k| (k.0.r1 as i64) <= lo);
+                    // The first KV piece ending after `lo`: the previous range's or the one
+                    // after it when they qualify (ranges mostly go up through the keys), else
+                    // by search.
+                    let first_after = |i: usize| {
+                        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo)
+                            && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
+                    };
+                    let from = if first_after(hint) {
+                        hint
+                    } else if first_after(hint + 1) {
+                        hint + 1
+                    } else {
+                        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
+                    };
+                    hint = from;
                     for (k, krun) in &kp[from..] {
                         if k.r0 as i64 >= hi {
                             break;
