@@ -3,7 +3,8 @@
 //! defaults: seed 0, scale 1, causal, block 1024, 8 heads / 2 KV heads / dim 128).
 //!
 //! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
-//! [--count 2] [--topology 4x8] [--repeats 3] [--planners dcp,zigzag]`. Prints a markdown table, one row per plan;
+//! [--count 2] [--topology 4x8] [--repeats 3] [--planners dcp,zigzag] [--dataset longalign|ldc]
+//! [--mask causal|lambda|...]` (the mask as `MaskSpec::parse` reads it). Prints a markdown table, one row per plan;
 //! a planner that cannot plan a batch gets a row saying why. Planning and validation are each
 //! run `--repeats` times and the median is reported (the first planning of a batch also pays for
 //! cold caches and fresh pages; the medians compare warm to warm), wall and thread CPU time; CPU
@@ -47,16 +48,25 @@ fn main() {
         .map(String::from)
         .collect();
     let topo = Topology::parse(&arg(&args, "--topology", "4x8")).expect("--topology NxG");
+    let dataset = Dataset::parse(&arg(&args, "--dataset", "longalign")).expect("--dataset");
+    let mask = MaskSpec::parse(&arg(&args, "--mask", "causal")).expect("--mask");
     let model = ModelShape::default();
+    println!(
+        "dataset {}, mask {}, topology {}",
+        dataset.name(),
+        mask.name(),
+        arg(&args, "--topology", "4x8")
+    );
+    println!();
     println!(
         "| planner | budget | batch | tokens | seqs | instrs | works | plan KB | plan ms | plan CPU ms | validate ms | validate CPU ms | CPU ratio |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &budget in &budgets {
-        let batches = make_batches(Dataset::LongAlign, 1.0, count, budget, 0);
+        let batches = make_batches(dataset, 1.0, count, budget, 0);
         for planner in planners.iter().map(String::as_str) {
             for (bi, lens) in batches.iter().enumerate() {
-                let batch = BatchSpec::uniform(lens, MaskSpec::Causal, model, 1024);
+                let batch = BatchSpec::uniform(lens, mask.clone(), model, 1024);
                 let median = |mut v: Vec<f64>| {
                     v.sort_by(|a, b| a.total_cmp(b));
                     v[v.len() / 2]

@@ -999,3 +999,151 @@ fn a_work_reading_the_same_query_rows_twice_credits_each_copy_with_its_own_pairs
     };
     assert_eq!(2 * count.got, count.want, "{e}");
 }
+
+/// The forward (device, instruction) of a ring plan's first Attn with one work, and that work's
+/// operands (the one-rectangle fast path of the validator takes it).
+fn ring_step_attn(p: &Plan) -> (usize, usize) {
+    find_any(
+        p,
+        |x| matches!(x, Instr::Attn { works, .. } if works.len() == 1),
+    )
+}
+
+#[test]
+fn a_ring_step_reading_the_kv_head_of_another_group_is_caught() {
+    // One-rectangle operands: query heads 0..2 (group 0 of 2) against KV head 1.
+    let mut p = ring();
+    let (d, i) = ring_step_attn(&p);
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let w = &mut works[0];
+        w.q.heads = 2;
+        for r in &mut w.kv {
+            (r.head, r.heads) = (1, 1);
+        }
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::GqaMismatch { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)));
+}
+
+/// The forward (device, instruction) of a ring plan's first merge, and its program.
+fn ring_merge(p: &Plan) -> (usize, usize) {
+    find_any(
+        p,
+        |x| matches!(x, Instr::Merge { inputs, .. } if inputs.len() == 2),
+    )
+}
+
+#[test]
+fn a_one_rectangle_merge_of_a_never_written_partial_is_caught() {
+    let mut p = ring();
+    let (d, i) = ring_merge(&p);
+    let prog = &mut p.devices[d].forward;
+    let Instr::Merge { inputs, .. } = &prog.instrs[i] else {
+        unreachable!()
+    };
+    let o = inputs[1].0;
+    let mut decl = prog.buffers[o.buf as usize].clone();
+    decl.role = BufferRole::Scratch;
+    decl.name = "never written".into();
+    prog.buffers.push(decl);
+    let fresh = prog.buffers.len() as u32 - 1;
+    if let Instr::Merge { inputs, .. } = &mut prog.instrs[i] {
+        inputs[1].0.buf = fresh;
+    }
+    let e = err_of(&p);
+    assert!(
+        matches!(e.kind, PlanErrorKind::ReadBeforeWrite { .. }),
+        "{e}"
+    );
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)));
+}
+
+#[test]
+fn a_one_rectangle_merge_of_an_input_tensor_is_caught() {
+    // The second partial O replaced by the query input (same width, one rectangle).
+    let mut p = ring();
+    let (d, i) = ring_merge(&p);
+    let prog = &mut p.devices[d].forward;
+    let q = prog.io(IoTensor::Q).expect("a Q buffer");
+    if let Instr::Merge { inputs, .. } = &mut prog.instrs[i] {
+        inputs[1].0.buf = q;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)));
+}
+
+#[test]
+fn a_one_rectangle_accumulation_into_an_input_is_caught() {
+    // A backward ring step accumulating dQ into the O input (same width, one rectangle).
+    let mut p = ring();
+    let prog = &mut p.devices[1].backward;
+    let o = prog.io(IoTensor::O).expect("an O buffer");
+    let i = prog
+        .instrs
+        .iter()
+        .position(|x| matches!(x, Instr::AttnBwd { works, .. } if works.len() == 1))
+        .expect("a backward step");
+    if let Instr::AttnBwd { works, .. } = &mut prog.instrs[i] {
+        works[0].dq.buf = o;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (1, Some(i)));
+    assert_eq!(e.site.program, "backward");
+}
+
+#[test]
+fn a_head_parallel_backward_work_reading_do_as_o_is_caught() {
+    // usp: a backward work's query rows are several devices' rows (one run each), its O one
+    // coalesced band; reading dO in place of O must still be rejected.
+    use dcp_core::planners::{make_plan, PlannerOptions};
+    let model = ModelShape {
+        heads: 8,
+        kv_heads: 2,
+        head_dim: 4,
+        dtype: DType::Bf16,
+    };
+    let b = BatchSpec::uniform(&[67, 1, 8, 29], MaskSpec::Causal, model, 16);
+    let mut p = make_plan("usp", &b, &Topology::new(1, 4), &PlannerOptions::default()).unwrap();
+    validate(&p).unwrap();
+    let (d, i) =
+        p.devices
+            .iter()
+            .enumerate()
+            .find_map(|(d, dp)| {
+                let i =
+                    dp.backward.instrs.iter().position(
+                        |x| matches!(x, Instr::AttnBwd { works, .. } if !works.is_empty()),
+                    )?;
+                Some((d, i))
+            })
+            .expect("a backward work");
+    if let Instr::AttnBwd { works, .. } = &mut p.devices[d].backward.instrs[i] {
+        works[0].o = works[0].do_;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)));
+    assert_eq!(e.site.program, "backward");
+}
+
+#[test]
+fn a_backward_ring_step_reading_do_as_o_is_caught() {
+    // One rectangle of the wrong input against the work's one query run.
+    let mut p = ring();
+    let prog = &mut p.devices[2].backward;
+    let i = prog
+        .instrs
+        .iter()
+        .position(|x| matches!(x, Instr::AttnBwd { works, .. } if works.len() == 1))
+        .expect("a backward step");
+    if let Instr::AttnBwd { works, .. } = &mut prog.instrs[i] {
+        works[0].o = works[0].do_;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (2, Some(i)));
+    assert_eq!(e.site.program, "backward");
+}

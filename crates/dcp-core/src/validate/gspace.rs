@@ -70,10 +70,14 @@ impl GMap {
         &self.spans
     }
 
-    /// The first device base after `g` (the total after the last device's rows).
-    pub fn next_base(&self, g: u64) -> u64 {
+    /// `(first base ≤ g, first base after g)`: the bounds of the device rows holding `g` (the
+    /// total after the last device's rows; `g` below the total).
+    pub fn device_bounds(&self, g: u64) -> (u64, u64) {
         let i = self.base.partition_point(|&b| b <= g);
-        self.base.get(i).copied().unwrap_or(u64::MAX)
+        (
+            self.base[i.saturating_sub(1)],
+            self.base.get(i).copied().unwrap_or(u64::MAX),
+        )
     }
 
     /// Index of the span holding `g` (`g` below the total).

@@ -3,7 +3,7 @@
 //! until waited for.
 
 use super::pairs::{Cov, Covs};
-use super::state::{push_cell, refine, Part, RowList, Rows, Val};
+use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
 use super::{show, Item, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::Machine;
@@ -101,7 +101,13 @@ impl Validator<'_> {
         }
         self.check_write(dev, idx, o, Item::MergeOut)?;
         self.check_write(dev, idx, lse, Item::MergeOut)?;
-        let mut ins = Vec::with_capacity(2 * inputs.len());
+        // While every input is one rectangle (a ring step's merge of whole accumulators), its
+        // values are kept on the stack and the merge is one cell, the whole region, with no
+        // refinement; the first input that is not (or holds a cell never written, which
+        // `read_set` reports) switches to the general path, in the same order of checks.
+        let mut vals = [Val::Unset; 8];
+        let mut fast = (1..=4).contains(&inputs.len()) && o.len > 0 && o.heads > 0;
+        let mut ins = Vec::new();
         for (k, (io, il)) in inputs.iter().enumerate() {
             let item = Item::MergeIn(k);
             if self.check_region(dev, idx, io, item)? != d
@@ -115,67 +121,60 @@ impl Validator<'_> {
             }
             self.check_read(dev, idx, io, item)?;
             self.check_read(dev, idx, il, item)?;
+            if fast {
+                let bufs = &self.devs[dev as usize].bufs;
+                let one = |r: &Region| bufs[r.buf as usize].read_one(r);
+                if let (Some(a), Some(b)) = (one(io), one(il)) {
+                    vals[2 * k] = a;
+                    vals[2 * k + 1] = b;
+                    continue;
+                }
+                fast = false;
+                // The inputs before, as the general path reads them.
+                for (j, (jo, jl)) in inputs[..k].iter().enumerate() {
+                    ins.push(self.read_set(dev, idx, jo, Item::MergeIn(j))?);
+                    ins.push(self.read_set(dev, idx, jl, Item::MergeIn(j))?);
+                }
+            }
             ins.push(self.read_set(dev, idx, io, item)?);
             ins.push(self.read_set(dev, idx, il, item)?);
+        }
+        if fast {
+            let vals = &vals[..2 * inputs.len()];
+            let cell = [0, o.len, 0, o.heads];
+            let (vo, vl) = self.merge_cell(dev, idx, cell, |i| &vals[i], inputs.len())?;
+            self.write(dev, o, RowList::One(Rows::one(0, o.len, o.heads, vo)));
+            self.write(dev, lse, RowList::One(Rows::one(0, o.len, o.heads, vl)));
+            return Ok(());
         }
         let refs: Vec<&[Rows]> = ins.iter().map(|v| &v[..]).collect();
         let (mut ro, mut rl) = (RowList::Zero, RowList::Zero);
         for cell in refine(&refs).iter() {
-            let mut acc: Acc = None;
-            for k in 0..cell.n() / 2 {
-                match (cell.val(2 * k), cell.val(2 * k + 1)) {
-                    (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
-                    (
-                        Val::Part {
-                            p: Part::O,
-                            g,
-                            head,
-                            cov,
-                        },
-                        Val::Part {
-                            p: Part::Lse,
-                            g: g2,
-                            head: h2,
-                            cov: c2,
-                        },
-                    ) if (g, head) == (g2, h2) && self.covs.same(*cov, *c2) => {
-                        if let Err((ag, ah)) = fold(&mut self.covs, &mut acc, (*g, *head), *cov) {
-                            let map = &self.cx.gmap;
-                            let kind = PlanErrorKind::Combine {
-                                item: Item::MergeIn(k).to_string(),
-                                a: format!("partial O of {}", map.name(ag, ah)),
-                                b: cell.val(2 * k).describe(map),
-                            };
-                            return Err(self.err(dev, idx, kind));
-                        }
-                    }
-                    (a, b) => {
-                        return Err(self.err(
-                            dev,
-                            idx,
-                            PlanErrorKind::WrongContent {
-                                item: format!(
-                                    "{} at rows {}..{} heads {}..{}",
-                                    Item::MergeIn(k),
-                                    cell.r0,
-                                    cell.r1,
-                                    cell.c0,
-                                    cell.c1
-                                ),
-                                found: format!(
-                                    "({}, {})",
-                                    a.describe(&self.cx.gmap),
-                                    b.describe(&self.cx.gmap)
-                                ),
-                                expected: "a matching partial O and LSE, or zero and −∞".into(),
-                            },
-                        ))
-                    }
-                }
-            }
-            let (vo, vl) = match acc {
-                None => (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)),
-                Some((g, head, cov)) => (
+            let at = [cell.r0, cell.r1, cell.c0, cell.c1];
+            let (vo, vl) = self.merge_cell(dev, idx, at, |i| cell.val(i), inputs.len())?;
+            push_cell(&mut ro, cell.r0, cell.r1, cell.c0, cell.c1, vo);
+            push_cell(&mut rl, cell.r0, cell.r1, cell.c0, cell.c1, vl);
+        }
+        self.write(dev, o, ro);
+        self.write(dev, lse, rl);
+        Ok(())
+    }
+
+    /// The merged (O, LSE) of one cell block `[r0, r1, c0, c1]` whose `n` input pairs hold
+    /// `val(2k)`, `val(2k + 1)` at its top-left.
+    fn merge_cell<'v>(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        [r0, r1, c0, c1]: [u32; 4],
+        val: impl Fn(usize) -> &'v Val,
+        n: usize,
+    ) -> Result<(Val, Val), PlanError> {
+        let mut acc: Acc = None;
+        for k in 0..n {
+            match (val(2 * k), val(2 * k + 1)) {
+                (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
+                (
                     Val::Part {
                         p: Part::O,
                         g,
@@ -184,18 +183,58 @@ impl Validator<'_> {
                     },
                     Val::Part {
                         p: Part::Lse,
-                        g,
-                        head,
-                        cov,
+                        g: g2,
+                        head: h2,
+                        cov: c2,
                     },
-                ),
-            };
-            push_cell(&mut ro, cell.r0, cell.r1, cell.c0, cell.c1, vo);
-            push_cell(&mut rl, cell.r0, cell.r1, cell.c0, cell.c1, vl);
+                ) if (g, head) == (g2, h2) && self.covs.same(*cov, *c2) => {
+                    if let Err((ag, ah)) = fold(&mut self.covs, &mut acc, (*g, *head), *cov) {
+                        let map = &self.cx.gmap;
+                        let kind = PlanErrorKind::Combine {
+                            item: Item::MergeIn(k).to_string(),
+                            a: format!("partial O of {}", map.name(ag, ah)),
+                            b: val(2 * k).describe(map),
+                        };
+                        return Err(self.err(dev, idx, kind));
+                    }
+                }
+                (a, b) => {
+                    return Err(self.err(
+                        dev,
+                        idx,
+                        PlanErrorKind::WrongContent {
+                            item: format!(
+                                "{} at rows {r0}..{r1} heads {c0}..{c1}",
+                                Item::MergeIn(k),
+                            ),
+                            found: format!(
+                                "({}, {})",
+                                a.describe(&self.cx.gmap),
+                                b.describe(&self.cx.gmap)
+                            ),
+                            expected: "a matching partial O and LSE, or zero and −∞".into(),
+                        },
+                    ))
+                }
+            }
         }
-        self.write(dev, o, ro);
-        self.write(dev, lse, rl);
-        Ok(())
+        Ok(match acc {
+            None => (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)),
+            Some((g, head, cov)) => (
+                Val::Part {
+                    p: Part::O,
+                    g,
+                    head,
+                    cov,
+                },
+                Val::Part {
+                    p: Part::Lse,
+                    g,
+                    head,
+                    cov,
+                },
+            ),
+        })
     }
 
     /// Sum: `dst` = Σ inputs of partial dQ (width D) or dKV (width 2D) of the same cells.
@@ -285,52 +324,79 @@ impl Validator<'_> {
         part: Part,
         covs: &[Cov],
     ) -> Result<(), PlanError> {
+        // One cell (the destination holds one rectangle, the identity is one): no refinement.
+        if let ([w], [cov]) = (want, covs) {
+            if let (0, true, Few::One((0, c1, id))) = (w.r0, w.r1 == dst.len, &w.cols) {
+                let bufs = &self.devs[dev as usize].bufs;
+                if let Some(hv) = bufs[dst.buf as usize].read_one(dst) {
+                    let at = [0, dst.len, 0, *c1];
+                    let v = self.acc_cell(dev, idx, item, at, &hv, id, part, *cov)?;
+                    self.write(dev, dst, RowList::One(Rows::one(0, dst.len, *c1, v)));
+                    return Ok(());
+                }
+            }
+        }
         let have = self.devs[dev as usize].bufs[dst.buf as usize].read(dst);
         let mut rows = RowList::Zero;
         for cell in refine(&[&have, want]).iter() {
-            let (g, head) = cell.val(1).ident().expect("identity");
             let cov = covs[want.partition_point(|w| w.r1 <= cell.r0)];
-            let v = match cell.val(0) {
-                Val::Fill(FillValue::Zero) => Val::Part {
-                    p: part,
-                    g,
-                    head,
-                    cov,
-                },
-                Val::Part {
-                    p,
-                    g: g2,
-                    head: h2,
-                    cov: c,
-                } if *p == part && (*g2, *h2) == (g, head) => Val::Part {
-                    p: part,
-                    g,
-                    head,
-                    cov: self.covs.join(*c, cov),
-                },
-                other => {
-                    let map = &self.cx.gmap;
-                    return Err(self.err(
-                        dev,
-                        idx,
-                        PlanErrorKind::WrongContent {
-                            item: format!(
-                                "{item} at rows {}..{} heads {}..{}",
-                                cell.r0, cell.r1, cell.c0, cell.c1
-                            ),
-                            found: other.describe(map),
-                            expected: format!(
-                                "zero (fill accumulators first) or partial {part:?} of {}",
-                                map.name(g, head)
-                            ),
-                        },
-                    ));
-                }
-            };
+            let at = [cell.r0, cell.r1, cell.c0, cell.c1];
+            let v = self.acc_cell(dev, idx, item, at, cell.val(0), cell.val(1), part, cov)?;
             push_cell(&mut rows, cell.r0, cell.r1, cell.c0, cell.c1, v);
         }
         self.write(dev, dst, rows);
         Ok(())
+    }
+
+    /// The value of cell block `[r0, r1, c0, c1]` of an accumulation: it holds `have` and
+    /// receives the pairs of `cov` for the identity `want`.
+    #[allow(clippy::too_many_arguments)]
+    fn acc_cell(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        item: Item,
+        [r0, r1, c0, c1]: [u32; 4],
+        have: &Val,
+        want: &Val,
+        part: Part,
+        cov: Cov,
+    ) -> Result<Val, PlanError> {
+        let (g, head) = want.ident().expect("identity");
+        Ok(match have {
+            Val::Fill(FillValue::Zero) => Val::Part {
+                p: part,
+                g,
+                head,
+                cov,
+            },
+            Val::Part {
+                p,
+                g: g2,
+                head: h2,
+                cov: c,
+            } if *p == part && (*g2, *h2) == (g, head) => Val::Part {
+                p: part,
+                g,
+                head,
+                cov: self.covs.join(*c, cov),
+            },
+            other => {
+                let map = &self.cx.gmap;
+                return Err(self.err(
+                    dev,
+                    idx,
+                    PlanErrorKind::WrongContent {
+                        item: format!("{item} at rows {r0}..{r1} heads {c0}..{c1}"),
+                        found: other.describe(map),
+                        expected: format!(
+                            "zero (fill accumulators first) or partial {part:?} of {}",
+                            map.name(g, head)
+                        ),
+                    },
+                ));
+            }
+        })
     }
 
     /// Index of the comm instruction `dev` is at.
@@ -374,7 +440,14 @@ impl Machine for Validator<'_> {
                 format!("as many tokens as the receive {}", show(dst)),
             ));
         }
-        let rows = self.read_set(from, fi, src, Item::Send { to })?;
+        // One set rectangle (a ring step's buffer) moves as one; anything else as read.
+        let one = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
+        let rows = match one {
+            Some(v) if src.len > 0 && src.heads > 0 => {
+                RowList::One(Rows::one(0, src.len, src.heads, v))
+            }
+            _ => self.read_set(from, fi, src, Item::Send { to })?,
+        };
         self.write(to, dst, rows);
         self.group_sends[from as usize].push(*src);
         self.group_recvs[to as usize].push(*dst);

@@ -3,7 +3,7 @@
 //! shape. Sets up the validator's initial buffer contents from the layout.
 
 use super::state::{Buf, Few, Rows, Val};
-use super::{Ctx, DevState, Validator};
+use super::{pairs, Ctx, DevState, Validator};
 use crate::error::{LayoutFault, PlanError, PlanErrorKind};
 use crate::interp::{program, program_name};
 use crate::plan::{BufferRole, Instr, IoTensor, Plan};
@@ -69,6 +69,21 @@ fn io_heads(t: IoTensor, heads: u32, kv_heads: u32) -> u32 {
         IoTensor::Kv | IoTensor::DKv => kv_heads,
         _ => heads,
     }
+}
+
+/// About how many coverage nodes validating one program makes: a leaf per forward work, a
+/// leaf and a join per backward work's dQ and dKV, a join per merge or sum input.
+fn cov_nodes(plan: &Plan, backward: bool) -> usize {
+    (0..plan.devices.len())
+        .flat_map(|d| &program(plan, d, backward).instrs)
+        .map(|i| match i {
+            Instr::Attn { works, .. } => works.len(),
+            Instr::AttnBwd { works, .. } => 4 * works.len(),
+            Instr::Merge { inputs, .. } => inputs.len(),
+            Instr::Sum { inputs, .. } => inputs.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 impl<'a> Validator<'a> {
@@ -173,7 +188,7 @@ impl<'a> Validator<'a> {
             group_recvs: (0..n).map(|_| Few::Zero).collect(),
             group_sends: (0..n).map(|_| Few::Zero).collect(),
             memo: Default::default(),
-            covs: Default::default(),
+            covs: pairs::Covs::with_capacity(cov_nodes(plan, backward)),
             pieces: Default::default(),
         })
     }

@@ -93,6 +93,9 @@ pub fn validate(plan: &Plan) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Pieces of runs of global rows by `(first row, length)`.
+type RunPieces = HashMap<(u64, u32), Vec<Piece>, BuildHasherDefault<PtrHash>>;
+
 /// What is derived once from the batch and the layout, and what both programs share.
 struct Ctx<'a> {
     plan: &'a Plan,
@@ -107,9 +110,31 @@ struct Ctx<'a> {
     /// spans, and every step meets the same ones.
     span_xs: Vec<Cell<u64>>,
     span_ys: Vec<Cell<u64>>,
+    /// The pieces of runs of global rows `[g, g + len)` by `(g, len)`, from row 0 on: a ring
+    /// plan's works read the same device-long runs again and again.
+    run_pieces: RefCell<RunPieces>,
 }
 
 impl<'a> Ctx<'a> {
+    /// Appends the pieces of rows `[r0, r1)` holding global rows from `g` on (see
+    /// [`GMap::pieces`]), each with `tag`; from [`Ctx::run_pieces`] when cut before.
+    fn pieces(&self, r0: u32, r1: u32, g: u64, tag: u32, out: &mut Vec<(Piece, u32)>) {
+        let mut cache = self.run_pieces.borrow_mut();
+        let ps = cache.entry((g, r1 - r0)).or_insert_with(|| {
+            let mut v = Vec::new();
+            self.gmap.pieces(0, r1 - r0, g, &mut |p| v.push(p));
+            v
+        });
+        out.extend(ps.iter().map(|p| {
+            let p = Piece {
+                r0: p.r0 + r0,
+                r1: p.r1 + r0,
+                ..*p
+            };
+            (p, tag)
+        }));
+    }
+
     fn new(plan: &'a Plan) -> Self {
         let gmap = GMap::new(plan);
         let n = gmap.spans().len();
@@ -124,11 +149,27 @@ impl<'a> Ctx<'a> {
                 .map(|s| s.mask.compile(s.len))
                 .collect(),
             gmap,
-            pairs_memo: RefCell::new(HashMap::default()),
+            pairs_memo: RefCell::new(HashMap::with_capacity_and_hasher(
+                fwd_works(plan),
+                Default::default(),
+            )),
             span_xs: unset(),
             span_ys: unset(),
+            run_pieces: RefCell::new(HashMap::default()),
         }
     }
+}
+
+/// The forward programs' works: the pairs memo holds about one entry per work.
+fn fwd_works(plan: &Plan) -> usize {
+    plan.devices
+        .iter()
+        .flat_map(|d| &d.forward.instrs)
+        .map(|i| match i {
+            crate::plan::Instr::Attn { works, .. } => works.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// A work's query pieces and KV pieces, each with the index of its run (KV runs of all regions
@@ -217,44 +258,62 @@ impl<'a> Validator<'a> {
         program(self.plan, dev as usize, self.backward)
     }
 
+    #[cold]
+    #[inline(never)]
     fn err(&self, dev: u32, idx: usize, kind: PlanErrorKind) -> PlanError {
         PlanError::new(dev, program_name(self.backward), Some(idx), kind)
     }
 
+    #[cold]
+    #[inline(never)]
     fn err_end(&self, dev: u32, kind: PlanErrorKind) -> PlanError {
         PlanError::new(dev, program_name(self.backward), None, kind)
     }
 
     /// Bounds of `r`; returns the buffer's width.
+    #[inline]
     fn check_region(&self, dev: u32, idx: usize, r: &Region, item: Item) -> Result<u32, PlanError> {
+        match self.prog(dev).buffers.get(r.buf as usize) {
+            Some(b)
+                if r.tok as u64 + r.len as u64 <= b.tokens as u64
+                    && r.head as u64 + r.heads as u64 <= b.heads as u64 =>
+            {
+                Ok(b.width)
+            }
+            _ => Err(self.region_err(dev, idx, r, item)),
+        }
+    }
+
+    /// The error of a region [`Validator::check_region`] refuses (kept out of its inlined
+    /// path).
+    #[cold]
+    #[inline(never)]
+    fn region_err(&self, dev: u32, idx: usize, r: &Region, item: Item) -> PlanError {
         let Some(b) = self.prog(dev).buffers.get(r.buf as usize) else {
-            return Err(self.err(
+            return self.err(
                 dev,
                 idx,
                 PlanErrorKind::UndeclaredBuffer {
                     item: item.to_string(),
                     buf: r.buf,
                 },
-            ));
+            );
         };
-        if r.tok as u64 + r.len as u64 > b.tokens as u64
-            || r.head as u64 + r.heads as u64 > b.heads as u64
-        {
-            return Err(self.err(
-                dev,
-                idx,
-                PlanErrorKind::OutOfBounds {
-                    item: item.to_string(),
-                    region: show(r),
-                    name: b.name.clone(),
-                    tokens: b.tokens,
-                    heads: b.heads,
-                },
-            ));
-        }
-        Ok(b.width)
+        self.err(
+            dev,
+            idx,
+            PlanErrorKind::OutOfBounds {
+                item: item.to_string(),
+                region: show(r),
+                name: b.name.clone(),
+                tokens: b.tokens,
+                heads: b.heads,
+            },
+        )
     }
 
+    #[cold]
+    #[inline(never)]
     fn shape_err(&self, dev: u32, idx: usize, item: Item, need: impl Into<String>) -> PlanError {
         self.err(
             dev,
@@ -276,6 +335,7 @@ impl<'a> Validator<'a> {
         self.hazard(dev, idx, r, item, true)
     }
 
+    #[inline]
     fn hazard(
         &self,
         dev: u32,
@@ -287,19 +347,33 @@ impl<'a> Validator<'a> {
         for p in &self.devs[dev as usize].pending {
             let sends: &[Region] = if write { &p.sends } else { &[] };
             if p.recvs.iter().any(|x| x.overlaps(r)) || sends.iter().any(|x| x.overlaps(r)) {
-                return Err(self.err(
-                    dev,
-                    idx,
-                    PlanErrorKind::InFlightHazard {
-                        item: item.to_string(),
-                        region: show(r),
-                        tag: p.tag,
-                        write,
-                    },
-                ));
+                return Err(self.hazard_err(dev, idx, r, item, p.tag, write));
             }
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hazard_err(
+        &self,
+        dev: u32,
+        idx: usize,
+        r: &Region,
+        item: Item,
+        tag: u32,
+        write: bool,
+    ) -> PlanError {
+        self.err(
+            dev,
+            idx,
+            PlanErrorKind::InFlightHazard {
+                item: item.to_string(),
+                region: show(r),
+                tag,
+                write,
+            },
+        )
     }
 
     /// The contents of `r`; every cell must have been written.
@@ -316,6 +390,8 @@ impl<'a> Validator<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
     fn read_before_write(
         &self,
         dev: u32,

@@ -503,13 +503,17 @@ impl WorkPairs {
     /// The pairs of `traps` times the query heads `qheads`; `q_runs` and `k_runs` are the global
     /// rows of the work's query runs and KV runs (all regions'), which the traps' `qrun` and
     /// `krun` index.
-    pub fn new(
+    pub fn new<Q, K>(
         h: &Hasher,
         qheads: Few<(u32, u32)>,
         traps: Vec<Trap>,
-        q_runs: &[(i64, i64)],
-        k_runs: &[(i64, i64)],
-    ) -> Self {
+        q_runs: Q,
+        k_runs: K,
+    ) -> Self
+    where
+        Q: Iterator<Item = (i64, i64)> + Clone,
+        K: Iterator<Item = (i64, i64)> + Clone,
+    {
         let mut heads = PairSum::default();
         for &(a, b) in &qheads {
             heads = heads.add(h.heads(a, b));
@@ -517,49 +521,46 @@ impl WorkPairs {
         let (h0, h1) = qheads
             .iter()
             .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
-        let mut qs: Few<PairSum> = q_runs.iter().map(|_| PairSum::default()).collect();
-        let mut ks: Few<PairSum> = k_runs.iter().map(|_| PairSum::default()).collect();
-        for t in &traps {
-            let q = &mut qs[t.qrun as usize];
-            *q = q.add(t.full);
-            let k = &mut ks[t.krun as usize];
-            *k = k.add(t.full);
-        }
-        // Extents: the run's own rows on its side, all of the work's rows on the other.
-        let bbox = |rs: &[(i64, i64)]| {
-            rs.iter()
-                .fold((i64::MAX, i64::MIN), |(a, b), &(x, y)| (a.min(x), b.max(y)))
+        // Extents: the run's own rows on its side, all of the work's rows on the other; none
+        // where the run holds no pairs.
+        let bbox = |rs: &mut dyn Iterator<Item = (i64, i64)>| {
+            rs.fold((i64::MAX, i64::MIN), |(a, b), (x, y)| (a.min(x), b.max(y)))
         };
-        let (qa, ka) = (bbox(q_runs), bbox(k_runs));
-        let side = |q: (i64, i64), k: (i64, i64), s: PairSum| {
+        let (qa, ka) = (bbox(&mut q_runs.clone()), bbox(&mut k_runs.clone()));
+        let side = |q: (i64, i64), k: (i64, i64)| {
             let e = Extent(Some(Cells {
                 q,
                 k,
                 heads: (h0, h1),
             }));
-            let e = if s.count == 0 {
-                Extent(None)
-            } else {
-                e.clip(&Cells::ALL)
-            };
-            (e, times_heads(s, heads))
+            (e.clip(&Cells::ALL), PairSum::default())
         };
-        let q_runs = q_runs
-            .iter()
-            .zip(qs.iter())
-            .map(|(&q, &s)| side(q, ka, s))
-            .collect();
-        let k_runs = k_runs
-            .iter()
-            .zip(ks.iter())
-            .map(|(&k, &s)| side(qa, k, s))
-            .collect();
+        let mut q_side: Few<(Extent, PairSum)> = q_runs.map(|q| side(q, ka)).collect();
+        let mut k_side: Few<(Extent, PairSum)> = k_runs.map(|k| side(qa, k)).collect();
+        if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
+            // One query run and one KV run (a ring step's work): both hold every trapezoid.
+            let all = traps.iter().fold(PairSum::default(), |s, t| s.add(t.full));
+            (q.1, k.1) = (all, all);
+        } else {
+            for t in &traps {
+                let q = &mut q_side[t.qrun as usize].1;
+                *q = q.add(t.full);
+                let k = &mut k_side[t.krun as usize].1;
+                *k = k.add(t.full);
+            }
+        }
+        for (e, s) in q_side.iter_mut().chain(k_side.iter_mut()) {
+            if s.count == 0 {
+                *e = Extent(None);
+            }
+            *s = times_heads(*s, heads);
+        }
         WorkPairs {
             qheads,
             traps,
             heads,
-            q_runs,
-            k_runs,
+            q_runs: q_side,
+            k_runs: k_side,
         }
     }
 
@@ -812,6 +813,13 @@ pub(super) struct Covs {
 }
 
 impl Covs {
+    /// Room for `n` nodes (growing an arena of thousands of nodes copies it again and again).
+    pub fn with_capacity(n: usize) -> Self {
+        Covs {
+            nodes: Vec::with_capacity(n),
+        }
+    }
+
     fn push(&mut self, n: CovNode) -> Cov {
         self.nodes.push(n);
         (self.nodes.len() - 1) as Cov
@@ -1006,7 +1014,13 @@ mod tests {
         let w = |traps| {
             let heads = [(0, 2), (4, 5)].into_iter().collect();
             let k = [(100, 110), (110, 120)];
-            Rc::new(WorkPairs::new(&h, heads, traps, &[(100, 120)], &k))
+            Rc::new(WorkPairs::new(
+                &h,
+                heads,
+                traps,
+                [(100, 120)].into_iter(),
+                k.into_iter(),
+            ))
         };
         let mut covs = Covs::default();
         let a = covs.leaf(w(vec![causal(0, 10, 0, 10, 0)]), Side::Q(0));
@@ -1066,8 +1080,8 @@ mod tests {
             h,
             heads,
             traps,
-            &q,
-            &[(100, 110), (110, 120)],
+            q.into_iter(),
+            [(100, 110), (110, 120)].into_iter(),
         ))
     }
 

@@ -360,6 +360,22 @@ impl Buf {
         out
     }
 
+    /// The value at `r`'s top-left when `r` (in bounds, not empty) lies inside one band holding
+    /// one value across all heads and that value is set: `r` then holds one rectangle, as
+    /// [`Buf::read`] would return it. `None` otherwise.
+    #[inline]
+    pub fn read_one(&self, r: &Region) -> Option<Val> {
+        let band = self.bands.get(self.after(r.tok).checked_sub(1)?)?;
+        match band.cols {
+            Few::One((_, _, v))
+                if !v.is_unset() && band.t0 <= r.tok && r.tok + r.len <= band.t1 =>
+            {
+                Some(v.shift(r.tok - band.t0, r.head))
+            }
+            _ => None,
+        }
+    }
+
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
     pub fn write(&mut self, r: &Region, rows: RowList) {
         if r.len == 0 || r.heads == 0 {
@@ -381,6 +397,23 @@ impl Buf {
                         cols: rw.cols,
                     });
                     return;
+                }
+            }
+            // One band of one column run (a ring buffer receiving its next step's rows, an
+            // accumulator rewritten): the bands it covers are replaced in place, the one it
+            // starts in keeps its rows before it and the one it ends in its rows after it, and
+            // only its two neighbours can continue it. The same bands as cutting, splicing and
+            // coalescing below.
+            if let Few::One(rw) = &rows {
+                let i = self.after(a).checked_sub(1);
+                let j = self.after(b - 1).checked_sub(1);
+                if let (0, true, 1, Some(i), Some(j)) = (rw.r0, rw.r1 == r.len, rw.cols.len(), i, j)
+                {
+                    if self.bands[j].t1 >= b && self.bands[i].t1 > a {
+                        let Few::One(rw) = rows else { unreachable!() };
+                        self.put_band(i, j, a, b, rw.cols);
+                        return;
+                    }
                 }
             }
             self.split_at(a);
@@ -460,6 +493,61 @@ impl Buf {
         self.coalesce(r.tok, r.tok + r.len);
     }
 
+    /// Rows `[a, b)`, which start in band `i` and end in band `j`, become one band of `cols`
+    /// (one column run); then joined with a neighbour that continues it.
+    fn put_band(&mut self, i: usize, j: usize, a: u32, b: u32, cols: Cols) {
+        let last = &self.bands[j];
+        let tail = (last.t1 > b).then(|| Band {
+            t0: b,
+            t1: last.t1,
+            cols: last
+                .cols
+                .iter()
+                .map(|(c0, c1, v)| (*c0, *c1, v.shift(b - last.t0, 0)))
+                .collect(),
+        });
+        let start = if self.bands[i].t0 < a {
+            self.bands[i].t1 = a;
+            i + 1
+        } else {
+            i
+        };
+        let new = Band { t0: a, t1: b, cols };
+        // Bands `start..=j` (none when `start > j`) become `new` and `tail`: covered slots are
+        // reused, the rest dropped or inserted (no splice: it costs more than these moves).
+        let covered = (j + 1).saturating_sub(start);
+        let mut at = start;
+        for band in std::iter::once(new).chain(tail) {
+            if at < start + covered {
+                self.bands[at] = band;
+            } else {
+                self.bands.insert(at, band);
+            }
+            at += 1;
+        }
+        if at < start + covered {
+            self.bands.drain(at..start + covered);
+        }
+        // Join with the next band, then with the one before (coalescing would join the same).
+        let joins = |x: &Band, y: &Band| {
+            let dt = y.t0 - x.t0;
+            x.t1 == y.t0
+                && x.cols.len() == y.cols.len()
+                && x.cols
+                    .iter()
+                    .zip(&y.cols)
+                    .all(|(p, q)| p.0 == q.0 && p.1 == q.1 && continues(&p.2, dt, 0, &q.2))
+        };
+        if start + 1 < self.bands.len() && joins(&self.bands[start], &self.bands[start + 1]) {
+            self.bands[start].t1 = self.bands[start + 1].t1;
+            self.bands.remove(start + 1);
+        }
+        if start > 0 && joins(&self.bands[start - 1], &self.bands[start]) {
+            self.bands[start - 1].t1 = self.bands[start].t1;
+            self.bands.remove(start);
+        }
+    }
+
     /// Merges neighbouring bands starting in `[from, to]` (and the band before) whose values
     /// continue each other, so that rewriting a range does not leave its old boundaries behind.
     fn coalesce(&mut self, from: u32, to: u32) {
@@ -493,7 +581,7 @@ impl Buf {
 }
 
 /// Whether `b` is `a` moved `dt` rows and `dh` columns on (one rectangle could hold both).
-fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
+pub(super) fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
     match (a, b) {
         (Val::Unset, Val::Unset) => true,
         (Val::Fill(x), Val::Fill(y)) => x == y,
@@ -651,6 +739,90 @@ pub(super) fn refine<'a>(inputs: &'a [&'a [Rows]]) -> Refined<'a> {
     if aligned(inputs) {
         return Refined::Aligned(inputs);
     }
+    let n = inputs.len();
+    if n == 0 || inputs.iter().any(|rs| rs.is_empty()) {
+        return general_refine(inputs);
+    }
+    // Row cuts by merging the inputs' band ends (they tile the same rows); no cut list to sort.
+    // Per row interval, when every input's band has the same column runs, those are the cells'
+    // columns; otherwise the column cuts are merged as before.
+    let mut at = vec![0usize; n];
+    let mut blocks = Vec::new();
+    let mut vals = Vec::new();
+    let mut ccuts: Vec<u32> = Vec::new();
+    let mut cat = vec![0usize; n];
+    let mut a = inputs.iter().map(|rs| rs[0].r0).min().unwrap_or(0);
+    loop {
+        for (i, rs) in inputs.iter().enumerate() {
+            while at[i] < rs.len() && rs[at[i]].r1 <= a {
+                at[i] += 1;
+            }
+        }
+        // Every input must hold row `a` (contents of one region tile it); else the general
+        // path decides.
+        if inputs
+            .iter()
+            .zip(&at)
+            .any(|(rs, &k)| k >= rs.len() || rs[k].r0 > a)
+        {
+            if inputs.iter().zip(&at).all(|(rs, &k)| k >= rs.len()) {
+                break;
+            }
+            return general_refine(inputs);
+        }
+        let b = inputs
+            .iter()
+            .zip(&at)
+            .map(|(rs, &k)| rs[k].r1)
+            .min()
+            .expect("inputs");
+        let first = &inputs[0][at[0]];
+        let same_cols = inputs.iter().zip(&at).all(|(rs, &k)| {
+            let c = &rs[k].cols;
+            c.len() == first.cols.len()
+                && c.iter()
+                    .zip(first.cols.iter())
+                    .all(|(x, y)| (x.0, x.1) == (y.0, y.1))
+        });
+        if same_cols {
+            for (j, &(c0, c1, _)) in first.cols.iter().enumerate() {
+                for (rs, &k) in inputs.iter().zip(&at) {
+                    let band = &rs[k];
+                    vals.push(band.cols[j].2.shift(a - band.r0, 0));
+                }
+                blocks.push([a, b, c0, c1]);
+            }
+        } else {
+            ccuts.clear();
+            for (rs, &k) in inputs.iter().zip(&at) {
+                for (c0, c1, _) in &rs[k].cols {
+                    ccuts.push(*c0);
+                    ccuts.push(*c1);
+                }
+            }
+            ccuts.sort_unstable();
+            ccuts.dedup();
+            cat.iter_mut().for_each(|k| *k = 0);
+            for cw in ccuts.windows(2) {
+                let (c, d) = (cw[0], cw[1]);
+                for ((rs, &k), ck) in inputs.iter().zip(&at).zip(cat.iter_mut()) {
+                    let band = &rs[k];
+                    while band.cols[*ck].1 <= c {
+                        *ck += 1;
+                    }
+                    let (c0, _, v) = &band.cols[*ck];
+                    vals.push(v.shift(a - band.r0, c - c0));
+                }
+                blocks.push([a, b, c, d]);
+            }
+        }
+        a = b;
+    }
+    Refined::General { n, blocks, vals }
+}
+
+/// The common refinement by sorted cut lists (any inputs: also rows some input lacks).
+fn general_refine<'a>(inputs: &'a [&'a [Rows]]) -> Refined<'a> {
     let mut rcuts: Vec<u32> = inputs
         .iter()
         .flat_map(|rs| rs.iter().flat_map(|r| [r.r0, r.r1]))
@@ -788,6 +960,119 @@ mod tests {
         let cells: Vec<Cell> = refined.iter().collect();
         assert_eq!(cells.len(), 1 + 3);
         assert_eq!(cells[3].val(1).ident(), Some((1, 3)));
+    }
+
+    /// A cell as plain data: rows, columns, every input's identity.
+    type PlainCell = (u32, u32, u32, u32, Vec<Option<(u64, u32)>>);
+
+    /// The cells of a refinement as plain data.
+    fn cells_of(r: &Refined) -> Vec<PlainCell> {
+        r.iter()
+            .map(|c| {
+                let v = (0..c.n()).map(|i| c.val(i).ident()).collect();
+                (c.r0, c.r1, c.c0, c.c1, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_merged_refinement_matches_the_sorted_one() {
+        // Bands cut at different rows, columns alike or not: the same cells as sorting cuts.
+        let cols = |tok: u32, cuts: &[u32]| -> Cols {
+            cuts.windows(2)
+                .map(|w| (w[0], w[1], input(tok, w[0])))
+                .collect()
+        };
+        let band = |r0, r1, tok, cuts: &[u32]| Rows {
+            r0,
+            r1,
+            cols: cols(tok, cuts),
+        };
+        let a = [band(0, 3, 10, &[0, 4]), band(3, 9, 40, &[0, 4])];
+        let b = [
+            band(0, 1, 70, &[0, 4]),
+            band(1, 7, 80, &[0, 4]),
+            band(7, 9, 90, &[0, 4]),
+        ];
+        let c = [band(0, 5, 5, &[0, 1, 4]), band(5, 9, 50, &[0, 2, 3, 4])];
+        for inputs in [
+            vec![&a[..], &b[..]],
+            vec![&a[..], &c[..]],
+            vec![&c[..], &b[..], &a[..]],
+            vec![&b[..]],
+        ] {
+            let merged = refine(&inputs);
+            let sorted = general_refine(&inputs);
+            assert_eq!(cells_of(&merged), cells_of(&sorted));
+            assert!(!cells_of(&merged).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_band_written_at_the_start_of_a_longer_band_keeps_its_tail() {
+        // The one-band write path (a ring buffer receiving fewer rows than it holds) against
+        // reads of every row.
+        let region = |tok, len| Region {
+            buf: 0,
+            tok,
+            len,
+            head: 0,
+            heads: 2,
+        };
+        let mut b = Buf::new(10, 2);
+        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, input(100, 0))));
+        let zero = Val::Fill(FillValue::Zero);
+        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, zero)));
+        let rows = b.read(&region(0, 10));
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].r0, rows[0].r1), (0, 4));
+        assert!(matches!(rows[0].cols[0].2, Val::Fill(FillValue::Zero)));
+        assert_eq!((rows[1].r0, rows[1].r1), (4, 10));
+        assert_eq!(rows[1].cols[0].2.ident(), Some((104, 0)));
+        assert_eq!(
+            b.read_one(&region(5, 2)).and_then(|v| v.ident()),
+            Some((105, 0))
+        );
+        assert!(b.read_one(&region(3, 2)).is_none(), "across two bands");
+        // Writing back what was there joins the bands again; a band written whole takes its
+        // place.
+        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, input(100, 0))));
+        let rows = b.read(&region(0, 10));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].cols[0].2.ident(), Some((100, 0)));
+        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, zero)));
+        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, input(7, 0))));
+        assert_eq!(
+            b.read_one(&region(9, 1)).and_then(|v| v.ident()),
+            Some((16, 0))
+        );
+        // Across bands: the first keeps its rows before, the last its rows after.
+        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, zero)));
+        b.write(&region(2, 4), Few::One(Rows::one(0, 4, 2, input(500, 0))));
+        let rows = b.read(&region(0, 10));
+        let got: Vec<_> = rows
+            .iter()
+            .map(|rw| (rw.r0, rw.r1, rw.cols.len(), rw.cols[0].2.ident()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 2, 1, None),
+                (2, 6, 1, Some((500, 0))),
+                (6, 10, 1, Some((13, 0)))
+            ]
+        );
+        // A write continuing its neighbours on both sides joins all three.
+        b.write(&region(0, 2), Few::One(Rows::one(0, 2, 2, input(498, 0))));
+        b.write(&region(6, 4), Few::One(Rows::one(0, 4, 2, input(504, 0))));
+        b.write(&region(1, 7), Few::One(Rows::one(0, 7, 2, input(499, 0))));
+        assert_eq!(b.read(&region(0, 10)).len(), 1);
+        assert_eq!(
+            b.read_one(&region(0, 10)).and_then(|v| v.ident()),
+            Some((498, 0))
+        );
+        // A never-written cell is not one set rectangle.
+        assert!(Buf::new(4, 2).read_one(&region(0, 4)).is_none());
     }
 
     #[test]

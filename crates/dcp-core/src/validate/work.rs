@@ -23,7 +23,7 @@ use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Cov, Covs,
     Hasher, Side, Trap, WorkPairs,
 };
-use super::state::{refine, Few, Part, RowList, Rows, Slots, Val};
+use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::Lin;
@@ -66,25 +66,50 @@ fn ident_rows(t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> RowList {
         .collect()
 }
 
-/// Whether `rows` hold exactly input `t` laid out as `runs × cols` (row bands and column runs
-/// matching one to one): the common case of a backward work's O, LSE and dO, checked without
-/// building the expected rows and refining.
+/// Whether `rows` hold exactly input `t` laid out as `runs × cols` (the common case of a
+/// backward work's O, LSE and dO), checked without building the expected rows and refining: the
+/// row bands and the runs are walked together, and on each piece where one band meets one run
+/// the band's column runs must be `cols` with the run's global rows and the columns' heads (the
+/// values are affine in a rectangle, so its top-left cell decides). A band may hold several
+/// runs (rows of consecutive devices, coalesced) and a run several bands.
 fn holds_input(rows: &[Rows], t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> bool {
-    rows.len() == runs.len()
-        && rows.iter().zip(runs).all(|(rw, &(r0, r1, g))| {
-            rw.r0 == r0
-                && rw.r1 == r1
-                && rw.cols.len() == cols.len()
-                && rw
-                    .cols
-                    .iter()
-                    .zip(cols)
-                    .all(|(&(c0, c1, ref v), &(d0, d1, head))| {
-                        (c0, c1) == (d0, d1)
-                            && matches!(*v, Val::In { t: vt, g: vg, head: h }
-                            if vt == t && vg == g && h == head)
-                    })
-        })
+    let (mut i, mut j) = (0, 0);
+    let mut a = match (rows.first(), runs.first()) {
+        (Some(rw), Some(run)) if rw.r0 == run.0 => rw.r0,
+        _ => return false,
+    };
+    while let (Some(rw), Some(&(r0, r1, g))) = (rows.get(i), runs.get(j)) {
+        if !(rw.r0 <= a && a < rw.r1 && r0 <= a && a < r1) || rw.cols.len() != cols.len() {
+            return false;
+        }
+        let want_g = g + (a - r0) as u64;
+        let ok = rw
+            .cols
+            .iter()
+            .zip(cols)
+            .all(|(&(c0, c1, ref v), &(d0, d1, head))| {
+                (c0, c1) == (d0, d1)
+                    && matches!(*v, Val::In { t: vt, g: vg, head: h }
+                        if vt == t && vg + (a - rw.r0) as u64 == want_g && h == head)
+            });
+        if !ok {
+            return false;
+        }
+        let b = rw.r1.min(r1);
+        i += usize::from(b == rw.r1);
+        j += usize::from(b == r1);
+        a = b;
+    }
+    i == rows.len() && j == runs.len()
+}
+
+/// `(g, head)` of `v`, the value of non-empty region `r` when it holds one rectangle
+/// ([`super::state::Buf::read_one`]), when that is input `t`.
+fn one_input(v: Val, t: IoTensor, r: &Region) -> Option<(u64, u32)> {
+    match v {
+        Val::In { t: vt, g, head } if vt == t && r.len > 0 && r.heads > 0 => Some((g, head)),
+        _ => None,
+    }
 }
 
 /// Two overlapping regions of a list (indices in the list, smaller first), by a sweep over
@@ -195,7 +220,11 @@ impl<'a> Validator<'a> {
                 Some((&w.o, &w.lse)),
             )?;
         }
-        // Works of one launch must not write each other's outputs.
+        // Works of one launch must not write each other's outputs (one work: nothing to
+        // compare).
+        if works.len() < 2 {
+            return Ok(());
+        }
         for out in [|w: &FwdWork| w.o, |w: &FwdWork| w.lse] {
             if let Some((a, b)) = first_overlap(works.iter().map(out).collect()) {
                 return Err(self.err(dev, idx, PlanErrorKind::OverlappingOutputs { a, b }));
@@ -228,6 +257,9 @@ impl<'a> Validator<'a> {
     ) -> Result<Option<Operands>, PlanError> {
         let g = self.plan.batch.model.group();
         let qi = Item::Work(wi, "query", None);
+        if let Some(ops) = self.operands_one_rect(dev, q, kv) {
+            return Ok(Some(ops));
+        }
         let rows = self.read_set(dev, idx, q, qi)?;
         let mut q_runs = Runs::Zero;
         let mut q_head = Slots::new(q.heads as usize, u32::MAX);
@@ -323,22 +355,67 @@ impl<'a> Validator<'a> {
                 }
             }
             if let Some(g) = g0 {
-                // Runs end at device boundaries: a coverage leaf per run then lies inside one
-                // device's output cells (a head group's receive buffer holds several devices'
-                // rows back to back).
-                let (mut r, mut g) = (row0 + rw.r0, g);
-                let end = row0 + rw.r1;
-                while r < end {
-                    let n = ((self.cx.gmap.next_base(g) - g).min((end - r) as u64)) as u32;
-                    // Not across a device boundary (`g` is one when it is a device's base).
-                    let join = g > 0 && self.cx.gmap.next_base(g - 1) > g;
-                    push_run(runs, r, r + n, g, join);
-                    r += n;
-                    g += n as u64;
-                }
+                self.push_runs(runs, row0 + rw.r0, row0 + rw.r1, g);
             }
         }
         Ok(())
+    }
+
+    /// Appends rows `[r, end)` holding global rows from `g` on to `runs`. Runs end at device
+    /// boundaries: a coverage leaf per run then lies inside one device's output cells (a head
+    /// group's receive buffer holds several devices' rows back to back).
+    fn push_runs(&self, runs: &mut Runs, mut r: u32, end: u32, mut g: u64) {
+        while r < end {
+            let (b0, b1) = self.cx.gmap.device_bounds(g);
+            let n = ((b1 - g).min((end - r) as u64)) as u32;
+            // Not across a device boundary (`g` is one when it is a device's base).
+            let join = g > b0;
+            push_run(runs, r, r + n, g, join);
+            r += n;
+            g += n as u64;
+        }
+    }
+
+    /// [`Validator::operands`] when the query region holds one rectangle of input Q and every
+    /// KV region one rectangle of input KV, all with the same KV heads (a ring step's work):
+    /// the same result without per-column slots. `None`: not that shape (or something the
+    /// general path reports), so the general path decides.
+    fn operands_one_rect(&self, dev: u32, q: &Region, kv: &[Region]) -> Option<Operands> {
+        let bufs = &self.devs[dev as usize].bufs;
+        let (gq, hq) = one_input(bufs[q.buf as usize].read_one(q)?, IoTensor::Q, q)?;
+        let mut q_runs = Runs::Zero;
+        self.push_runs(&mut q_runs, 0, q.len, gq);
+        let mut kv_runs = Few::Zero;
+        let mut keys = 0u32;
+        let mut hk = None;
+        for r in kv {
+            let (g, h) = one_input(bufs[r.buf as usize].read_one(r)?, IoTensor::Kv, r)?;
+            if *hk.get_or_insert(h) != h {
+                return None;
+            }
+            let mut runs = Runs::Zero;
+            self.push_runs(&mut runs, keys, keys + r.len, g);
+            keys += r.len;
+            kv_runs.push(runs);
+        }
+        let hk = hk?;
+        // GQA: query head `hq + j` reads KV head `hk + j / g`, which must be its group's.
+        let grp = self.plan.batch.model.group();
+        if (0..q.heads).any(|j| (hq + j) / grp != hk + j / grp) {
+            return None;
+        }
+        let mut q_head = Slots::new(q.heads as usize, 0);
+        for (j, h) in q_head.iter_mut().enumerate() {
+            *h = hq + j as u32;
+        }
+        Some(Operands {
+            q_cols: Few::One((0, q.heads, hq)),
+            kv_cols: Few::One((0, kv[0].heads, hk)),
+            q_runs,
+            q_head,
+            kv_runs,
+            keys,
+        })
     }
 
     /// Row-range segments in row order without overlap; ranges in order and inside the
@@ -445,6 +522,7 @@ impl<'a> Validator<'a> {
         let keys = ops.keys as i64;
         let mut traps = Vec::with_capacity(qp.len() * 2);
         let mut qi = 0usize;
+        let mut hint = 0usize;
         for seg in &rows.segs {
             let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
             while qi < qp.len() && qp[qi].0.r1 <= s0 {
@@ -459,6 +537,24 @@ impl<'a> Validator<'a> {
                 let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
                 let mask = &cx.masks[seq as usize];
                 let mfirst = mask_seg(mask, q0 as i64);
+                // Keys every query of `[q0, q1)` attends, when one mask segment with one range
+                // covers them (a causal sequence): [`rect_inside_mask`]'s test, hoisted out of
+                // the KV pieces' loop (its lines are extreme at the end rows).
+                let common = match mask.segs.get(mfirst) {
+                    Some(ms)
+                        if ms.ranges.len() == 1
+                            && ms.rows.0 <= q0 as i64
+                            && q1 as i64 <= ms.rows.1 =>
+                    {
+                        let r = &ms.ranges[0];
+                        let (x, y) = (q0 as i64, q1 as i64 - 1);
+                        Some((
+                            r.start.at(x).max(r.start.at(y)),
+                            r.end.at(x).min(r.end.at(y)),
+                        ))
+                    }
+                    _ => None,
+                };
                 let mut xs = None;
                 for lr in seg.ranges.iter() {
                     // Concatenated positions this range can reach over the rows.
@@ -468,7 +564,21 @@ impl<'a> Validator<'a> {
                     if lo >= hi {
                         continue;
                     }
-                    let from = kp.partition_point(|k| (k.0.r1 as i64) <= lo);
+                    // The first KV piece ending after `lo`: the previous range's or the one
+                    // after it when they qualify (ranges mostly go up through the keys), else
+                    // by search.
+                    let first_after = |i: usize| {
+                        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo)
+                            && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
+                    };
+                    let from = if first_after(hint) {
+                        hint
+                    } else if first_after(hint + 1) {
+                        hint + 1
+                    } else {
+                        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
+                    };
+                    hint = from;
                     for (k, krun) in &kp[from..] {
                         if k.r0 as i64 >= hi {
                             break;
@@ -504,7 +614,10 @@ impl<'a> Validator<'a> {
                                 h.ys(off + a as u64, off + b as u64)
                             });
                             let qs = (q0 as i64, q1 as i64);
-                            counted = rect_inside_mask(mask, mfirst, qs, (a, b));
+                            counted = match common {
+                                Some((cl, cu)) => cl <= a && b <= cu,
+                                None => rect_inside_mask(mask, mfirst, qs, (a, b)),
+                            };
                             Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64)
                         } else {
                             trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false)
@@ -545,16 +658,14 @@ impl<'a> Validator<'a> {
             .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
             .collect();
         let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
-        let q: Few<(i64, i64)> = ops.q_runs.iter().map(rows_of).collect();
-        let k: Few<(i64, i64)> = ops
-            .kv_runs
-            .iter()
-            .flat_map(|rs| rs.iter().map(rows_of))
-            .collect();
-        Ok(WorkPairs::new(h, qheads, traps, &q, &k))
+        let q = ops.q_runs.iter().map(rows_of);
+        let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
+        Ok(WorkPairs::new(h, qheads, traps, q, k))
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
     fn outside(
         &self,
         dev: u32,
@@ -573,6 +684,8 @@ impl<'a> Validator<'a> {
         self.err(dev, idx, kind)
     }
 
+    #[cold]
+    #[inline(never)]
     fn mixed(&self, dev: u32, idx: usize, wi: usize, a: u32, b: u32) -> PlanError {
         self.err(dev, idx, PlanErrorKind::MixedSequences { work: wi, a, b })
     }
@@ -598,16 +711,15 @@ impl<'a> Validator<'a> {
                 return Ok(e.pairs.clone());
             }
         }
-        let map = &self.cx.gmap;
         let mut scratch = self.pieces.borrow_mut();
         let (qp, kp) = &mut *scratch;
         qp.clear();
         kp.clear();
         for (i, &(r0, r1, g)) in ops.q_runs.iter().enumerate() {
-            map.pieces(r0, r1, g, &mut |p| qp.push((p, i as u32)));
+            self.cx.pieces(r0, r1, g, i as u32, qp);
         }
         for (j, &(r0, r1, g)) in ops.kv_runs.iter().flat_map(|rs| rs.iter()).enumerate() {
-            map.pieces(r0, r1, g, &mut |p| kp.push((p, j as u32)));
+            self.cx.pieces(r0, r1, g, j as u32, kp);
         }
         // Query and keys with no sequence in common: nothing the work attends can be right.
         if let (Some(q), Some(k)) = (qp.first(), kp.first()) {
@@ -748,6 +860,21 @@ impl<'a> Validator<'a> {
                         return Err(self.shape_err(dev, idx, item, "the query region's shape"));
                     }
                     self.check_read(dev, idx, r, item)?;
+                    // One rectangle against one query run and one head run (a ring step's
+                    // work): one comparison, the walk below checks the same.
+                    let one = self.devs[dev as usize].bufs[r.buf as usize].read_one(r);
+                    if let (Some(v), [(0, r1, g)], [(0, c1, head)]) =
+                        (one, &ops.q_runs[..], &q_cols[..])
+                    {
+                        let want = Val::In {
+                            t: t_in,
+                            g: *g,
+                            head: *head,
+                        };
+                        if (*r1, *c1) == (r.len, r.heads) && continues(&v, 0, 0, &want) {
+                            continue;
+                        }
+                    }
                     let have = self.read_set(dev, idx, r, item)?;
                     if holds_input(&have, t_in, &ops.q_runs, q_cols) {
                         continue;
@@ -825,7 +952,51 @@ impl<'a> Validator<'a> {
 
 #[cfg(test)]
 mod head_run_tests {
-    use super::head_runs;
+    use super::{head_runs, holds_input, Runs};
+    use crate::plan::IoTensor;
+    use crate::validate::state::{refine, Rows, Val};
+
+    /// `holds_input` by refining against the expected rows (the general path's check).
+    fn by_refinement(rows: &[Rows], t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> bool {
+        let want = super::ident_rows(t, runs, cols);
+        let inputs: [&[Rows]; 2] = [rows, &want];
+        let r = refine(&inputs);
+        let ok = r.iter().all(|c| {
+            matches!(c.val(0), Val::In { t: vt, .. } if *vt == t)
+                && c.val(0).ident() == c.val(1).ident()
+        });
+        ok
+    }
+
+    #[test]
+    fn a_band_holding_several_runs_holds_the_input() {
+        let o = |g: u64, head: u32| Val::In {
+            t: IoTensor::O,
+            g,
+            head,
+        };
+        let cols = [(0, 4, 0)];
+        // Two runs (two devices' rows) in one coalesced band; and split differently.
+        let runs: Runs = [(0, 5, 100), (5, 9, 105)].into_iter().collect();
+        let one = [Rows::one(0, 9, 4, o(100, 0))];
+        let cut = [Rows::one(0, 2, 4, o(100, 0)), Rows::one(2, 9, 4, o(102, 0))];
+        let off = [Rows::one(0, 9, 4, o(101, 0))];
+        let head = [Rows::one(0, 9, 4, o(100, 1))];
+        let short = [Rows::one(0, 8, 4, o(100, 0))];
+        let jump: Runs = [(0, 5, 100), (5, 9, 205)].into_iter().collect();
+        for (rows, runs, want) in [
+            (&one[..], &runs, true),
+            (&cut[..], &runs, true),
+            (&off[..], &runs, false),
+            (&head[..], &runs, false),
+            (&one[..], &jump, false),
+        ] {
+            assert_eq!(holds_input(rows, IoTensor::O, runs, &cols), want);
+            assert_eq!(by_refinement(rows, IoTensor::O, runs, &cols), want);
+        }
+        assert!(!holds_input(&short, IoTensor::O, &runs, &cols));
+        assert!(!holds_input(&one, IoTensor::DO, &runs, &cols));
+    }
 
     #[test]
     fn unread_columns_never_merge_with_head_zero() {
