@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/env.sh"
 OUT=${OUT:-/tmp/kbench}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-SHAPES=${SHAPES:-causal32k,causal128k,packed,lambda}
+SHAPES=${SHAPES:-causal32k,causal128k,packed,lambda,full8k,blocks256}
 # Steps are ordered by importance, each under its own timeout, so a hang or a short device call
 # still returns the earlier results.
 for fam in ${SELFTEST_FAMILIES:-sm90 mma}; do

@@ -1133,7 +1133,8 @@ pub struct KernelBenchArgs {
     /// (one 32K sequence, shared-question 0.2:4 and causal-blockwise 256:2), works1000 (alias
     /// small1000: 1000 documents of 256 tokens, full mask: 1000 works of 256x256), onework (one
     /// 8096-token sequence, full mask: one work of the same FLOPs as works1000, within 0.02 %),
-    /// full8k (one 8192-token sequence, full mask: 2.4 % more).
+    /// full8k (one 8192-token sequence, full mask: 2.4 % more), blocks256 (full8k as dcp's
+    /// own placement at block 256 plans it: 32 works × 32 KV segments over the same Q/KV).
     #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
     pub shapes: String,
     /// Planner of the one-GPU plan: local (one work per sequence) or ring / zigzag (world 1:
@@ -1188,17 +1189,30 @@ pub fn kernel_bench_shapes(names: &str) -> Result<Vec<(String, Vec<u32>, String)
                 "blockwise" => (vec![32768], "causal-blockwise"),
                 "works1000" | "small1000" => (vec![256; 1000], "full"),
                 "onework" => (vec![8096], "full"),
-                "full8k" => (vec![8192], "full"),
+                "full8k" | "blocks256" => (vec![8192], "full"),
                 o => {
                     bail!(
                         "unknown shape `{o}`: allowed are causal32k, causal128k, packed, lambda, \
-                         sharedq, blockwise, works1000 (small1000), onework, full8k"
+                         sharedq, blockwise, works1000 (small1000), onework, full8k, blocks256"
                     )
                 }
             };
             Ok((n, lens, mask.to_string()))
         })
         .collect()
+}
+
+/// The plan of a kernel-bench shape: (planner, block size). `blocks256` is full8k planned by
+/// dcp's own placement at block 256: 32 works (one per 256-row query block) of 32 KV segments
+/// each, all over the same sequence's Q and KV, so 1024 (query block, key block) pairs of
+/// 256 × 256 against full8k's one work of the same FLOPs and the same bytes: what many small
+/// works cost the kernels themselves (works1000's 1000 separate documents also read 32× the
+/// bytes). Other shapes: `--planner` at block 1024.
+fn kernel_bench_plan(shape: &str, planner: &str) -> (String, u32) {
+    match shape {
+        "blocks256" => (dcp_core::planners::DCP_ONLY.to_string(), 256),
+        _ => (planner.to_string(), 1024),
+    }
 }
 
 /// `dcp kernel-bench`: the local plan on one GPU (one attention launch per direction plus the
@@ -1237,10 +1251,11 @@ fn kernel_bench_on(
     let topo = Topology::new(1, 1);
     let mut rows = Vec::new();
     for (name, lens, mask) in &shapes {
-        let mut batch = BatchSpec::uniform(lens, MaskSpec::parse(mask)?, model, 1024);
+        let (planner, block) = kernel_bench_plan(name, &a.planner);
+        let mut batch = BatchSpec::uniform(lens, MaskSpec::parse(mask)?, model, block);
         batch.head_block = model.kv_heads;
         batch.validate()?;
-        let plan = make_validated_plan(&a.planner, &batch, &topo, &PlannerOptions::default())?;
+        let plan = make_validated_plan(&planner, &batch, &topo, &PlannerOptions::default())?;
         let flops: f64 = plan_stats(&plan).device_flops.iter().sum();
         let family = rank.kernels(&batch.model)?.family();
         let inputs = GlobalInputs::new(&batch, 1);
@@ -1312,6 +1327,38 @@ mod tests {
         assert_eq!(
             (s[1].1.as_slice(), s[1].2.as_str()),
             (&[8192u32][..], "full")
+        );
+        // blocks256: full8k's sequence, planned as 32 works of 32 KV segments of 256 keys.
+        let s = kernel_bench_shapes("blocks256").unwrap();
+        assert_eq!(
+            (s[0].1.as_slice(), s[0].2.as_str()),
+            (&[8192u32][..], "full")
+        );
+        let (planner, block) = kernel_bench_plan("blocks256", "local");
+        let mut b = BatchSpec::uniform(&s[0].1, MaskSpec::Full, ModelShape::default(), block);
+        b.head_block = b.model.kv_heads;
+        let plan = make_validated_plan(
+            &planner,
+            &b,
+            &Topology::new(1, 1),
+            &PlannerOptions::default(),
+        )
+        .unwrap();
+        let works: Vec<(usize, usize)> = plan.devices[0]
+            .forward
+            .instrs
+            .iter()
+            .filter_map(|i| match i {
+                dcp_core::plan::Instr::Attn { works, .. } => {
+                    Some((works.len(), works.iter().map(|w| w.kv.len()).sum()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(works, vec![(32, 1024)], "32 works, 1024 KV segments in all");
+        assert_eq!(
+            kernel_bench_plan("full8k", "local"),
+            ("local".to_string(), 1024)
         );
         let e = kernel_bench_shapes("causal32k,dense")
             .unwrap_err()
