@@ -52,7 +52,10 @@ pub struct DcpArgs {
     /// Allowed compute imbalance of the placement (max/mean − 1).
     #[arg(long, default_value_t = 0.08, allow_negative_numbers = true, value_parser = nonneg_f64)]
     pub comp_epsilon: f64,
-    /// Allowed imbalance of home data per device.
+    /// Allowed imbalance of home data (the tokens each device holds) per device, max/mean − 1; also
+    /// bounds the `local` candidate's token imbalance. Training wants it tight (Python's
+    /// `token_epsilon`; examples/train.py uses 0.03): the layers outside attention run on each
+    /// device's tokens.
     #[arg(long, default_value_t = 0.15, allow_negative_numbers = true, value_parser = nonneg_f64)]
     pub mem_epsilon: f64,
     /// Cost of an inter-node byte relative to an intra-node byte (default: intra bandwidth over
