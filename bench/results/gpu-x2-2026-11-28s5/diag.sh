@@ -4,7 +4,7 @@
 # examples/train.py), (b) shared-question ring-style forwards that ran at half their simulated speed.
 set -u
 source bench/gpu/env.sh
-export DCP=${DCP:-.pdev/dcp}
+export DCP=.pdev/dcp   # after env.sh, which sets DCP=target/release/dcp when unset
 W=${W:-$(nvidia-smi -L | wc -l)}
 J=$OUT
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1; echo "world $W"

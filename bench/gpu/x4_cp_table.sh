@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Four GPUs, one call (~2 min on 4x H200): issue 10's table and checks. Random selftest at 4 and 1
+# GPUs (every mask kind, GQA, head dims 64/128, every planner, against the CPU f64 reference); one
+# causal sequence of 32K, 64K, 114 710 (the fp32-accumulation check) and 128K tokens with dcp and
+# zigzag (outputs checked); five packed 131K batches with local, zigzag and dcp (checked); PyTorch
+# `context_parallel` with cuDNN and flash on the same single sequences (PEER_CP, default
+# /work/shared/peers/torch_cp.py); PyTorch flash varlen on one GPU for the packed batches (the
+# floor ÷ 4; PEER_IDEAL, default /work/shared/peers/ideal_attn.py — shared/ does not travel to
+# the GPU machine: copy the peers into a carried folder and point these at them); with OPS_TIMES=1 also per-op times
+# (`bench-gpu --op-times`) of the single sequences. Writes JSON under $OUT; copy what you keep to
+# bench/results/ (bench/results/gpu-x4-2026-11-28s5/README.md is the last record).
+#
+#   DCP=path/to/dcp OUT=dir bash bench/gpu/x4_cp_table.sh
+# (ran first as .pdev/x4a.sh in session 5.)
+set -u
+DCP=${DCP:?set DCP to the dcp binary (e.g. a carried .pdev/dcp)}
+source bench/gpu/env.sh   # NCCL shim, NVRTC headers (keeps the DCP set above)
+OUT=${OUT:-/tmp/x4_cp_table}; mkdir -p "$OUT"
+PEER_CP=${PEER_CP:-/work/shared/peers/torch_cp.py}
+PEER_IDEAL=${PEER_IDEAL:-/work/shared/peers/ideal_attn.py}
+J=$OUT
+TMP=$(mktemp -d)
+echo '{"batches": [[32768], [65536], [114710], [131072]]}' > "$TMP/single.json"
+# longalign x1 #0 #1, ldc x1 #0 #1, ldc x4 #0 (one 122 042-token sequence) of x4_batches.json.
+python3 - "$TMP/packed.json" <<'PY' || exit 1
+import json, sys
+f = json.load(open("bench/gpu/x4_batches.json"))
+json.dump({"batches": [f["batches"][i] for i in (5, 6, 25, 26, 35)]}, open(sys.argv[1], "w"))
+PY
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+t0=$(date +%s)
+summ() { python3 -c "import json,sys; r=[json.loads(l) for l in open('$1')]; c=[x.get('check') or {} for x in r]; print('$2: %d/%d pass, worst dq %.1e dkv %.1e o %.1e' % (sum(1 for x in c if x.get('pass')), len(r), max([x.get('dq',0) or 0 for x in c]+[0]), max([x.get('dkv',0) or 0 for x in c]+[0]), max([x.get('o',0) or 0 for x in c]+[0])))" 2>&1 | tail -1; }
+echo "== selftest world 4"
+timeout -k 5 90 $DCP launch -n 4 -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w4.jsonl > $TMP/st4.log 2>&1; echo "rc=$?"; summ $J/selftest_w4.jsonl "selftest w4"; grep -E "FAIL|rror|panic" $TMP/st4.log | head -3
+echo "== selftest world 1  t=$(( $(date +%s) - t0 ))s"
+timeout -k 5 60 $DCP bench-gpu --selftest 6 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w1.jsonl > $TMP/st1.log 2>&1; echo "rc=$?"; summ $J/selftest_w1.jsonl "selftest w1"
+OPS=()
+[ "${OPS_TIMES:-0}" = 1 ] && OPS=(--op-times "$J/ops_single")
+echo "== single sequences  t=$(( $(date +%s) - t0 ))s"
+timeout 170 $DCP launch -n 4 -- bench-gpu --batches $TMP/single.json --mask causal --planners dcp,zigzag --check --warmup 1 --repeats 3 --json $J/single_x4.jsonl "${OPS[@]}" 2>&1 | grep -v '^\[rank 0\] {' | tail -12
+echo "== packed  t=$(( $(date +%s) - t0 ))s"
+timeout 170 $DCP launch -n 4 -- bench-gpu --batches $TMP/packed.json --mask causal --planners local,zigzag,dcp --check --warmup 1 --repeats 3 --json $J/packed_x4.jsonl 2>&1 | grep -v '^\[rank 0\] {' | tail -19
+if [ -f "$PEER_CP" ]; then
+  for be in cudnn flash; do
+    echo "== torch context_parallel $be  t=$(( $(date +%s) - t0 ))s"
+    timeout 100 python3 -m torch.distributed.run --nproc-per-node 4 "$PEER_CP" $be gqa 2>/dev/null | grep '^{' | tee -a $J/torch_cp.jsonl
+  done
+else
+  echo "!! $PEER_CP not found: no PyTorch context_parallel rows"
+fi
+if [ -f "$PEER_IDEAL" ]; then
+  echo "== flash varlen floor, one GPU  t=$(( $(date +%s) - t0 ))s"
+  timeout 60 python3 "$PEER_IDEAL" $TMP/packed.json 5 > $J/ideal.jsonl 2>&1; tail -3 $J/ideal.jsonl
+fi
+if [ ${#OPS[@]} -gt 0 ]; then
+  python3 bench/gpu/op_times.py $J/ops_single > $J/ops_single.md 2>&1
+  tar czf $J/ops_single.tgz -C $J ops_single && rm -rf $J/ops_single
+fi
+echo "== done t=$(( $(date +%s) - t0 ))s"
