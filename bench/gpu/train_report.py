@@ -21,8 +21,9 @@ def steady(summary, steps):
 
 def main(out):
     report = {"training": [], "loss_curve": None, "single_sequence": []}
-    print("| data | mask | planner | plans used | step ms (mean, median) | tok/s/GPU | vs best static | loader wait (total) | peak alloc GiB | GPU used first→last GiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| data | mask | planner | plans used | step ms (mean, median) | tok/s/GPU | vs best static | loader wait (total) "
+          "| token imbalance (mean, max) | plan prepare ms/step (mean, max) | peak alloc GiB | GPU used first→last GiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for path in sorted(glob.glob(os.path.join(out, "train_*_*.json"))):
         runs = load(path)
         step_s = {s["planner"]: s["mean_step_s"] for s, _ in runs}
@@ -34,9 +35,14 @@ def main(out):
             plans = sorted({r["plan"] for r in rows})
             sp = best / s["mean_step_s"] if best else float("nan")
             g0, g1 = s["gpu_used_gib_first_last"]
+            # Rows written before train.py recorded them have no token imbalance / prepare time.
+            imb = [r["token_imbalance"] for r in rows if "token_imbalance" in r]
+            prep = [r["prepare_s"] + r.get("evict_s", 0.0) for r in rows if "prepare_s" in r]
+            imb_s = f"{statistics.mean(imb):.3f}, {max(imb):.3f}" if imb else "–"
+            prep_s = f"{statistics.mean(prep) * 1e3:.0f}, {max(prep) * 1e3:.0f}" if prep else "–"
             print(f"| {s['dataset']} | {s['mask']} | {s['planner']} | {', '.join(plans)} | {s['mean_step_s'] * 1e3:.0f}, {med * 1e3:.0f} "
                   f"| {s['mean_tokens_per_s_per_gpu']:.0f} | {sp:.3f} | {s['loader_wait_s_total'] * 1e3:.1f} ms "
-                  f"| {s['peak_mem_gib']:.2f} | {g0:.2f}→{g1:.2f} |")
+                  f"| {imb_s} | {prep_s} | {s['peak_mem_gib']:.2f} | {g0:.2f}→{g1:.2f} |")
             report["training"].append({**s, "median_step_s": med, "plans_used": plans, "speedup_vs_best_static": sp,
                                        "steps_measured": len(rows)})
     a, b = os.path.join(out, "loss_dcp.json"), os.path.join(out, "loss_single.json")
