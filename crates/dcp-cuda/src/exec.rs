@@ -917,7 +917,6 @@ impl Lowering<'_> {
         if self.merge_batch.depends(o, lse, inputs) {
             self.flush_merges();
         }
-        let reads = || inputs.iter().flat_map(|(a, l)| [a, l]);
         let mut v = Vec::with_capacity(inputs.len() * 2);
         for (a, b) in inputs {
             v.push(self.rd(a));
@@ -927,7 +926,7 @@ impl Lowering<'_> {
         let b = &mut self.merge_batch;
         b.add(ro, rl, &v);
         b.writes.extend([*o, *lse]);
-        b.reads.extend(reads().copied());
+        b.reads.extend(inputs.iter().flat_map(|&(a, l)| [a, l]));
         Ok(())
     }
 

@@ -751,6 +751,7 @@ pub(super) fn refine<'a>(inputs: &'a [&'a [Rows]]) -> Refined<'a> {
     let mut vals = Vec::new();
     let mut ccuts: Vec<u32> = Vec::new();
     let mut cat = vec![0usize; n];
+    let mut bands: Vec<&Rows> = Vec::with_capacity(n);
     let mut a = inputs.iter().map(|rs| rs[0].r0).min().unwrap_or(0);
     loop {
         for (i, rs) in inputs.iter().enumerate() {
@@ -793,28 +794,9 @@ pub(super) fn refine<'a>(inputs: &'a [&'a [Rows]]) -> Refined<'a> {
                 blocks.push([a, b, c0, c1]);
             }
         } else {
-            ccuts.clear();
-            for (rs, &k) in inputs.iter().zip(&at) {
-                for (c0, c1, _) in &rs[k].cols {
-                    ccuts.push(*c0);
-                    ccuts.push(*c1);
-                }
-            }
-            ccuts.sort_unstable();
-            ccuts.dedup();
-            cat.iter_mut().for_each(|k| *k = 0);
-            for cw in ccuts.windows(2) {
-                let (c, d) = (cw[0], cw[1]);
-                for ((rs, &k), ck) in inputs.iter().zip(&at).zip(cat.iter_mut()) {
-                    let band = &rs[k];
-                    while band.cols[*ck].1 <= c {
-                        *ck += 1;
-                    }
-                    let (c0, _, v) = &band.cols[*ck];
-                    vals.push(v.shift(a - band.r0, c - c0));
-                }
-                blocks.push([a, b, c, d]);
-            }
+            bands.clear();
+            bands.extend(inputs.iter().zip(&at).map(|(rs, &k)| &rs[k]));
+            refine_columns(&bands, a, b, &mut ccuts, &mut cat, &mut blocks, &mut vals);
         }
         a = b;
     }
@@ -848,29 +830,44 @@ fn general_refine<'a>(inputs: &'a [&'a [Rows]]) -> Refined<'a> {
             }
             bands.push(&rs[at[i]]);
         }
-        ccuts.clear();
-        for band in &bands {
-            for (c0, c1, _) in &band.cols {
-                ccuts.push(*c0);
-                ccuts.push(*c1);
-            }
-        }
-        ccuts.sort_unstable();
-        ccuts.dedup();
-        cat.iter_mut().for_each(|k| *k = 0);
-        for cw in ccuts.windows(2) {
-            let (c, d) = (cw[0], cw[1]);
-            for (band, k) in bands.iter().zip(cat.iter_mut()) {
-                while band.cols[*k].1 <= c {
-                    *k += 1;
-                }
-                let (c0, _, v) = &band.cols[*k];
-                vals.push(v.shift(a - band.r0, c - c0));
-            }
-            blocks.push([a, b, c, d]);
-        }
+        refine_columns(&bands, a, b, &mut ccuts, &mut cat, &mut blocks, &mut vals);
     }
     Refined::General { n, blocks, vals }
+}
+
+/// The cells of rows `[a, b)` where each input's content is `bands[i]` (a band holding those
+/// rows): one block per interval between the bands' merged column cuts, with every input's
+/// value there. `ccuts` and `cat` are scratch (`cat` has one entry per band).
+fn refine_columns(
+    bands: &[&Rows],
+    a: u32,
+    b: u32,
+    ccuts: &mut Vec<u32>,
+    cat: &mut [usize],
+    blocks: &mut Vec<[u32; 4]>,
+    vals: &mut Vec<Val>,
+) {
+    ccuts.clear();
+    for band in bands {
+        for (c0, c1, _) in &band.cols {
+            ccuts.push(*c0);
+            ccuts.push(*c1);
+        }
+    }
+    ccuts.sort_unstable();
+    ccuts.dedup();
+    cat.iter_mut().for_each(|k| *k = 0);
+    for cw in ccuts.windows(2) {
+        let (c, d) = (cw[0], cw[1]);
+        for (band, k) in bands.iter().zip(cat.iter_mut()) {
+            while band.cols[*k].1 <= c {
+                *k += 1;
+            }
+            let (c0, _, v) = &band.cols[*k];
+            vals.push(v.shift(a - band.r0, c - c0));
+        }
+        blocks.push([a, b, c, d]);
+    }
 }
 
 /// Whether `inputs` have the same row bands (contiguous) and the same column runs in each.
