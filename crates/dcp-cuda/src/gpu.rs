@@ -268,19 +268,27 @@ impl Gpu {
         })
     }
 
-    /// Copies `data` into `dst` at byte `offset` (checked against the buffer's size).
+    /// Copies `data` into `dst` at byte `offset` (checked against the buffer's size), after
+    /// all work already on the compute stream, and returns once the copy has landed.
+    ///
+    /// Not a plain `cuMemcpyHtoD`: from pageable memory that call may return once the data is
+    /// staged, before its DMA reaches the device, and it runs on the legacy stream, with which
+    /// our non-blocking streams do not synchronise. Work enqueued right after it (the copy of
+    /// the forward's Q and KV into the backward program, a run) could read the buffer before
+    /// the data arrived: `bench-gpu --check` saw sporadic dQ/dKV errors of 1-3e-2 on both
+    /// kernel families while O and LSE were exact.
     pub fn upload(&self, dst: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
         let at = dst.range(offset, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
         self.bind()?;
-        self.wd.guard("host-to-device copy", &[], || {
-            // SAFETY: `at..at + data.len()` lies inside `dst` (checked above), which is alive.
-            drv("cuMemcpyHtoD", unsafe {
-                result::memcpy_htod_sync(at, data)
-            })
-        })?
+        // SAFETY: `at..at + data.len()` lies inside `dst` (checked above), which is alive, and
+        // `data` outlives the copy: we wait for the stream below before returning.
+        drv("cuMemcpyHtoDAsync", unsafe {
+            result::memcpy_htod_async(at, data, self.compute)
+        })?;
+        self.sync()
     }
 
     /// Copies `out.len()` bytes of `src` from byte `offset` (checked) after both streams finish.
