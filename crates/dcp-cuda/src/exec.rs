@@ -659,73 +659,99 @@ impl WorkLists {
         (off, self.out.len() as u32)
     }
 
-    /// Forward split-K, the part that needs no GPU: how many pieces each work's key tiles are
-    /// cut into. A forward task (128 query rows of one head) walks its kv tiles in one CTA, so
-    /// a launch of a few works with long key ranges (a late stage of a dcp plan on one long
-    /// causal sequence: 3 works of 1024 rows over 60-90K keys, 192 tasks for 132 SMs) runs at
-    /// the speed of its longest task. Works whose longest task has more than
-    /// `max(total tiles / (4 · sms), FWD_SPLIT_MIN_TILES)` tiles are cut into that many pieces
-    /// (at most `FWD_SPLIT_MAX`, and within `scratch_cap` bytes of fp32 partial outputs, where
-    /// a work's piece costs `piece_bytes[work]`); 1 means not split. Launches that already fill
-    /// the GPU (any packed batch, ring steps over thousands of rows) are left as they are.
-    fn fwd_split(&self, sms: u64, piece_bytes: &[u64], scratch_cap: u64) -> Vec<u32> {
+    /// Forward split-K, the part that needs no GPU: which rows of each work are cut into how
+    /// many key pieces. A forward task (`br` query rows of one head) walks its kv tiles in one
+    /// CTA, so a launch of a few works with long key ranges (a late stage of a dcp plan on one
+    /// long causal sequence: 3 works of 1024 rows over 60-90K keys, 192 tasks for 132 SMs), or
+    /// of one work where a few rows see far more keys than the rest (causal-blockwise: the last
+    /// block attends everything, the others a window), runs at the speed of its longest task.
+    /// A task is long when it has more than `max(total tiles / (4 · sms), FWD_SPLIT_MIN_TILES)`
+    /// tiles; a work with long tasks has the rows from its first long task's to its last long
+    /// task's cut into `ceil(longest / that)` pieces (at most `FWD_SPLIT_MAX`, and within
+    /// `scratch_cap` bytes of fp32 partial outputs, where a row of a piece costs
+    /// `row_bytes[work]`), its other rows are left whole. Launches that already fill the GPU
+    /// (any packed batch, ring steps over thousands of rows) are left as they are.
+    fn fwd_split(&self, sms: u64, row_bytes: &[u64], scratch_cap: u64, br: u32) -> Vec<FwdSplit> {
         let total: u64 = self.tasks.iter().map(|t| t.tiles_n as u64).sum();
         let chunk = total.div_ceil(4 * sms.max(1)).max(FWD_SPLIT_MIN_TILES);
         let mut longest = vec![0u32; self.works.len()];
+        let mut span = vec![(u32::MAX, 0u32); self.works.len()];
         for t in &self.tasks {
-            let l = &mut longest[t.work as usize];
-            *l = (*l).max(t.tiles_n);
+            let w = t.work as usize;
+            longest[w] = longest[w].max(t.tiles_n);
+            if t.tiles_n as u64 > chunk {
+                let end = (t.row0 + br).min(self.works[w].n_rows);
+                span[w] = (span[w].0.min(t.row0), span[w].1.max(end));
+            }
         }
         // Longest works first, so that the scratch cap drops the least useful splits.
         let mut order: Vec<usize> = (0..longest.len()).collect();
         order.sort_by_key(|&w| std::cmp::Reverse(longest[w]));
-        let mut pieces = vec![1u32; longest.len()];
+        let mut out = vec![FwdSplit::NONE; longest.len()];
         let mut used = 0u64;
         for w in order {
+            let (r0, r1) = span[w];
+            if r0 >= r1 {
+                continue;
+            }
             let want = (longest[w] as u64)
                 .div_ceil(chunk)
                 .min(FWD_SPLIT_MAX as u64);
-            let fit = (scratch_cap - used) / piece_bytes[w].max(1);
-            let np = want.min(fit);
+            let piece = (r1 - r0) as u64 * row_bytes[w].max(1);
+            let np = want.min((scratch_cap - used) / piece);
             if np >= 2 {
-                pieces[w] = np as u32;
-                used += np * piece_bytes[w];
+                out[w] = FwdSplit {
+                    pieces: np as u32,
+                    r0,
+                    r1,
+                };
+                used += np * piece;
             }
         }
-        pieces
+        out
     }
 
-    /// Applies [`Self::fwd_split`]'s pieces: work `w` cut into `np` pieces gets `np` shadow
-    /// works (`shadow(w, p, work)`: the same rows and keys, writing partial O / LSE elsewhere)
-    /// and each of its tasks becomes `np` tasks over consecutive, near-equal slices of its tile
-    /// list (a slice may be empty: that piece writes O = 0, LSE = −∞ for those rows).
+    /// Applies [`Self::fwd_split`]'s splits: a work split into `np` pieces over rows `r0..r1`
+    /// gets `np` shadow works (`shadow(w, p, work)` redirects a piece's O / LSE; here they are
+    /// already narrowed to those rows: Q moved by `r0` rows of `q_elem`-byte elements, the
+    /// CSR offset by `r0`), and each of its tasks in those rows becomes `np` tasks over
+    /// consecutive, near-equal slices of its tile list (a slice may be empty: that piece writes
+    /// O = 0, LSE = −∞ for those rows); its tasks outside them stay on the work.
     fn apply_fwd_split(
         &mut self,
-        pieces: &[u32],
+        splits: &[FwdSplit],
+        q_elem: u64,
         mut shadow: impl FnMut(usize, u32, WorkDesc) -> WorkDesc,
     ) {
-        let mut first = vec![u32::MAX; pieces.len()];
-        for (w, &np) in pieces.iter().enumerate() {
-            if np >= 2 {
+        let mut first = vec![u32::MAX; splits.len()];
+        for (w, s) in splits.iter().enumerate() {
+            if s.pieces >= 2 {
                 first[w] = self.works.len() as u32;
-                let base = self.works[w];
-                for p in 0..np {
+                let wd = self.works[w];
+                let base = WorkDesc {
+                    q: wd.q + s.r0 as u64 * wd.q_stride as u64 * q_elem,
+                    n_rows: s.r1 - s.r0,
+                    row_off: wd.row_off + s.r0,
+                    ..wd
+                };
+                for p in 0..s.pieces {
                     self.works.push(shadow(w, p, base));
                 }
             }
         }
         let mut out = Vec::with_capacity(self.tasks.len());
         for t in &self.tasks {
-            let np = pieces[t.work as usize];
-            if np < 2 {
+            let s = splits[t.work as usize];
+            if s.pieces < 2 || t.row0 < s.r0 || t.row0 >= s.r1 {
                 out.push(*t);
                 continue;
             }
-            let n = t.tiles_n as u64;
-            for p in 0..np as u64 {
-                let (lo, hi) = (n * p / np as u64, n * (p + 1) / np as u64);
+            let (n, np) = (t.tiles_n as u64, s.pieces as u64);
+            for p in 0..np {
+                let (lo, hi) = (n * p / np, n * (p + 1) / np);
                 out.push(TaskDesc {
                     work: first[t.work as usize] + p as u32,
+                    row0: t.row0 - s.r0,
                     tiles_off: t.tiles_off + lo as u32,
                     tiles_n: (hi - lo) as u32,
                     ..*t
@@ -750,6 +776,41 @@ impl WorkLists {
             Arg::Arena(arena.push(as_bytes(&self.ranges))),
         ];
         (self.tasks.len() as u32, args)
+    }
+}
+
+/// Forward split-K of one work ([`WorkLists::fwd_split`]): `pieces` key pieces over its rows
+/// `r0..r1`; `pieces` < 2: not split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FwdSplit {
+    pieces: u32,
+    r0: u32,
+    r1: u32,
+}
+
+impl FwdSplit {
+    const NONE: Self = Self {
+        pieces: 1,
+        r0: 0,
+        r1: 0,
+    };
+}
+
+/// Bytes of one element of a region's dtype code.
+fn dtype_bytes(code: u32) -> u64 {
+    if code == DT_F32 {
+        4
+    } else {
+        2
+    }
+}
+
+/// Rows `r0..r1` of a region (its first `r0` rows skipped).
+fn rows_of(r: RegionDesc, r0: u32, r1: u32) -> RegionDesc {
+    RegionDesc {
+        ptr: r.ptr + r0 as u64 * r.stride as u64 * dtype_bytes(r.dtype),
+        len: r1 - r0,
+        ..r
     }
 }
 
@@ -832,7 +893,7 @@ impl Lowering<'_> {
     fn copy_launch(&self, src: RegionDesc, dst: RegionDesc) -> Launch {
         let cap = self.cap;
         let n = dst.len as u64 * dst.heads as u64 * dst.width as u64;
-        let es = if src.dtype == DT_F32 { 4 } else { 2 };
+        let es = dtype_bytes(src.dtype);
         let raw = src.dtype == dst.dtype
             && (src.width as u64 * es).is_multiple_of(16)
             && src.ptr.is_multiple_of(16)
@@ -1008,10 +1069,11 @@ impl Lowering<'_> {
     /// CSR, (q tile, kv tile) pairs classified empty / full / partial, tasks longest first.
     fn attn(&mut self, ii: usize, works: &[FwdWork]) -> Result<()> {
         let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
+        let (works, first) = crate::fuse::fuse_fwd(works);
         let mut wl = WorkLists::default();
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
-        for (wi, w) in works.iter().enumerate() {
+        for (w, &wi) in works.iter().zip(&first) {
             let q = self.rd(&w.q);
             let o = self.rd(&w.o);
             let l = self.rd(&w.lse);
@@ -1145,57 +1207,54 @@ impl Lowering<'_> {
         outs: &[(RegionDesc, RegionDesc)],
     ) -> Result<Vec<Launch>> {
         let d = self.d as u64;
-        let piece_bytes: Vec<u64> = wl
+        let row_bytes: Vec<u64> = wl
             .works
             .iter()
-            .map(|w| w.n_rows as u64 * w.q_heads as u64 * (d + 1) * 4)
+            .map(|w| w.q_heads as u64 * (d + 1) * 4)
             .collect();
-        let pieces = wl.fwd_split(
+        let splits = wl.fwd_split(
             self.gpu.sm_count.max(1) as u64,
-            &piece_bytes,
+            &row_bytes,
             FWD_SPLIT_SCRATCH,
+            self.kernels.fwd_br(),
         );
         // Per split work: (partial O base, partial LSE base); piece p at + p · one piece's size.
-        let mut scratch: Vec<(u64, u64)> = vec![(0, 0); pieces.len()];
+        let mut scratch: Vec<(u64, u64)> = vec![(0, 0); splits.len()];
         // The split works write distinct outputs: one merge launch for all of them.
         let mut merges = MergeBatch::default();
         let mut used = 0u64;
-        for (w, &np) in pieces.iter().enumerate() {
+        for (w, s) in splits.iter().enumerate() {
+            let np = s.pieces as u64;
             if np < 2 {
                 continue;
             }
             let wd = wl.works[w];
-            let (rows, heads) = (wd.n_rows as u64, wd.q_heads as u64);
+            let (rows, heads) = ((s.r1 - s.r0) as u64, wd.q_heads as u64);
             let (o_bytes, l_bytes) = (rows * heads * d * 4, rows * heads * 4);
             let base = self.fwd_scratch()? + used;
-            used += np as u64 * piece_bytes[w];
-            let lse_base = base + np as u64 * o_bytes;
+            used += np * rows * row_bytes[w];
+            let lse_base = base + np * o_bytes;
             scratch[w] = (base, lse_base);
+            let part = |ptr: u64, stride: u32, width: u32| RegionDesc {
+                ptr,
+                stride,
+                dtype: DT_F32,
+                len: s.r1 - s.r0,
+                heads: wd.q_heads,
+                width,
+                pad: 0,
+            };
             let mut inputs = Vec::with_capacity(2 * np as usize);
-            for p in 0..np as u64 {
-                inputs.push(RegionDesc {
-                    ptr: base + p * o_bytes,
-                    stride: (heads * d) as u32,
-                    dtype: DT_F32,
-                    len: wd.n_rows,
-                    heads: wd.q_heads,
-                    width: self.d,
-                    pad: 0,
-                });
-                inputs.push(RegionDesc {
-                    ptr: lse_base + p * l_bytes,
-                    stride: wd.q_heads,
-                    dtype: DT_F32,
-                    len: wd.n_rows,
-                    heads: wd.q_heads,
-                    width: 1,
-                    pad: 0,
-                });
+            for p in 0..np {
+                inputs.push(part(base + p * o_bytes, (heads * d) as u32, self.d));
+                inputs.push(part(lse_base + p * l_bytes, wd.q_heads, 1));
             }
+            // The merge writes the split rows of the work's O / LSE.
             let (o, l) = outs[w];
-            merges.add(o, l, &inputs);
+            merges.add(rows_of(o, s.r0, s.r1), rows_of(l, s.r0, s.r1), &inputs);
         }
-        wl.apply_fwd_split(&pieces, |w, p, wd| {
+        let q_elem = dtype_bytes(dtype_code(self.model.dtype));
+        wl.apply_fwd_split(&splits, q_elem, |w, p, wd| {
             let (rows, heads, p) = (wd.n_rows as u64, wd.q_heads as u64, p as u64);
             let (base, lse_base) = scratch[w];
             WorkDesc {
@@ -1222,7 +1281,8 @@ impl Lowering<'_> {
         let bc = kernels.bwd_bc();
         let mut dd_off = 0u64;
         let mut pending: Vec<(u32, u32, u32, Vec<u32>)> = Vec::new();
-        for (wi, w) in works.iter().enumerate() {
+        let (works, first) = crate::fuse::fuse_bwd(works);
+        for (w, &wi) in works.iter().zip(&first) {
             let q = self.rd(&w.q);
             let o = self.rd(&w.o);
             let l = self.rd(&w.lse);
@@ -1831,30 +1891,38 @@ mod tests {
         }
         let before = wl.tasks.clone();
         let total: u64 = before.iter().map(|t| t.tiles_n as u64).sum();
-        // 132 SMs: chunk = max(ceil(2045 / 528), 16) = 16 tiles.
-        let pieces = wl.fwd_split(132, &[1, 1, 1], u64::MAX);
-        assert_eq!(pieces, [FWD_SPLIT_MAX, FWD_SPLIT_MAX, 3]);
-        wl.apply_fwd_split(&pieces, |w, p, wd| WorkDesc {
+        // 132 SMs: chunk = max(ceil(2045 / 528), 16) = 16 tiles; works 0 and 1 are long in
+        // both row tiles, work 2 only in its first.
+        let splits = wl.fwd_split(132, &[1, 1, 1], u64::MAX, 128);
+        let np: Vec<u32> = splits.iter().map(|s| s.pieces).collect();
+        assert_eq!(np, [FWD_SPLIT_MAX, FWD_SPLIT_MAX, 3]);
+        assert_eq!((splits[0].r0, splits[0].r1), (0, 256));
+        assert_eq!((splits[2].r0, splits[2].r1), (0, 128));
+        wl.apply_fwd_split(&splits, 2, |w, p, wd| WorkDesc {
             o: 10 * wd.o + p as u64,
             dd_off: w as u32,
             ..wd
         });
         assert_eq!(wl.works.len(), 3 + 2 * FWD_SPLIT_MAX as usize + 3);
-        assert_eq!(wl.tasks.len(), 2 * (2 * FWD_SPLIT_MAX as usize + 3));
-        for t0 in &before {
+        // Work 2's second row tile (5 tiles) stays whole on work 2.
+        assert_eq!(wl.tasks.len(), 2 * 2 * FWD_SPLIT_MAX as usize + 3 + 1);
+        assert!(wl.tasks.contains(&task(2, 128, 20_040, 5)));
+        for t0 in &before[..5] {
             let parts: Vec<&TaskDesc> = wl
                 .tasks
                 .iter()
-                .filter(|t| wl.works[t.work as usize].dd_off == t0.work && t.row0 == t0.row0)
+                .filter(|t| {
+                    t.work >= 3 && wl.works[t.work as usize].dd_off == t0.work && t.row0 == t0.row0
+                })
                 .collect();
-            assert_eq!(parts.len() as u32, pieces[t0.work as usize]);
+            assert_eq!(parts.len() as u32, np[t0.work as usize]);
             let mut at = t0.tiles_off;
             for (p, t) in parts.iter().enumerate() {
                 assert_eq!(t.tiles_off, at, "piece {p} of {t0:?}");
                 at += t.tiles_n;
                 let sw = &wl.works[t.work as usize];
                 assert_eq!(sw.o, 10 * (1000 + t0.work as u64) + p as u64);
-                assert_eq!(sw.n_rows, 256);
+                assert_eq!(sw.n_rows, if t0.work == 2 { 128 } else { 256 });
             }
             assert_eq!(at, t0.tiles_off + t0.tiles_n);
         }
@@ -1865,17 +1933,83 @@ mod tests {
 
         // 1000 tasks of 50 tiles on 132 SMs: chunk = max(ceil(50000 / 528), 16) = 95: no cut.
         let mut full = WorkLists::default();
-        full.works.push(WorkDesc::default());
+        full.works.push(WorkDesc {
+            n_rows: 128_000,
+            ..Default::default()
+        });
         full.tasks = (0..1000).map(|i| task(0, 128 * i, 50 * i, 50)).collect();
-        assert_eq!(full.fwd_split(132, &[1], u64::MAX), [1]);
+        assert_eq!(full.fwd_split(132, &[1], u64::MAX, 128), [FwdSplit::NONE]);
 
         // Scratch for 5 pieces of work 0 only: work 0 (longest) gets them, the others none.
         let mut capped = WorkLists::default();
         for w in 0..2u32 {
-            capped.works.push(WorkDesc::default());
+            capped.works.push(WorkDesc {
+                n_rows: 100,
+                ..Default::default()
+            });
             capped.tasks.push(task(w, 0, 0, 400 - 100 * w));
         }
-        assert_eq!(capped.fwd_split(132, &[10, 10], 50), [5, 1]);
+        let s = capped.fwd_split(132, &[10, 10], 5000, 128);
+        assert_eq!(
+            s[0],
+            FwdSplit {
+                pieces: 5,
+                r0: 0,
+                r1: 100
+            }
+        );
+        assert_eq!(s[1], FwdSplit::NONE);
+    }
+
+    /// Forward split-K of a work whose long rows are few (causal-blockwise: the last block
+    /// attends every key): only those rows are cut, their shadow works start at them (Q moved,
+    /// CSR offset), their tasks' rows are re-based, and the scratch is sized for them alone.
+    #[test]
+    fn forward_split_cuts_only_the_long_rows_of_a_work() {
+        let mut wl = WorkLists::default();
+        wl.works.push(WorkDesc {
+            q: 1 << 20,
+            q_stride: 8 * 128,
+            n_rows: 32_768,
+            q_heads: 8,
+            row_off: 7,
+            ..Default::default()
+        });
+        // 256 row tiles of 8 tiles, the last two of 256 tiles (8 heads each).
+        for r in 0..256u32 {
+            let n = if r >= 254 { 256 } else { 8 };
+            for h in 0..8 {
+                wl.tasks.push(TaskDesc {
+                    head: h,
+                    ..task(0, 128 * r, 1000 * r, n)
+                });
+            }
+        }
+        // Whole-work pieces would need 32768 rows x 8 heads x 129 x 4 B = 135 MB each; the two
+        // long row tiles need 1 MB.
+        let row_bytes = 8 * 129 * 4;
+        let splits = wl.fwd_split(132, &[row_bytes], 128 << 20, 128);
+        // chunk = max(ceil((254·8 + 2·256)·8 / 528), 16) = 39: 256 tiles -> 7 pieces.
+        assert_eq!(
+            splits[0],
+            FwdSplit {
+                pieces: 7,
+                r0: 32_512,
+                r1: 32_768
+            }
+        );
+        wl.apply_fwd_split(&splits, 2, |_, p, wd| WorkDesc { o: p as u64, ..wd });
+        let sw = wl.works[1];
+        assert_eq!(sw.n_rows, 256);
+        assert_eq!(sw.row_off, 7 + 32_512);
+        assert_eq!(sw.q, (1 << 20) + 32_512 * 8 * 128 * 2);
+        let (short, long): (Vec<&TaskDesc>, Vec<&TaskDesc>) =
+            wl.tasks.iter().partition(|t| t.work == 0);
+        assert_eq!(short.len(), 254 * 8);
+        assert!(short.iter().all(|t| t.tiles_n == 8 && t.row0 < 32_512));
+        assert_eq!(long.len(), 2 * 8 * 7);
+        assert!(long.iter().all(|t| t.row0 == 0 || t.row0 == 128));
+        assert_eq!(long.iter().map(|t| t.tiles_n).sum::<u32>(), 2 * 8 * 256);
     }
 
     #[test]

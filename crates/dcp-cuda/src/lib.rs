@@ -5,6 +5,8 @@
 //! * [`nvrtc`]: kernel sources (`kernels/*.cu`, embedded) compiled at first use for the device's
 //!   arch (sm_90a on H100), cached per process.
 //! * [`desc`]: host-side work lists (per-row ranges, per-tile full/partial classification).
+//! * [`fuse`]: a launch's works fused before lowering (neighbouring KV regions, works over the
+//!   same keys with continuing rows).
 //! * [`exec`]: a device program prepared once (buffers, descriptors), enqueued without host sync.
 //! * [`dist`]: torchrun-style ranks, TCP rendezvous for the NCCL id, the communicator.
 //! * [`watchdog`]: a deadline on every blocking step; on expiry (or a failed peer) the
@@ -26,6 +28,7 @@ pub mod error;
 pub mod exec;
 pub mod external;
 pub mod fault;
+pub mod fuse;
 pub mod gpu;
 pub mod heartbeat;
 pub mod nvrtc;
