@@ -157,6 +157,11 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
   return sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * (sg.ddtype == DT_F32 ? 4 : 2);
 }
 
+// BWD_CLAIM_EARLY 1: the next task index is claimed when a task starts (the forward's way; A/B).
+#ifndef BWD_CLAIM_EARLY
+#define BWD_CLAIM_EARLY 0
+#endif
+
 // Per-task info slot in shared memory (two, alternating by task): the TaskDesc at 0 (tiles_n =
 // ~0: no task left), the WorkDesc at 32.
 #define B90_INFO 128
@@ -223,7 +228,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     u32 cur = blockIdx.x, sg = 0;
     for (u32 tq = 0;; ++tq) {
       u32 nxt = 0;
+#if BWD_CLAIM_EARLY
       if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
       const u32 info = sinfo + (tq & 1) * B90_INFO;
       if (cur >= n_tasks) {
         // No task left: once the consumers are done with the last one, tell them (tiles_n = ~0).
@@ -299,6 +306,13 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (n_steps > 0) load_step(0);
       load_kv();
       for (u32 t = 1; t < n_steps; ++t) load_step(t);
+#if !BWD_CLAIM_EARLY
+      // The next task is claimed only now, with the consumers about two steps from the end of
+      // this one: claimed at the task's start, the second round of tasks went to CTAs in the
+      // order they started rather than finished, which breaks longest-first balancing of long
+      // tasks (causal 128K -4 %, packed -5 % against one CTA per task).
+      if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
       // The next task index, from thread 0 to all producer threads (two slots: a slot is
       // rewritten only after every thread has passed the barrier that follows its next use).
       if (pt == 0) slot[(tq + 1) & 1] = nxt;
