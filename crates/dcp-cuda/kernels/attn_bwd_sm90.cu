@@ -5,7 +5,16 @@
 // tile, keeps dK, dV in fp32 registers and adds them atomically into the dKV regions at the end;
 // dQ is added into global memory once per q tile (bulk reductions for fp32 dQ buffers).
 //
-// Warpgroup 0 produces: K and V of the kv tile once, then per step (head, q tile) Q, dO, LSE,
+// Persistent (like attn_fwd_sm90.cu): at most one CTA per SM; CTA b starts with task b and takes
+// the next from a counter (`sched[0]`; `sched[2]` = number of tasks, longest first), claimed when
+// the producer has issued the task's last load (claimed at the start, long tasks went out in
+// start order: -4-6 % on causal 128K). K/V are single buffered: the consumers arrive on
+// `kv_empty` after the task's last dQ wgmma, then write that dQ and add dK/dV (red.v4) while the
+// producer, already holding the next task's first Q/dO stage, loads the next K/V and the task's
+// info slot and arrives on `kv_full`. Stage and dS-buffer phases count steps across tasks.
+// bench/results/kernels-2026-11-28h-bwd.
+//
+// Warpgroup 0 produces: K and V of the kv tile once per task, then per step (head, q tile) Q, dO, LSE,
 // D = rowsum(dO*O), the rows' range spans, the tile word and (partial tiles) the first two
 // ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers).
 // Warpgroups 1 and 2 consume, 64 keys each (transposed formulation, keys as the M dimension):
