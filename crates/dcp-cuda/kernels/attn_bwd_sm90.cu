@@ -5,7 +5,16 @@
 // tile, keeps dK, dV in fp32 registers and adds them atomically into the dKV regions at the end;
 // dQ is added into global memory once per q tile (bulk reductions for fp32 dQ buffers).
 //
-// Warpgroup 0 produces: K and V of the kv tile once, then per step (head, q tile) Q, dO, LSE,
+// Persistent (like attn_fwd_sm90.cu): at most one CTA per SM; CTA b starts with task b and takes
+// the next from a counter (`sched[0]`; `sched[2]` = number of tasks, longest first), claimed when
+// the producer has issued the task's last load (claimed at the start, long tasks went out in
+// start order: -4-6 % on causal 128K). K/V are single buffered: the consumers arrive on
+// `kv_empty` after the task's last dQ wgmma, then write that dQ and add dK/dV (red.v4) while the
+// producer, already holding the next task's first Q/dO stage, loads the next K/V and the task's
+// info slot and arrives on `kv_full`. Stage and dS-buffer phases count steps across tasks.
+// bench/results/kernels-2026-11-28h-bwd.
+//
+// Warpgroup 0 produces: K and V of the kv tile once per task, then per step (head, q tile) Q, dO, LSE,
 // D = rowsum(dO*O), the rows' range spans, the tile word and (partial tiles) the first two
 // ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers).
 // Warpgroups 1 and 2 consume, 64 keys each (transposed formulation, keys as the M dimension):
@@ -135,12 +144,43 @@ __device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
 #endif
 }
 
+// dK/dV epilogue: 16-byte vector reductions (sm_90 `red.global.add.v4.f32`). BWD_EPI_V4 0: the
+// float2 atomics of the one-CTA-per-task kernel (A/B).
+#ifndef BWD_EPI_V4
+#define BWD_EPI_V4 1
+#endif
+
+__device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, float d) {
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
+               : "memory");
+}
+
+// dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
+// (dK, dV at +D elements) and dtype; 0 past the work's keys.
+template <int D>
+__device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt) {
+  if (key >= w->n_keys || w->kv_count == 0) return 0;
+  const KvSeg& sg = segs[kv_seg_index(w->kv_first, w->kv_count, segs, key)];
+  if (key < sg.key0 || key >= sg.key0 + sg.len) return 0;
+  *dt = sg.ddtype;
+  return sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * (sg.ddtype == DT_F32 ? 4 : 2);
+}
+
+// BWD_CLAIM_EARLY 1: the next task index is claimed when a task starts (the forward's way; A/B).
+#ifndef BWD_CLAIM_EARLY
+#define BWD_CLAIM_EARLY 0
+#endif
+
+// Per-task info slot in shared memory (two, alternating by task): the TaskDesc at 0 (tiles_n =
+// ~0: no task left), the WorkDesc at 32.
+#define B90_INFO 128
+
 extern "C" __global__ void __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
                   const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
                   const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges,
                   const float* __restrict__ dd, u32 group, float scale_log2, float scale,
-                  const unsigned char* __restrict__ dq_maps) {
+                  const unsigned char* __restrict__ dq_maps, u32* sched) {
   constexpr int D = HEAD_DIM;
   constexpr int CH = D / 8;
   constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
@@ -163,21 +203,18 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const u32 small = sdq + 2 * B90_DQ_WG_BYTES;
   constexpr u32 SMALL = B90_BR * 32 + 16;
   constexpr u32 RG_OFF = B90_BR * 16, WORD_OFF = B90_BR * 32;
-  const u32 bars = small + 2 * SMALL;          // full[2], empty[2], kv, ds_full[2], ds_empty[2]
+  const u32 sinfo = small + 2 * SMALL;         // [2][B90_INFO]
+  // full[2], empty[2], kv_full, ds_full[2], ds_empty[2], kv_empty, then 2 task-index slots.
+  const u32 bars = sinfo + 2 * B90_INFO;
   auto full_bar = [&](int s) { return bars + 8u * s; };
   auto empty_bar = [&](int s) { return bars + 8u * (2 + s); };
-  const u32 kv_bar = bars + 32;
+  const u32 kv_full = bars + 32;
   auto ds_full = [&](u32 b) { return bars + 40 + 8u * b; };
   auto ds_empty = [&](u32 b) { return bars + 56 + 8u * b; };
+  const u32 kv_empty = bars + 72;
+  volatile u32* slot = (volatile u32*)(gbase + (bars + 80u - base));
 
-  const TaskDesc task = tasks[blockIdx.x];
-  const WorkDesc& w = works[task.work];
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
-  const u32 kvh = task.head;
-  const u32 k0 = task.row0 * B90_BC;
-  const u32* my_tiles = tiles + task.tiles_off;
-  const u32 n_steps = group * task.tiles_n;
-  const unsigned char* dq_map = dq_maps + (u64)task.work * 128;  // this work's dQ tensor map
 
   if (tid == 0) {
     for (int s = 0; s < 2; ++s) {
@@ -186,7 +223,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       mbar_init(ds_full(s), 256);   // every consumer thread, after its dS stores
       mbar_init(ds_empty(s), 256);  // every consumer thread, after its dQ wgmma read the buffer
     }
-    mbar_init(kv_bar, 128);
+    mbar_init(kv_full, 128);   // every producer thread, once its K/V rows (and the info) landed
+    mbar_init(kv_empty, 256);  // every consumer thread, after the task's last wgmma read K/V
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -195,45 +233,109 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     // ---------------- producer ----------------
     setmaxnreg_dec<SM90_PROD_REGS>();
     const int pt = tid, pw = pt >> 5;
-    const elem_t* qbase = (const elem_t*)w.q;
-    const elem_t* dobase = (const elem_t*)w.dout;
-    warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
-                             B90_BC * 128, qbase);
-    mbar_arrive_cp_async(kv_bar);
-    for (u32 t = 0; t < n_steps; ++t) {
-      const int s = t & 1;
-      if (t >= 2) mbar_wait_guarded(empty_bar(s), ((t >> 1) - 1) & 1);
-      const u32 jj = t / task.tiles_n, it = t - jj * task.tiles_n;
-      const u32 head = kvh * group + jj;
-      const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
-      const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+    const u32 n_tasks = sched[2];
+    u32 cur = blockIdx.x, sg = 0;
+    for (u32 tq = 0;; ++tq) {
+      u32 nxt = 0;
+#if BWD_CLAIM_EARLY
+      if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+      const u32 info = sinfo + (tq & 1) * B90_INFO;
+      if (cur >= n_tasks) {
+        // No task left: once the consumers are done with the last one, tell them (tiles_n = ~0).
+        if (tq >= 1) mbar_wait_guarded(kv_empty, (tq - 1) & 1);
+        if (pt == 0) *(volatile u32*)(gbase + (info + 16u - base)) = 0xffffffffu;
+        mbar_arrive(kv_full);
+        break;
+      }
+      const TaskDesc task = tasks[cur];
+      const WorkDesc& w = works[task.work];
+      const u32 kvh = task.head;
+      const u32 k0 = task.row0 * B90_BC;
+      const u32* my_tiles = tiles + task.tiles_off;
+      const u32 n_steps = group * task.tiles_n;
+      const elem_t* qbase = (const elem_t*)w.q;
+      const elem_t* dobase = (const elem_t*)w.dout;
+      // K, V and the task's info, once the consumers' last wgmma of the task before has read K/V
+      // (after this task's first Q/dO stage is on its way).
+      auto load_kv = [&]() {
+        if (tq >= 1) mbar_wait_guarded(kv_empty, (tq - 1) & 1);
+        if (pt < 3) cp_async8_s(info + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
+        else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
+          cp_async8_s(info + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+        warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
+                                 B90_BC * 128, qbase);
+        mbar_arrive_cp_async(kv_full);
+      };
+      // Q, dO, LSE, D, spans, tile word (and the first two ranges per row of partial tiles) of
+      // step t into stage sg % 2.
+      auto load_step = [&](u32 t) {
+        const int s = sg & 1;
+        if (sg >= 2) mbar_wait_guarded(empty_bar(s), ((sg >> 1) - 1) & 1);
+        const u32 jj = t / task.tiles_n, it = t - jj * task.tiles_n;
+        const u32 head = kvh * group + jj;
+        const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
+        const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+        {
+          // Thread pt: chunk c of rows r0 + RPJ j (RPJ a multiple of 8: one swizzle phase).
+          constexpr int RPJ = 128 / CH;
+          const int r0 = pt / CH, c = pt % CH;
+          const u32 off = (c >> 3) * (B90_BR * 128) + sw128(r0, c);
+          const u32 nr = w.n_rows, qst = w.q_stride, dst = w.do_stride;
+          const elem_t* qp = qbase + (u64)(q0 + r0) * qst + head * D + c * 8;
+          const elem_t* dp = dobase + (u64)(q0 + r0) * dst + head * D + c * 8;
 #pragma unroll
-      for (int j = 0; j < B90_BR * CH / 128; ++j) {
-        const int idx = j * 128 + pt;
-        const int r = idx / CH, c = idx % CH;
-        const u32 row = q0 + r;
-        const bool ok = row < w.n_rows;
-        const u32 off = (c >> 3) * (B90_BR * 128) + sw128(r, c);
-        cp_async16_s(qs + off, qbase + (ok ? (u64)row * w.q_stride + head * D + c * 8 : 0), ok);
-        cp_async16_s(dos + off, dobase + (ok ? (u64)row * w.do_stride + head * D + c * 8 : 0), ok);
-      }
-      if (pt < B90_BR) {
-        const u32 row = q0 + pt;
-        const bool ok = row < w.n_rows;
-        const u64 rr = ok ? row : 0;
-        const u32 sm = small + s * SMALL;
-        cp_async4_s(sm + pt * 4, (const float*)w.lse + rr * w.lse_stride + head, ok);
-        cp_async4_s(sm + B90_BR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
-        cp_async4_s(sm + B90_BR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
-        cp_async4_s(sm + B90_BR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
-        if (pt == 0) cp_async4_s(sm + WORD_OFF, my_tiles + it, true);
-        if (my_tiles[it] >> 31) {
-          const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
-          cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
-          cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
+          for (int j = 0; j < B90_BR / RPJ; ++j) {
+            const bool ok = q0 + r0 + RPJ * j < nr;
+            cp_async16_s(qs + off + j * RPJ * 128, ok ? qp : qbase, ok);
+            cp_async16_s(dos + off + j * RPJ * 128, ok ? dp : dobase, ok);
+            qp += (u64)RPJ * qst;
+            dp += (u64)RPJ * dst;
+          }
         }
+        if (pt < B90_BR) {
+          const u32 row = q0 + pt;
+          const bool ok = row < w.n_rows;
+          const u64 rr = ok ? row : 0;
+          const u32 sm = small + s * SMALL;
+          cp_async4_s(sm + pt * 4, (const float*)w.lse + rr * w.lse_stride + head, ok);
+          cp_async4_s(sm + B90_BR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
+          cp_async4_s(sm + B90_BR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
+          cp_async4_s(sm + B90_BR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
+          if (pt == 0) cp_async4_s(sm + WORD_OFF, my_tiles + it, true);
+          if (my_tiles[it] >> 31) {
+            const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
+            cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
+            cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
+          }
+        }
+        mbar_arrive_cp_async(full_bar(s));
+        ++sg;
+      };
+      if (n_steps > 0) load_step(0);
+      load_kv();
+      for (u32 t = 1; t < n_steps; ++t) load_step(t);
+#if !BWD_CLAIM_EARLY
+      // The next task is claimed only now, with the consumers about two steps from the end of
+      // this one: claimed at the task's start, the second round of tasks went to CTAs in the
+      // order they started rather than finished, which breaks longest-first balancing of long
+      // tasks (causal 128K -4 %, packed -5 % against one CTA per task).
+      if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+      // The next task index, from thread 0 to all producer threads (two slots: a slot is
+      // rewritten only after every thread has passed the barrier that follows its next use).
+      if (pt == 0) slot[(tq + 1) & 1] = nxt;
+      named_bar(1, 128);
+      cur = slot[(tq + 1) & 1];
+    }
+    if (pt == 0) {
+      // Every CTA has taken its last index once all have counted themselves here: the last one
+      // resets the counters for the next launch.
+      __threadfence();
+      if (atomicAdd(sched + 1, 1u) == gridDim.x - 1) {
+        atomicExch(sched, 0u);
+        atomicExch(sched + 1, 0u);
       }
-      mbar_arrive_cp_async(full_bar(s));
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
@@ -245,11 +347,6 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const int wq = (tid >> 5) & 3;
   const int g = lane >> 2, t4 = lane & 3;
   const u32 kl_a = 64 * cw + 16 * wq + g;  // this thread's keys (in the tile): kl_a, kl_a + 8
-  const u32 key_a = k0 + kl_a, key_b = key_a + 8;
-
-  float dk[D / 2], dv[D / 2];
-#pragma unroll
-  for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
   // dQ phase: columns and keys of this warpgroup.
   constexpr int DQ_KSTEPS = D == 128 ? B90_BC / 16 : 64 / 16;
@@ -268,192 +365,239 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     wg_commit();
   };
-  // dQ of step u (q tile at row q0, query head `head`), rows 16 wq + g (+8), columns
-  // dq_col0 + nt * 8 + 2 t4: fp32 through the staging block and two tensor reductions issued by
-  // the warpgroup's first thread, 16-bit through atomics.
-  auto dq_out = [&](u32 u, u32 q0, u32 head, const float* dq) {
-    if (w.dq_dtype == DT_F32) {
-      // This warpgroup's reductions of the step before have read the staging block.
-      const bool lead = (tid & 127) == 0;
-      if (lead) bulk_wait_read0();
-      named_bar(2 + cw, 128);
-      // Column 8 nt + 2 t4 of the warpgroup's 64: box nt / 4, 16-byte chunk 2 (nt % 4) + t4 / 2.
-      unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+
+  u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
+  for (u32 tq = 0;; ++tq) {
+    mbar_wait(kv_full, tq & 1);
+    const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
+    const TaskDesc* tk = (const TaskDesc*)info_g;
+    const u32 tiles_n = tk->tiles_n;
+    if (tiles_n == 0xffffffffu) break;
+    fence_proxy_async();
+    const WorkDesc* wk = (const WorkDesc*)(info_g + 32);
+    const u32 kvh = tk->head;
+    const u32 key_a = tk->row0 * B90_BC + kl_a, key_b = key_a + 8;
+    const u32 n_steps = group * tiles_n;
+    const unsigned char* dq_map = dq_maps + (u64)tk->work * 128;  // this work's dQ tensor map
+    const u32 n_keys = wk->n_keys, n_rows = wk->n_rows, dq_dtype = wk->dq_dtype, dq_stride = wk->dq_stride;
+    void* const dq_ptr = (void*)wk->dq;
+
+    // dQ of step u (q tile at row q0, query head `head`), rows 16 wq + g (+8), columns
+    // dq_col0 + nt * 8 + 2 t4: fp32 through the staging block and two tensor reductions issued by
+    // the warpgroup's first thread, 16-bit through atomics.
+    auto dq_out = [&](u32 q0, u32 head, const float* dq) {
+      if (dq_dtype == DT_F32) {
+        // This warpgroup's reductions of the step before have read the staging block.
+        const bool lead = (tid & 127) == 0;
+        if (lead) bulk_wait_read0();
+        named_bar(2 + cw, 128);
+        // Column 8 nt + 2 t4 of the warpgroup's 64: box nt / 4, 16-byte chunk 2 (nt % 4) + t4 / 2.
+        unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const u32 r = 16 * wq + g + 8 * h;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt)
+            *(float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8) =
+                make_float2(dq[nt * 4 + 2 * h] * scale, dq[nt * 4 + 2 * h + 1] * scale);
+        }
+        fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
+        named_bar(2 + cw, 128);
+        if (lead) {
+#pragma unroll
+          for (int b = 0; b < 2; ++b)
+            tma_reduce_add_2d(dq_map, sdq + (2 * cw + b) * (B90_BR * 128), head * D + dq_col0 + 32 * b, q0);
+          bulk_commit();
+        }
+        return;
+      }
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const u32 r = 16 * wq + g + 8 * h;
+        const u32 row = q0 + 16 * wq + g + 8 * h;
+        if (row < n_rows) {
+          const u64 rb = (u64)row * dq_stride + head * D + dq_col0 + t4 * 2;
 #pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-          *(float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8) =
-              make_float2(dq[nt * 4 + 2 * h] * scale, dq[nt * 4 + 2 * h + 1] * scale);
+          for (int nt = 0; nt < 8; ++nt)
+            atomic_add_out(dq_ptr, rb + nt * 8, dq_dtype, dq[nt * 4 + 2 * h] * scale,
+                           dq[nt * 4 + 2 * h + 1] * scale);
+        }
       }
-      fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
-      named_bar(2 + cw, 128);
-      if (lead) {
+    };
+
+    float dk[D / 2], dv[D / 2];
 #pragma unroll
-        for (int b = 0; b < 2; ++b)
-          tma_reduce_add_2d(dq_map, sdq + (2 * cw + b) * (B90_BR * 128), head * D + dq_col0 + 32 * b, q0);
-        bulk_commit();
+    for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
+
+    u32 prev_q0 = 0, prev_head = 0;  // the step before (its dQ is computed a step late)
+    for (u32 t = 0; t < n_steps; ++t, ++gt) {
+      const int s = gt & 1;
+      mbar_wait(full_bar(s), (gt >> 1) & 1);
+      fence_proxy_async();
+      const u32 jj = t / tiles_n;
+      const u32 head = kvh * group + jj;
+      const unsigned char* small_g = gbase + (small + s * SMALL - base);
+      const u32 word = *(const u32*)(small_g + WORD_OFF);
+      const u32 q0 = (word & 0x7fffffffu) * B90_BR;
+      const bool partial = word >> 31;
+      const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+      const float* lse_s = (const float*)small_g;
+      const float* dd_s = lse_s + B90_BR;
+      const u32* rp_s = (const u32*)(dd_s + B90_BR);
+
+      // S^T = K Q^T and dP^T = V dO^T (two groups).
+      float st[B90_BR / 2], dpt[B90_BR / 2];
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const u64 da = wg_desc(sK + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
+        const u64 db = wg_desc(qs + (kk >> 2) * (B90_BR * 128) + (kk & 3) * 32, 16, 1024);
+        wgmma_m64n64k16_ss<0>(st, da, db, kk > 0);
       }
-      return;
-    }
+      wg_commit();
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const u32 row = q0 + 16 * wq + g + 8 * h;
-      if (row < w.n_rows) {
-        const u64 rb = (u64)row * w.dq_stride + head * D + dq_col0 + t4 * 2;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-          atomic_add_out((void*)w.dq, rb + nt * 8, w.dq_dtype, dq[nt * 4 + 2 * h] * scale,
-                         dq[nt * 4 + 2 * h + 1] * scale);
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const u64 da = wg_desc(sV + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
+        const u64 db = wg_desc(dos + (kk >> 2) * (B90_BR * 128) + (kk & 3) * 32, 16, 1024);
+        wgmma_m64n64k16_ss<0>(dpt, da, db, kk > 0);
       }
-    }
-  };
+      wg_commit();
+      wg_wait<1>();
+      reg_fence<B90_BR / 2>(st);
 
-  mbar_wait(kv_bar, 0);
-  fence_proxy_async();
-
-  u32 prev_q0 = 0, prev_head = 0;  // the step before (its dQ is computed a step late)
-  for (u32 t = 0; t < n_steps; ++t) {
-    const int s = t & 1;
-    mbar_wait(full_bar(s), (t >> 1) & 1);
-    fence_proxy_async();
-    const u32 jj = t / task.tiles_n;
-    const u32 head = kvh * group + jj;
-    const unsigned char* small_g = gbase + (small + s * SMALL - base);
-    const u32 word = *(const u32*)(small_g + WORD_OFF);
-    const u32 q0 = (word & 0x7fffffffu) * B90_BR;
-    const bool partial = word >> 31;
-    const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
-    const float* lse_s = (const float*)small_g;
-    const float* dd_s = lse_s + B90_BR;
-    const u32* rp_s = (const u32*)(dd_s + B90_BR);
-
-    // S^T = K Q^T and dP^T = V dO^T (two groups).
-    float st[B90_BR / 2], dpt[B90_BR / 2];
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const u64 da = wg_desc(sK + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
-      const u64 db = wg_desc(qs + (kk >> 2) * (B90_BR * 128) + (kk & 3) * 32, 16, 1024);
-      wgmma_m64n64k16_ss<0>(st, da, db, kk > 0);
-    }
-    wg_commit();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const u64 da = wg_desc(sV + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
-      const u64 db = wg_desc(dos + (kk >> 2) * (B90_BR * 128) + (kk & 3) * 32, 16, 1024);
-      wgmma_m64n64k16_ss<0>(dpt, da, db, kk > 0);
-    }
-    wg_commit();
-    wg_wait<1>();
-    reg_fence<B90_BR / 2>(st);
-
-    // Mask bits (bit nt * 4 + e), partial tiles only; P^T (LSE = -inf rows: P = 0).
-    const u32 pbits = partial ? bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s, (const uint4*)(small_g + RG_OFF),
-                                                            key_a, key_b, w.n_keys, t4)
-                              : 0xffffffffu;
-    bwd_probs_fast<B90_BR / 8>(st, pbits, lse_s, scale_log2, t4);
-    u32 pa[B90_BR / 16][4];
-    acc_to_a<B90_BR>(st, pa);
-    // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
-    reg_fence<D / 2>(dv);
-    wg_fence();
-#pragma unroll
-    for (int kc = 0; kc < B90_BR / 16; ++kc)
-      wg_rs_d(dv, pa[kc], wg_desc(dos + kc * 16 * 128, B90_BR * 128, 1024));
-    wg_commit();
-    wg_wait<1>();  // dP^T
-    reg_fence<B90_BR / 2>(dpt);
-    // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
-    // element (row ql, key kl) of key block kl / 64).
-    const u32 buf = t & 1;
-    const u32 dsb = sdS + buf * DSBYTES + cw * (B90_BR * 128);
-#pragma unroll
-    for (int nt = 0; nt < B90_BR / 8; ++nt) {
-      const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
-    }
-    u32 da_[B90_BR / 16][4];
-    acc_to_a<B90_BR>(st, da_);
-    if (t >= 2) mbar_wait(ds_empty(buf), ((t >> 1) - 1) & 1);  // both dQ of step t - 2 read it
-    {
-      // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
-      // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
-      const u32 m = lane >> 3, j = lane & 7;
-#pragma unroll
-      for (int kc = 0; kc < B90_BR / 16; ++kc)
-        stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da_[kc]);
-    }
-    fence_proxy_async();  // dS stores -> wgmma reads (async proxy)
-    mbar_arrive(ds_full(buf));
-    // dQ of the step before (both warpgroups' dS of it are in shared memory by now, as a rule),
-    // then dK += dS^T Q of this step: the dQ store below runs while dK is on the tensor cores.
-    wg_wait<0>();  // dV (issued before dS was formed): frees the P^T registers
-    reg_fence<D / 2>(dv);
-    reg_fence<D / 2>(dk);
-    auto dk_mma = [&]() {
+      // Mask bits (bit nt * 4 + e), partial tiles only; P^T (LSE = -inf rows: P = 0).
+      const u32 pbits = partial ? bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s, (const uint4*)(small_g + RG_OFF),
+                                                              key_a, key_b, n_keys, t4)
+                                : 0xffffffffu;
+      bwd_probs_fast<B90_BR / 8>(st, pbits, lse_s, scale_log2, t4);
+      u32 pa[B90_BR / 16][4];
+      acc_to_a<B90_BR>(st, pa);
+      // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
+      reg_fence<D / 2>(dv);
       wg_fence();
 #pragma unroll
       for (int kc = 0; kc < B90_BR / 16; ++kc)
-        wg_rs_d(dk, da_[kc], wg_desc(qs + kc * 16 * 128, B90_BR * 128, 1024));
+        wg_rs_d(dv, pa[kc], wg_desc(dos + kc * 16 * 128, B90_BR * 128, 1024));
       wg_commit();
-    };
-    if (t > 0) {
-      const u32 pb = (t - 1) & 1;
-      float dq[32];
-      mbar_wait(ds_full(pb), ((t - 1) >> 1) & 1);
-      dq_mma(dq, pb);
-      dk_mma();
-      wg_wait<1>();  // dQ of the step before
-      reg_fence<32>(dq);
-      mbar_arrive(ds_empty(pb));
-      dq_out(t - 1, prev_q0, prev_head, dq);
-    } else {
-      dk_mma();
+      wg_wait<1>();  // dP^T
+      reg_fence<B90_BR / 2>(dpt);
+      // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
+      // element (row ql, key kl) of key block kl / 64).
+      const u32 buf = gt & 1;
+      const u32 dsb = sdS + buf * DSBYTES + cw * (B90_BR * 128);
+#pragma unroll
+      for (int nt = 0; nt < B90_BR / 8; ++nt) {
+        const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
+      }
+      u32 da_[B90_BR / 16][4];
+      acc_to_a<B90_BR>(st, da_);
+      if (gt >= 2) mbar_wait(ds_empty(buf), ((gt >> 1) - 1) & 1);  // both dQ of step gt - 2 read it
+      {
+        // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
+        // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
+        const u32 m = lane >> 3, j = lane & 7;
+#pragma unroll
+        for (int kc = 0; kc < B90_BR / 16; ++kc)
+          stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da_[kc]);
+      }
+      fence_proxy_async();  // dS stores -> wgmma reads (async proxy)
+      mbar_arrive(ds_full(buf));
+      // dQ of the step before (both warpgroups' dS of it are in shared memory by now, as a rule),
+      // then dK += dS^T Q of this step: the dQ store below runs while dK is on the tensor cores.
+      wg_wait<0>();  // dV (issued before dS was formed): frees the P^T registers
+      reg_fence<D / 2>(dv);
+      reg_fence<D / 2>(dk);
+      auto dk_mma = [&]() {
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < B90_BR / 16; ++kc)
+          wg_rs_d(dk, da_[kc], wg_desc(qs + kc * 16 * 128, B90_BR * 128, 1024));
+        wg_commit();
+      };
+      if (t > 0) {
+        const u32 pb = (gt - 1) & 1;
+        float dq[32];
+        mbar_wait(ds_full(pb), ((gt - 1) >> 1) & 1);
+        dq_mma(dq, pb);
+        dk_mma();
+        wg_wait<1>();  // dQ of the step before
+        reg_fence<32>(dq);
+        mbar_arrive(ds_empty(pb));
+        dq_out(prev_q0, prev_head, dq);
+      } else {
+        dk_mma();
+      }
+      wg_wait<0>();
+      reg_fence<D / 2>(dv);
+      reg_fence<D / 2>(dk);
+      mbar_arrive(empty_bar(s));
+      prev_q0 = q0;
+      prev_head = head;
     }
-    wg_wait<0>();
-    reg_fence<D / 2>(dv);
-    reg_fence<D / 2>(dk);
-    mbar_arrive(empty_bar(s));
-    prev_q0 = q0;
-    prev_head = head;
-  }
-  if (n_steps > 0) {
-    const u32 u = n_steps - 1;
-    float dq[32];
-    mbar_wait(ds_full(u & 1), (u >> 1) & 1);
-    dq_mma(dq, u & 1);
-    wg_wait<0>();
-    reg_fence<32>(dq);
-    dq_out(u, prev_q0, prev_head, dq);
+    if (n_steps > 0) {
+      // dQ of the task's last step: then K and V are read for good (the producer may load the
+      // next task's), and its dS buffer is free.
+      const u32 u = gt - 1;
+      float dq[32];
+      mbar_wait(ds_full(u & 1), (u >> 1) & 1);
+      dq_mma(dq, u & 1);
+      wg_wait<0>();
+      reg_fence<32>(dq);
+      mbar_arrive(ds_empty(u & 1));
+      mbar_arrive(kv_empty);
+      dq_out(prev_q0, prev_head, dq);
+    } else {
+      mbar_arrive(kv_empty);
+    }
+
+    // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
+#if BWD_EPI_V4
+    // Lanes t4, t4 ^ 1 swap a pair per 8 columns, so each lane holds 4 consecutive columns of one
+    // key: even t4 columns 2 t4 .. 2 t4 + 3 of key_a, odd t4 columns 2 t4 - 2 .. 2 t4 + 1 of key_b.
+    {
+      const bool odd = t4 & 1;
+      u32 dt = DT_F32;
+      const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt);
+      const u32 c0 = 2 * (t4 & 2);
+#pragma unroll
+      for (int nt = 0; nt < D / 8; ++nt) {
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+          const float* a = m ? dv : dk;
+          const float f = m ? 1.f : scale;
+          // Send the pair the partner keeps: even lanes send key_b's, odd lanes key_a's.
+          const float s0 = odd ? a[nt * 4] : a[nt * 4 + 2], s1 = odd ? a[nt * 4 + 1] : a[nt * 4 + 3];
+          const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
+          const float x0 = odd ? r0 : a[nt * 4], x1 = odd ? r1 : a[nt * 4 + 1];
+          const float x2 = odd ? a[nt * 4 + 2] : r0, x3 = odd ? a[nt * 4 + 3] : r1;
+          const u32 col = m * D + nt * 8 + c0;
+          if (dp != 0) {
+            if (dt == DT_F32) {
+              red_add_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
+            } else {
+              atomic_add_out((void*)dp, col, dt, x0 * f, x1 * f);
+              atomic_add_out((void*)dp, col + 2, dt, x2 * f, x3 * f);
+            }
+          }
+        }
+      }
+    }
+#else
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      u32 dt = DT_F32;
+      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt);
+      if (dp == 0) continue;
+#pragma unroll
+      for (int nt = 0; nt < D / 8; ++nt) {
+        atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * scale, dk[nt * 4 + 2 * h + 1] * scale);
+        atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h], dv[nt * 4 + 2 * h + 1]);
+      }
+    }
+#endif
   }
 
   if ((tid & 127) == 0) bulk_wait0();  // the last reductions, before the CTA's shared memory goes
-
-  // dK (scaled) and dV into the dKV regions.
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const u32 key = h ? key_b : key_a;
-    if (key >= w.n_keys) continue;
-    u64 dp = 0;
-    u32 dt = DT_F32;
-    for (u32 sg_i = w.kv_first; sg_i < w.kv_first + w.kv_count; ++sg_i) {
-      const KvSeg& sg = segs[sg_i];
-      if (key >= sg.key0 && key < sg.key0 + sg.len) {
-        const u64 ds = sg.ddtype == DT_F32 ? 4 : 2;
-        dp = sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * ds;
-        dt = sg.ddtype;
-        break;
-      }
-    }
-    if (dp == 0) continue;
-#pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt) {
-      atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * scale, dk[nt * 4 + 2 * h + 1] * scale);
-      atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h], dv[nt * 4 + 2 * h + 1]);
-    }
-  }
 }

@@ -167,6 +167,9 @@ pub const SM90_BWD_BR: u32 = 64;
 /// Shared memory of the sm90 backward's dQ staging area: per consumer warpgroup two TMA boxes
 /// of `SM90_BWD_BR` rows x 32 fp32 (kernels/attn_bwd_sm90.cu).
 pub const SM90_BWD_DQ_STAGE: u32 = 2 * 2 * SM90_BWD_BR * 128;
+/// Shared memory of the sm90 backward's two per-task info slots (task and work descriptors, 128
+/// bytes each; kernels/attn_bwd_sm90.cu `B90_INFO`).
+pub const SM90_BWD_INFO: u32 = 2 * 128;
 
 /// The kernels for one model shape.
 pub struct Kernels {
@@ -262,13 +265,15 @@ impl Kernels {
             KernelFamily::Sm90Wgmma => {
                 let (bc, br) = (SM90_BWD_BC, SM90_BWD_BR);
                 // K, V; Q, dO, dS double buffered; per stage LSE, D, spans, two ranges per row
-                // and the tile word; alignment; mbarriers (128 bytes); dQ staging.
+                // and the tile word; alignment; mbarriers and task-index slots (128 bytes); dQ
+                // staging; the two per-task info slots of the persistent kernel.
                 let smem = (2 * bc + 4 * br) * d * 2
                     + 2 * br * bc * 2
                     + 2 * (br * 32 + 16)
                     + 1024
                     + 128
-                    + SM90_BWD_DQ_STAGE;
+                    + SM90_BWD_DQ_STAGE
+                    + SM90_BWD_INFO;
                 let smem =
                     bwd_smem_override(smem, std::env::var("DCP_CUDA_BWD_SMEM").ok().as_deref())?;
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
@@ -515,6 +520,17 @@ fn persistent_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> Resul
         },
     };
     Ok(n_tasks.min(cap).max(1))
+}
+
+/// CTAs of the persistent sm90 backward: [`persistent_grid`] with the override
+/// `DCP_CUDA_BWD_CTAS` (0: one CTA per task, the kernel's pre-persistent launch shape).
+fn persistent_bwd_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> Result<u32> {
+    persistent_grid(n_tasks, sm_count, ctas_env).map_err(|_| {
+        CudaError::Unsupported(format!(
+            "DCP_CUDA_BWD_CTAS={}: expected a number of CTAs (0: one per task)",
+            ctas_env.unwrap_or_default()
+        ))
+    })
 }
 
 /// Dynamic shared memory of the sm90 backward: `formula` unless `env`, the value of
@@ -1431,9 +1447,18 @@ impl Lowering<'_> {
             Arg::F32(scale * std::f32::consts::LOG2_E),
             Arg::F32(scale),
         ]);
-        if let Some(maps) = dq_maps {
-            args.push(Arg::Arena(self.arena.push_aligned(as_bytes(&maps), 128)));
-        }
+        let grid = match dq_maps {
+            Some(maps) => {
+                args.push(Arg::Arena(self.arena.push_aligned(as_bytes(&maps), 128)));
+                // Persistent like the forward: at most one CTA per SM taking tasks (longest
+                // first) from a counter (next task, CTAs done, number of tasks) that the
+                // kernel leaves at zero.
+                args.push(Arg::Arena(self.arena.push(as_bytes(&[0u32, 0, grid, 0]))));
+                let env = std::env::var("DCP_CUDA_BWD_CTAS").ok();
+                persistent_bwd_grid(grid, self.gpu.sm_count.max(1) as u32, env.as_deref())?
+            }
+            None => grid,
+        };
         self.ops.push(Op::Launch(Launch {
             k: K::Bwd,
             grid,
@@ -2183,6 +2208,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("DCP_CUDA_FWD_CTAS=many"), "{e}");
+    }
+
+    #[test]
+    fn persistent_bwd_grid_names_its_override() {
+        assert_eq!(persistent_bwd_grid(4000, 132, None).unwrap(), 132);
+        assert_eq!(persistent_bwd_grid(4000, 132, Some("0")).unwrap(), 4000);
+        assert_eq!(persistent_bwd_grid(0, 132, None).unwrap(), 1);
+        let e = persistent_bwd_grid(10, 132, Some("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DCP_CUDA_BWD_CTAS=x"), "{e}");
     }
 
     #[test]
