@@ -33,6 +33,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasherDefault;
+use std::rc::Rc;
 
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::{drive, program, program_name};
@@ -94,7 +95,7 @@ pub fn validate(plan: &Plan) -> Result<(), PlanError> {
 }
 
 /// Pieces of runs of global rows by `(first row, length)`.
-type RunPieces = HashMap<(u64, u32), Vec<Piece>, BuildHasherDefault<PtrHash>>;
+type RunPieces = HashMap<(u64, u32), Rc<Vec<(Piece, u32)>>, BuildHasherDefault<PtrHash>>;
 
 /// What is derived once from the batch and the layout, and what both programs share.
 struct Ctx<'a> {
@@ -116,16 +117,24 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// Appends the pieces of rows `[r0, r1)` holding global rows from `g` on (see
-    /// [`GMap::pieces`]), each with `tag`; from [`Ctx::run_pieces`] when cut before.
+    /// The pieces of rows `[0, len)` holding global rows from `g` on (see [`GMap::pieces`]),
+    /// each tagged 0; cut once per `(g, len)` ([`Ctx::run_pieces`]).
+    fn run_pieces_of(&self, g: u64, len: u32) -> Rc<Vec<(Piece, u32)>> {
+        self.run_pieces
+            .borrow_mut()
+            .entry((g, len))
+            .or_insert_with(|| {
+                let mut v = Vec::new();
+                self.gmap.pieces(0, len, g, &mut |p| v.push((p, 0)));
+                Rc::new(v)
+            })
+            .clone()
+    }
+
+    /// Appends the pieces of rows `[r0, r1)` holding global rows from `g` on, each with `tag`.
     fn pieces(&self, r0: u32, r1: u32, g: u64, tag: u32, out: &mut Vec<(Piece, u32)>) {
-        let mut cache = self.run_pieces.borrow_mut();
-        let ps = cache.entry((g, r1 - r0)).or_insert_with(|| {
-            let mut v = Vec::new();
-            self.gmap.pieces(0, r1 - r0, g, &mut |p| v.push(p));
-            v
-        });
-        out.extend(ps.iter().map(|p| {
+        let ps = self.run_pieces_of(g, r1 - r0);
+        out.extend(ps.iter().map(|(p, _)| {
             let p = Piece {
                 r0: p.r0 + r0,
                 r1: p.r1 + r0,
