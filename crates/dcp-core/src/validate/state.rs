@@ -119,7 +119,12 @@ impl<T> Few<T> {
                 let Few::One(a) = std::mem::take(self) else {
                     unreachable!()
                 };
-                *self = Few::Many(vec![a, c]);
+                // Room for a few more: a list that grows past one mostly grows on (a usp
+                // work's runs, one per device), and doubling from two reallocates twice by 8.
+                let mut v = Vec::with_capacity(8);
+                v.push(a);
+                v.push(c);
+                *self = Few::Many(v);
             }
             Few::Many(v) => v.push(c),
         }
@@ -179,11 +184,19 @@ impl<'a, T> IntoIterator for &'a Few<T> {
 
 impl<T> FromIterator<T> for Few<T> {
     fn from_iter<I: IntoIterator<Item = T>>(it: I) -> Self {
-        let mut c = Few::Zero;
-        for x in it {
-            c.push(x);
-        }
-        c
+        let mut it = it.into_iter();
+        let Some(a) = it.next() else {
+            return Few::Zero;
+        };
+        let Some(b) = it.next() else {
+            return Few::One(a);
+        };
+        // Sized once from the iterator's hint (at least the two items held).
+        let mut v = Vec::with_capacity(2 + it.size_hint().0);
+        v.push(a);
+        v.push(b);
+        v.extend(it);
+        Few::Many(v)
     }
 }
 
