@@ -74,6 +74,7 @@ impl Validator<'_> {
             return Err(self.err(dev, idx, PlanErrorKind::WaitNotInFlight { tag }));
         };
         st.pending.remove(pos);
+        st.update_busy();
         Ok(())
     }
 
@@ -471,6 +472,7 @@ impl Machine for Validator<'_> {
         // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
         let st = &mut self.devs[dev as usize];
         st.pending.push(Pending { tag, sends, recvs });
+        st.update_busy();
         st.comms_done += 1;
         Ok(())
     }

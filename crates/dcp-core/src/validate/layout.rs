@@ -175,6 +175,8 @@ impl<'a> Validator<'a> {
             devs.push(DevState {
                 bufs,
                 pending: Vec::new(),
+                recv_bufs: 0,
+                send_bufs: 0,
                 comms,
                 comms_done: 0,
             });

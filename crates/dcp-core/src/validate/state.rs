@@ -119,7 +119,12 @@ impl<T> Few<T> {
                 let Few::One(a) = std::mem::take(self) else {
                     unreachable!()
                 };
-                *self = Few::Many(vec![a, c]);
+                // Room for a few more: a list that grows past one mostly grows on (a usp
+                // work's runs, one per device), and doubling from two reallocates twice by 8.
+                let mut v = Vec::with_capacity(8);
+                v.push(a);
+                v.push(c);
+                *self = Few::Many(v);
             }
             Few::Many(v) => v.push(c),
         }
@@ -179,11 +184,19 @@ impl<'a, T> IntoIterator for &'a Few<T> {
 
 impl<T> FromIterator<T> for Few<T> {
     fn from_iter<I: IntoIterator<Item = T>>(it: I) -> Self {
-        let mut c = Few::Zero;
-        for x in it {
-            c.push(x);
-        }
-        c
+        let mut it = it.into_iter();
+        let Some(a) = it.next() else {
+            return Few::Zero;
+        };
+        let Some(b) = it.next() else {
+            return Few::One(a);
+        };
+        // Sized once from the iterator's hint (at least the two items held).
+        let mut v = Vec::with_capacity(2 + it.size_hint().0);
+        v.push(a);
+        v.push(b);
+        v.extend(it);
+        Few::Many(v)
     }
 }
 
@@ -496,6 +509,38 @@ impl Buf {
     /// Rows `[a, b)`, which start in band `i` and end in band `j`, become one band of `cols`
     /// (one column run); then joined with a neighbour that continues it.
     fn put_band(&mut self, i: usize, j: usize, a: u32, b: u32, cols: Cols) {
+        // Exactly one band's rows (a ring buffer receiving as many rows as the step before, an
+        // accumulator rewritten): new columns in place; its neighbours, unchanged, did not
+        // continue the old value's band and are tested against the new one below.
+        let start = if i == j && (self.bands[i].t0, self.bands[i].t1) == (a, b) {
+            self.bands[i].cols = cols;
+            i
+        } else {
+            self.replace_bands(i, j, a, b, cols)
+        };
+        // Join with the next band, then with the one before (coalescing would join the same).
+        let joins = |x: &Band, y: &Band| {
+            let dt = y.t0 - x.t0;
+            x.t1 == y.t0
+                && x.cols.len() == y.cols.len()
+                && x.cols
+                    .iter()
+                    .zip(&y.cols)
+                    .all(|(p, q)| p.0 == q.0 && p.1 == q.1 && continues(&p.2, dt, 0, &q.2))
+        };
+        if start + 1 < self.bands.len() && joins(&self.bands[start], &self.bands[start + 1]) {
+            self.bands[start].t1 = self.bands[start + 1].t1;
+            self.bands.remove(start + 1);
+        }
+        if start > 0 && joins(&self.bands[start - 1], &self.bands[start]) {
+            self.bands[start - 1].t1 = self.bands[start].t1;
+            self.bands.remove(start);
+        }
+    }
+
+    /// [`Buf::put_band`]'s general case: bands `i..=j` around `[a, b)` keep their rows outside
+    /// it and one new band holds `[a, b)`; returns its index.
+    fn replace_bands(&mut self, i: usize, j: usize, a: u32, b: u32, cols: Cols) -> usize {
         let last = &self.bands[j];
         let tail = (last.t1 > b).then(|| Band {
             t0: b,
@@ -528,24 +573,7 @@ impl Buf {
         if at < start + covered {
             self.bands.drain(at..start + covered);
         }
-        // Join with the next band, then with the one before (coalescing would join the same).
-        let joins = |x: &Band, y: &Band| {
-            let dt = y.t0 - x.t0;
-            x.t1 == y.t0
-                && x.cols.len() == y.cols.len()
-                && x.cols
-                    .iter()
-                    .zip(&y.cols)
-                    .all(|(p, q)| p.0 == q.0 && p.1 == q.1 && continues(&p.2, dt, 0, &q.2))
-        };
-        if start + 1 < self.bands.len() && joins(&self.bands[start], &self.bands[start + 1]) {
-            self.bands[start].t1 = self.bands[start + 1].t1;
-            self.bands.remove(start + 1);
-        }
-        if start > 0 && joins(&self.bands[start - 1], &self.bands[start]) {
-            self.bands[start - 1].t1 = self.bands[start].t1;
-            self.bands.remove(start);
-        }
+        start
     }
 
     /// Merges neighbouring bands starting in `[from, to]` (and the band before) whose values

@@ -711,16 +711,33 @@ impl<'a> Validator<'a> {
                 return Ok(e.pairs.clone());
             }
         }
+        // One run from row 0 (a ring step's operands): its cached pieces as they are, tagged
+        // 0; otherwise cut into the scratch vectors with each run's index.
+        let whole = |runs: &[(u32, u32, u64)]| match runs {
+            [(0, r1, g)] => Some(self.cx.run_pieces_of(*g, *r1)),
+            _ => None,
+        };
+        let q_one = whole(&ops.q_runs);
+        let k_one = match &ops.kv_runs[..] {
+            [rs] => whole(rs),
+            _ => None,
+        };
         let mut scratch = self.pieces.borrow_mut();
-        let (qp, kp) = &mut *scratch;
-        qp.clear();
-        kp.clear();
-        for (i, &(r0, r1, g)) in ops.q_runs.iter().enumerate() {
-            self.cx.pieces(r0, r1, g, i as u32, qp);
+        let (qs, ks) = &mut *scratch;
+        if q_one.is_none() {
+            qs.clear();
+            for (i, &(r0, r1, g)) in ops.q_runs.iter().enumerate() {
+                self.cx.pieces(r0, r1, g, i as u32, qs);
+            }
         }
-        for (j, &(r0, r1, g)) in ops.kv_runs.iter().flat_map(|rs| rs.iter()).enumerate() {
-            self.cx.pieces(r0, r1, g, j as u32, kp);
+        if k_one.is_none() {
+            ks.clear();
+            for (j, &(r0, r1, g)) in ops.kv_runs.iter().flat_map(|rs| rs.iter()).enumerate() {
+                self.cx.pieces(r0, r1, g, j as u32, ks);
+            }
         }
+        let qp: &[(Piece, u32)] = q_one.as_deref().map_or(&qs[..], |v| &v[..]);
+        let kp: &[(Piece, u32)] = k_one.as_deref().map_or(&ks[..], |v| &v[..]);
         // Query and keys with no sequence in common: nothing the work attends can be right.
         if let (Some(q), Some(k)) = (qp.first(), kp.first()) {
             if !qp.iter().any(|p| kp.iter().any(|k| k.0.seq == p.0.seq)) {
