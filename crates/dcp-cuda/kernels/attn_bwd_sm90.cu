@@ -144,10 +144,11 @@ __device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
 #endif
 }
 
-// dK/dV epilogue: 16-byte vector reductions (sm_90 `red.global.add.v4.f32`). BWD_EPI_V4 0: the
-// float2 atomics of the one-CTA-per-task kernel (A/B).
+// dK/dV epilogue: 16-byte vector reductions (sm_90 `red.global.add.v4.f32`) at D 128; BWD_EPI_V4
+// 0: the float2 atomics of the one-CTA-per-task kernel, the default at D 64, where the v4 form
+// cost 5 % of the whole backward (causal 32K: 325 -> 309 TFLOP/s; 1x H200, session 6).
 #ifndef BWD_EPI_V4
-#define BWD_EPI_V4 1
+#define BWD_EPI_V4 (HEAD_DIM == 128)
 #endif
 
 __device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, float d) {
