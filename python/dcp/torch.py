@@ -190,11 +190,17 @@ def executor_stats() -> dict:
     ``prepares`` (device programs prepared: one forward and one backward per new plan),
     ``prepare_s`` (seconds lowering them, allocating their buffers, uploading descriptors) and
     ``evict_s`` (seconds draining the streams and freeing a cached plan to make room). Both run on
-    the calling thread between GPU work; per-step deltas show when they cost a step."""
+    the calling thread between GPU work; per-step deltas show when they cost a step. The
+    executor's buffers come from a device-memory pool (``DCP_CUDA_POOL_MB``, default 8192; 0
+    turns it off): ``pool_cached_bytes`` held for reuse, ``pool_hits`` / ``pool_misses``
+    allocations served from it / from the driver."""
     if _EXECUTOR is None:
-        return {"prepares": 0, "prepare_s": 0.0, "evict_s": 0.0}
+        return {"prepares": 0, "prepare_s": 0.0, "evict_s": 0.0,
+                "pool_cached_bytes": 0, "pool_hits": 0, "pool_misses": 0}
     n, p, e = _EXECUTOR.host_stats
-    return {"prepares": n, "prepare_s": p, "evict_s": e}
+    c, h, m = _EXECUTOR.pool_stats
+    return {"prepares": n, "prepare_s": p, "evict_s": e,
+            "pool_cached_bytes": c, "pool_hits": h, "pool_misses": m}
 
 
 def shutdown(timeout_s: float = 300.0) -> None:

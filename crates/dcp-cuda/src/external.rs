@@ -201,6 +201,12 @@ impl ExternalExecutor {
         (self.prepares, self.prepare_s, self.evict_s)
     }
 
+    /// The device-memory pool that serves the programs' buffers: (bytes cached, allocations
+    /// served from it, allocations that went to the driver).
+    pub fn pool_stats(&self) -> Result<(usize, u64, u64)> {
+        self.gpu.pool_stats()
+    }
+
     fn kernels(&mut self, model: &ModelShape) -> Result<Rc<Kernels>> {
         let key = (model.head_dim, crate::desc::dtype_code(model.dtype));
         if let Some(k) = self.kernels.get(&key) {

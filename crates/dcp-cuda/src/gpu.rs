@@ -15,6 +15,7 @@ use cudarc::driver::{result, sys, CudaContext};
 
 use crate::error::{drv, CudaError, Result};
 use crate::nvrtc::{self, Source};
+use crate::pool::{size_class, FreeLists};
 use crate::watchdog::Watchdog;
 
 /// True when libcuda can be loaded.
@@ -54,6 +55,23 @@ impl Deferred {
     }
 }
 
+/// Bytes the device-memory pool may keep (`DCP_CUDA_POOL_MB`, default 8192; 0 turns it off).
+fn pool_cap() -> Result<usize> {
+    match std::env::var("DCP_CUDA_POOL_MB") {
+        Err(_) => Ok(8192 << 20),
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|mb| mb.checked_mul(1 << 20))
+            .ok_or_else(|| {
+                CudaError::Unsupported(format!(
+                    "DCP_CUDA_POOL_MB={v}: expected a number of MiB (0 turns the pool off)"
+                ))
+            }),
+    }
+}
+
 /// `[offset, offset + len)` lies inside `bytes` bytes (no overflow).
 fn check_range(offset: usize, len: usize, bytes: usize) -> Result<()> {
     match offset.checked_add(len) {
@@ -68,8 +86,52 @@ fn check_range(offset: usize, len: usize, bytes: usize) -> Result<()> {
 pub struct DevBuf {
     ptr: u64,
     bytes: usize,
+    /// The allocation's size class (its real size); it goes back to `pool` on drop.
+    class: usize,
+    pool: Pool,
     ctx: Arc<CudaContext>,
     deferred: Deferred,
+}
+
+/// The GPU's device-memory pool ([`crate::pool`]), shared by the [`Gpu`] and its buffers; the
+/// last owner frees what it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Pool(Arc<Mutex<PoolInner>>);
+
+#[derive(Debug)]
+struct PoolInner {
+    lists: FreeLists,
+    ctx: Arc<CudaContext>,
+    deferred: Deferred,
+}
+
+impl Pool {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, PoolInner>> {
+        self.0.lock().map_err(|_| CudaError::Poisoned)
+    }
+}
+
+/// Frees `ptrs` (allocations of this context), keeping errors for the next call.
+fn free_all(ctx: &CudaContext, deferred: &Deferred, ptrs: Vec<u64>) {
+    if ptrs.is_empty() {
+        return;
+    }
+    if let Err(e) = ctx.bind_to_thread() {
+        deferred.push(format!("binding the context to free memory: {e:?}"));
+    }
+    for p in ptrs {
+        // SAFETY: a pooled allocation of this context, no longer referenced by any DevBuf.
+        if let Err(e) = unsafe { result::free_sync(p) } {
+            deferred.push(format!("cuMemFree of a pooled buffer: {e:?}"));
+        }
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        let ptrs = self.lists.drain();
+        free_all(&self.ctx, &self.deferred, ptrs);
+    }
 }
 
 impl DevBuf {
@@ -92,6 +154,12 @@ impl DevBuf {
 impl Drop for DevBuf {
     fn drop(&mut self) {
         if self.ptr != 0 {
+            // Kept for reuse when the pool has room (a poisoned lock: freed below).
+            if let Ok(mut p) = self.pool.0.lock() {
+                if p.lists.put(self.class, self.ptr) {
+                    return;
+                }
+            }
             if let Err(e) = self.ctx.bind_to_thread() {
                 self.deferred
                     .push(format!("binding the context to free memory: {e:?}"));
@@ -176,6 +244,7 @@ pub struct Gpu {
     modules: Mutex<HashMap<KernelKey, sys::CUmodule>>,
     deferred: Deferred,
     wd: Arc<Watchdog>,
+    pool: Pool,
 }
 
 // SAFETY: CUDA handles (context, streams, modules) are usable from any thread once the context is
@@ -213,6 +282,12 @@ impl Gpu {
             "cuStreamCreate",
             result::stream::create(result::stream::StreamKind::NonBlocking),
         )?;
+        let deferred = Deferred::default();
+        let pool = Pool(Arc::new(Mutex::new(PoolInner {
+            lists: FreeLists::new(pool_cap()?),
+            ctx: ctx.clone(),
+            deferred: deferred.clone(),
+        })));
         Ok(Gpu {
             ctx,
             ordinal,
@@ -222,7 +297,8 @@ impl Gpu {
             compute,
             comm,
             modules: Default::default(),
-            deferred: Deferred::default(),
+            pool,
+            deferred,
             wd,
         })
     }
@@ -252,20 +328,57 @@ impl Gpu {
         nvrtc::arch_for(self.cc)
     }
 
+    /// `bytes` of device memory: a cached buffer of its size class when the pool has one
+    /// (after waiting for the streams if it came back since they were last idle), else a new
+    /// allocation; when the device is out of memory, the pool's cached buffers are freed and
+    /// the allocation tried once more.
     pub fn alloc(&self, bytes: usize) -> Result<DevBuf> {
         self.bind()?;
-        let ptr = if bytes == 0 {
-            0
-        } else {
-            // SAFETY: plain allocation in the bound context.
-            drv("cuMemAlloc", unsafe { result::malloc_sync(bytes.max(16)) })?
-        };
-        Ok(DevBuf {
+        let buf = |ptr: u64, class: usize| DevBuf {
             ptr,
             bytes,
+            class,
+            pool: self.pool.clone(),
             ctx: self.ctx.clone(),
             deferred: self.deferred.clone(),
-        })
+        };
+        if bytes == 0 {
+            return Ok(buf(0, 0));
+        }
+        let class = size_class(bytes);
+        let hit = self.pool.lock()?.lists.take(class);
+        if let Some((ptr, wait)) = hit {
+            let b = buf(ptr, class);
+            if wait {
+                self.sync()?;
+            }
+            return Ok(b);
+        }
+        // SAFETY: plain allocation in the bound context.
+        let ptr = match unsafe { result::malloc_sync(class) } {
+            Ok(p) => p,
+            Err(e) if e.0 == sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY => {
+                self.trim()?;
+                // SAFETY: as above.
+                drv("cuMemAlloc", unsafe { result::malloc_sync(class) })?
+            }
+            Err(e) => return drv("cuMemAlloc", Err(e)),
+        };
+        Ok(buf(ptr, class))
+    }
+
+    /// Frees the pool's cached buffers (after the streams are idle, as they may still be in use).
+    pub fn trim(&self) -> Result<()> {
+        self.sync()?;
+        let ptrs = self.pool.lock()?.lists.drain();
+        free_all(&self.ctx, &self.deferred, ptrs);
+        self.bind()
+    }
+
+    /// The pool: (bytes cached, hits, misses) since the GPU was opened.
+    pub fn pool_stats(&self) -> Result<(usize, u64, u64)> {
+        let p = self.pool.lock()?;
+        Ok((p.lists.cached(), p.lists.hits, p.lists.misses))
     }
 
     /// Copies `data` into `dst` at byte `offset` (checked against the buffer's size), after
@@ -358,7 +471,10 @@ impl Gpu {
         };
         self.wd.wait_until("stream synchronisation", &[], || {
             Ok(idle(self.compute)? && idle(self.comm)?)
-        })
+        })?;
+        // Every buffer returned to the pool before this point is out of use.
+        self.pool.lock()?.lists.streams_idle();
+        Ok(())
     }
 
     /// The kernel `name` of `src` compiled with `defines` (compiled and loaded at first use).

@@ -32,6 +32,7 @@ pub mod fuse;
 pub mod gpu;
 pub mod heartbeat;
 pub mod nvrtc;
+pub mod pool;
 pub mod runner;
 pub mod watchdog;
 

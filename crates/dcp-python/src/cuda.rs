@@ -187,4 +187,11 @@ impl PyCudaExecutor {
     fn host_stats(&self) -> PyResult<(u64, f64, f64)> {
         Ok(self.lock()?.host_stats())
     }
+
+    /// The device-memory pool: (bytes cached, allocations it served, allocations that went to
+    /// the driver).
+    #[getter]
+    fn pool_stats(&self) -> PyResult<(usize, u64, u64)> {
+        self.lock()?.pool_stats().map_err(cuda_err)
+    }
 }
