@@ -31,6 +31,12 @@
 // Measured variants (separate K and V barriers, S(j+1) issued with P V(j), warpgroup ping-pong,
 // one elected arrival per warp): bench/results/kernels-2026-11-28e-fwd.
 
+// FWD_CLAIM_LATE 1: the next task index is claimed after a task's last K/V load instead of at its
+// start (A/B; see attn_bwd_sm90.cu, where claiming late gained 4-6 % on causal 128K).
+#ifndef FWD_CLAIM_LATE
+#define FWD_CLAIM_LATE 0
+#endif
+
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
 #endif
@@ -217,7 +223,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     for (u32 tq = 0;; ++tq) {
       const int qb = tq & 1;
       u32 nxt = 0;
+#if !FWD_CLAIM_LATE
       if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
       if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
       const u32 qs = qsmall + qb * F90_QSMALL;
       if (cur >= n_tasks) {
@@ -268,6 +276,11 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
         mbar_arrive_cp_async(full(s));
       }
+#if FWD_CLAIM_LATE
+      // Claimed once this task's last K/V load is issued (the backward's order: tasks go out in
+      // the order CTAs finish, not start, which keeps longest-first balancing).
+      if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
       // The next task index, from thread 0 to all producer threads (two slots: a slot is
       // rewritten only after every thread has passed the barrier that follows its next use).
       if (pt == 0) slot[(tq + 1) & 1] = nxt;
