@@ -281,21 +281,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // the order CTAs finish, not start, which keeps longest-first balancing).
       if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
 #endif
-      // The next task index, from thread 0 to all producer threads (two slots: a slot is
-      // rewritten only after every thread has passed the barrier that follows its next use).
-      if (pt == 0) slot[(tq + 1) & 1] = nxt;
-      named_bar(3, 128);
-      cur = slot[(tq + 1) & 1];
+      cur = sched_share_next(slot, tq, nxt, pt, 3);
     }
-    if (pt == 0) {
-      // Every CTA has taken its last index once all have counted themselves here: the last one
-      // resets the counters for the next launch.
-      __threadfence();
-      if (atomicAdd(sched + 1, 1u) == gridDim.x - 1) {
-        atomicExch(sched, 0u);
-        atomicExch(sched + 1, 0u);
-      }
-    }
+    if (pt == 0) sched_finish(sched);
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }

@@ -196,3 +196,25 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs(float* d, const u32* a, u64 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(TRANS_B));
 }
 
+// ---- persistent task scheduling (attn_fwd_sm90.cu, attn_bwd_sm90.cu) ----
+// `sched[0]` counts claimed tasks beyond the first gridDim.x, `sched[1]` finished CTAs,
+// `sched[2]` = number of tasks.
+
+// The next task index (claimed by producer thread 0 into `nxt`) handed to all 128 producer
+// threads through two shared slots: a slot is rewritten only after every thread has passed the
+// named barrier `bar` that follows its next use.
+__device__ __forceinline__ u32 sched_share_next(volatile u32* slot, u32 tq, u32 nxt, int pt, u32 bar) {
+  if (pt == 0) slot[(tq + 1) & 1] = nxt;
+  named_bar(bar, 128);
+  return slot[(tq + 1) & 1];
+}
+
+// Called by one thread per CTA after its last claim: every CTA has taken its last index once all
+// have counted themselves here, and the last one resets the counters for the next launch.
+__device__ __forceinline__ void sched_finish(u32* sched) {
+  __threadfence();
+  if (atomicAdd(sched + 1, 1u) == gridDim.x - 1) {
+    atomicExch(sched, 0u);
+    atomicExch(sched + 1, 0u);
+  }
+}
