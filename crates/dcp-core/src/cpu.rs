@@ -6,6 +6,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::error::PlanError;
 use crate::interp::{drive, program, Machine};
@@ -49,71 +50,133 @@ impl Tensors {
     }
 }
 
-/// Dense masked attention, forward and backward, in f64.
+/// Dense masked attention, forward and backward, in f64 (only the attended keys of each row are
+/// visited). Rows are split into chunks run in parallel: O, LSE and dQ of a row are its own, dK
+/// and dV gather over rows, so each worker adds them into its own buffer and the buffers are
+/// summed (a single 8K-token sequence took minutes on one thread in `bench-gpu --check`).
 pub fn dense_reference(batch: &BatchSpec, x: &Tensors) -> Outputs {
     let m = batch.model;
     let (h, hk, d) = (m.heads as usize, m.kv_heads as usize, m.head_dim as usize);
-    let g = h / hk;
     let t = batch.total_tokens() as usize;
-    let scale = 1.0 / (d as f64).sqrt();
     let mut out = Outputs {
         o: vec![0.0; t * h * d],
         lse: vec![f64::NEG_INFINITY; t * h],
         dq: vec![0.0; t * h * d],
         dkv: vec![0.0; t * hk * 2 * d],
     };
+    if t == 0 {
+        return out;
+    }
     let offs = batch.seq_offsets();
+    let masks: Vec<_> = batch.seqs.iter().map(|s| s.mask.compile(s.len)).collect();
+    // Chunks of rows: several per worker for balance (causal rows grow), at most one dK/dV
+    // buffer per worker.
+    let workers = rayon::current_num_threads().max(1);
+    let rows = t.div_ceil(4 * workers).max(1);
+    let per_worker = t.div_ceil(rows).div_ceil(workers).max(1);
+    let dkv_len = out.dkv.len();
+    let dkv = out
+        .o
+        .par_chunks_mut(rows * h * d)
+        .zip(out.lse.par_chunks_mut(rows * h))
+        .zip(out.dq.par_chunks_mut(rows * h * d))
+        .enumerate()
+        .with_min_len(per_worker)
+        .fold(
+            || vec![0.0; dkv_len],
+            |mut dkv, (c, ((o, lse), dq))| {
+                let r0 = c * rows;
+                for (i, qi) in (r0..r0 + lse.len() / h).enumerate() {
+                    // The row's sequence: the last offset at or before it.
+                    let si = offs.partition_point(|&o| o as usize <= qi) - 1;
+                    let off = offs[si] as usize;
+                    let rows_out = RowOut {
+                        o: &mut o[i * h * d..][..h * d],
+                        lse: &mut lse[i * h..][..h],
+                        dq: &mut dq[i * h * d..][..h * d],
+                    };
+                    reference_row(batch, x, &masks[si], off, qi, rows_out, &mut dkv);
+                }
+                dkv
+            },
+        )
+        .reduce(
+            || vec![0.0; dkv_len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    out.dkv = dkv;
+    out
+}
+
+/// One row's outputs (all heads) in [`dense_reference`].
+struct RowOut<'a> {
+    o: &'a mut [f64],
+    lse: &'a mut [f64],
+    dq: &'a mut [f64],
+}
+
+/// Forward and backward of global row `qi` (of a sequence starting at token `off`, mask `mask`)
+/// for every query head: O, LSE and dQ into `out`, dK and dV added into `dkv` (the batch's).
+fn reference_row(
+    batch: &BatchSpec,
+    x: &Tensors,
+    mask: &crate::mask::CompiledMask,
+    off: usize,
+    qi: usize,
+    out: RowOut,
+    dkv: &mut [f64],
+) {
+    let m = batch.model;
+    let (h, hk, d) = (m.heads as usize, m.kv_heads as usize, m.head_dim as usize);
+    let g = h / hk;
+    let scale = 1.0 / (d as f64).sqrt();
     let mut rr = Vec::new();
-    for (si, s) in batch.seqs.iter().enumerate() {
-        let mask = s.mask.compile(s.len);
-        let off = offs[si] as usize;
-        for i in 0..s.len {
-            mask.row_ranges_into(i, &mut rr);
-            let qi = off + i as usize;
-            for head in 0..h {
-                let kvh = head / g;
-                let qv = &x.q[(qi * h + head) * d..][..d];
-                let keys: Vec<usize> = rr
-                    .iter()
-                    .flat_map(|&(a, b)| a as usize..b as usize)
-                    .map(|k| off + k)
-                    .collect();
-                if keys.is_empty() {
-                    continue;
-                }
-                let kbase = |k: usize| (k * hk + kvh) * 2 * d;
-                let scores: Vec<f64> = keys
-                    .iter()
-                    .map(|&k| scale * dot(qv, &x.kv[kbase(k)..][..d]))
-                    .collect();
-                let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let l: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
-                let lse = mx + l.ln();
-                out.lse[qi * h + head] = lse;
-                let o = &mut out.o[(qi * h + head) * d..][..d];
-                for (j, &k) in keys.iter().enumerate() {
-                    let p = (scores[j] - lse).exp();
-                    for e in 0..d {
-                        o[e] += p * x.kv[kbase(k) + d + e];
-                    }
-                }
-                // Backward.
-                let dov = &x.d_o[(qi * h + head) * d..][..d];
-                let dd = dot(dov, &out.o[(qi * h + head) * d..][..d]);
-                for (j, &k) in keys.iter().enumerate() {
-                    let p = (scores[j] - lse).exp();
-                    let dp = dot(dov, &x.kv[kbase(k) + d..][..d]);
-                    let ds = p * (dp - dd);
-                    for e in 0..d {
-                        out.dq[(qi * h + head) * d + e] += scale * ds * x.kv[kbase(k) + e];
-                        out.dkv[kbase(k) + e] += scale * ds * qv[e];
-                        out.dkv[kbase(k) + d + e] += p * dov[e];
-                    }
-                }
+    mask.row_ranges_into((qi - off) as u32, &mut rr);
+    let keys: Vec<usize> = rr
+        .iter()
+        .flat_map(|&(a, b)| a as usize..b as usize)
+        .map(|k| off + k)
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
+    for head in 0..h {
+        let kvh = head / g;
+        let qv = &x.q[(qi * h + head) * d..][..d];
+        let kbase = |k: usize| (k * hk + kvh) * 2 * d;
+        let scores: Vec<f64> = keys
+            .iter()
+            .map(|&k| scale * dot(qv, &x.kv[kbase(k)..][..d]))
+            .collect();
+        let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let l: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
+        let lse = mx + l.ln();
+        out.lse[head] = lse;
+        let o = &mut out.o[head * d..][..d];
+        for (j, &k) in keys.iter().enumerate() {
+            let p = (scores[j] - lse).exp();
+            for e in 0..d {
+                o[e] += p * x.kv[kbase(k) + d + e];
+            }
+        }
+        // Backward.
+        let dov = &x.d_o[(qi * h + head) * d..][..d];
+        let dd = dot(dov, o);
+        let dq = &mut out.dq[head * d..][..d];
+        for (j, &k) in keys.iter().enumerate() {
+            let p = (scores[j] - lse).exp();
+            let dp = dot(dov, &x.kv[kbase(k) + d..][..d]);
+            let ds = p * (dp - dd);
+            for e in 0..d {
+                dq[e] += scale * ds * x.kv[kbase(k) + e];
+                dkv[kbase(k) + e] += scale * ds * qv[e];
+                dkv[kbase(k) + d + e] += p * dov[e];
             }
         }
     }
-    out
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
