@@ -4,12 +4,15 @@
 //!
 //! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
 //! [--count 2] [--topology 4x8] [--repeats 3] [--planners dcp,zigzag] [--dataset longalign|ldc]
-//! [--mask causal|lambda|...]` (the mask as `MaskSpec::parse` reads it). Prints a markdown table, one row per plan;
+//! [--mask causal|lambda|...] [--threads 1] [--force-parallel]` (the mask as `MaskSpec::parse`
+//! reads it). Prints a markdown table, one row per plan;
 //! a planner that cannot plan a batch gets a row saying why. Planning and validation are each
 //! run `--repeats` times and the median is reported (the first planning of a batch also pays for
 //! cold caches and fresh pages; the medians compare warm to warm), wall and thread CPU time; CPU
-//! ratio = validate / plan CPU time. Planners and validator are single-threaded, so thread CPU
-//! time is their whole cost.
+//! ratio = validate / plan CPU time. Planners are single-threaded, so thread CPU time is their
+//! whole cost. Validation runs in a rayon pool of `--threads` threads with `Threads::Auto`
+//! (sequential on one thread), or `Threads::Parallel` with `--force-parallel`; its CPU time is
+//! the whole process's (all threads), its wall time the elapsed time.
 
 use std::time::Instant;
 
@@ -18,7 +21,7 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::plan::Instr;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
-use dcp_core::validate;
+use dcp_core::validate::{validate_with, Threads};
 
 /// CPU time of this thread in ms (Linux `schedstat`; `None` elsewhere): unlike wall time, not
 /// inflated when other processes share the cores.
@@ -26,6 +29,16 @@ fn thread_cpu_ms() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
     Some(ns / 1e6)
+}
+
+/// CPU time of all this process's threads in ms (Linux `schedstat` of every task).
+fn process_cpu_ms() -> Option<f64> {
+    let mut sum = 0.0;
+    for t in std::fs::read_dir("/proc/self/task").ok()? {
+        let s = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+        sum += s.split_whitespace().next()?.parse::<f64>().ok()?;
+    }
+    Some(sum / 1e6)
 }
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -50,9 +63,19 @@ fn main() {
     let topo = Topology::parse(&arg(&args, "--topology", "4x8")).expect("--topology NxG");
     let dataset = Dataset::parse(&arg(&args, "--dataset", "longalign")).expect("--dataset");
     let mask = MaskSpec::parse(&arg(&args, "--mask", "causal")).expect("--mask");
+    let threads: usize = arg(&args, "--threads", "1").parse().expect("--threads");
+    let mode = if args.iter().any(|a| a == "--force-parallel") {
+        Threads::Parallel
+    } else {
+        Threads::Auto
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
     let model = ModelShape::default();
     println!(
-        "dataset {}, mask {}, topology {}",
+        "dataset {}, mask {}, topology {}, validation on {threads} thread(s), {mode:?}",
         dataset.name(),
         mask.name(),
         arg(&args, "--topology", "4x8")
@@ -92,9 +115,10 @@ fn main() {
                 let (plan_ms, plan_cpu) = (median(plan_ms), median(plan_cpu));
                 let (ms, cpu): (Vec<f64>, Vec<f64>) = (0..repeats.max(1))
                     .map(|_| {
-                        let (t, c) = (Instant::now(), thread_cpu_ms());
-                        validate(&plan).expect("planner output is valid");
-                        let c = thread_cpu_ms().zip(c).map(|(b, a)| b - a);
+                        let (t, c) = (Instant::now(), process_cpu_ms());
+                        pool.install(|| validate_with(&plan, mode))
+                            .expect("planner output is valid");
+                        let c = process_cpu_ms().zip(c).map(|(b, a)| b - a);
                         (t.elapsed().as_secs_f64() * 1e3, c.unwrap_or(f64::NAN))
                     })
                     .unzip();

@@ -9,7 +9,29 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::plan::{BufferRole, Dir, FillValue, Instr, IoTensor, Plan, Region};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
-use dcp_core::{validate, PlanError, PlanErrorKind, ValidatedPlan};
+use dcp_core::validate::{validate_with, Threads};
+use dcp_core::{PlanError, PlanErrorKind, ValidatedPlan};
+
+/// Validates `p` sequentially and in parallel (rayon pools of 1 and 4 threads, the parallel
+/// path forced): every mutation test goes through both, and both must give the same result,
+/// the same error included.
+fn validate(p: &Plan) -> Result<(), PlanError> {
+    let seq = validate_with(p, Threads::Sequential);
+    for n in [1, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("a thread pool");
+        let par = pool.install(|| validate_with(p, Threads::Parallel));
+        assert_eq!(par, seq, "parallel validation on {n} threads differs");
+    }
+    assert_eq!(
+        dcp_core::validate(p),
+        seq,
+        "validate (Threads::Auto) differs"
+    );
+    seq
+}
 
 fn small() -> (BatchSpec, Topology) {
     let model = ModelShape {
@@ -1146,4 +1168,41 @@ fn a_backward_ring_step_reading_do_as_o_is_caught() {
     assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
     assert_eq!((e.site.device, e.site.instr), (2, Some(i)));
     assert_eq!(e.site.program, "backward");
+}
+
+#[test]
+fn several_failing_devices_report_the_first_in_device_order() {
+    // The same local phase breaks on devices 2 (a shape error) and 1 (out of bounds): the
+    // sequential validator stops at device 1, and the parallel one, which runs both, must report
+    // device 1's error too (`validate` above compares the two).
+    let mut p = ring();
+    let i1 = find(&p, 1, |x| matches!(x, Instr::Copy { .. }));
+    let i2 = find(&p, 2, |x| matches!(x, Instr::Copy { .. }));
+    let comm_before = |p: &Plan, d: usize, i: usize| {
+        p.devices[d].forward.instrs[..i]
+            .iter()
+            .filter(|x| matches!(x, Instr::Comm { .. }))
+            .count()
+    };
+    assert_eq!(
+        comm_before(&p, 1, i1),
+        comm_before(&p, 2, i2),
+        "one local phase"
+    );
+    if let Instr::Copy { dst, .. } = &mut p.devices[2].forward.instrs[i2] {
+        dst.len -= 1;
+    }
+    if let Instr::Copy { dst, .. } = &mut p.devices[1].forward.instrs[i1] {
+        dst.tok += 1;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::OutOfBounds { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (1, Some(i1)));
+    // Device 2's error alone is the shape error.
+    if let Instr::Copy { dst, .. } = &mut p.devices[1].forward.instrs[i1] {
+        dst.tok -= 1;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::Shape { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (2, Some(i2)));
 }

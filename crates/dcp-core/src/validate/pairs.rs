@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::state::Few;
 use crate::mask::{CompiledMask, Lin};
@@ -797,37 +797,89 @@ pub(super) struct CovNode {
 enum CovKind {
     /// The pairs of one query run or KV run of a work.
     Leaf {
-        w: Rc<WorkPairs>,
+        w: Arc<WorkPairs>,
         side: Side,
     },
     Join(Cov, Cov),
 }
 
-/// A coverage node: its index in [`Covs`].
-pub(super) type Cov = u32;
+/// A coverage node: the device whose arena holds it (high 32 bits) and its index there.
+pub(super) type Cov = u64;
 
-/// The coverage nodes of one program's validation.
+/// The coverage nodes of one program's validation: one arena per device, so that devices make
+/// nodes in parallel ([`Arena`]). Each arena is the nodes of finished local phases (`old`,
+/// readable by every device) and those of the phase running now (`new`, its device's alone):
+/// a device's values reach another device only by a transfer, between local phases, so a
+/// phase reads other devices' `old` nodes only.
 #[derive(Debug, Default)]
 pub(super) struct Covs {
-    nodes: Vec<CovNode>,
+    pub old: Vec<Vec<CovNode>>,
+    pub new: Vec<Vec<CovNode>>,
 }
 
 impl Covs {
-    /// Room for `n` nodes (growing an arena of thousands of nodes copies it again and again).
-    pub fn with_capacity(n: usize) -> Self {
-        Covs {
-            nodes: Vec::with_capacity(n),
+    /// Empty arenas for `devs` devices, with room for `per_dev[d]` nodes on device `d` (growing
+    /// an arena of thousands of nodes copies it again and again).
+    pub fn new(per_dev: impl Iterator<Item = usize>) -> Self {
+        let old: Vec<Vec<CovNode>> = per_dev.map(Vec::with_capacity).collect();
+        let new = old.iter().map(|_| Vec::new()).collect();
+        Covs { old, new }
+    }
+
+    /// The arena of device `dev`.
+    pub fn arena(&mut self, dev: u32) -> Arena<'_> {
+        Arena {
+            old: &self.old,
+            new: &mut self.new[dev as usize],
+            dev,
         }
     }
 
+    /// Ends a local phase: every device's new nodes become readable by all.
+    pub fn settle(&mut self) {
+        for (o, n) in self.old.iter_mut().zip(&mut self.new) {
+            if !n.is_empty() {
+                o.append(n);
+            }
+        }
+    }
+}
+
+/// Device `dev`'s view of the coverage nodes during a local phase: it makes nodes in its own
+/// arena and reads every device's settled ones ([`Covs`]).
+pub(super) struct Arena<'v> {
+    pub old: &'v [Vec<CovNode>],
+    pub new: &'v mut Vec<CovNode>,
+    pub dev: u32,
+}
+
+impl Arena<'_> {
+    #[inline]
+    fn node(&self, c: Cov) -> &CovNode {
+        let (d, i) = ((c >> 32) as usize, (c as u32) as usize);
+        let o = &self.old[d];
+        if i < o.len() {
+            return &o[i];
+        }
+        // Nodes of this phase exist on this device only: another device's values arrive by
+        // transfers, which run between phases.
+        assert_eq!(
+            d, self.dev as usize,
+            "coverage node of another device's running phase"
+        );
+        &self.new[i - o.len()]
+    }
+
     fn push(&mut self, n: CovNode) -> Cov {
-        self.nodes.push(n);
-        (self.nodes.len() - 1) as Cov
+        let i = self.old[self.dev as usize].len() + self.new.len();
+        self.new.push(n);
+        ((self.dev as u64) << 32)
+            | u32::try_from(i).expect("fewer than 2^32 coverage nodes per device") as u64
     }
 
     /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
     /// the dKV rows of one KV run.
-    pub fn leaf(&mut self, w: Rc<WorkPairs>, side: Side) -> Cov {
+    pub fn leaf(&mut self, w: Arc<WorkPairs>, side: Side) -> Cov {
         let (ext, full) = w.side(side);
         self.push(CovNode {
             ext,
@@ -837,7 +889,7 @@ impl Covs {
     }
 
     pub fn join(&mut self, a: Cov, b: Cov) -> Cov {
-        let (x, y) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        let (x, y) = (self.node(a), self.node(b));
         let n = CovNode {
             ext: x.ext.union(y.ext),
             full: x.full.add(y.full),
@@ -851,9 +903,9 @@ impl Covs {
         if a == b {
             return true;
         }
-        match (&self.nodes[a as usize].kind, &self.nodes[b as usize].kind) {
+        match (&self.node(a).kind, &self.node(b).kind) {
             (CovKind::Leaf { w, side }, CovKind::Leaf { w: w2, side: s2 }) => {
-                Rc::ptr_eq(w, w2) && side == s2
+                Arc::ptr_eq(w, w2) && side == s2
             }
             (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
                 self.same(*a1, *b1) && self.same(*a2, *b2)
@@ -866,7 +918,7 @@ impl Covs {
     /// sum, every other node once (`memo`, cleared here: a sub-tree shared by several joins is
     /// summed once and counted once per reference).
     pub fn sum(&self, h: &Hasher, cov: Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
-        let node = |c: Cov| &self.nodes[c as usize];
+        let node = |c: Cov| self.node(c);
         if node(cov).ext.inside(cells) {
             return node(cov).full;
         }
@@ -1014,7 +1066,7 @@ mod tests {
         let w = |traps| {
             let heads = [(0, 2), (4, 5)].into_iter().collect();
             let k = [(100, 110), (110, 120)];
-            Rc::new(WorkPairs::new(
+            Arc::new(WorkPairs::new(
                 &h,
                 heads,
                 traps,
@@ -1022,7 +1074,8 @@ mod tests {
                 k.into_iter(),
             ))
         };
-        let mut covs = Covs::default();
+        let mut all = Covs::new([0].into_iter());
+        let mut covs = all.arena(0);
         let a = covs.leaf(w(vec![causal(0, 10, 0, 10, 0)]), Side::Q(0));
         let b = covs.leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
@@ -1073,10 +1126,10 @@ mod tests {
     }
 
     /// Pairs of two query runs over the same global rows 100..120.
-    fn w2(h: &Hasher, traps: Vec<Trap>) -> Rc<WorkPairs> {
+    fn w2(h: &Hasher, traps: Vec<Trap>) -> Arc<WorkPairs> {
         let heads = [(0, 2), (4, 5)].into_iter().collect();
         let q = [(100, 120), (100, 120)];
-        Rc::new(WorkPairs::new(
+        Arc::new(WorkPairs::new(
             h,
             heads,
             traps,
