@@ -4,15 +4,15 @@
 //!
 //! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
 //! [--count 2] [--topology 4x8] [--repeats 3] [--planners dcp,zigzag] [--dataset longalign|ldc]
-//! [--mask causal|lambda|...] [--threads 1] [--force-parallel]` (the mask as `MaskSpec::parse`
+//! [--mask causal|lambda|...] [--threads 1] [--mode auto|sequential|phases|flow]` (the mask as `MaskSpec::parse`
 //! reads it). Prints a markdown table, one row per plan;
 //! a planner that cannot plan a batch gets a row saying why. Planning and validation are each
 //! run `--repeats` times and the median is reported (the first planning of a batch also pays for
 //! cold caches and fresh pages; the medians compare warm to warm), wall and thread CPU time; CPU
 //! ratio = validate / plan CPU time. Planners are single-threaded, so thread CPU time is their
 //! whole cost. Validation runs in a rayon pool of `--threads` threads with `Threads::Auto`
-//! (sequential on one thread), or `Threads::Parallel` with `--force-parallel`; its CPU time is
-//! the whole process's (all threads), its wall time the elapsed time.
+//! (sequential on one thread) or the `--mode` given; its CPU time is the whole process's (all
+//! threads), its wall time the elapsed time.
 
 use std::time::Instant;
 
@@ -64,10 +64,12 @@ fn main() {
     let dataset = Dataset::parse(&arg(&args, "--dataset", "longalign")).expect("--dataset");
     let mask = MaskSpec::parse(&arg(&args, "--mask", "causal")).expect("--mask");
     let threads: usize = arg(&args, "--threads", "1").parse().expect("--threads");
-    let mode = if args.iter().any(|a| a == "--force-parallel") {
-        Threads::Parallel
-    } else {
-        Threads::Auto
+    let mode = match arg(&args, "--mode", "auto").as_str() {
+        "auto" => Threads::Auto,
+        "sequential" => Threads::Sequential,
+        "phases" => Threads::Phases,
+        "flow" => Threads::Flow,
+        m => panic!("--mode {m}: one of auto, sequential, phases, flow"),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -12,8 +12,8 @@ use dcp_core::stats::plan_stats;
 use dcp_core::validate::{validate_with, Threads};
 use dcp_core::{PlanError, PlanErrorKind, ValidatedPlan};
 
-/// Validates `p` sequentially and in parallel (rayon pools of 1 and 4 threads, the parallel
-/// path forced): every mutation test goes through both, and both must give the same result,
+/// Validates `p` sequentially and in parallel (by phases and by flow, rayon pools of 1 and 4
+/// threads): every mutation test goes through all of them, and all must give the same result,
 /// the same error included.
 fn validate(p: &Plan) -> Result<(), PlanError> {
     let seq = validate_with(p, Threads::Sequential);
@@ -22,8 +22,10 @@ fn validate(p: &Plan) -> Result<(), PlanError> {
             .num_threads(n)
             .build()
             .expect("a thread pool");
-        let par = pool.install(|| validate_with(p, Threads::Parallel));
-        assert_eq!(par, seq, "parallel validation on {n} threads differs");
+        for t in [Threads::Phases, Threads::Flow] {
+            let par = pool.install(|| validate_with(p, t));
+            assert_eq!(par, seq, "{t:?} validation on {n} threads differs");
+        }
     }
     assert_eq!(
         dcp_core::validate(p),

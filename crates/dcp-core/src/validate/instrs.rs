@@ -454,15 +454,8 @@ impl Machine for Validator<'_> {
                 format!("as many tokens as the receive {}", show(dst)),
             ));
         }
-        // One set rectangle (a ring step's buffer) moves as one; anything else as read.
-        let one = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
-        let rows = match one {
-            Some(v) if src.len > 0 && src.heads > 0 => {
-                RowList::One(Rows::one(0, src.len, src.heads, v))
-            }
-            _ => self.at(from).read_set(from, fi, src, Item::Send { to })?,
-        };
-        self.devs[to as usize].bufs[dst.buf as usize].write(dst, rows);
+        let rows = self.at(from).send_rows(fi, src, to)?;
+        self.at(to).recv_rows(dst, rows);
         self.group_sends[from as usize].push(*src);
         self.group_recvs[to as usize].push(*dst);
         Ok(())
@@ -477,15 +470,50 @@ impl Machine for Validator<'_> {
     ) -> Result<(), PlanError> {
         let recvs = std::mem::take(&mut self.group_recvs[dev as usize]);
         let sends = std::mem::take(&mut self.group_sends[dev as usize]);
+        self.at(dev).group_end(idx, tag, sends, recvs)
+    }
+}
+
+impl Local<'_, '_> {
+    /// What a send of `src` (to `to`, in the comm instruction at `idx`) carries: its contents
+    /// when it leaves. One set rectangle (a ring step's buffer) moves as one; anything else as
+    /// read.
+    pub(super) fn send_rows(
+        &self,
+        idx: usize,
+        src: &Region,
+        to: u32,
+    ) -> Result<RowList, PlanError> {
+        let one = self.st.bufs[src.buf as usize].read_one(src);
+        Ok(match one {
+            Some(v) if src.len > 0 && src.heads > 0 => {
+                RowList::One(Rows::one(0, src.len, src.heads, v))
+            }
+            _ => self.read_set(self.dev, idx, src, Item::Send { to })?,
+        })
+    }
+
+    /// A receive into `dst` (checked) takes what its send carried.
+    pub(super) fn recv_rows(&mut self, dst: &Region, rows: RowList) {
+        self.st.bufs[dst.buf as usize].write(dst, rows);
+    }
+
+    /// The end of a group on this device (its comm instruction `idx`): its receives must not
+    /// overlap each other or its sends; the group stays in flight until waited for.
+    pub(super) fn group_end(
+        &mut self,
+        idx: usize,
+        tag: u32,
+        sends: Few<Region>,
+        recvs: Few<Region>,
+    ) -> Result<(), PlanError> {
         for (i, a) in recvs.iter().enumerate() {
             if recvs[i + 1..].iter().chain(&sends).any(|b| a.overlaps(b)) {
-                return Err(self
-                    .at(dev)
-                    .err(dev, idx, PlanErrorKind::CommOverlap { tag }));
+                return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
             }
         }
         // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
-        let st = &mut self.devs[dev as usize];
+        let st = &mut *self.st;
         st.pending.push(Pending { tag, sends, recvs });
         st.update_busy();
         st.comms_done += 1;

@@ -21,6 +21,7 @@
 //! the forward and backward programs' equal works are checked once (by content, exactly).
 //! [`ValidatedPlan`] is the only way to hand a plan to an executor that demands a checked one.
 
+mod flow;
 mod gspace;
 mod instrs;
 mod layout;
@@ -80,32 +81,43 @@ impl AsRef<Plan> for ValidatedPlan {
 }
 
 /// Validates both programs of every device; `Ok` means the plan is complete and safe.
-/// Devices' local instructions run on rayon's threads when there are several and the plan is
-/// large enough to gain ([`Threads::Auto`]); the result is the same either way.
+/// Devices run on rayon's threads when there are several and the plan is large enough to
+/// gain ([`Threads::Auto`]); the result is the same either way.
 pub fn validate(plan: &Plan) -> Result<(), PlanError> {
     validate_with(plan, Threads::Auto)
 }
 
-/// How [`validate_with`] runs devices' local instructions. Every choice gives the same result
-/// (the same error for a broken plan).
+/// How [`validate_with`] runs devices. Every choice gives the same result (the same error for
+/// a broken plan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threads {
     /// One device after the other, on the calling thread.
     Sequential,
-    /// Devices in parallel on rayon's current pool (even of one thread).
-    Parallel,
-    /// Parallel when rayon's pool has several threads, the plan several devices and its local
-    /// phases (the instructions between two communication groups, over all devices) hold on
-    /// average at least [`PARALLEL_MIN_PHASE_INSTRS`] instructions.
+    /// Per local phase (the instructions between two communication groups), all devices in
+    /// parallel on rayon's current pool (even of one thread), then the group's transfers in
+    /// order: the error is the first failing device's, as in the sequential order.
+    Phases,
+    /// Every device as far as its received data allows, on rayon's current pool, with no
+    /// barrier per group ([`flow`]): it decides only that a plan is valid; a plan it refuses
+    /// is validated again sequentially, which names the error.
+    Flow,
+    /// Sequential on one thread, for one device or for small plans (under
+    /// [`PARALLEL_MIN_INSTRS`] instructions); else [`Threads::Phases`] when local phases
+    /// average at least [`PHASES_MIN_PHASE_INSTRS`] instructions, [`Threads::Flow`] below.
     Auto,
 }
 
-/// Under [`Threads::Auto`], plans whose local phases hold fewer instructions on average (over
-/// all devices) validate sequentially: handing a phase to rayon's threads and joining them
-/// costs several microseconds, more than a short phase (131K-token plans on 4x8 have phases of
-/// 80–100 instructions for ring, zigzag and usp, ≈ 15 µs of work, and 340 for dcp, none of
-/// which gained on two threads; 1M-token plans on 32x8 have 640–1 650 and gain 1.5–1.7×).
-pub const PARALLEL_MIN_PHASE_INSTRS: usize = 512;
+/// Under [`Threads::Auto`], plans of fewer instructions (both programs, all devices) validate
+/// sequentially.
+pub const PARALLEL_MIN_INSTRS: usize = 512;
+
+/// Under [`Threads::Auto`], plans whose local phases hold at least this many instructions on
+/// average (over all devices) validate by [`Threads::Phases`], shorter ones by
+/// [`Threads::Flow`]: handing a phase to rayon's threads and joining them costs several
+/// microseconds, more than a short phase (131K-token plans on 4x8 have phases of 80–100
+/// instructions for ring, zigzag and usp, ≈ 15 µs of work, and lost on two threads; 1M-token
+/// plans on 32x8 have 640–1 650 and gain 1.3–1.8× on two threads either way).
+pub const PHASES_MIN_PHASE_INSTRS: usize = 512;
 
 /// Local phases' average size in instructions (all devices, both programs): instructions over
 /// phases, a program's phases being one more than its devices' most communication groups.
@@ -138,26 +150,67 @@ pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
         return Err(PlanError::new(0, "plan", None, PlanErrorKind::NoDevices));
     }
     layout::check_layout(plan)?;
-    let parallel = match threads {
-        Threads::Sequential => false,
-        Threads::Parallel => true,
+    let threads = match threads {
         Threads::Auto => {
-            rayon::current_num_threads() > 1
-                && plan.devices.len() > 1
-                && phase_instrs(plan) >= PARALLEL_MIN_PHASE_INSTRS
+            let instrs: usize = plan
+                .devices
+                .iter()
+                .map(|d| d.forward.instrs.len() + d.backward.instrs.len())
+                .sum();
+            if rayon::current_num_threads() < 2
+                || plan.devices.len() < 2
+                || instrs < PARALLEL_MIN_INSTRS
+            {
+                Threads::Sequential
+            } else if phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS {
+                Threads::Phases
+            } else {
+                Threads::Flow
+            }
         }
+        t => t,
     };
     let cx = Ctx::new(plan);
+    if threads == Threads::Flow && validate_flow(&cx) {
+        return Ok(());
+    }
+    // Sequentially or by phases; after a flow run that refused the plan, sequentially, to name
+    // its error.
+    let phases = threads == Threads::Phases;
     let mut caches: Vec<DevCache> = (0..plan.devices.len())
         .map(|d| DevCache::new(plan, d))
         .collect();
     for backward in [false, true] {
-        let mut v = Validator::new(&cx, backward, parallel, caches)?;
+        let mut v = Validator::new(&cx, backward, phases, caches)?;
         drive(plan, backward, &mut v)?;
         v.finish()?;
         caches = v.caches;
     }
     Ok(())
+}
+
+/// Validates both programs with devices running concurrently on rayon's current number of
+/// threads ([`flow`]); `true` when the plan is valid, `false` when something was refused (the
+/// sequential validator then finds the error it meets first).
+fn validate_flow(cx: &Ctx) -> bool {
+    let plan = cx.plan;
+    let threads = rayon::current_num_threads();
+    let mut caches: Vec<DevCache> = (0..plan.devices.len())
+        .map(|d| DevCache::new(plan, d))
+        .collect();
+    for backward in [false, true] {
+        let Some(sk) = flow::Skeleton::of(plan, backward) else {
+            return false;
+        };
+        let Ok(mut v) = Validator::new(cx, backward, true, caches) else {
+            return false;
+        };
+        if !v.run_flow(&sk, threads) || v.finish().is_err() {
+            return false;
+        }
+        caches = v.caches;
+    }
+    true
 }
 
 /// Pieces of runs of global rows by `(first row, length)`.
@@ -314,7 +367,8 @@ struct Validator<'a> {
     devs: Vec<DevState>,
     group_recvs: Vec<Few<Region>>,
     group_sends: Vec<Few<Region>>,
-    covs: pairs::Covs,
+    /// Each device's coverage nodes.
+    covs: Vec<pairs::NodeArena>,
     caches: Vec<DevCache<'a>>,
 }
 
@@ -408,7 +462,10 @@ impl<'a> Validator<'a> {
             backward: self.backward,
             dev,
             st: &mut self.devs[d],
-            covs: self.covs.arena(dev),
+            covs: pairs::Arena {
+                all: &self.covs,
+                dev,
+            },
             cache: &mut self.caches[d],
         }
     }
@@ -428,16 +485,14 @@ impl<'a> Validator<'a> {
                 .collect();
         }
         let (cx, plan, backward) = (self.cx, self.plan, self.backward);
-        let pairs::Covs { old, new } = &mut self.covs;
-        let old: &[Vec<pairs::CovNode>] = old;
+        let all: &[pairs::NodeArena] = &self.covs;
         let res: Vec<Result<T, PlanError>> = self
             .devs
             .par_iter_mut()
-            .zip(new.par_iter_mut())
             .zip(self.caches.par_iter_mut())
             .zip(xs.par_iter_mut())
             .enumerate()
-            .map(|(d, (((st, new), cache), x))| {
+            .map(|(d, ((st, cache), x))| {
                 let dev = d as u32;
                 let mut l = Local {
                     cx,
@@ -445,7 +500,7 @@ impl<'a> Validator<'a> {
                     backward,
                     dev,
                     st,
-                    covs: pairs::Arena { old, new, dev },
+                    covs: pairs::Arena { all, dev },
                     cache,
                 };
                 f(&mut l, x)
@@ -457,9 +512,8 @@ impl<'a> Validator<'a> {
     /// Every device's local instructions up to its next communication instruction (or its
     /// end), each device's in order ([`Validator::for_devices`]).
     fn run_locals(&mut self, progs: &[&Program], pc: &mut [usize]) -> Result<(), PlanError> {
-        let res = self.for_devices(pc, |l, pc| l.run(progs[l.dev as usize], pc));
-        self.covs.settle();
-        res.map(|_| ())
+        self.for_devices(pc, |l, pc| l.run(progs[l.dev as usize], pc))
+            .map(|_| ())
     }
 }
 
@@ -651,5 +705,51 @@ impl<'v, 'a> Local<'v, 'a> {
 
     fn write(&mut self, _dev: u32, r: &Region, rows: RowList) {
         self.st.bufs[r.buf as usize].write(r, rows);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::MaskSpec;
+    use crate::planners::{make_plan, PlannerOptions, PLANNERS};
+    use crate::spec::{BatchSpec, DType, ModelShape, Topology};
+
+    /// The concurrent path accepts valid plans by itself (not by falling back to the sequential
+    /// validator), on one thread and on several, and refuses a broken one.
+    #[test]
+    fn the_concurrent_path_accepts_valid_plans_itself() {
+        let model = ModelShape {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 4,
+            dtype: DType::Bf16,
+        };
+        let batch = BatchSpec::uniform(&[37, 200, 5, 64], MaskSpec::Causal, model, 8);
+        let topo = Topology::new(2, 2);
+        let mut planned = 0;
+        for &name in PLANNERS {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            planned += 1;
+            for n in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .expect("a thread pool");
+                let cx = Ctx::new(&plan);
+                assert!(pool.install(|| validate_flow(&cx)), "{name} on {n} threads");
+            }
+            // Dropping a device's last forward instruction (its final wait or merge) breaks it.
+            let mut bad = plan.clone();
+            bad.devices[1].forward.instrs.pop();
+            assert!(validate_with(&bad, Threads::Sequential).is_err(), "{name}");
+            assert!(
+                !validate_flow(&Ctx::new(&bad)),
+                "{name}: broken plan accepted"
+            );
+        }
+        assert!(planned >= 4, "planners that planned: {planned}");
     }
 }

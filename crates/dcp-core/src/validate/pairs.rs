@@ -15,7 +15,8 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::state::Few;
 use crate::mask::{CompiledMask, Lin};
@@ -782,7 +783,7 @@ impl Extent {
 
 /// Which pairs a partial result holds: the pairs of the works folded into it. Shared between the
 /// blocks a result is copied or split into; a block reads it for its own cells only. Nodes live
-/// in one arena per program ([`Covs`]) and are named by index, so a value holding one is plain
+/// in one arena per device ([`NodeArena`]) and are named by index, so a value holding one is plain
 /// data (no reference count to move, no allocation per node).
 #[derive(Debug)]
 pub(super) struct CovNode {
@@ -803,78 +804,82 @@ enum CovKind {
     Join(Cov, Cov),
 }
 
-/// A coverage node: the device whose arena holds it (high 32 bits) and its index there.
+/// A coverage node: the device whose arena holds it (high 32 bits) and its index there
+/// ([`NodeArena`]).
 pub(super) type Cov = u64;
 
-/// The coverage nodes of one program's validation: one arena per device, so that devices make
-/// nodes in parallel ([`Arena`]). Each arena is the nodes of finished local phases (`old`,
-/// readable by every device) and those of the phase running now (`new`, its device's alone):
-/// a device's values reach another device only by a transfer, between local phases, so a
-/// phase reads other devices' `old` nodes only.
-#[derive(Debug, Default)]
-pub(super) struct Covs {
-    pub old: Vec<Vec<CovNode>>,
-    pub new: Vec<Vec<CovNode>>,
+/// The coverage nodes of one device: appended by its device only, read by all (a value holding
+/// a node reaches other devices by a transfer, which happens after the node is made). Nodes
+/// live in buckets of 32, 64, 128, ... slots that never move, each slot set once, so readers
+/// need no lock and devices run concurrently ([`Arena`]).
+#[derive(Debug)]
+pub(super) struct NodeArena {
+    buckets: Vec<OnceLock<Box<[OnceLock<CovNode>]>>>,
+    len: AtomicUsize,
 }
 
-impl Covs {
-    /// Empty arenas for `devs` devices, with room for `per_dev[d]` nodes on device `d` (growing
-    /// an arena of thousands of nodes copies it again and again).
-    pub fn new(per_dev: impl Iterator<Item = usize>) -> Self {
-        let old: Vec<Vec<CovNode>> = per_dev.map(Vec::with_capacity).collect();
-        let new = old.iter().map(|_| Vec::new()).collect();
-        Covs { old, new }
-    }
+/// Bucket `b` holds nodes `[32·(2^b − 1), 32·(2^(b+1) − 1))`.
+const FIRST_BUCKET: usize = 32;
 
-    /// The arena of device `dev`.
-    pub fn arena(&mut self, dev: u32) -> Arena<'_> {
-        Arena {
-            old: &self.old,
-            new: &mut self.new[dev as usize],
-            dev,
-        }
-    }
+#[inline]
+fn bucket_of(i: usize) -> (usize, usize) {
+    let j = i + FIRST_BUCKET;
+    let b = (usize::BITS - 1 - j.leading_zeros()) as usize - FIRST_BUCKET.trailing_zeros() as usize;
+    (b, j - (FIRST_BUCKET << b))
+}
 
-    /// Ends a local phase: every device's new nodes become readable by all.
-    pub fn settle(&mut self) {
-        for (o, n) in self.old.iter_mut().zip(&mut self.new) {
-            if !n.is_empty() {
-                o.append(n);
-            }
+impl Default for NodeArena {
+    fn default() -> Self {
+        // Buckets for 32·(2^28 − 1) nodes: every index a `Cov` can name.
+        NodeArena {
+            buckets: (0..28).map(|_| OnceLock::new()).collect(),
+            len: AtomicUsize::new(0),
         }
     }
 }
 
-/// Device `dev`'s view of the coverage nodes during a local phase: it makes nodes in its own
-/// arena and reads every device's settled ones ([`Covs`]).
+impl NodeArena {
+    #[inline]
+    fn get(&self, i: usize) -> &CovNode {
+        let (b, k) = bucket_of(i);
+        self.buckets[b]
+            .get()
+            .and_then(|s| s.get(k))
+            .and_then(OnceLock::get)
+            .expect("a coverage node made before it is read")
+    }
+
+    /// Appends `n` (only the owning device does); returns its index.
+    fn push(&self, n: CovNode) -> usize {
+        let i = self.len.load(Ordering::Relaxed);
+        let (b, k) = bucket_of(i);
+        let bucket = self.buckets[b]
+            .get_or_init(|| (0..FIRST_BUCKET << b).map(|_| OnceLock::new()).collect());
+        if bucket[k].set(n).is_err() {
+            unreachable!("one device appends to its arena");
+        }
+        self.len.store(i + 1, Ordering::Relaxed);
+        i
+    }
+}
+
+/// Device `dev`'s view of all devices' coverage nodes: it makes nodes in its own arena and
+/// reads any device's.
 pub(super) struct Arena<'v> {
-    pub old: &'v [Vec<CovNode>],
-    pub new: &'v mut Vec<CovNode>,
+    pub all: &'v [NodeArena],
     pub dev: u32,
 }
 
 impl Arena<'_> {
     #[inline]
     fn node(&self, c: Cov) -> &CovNode {
-        let (d, i) = ((c >> 32) as usize, (c as u32) as usize);
-        let o = &self.old[d];
-        if i < o.len() {
-            return &o[i];
-        }
-        // Nodes of this phase exist on this device only: another device's values arrive by
-        // transfers, which run between phases.
-        assert_eq!(
-            d, self.dev as usize,
-            "coverage node of another device's running phase"
-        );
-        &self.new[i - o.len()]
+        self.all[(c >> 32) as usize].get((c as u32) as usize)
     }
 
     fn push(&mut self, n: CovNode) -> Cov {
-        let i = self.old[self.dev as usize].len() + self.new.len();
-        self.new.push(n);
-        ((self.dev as u64) << 32)
-            | u32::try_from(i).expect("fewer than 2^32 coverage nodes per device") as u64
+        let i = self.all[self.dev as usize].push(n);
+        let i = u32::try_from(i).expect("fewer than 2^32 coverage nodes per device");
+        ((self.dev as u64) << 32) | i as u64
     }
 
     /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
@@ -964,7 +969,7 @@ impl Arena<'_> {
     }
 }
 
-/// Sums of coverage nodes during one [`Covs::sum`], keyed by index (a multiplicative hash: the
+/// Sums of coverage nodes during one [`Arena::sum`], keyed by index (a multiplicative hash: the
 /// keys are indices or fingerprints, no adversary chooses them).
 pub(super) type Memo = HashMap<Cov, PairSum, BuildHasherDefault<PtrHash>>;
 
@@ -1074,8 +1079,8 @@ mod tests {
                 k.into_iter(),
             ))
         };
-        let mut all = Covs::new([0].into_iter());
-        let mut covs = all.arena(0);
+        let all = [NodeArena::default()];
+        let mut covs = Arena { all: &all, dev: 0 };
         let a = covs.leaf(w(vec![causal(0, 10, 0, 10, 0)]), Side::Q(0));
         let b = covs.leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
