@@ -263,7 +263,7 @@ impl<'a> Validator<'a> {
         let per = n.div_ceil((BLOCKS_PER_WORKER * workers).min(n));
         let mail: Vec<Mailbox> = (0..sk.xfers.len()).map(|_| Mutex::new(None)).collect();
         let (cx, plan, backward) = (self.cx, self.plan, self.backward);
-        let all: &[pairs::NodeArena] = &self.covs;
+        let all = self.covs.shared();
         let blocks: Vec<Mutex<Block<'_, 'a>>> = self
             .devs
             .chunks_mut(per)
@@ -282,7 +282,10 @@ impl<'a> Validator<'a> {
                             backward,
                             dev,
                             st,
-                            covs: pairs::Arena { all, dev },
+                            covs: pairs::Arena {
+                                nodes: pairs::Nodes::Shared(all),
+                                dev,
+                            },
                             cache,
                         };
                         (l, Cursor::default())

@@ -72,10 +72,14 @@ fn io_heads(t: IoTensor, heads: u32, kv_heads: u32) -> u32 {
 }
 
 impl<'a> Validator<'a> {
+    /// `parallel`: local phases run on rayon's threads ([`super::Threads::Phases`]);
+    /// `shared`: coverage nodes in arenas that devices running concurrently share (`parallel`,
+    /// or [`super::Threads::Flow`]).
     pub(super) fn new(
         cx: &'a Ctx<'a>,
         backward: bool,
         parallel: bool,
+        shared: bool,
         caches: Vec<DevCache<'a>>,
     ) -> Result<Self, PlanError> {
         let plan = cx.plan;
@@ -180,7 +184,7 @@ impl<'a> Validator<'a> {
             devs,
             group_recvs: (0..n).map(|_| Few::Zero).collect(),
             group_sends: (0..n).map(|_| Few::Zero).collect(),
-            covs: (0..n).map(|_| pairs::NodeArena::default()).collect(),
+            covs: pairs::Covs::new(n, shared || parallel),
             caches,
         })
     }

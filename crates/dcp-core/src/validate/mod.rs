@@ -181,7 +181,7 @@ pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
         .map(|d| DevCache::new(plan, d))
         .collect();
     for backward in [false, true] {
-        let mut v = Validator::new(&cx, backward, phases, caches)?;
+        let mut v = Validator::new(&cx, backward, phases, phases, caches)?;
         drive(plan, backward, &mut v)?;
         v.finish()?;
         caches = v.caches;
@@ -202,7 +202,7 @@ fn validate_flow(cx: &Ctx) -> bool {
         let Some(sk) = flow::Skeleton::of(plan, backward) else {
             return false;
         };
-        let Ok(mut v) = Validator::new(cx, backward, true, caches) else {
+        let Ok(mut v) = Validator::new(cx, backward, true, true, caches) else {
             return false;
         };
         if !v.run_flow(&sk, threads) || v.finish().is_err() {
@@ -368,7 +368,7 @@ struct Validator<'a> {
     group_recvs: Vec<Few<Region>>,
     group_sends: Vec<Few<Region>>,
     /// Each device's coverage nodes.
-    covs: Vec<pairs::NodeArena>,
+    covs: pairs::Covs,
     caches: Vec<DevCache<'a>>,
 }
 
@@ -462,10 +462,7 @@ impl<'a> Validator<'a> {
             backward: self.backward,
             dev,
             st: &mut self.devs[d],
-            covs: pairs::Arena {
-                all: &self.covs,
-                dev,
-            },
+            covs: self.covs.arena(dev),
             cache: &mut self.caches[d],
         }
     }
@@ -485,7 +482,7 @@ impl<'a> Validator<'a> {
                 .collect();
         }
         let (cx, plan, backward) = (self.cx, self.plan, self.backward);
-        let all: &[pairs::NodeArena] = &self.covs;
+        let all = self.covs.shared();
         let res: Vec<Result<T, PlanError>> = self
             .devs
             .par_iter_mut()
@@ -500,7 +497,10 @@ impl<'a> Validator<'a> {
                     backward,
                     dev,
                     st,
-                    covs: pairs::Arena { all, dev },
+                    covs: pairs::Arena {
+                        nodes: pairs::Nodes::Shared(all),
+                        dev,
+                    },
                     cache,
                 };
                 f(&mut l, x)

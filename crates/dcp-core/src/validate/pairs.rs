@@ -863,21 +863,75 @@ impl NodeArena {
     }
 }
 
+/// Every device's coverage nodes: shared arenas when devices run concurrently, plain vectors
+/// when one device runs at a time (no slot to initialize and no atomics: the sequential
+/// validator's nodes cost what they did before devices ran in parallel).
+#[derive(Debug)]
+pub(super) enum Covs {
+    Shared(Vec<NodeArena>),
+    Owned(Vec<Vec<CovNode>>),
+}
+
+impl Covs {
+    pub fn new(devs: usize, shared: bool) -> Self {
+        if shared {
+            Covs::Shared((0..devs).map(|_| NodeArena::default()).collect())
+        } else {
+            Covs::Owned((0..devs).map(|_| Vec::new()).collect())
+        }
+    }
+
+    /// Device `dev`'s view.
+    pub fn arena(&mut self, dev: u32) -> Arena<'_> {
+        let nodes = match self {
+            Covs::Shared(all) => Nodes::Shared(all),
+            Covs::Owned(all) => Nodes::Owned(all),
+        };
+        Arena { nodes, dev }
+    }
+
+    /// The shared arenas (devices running concurrently each take a view of them).
+    pub fn shared(&self) -> &[NodeArena] {
+        match self {
+            Covs::Shared(all) => all,
+            Covs::Owned(_) => unreachable!("devices run concurrently only on shared arenas"),
+        }
+    }
+}
+
+/// The storage an [`Arena`] reads and appends to.
+pub(super) enum Nodes<'v> {
+    Shared(&'v [NodeArena]),
+    /// All devices' nodes, exclusively (one device runs at a time).
+    Owned(&'v mut [Vec<CovNode>]),
+}
+
 /// Device `dev`'s view of all devices' coverage nodes: it makes nodes in its own arena and
 /// reads any device's.
 pub(super) struct Arena<'v> {
-    pub all: &'v [NodeArena],
+    pub nodes: Nodes<'v>,
     pub dev: u32,
 }
 
 impl Arena<'_> {
     #[inline]
     fn node(&self, c: Cov) -> &CovNode {
-        self.all[(c >> 32) as usize].get((c as u32) as usize)
+        let (d, i) = ((c >> 32) as usize, (c as u32) as usize);
+        match &self.nodes {
+            Nodes::Shared(all) => all[d].get(i),
+            Nodes::Owned(all) => &all[d][i],
+        }
     }
 
     fn push(&mut self, n: CovNode) -> Cov {
-        let i = self.all[self.dev as usize].push(n);
+        let dev = self.dev as usize;
+        let i = match &mut self.nodes {
+            Nodes::Shared(all) => all[dev].push(n),
+            Nodes::Owned(all) => {
+                all[dev].push(n);
+                all[dev].len() - 1
+            }
+        };
         let i = u32::try_from(i).expect("fewer than 2^32 coverage nodes per device");
         ((self.dev as u64) << 32) | i as u64
     }
@@ -1079,8 +1133,8 @@ mod tests {
                 k.into_iter(),
             ))
         };
-        let all = [NodeArena::default()];
-        let mut covs = Arena { all: &all, dev: 0 };
+        let mut all = Covs::new(1, true);
+        let mut covs = all.arena(0);
         let a = covs.leaf(w(vec![causal(0, 10, 0, 10, 0)]), Side::Q(0));
         let b = covs.leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
