@@ -229,25 +229,30 @@ struct Ctx<'a> {
     span_xs: Vec<AtomicU64>,
     span_ys: Vec<AtomicU64>,
     /// The pieces of each device's whole run of global rows (a ring plan's Q and its KV
-    /// buffers as they travel), cut once for all devices ([`DevCache::run_pieces_of`]).
-    whole_runs: RunPieces,
+    /// buffers as they travel), cut once for all devices ([`Ctx::whole_run`]).
+    whole_runs: Vec<Vec<(Piece, u32)>>,
 }
 
 impl<'a> Ctx<'a> {
+    /// The pieces of rows `[0, len)` holding global rows from `g` on, each tagged 0, when they
+    /// are a device's whole run (`len > 0`).
+    fn whole_run(&self, g: u64, len: u32) -> Option<&[(Piece, u32)]> {
+        let d = self.gmap.device_run(g, len)?;
+        Some(&self.whole_runs[d])
+    }
+
     fn new(plan: &'a Plan) -> Self {
         let gmap = GMap::new(plan);
         let n = gmap.spans().len();
         let unset = || (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
-        let mut whole_runs = RunPieces::default();
-        for (d, dp) in plan.devices.iter().enumerate() {
-            let len: u32 = dp.layout.iter().map(|s| s.len).sum();
-            let g = gmap.base(d as u32);
-            if len > 0 {
+        let whole_runs = (0..plan.devices.len())
+            .map(|d| {
+                let (g, end) = (gmap.base(d as u32), gmap.base(d as u32 + 1));
                 let mut v = Vec::new();
-                gmap.pieces(0, len, g, &mut |p| v.push((p, 0)));
-                whole_runs.insert((g, len), Arc::new(v));
-            }
-        }
+                gmap.pieces(0, (end - g) as u32, g, &mut |p| v.push((p, 0)));
+                v
+            })
+            .collect();
         Ctx {
             plan,
             seq_off: plan.batch.seq_offsets(),
@@ -301,12 +306,9 @@ impl DevCache<'_> {
     }
 
     /// The pieces of rows `[0, len)` holding global rows from `g` on (see [`GMap::pieces`]),
-    /// each tagged 0; cut once per `(g, len)` (a device's whole run: [`Ctx::whole_runs`],
-    /// others: [`DevCache::run_pieces`]).
+    /// each tagged 0; cut once per `(g, len)` ([`DevCache::run_pieces`]; a device's whole run
+    /// is [`Ctx::whole_run`]).
     fn run_pieces_of(&self, cx: &Ctx, g: u64, len: u32) -> Arc<Vec<(Piece, u32)>> {
-        if let Some(v) = cx.whole_runs.get(&(g, len)) {
-            return v.clone();
-        }
         let gmap = &cx.gmap;
         self.run_pieces
             .borrow_mut()
@@ -321,7 +323,14 @@ impl DevCache<'_> {
 
     /// Appends the pieces of rows `[r0, r1)` holding global rows from `g` on, each with `tag`.
     fn pieces(&self, cx: &Ctx, r0: u32, r1: u32, g: u64, tag: u32, out: &mut Vec<(Piece, u32)>) {
-        let ps = self.run_pieces_of(cx, g, r1 - r0);
+        let cached;
+        let ps = match cx.whole_run(g, r1 - r0) {
+            Some(ps) => ps,
+            None => {
+                cached = self.run_pieces_of(cx, g, r1 - r0);
+                &cached[..]
+            }
+        };
         out.extend(ps.iter().map(|(p, _)| {
             let p = Piece {
                 r0: p.r0 + r0,

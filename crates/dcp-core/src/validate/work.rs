@@ -718,15 +718,26 @@ impl<'a> Local<'_, 'a> {
         }
         // One run from row 0 (a ring step's operands): its cached pieces as they are, tagged
         // 0; otherwise cut into the scratch vectors with each run's index.
-        let whole = |runs: &[(u32, u32, u64)]| match runs {
-            [(0, r1, g)] => Some(self.cache.run_pieces_of(self.cx, *g, *r1)),
+        // A device's whole run: its pieces in the context, borrowed (no reference count).
+        let cx: &'a Ctx = self.cx;
+        let one = |runs: &[(u32, u32, u64)]| match runs {
+            [(0, r1, g)] if *r1 > 0 => Some((*g, *r1)),
             _ => None,
         };
-        let q_one = whole(&ops.q_runs);
-        let k_one = match &ops.kv_runs[..] {
-            [rs] => whole(rs),
+        let q_run = one(&ops.q_runs);
+        let k_run = match &ops.kv_runs[..] {
+            [rs] => one(rs),
             _ => None,
         };
+        let q_ctx = q_run.and_then(|(g, n)| cx.whole_run(g, n));
+        let k_ctx = k_run.and_then(|(g, n)| cx.whole_run(g, n));
+        let cached = |run: Option<(u64, u32)>, ctx: Option<&[(Piece, u32)]>| match (run, ctx) {
+            (Some((g, n)), None) => Some(self.cache.run_pieces_of(cx, g, n)),
+            _ => None,
+        };
+        let (q_arc, k_arc) = (cached(q_run, q_ctx), cached(k_run, k_ctx));
+        let q_one = q_ctx.or(q_arc.as_deref().map(|v| &v[..]));
+        let k_one = k_ctx.or(k_arc.as_deref().map(|v| &v[..]));
         let mut scratch = self.cache.pieces.borrow_mut();
         let (qs, ks) = &mut *scratch;
         if q_one.is_none() {
@@ -741,8 +752,8 @@ impl<'a> Local<'_, 'a> {
                 self.cache.pieces(self.cx, r0, r1, g, j as u32, ks);
             }
         }
-        let qp: &[(Piece, u32)] = q_one.as_deref().map_or(&qs[..], |v| &v[..]);
-        let kp: &[(Piece, u32)] = k_one.as_deref().map_or(&ks[..], |v| &v[..]);
+        let qp: &[(Piece, u32)] = q_one.unwrap_or(&qs[..]);
+        let kp: &[(Piece, u32)] = k_one.unwrap_or(&ks[..]);
         // Query and keys with no sequence in common: nothing the work attends can be right.
         if let (Some(q), Some(k)) = (qp.first(), kp.first()) {
             if !qp.iter().any(|p| kp.iter().any(|k| k.0.seq == p.0.seq)) {
