@@ -101,22 +101,19 @@ pub enum Threads {
     /// barrier per group ([`flow`]): it decides only that a plan is valid; a plan it refuses
     /// is validated again sequentially, which names the error.
     Flow,
-    /// Sequential on one thread, for one device or for small plans (under
-    /// [`PARALLEL_MIN_INSTRS`] instructions); else [`Threads::Phases`] when local phases
-    /// average at least [`PHASES_MIN_PHASE_INSTRS`] instructions, [`Threads::Flow`] below.
+    /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
+    /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
+    /// all devices); else sequential. [`Threads::Flow`] is never chosen by itself yet: on the
+    /// shared two-core machine it was measured on, it gained on 131K-token ring-style plans
+    /// only while the second core was idle, and lost 10–40 % while another process held it.
     Auto,
 }
 
-/// Under [`Threads::Auto`], plans of fewer instructions (both programs, all devices) validate
-/// sequentially.
-pub const PARALLEL_MIN_INSTRS: usize = 512;
-
-/// Under [`Threads::Auto`], plans whose local phases hold at least this many instructions on
-/// average (over all devices) validate by [`Threads::Phases`], shorter ones by
-/// [`Threads::Flow`]: handing a phase to rayon's threads and joining them costs several
-/// microseconds, more than a short phase (131K-token plans on 4x8 have phases of 80–100
-/// instructions for ring, zigzag and usp, ≈ 15 µs of work, and lost on two threads; 1M-token
-/// plans on 32x8 have 640–1 650 and gain 1.3–1.8× on two threads either way).
+/// Under [`Threads::Auto`], plans whose local phases hold fewer instructions on average (over
+/// all devices) validate sequentially: handing a phase to rayon's threads and joining them
+/// costs several microseconds, more than a short phase (131K-token plans on 4x8 have phases of
+/// 80–100 instructions for ring, zigzag and usp, ≈ 15 µs of work, and 340 for dcp, and lost on
+/// two threads; 1M-token plans on 32x8 have 640–1 650 and gained 1.25–1.7× on two threads).
 pub const PHASES_MIN_PHASE_INSTRS: usize = 512;
 
 /// Local phases' average size in instructions (all devices, both programs): instructions over
@@ -152,20 +149,13 @@ pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
     layout::check_layout(plan)?;
     let threads = match threads {
         Threads::Auto => {
-            let instrs: usize = plan
-                .devices
-                .iter()
-                .map(|d| d.forward.instrs.len() + d.backward.instrs.len())
-                .sum();
-            if rayon::current_num_threads() < 2
-                || plan.devices.len() < 2
-                || instrs < PARALLEL_MIN_INSTRS
+            if rayon::current_num_threads() > 1
+                && plan.devices.len() > 1
+                && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS
             {
-                Threads::Sequential
-            } else if phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS {
                 Threads::Phases
             } else {
-                Threads::Flow
+                Threads::Sequential
             }
         }
         t => t,
