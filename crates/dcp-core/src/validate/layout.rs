@@ -71,6 +71,23 @@ fn io_heads(t: IoTensor, heads: u32, kv_heads: u32) -> u32 {
     }
 }
 
+/// About how many coverage nodes validating one program makes on device `d`: a leaf per
+/// forward work, a leaf and a join per backward work's dQ and dKV, a join per merge or sum
+/// input.
+fn cov_nodes(plan: &Plan, d: usize, backward: bool) -> usize {
+    program(plan, d, backward)
+        .instrs
+        .iter()
+        .map(|i| match i {
+            Instr::Attn { works, .. } => works.len(),
+            Instr::AttnBwd { works, .. } => 4 * works.len(),
+            Instr::Merge { inputs, .. } => inputs.len(),
+            Instr::Sum { inputs, .. } => inputs.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 impl<'a> Validator<'a> {
     /// `parallel`: local phases run on rayon's threads ([`super::Threads::Phases`]);
     /// `shared`: coverage nodes in arenas that devices running concurrently share (`parallel`,
@@ -184,7 +201,10 @@ impl<'a> Validator<'a> {
             devs,
             group_recvs: (0..n).map(|_| Few::Zero).collect(),
             group_sends: (0..n).map(|_| Few::Zero).collect(),
-            covs: pairs::Covs::new(n, shared || parallel),
+            covs: pairs::Covs::new(
+                (0..n).map(|d| cov_nodes(plan, d, backward)),
+                shared || parallel,
+            ),
             caches,
         })
     }

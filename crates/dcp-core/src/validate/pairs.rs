@@ -873,11 +873,13 @@ pub(super) enum Covs {
 }
 
 impl Covs {
-    pub fn new(devs: usize, shared: bool) -> Self {
+    /// Arenas for devices expecting about `nodes[d]` nodes each (a plain vector gets room for
+    /// them: growing one copies it again and again).
+    pub fn new(nodes: impl Iterator<Item = usize>, shared: bool) -> Self {
         if shared {
-            Covs::Shared((0..devs).map(|_| NodeArena::default()).collect())
+            Covs::Shared(nodes.map(|_| NodeArena::default()).collect())
         } else {
-            Covs::Owned((0..devs).map(|_| Vec::new()).collect())
+            Covs::Owned(nodes.map(Vec::with_capacity).collect())
         }
     }
 
@@ -1133,7 +1135,7 @@ mod tests {
                 k.into_iter(),
             ))
         };
-        let mut all = Covs::new(1, true);
+        let mut all = Covs::new([0].into_iter(), true);
         let mut covs = all.arena(0);
         let a = covs.leaf(w(vec![causal(0, 10, 0, 10, 0)]), Side::Q(0));
         let b = covs.leaf(
