@@ -1208,3 +1208,109 @@ fn several_failing_devices_report_the_first_in_device_order() {
     assert!(matches!(e.kind, PlanErrorKind::Shape { .. }), "{e}");
     assert_eq!((e.site.device, e.site.instr), (2, Some(i2)));
 }
+
+/// Every region an instruction names, mutably.
+fn regions_mut(i: &mut Instr) -> Vec<&mut Region> {
+    match i {
+        Instr::Fill { dst, .. } => vec![dst],
+        Instr::Copy { src, dst } => vec![src, dst],
+        Instr::Comm { ops, .. } => ops.iter_mut().map(|o| &mut o.region).collect(),
+        Instr::Wait { .. } => vec![],
+        Instr::Attn { works, .. } => works
+            .iter_mut()
+            .flat_map(|w| {
+                let mut v = vec![&mut w.q, &mut w.o, &mut w.lse];
+                v.extend(w.kv.iter_mut());
+                v
+            })
+            .collect(),
+        Instr::AttnBwd { works, .. } => works
+            .iter_mut()
+            .flat_map(|w| {
+                let mut v = vec![&mut w.q, &mut w.o, &mut w.lse, &mut w.do_, &mut w.dq];
+                v.extend(w.kv.iter_mut());
+                v.extend(w.dkv.iter_mut());
+                v
+            })
+            .collect(),
+        Instr::Merge { o, lse, inputs } => {
+            let mut v = vec![o, lse];
+            for (a, b) in inputs.iter_mut() {
+                v.push(a);
+                v.push(b);
+            }
+            v
+        }
+        Instr::Sum { dst, inputs } => {
+            let mut v = vec![dst];
+            v.extend(inputs.iter_mut());
+            v
+        }
+    }
+}
+
+#[test]
+fn random_mutations_get_the_same_result_on_every_path() {
+    // Random plans of every planner, each broken at random (an instruction dropped, swapped
+    // with the next or repeated, a region moved, shortened or pointed at another buffer):
+    // sequential, per-phase and flow validation must agree, so the concurrent paths never
+    // accept a plan the sequential order refuses, and refuse with the same error.
+    use dcp_core::check::random_case;
+    use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    let (mut checked, mut refused) = (0, 0);
+    for seed in 0..12 {
+        let (batch, topo) = random_case(seed, 120);
+        for &name in PLANNERS {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            for _ in 0..6 {
+                let mut p = plan.clone();
+                let d = rng.random_range(0..p.devices.len());
+                let prog = if rng.random_bool(0.5) {
+                    &mut p.devices[d].forward
+                } else {
+                    &mut p.devices[d].backward
+                };
+                let n = prog.instrs.len();
+                if n < 2 {
+                    continue;
+                }
+                let i = rng.random_range(0..n - 1);
+                match rng.random_range(0..6) {
+                    0 => {
+                        prog.instrs.remove(i);
+                    }
+                    1 => prog.instrs.swap(i, i + 1),
+                    2 => {
+                        let x = prog.instrs[i].clone();
+                        prog.instrs.insert(i, x);
+                    }
+                    k => {
+                        let nb = prog.buffers.len() as u32;
+                        let mut rs = regions_mut(&mut prog.instrs[i]);
+                        if rs.is_empty() {
+                            continue;
+                        }
+                        let j = rng.random_range(0..rs.len());
+                        let r = &mut rs[j];
+                        match k {
+                            3 => r.tok += 1,
+                            4 => r.len = r.len.saturating_sub(1),
+                            _ => r.buf = (r.buf + 1) % nb,
+                        }
+                    }
+                }
+                // `validate` compares Sequential, Phases and Flow on 1 and 4 threads.
+                refused += validate(&p).is_err() as usize;
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 100 && refused > checked / 2,
+        "{checked} plans, {refused} refused"
+    );
+}
