@@ -104,8 +104,8 @@ pub enum Threads {
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices); else sequential. [`Threads::Flow`] is never chosen by itself yet: on the
-    /// shared two-core machine it was measured on, it gained on 131K-token ring-style plans
-    /// only while the second core was idle, and lost 10–40 % while another process held it.
+    /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
+    /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
     Auto,
 }
 
