@@ -11,6 +11,22 @@ use crate::plan::{Dir, Instr, Plan, Program, Region};
 pub trait Machine {
     /// Executes one non-communication instruction of `dev`.
     fn local(&mut self, dev: u32, idx: usize, instr: &Instr) -> Result<(), PlanError>;
+    /// Executes every device's local instructions from `pc[d]` up to its next communication
+    /// instruction (or its end), advancing `pc`; devices in order, stopping at the first error.
+    /// A machine may run devices in parallel if it reports the same error (the first failing
+    /// device's).
+    fn locals(&mut self, progs: &[&Program], pc: &mut [usize]) -> Result<(), PlanError> {
+        for (d, prog) in progs.iter().enumerate() {
+            while let Some(ins) = prog.instrs.get(pc[d]) {
+                if matches!(ins, Instr::Comm { .. }) {
+                    break;
+                }
+                self.local(d as u32, pc[d], ins)?;
+                pc[d] += 1;
+            }
+        }
+        Ok(())
+    }
     /// Moves `src` (on `from`) into `dst` (on `to`) as part of group `tag`; called for every
     /// matched send/recv pair of the group, then `group_done` once per participating device.
     fn transfer(&mut self, from: u32, src: &Region, to: u32, dst: &Region)
@@ -60,15 +76,7 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
     let mut sends: Vec<Side> = Vec::new();
     let mut recvs: Vec<Side> = Vec::new();
     loop {
-        for d in 0..n {
-            while let Some(ins) = progs[d].instrs.get(pc[d]) {
-                if matches!(ins, Instr::Comm { .. }) {
-                    break;
-                }
-                m.local(d as u32, pc[d], ins)?;
-                pc[d] += 1;
-            }
-        }
+        m.locals(&progs, &mut pc)?;
         // Devices waiting at a Comm, with their tags.
         for (d, a) in at.iter_mut().enumerate() {
             *a = match progs[d].instrs.get(pc[d]) {

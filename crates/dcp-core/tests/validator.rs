@@ -9,7 +9,31 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::plan::{BufferRole, Dir, FillValue, Instr, IoTensor, Plan, Region};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
-use dcp_core::{validate, PlanError, PlanErrorKind, ValidatedPlan};
+use dcp_core::validate::{validate_with, Threads};
+use dcp_core::{PlanError, PlanErrorKind, ValidatedPlan};
+
+/// Validates `p` sequentially and in parallel (by phases and by flow, rayon pools of 1 and 4
+/// threads): every mutation test goes through all of them, and all must give the same result,
+/// the same error included.
+fn validate(p: &Plan) -> Result<(), PlanError> {
+    let seq = validate_with(p, Threads::Sequential);
+    for n in [1, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("a thread pool");
+        for t in [Threads::Phases, Threads::Flow] {
+            let par = pool.install(|| validate_with(p, t));
+            assert_eq!(par, seq, "{t:?} validation on {n} threads differs");
+        }
+    }
+    assert_eq!(
+        dcp_core::validate(p),
+        seq,
+        "validate (Threads::Auto) differs"
+    );
+    seq
+}
 
 fn small() -> (BatchSpec, Topology) {
     let model = ModelShape {
@@ -1146,4 +1170,147 @@ fn a_backward_ring_step_reading_do_as_o_is_caught() {
     assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
     assert_eq!((e.site.device, e.site.instr), (2, Some(i)));
     assert_eq!(e.site.program, "backward");
+}
+
+#[test]
+fn several_failing_devices_report_the_first_in_device_order() {
+    // The same local phase breaks on devices 2 (a shape error) and 1 (out of bounds): the
+    // sequential validator stops at device 1, and the parallel one, which runs both, must report
+    // device 1's error too (`validate` above compares the two).
+    let mut p = ring();
+    let i1 = find(&p, 1, |x| matches!(x, Instr::Copy { .. }));
+    let i2 = find(&p, 2, |x| matches!(x, Instr::Copy { .. }));
+    let comm_before = |p: &Plan, d: usize, i: usize| {
+        p.devices[d].forward.instrs[..i]
+            .iter()
+            .filter(|x| matches!(x, Instr::Comm { .. }))
+            .count()
+    };
+    assert_eq!(
+        comm_before(&p, 1, i1),
+        comm_before(&p, 2, i2),
+        "one local phase"
+    );
+    if let Instr::Copy { dst, .. } = &mut p.devices[2].forward.instrs[i2] {
+        dst.len -= 1;
+    }
+    if let Instr::Copy { dst, .. } = &mut p.devices[1].forward.instrs[i1] {
+        dst.tok += 1;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::OutOfBounds { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (1, Some(i1)));
+    // Device 2's error alone is the shape error.
+    if let Instr::Copy { dst, .. } = &mut p.devices[1].forward.instrs[i1] {
+        dst.tok -= 1;
+    }
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::Shape { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (2, Some(i2)));
+}
+
+/// Every region an instruction names, mutably.
+fn regions_mut(i: &mut Instr) -> Vec<&mut Region> {
+    match i {
+        Instr::Fill { dst, .. } => vec![dst],
+        Instr::Copy { src, dst } => vec![src, dst],
+        Instr::Comm { ops, .. } => ops.iter_mut().map(|o| &mut o.region).collect(),
+        Instr::Wait { .. } => vec![],
+        Instr::Attn { works, .. } => works
+            .iter_mut()
+            .flat_map(|w| {
+                let mut v = vec![&mut w.q, &mut w.o, &mut w.lse];
+                v.extend(w.kv.iter_mut());
+                v
+            })
+            .collect(),
+        Instr::AttnBwd { works, .. } => works
+            .iter_mut()
+            .flat_map(|w| {
+                let mut v = vec![&mut w.q, &mut w.o, &mut w.lse, &mut w.do_, &mut w.dq];
+                v.extend(w.kv.iter_mut());
+                v.extend(w.dkv.iter_mut());
+                v
+            })
+            .collect(),
+        Instr::Merge { o, lse, inputs } => {
+            let mut v = vec![o, lse];
+            for (a, b) in inputs.iter_mut() {
+                v.push(a);
+                v.push(b);
+            }
+            v
+        }
+        Instr::Sum { dst, inputs } => {
+            let mut v = vec![dst];
+            v.extend(inputs.iter_mut());
+            v
+        }
+    }
+}
+
+#[test]
+fn random_mutations_get_the_same_result_on_every_path() {
+    // Random plans of every planner, each broken at random (an instruction dropped, swapped
+    // with the next or repeated, a region moved, shortened or pointed at another buffer):
+    // sequential, per-phase and flow validation must agree, so the concurrent paths never
+    // accept a plan the sequential order refuses, and refuse with the same error.
+    use dcp_core::check::random_case;
+    use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    let (mut checked, mut refused) = (0, 0);
+    for seed in 0..12 {
+        let (batch, topo) = random_case(seed, 120);
+        for &name in PLANNERS {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            for _ in 0..6 {
+                let mut p = plan.clone();
+                let d = rng.random_range(0..p.devices.len());
+                let prog = if rng.random_bool(0.5) {
+                    &mut p.devices[d].forward
+                } else {
+                    &mut p.devices[d].backward
+                };
+                let n = prog.instrs.len();
+                if n < 2 {
+                    continue;
+                }
+                let i = rng.random_range(0..n - 1);
+                match rng.random_range(0..6) {
+                    0 => {
+                        prog.instrs.remove(i);
+                    }
+                    1 => prog.instrs.swap(i, i + 1),
+                    2 => {
+                        let x = prog.instrs[i].clone();
+                        prog.instrs.insert(i, x);
+                    }
+                    k => {
+                        let nb = prog.buffers.len() as u32;
+                        let mut rs = regions_mut(&mut prog.instrs[i]);
+                        if rs.is_empty() {
+                            continue;
+                        }
+                        let j = rng.random_range(0..rs.len());
+                        let r = &mut rs[j];
+                        match k {
+                            3 => r.tok += 1,
+                            4 => r.len = r.len.saturating_sub(1),
+                            _ => r.buf = (r.buf + 1) % nb,
+                        }
+                    }
+                }
+                // `validate` compares Sequential, Phases and Flow on 1 and 4 threads.
+                refused += validate(&p).is_err() as usize;
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 100 && refused > checked / 2,
+        "{checked} plans, {refused} refused"
+    );
 }

@@ -80,6 +80,13 @@ impl GMap {
         )
     }
 
+    /// The device whose rows are exactly global rows `[g, g + len)` (`len > 0`), if any.
+    pub fn device_run(&self, g: u64, len: u32) -> Option<usize> {
+        let i = self.base.partition_point(|&b| b <= g).checked_sub(1)?;
+        let end = *self.base.get(i + 1)?;
+        (self.base[i] == g && end - g == len as u64).then_some(i)
+    }
+
     /// Index of the span holding `g` (`g` below the total).
     pub fn span_at(&self, g: u64) -> usize {
         self.spans.partition_point(|s| s.g0 + s.len as u64 <= g)

@@ -2,18 +2,18 @@
 //! communication bookkeeping: transfers move rectangles between devices, groups stay in flight
 //! until waited for.
 
-use super::pairs::{Cov, Covs};
+use super::pairs::{Arena, Cov};
 use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
-use super::{show, Item, Pending, Validator};
+use super::{show, Item, Local, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::Machine;
-use crate::plan::{FillValue, Instr, Region};
+use crate::plan::{FillValue, Instr, Program, Region};
 
 /// The partial result of one cell so far: identity (global row, head) and coverage.
 type Acc = Option<(u64, u32, Cov)>;
 
 /// Folds a partial result of identity `id` into `acc`; on an identity clash returns the one held.
-fn fold(covs: &mut Covs, acc: &mut Acc, id: (u64, u32), cov: Cov) -> Result<(), (u64, u32)> {
+fn fold(covs: &mut Arena, acc: &mut Acc, id: (u64, u32), cov: Cov) -> Result<(), (u64, u32)> {
     *acc = Some(match acc.take() {
         None => (id.0, id.1, cov),
         Some((g, h, c)) if (g, h) == id => (g, h, covs.join(c, cov)),
@@ -22,7 +22,7 @@ fn fold(covs: &mut Covs, acc: &mut Acc, id: (u64, u32), cov: Cov) -> Result<(), 
     Ok(())
 }
 
-impl Validator<'_> {
+impl Local<'_, '_> {
     pub(super) fn fill(
         &mut self,
         dev: u32,
@@ -69,7 +69,7 @@ impl Validator<'_> {
     }
 
     pub(super) fn wait(&mut self, dev: u32, idx: usize, tag: u32) -> Result<(), PlanError> {
-        let st = &mut self.devs[dev as usize];
+        let st = &mut *self.st;
         let Some(pos) = st.pending.iter().position(|p| p.tag == tag) else {
             return Err(self.err(dev, idx, PlanErrorKind::WaitNotInFlight { tag }));
         };
@@ -123,7 +123,7 @@ impl Validator<'_> {
             self.check_read(dev, idx, io, item)?;
             self.check_read(dev, idx, il, item)?;
             if fast {
-                let bufs = &self.devs[dev as usize].bufs;
+                let bufs = &self.st.bufs;
                 let one = |r: &Region| bufs[r.buf as usize].read_one(r);
                 if let (Some(a), Some(b)) = (one(io), one(il)) {
                     vals[2 * k] = a;
@@ -328,7 +328,7 @@ impl Validator<'_> {
         // One cell (the destination holds one rectangle, the identity is one): no refinement.
         if let ([w], [cov]) = (want, covs) {
             if let (0, true, Few::One((0, c1, id))) = (w.r0, w.r1 == dst.len, &w.cols) {
-                let bufs = &self.devs[dev as usize].bufs;
+                let bufs = &self.st.bufs;
                 if let Some(hv) = bufs[dst.buf as usize].read_one(dst) {
                     let at = [0, dst.len, 0, *c1];
                     let v = self.acc_cell(dev, idx, item, at, &hv, id, part, *cov)?;
@@ -337,7 +337,7 @@ impl Validator<'_> {
                 }
             }
         }
-        let have = self.devs[dev as usize].bufs[dst.buf as usize].read(dst);
+        let have = self.st.bufs[dst.buf as usize].read(dst);
         let mut rows = RowList::Zero;
         for cell in refine(&[&have, want]).iter() {
             let cov = covs[want.partition_point(|w| w.r1 <= cell.r0)];
@@ -399,7 +399,9 @@ impl Validator<'_> {
             }
         })
     }
+}
 
+impl Validator<'_> {
     /// Index of the comm instruction `dev` is at.
     fn comm_idx(&self, dev: u32) -> usize {
         let st = &self.devs[dev as usize];
@@ -407,8 +409,8 @@ impl Validator<'_> {
     }
 }
 
-impl Machine for Validator<'_> {
-    fn local(&mut self, dev: u32, idx: usize, instr: &Instr) -> Result<(), PlanError> {
+impl Local<'_, '_> {
+    pub(super) fn local(&mut self, dev: u32, idx: usize, instr: &Instr) -> Result<(), PlanError> {
         match instr {
             Instr::Fill { dst, value } => self.fill(dev, idx, dst, *value),
             Instr::Copy { src, dst } => self.copy(dev, idx, src, dst),
@@ -419,6 +421,16 @@ impl Machine for Validator<'_> {
             Instr::Sum { dst, inputs } => self.sum(dev, idx, dst, inputs),
             Instr::Comm { .. } => unreachable!("the driver handles comm"),
         }
+    }
+}
+
+impl Machine for Validator<'_> {
+    fn local(&mut self, dev: u32, idx: usize, instr: &Instr) -> Result<(), PlanError> {
+        self.at(dev).local(dev, idx, instr)
+    }
+
+    fn locals(&mut self, progs: &[&Program], pc: &mut [usize]) -> Result<(), PlanError> {
+        self.run_locals(progs, pc)
     }
 
     /// One matched send/receive pair of a group: the receiver's region takes the sender's
@@ -431,25 +443,19 @@ impl Machine for Validator<'_> {
         dst: &Region,
     ) -> Result<(), PlanError> {
         let (fi, ti) = (self.comm_idx(from), self.comm_idx(to));
-        self.check_region(from, fi, src, Item::Send { to })?;
-        self.check_region(to, ti, dst, Item::Recv { from })?;
+        self.at(from)
+            .check_region(from, fi, src, Item::Send { to })?;
+        self.at(to).check_region(to, ti, dst, Item::Recv { from })?;
         if src.len != dst.len {
-            return Err(self.shape_err(
+            return Err(self.at(from).shape_err(
                 from,
                 fi,
                 Item::Send { to },
                 format!("as many tokens as the receive {}", show(dst)),
             ));
         }
-        // One set rectangle (a ring step's buffer) moves as one; anything else as read.
-        let one = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
-        let rows = match one {
-            Some(v) if src.len > 0 && src.heads > 0 => {
-                RowList::One(Rows::one(0, src.len, src.heads, v))
-            }
-            _ => self.read_set(from, fi, src, Item::Send { to })?,
-        };
-        self.write(to, dst, rows);
+        let rows = self.at(from).send_rows(fi, src, to)?;
+        self.at(to).recv_rows(dst, rows);
         self.group_sends[from as usize].push(*src);
         self.group_recvs[to as usize].push(*dst);
         Ok(())
@@ -464,13 +470,50 @@ impl Machine for Validator<'_> {
     ) -> Result<(), PlanError> {
         let recvs = std::mem::take(&mut self.group_recvs[dev as usize]);
         let sends = std::mem::take(&mut self.group_sends[dev as usize]);
+        self.at(dev).group_end(idx, tag, sends, recvs)
+    }
+}
+
+impl Local<'_, '_> {
+    /// What a send of `src` (to `to`, in the comm instruction at `idx`) carries: its contents
+    /// when it leaves. One set rectangle (a ring step's buffer) moves as one; anything else as
+    /// read.
+    pub(super) fn send_rows(
+        &self,
+        idx: usize,
+        src: &Region,
+        to: u32,
+    ) -> Result<RowList, PlanError> {
+        let one = self.st.bufs[src.buf as usize].read_one(src);
+        Ok(match one {
+            Some(v) if src.len > 0 && src.heads > 0 => {
+                RowList::One(Rows::one(0, src.len, src.heads, v))
+            }
+            _ => self.read_set(self.dev, idx, src, Item::Send { to })?,
+        })
+    }
+
+    /// A receive into `dst` (checked) takes what its send carried.
+    pub(super) fn recv_rows(&mut self, dst: &Region, rows: RowList) {
+        self.st.bufs[dst.buf as usize].write(dst, rows);
+    }
+
+    /// The end of a group on this device (its comm instruction `idx`): its receives must not
+    /// overlap each other or its sends; the group stays in flight until waited for.
+    pub(super) fn group_end(
+        &mut self,
+        idx: usize,
+        tag: u32,
+        sends: Few<Region>,
+        recvs: Few<Region>,
+    ) -> Result<(), PlanError> {
         for (i, a) in recvs.iter().enumerate() {
             if recvs[i + 1..].iter().chain(&sends).any(|b| a.overlaps(b)) {
-                return Err(self.err(dev, idx, PlanErrorKind::CommOverlap { tag }));
+                return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
             }
         }
         // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
-        let st = &mut self.devs[dev as usize];
+        let st = &mut *self.st;
         st.pending.push(Pending { tag, sends, recvs });
         st.update_busy();
         st.comms_done += 1;

@@ -3,7 +3,7 @@
 //! shape. Sets up the validator's initial buffer contents from the layout.
 
 use super::state::{Buf, Few, Rows, Val};
-use super::{pairs, Ctx, DevState, Validator};
+use super::{pairs, Ctx, DevCache, DevState, Validator};
 use crate::error::{LayoutFault, PlanError, PlanErrorKind};
 use crate::interp::{program, program_name};
 use crate::plan::{BufferRole, Instr, IoTensor, Plan};
@@ -71,11 +71,13 @@ fn io_heads(t: IoTensor, heads: u32, kv_heads: u32) -> u32 {
     }
 }
 
-/// About how many coverage nodes validating one program makes: a leaf per forward work, a
-/// leaf and a join per backward work's dQ and dKV, a join per merge or sum input.
-fn cov_nodes(plan: &Plan, backward: bool) -> usize {
-    (0..plan.devices.len())
-        .flat_map(|d| &program(plan, d, backward).instrs)
+/// About how many coverage nodes validating one program makes on device `d`: a leaf per
+/// forward work, a leaf and a join per backward work's dQ and dKV, a join per merge or sum
+/// input.
+fn cov_nodes(plan: &Plan, d: usize, backward: bool) -> usize {
+    program(plan, d, backward)
+        .instrs
+        .iter()
         .map(|i| match i {
             Instr::Attn { works, .. } => works.len(),
             Instr::AttnBwd { works, .. } => 4 * works.len(),
@@ -87,7 +89,16 @@ fn cov_nodes(plan: &Plan, backward: bool) -> usize {
 }
 
 impl<'a> Validator<'a> {
-    pub(super) fn new(cx: &'a Ctx<'a>, backward: bool) -> Result<Self, PlanError> {
+    /// `parallel`: local phases run on rayon's threads ([`super::Threads::Phases`]);
+    /// `shared`: coverage nodes in arenas that devices running concurrently share (`parallel`,
+    /// or [`super::Threads::Flow`]).
+    pub(super) fn new(
+        cx: &'a Ctx<'a>,
+        backward: bool,
+        parallel: bool,
+        shared: bool,
+        caches: Vec<DevCache<'a>>,
+    ) -> Result<Self, PlanError> {
         let plan = cx.plan;
         let pname = program_name(backward);
         let m = plan.batch.model;
@@ -186,12 +197,15 @@ impl<'a> Validator<'a> {
             cx,
             plan,
             backward,
+            parallel,
             devs,
             group_recvs: (0..n).map(|_| Few::Zero).collect(),
             group_sends: (0..n).map(|_| Few::Zero).collect(),
-            memo: Default::default(),
-            covs: pairs::Covs::with_capacity(cov_nodes(plan, backward)),
-            pieces: Default::default(),
+            covs: pairs::Covs::new(
+                (0..n).map(|d| cov_nodes(plan, d, backward)),
+                shared || parallel,
+            ),
+            caches,
         })
     }
 }

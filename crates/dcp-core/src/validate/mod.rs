@@ -21,6 +21,7 @@
 //! the forward and backward programs' equal works are checked once (by content, exactly).
 //! [`ValidatedPlan`] is the only way to hand a plan to an executor that demands a checked one.
 
+mod flow;
 mod gspace;
 mod instrs;
 mod layout;
@@ -29,11 +30,14 @@ mod pairs;
 mod state;
 mod work;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasherDefault;
-use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::{drive, program, program_name};
@@ -77,7 +81,65 @@ impl AsRef<Plan> for ValidatedPlan {
 }
 
 /// Validates both programs of every device; `Ok` means the plan is complete and safe.
+/// Devices run on rayon's threads when there are several and the plan is large enough to
+/// gain ([`Threads::Auto`]); the result is the same either way.
 pub fn validate(plan: &Plan) -> Result<(), PlanError> {
+    validate_with(plan, Threads::Auto)
+}
+
+/// How [`validate_with`] runs devices. Every choice gives the same result (the same error for
+/// a broken plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// One device after the other, on the calling thread.
+    Sequential,
+    /// Per local phase (the instructions between two communication groups), all devices in
+    /// parallel on rayon's current pool (even of one thread), then the group's transfers in
+    /// order: the error is the first failing device's, as in the sequential order.
+    Phases,
+    /// Every device as far as its received data allows, on rayon's current pool, with no
+    /// barrier per group ([`flow`]): it decides only that a plan is valid; a plan it refuses
+    /// is validated again sequentially, which names the error.
+    Flow,
+    /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
+    /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
+    /// all devices); else sequential. [`Threads::Flow`] is never chosen by itself yet: on the
+    /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
+    /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
+    Auto,
+}
+
+/// Under [`Threads::Auto`], plans whose local phases hold fewer instructions on average (over
+/// all devices) validate sequentially: handing a phase to rayon's threads and joining them
+/// costs several microseconds, more than a short phase (131K-token plans on 4x8 have phases of
+/// 80–100 instructions for ring, zigzag and usp, ≈ 15 µs of work, and 340 for dcp, and lost on
+/// two threads; 1M-token plans on 32x8 have 640–1 650 and gained 1.25–1.7× on two threads).
+pub const PHASES_MIN_PHASE_INSTRS: usize = 512;
+
+/// Local phases' average size in instructions (all devices, both programs): instructions over
+/// phases, a program's phases being one more than its devices' most communication groups.
+fn phase_instrs(plan: &Plan) -> usize {
+    let mut instrs = 0;
+    let mut phases = 0;
+    for backward in [false, true] {
+        let mut groups = 0;
+        for d in 0..plan.devices.len() {
+            let p = program(plan, d, backward);
+            instrs += p.instrs.len();
+            let comms = p
+                .instrs
+                .iter()
+                .filter(|i| matches!(i, crate::plan::Instr::Comm { .. }))
+                .count();
+            groups = groups.max(comms);
+        }
+        phases += groups + 1;
+    }
+    instrs / phases
+}
+
+/// [`validate`] with a choice of threads.
+pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
     plan.batch
         .validate()
         .map_err(|e| PlanError::new(0, "plan", None, e.into()))?;
@@ -85,69 +147,102 @@ pub fn validate(plan: &Plan) -> Result<(), PlanError> {
         return Err(PlanError::new(0, "plan", None, PlanErrorKind::NoDevices));
     }
     layout::check_layout(plan)?;
+    let threads = match threads {
+        Threads::Auto => {
+            if rayon::current_num_threads() > 1
+                && plan.devices.len() > 1
+                && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS
+            {
+                Threads::Phases
+            } else {
+                Threads::Sequential
+            }
+        }
+        t => t,
+    };
     let cx = Ctx::new(plan);
+    if threads == Threads::Flow && validate_flow(&cx) {
+        return Ok(());
+    }
+    // Sequentially or by phases; after a flow run that refused the plan, sequentially, to name
+    // its error.
+    let phases = threads == Threads::Phases;
+    let mut caches: Vec<DevCache> = (0..plan.devices.len())
+        .map(|d| DevCache::new(plan, d))
+        .collect();
     for backward in [false, true] {
-        let mut v = Validator::new(&cx, backward)?;
+        let mut v = Validator::new(&cx, backward, phases, phases, caches)?;
         drive(plan, backward, &mut v)?;
         v.finish()?;
+        caches = v.caches;
     }
     Ok(())
 }
 
-/// Pieces of runs of global rows by `(first row, length)`.
-type RunPieces = HashMap<(u64, u32), Rc<Vec<(Piece, u32)>>, BuildHasherDefault<PtrHash>>;
+/// Validates both programs with devices running concurrently on rayon's current number of
+/// threads ([`flow`]); `true` when the plan is valid, `false` when something was refused (the
+/// sequential validator then finds the error it meets first).
+fn validate_flow(cx: &Ctx) -> bool {
+    let plan = cx.plan;
+    let threads = rayon::current_num_threads();
+    let mut caches: Vec<DevCache> = (0..plan.devices.len())
+        .map(|d| DevCache::new(plan, d))
+        .collect();
+    for backward in [false, true] {
+        let Some(sk) = flow::Skeleton::of(plan, backward) else {
+            return false;
+        };
+        let Ok(mut v) = Validator::new(cx, backward, true, true, caches) else {
+            return false;
+        };
+        if !v.run_flow(&sk, threads) || v.finish().is_err() {
+            return false;
+        }
+        caches = v.caches;
+    }
+    true
+}
 
-/// What is derived once from the batch and the layout, and what both programs share.
+/// Pieces of runs of global rows by `(first row, length)`.
+type RunPieces = HashMap<(u64, u32), Arc<Vec<(Piece, u32)>>, BuildHasherDefault<PtrHash>>;
+
+/// What is derived once from the batch and the layout, read by every device's validation.
 struct Ctx<'a> {
     plan: &'a Plan,
     seq_off: Vec<u64>,
     masks: Vec<CompiledMask>,
     gmap: GMap,
-    /// Checked works' pairs by content (fingerprint, then compared in full): the forward and
-    /// backward programs of a plan mostly hold the same works.
-    pairs_memo: RefCell<HashMap<u64, Few<MemoEntry<'a>>, BuildHasherDefault<PtrHash>>>,
     /// Per layout span, `Σ x^q` over its query tokens and `Σ y^k` over its key tokens (global
     /// token offsets), once computed (`u64::MAX`: not yet): a ring work's rectangles take whole
-    /// spans, and every step meets the same ones.
-    span_xs: Vec<Cell<u64>>,
-    span_ys: Vec<Cell<u64>>,
-    /// The pieces of runs of global rows `[g, g + len)` by `(g, len)`, from row 0 on: a ring
-    /// plan's works read the same device-long runs again and again.
-    run_pieces: RefCell<RunPieces>,
+    /// spans, and every step meets the same ones. Devices fill them concurrently with equal
+    /// values (relaxed atomics: any value read is either unset or the one value).
+    span_xs: Vec<AtomicU64>,
+    span_ys: Vec<AtomicU64>,
+    /// The pieces of each device's whole run of global rows (a ring plan's Q and its KV
+    /// buffers as they travel), cut once for all devices ([`Ctx::whole_run`]).
+    whole_runs: Vec<Vec<(Piece, u32)>>,
 }
 
 impl<'a> Ctx<'a> {
-    /// The pieces of rows `[0, len)` holding global rows from `g` on (see [`GMap::pieces`]),
-    /// each tagged 0; cut once per `(g, len)` ([`Ctx::run_pieces`]).
-    fn run_pieces_of(&self, g: u64, len: u32) -> Rc<Vec<(Piece, u32)>> {
-        self.run_pieces
-            .borrow_mut()
-            .entry((g, len))
-            .or_insert_with(|| {
-                let mut v = Vec::new();
-                self.gmap.pieces(0, len, g, &mut |p| v.push((p, 0)));
-                Rc::new(v)
-            })
-            .clone()
-    }
-
-    /// Appends the pieces of rows `[r0, r1)` holding global rows from `g` on, each with `tag`.
-    fn pieces(&self, r0: u32, r1: u32, g: u64, tag: u32, out: &mut Vec<(Piece, u32)>) {
-        let ps = self.run_pieces_of(g, r1 - r0);
-        out.extend(ps.iter().map(|(p, _)| {
-            let p = Piece {
-                r0: p.r0 + r0,
-                r1: p.r1 + r0,
-                ..*p
-            };
-            (p, tag)
-        }));
+    /// The pieces of rows `[0, len)` holding global rows from `g` on, each tagged 0, when they
+    /// are a device's whole run (`len > 0`).
+    fn whole_run(&self, g: u64, len: u32) -> Option<&[(Piece, u32)]> {
+        let d = self.gmap.device_run(g, len)?;
+        Some(&self.whole_runs[d])
     }
 
     fn new(plan: &'a Plan) -> Self {
         let gmap = GMap::new(plan);
         let n = gmap.spans().len();
-        let unset = || vec![Cell::new(u64::MAX); n];
+        let unset = || (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
+        let whole_runs = (0..plan.devices.len())
+            .map(|d| {
+                let (g, end) = (gmap.base(d as u32), gmap.base(d as u32 + 1));
+                let mut v = Vec::new();
+                gmap.pieces(0, (end - g) as u32, g, &mut |p| v.push((p, 0)));
+                v
+            })
+            .collect();
         Ctx {
             plan,
             seq_off: plan.batch.seq_offsets(),
@@ -158,27 +253,83 @@ impl<'a> Ctx<'a> {
                 .map(|s| s.mask.compile(s.len))
                 .collect(),
             gmap,
-            pairs_memo: RefCell::new(HashMap::with_capacity_and_hasher(
-                fwd_works(plan),
-                Default::default(),
-            )),
             span_xs: unset(),
             span_ys: unset(),
-            run_pieces: RefCell::new(HashMap::default()),
+            whole_runs,
         }
     }
 }
 
-/// The forward programs' works: the pairs memo holds about one entry per work.
-fn fwd_works(plan: &Plan) -> usize {
-    plan.devices
-        .iter()
-        .flat_map(|d| &d.forward.instrs)
-        .map(|i| match i {
-            crate::plan::Instr::Attn { works, .. } => works.len(),
-            _ => 0,
-        })
-        .sum()
+/// One device's caches and scratch space, kept from its forward program's validation to its
+/// backward's (each device's are its own, so devices run in parallel without sharing them).
+#[derive(Default)]
+struct DevCache<'a> {
+    /// Checked works' pairs by content (fingerprint, then compared in full): the forward and
+    /// backward programs of a device mostly hold the same works.
+    pairs_memo: RefCell<HashMap<u64, Few<MemoEntry<'a>>, BuildHasherDefault<PtrHash>>>,
+    /// The pieces of runs of global rows `[g, g + len)` by `(g, len)`, from row 0 on: a ring
+    /// plan's works read the same device-long runs again and again.
+    run_pieces: RefCell<RunPieces>,
+    /// A work's query and KV pieces, kept between works (no allocation per work).
+    pieces: RefCell<Pieces>,
+    /// Sums of coverage nodes during one [`pairs::Arena::sum`].
+    memo: pairs::Memo,
+}
+
+impl DevCache<'_> {
+    /// Caches for device `dev`, the pairs memo sized for its forward works (about one entry
+    /// per work).
+    fn new(plan: &Plan, dev: usize) -> Self {
+        let works = plan.devices[dev]
+            .forward
+            .instrs
+            .iter()
+            .map(|i| match i {
+                crate::plan::Instr::Attn { works, .. } => works.len(),
+                _ => 0,
+            })
+            .sum();
+        DevCache {
+            pairs_memo: RefCell::new(HashMap::with_capacity_and_hasher(works, Default::default())),
+            ..Default::default()
+        }
+    }
+
+    /// The pieces of rows `[0, len)` holding global rows from `g` on (see [`GMap::pieces`]),
+    /// each tagged 0; cut once per `(g, len)` ([`DevCache::run_pieces`]; a device's whole run
+    /// is [`Ctx::whole_run`]).
+    fn run_pieces_of(&self, cx: &Ctx, g: u64, len: u32) -> Arc<Vec<(Piece, u32)>> {
+        let gmap = &cx.gmap;
+        self.run_pieces
+            .borrow_mut()
+            .entry((g, len))
+            .or_insert_with(|| {
+                let mut v = Vec::new();
+                gmap.pieces(0, len, g, &mut |p| v.push((p, 0)));
+                Arc::new(v)
+            })
+            .clone()
+    }
+
+    /// Appends the pieces of rows `[r0, r1)` holding global rows from `g` on, each with `tag`.
+    fn pieces(&self, cx: &Ctx, r0: u32, r1: u32, g: u64, tag: u32, out: &mut Vec<(Piece, u32)>) {
+        let cached;
+        let ps = match cx.whole_run(g, r1 - r0) {
+            Some(ps) => ps,
+            None => {
+                cached = self.run_pieces_of(cx, g, r1 - r0);
+                &cached[..]
+            }
+        };
+        out.extend(ps.iter().map(|(p, _)| {
+            let p = Piece {
+                r0: p.r0 + r0,
+                r1: p.r1 + r0,
+                ..*p
+            };
+            (p, tag)
+        }));
+    }
 }
 
 /// A work's query pieces and KV pieces, each with the index of its run (KV runs of all regions
@@ -205,17 +356,31 @@ struct DevState {
     comms_done: usize,
 }
 
+/// All devices' validation of one program; local instructions run per device ([`Local`]),
+/// in parallel when `parallel`.
 struct Validator<'a> {
     cx: &'a Ctx<'a>,
     plan: &'a Plan,
     backward: bool,
+    parallel: bool,
     devs: Vec<DevState>,
     group_recvs: Vec<Few<Region>>,
     group_sends: Vec<Few<Region>>,
-    memo: pairs::Memo,
+    /// Each device's coverage nodes.
     covs: pairs::Covs,
-    /// A work's query and KV pieces, kept between works (no allocation per work).
-    pieces: RefCell<Pieces>,
+    caches: Vec<DevCache<'a>>,
+}
+
+/// One device's validation during a local phase: its state, its coverage arena and its caches,
+/// and read access to what every device shares.
+struct Local<'v, 'a> {
+    cx: &'a Ctx<'a>,
+    plan: &'a Plan,
+    backward: bool,
+    dev: u32,
+    st: &'v mut DevState,
+    covs: pairs::Arena<'v>,
+    cache: &'v mut DevCache<'a>,
 }
 
 /// The operand an error is about.
@@ -287,7 +452,86 @@ fn show(r: &Region) -> String {
 }
 
 impl<'a> Validator<'a> {
+    /// Device `dev`'s view ([`Local`]).
+    fn at(&mut self, dev: u32) -> Local<'_, 'a> {
+        let d = dev as usize;
+        Local {
+            cx: self.cx,
+            plan: self.plan,
+            backward: self.backward,
+            dev,
+            st: &mut self.devs[d],
+            covs: self.covs.arena(dev),
+            cache: &mut self.caches[d],
+        }
+    }
+
+    /// `f` on every device's view and its `xs` entry, devices in order; with `parallel`, on
+    /// rayon's threads. The error is the first failing device's (in device order), as a
+    /// sequential run reports it: `f` touches only its device's state, arena and caches (and
+    /// reads what all share), so devices do not affect each other.
+    fn for_devices<X: Send, T: Send>(
+        &mut self,
+        xs: &mut [X],
+        f: impl Fn(&mut Local<'_, 'a>, &mut X) -> Result<T, PlanError> + Sync,
+    ) -> Result<Vec<T>, PlanError> {
+        if !self.parallel {
+            return (0..xs.len())
+                .map(|d| f(&mut self.at(d as u32), &mut xs[d]))
+                .collect();
+        }
+        let (cx, plan, backward) = (self.cx, self.plan, self.backward);
+        let all = self.covs.shared();
+        let res: Vec<Result<T, PlanError>> = self
+            .devs
+            .par_iter_mut()
+            .zip(self.caches.par_iter_mut())
+            .zip(xs.par_iter_mut())
+            .enumerate()
+            .map(|(d, ((st, cache), x))| {
+                let dev = d as u32;
+                let mut l = Local {
+                    cx,
+                    plan,
+                    backward,
+                    dev,
+                    st,
+                    covs: pairs::Arena {
+                        nodes: pairs::Nodes::Shared(all),
+                        dev,
+                    },
+                    cache,
+                };
+                f(&mut l, x)
+            })
+            .collect();
+        res.into_iter().collect()
+    }
+
+    /// Every device's local instructions up to its next communication instruction (or its
+    /// end), each device's in order ([`Validator::for_devices`]).
+    fn run_locals(&mut self, progs: &[&Program], pc: &mut [usize]) -> Result<(), PlanError> {
+        self.for_devices(pc, |l, pc| l.run(progs[l.dev as usize], pc))
+            .map(|_| ())
+    }
+}
+
+impl<'v, 'a> Local<'v, 'a> {
+    /// Runs this device's local instructions from `*pc` up to its next communication
+    /// instruction or its end.
+    fn run(&mut self, prog: &Program, pc: &mut usize) -> Result<(), PlanError> {
+        while let Some(ins) = prog.instrs.get(*pc) {
+            if matches!(ins, crate::plan::Instr::Comm { .. }) {
+                break;
+            }
+            self.local(self.dev, *pc, ins)?;
+            *pc += 1;
+        }
+        Ok(())
+    }
+
     fn prog(&self, dev: u32) -> &'a Program {
+        debug_assert_eq!(dev, self.dev, "a device's view used for another device");
         program(self.plan, dev as usize, self.backward)
     }
 
@@ -377,7 +621,7 @@ impl<'a> Validator<'a> {
         item: Item,
         write: bool,
     ) -> Result<(), PlanError> {
-        let st = &self.devs[dev as usize];
+        let st = &*self.st;
         let busy = st.recv_bufs | if write { st.send_bufs } else { 0 };
         if busy & buf_bit(r.buf) == 0 {
             return Ok(());
@@ -416,7 +660,7 @@ impl<'a> Validator<'a> {
 
     /// The contents of `r`; every cell must have been written.
     fn read_set(&self, dev: u32, idx: usize, r: &Region, item: Item) -> Result<RowList, PlanError> {
-        let rows = self.devs[dev as usize].bufs[r.buf as usize].read(r);
+        let rows = self.st.bufs[r.buf as usize].read(r);
         for rw in &rows {
             for (c0, c1, v) in &rw.cols {
                 if v.is_unset() {
@@ -458,7 +702,53 @@ impl<'a> Validator<'a> {
         )
     }
 
-    fn write(&mut self, dev: u32, r: &Region, rows: RowList) {
-        self.devs[dev as usize].bufs[r.buf as usize].write(r, rows);
+    fn write(&mut self, _dev: u32, r: &Region, rows: RowList) {
+        self.st.bufs[r.buf as usize].write(r, rows);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::MaskSpec;
+    use crate::planners::{make_plan, PlannerOptions, PLANNERS};
+    use crate::spec::{BatchSpec, DType, ModelShape, Topology};
+
+    /// The concurrent path accepts valid plans by itself (not by falling back to the sequential
+    /// validator), on one thread and on several, and refuses a broken one.
+    #[test]
+    fn the_concurrent_path_accepts_valid_plans_itself() {
+        let model = ModelShape {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 4,
+            dtype: DType::Bf16,
+        };
+        let batch = BatchSpec::uniform(&[37, 200, 5, 64], MaskSpec::Causal, model, 8);
+        let topo = Topology::new(2, 2);
+        let mut planned = 0;
+        for &name in PLANNERS {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            planned += 1;
+            for n in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .expect("a thread pool");
+                let cx = Ctx::new(&plan);
+                assert!(pool.install(|| validate_flow(&cx)), "{name} on {n} threads");
+            }
+            // Dropping a device's last forward instruction (its final wait or merge) breaks it.
+            let mut bad = plan.clone();
+            bad.devices[1].forward.instrs.pop();
+            assert!(validate_with(&bad, Threads::Sequential).is_err(), "{name}");
+            assert!(
+                !validate_flow(&Ctx::new(&bad)),
+                "{name}: broken plan accepted"
+            );
+        }
+        assert!(planned >= 4, "planners that planned: {planned}");
     }
 }

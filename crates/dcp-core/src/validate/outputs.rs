@@ -8,7 +8,7 @@
 
 use super::pairs::{mask_sum, times_heads, Cells, Cov, Hasher, PairSum};
 use super::state::{refine, Part, Rows, Val};
-use super::Validator;
+use super::{Local, Validator};
 use crate::error::{PairCount, PlanError, PlanErrorKind};
 use crate::plan::{IoTensor, Region};
 
@@ -25,14 +25,22 @@ impl Validator<'_> {
         } else {
             &[IoTensor::O, IoTensor::Lse]
         };
-        let mut got = [PairSum::default(); 2];
-        for di in 0..self.plan.devices.len() {
-            let dev = di as u32;
-            if let Some(p) = self.devs[di].pending.first() {
-                return Err(self.err_end(dev, PlanErrorKind::NeverWaited { tag: p.tag }));
+        let mut units = vec![(); self.plan.devices.len()];
+        let per_dev = self.for_devices(&mut units, |l, _| {
+            let dev = l.dev;
+            if let Some(p) = l.st.pending.first() {
+                return Err(l.err_end(dev, PlanErrorKind::NeverWaited { tag: p.tag }));
             }
+            let mut got = [PairSum::default(); 2];
             for (k, &t) in outs.iter().enumerate() {
-                got[k] = got[k].add(self.check_output(dev, t, false)?);
+                got[k] = l.check_output(dev, t, false)?;
+            }
+            Ok(got)
+        })?;
+        let mut got = [PairSum::default(); 2];
+        for g in per_dev {
+            for k in 0..2 {
+                got[k] = got[k].add(g[k]);
             }
         }
         let h = Hasher::shared();
@@ -48,13 +56,15 @@ impl Validator<'_> {
         for di in 0..self.plan.devices.len() {
             for (k, &t) in outs.iter().enumerate() {
                 if got[k] != want {
-                    self.check_output(di as u32, t, true)?;
+                    self.at(di as u32).check_output(di as u32, t, true)?;
                 }
             }
         }
         unreachable!("cell sums add up to the totals, so some cell differs")
     }
+}
 
+impl Local<'_, '_> {
     /// The mask's pairs (one head) of global rows `[g, g + n)` as queries against all keys, or
     /// as keys (`keys`) against all queries (only to name a mismatching cell).
     fn mask_pairs(&self, g: u64, n: u32, keys: bool) -> PairSum {
@@ -122,7 +132,7 @@ impl Validator<'_> {
             head: 0,
             heads: decl.heads,
         };
-        let have = self.devs[dev as usize].bufs[b as usize].read(&all);
+        let have = self.st.bufs[b as usize].read(&all);
         let base = self.cx.gmap.base(dev);
         let want = [Rows::one(
             0,
@@ -180,7 +190,8 @@ impl Validator<'_> {
 
     fn cov_pairs(&mut self, cov: Option<Cov>, cells: &Cells) -> PairSum {
         cov.map_or_else(PairSum::default, |c| {
-            self.covs.sum(Hasher::shared(), c, cells, &mut self.memo)
+            self.covs
+                .sum(Hasher::shared(), c, cells, &mut self.cache.memo)
         })
     }
 

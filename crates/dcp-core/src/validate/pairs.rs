@@ -15,7 +15,8 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::state::Few;
 use crate::mask::{CompiledMask, Lin};
@@ -782,7 +783,7 @@ impl Extent {
 
 /// Which pairs a partial result holds: the pairs of the works folded into it. Shared between the
 /// blocks a result is copied or split into; a block reads it for its own cells only. Nodes live
-/// in one arena per program ([`Covs`]) and are named by index, so a value holding one is plain
+/// in one arena per device ([`NodeArena`]) and are named by index, so a value holding one is plain
 /// data (no reference count to move, no allocation per node).
 #[derive(Debug)]
 pub(super) struct CovNode {
@@ -797,37 +798,149 @@ pub(super) struct CovNode {
 enum CovKind {
     /// The pairs of one query run or KV run of a work.
     Leaf {
-        w: Rc<WorkPairs>,
+        w: Arc<WorkPairs>,
         side: Side,
     },
     Join(Cov, Cov),
 }
 
-/// A coverage node: its index in [`Covs`].
-pub(super) type Cov = u32;
+/// A coverage node: the device whose arena holds it (high 32 bits) and its index there
+/// ([`NodeArena`]).
+pub(super) type Cov = u64;
 
-/// The coverage nodes of one program's validation.
-#[derive(Debug, Default)]
-pub(super) struct Covs {
-    nodes: Vec<CovNode>,
+/// The coverage nodes of one device: appended by its device only, read by all (a value holding
+/// a node reaches other devices by a transfer, which happens after the node is made). Nodes
+/// live in buckets of 32, 64, 128, ... slots that never move, each slot set once, so readers
+/// need no lock and devices run concurrently ([`Arena`]).
+#[derive(Debug)]
+pub(super) struct NodeArena {
+    buckets: Vec<OnceLock<Box<[OnceLock<CovNode>]>>>,
+    len: AtomicUsize,
+}
+
+/// Bucket `b` holds nodes `[32·(2^b − 1), 32·(2^(b+1) − 1))`.
+const FIRST_BUCKET: usize = 32;
+
+#[inline]
+fn bucket_of(i: usize) -> (usize, usize) {
+    let j = i + FIRST_BUCKET;
+    let b = (usize::BITS - 1 - j.leading_zeros()) as usize - FIRST_BUCKET.trailing_zeros() as usize;
+    (b, j - (FIRST_BUCKET << b))
+}
+
+impl Default for NodeArena {
+    fn default() -> Self {
+        // Buckets for 32·(2^28 − 1) nodes: every index a `Cov` can name.
+        NodeArena {
+            buckets: (0..28).map(|_| OnceLock::new()).collect(),
+            len: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl NodeArena {
+    #[inline]
+    fn get(&self, i: usize) -> &CovNode {
+        let (b, k) = bucket_of(i);
+        self.buckets[b]
+            .get()
+            .and_then(|s| s.get(k))
+            .and_then(OnceLock::get)
+            .expect("a coverage node made before it is read")
+    }
+
+    /// Appends `n` (only the owning device does); returns its index.
+    fn push(&self, n: CovNode) -> usize {
+        let i = self.len.load(Ordering::Relaxed);
+        let (b, k) = bucket_of(i);
+        let bucket = self.buckets[b]
+            .get_or_init(|| (0..FIRST_BUCKET << b).map(|_| OnceLock::new()).collect());
+        if bucket[k].set(n).is_err() {
+            unreachable!("one device appends to its arena");
+        }
+        self.len.store(i + 1, Ordering::Relaxed);
+        i
+    }
+}
+
+/// Every device's coverage nodes: shared arenas when devices run concurrently, plain vectors
+/// when one device runs at a time (no slot to initialize and no atomics: the sequential
+/// validator's nodes cost what they did before devices ran in parallel).
+#[derive(Debug)]
+pub(super) enum Covs {
+    Shared(Vec<NodeArena>),
+    Owned(Vec<Vec<CovNode>>),
 }
 
 impl Covs {
-    /// Room for `n` nodes (growing an arena of thousands of nodes copies it again and again).
-    pub fn with_capacity(n: usize) -> Self {
-        Covs {
-            nodes: Vec::with_capacity(n),
+    /// Arenas for devices expecting about `nodes[d]` nodes each (a plain vector gets room for
+    /// them: growing one copies it again and again).
+    pub fn new(nodes: impl Iterator<Item = usize>, shared: bool) -> Self {
+        if shared {
+            Covs::Shared(nodes.map(|_| NodeArena::default()).collect())
+        } else {
+            Covs::Owned(nodes.map(Vec::with_capacity).collect())
+        }
+    }
+
+    /// Device `dev`'s view.
+    pub fn arena(&mut self, dev: u32) -> Arena<'_> {
+        let nodes = match self {
+            Covs::Shared(all) => Nodes::Shared(all),
+            Covs::Owned(all) => Nodes::Owned(all),
+        };
+        Arena { nodes, dev }
+    }
+
+    /// The shared arenas (devices running concurrently each take a view of them).
+    pub fn shared(&self) -> &[NodeArena] {
+        match self {
+            Covs::Shared(all) => all,
+            Covs::Owned(_) => unreachable!("devices run concurrently only on shared arenas"),
+        }
+    }
+}
+
+/// The storage an [`Arena`] reads and appends to.
+pub(super) enum Nodes<'v> {
+    Shared(&'v [NodeArena]),
+    /// All devices' nodes, exclusively (one device runs at a time).
+    Owned(&'v mut [Vec<CovNode>]),
+}
+
+/// Device `dev`'s view of all devices' coverage nodes: it makes nodes in its own arena and
+/// reads any device's.
+pub(super) struct Arena<'v> {
+    pub nodes: Nodes<'v>,
+    pub dev: u32,
+}
+
+impl Arena<'_> {
+    #[inline]
+    fn node(&self, c: Cov) -> &CovNode {
+        let (d, i) = ((c >> 32) as usize, (c as u32) as usize);
+        match &self.nodes {
+            Nodes::Shared(all) => all[d].get(i),
+            Nodes::Owned(all) => &all[d][i],
         }
     }
 
     fn push(&mut self, n: CovNode) -> Cov {
-        self.nodes.push(n);
-        (self.nodes.len() - 1) as Cov
+        let dev = self.dev as usize;
+        let i = match &mut self.nodes {
+            Nodes::Shared(all) => all[dev].push(n),
+            Nodes::Owned(all) => {
+                all[dev].push(n);
+                all[dev].len() - 1
+            }
+        };
+        let i = u32::try_from(i).expect("fewer than 2^32 coverage nodes per device");
+        ((self.dev as u64) << 32) | i as u64
     }
 
     /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
     /// the dKV rows of one KV run.
-    pub fn leaf(&mut self, w: Rc<WorkPairs>, side: Side) -> Cov {
+    pub fn leaf(&mut self, w: Arc<WorkPairs>, side: Side) -> Cov {
         let (ext, full) = w.side(side);
         self.push(CovNode {
             ext,
@@ -837,7 +950,7 @@ impl Covs {
     }
 
     pub fn join(&mut self, a: Cov, b: Cov) -> Cov {
-        let (x, y) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        let (x, y) = (self.node(a), self.node(b));
         let n = CovNode {
             ext: x.ext.union(y.ext),
             full: x.full.add(y.full),
@@ -851,9 +964,9 @@ impl Covs {
         if a == b {
             return true;
         }
-        match (&self.nodes[a as usize].kind, &self.nodes[b as usize].kind) {
+        match (&self.node(a).kind, &self.node(b).kind) {
             (CovKind::Leaf { w, side }, CovKind::Leaf { w: w2, side: s2 }) => {
-                Rc::ptr_eq(w, w2) && side == s2
+                Arc::ptr_eq(w, w2) && side == s2
             }
             (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
                 self.same(*a1, *b1) && self.same(*a2, *b2)
@@ -866,7 +979,7 @@ impl Covs {
     /// sum, every other node once (`memo`, cleared here: a sub-tree shared by several joins is
     /// summed once and counted once per reference).
     pub fn sum(&self, h: &Hasher, cov: Cov, cells: &Cells, memo: &mut Memo) -> PairSum {
-        let node = |c: Cov| &self.nodes[c as usize];
+        let node = |c: Cov| self.node(c);
         if node(cov).ext.inside(cells) {
             return node(cov).full;
         }
@@ -912,7 +1025,7 @@ impl Covs {
     }
 }
 
-/// Sums of coverage nodes during one [`Covs::sum`], keyed by index (a multiplicative hash: the
+/// Sums of coverage nodes during one [`Arena::sum`], keyed by index (a multiplicative hash: the
 /// keys are indices or fingerprints, no adversary chooses them).
 pub(super) type Memo = HashMap<Cov, PairSum, BuildHasherDefault<PtrHash>>;
 
@@ -1014,7 +1127,7 @@ mod tests {
         let w = |traps| {
             let heads = [(0, 2), (4, 5)].into_iter().collect();
             let k = [(100, 110), (110, 120)];
-            Rc::new(WorkPairs::new(
+            Arc::new(WorkPairs::new(
                 &h,
                 heads,
                 traps,
@@ -1022,7 +1135,8 @@ mod tests {
                 k.into_iter(),
             ))
         };
-        let mut covs = Covs::default();
+        let mut all = Covs::new([0].into_iter(), true);
+        let mut covs = all.arena(0);
         let a = covs.leaf(w(vec![causal(0, 10, 0, 10, 0)]), Side::Q(0));
         let b = covs.leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
@@ -1073,10 +1187,10 @@ mod tests {
     }
 
     /// Pairs of two query runs over the same global rows 100..120.
-    fn w2(h: &Hasher, traps: Vec<Trap>) -> Rc<WorkPairs> {
+    fn w2(h: &Hasher, traps: Vec<Trap>) -> Arc<WorkPairs> {
         let heads = [(0, 2), (4, 5)].into_iter().collect();
         let q = [(100, 120), (100, 120)];
-        Rc::new(WorkPairs::new(
+        Arc::new(WorkPairs::new(
             h,
             heads,
             traps,

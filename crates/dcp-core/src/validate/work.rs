@@ -16,15 +16,16 @@
 //! same row ranges): the pairs of a checked work are kept by content ([`Ctx::pairs_memo`]) and a
 //! work of equal content reuses them, checks included, since they depend on nothing else.
 
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::gspace::Piece;
 use super::pairs::{
-    constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Cov, Covs,
+    constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Arena, Cov,
     Hasher, Side, Trap, WorkPairs,
 };
 use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
-use super::{Ctx, Item, Validator};
+use super::{Ctx, Item, Local};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::Lin;
 use crate::plan::{BwdWork, FwdWork, Instr, IoTensor, Region, RowRanges};
@@ -134,7 +135,7 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 }
 
 /// One coverage leaf per query run of a work: its pairs for those query rows.
-fn q_leaves(covs: &mut Covs, pairs: &Rc<WorkPairs>, runs: &Runs) -> Few<Cov> {
+fn q_leaves(covs: &mut Arena, pairs: &Arc<WorkPairs>, runs: &Runs) -> Few<Cov> {
     (0..runs.len())
         .map(|i| covs.leaf(pairs.clone(), Side::Q(i as u32)))
         .collect()
@@ -142,14 +143,18 @@ fn q_leaves(covs: &mut Covs, pairs: &Rc<WorkPairs>, runs: &Runs) -> Few<Cov> {
 
 /// `Σ` over a whole span from its cache `c` (filled by `f` on first use), or `f()` for a part.
 #[inline]
-fn span_sum(c: &std::cell::Cell<u64>, whole: bool, f: impl FnOnce() -> u64) -> u64 {
+fn span_sum(c: &AtomicU64, whole: bool, f: impl FnOnce() -> u64) -> u64 {
     if !whole {
         return f();
     }
-    if c.get() == u64::MAX {
-        c.set(f());
+    let v = c.load(Ordering::Relaxed);
+    if v != u64::MAX {
+        return v;
     }
-    c.get()
+    // Devices racing here compute the same value.
+    let v = f();
+    c.store(v, Ordering::Relaxed);
+    v
 }
 
 /// What a work reads: query rows and heads, KV runs and heads.
@@ -170,7 +175,7 @@ pub(super) struct MemoEntry<'a> {
     q_head: Slots,
     kv_runs: Few<Runs>,
     rows: &'a RowRanges,
-    pairs: Rc<WorkPairs>,
+    pairs: Arc<WorkPairs>,
 }
 
 /// A cheap fingerprint of a work's operands and row ranges (entries are compared in full).
@@ -198,7 +203,7 @@ fn fingerprint(ops: &Operands, rows: &RowRanges) -> u64 {
     f
 }
 
-impl<'a> Validator<'a> {
+impl<'a> Local<'_, 'a> {
     /// The works of instruction `idx` of `dev`, from the plan (they live as long as it does).
     fn works_of(&self, dev: u32, idx: usize) -> &'a Instr {
         &self.prog(dev).instrs[idx]
@@ -257,7 +262,7 @@ impl<'a> Validator<'a> {
     ) -> Result<Option<Operands>, PlanError> {
         let g = self.plan.batch.model.group();
         let qi = Item::Work(wi, "query", None);
-        if let Some(ops) = self.operands_one_rect(dev, q, kv) {
+        if let Some(ops) = self.operands_one_rect(q, kv) {
             return Ok(Some(ops));
         }
         let rows = self.read_set(dev, idx, q, qi)?;
@@ -376,12 +381,12 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// [`Validator::operands`] when the query region holds one rectangle of input Q and every
+    /// [`Local::operands`] when the query region holds one rectangle of input Q and every
     /// KV region one rectangle of input KV, all with the same KV heads (a ring step's work):
     /// the same result without per-column slots. `None`: not that shape (or something the
     /// general path reports), so the general path decides.
-    fn operands_one_rect(&self, dev: u32, q: &Region, kv: &[Region]) -> Option<Operands> {
-        let bufs = &self.devs[dev as usize].bufs;
+    fn operands_one_rect(&self, q: &Region, kv: &[Region]) -> Option<Operands> {
+        let bufs = &self.st.bufs;
         let (gq, hq) = one_input(bufs[q.buf as usize].read_one(q)?, IoTensor::Q, q)?;
         let mut q_runs = Runs::Zero;
         self.push_runs(&mut q_runs, 0, q.len, gq);
@@ -505,7 +510,7 @@ impl<'a> Validator<'a> {
 
     /// The work's pairs as trapezoids in (query token, key token), one per (row-range segment,
     /// query piece, range, KV piece) that holds pairs; each checked to pair one sequence and to
-    /// lie inside its mask. `rows` passed [`Validator::check_rows`].
+    /// lie inside its mask. `rows` passed [`Local::check_rows`].
     #[allow(clippy::too_many_arguments)]
     fn pairs(
         &self,
@@ -699,9 +704,9 @@ impl<'a> Validator<'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Result<Rc<WorkPairs>, PlanError> {
+    ) -> Result<Arc<WorkPairs>, PlanError> {
         let fp = fingerprint(ops, rows);
-        if let Some(bucket) = self.cx.pairs_memo.borrow().get(&fp) {
+        if let Some(bucket) = self.cache.pairs_memo.borrow().get(&fp) {
             if let Some(e) = bucket.iter().find(|e| {
                 e.q_runs == ops.q_runs
                     && e.q_head == ops.q_head
@@ -713,31 +718,42 @@ impl<'a> Validator<'a> {
         }
         // One run from row 0 (a ring step's operands): its cached pieces as they are, tagged
         // 0; otherwise cut into the scratch vectors with each run's index.
-        let whole = |runs: &[(u32, u32, u64)]| match runs {
-            [(0, r1, g)] => Some(self.cx.run_pieces_of(*g, *r1)),
+        // A device's whole run: its pieces in the context, borrowed (no reference count).
+        let cx: &'a Ctx = self.cx;
+        let one = |runs: &[(u32, u32, u64)]| match runs {
+            [(0, r1, g)] if *r1 > 0 => Some((*g, *r1)),
             _ => None,
         };
-        let q_one = whole(&ops.q_runs);
-        let k_one = match &ops.kv_runs[..] {
-            [rs] => whole(rs),
+        let q_run = one(&ops.q_runs);
+        let k_run = match &ops.kv_runs[..] {
+            [rs] => one(rs),
             _ => None,
         };
-        let mut scratch = self.pieces.borrow_mut();
+        let q_ctx = q_run.and_then(|(g, n)| cx.whole_run(g, n));
+        let k_ctx = k_run.and_then(|(g, n)| cx.whole_run(g, n));
+        let cached = |run: Option<(u64, u32)>, ctx: Option<&[(Piece, u32)]>| match (run, ctx) {
+            (Some((g, n)), None) => Some(self.cache.run_pieces_of(cx, g, n)),
+            _ => None,
+        };
+        let (q_arc, k_arc) = (cached(q_run, q_ctx), cached(k_run, k_ctx));
+        let q_one = q_ctx.or(q_arc.as_deref().map(|v| &v[..]));
+        let k_one = k_ctx.or(k_arc.as_deref().map(|v| &v[..]));
+        let mut scratch = self.cache.pieces.borrow_mut();
         let (qs, ks) = &mut *scratch;
         if q_one.is_none() {
             qs.clear();
             for (i, &(r0, r1, g)) in ops.q_runs.iter().enumerate() {
-                self.cx.pieces(r0, r1, g, i as u32, qs);
+                self.cache.pieces(self.cx, r0, r1, g, i as u32, qs);
             }
         }
         if k_one.is_none() {
             ks.clear();
             for (j, &(r0, r1, g)) in ops.kv_runs.iter().flat_map(|rs| rs.iter()).enumerate() {
-                self.cx.pieces(r0, r1, g, j as u32, ks);
+                self.cache.pieces(self.cx, r0, r1, g, j as u32, ks);
             }
         }
-        let qp: &[(Piece, u32)] = q_one.as_deref().map_or(&qs[..], |v| &v[..]);
-        let kp: &[(Piece, u32)] = k_one.as_deref().map_or(&ks[..], |v| &v[..]);
+        let qp: &[(Piece, u32)] = q_one.unwrap_or(&qs[..]);
+        let kp: &[(Piece, u32)] = k_one.unwrap_or(&ks[..]);
         // Query and keys with no sequence in common: nothing the work attends can be right.
         if let (Some(q), Some(k)) = (qp.first(), kp.first()) {
             if !qp.iter().any(|p| kp.iter().any(|k| k.0.seq == p.0.seq)) {
@@ -745,8 +761,8 @@ impl<'a> Validator<'a> {
             }
         }
         self.check_rows(dev, idx, wi, rows, ops.keys)?;
-        let pairs = Rc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?);
-        self.cx
+        let pairs = Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?);
+        self.cache
             .pairs_memo
             .borrow_mut()
             .entry(fp)
@@ -879,7 +895,7 @@ impl<'a> Validator<'a> {
                     self.check_read(dev, idx, r, item)?;
                     // One rectangle against one query run and one head run (a ring step's
                     // work): one comparison, the walk below checks the same.
-                    let one = self.devs[dev as usize].bufs[r.buf as usize].read_one(r);
+                    let one = self.st.bufs[r.buf as usize].read_one(r);
                     if let (Some(v), [(0, r1, g)], [(0, c1, head)]) =
                         (one, &ops.q_runs[..], &q_cols[..])
                     {
