@@ -149,9 +149,12 @@ pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
     layout::check_layout(plan)?;
     let threads = match threads {
         Threads::Auto => {
-            if rayon::current_num_threads() > 1
-                && plan.devices.len() > 1
+            // rayon last: asking it for its thread count starts its global pool, and a process
+            // with a second thread pays glibc's malloc locking everywhere (single-threaded
+            // planning after it: up to 1.6x slower), which a small plan must not cause.
+            if plan.devices.len() > 1
                 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS
+                && rayon::current_num_threads() > 1
             {
                 Threads::Phases
             } else {
