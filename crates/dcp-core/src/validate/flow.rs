@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::state::{Few, RowList};
-use super::{pairs, Item, Local, Validator};
+use super::{Item, Local, Validator};
 use crate::error::PlanError;
 use crate::interp::{drive, program, Machine};
 use crate::plan::{Instr, Plan, Region};
@@ -276,18 +276,7 @@ impl<'a> Validator<'a> {
                     .enumerate()
                     .map(|(i, (st, cache))| {
                         let dev = (b * per + i) as u32;
-                        let l = Local {
-                            cx,
-                            plan,
-                            backward,
-                            dev,
-                            st,
-                            covs: pairs::Arena {
-                                nodes: pairs::Nodes::Shared(all),
-                                dev,
-                            },
-                            cache,
-                        };
+                        let l = Local::shared(cx, backward, dev, st, all, cache);
                         (l, Cursor::default())
                     })
                     .collect();

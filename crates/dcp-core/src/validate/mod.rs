@@ -386,6 +386,32 @@ struct Local<'v, 'a> {
     cache: &'v mut DevCache<'a>,
 }
 
+impl<'v, 'a> Local<'v, 'a> {
+    /// Device `dev`'s view while devices run concurrently: its coverage nodes go into the
+    /// shared per-device arenas `all`.
+    fn shared(
+        cx: &'a Ctx<'a>,
+        backward: bool,
+        dev: u32,
+        st: &'v mut DevState,
+        all: &'v [pairs::NodeArena],
+        cache: &'v mut DevCache<'a>,
+    ) -> Self {
+        Local {
+            cx,
+            plan: cx.plan,
+            backward,
+            dev,
+            st,
+            covs: pairs::Arena {
+                nodes: pairs::Nodes::Shared(all),
+                dev,
+            },
+            cache,
+        }
+    }
+}
+
 /// The operand an error is about.
 #[derive(Debug, Clone, Copy)]
 enum Item {
@@ -483,7 +509,7 @@ impl<'a> Validator<'a> {
                 .map(|d| f(&mut self.at(d as u32), &mut xs[d]))
                 .collect();
         }
-        let (cx, plan, backward) = (self.cx, self.plan, self.backward);
+        let (cx, backward) = (self.cx, self.backward);
         let all = self.covs.shared();
         let res: Vec<Result<T, PlanError>> = self
             .devs
@@ -493,18 +519,7 @@ impl<'a> Validator<'a> {
             .enumerate()
             .map(|(d, ((st, cache), x))| {
                 let dev = d as u32;
-                let mut l = Local {
-                    cx,
-                    plan,
-                    backward,
-                    dev,
-                    st,
-                    covs: pairs::Arena {
-                        nodes: pairs::Nodes::Shared(all),
-                        dev,
-                    },
-                    cache,
-                };
+                let mut l = Local::shared(cx, backward, dev, st, all, cache);
                 f(&mut l, x)
             })
             .collect();
