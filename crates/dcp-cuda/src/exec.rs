@@ -1269,7 +1269,7 @@ impl Lowering<'_> {
             let (o, l) = outs[w];
             merges.add(rows_of(o, s.r0, s.r1), rows_of(l, s.r0, s.r1), &inputs);
         }
-        let q_elem = dtype_bytes(dtype_code(self.model.dtype));
+        let q_elem = self.model.dtype.size();
         wl.apply_fwd_split(&splits, q_elem, |w, p, wd| {
             let (rows, heads, p) = (wd.n_rows as u64, wd.q_heads as u64, p as u64);
             let (base, lse_base) = scratch[w];
