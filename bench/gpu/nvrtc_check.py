@@ -2,7 +2,8 @@
 """Compile the dcp-cuda kernels with NVRTC (no GPU needed) and print ptxas resource usage.
 
 Usage: nvrtc_check.py LIBNVRTC INCLUDE_DIR [ARCH] [-DNAME=VALUE ...]
-(the sm90 kernels only for sm_90a). NVRTC without CUDA: `pip download nvidia-cuda-nvrtc==13.0.*
+(the sm90 kernels only for sm_90a). DCP_CUDA_KERNELS=DIR compiles DIR's files instead of the
+embedded ones where DIR has them (like the executor). NVRTC without CUDA: `pip download nvidia-cuda-nvrtc==13.0.*
 nvidia-cuda-runtime==13.0.*`, unzip both; LIBNVRTC = nvidia/cu13/lib/libnvrtc.so.13 (with that
 directory on LD_LIBRARY_PATH for the builtins), INCLUDE_DIR = nvidia/cu13/include.
 """
@@ -12,7 +13,11 @@ inc = sys.argv[2]
 arch = sys.argv[3] if len(sys.argv) > 3 else "sm_90a"
 extra = sys.argv[4:]
 kdir = os.path.join(os.path.dirname(__file__), "../../crates/dcp-cuda/kernels")
-def rd(n): return open(os.path.join(kdir, n)).read()
+vdir = os.environ.get("DCP_CUDA_KERNELS")  # variant files, as the executor reads them
+def rd(n):
+    if vdir and os.path.exists(os.path.join(vdir, n)):
+        return open(os.path.join(vdir, n)).read()
+    return open(os.path.join(kdir, n)).read()
 srcs = {
     "util": rd("common.cuh") + rd("util.cu"),
     "attn_fwd": rd("common.cuh") + rd("mma.cuh") + rd("attn_fwd.cu"),

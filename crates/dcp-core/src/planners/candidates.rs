@@ -263,15 +263,18 @@ pub fn predict_local(
     let (mut fwd, mut bwd, mut dev_flops) = (0.0f64, 0.0f64, Vec::new());
     for seqs in &assign {
         let t: u32 = seqs.iter().map(|&s| batch.seqs[s].len).sum();
-        let (mut flops, mut works) = (0.0f64, 0usize);
+        let (mut flops, mut works, mut f) = (0.0f64, 0usize, 0.0f64);
         for &s in seqs {
-            let att = batch.seqs[s].mask.compile(batch.seqs[s].len).count_all();
+            let len = batch.seqs[s].len;
+            let att = batch.seqs[s].mask.compile(len).count_all();
             if att > 0 {
                 flops += fl * att as f64;
                 works += 1;
+            } else {
+                // No work writes this sequence's O / LSE: the plan fills them.
+                f += cost.mem_s(nbytes(len, h, d, e)) + cost.mem_s(nbytes(len, h, 1, 4));
             }
         }
-        let mut f = cost.mem_s(nbytes(t, h, d, e)) + cost.mem_s(nbytes(t, h, 1, 4));
         let mut b = cost.mem_s(nbytes(t, h, d, 4));
         b += cost.mem_s(nbytes(t, hkv, 2 * d, 4));
         if works > 0 {

@@ -100,15 +100,6 @@ pub fn plan_local(
         let mut bw = Vec::new();
         let mut layout = Vec::new();
         let mut row = 0u32;
-        // O/LSE of rows that attend nothing must still be defined: start from the merge identity.
-        f.push(Instr::Fill {
-            dst: f.rows(o, 0, t_i),
-            value: FillValue::Zero,
-        });
-        f.push(Instr::Fill {
-            dst: f.rows(lse, 0, t_i),
-            value: FillValue::NegInf,
-        });
         b.push(Instr::Fill {
             dst: b.rows(dq_acc, 0, t_i),
             value: FillValue::Zero,
@@ -125,7 +116,19 @@ pub fn plan_local(
                 len,
             });
             let (rows, att) = work_rows(&masks[s], &[(0, len)], &[(0, len)]);
-            if att > 0 {
+            if att == 0 {
+                // A work writes all its rows (O = 0, LSE = −∞ where a row has no key); a
+                // sequence that attends nothing has no work, so its rows get the merge identity
+                // here (a fill of every row cost 15 % of the forward of 1000 short documents).
+                f.push(Instr::Fill {
+                    dst: f.rows(o, row, len),
+                    value: FillValue::Zero,
+                });
+                f.push(Instr::Fill {
+                    dst: f.rows(lse, row, len),
+                    value: FillValue::NegInf,
+                });
+            } else {
                 fw.push(FwdWork {
                     q: f.rows(q, row, len),
                     kv: vec![f.rows(kv, row, len)],
