@@ -103,36 +103,36 @@ __device__ __forceinline__ void issue_pv(float* o, u32 (*pa)[4], u32 vst) {
 __device__ __forceinline__ void mask_tile(float* sc, u32 k0, const uint4* rg, const uint2* span,
                                           const uint2* __restrict__ ranges, u32 n_keys, int r_lo,
                                           int t4) {
+  // The thread's columns of a row are c = 8 nt + 2 t4 + e (nt < 16, e < 2): key range [lo, hi)
+  // (relative to the tile's first key) holds exactly the nt in [ceil((lo - b) / 8),
+  // ceil((hi - b) / 8)) for b = 2 t4 + e, so each range becomes two 16-bit masks (one per e) from
+  // its two ends instead of four compares per element (the per-element form cost
+  // causal-blockwise 7 % of its forward, bench/results/kernels-2026-11-28j).
+  auto add = [&](u32* m, int lo, int hi) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int b = 2 * t4 + e;
+      const int a0 = min(max((lo - b + 7) >> 3, 0), S90_BC / 8);
+      const int a1 = max(min(max((hi - b + 7) >> 3, 0), S90_BC / 8), a0);
+      m[e] |= (1u << a1) - (1u << a0);
+    }
+  };
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const uint4 r = rg[r_lo + 8 * h];
+    u32 m[2] = {0u, 0u};
     // Bounds relative to the tile's first key (signed: a range may start before it).
-    const int lo0 = (int)(r.x - k0), hi0 = (int)(min(r.y, n_keys) - k0);
-    const int lo1 = (int)(r.z - k0), hi1 = (int)(min(r.w, n_keys) - k0);
-    u32 bits = 0;
-#pragma unroll
-    for (int nt = 0; nt < S90_BC / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int c = nt * 8 + t4 * 2 + e;
-        bits |= (u32)((c >= lo0 && c < hi0) || (c >= lo1 && c < hi1)) << (nt * 2 + e);
-      }
+    add(m, (int)(r.x - k0), (int)(min(r.y, n_keys) - k0));
+    add(m, (int)(r.z - k0), (int)(min(r.w, n_keys) - k0));
     for (u32 i = span[h].x + 2; i < span[h].y; ++i) {
       const uint2 x = ranges[i];
-      const int lo = (int)(x.x - k0), hi = (int)(min(x.y, n_keys) - k0);
-#pragma unroll
-      for (int nt = 0; nt < S90_BC / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int c = nt * 8 + t4 * 2 + e;
-          bits |= (u32)(c >= lo && c < hi) << (nt * 2 + e);
-        }
+      add(m, (int)(x.x - k0), (int)(min(x.y, n_keys) - k0));
     }
 #pragma unroll
     for (int nt = 0; nt < S90_BC / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 2; ++e)
-        sc[nt * 4 + 2 * h + e] = ((bits >> (nt * 2 + e)) & 1u) ? sc[nt * 4 + 2 * h + e] : -INFINITY;
+        sc[nt * 4 + 2 * h + e] = ((m[e] >> nt) & 1u) ? sc[nt * 4 + 2 * h + e] : -INFINITY;
   }
 }
 
