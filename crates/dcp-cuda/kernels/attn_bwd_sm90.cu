@@ -181,7 +181,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                   const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
                   const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges,
                   const float* __restrict__ dd, u32 group, float scale_log2, float scale,
-                  const unsigned char* __restrict__ dq_maps, u32* sched) {
+                  const unsigned char* __restrict__ dq_maps, u32* sched, const u32* __restrict__ tmask,
+                  const u32* __restrict__ masks) {
   constexpr int D = HEAD_DIM;
   constexpr int CH = D / 8;
   constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
@@ -303,11 +304,21 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           cp_async4_s(sm + B90_BR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
           cp_async4_s(sm + B90_BR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
           cp_async4_s(sm + B90_BR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
-          if (pt == 0) cp_async4_s(sm + WORD_OFF, my_tiles + it, true);
+          if (pt == 0) {
+            cp_async4_s(sm + WORD_OFF, my_tiles + it, true);
+            cp_async4_s(sm + WORD_OFF + 4, tmask + task.tiles_off + it, true);
+          }
           if (my_tiles[it] >> 31) {
-            const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
-            cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
-            cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
+            // The tile's precomputed mask (1 KiB, the consumers' bit order), else the first two
+            // ranges of each row.
+            const u32 mi = tmask[task.tiles_off + it];
+            if (mi != NO_TILE_MASK) {
+              cp_async16_s(sm + RG_OFF + pt * 16, masks + (u64)mi * 256 + 4 * pt, true);
+            } else {
+              const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
+              cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
+              cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
+            }
           }
         }
         mbar_arrive_cp_async(full_bar(s));
@@ -454,9 +465,12 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       reg_fence<B90_BR / 2>(st);
 
       // Mask bits (bit nt * 4 + e), partial tiles only; P^T (LSE = -inf rows: P = 0).
-      const u32 pbits = partial ? bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s, (const uint4*)(small_g + RG_OFF),
-                                                              key_a, key_b, n_keys, t4)
-                                : 0xffffffffu;
+      // Partial tiles: the precomputed word of this thread (`tilemask.rs`), else from the ranges.
+      const u32 pbits = !partial ? 0xffffffffu
+                        : *(const u32*)(small_g + WORD_OFF + 4) != NO_TILE_MASK
+                            ? ((const u32*)(small_g + RG_OFF))[tid - 128]
+                            : bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s, (const uint4*)(small_g + RG_OFF), key_a,
+                                                          key_b, n_keys, t4);
       bwd_probs_fast<B90_BR / 8>(st, pbits, lse_s, scale_log2, t4);
       u32 pa[B90_BR / 16][4];
       acc_to_a<B90_BR>(st, pa);

@@ -136,6 +136,18 @@ __device__ __forceinline__ void mask_tile(float* sc, u32 k0, const uint4* rg, co
   }
 }
 
+// Mask of a partial tile from its precomputed words (`tilemask.rs`): bit 2 nt + e of word h is
+// element (row r_lo + 8 h, key 8 nt + 2 t4 + e).
+__device__ __forceinline__ void mask_tile_bits(float* sc, uint2 w) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const u32 m = h ? w.y : w.x;
+#pragma unroll
+    for (int i = 0; i < S90_BC / 4; ++i)
+      sc[(i >> 1) * 4 + 2 * h + (i & 1)] = ((m >> i) & 1u) ? sc[(i >> 1) * 4 + 2 * h + (i & 1)] : -INFINITY;
+  }
+}
+
 // Online softmax step (log2 domain) on S in place: new row maxima `mm`, P = exp2(S*scale - m),
 // the factor `al` by which O and the row sums must be scaled, and the rows' sums of P.
 __device__ __forceinline__ void softmax_step(float* sc, float* mm, float* al, float* sum,
@@ -179,7 +191,8 @@ extern "C" __global__ void __launch_bounds__(S90_THREADS, 1)
 dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
                   const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
                   const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges, u32 group,
-                  float scale_log2, u32* sched) {
+                  float scale_log2, u32* sched, const u32* __restrict__ tmask,
+                  const u32* __restrict__ masks) {
   constexpr int D = HEAD_DIM;
   constexpr u32 QBYTES = S90_BR * D * 2;
   constexpr u32 TBYTES = S90_BC * D * 2;  // one K (or V) stage
@@ -268,10 +281,20 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                                : kv_key_ptr<D>(w, segs, key, kvh);
         if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
         const u32 ks = ksmall + s * F90_KSMALL;
-        if (pt == 0) cp_async4_s(ks + S90_BR * 16, my_tiles + it, true);
+        if (pt == 0) {
+          cp_async4_s(ks + S90_BR * 16, my_tiles + it, true);
+          cp_async4_s(ks + S90_BR * 16 + 4, tmask + task.tiles_off + it, true);
+        }
         if (word >> 31) {
-          f90_cp_async8(ks + pt * 16, ranges + (ra < rb ? ra : 0), ra < rb);
-          f90_cp_async8(ks + pt * 16 + 8, ranges + (ra + 1 < rb ? ra + 1 : 0), ra + 1 < rb);
+          // The tile's precomputed mask (2 KiB, the consumers' bit order), else the first two
+          // ranges of each row.
+          const u32 mi = tmask[task.tiles_off + it];
+          if (mi != NO_TILE_MASK) {
+            cp_async16_s(ks + pt * 16, masks + (u64)mi * (2 * 256) + 4 * pt, true);
+          } else {
+            f90_cp_async8(ks + pt * 16, ranges + (ra < rb ? ra : 0), ra < rb);
+            f90_cp_async8(ks + pt * 16 + 8, ranges + (ra + 1 < rb ? ra + 1 : 0), ra + 1 < rb);
+          }
         }
         warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
         mbar_arrive_cp_async(full(s));
@@ -327,8 +350,12 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // Partial tiles: the mask from the staged tile word and ranges.
       const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
       const u32 word = *(const u32*)(kst + S90_BR * 16);
-      if (word >> 31)
-        mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+      if (word >> 31) {
+        if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)
+          mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);
+        else
+          mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+      }
       softmax_step(sc, mm, al, sum, scale_log2);
       rescale(o, ll, al, sum);
       u32 pa[S90_BC / 16][4];

@@ -99,6 +99,9 @@ __device__ __forceinline__ void named_bar(u32 id, u32 n) {
 // Registers per thread after setmaxnreg in the sm90 kernels (3 warpgroups: producer, two
 // consumers). setmaxnreg.inc only redistributes what the CTA was launched with (384 threads x
 // 168, the launch-bounds cap rounded to 8): a larger sum leaves a consumer waiting forever.
+// Tile-mask index of a partial tile without a precomputed mask (`tilemask.rs` NO_MASK): the
+// kernel evaluates the rows' ranges itself.
+#define NO_TILE_MASK 0xffffffffu
 #define SM90_PROD_REGS 56
 #define SM90_CONS_REGS 224
 static_assert(128 * SM90_PROD_REGS + 256 * SM90_CONS_REGS <= 384 * 168,

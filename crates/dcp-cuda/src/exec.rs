@@ -29,6 +29,7 @@ use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
+use crate::tilemask;
 
 /// Which forward kernel family to use (`DCP_CUDA_FAMILY`: `auto`, `mma`, `sm90`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -164,6 +165,8 @@ pub const SM90_FWD_SMALL: u32 =
 /// `mma.sync` backward's defaults, so the host task lists are identical).
 pub const SM90_BWD_BC: u32 = 128;
 pub const SM90_BWD_BR: u32 = 64;
+// The precomputed tile masks ([`tilemask`]) are laid out for these tile shapes.
+const _: () = assert!(SM90_BR == 128 && SM90_BC == 128 && SM90_BWD_BC == 128 && SM90_BWD_BR == 64);
 /// Shared memory of the sm90 backward's dQ staging area: per consumer warpgroup two TMA boxes
 /// of `SM90_BWD_BR` rows x 32 fp32 (kernels/attn_bwd_sm90.cu).
 pub const SM90_BWD_DQ_STAGE: u32 = 2 * 2 * SM90_BWD_BR * 128;
@@ -627,10 +630,47 @@ struct WorkLists {
     tiles: Vec<u32>,
     row_ptr: Vec<u32>,
     ranges: Vec<[u32; 2]>,
-    // Scratch of `classify`.
+    /// sm90 launches: per entry of `tiles`, the index of its precomputed element mask in
+    /// `masks` ([`tilemask::NO_MASK`]: full tile, or the kernel evaluates the ranges), and the
+    /// masks ([`tilemask`]). Empty for the mma.sync kernels, which take no masks.
+    tmask: Vec<u32>,
+    masks: Vec<u32>,
+    mask_mode: TileMasks,
+    // Scratch of `classify` and of the masks.
     touched: Vec<i32>,
     full: Vec<i32>,
     out: Vec<u32>,
+    mask_rows: Vec<u128>,
+}
+
+/// A backward launch's q tiles of one kv tile before tasks are cut: (work, kv tile, KV heads, q
+/// tile words, and for sm90 their mask indices).
+type KvTileList = (u32, u32, u32, Vec<u32>, Vec<u32>);
+
+/// Whether and in which layout a launch's partial tiles get precomputed masks ([`tilemask`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum TileMasks {
+    /// No mask indices at all (mma.sync kernels).
+    #[default]
+    None,
+    /// sm90 kernels with every tile at [`tilemask::NO_MASK`] (`DCP_CUDA_TILE_MASKS=0`: the
+    /// kernels evaluate the ranges, for A/B runs and tests of that path).
+    Off,
+    Fwd,
+    Bwd,
+}
+
+impl TileMasks {
+    /// The mode of an sm90 launch (`fwd`: forward layout), honouring `DCP_CUDA_TILE_MASKS=0`.
+    fn sm90(fwd: bool) -> Self {
+        if std::env::var("DCP_CUDA_TILE_MASKS").is_ok_and(|v| v == "0") {
+            TileMasks::Off
+        } else if fwd {
+            TileMasks::Fwd
+        } else {
+            TileMasks::Bwd
+        }
+    }
 }
 
 impl WorkLists {
@@ -672,7 +712,64 @@ impl WorkLists {
         self.classify(csr, r0, r1, n_keys, bc);
         let off = self.tiles.len() as u32;
         self.tiles.extend_from_slice(&self.out);
+        if self.mask_mode != TileMasks::None {
+            let out = std::mem::take(&mut self.out);
+            for &t in &out {
+                let m = if t & PARTIAL != 0 {
+                    self.tile_mask(csr, r0, r1, t & !PARTIAL, n_keys)
+                } else {
+                    tilemask::NO_MASK
+                };
+                self.tmask.push(m);
+            }
+            self.out = out;
+        }
         (off, self.out.len() as u32)
+    }
+
+    /// The precomputed mask of the partial tile (rows `r0..r1`, key tile `kt`) in this launch's
+    /// layout: its index in `masks`, or [`tilemask::NO_MASK`] when masks are off or the launch
+    /// has used its [`tilemask::MAX_MASK_WORDS`].
+    fn tile_mask(&mut self, csr: &RowCsr, r0: u32, r1: u32, kt: u32, n_keys: u32) -> u32 {
+        let words = match self.mask_mode {
+            TileMasks::Fwd => tilemask::FWD_MASK_WORDS,
+            TileMasks::Bwd => tilemask::BWD_MASK_WORDS,
+            TileMasks::None | TileMasks::Off => return tilemask::NO_MASK,
+        };
+        if self.masks.len() + words > tilemask::MAX_MASK_WORDS {
+            return tilemask::NO_MASK;
+        }
+        let idx = (self.masks.len() / words) as u32;
+        if self.mask_mode == TileMasks::Fwd {
+            tilemask::push_fwd(
+                csr,
+                r0,
+                r1,
+                kt,
+                n_keys,
+                &mut self.mask_rows,
+                &mut self.masks,
+            );
+        } else {
+            tilemask::push_bwd(
+                csr,
+                r0,
+                r1,
+                kt,
+                n_keys,
+                &mut self.mask_rows,
+                &mut self.masks,
+            );
+        }
+        idx
+    }
+
+    /// The sm90 kernels' last two arguments: the tiles' mask indices and the masks.
+    fn mask_args(&self, arena: &mut Arena) -> [Arg; 2] {
+        [
+            Arg::Arena(arena.push(as_bytes(&self.tmask))),
+            Arg::Arena(arena.push(as_bytes(&self.masks))),
+        ]
     }
 
     /// Forward split-K, the part that needs no GPU: which rows of each work are cut into how
@@ -1087,6 +1184,9 @@ impl Lowering<'_> {
         let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
         let (works, first) = crate::fuse::fuse_fwd(works);
         let mut wl = WorkLists::default();
+        if kernels.fwd_family == KernelFamily::Sm90Wgmma {
+            wl.mask_mode = TileMasks::sm90(true);
+        }
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
         for (w, &wi) in works.iter().zip(&first) {
@@ -1171,6 +1271,7 @@ impl Lowering<'_> {
             }
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
+        let mask_args = wl.mask_args(&mut self.arena);
         let (n_tasks, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
         args.extend([Arg::U32(group), Arg::F32(scale * std::f32::consts::LOG2_E)]);
@@ -1182,6 +1283,7 @@ impl Lowering<'_> {
                 args.push(Arg::Arena(
                     self.arena.push(as_bytes(&[0u32, 0, n_tasks, 0])),
                 ));
+                args.extend(mask_args);
                 let env = std::env::var("DCP_CUDA_FWD_CTAS").ok();
                 persistent_grid(n_tasks, self.gpu.sm_count.max(1) as u32, env.as_deref())?
             }
@@ -1293,10 +1395,13 @@ impl Lowering<'_> {
     fn attn_bwd(&mut self, ii: usize, works: &[BwdWork]) -> Result<()> {
         let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
         let mut wl = WorkLists::default();
+        if kernels.bwd_family == KernelFamily::Sm90Wgmma {
+            wl.mask_mode = TileMasks::sm90(false);
+        }
         let br = kernels.bwd_br;
         let bc = kernels.bwd_bc();
         let mut dd_off = 0u64;
-        let mut pending: Vec<(u32, u32, u32, Vec<u32>)> = Vec::new();
+        let mut pending: Vec<KvTileList> = Vec::new();
         let (works, first) = crate::fuse::fuse_bwd(works);
         for (w, &wi) in works.iter().zip(&first) {
             let q = self.rd(&w.q);
@@ -1375,18 +1480,31 @@ impl Lowering<'_> {
             // Per kv tile: the q tiles touching it.
             let n_kt = key0.div_ceil(bc) as usize;
             let mut per_kt: Vec<Vec<u32>> = vec![Vec::new(); n_kt];
+            let mut per_kt_mask: Vec<Vec<u32>> = vec![Vec::new(); n_kt];
             let mut r0 = 0u32;
+            let mut tiles = Vec::new();
             while r0 < n_rows {
                 let r1 = (r0 + br).min(n_rows);
                 let qt = r0 / br;
-                for &t in wl.classify(&csr, r0, r1, key0, bc) {
-                    per_kt[(t & !PARTIAL) as usize].push(qt | (t & PARTIAL));
+                tiles.clear();
+                tiles.extend_from_slice(wl.classify(&csr, r0, r1, key0, bc));
+                for &t in &tiles {
+                    let kt = t & !PARTIAL;
+                    per_kt[kt as usize].push(qt | (t & PARTIAL));
+                    if wl.mask_mode != TileMasks::None {
+                        let m = if t & PARTIAL != 0 {
+                            wl.tile_mask(&csr, r0, r1, kt, key0)
+                        } else {
+                            tilemask::NO_MASK
+                        };
+                        per_kt_mask[kt as usize].push(m);
+                    }
                 }
                 r0 = r1;
             }
-            for (kt, list) in per_kt.into_iter().enumerate() {
+            for (kt, (list, masks)) in per_kt.into_iter().zip(per_kt_mask).enumerate() {
                 if !list.is_empty() {
-                    pending.push((wdx, kt as u32, w.q.heads / group, list));
+                    pending.push((wdx, kt as u32, w.q.heads / group, list, masks));
                 }
             }
         }
@@ -1395,10 +1513,14 @@ impl Lowering<'_> {
         // serialise on one SM. Aim for a few waves of CTAs.
         let total: u64 = pending.iter().map(|p| p.3.len() as u64 * p.2 as u64).sum();
         let chunk = total.div_ceil(4 * self.gpu.sm_count.max(1) as u64).max(8) as usize;
-        for (wdx, kt, kv_heads, list) in &pending {
-            for part in list.chunks(chunk) {
+        for (wdx, kt, kv_heads, list, masks) in &pending {
+            for (i, part) in list.chunks(chunk).enumerate() {
                 let off = wl.tiles.len() as u32;
                 wl.tiles.extend_from_slice(part);
+                if wl.mask_mode != TileMasks::None {
+                    wl.tmask
+                        .extend_from_slice(&masks[i * chunk..i * chunk + part.len()]);
+                }
                 for kvh in 0..*kv_heads {
                     wl.tasks.push(TaskDesc {
                         work: *wdx,
@@ -1426,6 +1548,7 @@ impl Lowering<'_> {
         } else {
             None
         };
+        let mask_args = wl.mask_args(&mut self.arena);
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
         self.ops.push(Op::Launch(Launch {
@@ -1454,6 +1577,7 @@ impl Lowering<'_> {
                 // first) from a counter (next task, CTAs done, number of tasks) that the
                 // kernel leaves at zero.
                 args.push(Arg::Arena(self.arena.push(as_bytes(&[0u32, 0, grid, 0]))));
+                args.extend(mask_args);
                 let env = std::env::var("DCP_CUDA_BWD_CTAS").ok();
                 persistent_bwd_grid(grid, self.gpu.sm_count.max(1) as u32, env.as_deref())?
             }

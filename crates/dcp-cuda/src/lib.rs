@@ -34,6 +34,7 @@ pub mod heartbeat;
 pub mod nvrtc;
 pub mod pool;
 pub mod runner;
+pub mod tilemask;
 pub mod watchdog;
 
 pub use error::{CudaError, Result};
