@@ -731,36 +731,26 @@ impl WorkLists {
     /// layout: its index in `masks`, or [`tilemask::NO_MASK`] when masks are off or the launch
     /// has used its [`tilemask::MAX_MASK_WORDS`].
     fn tile_mask(&mut self, csr: &RowCsr, r0: u32, r1: u32, kt: u32, n_keys: u32) -> u32 {
-        let words = match self.mask_mode {
-            TileMasks::Fwd => tilemask::FWD_MASK_WORDS,
-            TileMasks::Bwd => tilemask::BWD_MASK_WORDS,
+        let layout = match self.mask_mode {
+            TileMasks::Fwd => tilemask::Layout::Fwd,
+            TileMasks::Bwd => tilemask::Layout::Bwd,
             TileMasks::None | TileMasks::Off => return tilemask::NO_MASK,
         };
+        let words = layout.words();
         if self.masks.len() + words > tilemask::MAX_MASK_WORDS {
             return tilemask::NO_MASK;
         }
         let idx = (self.masks.len() / words) as u32;
-        if self.mask_mode == TileMasks::Fwd {
-            tilemask::push_fwd(
-                csr,
-                r0,
-                r1,
-                kt,
-                n_keys,
-                &mut self.mask_rows,
-                &mut self.masks,
-            );
-        } else {
-            tilemask::push_bwd(
-                csr,
-                r0,
-                r1,
-                kt,
-                n_keys,
-                &mut self.mask_rows,
-                &mut self.masks,
-            );
-        }
+        tilemask::push(
+            layout,
+            csr,
+            r0,
+            r1,
+            kt,
+            n_keys,
+            &mut self.mask_rows,
+            &mut self.masks,
+        );
         idx
     }
 

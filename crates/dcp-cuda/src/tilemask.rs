@@ -69,38 +69,36 @@ fn grid(
     }
 }
 
-/// Appends the forward mask of rows `r0..r1` (a 128-row tile starting at `r0`) and key tile
-/// `kt` to `out` ([`FWD_MASK_WORDS`] words).
-pub fn push_fwd(
-    csr: &RowCsr,
-    r0: u32,
-    r1: u32,
-    kt: u32,
-    n_keys: u32,
-    scratch: &mut Vec<u128>,
-    out: &mut Vec<u32>,
-) {
-    grid(csr, r0, r1, 128, kt * TILE_KEYS, n_keys, scratch);
-    for ct in 0..256u32 {
-        let (cw, wq, lane) = (ct / 128, (ct / 32) % 4, ct % 32);
-        let (g, t4) = (lane / 4, lane % 4);
-        for h in 0..2 {
-            let row = scratch[(64 * cw + 16 * wq + g + 8 * h) as usize];
-            let mut w = 0u32;
-            for nt in 0..16 {
-                for e in 0..2 {
-                    let c = 8 * nt + 2 * t4 + e;
-                    w |= (((row >> c) & 1) as u32) << (2 * nt + e);
-                }
-            }
-            out.push(w);
+/// Which kernel's fragment order a mask is built in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `attn_fwd_sm90.cu`: 128 rows × 128 keys, [`FWD_MASK_WORDS`] words.
+    Fwd,
+    /// `attn_bwd_sm90.cu`: 64 query rows × 128 keys, [`BWD_MASK_WORDS`] words.
+    Bwd,
+}
+
+impl Layout {
+    /// Words of one tile's mask.
+    pub fn words(self) -> usize {
+        match self {
+            Layout::Fwd => FWD_MASK_WORDS,
+            Layout::Bwd => BWD_MASK_WORDS,
         }
     }
 }
 
-/// Appends the backward mask of query rows `r0..r1` (a 64-row tile starting at `r0`) and key
-/// tile `kt` to `out` ([`BWD_MASK_WORDS`] words).
-pub fn push_bwd(
+/// Consumer thread `ct` as (warpgroup, warp in it, lane / 4, lane mod 4).
+fn thread(ct: u32) -> (u32, u32, u32, u32) {
+    let lane = ct % 32;
+    (ct / 128, (ct / 32) % 4, lane / 4, lane % 4)
+}
+
+/// Appends the mask of rows `r0..r1` (a tile of 128 rows forward, 64 backward, starting at
+/// `r0`) and key tile `kt` in `layout`'s order to `out` (`layout.words()` words).
+#[allow(clippy::too_many_arguments)] // the tile's coordinates plus two caller-owned buffers
+pub fn push(
+    layout: Layout,
     csr: &RowCsr,
     r0: u32,
     r1: u32,
@@ -109,20 +107,37 @@ pub fn push_bwd(
     scratch: &mut Vec<u128>,
     out: &mut Vec<u32>,
 ) {
-    grid(csr, r0, r1, 64, kt * TILE_KEYS, n_keys, scratch);
+    let rows_tile = if layout == Layout::Fwd { 128 } else { 64 };
+    grid(csr, r0, r1, rows_tile, kt * TILE_KEYS, n_keys, scratch);
     for ct in 0..256u32 {
-        let (cw, wq, lane) = (ct / 128, (ct / 32) % 4, ct % 32);
-        let (g, t4) = (lane / 4, lane % 4);
-        let ka = 64 * cw + 16 * wq + g;
-        let mut w = 0u32;
-        for nt in 0..8 {
-            for h in 0..2 {
-                let row = scratch[(8 * nt + 2 * t4 + h) as usize];
-                w |= (((row >> ka) & 1) as u32) << (4 * nt + h);
-                w |= (((row >> (ka + 8)) & 1) as u32) << (4 * nt + 2 + h);
+        let (cw, wq, g, t4) = thread(ct);
+        match layout {
+            Layout::Fwd => {
+                for h in 0..2 {
+                    let row = scratch[(64 * cw + 16 * wq + g + 8 * h) as usize];
+                    let mut w = 0u32;
+                    for nt in 0..16 {
+                        for e in 0..2 {
+                            let c = 8 * nt + 2 * t4 + e;
+                            w |= (((row >> c) & 1) as u32) << (2 * nt + e);
+                        }
+                    }
+                    out.push(w);
+                }
+            }
+            Layout::Bwd => {
+                let ka = 64 * cw + 16 * wq + g;
+                let mut w = 0u32;
+                for nt in 0..8 {
+                    for h in 0..2 {
+                        let row = scratch[(8 * nt + 2 * t4 + h) as usize];
+                        w |= (((row >> ka) & 1) as u32) << (4 * nt + h);
+                        w |= (((row >> (ka + 8)) & 1) as u32) << (4 * nt + 2 + h);
+                    }
+                }
+                out.push(w);
             }
         }
-        out.push(w);
     }
 }
 
@@ -186,11 +201,10 @@ mod tests {
                 while r0 < n_rows {
                     let r1 = (r0 + 128).min(n_rows);
                     let mut m = Vec::new();
-                    push_fwd(&csr, r0, r1, kt, n_keys, &mut scratch, &mut m);
+                    push(Layout::Fwd, &csr, r0, r1, kt, n_keys, &mut scratch, &mut m);
                     assert_eq!(m.len(), FWD_MASK_WORDS);
                     for ct in 0..256u32 {
-                        let (cw, wq, lane) = (ct / 128, (ct / 32) % 4, ct % 32);
-                        let (g, t4) = (lane / 4, lane % 4);
+                        let (cw, wq, g, t4) = thread(ct);
                         for h in 0..2 {
                             let r = r0 + 64 * cw + 16 * wq + g + 8 * h;
                             for nt in 0..16 {
@@ -213,11 +227,10 @@ mod tests {
                 while r0 < n_rows {
                     let r1 = (r0 + 64).min(n_rows);
                     let mut m = Vec::new();
-                    push_bwd(&csr, r0, r1, kt, n_keys, &mut scratch, &mut m);
+                    push(Layout::Bwd, &csr, r0, r1, kt, n_keys, &mut scratch, &mut m);
                     assert_eq!(m.len(), BWD_MASK_WORDS);
                     for ct in 0..256u32 {
-                        let (cw, wq, lane) = (ct / 128, (ct / 32) % 4, ct % 32);
-                        let (g, t4) = (lane / 4, lane % 4);
+                        let (cw, wq, g, t4) = thread(ct);
                         let ka = kt * 128 + 64 * cw + 16 * wq + g;
                         for nt in 0..8 {
                             for h in 0..2 {
