@@ -94,8 +94,44 @@ fn thread(ct: u32) -> (u32, u32, u32, u32) {
     (ct / 128, (ct / 32) % 4, lane / 4, lane % 4)
 }
 
+/// Bits 0 and 1 of every byte of `y`, packed: byte j's pair lands at bits 2j, 2j + 1.
+fn pack_pairs(y: u128) -> u32 {
+    let mut y = y & 0x0303_0303_0303_0303_0303_0303_0303_0303;
+    y = (y | (y >> 6)) & 0x000f_000f_000f_000f_000f_000f_000f_000f;
+    y = (y | (y >> 12)) & 0x0000_00ff_0000_00ff_0000_00ff_0000_00ff;
+    y = (y | (y >> 24)) & 0x0000_0000_0000_ffff_0000_0000_0000_ffff;
+    ((y | (y >> 48)) & 0xffff_ffff) as u32
+}
+
+/// Bit pair i of `x` (bits 2i, 2i + 1) moved to bits 4i, 4i + 1.
+fn spread_pairs(x: u16) -> u32 {
+    let mut y = x as u32;
+    y = (y | (y << 8)) & 0x00ff_00ff;
+    y = (y | (y << 4)) & 0x0f0f_0f0f;
+    (y | (y << 2)) & 0x3333_3333
+}
+
+/// Transposes a 16 × 16 bit matrix in place: bit c of `a[r]` becomes bit r of `a[c]` (swaps
+/// of the off-diagonal 8-, 4-, 2- and 1-blocks).
+fn transpose16(a: &mut [u16; 16]) {
+    let (mut j, mut m) = (8usize, 0x00ffu16);
+    while j != 0 {
+        let mut k = 0usize;
+        while k < 16 {
+            let t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k] ^= t << j;
+            a[k + j] ^= t;
+            k = (k + j + 1) & !j;
+        }
+        j >>= 1;
+        m ^= m << j;
+    }
+}
+
 /// Appends the mask of rows `r0..r1` (a tile of 128 rows forward, 64 backward, starting at
-/// `r0`) and key tile `kt` in `layout`'s order to `out` (`layout.words()` words).
+/// `r0`) and key tile `kt` in `layout`'s order to `out` (`layout.words()` words). A few
+/// microseconds a tile: the forward's words are each row's bits shifted and packed, the
+/// backward's the columns of 16 × 16 bit blocks.
 #[allow(clippy::too_many_arguments)] // the tile's coordinates plus two caller-owned buffers
 pub fn push(
     layout: Layout,
@@ -109,33 +145,39 @@ pub fn push(
 ) {
     let rows_tile = if layout == Layout::Fwd { 128 } else { 64 };
     grid(csr, r0, r1, rows_tile, kt * TILE_KEYS, n_keys, scratch);
-    for ct in 0..256u32 {
-        let (cw, wq, g, t4) = thread(ct);
-        match layout {
-            Layout::Fwd => {
+    match layout {
+        Layout::Fwd => {
+            // Word 2 ct + h: row 64 cw + 16 wq + g + 8 h, keys 8 nt + 2 t4 + e at bit 2 nt + e.
+            for ct in 0..256u32 {
+                let (cw, wq, g, t4) = thread(ct);
                 for h in 0..2 {
                     let row = scratch[(64 * cw + 16 * wq + g + 8 * h) as usize];
-                    let mut w = 0u32;
-                    for nt in 0..16 {
-                        for e in 0..2 {
-                            let c = 8 * nt + 2 * t4 + e;
-                            w |= (((row >> c) & 1) as u32) << (2 * nt + e);
-                        }
-                    }
-                    out.push(w);
+                    out.push(pack_pairs(row >> (2 * t4)));
                 }
             }
-            Layout::Bwd => {
-                let ka = 64 * cw + 16 * wq + g;
-                let mut w = 0u32;
-                for nt in 0..8 {
-                    for h in 0..2 {
-                        let row = scratch[(8 * nt + 2 * t4 + h) as usize];
-                        w |= (((row >> ka) & 1) as u32) << (4 * nt + h);
-                        w |= (((row >> (ka + 8)) & 1) as u32) << (4 * nt + 2 + h);
+        }
+        Layout::Bwd => {
+            // Word ct (keys ka = 16 j + g and ka + 8, j = 4 cw + wq): bit 4 nt + h is row
+            // 8 nt + 2 t4 + h at key ka, bit 4 nt + 2 + h the same row at ka + 8. Per t4 the 16
+            // rows form planes p = 2 nt + h; per 16-key group j a 16 × 16 transpose gives each
+            // key's column of planes.
+            let base = out.len();
+            out.resize(base + BWD_MASK_WORDS, 0);
+            for t4 in 0..4u32 {
+                let planes: [u128; 16] = std::array::from_fn(|p| {
+                    let (nt, h) = (p as u32 / 2, p as u32 % 2);
+                    scratch[(8 * nt + 2 * t4 + h) as usize]
+                });
+                for j in 0..8u32 {
+                    let mut a: [u16; 16] = std::array::from_fn(|p| (planes[p] >> (16 * j)) as u16);
+                    transpose16(&mut a);
+                    let (cw, wq) = (j / 4, j % 4);
+                    for g in 0..8u32 {
+                        let ct = 128 * cw + 32 * wq + 4 * g + t4;
+                        out[base + ct as usize] =
+                            spread_pairs(a[g as usize]) | spread_pairs(a[8 + g as usize]) << 2;
                     }
                 }
-                out.push(w);
             }
         }
     }
@@ -253,5 +295,103 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The bit helpers against their definitions.
+    #[test]
+    fn bit_helpers() {
+        let mut x = 0x1234_5678_9abc_def0_0fed_cba9_8765_4321u128;
+        for _ in 0..200 {
+            x = x
+                .wrapping_mul(0x2545_f491_4f6c_dd1d_9e37_79b9_7f4a_7c15)
+                .wrapping_add(1442695040888963407);
+            let a0: [u16; 16] = std::array::from_fn(|r| (x >> (8 * r)) as u16 ^ (x >> 64) as u16);
+            let mut a = a0;
+            transpose16(&mut a);
+            for (r, row) in a0.iter().enumerate() {
+                for (c, col) in a.iter().enumerate() {
+                    assert_eq!((col >> r) & 1, (row >> c) & 1);
+                }
+            }
+            let p = pack_pairs(x);
+            for j in 0..16 {
+                for e in 0..2 {
+                    assert_eq!((p >> (2 * j + e)) & 1, ((x >> (8 * j + e)) & 1) as u32);
+                }
+            }
+            let v = x as u16;
+            let sp = spread_pairs(v);
+            for i in 0..8 {
+                for e in 0..2 {
+                    assert_eq!((sp >> (4 * i + e)) & 1, ((v >> (2 * i + e)) & 1) as u32);
+                }
+                assert_eq!((sp >> (4 * i + 2)) & 3, 0);
+            }
+        }
+    }
+
+    /// A mask appended after others lands at the end and equals one built alone.
+    #[test]
+    fn masks_append() {
+        let mut seed = 7u64;
+        let rows = random_rows(&mut seed, 200, 300);
+        let csr = csr_of(&rows);
+        let mut scratch = Vec::new();
+        for layout in [Layout::Fwd, Layout::Bwd] {
+            let (mut alone, mut both) = (Vec::new(), vec![5u32; 3]);
+            push(layout, &csr, 64, 200, 1, 300, &mut scratch, &mut alone);
+            push(layout, &csr, 64, 200, 1, 300, &mut scratch, &mut both);
+            assert_eq!(both.len(), 3 + layout.words());
+            assert_eq!(&both[..3], &[5, 5, 5]);
+            assert_eq!(&both[3..], &alone[..]);
+        }
+    }
+
+    /// Host cost of the masks of one 131 072-token causal sequence (run by hand:
+    /// `cargo test --release -p dcp-cuda tilemask_cost -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn tilemask_cost() {
+        let n = 131_072u32;
+        let rows: Vec<Vec<(u32, u32)>> = (0..n).map(|r| vec![(0, r + 1)]).collect();
+        let csr = csr_of(&rows);
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        let t = std::time::Instant::now();
+        for qt in 0..n / 128 {
+            push(
+                Layout::Fwd,
+                &csr,
+                qt * 128,
+                qt * 128 + 128,
+                qt,
+                n,
+                &mut scratch,
+                &mut out,
+            );
+        }
+        let f = t.elapsed();
+        let t = std::time::Instant::now();
+        for qt in 0..n / 64 {
+            push(
+                Layout::Bwd,
+                &csr,
+                qt * 64,
+                qt * 64 + 64,
+                qt / 2,
+                n,
+                &mut scratch,
+                &mut out,
+            );
+        }
+        eprintln!(
+            "forward {} tiles {f:?}, backward {} tiles {:?}",
+            n / 128,
+            n / 64,
+            t.elapsed()
+        );
+        assert_eq!(
+            out.len(),
+            (n / 128) as usize * FWD_MASK_WORDS + (n / 64) as usize * BWD_MASK_WORDS
+        );
     }
 }
