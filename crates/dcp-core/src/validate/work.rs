@@ -30,6 +30,13 @@ use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::Lin;
 use crate::plan::{BwdWork, FwdWork, Instr, IoTensor, Region, RowRanges};
 
+#[cfg(debug_assertions)]
+thread_local! {
+    /// Works whose pairs the fast path made on this thread, each checked against the general
+    /// path (debug builds only; tests read it to see that the fast path is taken).
+    pub(super) static FAST_PAIRS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Runs of an operand's rows holding consecutive global rows: `(r0, r1, first global row)`.
 pub(super) type Runs = Few<(u32, u32, u64)>;
 
@@ -668,6 +675,155 @@ impl<'a> Local<'_, 'a> {
         Ok(WorkPairs::new(h, qheads, traps, q, k))
     }
 
+    /// [`Local::check_rows`] followed by [`Local::pairs`] for a work whose ranges are all
+    /// constant (every step of a ring plan but the diagonal one): the same loops over segments,
+    /// query pieces, ranges and KV pieces, with the rectangles' arithmetic only (no lines, no
+    /// trapezoid sums), the row checks folded in. It makes the same trapezoids in the same
+    /// order, so the same [`WorkPairs`]. `None` when the general path must decide: a range that
+    /// is not constant, rows that [`Local::check_rows`] refuses, a rectangle across sequences
+    /// or one the quick mask tests do not place inside the mask (the general path then counts it
+    /// exactly, and reports the first error in its own order).
+    #[inline(never)]
+    fn pairs_rect(
+        &self,
+        ops: &Operands,
+        qp: &[(Piece, u32)],
+        kp: &[(Piece, u32)],
+        rows: &RowRanges,
+    ) -> Option<WorkPairs> {
+        let cx: &Ctx = self.cx;
+        let h = Hasher::shared();
+        let keys = ops.keys as i64;
+        let mut traps = Vec::with_capacity(qp.len() * 2);
+        let (mut qi, mut hint, mut next) = (0usize, 0usize, 0u64);
+        // Per query run, then per KV run (all regions'): the sums of their trapezoids.
+        for seg in &rows.segs {
+            // `check_rows`: segments in row order without overlap; constant ranges in order,
+            // inside the keys (empty ones skipped, ends below 0 taken as 0).
+            if (seg.row0 as u64) < next {
+                return None;
+            }
+            next = seg.row0 as u64 + seg.rows as u64;
+            let (mut prev_end, mut first) = (0i64, true);
+            for lr in seg.ranges.iter() {
+                if lr.start.slope != 0 || lr.end.slope != 0 {
+                    return None;
+                }
+                let (s, e) = (lr.start.c, lr.end.c);
+                if s >= e {
+                    continue;
+                }
+                let (s, e) = (s.max(0), e.max(0));
+                if e > keys || (!first && s < prev_end) {
+                    return None;
+                }
+                first = false;
+                prev_end = e;
+            }
+            // `pairs`, rectangles only.
+            let s0 = seg.row0;
+            let s1 = seg.row0.checked_add(seg.rows)?;
+            while qi < qp.len() && qp[qi].0.r1 <= s0 {
+                qi += 1;
+            }
+            for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
+                let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
+                let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
+                let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
+                let mask = &cx.masks[seq as usize];
+                let mfirst = mask_seg(mask, q0 as i64);
+                let common = match mask.segs.get(mfirst) {
+                    Some(ms)
+                        if ms.ranges.len() == 1
+                            && ms.rows.0 <= q0 as i64
+                            && q1 as i64 <= ms.rows.1 =>
+                    {
+                        let r = &ms.ranges[0];
+                        let (x, y) = (q0 as i64, q1 as i64 - 1);
+                        Some((
+                            r.start.at(x).max(r.start.at(y)),
+                            r.end.at(x).min(r.end.at(y)),
+                        ))
+                    }
+                    _ => None,
+                };
+                let mut xs = None;
+                for lr in seg.ranges.iter() {
+                    let (s, e) = (lr.start.c, lr.end.c);
+                    let (lo, hi) = (s.max(0), e.min(keys));
+                    if lo >= hi {
+                        continue;
+                    }
+                    let first_after = |i: usize| {
+                        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo)
+                            && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
+                    };
+                    let from = if first_after(hint) {
+                        hint
+                    } else if first_after(hint + 1) {
+                        hint + 1
+                    } else {
+                        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
+                    };
+                    hint = from;
+                    for (k, krun) in &kp[from..] {
+                        if k.r0 as i64 >= hi {
+                            break;
+                        }
+                        let to_k = k.tok as i64 - k.r0 as i64;
+                        let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
+                        let (a, b) = ((s + to_k).max(kt0), (e + to_k).min(kt1));
+                        if a >= b {
+                            continue;
+                        }
+                        if k.seq != seq {
+                            return None;
+                        }
+                        let inside = match common {
+                            Some((cl, cu)) => cl <= a && b <= cu,
+                            None => rect_inside_mask(mask, mfirst, (q0 as i64, q1 as i64), (a, b)),
+                        };
+                        if !inside {
+                            return None;
+                        }
+                        let xs = *xs.get_or_insert_with(|| {
+                            let whole = p.whole && (ra, rb) == (p.r0, p.r1);
+                            span_sum(&cx.span_xs[p.span as usize], whole, || {
+                                h.xs(off + q0 as u64, off + q1 as u64)
+                            })
+                        });
+                        let whole = k.whole && (a, b) == (kt0, kt1);
+                        let ys = span_sum(&cx.span_ys[k.span as usize], whole, || {
+                            h.ys(off + a as u64, off + b as u64)
+                        });
+                        let full = Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64);
+                        traps.push(Trap {
+                            q0,
+                            q1,
+                            lo: [Lin::c(s + to_k), Lin::c(kt0)],
+                            hi: [Lin::c(e + to_k), Lin::c(kt1)],
+                            qrun: *qrun,
+                            krun: *krun,
+                            off,
+                            gq: p.g0 as i64 - p.tok as i64,
+                            gk: k.g0 as i64 - k.tok as i64,
+                            full,
+                        });
+                    }
+                }
+            }
+        }
+        let qheads = ops
+            .q_cols
+            .iter()
+            .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
+            .collect();
+        let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+        let q = ops.q_runs.iter().map(rows_of);
+        let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
+        Some(WorkPairs::new(h, qheads, traps, q, k))
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
@@ -760,8 +916,34 @@ impl<'a> Local<'_, 'a> {
                 return Err(self.mixed(dev, idx, wi, q.0.seq, k.0.seq));
             }
         }
-        self.check_rows(dev, idx, wi, rows, ops.keys)?;
-        let pairs = Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?);
+        // Constant ranges (a ring step's rectangles): checked and summed by the fast path; on
+        // anything it does not take, the general order of checks decides (and names the error).
+        let fast = if cx.fast {
+            self.pairs_rect(ops, qp, kp, rows)
+        } else {
+            None
+        };
+        let pairs = match fast {
+            Some(p) => {
+                // Debug builds (every test run) prove the shortcut on each work it takes: the
+                // general path must accept the work and make the same pairs.
+                #[cfg(debug_assertions)]
+                {
+                    self.check_rows(dev, idx, wi, rows, ops.keys)
+                        .expect("the fast path accepted rows the general path refuses");
+                    let general = self
+                        .pairs(dev, idx, wi, ops, qp, kp, rows)
+                        .expect("the fast path accepted pairs the general path refuses");
+                    assert!(general.same_as(&p), "the fast path's pairs differ");
+                    FAST_PAIRS.set(FAST_PAIRS.get() + 1);
+                }
+                Arc::new(p)
+            }
+            None => {
+                self.check_rows(dev, idx, wi, rows, ops.keys)?;
+                Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
+            }
+        };
         self.cache
             .pairs_memo
             .borrow_mut()
