@@ -681,8 +681,8 @@ impl<'a> Local<'_, 'a> {
     /// trapezoid sums), the row checks folded in. It makes the same trapezoids in the same
     /// order, so the same [`WorkPairs`]. `None` when the general path must decide: a range that
     /// is not constant, rows that [`Local::check_rows`] refuses, a rectangle across sequences
-    /// or one the quick mask tests do not place inside the mask (the general path then counts it
-    /// exactly, and reports the first error in its own order).
+    /// or with pairs outside the mask (the general path reports the first error in its own
+    /// order).
     #[inline(never)]
     fn pairs_rect(
         &self,
@@ -691,6 +691,12 @@ impl<'a> Local<'_, 'a> {
         kp: &[(Piece, u32)],
         rows: &RowRanges,
     ) -> Option<WorkPairs> {
+        // Not one range with a slope (a diagonal step, a windowed mask): the general path
+        // alone, without half a fast pass before it.
+        let sloped = |r: &crate::mask::LinRange| r.start.slope != 0 || r.end.slope != 0;
+        if rows.segs.iter().any(|seg| seg.ranges.iter().any(sloped)) {
+            return None;
+        }
         let cx: &Ctx = self.cx;
         let h = Hasher::shared();
         let keys = ops.keys as i64;
@@ -706,9 +712,6 @@ impl<'a> Local<'_, 'a> {
             next = seg.row0 as u64 + seg.rows as u64;
             let (mut prev_end, mut first) = (0i64, true);
             for lr in seg.ranges.iter() {
-                if lr.start.slope != 0 || lr.end.slope != 0 {
-                    return None;
-                }
                 let (s, e) = (lr.start.c, lr.end.c);
                 if s >= e {
                     continue;
@@ -779,13 +782,10 @@ impl<'a> Local<'_, 'a> {
                         if k.seq != seq {
                             return None;
                         }
-                        let inside = match common {
+                        let counted = match common {
                             Some((cl, cu)) => cl <= a && b <= cu,
                             None => rect_inside_mask(mask, mfirst, (q0 as i64, q1 as i64), (a, b)),
                         };
-                        if !inside {
-                            return None;
-                        }
                         let xs = *xs.get_or_insert_with(|| {
                             let whole = p.whole && (ra, rb) == (p.r0, p.r1);
                             span_sum(&cx.span_xs[p.span as usize], whole, || {
@@ -797,7 +797,7 @@ impl<'a> Local<'_, 'a> {
                             h.ys(off + a as u64, off + b as u64)
                         });
                         let full = Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64);
-                        traps.push(Trap {
+                        let tr = Trap {
                             q0,
                             q1,
                             lo: [Lin::c(s + to_k), Lin::c(kt0)],
@@ -808,7 +808,13 @@ impl<'a> Local<'_, 'a> {
                             gq: p.g0 as i64 - p.tok as i64,
                             gk: k.g0 as i64 - k.tok as i64,
                             full,
-                        });
+                        };
+                        // Not placed inside by the quick tests: counted exactly, as the general
+                        // path does; pairs outside are its error to name.
+                        if !counted && count_inside_mask(h, mask, &tr) != full.count {
+                            return None;
+                        }
+                        traps.push(tr);
                     }
                 }
             }
