@@ -797,7 +797,7 @@ impl<'a> Local<'_, 'a> {
                             h.ys(off + a as u64, off + b as u64)
                         });
                         let full = Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64);
-                        let tr = Trap {
+                        traps.push(Trap {
                             q0,
                             q1,
                             lo: [Lin::c(s + to_k), Lin::c(kt0)],
@@ -808,13 +808,15 @@ impl<'a> Local<'_, 'a> {
                             gq: p.g0 as i64 - p.tok as i64,
                             gk: k.g0 as i64 - k.tok as i64,
                             full,
-                        };
+                        });
                         // Not placed inside by the quick tests: counted exactly, as the general
                         // path does; pairs outside are its error to name.
-                        if !counted && count_inside_mask(h, mask, &tr) != full.count {
-                            return None;
+                        if !counted {
+                            let tr = traps.last().expect("just pushed");
+                            if count_inside_mask(h, mask, tr) != full.count {
+                                return None;
+                            }
                         }
-                        traps.push(tr);
                     }
                 }
             }
