@@ -47,7 +47,6 @@ use crate::plan::{Plan, Program, Region};
 use gspace::{GMap, Piece};
 use pairs::PtrHash;
 use state::{Buf, Few, RowList};
-use work::MemoEntry;
 
 /// A plan that passed [`validate`]; the only way to make one is [`ValidatedPlan::new`].
 #[derive(Debug, Clone, PartialEq)]
@@ -287,9 +286,9 @@ impl<'a> Ctx<'a> {
 /// backward's (each device's are its own, so devices run in parallel without sharing them).
 #[derive(Default)]
 struct DevCache<'a> {
-    /// Checked works' pairs by content (fingerprint, then compared in full): the forward and
-    /// backward programs of a device mostly hold the same works.
-    pairs_memo: RefCell<HashMap<u64, Few<MemoEntry<'a>>, BuildHasherDefault<PtrHash>>>,
+    /// Checked works' pairs by content ([`work::PairsMemo`]): the forward and backward
+    /// programs of a device mostly hold the same works.
+    pairs_memo: RefCell<work::PairsMemo<'a>>,
     /// The pieces of runs of global rows `[g, g + len)` by `(g, len)`, from row 0 on: a ring
     /// plan's works read the same device-long runs again and again.
     run_pieces: RefCell<RunPieces>,
@@ -313,7 +312,7 @@ impl DevCache<'_> {
             })
             .sum();
         DevCache {
-            pairs_memo: RefCell::new(HashMap::with_capacity_and_hasher(works, Default::default())),
+            pairs_memo: RefCell::new(work::PairsMemo::with_capacity(works)),
             ..Default::default()
         }
     }

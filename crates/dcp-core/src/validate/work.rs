@@ -16,13 +16,15 @@
 //! same row ranges): the pairs of a checked work are kept by content ([`Ctx::pairs_memo`]) and a
 //! work of equal content reuses them, checks included, since they depend on nothing else.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::gspace::Piece;
 use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Arena, Cov,
-    Hasher, Side, Trap, WorkPairs,
+    Hasher, PtrHash, Side, Trap, WorkPairs,
 };
 use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
@@ -51,6 +53,16 @@ fn head_runs(heads: &[u32]) -> Few<(u32, u32, u32)> {
         }
     }
     out
+}
+
+/// Whether `(hq + j) / g == hk + j / g` for every `j < heads` (query head `hq + j` reads KV
+/// head `hk + j / g`, its group's), without a division per head: with `hq = a·g + r`
+/// (`r < g`), `j = 0` needs `a = hk`, and then `⌊(r + j) / g⌋ = ⌊j / g⌋` for all `j < heads`
+/// holds exactly when `r = 0` or the first `j` where they differ, `g − r`, is not below
+/// `heads`.
+fn gqa_consistent(hq: u32, hk: u32, heads: u32, g: u32) -> bool {
+    let r = hq % g;
+    heads == 0 || (hq / g == hk && (r == 0 || g - r >= heads))
 }
 
 fn push_run(runs: &mut Runs, r0: u32, r1: u32, g: u64, join: bool) {
@@ -185,14 +197,100 @@ pub(super) struct MemoEntry<'a> {
     pairs: Arc<WorkPairs>,
 }
 
+impl MemoEntry<'_> {
+    /// Whether a work with these operands and row ranges has this entry's pairs (compared in
+    /// full: the pairs depend on nothing else).
+    fn holds(&self, ops: &Operands, rows: &RowRanges) -> bool {
+        self.q_runs == ops.q_runs
+            && self.q_head == ops.q_head
+            && self.kv_runs == ops.kv_runs
+            && *self.rows == *rows
+    }
+}
+
+/// One device's checked works' pairs, in the order they were checked. A backward program
+/// mostly repeats its forward program's works in the same order, so a lookup first tries the
+/// entry after the last one found (no fingerprint, no hashing); only when that one differs
+/// are all entries indexed by [`fingerprint`] (once, then kept up to date) and looked up there.
+/// Every hit is an entry of equal content ([`MemoEntry::holds`]), so which entry is tried
+/// first changes the cost only.
+pub(super) struct PairsMemo<'a> {
+    entries: Vec<MemoEntry<'a>>,
+    /// The entry to try first.
+    next: usize,
+    /// Entry indices by fingerprint, once a lookup has missed its positional guess.
+    index: Option<HashMap<u64, Few<usize>, BuildHasherDefault<PtrHash>>>,
+}
+
+impl Default for PairsMemo<'_> {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl<'a> PairsMemo<'a> {
+    pub fn with_capacity(n: usize) -> Self {
+        PairsMemo {
+            entries: Vec::with_capacity(n),
+            next: 0,
+            index: None,
+        }
+    }
+
+    /// The pairs of a checked work with these operands and rows, if any.
+    fn get(&mut self, ops: &Operands, rows: &RowRanges) -> Option<Arc<WorkPairs>> {
+        if let Some(e) = self.entries.get(self.next) {
+            if e.holds(ops, rows) {
+                self.next += 1;
+                return Some(e.pairs.clone());
+            }
+        }
+        let entries = &self.entries;
+        let index = self.index.get_or_insert_with(|| {
+            let mut m: HashMap<u64, Few<usize>, _> =
+                HashMap::with_capacity_and_hasher(entries.len(), Default::default());
+            for (i, e) in entries.iter().enumerate() {
+                m.entry(e.fingerprint()).or_default().push(i);
+            }
+            m
+        });
+        let i = *index
+            .get(&fingerprint(ops, rows))?
+            .iter()
+            .find(|&&i| entries[i].holds(ops, rows))?;
+        self.next = i + 1;
+        Some(entries[i].pairs.clone())
+    }
+
+    fn push(&mut self, e: MemoEntry<'a>) {
+        if let Some(index) = &mut self.index {
+            index
+                .entry(e.fingerprint())
+                .or_default()
+                .push(self.entries.len());
+        }
+        self.entries.push(e);
+    }
+}
+
 /// A cheap fingerprint of a work's operands and row ranges (entries are compared in full).
 fn fingerprint(ops: &Operands, rows: &RowRanges) -> u64 {
+    fingerprint_of(&ops.q_runs, &ops.kv_runs, rows)
+}
+
+impl MemoEntry<'_> {
+    fn fingerprint(&self) -> u64 {
+        fingerprint_of(&self.q_runs, &self.kv_runs, self.rows)
+    }
+}
+
+fn fingerprint_of(q_runs: &Runs, kv_runs: &Few<Runs>, rows: &RowRanges) -> u64 {
     let mut f = 0xcbf2_9ce4_8422_2325u64;
     let mut mix = |x: u64| f = (f ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
-    for &(r0, r1, g) in &ops.q_runs {
+    for &(r0, r1, g) in q_runs {
         mix(g ^ ((r0 as u64) << 40) ^ ((r1 as u64) << 20));
     }
-    for rs in &ops.kv_runs {
+    for rs in kv_runs {
         mix(rs.len() as u64);
         for &(r0, r1, g) in rs {
             mix(g ^ ((r0 as u64) << 40) ^ ((r1 as u64) << 20));
@@ -412,8 +510,7 @@ impl<'a> Local<'_, 'a> {
         }
         let hk = hk?;
         // GQA: query head `hq + j` reads KV head `hk + j / g`, which must be its group's.
-        let grp = self.plan.batch.model.group();
-        if (0..q.heads).any(|j| (hq + j) / grp != hk + j / grp) {
+        if !gqa_consistent(hq, hk, q.heads, self.plan.batch.model.group()) {
             return None;
         }
         let mut q_head = Slots::new(q.heads as usize, 0);
@@ -859,8 +956,10 @@ impl<'a> Local<'_, 'a> {
         self.err(dev, idx, PlanErrorKind::MixedSequences { work: wi, a, b })
     }
 
-    /// The pairs of a work with these operands and row ranges, checked; from the memo when a
-    /// work of the same content was checked before.
+    /// The pairs of a work with these operands and row ranges, checked; in a backward program,
+    /// from the memo when a work of the same content was checked before (a forward program's
+    /// works are checked without a lookup: in every plan measured they all differ, and a
+    /// repeated one is only checked again).
     fn checked_pairs(
         &self,
         dev: u32,
@@ -869,15 +968,9 @@ impl<'a> Local<'_, 'a> {
         ops: &Operands,
         rows: &'a RowRanges,
     ) -> Result<Arc<WorkPairs>, PlanError> {
-        let fp = fingerprint(ops, rows);
-        if let Some(bucket) = self.cache.pairs_memo.borrow().get(&fp) {
-            if let Some(e) = bucket.iter().find(|e| {
-                e.q_runs == ops.q_runs
-                    && e.q_head == ops.q_head
-                    && e.kv_runs == ops.kv_runs
-                    && *e.rows == *rows
-            }) {
-                return Ok(e.pairs.clone());
+        if self.backward {
+            if let Some(p) = self.cache.pairs_memo.borrow_mut().get(ops, rows) {
+                return Ok(p);
             }
         }
         // One run from row 0 (a ring step's operands): its cached pieces as they are, tagged
@@ -952,18 +1045,13 @@ impl<'a> Local<'_, 'a> {
                 Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
             }
         };
-        self.cache
-            .pairs_memo
-            .borrow_mut()
-            .entry(fp)
-            .or_default()
-            .push(MemoEntry {
-                q_runs: ops.q_runs.clone(),
-                q_head: ops.q_head.clone(),
-                kv_runs: ops.kv_runs.clone(),
-                rows,
-                pairs: pairs.clone(),
-            });
+        self.cache.pairs_memo.borrow_mut().push(MemoEntry {
+            q_runs: ops.q_runs.clone(),
+            q_head: ops.q_head.clone(),
+            kv_runs: ops.kv_runs.clone(),
+            rows,
+            pairs: pairs.clone(),
+        });
         Ok(pairs)
     }
 
@@ -1175,7 +1263,101 @@ impl<'a> Local<'_, 'a> {
 
 #[cfg(test)]
 mod head_run_tests {
-    use super::{head_runs, holds_input, Runs};
+    use super::{gqa_consistent, head_runs, holds_input, Runs};
+
+    /// The pairs memo finds an entry of equal content wherever it is (its positional guess
+    /// first, then by fingerprint), never one that differs, and returns that entry's pairs.
+    #[test]
+    fn the_pairs_memo_finds_equal_works_in_any_order() {
+        use super::{MemoEntry, Operands, PairsMemo};
+        use crate::plan::{RangeSeg, RowRanges};
+        use crate::validate::pairs::{Hasher, WorkPairs};
+        use crate::validate::state::{Few, Slots};
+        use std::sync::Arc;
+        let ops = |g: u64| Operands {
+            q_runs: Few::One((0, 4, g)),
+            q_head: Slots::new(2, 0),
+            kv_runs: Few::One(Few::One((0, 4, g + 100))),
+            q_cols: Few::One((0, 2, 0)),
+            kv_cols: Few::One((0, 1, 0)),
+            keys: 4,
+        };
+        let rows = |n: u32| RowRanges {
+            segs: vec![RangeSeg {
+                row0: 0,
+                rows: n,
+                ranges: Default::default(),
+            }],
+        };
+        let h = Hasher::shared();
+        let pairs = || {
+            let one = std::iter::once((0i64, 4i64));
+            Arc::new(WorkPairs::new(
+                h,
+                Few::One((0, 2)),
+                Vec::new(),
+                one.clone(),
+                one,
+            ))
+        };
+        let (ra, rb, rc, rd) = (rows(4), rows(3), rows(2), rows(1));
+        let works = [(ops(0), &ra), (ops(10), &rb), (ops(20), &rc)];
+        let mut memo = PairsMemo::default();
+        let mut stored = Vec::new();
+        for (o, r) in &works {
+            let p = pairs();
+            memo.push(MemoEntry {
+                q_runs: o.q_runs.clone(),
+                q_head: o.q_head.clone(),
+                kv_runs: o.kv_runs.clone(),
+                rows: r,
+                pairs: p.clone(),
+            });
+            stored.push(p);
+        }
+        // Out of order (by fingerprint), then in order after it (by position), then back.
+        for i in [1, 2, 0, 1, 1] {
+            let (o, r) = &works[i];
+            let got = memo.get(o, r).expect("an equal work");
+            assert!(Arc::ptr_eq(&got, &stored[i]), "work {i}");
+        }
+        // Same operands, other rows; other operands, same rows: no entry.
+        assert!(memo.get(&ops(0), &rd).is_none());
+        assert!(memo.get(&ops(5), &ra).is_none());
+        let mut other = ops(0);
+        other.q_head = Slots::new(2, 1);
+        assert!(memo.get(&other, &ra).is_none());
+        // An entry pushed after the index was built is found too.
+        let p = pairs();
+        memo.push(MemoEntry {
+            q_runs: ops(30).q_runs.clone(),
+            q_head: ops(30).q_head.clone(),
+            kv_runs: ops(30).kv_runs.clone(),
+            rows: &rd,
+            pairs: p.clone(),
+        });
+        assert!(memo.get(&ops(0), &ra).is_some());
+        let got = memo.get(&ops(30), &rd).expect("the new entry");
+        assert!(Arc::ptr_eq(&got, &p));
+    }
+
+    #[test]
+    fn the_gqa_closed_form_equals_the_check_per_head() {
+        for g in 1..6u32 {
+            for hq in 0..24u32 {
+                for hk in 0..8u32 {
+                    for heads in 0..14u32 {
+                        let per_head = !(0..heads).any(|j| (hq + j) / g != hk + j / g);
+                        assert_eq!(
+                            gqa_consistent(hq, hk, heads, g),
+                            per_head,
+                            "hq {hq} hk {hk} heads {heads} g {g}"
+                        );
+                    }
+                }
+            }
+        }
+    }
     use crate::plan::IoTensor;
     use crate::validate::state::{refine, Rows, Val};
 
