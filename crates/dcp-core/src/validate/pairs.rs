@@ -208,16 +208,23 @@ impl Hasher {
         }
     }
 
-    /// `(x·y^m)^e` for `e ≥ 0`.
+    /// `(x·y^m)^e` for `e ≥ 0` (`x^e` for a constant bound, `m = 0`: `y^0 = 1`).
     #[inline]
     fn ratio_pow(&self, m: i64, e: i64) -> u64 {
+        if m == 0 {
+            return self.xp.pow(e as u64);
+        }
         mulm(self.xp.pow(e as u64), self.y_pow(m.saturating_mul(e)))
     }
 
     /// `Σ_{q=a}^{b-1} x^q · y^{c + m·q}` (exponents may be negative for `c` only).
     fn geo(&self, a: i64, b: i64, c: i64, m: i64) -> u64 {
         let n = b - a;
-        let r = mulm(self.x, self.y_pow(m));
+        let r = if m == 0 {
+            self.x
+        } else {
+            mulm(self.x, self.y_pow(m))
+        };
         let series = if r == 1 {
             n as u64 % P
         } else {
