@@ -9,14 +9,19 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::plan::{BufferRole, Dir, FillValue, Instr, IoTensor, Plan, Region};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
-use dcp_core::validate::{validate_with, Threads};
+use dcp_core::validate::{validate_paths, validate_with, Paths, Threads};
 use dcp_core::{PlanError, PlanErrorKind, ValidatedPlan};
 
 /// Validates `p` sequentially and in parallel (by phases and by flow, rayon pools of 1 and 4
-/// threads): every mutation test goes through all of them, and all must give the same result,
-/// the same error included.
+/// threads), and sequentially with the fast paths off (`Paths::General`): every mutation test
+/// goes through all of them, and all must give the same result, the same error included.
 fn validate(p: &Plan) -> Result<(), PlanError> {
     let seq = validate_with(p, Threads::Sequential);
+    assert_eq!(
+        validate_paths(p, Threads::Sequential, Paths::General),
+        seq,
+        "the general paths differ from the fast ones"
+    );
     for n in [1, 4] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -1311,6 +1316,99 @@ fn random_mutations_get_the_same_result_on_every_path() {
     }
     assert!(
         checked > 100 && refused > checked / 2,
+        "{checked} plans, {refused} refused"
+    );
+}
+
+#[test]
+fn random_row_range_mutations_get_the_same_result_on_both_paths() {
+    // Random plans of every planner, one work's row ranges broken at random (a range's start or
+    // end moved, made a slope, swapped with its neighbour, repeated, emptied, sent below row 0
+    // or beyond the keys; a segment moved or resized): the fast paths (constant-range works
+    // checked as rectangles) and the general paths must agree, error included; `validate` also
+    // compares the parallel paths. In debug builds every work the fast path accepts is checked
+    // against the general path's pairs as well.
+    use dcp_core::check::random_case;
+    use dcp_core::mask::LinRange;
+    use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let (mut checked, mut refused) = (0, 0);
+    for seed in 0..24 {
+        let (batch, topo) = random_case(100 + seed, 120);
+        for &name in PLANNERS {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            for _ in 0..8 {
+                let mut p = plan.clone();
+                let d = rng.random_range(0..p.devices.len());
+                let backward = rng.random_bool(0.3);
+                let prog = if backward {
+                    &mut p.devices[d].backward
+                } else {
+                    &mut p.devices[d].forward
+                };
+                let mut works: Vec<&mut dcp_core::plan::RowRanges> = prog
+                    .instrs
+                    .iter_mut()
+                    .flat_map(|i| match i {
+                        Instr::Attn { works, .. } => {
+                            works.iter_mut().map(|w| &mut w.rows).collect::<Vec<_>>()
+                        }
+                        Instr::AttnBwd { works, .. } => {
+                            works.iter_mut().map(|w| &mut w.rows).collect::<Vec<_>>()
+                        }
+                        _ => Vec::new(),
+                    })
+                    .filter(|rows| !rows.segs.is_empty())
+                    .collect();
+                if works.is_empty() {
+                    continue;
+                }
+                let w = rng.random_range(0..works.len());
+                let rows = &mut *works[w];
+                let si = rng.random_range(0..rows.segs.len());
+                let seg = &mut rows.segs[si];
+                let delta = [-3i64, -1, 1, 3][rng.random_range(0..4)];
+                let n = seg.ranges.len();
+                let ri = if n > 0 { rng.random_range(0..n) } else { 0 };
+                match rng.random_range(0..9) {
+                    0 if n > 0 => seg.ranges[ri].start.c += delta,
+                    1 if n > 0 => seg.ranges[ri].end.c += delta,
+                    2 if n > 0 => {
+                        let r = &mut seg.ranges[ri];
+                        r.start = Lin {
+                            c: r.start.c - seg.row0 as i64,
+                            slope: 1,
+                        };
+                    }
+                    3 if n > 1 => seg.ranges.swap(ri, (ri + 1) % n),
+                    4 if n > 0 => {
+                        let r = seg.ranges[ri];
+                        seg.ranges.push(r);
+                    }
+                    5 if n > 0 => {
+                        let r = seg.ranges[ri];
+                        seg.ranges.push(LinRange::new(r.end, r.end));
+                    }
+                    6 if n > 0 => seg.ranges[ri].start.c = -5,
+                    7 if n > 0 => seg.ranges[ri].end.c += 1000,
+                    _ => {
+                        if rng.random_bool(0.5) {
+                            seg.row0 = (seg.row0 as i64 + delta).max(0) as u32;
+                        } else {
+                            seg.rows = (seg.rows as i64 + delta).max(0) as u32;
+                        }
+                    }
+                }
+                refused += validate(&p).is_err() as usize;
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 400 && refused > checked / 3 && refused < checked,
         "{checked} plans, {refused} refused"
     );
 }

@@ -47,7 +47,6 @@ use crate::plan::{Plan, Program, Region};
 use gspace::{GMap, Piece};
 use pairs::PtrHash;
 use state::{Buf, Few, RowList};
-use work::MemoEntry;
 
 /// A plan that passed [`validate`]; the only way to make one is [`ValidatedPlan::new`].
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +139,22 @@ fn phase_instrs(plan: &Plan) -> usize {
 
 /// [`validate`] with a choice of threads.
 pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
+    validate_paths(plan, threads, Paths::Fast)
+}
+
+/// Which code paths the validator takes. Both decide every plan alike (the same error for a
+/// broken one): [`Paths::Fast`] takes exact shortcuts for common shapes (a ring step's
+/// constant-range works), [`Paths::General`] never does. For tests that compare them.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paths {
+    Fast,
+    General,
+}
+
+/// [`validate_with`] with a choice of [`Paths`] (for tests).
+#[doc(hidden)]
+pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(), PlanError> {
     plan.batch
         .validate()
         .map_err(|e| PlanError::new(0, "plan", None, e.into()))?;
@@ -163,7 +178,8 @@ pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
         }
         t => t,
     };
-    let cx = Ctx::new(plan);
+    let mut cx = Ctx::new(plan);
+    cx.fast = paths == Paths::Fast;
     if threads == Threads::Flow && validate_flow(&cx) {
         return Ok(());
     }
@@ -224,6 +240,8 @@ struct Ctx<'a> {
     /// The pieces of each device's whole run of global rows (a ring plan's Q and its KV
     /// buffers as they travel), cut once for all devices ([`Ctx::whole_run`]).
     whole_runs: Vec<Vec<(Piece, u32)>>,
+    /// Whether the exact shortcuts for common shapes are taken ([`Paths`]).
+    fast: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -259,6 +277,7 @@ impl<'a> Ctx<'a> {
             span_xs: unset(),
             span_ys: unset(),
             whole_runs,
+            fast: true,
         }
     }
 }
@@ -267,9 +286,9 @@ impl<'a> Ctx<'a> {
 /// backward's (each device's are its own, so devices run in parallel without sharing them).
 #[derive(Default)]
 struct DevCache<'a> {
-    /// Checked works' pairs by content (fingerprint, then compared in full): the forward and
-    /// backward programs of a device mostly hold the same works.
-    pairs_memo: RefCell<HashMap<u64, Few<MemoEntry<'a>>, BuildHasherDefault<PtrHash>>>,
+    /// Checked works' pairs by content ([`work::PairsMemo`]): the forward and backward
+    /// programs of a device mostly hold the same works.
+    pairs_memo: RefCell<work::PairsMemo<'a>>,
     /// The pieces of runs of global rows `[g, g + len)` by `(g, len)`, from row 0 on: a ring
     /// plan's works read the same device-long runs again and again.
     run_pieces: RefCell<RunPieces>,
@@ -293,7 +312,7 @@ impl DevCache<'_> {
             })
             .sum();
         DevCache {
-            pairs_memo: RefCell::new(HashMap::with_capacity_and_hasher(works, Default::default())),
+            pairs_memo: RefCell::new(work::PairsMemo::with_capacity(works)),
             ..Default::default()
         }
     }
@@ -731,6 +750,33 @@ mod tests {
     use crate::mask::MaskSpec;
     use crate::planners::{make_plan, PlannerOptions, PLANNERS};
     use crate::spec::{BatchSpec, DType, ModelShape, Topology};
+
+    /// The fast pair path is taken on ring-style plans (and, in debug builds, each work it
+    /// takes is checked against the general path, `work::checked_pairs`); both paths accept them.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn the_fast_pair_path_is_taken_on_ring_plans() {
+        let model = ModelShape {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 4,
+            dtype: DType::Bf16,
+        };
+        let batch = BatchSpec::uniform(&[37, 200, 5, 64], MaskSpec::Causal, model, 8);
+        let topo = Topology::new(2, 2);
+        for name in ["ring", "zigzag", "usp"] {
+            let plan = make_plan(name, &batch, &topo, &PlannerOptions::default()).expect(name);
+            let before = work::FAST_PAIRS.get();
+            assert_eq!(validate_with(&plan, Threads::Sequential), Ok(()), "{name}");
+            let taken = work::FAST_PAIRS.get() - before;
+            assert!(taken > 0, "{name}: no work took the fast path");
+            assert_eq!(
+                validate_paths(&plan, Threads::Sequential, Paths::General),
+                Ok(()),
+                "{name}"
+            );
+        }
+    }
 
     /// The concurrent path accepts valid plans by itself (not by falling back to the sequential
     /// validator), on one thread and on several, and refuses a broken one.

@@ -208,16 +208,23 @@ impl Hasher {
         }
     }
 
-    /// `(x·y^m)^e` for `e ≥ 0`.
+    /// `(x·y^m)^e` for `e ≥ 0` (`x^e` for a constant bound, `m = 0`: `y^0 = 1`).
     #[inline]
     fn ratio_pow(&self, m: i64, e: i64) -> u64 {
+        if m == 0 {
+            return self.xp.pow(e as u64);
+        }
         mulm(self.xp.pow(e as u64), self.y_pow(m.saturating_mul(e)))
     }
 
     /// `Σ_{q=a}^{b-1} x^q · y^{c + m·q}` (exponents may be negative for `c` only).
     fn geo(&self, a: i64, b: i64, c: i64, m: i64) -> u64 {
         let n = b - a;
-        let r = mulm(self.x, self.y_pow(m));
+        let r = if m == 0 {
+            self.x
+        } else {
+            mulm(self.x, self.y_pow(m))
+        };
         let series = if r == 1 {
             n as u64 % P
         } else {
@@ -454,7 +461,7 @@ impl Side {
 /// `off`), from the work's query run `qrun` and KV run `krun`. `lo[1]` and `hi[1]` are constant: the
 /// token bounds of the KV piece the keys are read from. Query token `q` is global row `q + gq`,
 /// key token `k` global row `k + gk` (a trap lies inside one query piece and one KV piece).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Trap {
     pub q0: u32,
     pub q1: u32,
@@ -563,6 +570,20 @@ impl WorkPairs {
             q_runs: q_side,
             k_runs: k_side,
         }
+    }
+
+    /// Whether `o` holds the same pairs in the same form: equal trapezoids in the same order,
+    /// heads, and per-run extents and sums (what a fast path must reproduce exactly).
+    #[cfg(debug_assertions)]
+    pub fn same_as(&self, o: &WorkPairs) -> bool {
+        let sides = |a: &[(Extent, PairSum)], b: &[(Extent, PairSum)]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 .0 == y.0 .0 && x.1 == y.1)
+        };
+        self.qheads == o.qheads
+            && self.traps == o.traps
+            && self.heads == o.heads
+            && sides(&self.q_runs, &o.q_runs)
+            && sides(&self.k_runs, &o.k_runs)
     }
 
     /// Extent and sum of the trapezoids of `side`.

@@ -16,19 +16,28 @@
 //! same row ranges): the pairs of a checked work are kept by content ([`Ctx::pairs_memo`]) and a
 //! work of equal content reuses them, checks included, since they depend on nothing else.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::gspace::Piece;
 use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Arena, Cov,
-    Hasher, Side, Trap, WorkPairs,
+    Hasher, PtrHash, Side, Trap, WorkPairs,
 };
 use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::Lin;
 use crate::plan::{BwdWork, FwdWork, Instr, IoTensor, Region, RowRanges};
+
+#[cfg(debug_assertions)]
+thread_local! {
+    /// Works whose pairs the fast path made on this thread, each checked against the general
+    /// path (debug builds only; tests read it to see that the fast path is taken).
+    pub(super) static FAST_PAIRS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 /// Runs of an operand's rows holding consecutive global rows: `(r0, r1, first global row)`.
 pub(super) type Runs = Few<(u32, u32, u64)>;
@@ -44,6 +53,16 @@ fn head_runs(heads: &[u32]) -> Few<(u32, u32, u32)> {
         }
     }
     out
+}
+
+/// Whether `(hq + j) / g == hk + j / g` for every `j < heads` (query head `hq + j` reads KV
+/// head `hk + j / g`, its group's), without a division per head: with `hq = a·g + r`
+/// (`r < g`), `j = 0` needs `a = hk`, and then `⌊(r + j) / g⌋ = ⌊j / g⌋` for all `j < heads`
+/// holds exactly when `r = 0` or the first `j` where they differ, `g − r`, is not below
+/// `heads`.
+fn gqa_consistent(hq: u32, hk: u32, heads: u32, g: u32) -> bool {
+    let r = hq % g;
+    heads == 0 || (hq / g == hk && (r == 0 || g - r >= heads))
 }
 
 fn push_run(runs: &mut Runs, r0: u32, r1: u32, g: u64, join: bool) {
@@ -178,14 +197,100 @@ pub(super) struct MemoEntry<'a> {
     pairs: Arc<WorkPairs>,
 }
 
+impl MemoEntry<'_> {
+    /// Whether a work with these operands and row ranges has this entry's pairs (compared in
+    /// full: the pairs depend on nothing else).
+    fn holds(&self, ops: &Operands, rows: &RowRanges) -> bool {
+        self.q_runs == ops.q_runs
+            && self.q_head == ops.q_head
+            && self.kv_runs == ops.kv_runs
+            && *self.rows == *rows
+    }
+}
+
+/// One device's checked works' pairs, in the order they were checked. A backward program
+/// mostly repeats its forward program's works in the same order, so a lookup first tries the
+/// entry after the last one found (no fingerprint, no hashing); only when that one differs
+/// are all entries indexed by [`fingerprint`] (once, then kept up to date) and looked up there.
+/// Every hit is an entry of equal content ([`MemoEntry::holds`]), so which entry is tried
+/// first changes the cost only.
+pub(super) struct PairsMemo<'a> {
+    entries: Vec<MemoEntry<'a>>,
+    /// The entry to try first.
+    next: usize,
+    /// Entry indices by fingerprint, once a lookup has missed its positional guess.
+    index: Option<HashMap<u64, Few<usize>, BuildHasherDefault<PtrHash>>>,
+}
+
+impl Default for PairsMemo<'_> {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl<'a> PairsMemo<'a> {
+    pub fn with_capacity(n: usize) -> Self {
+        PairsMemo {
+            entries: Vec::with_capacity(n),
+            next: 0,
+            index: None,
+        }
+    }
+
+    /// The pairs of a checked work with these operands and rows, if any.
+    fn get(&mut self, ops: &Operands, rows: &RowRanges) -> Option<Arc<WorkPairs>> {
+        if let Some(e) = self.entries.get(self.next) {
+            if e.holds(ops, rows) {
+                self.next += 1;
+                return Some(e.pairs.clone());
+            }
+        }
+        let entries = &self.entries;
+        let index = self.index.get_or_insert_with(|| {
+            let mut m: HashMap<u64, Few<usize>, _> =
+                HashMap::with_capacity_and_hasher(entries.len(), Default::default());
+            for (i, e) in entries.iter().enumerate() {
+                m.entry(e.fingerprint()).or_default().push(i);
+            }
+            m
+        });
+        let i = *index
+            .get(&fingerprint(ops, rows))?
+            .iter()
+            .find(|&&i| entries[i].holds(ops, rows))?;
+        self.next = i + 1;
+        Some(entries[i].pairs.clone())
+    }
+
+    fn push(&mut self, e: MemoEntry<'a>) {
+        if let Some(index) = &mut self.index {
+            index
+                .entry(e.fingerprint())
+                .or_default()
+                .push(self.entries.len());
+        }
+        self.entries.push(e);
+    }
+}
+
 /// A cheap fingerprint of a work's operands and row ranges (entries are compared in full).
 fn fingerprint(ops: &Operands, rows: &RowRanges) -> u64 {
+    fingerprint_of(&ops.q_runs, &ops.kv_runs, rows)
+}
+
+impl MemoEntry<'_> {
+    fn fingerprint(&self) -> u64 {
+        fingerprint_of(&self.q_runs, &self.kv_runs, self.rows)
+    }
+}
+
+fn fingerprint_of(q_runs: &Runs, kv_runs: &Few<Runs>, rows: &RowRanges) -> u64 {
     let mut f = 0xcbf2_9ce4_8422_2325u64;
     let mut mix = |x: u64| f = (f ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
-    for &(r0, r1, g) in &ops.q_runs {
+    for &(r0, r1, g) in q_runs {
         mix(g ^ ((r0 as u64) << 40) ^ ((r1 as u64) << 20));
     }
-    for rs in &ops.kv_runs {
+    for rs in kv_runs {
         mix(rs.len() as u64);
         for &(r0, r1, g) in rs {
             mix(g ^ ((r0 as u64) << 40) ^ ((r1 as u64) << 20));
@@ -405,8 +510,7 @@ impl<'a> Local<'_, 'a> {
         }
         let hk = hk?;
         // GQA: query head `hq + j` reads KV head `hk + j / g`, which must be its group's.
-        let grp = self.plan.batch.model.group();
-        if (0..q.heads).any(|j| (hq + j) / grp != hk + j / grp) {
+        if !gqa_consistent(hq, hk, q.heads, self.plan.batch.model.group()) {
             return None;
         }
         let mut q_head = Slots::new(q.heads as usize, 0);
@@ -668,6 +772,163 @@ impl<'a> Local<'_, 'a> {
         Ok(WorkPairs::new(h, qheads, traps, q, k))
     }
 
+    /// [`Local::check_rows`] followed by [`Local::pairs`] for a work whose ranges are all
+    /// constant (every step of a ring plan but the diagonal one): the same loops over segments,
+    /// query pieces, ranges and KV pieces, with the rectangles' arithmetic only (no lines, no
+    /// trapezoid sums), the row checks folded in. It makes the same trapezoids in the same
+    /// order, so the same [`WorkPairs`]. `None` when the general path must decide: a range that
+    /// is not constant, rows that [`Local::check_rows`] refuses, a rectangle across sequences
+    /// or with pairs outside the mask (the general path reports the first error in its own
+    /// order).
+    #[inline(never)]
+    fn pairs_rect(
+        &self,
+        ops: &Operands,
+        qp: &[(Piece, u32)],
+        kp: &[(Piece, u32)],
+        rows: &RowRanges,
+    ) -> Option<WorkPairs> {
+        // Not one range with a slope (a diagonal step, a windowed mask): the general path
+        // alone, without half a fast pass before it.
+        let sloped = |r: &crate::mask::LinRange| r.start.slope != 0 || r.end.slope != 0;
+        if rows.segs.iter().any(|seg| seg.ranges.iter().any(sloped)) {
+            return None;
+        }
+        let cx: &Ctx = self.cx;
+        let h = Hasher::shared();
+        let keys = ops.keys as i64;
+        let mut traps = Vec::with_capacity(qp.len() * 2);
+        let (mut qi, mut hint, mut next) = (0usize, 0usize, 0u64);
+        // Per query run, then per KV run (all regions'): the sums of their trapezoids.
+        for seg in &rows.segs {
+            // `check_rows`: segments in row order without overlap; constant ranges in order,
+            // inside the keys (empty ones skipped, ends below 0 taken as 0).
+            if (seg.row0 as u64) < next {
+                return None;
+            }
+            next = seg.row0 as u64 + seg.rows as u64;
+            let (mut prev_end, mut first) = (0i64, true);
+            for lr in seg.ranges.iter() {
+                let (s, e) = (lr.start.c, lr.end.c);
+                if s >= e {
+                    continue;
+                }
+                let (s, e) = (s.max(0), e.max(0));
+                if e > keys || (!first && s < prev_end) {
+                    return None;
+                }
+                first = false;
+                prev_end = e;
+            }
+            // `pairs`, rectangles only.
+            let s0 = seg.row0;
+            let s1 = seg.row0.checked_add(seg.rows)?;
+            while qi < qp.len() && qp[qi].0.r1 <= s0 {
+                qi += 1;
+            }
+            for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
+                let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
+                let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
+                let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
+                let mask = &cx.masks[seq as usize];
+                let mfirst = mask_seg(mask, q0 as i64);
+                let common = match mask.segs.get(mfirst) {
+                    Some(ms)
+                        if ms.ranges.len() == 1
+                            && ms.rows.0 <= q0 as i64
+                            && q1 as i64 <= ms.rows.1 =>
+                    {
+                        let r = &ms.ranges[0];
+                        let (x, y) = (q0 as i64, q1 as i64 - 1);
+                        Some((
+                            r.start.at(x).max(r.start.at(y)),
+                            r.end.at(x).min(r.end.at(y)),
+                        ))
+                    }
+                    _ => None,
+                };
+                let mut xs = None;
+                for lr in seg.ranges.iter() {
+                    let (s, e) = (lr.start.c, lr.end.c);
+                    let (lo, hi) = (s.max(0), e.min(keys));
+                    if lo >= hi {
+                        continue;
+                    }
+                    let first_after = |i: usize| {
+                        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo)
+                            && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
+                    };
+                    let from = if first_after(hint) {
+                        hint
+                    } else if first_after(hint + 1) {
+                        hint + 1
+                    } else {
+                        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
+                    };
+                    hint = from;
+                    for (k, krun) in &kp[from..] {
+                        if k.r0 as i64 >= hi {
+                            break;
+                        }
+                        let to_k = k.tok as i64 - k.r0 as i64;
+                        let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
+                        let (a, b) = ((s + to_k).max(kt0), (e + to_k).min(kt1));
+                        if a >= b {
+                            continue;
+                        }
+                        if k.seq != seq {
+                            return None;
+                        }
+                        let counted = match common {
+                            Some((cl, cu)) => cl <= a && b <= cu,
+                            None => rect_inside_mask(mask, mfirst, (q0 as i64, q1 as i64), (a, b)),
+                        };
+                        let xs = *xs.get_or_insert_with(|| {
+                            let whole = p.whole && (ra, rb) == (p.r0, p.r1);
+                            span_sum(&cx.span_xs[p.span as usize], whole, || {
+                                h.xs(off + q0 as u64, off + q1 as u64)
+                            })
+                        });
+                        let whole = k.whole && (a, b) == (kt0, kt1);
+                        let ys = span_sum(&cx.span_ys[k.span as usize], whole, || {
+                            h.ys(off + a as u64, off + b as u64)
+                        });
+                        let full = Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64);
+                        traps.push(Trap {
+                            q0,
+                            q1,
+                            lo: [Lin::c(s + to_k), Lin::c(kt0)],
+                            hi: [Lin::c(e + to_k), Lin::c(kt1)],
+                            qrun: *qrun,
+                            krun: *krun,
+                            off,
+                            gq: p.g0 as i64 - p.tok as i64,
+                            gk: k.g0 as i64 - k.tok as i64,
+                            full,
+                        });
+                        // Not placed inside by the quick tests: counted exactly, as the general
+                        // path does; pairs outside are its error to name.
+                        if !counted {
+                            let tr = traps.last().expect("just pushed");
+                            if count_inside_mask(h, mask, tr) != full.count {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let qheads = ops
+            .q_cols
+            .iter()
+            .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
+            .collect();
+        let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+        let q = ops.q_runs.iter().map(rows_of);
+        let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
+        Some(WorkPairs::new(h, qheads, traps, q, k))
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
@@ -695,8 +956,10 @@ impl<'a> Local<'_, 'a> {
         self.err(dev, idx, PlanErrorKind::MixedSequences { work: wi, a, b })
     }
 
-    /// The pairs of a work with these operands and row ranges, checked; from the memo when a
-    /// work of the same content was checked before.
+    /// The pairs of a work with these operands and row ranges, checked; in a backward program,
+    /// from the memo when a work of the same content was checked before (a forward program's
+    /// works are checked without a lookup: in every plan measured they all differ, and a
+    /// repeated one is only checked again).
     fn checked_pairs(
         &self,
         dev: u32,
@@ -705,15 +968,9 @@ impl<'a> Local<'_, 'a> {
         ops: &Operands,
         rows: &'a RowRanges,
     ) -> Result<Arc<WorkPairs>, PlanError> {
-        let fp = fingerprint(ops, rows);
-        if let Some(bucket) = self.cache.pairs_memo.borrow().get(&fp) {
-            if let Some(e) = bucket.iter().find(|e| {
-                e.q_runs == ops.q_runs
-                    && e.q_head == ops.q_head
-                    && e.kv_runs == ops.kv_runs
-                    && *e.rows == *rows
-            }) {
-                return Ok(e.pairs.clone());
+        if self.backward {
+            if let Some(p) = self.cache.pairs_memo.borrow_mut().get(ops, rows) {
+                return Ok(p);
             }
         }
         // One run from row 0 (a ring step's operands): its cached pieces as they are, tagged
@@ -760,20 +1017,41 @@ impl<'a> Local<'_, 'a> {
                 return Err(self.mixed(dev, idx, wi, q.0.seq, k.0.seq));
             }
         }
-        self.check_rows(dev, idx, wi, rows, ops.keys)?;
-        let pairs = Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?);
-        self.cache
-            .pairs_memo
-            .borrow_mut()
-            .entry(fp)
-            .or_default()
-            .push(MemoEntry {
-                q_runs: ops.q_runs.clone(),
-                q_head: ops.q_head.clone(),
-                kv_runs: ops.kv_runs.clone(),
-                rows,
-                pairs: pairs.clone(),
-            });
+        // Constant ranges (a ring step's rectangles): checked and summed by the fast path; on
+        // anything it does not take, the general order of checks decides (and names the error).
+        let fast = if cx.fast {
+            self.pairs_rect(ops, qp, kp, rows)
+        } else {
+            None
+        };
+        let pairs = match fast {
+            Some(p) => {
+                // Debug builds (every test run) prove the shortcut on each work it takes: the
+                // general path must accept the work and make the same pairs.
+                #[cfg(debug_assertions)]
+                {
+                    self.check_rows(dev, idx, wi, rows, ops.keys)
+                        .expect("the fast path accepted rows the general path refuses");
+                    let general = self
+                        .pairs(dev, idx, wi, ops, qp, kp, rows)
+                        .expect("the fast path accepted pairs the general path refuses");
+                    assert!(general.same_as(&p), "the fast path's pairs differ");
+                    FAST_PAIRS.set(FAST_PAIRS.get() + 1);
+                }
+                Arc::new(p)
+            }
+            None => {
+                self.check_rows(dev, idx, wi, rows, ops.keys)?;
+                Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
+            }
+        };
+        self.cache.pairs_memo.borrow_mut().push(MemoEntry {
+            q_runs: ops.q_runs.clone(),
+            q_head: ops.q_head.clone(),
+            kv_runs: ops.kv_runs.clone(),
+            rows,
+            pairs: pairs.clone(),
+        });
         Ok(pairs)
     }
 
@@ -985,7 +1263,101 @@ impl<'a> Local<'_, 'a> {
 
 #[cfg(test)]
 mod head_run_tests {
-    use super::{head_runs, holds_input, Runs};
+    use super::{gqa_consistent, head_runs, holds_input, Runs};
+
+    /// The pairs memo finds an entry of equal content wherever it is (its positional guess
+    /// first, then by fingerprint), never one that differs, and returns that entry's pairs.
+    #[test]
+    fn the_pairs_memo_finds_equal_works_in_any_order() {
+        use super::{MemoEntry, Operands, PairsMemo};
+        use crate::plan::{RangeSeg, RowRanges};
+        use crate::validate::pairs::{Hasher, WorkPairs};
+        use crate::validate::state::{Few, Slots};
+        use std::sync::Arc;
+        let ops = |g: u64| Operands {
+            q_runs: Few::One((0, 4, g)),
+            q_head: Slots::new(2, 0),
+            kv_runs: Few::One(Few::One((0, 4, g + 100))),
+            q_cols: Few::One((0, 2, 0)),
+            kv_cols: Few::One((0, 1, 0)),
+            keys: 4,
+        };
+        let rows = |n: u32| RowRanges {
+            segs: vec![RangeSeg {
+                row0: 0,
+                rows: n,
+                ranges: Default::default(),
+            }],
+        };
+        let h = Hasher::shared();
+        let pairs = || {
+            let one = std::iter::once((0i64, 4i64));
+            Arc::new(WorkPairs::new(
+                h,
+                Few::One((0, 2)),
+                Vec::new(),
+                one.clone(),
+                one,
+            ))
+        };
+        let (ra, rb, rc, rd) = (rows(4), rows(3), rows(2), rows(1));
+        let works = [(ops(0), &ra), (ops(10), &rb), (ops(20), &rc)];
+        let mut memo = PairsMemo::default();
+        let mut stored = Vec::new();
+        for (o, r) in &works {
+            let p = pairs();
+            memo.push(MemoEntry {
+                q_runs: o.q_runs.clone(),
+                q_head: o.q_head.clone(),
+                kv_runs: o.kv_runs.clone(),
+                rows: r,
+                pairs: p.clone(),
+            });
+            stored.push(p);
+        }
+        // Out of order (by fingerprint), then in order after it (by position), then back.
+        for i in [1, 2, 0, 1, 1] {
+            let (o, r) = &works[i];
+            let got = memo.get(o, r).expect("an equal work");
+            assert!(Arc::ptr_eq(&got, &stored[i]), "work {i}");
+        }
+        // Same operands, other rows; other operands, same rows: no entry.
+        assert!(memo.get(&ops(0), &rd).is_none());
+        assert!(memo.get(&ops(5), &ra).is_none());
+        let mut other = ops(0);
+        other.q_head = Slots::new(2, 1);
+        assert!(memo.get(&other, &ra).is_none());
+        // An entry pushed after the index was built is found too.
+        let p = pairs();
+        memo.push(MemoEntry {
+            q_runs: ops(30).q_runs.clone(),
+            q_head: ops(30).q_head.clone(),
+            kv_runs: ops(30).kv_runs.clone(),
+            rows: &rd,
+            pairs: p.clone(),
+        });
+        assert!(memo.get(&ops(0), &ra).is_some());
+        let got = memo.get(&ops(30), &rd).expect("the new entry");
+        assert!(Arc::ptr_eq(&got, &p));
+    }
+
+    #[test]
+    fn the_gqa_closed_form_equals_the_check_per_head() {
+        for g in 1..6u32 {
+            for hq in 0..24u32 {
+                for hk in 0..8u32 {
+                    for heads in 0..14u32 {
+                        let per_head = !(0..heads).any(|j| (hq + j) / g != hk + j / g);
+                        assert_eq!(
+                            gqa_consistent(hq, hk, heads, g),
+                            per_head,
+                            "hq {hq} hk {hk} heads {heads} g {g}"
+                        );
+                    }
+                }
+            }
+        }
+    }
     use crate::plan::IoTensor;
     use crate::validate::state::{refine, Rows, Val};
 
