@@ -751,19 +751,26 @@ mod tests {
     use crate::planners::{make_plan, PlannerOptions, PLANNERS};
     use crate::spec::{BatchSpec, DType, ModelShape, Topology};
 
-    /// The fast pair path is taken on ring-style plans (and, in debug builds, each work it
-    /// takes is checked against the general path, `work::checked_pairs`); both paths accept them.
-    #[cfg(debug_assertions)]
-    #[test]
-    fn the_fast_pair_path_is_taken_on_ring_plans() {
+    /// Four causal sequences (37, 200, 5 and 64 tokens, GQA 4:2) on 2×2 devices.
+    fn small_case() -> (BatchSpec, Topology) {
         let model = ModelShape {
             heads: 4,
             kv_heads: 2,
             head_dim: 4,
             dtype: DType::Bf16,
         };
-        let batch = BatchSpec::uniform(&[37, 200, 5, 64], MaskSpec::Causal, model, 8);
-        let topo = Topology::new(2, 2);
+        (
+            BatchSpec::uniform(&[37, 200, 5, 64], MaskSpec::Causal, model, 8),
+            Topology::new(2, 2),
+        )
+    }
+
+    /// The fast pair path is taken on ring-style plans (and, in debug builds, each work it
+    /// takes is checked against the general path, `work::checked_pairs`); both paths accept them.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn the_fast_pair_path_is_taken_on_ring_plans() {
+        let (batch, topo) = small_case();
         for name in ["ring", "zigzag", "usp"] {
             let plan = make_plan(name, &batch, &topo, &PlannerOptions::default()).expect(name);
             let before = work::FAST_PAIRS.get();
@@ -782,14 +789,7 @@ mod tests {
     /// validator), on one thread and on several, and refuses a broken one.
     #[test]
     fn the_concurrent_path_accepts_valid_plans_itself() {
-        let model = ModelShape {
-            heads: 4,
-            kv_heads: 2,
-            head_dim: 4,
-            dtype: DType::Bf16,
-        };
-        let batch = BatchSpec::uniform(&[37, 200, 5, 64], MaskSpec::Causal, model, 8);
-        let topo = Topology::new(2, 2);
+        let (batch, topo) = small_case();
         let mut planned = 0;
         for &name in PLANNERS {
             let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {

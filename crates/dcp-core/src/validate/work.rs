@@ -29,7 +29,7 @@ use super::pairs::{
 use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
 use crate::error::{PlanError, PlanErrorKind};
-use crate::mask::Lin;
+use crate::mask::{CompiledMask, Lin};
 use crate::plan::{BwdWork, FwdWork, Instr, IoTensor, Region, RowRanges};
 
 #[cfg(debug_assertions)]
@@ -646,24 +646,7 @@ impl<'a> Local<'_, 'a> {
                 let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
                 let mask = &cx.masks[seq as usize];
                 let mfirst = mask_seg(mask, q0 as i64);
-                // Keys every query of `[q0, q1)` attends, when one mask segment with one range
-                // covers them (a causal sequence): [`rect_inside_mask`]'s test, hoisted out of
-                // the KV pieces' loop (its lines are extreme at the end rows).
-                let common = match mask.segs.get(mfirst) {
-                    Some(ms)
-                        if ms.ranges.len() == 1
-                            && ms.rows.0 <= q0 as i64
-                            && q1 as i64 <= ms.rows.1 =>
-                    {
-                        let r = &ms.ranges[0];
-                        let (x, y) = (q0 as i64, q1 as i64 - 1);
-                        Some((
-                            r.start.at(x).max(r.start.at(y)),
-                            r.end.at(x).min(r.end.at(y)),
-                        ))
-                    }
-                    _ => None,
-                };
+                let common = common_keys(mask, mfirst, q0, q1);
                 let mut xs = None;
                 for lr in seg.ranges.iter() {
                     // Concatenated positions this range can reach over the rows.
@@ -832,21 +815,7 @@ impl<'a> Local<'_, 'a> {
                 let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
                 let mask = &cx.masks[seq as usize];
                 let mfirst = mask_seg(mask, q0 as i64);
-                let common = match mask.segs.get(mfirst) {
-                    Some(ms)
-                        if ms.ranges.len() == 1
-                            && ms.rows.0 <= q0 as i64
-                            && q1 as i64 <= ms.rows.1 =>
-                    {
-                        let r = &ms.ranges[0];
-                        let (x, y) = (q0 as i64, q1 as i64 - 1);
-                        Some((
-                            r.start.at(x).max(r.start.at(y)),
-                            r.end.at(x).min(r.end.at(y)),
-                        ))
-                    }
-                    _ => None,
-                };
+                let common = common_keys(mask, mfirst, q0, q1);
                 let mut xs = None;
                 for lr in seg.ranges.iter() {
                     let (s, e) = (lr.start.c, lr.end.c);
@@ -1258,6 +1227,24 @@ impl<'a> Local<'_, 'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Keys every query of `[q0, q1)` attends, when one mask segment (`mfirst` = `mask_seg(q0)`)
+/// with one range covers them (a causal sequence): [`rect_inside_mask`]'s test, hoisted out of
+/// the KV pieces' loop (its lines are extreme at the end rows).
+#[inline]
+fn common_keys(mask: &CompiledMask, mfirst: usize, q0: u32, q1: u32) -> Option<(i64, i64)> {
+    match mask.segs.get(mfirst) {
+        Some(ms) if ms.ranges.len() == 1 && ms.rows.0 <= q0 as i64 && q1 as i64 <= ms.rows.1 => {
+            let r = &ms.ranges[0];
+            let (x, y) = (q0 as i64, q1 as i64 - 1);
+            Some((
+                r.start.at(x).max(r.start.at(y)),
+                r.end.at(x).min(r.end.at(y)),
+            ))
+        }
+        _ => None,
     }
 }
 
