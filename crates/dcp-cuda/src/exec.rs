@@ -643,6 +643,14 @@ struct WorkLists {
     mask_rows: Vec<u128>,
 }
 
+/// Whether a work whose tiles are `partial` of `total` partial gets precomputed tile masks: the
+/// masks save the kernels' per-element range tests on partial tiles (causal-blockwise −8 %
+/// backward), but cost ~2 µs of host time each per new plan, which a work with few partial
+/// tiles (one long causal sequence: 0.2 %) does not win back.
+fn worth_masks(partial: usize, total: usize) -> bool {
+    partial > 0 && partial * 32 >= total
+}
+
 /// A backward launch's q tiles of one kv tile before tasks are cut: (work, kv tile, KV heads, q
 /// tile words, and for sm90 their mask indices).
 type KvTileList = (u32, u32, u32, Vec<u32>, Vec<u32>);
@@ -713,18 +721,38 @@ impl WorkLists {
         let off = self.tiles.len() as u32;
         self.tiles.extend_from_slice(&self.out);
         if self.mask_mode != TileMasks::None {
-            let out = std::mem::take(&mut self.out);
-            for &t in &out {
-                let m = if t & PARTIAL != 0 {
-                    self.tile_mask(csr, r0, r1, t & !PARTIAL, n_keys)
-                } else {
-                    tilemask::NO_MASK
-                };
-                self.tmask.push(m);
-            }
-            self.out = out;
+            // Placeholders: [`Self::fill_fwd_masks`] decides per work.
+            self.tmask
+                .resize(self.tmask.len() + self.out.len(), tilemask::NO_MASK);
         }
         (off, self.out.len() as u32)
+    }
+
+    /// Masks for the partial tiles of one forward work whose q tiles `(r0, r1, tiles_off,
+    /// tiles_n)` were classified by [`Self::classify_into_tiles`], when it is worth it
+    /// ([`worth_masks`]).
+    fn fill_fwd_masks(&mut self, csr: &RowCsr, qtiles: &[(u32, u32, u32, u32)], n_keys: u32) {
+        if self.mask_mode == TileMasks::None {
+            return;
+        }
+        let entries = |&(_, _, off, n): &(u32, u32, u32, u32)| off as usize..(off + n) as usize;
+        let total: usize = qtiles.iter().map(|q| entries(q).len()).sum();
+        let partial = qtiles
+            .iter()
+            .flat_map(entries)
+            .filter(|&i| self.tiles[i] & PARTIAL != 0)
+            .count();
+        if !worth_masks(partial, total) {
+            return;
+        }
+        for q in qtiles {
+            for i in entries(q) {
+                let t = self.tiles[i];
+                if t & PARTIAL != 0 {
+                    self.tmask[i] = self.tile_mask(csr, q.0, q.1, t & !PARTIAL, n_keys);
+                }
+            }
+        }
     }
 
     /// The precomputed mask of the partial tile (rows `r0..r1`, key tile `kt`) in this launch's
@@ -1244,9 +1272,11 @@ impl Lowering<'_> {
                 ..Default::default()
             });
             let mut r0 = 0u32;
+            let mut qtiles = Vec::new();
             while r0 < n_rows {
                 let r1 = (r0 + br).min(n_rows);
                 let (off, n) = wl.classify_into_tiles(&csr, r0, r1, key0, kernels.fwd_bc);
+                qtiles.push((r0, r1, off, n));
                 for j in 0..w.q.heads {
                     wl.tasks.push(TaskDesc {
                         work: wdx,
@@ -1259,6 +1289,7 @@ impl Lowering<'_> {
                 }
                 r0 = r1;
             }
+            wl.fill_fwd_masks(&csr, &qtiles, key0);
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
         let mask_args = wl.mask_args(&mut self.arena);
@@ -1472,25 +1503,29 @@ impl Lowering<'_> {
             let mut per_kt: Vec<Vec<u32>> = vec![Vec::new(); n_kt];
             let mut per_kt_mask: Vec<Vec<u32>> = vec![Vec::new(); n_kt];
             let mut r0 = 0u32;
-            let mut tiles = Vec::new();
+            let (mut total, mut partials) = (0usize, Vec::new());
             while r0 < n_rows {
                 let r1 = (r0 + br).min(n_rows);
                 let qt = r0 / br;
-                tiles.clear();
-                tiles.extend_from_slice(wl.classify(&csr, r0, r1, key0, bc));
-                for &t in &tiles {
-                    let kt = t & !PARTIAL;
-                    per_kt[kt as usize].push(qt | (t & PARTIAL));
-                    if wl.mask_mode != TileMasks::None {
-                        let m = if t & PARTIAL != 0 {
-                            wl.tile_mask(&csr, r0, r1, kt, key0)
-                        } else {
-                            tilemask::NO_MASK
-                        };
-                        per_kt_mask[kt as usize].push(m);
+                for &t in wl.classify(&csr, r0, r1, key0, bc) {
+                    let kt = (t & !PARTIAL) as usize;
+                    if t & PARTIAL != 0 {
+                        partials.push((r0, r1, kt, per_kt[kt].len()));
                     }
+                    per_kt[kt].push(qt | (t & PARTIAL));
+                    total += 1;
                 }
                 r0 = r1;
+            }
+            if wl.mask_mode != TileMasks::None {
+                for (m, list) in per_kt_mask.iter_mut().zip(&per_kt) {
+                    m.resize(list.len(), tilemask::NO_MASK);
+                }
+                if worth_masks(partials.len(), total) {
+                    for (r0, r1, kt, i) in partials {
+                        per_kt_mask[kt][i] = wl.tile_mask(&csr, r0, r1, kt as u32, key0);
+                    }
+                }
             }
             for (kt, (list, masks)) in per_kt.into_iter().zip(per_kt_mask).enumerate() {
                 if !list.is_empty() {
@@ -2149,6 +2184,53 @@ mod tests {
         assert_eq!(long.len(), 2 * 8 * 7);
         assert!(long.iter().all(|t| t.row0 == 0 || t.row0 == 128));
         assert_eq!(long.iter().map(|t| t.tiles_n).sum::<u32>(), 2 * 8 * 256);
+    }
+
+    /// Forward tile masks: a work with many partial tiles gets one per partial tile (and none
+    /// for full tiles), one long causal sequence (0.8 % partial tiles) none; the mma kernels'
+    /// lists carry no mask indices at all.
+    #[test]
+    fn forward_tile_masks_where_they_pay() {
+        let classify_all = |wl: &mut WorkLists, rows: &RowRanges, n: u32| {
+            let (csr, _) = wl.push_rows(rows, n);
+            let mut qtiles = Vec::new();
+            let mut r0 = 0;
+            while r0 < n {
+                let r1 = (r0 + SM90_BR).min(n);
+                let (off, len) = wl.classify_into_tiles(&csr, r0, r1, n, SM90_BC);
+                qtiles.push((r0, r1, off, len));
+                r0 = r1;
+            }
+            wl.fill_fwd_masks(&csr, &qtiles, n);
+        };
+        // A 512-token sliding window over 4096 tokens: about 2 of 5 tiles a row are partial.
+        let window: Vec<Vec<(u32, u32)>> = (0..4096u32)
+            .map(|r| vec![(r.saturating_sub(512), r + 1)])
+            .collect();
+        let causal: Vec<Vec<(u32, u32)>> = (0..32768u32).map(|r| vec![(0, r + 1)]).collect();
+        for (rows, want_masks) in [(window, true), (causal, false)] {
+            let n = rows.len() as u32;
+            let mut wl = WorkLists {
+                mask_mode: TileMasks::Fwd,
+                ..Default::default()
+            };
+            classify_all(&mut wl, &RowRanges::from_rows(&rows), n);
+            assert_eq!(wl.tmask.len(), wl.tiles.len());
+            let mut built = 0;
+            for (&t, &m) in wl.tiles.iter().zip(&wl.tmask) {
+                if t & PARTIAL == 0 || !want_masks {
+                    assert_eq!(m, tilemask::NO_MASK);
+                } else {
+                    assert_eq!(m, built, "masks in tile order");
+                    built += 1;
+                }
+            }
+            assert_eq!(wl.masks.len(), built as usize * tilemask::FWD_MASK_WORDS);
+            assert_eq!(built > 0, want_masks);
+            let mut mma = WorkLists::default();
+            classify_all(&mut mma, &RowRanges::from_rows(&rows), n);
+            assert!(mma.tmask.is_empty() && mma.masks.is_empty());
+        }
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! built once per plan, already in the bit order of the consuming threads' accumulator fragments,
 //! so a consumer reads one word (backward) or two (forward) per tile instead. The producer
 //! stages a tile's block in the shared-memory slot that held the rows' first two ranges (the
-//! same size: 2 KiB forward, 1 KiB backward). Tiles without a block ([`NO_MASK`], when a launch
-//! would need more than [`MAX_MASK_WORDS`]) keep the in-kernel evaluation.
+//! same size: 2 KiB forward, 1 KiB backward). Tiles without a block ([`NO_MASK`]: a work with
+//! fewer than 1 in 32 of its tiles partial, such as one long causal sequence, where the ~2 µs of
+//! host time per mask buys nothing; or a launch past [`MAX_MASK_WORDS`]) keep the in-kernel
+//! evaluation.
 //!
 //! Thread layout (consumer thread `ct` = thread index − 128: warpgroup `cw = ct / 128`, warp
 //! `wq = ct / 32 mod 4`, `g = lane / 4`, `t4 = lane mod 4`):
