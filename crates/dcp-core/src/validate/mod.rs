@@ -403,6 +403,12 @@ struct Local<'v, 'a> {
     st: &'v mut DevState,
     covs: pairs::Arena<'v>,
     cache: &'v mut DevCache<'a>,
+    /// The previous device's checked works in the order checked (its pairs memo's entries),
+    /// when devices run one after the other (its works of this phase are checked already): a
+    /// work equal to its work of the same position but for the query heads (the devices of a
+    /// head group in usp) takes its trapezoids ([`Local::checked_pairs`]). `None` while devices
+    /// run concurrently.
+    prev: Option<&'v [work::MemoEntry<'a>]>,
 }
 
 impl<'v, 'a> Local<'v, 'a> {
@@ -427,6 +433,7 @@ impl<'v, 'a> Local<'v, 'a> {
                 dev,
             },
             cache,
+            prev: None,
         }
     }
 }
@@ -500,7 +507,7 @@ fn show(r: &Region) -> String {
 }
 
 impl<'a> Validator<'a> {
-    /// Device `dev`'s view ([`Local`]).
+    /// Device `dev`'s view ([`Local`]), without the previous device's works.
     fn at(&mut self, dev: u32) -> Local<'_, 'a> {
         let d = dev as usize;
         Local {
@@ -511,6 +518,24 @@ impl<'a> Validator<'a> {
             st: &mut self.devs[d],
             covs: self.covs.arena(dev),
             cache: &mut self.caches[d],
+            prev: None,
+        }
+    }
+
+    /// Device `dev`'s view with the previous device's checked works ([`Local::prev`]), for its
+    /// local instructions when devices run one after the other.
+    fn at_after_prev(&mut self, dev: u32) -> Local<'_, 'a> {
+        let d = dev as usize;
+        let (before, from) = self.caches.split_at_mut(d);
+        Local {
+            cx: self.cx,
+            plan: self.plan,
+            backward: self.backward,
+            dev,
+            st: &mut self.devs[d],
+            covs: self.covs.arena(dev),
+            cache: &mut from[0],
+            prev: before.last_mut().map(|c| c.pairs_memo.get_mut().entries()),
         }
     }
 
@@ -525,7 +550,7 @@ impl<'a> Validator<'a> {
     ) -> Result<Vec<T>, PlanError> {
         if !self.parallel {
             return (0..xs.len())
-                .map(|d| f(&mut self.at(d as u32), &mut xs[d]))
+                .map(|d| f(&mut self.at_after_prev(d as u32), &mut xs[d]))
                 .collect();
         }
         let (cx, backward) = (self.cx, self.backward);
@@ -777,6 +802,28 @@ mod tests {
             assert_eq!(validate_with(&plan, Threads::Sequential), Ok(()), "{name}");
             let taken = work::FAST_PAIRS.get() - before;
             assert!(taken > 0, "{name}: no work took the fast path");
+            assert_eq!(
+                validate_paths(&plan, Threads::Sequential, Paths::General),
+                Ok(()),
+                "{name}"
+            );
+        }
+    }
+
+    /// A usp plan's head-group devices check equal works but for their heads: each takes the
+    /// previous device's trapezoids (and, in debug builds, each reuse is checked against the
+    /// general path, `work::Local::same_as_prev`); both paths accept the plan. Ring plans'
+    /// neighbours share no works.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn usp_devices_reuse_the_previous_devices_pairs() {
+        let (batch, topo) = small_case();
+        for (name, reuses) in [("usp", true), ("ring", false), ("zigzag", false)] {
+            let plan = make_plan(name, &batch, &topo, &PlannerOptions::default()).expect(name);
+            let before = work::SHARED_PAIRS.get();
+            assert_eq!(validate_with(&plan, Threads::Sequential), Ok(()), "{name}");
+            let taken = work::SHARED_PAIRS.get() - before;
+            assert_eq!(taken > 0, reuses, "{name}: {taken} reused works");
             assert_eq!(
                 validate_paths(&plan, Threads::Sequential, Paths::General),
                 Ok(()),

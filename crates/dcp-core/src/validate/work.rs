@@ -37,6 +37,23 @@ thread_local! {
     /// Works whose pairs the fast path made on this thread, each checked against the general
     /// path (debug builds only; tests read it to see that the fast path is taken).
     pub(super) static FAST_PAIRS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Works that took the previous device's trapezoids ([`Local::same_as_prev`]) on this
+    /// thread, each checked against the general path (debug builds only).
+    pub(super) static SHARED_PAIRS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// `p`'s trapezoids with the query heads of `ops` (a work of the same query rows, KV rows and
+/// row ranges): what [`Local::pairs`] makes for it.
+fn with_heads(p: &WorkPairs, ops: &Operands) -> WorkPairs {
+    let qheads = ops
+        .q_cols
+        .iter()
+        .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
+        .collect();
+    let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+    let q = ops.q_runs.iter().map(rows_of);
+    let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
+    WorkPairs::new(Hasher::shared(), qheads, p.traps.clone(), q, k)
 }
 
 /// Runs of an operand's rows holding consecutive global rows: `(r0, r1, first global row)`.
@@ -193,6 +210,7 @@ pub(super) struct MemoEntry<'a> {
     q_runs: Runs,
     q_head: Slots,
     kv_runs: Few<Runs>,
+    keys: u32,
     rows: &'a RowRanges,
     pairs: Arc<WorkPairs>,
 }
@@ -205,6 +223,18 @@ impl MemoEntry<'_> {
             && self.q_head == ops.q_head
             && self.kv_runs == ops.kv_runs
             && *self.rows == *rows
+    }
+
+    /// Whether a work with these operands and row ranges has this entry's trapezoids: the same
+    /// query rows, KV rows, keys and row ranges, query heads aside. A work's trapezoids, and
+    /// whether [`Local::check_rows`] and [`Local::pairs`] accept it, depend on nothing else
+    /// (the heads enter only [`WorkPairs::new`]'s head sums; their GQA mapping is checked with
+    /// the operands).
+    fn same_traps(&self, ops: &Operands, rows: &RowRanges) -> bool {
+        self.q_runs == ops.q_runs
+            && self.keys == ops.keys
+            && self.kv_runs == ops.kv_runs
+            && (std::ptr::eq(self.rows, rows) || *self.rows == *rows)
     }
 }
 
@@ -260,6 +290,15 @@ impl<'a> PairsMemo<'a> {
             .find(|&&i| entries[i].holds(ops, rows))?;
         self.next = i + 1;
         Some(entries[i].pairs.clone())
+    }
+
+    /// The entries, in the order checked.
+    pub(super) fn entries(&self) -> &[MemoEntry<'a>] {
+        &self.entries
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 
     fn push(&mut self, e: MemoEntry<'a>) {
@@ -942,10 +981,18 @@ impl<'a> Local<'_, 'a> {
                 return Ok(p);
             }
         }
+        let cx: &'a Ctx = self.cx;
+        // The previous device's work of the same position (its memo entries are its works in
+        // the order checked): equal but for the query heads (a usp head group's devices), its
+        // trapezoids are this work's; only the head sums are made again.
+        if cx.fast {
+            if let Some(p) = self.same_as_prev(dev, idx, wi, ops, rows) {
+                return Ok(p);
+            }
+        }
         // One run from row 0 (a ring step's operands): its cached pieces as they are, tagged
         // 0; otherwise cut into the scratch vectors with each run's index.
         // A device's whole run: its pieces in the context, borrowed (no reference count).
-        let cx: &'a Ctx = self.cx;
         let one = |runs: &[(u32, u32, u64)]| match runs {
             [(0, r1, g)] if *r1 > 0 => Some((*g, *r1)),
             _ => None,
@@ -1018,10 +1065,68 @@ impl<'a> Local<'_, 'a> {
             q_runs: ops.q_runs.clone(),
             q_head: ops.q_head.clone(),
             kv_runs: ops.kv_runs.clone(),
+            keys: ops.keys,
             rows,
             pairs: pairs.clone(),
         });
         Ok(pairs)
+    }
+
+    /// [`Local::checked_pairs`]'s reuse of the previous device's work at the same position
+    /// (when devices run one after the other): `Some` when its query rows, KV rows, keys and row
+    /// ranges equal this work's ([`MemoEntry::same_traps`]), which the checks of rows and pairs
+    /// accepted there, so they accept them here and make the same trapezoids; the pairs are
+    /// then its trapezoids with this work's query heads. The entry is recorded as a checked
+    /// work's.
+    fn same_as_prev(
+        &self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        ops: &Operands,
+        rows: &'a RowRanges,
+    ) -> Option<Arc<WorkPairs>> {
+        let e = self.prev?.get(self.cache.pairs_memo.borrow().len())?;
+        if !e.same_traps(ops, rows) {
+            return None;
+        }
+        let p = Arc::new(with_heads(&e.pairs, ops));
+        #[cfg(debug_assertions)]
+        {
+            // The general path must accept the work and make the same pairs.
+            let (qs, ks) = self.cut_pieces(ops);
+            self.check_rows(dev, idx, wi, rows, ops.keys)
+                .expect("a reused work's rows refused by the general path");
+            let general = self
+                .pairs(dev, idx, wi, ops, &qs, &ks, rows)
+                .expect("a reused work's pairs refused by the general path");
+            assert!(general.same_as(&p), "a reused work's pairs differ");
+            SHARED_PAIRS.set(SHARED_PAIRS.get() + 1);
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = (dev, idx, wi);
+        self.cache.pairs_memo.borrow_mut().push(MemoEntry {
+            q_runs: ops.q_runs.clone(),
+            q_head: ops.q_head.clone(),
+            kv_runs: ops.kv_runs.clone(),
+            keys: ops.keys,
+            rows,
+            pairs: p.clone(),
+        });
+        Some(p)
+    }
+
+    /// A work's query and KV pieces, each tagged with its run's index (debug cross-checks).
+    #[cfg(debug_assertions)]
+    fn cut_pieces(&self, ops: &Operands) -> super::Pieces {
+        let (mut qs, mut ks) = (Vec::new(), Vec::new());
+        for (i, &(r0, r1, g)) in ops.q_runs.iter().enumerate() {
+            self.cache.pieces(self.cx, r0, r1, g, i as u32, &mut qs);
+        }
+        for (j, &(r0, r1, g)) in ops.kv_runs.iter().flat_map(|rs| rs.iter()).enumerate() {
+            self.cache.pieces(self.cx, r0, r1, g, j as u32, &mut ks);
+        }
+        (qs, ks)
     }
 
     /// Checks one work and applies it: a forward work writes fresh partial (O, LSE); a backward
@@ -1297,6 +1402,7 @@ mod head_run_tests {
                 q_runs: o.q_runs.clone(),
                 q_head: o.q_head.clone(),
                 kv_runs: o.kv_runs.clone(),
+                keys: o.keys,
                 rows: r,
                 pairs: p.clone(),
             });
@@ -1320,6 +1426,7 @@ mod head_run_tests {
             q_runs: ops(30).q_runs.clone(),
             q_head: ops(30).q_head.clone(),
             kv_runs: ops(30).kv_runs.clone(),
+            keys: ops(30).keys,
             rows: &rd,
             pairs: p.clone(),
         });
