@@ -509,22 +509,16 @@ fn show(r: &Region) -> String {
 impl<'a> Validator<'a> {
     /// Device `dev`'s view ([`Local`]), without the previous device's works.
     fn at(&mut self, dev: u32) -> Local<'_, 'a> {
-        let d = dev as usize;
-        Local {
-            cx: self.cx,
-            plan: self.plan,
-            backward: self.backward,
-            dev,
-            st: &mut self.devs[d],
-            covs: self.covs.arena(dev),
-            cache: &mut self.caches[d],
-            prev: None,
-        }
+        self.local(dev, false)
     }
 
     /// Device `dev`'s view with the previous device's checked works ([`Local::prev`]), for its
     /// local instructions when devices run one after the other.
     fn at_after_prev(&mut self, dev: u32) -> Local<'_, 'a> {
+        self.local(dev, true)
+    }
+
+    fn local(&mut self, dev: u32, with_prev: bool) -> Local<'_, 'a> {
         let d = dev as usize;
         let (before, from) = self.caches.split_at_mut(d);
         Local {
@@ -535,7 +529,11 @@ impl<'a> Validator<'a> {
             st: &mut self.devs[d],
             covs: self.covs.arena(dev),
             cache: &mut from[0],
-            prev: before.last_mut().map(|c| c.pairs_memo.get_mut().entries()),
+            prev: if with_prev {
+                before.last_mut().map(|c| c.pairs_memo.get_mut().entries())
+            } else {
+                None
+            },
         }
     }
 

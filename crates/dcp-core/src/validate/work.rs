@@ -45,6 +45,12 @@ thread_local! {
 /// `p`'s trapezoids with the query heads of `ops` (a work of the same query rows, KV rows and
 /// row ranges): what [`Local::pairs`] makes for it.
 fn with_heads(p: &WorkPairs, ops: &Operands) -> WorkPairs {
+    work_pairs(Hasher::shared(), ops, p.traps.clone())
+}
+
+/// The [`WorkPairs`] of `traps` over `ops`' query heads and the global rows of its query and
+/// KV runs.
+fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
     let qheads = ops
         .q_cols
         .iter()
@@ -53,7 +59,7 @@ fn with_heads(p: &WorkPairs, ops: &Operands) -> WorkPairs {
     let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
     let q = ops.q_runs.iter().map(rows_of);
     let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
-    WorkPairs::new(Hasher::shared(), qheads, p.traps.clone(), q, k)
+    WorkPairs::new(h, qheads, traps, q, k)
 }
 
 /// Runs of an operand's rows holding consecutive global rows: `(r0, r1, first global row)`.
@@ -783,15 +789,7 @@ impl<'a> Local<'_, 'a> {
                 }
             }
         }
-        let qheads = ops
-            .q_cols
-            .iter()
-            .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
-            .collect();
-        let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
-        let q = ops.q_runs.iter().map(rows_of);
-        let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
-        Ok(WorkPairs::new(h, qheads, traps, q, k))
+        Ok(work_pairs(h, ops, traps))
     }
 
     /// [`Local::check_rows`] followed by [`Local::pairs`] for a work whose ranges are all
