@@ -50,6 +50,7 @@ fn with_heads(p: &WorkPairs, ops: &Operands) -> WorkPairs {
 
 /// The [`WorkPairs`] of `traps` over `ops`' query heads and the global rows of its query and
 /// KV runs.
+#[inline]
 fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
     let qheads = ops
         .q_cols
@@ -924,15 +925,7 @@ impl<'a> Local<'_, 'a> {
                 }
             }
         }
-        let qheads = ops
-            .q_cols
-            .iter()
-            .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
-            .collect();
-        let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
-        let q = ops.q_runs.iter().map(rows_of);
-        let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
-        Some(WorkPairs::new(h, qheads, traps, q, k))
+        Some(work_pairs(h, ops, traps))
     }
 
     #[allow(clippy::too_many_arguments)]
