@@ -6,7 +6,9 @@
 # `context_parallel` with cuDNN and flash on the same single sequences (PEER_CP, default
 # /work/shared/peers/torch_cp.py); PyTorch flash varlen on one GPU for the packed batches (the
 # floor ÷ 4; PEER_IDEAL, default /work/shared/peers/ideal_attn.py — shared/ does not travel to
-# the GPU machine: copy the peers into a carried folder and point these at them); with OPS_TIMES=1 also per-op times
+# the GPU machine: copy the peers into a carried folder and point these at them); PACKED_MASKS
+# (default causal; e.g. causal,lambda,causal-blockwise) the packed batches' masks (the flash floor
+# is causal's); with OPS_TIMES=1 also per-op times
 # (`bench-gpu --op-times`) of the single sequences. Writes JSON under $OUT; copy what you keep to
 # bench/results/ (bench/results/gpu-x4-2026-11-28s5/README.md is the last record).
 #
@@ -39,7 +41,7 @@ OPS=()
 echo "== single sequences  t=$(( $(date +%s) - t0 ))s"
 timeout 170 $DCP launch -n 4 -- bench-gpu --batches $TMP/single.json --mask causal --planners dcp,zigzag --check --warmup 1 --repeats 3 --json $J/single_x4.jsonl "${OPS[@]}" 2>&1 | grep -v '^\[rank 0\] {' | tail -12
 echo "== packed  t=$(( $(date +%s) - t0 ))s"
-timeout 170 $DCP launch -n 4 -- bench-gpu --batches $TMP/packed.json --mask causal --planners local,zigzag,dcp --check --warmup 1 --repeats 3 --json $J/packed_x4.jsonl 2>&1 | grep -v '^\[rank 0\] {' | tail -19
+timeout 170 $DCP launch -n 4 -- bench-gpu --batches $TMP/packed.json --masks ${PACKED_MASKS:-causal} --planners local,zigzag,dcp --check --warmup 1 --repeats 3 --json $J/packed_x4.jsonl 2>&1 | grep -v '^\[rank 0\] {' | tail -50
 if [ -f "$PEER_CP" ]; then
   for be in cudnn flash; do
     echo "== torch context_parallel $be  t=$(( $(date +%s) - t0 ))s"
