@@ -784,6 +784,13 @@ impl WorkLists {
 
     /// The sm90 kernels' last two arguments: the tiles' mask indices and the masks.
     fn mask_args(&self, arena: &mut Arena) -> [Arg; 2] {
+        // The kernels index `tmask` like `tiles`: one entry each, or they would read past it.
+        assert!(
+            self.mask_mode == TileMasks::None || self.tmask.len() == self.tiles.len(),
+            "tile mask indices ({}) out of step with the tiles ({})",
+            self.tmask.len(),
+            self.tiles.len()
+        );
         [
             Arg::Arena(arena.push(as_bytes(&self.tmask))),
             Arg::Arena(arena.push(as_bytes(&self.masks))),
