@@ -8,6 +8,9 @@
 //! `--threads N` builds ring/zigzag programs on N threads (the reported CPU time is then the
 //! calling thread's only: use wall time); `--plot FILE.png` draws planning time and bytes moved against tokens × devices.
 
+mod common;
+use common::arg;
+
 use std::time::Instant;
 
 use dcp_core::datasets::{make_batches, Dataset, DEFAULT_BUDGET};
@@ -15,13 +18,6 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
 
 /// CPU time of this thread, ms (Linux schedstat; 0 elsewhere): planning times on a shared machine
 /// are reported as CPU time, wall time alongside.

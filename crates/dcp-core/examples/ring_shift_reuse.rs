@@ -9,18 +9,14 @@
 //! Usage: `cargo run --release -p dcp-core --example ring_shift_reuse -- [--budget 131072]
 //! [--topology 4x8] [--planners zigzag,ring,usp,dcp] [--dataset longalign]`.
 
+mod common;
+use common::arg;
+
 use dcp_core::datasets::{make_batches, Dataset};
 use dcp_core::mask::MaskSpec;
 use dcp_core::plan::Instr;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

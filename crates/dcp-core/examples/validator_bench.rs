@@ -14,6 +14,9 @@
 //! (sequential on one thread, and then no pool is made) or the `--mode` given; its CPU time is
 //! the whole process's (all threads), its wall time the elapsed time.
 
+mod common;
+use common::arg;
+
 use std::time::Instant;
 
 use dcp_core::datasets::{make_batches, Dataset};
@@ -39,13 +42,6 @@ fn process_cpu_ms() -> Option<f64> {
         sum += s.split_whitespace().next()?.parse::<f64>().ok()?;
     }
     Some(sum / 1e6)
-}
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
 }
 
 fn main() {

@@ -1,5 +1,7 @@
-//! Shared by the examples that read the reference planner's JSON-lines records
-//! (`mem_diag`, `planner_bench`).
+//! Shared by the examples: the reference planner's JSON-lines records (`mem_diag`,
+//! `planner_bench`) and `--name value` arguments (`planner_scale`, `validator_bench`,
+//! `ring_shift_reuse`). Each example compiles this module and uses what it needs.
+#![allow(dead_code)]
 
 /// The records of a JSON-lines file (blank lines skipped); panics naming the file or the line.
 pub fn records(path: &str) -> Vec<serde_json::Value> {
@@ -26,4 +28,12 @@ pub fn seqlens(r: &serde_json::Value) -> Vec<u32> {
             u32::try_from(v).unwrap_or_else(|_| panic!("seqlens entry {v} exceeds u32"))
         })
         .collect()
+}
+
+/// The value after `name` in `args`, else `default`.
+pub fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
 }
