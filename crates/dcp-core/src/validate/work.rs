@@ -702,20 +702,7 @@ impl<'a> Local<'_, 'a> {
                     if lo >= hi {
                         continue;
                     }
-                    // The first KV piece ending after `lo`: the previous range's or the one
-                    // after it when they qualify (ranges mostly go up through the keys), else
-                    // by search.
-                    let first_after = |i: usize| {
-                        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo)
-                            && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
-                    };
-                    let from = if first_after(hint) {
-                        hint
-                    } else if first_after(hint + 1) {
-                        hint + 1
-                    } else {
-                        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
-                    };
+                    let from = first_kv_piece(kp, lo, hint);
                     hint = from;
                     for (k, krun) in &kp[from..] {
                         if k.r0 as i64 >= hi {
@@ -861,17 +848,7 @@ impl<'a> Local<'_, 'a> {
                     if lo >= hi {
                         continue;
                     }
-                    let first_after = |i: usize| {
-                        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo)
-                            && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
-                    };
-                    let from = if first_after(hint) {
-                        hint
-                    } else if first_after(hint + 1) {
-                        hint + 1
-                    } else {
-                        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
-                    };
+                    let from = first_kv_piece(kp, lo, hint);
                     hint = from;
                     for (k, krun) in &kp[from..] {
                         if k.r0 as i64 >= hi {
@@ -1326,6 +1303,21 @@ impl<'a> Local<'_, 'a> {
     }
 }
 
+/// The first KV piece of `kp` ending after position `lo`: piece `hint` (the previous range's) or
+/// the one after it when they qualify (ranges mostly go up through the keys), else by search.
+#[inline]
+fn first_kv_piece(kp: &[(Piece, u32)], lo: i64, hint: usize) -> usize {
+    let first_after = |i: usize| {
+        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo) && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
+    };
+    if first_after(hint) {
+        hint
+    } else if first_after(hint + 1) {
+        hint + 1
+    } else {
+        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
+    }
+}
 /// Keys every query of `[q0, q1)` attends, when one mask segment (`mfirst` = `mask_seg(q0)`)
 /// with one range covers them (a causal sequence): [`rect_inside_mask`]'s test, hoisted out of
 /// the KV pieces' loop (its lines are extreme at the end rows).
