@@ -229,21 +229,25 @@ class _CudaAttention(torch.autograd.Function):
         kv = torch.cat([k, v], -1).contiguous()
         o = torch.empty_like(q)
         lse = torch.empty(q.shape[0], q.shape[1], dtype=torch.float32, device=q.device)
+        # Buffers this call's backward keeps from its forward (e.g. a Ulysses plan's head-split
+        # Q, KV, O, LSE): ours per call, so every layer's forward keeps its own.
+        saved = [torch.empty(n, dtype=torch.uint8, device=q.device) for n in ex.saved_bytes(plan._p, rank)]
         stream = _stream(q.device)
-        ex.forward(plan._p, rank, stream, _addr(q), _addr(kv), _addr(o), _addr(lse))
+        ex.forward(plan._p, rank, stream, _addr(q), _addr(kv), _addr(o), _addr(lse), [_addr(s) for s in saved])
         ctx.plan, ctx.rank = plan, rank
-        ctx.save_for_backward(q, kv, o, lse)
+        ctx.save_for_backward(q, kv, o, lse, *saved)
         return o
 
     @staticmethod
     def backward(ctx, d_o):
-        q, kv, o, lse = ctx.saved_tensors
+        q, kv, o, lse, *saved = ctx.saved_tensors
         d_o = d_o.contiguous().to(q.dtype)
         dq = torch.empty_like(q)
         dkv = torch.empty_like(kv)
         stream = _stream(q.device)
         _EXECUTOR.backward(
-            ctx.plan._p, ctx.rank, stream, _addr(q), _addr(kv), _addr(o), _addr(lse), _addr(d_o), _addr(dq), _addr(dkv)
+            ctx.plan._p, ctx.rank, stream, _addr(q), _addr(kv), _addr(o), _addr(lse), _addr(d_o), _addr(dq), _addr(dkv),
+            [_addr(s) for s in saved],
         )
         d = q.shape[-1]
         return dq, dkv[..., :d], dkv[..., d:], None, None

@@ -32,8 +32,20 @@ class FakeExecutor:
         n, h, hk, d = self.plan.num_tokens(0), self.plan.heads, self.plan.kv_heads, self.plan.head_dim
         return n, h, hk, d
 
-    def forward(self, native, rank, stream, q, kv, o, lse):
+    # Saved buffers the fake asks for: the glue must allocate them per call, hand the same ones
+    # to the backward, and keep them alive in between.
+    SAVED = (24, 8)
+
+    def saved_bytes(self, native, rank):
+        assert rank == 0 and native == self.plan._p
+        return list(self.SAVED)
+
+    def forward(self, native, rank, stream, q, kv, o, lse, saved):
         assert rank == 0 and stream == 0 and native == self.plan._p
+        assert [b for _, b in saved] == list(self.SAVED)
+        for k, (addr, b) in enumerate(saved):
+            ctypes.memset(addr, 17 + k, b)
+        self.saved_addrs = [a for a, _ in saved]
         n, h, hk, d = self.shapes()
         qv, kvv = view(q, (n, h, d)), view(kv, (n, hk, 2 * d))
         go, gl, _, _ = dcp._native.cpu_attention(
@@ -43,7 +55,10 @@ class FakeExecutor:
         view(lse, (n, h)).copy_(self.plan.dispatch(torch.from_numpy(gl).view(n, h), 0))
         self.calls.append("forward")
 
-    def backward(self, native, rank, stream, q, kv, o, lse, d_o, dq, dkv):
+    def backward(self, native, rank, stream, q, kv, o, lse, d_o, dq, dkv, saved):
+        assert [a for a, _ in saved] == self.saved_addrs, "the backward gets its forward's saved tensors"
+        for k, (addr, b) in enumerate(saved):
+            assert ctypes.string_at(addr, b) == bytes([17 + k]) * b
         n, h, hk, d = self.shapes()
         for x, shape in ((o, (n, h, d)), (lse, (n, h))):
             view(x, shape)  # sizes checked

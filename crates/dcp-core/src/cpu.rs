@@ -8,9 +8,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::error::PlanError;
+use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::{drive, program, Machine};
-use crate::plan::{FillValue, Instr, IoTensor, Plan, Region};
+use crate::plan::{BufferRole, FillValue, Instr, IoTensor, Plan, Region};
 use crate::spec::BatchSpec;
 
 /// Whole-batch tensors in global token order (sequences concatenated).
@@ -399,11 +399,17 @@ fn io_row(plan: &Plan, t: IoTensor) -> usize {
     }
 }
 
+/// Every device's buffers (f64 values, per buffer) after a program.
+type DevBufs = Vec<Vec<Vec<f64>>>;
+
+/// Runs the forward (`saved`: `None`) or the backward program (`saved`: the forward's final
+/// buffers, which the backward's [`BufferRole::Saved`] buffers start from).
 fn run_program(
     plan: &Plan,
     backward: bool,
     inputs: &[(IoTensor, &[f64])],
-) -> Result<Vec<Vec<Vec<f64>>>, PlanError> {
+    saved: Option<&DevBufs>,
+) -> Result<DevBufs, PlanError> {
     let offs = plan.batch.seq_offsets();
     let mut bufs = Vec::new();
     let mut geo = Vec::new();
@@ -414,6 +420,24 @@ fn run_program(
             .iter()
             .map(|b| vec![f64::NAN; b.elems() as usize])
             .collect();
+        for (bi, b) in prog.buffers.iter().enumerate() {
+            let BufferRole::Saved { forward } = b.role else {
+                continue;
+            };
+            let src = saved
+                .and_then(|s| s[di].get(forward as usize))
+                .filter(|s| s.len() == db[bi].len());
+            let Some(src) = src else {
+                let kind = PlanErrorKind::SavedBuffer {
+                    buf: bi as u32,
+                    name: b.name.clone(),
+                    forward,
+                    problem: "no forward buffer of its size to start from".into(),
+                };
+                return Err(PlanError::new(di as u32, "backward", None, kind));
+            };
+            db[bi].copy_from_slice(src);
+        }
         for &(t, data) in inputs {
             if let Some(bi) = prog.io(t) {
                 let w = io_row(plan, t);
@@ -462,7 +486,12 @@ fn gather(plan: &Plan, backward: bool, bufs: &[Vec<Vec<f64>>], t: IoTensor) -> V
 /// Runs the forward then the backward program on `x`; returns outputs in global token order.
 /// The backward pass consumes the forward pass's own O and LSE.
 pub fn execute(plan: &Plan, x: &Tensors) -> Result<Outputs, PlanError> {
-    let fwd = run_program(plan, false, &[(IoTensor::Q, &x.q), (IoTensor::Kv, &x.kv)])?;
+    let fwd = run_program(
+        plan,
+        false,
+        &[(IoTensor::Q, &x.q), (IoTensor::Kv, &x.kv)],
+        None,
+    )?;
     let o = gather(plan, false, &fwd, IoTensor::O);
     let lse = gather(plan, false, &fwd, IoTensor::Lse);
     let bwd = run_program(
@@ -475,6 +504,7 @@ pub fn execute(plan: &Plan, x: &Tensors) -> Result<Outputs, PlanError> {
             (IoTensor::Lse, &lse),
             (IoTensor::DO, &x.d_o),
         ],
+        Some(&fwd),
     )?;
     let dq = gather(plan, true, &bwd, IoTensor::DQ);
     let dkv = gather(plan, true, &bwd, IoTensor::DKv);

@@ -152,6 +152,17 @@ pub enum PlanErrorKind {
     },
     #[error("no buffer declared for {0:?}")]
     MissingIoBuffer(IoTensor),
+    #[error("buffer {buf} `{name}` is saved from the forward, which only a backward program's buffer may be")]
+    SavedInForward { buf: u32, name: String },
+    #[error("writes buffer {buf} `{name}`, which is saved from the forward and read-only in the backward")]
+    WriteToSaved { buf: u32, name: String },
+    #[error("buffer {buf} `{name}` is saved from forward buffer {forward}: {problem}")]
+    SavedBuffer {
+        buf: u32,
+        name: String,
+        forward: u32,
+        problem: String,
+    },
     #[error("buffer {buf} `{name}` ({tensor:?}) has shape {got:?} (tokens, heads, width), the layout needs {want:?}")]
     IoBufferShape {
         buf: u32,

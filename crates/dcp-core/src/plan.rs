@@ -27,7 +27,9 @@ use crate::spec::{BatchSpec, DType, Topology};
 /// Bumped on any incompatible change of the serialized form or of what a plan may hold.
 /// Version 3: a work's query rows may hold several sequences (block-diagonal row ranges: the
 /// ring planners emit one work per step); the form is that of version 2.
-pub const PLAN_FORMAT_VERSION: u32 = 3;
+/// Version 4: backward buffers may be [`BufferRole::Saved`] (the forward's final contents), and
+/// a backward program need not declare the Q, KV, O and LSE inputs it does not read.
+pub const PLAN_FORMAT_VERSION: u32 = 4;
 
 /// The oldest version this build reads: a version-2 plan is a valid version-3 plan.
 pub const PLAN_FORMAT_MIN_VERSION: u32 = 2;
@@ -62,6 +64,13 @@ pub enum BufferRole {
     Io(IoTensor),
     /// Planner-managed scratch (received blocks, partial outputs, accumulators).
     Scratch,
+    /// Backward programs only: buffer `forward` of the same device's forward program (same
+    /// shape and dtype), whose contents at the end of the forward are this buffer's contents at
+    /// the start of the backward — e.g. the head-split Q, KV, O and LSE a Ulysses forward made,
+    /// so that the backward does not exchange them again. They are read-only in the backward.
+    /// Executors keep those buffers from a call's forward to its backward (or copy them out and
+    /// back in); the validator starts the backward from the forward's final state of them.
+    Saved { forward: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -726,6 +735,18 @@ impl Program {
     pub fn bytes(&self) -> u64 {
         self.buffers.iter().map(|b| b.bytes()).sum()
     }
+    /// The saved buffers of a backward program ([`BufferRole::Saved`]): (buffer, the forward
+    /// buffer it starts from), in declaration order.
+    pub fn saved(&self) -> Vec<(u32, u32)> {
+        self.buffers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| match b.role {
+                BufferRole::Saved { forward } => Some((i as u32, forward)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -931,7 +952,7 @@ mod tests {
     }
 
     #[test]
-    fn versions_two_and_three_load_others_are_refused() {
+    fn versions_two_to_four_load_others_are_refused() {
         let plan = Plan {
             version: PLAN_FORMAT_VERSION,
             planner: "ring".into(),
@@ -945,7 +966,7 @@ mod tests {
             topology: Topology::parse("1x1").unwrap(),
             devices: vec![],
         };
-        for (v, ok) in [(1, false), (2, true), (3, true), (4, false)] {
+        for (v, ok) in [(1, false), (2, true), (3, true), (4, true), (5, false)] {
             let p = Plan {
                 version: v,
                 ..plan.clone()
@@ -961,7 +982,7 @@ mod tests {
                         oldest,
                         expected,
                     }) => {
-                        assert!(!ok && found == v && oldest == 2 && expected == 3)
+                        assert!(!ok && found == v && oldest == 2 && expected == 4)
                     }
                     Err(e) => panic!("version {v}: {e}"),
                 }

@@ -1412,3 +1412,131 @@ fn random_row_range_mutations_get_the_same_result_on_both_paths() {
         "{checked} plans, {refused} refused"
     );
 }
+
+/// A Ulysses plan of the small case on 2 devices: its backward starts from the forward's
+/// head-split Q, KV, O and LSE (saved buffers).
+fn ulysses() -> Plan {
+    let (b, _) = small();
+    let p = dcp_core::planners::ulysses::plan_ulysses(&b, &Topology::new(1, 2)).unwrap();
+    validate(&p).unwrap();
+    p
+}
+
+/// Index of the backward buffer of device `dev` named `name`, and the forward buffer it saves.
+fn saved_buf(p: &Plan, dev: usize, name: &str) -> (usize, u32) {
+    let bufs = &p.devices[dev].backward.buffers;
+    let i = bufs.iter().position(|b| b.name == name).expect("buffer");
+    let BufferRole::Saved { forward } = bufs[i].role else {
+        panic!("`{name}` is not saved from the forward")
+    };
+    (i, forward)
+}
+
+#[test]
+fn ulysses_backward_exchanges_only_do_and_gradients() {
+    let p = ulysses();
+    for d in &p.devices {
+        for t in [IoTensor::Q, IoTensor::Kv, IoTensor::O, IoTensor::Lse] {
+            assert!(d.backward.io(t).is_none(), "backward declares {t:?}");
+        }
+        let saved = d
+            .backward
+            .buffers
+            .iter()
+            .filter(|b| matches!(b.role, BufferRole::Saved { .. }))
+            .count();
+        assert_eq!(saved, 4, "q, kv, o and lse heads");
+    }
+    // And the CPU executor agrees with dense attention on it.
+    let x = dcp_core::cpu::Tensors::random(&p.batch, 7);
+    let got = dcp_core::cpu::execute(&p, &x).unwrap();
+    let want = dcp_core::cpu::dense_reference(&p.batch, &x);
+    let err = dcp_core::cpu::compare(&got, &want);
+    assert!(err.max() < 1e-9, "{err:?}");
+}
+
+#[test]
+fn saved_buffers_in_the_forward_are_caught() {
+    let mut p = ulysses();
+    let prog = &mut p.devices[1].forward;
+    prog.buffers[0].role = BufferRole::Saved { forward: 0 };
+    let e = err_of(&p);
+    assert!(
+        matches!(e.kind, PlanErrorKind::SavedInForward { buf: 0, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn saved_buffers_must_name_a_forward_buffer_of_their_shape() {
+    for (forward, problem) in [(10_000u32, "declares only"), (0, "has shape")] {
+        let mut p = ulysses();
+        let (i, _) = saved_buf(&p, 0, "kv_heads");
+        p.devices[0].backward.buffers[i].role = BufferRole::Saved { forward };
+        let e = err_of(&p);
+        assert!(
+            matches!(&e.kind, PlanErrorKind::SavedBuffer { problem: m, .. } if m.contains(problem)),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_saved_buffer_holding_other_data_is_caught() {
+    // O saved from the forward's head-split Q (same shape): the backward work's O operand holds
+    // Q, not the final O.
+    let mut p = ulysses();
+    let (o, _) = saved_buf(&p, 1, "o_heads");
+    let (_, q_fwd) = saved_buf(&p, 1, "q_heads");
+    p.devices[1].backward.buffers[o].role = BufferRole::Saved { forward: q_fwd };
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+    assert_eq!(e.site.device, 1);
+}
+
+#[test]
+fn a_saved_partial_output_that_is_not_final_is_caught() {
+    // The forward fills its head-split O with zeros after sending it: the caller's O is final,
+    // but the saved buffer holds fills, which the backward must not take for O.
+    let mut p = ulysses();
+    let (_, o_fwd) = saved_buf(&p, 0, "o_heads");
+    let prog = &mut p.devices[0].forward;
+    let b = &prog.buffers[o_fwd as usize];
+    let all = Region {
+        buf: o_fwd,
+        tok: 0,
+        len: b.tokens,
+        head: 0,
+        heads: b.heads,
+    };
+    prog.instrs.push(Instr::Fill {
+        dst: all,
+        value: FillValue::Zero,
+    });
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.program), (0, "backward"));
+}
+
+#[test]
+fn writing_a_saved_buffer_in_the_backward_is_caught() {
+    let mut p = ulysses();
+    let (q, _) = saved_buf(&p, 0, "q_heads");
+    let prog = &mut p.devices[0].backward;
+    let b = &prog.buffers[q];
+    let dst = Region {
+        buf: q as u32,
+        tok: 0,
+        len: b.tokens.min(1),
+        head: 0,
+        heads: 1,
+    };
+    prog.instrs.push(Instr::Fill {
+        dst,
+        value: FillValue::Zero,
+    });
+    let at = prog.instrs.len() - 1;
+    let e = err_of(&p);
+    assert!(matches!(e.kind, PlanErrorKind::WriteToSaved { .. }), "{e}");
+    assert_eq!((e.site.device, e.site.instr), (0, Some(at)));
+}

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use cudarc::nccl::{result as nres, sys as nsys};
 use dcp_core::flops::{attn_bwd_flops, attn_fwd_flops};
@@ -404,7 +405,8 @@ pub struct ProgramStats {
 pub struct Prepared {
     pub backward: bool,
     decls: Vec<BufferDecl>,
-    bufs: Vec<DevBuf>,
+    /// One per declared buffer; a backward's saved buffer may share the forward's allocation.
+    bufs: Vec<Arc<DevBuf>>,
     arena: DevBuf,
     dd: DevBuf,
     _staging: Vec<DevBuf>,
@@ -447,7 +449,7 @@ fn esize(d: DType) -> u64 {
     d.size()
 }
 
-fn region_desc(decls: &[BufferDecl], bufs: &[DevBuf], r: &Region) -> RegionDesc {
+fn region_desc(decls: &[BufferDecl], bufs: &[Arc<DevBuf>], r: &Region) -> RegionDesc {
     let b = &decls[r.buf as usize];
     let off = ((r.tok as u64 * b.heads as u64 + r.head as u64) * b.width as u64) * esize(b.dtype);
     RegionDesc {
@@ -998,7 +1000,7 @@ struct Lowering<'a> {
     /// Most CTAs of an elementwise launch.
     cap: u32,
     decls: Vec<BufferDecl>,
-    bufs: Vec<DevBuf>,
+    bufs: Vec<Arc<DevBuf>>,
     stats: ProgramStats,
     arena: Arena,
     ops: Vec<Op>,
@@ -1628,20 +1630,45 @@ impl Lowering<'_> {
 
 impl Prepared {
     /// Allocates buffers and builds every operation of `prog` (device `dev` of the plan).
+    ///
+    /// A backward program's saved buffers ([`BufferRole::Saved`]) share the allocations of
+    /// `forward`'s buffers they name when `forward` (this device's prepared forward program) is
+    /// given, so each backward run reads what the forward run before it left there. Without it
+    /// they get buffers of their own, which the caller fills before each run
+    /// ([`Prepared::copy_saved_in`]).
     pub fn new(
         gpu: &Gpu,
         kernels: &Kernels,
         model: &ModelShape,
         prog: &Program,
         backward: bool,
+        forward: Option<&Prepared>,
     ) -> Result<Self> {
         check_regions(prog)?;
         gpu.bind()?;
         let decls = prog.buffers.clone();
         let mut bufs = Vec::with_capacity(decls.len());
         let mut stats = ProgramStats::default();
-        for b in &decls {
-            bufs.push(gpu.alloc(b.bytes() as usize)?);
+        for (i, b) in decls.iter().enumerate() {
+            if let (BufferRole::Saved { forward: j }, Some(f)) = (b.role, forward) {
+                let shared = f.decls.get(j as usize).filter(|fd| fd.bytes() == b.bytes());
+                let Some(_) = shared else {
+                    return Err(CudaError::Unsupported(format!(
+                        "buffer {i} `{}` is saved from forward buffer {j}, which the forward program does not declare with {} bytes",
+                        b.name,
+                        b.bytes()
+                    )));
+                };
+                bufs.push(Arc::clone(&f.bufs[j as usize]));
+                continue;
+            }
+            if !backward && matches!(b.role, BufferRole::Saved { .. }) {
+                return Err(CudaError::Unsupported(format!(
+                    "buffer {i} `{}`: a forward program cannot start from saved buffers",
+                    b.name
+                )));
+            }
+            bufs.push(Arc::new(gpu.alloc(b.bytes() as usize)?));
             stats.buffer_bytes += b.bytes();
         }
         let mut lw = Lowering {
@@ -2020,12 +2047,51 @@ impl Prepared {
         gpu.copy_buf(&self.bufs[i], &other.bufs[j])
     }
 
+    /// Copies buffer `i` whole between caller memory and this program (`into`: caller →
+    /// buffer) on the compute stream: a backward's saved buffer in, or the forward buffer it
+    /// names out ([`BufferRole::Saved`]).
+    ///
+    /// # Safety
+    /// `ptr` must address `bytes` bytes of device memory of this GPU that stay valid until the
+    /// compute stream has passed this copy.
+    pub unsafe fn copy_buffer(
+        &self,
+        gpu: &Gpu,
+        i: usize,
+        ptr: u64,
+        bytes: usize,
+        into: bool,
+    ) -> Result<()> {
+        let Some(decl) = self.decls.get(i) else {
+            return Err(CudaError::Unsupported(format!(
+                "buffer {i}: the {} program declares {}",
+                self.phase(),
+                self.decls.len()
+            )));
+        };
+        let want = decl.bytes() as usize;
+        if bytes != want {
+            return Err(CudaError::Unsupported(format!(
+                "buffer {i} `{}`: the tensor has {bytes} bytes, the buffer {want}",
+                decl.name
+            )));
+        }
+        if want == 0 {
+            return Ok(());
+        }
+        let buf = self.bufs[i].device_ptr();
+        let (dst, src) = if into { (buf, ptr) } else { (ptr, buf) };
+        // SAFETY: both ranges hold `want` bytes (checked above; caller's contract).
+        unsafe { gpu.copy_dtod_raw(dst, src, want, Stream::Compute) }
+    }
+
     /// Fills every buffer except the program's inputs with 0xFF bytes (NaN in bf16/f32), so a
     /// check finds any output element the program failed to write.
     pub fn poison(&self, gpu: &Gpu) -> Result<()> {
         gpu.bind()?;
         for (b, d) in self.bufs.iter().zip(&self.decls) {
-            let input = matches!(d.role, BufferRole::Io(t) if t.is_input(self.backward));
+            let input = matches!(d.role, BufferRole::Io(t) if t.is_input(self.backward))
+                || matches!(d.role, BufferRole::Saved { .. });
             if !input {
                 gpu.memset(b, 0xFF)?;
             }

@@ -29,6 +29,16 @@ use crate::exec::{Kernels, Prepared, TileConfig};
 use crate::gpu::{Gpu, Stream};
 use crate::watchdog::{OnExpiry, Watchdog};
 
+/// Bytes of each saved buffer of rank `rank`'s backward program, in the order
+/// [`ExternalExecutor::run`] takes the caller's saved tensors.
+pub fn saved_bytes(plan: &Plan, rank: usize) -> Vec<usize> {
+    let prog = &plan.devices[rank].backward;
+    prog.saved()
+        .iter()
+        .map(|&(i, _)| prog.buffers[i as usize].bytes() as usize)
+        .collect()
+}
+
 /// A fresh NCCL unique id (128 bytes) for the caller to broadcast to every rank.
 pub fn nccl_unique_id() -> Result<Vec<u8>> {
     crate::dist::new_nccl_id()
@@ -301,6 +311,13 @@ impl ExternalExecutor {
     /// `[tokens][kv heads][K|V]`; outputs O in the model dtype, LSE fp32 `[tokens][heads]`) or
     /// backward program (inputs Q, KV, O, LSE, dO; outputs dQ, dKV) between the caller's stream
     /// and back: copies `inputs` into the program's buffers, runs it, copies `outputs` out.
+    /// Inputs the program does not declare are not copied (a backward that starts from saved
+    /// buffers reads no Q, KV, O or LSE of the caller's).
+    ///
+    /// `saved`: one tensor per saved buffer of the rank's backward program
+    /// ([`dcp_core::plan::Program::saved`], bytes from [`saved_bytes`]), owned by the caller for
+    /// one forward/backward pair: the forward copies the buffers out into them, the backward
+    /// copies them back in. So many layers' calls can be in flight with one prepared plan.
     ///
     /// # Safety
     /// `stream` is a live CUDA stream of this GPU's primary context (0 = the legacy default
@@ -316,8 +333,17 @@ impl ExternalExecutor {
         backward: bool,
         inputs: &[(IoTensor, DevTensor)],
         outputs: &[(IoTensor, DevTensor)],
+        saved: &[DevTensor],
     ) -> Result<()> {
         self.check_plan(plan, rank)?;
+        let saved_bufs = plan.devices[rank].backward.saved();
+        if saved.len() != saved_bufs.len() {
+            return Err(CudaError::Unsupported(format!(
+                "{} saved tensors given, rank {rank}'s backward program saves {} buffers",
+                saved.len(),
+                saved_bufs.len()
+            )));
+        }
         self.gpu.bind()?;
         self.check_peers()?;
         let model = plan.batch.model;
@@ -332,7 +358,10 @@ impl ExternalExecutor {
         if slot.is_none() {
             let prog = if backward { &dp.backward } else { &dp.forward };
             let t0 = std::time::Instant::now();
-            *slot = Some(Prepared::new(&self.gpu, &kernels, &model, prog, backward)?);
+            // Saved buffers of its own: the caller's saved tensors are copied in per call.
+            *slot = Some(Prepared::new(
+                &self.gpu, &kernels, &model, prog, backward, None,
+            )?);
             self.prepares += 1;
             self.prepare_s += t0.elapsed().as_secs_f64();
         }
@@ -348,13 +377,28 @@ impl ExternalExecutor {
             self.in_ev.wait_on(compute)?;
         }
         for &(t, x) in inputs {
+            if p.io_index(t).is_none() {
+                continue;
+            }
             // SAFETY: forwarded caller contract.
             unsafe { self.copy_io(p, t, x, true)? };
+        }
+        if backward {
+            for (&(i, _), x) in saved_bufs.iter().zip(saved) {
+                // SAFETY: forwarded caller contract.
+                unsafe { p.copy_buffer(&self.gpu, i as usize, x.ptr, x.bytes, true)? };
+            }
         }
         p.enqueue(&self.gpu, &kernels, self.nccl.as_ref())?;
         for &(t, x) in outputs {
             // SAFETY: forwarded caller contract.
             unsafe { self.copy_io(p, t, x, false)? };
+        }
+        if !backward {
+            for (&(_, j), x) in saved_bufs.iter().zip(saved) {
+                // SAFETY: forwarded caller contract.
+                unsafe { p.copy_buffer(&self.gpu, j as usize, x.ptr, x.bytes, false)? };
+            }
         }
         // SAFETY: as above.
         unsafe {

@@ -503,8 +503,10 @@ impl PlanRun {
         let model = plan.batch.model;
         let kernels = rank.kernels(&model)?;
         let dp = &plan.devices[dev];
-        let fwd = Prepared::new(&rank.gpu, &kernels, &model, &dp.forward, false)?;
-        let bwd = Prepared::new(&rank.gpu, &kernels, &model, &dp.backward, true)?;
+        let fwd = Prepared::new(&rank.gpu, &kernels, &model, &dp.forward, false, None)?;
+        // The backward's saved buffers are the forward's: each backward run reads what the
+        // forward run before it left (bench-gpu always runs them in that order).
+        let bwd = Prepared::new(&rank.gpu, &kernels, &model, &dp.backward, true, Some(&fwd))?;
         Ok(PlanRun {
             kernels,
             fwd,
@@ -535,7 +537,10 @@ impl PlanRun {
         for t in [IoTensor::Q, IoTensor::Kv] {
             inputs.gather_into(t, &self.tokens, buf);
             self.fwd.upload_io(&rank.gpu, t, buf)?;
-            self.bwd.copy_io_from(&rank.gpu, &self.fwd, t)?;
+            // A backward that starts from the forward's saved buffers may not read them.
+            if self.bwd.io_index(t).is_some() {
+                self.bwd.copy_io_from(&rank.gpu, &self.fwd, t)?;
+            }
         }
         inputs.gather_into(IoTensor::DO, &self.tokens, buf);
         self.bwd.upload_io(&rank.gpu, IoTensor::DO, buf)
@@ -551,10 +556,15 @@ impl PlanRun {
             .finish(&rank.gpu, rank.nccl.as_ref(), &format!(" (run {n})"))
     }
 
-    /// Hands the forward's O and LSE to the backward program.
+    /// Hands the forward's O and LSE to the backward program (when it reads them: a backward
+    /// with saved buffers may read the forward's own copies instead).
     pub fn feed_backward(&self, rank: &Rank) -> Result<()> {
-        self.bwd.copy_io_from(&rank.gpu, &self.fwd, IoTensor::O)?;
-        self.bwd.copy_io_from(&rank.gpu, &self.fwd, IoTensor::Lse)
+        for t in [IoTensor::O, IoTensor::Lse] {
+            if self.bwd.io_index(t).is_some() {
+                self.bwd.copy_io_from(&rank.gpu, &self.fwd, t)?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs the backward program once (a fault injected for this run fires here).
@@ -1280,7 +1290,7 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
             })
             .collect(),
     );
-    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false)?;
+    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false, None)?;
     let launch_us = time_prepared(rank, &ks, &prep, 5)? * 1e3 / 200.0;
     // Memory bandwidth: 1 GiB device copy (read + write counted).
     let toks = 1u32 << 18;
@@ -1294,7 +1304,7 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
             dst: all(1, toks, 8),
         }],
     );
-    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false)?;
+    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false, None)?;
     let ms = time_prepared(rank, &ks, &prep, 5)?;
     let mem_gbps = 2.0 * (toks as f64 * 8.0 * 128.0 * 4.0) / (ms * 1e-3) / 1e9;
     // Merge: two fp32 partials of 131072 tokens × 8 heads × 128 merged in place.
@@ -1312,7 +1322,7 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
             inputs: vec![(all(0, t, 8), all(1, t, 8)), (all(2, t, 8), all(3, t, 8))],
         }],
     );
-    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false)?;
+    let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false, None)?;
     prep.poison(&rank.gpu)?;
     let ms = time_prepared(rank, &ks, &prep, 5)?;
     let merge_gbps = (3.0 * t as f64 * 8.0 * 129.0 * 4.0) / (ms * 1e-3) / 1e9;
@@ -1353,7 +1363,7 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
                 ],
                 instrs,
             );
-            let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false)?;
+            let prep = Prepared::new(&rank.gpu, &ks, &model, &p, false, None)?;
             let ms = time_prepared(rank, &ks, &prep, 10)?;
             p2p.push(P2pPoint {
                 bytes,

@@ -59,8 +59,10 @@ impl PyCudaExecutor {
         backward: bool,
         inputs: &[(IoTensor, DevTensor)],
         outputs: &[(IoTensor, DevTensor)],
+        saved: &[(u64, usize)],
     ) -> PyResult<()> {
         plan.check_rank(rank)?;
+        let saved: Vec<DevTensor> = saved.iter().map(|&t| dt(t)).collect();
         // SAFETY: dcp.torch passes live, contiguous tensors of this device and keeps them
         // alive past the stream's use (module docs).
         unsafe {
@@ -72,6 +74,7 @@ impl PyCudaExecutor {
                 backward,
                 inputs,
                 outputs,
+                &saved,
             )
         }
         .map_err(cuda_err)
@@ -113,7 +116,16 @@ impl PyCudaExecutor {
         Ok(PyCudaExecutor { ex: Mutex::new(ex) })
     }
 
-    /// Forward of `rank` on `stream`; each tensor is (address, bytes).
+    /// Bytes of each buffer `rank`'s backward keeps from its forward (`Plan.saved_bytes`): the
+    /// caller allocates one tensor per entry for each forward/backward pair.
+    fn saved_bytes(&self, plan: &PyPlan, rank: usize) -> PyResult<Vec<usize>> {
+        plan.check_rank(rank)?;
+        Ok(external::saved_bytes(&plan.plan, rank))
+    }
+
+    /// Forward of `rank` on `stream`; each tensor is (address, bytes). `saved`: one tensor per
+    /// entry of `saved_bytes`, which the forward fills and the backward of the same call reads.
+    #[allow(clippy::too_many_arguments)] // the caller's tensors, one argument each
     fn forward(
         &self,
         plan: &PyPlan,
@@ -123,6 +135,7 @@ impl PyCudaExecutor {
         kv: (u64, usize),
         o: (u64, usize),
         lse: (u64, usize),
+        saved: Vec<(u64, usize)>,
     ) -> PyResult<()> {
         let inputs = [(IoTensor::Q, dt(q)), (IoTensor::Kv, dt(kv))];
         self.run(
@@ -132,10 +145,12 @@ impl PyCudaExecutor {
             false,
             &inputs,
             &[(IoTensor::O, dt(o)), (IoTensor::Lse, dt(lse))],
+            &saved,
         )
     }
 
-    /// Backward of `rank` on `stream`; each tensor is (address, bytes).
+    /// Backward of `rank` on `stream`; each tensor is (address, bytes); `saved`: the tensors its
+    /// forward filled.
     fn backward(
         &self,
         plan: &PyPlan,
@@ -148,6 +163,7 @@ impl PyCudaExecutor {
         d_o: (u64, usize),
         dq: (u64, usize),
         dkv: (u64, usize),
+        saved: Vec<(u64, usize)>,
     ) -> PyResult<()> {
         let inputs = [
             (IoTensor::Q, dt(q)),
@@ -163,6 +179,7 @@ impl PyCudaExecutor {
             true,
             &inputs,
             &[(IoTensor::DQ, dt(dq)), (IoTensor::DKv, dt(dkv))],
+            &saved,
         )
     }
 

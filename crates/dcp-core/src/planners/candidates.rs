@@ -802,10 +802,11 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
         f.compute[dv] += unpack[dv];
     }
 
-    // Backward: Q, KV, O, LSE, dO in; per step the KV hop, the waits for the previous KV and
-    // dKV hops, the work, the dKV hop; dQ and dKV out (fp32 partials with replicated KV heads).
+    // Backward: dO in (Q, KV, O and LSE stay head-split from the forward); per step the KV
+    // hop, the waits for the previous KV and dKV hops, the work, the dKV hop; dQ and dKV out
+    // (fp32 partials with replicated KV heads).
     let mut b = Clocks::new(topo, cost, nn);
-    let inputs = [tq, tkv, tq, tlse, tq];
+    let inputs = [tq];
     packs(&mut b, &inputs);
     let ends = b.group(&gm.a2a(topo, &inputs, true));
     for dv in 0..nn {

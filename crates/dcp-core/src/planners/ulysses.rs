@@ -1,8 +1,9 @@
 //! The `ulysses` planner (DeepSpeed-Ulysses): inputs and outputs in the static zigzag layout
 //! (T/N tokens of every sequence per device); an all-to-all over all N devices turns the
 //! sequence split into a head split, attention runs locally on whole sequences for each device's
-//! heads, and an all-to-all returns O and LSE to the sequence split. Backward likewise: Q, KV, O,
-//! LSE and dO go in, dQ and dKV come back. It is the `usp` engine ([`crate::usp`]) with one head
+//! heads, and an all-to-all returns O and LSE to the sequence split. The backward starts from the
+//! forward's head-split Q, KV, O and LSE ([`crate::plan::BufferRole::Saved`], as DeepSpeed-Ulysses
+//! keeps them): only dO goes in, dQ and dKV come back. It is the `usp` engine ([`crate::usp`]) with one head
 //! group of all N devices and a ring of one.
 //!
 //! Requirements (typed errors otherwise): N ≤ query heads (Ulysses splits heads, one device per
@@ -11,8 +12,8 @@
 //! Bytes sent per device (t = the device's tokens, e = bytes per element, D = head dim,
 //! Hq / Hkv = query / KV heads; Q-like rows are Hq·D elements, KV rows 2·Hkv·D):
 //! * N divides Hkv (heads split evenly): every all-to-all moves (N−1)/N of each tensor it
-//!   carries — forward Q and KV in, O and LSE out; backward Q, KV, O, LSE, dO in, dQ and dKV
-//!   out (16-bit, final on the sender).
+//!   carries — forward Q and KV in, O and LSE out; backward dO in, dQ and dKV out (16-bit,
+//!   final on the sender).
 //! * N > Hkv (ρ = N/Hkv devices per KV head; KV heads replicated, as DeepSpeed-Ulysses does): each
 //!   device receives its KV head for every token of the batch, so KV in costs
 //!   (N−1)·t·2D·e bytes — (N/Hkv)× the (N−1)/N·t·2·Hkv·D·e of an unreplicated split. The ρ devices

@@ -461,12 +461,13 @@ pub(crate) fn plan_grid(
         let steps: Vec<Option<RowRanges>> = (0..g.r)
             .map(|s| g.step_rows(ring, me, (ring + g.r - s) % g.r))
             .collect();
+        let (forward, saved) = forward(&g, &model, ring, me, max_group, &steps);
         devices.push(DevicePlan {
             device: d,
             node: topo.node_of(d),
             layout: layout_of(&g.pieces[d as usize]),
-            forward: forward(&g, &model, ring, me, max_group, &steps),
-            backward: backward(&g, &model, ring, me, max_group, steps),
+            forward,
+            backward: backward(&g, &model, ring, me, max_group, steps, saved),
         });
     }
     Ok(Plan {
@@ -544,14 +545,13 @@ struct Dims {
     k_rows: u32,
 }
 
-/// Buffers both passes declare: the caller's Q, KV, O, LSE, their head-split copies, and the
-/// two KV ring buffers (the head-split KV itself when there is no ring).
+/// Buffers both passes declare: the caller's Q, KV, O, LSE (forward only), their head-split
+/// copies, and the two KV ring buffers (the head-split KV itself when there is no ring).
 struct Common {
     dims: Dims,
-    q: u32,
-    kv: u32,
-    o: u32,
-    lse: u32,
+    /// The caller's Q, KV, O and LSE (`None` in the backward, which reads the forward's
+    /// head-split buffers instead).
+    io: Option<[u32; 4]>,
     q_h: u32,
     kv_h: u32,
     o_h: u32,
@@ -559,6 +559,8 @@ struct Common {
     ring_bufs: [u32; 2],
 }
 
+/// `saved`: in the backward, the forward's head-split Q, KV, O and LSE buffers, which the
+/// backward's start from ([`BufferRole::Saved`]).
 fn declare(
     b: &mut ProgramBuilder,
     g: &Grid,
@@ -566,6 +568,7 @@ fn declare(
     ring: u32,
     me: u32,
     max_group: u32,
+    saved: Option<[u32; 4]>,
 ) -> Common {
     let sh = g.share(me);
     let dims = Dims {
@@ -577,14 +580,20 @@ fn declare(
         k_rows: g.kv_blocks(ring).0,
     };
     let (d, qn, kvn, t_me) = (dims.d, dims.qn, dims.kvn, dims.t_me);
-    let q = b.io(IoTensor::Q, model, t_me);
-    let kv = b.io(IoTensor::Kv, model, t_me);
-    let o = b.io(IoTensor::O, model, t_me);
-    let lse = b.io(IoTensor::Lse, model, t_me);
-    let q_h = scratch(b, "q_heads", model.dtype, dims.q_rows, qn, d);
-    let kv_h = scratch(b, "kv_heads", model.dtype, dims.k_rows, kvn, 2 * d);
-    let o_h = scratch(b, "o_heads", model.dtype, dims.q_rows, qn, d);
-    let lse_h = scratch(b, "lse_heads", DType::F32, dims.q_rows, qn, 1);
+    let io = match saved {
+        None => Some(
+            [IoTensor::Q, IoTensor::Kv, IoTensor::O, IoTensor::Lse].map(|t| b.io(t, model, t_me)),
+        ),
+        Some(_) => None,
+    };
+    let role = |k: usize| match saved {
+        Some(f) => BufferRole::Saved { forward: f[k] },
+        None => BufferRole::Scratch,
+    };
+    let q_h = b.buffer("q_heads", role(0), model.dtype, dims.q_rows, qn, d);
+    let kv_h = b.buffer("kv_heads", role(1), model.dtype, dims.k_rows, kvn, 2 * d);
+    let o_h = b.buffer("o_heads", role(2), model.dtype, dims.q_rows, qn, d);
+    let lse_h = b.buffer("lse_heads", role(3), DType::F32, dims.q_rows, qn, 1);
     let ring_bufs = if g.r > 1 {
         [
             scratch(b, "kv_ring0", model.dtype, max_group, kvn, 2 * d),
@@ -595,10 +604,7 @@ fn declare(
     };
     Common {
         dims,
-        q,
-        kv,
-        o,
-        lse,
+        io,
         q_h,
         kv_h,
         o_h,
@@ -616,22 +622,20 @@ fn forward(
     me: u32,
     max_group: u32,
     steps: &[Option<RowRanges>],
-) -> crate::plan::Program {
+) -> (crate::plan::Program, [u32; 4]) {
     let mut f = ProgramBuilder::new();
     let Common {
         dims: Dims {
             d, qn, kvn, q_rows, ..
         },
-        q,
-        kv,
-        o,
-        lse,
+        io,
         q_h,
         kv_h,
         o_h,
         lse_h,
         ring_bufs,
-    } = declare(&mut f, g, model, ring, me, max_group);
+    } = declare(&mut f, g, model, ring, me, max_group, None);
+    let [q, kv, o, lse] = io.expect("the forward declares the caller's tensors");
     let r = g.r;
     let inputs = [
         A2a {
@@ -772,10 +776,12 @@ fn forward(
         f.push(c);
     }
     f.push(Instr::Wait { tag: r });
-    f.finish()
+    (f.finish(), [q_h, kv_h, o_h, lse_h])
 }
 
-/// The backward program of member `me` of group `ring` (`steps` as for [`forward`]).
+/// The backward program of member `me` of group `ring` (`steps` as for [`forward`]). It starts
+/// from the forward's head-split Q, KV, O and LSE (`saved`, [`BufferRole::Saved`]), so only dO
+/// goes through the input all-to-all, as in DeepSpeed-Ulysses.
 fn backward(
     g: &Grid,
     model: &ModelShape,
@@ -783,6 +789,7 @@ fn backward(
     me: u32,
     max_group: u32,
     mut steps: Vec<Option<RowRanges>>,
+    saved: [u32; 4],
 ) -> crate::plan::Program {
     let mut b = ProgramBuilder::new();
     let Common {
@@ -795,16 +802,13 @@ fn backward(
                 q_rows,
                 k_rows,
             },
-        q,
-        kv,
-        o,
-        lse,
+        io: _,
         q_h,
         kv_h,
         o_h,
         lse_h,
         ring_bufs,
-    } = declare(&mut b, g, model, ring, me, max_group);
+    } = declare(&mut b, g, model, ring, me, max_group, Some(saved));
     let sh = g.share(me);
     let gq = model.group();
     let r = g.r;
@@ -830,19 +834,7 @@ fn backward(
         q_like: true,
         to_split: true,
     };
-    let inputs = [
-        q_like(q, q_h),
-        A2a {
-            io: kv,
-            split: kv_h,
-            per_kv: 1,
-            q_like: false,
-            to_split: true,
-        },
-        q_like(o, o_h),
-        q_like(lse, lse_h),
-        q_like(d_o, do_h),
-    ];
+    let inputs = [q_like(d_o, do_h)];
     let (ops, copies) = all_to_all(g, ring, me, &inputs);
     b.push(Instr::Comm { tag: 0, ops });
     b.push(Instr::Fill {

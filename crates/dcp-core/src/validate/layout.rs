@@ -98,22 +98,29 @@ impl<'a> Validator<'a> {
         parallel: bool,
         shared: bool,
         caches: Vec<DevCache<'a>>,
+        saved: Option<&super::saved::FwdEnd>,
     ) -> Result<Self, PlanError> {
         let plan = cx.plan;
         let pname = program_name(backward);
         let m = plan.batch.model;
-        let required: &[IoTensor] = if backward {
-            &[
-                IoTensor::Q,
-                IoTensor::Kv,
-                IoTensor::O,
-                IoTensor::Lse,
-                IoTensor::DO,
-                IoTensor::DQ,
-                IoTensor::DKv,
-            ]
+        // Tensors a program may exchange with its caller, and those it must: a backward that
+        // reads Q, KV, O or LSE only from the forward's saved buffers need not declare them.
+        let (allowed, needed): (&[IoTensor], &[IoTensor]) = if backward {
+            (
+                &[
+                    IoTensor::Q,
+                    IoTensor::Kv,
+                    IoTensor::O,
+                    IoTensor::Lse,
+                    IoTensor::DO,
+                    IoTensor::DQ,
+                    IoTensor::DKv,
+                ],
+                &[IoTensor::DO, IoTensor::DQ, IoTensor::DKv],
+            )
         } else {
-            &[IoTensor::Q, IoTensor::Kv, IoTensor::O, IoTensor::Lse]
+            let f = &[IoTensor::Q, IoTensor::Kv, IoTensor::O, IoTensor::Lse];
+            (f, f)
         };
         let mut devs = Vec::new();
         for (di, d) in plan.devices.iter().enumerate() {
@@ -129,8 +136,18 @@ impl<'a> Validator<'a> {
             let mut bufs = Vec::new();
             for (bi, b) in prog.buffers.iter().enumerate() {
                 let mut buf = Buf::new(b.tokens, b.heads);
+                if let BufferRole::Saved { forward } = b.role {
+                    let Some(fwd) = saved.filter(|_| backward) else {
+                        return Err(err(PlanErrorKind::SavedInForward {
+                            buf: bi as u32,
+                            name: b.name.clone(),
+                        }));
+                    };
+                    buf = super::saved::saved_state(cx, fwd, di, bi as u32, b, forward)
+                        .map_err(err)?;
+                }
                 if let BufferRole::Io(t) = b.role {
-                    if !required.contains(&t) {
+                    if !allowed.contains(&t) {
                         return Err(err(PlanErrorKind::UnusedIoBuffer {
                             buf: bi as u32,
                             name: b.name.clone(),
@@ -171,7 +188,12 @@ impl<'a> Validator<'a> {
                 }
                 bufs.push(buf);
             }
-            for &t in required {
+            if let Some((i, buf)) = super::saved::first_write(prog) {
+                let name = prog.buffers[buf as usize].name.clone();
+                let kind = PlanErrorKind::WriteToSaved { buf, name };
+                return Err(PlanError::new(di as u32, pname, Some(i), kind));
+            }
+            for &t in needed {
                 if local > 0 && prog.io(t).is_none() {
                     return Err(err(PlanErrorKind::MissingIoBuffer(t)));
                 }

@@ -27,6 +27,7 @@ mod instrs;
 mod layout;
 mod outputs;
 mod pairs;
+mod saved;
 mod state;
 mod work;
 
@@ -189,11 +190,14 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     let mut caches: Vec<DevCache> = (0..plan.devices.len())
         .map(|d| DevCache::new(plan, d))
         .collect();
+    // The forward's final buffer states: the backward's saved buffers start from them.
+    let mut fwd_end = None;
     for backward in [false, true] {
-        let mut v = Validator::new(&cx, backward, phases, phases, caches)?;
+        let mut v = Validator::new(&cx, backward, phases, phases, caches, fwd_end.as_ref())?;
         drive(plan, backward, &mut v)?;
         v.finish()?;
         caches = v.caches;
+        fwd_end = Some(v.devs.into_iter().map(|d| d.bufs).collect());
     }
     Ok(())
 }
@@ -207,17 +211,19 @@ fn validate_flow(cx: &Ctx) -> bool {
     let mut caches: Vec<DevCache> = (0..plan.devices.len())
         .map(|d| DevCache::new(plan, d))
         .collect();
+    let mut fwd_end = None;
     for backward in [false, true] {
         let Some(sk) = flow::Skeleton::of(plan, backward) else {
             return false;
         };
-        let Ok(mut v) = Validator::new(cx, backward, true, true, caches) else {
+        let Ok(mut v) = Validator::new(cx, backward, true, true, caches, fwd_end.as_ref()) else {
             return false;
         };
         if !v.run_flow(&sk, threads) || v.finish().is_err() {
             return false;
         }
         caches = v.caches;
+        fwd_end = Some(v.devs.into_iter().map(|d| d.bufs).collect());
     }
     true
 }

@@ -1,0 +1,195 @@
+//! The backward's saved buffers ([`BufferRole::Saved`]): a saved buffer starts the backward with
+//! the forward's final contents of the forward buffer it names.
+//!
+//! Values carry over as they are, with one renaming: a partial O or LSE result is the final O or
+//! LSE of its token and head when the forward's output buffer on that token's owner ends holding
+//! the very same value (same coverage node, so the same pairs), because [`Validator::finish`]
+//! proved every output cell complete. Such a value becomes the backward input it equals
+//! (`In { O | Lse }`), which is what a backward work's O and LSE operands must hold. Anything else
+//! (a partial result that never became the output, a fill, nothing) keeps its forward value, so
+//! a backward work reading it is refused with the usual "wrong content" error.
+
+use super::state::{continues, Buf, Few, Part, Rows, Val};
+use super::Ctx;
+use crate::error::PlanErrorKind;
+use crate::plan::{BufferDecl, BufferRole, Dir, Instr, IoTensor, Program, Region};
+
+/// The forward's final buffer states, per device and buffer.
+pub(super) type FwdEnd = Vec<Vec<Buf>>;
+
+/// The initial state of backward buffer `buf` (`decl`, role `Saved { forward }`) of `dev`.
+pub(super) fn saved_state(
+    cx: &Ctx,
+    fwd: &FwdEnd,
+    dev: usize,
+    buf: u32,
+    decl: &BufferDecl,
+    forward: u32,
+) -> Result<Buf, PlanErrorKind> {
+    let bad = |problem: String| PlanErrorKind::SavedBuffer {
+        buf,
+        name: decl.name.clone(),
+        forward,
+        problem,
+    };
+    let fprog = &cx.plan.devices[dev].forward;
+    let Some(fd) = fprog.buffers.get(forward as usize) else {
+        return Err(bad(format!(
+            "the forward program declares only {} buffers",
+            fprog.buffers.len()
+        )));
+    };
+    let shape = |b: &BufferDecl| (b.tokens, b.heads, b.width, b.dtype);
+    if shape(fd) != shape(decl) {
+        return Err(bad(format!(
+            "forward buffer `{}` has shape {:?} (tokens, heads, width, dtype), this one {:?}",
+            fd.name,
+            shape(fd),
+            shape(decl)
+        )));
+    }
+    let mut out = Buf::new(decl.tokens, decl.heads);
+    let all = Region {
+        buf: forward,
+        tok: 0,
+        len: decl.tokens,
+        head: 0,
+        heads: decl.heads,
+    };
+    for rows in &fwd[dev][forward as usize].read(&all) {
+        for &(c0, c1, v) in &rows.cols {
+            let mut put = |r0: u32, r1: u32, v: Val| {
+                let r = Region {
+                    buf,
+                    tok: r0,
+                    len: r1 - r0,
+                    head: c0,
+                    heads: c1 - c0,
+                };
+                out.write(&r, Few::One(Rows::one(0, r1 - r0, c1 - c0, v)));
+            };
+            let Some(t) = final_of(&v) else {
+                if !v.is_unset() {
+                    put(rows.r0, rows.r1, v);
+                }
+                continue;
+            };
+            // The rows may hold several owners' tokens: one piece per owner.
+            let mut r = rows.r0;
+            while r < rows.r1 {
+                let here = v.shift(r - rows.r0, 0);
+                let Val::Part { g, head, .. } = here else {
+                    unreachable!("a shifted partial result is one")
+                };
+                let (b0, b1) = cx.gmap.device_bounds(g);
+                let n = ((b1 - g).min((rows.r1 - r) as u64)) as u32;
+                let v = match owner(cx, g) {
+                    Some(d) if holds(cx, fwd, d, t, g - b0, n, head, c1 - c0, &here) => {
+                        Val::In { t, g, head }
+                    }
+                    _ => here,
+                };
+                put(r, r + n, v);
+                r += n;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The device whose layout rows hold global row `g`.
+fn owner(cx: &Ctx, g: u64) -> Option<usize> {
+    (0..cx.plan.devices.len()).rev().find(|&d| {
+        let b = cx.gmap.base(d as u32);
+        b <= g && g < b + cx.plan.devices[d].local_tokens() as u64
+    })
+}
+
+/// The output tensor a partial result of the forward ends in.
+fn final_of(v: &Val) -> Option<IoTensor> {
+    match v {
+        Val::Part { p: Part::O, .. } => Some(IoTensor::O),
+        Val::Part { p: Part::Lse, .. } => Some(IoTensor::Lse),
+        _ => None,
+    }
+}
+
+/// Whether device `d`'s forward output `t` ends holding `v` (and its continuation) at rows
+/// `[row, row + n)`, heads `[head, head + heads)`.
+#[allow(clippy::too_many_arguments)] // one rectangle of one owner's output: its coordinates
+fn holds(
+    cx: &Ctx,
+    fwd: &FwdEnd,
+    d: usize,
+    t: IoTensor,
+    row: u64,
+    n: u32,
+    head: u32,
+    heads: u32,
+    v: &Val,
+) -> bool {
+    let Some(ob) = cx.plan.devices[d].forward.io(t) else {
+        return false;
+    };
+    let decl = &cx.plan.devices[d].forward.buffers[ob as usize];
+    if row + n as u64 > decl.tokens as u64 || head + heads > decl.heads {
+        return false;
+    }
+    let r = Region {
+        buf: ob,
+        tok: row as u32,
+        len: n,
+        head,
+        heads,
+    };
+    fwd[d][ob as usize]
+        .read(&r)
+        .iter()
+        .all(|rw| rw.cols.iter().all(|(a, _, w)| continues(v, rw.r0, *a, w)))
+}
+
+/// The first instruction of `prog` that writes one of its saved buffers, with the buffer: saved
+/// buffers are read-only in the backward, so an executor may hand the forward's own buffers to
+/// every backward run after it.
+pub(super) fn first_write(prog: &Program) -> Option<(usize, u32)> {
+    let saved = |r: &Region| {
+        matches!(
+            prog.buffers.get(r.buf as usize).map(|b| b.role),
+            Some(BufferRole::Saved { .. })
+        )
+    };
+    if !prog
+        .buffers
+        .iter()
+        .any(|b| matches!(b.role, BufferRole::Saved { .. }))
+    {
+        return None;
+    }
+    for (i, ins) in prog.instrs.iter().enumerate() {
+        let hit = match ins {
+            Instr::Fill { dst, .. } | Instr::Copy { dst, .. } | Instr::Sum { dst, .. } => {
+                saved(dst).then_some(dst.buf)
+            }
+            Instr::Comm { ops, .. } => ops
+                .iter()
+                .find(|o| o.dir == Dir::Recv && saved(&o.region))
+                .map(|o| o.region.buf),
+            Instr::Wait { .. } => None,
+            Instr::Attn { works, .. } => works
+                .iter()
+                .flat_map(|w| [&w.o, &w.lse])
+                .find(|r| saved(r))
+                .map(|r| r.buf),
+            Instr::AttnBwd { works, .. } => works
+                .iter()
+                .flat_map(|w| std::iter::once(&w.dq).chain(&w.dkv))
+                .find(|r| saved(r))
+                .map(|r| r.buf),
+            Instr::Merge { o, lse, .. } => [o, lse].into_iter().find(|r| saved(r)).map(|r| r.buf),
+        };
+        if let Some(b) = hit {
+            return Some((i, b));
+        }
+    }
+    None
+}
