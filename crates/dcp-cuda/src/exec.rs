@@ -171,6 +171,29 @@ const _: () = assert!(SM90_BR == 128 && SM90_BC == 128 && SM90_BWD_BC == 128 && 
 /// Shared memory of the sm90 backward's dQ staging area: per consumer warpgroup two TMA boxes
 /// of `SM90_BWD_BR` rows x 32 fp32 (kernels/attn_bwd_sm90.cu).
 pub const SM90_BWD_DQ_STAGE: u32 = 2 * 2 * SM90_BWD_BR * 128;
+/// Query tiles (of `SM90_BWD_BR` rows) per consumer step of the sm90 backward at head dim `d`
+/// (kernels/attn_bwd_sm90.cu `BWD_QT`): two at D 64, whose Q, dO and dS stages hold 128 rows.
+pub fn sm90_bwd_qtiles(d: u32) -> u32 {
+    if d == 64 {
+        2
+    } else {
+        1
+    }
+}
+/// Dynamic shared memory of the sm90 backward at head dim `d` (the layout of
+/// kernels/attn_bwd_sm90.cu): K, V; Q, dO, dS double buffered (`sr` query rows per step); per
+/// stage LSE, D, spans, two ranges per row and the tile words; alignment; mbarriers and
+/// task-index slots (128 bytes); dQ staging; the two per-task info slots of the persistent kernel.
+pub fn sm90_bwd_smem(d: u32) -> u32 {
+    let (bc, sr) = (SM90_BWD_BC, SM90_BWD_BR * sm90_bwd_qtiles(d));
+    (2 * bc + 4 * sr) * d * 2
+        + 2 * sr * bc * 2
+        + 2 * (sr * 32 + 16)
+        + 1024
+        + 128
+        + SM90_BWD_DQ_STAGE
+        + SM90_BWD_INFO
+}
 /// Shared memory of the sm90 backward's two per-task info slots (task and work descriptors, 128
 /// bytes each; kernels/attn_bwd_sm90.cu `B90_INFO`).
 pub const SM90_BWD_INFO: u32 = 2 * 128;
@@ -268,16 +291,7 @@ impl Kernels {
             }
             KernelFamily::Sm90Wgmma => {
                 let (bc, br) = (SM90_BWD_BC, SM90_BWD_BR);
-                // K, V; Q, dO, dS double buffered; per stage LSE, D, spans, two ranges per row
-                // and the tile word; alignment; mbarriers and task-index slots (128 bytes); dQ
-                // staging; the two per-task info slots of the persistent kernel.
-                let smem = (2 * bc + 4 * br) * d * 2
-                    + 2 * br * bc * 2
-                    + 2 * (br * 32 + 16)
-                    + 1024
-                    + 128
-                    + SM90_BWD_DQ_STAGE
-                    + SM90_BWD_INFO;
+                let smem = sm90_bwd_smem(d);
                 let smem =
                     bwd_smem_override(smem, std::env::var("DCP_CUDA_BWD_SMEM").ok().as_deref())?;
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
@@ -2488,6 +2502,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("DCP_CUDA_BWD_CTAS=x"), "{e}");
+    }
+
+    #[test]
+    fn sm90_bwd_smem_fits_the_sm90_limit() {
+        // D 128: one 64-row q tile per step; D 64: two (128-row Q, dO and dS stages).
+        assert_eq!(sm90_bwd_smem(128), 202_144);
+        assert_eq!(sm90_bwd_smem(64), 206_240);
+        for d in [64, 128] {
+            assert!(sm90_bwd_smem(d) <= 232_448, "d {d}");
+        }
     }
 
     #[test]
