@@ -235,21 +235,35 @@ class _CudaAttention(torch.autograd.Function):
         stream = _stream(q.device)
         ex.forward(plan._p, rank, stream, _addr(q), _addr(kv), _addr(o), _addr(lse), [_addr(s) for s in saved])
         ctx.plan, ctx.rank = plan, rank
-        ctx.save_for_backward(q, kv, o, lse, *saved)
+        # Keep only the caller tensors the backward reads (one that starts from saved buffers
+        # may read none of them); the others go to the executor as empty placeholders.
+        reads = set(ex.backward_reads(plan._p, rank))
+        keep = [x if name in reads else None for name, x in (("q", q), ("kv", kv), ("o", o), ("lse", lse))]
+        ctx.shapes = (q.shape, q.dtype, kv.shape)
+        ctx.kept = [x is not None for x in keep]
+        ctx.save_for_backward(*[x for x in keep if x is not None], *saved)
         return o
 
     @staticmethod
     def backward(ctx, d_o):
-        q, kv, o, lse, *saved = ctx.saved_tensors
-        d_o = d_o.contiguous().to(q.dtype)
-        dq = torch.empty_like(q)
-        dkv = torch.empty_like(kv)
-        stream = _stream(q.device)
+        tensors = list(ctx.saved_tensors)
+        n_kept = sum(ctx.kept)
+        kept, saved = iter(tensors[:n_kept]), tensors[n_kept:]
+        q, kv, o, lse = (next(kept) if k else None for k in ctx.kept)
+        q_shape, dtype, kv_shape = ctx.shapes
+        device = d_o.device
+        d_o = d_o.contiguous().to(dtype)
+        dq = torch.empty(q_shape, dtype=dtype, device=device)
+        dkv = torch.empty(kv_shape, dtype=dtype, device=device)
+        stream = _stream(device)
+        none = (0, 0)
         _EXECUTOR.backward(
-            ctx.plan._p, ctx.rank, stream, _addr(q), _addr(kv), _addr(o), _addr(lse), _addr(d_o), _addr(dq), _addr(dkv),
+            ctx.plan._p, ctx.rank, stream,
+            *(none if x is None else _addr(x) for x in (q, kv, o, lse)),
+            _addr(d_o), _addr(dq), _addr(dkv),
             [_addr(s) for s in saved],
         )
-        d = q.shape[-1]
+        d = q_shape[-1]
         return dq, dkv[..., :d], dkv[..., d:], None, None
 
 

@@ -22,32 +22,44 @@ def view(addr_bytes, shape):
 
 
 class FakeExecutor:
-    """Reads and writes the caller's tensors at the addresses given, like the CUDA executor."""
+    """Reads and writes the caller's tensors at the addresses given, like the CUDA executor.
 
-    def __init__(self, plan):
+    ``keeps``: like a plan whose backward starts from saved buffers (a Ulysses plan), the fake
+    asks for saved tensors the size of Q and KV, copies Q and KV into them in the forward, and
+    its backward reads no caller Q, KV, O or LSE (they arrive as empty placeholders) but the
+    saved copies. Otherwise it asks for two small saved tensors, fills them with a marker and
+    checks that the backward gets the same tensors back."""
+
+    def __init__(self, plan, keeps):
         self.plan = plan
+        self.keeps = keeps
         self.calls = []
 
     def shapes(self):
         n, h, hk, d = self.plan.num_tokens(0), self.plan.heads, self.plan.kv_heads, self.plan.head_dim
         return n, h, hk, d
 
-    # Saved buffers the fake asks for: the glue must allocate them per call, hand the same ones
-    # to the backward, and keep them alive in between.
-    SAVED = (24, 8)
-
     def saved_bytes(self, native, rank):
         assert rank == 0 and native == self.plan._p
-        return list(self.SAVED)
+        n, h, hk, d = self.shapes()
+        return [n * h * d * 4, n * hk * 2 * d * 4] if self.keeps else [24, 8]
+
+    def backward_reads(self, native, rank):
+        assert rank == 0 and native == self.plan._p
+        return [] if self.keeps else ["q", "kv", "o", "lse"]
 
     def forward(self, native, rank, stream, q, kv, o, lse, saved):
         assert rank == 0 and stream == 0 and native == self.plan._p
-        assert [b for _, b in saved] == list(self.SAVED)
-        for k, (addr, b) in enumerate(saved):
-            ctypes.memset(addr, 17 + k, b)
-        self.saved_addrs = [a for a, _ in saved]
+        assert [b for _, b in saved] == self.saved_bytes(native, rank)
         n, h, hk, d = self.shapes()
         qv, kvv = view(q, (n, h, d)), view(kv, (n, hk, 2 * d))
+        if self.keeps:
+            view(saved[0], (n, h, d)).copy_(qv)
+            view(saved[1], (n, hk, 2 * d)).copy_(kvv)
+        else:
+            for k, (addr, b) in enumerate(saved):
+                ctypes.memset(addr, 17 + k, b)
+        self.saved_addrs = [a for a, _ in saved]
         go, gl, _, _ = dcp._native.cpu_attention(
             native, self.plan.undispatch([qv.double()]).numpy(), self.plan.undispatch([kvv.double()]).numpy(), np.zeros(n * h * d)
         )
@@ -57,11 +69,15 @@ class FakeExecutor:
 
     def backward(self, native, rank, stream, q, kv, o, lse, d_o, dq, dkv, saved):
         assert [a for a, _ in saved] == self.saved_addrs, "the backward gets its forward's saved tensors"
-        for k, (addr, b) in enumerate(saved):
-            assert ctypes.string_at(addr, b) == bytes([17 + k]) * b
         n, h, hk, d = self.shapes()
-        for x, shape in ((o, (n, h, d)), (lse, (n, h))):
-            view(x, shape)  # sizes checked
+        if self.keeps:
+            assert all(x == (0, 0) for x in (q, kv, o, lse)), "tensors the backward does not read are placeholders"
+            q, kv = saved
+        else:
+            for k, (addr, b) in enumerate(saved):
+                assert ctypes.string_at(addr, b) == bytes([17 + k]) * b
+            for x, shape in ((o, (n, h, d)), (lse, (n, h))):
+                view(x, shape)  # sizes checked
         qv, kvv, dov = view(q, (n, h, d)), view(kv, (n, hk, 2 * d)), view(d_o, (n, h, d))
         u = self.plan.undispatch
         _, _, gq, gkv = dcp._native.cpu_attention(native, u([qv.double()]).numpy(), u([kvv.double()]).numpy(), u([dov.double()]).numpy())
@@ -70,11 +86,12 @@ class FakeExecutor:
         self.calls.append("backward")
 
 
+@pytest.mark.parametrize("keeps", [False, True])
 @pytest.mark.parametrize("heads,kv_heads", [(4, 2), (3, 1)])
-def test_cuda_op_glue_with_fake_executor(monkeypatch, heads, kv_heads):
+def test_cuda_op_glue_with_fake_executor(monkeypatch, heads, kv_heads, keeps):
     lens, mask, d = [30, 7, 19], "lambda:4:8", 8
     plan = dcp.Planner(1, heads=heads, kv_heads=kv_heads, head_dim=d, dtype="f32", block_size=8).plan(lens, mask=mask)
-    fake = FakeExecutor(plan)
+    fake = FakeExecutor(plan, keeps)
     monkeypatch.setattr(dtorch, "_EXECUTOR", fake)
     monkeypatch.setattr(dtorch, "_stream", lambda device: 0)
     g = torch.Generator().manual_seed(0)

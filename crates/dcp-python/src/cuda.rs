@@ -123,6 +123,24 @@ impl PyCudaExecutor {
         Ok(external::saved_bytes(&plan.plan, rank))
     }
 
+    /// Which of Q, KV, O and LSE `rank`'s backward program reads from the caller (names
+    /// "q", "kv", "o", "lse"): a backward that starts from saved buffers may read none, and the
+    /// caller need not keep those tensors for it.
+    fn backward_reads(&self, plan: &PyPlan, rank: usize) -> PyResult<Vec<&'static str>> {
+        plan.check_rank(rank)?;
+        let prog = &plan.plan.devices[rank].backward;
+        Ok([
+            (IoTensor::Q, "q"),
+            (IoTensor::Kv, "kv"),
+            (IoTensor::O, "o"),
+            (IoTensor::Lse, "lse"),
+        ]
+        .into_iter()
+        .filter(|(t, _)| prog.io(*t).is_some())
+        .map(|(_, n)| n)
+        .collect())
+    }
+
     /// Forward of `rank` on `stream`; each tensor is (address, bytes). `saved`: one tensor per
     /// entry of `saved_bytes`, which the forward fills and the backward of the same call reads.
     #[allow(clippy::too_many_arguments)] // the caller's tensors, one argument each
