@@ -34,12 +34,15 @@
 //                                             columns 64c..64c+63 over all 128 keys; D = 64: all
 //                                             columns of q tile c of the step over all keys
 // wgmma descriptors are base descriptors plus constant offsets (BWD_FASTDESC).
-// Step order of a consumer (step t), D 128: S^T, dP^T issued; P^T formed while dP^T runs; dV
-// issued before dP^T is waited for; dS^T formed (D 64, BWD_ORDER 1: both waited for, P^T and dS^T
-// formed in one pass, then dV issued), stored into dS buffer t % 2 ("ds_full"); then dQ of
-// step t - 1 (both warpgroups' dS of it, in the other buffer) and dK of step t issued; the dQ
-// of step t - 1 is written out while dK runs. The mbarriers "ds_full"/"ds_empty" let the two
-// consumers drift apart by up to one step (no per-step barrier between them).
+// Step order of a consumer (step t, BWD_ORDER 1): S^T, dP^T issued and both waited for; P^T and
+// dS^T formed in one pass, dV issued, dS^T stored into dS buffer t % 2 ("ds_full"); then dQ of
+// step t - 1 (both warpgroups' dS of it, in the other buffer) and dK of step t issued (at D 128
+// behind dV, not waiting for it: BWD_DV_NOWAIT); the dQ of step t - 1 is written out while dK
+// runs. D 128 also forms P^T times the softmax scale (BWD_PSCALE: no multiply per dQ element)
+// and masks only partial tiles' exponent arguments (BWD_MASK_BRANCH, BWD_LSE_GUARD 0): 668 -> 577
+// SASS instructions per consumer warp and step, +6-8 % (bench/results/kernels-2026-11-28l). The
+// mbarriers "ds_full"/"ds_empty" let the two consumers drift apart by up to one step (no per-step
+// barrier between them).
 // dQ (fp32 buffers): each consumer writes its 64 x 64 fp32 block into its staging area in the
 // 128-byte swizzled box layout of the work's TMA tensor map (built by the host, one per work)
 // and one of its threads adds it into global memory with two `cp.reduce.async.bulk.tensor`
@@ -69,10 +72,10 @@ static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 backward takes head d
 static_assert(BWD_QT == 1 || (BWD_QT == 2 && HEAD_DIM == 64), "two q tiles per step only at D 64");
 
 // Order of a step's elementwise work: 0 = dV issued as soon as P^T exists (before dP^T is waited
-// for); 1 = S^T and dP^T both waited for, then P^T and dS^T formed in one pass and dV issued
-// after (fewer live registers: P^T never lives in fp32 and packed at once with dP^T).
+// for; the D 128 default until bench/results/kernels-2026-11-28l); 1 = S^T and dP^T both waited
+// for, then P^T and dS^T formed in one pass and dV issued after (fewer live registers).
 #ifndef BWD_ORDER
-#define BWD_ORDER (BWD_QT == 2 ? 1 : 0)
+#define BWD_ORDER 1
 #endif
 // BWD_FASTDESC 1: the wgmma descriptors of a step are fixed base descriptors (computed once, in
 // uniform registers: the consumer warpgroup index comes from a warp shuffle) plus constant
@@ -80,6 +83,11 @@ static_assert(BWD_QT == 1 || (BWD_QT == 2 && HEAD_DIM == 64), "two q tiles per s
 // query head is counted, not divided out). 0: the session-7 kernel's per-wgmma descriptors.
 #ifndef BWD_FASTDESC
 #define BWD_FASTDESC 1
+#endif
+// BWD_DV_NOWAIT 1 (D 128): dQ (of the step before) and dK are issued behind dV without waiting
+// for it (the P^T registers live on until the wait for dQ); 0: dV is waited for first.
+#ifndef BWD_DV_NOWAIT
+#define BWD_DV_NOWAIT (HEAD_DIM == 128)
 #endif
 
 // A descriptor moved by `bytes` (the 14-bit start-address field never carries: shared-memory
@@ -96,11 +104,35 @@ __device__ __forceinline__ float ex2_fast(float x) {
   return y;
 }
 
-// P^T = exp(S^T * scale - LSE) where `bits` says attended, 0 elsewhere and for rows whose LSE is
-// -inf (no key): the masked argument is -inf, so one ex2 and no branch per element.
+// BWD_PSCALE 1 (D 128): P^T is formed times the softmax scale (log2 of it folded into each row's
+// exponent offset, no extra instruction), so dS^T, and with it dQ and dK, come out scaled: no
+// multiply per dQ element a step; dV is divided by the scale once per task instead. 0: P^T
+// unscaled.
+#ifndef BWD_PSCALE
+#define BWD_PSCALE (HEAD_DIM == 128)
+#endif
+// BWD_LSE_GUARD 1 (D 64): a row whose LSE is -inf (no key) gets P = 0 through its exponent offset
+// (+inf) as well as through the mask; 0: through the mask alone (such a row has no attended
+// element, so all of its elements are masked in every tile that lists it, and full tiles have
+// none).
+#ifndef BWD_LSE_GUARD
+#define BWD_LSE_GUARD (HEAD_DIM != 128)
+#endif
+// BWD_MASK_BRANCH 1 (D 128): the exponent arguments are formed first and the mask selects them
+// only for partial (or absent) tiles, behind a warp-uniform branch (ptxas predicates it; the
+// instruction count is 0's, the schedule measured better); 0: one select per element before its
+// ex2 (full tiles with all bits set).
+#ifndef BWD_MASK_BRANCH
+#define BWD_MASK_BRANCH (HEAD_DIM == 128)
+#endif
+
+// P^T = exp(S^T * scale - LSE) (times `scale` with BWD_PSCALE: `loff` = -log2(scale), else 0)
+// where `bits` says attended, 0 elsewhere and for rows whose LSE is -inf (no key): the masked
+// argument is -inf, so one ex2 and no branch per element. `partial`: warp-uniform, some bit of
+// `bits` may be clear (BWD_MASK_BRANCH).
 template <int NT>
 __device__ __forceinline__ void bwd_probs_fast(float* st, const u32* bits, const float* lse,
-                                               float scale_log2, int t4) {
+                                               float scale_log2, float loff, bool partial, int t4) {
   const float LOG2E = 1.4426950408889634f;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
@@ -108,14 +140,38 @@ __device__ __forceinline__ void bwd_probs_fast(float* st, const u32* bits, const
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const float l = h ? l2.y : l2.x;
-      const float L = l == -INFINITY ? INFINITY : l * LOG2E;
+#if BWD_PSCALE
+      const float lv = fmaf(l, LOG2E, loff);
+#else
+      const float lv = l * LOG2E;
+#endif
+#if BWD_LSE_GUARD
+      const float L = l == -INFINITY ? INFINITY : lv;
+#else
+      const float L = lv;
+#endif
 #pragma unroll
       for (int e = h; e < 4; e += 2) {
         const float a = fmaf(st[nt * 4 + e], scale_log2, -L);
+#if BWD_MASK_BRANCH
+        st[nt * 4 + e] = a;
+#else
         st[nt * 4 + e] = ex2_fast(((bits[nt >> 3] >> ((nt & 7) * 4 + e)) & 1u) ? a : -INFINITY);
+#endif
       }
     }
   }
+#if BWD_MASK_BRANCH
+  if (partial) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        if (!((bits[nt >> 3] >> ((nt & 7) * 4 + e)) & 1u)) st[nt * 4 + e] = -INFINITY;
+  }
+#pragma unroll
+  for (int i = 0; i < NT * 4; ++i) st[i] = ex2_fast(st[i]);
+#endif
 }
 
 // Mask bits (bit nt * 4 + e: key_a for e < 2, key_b otherwise, row nt * 8 + 2 t4 + (e & 1)) of
@@ -423,6 +479,14 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const int wq = (tid >> 5) & 3;
   const int g = lane >> 2, t4 = lane & 3;
   const u32 kl_a = 64 * cw + 16 * wq + g;  // this thread's keys (in the tile): kl_a, kl_a + 8
+  // BWD_PSCALE: P^T (and so dS^T, dQ, dK) carries the softmax scale, dV is divided by it at the end.
+#if BWD_PSCALE
+  const float loff = -log2f(scale), dk_f = 1.f, dv_f = 1.f / scale;
+#define DQ_SCALED(x) (x)
+#else
+  const float loff = 0.f, dk_f = scale, dv_f = 1.f;
+#define DQ_SCALED(x) ((x) * scale)
+#endif
 
   // dQ phase: rows, columns and keys of this warpgroup (D 128: columns 64 cw.. over all keys;
   // D 64 with two q tiles per step: all columns of q tile cw over all keys; D 64 with one: all
@@ -506,7 +570,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt)
             *(float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8) =
-                make_float2(dq[nt * 4 + 2 * h] * scale, dq[nt * 4 + 2 * h + 1] * scale);
+                make_float2(DQ_SCALED(dq[nt * 4 + 2 * h]), DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
         }
         fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
         named_bar(2 + cw, 128);
@@ -525,8 +589,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           const u64 rb = (u64)row * dq_stride + head * D + dq_col0 + t4 * 2;
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt)
-            atomic_add_out(dq_ptr, rb + nt * 8, dq_dtype, dq[nt * 4 + 2 * h] * scale,
-                           dq[nt * 4 + 2 * h + 1] * scale);
+            atomic_add_out(dq_ptr, rb + nt * 8, dq_dtype, DQ_SCALED(dq[nt * 4 + 2 * h]),
+                           DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
         }
       }
     };
@@ -613,6 +677,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // precomputed word of this thread (`tilemask.rs`), else from the ranges; 0 for an absent
       // tile.
       u32 pbits[QT];
+      bool partial_any = false;  // warp-uniform: some tile of the step is partial or absent
+#pragma unroll
+      for (int h = 0; h < QT; ++h) partial_any |= !present[h] || (words[h] >> 31);
       auto tile_bits = [&]() {
 #pragma unroll
         for (int h = 0; h < QT; ++h)
@@ -629,7 +696,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       reg_fence<SR / 2>(st);
       tile_bits();
       // P^T (LSE = -inf rows: P = 0).
-      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, t4);
+      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
       u32 pa[SR / 16][4];
       acc_to_a<SR>(st, pa);
       // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
@@ -646,7 +713,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_wait<0>();  // S^T and dP^T
       reg_fence<SR / 2>(st);
       reg_fence<SR / 2>(dpt);
-      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, t4);
+      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
       u32 pa[SR / 16][4];
       acc_to_a<SR>(st, pa);
 #endif
@@ -685,9 +752,15 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       mbar_arrive(ds_full(buf));
       // dQ of the step before (both warpgroups' dS of it are in shared memory by now, as a rule),
       // then dK += dS^T Q of this step: the dQ store below runs while dK is on the tensor cores.
+#if BWD_DV_NOWAIT
+      // dV stays in flight: dQ and dK queue behind it (the P^T registers live on until the
+      // wait for dQ).
+      reg_fence<D / 2>(dk);
+#else
       wg_wait<0>();  // dV (issued before dS was stored): frees the P^T registers
       reg_fence<D / 2>(dv);
       reg_fence<D / 2>(dk);
+#endif
       auto dk_mma = [&]() {
         wg_fence();
 #pragma unroll
@@ -746,7 +819,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #pragma unroll
         for (int m = 0; m < 2; ++m) {
           const float* a = m ? dv : dk;
-          const float f = m ? 1.f : scale;
+          const float f = m ? dv_f : dk_f;
           // Send the pair the partner keeps: even lanes send key_b's, odd lanes key_a's.
           const float s0 = odd ? a[nt * 4] : a[nt * 4 + 2], s1 = odd ? a[nt * 4 + 1] : a[nt * 4 + 3];
           const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
@@ -772,8 +845,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (dp == 0) continue;
 #pragma unroll
       for (int nt = 0; nt < D / 8; ++nt) {
-        atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * scale, dk[nt * 4 + 2 * h + 1] * scale);
-        atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h], dv[nt * 4 + 2 * h + 1]);
+        atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * dk_f,
+                       dk[nt * 4 + 2 * h + 1] * dk_f);
+        atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h] * dv_f,
+                       dv[nt * 4 + 2 * h + 1] * dv_f);
       }
     }
 #endif
@@ -781,3 +856,4 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 
   if ((tid & 127) == 0) bulk_wait0();  // the last reductions, before the CTA's shared memory goes
 }
+#undef DQ_SCALED
