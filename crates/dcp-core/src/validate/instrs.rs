@@ -4,9 +4,9 @@
 
 use super::pairs::{Arena, Cov};
 use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
-use super::{show, Item, Local, Pending, Validator};
+use super::{show, DevState, Item, Local, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
-use crate::interp::Machine;
+use crate::interp::{program, Machine};
 use crate::plan::{FillValue, Instr, Program, Region};
 
 /// The partial result of one cell so far: identity (global row, head) and coverage.
@@ -442,6 +442,29 @@ impl Machine for Validator<'_> {
         to: u32,
         dst: &Region,
     ) -> Result<(), PlanError> {
+        // In bounds, of one length, the sender's region one set rectangle (a ring step's
+        // buffer): moved without a device view; anything else takes the checks below, which
+        // name the error.
+        let (plan, backward) = (self.plan, self.backward);
+        let fits = |d: u32, r: &Region| {
+            program(plan, d as usize, backward)
+                .buffers
+                .get(r.buf as usize)
+                .is_some_and(|b| {
+                    r.tok as u64 + r.len as u64 <= b.tokens as u64
+                        && r.head as u64 + r.heads as u64 <= b.heads as u64
+                })
+        };
+        if fits(from, src) && fits(to, dst) && src.len == dst.len && src.len > 0 && src.heads > 0 {
+            let v = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
+            if let Some(v) = v {
+                let rows = RowList::One(Rows::one(0, src.len, src.heads, v));
+                self.devs[to as usize].bufs[dst.buf as usize].write(dst, rows);
+                self.group_sends[from as usize].push(*src);
+                self.group_recvs[to as usize].push(*dst);
+                return Ok(());
+            }
+        }
         let (fi, ti) = (self.comm_idx(from), self.comm_idx(to));
         self.at(from)
             .check_region(from, fi, src, Item::Send { to })?;
@@ -470,7 +493,12 @@ impl Machine for Validator<'_> {
     ) -> Result<(), PlanError> {
         let recvs = std::mem::take(&mut self.group_recvs[dev as usize]);
         let sends = std::mem::take(&mut self.group_sends[dev as usize]);
-        self.at(dev).group_end(idx, tag, sends, recvs)
+        // Without a device view unless the group is refused (which the view names).
+        if comm_overlap(&sends, &recvs) {
+            return self.at(dev).group_end(idx, tag, sends, recvs);
+        }
+        self.devs[dev as usize].start_group(tag, sends, recvs);
+        Ok(())
     }
 }
 
@@ -507,16 +535,28 @@ impl Local<'_, '_> {
         sends: Few<Region>,
         recvs: Few<Region>,
     ) -> Result<(), PlanError> {
-        for (i, a) in recvs.iter().enumerate() {
-            if recvs[i + 1..].iter().chain(&sends).any(|b| a.overlaps(b)) {
-                return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
-            }
+        if comm_overlap(&sends, &recvs) {
+            return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
         }
-        // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
-        let st = &mut *self.st;
-        st.pending.push(Pending { tag, sends, recvs });
-        st.update_busy();
-        st.comms_done += 1;
+        self.st.start_group(tag, sends, recvs);
         Ok(())
+    }
+}
+
+/// Whether a group's receives overlap each other or its sends.
+fn comm_overlap(sends: &[Region], recvs: &[Region]) -> bool {
+    recvs
+        .iter()
+        .enumerate()
+        .any(|(i, a)| recvs[i + 1..].iter().chain(sends).any(|b| a.overlaps(b)))
+}
+
+impl DevState {
+    /// A checked group (its regions do not overlap) goes in flight.
+    fn start_group(&mut self, tag: u32, sends: Few<Region>, recvs: Few<Region>) {
+        // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
+        self.pending.push(Pending { tag, sends, recvs });
+        self.update_busy();
+        self.comms_done += 1;
     }
 }
