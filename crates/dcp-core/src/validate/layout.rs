@@ -115,7 +115,7 @@ impl<'a> Validator<'a> {
         } else {
             &[IoTensor::Q, IoTensor::Kv, IoTensor::O, IoTensor::Lse]
         };
-        let mut devs = Vec::new();
+        let mut devs = Vec::with_capacity(plan.devices.len());
         for (di, d) in plan.devices.iter().enumerate() {
             let err = |kind| PlanError::new(di as u32, pname, None, kind);
             if d.device != di as u32 {
@@ -126,7 +126,7 @@ impl<'a> Validator<'a> {
             }
             let prog = program(plan, di, backward);
             let local = d.local_tokens();
-            let mut bufs = Vec::new();
+            let mut bufs = Vec::with_capacity(prog.buffers.len());
             for (bi, b) in prog.buffers.iter().enumerate() {
                 let mut buf = Buf::new(b.tokens, b.heads);
                 if let BufferRole::Io(t) = b.role {
