@@ -562,13 +562,17 @@ impl Buf {
         // reused, the rest dropped or inserted (no splice: it costs more than these moves).
         let covered = (j + 1).saturating_sub(start);
         let mut at = start;
-        for band in std::iter::once(new).chain(tail) {
+        let mut put = |band: Band| {
             if at < start + covered {
                 self.bands[at] = band;
             } else {
                 self.bands.insert(at, band);
             }
             at += 1;
+        };
+        put(new);
+        if let Some(tail) = tail {
+            put(tail);
         }
         if at < start + covered {
             self.bands.drain(at..start + covered);
