@@ -796,27 +796,22 @@ impl<'a> Local<'_, 'a> {
         kp: &[(Piece, u32)],
         rows: &RowRanges,
     ) -> Option<WorkPairs> {
-        // Not one range with a slope (a diagonal step, a windowed mask): the general path
-        // alone, without half a fast pass before it.
-        let sloped = |r: &crate::mask::LinRange| r.start.slope != 0 || r.end.slope != 0;
-        if rows.segs.iter().any(|seg| seg.ranges.iter().any(sloped)) {
-            return None;
-        }
-        let cx: &Ctx = self.cx;
-        let h = Hasher::shared();
+        // One pass over the segments first. Not one range with a slope (a diagonal step, a
+        // windowed mask): the general path alone, without half a fast pass before it. And
+        // `check_rows`: segments in row order without overlap; constant ranges in order,
+        // inside the keys (empty ones skipped, ends below 0 taken as 0).
         let keys = ops.keys as i64;
-        let mut traps = Vec::with_capacity(qp.len() * 2);
-        let (mut qi, mut hint, mut next) = (0usize, 0usize, 0u64);
-        // Per query run, then per KV run (all regions'): the sums of their trapezoids.
+        let mut next = 0u64;
         for seg in &rows.segs {
-            // `check_rows`: segments in row order without overlap; constant ranges in order,
-            // inside the keys (empty ones skipped, ends below 0 taken as 0).
             if (seg.row0 as u64) < next {
                 return None;
             }
             next = seg.row0 as u64 + seg.rows as u64;
             let (mut prev_end, mut first) = (0i64, true);
             for lr in seg.ranges.iter() {
+                if lr.start.slope != 0 || lr.end.slope != 0 {
+                    return None;
+                }
                 let (s, e) = (lr.start.c, lr.end.c);
                 if s >= e {
                     continue;
@@ -828,7 +823,14 @@ impl<'a> Local<'_, 'a> {
                 first = false;
                 prev_end = e;
             }
+        }
+        let cx: &Ctx = self.cx;
+        let h = Hasher::shared();
+        let mut traps = Vec::with_capacity(qp.len() * 2);
+        let (mut qi, mut hint) = (0usize, 0usize);
+        for seg in &rows.segs {
             // `pairs`, rectangles only.
+            let ranges: &[crate::mask::LinRange] = &seg.ranges;
             let s0 = seg.row0;
             let s1 = seg.row0.checked_add(seg.rows)?;
             while qi < qp.len() && qp[qi].0.r1 <= s0 {
@@ -839,10 +841,22 @@ impl<'a> Local<'_, 'a> {
                 let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
                 let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
                 let mask = &cx.masks[seq as usize];
-                let mfirst = mask_seg(mask, q0 as i64);
-                let common = common_keys(mask, mfirst, q0, q1);
+                // A whole span's rows (a ring step's query piece): its mask data from the
+                // context.
+                let (mfirst, common) = if p.whole && (ra, rb) == (p.r0, p.r1) {
+                    let sm = cx.span_mask[p.span as usize];
+                    (sm.mfirst, sm.common)
+                } else {
+                    let mfirst = mask_seg(mask, q0 as i64);
+                    (mfirst, common_keys(mask, mfirst, q0, q1))
+                };
+                #[cfg(debug_assertions)]
+                {
+                    let mf = mask_seg(mask, q0 as i64);
+                    assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
+                }
                 let mut xs = None;
-                for lr in seg.ranges.iter() {
+                for lr in ranges {
                     let (s, e) = (lr.start.c, lr.end.c);
                     let (lo, hi) = (s.max(0), e.min(keys));
                     if lo >= hi {
@@ -1303,21 +1317,47 @@ impl<'a> Local<'_, 'a> {
     }
 }
 
-/// The first KV piece of `kp` ending after position `lo`: piece `hint` (the previous range's) or
-/// the one after it when they qualify (ranges mostly go up through the keys), else by search.
+/// The first KV piece of `kp` ending after position `lo`: when every piece before `hint` (the
+/// previous range's) ends by `lo`, the first of the next few from `hint` on that ends after it
+/// (ranges mostly go up through the keys: a ring step's next piece, a zigzag step's piece two
+/// on), else by search.
 #[inline]
 fn first_kv_piece(kp: &[(Piece, u32)], lo: i64, hint: usize) -> usize {
-    let first_after = |i: usize| {
-        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo) && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
-    };
-    if first_after(hint) {
-        hint
-    } else if first_after(hint + 1) {
-        hint + 1
+    let ends_by = |i: usize| kp[i].0.r1 as i64 <= lo;
+    let found = if hint < kp.len() && (hint == 0 || ends_by(hint - 1)) {
+        (hint..kp.len().min(hint + 4)).find(|&i| !ends_by(i))
     } else {
-        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
-    }
+        None
+    };
+    let i = found.unwrap_or_else(|| kp.partition_point(|k| (k.0.r1 as i64) <= lo));
+    debug_assert_eq!(i, kp.partition_point(|k| (k.0.r1 as i64) <= lo));
+    i
 }
+
+/// A layout span's query tokens against their sequence's mask: the first mask segment that can
+/// hold them ([`mask_seg`]) and the keys all of them attend ([`common_keys`]), as
+/// [`Local::pairs_rect`] needs them for a query piece that is the whole span.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SpanMask {
+    mfirst: usize,
+    common: Option<(i64, i64)>,
+}
+
+/// [`SpanMask`] of every span of `gmap` (sequences' masks `masks`).
+pub(super) fn span_masks(gmap: &super::gspace::GMap, masks: &[CompiledMask]) -> Vec<SpanMask> {
+    gmap.spans()
+        .iter()
+        .map(|s| {
+            let mask = &masks[s.seq as usize];
+            let mfirst = mask_seg(mask, s.tok as i64);
+            let common = (s.len > 0)
+                .then(|| common_keys(mask, mfirst, s.tok, s.tok + s.len))
+                .flatten();
+            SpanMask { mfirst, common }
+        })
+        .collect()
+}
+
 /// Keys every query of `[q0, q1)` attends, when one mask segment (`mfirst` = `mask_seg(q0)`)
 /// with one range covers them (a causal sequence): [`rect_inside_mask`]'s test, hoisted out of
 /// the KV pieces' loop (its lines are extreme at the end rows).
