@@ -572,6 +572,38 @@ impl WorkPairs {
         }
     }
 
+    /// [`WorkPairs::new`] for a work of one query head run `qheads`, one query run of global
+    /// rows `q` and one KV run `k` (a ring step's work): the same pairs without the general
+    /// constructor's per-run collections.
+    pub fn one_run(
+        h: &Hasher,
+        qheads: (u32, u32),
+        traps: Vec<Trap>,
+        q: (i64, i64),
+        k: (i64, i64),
+    ) -> Self {
+        let heads = PairSum::default().add(h.heads(qheads.0, qheads.1));
+        let all = traps.iter().fold(PairSum::default(), |s, t| s.add(t.full));
+        let ext = if all.count == 0 {
+            Extent(None)
+        } else {
+            Extent(Some(Cells {
+                q,
+                k,
+                heads: qheads,
+            }))
+            .clip(&Cells::ALL)
+        };
+        let side = (ext, times_heads(all, heads));
+        WorkPairs {
+            qheads: Few::One(qheads),
+            traps,
+            heads,
+            q_runs: Few::One(side),
+            k_runs: Few::One(side),
+        }
+    }
+
     /// Whether `o` holds the same pairs in the same form: equal trapezoids in the same order,
     /// heads, and per-run extents and sums (what a fast path must reproduce exactly).
     #[cfg(debug_assertions)]

@@ -52,6 +52,23 @@ fn with_heads(p: &WorkPairs, ops: &Operands) -> WorkPairs {
 /// KV runs.
 #[inline]
 fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
+    let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+    if let (Few::One(q), [Few::One(k)], Few::One((c0, c1, h0))) =
+        (&ops.q_runs, &ops.kv_runs[..], &ops.q_cols)
+    {
+        let p = WorkPairs::one_run(h, (*h0, h0 + (c1 - c0)), traps, rows_of(q), rows_of(k));
+        #[cfg(debug_assertions)]
+        assert!(
+            p.same_as(&general_work_pairs(h, ops, p.traps.clone())),
+            "one run's pairs differ from the general constructor's"
+        );
+        return p;
+    }
+    general_work_pairs(h, ops, traps)
+}
+
+/// [`work_pairs`] by [`WorkPairs::new`], for any runs.
+fn general_work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
     let qheads = ops
         .q_cols
         .iter()
@@ -98,13 +115,28 @@ fn push_run(runs: &mut Runs, r0: u32, r1: u32, g: u64, join: bool) {
 
 /// The identity rows `runs × cols` of tensor `t` (for comparing and accumulating).
 fn ident_rows(t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> RowList {
+    part_rows(runs, cols, |g, head| Val::In { t, g, head })
+}
+
+/// Rows `runs × cols` holding `val(g, head)` at each rectangle's top-left (`g` of its run, `head`
+/// of its column run). One run and one column run (a ring step's operands) make one rectangle
+/// directly, without the general collection's iterator plumbing.
+#[inline]
+fn part_rows(runs: &Runs, cols: &[(u32, u32, u32)], val: impl Fn(u64, u32) -> Val) -> RowList {
+    if let (Few::One((r0, r1, g)), [(c0, c1, head)]) = (runs, cols) {
+        return Few::One(Rows {
+            r0: *r0,
+            r1: *r1,
+            cols: Few::One((*c0, *c1, val(*g, *head))),
+        });
+    }
     runs.iter()
         .map(|&(r0, r1, g)| Rows {
             r0,
             r1,
             cols: cols
                 .iter()
-                .map(|&(c0, c1, head)| (c0, c1, Val::In { t, g, head }))
+                .map(|&(c0, c1, head)| (c0, c1, val(g, head)))
                 .collect(),
         })
         .collect()
@@ -179,6 +211,9 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 
 /// One coverage leaf per query run of a work: its pairs for those query rows.
 fn q_leaves(covs: &mut Arena, pairs: &Arc<WorkPairs>, runs: &Runs) -> Few<Cov> {
+    if runs.len() == 1 {
+        return Few::One(covs.leaf(pairs.clone(), Side::Q(0)));
+    }
     (0..runs.len())
         .map(|i| covs.leaf(pairs.clone(), Side::Q(i as u32)))
         .collect()
@@ -1189,27 +1224,30 @@ impl<'a> Local<'_, 'a> {
                     self.check_write(dev, idx, r, item)?;
                 }
                 for (r, p) in [(o, Part::O), (lse, Part::Lse)] {
-                    let rows: RowList = ops
-                        .q_runs
-                        .iter()
-                        .zip(&covs)
-                        .map(|(&(r0, r1, g), cov)| Rows {
-                            r0,
-                            r1,
-                            cols: q_cols
-                                .iter()
-                                .map(|&(c0, c1, head)| {
-                                    let v = Val::Part {
-                                        p,
-                                        g,
-                                        head,
-                                        cov: *cov,
-                                    };
-                                    (c0, c1, v)
-                                })
-                                .collect(),
-                        })
-                        .collect();
+                    let rows: RowList = if let Few::One(cov) = covs {
+                        part_rows(&ops.q_runs, q_cols, |g, head| Val::Part { p, g, head, cov })
+                    } else {
+                        ops.q_runs
+                            .iter()
+                            .zip(&covs)
+                            .map(|(&(r0, r1, g), cov)| Rows {
+                                r0,
+                                r1,
+                                cols: q_cols
+                                    .iter()
+                                    .map(|&(c0, c1, head)| {
+                                        let v = Val::Part {
+                                            p,
+                                            g,
+                                            head,
+                                            cov: *cov,
+                                        };
+                                        (c0, c1, v)
+                                    })
+                                    .collect(),
+                            })
+                            .collect()
+                    };
                     self.write(dev, r, rows);
                 }
             }
@@ -1299,15 +1337,23 @@ impl<'a> Local<'_, 'a> {
                     }
                     self.check_write(dev, idx, dr, item)?;
                     let start: u32 = kv[..ri].iter().map(|r| r.len).sum();
-                    let runs: Runs = ops.kv_runs[ri]
-                        .iter()
-                        .map(|&(c0, c1, g)| (c0 - start, c1 - start, g))
-                        .collect();
+                    let runs: Runs = match &ops.kv_runs[ri] {
+                        Few::One((c0, c1, g)) => Few::One((c0 - start, c1 - start, *g)),
+                        rs => rs
+                            .iter()
+                            .map(|&(c0, c1, g)| (c0 - start, c1 - start, g))
+                            .collect(),
+                    };
                     let want = ident_rows(IoTensor::DKv, &runs, kv_cols);
                     // One leaf per KV run: each dKV block reads whole leaves.
-                    let covs: Few<Cov> = (0..runs.len())
-                        .map(|j| self.covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32)))
-                        .collect();
+                    let leaf = |covs: &mut Arena, j: usize| {
+                        covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32))
+                    };
+                    let covs: Few<Cov> = if runs.len() == 1 {
+                        Few::One(leaf(&mut self.covs, 0))
+                    } else {
+                        (0..runs.len()).map(|j| leaf(&mut self.covs, j)).collect()
+                    };
                     krun0 += runs.len();
                     self.accumulate(dev, idx, item, dr, &want, Part::DKv, &covs)?;
                 }
