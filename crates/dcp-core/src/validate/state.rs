@@ -521,6 +521,9 @@ impl Buf {
         // Join with the next band, then with the one before (coalescing would join the same).
         let joins = |x: &Band, y: &Band| {
             let dt = y.t0 - x.t0;
+            if let (Few::One(p), Few::One(q)) = (&x.cols, &y.cols) {
+                return x.t1 == y.t0 && p.0 == q.0 && p.1 == q.1 && continues(&p.2, dt, 0, &q.2);
+            }
             x.t1 == y.t0
                 && x.cols.len() == y.cols.len()
                 && x.cols
@@ -545,11 +548,13 @@ impl Buf {
         let tail = (last.t1 > b).then(|| Band {
             t0: b,
             t1: last.t1,
-            cols: last
-                .cols
-                .iter()
-                .map(|(c0, c1, v)| (*c0, *c1, v.shift(b - last.t0, 0)))
-                .collect(),
+            cols: match &last.cols {
+                Few::One((c0, c1, v)) => Few::One((*c0, *c1, v.shift(b - last.t0, 0))),
+                cols => cols
+                    .iter()
+                    .map(|(c0, c1, v)| (*c0, *c1, v.shift(b - last.t0, 0)))
+                    .collect(),
+            },
         });
         let start = if self.bands[i].t0 < a {
             self.bands[i].t1 = a;
