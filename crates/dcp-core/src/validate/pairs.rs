@@ -430,12 +430,38 @@ pub(super) fn trap_sum(
 pub(super) struct WorkPairs {
     /// Query heads as runs `[h0, h1)`.
     pub qheads: Few<(u32, u32)>,
-    pub traps: Vec<Trap>,
+    traps: Traps,
     /// Σ z^h and count over `qheads`.
     heads: PairSum,
     /// Per query run and per KV run: extent and sum (times heads) of its trapezoids.
     q_runs: Few<(Extent, PairSum)>,
     k_runs: Few<(Extent, PairSum)>,
+}
+
+/// A work's trapezoids: its own, or those of an earlier work of the same query rows, KV rows
+/// and row ranges (a usp head group's devices: [`WorkPairs::traps`] reads through to them, no
+/// copy).
+#[derive(Debug)]
+pub(super) enum Traps {
+    Own(Vec<Trap>),
+    Of(Arc<WorkPairs>),
+}
+
+impl Traps {
+    /// The trapezoids of `w`, shared: pointing at the work that owns them.
+    pub fn of(w: &Arc<WorkPairs>) -> Traps {
+        match &w.traps {
+            Traps::Of(root) => Traps::Of(root.clone()),
+            Traps::Own(_) => Traps::Of(w.clone()),
+        }
+    }
+
+    fn get(&self) -> &[Trap] {
+        match self {
+            Traps::Own(v) => v,
+            Traps::Of(w) => w.traps(),
+        }
+    }
 }
 
 /// The trapezoids a coverage leaf holds: those of one query run of its work (what the work adds
@@ -511,10 +537,26 @@ impl WorkPairs {
     /// The pairs of `traps` times the query heads `qheads`; `q_runs` and `k_runs` are the global
     /// rows of the work's query runs and KV runs (all regions'), which the traps' `qrun` and
     /// `krun` index.
+    #[cfg(test)]
     pub fn new<Q, K>(
         h: &Hasher,
         qheads: Few<(u32, u32)>,
         traps: Vec<Trap>,
+        q_runs: Q,
+        k_runs: K,
+    ) -> Self
+    where
+        Q: Iterator<Item = (i64, i64)> + Clone,
+        K: Iterator<Item = (i64, i64)> + Clone,
+    {
+        Self::new_from(h, qheads, Traps::Own(traps), q_runs, k_runs)
+    }
+
+    /// [`WorkPairs::new`] of owned or shared trapezoids.
+    pub fn new_from<Q, K>(
+        h: &Hasher,
+        qheads: Few<(u32, u32)>,
+        traps: Traps,
         q_runs: Q,
         k_runs: K,
     ) -> Self
@@ -531,10 +573,12 @@ impl WorkPairs {
             .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
         // Extents: the run's own rows on its side, all of the work's rows on the other; none
         // where the run holds no pairs.
-        let bbox = |rs: &mut dyn Iterator<Item = (i64, i64)>| {
-            rs.fold((i64::MAX, i64::MIN), |(a, b), (x, y)| (a.min(x), b.max(y)))
-        };
-        let (qa, ka) = (bbox(&mut q_runs.clone()), bbox(&mut k_runs.clone()));
+        let bbox = |a: (i64, i64), x: (i64, i64)| (a.0.min(x.0), a.1.max(x.1));
+        let empty = (i64::MAX, i64::MIN);
+        let (qa, ka) = (
+            q_runs.clone().fold(empty, bbox),
+            k_runs.clone().fold(empty, bbox),
+        );
         let side = |q: (i64, i64), k: (i64, i64)| {
             let e = Extent(Some(Cells {
                 q,
@@ -547,13 +591,19 @@ impl WorkPairs {
         let mut k_side: Few<(Extent, PairSum)> = k_runs.map(|k| side(qa, k)).collect();
         if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
             // One query run and one KV run (a ring step's work): both hold every trapezoid.
-            let all = traps.iter().fold(PairSum::default(), |s, t| s.add(t.full));
+            let all = traps
+                .get()
+                .iter()
+                .fold(PairSum::default(), |s, t| s.add(t.full));
             (q.1, k.1) = (all, all);
         } else {
-            for t in &traps {
-                let q = &mut q_side[t.qrun as usize].1;
+            // The lists' slices once, not per trapezoid.
+            let (qs, ks): (&mut [(Extent, PairSum)], &mut [(Extent, PairSum)]) =
+                (&mut q_side, &mut k_side);
+            for t in traps.get() {
+                let q = &mut qs[t.qrun as usize].1;
                 *q = q.add(t.full);
-                let k = &mut k_side[t.krun as usize].1;
+                let k = &mut ks[t.krun as usize].1;
                 *k = k.add(t.full);
             }
         }
@@ -578,12 +628,15 @@ impl WorkPairs {
     pub fn one_run(
         h: &Hasher,
         qheads: (u32, u32),
-        traps: Vec<Trap>,
+        traps: Traps,
         q: (i64, i64),
         k: (i64, i64),
     ) -> Self {
         let heads = PairSum::default().add(h.heads(qheads.0, qheads.1));
-        let all = traps.iter().fold(PairSum::default(), |s, t| s.add(t.full));
+        let all = traps
+            .get()
+            .iter()
+            .fold(PairSum::default(), |s, t| s.add(t.full));
         let ext = if all.count == 0 {
             Extent(None)
         } else {
@@ -612,10 +665,15 @@ impl WorkPairs {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 .0 == y.0 .0 && x.1 == y.1)
         };
         self.qheads == o.qheads
-            && self.traps == o.traps
+            && self.traps() == o.traps()
             && self.heads == o.heads
             && sides(&self.q_runs, &o.q_runs)
             && sides(&self.k_runs, &o.k_runs)
+    }
+
+    /// The trapezoids (each once, for one head).
+    pub fn traps(&self) -> &[Trap] {
+        self.traps.get()
     }
 
     /// Extent and sum of the trapezoids of `side`.
@@ -633,7 +691,7 @@ impl WorkPairs {
             return full;
         }
         let mut t = PairSum::default();
-        for tr in &self.traps {
+        for tr in self.traps() {
             if !side.holds(tr) {
                 continue;
             }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use super::gspace::Piece;
 use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Arena, Cov,
-    Hasher, PtrHash, Side, Trap, WorkPairs,
+    Hasher, PtrHash, Side, Trap, Traps, WorkPairs,
 };
 use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
@@ -44,14 +44,20 @@ thread_local! {
 
 /// `p`'s trapezoids with the query heads of `ops` (a work of the same query rows, KV rows and
 /// row ranges): what [`Local::pairs`] makes for it.
-fn with_heads(p: &WorkPairs, ops: &Operands) -> WorkPairs {
-    work_pairs(Hasher::shared(), ops, p.traps.clone())
+fn with_heads(p: &Arc<WorkPairs>, ops: &Operands) -> WorkPairs {
+    work_pairs_of(Hasher::shared(), ops, Traps::of(p))
 }
 
 /// The [`WorkPairs`] of `traps` over `ops`' query heads and the global rows of its query and
 /// KV runs.
 #[inline]
 fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
+    work_pairs_of(h, ops, Traps::Own(traps))
+}
+
+/// [`work_pairs`] of owned or shared trapezoids.
+#[inline]
+fn work_pairs_of(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
     let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
     if let (Few::One(q), [Few::One(k)], Few::One((c0, c1, h0))) =
         (&ops.q_runs, &ops.kv_runs[..], &ops.q_cols)
@@ -59,7 +65,7 @@ fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
         let p = WorkPairs::one_run(h, (*h0, h0 + (c1 - c0)), traps, rows_of(q), rows_of(k));
         #[cfg(debug_assertions)]
         assert!(
-            p.same_as(&general_work_pairs(h, ops, p.traps.clone())),
+            p.same_as(&general_work_pairs(h, ops, Traps::Own(p.traps().to_vec()))),
             "one run's pairs differ from the general constructor's"
         );
         return p;
@@ -68,7 +74,7 @@ fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
 }
 
 /// [`work_pairs`] by [`WorkPairs::new`], for any runs.
-fn general_work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
+fn general_work_pairs(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
     let qheads = ops
         .q_cols
         .iter()
@@ -77,7 +83,7 @@ fn general_work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs
     let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
     let q = ops.q_runs.iter().map(rows_of);
     let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
-    WorkPairs::new(h, qheads, traps, q, k)
+    WorkPairs::new_from(h, qheads, traps, q, k)
 }
 
 /// Runs of an operand's rows holding consecutive global rows: `(r0, r1, first global row)`.
