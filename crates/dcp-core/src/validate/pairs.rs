@@ -598,8 +598,8 @@ impl WorkPairs {
             (q.1, k.1) = (all, all);
         } else {
             // The lists' slices once, not per trapezoid.
-            let (qs, ks): (&mut [(Extent, PairSum)], &mut [(Extent, PairSum)]) =
-                (&mut q_side, &mut k_side);
+            let qs: &mut [(Extent, PairSum)] = &mut q_side;
+            let ks: &mut [(Extent, PairSum)] = &mut k_side;
             for t in traps.get() {
                 let q = &mut qs[t.qrun as usize].1;
                 *q = q.add(t.full);
