@@ -251,6 +251,10 @@ struct Operands {
     q_cols: Few<(u32, u32, u32)>,
     kv_cols: Few<(u32, u32, u32)>,
     keys: u32,
+    /// The device whose whole run of rows the query operand is, and the KV operand's (one
+    /// region), when known from reading them ([`Local::operands_one_rect`]; `None`: not
+    /// known, looked up where needed).
+    whole: (Option<usize>, Option<usize>),
 }
 
 /// What a checked work's pairs depend on: its operands' contents and its row ranges.
@@ -501,6 +505,7 @@ impl<'a> Local<'_, 'a> {
             q_head,
             kv_runs,
             keys,
+            whole: (None, None),
         }))
     }
 
@@ -580,18 +585,18 @@ impl<'a> Local<'_, 'a> {
     fn operands_one_rect(&self, q: &Region, kv: &[Region]) -> Option<Operands> {
         let bufs = &self.st.bufs;
         let (gq, hq) = one_input(bufs[q.buf as usize].read_one(q)?, IoTensor::Q, q)?;
-        let mut q_runs = Runs::Zero;
-        self.push_runs(&mut q_runs, 0, q.len, gq);
+        let (q_runs, q_dev) = self.runs_from(0, q.len, gq);
         let mut kv_runs = Few::Zero;
         let mut keys = 0u32;
         let mut hk = None;
+        let mut k_dev = None;
         for r in kv {
             let (g, h) = one_input(bufs[r.buf as usize].read_one(r)?, IoTensor::Kv, r)?;
             if *hk.get_or_insert(h) != h {
                 return None;
             }
-            let mut runs = Runs::Zero;
-            self.push_runs(&mut runs, keys, keys + r.len, g);
+            let (runs, d) = self.runs_from(keys, r.len, g);
+            k_dev = if keys == 0 { d } else { None };
             keys += r.len;
             kv_runs.push(runs);
         }
@@ -611,7 +616,56 @@ impl<'a> Local<'_, 'a> {
             q_head,
             kv_runs,
             keys,
+            whole: (q_dev, k_dev),
         })
+    }
+
+    /// [`Local::push_runs`] into empty runs for `len > 0` rows from `r0` holding global rows
+    /// from `g` on; with the device whose whole run they are, if they are one. Rows inside one
+    /// device's (its own, found without a search, or another's, found by one) are one run.
+    fn runs_from(&self, r0: u32, len: u32, g: u64) -> (Runs, Option<usize>) {
+        let out = self.runs_from_unchecked(r0, len, g);
+        // Debug builds: the runs `push_runs` cuts, and the device `Ctx::whole_run` finds.
+        #[cfg(debug_assertions)]
+        {
+            let mut general = Runs::Zero;
+            self.push_runs(&mut general, r0, r0 + len, g);
+            assert_eq!(out.0, general, "rows cut into runs unlike push_runs");
+            let whole = (r0 == 0).then(|| self.cx.gmap.device_run(g, len)).flatten();
+            assert_eq!(out.1, whole, "a whole device run found unlike device_run");
+        }
+        out
+    }
+
+    fn runs_from_unchecked(&self, r0: u32, len: u32, g: u64) -> (Runs, Option<usize>) {
+        let gmap = &self.cx.gmap;
+        let base = |d: usize| gmap.base(d as u32);
+        let mut runs = Runs::Zero;
+        if g + len as u64 > base(self.plan.devices.len()) {
+            // Rows beyond every device's (never read from an input): as `push_runs` cuts them.
+            self.push_runs(&mut runs, r0, r0 + len, g);
+            return (runs, None);
+        }
+        let first = gmap.device_at(g, self.dev as usize);
+        let (b0, b1) = (base(first), base(first + 1));
+        if g + len as u64 <= b1 {
+            // Inside one device's rows: one run.
+            let whole = r0 == 0 && g == b0 && g + len as u64 == b1;
+            return (Few::One((r0, r0 + len, g)), whole.then_some(first));
+        }
+        // `push_runs`' cut, the devices after the first found by stepping on (all rows are
+        // below the last device's end).
+        let (mut d, mut r, mut at, end) = (first, r0, g, r0 + len);
+        while r < end {
+            while base(d + 1) <= at {
+                d += 1;
+            }
+            let n = ((base(d + 1) - at).min((end - r) as u64)) as u32;
+            push_run(&mut runs, r, r + n, at, at > base(d));
+            r += n;
+            at += n as u64;
+        }
+        (runs, None)
     }
 
     /// Row-range segments in row order without overlap; ranges in order and inside the
@@ -1025,8 +1079,17 @@ impl<'a> Local<'_, 'a> {
             [rs] => one(rs),
             _ => None,
         };
-        let q_ctx = q_run.and_then(|(g, n)| cx.whole_run(g, n));
-        let k_ctx = k_run.and_then(|(g, n)| cx.whole_run(g, n));
+        // The device of a whole run as reading the operands found it, else looked up.
+        let ctx_run = |run: Option<(u64, u32)>, dev: Option<usize>| {
+            let found = match (run, dev) {
+                (Some(_), Some(d)) => Some(&cx.whole_runs[d][..]),
+                _ => run.and_then(|(g, n)| cx.whole_run(g, n)),
+            };
+            debug_assert_eq!(found, run.and_then(|(g, n)| cx.whole_run(g, n)));
+            found
+        };
+        let q_ctx = ctx_run(q_run, ops.whole.0);
+        let k_ctx = ctx_run(k_run, ops.whole.1);
         let cached = |run: Option<(u64, u32)>, ctx: Option<&[(Piece, u32)]>| match (run, ctx) {
             (Some((g, n)), None) => Some(self.cache.run_pieces_of(cx, g, n)),
             _ => None,
@@ -1448,6 +1511,7 @@ mod head_run_tests {
             q_cols: Few::One((0, 2, 0)),
             kv_cols: Few::One((0, 1, 0)),
             keys: 4,
+            whole: (None, None),
         };
         let rows = |n: u32| RowRanges {
             segs: vec![RangeSeg {
