@@ -4,7 +4,7 @@
 
 use super::pairs::{Arena, Cov};
 use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
-use super::{show, DevState, Item, Local, Pending, Validator};
+use super::{buf_bit, show, DevState, Item, Local, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::{program, Machine};
 use crate::plan::{FillValue, Instr, Program, Region};
@@ -545,18 +545,39 @@ impl Local<'_, '_> {
 
 /// Whether a group's receives overlap each other or its sends.
 fn comm_overlap(sends: &[Region], recvs: &[Region]) -> bool {
-    recvs
-        .iter()
-        .enumerate()
-        .any(|(i, a)| recvs[i + 1..].iter().chain(sends).any(|b| a.overlaps(b)))
+    for (i, a) in recvs.iter().enumerate() {
+        for b in &recvs[i + 1..] {
+            if a.overlaps(b) {
+                return true;
+            }
+        }
+        for b in sends {
+            if a.overlaps(b) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 impl DevState {
     /// A checked group (its regions do not overlap) goes in flight.
     fn start_group(&mut self, tag: u32, sends: Few<Region>, recvs: Few<Region>) {
         // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
+        // The busy bits of all pending groups: the earlier ones' and this one's.
+        self.recv_bufs |= recvs.iter().fold(0, |m, r| m | buf_bit(r.buf));
+        self.send_bufs |= sends.iter().fold(0, |m, r| m | buf_bit(r.buf));
         self.pending.push(Pending { tag, sends, recvs });
-        self.update_busy();
+        #[cfg(debug_assertions)]
+        {
+            let bits = (self.recv_bufs, self.send_bufs);
+            self.update_busy();
+            assert_eq!(
+                bits,
+                (self.recv_bufs, self.send_bufs),
+                "busy bits of pending groups"
+            );
+        }
         self.comms_done += 1;
     }
 }

@@ -295,6 +295,10 @@ impl Buf {
 
     /// Index of the first band starting after `t`.
     fn after(&self, t: u32) -> usize {
+        // A ring buffer or an accumulator holds a few bands: a scan beats the search there.
+        if self.bands.len() <= 4 {
+            return self.bands.iter().take_while(|b| b.t0 <= t).count();
+        }
         self.bands.partition_point(|b| b.t0 <= t)
     }
 
