@@ -133,7 +133,9 @@ pub(super) struct Hasher {
     xp: Powers,
     yp: Powers,
     zp: Powers,
-    yip: Powers,
+    /// Powers of `1/y`, built on first use (a causal plan's sums may need none).
+    yip: std::sync::OnceLock<Powers>,
+    y_inv: u64,
     inv_x1: u64,
     inv_y1: u64,
     inv_z1: u64,
@@ -190,7 +192,8 @@ impl Hasher {
             xp: Powers::new(x),
             yp: Powers::new(y),
             zp: Powers::new(z),
-            yip: Powers::new(y_inv),
+            yip: std::sync::OnceLock::new(),
+            y_inv,
             inv_x1: invm(subm(x, 1)),
             inv_y1: invm(subm(y, 1)),
             inv_z1: invm(subm(z, 1)),
@@ -204,7 +207,9 @@ impl Hasher {
         if e >= 0 {
             self.yp.pow(e as u64)
         } else {
-            self.yip.pow(e.unsigned_abs())
+            self.yip
+                .get_or_init(|| Powers::new(self.y_inv))
+                .pow(e.unsigned_abs())
         }
     }
 
