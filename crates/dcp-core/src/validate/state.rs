@@ -282,7 +282,8 @@ pub(super) struct Buf {
 
 impl Buf {
     pub fn new(tokens: u32, heads: u32) -> Self {
-        let mut bands = Vec::new();
+        // Room for a ring buffer's few bands (one allocation, no growth from empty).
+        let mut bands = Vec::with_capacity(4);
         if tokens > 0 && heads > 0 {
             bands.push(Band {
                 t0: 0,
