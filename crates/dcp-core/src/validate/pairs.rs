@@ -387,6 +387,99 @@ pub(super) fn trap_sum(
     off: u64,
     count_only: bool,
 ) -> PairSum {
+    if let Some(s) = causal_trap_sum(h, q0, q1, lo, hi, off, count_only) {
+        // Debug builds (every test run): the general splitting gives the same sums.
+        debug_assert_eq!(s, general_trap_sum(h, q0, q1, lo, hi, off, count_only));
+        return s;
+    }
+    general_trap_sum(h, q0, q1, lo, hi, off, count_only)
+}
+
+/// [`trap_sum`] when every lower bound is constant and every upper bound constant or of slope 1
+/// (a causal diagonal: keys from a piece's start up to the query's own token, within the piece):
+/// the lower bound is their largest constant `l`, the upper bound `q + u1` until it reaches the
+/// smallest constant `u0`, then `u0`, so `[q0, q1)` splits into those two runs, each summed as
+/// [`general_trap_sum`] sums a run. `None` for any other bounds.
+fn causal_trap_sum(
+    h: &Hasher,
+    q0: i64,
+    q1: i64,
+    lo: &[Lin],
+    hi: &[Lin],
+    off: u64,
+    count_only: bool,
+) -> Option<PairSum> {
+    let mut l = None::<i64>;
+    for b in lo {
+        if b.slope != 0 {
+            return None;
+        }
+        l = Some(l.map_or(b.c, |x| x.max(b.c)));
+    }
+    let (mut u0, mut u1) = (None::<i64>, None::<i64>);
+    for b in hi {
+        let u = match b.slope {
+            0 => &mut u0,
+            1 => &mut u1,
+            _ => return None,
+        };
+        *u = Some(u.map_or(b.c, |x| x.min(b.c)));
+    }
+    let l = l?;
+    if u0.is_none() && u1.is_none() || q0 >= q1 {
+        return None;
+    }
+    let mut out = PairSum::default();
+    let mut count: i128 = 0;
+    let off = off as i64;
+    // One run `[a, b)` under upper bound `u`, non-empty on every row.
+    let mut run = |a: i64, b: i64, u: Lin| {
+        if a >= b {
+            return;
+        }
+        let (la, lb) = (u.at(a) - l, u.at(b - 1) - l);
+        debug_assert!(la > 0 && lb > 0);
+        count += (la + lb) as i128 * (b - a) as i128 / 2;
+        if !count_only {
+            let gu = h.geo(a, b, off + u.c, u.slope);
+            let gl = h.geo(a, b, off + l, 0);
+            let xo = h.x_pow(off as u64);
+            out.hash = addm(out.hash, mulm(mulm(subm(gu, gl), h.inv_y1), xo));
+        }
+    };
+    match (u0, u1) {
+        (Some(u0), None) => {
+            if u0 > l {
+                run(q0, q1, Lin::c(u0));
+            }
+        }
+        (u0, Some(u1)) => {
+            // `q + u1 > l` from `l − u1 + 1` on; `q + u1 ≥ u0` from `u0 − u1` on.
+            let from = q0.max(l - u1 + 1);
+            let cross = u0.map_or(q1, |u0| (u0 - u1).clamp(q0, q1));
+            run(from, cross.min(q1), Lin::row(u1));
+            if let Some(u0) = u0 {
+                if u0 > l {
+                    run(cross.max(q0), q1, Lin::c(u0));
+                }
+            }
+        }
+        (None, None) => unreachable!("an upper bound"),
+    }
+    out.count = count as u64;
+    Some(out)
+}
+
+/// [`trap_sum`] for any bounds: `[q0, q1)` split into runs on which no two bounds cross.
+fn general_trap_sum(
+    h: &Hasher,
+    q0: i64,
+    q1: i64,
+    lo: &[Lin],
+    hi: &[Lin],
+    off: u64,
+    count_only: bool,
+) -> PairSum {
     // Of bounds with one slope only the tightest matters: fewer crossings to split at.
     let (mut lb, mut ub) = ([Lin::c(0); 8], [Lin::c(0); 8]);
     let (mut lv, mut uv) = (Vec::new(), Vec::new());
@@ -1217,6 +1310,55 @@ mod tests {
                 assert_eq!(got.count, 2 * cm.count_tile(q.0, q.1, k.0, k.1));
             }
         }
+    }
+
+    /// The causal shortcut of [`trap_sum`] equals a pair-by-pair sum, and the general splitting,
+    /// for constant lower bounds and constant or slope-1 upper bounds placed all around the
+    /// query range (crossing before, inside, after it; empty; none of one kind).
+    #[test]
+    fn causal_trap_sums_match_brute_force() {
+        let h = Hasher::new();
+        let off = 11u64;
+        let mut taken = 0;
+        for (q0, q1) in [(0i64, 9i64), (4, 13), (6, 7), (5, 5)] {
+            for lo in [
+                vec![Lin::c(0)],
+                vec![Lin::c(3), Lin::c(-2)],
+                vec![Lin::c(9)],
+            ] {
+                for hi in [
+                    vec![Lin::row(1)],
+                    vec![Lin::row(1), Lin::c(8)],
+                    vec![Lin::row(-3), Lin::c(20), Lin::row(2)],
+                    vec![Lin::c(6)],
+                    vec![Lin::c(2), Lin::c(12)],
+                    vec![Lin::row(-20), Lin::c(5)],
+                    vec![Lin { c: 30, slope: -1 }, Lin::row(0)],
+                ] {
+                    let (l, u) = (
+                        |q: i64| lo.iter().map(|b| b.at(q)).max().unwrap(),
+                        |q: i64| hi.iter().map(|b| b.at(q)).min().unwrap(),
+                    );
+                    let mut pairs = Vec::new();
+                    for q in q0..q1 {
+                        for k in l(q)..u(q) {
+                            pairs.push((off + q as u64, 0, (off as i64 + k) as u64));
+                        }
+                    }
+                    // Head 0: z^0 = 1, the pairs' own hash.
+                    let want = brute(&h, &pairs);
+                    let fast = causal_trap_sum(&h, q0, q1, &lo, &hi, off, false);
+                    taken += usize::from(fast.is_some());
+                    let general = general_trap_sum(&h, q0, q1, &lo, &hi, off, false);
+                    assert_eq!(general, want, "{q0}..{q1} {lo:?} {hi:?}");
+                    if let Some(f) = fast {
+                        assert_eq!(f, want, "{q0}..{q1} {lo:?} {hi:?}");
+                    }
+                    assert_eq!(trap_sum(&h, q0, q1, &lo, &hi, off, true).count, want.count);
+                }
+            }
+        }
+        assert!(taken >= 40, "the causal shortcut took {taken} cases");
     }
 
     #[test]
