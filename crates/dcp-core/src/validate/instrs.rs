@@ -32,11 +32,7 @@ impl Local<'_, '_> {
     ) -> Result<(), PlanError> {
         self.check_region(dev, idx, dst, Item::Fill)?;
         self.check_write(dev, idx, dst, Item::Fill)?;
-        self.write(
-            dev,
-            dst,
-            RowList::One(Rows::one(0, dst.len, dst.heads, Val::Fill(value))),
-        );
+        self.st.bufs[dst.buf as usize].write_one(dst, Val::Fill(value));
         Ok(())
     }
 
@@ -144,8 +140,8 @@ impl Local<'_, '_> {
             let vals = &vals[..2 * inputs.len()];
             let cell = [0, o.len, 0, o.heads];
             let (vo, vl) = self.merge_cell(dev, idx, cell, |i| &vals[i], inputs.len())?;
-            self.write(dev, o, RowList::One(Rows::one(0, o.len, o.heads, vo)));
-            self.write(dev, lse, RowList::One(Rows::one(0, o.len, o.heads, vl)));
+            self.st.bufs[o.buf as usize].write_one(o, vo);
+            self.st.bufs[lse.buf as usize].write_one(lse, vl);
             return Ok(());
         }
         let refs: Vec<&[Rows]> = ins.iter().map(|v| &v[..]).collect();
@@ -332,7 +328,11 @@ impl Local<'_, '_> {
                 if let Some(hv) = bufs[dst.buf as usize].read_one(dst) {
                     let at = [0, dst.len, 0, *c1];
                     let v = self.acc_cell(dev, idx, item, at, &hv, id, part, *cov)?;
-                    self.write(dev, dst, RowList::One(Rows::one(0, dst.len, *c1, v)));
+                    if *c1 == dst.heads {
+                        self.st.bufs[dst.buf as usize].write_one(dst, v);
+                    } else {
+                        self.write(dev, dst, RowList::One(Rows::one(0, dst.len, *c1, v)));
+                    }
                     return Ok(());
                 }
             }
@@ -458,8 +458,7 @@ impl Machine for Validator<'_> {
         if fits(from, src) && fits(to, dst) && src.len == dst.len && src.len > 0 && src.heads > 0 {
             let v = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
             if let Some(v) = v {
-                let rows = RowList::One(Rows::one(0, src.len, src.heads, v));
-                self.devs[to as usize].bufs[dst.buf as usize].write(dst, rows);
+                self.devs[to as usize].bufs[dst.buf as usize].write_one(dst, v);
                 self.group_sends[from as usize].push(*src);
                 self.group_recvs[to as usize].push(*dst);
                 return Ok(());

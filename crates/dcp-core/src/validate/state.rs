@@ -394,6 +394,30 @@ impl Buf {
         }
     }
 
+    /// [`Buf::write`] of one value over all of `r` (`v` at its top-left; in bounds): the same
+    /// bands, without a row list to build and take apart (a ring buffer's receive, an
+    /// accumulator or output rewritten whole).
+    pub fn write_one(&mut self, r: &Region, v: Val) {
+        if r.len > 0 && r.heads > 0 && r.head == 0 && r.heads == self.heads {
+            let (a, b) = (r.tok, r.tok + r.len);
+            let cols = Few::One((0, r.heads, v));
+            if a == 0 && b == self.bands.last().map_or(0, |x| x.t1) {
+                self.bands.clear();
+                self.bands.push(Band { t0: 0, t1: b, cols });
+                return;
+            }
+            let i = self.after(a).checked_sub(1);
+            let j = self.after(b - 1).checked_sub(1);
+            if let (Some(i), Some(j)) = (i, j) {
+                if self.bands[j].t1 >= b && self.bands[i].t1 > a {
+                    self.put_band(i, j, a, b, cols);
+                    return;
+                }
+            }
+        }
+        self.write(r, RowList::One(Rows::one(0, r.len, r.heads, v)));
+    }
+
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
     pub fn write(&mut self, r: &Region, rows: RowList) {
         if r.len == 0 || r.heads == 0 {

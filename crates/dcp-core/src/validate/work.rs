@@ -1293,6 +1293,22 @@ impl<'a> Local<'_, 'a> {
                     self.check_write(dev, idx, r, item)?;
                 }
                 for (r, p) in [(o, Part::O), (lse, Part::Lse)] {
+                    // One run from row 0 over all rows and one head run over all heads (a ring
+                    // step's output): one value over the whole region.
+                    if let (&Few::One(cov), Few::One((0, r1, g)), Few::One((0, c1, head))) =
+                        (&covs, &ops.q_runs, q_cols)
+                    {
+                        if (*r1, *c1) == (r.len, r.heads) {
+                            let v = Val::Part {
+                                p,
+                                g: *g,
+                                head: *head,
+                                cov,
+                            };
+                            self.st.bufs[r.buf as usize].write_one(r, v);
+                            continue;
+                        }
+                    }
                     let rows: RowList = if let Few::One(cov) = covs {
                         part_rows(&ops.q_runs, q_cols, |g, head| Val::Part { p, g, head, cov })
                     } else {
