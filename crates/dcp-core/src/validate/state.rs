@@ -595,21 +595,23 @@ impl Buf {
         // Bands `start..=j` (none when `start > j`) become `new` and `tail`: covered slots are
         // reused, the rest dropped or inserted (no splice: it costs more than these moves).
         let covered = (j + 1).saturating_sub(start);
-        let mut at = start;
-        let mut put = |band: Band| {
-            if at < start + covered {
-                self.bands[at] = band;
+        let end = start + covered;
+        if start < end {
+            self.bands[start] = new;
+        } else {
+            self.bands.insert(start, new);
+        }
+        let mut at = start + 1;
+        if let Some(tail) = tail {
+            if at < end {
+                self.bands[at] = tail;
             } else {
-                self.bands.insert(at, band);
+                self.bands.insert(at, tail);
             }
             at += 1;
-        };
-        put(new);
-        if let Some(tail) = tail {
-            put(tail);
         }
-        if at < start + covered {
-            self.bands.drain(at..start + covered);
+        if at < end {
+            self.bands.drain(at..end);
         }
         start
     }
