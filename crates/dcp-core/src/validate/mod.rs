@@ -243,7 +243,7 @@ struct Ctx<'a> {
     /// Whether the exact shortcuts for common shapes are taken ([`Paths`]).
     fast: bool,
     /// Per layout span, its query tokens' first mask segment and the keys all of them attend
-    /// ([`work::span_mask`]): a ring work's query pieces are whole spans, met again every step.
+    /// ([`work::SpanMask`]): a ring work's query pieces are whole spans, met again every step.
     span_mask: Vec<work::SpanMask>,
 }
 

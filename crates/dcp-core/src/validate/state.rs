@@ -398,6 +398,31 @@ impl Buf {
     /// bands, without a row list to build and take apart (a ring buffer's receive, an
     /// accumulator or output rewritten whole).
     pub fn write_one(&mut self, r: &Region, v: Val) {
+        // Debug builds (every test run): the general write makes the same bands.
+        #[cfg(debug_assertions)]
+        let general = {
+            let mut b = self.clone();
+            b.write(r, RowList::One(Rows::one(0, r.len, r.heads, v)));
+            b
+        };
+        self.write_one_unchecked(r, v);
+        #[cfg(debug_assertions)]
+        assert!(
+            self.bands.len() == general.bands.len()
+                && self.bands.iter().zip(&general.bands).all(|(x, y)| {
+                    (x.t0, x.t1, x.cols.len()) == (y.t0, y.t1, y.cols.len())
+                        && x.cols
+                            .iter()
+                            .zip(&y.cols)
+                            .all(|(p, q)| (p.0, p.1) == (q.0, q.1) && continues(&p.2, 0, 0, &q.2))
+                }),
+            "write_one's bands differ from write's: {:?} vs {:?}",
+            self.bands,
+            general.bands
+        );
+    }
+
+    fn write_one_unchecked(&mut self, r: &Region, v: Val) {
         if r.len > 0 && r.heads > 0 && r.head == 0 && r.heads == self.heads {
             let (a, b) = (r.tok, r.tok + r.len);
             let cols = Few::One((0, r.heads, v));
