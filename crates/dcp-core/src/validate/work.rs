@@ -1044,7 +1044,9 @@ impl<'a> Local<'_, 'a> {
     /// The pairs of a work with these operands and row ranges, checked; in a backward program,
     /// from the memo when a work of the same content was checked before (a forward program's
     /// works are checked without a lookup: in every plan measured they all differ, and a
-    /// repeated one is only checked again).
+    /// repeated one is only checked again). With whether the work is to be recorded in the memo
+    /// (checked here, not found there): [`Local::work`] records it when done with its
+    /// operands, moving them into the entry.
     fn checked_pairs(
         &self,
         dev: u32,
@@ -1052,10 +1054,10 @@ impl<'a> Local<'_, 'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Result<Arc<WorkPairs>, PlanError> {
+    ) -> Result<(Arc<WorkPairs>, bool), PlanError> {
         if self.backward {
             if let Some(p) = self.cache.pairs_memo.borrow_mut().get(ops, rows) {
-                return Ok(p);
+                return Ok((p, false));
             }
         }
         let cx: &'a Ctx = self.cx;
@@ -1064,7 +1066,7 @@ impl<'a> Local<'_, 'a> {
         // trapezoids are this work's; only the head sums are made again.
         if cx.fast {
             if let Some(p) = self.same_as_prev(dev, idx, wi, ops, rows) {
-                return Ok(p);
+                return Ok((p, true));
             }
         }
         // One run from row 0 (a ring step's operands): its cached pieces as they are, tagged
@@ -1147,23 +1149,15 @@ impl<'a> Local<'_, 'a> {
                 Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
             }
         };
-        self.cache.pairs_memo.borrow_mut().push(MemoEntry {
-            q_runs: ops.q_runs.clone(),
-            q_head: ops.q_head.clone(),
-            kv_runs: ops.kv_runs.clone(),
-            keys: ops.keys,
-            rows,
-            pairs: pairs.clone(),
-        });
-        Ok(pairs)
+        Ok((pairs, true))
     }
 
     /// [`Local::checked_pairs`]'s reuse of the previous device's work at the same position
     /// (when devices run one after the other): `Some` when its query rows, KV rows, keys and row
     /// ranges equal this work's ([`MemoEntry::same_traps`]), which the checks of rows and pairs
     /// accepted there, so they accept them here and make the same trapezoids; the pairs are
-    /// then its trapezoids with this work's query heads. The entry is recorded as a checked
-    /// work's.
+    /// then its trapezoids with this work's query heads. The work is recorded as a checked
+    /// one.
     fn same_as_prev(
         &self,
         dev: u32,
@@ -1191,14 +1185,6 @@ impl<'a> Local<'_, 'a> {
         }
         #[cfg(not(debug_assertions))]
         let _ = (dev, idx, wi);
-        self.cache.pairs_memo.borrow_mut().push(MemoEntry {
-            q_runs: ops.q_runs.clone(),
-            q_head: ops.q_head.clone(),
-            kv_runs: ops.kv_runs.clone(),
-            keys: ops.keys,
-            rows,
-            pairs: p.clone(),
-        });
         Some(p)
     }
 
@@ -1270,7 +1256,7 @@ impl<'a> Local<'_, 'a> {
         let Some(ops) = self.operands(dev, idx, wi, q, kv)? else {
             return Ok(());
         };
-        let pairs = self.checked_pairs(dev, idx, wi, &ops, rows)?;
+        let (pairs, record) = self.checked_pairs(dev, idx, wi, &ops, rows)?;
         let q_cols = &ops.q_cols;
         match bwd {
             None => {
@@ -1443,6 +1429,17 @@ impl<'a> Local<'_, 'a> {
                     self.accumulate(dev, idx, item, dr, &want, Part::DKv, &covs)?;
                 }
             }
+        }
+        if record {
+            // The checked work in the memo, its operands moved in (done with them here).
+            self.cache.pairs_memo.borrow_mut().push(MemoEntry {
+                q_runs: ops.q_runs,
+                q_head: ops.q_head,
+                kv_runs: ops.kv_runs,
+                keys: ops.keys,
+                rows,
+                pairs,
+            });
         }
         Ok(())
     }
