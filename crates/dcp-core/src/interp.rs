@@ -145,7 +145,65 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
         let key = |x: &Side| (x.0, x.1, x.2);
         sends.sort_unstable_by_key(key);
         recvs.sort_unstable_by_key(key);
-        let (mut i, mut j) = (0, 0);
+        // One matched pair: `k`-th send of `d` to `p` and `k`-th receive of `p` from `d`.
+        let mut matched = |k: usize, d: usize, p: usize, s: &Region, r: &Region| {
+            let sb = &progs[d].buffers.get(s.buf as usize);
+            let rb = &progs[p].buffers.get(r.buf as usize);
+            let (Some(sb), Some(rb)) = (sb, rb) else {
+                let (dev, buf) = if sb.is_none() { (d, s.buf) } else { (p, r.buf) };
+                return Err(PlanError::new(
+                    dev as u32,
+                    pname,
+                    Some(pc[dev]),
+                    PlanErrorKind::UndeclaredBuffer {
+                        item: format!("comm tag {tag} pair {k}"),
+                        buf,
+                    },
+                ));
+            };
+            let se = s.len as u64 * s.heads as u64 * sb.width as u64;
+            let re = r.len as u64 * r.heads as u64 * rb.width as u64;
+            if se != re || sb.dtype != rb.dtype || s.heads != r.heads {
+                let shape = |x: &Region, w: u32, t| {
+                    format!("{} tokens × {} heads × {w} of {t:?}", x.len, x.heads)
+                };
+                return Err(PlanError::new(
+                    d as u32,
+                    pname,
+                    Some(pc[d]),
+                    PlanErrorKind::SizeMismatch {
+                        tag,
+                        peer: p as u32,
+                        pair: k,
+                        send: shape(s, sb.width, sb.dtype),
+                        recv: shape(r, rb.width, rb.dtype),
+                    },
+                ));
+            }
+            m.transfer(d as u32, s, p as u32, r)
+        };
+        // Every send lined up with a receive of the same pair (a valid group): matched in one
+        // walk, in the same order as below.
+        let aligned = sends.len() == recvs.len()
+            && sends
+                .iter()
+                .zip(&recvs)
+                .all(|(s, r)| (s.0, s.1) == (r.0, r.1));
+        if aligned {
+            let mut k = 0;
+            for (i, (s, r)) in sends.iter().zip(&recvs).enumerate() {
+                if i > 0 && (sends[i - 1].0, sends[i - 1].1) != (s.0, s.1) {
+                    k = 0;
+                }
+                matched(k, s.0, s.1, s.3, r.3)?;
+                k += 1;
+            }
+        }
+        let (mut i, mut j) = if aligned {
+            (sends.len(), recvs.len())
+        } else {
+            (0, 0)
+        };
         while i < sends.len() || j < recvs.len() {
             let pair = match (sends.get(i), recvs.get(j)) {
                 (Some(s), Some(r)) => (s.0, s.1).min((r.0, r.1)),
@@ -170,41 +228,7 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
                 ));
             }
             for (k, (s, r)) in sends[i..i + ns].iter().zip(&recvs[j..j + nr]).enumerate() {
-                let (s, r) = (s.3, r.3);
-                let sb = &progs[d].buffers.get(s.buf as usize);
-                let rb = &progs[p].buffers.get(r.buf as usize);
-                let (Some(sb), Some(rb)) = (sb, rb) else {
-                    let (dev, buf) = if sb.is_none() { (d, s.buf) } else { (p, r.buf) };
-                    return Err(PlanError::new(
-                        dev as u32,
-                        pname,
-                        Some(pc[dev]),
-                        PlanErrorKind::UndeclaredBuffer {
-                            item: format!("comm tag {tag} pair {k}"),
-                            buf,
-                        },
-                    ));
-                };
-                let se = s.len as u64 * s.heads as u64 * sb.width as u64;
-                let re = r.len as u64 * r.heads as u64 * rb.width as u64;
-                if se != re || sb.dtype != rb.dtype || s.heads != r.heads {
-                    let shape = |x: &Region, w: u32, t| {
-                        format!("{} tokens × {} heads × {w} of {t:?}", x.len, x.heads)
-                    };
-                    return Err(PlanError::new(
-                        d as u32,
-                        pname,
-                        Some(pc[d]),
-                        PlanErrorKind::SizeMismatch {
-                            tag,
-                            peer: p as u32,
-                            pair: k,
-                            send: shape(s, sb.width, sb.dtype),
-                            recv: shape(r, rb.width, rb.dtype),
-                        },
-                    ));
-                }
-                m.transfer(d as u32, s, p as u32, r)?;
+                matched(k, d, p, s.3, r.3)?;
             }
             i += ns;
             j += nr;

@@ -80,6 +80,16 @@ impl GMap {
         )
     }
 
+    /// The device whose rows hold `g` (`g` below the total; devices without rows hold none),
+    /// trying `hint` first.
+    #[inline]
+    pub fn device_at(&self, g: u64, hint: usize) -> usize {
+        match self.base.get(hint..hint + 2) {
+            Some(&[b0, b1]) if b0 <= g && g < b1 => hint,
+            _ => self.base.partition_point(|&b| b <= g) - 1,
+        }
+    }
+
     /// The device whose rows are exactly global rows `[g, g + len)` (`len > 0`), if any.
     pub fn device_run(&self, g: u64, len: u32) -> Option<usize> {
         let i = self.base.partition_point(|&b| b <= g).checked_sub(1)?;

@@ -4,9 +4,9 @@
 
 use super::pairs::{Arena, Cov};
 use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
-use super::{show, Item, Local, Pending, Validator};
+use super::{buf_bit, show, DevState, Item, Local, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
-use crate::interp::Machine;
+use crate::interp::{program, Machine};
 use crate::plan::{FillValue, Instr, Program, Region};
 
 /// The partial result of one cell so far: identity (global row, head) and coverage.
@@ -32,11 +32,7 @@ impl Local<'_, '_> {
     ) -> Result<(), PlanError> {
         self.check_region(dev, idx, dst, Item::Fill)?;
         self.check_write(dev, idx, dst, Item::Fill)?;
-        self.write(
-            dev,
-            dst,
-            RowList::One(Rows::one(0, dst.len, dst.heads, Val::Fill(value))),
-        );
+        self.st.bufs[dst.buf as usize].write_one(dst, Val::Fill(value));
         Ok(())
     }
 
@@ -144,8 +140,8 @@ impl Local<'_, '_> {
             let vals = &vals[..2 * inputs.len()];
             let cell = [0, o.len, 0, o.heads];
             let (vo, vl) = self.merge_cell(dev, idx, cell, |i| &vals[i], inputs.len())?;
-            self.write(dev, o, RowList::One(Rows::one(0, o.len, o.heads, vo)));
-            self.write(dev, lse, RowList::One(Rows::one(0, o.len, o.heads, vl)));
+            self.st.bufs[o.buf as usize].write_one(o, vo);
+            self.st.bufs[lse.buf as usize].write_one(lse, vl);
             return Ok(());
         }
         let refs: Vec<&[Rows]> = ins.iter().map(|v| &v[..]).collect();
@@ -332,7 +328,11 @@ impl Local<'_, '_> {
                 if let Some(hv) = bufs[dst.buf as usize].read_one(dst) {
                     let at = [0, dst.len, 0, *c1];
                     let v = self.acc_cell(dev, idx, item, at, &hv, id, part, *cov)?;
-                    self.write(dev, dst, RowList::One(Rows::one(0, dst.len, *c1, v)));
+                    if *c1 == dst.heads {
+                        self.st.bufs[dst.buf as usize].write_one(dst, v);
+                    } else {
+                        self.write(dev, dst, RowList::One(Rows::one(0, dst.len, *c1, v)));
+                    }
                     return Ok(());
                 }
             }
@@ -442,6 +442,28 @@ impl Machine for Validator<'_> {
         to: u32,
         dst: &Region,
     ) -> Result<(), PlanError> {
+        // In bounds, of one length, the sender's region one set rectangle (a ring step's
+        // buffer): moved without a device view; anything else takes the checks below, which
+        // name the error.
+        let (plan, backward) = (self.plan, self.backward);
+        let fits = |d: u32, r: &Region| {
+            program(plan, d as usize, backward)
+                .buffers
+                .get(r.buf as usize)
+                .is_some_and(|b| {
+                    r.tok as u64 + r.len as u64 <= b.tokens as u64
+                        && r.head as u64 + r.heads as u64 <= b.heads as u64
+                })
+        };
+        if fits(from, src) && fits(to, dst) && src.len == dst.len && src.len > 0 && src.heads > 0 {
+            let v = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
+            if let Some(v) = v {
+                self.devs[to as usize].bufs[dst.buf as usize].write_one(dst, v);
+                self.group_sends[from as usize].push(*src);
+                self.group_recvs[to as usize].push(*dst);
+                return Ok(());
+            }
+        }
         let (fi, ti) = (self.comm_idx(from), self.comm_idx(to));
         self.at(from)
             .check_region(from, fi, src, Item::Send { to })?;
@@ -470,7 +492,12 @@ impl Machine for Validator<'_> {
     ) -> Result<(), PlanError> {
         let recvs = std::mem::take(&mut self.group_recvs[dev as usize]);
         let sends = std::mem::take(&mut self.group_sends[dev as usize]);
-        self.at(dev).group_end(idx, tag, sends, recvs)
+        // Without a device view unless the group is refused (which the view names).
+        if comm_overlap(&sends, &recvs) {
+            return self.at(dev).group_end(idx, tag, sends, recvs);
+        }
+        self.devs[dev as usize].start_group(tag, sends, recvs);
+        Ok(())
     }
 }
 
@@ -507,16 +534,49 @@ impl Local<'_, '_> {
         sends: Few<Region>,
         recvs: Few<Region>,
     ) -> Result<(), PlanError> {
-        for (i, a) in recvs.iter().enumerate() {
-            if recvs[i + 1..].iter().chain(&sends).any(|b| a.overlaps(b)) {
-                return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
+        if comm_overlap(&sends, &recvs) {
+            return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
+        }
+        self.st.start_group(tag, sends, recvs);
+        Ok(())
+    }
+}
+
+/// Whether a group's receives overlap each other or its sends.
+fn comm_overlap(sends: &[Region], recvs: &[Region]) -> bool {
+    for (i, a) in recvs.iter().enumerate() {
+        for b in &recvs[i + 1..] {
+            if a.overlaps(b) {
+                return true;
             }
         }
+        for b in sends {
+            if a.overlaps(b) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+impl DevState {
+    /// A checked group (its regions do not overlap) goes in flight.
+    fn start_group(&mut self, tag: u32, sends: Few<Region>, recvs: Few<Region>) {
         // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
-        let st = &mut *self.st;
-        st.pending.push(Pending { tag, sends, recvs });
-        st.update_busy();
-        st.comms_done += 1;
-        Ok(())
+        // The busy bits of all pending groups: the earlier ones' and this one's.
+        self.recv_bufs |= recvs.iter().fold(0, |m, r| m | buf_bit(r.buf));
+        self.send_bufs |= sends.iter().fold(0, |m, r| m | buf_bit(r.buf));
+        self.pending.push(Pending { tag, sends, recvs });
+        #[cfg(debug_assertions)]
+        {
+            let bits = (self.recv_bufs, self.send_bufs);
+            self.update_busy();
+            assert_eq!(
+                bits,
+                (self.recv_bufs, self.send_bufs),
+                "busy bits of pending groups"
+            );
+        }
+        self.comms_done += 1;
     }
 }

@@ -122,7 +122,7 @@ impl<'a> Validator<'a> {
             let f = &[IoTensor::Q, IoTensor::Kv, IoTensor::O, IoTensor::Lse];
             (f, f)
         };
-        let mut devs = Vec::new();
+        let mut devs = Vec::with_capacity(plan.devices.len());
         for (di, d) in plan.devices.iter().enumerate() {
             let err = |kind| PlanError::new(di as u32, pname, None, kind);
             if d.device != di as u32 {
@@ -133,7 +133,7 @@ impl<'a> Validator<'a> {
             }
             let prog = program(plan, di, backward);
             let local = d.local_tokens();
-            let mut bufs = Vec::new();
+            let mut bufs = Vec::with_capacity(prog.buffers.len());
             for (bi, b) in prog.buffers.iter().enumerate() {
                 let mut buf = Buf::new(b.tokens, b.heads);
                 if let BufferRole::Saved { forward } = b.role {

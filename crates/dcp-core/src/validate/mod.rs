@@ -248,6 +248,9 @@ struct Ctx<'a> {
     whole_runs: Vec<Vec<(Piece, u32)>>,
     /// Whether the exact shortcuts for common shapes are taken ([`Paths`]).
     fast: bool,
+    /// Per layout span, its query tokens' first mask segment and the keys all of them attend
+    /// ([`work::SpanMask`]): a ring work's query pieces are whole spans, met again every step.
+    span_mask: Vec<work::SpanMask>,
 }
 
 impl<'a> Ctx<'a> {
@@ -270,20 +273,23 @@ impl<'a> Ctx<'a> {
                 v
             })
             .collect();
+        let masks: Vec<CompiledMask> = plan
+            .batch
+            .seqs
+            .iter()
+            .map(|s| s.mask.compile(s.len))
+            .collect();
+        let span_mask = work::span_masks(&gmap, &masks);
         Ctx {
             plan,
             seq_off: plan.batch.seq_offsets(),
-            masks: plan
-                .batch
-                .seqs
-                .iter()
-                .map(|s| s.mask.compile(s.len))
-                .collect(),
+            masks,
             gmap,
             span_xs: unset(),
             span_ys: unset(),
             whole_runs,
             fast: true,
+            span_mask,
         }
     }
 }

@@ -133,7 +133,9 @@ pub(super) struct Hasher {
     xp: Powers,
     yp: Powers,
     zp: Powers,
-    yip: Powers,
+    /// Powers of `1/y`, built on first use (a causal plan's sums may need none).
+    yip: std::sync::OnceLock<Powers>,
+    y_inv: u64,
     inv_x1: u64,
     inv_y1: u64,
     inv_z1: u64,
@@ -190,7 +192,8 @@ impl Hasher {
             xp: Powers::new(x),
             yp: Powers::new(y),
             zp: Powers::new(z),
-            yip: Powers::new(y_inv),
+            yip: std::sync::OnceLock::new(),
+            y_inv,
             inv_x1: invm(subm(x, 1)),
             inv_y1: invm(subm(y, 1)),
             inv_z1: invm(subm(z, 1)),
@@ -204,7 +207,9 @@ impl Hasher {
         if e >= 0 {
             self.yp.pow(e as u64)
         } else {
-            self.yip.pow(e.unsigned_abs())
+            self.yip
+                .get_or_init(|| Powers::new(self.y_inv))
+                .pow(e.unsigned_abs())
         }
     }
 
@@ -382,6 +387,99 @@ pub(super) fn trap_sum(
     off: u64,
     count_only: bool,
 ) -> PairSum {
+    if let Some(s) = causal_trap_sum(h, q0, q1, lo, hi, off, count_only) {
+        // Debug builds (every test run): the general splitting gives the same sums.
+        debug_assert_eq!(s, general_trap_sum(h, q0, q1, lo, hi, off, count_only));
+        return s;
+    }
+    general_trap_sum(h, q0, q1, lo, hi, off, count_only)
+}
+
+/// [`trap_sum`] when every lower bound is constant and every upper bound constant or of slope 1
+/// (a causal diagonal: keys from a piece's start up to the query's own token, within the piece):
+/// the lower bound is their largest constant `l`, the upper bound `q + u1` until it reaches the
+/// smallest constant `u0`, then `u0`, so `[q0, q1)` splits into those two runs, each summed as
+/// [`general_trap_sum`] sums a run. `None` for any other bounds.
+fn causal_trap_sum(
+    h: &Hasher,
+    q0: i64,
+    q1: i64,
+    lo: &[Lin],
+    hi: &[Lin],
+    off: u64,
+    count_only: bool,
+) -> Option<PairSum> {
+    let mut l = None::<i64>;
+    for b in lo {
+        if b.slope != 0 {
+            return None;
+        }
+        l = Some(l.map_or(b.c, |x| x.max(b.c)));
+    }
+    let (mut u0, mut u1) = (None::<i64>, None::<i64>);
+    for b in hi {
+        let u = match b.slope {
+            0 => &mut u0,
+            1 => &mut u1,
+            _ => return None,
+        };
+        *u = Some(u.map_or(b.c, |x| x.min(b.c)));
+    }
+    let l = l?;
+    if u0.is_none() && u1.is_none() || q0 >= q1 {
+        return None;
+    }
+    let mut out = PairSum::default();
+    let mut count: i128 = 0;
+    let off = off as i64;
+    // One run `[a, b)` under upper bound `u`, non-empty on every row.
+    let mut run = |a: i64, b: i64, u: Lin| {
+        if a >= b {
+            return;
+        }
+        let (la, lb) = (u.at(a) - l, u.at(b - 1) - l);
+        debug_assert!(la > 0 && lb > 0);
+        count += (la + lb) as i128 * (b - a) as i128 / 2;
+        if !count_only {
+            let gu = h.geo(a, b, off + u.c, u.slope);
+            let gl = h.geo(a, b, off + l, 0);
+            let xo = h.x_pow(off as u64);
+            out.hash = addm(out.hash, mulm(mulm(subm(gu, gl), h.inv_y1), xo));
+        }
+    };
+    match (u0, u1) {
+        (Some(u0), None) => {
+            if u0 > l {
+                run(q0, q1, Lin::c(u0));
+            }
+        }
+        (u0, Some(u1)) => {
+            // `q + u1 > l` from `l − u1 + 1` on; `q + u1 ≥ u0` from `u0 − u1` on.
+            let from = q0.max(l - u1 + 1);
+            let cross = u0.map_or(q1, |u0| (u0 - u1).clamp(q0, q1));
+            run(from, cross.min(q1), Lin::row(u1));
+            if let Some(u0) = u0 {
+                if u0 > l {
+                    run(cross.max(q0), q1, Lin::c(u0));
+                }
+            }
+        }
+        (None, None) => unreachable!("an upper bound"),
+    }
+    out.count = count as u64;
+    Some(out)
+}
+
+/// [`trap_sum`] for any bounds: `[q0, q1)` split into runs on which no two bounds cross.
+fn general_trap_sum(
+    h: &Hasher,
+    q0: i64,
+    q1: i64,
+    lo: &[Lin],
+    hi: &[Lin],
+    off: u64,
+    count_only: bool,
+) -> PairSum {
     // Of bounds with one slope only the tightest matters: fewer crossings to split at.
     let (mut lb, mut ub) = ([Lin::c(0); 8], [Lin::c(0); 8]);
     let (mut lv, mut uv) = (Vec::new(), Vec::new());
@@ -430,12 +528,38 @@ pub(super) fn trap_sum(
 pub(super) struct WorkPairs {
     /// Query heads as runs `[h0, h1)`.
     pub qheads: Few<(u32, u32)>,
-    pub traps: Vec<Trap>,
+    traps: Traps,
     /// Σ z^h and count over `qheads`.
     heads: PairSum,
     /// Per query run and per KV run: extent and sum (times heads) of its trapezoids.
     q_runs: Few<(Extent, PairSum)>,
     k_runs: Few<(Extent, PairSum)>,
+}
+
+/// A work's trapezoids: its own, or those of an earlier work of the same query rows, KV rows
+/// and row ranges (a usp head group's devices: [`WorkPairs::traps`] reads through to them, no
+/// copy).
+#[derive(Debug)]
+pub(super) enum Traps {
+    Own(Vec<Trap>),
+    Of(Arc<WorkPairs>),
+}
+
+impl Traps {
+    /// The trapezoids of `w`, shared: pointing at the work that owns them.
+    pub fn of(w: &Arc<WorkPairs>) -> Traps {
+        match &w.traps {
+            Traps::Of(root) => Traps::Of(root.clone()),
+            Traps::Own(_) => Traps::Of(w.clone()),
+        }
+    }
+
+    fn get(&self) -> &[Trap] {
+        match self {
+            Traps::Own(v) => v,
+            Traps::Of(w) => w.traps(),
+        }
+    }
 }
 
 /// The trapezoids a coverage leaf holds: those of one query run of its work (what the work adds
@@ -511,10 +635,26 @@ impl WorkPairs {
     /// The pairs of `traps` times the query heads `qheads`; `q_runs` and `k_runs` are the global
     /// rows of the work's query runs and KV runs (all regions'), which the traps' `qrun` and
     /// `krun` index.
+    #[cfg(test)]
     pub fn new<Q, K>(
         h: &Hasher,
         qheads: Few<(u32, u32)>,
         traps: Vec<Trap>,
+        q_runs: Q,
+        k_runs: K,
+    ) -> Self
+    where
+        Q: Iterator<Item = (i64, i64)> + Clone,
+        K: Iterator<Item = (i64, i64)> + Clone,
+    {
+        Self::new_from(h, qheads, Traps::Own(traps), q_runs, k_runs)
+    }
+
+    /// [`WorkPairs::new`] of owned or shared trapezoids.
+    pub fn new_from<Q, K>(
+        h: &Hasher,
+        qheads: Few<(u32, u32)>,
+        traps: Traps,
         q_runs: Q,
         k_runs: K,
     ) -> Self
@@ -531,10 +671,12 @@ impl WorkPairs {
             .fold((u32::MAX, 0), |(a, b), &(x, y)| (a.min(x), b.max(y)));
         // Extents: the run's own rows on its side, all of the work's rows on the other; none
         // where the run holds no pairs.
-        let bbox = |rs: &mut dyn Iterator<Item = (i64, i64)>| {
-            rs.fold((i64::MAX, i64::MIN), |(a, b), (x, y)| (a.min(x), b.max(y)))
-        };
-        let (qa, ka) = (bbox(&mut q_runs.clone()), bbox(&mut k_runs.clone()));
+        let bbox = |a: (i64, i64), x: (i64, i64)| (a.0.min(x.0), a.1.max(x.1));
+        let empty = (i64::MAX, i64::MIN);
+        let (qa, ka) = (
+            q_runs.clone().fold(empty, bbox),
+            k_runs.clone().fold(empty, bbox),
+        );
         let side = |q: (i64, i64), k: (i64, i64)| {
             let e = Extent(Some(Cells {
                 q,
@@ -547,13 +689,19 @@ impl WorkPairs {
         let mut k_side: Few<(Extent, PairSum)> = k_runs.map(|k| side(qa, k)).collect();
         if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
             // One query run and one KV run (a ring step's work): both hold every trapezoid.
-            let all = traps.iter().fold(PairSum::default(), |s, t| s.add(t.full));
+            let all = traps
+                .get()
+                .iter()
+                .fold(PairSum::default(), |s, t| s.add(t.full));
             (q.1, k.1) = (all, all);
         } else {
-            for t in &traps {
-                let q = &mut q_side[t.qrun as usize].1;
+            // The lists' slices once, not per trapezoid.
+            let qs: &mut [(Extent, PairSum)] = &mut q_side;
+            let ks: &mut [(Extent, PairSum)] = &mut k_side;
+            for t in traps.get() {
+                let q = &mut qs[t.qrun as usize].1;
                 *q = q.add(t.full);
-                let k = &mut k_side[t.krun as usize].1;
+                let k = &mut ks[t.krun as usize].1;
                 *k = k.add(t.full);
             }
         }
@@ -572,6 +720,41 @@ impl WorkPairs {
         }
     }
 
+    /// [`WorkPairs::new`] for a work of one query head run `qheads`, one query run of global
+    /// rows `q` and one KV run `k` (a ring step's work): the same pairs without the general
+    /// constructor's per-run collections.
+    pub fn one_run(
+        h: &Hasher,
+        qheads: (u32, u32),
+        traps: Traps,
+        q: (i64, i64),
+        k: (i64, i64),
+    ) -> Self {
+        let heads = PairSum::default().add(h.heads(qheads.0, qheads.1));
+        let all = traps
+            .get()
+            .iter()
+            .fold(PairSum::default(), |s, t| s.add(t.full));
+        let ext = if all.count == 0 {
+            Extent(None)
+        } else {
+            Extent(Some(Cells {
+                q,
+                k,
+                heads: qheads,
+            }))
+            .clip(&Cells::ALL)
+        };
+        let side = (ext, times_heads(all, heads));
+        WorkPairs {
+            qheads: Few::One(qheads),
+            traps,
+            heads,
+            q_runs: Few::One(side),
+            k_runs: Few::One(side),
+        }
+    }
+
     /// Whether `o` holds the same pairs in the same form: equal trapezoids in the same order,
     /// heads, and per-run extents and sums (what a fast path must reproduce exactly).
     #[cfg(debug_assertions)]
@@ -580,10 +763,15 @@ impl WorkPairs {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 .0 == y.0 .0 && x.1 == y.1)
         };
         self.qheads == o.qheads
-            && self.traps == o.traps
+            && self.traps() == o.traps()
             && self.heads == o.heads
             && sides(&self.q_runs, &o.q_runs)
             && sides(&self.k_runs, &o.k_runs)
+    }
+
+    /// The trapezoids (each once, for one head).
+    pub fn traps(&self) -> &[Trap] {
+        self.traps.get()
     }
 
     /// Extent and sum of the trapezoids of `side`.
@@ -601,7 +789,7 @@ impl WorkPairs {
             return full;
         }
         let mut t = PairSum::default();
-        for tr in &self.traps {
+        for tr in self.traps() {
             if !side.holds(tr) {
                 continue;
             }
@@ -1122,6 +1310,55 @@ mod tests {
                 assert_eq!(got.count, 2 * cm.count_tile(q.0, q.1, k.0, k.1));
             }
         }
+    }
+
+    /// The causal shortcut of [`trap_sum`] equals a pair-by-pair sum, and the general splitting,
+    /// for constant lower bounds and constant or slope-1 upper bounds placed all around the
+    /// query range (crossing before, inside, after it; empty; none of one kind).
+    #[test]
+    fn causal_trap_sums_match_brute_force() {
+        let h = Hasher::new();
+        let off = 11u64;
+        let mut taken = 0;
+        for (q0, q1) in [(0i64, 9i64), (4, 13), (6, 7), (5, 5)] {
+            for lo in [
+                vec![Lin::c(0)],
+                vec![Lin::c(3), Lin::c(-2)],
+                vec![Lin::c(9)],
+            ] {
+                for hi in [
+                    vec![Lin::row(1)],
+                    vec![Lin::row(1), Lin::c(8)],
+                    vec![Lin::row(-3), Lin::c(20), Lin::row(2)],
+                    vec![Lin::c(6)],
+                    vec![Lin::c(2), Lin::c(12)],
+                    vec![Lin::row(-20), Lin::c(5)],
+                    vec![Lin { c: 30, slope: -1 }, Lin::row(0)],
+                ] {
+                    let (l, u) = (
+                        |q: i64| lo.iter().map(|b| b.at(q)).max().unwrap(),
+                        |q: i64| hi.iter().map(|b| b.at(q)).min().unwrap(),
+                    );
+                    let mut pairs = Vec::new();
+                    for q in q0..q1 {
+                        for k in l(q)..u(q) {
+                            pairs.push((off + q as u64, 0, (off as i64 + k) as u64));
+                        }
+                    }
+                    // Head 0: z^0 = 1, the pairs' own hash.
+                    let want = brute(&h, &pairs);
+                    let fast = causal_trap_sum(&h, q0, q1, &lo, &hi, off, false);
+                    taken += usize::from(fast.is_some());
+                    let general = general_trap_sum(&h, q0, q1, &lo, &hi, off, false);
+                    assert_eq!(general, want, "{q0}..{q1} {lo:?} {hi:?}");
+                    if let Some(f) = fast {
+                        assert_eq!(f, want, "{q0}..{q1} {lo:?} {hi:?}");
+                    }
+                    assert_eq!(trap_sum(&h, q0, q1, &lo, &hi, off, true).count, want.count);
+                }
+            }
+        }
+        assert!(taken >= 40, "the causal shortcut took {taken} cases");
     }
 
     #[test]

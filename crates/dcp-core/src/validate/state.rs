@@ -282,7 +282,8 @@ pub(super) struct Buf {
 
 impl Buf {
     pub fn new(tokens: u32, heads: u32) -> Self {
-        let mut bands = Vec::new();
+        // Room for a ring buffer's few bands (one allocation, no growth from empty).
+        let mut bands = Vec::with_capacity(4);
         if tokens > 0 && heads > 0 {
             bands.push(Band {
                 t0: 0,
@@ -295,6 +296,10 @@ impl Buf {
 
     /// Index of the first band starting after `t`.
     fn after(&self, t: u32) -> usize {
+        // A ring buffer or an accumulator holds a few bands: a scan beats the search there.
+        if self.bands.len() <= 4 {
+            return self.bands.iter().take_while(|b| b.t0 <= t).count();
+        }
         self.bands.partition_point(|b| b.t0 <= t)
     }
 
@@ -387,6 +392,55 @@ impl Buf {
             }
             _ => None,
         }
+    }
+
+    /// [`Buf::write`] of one value over all of `r` (`v` at its top-left; in bounds): the same
+    /// bands, without a row list to build and take apart (a ring buffer's receive, an
+    /// accumulator or output rewritten whole).
+    pub fn write_one(&mut self, r: &Region, v: Val) {
+        // Debug builds (every test run): the general write makes the same bands.
+        #[cfg(debug_assertions)]
+        let general = {
+            let mut b = self.clone();
+            b.write(r, RowList::One(Rows::one(0, r.len, r.heads, v)));
+            b
+        };
+        self.write_one_unchecked(r, v);
+        #[cfg(debug_assertions)]
+        assert!(
+            self.bands.len() == general.bands.len()
+                && self.bands.iter().zip(&general.bands).all(|(x, y)| {
+                    (x.t0, x.t1, x.cols.len()) == (y.t0, y.t1, y.cols.len())
+                        && x.cols
+                            .iter()
+                            .zip(&y.cols)
+                            .all(|(p, q)| (p.0, p.1) == (q.0, q.1) && continues(&p.2, 0, 0, &q.2))
+                }),
+            "write_one's bands differ from write's: {:?} vs {:?}",
+            self.bands,
+            general.bands
+        );
+    }
+
+    fn write_one_unchecked(&mut self, r: &Region, v: Val) {
+        if r.len > 0 && r.heads > 0 && r.head == 0 && r.heads == self.heads {
+            let (a, b) = (r.tok, r.tok + r.len);
+            let cols = Few::One((0, r.heads, v));
+            if a == 0 && b == self.bands.last().map_or(0, |x| x.t1) {
+                self.bands.clear();
+                self.bands.push(Band { t0: 0, t1: b, cols });
+                return;
+            }
+            let i = self.after(a).checked_sub(1);
+            let j = self.after(b - 1).checked_sub(1);
+            if let (Some(i), Some(j)) = (i, j) {
+                if self.bands[j].t1 >= b && self.bands[i].t1 > a {
+                    self.put_band(i, j, a, b, cols);
+                    return;
+                }
+            }
+        }
+        self.write(r, RowList::One(Rows::one(0, r.len, r.heads, v)));
     }
 
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
@@ -521,6 +575,9 @@ impl Buf {
         // Join with the next band, then with the one before (coalescing would join the same).
         let joins = |x: &Band, y: &Band| {
             let dt = y.t0 - x.t0;
+            if let (Few::One(p), Few::One(q)) = (&x.cols, &y.cols) {
+                return x.t1 == y.t0 && p.0 == q.0 && p.1 == q.1 && continues(&p.2, dt, 0, &q.2);
+            }
             x.t1 == y.t0
                 && x.cols.len() == y.cols.len()
                 && x.cols
@@ -545,11 +602,13 @@ impl Buf {
         let tail = (last.t1 > b).then(|| Band {
             t0: b,
             t1: last.t1,
-            cols: last
-                .cols
-                .iter()
-                .map(|(c0, c1, v)| (*c0, *c1, v.shift(b - last.t0, 0)))
-                .collect(),
+            cols: match &last.cols {
+                Few::One((c0, c1, v)) => Few::One((*c0, *c1, v.shift(b - last.t0, 0))),
+                cols => cols
+                    .iter()
+                    .map(|(c0, c1, v)| (*c0, *c1, v.shift(b - last.t0, 0)))
+                    .collect(),
+            },
         });
         let start = if self.bands[i].t0 < a {
             self.bands[i].t1 = a;
@@ -561,17 +620,23 @@ impl Buf {
         // Bands `start..=j` (none when `start > j`) become `new` and `tail`: covered slots are
         // reused, the rest dropped or inserted (no splice: it costs more than these moves).
         let covered = (j + 1).saturating_sub(start);
-        let mut at = start;
-        for band in std::iter::once(new).chain(tail) {
-            if at < start + covered {
-                self.bands[at] = band;
+        let end = start + covered;
+        if start < end {
+            self.bands[start] = new;
+        } else {
+            self.bands.insert(start, new);
+        }
+        let mut at = start + 1;
+        if let Some(tail) = tail {
+            if at < end {
+                self.bands[at] = tail;
             } else {
-                self.bands.insert(at, band);
+                self.bands.insert(at, tail);
             }
             at += 1;
         }
-        if at < start + covered {
-            self.bands.drain(at..start + covered);
+        if at < end {
+            self.bands.drain(at..end);
         }
         start
     }

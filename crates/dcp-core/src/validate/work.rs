@@ -24,7 +24,7 @@ use std::sync::Arc;
 use super::gspace::Piece;
 use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Arena, Cov,
-    Hasher, PtrHash, Side, Trap, WorkPairs,
+    Hasher, PtrHash, Side, Trap, Traps, WorkPairs,
 };
 use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
@@ -44,14 +44,37 @@ thread_local! {
 
 /// `p`'s trapezoids with the query heads of `ops` (a work of the same query rows, KV rows and
 /// row ranges): what [`Local::pairs`] makes for it.
-fn with_heads(p: &WorkPairs, ops: &Operands) -> WorkPairs {
-    work_pairs(Hasher::shared(), ops, p.traps.clone())
+fn with_heads(p: &Arc<WorkPairs>, ops: &Operands) -> WorkPairs {
+    work_pairs_of(Hasher::shared(), ops, Traps::of(p))
 }
 
 /// The [`WorkPairs`] of `traps` over `ops`' query heads and the global rows of its query and
 /// KV runs.
 #[inline]
 fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
+    work_pairs_of(h, ops, Traps::Own(traps))
+}
+
+/// [`work_pairs`] of owned or shared trapezoids.
+#[inline]
+fn work_pairs_of(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
+    let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+    if let (Few::One(q), [Few::One(k)], Few::One((c0, c1, h0))) =
+        (&ops.q_runs, &ops.kv_runs[..], &ops.q_cols)
+    {
+        let p = WorkPairs::one_run(h, (*h0, h0 + (c1 - c0)), traps, rows_of(q), rows_of(k));
+        #[cfg(debug_assertions)]
+        assert!(
+            p.same_as(&general_work_pairs(h, ops, Traps::Own(p.traps().to_vec()))),
+            "one run's pairs differ from the general constructor's"
+        );
+        return p;
+    }
+    general_work_pairs(h, ops, traps)
+}
+
+/// [`work_pairs`] by [`WorkPairs::new`], for any runs.
+fn general_work_pairs(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
     let qheads = ops
         .q_cols
         .iter()
@@ -60,7 +83,7 @@ fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
     let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
     let q = ops.q_runs.iter().map(rows_of);
     let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
-    WorkPairs::new(h, qheads, traps, q, k)
+    WorkPairs::new_from(h, qheads, traps, q, k)
 }
 
 /// Runs of an operand's rows holding consecutive global rows: `(r0, r1, first global row)`.
@@ -98,13 +121,28 @@ fn push_run(runs: &mut Runs, r0: u32, r1: u32, g: u64, join: bool) {
 
 /// The identity rows `runs × cols` of tensor `t` (for comparing and accumulating).
 fn ident_rows(t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> RowList {
+    part_rows(runs, cols, |g, head| Val::In { t, g, head })
+}
+
+/// Rows `runs × cols` holding `val(g, head)` at each rectangle's top-left (`g` of its run, `head`
+/// of its column run). One run and one column run (a ring step's operands) make one rectangle
+/// directly, without the general collection's iterator plumbing.
+#[inline]
+fn part_rows(runs: &Runs, cols: &[(u32, u32, u32)], val: impl Fn(u64, u32) -> Val) -> RowList {
+    if let (Few::One((r0, r1, g)), [(c0, c1, head)]) = (runs, cols) {
+        return Few::One(Rows {
+            r0: *r0,
+            r1: *r1,
+            cols: Few::One((*c0, *c1, val(*g, *head))),
+        });
+    }
     runs.iter()
         .map(|&(r0, r1, g)| Rows {
             r0,
             r1,
             cols: cols
                 .iter()
-                .map(|&(c0, c1, head)| (c0, c1, Val::In { t, g, head }))
+                .map(|&(c0, c1, head)| (c0, c1, val(g, head)))
                 .collect(),
         })
         .collect()
@@ -179,6 +217,9 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 
 /// One coverage leaf per query run of a work: its pairs for those query rows.
 fn q_leaves(covs: &mut Arena, pairs: &Arc<WorkPairs>, runs: &Runs) -> Few<Cov> {
+    if runs.len() == 1 {
+        return Few::One(covs.leaf(pairs.clone(), Side::Q(0)));
+    }
     (0..runs.len())
         .map(|i| covs.leaf(pairs.clone(), Side::Q(i as u32)))
         .collect()
@@ -210,6 +251,10 @@ struct Operands {
     q_cols: Few<(u32, u32, u32)>,
     kv_cols: Few<(u32, u32, u32)>,
     keys: u32,
+    /// The device whose whole run of rows the query operand is, and the KV operand's (one
+    /// region), when known from reading them ([`Local::operands_one_rect`]; `None`: not
+    /// known, looked up where needed).
+    whole: (Option<usize>, Option<usize>),
 }
 
 /// What a checked work's pairs depend on: its operands' contents and its row ranges.
@@ -460,6 +505,7 @@ impl<'a> Local<'_, 'a> {
             q_head,
             kv_runs,
             keys,
+            whole: (None, None),
         }))
     }
 
@@ -539,18 +585,18 @@ impl<'a> Local<'_, 'a> {
     fn operands_one_rect(&self, q: &Region, kv: &[Region]) -> Option<Operands> {
         let bufs = &self.st.bufs;
         let (gq, hq) = one_input(bufs[q.buf as usize].read_one(q)?, IoTensor::Q, q)?;
-        let mut q_runs = Runs::Zero;
-        self.push_runs(&mut q_runs, 0, q.len, gq);
+        let (q_runs, q_dev) = self.runs_from(0, q.len, gq);
         let mut kv_runs = Few::Zero;
         let mut keys = 0u32;
         let mut hk = None;
+        let mut k_dev = None;
         for r in kv {
             let (g, h) = one_input(bufs[r.buf as usize].read_one(r)?, IoTensor::Kv, r)?;
             if *hk.get_or_insert(h) != h {
                 return None;
             }
-            let mut runs = Runs::Zero;
-            self.push_runs(&mut runs, keys, keys + r.len, g);
+            let (runs, d) = self.runs_from(keys, r.len, g);
+            k_dev = if keys == 0 { d } else { None };
             keys += r.len;
             kv_runs.push(runs);
         }
@@ -570,7 +616,56 @@ impl<'a> Local<'_, 'a> {
             q_head,
             kv_runs,
             keys,
+            whole: (q_dev, k_dev),
         })
+    }
+
+    /// [`Local::push_runs`] into empty runs for `len > 0` rows from `r0` holding global rows
+    /// from `g` on; with the device whose whole run they are, if they are one. Rows inside one
+    /// device's (its own, found without a search, or another's, found by one) are one run.
+    fn runs_from(&self, r0: u32, len: u32, g: u64) -> (Runs, Option<usize>) {
+        let out = self.runs_from_unchecked(r0, len, g);
+        // Debug builds: the runs `push_runs` cuts, and the device `Ctx::whole_run` finds.
+        #[cfg(debug_assertions)]
+        {
+            let mut general = Runs::Zero;
+            self.push_runs(&mut general, r0, r0 + len, g);
+            assert_eq!(out.0, general, "rows cut into runs unlike push_runs");
+            let whole = (r0 == 0).then(|| self.cx.gmap.device_run(g, len)).flatten();
+            assert_eq!(out.1, whole, "a whole device run found unlike device_run");
+        }
+        out
+    }
+
+    fn runs_from_unchecked(&self, r0: u32, len: u32, g: u64) -> (Runs, Option<usize>) {
+        let gmap = &self.cx.gmap;
+        let base = |d: usize| gmap.base(d as u32);
+        let mut runs = Runs::Zero;
+        if g + len as u64 > base(self.plan.devices.len()) {
+            // Rows beyond every device's (never read from an input): as `push_runs` cuts them.
+            self.push_runs(&mut runs, r0, r0 + len, g);
+            return (runs, None);
+        }
+        let first = gmap.device_at(g, self.dev as usize);
+        let (b0, b1) = (base(first), base(first + 1));
+        if g + len as u64 <= b1 {
+            // Inside one device's rows: one run.
+            let whole = r0 == 0 && g == b0 && g + len as u64 == b1;
+            return (Few::One((r0, r0 + len, g)), whole.then_some(first));
+        }
+        // `push_runs`' cut, the devices after the first found by stepping on (all rows are
+        // below the last device's end).
+        let (mut d, mut r, mut at, end) = (first, r0, g, r0 + len);
+        while r < end {
+            while base(d + 1) <= at {
+                d += 1;
+            }
+            let n = ((base(d + 1) - at).min((end - r) as u64)) as u32;
+            push_run(&mut runs, r, r + n, at, at > base(d));
+            r += n;
+            at += n as u64;
+        }
+        (runs, None)
     }
 
     /// Row-range segments in row order without overlap; ranges in order and inside the
@@ -796,27 +891,22 @@ impl<'a> Local<'_, 'a> {
         kp: &[(Piece, u32)],
         rows: &RowRanges,
     ) -> Option<WorkPairs> {
-        // Not one range with a slope (a diagonal step, a windowed mask): the general path
-        // alone, without half a fast pass before it.
-        let sloped = |r: &crate::mask::LinRange| r.start.slope != 0 || r.end.slope != 0;
-        if rows.segs.iter().any(|seg| seg.ranges.iter().any(sloped)) {
-            return None;
-        }
-        let cx: &Ctx = self.cx;
-        let h = Hasher::shared();
+        // One pass over the segments first. Not one range with a slope (a diagonal step, a
+        // windowed mask): the general path alone, without half a fast pass before it. And
+        // `check_rows`: segments in row order without overlap; constant ranges in order,
+        // inside the keys (empty ones skipped, ends below 0 taken as 0).
         let keys = ops.keys as i64;
-        let mut traps = Vec::with_capacity(qp.len() * 2);
-        let (mut qi, mut hint, mut next) = (0usize, 0usize, 0u64);
-        // Per query run, then per KV run (all regions'): the sums of their trapezoids.
+        let mut next = 0u64;
         for seg in &rows.segs {
-            // `check_rows`: segments in row order without overlap; constant ranges in order,
-            // inside the keys (empty ones skipped, ends below 0 taken as 0).
             if (seg.row0 as u64) < next {
                 return None;
             }
             next = seg.row0 as u64 + seg.rows as u64;
             let (mut prev_end, mut first) = (0i64, true);
             for lr in seg.ranges.iter() {
+                if lr.start.slope != 0 || lr.end.slope != 0 {
+                    return None;
+                }
                 let (s, e) = (lr.start.c, lr.end.c);
                 if s >= e {
                     continue;
@@ -828,7 +918,14 @@ impl<'a> Local<'_, 'a> {
                 first = false;
                 prev_end = e;
             }
+        }
+        let cx: &Ctx = self.cx;
+        let h = Hasher::shared();
+        let mut traps = Vec::with_capacity(qp.len() * 2);
+        let (mut qi, mut hint) = (0usize, 0usize);
+        for seg in &rows.segs {
             // `pairs`, rectangles only.
+            let ranges: &[crate::mask::LinRange] = &seg.ranges;
             let s0 = seg.row0;
             let s1 = seg.row0.checked_add(seg.rows)?;
             while qi < qp.len() && qp[qi].0.r1 <= s0 {
@@ -839,10 +936,22 @@ impl<'a> Local<'_, 'a> {
                 let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
                 let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
                 let mask = &cx.masks[seq as usize];
-                let mfirst = mask_seg(mask, q0 as i64);
-                let common = common_keys(mask, mfirst, q0, q1);
+                // A whole span's rows (a ring step's query piece): its mask data from the
+                // context.
+                let (mfirst, common) = if p.whole && (ra, rb) == (p.r0, p.r1) {
+                    let sm = cx.span_mask[p.span as usize];
+                    (sm.mfirst, sm.common)
+                } else {
+                    let mfirst = mask_seg(mask, q0 as i64);
+                    (mfirst, common_keys(mask, mfirst, q0, q1))
+                };
+                #[cfg(debug_assertions)]
+                {
+                    let mf = mask_seg(mask, q0 as i64);
+                    assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
+                }
                 let mut xs = None;
-                for lr in seg.ranges.iter() {
+                for lr in ranges {
                     let (s, e) = (lr.start.c, lr.end.c);
                     let (lo, hi) = (s.max(0), e.min(keys));
                     if lo >= hi {
@@ -935,7 +1044,9 @@ impl<'a> Local<'_, 'a> {
     /// The pairs of a work with these operands and row ranges, checked; in a backward program,
     /// from the memo when a work of the same content was checked before (a forward program's
     /// works are checked without a lookup: in every plan measured they all differ, and a
-    /// repeated one is only checked again).
+    /// repeated one is only checked again). With whether the work is to be recorded in the memo
+    /// (checked here, not found there): [`Local::work`] records it when done with its
+    /// operands, moving them into the entry.
     fn checked_pairs(
         &self,
         dev: u32,
@@ -943,10 +1054,10 @@ impl<'a> Local<'_, 'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Result<Arc<WorkPairs>, PlanError> {
+    ) -> Result<(Arc<WorkPairs>, bool), PlanError> {
         if self.backward {
             if let Some(p) = self.cache.pairs_memo.borrow_mut().get(ops, rows) {
-                return Ok(p);
+                return Ok((p, false));
             }
         }
         let cx: &'a Ctx = self.cx;
@@ -955,7 +1066,7 @@ impl<'a> Local<'_, 'a> {
         // trapezoids are this work's; only the head sums are made again.
         if cx.fast {
             if let Some(p) = self.same_as_prev(dev, idx, wi, ops, rows) {
-                return Ok(p);
+                return Ok((p, true));
             }
         }
         // One run from row 0 (a ring step's operands): its cached pieces as they are, tagged
@@ -970,8 +1081,17 @@ impl<'a> Local<'_, 'a> {
             [rs] => one(rs),
             _ => None,
         };
-        let q_ctx = q_run.and_then(|(g, n)| cx.whole_run(g, n));
-        let k_ctx = k_run.and_then(|(g, n)| cx.whole_run(g, n));
+        // The device of a whole run as reading the operands found it, else looked up.
+        let ctx_run = |run: Option<(u64, u32)>, dev: Option<usize>| {
+            let found = match (run, dev) {
+                (Some(_), Some(d)) => Some(&cx.whole_runs[d][..]),
+                _ => run.and_then(|(g, n)| cx.whole_run(g, n)),
+            };
+            debug_assert_eq!(found, run.and_then(|(g, n)| cx.whole_run(g, n)));
+            found
+        };
+        let q_ctx = ctx_run(q_run, ops.whole.0);
+        let k_ctx = ctx_run(k_run, ops.whole.1);
         let cached = |run: Option<(u64, u32)>, ctx: Option<&[(Piece, u32)]>| match (run, ctx) {
             (Some((g, n)), None) => Some(self.cache.run_pieces_of(cx, g, n)),
             _ => None,
@@ -1029,23 +1149,15 @@ impl<'a> Local<'_, 'a> {
                 Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
             }
         };
-        self.cache.pairs_memo.borrow_mut().push(MemoEntry {
-            q_runs: ops.q_runs.clone(),
-            q_head: ops.q_head.clone(),
-            kv_runs: ops.kv_runs.clone(),
-            keys: ops.keys,
-            rows,
-            pairs: pairs.clone(),
-        });
-        Ok(pairs)
+        Ok((pairs, true))
     }
 
     /// [`Local::checked_pairs`]'s reuse of the previous device's work at the same position
     /// (when devices run one after the other): `Some` when its query rows, KV rows, keys and row
     /// ranges equal this work's ([`MemoEntry::same_traps`]), which the checks of rows and pairs
     /// accepted there, so they accept them here and make the same trapezoids; the pairs are
-    /// then its trapezoids with this work's query heads. The entry is recorded as a checked
-    /// work's.
+    /// then its trapezoids with this work's query heads. The work is recorded as a checked
+    /// one.
     fn same_as_prev(
         &self,
         dev: u32,
@@ -1073,14 +1185,6 @@ impl<'a> Local<'_, 'a> {
         }
         #[cfg(not(debug_assertions))]
         let _ = (dev, idx, wi);
-        self.cache.pairs_memo.borrow_mut().push(MemoEntry {
-            q_runs: ops.q_runs.clone(),
-            q_head: ops.q_head.clone(),
-            kv_runs: ops.kv_runs.clone(),
-            keys: ops.keys,
-            rows,
-            pairs: p.clone(),
-        });
         Some(p)
     }
 
@@ -1152,7 +1256,7 @@ impl<'a> Local<'_, 'a> {
         let Some(ops) = self.operands(dev, idx, wi, q, kv)? else {
             return Ok(());
         };
-        let pairs = self.checked_pairs(dev, idx, wi, &ops, rows)?;
+        let (pairs, record) = self.checked_pairs(dev, idx, wi, &ops, rows)?;
         let q_cols = &ops.q_cols;
         match bwd {
             None => {
@@ -1175,27 +1279,46 @@ impl<'a> Local<'_, 'a> {
                     self.check_write(dev, idx, r, item)?;
                 }
                 for (r, p) in [(o, Part::O), (lse, Part::Lse)] {
-                    let rows: RowList = ops
-                        .q_runs
-                        .iter()
-                        .zip(&covs)
-                        .map(|(&(r0, r1, g), cov)| Rows {
-                            r0,
-                            r1,
-                            cols: q_cols
-                                .iter()
-                                .map(|&(c0, c1, head)| {
-                                    let v = Val::Part {
-                                        p,
-                                        g,
-                                        head,
-                                        cov: *cov,
-                                    };
-                                    (c0, c1, v)
-                                })
-                                .collect(),
-                        })
-                        .collect();
+                    // One run from row 0 over all rows and one head run over all heads (a ring
+                    // step's output): one value over the whole region.
+                    if let (&Few::One(cov), Few::One((0, r1, g)), Few::One((0, c1, head))) =
+                        (&covs, &ops.q_runs, q_cols)
+                    {
+                        if (*r1, *c1) == (r.len, r.heads) {
+                            let v = Val::Part {
+                                p,
+                                g: *g,
+                                head: *head,
+                                cov,
+                            };
+                            self.st.bufs[r.buf as usize].write_one(r, v);
+                            continue;
+                        }
+                    }
+                    let rows: RowList = if let Few::One(cov) = covs {
+                        part_rows(&ops.q_runs, q_cols, |g, head| Val::Part { p, g, head, cov })
+                    } else {
+                        ops.q_runs
+                            .iter()
+                            .zip(&covs)
+                            .map(|(&(r0, r1, g), cov)| Rows {
+                                r0,
+                                r1,
+                                cols: q_cols
+                                    .iter()
+                                    .map(|&(c0, c1, head)| {
+                                        let v = Val::Part {
+                                            p,
+                                            g,
+                                            head,
+                                            cov: *cov,
+                                        };
+                                        (c0, c1, v)
+                                    })
+                                    .collect(),
+                            })
+                            .collect()
+                    };
                     self.write(dev, r, rows);
                 }
             }
@@ -1285,39 +1408,84 @@ impl<'a> Local<'_, 'a> {
                     }
                     self.check_write(dev, idx, dr, item)?;
                     let start: u32 = kv[..ri].iter().map(|r| r.len).sum();
-                    let runs: Runs = ops.kv_runs[ri]
-                        .iter()
-                        .map(|&(c0, c1, g)| (c0 - start, c1 - start, g))
-                        .collect();
+                    let runs: Runs = match &ops.kv_runs[ri] {
+                        Few::One((c0, c1, g)) => Few::One((c0 - start, c1 - start, *g)),
+                        rs => rs
+                            .iter()
+                            .map(|&(c0, c1, g)| (c0 - start, c1 - start, g))
+                            .collect(),
+                    };
                     let want = ident_rows(IoTensor::DKv, &runs, kv_cols);
                     // One leaf per KV run: each dKV block reads whole leaves.
-                    let covs: Few<Cov> = (0..runs.len())
-                        .map(|j| self.covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32)))
-                        .collect();
+                    let leaf = |covs: &mut Arena, j: usize| {
+                        covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32))
+                    };
+                    let covs: Few<Cov> = if runs.len() == 1 {
+                        Few::One(leaf(&mut self.covs, 0))
+                    } else {
+                        (0..runs.len()).map(|j| leaf(&mut self.covs, j)).collect()
+                    };
                     krun0 += runs.len();
                     self.accumulate(dev, idx, item, dr, &want, Part::DKv, &covs)?;
                 }
             }
         }
+        if record {
+            // The checked work in the memo, its operands moved in (done with them here).
+            self.cache.pairs_memo.borrow_mut().push(MemoEntry {
+                q_runs: ops.q_runs,
+                q_head: ops.q_head,
+                kv_runs: ops.kv_runs,
+                keys: ops.keys,
+                rows,
+                pairs,
+            });
+        }
         Ok(())
     }
 }
 
-/// The first KV piece of `kp` ending after position `lo`: piece `hint` (the previous range's) or
-/// the one after it when they qualify (ranges mostly go up through the keys), else by search.
+/// The first KV piece of `kp` ending after position `lo`: when every piece before `hint` (the
+/// previous range's) ends by `lo`, the first of the next few from `hint` on that ends after it
+/// (ranges mostly go up through the keys: a ring step's next piece, a zigzag step's piece two
+/// on), else by search.
 #[inline]
 fn first_kv_piece(kp: &[(Piece, u32)], lo: i64, hint: usize) -> usize {
-    let first_after = |i: usize| {
-        kp.get(i).is_some_and(|k| k.0.r1 as i64 > lo) && (i == 0 || kp[i - 1].0.r1 as i64 <= lo)
-    };
-    if first_after(hint) {
-        hint
-    } else if first_after(hint + 1) {
-        hint + 1
+    let ends_by = |i: usize| kp[i].0.r1 as i64 <= lo;
+    let found = if hint < kp.len() && (hint == 0 || ends_by(hint - 1)) {
+        (hint..kp.len().min(hint + 4)).find(|&i| !ends_by(i))
     } else {
-        kp.partition_point(|k| (k.0.r1 as i64) <= lo)
-    }
+        None
+    };
+    let i = found.unwrap_or_else(|| kp.partition_point(|k| (k.0.r1 as i64) <= lo));
+    debug_assert_eq!(i, kp.partition_point(|k| (k.0.r1 as i64) <= lo));
+    i
 }
+
+/// A layout span's query tokens against their sequence's mask: the first mask segment that can
+/// hold them ([`mask_seg`]) and the keys all of them attend ([`common_keys`]), as
+/// [`Local::pairs_rect`] needs them for a query piece that is the whole span.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SpanMask {
+    mfirst: usize,
+    common: Option<(i64, i64)>,
+}
+
+/// [`SpanMask`] of every span of `gmap` (sequences' masks `masks`).
+pub(super) fn span_masks(gmap: &super::gspace::GMap, masks: &[CompiledMask]) -> Vec<SpanMask> {
+    gmap.spans()
+        .iter()
+        .map(|s| {
+            let mask = &masks[s.seq as usize];
+            let mfirst = mask_seg(mask, s.tok as i64);
+            let common = (s.len > 0)
+                .then(|| common_keys(mask, mfirst, s.tok, s.tok + s.len))
+                .flatten();
+            SpanMask { mfirst, common }
+        })
+        .collect()
+}
+
 /// Keys every query of `[q0, q1)` attends, when one mask segment (`mfirst` = `mask_seg(q0)`)
 /// with one range covers them (a causal sequence): [`rect_inside_mask`]'s test, hoisted out of
 /// the KV pieces' loop (its lines are extreme at the end rows).
@@ -1356,6 +1524,7 @@ mod head_run_tests {
             q_cols: Few::One((0, 2, 0)),
             kv_cols: Few::One((0, 1, 0)),
             keys: 4,
+            whole: (None, None),
         };
         let rows = |n: u32| RowRanges {
             segs: vec![RangeSeg {
