@@ -37,6 +37,36 @@
 #define FWD_CLAIM_LATE 0
 #endif
 
+// FWD_FASTDESC 1: the wgmma descriptors are fixed base descriptors (computed once per CTA, the
+// consumer warpgroup index from a warp shuffle so they sit in uniform registers) plus constant
+// offsets on their low word, instead of ~12 instructions per wgmma rebuilding them from the shared
+// address (as BWD_FASTDESC in attn_bwd_sm90.cu).
+#ifndef FWD_FASTDESC
+#define FWD_FASTDESC 0
+#endif
+// FWD_LAZY 1: the running row maximum is raised (and O, l rescaled) only when a tile's maximum
+// exceeds it by more than FWD_LAZY_TAU (log2 units), decided per warp (`__any_sync`, a
+// warp-uniform branch): otherwise P = exp2(s - m) with the stale m (P <= 2^TAU, exact in the
+// same bf16/fp32 formats) and no multiply of the 64 O registers per step. O / l and LSE = m +
+// log2 l are unchanged, since O and l always share the same m.
+#ifndef FWD_LAZY
+#define FWD_LAZY 0
+#endif
+#ifndef FWD_LAZY_TAU
+#define FWD_LAZY_TAU 8.0f
+#endif
+// FWD_SPLIT 1: full tiles are computed as two halves of 64 keys within the one K/V stage: S of
+// both halves issued together, the softmax of half a runs while the tensor cores compute S of
+// half b, that of half b while they compute P V of half a (intra-warpgroup overlap without a
+// third stage or separate K and V barriers); P V of half b follows without a wait unless a row
+// of the warpgroup rescales for half b (decided by `bar.red.or` on named barrier 1 + warpgroup).
+// Partial tiles keep the whole-tile step. Variants and SASS counts: bench/results/kernels-2026-11-28m.
+// FWD_SPLIT 2: S of the whole tile as before, one row maximum, then P V issued in two halves:
+// P V of keys 0-63 runs while the exponentials of keys 64-127 are computed (every tile).
+#ifndef FWD_SPLIT
+#define FWD_SPLIT 0
+#endif
+
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
 #endif
@@ -77,24 +107,6 @@ __device__ __forceinline__ float f90_ex2(float x) {
 __device__ __forceinline__ void f90_cp_async8(u32 saddr, const void* gmem, bool valid) {
   int n = valid ? 8 : 0;
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
-}
-
-// S (this warpgroup's 64 rows x 128 keys) = Q K^T, issued and committed.
-__device__ __forceinline__ void issue_s(float* sc, u32 q_lo, u32 kst) {
-#pragma unroll
-  for (int kk = 0; kk < HEAD_DIM / 16; ++kk) {
-    const u64 da = wg_desc(q_lo + (kk >> 2) * (S90_BR * 128) + (kk & 3) * 32, 16, 1024);
-    const u64 db = wg_desc(kst + (kk >> 2) * (S90_BC * 128) + (kk & 3) * 32, 16, 1024);
-    wgmma_m64n128k16_ss<0>(sc, da, db, kk > 0);
-  }
-  wg_commit();
-}
-
-// O += P V (16 keys per step), issued and committed.
-__device__ __forceinline__ void issue_pv(float* o, u32 (*pa)[4], u32 vst) {
-#pragma unroll
-  for (int kc = 0; kc < S90_BC / 16; ++kc) wg_pv(o, pa[kc], wg_desc(vst + kc * 16 * 128, S90_BC * 128, 1024));
-  wg_commit();
 }
 
 // Mask of a partial tile: element (row r_lo + 8h, key k0 + nt*8 + 2 t4 + e) keeps its score when
@@ -185,6 +197,79 @@ __device__ __forceinline__ void rescale(float* o, float* ll, const float* al, co
       o[i * 4 + 2 * h + 1] *= al[h];
     }
   }
+}
+
+// Descriptor from its low and high words (FWD_FASTDESC: the low word, whose 14-bit start-address
+// field never carries below 256 KiB of shared memory, takes the offsets).
+__device__ __forceinline__ u64 f90_desc(u32 lo, u32 hi) { return ((u64)hi << 32) | lo; }
+
+// Online softmax step with its rescale separated (FWD_LAZY, FWD_SPLIT), on NT column groups of
+// 8 keys of S (sc[nt * 4 + 2 h + e], nt < NT). f90_max: the candidate maxima `mn`; returns
+// whether the warp rescales (every row of a warp if any of its rows' maximum grew by more than
+// FWD_LAZY_TAU with FWD_LAZY, always without).
+template <int NT>
+__device__ __forceinline__ bool f90_max(const float* sc, const float* mm, float* mn, float scale_log2) {
+  bool need = false;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    mn[h] = fmaxf(mm[h], mx * scale_log2);
+    need |= mn[h] > mm[h] + FWD_LAZY_TAU;
+  }
+#if FWD_LAZY
+  return __any_sync(0xffffffffu, need);
+#else
+  return true;
+#endif
+}
+// Moves the rows' maxima to `mn`: l and O scaled by exp2(m - mn) (O must not be in flight).
+__device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, const float* mn) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float al = f90_ex2(mm[h] - (mn[h] == -INFINITY ? 0.f : mn[h]));
+    mm[h] = mn[h];
+    ll[h] *= al;
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) {
+      o[i * 4 + 2 * h] *= al;
+      o[i * 4 + 2 * h + 1] *= al;
+    }
+  }
+}
+// P = exp2(S * scale - m) in place, the row sums added to l.
+template <int NT>
+__device__ __forceinline__ void f90_exp(float* sc, const float* mm, float* ll, float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float mu = mm[h] == -INFINITY ? 0.f : mm[h];
+    float s = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
+      s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+    }
+    ll[h] += s;
+  }
+}
+// OR of `x` over the 128 threads of a consumer warpgroup (named barrier `bar`, FWD_SPLIT 1).
+__device__ __forceinline__ bool f90_wg_any(bool x, u32 bar) {
+  u32 r;
+  asm volatile(
+      "{\n.reg .pred p, q;\nsetp.ne.u32 p, %1, 0;\nbar.red.or.pred q, %2, 128, p;\nselp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"((u32)x), "r"(bar)
+      : "memory");
+  return r != 0;
+}
+template <int N>
+__device__ __forceinline__ void reg_fence_u(u32* r) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
 }
 
 extern "C" __global__ void __launch_bounds__(S90_THREADS, 1)
@@ -313,10 +398,22 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 
   // ---------------- consumers ----------------
   setmaxnreg_inc<FWD_CONS_REGS>();
+#if FWD_FASTDESC
+  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0);  // consumer warpgroup: rows 64*cw .. 64*cw+63
+#else
   const int cw = wg - 1;                   // consumer warpgroup: rows 64*cw .. 64*cw+63
+#endif
   const int wq = (tid >> 5) & 3;           // warp within the warpgroup: 16 rows each
   const int g = lane >> 2, t4 = lane & 3;
   const int r_lo = 64 * cw + 16 * wq + g;  // this thread's rows: r_lo, r_lo + 8 (in the tile)
+#if FWD_FASTDESC
+  // Low words of the base descriptors (K-major Q of this warpgroup in Q buffer 0, K-major K and
+  // MN-major V of stage 0); the high word (SBO 1024, 128-byte swizzle) is the same for all.
+  const u32 DHI = (1024u >> 4) | (1u << 30);
+  const u32 q_d0 = ((sQ + 64 * cw * 128) >> 4) | (1u << 16);
+  const u32 k_d0 = (sK >> 4) | (1u << 16);
+  const u32 v_d0 = (sV >> 4) | ((u32)(S90_BC * 128 >> 4) << 16);
+#endif
   u32 sg = 0;
   for (u32 tq = 0;; ++tq) {
     const int qb = tq & 1;
@@ -331,8 +428,49 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     uint2 span[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) span[h] = *(const uint2*)(qi + F90_INFO + 8 * (r_lo + 8 * h));
+#if FWD_FASTDESC
+    const u32 q_d = q_d0 + qb * (QBYTES >> 4);
+    // S (keys 64 kh .. 64 kh + 64 N - 1 of stage s, N = 1: 64 keys, 2: all) and P V (key steps
+    // kc0 .. kc0 + NK - 1) of stage s.
+#define F90_ISSUE_S(N, acc, s, kh)                                                                  \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kk = 0; kk < D / 16; ++kk) {                                         \
+      const u64 da = f90_desc(q_d + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);       \
+      const u64 db = f90_desc(k_d0 + (s) * (TBYTES >> 4) +                                         \
+                                  (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32 + (kh) * 64 * 128) >> 4), \
+                              DHI);                                                                 \
+      if (N == 2) wgmma_m64n128k16_ss<0>(acc, da, db, kk > 0);                                      \
+      else wgmma_m64n64k16_ss<0>(acc, da, db, kk > 0);                                              \
+    }                                                                                               \
+    wg_commit();                                                                                    \
+  } while (0)
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
+        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI)); \
+    wg_commit();                                                                                    \
+  } while (0)
+#else
     // Q rows of this warpgroup (K-major, SBO = 8 rows of 128 B).
     const u32 q_lo = sQ + qb * QBYTES + 64 * cw * 128;
+#define F90_ISSUE_S(N, acc, s, kh)                                                                  \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kk = 0; kk < D / 16; ++kk) {                                         \
+      const u64 da = wg_desc(q_lo + (kk >> 2) * (S90_BR * 128) + (kk & 3) * 32, 16, 1024);           \
+      const u64 db = wg_desc(sK + (s) * TBYTES + (kk >> 2) * (S90_BC * 128) + (kk & 3) * 32 +       \
+                                 (kh) * 64 * 128, 16, 1024);                                        \
+      if (N == 2) wgmma_m64n128k16_ss<0>(acc, da, db, kk > 0);                                      \
+      else wgmma_m64n64k16_ss<0>(acc, da, db, kk > 0);                                              \
+    }                                                                                               \
+    wg_commit();                                                                                    \
+  } while (0)
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
+        wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024)); \
+    wg_commit();                                                                                    \
+  } while (0)
+#endif
 
     float o[D / 2];
 #pragma unroll
@@ -342,13 +480,57 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const int s = sg & 1;
       mbar_wait(full(s), (sg >> 1) & 1);
       fence_proxy_async();
-      float sc[S90_BC / 2], al[2], sum[2];
+      const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
+#if FWD_SPLIT == 1
+      const u32 word0 = *(const u32*)(kst + S90_BR * 16);
+      if (!(word0 >> 31)) {
+        // Full tile in two halves of 64 keys (sa: keys 0-63, sb: keys 64-127).
+        float sa[S90_BC / 4], sb[S90_BC / 4];
+        wg_fence();
+        F90_ISSUE_S(1, sa, s, 0);
+        F90_ISSUE_S(1, sb, s, 1);
+        wg_wait<1>();
+        reg_fence<S90_BC / 4>(sa);
+        float mn[2];
+        if (f90_max<S90_BC / 16>(sa, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 16>(sa, mm, ll, scale_log2);
+        u32 pa[S90_BC / 32][4], pb[S90_BC / 32][4];
+        acc_to_a<S90_BC / 2>(sa, pa);
+        reg_fence<D / 2>(o);
+        wg_fence();
+        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        wg_wait<1>();
+        reg_fence<S90_BC / 4>(sb);
+        // Whether any row of the warpgroup rescales for half b (warpgroup-uniform, so that only
+        // then P V of half a is waited for before P V of half b, which otherwise just follows it).
+        const bool nb = f90_wg_any(f90_max<S90_BC / 16>(sb, mm, mn, scale_log2), 1 + cw);
+        // Half b's exponentials with the maximum it will have (O is still in flight).
+        float mb[2] = {nb ? mn[0] : mm[0], nb ? mn[1] : mm[1]}, lb[2] = {0.f, 0.f};
+        f90_exp<S90_BC / 16>(sb, mb, lb, scale_log2);
+        acc_to_a<S90_BC / 2>(sb, pb);
+        if (nb) {
+          wg_wait<0>();
+          reg_fence<D / 2>(o);
+          f90_rescale(o, mm, ll, mn);
+        }
+        ll[0] += lb[0];
+        ll[1] += lb[1];
+        wg_fence();
+        F90_ISSUE_PV(pb, s, S90_BC / 32, S90_BC / 32);
+        wg_wait<0>();
+        reg_fence<D / 2>(o);
+        reg_fence_u<S90_BC / 8>(&pa[0][0]);
+        reg_fence_u<S90_BC / 8>(&pb[0][0]);
+        mbar_arrive(empty(s));
+        continue;
+      }
+#endif
+      float sc[S90_BC / 2];
       wg_fence();
-      issue_s(sc, q_lo, sK + s * TBYTES);
+      F90_ISSUE_S(2, sc, s, 0);
       wg_wait<0>();
       reg_fence<S90_BC / 2>(sc);
       // Partial tiles: the mask from the staged tile word and ranges.
-      const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
       const u32 word = *(const u32*)(kst + S90_BR * 16);
       if (word >> 31) {
         if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)
@@ -356,17 +538,48 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         else
           mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
       }
-      softmax_step(sc, mm, al, sum, scale_log2);
-      rescale(o, ll, al, sum);
+#if FWD_SPLIT == 2
+      // softmax below, with P V
+#elif FWD_LAZY || FWD_SPLIT
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 8>(sc, mm, ll, scale_log2);
+      }
+#else
+      {
+        float al[2], sum[2];
+        softmax_step(sc, mm, al, sum, scale_log2);
+        rescale(o, ll, al, sum);
+      }
+#endif
       u32 pa[S90_BC / 16][4];
+#if FWD_SPLIT == 2
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc, pa);
+        reg_fence<D / 2>(o);
+        wg_fence();
+        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
+        wg_fence();
+        F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
+      }
+#else
       acc_to_a<S90_BC>(sc, pa);
       reg_fence<D / 2>(o);
       wg_fence();
-      issue_pv(o, pa, sV + s * TBYTES);
+      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
+#endif
       wg_wait<0>();
       reg_fence<D / 2>(o);
       mbar_arrive(empty(s));
     }
+#undef F90_ISSUE_S
+#undef F90_ISSUE_PV
 
     // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
     const float LN2 = 0.6931471805599453f;
