@@ -41,8 +41,11 @@
 // consumer warpgroup index from a warp shuffle so they sit in uniform registers) plus constant
 // offsets on their low word, instead of ~12 instructions per wgmma rebuilding them from the shared
 // address (as BWD_FASTDESC in attn_bwd_sm90.cu).
+// Defaults: on at D 128, where together with FWD_LAZY and FWD_SPLIT 2 they measured +5 % / +5 %
+// at causal 32K / 128K (bench/results/kernels-2026-11-28m, variant pv2); off at D 64, where the
+// same variant measured -5 % / +2 %.
 #ifndef FWD_FASTDESC
-#define FWD_FASTDESC 0
+#define FWD_FASTDESC (HEAD_DIM == 128)
 #endif
 // FWD_LAZY 1: the running row maximum is raised (and O, l rescaled) only when a tile's maximum
 // exceeds it by more than FWD_LAZY_TAU (log2 units), decided per warp (`__any_sync`, a
@@ -50,7 +53,7 @@
 // same bf16/fp32 formats) and no multiply of the 64 O registers per step. O / l and LSE = m +
 // log2 l are unchanged, since O and l always share the same m.
 #ifndef FWD_LAZY
-#define FWD_LAZY 0
+#define FWD_LAZY (HEAD_DIM == 128)
 #endif
 #ifndef FWD_LAZY_TAU
 #define FWD_LAZY_TAU 8.0f
@@ -64,7 +67,7 @@
 // FWD_SPLIT 2: S of the whole tile as before, one row maximum, then P V issued in two halves:
 // P V of keys 0-63 runs while the exponentials of keys 64-127 are computed (every tile).
 #ifndef FWD_SPLIT
-#define FWD_SPLIT 0
+#define FWD_SPLIT ((HEAD_DIM == 128) ? 2 : 0)
 #endif
 
 #ifndef HEAD_DIM
