@@ -343,8 +343,12 @@ fn long_causal_sequences_move_fewer_bytes_with_bisection_and_head_groups() {
     let topo = Topology::parse("2x4").unwrap();
     for lens in [vec![64 * 48], vec![64 * 30, 64 * 20, 64 * 9, 64 * 5]] {
         let b = BatchSpec::uniform(&lens, MaskSpec::Causal, ModelShape::default(), 64);
+        // Placements compared under the byte model they optimise (a cut KV net: KV twice and
+        // dKV), i.e. without the backward reading remote KV from the forward's slots, which
+        // drops the second KV from both (`dcp_backward_reads_remote_kv_from_saved_slots`).
         let new = DcpOptions {
             fallback_static: false,
+            save_kv: false,
             ..DcpOptions::default()
         };
         let old = DcpOptions {
@@ -414,4 +418,73 @@ fn local_candidate_must_balance_tokens_too() {
     loose.dcp.mem_epsilon = 0.5;
     let p = make_plan("dcp", &b, &topo, &loose).unwrap();
     assert_eq!(p.candidate, Some(PlannerKind::Local));
+}
+
+/// dcp's own plans: with `save_kv` (the default) a device whose remote KV blocks keep their own
+/// forward slot rows reads them there in the backward (a saved buffer) instead of fetching them
+/// again: the same forward, fewer backward bytes (by the KV fetches), and the plan still
+/// validates and matches dense attention on the CPU reference executor.
+#[test]
+fn dcp_backward_reads_remote_kv_from_saved_slots() {
+    use dcp_core::cpu::{compare, dense_reference, execute, Tensors};
+    use dcp_core::dcp::{plan_dcp, DcpOptions};
+    use dcp_core::plan::BufferRole;
+    let topo = Topology::parse("2x4").unwrap();
+    let small = ModelShape {
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 8,
+        ..ModelShape::default()
+    };
+    for (lens, model) in [
+        (vec![64 * 48], ModelShape::default()),
+        (
+            vec![64 * 30, 64 * 20, 64 * 9, 64 * 5],
+            ModelShape::default(),
+        ),
+        (vec![300, 170, 90], small),
+    ] {
+        let b = BatchSpec::uniform(&lens, MaskSpec::Causal, model, 16);
+        let on = DcpOptions {
+            fallback_static: false,
+            ..DcpOptions::default()
+        };
+        let off = DcpOptions {
+            save_kv: false,
+            ..on.clone()
+        };
+        let (ps, pf) = (
+            plan_dcp(&b, &topo, &on).unwrap(),
+            plan_dcp(&b, &topo, &off).unwrap(),
+        );
+        dcp_core::validate::validate(&ps).unwrap();
+        let saving = ps
+            .devices
+            .iter()
+            .filter(|d| {
+                d.backward
+                    .buffers
+                    .iter()
+                    .any(|x| matches!(x.role, BufferRole::Saved { .. }))
+            })
+            .count();
+        assert!(saving > 0, "{lens:?}: no device reads saved KV");
+        let (ss, sf) = (plan_stats(&ps), plan_stats(&pf));
+        assert_eq!(
+            ss.fwd_bytes_intra + ss.fwd_bytes_inter,
+            sf.fwd_bytes_intra + sf.fwd_bytes_inter,
+            "{lens:?}: the forward is the same"
+        );
+        assert!(
+            ss.bwd_bytes_intra + ss.bwd_bytes_inter < sf.bwd_bytes_intra + sf.bwd_bytes_inter,
+            "{lens:?}: backward bytes {} vs {}",
+            ss.bwd_bytes_intra + ss.bwd_bytes_inter,
+            sf.bwd_bytes_intra + sf.bwd_bytes_inter
+        );
+        if lens.iter().sum::<u32>() < 1000 {
+            let x = Tensors::random(&b, 3);
+            let err = compare(&execute(&ps, &x).unwrap(), &dense_reference(&b, &x));
+            assert!(err.max() < 1e-9, "{lens:?}: {err:?}");
+        }
+    }
 }

@@ -15,8 +15,8 @@ use super::slots::{alloc_live, layouts, DevLayout, Slots};
 use crate::blocks::BlockTable;
 use crate::builder::{work_rows, ProgramBuilder, ScratchKind};
 use crate::plan::{
-    BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Region, RowRanges,
-    PLAN_FORMAT_VERSION,
+    BufferRole, BwdWork, DevicePlan, Dir, FillValue, FwdWork, Instr, IoTensor, P2p, Plan, Region,
+    RowRanges, PLAN_FORMAT_VERSION,
 };
 use crate::spec::{BatchSpec, DType, ModelShape, Topology};
 
@@ -70,7 +70,13 @@ struct BwdBufs {
     o_rem: u32,
     do_rem: u32,
     l_rem: u32,
+    /// Remote KV blocks' slots: their input in the forward and, once dead, the staging of their
+    /// dKV partials for the send.
     kv_rem: u32,
+    /// Where the backward's works read remote KV blocks: the forward's `kv_remote` itself
+    /// (a saved buffer) when every block kept its own slot rows there ([`kv_slots_unshared`]),
+    /// else `kv_rem`, into which the backward fetches them again.
+    kv_in: u32,
     dq_acc: u32,
     dkv_acc: u32,
     dq_part: u32,
@@ -477,14 +483,31 @@ fn declare_fwd(cx: &Ctx, d: usize) -> (ProgramBuilder, FwdBufs) {
     (f, bufs)
 }
 
-/// The backward program's buffers on device `d`.
-fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
+/// Whether every remote KV block of device `d` has slot rows of its own (no two blocks share
+/// rows of a lane): then the forward's `kv_remote` ends holding every block the backward reads,
+/// and the backward reads them there instead of fetching them again.
+fn kv_slots_unshared(cx: &Ctx, d: usize) -> bool {
+    let slots = &cx.kv_slots[d];
+    let mut items: Vec<(u32, u32, u32)> = slots
+        .at
+        .iter()
+        .map(|(&(k, _), &(row, lane))| (lane, row, row + cx.blen(k)))
+        .collect();
+    items.sort_unstable();
+    items
+        .windows(2)
+        .all(|w| w[0].0 != w[1].0 || w[0].2 <= w[1].1)
+}
+
+/// The backward program's buffers on device `d`; `saved_kv`: the forward's `kv_remote` buffer
+/// when the backward reads remote KV blocks from it ([`kv_slots_unshared`]).
+fn declare_bwd(cx: &Ctx, d: usize, saved_kv: Option<u32>) -> (ProgramBuilder, BwdBufs) {
     let (model, t) = (cx.model, cx.lay[d].tokens);
     let (q_slots, kv_slots) = (&cx.q_slots, &cx.kv_slots);
     let (q_pslots, kv_pslots) = (&cx.q_pslots, &cx.kv_pslots);
     let (oq_tokens, okv_tokens) = (&cx.bq_tokens, &cx.bkv_tokens);
     let mut b = ProgramBuilder::new();
-    let bufs = BwdBufs {
+    let mut bufs = BwdBufs {
         q: b.io(IoTensor::Q, &model, t),
         kv: b.io(IoTensor::Kv, &model, t),
         o: b.io(IoTensor::O, &model, t),
@@ -527,6 +550,7 @@ fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
             kv_slots[d].tokens,
             model.dtype,
         ),
+        kv_in: 0,
         dq_acc: b.scratch("dq_acc", &model, ScratchKind::Q, t, DType::F32),
         dkv_acc: b.scratch("dkv_acc", &model, ScratchKind::Kv, t, DType::F32),
         dq_part: b.scratch(
@@ -551,6 +575,17 @@ fn declare_bwd(cx: &Ctx, d: usize) -> (ProgramBuilder, BwdBufs) {
             okv_tokens[d],
             model.dtype,
         ),
+    };
+    bufs.kv_in = match saved_kv {
+        Some(forward) => b.buffer(
+            "kv_saved",
+            BufferRole::Saved { forward },
+            model.dtype,
+            kv_slots[d].tokens,
+            model.kv_heads,
+            2 * model.head_dim,
+        ),
+        None => bufs.kv_rem,
     };
     (b, bufs)
 }
@@ -619,6 +654,10 @@ fn transfers(cx: &Ctx, fb: &[FwdBufs], bb: &[BwdBufs]) -> (Vec<Xfer>, Vec<Xfer>)
                 src_region: reg(fb[h as usize].kv, src_row, len, kh(hb)),
                 dst_region: reg(fb[du].kv_rem, dst_row, len, kh(lane)),
             });
+            if bb[du].kv_in != bb[du].kv_rem {
+                // The backward reads this block from the forward's saved slot.
+                continue;
+            }
             bwd_x.push(Xfer {
                 tag: s,
                 order: (4, k, hb, d),
@@ -893,7 +932,7 @@ impl Dev<'_> {
                 kv: w
                     .kv
                     .iter()
-                    .map(|&k| kvi_at(k, w.hb, bbuf.kv, bbuf.kv_rem))
+                    .map(|&k| kvi_at(k, w.hb, bbuf.kv, bbuf.kv_in))
                     .collect(),
                 o: qi_at(w.q, w.hb, bbuf.o, bbuf.o_rem),
                 lse: qi_at(w.q, w.hb, bbuf.lse, bbuf.l_rem),
@@ -1215,6 +1254,7 @@ pub(super) fn emit(
     pl: &Placement,
     stage: &[u32],
     stages: u32,
+    save_kv: bool,
 ) -> Plan {
     let n = topo.n_devices();
     let mut cx = Ctx {
@@ -1248,8 +1288,12 @@ pub(super) fn emit(
     // Buffer ids of every device, declared first so transfers can name them.
     let (mut fwd_builders, fb): (Vec<ProgramBuilder>, Vec<FwdBufs>) =
         (0..n as usize).map(|d| declare_fwd(&cx, d)).unzip();
-    let (mut bwd_builders, bb): (Vec<ProgramBuilder>, Vec<BwdBufs>) =
-        (0..n as usize).map(|d| declare_bwd(&cx, d)).unzip();
+    let (mut bwd_builders, bb): (Vec<ProgramBuilder>, Vec<BwdBufs>) = (0..n as usize)
+        .map(|d| {
+            let saved = save_kv && kv_slots_unshared(&cx, d);
+            declare_bwd(&cx, d, saved.then_some(fb[d].kv_rem))
+        })
+        .unzip();
     let (mut fwd_x, mut bwd_x) = transfers(&cx, &fb, &bb);
     let fwd_groups = group(&mut fwd_x, n);
     let bwd_groups = group(&mut bwd_x, n);
