@@ -100,6 +100,10 @@ pub struct BatchArgs {
     /// topology's intra-node bandwidth and latency (explicit --intra-gbps wins).
     #[arg(long)]
     pub planner_profile: Option<PathBuf>,
+    /// dcp's own plans fetch remote KV blocks again in the backward instead of reading them from
+    /// the forward's saved slots (for A/B runs of `DcpOptions::save_kv`).
+    #[arg(long)]
+    pub no_saved_kv: bool,
     /// Largest batch accepted, in tokens (a guard against batches whose plans would not fit in
     /// memory or time; raise it deliberately).
     #[arg(long, default_value_t = MAX_BATCH_TOKENS, value_parser = clap::value_parser!(u64).range(1..))]
@@ -260,6 +264,9 @@ impl BatchArgs {
     pub fn planner_options(&self, mut opts: PlannerOptions) -> Result<PlannerOptions> {
         if let Some((c, _)) = self.planner_profile()? {
             opts.dcp.cost = c;
+        }
+        if self.no_saved_kv {
+            opts.dcp.save_kv = false;
         }
         Ok(opts)
     }

@@ -381,3 +381,41 @@ fn planner_profile_feeds_dcp_and_a_bad_one_is_named() {
         &["--planner-profile or --cost-model"],
     );
 }
+
+/// `--no-saved-kv` makes dcp's own plans fetch remote KV again in the backward: the same forward
+/// bytes, more backward bytes than the default (which reads them from the forward's slots).
+#[test]
+fn no_saved_kv_switches_dcp_back_to_fetching_kv() {
+    let dir = scratch("saved-kv");
+    let batches = dir.join("b.json");
+    std::fs::write(&batches, r#"{"batches": [[3072]]}"#).unwrap();
+    let bytes = |extra: &[&str]| -> (u64, u64) {
+        let mut args = vec![
+            "plan",
+            "--batches",
+            batches.to_str().unwrap(),
+            "--topology",
+            "2x4",
+            "--planner",
+            "dcp",
+            "--block-size",
+            "64",
+            "--no-static-fallback",
+        ];
+        args.extend_from_slice(extra);
+        let o = dcp(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let v: serde_json::Value =
+            serde_json::from_str(text(&o.stdout).lines().next().unwrap()).expect("one JSON line");
+        let get = |k: &str| v[k].as_u64().unwrap();
+        (
+            get("fwd_bytes_intra") + get("fwd_bytes_inter"),
+            get("bwd_bytes_intra") + get("bwd_bytes_inter"),
+        )
+    };
+    let (f_on, b_on) = bytes(&[]);
+    let (f_off, b_off) = bytes(&["--no-saved-kv"]);
+    assert_eq!(f_on, f_off);
+    assert!(b_on < b_off, "backward bytes {b_on} (saved KV) vs {b_off}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
