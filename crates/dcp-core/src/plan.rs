@@ -665,6 +665,30 @@ impl Instr {
         }
     }
 
+    /// Calls `f` on every region this instruction writes (a transfer: its receives).
+    pub fn for_each_write(&self, mut f: impl FnMut(&Region)) {
+        match self {
+            Instr::Fill { dst, .. } | Instr::Copy { dst, .. } | Instr::Sum { dst, .. } => f(dst),
+            Instr::Comm { ops, .. } => ops
+                .iter()
+                .filter(|op| op.dir == Dir::Recv)
+                .for_each(|op| f(&op.region)),
+            Instr::Wait { .. } => {}
+            Instr::Attn { works, .. } => works.iter().for_each(|w| {
+                f(&w.o);
+                f(&w.lse);
+            }),
+            Instr::AttnBwd { works, .. } => works.iter().for_each(|w| {
+                f(&w.dq);
+                w.dkv.iter().for_each(&mut f);
+            }),
+            Instr::Merge { o, lse, .. } => {
+                f(o);
+                f(lse);
+            }
+        }
+    }
+
     /// Calls `f` on every region this instruction reads or writes (executors bounds-check them
     /// while lowering).
     pub fn for_each_region(&self, mut f: impl FnMut(&Region)) {

@@ -291,20 +291,8 @@ impl ExternalExecutor {
         let i = p
             .io_index(t)
             .ok_or_else(|| CudaError::Unsupported(format!("program has no {t:?} buffer")))?;
-        let want = p.decl(i).bytes() as usize;
-        if x.bytes != want {
-            return Err(CudaError::Unsupported(format!(
-                "{t:?}: the tensor has {} bytes, the plan's buffer for this rank {want}",
-                x.bytes
-            )));
-        }
-        if want == 0 {
-            return Ok(());
-        }
-        let buf = p.buffer_ptr(i);
-        let (dst, src) = if into { (buf, x.ptr) } else { (x.ptr, buf) };
-        // SAFETY: both ranges hold `want` bytes (checked above; caller's contract).
-        unsafe { self.gpu.copy_dtod_raw(dst, src, want, Stream::Compute) }
+        // SAFETY: forwarded caller contract.
+        unsafe { p.copy_buffer(&self.gpu, i, x.ptr, x.bytes, into) }
     }
 
     /// Runs rank `rank`'s forward (`backward` false: inputs Q `[tokens][heads][D]`, KV

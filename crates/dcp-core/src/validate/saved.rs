@@ -12,7 +12,7 @@
 use super::state::{continues, Buf, Few, Part, Rows, Val};
 use super::Ctx;
 use crate::error::PlanErrorKind;
-use crate::plan::{BufferDecl, BufferRole, Dir, Instr, IoTensor, Program, Region};
+use crate::plan::{BufferDecl, BufferRole, IoTensor, Program, Region};
 
 /// The forward's final buffer states, per device and buffer.
 pub(super) type FwdEnd = Vec<Vec<Buf>>;
@@ -81,13 +81,22 @@ pub(super) fn saved_state(
                 let Val::Part { g, head, .. } = here else {
                     unreachable!("a shifted partial result is one")
                 };
-                let (b0, b1) = cx.gmap.device_bounds(g);
-                let n = ((b1 - g).min((rows.r1 - r) as u64)) as u32;
-                let v = match owner(cx, g) {
-                    Some(d) if holds(cx, fwd, d, t, g - b0, n, head, c1 - c0, &here) => {
-                        Val::In { t, g, head }
-                    }
-                    _ => here,
+                let d = cx.gmap.device_at(g, dev);
+                let b0 = cx.gmap.base(d as u32);
+                let end = b0 + cx.plan.devices[d].local_tokens() as u64;
+                let n = ((end - g).min((rows.r1 - r) as u64)) as u32;
+                // The owner's rows of this piece: rows g − b0 on, the piece's heads.
+                let at = Region {
+                    buf: 0,
+                    tok: (g - b0) as u32,
+                    len: n,
+                    head,
+                    heads: c1 - c0,
+                };
+                let v = if holds(cx, fwd, d, t, at, &here) {
+                    Val::In { t, g, head }
+                } else {
+                    here
                 };
                 put(r, r + n, v);
                 r += n;
@@ -95,14 +104,6 @@ pub(super) fn saved_state(
         }
     }
     Ok(out)
-}
-
-/// The device whose layout rows hold global row `g`.
-fn owner(cx: &Ctx, g: u64) -> Option<usize> {
-    (0..cx.plan.devices.len()).rev().find(|&d| {
-        let b = cx.gmap.base(d as u32);
-        b <= g && g < b + cx.plan.devices[d].local_tokens() as u64
-    })
 }
 
 /// The output tensor a partial result of the forward ends in.
@@ -114,34 +115,17 @@ fn final_of(v: &Val) -> Option<IoTensor> {
     }
 }
 
-/// Whether device `d`'s forward output `t` ends holding `v` (and its continuation) at rows
-/// `[row, row + n)`, heads `[head, head + heads)`.
-#[allow(clippy::too_many_arguments)] // one rectangle of one owner's output: its coordinates
-fn holds(
-    cx: &Ctx,
-    fwd: &FwdEnd,
-    d: usize,
-    t: IoTensor,
-    row: u64,
-    n: u32,
-    head: u32,
-    heads: u32,
-    v: &Val,
-) -> bool {
+/// Whether device `d`'s forward output `t` ends holding `v` (and its continuation) at `at`'s
+/// rows and heads (its buffer field is ignored).
+fn holds(cx: &Ctx, fwd: &FwdEnd, d: usize, t: IoTensor, at: Region, v: &Val) -> bool {
     let Some(ob) = cx.plan.devices[d].forward.io(t) else {
         return false;
     };
     let decl = &cx.plan.devices[d].forward.buffers[ob as usize];
-    if row + n as u64 > decl.tokens as u64 || head + heads > decl.heads {
+    let r = Region { buf: ob, ..at };
+    if r.tok as u64 + r.len as u64 > decl.tokens as u64 || r.head + r.heads > decl.heads {
         return false;
     }
-    let r = Region {
-        buf: ob,
-        tok: row as u32,
-        len: n,
-        head,
-        heads,
-    };
     fwd[d][ob as usize]
         .read(&r)
         .iter()
@@ -152,44 +136,22 @@ fn holds(
 /// buffers are read-only in the backward, so an executor may hand the forward's own buffers to
 /// every backward run after it.
 pub(super) fn first_write(prog: &Program) -> Option<(usize, u32)> {
-    let saved = |r: &Region| {
+    let saved = |b: u32| {
         matches!(
-            prog.buffers.get(r.buf as usize).map(|b| b.role),
+            prog.buffers.get(b as usize).map(|d| d.role),
             Some(BufferRole::Saved { .. })
         )
     };
-    if !prog
-        .buffers
-        .iter()
-        .any(|b| matches!(b.role, BufferRole::Saved { .. }))
-    {
+    if !(0..prog.buffers.len() as u32).any(saved) {
         return None;
     }
-    for (i, ins) in prog.instrs.iter().enumerate() {
-        let hit = match ins {
-            Instr::Fill { dst, .. } | Instr::Copy { dst, .. } | Instr::Sum { dst, .. } => {
-                saved(dst).then_some(dst.buf)
+    prog.instrs.iter().enumerate().find_map(|(i, ins)| {
+        let mut hit = None;
+        ins.for_each_write(|r| {
+            if hit.is_none() && saved(r.buf) {
+                hit = Some(r.buf);
             }
-            Instr::Comm { ops, .. } => ops
-                .iter()
-                .find(|o| o.dir == Dir::Recv && saved(&o.region))
-                .map(|o| o.region.buf),
-            Instr::Wait { .. } => None,
-            Instr::Attn { works, .. } => works
-                .iter()
-                .flat_map(|w| [&w.o, &w.lse])
-                .find(|r| saved(r))
-                .map(|r| r.buf),
-            Instr::AttnBwd { works, .. } => works
-                .iter()
-                .flat_map(|w| std::iter::once(&w.dq).chain(&w.dkv))
-                .find(|r| saved(r))
-                .map(|r| r.buf),
-            Instr::Merge { o, lse, .. } => [o, lse].into_iter().find(|r| saved(r)).map(|r| r.buf),
-        };
-        if let Some(b) = hit {
-            return Some((i, b));
-        }
-    }
-    None
+        });
+        hit.map(|b| (i, b))
+    })
 }
