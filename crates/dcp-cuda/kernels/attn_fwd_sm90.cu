@@ -70,6 +70,24 @@
 #define FWD_SPLIT ((HEAD_DIM == 128) ? 2 : 0)
 #endif
 
+// FWD_OST 1: 16-bit O leaves through shared memory: each consumer warpgroup writes its normalised
+// 64 x D tile with stmatrix into its own rows of the task's Q buffer (free once the task's last S
+// has completed; same 128-byte swizzle, no bank conflicts), then copies it out with 16-byte shared
+// loads and 16-byte global stores (a warp stores two whole 256-byte rows at a time) instead of 32
+// 4-byte stores per row pair, each touching 8 rows. f32 O (split-K partials) keeps the direct
+// stores. FWD_PREDESC 1: the producer loads a task's descriptors (task, work, the row's range
+// span, first tile word, KV base) before it waits for the Q buffer to be free, so their latency
+// runs under that wait. Defaults: on at D 128, where together they measured works1000 +19 %,
+// causal-blockwise +6 %, dense within noise (bench/results/kernels-2026-11-28n, variant ostpd);
+// off at D 64 (FWD_OST alone: works1000 +10 %, blockwise +5 %, but causal 128K -1.2 % in its one
+// run there, not yet confirmed either way).
+#ifndef FWD_OST
+#define FWD_OST (HEAD_DIM == 128)
+#endif
+#ifndef FWD_PREDESC
+#define FWD_PREDESC (HEAD_DIM == 128)
+#endif
+
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
 #endif
@@ -275,6 +293,27 @@ __device__ __forceinline__ void reg_fence_u(u32* r) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
 }
 
+// FWD_OST: stmatrix (four 8x8 b16 matrices; lane l addresses row l % 8 of matrix l / 8), a
+// 16-byte shared load, a predicated 16-byte global store (st.global: the pointer is generic).
+__device__ __forceinline__ void f90_stmatrix4(u32 saddr, const u32* v) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr), "r"(v[0]),
+               "r"(v[1]), "r"(v[2]), "r"(v[3])
+               : "memory");
+}
+__device__ __forceinline__ uint4 f90_lds128(u32 saddr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(saddr) : "memory");
+  return v;
+}
+__device__ __forceinline__ void f90_stg128p(void* p, uint4 v, bool ok) {
+  asm volatile("{\n.reg .pred q;\nsetp.ne.u32 q, %5, 0;\n@q st.global.v4.b32 [%0], {%1, %2, %3, %4};\n}\n" ::"l"(
+                   __cvta_generic_to_global(p)),
+               "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "r"((u32)ok)
+               : "memory");
+}
+__device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
+__device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
+
 extern "C" __global__ void __launch_bounds__(S90_THREADS, 1)
 dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
                   const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
@@ -327,9 +366,14 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if !FWD_CLAIM_LATE
       if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
 #endif
+#if !FWD_PREDESC
       if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+#endif
       const u32 qs = qsmall + qb * F90_QSMALL;
       if (cur >= n_tasks) {
+#if FWD_PREDESC
+        if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+#endif
         // No task left: tell the consumers (tiles_n = ~0) and stop.
         if (pt == 0) *(volatile u32*)(gbase + (qs + 16u - base)) = 0xffffffffu;
         mbar_arrive(qfull(qb));
@@ -337,6 +381,31 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       }
       const TaskDesc task = tasks[cur];
       const WorkDesc& w = works[task.work];
+#if FWD_PREDESC
+      // Everything read from global memory before the Q buffer is free (registers only).
+      const u32 row = task.row0 + pt;
+      const bool rok = row < w.n_rows;
+      const u32* rp = row_ptr + w.row_off + (rok ? row : 0);
+      const u32 ra = rok ? rp[0] : 0, rb = rok ? rp[1] : 0;
+      const elem_t* qbase = (const elem_t*)w.q;
+      const u64 myq = rok ? (u64)(qbase + (u64)row * w.q_stride + task.head * D) : 0;
+      const u32 kvh = task.head / group;
+      const u32* my_tiles = tiles + task.tiles_off;
+      const u32 n_keys = w.n_keys;
+      const bool one_seg = w.kv_count == 1;
+      const KvSeg* sg0 = segs + w.kv_first;
+      const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
+      const u32 k_stride = one_seg ? sg0->stride : 0;
+      u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+      if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
+      else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
+        f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+      cp_async4_s(qs + F90_INFO + 8 * pt, rp, rok);
+      cp_async4_s(qs + F90_INFO + 8 * pt + 4, rp + 1, rok);
+      warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
+      mbar_arrive_cp_async(qfull(qb));
+#else
       // Task and work descriptors, the rows' range spans, Q.
       if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
       else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
@@ -360,6 +429,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
       const u32 k_stride = one_seg ? sg0->stride : 0;
       u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+#endif
       for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
         const int s = sg & 1;
         const u32 word = word_next;
@@ -590,6 +660,51 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const u32 o_stride = wk->o_stride, lse_stride = wk->lse_stride, o_dtype = wk->o_dtype;
     void* const optr = (void*)wk->o;
     float* const lptr = (float*)wk->lse;
+#if FWD_OST
+    if (o_dtype != DT_F32) {
+      float inv[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float l = ll[h];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[h] = l > 0.f ? 1.f / l : 0.f;
+        const u32 row = row0 + r_lo + 8 * h;
+        if (t4 == 0 && row < n_rows)
+          lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
+      }
+      // O of this warpgroup through its 64 rows of the task's Q buffer (FWD_OST): the 8 x 8
+      // blocks of O's accumulator layout are stmatrix's fragments (block (nt, h) of a warp: rows
+      // 8 h + 0..7, columns 8 nt + 0..7); one stmatrix takes 16 rows x 16 columns.
+      const u32 sq = sQ + qb * QBYTES;
+      const int li = lane & 7, lm = lane >> 3;               // row li of block lm of a stmatrix
+      const u32 rs = 64 * cw + 16 * wq + li + 8 * (lm & 1);  // that row in the tile
+#pragma unroll
+      for (int q = 0; q < D / 16; ++q) {
+        const u32 c = 16 * q + 8 * (lm >> 1);  // its first column
+        u32 v[4];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const int nt = 2 * q + (m >> 1), h = m & 1;
+          const float x = o[nt * 4 + 2 * h] * inv[h], y = o[nt * 4 + 2 * h + 1] * inv[h];
+          const u32 vb = f90_bits(__floats2bfloat162_rn(x, y)), vh = f90_bits(__floats2half2_rn(x, y));
+          v[m] = o_dtype == DT_BF16 ? vb : vh;
+        }
+        f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
+      }
+      named_bar(4 + cw, 128);  // this warpgroup's rows are written
+      // 16-byte chunks: thread tw of the warpgroup takes chunk tw of each 128 (rows of D / 8).
+      const int tw = tid & 127;
+#pragma unroll
+      for (int i = 0; i < 64 * (D / 8) / 128; ++i) {
+        const int qq = i * 128 + tw, rw = qq / (D / 8), cc = qq % (D / 8);
+        const u32 rr = 64 * cw + rw;
+        const uint4 val = f90_lds128(sq + (cc >> 3) * (S90_BR * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4));
+        const u32 grow = row0 + rr;
+        f90_stg128p((__half*)optr + ((u64)grow * o_stride + head * D + 8 * cc), val, grow < n_rows);
+      }
+    } else
+#endif
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float l = ll[h];
