@@ -43,6 +43,9 @@
 // SASS instructions per consumer warp and step, +6-8 % (bench/results/kernels-2026-11-28l). The
 // mbarriers "ds_full"/"ds_empty" let the two consumers drift apart by up to one step (no per-step
 // barrier between them).
+// dK/dV of a task that alone adds into zero rows (TaskDesc.pad bit 31, D 128; src/own.rs): stored
+// with st.global.v4 instead of red.add (1000 documents of 256 tokens: the kernel 1.71 -> 1.49 ms,
+// the dKV fill dropped; bench/results/kernels-2026-11-28o).
 // dQ (fp32 buffers): each consumer writes its 64 x 64 fp32 block into its staging area in the
 // 128-byte swizzled box layout of the work's TMA tensor map (built by the host, one per work)
 // and one of its threads adds it into global memory with two `cp.reduce.async.bulk.tensor`
@@ -255,6 +258,15 @@ __device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, 
   asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
                : "memory");
 }
+__device__ __forceinline__ void st_v4(float* p, float a, float b, float c, float d) {
+  asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+
+// TaskDesc.pad bit 31 (src/own.rs, D 128): the task is the only one adding into its kv tile's
+// dK/dV rows, which are zero (a fill the host tracked; no other work of the launch writes them,
+// the tile's q-tile list is not split): it stores them instead (no read of the zeros from memory
+// by the reductions, and the host drops the fill where such stores cover it).
+#define B90_TASK_DKV_STORE 0x80000000u
 
 // dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
 // (dK, dV at +D elements) and dtype; 0 past the work's keys.
@@ -814,6 +826,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       u32 dt = DT_F32;
       const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt);
       const u32 c0 = 2 * (t4 & 2);
+      const bool dkv_store = tk->pad & B90_TASK_DKV_STORE;
 #pragma unroll
       for (int nt = 0; nt < D / 8; ++nt) {
 #pragma unroll
@@ -828,7 +841,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           const u32 col = m * D + nt * 8 + c0;
           if (dp != 0) {
             if (dt == DT_F32) {
-              red_add_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
+              if (dkv_store)
+                st_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
+              else
+                red_add_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
             } else {
               atomic_add_out((void*)dp, col, dt, x0 * f, x1 * f);
               atomic_add_out((void*)dp, col + 2, dt, x2 * f, x3 * f);

@@ -239,7 +239,7 @@ __device__ __forceinline__ void load8_as_f32(const void* p, u64 i, u32 dt, float
 // head dim 128): 16-byte loads of 8 elements where the work's pointers and strides allow, else
 // one element per lane and step. (The scalar one-row-per-warp form ran at ~15 % of HBM
 // bandwidth: 0.6 ms of an 11 ms backward on 480K rows.)
-extern "C" __global__ void dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
+extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
                                       u32 elem_dtype) {
   if (n_works == 0) return;
   const u32 lane = threadIdx.x & 31;
@@ -267,6 +267,68 @@ extern "C" __global__ void dcp_bwd_dd(const WorkDesc* works, u32 n_works, float*
       const u32 mid = (lo + hi) >> 1;
       if (works[mid].dd_off <= g0) lo = mid; else hi = mid;
     }
+  }
+  // DD_UNROLL pairs per lane slot in flight: every pair's loads are issued before the first dot
+  // product (one pair at a time, 44 registers, 40 warps per SM, kept ~40 KB per SM in flight: 1000
+  // works of 256 rows ran at ~2.4 TB/s, 0.43 ms; bench/results/kernels-2026-11-28o). Head dims
+  // that are a multiple of 8 (L < 32): each lane has at most one 8-element chunk of a pair. The
+  // launch bounds (3 CTAs of 256 per SM, 79 registers, no spills) keep ~96 KB per SM in flight.
+#ifndef DD_UNROLL
+#define DD_UNROLL 4
+#endif
+  if (L < 32 && DD_UNROLL > 1) {
+    for (u64 base = first; base < end; base += DD_UNROLL * per_warp) {
+      uint4 va[DD_UNROLL], vb[DD_UNROLL];
+      u32 dto[DD_UNROLL];
+      float acc[DD_UNROLL];
+#pragma unroll
+      for (int u = 0; u < DD_UNROLL; ++u) {
+        const u64 gi = base + u * per_warp + slot;
+        acc[u] = 0.f;
+        dto[u] = DT_BF16;
+        va[u] = vb[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (gi >= end) continue;
+        while (lo + 1 < n_works && works[lo + 1].dd_off <= gi) ++lo;
+        const WorkDesc& w = works[lo];
+        const u64 i = gi - w.dd_off;
+        const u64 r = i <= 0xffffffffull ? (u64)((u32)i / w.q_heads) : i / w.q_heads;
+        const u64 j = i - r * w.q_heads;
+        const u64 d0 = r * w.do_stride + j * head_dim, o0 = r * w.o_stride + j * head_dim;
+        // 16-bit dO and O, 16-byte aligned (else, e.g. an fp32 O, one element per lane and step).
+        const bool vec = esz_do == 2 && w.o_dtype != DT_F32 && ((w.dout | w.o) & 15) == 0 &&
+                         ((u64)w.do_stride * 2 & 15) == 0 && ((u64)w.o_stride * 2 & 15) == 0;
+        const u32 e = sub * 8;
+        if (!vec) {
+          for (u32 x = sub; x < head_dim; x += L)
+            acc[u] += load_as_f32((const void*)w.dout, d0 + x, elem_dtype) * load_as_f32((const void*)w.o, o0 + x, w.o_dtype);
+        } else if (e < head_dim) {
+          dto[u] = w.o_dtype;
+          va[u] = *(const uint4*)((const unsigned short*)w.dout + d0 + e);
+          vb[u] = *(const uint4*)((const unsigned short*)w.o + o0 + e);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < DD_UNROLL; ++u) {
+        const unsigned short* ha = (const unsigned short*)&va[u];
+        const unsigned short* hb = (const unsigned short*)&vb[u];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const float a = elem_dtype == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(ha[k]))
+                                                : __half2float(__ushort_as_half(ha[k]));
+          const float b = dto[u] == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(hb[k]))
+                                            : __half2float(__ushort_as_half(hb[k]));
+          acc[u] += a * b;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < DD_UNROLL; ++u) {
+        const u64 gi = base + u * per_warp + slot;
+        float a = acc[u];
+        for (u32 off = L >> 1; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+        if (sub == 0 && gi < end) dd[gi] = a;
+      }
+    }
+    return;
   }
   for (u64 base = first; base < end; base += per_warp) {
     const u64 gi = base + slot;

@@ -30,6 +30,7 @@ use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
+use crate::own::{self, OwnMode, ZeroSet, TASK_DKV_STORE};
 use crate::tilemask;
 
 /// Which forward kernel family to use (`DCP_CUDA_FAMILY`: `auto`, `mma`, `sm90`).
@@ -223,6 +224,9 @@ pub struct Kernels {
     bwd_bc: u32,
     bwd_br: u32,
     bwd_block: u32,
+    /// Owned gradient rows of the sm90 backward ([`own`], `DCP_CUDA_BWD_OWN`); off for the
+    /// mma.sync family.
+    pub own: OwnMode,
 }
 
 impl Kernels {
@@ -260,6 +264,10 @@ impl Kernels {
         };
         let fwd_family = choose_family(choice, gpu.cc, d, SM90_FWD_DEFAULT)?;
         let bwd_family = choose_family(choice, gpu.cc, d, SM90_BWD_DEFAULT)?;
+        let own = match bwd_family {
+            KernelFamily::Sm90Wgmma => OwnMode::from_env().map_err(CudaError::Unsupported)?,
+            KernelFamily::MmaSync => OwnMode::Off,
+        };
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
         let lds = d + 8;
         let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
@@ -322,6 +330,7 @@ impl Kernels {
             bwd_bc,
             bwd_br,
             bwd_block,
+            own,
         })
     }
 
@@ -1026,6 +1035,10 @@ struct Lowering<'a> {
     /// Merge instructions not yet issued (see [`Lowering::merge`]).
     merge_batch: MergeBatch,
     dd_max: u64,
+    /// Owned gradient rows ([`own`]): regions a fill left zero so far, and the fill ops that a
+    /// backward launch made redundant (dropped at the end).
+    zeros: ZeroSet,
+    elided: Vec<usize>,
 }
 
 /// An `Unsupported` error unless `ok`.
@@ -1561,7 +1574,33 @@ impl Lowering<'_> {
         // serialise on one SM. Aim for a few waves of CTAs.
         let total: u64 = pending.iter().map(|p| p.3.len() as u64 * p.2 as u64).sum();
         let chunk = total.div_ceil(4 * self.gpu.sm_count.max(1) as u64).max(8) as usize;
+        // Owned dK/dV rows ([`own`], head dim 128): a task that alone adds into its kv tile's
+        // dK/dV rows, which are zero (its work's dKV regions are its own, its list unsplit),
+        // stores them.
+        let dkv_own = if kernels.bwd_family == KernelFamily::Sm90Wgmma
+            && kernels.own == OwnMode::DkvStore
+            && d == 128
+        {
+            self.dkv_ownable(&works, &wl)
+        } else {
+            vec![false; works.len()]
+        };
+        // Works whose every dKV row is stored: all kv tiles listed, no list split.
+        let mut dkv_full: Vec<bool> = dkv_own.clone();
+        let mut kts = vec![0u32; works.len()];
+        for (wdx, _, _, list, _) in &pending {
+            dkv_full[*wdx as usize] &= list.len() <= chunk;
+            kts[*wdx as usize] += 1;
+        }
+        for (i, f) in dkv_full.iter_mut().enumerate() {
+            *f &= kts[i] == wl.works[i].n_keys.div_ceil(bc);
+        }
         for (wdx, kt, kv_heads, list, masks) in &pending {
+            let pad = if dkv_own[*wdx as usize] && list.len() <= chunk {
+                TASK_DKV_STORE
+            } else {
+                0
+            };
             for (i, part) in list.chunks(chunk).enumerate() {
                 let off = wl.tiles.len() as u32;
                 wl.tiles.extend_from_slice(part);
@@ -1576,11 +1615,12 @@ impl Lowering<'_> {
                         head: kvh,
                         tiles_off: off,
                         tiles_n: part.len() as u32,
-                        pad: 0,
+                        pad,
                     });
                 }
             }
         }
+        self.drop_covered_fills(&works, &dkv_full);
         self.dd_max = self.dd_max.max(dd_off);
         let n_works = wl.works.len() as u32;
         // sm90: per work a TMA tensor map of its fp32 dQ rows (the kernel adds 64-row dQ tiles
@@ -1639,6 +1679,51 @@ impl Lowering<'_> {
             args,
         }));
         Ok(())
+    }
+}
+
+impl Lowering<'_> {
+    /// Per fused work of a backward launch: whether its dKV rows are its own ([`own`]): fp32,
+    /// zero, overlapping no other work's dKV region of the launch.
+    fn dkv_ownable(&self, works: &[BwdWork], wl: &WorkLists) -> Vec<bool> {
+        let (mut dkv, mut dkv_of) = (Vec::new(), Vec::new());
+        for (i, w) in works.iter().enumerate() {
+            dkv.extend_from_slice(&w.dkv);
+            dkv_of.extend(std::iter::repeat_n(i, w.dkv.len()));
+        }
+        let mut ok: Vec<bool> = wl
+            .works
+            .iter()
+            .map(|wd| {
+                let segs = &wl.segs[wd.kv_first as usize..(wd.kv_first + wd.kv_count) as usize];
+                !segs.is_empty() && segs.iter().all(|s| s.ddtype == DT_F32)
+            })
+            .collect();
+        for ((r, &i), alone) in dkv.iter().zip(&dkv_of).zip(own::disjoint(&dkv)) {
+            ok[i] &= alone && self.zeros.is_zero(r);
+        }
+        ok
+    }
+
+    /// Drops the zero fills whose regions this backward launch stores in full: the dKV
+    /// regions of works whose every dKV row is stored (`dkv_full`) must tile the fill's region
+    /// exactly.
+    fn drop_covered_fills(&mut self, works: &[BwdWork], dkv_full: &[bool]) {
+        if !dkv_full.iter().any(|&f| f) {
+            return;
+        }
+        let parts: Vec<Region> = works
+            .iter()
+            .zip(dkv_full)
+            .filter(|(_, &f)| f)
+            .flat_map(|(w, _)| w.dkv.iter().copied())
+            .collect();
+        for (z, op) in self.zeros.fills() {
+            let inside: Vec<Region> = parts.iter().filter(|r| r.overlaps(z)).copied().collect();
+            if own::tiles_exactly(z, &inside) {
+                self.elided.push(*op);
+            }
+        }
     }
 }
 
@@ -1704,6 +1789,8 @@ impl Prepared {
             pending_unpacks: HashMap::new(),
             merge_batch: MergeBatch::default(),
             dd_max: 0,
+            zeros: ZeroSet::default(),
+            elided: Vec::new(),
         };
         let mut op_instr: Vec<(u32, &'static str)> = Vec::new();
         for (ii, ins) in prog.instrs.iter().enumerate() {
@@ -1712,7 +1799,13 @@ impl Prepared {
                 CudaError::Unsupported(format!("instruction {ii} ({}): {m}", ins.name()))
             };
             match ins {
-                Instr::Fill { dst, value } => lw.fill(dst, value)?,
+                Instr::Fill { dst, value } => {
+                    let op = lw.ops.len();
+                    lw.fill(dst, value)?;
+                    if *value == FillValue::Zero {
+                        lw.zeros.add(*dst, op);
+                    }
+                }
                 Instr::Copy { src, dst } => lw.copy(&at, src, dst)?,
                 Instr::Sum { dst, inputs } => lw.sum(dst, inputs)?,
                 Instr::Merge { o, lse, inputs } => lw.merge(o, lse, inputs)?,
@@ -1720,6 +1813,15 @@ impl Prepared {
                 Instr::Wait { tag } => lw.wait(&at, tag)?,
                 Instr::Attn { works, .. } => lw.attn(ii, works)?,
                 Instr::AttnBwd { works, .. } => lw.attn_bwd(ii, works)?,
+            }
+            if !matches!(
+                ins,
+                Instr::Fill {
+                    value: FillValue::Zero,
+                    ..
+                }
+            ) {
+                ins.for_each_region(|r| lw.zeros.forget(r));
             }
             // A run of merge instructions is one launch, issued after its last merge.
             if !matches!(prog.instrs.get(ii + 1), Some(Instr::Merge { .. })) {
@@ -1737,8 +1839,21 @@ impl Prepared {
             split_scratch,
             groups,
             dd_max,
+            elided,
             ..
         } = lw;
+        // Fills a backward launch writes over in full ([`own`]).
+        let (ops, mut op_instr) = if elided.is_empty() {
+            (ops, op_instr)
+        } else {
+            op_instr.resize(ops.len(), (u32::MAX, "?"));
+            ops.into_iter()
+                .zip(op_instr)
+                .enumerate()
+                .filter(|(i, _)| !elided.contains(i))
+                .map(|(_, x)| x)
+                .unzip()
+        };
         staging.extend(split_scratch);
         let arena_buf = gpu.alloc(arena.bytes.len())?;
         gpu.upload(&arena_buf, 0, &arena.bytes)?;

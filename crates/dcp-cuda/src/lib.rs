@@ -7,6 +7,7 @@
 //! * [`desc`]: host-side work lists (per-row ranges, per-tile full/partial classification).
 //! * [`fuse`]: a launch's works fused before lowering (neighbouring KV regions, works over the
 //!   same keys with continuing rows).
+//! * [`own`]: dK/dV rows a backward launch may store instead of add (and the fills it drops).
 //! * [`exec`]: a device program prepared once (buffers, descriptors), enqueued without host sync.
 //! * [`dist`]: torchrun-style ranks, TCP rendezvous for the NCCL id, the communicator.
 //! * [`watchdog`]: a deadline on every blocking step; on expiry (or a failed peer) the
@@ -32,6 +33,7 @@ pub mod fuse;
 pub mod gpu;
 pub mod heartbeat;
 pub mod nvrtc;
+pub mod own;
 pub mod pool;
 pub mod runner;
 pub mod tilemask;
