@@ -78,11 +78,12 @@
 // stores. FWD_PREDESC 1: the producer loads a task's descriptors (task, work, the row's range
 // span, first tile word, KV base) before it waits for the Q buffer to be free, so their latency
 // runs under that wait. Defaults: on at D 128, where together they measured works1000 +19 %,
-// causal-blockwise +6 %, dense within noise (bench/results/kernels-2026-11-28n, variant ostpd);
-// off at D 64 (FWD_OST alone: works1000 +10 %, blockwise +5 %, but causal 128K -1.2 % in its one
-// run there, not yet confirmed either way).
+// causal-blockwise +6 %, dense within noise (bench/results/kernels-2026-11-28n, variant ostpd).
+// FWD_OST is on at D 64 too since the lead's alternated A/B (kernels-2026-11-28n/lead/d64):
+// works1000 +9 %, packed +1.6 %, blockwise +2 %, dense causal 32K / 128K -0.7 % / -0.6 %
+// (within run-to-run spread); FWD_PREDESC is not measured at D 64 and stays off there.
 #ifndef FWD_OST
-#define FWD_OST (HEAD_DIM == 128)
+#define FWD_OST 1
 #endif
 #ifndef FWD_PREDESC
 #define FWD_PREDESC (HEAD_DIM == 128)
