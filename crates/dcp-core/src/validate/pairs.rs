@@ -24,7 +24,7 @@ use crate::mask::{CompiledMask, Lin};
 const P: u64 = (1 << 61) - 1;
 
 #[inline]
-fn mulm(a: u64, b: u64) -> u64 {
+const fn mulm(a: u64, b: u64) -> u64 {
     let r = a as u128 * b as u128;
     let s = ((r as u64) & P) + ((r >> 61) as u64);
     if s >= P {
@@ -45,7 +45,7 @@ fn addm(a: u64, b: u64) -> u64 {
 }
 
 #[inline]
-fn subm(a: u64, b: u64) -> u64 {
+const fn subm(a: u64, b: u64) -> u64 {
     if a >= b {
         a - b
     } else {
@@ -53,7 +53,7 @@ fn subm(a: u64, b: u64) -> u64 {
     }
 }
 
-fn powm(mut b: u64, mut e: u64) -> u64 {
+const fn powm(mut b: u64, mut e: u64) -> u64 {
     let mut r = 1u64;
     while e > 0 {
         if e & 1 == 1 {
@@ -65,7 +65,7 @@ fn powm(mut b: u64, mut e: u64) -> u64 {
     r
 }
 
-fn invm(a: u64) -> u64 {
+const fn invm(a: u64) -> u64 {
     powm(a, P - 2)
 }
 
@@ -86,28 +86,32 @@ impl PairSum {
 }
 
 /// Powers of one base by table lookup: `b^e = T0[e mod 2¹¹] · T1[(e >> 11) mod 2¹¹] · T2[e >> 22]`
-/// for `e < 2³³`, two multiplications instead of a square-and-multiply chain.
+/// for `e < 2³³`, two multiplications instead of a square-and-multiply chain. The shared
+/// hasher's tables are built at compile time ([`Hasher::shared`]): a validation pays no
+/// set-up for them.
 struct Powers {
-    t: [Vec<u64>; 3],
+    t: [[u64; Powers::N]; 3],
 }
 
 impl Powers {
     const BITS: u32 = 11;
+    const N: usize = 1 << Self::BITS;
 
-    fn new(b: u64) -> Self {
-        let n = 1usize << Self::BITS;
-        let mut t: [Vec<u64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    const fn new(b: u64) -> Self {
+        let mut t = [[0u64; Self::N]; 3];
         let mut step = b;
-        for level in &mut t {
-            let mut v = Vec::with_capacity(n);
+        let mut level = 0;
+        while level < 3 {
             let mut acc = 1u64;
-            for _ in 0..n {
-                v.push(acc);
+            let mut i = 0;
+            while i < Self::N {
+                t[level][i] = acc;
                 acc = mulm(acc, step);
+                i += 1;
             }
             // acc = step^(2^11): the next level's step.
             step = acc;
-            *level = v;
+            level += 1;
         }
         Powers { t }
     }
@@ -133,9 +137,8 @@ pub(super) struct Hasher {
     xp: Powers,
     yp: Powers,
     zp: Powers,
-    /// Powers of `1/y`, built on first use (a causal plan's sums may need none).
-    yip: std::sync::OnceLock<Powers>,
-    y_inv: u64,
+    /// Powers of `1/y`.
+    yip: Powers,
     inv_x1: u64,
     inv_y1: u64,
     inv_z1: u64,
@@ -144,11 +147,11 @@ pub(super) struct Hasher {
 }
 
 impl Hasher {
-    /// The one hasher (its power tables take ~0.2 M multiplications to build: once per process,
-    /// not per validation).
+    /// The one hasher, built at compile time (its power tables take ~25 K multiplications:
+    /// built at run time they cost the first validation of a process 0.3–0.4 M instructions).
     pub fn shared() -> &'static Hasher {
-        static H: std::sync::OnceLock<Hasher> = std::sync::OnceLock::new();
-        H.get_or_init(Hasher::new)
+        static H: Hasher = Hasher::new();
+        &H
     }
 
     /// `Σ_{e=a}^{b-1} x^e`.
@@ -173,7 +176,7 @@ impl Hasher {
         }
     }
 
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         // Fixed pseudo-random points (any values not 0 or 1 work; fixed keeps plans' verdicts
         // reproducible).
         let (x, y, z) = (
@@ -183,17 +186,18 @@ impl Hasher {
         );
         let y_inv = invm(y);
         let mut inv_ratio = [0u64; 9];
-        for (i, v) in inv_ratio.iter_mut().enumerate() {
+        let mut i = 0;
+        while i < inv_ratio.len() {
             let r = mulm(x, pow_signed(y, y_inv, i as i64 - 4));
-            *v = if r == 1 { 0 } else { invm(subm(r, 1)) };
+            inv_ratio[i] = if r == 1 { 0 } else { invm(subm(r, 1)) };
+            i += 1;
         }
         Hasher {
             x,
             xp: Powers::new(x),
             yp: Powers::new(y),
             zp: Powers::new(z),
-            yip: std::sync::OnceLock::new(),
-            y_inv,
+            yip: Powers::new(y_inv),
             inv_x1: invm(subm(x, 1)),
             inv_y1: invm(subm(y, 1)),
             inv_z1: invm(subm(z, 1)),
@@ -207,9 +211,7 @@ impl Hasher {
         if e >= 0 {
             self.yp.pow(e as u64)
         } else {
-            self.yip
-                .get_or_init(|| Powers::new(self.y_inv))
-                .pow(e.unsigned_abs())
+            self.yip.pow(e.unsigned_abs())
         }
     }
 
@@ -266,7 +268,7 @@ impl Hasher {
     }
 }
 
-fn pow_signed(b: u64, b_inv: u64, e: i64) -> u64 {
+const fn pow_signed(b: u64, b_inv: u64, e: i64) -> u64 {
     if e >= 0 {
         powm(b, e as u64)
     } else {
@@ -1280,7 +1282,7 @@ mod tests {
 
     #[test]
     fn closed_form_sums_match_brute_force() {
-        let h = Hasher::new();
+        let h = Hasher::shared();
         let masks = [
             MaskSpec::Causal,
             MaskSpec::Full,
@@ -1317,7 +1319,7 @@ mod tests {
     /// query range (crossing before, inside, after it; empty; none of one kind).
     #[test]
     fn causal_trap_sums_match_brute_force() {
-        let h = Hasher::new();
+        let h = Hasher::shared();
         let off = 11u64;
         let mut taken = 0;
         for (q0, q1) in [(0i64, 9i64), (4, 13), (6, 7), (5, 5)] {
@@ -1365,7 +1367,7 @@ mod tests {
     fn coverage_sums_split_over_cells() {
         // Two works over a causal sequence (tokens at global rows + 100); blocks of a
         // coverage add up to its full sum.
-        let h = Hasher::new();
+        let h = Hasher::shared();
         let causal = |q0: u32, q1: u32, k0: i64, k1: i64, krun| {
             let (lo, hi) = ([Lin::c(k0), Lin::c(k0)], [Lin::row(1), Lin::c(k1)]);
             Trap {
@@ -1459,7 +1461,7 @@ mod tests {
 
     #[test]
     fn rectangles_sum_like_trapezoids() {
-        let h = Hasher::new();
+        let h = Hasher::shared();
         for (q0, q1, k0, k1, off) in [
             (0u64, 1u64, 0u64, 1u64, 0u64),
             (3, 17, 2, 9, 40),
@@ -1481,7 +1483,7 @@ mod tests {
     #[test]
     fn the_quick_mask_test_agrees_with_counting() {
         // Whenever the sufficient test says "inside", every pair is inside (exact count).
-        let h = Hasher::new();
+        let h = Hasher::shared();
         let masks = [
             MaskSpec::Causal,
             MaskSpec::Full,
@@ -1562,7 +1564,7 @@ mod tests {
 
     #[test]
     fn crossing_bounds_are_split_exactly() {
-        let h = Hasher::new();
+        let h = Hasher::shared();
         // lo = max(q/… slopes −1, 0, 2), hi = min(slopes 1, 3) with crossings inside.
         let lo = [
             Lin { c: 20, slope: -1 },
