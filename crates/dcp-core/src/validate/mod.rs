@@ -35,7 +35,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -237,20 +236,14 @@ struct Ctx<'a> {
     seq_off: Vec<u64>,
     masks: Vec<CompiledMask>,
     gmap: GMap,
-    /// Per layout span, `Σ x^q` over its query tokens and `Σ y^k` over its key tokens (global
-    /// token offsets), once computed (`u64::MAX`: not yet): a ring work's rectangles take whole
-    /// spans, and every step meets the same ones. Devices fill them concurrently with equal
-    /// values (relaxed atomics: any value read is either unset or the one value).
-    span_xs: Vec<AtomicU64>,
-    span_ys: Vec<AtomicU64>,
     /// The pieces of each device's whole run of global rows (a ring plan's Q and its KV
     /// buffers as they travel), cut once for all devices ([`Ctx::whole_run`]).
     whole_runs: Vec<Vec<(Piece, u32)>>,
     /// Whether the exact shortcuts for common shapes are taken ([`Paths`]).
     fast: bool,
-    /// Per layout span, its query tokens' first mask segment and the keys all of them attend
-    /// ([`work::SpanMask`]): a ring work's query pieces are whole spans, met again every step.
-    span_mask: Vec<work::SpanMask>,
+    /// Per layout span, its sums and mask data ([`work::SpanInfo`]): a ring work's pieces are
+    /// whole spans, met again every step.
+    span: Vec<work::SpanInfo>,
 }
 
 impl<'a> Ctx<'a> {
@@ -263,8 +256,6 @@ impl<'a> Ctx<'a> {
 
     fn new(plan: &'a Plan) -> Self {
         let gmap = GMap::new(plan);
-        let n = gmap.spans().len();
-        let unset = || (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
         let whole_runs = (0..plan.devices.len())
             .map(|d| {
                 let (g, end) = (gmap.base(d as u32), gmap.base(d as u32 + 1));
@@ -279,17 +270,16 @@ impl<'a> Ctx<'a> {
             .iter()
             .map(|s| s.mask.compile(s.len))
             .collect();
-        let span_mask = work::span_masks(&gmap, &masks);
+        let seq_off = plan.batch.seq_offsets();
+        let span = work::span_infos(&gmap, &masks, &seq_off);
         Ctx {
             plan,
-            seq_off: plan.batch.seq_offsets(),
+            seq_off,
             masks,
             gmap,
-            span_xs: unset(),
-            span_ys: unset(),
             whole_runs,
             fast: true,
-            span_mask,
+            span,
         }
     }
 }
@@ -401,7 +391,7 @@ struct Validator<'a> {
     group_recvs: Vec<Few<Region>>,
     group_sends: Vec<Few<Region>>,
     /// Each device's coverage nodes.
-    covs: pairs::Covs,
+    covs: pairs::Covs<'a>,
     caches: Vec<DevCache<'a>>,
 }
 
@@ -413,7 +403,7 @@ struct Local<'v, 'a> {
     backward: bool,
     dev: u32,
     st: &'v mut DevState,
-    covs: pairs::Arena<'v>,
+    covs: pairs::Arena<'v, 'a>,
     cache: &'v mut DevCache<'a>,
     /// The previous device's checked works in the order checked (its pairs memo's entries),
     /// when devices run one after the other (its works of this phase are checked already): a
@@ -431,7 +421,7 @@ impl<'v, 'a> Local<'v, 'a> {
         backward: bool,
         dev: u32,
         st: &'v mut DevState,
-        all: &'v [pairs::NodeArena],
+        all: &'v [pairs::NodeArena<'a>],
         cache: &'v mut DevCache<'a>,
     ) -> Self {
         Local {

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::state::Few;
+use super::work::LazyTraps;
 use crate::mask::{CompiledMask, Lin};
 
 const P: u64 = (1 << 61) - 1;
@@ -527,32 +528,36 @@ fn general_trap_sum(
 /// taken once per query head of `qheads`; with the sums and extents of each query run's and each
 /// KV run's trapezoids, which its coverage leaves are.
 #[derive(Debug)]
-pub(super) struct WorkPairs {
+pub(super) struct WorkPairs<'a> {
     /// Query heads as runs `[h0, h1)`.
     pub qheads: Few<(u32, u32)>,
-    traps: Traps,
+    traps: Traps<'a>,
     /// Σ z^h and count over `qheads`.
     heads: PairSum,
-    /// Per query run and per KV run: extent and sum (times heads) of its trapezoids.
-    q_runs: Few<(Extent, PairSum)>,
-    k_runs: Few<(Extent, PairSum)>,
+    /// Per query run and per KV run: extent, sum times heads and sum (one head) of its
+    /// trapezoids.
+    q_runs: Few<(Extent, PairSum, PairSum)>,
+    k_runs: Few<(Extent, PairSum, PairSum)>,
 }
 
-/// A work's trapezoids: its own, or those of an earlier work of the same query rows, KV rows
-/// and row ranges (a usp head group's devices: [`WorkPairs::traps`] reads through to them, no
-/// copy).
+/// A work's trapezoids: its own, those of an earlier work of the same query rows, KV rows and
+/// row ranges (a usp head group's devices: [`WorkPairs::traps`] reads through to them, no
+/// copy), or made on first use from the work's operands and row ranges (a work checked by the
+/// rectangle path, which sums without making them: a valid plan reads its works' coverage
+/// whole, and only a partial read needs them).
 #[derive(Debug)]
-pub(super) enum Traps {
+pub(super) enum Traps<'a> {
     Own(Vec<Trap>),
-    Of(Arc<WorkPairs>),
+    Of(Arc<WorkPairs<'a>>),
+    Lazy(LazyTraps<'a>),
 }
 
-impl Traps {
+impl<'a> Traps<'a> {
     /// The trapezoids of `w`, shared: pointing at the work that owns them.
-    pub fn of(w: &Arc<WorkPairs>) -> Traps {
+    pub fn of(w: &Arc<WorkPairs<'a>>) -> Traps<'a> {
         match &w.traps {
             Traps::Of(root) => Traps::Of(root.clone()),
-            Traps::Own(_) => Traps::Of(w.clone()),
+            Traps::Own(_) | Traps::Lazy(_) => Traps::Of(w.clone()),
         }
     }
 
@@ -560,6 +565,7 @@ impl Traps {
         match self {
             Traps::Own(v) => v,
             Traps::Of(w) => w.traps(),
+            Traps::Lazy(l) => l.get(),
         }
     }
 }
@@ -633,7 +639,7 @@ impl Cells {
     }
 }
 
-impl WorkPairs {
+impl<'a> WorkPairs<'a> {
     /// The pairs of `traps` times the query heads `qheads`; `q_runs` and `k_runs` are the global
     /// rows of the work's query runs and KV runs (all regions'), which the traps' `qrun` and
     /// `krun` index.
@@ -656,9 +662,26 @@ impl WorkPairs {
     pub fn new_from<Q, K>(
         h: &Hasher,
         qheads: Few<(u32, u32)>,
-        traps: Traps,
+        traps: Traps<'a>,
         q_runs: Q,
         k_runs: K,
+    ) -> Self
+    where
+        Q: Iterator<Item = (i64, i64)> + Clone,
+        K: Iterator<Item = (i64, i64)> + Clone,
+    {
+        Self::with_sums(h, qheads, traps, q_runs, k_runs, None)
+    }
+
+    /// [`WorkPairs::new_from`] with the per-run sums of the trapezoids given (`sums`: per query
+    /// run, per KV run, one head) instead of summed from them (lazy trapezoids).
+    pub fn with_sums<Q, K>(
+        h: &Hasher,
+        qheads: Few<(u32, u32)>,
+        traps: Traps<'a>,
+        q_runs: Q,
+        k_runs: K,
+        sums: Option<(&[PairSum], &[PairSum])>,
     ) -> Self
     where
         Q: Iterator<Item = (i64, i64)> + Clone,
@@ -685,33 +708,41 @@ impl WorkPairs {
                 k,
                 heads: (h0, h1),
             }));
-            (e.clip(&Cells::ALL), PairSum::default())
+            (e.clip(&Cells::ALL), PairSum::default(), PairSum::default())
         };
-        let mut q_side: Few<(Extent, PairSum)> = q_runs.map(|q| side(q, ka)).collect();
-        let mut k_side: Few<(Extent, PairSum)> = k_runs.map(|k| side(qa, k)).collect();
-        if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
+        type RunSide = (Extent, PairSum, PairSum);
+        let mut q_side: Few<RunSide> = q_runs.map(|q| side(q, ka)).collect();
+        let mut k_side: Few<RunSide> = k_runs.map(|k| side(qa, k)).collect();
+        if let Some((qs, ks)) = sums {
+            for (x, s) in q_side.iter_mut().zip(qs) {
+                x.2 = *s;
+            }
+            for (x, s) in k_side.iter_mut().zip(ks) {
+                x.2 = *s;
+            }
+        } else if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
             // One query run and one KV run (a ring step's work): both hold every trapezoid.
             let all = traps
                 .get()
                 .iter()
                 .fold(PairSum::default(), |s, t| s.add(t.full));
-            (q.1, k.1) = (all, all);
+            (q.2, k.2) = (all, all);
         } else {
             // The lists' slices once, not per trapezoid.
-            let qs: &mut [(Extent, PairSum)] = &mut q_side;
-            let ks: &mut [(Extent, PairSum)] = &mut k_side;
+            let qs: &mut [RunSide] = &mut q_side;
+            let ks: &mut [RunSide] = &mut k_side;
             for t in traps.get() {
-                let q = &mut qs[t.qrun as usize].1;
+                let q = &mut qs[t.qrun as usize].2;
                 *q = q.add(t.full);
-                let k = &mut ks[t.krun as usize].1;
+                let k = &mut ks[t.krun as usize].2;
                 *k = k.add(t.full);
             }
         }
-        for (e, s) in q_side.iter_mut().chain(k_side.iter_mut()) {
-            if s.count == 0 {
+        for (e, s, one) in q_side.iter_mut().chain(k_side.iter_mut()) {
+            if one.count == 0 {
                 *e = Extent(None);
             }
-            *s = times_heads(*s, heads);
+            *s = times_heads(*one, heads);
         }
         WorkPairs {
             qheads,
@@ -728,15 +759,27 @@ impl WorkPairs {
     pub fn one_run(
         h: &Hasher,
         qheads: (u32, u32),
-        traps: Traps,
+        traps: Traps<'a>,
         q: (i64, i64),
         k: (i64, i64),
     ) -> Self {
-        let heads = PairSum::default().add(h.heads(qheads.0, qheads.1));
         let all = traps
             .get()
             .iter()
             .fold(PairSum::default(), |s, t| s.add(t.full));
+        Self::one_run_sum(h, qheads, traps, q, k, all)
+    }
+
+    /// [`WorkPairs::one_run`] with the trapezoids' sum (one head) given.
+    pub fn one_run_sum(
+        h: &Hasher,
+        qheads: (u32, u32),
+        traps: Traps<'a>,
+        q: (i64, i64),
+        k: (i64, i64),
+        all: PairSum,
+    ) -> Self {
+        let heads = PairSum::default().add(h.heads(qheads.0, qheads.1));
         let ext = if all.count == 0 {
             Extent(None)
         } else {
@@ -747,7 +790,7 @@ impl WorkPairs {
             }))
             .clip(&Cells::ALL)
         };
-        let side = (ext, times_heads(all, heads));
+        let side = (ext, times_heads(all, heads), all);
         WorkPairs {
             qheads: Few::One(qheads),
             traps,
@@ -760,9 +803,13 @@ impl WorkPairs {
     /// Whether `o` holds the same pairs in the same form: equal trapezoids in the same order,
     /// heads, and per-run extents and sums (what a fast path must reproduce exactly).
     #[cfg(debug_assertions)]
-    pub fn same_as(&self, o: &WorkPairs) -> bool {
-        let sides = |a: &[(Extent, PairSum)], b: &[(Extent, PairSum)]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 .0 == y.0 .0 && x.1 == y.1)
+    pub fn same_as(&self, o: &WorkPairs<'_>) -> bool {
+        type RunSide = (Extent, PairSum, PairSum);
+        let sides = |a: &[RunSide], b: &[RunSide]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.0 .0 == y.0 .0 && x.1 == y.1 && x.2 == y.2)
         };
         self.qheads == o.qheads
             && self.traps() == o.traps()
@@ -778,10 +825,19 @@ impl WorkPairs {
 
     /// Extent and sum of the trapezoids of `side`.
     fn side(&self, side: Side) -> (Extent, PairSum) {
-        match side {
+        let (e, s, _) = match side {
             Side::Q(i) => self.q_runs[i as usize],
             Side::K(j) => self.k_runs[j as usize],
-        }
+        };
+        (e, s)
+    }
+
+    /// Per query run and per KV run, the sum (one head) of its trapezoids.
+    pub fn one_head_sums(&self) -> (Few<PairSum>, Few<PairSum>) {
+        (
+            self.q_runs.iter().map(|x| x.2).collect(),
+            self.k_runs.iter().map(|x| x.2).collect(),
+        )
     }
 
     /// Summary of the pairs of `side` inside `cells`.
@@ -997,8 +1053,8 @@ impl Extent {
 /// in one arena per device ([`NodeArena`]) and are named by index, so a value holding one is plain
 /// data (no reference count to move, no allocation per node).
 #[derive(Debug)]
-pub(super) struct CovNode {
-    kind: CovKind,
+pub(super) struct CovNode<'a> {
+    kind: CovKind<'a>,
     ext: Extent,
     /// The sum over all cells, computed when the node is made (a leaf's work sum, a join's two
     /// children's sums): the children are in cache then, and most blocks hold whole works.
@@ -1006,10 +1062,10 @@ pub(super) struct CovNode {
 }
 
 #[derive(Debug)]
-enum CovKind {
+enum CovKind<'a> {
     /// The pairs of one query run or KV run of a work.
     Leaf {
-        w: Arc<WorkPairs>,
+        w: Arc<WorkPairs<'a>>,
         side: Side,
     },
     Join(Cov, Cov),
@@ -1024,8 +1080,8 @@ pub(super) type Cov = u64;
 /// live in buckets of 32, 64, 128, ... slots that never move, each slot set once, so readers
 /// need no lock and devices run concurrently ([`Arena`]).
 #[derive(Debug)]
-pub(super) struct NodeArena {
-    buckets: Vec<OnceLock<Box<[OnceLock<CovNode>]>>>,
+pub(super) struct NodeArena<'a> {
+    buckets: Vec<OnceLock<Box<[OnceLock<CovNode<'a>>]>>>,
     len: AtomicUsize,
 }
 
@@ -1039,7 +1095,7 @@ fn bucket_of(i: usize) -> (usize, usize) {
     (b, j - (FIRST_BUCKET << b))
 }
 
-impl Default for NodeArena {
+impl Default for NodeArena<'_> {
     fn default() -> Self {
         // Buckets for 32·(2^28 − 1) nodes: every index a `Cov` can name.
         NodeArena {
@@ -1049,9 +1105,9 @@ impl Default for NodeArena {
     }
 }
 
-impl NodeArena {
+impl<'a> NodeArena<'a> {
     #[inline]
-    fn get(&self, i: usize) -> &CovNode {
+    fn get(&self, i: usize) -> &CovNode<'a> {
         let (b, k) = bucket_of(i);
         self.buckets[b]
             .get()
@@ -1061,7 +1117,7 @@ impl NodeArena {
     }
 
     /// Appends `n` (only the owning device does); returns its index.
-    fn push(&self, n: CovNode) -> usize {
+    fn push(&self, n: CovNode<'a>) -> usize {
         let i = self.len.load(Ordering::Relaxed);
         let (b, k) = bucket_of(i);
         let bucket = self.buckets[b]
@@ -1078,12 +1134,12 @@ impl NodeArena {
 /// when one device runs at a time (no slot to initialize and no atomics: the sequential
 /// validator's nodes cost what they did before devices ran in parallel).
 #[derive(Debug)]
-pub(super) enum Covs {
-    Shared(Vec<NodeArena>),
-    Owned(Vec<Vec<CovNode>>),
+pub(super) enum Covs<'a> {
+    Shared(Vec<NodeArena<'a>>),
+    Owned(Vec<Vec<CovNode<'a>>>),
 }
 
-impl Covs {
+impl<'a> Covs<'a> {
     /// Arenas for devices expecting about `nodes[d]` nodes each (a plain vector gets room for
     /// them: growing one copies it again and again).
     pub fn new(nodes: impl Iterator<Item = usize>, shared: bool) -> Self {
@@ -1095,7 +1151,7 @@ impl Covs {
     }
 
     /// Device `dev`'s view.
-    pub fn arena(&mut self, dev: u32) -> Arena<'_> {
+    pub fn arena(&mut self, dev: u32) -> Arena<'_, 'a> {
         let nodes = match self {
             Covs::Shared(all) => Nodes::Shared(all),
             Covs::Owned(all) => Nodes::Owned(all),
@@ -1104,7 +1160,7 @@ impl Covs {
     }
 
     /// The shared arenas (devices running concurrently each take a view of them).
-    pub fn shared(&self) -> &[NodeArena] {
+    pub fn shared(&self) -> &[NodeArena<'a>] {
         match self {
             Covs::Shared(all) => all,
             Covs::Owned(_) => unreachable!("devices run concurrently only on shared arenas"),
@@ -1113,22 +1169,22 @@ impl Covs {
 }
 
 /// The storage an [`Arena`] reads and appends to.
-pub(super) enum Nodes<'v> {
-    Shared(&'v [NodeArena]),
+pub(super) enum Nodes<'v, 'a> {
+    Shared(&'v [NodeArena<'a>]),
     /// All devices' nodes, exclusively (one device runs at a time).
-    Owned(&'v mut [Vec<CovNode>]),
+    Owned(&'v mut [Vec<CovNode<'a>>]),
 }
 
 /// Device `dev`'s view of all devices' coverage nodes: it makes nodes in its own arena and
 /// reads any device's.
-pub(super) struct Arena<'v> {
-    pub nodes: Nodes<'v>,
+pub(super) struct Arena<'v, 'a> {
+    pub nodes: Nodes<'v, 'a>,
     pub dev: u32,
 }
 
-impl Arena<'_> {
+impl<'a> Arena<'_, 'a> {
     #[inline]
-    fn node(&self, c: Cov) -> &CovNode {
+    fn node(&self, c: Cov) -> &CovNode<'a> {
         let (d, i) = ((c >> 32) as usize, (c as u32) as usize);
         match &self.nodes {
             Nodes::Shared(all) => all[d].get(i),
@@ -1136,7 +1192,7 @@ impl Arena<'_> {
         }
     }
 
-    fn push(&mut self, n: CovNode) -> Cov {
+    fn push(&mut self, n: CovNode<'a>) -> Cov {
         let dev = self.dev as usize;
         let i = match &mut self.nodes {
             Nodes::Shared(all) => all[dev].push(n),
@@ -1151,7 +1207,7 @@ impl Arena<'_> {
 
     /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
     /// the dKV rows of one KV run.
-    pub fn leaf(&mut self, w: Arc<WorkPairs>, side: Side) -> Cov {
+    pub fn leaf(&mut self, w: Arc<WorkPairs<'a>>, side: Side) -> Cov {
         let (ext, full) = w.side(side);
         self.push(CovNode {
             ext,
@@ -1447,7 +1503,7 @@ mod tests {
     }
 
     /// Pairs of two query runs over the same global rows 100..120.
-    fn w2(h: &Hasher, traps: Vec<Trap>) -> Arc<WorkPairs> {
+    fn w2(h: &Hasher, traps: Vec<Trap>) -> Arc<WorkPairs<'static>> {
         let heads = [(0, 2), (4, 5)].into_iter().collect();
         let q = [(100, 120), (100, 120)];
         Arc::new(WorkPairs::new(

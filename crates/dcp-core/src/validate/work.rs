@@ -18,13 +18,12 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::gspace::Piece;
 use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Arena, Cov,
-    Hasher, PtrHash, Side, Trap, Traps, WorkPairs,
+    Hasher, PairSum, PtrHash, Side, Trap, Traps, WorkPairs,
 };
 use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
@@ -44,20 +43,48 @@ thread_local! {
 
 /// `p`'s trapezoids with the query heads of `ops` (a work of the same query rows, KV rows and
 /// row ranges): what [`Local::pairs`] makes for it.
-fn with_heads(p: &Arc<WorkPairs>, ops: &Operands) -> WorkPairs {
-    work_pairs_of(Hasher::shared(), ops, Traps::of(p))
+fn with_heads<'a>(p: &Arc<WorkPairs<'a>>, ops: &Operands) -> WorkPairs<'a> {
+    let (qs, ks) = p.one_head_sums();
+    work_pairs_sums(Hasher::shared(), ops, Traps::of(p), &qs, &ks)
+}
+
+/// The [`WorkPairs`] of trapezoids `traps` over `ops`' query heads and the global rows of its
+/// query and KV runs, given the trapezoids' sums (one head) per query run (`qs`) and per KV run
+/// (`ks`).
+fn work_pairs_sums<'a>(
+    h: &Hasher,
+    ops: &Operands,
+    traps: Traps<'a>,
+    qs: &[PairSum],
+    ks: &[PairSum],
+) -> WorkPairs<'a> {
+    let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+    if let (Few::One(q), [Few::One(k)], Few::One((c0, c1, h0)), [s]) =
+        (&ops.q_runs, &ops.kv_runs[..], &ops.q_cols, qs)
+    {
+        let heads = (*h0, h0 + (c1 - c0));
+        return WorkPairs::one_run_sum(h, heads, traps, rows_of(q), rows_of(k), *s);
+    }
+    let qheads = ops
+        .q_cols
+        .iter()
+        .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
+        .collect();
+    let q = ops.q_runs.iter().map(rows_of);
+    let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
+    WorkPairs::with_sums(h, qheads, traps, q, k, Some((qs, ks)))
 }
 
 /// The [`WorkPairs`] of `traps` over `ops`' query heads and the global rows of its query and
 /// KV runs.
 #[inline]
-fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
+fn work_pairs<'a>(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs<'a> {
     work_pairs_of(h, ops, Traps::Own(traps))
 }
 
 /// [`work_pairs`] of owned or shared trapezoids.
 #[inline]
-fn work_pairs_of(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
+fn work_pairs_of<'a>(h: &Hasher, ops: &Operands, traps: Traps<'a>) -> WorkPairs<'a> {
     let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
     if let (Few::One(q), [Few::One(k)], Few::One((c0, c1, h0))) =
         (&ops.q_runs, &ops.kv_runs[..], &ops.q_cols)
@@ -74,7 +101,7 @@ fn work_pairs_of(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
 }
 
 /// [`work_pairs`] by [`WorkPairs::new`], for any runs.
-fn general_work_pairs(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
+fn general_work_pairs<'a>(h: &Hasher, ops: &Operands, traps: Traps<'a>) -> WorkPairs<'a> {
     let qheads = ops
         .q_cols
         .iter()
@@ -216,29 +243,13 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 }
 
 /// One coverage leaf per query run of a work: its pairs for those query rows.
-fn q_leaves(covs: &mut Arena, pairs: &Arc<WorkPairs>, runs: &Runs) -> Few<Cov> {
+fn q_leaves<'a>(covs: &mut Arena<'_, 'a>, pairs: &Arc<WorkPairs<'a>>, runs: &Runs) -> Few<Cov> {
     if runs.len() == 1 {
         return Few::One(covs.leaf(pairs.clone(), Side::Q(0)));
     }
     (0..runs.len())
         .map(|i| covs.leaf(pairs.clone(), Side::Q(i as u32)))
         .collect()
-}
-
-/// `Σ` over a whole span from its cache `c` (filled by `f` on first use), or `f()` for a part.
-#[inline]
-fn span_sum(c: &AtomicU64, whole: bool, f: impl FnOnce() -> u64) -> u64 {
-    if !whole {
-        return f();
-    }
-    let v = c.load(Ordering::Relaxed);
-    if v != u64::MAX {
-        return v;
-    }
-    // Devices racing here compute the same value.
-    let v = f();
-    c.store(v, Ordering::Relaxed);
-    v
 }
 
 /// What a work reads: query rows and heads, KV runs and heads.
@@ -264,7 +275,7 @@ pub(super) struct MemoEntry<'a> {
     kv_runs: Few<Runs>,
     keys: u32,
     rows: &'a RowRanges,
-    pairs: Arc<WorkPairs>,
+    pairs: Arc<WorkPairs<'a>>,
 }
 
 impl MemoEntry<'_> {
@@ -320,7 +331,7 @@ impl<'a> PairsMemo<'a> {
     }
 
     /// The pairs of a checked work with these operands and rows, if any.
-    fn get(&mut self, ops: &Operands, rows: &RowRanges) -> Option<Arc<WorkPairs>> {
+    fn get(&mut self, ops: &Operands, rows: &RowRanges) -> Option<Arc<WorkPairs<'a>>> {
         if let Some(e) = self.entries.get(self.next) {
             if e.holds(ops, rows) {
                 self.next += 1;
@@ -755,7 +766,7 @@ impl<'a> Local<'_, 'a> {
 
     /// The work's pairs as trapezoids in (query token, key token), one per (row-range segment,
     /// query piece, range, KV piece) that holds pairs; each checked to pair one sequence and to
-    /// lie inside its mask. `rows` passed [`Local::check_rows`].
+    /// lie inside its mask ([`pairs_traps`]). `rows` passed [`Local::check_rows`].
     #[allow(clippy::too_many_arguments)]
     fn pairs(
         &self,
@@ -766,252 +777,57 @@ impl<'a> Local<'_, 'a> {
         qp: &[(Piece, u32)],
         kp: &[(Piece, u32)],
         rows: &RowRanges,
-    ) -> Result<WorkPairs, PlanError> {
-        let cx: &Ctx = self.cx;
-        let h = Hasher::shared();
-        let keys = ops.keys as i64;
-        let mut traps = Vec::with_capacity(qp.len() * 2);
-        let mut qi = 0usize;
-        let mut hint = 0usize;
-        for seg in &rows.segs {
-            let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
-            while qi < qp.len() && qp[qi].0.r1 <= s0 {
-                qi += 1;
-            }
-            for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
-                let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
-                // Row r holds query token q = p.tok + r − p.r0: a line c + s·r becomes, in q,
-                // (c + s·shift) + s·q.
-                let shift = p.r0 as i64 - p.tok as i64;
-                let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
-                let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
-                let mask = &cx.masks[seq as usize];
-                let mfirst = mask_seg(mask, q0 as i64);
-                let common = common_keys(mask, mfirst, q0, q1);
-                let mut xs = None;
-                for lr in seg.ranges.iter() {
-                    // Concatenated positions this range can reach over the rows.
-                    let (first, last) = (ra as i64, rb as i64 - 1);
-                    let lo = lr.start.at(first).min(lr.start.at(last)).max(0);
-                    let hi = lr.end.at(first).max(lr.end.at(last)).min(keys);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let from = first_kv_piece(kp, lo, hint);
-                    hint = from;
-                    for (k, krun) in &kp[from..] {
-                        if k.r0 as i64 >= hi {
-                            break;
-                        }
-                        // Key token = position − k.r0 + k.tok.
-                        let to_k = k.tok as i64 - k.r0 as i64;
-                        let at_q = |l: Lin| Lin {
-                            c: l.c + l.slope * shift + to_k,
-                            slope: l.slope,
-                        };
-                        let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
-                        let (lo, hi) = ([at_q(lr.start), Lin::c(kt0)], [at_q(lr.end), Lin::c(kt1)]);
-                        let rect = lr.start.slope == 0 && lr.end.slope == 0;
-                        let (a, b) = (lo[0].c.max(kt0), hi[0].c.min(kt1));
-                        if rect && a >= b {
-                            continue;
-                        }
-                        if rect && k.seq != seq {
-                            return Err(self.mixed(dev, idx, wi, seq, k.seq));
-                        }
-                        // Rectangles inside the mask by the quick test need no count.
-                        let mut counted = false;
-                        let full = if rect {
-                            // Σ x^q · Σ y^k, whole spans' sums kept for the whole validation.
-                            let xs = *xs.get_or_insert_with(|| {
-                                let whole = p.whole && (ra, rb) == (p.r0, p.r1);
-                                span_sum(&cx.span_xs[p.span as usize], whole, || {
-                                    h.xs(off + q0 as u64, off + q1 as u64)
-                                })
-                            });
-                            let whole = k.whole && (a, b) == (kt0, kt1);
-                            let ys = span_sum(&cx.span_ys[k.span as usize], whole, || {
-                                h.ys(off + a as u64, off + b as u64)
-                            });
-                            let qs = (q0 as i64, q1 as i64);
-                            counted = match common {
-                                Some((cl, cu)) => cl <= a && b <= cu,
-                                None => rect_inside_mask(mask, mfirst, qs, (a, b)),
-                            };
-                            Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64)
-                        } else {
-                            trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false)
-                        };
-                        if full.count == 0 {
-                            continue;
-                        }
-                        if k.seq != seq {
-                            return Err(self.mixed(dev, idx, wi, seq, k.seq));
-                        }
-                        let tr = Trap {
-                            q0,
-                            q1,
-                            lo,
-                            hi,
-                            qrun: *qrun,
-                            krun: *krun,
-                            off,
-                            gq: p.g0 as i64 - p.tok as i64,
-                            gk: k.g0 as i64 - k.tok as i64,
-                            full,
-                        };
-                        if !counted {
-                            let inside = count_inside_mask(h, mask, &tr);
-                            if inside != full.count {
-                                let outside = full.count - inside;
-                                return Err(self.outside(dev, idx, wi, seq, (q0, q1), outside));
-                            }
-                        }
-                        traps.push(tr);
-                    }
-                }
+    ) -> Result<WorkPairs<'a>, PlanError> {
+        match pairs_traps(self.cx, qp, kp, rows, ops.keys) {
+            Ok(traps) => Ok(work_pairs(Hasher::shared(), ops, traps)),
+            Err(PairFault::Mixed(a, b)) => Err(self.mixed(dev, idx, wi, a, b)),
+            Err(PairFault::Outside(seq, tokens, n)) => {
+                Err(self.outside(dev, idx, wi, seq, tokens, n))
             }
         }
-        Ok(work_pairs(h, ops, traps))
     }
 
     /// [`Local::check_rows`] followed by [`Local::pairs`] for a work whose ranges are all
-    /// constant (every step of a ring plan but the diagonal one): the same loops over segments,
-    /// query pieces, ranges and KV pieces, with the rectangles' arithmetic only (no lines, no
-    /// trapezoid sums), the row checks folded in. It makes the same trapezoids in the same
-    /// order, so the same [`WorkPairs`]. `None` when the general path must decide: a range that
-    /// is not constant, rows that [`Local::check_rows`] refuses, a rectangle across sequences
-    /// or with pairs outside the mask (the general path reports the first error in its own
-    /// order).
+    /// constant (every step of a ring plan but the diagonal one), by [`rect_sums`]: the per-run
+    /// sums of the same trapezoids without making them (they are made on first use, which a
+    /// valid plan's whole reads never need: [`LazyTraps`]). `None` when the general path must
+    /// decide: a range that is not constant, rows that [`Local::check_rows`] refuses, a
+    /// rectangle across sequences or with pairs outside the mask (the general path reports the
+    /// first error in its own order).
     #[inline(never)]
     fn pairs_rect(
         &self,
         ops: &Operands,
         qp: &[(Piece, u32)],
         kp: &[(Piece, u32)],
-        rows: &RowRanges,
-    ) -> Option<WorkPairs> {
-        // One pass over the segments first. Not one range with a slope (a diagonal step, a
-        // windowed mask): the general path alone, without half a fast pass before it. And
-        // `check_rows`: segments in row order without overlap; constant ranges in order,
-        // inside the keys (empty ones skipped, ends below 0 taken as 0).
-        let keys = ops.keys as i64;
-        let mut next = 0u64;
-        for seg in &rows.segs {
-            if (seg.row0 as u64) < next {
+        rows: &'a RowRanges,
+    ) -> Option<WorkPairs<'a>> {
+        let lazy = || {
+            Traps::Lazy(LazyTraps {
+                cx: self.cx,
+                q_runs: ops.q_runs.clone(),
+                kv_runs: ops.kv_runs.clone(),
+                rows,
+                keys: ops.keys,
+                made: OnceLock::new(),
+            })
+        };
+        let h = Hasher::shared();
+        if let (Few::One(_), [Few::One(_)]) = (&ops.q_runs, &ops.kv_runs[..]) {
+            // One query run and one KV run (a ring step's work).
+            let (mut qs, mut ks) = ([PairSum::default()], [PairSum::default()]);
+            if !rect_sums(self.cx, qp, kp, rows, ops.keys, &mut qs, &mut ks) {
                 return None;
             }
-            next = seg.row0 as u64 + seg.rows as u64;
-            let (mut prev_end, mut first) = (0i64, true);
-            for lr in seg.ranges.iter() {
-                if lr.start.slope != 0 || lr.end.slope != 0 {
-                    return None;
-                }
-                let (s, e) = (lr.start.c, lr.end.c);
-                if s >= e {
-                    continue;
-                }
-                let (s, e) = (s.max(0), e.max(0));
-                if e > keys || (!first && s < prev_end) {
-                    return None;
-                }
-                first = false;
-                prev_end = e;
-            }
+            return Some(work_pairs_sums(h, ops, lazy(), &qs, &ks));
         }
-        let cx: &Ctx = self.cx;
-        let h = Hasher::shared();
-        let mut traps = Vec::with_capacity(qp.len() * 2);
-        let (mut qi, mut hint) = (0usize, 0usize);
-        for seg in &rows.segs {
-            // `pairs`, rectangles only.
-            let ranges: &[crate::mask::LinRange] = &seg.ranges;
-            let s0 = seg.row0;
-            let s1 = seg.row0.checked_add(seg.rows)?;
-            while qi < qp.len() && qp[qi].0.r1 <= s0 {
-                qi += 1;
-            }
-            for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
-                let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
-                let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
-                let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
-                let mask = &cx.masks[seq as usize];
-                // A whole span's rows (a ring step's query piece): its mask data from the
-                // context.
-                let (mfirst, common) = if p.whole && (ra, rb) == (p.r0, p.r1) {
-                    let sm = cx.span_mask[p.span as usize];
-                    (sm.mfirst, sm.common)
-                } else {
-                    let mfirst = mask_seg(mask, q0 as i64);
-                    (mfirst, common_keys(mask, mfirst, q0, q1))
-                };
-                #[cfg(debug_assertions)]
-                {
-                    let mf = mask_seg(mask, q0 as i64);
-                    assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
-                }
-                let mut xs = None;
-                for lr in ranges {
-                    let (s, e) = (lr.start.c, lr.end.c);
-                    let (lo, hi) = (s.max(0), e.min(keys));
-                    if lo >= hi {
-                        continue;
-                    }
-                    let from = first_kv_piece(kp, lo, hint);
-                    hint = from;
-                    for (k, krun) in &kp[from..] {
-                        if k.r0 as i64 >= hi {
-                            break;
-                        }
-                        let to_k = k.tok as i64 - k.r0 as i64;
-                        let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
-                        let (a, b) = ((s + to_k).max(kt0), (e + to_k).min(kt1));
-                        if a >= b {
-                            continue;
-                        }
-                        if k.seq != seq {
-                            return None;
-                        }
-                        let counted = match common {
-                            Some((cl, cu)) => cl <= a && b <= cu,
-                            None => rect_inside_mask(mask, mfirst, (q0 as i64, q1 as i64), (a, b)),
-                        };
-                        let xs = *xs.get_or_insert_with(|| {
-                            let whole = p.whole && (ra, rb) == (p.r0, p.r1);
-                            span_sum(&cx.span_xs[p.span as usize], whole, || {
-                                h.xs(off + q0 as u64, off + q1 as u64)
-                            })
-                        });
-                        let whole = k.whole && (a, b) == (kt0, kt1);
-                        let ys = span_sum(&cx.span_ys[k.span as usize], whole, || {
-                            h.ys(off + a as u64, off + b as u64)
-                        });
-                        let full = Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64);
-                        traps.push(Trap {
-                            q0,
-                            q1,
-                            lo: [Lin::c(s + to_k), Lin::c(kt0)],
-                            hi: [Lin::c(e + to_k), Lin::c(kt1)],
-                            qrun: *qrun,
-                            krun: *krun,
-                            off,
-                            gq: p.g0 as i64 - p.tok as i64,
-                            gk: k.g0 as i64 - k.tok as i64,
-                            full,
-                        });
-                        // Not placed inside by the quick tests: counted exactly, as the general
-                        // path does; pairs outside are its error to name.
-                        if !counted {
-                            let tr = traps.last().expect("just pushed");
-                            if count_inside_mask(h, mask, tr) != full.count {
-                                return None;
-                            }
-                        }
-                    }
-                }
-            }
+        let nk: usize = ops.kv_runs.iter().map(|r| r.len()).sum();
+        let mut qs = vec![PairSum::default(); ops.q_runs.len()];
+        let mut ks = vec![PairSum::default(); nk];
+        if !rect_sums(self.cx, qp, kp, rows, ops.keys, &mut qs, &mut ks) {
+            return None;
         }
-        Some(work_pairs(h, ops, traps))
+        Some(work_pairs_sums(h, ops, lazy(), &qs, &ks))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1054,7 +870,7 @@ impl<'a> Local<'_, 'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Result<(Arc<WorkPairs>, bool), PlanError> {
+    ) -> Result<(Arc<WorkPairs<'a>>, bool), PlanError> {
         if self.backward {
             if let Some(p) = self.cache.pairs_memo.borrow_mut().get(ops, rows) {
                 return Ok((p, false));
@@ -1165,7 +981,7 @@ impl<'a> Local<'_, 'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Option<Arc<WorkPairs>> {
+    ) -> Option<Arc<WorkPairs<'a>>> {
         let e = self.prev?.get(self.cache.pairs_memo.borrow().len())?;
         if !e.same_traps(ops, rows) {
             return None;
@@ -1417,7 +1233,7 @@ impl<'a> Local<'_, 'a> {
                     };
                     let want = ident_rows(IoTensor::DKv, &runs, kv_cols);
                     // One leaf per KV run: each dKV block reads whole leaves.
-                    let leaf = |covs: &mut Arena, j: usize| {
+                    let leaf = |covs: &mut Arena<'_, 'a>, j: usize| {
                         covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32))
                     };
                     let covs: Few<Cov> = if runs.len() == 1 {
@@ -1445,6 +1261,316 @@ impl<'a> Local<'_, 'a> {
     }
 }
 
+/// Why [`pairs_traps`] refused a work: a trapezoid pairing two sequences (query's, key's), or
+/// one with pairs outside its sequence's mask (sequence, query tokens, pairs outside).
+enum PairFault {
+    Mixed(u32, u32),
+    Outside(u32, (u32, u32), u64),
+}
+
+/// The pairs of a work over query pieces `qp` and KV pieces `kp` (each tagged with its run)
+/// with row ranges `rows` (which passed [`Local::check_rows`] for `keys` keys) as trapezoids in
+/// (query token, key token), one per (row-range segment, query piece, range, KV piece) that
+/// holds pairs; each checked to pair one sequence and to lie inside its mask.
+fn pairs_traps(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+) -> Result<Vec<Trap>, PairFault> {
+    let h = Hasher::shared();
+    let keys = keys as i64;
+    let mut traps = Vec::with_capacity(qp.len() * 2);
+    let mut qi = 0usize;
+    let mut hint = 0usize;
+    for seg in &rows.segs {
+        let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
+        while qi < qp.len() && qp[qi].0.r1 <= s0 {
+            qi += 1;
+        }
+        for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
+            let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
+            // Row r holds query token q = p.tok + r − p.r0: a line c + s·r becomes, in q,
+            // (c + s·shift) + s·q.
+            let shift = p.r0 as i64 - p.tok as i64;
+            let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
+            let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
+            let mask = &cx.masks[seq as usize];
+            let mfirst = mask_seg(mask, q0 as i64);
+            let common = common_keys(mask, mfirst, q0, q1);
+            let mut xs = None;
+            for lr in seg.ranges.iter() {
+                // Concatenated positions this range can reach over the rows.
+                let (first, last) = (ra as i64, rb as i64 - 1);
+                let lo = lr.start.at(first).min(lr.start.at(last)).max(0);
+                let hi = lr.end.at(first).max(lr.end.at(last)).min(keys);
+                if lo >= hi {
+                    continue;
+                }
+                let from = first_kv_piece(kp, lo, hint);
+                hint = from;
+                for (k, krun) in &kp[from..] {
+                    if k.r0 as i64 >= hi {
+                        break;
+                    }
+                    // Key token = position − k.r0 + k.tok.
+                    let to_k = k.tok as i64 - k.r0 as i64;
+                    let at_q = |l: Lin| Lin {
+                        c: l.c + l.slope * shift + to_k,
+                        slope: l.slope,
+                    };
+                    let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
+                    let (lo, hi) = ([at_q(lr.start), Lin::c(kt0)], [at_q(lr.end), Lin::c(kt1)]);
+                    let rect = lr.start.slope == 0 && lr.end.slope == 0;
+                    let (a, b) = (lo[0].c.max(kt0), hi[0].c.min(kt1));
+                    if rect && a >= b {
+                        continue;
+                    }
+                    if rect && k.seq != seq {
+                        return Err(PairFault::Mixed(seq, k.seq));
+                    }
+                    // Rectangles inside the mask by the quick test need no count.
+                    let mut counted = false;
+                    let full = if rect {
+                        // Σ x^q · Σ y^k, whole spans' sums from the context.
+                        let xs = *xs.get_or_insert_with(|| {
+                            if p.whole && (ra, rb) == (p.r0, p.r1) {
+                                cx.span[p.span as usize].xs
+                            } else {
+                                h.xs(off + q0 as u64, off + q1 as u64)
+                            }
+                        });
+                        let ys = if k.whole && (a, b) == (kt0, kt1) {
+                            cx.span[k.span as usize].ys
+                        } else {
+                            h.ys(off + a as u64, off + b as u64)
+                        };
+                        let qs = (q0 as i64, q1 as i64);
+                        counted = match common {
+                            Some((cl, cu)) => cl <= a && b <= cu,
+                            None => rect_inside_mask(mask, mfirst, qs, (a, b)),
+                        };
+                        Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64)
+                    } else {
+                        trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false)
+                    };
+                    if full.count == 0 {
+                        continue;
+                    }
+                    if k.seq != seq {
+                        return Err(PairFault::Mixed(seq, k.seq));
+                    }
+                    let tr = Trap {
+                        q0,
+                        q1,
+                        lo,
+                        hi,
+                        qrun: *qrun,
+                        krun: *krun,
+                        off,
+                        gq: p.g0 as i64 - p.tok as i64,
+                        gk: k.g0 as i64 - k.tok as i64,
+                        full,
+                    };
+                    if !counted {
+                        let inside = count_inside_mask(h, mask, &tr);
+                        if inside != full.count {
+                            return Err(PairFault::Outside(seq, (q0, q1), full.count - inside));
+                        }
+                    }
+                    traps.push(tr);
+                }
+            }
+        }
+    }
+    Ok(traps)
+}
+
+/// [`Local::check_rows`] and [`pairs_traps`] of a work whose ranges are all constant, summed:
+/// adds each query run's trapezoids (one head) to `qs[run]` and each KV run's to `ks[run]`,
+/// without making them. The same loops over segments, query pieces, ranges and KV pieces, with
+/// a rectangle's arithmetic only. `false` when the general path must decide: a range that is
+/// not constant (checked for all segments first, so a diagonal step's work pays no half pass),
+/// rows [`Local::check_rows`] refuses, a rectangle across sequences or with pairs outside the
+/// mask.
+fn rect_sums(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+    qs: &mut [PairSum],
+    ks: &mut [PairSum],
+) -> bool {
+    // `check_rows`: segments in row order without overlap; constant ranges in order, inside
+    // the keys (empty ones skipped, ends below 0 taken as 0).
+    let keys = keys as i64;
+    let mut next = 0u64;
+    for seg in &rows.segs {
+        if (seg.row0 as u64) < next {
+            return false;
+        }
+        next = seg.row0 as u64 + seg.rows as u64;
+        let (mut prev_end, mut first) = (0i64, true);
+        for lr in seg.ranges.iter() {
+            if lr.start.slope != 0 || lr.end.slope != 0 {
+                return false;
+            }
+            let (s, e) = (lr.start.c, lr.end.c);
+            if s >= e {
+                continue;
+            }
+            let (s, e) = (s.max(0), e.max(0));
+            if e > keys || (!first && s < prev_end) {
+                return false;
+            }
+            first = false;
+            prev_end = e;
+        }
+    }
+    if next > u32::MAX as u64 {
+        return false;
+    }
+    let h = Hasher::shared();
+    let (mut qi, mut hint) = (0usize, 0usize);
+    for seg in &rows.segs {
+        let ranges: &[crate::mask::LinRange] = &seg.ranges;
+        let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
+        while qi < qp.len() && qp[qi].0.r1 <= s0 {
+            qi += 1;
+        }
+        for (p, qrun) in &qp[qi..] {
+            if p.r0 >= s1 {
+                break;
+            }
+            let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
+            let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
+            let seq = p.seq;
+            let sp = &cx.span[p.span as usize];
+            let off = sp.off;
+            let mask = &cx.masks[seq as usize];
+            // A whole span's rows (a ring step's query piece): its sums and mask data from the
+            // context.
+            let whole = p.whole && (ra, rb) == (p.r0, p.r1);
+            let (mfirst, common, xs) = if whole {
+                (sp.mfirst, sp.common, sp.xs)
+            } else {
+                let mfirst = mask_seg(mask, q0 as i64);
+                let xs = h.xs(off + q0 as u64, off + q1 as u64);
+                (mfirst, common_keys(mask, mfirst, q0, q1), xs)
+            };
+            #[cfg(debug_assertions)]
+            {
+                let mf = mask_seg(mask, q0 as i64);
+                assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
+                assert_eq!(xs, h.xs(off + q0 as u64, off + q1 as u64));
+            }
+            let nq = (q1 - q0) as u64;
+            let mut sum = PairSum::default();
+            for lr in ranges {
+                let (s, e) = (lr.start.c, lr.end.c);
+                let (lo, hi) = (s.max(0), e.min(keys));
+                if lo >= hi {
+                    continue;
+                }
+                let from = first_kv_piece(kp, lo, hint);
+                hint = from;
+                for (k, krun) in &kp[from..] {
+                    if k.r0 as i64 >= hi {
+                        break;
+                    }
+                    let to_k = k.tok as i64 - k.r0 as i64;
+                    let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
+                    let (a, b) = ((s + to_k).max(kt0), (e + to_k).min(kt1));
+                    if a >= b {
+                        continue;
+                    }
+                    if k.seq != seq {
+                        return false;
+                    }
+                    let ys = if k.whole && (a, b) == (kt0, kt1) {
+                        cx.span[k.span as usize].ys
+                    } else {
+                        h.ys(off + a as u64, off + b as u64)
+                    };
+                    let full = Hasher::rect(xs, ys, nq, (b - a) as u64);
+                    let counted = match common {
+                        Some((cl, cu)) => cl <= a && b <= cu,
+                        None => rect_inside_mask(mask, mfirst, (q0 as i64, q1 as i64), (a, b)),
+                    };
+                    // Not placed inside by the quick tests: counted exactly, as the general
+                    // path does; pairs outside are its error to name.
+                    if !counted {
+                        let tr = Trap {
+                            q0,
+                            q1,
+                            lo: [Lin::c(s + to_k), Lin::c(kt0)],
+                            hi: [Lin::c(e + to_k), Lin::c(kt1)],
+                            qrun: *qrun,
+                            krun: *krun,
+                            off,
+                            gq: 0,
+                            gk: 0,
+                            full,
+                        };
+                        if count_inside_mask(h, mask, &tr) != full.count {
+                            return false;
+                        }
+                    }
+                    sum = sum.add(full);
+                    let kr = &mut ks[*krun as usize];
+                    *kr = kr.add(full);
+                }
+            }
+            let qr = &mut qs[*qrun as usize];
+            *qr = qr.add(sum);
+        }
+    }
+    true
+}
+
+/// The trapezoids of a work checked by [`rect_sums`], made on first use by [`pairs_traps`]
+/// from its operands' runs (cut into pieces again) and its row ranges.
+pub(super) struct LazyTraps<'a> {
+    pub(super) cx: &'a Ctx<'a>,
+    pub(super) q_runs: Runs,
+    pub(super) kv_runs: Few<Runs>,
+    pub(super) rows: &'a RowRanges,
+    pub(super) keys: u32,
+    pub(super) made: OnceLock<Vec<Trap>>,
+}
+
+impl std::fmt::Debug for LazyTraps<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyTraps")
+            .field("q_runs", &self.q_runs)
+            .field("kv_runs", &self.kv_runs)
+            .field("made", &self.made.get().is_some())
+            .finish()
+    }
+}
+
+impl LazyTraps<'_> {
+    pub(super) fn get(&self) -> &[Trap] {
+        self.made.get_or_init(|| {
+            let gmap = &self.cx.gmap;
+            let (mut qs, mut ks) = (Vec::new(), Vec::new());
+            for (i, &(r0, r1, g)) in self.q_runs.iter().enumerate() {
+                gmap.pieces(r0, r1, g, &mut |p| qs.push((p, i as u32)));
+            }
+            let kv = self.kv_runs.iter().flat_map(|rs| rs.iter());
+            for (j, &(r0, r1, g)) in kv.enumerate() {
+                gmap.pieces(r0, r1, g, &mut |p| ks.push((p, j as u32)));
+            }
+            match pairs_traps(self.cx, &qs, &ks, self.rows, self.keys) {
+                Ok(t) => t,
+                Err(_) => unreachable!("a checked work's pairs are accepted again"),
+            }
+        })
+    }
+}
+
 /// The first KV piece of `kp` ending after position `lo`: when every piece before `hint` (the
 /// previous range's) ends by `lo`, the first of the next few from `hint` on that ends after it
 /// (ranges mostly go up through the keys: a ring step's next piece, a zigzag step's piece two
@@ -1462,26 +1588,44 @@ fn first_kv_piece(kp: &[(Piece, u32)], lo: i64, hint: usize) -> usize {
     i
 }
 
-/// A layout span's query tokens against their sequence's mask: the first mask segment that can
-/// hold them ([`mask_seg`]) and the keys all of them attend ([`common_keys`]), as
-/// [`Local::pairs_rect`] needs them for a query piece that is the whole span.
+/// What the pair paths need of a whole layout span (a ring step's query and KV pieces are
+/// whole spans, met again every step): `Σ x^q` over its query tokens and `Σ y^k` over its key
+/// tokens (global token offsets), its sequence's global offset, and its query tokens against
+/// their sequence's mask: the first mask segment that can hold them ([`mask_seg`]) and the keys
+/// all of them attend ([`common_keys`]).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct SpanMask {
+pub(super) struct SpanInfo {
+    pub(super) xs: u64,
+    pub(super) ys: u64,
+    pub(super) off: u64,
     mfirst: usize,
     common: Option<(i64, i64)>,
 }
 
-/// [`SpanMask`] of every span of `gmap` (sequences' masks `masks`).
-pub(super) fn span_masks(gmap: &super::gspace::GMap, masks: &[CompiledMask]) -> Vec<SpanMask> {
+/// [`SpanInfo`] of every span of `gmap` (sequences' masks `masks`, global offsets `seq_off`).
+pub(super) fn span_infos(
+    gmap: &super::gspace::GMap,
+    masks: &[CompiledMask],
+    seq_off: &[u64],
+) -> Vec<SpanInfo> {
+    let h = Hasher::shared();
     gmap.spans()
         .iter()
         .map(|s| {
             let mask = &masks[s.seq as usize];
+            let off = seq_off[s.seq as usize];
             let mfirst = mask_seg(mask, s.tok as i64);
             let common = (s.len > 0)
                 .then(|| common_keys(mask, mfirst, s.tok, s.tok + s.len))
                 .flatten();
-            SpanMask { mfirst, common }
+            let (a, b) = (off + s.tok as u64, off + s.tok as u64 + s.len as u64);
+            SpanInfo {
+                xs: h.xs(a, b),
+                ys: h.ys(a, b),
+                off,
+                mfirst,
+                common,
+            }
         })
         .collect()
 }
