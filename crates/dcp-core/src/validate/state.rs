@@ -425,6 +425,10 @@ impl Buf {
     fn write_one_unchecked(&mut self, r: &Region, v: Val) {
         if r.len > 0 && r.heads > 0 && r.head == 0 && r.heads == self.heads {
             let (a, b) = (r.tok, r.tok + r.len);
+            if a == 0 {
+                self.write_prefix(b, v);
+                return;
+            }
             let cols = Few::One((0, r.heads, v));
             if a == 0 && b == self.bands.last().map_or(0, |x| x.t1) {
                 self.bands.clear();
@@ -441,6 +445,53 @@ impl Buf {
             }
         }
         self.write(r, RowList::One(Rows::one(0, r.len, r.heads, v)));
+    }
+
+    /// Rows `[0, b)` (`0 < b` ≤ the buffer's rows), all heads, take `v` (a ring buffer's
+    /// receive, an accumulator or output rewritten whole): the bands ending by `b` give way to
+    /// one band, the band holding `b` keeps its rows from `b` on, and the new band joins the
+    /// next when it continues it; the bands [`Buf::write`] makes.
+    fn write_prefix(&mut self, b: u32, v: Val) {
+        let heads = self.heads;
+        let bands = &mut self.bands;
+        let n = bands.len();
+        let mut j = 0;
+        while j < n && bands[j].t1 <= b {
+            j += 1;
+        }
+        if j < n && bands[j].t0 < b {
+            // The band holding row `b` keeps its rows from `b` on.
+            let bj = &mut bands[j];
+            let dt = b - bj.t0;
+            match &mut bj.cols {
+                Few::One((_, _, x)) => *x = x.shift(dt, 0),
+                cols => cols.iter_mut().for_each(|(_, _, x)| *x = x.shift(dt, 0)),
+            }
+            bj.t0 = b;
+        }
+        let new = Band {
+            t0: 0,
+            t1: b,
+            cols: Few::One((0, heads, v)),
+        };
+        if j == 0 {
+            bands.insert(0, new);
+        } else {
+            bands[0] = new;
+            if j > 1 {
+                bands.drain(1..j);
+            }
+        }
+        if let Some(next) = bands.get(1) {
+            let joins = match &next.cols {
+                Few::One((c0, c1, x)) => (*c0, *c1) == (0, heads) && continues(&v, b, 0, x),
+                _ => false,
+            };
+            if joins {
+                bands[0].t1 = bands[1].t1;
+                bands.remove(1);
+            }
+        }
     }
 
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
