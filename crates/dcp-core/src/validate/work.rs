@@ -1433,6 +1433,8 @@ fn rect_sums(
         return false;
     }
     let h = Hasher::shared();
+    let one = qs.len() == 1 && ks.len() == 1;
+    let mut total = PairSum::default();
     let (mut qi, mut hint) = (0usize, 0usize);
     for seg in &rows.segs {
         let ranges: &[crate::mask::LinRange] = &seg.ranges;
@@ -1449,19 +1451,20 @@ fn rect_sums(
             let seq = p.seq;
             let sp = &cx.span[p.span as usize];
             let off = sp.off;
-            let mask = &cx.masks[seq as usize];
             // A whole span's rows (a ring step's query piece): its sums and mask data from the
             // context.
             let whole = p.whole && (ra, rb) == (p.r0, p.r1);
             let (mfirst, common, xs) = if whole {
                 (sp.mfirst, sp.common, sp.xs)
             } else {
+                let mask = &cx.masks[seq as usize];
                 let mfirst = mask_seg(mask, q0 as i64);
                 let xs = h.xs(off + q0 as u64, off + q1 as u64);
                 (mfirst, common_keys(mask, mfirst, q0, q1), xs)
             };
             #[cfg(debug_assertions)]
             {
+                let mask = &cx.masks[seq as usize];
                 let mf = mask_seg(mask, q0 as i64);
                 assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
                 assert_eq!(xs, h.xs(off + q0 as u64, off + q1 as u64));
@@ -1469,65 +1472,93 @@ fn rect_sums(
             let nq = (q1 - q0) as u64;
             let mut sum = PairSum::default();
             for lr in ranges {
-                let (s, e) = (lr.start.c, lr.end.c);
-                let (lo, hi) = (s.max(0), e.min(keys));
-                if lo >= hi {
+                // Key positions `[lo, hi)`: inside the keys by the pass above, when not empty.
+                let (s, e) = (lr.start.c.max(0), lr.end.c);
+                if s >= e {
                     continue;
                 }
-                let from = first_kv_piece(kp, lo, hint);
+                let (lo, hi) = (s as u32, e as u32);
+                let from = first_kv_piece(kp, lo as i64, hint);
                 hint = from;
                 for (k, krun) in &kp[from..] {
-                    if k.r0 as i64 >= hi {
+                    if k.r0 >= hi {
                         break;
                     }
-                    let to_k = k.tok as i64 - k.r0 as i64;
-                    let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
-                    let (a, b) = ((s + to_k).max(kt0), (e + to_k).min(kt1));
-                    if a >= b {
+                    // The positions of this piece in the range, and their key tokens `[a, b)`.
+                    let (pa, pb) = (lo.max(k.r0), hi.min(k.r1));
+                    if pa >= pb {
                         continue;
                     }
                     if k.seq != seq {
                         return false;
                     }
-                    let ys = if k.whole && (a, b) == (kt0, kt1) {
+                    let (a, b) = (k.tok + (pa - k.r0), k.tok + (pb - k.r0));
+                    let ys = if k.whole && (pa, pb) == (k.r0, k.r1) {
                         cx.span[k.span as usize].ys
                     } else {
                         h.ys(off + a as u64, off + b as u64)
                     };
-                    let full = Hasher::rect(xs, ys, nq, (b - a) as u64);
+                    let full = Hasher::rect(xs, ys, nq, (pb - pa) as u64);
                     let counted = match common {
-                        Some((cl, cu)) => cl <= a && b <= cu,
-                        None => rect_inside_mask(mask, mfirst, (q0 as i64, q1 as i64), (a, b)),
+                        Some((cl, cu)) => cl <= a as i64 && b as i64 <= cu,
+                        None => {
+                            let mask = &cx.masks[seq as usize];
+                            let (qq, kk) = ((q0 as i64, q1 as i64), (a as i64, b as i64));
+                            rect_inside_mask(mask, mfirst, qq, kk)
+                        }
                     };
                     // Not placed inside by the quick tests: counted exactly, as the general
                     // path does; pairs outside are its error to name.
-                    if !counted {
-                        let tr = Trap {
-                            q0,
-                            q1,
-                            lo: [Lin::c(s + to_k), Lin::c(kt0)],
-                            hi: [Lin::c(e + to_k), Lin::c(kt1)],
-                            qrun: *qrun,
-                            krun: *krun,
-                            off,
-                            gq: 0,
-                            gk: 0,
-                            full,
-                        };
-                        if count_inside_mask(h, mask, &tr) != full.count {
-                            return false;
-                        }
+                    if !counted && !counted_inside(cx, seq, (q0, q1), (a, b), full) {
+                        return false;
                     }
                     sum = sum.add(full);
-                    let kr = &mut ks[*krun as usize];
-                    *kr = kr.add(full);
+                    if !one {
+                        let kr = &mut ks[*krun as usize];
+                        *kr = kr.add(full);
+                    }
                 }
             }
-            let qr = &mut qs[*qrun as usize];
-            *qr = qr.add(sum);
+            if one {
+                total = total.add(sum);
+            } else {
+                let qr = &mut qs[*qrun as usize];
+                *qr = qr.add(sum);
+            }
         }
     }
+    if one {
+        qs[0] = total;
+        ks[0] = total;
+    }
     true
+}
+
+/// Whether every pair of rectangle `[q0, q1) × [a, b)` (tokens of sequence `seq`, its sum
+/// `full`) lies inside the sequence's mask, by an exact count (the quick tests did not place
+/// it).
+#[cold]
+#[inline(never)]
+fn counted_inside(
+    cx: &Ctx,
+    seq: u32,
+    (q0, q1): (u32, u32),
+    (a, b): (u32, u32),
+    full: PairSum,
+) -> bool {
+    let tr = Trap {
+        q0,
+        q1,
+        lo: [Lin::c(a as i64), Lin::c(a as i64)],
+        hi: [Lin::c(b as i64), Lin::c(b as i64)],
+        qrun: 0,
+        krun: 0,
+        off: 0,
+        gq: 0,
+        gk: 0,
+        full,
+    };
+    count_inside_mask(Hasher::shared(), &cx.masks[seq as usize], &tr) == full.count
 }
 
 /// The trapezoids of a work checked by [`rect_sums`], made on first use by [`pairs_traps`]
