@@ -255,7 +255,6 @@ fn q_leaves<'a>(covs: &mut Arena<'_, 'a>, pairs: &Arc<WorkPairs<'a>>, runs: &Run
 /// What a work reads: query rows and heads, KV runs and heads.
 struct Operands {
     q_runs: Runs,
-    q_head: Slots,
     /// Per KV region: runs in concatenated key positions.
     kv_runs: Few<Runs>,
     /// The heads as column runs ([`head_runs`]).
@@ -271,7 +270,9 @@ struct Operands {
 /// What a checked work's pairs depend on: its operands' contents and its row ranges.
 pub(super) struct MemoEntry<'a> {
     q_runs: Runs,
-    q_head: Slots,
+    /// The query heads as column runs (the same information as per-column heads: the runs tile
+    /// the columns).
+    q_cols: Few<(u32, u32, u32)>,
     kv_runs: Few<Runs>,
     keys: u32,
     rows: &'a RowRanges,
@@ -283,7 +284,7 @@ impl MemoEntry<'_> {
     /// full: the pairs depend on nothing else).
     fn holds(&self, ops: &Operands, rows: &RowRanges) -> bool {
         self.q_runs == ops.q_runs
-            && self.q_head == ops.q_head
+            && self.q_cols == ops.q_cols
             && self.kv_runs == ops.kv_runs
             && *self.rows == *rows
     }
@@ -513,7 +514,6 @@ impl<'a> Local<'_, 'a> {
             q_cols: head_runs(&q_head),
             kv_cols: head_runs(&kv_head),
             q_runs,
-            q_head,
             kv_runs,
             keys,
             whole: (None, None),
@@ -616,15 +616,10 @@ impl<'a> Local<'_, 'a> {
         if !gqa_consistent(hq, hk, q.heads, self.plan.batch.model.group()) {
             return None;
         }
-        let mut q_head = Slots::new(q.heads as usize, 0);
-        for (j, h) in q_head.iter_mut().enumerate() {
-            *h = hq + j as u32;
-        }
         Some(Operands {
             q_cols: Few::One((0, q.heads, hq)),
             kv_cols: Few::One((0, kv[0].heads, hk)),
             q_runs,
-            q_head,
             kv_runs,
             keys,
             whole: (q_dev, k_dev),
@@ -1250,7 +1245,7 @@ impl<'a> Local<'_, 'a> {
             // The checked work in the memo, its operands moved in (done with them here).
             self.cache.pairs_memo.borrow_mut().push(MemoEntry {
                 q_runs: ops.q_runs,
-                q_head: ops.q_head,
+                q_cols: ops.q_cols,
                 kv_runs: ops.kv_runs,
                 keys: ops.keys,
                 rows,
@@ -1694,7 +1689,6 @@ mod head_run_tests {
         use std::sync::Arc;
         let ops = |g: u64| Operands {
             q_runs: Few::One((0, 4, g)),
-            q_head: Slots::new(2, 0),
             kv_runs: Few::One(Few::One((0, 4, g + 100))),
             q_cols: Few::One((0, 2, 0)),
             kv_cols: Few::One((0, 1, 0)),
@@ -1727,7 +1721,7 @@ mod head_run_tests {
             let p = pairs();
             memo.push(MemoEntry {
                 q_runs: o.q_runs.clone(),
-                q_head: o.q_head.clone(),
+                q_cols: o.q_cols.clone(),
                 kv_runs: o.kv_runs.clone(),
                 keys: o.keys,
                 rows: r,
@@ -1745,13 +1739,13 @@ mod head_run_tests {
         assert!(memo.get(&ops(0), &rd).is_none());
         assert!(memo.get(&ops(5), &ra).is_none());
         let mut other = ops(0);
-        other.q_head = Slots::new(2, 1);
+        other.q_cols = Few::One((0, 2, 1));
         assert!(memo.get(&other, &ra).is_none());
         // An entry pushed after the index was built is found too.
         let p = pairs();
         memo.push(MemoEntry {
             q_runs: ops(30).q_runs.clone(),
-            q_head: ops(30).q_head.clone(),
+            q_cols: ops(30).q_cols.clone(),
             kv_runs: ops(30).kv_runs.clone(),
             keys: ops(30).keys,
             rows: &rd,
