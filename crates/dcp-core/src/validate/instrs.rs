@@ -6,7 +6,7 @@ use super::pairs::{Arena, Cov};
 use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
 use super::{buf_bit, show, DevState, Item, Local, Pending, Validator};
 use crate::error::{PlanError, PlanErrorKind};
-use crate::interp::{program, Machine};
+use crate::interp::Machine;
 use crate::plan::{FillValue, Instr, Program, Region};
 
 /// The partial result of one cell so far: identity (global row, head) and coverage.
@@ -66,6 +66,13 @@ impl Local<'_, '_> {
 
     pub(super) fn wait(&mut self, dev: u32, idx: usize, tag: u32) -> Result<(), PlanError> {
         let st = &mut *self.st;
+        // The oldest group, the only one in flight (a ring step's wait): no search, no bits to
+        // recompute.
+        if st.pending.len() == 1 && st.pending[0].tag == tag {
+            st.pending.clear();
+            (st.recv_bufs, st.send_bufs) = (0, 0);
+            return Ok(());
+        }
         let Some(pos) = st.pending.iter().position(|p| p.tag == tag) else {
             return Err(self.err(dev, idx, PlanErrorKind::WaitNotInFlight { tag }));
         };
@@ -442,26 +449,22 @@ impl Machine for Validator<'_> {
         to: u32,
         dst: &Region,
     ) -> Result<(), PlanError> {
-        // In bounds, of one length, the sender's region one set rectangle (a ring step's
-        // buffer): moved without a device view; anything else takes the checks below, which
-        // name the error.
-        let (plan, backward) = (self.plan, self.backward);
-        let fits = |d: u32, r: &Region| {
-            program(plan, d as usize, backward)
-                .buffers
-                .get(r.buf as usize)
-                .is_some_and(|b| {
-                    r.tok as u64 + r.len as u64 <= b.tokens as u64
-                        && r.head as u64 + r.heads as u64 <= b.heads as u64
-                })
-        };
-        if fits(from, src) && fits(to, dst) && src.len == dst.len && src.len > 0 && src.heads > 0 {
-            let v = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
-            if let Some(v) = v {
-                self.devs[to as usize].bufs[dst.buf as usize].write_one(dst, v);
-                self.group_sends[from as usize].push(*src);
-                self.group_recvs[to as usize].push(*dst);
-                return Ok(());
+        // In bounds (a buffer's state has its declaration's shape), of one length, the
+        // sender's region one set rectangle (a ring step's buffer): moved without a device
+        // view; anything else takes the checks below, which name the error.
+        if src.len == dst.len && src.len > 0 && src.heads > 0 {
+            let v = match self.devs[from as usize].bufs.get(src.buf as usize) {
+                Some(b) if b.fits(src) => b.read_one(src),
+                _ => None,
+            };
+            let to_buf = self.devs[to as usize].bufs.get_mut(dst.buf as usize);
+            if let (Some(v), Some(b)) = (v, to_buf) {
+                if b.fits(dst) {
+                    b.write_one(dst, v);
+                    self.group_sends[from as usize].push(*src);
+                    self.group_recvs[to as usize].push(*dst);
+                    return Ok(());
+                }
             }
         }
         let (fi, ti) = (self.comm_idx(from), self.comm_idx(to));

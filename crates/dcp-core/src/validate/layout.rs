@@ -207,7 +207,8 @@ impl<'a> Validator<'a> {
                 .collect();
             devs.push(DevState {
                 bufs,
-                pending: Vec::new(),
+                // Room for a ring step's groups in flight (no growth from empty).
+                pending: Vec::with_capacity(4),
                 recv_bufs: 0,
                 send_bufs: 0,
                 comms,

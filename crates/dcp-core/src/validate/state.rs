@@ -277,6 +277,7 @@ struct Band {
 #[derive(Debug, Clone)]
 pub(super) struct Buf {
     bands: Vec<Band>,
+    tokens: u32,
     heads: u32,
 }
 
@@ -291,7 +292,18 @@ impl Buf {
                 cols: Few::One((0, heads, Val::Unset)),
             });
         }
-        Buf { bands, heads }
+        Buf {
+            bands,
+            tokens,
+            heads,
+        }
+    }
+
+    /// Whether `r` lies inside the buffer (its declaration's tokens and heads).
+    #[inline]
+    pub fn fits(&self, r: &Region) -> bool {
+        r.tok as u64 + r.len as u64 <= self.tokens as u64
+            && r.head as u64 + r.heads as u64 <= self.heads as u64
     }
 
     /// Index of the first band starting after `t`.
