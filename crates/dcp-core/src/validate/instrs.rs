@@ -90,6 +90,9 @@ impl Local<'_, '_> {
         lse: &Region,
         inputs: &[(Region, Region)],
     ) -> Result<(), PlanError> {
+        if self.cx.fast && self.merge_one(o, lse, inputs) {
+            return Ok(());
+        }
         let d = self.plan.batch.model.head_dim;
         if self.check_region(dev, idx, o, Item::MergeOut)? != d
             || self.check_region(dev, idx, lse, Item::MergeOut)? != 1
@@ -162,6 +165,85 @@ impl Local<'_, '_> {
         self.write(dev, o, ro);
         self.write(dev, lse, rl);
         Ok(())
+    }
+
+    /// [`Local::merge`] of inputs that each hold one rectangle (a ring step's merge of whole
+    /// accumulators), when it passes every check: all regions in bounds with their widths and
+    /// the output's shape, none in flight, every input pair zero and −∞ or a matching partial O
+    /// and LSE of one identity. Checks first, then the coverage joins and writes, which are
+    /// [`Local::merge`]'s (the same nodes in the same order). `false` (nothing changed) for
+    /// anything else: the general path decides and names the error.
+    fn merge_one(&mut self, o: &Region, lse: &Region, inputs: &[(Region, Region)]) -> bool {
+        let d = self.plan.batch.model.head_dim;
+        let st = &*self.st;
+        let (n, h) = (o.len, o.heads);
+        if !(1..=4).contains(&inputs.len()) || n == 0 || h == 0 {
+            return false;
+        }
+        let busy_w = st.recv_bufs | st.send_bufs;
+        let shape = |r: &Region, w: u32, busy: u64| {
+            r.len == n
+                && r.heads == h
+                && busy & buf_bit(r.buf) == 0
+                && st
+                    .bufs
+                    .get(r.buf as usize)
+                    .is_some_and(|b| b.width == w && b.fits(r))
+        };
+        if !shape(o, d, busy_w) || !shape(lse, 1, busy_w) {
+            return false;
+        }
+        // Per input: the identity and coverage of its partial result, if any.
+        let mut parts = [(0u64, 0u32, 0 as Cov); 4];
+        let mut np = 0;
+        for (io, il) in inputs {
+            if !shape(io, d, st.recv_bufs) || !shape(il, 1, st.recv_bufs) {
+                return false;
+            }
+            let (Some(a), Some(b)) = (
+                st.bufs[io.buf as usize].read_one(io),
+                st.bufs[il.buf as usize].read_one(il),
+            ) else {
+                return false;
+            };
+            match (a, b) {
+                (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
+                (
+                    Val::Part {
+                        p: Part::O,
+                        g,
+                        head,
+                        cov,
+                    },
+                    Val::Part {
+                        p: Part::Lse,
+                        g: g2,
+                        head: h2,
+                        cov: c2,
+                    },
+                ) if (g, head) == (g2, h2)
+                    && self.covs.same(cov, c2)
+                    && (np == 0 || (parts[0].0, parts[0].1) == (g, head)) =>
+                {
+                    parts[np] = (g, head, cov);
+                    np += 1;
+                }
+                _ => return false,
+            }
+        }
+        let (vo, vl) = if np == 0 {
+            (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf))
+        } else {
+            let (g, head, mut cov) = parts[0];
+            for &(_, _, c) in &parts[1..np] {
+                cov = self.covs.join(cov, c);
+            }
+            let part = |p| Val::Part { p, g, head, cov };
+            (part(Part::O), part(Part::Lse))
+        };
+        self.st.bufs[o.buf as usize].write_one(o, vo);
+        self.st.bufs[lse.buf as usize].write_one(lse, vl);
+        true
     }
 
     /// The merged (O, LSE) of one cell block `[r0, r1, c0, c1]` whose `n` input pairs hold

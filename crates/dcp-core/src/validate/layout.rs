@@ -135,7 +135,7 @@ impl<'a> Validator<'a> {
             let local = d.local_tokens();
             let mut bufs = Vec::with_capacity(prog.buffers.len());
             for (bi, b) in prog.buffers.iter().enumerate() {
-                let mut buf = Buf::new(b.tokens, b.heads);
+                let mut buf = Buf::new(b.tokens, b.heads, b.width);
                 if let BufferRole::Saved { forward } = b.role {
                     let Some(fwd) = saved.filter(|_| backward) else {
                         return Err(err(PlanErrorKind::SavedInForward {

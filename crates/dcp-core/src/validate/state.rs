@@ -279,10 +279,12 @@ pub(super) struct Buf {
     bands: Vec<Band>,
     tokens: u32,
     heads: u32,
+    /// Elements per (token, head), as declared.
+    pub width: u32,
 }
 
 impl Buf {
-    pub fn new(tokens: u32, heads: u32) -> Self {
+    pub fn new(tokens: u32, heads: u32, width: u32) -> Self {
         // Room for a ring buffer's few bands (one allocation, no growth from empty).
         let mut bands = Vec::with_capacity(4);
         if tokens > 0 && heads > 0 {
@@ -296,6 +298,7 @@ impl Buf {
             bands,
             tokens,
             heads,
+            width,
         }
     }
 
@@ -395,7 +398,11 @@ impl Buf {
     /// [`Buf::read`] would return it. `None` otherwise.
     #[inline]
     pub fn read_one(&self, r: &Region) -> Option<Val> {
-        let band = self.bands.get(self.after(r.tok).checked_sub(1)?)?;
+        let band = if r.tok == 0 {
+            self.bands.first()?
+        } else {
+            self.bands.get(self.after(r.tok).checked_sub(1)?)?
+        };
         match band.cols {
             Few::One((_, _, v))
                 if !v.is_unset() && band.t0 <= r.tok && r.tok + r.len <= band.t1 =>
@@ -1074,7 +1081,7 @@ mod tests {
 
     #[test]
     fn writes_split_and_reads_shift() {
-        let mut b = Buf::new(10, 4);
+        let mut b = Buf::new(10, 4, 1);
         let all = Region {
             buf: 0,
             tok: 0,
@@ -1172,7 +1179,7 @@ mod tests {
             head: 0,
             heads: 2,
         };
-        let mut b = Buf::new(10, 2);
+        let mut b = Buf::new(10, 2, 1);
         b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, input(100, 0))));
         let zero = Val::Fill(FillValue::Zero);
         b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, zero)));
@@ -1225,7 +1232,7 @@ mod tests {
             Some((498, 0))
         );
         // A never-written cell is not one set rectangle.
-        assert!(Buf::new(4, 2).read_one(&region(0, 4)).is_none());
+        assert!(Buf::new(4, 2, 1).read_one(&region(0, 4)).is_none());
     }
 
     #[test]
