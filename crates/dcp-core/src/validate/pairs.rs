@@ -1363,8 +1363,8 @@ mod tests {
                         }
                     }
                 }
-                let got = times_heads(mask_sum(&h, &cm, off, q, k), h.heads(1, 3));
-                assert_eq!(got, brute(&h, &pairs), "{m:?} {q:?} {k:?}");
+                let got = times_heads(mask_sum(h, &cm, off, q, k), h.heads(1, 3));
+                assert_eq!(got, brute(h, &pairs), "{m:?} {q:?} {k:?}");
                 assert_eq!(got.count, 2 * cm.count_tile(q.0, q.1, k.0, k.1));
             }
         }
@@ -1404,15 +1404,15 @@ mod tests {
                         }
                     }
                     // Head 0: z^0 = 1, the pairs' own hash.
-                    let want = brute(&h, &pairs);
-                    let fast = causal_trap_sum(&h, q0, q1, &lo, &hi, off, false);
+                    let want = brute(h, &pairs);
+                    let fast = causal_trap_sum(h, q0, q1, &lo, &hi, off, false);
                     taken += usize::from(fast.is_some());
-                    let general = general_trap_sum(&h, q0, q1, &lo, &hi, off, false);
+                    let general = general_trap_sum(h, q0, q1, &lo, &hi, off, false);
                     assert_eq!(general, want, "{q0}..{q1} {lo:?} {hi:?}");
                     if let Some(f) = fast {
                         assert_eq!(f, want, "{q0}..{q1} {lo:?} {hi:?}");
                     }
-                    assert_eq!(trap_sum(&h, q0, q1, &lo, &hi, off, true).count, want.count);
+                    assert_eq!(trap_sum(h, q0, q1, &lo, &hi, off, true).count, want.count);
                 }
             }
         }
@@ -1436,7 +1436,7 @@ mod tests {
                 off: 3,
                 gq: 100,
                 gk: 100,
-                full: trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 3, false),
+                full: trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, 3, false),
             }
         };
         // One query run (global rows 100..120), two KV runs (keys 0..10 and 10..20).
@@ -1444,7 +1444,7 @@ mod tests {
             let heads = [(0, 2), (4, 5)].into_iter().collect();
             let k = [(100, 110), (110, 120)];
             Arc::new(WorkPairs::new(
-                &h,
+                h,
                 heads,
                 traps,
                 [(100, 120)].into_iter(),
@@ -1466,17 +1466,17 @@ mod tests {
             k: (100, 120),
             heads,
         };
-        let full = covs.sum(&h, ab, &cells((0, 20), (0, 8)), &mut memo);
+        let full = covs.sum(h, ab, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(full.count, 3 * (55 + 155));
         let mut parts = PairSum::default();
         for q in [(0, 7), (7, 13), (13, 20)] {
             for hd in [(0, 1), (1, 8)] {
-                parts = parts.add(covs.sum(&h, ab, &cells(q, hd), &mut memo));
+                parts = parts.add(covs.sum(h, ab, &cells(q, hd), &mut memo));
             }
         }
         assert_eq!(parts, full);
         // A shared sub-tree counts once per reference.
-        let twice = covs.sum(&h, both, &cells((0, 20), (0, 8)), &mut memo);
+        let twice = covs.sum(h, both, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(twice, full.add(full));
         let dkv = covs.leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
@@ -1487,17 +1487,17 @@ mod tests {
             k: (110, 120),
             heads: (0, 8),
         };
-        assert_eq!(covs.sum(&h, dkv, &k, &mut memo).count, 3 * 55);
+        assert_eq!(covs.sum(h, dkv, &k, &mut memo).count, 3 * 55);
         // A leaf read for some query rows: those rows' pairs.
-        let half = covs.sum(&h, a, &cells((0, 5), (0, 8)), &mut memo);
+        let half = covs.sum(h, a, &cells((0, 5), (0, 8)), &mut memo);
         assert_eq!(half.count, 3 * 15);
         // The leaf of one of two runs holding the same rows holds only its own run's pairs.
         let mut t = causal(0, 10, 0, 10, 0);
         t.qrun = 1;
-        let two = w2(&h, vec![causal(0, 10, 0, 10, 0), t]);
+        let two = w2(h, vec![causal(0, 10, 0, 10, 0), t]);
         let one = covs.leaf(two, Side::Q(1));
         assert_eq!(
-            covs.sum(&h, one, &cells((0, 20), (0, 8)), &mut memo).count,
+            covs.sum(h, one, &cells((0, 20), (0, 8)), &mut memo).count,
             3 * 55
         );
     }
@@ -1525,7 +1525,7 @@ mod tests {
         ] {
             let lo = [Lin::c(k0 as i64), Lin::c(0)];
             let hi = [Lin::c(k1 as i64), Lin::c(100)];
-            let t = trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, off, false);
+            let t = trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false);
             let r = Hasher::rect(
                 h.xs(off + q0, off + q1),
                 h.ys(off + k0, off + k1),
@@ -1562,7 +1562,7 @@ mod tests {
                         } else {
                             hi
                         };
-                        let full = trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 0, true);
+                        let full = trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, 0, true);
                         let tr = Trap {
                             q0,
                             q1,
@@ -1592,7 +1592,7 @@ mod tests {
                             quick += 1;
                             assert_eq!(exact, full.count, "{m:?} {q0}..{q1} {k0}..{k1}");
                         }
-                        assert_eq!(count_inside_mask(&h, &cm, &tr), exact);
+                        assert_eq!(count_inside_mask(h, &cm, &tr), exact);
                     }
                 }
             }
@@ -1636,7 +1636,7 @@ mod tests {
                 pairs.push((5 + q as u64, 0, 5 + k as u64));
             }
         }
-        let got = trap_sum(&h, 0, 40, &lo, &hi, 5, false);
-        assert_eq!(times_heads(got, h.heads(0, 1)), brute(&h, &pairs));
+        let got = trap_sum(h, 0, 40, &lo, &hi, 5, false);
+        assert_eq!(times_heads(got, h.heads(0, 1)), brute(h, &pairs));
     }
 }

@@ -29,6 +29,7 @@ use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::{CompiledMask, Lin};
+use crate::plan::FillValue;
 use crate::plan::{BwdWork, FwdWork, Instr, IoTensor, Region, RowRanges};
 
 #[cfg(debug_assertions)]
@@ -1012,6 +1013,162 @@ impl<'a> Local<'_, 'a> {
         (qs, ks)
     }
 
+    /// [`Local::work`] of a work whose query region holds one rectangle of input Q over one run
+    /// of global rows and one head run, and whose one KV region one rectangle of input KV (a ring
+    /// step's work), when it passes every check: every region in bounds with its width and
+    /// shape, none in flight, the operands' heads GQA-consistent, its pairs checked
+    /// ([`Local::checked_pairs`]); a backward work's O, LSE and dO holding its query rows' inputs
+    /// and its dQ and dKV zero or partial results of their rows. Checks first, then the same
+    /// coverage nodes, writes and memo entry as the general path, in its order. `false` with
+    /// nothing changed for anything else: the general path decides and names the error.
+    #[allow(clippy::too_many_arguments)]
+    fn work_one(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        q: &Region,
+        kv: &[Region],
+        rows: &'a RowRanges,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+    ) -> bool {
+        let model = self.plan.batch.model;
+        let (g, d) = (model.group(), model.head_dim);
+        let [k] = kv else {
+            return false;
+        };
+        {
+            let st = &*self.st;
+            let (busy_r, busy_w) = (st.recv_bufs, st.recv_bufs | st.send_bufs);
+            let fits = |r: &Region, w: u32, busy: u64| {
+                busy & super::buf_bit(r.buf) == 0
+                    && st
+                        .bufs
+                        .get(r.buf as usize)
+                        .is_some_and(|b| b.width == w && b.fits(r))
+            };
+            let like = |r: &Region, of: &Region| r.len == of.len && r.heads == of.heads;
+            if !fits(q, d, busy_r)
+                || !fits(k, 2 * d, busy_r)
+                || q.heads != k.heads * g
+                || rows.n_rows() > q.len
+            {
+                return false;
+            }
+            let outs_ok = match (bwd, outs) {
+                (None, Some((o, lse))) => {
+                    fits(o, d, busy_w) && fits(lse, 1, busy_w) && like(o, q) && like(lse, q)
+                }
+                (Some(w), None) => {
+                    fits(&w.o, d, busy_r)
+                        && fits(&w.lse, 1, busy_r)
+                        && fits(&w.do_, d, busy_r)
+                        && fits(&w.dq, d, busy_w)
+                        && [&w.o, &w.lse, &w.do_, &w.dq].iter().all(|r| like(r, q))
+                        && matches!(&w.dkv[..], [dr] if fits(dr, 2 * d, busy_w) && like(dr, k))
+                }
+                _ => false,
+            };
+            if !outs_ok {
+                return false;
+            }
+        }
+        let Some(ops) = self.operands_one_rect(q, kv) else {
+            return false;
+        };
+        let (Few::One((0, _, gq)), Few::One((0, _, hq))) = (&ops.q_runs, &ops.q_cols) else {
+            return false;
+        };
+        let (gq, hq) = (*gq, *hq);
+        let (Few::One(Few::One((0, _, gk))), Few::One((0, _, hk))) = (&ops.kv_runs, &ops.kv_cols)
+        else {
+            return false;
+        };
+        let (gk, hk) = (*gk, *hk);
+        let Ok((pairs, record)) = self.checked_pairs(dev, idx, wi, &ops, rows) else {
+            return false;
+        };
+        match bwd {
+            None => {
+                let (o, lse) = outs.expect("forward outputs");
+                let cov = self.covs.leaf(pairs.clone(), Side::Q(0));
+                for (r, p) in [(o, Part::O), (lse, Part::Lse)] {
+                    let v = Val::Part {
+                        p,
+                        g: gq,
+                        head: hq,
+                        cov,
+                    };
+                    self.st.bufs[r.buf as usize].write_one(r, v);
+                }
+            }
+            Some(w) => {
+                let bufs = &self.st.bufs;
+                let holds = |r: &Region, t: IoTensor| {
+                    let want = Val::In { t, g: gq, head: hq };
+                    bufs[r.buf as usize]
+                        .read_one(r)
+                        .is_some_and(|v| continues(&v, 0, 0, &want))
+                };
+                if !(holds(&w.o, IoTensor::O)
+                    && holds(&w.lse, IoTensor::Lse)
+                    && holds(&w.do_, IoTensor::DO))
+                {
+                    return false;
+                }
+                // What an accumulator holds: zero, or a partial result of its rows (and its
+                // coverage).
+                let acc =
+                    |r: &Region, p: Part, id: (u64, u32)| match bufs[r.buf as usize].read_one(r) {
+                        Some(Val::Fill(FillValue::Zero)) => Some(None),
+                        Some(Val::Part {
+                            p: vp,
+                            g,
+                            head,
+                            cov,
+                        }) if vp == p && (g, head) == id => Some(Some(cov)),
+                        _ => None,
+                    };
+                let dkv = &w.dkv[0];
+                let (Some(hq_acc), Some(hk_acc)) = (
+                    acc(&w.dq, Part::DQ, (gq, hq)),
+                    acc(dkv, Part::DKv, (gk, hk)),
+                ) else {
+                    return false;
+                };
+                for (r, p, side, id, had) in [
+                    (&w.dq, Part::DQ, Side::Q(0), (gq, hq), hq_acc),
+                    (dkv, Part::DKv, Side::K(0), (gk, hk), hk_acc),
+                ] {
+                    let leaf = self.covs.leaf(pairs.clone(), side);
+                    let cov = match had {
+                        None => leaf,
+                        Some(c) => self.covs.join(c, leaf),
+                    };
+                    let v = Val::Part {
+                        p,
+                        g: id.0,
+                        head: id.1,
+                        cov,
+                    };
+                    self.st.bufs[r.buf as usize].write_one(r, v);
+                }
+            }
+        }
+        if record {
+            self.cache.pairs_memo.borrow_mut().push(MemoEntry {
+                q_runs: ops.q_runs,
+                q_cols: ops.q_cols,
+                kv_runs: ops.kv_runs,
+                keys: ops.keys,
+                rows,
+                pairs,
+            });
+        }
+        true
+    }
+
     /// Checks one work and applies it: a forward work writes fresh partial (O, LSE); a backward
     /// work reads the final O, LSE and dO of its rows and accumulates into dQ and dKV.
     #[allow(clippy::too_many_arguments)]
@@ -1026,6 +1183,9 @@ impl<'a> Local<'_, 'a> {
         bwd: Option<&BwdWork>,
         outs: Option<(&Region, &Region)>,
     ) -> Result<(), PlanError> {
+        if self.cx.fast && self.work_one(dev, idx, wi, q, kv, rows, bwd, outs) {
+            return Ok(());
+        }
         let model = self.plan.batch.model;
         let (g, d) = (model.group(), model.head_dim);
         let qi = Item::Work(wi, "query", None);
@@ -1685,7 +1845,7 @@ mod head_run_tests {
         use super::{MemoEntry, Operands, PairsMemo};
         use crate::plan::{RangeSeg, RowRanges};
         use crate::validate::pairs::{Hasher, WorkPairs};
-        use crate::validate::state::{Few, Slots};
+        use crate::validate::state::Few;
         use std::sync::Arc;
         let ops = |g: u64| Operands {
             q_runs: Few::One((0, 4, g)),
