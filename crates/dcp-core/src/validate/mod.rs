@@ -798,10 +798,14 @@ mod tests {
         let (batch, topo) = small_case();
         for name in ["ring", "zigzag", "usp"] {
             let plan = make_plan(name, &batch, &topo, &PlannerOptions::default()).expect(name);
-            let before = work::FAST_PAIRS.get();
+            let (before, spans) = (work::FAST_PAIRS.get(), work::SPAN_SUMS.get());
             assert_eq!(validate_with(&plan, Threads::Sequential), Ok(()), "{name}");
             let taken = work::FAST_PAIRS.get() - before;
             assert!(taken > 0, "{name}: no work took the fast path");
+            if name != "usp" {
+                let spans = work::SPAN_SUMS.get() - spans;
+                assert!(spans > 0, "{name}: no work summed whole spans");
+            }
             assert_eq!(
                 validate_paths(&plan, Threads::Sequential, Paths::General),
                 Ok(()),

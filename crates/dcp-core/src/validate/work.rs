@@ -40,6 +40,9 @@ thread_local! {
     /// Works that took the previous device's trapezoids ([`Local::same_as_prev`]) on this
     /// thread, each checked against the general path (debug builds only).
     pub(super) static SHARED_PAIRS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Works whose rectangles [`span_sums`] summed whole spans at a time on this thread (debug
+    /// builds only).
+    pub(super) static SPAN_SUMS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// `p`'s trapezoids with the query heads of `ops` (a work of the same query rows, KV rows and
@@ -1589,6 +1592,14 @@ fn rect_sums(
     }
     let h = Hasher::shared();
     let one = qs.len() == 1 && ks.len() == 1;
+    if one {
+        if let Some(sum) = span_sums(cx, qp, kp, rows) {
+            #[cfg(debug_assertions)]
+            SPAN_SUMS.set(SPAN_SUMS.get() + 1);
+            (qs[0], ks[0]) = (sum, sum);
+            return true;
+        }
+    }
     let mut total = PairSum::default();
     let (mut qi, mut hint) = (0usize, 0usize);
     for seg in &rows.segs {
@@ -1687,6 +1698,74 @@ fn rect_sums(
         ks[0] = total;
     }
     true
+}
+
+/// [`rect_sums`]' sum for a work of one query run and one KV run whose every row-range segment
+/// is one whole query piece, and every non-empty range whole KV pieces of its sequence, each
+/// inside the keys all the piece's queries attend (a ring or zigzag step's work): per segment
+/// one span's data and one product, per KV piece one span's sum, no clipping. The ranges passed
+/// [`rect_sums`]' checks. `None` for anything else (nothing decided: [`rect_sums`]' general loop
+/// takes the work).
+fn span_sums(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+) -> Option<PairSum> {
+    let spans = &cx.span[..];
+    let (mut qi, mut j) = (0usize, 0usize);
+    let mut sum = PairSum::default();
+    for seg in &rows.segs {
+        let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
+        while qp.get(qi)?.0.r1 <= s0 {
+            qi += 1;
+        }
+        let p = &qp[qi].0;
+        if (p.r0, p.r1) != (s0, s1) || !p.whole {
+            return None;
+        }
+        let sp = &spans[p.span as usize];
+        let (cl, cu) = sp.common?;
+        let nq = (s1 - s0) as u64;
+        // Σ y^k over the segment's keys (its pairs' hash is Σx^q times it) and their count.
+        let (mut ys, mut nk) = (PairSum::default(), 0u64);
+        for lr in seg.ranges.iter() {
+            let (s, e) = (lr.start.c.max(0), lr.end.c);
+            if s >= e {
+                continue;
+            }
+            let (lo, hi) = (s as u32, e as u32);
+            // The KV piece starting at `lo` (the pieces tile the key positions): the next one
+            // on, or found by search; none when `lo` is inside a piece.
+            if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
+                j = kp.partition_point(|k| k.0.r0 < lo);
+                if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
+                    return None;
+                }
+            }
+            // Whole pieces up to `hi` (the last one then ends at `hi`: they tile).
+            while let Some((k, _)) = kp.get(j) {
+                if k.r0 >= hi {
+                    break;
+                }
+                if k.r1 > hi || !k.whole || k.seq != p.seq {
+                    return None;
+                }
+                let n = k.r1 - k.r0;
+                if (k.tok as i64) < cl || (k.tok + n) as i64 > cu {
+                    return None;
+                }
+                nk += n as u64;
+                ys = ys.add(PairSum {
+                    count: 0,
+                    hash: spans[k.span as usize].ys,
+                });
+                j += 1;
+            }
+        }
+        sum = sum.add(Hasher::rect(sp.xs, ys.hash, nq, nk));
+    }
+    Some(sum)
 }
 
 /// Whether every pair of rectangle `[q0, q1) × [a, b)` (tokens of sequence `seq`, its sum
