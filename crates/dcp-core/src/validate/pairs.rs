@@ -36,7 +36,7 @@ const fn mulm(a: u64, b: u64) -> u64 {
 }
 
 #[inline]
-fn addm(a: u64, b: u64) -> u64 {
+pub(super) fn addm(a: u64, b: u64) -> u64 {
     let s = a + b;
     if s >= P {
         s - P

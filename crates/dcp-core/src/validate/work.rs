@@ -1701,11 +1701,12 @@ fn rect_sums(
 }
 
 /// [`rect_sums`]' sum for a work of one query run and one KV run whose every row-range segment
-/// is one whole query piece, and every non-empty range whole KV pieces of its sequence, each
-/// inside the keys all the piece's queries attend (a ring or zigzag step's work): per segment
-/// one span's data and one product, per KV piece one span's sum, no clipping. The ranges passed
-/// [`rect_sums`]' checks. `None` for anything else (nothing decided: [`rect_sums`]' general loop
-/// takes the work).
+/// is whole query pieces of one sequence, and every non-empty range whole KV pieces of that
+/// sequence, each inside the keys all the pieces' queries attend (a ring or zigzag step's work;
+/// a zigzag segment may hold both of a sequence's query spans): per segment the sum of its
+/// spans' Σx^q times the sum of its KV spans' Σy^k, and the count the lengths' product; no
+/// clipping, no test per rectangle. The ranges passed [`rect_sums`]' checks. `None` for
+/// anything else (nothing decided: [`rect_sums`]' general loop takes the work).
 fn span_sums(
     cx: &Ctx,
     qp: &[(Piece, u32)],
@@ -1720,15 +1721,35 @@ fn span_sums(
         while qp.get(qi)?.0.r1 <= s0 {
             qi += 1;
         }
+        // The query pieces tiling the segment: their sums, and the keys all their queries
+        // attend.
         let p = &qp[qi].0;
-        if (p.r0, p.r1) != (s0, s1) || !p.whole {
+        if p.r0 != s0 || p.r1 > s1 || s0 == s1 || !p.whole {
             return None;
         }
         let sp = &spans[p.span as usize];
-        let (cl, cu) = sp.common?;
+        let (mut cl, mut cu) = sp.common?;
+        let mut xs = sp.xs;
+        if p.r1 != s1 {
+            // More pieces: those after the first tile the rest.
+            let mut at = p.r1;
+            while at < s1 {
+                qi += 1;
+                let (q, _) = qp.get(qi)?;
+                debug_assert_eq!(q.r0, at, "a run's pieces tile its rows");
+                if q.r1 > s1 || !q.whole || q.seq != p.seq {
+                    return None;
+                }
+                let sq = &spans[q.span as usize];
+                let (a, b) = sq.common?;
+                (cl, cu) = (cl.max(a), cu.min(b));
+                xs = super::pairs::addm(xs, sq.xs);
+                at = q.r1;
+            }
+        }
         let nq = (s1 - s0) as u64;
         // Σ y^k over the segment's keys (its pairs' hash is Σx^q times it) and their count.
-        let (mut ys, mut nk) = (PairSum::default(), 0u64);
+        let (mut ys, mut nk) = (0u64, 0u64);
         for lr in seg.ranges.iter() {
             let (s, e) = (lr.start.c.max(0), lr.end.c);
             if s >= e {
@@ -1756,14 +1777,11 @@ fn span_sums(
                     return None;
                 }
                 nk += n as u64;
-                ys = ys.add(PairSum {
-                    count: 0,
-                    hash: spans[k.span as usize].ys,
-                });
+                ys = super::pairs::addm(ys, spans[k.span as usize].ys);
                 j += 1;
             }
         }
-        sum = sum.add(Hasher::rect(sp.xs, ys.hash, nq, nk));
+        sum = sum.add(Hasher::rect(xs, ys, nq, nk));
     }
     Some(sum)
 }
