@@ -1035,11 +1035,11 @@ impl<'a> Local<'_, 'a> {
         rows: &'a RowRanges,
         bwd: Option<&BwdWork>,
         outs: Option<(&Region, &Region)>,
-    ) -> bool {
+    ) -> Option<Result<(), PlanError>> {
         let model = self.plan.batch.model;
         let (g, d) = (model.group(), model.head_dim);
         let [k] = kv else {
-            return false;
+            return None;
         };
         {
             let st = &*self.st;
@@ -1057,7 +1057,7 @@ impl<'a> Local<'_, 'a> {
                 || q.heads != k.heads * g
                 || rows.n_rows() > q.len
             {
-                return false;
+                return None;
             }
             let outs_ok = match (bwd, outs) {
                 (None, Some((o, lse))) => {
@@ -1074,23 +1074,24 @@ impl<'a> Local<'_, 'a> {
                 _ => false,
             };
             if !outs_ok {
-                return false;
+                return None;
             }
         }
-        let Some(ops) = self.operands_one_rect(q, kv) else {
-            return false;
-        };
-        let (Few::One((0, _, gq)), Few::One((0, _, hq))) = (&ops.q_runs, &ops.q_cols) else {
-            return false;
-        };
-        let (gq, hq) = (*gq, *hq);
-        let (Few::One(Few::One((0, _, gk))), Few::One((0, _, hk))) = (&ops.kv_runs, &ops.kv_cols)
+        let ops = self.operands_one_rect(q, kv)?;
+        let (
+            Few::One((0, _, gq)),
+            Few::One((0, _, hq)),
+            Few::One(Few::One((0, _, gk))),
+            Few::One((0, _, hk)),
+        ) = (&ops.q_runs, &ops.q_cols, &ops.kv_runs, &ops.kv_cols)
         else {
-            return false;
+            // Operands over several runs (a usp head group's): every check before them
+            // passed here, so the general path would pass them too; the rest is its own.
+            return Some(self.work_with(dev, idx, wi, q, kv, rows, bwd, outs, ops));
         };
-        let (gk, hk) = (*gk, *hk);
+        let (gq, hq, gk, hk) = (*gq, *hq, *gk, *hk);
         let Ok((pairs, record)) = self.checked_pairs(dev, idx, wi, &ops, rows) else {
-            return false;
+            return None;
         };
         match bwd {
             None => {
@@ -1118,7 +1119,7 @@ impl<'a> Local<'_, 'a> {
                     && holds(&w.lse, IoTensor::Lse)
                     && holds(&w.do_, IoTensor::DO))
                 {
-                    return false;
+                    return None;
                 }
                 // What an accumulator holds: zero, or a partial result of its rows (and its
                 // coverage).
@@ -1138,7 +1139,7 @@ impl<'a> Local<'_, 'a> {
                     acc(&w.dq, Part::DQ, (gq, hq)),
                     acc(dkv, Part::DKv, (gk, hk)),
                 ) else {
-                    return false;
+                    return None;
                 };
                 for (r, p, side, id, had) in [
                     (&w.dq, Part::DQ, Side::Q(0), (gq, hq), hq_acc),
@@ -1169,7 +1170,7 @@ impl<'a> Local<'_, 'a> {
                 pairs,
             });
         }
-        true
+        Some(Ok(()))
     }
 
     /// Checks one work and applies it: a forward work writes fresh partial (O, LSE); a backward
@@ -1186,8 +1187,10 @@ impl<'a> Local<'_, 'a> {
         bwd: Option<&BwdWork>,
         outs: Option<(&Region, &Region)>,
     ) -> Result<(), PlanError> {
-        if self.cx.fast && self.work_one(dev, idx, wi, q, kv, rows, bwd, outs) {
-            return Ok(());
+        if self.cx.fast {
+            if let Some(done) = self.work_one(dev, idx, wi, q, kv, rows, bwd, outs) {
+                return done;
+            }
         }
         let model = self.plan.batch.model;
         let (g, d) = (model.group(), model.head_dim);
@@ -1230,6 +1233,24 @@ impl<'a> Local<'_, 'a> {
         let Some(ops) = self.operands(dev, idx, wi, q, kv)? else {
             return Ok(());
         };
+        self.work_with(dev, idx, wi, q, kv, rows, bwd, outs, ops)
+    }
+
+    /// The rest of [`Local::work`] once the operands are read: the pairs, the outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn work_with(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        q: &Region,
+        kv: &[Region],
+        rows: &'a RowRanges,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+        ops: Operands,
+    ) -> Result<(), PlanError> {
+        let d = self.plan.batch.model.head_dim;
         let (pairs, record) = self.checked_pairs(dev, idx, wi, &ops, rows)?;
         let q_cols = &ops.q_cols;
         match bwd {
