@@ -493,8 +493,7 @@ impl Local<'_, '_> {
 impl Validator<'_> {
     /// Index of the comm instruction `dev` is at.
     fn comm_idx(&self, dev: u32) -> usize {
-        let st = &self.devs[dev as usize];
-        st.comms.get(st.comms_done).copied().unwrap_or(usize::MAX)
+        self.devs[dev as usize].comm_at
     }
 }
 
@@ -662,6 +661,5 @@ impl DevState {
                 "busy bits of pending groups"
             );
         }
-        self.comms_done += 1;
     }
 }

@@ -198,21 +198,13 @@ impl<'a> Validator<'a> {
                     return Err(err(PlanErrorKind::MissingIoBuffer(t)));
                 }
             }
-            let comms = prog
-                .instrs
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| matches!(i, Instr::Comm { .. }))
-                .map(|(k, _)| k)
-                .collect();
             devs.push(DevState {
                 bufs,
                 // Room for a ring step's groups in flight (no growth from empty).
                 pending: Vec::with_capacity(4),
                 recv_bufs: 0,
                 send_bufs: 0,
-                comms,
-                comms_done: 0,
+                comm_at: usize::MAX,
             });
         }
         let n = plan.devices.len();

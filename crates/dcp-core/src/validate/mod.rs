@@ -375,9 +375,9 @@ struct DevState {
     /// transfer, which skips the region-by-region test for most reads and writes.
     recv_bufs: u64,
     send_bufs: u64,
-    /// Indices of the program's comm instructions, and how many have completed.
-    comms: Vec<usize>,
-    comms_done: usize,
+    /// The index of the comm instruction the device stopped at (its local instructions run
+    /// up to one: [`Local::run`]), for the errors of the group it is in.
+    comm_at: usize,
 }
 
 /// All devices' validation of one program; local instructions run per device ([`Local`]),
@@ -584,6 +584,7 @@ impl<'v, 'a> Local<'v, 'a> {
     fn run(&mut self, prog: &Program, pc: &mut usize) -> Result<(), PlanError> {
         while let Some(ins) = prog.instrs.get(*pc) {
             if matches!(ins, crate::plan::Instr::Comm { .. }) {
+                self.st.comm_at = *pc;
                 break;
             }
             self.local(self.dev, *pc, ins)?;
