@@ -4,7 +4,7 @@
 
 use super::pairs::{Arena, Cov};
 use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
-use super::{buf_bit, show, DevState, Item, Local, Pending, Validator};
+use super::{buf_bit, show, DevState, Item, Local, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::Machine;
 use crate::plan::{FillValue, Instr, Program, Region};
@@ -68,15 +68,18 @@ impl Local<'_, '_> {
         let st = &mut *self.st;
         // The oldest group, the only one in flight (a ring step's wait): no search, no bits to
         // recompute.
-        if st.pending.len() == 1 && st.pending[0].tag == tag {
+        if st.pending.len() == 1 && st.pending[0] == tag {
             st.pending.clear();
+            st.inflight.clear();
             (st.recv_bufs, st.send_bufs) = (0, 0);
             return Ok(());
         }
-        let Some(pos) = st.pending.iter().position(|p| p.tag == tag) else {
+        let Some(pos) = st.pending.iter().position(|&t| t == tag) else {
             return Err(self.err(dev, idx, PlanErrorKind::WaitNotInFlight { tag }));
         };
         st.pending.remove(pos);
+        // Tags rise along a device's list: only this group's regions have its tag.
+        st.inflight.retain(|e| e.tag != tag);
         st.update_busy();
         Ok(())
     }
@@ -542,8 +545,8 @@ impl Machine for Validator<'_> {
             if let (Some(v), Some(b)) = (v, to_buf) {
                 if b.fits(dst) {
                     b.write_one(dst, v);
-                    self.group_sends[from as usize].push(*src);
-                    self.group_recvs[to as usize].push(*dst);
+                    self.devs[from as usize].exchange(true, *src);
+                    self.devs[to as usize].exchange(false, *dst);
                     return Ok(());
                 }
             }
@@ -562,8 +565,8 @@ impl Machine for Validator<'_> {
         }
         let rows = self.at(from).send_rows(fi, src, to)?;
         self.at(to).recv_rows(dst, rows);
-        self.group_sends[from as usize].push(*src);
-        self.group_recvs[to as usize].push(*dst);
+        self.devs[from as usize].exchange(true, *src);
+        self.devs[to as usize].exchange(false, *dst);
         Ok(())
     }
 
@@ -574,13 +577,12 @@ impl Machine for Validator<'_> {
         tag: u32,
         _instr: &Instr,
     ) -> Result<(), PlanError> {
-        let recvs = std::mem::take(&mut self.group_recvs[dev as usize]);
-        let sends = std::mem::take(&mut self.group_sends[dev as usize]);
         // Without a device view unless the group is refused (which the view names).
-        if comm_overlap(&sends, &recvs) {
-            return self.at(dev).group_end(idx, tag, sends, recvs);
+        if !self.devs[dev as usize].start_group(tag) {
+            return Err(self
+                .at(dev)
+                .err(dev, idx, PlanErrorKind::CommOverlap { tag }));
         }
-        self.devs[dev as usize].start_group(tag, sends, recvs);
         Ok(())
     }
 }
@@ -618,39 +620,45 @@ impl Local<'_, '_> {
         sends: Few<Region>,
         recvs: Few<Region>,
     ) -> Result<(), PlanError> {
-        if comm_overlap(&sends, &recvs) {
+        for r in sends.iter() {
+            self.st.exchange(true, *r);
+        }
+        for r in recvs.iter() {
+            self.st.exchange(false, *r);
+        }
+        if !self.st.start_group(tag) {
             return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
         }
-        self.st.start_group(tag, sends, recvs);
         Ok(())
     }
 }
 
-/// Whether a group's receives overlap each other or its sends.
-fn comm_overlap(sends: &[Region], recvs: &[Region]) -> bool {
-    for (i, a) in recvs.iter().enumerate() {
-        for b in &recvs[i + 1..] {
-            if a.overlaps(b) {
-                return true;
-            }
-        }
-        for b in sends {
-            if a.overlaps(b) {
-                return true;
-            }
-        }
-    }
-    false
-}
-
 impl DevState {
-    /// A checked group (its regions do not overlap) goes in flight.
-    fn start_group(&mut self, tag: u32, sends: Few<Region>, recvs: Few<Region>) {
-        // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
-        // The busy bits of all pending groups: the earlier ones' and this one's.
-        self.recv_bufs |= recvs.iter().fold(0, |m, r| m | buf_bit(r.buf));
-        self.send_bufs |= sends.iter().fold(0, |m, r| m | buf_bit(r.buf));
-        self.pending.push(Pending { tag, sends, recvs });
+    /// The group being exchanged ends: unless its receives overlap each other or its sends
+    /// (`false`), it goes in flight with tag `tag`.
+    fn start_group(&mut self, tag: u32) -> bool {
+        let k = self.inflight.len() - self.open;
+        let open = &mut self.inflight[k..];
+        for i in 0..open.len() {
+            let a = open[i];
+            for b in &open[i + 1..] {
+                if (!a.send || !b.send) && a.r.overlaps(&b.r) {
+                    return false;
+                }
+            }
+        }
+        // Groups run in list order on one stream, so regions of earlier groups are no hazard
+        // here. The busy bits of all pending groups: the earlier ones' and this one's.
+        for e in open.iter_mut() {
+            e.tag = tag;
+            if e.send {
+                self.send_bufs |= buf_bit(e.r.buf);
+            } else {
+                self.recv_bufs |= buf_bit(e.r.buf);
+            }
+        }
+        self.open = 0;
+        self.pending.push(tag);
         #[cfg(debug_assertions)]
         {
             let bits = (self.recv_bufs, self.send_bufs);
@@ -661,5 +669,6 @@ impl DevState {
                 "busy bits of pending groups"
             );
         }
+        true
     }
 }

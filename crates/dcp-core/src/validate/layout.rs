@@ -202,6 +202,8 @@ impl<'a> Validator<'a> {
                 bufs,
                 // Room for a ring step's groups in flight (no growth from empty).
                 pending: Vec::with_capacity(4),
+                inflight: Vec::with_capacity(8),
+                open: 0,
                 recv_bufs: 0,
                 send_bufs: 0,
                 comm_at: usize::MAX,
@@ -214,8 +216,6 @@ impl<'a> Validator<'a> {
             backward,
             parallel,
             devs,
-            group_recvs: (0..n).map(|_| Few::Zero).collect(),
-            group_sends: (0..n).map(|_| Few::Zero).collect(),
             covs: pairs::Covs::new(
                 (0..n).map(|d| cov_nodes(plan, d, backward)),
                 shared || parallel,

@@ -46,7 +46,7 @@ use crate::plan::{Plan, Program, Region};
 
 use gspace::{GMap, Piece};
 use pairs::PtrHash;
-use state::{Buf, Few, RowList};
+use state::{Buf, RowList};
 
 /// A plan that passed [`validate`]; the only way to make one is [`ValidatedPlan::new`].
 #[derive(Debug, Clone, PartialEq)]
@@ -360,16 +360,23 @@ impl DevCache<'_> {
 /// in order).
 type Pieces = (Vec<(Piece, u32)>, Vec<(Piece, u32)>);
 
-/// A group in flight on a device.
-struct Pending {
+/// A region of a group in flight on a device: the group's tag, and whether the device sends
+/// it (or receives into it).
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
     tag: u32,
-    sends: Few<Region>,
-    recvs: Few<Region>,
+    send: bool,
+    r: Region,
 }
 
 struct DevState {
     bufs: Vec<Buf>,
-    pending: Vec<Pending>,
+    /// Tags of the groups in flight, oldest first.
+    pending: Vec<u32>,
+    /// Their regions, group after group, each group's in the order exchanged; the last `open`
+    /// are those of the group being exchanged now (tagged when it ends).
+    inflight: Vec<InFlight>,
+    open: usize,
     /// Buffers the pending groups receive into (`recv_bufs`) and send from (`send_bufs`), one
     /// bit per buffer ([`buf_bit`]): a region of a buffer in neither set meets no pending
     /// transfer, which skips the region-by-region test for most reads and writes.
@@ -388,8 +395,6 @@ struct Validator<'a> {
     backward: bool,
     parallel: bool,
     devs: Vec<DevState>,
-    group_recvs: Vec<Few<Region>>,
-    group_sends: Vec<Few<Region>>,
     /// Each device's coverage nodes.
     covs: pairs::Covs<'a>,
     caches: Vec<DevCache<'a>>,
@@ -489,11 +494,21 @@ impl DevState {
     /// Recomputes the pending groups' buffer bits (after a group is added or waited for).
     fn update_busy(&mut self) {
         let (mut recv, mut send) = (0u64, 0u64);
-        for p in &self.pending {
-            recv |= p.recvs.iter().fold(0, |m, r| m | buf_bit(r.buf));
-            send |= p.sends.iter().fold(0, |m, r| m | buf_bit(r.buf));
+        for e in &self.inflight[..self.inflight.len() - self.open] {
+            if e.send {
+                send |= buf_bit(e.r.buf);
+            } else {
+                recv |= buf_bit(e.r.buf);
+            }
         }
         (self.recv_bufs, self.send_bufs) = (recv, send);
+    }
+
+    /// A region of the group being exchanged.
+    #[inline]
+    fn exchange(&mut self, send: bool, r: Region) {
+        self.inflight.push(InFlight { tag: 0, send, r });
+        self.open += 1;
     }
 }
 
@@ -689,10 +704,11 @@ impl<'v, 'a> Local<'v, 'a> {
         if busy & buf_bit(r.buf) == 0 {
             return Ok(());
         }
-        for p in &st.pending {
-            let sends: &[Region] = if write { &p.sends } else { &[] };
-            if p.recvs.iter().any(|x| x.overlaps(r)) || sends.iter().any(|x| x.overlaps(r)) {
-                return Err(self.hazard_err(dev, idx, r, item, p.tag, write));
+        // The first group (oldest first) holding an overlapping region: its regions are
+        // together, in group order.
+        for e in &st.inflight {
+            if (write || !e.send) && e.r.overlaps(r) {
+                return Err(self.hazard_err(dev, idx, r, item, e.tag, write));
             }
         }
         Ok(())

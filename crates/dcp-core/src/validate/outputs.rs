@@ -28,8 +28,8 @@ impl Validator<'_> {
         let mut units = vec![(); self.plan.devices.len()];
         let per_dev = self.for_devices(&mut units, |l, _| {
             let dev = l.dev;
-            if let Some(p) = l.st.pending.first() {
-                return Err(l.err_end(dev, PlanErrorKind::NeverWaited { tag: p.tag }));
+            if let Some(&tag) = l.st.pending.first() {
+                return Err(l.err_end(dev, PlanErrorKind::NeverWaited { tag }));
             }
             let mut got = [PairSum::default(); 2];
             for (k, &t) in outs.iter().enumerate() {
