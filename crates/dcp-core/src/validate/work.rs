@@ -630,6 +630,76 @@ impl<'a> Local<'_, 'a> {
         })
     }
 
+    /// [`Local::operands_one_rect`] of a query region holding one rectangle of input Q and one KV
+    /// region `k` one rectangle of input KV, each inside one device's rows (a ring step's work):
+    /// the same operands, the devices found directly. `None` for anything else.
+    #[inline]
+    fn operands_one_device(&self, q: &Region, k: &Region) -> Option<Operands> {
+        let bufs = &self.st.bufs;
+        let (
+            Some(Val::In {
+                t: IoTensor::Q,
+                g: gq,
+                head: hq,
+            }),
+            Some(Val::In {
+                t: IoTensor::Kv,
+                g: gk,
+                head: hk,
+            }),
+        ) = (
+            bufs[q.buf as usize].read_one(q),
+            bufs[k.buf as usize].read_one(k),
+        )
+        else {
+            return None;
+        };
+        if q.len == 0 || q.heads == 0 || k.len == 0 || k.heads == 0 {
+            return None;
+        }
+        if !gqa_consistent(hq, hk, q.heads, self.plan.batch.model.group()) {
+            return None;
+        }
+        let gmap = &self.cx.gmap;
+        let total = gmap.base(self.plan.devices.len() as u32);
+        // The device holding rows `[g, g + n)`, and whether they are all its rows.
+        let device = |g: u64, n: u32, hint: usize| {
+            if g + n as u64 > total {
+                return None;
+            }
+            let d = gmap.device_at(g, hint);
+            let (b0, b1) = (gmap.base(d as u32), gmap.base(d as u32 + 1));
+            (g + n as u64 <= b1).then_some((d, g == b0 && g + n as u64 == b1))
+        };
+        let (dq, q_whole) = device(gq, q.len, self.dev as usize)?;
+        let (dk, k_whole) = device(gk, k.len, dq)?;
+        let ops = Operands {
+            q_runs: Few::One((0, q.len, gq)),
+            kv_runs: Few::One(Few::One((0, k.len, gk))),
+            q_cols: Few::One((0, q.heads, hq)),
+            kv_cols: Few::One((0, k.heads, hk)),
+            keys: k.len,
+            whole: (q_whole.then_some(dq), k_whole.then_some(dk)),
+        };
+        // Debug builds: the operands the general reading makes.
+        #[cfg(debug_assertions)]
+        {
+            let general = self
+                .operands_one_rect(q, std::slice::from_ref(k))
+                .expect("one-device operands read unlike operands_one_rect");
+            assert!(
+                general.q_runs == ops.q_runs
+                    && general.kv_runs == ops.kv_runs
+                    && general.q_cols == ops.q_cols
+                    && general.kv_cols == ops.kv_cols
+                    && general.keys == ops.keys
+                    && general.whole == ops.whole,
+                "one-device operands differ from operands_one_rect's"
+            );
+        }
+        Some(ops)
+    }
+
     /// [`Local::push_runs`] into empty runs for `len > 0` rows from `r0` holding global rows
     /// from `g` on; with the device whose whole run they are, if they are one. Rows inside one
     /// device's (its own, found without a search, or another's, found by one) are one run.
@@ -1077,7 +1147,10 @@ impl<'a> Local<'_, 'a> {
                 return None;
             }
         }
-        let ops = self.operands_one_rect(q, kv)?;
+        let ops = match self.operands_one_device(q, k) {
+            Some(ops) => ops,
+            None => self.operands_one_rect(q, kv)?,
+        };
         let (
             Few::One((0, _, gq)),
             Few::One((0, _, hq)),
