@@ -196,20 +196,27 @@ impl Local<'_, '_> {
         if !shape(o, d, busy_w) || !shape(lse, 1, busy_w) {
             return false;
         }
-        // Per input: the identity and coverage of its partial result, if any.
-        let mut parts = [(0u64, 0u32, 0 as Cov); 4];
-        let mut np = 0;
-        for (io, il) in inputs {
-            if !shape(io, d, st.recv_bufs) || !shape(il, 1, st.recv_bufs) {
-                return false;
-            }
-            let (Some(a), Some(b)) = (
+        if inputs
+            .iter()
+            .any(|(io, il)| !shape(io, d, st.recv_bufs) || !shape(il, 1, st.recv_bufs))
+        {
+            return false;
+        }
+        // Inputs of one rectangle each (a ring step's merge of whole accumulators): one cell.
+        let mut one = [Val::Unset; 8];
+        for (k, (io, il)) in inputs.iter().enumerate() {
+            match (
                 st.bufs[io.buf as usize].read_one(io),
                 st.bufs[il.buf as usize].read_one(il),
-            ) else {
-                return false;
-            };
-            match (a, b) {
+            ) {
+                (Some(a), Some(b)) => (one[2 * k], one[2 * k + 1]) = (a, b),
+                _ => return self.merge_bands(o, lse, inputs),
+            }
+        }
+        let mut parts = [0 as Cov; 4];
+        let (mut id, mut np) = ((0u64, 0u32), 0);
+        for k in 0..inputs.len() {
+            match (one[2 * k], one[2 * k + 1]) {
                 (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
                 (
                     Val::Part {
@@ -226,9 +233,10 @@ impl Local<'_, '_> {
                     },
                 ) if (g, head) == (g2, h2)
                     && self.covs.same(cov, c2)
-                    && (np == 0 || (parts[0].0, parts[0].1) == (g, head)) =>
+                    && (np == 0 || id == (g, head)) =>
                 {
-                    parts[np] = (g, head, cov);
+                    id = (g, head);
+                    parts[np] = cov;
                     np += 1;
                 }
                 _ => return false,
@@ -237,15 +245,120 @@ impl Local<'_, '_> {
         let (vo, vl) = if np == 0 {
             (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf))
         } else {
-            let (g, head, mut cov) = parts[0];
-            for &(_, _, c) in &parts[1..np] {
+            let mut cov = parts[0];
+            for &c in &parts[1..np] {
                 cov = self.covs.join(cov, c);
             }
+            let (g, head) = id;
             let part = |p| Val::Part { p, g, head, cov };
             (part(Part::O), part(Part::Lse))
         };
         self.st.bufs[o.buf as usize].write_one(o, vo);
         self.st.bufs[lse.buf as usize].write_one(lse, vl);
+        true
+    }
+
+    /// [`Local::merge_one`] of inputs that hold a few row bands each (a usp head group's
+    /// accumulators: one band per device), every region's shape checked: the cells are the bands'
+    /// common refinement, each merged as [`Local::merge`] merges a cell, every cell checked
+    /// before anything changes.
+    fn merge_bands(&mut self, o: &Region, lse: &Region, inputs: &[(Region, Region)]) -> bool {
+        /// Row bands per input region, and cells of the merge, handled here.
+        const MAXB: usize = 8;
+        let st = &*self.st;
+        let n = o.len;
+        // Each input region's bands (first row, value there), O and LSE of each input in turn.
+        let ni = 2 * inputs.len();
+        let mut bands = [[(0u32, Val::Unset); MAXB]; 8];
+        let mut nb = [0usize; 8];
+        for (k, (io, il)) in inputs.iter().enumerate() {
+            for (j, r) in [(2 * k, io), (2 * k + 1, il)] {
+                match st.bufs[r.buf as usize].read_bands(r, &mut bands[j]) {
+                    Some(c) => nb[j] = c,
+                    None => return false,
+                }
+            }
+        }
+        // The cells: every input's band starts, merged (each list starts at row 0).
+        let mut cuts = [0u32; MAXB + 1];
+        let mut nc = 1;
+        for j in 0..ni {
+            for &(c, _) in &bands[j][1..nb[j]] {
+                if !cuts[..nc].contains(&c) {
+                    if nc == MAXB {
+                        return false;
+                    }
+                    cuts[nc] = c;
+                    nc += 1;
+                }
+            }
+        }
+        cuts[..nc].sort_unstable();
+        cuts[nc] = n;
+        // Per cell: the identity of its partial results and their coverages (none: zero and
+        // −∞ throughout), checked for every cell before anything changes.
+        let mut cells = [(0u64, 0u32, [0 as Cov; 4], 0usize); MAXB];
+        let mut at = [0usize; 8];
+        for (c, cell) in cells[..nc].iter_mut().enumerate() {
+            let r0 = cuts[c];
+            let val = |j: usize, at: &mut [usize; 8]| {
+                while at[j] + 1 < nb[j] && bands[j][at[j] + 1].0 <= r0 {
+                    at[j] += 1;
+                }
+                let (b0, v) = bands[j][at[j]];
+                v.shift(r0 - b0, 0)
+            };
+            let mut np = 0;
+            for k in 0..inputs.len() {
+                match (val(2 * k, &mut at), val(2 * k + 1, &mut at)) {
+                    (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
+                    (
+                        Val::Part {
+                            p: Part::O,
+                            g,
+                            head,
+                            cov,
+                        },
+                        Val::Part {
+                            p: Part::Lse,
+                            g: g2,
+                            head: h2,
+                            cov: c2,
+                        },
+                    ) if (g, head) == (g2, h2)
+                        && self.covs.same(cov, c2)
+                        && (np == 0 || (cell.0, cell.1) == (g, head)) =>
+                    {
+                        (cell.0, cell.1) = (g, head);
+                        cell.2[np] = cov;
+                        np += 1;
+                    }
+                    _ => return false,
+                }
+            }
+            cell.3 = np;
+        }
+        for c in 0..nc {
+            let (g, head, covs, np) = cells[c];
+            let (vo, vl) = if np == 0 {
+                (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf))
+            } else {
+                let mut cov = covs[0];
+                for &x in &covs[1..np] {
+                    cov = self.covs.join(cov, x);
+                }
+                let part = |p| Val::Part { p, g, head, cov };
+                (part(Part::O), part(Part::Lse))
+            };
+            let (r0, r1) = (cuts[c], cuts[c + 1]);
+            let sub = |r: &Region| Region {
+                tok: r.tok + r0,
+                len: r1 - r0,
+                ..*r
+            };
+            self.st.bufs[o.buf as usize].write_one(&sub(o), vo);
+            self.st.bufs[lse.buf as usize].write_one(&sub(lse), vl);
+        }
         true
     }
 

@@ -413,6 +413,36 @@ impl Buf {
         }
     }
 
+    /// The contents of `r` (in bounds, not empty) as bands holding one set value across all
+    /// heads each: per band its first row (relative to `r`) and its value there (at `r`'s first
+    /// head), into `out`; their number. `None` when a band holds several column runs or unset
+    /// cells, or `r` meets more bands than `out` holds.
+    pub fn read_bands(&self, r: &Region, out: &mut [(u32, Val)]) -> Option<usize> {
+        let (t0, t1) = (r.tok, r.tok + r.len);
+        let mut i = if t0 == 0 {
+            0
+        } else {
+            self.after(t0).checked_sub(1)?
+        };
+        let mut n = 0;
+        while let Some(b) = self.bands.get(i) {
+            if b.t0 >= t1 {
+                break;
+            }
+            let Few::One((_, _, v)) = b.cols else {
+                return None;
+            };
+            if v.is_unset() {
+                return None;
+            }
+            let a = b.t0.max(t0);
+            *out.get_mut(n)? = (a - t0, v.shift(a - b.t0, r.head));
+            n += 1;
+            i += 1;
+        }
+        Some(n)
+    }
+
     /// [`Buf::write`] of one value over all of `r` (`v` at its top-left; in bounds): the same
     /// bands, without a row list to build and take apart (a ring buffer's receive, an
     /// accumulator or output rewritten whole).
