@@ -1686,14 +1686,19 @@ fn rect_sums(
     }
     let h = Hasher::shared();
     let one = qs.len() == 1 && ks.len() == 1;
-    if one {
-        if let Some(sum) = span_sums(cx, qp, kp, rows) {
-            #[cfg(debug_assertions)]
-            SPAN_SUMS.set(SPAN_SUMS.get() + 1);
-            (qs[0], ks[0]) = (sum, sum);
-            return true;
-        }
+    let spans = if one {
+        span_sums(cx, qp, kp, rows).map(|sum| (qs[0], ks[0]) = (sum, sum))
+    } else {
+        span_sums_runs(cx, qp, kp, rows, qs, ks)
+    };
+    if spans.is_some() {
+        #[cfg(debug_assertions)]
+        SPAN_SUMS.set(SPAN_SUMS.get() + 1);
+        return true;
     }
+    // Nothing decided there: the loop below sums from zero.
+    qs.fill(PairSum::default());
+    ks.fill(PairSum::default());
     let mut total = PairSum::default();
     let (mut qi, mut hint) = (0usize, 0usize);
     for seg in &rows.segs {
@@ -1878,6 +1883,88 @@ fn span_sums(
         sum = sum.add(Hasher::rect(xs, ys, nq, nk));
     }
     Some(sum)
+}
+
+/// [`span_sums`] for a work of several query or KV runs (a usp head group's step): per
+/// segment (whole query pieces of one run) and KV piece, the product of their sums, added to
+/// the query run's sum and the KV piece's run's. `None` for anything else (nothing decided:
+/// [`rect_sums`]' general loop takes the work, from zero).
+fn span_sums_runs(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    qs: &mut [PairSum],
+    ks: &mut [PairSum],
+) -> Option<()> {
+    let spans = &cx.span[..];
+    let (mut qi, mut j) = (0usize, 0usize);
+    for seg in &rows.segs {
+        let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
+        while qp.get(qi)?.0.r1 <= s0 {
+            qi += 1;
+        }
+        // The query pieces tiling the segment: their sums, and the keys all their queries
+        // attend.
+        let (p, qrun) = &qp[qi];
+        if p.r0 != s0 || p.r1 > s1 || s0 == s1 || !p.whole {
+            return None;
+        }
+        let sp = &spans[p.span as usize];
+        let (mut cl, mut cu) = sp.common?;
+        let mut xs = sp.xs;
+        if p.r1 != s1 {
+            // More pieces: those after the first tile the rest.
+            let mut at = p.r1;
+            while at < s1 {
+                qi += 1;
+                let (q, run) = qp.get(qi)?;
+                debug_assert_eq!(q.r0, at, "a run's pieces tile its rows");
+                if q.r1 > s1 || !q.whole || q.seq != p.seq || run != qrun {
+                    return None;
+                }
+                let sq = &spans[q.span as usize];
+                let (a, b) = sq.common?;
+                (cl, cu) = (cl.max(a), cu.min(b));
+                xs = super::pairs::addm(xs, sq.xs);
+                at = q.r1;
+            }
+        }
+        let nq = (s1 - s0) as u64;
+        for lr in seg.ranges.iter() {
+            let (s, e) = (lr.start.c.max(0), lr.end.c);
+            if s >= e {
+                continue;
+            }
+            let (lo, hi) = (s as u32, e as u32);
+            // The KV piece starting at `lo` (the pieces tile the key positions): the next one
+            // on, or found by search; none when `lo` is inside a piece.
+            if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
+                j = kp.partition_point(|k| k.0.r0 < lo);
+                if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
+                    return None;
+                }
+            }
+            // Whole pieces up to `hi` (the last one then ends at `hi`: they tile).
+            while let Some((k, krun)) = kp.get(j) {
+                if k.r0 >= hi {
+                    break;
+                }
+                if k.r1 > hi || !k.whole || k.seq != p.seq {
+                    return None;
+                }
+                let n = k.r1 - k.r0;
+                if (k.tok as i64) < cl || (k.tok + n) as i64 > cu {
+                    return None;
+                }
+                let r = Hasher::rect(xs, spans[k.span as usize].ys, nq, n as u64);
+                qs[*qrun as usize] = qs[*qrun as usize].add(r);
+                ks[*krun as usize] = ks[*krun as usize].add(r);
+                j += 1;
+            }
+        }
+    }
+    Some(())
 }
 
 /// Whether every pair of rectangle `[q0, q1) × [a, b)` (tokens of sequence `seq`, its sum
