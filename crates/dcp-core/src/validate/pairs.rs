@@ -136,6 +136,10 @@ impl Powers {
 pub(super) struct Hasher {
     x: u64,
     xp: Powers,
+    /// `x·y` and its powers: the ratio of a geometric sum under a slope-1 bound (a causal
+    /// diagonal, a sliding window's edge).
+    xy: u64,
+    xyp: Powers,
     yp: Powers,
     zp: Powers,
     /// Powers of `1/y`.
@@ -196,6 +200,8 @@ impl Hasher {
         Hasher {
             x,
             xp: Powers::new(x),
+            xy: mulm(x, y),
+            xyp: Powers::new(mulm(x, y)),
             yp: Powers::new(y),
             zp: Powers::new(z),
             yip: Powers::new(y_inv),
@@ -219,19 +225,21 @@ impl Hasher {
     /// `(x·y^m)^e` for `e ≥ 0` (`x^e` for a constant bound, `m = 0`: `y^0 = 1`).
     #[inline]
     fn ratio_pow(&self, m: i64, e: i64) -> u64 {
-        if m == 0 {
-            return self.xp.pow(e as u64);
+        match m {
+            0 => self.xp.pow(e as u64),
+            // (x·y)^e = x^e · y^e, from its own table.
+            1 if e >= 0 => self.xyp.pow(e as u64),
+            _ => mulm(self.xp.pow(e as u64), self.y_pow(m.saturating_mul(e))),
         }
-        mulm(self.xp.pow(e as u64), self.y_pow(m.saturating_mul(e)))
     }
 
     /// `Σ_{q=a}^{b-1} x^q · y^{c + m·q}` (exponents may be negative for `c` only).
     fn geo(&self, a: i64, b: i64, c: i64, m: i64) -> u64 {
         let n = b - a;
-        let r = if m == 0 {
-            self.x
-        } else {
-            mulm(self.x, self.y_pow(m))
+        let r = match m {
+            0 => self.x,
+            1 => self.xy,
+            _ => mulm(self.x, self.y_pow(m)),
         };
         let series = if r == 1 {
             n as u64 % P
