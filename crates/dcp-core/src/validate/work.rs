@@ -1582,9 +1582,20 @@ fn pairs_traps(
                     if rect && k.seq != seq {
                         return Err(PairFault::Mixed(seq, k.seq));
                     }
+                    // Sloped bounds that bind nowhere on the query rows (lines: their ends
+                    // decide) leave the whole KV piece: a rectangle too (a zigzag diagonal
+                    // step's high query span against its sequence's low KV span).
+                    let whole_piece = !rect && {
+                        let (x, y) = (q0 as i64, q1 as i64 - 1);
+                        lo[0].at(x) <= kt0
+                            && lo[0].at(y) <= kt0
+                            && hi[0].at(x) >= kt1
+                            && hi[0].at(y) >= kt1
+                    };
+                    let (a, b) = if whole_piece { (kt0, kt1) } else { (a, b) };
                     // Rectangles inside the mask by the quick test need no count.
                     let mut counted = false;
-                    let full = if rect {
+                    let full = if rect || whole_piece {
                         // Σ x^q · Σ y^k, whole spans' sums from the context.
                         let xs = *xs.get_or_insert_with(|| {
                             if p.whole && (ra, rb) == (p.r0, p.r1) {
