@@ -1666,6 +1666,22 @@ fn rect_sums(
     qs: &mut [PairSum],
     ks: &mut [PairSum],
 ) -> bool {
+    // Whole spans at a time (a ring, zigzag or usp step's work), its checks of the rows
+    // included; else the loops below decide.
+    let one = qs.len() == 1 && ks.len() == 1;
+    let spans = if one {
+        span_sums(cx, qp, kp, rows, keys).map(|sum| (qs[0], ks[0]) = (sum, sum))
+    } else {
+        span_sums_runs(cx, qp, kp, rows, keys, qs, ks)
+    };
+    if spans.is_some() {
+        #[cfg(debug_assertions)]
+        SPAN_SUMS.set(SPAN_SUMS.get() + 1);
+        return true;
+    }
+    // Nothing decided there: the loop below sums from zero.
+    qs.fill(PairSum::default());
+    ks.fill(PairSum::default());
     // `check_rows`: segments in row order without overlap; constant ranges in order, inside
     // the keys (empty ones skipped, ends below 0 taken as 0).
     let keys = keys as i64;
@@ -1696,20 +1712,6 @@ fn rect_sums(
         return false;
     }
     let h = Hasher::shared();
-    let one = qs.len() == 1 && ks.len() == 1;
-    let spans = if one {
-        span_sums(cx, qp, kp, rows).map(|sum| (qs[0], ks[0]) = (sum, sum))
-    } else {
-        span_sums_runs(cx, qp, kp, rows, qs, ks)
-    };
-    if spans.is_some() {
-        #[cfg(debug_assertions)]
-        SPAN_SUMS.set(SPAN_SUMS.get() + 1);
-        return true;
-    }
-    // Nothing decided there: the loop below sums from zero.
-    qs.fill(PairSum::default());
-    ks.fill(PairSum::default());
     let mut total = PairSum::default();
     let (mut qi, mut hint) = (0usize, 0usize);
     for seg in &rows.segs {
@@ -1822,12 +1824,21 @@ fn span_sums(
     qp: &[(Piece, u32)],
     kp: &[(Piece, u32)],
     rows: &RowRanges,
+    keys: u32,
 ) -> Option<PairSum> {
     let spans = &cx.span[..];
+    let keys = keys as i64;
+    let mut next = 0u64;
     let (mut qi, mut j) = (0usize, 0usize);
     let mut sum = PairSum::default();
     for seg in &rows.segs {
-        let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
+        // `check_rows`: segments in row order without overlap.
+        let s0 = seg.row0;
+        if (s0 as u64) < next {
+            return None;
+        }
+        let s1 = s0.checked_add(seg.rows)?;
+        next = s1 as u64;
         while qp.get(qi)?.0.r1 <= s0 {
             qi += 1;
         }
@@ -1860,8 +1871,22 @@ fn span_sums(
         let nq = (s1 - s0) as u64;
         // Σ y^k over the segment's keys (its pairs' hash is Σx^q times it) and their count.
         let (mut ys, mut nk) = (0u64, 0u64);
+        let (mut prev_end, mut first) = (0i64, true);
         for lr in seg.ranges.iter() {
-            let (s, e) = (lr.start.c.max(0), lr.end.c);
+            // `check_rows`: constant ranges in order, inside the keys (empty ones skipped,
+            // ends below 0 taken as 0).
+            if lr.start.slope != 0 || lr.end.slope != 0 {
+                return None;
+            }
+            let (s, e) = (lr.start.c, lr.end.c);
+            if s >= e {
+                continue;
+            }
+            let (s, e) = (s.max(0), e.max(0));
+            if e > keys || (!first && s < prev_end) {
+                return None;
+            }
+            (first, prev_end) = (false, e);
             if s >= e {
                 continue;
             }
@@ -1905,13 +1930,22 @@ fn span_sums_runs(
     qp: &[(Piece, u32)],
     kp: &[(Piece, u32)],
     rows: &RowRanges,
+    keys: u32,
     qs: &mut [PairSum],
     ks: &mut [PairSum],
 ) -> Option<()> {
     let spans = &cx.span[..];
+    let keys = keys as i64;
+    let mut next = 0u64;
     let (mut qi, mut j) = (0usize, 0usize);
     for seg in &rows.segs {
-        let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
+        // `check_rows`: segments in row order without overlap.
+        let s0 = seg.row0;
+        if (s0 as u64) < next {
+            return None;
+        }
+        let s1 = s0.checked_add(seg.rows)?;
+        next = s1 as u64;
         while qp.get(qi)?.0.r1 <= s0 {
             qi += 1;
         }
@@ -1942,8 +1976,22 @@ fn span_sums_runs(
             }
         }
         let nq = (s1 - s0) as u64;
+        let (mut prev_end, mut first) = (0i64, true);
         for lr in seg.ranges.iter() {
-            let (s, e) = (lr.start.c.max(0), lr.end.c);
+            // `check_rows`: constant ranges in order, inside the keys (empty ones skipped,
+            // ends below 0 taken as 0).
+            if lr.start.slope != 0 || lr.end.slope != 0 {
+                return None;
+            }
+            let (s, e) = (lr.start.c, lr.end.c);
+            if s >= e {
+                continue;
+            }
+            let (s, e) = (s.max(0), e.max(0));
+            if e > keys || (!first && s < prev_end) {
+                return None;
+            }
+            (first, prev_end) = (false, e);
             if s >= e {
                 continue;
             }
