@@ -406,11 +406,13 @@ pub(super) fn trap_sum(
     general_trap_sum(h, q0, q1, lo, hi, off, count_only)
 }
 
-/// [`trap_sum`] when every lower bound is constant and every upper bound constant or of slope 1
-/// (a causal diagonal: keys from a piece's start up to the query's own token, within the piece):
-/// the lower bound is their largest constant `l`, the upper bound `q + u1` until it reaches the
-/// smallest constant `u0`, then `u0`, so `[q0, q1)` splits into those two runs, each summed as
-/// [`general_trap_sum`] sums a run. `None` for any other bounds.
+/// [`trap_sum`] when every bound is constant or of slope 1 (a causal diagonal: keys from a
+/// piece's start up to the query's own token; a sliding window: from `q − w` on): the lower
+/// bound is the largest constant `l0` until the largest slope-1 line `q + l1` passes it, the
+/// upper bound the line `q + u1` until it reaches the smallest constant `u0`, so `[q0, q1)`
+/// splits into at most three runs with one lower and one upper line each, of which the rows
+/// where the upper lies above the lower are summed as [`general_trap_sum`] sums a run. `None`
+/// for any other bounds.
 fn causal_trap_sum(
     h: &Hasher,
     q0: i64,
@@ -420,12 +422,14 @@ fn causal_trap_sum(
     off: u64,
     count_only: bool,
 ) -> Option<PairSum> {
-    let mut l = None::<i64>;
+    let (mut l0, mut l1) = (None::<i64>, None::<i64>);
     for b in lo {
-        if b.slope != 0 {
-            return None;
-        }
-        l = Some(l.map_or(b.c, |x| x.max(b.c)));
+        let l = match b.slope {
+            0 => &mut l0,
+            1 => &mut l1,
+            _ => return None,
+        };
+        *l = Some(l.map_or(b.c, |x| x.max(b.c)));
     }
     let (mut u0, mut u1) = (None::<i64>, None::<i64>);
     for b in hi {
@@ -436,46 +440,69 @@ fn causal_trap_sum(
         };
         *u = Some(u.map_or(b.c, |x| x.min(b.c)));
     }
-    let l = l?;
-    if u0.is_none() && u1.is_none() || q0 >= q1 {
+    if (l0.is_none() && l1.is_none()) || (u0.is_none() && u1.is_none()) || q0 >= q1 {
         return None;
     }
+    // Rows from which the line is the lower bound (`q + l1 ≥ l0`), and from which the constant
+    // is the upper one (`q + u1 ≥ u0`).
+    let qa = match (l0, l1) {
+        (Some(l0), Some(l1)) => (l0 - l1).clamp(q0, q1),
+        (None, _) => q0,
+        (_, None) => q1,
+    };
+    let qb = match (u0, u1) {
+        (Some(u0), Some(u1)) => (u0 - u1).clamp(q0, q1),
+        (None, _) => q1,
+        (_, None) => q0,
+    };
+    let lower = |q: i64| {
+        if q < qa {
+            Lin::c(l0.expect("a constant lower bound before qa"))
+        } else {
+            Lin::row(l1.expect("a slope-1 lower bound from qa"))
+        }
+    };
+    let upper = |q: i64| {
+        if q < qb {
+            Lin::row(u1.expect("a slope-1 upper bound before qb"))
+        } else {
+            Lin::c(u0.expect("a constant upper bound from qb"))
+        }
+    };
     let mut out = PairSum::default();
     let mut count: i128 = 0;
     let off = off as i64;
-    // One run `[a, b)` under upper bound `u`, non-empty on every row.
-    let mut run = |a: i64, b: i64, u: Lin| {
+    // One run `[a, b)` between lines `l` and `u`, non-empty on every row.
+    let mut run = |a: i64, b: i64, l: Lin, u: Lin| {
         if a >= b {
             return;
         }
-        let (la, lb) = (u.at(a) - l, u.at(b - 1) - l);
+        let (la, lb) = (u.at(a) - l.at(a), u.at(b - 1) - l.at(b - 1));
         debug_assert!(la > 0 && lb > 0);
         count += (la + lb) as i128 * (b - a) as i128 / 2;
         if !count_only {
             let gu = h.geo(a, b, off + u.c, u.slope);
-            let gl = h.geo(a, b, off + l, 0);
+            let gl = h.geo(a, b, off + l.c, l.slope);
             let xo = h.x_pow(off as u64);
             out.hash = addm(out.hash, mulm(mulm(subm(gu, gl), h.inv_y1), xo));
         }
     };
-    match (u0, u1) {
-        (Some(u0), None) => {
-            if u0 > l {
-                run(q0, q1, Lin::c(u0));
-            }
+    let (c1, c2) = (qa.min(qb), qa.max(qb));
+    for (a, b) in [(q0, c1), (c1, c2), (c2, q1)] {
+        if a >= b {
+            continue;
         }
-        (u0, Some(u1)) => {
-            // `q + u1 > l` from `l − u1 + 1` on; `q + u1 ≥ u0` from `u0 − u1` on.
-            let from = q0.max(l - u1 + 1);
-            let cross = u0.map_or(q1, |u0| (u0 - u1).clamp(q0, q1));
-            run(from, cross.min(q1), Lin::row(u1));
-            if let Some(u0) = u0 {
-                if u0 > l {
-                    run(cross.max(q0), q1, Lin::c(u0));
-                }
-            }
-        }
-        (None, None) => unreachable!("an upper bound"),
+        let (l, u) = (lower(a), upper(a));
+        // The width `u − l` moves by `u.slope − l.slope` per row: the rows where it is
+        // positive.
+        let w = u.at(a) - l.at(a);
+        let (from, to) = match u.slope - l.slope {
+            0 if w > 0 => (a, b),
+            0 => (a, a),
+            1 => (a.max(a - w + 1), b),
+            _ => (a, b.min(a + w)),
+        };
+        run(from, to.max(from), l, u);
     }
     out.count = count as u64;
     Some(out)
@@ -1391,6 +1418,11 @@ mod tests {
                 vec![Lin::c(0)],
                 vec![Lin::c(3), Lin::c(-2)],
                 vec![Lin::c(9)],
+                // Sliding windows: a slope-1 lower bound, alone or against a constant.
+                vec![Lin::row(-3)],
+                vec![Lin::row(-4), Lin::c(2)],
+                vec![Lin::row(-7), Lin::c(5), Lin::row(-9)],
+                vec![Lin::row(2), Lin::c(0)],
             ] {
                 for hi in [
                     vec![Lin::row(1)],
@@ -1424,7 +1456,7 @@ mod tests {
                 }
             }
         }
-        assert!(taken >= 40, "the causal shortcut took {taken} cases");
+        assert!(taken >= 80, "the slope-0/1 shortcut took {taken} cases");
     }
 
     #[test]
