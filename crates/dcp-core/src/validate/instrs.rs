@@ -78,8 +78,18 @@ impl Local<'_, '_> {
             return Err(self.err(dev, idx, PlanErrorKind::WaitNotInFlight { tag }));
         };
         st.pending.remove(pos);
-        // Tags rise along a device's list: only this group's regions have its tag.
-        st.inflight.retain(|e| e.tag != tag);
+        // Tags rise along a device's list: only this group's regions have its tag. The oldest
+        // group's are the first ones.
+        if pos == 0 {
+            let n = st.inflight.iter().take_while(|e| e.tag == tag).count();
+            st.inflight.drain(..n);
+            debug_assert!(
+                st.inflight.iter().all(|e| e.tag != tag),
+                "one group per tag"
+            );
+        } else {
+            st.inflight.retain(|e| e.tag != tag);
+        }
         st.update_busy();
         Ok(())
     }
@@ -752,13 +762,18 @@ impl DevState {
     fn start_group(&mut self, tag: u32) -> bool {
         let k = self.inflight.len() - self.open;
         let open = &mut self.inflight[k..];
-        for i in 0..open.len() {
-            let a = open[i];
-            for b in &open[i + 1..] {
-                if (!a.send || !b.send) && a.r.overlaps(&b.r) {
-                    return false;
-                }
-            }
+        let overlap = match open {
+            // One send and one receive (a ring step's): regions of two buffers never overlap.
+            [a, b] if a.r.buf != b.r.buf => false,
+            _ => (0..open.len()).any(|i| {
+                let a = open[i];
+                open[i + 1..]
+                    .iter()
+                    .any(|b| (!a.send || !b.send) && a.r.overlaps(&b.r))
+            }),
+        };
+        if overlap {
+            return false;
         }
         // Groups run in list order on one stream, so regions of earlier groups are no hazard
         // here. The busy bits of all pending groups: the earlier ones' and this one's.
