@@ -1849,7 +1849,10 @@ fn span_sums(
             return None;
         }
         let sp = &spans[p.span as usize];
-        let (mut cl, mut cu) = sp.common?;
+        // The keys all the segment's queries attend, when each piece's are one interval;
+        // else (a lambda mask's sink and window) each rectangle is tested on its own.
+        let q_first = qi;
+        let (mut cl, mut cu) = sp.common.unwrap_or((i64::MAX, i64::MIN));
         let mut xs = sp.xs;
         if p.r1 != s1 {
             // More pieces: those after the first tile the rest.
@@ -1862,7 +1865,7 @@ fn span_sums(
                     return None;
                 }
                 let sq = &spans[q.span as usize];
-                let (a, b) = sq.common?;
+                let (a, b) = sq.common.unwrap_or((i64::MAX, i64::MIN));
                 (cl, cu) = (cl.max(a), cu.min(b));
                 xs = super::pairs::addm(xs, sq.xs);
                 at = q.r1;
@@ -1908,7 +1911,9 @@ fn span_sums(
                     return None;
                 }
                 let n = k.r1 - k.r0;
-                if (k.tok as i64) < cl || (k.tok + n) as i64 > cu {
+                if ((k.tok as i64) < cl || (k.tok + n) as i64 > cu)
+                    && !rects_inside_mask(cx, &qp[q_first..=qi], (k.tok, k.tok + n))
+                {
                     return None;
                 }
                 nk += n as u64;
@@ -1956,7 +1961,10 @@ fn span_sums_runs(
             return None;
         }
         let sp = &spans[p.span as usize];
-        let (mut cl, mut cu) = sp.common?;
+        // The keys all the segment's queries attend, when each piece's are one interval;
+        // else (a lambda mask's sink and window) each rectangle is tested on its own.
+        let q_first = qi;
+        let (mut cl, mut cu) = sp.common.unwrap_or((i64::MAX, i64::MIN));
         let mut xs = sp.xs;
         if p.r1 != s1 {
             // More pieces: those after the first tile the rest.
@@ -1969,7 +1977,7 @@ fn span_sums_runs(
                     return None;
                 }
                 let sq = &spans[q.span as usize];
-                let (a, b) = sq.common?;
+                let (a, b) = sq.common.unwrap_or((i64::MAX, i64::MIN));
                 (cl, cu) = (cl.max(a), cu.min(b));
                 xs = super::pairs::addm(xs, sq.xs);
                 at = q.r1;
@@ -2013,7 +2021,9 @@ fn span_sums_runs(
                     return None;
                 }
                 let n = k.r1 - k.r0;
-                if (k.tok as i64) < cl || (k.tok + n) as i64 > cu {
+                if ((k.tok as i64) < cl || (k.tok + n) as i64 > cu)
+                    && !rects_inside_mask(cx, &qp[q_first..=qi], (k.tok, k.tok + n))
+                {
                     return None;
                 }
                 let r = Hasher::rect(xs, spans[k.span as usize].ys, nq, n as u64);
@@ -2024,6 +2034,18 @@ fn span_sums_runs(
         }
     }
     Some(())
+}
+
+/// Whether keys `[a, b)` lie inside the mask of every query of the whole pieces `qs` (of one
+/// sequence): [`rect_inside_mask`] per piece, from its span's first mask segment.
+#[inline(never)]
+fn rects_inside_mask(cx: &Ctx, qs: &[(Piece, u32)], (a, b): (u32, u32)) -> bool {
+    qs.iter().all(|(q, _)| {
+        let mask = &cx.masks[q.seq as usize];
+        let mfirst = cx.span[q.span as usize].mfirst;
+        let toks = (q.tok as i64, (q.tok + (q.r1 - q.r0)) as i64);
+        rect_inside_mask(mask, mfirst, toks, (a as i64, b as i64))
+    })
 }
 
 /// Whether every pair of rectangle `[q0, q1) × [a, b)` (tokens of sequence `seq`, its sum
