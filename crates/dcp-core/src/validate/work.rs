@@ -1549,8 +1549,14 @@ fn pairs_traps(
             let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
             let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
             let mask = &cx.masks[seq as usize];
-            let mfirst = mask_seg(mask, q0 as i64);
-            let common = common_keys(mask, mfirst, q0, q1);
+            // A whole span's rows: its mask data from the context.
+            let (mfirst, common) = if p.whole && (ra, rb) == (p.r0, p.r1) {
+                let sp = &cx.span[p.span as usize];
+                (sp.mfirst, sp.common)
+            } else {
+                let mfirst = mask_seg(mask, q0 as i64);
+                (mfirst, common_keys(mask, mfirst, q0, q1))
+            };
             let mut xs = None;
             for lr in seg.ranges.iter() {
                 // Concatenated positions this range can reach over the rows.
