@@ -103,9 +103,54 @@ impl Local<'_, '_> {
         lse: &Region,
         inputs: &[(Region, Region)],
     ) -> Result<(), PlanError> {
-        if self.cx.fast && self.merge_one(o, lse, inputs) {
-            return Ok(());
+        if self.cx.fast {
+            #[cfg(debug_assertions)]
+            let before = (
+                self.st.bufs.get(o.buf as usize).cloned(),
+                self.st.bufs.get(lse.buf as usize).cloned(),
+            );
+            if self.merge_one(o, lse, inputs) {
+                // Debug builds (every test run): the general merge, from the same state, accepts
+                // the merge and writes the same values.
+                #[cfg(debug_assertions)]
+                {
+                    let (Some(bo), Some(bl)) = before else {
+                        unreachable!("merge_one checked the regions")
+                    };
+                    let fast = (
+                        self.st.bufs[o.buf as usize].clone(),
+                        self.st.bufs[lse.buf as usize].clone(),
+                    );
+                    self.st.bufs[o.buf as usize] = bo;
+                    self.st.bufs[lse.buf as usize] = bl;
+                    self.merge_general(dev, idx, o, lse, inputs)
+                        .expect("the general merge refuses a merge merge_one accepted");
+                    let covs = &self.covs;
+                    let same = |a, b| covs.same(a, b);
+                    assert!(
+                        self.st.bufs[o.buf as usize].same_as(&fast.0, same)
+                            && self.st.bufs[lse.buf as usize].same_as(&fast.1, same),
+                        "merge_one's results differ from the general merge's"
+                    );
+                    self.st.bufs[o.buf as usize] = fast.0;
+                    self.st.bufs[lse.buf as usize] = fast.1;
+                }
+                return Ok(());
+            }
         }
+        self.merge_general(dev, idx, o, lse, inputs)
+    }
+
+    /// [`Local::merge`] by the general path: regions checked one by one, inputs read and
+    /// refined into cells.
+    fn merge_general(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        o: &Region,
+        lse: &Region,
+        inputs: &[(Region, Region)],
+    ) -> Result<(), PlanError> {
         let d = self.plan.batch.model.head_dim;
         if self.check_region(dev, idx, o, Item::MergeOut)? != d
             || self.check_region(dev, idx, lse, Item::MergeOut)? != 1

@@ -1277,6 +1277,25 @@ impl<'a> Arena<'_, 'a> {
         }
     }
 
+    /// Same pairs by content (debug cross-checks of fast paths, whose nodes and works are not
+    /// the general path's): trees of the same shape whose leaves hold the same side of works
+    /// with the same pairs ([`WorkPairs::same_as`]).
+    #[cfg(debug_assertions)]
+    pub fn same_content(&self, a: Cov, b: Cov) -> bool {
+        if a == b {
+            return true;
+        }
+        match (&self.node(a).kind, &self.node(b).kind) {
+            (CovKind::Leaf { w, side }, CovKind::Leaf { w: w2, side: s2 }) => {
+                side == s2 && (Arc::ptr_eq(w, w2) || w.same_as(w2))
+            }
+            (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
+                self.same_content(*a1, *b1) && self.same_content(*a2, *b2)
+            }
+            _ => false,
+        }
+    }
+
     /// Sums a coverage over `cells`: sub-trees whose extent lies inside `cells` by their full
     /// sum, every other node once (`memo`, cleared here: a sub-tree shared by several joins is
     /// summed once and counted once per reference).

@@ -302,6 +302,32 @@ impl Buf {
         }
     }
 
+    /// Whether `o` holds the same bands and values, coverages compared by `same_cov` (debug
+    /// cross-checks of fast paths against the general ones, whose coverage nodes are others).
+    #[cfg(debug_assertions)]
+    pub fn same_as(&self, o: &Buf, same_cov: impl Fn(Cov, Cov) -> bool) -> bool {
+        let same_val = |a: &Val, b: &Val| match (a, b) {
+            (
+                Val::Part { p, g, head, cov },
+                Val::Part {
+                    p: p2,
+                    g: g2,
+                    head: h2,
+                    cov: c2,
+                },
+            ) => (p, g, head) == (p2, g2, h2) && same_cov(*cov, *c2),
+            _ => continues(a, 0, 0, b),
+        };
+        self.bands.len() == o.bands.len()
+            && self.bands.iter().zip(&o.bands).all(|(x, y)| {
+                (x.t0, x.t1, x.cols.len()) == (y.t0, y.t1, y.cols.len())
+                    && x.cols
+                        .iter()
+                        .zip(&y.cols)
+                        .all(|(p, q)| (p.0, p.1) == (q.0, q.1) && same_val(&p.2, &q.2))
+            })
+    }
+
     /// Whether `r` lies inside the buffer (its declaration's tokens and heads).
     #[inline]
     pub fn fits(&self, r: &Region) -> bool {

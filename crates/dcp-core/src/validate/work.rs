@@ -369,6 +369,16 @@ impl<'a> PairsMemo<'a> {
         self.entries.len()
     }
 
+    /// Drops the entries from the `n`-th on (debug cross-checks redo a work).
+    #[cfg(debug_assertions)]
+    fn truncate(&mut self, n: usize) {
+        if n < self.entries.len() {
+            self.entries.truncate(n);
+            self.index = None;
+            self.next = self.next.min(n);
+        }
+    }
+
     fn push(&mut self, e: MemoEntry<'a>) {
         if let Some(index) = &mut self.index {
             index
@@ -1163,6 +1173,11 @@ impl<'a> Local<'_, 'a> {
             return Some(self.work_with(dev, idx, wi, q, kv, rows, bwd, outs, ops));
         };
         let (gq, hq, gk, hk) = (*gq, *hq, *gk, *hk);
+        #[cfg(debug_assertions)]
+        let before = (
+            self.outputs_of(bwd, outs),
+            self.cache.pairs_memo.borrow().len(),
+        );
         let Ok((pairs, record)) = self.checked_pairs(dev, idx, wi, &ops, rows) else {
             return None;
         };
@@ -1243,7 +1258,66 @@ impl<'a> Local<'_, 'a> {
                 pairs,
             });
         }
+        // Debug builds (every test run): the general path, from the same state, accepts the
+        // work and writes the same values.
+        #[cfg(debug_assertions)]
+        self.check_work_one(dev, idx, wi, q, kv, rows, bwd, outs, before);
         Some(Ok(()))
+    }
+
+    /// The output buffers a work writes (regions, and their states), for debug cross-checks.
+    #[cfg(debug_assertions)]
+    fn outputs_of(
+        &self,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+    ) -> Vec<(Region, super::state::Buf)> {
+        let regions = match (bwd, outs) {
+            (Some(w), _) => vec![w.dq, w.dkv[0]],
+            (None, Some((o, lse))) => vec![*o, *lse],
+            (None, None) => Vec::new(),
+        };
+        regions
+            .into_iter()
+            .map(|r| (r, self.st.bufs[r.buf as usize].clone()))
+            .collect()
+    }
+
+    /// [`Local::work_one`]'s debug cross-check: the work again by the general path from the
+    /// state before it (its output buffers and the pairs memo), which must accept it and write
+    /// values equal to the fast path's (coverages by content: the general path makes its own
+    /// nodes and, for a forward work, its own pairs). The general path's state is kept.
+    #[cfg(debug_assertions)]
+    #[allow(clippy::too_many_arguments)]
+    fn check_work_one(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        q: &Region,
+        kv: &[Region],
+        rows: &'a RowRanges,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+        (bufs, memo_len): (Vec<(Region, super::state::Buf)>, usize),
+    ) {
+        let fast: Vec<super::state::Buf> = bufs
+            .iter()
+            .map(|(r, _)| self.st.bufs[r.buf as usize].clone())
+            .collect();
+        for (r, b) in bufs.iter() {
+            self.st.bufs[r.buf as usize] = b.clone();
+        }
+        self.cache.pairs_memo.borrow_mut().truncate(memo_len);
+        self.work_general(dev, idx, wi, q, kv, rows, bwd, outs)
+            .expect("the general path refuses a work work_one accepted");
+        let covs = &self.covs;
+        for ((r, _), f) in bufs.iter().zip(&fast) {
+            assert!(
+                self.st.bufs[r.buf as usize].same_as(f, |a, b| covs.same_content(a, b)),
+                "work_one's writes differ from the general path's"
+            );
+        }
     }
 
     /// Checks one work and applies it: a forward work writes fresh partial (O, LSE); a backward
@@ -1265,6 +1339,23 @@ impl<'a> Local<'_, 'a> {
                 return done;
             }
         }
+        self.work_general(dev, idx, wi, q, kv, rows, bwd, outs)
+    }
+
+    /// [`Local::work`] by the general path: regions checked one by one, operands read into
+    /// runs, outputs written and accumulated as row lists.
+    #[allow(clippy::too_many_arguments)]
+    fn work_general(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        q: &Region,
+        kv: &[Region],
+        rows: &'a RowRanges,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+    ) -> Result<(), PlanError> {
         let model = self.plan.batch.model;
         let (g, d) = (model.group(), model.head_dim);
         let qi = Item::Work(wi, "query", None);
