@@ -1648,6 +1648,11 @@ fn pairs_traps(
                 let mfirst = mask_seg(mask, q0 as i64);
                 (mfirst, common_keys(mask, mfirst, q0, q1))
             };
+            #[cfg(debug_assertions)]
+            {
+                let mf = mask_seg(mask, q0 as i64);
+                assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
+            }
             let mut xs = None;
             for lr in seg.ranges.iter() {
                 // Concatenated positions this range can reach over the rows.
@@ -1721,6 +1726,13 @@ fn pairs_traps(
                     if k.seq != seq {
                         return Err(PairFault::Mixed(seq, k.seq));
                     }
+                    // Debug builds: a sloped range's whole piece (of the query's sequence) sums
+                    // as its trapezoid does.
+                    debug_assert!(
+                        !whole_piece
+                            || full == trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false),
+                        "a whole piece's rectangle sum differs from its trapezoid's"
+                    );
                     let tr = Trap {
                         q0,
                         q1,
