@@ -1039,6 +1039,43 @@ impl<'a> Local<'_, 'a> {
                 }
                 Arc::new(p)
             }
+            None if cx.fast
+                && ops.q_runs.len() == 1
+                && ops.kv_runs.iter().map(|r| r.len()).sum::<usize>() == 1 =>
+            {
+                // One query run and one KV run (a ring step's diagonal or windowed work): the
+                // general order of checks, the trapezoids summed as they are made (made again
+                // on first use: a valid plan reads the work's coverage whole).
+                self.check_rows(dev, idx, wi, rows, ops.keys)?;
+                let mut sum = PairSum::default();
+                match walk_traps(cx, qp, kp, rows, ops.keys, &mut |t: Trap| {
+                    sum = sum.add(t.full)
+                }) {
+                    Ok(()) => {}
+                    Err(PairFault::Mixed(a, b)) => return Err(self.mixed(dev, idx, wi, a, b)),
+                    Err(PairFault::Outside(seq, tokens, n)) => {
+                        return Err(self.outside(dev, idx, wi, seq, tokens, n))
+                    }
+                }
+                let lazy = Traps::Lazy(LazyTraps {
+                    cx: self.cx,
+                    q_runs: ops.q_runs.clone(),
+                    kv_runs: ops.kv_runs.clone(),
+                    rows,
+                    keys: ops.keys,
+                    made: OnceLock::new(),
+                });
+                let p = work_pairs_sums(Hasher::shared(), ops, lazy, &[sum], &[sum]);
+                // Debug builds: the pairs the general path makes.
+                #[cfg(debug_assertions)]
+                {
+                    let general = self
+                        .pairs(dev, idx, wi, ops, qp, kp, rows)
+                        .expect("the summed walk accepted pairs the general path refuses");
+                    assert!(general.same_as(&p), "the summed walk's pairs differ");
+                }
+                Arc::new(p)
+            }
             None => {
                 self.check_rows(dev, idx, wi, rows, ops.keys)?;
                 Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
@@ -1622,9 +1659,23 @@ fn pairs_traps(
     rows: &RowRanges,
     keys: u32,
 ) -> Result<Vec<Trap>, PairFault> {
+    let mut traps = Vec::with_capacity(qp.len() * 2);
+    walk_traps(cx, qp, kp, rows, keys, &mut |t| traps.push(t))?;
+    Ok(traps)
+}
+
+/// [`pairs_traps`]' walk, each trapezoid handed to `sink` in order.
+#[inline]
+fn walk_traps(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+    sink: &mut impl FnMut(Trap),
+) -> Result<(), PairFault> {
     let h = Hasher::shared();
     let keys = keys as i64;
-    let mut traps = Vec::with_capacity(qp.len() * 2);
     let mut qi = 0usize;
     let mut hint = 0usize;
     for seg in &rows.segs {
@@ -1751,12 +1802,12 @@ fn pairs_traps(
                             return Err(PairFault::Outside(seq, (q0, q1), full.count - inside));
                         }
                     }
-                    traps.push(tr);
+                    sink(tr);
                 }
             }
         }
     }
-    Ok(traps)
+    Ok(())
 }
 
 /// [`Local::check_rows`] and [`pairs_traps`] of a work whose ranges are all constant, summed:
