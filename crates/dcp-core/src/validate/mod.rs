@@ -588,6 +588,18 @@ impl<'a> Validator<'a> {
     /// Every device's local instructions up to its next communication instruction (or its
     /// end), each device's in order ([`Validator::for_devices`]).
     fn run_locals(&mut self, progs: &[&Program], pc: &mut [usize]) -> Result<(), PlanError> {
+        if !self.parallel {
+            // One device after the other; a device at its next group (or its end) already has
+            // nothing to run here, and needs no view.
+            for (d, pc) in pc.iter_mut().enumerate() {
+                match progs[d].instrs.get(*pc) {
+                    None => {}
+                    Some(crate::plan::Instr::Comm { .. }) => self.devs[d].comm_at = *pc,
+                    Some(_) => self.at_after_prev(d as u32).run(progs[d], pc)?,
+                }
+            }
+            return Ok(());
+        }
         self.for_devices(pc, |l, pc| l.run(progs[l.dev as usize], pc))
             .map(|_| ())
     }

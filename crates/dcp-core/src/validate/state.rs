@@ -530,6 +530,13 @@ impl Buf {
         let heads = self.heads;
         let bands = &mut self.bands;
         let n = bands.len();
+        if let [only] = &mut bands[..] {
+            if only.t1 == b {
+                // The whole buffer of one band (an accumulator, a partial output rewritten).
+                only.cols = Few::One((0, heads, v));
+                return;
+            }
+        }
         let mut j = 0;
         while j < n && bands[j].t1 <= b {
             j += 1;
