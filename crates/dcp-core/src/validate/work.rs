@@ -817,10 +817,22 @@ impl<'a> Local<'_, 'a> {
                 }
                 continue;
             }
-            lines.clear();
-            lines.extend(seg.ranges.iter().flat_map(|r| [r.start, r.end]));
-            lines.extend([Lin::c(0), Lin::c(keys as i64)]);
-            constant_order_runs(a, b, &lines, |ra, rb| {
+            // The ranges' ends and the keys' bounds, on the stack when they fit.
+            let mut stack = [Lin::c(0); 8];
+            let ends = seg.ranges.iter().flat_map(|r| [r.start, r.end]);
+            let bounds = [Lin::c(0), Lin::c(keys as i64)];
+            let lines: &[Lin] = if 2 * seg.ranges.len() + 2 <= stack.len() {
+                let n = 2 * seg.ranges.len() + 2;
+                for (x, l) in stack.iter_mut().zip(ends.chain(bounds)) {
+                    *x = l;
+                }
+                &stack[..n]
+            } else {
+                lines.clear();
+                lines.extend(ends.chain(bounds));
+                &lines
+            };
+            constant_order_runs(a, b, lines, |ra, rb| {
                 if bad.is_none() && !check(seg, ra) {
                     bad = Some((ra as u32, rb as u32));
                 }
