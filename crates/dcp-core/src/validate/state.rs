@@ -472,6 +472,7 @@ impl Buf {
     /// [`Buf::write`] of one value over all of `r` (`v` at its top-left; in bounds): the same
     /// bands, without a row list to build and take apart (a ring buffer's receive, an
     /// accumulator or output rewritten whole).
+    #[inline]
     pub fn write_one(&mut self, r: &Region, v: Val) {
         // Debug builds (every test run): the general write makes the same bands.
         #[cfg(debug_assertions)]
@@ -497,7 +498,22 @@ impl Buf {
         );
     }
 
+    #[inline]
     fn write_one_unchecked(&mut self, r: &Region, v: Val) {
+        // The whole buffer of one band (an accumulator, a partial output rewritten): in place,
+        // inlined where the writes are.
+        if let [only] = &mut self.bands[..] {
+            if r.tok == 0 && r.len == only.t1 && r.len > 0 && r.head == 0 && r.heads == self.heads {
+                only.cols = Few::One((0, self.heads, v));
+                return;
+            }
+        }
+        self.write_one_banded(r, v);
+    }
+
+    /// [`Buf::write_one_unchecked`] over several bands or a part of the buffer.
+    #[inline(never)]
+    fn write_one_banded(&mut self, r: &Region, v: Val) {
         if r.len > 0 && r.heads > 0 && r.head == 0 && r.heads == self.heads {
             let (a, b) = (r.tok, r.tok + r.len);
             if a == 0 {
