@@ -295,21 +295,25 @@ pub(super) fn times_heads(t: PairSum, h: PairSum) -> PairSum {
 
 /// Splits `[q0, q1)` into runs on which no two of `lines` cross: the order of any two lines (or
 /// their equality) is the same on every query of a run. Calls `f(a, b)` per run, in order.
-pub(super) fn constant_order_runs(q0: i64, q1: i64, lines: &[Lin], mut f: impl FnMut(i64, i64)) {
+pub(super) fn constant_order_runs(q0: i64, q1: i64, lines: &[Lin], f: impl FnMut(i64, i64)) {
     if q0 >= q1 {
         return;
     }
-    // Few bounds in practice: keep the cuts on the stack when they fit.
+    // Few bounds in practice: keep the cuts on the stack when they fit (a small array for up
+    // to four lines, a sloped segment's range and the keys' bounds: no larger one to clear).
     let n = lines.len();
     let cap = 2 + n * n.saturating_sub(1);
-    let mut stack = [0i64; 64];
-    let mut heap = Vec::new();
-    let cuts: &mut [i64] = if cap <= stack.len() {
-        &mut stack[..]
+    if cap <= 14 {
+        order_runs(q0, q1, lines, &mut [0i64; 14], f)
+    } else if cap <= 64 {
+        order_runs(q0, q1, lines, &mut [0i64; 64], f)
     } else {
-        heap.resize(cap, 0);
-        &mut heap[..]
-    };
+        order_runs(q0, q1, lines, &mut vec![0i64; cap], f)
+    }
+}
+
+/// [`constant_order_runs`] with room `cuts` for its cuts.
+fn order_runs(q0: i64, q1: i64, lines: &[Lin], cuts: &mut [i64], mut f: impl FnMut(i64, i64)) {
     cuts[0] = q0;
     cuts[1] = q1;
     let mut k = 2;
