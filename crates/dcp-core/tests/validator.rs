@@ -1254,6 +1254,117 @@ fn regions_mut(i: &mut Instr) -> Vec<&mut Region> {
     }
 }
 
+/// `plan` broken at random (an instruction dropped, swapped with the next or repeated, a region
+/// moved, shortened or pointed at another buffer); `None` when the drawn program is too short.
+fn mutate_instrs(rng: &mut rand_chacha::ChaCha8Rng, plan: &Plan) -> Option<Plan> {
+    use rand::Rng;
+    let mut p = plan.clone();
+    let d = rng.random_range(0..p.devices.len());
+    let prog = if rng.random_bool(0.5) {
+        &mut p.devices[d].forward
+    } else {
+        &mut p.devices[d].backward
+    };
+    let n = prog.instrs.len();
+    if n < 2 {
+        return None;
+    }
+    let i = rng.random_range(0..n - 1);
+    match rng.random_range(0..6) {
+        0 => {
+            prog.instrs.remove(i);
+        }
+        1 => prog.instrs.swap(i, i + 1),
+        2 => {
+            let x = prog.instrs[i].clone();
+            prog.instrs.insert(i, x);
+        }
+        k => {
+            let nb = prog.buffers.len() as u32;
+            let mut rs = regions_mut(&mut prog.instrs[i]);
+            if rs.is_empty() {
+                return None;
+            }
+            let j = rng.random_range(0..rs.len());
+            let r = &mut rs[j];
+            match k {
+                3 => r.tok += 1,
+                4 => r.len = r.len.saturating_sub(1),
+                _ => r.buf = (r.buf + 1) % nb,
+            }
+        }
+    }
+    Some(p)
+}
+
+/// `plan` with one work's row ranges broken at random (a range's start or end moved, made a
+/// slope, swapped with its neighbour, repeated, emptied, sent below row 0 or beyond the keys; a
+/// segment moved or resized); `None` when the drawn program has no work with row ranges.
+fn mutate_rows(rng: &mut rand_chacha::ChaCha8Rng, plan: &Plan) -> Option<Plan> {
+    use dcp_core::mask::LinRange;
+    use rand::Rng;
+    let mut p = plan.clone();
+    let d = rng.random_range(0..p.devices.len());
+    let backward = rng.random_bool(0.3);
+    let prog = if backward {
+        &mut p.devices[d].backward
+    } else {
+        &mut p.devices[d].forward
+    };
+    let mut works: Vec<&mut dcp_core::plan::RowRanges> = prog
+        .instrs
+        .iter_mut()
+        .flat_map(|i| match i {
+            Instr::Attn { works, .. } => works.iter_mut().map(|w| &mut w.rows).collect::<Vec<_>>(),
+            Instr::AttnBwd { works, .. } => {
+                works.iter_mut().map(|w| &mut w.rows).collect::<Vec<_>>()
+            }
+            _ => Vec::new(),
+        })
+        .filter(|rows| !rows.segs.is_empty())
+        .collect();
+    if works.is_empty() {
+        return None;
+    }
+    let w = rng.random_range(0..works.len());
+    let rows = &mut *works[w];
+    let si = rng.random_range(0..rows.segs.len());
+    let seg = &mut rows.segs[si];
+    let delta = [-3i64, -1, 1, 3][rng.random_range(0..4)];
+    let n = seg.ranges.len();
+    let ri = if n > 0 { rng.random_range(0..n) } else { 0 };
+    match rng.random_range(0..9) {
+        0 if n > 0 => seg.ranges[ri].start.c += delta,
+        1 if n > 0 => seg.ranges[ri].end.c += delta,
+        2 if n > 0 => {
+            let r = &mut seg.ranges[ri];
+            r.start = Lin {
+                c: r.start.c - seg.row0 as i64,
+                slope: 1,
+            };
+        }
+        3 if n > 1 => seg.ranges.swap(ri, (ri + 1) % n),
+        4 if n > 0 => {
+            let r = seg.ranges[ri];
+            seg.ranges.push(r);
+        }
+        5 if n > 0 => {
+            let r = seg.ranges[ri];
+            seg.ranges.push(LinRange::new(r.end, r.end));
+        }
+        6 if n > 0 => seg.ranges[ri].start.c = -5,
+        7 if n > 0 => seg.ranges[ri].end.c += 1000,
+        _ => {
+            if rng.random_bool(0.5) {
+                seg.row0 = (seg.row0 as i64 + delta).max(0) as u32;
+            } else {
+                seg.rows = (seg.rows as i64 + delta).max(0) as u32;
+            }
+        }
+    }
+    Some(p)
+}
+
 #[test]
 fn random_mutations_get_the_same_result_on_every_path() {
     // Random plans of every planner, each broken at random (an instruction dropped, swapped
@@ -1262,7 +1373,7 @@ fn random_mutations_get_the_same_result_on_every_path() {
     // accept a plan the sequential order refuses, and refuse with the same error.
     use dcp_core::check::random_case;
     use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
     let (mut checked, mut refused) = (0, 0);
     for seed in 0..12 {
@@ -1272,42 +1383,9 @@ fn random_mutations_get_the_same_result_on_every_path() {
                 continue;
             };
             for _ in 0..6 {
-                let mut p = plan.clone();
-                let d = rng.random_range(0..p.devices.len());
-                let prog = if rng.random_bool(0.5) {
-                    &mut p.devices[d].forward
-                } else {
-                    &mut p.devices[d].backward
-                };
-                let n = prog.instrs.len();
-                if n < 2 {
+                let Some(p) = mutate_instrs(&mut rng, &plan) else {
                     continue;
-                }
-                let i = rng.random_range(0..n - 1);
-                match rng.random_range(0..6) {
-                    0 => {
-                        prog.instrs.remove(i);
-                    }
-                    1 => prog.instrs.swap(i, i + 1),
-                    2 => {
-                        let x = prog.instrs[i].clone();
-                        prog.instrs.insert(i, x);
-                    }
-                    k => {
-                        let nb = prog.buffers.len() as u32;
-                        let mut rs = regions_mut(&mut prog.instrs[i]);
-                        if rs.is_empty() {
-                            continue;
-                        }
-                        let j = rng.random_range(0..rs.len());
-                        let r = &mut rs[j];
-                        match k {
-                            3 => r.tok += 1,
-                            4 => r.len = r.len.saturating_sub(1),
-                            _ => r.buf = (r.buf + 1) % nb,
-                        }
-                    }
-                }
+                };
                 // `validate` compares Sequential, Phases and Flow on 1 and 4 threads.
                 refused += validate(&p).is_err() as usize;
                 checked += 1;
@@ -1329,9 +1407,8 @@ fn random_row_range_mutations_get_the_same_result_on_both_paths() {
     // compares the parallel paths. In debug builds every work the fast path accepts is checked
     // against the general path's pairs as well.
     use dcp_core::check::random_case;
-    use dcp_core::mask::LinRange;
     use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let (mut checked, mut refused) = (0, 0);
     for seed in 0..24 {
@@ -1341,67 +1418,9 @@ fn random_row_range_mutations_get_the_same_result_on_both_paths() {
                 continue;
             };
             for _ in 0..8 {
-                let mut p = plan.clone();
-                let d = rng.random_range(0..p.devices.len());
-                let backward = rng.random_bool(0.3);
-                let prog = if backward {
-                    &mut p.devices[d].backward
-                } else {
-                    &mut p.devices[d].forward
-                };
-                let mut works: Vec<&mut dcp_core::plan::RowRanges> = prog
-                    .instrs
-                    .iter_mut()
-                    .flat_map(|i| match i {
-                        Instr::Attn { works, .. } => {
-                            works.iter_mut().map(|w| &mut w.rows).collect::<Vec<_>>()
-                        }
-                        Instr::AttnBwd { works, .. } => {
-                            works.iter_mut().map(|w| &mut w.rows).collect::<Vec<_>>()
-                        }
-                        _ => Vec::new(),
-                    })
-                    .filter(|rows| !rows.segs.is_empty())
-                    .collect();
-                if works.is_empty() {
+                let Some(p) = mutate_rows(&mut rng, &plan) else {
                     continue;
-                }
-                let w = rng.random_range(0..works.len());
-                let rows = &mut *works[w];
-                let si = rng.random_range(0..rows.segs.len());
-                let seg = &mut rows.segs[si];
-                let delta = [-3i64, -1, 1, 3][rng.random_range(0..4)];
-                let n = seg.ranges.len();
-                let ri = if n > 0 { rng.random_range(0..n) } else { 0 };
-                match rng.random_range(0..9) {
-                    0 if n > 0 => seg.ranges[ri].start.c += delta,
-                    1 if n > 0 => seg.ranges[ri].end.c += delta,
-                    2 if n > 0 => {
-                        let r = &mut seg.ranges[ri];
-                        r.start = Lin {
-                            c: r.start.c - seg.row0 as i64,
-                            slope: 1,
-                        };
-                    }
-                    3 if n > 1 => seg.ranges.swap(ri, (ri + 1) % n),
-                    4 if n > 0 => {
-                        let r = seg.ranges[ri];
-                        seg.ranges.push(r);
-                    }
-                    5 if n > 0 => {
-                        let r = seg.ranges[ri];
-                        seg.ranges.push(LinRange::new(r.end, r.end));
-                    }
-                    6 if n > 0 => seg.ranges[ri].start.c = -5,
-                    7 if n > 0 => seg.ranges[ri].end.c += 1000,
-                    _ => {
-                        if rng.random_bool(0.5) {
-                            seg.row0 = (seg.row0 as i64 + delta).max(0) as u32;
-                        } else {
-                            seg.rows = (seg.rows as i64 + delta).max(0) as u32;
-                        }
-                    }
-                }
+                };
                 refused += validate(&p).is_err() as usize;
                 checked += 1;
             }
@@ -1410,6 +1429,43 @@ fn random_row_range_mutations_get_the_same_result_on_both_paths() {
     assert!(
         checked > 400 && refused > checked / 3 && refused < checked,
         "{checked} plans, {refused} refused"
+    );
+}
+
+#[test]
+fn random_mutations_of_head_parallel_plans_get_the_same_result_on_every_path() {
+    // The head-parallel planners (Ulysses and usp: operands and accumulators over several
+    // devices' rows, saved buffers) through both random mutations above: the fast paths (works
+    // and merges over several row bands) and the general ones must agree, error included.
+    use dcp_core::check::random_case;
+    use dcp_core::planners::{make_plan, PlannerOptions, HEAD_PARALLEL};
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let (mut checked, mut refused, mut planned) = (0, 0, 0);
+    for seed in 0..40 {
+        let (batch, topo) = random_case(300 + seed, 120);
+        for &name in HEAD_PARALLEL {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            planned += 1;
+            for k in 0..8 {
+                let p = if k % 2 == 0 {
+                    mutate_instrs(&mut rng, &plan)
+                } else {
+                    mutate_rows(&mut rng, &plan)
+                };
+                let Some(p) = p else {
+                    continue;
+                };
+                refused += validate(&p).is_err() as usize;
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        planned >= 10 && checked > 60 && refused > checked / 3 && refused < checked,
+        "{planned} plans, {checked} mutations, {refused} refused"
     );
 }
 

@@ -4,9 +4,9 @@
 
 use super::pairs::{Arena, Cov};
 use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
-use super::{buf_bit, show, DevState, Item, Local, Pending, Validator};
+use super::{buf_bit, show, DevState, Item, Local, Validator};
 use crate::error::{PlanError, PlanErrorKind};
-use crate::interp::{program, Machine};
+use crate::interp::Machine;
 use crate::plan::{FillValue, Instr, Program, Region};
 
 /// The partial result of one cell so far: identity (global row, head) and coverage.
@@ -66,16 +66,84 @@ impl Local<'_, '_> {
 
     pub(super) fn wait(&mut self, dev: u32, idx: usize, tag: u32) -> Result<(), PlanError> {
         let st = &mut *self.st;
-        let Some(pos) = st.pending.iter().position(|p| p.tag == tag) else {
+        // The oldest group, the only one in flight (a ring step's wait): no search, no bits to
+        // recompute.
+        if st.pending.len() == 1 && st.pending[0] == tag {
+            st.pending.clear();
+            st.inflight.clear();
+            (st.recv_bufs, st.send_bufs) = (0, 0);
+            return Ok(());
+        }
+        let Some(pos) = st.pending.iter().position(|&t| t == tag) else {
             return Err(self.err(dev, idx, PlanErrorKind::WaitNotInFlight { tag }));
         };
         st.pending.remove(pos);
+        // Tags rise along a device's list: only this group's regions have its tag. The oldest
+        // group's are the first ones.
+        if pos == 0 {
+            let n = st.inflight.iter().take_while(|e| e.tag == tag).count();
+            st.inflight.drain(..n);
+            debug_assert!(
+                st.inflight.iter().all(|e| e.tag != tag),
+                "one group per tag"
+            );
+        } else {
+            st.inflight.retain(|e| e.tag != tag);
+        }
         st.update_busy();
         Ok(())
     }
 
     /// Merge: `(o, lse)` = log-sum-exp merge of partial pairs of the same cells.
     pub(super) fn merge(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        o: &Region,
+        lse: &Region,
+        inputs: &[(Region, Region)],
+    ) -> Result<(), PlanError> {
+        if self.cx.fast {
+            #[cfg(debug_assertions)]
+            let before = (
+                self.st.bufs.get(o.buf as usize).cloned(),
+                self.st.bufs.get(lse.buf as usize).cloned(),
+            );
+            if self.merge_one(o, lse, inputs) {
+                // Debug builds (every test run): the general merge, from the same state, accepts
+                // the merge and writes the same values.
+                #[cfg(debug_assertions)]
+                {
+                    let (Some(bo), Some(bl)) = before else {
+                        unreachable!("merge_one checked the regions")
+                    };
+                    let fast = (
+                        self.st.bufs[o.buf as usize].clone(),
+                        self.st.bufs[lse.buf as usize].clone(),
+                    );
+                    self.st.bufs[o.buf as usize] = bo;
+                    self.st.bufs[lse.buf as usize] = bl;
+                    self.merge_general(dev, idx, o, lse, inputs)
+                        .expect("the general merge refuses a merge merge_one accepted");
+                    let covs = &self.covs;
+                    let same = |a, b| covs.same(a, b);
+                    assert!(
+                        self.st.bufs[o.buf as usize].same_as(&fast.0, same)
+                            && self.st.bufs[lse.buf as usize].same_as(&fast.1, same),
+                        "merge_one's results differ from the general merge's"
+                    );
+                    self.st.bufs[o.buf as usize] = fast.0;
+                    self.st.bufs[lse.buf as usize] = fast.1;
+                }
+                return Ok(());
+            }
+        }
+        self.merge_general(dev, idx, o, lse, inputs)
+    }
+
+    /// [`Local::merge`] by the general path: regions checked one by one, inputs read and
+    /// refined into cells.
+    fn merge_general(
         &mut self,
         dev: u32,
         idx: usize,
@@ -155,6 +223,198 @@ impl Local<'_, '_> {
         self.write(dev, o, ro);
         self.write(dev, lse, rl);
         Ok(())
+    }
+
+    /// [`Local::merge`] of inputs that each hold one rectangle (a ring step's merge of whole
+    /// accumulators), when it passes every check: all regions in bounds with their widths and
+    /// the output's shape, none in flight, every input pair zero and −∞ or a matching partial O
+    /// and LSE of one identity. Checks first, then the coverage joins and writes, which are
+    /// [`Local::merge`]'s (the same nodes in the same order). `false` (nothing changed) for
+    /// anything else: the general path decides and names the error.
+    fn merge_one(&mut self, o: &Region, lse: &Region, inputs: &[(Region, Region)]) -> bool {
+        let d = self.plan.batch.model.head_dim;
+        let st = &*self.st;
+        let (n, h) = (o.len, o.heads);
+        if !(1..=4).contains(&inputs.len()) || n == 0 || h == 0 {
+            return false;
+        }
+        let busy_w = st.recv_bufs | st.send_bufs;
+        let shape = |r: &Region, w: u32, busy: u64| {
+            r.len == n
+                && r.heads == h
+                && busy & buf_bit(r.buf) == 0
+                && st
+                    .bufs
+                    .get(r.buf as usize)
+                    .is_some_and(|b| b.width == w && b.fits(r))
+        };
+        if !shape(o, d, busy_w) || !shape(lse, 1, busy_w) {
+            return false;
+        }
+        if inputs
+            .iter()
+            .any(|(io, il)| !shape(io, d, st.recv_bufs) || !shape(il, 1, st.recv_bufs))
+        {
+            return false;
+        }
+        // Inputs of one rectangle each (a ring step's merge of whole accumulators): one cell.
+        let mut one = [Val::Unset; 8];
+        for (k, (io, il)) in inputs.iter().enumerate() {
+            match (
+                st.bufs[io.buf as usize].read_one(io),
+                st.bufs[il.buf as usize].read_one(il),
+            ) {
+                (Some(a), Some(b)) => (one[2 * k], one[2 * k + 1]) = (a, b),
+                _ => return self.merge_bands(o, lse, inputs),
+            }
+        }
+        let mut parts = [0 as Cov; 4];
+        let (mut id, mut np) = ((0u64, 0u32), 0);
+        for k in 0..inputs.len() {
+            match (one[2 * k], one[2 * k + 1]) {
+                (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
+                (
+                    Val::Part {
+                        p: Part::O,
+                        g,
+                        head,
+                        cov,
+                    },
+                    Val::Part {
+                        p: Part::Lse,
+                        g: g2,
+                        head: h2,
+                        cov: c2,
+                    },
+                ) if (g, head) == (g2, h2)
+                    && self.covs.same(cov, c2)
+                    && (np == 0 || id == (g, head)) =>
+                {
+                    id = (g, head);
+                    parts[np] = cov;
+                    np += 1;
+                }
+                _ => return false,
+            }
+        }
+        let (vo, vl) = if np == 0 {
+            (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf))
+        } else {
+            let mut cov = parts[0];
+            for &c in &parts[1..np] {
+                cov = self.covs.join(cov, c);
+            }
+            let (g, head) = id;
+            let part = |p| Val::Part { p, g, head, cov };
+            (part(Part::O), part(Part::Lse))
+        };
+        self.st.bufs[o.buf as usize].write_one(o, vo);
+        self.st.bufs[lse.buf as usize].write_one(lse, vl);
+        true
+    }
+
+    /// [`Local::merge_one`] of inputs that hold a few row bands each (a usp head group's
+    /// accumulators: one band per device), every region's shape checked: the cells are the bands'
+    /// common refinement, each merged as [`Local::merge`] merges a cell, every cell checked
+    /// before anything changes.
+    fn merge_bands(&mut self, o: &Region, lse: &Region, inputs: &[(Region, Region)]) -> bool {
+        /// Row bands per input region, and cells of the merge, handled here.
+        const MAXB: usize = 8;
+        let st = &*self.st;
+        let n = o.len;
+        // Each input region's bands (first row, value there), O and LSE of each input in turn.
+        let ni = 2 * inputs.len();
+        let mut bands = [[(0u32, Val::Unset); MAXB]; 8];
+        let mut nb = [0usize; 8];
+        for (k, (io, il)) in inputs.iter().enumerate() {
+            for (j, r) in [(2 * k, io), (2 * k + 1, il)] {
+                match st.bufs[r.buf as usize].read_bands(r, &mut bands[j]) {
+                    Some(c) => nb[j] = c,
+                    None => return false,
+                }
+            }
+        }
+        // The cells: every input's band starts, merged (each list starts at row 0).
+        let mut cuts = [0u32; MAXB + 1];
+        let mut nc = 1;
+        for j in 0..ni {
+            for &(c, _) in &bands[j][1..nb[j]] {
+                if !cuts[..nc].contains(&c) {
+                    if nc == MAXB {
+                        return false;
+                    }
+                    cuts[nc] = c;
+                    nc += 1;
+                }
+            }
+        }
+        cuts[..nc].sort_unstable();
+        cuts[nc] = n;
+        // Per cell: the identity of its partial results and their coverages (none: zero and
+        // −∞ throughout), checked for every cell before anything changes.
+        let mut cells = [(0u64, 0u32, [0 as Cov; 4], 0usize); MAXB];
+        let mut at = [0usize; 8];
+        for (c, cell) in cells[..nc].iter_mut().enumerate() {
+            let r0 = cuts[c];
+            let val = |j: usize, at: &mut [usize; 8]| {
+                while at[j] + 1 < nb[j] && bands[j][at[j] + 1].0 <= r0 {
+                    at[j] += 1;
+                }
+                let (b0, v) = bands[j][at[j]];
+                v.shift(r0 - b0, 0)
+            };
+            let mut np = 0;
+            for k in 0..inputs.len() {
+                match (val(2 * k, &mut at), val(2 * k + 1, &mut at)) {
+                    (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
+                    (
+                        Val::Part {
+                            p: Part::O,
+                            g,
+                            head,
+                            cov,
+                        },
+                        Val::Part {
+                            p: Part::Lse,
+                            g: g2,
+                            head: h2,
+                            cov: c2,
+                        },
+                    ) if (g, head) == (g2, h2)
+                        && self.covs.same(cov, c2)
+                        && (np == 0 || (cell.0, cell.1) == (g, head)) =>
+                    {
+                        (cell.0, cell.1) = (g, head);
+                        cell.2[np] = cov;
+                        np += 1;
+                    }
+                    _ => return false,
+                }
+            }
+            cell.3 = np;
+        }
+        for c in 0..nc {
+            let (g, head, covs, np) = cells[c];
+            let (vo, vl) = if np == 0 {
+                (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf))
+            } else {
+                let mut cov = covs[0];
+                for &x in &covs[1..np] {
+                    cov = self.covs.join(cov, x);
+                }
+                let part = |p| Val::Part { p, g, head, cov };
+                (part(Part::O), part(Part::Lse))
+            };
+            let (r0, r1) = (cuts[c], cuts[c + 1]);
+            let sub = |r: &Region| Region {
+                tok: r.tok + r0,
+                len: r1 - r0,
+                ..*r
+            };
+            self.st.bufs[o.buf as usize].write_one(&sub(o), vo);
+            self.st.bufs[lse.buf as usize].write_one(&sub(lse), vl);
+        }
+        true
     }
 
     /// The merged (O, LSE) of one cell block `[r0, r1, c0, c1]` whose `n` input pairs hold
@@ -404,8 +664,7 @@ impl Local<'_, '_> {
 impl Validator<'_> {
     /// Index of the comm instruction `dev` is at.
     fn comm_idx(&self, dev: u32) -> usize {
-        let st = &self.devs[dev as usize];
-        st.comms.get(st.comms_done).copied().unwrap_or(usize::MAX)
+        self.devs[dev as usize].comm_at
     }
 }
 
@@ -442,26 +701,22 @@ impl Machine for Validator<'_> {
         to: u32,
         dst: &Region,
     ) -> Result<(), PlanError> {
-        // In bounds, of one length, the sender's region one set rectangle (a ring step's
-        // buffer): moved without a device view; anything else takes the checks below, which
-        // name the error.
-        let (plan, backward) = (self.plan, self.backward);
-        let fits = |d: u32, r: &Region| {
-            program(plan, d as usize, backward)
-                .buffers
-                .get(r.buf as usize)
-                .is_some_and(|b| {
-                    r.tok as u64 + r.len as u64 <= b.tokens as u64
-                        && r.head as u64 + r.heads as u64 <= b.heads as u64
-                })
-        };
-        if fits(from, src) && fits(to, dst) && src.len == dst.len && src.len > 0 && src.heads > 0 {
-            let v = self.devs[from as usize].bufs[src.buf as usize].read_one(src);
-            if let Some(v) = v {
-                self.devs[to as usize].bufs[dst.buf as usize].write_one(dst, v);
-                self.group_sends[from as usize].push(*src);
-                self.group_recvs[to as usize].push(*dst);
-                return Ok(());
+        // In bounds (a buffer's state has its declaration's shape), of one length, the
+        // sender's region one set rectangle (a ring step's buffer): moved without a device
+        // view; anything else takes the checks below, which name the error.
+        if src.len == dst.len && src.len > 0 && src.heads > 0 {
+            let v = match self.devs[from as usize].bufs.get(src.buf as usize) {
+                Some(b) if b.fits(src) => b.read_one(src),
+                _ => None,
+            };
+            let to_buf = self.devs[to as usize].bufs.get_mut(dst.buf as usize);
+            if let (Some(v), Some(b)) = (v, to_buf) {
+                if b.fits(dst) {
+                    b.write_one(dst, v);
+                    self.devs[from as usize].exchange(true, *src);
+                    self.devs[to as usize].exchange(false, *dst);
+                    return Ok(());
+                }
             }
         }
         let (fi, ti) = (self.comm_idx(from), self.comm_idx(to));
@@ -478,8 +733,8 @@ impl Machine for Validator<'_> {
         }
         let rows = self.at(from).send_rows(fi, src, to)?;
         self.at(to).recv_rows(dst, rows);
-        self.group_sends[from as usize].push(*src);
-        self.group_recvs[to as usize].push(*dst);
+        self.devs[from as usize].exchange(true, *src);
+        self.devs[to as usize].exchange(false, *dst);
         Ok(())
     }
 
@@ -490,13 +745,12 @@ impl Machine for Validator<'_> {
         tag: u32,
         _instr: &Instr,
     ) -> Result<(), PlanError> {
-        let recvs = std::mem::take(&mut self.group_recvs[dev as usize]);
-        let sends = std::mem::take(&mut self.group_sends[dev as usize]);
         // Without a device view unless the group is refused (which the view names).
-        if comm_overlap(&sends, &recvs) {
-            return self.at(dev).group_end(idx, tag, sends, recvs);
+        if !self.devs[dev as usize].start_group(tag) {
+            return Err(self
+                .at(dev)
+                .err(dev, idx, PlanErrorKind::CommOverlap { tag }));
         }
-        self.devs[dev as usize].start_group(tag, sends, recvs);
         Ok(())
     }
 }
@@ -534,39 +788,50 @@ impl Local<'_, '_> {
         sends: Few<Region>,
         recvs: Few<Region>,
     ) -> Result<(), PlanError> {
-        if comm_overlap(&sends, &recvs) {
+        for r in sends.iter() {
+            self.st.exchange(true, *r);
+        }
+        for r in recvs.iter() {
+            self.st.exchange(false, *r);
+        }
+        if !self.st.start_group(tag) {
             return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
         }
-        self.st.start_group(tag, sends, recvs);
         Ok(())
     }
 }
 
-/// Whether a group's receives overlap each other or its sends.
-fn comm_overlap(sends: &[Region], recvs: &[Region]) -> bool {
-    for (i, a) in recvs.iter().enumerate() {
-        for b in &recvs[i + 1..] {
-            if a.overlaps(b) {
-                return true;
-            }
-        }
-        for b in sends {
-            if a.overlaps(b) {
-                return true;
-            }
-        }
-    }
-    false
-}
-
 impl DevState {
-    /// A checked group (its regions do not overlap) goes in flight.
-    fn start_group(&mut self, tag: u32, sends: Few<Region>, recvs: Few<Region>) {
-        // Groups run in list order on one stream, so regions of earlier groups are no hazard here.
-        // The busy bits of all pending groups: the earlier ones' and this one's.
-        self.recv_bufs |= recvs.iter().fold(0, |m, r| m | buf_bit(r.buf));
-        self.send_bufs |= sends.iter().fold(0, |m, r| m | buf_bit(r.buf));
-        self.pending.push(Pending { tag, sends, recvs });
+    /// The group being exchanged ends: unless its receives overlap each other or its sends
+    /// (`false`), it goes in flight with tag `tag`.
+    fn start_group(&mut self, tag: u32) -> bool {
+        let k = self.inflight.len() - self.open;
+        let open = &mut self.inflight[k..];
+        let overlap = match open {
+            // One send and one receive (a ring step's): regions of two buffers never overlap.
+            [a, b] if a.r.buf != b.r.buf => false,
+            _ => (0..open.len()).any(|i| {
+                let a = open[i];
+                open[i + 1..]
+                    .iter()
+                    .any(|b| (!a.send || !b.send) && a.r.overlaps(&b.r))
+            }),
+        };
+        if overlap {
+            return false;
+        }
+        // Groups run in list order on one stream, so regions of earlier groups are no hazard
+        // here. The busy bits of all pending groups: the earlier ones' and this one's.
+        for e in open.iter_mut() {
+            e.tag = tag;
+            if e.send {
+                self.send_bufs |= buf_bit(e.r.buf);
+            } else {
+                self.recv_bufs |= buf_bit(e.r.buf);
+            }
+        }
+        self.open = 0;
+        self.pending.push(tag);
         #[cfg(debug_assertions)]
         {
             let bits = (self.recv_bufs, self.send_bufs);
@@ -577,6 +842,6 @@ impl DevState {
                 "busy bits of pending groups"
             );
         }
-        self.comms_done += 1;
+        true
     }
 }

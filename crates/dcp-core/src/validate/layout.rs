@@ -135,7 +135,7 @@ impl<'a> Validator<'a> {
             let local = d.local_tokens();
             let mut bufs = Vec::with_capacity(prog.buffers.len());
             for (bi, b) in prog.buffers.iter().enumerate() {
-                let mut buf = Buf::new(b.tokens, b.heads);
+                let mut buf = Buf::new(b.tokens, b.heads, b.width);
                 if let BufferRole::Saved { forward } = b.role {
                     let Some(fwd) = saved.filter(|_| backward) else {
                         return Err(err(PlanErrorKind::SavedInForward {
@@ -198,20 +198,15 @@ impl<'a> Validator<'a> {
                     return Err(err(PlanErrorKind::MissingIoBuffer(t)));
                 }
             }
-            let comms = prog
-                .instrs
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| matches!(i, Instr::Comm { .. }))
-                .map(|(k, _)| k)
-                .collect();
             devs.push(DevState {
                 bufs,
-                pending: Vec::new(),
+                // Room for a ring step's groups in flight (no growth from empty).
+                pending: Vec::with_capacity(4),
+                inflight: Vec::with_capacity(8),
+                open: 0,
                 recv_bufs: 0,
                 send_bufs: 0,
-                comms,
-                comms_done: 0,
+                comm_at: usize::MAX,
             });
         }
         let n = plan.devices.len();
@@ -221,8 +216,6 @@ impl<'a> Validator<'a> {
             backward,
             parallel,
             devs,
-            group_recvs: (0..n).map(|_| Few::Zero).collect(),
-            group_sends: (0..n).map(|_| Few::Zero).collect(),
             covs: pairs::Covs::new(
                 (0..n).map(|d| cov_nodes(plan, d, backward)),
                 shared || parallel,

@@ -35,7 +35,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -47,7 +46,7 @@ use crate::plan::{Plan, Program, Region};
 
 use gspace::{GMap, Piece};
 use pairs::PtrHash;
-use state::{Buf, Few, RowList};
+use state::{Buf, RowList};
 
 /// A plan that passed [`validate`]; the only way to make one is [`ValidatedPlan::new`].
 #[derive(Debug, Clone, PartialEq)]
@@ -237,20 +236,14 @@ struct Ctx<'a> {
     seq_off: Vec<u64>,
     masks: Vec<CompiledMask>,
     gmap: GMap,
-    /// Per layout span, `Σ x^q` over its query tokens and `Σ y^k` over its key tokens (global
-    /// token offsets), once computed (`u64::MAX`: not yet): a ring work's rectangles take whole
-    /// spans, and every step meets the same ones. Devices fill them concurrently with equal
-    /// values (relaxed atomics: any value read is either unset or the one value).
-    span_xs: Vec<AtomicU64>,
-    span_ys: Vec<AtomicU64>,
     /// The pieces of each device's whole run of global rows (a ring plan's Q and its KV
     /// buffers as they travel), cut once for all devices ([`Ctx::whole_run`]).
     whole_runs: Vec<Vec<(Piece, u32)>>,
     /// Whether the exact shortcuts for common shapes are taken ([`Paths`]).
     fast: bool,
-    /// Per layout span, its query tokens' first mask segment and the keys all of them attend
-    /// ([`work::SpanMask`]): a ring work's query pieces are whole spans, met again every step.
-    span_mask: Vec<work::SpanMask>,
+    /// Per layout span, its sums and mask data ([`work::SpanInfo`]): a ring work's pieces are
+    /// whole spans, met again every step.
+    span: Vec<work::SpanInfo>,
 }
 
 impl<'a> Ctx<'a> {
@@ -263,8 +256,6 @@ impl<'a> Ctx<'a> {
 
     fn new(plan: &'a Plan) -> Self {
         let gmap = GMap::new(plan);
-        let n = gmap.spans().len();
-        let unset = || (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
         let whole_runs = (0..plan.devices.len())
             .map(|d| {
                 let (g, end) = (gmap.base(d as u32), gmap.base(d as u32 + 1));
@@ -279,17 +270,16 @@ impl<'a> Ctx<'a> {
             .iter()
             .map(|s| s.mask.compile(s.len))
             .collect();
-        let span_mask = work::span_masks(&gmap, &masks);
+        let seq_off = plan.batch.seq_offsets();
+        let span = work::span_infos(&gmap, &masks, &seq_off);
         Ctx {
             plan,
-            seq_off: plan.batch.seq_offsets(),
+            seq_off,
             masks,
             gmap,
-            span_xs: unset(),
-            span_ys: unset(),
             whole_runs,
             fast: true,
-            span_mask,
+            span,
         }
     }
 }
@@ -370,24 +360,31 @@ impl DevCache<'_> {
 /// in order).
 type Pieces = (Vec<(Piece, u32)>, Vec<(Piece, u32)>);
 
-/// A group in flight on a device.
-struct Pending {
+/// A region of a group in flight on a device: the group's tag, and whether the device sends
+/// it (or receives into it).
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
     tag: u32,
-    sends: Few<Region>,
-    recvs: Few<Region>,
+    send: bool,
+    r: Region,
 }
 
 struct DevState {
     bufs: Vec<Buf>,
-    pending: Vec<Pending>,
+    /// Tags of the groups in flight, oldest first.
+    pending: Vec<u32>,
+    /// Their regions, group after group, each group's in the order exchanged; the last `open`
+    /// are those of the group being exchanged now (tagged when it ends).
+    inflight: Vec<InFlight>,
+    open: usize,
     /// Buffers the pending groups receive into (`recv_bufs`) and send from (`send_bufs`), one
     /// bit per buffer ([`buf_bit`]): a region of a buffer in neither set meets no pending
     /// transfer, which skips the region-by-region test for most reads and writes.
     recv_bufs: u64,
     send_bufs: u64,
-    /// Indices of the program's comm instructions, and how many have completed.
-    comms: Vec<usize>,
-    comms_done: usize,
+    /// The index of the comm instruction the device stopped at (its local instructions run
+    /// up to one: [`Local::run`]), for the errors of the group it is in.
+    comm_at: usize,
 }
 
 /// All devices' validation of one program; local instructions run per device ([`Local`]),
@@ -398,10 +395,8 @@ struct Validator<'a> {
     backward: bool,
     parallel: bool,
     devs: Vec<DevState>,
-    group_recvs: Vec<Few<Region>>,
-    group_sends: Vec<Few<Region>>,
     /// Each device's coverage nodes.
-    covs: pairs::Covs,
+    covs: pairs::Covs<'a>,
     caches: Vec<DevCache<'a>>,
 }
 
@@ -413,7 +408,7 @@ struct Local<'v, 'a> {
     backward: bool,
     dev: u32,
     st: &'v mut DevState,
-    covs: pairs::Arena<'v>,
+    covs: pairs::Arena<'v, 'a>,
     cache: &'v mut DevCache<'a>,
     /// The previous device's checked works in the order checked (its pairs memo's entries),
     /// when devices run one after the other (its works of this phase are checked already): a
@@ -431,7 +426,7 @@ impl<'v, 'a> Local<'v, 'a> {
         backward: bool,
         dev: u32,
         st: &'v mut DevState,
-        all: &'v [pairs::NodeArena],
+        all: &'v [pairs::NodeArena<'a>],
         cache: &'v mut DevCache<'a>,
     ) -> Self {
         Local {
@@ -499,11 +494,21 @@ impl DevState {
     /// Recomputes the pending groups' buffer bits (after a group is added or waited for).
     fn update_busy(&mut self) {
         let (mut recv, mut send) = (0u64, 0u64);
-        for p in &self.pending {
-            recv |= p.recvs.iter().fold(0, |m, r| m | buf_bit(r.buf));
-            send |= p.sends.iter().fold(0, |m, r| m | buf_bit(r.buf));
+        for e in &self.inflight[..self.inflight.len() - self.open] {
+            if e.send {
+                send |= buf_bit(e.r.buf);
+            } else {
+                recv |= buf_bit(e.r.buf);
+            }
         }
         (self.recv_bufs, self.send_bufs) = (recv, send);
+    }
+
+    /// A region of the group being exchanged.
+    #[inline]
+    fn exchange(&mut self, send: bool, r: Region) {
+        self.inflight.push(InFlight { tag: 0, send, r });
+        self.open += 1;
     }
 }
 
@@ -583,6 +588,18 @@ impl<'a> Validator<'a> {
     /// Every device's local instructions up to its next communication instruction (or its
     /// end), each device's in order ([`Validator::for_devices`]).
     fn run_locals(&mut self, progs: &[&Program], pc: &mut [usize]) -> Result<(), PlanError> {
+        if !self.parallel {
+            // One device after the other; a device at its next group (or its end) already has
+            // nothing to run here, and needs no view.
+            for (d, pc) in pc.iter_mut().enumerate() {
+                match progs[d].instrs.get(*pc) {
+                    None => {}
+                    Some(crate::plan::Instr::Comm { .. }) => self.devs[d].comm_at = *pc,
+                    Some(_) => self.at_after_prev(d as u32).run(progs[d], pc)?,
+                }
+            }
+            return Ok(());
+        }
         self.for_devices(pc, |l, pc| l.run(progs[l.dev as usize], pc))
             .map(|_| ())
     }
@@ -594,6 +611,7 @@ impl<'v, 'a> Local<'v, 'a> {
     fn run(&mut self, prog: &Program, pc: &mut usize) -> Result<(), PlanError> {
         while let Some(ins) = prog.instrs.get(*pc) {
             if matches!(ins, crate::plan::Instr::Comm { .. }) {
+                self.st.comm_at = *pc;
                 break;
             }
             self.local(self.dev, *pc, ins)?;
@@ -698,10 +716,11 @@ impl<'v, 'a> Local<'v, 'a> {
         if busy & buf_bit(r.buf) == 0 {
             return Ok(());
         }
-        for p in &st.pending {
-            let sends: &[Region] = if write { &p.sends } else { &[] };
-            if p.recvs.iter().any(|x| x.overlaps(r)) || sends.iter().any(|x| x.overlaps(r)) {
-                return Err(self.hazard_err(dev, idx, r, item, p.tag, write));
+        // The first group (oldest first) holding an overlapping region: its regions are
+        // together, in group order.
+        for e in &st.inflight {
+            if (write || !e.send) && e.r.overlaps(r) {
+                return Err(self.hazard_err(dev, idx, r, item, e.tag, write));
             }
         }
         Ok(())
@@ -808,10 +827,14 @@ mod tests {
         let (batch, topo) = small_case();
         for name in ["ring", "zigzag", "usp"] {
             let plan = make_plan(name, &batch, &topo, &PlannerOptions::default()).expect(name);
-            let before = work::FAST_PAIRS.get();
+            let (before, spans) = (work::FAST_PAIRS.get(), work::SPAN_SUMS.get());
             assert_eq!(validate_with(&plan, Threads::Sequential), Ok(()), "{name}");
             let taken = work::FAST_PAIRS.get() - before;
             assert!(taken > 0, "{name}: no work took the fast path");
+            if name != "usp" {
+                let spans = work::SPAN_SUMS.get() - spans;
+                assert!(spans > 0, "{name}: no work summed whole spans");
+            }
             assert_eq!(
                 validate_paths(&plan, Threads::Sequential, Paths::General),
                 Ok(()),

@@ -19,12 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::state::Few;
+use super::work::LazyTraps;
 use crate::mask::{CompiledMask, Lin};
 
 const P: u64 = (1 << 61) - 1;
 
 #[inline]
-fn mulm(a: u64, b: u64) -> u64 {
+const fn mulm(a: u64, b: u64) -> u64 {
     let r = a as u128 * b as u128;
     let s = ((r as u64) & P) + ((r >> 61) as u64);
     if s >= P {
@@ -35,7 +36,7 @@ fn mulm(a: u64, b: u64) -> u64 {
 }
 
 #[inline]
-fn addm(a: u64, b: u64) -> u64 {
+pub(super) fn addm(a: u64, b: u64) -> u64 {
     let s = a + b;
     if s >= P {
         s - P
@@ -45,7 +46,7 @@ fn addm(a: u64, b: u64) -> u64 {
 }
 
 #[inline]
-fn subm(a: u64, b: u64) -> u64 {
+const fn subm(a: u64, b: u64) -> u64 {
     if a >= b {
         a - b
     } else {
@@ -53,7 +54,7 @@ fn subm(a: u64, b: u64) -> u64 {
     }
 }
 
-fn powm(mut b: u64, mut e: u64) -> u64 {
+const fn powm(mut b: u64, mut e: u64) -> u64 {
     let mut r = 1u64;
     while e > 0 {
         if e & 1 == 1 {
@@ -65,7 +66,7 @@ fn powm(mut b: u64, mut e: u64) -> u64 {
     r
 }
 
-fn invm(a: u64) -> u64 {
+const fn invm(a: u64) -> u64 {
     powm(a, P - 2)
 }
 
@@ -86,28 +87,32 @@ impl PairSum {
 }
 
 /// Powers of one base by table lookup: `b^e = T0[e mod 2¹¹] · T1[(e >> 11) mod 2¹¹] · T2[e >> 22]`
-/// for `e < 2³³`, two multiplications instead of a square-and-multiply chain.
+/// for `e < 2³³`, two multiplications instead of a square-and-multiply chain. The shared
+/// hasher's tables are built at compile time ([`Hasher::shared`]): a validation pays no
+/// set-up for them.
 struct Powers {
-    t: [Vec<u64>; 3],
+    t: [[u64; Powers::N]; 3],
 }
 
 impl Powers {
     const BITS: u32 = 11;
+    const N: usize = 1 << Self::BITS;
 
-    fn new(b: u64) -> Self {
-        let n = 1usize << Self::BITS;
-        let mut t: [Vec<u64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    const fn new(b: u64) -> Self {
+        let mut t = [[0u64; Self::N]; 3];
         let mut step = b;
-        for level in &mut t {
-            let mut v = Vec::with_capacity(n);
+        let mut level = 0;
+        while level < 3 {
             let mut acc = 1u64;
-            for _ in 0..n {
-                v.push(acc);
+            let mut i = 0;
+            while i < Self::N {
+                t[level][i] = acc;
                 acc = mulm(acc, step);
+                i += 1;
             }
             // acc = step^(2^11): the next level's step.
             step = acc;
-            *level = v;
+            level += 1;
         }
         Powers { t }
     }
@@ -131,11 +136,14 @@ impl Powers {
 pub(super) struct Hasher {
     x: u64,
     xp: Powers,
+    /// `x·y` and its powers: the ratio of a geometric sum under a slope-1 bound (a causal
+    /// diagonal, a sliding window's edge).
+    xy: u64,
+    xyp: Powers,
     yp: Powers,
     zp: Powers,
-    /// Powers of `1/y`, built on first use (a causal plan's sums may need none).
-    yip: std::sync::OnceLock<Powers>,
-    y_inv: u64,
+    /// Powers of `1/y`.
+    yip: Powers,
     inv_x1: u64,
     inv_y1: u64,
     inv_z1: u64,
@@ -144,11 +152,11 @@ pub(super) struct Hasher {
 }
 
 impl Hasher {
-    /// The one hasher (its power tables take ~0.2 M multiplications to build: once per process,
-    /// not per validation).
+    /// The one hasher, built at compile time (its power tables take ~25 K multiplications:
+    /// built at run time they cost the first validation of a process 0.3–0.4 M instructions).
     pub fn shared() -> &'static Hasher {
-        static H: std::sync::OnceLock<Hasher> = std::sync::OnceLock::new();
-        H.get_or_init(Hasher::new)
+        static H: Hasher = Hasher::new();
+        &H
     }
 
     /// `Σ_{e=a}^{b-1} x^e`.
@@ -173,7 +181,7 @@ impl Hasher {
         }
     }
 
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         // Fixed pseudo-random points (any values not 0 or 1 work; fixed keeps plans' verdicts
         // reproducible).
         let (x, y, z) = (
@@ -183,17 +191,20 @@ impl Hasher {
         );
         let y_inv = invm(y);
         let mut inv_ratio = [0u64; 9];
-        for (i, v) in inv_ratio.iter_mut().enumerate() {
+        let mut i = 0;
+        while i < inv_ratio.len() {
             let r = mulm(x, pow_signed(y, y_inv, i as i64 - 4));
-            *v = if r == 1 { 0 } else { invm(subm(r, 1)) };
+            inv_ratio[i] = if r == 1 { 0 } else { invm(subm(r, 1)) };
+            i += 1;
         }
         Hasher {
             x,
             xp: Powers::new(x),
+            xy: mulm(x, y),
+            xyp: Powers::new(mulm(x, y)),
             yp: Powers::new(y),
             zp: Powers::new(z),
-            yip: std::sync::OnceLock::new(),
-            y_inv,
+            yip: Powers::new(y_inv),
             inv_x1: invm(subm(x, 1)),
             inv_y1: invm(subm(y, 1)),
             inv_z1: invm(subm(z, 1)),
@@ -207,28 +218,28 @@ impl Hasher {
         if e >= 0 {
             self.yp.pow(e as u64)
         } else {
-            self.yip
-                .get_or_init(|| Powers::new(self.y_inv))
-                .pow(e.unsigned_abs())
+            self.yip.pow(e.unsigned_abs())
         }
     }
 
     /// `(x·y^m)^e` for `e ≥ 0` (`x^e` for a constant bound, `m = 0`: `y^0 = 1`).
     #[inline]
     fn ratio_pow(&self, m: i64, e: i64) -> u64 {
-        if m == 0 {
-            return self.xp.pow(e as u64);
+        match m {
+            0 => self.xp.pow(e as u64),
+            // (x·y)^e = x^e · y^e, from its own table.
+            1 if e >= 0 => self.xyp.pow(e as u64),
+            _ => mulm(self.xp.pow(e as u64), self.y_pow(m.saturating_mul(e))),
         }
-        mulm(self.xp.pow(e as u64), self.y_pow(m.saturating_mul(e)))
     }
 
     /// `Σ_{q=a}^{b-1} x^q · y^{c + m·q}` (exponents may be negative for `c` only).
     fn geo(&self, a: i64, b: i64, c: i64, m: i64) -> u64 {
         let n = b - a;
-        let r = if m == 0 {
-            self.x
-        } else {
-            mulm(self.x, self.y_pow(m))
+        let r = match m {
+            0 => self.x,
+            1 => self.xy,
+            _ => mulm(self.x, self.y_pow(m)),
         };
         let series = if r == 1 {
             n as u64 % P
@@ -266,7 +277,7 @@ impl Hasher {
     }
 }
 
-fn pow_signed(b: u64, b_inv: u64, e: i64) -> u64 {
+const fn pow_signed(b: u64, b_inv: u64, e: i64) -> u64 {
     if e >= 0 {
         powm(b, e as u64)
     } else {
@@ -284,21 +295,25 @@ pub(super) fn times_heads(t: PairSum, h: PairSum) -> PairSum {
 
 /// Splits `[q0, q1)` into runs on which no two of `lines` cross: the order of any two lines (or
 /// their equality) is the same on every query of a run. Calls `f(a, b)` per run, in order.
-pub(super) fn constant_order_runs(q0: i64, q1: i64, lines: &[Lin], mut f: impl FnMut(i64, i64)) {
+pub(super) fn constant_order_runs(q0: i64, q1: i64, lines: &[Lin], f: impl FnMut(i64, i64)) {
     if q0 >= q1 {
         return;
     }
-    // Few bounds in practice: keep the cuts on the stack when they fit.
+    // Few bounds in practice: keep the cuts on the stack when they fit (a small array for up
+    // to four lines, a sloped segment's range and the keys' bounds: no larger one to clear).
     let n = lines.len();
     let cap = 2 + n * n.saturating_sub(1);
-    let mut stack = [0i64; 64];
-    let mut heap = Vec::new();
-    let cuts: &mut [i64] = if cap <= stack.len() {
-        &mut stack[..]
+    if cap <= 14 {
+        order_runs(q0, q1, lines, &mut [0i64; 14], f)
+    } else if cap <= 64 {
+        order_runs(q0, q1, lines, &mut [0i64; 64], f)
     } else {
-        heap.resize(cap, 0);
-        &mut heap[..]
-    };
+        order_runs(q0, q1, lines, &mut vec![0i64; cap], f)
+    }
+}
+
+/// [`constant_order_runs`] with room `cuts` for its cuts.
+fn order_runs(q0: i64, q1: i64, lines: &[Lin], cuts: &mut [i64], mut f: impl FnMut(i64, i64)) {
     cuts[0] = q0;
     cuts[1] = q1;
     let mut k = 2;
@@ -395,11 +410,13 @@ pub(super) fn trap_sum(
     general_trap_sum(h, q0, q1, lo, hi, off, count_only)
 }
 
-/// [`trap_sum`] when every lower bound is constant and every upper bound constant or of slope 1
-/// (a causal diagonal: keys from a piece's start up to the query's own token, within the piece):
-/// the lower bound is their largest constant `l`, the upper bound `q + u1` until it reaches the
-/// smallest constant `u0`, then `u0`, so `[q0, q1)` splits into those two runs, each summed as
-/// [`general_trap_sum`] sums a run. `None` for any other bounds.
+/// [`trap_sum`] when every bound is constant or of slope 1 (a causal diagonal: keys from a
+/// piece's start up to the query's own token; a sliding window: from `q − w` on): the lower
+/// bound is the largest constant `l0` until the largest slope-1 line `q + l1` passes it, the
+/// upper bound the line `q + u1` until it reaches the smallest constant `u0`, so `[q0, q1)`
+/// splits into at most three runs with one lower and one upper line each, of which the rows
+/// where the upper lies above the lower are summed as [`general_trap_sum`] sums a run. `None`
+/// for any other bounds.
 fn causal_trap_sum(
     h: &Hasher,
     q0: i64,
@@ -409,12 +426,14 @@ fn causal_trap_sum(
     off: u64,
     count_only: bool,
 ) -> Option<PairSum> {
-    let mut l = None::<i64>;
+    let (mut l0, mut l1) = (None::<i64>, None::<i64>);
     for b in lo {
-        if b.slope != 0 {
-            return None;
-        }
-        l = Some(l.map_or(b.c, |x| x.max(b.c)));
+        let l = match b.slope {
+            0 => &mut l0,
+            1 => &mut l1,
+            _ => return None,
+        };
+        *l = Some(l.map_or(b.c, |x| x.max(b.c)));
     }
     let (mut u0, mut u1) = (None::<i64>, None::<i64>);
     for b in hi {
@@ -425,46 +444,69 @@ fn causal_trap_sum(
         };
         *u = Some(u.map_or(b.c, |x| x.min(b.c)));
     }
-    let l = l?;
-    if u0.is_none() && u1.is_none() || q0 >= q1 {
+    if (l0.is_none() && l1.is_none()) || (u0.is_none() && u1.is_none()) || q0 >= q1 {
         return None;
     }
+    // Rows from which the line is the lower bound (`q + l1 ≥ l0`), and from which the constant
+    // is the upper one (`q + u1 ≥ u0`).
+    let qa = match (l0, l1) {
+        (Some(l0), Some(l1)) => (l0 - l1).clamp(q0, q1),
+        (None, _) => q0,
+        (_, None) => q1,
+    };
+    let qb = match (u0, u1) {
+        (Some(u0), Some(u1)) => (u0 - u1).clamp(q0, q1),
+        (None, _) => q1,
+        (_, None) => q0,
+    };
+    let lower = |q: i64| {
+        if q < qa {
+            Lin::c(l0.expect("a constant lower bound before qa"))
+        } else {
+            Lin::row(l1.expect("a slope-1 lower bound from qa"))
+        }
+    };
+    let upper = |q: i64| {
+        if q < qb {
+            Lin::row(u1.expect("a slope-1 upper bound before qb"))
+        } else {
+            Lin::c(u0.expect("a constant upper bound from qb"))
+        }
+    };
     let mut out = PairSum::default();
     let mut count: i128 = 0;
     let off = off as i64;
-    // One run `[a, b)` under upper bound `u`, non-empty on every row.
-    let mut run = |a: i64, b: i64, u: Lin| {
+    // One run `[a, b)` between lines `l` and `u`, non-empty on every row.
+    let mut run = |a: i64, b: i64, l: Lin, u: Lin| {
         if a >= b {
             return;
         }
-        let (la, lb) = (u.at(a) - l, u.at(b - 1) - l);
+        let (la, lb) = (u.at(a) - l.at(a), u.at(b - 1) - l.at(b - 1));
         debug_assert!(la > 0 && lb > 0);
         count += (la + lb) as i128 * (b - a) as i128 / 2;
         if !count_only {
             let gu = h.geo(a, b, off + u.c, u.slope);
-            let gl = h.geo(a, b, off + l, 0);
+            let gl = h.geo(a, b, off + l.c, l.slope);
             let xo = h.x_pow(off as u64);
             out.hash = addm(out.hash, mulm(mulm(subm(gu, gl), h.inv_y1), xo));
         }
     };
-    match (u0, u1) {
-        (Some(u0), None) => {
-            if u0 > l {
-                run(q0, q1, Lin::c(u0));
-            }
+    let (c1, c2) = (qa.min(qb), qa.max(qb));
+    for (a, b) in [(q0, c1), (c1, c2), (c2, q1)] {
+        if a >= b {
+            continue;
         }
-        (u0, Some(u1)) => {
-            // `q + u1 > l` from `l − u1 + 1` on; `q + u1 ≥ u0` from `u0 − u1` on.
-            let from = q0.max(l - u1 + 1);
-            let cross = u0.map_or(q1, |u0| (u0 - u1).clamp(q0, q1));
-            run(from, cross.min(q1), Lin::row(u1));
-            if let Some(u0) = u0 {
-                if u0 > l {
-                    run(cross.max(q0), q1, Lin::c(u0));
-                }
-            }
-        }
-        (None, None) => unreachable!("an upper bound"),
+        let (l, u) = (lower(a), upper(a));
+        // The width `u − l` moves by `u.slope − l.slope` per row: the rows where it is
+        // positive.
+        let w = u.at(a) - l.at(a);
+        let (from, to) = match u.slope - l.slope {
+            0 if w > 0 => (a, b),
+            0 => (a, a),
+            1 => (a.max(a - w + 1), b),
+            _ => (a, b.min(a + w)),
+        };
+        run(from, to.max(from), l, u);
     }
     out.count = count as u64;
     Some(out)
@@ -525,32 +567,36 @@ fn general_trap_sum(
 /// taken once per query head of `qheads`; with the sums and extents of each query run's and each
 /// KV run's trapezoids, which its coverage leaves are.
 #[derive(Debug)]
-pub(super) struct WorkPairs {
+pub(super) struct WorkPairs<'a> {
     /// Query heads as runs `[h0, h1)`.
     pub qheads: Few<(u32, u32)>,
-    traps: Traps,
+    traps: Traps<'a>,
     /// Σ z^h and count over `qheads`.
     heads: PairSum,
-    /// Per query run and per KV run: extent and sum (times heads) of its trapezoids.
-    q_runs: Few<(Extent, PairSum)>,
-    k_runs: Few<(Extent, PairSum)>,
+    /// Per query run and per KV run: extent, sum times heads and sum (one head) of its
+    /// trapezoids.
+    q_runs: Few<(Extent, PairSum, PairSum)>,
+    k_runs: Few<(Extent, PairSum, PairSum)>,
 }
 
-/// A work's trapezoids: its own, or those of an earlier work of the same query rows, KV rows
-/// and row ranges (a usp head group's devices: [`WorkPairs::traps`] reads through to them, no
-/// copy).
+/// A work's trapezoids: its own, those of an earlier work of the same query rows, KV rows and
+/// row ranges (a usp head group's devices: [`WorkPairs::traps`] reads through to them, no
+/// copy), or made on first use from the work's operands and row ranges (a work checked by the
+/// rectangle path, which sums without making them: a valid plan reads its works' coverage
+/// whole, and only a partial read needs them).
 #[derive(Debug)]
-pub(super) enum Traps {
+pub(super) enum Traps<'a> {
     Own(Vec<Trap>),
-    Of(Arc<WorkPairs>),
+    Of(Arc<WorkPairs<'a>>),
+    Lazy(LazyTraps<'a>),
 }
 
-impl Traps {
+impl<'a> Traps<'a> {
     /// The trapezoids of `w`, shared: pointing at the work that owns them.
-    pub fn of(w: &Arc<WorkPairs>) -> Traps {
+    pub fn of(w: &Arc<WorkPairs<'a>>) -> Traps<'a> {
         match &w.traps {
             Traps::Of(root) => Traps::Of(root.clone()),
-            Traps::Own(_) => Traps::Of(w.clone()),
+            Traps::Own(_) | Traps::Lazy(_) => Traps::Of(w.clone()),
         }
     }
 
@@ -558,6 +604,7 @@ impl Traps {
         match self {
             Traps::Own(v) => v,
             Traps::Of(w) => w.traps(),
+            Traps::Lazy(l) => l.get(),
         }
     }
 }
@@ -631,7 +678,7 @@ impl Cells {
     }
 }
 
-impl WorkPairs {
+impl<'a> WorkPairs<'a> {
     /// The pairs of `traps` times the query heads `qheads`; `q_runs` and `k_runs` are the global
     /// rows of the work's query runs and KV runs (all regions'), which the traps' `qrun` and
     /// `krun` index.
@@ -654,9 +701,26 @@ impl WorkPairs {
     pub fn new_from<Q, K>(
         h: &Hasher,
         qheads: Few<(u32, u32)>,
-        traps: Traps,
+        traps: Traps<'a>,
         q_runs: Q,
         k_runs: K,
+    ) -> Self
+    where
+        Q: Iterator<Item = (i64, i64)> + Clone,
+        K: Iterator<Item = (i64, i64)> + Clone,
+    {
+        Self::with_sums(h, qheads, traps, q_runs, k_runs, None)
+    }
+
+    /// [`WorkPairs::new_from`] with the per-run sums of the trapezoids given (`sums`: per query
+    /// run, per KV run, one head) instead of summed from them (lazy trapezoids).
+    pub fn with_sums<Q, K>(
+        h: &Hasher,
+        qheads: Few<(u32, u32)>,
+        traps: Traps<'a>,
+        q_runs: Q,
+        k_runs: K,
+        sums: Option<(&[PairSum], &[PairSum])>,
     ) -> Self
     where
         Q: Iterator<Item = (i64, i64)> + Clone,
@@ -683,33 +747,41 @@ impl WorkPairs {
                 k,
                 heads: (h0, h1),
             }));
-            (e.clip(&Cells::ALL), PairSum::default())
+            (e.clip(&Cells::ALL), PairSum::default(), PairSum::default())
         };
-        let mut q_side: Few<(Extent, PairSum)> = q_runs.map(|q| side(q, ka)).collect();
-        let mut k_side: Few<(Extent, PairSum)> = k_runs.map(|k| side(qa, k)).collect();
-        if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
+        type RunSide = (Extent, PairSum, PairSum);
+        let mut q_side: Few<RunSide> = q_runs.map(|q| side(q, ka)).collect();
+        let mut k_side: Few<RunSide> = k_runs.map(|k| side(qa, k)).collect();
+        if let Some((qs, ks)) = sums {
+            for (x, s) in q_side.iter_mut().zip(qs) {
+                x.2 = *s;
+            }
+            for (x, s) in k_side.iter_mut().zip(ks) {
+                x.2 = *s;
+            }
+        } else if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
             // One query run and one KV run (a ring step's work): both hold every trapezoid.
             let all = traps
                 .get()
                 .iter()
                 .fold(PairSum::default(), |s, t| s.add(t.full));
-            (q.1, k.1) = (all, all);
+            (q.2, k.2) = (all, all);
         } else {
             // The lists' slices once, not per trapezoid.
-            let qs: &mut [(Extent, PairSum)] = &mut q_side;
-            let ks: &mut [(Extent, PairSum)] = &mut k_side;
+            let qs: &mut [RunSide] = &mut q_side;
+            let ks: &mut [RunSide] = &mut k_side;
             for t in traps.get() {
-                let q = &mut qs[t.qrun as usize].1;
+                let q = &mut qs[t.qrun as usize].2;
                 *q = q.add(t.full);
-                let k = &mut ks[t.krun as usize].1;
+                let k = &mut ks[t.krun as usize].2;
                 *k = k.add(t.full);
             }
         }
-        for (e, s) in q_side.iter_mut().chain(k_side.iter_mut()) {
-            if s.count == 0 {
+        for (e, s, one) in q_side.iter_mut().chain(k_side.iter_mut()) {
+            if one.count == 0 {
                 *e = Extent(None);
             }
-            *s = times_heads(*s, heads);
+            *s = times_heads(*one, heads);
         }
         WorkPairs {
             qheads,
@@ -726,15 +798,27 @@ impl WorkPairs {
     pub fn one_run(
         h: &Hasher,
         qheads: (u32, u32),
-        traps: Traps,
+        traps: Traps<'a>,
         q: (i64, i64),
         k: (i64, i64),
     ) -> Self {
-        let heads = PairSum::default().add(h.heads(qheads.0, qheads.1));
         let all = traps
             .get()
             .iter()
             .fold(PairSum::default(), |s, t| s.add(t.full));
+        Self::one_run_sum(h, qheads, traps, q, k, all)
+    }
+
+    /// [`WorkPairs::one_run`] with the trapezoids' sum (one head) given.
+    pub fn one_run_sum(
+        h: &Hasher,
+        qheads: (u32, u32),
+        traps: Traps<'a>,
+        q: (i64, i64),
+        k: (i64, i64),
+        all: PairSum,
+    ) -> Self {
+        let heads = PairSum::default().add(h.heads(qheads.0, qheads.1));
         let ext = if all.count == 0 {
             Extent(None)
         } else {
@@ -745,7 +829,7 @@ impl WorkPairs {
             }))
             .clip(&Cells::ALL)
         };
-        let side = (ext, times_heads(all, heads));
+        let side = (ext, times_heads(all, heads), all);
         WorkPairs {
             qheads: Few::One(qheads),
             traps,
@@ -758,9 +842,13 @@ impl WorkPairs {
     /// Whether `o` holds the same pairs in the same form: equal trapezoids in the same order,
     /// heads, and per-run extents and sums (what a fast path must reproduce exactly).
     #[cfg(debug_assertions)]
-    pub fn same_as(&self, o: &WorkPairs) -> bool {
-        let sides = |a: &[(Extent, PairSum)], b: &[(Extent, PairSum)]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 .0 == y.0 .0 && x.1 == y.1)
+    pub fn same_as(&self, o: &WorkPairs<'_>) -> bool {
+        type RunSide = (Extent, PairSum, PairSum);
+        let sides = |a: &[RunSide], b: &[RunSide]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.0 .0 == y.0 .0 && x.1 == y.1 && x.2 == y.2)
         };
         self.qheads == o.qheads
             && self.traps() == o.traps()
@@ -776,10 +864,19 @@ impl WorkPairs {
 
     /// Extent and sum of the trapezoids of `side`.
     fn side(&self, side: Side) -> (Extent, PairSum) {
-        match side {
+        let (e, s, _) = match side {
             Side::Q(i) => self.q_runs[i as usize],
             Side::K(j) => self.k_runs[j as usize],
-        }
+        };
+        (e, s)
+    }
+
+    /// Per query run and per KV run, the sum (one head) of its trapezoids.
+    pub fn one_head_sums(&self) -> (Few<PairSum>, Few<PairSum>) {
+        (
+            self.q_runs.iter().map(|x| x.2).collect(),
+            self.k_runs.iter().map(|x| x.2).collect(),
+        )
     }
 
     /// Summary of the pairs of `side` inside `cells`.
@@ -995,8 +1092,8 @@ impl Extent {
 /// in one arena per device ([`NodeArena`]) and are named by index, so a value holding one is plain
 /// data (no reference count to move, no allocation per node).
 #[derive(Debug)]
-pub(super) struct CovNode {
-    kind: CovKind,
+pub(super) struct CovNode<'a> {
+    kind: CovKind<'a>,
     ext: Extent,
     /// The sum over all cells, computed when the node is made (a leaf's work sum, a join's two
     /// children's sums): the children are in cache then, and most blocks hold whole works.
@@ -1004,10 +1101,10 @@ pub(super) struct CovNode {
 }
 
 #[derive(Debug)]
-enum CovKind {
+enum CovKind<'a> {
     /// The pairs of one query run or KV run of a work.
     Leaf {
-        w: Arc<WorkPairs>,
+        w: Arc<WorkPairs<'a>>,
         side: Side,
     },
     Join(Cov, Cov),
@@ -1022,8 +1119,8 @@ pub(super) type Cov = u64;
 /// live in buckets of 32, 64, 128, ... slots that never move, each slot set once, so readers
 /// need no lock and devices run concurrently ([`Arena`]).
 #[derive(Debug)]
-pub(super) struct NodeArena {
-    buckets: Vec<OnceLock<Box<[OnceLock<CovNode>]>>>,
+pub(super) struct NodeArena<'a> {
+    buckets: Vec<OnceLock<Box<[OnceLock<CovNode<'a>>]>>>,
     len: AtomicUsize,
 }
 
@@ -1037,7 +1134,7 @@ fn bucket_of(i: usize) -> (usize, usize) {
     (b, j - (FIRST_BUCKET << b))
 }
 
-impl Default for NodeArena {
+impl Default for NodeArena<'_> {
     fn default() -> Self {
         // Buckets for 32·(2^28 − 1) nodes: every index a `Cov` can name.
         NodeArena {
@@ -1047,9 +1144,9 @@ impl Default for NodeArena {
     }
 }
 
-impl NodeArena {
+impl<'a> NodeArena<'a> {
     #[inline]
-    fn get(&self, i: usize) -> &CovNode {
+    fn get(&self, i: usize) -> &CovNode<'a> {
         let (b, k) = bucket_of(i);
         self.buckets[b]
             .get()
@@ -1059,7 +1156,7 @@ impl NodeArena {
     }
 
     /// Appends `n` (only the owning device does); returns its index.
-    fn push(&self, n: CovNode) -> usize {
+    fn push(&self, n: CovNode<'a>) -> usize {
         let i = self.len.load(Ordering::Relaxed);
         let (b, k) = bucket_of(i);
         let bucket = self.buckets[b]
@@ -1076,12 +1173,12 @@ impl NodeArena {
 /// when one device runs at a time (no slot to initialize and no atomics: the sequential
 /// validator's nodes cost what they did before devices ran in parallel).
 #[derive(Debug)]
-pub(super) enum Covs {
-    Shared(Vec<NodeArena>),
-    Owned(Vec<Vec<CovNode>>),
+pub(super) enum Covs<'a> {
+    Shared(Vec<NodeArena<'a>>),
+    Owned(Vec<Vec<CovNode<'a>>>),
 }
 
-impl Covs {
+impl<'a> Covs<'a> {
     /// Arenas for devices expecting about `nodes[d]` nodes each (a plain vector gets room for
     /// them: growing one copies it again and again).
     pub fn new(nodes: impl Iterator<Item = usize>, shared: bool) -> Self {
@@ -1093,7 +1190,7 @@ impl Covs {
     }
 
     /// Device `dev`'s view.
-    pub fn arena(&mut self, dev: u32) -> Arena<'_> {
+    pub fn arena(&mut self, dev: u32) -> Arena<'_, 'a> {
         let nodes = match self {
             Covs::Shared(all) => Nodes::Shared(all),
             Covs::Owned(all) => Nodes::Owned(all),
@@ -1102,7 +1199,7 @@ impl Covs {
     }
 
     /// The shared arenas (devices running concurrently each take a view of them).
-    pub fn shared(&self) -> &[NodeArena] {
+    pub fn shared(&self) -> &[NodeArena<'a>] {
         match self {
             Covs::Shared(all) => all,
             Covs::Owned(_) => unreachable!("devices run concurrently only on shared arenas"),
@@ -1111,22 +1208,22 @@ impl Covs {
 }
 
 /// The storage an [`Arena`] reads and appends to.
-pub(super) enum Nodes<'v> {
-    Shared(&'v [NodeArena]),
+pub(super) enum Nodes<'v, 'a> {
+    Shared(&'v [NodeArena<'a>]),
     /// All devices' nodes, exclusively (one device runs at a time).
-    Owned(&'v mut [Vec<CovNode>]),
+    Owned(&'v mut [Vec<CovNode<'a>>]),
 }
 
 /// Device `dev`'s view of all devices' coverage nodes: it makes nodes in its own arena and
 /// reads any device's.
-pub(super) struct Arena<'v> {
-    pub nodes: Nodes<'v>,
+pub(super) struct Arena<'v, 'a> {
+    pub nodes: Nodes<'v, 'a>,
     pub dev: u32,
 }
 
-impl Arena<'_> {
+impl<'a> Arena<'_, 'a> {
     #[inline]
-    fn node(&self, c: Cov) -> &CovNode {
+    fn node(&self, c: Cov) -> &CovNode<'a> {
         let (d, i) = ((c >> 32) as usize, (c as u32) as usize);
         match &self.nodes {
             Nodes::Shared(all) => all[d].get(i),
@@ -1134,7 +1231,7 @@ impl Arena<'_> {
         }
     }
 
-    fn push(&mut self, n: CovNode) -> Cov {
+    fn push(&mut self, n: CovNode<'a>) -> Cov {
         let dev = self.dev as usize;
         let i = match &mut self.nodes {
             Nodes::Shared(all) => all[dev].push(n),
@@ -1149,7 +1246,7 @@ impl Arena<'_> {
 
     /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
     /// the dKV rows of one KV run.
-    pub fn leaf(&mut self, w: Arc<WorkPairs>, side: Side) -> Cov {
+    pub fn leaf(&mut self, w: Arc<WorkPairs<'a>>, side: Side) -> Cov {
         let (ext, full) = w.side(side);
         self.push(CovNode {
             ext,
@@ -1179,6 +1276,25 @@ impl Arena<'_> {
             }
             (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
                 self.same(*a1, *b1) && self.same(*a2, *b2)
+            }
+            _ => false,
+        }
+    }
+
+    /// Same pairs by content (debug cross-checks of fast paths, whose nodes and works are not
+    /// the general path's): trees of the same shape whose leaves hold the same side of works
+    /// with the same pairs ([`WorkPairs::same_as`]).
+    #[cfg(debug_assertions)]
+    pub fn same_content(&self, a: Cov, b: Cov) -> bool {
+        if a == b {
+            return true;
+        }
+        match (&self.node(a).kind, &self.node(b).kind) {
+            (CovKind::Leaf { w, side }, CovKind::Leaf { w: w2, side: s2 }) => {
+                side == s2 && (Arc::ptr_eq(w, w2) || w.same_as(w2))
+            }
+            (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
+                self.same_content(*a1, *b1) && self.same_content(*a2, *b2)
             }
             _ => false,
         }
@@ -1280,7 +1396,7 @@ mod tests {
 
     #[test]
     fn closed_form_sums_match_brute_force() {
-        let h = Hasher::new();
+        let h = Hasher::shared();
         let masks = [
             MaskSpec::Causal,
             MaskSpec::Full,
@@ -1305,8 +1421,8 @@ mod tests {
                         }
                     }
                 }
-                let got = times_heads(mask_sum(&h, &cm, off, q, k), h.heads(1, 3));
-                assert_eq!(got, brute(&h, &pairs), "{m:?} {q:?} {k:?}");
+                let got = times_heads(mask_sum(h, &cm, off, q, k), h.heads(1, 3));
+                assert_eq!(got, brute(h, &pairs), "{m:?} {q:?} {k:?}");
                 assert_eq!(got.count, 2 * cm.count_tile(q.0, q.1, k.0, k.1));
             }
         }
@@ -1317,7 +1433,7 @@ mod tests {
     /// query range (crossing before, inside, after it; empty; none of one kind).
     #[test]
     fn causal_trap_sums_match_brute_force() {
-        let h = Hasher::new();
+        let h = Hasher::shared();
         let off = 11u64;
         let mut taken = 0;
         for (q0, q1) in [(0i64, 9i64), (4, 13), (6, 7), (5, 5)] {
@@ -1325,6 +1441,11 @@ mod tests {
                 vec![Lin::c(0)],
                 vec![Lin::c(3), Lin::c(-2)],
                 vec![Lin::c(9)],
+                // Sliding windows: a slope-1 lower bound, alone or against a constant.
+                vec![Lin::row(-3)],
+                vec![Lin::row(-4), Lin::c(2)],
+                vec![Lin::row(-7), Lin::c(5), Lin::row(-9)],
+                vec![Lin::row(2), Lin::c(0)],
             ] {
                 for hi in [
                     vec![Lin::row(1)],
@@ -1346,26 +1467,26 @@ mod tests {
                         }
                     }
                     // Head 0: z^0 = 1, the pairs' own hash.
-                    let want = brute(&h, &pairs);
-                    let fast = causal_trap_sum(&h, q0, q1, &lo, &hi, off, false);
+                    let want = brute(h, &pairs);
+                    let fast = causal_trap_sum(h, q0, q1, &lo, &hi, off, false);
                     taken += usize::from(fast.is_some());
-                    let general = general_trap_sum(&h, q0, q1, &lo, &hi, off, false);
+                    let general = general_trap_sum(h, q0, q1, &lo, &hi, off, false);
                     assert_eq!(general, want, "{q0}..{q1} {lo:?} {hi:?}");
                     if let Some(f) = fast {
                         assert_eq!(f, want, "{q0}..{q1} {lo:?} {hi:?}");
                     }
-                    assert_eq!(trap_sum(&h, q0, q1, &lo, &hi, off, true).count, want.count);
+                    assert_eq!(trap_sum(h, q0, q1, &lo, &hi, off, true).count, want.count);
                 }
             }
         }
-        assert!(taken >= 40, "the causal shortcut took {taken} cases");
+        assert!(taken >= 80, "the slope-0/1 shortcut took {taken} cases");
     }
 
     #[test]
     fn coverage_sums_split_over_cells() {
         // Two works over a causal sequence (tokens at global rows + 100); blocks of a
         // coverage add up to its full sum.
-        let h = Hasher::new();
+        let h = Hasher::shared();
         let causal = |q0: u32, q1: u32, k0: i64, k1: i64, krun| {
             let (lo, hi) = ([Lin::c(k0), Lin::c(k0)], [Lin::row(1), Lin::c(k1)]);
             Trap {
@@ -1378,7 +1499,7 @@ mod tests {
                 off: 3,
                 gq: 100,
                 gk: 100,
-                full: trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 3, false),
+                full: trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, 3, false),
             }
         };
         // One query run (global rows 100..120), two KV runs (keys 0..10 and 10..20).
@@ -1386,7 +1507,7 @@ mod tests {
             let heads = [(0, 2), (4, 5)].into_iter().collect();
             let k = [(100, 110), (110, 120)];
             Arc::new(WorkPairs::new(
-                &h,
+                h,
                 heads,
                 traps,
                 [(100, 120)].into_iter(),
@@ -1408,17 +1529,17 @@ mod tests {
             k: (100, 120),
             heads,
         };
-        let full = covs.sum(&h, ab, &cells((0, 20), (0, 8)), &mut memo);
+        let full = covs.sum(h, ab, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(full.count, 3 * (55 + 155));
         let mut parts = PairSum::default();
         for q in [(0, 7), (7, 13), (13, 20)] {
             for hd in [(0, 1), (1, 8)] {
-                parts = parts.add(covs.sum(&h, ab, &cells(q, hd), &mut memo));
+                parts = parts.add(covs.sum(h, ab, &cells(q, hd), &mut memo));
             }
         }
         assert_eq!(parts, full);
         // A shared sub-tree counts once per reference.
-        let twice = covs.sum(&h, both, &cells((0, 20), (0, 8)), &mut memo);
+        let twice = covs.sum(h, both, &cells((0, 20), (0, 8)), &mut memo);
         assert_eq!(twice, full.add(full));
         let dkv = covs.leaf(
             w(vec![causal(10, 20, 0, 10, 0), causal(10, 20, 10, 20, 1)]),
@@ -1429,23 +1550,23 @@ mod tests {
             k: (110, 120),
             heads: (0, 8),
         };
-        assert_eq!(covs.sum(&h, dkv, &k, &mut memo).count, 3 * 55);
+        assert_eq!(covs.sum(h, dkv, &k, &mut memo).count, 3 * 55);
         // A leaf read for some query rows: those rows' pairs.
-        let half = covs.sum(&h, a, &cells((0, 5), (0, 8)), &mut memo);
+        let half = covs.sum(h, a, &cells((0, 5), (0, 8)), &mut memo);
         assert_eq!(half.count, 3 * 15);
         // The leaf of one of two runs holding the same rows holds only its own run's pairs.
         let mut t = causal(0, 10, 0, 10, 0);
         t.qrun = 1;
-        let two = w2(&h, vec![causal(0, 10, 0, 10, 0), t]);
+        let two = w2(h, vec![causal(0, 10, 0, 10, 0), t]);
         let one = covs.leaf(two, Side::Q(1));
         assert_eq!(
-            covs.sum(&h, one, &cells((0, 20), (0, 8)), &mut memo).count,
+            covs.sum(h, one, &cells((0, 20), (0, 8)), &mut memo).count,
             3 * 55
         );
     }
 
     /// Pairs of two query runs over the same global rows 100..120.
-    fn w2(h: &Hasher, traps: Vec<Trap>) -> Arc<WorkPairs> {
+    fn w2(h: &Hasher, traps: Vec<Trap>) -> Arc<WorkPairs<'static>> {
         let heads = [(0, 2), (4, 5)].into_iter().collect();
         let q = [(100, 120), (100, 120)];
         Arc::new(WorkPairs::new(
@@ -1459,7 +1580,7 @@ mod tests {
 
     #[test]
     fn rectangles_sum_like_trapezoids() {
-        let h = Hasher::new();
+        let h = Hasher::shared();
         for (q0, q1, k0, k1, off) in [
             (0u64, 1u64, 0u64, 1u64, 0u64),
             (3, 17, 2, 9, 40),
@@ -1467,7 +1588,7 @@ mod tests {
         ] {
             let lo = [Lin::c(k0 as i64), Lin::c(0)];
             let hi = [Lin::c(k1 as i64), Lin::c(100)];
-            let t = trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, off, false);
+            let t = trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false);
             let r = Hasher::rect(
                 h.xs(off + q0, off + q1),
                 h.ys(off + k0, off + k1),
@@ -1481,7 +1602,7 @@ mod tests {
     #[test]
     fn the_quick_mask_test_agrees_with_counting() {
         // Whenever the sufficient test says "inside", every pair is inside (exact count).
-        let h = Hasher::new();
+        let h = Hasher::shared();
         let masks = [
             MaskSpec::Causal,
             MaskSpec::Full,
@@ -1504,7 +1625,7 @@ mod tests {
                         } else {
                             hi
                         };
-                        let full = trap_sum(&h, q0 as i64, q1 as i64, &lo, &hi, 0, true);
+                        let full = trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, 0, true);
                         let tr = Trap {
                             q0,
                             q1,
@@ -1534,7 +1655,7 @@ mod tests {
                             quick += 1;
                             assert_eq!(exact, full.count, "{m:?} {q0}..{q1} {k0}..{k1}");
                         }
-                        assert_eq!(count_inside_mask(&h, &cm, &tr), exact);
+                        assert_eq!(count_inside_mask(h, &cm, &tr), exact);
                     }
                 }
             }
@@ -1562,7 +1683,7 @@ mod tests {
 
     #[test]
     fn crossing_bounds_are_split_exactly() {
-        let h = Hasher::new();
+        let h = Hasher::shared();
         // lo = max(q/… slopes −1, 0, 2), hi = min(slopes 1, 3) with crossings inside.
         let lo = [
             Lin { c: 20, slope: -1 },
@@ -1578,7 +1699,7 @@ mod tests {
                 pairs.push((5 + q as u64, 0, 5 + k as u64));
             }
         }
-        let got = trap_sum(&h, 0, 40, &lo, &hi, 5, false);
-        assert_eq!(times_heads(got, h.heads(0, 1)), brute(&h, &pairs));
+        let got = trap_sum(h, 0, 40, &lo, &hi, 5, false);
+        assert_eq!(times_heads(got, h.heads(0, 1)), brute(h, &pairs));
     }
 }

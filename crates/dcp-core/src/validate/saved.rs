@@ -48,7 +48,7 @@ pub(super) fn saved_state(
             shape(decl)
         )));
     }
-    let mut out = Buf::new(decl.tokens, decl.heads);
+    let mut out = Buf::new(decl.tokens, decl.heads, decl.width);
     let all = Region {
         buf: forward,
         tok: 0,

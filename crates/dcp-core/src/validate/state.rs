@@ -277,11 +277,14 @@ struct Band {
 #[derive(Debug, Clone)]
 pub(super) struct Buf {
     bands: Vec<Band>,
+    tokens: u32,
     heads: u32,
+    /// Elements per (token, head), as declared.
+    pub width: u32,
 }
 
 impl Buf {
-    pub fn new(tokens: u32, heads: u32) -> Self {
+    pub fn new(tokens: u32, heads: u32, width: u32) -> Self {
         // Room for a ring buffer's few bands (one allocation, no growth from empty).
         let mut bands = Vec::with_capacity(4);
         if tokens > 0 && heads > 0 {
@@ -291,7 +294,45 @@ impl Buf {
                 cols: Few::One((0, heads, Val::Unset)),
             });
         }
-        Buf { bands, heads }
+        Buf {
+            bands,
+            tokens,
+            heads,
+            width,
+        }
+    }
+
+    /// Whether `o` holds the same bands and values, coverages compared by `same_cov` (debug
+    /// cross-checks of fast paths against the general ones, whose coverage nodes are others).
+    #[cfg(debug_assertions)]
+    pub fn same_as(&self, o: &Buf, same_cov: impl Fn(Cov, Cov) -> bool) -> bool {
+        let same_val = |a: &Val, b: &Val| match (a, b) {
+            (
+                Val::Part { p, g, head, cov },
+                Val::Part {
+                    p: p2,
+                    g: g2,
+                    head: h2,
+                    cov: c2,
+                },
+            ) => (p, g, head) == (p2, g2, h2) && same_cov(*cov, *c2),
+            _ => continues(a, 0, 0, b),
+        };
+        self.bands.len() == o.bands.len()
+            && self.bands.iter().zip(&o.bands).all(|(x, y)| {
+                (x.t0, x.t1, x.cols.len()) == (y.t0, y.t1, y.cols.len())
+                    && x.cols
+                        .iter()
+                        .zip(&y.cols)
+                        .all(|(p, q)| (p.0, p.1) == (q.0, q.1) && same_val(&p.2, &q.2))
+            })
+    }
+
+    /// Whether `r` lies inside the buffer (its declaration's tokens and heads).
+    #[inline]
+    pub fn fits(&self, r: &Region) -> bool {
+        r.tok as u64 + r.len as u64 <= self.tokens as u64
+            && r.head as u64 + r.heads as u64 <= self.heads as u64
     }
 
     /// Index of the first band starting after `t`.
@@ -383,7 +424,11 @@ impl Buf {
     /// [`Buf::read`] would return it. `None` otherwise.
     #[inline]
     pub fn read_one(&self, r: &Region) -> Option<Val> {
-        let band = self.bands.get(self.after(r.tok).checked_sub(1)?)?;
+        let band = if r.tok == 0 {
+            self.bands.first()?
+        } else {
+            self.bands.get(self.after(r.tok).checked_sub(1)?)?
+        };
         match band.cols {
             Few::One((_, _, v))
                 if !v.is_unset() && band.t0 <= r.tok && r.tok + r.len <= band.t1 =>
@@ -394,9 +439,40 @@ impl Buf {
         }
     }
 
+    /// The contents of `r` (in bounds, not empty) as bands holding one set value across all
+    /// heads each: per band its first row (relative to `r`) and its value there (at `r`'s first
+    /// head), into `out`; their number. `None` when a band holds several column runs or unset
+    /// cells, or `r` meets more bands than `out` holds.
+    pub fn read_bands(&self, r: &Region, out: &mut [(u32, Val)]) -> Option<usize> {
+        let (t0, t1) = (r.tok, r.tok + r.len);
+        let mut i = if t0 == 0 {
+            0
+        } else {
+            self.after(t0).checked_sub(1)?
+        };
+        let mut n = 0;
+        while let Some(b) = self.bands.get(i) {
+            if b.t0 >= t1 {
+                break;
+            }
+            let Few::One((_, _, v)) = b.cols else {
+                return None;
+            };
+            if v.is_unset() {
+                return None;
+            }
+            let a = b.t0.max(t0);
+            *out.get_mut(n)? = (a - t0, v.shift(a - b.t0, r.head));
+            n += 1;
+            i += 1;
+        }
+        Some(n)
+    }
+
     /// [`Buf::write`] of one value over all of `r` (`v` at its top-left; in bounds): the same
     /// bands, without a row list to build and take apart (a ring buffer's receive, an
     /// accumulator or output rewritten whole).
+    #[inline]
     pub fn write_one(&mut self, r: &Region, v: Val) {
         // Debug builds (every test run): the general write makes the same bands.
         #[cfg(debug_assertions)]
@@ -422,9 +498,28 @@ impl Buf {
         );
     }
 
+    #[inline]
     fn write_one_unchecked(&mut self, r: &Region, v: Val) {
+        // The whole buffer of one band (an accumulator, a partial output rewritten): in place,
+        // inlined where the writes are.
+        if let [only] = &mut self.bands[..] {
+            if r.tok == 0 && r.len == only.t1 && r.len > 0 && r.head == 0 && r.heads == self.heads {
+                only.cols = Few::One((0, self.heads, v));
+                return;
+            }
+        }
+        self.write_one_banded(r, v);
+    }
+
+    /// [`Buf::write_one_unchecked`] over several bands or a part of the buffer.
+    #[inline(never)]
+    fn write_one_banded(&mut self, r: &Region, v: Val) {
         if r.len > 0 && r.heads > 0 && r.head == 0 && r.heads == self.heads {
             let (a, b) = (r.tok, r.tok + r.len);
+            if a == 0 {
+                self.write_prefix(b, v);
+                return;
+            }
             let cols = Few::One((0, r.heads, v));
             if a == 0 && b == self.bands.last().map_or(0, |x| x.t1) {
                 self.bands.clear();
@@ -441,6 +536,60 @@ impl Buf {
             }
         }
         self.write(r, RowList::One(Rows::one(0, r.len, r.heads, v)));
+    }
+
+    /// Rows `[0, b)` (`0 < b` ≤ the buffer's rows), all heads, take `v` (a ring buffer's
+    /// receive, an accumulator or output rewritten whole): the bands ending by `b` give way to
+    /// one band, the band holding `b` keeps its rows from `b` on, and the new band joins the
+    /// next when it continues it; the bands [`Buf::write`] makes.
+    fn write_prefix(&mut self, b: u32, v: Val) {
+        let heads = self.heads;
+        let bands = &mut self.bands;
+        let n = bands.len();
+        if let [only] = &mut bands[..] {
+            if only.t1 == b {
+                // The whole buffer of one band (an accumulator, a partial output rewritten).
+                only.cols = Few::One((0, heads, v));
+                return;
+            }
+        }
+        let mut j = 0;
+        while j < n && bands[j].t1 <= b {
+            j += 1;
+        }
+        if j < n && bands[j].t0 < b {
+            // The band holding row `b` keeps its rows from `b` on.
+            let bj = &mut bands[j];
+            let dt = b - bj.t0;
+            match &mut bj.cols {
+                Few::One((_, _, x)) => *x = x.shift(dt, 0),
+                cols => cols.iter_mut().for_each(|(_, _, x)| *x = x.shift(dt, 0)),
+            }
+            bj.t0 = b;
+        }
+        let new = Band {
+            t0: 0,
+            t1: b,
+            cols: Few::One((0, heads, v)),
+        };
+        if j == 0 {
+            bands.insert(0, new);
+        } else {
+            bands[0] = new;
+            if j > 1 {
+                bands.drain(1..j);
+            }
+        }
+        if let Some(next) = bands.get(1) {
+            let joins = match &next.cols {
+                Few::One((c0, c1, x)) => (*c0, *c1) == (0, heads) && continues(&v, b, 0, x),
+                _ => false,
+            };
+            if joins {
+                bands[0].t1 = bands[1].t1;
+                bands.remove(1);
+            }
+        }
     }
 
     /// Overwrites `r` (in bounds) with `rows`, which tile it.
@@ -1011,7 +1160,7 @@ mod tests {
 
     #[test]
     fn writes_split_and_reads_shift() {
-        let mut b = Buf::new(10, 4);
+        let mut b = Buf::new(10, 4, 1);
         let all = Region {
             buf: 0,
             tok: 0,
@@ -1109,7 +1258,7 @@ mod tests {
             head: 0,
             heads: 2,
         };
-        let mut b = Buf::new(10, 2);
+        let mut b = Buf::new(10, 2, 1);
         b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, input(100, 0))));
         let zero = Val::Fill(FillValue::Zero);
         b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, zero)));
@@ -1162,7 +1311,7 @@ mod tests {
             Some((498, 0))
         );
         // A never-written cell is not one set rectangle.
-        assert!(Buf::new(4, 2).read_one(&region(0, 4)).is_none());
+        assert!(Buf::new(4, 2, 1).read_one(&region(0, 4)).is_none());
     }
 
     #[test]

@@ -18,18 +18,18 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::gspace::Piece;
 use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Arena, Cov,
-    Hasher, PtrHash, Side, Trap, Traps, WorkPairs,
+    Hasher, PairSum, PtrHash, Side, Trap, Traps, WorkPairs,
 };
 use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::{CompiledMask, Lin};
+use crate::plan::FillValue;
 use crate::plan::{BwdWork, FwdWork, Instr, IoTensor, Region, RowRanges};
 
 #[cfg(debug_assertions)]
@@ -40,24 +40,55 @@ thread_local! {
     /// Works that took the previous device's trapezoids ([`Local::same_as_prev`]) on this
     /// thread, each checked against the general path (debug builds only).
     pub(super) static SHARED_PAIRS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Works whose rectangles [`span_sums`] summed whole spans at a time on this thread (debug
+    /// builds only).
+    pub(super) static SPAN_SUMS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// `p`'s trapezoids with the query heads of `ops` (a work of the same query rows, KV rows and
 /// row ranges): what [`Local::pairs`] makes for it.
-fn with_heads(p: &Arc<WorkPairs>, ops: &Operands) -> WorkPairs {
-    work_pairs_of(Hasher::shared(), ops, Traps::of(p))
+fn with_heads<'a>(p: &Arc<WorkPairs<'a>>, ops: &Operands) -> WorkPairs<'a> {
+    let (qs, ks) = p.one_head_sums();
+    work_pairs_sums(Hasher::shared(), ops, Traps::of(p), &qs, &ks)
+}
+
+/// The [`WorkPairs`] of trapezoids `traps` over `ops`' query heads and the global rows of its
+/// query and KV runs, given the trapezoids' sums (one head) per query run (`qs`) and per KV run
+/// (`ks`).
+fn work_pairs_sums<'a>(
+    h: &Hasher,
+    ops: &Operands,
+    traps: Traps<'a>,
+    qs: &[PairSum],
+    ks: &[PairSum],
+) -> WorkPairs<'a> {
+    let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
+    if let (Few::One(q), [Few::One(k)], Few::One((c0, c1, h0)), [s]) =
+        (&ops.q_runs, &ops.kv_runs[..], &ops.q_cols, qs)
+    {
+        let heads = (*h0, h0 + (c1 - c0));
+        return WorkPairs::one_run_sum(h, heads, traps, rows_of(q), rows_of(k), *s);
+    }
+    let qheads = ops
+        .q_cols
+        .iter()
+        .map(|&(c0, c1, h)| (h, h + (c1 - c0)))
+        .collect();
+    let q = ops.q_runs.iter().map(rows_of);
+    let k = ops.kv_runs.iter().flat_map(|rs| rs.iter().map(rows_of));
+    WorkPairs::with_sums(h, qheads, traps, q, k, Some((qs, ks)))
 }
 
 /// The [`WorkPairs`] of `traps` over `ops`' query heads and the global rows of its query and
 /// KV runs.
 #[inline]
-fn work_pairs(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs {
+fn work_pairs<'a>(h: &Hasher, ops: &Operands, traps: Vec<Trap>) -> WorkPairs<'a> {
     work_pairs_of(h, ops, Traps::Own(traps))
 }
 
 /// [`work_pairs`] of owned or shared trapezoids.
 #[inline]
-fn work_pairs_of(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
+fn work_pairs_of<'a>(h: &Hasher, ops: &Operands, traps: Traps<'a>) -> WorkPairs<'a> {
     let rows_of = |&(r0, r1, g): &(u32, u32, u64)| (g as i64, g as i64 + (r1 - r0) as i64);
     if let (Few::One(q), [Few::One(k)], Few::One((c0, c1, h0))) =
         (&ops.q_runs, &ops.kv_runs[..], &ops.q_cols)
@@ -74,7 +105,7 @@ fn work_pairs_of(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
 }
 
 /// [`work_pairs`] by [`WorkPairs::new`], for any runs.
-fn general_work_pairs(h: &Hasher, ops: &Operands, traps: Traps) -> WorkPairs {
+fn general_work_pairs<'a>(h: &Hasher, ops: &Operands, traps: Traps<'a>) -> WorkPairs<'a> {
     let qheads = ops
         .q_cols
         .iter()
@@ -216,7 +247,7 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 }
 
 /// One coverage leaf per query run of a work: its pairs for those query rows.
-fn q_leaves(covs: &mut Arena, pairs: &Arc<WorkPairs>, runs: &Runs) -> Few<Cov> {
+fn q_leaves<'a>(covs: &mut Arena<'_, 'a>, pairs: &Arc<WorkPairs<'a>>, runs: &Runs) -> Few<Cov> {
     if runs.len() == 1 {
         return Few::One(covs.leaf(pairs.clone(), Side::Q(0)));
     }
@@ -225,26 +256,9 @@ fn q_leaves(covs: &mut Arena, pairs: &Arc<WorkPairs>, runs: &Runs) -> Few<Cov> {
         .collect()
 }
 
-/// `Σ` over a whole span from its cache `c` (filled by `f` on first use), or `f()` for a part.
-#[inline]
-fn span_sum(c: &AtomicU64, whole: bool, f: impl FnOnce() -> u64) -> u64 {
-    if !whole {
-        return f();
-    }
-    let v = c.load(Ordering::Relaxed);
-    if v != u64::MAX {
-        return v;
-    }
-    // Devices racing here compute the same value.
-    let v = f();
-    c.store(v, Ordering::Relaxed);
-    v
-}
-
 /// What a work reads: query rows and heads, KV runs and heads.
 struct Operands {
     q_runs: Runs,
-    q_head: Slots,
     /// Per KV region: runs in concatenated key positions.
     kv_runs: Few<Runs>,
     /// The heads as column runs ([`head_runs`]).
@@ -260,11 +274,13 @@ struct Operands {
 /// What a checked work's pairs depend on: its operands' contents and its row ranges.
 pub(super) struct MemoEntry<'a> {
     q_runs: Runs,
-    q_head: Slots,
+    /// The query heads as column runs (the same information as per-column heads: the runs tile
+    /// the columns).
+    q_cols: Few<(u32, u32, u32)>,
     kv_runs: Few<Runs>,
     keys: u32,
     rows: &'a RowRanges,
-    pairs: Arc<WorkPairs>,
+    pairs: Arc<WorkPairs<'a>>,
 }
 
 impl MemoEntry<'_> {
@@ -272,7 +288,7 @@ impl MemoEntry<'_> {
     /// full: the pairs depend on nothing else).
     fn holds(&self, ops: &Operands, rows: &RowRanges) -> bool {
         self.q_runs == ops.q_runs
-            && self.q_head == ops.q_head
+            && self.q_cols == ops.q_cols
             && self.kv_runs == ops.kv_runs
             && *self.rows == *rows
     }
@@ -320,7 +336,7 @@ impl<'a> PairsMemo<'a> {
     }
 
     /// The pairs of a checked work with these operands and rows, if any.
-    fn get(&mut self, ops: &Operands, rows: &RowRanges) -> Option<Arc<WorkPairs>> {
+    fn get(&mut self, ops: &Operands, rows: &RowRanges) -> Option<Arc<WorkPairs<'a>>> {
         if let Some(e) = self.entries.get(self.next) {
             if e.holds(ops, rows) {
                 self.next += 1;
@@ -351,6 +367,16 @@ impl<'a> PairsMemo<'a> {
 
     fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Drops the entries from the `n`-th on (debug cross-checks redo a work).
+    #[cfg(debug_assertions)]
+    fn truncate(&mut self, n: usize) {
+        if n < self.entries.len() {
+            self.entries.truncate(n);
+            self.index = None;
+            self.next = self.next.min(n);
+        }
     }
 
     fn push(&mut self, e: MemoEntry<'a>) {
@@ -502,7 +528,6 @@ impl<'a> Local<'_, 'a> {
             q_cols: head_runs(&q_head),
             kv_cols: head_runs(&kv_head),
             q_runs,
-            q_head,
             kv_runs,
             keys,
             whole: (None, None),
@@ -605,19 +630,84 @@ impl<'a> Local<'_, 'a> {
         if !gqa_consistent(hq, hk, q.heads, self.plan.batch.model.group()) {
             return None;
         }
-        let mut q_head = Slots::new(q.heads as usize, 0);
-        for (j, h) in q_head.iter_mut().enumerate() {
-            *h = hq + j as u32;
-        }
         Some(Operands {
             q_cols: Few::One((0, q.heads, hq)),
             kv_cols: Few::One((0, kv[0].heads, hk)),
             q_runs,
-            q_head,
             kv_runs,
             keys,
             whole: (q_dev, k_dev),
         })
+    }
+
+    /// [`Local::operands_one_rect`] of a query region holding one rectangle of input Q and one KV
+    /// region `k` one rectangle of input KV, each inside one device's rows (a ring step's work):
+    /// the same operands, the devices found directly. `None` for anything else.
+    #[inline]
+    fn operands_one_device(&self, q: &Region, k: &Region) -> Option<Operands> {
+        let bufs = &self.st.bufs;
+        let (
+            Some(Val::In {
+                t: IoTensor::Q,
+                g: gq,
+                head: hq,
+            }),
+            Some(Val::In {
+                t: IoTensor::Kv,
+                g: gk,
+                head: hk,
+            }),
+        ) = (
+            bufs[q.buf as usize].read_one(q),
+            bufs[k.buf as usize].read_one(k),
+        )
+        else {
+            return None;
+        };
+        if q.len == 0 || q.heads == 0 || k.len == 0 || k.heads == 0 {
+            return None;
+        }
+        if !gqa_consistent(hq, hk, q.heads, self.plan.batch.model.group()) {
+            return None;
+        }
+        let gmap = &self.cx.gmap;
+        let total = gmap.base(self.plan.devices.len() as u32);
+        // The device holding rows `[g, g + n)`, and whether they are all its rows.
+        let device = |g: u64, n: u32, hint: usize| {
+            if g + n as u64 > total {
+                return None;
+            }
+            let d = gmap.device_at(g, hint);
+            let (b0, b1) = (gmap.base(d as u32), gmap.base(d as u32 + 1));
+            (g + n as u64 <= b1).then_some((d, g == b0 && g + n as u64 == b1))
+        };
+        let (dq, q_whole) = device(gq, q.len, self.dev as usize)?;
+        let (dk, k_whole) = device(gk, k.len, dq)?;
+        let ops = Operands {
+            q_runs: Few::One((0, q.len, gq)),
+            kv_runs: Few::One(Few::One((0, k.len, gk))),
+            q_cols: Few::One((0, q.heads, hq)),
+            kv_cols: Few::One((0, k.heads, hk)),
+            keys: k.len,
+            whole: (q_whole.then_some(dq), k_whole.then_some(dk)),
+        };
+        // Debug builds: the operands the general reading makes.
+        #[cfg(debug_assertions)]
+        {
+            let general = self
+                .operands_one_rect(q, std::slice::from_ref(k))
+                .expect("one-device operands read unlike operands_one_rect");
+            assert!(
+                general.q_runs == ops.q_runs
+                    && general.kv_runs == ops.kv_runs
+                    && general.q_cols == ops.q_cols
+                    && general.kv_cols == ops.kv_cols
+                    && general.keys == ops.keys
+                    && general.whole == ops.whole,
+                "one-device operands differ from operands_one_rect's"
+            );
+        }
+        Some(ops)
     }
 
     /// [`Local::push_runs`] into empty runs for `len > 0` rows from `r0` holding global rows
@@ -727,10 +817,22 @@ impl<'a> Local<'_, 'a> {
                 }
                 continue;
             }
-            lines.clear();
-            lines.extend(seg.ranges.iter().flat_map(|r| [r.start, r.end]));
-            lines.extend([Lin::c(0), Lin::c(keys as i64)]);
-            constant_order_runs(a, b, &lines, |ra, rb| {
+            // The ranges' ends and the keys' bounds, on the stack when they fit.
+            let mut stack = [Lin::c(0); 8];
+            let ends = seg.ranges.iter().flat_map(|r| [r.start, r.end]);
+            let bounds = [Lin::c(0), Lin::c(keys as i64)];
+            let lines: &[Lin] = if 2 * seg.ranges.len() + 2 <= stack.len() {
+                let n = 2 * seg.ranges.len() + 2;
+                for (x, l) in stack.iter_mut().zip(ends.chain(bounds)) {
+                    *x = l;
+                }
+                &stack[..n]
+            } else {
+                lines.clear();
+                lines.extend(ends.chain(bounds));
+                &lines
+            };
+            constant_order_runs(a, b, lines, |ra, rb| {
                 if bad.is_none() && !check(seg, ra) {
                     bad = Some((ra as u32, rb as u32));
                 }
@@ -755,7 +857,7 @@ impl<'a> Local<'_, 'a> {
 
     /// The work's pairs as trapezoids in (query token, key token), one per (row-range segment,
     /// query piece, range, KV piece) that holds pairs; each checked to pair one sequence and to
-    /// lie inside its mask. `rows` passed [`Local::check_rows`].
+    /// lie inside its mask ([`pairs_traps`]). `rows` passed [`Local::check_rows`].
     #[allow(clippy::too_many_arguments)]
     fn pairs(
         &self,
@@ -766,252 +868,57 @@ impl<'a> Local<'_, 'a> {
         qp: &[(Piece, u32)],
         kp: &[(Piece, u32)],
         rows: &RowRanges,
-    ) -> Result<WorkPairs, PlanError> {
-        let cx: &Ctx = self.cx;
-        let h = Hasher::shared();
-        let keys = ops.keys as i64;
-        let mut traps = Vec::with_capacity(qp.len() * 2);
-        let mut qi = 0usize;
-        let mut hint = 0usize;
-        for seg in &rows.segs {
-            let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
-            while qi < qp.len() && qp[qi].0.r1 <= s0 {
-                qi += 1;
-            }
-            for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
-                let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
-                // Row r holds query token q = p.tok + r − p.r0: a line c + s·r becomes, in q,
-                // (c + s·shift) + s·q.
-                let shift = p.r0 as i64 - p.tok as i64;
-                let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
-                let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
-                let mask = &cx.masks[seq as usize];
-                let mfirst = mask_seg(mask, q0 as i64);
-                let common = common_keys(mask, mfirst, q0, q1);
-                let mut xs = None;
-                for lr in seg.ranges.iter() {
-                    // Concatenated positions this range can reach over the rows.
-                    let (first, last) = (ra as i64, rb as i64 - 1);
-                    let lo = lr.start.at(first).min(lr.start.at(last)).max(0);
-                    let hi = lr.end.at(first).max(lr.end.at(last)).min(keys);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let from = first_kv_piece(kp, lo, hint);
-                    hint = from;
-                    for (k, krun) in &kp[from..] {
-                        if k.r0 as i64 >= hi {
-                            break;
-                        }
-                        // Key token = position − k.r0 + k.tok.
-                        let to_k = k.tok as i64 - k.r0 as i64;
-                        let at_q = |l: Lin| Lin {
-                            c: l.c + l.slope * shift + to_k,
-                            slope: l.slope,
-                        };
-                        let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
-                        let (lo, hi) = ([at_q(lr.start), Lin::c(kt0)], [at_q(lr.end), Lin::c(kt1)]);
-                        let rect = lr.start.slope == 0 && lr.end.slope == 0;
-                        let (a, b) = (lo[0].c.max(kt0), hi[0].c.min(kt1));
-                        if rect && a >= b {
-                            continue;
-                        }
-                        if rect && k.seq != seq {
-                            return Err(self.mixed(dev, idx, wi, seq, k.seq));
-                        }
-                        // Rectangles inside the mask by the quick test need no count.
-                        let mut counted = false;
-                        let full = if rect {
-                            // Σ x^q · Σ y^k, whole spans' sums kept for the whole validation.
-                            let xs = *xs.get_or_insert_with(|| {
-                                let whole = p.whole && (ra, rb) == (p.r0, p.r1);
-                                span_sum(&cx.span_xs[p.span as usize], whole, || {
-                                    h.xs(off + q0 as u64, off + q1 as u64)
-                                })
-                            });
-                            let whole = k.whole && (a, b) == (kt0, kt1);
-                            let ys = span_sum(&cx.span_ys[k.span as usize], whole, || {
-                                h.ys(off + a as u64, off + b as u64)
-                            });
-                            let qs = (q0 as i64, q1 as i64);
-                            counted = match common {
-                                Some((cl, cu)) => cl <= a && b <= cu,
-                                None => rect_inside_mask(mask, mfirst, qs, (a, b)),
-                            };
-                            Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64)
-                        } else {
-                            trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false)
-                        };
-                        if full.count == 0 {
-                            continue;
-                        }
-                        if k.seq != seq {
-                            return Err(self.mixed(dev, idx, wi, seq, k.seq));
-                        }
-                        let tr = Trap {
-                            q0,
-                            q1,
-                            lo,
-                            hi,
-                            qrun: *qrun,
-                            krun: *krun,
-                            off,
-                            gq: p.g0 as i64 - p.tok as i64,
-                            gk: k.g0 as i64 - k.tok as i64,
-                            full,
-                        };
-                        if !counted {
-                            let inside = count_inside_mask(h, mask, &tr);
-                            if inside != full.count {
-                                let outside = full.count - inside;
-                                return Err(self.outside(dev, idx, wi, seq, (q0, q1), outside));
-                            }
-                        }
-                        traps.push(tr);
-                    }
-                }
+    ) -> Result<WorkPairs<'a>, PlanError> {
+        match pairs_traps(self.cx, qp, kp, rows, ops.keys) {
+            Ok(traps) => Ok(work_pairs(Hasher::shared(), ops, traps)),
+            Err(PairFault::Mixed(a, b)) => Err(self.mixed(dev, idx, wi, a, b)),
+            Err(PairFault::Outside(seq, tokens, n)) => {
+                Err(self.outside(dev, idx, wi, seq, tokens, n))
             }
         }
-        Ok(work_pairs(h, ops, traps))
     }
 
     /// [`Local::check_rows`] followed by [`Local::pairs`] for a work whose ranges are all
-    /// constant (every step of a ring plan but the diagonal one): the same loops over segments,
-    /// query pieces, ranges and KV pieces, with the rectangles' arithmetic only (no lines, no
-    /// trapezoid sums), the row checks folded in. It makes the same trapezoids in the same
-    /// order, so the same [`WorkPairs`]. `None` when the general path must decide: a range that
-    /// is not constant, rows that [`Local::check_rows`] refuses, a rectangle across sequences
-    /// or with pairs outside the mask (the general path reports the first error in its own
-    /// order).
+    /// constant (every step of a ring plan but the diagonal one), by [`rect_sums`]: the per-run
+    /// sums of the same trapezoids without making them (they are made on first use, which a
+    /// valid plan's whole reads never need: [`LazyTraps`]). `None` when the general path must
+    /// decide: a range that is not constant, rows that [`Local::check_rows`] refuses, a
+    /// rectangle across sequences or with pairs outside the mask (the general path reports the
+    /// first error in its own order).
     #[inline(never)]
     fn pairs_rect(
         &self,
         ops: &Operands,
         qp: &[(Piece, u32)],
         kp: &[(Piece, u32)],
-        rows: &RowRanges,
-    ) -> Option<WorkPairs> {
-        // One pass over the segments first. Not one range with a slope (a diagonal step, a
-        // windowed mask): the general path alone, without half a fast pass before it. And
-        // `check_rows`: segments in row order without overlap; constant ranges in order,
-        // inside the keys (empty ones skipped, ends below 0 taken as 0).
-        let keys = ops.keys as i64;
-        let mut next = 0u64;
-        for seg in &rows.segs {
-            if (seg.row0 as u64) < next {
+        rows: &'a RowRanges,
+    ) -> Option<WorkPairs<'a>> {
+        let lazy = || {
+            Traps::Lazy(LazyTraps {
+                cx: self.cx,
+                q_runs: ops.q_runs.clone(),
+                kv_runs: ops.kv_runs.clone(),
+                rows,
+                keys: ops.keys,
+                made: OnceLock::new(),
+            })
+        };
+        let h = Hasher::shared();
+        if let (Few::One(_), [Few::One(_)]) = (&ops.q_runs, &ops.kv_runs[..]) {
+            // One query run and one KV run (a ring step's work).
+            let (mut qs, mut ks) = ([PairSum::default()], [PairSum::default()]);
+            if !rect_sums(self.cx, qp, kp, rows, ops.keys, &mut qs, &mut ks) {
                 return None;
             }
-            next = seg.row0 as u64 + seg.rows as u64;
-            let (mut prev_end, mut first) = (0i64, true);
-            for lr in seg.ranges.iter() {
-                if lr.start.slope != 0 || lr.end.slope != 0 {
-                    return None;
-                }
-                let (s, e) = (lr.start.c, lr.end.c);
-                if s >= e {
-                    continue;
-                }
-                let (s, e) = (s.max(0), e.max(0));
-                if e > keys || (!first && s < prev_end) {
-                    return None;
-                }
-                first = false;
-                prev_end = e;
-            }
+            return Some(work_pairs_sums(h, ops, lazy(), &qs, &ks));
         }
-        let cx: &Ctx = self.cx;
-        let h = Hasher::shared();
-        let mut traps = Vec::with_capacity(qp.len() * 2);
-        let (mut qi, mut hint) = (0usize, 0usize);
-        for seg in &rows.segs {
-            // `pairs`, rectangles only.
-            let ranges: &[crate::mask::LinRange] = &seg.ranges;
-            let s0 = seg.row0;
-            let s1 = seg.row0.checked_add(seg.rows)?;
-            while qi < qp.len() && qp[qi].0.r1 <= s0 {
-                qi += 1;
-            }
-            for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
-                let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
-                let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
-                let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
-                let mask = &cx.masks[seq as usize];
-                // A whole span's rows (a ring step's query piece): its mask data from the
-                // context.
-                let (mfirst, common) = if p.whole && (ra, rb) == (p.r0, p.r1) {
-                    let sm = cx.span_mask[p.span as usize];
-                    (sm.mfirst, sm.common)
-                } else {
-                    let mfirst = mask_seg(mask, q0 as i64);
-                    (mfirst, common_keys(mask, mfirst, q0, q1))
-                };
-                #[cfg(debug_assertions)]
-                {
-                    let mf = mask_seg(mask, q0 as i64);
-                    assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
-                }
-                let mut xs = None;
-                for lr in ranges {
-                    let (s, e) = (lr.start.c, lr.end.c);
-                    let (lo, hi) = (s.max(0), e.min(keys));
-                    if lo >= hi {
-                        continue;
-                    }
-                    let from = first_kv_piece(kp, lo, hint);
-                    hint = from;
-                    for (k, krun) in &kp[from..] {
-                        if k.r0 as i64 >= hi {
-                            break;
-                        }
-                        let to_k = k.tok as i64 - k.r0 as i64;
-                        let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
-                        let (a, b) = ((s + to_k).max(kt0), (e + to_k).min(kt1));
-                        if a >= b {
-                            continue;
-                        }
-                        if k.seq != seq {
-                            return None;
-                        }
-                        let counted = match common {
-                            Some((cl, cu)) => cl <= a && b <= cu,
-                            None => rect_inside_mask(mask, mfirst, (q0 as i64, q1 as i64), (a, b)),
-                        };
-                        let xs = *xs.get_or_insert_with(|| {
-                            let whole = p.whole && (ra, rb) == (p.r0, p.r1);
-                            span_sum(&cx.span_xs[p.span as usize], whole, || {
-                                h.xs(off + q0 as u64, off + q1 as u64)
-                            })
-                        });
-                        let whole = k.whole && (a, b) == (kt0, kt1);
-                        let ys = span_sum(&cx.span_ys[k.span as usize], whole, || {
-                            h.ys(off + a as u64, off + b as u64)
-                        });
-                        let full = Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64);
-                        traps.push(Trap {
-                            q0,
-                            q1,
-                            lo: [Lin::c(s + to_k), Lin::c(kt0)],
-                            hi: [Lin::c(e + to_k), Lin::c(kt1)],
-                            qrun: *qrun,
-                            krun: *krun,
-                            off,
-                            gq: p.g0 as i64 - p.tok as i64,
-                            gk: k.g0 as i64 - k.tok as i64,
-                            full,
-                        });
-                        // Not placed inside by the quick tests: counted exactly, as the general
-                        // path does; pairs outside are its error to name.
-                        if !counted {
-                            let tr = traps.last().expect("just pushed");
-                            if count_inside_mask(h, mask, tr) != full.count {
-                                return None;
-                            }
-                        }
-                    }
-                }
-            }
+        let nk: usize = ops.kv_runs.iter().map(|r| r.len()).sum();
+        let mut qs = vec![PairSum::default(); ops.q_runs.len()];
+        let mut ks = vec![PairSum::default(); nk];
+        if !rect_sums(self.cx, qp, kp, rows, ops.keys, &mut qs, &mut ks) {
+            return None;
         }
-        Some(work_pairs(h, ops, traps))
+        Some(work_pairs_sums(h, ops, lazy(), &qs, &ks))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1054,7 +961,7 @@ impl<'a> Local<'_, 'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Result<(Arc<WorkPairs>, bool), PlanError> {
+    ) -> Result<(Arc<WorkPairs<'a>>, bool), PlanError> {
         if self.backward {
             if let Some(p) = self.cache.pairs_memo.borrow_mut().get(ops, rows) {
                 return Ok((p, false));
@@ -1144,6 +1051,43 @@ impl<'a> Local<'_, 'a> {
                 }
                 Arc::new(p)
             }
+            None if cx.fast
+                && ops.q_runs.len() == 1
+                && ops.kv_runs.iter().map(|r| r.len()).sum::<usize>() == 1 =>
+            {
+                // One query run and one KV run (a ring step's diagonal or windowed work): the
+                // general order of checks, the trapezoids summed as they are made (made again
+                // on first use: a valid plan reads the work's coverage whole).
+                self.check_rows(dev, idx, wi, rows, ops.keys)?;
+                let mut sum = PairSum::default();
+                match walk_traps(cx, qp, kp, rows, ops.keys, &mut |t: Trap| {
+                    sum = sum.add(t.full)
+                }) {
+                    Ok(()) => {}
+                    Err(PairFault::Mixed(a, b)) => return Err(self.mixed(dev, idx, wi, a, b)),
+                    Err(PairFault::Outside(seq, tokens, n)) => {
+                        return Err(self.outside(dev, idx, wi, seq, tokens, n))
+                    }
+                }
+                let lazy = Traps::Lazy(LazyTraps {
+                    cx: self.cx,
+                    q_runs: ops.q_runs.clone(),
+                    kv_runs: ops.kv_runs.clone(),
+                    rows,
+                    keys: ops.keys,
+                    made: OnceLock::new(),
+                });
+                let p = work_pairs_sums(Hasher::shared(), ops, lazy, &[sum], &[sum]);
+                // Debug builds: the pairs the general path makes.
+                #[cfg(debug_assertions)]
+                {
+                    let general = self
+                        .pairs(dev, idx, wi, ops, qp, kp, rows)
+                        .expect("the summed walk accepted pairs the general path refuses");
+                    assert!(general.same_as(&p), "the summed walk's pairs differ");
+                }
+                Arc::new(p)
+            }
             None => {
                 self.check_rows(dev, idx, wi, rows, ops.keys)?;
                 Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
@@ -1165,7 +1109,7 @@ impl<'a> Local<'_, 'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Option<Arc<WorkPairs>> {
+    ) -> Option<Arc<WorkPairs<'a>>> {
         let e = self.prev?.get(self.cache.pairs_memo.borrow().len())?;
         if !e.same_traps(ops, rows) {
             return None;
@@ -1201,10 +1145,256 @@ impl<'a> Local<'_, 'a> {
         (qs, ks)
     }
 
+    /// [`Local::work`] of a work whose query region holds one rectangle of input Q over one run
+    /// of global rows and one head run, and whose one KV region one rectangle of input KV (a ring
+    /// step's work), when it passes every check: every region in bounds with its width and
+    /// shape, none in flight, the operands' heads GQA-consistent, its pairs checked
+    /// ([`Local::checked_pairs`]); a backward work's O, LSE and dO holding its query rows' inputs
+    /// and its dQ and dKV zero or partial results of their rows. Checks first, then the same
+    /// coverage nodes, writes and memo entry as the general path, in its order. `false` with
+    /// nothing changed for anything else: the general path decides and names the error.
+    #[allow(clippy::too_many_arguments)]
+    fn work_one(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        q: &Region,
+        kv: &[Region],
+        rows: &'a RowRanges,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+    ) -> Option<Result<(), PlanError>> {
+        let model = self.plan.batch.model;
+        let (g, d) = (model.group(), model.head_dim);
+        let [k] = kv else {
+            return None;
+        };
+        {
+            let st = &*self.st;
+            let (busy_r, busy_w) = (st.recv_bufs, st.recv_bufs | st.send_bufs);
+            let fits = |r: &Region, w: u32, busy: u64| {
+                busy & super::buf_bit(r.buf) == 0
+                    && st
+                        .bufs
+                        .get(r.buf as usize)
+                        .is_some_and(|b| b.width == w && b.fits(r))
+            };
+            let like = |r: &Region, of: &Region| r.len == of.len && r.heads == of.heads;
+            if !fits(q, d, busy_r)
+                || !fits(k, 2 * d, busy_r)
+                || q.heads != k.heads * g
+                || rows.n_rows() > q.len
+            {
+                return None;
+            }
+            let outs_ok = match (bwd, outs) {
+                (None, Some((o, lse))) => {
+                    fits(o, d, busy_w) && fits(lse, 1, busy_w) && like(o, q) && like(lse, q)
+                }
+                (Some(w), None) => {
+                    fits(&w.o, d, busy_r)
+                        && fits(&w.lse, 1, busy_r)
+                        && fits(&w.do_, d, busy_r)
+                        && fits(&w.dq, d, busy_w)
+                        && [&w.o, &w.lse, &w.do_, &w.dq].iter().all(|r| like(r, q))
+                        && matches!(&w.dkv[..], [dr] if fits(dr, 2 * d, busy_w) && like(dr, k))
+                }
+                _ => false,
+            };
+            if !outs_ok {
+                return None;
+            }
+        }
+        let ops = match self.operands_one_device(q, k) {
+            Some(ops) => ops,
+            None => self.operands_one_rect(q, kv)?,
+        };
+        let (
+            Few::One((0, _, gq)),
+            Few::One((0, _, hq)),
+            Few::One(Few::One((0, _, gk))),
+            Few::One((0, _, hk)),
+        ) = (&ops.q_runs, &ops.q_cols, &ops.kv_runs, &ops.kv_cols)
+        else {
+            // Operands over several runs (a usp head group's): every check before them
+            // passed here, so the general path would pass them too; the rest is its own.
+            return Some(self.work_with(dev, idx, wi, q, kv, rows, bwd, outs, ops));
+        };
+        let (gq, hq, gk, hk) = (*gq, *hq, *gk, *hk);
+        #[cfg(debug_assertions)]
+        let before = (
+            self.outputs_of(bwd, outs),
+            self.cache.pairs_memo.borrow().len(),
+        );
+        let Ok((pairs, record)) = self.checked_pairs(dev, idx, wi, &ops, rows) else {
+            return None;
+        };
+        match bwd {
+            None => {
+                let (o, lse) = outs.expect("forward outputs");
+                let cov = self.covs.leaf(pairs.clone(), Side::Q(0));
+                for (r, p) in [(o, Part::O), (lse, Part::Lse)] {
+                    let v = Val::Part {
+                        p,
+                        g: gq,
+                        head: hq,
+                        cov,
+                    };
+                    self.st.bufs[r.buf as usize].write_one(r, v);
+                }
+            }
+            Some(w) => {
+                let bufs = &self.st.bufs;
+                let holds = |r: &Region, t: IoTensor| {
+                    let want = Val::In { t, g: gq, head: hq };
+                    bufs[r.buf as usize]
+                        .read_one(r)
+                        .is_some_and(|v| continues(&v, 0, 0, &want))
+                };
+                if !(holds(&w.o, IoTensor::O)
+                    && holds(&w.lse, IoTensor::Lse)
+                    && holds(&w.do_, IoTensor::DO))
+                {
+                    return None;
+                }
+                // What an accumulator holds: zero, or a partial result of its rows (and its
+                // coverage).
+                let acc =
+                    |r: &Region, p: Part, id: (u64, u32)| match bufs[r.buf as usize].read_one(r) {
+                        Some(Val::Fill(FillValue::Zero)) => Some(None),
+                        Some(Val::Part {
+                            p: vp,
+                            g,
+                            head,
+                            cov,
+                        }) if vp == p && (g, head) == id => Some(Some(cov)),
+                        _ => None,
+                    };
+                let dkv = &w.dkv[0];
+                let (Some(hq_acc), Some(hk_acc)) = (
+                    acc(&w.dq, Part::DQ, (gq, hq)),
+                    acc(dkv, Part::DKv, (gk, hk)),
+                ) else {
+                    return None;
+                };
+                for (r, p, side, id, had) in [
+                    (&w.dq, Part::DQ, Side::Q(0), (gq, hq), hq_acc),
+                    (dkv, Part::DKv, Side::K(0), (gk, hk), hk_acc),
+                ] {
+                    let leaf = self.covs.leaf(pairs.clone(), side);
+                    let cov = match had {
+                        None => leaf,
+                        Some(c) => self.covs.join(c, leaf),
+                    };
+                    let v = Val::Part {
+                        p,
+                        g: id.0,
+                        head: id.1,
+                        cov,
+                    };
+                    self.st.bufs[r.buf as usize].write_one(r, v);
+                }
+            }
+        }
+        if record {
+            self.cache.pairs_memo.borrow_mut().push(MemoEntry {
+                q_runs: ops.q_runs,
+                q_cols: ops.q_cols,
+                kv_runs: ops.kv_runs,
+                keys: ops.keys,
+                rows,
+                pairs,
+            });
+        }
+        // Debug builds (every test run): the general path, from the same state, accepts the
+        // work and writes the same values.
+        #[cfg(debug_assertions)]
+        self.check_work_one(dev, idx, wi, q, kv, rows, bwd, outs, before);
+        Some(Ok(()))
+    }
+
+    /// The output buffers a work writes (regions, and their states), for debug cross-checks.
+    #[cfg(debug_assertions)]
+    fn outputs_of(
+        &self,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+    ) -> Vec<(Region, super::state::Buf)> {
+        let regions = match (bwd, outs) {
+            (Some(w), _) => vec![w.dq, w.dkv[0]],
+            (None, Some((o, lse))) => vec![*o, *lse],
+            (None, None) => Vec::new(),
+        };
+        regions
+            .into_iter()
+            .map(|r| (r, self.st.bufs[r.buf as usize].clone()))
+            .collect()
+    }
+
+    /// [`Local::work_one`]'s debug cross-check: the work again by the general path from the
+    /// state before it (its output buffers and the pairs memo), which must accept it and write
+    /// values equal to the fast path's (coverages by content: the general path makes its own
+    /// nodes and, for a forward work, its own pairs). The general path's state is kept.
+    #[cfg(debug_assertions)]
+    #[allow(clippy::too_many_arguments)]
+    fn check_work_one(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        q: &Region,
+        kv: &[Region],
+        rows: &'a RowRanges,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+        (bufs, memo_len): (Vec<(Region, super::state::Buf)>, usize),
+    ) {
+        let fast: Vec<super::state::Buf> = bufs
+            .iter()
+            .map(|(r, _)| self.st.bufs[r.buf as usize].clone())
+            .collect();
+        for (r, b) in bufs.iter() {
+            self.st.bufs[r.buf as usize] = b.clone();
+        }
+        self.cache.pairs_memo.borrow_mut().truncate(memo_len);
+        self.work_general(dev, idx, wi, q, kv, rows, bwd, outs)
+            .expect("the general path refuses a work work_one accepted");
+        let covs = &self.covs;
+        for ((r, _), f) in bufs.iter().zip(&fast) {
+            assert!(
+                self.st.bufs[r.buf as usize].same_as(f, |a, b| covs.same_content(a, b)),
+                "work_one's writes differ from the general path's"
+            );
+        }
+    }
+
     /// Checks one work and applies it: a forward work writes fresh partial (O, LSE); a backward
     /// work reads the final O, LSE and dO of its rows and accumulates into dQ and dKV.
     #[allow(clippy::too_many_arguments)]
     fn work(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        q: &Region,
+        kv: &[Region],
+        rows: &'a RowRanges,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+    ) -> Result<(), PlanError> {
+        if self.cx.fast {
+            if let Some(done) = self.work_one(dev, idx, wi, q, kv, rows, bwd, outs) {
+                return done;
+            }
+        }
+        self.work_general(dev, idx, wi, q, kv, rows, bwd, outs)
+    }
+
+    /// [`Local::work`] by the general path: regions checked one by one, operands read into
+    /// runs, outputs written and accumulated as row lists.
+    #[allow(clippy::too_many_arguments)]
+    fn work_general(
         &mut self,
         dev: u32,
         idx: usize,
@@ -1256,6 +1446,24 @@ impl<'a> Local<'_, 'a> {
         let Some(ops) = self.operands(dev, idx, wi, q, kv)? else {
             return Ok(());
         };
+        self.work_with(dev, idx, wi, q, kv, rows, bwd, outs, ops)
+    }
+
+    /// The rest of [`Local::work`] once the operands are read: the pairs, the outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn work_with(
+        &mut self,
+        dev: u32,
+        idx: usize,
+        wi: usize,
+        q: &Region,
+        kv: &[Region],
+        rows: &'a RowRanges,
+        bwd: Option<&BwdWork>,
+        outs: Option<(&Region, &Region)>,
+        ops: Operands,
+    ) -> Result<(), PlanError> {
+        let d = self.plan.batch.model.head_dim;
         let (pairs, record) = self.checked_pairs(dev, idx, wi, &ops, rows)?;
         let q_cols = &ops.q_cols;
         match bwd {
@@ -1417,7 +1625,7 @@ impl<'a> Local<'_, 'a> {
                     };
                     let want = ident_rows(IoTensor::DKv, &runs, kv_cols);
                     // One leaf per KV run: each dKV block reads whole leaves.
-                    let leaf = |covs: &mut Arena, j: usize| {
+                    let leaf = |covs: &mut Arena<'_, 'a>, j: usize| {
                         covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32))
                     };
                     let covs: Few<Cov> = if runs.len() == 1 {
@@ -1434,7 +1642,7 @@ impl<'a> Local<'_, 'a> {
             // The checked work in the memo, its operands moved in (done with them here).
             self.cache.pairs_memo.borrow_mut().push(MemoEntry {
                 q_runs: ops.q_runs,
-                q_head: ops.q_head,
+                q_cols: ops.q_cols,
                 kv_runs: ops.kv_runs,
                 keys: ops.keys,
                 rows,
@@ -1442,6 +1650,641 @@ impl<'a> Local<'_, 'a> {
             });
         }
         Ok(())
+    }
+}
+
+/// Why [`pairs_traps`] refused a work: a trapezoid pairing two sequences (query's, key's), or
+/// one with pairs outside its sequence's mask (sequence, query tokens, pairs outside).
+enum PairFault {
+    Mixed(u32, u32),
+    Outside(u32, (u32, u32), u64),
+}
+
+/// The pairs of a work over query pieces `qp` and KV pieces `kp` (each tagged with its run)
+/// with row ranges `rows` (which passed [`Local::check_rows`] for `keys` keys) as trapezoids in
+/// (query token, key token), one per (row-range segment, query piece, range, KV piece) that
+/// holds pairs; each checked to pair one sequence and to lie inside its mask.
+fn pairs_traps(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+) -> Result<Vec<Trap>, PairFault> {
+    let mut traps = Vec::with_capacity(qp.len() * 2);
+    walk_traps(cx, qp, kp, rows, keys, &mut |t| traps.push(t))?;
+    Ok(traps)
+}
+
+/// [`pairs_traps`]' walk, each trapezoid handed to `sink` in order.
+#[inline]
+fn walk_traps(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+    sink: &mut impl FnMut(Trap),
+) -> Result<(), PairFault> {
+    let h = Hasher::shared();
+    let keys = keys as i64;
+    let mut qi = 0usize;
+    let mut hint = 0usize;
+    for seg in &rows.segs {
+        let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
+        while qi < qp.len() && qp[qi].0.r1 <= s0 {
+            qi += 1;
+        }
+        for (p, qrun) in qp[qi..].iter().take_while(|p| p.0.r0 < s1) {
+            let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
+            // Row r holds query token q = p.tok + r − p.r0: a line c + s·r becomes, in q,
+            // (c + s·shift) + s·q.
+            let shift = p.r0 as i64 - p.tok as i64;
+            let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
+            let (seq, off) = (p.seq, cx.seq_off[p.seq as usize]);
+            let mask = &cx.masks[seq as usize];
+            // A whole span's rows: its mask data from the context.
+            let (mfirst, common) = if p.whole && (ra, rb) == (p.r0, p.r1) {
+                let sp = &cx.span[p.span as usize];
+                (sp.mfirst, sp.common)
+            } else {
+                let mfirst = mask_seg(mask, q0 as i64);
+                (mfirst, common_keys(mask, mfirst, q0, q1))
+            };
+            #[cfg(debug_assertions)]
+            {
+                let mf = mask_seg(mask, q0 as i64);
+                assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
+            }
+            let mut xs = None;
+            for lr in seg.ranges.iter() {
+                // Concatenated positions this range can reach over the rows.
+                let (first, last) = (ra as i64, rb as i64 - 1);
+                let lo = lr.start.at(first).min(lr.start.at(last)).max(0);
+                let hi = lr.end.at(first).max(lr.end.at(last)).min(keys);
+                if lo >= hi {
+                    continue;
+                }
+                let from = first_kv_piece(kp, lo, hint);
+                hint = from;
+                for (k, krun) in &kp[from..] {
+                    if k.r0 as i64 >= hi {
+                        break;
+                    }
+                    // Key token = position − k.r0 + k.tok.
+                    let to_k = k.tok as i64 - k.r0 as i64;
+                    let at_q = |l: Lin| Lin {
+                        c: l.c + l.slope * shift + to_k,
+                        slope: l.slope,
+                    };
+                    let (kt0, kt1) = (k.tok as i64, k.tok as i64 + (k.r1 - k.r0) as i64);
+                    let (lo, hi) = ([at_q(lr.start), Lin::c(kt0)], [at_q(lr.end), Lin::c(kt1)]);
+                    let rect = lr.start.slope == 0 && lr.end.slope == 0;
+                    let (a, b) = (lo[0].c.max(kt0), hi[0].c.min(kt1));
+                    if rect && a >= b {
+                        continue;
+                    }
+                    if rect && k.seq != seq {
+                        return Err(PairFault::Mixed(seq, k.seq));
+                    }
+                    // Sloped bounds that bind nowhere on the query rows (lines: their ends
+                    // decide) leave the whole KV piece: a rectangle too (a zigzag diagonal
+                    // step's high query span against its sequence's low KV span).
+                    let whole_piece = !rect && {
+                        let (x, y) = (q0 as i64, q1 as i64 - 1);
+                        lo[0].at(x) <= kt0
+                            && lo[0].at(y) <= kt0
+                            && hi[0].at(x) >= kt1
+                            && hi[0].at(y) >= kt1
+                    };
+                    let (a, b) = if whole_piece { (kt0, kt1) } else { (a, b) };
+                    // Rectangles inside the mask by the quick test need no count.
+                    let mut counted = false;
+                    let full = if rect || whole_piece {
+                        // Σ x^q · Σ y^k, whole spans' sums from the context.
+                        let xs = *xs.get_or_insert_with(|| {
+                            if p.whole && (ra, rb) == (p.r0, p.r1) {
+                                cx.span[p.span as usize].xs
+                            } else {
+                                h.xs(off + q0 as u64, off + q1 as u64)
+                            }
+                        });
+                        let ys = if k.whole && (a, b) == (kt0, kt1) {
+                            cx.span[k.span as usize].ys
+                        } else {
+                            h.ys(off + a as u64, off + b as u64)
+                        };
+                        let qs = (q0 as i64, q1 as i64);
+                        counted = match common {
+                            Some((cl, cu)) => cl <= a && b <= cu,
+                            None => rect_inside_mask(mask, mfirst, qs, (a, b)),
+                        };
+                        Hasher::rect(xs, ys, (q1 - q0) as u64, (b - a) as u64)
+                    } else {
+                        trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false)
+                    };
+                    if full.count == 0 {
+                        continue;
+                    }
+                    if k.seq != seq {
+                        return Err(PairFault::Mixed(seq, k.seq));
+                    }
+                    // Debug builds: a sloped range's whole piece (of the query's sequence) sums
+                    // as its trapezoid does.
+                    debug_assert!(
+                        !whole_piece
+                            || full == trap_sum(h, q0 as i64, q1 as i64, &lo, &hi, off, false),
+                        "a whole piece's rectangle sum differs from its trapezoid's"
+                    );
+                    let tr = Trap {
+                        q0,
+                        q1,
+                        lo,
+                        hi,
+                        qrun: *qrun,
+                        krun: *krun,
+                        off,
+                        gq: p.g0 as i64 - p.tok as i64,
+                        gk: k.g0 as i64 - k.tok as i64,
+                        full,
+                    };
+                    if !counted {
+                        let inside = count_inside_mask(h, mask, &tr);
+                        if inside != full.count {
+                            return Err(PairFault::Outside(seq, (q0, q1), full.count - inside));
+                        }
+                    }
+                    sink(tr);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`Local::check_rows`] and [`pairs_traps`] of a work whose ranges are all constant, summed:
+/// adds each query run's trapezoids (one head) to `qs[run]` and each KV run's to `ks[run]`,
+/// without making them. The same loops over segments, query pieces, ranges and KV pieces, with
+/// a rectangle's arithmetic only. `false` when the general path must decide: a range that is
+/// not constant (checked for all segments first, so a diagonal step's work pays no half pass),
+/// rows [`Local::check_rows`] refuses, a rectangle across sequences or with pairs outside the
+/// mask.
+fn rect_sums(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+    qs: &mut [PairSum],
+    ks: &mut [PairSum],
+) -> bool {
+    // Whole spans at a time (a ring, zigzag or usp step's work), its checks of the rows
+    // included; else the loops below decide.
+    let one = qs.len() == 1 && ks.len() == 1;
+    let spans = if one {
+        span_sums(cx, qp, kp, rows, keys).map(|sum| (qs[0], ks[0]) = (sum, sum))
+    } else {
+        span_sums_runs(cx, qp, kp, rows, keys, qs, ks)
+    };
+    if spans.is_some() {
+        #[cfg(debug_assertions)]
+        SPAN_SUMS.set(SPAN_SUMS.get() + 1);
+        return true;
+    }
+    // Nothing decided there: the loop below sums from zero.
+    qs.fill(PairSum::default());
+    ks.fill(PairSum::default());
+    // `check_rows`: segments in row order without overlap; constant ranges in order, inside
+    // the keys (empty ones skipped, ends below 0 taken as 0).
+    let keys = keys as i64;
+    let mut next = 0u64;
+    for seg in &rows.segs {
+        if (seg.row0 as u64) < next {
+            return false;
+        }
+        next = seg.row0 as u64 + seg.rows as u64;
+        let (mut prev_end, mut first) = (0i64, true);
+        for lr in seg.ranges.iter() {
+            if lr.start.slope != 0 || lr.end.slope != 0 {
+                return false;
+            }
+            let (s, e) = (lr.start.c, lr.end.c);
+            if s >= e {
+                continue;
+            }
+            let (s, e) = (s.max(0), e.max(0));
+            if e > keys || (!first && s < prev_end) {
+                return false;
+            }
+            first = false;
+            prev_end = e;
+        }
+    }
+    if next > u32::MAX as u64 {
+        return false;
+    }
+    let h = Hasher::shared();
+    let mut total = PairSum::default();
+    let (mut qi, mut hint) = (0usize, 0usize);
+    for seg in &rows.segs {
+        let ranges: &[crate::mask::LinRange] = &seg.ranges;
+        let (s0, s1) = (seg.row0, seg.row0 + seg.rows);
+        while qi < qp.len() && qp[qi].0.r1 <= s0 {
+            qi += 1;
+        }
+        for (p, qrun) in &qp[qi..] {
+            if p.r0 >= s1 {
+                break;
+            }
+            let (ra, rb) = (s0.max(p.r0), s1.min(p.r1));
+            let (q0, q1) = (p.tok + (ra - p.r0), p.tok + (rb - p.r0));
+            let seq = p.seq;
+            let sp = &cx.span[p.span as usize];
+            let off = sp.off;
+            // A whole span's rows (a ring step's query piece): its sums and mask data from the
+            // context.
+            let whole = p.whole && (ra, rb) == (p.r0, p.r1);
+            let (mfirst, common, xs) = if whole {
+                (sp.mfirst, sp.common, sp.xs)
+            } else {
+                let mask = &cx.masks[seq as usize];
+                let mfirst = mask_seg(mask, q0 as i64);
+                let xs = h.xs(off + q0 as u64, off + q1 as u64);
+                (mfirst, common_keys(mask, mfirst, q0, q1), xs)
+            };
+            #[cfg(debug_assertions)]
+            {
+                let mask = &cx.masks[seq as usize];
+                let mf = mask_seg(mask, q0 as i64);
+                assert_eq!((mfirst, common), (mf, common_keys(mask, mf, q0, q1)));
+                assert_eq!(xs, h.xs(off + q0 as u64, off + q1 as u64));
+            }
+            let nq = (q1 - q0) as u64;
+            let mut sum = PairSum::default();
+            for lr in ranges {
+                // Key positions `[lo, hi)`: inside the keys by the pass above, when not empty.
+                let (s, e) = (lr.start.c.max(0), lr.end.c);
+                if s >= e {
+                    continue;
+                }
+                let (lo, hi) = (s as u32, e as u32);
+                let from = first_kv_piece(kp, lo as i64, hint);
+                hint = from;
+                for (k, krun) in &kp[from..] {
+                    if k.r0 >= hi {
+                        break;
+                    }
+                    // The positions of this piece in the range, and their key tokens `[a, b)`.
+                    let (pa, pb) = (lo.max(k.r0), hi.min(k.r1));
+                    if pa >= pb {
+                        continue;
+                    }
+                    if k.seq != seq {
+                        return false;
+                    }
+                    let (a, b) = (k.tok + (pa - k.r0), k.tok + (pb - k.r0));
+                    let ys = if k.whole && (pa, pb) == (k.r0, k.r1) {
+                        cx.span[k.span as usize].ys
+                    } else {
+                        h.ys(off + a as u64, off + b as u64)
+                    };
+                    let full = Hasher::rect(xs, ys, nq, (pb - pa) as u64);
+                    let counted = match common {
+                        Some((cl, cu)) => cl <= a as i64 && b as i64 <= cu,
+                        None => {
+                            let mask = &cx.masks[seq as usize];
+                            let (qq, kk) = ((q0 as i64, q1 as i64), (a as i64, b as i64));
+                            rect_inside_mask(mask, mfirst, qq, kk)
+                        }
+                    };
+                    // Not placed inside by the quick tests: counted exactly, as the general
+                    // path does; pairs outside are its error to name.
+                    if !counted && !counted_inside(cx, seq, (q0, q1), (a, b), full) {
+                        return false;
+                    }
+                    sum = sum.add(full);
+                    if !one {
+                        let kr = &mut ks[*krun as usize];
+                        *kr = kr.add(full);
+                    }
+                }
+            }
+            if one {
+                total = total.add(sum);
+            } else {
+                let qr = &mut qs[*qrun as usize];
+                *qr = qr.add(sum);
+            }
+        }
+    }
+    if one {
+        qs[0] = total;
+        ks[0] = total;
+    }
+    true
+}
+
+/// [`rect_sums`]' sum for a work of one query run and one KV run whose every row-range segment
+/// is whole query pieces of one sequence, and every non-empty range whole KV pieces of that
+/// sequence, each inside the keys all the pieces' queries attend (a ring or zigzag step's work;
+/// a zigzag segment may hold both of a sequence's query spans): per segment the sum of its
+/// spans' Σx^q times the sum of its KV spans' Σy^k, and the count the lengths' product; no
+/// clipping, no test per rectangle. The ranges passed [`rect_sums`]' checks. `None` for
+/// anything else (nothing decided: [`rect_sums`]' general loop takes the work).
+fn span_sums(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+) -> Option<PairSum> {
+    let spans = &cx.span[..];
+    let keys = keys as i64;
+    let mut next = 0u64;
+    let (mut qi, mut j) = (0usize, 0usize);
+    let mut sum = PairSum::default();
+    for seg in &rows.segs {
+        // `check_rows`: segments in row order without overlap.
+        let s0 = seg.row0;
+        if (s0 as u64) < next {
+            return None;
+        }
+        let s1 = s0.checked_add(seg.rows)?;
+        next = s1 as u64;
+        while qp.get(qi)?.0.r1 <= s0 {
+            qi += 1;
+        }
+        // The query pieces tiling the segment: their sums, and the keys all their queries
+        // attend.
+        let p = &qp[qi].0;
+        if p.r0 != s0 || p.r1 > s1 || s0 == s1 || !p.whole {
+            return None;
+        }
+        let sp = &spans[p.span as usize];
+        // The keys all the segment's queries attend, when each piece's are one interval;
+        // else (a lambda mask's sink and window) each rectangle is tested on its own.
+        let q_first = qi;
+        let (mut cl, mut cu) = sp.common.unwrap_or((i64::MAX, i64::MIN));
+        let mut xs = sp.xs;
+        if p.r1 != s1 {
+            // More pieces: those after the first tile the rest.
+            let mut at = p.r1;
+            while at < s1 {
+                qi += 1;
+                let (q, _) = qp.get(qi)?;
+                debug_assert_eq!(q.r0, at, "a run's pieces tile its rows");
+                if q.r1 > s1 || !q.whole || q.seq != p.seq {
+                    return None;
+                }
+                let sq = &spans[q.span as usize];
+                let (a, b) = sq.common.unwrap_or((i64::MAX, i64::MIN));
+                (cl, cu) = (cl.max(a), cu.min(b));
+                xs = super::pairs::addm(xs, sq.xs);
+                at = q.r1;
+            }
+        }
+        let nq = (s1 - s0) as u64;
+        // Σ y^k over the segment's keys (its pairs' hash is Σx^q times it) and their count.
+        let (mut ys, mut nk) = (0u64, 0u64);
+        let (mut prev_end, mut first) = (0i64, true);
+        for lr in seg.ranges.iter() {
+            // `check_rows`: constant ranges in order, inside the keys (empty ones skipped,
+            // ends below 0 taken as 0).
+            if lr.start.slope != 0 || lr.end.slope != 0 {
+                return None;
+            }
+            let (s, e) = (lr.start.c, lr.end.c);
+            if s >= e {
+                continue;
+            }
+            let (s, e) = (s.max(0), e.max(0));
+            if e > keys || (!first && s < prev_end) {
+                return None;
+            }
+            (first, prev_end) = (false, e);
+            if s >= e {
+                continue;
+            }
+            let (lo, hi) = (s as u32, e as u32);
+            // The KV piece starting at `lo` (the pieces tile the key positions): the next one
+            // on, or found by search; none when `lo` is inside a piece.
+            if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
+                j = kp.partition_point(|k| k.0.r0 < lo);
+                if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
+                    return None;
+                }
+            }
+            // Whole pieces up to `hi` (the last one then ends at `hi`: they tile).
+            while let Some((k, _)) = kp.get(j) {
+                if k.r0 >= hi {
+                    break;
+                }
+                if k.r1 > hi || !k.whole || k.seq != p.seq {
+                    return None;
+                }
+                let n = k.r1 - k.r0;
+                if ((k.tok as i64) < cl || (k.tok + n) as i64 > cu)
+                    && !rects_inside_mask(cx, &qp[q_first..=qi], (k.tok, k.tok + n))
+                {
+                    return None;
+                }
+                nk += n as u64;
+                ys = super::pairs::addm(ys, spans[k.span as usize].ys);
+                j += 1;
+            }
+        }
+        sum = sum.add(Hasher::rect(xs, ys, nq, nk));
+    }
+    Some(sum)
+}
+
+/// [`span_sums`] for a work of several query or KV runs (a usp head group's step): per
+/// segment (whole query pieces of one run) and KV piece, the product of their sums, added to
+/// the query run's sum and the KV piece's run's. `None` for anything else (nothing decided:
+/// [`rect_sums`]' general loop takes the work, from zero).
+fn span_sums_runs(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+    qs: &mut [PairSum],
+    ks: &mut [PairSum],
+) -> Option<()> {
+    let spans = &cx.span[..];
+    let keys = keys as i64;
+    let mut next = 0u64;
+    let (mut qi, mut j) = (0usize, 0usize);
+    for seg in &rows.segs {
+        // `check_rows`: segments in row order without overlap.
+        let s0 = seg.row0;
+        if (s0 as u64) < next {
+            return None;
+        }
+        let s1 = s0.checked_add(seg.rows)?;
+        next = s1 as u64;
+        while qp.get(qi)?.0.r1 <= s0 {
+            qi += 1;
+        }
+        // The query pieces tiling the segment: their sums, and the keys all their queries
+        // attend.
+        let (p, qrun) = &qp[qi];
+        if p.r0 != s0 || p.r1 > s1 || s0 == s1 || !p.whole {
+            return None;
+        }
+        let sp = &spans[p.span as usize];
+        // The keys all the segment's queries attend, when each piece's are one interval;
+        // else (a lambda mask's sink and window) each rectangle is tested on its own.
+        let q_first = qi;
+        let (mut cl, mut cu) = sp.common.unwrap_or((i64::MAX, i64::MIN));
+        let mut xs = sp.xs;
+        if p.r1 != s1 {
+            // More pieces: those after the first tile the rest.
+            let mut at = p.r1;
+            while at < s1 {
+                qi += 1;
+                let (q, run) = qp.get(qi)?;
+                debug_assert_eq!(q.r0, at, "a run's pieces tile its rows");
+                if q.r1 > s1 || !q.whole || q.seq != p.seq || run != qrun {
+                    return None;
+                }
+                let sq = &spans[q.span as usize];
+                let (a, b) = sq.common.unwrap_or((i64::MAX, i64::MIN));
+                (cl, cu) = (cl.max(a), cu.min(b));
+                xs = super::pairs::addm(xs, sq.xs);
+                at = q.r1;
+            }
+        }
+        let nq = (s1 - s0) as u64;
+        let (mut prev_end, mut first) = (0i64, true);
+        for lr in seg.ranges.iter() {
+            // `check_rows`: constant ranges in order, inside the keys (empty ones skipped,
+            // ends below 0 taken as 0).
+            if lr.start.slope != 0 || lr.end.slope != 0 {
+                return None;
+            }
+            let (s, e) = (lr.start.c, lr.end.c);
+            if s >= e {
+                continue;
+            }
+            let (s, e) = (s.max(0), e.max(0));
+            if e > keys || (!first && s < prev_end) {
+                return None;
+            }
+            (first, prev_end) = (false, e);
+            if s >= e {
+                continue;
+            }
+            let (lo, hi) = (s as u32, e as u32);
+            // The KV piece starting at `lo` (the pieces tile the key positions): the next one
+            // on, or found by search; none when `lo` is inside a piece.
+            if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
+                j = kp.partition_point(|k| k.0.r0 < lo);
+                if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
+                    return None;
+                }
+            }
+            // Whole pieces up to `hi` (the last one then ends at `hi`: they tile).
+            while let Some((k, krun)) = kp.get(j) {
+                if k.r0 >= hi {
+                    break;
+                }
+                if k.r1 > hi || !k.whole || k.seq != p.seq {
+                    return None;
+                }
+                let n = k.r1 - k.r0;
+                if ((k.tok as i64) < cl || (k.tok + n) as i64 > cu)
+                    && !rects_inside_mask(cx, &qp[q_first..=qi], (k.tok, k.tok + n))
+                {
+                    return None;
+                }
+                let r = Hasher::rect(xs, spans[k.span as usize].ys, nq, n as u64);
+                qs[*qrun as usize] = qs[*qrun as usize].add(r);
+                ks[*krun as usize] = ks[*krun as usize].add(r);
+                j += 1;
+            }
+        }
+    }
+    Some(())
+}
+
+/// Whether keys `[a, b)` lie inside the mask of every query of the whole pieces `qs` (of one
+/// sequence): [`rect_inside_mask`] per piece, from its span's first mask segment.
+#[inline(never)]
+fn rects_inside_mask(cx: &Ctx, qs: &[(Piece, u32)], (a, b): (u32, u32)) -> bool {
+    qs.iter().all(|(q, _)| {
+        let mask = &cx.masks[q.seq as usize];
+        let mfirst = cx.span[q.span as usize].mfirst;
+        let toks = (q.tok as i64, (q.tok + (q.r1 - q.r0)) as i64);
+        rect_inside_mask(mask, mfirst, toks, (a as i64, b as i64))
+    })
+}
+
+/// Whether every pair of rectangle `[q0, q1) × [a, b)` (tokens of sequence `seq`, its sum
+/// `full`) lies inside the sequence's mask, by an exact count (the quick tests did not place
+/// it).
+#[cold]
+#[inline(never)]
+fn counted_inside(
+    cx: &Ctx,
+    seq: u32,
+    (q0, q1): (u32, u32),
+    (a, b): (u32, u32),
+    full: PairSum,
+) -> bool {
+    let tr = Trap {
+        q0,
+        q1,
+        lo: [Lin::c(a as i64), Lin::c(a as i64)],
+        hi: [Lin::c(b as i64), Lin::c(b as i64)],
+        qrun: 0,
+        krun: 0,
+        off: 0,
+        gq: 0,
+        gk: 0,
+        full,
+    };
+    count_inside_mask(Hasher::shared(), &cx.masks[seq as usize], &tr) == full.count
+}
+
+/// The trapezoids of a work checked by [`rect_sums`], made on first use by [`pairs_traps`]
+/// from its operands' runs (cut into pieces again) and its row ranges.
+pub(super) struct LazyTraps<'a> {
+    pub(super) cx: &'a Ctx<'a>,
+    pub(super) q_runs: Runs,
+    pub(super) kv_runs: Few<Runs>,
+    pub(super) rows: &'a RowRanges,
+    pub(super) keys: u32,
+    pub(super) made: OnceLock<Vec<Trap>>,
+}
+
+impl std::fmt::Debug for LazyTraps<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyTraps")
+            .field("q_runs", &self.q_runs)
+            .field("kv_runs", &self.kv_runs)
+            .field("made", &self.made.get().is_some())
+            .finish()
+    }
+}
+
+impl LazyTraps<'_> {
+    pub(super) fn get(&self) -> &[Trap] {
+        self.made.get_or_init(|| {
+            let gmap = &self.cx.gmap;
+            let (mut qs, mut ks) = (Vec::new(), Vec::new());
+            for (i, &(r0, r1, g)) in self.q_runs.iter().enumerate() {
+                gmap.pieces(r0, r1, g, &mut |p| qs.push((p, i as u32)));
+            }
+            let kv = self.kv_runs.iter().flat_map(|rs| rs.iter());
+            for (j, &(r0, r1, g)) in kv.enumerate() {
+                gmap.pieces(r0, r1, g, &mut |p| ks.push((p, j as u32)));
+            }
+            match pairs_traps(self.cx, &qs, &ks, self.rows, self.keys) {
+                Ok(t) => t,
+                Err(_) => unreachable!("a checked work's pairs are accepted again"),
+            }
+        })
     }
 }
 
@@ -1462,26 +2305,44 @@ fn first_kv_piece(kp: &[(Piece, u32)], lo: i64, hint: usize) -> usize {
     i
 }
 
-/// A layout span's query tokens against their sequence's mask: the first mask segment that can
-/// hold them ([`mask_seg`]) and the keys all of them attend ([`common_keys`]), as
-/// [`Local::pairs_rect`] needs them for a query piece that is the whole span.
+/// What the pair paths need of a whole layout span (a ring step's query and KV pieces are
+/// whole spans, met again every step): `Σ x^q` over its query tokens and `Σ y^k` over its key
+/// tokens (global token offsets), its sequence's global offset, and its query tokens against
+/// their sequence's mask: the first mask segment that can hold them ([`mask_seg`]) and the keys
+/// all of them attend ([`common_keys`]).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct SpanMask {
+pub(super) struct SpanInfo {
+    pub(super) xs: u64,
+    pub(super) ys: u64,
+    pub(super) off: u64,
     mfirst: usize,
     common: Option<(i64, i64)>,
 }
 
-/// [`SpanMask`] of every span of `gmap` (sequences' masks `masks`).
-pub(super) fn span_masks(gmap: &super::gspace::GMap, masks: &[CompiledMask]) -> Vec<SpanMask> {
+/// [`SpanInfo`] of every span of `gmap` (sequences' masks `masks`, global offsets `seq_off`).
+pub(super) fn span_infos(
+    gmap: &super::gspace::GMap,
+    masks: &[CompiledMask],
+    seq_off: &[u64],
+) -> Vec<SpanInfo> {
+    let h = Hasher::shared();
     gmap.spans()
         .iter()
         .map(|s| {
             let mask = &masks[s.seq as usize];
+            let off = seq_off[s.seq as usize];
             let mfirst = mask_seg(mask, s.tok as i64);
             let common = (s.len > 0)
                 .then(|| common_keys(mask, mfirst, s.tok, s.tok + s.len))
                 .flatten();
-            SpanMask { mfirst, common }
+            let (a, b) = (off + s.tok as u64, off + s.tok as u64 + s.len as u64);
+            SpanInfo {
+                xs: h.xs(a, b),
+                ys: h.ys(a, b),
+                off,
+                mfirst,
+                common,
+            }
         })
         .collect()
 }
@@ -1515,11 +2376,10 @@ mod head_run_tests {
         use super::{MemoEntry, Operands, PairsMemo};
         use crate::plan::{RangeSeg, RowRanges};
         use crate::validate::pairs::{Hasher, WorkPairs};
-        use crate::validate::state::{Few, Slots};
+        use crate::validate::state::Few;
         use std::sync::Arc;
         let ops = |g: u64| Operands {
             q_runs: Few::One((0, 4, g)),
-            q_head: Slots::new(2, 0),
             kv_runs: Few::One(Few::One((0, 4, g + 100))),
             q_cols: Few::One((0, 2, 0)),
             kv_cols: Few::One((0, 1, 0)),
@@ -1552,7 +2412,7 @@ mod head_run_tests {
             let p = pairs();
             memo.push(MemoEntry {
                 q_runs: o.q_runs.clone(),
-                q_head: o.q_head.clone(),
+                q_cols: o.q_cols.clone(),
                 kv_runs: o.kv_runs.clone(),
                 keys: o.keys,
                 rows: r,
@@ -1570,13 +2430,13 @@ mod head_run_tests {
         assert!(memo.get(&ops(0), &rd).is_none());
         assert!(memo.get(&ops(5), &ra).is_none());
         let mut other = ops(0);
-        other.q_head = Slots::new(2, 1);
+        other.q_cols = Few::One((0, 2, 1));
         assert!(memo.get(&other, &ra).is_none());
         // An entry pushed after the index was built is found too.
         let p = pairs();
         memo.push(MemoEntry {
             q_runs: ops(30).q_runs.clone(),
-            q_head: ops(30).q_head.clone(),
+            q_cols: ops(30).q_cols.clone(),
             kv_runs: ops(30).kv_runs.clone(),
             keys: ops(30).keys,
             rows: &rd,
