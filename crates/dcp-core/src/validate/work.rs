@@ -1998,103 +1998,19 @@ fn span_sums(
     rows: &RowRanges,
     keys: u32,
 ) -> Option<PairSum> {
-    let spans = &cx.span[..];
-    let keys = keys as i64;
-    let mut next = 0u64;
-    let (mut qi, mut j) = (0usize, 0usize);
     let mut sum = PairSum::default();
-    for seg in &rows.segs {
-        // `check_rows`: segments in row order without overlap.
-        let s0 = seg.row0;
-        if (s0 as u64) < next {
-            return None;
+    // Σ y^k over the segment's keys (its pairs' hash is Σx^q times it) and their count.
+    let (mut ys, mut nk) = (0u64, 0u64);
+    span_walk(cx, qp, kp, rows, keys, |ev| match ev {
+        SpanEvent::Rect { ys: y, nk: n, .. } => {
+            ys = super::pairs::addm(ys, y);
+            nk += n;
         }
-        let s1 = s0.checked_add(seg.rows)?;
-        next = s1 as u64;
-        while qp.get(qi)?.0.r1 <= s0 {
-            qi += 1;
+        SpanEvent::SegmentEnd { xs, nq } => {
+            sum = sum.add(Hasher::rect(xs, ys, nq, nk));
+            (ys, nk) = (0, 0);
         }
-        // The query pieces tiling the segment: their sums, and the keys all their queries
-        // attend.
-        let p = &qp[qi].0;
-        if p.r0 != s0 || p.r1 > s1 || s0 == s1 || !p.whole {
-            return None;
-        }
-        let sp = &spans[p.span as usize];
-        // The keys all the segment's queries attend, when each piece's are one interval;
-        // else (a lambda mask's sink and window) each rectangle is tested on its own.
-        let q_first = qi;
-        let (mut cl, mut cu) = sp.common.unwrap_or((i64::MAX, i64::MIN));
-        let mut xs = sp.xs;
-        if p.r1 != s1 {
-            // More pieces: those after the first tile the rest.
-            let mut at = p.r1;
-            while at < s1 {
-                qi += 1;
-                let (q, _) = qp.get(qi)?;
-                debug_assert_eq!(q.r0, at, "a run's pieces tile its rows");
-                if q.r1 > s1 || !q.whole || q.seq != p.seq {
-                    return None;
-                }
-                let sq = &spans[q.span as usize];
-                let (a, b) = sq.common.unwrap_or((i64::MAX, i64::MIN));
-                (cl, cu) = (cl.max(a), cu.min(b));
-                xs = super::pairs::addm(xs, sq.xs);
-                at = q.r1;
-            }
-        }
-        let nq = (s1 - s0) as u64;
-        // Σ y^k over the segment's keys (its pairs' hash is Σx^q times it) and their count.
-        let (mut ys, mut nk) = (0u64, 0u64);
-        let (mut prev_end, mut first) = (0i64, true);
-        for lr in seg.ranges.iter() {
-            // `check_rows`: constant ranges in order, inside the keys (empty ones skipped,
-            // ends below 0 taken as 0).
-            if lr.start.slope != 0 || lr.end.slope != 0 {
-                return None;
-            }
-            let (s, e) = (lr.start.c, lr.end.c);
-            if s >= e {
-                continue;
-            }
-            let (s, e) = (s.max(0), e.max(0));
-            if e > keys || (!first && s < prev_end) {
-                return None;
-            }
-            (first, prev_end) = (false, e);
-            if s >= e {
-                continue;
-            }
-            let (lo, hi) = (s as u32, e as u32);
-            // The KV piece starting at `lo` (the pieces tile the key positions): the next one
-            // on, or found by search; none when `lo` is inside a piece.
-            if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
-                j = kp.partition_point(|k| k.0.r0 < lo);
-                if kp.get(j).is_none_or(|k| k.0.r0 != lo) {
-                    return None;
-                }
-            }
-            // Whole pieces up to `hi` (the last one then ends at `hi`: they tile).
-            while let Some((k, _)) = kp.get(j) {
-                if k.r0 >= hi {
-                    break;
-                }
-                if k.r1 > hi || !k.whole || k.seq != p.seq {
-                    return None;
-                }
-                let n = k.r1 - k.r0;
-                if ((k.tok as i64) < cl || (k.tok + n) as i64 > cu)
-                    && !rects_inside_mask(cx, &qp[q_first..=qi], (k.tok, k.tok + n))
-                {
-                    return None;
-                }
-                nk += n as u64;
-                ys = super::pairs::addm(ys, spans[k.span as usize].ys);
-                j += 1;
-            }
-        }
-        sum = sum.add(Hasher::rect(xs, ys, nq, nk));
-    }
+    })?;
     Some(sum)
 }
 
@@ -2110,6 +2026,53 @@ fn span_sums_runs(
     keys: u32,
     qs: &mut [PairSum],
     ks: &mut [PairSum],
+) -> Option<()> {
+    span_walk(cx, qp, kp, rows, keys, |ev| {
+        if let SpanEvent::Rect {
+            qrun,
+            xs,
+            nq,
+            krun,
+            ys,
+            nk,
+        } = ev
+        {
+            let r = Hasher::rect(xs, ys, nq, nk);
+            qs[qrun as usize] = qs[qrun as usize].add(r);
+            ks[krun as usize] = ks[krun as usize].add(r);
+        }
+    })
+}
+
+/// What [`span_walk`] finds, in order: per row-range segment its rectangles (the segment's
+/// query pieces, all of query run `qrun`, with Σx^q = `xs` over `nq` rows, times one whole KV
+/// piece of run `krun` with Σy^k = `ys` over `nk` keys), then the segment's end.
+enum SpanEvent {
+    Rect {
+        qrun: u32,
+        xs: u64,
+        nq: u64,
+        krun: u32,
+        ys: u64,
+        nk: u64,
+    },
+    SegmentEnd {
+        xs: u64,
+        nq: u64,
+    },
+}
+
+/// The walk of [`span_sums`] and [`span_sums_runs`]: every row-range segment of `rows` must be
+/// whole query pieces of one sequence and one run, and every non-empty range whole KV pieces
+/// of that sequence inside the keys its queries attend; each such (segment, KV piece) goes to
+/// `visit`. `None` for anything else (nothing decided).
+fn span_walk(
+    cx: &Ctx,
+    qp: &[(Piece, u32)],
+    kp: &[(Piece, u32)],
+    rows: &RowRanges,
+    keys: u32,
+    mut visit: impl FnMut(SpanEvent),
 ) -> Option<()> {
     let spans = &cx.span[..];
     let keys = keys as i64;
@@ -2198,12 +2161,18 @@ fn span_sums_runs(
                 {
                     return None;
                 }
-                let r = Hasher::rect(xs, spans[k.span as usize].ys, nq, n as u64);
-                qs[*qrun as usize] = qs[*qrun as usize].add(r);
-                ks[*krun as usize] = ks[*krun as usize].add(r);
+                visit(SpanEvent::Rect {
+                    qrun: *qrun,
+                    xs,
+                    nq,
+                    krun: *krun,
+                    ys: spans[k.span as usize].ys,
+                    nk: n as u64,
+                });
                 j += 1;
             }
         }
+        visit(SpanEvent::SegmentEnd { xs, nq });
     }
     Some(())
 }
