@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# One GPU, end-of-session check of merged main in one call:
+#  1. correctness: selftest world 1 (every mask kind, GQA, head dims, all one-GPU planners) against
+#     the CPU f64 reference, the mma.sync family too; compute-sanitizer memcheck and racecheck on
+#     small cases; the Python package's GPU test;
+#  2. kernel-bench: the sparse / short-work shapes at D 128 and D 64 (issue 10's ratios), dense
+#     causal 32K over GQA ratios 1, 2, 4, 8 x bf16 / f16 x D 64 / 128, the packed batch;
+#  3. PyTorch flash (varlen) and cuDNN SDPA on exactly the same shapes (bench/gpu/torch_ref.py).
+# Env: DCP (binary), WHEEL (folder with the dcp wheel; optional), LIMIT (s, default 540).
+# Everything lands in $OUT/x1.tgz; the table is printed last.
+set -u
+source bench/gpu/env.sh
+OUT=${OUT:?}
+T0=$SECONDS
+LIMIT=${LIMIT:-540}
+left() { [ $((SECONDS - T0)) -lt $((LIMIT - $1)) ]; }
+J=$OUT/x1; mkdir -p $J
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $J/gpu.txt
+summ() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])] if __import__("os").path.exists(sys.argv[1]) else []
+c = [r.get("check") or {} for r in rows]
+ok = sum(1 for x in c if x.get("pass"))
+w = {k: max([x.get(k, 0) or 0 for x in c] + [0]) for k in ("o", "lse", "dq", "dkv")}
+print(f"{sys.argv[2]}: {ok}/{len(rows)} pass; worst rel err " + " ".join(f"{k}={v:.1e}" for k, v in w.items()))
+PY
+}
+
+echo "== selftest world 1 (sm90) t=$((SECONDS-T0))s"
+timeout -k 5 90 $DCP bench-gpu --selftest 12 --planners dcp,zigzag,ring,local,usp --json $J/st_sm90.jsonl > $J/st_sm90.log 2>&1; echo "rc=$?"
+summ $J/st_sm90.jsonl "selftest sm90 w1" | tee -a $J/summary.txt; grep -E "FAIL|panic|rror" $J/st_sm90.log | head -3
+echo "== selftest world 1 (mma) t=$((SECONDS-T0))s"
+DCP_CUDA_FAMILY=mma timeout -k 5 60 $DCP bench-gpu --selftest 6 --planners local,zigzag --json $J/st_mma.jsonl > $J/st_mma.log 2>&1; echo "rc=$?"
+summ $J/st_mma.jsonl "selftest mma w1" | tee -a $J/summary.txt; grep -E "FAIL|panic|rror" $J/st_mma.log | head -3
+
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+for tool in memcheck racecheck; do
+  echo "== $tool t=$((SECONDS-T0))s"
+  DCP_CUDA_FAMILY=sm90 timeout -k 5 100 $CS --tool $tool --print-limit 5 $DCP bench-gpu --selftest 2 --planners local,zigzag,dcp --timeout-s 90 > $J/san_$tool.txt 2>&1; echo "rc=$?"
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|FAIL" $J/san_$tool.txt | head -4 | tee -a $J/summary.txt
+done
+
+echo "== kernel-bench sparse t=$((SECONDS-T0))s"
+for D in 128 64; do
+  timeout 90 $DCP kernel-bench --shapes causal32k,sharedq,blockwise,lambda,works1000,onework,packed --head-dim $D --repeats 3 --json $J/kb_sparse_d$D.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic'
+done
+echo "== kernel-bench GQA x dtype x D (causal32k) t=$((SECONDS-T0))s"
+for D in 128 64; do for dt in bf16 f16; do for kv in 8 4 2 1; do
+  left 120 || break 3
+  timeout 40 $DCP kernel-bench --shapes causal32k --kv-heads $kv --dtype $dt --head-dim $D --repeats 3 --json $J/kb_gqa.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic' | sed "s/^/D$D $dt kv$kv /"
+done; done; done
+
+if [ -n "${WHEEL:-}" ] && [ -d "${WHEEL:-}" ] && left 100; then
+  echo "== python GPU test t=$((SECONDS-T0))s"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $WHEEL/dcp-*.whl 2>/dev/null
+  ( export PYTHONPATH=/tmp/site; eval "$(python3 -m dcp.env)"; cd python/tests && timeout 120 python3 -m pytest -q -x test_gpu.py 2>&1 | tail -3 ) | tee $J/pytest_gpu.txt
+fi
+
+echo "== torch reference t=$((SECONDS-T0))s"
+cat $J/kb_sparse_d*.jsonl $J/kb_gqa.jsonl 2>/dev/null > $J/kb_all.jsonl
+left 40 && timeout $((LIMIT - (SECONDS - T0) - 20)) python3 bench/gpu/torch_ref.py $J/kb_all.jsonl $J/torch.jsonl 2>&1 | tail -3
+python3 - $J <<'PY' | tee $J/table.md
+import json, os, sys
+d = sys.argv[1]
+def rd(n):
+    p = os.path.join(d, n)
+    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+def key(r):
+    return (tuple(r.get("lens") or []), str(r.get("mask")).split(":")[0], r.get("heads", 8), r.get("kv_heads", 2), r.get("head_dim", 128), str(r.get("dtype", "bf16")).lower())
+tor = {key(r): r for r in rd("torch.jsonl")}
+f = lambda x: f"{x:.0f}" if x else "-"
+print("| shape | D | dtype | kv heads | dcp fwd / bwd TFLOP/s | flash fwd / bwd | cuDNN fwd / bwd | dcp / cuDNN fwd, bwd | dcp / flash fwd, bwd |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rd("kb_all.jsonl"):
+    if r.get("kind") != "bench":
+        continue
+    t = tor.get(key(r), {})
+    a, b = r["fwd_tflops_per_gpu"], r["bwd_tflops_per_gpu"]
+    rc = f"{a / t['cudnn_fwd_tflops']:.2f}, {b / t['cudnn_bwd_tflops']:.2f}" if t.get("cudnn_fwd_tflops") else "-"
+    rf = f"{a / t['flash_fwd_tflops']:.2f}, {b / t['flash_bwd_tflops']:.2f}" if t.get("flash_fwd_tflops") else "-"
+    print(f"| {r.get('shape', r.get('mask'))} | {r.get('head_dim')} | {r.get('dtype')} | {r.get('kv_heads')} | {a:.0f} / {b:.0f} | "
+          f"{f(t.get('flash_fwd_tflops'))} / {f(t.get('flash_bwd_tflops'))} | {f(t.get('cudnn_fwd_tflops'))} / {f(t.get('cudnn_bwd_tflops'))} | {rc} | {rf} |")
+PY
+cat $J/summary.txt
+tar czf $OUT/x1.tgz -C $OUT x1 && rm -rf $J
+echo "== all done t=$((SECONDS-T0))s"
