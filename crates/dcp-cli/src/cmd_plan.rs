@@ -246,7 +246,7 @@ pub fn print_table(rows: &[serde_json::Value]) {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Number of random cases.
+    /// Number of random cases (0 only with --corpus: the corpus alone).
     #[arg(long, default_value_t = 200)]
     pub cases: u64,
     /// Seed of the first case (case i uses seed + i).
@@ -265,6 +265,9 @@ pub struct CheckArgs {
 }
 
 pub fn check(a: CheckArgs) -> Result<()> {
+    if a.cases == 0 && a.corpus.is_none() {
+        bail!("--cases 0 checks nothing: give at least 1 case, or --corpus DIR to check a corpus alone");
+    }
     let planners: Vec<String> = match &a.planners {
         Some(s) => planner_list(s)?,
         None => PLANNERS

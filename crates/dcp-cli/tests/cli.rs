@@ -140,6 +140,7 @@ fn bad_numbers_are_refused_with_the_flag_named() {
     fails_with(&["plan", "--scale", "nan"], &["--scale", "positive"]);
     fails_with(&["demo", "--count", "0"], &["--count", "at least 1"]);
     fails_with(&["plan", "--count", "0"], &["--count", "at least 1"]);
+    fails_with(&["check", "--cases", "0"], &["--cases 0", "--corpus"]);
     fails_with(&["partition", "x.hgr", "--parts", "0"], &["--parts"]);
     fails_with(
         &["plan", "--comp-epsilon", "-1"],
