@@ -15,3 +15,8 @@ mk d4   "FWD_DIAG 4"          # ablation: no Q loads (wrong results)
 mk pfprof "FWD_PF 1" "FWD_PROF 1"
 mk pf2  "FWD_PF 2"            # the same with prefetch.global.L2 per 128-byte line
 mk pf2prof "FWD_PF 2" "FWD_PROF 1"
+# call 2 (after call 1's profile: the consumers' epilogue is ~22 % of a works1000 task)
+mk po     "FWD_PO 1"          # the producer copies the staged O out
+mk poprof "FWD_PO 1" "FWD_PROF 1"
+# `new`: this branch's crates/dcp-cuda/kernels as they are (FWD_PO default on)
+rm -rf "$DEST/new"; mkdir -p "$DEST/new"; cp crates/dcp-cuda/kernels/* "$DEST/new/"

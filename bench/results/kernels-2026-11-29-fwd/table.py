@@ -16,7 +16,7 @@ for p in sorted(glob.glob(os.path.join(R, 'kb_*.jsonl')), key=os.path.getmtime):
 def mean(name, shape):
     v = [r[shape] for r in rows.get(name, []) if shape in r]
     return sum(v) / len(v) if v else None
-shapes = ['causal32k', 'causal128k', 'blockwise', 'works1000', 'onework']
+shapes = ['causal32k', 'causal128k', 'blockwise', 'works1000', 'onework', 'packed']
 print('fwd TFLOP/s, mean of runs (ratio to base of the same head dim); runs listed below')
 print(f"{'variant':<11}" + ''.join(f"{s:>17}" for s in shapes))
 for name, runs in rows.items():
