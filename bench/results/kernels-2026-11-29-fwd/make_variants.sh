@@ -20,3 +20,6 @@ mk po     "FWD_PO 1"          # the producer copies the staged O out
 mk poprof "FWD_PO 1" "FWD_PROF 1"
 # `new`: this branch's crates/dcp-cuda/kernels as they are (FWD_PO default on)
 rm -rf "$DEST/new"; mkdir -p "$DEST/new"; cp crates/dcp-cuda/kernels/* "$DEST/new/"
+# `newpd`: the same with FWD_PREDESC at D 64 too
+rm -rf "$DEST/newpd"; mkdir -p "$DEST/newpd"; cp crates/dcp-cuda/kernels/* "$DEST/newpd/"
+{ echo "#define FWD_PREDESC 1"; cat crates/dcp-cuda/kernels/attn_fwd_sm90.cu; } > "$DEST/newpd/attn_fwd_sm90.cu"

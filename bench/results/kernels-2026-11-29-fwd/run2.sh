@@ -3,8 +3,10 @@
 # (carry [".kfwd10"], kind nvidia-h200). Binary .kfwd10/dcp (main 444c8fc: its embedded kernel is
 # `base`); `new` = this branch's kernels (FWD_PO on) through DCP_CUDA_KERNELS.
 # 1. kernel-bench D 128 (causal32k, causal128k, blockwise, works1000, onework, packed):
-#    base, new, base, new, base, new; D 64 the same shapes: base, new, base, new.
-# 2. FWDPROF of poprof (FWD_PO + counters) on works1000, blockwise, onework.
+#    base, new, base, new, base, new; D 64 the same shapes: base, new, newpd, base, newpd, new
+#    (newpd: FWD_PREDESC at D 64 too).
+# 2. FWDPROF of poprof (FWD_PO + counters) on works1000, blockwise, onework, and of prof (main's
+#    kernel + counters) on blockwise, onework, works1000 (kernel span, busy time, clock).
 # 3. selftest 8 (local, zigzag, dcp; every mask kind, D 64/128, bf16/f16, CPU f64 reference) of new,
 #    default CTAs and DCP_CUDA_FWD_CTAS=5; CPU check (11 x 256 + 2900; full, causal,
 #    causal-blockwise) at D 128 / 64 with 3 CTAs. A table last; everything in $OUT/kfwd10b.tgz.
@@ -50,18 +52,19 @@ for v in base new base new base new; do
   if left 75; then kb "$v" 128 "$SH" "${v}-d128_$i"; fi
 done
 snap
-for v in base new base new; do
+for v in base new newpd base newpd new; do
   i=$((i + 1))
-  if left 110; then kb "$v" 64 "$SH" "${v}-d64_$i"; fi
+  if left 115; then kb "$v" 64 "$SH" "${v}-d64_$i"; fi
 done
 snap
-for sh in works1000 blockwise onework; do if left 125; then kbp poprof "$sh"; fi; done
+for sh in works1000 blockwise onework; do if left 130; then kbp poprof "$sh"; fi; done
+for sh in blockwise onework works1000; do if left 135; then kbp prof "$sh"; fi; done
 echo "== selftest new t=$((SECONDS - T0))"
 DCP_CUDA_KERNELS="$V/new" DCP_CUDA_FAMILY=sm90 timeout 25 "$B" bench-gpu --selftest 8 --planners local,zigzag,dcp \
   --timeout-s 20 --json "$R/st_new.jsonl" > "$R/st_new.log" 2>&1
 echo "rc=$?"; summ "$R/st_new.jsonl" "selftest new" | tee -a "$R/summ.txt"
 snap
-if left 160; then
+if left 170; then
   echo "== selftest new ctas5 t=$((SECONDS - T0))"
   DCP_CUDA_FWD_CTAS=5 DCP_CUDA_KERNELS="$V/new" DCP_CUDA_FAMILY=sm90 timeout 25 "$B" bench-gpu --selftest 8 --planners local,zigzag,dcp \
     --timeout-s 20 --json "$R/st_new5.jsonl" > "$R/st_new5.log" 2>&1
@@ -69,7 +72,7 @@ if left 160; then
 fi
 python3 -c 'print({"batches": [[256] * 11, [2900]]})' | tr "'" '"' > "$R/c.json"
 for d in 128 64; do
-  if left 175; then
+  if left 185; then
     echo "== check d$d new t=$((SECONDS - T0))"
     DCP_CUDA_FWD_CTAS=3 DCP_CUDA_KERNELS="$V/new" DCP_CUDA_FAMILY=sm90 timeout 20 "$B" bench-gpu --batches "$R/c.json" --head-dim "$d" \
       --masks full,causal,causal-blockwise --planners local --check --cpu-check-tokens 3000 \

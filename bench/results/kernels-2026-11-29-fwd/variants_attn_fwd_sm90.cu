@@ -125,8 +125,16 @@ __device__ __forceinline__ long long f90_clk() {
   return t;
 }
 // Adds this thread's counters; the last of the 3 profiling threads of the grid prints them.
-__device__ void f90_prof_flush(const long long* c, int base, int n) {
+// Consumers (t0, t1: globaltimer ns at start and end) also add their busy time (12), the
+// earliest start (13), the latest end (14) and the longest busy time (15).
+__device__ void f90_prof_flush(const long long* c, int base, int n, u64 t0 = 0, u64 t1 = 0) {
   for (int i = 0; i < n; ++i) atomicAdd(&g_fprof[base + i], (unsigned long long)c[i]);
+  if (t1 > 0) {
+    atomicAdd(&g_fprof[12], t1 - t0);
+    atomicMin(&g_fprof[13], t0);
+    atomicMax(&g_fprof[14], t1);
+    atomicMax(&g_fprof[15], t1 - t0);
+  }
   __threadfence();
   if (atomicAdd(&g_fprof_n, 1u) == 3 * gridDim.x - 1) {
     __threadfence();
@@ -135,9 +143,13 @@ __device__ void f90_prof_flush(const long long* c, int base, int n) {
     atomicExch(&g_fprof_n, 0u);
     const double nt = v[1] > 0 ? (double)v[1] : 1.0;  // tasks summed over the 2 warpgroups
     printf("FWDPROF grid %u tasks %.0f tiles %.0f | cons/task: total %.0f qwait %.0f kvwait %.0f "
-           "tiles %.0f first %.0f epi %.0f | prod/task: total %.0f qempty %.0f empty %.0f desc %.0f\n",
+           "tiles %.0f first %.0f epi %.0f | prod/task: total %.0f qempty %.0f empty %.0f desc %.0f"
+           " | span %.1f us, consumer busy mean %.1f max %.1f us, clock %.3f GHz\n",
            gridDim.x, nt / 2, (double)v[2] / 2, v[0] / nt, v[3] / nt, v[4] / nt, v[5] / nt, v[6] / nt,
-           v[7] / nt, 2.0 * v[8] / nt, 2.0 * v[9] / nt, 2.0 * v[10] / nt, 2.0 * v[11] / nt);
+           v[7] / nt, 2.0 * v[8] / nt, 2.0 * v[9] / nt, 2.0 * v[10] / nt, 2.0 * v[11] / nt,
+           (double)(v[14] - v[13]) * 1e-3, (double)v[12] * 1e-3 / (2.0 * gridDim.x), (double)v[15] * 1e-3,
+           v[12] > 0 ? (double)v[0] / (double)v[12] : 0.0);
+    atomicExch(&g_fprof[13], ~0ull);
   }
 }
 #define F90_PT(...) __VA_ARGS__
@@ -641,7 +653,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const u32 v_d0 = (sV >> 4) | ((u32)(S90_BC * 128 >> 4) << 16);
 #endif
   u32 sg = 0;
-  F90_PT(long long cc[8] = {0, 0, 0, 0, 0, 0, 0, 0}; const long long c_t0 = f90_clk();)
+  F90_PT(long long cc[8] = {0, 0, 0, 0, 0, 0, 0, 0}; const long long c_t0 = f90_clk(); const u64 c_g0 = global_ns();)
   for (u32 tq = 0;; ++tq) {
     const int qb = tq & 1;
     F90_PT(long long c_a = f90_clk();)
@@ -895,7 +907,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if FWD_PROF
   if ((tid & 127) == 0) {
     cc[0] = f90_clk() - c_t0;
-    f90_prof_flush(cc, 0, 8);
+    f90_prof_flush(cc, 0, 8, c_g0, global_ns());
   }
 #endif
 }
