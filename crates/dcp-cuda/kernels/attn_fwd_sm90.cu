@@ -88,16 +88,6 @@
 #ifndef FWD_PREDESC
 #define FWD_PREDESC (HEAD_DIM == 128)
 #endif
-// FWD_PO 1 (with FWD_OST): the producer copies the staged 16-bit O out. The consumers' epilogue
-// ends with the stmatrix of O into the task's Q buffer and the arrival on its "Q empty" barrier
-// (which then means "O staged"); the producer, before it loads the Q of the task two later into
-// that buffer, copies O to global memory (16-byte shared loads and global stores, each thread the
-// chunks it then overwrites with Q), reading the finished task's descriptors from the buffer, and
-// after its last task flushes the O still staged. Cycle counts (bench/results/kernels-2026-11-29-fwd,
-// FWD_PROF): the consumers' epilogue took ~2400 clk per task, 22 % of a works1000 task.
-#ifndef FWD_PO
-#define FWD_PO 1
-#endif
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -370,47 +360,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const int pt = tid;      // 0..127: the row / key of the tile this thread loads
     const int pw = pt >> 5;  // producer warp: rows / keys 32*pw .. 32*pw+31
     const u32 n_tasks = sched[2];
-#if FWD_PO
-    // O of task td (16-bit; staged by the consumers in its Q buffer) to global memory, with the
-    // thread -> chunk map of the Q load (warp_rows_async), so that a thread overwrites with the
-    // next Q only chunks it has read itself; then a producer barrier, since the task's
-    // descriptors read here by every thread are overwritten next by warp 0.
-    auto o_out = [&](u32 td) {
-      const u32 b = td & 1;
-      const unsigned char* qi = gbase + (qsmall + b * F90_QSMALL - base);
-      const TaskDesc* tk = (const TaskDesc*)qi;
-      const WorkDesc* wk = (const WorkDesc*)(qi + 32);
-      const u32 row0 = tk->row0, head = tk->head, n_rows = wk->n_rows, o_stride = wk->o_stride;
-      if (wk->o_dtype != DT_F32) {
-        __half* const op = (__half*)wk->o;
-        constexpr int CH = D / 8, KPI = 32 / CH;
-        const int c = lane % CH;
-#pragma unroll 4
-        for (int j = 0; j < 32 / KPI; ++j) {
-          const u32 r = 32 * pw + j * KPI + lane / CH;
-          const uint4 val = f90_lds128(sQ + b * QBYTES + (c >> 3) * (S90_BR * 128) + sw128(r, c));
-          const u32 grow = row0 + r;
-          f90_stg128p(op + ((u64)grow * o_stride + head * D + 8 * c), val, grow < n_rows);
-        }
-      }
-      named_bar(3, 128);
-    };
-    u32 tq_end = 0;
-    // Waits until Q buffer qb is free for task tq (the consumers are done with task tq - 2); with
-    // FWD_PO, copies that task's O out of it.
-#define F90_QEMPTY_WAIT(tq)                                   \
-  do {                                                        \
-    if ((tq) >= 2) {                                          \
-      mbar_wait_guarded(qempty(qb), ((((tq) >> 1) - 1) & 1)); \
-      o_out((tq)-2);                                          \
-    }                                                         \
-  } while (0)
-#else
-#define F90_QEMPTY_WAIT(tq)                                                \
-  do {                                                                     \
-    if ((tq) >= 2) mbar_wait_guarded(qempty(qb), ((((tq) >> 1) - 1) & 1)); \
-  } while (0)
-#endif
     u32 cur = blockIdx.x, sg = 0;
     for (u32 tq = 0;; ++tq) {
       const int qb = tq & 1;
@@ -419,19 +368,16 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
 #endif
 #if !FWD_PREDESC
-      F90_QEMPTY_WAIT(tq);
+      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
 #endif
       const u32 qs = qsmall + qb * F90_QSMALL;
       if (cur >= n_tasks) {
 #if FWD_PREDESC
-        F90_QEMPTY_WAIT(tq);
+        if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
 #endif
         // No task left: tell the consumers (tiles_n = ~0) and stop.
         if (pt == 0) *(volatile u32*)(gbase + (qs + 16u - base)) = 0xffffffffu;
         mbar_arrive(qfull(qb));
-#if FWD_PO
-        tq_end = tq;
-#endif
         break;
       }
       const TaskDesc task = tasks[cur];
@@ -452,7 +398,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
       const u32 k_stride = one_seg ? sg0->stride : 0;
       u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
-      F90_QEMPTY_WAIT(tq);
+      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
       if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
       else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
         f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
@@ -519,14 +465,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
       cur = sched_share_next(slot, tq, nxt, pt, 3);
     }
-#if FWD_PO
-    // The last task's O (the one before the stop marker) is still staged.
-    if (tq_end >= 1) {
-      mbar_wait_guarded(qempty((tq_end - 1) & 1), ((tq_end - 1) >> 1) & 1);
-      o_out(tq_end - 1);
-    }
-#endif
-#undef F90_QEMPTY_WAIT
     if (pt == 0) sched_finish(sched);
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
@@ -755,7 +693,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
         f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
       }
-#if !FWD_PO
       named_bar(4 + cw, 128);  // this warpgroup's rows are written
       // 16-byte chunks: thread tw of the warpgroup takes chunk tw of each 128 (rows of D / 8).
       const int tw = tid & 127;
@@ -767,7 +704,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const u32 grow = row0 + rr;
         f90_stg128p((__half*)optr + ((u64)grow * o_stride + head * D + 8 * cc), val, grow < n_rows);
       }
-#endif
     } else
 #endif
 #pragma unroll
