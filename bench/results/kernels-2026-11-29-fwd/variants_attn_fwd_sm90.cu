@@ -1,0 +1,913 @@
+// Blockwise attention forward over a work list on Hopper (sm_90a): wgmma + warp specialisation,
+// persistent CTAs.
+//
+// Same contract as attn_fwd.cu (work list, per-row key ranges in concatenated-KV coordinates,
+// tiles listed per task, partial tiles masked, GQA, O = 0 / LSE = -inf for rows with no key);
+// only the tile shape differs: 128 query rows x S90_BC = 128 keys.
+//
+// Persistent: the grid is at most one CTA per SM; CTA b starts with task b and then takes the
+// next task from a counter (`sched[0]`, one atomicAdd per task, fetched a task ahead;
+// `sched[2]` = number of tasks, longest first), so short tasks (packed batches, thousands of
+// small works) cost no launch tail or CTA prologue, and the producer loads the next task's Q and
+// first K/V tiles while the consumers finish the current one. The last CTA to finish resets the
+// counters for the next launch (`sched[1]` counts finished CTAs).
+//
+// One CTA = 3 warpgroups. Warpgroup 0 is the producer: per task it puts the task and work
+// descriptors and each row's range span into shared memory and loads the Q tile into one of two
+// Q buffers; then it streams the task's K/V tiles into 2 stages with cp.async (each key row
+// through its own address, since a work's keys may come from several KV regions; one region:
+// addresses by arithmetic, no loads per tile), signalling a "full" mbarrier per stage when the
+// copies land (cp.async.mbarrier.arrive.noinc). For a partial tile it also stages the tile word
+// and the first two ranges of each row, so the consumers' mask reads no global memory (rows with
+// more ranges read the rest from `ranges`).
+// Warpgroups 1 and 2 are consumers, 64 query rows each: S = Q K^T with wgmma m64n128k16 (Q and K
+// from shared memory), mask (partial tiles only: a select before one ex2.approx, no branch per
+// element) and online softmax in registers (log2 domain), then O += P V with wgmma m64nDk16
+// taking P from registers (the accumulator layout of S is the A fragment layout) and V from
+// shared memory (MN-major); then they release the stage ("empty" mbarrier, every thread).
+// Q, K and V sit in shared memory in the 128-byte swizzled layout: per 64-column block, rows of
+// 128 bytes, 16-byte chunk c of row r at r*128 + ((c ^ r%8) * 16).
+// setmaxnreg moves registers from the producer to the consumers.
+// Measured variants (separate K and V barriers, S(j+1) issued with P V(j), warpgroup ping-pong,
+// one elected arrival per warp): bench/results/kernels-2026-11-28e-fwd.
+
+// FWD_CLAIM_LATE 1: the next task index is claimed after a task's last K/V load instead of at its
+// start (A/B; see attn_bwd_sm90.cu, where claiming late gained 4-6 % on causal 128K).
+#ifndef FWD_CLAIM_LATE
+#define FWD_CLAIM_LATE 0
+#endif
+
+// FWD_FASTDESC 1: the wgmma descriptors are fixed base descriptors (computed once per CTA, the
+// consumer warpgroup index from a warp shuffle so they sit in uniform registers) plus constant
+// offsets on their low word, instead of ~12 instructions per wgmma rebuilding them from the shared
+// address (as BWD_FASTDESC in attn_bwd_sm90.cu).
+// Defaults: on at D 128, where together with FWD_LAZY and FWD_SPLIT 2 they measured +5 % / +5 %
+// at causal 32K / 128K (bench/results/kernels-2026-11-28m, variant pv2); off at D 64, where the
+// same variant measured -5 % / +2 %.
+#ifndef FWD_FASTDESC
+#define FWD_FASTDESC (HEAD_DIM == 128)
+#endif
+// FWD_LAZY 1: the running row maximum is raised (and O, l rescaled) only when a tile's maximum
+// exceeds it by more than FWD_LAZY_TAU (log2 units), decided per warp (`__any_sync`, a
+// warp-uniform branch): otherwise P = exp2(s - m) with the stale m (P <= 2^TAU, exact in the
+// same bf16/fp32 formats) and no multiply of the 64 O registers per step. O / l and LSE = m +
+// log2 l are unchanged, since O and l always share the same m.
+#ifndef FWD_LAZY
+#define FWD_LAZY (HEAD_DIM == 128)
+#endif
+#ifndef FWD_LAZY_TAU
+#define FWD_LAZY_TAU 8.0f
+#endif
+// FWD_SPLIT 1: full tiles are computed as two halves of 64 keys within the one K/V stage: S of
+// both halves issued together, the softmax of half a runs while the tensor cores compute S of
+// half b, that of half b while they compute P V of half a (intra-warpgroup overlap without a
+// third stage or separate K and V barriers); P V of half b follows without a wait unless a row
+// of the warpgroup rescales for half b (decided by `bar.red.or` on named barrier 1 + warpgroup).
+// Partial tiles keep the whole-tile step. Variants and SASS counts: bench/results/kernels-2026-11-28m.
+// FWD_SPLIT 2: S of the whole tile as before, one row maximum, then P V issued in two halves:
+// P V of keys 0-63 runs while the exponentials of keys 64-127 are computed (every tile).
+#ifndef FWD_SPLIT
+#define FWD_SPLIT ((HEAD_DIM == 128) ? 2 : 0)
+#endif
+
+// FWD_OST 1: 16-bit O leaves through shared memory: each consumer warpgroup writes its normalised
+// 64 x D tile with stmatrix into its own rows of the task's Q buffer (free once the task's last S
+// has completed; same 128-byte swizzle, no bank conflicts), then copies it out with 16-byte shared
+// loads and 16-byte global stores (a warp stores two whole 256-byte rows at a time) instead of 32
+// 4-byte stores per row pair, each touching 8 rows. f32 O (split-K partials) keeps the direct
+// stores. FWD_PREDESC 1: the producer loads a task's descriptors (task, work, the row's range
+// span, first tile word, KV base) before it waits for the Q buffer to be free, so their latency
+// runs under that wait. Defaults: on at D 128, where together they measured works1000 +19 %,
+// causal-blockwise +6 %, dense within noise (bench/results/kernels-2026-11-28n, variant ostpd).
+// FWD_OST is on at D 64 too since the lead's alternated A/B (kernels-2026-11-28n/lead/d64):
+// works1000 +9 %, packed +1.6 %, blockwise +2 %, dense causal 32K / 128K -0.7 % / -0.6 %
+// (within run-to-run spread); FWD_PREDESC is not measured at D 64 and stays off there.
+#ifndef FWD_OST
+#define FWD_OST 1
+#endif
+#ifndef FWD_PREDESC
+#define FWD_PREDESC (HEAD_DIM == 128)
+#endif
+// ---- kfwd10 variants (bench/results/kernels-2026-11-29-fwd) ----
+// FWD_PF 1 / 2: L2 prefetch of a one-region task's first K/V tile once its descriptors are known
+// (before the producer waits for the Q buffer / stage), and of tile it+1 when tile it is issued
+// (before the wait for its stage); each producer thread its key's row (K and V of a key are
+// contiguous). FWD_PD only (the D 128 default path).
+#ifndef FWD_PF
+#define FWD_PF 0
+#endif
+// FWD_PROF 1: cycle counters (clock64) per task of one thread per consumer warpgroup and of
+// producer thread 0, summed over CTAs; the last thread to finish prints one FWDPROF line per
+// launch (per task and consumer warpgroup) and resets them. Timing diagnostics only.
+#ifndef FWD_PROF
+#define FWD_PROF 0
+#endif
+// FWD_PO 1 (with FWD_OST): the producer copies the staged 16-bit O out. The consumers' epilogue
+// ends with the stmatrix of O into the task's Q buffer and the arrival on its "Q empty" barrier
+// (which now means "O staged"); the producer, before it loads the Q of the task two later into
+// that buffer, copies O to global memory (16-byte shared loads and global stores, each thread the
+// chunks it then overwrites with Q) reading the finished task's descriptors from the buffer, and
+// after its last task flushes the O still staged. The consumers' epilogue (session 10's profile:
+// ~2400 clk per task, 22 % of a works1000 task) shrinks to the normalisation and the stmatrix.
+#ifndef FWD_PO
+#define FWD_PO 0
+#endif
+// FWD_DIAG (timing ablations only, wrong results): bit 1 no K/V loads, bit 2 no Q loads.
+#ifndef FWD_DIAG
+#define FWD_DIAG 0
+#endif
+#if FWD_PROF
+__device__ unsigned long long g_fprof[16];
+__device__ unsigned int g_fprof_n;
+__device__ __forceinline__ long long f90_clk() {
+  long long t;
+  asm volatile("mov.u64 %0, %%clock64;\n" : "=l"(t)::"memory");
+  return t;
+}
+// Adds this thread's counters; the last of the 3 profiling threads of the grid prints them.
+// Consumers (t0, t1: globaltimer ns at start and end) also add their busy time (12), the
+// earliest start (13), the latest end (14) and the longest busy time (15).
+__device__ void f90_prof_flush(const long long* c, int base, int n, u64 t0 = 0, u64 t1 = 0) {
+  for (int i = 0; i < n; ++i) atomicAdd(&g_fprof[base + i], (unsigned long long)c[i]);
+  if (t1 > 0) {
+    atomicAdd(&g_fprof[12], t1 - t0);
+    atomicMin(&g_fprof[13], t0);
+    atomicMax(&g_fprof[14], t1);
+    atomicMax(&g_fprof[15], t1 - t0);
+  }
+  __threadfence();
+  if (atomicAdd(&g_fprof_n, 1u) == 3 * gridDim.x - 1) {
+    __threadfence();
+    unsigned long long v[16];
+    for (int i = 0; i < 16; ++i) v[i] = atomicExch(&g_fprof[i], 0ull);
+    atomicExch(&g_fprof_n, 0u);
+    const double nt = v[1] > 0 ? (double)v[1] : 1.0;  // tasks summed over the 2 warpgroups
+    printf("FWDPROF grid %u tasks %.0f tiles %.0f | cons/task: total %.0f qwait %.0f kvwait %.0f "
+           "tiles %.0f first %.0f epi %.0f | prod/task: total %.0f qempty %.0f empty %.0f desc %.0f"
+           " | span %.1f us, consumer busy mean %.1f max %.1f us, clock %.3f GHz\n",
+           gridDim.x, nt / 2, (double)v[2] / 2, v[0] / nt, v[3] / nt, v[4] / nt, v[5] / nt, v[6] / nt,
+           v[7] / nt, 2.0 * v[8] / nt, 2.0 * v[9] / nt, 2.0 * v[10] / nt, 2.0 * v[11] / nt,
+           (double)(v[14] - v[13]) * 1e-3, (double)v[12] * 1e-3 / (2.0 * gridDim.x), (double)v[15] * 1e-3,
+           v[12] > 0 ? (double)v[0] / (double)v[12] : 0.0);
+    atomicExch(&g_fprof[13], ~0ull);
+  }
+}
+#define F90_PT(...) __VA_ARGS__
+#else
+#define F90_PT(...)
+#endif
+// One key row (K and V, 2 D elements) into L2: FWD_PF 1 one bulk prefetch (its address must be
+// warp-uniform: ptxas loops over the lanes), FWD_PF 2 one prefetch.global.L2 per 128-byte line.
+__device__ __forceinline__ void f90_pf_l2(u64 p, u32 bytes) {
+#if FWD_PF == 2
+  for (u32 o = 0; o < bytes; o += 128) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p + o) : "memory");
+#else
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
+#endif
+}
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#define S90_BR 128
+#define S90_BC 128
+#define S90_THREADS 384
+#define FWD_PROD_REGS 56
+#define FWD_CONS_REGS 224
+static_assert(128 * FWD_PROD_REGS + 256 * FWD_CONS_REGS <= 384 * 168,
+              "setmaxnreg split exceeds the registers the CTA is launched with");
+
+static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head dims 64 and 128");
+
+// Shared memory besides the tiles (kept in step with exec.rs): per K/V stage the ranges of each
+// row (2 x 8 bytes) and the tile word; per Q buffer the task and work descriptors (160 bytes)
+// and each row's range span (8 bytes); 8 mbarriers and two task-index slots.
+#define F90_KSMALL (S90_BR * 16 + 16)
+#define F90_INFO 160
+#define F90_QSMALL (F90_INFO + S90_BR * 8)
+#define F90_BARS 72
+
+// PV for the head dim: N = HEAD_DIM.
+__device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b) {
+#if HEAD_DIM == 128
+  wgmma_m64n128k16_rs<1>(o, a, b, 1);
+#else
+  wgmma_m64n64k16_rs<1>(o, a, b, 1);
+#endif
+}
+
+// exp2 with no range fix-up (ex2.approx: -inf -> 0).
+__device__ __forceinline__ float f90_ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ void f90_cp_async8(u32 saddr, const void* gmem, bool valid) {
+  int n = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
+}
+
+// Mask of a partial tile: element (row r_lo + 8h, key k0 + nt*8 + 2 t4 + e) keeps its score when
+// the key is in one of the row's ranges (the first two staged in `rg`, the rest read from
+// `ranges[span.x + 2 .. span.y)`) and below n_keys; -inf otherwise.
+__device__ __forceinline__ void mask_tile(float* sc, u32 k0, const uint4* rg, const uint2* span,
+                                          const uint2* __restrict__ ranges, u32 n_keys, int r_lo,
+                                          int t4) {
+  // The thread's columns of a row are c = 8 nt + 2 t4 + e (nt < 16, e < 2): key range [lo, hi)
+  // (relative to the tile's first key) holds exactly the nt in [ceil((lo - b) / 8),
+  // ceil((hi - b) / 8)) for b = 2 t4 + e, so each range becomes two 16-bit masks (one per e) from
+  // its two ends instead of four compares per element (the per-element form cost
+  // causal-blockwise 7 % of its forward, bench/results/kernels-2026-11-28j).
+  auto add = [&](u32* m, int lo, int hi) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int b = 2 * t4 + e;
+      const int a0 = min(max((lo - b + 7) >> 3, 0), S90_BC / 8);
+      const int a1 = max(min(max((hi - b + 7) >> 3, 0), S90_BC / 8), a0);
+      m[e] |= (1u << a1) - (1u << a0);
+    }
+  };
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const uint4 r = rg[r_lo + 8 * h];
+    u32 m[2] = {0u, 0u};
+    // Bounds relative to the tile's first key (signed: a range may start before it).
+    add(m, (int)(r.x - k0), (int)(min(r.y, n_keys) - k0));
+    add(m, (int)(r.z - k0), (int)(min(r.w, n_keys) - k0));
+    for (u32 i = span[h].x + 2; i < span[h].y; ++i) {
+      const uint2 x = ranges[i];
+      add(m, (int)(x.x - k0), (int)(min(x.y, n_keys) - k0));
+    }
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        sc[nt * 4 + 2 * h + e] = ((m[e] >> nt) & 1u) ? sc[nt * 4 + 2 * h + e] : -INFINITY;
+  }
+}
+
+// Mask of a partial tile from its precomputed words (`tilemask.rs`): bit 2 nt + e of word h is
+// element (row r_lo + 8 h, key 8 nt + 2 t4 + e).
+__device__ __forceinline__ void mask_tile_bits(float* sc, uint2 w) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const u32 m = h ? w.y : w.x;
+#pragma unroll
+    for (int i = 0; i < S90_BC / 4; ++i)
+      sc[(i >> 1) * 4 + 2 * h + (i & 1)] = ((m >> i) & 1u) ? sc[(i >> 1) * 4 + 2 * h + (i & 1)] : -INFINITY;
+  }
+}
+
+// Online softmax step (log2 domain) on S in place: new row maxima `mm`, P = exp2(S*scale - m),
+// the factor `al` by which O and the row sums must be scaled, and the rows' sums of P.
+__device__ __forceinline__ void softmax_step(float* sc, float* mm, float* al, float* sum,
+                                             float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt)
+      mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float mn = fmaxf(mm[h], mx * scale_log2);
+    const float mu = mn == -INFINITY ? 0.f : mn;
+    al[h] = f90_ex2(mm[h] - mu);
+    mm[h] = mn;
+    float s = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt) {
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
+      s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+    }
+    sum[h] = s;
+  }
+}
+
+__device__ __forceinline__ void rescale(float* o, float* ll, const float* al, const float* sum) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    ll[h] = ll[h] * al[h] + sum[h];
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) {
+      o[i * 4 + 2 * h] *= al[h];
+      o[i * 4 + 2 * h + 1] *= al[h];
+    }
+  }
+}
+
+// Descriptor from its low and high words (FWD_FASTDESC: the low word, whose 14-bit start-address
+// field never carries below 256 KiB of shared memory, takes the offsets).
+__device__ __forceinline__ u64 f90_desc(u32 lo, u32 hi) { return ((u64)hi << 32) | lo; }
+
+// Online softmax step with its rescale separated (FWD_LAZY, FWD_SPLIT), on NT column groups of
+// 8 keys of S (sc[nt * 4 + 2 h + e], nt < NT). f90_max: the candidate maxima `mn`; returns
+// whether the warp rescales (every row of a warp if any of its rows' maximum grew by more than
+// FWD_LAZY_TAU with FWD_LAZY, always without).
+template <int NT>
+__device__ __forceinline__ bool f90_max(const float* sc, const float* mm, float* mn, float scale_log2) {
+  bool need = false;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    mn[h] = fmaxf(mm[h], mx * scale_log2);
+    need |= mn[h] > mm[h] + FWD_LAZY_TAU;
+  }
+#if FWD_LAZY
+  return __any_sync(0xffffffffu, need);
+#else
+  return true;
+#endif
+}
+// Moves the rows' maxima to `mn`: l and O scaled by exp2(m - mn) (O must not be in flight).
+__device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, const float* mn) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float al = f90_ex2(mm[h] - (mn[h] == -INFINITY ? 0.f : mn[h]));
+    mm[h] = mn[h];
+    ll[h] *= al;
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) {
+      o[i * 4 + 2 * h] *= al;
+      o[i * 4 + 2 * h + 1] *= al;
+    }
+  }
+}
+// P = exp2(S * scale - m) in place, the row sums added to l.
+template <int NT>
+__device__ __forceinline__ void f90_exp(float* sc, const float* mm, float* ll, float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float mu = mm[h] == -INFINITY ? 0.f : mm[h];
+    float s = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
+      s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+    }
+    ll[h] += s;
+  }
+}
+// OR of `x` over the 128 threads of a consumer warpgroup (named barrier `bar`, FWD_SPLIT 1).
+__device__ __forceinline__ bool f90_wg_any(bool x, u32 bar) {
+  u32 r;
+  asm volatile(
+      "{\n.reg .pred p, q;\nsetp.ne.u32 p, %1, 0;\nbar.red.or.pred q, %2, 128, p;\nselp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"((u32)x), "r"(bar)
+      : "memory");
+  return r != 0;
+}
+template <int N>
+__device__ __forceinline__ void reg_fence_u(u32* r) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+
+// FWD_OST: stmatrix (four 8x8 b16 matrices; lane l addresses row l % 8 of matrix l / 8), a
+// 16-byte shared load, a predicated 16-byte global store (st.global: the pointer is generic).
+__device__ __forceinline__ void f90_stmatrix4(u32 saddr, const u32* v) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr), "r"(v[0]),
+               "r"(v[1]), "r"(v[2]), "r"(v[3])
+               : "memory");
+}
+__device__ __forceinline__ uint4 f90_lds128(u32 saddr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(saddr) : "memory");
+  return v;
+}
+__device__ __forceinline__ void f90_stg128p(void* p, uint4 v, bool ok) {
+  asm volatile("{\n.reg .pred q;\nsetp.ne.u32 q, %5, 0;\n@q st.global.v4.b32 [%0], {%1, %2, %3, %4};\n}\n" ::"l"(
+                   __cvta_generic_to_global(p)),
+               "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "r"((u32)ok)
+               : "memory");
+}
+__device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
+__device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
+
+extern "C" __global__ void __launch_bounds__(S90_THREADS, 1)
+dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
+                  const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
+                  const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges, u32 group,
+                  float scale_log2, u32* sched, const u32* __restrict__ tmask,
+                  const u32* __restrict__ masks) {
+  constexpr int D = HEAD_DIM;
+  constexpr u32 QBYTES = S90_BR * D * 2;
+  constexpr u32 TBYTES = S90_BC * D * 2;  // one K (or V) stage
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  // Shared-space addresses, 1024-byte aligned (the swizzle atoms must be).
+  const u32 raw = smem_u32(smem_raw);
+  const u32 base = (raw + 1023u) & ~1023u;
+  unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
+  const u32 sQ = base;                              // [2][D/64][BR][128 B]
+  const u32 sK = sQ + 2 * QBYTES;                   // [2][D/64][BC][128 B]
+  const u32 sV = sK + 2 * TBYTES;                   // same
+  const u32 ksmall = sV + 2 * TBYTES;               // [2][F90_KSMALL]
+  const u32 qsmall = ksmall + 2 * F90_KSMALL;       // [2][F90_QSMALL]
+  const u32 bars = qsmall + 2 * F90_QSMALL;
+  auto full = [&](int s) { return bars + 8u * s; };
+  auto empty = [&](int s) { return bars + 16u + 8u * s; };
+  auto qfull = [&](int b) { return bars + 32u + 8u * b; };
+  auto qempty = [&](int b) { return bars + 48u + 8u * b; };
+  volatile u32* slot = (volatile u32*)(gbase + (bars + 64u - base));  // [2] next task index
+
+  const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+
+  if (tid == 0) {
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(full(s), 128);
+      mbar_init(empty(s), 256);
+      mbar_init(qfull(s), 128);
+      mbar_init(qempty(s), 256);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---------------- producer ----------------
+    setmaxnreg_dec<FWD_PROD_REGS>();
+    const int pt = tid;      // 0..127: the row / key of the tile this thread loads
+    const int pw = pt >> 5;  // producer warp: rows / keys 32*pw .. 32*pw+31
+    const u32 n_tasks = sched[2];
+#if FWD_PO
+    // O of task td (16-bit; staged by the consumers in its Q buffer) to global memory, with the
+    // thread -> chunk map of the Q load (warp_rows_async), so that a thread overwrites with the
+    // next Q only chunks it has read itself; then a producer barrier, since the task's
+    // descriptors read here by every thread are overwritten next by warp 0.
+    auto o_out = [&](u32 td) {
+      const u32 b = td & 1;
+      const unsigned char* qi = gbase + (qsmall + b * F90_QSMALL - base);
+      const TaskDesc* tk = (const TaskDesc*)qi;
+      const WorkDesc* wk = (const WorkDesc*)(qi + 32);
+      const u32 row0 = tk->row0, head = tk->head, n_rows = wk->n_rows, o_stride = wk->o_stride;
+      if (wk->o_dtype != DT_F32) {
+        __half* const op = (__half*)wk->o;
+        constexpr int CH = D / 8, KPI = 32 / CH;
+        const int c = lane % CH;
+#pragma unroll 4
+        for (int j = 0; j < 32 / KPI; ++j) {
+          const u32 r = 32 * pw + j * KPI + lane / CH;
+          const uint4 val = f90_lds128(sQ + b * QBYTES + (c >> 3) * (S90_BR * 128) + sw128(r, c));
+          const u32 grow = row0 + r;
+          f90_stg128p(op + ((u64)grow * o_stride + head * D + 8 * c), val, grow < n_rows);
+        }
+      }
+      named_bar(3, 128);
+    };
+    u32 tq_end = 0;
+#define F90_QEMPTY_WAIT(tq)                                         \
+  do {                                                              \
+    if ((tq) >= 2) {                                                \
+      mbar_wait_guarded(qempty(qb), ((((tq) >> 1) - 1) & 1));       \
+      o_out((tq)-2);                                                \
+    }                                                               \
+  } while (0)
+#else
+#define F90_QEMPTY_WAIT(tq)                                                    \
+  do {                                                                         \
+    if ((tq) >= 2) mbar_wait_guarded(qempty(qb), ((((tq) >> 1) - 1) & 1));     \
+  } while (0)
+#endif
+    u32 cur = blockIdx.x, sg = 0;
+    F90_PT(long long pc[4] = {0, 0, 0, 0}; const long long p_t0 = f90_clk(); long long p_a;)
+    for (u32 tq = 0;; ++tq) {
+      const int qb = tq & 1;
+      F90_PT(p_a = f90_clk();)
+      u32 nxt = 0;
+#if !FWD_CLAIM_LATE
+      if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+#if !FWD_PREDESC
+      F90_QEMPTY_WAIT(tq);
+#endif
+      const u32 qs = qsmall + qb * F90_QSMALL;
+      if (cur >= n_tasks) {
+#if FWD_PREDESC
+        F90_QEMPTY_WAIT(tq);
+#endif
+        // No task left: tell the consumers (tiles_n = ~0) and stop.
+        if (pt == 0) *(volatile u32*)(gbase + (qs + 16u - base)) = 0xffffffffu;
+        mbar_arrive(qfull(qb));
+#if FWD_PO
+        tq_end = tq;
+#endif
+        break;
+      }
+      const TaskDesc task = tasks[cur];
+      const WorkDesc& w = works[task.work];
+#if FWD_PREDESC
+      // Everything read from global memory before the Q buffer is free (registers only).
+      const u32 row = task.row0 + pt;
+      const bool rok = row < w.n_rows;
+      const u32* rp = row_ptr + w.row_off + (rok ? row : 0);
+      const u32 ra = rok ? rp[0] : 0, rb = rok ? rp[1] : 0;
+      const elem_t* qbase = (const elem_t*)w.q;
+      const u64 myq = rok ? (u64)(qbase + (u64)row * w.q_stride + task.head * D) : 0;
+      const u32 kvh = task.head / group;
+      const u32* my_tiles = tiles + task.tiles_off;
+      const u32 n_keys = w.n_keys;
+      const bool one_seg = w.kv_count == 1;
+      const KvSeg* sg0 = segs + w.kv_first;
+      const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
+      const u32 k_stride = one_seg ? sg0->stride : 0;
+      u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+#if FWD_PROF
+      {
+        u64 dep;
+        asm volatile("add.u64 %0, %1, %2;\n" : "=l"(dep) : "l"(k_base), "l"((u64)word_next + ra + rb + myq));
+        asm volatile("" ::"l"(dep));
+        long long p_b = f90_clk();
+        pc[3] += p_b - p_a;
+        p_a = p_b;
+      }
+#endif
+#if FWD_PF
+      if (one_seg && task.tiles_n > 0) {
+        const u32 key0 = (word_next & 0x7fffffffu) * S90_BC + pt;
+        if (key0 < n_keys) f90_pf_l2(k_base + (u64)key0 * k_stride * sizeof(elem_t), 2 * D * sizeof(elem_t));
+      }
+#endif
+      F90_QEMPTY_WAIT(tq);
+      F90_PT({ long long p_b = f90_clk(); pc[1] += p_b - p_a; p_a = p_b; })
+      if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
+      else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
+        f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+      cp_async4_s(qs + F90_INFO + 8 * pt, rp, rok);
+      cp_async4_s(qs + F90_INFO + 8 * pt + 4, rp + 1, rok);
+#if !(FWD_DIAG & 4)
+      warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
+#endif
+      mbar_arrive_cp_async(qfull(qb));
+#else
+      // Task and work descriptors, the rows' range spans, Q.
+      if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
+      else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
+        f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+      const u32 row = task.row0 + pt;
+      const bool rok = row < w.n_rows;
+      const u32* rp = row_ptr + w.row_off + (rok ? row : 0);
+      cp_async4_s(qs + F90_INFO + 8 * pt, rp, rok);
+      cp_async4_s(qs + F90_INFO + 8 * pt + 4, rp + 1, rok);
+      const u32 ra = rok ? rp[0] : 0, rb = rok ? rp[1] : 0;
+      const elem_t* qbase = (const elem_t*)w.q;
+      const u64 myq = rok ? (u64)(qbase + (u64)row * w.q_stride + task.head * D) : 0;
+      warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
+      mbar_arrive_cp_async(qfull(qb));
+      const u32 kvh = task.head / group;
+      const u32* my_tiles = tiles + task.tiles_off;
+      // One KV region (the common case): key addresses by arithmetic, no loads per tile.
+      const u32 n_keys = w.n_keys;
+      const bool one_seg = w.kv_count == 1;
+      const KvSeg* sg0 = segs + w.kv_first;
+      const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
+      const u32 k_stride = one_seg ? sg0->stride : 0;
+      u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+#endif
+      for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
+        const int s = sg & 1;
+        const u32 word = word_next;
+        if (it + 1 < task.tiles_n) word_next = my_tiles[it + 1];
+        const u32 key = (word & 0x7fffffffu) * S90_BC + pt;
+        const u64 kp = one_seg ? (key < n_keys ? k_base + (u64)key * k_stride * sizeof(elem_t) : 0)
+                               : kv_key_ptr<D>(w, segs, key, kvh);
+#if FWD_PF
+        if (one_seg && it + 1 < task.tiles_n) {
+          const u32 key1 = (word_next & 0x7fffffffu) * S90_BC + pt;
+          if (key1 < n_keys) f90_pf_l2(k_base + (u64)key1 * k_stride * sizeof(elem_t), 2 * D * sizeof(elem_t));
+        }
+#endif
+        F90_PT(long long p_w = f90_clk();)
+        if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
+        F90_PT(pc[2] += f90_clk() - p_w;)
+        const u32 ks = ksmall + s * F90_KSMALL;
+        if (pt == 0) {
+          cp_async4_s(ks + S90_BR * 16, my_tiles + it, true);
+          cp_async4_s(ks + S90_BR * 16 + 4, tmask + task.tiles_off + it, true);
+        }
+        if (word >> 31) {
+          // The tile's precomputed mask (2 KiB, the consumers' bit order), else the first two
+          // ranges of each row.
+          const u32 mi = tmask[task.tiles_off + it];
+          if (mi != NO_TILE_MASK) {
+            cp_async16_s(ks + pt * 16, masks + (u64)mi * (2 * 256) + 4 * pt, true);
+          } else {
+            f90_cp_async8(ks + pt * 16, ranges + (ra < rb ? ra : 0), ra < rb);
+            f90_cp_async8(ks + pt * 16 + 8, ranges + (ra + 1 < rb ? ra + 1 : 0), ra + 1 < rb);
+          }
+        }
+#if !(FWD_DIAG & 2)
+        warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
+#endif
+        mbar_arrive_cp_async(full(s));
+      }
+#if FWD_CLAIM_LATE
+      // Claimed once this task's last K/V load is issued (the backward's order: tasks go out in
+      // the order CTAs finish, not start, which keeps longest-first balancing).
+      if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+      cur = sched_share_next(slot, tq, nxt, pt, 3);
+    }
+#if FWD_PO
+    // The last task's O (the one before the stop marker) is still staged.
+    if (tq_end >= 1) {
+      mbar_wait_guarded(qempty((tq_end - 1) & 1), ((tq_end - 1) >> 1) & 1);
+      o_out(tq_end - 1);
+    }
+#endif
+#undef F90_QEMPTY_WAIT
+    if (pt == 0) sched_finish(sched);
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+#if FWD_PROF
+    if (pt == 0) {
+      pc[0] = f90_clk() - p_t0;
+      f90_prof_flush(pc, 8, 4);
+    }
+#endif
+    return;
+  }
+
+  // ---------------- consumers ----------------
+  setmaxnreg_inc<FWD_CONS_REGS>();
+#if FWD_FASTDESC
+  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0);  // consumer warpgroup: rows 64*cw .. 64*cw+63
+#else
+  const int cw = wg - 1;                   // consumer warpgroup: rows 64*cw .. 64*cw+63
+#endif
+  const int wq = (tid >> 5) & 3;           // warp within the warpgroup: 16 rows each
+  const int g = lane >> 2, t4 = lane & 3;
+  const int r_lo = 64 * cw + 16 * wq + g;  // this thread's rows: r_lo, r_lo + 8 (in the tile)
+#if FWD_FASTDESC
+  // Low words of the base descriptors (K-major Q of this warpgroup in Q buffer 0, K-major K and
+  // MN-major V of stage 0); the high word (SBO 1024, 128-byte swizzle) is the same for all.
+  const u32 DHI = (1024u >> 4) | (1u << 30);
+  const u32 q_d0 = ((sQ + 64 * cw * 128) >> 4) | (1u << 16);
+  const u32 k_d0 = (sK >> 4) | (1u << 16);
+  const u32 v_d0 = (sV >> 4) | ((u32)(S90_BC * 128 >> 4) << 16);
+#endif
+  u32 sg = 0;
+  F90_PT(long long cc[8] = {0, 0, 0, 0, 0, 0, 0, 0}; const long long c_t0 = f90_clk(); const u64 c_g0 = global_ns();)
+  for (u32 tq = 0;; ++tq) {
+    const int qb = tq & 1;
+    F90_PT(long long c_a = f90_clk();)
+    mbar_wait(qfull(qb), (tq >> 1) & 1);
+    F90_PT(cc[3] += f90_clk() - c_a;)
+    const unsigned char* qi = gbase + (qsmall + qb * F90_QSMALL - base);
+    const TaskDesc* tk = (const TaskDesc*)qi;
+    const u32 n_tiles = tk->tiles_n;
+    if (n_tiles == 0xffffffffu) break;
+    F90_PT(cc[1] += 1; cc[2] += n_tiles;)
+    fence_proxy_async();
+    const WorkDesc* wk = (const WorkDesc*)(qi + 32);
+    const u32 n_keys = wk->n_keys;
+    uint2 span[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) span[h] = *(const uint2*)(qi + F90_INFO + 8 * (r_lo + 8 * h));
+#if FWD_FASTDESC
+    const u32 q_d = q_d0 + qb * (QBYTES >> 4);
+    // S (keys 64 kh .. 64 kh + 64 N - 1 of stage s, N = 1: 64 keys, 2: all) and P V (key steps
+    // kc0 .. kc0 + NK - 1) of stage s.
+#define F90_ISSUE_S(N, acc, s, kh)                                                                  \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kk = 0; kk < D / 16; ++kk) {                                         \
+      const u64 da = f90_desc(q_d + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);       \
+      const u64 db = f90_desc(k_d0 + (s) * (TBYTES >> 4) +                                         \
+                                  (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32 + (kh) * 64 * 128) >> 4), \
+                              DHI);                                                                 \
+      if (N == 2) wgmma_m64n128k16_ss<0>(acc, da, db, kk > 0);                                      \
+      else wgmma_m64n64k16_ss<0>(acc, da, db, kk > 0);                                              \
+    }                                                                                               \
+    wg_commit();                                                                                    \
+  } while (0)
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
+        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI)); \
+    wg_commit();                                                                                    \
+  } while (0)
+#else
+    // Q rows of this warpgroup (K-major, SBO = 8 rows of 128 B).
+    const u32 q_lo = sQ + qb * QBYTES + 64 * cw * 128;
+#define F90_ISSUE_S(N, acc, s, kh)                                                                  \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kk = 0; kk < D / 16; ++kk) {                                         \
+      const u64 da = wg_desc(q_lo + (kk >> 2) * (S90_BR * 128) + (kk & 3) * 32, 16, 1024);           \
+      const u64 db = wg_desc(sK + (s) * TBYTES + (kk >> 2) * (S90_BC * 128) + (kk & 3) * 32 +       \
+                                 (kh) * 64 * 128, 16, 1024);                                        \
+      if (N == 2) wgmma_m64n128k16_ss<0>(acc, da, db, kk > 0);                                      \
+      else wgmma_m64n64k16_ss<0>(acc, da, db, kk > 0);                                              \
+    }                                                                                               \
+    wg_commit();                                                                                    \
+  } while (0)
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
+        wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024)); \
+    wg_commit();                                                                                    \
+  } while (0)
+#endif
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+    float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
+    for (u32 j = 0; j < n_tiles; ++j, ++sg) {
+      const int s = sg & 1;
+      F90_PT(long long c_w = f90_clk();)
+      mbar_wait(full(s), (sg >> 1) & 1);
+      F90_PT(const long long c_f = f90_clk(); cc[4] += c_f - c_w;)
+      fence_proxy_async();
+      const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
+#if FWD_SPLIT == 1
+      const u32 word0 = *(const u32*)(kst + S90_BR * 16);
+      if (!(word0 >> 31)) {
+        // Full tile in two halves of 64 keys (sa: keys 0-63, sb: keys 64-127).
+        float sa[S90_BC / 4], sb[S90_BC / 4];
+        wg_fence();
+        F90_ISSUE_S(1, sa, s, 0);
+        F90_ISSUE_S(1, sb, s, 1);
+        wg_wait<1>();
+        reg_fence<S90_BC / 4>(sa);
+        float mn[2];
+        if (f90_max<S90_BC / 16>(sa, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 16>(sa, mm, ll, scale_log2);
+        u32 pa[S90_BC / 32][4], pb[S90_BC / 32][4];
+        acc_to_a<S90_BC / 2>(sa, pa);
+        reg_fence<D / 2>(o);
+        wg_fence();
+        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        wg_wait<1>();
+        reg_fence<S90_BC / 4>(sb);
+        // Whether any row of the warpgroup rescales for half b (warpgroup-uniform, so that only
+        // then P V of half a is waited for before P V of half b, which otherwise just follows it).
+        const bool nb = f90_wg_any(f90_max<S90_BC / 16>(sb, mm, mn, scale_log2), 1 + cw);
+        // Half b's exponentials with the maximum it will have (O is still in flight).
+        float mb[2] = {nb ? mn[0] : mm[0], nb ? mn[1] : mm[1]}, lb[2] = {0.f, 0.f};
+        f90_exp<S90_BC / 16>(sb, mb, lb, scale_log2);
+        acc_to_a<S90_BC / 2>(sb, pb);
+        if (nb) {
+          wg_wait<0>();
+          reg_fence<D / 2>(o);
+          f90_rescale(o, mm, ll, mn);
+        }
+        ll[0] += lb[0];
+        ll[1] += lb[1];
+        wg_fence();
+        F90_ISSUE_PV(pb, s, S90_BC / 32, S90_BC / 32);
+        wg_wait<0>();
+        reg_fence<D / 2>(o);
+        reg_fence_u<S90_BC / 8>(&pa[0][0]);
+        reg_fence_u<S90_BC / 8>(&pb[0][0]);
+        mbar_arrive(empty(s));
+        continue;
+      }
+#endif
+      float sc[S90_BC / 2];
+      wg_fence();
+      F90_ISSUE_S(2, sc, s, 0);
+      wg_wait<0>();
+      reg_fence<S90_BC / 2>(sc);
+      // Partial tiles: the mask from the staged tile word and ranges.
+      const u32 word = *(const u32*)(kst + S90_BR * 16);
+      if (word >> 31) {
+        if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)
+          mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);
+        else
+          mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+      }
+#if FWD_SPLIT == 2
+      // softmax below, with P V
+#elif FWD_LAZY || FWD_SPLIT
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 8>(sc, mm, ll, scale_log2);
+      }
+#else
+      {
+        float al[2], sum[2];
+        softmax_step(sc, mm, al, sum, scale_log2);
+        rescale(o, ll, al, sum);
+      }
+#endif
+      u32 pa[S90_BC / 16][4];
+#if FWD_SPLIT == 2
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc, pa);
+        reg_fence<D / 2>(o);
+        wg_fence();
+        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
+        wg_fence();
+        F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
+      }
+#else
+      acc_to_a<S90_BC>(sc, pa);
+      reg_fence<D / 2>(o);
+      wg_fence();
+      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
+#endif
+      wg_wait<0>();
+      reg_fence<D / 2>(o);
+      mbar_arrive(empty(s));
+      F90_PT({ const long long d = f90_clk() - c_f; cc[5] += d; if (j == 0) cc[6] += d; })
+    }
+    F90_PT(const long long c_e = f90_clk();)
+#undef F90_ISSUE_S
+#undef F90_ISSUE_PV
+
+    // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
+    const float LN2 = 0.6931471805599453f;
+    const u32 row0 = tk->row0, head = tk->head, n_rows = wk->n_rows;
+    const u32 o_stride = wk->o_stride, lse_stride = wk->lse_stride, o_dtype = wk->o_dtype;
+    void* const optr = (void*)wk->o;
+    float* const lptr = (float*)wk->lse;
+#if FWD_OST
+    if (o_dtype != DT_F32) {
+      float inv[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float l = ll[h];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[h] = l > 0.f ? 1.f / l : 0.f;
+        const u32 row = row0 + r_lo + 8 * h;
+        if (t4 == 0 && row < n_rows)
+          lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
+      }
+      // O of this warpgroup through its 64 rows of the task's Q buffer (FWD_OST): the 8 x 8
+      // blocks of O's accumulator layout are stmatrix's fragments (block (nt, h) of a warp: rows
+      // 8 h + 0..7, columns 8 nt + 0..7); one stmatrix takes 16 rows x 16 columns.
+      const u32 sq = sQ + qb * QBYTES;
+      const int li = lane & 7, lm = lane >> 3;               // row li of block lm of a stmatrix
+      const u32 rs = 64 * cw + 16 * wq + li + 8 * (lm & 1);  // that row in the tile
+#pragma unroll
+      for (int q = 0; q < D / 16; ++q) {
+        const u32 c = 16 * q + 8 * (lm >> 1);  // its first column
+        u32 v[4];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const int nt = 2 * q + (m >> 1), h = m & 1;
+          const float x = o[nt * 4 + 2 * h] * inv[h], y = o[nt * 4 + 2 * h + 1] * inv[h];
+          const u32 vb = f90_bits(__floats2bfloat162_rn(x, y)), vh = f90_bits(__floats2half2_rn(x, y));
+          v[m] = o_dtype == DT_BF16 ? vb : vh;
+        }
+        f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
+      }
+#if !FWD_PO
+      named_bar(4 + cw, 128);  // this warpgroup's rows are written
+      // 16-byte chunks: thread tw of the warpgroup takes chunk tw of each 128 (rows of D / 8).
+      const int tw = tid & 127;
+#pragma unroll
+      for (int i = 0; i < 64 * (D / 8) / 128; ++i) {
+        const int qq = i * 128 + tw, rw = qq / (D / 8), cc = qq % (D / 8);
+        const u32 rr = 64 * cw + rw;
+        const uint4 val = f90_lds128(sq + (cc >> 3) * (S90_BR * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4));
+        const u32 grow = row0 + rr;
+        f90_stg128p((__half*)optr + ((u64)grow * o_stride + head * D + 8 * cc), val, grow < n_rows);
+      }
+#endif
+    } else
+#endif
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float l = ll[h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const u32 row = row0 + r_lo + 8 * h;
+      if (row < n_rows) {
+        const u64 rb = (u64)row * o_stride + head * D;
+#pragma unroll
+        for (int nt = 0; nt < D / 8; ++nt) {
+          const u64 i = rb + nt * 8 + t4 * 2;
+          const float x = o[nt * 4 + 2 * h] * inv, y = o[nt * 4 + 2 * h + 1] * inv;
+          if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
+          else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
+          else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
+        }
+        if (t4 == 0)
+          lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
+      }
+    }
+    mbar_arrive(qempty(qb));
+    F90_PT(cc[7] += f90_clk() - c_e;)
+  }
+#if FWD_PROF
+  if ((tid & 127) == 0) {
+    cc[0] = f90_clk() - c_t0;
+    f90_prof_flush(cc, 0, 8, c_g0, global_ns());
+  }
+#endif
+}
