@@ -239,8 +239,12 @@ __device__ __forceinline__ void load8_as_f32(const void* p, u64 i, u32 dt, float
 // head dim 128): 16-byte loads of 8 elements where the work's pointers and strides allow, else
 // one element per lane and step. (The scalar one-row-per-warp form ran at ~15 % of HBM
 // bandwidth: 0.6 ms of an 11 ms backward on 480K rows.)
+//
+// `cnt[0 .. n_cnt)`: the backward launch's dQ arrival counters (attn_bwd_sm90.cu
+// `B90_TASK_DQ_CONV`), zeroed here, in the pass that runs before every backward launch anyway.
 extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
-                                      u32 elem_dtype) {
+                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
+  for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
   if (n_works == 0) return;
   const u32 lane = threadIdx.x & 31;
   const u64 warp = (blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5;
