@@ -33,10 +33,14 @@
 //! destination itself from finished fp32 sums and the copy is dropped:
 //! * dK/dV: tasks that store their rows ([`TASK_DKV_STORE`]) store them converted into the
 //!   destination, when every work of the copy stores all its rows;
-//! * dQ: per (q tile, query head, 64-column half) of a work a counter counts the tasks whose dQ
+//! * dQ (opt-in, `DCP_CUDA_BWD_CONVERT=dq` or `1`: measured slower, see [`ConvertMode`]): per
+//!   (q tile, query head, 64-column half) of a work a counter counts the tasks whose dQ
 //!   reductions into it are complete; the task completing the count converts the fp32 tile
 //!   ([`TASK_DQ_CONV`]; every q tile of the copy's works must be listed by some task, the
 //!   works' dQ regions disjoint).
+//!
+//! Measured (bench/results/kernels-2026-11-29-bwd, 1000 documents of 256 tokens): the dK/dV
+//! stores into the destination 2.71 -> 2.52 ms (the 0.19 ms dKV copy gone, the kernel as fast).
 //!
 //! Either way a 16-bit value is written once, from the fp32 sum of every contribution (issue
 //! item 3: gradients accumulate in fp32, one conversion at the end).
@@ -54,7 +58,11 @@ pub const TASK_DKV_STORE: u32 = 0x8000_0000;
 pub const TASK_DQ_CONV: u32 = 0x4000_0000;
 
 /// Which gradients a backward launch converts into the plan's copy destinations itself
-/// (`DCP_CUDA_BWD_CONVERT`: `1` both, the default; `0` neither; `dq` or `dkv` one of them).
+/// (`DCP_CUDA_BWD_CONVERT`: `dkv` the default; `0` neither; `1` both; `dq` dQ alone). dQ by its
+/// last writer is correct but slower (bench/results/kernels-2026-11-29-bwd: works1000 kernel
+/// 1.53 -> 2.17 ms against 0.385 ms of copy saved; onework +8 %, causal 32K +5 %): each
+/// conversion waits on an L2 round trip, one tile after another, and the last arrivals of most
+/// q tiles fall on the last tasks of the launch, so the conversions pile up in its tail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvertMode {
     pub dq: bool,
@@ -63,7 +71,7 @@ pub struct ConvertMode {
 
 /// The default of `DCP_CUDA_BWD_CONVERT`.
 pub const DEFAULT_CONVERT: ConvertMode = ConvertMode {
-    dq: true,
+    dq: false,
     dkv: true,
 };
 
@@ -71,7 +79,11 @@ impl ConvertMode {
     /// Parses `DCP_CUDA_BWD_CONVERT` (unset: [`DEFAULT_CONVERT`]).
     pub fn parse(v: Option<&str>) -> Result<Self, String> {
         match v.map(str::trim) {
-            None | Some("") | Some("1") => Ok(DEFAULT_CONVERT),
+            None | Some("") => Ok(DEFAULT_CONVERT),
+            Some("1") => Ok(ConvertMode {
+                dq: true,
+                dkv: true,
+            }),
             Some("0") => Ok(ConvertMode {
                 dq: false,
                 dkv: false,
@@ -408,9 +420,15 @@ mod tests {
             dq: true,
             dkv: true,
         };
-        assert_eq!(ConvertMode::parse(None), Ok(both));
+        assert_eq!(ConvertMode::parse(None), Ok(DEFAULT_CONVERT));
         assert_eq!(ConvertMode::parse(Some("1")), Ok(both));
-        assert_eq!(DEFAULT_CONVERT, both);
+        assert_eq!(
+            DEFAULT_CONVERT,
+            ConvertMode {
+                dq: false,
+                dkv: true
+            }
+        );
         assert_eq!(
             ConvertMode::parse(Some(" 0")),
             Ok(ConvertMode {
@@ -727,7 +745,12 @@ mod tests {
         ];
         let dq_ok = [true, false, true];
         let dkv_full = [true, true, false];
-        assert_eq!(accept(&ts, DEFAULT_CONVERT, &dq_ok, &dkv_full), vec![1, 2]);
+        let both = ConvertMode {
+            dq: true,
+            dkv: true,
+        };
+        assert_eq!(accept(&ts, both, &dq_ok, &dkv_full), vec![1, 2]);
+        assert_eq!(accept(&ts, DEFAULT_CONVERT, &dq_ok, &dkv_full), vec![2]);
         let dq_only = ConvertMode {
             dq: true,
             dkv: false,
