@@ -232,6 +232,9 @@ pub struct Kernels {
     /// Gradients the sm90 backward converts into the plan's copy destinations itself ([`own`],
     /// `DCP_CUDA_BWD_CONVERT`); neither for the mma.sync family.
     pub convert: ConvertMode,
+    /// The sm90 backward's D pre-pass zeroes its works' dQ rows in place of the plan's fills
+    /// ([`own::dq_fills_to_fuse`], `DCP_CUDA_BWD_FUSE_FILL`); off for the mma.sync family.
+    pub fuse_fill: bool,
 }
 
 impl Kernels {
@@ -272,6 +275,10 @@ impl Kernels {
         let own = match bwd_family {
             KernelFamily::Sm90Wgmma => OwnMode::from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => OwnMode::Off,
+        };
+        let fuse_fill = match bwd_family {
+            KernelFamily::Sm90Wgmma => own::fuse_fill_from_env().map_err(CudaError::Unsupported)?,
+            KernelFamily::MmaSync => false,
         };
         let convert = match bwd_family {
             KernelFamily::Sm90Wgmma => ConvertMode::from_env().map_err(CudaError::Unsupported)?,
@@ -344,6 +351,7 @@ impl Kernels {
             bwd_block,
             own,
             convert,
+            fuse_fill,
         })
     }
 
@@ -1660,6 +1668,24 @@ impl Lowering<'_> {
             }
         }
         self.drop_covered_fills(&works, &dkv_full);
+        if kernels.fuse_fill {
+            // The D pre-pass zeroes dQ rows whose fill it takes over ([`own`]).
+            let dq: Vec<Region> = works.iter().map(|w| w.dq).collect();
+            // fp32, and shaped like Q (the pre-pass zeroes (row, head) pairs of Q's shape).
+            let f32s: Vec<bool> = works
+                .iter()
+                .zip(&wl.works)
+                .map(|(w, wd)| {
+                    wd.dq_dtype == DT_F32 && w.dq.len == w.q.len && w.dq.heads == w.q.heads
+                })
+                .collect();
+            for (op, inside) in own::dq_fills_to_fuse(&self.zeros, &dq, &f32s) {
+                self.elided.push(op);
+                for i in inside {
+                    wl.works[i].pad0 |= own::WORK_DQ_ZERO;
+                }
+            }
+        }
         self.dd_max = self.dd_max.max(dd_off);
         let n_works = wl.works.len() as u32;
         // sm90: per work a TMA tensor map of its fp32 dQ rows (the kernel adds 64-row dQ tiles

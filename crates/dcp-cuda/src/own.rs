@@ -57,6 +57,47 @@ pub const TASK_DKV_STORE: u32 = 0x8000_0000;
 /// it completes (kernels/attn_bwd_sm90.cu `B90_TASK_DQ_CONV`).
 pub const TASK_DQ_CONV: u32 = 0x4000_0000;
 
+/// WorkDesc.pad0: the D pre-pass zeroes the work's fp32 dQ rows (kernels/util.cu
+/// `WORK_DQ_ZERO`); the plan's zero fill of them is dropped ([`dq_fills_to_fuse`]).
+pub const WORK_DQ_ZERO: u32 = 1;
+
+/// Whether the D pre-pass of a backward launch takes over the zero fills of its works' dQ rows
+/// (`DCP_CUDA_BWD_FUSE_FILL`: `1` the default, `0` off).
+pub fn fuse_fill_from_env() -> Result<bool, String> {
+    parse_fuse_fill(std::env::var("DCP_CUDA_BWD_FUSE_FILL").ok().as_deref())
+}
+
+/// Parses `DCP_CUDA_BWD_FUSE_FILL` (unset: on).
+pub fn parse_fuse_fill(v: Option<&str>) -> Result<bool, String> {
+    match v.map(str::trim) {
+        None | Some("") | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(o) => Err(format!("DCP_CUDA_BWD_FUSE_FILL={o}: expected 0 or 1")),
+    }
+}
+
+/// The zero fills a backward launch's D pre-pass can take over: per fill record of `zeros`
+/// (regions still zero at the launch), the launch's works whose dQ regions lie in it, when
+/// those tile it exactly and each is fp32 (`dq_f32`). Returns (fill op, works). The pre-pass
+/// runs right before the launch's kernel, after every instruction between the fill and the
+/// launch, none of which touched the rows (else they would not be in `zeros`), so zeroing them
+/// there instead is exact; a later launch adding into the same rows finds them summed as before.
+pub fn dq_fills_to_fuse(
+    zeros: &ZeroSet,
+    dq: &[Region],
+    dq_f32: &[bool],
+) -> Vec<(usize, Vec<usize>)> {
+    let mut out = Vec::new();
+    for (z, op) in zeros.fills() {
+        let inside: Vec<usize> = (0..dq.len()).filter(|&i| dq[i].overlaps(z)).collect();
+        let parts: Vec<Region> = inside.iter().map(|&i| dq[i]).collect();
+        if !inside.is_empty() && inside.iter().all(|&i| dq_f32[i]) && tiles_exactly(z, &parts) {
+            out.push((*op, inside));
+        }
+    }
+    out
+}
+
 /// Which gradients a backward launch converts into the plan's copy destinations itself
 /// (`DCP_CUDA_BWD_CONVERT`: `dkv` the default; `0` neither; `1` both; `dq` dQ alone). dQ by its
 /// last writer is correct but slower (bench/results/kernels-2026-11-29-bwd: works1000 kernel
@@ -413,6 +454,36 @@ mod tests {
     use dcp_core::plan::{BufferDecl, BufferRole, Dir, FillValue, P2p, RowRanges};
     use dcp_core::planners::{make_plan, PlannerOptions};
     use dcp_core::spec::{BatchSpec, ModelShape, Topology};
+
+    #[test]
+    fn dq_fills_fuse_only_where_the_works_tile_them() {
+        assert_eq!(parse_fuse_fill(None), Ok(true));
+        assert_eq!(parse_fuse_fill(Some("0")), Ok(false));
+        assert!(parse_fuse_fill(Some("2"))
+            .unwrap_err()
+            .contains("DCP_CUDA_BWD_FUSE_FILL=2: expected 0 or 1"));
+        let mut z = ZeroSet::default();
+        z.add(r(5, 0, 64, 0, 2), 0); // dQ accumulator
+        z.add(r(6, 0, 64, 0, 1), 1); // dKV accumulator: no dQ region in it
+        let dq = [r(5, 0, 40, 0, 2), r(5, 40, 24, 0, 2)];
+        assert_eq!(
+            dq_fills_to_fuse(&z, &dq, &[true, true]),
+            vec![(0, vec![0, 1])]
+        );
+        assert!(
+            dq_fills_to_fuse(&z, &dq, &[true, false]).is_empty(),
+            "16-bit dQ"
+        );
+        assert!(
+            dq_fills_to_fuse(&z, &dq[..1], &[true]).is_empty(),
+            "rows 40.. of the fill not covered"
+        );
+        let overlapping = [r(5, 0, 40, 0, 2), r(5, 30, 34, 0, 2)];
+        assert!(dq_fills_to_fuse(&z, &overlapping, &[true, true]).is_empty());
+        // Rows touched since the fill are no longer known zero: nothing to take over.
+        z.forget(&r(5, 10, 1, 0, 1));
+        assert!(dq_fills_to_fuse(&z, &dq, &[true, true]).is_empty());
+    }
 
     #[test]
     fn convert_mode_parses_and_rejects_unknown() {
