@@ -310,11 +310,13 @@ static_assert(32 + sizeof(WorkDesc) <= B90_INFO, "the per-task info slot holds t
 // reached `dq_expect` (the number of tasks listing the q tile) from the fp32 sums into the
 // 16-bit destination of the plan's converting copy, which the host drops.
 #define B90_TASK_DQ_CONV 0x40000000u
-// BWD_DQ_CONV 0: the conversion compiled out (A/B of its cost where no task converts; the host
-// must then not flag any: DCP_CUDA_BWD_CONVERT=dkv or 0).
+// BWD_DQ_CONV 1: the conversion compiled in (D 128; the host sets it when DCP_CUDA_BWD_CONVERT
+// asks for dQ, and flags tasks only then). Off by default: its mere presence moved the consumer
+// loop's schedule and cost ~1 % on causal 128K (bench/results/kernels-2026-11-29-bwd).
 #ifndef BWD_DQ_CONV
-#define BWD_DQ_CONV (HEAD_DIM == 128)
+#define BWD_DQ_CONV 0
 #endif
+static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for head dim 128");
 struct DqConv {
   u64 dst;      // (row 0, head 0) of the work's rows in the copy's destination
   u32 stride;   // elements per row of the destination
@@ -363,7 +365,7 @@ __device__ __forceinline__ void st4_dt(void* p, u64 i, u32 dt, float a, float b,
 // `mbox`: a free word of the warpgroup's dQ staging block (its reductions have read it). The
 // code's presence moves the consumer loop's schedule (577 -> 607 SASS instructions per step by
 // kernels-2026-11-28l/sass_hot.py; the loop's source and registers unchanged, nothing spilled;
-// __noinline__ and hiding the pointers changed nothing: NVRTC inlines it).
+// __noinline__ and hiding the pointers changed nothing: NVRTC inlines it), hence BWD_DQ_CONV.
 __device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* tiles, const DqConv* dq_conv,
                                             u32* dq_cnt, const u32* dq_expect, u32 group, u32 cw,
                                             unsigned char* mbox_p) {
