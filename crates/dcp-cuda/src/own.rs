@@ -455,6 +455,100 @@ mod tests {
     use dcp_core::planners::{make_plan, PlannerOptions};
     use dcp_core::spec::{BatchSpec, ModelShape, Topology};
 
+    /// The fills the D pre-pass takes over in `planner`'s backward programs on `world` GPUs:
+    /// per device (fill instruction, AttnBwd instruction), walking the instructions the way
+    /// `Prepared::new` does (a zero fill records its region, any other instruction forgets what
+    /// it touches) and asking [`dq_fills_to_fuse`] at each launch with its fused works.
+    fn fused_fills(
+        planner: &str,
+        lens: &[u32],
+        mask: MaskSpec,
+        world: u32,
+    ) -> Vec<Vec<(usize, usize)>> {
+        let batch = BatchSpec::uniform(lens, mask, ModelShape::default(), 1024);
+        let plan = make_plan(
+            planner,
+            &batch,
+            &Topology::new(1, world),
+            &PlannerOptions::default(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for d in &plan.devices {
+            let prog = &d.backward;
+            let mut zeros = ZeroSet::default();
+            let mut per = Vec::new();
+            for (ii, ins) in prog.instrs.iter().enumerate() {
+                match ins {
+                    Instr::Fill {
+                        dst,
+                        value: FillValue::Zero,
+                    } => {
+                        zeros.add(*dst, ii);
+                        continue;
+                    }
+                    Instr::AttnBwd { works, .. } => {
+                        let (fused, _) = crate::fuse::fuse_bwd(works);
+                        let dq: Vec<Region> = fused.iter().map(|w| w.dq).collect();
+                        let f32s: Vec<bool> = fused
+                            .iter()
+                            .map(|w| prog.buffers[w.dq.buf as usize].dtype == DType::F32)
+                            .collect();
+                        for (fill, inside) in dq_fills_to_fuse(&zeros, &dq, &f32s) {
+                            assert!(!inside.is_empty());
+                            per.push((fill, ii));
+                        }
+                    }
+                    _ => {}
+                }
+                ins.for_each_region(|r| zeros.forget(r));
+            }
+            out.push(per);
+        }
+        out
+    }
+
+    #[test]
+    fn dq_fills_fuse_into_the_first_launch_adding_into_them() {
+        // local: the dQ accumulator's fill (instruction 0) by the one launch (instruction 2).
+        for world in [1, 2] {
+            for dev in fused_fills("local", &[256; 8], MaskSpec::Full, world) {
+                assert_eq!(dev, vec![(0, 2)], "local world {world}");
+            }
+        }
+        // ring / zigzag: dQ accumulates over every stage into one buffer filled once: the first
+        // launch's pre-pass zeroes it (the kv ring's first transfer does not touch it); later
+        // launches find the rows summed, never zero. dK/dV rings (sent) are not dQ.
+        for planner in ["ring", "zigzag"] {
+            for world in [1, 4] {
+                let t = fused_fills(planner, &[8192, 4096], MaskSpec::Causal, world);
+                for (d, dev) in t.iter().enumerate() {
+                    // One fill (dQ's), by one launch (the first: after it the rows are no
+                    // longer known zero, so no later launch can take the fill over again).
+                    assert!(
+                        dev.len() <= 1,
+                        "{planner} world {world} device {d}: {dev:?}"
+                    );
+                    assert!(dev.iter().all(|&(f, b)| f < b));
+                }
+                assert!(
+                    t.iter().any(|d| d.len() == 1),
+                    "{planner} world {world}: {t:?}"
+                );
+            }
+        }
+        // dcp: works share dQ rows (a query block against several kv blocks): whatever it
+        // finds, each fill at most once and only by a launch after it.
+        for world in [1, 4] {
+            for dev in fused_fills("dcp", &[8192, 4096, 2048, 1024], MaskSpec::Causal, world) {
+                let mut fills: Vec<usize> = dev.iter().map(|x| x.0).collect();
+                fills.dedup();
+                assert_eq!(fills.len(), dev.len(), "dcp world {world}: {dev:?}");
+                assert!(dev.iter().all(|&(f, b)| f < b));
+            }
+        }
+    }
+
     #[test]
     fn dq_fills_fuse_only_where_the_works_tile_them() {
         assert_eq!(parse_fuse_fill(None), Ok(true));
