@@ -297,8 +297,133 @@ static_assert(128 * BWD_PROD_REGS + 256 * BWD_CONS_REGS <= 384 * 168,
               "setmaxnreg split exceeds the registers the CTA is launched with");
 
 // Per-task info slot in shared memory (two, alternating by task): the TaskDesc at 0 (tiles_n =
-// ~0: no task left), the WorkDesc at 32.
-#define B90_INFO 128
+// ~0: no task left), the WorkDesc at 32. (128 bytes until session 10: the WorkDesc's last 8
+// bytes, pad0/pad1, landed on the next slot's task and work index, or on the first mbarrier.)
+#define B90_INFO 160
+static_assert(32 + sizeof(WorkDesc) <= B90_INFO, "the per-task info slot holds the WorkDesc");
+
+// TaskDesc.pad bit 30 (src/own.rs `TASK_DQ_CONV`, D 128): the work's dQ is converted by its
+// last writer. Per (q tile, query head, 64-column half) of the work a counter (`dq_cnt`, zeroed
+// by the D pre-pass) counts the tasks whose dQ reductions into it are complete; at the end of a
+// task each consumer warpgroup waits for its reductions, arrives on the counters of the task's
+// (q tile, head) steps (release/acquire at gpu scope), and converts the halves whose count
+// reached `dq_expect` (the number of tasks listing the q tile) from the fp32 sums into the
+// 16-bit destination of the plan's converting copy, which the host drops.
+#define B90_TASK_DQ_CONV 0x40000000u
+// BWD_DQ_CONV 1: the conversion compiled in (D 128; the host sets it when DCP_CUDA_BWD_CONVERT
+// asks for dQ, and flags tasks only then). Off by default: its mere presence moved the consumer
+// loop's schedule and cost ~1 % on causal 128K (bench/results/kernels-2026-11-29-bwd).
+#ifndef BWD_DQ_CONV
+#define BWD_DQ_CONV 0
+#endif
+static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for head dim 128");
+struct DqConv {
+  u64 dst;      // (row 0, head 0) of the work's rows in the copy's destination
+  u32 stride;   // elements per row of the destination
+  u32 dtype;
+  u32 cnt_off;  // counters: cnt_off + (q tile * q_heads + head) * 2 + half
+  u32 exp_off;  // expected arrivals per q tile: dq_expect[exp_off + q tile]
+};
+
+__device__ __forceinline__ u32 atom_add_acq_rel_gpu(u32* p, u32 v) {
+  u32 old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+}
+__device__ __forceinline__ float4 ld_cg_f4(const float* p) {
+  float4 v;
+  asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "l"(p)
+               : "memory");
+  return v;
+}
+// Four consecutive elements (element index i, a multiple of 4) of a buffer of dtype dt.
+__device__ __forceinline__ void st4_dt(void* p, u64 i, u32 dt, float a, float b, float c, float d) {
+  if (dt == DT_F32) {
+    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"((float*)p + i), "f"(a), "f"(b), "f"(c), "f"(d)
+                 : "memory");
+    return;
+  }
+  u32 x, y;
+  if (dt == DT_BF16) {
+    const __nv_bfloat162 u = __floats2bfloat162_rn(a, b), v = __floats2bfloat162_rn(c, d);
+    x = *(const u32*)&u;
+    y = *(const u32*)&v;
+  } else {
+    const __half2 u = __floats2half2_rn(a, b), v = __floats2half2_rn(c, d);
+    x = *(const u32*)&u;
+    y = *(const u32*)&v;
+  }
+  asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"((unsigned short*)p + i), "r"(x), "r"(y) : "memory");
+}
+
+// dQ converted by its last writer (B90_TASK_DQ_CONV), at the end of a task, by one consumer
+// warpgroup (`cw`: its 64-column half): its reductions of the task complete and released, then
+// one arrival per (q tile, head) step of the task on the counter of its half, 32 steps at a time
+// by its first warp; the halves whose count is complete are converted by the whole warpgroup.
+// `mbox`: a free word of the warpgroup's dQ staging block (its reductions have read it). The
+// code's presence moves the consumer loop's schedule (577 -> 607 SASS instructions per step by
+// kernels-2026-11-28l/sass_hot.py; the loop's source and registers unchanged, nothing spilled;
+// __noinline__ and hiding the pointers changed nothing: NVRTC inlines it), hence BWD_DQ_CONV.
+__device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* tiles, const DqConv* dq_conv,
+                                            u32* dq_cnt, const u32* dq_expect, u32 group, u32 cw,
+                                            unsigned char* mbox_p) {
+  const WorkDesc* wk = (const WorkDesc*)((const unsigned char*)tk + 32);
+  const u32 n_steps = group * tk->tiles_n;
+  const u32 tid = threadIdx.x, t = tid & 127, lane = tid & 31, wq = (tid >> 5) & 3;
+  if (t == 0) {
+    bulk_wait0();
+    asm volatile("fence.proxy.async.global;\n" ::: "memory");
+    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+  }
+  named_bar(2 + cw, 128);
+  const DqConv cv = dq_conv[tk->work];
+  const u32 tiles_off = tk->tiles_off, tiles_n = tk->tiles_n, kvh = tk->head;
+  const u32 q_heads = wk->q_heads, sstride = wk->dq_stride, n_rows = wk->n_rows;
+  const float* src = (const float*)wk->dq;
+  volatile u32* mbox = (volatile u32*)mbox_p;
+  for (u32 j0 = 0; j0 < n_steps; j0 += 32) {
+    if (wq == 0) {
+      const u32 j = j0 + lane;
+      bool last = false;
+      if (j < n_steps) {
+        const u32 jj = j / tiles_n, it = j - jj * tiles_n;
+        const u32 qt = tiles[tiles_off + it] & 0x7fffffffu;
+        const u32 head = kvh * group + jj;
+        const u32 old = atom_add_acq_rel_gpu(dq_cnt + cv.cnt_off + (qt * q_heads + head) * 2 + cw, 1u);
+        last = old + 1 == dq_expect[cv.exp_off + qt];
+      }
+      const u32 m = __ballot_sync(0xffffffffu, last);
+      if (lane == 0) *mbox = m;
+    }
+    named_bar(2 + cw, 128);
+    u32 m = *mbox;
+    named_bar(2 + cw, 128);
+    while (m) {
+      const u32 j = j0 + __ffs(m) - 1;
+      m &= m - 1;
+      const u32 jj = j / tiles_n, it = j - jj * tiles_n;
+      const u32 q0 = (tiles[tiles_off + it] & 0x7fffffffu) * B90_BR;
+      const u32 col0 = (kvh * group + jj) * HEAD_DIM + 64 * cw;
+      // 64 rows x 64 fp32 columns: 16 float4 per row, 8 per thread, all loads in flight first.
+      float4 v[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const u32 idx = t + 128 * k, row = q0 + (idx >> 4);
+        v[k] = row < n_rows ? ld_cg_f4(src + (u64)row * sstride + col0 + 4 * (idx & 15))
+                            : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const u32 idx = t + 128 * k, row = q0 + (idx >> 4);
+        if (row < n_rows)
+          st4_dt((void*)cv.dst, (u64)row * cv.stride + col0 + 4 * (idx & 15), cv.dtype, v[k].x, v[k].y, v[k].z,
+                 v[k].w);
+      }
+    }
+  }
+}
 
 extern "C" __global__ void __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
@@ -306,7 +431,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                   const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges,
                   const float* __restrict__ dd, u32 group, float scale_log2, float scale,
                   const unsigned char* __restrict__ dq_maps, u32* sched, const u32* __restrict__ tmask,
-                  const u32* __restrict__ masks) {
+                  const u32* __restrict__ masks, const DqConv* __restrict__ dq_conv, u32* dq_cnt,
+                  const u32* __restrict__ dq_expect) {
   constexpr int D = HEAD_DIM;
   constexpr int CH = D / 8;
   constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
@@ -845,6 +971,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                 st_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
               else
                 red_add_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
+            } else if (dkv_store) {
+              // The finished fp32 sum straight into the 16-bit destination of the plan's
+              // converting copy (src/own.rs: the host dropped that copy).
+              st4_dt((void*)dp, col, dt, x0 * f, x1 * f, x2 * f, x3 * f);
             } else {
               atomic_add_out((void*)dp, col, dt, x0 * f, x1 * f);
               atomic_add_out((void*)dp, col + 2, dt, x2 * f, x3 * f);
@@ -853,6 +983,11 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
       }
     }
+#if BWD_DQ_CONV
+    if (tk->pad & B90_TASK_DQ_CONV)
+      bwd_dq_convert(tk, tiles, dq_conv, dq_cnt, dq_expect, group, cw,
+                     gbase + (sdq + cw * (2 * B90_BR * 128) - base));
+#endif
 #else
 #pragma unroll
     for (int h = 0; h < 2; ++h) {

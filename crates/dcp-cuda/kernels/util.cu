@@ -239,8 +239,25 @@ __device__ __forceinline__ void load8_as_f32(const void* p, u64 i, u32 dt, float
 // head dim 128): 16-byte loads of 8 elements where the work's pointers and strides allow, else
 // one element per lane and step. (The scalar one-row-per-warp form ran at ~15 % of HBM
 // bandwidth: 0.6 ms of an 11 ms backward on 480K rows.)
+//
+// `cnt[0 .. n_cnt)`: the backward launch's dQ arrival counters (attn_bwd_sm90.cu
+// `B90_TASK_DQ_CONV`), zeroed here, in the pass that runs before every backward launch anyway.
+// A work with WORK_DQ_ZERO in `pad0` (src/own.rs, the host dropped the plan's zero fill of its
+// fp32 dQ rows) gets each (row, head) of its dQ zeroed by the lanes that read the pair's dO and
+// O: one pass over the rows instead of two launches.
+#define WORK_DQ_ZERO 1u
+__device__ __forceinline__ void dq_zero_pair(const WorkDesc& w, u64 r, u64 j, u32 sub, u32 L, u32 head_dim) {
+  if (!(w.pad0 & WORK_DQ_ZERO)) return;
+  float* p = (float*)w.dq + r * w.dq_stride + j * head_dim;
+  if ((((u64)p) & 15) == 0 && (head_dim & 3) == 0) {
+    for (u32 e = sub * 4; e < head_dim; e += L * 4) *(float4*)(p + e) = make_float4(0.f, 0.f, 0.f, 0.f);
+  } else {
+    for (u32 e = sub; e < head_dim; e += L) p[e] = 0.f;
+  }
+}
 extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
-                                      u32 elem_dtype) {
+                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
+  for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
   if (n_works == 0) return;
   const u32 lane = threadIdx.x & 31;
   const u64 warp = (blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5;
@@ -294,6 +311,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* 
         const u64 r = i <= 0xffffffffull ? (u64)((u32)i / w.q_heads) : i / w.q_heads;
         const u64 j = i - r * w.q_heads;
         const u64 d0 = r * w.do_stride + j * head_dim, o0 = r * w.o_stride + j * head_dim;
+        dq_zero_pair(w, r, j, sub, L, head_dim);
         // 16-bit dO and O, 16-byte aligned (else, e.g. an fp32 O, one element per lane and step).
         const bool vec = esz_do == 2 && w.o_dtype != DT_F32 && ((w.dout | w.o) & 15) == 0 &&
                          ((u64)w.do_stride * 2 & 15) == 0 && ((u64)w.o_stride * 2 & 15) == 0;
@@ -340,6 +358,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* 
       const u64 r = i <= 0xffffffffull ? (u64)((u32)i / w.q_heads) : i / w.q_heads;
       const u64 j = i - r * w.q_heads;
       const u64 d0 = r * w.do_stride + j * head_dim, o0 = r * w.o_stride + j * head_dim;
+      dq_zero_pair(w, r, j, sub, L, head_dim);
       const u32 esz_o = w.o_dtype == DT_F32 ? 4 : 2;
       const bool vec = L < 32 && ((w.dout | w.o) & 15) == 0 &&
                        ((u64)w.do_stride * esz_do & 15) == 0 && ((u64)w.o_stride * esz_o & 15) == 0;

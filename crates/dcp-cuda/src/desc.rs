@@ -86,6 +86,19 @@ pub struct TaskDesc {
     pub pad: u32,
 }
 
+/// Per backward work whose dQ its last writer converts (kernels/attn_bwd_sm90.cu `DqConv`,
+/// [`crate::own`]): the destination rows of the plan's converting copy, and where the work's
+/// arrival counters and expected arrivals per q tile start.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DqConv {
+    pub dst: u64,
+    pub stride: u32,
+    pub dtype: u32,
+    pub cnt_off: u32,
+    pub exp_off: u32,
+}
+
 /// One merge of a batched merge launch (`dcp_merge`): output O and LSE regions, its inputs
 /// `inputs[first..first + n]` (O_k, LSE_k pairs) of the launch's input array, and `row0`, its
 /// first row in the launch's rows (rows are (token, head) pairs of O, merges back to back).
@@ -104,6 +117,7 @@ const _: () = assert!(std::mem::size_of::<MergeDesc>() == 80);
 const _: () = assert!(std::mem::size_of::<KvSeg>() == 40);
 const _: () = assert!(std::mem::size_of::<WorkDesc>() == 104);
 const _: () = assert!(std::mem::size_of::<TaskDesc>() == 24);
+const _: () = assert!(std::mem::size_of::<DqConv>() == 24);
 
 /// Byte view of a slice of plain-data values (descriptors, integers, arrays of them). `Pod`
 /// (derived above) proves at compile time that the type has no padding, so every byte is

@@ -23,14 +23,16 @@ use dcp_core::plan::{
 use dcp_core::spec::{DType, ModelShape};
 
 use crate::desc::{
-    as_bytes, classify, dtype_code, KvSeg, MergeDesc, RegionDesc, RowCsr, TaskDesc, WorkDesc,
-    DT_F32, PARTIAL,
+    as_bytes, classify, dtype_code, DqConv, KvSeg, MergeDesc, RegionDesc, RowCsr, TaskDesc,
+    WorkDesc, DT_F32, PARTIAL,
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
-use crate::own::{self, OwnMode, ZeroSet, TASK_DKV_STORE};
+use crate::own::{
+    self, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_STORE, TASK_DQ_CONV,
+};
 use crate::tilemask;
 
 /// Which forward kernel family to use (`DCP_CUDA_FAMILY`: `auto`, `mma`, `sm90`).
@@ -195,9 +197,9 @@ pub fn sm90_bwd_smem(d: u32) -> u32 {
         + SM90_BWD_DQ_STAGE
         + SM90_BWD_INFO
 }
-/// Shared memory of the sm90 backward's two per-task info slots (task and work descriptors, 128
+/// Shared memory of the sm90 backward's two per-task info slots (task and work descriptors, 160
 /// bytes each; kernels/attn_bwd_sm90.cu `B90_INFO`).
-pub const SM90_BWD_INFO: u32 = 2 * 128;
+pub const SM90_BWD_INFO: u32 = 2 * 160;
 
 /// The kernels for one model shape.
 pub struct Kernels {
@@ -227,6 +229,12 @@ pub struct Kernels {
     /// Owned gradient rows of the sm90 backward ([`own`], `DCP_CUDA_BWD_OWN`); off for the
     /// mma.sync family.
     pub own: OwnMode,
+    /// Gradients the sm90 backward converts into the plan's copy destinations itself ([`own`],
+    /// `DCP_CUDA_BWD_CONVERT`); neither for the mma.sync family.
+    pub convert: ConvertMode,
+    /// The sm90 backward's D pre-pass zeroes its works' dQ rows in place of the plan's fills
+    /// ([`own::dq_fills_to_fuse`], `DCP_CUDA_BWD_FUSE_FILL`); off for the mma.sync family.
+    pub fuse_fill: bool,
 }
 
 impl Kernels {
@@ -268,6 +276,17 @@ impl Kernels {
             KernelFamily::Sm90Wgmma => OwnMode::from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => OwnMode::Off,
         };
+        let fuse_fill = match bwd_family {
+            KernelFamily::Sm90Wgmma => own::fuse_fill_from_env().map_err(CudaError::Unsupported)?,
+            KernelFamily::MmaSync => false,
+        };
+        let convert = match bwd_family {
+            KernelFamily::Sm90Wgmma => ConvertMode::from_env().map_err(CudaError::Unsupported)?,
+            KernelFamily::MmaSync => ConvertMode {
+                dq: false,
+                dkv: false,
+            },
+        };
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
         let lds = d + 8;
         let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
@@ -302,6 +321,12 @@ impl Kernels {
                 let smem = sm90_bwd_smem(d);
                 let smem =
                     bwd_smem_override(smem, std::env::var("DCP_CUDA_BWD_SMEM").ok().as_deref())?;
+                // The dQ conversion's code only where it may run (kernels/attn_bwd_sm90.cu
+                // `BWD_DQ_CONV`: compiled in, it cost ~1 % on causal 128K).
+                let mut defs = defs.clone();
+                if convert.dq && d == 128 {
+                    defs.push(("BWD_DQ_CONV".into(), "1".into()));
+                }
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
                 (bc, br, SM90_THREADS, smem, k)
             }
@@ -331,6 +356,8 @@ impl Kernels {
             bwd_br,
             bwd_block,
             own,
+            convert,
+            fuse_fill,
         })
     }
 
@@ -1039,6 +1066,10 @@ struct Lowering<'a> {
     /// backward launch made redundant (dropped at the end).
     zeros: ZeroSet,
     elided: Vec<usize>,
+    /// The program being lowered, and the `Copy` instructions a backward launch made redundant
+    /// by writing their destinations itself ([`own::copy_targets`]): not lowered.
+    prog: &'a Program,
+    skip: Vec<usize>,
 }
 
 /// An `Unsupported` error unless `ok`.
@@ -1595,12 +1626,34 @@ impl Lowering<'_> {
         for (i, f) in dkv_full.iter_mut().enumerate() {
             *f &= kts[i] == wl.works[i].n_keys.div_ceil(bc);
         }
+        let dq_dst = self.convert_targets(ii, &works, &mut wl, &pending, chunk, &dkv_full);
+        // dQ arrival counters (zeroed by the D pre-pass) and expected arrivals per q tile of the
+        // works whose dQ the launch converts, and per work its destination.
+        let mut convs = vec![DqConv::default(); works.len()];
+        let (mut n_cnt, mut expect) = (0u32, Vec::<u32>::new());
+        for (i, dst) in dq_dst.iter().enumerate() {
+            let Some((dst, visits)) = dst else { continue };
+            let r = self.rd(dst);
+            convs[i] = DqConv {
+                dst: r.ptr,
+                stride: r.stride,
+                dtype: r.dtype,
+                cnt_off: n_cnt,
+                exp_off: expect.len() as u32,
+            };
+            n_cnt += visits.len() as u32 * wl.works[i].q_heads * 2;
+            expect.extend_from_slice(visits);
+        }
+        let cnt_arg = Arg::Arena(self.arena.push(as_bytes(&vec![0u32; n_cnt as usize])));
         for (wdx, kt, kv_heads, list, masks) in &pending {
-            let pad = if dkv_own[*wdx as usize] && list.len() <= chunk {
+            let mut pad = if dkv_own[*wdx as usize] && list.len() <= chunk {
                 TASK_DKV_STORE
             } else {
                 0
             };
+            if dq_dst[*wdx as usize].is_some() {
+                pad |= TASK_DQ_CONV;
+            }
             for (i, part) in list.chunks(chunk).enumerate() {
                 let off = wl.tiles.len() as u32;
                 wl.tiles.extend_from_slice(part);
@@ -1621,6 +1674,24 @@ impl Lowering<'_> {
             }
         }
         self.drop_covered_fills(&works, &dkv_full);
+        if kernels.fuse_fill {
+            // The D pre-pass zeroes dQ rows whose fill it takes over ([`own`]).
+            let dq: Vec<Region> = works.iter().map(|w| w.dq).collect();
+            // fp32, and shaped like Q (the pre-pass zeroes (row, head) pairs of Q's shape).
+            let f32s: Vec<bool> = works
+                .iter()
+                .zip(&wl.works)
+                .map(|(w, wd)| {
+                    wd.dq_dtype == DT_F32 && w.dq.len == w.q.len && w.dq.heads == w.q.heads
+                })
+                .collect();
+            for (op, inside) in own::dq_fills_to_fuse(&self.zeros, &dq, &f32s) {
+                self.elided.push(op);
+                for i in inside {
+                    wl.works[i].pad0 |= own::WORK_DQ_ZERO;
+                }
+            }
+        }
         self.dd_max = self.dd_max.max(dd_off);
         let n_works = wl.works.len() as u32;
         // sm90: per work a TMA tensor map of its fp32 dQ rows (the kernel adds 64-row dQ tiles
@@ -1650,6 +1721,8 @@ impl Lowering<'_> {
                 Arg::Dd,
                 Arg::U32(d),
                 Arg::U32(dtype_code(model.dtype)),
+                cnt_arg,
+                Arg::U32(n_cnt),
             ],
         }));
         args.extend([
@@ -1666,6 +1739,9 @@ impl Lowering<'_> {
                 // kernel leaves at zero.
                 args.push(Arg::Arena(self.arena.push(as_bytes(&[0u32, 0, grid, 0]))));
                 args.extend(mask_args);
+                args.push(Arg::Arena(self.arena.push(as_bytes(&convs))));
+                args.push(cnt_arg);
+                args.push(Arg::Arena(self.arena.push(as_bytes(&expect))));
                 let env = std::env::var("DCP_CUDA_BWD_CTAS").ok();
                 persistent_bwd_grid(grid, self.gpu.sm_count.max(1) as u32, env.as_deref())?
             }
@@ -1683,6 +1759,73 @@ impl Lowering<'_> {
 }
 
 impl Lowering<'_> {
+    /// Gradients this backward launch (instruction `ii`, fused `works`) writes into the plan's
+    /// copy destinations itself ([`own::copy_targets`]), all or nothing per copy: dK/dV where
+    /// every work of the copy stores all its rows (`dkv_full`: the work's KV segments are pointed
+    /// at the destination), dQ where every q tile of every work of the copy is listed by some
+    /// task and the launch's dQ regions are disjoint. The copies go on the skip list. Returns per
+    /// work the dQ destination and the tasks listing each of its q tiles (the arrivals the
+    /// tile's counters expect), or `None`.
+    #[allow(
+        clippy::type_complexity,
+        reason = "per work an optional (destination, arrivals per q tile) pair"
+    )]
+    fn convert_targets(
+        &mut self,
+        ii: usize,
+        works: &[BwdWork],
+        wl: &mut WorkLists,
+        pending: &[KvTileList],
+        chunk: usize,
+        dkv_full: &[bool],
+    ) -> Vec<Option<(Region, Vec<u32>)>> {
+        let conv = self.kernels.convert;
+        let mut out = vec![None; works.len()];
+        if self.kernels.bwd_family != KernelFamily::Sm90Wgmma
+            || self.d != 128
+            || !(conv.dq || conv.dkv)
+        {
+            return out;
+        }
+        let targets: Vec<CopyTarget> = own::copy_targets(self.prog, ii, works);
+        if targets.is_empty() {
+            return out;
+        }
+        let br = self.kernels.bwd_br;
+        let n_qt: Vec<u32> = wl.works.iter().map(|w| w.n_rows.div_ceil(br)).collect();
+        let lists: Vec<(u32, &[u32])> = pending
+            .iter()
+            .map(|(w, _, _, list, _)| (*w, list.as_slice()))
+            .collect();
+        let visits = own::q_tile_visits(&n_qt, &lists, chunk);
+        let dq_alone = own::disjoint(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
+        let dq_ok: Vec<bool> = (0..works.len())
+            .map(|i| {
+                wl.works[i].dq_dtype == DT_F32
+                    && dq_alone[i]
+                    && !visits[i].is_empty()
+                    && visits[i].iter().all(|&v| v > 0)
+            })
+            .collect();
+        for ti in own::accept(&targets, conv, &dq_ok, dkv_full) {
+            let t = &targets[ti];
+            for &(i, k) in &t.parts {
+                match t.grad {
+                    Grad::Dq => out[i] = Some((t.map(&works[i].dq), visits[i].clone())),
+                    Grad::Dkv => {
+                        let r = self.rd(&t.map(&works[i].dkv[k]));
+                        let seg = &mut wl.segs[wl.works[i].kv_first as usize + k];
+                        seg.dk = r.ptr;
+                        seg.dstride = r.stride;
+                        seg.ddtype = r.dtype;
+                    }
+                }
+            }
+            self.skip.push(t.copy);
+        }
+        out
+    }
+
     /// Per fused work of a backward launch: whether its dKV rows are its own ([`own`]): fp32,
     /// zero, overlapping no other work's dKV region of the launch.
     fn dkv_ownable(&self, works: &[BwdWork], wl: &WorkLists) -> Vec<bool> {
@@ -1791,6 +1934,8 @@ impl Prepared {
             dd_max: 0,
             zeros: ZeroSet::default(),
             elided: Vec::new(),
+            prog,
+            skip: Vec::new(),
         };
         let mut op_instr: Vec<(u32, &'static str)> = Vec::new();
         for (ii, ins) in prog.instrs.iter().enumerate() {
@@ -1799,6 +1944,8 @@ impl Prepared {
                 CudaError::Unsupported(format!("instruction {ii} ({}): {m}", ins.name()))
             };
             match ins {
+                // A copy a backward launch wrote itself ([`own::copy_targets`]).
+                Instr::Copy { .. } if lw.skip.contains(&ii) => {}
                 Instr::Fill { dst, value } => {
                     let op = lw.ops.len();
                     lw.fill(dst, value)?;
@@ -2621,9 +2768,10 @@ mod tests {
 
     #[test]
     fn sm90_bwd_smem_fits_the_sm90_limit() {
-        // D 128: one 64-row q tile per step; D 64: two (128-row Q, dO and dS stages).
-        assert_eq!(sm90_bwd_smem(128), 202_144);
-        assert_eq!(sm90_bwd_smem(64), 206_240);
+        // D 128: one 64-row q tile per step; D 64: two (128-row Q, dO and dS stages). The
+        // per-task info slots are 160 bytes each (2 x 128 overran by the WorkDesc's last 8).
+        assert_eq!(sm90_bwd_smem(128), 202_208);
+        assert_eq!(sm90_bwd_smem(64), 206_304);
         for d in [64, 128] {
             assert!(sm90_bwd_smem(d) <= 232_448, "d {d}");
         }

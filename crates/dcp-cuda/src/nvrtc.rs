@@ -297,6 +297,13 @@ mod tests {
             (
                 Source::AttnBwdSm90,
                 vec![
+                    ("HEAD_DIM".to_string(), "128".to_string()),
+                    ("BWD_DQ_CONV".to_string(), "1".to_string()),
+                ],
+            ),
+            (
+                Source::AttnBwdSm90,
+                vec![
                     ("HEAD_DIM".to_string(), "64".to_string()),
                     ("ELEM_F16".to_string(), "1".to_string()),
                 ],
