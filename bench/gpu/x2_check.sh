@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Two GPUs (session 10), end-of-session check of merged main in one call: the multi-device paths first
+# (selftest at world 2 with every planner, packed 131K-token batches --check at world 2 for
+# local/zigzag/ring/dcp x causal/lambda, and the same with the backward's executor transforms
+# off, DCP_CUDA_BWD_FUSE_FILL=0 DCP_CUDA_BWD_CONVERT=0, as the A/B of correctness), then
+# bench/gpu/x1_final.sh on GPU 0 (selftests, sanitizers, kernel-bench next to PyTorch).
+# Env: DCP, WHEEL (optional), LIMIT (s, default 560). Results: $OUT/x2.tgz and $OUT/x1.tgz.
+set -u
+source bench/gpu/env.sh
+OUT=${OUT:?}
+T0=$SECONDS
+LIMIT=${LIMIT:-560}
+J=$OUT/x2; mkdir -p $J
+summ() {
+  python3 - "$1" "$2" <<'PY'
+import json, os, sys
+rows = [json.loads(l) for l in open(sys.argv[1])] if os.path.exists(sys.argv[1]) else []
+rows = [r for r in rows if "check" in r]
+c = [r.get("check") or {} for r in rows]
+ok = sum(1 for x in c if x.get("pass"))
+w = {k: max([x.get(k, 0) or 0 for x in c] + [0]) for k in ("o", "lse", "dq", "dkv")}
+print(f"{sys.argv[2]}: {ok}/{len(rows)} pass; worst rel err " + " ".join(f"{k}={v:.1e}" for k, v in w.items()))
+PY
+}
+echo "== selftest world 2 t=$((SECONDS-T0))s"
+timeout -k 5 100 $DCP launch -n 2 -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/st_w2.jsonl > $J/st_w2.log 2>&1; echo "rc=$?"
+summ $J/st_w2.jsonl "selftest w2" | tee -a $J/summary.txt; grep -E "FAIL|panic|rror" $J/st_w2.log | head -3
+echo "== selftest world 2, dQ by its last writer (opt-in) t=$((SECONDS-T0))s"
+DCP_CUDA_BWD_CONVERT=1 timeout -k 5 60 $DCP launch -n 2 -- bench-gpu --selftest 4 --planners dcp,ring,zigzag,local --json $J/st_w2_conv.jsonl > $J/st_w2_conv.log 2>&1; echo "rc=$?"
+summ $J/st_w2_conv.jsonl "selftest w2 BWD_CONVERT=1" | tee -a $J/summary.txt
+python3 - $J/packed.json <<'PY' || exit 1
+import json, sys
+f = json.load(open("bench/gpu/x4_batches.json"))
+json.dump({"batches": [f["batches"][i] for i in (5, 25, 35)]}, open(sys.argv[1], "w"))
+PY
+echo "== packed --check world 2 t=$((SECONDS-T0))s"
+timeout 150 $DCP launch -n 2 -- bench-gpu --batches $J/packed.json --masks causal,lambda --planners local,zigzag,ring,dcp --check --warmup 1 --repeats 2 --json $J/packed_w2.jsonl > $J/packed_w2.log 2>&1; echo "rc=$?"
+summ $J/packed_w2.jsonl "packed w2 --check" | tee -a $J/summary.txt; grep -E "FAIL|panic|rror" $J/packed_w2.log | head -3
+echo "== packed --check world 2, transforms off t=$((SECONDS-T0))s"
+DCP_CUDA_BWD_FUSE_FILL=0 DCP_CUDA_BWD_CONVERT=0 timeout 100 $DCP launch -n 2 -- bench-gpu --batches $J/packed.json --masks causal --planners zigzag,dcp --check --warmup 1 --repeats 2 --json $J/packed_w2_off.jsonl > $J/packed_w2_off.log 2>&1; echo "rc=$?"
+summ $J/packed_w2_off.jsonl "packed w2 --check, transforms off" | tee -a $J/summary.txt
+python3 - $J <<'PY' | tee $J/packed.md
+import json, os, sys
+d = sys.argv[1]
+def rd(n):
+    p = os.path.join(d, n)
+    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+print("| transforms | planner | mask | tokens | fwd ms | bwd ms | check |")
+print("|---|---|---|---|---|---|---|")
+for name, f in (("on", "packed_w2.jsonl"), ("off", "packed_w2_off.jsonl")):
+    for r in rd(f):
+        if r.get("kind") == "bench":
+            ok = (r.get("check") or {}).get("pass")
+            print(f"| {name} | {r.get('planner')} | {r.get('mask')} | {r.get('tokens')} | {r.get('fwd_ms', 0):.2f} | {r.get('bwd_ms', 0):.2f} | {ok} |")
+PY
+tar czf $OUT/x2.tgz -C $OUT x2 && rm -rf $J
+echo "== one-GPU part t=$((SECONDS-T0))s"
+CUDA_VISIBLE_DEVICES=0 LIMIT=$((LIMIT - (SECONDS - T0))) bash bench/gpu/x1_final.sh
