@@ -10,3 +10,7 @@ mk() { local n=$1; shift; rm -rf "$DEST/$n"; mkdir -p "$DEST/$n"; cp $K/* "$DEST
 mk t1 "FWD_TMA 1"   # K/V tiles of one-region works by TMA
 mk t2 "FWD_TMA 2"   # + Q by TMA
 mk t3 "FWD_TMA 3"   # + 16-bit O stored by TMA from the stmatrix staging
+# call 2 (the embedded default is now FWD_TMA 3 at D 128, 0 at D 64)
+mk t0   "FWD_TMA 0"                       # main's kernel (SASS identical to main 444c8fc's)
+mk t3pd "FWD_TMA 3" "FWD_PREDESC 1"       # D 64: TMA with the descriptor prefetch of D 128
+mk t3cl "FWD_TMA 3" "FWD_CLAIM_LATE 1"    # next task claimed after the last K/V load

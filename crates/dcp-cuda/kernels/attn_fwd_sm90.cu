@@ -102,9 +102,11 @@
 // each consumer warpgroup fences its stmatrix writes to the async proxy, meets on its named
 // barrier, and one thread stores its 64 rows with one `cp.async.bulk.tensor.3d` per 64 columns,
 // rows past the work's end clipped, then waits for the copy to have read the tile before that
-// thread releases the Q buffer). bench/results/kernels-2026-11-29-tma.
+// thread releases the Q buffer). Default 3 at D 128: +10 % causal 32K, +22 % works1000, +15 %
+// causal-blockwise, +9 % onework, +15 % packed, +20 % lambda over 0 (bench/results/
+// kernels-2026-11-29-tma, call 1); 0 at D 64 until measured there with more runs.
 #ifndef FWD_TMA
-#define FWD_TMA 0
+#define FWD_TMA ((HEAD_DIM == 128) ? 3 : 0)
 #endif
 // Bytes of tensor maps per work (fwdmaps.rs: Q, KV, O maps of 128 bytes).
 #define FWD_MAPS 384
