@@ -14,10 +14,10 @@
 //
 // One CTA = 3 warpgroups. Warpgroup 0 is the producer: per task it puts the task and work
 // descriptors and each row's range span into shared memory and loads the Q tile into one of two
-// Q buffers; then it streams the task's K/V tiles into 2 stages with cp.async (each key row
-// through its own address, since a work's keys may come from several KV regions; one region:
-// addresses by arithmetic, no loads per tile), signalling a "full" mbarrier per stage when the
-// copies land (cp.async.mbarrier.arrive.noinc). For a partial tile it also stages the tile word
+// Q buffers; then it streams the task's K/V tiles into 2 stages, signalling a "full" mbarrier per
+// stage when the copies land: by TMA tensor copies where the host built the work maps (FWD_TMA,
+// below: one KV region), else with cp.async (each key row through its own address, since a work's
+// keys may come from several KV regions; cp.async.mbarrier.arrive.noinc). For a partial tile it also stages the tile word
 // and the first two ranges of each row, so the consumers' mask reads no global memory (rows with
 // more ranges read the rest from `ranges`).
 // Warpgroups 1 and 2 are consumers, 64 query rows each: S = Q K^T with wgmma m64n128k16 (Q and K
@@ -102,11 +102,12 @@
 // each consumer warpgroup fences its stmatrix writes to the async proxy, meets on its named
 // barrier, and one thread stores its 64 rows with one `cp.async.bulk.tensor.3d` per 64 columns,
 // rows past the work's end clipped, then waits for the copy to have read the tile before that
-// thread releases the Q buffer). Default 3 at D 128: +10 % causal 32K, +22 % works1000, +15 %
-// causal-blockwise, +9 % onework, +15 % packed, +20 % lambda over 0 (bench/results/
-// kernels-2026-11-29-tma, call 1); 0 at D 64 until measured there with more runs.
+// thread releases the Q buffer). Default 3 (bench/results/kernels-2026-11-29-tma, call 2, over 0 =
+// the cp.async kernel): D 128 causal 32K / 128K +10 / +7 %, causal-blockwise +14 %, works1000
+// +23 %, onework +8 %, packed +14 %, lambda +18 %; D 64 +3..+7 % on the same shapes except
+// works1000 -5 % (FWD_TMA 1 there: -1.5 %, the others +0..+3 %).
 #ifndef FWD_TMA
-#define FWD_TMA ((HEAD_DIM == 128) ? 3 : 0)
+#define FWD_TMA 3
 #endif
 // Bytes of tensor maps per work (fwdmaps.rs: Q, KV, O maps of 128 bytes).
 #define FWD_MAPS 384
