@@ -14,10 +14,10 @@
 //
 // One CTA = 3 warpgroups. Warpgroup 0 is the producer: per task it puts the task and work
 // descriptors and each row's range span into shared memory and loads the Q tile into one of two
-// Q buffers; then it streams the task's K/V tiles into 2 stages with cp.async (each key row
-// through its own address, since a work's keys may come from several KV regions; one region:
-// addresses by arithmetic, no loads per tile), signalling a "full" mbarrier per stage when the
-// copies land (cp.async.mbarrier.arrive.noinc). For a partial tile it also stages the tile word
+// Q buffers; then it streams the task's K/V tiles into 2 stages, signalling a "full" mbarrier per
+// stage when the copies land: by TMA tensor copies where the host built the work maps (FWD_TMA,
+// below: one KV region), else with cp.async (each key row through its own address, since a work's
+// keys may come from several KV regions; cp.async.mbarrier.arrive.noinc). For a partial tile it also stages the tile word
 // and the first two ranges of each row, so the consumers' mask reads no global memory (rows with
 // more ranges read the rest from `ranges`).
 // Warpgroups 1 and 2 are consumers, 64 query rows each: S = Q K^T with wgmma m64n128k16 (Q and K
@@ -89,6 +89,29 @@
 #define FWD_PREDESC (HEAD_DIM == 128)
 #endif
 
+// FWD_TMA 1: a one-KV-region work's K/V tiles come by TMA tensor copies (host maps per work,
+// `fwdmaps.rs`): producer thread 0 announces the tile's bytes on the stage's full barrier
+// (`mbarrier.expect_tx`) and issues one `cp.async.bulk.tensor.3d` per 64-column half of K and V
+// (box 64 columns x 1 K/V slot x 128 keys, 128-byte swizzle: the layout the wgmma descriptors
+// read; keys past the region zero-filled), instead of 128 threads' per-row 16-byte cp.async (D 128:
+// 4 instructions per tile instead of ~4096). The tile word and mask staging stay cp.async, so the
+// barrier keeps its 128 arrivals plus the transaction bytes. Works with several KV regions or
+// without maps keep the cp.async rows. FWD_TMA 2: Q by TMA too (box 64 x 1 head x 128 rows); the
+// consumers then order their generic accesses to the Q buffer (O staging) before the next tensor
+// copy into it with a proxy fence. FWD_TMA 3: also 16-bit O by TMA (FWD_OST's staged tile:
+// each consumer warpgroup fences its stmatrix writes to the async proxy, meets on its named
+// barrier, and one thread stores its 64 rows with one `cp.async.bulk.tensor.3d` per 64 columns,
+// rows past the work's end clipped, then waits for the copy to have read the tile before that
+// thread releases the Q buffer). Default 3 (bench/results/kernels-2026-11-29-tma, call 2, over 0 =
+// the cp.async kernel): D 128 causal 32K / 128K +10 / +7 %, causal-blockwise +14 %, works1000
+// +23 %, onework +8 %, packed +14 %, lambda +18 %; D 64 +3..+7 % on the same shapes except
+// works1000 -5 % (FWD_TMA 1 there: -1.5 %, the others +0..+3 %).
+#ifndef FWD_TMA
+#define FWD_TMA 3
+#endif
+// Bytes of tensor maps per work (fwdmaps.rs: Q, KV, O maps of 128 bytes).
+#define FWD_MAPS 384
+
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
 #endif
@@ -124,6 +147,35 @@ __device__ __forceinline__ float f90_ex2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
+}
+
+// FWD_TMA: transaction bytes the current phase of `bar` waits for (no arrival).
+__device__ __forceinline__ void f90_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// FWD_TMA: box (c0, c1, c2) of the 3-D tensor of map `tmap` (a CUtensorMap in global memory)
+// into shared memory at `dst`, completing `bytes` on `bar`.
+__device__ __forceinline__ void f90_tma_3d(u32 dst, u64 tmap, int c0, int c1, int c2, u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          dst),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+// FWD_TMA 3: shared `src` (a box) to box (c0, c1, c2) of map `tmap`'s tensor, committed as a
+// bulk group; f90_bulk_wait_read: until this thread's bulk groups have read their shared source.
+__device__ __forceinline__ void f90_tma_store_3d(u64 tmap, u32 src, int c0, int c1, int c2) {
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%1, %2, %3}], [%4];\n" ::"l"(tmap),
+               "r"(c0), "r"(c1), "r"(c2), "r"(src)
+               : "memory");
+}
+__device__ __forceinline__ void f90_bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void f90_bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void f90_bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void f90_prefetch_map(u64 tmap) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
 }
 
 __device__ __forceinline__ void f90_cp_async8(u32 saddr, const void* gmem, bool valid) {
@@ -320,7 +372,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                   const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
                   const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges, u32 group,
                   float scale_log2, u32* sched, const u32* __restrict__ tmask,
-                  const u32* __restrict__ masks) {
+                  const u32* __restrict__ masks, const unsigned char* __restrict__ fmaps) {
   constexpr int D = HEAD_DIM;
   constexpr u32 QBYTES = S90_BR * D * 2;
   constexpr u32 TBYTES = S90_BC * D * 2;  // one K (or V) stage
@@ -398,13 +450,30 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
       const u32 k_stride = one_seg ? sg0->stride : 0;
       u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+#if FWD_TMA
+      // This work's maps: Q at fmaps + FWD_MAPS work, its KV region 128 bytes further (fwdmaps.rs).
+      const u32 wtma = w.tma;
+      const u64 qmap = (u64)(fmaps + (u64)task.work * FWD_MAPS), kvmap = qmap + 128;
+      const bool kv_tma = one_seg && (wtma & 2u);
+      if (pt == 0 && kv_tma) f90_prefetch_map(kvmap);
+#endif
       if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
       if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
       else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
         f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
       cp_async4_s(qs + F90_INFO + 8 * pt, rp, rok);
       cp_async4_s(qs + F90_INFO + 8 * pt + 4, rp + 1, rok);
-      warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
+#if FWD_TMA >= 2
+      if (wtma & 1u) {
+        if (pt == 0) {
+          f90_expect_tx(qfull(qb), QBYTES);
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+            f90_tma_3d(sQ + qb * QBYTES + h * (S90_BR * 128), qmap, 64 * h, task.head, task.row0, qfull(qb));
+        }
+      } else
+#endif
+        warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
       mbar_arrive_cp_async(qfull(qb));
 #else
       // Task and work descriptors, the rows' range spans, Q.
@@ -419,7 +488,18 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 ra = rok ? rp[0] : 0, rb = rok ? rp[1] : 0;
       const elem_t* qbase = (const elem_t*)w.q;
       const u64 myq = rok ? (u64)(qbase + (u64)row * w.q_stride + task.head * D) : 0;
-      warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
+#if FWD_TMA >= 2
+      if (w.tma & 1u) {
+        if (pt == 0) {
+          f90_expect_tx(qfull(qb), QBYTES);
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+            f90_tma_3d(sQ + qb * QBYTES + h * (S90_BR * 128), (u64)(fmaps + (u64)task.work * FWD_MAPS), 64 * h,
+                       task.head, task.row0, qfull(qb));
+        }
+      } else
+#endif
+        warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
       mbar_arrive_cp_async(qfull(qb));
       const u32 kvh = task.head / group;
       const u32* my_tiles = tiles + task.tiles_off;
@@ -430,6 +510,10 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
       const u32 k_stride = one_seg ? sg0->stride : 0;
       u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+#if FWD_TMA
+      const u64 kvmap = (u64)(fmaps + (u64)task.work * FWD_MAPS) + 128;
+      const bool kv_tma = one_seg && (w.tma & 2u);
+#endif
 #endif
       for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
         const int s = sg & 1;
@@ -455,7 +539,21 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
             f90_cp_async8(ks + pt * 16 + 8, ranges + (ra + 1 < rb ? ra + 1 : 0), ra + 1 < rb);
           }
         }
-        warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
+#if FWD_TMA
+        if (kv_tma) {
+          if (pt == 0) {
+            // Key rows of the region (its key0 is 0): the tile's, zero-filled past its end.
+            const int kr = (int)((word & 0x7fffffffu) * S90_BC);
+            f90_expect_tx(full(s), 2 * TBYTES);
+#pragma unroll
+            for (int h = 0; h < D / 64; ++h) {
+              f90_tma_3d(sK + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh, kr, full(s));
+              f90_tma_3d(sV + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, kr, full(s));
+            }
+          }
+        } else
+#endif
+          warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
         mbar_arrive_cp_async(full(s));
       }
 #if FWD_CLAIM_LATE
@@ -495,7 +593,12 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const unsigned char* qi = gbase + (qsmall + qb * F90_QSMALL - base);
     const TaskDesc* tk = (const TaskDesc*)qi;
     const u32 n_tiles = tk->tiles_n;
-    if (n_tiles == 0xffffffffu) break;
+    if (n_tiles == 0xffffffffu) {
+#if FWD_TMA >= 3
+      if ((tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
+#endif
+      break;
+    }
     fence_proxy_async();
     const WorkDesc* wk = (const WorkDesc*)(qi + 32);
     const u32 n_keys = wk->n_keys;
@@ -693,16 +796,33 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
         f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
       }
-      named_bar(4 + cw, 128);  // this warpgroup's rows are written
-      // 16-byte chunks: thread tw of the warpgroup takes chunk tw of each 128 (rows of D / 8).
-      const int tw = tid & 127;
+#if FWD_TMA >= 3
+      if (wk->tma & 4u) {
+        // Visible to the tensor copy (async proxy), then one thread stores the 64 rows.
+        fence_proxy_async();
+        named_bar(4 + cw, 128);
+        if ((tid & 127) == 0) {
+          const u64 omap = (u64)(fmaps + (u64)tk->work * FWD_MAPS) + 256;
 #pragma unroll
-      for (int i = 0; i < 64 * (D / 8) / 128; ++i) {
-        const int qq = i * 128 + tw, rw = qq / (D / 8), cc = qq % (D / 8);
-        const u32 rr = 64 * cw + rw;
-        const uint4 val = f90_lds128(sq + (cc >> 3) * (S90_BR * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4));
-        const u32 grow = row0 + rr;
-        f90_stg128p((__half*)optr + ((u64)grow * o_stride + head * D + 8 * cc), val, grow < n_rows);
+          for (int h = 0; h < D / 64; ++h)
+            f90_tma_store_3d(omap, sq + h * (S90_BR * 128) + 64 * cw * 128, 64 * h, head, row0 + 64 * cw);
+          f90_bulk_commit();
+          f90_bulk_wait_read();
+        }
+      } else
+#endif
+      {
+        named_bar(4 + cw, 128);  // this warpgroup's rows are written
+        // 16-byte chunks: thread tw of the warpgroup takes chunk tw of each 128 (rows of D / 8).
+        const int tw = tid & 127;
+#pragma unroll
+        for (int i = 0; i < 64 * (D / 8) / 128; ++i) {
+          const int qq = i * 128 + tw, rw = qq / (D / 8), cc = qq % (D / 8);
+          const u32 rr = 64 * cw + rw;
+          const uint4 val = f90_lds128(sq + (cc >> 3) * (S90_BR * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4));
+          const u32 grow = row0 + rr;
+          f90_stg128p((__half*)optr + ((u64)grow * o_stride + head * D + 8 * cc), val, grow < n_rows);
+        }
       }
     } else
 #endif
@@ -727,6 +847,10 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
       }
     }
+#if FWD_TMA >= 2
+    // The O staging's generic accesses to the Q buffer before the next tensor copy into it.
+    fence_proxy_async();
+#endif
     mbar_arrive(qempty(qb));
   }
 }

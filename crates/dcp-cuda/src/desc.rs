@@ -71,7 +71,9 @@ pub struct WorkDesc {
     pub kv_count: u32,
     pub row_off: u32,
     pub dd_off: u32,
-    pub pad0: u32,
+    /// Forward on sm90 (`fwdmaps.rs`): bit 0, the launch's tensor-map array holds a TMA map of
+    /// this work's Q; bit 1, one of its single KV segment (the kernel then loads Q / K, V by TMA).
+    pub tma: u32,
     pub pad1: u32,
 }
 

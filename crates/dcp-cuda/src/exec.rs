@@ -28,6 +28,7 @@ use crate::desc::{
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
+use crate::fwdmaps::fwd_tensor_maps;
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
 use crate::own::{
@@ -1359,6 +1360,22 @@ impl Lowering<'_> {
             wl.fill_fwd_masks(&csr, &qtiles, key0);
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
+        // sm90: TMA tensor maps of each work's Q and single KV region (`fwdmaps.rs`; the kernel
+        // loads them with tensor copies under `FWD_TMA`), built after the split-K rewrite.
+        let fwd_maps = if kernels.fwd_family == KernelFamily::Sm90Wgmma {
+            let (dt, bc) = (dtype_code(model.dtype), kernels.fwd_bc);
+            Some(fwd_tensor_maps(
+                &mut wl.works,
+                &wl.segs,
+                d,
+                group,
+                dt,
+                br,
+                bc,
+            )?)
+        } else {
+            None
+        };
         let mask_args = wl.mask_args(&mut self.arena);
         let (n_tasks, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
@@ -1372,6 +1389,8 @@ impl Lowering<'_> {
                     self.arena.push(as_bytes(&[0u32, 0, n_tasks, 0])),
                 ));
                 args.extend(mask_args);
+                let maps = fwd_maps.unwrap_or_default();
+                args.push(Arg::Arena(self.arena.push_aligned(as_bytes(&maps), 128)));
                 let env = std::env::var("DCP_CUDA_FWD_CTAS").ok();
                 persistent_grid(n_tasks, self.gpu.sm_count.max(1) as u32, env.as_deref())?
             }

@@ -706,6 +706,108 @@ pub fn tensor_map_f32_sw128(
     Ok(map.opaque)
 }
 
+/// Element type of a [`tensor_map_sw128`] tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TmaElem {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl TmaElem {
+    /// Bytes of one element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            TmaElem::F32 => 4,
+            TmaElem::Bf16 | TmaElem::F16 => 2,
+        }
+    }
+}
+
+/// A TMA tensor map (the driver's 128-byte `CUtensorMap`) of a tensor of rank 1 to 5 in device
+/// memory, read in boxes with the 128-byte shared-memory swizzle (the layout wgmma's 128B
+/// swizzle mode reads when the box lands 1024-byte aligned): `dims` elements per dimension
+/// (innermost first), `strides` in elements between consecutive indices of dimensions 1.. (one
+/// fewer than `dims`; the innermost is contiguous), `boxd` elements per dimension of a box, whose
+/// innermost row must be 16 to 128 bytes (a multiple of 16). Loads fill elements outside the
+/// tensor with zeros. Every argument is checked here, naming the bad one, before the driver.
+pub fn tensor_map_sw128(
+    ptr: u64,
+    elem: TmaElem,
+    dims: &[u64],
+    strides: &[u64],
+    boxd: &[u32],
+) -> Result<[u64; 16]> {
+    let bad = |what: String| Err(CudaError::Unsupported(format!("TMA tensor map: {what}")));
+    let rank = dims.len();
+    if !(1..=5).contains(&rank) || strides.len() + 1 != rank || boxd.len() != rank {
+        return bad(format!(
+            "rank {rank} with {} strides and a box of rank {} (rank 1 to 5, rank - 1 strides)",
+            strides.len(),
+            boxd.len()
+        ));
+    }
+    if ptr == 0 || !ptr.is_multiple_of(16) {
+        return bad(format!(
+            "address {ptr:#x} must be non-null and 16-byte aligned"
+        ));
+    }
+    let eb = elem.bytes();
+    for (i, &n) in dims.iter().enumerate() {
+        if n == 0 || n > 1 << 32 {
+            return bad(format!("dimension {i} of {n} elements (1 to 2^32)"));
+        }
+    }
+    for (i, &st) in strides.iter().enumerate() {
+        let b = st.saturating_mul(eb);
+        if !b.is_multiple_of(16) || b >= 1 << 40 || b == 0 {
+            return bad(format!(
+                "stride {} of {st} elements ({b} bytes: a nonzero multiple of 16 below 2^40)",
+                i + 1
+            ));
+        }
+    }
+    for (i, &b) in boxd.iter().enumerate() {
+        if b == 0 || b > 256 {
+            return bad(format!("box dimension {i} of {b} elements (1 to 256)"));
+        }
+    }
+    let row = boxd[0] as u64 * eb;
+    if !(16..=128).contains(&row) || !row.is_multiple_of(16) {
+        return bad(format!(
+            "box rows of {row} bytes (the 128-byte swizzle takes 16 to 128, a multiple of 16)"
+        ));
+    }
+    let dt = match elem {
+        TmaElem::F32 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+        TmaElem::Bf16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        TmaElem::F16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+    };
+    let mut map = sys::CUtensorMap { opaque: [0; 16] };
+    let sb: Vec<u64> = strides.iter().map(|&s| s * eb).collect();
+    let estr = [1u32; 5];
+    // SAFETY: plain host-side encoding into `map`; the arrays outlive the call and have the
+    // lengths rank `rank` asks for (strides: rank - 1; checked above).
+    let r = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            &mut map,
+            dt,
+            rank as u32,
+            ptr as *mut c_void,
+            dims.as_ptr(),
+            sb.as_ptr(),
+            boxd.as_ptr(),
+            estr.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    drv("cuTensorMapEncodeTiled", r.result())?;
+    Ok(map.opaque)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,6 +845,94 @@ mod tests {
                 "{args:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn generic_tensor_map_arguments_are_checked_before_the_driver() {
+        use TmaElem::*;
+        let ok_dims: &[u64] = &[128, 4, 1000];
+        let ok_str: &[u64] = &[128, 512];
+        let ok_box: &[u32] = &[64, 1, 128];
+        type Case<'a> = (u64, TmaElem, &'a [u64], &'a [u64], &'a [u32], &'a str);
+        let cases: [Case; 13] = [
+            (0, Bf16, ok_dims, ok_str, ok_box, "16-byte aligned"),
+            (0x1008, Bf16, ok_dims, ok_str, ok_box, "address 0x1008"),
+            (0x1000, Bf16, &[], &[], &[], "rank 0"),
+            (
+                0x1000,
+                Bf16,
+                &[1, 1, 1, 1, 1, 1],
+                &[8, 8, 8, 8, 8],
+                &[1; 6],
+                "rank 6",
+            ),
+            (0x1000, Bf16, ok_dims, &[128], ok_box, "with 1 strides"),
+            (0x1000, Bf16, ok_dims, ok_str, &[64, 1], "box of rank 2"),
+            (
+                0x1000,
+                Bf16,
+                &[128, 0, 1000],
+                ok_str,
+                ok_box,
+                "dimension 1 of 0",
+            ),
+            (
+                0x1000,
+                F16,
+                &[128, 4, 1 << 33],
+                ok_str,
+                ok_box,
+                "dimension 2 of 8589934592",
+            ),
+            (
+                0x1000,
+                Bf16,
+                ok_dims,
+                &[128, 260],
+                ok_box,
+                "stride 2 of 260 elements (520 bytes",
+            ),
+            (
+                0x1000,
+                F32,
+                ok_dims,
+                &[128, 1 << 39],
+                &[32, 1, 128],
+                "stride 2 of",
+            ),
+            (
+                0x1000,
+                Bf16,
+                ok_dims,
+                ok_str,
+                &[64, 1, 512],
+                "box dimension 2 of 512",
+            ),
+            (
+                0x1000,
+                Bf16,
+                ok_dims,
+                ok_str,
+                &[128, 1, 128],
+                "box rows of 256 bytes",
+            ),
+            (
+                0x1000,
+                F32,
+                ok_dims,
+                ok_str,
+                &[2, 1, 128],
+                "box rows of 8 bytes",
+            ),
+        ];
+        for (p, e, d, st, b, says) in cases {
+            let msg = tensor_map_sw128(p, e, d, st, b).unwrap_err().to_string();
+            assert!(
+                msg.contains(says) && msg.contains("TMA tensor map"),
+                "{p:#x} {e:?} {d:?} {st:?} {b:?}: {msg}"
+            );
+        }
+        assert_eq!((F32.bytes(), Bf16.bytes(), F16.bytes()), (4, 2, 2));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod exec;
 pub mod external;
 pub mod fault;
 pub mod fuse;
+pub mod fwdmaps;
 pub mod gpu;
 pub mod heartbeat;
 pub mod nvrtc;
