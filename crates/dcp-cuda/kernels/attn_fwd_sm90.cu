@@ -452,7 +452,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
 #if FWD_TMA
       // This work's maps: Q at fmaps + FWD_MAPS work, its KV region 128 bytes further (fwdmaps.rs).
-      const u32 wtma = w.tma;
+      const u32 wtma = w.flags;
       const u64 qmap = (u64)(fmaps + (u64)task.work * FWD_MAPS), kvmap = qmap + 128;
       const bool kv_tma = one_seg && (wtma & 2u);
       if (pt == 0 && kv_tma) f90_prefetch_map(kvmap);
@@ -489,7 +489,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const elem_t* qbase = (const elem_t*)w.q;
       const u64 myq = rok ? (u64)(qbase + (u64)row * w.q_stride + task.head * D) : 0;
 #if FWD_TMA >= 2
-      if (w.tma & 1u) {
+      if (w.flags & 1u) {
         if (pt == 0) {
           f90_expect_tx(qfull(qb), QBYTES);
 #pragma unroll
@@ -512,7 +512,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
 #if FWD_TMA
       const u64 kvmap = (u64)(fmaps + (u64)task.work * FWD_MAPS) + 128;
-      const bool kv_tma = one_seg && (w.tma & 2u);
+      const bool kv_tma = one_seg && (w.flags & 2u);
 #endif
 #endif
       for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
@@ -797,7 +797,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
       }
 #if FWD_TMA >= 3
-      if (wk->tma & 4u) {
+      if (wk->flags & 4u) {
         // Visible to the tensor copy (async proxy), then one thread stores the 64 rows.
         fence_proxy_async();
         named_bar(4 + cw, 128);

@@ -87,7 +87,8 @@ struct WorkDesc {
   u32 kv_first, kv_count;
   u32 row_off;  // row_ptr[row_off + r] .. row_ptr[row_off + r + 1] index the ranges of row r
   u32 dd_off;   // backward: D = rowsum(dO*O) scratch index of (row 0, head 0)
-  u32 tma;     // forward, sm90: bit 0 Q, bit 1 K/V (one segment) have TMA maps (fwdmaps.rs)
+  u32 flags;   // forward, sm90: bits 1 Q, 2 K/V (one segment), 4 O have TMA maps (fwdmaps.rs);
+               // backward: 8 = WORK_DQ_ZERO (util.cu, own.rs)
   u32 pad1;
 };
 

@@ -242,12 +242,12 @@ __device__ __forceinline__ void load8_as_f32(const void* p, u64 i, u32 dt, float
 //
 // `cnt[0 .. n_cnt)`: the backward launch's dQ arrival counters (attn_bwd_sm90.cu
 // `B90_TASK_DQ_CONV`), zeroed here, in the pass that runs before every backward launch anyway.
-// A work with WORK_DQ_ZERO in `pad0` (src/own.rs, the host dropped the plan's zero fill of its
+// A work with WORK_DQ_ZERO in `flags` (src/own.rs, the host dropped the plan's zero fill of its
 // fp32 dQ rows) gets each (row, head) of its dQ zeroed by the lanes that read the pair's dO and
 // O: one pass over the rows instead of two launches.
-#define WORK_DQ_ZERO 1u
+#define WORK_DQ_ZERO 8u
 __device__ __forceinline__ void dq_zero_pair(const WorkDesc& w, u64 r, u64 j, u32 sub, u32 L, u32 head_dim) {
-  if (!(w.pad0 & WORK_DQ_ZERO)) return;
+  if (!(w.flags & WORK_DQ_ZERO)) return;
   float* p = (float*)w.dq + r * w.dq_stride + j * head_dim;
   if ((((u64)p) & 15) == 0 && (head_dim & 3) == 0) {
     for (u32 e = sub * 4; e < head_dim; e += L * 4) *(float4*)(p + e) = make_float4(0.f, 0.f, 0.f, 0.f);

@@ -71,9 +71,11 @@ pub struct WorkDesc {
     pub kv_count: u32,
     pub row_off: u32,
     pub dd_off: u32,
-    /// Forward on sm90 (`fwdmaps.rs`): bit 0, the launch's tensor-map array holds a TMA map of
-    /// this work's Q; bit 1, one of its single KV segment (the kernel then loads Q / K, V by TMA).
-    pub tma: u32,
+    /// Flags, disjoint bits. Forward on sm90 (`fwdmaps.rs`): `TMA_Q` (1), `TMA_KV` (2), `TMA_O`
+    /// (4), the launch's tensor-map array holds a TMA map of this work's Q, single KV segment,
+    /// 16-bit O (the kernel then moves them by TMA). Backward on sm90 (`own.rs`):
+    /// `WORK_DQ_ZERO` (8), the D pre-pass zeroes the work's fp32 dQ rows.
+    pub flags: u32,
     pub pad1: u32,
 }
 

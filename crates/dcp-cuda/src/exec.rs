@@ -1707,7 +1707,7 @@ impl Lowering<'_> {
             for (op, inside) in own::dq_fills_to_fuse(&self.zeros, &dq, &f32s) {
                 self.elided.push(op);
                 for i in inside {
-                    wl.works[i].pad0 |= own::WORK_DQ_ZERO;
+                    wl.works[i].flags |= own::WORK_DQ_ZERO;
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! `cp.async.bulk.tensor.3d` each, straight into the 128-byte-swizzled layout its wgmma
 //! descriptors read (rows past the tensor's end zero-filled, which also covers a partial last
 //! tile), and stores a consumer warpgroup's 64 staged O rows the same way (rows past the end
-//! clipped). `WorkDesc::tma` says which maps exist: a work with several KV regions, an fp32 O
+//! clipped). `WorkDesc::flags` says which maps exist: a work with several KV regions, an fp32 O
 //! (split-K partials), or an address / stride TMA cannot take (not 16-byte aligned) has no map
 //! and the kernel moves those rows with `cp.async` / stores as before (same results, the other
 //! path).
@@ -17,12 +17,14 @@ use crate::gpu::{tensor_map_sw128, TmaElem};
 
 /// Maps per work (Q, KV, O); the kernel's `FWD_MAPS` bytes per work are 128 times this.
 pub const MAPS_PER_WORK: usize = 3;
-/// `WorkDesc::tma` bit: map `3 w` (the work's Q) exists.
+/// `WorkDesc::flags` bit: map `3 w` (the work's Q) exists.
 pub const TMA_Q: u32 = 1;
-/// `WorkDesc::tma` bit: map `3 w + 1` (the work's one KV region) exists.
+/// `WorkDesc::flags` bit: map `3 w + 1` (the work's one KV region) exists.
 pub const TMA_KV: u32 = 2;
-/// `WorkDesc::tma` bit: map `3 w + 2` (the work's 16-bit O) exists.
+/// `WorkDesc::flags` bit: map `3 w + 2` (the work's 16-bit O) exists.
 pub const TMA_O: u32 = 4;
+/// Every TMA bit of `WorkDesc::flags` (the other bits belong to the backward).
+const TMA_BITS: u32 = TMA_Q | TMA_KV | TMA_O;
 /// Rows per O box: one consumer warpgroup's.
 const O_BOX_ROWS: u32 = 64;
 /// Columns per box (128 bytes of 16-bit elements: one 128-byte swizzle row).
@@ -99,7 +101,7 @@ fn tma_elem(dtype: u32) -> Option<TmaElem> {
 }
 
 /// The maps of a forward launch ([`MAPS_PER_WORK`] per work, zeros where a work has none) and
-/// each work's `tma` bits. `dtype`: of Q and K/V, 16-bit only (another dtype: no maps).
+/// each work's `flags` TMA bits. `dtype`: of Q and K/V, 16-bit only (another dtype: no maps).
 pub fn fwd_tensor_maps(
     works: &mut [WorkDesc],
     segs: &[KvSeg],
@@ -111,18 +113,18 @@ pub fn fwd_tensor_maps(
 ) -> Result<Vec<[u64; 16]>> {
     let mut maps = vec![[0u64; 16]; MAPS_PER_WORK * works.len()];
     let Some(elem) = tma_elem(dtype) else {
-        works.iter_mut().for_each(|w| w.tma = 0);
+        works.iter_mut().for_each(|w| w.flags &= !TMA_BITS);
         return Ok(maps);
     };
     for (i, w) in works.iter_mut().enumerate() {
         let args = fwd_map_args(w, segs, d, group, elem.bytes(), br, bc);
         let elems = [Some(elem), Some(elem), tma_elem(w.o_dtype)];
-        w.tma = 0;
+        w.flags &= !TMA_BITS;
         for (j, bit) in [TMA_Q, TMA_KV, TMA_O].into_iter().enumerate() {
             if let (Some(a), Some(e)) = (args[j], elems[j]) {
                 maps[MAPS_PER_WORK * i + j] =
                     tensor_map_sw128(a.ptr, e, &a.dims, &a.strides, &a.boxd)?;
-                w.tma |= bit;
+                w.flags |= bit;
             }
         }
     }
@@ -231,13 +233,13 @@ mod tests {
         let segs = [seg(0x10008, 0, 1000, 512)];
         let mut ws = [work(0x20008, 1024, 0, 1), work(0, 1024, 0, 1)];
         ws[1].o = 0;
-        ws[0].tma = 7;
+        ws[0].flags = 7;
         let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, 128, 128).unwrap();
         assert_eq!(maps.len(), 6);
         assert!(maps.iter().all(|m| m.iter().all(|&x| x == 0)));
-        assert!(ws.iter().all(|w| w.tma == 0));
-        ws[0].tma = 7;
+        assert!(ws.iter().all(|w| w.flags == 0));
+        ws[0].flags = 7;
         let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, crate::desc::DT_F32, 128, 128).unwrap();
-        assert_eq!((maps.len(), ws[0].tma), (6, 0));
+        assert_eq!((maps.len(), ws[0].flags), (6, 0));
     }
 }

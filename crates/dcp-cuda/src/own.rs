@@ -57,9 +57,9 @@ pub const TASK_DKV_STORE: u32 = 0x8000_0000;
 /// it completes (kernels/attn_bwd_sm90.cu `B90_TASK_DQ_CONV`).
 pub const TASK_DQ_CONV: u32 = 0x4000_0000;
 
-/// WorkDesc.pad0: the D pre-pass zeroes the work's fp32 dQ rows (kernels/util.cu
+/// WorkDesc.flags: the D pre-pass zeroes the work's fp32 dQ rows (kernels/util.cu
 /// `WORK_DQ_ZERO`); the plan's zero fill of them is dropped ([`dq_fills_to_fuse`]).
-pub const WORK_DQ_ZERO: u32 = 1;
+pub const WORK_DQ_ZERO: u32 = 8;
 
 /// Whether the D pre-pass of a backward launch takes over the zero fills of its works' dQ rows
 /// (`DCP_CUDA_BWD_FUSE_FILL`: `1` the default, `0` off).
