@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU, end-of-session check of merged main in one call:
-#  1. correctness: selftest world 1 (every mask kind, GQA, head dims, all one-GPU planners) against
+#  1. correctness: selftest world 1 and a split-K forward (4096 tokens) vs CPU f64 (every mask kind, GQA, head dims, all one-GPU planners) against
 #     the CPU f64 reference, the mma.sync family too; compute-sanitizer memcheck and racecheck on
 #     small cases; the Python package's GPU test;
 #  2. kernel-bench: the sparse / short-work shapes at D 128 and D 64 (issue 10's ratios), dense
@@ -41,15 +41,24 @@ for tool in memcheck racecheck; do
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|FAIL" $J/san_$tool.txt | head -4 | tee -a $J/summary.txt
 done
 
+echo "== forward split-K vs CPU f64 (one 4096-token sequence: its tasks are split) t=$((SECONDS-T0))s"
+echo '{"batches": [[4096]]}' > $J/splitk.json
+for D in 128 64; do
+  timeout 100 $DCP bench-gpu --batches $J/splitk.json --masks causal,full --planners local --head-dim $D --check --cpu-check-tokens 5000 --warmup 0 --repeats 1 --json $J/splitk.jsonl > $J/splitk_d$D.log 2>&1; echo "rc=$?"
+  grep -E "FAIL|panic|rror" $J/splitk_d$D.log | head -3
+done
+summ $J/splitk.jsonl "split-K check vs CPU f64" | tee -a $J/summary.txt
+
 echo "== kernel-bench sparse t=$((SECONDS-T0))s"
 for D in 128 64; do
   timeout 90 $DCP kernel-bench --shapes causal32k,sharedq,blockwise,lambda,works1000,onework,packed --head-dim $D --repeats 3 --json $J/kb_sparse_d$D.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic'
 done
 echo "== kernel-bench GQA x dtype x D (causal32k) t=$((SECONDS-T0))s"
-for D in 128 64; do for dt in bf16 f16; do for kv in 8 4 2 1; do
-  left 120 || break 3
+for cfg in "128 bf16 8" "128 bf16 4" "128 bf16 1" "128 f16 2" "64 bf16 8" "64 bf16 1" "64 f16 2"; do
+  set -- $cfg; D=$1; dt=$2; kv=$3
+  left 150 || break
   timeout 40 $DCP kernel-bench --shapes causal32k --kv-heads $kv --dtype $dt --head-dim $D --repeats 3 --json $J/kb_gqa.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic' | sed "s/^/D$D $dt kv$kv /"
-done; done; done
+done
 
 if [ -n "${WHEEL:-}" ] && [ -d "${WHEEL:-}" ] && left 100; then
   echo "== python GPU test t=$((SECONDS-T0))s"
