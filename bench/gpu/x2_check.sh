@@ -53,6 +53,12 @@ for name, f in (("on", "packed_w2.jsonl"), ("off", "packed_w2_off.jsonl")):
             ok = (r.get("check") or {}).get("pass")
             print(f"| {name} | {r.get('planner')} | {r.get('mask')} | {r.get('tokens')} | {r.get('fwd_ms', 0):.2f} | {r.get('bwd_ms', 0):.2f} | {ok} |")
 PY
+if [ -n "${WHEEL:-}" ] && [ -d "${WHEEL:-}" ]; then
+  echo "== python GPU test (2 GPUs) t=$((SECONDS-T0))s"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $WHEEL/dcp-*.whl 2>/dev/null
+  ( export PYTHONPATH=/tmp/site; eval "$(python3 -m dcp.env)"; cd python/tests && timeout 150 python3 -m pytest -q -x test_gpu.py 2>&1 | tail -3 ) | tee $J/pytest_gpu.txt
+fi
 tar czf $OUT/x2.tgz -C $OUT x2 && rm -rf $J
 echo "== one-GPU part t=$((SECONDS-T0))s"
-CUDA_VISIBLE_DEVICES=0 LIMIT=$((LIMIT - (SECONDS - T0))) bash bench/gpu/x1_final.sh
+# (the Python test needs two GPUs: it ran above)
+WHEEL= CUDA_VISIBLE_DEVICES=0 LIMIT=$((LIMIT - (SECONDS - T0))) bash bench/gpu/x1_final.sh
