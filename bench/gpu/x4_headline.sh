@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Four GPUs, one call (~2 min on 4x H200): issue 10's headline checks. Selftests at world 4
+# Four GPUs (N=2: two), one call (~2 min on 4x H200): issue 10's headline checks. Selftests at world N
 # and 1, kernel-bench D 128 / D 64 against PyTorch on one GPU, the single-sequence table (32K, 64K,
 # 128K causal; dcp and zigzag, checked, op times) against PyTorch `context_parallel` + cuDNN, dcp
 # again (run-to-run spread), the Python GPU test with the wheel. Everything goes into one
@@ -9,6 +9,7 @@
 # (first ran as .pdev/s8/x4c.sh in session 8: bench/results/gpu-x4-2026-11-28s8/call3/; shared/
 # does not travel to the GPU machine: carry the binary, the wheel and the peer script.)
 set -u
+N=${N:-4}
 B=${DCP:?set DCP to the dcp binary (e.g. a carried .pdev/dcp)}
 W=${WHEEL:?set WHEEL to the folder holding the dcp wheel}
 PEER_CP=${PEER_CP:?set PEER_CP to torch_cp.py (shared/peers, copied into a carried folder)}
@@ -16,8 +17,8 @@ source bench/gpu/env.sh
 T0=$SECONDS; OUT=${OUT:-/tmp/x4_headline}; J=$OUT/headline; mkdir -p $J
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
 summ() { python3 -c "import json,sys; r=[json.loads(l) for l in open('$1')]; c=[x.get('check') or {} for x in r]; print('$2: %d/%d pass, worst dq %.1e dkv %.1e o %.1e' % (sum(1 for x in c if x.get('pass')), len(r), max([x.get('dq',0) or 0 for x in c]+[0]), max([x.get('dkv',0) or 0 for x in c]+[0]), max([x.get('o',0) or 0 for x in c]+[0])))" 2>&1 | tail -1; }
-echo "== selftest world 4"
-timeout -k 5 90 $B launch -n 4 -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w4.jsonl > $J/st4.log 2>&1; echo "rc=$?"; summ $J/selftest_w4.jsonl "selftest w4"; grep -E "FAIL|panic|rror" $J/st4.log | head -3
+echo "== selftest world $N"
+timeout -k 5 90 $B launch -n $N -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w$N.jsonl > $J/st$N.log 2>&1; echo "rc=$?"; summ $J/selftest_w$N.jsonl "selftest w$N"; grep -E "FAIL|panic|rror" $J/st$N.log | head -3
 echo "== selftest world 1 t=$((SECONDS-T0))s"
 timeout -k 5 70 $B bench-gpu --selftest 12 --planners dcp,zigzag,local,usp --json $J/selftest_w1.jsonl > $J/st1.log 2>&1; echo "rc=$?"; summ $J/selftest_w1.jsonl "selftest w1"; grep -E "FAIL|panic|rror" $J/st1.log | head -3
 for d in 128 64; do
@@ -27,11 +28,11 @@ for d in 128 64; do
 done
 echo '{"batches": [[32768], [65536], [131072]]}' > /tmp/single.json
 echo "== dcp single (checked, op times) t=$((SECONDS-T0))s"
-timeout 170 $B launch -n 4 -- bench-gpu --batches /tmp/single.json --mask causal --planners dcp,zigzag --check --warmup 1 --repeats 3 --json $J/single_x4.jsonl --op-times $J/ops_single 2>&1 | grep -v '^\[rank 0\] {' | tail -8
+timeout 170 $B launch -n $N -- bench-gpu --batches /tmp/single.json --mask causal --planners dcp,zigzag --check --warmup 1 --repeats 3 --json $J/single_x$N.jsonl --op-times $J/ops_single 2>&1 | grep -v '^\[rank 0\] {' | tail -8
 echo "== torch context_parallel cudnn t=$((SECONDS-T0))s"
-timeout 100 python3 -m torch.distributed.run --nproc-per-node 4 $PEER_CP cudnn gqa 2>/dev/null | grep '^{' | tee -a $J/torch_cp.jsonl
+timeout 100 python3 -m torch.distributed.run --nproc-per-node $N $PEER_CP cudnn gqa 2>/dev/null | grep '^{' | tee -a $J/torch_cp.jsonl
 echo "== dcp single again (timing only) t=$((SECONDS-T0))s"
-timeout 100 $B launch -n 4 -- bench-gpu --batches /tmp/single.json --mask causal --planners dcp --warmup 1 --repeats 5 --json $J/single_x4_b.jsonl 2>&1 | grep -v '^\[rank 0\] {' | tail -4
+timeout 100 $B launch -n $N -- bench-gpu --batches /tmp/single.json --mask causal --planners dcp --warmup 1 --repeats 5 --json $J/single_x${N}_b.jsonl 2>&1 | grep -v '^\[rank 0\] {' | tail -4
 python3 bench/gpu/op_times.py $J/ops_single > $J/ops_single.md 2>&1; grep -E "dcp.*bwd" $J/ops_single.md | head -3; rm -rf $J/ops_single
 echo "== python GPU test (2 GPUs) t=$((SECONDS-T0))s"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $W/dcp-*.whl
