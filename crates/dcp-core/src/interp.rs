@@ -142,9 +142,8 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
         }
         // Sends and receives per ordered pair (sender, receiver), pairs in order, each pair's
         // in list order: matched k-th to k-th.
-        let key = |x: &Side| (x.0, x.1, x.2);
-        sends.sort_unstable_by_key(key);
-        recvs.sort_unstable_by_key(key);
+        sort_sides(&mut sends);
+        sort_sides(&mut recvs);
         // One matched pair: `k`-th send of `d` to `p` and `k`-th receive of `p` from `d`.
         let mut matched = |k: usize, d: usize, p: usize, s: &Region, r: &Region| {
             let sb = &progs[d].buffers.get(s.buf as usize);
@@ -242,4 +241,30 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
         }
     }
     Ok(())
+}
+
+/// Sorts `sides` by (sender, receiver, order in the list), keys distinct. Sends come in sender
+/// order and receives in receiver order: a ring's are sorted already or one rotation away
+/// (device 0 receives from the last one), found in one pass; anything else is sorted.
+fn sort_sides(sides: &mut [Side]) {
+    let key = |x: &Side| (x.0, x.1, x.2);
+    let mut cut = None;
+    for i in 1..sides.len() {
+        if key(&sides[i - 1]) > key(&sides[i]) {
+            if cut.is_some() {
+                sides.sort_unstable_by_key(key);
+                return;
+            }
+            cut = Some(i);
+        }
+    }
+    if let Some(i) = cut {
+        // Two sorted runs: the second wholly before the first makes one after a rotation.
+        if key(&sides[sides.len() - 1]) < key(&sides[0]) {
+            sides.rotate_left(i);
+        } else {
+            sides.sort_unstable_by_key(key);
+        }
+    }
+    debug_assert!(sides.windows(2).all(|w| key(&w[0]) < key(&w[1])));
 }
