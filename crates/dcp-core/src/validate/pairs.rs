@@ -1222,7 +1222,7 @@ pub(super) struct Arena<'v, 'a> {
 }
 
 impl<'a> Arena<'_, 'a> {
-    #[inline]
+    #[inline(always)]
     fn node(&self, c: Cov) -> &CovNode<'a> {
         let (d, i) = ((c >> 32) as usize, (c as u32) as usize);
         match &self.nodes {
@@ -1231,6 +1231,7 @@ impl<'a> Arena<'_, 'a> {
         }
     }
 
+    #[inline]
     fn push(&mut self, n: CovNode<'a>) -> Cov {
         let dev = self.dev as usize;
         let i = match &mut self.nodes {
@@ -1246,6 +1247,7 @@ impl<'a> Arena<'_, 'a> {
 
     /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
     /// the dKV rows of one KV run.
+    #[inline]
     pub fn leaf(&mut self, w: Arc<WorkPairs<'a>>, side: Side) -> Cov {
         let (ext, full) = w.side(side);
         self.push(CovNode {
@@ -1255,6 +1257,7 @@ impl<'a> Arena<'_, 'a> {
         })
     }
 
+    #[inline]
     pub fn join(&mut self, a: Cov, b: Cov) -> Cov {
         let (x, y) = (self.node(a), self.node(b));
         let n = CovNode {
