@@ -270,3 +270,57 @@ fn sort_sides(sides: &mut [Side]) {
     }
     debug_assert!(sides.windows(2).all(|w| key(&w[0]) < key(&w[1])));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sort_sides` orders like a sort by (sender, receiver, order) on sorted, rotated (a
+    /// ring's receives), reversed and shuffled lists.
+    #[test]
+    fn sort_sides_matches_a_sort() {
+        let r = Region {
+            buf: 0,
+            tok: 0,
+            len: 1,
+            head: 0,
+            heads: 1,
+        };
+        let key = |x: &Side| (x.0, x.1, x.2);
+        let sorted: Vec<Side> = (0..12u32)
+            .map(|i| (i / 3, (i / 3 + 1) % 5, i % 3, &r))
+            .collect();
+        let mut cases: Vec<Vec<Side>> = vec![Vec::new(), sorted.clone()];
+        for k in 1..sorted.len() {
+            let mut v = sorted.clone();
+            v.rotate_left(k);
+            cases.push(v);
+        }
+        let mut rev = sorted.clone();
+        rev.reverse();
+        cases.push(rev);
+        // A fixed pseudo-random shuffle, and two rotations glued (two descents).
+        let mut shuffled = sorted.clone();
+        let mut s = 7u64;
+        for i in (1..shuffled.len()).rev() {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            shuffled.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        cases.push(shuffled);
+        let mut two = sorted[6..].to_vec();
+        two.extend_from_slice(&sorted[3..6]);
+        two.extend_from_slice(&sorted[..3]);
+        cases.push(two);
+        for mut v in cases {
+            let mut want = v.clone();
+            want.sort_unstable_by_key(key);
+            sort_sides(&mut v);
+            assert_eq!(
+                v.iter().map(key).collect::<Vec<_>>(),
+                want.iter().map(key).collect::<Vec<_>>()
+            );
+        }
+    }
+}
