@@ -86,6 +86,7 @@ impl<'a> Validator<'a> {
     /// or [`super::Threads::Flow`]).
     pub(super) fn new(
         cx: &'a Ctx<'a>,
+        works: &'a [pairs::WorkArena<'a>],
         backward: bool,
         parallel: bool,
         shared: bool,
@@ -208,6 +209,7 @@ impl<'a> Validator<'a> {
             backward,
             parallel,
             devs,
+            works,
             covs: pairs::Covs::new(
                 (0..n).map(|d| cov_nodes(plan, d, backward)),
                 shared || parallel,
