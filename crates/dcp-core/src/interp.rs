@@ -5,7 +5,7 @@
 //! same group, in the same order per pair) and reports the instruction that breaks them.
 
 use crate::error::{PlanError, PlanErrorKind};
-use crate::plan::{Dir, Instr, Plan, Program, Region};
+use crate::plan::{Dir, Instr, P2p, Plan, Program, Region};
 
 /// What a machine does with instructions; the driver decides the order.
 pub trait Machine {
@@ -59,7 +59,7 @@ pub fn program(plan: &Plan, dev: usize, backward: bool) -> &Program {
 
 /// One side of a transfer in a group: (sender, receiver, index of the op in its device's list,
 /// region).
-type Side<'p> = (usize, usize, usize, &'p Region);
+type Side<'p> = (u32, u32, u32, &'p Region);
 
 /// Runs the forward or backward programs of all devices on `m`.
 ///
@@ -72,46 +72,47 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
     let progs: Vec<&Program> = (0..n).map(|d| program(plan, d, backward)).collect();
     let mut pc = vec![0usize; n];
     let mut last_tag: Vec<Option<u32>> = vec![None; n];
-    let mut at: Vec<Option<u32>> = vec![None; n];
+    // Per device, the comm instruction it waits at: its tag and ops.
+    let mut at: Vec<Option<(u32, &[P2p])>> = vec![None; n];
     let mut sends: Vec<Side> = Vec::new();
     let mut recvs: Vec<Side> = Vec::new();
     loop {
         m.locals(&progs, &mut pc)?;
-        // Devices waiting at a Comm, with their tags.
-        for (d, a) in at.iter_mut().enumerate() {
-            *a = match progs[d].instrs.get(pc[d]) {
-                Some(Instr::Comm { tag, .. }) => Some(*tag),
+        // Devices waiting at a Comm, with their tags, and the lowest tag.
+        let mut low: Option<u32> = None;
+        for ((a, prog), &pc) in at.iter_mut().zip(&progs).zip(&pc) {
+            *a = match prog.instrs.get(pc) {
+                Some(Instr::Comm { tag, ops }) => {
+                    low = Some(low.map_or(*tag, |l| l.min(*tag)));
+                    Some((*tag, &ops[..]))
+                }
                 _ => None,
             };
         }
-        let Some(tag) = at.iter().flatten().copied().min() else {
+        let Some(tag) = low else {
             break;
         };
-        for d in 0..n {
-            if at[d] == Some(tag) {
-                if let Some(prev) = last_tag[d] {
-                    if tag <= prev {
-                        return Err(PlanError::new(
-                            d as u32,
-                            pname,
-                            Some(pc[d]),
-                            PlanErrorKind::TagOrder { tag, prev },
-                        ));
-                    }
+        let tag_of = |a: &Option<(u32, &[P2p])>| a.map(|(t, _)| t);
+        for (d, (a, last)) in at.iter().zip(&last_tag).enumerate() {
+            if let (Some((t, _)), Some(prev)) = (*a, *last) {
+                if t == tag && tag <= prev {
+                    return Err(PlanError::new(
+                        d as u32,
+                        pname,
+                        Some(pc[d]),
+                        PlanErrorKind::TagOrder { tag, prev },
+                    ));
                 }
             }
         }
-        let ops_of = |d: usize| match &progs[d].instrs[pc[d]] {
-            Instr::Comm { ops, .. } => ops,
-            _ => unreachable!(),
-        };
         sends.clear();
         recvs.clear();
-        for d in 0..n {
-            if at[d] != Some(tag) {
-                continue;
-            }
-            for (k, op) in ops_of(d).iter().enumerate() {
+        for (d, a) in at.iter().enumerate() {
+            let ops = match *a {
+                Some((t, ops)) if t == tag => ops,
+                _ => continue,
+            };
+            for (k, op) in ops.iter().enumerate() {
                 let p = op.peer as usize;
                 if p >= n || p == d {
                     return Err(PlanError::new(
@@ -121,7 +122,7 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
                         PlanErrorKind::BadPeer { tag, peer: op.peer },
                     ));
                 }
-                if at[p] != Some(tag) {
+                if tag_of(&at[p]) != Some(tag) {
                     return Err(PlanError::new(
                         d as u32,
                         pname,
@@ -130,21 +131,21 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
                             tag,
                             peer: p as u32,
                             send: op.dir == Dir::Send,
-                            peer_next: at[p],
+                            peer_next: tag_of(&at[p]),
                         },
                     ));
                 }
+                let (d32, p32, k32) = (d as u32, p as u32, k as u32);
                 match op.dir {
-                    Dir::Send => sends.push((d, p, k, &op.region)),
-                    Dir::Recv => recvs.push((p, d, k, &op.region)),
+                    Dir::Send => sends.push((d32, p32, k32, &op.region)),
+                    Dir::Recv => recvs.push((p32, d32, k32, &op.region)),
                 }
             }
         }
         // Sends and receives per ordered pair (sender, receiver), pairs in order, each pair's
         // in list order: matched k-th to k-th.
-        let key = |x: &Side| (x.0, x.1, x.2);
-        sends.sort_unstable_by_key(key);
-        recvs.sort_unstable_by_key(key);
+        sort_sides(&mut sends);
+        sort_sides(&mut recvs);
         // One matched pair: `k`-th send of `d` to `p` and `k`-th receive of `p` from `d`.
         let mut matched = |k: usize, d: usize, p: usize, s: &Region, r: &Region| {
             let sb = &progs[d].buffers.get(s.buf as usize);
@@ -195,7 +196,7 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
                 if i > 0 && (sends[i - 1].0, sends[i - 1].1) != (s.0, s.1) {
                     k = 0;
                 }
-                matched(k, s.0, s.1, s.3, r.3)?;
+                matched(k, s.0 as usize, s.1 as usize, s.3, r.3)?;
                 k += 1;
             }
         }
@@ -213,7 +214,7 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
             };
             let ns = sends[i..].iter().take_while(|s| (s.0, s.1) == pair).count();
             let nr = recvs[j..].iter().take_while(|r| (r.0, r.1) == pair).count();
-            let (d, p) = pair;
+            let (d, p) = (pair.0 as usize, pair.1 as usize);
             if ns != nr {
                 return Err(PlanError::new(
                     d as u32,
@@ -233,13 +234,93 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
             i += ns;
             j += nr;
         }
-        for d in 0..n {
-            if at[d] == Some(tag) {
-                m.group_done(d as u32, pc[d], tag, &progs[d].instrs[pc[d]])?;
-                last_tag[d] = Some(tag);
-                pc[d] += 1;
+        for (d, ((a, last), pc)) in at.iter().zip(&mut last_tag).zip(&mut pc).enumerate() {
+            if tag_of(a) == Some(tag) {
+                m.group_done(d as u32, *pc, tag, &progs[d].instrs[*pc])?;
+                *last = Some(tag);
+                *pc += 1;
             }
         }
     }
     Ok(())
+}
+
+/// Sorts `sides` by (sender, receiver, order in the list), keys distinct. Sends come in sender
+/// order and receives in receiver order: a ring's are sorted already or one rotation away
+/// (device 0 receives from the last one), found in one pass; anything else is sorted.
+fn sort_sides(sides: &mut [Side]) {
+    let key = |x: &Side| (x.0, x.1, x.2);
+    let mut cut = None;
+    for i in 1..sides.len() {
+        if key(&sides[i - 1]) > key(&sides[i]) {
+            if cut.is_some() {
+                sides.sort_unstable_by_key(key);
+                return;
+            }
+            cut = Some(i);
+        }
+    }
+    if let Some(i) = cut {
+        // Two sorted runs: the second wholly before the first makes one after a rotation.
+        if key(&sides[sides.len() - 1]) < key(&sides[0]) {
+            sides.rotate_left(i);
+        } else {
+            sides.sort_unstable_by_key(key);
+        }
+    }
+    debug_assert!(sides.windows(2).all(|w| key(&w[0]) < key(&w[1])));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sort_sides` orders like a sort by (sender, receiver, order) on sorted, rotated (a
+    /// ring's receives), reversed and shuffled lists.
+    #[test]
+    fn sort_sides_matches_a_sort() {
+        let r = Region {
+            buf: 0,
+            tok: 0,
+            len: 1,
+            head: 0,
+            heads: 1,
+        };
+        let key = |x: &Side| (x.0, x.1, x.2);
+        let sorted: Vec<Side> = (0..12u32)
+            .map(|i| (i / 3, (i / 3 + 1) % 5, i % 3, &r))
+            .collect();
+        let mut cases: Vec<Vec<Side>> = vec![Vec::new(), sorted.clone()];
+        for k in 1..sorted.len() {
+            let mut v = sorted.clone();
+            v.rotate_left(k);
+            cases.push(v);
+        }
+        let mut rev = sorted.clone();
+        rev.reverse();
+        cases.push(rev);
+        // A fixed pseudo-random shuffle, and two rotations glued (two descents).
+        let mut shuffled = sorted.clone();
+        let mut s = 7u64;
+        for i in (1..shuffled.len()).rev() {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            shuffled.swap(i, (s >> 33) as usize % (i + 1));
+        }
+        cases.push(shuffled);
+        let mut two = sorted[6..].to_vec();
+        two.extend_from_slice(&sorted[3..6]);
+        two.extend_from_slice(&sorted[..3]);
+        cases.push(two);
+        for mut v in cases {
+            let mut want = v.clone();
+            want.sort_unstable_by_key(key);
+            sort_sides(&mut v);
+            assert_eq!(
+                v.iter().map(key).collect::<Vec<_>>(),
+                want.iter().map(key).collect::<Vec<_>>()
+            );
+        }
+    }
 }

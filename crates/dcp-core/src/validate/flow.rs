@@ -262,7 +262,7 @@ impl<'a> Validator<'a> {
         // A worker whose blocks wait takes up another's that no worker holds.
         let per = n.div_ceil((BLOCKS_PER_WORKER * workers).min(n));
         let mail: Vec<Mailbox> = (0..sk.xfers.len()).map(|_| Mutex::new(None)).collect();
-        let (cx, plan, backward) = (self.cx, self.plan, self.backward);
+        let (cx, plan, backward, works) = (self.cx, self.plan, self.backward, self.works);
         let all = self.covs.shared();
         let blocks: Vec<Mutex<Block<'_, 'a>>> = self
             .devs
@@ -276,7 +276,8 @@ impl<'a> Validator<'a> {
                     .enumerate()
                     .map(|(i, (st, cache))| {
                         let dev = (b * per + i) as u32;
-                        let l = Local::shared(cx, backward, dev, st, all, cache);
+                        let l =
+                            Local::shared(cx, backward, dev, st, all, cache, &works[dev as usize]);
                         (l, Cursor::default())
                     })
                     .collect();

@@ -257,21 +257,21 @@ impl Local<'_, '_> {
         {
             return false;
         }
-        // Inputs of one rectangle each (a ring step's merge of whole accumulators): one cell.
-        let mut one = [Val::Unset; 8];
-        for (k, (io, il)) in inputs.iter().enumerate() {
-            match (
+        // Inputs of one rectangle each (a ring step's merge of whole accumulators): one cell,
+        // each input's values read and classified in turn. An input of several bands goes to
+        // `merge_bands` (which reads them all again); one that does not classify makes the
+        // merge `false` either way (`merge_bands` would refuse its cells too).
+        let mut parts = [0 as Cov; 4];
+        let (mut id, mut np) = ((0u64, 0u32), 0);
+        for (io, il) in inputs {
+            let pair = match (
                 st.bufs[io.buf as usize].read_one(io),
                 st.bufs[il.buf as usize].read_one(il),
             ) {
-                (Some(a), Some(b)) => (one[2 * k], one[2 * k + 1]) = (a, b),
+                (Some(a), Some(b)) => (a, b),
                 _ => return self.merge_bands(o, lse, inputs),
-            }
-        }
-        let mut parts = [0 as Cov; 4];
-        let (mut id, mut np) = ((0u64, 0u32), 0);
-        for k in 0..inputs.len() {
-            match (one[2 * k], one[2 * k + 1]) {
+            };
+            match pair {
                 (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
                 (
                     Val::Part {

@@ -189,10 +189,21 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     let mut caches: Vec<DevCache> = (0..plan.devices.len())
         .map(|d| DevCache::new(plan, d))
         .collect();
+    let works: Vec<pairs::WorkArena> = (0..plan.devices.len())
+        .map(|_| Default::default())
+        .collect();
     // The forward's final buffer states: the backward's saved buffers start from them.
     let mut fwd_end = None;
     for backward in [false, true] {
-        let mut v = Validator::new(&cx, backward, phases, phases, caches, fwd_end.as_ref())?;
+        let mut v = Validator::new(
+            &cx,
+            &works,
+            backward,
+            phases,
+            phases,
+            caches,
+            fwd_end.as_ref(),
+        )?;
         drive(plan, backward, &mut v)?;
         v.finish()?;
         caches = v.caches;
@@ -210,12 +221,16 @@ fn validate_flow(cx: &Ctx) -> bool {
     let mut caches: Vec<DevCache> = (0..plan.devices.len())
         .map(|d| DevCache::new(plan, d))
         .collect();
+    let works: Vec<pairs::WorkArena> = (0..plan.devices.len())
+        .map(|_| Default::default())
+        .collect();
     let mut fwd_end = None;
     for backward in [false, true] {
         let Some(sk) = flow::Skeleton::of(plan, backward) else {
             return false;
         };
-        let Ok(mut v) = Validator::new(cx, backward, true, true, caches, fwd_end.as_ref()) else {
+        let Ok(mut v) = Validator::new(cx, &works, backward, true, true, caches, fwd_end.as_ref())
+        else {
             return false;
         };
         if !v.run_flow(&sk, threads) || v.finish().is_err() {
@@ -397,6 +412,8 @@ struct Validator<'a> {
     devs: Vec<DevState>,
     /// Each device's coverage nodes.
     covs: pairs::Covs<'a>,
+    /// Each device's checked works' pairs (both programs').
+    works: &'a [pairs::WorkArena<'a>],
     caches: Vec<DevCache<'a>>,
 }
 
@@ -410,6 +427,8 @@ struct Local<'v, 'a> {
     st: &'v mut DevState,
     covs: pairs::Arena<'v, 'a>,
     cache: &'v mut DevCache<'a>,
+    /// This device's checked works' pairs, where they stay for the whole validation.
+    works: &'a pairs::WorkArena<'a>,
     /// The previous device's checked works in the order checked (its pairs memo's entries),
     /// when devices run one after the other (its works of this phase are checked already): a
     /// work equal to its work of the same position but for the query heads (the devices of a
@@ -428,6 +447,7 @@ impl<'v, 'a> Local<'v, 'a> {
         st: &'v mut DevState,
         all: &'v [pairs::NodeArena<'a>],
         cache: &'v mut DevCache<'a>,
+        works: &'a pairs::WorkArena<'a>,
     ) -> Self {
         Local {
             cx,
@@ -440,6 +460,7 @@ impl<'v, 'a> Local<'v, 'a> {
                 dev,
             },
             cache,
+            works,
             prev: None,
         }
     }
@@ -546,6 +567,7 @@ impl<'a> Validator<'a> {
             st: &mut self.devs[d],
             covs: self.covs.arena(dev),
             cache: &mut from[0],
+            works: &self.works[d],
             prev: if with_prev {
                 before.last_mut().map(|c| c.pairs_memo.get_mut().entries())
             } else {
@@ -568,7 +590,7 @@ impl<'a> Validator<'a> {
                 .map(|d| f(&mut self.at_after_prev(d as u32), &mut xs[d]))
                 .collect();
         }
-        let (cx, backward) = (self.cx, self.backward);
+        let (cx, backward, works) = (self.cx, self.backward, self.works);
         let all = self.covs.shared();
         let res: Vec<Result<T, PlanError>> = self
             .devs
@@ -578,7 +600,7 @@ impl<'a> Validator<'a> {
             .enumerate()
             .map(|(d, ((st, cache), x))| {
                 let dev = d as u32;
-                let mut l = Local::shared(cx, backward, dev, st, all, cache);
+                let mut l = Local::shared(cx, backward, dev, st, all, cache, &works[d]);
                 f(&mut l, x)
             })
             .collect();

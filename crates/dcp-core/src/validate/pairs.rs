@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use super::state::Few;
 use super::work::LazyTraps;
@@ -587,16 +587,16 @@ pub(super) struct WorkPairs<'a> {
 #[derive(Debug)]
 pub(super) enum Traps<'a> {
     Own(Vec<Trap>),
-    Of(Arc<WorkPairs<'a>>),
+    Of(&'a WorkPairs<'a>),
     Lazy(LazyTraps<'a>),
 }
 
 impl<'a> Traps<'a> {
     /// The trapezoids of `w`, shared: pointing at the work that owns them.
-    pub fn of(w: &Arc<WorkPairs<'a>>) -> Traps<'a> {
+    pub fn of(w: &'a WorkPairs<'a>) -> Traps<'a> {
         match &w.traps {
-            Traps::Of(root) => Traps::Of(root.clone()),
-            Traps::Own(_) | Traps::Lazy(_) => Traps::Of(w.clone()),
+            Traps::Of(root) => Traps::Of(root),
+            Traps::Own(_) | Traps::Lazy(_) => Traps::Of(w),
         }
     }
 
@@ -1104,7 +1104,7 @@ pub(super) struct CovNode<'a> {
 enum CovKind<'a> {
     /// The pairs of one query run or KV run of a work.
     Leaf {
-        w: Arc<WorkPairs<'a>>,
+        w: &'a WorkPairs<'a>,
         side: Side,
     },
     Join(Cov, Cov),
@@ -1118,11 +1118,21 @@ pub(super) type Cov = u64;
 /// a node reaches other devices by a transfer, which happens after the node is made). Nodes
 /// live in buckets of 32, 64, 128, ... slots that never move, each slot set once, so readers
 /// need no lock and devices run concurrently ([`Arena`]).
+pub(super) type NodeArena<'a> = SlotArena<CovNode<'a>>;
+
+/// Items appended by one owner and read by all, in buckets of 32, 64, 128, ... slots that never
+/// move, each slot set once: readers need no lock, and an item stays where it is while the
+/// arena lives (coverage nodes by index, [`NodeArena`]; a device's checked works by reference,
+/// [`WorkArena`]). One allocation per bucket, not per item.
 #[derive(Debug)]
-pub(super) struct NodeArena<'a> {
-    buckets: Vec<OnceLock<Box<[OnceLock<CovNode<'a>>]>>>,
+pub(super) struct SlotArena<T> {
+    buckets: Vec<OnceLock<Box<[OnceLock<T>]>>>,
     len: AtomicUsize,
 }
+
+/// One device's checked works' pairs: coverage leaves, memo entries and shared trapezoids hold
+/// them by reference ([`SlotArena::push_ref`]), for the whole validation of both programs.
+pub(super) type WorkArena<'a> = SlotArena<WorkPairs<'a>>;
 
 /// Bucket `b` holds nodes `[32·(2^b − 1), 32·(2^(b+1) − 1))`.
 const FIRST_BUCKET: usize = 32;
@@ -1134,38 +1144,50 @@ fn bucket_of(i: usize) -> (usize, usize) {
     (b, j - (FIRST_BUCKET << b))
 }
 
-impl Default for NodeArena<'_> {
+impl<T> Default for SlotArena<T> {
     fn default() -> Self {
-        // Buckets for 32·(2^28 − 1) nodes: every index a `Cov` can name.
-        NodeArena {
+        // Buckets for 32·(2^28 − 1) items: every index a `Cov` can name.
+        SlotArena {
             buckets: (0..28).map(|_| OnceLock::new()).collect(),
             len: AtomicUsize::new(0),
         }
     }
 }
 
-impl<'a> NodeArena<'a> {
+impl<T> SlotArena<T> {
     #[inline]
-    fn get(&self, i: usize) -> &CovNode<'a> {
+    fn get(&self, i: usize) -> &T {
         let (b, k) = bucket_of(i);
         self.buckets[b]
             .get()
             .and_then(|s| s.get(k))
             .and_then(OnceLock::get)
-            .expect("a coverage node made before it is read")
+            .expect("an arena item made before it is read")
     }
 
     /// Appends `n` (only the owning device does); returns its index.
-    fn push(&self, n: CovNode<'a>) -> usize {
+    fn push(&self, n: T) -> usize {
+        self.push_slot(n).0
+    }
+
+    /// Appends `n` (only the owning device does); returns it where it stays.
+    #[inline]
+    pub fn push_ref(&self, n: T) -> &T {
+        self.push_slot(n).1
+    }
+
+    #[inline]
+    fn push_slot(&self, n: T) -> (usize, &T) {
         let i = self.len.load(Ordering::Relaxed);
         let (b, k) = bucket_of(i);
         let bucket = self.buckets[b]
             .get_or_init(|| (0..FIRST_BUCKET << b).map(|_| OnceLock::new()).collect());
-        if bucket[k].set(n).is_err() {
+        let slot = &bucket[k];
+        if slot.set(n).is_err() {
             unreachable!("one device appends to its arena");
         }
         self.len.store(i + 1, Ordering::Relaxed);
-        i
+        (i, slot.get().expect("just set"))
     }
 }
 
@@ -1222,7 +1244,7 @@ pub(super) struct Arena<'v, 'a> {
 }
 
 impl<'a> Arena<'_, 'a> {
-    #[inline]
+    #[inline(always)]
     fn node(&self, c: Cov) -> &CovNode<'a> {
         let (d, i) = ((c >> 32) as usize, (c as u32) as usize);
         match &self.nodes {
@@ -1231,6 +1253,7 @@ impl<'a> Arena<'_, 'a> {
         }
     }
 
+    #[inline]
     fn push(&mut self, n: CovNode<'a>) -> Cov {
         let dev = self.dev as usize;
         let i = match &mut self.nodes {
@@ -1246,7 +1269,8 @@ impl<'a> Arena<'_, 'a> {
 
     /// The pairs of `side` of `w`: what a work adds to the output rows of one query run, or to
     /// the dKV rows of one KV run.
-    pub fn leaf(&mut self, w: Arc<WorkPairs<'a>>, side: Side) -> Cov {
+    #[inline]
+    pub fn leaf(&mut self, w: &'a WorkPairs<'a>, side: Side) -> Cov {
         let (ext, full) = w.side(side);
         self.push(CovNode {
             ext,
@@ -1255,6 +1279,7 @@ impl<'a> Arena<'_, 'a> {
         })
     }
 
+    #[inline]
     pub fn join(&mut self, a: Cov, b: Cov) -> Cov {
         let (x, y) = (self.node(a), self.node(b));
         let n = CovNode {
@@ -1272,7 +1297,7 @@ impl<'a> Arena<'_, 'a> {
         }
         match (&self.node(a).kind, &self.node(b).kind) {
             (CovKind::Leaf { w, side }, CovKind::Leaf { w: w2, side: s2 }) => {
-                Arc::ptr_eq(w, w2) && side == s2
+                std::ptr::eq(*w, *w2) && side == s2
             }
             (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
                 self.same(*a1, *b1) && self.same(*a2, *b2)
@@ -1291,7 +1316,7 @@ impl<'a> Arena<'_, 'a> {
         }
         match (&self.node(a).kind, &self.node(b).kind) {
             (CovKind::Leaf { w, side }, CovKind::Leaf { w: w2, side: s2 }) => {
-                side == s2 && (Arc::ptr_eq(w, w2) || w.same_as(w2))
+                side == s2 && (std::ptr::eq(*w, *w2) || w.same_as(w2))
             }
             (CovKind::Join(a1, a2), CovKind::Join(b1, b2)) => {
                 self.same_content(*a1, *b1) && self.same_content(*a2, *b2)
@@ -1506,13 +1531,13 @@ mod tests {
         let w = |traps| {
             let heads = [(0, 2), (4, 5)].into_iter().collect();
             let k = [(100, 110), (110, 120)];
-            Arc::new(WorkPairs::new(
+            &*Box::leak(Box::new(WorkPairs::new(
                 h,
                 heads,
                 traps,
                 [(100, 120)].into_iter(),
                 k.into_iter(),
-            ))
+            )))
         };
         let mut all = Covs::new([0].into_iter(), true);
         let mut covs = all.arena(0);
@@ -1566,16 +1591,16 @@ mod tests {
     }
 
     /// Pairs of two query runs over the same global rows 100..120.
-    fn w2(h: &Hasher, traps: Vec<Trap>) -> Arc<WorkPairs<'static>> {
+    fn w2(h: &Hasher, traps: Vec<Trap>) -> &'static WorkPairs<'static> {
         let heads = [(0, 2), (4, 5)].into_iter().collect();
         let q = [(100, 120), (100, 120)];
-        Arc::new(WorkPairs::new(
+        Box::leak(Box::new(WorkPairs::new(
             h,
             heads,
             traps,
             q.into_iter(),
             [(100, 110), (110, 120)].into_iter(),
-        ))
+        )))
     }
 
     #[test]

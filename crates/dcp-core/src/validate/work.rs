@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use super::gspace::Piece;
 use super::pairs::{
@@ -47,7 +47,7 @@ thread_local! {
 
 /// `p`'s trapezoids with the query heads of `ops` (a work of the same query rows, KV rows and
 /// row ranges): what [`Local::pairs`] makes for it.
-fn with_heads<'a>(p: &Arc<WorkPairs<'a>>, ops: &Operands) -> WorkPairs<'a> {
+fn with_heads<'a>(p: &'a WorkPairs<'a>, ops: &Operands) -> WorkPairs<'a> {
     let (qs, ks) = p.one_head_sums();
     work_pairs_sums(Hasher::shared(), ops, Traps::of(p), &qs, &ks)
 }
@@ -247,12 +247,12 @@ fn first_overlap(regions: Vec<Region>) -> Option<(usize, usize)> {
 }
 
 /// One coverage leaf per query run of a work: its pairs for those query rows.
-fn q_leaves<'a>(covs: &mut Arena<'_, 'a>, pairs: &Arc<WorkPairs<'a>>, runs: &Runs) -> Few<Cov> {
+fn q_leaves<'a>(covs: &mut Arena<'_, 'a>, pairs: &'a WorkPairs<'a>, runs: &Runs) -> Few<Cov> {
     if runs.len() == 1 {
-        return Few::One(covs.leaf(pairs.clone(), Side::Q(0)));
+        return Few::One(covs.leaf(pairs, Side::Q(0)));
     }
     (0..runs.len())
-        .map(|i| covs.leaf(pairs.clone(), Side::Q(i as u32)))
+        .map(|i| covs.leaf(pairs, Side::Q(i as u32)))
         .collect()
 }
 
@@ -280,7 +280,7 @@ pub(super) struct MemoEntry<'a> {
     kv_runs: Few<Runs>,
     keys: u32,
     rows: &'a RowRanges,
-    pairs: Arc<WorkPairs<'a>>,
+    pairs: &'a WorkPairs<'a>,
 }
 
 impl MemoEntry<'_> {
@@ -336,11 +336,11 @@ impl<'a> PairsMemo<'a> {
     }
 
     /// The pairs of a checked work with these operands and rows, if any.
-    fn get(&mut self, ops: &Operands, rows: &RowRanges) -> Option<Arc<WorkPairs<'a>>> {
+    fn get(&mut self, ops: &Operands, rows: &RowRanges) -> Option<&'a WorkPairs<'a>> {
         if let Some(e) = self.entries.get(self.next) {
             if e.holds(ops, rows) {
                 self.next += 1;
-                return Some(e.pairs.clone());
+                return Some(e.pairs);
             }
         }
         let entries = &self.entries;
@@ -357,7 +357,7 @@ impl<'a> PairsMemo<'a> {
             .iter()
             .find(|&&i| entries[i].holds(ops, rows))?;
         self.next = i + 1;
-        Some(entries[i].pairs.clone())
+        Some(entries[i].pairs)
     }
 
     /// The entries, in the order checked.
@@ -961,7 +961,7 @@ impl<'a> Local<'_, 'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Result<(Arc<WorkPairs<'a>>, bool), PlanError> {
+    ) -> Result<(&'a WorkPairs<'a>, bool), PlanError> {
         if self.backward {
             if let Some(p) = self.cache.pairs_memo.borrow_mut().get(ops, rows) {
                 return Ok((p, false));
@@ -1049,7 +1049,7 @@ impl<'a> Local<'_, 'a> {
                     assert!(general.same_as(&p), "the fast path's pairs differ");
                     FAST_PAIRS.set(FAST_PAIRS.get() + 1);
                 }
-                Arc::new(p)
+                self.works.push_ref(p)
             }
             None if cx.fast
                 && ops.q_runs.len() == 1
@@ -1086,11 +1086,12 @@ impl<'a> Local<'_, 'a> {
                         .expect("the summed walk accepted pairs the general path refuses");
                     assert!(general.same_as(&p), "the summed walk's pairs differ");
                 }
-                Arc::new(p)
+                self.works.push_ref(p)
             }
             None => {
                 self.check_rows(dev, idx, wi, rows, ops.keys)?;
-                Arc::new(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
+                self.works
+                    .push_ref(self.pairs(dev, idx, wi, ops, qp, kp, rows)?)
             }
         };
         Ok((pairs, true))
@@ -1109,12 +1110,12 @@ impl<'a> Local<'_, 'a> {
         wi: usize,
         ops: &Operands,
         rows: &'a RowRanges,
-    ) -> Option<Arc<WorkPairs<'a>>> {
+    ) -> Option<&'a WorkPairs<'a>> {
         let e = self.prev?.get(self.cache.pairs_memo.borrow().len())?;
         if !e.same_traps(ops, rows) {
             return None;
         }
-        let p = Arc::new(with_heads(&e.pairs, ops));
+        let p = self.works.push_ref(with_heads(e.pairs, ops));
         #[cfg(debug_assertions)]
         {
             // The general path must accept the work and make the same pairs.
@@ -1124,7 +1125,7 @@ impl<'a> Local<'_, 'a> {
             let general = self
                 .pairs(dev, idx, wi, ops, &qs, &ks, rows)
                 .expect("a reused work's pairs refused by the general path");
-            assert!(general.same_as(&p), "a reused work's pairs differ");
+            assert!(general.same_as(p), "a reused work's pairs differ");
             SHARED_PAIRS.set(SHARED_PAIRS.get() + 1);
         }
         #[cfg(not(debug_assertions))]
@@ -1233,7 +1234,7 @@ impl<'a> Local<'_, 'a> {
         match bwd {
             None => {
                 let (o, lse) = outs.expect("forward outputs");
-                let cov = self.covs.leaf(pairs.clone(), Side::Q(0));
+                let cov = self.covs.leaf(pairs, Side::Q(0));
                 for (r, p) in [(o, Part::O), (lse, Part::Lse)] {
                     let v = Val::Part {
                         p,
@@ -1282,7 +1283,7 @@ impl<'a> Local<'_, 'a> {
                     (&w.dq, Part::DQ, Side::Q(0), (gq, hq), hq_acc),
                     (dkv, Part::DKv, Side::K(0), (gk, hk), hk_acc),
                 ] {
-                    let leaf = self.covs.leaf(pairs.clone(), side);
+                    let leaf = self.covs.leaf(pairs, side);
                     let cov = match had {
                         None => leaf,
                         Some(c) => self.covs.join(c, leaf),
@@ -1470,7 +1471,7 @@ impl<'a> Local<'_, 'a> {
             None => {
                 let (o, lse) = outs.expect("forward outputs");
                 // One leaf per query run: each output block reads whole leaves.
-                let covs = q_leaves(&mut self.covs, &pairs, &ops.q_runs);
+                let covs = q_leaves(&mut self.covs, pairs, &ops.q_runs);
                 for (r, w, what) in [(o, d, "O"), (lse, 1, "LSE")] {
                     let item = Item::Work(wi, what, None);
                     if self.check_region(dev, idx, r, item)? != w
@@ -1593,7 +1594,7 @@ impl<'a> Local<'_, 'a> {
                 }
                 self.check_write(dev, idx, &w.dq, item)?;
                 let want = ident_rows(IoTensor::DQ, &ops.q_runs, q_cols);
-                let covs = q_leaves(&mut self.covs, &pairs, &ops.q_runs);
+                let covs = q_leaves(&mut self.covs, pairs, &ops.q_runs);
                 self.accumulate(dev, idx, item, &w.dq, &want, Part::DQ, &covs)?;
                 if w.dkv.len() != kv.len() {
                     return Err(self.shape_err(
@@ -1626,7 +1627,7 @@ impl<'a> Local<'_, 'a> {
                     let want = ident_rows(IoTensor::DKv, &runs, kv_cols);
                     // One leaf per KV run: each dKV block reads whole leaves.
                     let leaf = |covs: &mut Arena<'_, 'a>, j: usize| {
-                        covs.leaf(pairs.clone(), Side::K((krun0 + j) as u32))
+                        covs.leaf(pairs, Side::K((krun0 + j) as u32))
                     };
                     let covs: Few<Cov> = if runs.len() == 1 {
                         Few::One(leaf(&mut self.covs, 0))
@@ -2346,7 +2347,6 @@ mod head_run_tests {
         use crate::plan::{RangeSeg, RowRanges};
         use crate::validate::pairs::{Hasher, WorkPairs};
         use crate::validate::state::Few;
-        use std::sync::Arc;
         let ops = |g: u64| Operands {
             q_runs: Few::One((0, 4, g)),
             kv_runs: Few::One(Few::One((0, 4, g + 100))),
@@ -2365,13 +2365,13 @@ mod head_run_tests {
         let h = Hasher::shared();
         let pairs = || {
             let one = std::iter::once((0i64, 4i64));
-            Arc::new(WorkPairs::new(
+            &*Box::leak(Box::new(WorkPairs::new(
                 h,
                 Few::One((0, 2)),
                 Vec::new(),
                 one.clone(),
                 one,
-            ))
+            )))
         };
         let (ra, rb, rc, rd) = (rows(4), rows(3), rows(2), rows(1));
         let works = [(ops(0), &ra), (ops(10), &rb), (ops(20), &rc)];
@@ -2385,7 +2385,7 @@ mod head_run_tests {
                 kv_runs: o.kv_runs.clone(),
                 keys: o.keys,
                 rows: r,
-                pairs: p.clone(),
+                pairs: p,
             });
             stored.push(p);
         }
@@ -2393,7 +2393,7 @@ mod head_run_tests {
         for i in [1, 2, 0, 1, 1] {
             let (o, r) = &works[i];
             let got = memo.get(o, r).expect("an equal work");
-            assert!(Arc::ptr_eq(&got, &stored[i]), "work {i}");
+            assert!(std::ptr::eq(got, stored[i]), "work {i}");
         }
         // Same operands, other rows; other operands, same rows: no entry.
         assert!(memo.get(&ops(0), &rd).is_none());
@@ -2409,11 +2409,11 @@ mod head_run_tests {
             kv_runs: ops(30).kv_runs.clone(),
             keys: ops(30).keys,
             rows: &rd,
-            pairs: p.clone(),
+            pairs: p,
         });
         assert!(memo.get(&ops(0), &ra).is_some());
         let got = memo.get(&ops(30), &rd).expect("the new entry");
-        assert!(Arc::ptr_eq(&got, &p));
+        assert!(std::ptr::eq(got, p));
     }
 
     #[test]
