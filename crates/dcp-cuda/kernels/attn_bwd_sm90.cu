@@ -284,6 +284,44 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 #define BWD_CLAIM_EARLY 0
 #endif
 
+// BWD_TMA 1: a one-KV-region work's K and V tile (once per task) comes by TMA tensor copies (host
+// maps per work, `fwdmaps.rs` `bwd_tensor_maps`: Q, the KV region, dO): producer thread 0
+// announces the 2 x KVBYTES on `kv_full` (`mbarrier.expect_tx`) and issues one
+// `cp.async.bulk.tensor.3d` per 64-column half of K and V (box 64 columns x 1 K/V slot x 128
+// keys, 128-byte swizzle: the layout the wgmma descriptors read; keys past the region
+// zero-filled) instead of 128 threads' per-row 16-byte cp.async. BWD_TMA 2: also each step's Q
+// and dO q tiles (box 64 columns x 1 head x 64 rows, rows past the work's end zero-filled; at D 64
+// an absent second q tile of the step keeps its cp.async zero rows). The task info, LSE, D, spans,
+// tile words and masks stay cp.async, so the barriers keep their 128 arrivals plus the bytes.
+// Works without maps (several KV regions, strides TMA cannot take) keep the cp.async rows. The
+// consumers read these buffers only with wgmma (async proxy), so no proxy fence is needed.
+#ifndef BWD_TMA
+#define BWD_TMA 0
+#endif
+// Bytes of tensor maps per work (fwdmaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
+// bits saying which exist.
+#define BWD_MAPS 384
+#define B90_TMA_Q 1u
+#define B90_TMA_KV 2u
+#define B90_TMA_DO 16u
+
+// BWD_TMA: transaction bytes the current phase of `bar` waits for (no arrival).
+__device__ __forceinline__ void b90_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// BWD_TMA: box (c0, c1, c2) of the 3-D tensor of map `tmap` (a CUtensorMap in global memory)
+// into shared memory at `dst`, completing its bytes on `bar`.
+__device__ __forceinline__ void b90_tma_3d(u32 dst, u64 tmap, int c0, int c1, int c2, u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          dst),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void b90_prefetch_map(u64 tmap) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
+}
+
 // Registers per producer / consumer thread after setmaxnreg (sm90.cuh's split unless set).
 // D 64 (two q tiles per step): 24 / 240 (+5 % over 56 / 224 on causal 32K; the producer spills
 // 48 bytes of its loop state, off the critical path).
@@ -432,7 +470,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                   const float* __restrict__ dd, u32 group, float scale_log2, float scale,
                   const unsigned char* __restrict__ dq_maps, u32* sched, const u32* __restrict__ tmask,
                   const u32* __restrict__ masks, const DqConv* __restrict__ dq_conv, u32* dq_cnt,
-                  const u32* __restrict__ dq_expect) {
+                  const u32* __restrict__ dq_expect, const unsigned char* __restrict__ bmaps) {
   constexpr int D = HEAD_DIM;
   constexpr int CH = D / 8;
   constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
@@ -511,6 +549,21 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 n_pairs = (n_steps + QT - 1) / QT;  // consumer steps (QT q tiles each)
       const elem_t* qbase = (const elem_t*)w.q;
       const elem_t* dobase = (const elem_t*)w.dout;
+#if BWD_TMA
+      // This work's maps: Q at bmaps + BWD_MAPS work, its KV region 128 bytes further, dO 256.
+      const u32 wtma = w.flags;
+      const u64 qmap = (u64)(bmaps + (u64)task.work * BWD_MAPS), kvmap = qmap + 128;
+      const bool kv_tma = w.kv_count == 1 && (wtma & B90_TMA_KV);
+#if BWD_TMA >= 2
+      const u64 domap = qmap + 256;
+      const bool qdo_tma = (wtma & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO);
+      if (pt == 0 && qdo_tma) {
+        b90_prefetch_map(qmap);
+        b90_prefetch_map(domap);
+      }
+#endif
+      if (pt == 0 && kv_tma) b90_prefetch_map(kvmap);
+#endif
       // K, V and the task's info, once the consumers' last wgmma of the task before has read K/V
       // (after this task's first Q/dO stage is on its way).
       auto load_kv = [&]() {
@@ -518,8 +571,20 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (pt < 3) cp_async8_s(info + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
         else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
           cp_async8_s(info + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
-        warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
-                                 B90_BC * 128, qbase);
+#if BWD_TMA
+        if (kv_tma) {
+          if (pt == 0) {
+            b90_expect_tx(kv_full, 2 * KVBYTES);
+#pragma unroll
+            for (int h = 0; h < D / 64; ++h) {
+              b90_tma_3d(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full);
+              b90_tma_3d(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full);
+            }
+          }
+        } else
+#endif
+          warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
+                                   B90_BC * 128, qbase);
         mbar_arrive_cp_async(kv_full);
       };
       // Q, dO, LSE, D, spans, tile words (and the first two ranges per row of partial tiles) of
@@ -529,6 +594,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const int s = sg & 1;
         if (sg >= 2) mbar_wait_guarded(empty_bar(s), ((sg >> 1) - 1) & 1);
         const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+#if BWD_TMA >= 2
+        // Q and dO of each present q tile of the step: 2 x 64 rows x D, by tensor copies.
+        if (qdo_tma && pt == 0) b90_expect_tx(full_bar(s), ((QT == 1 || QT * p + 1 < n_steps) ? QT : 1) * 4u * B90_BR * D);
+#endif
 #pragma unroll
         for (int h = 0; h < QT; ++h) {
           const u32 t = QT * p + h;
@@ -537,6 +606,19 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
           const u32 head = kvh * group + jj;
           const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
+#if BWD_TMA >= 2
+          if (qdo_tma && tv) {
+            if (pt == 0) {
+#pragma unroll
+              for (int c = 0; c < D / 64; ++c) {
+                const u32 o = c * (SR * 128) + h * (B90_BR * 128);
+                b90_tma_3d(qs + o, qmap, 64 * c, head, q0, full_bar(s));
+                b90_tma_3d(dos + o, domap, 64 * c, head, q0, full_bar(s));
+              }
+            }
+            continue;
+          }
+#endif
           // Thread pt: chunk c of rows r0 + RPJ j (RPJ a multiple of 8: one swizzle phase).
           constexpr int RPJ = 128 / CH;
           const int r0 = pt / CH, c = pt % CH;
