@@ -11,3 +11,5 @@ mk() { local n=$1; shift; rm -rf "$DEST/$n"; mkdir -p "$DEST/$n"; cp $K/* "$DEST
   { for d in "$@"; do echo "#define $d"; done; cat "$K/attn_bwd_sm90.cu"; } > "$DEST/$n/attn_bwd_sm90.cu"; }
 mk t1 "BWD_TMA 1"   # K/V of one-region works by TMA (once per task)
 mk t2 "BWD_TMA 2"   # + Q and dO q tiles of every step by TMA
+# call 2
+mk t2pf "BWD_TMA 2" "BWD_TMA_PF 1"   # + the next task's maps prefetched when it is claimed

@@ -301,6 +301,11 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 // Bytes of tensor maps per work (fwdmaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
 // bits saying which exist.
 #define BWD_MAPS 384
+// BWD_TMA_PF 1: producer thread 0 prefetches the next task's maps when it claims that task (about
+// two steps before their first use) instead of at the task's start (A/B for short tasks).
+#ifndef BWD_TMA_PF
+#define BWD_TMA_PF 0
+#endif
 #define B90_TMA_Q 1u
 #define B90_TMA_KV 2u
 #define B90_TMA_DO 16u
@@ -681,6 +686,19 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // order they started rather than finished, which breaks longest-first balancing of long
       // tasks (causal 128K -4 %, packed -5 % against one CTA per task).
       if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+#if BWD_TMA && BWD_TMA_PF
+      if (pt == 0 && nxt < n_tasks) {
+        const u32 nw = tasks[nxt].work, nf = works[nw].flags;
+        const u64 nm = (u64)(bmaps + (u64)nw * BWD_MAPS);
+        if (nf & B90_TMA_KV) b90_prefetch_map(nm + 128);
+#if BWD_TMA >= 2
+        if ((nf & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO)) {
+          b90_prefetch_map(nm);
+          b90_prefetch_map(nm + 256);
+        }
+#endif
+      }
 #endif
       cur = sched_share_next(slot, tq, nxt, pt, 1);
     }

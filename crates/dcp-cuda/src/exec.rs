@@ -28,7 +28,7 @@ use crate::desc::{
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
-use crate::fwdmaps::{bwd_tensor_maps, fwd_tensor_maps};
+use crate::fwdmaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
 use crate::own::{
@@ -1730,6 +1730,8 @@ impl Lowering<'_> {
         // kernel loads them with tensor copies under `BWD_TMA`), flagged in the works.
         let bwd_maps = if kernels.bwd_family == KernelFamily::Sm90Wgmma {
             let dt = dtype_code(model.dtype);
+            let env = std::env::var("DCP_CUDA_BWD_TMA_MIN_KEYS").ok();
+            let min_keys = bwd_tma_min_keys(env.as_deref()).map_err(CudaError::Unsupported)?;
             Some(bwd_tensor_maps(
                 &mut wl.works,
                 &wl.segs,
@@ -1738,6 +1740,7 @@ impl Lowering<'_> {
                 dt,
                 br,
                 bc,
+                min_keys,
             )?)
         } else {
             None

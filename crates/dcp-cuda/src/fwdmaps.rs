@@ -18,6 +18,20 @@ use crate::gpu::{tensor_map_sw128, TmaElem};
 
 /// Maps per work (Q, KV, O); the kernel's `FWD_MAPS` bytes per work are 128 times this.
 pub const MAPS_PER_WORK: usize = 3;
+/// Keys a backward work needs for its maps unless `DCP_CUDA_BWD_TMA_MIN_KEYS` says otherwise
+/// (works with fewer keys, i.e. short kv-tile tasks, keep the `cp.async` rows).
+pub const BWD_TMA_MIN_KEYS: u32 = 0;
+
+/// `DCP_CUDA_BWD_TMA_MIN_KEYS` (unset: [`BWD_TMA_MIN_KEYS`]).
+pub fn bwd_tma_min_keys(env: Option<&str>) -> std::result::Result<u32, String> {
+    match env {
+        None => Ok(BWD_TMA_MIN_KEYS),
+        Some(v) => v.trim().parse::<u32>().map_err(|_| {
+            format!("DCP_CUDA_BWD_TMA_MIN_KEYS={v:?}: expected a number of keys (0 = every work)")
+        }),
+    }
+}
+
 /// `WorkDesc::flags` bit: map `3 w` (the work's Q) exists.
 pub const TMA_Q: u32 = 1;
 /// `WorkDesc::flags` bit: map `3 w + 1` (the work's one KV region) exists.
@@ -167,6 +181,11 @@ pub fn fwd_tensor_maps(
 /// The maps of a backward launch ([`MAPS_PER_WORK`] per work: Q, KV, dO; zeros where a work has
 /// none) and each work's `flags` TMA bits (`TMA_Q`, `TMA_KV`, `TMA_DO`; the others, e.g.
 /// `WORK_DQ_ZERO`, kept). `dtype`: of Q, K/V and dO, 16-bit only (another dtype: no maps).
+/// Works with fewer than `min_keys` keys get none.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the map arguments plus the size threshold"
+)]
 pub fn bwd_tensor_maps(
     works: &mut [WorkDesc],
     segs: &[KvSeg],
@@ -175,8 +194,12 @@ pub fn bwd_tensor_maps(
     dtype: u32,
     br: u32,
     bc: u32,
+    min_keys: u32,
 ) -> Result<Vec<[u64; 16]>> {
     tensor_maps(works, dtype, [TMA_Q, TMA_KV, TMA_DO], |w, elem| {
+        if w.n_keys < min_keys {
+            return [None; 3];
+        }
         bwd_map_args(w, segs, d, group, elem.bytes(), br, bc).map(|a| a.map(|a| (a, elem)))
     })
 }
@@ -353,13 +376,24 @@ mod tests {
         let mut ws = [work(0x20008, 1024, 0, 1)];
         ws[0].dout = 0x40008;
         ws[0].flags = TMA_Q | TMA_KV | TMA_DO | crate::own::WORK_DQ_ZERO;
-        let maps = bwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, 64, 128).unwrap();
+        let maps = bwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, 64, 128, 0).unwrap();
         assert_eq!(maps.len(), 3);
         assert!(maps.iter().all(|m| m.iter().all(|&x| x == 0)));
         assert_eq!(ws[0].flags, crate::own::WORK_DQ_ZERO);
         ws[0].flags |= TMA_DO;
-        bwd_tensor_maps(&mut ws, &segs, 128, 4, crate::desc::DT_F32, 64, 128).unwrap();
+        bwd_tensor_maps(&mut ws, &segs, 128, 4, crate::desc::DT_F32, 64, 128, 0).unwrap();
         assert_eq!(ws[0].flags, crate::own::WORK_DQ_ZERO);
+        // Fewer keys than the threshold (1000 < 1001): no maps, the other bits kept.
+        ws[0].flags |= TMA_KV;
+        bwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, 64, 128, 1001).unwrap();
+        assert_eq!(ws[0].flags, crate::own::WORK_DQ_ZERO);
+        assert_eq!(bwd_tma_min_keys(None), Ok(BWD_TMA_MIN_KEYS));
+        assert_eq!(bwd_tma_min_keys(Some("1024")), Ok(1024));
+        let e = bwd_tma_min_keys(Some("lots")).unwrap_err();
+        assert!(
+            e.contains("DCP_CUDA_BWD_TMA_MIN_KEYS") && e.contains("lots"),
+            "{e}"
+        );
     }
 
     #[test]
