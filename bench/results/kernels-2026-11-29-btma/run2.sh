@@ -58,10 +58,10 @@ kb() {
 i=0
 for v in base t2pf t2m t2 base t2pf t2m t2 base; do
   i=$((i + 1))
-  if left 85; then kb "$v" 128 "$SH" "${v}-d128_$i"; fi
+  if left 70; then kb "$v" 128 "$SH" "${v}-d128_$i"; fi
 done
 snap
-if left 95; then st t2m; fi
+if left 74; then st t2m; fi
 echo "== table t=$((SECONDS - T0))"
 timeout 10 python3 .kbtma10/table.py "$R" | tee "$R/table.txt"
 cat "$R/summ.txt" 2> /dev/null
