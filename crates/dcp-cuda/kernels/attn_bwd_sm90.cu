@@ -21,7 +21,8 @@
 // added a partial dQ of the same 64 x 64 block. bench/results/kernels-2026-11-28k.
 // Warpgroup 0 produces: K and V of the kv tile once per task, then per step Q, dO, LSE,
 // D = rowsum(dO*O), the rows' range spans, the tile words and (partial tiles) the precomputed
-// mask or the first two ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers).
+// mask or the first two ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers;
+// K/V, Q and dO by TMA tensor copies where the host built the work's maps, BWD_TMA).
 // Warpgroups 1 and 2 consume, 64 keys each (transposed formulation, keys as the M dimension):
 //   S^T = K Q^T and dP^T = V dO^T            wgmma m64n64k16 (D 64: m64n128k16), all operands
 //                                             from shared memory
@@ -295,14 +296,22 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 // tile words and masks stay cp.async, so the barriers keep their 128 arrivals plus the bytes.
 // Works without maps (several KV regions, strides TMA cannot take) keep the cp.async rows. The
 // consumers read these buffers only with wgmma (async proxy), so no proxy fence is needed.
+// Default 2 at D 64, 0 at D 128 (bench/results/kernels-2026-11-29-btma, two calls, over 0 = the
+// cp.async kernel): D 128 BWD_TMA 2 causal 32K / 128K +3.1..3.6 / +2.0..2.5 %, causal-blockwise
+// +1.2 %, onework +1.7..2.1 %, lambda +1.5..1.8 %, packed -0.3..+2.8 %, but works1000 -3.2 %
+// (BWD_TMA 1 there -1.9 %; the BWD_TMA 2 kernel with no maps at all, DCP_CUDA_BWD_TMA_MIN_KEYS,
+// -1.8 %: its producer code alone costs the 4-task works, not the copies); D 64 causal 32K
+// +1.8 %, works1000 +-0.
 #ifndef BWD_TMA
-#define BWD_TMA 0
+#define BWD_TMA (HEAD_DIM == 64 ? 2 : 0)
 #endif
 // Bytes of tensor maps per work (fwdmaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
 // bits saying which exist.
 #define BWD_MAPS 384
 // BWD_TMA_PF 1: producer thread 0 prefetches the next task's maps when it claims that task (about
-// two steps before their first use) instead of at the task's start (A/B for short tasks).
+// two steps before their first use) instead of at the task's start. Measured with BWD_TMA 2:
+// within noise of it on every shape, works1000 included (so the works1000 loss is not the tensor
+// maps' first fetch). Off.
 #ifndef BWD_TMA_PF
 #define BWD_TMA_PF 0
 #endif
