@@ -21,7 +21,8 @@
 // added a partial dQ of the same 64 x 64 block. bench/results/kernels-2026-11-28k.
 // Warpgroup 0 produces: K and V of the kv tile once per task, then per step Q, dO, LSE,
 // D = rowsum(dO*O), the rows' range spans, the tile words and (partial tiles) the precomputed
-// mask or the first two ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers).
+// mask or the first two ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers;
+// K/V, Q and dO by TMA tensor copies where the host built the work's maps, BWD_TMA).
 // Warpgroups 1 and 2 consume, 64 keys each (transposed formulation, keys as the M dimension):
 //   S^T = K Q^T and dP^T = V dO^T            wgmma m64n64k16 (D 64: m64n128k16), all operands
 //                                             from shared memory
@@ -284,6 +285,57 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 #define BWD_CLAIM_EARLY 0
 #endif
 
+// BWD_TMA 1: a one-KV-region work's K and V tile (once per task) comes by TMA tensor copies (host
+// maps per work, `fwdmaps.rs` `bwd_tensor_maps`: Q, the KV region, dO): producer thread 0
+// announces the 2 x KVBYTES on `kv_full` (`mbarrier.expect_tx`) and issues one
+// `cp.async.bulk.tensor.3d` per 64-column half of K and V (box 64 columns x 1 K/V slot x 128
+// keys, 128-byte swizzle: the layout the wgmma descriptors read; keys past the region
+// zero-filled) instead of 128 threads' per-row 16-byte cp.async. BWD_TMA 2: also each step's Q
+// and dO q tiles (box 64 columns x 1 head x 64 rows, rows past the work's end zero-filled; at D 64
+// an absent second q tile of the step keeps its cp.async zero rows). The task info, LSE, D, spans,
+// tile words and masks stay cp.async, so the barriers keep their 128 arrivals plus the bytes.
+// Works without maps (several KV regions, strides TMA cannot take) keep the cp.async rows. The
+// consumers read these buffers only with wgmma (async proxy), so no proxy fence is needed.
+// Default 2 at D 64, 0 at D 128 (bench/results/kernels-2026-11-29-btma, two calls, over 0 = the
+// cp.async kernel): D 128 BWD_TMA 2 causal 32K / 128K +3.1..3.6 / +2.0..2.5 %, causal-blockwise
+// +1.2 %, onework +1.7..2.1 %, lambda +1.5..1.8 %, packed -0.3..+2.8 %, but works1000 -3.2 %
+// (BWD_TMA 1 there -1.9 %; the BWD_TMA 2 kernel with no maps at all, DCP_CUDA_BWD_TMA_MIN_KEYS,
+// -1.8 %: its producer code alone costs the 4-task works, not the copies); D 64 causal 32K
+// +1.8 %, works1000 +-0.
+#ifndef BWD_TMA
+#define BWD_TMA (HEAD_DIM == 64 ? 2 : 0)
+#endif
+// Bytes of tensor maps per work (fwdmaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
+// bits saying which exist.
+#define BWD_MAPS 384
+// BWD_TMA_PF 1: producer thread 0 prefetches the next task's maps when it claims that task (about
+// two steps before their first use) instead of at the task's start. Measured with BWD_TMA 2:
+// within noise of it on every shape, works1000 included (so the works1000 loss is not the tensor
+// maps' first fetch). Off.
+#ifndef BWD_TMA_PF
+#define BWD_TMA_PF 0
+#endif
+#define B90_TMA_Q 1u
+#define B90_TMA_KV 2u
+#define B90_TMA_DO 16u
+
+// BWD_TMA: transaction bytes the current phase of `bar` waits for (no arrival).
+__device__ __forceinline__ void b90_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// BWD_TMA: box (c0, c1, c2) of the 3-D tensor of map `tmap` (a CUtensorMap in global memory)
+// into shared memory at `dst`, completing its bytes on `bar`.
+__device__ __forceinline__ void b90_tma_3d(u32 dst, u64 tmap, int c0, int c1, int c2, u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          dst),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void b90_prefetch_map(u64 tmap) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
+}
+
 // Registers per producer / consumer thread after setmaxnreg (sm90.cuh's split unless set).
 // D 64 (two q tiles per step): 24 / 240 (+5 % over 56 / 224 on causal 32K; the producer spills
 // 48 bytes of its loop state, off the critical path).
@@ -432,7 +484,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
                   const float* __restrict__ dd, u32 group, float scale_log2, float scale,
                   const unsigned char* __restrict__ dq_maps, u32* sched, const u32* __restrict__ tmask,
                   const u32* __restrict__ masks, const DqConv* __restrict__ dq_conv, u32* dq_cnt,
-                  const u32* __restrict__ dq_expect) {
+                  const u32* __restrict__ dq_expect, const unsigned char* __restrict__ bmaps) {
   constexpr int D = HEAD_DIM;
   constexpr int CH = D / 8;
   constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
@@ -511,6 +563,21 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 n_pairs = (n_steps + QT - 1) / QT;  // consumer steps (QT q tiles each)
       const elem_t* qbase = (const elem_t*)w.q;
       const elem_t* dobase = (const elem_t*)w.dout;
+#if BWD_TMA
+      // This work's maps: Q at bmaps + BWD_MAPS work, its KV region 128 bytes further, dO 256.
+      const u32 wtma = w.flags;
+      const u64 qmap = (u64)(bmaps + (u64)task.work * BWD_MAPS), kvmap = qmap + 128;
+      const bool kv_tma = w.kv_count == 1 && (wtma & B90_TMA_KV);
+#if BWD_TMA >= 2
+      const u64 domap = qmap + 256;
+      const bool qdo_tma = (wtma & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO);
+      if (pt == 0 && qdo_tma) {
+        b90_prefetch_map(qmap);
+        b90_prefetch_map(domap);
+      }
+#endif
+      if (pt == 0 && kv_tma) b90_prefetch_map(kvmap);
+#endif
       // K, V and the task's info, once the consumers' last wgmma of the task before has read K/V
       // (after this task's first Q/dO stage is on its way).
       auto load_kv = [&]() {
@@ -518,8 +585,20 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (pt < 3) cp_async8_s(info + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
         else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
           cp_async8_s(info + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
-        warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
-                                 B90_BC * 128, qbase);
+#if BWD_TMA
+        if (kv_tma) {
+          if (pt == 0) {
+            b90_expect_tx(kv_full, 2 * KVBYTES);
+#pragma unroll
+            for (int h = 0; h < D / 64; ++h) {
+              b90_tma_3d(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full);
+              b90_tma_3d(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full);
+            }
+          }
+        } else
+#endif
+          warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
+                                   B90_BC * 128, qbase);
         mbar_arrive_cp_async(kv_full);
       };
       // Q, dO, LSE, D, spans, tile words (and the first two ranges per row of partial tiles) of
@@ -529,6 +608,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const int s = sg & 1;
         if (sg >= 2) mbar_wait_guarded(empty_bar(s), ((sg >> 1) - 1) & 1);
         const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+#if BWD_TMA >= 2
+        // Q and dO of each present q tile of the step: 2 x 64 rows x D, by tensor copies.
+        if (qdo_tma && pt == 0) b90_expect_tx(full_bar(s), ((QT == 1 || QT * p + 1 < n_steps) ? QT : 1) * 4u * B90_BR * D);
+#endif
 #pragma unroll
         for (int h = 0; h < QT; ++h) {
           const u32 t = QT * p + h;
@@ -537,6 +620,19 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
           const u32 head = kvh * group + jj;
           const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
+#if BWD_TMA >= 2
+          if (qdo_tma && tv) {
+            if (pt == 0) {
+#pragma unroll
+              for (int c = 0; c < D / 64; ++c) {
+                const u32 o = c * (SR * 128) + h * (B90_BR * 128);
+                b90_tma_3d(qs + o, qmap, 64 * c, head, q0, full_bar(s));
+                b90_tma_3d(dos + o, domap, 64 * c, head, q0, full_bar(s));
+              }
+            }
+            continue;
+          }
+#endif
           // Thread pt: chunk c of rows r0 + RPJ j (RPJ a multiple of 8: one swizzle phase).
           constexpr int RPJ = 128 / CH;
           const int r0 = pt / CH, c = pt % CH;
@@ -599,6 +695,19 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // order they started rather than finished, which breaks longest-first balancing of long
       // tasks (causal 128K -4 %, packed -5 % against one CTA per task).
       if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+#if BWD_TMA && BWD_TMA_PF
+      if (pt == 0 && nxt < n_tasks) {
+        const u32 nw = tasks[nxt].work, nf = works[nw].flags;
+        const u64 nm = (u64)(bmaps + (u64)nw * BWD_MAPS);
+        if (nf & B90_TMA_KV) b90_prefetch_map(nm + 128);
+#if BWD_TMA >= 2
+        if ((nf & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO)) {
+          b90_prefetch_map(nm);
+          b90_prefetch_map(nm + 256);
+        }
+#endif
+      }
 #endif
       cur = sched_share_next(slot, tq, nxt, pt, 1);
     }

@@ -28,7 +28,7 @@ use crate::desc::{
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
-use crate::fwdmaps::fwd_tensor_maps;
+use crate::fwdmaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
 use crate::own::{
@@ -1726,6 +1726,25 @@ impl Lowering<'_> {
         } else {
             None
         };
+        // sm90: per work TMA tensor maps of its Q, single KV region and dO (`fwdmaps.rs`; the
+        // kernel loads them with tensor copies under `BWD_TMA`), flagged in the works.
+        let bwd_maps = if kernels.bwd_family == KernelFamily::Sm90Wgmma {
+            let dt = dtype_code(model.dtype);
+            let env = std::env::var("DCP_CUDA_BWD_TMA_MIN_KEYS").ok();
+            let min_keys = bwd_tma_min_keys(env.as_deref()).map_err(CudaError::Unsupported)?;
+            Some(bwd_tensor_maps(
+                &mut wl.works,
+                &wl.segs,
+                d,
+                group,
+                dt,
+                br,
+                bc,
+                min_keys,
+            )?)
+        } else {
+            None
+        };
         let mask_args = wl.mask_args(&mut self.arena);
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
@@ -1761,6 +1780,8 @@ impl Lowering<'_> {
                 args.push(Arg::Arena(self.arena.push(as_bytes(&convs))));
                 args.push(cnt_arg);
                 args.push(Arg::Arena(self.arena.push(as_bytes(&expect))));
+                let maps = bwd_maps.unwrap_or_default();
+                args.push(Arg::Arena(self.arena.push_aligned(as_bytes(&maps), 128)));
                 let env = std::env::var("DCP_CUDA_BWD_CTAS").ok();
                 persistent_bwd_grid(grid, self.gpu.sm_count.max(1) as u32, env.as_deref())?
             }
