@@ -296,14 +296,14 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 // tile words and masks stay cp.async, so the barriers keep their 128 arrivals plus the bytes.
 // Works without maps (several KV regions, strides TMA cannot take) keep the cp.async rows. The
 // consumers read these buffers only with wgmma (async proxy), so no proxy fence is needed.
-// Default 2 at D 64, 0 at D 128 (bench/results/kernels-2026-11-29-btma, two calls, over 0 = the
-// cp.async kernel): D 128 BWD_TMA 2 causal 32K / 128K +3.1..3.6 / +2.0..2.5 %, causal-blockwise
+// Default 2 (bench/results/kernels-2026-11-29-btma, two calls, over 0 = the cp.async kernel): D 128 BWD_TMA 2 causal 32K / 128K +3.1..3.6 / +2.0..2.5 %, causal-blockwise
 // +1.2 %, onework +1.7..2.1 %, lambda +1.5..1.8 %, packed -0.3..+2.8 %, but works1000 -3.2 %
 // (BWD_TMA 1 there -1.9 %; the BWD_TMA 2 kernel with no maps at all, DCP_CUDA_BWD_TMA_MIN_KEYS,
 // -1.8 %: its producer code alone costs the 4-task works, not the copies); D 64 causal 32K
-// +1.8 %, works1000 +-0.
+// +1.8 %, works1000 +-0. At D 128 the lead took the dense and packed gains over works1000's loss
+// (that shape's goal is far off either way: its time is in passes over tokens).
 #ifndef BWD_TMA
-#define BWD_TMA (HEAD_DIM == 64 ? 2 : 0)
+#define BWD_TMA 2
 #endif
 // Bytes of tensor maps per work (fwdmaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
 // bits saying which exist.

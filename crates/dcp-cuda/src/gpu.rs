@@ -679,31 +679,14 @@ pub fn tensor_map_f32_sw128(
     if box_rows == 0 || box_rows > 256 {
         return bad(format!("box of {box_rows} rows (1 to 256)"));
     }
-    let mut map = sys::CUtensorMap { opaque: [0; 16] };
-    let dims: [u64; 2] = [cols as u64, rows as u64];
-    let strides: [u64; 1] = [stride as u64 * 4];
-    let boxd: [u32; 2] = [32, box_rows];
-    let estr: [u32; 2] = [1, 1];
-    // SAFETY: plain host-side encoding into `map`; the arrays outlive the call and have the
-    // lengths rank 2 asks for (strides: rank - 1).
-    let r = unsafe {
-        sys::cuTensorMapEncodeTiled(
-            &mut map,
-            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
-            2,
-            ptr as *mut c_void,
-            dims.as_ptr(),
-            strides.as_ptr(),
-            boxd.as_ptr(),
-            estr.as_ptr(),
-            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
-            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
-            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
-        )
-    };
-    drv("cuTensorMapEncodeTiled", r.result())?;
-    Ok(map.opaque)
+    encode_sw128(
+        ptr,
+        TmaElem::F32,
+        &[cols as u64, rows as u64],
+        &[stride as u64],
+        &[32, box_rows],
+        sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+    )
 }
 
 /// Element type of a [`tensor_map_sw128`] tensor.
@@ -778,6 +761,28 @@ pub fn tensor_map_sw128(
             "box rows of {row} bytes (the 128-byte swizzle takes 16 to 128, a multiple of 16)"
         ));
     }
+    encode_sw128(
+        ptr,
+        elem,
+        dims,
+        strides,
+        boxd,
+        sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+    )
+}
+
+/// `cuTensorMapEncodeTiled` with the 128-byte swizzle, unit element strides and no interleave,
+/// on arguments the callers checked (rank 1 to 5, `strides` one fewer than `dims`, in elements).
+fn encode_sw128(
+    ptr: u64,
+    elem: TmaElem,
+    dims: &[u64],
+    strides: &[u64],
+    boxd: &[u32],
+    l2: sys::CUtensorMapL2promotion,
+) -> Result<[u64; 16]> {
+    let rank = dims.len();
+    let eb = elem.bytes();
     let dt = match elem {
         TmaElem::F32 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
         TmaElem::Bf16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
@@ -787,7 +792,7 @@ pub fn tensor_map_sw128(
     let sb: Vec<u64> = strides.iter().map(|&s| s * eb).collect();
     let estr = [1u32; 5];
     // SAFETY: plain host-side encoding into `map`; the arrays outlive the call and have the
-    // lengths rank `rank` asks for (strides: rank - 1; checked above).
+    // lengths rank `rank` asks for (strides: rank - 1; the callers checked them).
     let r = unsafe {
         sys::cuTensorMapEncodeTiled(
             &mut map,
@@ -800,7 +805,7 @@ pub fn tensor_map_sw128(
             estr.as_ptr(),
             sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
             sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
-            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            l2,
             sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
         )
     };
