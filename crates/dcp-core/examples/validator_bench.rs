@@ -146,7 +146,7 @@ fn main() {
                     .sum();
                 let kb = plan.to_bytes().len() / 1024;
                 println!(
-                    "| {planner} | {budget} | {bi} | {} | {} | {instrs} | {works} | {kb} | {plan_ms:.1} | {plan_cpu:.1} | {v:.1} | {c:.1} | {:.2} |",
+                    "| {planner} | {budget} | {bi} | {} | {} | {instrs} | {works} | {kb} | {plan_ms:.3} | {plan_cpu:.3} | {v:.3} | {c:.3} | {:.2} |",
                     batch.total_tokens(),
                     lens.len(),
                     c / plan_cpu
