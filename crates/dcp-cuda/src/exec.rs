@@ -137,19 +137,29 @@ impl Default for TileConfig {
 }
 
 impl TileConfig {
-    /// The default, with `DCP_CUDA_FWD_MT` (m-tiles per forward warp) overriding `fwd_mt`
-    /// (A/B timing against kernels read through `DCP_CUDA_KERNELS`) and `DCP_CUDA_FAMILY`
-    /// choosing the forward family (an unknown value is reported by [`Kernels::load`]).
-    pub fn from_env() -> Self {
+    /// The default, with `DCP_CUDA_FWD_MT` (m-tiles per forward warp of the mma.sync kernel, 1
+    /// or 2) overriding `fwd_mt` (A/B timing against kernels read through `DCP_CUDA_KERNELS`);
+    /// another value is an error naming it. `DCP_CUDA_FAMILY` chooses the forward family (an
+    /// unknown value is reported by [`Kernels::load`]).
+    pub fn from_env() -> Result<Self> {
+        Self::with_fwd_mt(std::env::var("DCP_CUDA_FWD_MT").ok().as_deref())
+    }
+
+    /// [`TileConfig::from_env`] on the value of `DCP_CUDA_FWD_MT` (unset: the default).
+    pub fn with_fwd_mt(v: Option<&str>) -> Result<Self> {
         let mut c = TileConfig::default();
-        if let Some(mt) = std::env::var("DCP_CUDA_FWD_MT")
-            .ok()
-            .and_then(|v| v.parse::<u32>().ok())
-            .filter(|m| (1..=2).contains(m))
-        {
-            c.fwd_mt = mt;
+        match v.map(str::trim) {
+            None | Some("") => {}
+            Some(m) => match m.parse::<u32>() {
+                Ok(mt @ 1..=2) => c.fwd_mt = mt,
+                _ => {
+                    return Err(CudaError::Unsupported(format!(
+                        "DCP_CUDA_FWD_MT={m}: expected 1 or 2 (m-tiles per forward warp)"
+                    )))
+                }
+            },
         }
-        c
+        Ok(c)
     }
 }
 
@@ -2419,6 +2429,21 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `DCP_CUDA_FWD_MT`: unset or empty keeps the default, 1 and 2 are taken, anything else is
+    /// an error that names the variable and the value (it was silently ignored).
+    #[test]
+    fn fwd_mt_is_parsed_or_refused() {
+        let d = TileConfig::default().fwd_mt;
+        assert_eq!(TileConfig::with_fwd_mt(None).unwrap().fwd_mt, d);
+        assert_eq!(TileConfig::with_fwd_mt(Some(" ")).unwrap().fwd_mt, d);
+        assert_eq!(TileConfig::with_fwd_mt(Some("1")).unwrap().fwd_mt, 1);
+        assert_eq!(TileConfig::with_fwd_mt(Some("2")).unwrap().fwd_mt, 2);
+        for bad in ["0", "3", "two"] {
+            let e = TileConfig::with_fwd_mt(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("DCP_CUDA_FWD_MT") && e.contains(bad), "{e}");
+        }
+    }
 
     /// Two works through `WorkLists`: each work's rows land in the shared CSR at its own
     /// offset (ranges re-based), tiles and tasks are recorded, `finish` sorts the tasks longest

@@ -190,7 +190,7 @@ impl Rank {
         if let Some(k) = self.kernels.get(&key) {
             return Ok(k.clone());
         }
-        let k = Rc::new(Kernels::load(&self.gpu, model, TileConfig::from_env())?);
+        let k = Rc::new(Kernels::load(&self.gpu, model, TileConfig::from_env()?)?);
         self.kernels.insert(key, k.clone());
         Ok(k)
     }
