@@ -501,9 +501,21 @@ pub struct OpTime {
     pub end_ms: f32,
 }
 
-/// Whether programs prepared now record per-op events (`DCP_CUDA_OP_TIMES` set, not `0`).
-pub fn op_timing_enabled() -> bool {
-    std::env::var("DCP_CUDA_OP_TIMES").is_ok_and(|v| !v.is_empty() && v != "0")
+/// Whether programs prepared now record per-op events (`DCP_CUDA_OP_TIMES`: `1` on; unset,
+/// empty or `0` off; anything else is an error naming the value).
+pub fn op_timing_enabled() -> Result<bool> {
+    op_timing_with(std::env::var("DCP_CUDA_OP_TIMES").ok().as_deref())
+}
+
+/// [`op_timing_enabled`] on the value of `DCP_CUDA_OP_TIMES`.
+fn op_timing_with(v: Option<&str>) -> Result<bool> {
+    match v.map(str::trim) {
+        None | Some("") | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_OP_TIMES={o}: expected 0 or 1"
+        ))),
+    }
 }
 
 fn esize(d: DType) -> u64 {
@@ -732,14 +744,20 @@ enum TileMasks {
 }
 
 impl TileMasks {
-    /// The mode of an sm90 launch (`fwd`: forward layout), honouring `DCP_CUDA_TILE_MASKS=0`.
-    fn sm90(fwd: bool) -> Self {
-        if std::env::var("DCP_CUDA_TILE_MASKS").is_ok_and(|v| v == "0") {
-            TileMasks::Off
-        } else if fwd {
-            TileMasks::Fwd
-        } else {
-            TileMasks::Bwd
+    /// The mode of an sm90 launch (`fwd`: forward layout), honouring `DCP_CUDA_TILE_MASKS`.
+    fn sm90(fwd: bool) -> Result<Self> {
+        Self::sm90_with(fwd, std::env::var("DCP_CUDA_TILE_MASKS").ok().as_deref())
+    }
+
+    /// [`TileMasks::sm90`] on the value of `DCP_CUDA_TILE_MASKS`: unset, empty or `1` builds the
+    /// masks, `0` turns them off, anything else is an error naming the value.
+    fn sm90_with(fwd: bool, v: Option<&str>) -> Result<Self> {
+        match v.map(str::trim) {
+            None | Some("") | Some("1") => Ok(if fwd { TileMasks::Fwd } else { TileMasks::Bwd }),
+            Some("0") => Ok(TileMasks::Off),
+            Some(o) => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_TILE_MASKS={o}: expected 0 or 1"
+            ))),
         }
     }
 }
@@ -1281,7 +1299,7 @@ impl Lowering<'_> {
         let (works, first) = crate::fuse::fuse_fwd(works);
         let mut wl = WorkLists::default();
         if kernels.fwd_family == KernelFamily::Sm90Wgmma {
-            wl.mask_mode = TileMasks::sm90(true);
+            wl.mask_mode = TileMasks::sm90(true)?;
         }
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
@@ -1513,7 +1531,7 @@ impl Lowering<'_> {
         let (d, group, model, kernels) = (self.d, self.group, self.model, self.kernels);
         let mut wl = WorkLists::default();
         if kernels.bwd_family == KernelFamily::Sm90Wgmma {
-            wl.mask_mode = TileMasks::sm90(false);
+            wl.mask_mode = TileMasks::sm90(false)?;
         }
         let br = kernels.bwd_br;
         let bc = kernels.bwd_bc();
@@ -2072,7 +2090,7 @@ impl Prepared {
             .collect();
         peers.sort_unstable();
         peers.dedup();
-        let op_events = if op_timing_enabled() {
+        let op_events = if op_timing_enabled()? {
             let mut v = Vec::with_capacity(ops.len());
             for _ in 0..ops.len() {
                 v.push((gpu.event()?, gpu.event()?));
@@ -2432,6 +2450,27 @@ mod tests {
 
     /// `DCP_CUDA_FWD_MT`: unset or empty keeps the default, 1 and 2 are taken, anything else is
     /// an error that names the variable and the value (it was silently ignored).
+    #[test]
+    fn tile_masks_and_op_times_are_parsed_or_refused() {
+        assert_eq!(TileMasks::sm90_with(true, None).unwrap(), TileMasks::Fwd);
+        assert_eq!(
+            TileMasks::sm90_with(false, Some("1")).unwrap(),
+            TileMasks::Bwd
+        );
+        assert_eq!(
+            TileMasks::sm90_with(true, Some("0")).unwrap(),
+            TileMasks::Off
+        );
+        let e = TileMasks::sm90_with(true, Some("off"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DCP_CUDA_TILE_MASKS=off"), "{e}");
+        assert!(!op_timing_with(None).unwrap() && !op_timing_with(Some("0")).unwrap());
+        assert!(op_timing_with(Some("1")).unwrap());
+        let e = op_timing_with(Some("yes")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_OP_TIMES=yes"), "{e}");
+    }
+
     #[test]
     fn fwd_mt_is_parsed_or_refused() {
         let d = TileConfig::default().fwd_mt;
