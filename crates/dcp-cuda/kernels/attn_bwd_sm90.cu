@@ -286,7 +286,7 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 #endif
 
 // BWD_TMA 1: a one-KV-region work's K and V tile (once per task) comes by TMA tensor copies (host
-// maps per work, `fwdmaps.rs` `bwd_tensor_maps`: Q, the KV region, dO): producer thread 0
+// maps per work, `tensormaps.rs` `bwd_tensor_maps`: Q, the KV region, dO): producer thread 0
 // announces the 2 x KVBYTES on `kv_full` (`mbarrier.expect_tx`) and issues one
 // `cp.async.bulk.tensor.3d` per 64-column half of K and V (box 64 columns x 1 K/V slot x 128
 // keys, 128-byte swizzle: the layout the wgmma descriptors read; keys past the region
@@ -305,7 +305,7 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 #ifndef BWD_TMA
 #define BWD_TMA 2
 #endif
-// Bytes of tensor maps per work (fwdmaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
+// Bytes of tensor maps per work (tensormaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
 // bits saying which exist.
 #define BWD_MAPS 384
 // BWD_TMA_PF 1: producer thread 0 prefetches the next task's maps when it claims that task (about

@@ -90,7 +90,7 @@
 #endif
 
 // FWD_TMA 1: a one-KV-region work's K/V tiles come by TMA tensor copies (host maps per work,
-// `fwdmaps.rs`): producer thread 0 announces the tile's bytes on the stage's full barrier
+// `tensormaps.rs`): producer thread 0 announces the tile's bytes on the stage's full barrier
 // (`mbarrier.expect_tx`) and issues one `cp.async.bulk.tensor.3d` per 64-column half of K and V
 // (box 64 columns x 1 K/V slot x 128 keys, 128-byte swizzle: the layout the wgmma descriptors
 // read; keys past the region zero-filled), instead of 128 threads' per-row 16-byte cp.async (D 128:
@@ -109,7 +109,7 @@
 #ifndef FWD_TMA
 #define FWD_TMA 3
 #endif
-// Bytes of tensor maps per work (fwdmaps.rs: Q, KV, O maps of 128 bytes).
+// Bytes of tensor maps per work (tensormaps.rs: Q, KV, O maps of 128 bytes).
 #define FWD_MAPS 384
 
 #ifndef HEAD_DIM
@@ -451,7 +451,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 k_stride = one_seg ? sg0->stride : 0;
       u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
 #if FWD_TMA
-      // This work's maps: Q at fmaps + FWD_MAPS work, its KV region 128 bytes further (fwdmaps.rs).
+      // This work's maps: Q at fmaps + FWD_MAPS work, its KV region 128 bytes further (tensormaps.rs).
       const u32 wtma = w.flags;
       const u64 qmap = (u64)(fmaps + (u64)task.work * FWD_MAPS), kvmap = qmap + 128;
       const bool kv_tma = one_seg && (wtma & 2u);

@@ -87,7 +87,7 @@ struct WorkDesc {
   u32 kv_first, kv_count;
   u32 row_off;  // row_ptr[row_off + r] .. row_ptr[row_off + r + 1] index the ranges of row r
   u32 dd_off;   // backward: D = rowsum(dO*O) scratch index of (row 0, head 0)
-  u32 flags;   // forward, sm90: bits 1 Q, 2 K/V (one segment), 4 O have TMA maps (fwdmaps.rs);
+  u32 flags;   // forward, sm90: bits 1 Q, 2 K/V (one segment), 4 O have TMA maps (tensormaps.rs);
                // backward: 8 = WORK_DQ_ZERO (util.cu, own.rs); sm90: 1 Q, 2 K/V, 16 dO maps
   u32 pad1;
 };

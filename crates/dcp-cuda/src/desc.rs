@@ -71,10 +71,10 @@ pub struct WorkDesc {
     pub kv_count: u32,
     pub row_off: u32,
     pub dd_off: u32,
-    /// Flags, disjoint bits. Forward on sm90 (`fwdmaps.rs`): `TMA_Q` (1), `TMA_KV` (2), `TMA_O`
+    /// Flags, disjoint bits. Forward on sm90 (`tensormaps.rs`): `TMA_Q` (1), `TMA_KV` (2), `TMA_O`
     /// (4), the launch's tensor-map array holds a TMA map of this work's Q, single KV segment,
     /// 16-bit O (the kernel then moves them by TMA). Backward on sm90 (`own.rs`):
-    /// `WORK_DQ_ZERO` (8), the D pre-pass zeroes the work's fp32 dQ rows; (`fwdmaps.rs`)
+    /// `WORK_DQ_ZERO` (8), the D pre-pass zeroes the work's fp32 dQ rows; (`tensormaps.rs`)
     /// `TMA_Q` (1), `TMA_KV` (2), `TMA_DO` (16): maps of Q, the KV region, dO.
     pub flags: u32,
     pub pad1: u32,

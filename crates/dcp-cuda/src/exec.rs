@@ -28,12 +28,12 @@ use crate::desc::{
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
-use crate::fwdmaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
 use crate::own::{
     self, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_STORE, TASK_DQ_CONV,
 };
+use crate::tensormaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
 use crate::tilemask;
 
 /// Which forward kernel family to use (`DCP_CUDA_FAMILY`: `auto`, `mma`, `sm90`).
@@ -1388,7 +1388,7 @@ impl Lowering<'_> {
             wl.fill_fwd_masks(&csr, &qtiles, key0);
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
-        // sm90: TMA tensor maps of each work's Q and single KV region (`fwdmaps.rs`; the kernel
+        // sm90: TMA tensor maps of each work's Q and single KV region (`tensormaps.rs`; the kernel
         // loads them with tensor copies under `FWD_TMA`), built after the split-K rewrite.
         let fwd_maps = if kernels.fwd_family == KernelFamily::Sm90Wgmma {
             let (dt, bc) = (dtype_code(model.dtype), kernels.fwd_bc);
@@ -1754,7 +1754,7 @@ impl Lowering<'_> {
         } else {
             None
         };
-        // sm90: per work TMA tensor maps of its Q, single KV region and dO (`fwdmaps.rs`; the
+        // sm90: per work TMA tensor maps of its Q, single KV region and dO (`tensormaps.rs`; the
         // kernel loads them with tensor copies under `BWD_TMA`), flagged in the works.
         let bwd_maps = if kernels.bwd_family == KernelFamily::Sm90Wgmma {
             let dt = dtype_code(model.dtype);

@@ -30,13 +30,13 @@ pub mod exec;
 pub mod external;
 pub mod fault;
 pub mod fuse;
-pub mod fwdmaps;
 pub mod gpu;
 pub mod heartbeat;
 pub mod nvrtc;
 pub mod own;
 pub mod pool;
 pub mod runner;
+pub mod tensormaps;
 pub mod tilemask;
 pub mod watchdog;
 
