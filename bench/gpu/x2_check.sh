@@ -4,7 +4,8 @@
 # local/zigzag/ring/dcp x causal/lambda, and the same with the backward's executor transforms
 # off, DCP_CUDA_BWD_FUSE_FILL=0 DCP_CUDA_BWD_CONVERT=0, as the A/B of correctness), then
 # bench/gpu/x1_final.sh on GPU 0 (selftests, sanitizers, kernel-bench next to PyTorch).
-# Env: DCP, WHEEL (optional), LIMIT (s, default 560). Results: $OUT/x2.tgz and $OUT/x1.tgz.
+# Env: DCP, WHEEL (optional), LIMIT (s, default 560), X1 (0: skip the one-GPU part). Results:
+# $OUT/x2.tgz and $OUT/x1.tgz.
 set -u
 source bench/gpu/env.sh
 OUT=${OUT:?}
@@ -59,6 +60,7 @@ if [ -n "${WHEEL:-}" ] && [ -d "${WHEEL:-}" ]; then
   ( export PYTHONPATH=/tmp/site; eval "$(python3 -m dcp.env)"; cd python/tests && timeout 150 python3 -m pytest -q -x test_gpu.py 2>&1 | tail -3 ) | tee $J/pytest_gpu.txt
 fi
 tar czf $OUT/x2.tgz -C $OUT x2 && rm -rf $J
+[ "${X1:-1}" = 0 ] && { echo "== one-GPU part skipped (X1=0) t=$((SECONDS-T0))s"; exit 0; }
 echo "== one-GPU part t=$((SECONDS-T0))s"
 # (the Python test needs two GPUs: it ran above)
 WHEEL= CUDA_VISIBLE_DEVICES=0 LIMIT=$((LIMIT - (SECONDS - T0))) bash bench/gpu/x1_final.sh
