@@ -112,6 +112,37 @@
 // Bytes of tensor maps per work (tensormaps.rs: Q, KV, O maps of 128 bytes).
 #define FWD_MAPS 384
 
+// FWD_HALF 1 (opt-in): a partial tile whose rows of one consumer warpgroup attend keys of only one
+// 64-key half of the tile (decided per warpgroup from the rows' mask bits, `bar.red.or` on named
+// barrier 1 + warpgroup, then `vote.any` so that ptxas sees uniform branches around the wgmma:
+// a wgmma under a branch it thinks divergent makes it serialise every wgmma of the kernel) is
+// computed on that half alone: S = Q K^T with N = 64 and P V over its 4 key steps; a warpgroup
+// whose rows attend none of the tile's keys skips it. causal-blockwise (window's first tile:
+// rows 64-127 need keys 64-127 only; diagonal tile: rows 0-63 keys 0-63) computes 6.5 of 7
+// tile-equivalents per task instead of 7. The tile word is then read before each step's first
+// wgmma (shared load, vote, branch), also on full tiles. Measured (bench/results/
+// kernels-2026-11-29-kbw11, D 128, over the merge fast path): causal-blockwise +3.7 %, causal 32K
+// +1.7 %, shared-question +3.0 %, packed +1.9 %, but lambda -2.0 % and works1000 -4.5 %; D 64
+// -5 % on most shapes. Off until the full-tile cost is found.
+#ifndef FWD_HALF
+#define FWD_HALF 0
+#endif
+// FWD_LATEREL 1 (opt-in, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
+// wait for the store to have read the staged tile (in the task's Q buffer) before the next task:
+// it releases that Q buffer (its arrival on "Q empty") after the next task's first tile step,
+// when the read is long done. Its warp, and with it the warpgroup's first wgmma of the next task,
+// no longer waits for the bulk read (the producer needs the buffer only for the task after next),
+// and the consumers skip the second proxy fence of such a task (its staging was fenced before
+// the tensor store). Measured (kernels-2026-11-29-kbw11, D 128, over the merge fast path):
+// works1000 +5.1 %, causal-blockwise +0.9 %, but lambda -6.1 %, causal 32K -0.7 %; D 64 -9 % on
+// causal 32K (the owed-release check in every step). Off.
+#ifndef FWD_LATEREL
+#define FWD_LATEREL 0
+#endif
+#if FWD_LATEREL && FWD_TMA < 3
+#error "FWD_LATEREL needs FWD_TMA 3"
+#endif
+
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
 #endif
@@ -233,6 +264,54 @@ __device__ __forceinline__ void mask_tile_bits(float* sc, uint2 w) {
       sc[(i >> 1) * 4 + 2 * h + (i & 1)] = ((m >> i) & 1u) ? sc[(i >> 1) * 4 + 2 * h + (i & 1)] : -INFINITY;
   }
 }
+
+#if FWD_HALF
+// Spreads the 16 bits of x to the even bits of the result.
+__device__ __forceinline__ u32 f90_spread16(u32 x) {
+  x = (x | (x << 8)) & 0x00ff00ffu;
+  x = (x | (x << 4)) & 0x0f0f0f0fu;
+  x = (x | (x << 2)) & 0x33333333u;
+  return (x | (x << 1)) & 0x55555555u;
+}
+// mask_tile's mask as the words of mask_tile_bits (bit 2 nt + e of word h).
+__device__ __forceinline__ uint2 mask_words(u32 k0, const uint4* rg, const uint2* span,
+                                            const uint2* __restrict__ ranges, u32 n_keys, int r_lo,
+                                            int t4) {
+  auto add = [&](u32* m, int lo, int hi) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int b = 2 * t4 + e;
+      const int a0 = min(max((lo - b + 7) >> 3, 0), S90_BC / 8);
+      const int a1 = max(min(max((hi - b + 7) >> 3, 0), S90_BC / 8), a0);
+      m[e] |= (1u << a1) - (1u << a0);
+    }
+  };
+  u32 w[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const uint4 r = rg[r_lo + 8 * h];
+    u32 m[2] = {0u, 0u};
+    add(m, (int)(r.x - k0), (int)(min(r.y, n_keys) - k0));
+    add(m, (int)(r.z - k0), (int)(min(r.w, n_keys) - k0));
+    for (u32 i = span[h].x + 2; i < span[h].y; ++i) {
+      const uint2 x = ranges[i];
+      add(m, (int)(x.x - k0), (int)(min(x.y, n_keys) - k0));
+    }
+    w[h] = f90_spread16(m[0] & 0xffffu) | (f90_spread16(m[1] & 0xffffu) << 1);
+  }
+  return make_uint2(w[0], w[1]);
+}
+// mask_tile_bits on the 64 keys of half kh of the tile (S of m64n64: sc[nt * 4 + 2 h + e], nt < 8).
+__device__ __forceinline__ void mask_half_bits(float* sc, uint2 w, int kh) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const u32 m = (h ? w.y : w.x) >> (16 * kh);
+#pragma unroll
+    for (int i = 0; i < S90_BC / 8; ++i)
+      sc[(i >> 1) * 4 + 2 * h + (i & 1)] = ((m >> i) & 1u) ? sc[(i >> 1) * 4 + 2 * h + (i & 1)] : -INFINITY;
+  }
+}
+#endif
 
 // Online softmax step (log2 domain) on S in place: new row maxima `mm`, P = exp2(S*scale - m),
 // the factor `al` by which O and the row sums must be scaled, and the rows' sums of P.
@@ -587,6 +666,22 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const u32 v_d0 = (sV >> 4) | ((u32)(S90_BC * 128 >> 4) << 16);
 #endif
   u32 sg = 0;
+#if FWD_LATEREL
+  // FWD_LATEREL: 1 + the Q buffer whose release this thread still owes (0: none).
+  u32 pend = 0;
+#define F90_LATE_ARRIVE()                      \
+  do {                                         \
+    if (pend != 0) {                           \
+      f90_bulk_wait_read();                    \
+      mbar_arrive(qempty((int)pend - 1));      \
+      pend = 0;                                \
+    }                                          \
+  } while (0)
+#else
+#define F90_LATE_ARRIVE() \
+  do {                    \
+  } while (0)
+#endif
   for (u32 tq = 0;; ++tq) {
     const int qb = tq & 1;
     mbar_wait(qfull(qb), (tq >> 1) & 1);
@@ -597,6 +692,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if FWD_TMA >= 3
       if ((tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
 #endif
+      F90_LATE_ARRIVE();
       break;
     }
     fence_proxy_async();
@@ -699,9 +795,59 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         reg_fence_u<S90_BC / 8>(&pa[0][0]);
         reg_fence_u<S90_BC / 8>(&pb[0][0]);
         mbar_arrive(empty(s));
+        F90_LATE_ARRIVE();
         continue;
       }
 #endif
+#if FWD_HALF
+      // Partial tiles: this thread's mask words (staged, or from the staged ranges), and which
+      // 64-key halves the warpgroup's rows attend.
+      // Branches around wgmma must be uniform to ptxas (else it serialises every wgmma of the
+      // kernel): the conditions go through vote.any (the same value in every thread anyway).
+      const u32 word = *(const u32*)(kst + S90_BR * 16);
+      uint2 mw = make_uint2(0u, 0u);
+      if (__any_sync(0xffffffffu, (word >> 31) != 0u)) {
+        mw = *(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK
+                 ? ((const uint2*)kst)[tid - 128]
+                 : mask_words((word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+        const u32 mo = mw.x | mw.y;
+        const bool nl = __any_sync(0xffffffffu, f90_wg_any((mo & 0xffffu) != 0u, 1 + cw));
+        const bool nh = __any_sync(0xffffffffu, f90_wg_any((mo >> 16) != 0u, 1 + cw));
+        if (!(nl && nh)) {
+          if (nl || nh) {
+            // One half: S (m64n64) and P V over its 4 key steps.
+            // (Compile-time key half in each branch: the descriptors stay uniform.)
+            float sh[S90_BC / 4];
+            wg_fence();
+            if (nh) F90_ISSUE_S(1, sh, s, 1);
+            else F90_ISSUE_S(1, sh, s, 0);
+            wg_wait<0>();
+            reg_fence<S90_BC / 4>(sh);
+            mask_half_bits(sh, mw, nh ? 1 : 0);
+            float mn[2];
+            if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+            f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);
+            u32 ph[S90_BC / 32][4];
+            acc_to_a<S90_BC / 2>(sh, ph);
+            reg_fence<D / 2>(o);
+            wg_fence();
+            if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
+            else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
+            wg_wait<0>();
+            reg_fence<D / 2>(o);
+          }
+          mbar_arrive(empty(s));
+          F90_LATE_ARRIVE();
+          continue;
+        }
+      }
+      float sc[S90_BC / 2];
+      wg_fence();
+      F90_ISSUE_S(2, sc, s, 0);
+      wg_wait<0>();
+      reg_fence<S90_BC / 2>(sc);
+      if (word >> 31) mask_tile_bits(sc, mw);
+#else
       float sc[S90_BC / 2];
       wg_fence();
       F90_ISSUE_S(2, sc, s, 0);
@@ -715,6 +861,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         else
           mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
       }
+#endif
 #if FWD_SPLIT == 2
       // softmax below, with P V
 #elif FWD_LAZY || FWD_SPLIT
@@ -754,9 +901,11 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_wait<0>();
       reg_fence<D / 2>(o);
       mbar_arrive(empty(s));
+      F90_LATE_ARRIVE();
     }
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
+    F90_LATE_ARRIVE();  // (owed from before a task without tiles)
 
     // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
     const float LN2 = 0.6931471805599453f;
@@ -807,7 +956,11 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           for (int h = 0; h < D / 64; ++h)
             f90_tma_store_3d(omap, sq + h * (S90_BR * 128) + 64 * cw * 128, 64 * h, head, row0 + 64 * cw);
           f90_bulk_commit();
+#if FWD_LATEREL
+          pend = 1 + qb;
+#else
           f90_bulk_wait_read();
+#endif
         }
       } else
 #endif
@@ -848,9 +1001,18 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       }
     }
 #if FWD_TMA >= 2
-    // The O staging's generic accesses to the Q buffer before the next tensor copy into it.
-    fence_proxy_async();
+    // The O staging's generic accesses to the Q buffer before the next tensor copy into it
+    // (FWD_LATEREL: only where O left by generic loads; a TMA-stored O's staging writes were
+    // fenced before the tensor store, which reads it through the async proxy).
+#if FWD_LATEREL
+    if (!(wk->flags & 4u) || o_dtype == DT_F32)
 #endif
-    mbar_arrive(qempty(qb));
+      fence_proxy_async();
+#endif
+#if FWD_LATEREL
+    if (pend != 1u + qb)  // (the O-storing thread arrives after the next task's first tile)
+#endif
+      mbar_arrive(qempty(qb));
   }
+#undef F90_LATE_ARRIVE
 }

@@ -194,6 +194,66 @@ __device__ __forceinline__ void merge_row(const RegionDesc& o, const RegionDesc&
   __syncwarp();
 }
 
+// merge_row with the inputs spread over the lanes (at most 32 inputs, fp32 partial O rows of a
+// width that is a multiple of 4 at 16-byte aligned rows; returns false, having written nothing,
+// for anything else): lane k loads LSE_k, the maximum and the sum of weights are warp
+// reductions, and each lane then reads 4 consecutive elements of every input with one 16-byte
+// load, all independent. merge_row's loops over the inputs wait for one global load after
+// another (LSEs three times over, then the elements): the forward split-K merge of one 32K
+// causal-blockwise sequence (2048 rows x 8 pieces) took ~30 us of its 0.31 ms forward.
+__device__ __forceinline__ bool merge_row_fast(const RegionDesc& o, const RegionDesc& lse,
+                                               const RegionDesc* inputs, u32 n_inputs, u64 row, u32 lane) {
+  const u32 w = o.width;
+  if (n_inputs > 32 || (w & 3u) != 0) return false;
+  bool ok = true;
+  float lk = -INFINITY;
+  u64 xb = 0;
+  if (lane < n_inputs) {
+    const RegionDesc& x = inputs[2 * lane];
+    const RegionDesc& l = inputs[2 * lane + 1];
+    ok = x.dtype == DT_F32 && (x.ptr & 15u) == 0 && (x.stride & 3u) == 0 && (x.width & 3u) == 0;
+    lk = load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype);
+    xb = region_row(x, row);
+  }
+  if (!__all_sync(0xffffffffu, ok)) return false;
+  float mx = lk;
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, d));
+  const float wt = (mx == -INFINITY || lk == -INFINITY) ? 0.f : __expf(lk - mx);
+  float sum = wt;
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, d);
+  const float out_lse = mx == -INFINITY ? -INFINITY : mx + __logf(sum);
+  // exp(lk - out_lse): 0 for an input with LSE -inf or when no input has a key.
+  const float wk = mx == -INFINITY ? 0.f : wt / sum;
+  const u64 ob = region_row(o, row);
+  for (u32 b = 0; b < w; b += 128) {
+    const u32 e0 = b + 4 * lane;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 4
+    for (u32 k = 0; k < n_inputs; ++k) {
+      const float wkk = __shfl_sync(0xffffffffu, wk, k);
+      const u64 xbk = __shfl_sync(0xffffffffu, xb, k);
+      if (e0 < w && wkk != 0.f) {
+        const float4 v = *(const float4*)((const float*)inputs[2 * k].ptr + xbk + e0);
+        acc[0] += wkk * v.x;
+        acc[1] += wkk * v.y;
+        acc[2] += wkk * v.z;
+        acc[3] += wkk * v.w;
+      }
+    }
+    // Reads of elements e0 .. e0 + 3 of every input happen in this thread before these writes.
+    if (e0 < w) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) store_from_f32((void*)o.ptr, ob + e0 + i, o.dtype, acc[i]);
+    }
+  }
+  __syncwarp();
+  if (lane == 0) store_from_f32((void*)lse.ptr, region_row(lse, row), lse.dtype, out_lse);
+  __syncwarp();
+  return true;
+}
+
 // A batch of independent merges (no merge reads or writes what another one writes) in one
 // launch: `total_rows` rows over all of them, one warp per row, the row's merge found by binary
 // search over `row0`. One launch per run of merges instead of one each: a dcp plan's forward ends
@@ -211,7 +271,8 @@ extern "C" __global__ void dcp_merge(const MergeDesc* merges, u32 n_merges, cons
       if (merges[mid].row0 <= g) lo = mid; else hi = mid;
     }
     const MergeDesc& m = merges[lo];
-    merge_row(m.o, m.lse, inputs + m.first, m.n, g - m.row0, lane);
+    if (!merge_row_fast(m.o, m.lse, inputs + m.first, m.n, g - m.row0, lane))
+      merge_row(m.o, m.lse, inputs + m.first, m.n, g - m.row0, lane);
   }
 }
 
