@@ -274,36 +274,38 @@ __device__ __forceinline__ void st_v4(float* p, float a, float b, float c, float
 // by the reductions, and the host drops the fill where such stores cover it).
 #define B90_TASK_DKV_STORE 0x80000000u
 
-// BWD_CHAIN 1 (D 128; the host defines it under DCP_CUDA_BWD_CHAIN=1, src/own.rs `chain_launch`):
-// work-resident tasks for launches of many short works. Every kv tile of a work runs, for one kv
-// head, on one CTA, one after the other in key order (a *chain*): TaskDesc.pad bit 28 = the task
-// is part of a chain, bits 0-26 = the index of the chain's next task (0: none; the CTA runs it next without a claim; the claim counter
-// and `sched[2]` count chains, whose first tasks come first in the list). Every dQ element of the
-// work's query heads of that kv head is then written by this CTA alone, in a known order, and each
-// q tile's word says which visit it is: bit 30 (`B90_TILE_FIRST`) = the q tile's first visit in
-// the chain: its dQ is *stored* (TMA tile store into the fp32 scratch instead of a reduction: the
-// host dropped the zero fill); bit 29 (`B90_TILE_LAST`) = the last visit: the warpgroup reads the
-// fp32 partial back (none if the visit is also the first), adds its own, and writes the sum
-// converted into the 16-bit destination of the plan's converting copy (`dq_conv[work]`, which the
-// host dropped): one conversion of the fp32 sum, no dQ conversion pass. Middle visits (chains of
-// 3+ kv tiles) reduce as before, after the thread's earlier bulk operations completed (bulk
-// stores and reductions are not ordered among themselves). Ordering: at D 128 a (q tile, head, 64-column half) is always handled by the same
-// consumer warpgroup, whose first thread issued every bulk store / reduction into it; before a
-// last visit reads, that thread waits for all of its bulk groups to complete
-// (`cp.async.bulk.wait_group 0`, writes done, not only the staging read), then
-// `fence.proxy.async.global` (async-proxy writes -> generic-proxy reads), then the warpgroup's
-// named barrier orders the reads of all 128 threads after it. Bit 27 (`B90_TASK_REV`): the task
-// walks its (query head, q tile) steps last to first (the host flags every other task of a
-// chain, DCP_CUDA_BWD_CHAIN=1): the q tiles and heads the task before handled last, whose Q / dO
-// rows and dQ partials are the most likely still in L2, come first.
+// BWD_CHAIN 1 (D 128; the host compiles it in under DCP_CUDA_BWD_CHAIN, src/own.rs
+// `chain_launch`): work-resident tasks for launches of many short works. Every kv tile of a work
+// runs, for one kv head, on one CTA, one after the other in key order (a *chain*): TaskDesc.pad
+// bit 28 = the task is part of a chain, bits 0-26 = the index of the chain's next task (0: none;
+// the CTA runs it next without a claim; the claim counter and `sched[2]` count chains, whose first
+// tasks come first in the list). Every dQ element of the work's query heads of that kv head is
+// then written by this CTA alone, in a known order, and each q tile's word says which visit it
+// is: bit 30 (`B90_TILE_FIRST`) = the q tile's first visit in the chain: its dQ is *stored* (TMA
+// tile store into the fp32 scratch instead of a reduction: the host dropped the zero fill); bit 29
+// (`B90_TILE_LAST`) = the last visit: the warpgroup takes the fp32 partial of the earlier visits
+// (none if this is also the first) from a tensor load into its dQ staging block, issued one step
+// ahead and completing on an mbarrier per warpgroup (per-thread global loads at the visit itself
+// left a DRAM round trip exposed per step: kernel +0.75 ms on works1000), adds its own and writes
+// the sum converted into the 16-bit destination of the plan's converting copy (`dq_conv[work]`,
+// which the host dropped): one conversion of the fp32 sum, no dQ conversion pass. Middle visits
+// (chains of 3+ kv tiles) reduce as before, after the thread's earlier bulk operations completed
+// (bulk stores and reductions are not ordered among themselves).
+// Ordering: at D 128 a (q tile, head, 64-column half) is always handled by the same consumer
+// warpgroup, whose first thread issued every bulk store / reduction into it. Before that thread
+// issues a last visit's load, the warpgroup's named barrier orders every thread's earlier use of
+// the staging block, and the thread waits for all of its bulk groups to complete
+// (`cp.async.bulk.wait_group 0`: writes done, not only the staging read) and fences
+// (`fence.proxy.async.global`); the mbarrier's phase completion makes the loaded block visible
+// to the threads that wait on it.
+// Bit 27 (`B90_TASK_REV`): the task walks its (query head, q tile) steps last to first (the host
+// flags every other task of a chain under DCP_CUDA_BWD_CHAIN=1): the q tiles and heads the task
+// before handled last, whose Q / dO rows and dQ partials are the most likely still in L2, come
+// first.
 #ifndef BWD_CHAIN
 #define BWD_CHAIN 0
 #endif
 static_assert(!BWD_CHAIN || HEAD_DIM == 128, "chains are written for head dim 128");
-// Partial-sum loads in flight per thread at a chain's last visit (of 16 pairs).
-#ifndef BWD_CHAIN_LD
-#define BWD_CHAIN_LD 4
-#endif
 #define B90_TASK_NEXT 0x07ffffffu
 #define B90_TASK_REV 0x08000000u    // the task walks its steps last to first
 #define B90_TASK_CHAIN 0x10000000u  // the task is part of a chain
@@ -454,11 +456,6 @@ __device__ __forceinline__ void st4_dt(void* p, u64 i, u32 dt, float a, float b,
   asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"((unsigned short*)p + i), "r"(x), "r"(y) : "memory");
 }
 
-__device__ __forceinline__ float2 ld_cg_f2(const float* p) {
-  float2 v;
-  asm volatile("ld.global.cg.v2.f32 {%0, %1}, [%2];\n" : "=f"(v.x), "=f"(v.y) : "l"(p) : "memory");
-  return v;
-}
 // Two consecutive elements (element index i, even) of a buffer of dtype dt.
 __device__ __forceinline__ void st2_dt(void* p, u64 i, u32 dt, float a, float b) {
   if (dt == DT_F32) {
@@ -597,6 +594,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     mbar_init(kv_full, 128);   // every producer thread, once its K/V rows (and the info) landed
     mbar_init(kv_empty, 256);  // every consumer thread, after the task's last wgmma read K/V
+#if BWD_CHAIN
+    for (int c = 0; c < 2; ++c) mbar_init(bars + 88 + 8 * c, 1);  // dQ partial loads (chains)
+#endif
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -863,6 +863,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   };
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
+#if BWD_CHAIN
+  const u32 dql_bar = bars + 88 + 8 * cw;  // this warpgroup's dQ partial loads (chains)
+  u32 n_dql = 0;                           // of them, waited for so far
+#endif
   for (u32 tq = 0;; ++tq) {
     mbar_wait(kv_full, tq & 1);
     const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
@@ -886,41 +890,30 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     auto dq_out = [&](u32 q0, u32 head, const float* dq, u32 visit) {
 #if BWD_CHAIN
       if (visit & B90_TILE_LAST) {
-        // The q tile's last visit in the chain (fp32 scratch): every earlier store / reduction
-        // into this warpgroup's half was issued by its first thread; complete, then visible to
-        // the generic proxy, then to the warpgroup (BWD_CHAIN above). The fp32 sum goes
-        // converted into the copy's destination.
+        // The q tile's last visit in the chain (fp32 scratch): the partial of the earlier
+        // visits plus this one, converted into the copy's destination.
         const bool first = visit & B90_TILE_FIRST;
+        // The partial (not a first visit): the tensor load issued a step ago into this
+        // warpgroup's staging block (`dq_load`), in the map's swizzled box layout.
         if (!first) {
-          if ((tid & 127) == 0) {
-            bulk_wait0();
-            asm volatile("fence.proxy.async.global;\n" ::: "memory");
-          }
-          named_bar(2 + cw, 128);
+          mbar_wait(dql_bar, n_dql & 1);
+          ++n_dql;
         }
         const DqConv cv = dq_conv[tk->work];
-        const float* src = (const float*)dq_ptr;
-        // CHAIN_LD partial pairs in flight at a time (dK is on the tensor cores: its and dV's
-        // accumulators are live, so all 16 at once spilled).
+        const unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          const u32 row = q0 + 16 * wq + g + 8 * h;
-          const u64 rb = (u64)row * dq_stride + head * D + dq_col0 + t4 * 2;
+          const u32 r = 16 * wq + g + 8 * h, row = q0 + r;
           const u64 ob = (u64)row * cv.stride + head * D + dq_col0 + t4 * 2;
 #pragma unroll
-          for (int n0 = 0; n0 < 8; n0 += BWD_CHAIN_LD) {
-            float2 part[BWD_CHAIN_LD];
-#pragma unroll
-            for (int k = 0; k < BWD_CHAIN_LD; ++k)
-              part[k] = !first && row < n_rows ? ld_cg_f2(src + rb + (n0 + k) * 8) : make_float2(0.f, 0.f);
-            if (row < n_rows) {
-#pragma unroll
-              for (int k = 0; k < BWD_CHAIN_LD; ++k) {
-                const int nt = n0 + k;
-                st2_dt((void*)cv.dst, ob + nt * 8, cv.dtype, part[k].x + DQ_SCALED(dq[nt * 4 + 2 * h]),
-                       part[k].y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
-              }
-            }
+          for (int nt = 0; nt < 8; ++nt) {
+            const float2 part =
+                first ? make_float2(0.f, 0.f)
+                      : *(const float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) +
+                                         (t4 & 1) * 8);
+            if (row < n_rows)
+              st2_dt((void*)cv.dst, ob + nt * 8, cv.dtype, part.x + DQ_SCALED(dq[nt * 4 + 2 * h]),
+                     part.y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
           }
         }
         return;
@@ -976,6 +969,30 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
       }
     };
+
+#if BWD_CHAIN
+    // A chain's last, not first, visit of the q tile at row q0 of query head `head`: its fp32
+    // partial into this warpgroup's staging block (two 64 x 32 boxes by the dQ tensor map),
+    // completing on `dql_bar`; dq_out of the next step reads it. Before: every thread's use of
+    // the block (dq_out of this step) is done, and the first thread's earlier bulk stores and
+    // reductions (this tile's earlier visits among them) have completed (written, not only read).
+    auto dq_load = [&](u32 q0, u32 head) {
+      named_bar(2 + cw, 128);
+      if ((tid & 127) == 0) {
+        bulk_wait0();
+        asm volatile("fence.proxy.async.global;\n" ::: "memory");
+        b90_expect_tx(dql_bar, 2 * B90_BR * 128);
+        asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(dql_bar) : "memory");
+#pragma unroll
+        for (int b = 0; b < 2; ++b)
+          asm volatile(
+              "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+                  sdq + (2 * cw + b) * (B90_BR * 128)),
+              "l"(dq_map), "r"(head * D + dq_col0 + 32 * b), "r"(q0), "r"(dql_bar)
+              : "memory");
+      }
+    };
+#endif
 
     float dk[D / 2], dv[D / 2];
 #pragma unroll
@@ -1165,6 +1182,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       } else {
         dk_mma();
       }
+#if BWD_CHAIN
+      if (my_ok && (my_visit & (B90_TILE_FIRST | B90_TILE_LAST)) == B90_TILE_LAST) dq_load(my_q0, my_head);
+#endif
       wg_wait<0>();
       reg_fence<D / 2>(dv);
       reg_fence<D / 2>(dk);

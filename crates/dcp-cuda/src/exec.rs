@@ -225,6 +225,10 @@ pub struct Kernels {
     bwd_dd: Kernel,
     pub fwd: Kernel,
     pub bwd: Kernel,
+    /// The sm90 backward with chains compiled in (`DCP_CUDA_BWD_CHAIN` on, head dim 128): its
+    /// defines, and the kernel once a launch chains ([`Kernels::bwd_chain_kernel`]).
+    bwd_chain_defs: Option<Vec<(String, String)>>,
+    bwd_chain: std::sync::OnceLock<Kernel>,
     fwd_smem: u32,
     bwd_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
@@ -326,6 +330,7 @@ impl Kernels {
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
         };
+        let mut bwd_chain_defs = None;
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -347,11 +352,15 @@ impl Kernels {
                 if convert.dq && d == 128 {
                     defs.push(("BWD_DQ_CONV".into(), "1".into()));
                 }
-                // The chains' code only where they may run (`BWD_CHAIN`).
+                let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
+                // Chains (`BWD_CHAIN`) in a kernel of their own, compiled when the first launch
+                // chains ([`Kernels::bwd_chain_kernel`]) and used by chained launches only:
+                // compiled into the one kernel, their code cost 3-5 % on every other shape
+                // (bench/results/kernels-2026-11-29-kw11).
                 if chain != ChainMode::Off {
                     defs.push(("BWD_CHAIN".into(), "1".into()));
+                    bwd_chain_defs = Some(defs);
                 }
-                let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
                 (bc, br, SM90_THREADS, smem, k)
             }
         };
@@ -369,6 +378,8 @@ impl Kernels {
             bwd_dd: u("dcp_bwd_dd")?,
             fwd,
             bwd,
+            bwd_chain_defs,
+            bwd_chain: std::sync::OnceLock::new(),
             fwd_smem,
             bwd_smem,
             fwd_family,
@@ -388,6 +399,20 @@ impl Kernels {
 
     pub fn fwd_br(&self) -> u32 {
         self.fwd_br
+    }
+
+    /// The sm90 backward with chains, compiled on first use; `None` where chains are off.
+    fn bwd_chain_kernel(&self, gpu: &Gpu) -> Result<Option<&Kernel>> {
+        let Some(defs) = &self.bwd_chain_defs else {
+            return Ok(None);
+        };
+        if self.bwd_chain.get().is_none() {
+            let k = gpu.kernel(Source::AttnBwdSm90, defs, "dcp_attn_bwd_sm90")?;
+            gpu.set_smem(&k, self.bwd_smem as usize)?;
+            // A racing caller may have set it first: the same module either way.
+            let _ = self.bwd_chain.set(k);
+        }
+        Ok(self.bwd_chain.get())
     }
     /// Which kernels run, e.g. `fwd sm90-wgmma, bwd mma.sync`.
     pub fn family(&self) -> String {
@@ -424,6 +449,8 @@ enum K {
     BwdDd,
     Fwd,
     Bwd,
+    /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
+    BwdChain,
 }
 
 #[derive(Debug, Clone)]
@@ -1692,8 +1719,9 @@ impl Lowering<'_> {
             *f &= kts[i] == wl.works[i].n_keys.div_ceil(bc);
         }
         // Chains ([`own::chain_launch`]): all or nothing per launch.
-        let chain =
-            kernels.chain != ChainMode::Off && self.chain_launch(ii, &works, &wl, &pending, chunk);
+        let chain = kernels.chain != ChainMode::Off
+            && self.chain_launch(ii, &works, &wl, &pending, chunk)
+            && kernels.bwd_chain_kernel(self.gpu)?.is_some();
         let dq_dst = self.convert_targets(ii, &works, &mut wl, &pending, chunk, &dkv_full, chain);
         // dQ arrival counters (zeroed by the D pre-pass) and expected arrivals per q tile of the
         // works whose dQ the launch converts, and per work its destination.
@@ -1885,7 +1913,7 @@ impl Lowering<'_> {
             None => grid,
         };
         self.ops.push(Op::Launch(Launch {
-            k: K::Bwd,
+            k: if chain { K::BwdChain } else { K::Bwd },
             grid,
             block: kernels.bwd_block,
             smem: kernels.bwd_smem,
@@ -2269,6 +2297,10 @@ impl Prepared {
             K::BwdDd => &ks.bwd_dd,
             K::Fwd => &ks.fwd,
             K::Bwd => &ks.bwd,
+            K::BwdChain => ks
+                .bwd_chain
+                .get()
+                .expect("chained launches are lowered after the chain kernel was compiled"),
         }
     }
 

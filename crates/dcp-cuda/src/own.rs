@@ -17,10 +17,12 @@
 //!
 //! dQ cannot be stored this way while a q tile's contributions come from several kv tiles'
 //! tasks on different CTAs. Chaining a small work's kv tiles on one CTA (first visit stores,
-//! later visits add) dropped the dQ fill too but lost more than it saved: the kv tiles of a
-//! document no longer ran side by side, so their shared Q/dO and dQ lines left L2 between the
-//! visits (kernel 1.71 -> 1.85 ms, DRAM 4.5 -> 6.1 GB; the variant is kept in the results
-//! folder's `variants_attn_bwd_sm90.cu`).
+//! later visits add) dropped the dQ fill too but, alone, lost more than it saved: the kv tiles of
+//! a document no longer ran side by side, so their shared Q/dO and dQ lines left L2 between the
+//! visits (kernel 1.71 -> 1.85 ms, DRAM 4.5 -> 6.1 GB; kernels-2026-11-28o). With the last visit
+//! also converting into the copy's destination (no dQ copy) it wins: **chains**
+//! ([`chain_launch`], `DCP_CUDA_BWD_CHAIN`, on by default), works1000 backward 2.57 -> 2.25 ms
+//! (bench/results/kernels-2026-11-29-kw11).
 //!
 //! `DCP_CUDA_BWD_OWN=0` turns the stores off (A/B runs).
 //!
@@ -372,7 +374,7 @@ pub enum ChainMode {
 }
 
 /// The default of `DCP_CUDA_BWD_CHAIN`.
-pub const DEFAULT_CHAIN: ChainMode = ChainMode::Off;
+pub const DEFAULT_CHAIN: ChainMode = ChainMode::Reverse;
 
 impl ChainMode {
     /// Parses `DCP_CUDA_BWD_CHAIN` (unset: [`DEFAULT_CHAIN`]).
