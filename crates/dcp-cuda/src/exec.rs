@@ -2036,32 +2036,16 @@ impl Lowering<'_> {
         if self.kernels.bwd_family != KernelFamily::Sm90Wgmma || self.d != 128 {
             return false;
         }
-        let n = works.len();
-        let targets = own::copy_targets(self.prog, ii, works);
-        let mode = ConvertMode {
-            dq: true,
-            dkv: false,
-        };
-        let mut copied = vec![false; n];
-        for ti in own::accept(&targets, mode, &vec![true; n], &vec![false; n]) {
-            for &(i, _) in &targets[ti].parts {
-                copied[i] = true;
-            }
-        }
-        let alone = own::disjoint(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
+        let f32s: Vec<bool> = wl.works.iter().map(|w| w.dq_dtype == DT_F32).collect();
+        let ok = own::chain_dq_ok(self.prog, ii, works, &self.zeros, &f32s);
         let br = self.kernels.bwd_br;
-        let cw: Vec<own::ChainWork> = (0..n)
-            .map(|i| {
-                let (w, wd) = (&works[i], &wl.works[i]);
-                own::ChainWork {
-                    n_qtiles: wd.n_rows.div_ceil(br),
-                    dq_ok: wd.dq_dtype == DT_F32
-                        && w.dq.len == w.q.len
-                        && w.dq.heads == w.q.heads
-                        && alone[i]
-                        && self.zeros.is_zero(&w.dq)
-                        && copied[i],
-                }
+        let cw: Vec<own::ChainWork> = wl
+            .works
+            .iter()
+            .zip(ok)
+            .map(|(wd, dq_ok)| own::ChainWork {
+                n_qtiles: wd.n_rows.div_ceil(br),
+                dq_ok,
             })
             .collect();
         let lists: Vec<(u32, &[u32])> = pending

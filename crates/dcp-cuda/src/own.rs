@@ -469,6 +469,43 @@ pub fn chain_launch(
         && tasks <= TASK_NEXT as u64
 }
 
+/// Per fused work of backward instruction `ii` of `prog`: whether a chain may store and convert
+/// its dQ ([`ChainWork::dq_ok`]): fp32 (`dq_f32`), shaped like Q, zero at the launch (`zeros`),
+/// overlapping no other work's dQ, and read by a converting copy the launch may take over
+/// ([`copy_targets`], [`accept`]).
+pub fn chain_dq_ok(
+    prog: &Program,
+    ii: usize,
+    works: &[BwdWork],
+    zeros: &ZeroSet,
+    dq_f32: &[bool],
+) -> Vec<bool> {
+    let n = works.len();
+    let targets = copy_targets(prog, ii, works);
+    let mode = ConvertMode {
+        dq: true,
+        dkv: false,
+    };
+    let mut copied = vec![false; n];
+    for ti in accept(&targets, mode, &vec![true; n], &vec![false; n]) {
+        for &(i, _) in &targets[ti].parts {
+            copied[i] = true;
+        }
+    }
+    let alone = disjoint(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
+    (0..n)
+        .map(|i| {
+            let w = &works[i];
+            dq_f32[i]
+                && w.dq.len == w.q.len
+                && w.dq.heads == w.q.heads
+                && alone[i]
+                && zeros.is_zero(&w.dq)
+                && copied[i]
+        })
+        .collect()
+}
+
 /// Marks the visit flags in one work's q-tile lists, given in chain order (kv tile ascending):
 /// per q tile [`TILE_FIRST`] on its entry in the first list that has it, [`TILE_LAST`] on its
 /// entry in the last (both on one entry when a single list has it).
@@ -1250,6 +1287,106 @@ mod tests {
         assert!(!launch(&w, &l5, 8, 132));
         // No work at all.
         assert!(!launch(&[], &[], 8, 132));
+    }
+
+    /// Per device and backward launch of `planner`'s plan: per fused work whether its dQ can be
+    /// stored and converted by a chain, decided as `Lowering::chain_launch` does (fp32, shaped
+    /// like Q, zero at the launch, disjoint, read by a converting copy the launch may take over),
+    /// and its number of q tiles (64 rows).
+    fn chain_works(
+        planner: &str,
+        lens: &[u32],
+        mask: MaskSpec,
+        world: u32,
+    ) -> Vec<Vec<Vec<ChainWork>>> {
+        let batch = BatchSpec::uniform(lens, mask, ModelShape::default(), 1024);
+        let plan = make_plan(
+            planner,
+            &batch,
+            &Topology::new(1, world),
+            &PlannerOptions::default(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for d in &plan.devices {
+            let prog = &d.backward;
+            let mut zeros = ZeroSet::default();
+            let mut per = Vec::new();
+            for (ii, ins) in prog.instrs.iter().enumerate() {
+                match ins {
+                    Instr::Fill {
+                        dst,
+                        value: FillValue::Zero,
+                    } => {
+                        zeros.add(*dst, ii);
+                        continue;
+                    }
+                    Instr::AttnBwd { works, .. } => {
+                        let (fused, _) = crate::fuse::fuse_bwd(works);
+                        let f32s: Vec<bool> = fused
+                            .iter()
+                            .map(|w| prog.buffers[w.dq.buf as usize].dtype == DType::F32)
+                            .collect();
+                        let ok = chain_dq_ok(prog, ii, &fused, &zeros, &f32s);
+                        per.push(
+                            fused
+                                .iter()
+                                .zip(ok)
+                                .map(|(w, dq_ok)| ChainWork {
+                                    n_qtiles: w.q.len.div_ceil(64),
+                                    dq_ok,
+                                })
+                                .collect(),
+                        );
+                    }
+                    _ => {}
+                }
+                ins.for_each_region(|r| zeros.forget(r));
+            }
+            out.push(per);
+        }
+        out
+    }
+
+    #[test]
+    fn local_plans_of_short_documents_chain() {
+        // 300 documents of 256 tokens (works1000's shape, fewer): one launch per device whose
+        // every work's dQ can be chained; with full lists (2 kv tiles each listing the 4 q
+        // tiles) the launch chains on 132 SMs (300 works x 2 kv heads).
+        let kvh = ModelShape::default().kv_heads;
+        for world in [1, 2] {
+            let per_dev = chain_works("local", &[256; 300], MaskSpec::Full, world);
+            for launches in &per_dev {
+                assert_eq!(launches.len(), 1, "local world {world}");
+                let works = &launches[0];
+                assert!(
+                    works.iter().all(|w| w.dq_ok && w.n_qtiles == 4),
+                    "world {world}"
+                );
+                let lists: Vec<(u32, Vec<u32>)> = (0..works.len() as u32)
+                    .flat_map(|w| [(w, vec![0, 1, 2, 3]), (w, vec![0, 1, 2, 3])])
+                    .collect();
+                let l: Vec<(u32, &[u32])> = lists.iter().map(|(w, v)| (*w, v.as_slice())).collect();
+                let want = works.len() as u64 * kvh as u64 >= CHAIN_MIN_PER_SM * 132;
+                assert_eq!(chain_launch(works, &l, 31, kvh, 132), want, "world {world}");
+                assert!(world == 2 || want);
+            }
+        }
+    }
+
+    #[test]
+    fn multi_stage_plans_chain_only_their_last_stage() {
+        // zigzag on 4 GPUs: dQ accumulates over the stages' launches into one buffer; only the
+        // last launch is followed by the converting copy, the others' dQ must not be stored.
+        let per_dev = chain_works("zigzag", &[8192, 4096], MaskSpec::Causal, 4);
+        for (d, launches) in per_dev.iter().enumerate() {
+            assert!(launches.len() > 1, "device {d}");
+            for (k, works) in launches.iter().enumerate() {
+                if k + 1 < launches.len() {
+                    assert!(works.iter().all(|w| !w.dq_ok), "device {d} launch {k}");
+                }
+            }
+        }
     }
 
     #[test]
