@@ -225,6 +225,11 @@ __device__ __forceinline__ void tma_reduce_add_2d(const void* tmap, u32 ssrc, u3
                "r"(c0), "r"(c1), "r"(ssrc)
                : "memory");
 }
+__device__ __forceinline__ void tma_store_2d(const void* tmap, u32 ssrc, u32 c0, u32 c1) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(tmap), "r"(c0),
+               "r"(c1), "r"(ssrc)
+               : "memory");
+}
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait_read0() {
   asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
@@ -269,6 +274,46 @@ __device__ __forceinline__ void st_v4(float* p, float a, float b, float c, float
 // by the reductions, and the host drops the fill where such stores cover it).
 #define B90_TASK_DKV_STORE 0x80000000u
 
+// BWD_CHAIN 1 (D 128; the host compiles it in under DCP_CUDA_BWD_CHAIN, src/own.rs
+// `chain_launch`): work-resident tasks for launches of many short works. Every kv tile of a work
+// runs, for one kv head, on one CTA, one after the other in key order (a *chain*): TaskDesc.pad
+// bit 28 = the task is part of a chain, bits 0-26 = the index of the chain's next task (0: none;
+// the CTA runs it next without a claim; the claim counter and `sched[2]` count chains, whose first
+// tasks come first in the list). Every dQ element of the work's query heads of that kv head is
+// then written by this CTA alone, in a known order, and each q tile's word says which visit it
+// is: bit 30 (`B90_TILE_FIRST`) = the q tile's first visit in the chain: its dQ is *stored* (TMA
+// tile store into the fp32 scratch instead of a reduction: the host dropped the zero fill); bit 29
+// (`B90_TILE_LAST`) = the last visit: the warpgroup takes the fp32 partial of the earlier visits
+// (none if this is also the first) from a tensor load into its dQ staging block, issued one step
+// ahead and completing on an mbarrier per warpgroup (per-thread global loads at the visit itself
+// left a DRAM round trip exposed per step: kernel +0.75 ms on works1000), adds its own and writes
+// the sum converted into the 16-bit destination of the plan's converting copy (`dq_conv[work]`,
+// which the host dropped): one conversion of the fp32 sum, no dQ conversion pass. Middle visits
+// (chains of 3+ kv tiles) reduce as before, after the thread's earlier bulk operations completed
+// (bulk stores and reductions are not ordered among themselves).
+// Ordering: at D 128 a (q tile, head, 64-column half) is always handled by the same consumer
+// warpgroup, whose first thread issued every bulk store / reduction into it. Before that thread
+// issues a last visit's load, the warpgroup's named barrier orders every thread's earlier use of
+// the staging block, and the thread waits for all of its bulk groups to complete
+// (`cp.async.bulk.wait_group 0`: writes done, not only the staging read) and fences
+// (`fence.proxy.async.global`); the mbarrier's phase completion makes the loaded block visible
+// to the threads that wait on it.
+// Bit 27 (`B90_TASK_REV`): the task walks its (query head, q tile) steps last to first (the host
+// flags every other task of a chain under DCP_CUDA_BWD_CHAIN=1): the q tiles and heads the task
+// before handled last, whose Q / dO rows and dQ partials are the most likely still in L2, come
+// first.
+#ifndef BWD_CHAIN
+#define BWD_CHAIN 0
+#endif
+static_assert(!BWD_CHAIN || HEAD_DIM == 128, "chains are written for head dim 128");
+#define B90_TASK_NEXT 0x07ffffffu
+#define B90_TASK_REV 0x08000000u    // the task walks its steps last to first
+#define B90_TASK_CHAIN 0x10000000u  // the task is part of a chain
+#define B90_TILE_FIRST 0x40000000u
+#define B90_TILE_LAST 0x20000000u
+// A tile word's q tile index (bit 31: partial tile; chains: bits 29-30 the visit flags).
+#define B90_TILE_INDEX (BWD_CHAIN ? 0x1fffffffu : 0x7fffffffu)
+
 // dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
 // (dK, dV at +D elements) and dtype; 0 past the work's keys.
 template <int D>
@@ -284,6 +329,7 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 #ifndef BWD_CLAIM_EARLY
 #define BWD_CLAIM_EARLY 0
 #endif
+static_assert(!(BWD_CLAIM_EARLY && BWD_CHAIN), "chain links are followed at the late claim");
 
 // BWD_TMA 1: a one-KV-region work's K and V tile (once per task) comes by TMA tensor copies (host
 // maps per work, `tensormaps.rs` `bwd_tensor_maps`: Q, the KV region, dO): producer thread 0
@@ -410,6 +456,23 @@ __device__ __forceinline__ void st4_dt(void* p, u64 i, u32 dt, float a, float b,
   asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"((unsigned short*)p + i), "r"(x), "r"(y) : "memory");
 }
 
+// Two consecutive elements (element index i, even) of a buffer of dtype dt.
+__device__ __forceinline__ void st2_dt(void* p, u64 i, u32 dt, float a, float b) {
+  if (dt == DT_F32) {
+    asm volatile("st.global.v2.f32 [%0], {%1, %2};\n" ::"l"((float*)p + i), "f"(a), "f"(b) : "memory");
+    return;
+  }
+  u32 x;
+  if (dt == DT_BF16) {
+    const __nv_bfloat162 u = __floats2bfloat162_rn(a, b);
+    x = *(const u32*)&u;
+  } else {
+    const __half2 u = __floats2half2_rn(a, b);
+    x = *(const u32*)&u;
+  }
+  asm volatile("st.global.b32 [%0], %1;\n" ::"l"((unsigned short*)p + i), "r"(x) : "memory");
+}
+
 // dQ converted by its last writer (B90_TASK_DQ_CONV), at the end of a task, by one consumer
 // warpgroup (`cw`: its 64-column half): its reductions of the task complete and released, then
 // one arrival per (q tile, head) step of the task on the counter of its half, 32 steps at a time
@@ -441,7 +504,7 @@ __device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* ti
       bool last = false;
       if (j < n_steps) {
         const u32 jj = j / tiles_n, it = j - jj * tiles_n;
-        const u32 qt = tiles[tiles_off + it] & 0x7fffffffu;
+        const u32 qt = tiles[tiles_off + it] & B90_TILE_INDEX;
         const u32 head = kvh * group + jj;
         const u32 old = atom_add_acq_rel_gpu(dq_cnt + cv.cnt_off + (qt * q_heads + head) * 2 + cw, 1u);
         last = old + 1 == dq_expect[cv.exp_off + qt];
@@ -456,7 +519,7 @@ __device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* ti
       const u32 j = j0 + __ffs(m) - 1;
       m &= m - 1;
       const u32 jj = j / tiles_n, it = j - jj * tiles_n;
-      const u32 q0 = (tiles[tiles_off + it] & 0x7fffffffu) * B90_BR;
+      const u32 q0 = (tiles[tiles_off + it] & B90_TILE_INDEX) * B90_BR;
       const u32 col0 = (kvh * group + jj) * HEAD_DIM + 64 * cw;
       // 64 rows x 64 fp32 columns: 16 float4 per row, 8 per thread, all loads in flight first.
       float4 v[8];
@@ -531,6 +594,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     mbar_init(kv_full, 128);   // every producer thread, once its K/V rows (and the info) landed
     mbar_init(kv_empty, 256);  // every consumer thread, after the task's last wgmma read K/V
+#if BWD_CHAIN
+    for (int c = 0; c < 2; ++c) mbar_init(bars + 88 + 8 * c, 1);  // dQ partial loads (chains)
+#endif
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
@@ -540,14 +606,22 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     setmaxnreg_dec<BWD_PROD_REGS>();
     const int pt = tid, pw = pt >> 5;
     const u32 n_tasks = sched[2];
+    // cur: task index; BWD_CHAIN: | 0x80000000 when it came through a chain link, not a claim
+    // (`n_tasks` counts only the chains' first tasks).
     u32 cur = blockIdx.x, sg = 0;
     for (u32 tq = 0;; ++tq) {
       u32 nxt = 0;
+#if BWD_CHAIN
+      const bool linked = cur >> 31;
+      cur &= 0x7fffffffu;
+#else
+      constexpr bool linked = false;
+#endif
 #if BWD_CLAIM_EARLY
       if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
 #endif
       const u32 info = sinfo + (tq & 1) * B90_INFO;
-      if (cur >= n_tasks) {
+      if (!linked && cur >= n_tasks) {
         // No task left: once the consumers are done with the last one, tell them (tiles_n = ~0).
         if (tq >= 1) mbar_wait_guarded(kv_empty, (tq - 1) & 1);
         if (pt == 0) *(volatile u32*)(gbase + (info + 16u - base)) = 0xffffffffu;
@@ -561,6 +635,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32* my_tiles = tiles + task.tiles_off;
       const u32 n_steps = group * task.tiles_n;
       const u32 n_pairs = (n_steps + QT - 1) / QT;  // consumer steps (QT q tiles each)
+      // BWD_CHAIN: a task flagged B90_TASK_REV walks its steps last to first (QT 1).
+      const bool rev = BWD_CHAIN && (task.pad & B90_TASK_REV);
       const elem_t* qbase = (const elem_t*)w.q;
       const elem_t* dobase = (const elem_t*)w.dout;
 #if BWD_TMA
@@ -614,12 +690,12 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
 #pragma unroll
         for (int h = 0; h < QT; ++h) {
-          const u32 t = QT * p + h;
+          const u32 t = rev ? n_steps - 1 - (QT * p + h) : QT * p + h;
           const bool tv = QT == 1 || t < n_steps;
           const u32 tt = tv ? t : 0;
           const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
           const u32 head = kvh * group + jj;
-          const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
+          const u32 q0 = (my_tiles[it] & B90_TILE_INDEX) * B90_BR;
 #if BWD_TMA >= 2
           if (qdo_tma && tv) {
             if (pt == 0) {
@@ -652,12 +728,12 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (pt < SR) {
           // Row pt of the step: row pt % 64 of q tile pt / 64.
           const u32 h = QT == 2 ? (u32)pt >> 6 : 0u, pr = (u32)pt & (B90_BR - 1);
-          const u32 t = QT * p + h;
+          const u32 t = rev ? n_steps - 1 - (QT * p + h) : QT * p + h;
           const bool tv = QT == 1 || t < n_steps;
           const u32 tt = tv ? t : 0;
           const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
           const u32 head = kvh * group + jj;
-          const u32 q0 = (my_tiles[it] & 0x7fffffffu) * B90_BR;
+          const u32 q0 = (my_tiles[it] & B90_TILE_INDEX) * B90_BR;
           const u32 row = q0 + pr;
           const bool ok = tv && row < w.n_rows;
           const u64 rr = ok ? row : 0;
@@ -694,7 +770,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // this one: claimed at the task's start, the second round of tasks went to CTAs in the
       // order they started rather than finished, which breaks longest-first balancing of long
       // tasks (causal 128K -4 %, packed -5 % against one CTA per task).
-      if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
+      if (pt == 0) {
+        const u32 link = BWD_CHAIN ? task.pad & B90_TASK_NEXT : 0u;
+        nxt = link ? 0x80000000u | link : gridDim.x + atomicAdd(sched, 1u);
+      }
 #endif
 #if BWD_TMA && BWD_TMA_PF
       if (pt == 0 && nxt < n_tasks) {
@@ -784,6 +863,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   };
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
+#if BWD_CHAIN
+  const u32 dql_bar = bars + 88 + 8 * cw;  // this warpgroup's dQ partial loads (chains)
+  u32 n_dql = 0;                           // of them, waited for so far
+#endif
   for (u32 tq = 0;; ++tq) {
     mbar_wait(kv_full, tq & 1);
     const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
@@ -793,6 +876,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     fence_proxy_async();
     const WorkDesc* wk = (const WorkDesc*)(info_g + 32);
     const u32 kvh = tk->head;
+    const bool rev = BWD_CHAIN && (tk->pad & B90_TASK_REV);  // steps last to first
     const u32 key_a = tk->row0 * B90_BC + kl_a, key_b = key_a + 8;
     const u32 n_steps = group * tiles_n;
     const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles
@@ -803,11 +887,50 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     // dQ of step u (q tile at row q0, query head `head`), rows 16 wq + g (+8), columns
     // dq_col0 + nt * 8 + 2 t4: fp32 through the staging block and two tensor reductions issued by
     // the warpgroup's first thread, 16-bit through atomics.
-    auto dq_out = [&](u32 q0, u32 head, const float* dq) {
+    auto dq_out = [&](u32 q0, u32 head, const float* dq, u32 visit) {
+#if BWD_CHAIN
+      if (visit & B90_TILE_LAST) {
+        // The q tile's last visit in the chain (fp32 scratch): the partial of the earlier
+        // visits plus this one, converted into the copy's destination.
+        const bool first = visit & B90_TILE_FIRST;
+        // The partial (not a first visit): the tensor load issued a step ago into this
+        // warpgroup's staging block (`dq_load`), in the map's swizzled box layout.
+        if (!first) {
+          mbar_wait(dql_bar, n_dql & 1);
+          ++n_dql;
+        }
+        const DqConv cv = dq_conv[tk->work];
+        const unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const u32 r = 16 * wq + g + 8 * h, row = q0 + r;
+          const u64 ob = (u64)row * cv.stride + head * D + dq_col0 + t4 * 2;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            const float2 part =
+                first ? make_float2(0.f, 0.f)
+                      : *(const float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) +
+                                         (t4 & 1) * 8);
+            if (row < n_rows)
+              st2_dt((void*)cv.dst, ob + nt * 8, cv.dtype, part.x + DQ_SCALED(dq[nt * 4 + 2 * h]),
+                     part.y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
+          }
+        }
+        return;
+      }
+#endif
       if (dq_dtype == DT_F32) {
         // This warpgroup's reductions of the step before have read the staging block.
         const bool lead = (tid & 127) == 0;
-        if (lead) bulk_wait_read0();
+        // BWD_CHAIN: a middle visit (a chain's task, neither flag) adds into rows an earlier
+        // task's bulk store wrote, and bulk operations are not ordered among themselves: all of
+        // this thread's earlier ones complete first.
+        if (lead) {
+          if (BWD_CHAIN && (tk->pad & B90_TASK_CHAIN) && !(visit & B90_TILE_FIRST))
+            bulk_wait0();
+          else
+            bulk_wait_read0();
+        }
         named_bar(2 + cw, 128);
         // Column 8 nt + 2 t4 of the warpgroup's 64: box nt / 4, 16-byte chunk 2 (nt % 4) + t4 / 2.
         unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
@@ -823,8 +946,13 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         named_bar(2 + cw, 128);
         if (lead) {
 #pragma unroll
-          for (int b = 0; b < 2; ++b)
-            tma_reduce_add_2d(dq_map, sdq + (2 * cw + b) * (B90_BR * 128), head * D + dq_col0 + 32 * b, q0);
+          for (int b = 0; b < 2; ++b) {
+            const u32 src = sdq + (2 * cw + b) * (B90_BR * 128), c0 = head * D + dq_col0 + 32 * b;
+            if (BWD_CHAIN && (visit & B90_TILE_FIRST))  // the chain's first visit: rows not written yet
+              tma_store_2d(dq_map, src, c0, q0);
+            else
+              tma_reduce_add_2d(dq_map, src, c0, q0);
+          }
           bulk_commit();
         }
         return;
@@ -842,12 +970,36 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       }
     };
 
+#if BWD_CHAIN
+    // A chain's last, not first, visit of the q tile at row q0 of query head `head`: its fp32
+    // partial into this warpgroup's staging block (two 64 x 32 boxes by the dQ tensor map),
+    // completing on `dql_bar`; dq_out of the next step reads it. Before: every thread's use of
+    // the block (dq_out of this step) is done, and the first thread's earlier bulk stores and
+    // reductions (this tile's earlier visits among them) have completed (written, not only read).
+    auto dq_load = [&](u32 q0, u32 head) {
+      named_bar(2 + cw, 128);
+      if ((tid & 127) == 0) {
+        bulk_wait0();
+        asm volatile("fence.proxy.async.global;\n" ::: "memory");
+        b90_expect_tx(dql_bar, 2 * B90_BR * 128);
+        asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(dql_bar) : "memory");
+#pragma unroll
+        for (int b = 0; b < 2; ++b)
+          asm volatile(
+              "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+                  sdq + (2 * cw + b) * (B90_BR * 128)),
+              "l"(dq_map), "r"(head * D + dq_col0 + 32 * b), "r"(q0), "r"(dql_bar)
+              : "memory");
+      }
+    };
+#endif
+
     float dk[D / 2], dv[D / 2];
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
     // The step before (its dQ is computed a step late): this warpgroup's q tile of it.
-    u32 prev_q0 = 0, prev_head = 0;
+    u32 prev_q0 = 0, prev_head = 0, prev_visit = 0;
     bool prev_ok = true;
     u32 head_j = 0, head_i = 0;  // BWD_FASTDESC: query head and list index of the next q tile
     // S^T = K Q^T and dP^T = V dO^T of the step in stage g % 2 (two groups), once it is full.
@@ -895,7 +1047,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // (QT = 2, odd number of tiles) the tile is absent. This warpgroup's dQ tile: my_*.
       u32 words[QT];
       bool present[QT];
-      u32 my_q0 = 0, my_head = 0;
+      u32 my_q0 = 0, my_head = 0, my_visit = 0;
       bool my_ok = true;
 #pragma unroll
       for (int h = 0; h < QT; ++h) {
@@ -903,8 +1055,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         present[h] = QT == 1 || t < n_steps;
         words[h] = *(const u32*)(small_g + WORD_OFF + 8 * h);
         if (QT == 1 || h == cw) {
-          my_q0 = (words[h] & 0x7fffffffu) * B90_BR;
-          my_head = BWD_FASTDESC ? kvh * group + head_j : kvh * group + t / tiles_n;
+          my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;
+          if (BWD_CHAIN) my_visit = words[h] & (B90_TILE_FIRST | B90_TILE_LAST);
+          my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)
+                                 : kvh * group + (rev ? n_steps - 1 - t : t) / tiles_n;
           my_ok = present[h];
         }
         if (BWD_FASTDESC && ++head_i == tiles_n) {
@@ -1024,10 +1178,13 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         wg_wait<1>();  // dQ of the step before
         reg_fence<32>(dq);
         mbar_arrive(ds_empty(pb));
-        if (prev_ok) dq_out(prev_q0, prev_head, dq);
+        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);
       } else {
         dk_mma();
       }
+#if BWD_CHAIN
+      if (my_ok && (my_visit & (B90_TILE_FIRST | B90_TILE_LAST)) == B90_TILE_LAST) dq_load(my_q0, my_head);
+#endif
       wg_wait<0>();
       reg_fence<D / 2>(dv);
       reg_fence<D / 2>(dk);
@@ -1035,6 +1192,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       prev_q0 = my_q0;
       prev_head = my_head;
       prev_ok = my_ok;
+      prev_visit = my_visit;
     }
     if (n_pairs > 0) {
       // dQ of the task's last step: then K and V are read for good (the producer may load the
@@ -1047,7 +1205,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       reg_fence<32>(dq);
       mbar_arrive(ds_empty(u & 1));
       mbar_arrive(kv_empty);
-      if (prev_ok) dq_out(prev_q0, prev_head, dq);
+      if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);
     } else {
       mbar_arrive(kv_empty);
     }

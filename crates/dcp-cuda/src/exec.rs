@@ -31,7 +31,7 @@ use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
 use crate::own::{
-    self, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_STORE, TASK_DQ_CONV,
+    self, ChainMode, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_STORE, TASK_DQ_CONV,
 };
 use crate::tensormaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
 use crate::tilemask;
@@ -225,6 +225,10 @@ pub struct Kernels {
     bwd_dd: Kernel,
     pub fwd: Kernel,
     pub bwd: Kernel,
+    /// The sm90 backward with chains compiled in (`DCP_CUDA_BWD_CHAIN` on, head dim 128): its
+    /// defines, and the kernel once a launch chains ([`Kernels::bwd_chain_kernel`]).
+    bwd_chain_defs: Option<Vec<(String, String)>>,
+    bwd_chain: std::sync::OnceLock<Kernel>,
     fwd_smem: u32,
     bwd_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
@@ -246,6 +250,9 @@ pub struct Kernels {
     /// The sm90 backward's D pre-pass zeroes its works' dQ rows in place of the plan's fills
     /// ([`own::dq_fills_to_fuse`], `DCP_CUDA_BWD_FUSE_FILL`); off for the mma.sync family.
     pub fuse_fill: bool,
+    /// Work-resident backward tasks for launches of many short works ([`own::chain_launch`],
+    /// `DCP_CUDA_BWD_CHAIN`); off for the mma.sync family and head dims other than 128.
+    pub chain: ChainMode,
 }
 
 impl Kernels {
@@ -291,6 +298,12 @@ impl Kernels {
             KernelFamily::Sm90Wgmma => own::fuse_fill_from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => false,
         };
+        let chain = match bwd_family {
+            KernelFamily::Sm90Wgmma if d == 128 => {
+                ChainMode::from_env().map_err(CudaError::Unsupported)?
+            }
+            _ => ChainMode::Off,
+        };
         let convert = match bwd_family {
             KernelFamily::Sm90Wgmma => ConvertMode::from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => ConvertMode {
@@ -317,6 +330,7 @@ impl Kernels {
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
         };
+        let mut bwd_chain_defs = None;
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -339,6 +353,14 @@ impl Kernels {
                     defs.push(("BWD_DQ_CONV".into(), "1".into()));
                 }
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
+                // Chains (`BWD_CHAIN`) in a kernel of their own, compiled when the first launch
+                // chains ([`Kernels::bwd_chain_kernel`]) and used by chained launches only:
+                // compiled into the one kernel, their code cost 3-5 % on every other shape
+                // (bench/results/kernels-2026-11-29-kw11).
+                if chain != ChainMode::Off {
+                    defs.push(("BWD_CHAIN".into(), "1".into()));
+                    bwd_chain_defs = Some(defs);
+                }
                 (bc, br, SM90_THREADS, smem, k)
             }
         };
@@ -356,6 +378,8 @@ impl Kernels {
             bwd_dd: u("dcp_bwd_dd")?,
             fwd,
             bwd,
+            bwd_chain_defs,
+            bwd_chain: std::sync::OnceLock::new(),
             fwd_smem,
             bwd_smem,
             fwd_family,
@@ -369,11 +393,26 @@ impl Kernels {
             own,
             convert,
             fuse_fill,
+            chain,
         })
     }
 
     pub fn fwd_br(&self) -> u32 {
         self.fwd_br
+    }
+
+    /// The sm90 backward with chains, compiled on first use; `None` where chains are off.
+    fn bwd_chain_kernel(&self, gpu: &Gpu) -> Result<Option<&Kernel>> {
+        let Some(defs) = &self.bwd_chain_defs else {
+            return Ok(None);
+        };
+        if self.bwd_chain.get().is_none() {
+            let k = gpu.kernel(Source::AttnBwdSm90, defs, "dcp_attn_bwd_sm90")?;
+            gpu.set_smem(&k, self.bwd_smem as usize)?;
+            // A racing caller may have set it first: the same module either way.
+            let _ = self.bwd_chain.set(k);
+        }
+        Ok(self.bwd_chain.get())
     }
     /// Which kernels run, e.g. `fwd sm90-wgmma, bwd mma.sync`.
     pub fn family(&self) -> String {
@@ -410,6 +449,8 @@ enum K {
     BwdDd,
     Fwd,
     Bwd,
+    /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
+    BwdChain,
 }
 
 #[derive(Debug, Clone)]
@@ -716,6 +757,8 @@ struct WorkLists {
     full: Vec<i32>,
     out: Vec<u32>,
     mask_rows: Vec<u128>,
+    /// The tasks are in launch order already (chains, [`own::order_chains`]): not sorted.
+    keep_order: bool,
 }
 
 /// Whether a work whose tiles are `partial` of `total` partial gets precomputed tile masks: the
@@ -984,7 +1027,9 @@ impl WorkLists {
     /// arrays into the arena: the launch's grid and its first six arguments (works, segments,
     /// tasks, tiles, row pointers, ranges).
     fn finish(mut self, arena: &mut Arena, stats: &mut ProgramStats) -> (u32, Vec<Arg>) {
-        self.tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
+        if !self.keep_order {
+            self.tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
+        }
         stats.attn_tasks += self.tasks.len();
         let args = vec![
             Arg::Arena(arena.push(as_bytes(&self.works))),
@@ -1673,7 +1718,11 @@ impl Lowering<'_> {
         for (i, f) in dkv_full.iter_mut().enumerate() {
             *f &= kts[i] == wl.works[i].n_keys.div_ceil(bc);
         }
-        let dq_dst = self.convert_targets(ii, &works, &mut wl, &pending, chunk, &dkv_full);
+        // Chains ([`own::chain_launch`]): all or nothing per launch.
+        let chain = kernels.chain != ChainMode::Off
+            && self.chain_launch(ii, &works, &wl, &pending, chunk)
+            && kernels.bwd_chain_kernel(self.gpu)?.is_some();
+        let dq_dst = self.convert_targets(ii, &works, &mut wl, &pending, chunk, &dkv_full, chain);
         // dQ arrival counters (zeroed by the D pre-pass) and expected arrivals per q tile of the
         // works whose dQ the launch converts, and per work its destination.
         let mut convs = vec![DqConv::default(); works.len()];
@@ -1681,6 +1730,16 @@ impl Lowering<'_> {
         for (i, dst) in dq_dst.iter().enumerate() {
             let Some((dst, visits)) = dst else { continue };
             let r = self.rd(dst);
+            if chain {
+                // The chain's last visits write the destination (no counters).
+                convs[i] = DqConv {
+                    dst: r.ptr,
+                    stride: r.stride,
+                    dtype: r.dtype,
+                    ..Default::default()
+                };
+                continue;
+            }
             convs[i] = DqConv {
                 dst: r.ptr,
                 stride: r.stride,
@@ -1692,6 +1751,20 @@ impl Lowering<'_> {
             expect.extend_from_slice(visits);
         }
         let cnt_arg = Arg::Arena(self.arena.push(as_bytes(&vec![0u32; n_cnt as usize])));
+        if chain {
+            // Visit flags per work (its kv tiles' lists in key order, `pending`'s order).
+            let mut a = 0;
+            while a < pending.len() {
+                let w = pending[a].0;
+                let b = a + pending[a..].iter().take_while(|p| p.0 == w).count();
+                let mut lists: Vec<&mut Vec<u32>> =
+                    pending[a..b].iter_mut().map(|p| &mut p.3).collect();
+                own::mark_visits(&mut lists);
+                a = b;
+            }
+        }
+        let mut chains: Vec<Vec<TaskDesc>> = Vec::new();
+        let mut chain_of: HashMap<(u32, u32), usize> = HashMap::new();
         for (wdx, kt, kv_heads, list, masks) in &pending {
             let mut pad = if dkv_own[*wdx as usize] && list.len() <= chunk {
                 TASK_DKV_STORE
@@ -1709,19 +1782,41 @@ impl Lowering<'_> {
                         .extend_from_slice(&masks[i * chunk..i * chunk + part.len()]);
                 }
                 for kvh in 0..*kv_heads {
-                    wl.tasks.push(TaskDesc {
+                    let t = TaskDesc {
                         work: *wdx,
                         row0: *kt,
                         head: kvh,
                         tiles_off: off,
                         tiles_n: part.len() as u32,
                         pad,
-                    });
+                    };
+                    if !chain {
+                        wl.tasks.push(t);
+                        continue;
+                    }
+                    // One chain per (work, kv head): kv tiles in `pending`'s (key) order.
+                    match chain_of.entry((*wdx, kvh)) {
+                        std::collections::hash_map::Entry::Occupied(e) => chains[*e.get()].push(t),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(chains.len());
+                            chains.push(vec![t]);
+                        }
+                    }
                 }
             }
         }
+        let mut n_claim = None;
+        if chain {
+            let (tasks, n) = own::order_chains(chains, kernels.chain == ChainMode::Reverse);
+            wl.tasks = tasks;
+            wl.keep_order = true;
+            n_claim = Some(n);
+            // Every dQ element of the launch is stored before anything reads it: the zero
+            // fills its dQ regions tile exactly go.
+            self.drop_fills_tiled_by(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
+        }
         self.drop_covered_fills(&works, &dkv_full);
-        if kernels.fuse_fill {
+        if kernels.fuse_fill && !chain {
             // The D pre-pass zeroes dQ rows whose fill it takes over ([`own`]).
             let dq: Vec<Region> = works.iter().map(|w| w.dq).collect();
             // fp32, and shaped like Q (the pre-pass zeroes (row, head) pairs of Q's shape).
@@ -1775,6 +1870,8 @@ impl Lowering<'_> {
         };
         let mask_args = wl.mask_args(&mut self.arena);
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
+        // Chains: the claim counter hands out chains, whose first tasks lead the list.
+        let grid = n_claim.unwrap_or(grid);
         let scale = 1.0 / (d as f32).sqrt();
         self.ops.push(Op::Launch(Launch {
             k: K::BwdDd,
@@ -1816,7 +1913,7 @@ impl Lowering<'_> {
             None => grid,
         };
         self.ops.push(Op::Launch(Launch {
-            k: K::Bwd,
+            k: if chain { K::BwdChain } else { K::Bwd },
             grid,
             block: kernels.bwd_block,
             smem: kernels.bwd_smem,
@@ -1838,6 +1935,10 @@ impl Lowering<'_> {
         clippy::type_complexity,
         reason = "per work an optional (destination, arrivals per q tile) pair"
     )]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the launch's lists and per-work decisions, each used once"
+    )]
     fn convert_targets(
         &mut self,
         ii: usize,
@@ -1846,8 +1947,11 @@ impl Lowering<'_> {
         pending: &[KvTileList],
         chunk: usize,
         dkv_full: &[bool],
+        chain: bool,
     ) -> Vec<Option<(Region, Vec<u32>)>> {
-        let conv = self.kernels.convert;
+        let mut conv = self.kernels.convert;
+        // Chains convert dQ themselves ([`Self::chain_launch`] checked every work's copy).
+        conv.dq |= chain;
         let mut out = vec![None; works.len()];
         if self.kernels.bwd_family != KernelFamily::Sm90Wgmma
             || self.d != 128
@@ -1869,10 +1973,11 @@ impl Lowering<'_> {
         let dq_alone = own::disjoint(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
         let dq_ok: Vec<bool> = (0..works.len())
             .map(|i| {
-                wl.works[i].dq_dtype == DT_F32
-                    && dq_alone[i]
-                    && !visits[i].is_empty()
-                    && visits[i].iter().all(|&v| v > 0)
+                chain
+                    || wl.works[i].dq_dtype == DT_F32
+                        && dq_alone[i]
+                        && !visits[i].is_empty()
+                        && visits[i].iter().all(|&v| v > 0)
             })
             .collect();
         for ti in own::accept(&targets, conv, &dq_ok, dkv_full) {
@@ -1914,6 +2019,52 @@ impl Lowering<'_> {
             ok[i] &= alone && self.zeros.is_zero(r);
         }
         ok
+    }
+
+    /// Whether backward launch `ii` (fused `works`, kv-tile lists `pending` cut at `chunk`) runs
+    /// as chains ([`own::chain_launch`]): besides the lists' conditions, per work its dQ fp32,
+    /// shaped like Q, zero, disjoint from the other works' dQ, and read by a converting copy the
+    /// launch can take over ([`own::copy_targets`], [`own::accept`]).
+    fn chain_launch(
+        &self,
+        ii: usize,
+        works: &[BwdWork],
+        wl: &WorkLists,
+        pending: &[KvTileList],
+        chunk: usize,
+    ) -> bool {
+        if self.kernels.bwd_family != KernelFamily::Sm90Wgmma || self.d != 128 {
+            return false;
+        }
+        let f32s: Vec<bool> = wl.works.iter().map(|w| w.dq_dtype == DT_F32).collect();
+        let ok = own::chain_dq_ok(self.prog, ii, works, &self.zeros, &f32s);
+        let br = self.kernels.bwd_br;
+        let cw: Vec<own::ChainWork> = wl
+            .works
+            .iter()
+            .zip(ok)
+            .map(|(wd, dq_ok)| own::ChainWork {
+                n_qtiles: wd.n_rows.div_ceil(br),
+                dq_ok,
+            })
+            .collect();
+        let lists: Vec<(u32, &[u32])> = pending
+            .iter()
+            .map(|(w, _, _, list, _)| (*w, list.as_slice()))
+            .collect();
+        let kv_heads = pending.first().map_or(0, |p| p.2);
+        pending.iter().all(|p| p.2 == kv_heads)
+            && own::chain_launch(&cw, &lists, chunk, kv_heads, self.gpu.sm_count as u32)
+    }
+
+    /// Drops the zero fills that `parts` (regions this launch stores in full) tile exactly.
+    fn drop_fills_tiled_by(&mut self, parts: &[Region]) {
+        for (z, op) in self.zeros.fills() {
+            let inside: Vec<Region> = parts.iter().filter(|r| r.overlaps(z)).copied().collect();
+            if own::tiles_exactly(z, &inside) {
+                self.elided.push(*op);
+            }
+        }
     }
 
     /// Drops the zero fills whose regions this backward launch stores in full: the dKV
@@ -2130,6 +2281,10 @@ impl Prepared {
             K::BwdDd => &ks.bwd_dd,
             K::Fwd => &ks.fwd,
             K::Bwd => &ks.bwd,
+            K::BwdChain => ks
+                .bwd_chain
+                .get()
+                .expect("chained launches are lowered after the chain kernel was compiled"),
         }
     }
 

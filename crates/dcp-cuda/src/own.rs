@@ -17,10 +17,12 @@
 //!
 //! dQ cannot be stored this way while a q tile's contributions come from several kv tiles'
 //! tasks on different CTAs. Chaining a small work's kv tiles on one CTA (first visit stores,
-//! later visits add) dropped the dQ fill too but lost more than it saved: the kv tiles of a
-//! document no longer ran side by side, so their shared Q/dO and dQ lines left L2 between the
-//! visits (kernel 1.71 -> 1.85 ms, DRAM 4.5 -> 6.1 GB; the variant is kept in the results
-//! folder's `variants_attn_bwd_sm90.cu`).
+//! later visits add) dropped the dQ fill too but, alone, lost more than it saved: the kv tiles of
+//! a document no longer ran side by side, so their shared Q/dO and dQ lines left L2 between the
+//! visits (kernel 1.71 -> 1.85 ms, DRAM 4.5 -> 6.1 GB; kernels-2026-11-28o). With the last visit
+//! also converting into the copy's destination (no dQ copy) it wins: **chains**
+//! ([`chain_launch`], `DCP_CUDA_BWD_CHAIN`, on by default), works1000 backward 2.57 -> 2.25 ms
+//! (bench/results/kernels-2026-11-29-kw11).
 //!
 //! `DCP_CUDA_BWD_OWN=0` turns the stores off (A/B runs).
 //!
@@ -45,6 +47,7 @@
 //! Either way a 16-bit value is written once, from the fp32 sum of every contribution (issue
 //! item 3: gradients accumulate in fp32, one conversion at the end).
 
+use crate::desc::TaskDesc;
 use dcp_core::plan::{BwdWork, Instr, Program, Region};
 use dcp_core::spec::DType;
 use std::collections::HashMap;
@@ -350,6 +353,207 @@ impl OwnMode {
     pub fn from_env() -> Result<Self, String> {
         Self::parse(std::env::var("DCP_CUDA_BWD_OWN").ok().as_deref())
     }
+}
+
+/// Work-resident backward tasks ("chains", `DCP_CUDA_BWD_CHAIN`, sm90, head dim 128): for a
+/// launch of many short works, every kv tile of a work runs for one kv head on one CTA, one
+/// after the other in key order (kernels/attn_bwd_sm90.cu `BWD_CHAIN`). Every dQ element of the
+/// work's query heads of that kv head is then written by that CTA alone, in a known order: the
+/// first visit of a q tile stores its fp32 partial (no zero fill), the last reads the partial
+/// back, adds its own and writes the sum converted into the destination of the plan's
+/// converting copy (no conversion pass). Taken all or nothing per launch ([`chain_launch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainMode {
+    /// No chains (`DCP_CUDA_BWD_CHAIN=0`).
+    Off,
+    /// Chains where the conditions hold, every other task of a chain walking its steps last to
+    /// first ([`TASK_REV`]; `1`).
+    Reverse,
+    /// Chains, every task walking its steps first to last (`fwd`, for A/B runs).
+    Forward,
+}
+
+/// The default of `DCP_CUDA_BWD_CHAIN`.
+pub const DEFAULT_CHAIN: ChainMode = ChainMode::Reverse;
+
+impl ChainMode {
+    /// Parses `DCP_CUDA_BWD_CHAIN` (unset: [`DEFAULT_CHAIN`]).
+    pub fn parse(v: Option<&str>) -> Result<Self, String> {
+        match v.map(str::trim) {
+            None | Some("") => Ok(DEFAULT_CHAIN),
+            Some("0") => Ok(ChainMode::Off),
+            Some("1") => Ok(ChainMode::Reverse),
+            Some("fwd") => Ok(ChainMode::Forward),
+            Some(o) => Err(format!("DCP_CUDA_BWD_CHAIN={o}: expected 0, 1 or fwd")),
+        }
+    }
+
+    /// The mode of this process's environment.
+    pub fn from_env() -> Result<Self, String> {
+        Self::parse(std::env::var("DCP_CUDA_BWD_CHAIN").ok().as_deref())
+    }
+}
+
+/// Most kv tiles per chain: a longer work's tiles run side by side on several CTAs as before
+/// (they share their Q/dO loads and dQ lines in L2 that way; kernels-2026-11-28o).
+pub const CHAIN_MAX_TILES: usize = 4;
+
+/// Fewest chains per SM for a launch to chain (enough to fill the GPU and balance it).
+pub const CHAIN_MIN_PER_SM: u64 = 2;
+
+/// TaskDesc.pad: the task is part of a chain (kernels/attn_bwd_sm90.cu `B90_TASK_CHAIN`).
+pub const TASK_CHAIN: u32 = 0x1000_0000;
+/// TaskDesc.pad: the task walks its steps last to first (`B90_TASK_REV`).
+pub const TASK_REV: u32 = 0x0800_0000;
+/// TaskDesc.pad: index of the chain's next task (0: none; `B90_TASK_NEXT`).
+pub const TASK_NEXT: u32 = 0x07ff_ffff;
+/// Tile word: the q tile's first visit in its chain: dQ stored (`B90_TILE_FIRST`).
+pub const TILE_FIRST: u32 = 0x4000_0000;
+/// Tile word: the q tile's last visit in its chain: dQ converted (`B90_TILE_LAST`).
+pub const TILE_LAST: u32 = 0x2000_0000;
+/// Tile word bits of the q tile index under chains.
+pub const TILE_INDEX: u32 = 0x1fff_ffff;
+
+/// What [`chain_launch`] needs of one (fused) work of a backward launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainWork {
+    /// q tiles of the work (rows / the backward's q tile).
+    pub n_qtiles: u32,
+    /// dQ can be stored and converted by the chain: fp32 scratch, shaped like Q, zero at the
+    /// launch (a fill no instruction has touched since), overlapping no other work's dQ region,
+    /// and a converting copy reads it that the launch may take over ([`copy_targets`]).
+    pub dq_ok: bool,
+}
+
+/// Whether a backward launch runs as chains: `lists` per (work, kv tile) its q-tile words (every
+/// kv head runs the same lists), each cut into tasks of at most `chunk` entries; `chains` =
+/// works x kv heads. All of: a work at all; every work's dQ can be stored and converted
+/// (`dq_ok`); no list split; at most [`CHAIN_MAX_TILES`] listed kv tiles per work; every q tile of
+/// every work listed by some kv tile (its dQ is written by a store, there is no fill); q tile
+/// indices below the visit flags; at least [`CHAIN_MIN_PER_SM`] chains per SM; every task index
+/// fits [`TASK_NEXT`].
+pub fn chain_launch(
+    works: &[ChainWork],
+    lists: &[(u32, &[u32])],
+    chunk: usize,
+    kv_heads: u32,
+    sm_count: u32,
+) -> bool {
+    if works.is_empty() || works.iter().any(|w| !w.dq_ok) {
+        return false;
+    }
+    let mut kts = vec![0usize; works.len()];
+    let mut seen: Vec<Vec<bool>> = works
+        .iter()
+        .map(|w| vec![false; w.n_qtiles as usize])
+        .collect();
+    for (w, list) in lists {
+        let w = *w as usize;
+        if w >= works.len() || list.len() > chunk {
+            return false;
+        }
+        kts[w] += 1;
+        for &t in *list {
+            let q = (t & 0x7fff_ffff) as usize;
+            if q as u32 > TILE_INDEX || q >= seen[w].len() {
+                return false;
+            }
+            seen[w][q] = true;
+        }
+    }
+    let chains = works.len() as u64 * kv_heads as u64;
+    let tasks = lists.len() as u64 * kv_heads as u64;
+    kts.iter().all(|&k| k <= CHAIN_MAX_TILES)
+        && seen.iter().all(|s| s.iter().all(|&v| v))
+        && chains >= CHAIN_MIN_PER_SM * sm_count.max(1) as u64
+        && tasks <= TASK_NEXT as u64
+}
+
+/// Per fused work of backward instruction `ii` of `prog`: whether a chain may store and convert
+/// its dQ ([`ChainWork::dq_ok`]): fp32 (`dq_f32`), shaped like Q, zero at the launch (`zeros`),
+/// overlapping no other work's dQ, and read by a converting copy the launch may take over
+/// ([`copy_targets`], [`accept`]).
+pub fn chain_dq_ok(
+    prog: &Program,
+    ii: usize,
+    works: &[BwdWork],
+    zeros: &ZeroSet,
+    dq_f32: &[bool],
+) -> Vec<bool> {
+    let n = works.len();
+    let targets = copy_targets(prog, ii, works);
+    let mode = ConvertMode {
+        dq: true,
+        dkv: false,
+    };
+    let mut copied = vec![false; n];
+    for ti in accept(&targets, mode, &vec![true; n], &vec![false; n]) {
+        for &(i, _) in &targets[ti].parts {
+            copied[i] = true;
+        }
+    }
+    let alone = disjoint(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
+    (0..n)
+        .map(|i| {
+            let w = &works[i];
+            dq_f32[i]
+                && w.dq.len == w.q.len
+                && w.dq.heads == w.q.heads
+                && alone[i]
+                && zeros.is_zero(&w.dq)
+                && copied[i]
+        })
+        .collect()
+}
+
+/// Marks the visit flags in one work's q-tile lists, given in chain order (kv tile ascending):
+/// per q tile [`TILE_FIRST`] on its entry in the first list that has it, [`TILE_LAST`] on its
+/// entry in the last (both on one entry when a single list has it).
+pub fn mark_visits(lists: &mut [&mut Vec<u32>]) {
+    let mut first: HashMap<u32, (usize, usize)> = HashMap::new();
+    let mut last: HashMap<u32, (usize, usize)> = HashMap::new();
+    for (l, list) in lists.iter().enumerate() {
+        for (e, &t) in list.iter().enumerate() {
+            let q = t & TILE_INDEX;
+            first.entry(q).or_insert((l, e));
+            last.insert(q, (l, e));
+        }
+    }
+    for (l, e) in first.into_values() {
+        lists[l][e] |= TILE_FIRST;
+    }
+    for (l, e) in last.into_values() {
+        lists[l][e] |= TILE_LAST;
+    }
+}
+
+/// Orders chained tasks for the kernel: `chains` per chain its tasks in order. Returns the task
+/// list, the chains' first tasks first (longest chains first, by steps: the claim counter hands
+/// out chains) and each chain's later tasks after them, every task but a chain's last linked to
+/// its successor ([`TASK_NEXT`]), all marked [`TASK_CHAIN`], under `reverse` every other task of
+/// a chain (the second, fourth...) [`TASK_REV`]; and the number of chains.
+pub fn order_chains(mut chains: Vec<Vec<TaskDesc>>, reverse: bool) -> (Vec<TaskDesc>, u32) {
+    chains.retain(|c| !c.is_empty());
+    chains.sort_by_key(|c| std::cmp::Reverse(c.iter().map(|t| t.tiles_n as u64).sum::<u64>()));
+    let n = chains.len();
+    let mut out: Vec<TaskDesc> = chains.iter().map(|c| c[0]).collect();
+    for (i, c) in chains.iter().enumerate() {
+        let mut prev = i;
+        for (k, t) in c.iter().enumerate().skip(1) {
+            let idx = out.len();
+            out[prev].pad |= idx as u32 & TASK_NEXT;
+            let rev = if reverse && k % 2 == 1 { TASK_REV } else { 0 };
+            out.push(TaskDesc {
+                pad: t.pad | rev,
+                ..*t
+            });
+            prev = idx;
+        }
+    }
+    for t in &mut out {
+        t.pad |= TASK_CHAIN;
+    }
+    (out, n as u32)
 }
 
 /// Whether `outer` contains every element of `inner` (same buffer; an empty `inner` is
@@ -998,5 +1202,267 @@ mod tests {
         assert!(!tiles_exactly(&z, &[r(2, 100, 20, 0, 8)]), "short");
         assert!(!tiles_exactly(&z, &[]));
         assert!(contains(&z, &r(2, 100, 0, 0, 8)));
+    }
+
+    #[test]
+    fn chain_env_values_are_strict() {
+        assert_eq!(ChainMode::parse(None), Ok(DEFAULT_CHAIN));
+        assert_eq!(ChainMode::parse(Some(" 1 ")), Ok(ChainMode::Reverse));
+        assert_eq!(ChainMode::parse(Some("fwd")), Ok(ChainMode::Forward));
+        assert_eq!(ChainMode::parse(Some("0")), Ok(ChainMode::Off));
+        let e = ChainMode::parse(Some("yes")).unwrap_err();
+        assert!(e.contains("DCP_CUDA_BWD_CHAIN=yes"), "{e}");
+    }
+
+    /// `n` works of `qt` q tiles (full mask: every kv tile lists every q tile) with `kt` kv
+    /// tiles each: (works, lists).
+    fn full_works(n: u32, qt: u32, kt: u32) -> (Vec<ChainWork>, Vec<(u32, Vec<u32>)>) {
+        let works = vec![
+            ChainWork {
+                n_qtiles: qt,
+                dq_ok: true
+            };
+            n as usize
+        ];
+        let lists = (0..n)
+            .flat_map(|w| (0..kt).map(move |_| (w, (0..qt).collect::<Vec<u32>>())))
+            .collect();
+        (works, lists)
+    }
+
+    fn launch(works: &[ChainWork], lists: &[(u32, Vec<u32>)], chunk: usize, sms: u32) -> bool {
+        let l: Vec<(u32, &[u32])> = lists.iter().map(|(w, v)| (*w, v.as_slice())).collect();
+        chain_launch(works, &l, chunk, 2, sms)
+    }
+
+    #[test]
+    fn chains_apply_to_many_short_works() {
+        // 1000 documents of 256 tokens: 4 q tiles, 2 kv tiles, 2000 chains on 132 SMs.
+        let (w, l) = full_works(1000, 4, 2);
+        assert!(launch(&w, &l, 8, 132));
+        // Documents of 512 tokens (4 kv tiles), and of 100 tokens (one q tile, one kv tile).
+        let (w, l) = full_works(300, 8, 4);
+        assert!(launch(&w, &l, 8, 132));
+        let (w, l) = full_works(500, 2, 1);
+        assert!(launch(&w, &l, 8, 132));
+        // Causal documents: kv tile 1 lists only q tiles 2, 3 (one partial); every q tile is
+        // still listed somewhere.
+        let works = vec![
+            ChainWork {
+                n_qtiles: 4,
+                dq_ok: true
+            };
+            200
+        ];
+        let lists: Vec<(u32, Vec<u32>)> = (0..200)
+            .flat_map(|w| [(w, vec![0, 1, 2, 3]), (w, vec![2 | 0x8000_0000, 3])])
+            .collect();
+        assert!(launch(&works, &lists, 8, 132));
+    }
+
+    #[test]
+    fn chains_do_not_apply_otherwise() {
+        let (w, l) = full_works(1000, 4, 2);
+        // Too few chains to fill the GPU (onework: one document of 8096 tokens; or 60 works).
+        let (w1, l1) = full_works(1, 127, 64);
+        assert!(!launch(&w1, &l1, 200, 132));
+        let (w2, l2) = full_works(60, 4, 2);
+        assert!(!launch(&w2, &l2, 8, 132));
+        // Too many kv tiles per work.
+        let (w3, l3) = full_works(300, 10, 5);
+        assert!(!launch(&w3, &l3, 16, 132));
+        // A split list (chunk below the list's length).
+        assert!(!launch(&w, &l, 3, 132));
+        // One work whose dQ cannot be stored (not zero, shared, no converting copy...).
+        let mut w4 = w.clone();
+        w4[17].dq_ok = false;
+        assert!(!launch(&w4, &l, 8, 132));
+        // A q tile no kv tile lists (its dQ would never be written).
+        let mut l5 = l.clone();
+        for (wk, list) in l5.iter_mut() {
+            if *wk == 3 {
+                list.retain(|&t| t != 2);
+            }
+        }
+        assert!(!launch(&w, &l5, 8, 132));
+        // No work at all.
+        assert!(!launch(&[], &[], 8, 132));
+    }
+
+    /// Per device and backward launch of `planner`'s plan: per fused work whether its dQ can be
+    /// stored and converted by a chain, decided as `Lowering::chain_launch` does (fp32, shaped
+    /// like Q, zero at the launch, disjoint, read by a converting copy the launch may take over),
+    /// and its number of q tiles (64 rows).
+    fn chain_works(
+        planner: &str,
+        lens: &[u32],
+        mask: MaskSpec,
+        world: u32,
+    ) -> Vec<Vec<Vec<ChainWork>>> {
+        let batch = BatchSpec::uniform(lens, mask, ModelShape::default(), 1024);
+        let plan = make_plan(
+            planner,
+            &batch,
+            &Topology::new(1, world),
+            &PlannerOptions::default(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for d in &plan.devices {
+            let prog = &d.backward;
+            let mut zeros = ZeroSet::default();
+            let mut per = Vec::new();
+            for (ii, ins) in prog.instrs.iter().enumerate() {
+                match ins {
+                    Instr::Fill {
+                        dst,
+                        value: FillValue::Zero,
+                    } => {
+                        zeros.add(*dst, ii);
+                        continue;
+                    }
+                    Instr::AttnBwd { works, .. } => {
+                        let (fused, _) = crate::fuse::fuse_bwd(works);
+                        let f32s: Vec<bool> = fused
+                            .iter()
+                            .map(|w| prog.buffers[w.dq.buf as usize].dtype == DType::F32)
+                            .collect();
+                        let ok = chain_dq_ok(prog, ii, &fused, &zeros, &f32s);
+                        per.push(
+                            fused
+                                .iter()
+                                .zip(ok)
+                                .map(|(w, dq_ok)| ChainWork {
+                                    n_qtiles: w.q.len.div_ceil(64),
+                                    dq_ok,
+                                })
+                                .collect(),
+                        );
+                    }
+                    _ => {}
+                }
+                ins.for_each_region(|r| zeros.forget(r));
+            }
+            out.push(per);
+        }
+        out
+    }
+
+    #[test]
+    fn local_plans_of_short_documents_chain() {
+        // 300 documents of 256 tokens (works1000's shape, fewer): one launch per device whose
+        // every work's dQ can be chained; with full lists (2 kv tiles each listing the 4 q
+        // tiles) the launch chains on 132 SMs (300 works x 2 kv heads).
+        let kvh = ModelShape::default().kv_heads;
+        for world in [1, 2] {
+            let per_dev = chain_works("local", &[256; 300], MaskSpec::Full, world);
+            for launches in &per_dev {
+                assert_eq!(launches.len(), 1, "local world {world}");
+                let works = &launches[0];
+                assert!(
+                    works.iter().all(|w| w.dq_ok && w.n_qtiles == 4),
+                    "world {world}"
+                );
+                let lists: Vec<(u32, Vec<u32>)> = (0..works.len() as u32)
+                    .flat_map(|w| [(w, vec![0, 1, 2, 3]), (w, vec![0, 1, 2, 3])])
+                    .collect();
+                let l: Vec<(u32, &[u32])> = lists.iter().map(|(w, v)| (*w, v.as_slice())).collect();
+                let want = works.len() as u64 * kvh as u64 >= CHAIN_MIN_PER_SM * 132;
+                assert_eq!(chain_launch(works, &l, 31, kvh, 132), want, "world {world}");
+                assert!(world == 2 || want);
+            }
+        }
+    }
+
+    #[test]
+    fn multi_stage_plans_chain_only_their_last_stage() {
+        // zigzag on 4 GPUs: dQ accumulates over the stages' launches into one buffer; only the
+        // last launch is followed by the converting copy, the others' dQ must not be stored.
+        let per_dev = chain_works("zigzag", &[8192, 4096], MaskSpec::Causal, 4);
+        for (d, launches) in per_dev.iter().enumerate() {
+            assert!(launches.len() > 1, "device {d}");
+            for (k, works) in launches.iter().enumerate() {
+                if k + 1 < launches.len() {
+                    assert!(works.iter().all(|w| !w.dq_ok), "device {d} launch {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn visits_flag_first_and_last_lists_of_each_q_tile() {
+        let mut a = vec![0, 1, 2 | 0x8000_0000, 3];
+        let mut b = vec![2, 3 | 0x8000_0000];
+        let mut c = vec![3];
+        mark_visits(&mut [&mut a, &mut b, &mut c]);
+        assert_eq!(
+            a,
+            vec![
+                TILE_FIRST | TILE_LAST,
+                1 | TILE_FIRST | TILE_LAST,
+                2 | 0x8000_0000 | TILE_FIRST,
+                3 | TILE_FIRST
+            ]
+        );
+        assert_eq!(b, vec![2 | TILE_LAST, 3 | 0x8000_0000]);
+        assert_eq!(c, vec![3 | TILE_LAST]);
+        // The index survives the flags.
+        assert!(a.iter().chain(&b).all(|t| t & TILE_INDEX <= 3));
+    }
+
+    #[test]
+    fn chains_are_linked_with_their_first_tasks_first() {
+        let t = |work: u32, row0: u32, tiles_n: u32| TaskDesc {
+            work,
+            row0,
+            head: 0,
+            tiles_off: 0,
+            tiles_n,
+            pad: TASK_DKV_STORE,
+        };
+        let chains = vec![
+            vec![t(0, 0, 4), t(0, 1, 4)],
+            vec![t(1, 0, 4)],
+            vec![t(2, 0, 8), t(2, 1, 4), t(2, 2, 1)],
+        ];
+        let (tasks, n) = order_chains(chains.clone(), true);
+        assert_eq!(n, 3);
+        assert_eq!(tasks.len(), 6);
+        // Longest first: work 2 (13 steps), work 0 (8), work 1 (4).
+        assert_eq!(
+            tasks[..3].iter().map(|t| t.work).collect::<Vec<_>>(),
+            vec![2, 0, 1]
+        );
+        assert!(tasks
+            .iter()
+            .all(|t| t.pad & TASK_CHAIN != 0 && t.pad & TASK_DKV_STORE != 0));
+        // Follow each chain's links: its tasks in order, the last unlinked.
+        for (head, want) in [
+            (0usize, vec![(2, 0), (2, 1), (2, 2)]),
+            (1, vec![(0, 0), (0, 1)]),
+            (2, vec![(1, 0)]),
+        ] {
+            let mut got = Vec::new();
+            let mut i = head;
+            loop {
+                got.push((tasks[i].work, tasks[i].row0));
+                let next = (tasks[i].pad & TASK_NEXT) as usize;
+                if next == 0 {
+                    break;
+                }
+                assert!(next >= 3, "links point past the chains' first tasks");
+                i = next;
+            }
+            assert_eq!(got, want);
+        }
+        // Every other task of a chain walks backwards: work 2's second, work 0's second.
+        let rev: Vec<(u32, u32)> = tasks
+            .iter()
+            .filter(|t| t.pad & TASK_REV != 0)
+            .map(|t| (t.work, t.row0))
+            .collect();
+        assert_eq!(rev, vec![(2, 1), (0, 1)]);
+        let (fwd, _) = order_chains(chains, false);
+        assert!(fwd.iter().all(|t| t.pad & TASK_REV == 0));
     }
 }
