@@ -2271,8 +2271,10 @@ impl Prepared {
         })
     }
 
-    fn kernel<'a>(&self, ks: &'a Kernels, k: K) -> &'a Kernel {
-        match k {
+    /// The kernel of launch kind `k` in `ks`; an error for a chained launch when `ks` is not
+    /// the `Kernels` the program was lowered with (its chain kernel was never compiled).
+    fn kernel<'a>(&self, ks: &'a Kernels, k: K) -> Result<&'a Kernel> {
+        Ok(match k {
             K::Fill => &ks.fill,
             K::Copy => &ks.copy,
             K::CopyRaw16 => &ks.copy_raw16,
@@ -2281,11 +2283,15 @@ impl Prepared {
             K::BwdDd => &ks.bwd_dd,
             K::Fwd => &ks.fwd,
             K::Bwd => &ks.bwd,
-            K::BwdChain => ks
-                .bwd_chain
-                .get()
-                .expect("chained launches are lowered after the chain kernel was compiled"),
-        }
+            K::BwdChain => ks.bwd_chain.get().ok_or_else(|| {
+                CudaError::Unsupported(
+                    "a chained backward launch (DCP_CUDA_BWD_CHAIN) was enqueued with kernels \
+                     whose chain kernel was never compiled: enqueue a program with the Kernels \
+                     it was prepared with"
+                        .into(),
+                )
+            })?,
+        })
     }
 
     fn launch(&self, gpu: &Gpu, ks: &Kernels, l: &Launch) -> Result<()> {
@@ -2313,7 +2319,7 @@ impl Prepared {
         // lists and regions were checked against the buffers' declared shapes when lowering.
         unsafe {
             gpu.launch(
-                self.kernel(ks, l.k),
+                self.kernel(ks, l.k)?,
                 l.grid,
                 l.block,
                 l.smem,
