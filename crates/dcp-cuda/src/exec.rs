@@ -30,6 +30,7 @@ use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
+use crate::order::{self, TaskOrder};
 use crate::own::{
     self, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_STORE, TASK_DQ_CONV,
 };
@@ -246,6 +247,8 @@ pub struct Kernels {
     /// The sm90 backward's D pre-pass zeroes its works' dQ rows in place of the plan's fills
     /// ([`own::dq_fills_to_fuse`], `DCP_CUDA_BWD_FUSE_FILL`); off for the mma.sync family.
     pub fuse_fill: bool,
+    /// The order and size of the backward's tasks ([`order`], `DCP_CUDA_BWD_ORDER`).
+    pub bwd_order: TaskOrder,
 }
 
 impl Kernels {
@@ -291,6 +294,7 @@ impl Kernels {
             KernelFamily::Sm90Wgmma => own::fuse_fill_from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => false,
         };
+        let bwd_order = TaskOrder::from_env().map_err(CudaError::Unsupported)?;
         let convert = match bwd_family {
             KernelFamily::Sm90Wgmma => ConvertMode::from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => ConvertMode {
@@ -369,6 +373,7 @@ impl Kernels {
             own,
             convert,
             fuse_fill,
+            bwd_order,
         })
     }
 
@@ -1692,7 +1697,12 @@ impl Lowering<'_> {
             expect.extend_from_slice(visits);
         }
         let cnt_arg = Arg::Arena(self.arena.push(as_bytes(&vec![0u32; n_cnt as usize])));
-        for (wdx, kt, kv_heads, list, masks) in &pending {
+        // Pieces of the lists in launch order ([`order`]; split lists cut finer only where no
+        // q tile's visits are counted by `chunk`, i.e. no dQ is converted by the launch).
+        let lens: Vec<usize> = pending.iter().map(|p| p.3.len()).collect();
+        let fine = dq_dst.iter().all(|d| d.is_none());
+        for pc in order::pieces(&lens, chunk, kernels.bwd_order, fine) {
+            let (wdx, kt, kv_heads, list, masks) = &pending[pc.list];
             let mut pad = if dkv_own[*wdx as usize] && list.len() <= chunk {
                 TASK_DKV_STORE
             } else {
@@ -1701,23 +1711,22 @@ impl Lowering<'_> {
             if dq_dst[*wdx as usize].is_some() {
                 pad |= TASK_DQ_CONV;
             }
-            for (i, part) in list.chunks(chunk).enumerate() {
-                let off = wl.tiles.len() as u32;
-                wl.tiles.extend_from_slice(part);
-                if wl.mask_mode != TileMasks::None {
-                    wl.tmask
-                        .extend_from_slice(&masks[i * chunk..i * chunk + part.len()]);
-                }
-                for kvh in 0..*kv_heads {
-                    wl.tasks.push(TaskDesc {
-                        work: *wdx,
-                        row0: *kt,
-                        head: kvh,
-                        tiles_off: off,
-                        tiles_n: part.len() as u32,
-                        pad,
-                    });
-                }
+            let part = &list[pc.start..pc.start + pc.len];
+            let off = wl.tiles.len() as u32;
+            wl.tiles.extend_from_slice(part);
+            if wl.mask_mode != TileMasks::None {
+                wl.tmask
+                    .extend_from_slice(&masks[pc.start..pc.start + pc.len]);
+            }
+            for kvh in 0..*kv_heads {
+                wl.tasks.push(TaskDesc {
+                    work: *wdx,
+                    row0: *kt,
+                    head: kvh,
+                    tiles_off: off,
+                    tiles_n: part.len() as u32,
+                    pad,
+                });
             }
         }
         self.drop_covered_fills(&works, &dkv_full);
