@@ -115,3 +115,38 @@ if __name__ == "__main__":
         for div in (1, 2, 3, 4, 6, 8):
             (mk, avg), n = lpt_variant(ts, c, div)
             print(f"LPT c {c}: split pieces of chunk/{div}: tasks {n}, makespan {mk:.0f} (mean {avg:.0f}, tail {mk-avg:.0f})")
+
+def equal_variant(ts, c, piece):
+    """split lists cut into pieces of `piece` q tiles, list order"""
+    ds = []
+    for kt, l in enumerate(lists):
+        p = piece if len(l) > chunk else chunk
+        for i in range(0, len(l), p):
+            ds.extend([len(l[i:i + p]) * GROUP * ts + c] * KVH)
+    return sched(ds), len(ds)
+
+if __name__ == "__main__":
+    for c in (0.0, 8.0):
+        for piece in (chunk, 16, 14, 12, 10, 7):
+            (mk, avg), n = equal_variant(ts, c, piece)
+            print(f"equal c {c}: split pieces of {piece}: tasks {n}, makespan {mk:.0f} (mean {avg:.0f}, tail {mk-avg:.0f})")
+
+def best_piece(c_steps=4):
+    """the piece size (chunk/2 .. chunk) for split lists whose list-order schedule ends first"""
+    best = None
+    for p in range(chunk, max(1, chunk // 2) - 1, -1):
+        ds = []
+        for l in lists:
+            q = p if len(l) > chunk else chunk
+            for i in range(0, len(l), q):
+                ds.extend([len(l[i:i + q]) * GROUP + c_steps] * KVH)
+        mk, _ = sched(ds)
+        if best is None or mk < best[1]:
+            best = (p, mk)
+    return best
+
+if __name__ == "__main__":
+    p, mk = best_piece()
+    (mk0, avg0), _ = equal_variant(ts, 4 * ts, chunk)
+    (mk1, avg1), n1 = equal_variant(ts, 4 * ts, p)
+    print(f"model-chosen piece {p} (chunk {chunk}): makespan {mk0:.0f} -> {mk1:.0f} us (mean {avg0:.0f} -> {avg1:.0f}, tasks {n1})")

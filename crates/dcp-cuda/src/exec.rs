@@ -1700,8 +1700,14 @@ impl Lowering<'_> {
         // Pieces of the lists in launch order ([`order`]; split lists cut finer only where no
         // q tile's visits are counted by `chunk`, i.e. no dQ is converted by the launch).
         let lens: Vec<usize> = pending.iter().map(|p| p.3.len()).collect();
-        let fine = dq_dst.iter().all(|d| d.is_none());
-        for pc in order::pieces(&lens, chunk, kernels.bwd_order, fine) {
+        let piece = if kernels.bwd_order == TaskOrder::Even && dq_dst.iter().all(|d| d.is_none()) {
+            let tasks: Vec<u32> = pending.iter().map(|p| p.2).collect();
+            let ctas = self.gpu.sm_count.max(1) as usize;
+            order::even_piece(&lens, &tasks, group as u64, chunk, ctas)
+        } else {
+            chunk
+        };
+        for pc in order::pieces(&lens, chunk, piece) {
             let (wdx, kt, kv_heads, list, masks) = &pending[pc.list];
             let mut pad = if dkv_own[*wdx as usize] && list.len() <= chunk {
                 TASK_DKV_STORE
