@@ -18,6 +18,17 @@ def rng(i):
     """key ranges of row i"""
     if MASK == "causal":
         return [(0, i + 1)]
+    if MASK == "full":
+        return [(0, L)]
+    if MASK == "lambda":  # 64 sink + 4096 window
+        return [(0, i + 1)] if i < 64 + 4096 else [(0, 64), (i - 4095, i + 1)]
+    if MASK == "sharedq":  # question 0.2 L causal, 4 answers see it and themselves causally
+        nq = int(0.2 * L)
+        if i < nq:
+            return [(0, i + 1)]
+        al = (L - nq) // 4
+        a = min((i - nq) // al, 3)
+        return [(0, nq), (nq + a * al, i + 1)]
     nb = (L + B - 1) // B
     last = (nb - 1) * B
     split = min(max((K + 1) * B + 1, B), last)
@@ -25,12 +36,12 @@ def rng(i):
         return [(0, i + 1)]
     return [(0, B), (max(B, i - K * B), i + 1)]
 
-nq, nk = L // BR, L // BC
+nq, nk = -(-L // BR), -(-L // BC)
 lists = [[] for _ in range(nk)]
 att = 0
 for qt in range(nq):
     cnt = [0] * nk
-    for i in range(qt * BR, qt * BR + BR):
+    for i in range(qt * BR, min(L, qt * BR + BR)):
         for a, b in rng(i):
             att += b - a
             for kt in range(a // BC, (b - 1) // BC + 1):
@@ -150,3 +161,26 @@ if __name__ == "__main__":
     (mk0, avg0), _ = equal_variant(ts, 4 * ts, chunk)
     (mk1, avg1), n1 = equal_variant(ts, 4 * ts, p)
     print(f"model-chosen piece {p} (chunk {chunk}): makespan {mk0:.0f} -> {mk1:.0f} us (mean {avg0:.0f} -> {avg1:.0f}, tasks {n1})")
+
+
+def even_piece_rs(c_steps=4):
+    """order.rs even_piece: of at most 32 sizes chunk .. ceil(chunk / 2), the best (ties: larger)"""
+    lo = -(-chunk // 2)
+    stride = max(1, -(-(chunk - lo) // 32))
+    best = None
+    for p in range(chunk, lo - 1, -stride):
+        ds = []
+        for l in lists:
+            q = p if len(l) > chunk else chunk
+            for i in range(0, len(l), q):
+                ds.extend([len(l[i:i + q]) * GROUP + c_steps] * KVH)
+        mk, _ = sched(ds)
+        if best is None or mk < best[1]:
+            best = (p, mk)
+        if p == chunk:
+            mk0 = mk
+    return best[0], mk0, best[1]
+
+if __name__ == "__main__":
+    p, m0, m1 = even_piece_rs()
+    print(f"even_piece: chunk {chunk} -> {p}, modelled makespan {m0} -> {m1} steps ({100 * (m0 - m1) / m0:.1f} % less)")

@@ -7,12 +7,18 @@
 //!
 //! * [`TaskOrder::List`]: pieces of `chunk`, lists in the order they were built (per work, kv
 //!   tiles ascending).
-//! * [`TaskOrder::Even`]: the same order, but the lists that are split anyway are cut into pieces
-//!   of the size `p` in `chunk / 2 ..= chunk` whose list-order schedule on the grid ends first
-//!   ([`even_piece`]: list scheduling of the tasks' step counts plus a per-task cost on one CTA
-//!   per SM). The grid's last round is what a launch of a few tasks per CTA loses: one 32K
-//!   causal-blockwise sequence has 4.7 tasks of ~125 us per CTA; with the sink lists in pieces
-//!   of 14 q tiles instead of 18 its 656 tasks fill 5 rounds.
+//! * [`TaskOrder::Even`] (default): the same order, but the lists that are split anyway are cut
+//!   into pieces of the size `p` in `chunk / 2 ..= chunk` whose list-order schedule on the grid
+//!   ends first ([`even_piece`]: list scheduling of the tasks' step counts plus a per-task cost,
+//!   one CTA per SM; `chunk` itself unless a smaller size ends strictly earlier). The grid's last
+//!   round is what a launch of a few tasks per CTA loses: one 32K causal-blockwise sequence has
+//!   4.7 tasks of ~125 us per CTA, its sink lists in pieces of 18 q tiles; in pieces of 14 its
+//!   656 tasks fill five rounds (modelled makespan -5 %).
+//!
+//! Measured (bench/results/kernels-2026-11-29-kbw11b, call 2, 1x H200, alternated against
+//! `list`): causal-blockwise backward +2.1 % at D 128 (kernel 746 -> 724 us) and +2.0 % at D 64,
+//! one 8K full work +0.5 % / +4.4 %, shared-question (132 -> 117) and packed within ±0.7 %;
+//! causal 32K, lambda and works1000 keep `chunk` (the same tasks as `list`).
 //!
 //! Measured and dropped (bench/results/kernels-2026-11-29-kbw11b, call 1): all pieces longest
 //! first, split lists cut to a quarter of `chunk` (`lpt:4`): causal 32K backward -19 %,
@@ -29,8 +35,8 @@ pub enum TaskOrder {
     Even,
 }
 
-/// Unset `DCP_CUDA_BWD_ORDER`.
-pub const DEFAULT_ORDER: TaskOrder = TaskOrder::List;
+/// Unset `DCP_CUDA_BWD_ORDER` (bench/results/kernels-2026-11-29-kbw11b, call 2).
+pub const DEFAULT_ORDER: TaskOrder = TaskOrder::Even;
 
 /// A task's cost beyond its steps, in steps (its K/V wait, the pipeline's ramp, the last dQ and
 /// the dK/dV epilogue: ~20 K cycles against ~5.4 K per step in kbw11b's cycle counters).
@@ -201,6 +207,15 @@ mod tests {
         lens.extend([12, 10, 8, 6, 4, 2]);
         let tasks = vec![2; lens.len()];
         assert_eq!(even_piece(&lens, &tasks, 4, 18, 132), 14);
+    }
+
+    #[test]
+    fn even_piece_keeps_chunk_for_causal_32k() {
+        // One 32K causal sequence: kv tile kt sees q tiles 2 kt .. 511 (chunk 250): no piece
+        // size below chunk ends the modelled schedule earlier, so the tasks are main's.
+        let lens: Vec<usize> = (0..256).map(|kt| 512 - 2 * kt).collect();
+        let tasks = vec![2; lens.len()];
+        assert_eq!(even_piece(&lens, &tasks, 4, 250, 132), 250);
     }
 
     #[test]
