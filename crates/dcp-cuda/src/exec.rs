@@ -30,6 +30,7 @@ use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
+use crate::order::{self, TaskOrder};
 use crate::own::{
     self, ChainMode, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_STORE, TASK_DQ_CONV,
 };
@@ -253,6 +254,8 @@ pub struct Kernels {
     /// Work-resident backward tasks for launches of many short works ([`own::chain_launch`],
     /// `DCP_CUDA_BWD_CHAIN`); off for the mma.sync family and head dims other than 128.
     pub chain: ChainMode,
+    /// The order and size of the backward's tasks ([`order`], `DCP_CUDA_BWD_ORDER`).
+    pub bwd_order: TaskOrder,
 }
 
 impl Kernels {
@@ -304,6 +307,7 @@ impl Kernels {
             }
             _ => ChainMode::Off,
         };
+        let bwd_order = TaskOrder::from_env().map_err(CudaError::Unsupported)?;
         let convert = match bwd_family {
             KernelFamily::Sm90Wgmma => ConvertMode::from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => ConvertMode {
@@ -394,6 +398,7 @@ impl Kernels {
             convert,
             fuse_fill,
             chain,
+            bwd_order,
         })
     }
 
@@ -1765,7 +1770,18 @@ impl Lowering<'_> {
         }
         let mut chains: Vec<Vec<TaskDesc>> = Vec::new();
         let mut chain_of: HashMap<(u32, u32), usize> = HashMap::new();
-        for (wdx, kt, kv_heads, list, masks) in &pending {
+        // Pieces of the lists in launch order ([`order`]; split lists cut finer only where no
+        // q tile's visits are counted by `chunk`, i.e. no dQ is converted by the launch).
+        let lens: Vec<usize> = pending.iter().map(|p| p.3.len()).collect();
+        let piece = if kernels.bwd_order == TaskOrder::Even && dq_dst.iter().all(|d| d.is_none()) {
+            let tasks: Vec<u32> = pending.iter().map(|p| p.2).collect();
+            let ctas = self.gpu.sm_count.max(1) as usize;
+            order::even_piece(&lens, &tasks, group as u64, chunk, ctas)
+        } else {
+            chunk
+        };
+        for pc in order::pieces(&lens, chunk, piece) {
+            let (wdx, kt, kv_heads, list, masks) = &pending[pc.list];
             let mut pad = if dkv_own[*wdx as usize] && list.len() <= chunk {
                 TASK_DKV_STORE
             } else {
@@ -1774,33 +1790,32 @@ impl Lowering<'_> {
             if dq_dst[*wdx as usize].is_some() {
                 pad |= TASK_DQ_CONV;
             }
-            for (i, part) in list.chunks(chunk).enumerate() {
-                let off = wl.tiles.len() as u32;
-                wl.tiles.extend_from_slice(part);
-                if wl.mask_mode != TileMasks::None {
-                    wl.tmask
-                        .extend_from_slice(&masks[i * chunk..i * chunk + part.len()]);
+            let part = &list[pc.start..pc.start + pc.len];
+            let off = wl.tiles.len() as u32;
+            wl.tiles.extend_from_slice(part);
+            if wl.mask_mode != TileMasks::None {
+                wl.tmask
+                    .extend_from_slice(&masks[pc.start..pc.start + pc.len]);
+            }
+            for kvh in 0..*kv_heads {
+                let t = TaskDesc {
+                    work: *wdx,
+                    row0: *kt,
+                    head: kvh,
+                    tiles_off: off,
+                    tiles_n: part.len() as u32,
+                    pad,
+                };
+                if !chain {
+                    wl.tasks.push(t);
+                    continue;
                 }
-                for kvh in 0..*kv_heads {
-                    let t = TaskDesc {
-                        work: *wdx,
-                        row0: *kt,
-                        head: kvh,
-                        tiles_off: off,
-                        tiles_n: part.len() as u32,
-                        pad,
-                    };
-                    if !chain {
-                        wl.tasks.push(t);
-                        continue;
-                    }
-                    // One chain per (work, kv head): kv tiles in `pending`'s (key) order.
-                    match chain_of.entry((*wdx, kvh)) {
-                        std::collections::hash_map::Entry::Occupied(e) => chains[*e.get()].push(t),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(chains.len());
-                            chains.push(vec![t]);
-                        }
+                // One chain per (work, kv head): kv tiles in `pending`'s (key) order.
+                match chain_of.entry((*wdx, kvh)) {
+                    std::collections::hash_map::Entry::Occupied(e) => chains[*e.get()].push(t),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(chains.len());
+                        chains.push(vec![t]);
                     }
                 }
             }

@@ -8,6 +8,7 @@
 //! * [`fuse`]: a launch's works fused before lowering (neighbouring KV regions, works over the
 //!   same keys with continuing rows).
 //! * [`own`]: dK/dV rows a backward launch may store instead of add (and the fills it drops).
+//! * [`order`]: the order and size of a backward launch's tasks.
 //! * [`exec`]: a device program prepared once (buffers, descriptors), enqueued without host sync.
 //! * [`dist`]: torchrun-style ranks, TCP rendezvous for the NCCL id, the communicator.
 //! * [`watchdog`]: a deadline on every blocking step; on expiry (or a failed peer) the
@@ -33,6 +34,7 @@ pub mod fuse;
 pub mod gpu;
 pub mod heartbeat;
 pub mod nvrtc;
+pub mod order;
 pub mod own;
 pub mod pool;
 pub mod runner;

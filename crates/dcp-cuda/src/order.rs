@@ -1,0 +1,232 @@
+//! The order and size of a backward launch's tasks (`DCP_CUDA_BWD_ORDER`).
+//!
+//! A backward task is one kv tile's q-tile list (or a piece of it) for one KV head; the persistent
+//! grid's CTAs claim tasks in launch order as they finish theirs. Lists longer than the launch's
+//! `chunk` are cut into pieces (their dK/dV added atomically) so that long lists (attention sinks,
+//! the first kv tiles of a causal sequence) do not serialise on one SM.
+//!
+//! * [`TaskOrder::List`]: pieces of `chunk`, lists in the order they were built (per work, kv
+//!   tiles ascending).
+//! * [`TaskOrder::Even`] (default): the same order, but the lists that are split anyway are cut
+//!   into pieces of the size `p` in `chunk / 2 ..= chunk` whose list-order schedule on the grid
+//!   ends first ([`even_piece`]: list scheduling of the tasks' step counts plus a per-task cost,
+//!   one CTA per SM; `chunk` itself unless a smaller size ends strictly earlier). The grid's last
+//!   round is what a launch of a few tasks per CTA loses: one 32K causal-blockwise sequence has
+//!   4.7 tasks of ~125 us per CTA, its sink lists in pieces of 18 q tiles; in pieces of 14 its
+//!   656 tasks fill five rounds (modelled makespan -5 %).
+//!
+//! Measured (bench/results/kernels-2026-11-29-kbw11b, call 2, 1x H200, alternated against
+//! `list`): causal-blockwise backward +2.1 % at D 128 (kernel 746 -> 724 us) and +2.0 % at D 64,
+//! one 8K full work +0.5 % / +4.4 %, shared-question (132 -> 117) and packed within ±0.7 %;
+//! causal 32K, lambda and works1000 keep `chunk` (the same tasks as `list`).
+//!
+//! Measured and dropped (bench/results/kernels-2026-11-29-kbw11b, call 1): all pieces longest
+//! first, split lists cut to a quarter of `chunk` (`lpt:4`): causal 32K backward -19 %,
+//! causal-blockwise -6 %, lambda -4 % (the concurrent tasks no longer sweep neighbouring q tiles
+//! together, so Q/dO and the dQ reductions leave L2; and each task costs ~4 steps of its own);
+//! longest first with pieces of `chunk` (`lpt`): +-0 (packed -2 %).
+
+/// How a backward launch orders and cuts its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskOrder {
+    /// Pieces of `chunk` in list order (sessions up to 11).
+    List,
+    /// List order; split lists in pieces of the model-chosen size ([`even_piece`]).
+    Even,
+}
+
+/// Unset `DCP_CUDA_BWD_ORDER` (bench/results/kernels-2026-11-29-kbw11b, call 2).
+pub const DEFAULT_ORDER: TaskOrder = TaskOrder::Even;
+
+/// A task's cost beyond its steps, in steps (its K/V wait, the pipeline's ramp, the last dQ and
+/// the dK/dV epilogue: ~20 K cycles against ~5.4 K per step in kbw11b's cycle counters).
+pub const TASK_COST_STEPS: u64 = 4;
+
+impl TaskOrder {
+    /// Parses `DCP_CUDA_BWD_ORDER`: `list` or `even`.
+    pub fn parse(v: Option<&str>) -> Result<Self, String> {
+        match v.map(str::trim) {
+            None | Some("") => Ok(DEFAULT_ORDER),
+            Some("list") => Ok(TaskOrder::List),
+            Some("even") => Ok(TaskOrder::Even),
+            Some(o) => Err(format!("DCP_CUDA_BWD_ORDER={o}: expected list or even")),
+        }
+    }
+
+    /// The order of this process's environment.
+    pub fn from_env() -> Result<Self, String> {
+        Self::parse(std::env::var("DCP_CUDA_BWD_ORDER").ok().as_deref())
+    }
+}
+
+/// When the last of `ctas` CTAs finishes tasks of `durs` claimed in order (each by the CTA that
+/// is free first).
+pub fn makespan(durs: impl IntoIterator<Item = u64>, ctas: usize) -> u64 {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut h: BinaryHeap<Reverse<u64>> = (0..ctas.max(1)).map(|_| Reverse(0)).collect();
+    for d in durs {
+        let Reverse(t) = h.pop().unwrap_or(Reverse(0));
+        h.push(Reverse(t + d));
+    }
+    h.into_iter().map(|Reverse(t)| t).max().unwrap_or(0)
+}
+
+/// The piece size for the split lists (longer than `chunk`) of a launch whose list `i` has
+/// `lens[i]` q tiles and `tasks[i]` tasks per piece (its KV heads), each q tile `steps` steps:
+/// of at most 32 sizes from `chunk` down to `chunk / 2`, the one whose list-order schedule on
+/// `ctas` CTAs ends first (ties: the larger). `chunk` itself where no list is split.
+pub fn even_piece(lens: &[usize], tasks: &[u32], steps: u64, chunk: usize, ctas: usize) -> usize {
+    let chunk = chunk.max(1);
+    if !lens.iter().any(|&n| n > chunk) {
+        return chunk;
+    }
+    let lo = chunk.div_ceil(2);
+    let stride = (chunk - lo).div_ceil(32).max(1);
+    let mut best = (u64::MAX, chunk);
+    for p in (lo..=chunk).rev().step_by(stride) {
+        let durs = lens.iter().zip(tasks).flat_map(|(&n, &k)| {
+            let q = if n > chunk { p } else { chunk };
+            (0..n.div_ceil(q)).flat_map(move |i| {
+                let len = q.min(n - i * q) as u64;
+                std::iter::repeat_n(len * steps + TASK_COST_STEPS, k as usize)
+            })
+        });
+        let m = makespan(durs, ctas);
+        if m < best.0 {
+            best = (m, p);
+        }
+    }
+    best.1
+}
+
+/// A piece of list `list`: q tiles `start .. start + len` of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    pub list: usize,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// The pieces of lists of lengths `lens` in launch order: split lists (longer than `chunk`) in
+/// pieces of `piece` (at most `chunk`), the others whole.
+pub fn pieces(lens: &[usize], chunk: usize, piece: usize) -> Vec<Piece> {
+    let chunk = chunk.max(1);
+    let piece = piece.clamp(1, chunk);
+    let mut out = Vec::new();
+    for (list, &n) in lens.iter().enumerate() {
+        let p = if n > chunk { piece } else { chunk };
+        let mut start = 0;
+        while start < n {
+            let len = p.min(n - start);
+            out.push(Piece { list, start, len });
+            start += len;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_in_list_order() {
+        let lens = [20, 5, 9];
+        let got: Vec<_> = pieces(&lens, 8, 8)
+            .iter()
+            .map(|p| (p.list, p.start, p.len))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 8),
+                (0, 8, 8),
+                (0, 16, 4),
+                (1, 0, 5),
+                (2, 0, 8),
+                (2, 8, 1)
+            ]
+        );
+        // Split lists only are cut to the piece size; pieces tile each list.
+        let got: Vec<_> = pieces(&lens, 8, 6)
+            .iter()
+            .map(|p| (p.list, p.start, p.len))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 6),
+                (0, 6, 6),
+                (0, 12, 6),
+                (0, 18, 2),
+                (1, 0, 5),
+                (2, 0, 6),
+                (2, 6, 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn makespan_is_list_scheduling() {
+        assert_eq!(makespan([5, 5, 5], 2), 10);
+        assert_eq!(makespan([10, 1, 1, 1, 1], 2), 10);
+        assert_eq!(makespan([1, 1, 1, 1, 10], 2), 12);
+        assert_eq!(makespan(Vec::<u64>::new(), 4), 0);
+    }
+
+    #[test]
+    fn even_piece_fills_the_last_round() {
+        // 4 CTAs; two long lists (split) and six of 4 q tiles, 1 task each, 1 step per tile.
+        // chunk 8: pieces 8+8+8+8 then six 4s: 8+4 per CTA after the first round, two CTAs
+        // with another 4: makespan 8 + 4 + 4 (+ costs). Pieces of 4: 14 tasks of 4 on 4 CTAs.
+        let lens = [16, 16, 4, 4, 4, 4, 4, 4];
+        let tasks = [1; 8];
+        let p = even_piece(&lens, &tasks, 1, 8, 4);
+        let span = |p: usize| {
+            makespan(
+                pieces(&lens, 8, p)
+                    .iter()
+                    .map(|x| x.len as u64 + TASK_COST_STEPS),
+                4,
+            )
+        };
+        assert!(span(p) <= span(8), "piece {p}");
+        assert!((4..=8).contains(&p));
+        // No split list: chunk.
+        assert_eq!(even_piece(&[4, 4], &[2, 2], 4, 8, 132), 8);
+    }
+
+    #[test]
+    fn even_piece_blockwise_32k() {
+        // One 32K causal-blockwise sequence (256:2), 64-row q tiles, 128-key kv tiles, GQA 8:2:
+        // the sink kv tiles see 512 and 510 q tiles, the middle ones 14 (tiles.py): chunk 18,
+        // 132 SMs: pieces of 14 fill five rounds of 56-step tasks.
+        let mut lens = vec![512, 510];
+        lens.extend(std::iter::repeat_n(14, 248));
+        lens.extend([12, 10, 8, 6, 4, 2]);
+        let tasks = vec![2; lens.len()];
+        assert_eq!(even_piece(&lens, &tasks, 4, 18, 132), 14);
+    }
+
+    #[test]
+    fn even_piece_keeps_chunk_for_causal_32k() {
+        // One 32K causal sequence: kv tile kt sees q tiles 2 kt .. 511 (chunk 250): no piece
+        // size below chunk ends the modelled schedule earlier, so the tasks are main's.
+        let lens: Vec<usize> = (0..256).map(|kt| 512 - 2 * kt).collect();
+        let tasks = vec![2; lens.len()];
+        assert_eq!(even_piece(&lens, &tasks, 4, 250, 132), 250);
+    }
+
+    #[test]
+    fn parse_order() {
+        assert_eq!(TaskOrder::parse(None), Ok(DEFAULT_ORDER));
+        assert_eq!(TaskOrder::parse(Some("list")), Ok(TaskOrder::List));
+        assert_eq!(TaskOrder::parse(Some("even")), Ok(TaskOrder::Even));
+        for bad in ["lpt", "lpt:4", "x"] {
+            assert!(TaskOrder::parse(Some(bad))
+                .unwrap_err()
+                .contains("DCP_CUDA_BWD_ORDER"));
+        }
+    }
+}
