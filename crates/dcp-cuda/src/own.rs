@@ -659,16 +659,17 @@ mod tests {
     use dcp_core::planners::{make_plan, PlannerOptions};
     use dcp_core::spec::{BatchSpec, ModelShape, Topology};
 
-    /// The fills the D pre-pass takes over in `planner`'s backward programs on `world` GPUs:
-    /// per device (fill instruction, AttnBwd instruction), walking the instructions the way
-    /// `Prepared::new` does (a zero fill records its region, any other instruction forgets what
-    /// it touches) and asking [`dq_fills_to_fuse`] at each launch with its fused works.
-    fn fused_fills(
+    /// Walks `planner`'s backward programs on `world` GPUs the way `Prepared::new` does (a zero
+    /// fill records its region, any other instruction forgets what it touches) and calls `at`
+    /// at each backward launch with (program, instruction index, fused works, the zero set
+    /// before it, per fused work whether its dQ buffer is fp32); per device the results.
+    fn walk_bwd_launches<T>(
         planner: &str,
         lens: &[u32],
         mask: MaskSpec,
         world: u32,
-    ) -> Vec<Vec<(usize, usize)>> {
+        mut at: impl FnMut(&Program, usize, &[BwdWork], &ZeroSet, &[bool]) -> T,
+    ) -> Vec<Vec<T>> {
         let batch = BatchSpec::uniform(lens, mask, ModelShape::default(), 1024);
         let plan = make_plan(
             planner,
@@ -693,15 +694,11 @@ mod tests {
                     }
                     Instr::AttnBwd { works, .. } => {
                         let (fused, _) = crate::fuse::fuse_bwd(works);
-                        let dq: Vec<Region> = fused.iter().map(|w| w.dq).collect();
                         let f32s: Vec<bool> = fused
                             .iter()
                             .map(|w| prog.buffers[w.dq.buf as usize].dtype == DType::F32)
                             .collect();
-                        for (fill, inside) in dq_fills_to_fuse(&zeros, &dq, &f32s) {
-                            assert!(!inside.is_empty());
-                            per.push((fill, ii));
-                        }
+                        per.push(at(prog, ii, &fused, &zeros, &f32s));
                     }
                     _ => {}
                 }
@@ -710,6 +707,30 @@ mod tests {
             out.push(per);
         }
         out
+    }
+
+    /// The fills the D pre-pass takes over in `planner`'s backward programs on `world` GPUs:
+    /// per device (fill instruction, AttnBwd instruction), asking [`dq_fills_to_fuse`] at each
+    /// launch with its fused works.
+    fn fused_fills(
+        planner: &str,
+        lens: &[u32],
+        mask: MaskSpec,
+        world: u32,
+    ) -> Vec<Vec<(usize, usize)>> {
+        walk_bwd_launches(planner, lens, mask, world, |_, ii, fused, zeros, f32s| {
+            let dq: Vec<Region> = fused.iter().map(|w| w.dq).collect();
+            dq_fills_to_fuse(zeros, &dq, f32s)
+                .into_iter()
+                .map(|(fill, inside)| {
+                    assert!(!inside.is_empty());
+                    (fill, ii)
+                })
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .map(|per| per.into_iter().flatten().collect())
+        .collect()
     }
 
     #[test]
@@ -1299,53 +1320,23 @@ mod tests {
         mask: MaskSpec,
         world: u32,
     ) -> Vec<Vec<Vec<ChainWork>>> {
-        let batch = BatchSpec::uniform(lens, mask, ModelShape::default(), 1024);
-        let plan = make_plan(
+        walk_bwd_launches(
             planner,
-            &batch,
-            &Topology::new(1, world),
-            &PlannerOptions::default(),
+            lens,
+            mask,
+            world,
+            |prog, ii, fused, zeros, f32s| {
+                let ok = chain_dq_ok(prog, ii, fused, zeros, f32s);
+                fused
+                    .iter()
+                    .zip(ok)
+                    .map(|(w, dq_ok)| ChainWork {
+                        n_qtiles: w.q.len.div_ceil(64),
+                        dq_ok,
+                    })
+                    .collect()
+            },
         )
-        .unwrap();
-        let mut out = Vec::new();
-        for d in &plan.devices {
-            let prog = &d.backward;
-            let mut zeros = ZeroSet::default();
-            let mut per = Vec::new();
-            for (ii, ins) in prog.instrs.iter().enumerate() {
-                match ins {
-                    Instr::Fill {
-                        dst,
-                        value: FillValue::Zero,
-                    } => {
-                        zeros.add(*dst, ii);
-                        continue;
-                    }
-                    Instr::AttnBwd { works, .. } => {
-                        let (fused, _) = crate::fuse::fuse_bwd(works);
-                        let f32s: Vec<bool> = fused
-                            .iter()
-                            .map(|w| prog.buffers[w.dq.buf as usize].dtype == DType::F32)
-                            .collect();
-                        let ok = chain_dq_ok(prog, ii, &fused, &zeros, &f32s);
-                        per.push(
-                            fused
-                                .iter()
-                                .zip(ok)
-                                .map(|(w, dq_ok)| ChainWork {
-                                    n_qtiles: w.q.len.div_ceil(64),
-                                    dq_ok,
-                                })
-                                .collect(),
-                        );
-                    }
-                    _ => {}
-                }
-                ins.for_each_region(|r| zeros.forget(r));
-            }
-            out.push(per);
-        }
-        out
     }
 
     #[test]
