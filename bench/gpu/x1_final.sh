@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU, end-of-session check of merged main in one call:
-#  1. correctness: selftest world 1 and a split-K forward (4096 tokens) vs CPU f64 (every mask kind, GQA, head dims, all one-GPU planners) against
-#     the CPU f64 reference, the mma.sync family too; compute-sanitizer memcheck and racecheck on
+#  1. correctness: selftest world 1, a split-K forward (4096 tokens) and 150 short documents
+#     (chained backward) against the CPU f64 reference (every mask kind, GQA, head dims, all
+#     one-GPU planners), the mma.sync family too; compute-sanitizer memcheck and racecheck on
 #     small cases; the Python package's GPU test;
 #  2. kernel-bench: the sparse / short-work shapes at D 128 and D 64 (issue 10's ratios), dense
 #     causal 32K over GQA ratios 1, 2, 4, 8 x bf16 / f16 x D 64 / 128, the packed batch;
@@ -48,6 +49,22 @@ for D in 128 64; do
   grep -E "FAIL|panic|rror" $J/splitk_d$D.log | head -3
 done
 summ $J/splitk.jsonl "split-K check vs CPU f64" | tee -a $J/summary.txt
+
+echo "== short documents vs CPU f64 (150 of 1-511 tokens: the backward chains at D 128) t=$((SECONDS-T0))s"
+python3 -c "
+import json
+L = [256, 130, 1, 64, 65, 200, 17, 128, 129, 250, 300, 500, 384, 511, 63]
+json.dump({'batches': [[L[i % len(L)] for i in range(150)]]}, open('$J/short.json', 'w'))"
+for D in 128 64; do
+  timeout 60 $DCP bench-gpu --batches $J/short.json --head-dim $D --masks full,causal,causal-blockwise:128:2,sliding-window:100 --planners local --check --cpu-check-tokens 100000 --warmup 0 --repeats 1 --json $J/short.jsonl > $J/short_d$D.log 2>&1; echo "rc=$?"
+  grep -E "FAIL|panic|rror" $J/short_d$D.log | head -3
+done
+summ $J/short.jsonl "short documents vs CPU f64" | tee -a $J/summary.txt
+for tool in memcheck racecheck; do
+  echo "== $tool, short documents (chains) t=$((SECONDS-T0))s"
+  timeout -k 5 100 $CS --tool $tool --print-limit 5 $DCP bench-gpu --batches $J/short.json --masks full --planners local --warmup 0 --repeats 1 --timeout-s 90 > $J/san_short_$tool.txt 2>&1; echo "rc=$?"
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|FAIL" $J/san_short_$tool.txt | head -4 | sed 's/^/short: /' | tee -a $J/summary.txt
+done
 
 echo "== kernel-bench sparse t=$((SECONDS-T0))s"
 for D in 128 64; do
