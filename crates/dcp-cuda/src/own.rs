@@ -442,7 +442,9 @@ pub fn chain_dd_from_env() -> Result<bool, String> {
 /// 16-byte loads (addresses and row strides multiples of 16 bytes). Not: an fp32 O (split-K
 /// partials), another dtype, misaligned rows; the launch then keeps its D pre-pass.
 pub fn chain_dd_work_ok(w: &WorkDesc, elem: u32) -> bool {
-    let a16 = |ptr: u64, stride: u32| ptr != 0 && ptr % 16 == 0 && (stride as u64 * 2) % 16 == 0;
+    let a16 = |ptr: u64, stride: u32| {
+        ptr != 0 && ptr.is_multiple_of(16) && (stride as u64 * 2).is_multiple_of(16)
+    };
     (elem == DT_BF16 || elem == DT_F16)
         && w.o_dtype == elem
         && a16(w.dout, w.do_stride)
