@@ -314,6 +314,55 @@ static_assert(!BWD_CHAIN || HEAD_DIM == 128, "chains are written for head dim 12
 // A tile word's q tile index (bit 31: partial tile; chains: bits 29-30 the visit flags).
 #define B90_TILE_INDEX (BWD_CHAIN ? 0x1fffffffu : 0x7fffffffu)
 
+// BWD_CHAIN_DD 1 (with BWD_CHAIN; the host compiles it in under DCP_CUDA_BWD_CHAIN_DD): the
+// chain kernel computes D = rowsum(dO * O) itself, at each q tile's first visit, for the works
+// flagged B90_WORK_DD (WorkDesc.flags; the host sets it on every work of a chained launch whose
+// O is 16-bit of Q's dtype and whose dO / O rows allow 16-byte loads, and drops the launch's
+// `dcp_bwd_dd` pre-pass when it set it on all of them). On such a step (first visit: the tile
+// word's B90_TILE_FIRST, the same for every query head of the step) producer thread pt loads
+// half a row (row pt / 2, columns 64 (pt % 2) ..) of dO into the stage (cp.async, the stage's
+// swizzled layout; Q keeps its tensor copy) and the same chunks of O into `sO` (16 KiB, the
+// same layout, this kernel only), waits for its own copies (`cp.async.wait_all`: no other
+// thread's data is read), forms the half row's dot product in fp32, adds its partner's (lane ^
+// 1), and the even thread writes D into the stage's D slot (st.shared) and, unless this is also
+// the tile's last visit, into the global D buffer; then every producer thread arrives on the
+// stage's full barrier with a plain (release) arrive instead of the cp.async arrive (its
+// copies are complete). Later visits load D from the global buffer as before, by the same
+// thread: in this kernel the D word of row r of a step is loaded by producer thread 2 r (not r),
+// the thread that stored it at the first visit, earlier in its program order (same thread, same
+// address, generic proxy both: the load sees the store; the L1 is coherent with its own SM's
+// stores). Every (row, head) pair of D is written by the chain of its (work, kv head) only, which
+// is one CTA. Each producer thread fences (`fence.proxy.async`) after reading the stage's dO,
+// which a tensor copy may overwrite later (cross-proxy write after read).
+#ifndef BWD_CHAIN_DD
+#define BWD_CHAIN_DD 0
+#endif
+static_assert(!BWD_CHAIN_DD || BWD_CHAIN, "D in the kernel is written for chains");
+static_assert(!BWD_CHAIN_DD || BWD_QT == 1, "D in the kernel is written for one q tile per step");
+#define B90_WORK_DD 32u
+// sO: O half rows of a D step (BWD_CHAIN_DD).
+#define B90_O_BYTES (BWD_CHAIN_DD ? B90_BR * HEAD_DIM * 2 : 0)
+
+#if BWD_CHAIN_DD
+// The dot product of 8 + 8 16-bit elements (dO, O) in fp32.
+__device__ __forceinline__ float dd_dot8(uint4 a, uint4 b) {
+  const u32 x[4] = {a.x, a.y, a.z, a.w}, y[4] = {b.x, b.y, b.z, b.w};
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+#ifdef ELEM_F16
+    const float2 u = __half22float2(*(const __half2*)&x[i]), v = __half22float2(*(const __half2*)&y[i]);
+    s = fmaf(u.x, v.x, s);
+    s = fmaf(u.y, v.y, s);
+#else
+    s = fmaf(__uint_as_float(x[i] << 16), __uint_as_float(y[i] << 16), s);
+    s = fmaf(__uint_as_float(x[i] & 0xffff0000u), __uint_as_float(y[i] & 0xffff0000u), s);
+#endif
+  }
+  return s;
+}
+#endif
+
 // dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
 // (dK, dV at +D elements) and dtype; 0 past the work's keys.
 template <int D>
@@ -569,7 +618,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   // Per stage: lse[SR], dd[SR], span[SR][2], the first two ranges of each row [SR][16 B] (partial
   // tiles; empty [0, 0) where a row has fewer; or the tile's precomputed mask, 1 KiB per q tile)
   // and per q tile its tile word and mask index (8 bytes each).
-  const u32 small = sdq + 2 * B90_DQ_WG_BYTES;
+  const u32 sO = sdq + 2 * B90_DQ_WG_BYTES;  // BWD_CHAIN_DD: O of a D step (B90_O_BYTES)
+  const u32 small = sO + B90_O_BYTES;
   constexpr u32 SMALL = SR * 32 + 16;
   constexpr u32 RG_OFF = SR * 16, WORD_OFF = SR * 32;
   const u32 sinfo = small + 2 * SMALL;         // [2][B90_INFO]
@@ -684,9 +734,22 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const int s = sg & 1;
         if (sg >= 2) mbar_wait_guarded(empty_bar(s), ((sg >> 1) - 1) & 1);
         const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+#if BWD_CHAIN_DD
+        // This step computes D (QT 1): the flagged work's q tile's first visit.
+        u32 dd_word;
+        {
+          const u32 t = rev ? n_steps - 1 - p : p;
+          dd_word = my_tiles[t - t / task.tiles_n * task.tiles_n];
+        }
+        const bool dd_here = (w.flags & B90_WORK_DD) && (dd_word & B90_TILE_FIRST);
+#else
+        constexpr bool dd_here = false;
+#endif
 #if BWD_TMA >= 2
-        // Q and dO of each present q tile of the step: 2 x 64 rows x D, by tensor copies.
-        if (qdo_tma && pt == 0) b90_expect_tx(full_bar(s), ((QT == 1 || QT * p + 1 < n_steps) ? QT : 1) * 4u * B90_BR * D);
+        // Q and dO of each present q tile of the step: 2 x 64 rows x D, by tensor copies (a D
+        // step: Q only).
+        if (qdo_tma && pt == 0)
+          b90_expect_tx(full_bar(s), ((QT == 1 || QT * p + 1 < n_steps) ? QT : 1) * (dd_here ? 2u : 4u) * B90_BR * D);
 #endif
 #pragma unroll
         for (int h = 0; h < QT; ++h) {
@@ -696,6 +759,28 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
           const u32 head = kvh * group + jj;
           const u32 q0 = (my_tiles[it] & B90_TILE_INDEX) * B90_BR;
+#if BWD_CHAIN_DD
+          if (dd_here) {
+            // dO and O, chunks 8 hf .. 8 hf + 7 of row r (rows past the work's end zero).
+            const u32 r = (u32)pt >> 1, hf = (u32)pt & 1, row = q0 + r;
+            const bool ok = row < w.n_rows;
+            const elem_t* dp = dobase + (u64)row * w.do_stride + head * D + hf * 64;
+            const elem_t* op = (const elem_t*)w.o + (u64)row * w.o_stride + head * D + hf * 64;
+#pragma unroll 1
+            for (int c = 0; c < 8; ++c) {  // not unrolled: the producer has 56 registers
+              const u32 off = hf * (SR * 128) + sw128(r, c);
+              cp_async16_s(dos + off, ok ? dp + 8 * c : dobase, ok);
+              cp_async16_s(sO + off, ok ? op + 8 * c : dobase, ok);
+            }
+            if (qdo_tma) {
+              if (pt == 0) {
+#pragma unroll
+                for (int c = 0; c < D / 64; ++c) b90_tma_3d(qs + c * (SR * 128), qmap, 64 * c, head, q0, full_bar(s));
+              }
+              continue;
+            }
+          }
+#endif
 #if BWD_TMA >= 2
           if (qdo_tma && tv) {
             if (pt == 0) {
@@ -720,7 +805,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           for (int j = 0; j < B90_BR / RPJ; ++j) {
             const bool ok = tv && q0 + r0 + RPJ * j < nr;
             cp_async16_s(qs + off + j * RPJ * 128, ok ? qp : qbase, ok);
-            cp_async16_s(dos + off + j * RPJ * 128, ok ? dp : dobase, ok);
+            if (!dd_here) cp_async16_s(dos + off + j * RPJ * 128, ok ? dp : dobase, ok);
             qp += (u64)RPJ * qst;
             dp += (u64)RPJ * dst;
           }
@@ -739,7 +824,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           const u64 rr = ok ? row : 0;
           const u32 sm = small + s * SMALL;
           cp_async4_s(sm + pt * 4, (const float*)w.lse + rr * w.lse_stride + head, ok);
-          cp_async4_s(sm + SR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
+          if (!BWD_CHAIN_DD) cp_async4_s(sm + SR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
           cp_async4_s(sm + SR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
           cp_async4_s(sm + SR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
           if (pr == 0) {
@@ -759,7 +844,43 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
             }
           }
         }
+#if BWD_CHAIN_DD
+        {
+          // D of row r = pt / 2 (see BWD_CHAIN_DD): computed here on a D step, else loaded by
+          // thread 2 r, the thread that stored it at the tile's first visit.
+          const u32 t = rev ? n_steps - 1 - p : p;
+          const u32 jj = t / task.tiles_n;
+          const u32 head = kvh * group + jj;
+          const u32 r = (u32)pt >> 1, row = (dd_word & B90_TILE_INDEX) * B90_BR + r;
+          const bool ok = row < w.n_rows;
+          float* const dg = (float*)dd + w.dd_off + (u64)(ok ? row : 0) * w.q_heads + head;
+          const u32 sd = small + s * SMALL + SR * 4 + r * 4;
+          if (dd_here) {
+            asm volatile("cp.async.wait_all;\n" ::: "memory");
+            const unsigned char* dog = gbase + (dos - base);
+            const unsigned char* og = gbase + (sO - base);
+            float acc = 0.f;
+#pragma unroll
+            for (int c = 0; c < 8; ++c) {
+              const u32 off = ((u32)pt & 1) * (SR * 128) + sw128(r, c);
+              acc += dd_dot8(*(const uint4*)(dog + off), *(const uint4*)(og + off));
+            }
+            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+            fence_proxy_async();  // the stage's dO read (generic) before a later tensor copy writes it
+            if (!(pt & 1)) {
+              *(volatile float*)(gbase + (sd - base)) = acc;
+              if (ok && !(dd_word & B90_TILE_LAST))
+                asm volatile("st.global.f32 [%0], %1;\n" ::"l"(dg), "f"(acc) : "memory");
+            }
+            mbar_arrive(full_bar(s));  // release: D's st.shared; every copy of this thread landed
+          } else {
+            if (!(pt & 1)) cp_async4_s(sd, dg, ok);
+            mbar_arrive_cp_async(full_bar(s));
+          }
+        }
+#else
         mbar_arrive_cp_async(full_bar(s));
+#endif
         ++sg;
       };
       if (n_pairs > 0) load_step(0);

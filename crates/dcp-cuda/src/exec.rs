@@ -212,6 +212,9 @@ pub fn sm90_bwd_smem(d: u32) -> u32 {
 /// Shared memory of the sm90 backward's two per-task info slots (task and work descriptors, 160
 /// bytes each; kernels/attn_bwd_sm90.cu `B90_INFO`).
 pub const SM90_BWD_INFO: u32 = 2 * 160;
+/// Shared memory the chain kernel adds where it computes D (`BWD_CHAIN_DD`): O of a D step, 64
+/// rows x head dim 128, 16-bit (kernels/attn_bwd_sm90.cu `B90_O_BYTES`).
+pub const SM90_BWD_O_STAGE: u32 = 64 * 128 * 2;
 
 /// The kernels for one model shape.
 pub struct Kernels {
@@ -232,6 +235,9 @@ pub struct Kernels {
     bwd_chain: std::sync::OnceLock<Kernel>,
     fwd_smem: u32,
     bwd_smem: u32,
+    /// Dynamic shared memory of the chain kernel: `bwd_smem`, plus the O half rows of its D
+    /// steps where it computes D (`chain_dd`).
+    bwd_chain_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
     pub fwd_family: KernelFamily,
     fwd_br: u32,
@@ -256,6 +262,10 @@ pub struct Kernels {
     pub chain: ChainMode,
     /// The order and size of the backward's tasks ([`order`], `DCP_CUDA_BWD_ORDER`).
     pub bwd_order: TaskOrder,
+    /// The chain kernel computes D = rowsum(dO * O) at each q tile's first visit and chained
+    /// launches drop their D pre-pass ([`own::chain_dd_launch`], `DCP_CUDA_BWD_CHAIN_DD`);
+    /// only where chains are on.
+    pub chain_dd: bool,
 }
 
 impl Kernels {
@@ -308,6 +318,12 @@ impl Kernels {
             _ => ChainMode::Off,
         };
         let bwd_order = TaskOrder::from_env().map_err(CudaError::Unsupported)?;
+        let chain_dd = match bwd_family {
+            KernelFamily::Sm90Wgmma if d == 128 => {
+                own::chain_dd_from_env().map_err(CudaError::Unsupported)? && chain != ChainMode::Off
+            }
+            _ => false,
+        };
         let convert = match bwd_family {
             KernelFamily::Sm90Wgmma => ConvertMode::from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => ConvertMode {
@@ -335,6 +351,7 @@ impl Kernels {
             }
         };
         let mut bwd_chain_defs = None;
+        let mut bwd_chain_smem = 0;
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -361,8 +378,14 @@ impl Kernels {
                 // chains ([`Kernels::bwd_chain_kernel`]) and used by chained launches only:
                 // compiled into the one kernel, their code cost 3-5 % on every other shape
                 // (bench/results/kernels-2026-11-29-kw11).
+                bwd_chain_smem = smem;
                 if chain != ChainMode::Off {
                     defs.push(("BWD_CHAIN".into(), "1".into()));
+                    if chain_dd {
+                        // D steps' O half rows (`BWD_CHAIN_DD`, `sO`).
+                        defs.push(("BWD_CHAIN_DD".into(), "1".into()));
+                        bwd_chain_smem += SM90_BWD_O_STAGE;
+                    }
                     bwd_chain_defs = Some(defs);
                 }
                 (bc, br, SM90_THREADS, smem, k)
@@ -386,6 +409,7 @@ impl Kernels {
             bwd_chain: std::sync::OnceLock::new(),
             fwd_smem,
             bwd_smem,
+            bwd_chain_smem,
             fwd_family,
             fwd_br,
             fwd_bc,
@@ -399,6 +423,7 @@ impl Kernels {
             fuse_fill,
             chain,
             bwd_order,
+            chain_dd,
         })
     }
 
@@ -413,7 +438,7 @@ impl Kernels {
         };
         if self.bwd_chain.get().is_none() {
             let k = gpu.kernel(Source::AttnBwdSm90, defs, "dcp_attn_bwd_sm90")?;
-            gpu.set_smem(&k, self.bwd_smem as usize)?;
+            gpu.set_smem(&k, self.bwd_chain_smem as usize)?;
             // A racing caller may have set it first: the same module either way.
             let _ = self.bwd_chain.set(k);
         }
@@ -1728,6 +1753,12 @@ impl Lowering<'_> {
             && self.chain_launch(ii, &works, &wl, &pending, chunk)
             && kernels.bwd_chain_kernel(self.gpu)?.is_some();
         let dq_dst = self.convert_targets(ii, &works, &mut wl, &pending, chunk, &dkv_full, chain);
+        // D in the chain kernel (`BWD_CHAIN_DD`): all works flagged, or none.
+        if chain && own::chain_dd_launch(kernels.chain_dd, &wl.works, dtype_code(model.dtype)) {
+            for w in &mut wl.works {
+                w.flags |= own::WORK_DD;
+            }
+        }
         // dQ arrival counters (zeroed by the D pre-pass) and expected arrivals per q tile of the
         // works whose dQ the launch converts, and per work its destination.
         let mut convs = vec![DqConv::default(); works.len()];
@@ -1884,25 +1915,30 @@ impl Lowering<'_> {
             None
         };
         let mask_args = wl.mask_args(&mut self.arena);
+        let dd_pass = own::dd_pass_needed(&wl.works, n_cnt);
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         // Chains: the claim counter hands out chains, whose first tasks lead the list.
         let grid = n_claim.unwrap_or(grid);
         let scale = 1.0 / (d as f32).sqrt();
-        self.ops.push(Op::Launch(Launch {
-            k: K::BwdDd,
-            grid: grid_for(dd_off, 8, self.cap),
-            block: 256,
-            smem: 0,
-            args: vec![
-                args[0],
-                Arg::U32(n_works),
-                Arg::Dd,
-                Arg::U32(d),
-                Arg::U32(dtype_code(model.dtype)),
-                cnt_arg,
-                Arg::U32(n_cnt),
-            ],
-        }));
+        // The D pre-pass, unless the chain kernel computes every work's D and the pass has
+        // nothing else to do (counters, dQ zeroing).
+        if dd_pass {
+            self.ops.push(Op::Launch(Launch {
+                k: K::BwdDd,
+                grid: grid_for(dd_off, 8, self.cap),
+                block: 256,
+                smem: 0,
+                args: vec![
+                    args[0],
+                    Arg::U32(n_works),
+                    Arg::Dd,
+                    Arg::U32(d),
+                    Arg::U32(dtype_code(model.dtype)),
+                    cnt_arg,
+                    Arg::U32(n_cnt),
+                ],
+            }));
+        }
         args.extend([
             Arg::Dd,
             Arg::U32(group),
@@ -1931,7 +1967,11 @@ impl Lowering<'_> {
             k: if chain { K::BwdChain } else { K::Bwd },
             grid,
             block: kernels.bwd_block,
-            smem: kernels.bwd_smem,
+            smem: if chain {
+                kernels.bwd_chain_smem
+            } else {
+                kernels.bwd_smem
+            },
             args,
         }));
         Ok(())
@@ -3052,6 +3092,8 @@ mod tests {
         // per-task info slots are 160 bytes each (2 x 128 overran by the WorkDesc's last 8).
         assert_eq!(sm90_bwd_smem(128), 202_208);
         assert_eq!(sm90_bwd_smem(64), 206_304);
+        // The chain kernel computing D (`BWD_CHAIN_DD`) adds O's 64 x 128 16-bit rows.
+        assert!(sm90_bwd_smem(128) + SM90_BWD_O_STAGE <= 232_448);
         for d in [64, 128] {
             assert!(sm90_bwd_smem(d) <= 232_448, "d {d}");
         }

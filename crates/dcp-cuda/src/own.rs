@@ -47,7 +47,7 @@
 //! Either way a 16-bit value is written once, from the fp32 sum of every contribution (issue
 //! item 3: gradients accumulate in fp32, one conversion at the end).
 
-use crate::desc::TaskDesc;
+use crate::desc::{TaskDesc, WorkDesc, DT_BF16, DT_F16};
 use dcp_core::plan::{BwdWork, Instr, Program, Region};
 use dcp_core::spec::DType;
 use std::collections::HashMap;
@@ -413,6 +413,61 @@ pub const TILE_FIRST: u32 = 0x4000_0000;
 pub const TILE_LAST: u32 = 0x2000_0000;
 /// Tile word bits of the q tile index under chains.
 pub const TILE_INDEX: u32 = 0x1fff_ffff;
+
+/// WorkDesc.flags: the chain kernel computes the work's D = rowsum(dO * O) itself, at each q
+/// tile's first visit (kernels/attn_bwd_sm90.cu `BWD_CHAIN_DD`, `B90_WORK_DD`).
+pub const WORK_DD: u32 = 32;
+
+/// The default of `DCP_CUDA_BWD_CHAIN_DD`.
+pub const DEFAULT_CHAIN_DD: bool = false;
+
+/// Parses `DCP_CUDA_BWD_CHAIN_DD` (unset: [`DEFAULT_CHAIN_DD`]): `1` chained launches compute D
+/// in the chain kernel and drop their D pre-pass, `0` they keep it.
+pub fn parse_chain_dd(v: Option<&str>) -> Result<bool, String> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_CHAIN_DD),
+        Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(o) => Err(format!("DCP_CUDA_BWD_CHAIN_DD={o}: expected 0 or 1")),
+    }
+}
+
+/// `DCP_CUDA_BWD_CHAIN_DD` of this process's environment.
+pub fn chain_dd_from_env() -> Result<bool, String> {
+    parse_chain_dd(std::env::var("DCP_CUDA_BWD_CHAIN_DD").ok().as_deref())
+}
+
+/// Whether the chain kernel can compute work `w`'s D itself (`BWD_CHAIN_DD`): its O is of the
+/// launch's 16-bit element dtype `elem` (dO is always), and dO and O rows allow the kernel's
+/// 16-byte loads (addresses and row strides multiples of 16 bytes). Not: an fp32 O (split-K
+/// partials), another dtype, misaligned rows; the launch then keeps its D pre-pass.
+pub fn chain_dd_work_ok(w: &WorkDesc, elem: u32) -> bool {
+    let a16 = |ptr: u64, stride: u32| {
+        ptr != 0 && ptr.is_multiple_of(16) && (stride as u64 * 2).is_multiple_of(16)
+    };
+    (elem == DT_BF16 || elem == DT_F16)
+        && w.o_dtype == elem
+        && a16(w.dout, w.do_stride)
+        && a16(w.o, w.o_stride)
+}
+
+/// Whether a chained launch's kernel computes D for all of its `works` (each flagged
+/// [`WORK_DD`] by the host then): chain D asked for (`on`), at least one work, and every work
+/// [`chain_dd_work_ok`]. All or nothing per launch, like the chains.
+pub fn chain_dd_launch(on: bool, works: &[WorkDesc], elem: u32) -> bool {
+    on && !works.is_empty() && works.iter().all(|w| chain_dd_work_ok(w, elem))
+}
+
+/// Whether a backward launch still needs its `dcp_bwd_dd` pre-pass: some work's D is not
+/// computed by the kernel ([`WORK_DD`]), a work's dQ rows are zeroed by it ([`WORK_DQ_ZERO`]),
+/// or it zeroes `n_cnt` dQ arrival counters.
+pub fn dd_pass_needed(works: &[WorkDesc], n_cnt: u32) -> bool {
+    n_cnt > 0
+        || works.is_empty()
+        || works
+            .iter()
+            .any(|w| w.flags & WORK_DD == 0 || w.flags & WORK_DQ_ZERO != 0)
+}
 
 /// What [`chain_launch`] needs of one (fused) work of a backward launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1223,6 +1278,101 @@ mod tests {
         assert!(!tiles_exactly(&z, &[r(2, 100, 20, 0, 8)]), "short");
         assert!(!tiles_exactly(&z, &[]));
         assert!(contains(&z, &r(2, 100, 0, 0, 8)));
+    }
+
+    #[test]
+    fn chain_dd_env_values_are_strict() {
+        assert_eq!(parse_chain_dd(None), Ok(DEFAULT_CHAIN_DD));
+        assert_eq!(parse_chain_dd(Some("")), Ok(DEFAULT_CHAIN_DD));
+        assert_eq!(parse_chain_dd(Some(" 1 ")), Ok(true));
+        assert_eq!(parse_chain_dd(Some("0")), Ok(false));
+        for bad in ["yes", "2", "on", "true"] {
+            let e = parse_chain_dd(Some(bad)).unwrap_err();
+            assert!(e.contains(&format!("DCP_CUDA_BWD_CHAIN_DD={bad}")), "{e}");
+        }
+    }
+
+    /// A backward work with 16-bit dO and O (8 heads of 128, rows packed), as the lowering
+    /// builds it.
+    fn dd_work(elem: u32) -> WorkDesc {
+        WorkDesc {
+            dout: 0x10_0000,
+            do_stride: 1024,
+            o: 0x20_0000,
+            o_stride: 1024,
+            o_dtype: elem,
+            n_rows: 256,
+            q_heads: 8,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn chain_dd_takes_16_bit_aligned_rows_only() {
+        assert!(chain_dd_work_ok(&dd_work(DT_BF16), DT_BF16));
+        assert!(chain_dd_work_ok(&dd_work(DT_F16), DT_F16));
+        // An fp32 O (split-K partials), or O of another dtype than dO.
+        let mut w = dd_work(DT_BF16);
+        w.o_dtype = crate::desc::DT_F32;
+        assert!(!chain_dd_work_ok(&w, DT_BF16));
+        assert!(!chain_dd_work_ok(&dd_work(DT_F16), DT_BF16));
+        // fp32 model dtype: no 16-bit loads.
+        assert!(!chain_dd_work_ok(
+            &dd_work(crate::desc::DT_F32),
+            crate::desc::DT_F32
+        ));
+        // Misaligned addresses or row strides, absent rows.
+        for f in [
+            (|w: &mut WorkDesc| w.dout += 8) as fn(&mut WorkDesc),
+            |w| w.o += 2,
+            |w| w.do_stride = 1028,
+            |w| w.o_stride = 4,
+            |w| w.o = 0,
+        ] {
+            let mut w = dd_work(DT_BF16);
+            f(&mut w);
+            assert!(!chain_dd_work_ok(&w, DT_BF16), "{w:?}");
+        }
+        // A stride of 8 elements (16 bytes) is enough.
+        let mut w = dd_work(DT_BF16);
+        w.o_stride = 8;
+        w.do_stride = 8;
+        assert!(chain_dd_work_ok(&w, DT_BF16));
+    }
+
+    #[test]
+    fn chain_dd_is_all_or_nothing_per_launch() {
+        let ok = vec![dd_work(DT_BF16); 3];
+        assert!(chain_dd_launch(true, &ok, DT_BF16));
+        assert!(!chain_dd_launch(false, &ok, DT_BF16), "switched off");
+        assert!(!chain_dd_launch(true, &[], DT_BF16), "no work");
+        let mut one_bad = ok.clone();
+        one_bad[1].o_dtype = crate::desc::DT_F32;
+        assert!(!chain_dd_launch(true, &one_bad, DT_BF16));
+    }
+
+    #[test]
+    fn the_d_pass_goes_only_when_the_kernel_computes_every_d_and_nothing_else_is_left() {
+        let mut ws = vec![dd_work(DT_BF16); 3];
+        assert!(
+            dd_pass_needed(&ws, 0),
+            "no work flagged: the pass computes D"
+        );
+        for w in &mut ws {
+            w.flags |= WORK_DD | 1 | 2 | 16; // the TMA map bits do not matter
+        }
+        assert!(!dd_pass_needed(&ws, 0));
+        assert!(dd_pass_needed(&ws, 4), "it zeroes dQ arrival counters");
+        assert!(dd_pass_needed(&[], 0), "nothing to decide on: kept");
+        let mut zero = ws.clone();
+        zero[2].flags |= WORK_DQ_ZERO;
+        assert!(dd_pass_needed(&zero, 0), "it zeroes a work's dQ rows");
+        let mut partial = ws.clone();
+        partial[0].flags &= !WORK_DD;
+        assert!(
+            dd_pass_needed(&partial, 0),
+            "one work's D is not computed in the kernel"
+        );
     }
 
     #[test]

@@ -1,0 +1,1419 @@
+// Blockwise attention backward over a work list on Hopper (sm_90a): wgmma + warp specialisation.
+//
+// Same contract and task list as attn_bwd.cu: one CTA = 128 keys (kv tile `task.row0`) of one kv
+// head; it loops over the GQA group's query heads and the q tiles (64 rows) listed for its kv
+// tile, keeps dK, dV in fp32 registers and adds them atomically into the dKV regions at the end;
+// dQ is added into global memory once per q tile (bulk reductions for fp32 dQ buffers).
+//
+// Persistent (like attn_fwd_sm90.cu): at most one CTA per SM; CTA b starts with task b and takes
+// the next from a counter (`sched[0]`; `sched[2]` = number of tasks, longest first), claimed when
+// the producer has issued the task's last load (claimed at the start, long tasks went out in
+// start order: -4-6 % on causal 128K). K/V are single buffered: the consumers arrive on
+// `kv_empty` after the task's last dQ wgmma, then write that dQ and add dK/dV (red.v4) while the
+// producer, already holding the next task's first Q/dO stage, loads the next K/V and the task's
+// info slot and arrives on `kv_full`. Stage and dS-buffer phases count steps across tasks.
+// bench/results/kernels-2026-11-28h-bwd.
+//
+// A step is one (head, q tile) at D 128 and two consecutive entries of the task's (head, q tile)
+// list at D 64 (BWD_QT: 128 query rows, the second half zero rows and masked off past the list's
+// end): at D 64 a 64-row step left the tensor cores idle most of the time (its elementwise work
+// and per-step overhead equal D 128's for half the MMA work; 0.77x cuDNN), and each warpgroup
+// added a partial dQ of the same 64 x 64 block. bench/results/kernels-2026-11-28k.
+// Warpgroup 0 produces: K and V of the kv tile once per task, then per step Q, dO, LSE,
+// D = rowsum(dO*O), the rows' range spans, the tile words and (partial tiles) the precomputed
+// mask or the first two ranges of each row into 2 stages (cp.async, "full"/"empty" mbarriers;
+// K/V, Q and dO by TMA tensor copies where the host built the work's maps, BWD_TMA).
+// Warpgroups 1 and 2 consume, 64 keys each (transposed formulation, keys as the M dimension):
+//   S^T = K Q^T and dP^T = V dO^T            wgmma m64n64k16 (D 64: m64n128k16), all operands
+//                                             from shared memory
+//   P^T = exp(S^T - LSE), dS^T = P^T (dP^T - D)   in registers (partial tiles masked; the mask
+//                                             is a select before one ex2, no branch)
+//   dV += P^T dO, dK += dS^T Q                wgmma m64nDk16, A (P^T, dS^T) from registers,
+//                                             B (dO, Q) MN-major from shared memory
+//   dQ = dS K                                  dS^T goes to shared memory with stmatrix.trans
+//                                             (K-major for A); D = 128: warpgroup c computes dQ
+//                                             columns 64c..64c+63 over all 128 keys; D = 64: all
+//                                             columns of q tile c of the step over all keys
+// wgmma descriptors are base descriptors plus constant offsets (BWD_FASTDESC).
+// Step order of a consumer (step t, BWD_ORDER 1): S^T, dP^T issued and both waited for; P^T and
+// dS^T formed in one pass, dV issued, dS^T stored into dS buffer t % 2 ("ds_full"); then dQ of
+// step t - 1 (both warpgroups' dS of it, in the other buffer) and dK of step t issued (at D 128
+// behind dV, not waiting for it: BWD_DV_NOWAIT); the dQ of step t - 1 is written out while dK
+// runs. D 128 also forms P^T times the softmax scale (BWD_PSCALE: no multiply per dQ element)
+// and masks only partial tiles' exponent arguments (BWD_MASK_BRANCH, BWD_LSE_GUARD 0): 668 -> 577
+// SASS instructions per consumer warp and step, +6-8 % (bench/results/kernels-2026-11-28l). The
+// mbarriers "ds_full"/"ds_empty" let the two consumers drift apart by up to one step (no per-step
+// barrier between them).
+// dK/dV of a task that alone adds into zero rows (TaskDesc.pad bit 31, D 128; src/own.rs): stored
+// with st.global.v4 instead of red.add (1000 documents of 256 tokens: the kernel 1.71 -> 1.49 ms,
+// the dKV fill dropped; bench/results/kernels-2026-11-28o).
+// dQ (fp32 buffers): each consumer writes its 64 x 64 fp32 block into its staging area in the
+// 128-byte swizzled box layout of the work's TMA tensor map (built by the host, one per work)
+// and one of its threads adds it into global memory with two `cp.reduce.async.bulk.tensor`
+// reductions (64 rows x 32 columns each; rows past the work's end are clipped by the map); the
+// block is refilled a step later, after that thread has seen the reductions read it. 16-bit dQ
+// buffers take vector atomics. Shared tiles use the 128-byte swizzled layout of
+// attn_fwd_sm90.cu. Measured variants (dQ by atomics, by per-row bulk reductions from the
+// consumers or the producer, by tensor reductions from the producer; step orders; per-warp
+// mbarrier arrivals; 3 dS buffers): bench/results/kernels-2026-11-28d and -28e-bwd.
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#define B90_BC 128
+#define B90_BR 64
+#define B90_THREADS 384
+// q tiles (of B90_BR rows, the task list's unit) per consumer step: 2 at D 64, where a step of
+// 128 q rows halves the per-step overhead per FLOP and gives each consumer warpgroup the dQ of
+// one whole q tile over all 128 keys (one 64-key half each would add two partial dQ of the same
+// rows into global memory); 1 at D 128.
+#ifndef BWD_QT
+#define BWD_QT (HEAD_DIM == 64 ? 2 : 1)
+#endif
+#define B90_SR (B90_BR * BWD_QT)  // q rows per step
+
+static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 backward takes head dims 64 and 128");
+static_assert(BWD_QT == 1 || (BWD_QT == 2 && HEAD_DIM == 64), "two q tiles per step only at D 64");
+
+// Order of a step's elementwise work: 0 = dV issued as soon as P^T exists (before dP^T is waited
+// for; the D 128 default until bench/results/kernels-2026-11-28l); 1 = S^T and dP^T both waited
+// for, then P^T and dS^T formed in one pass and dV issued after (fewer live registers).
+#ifndef BWD_ORDER
+#define BWD_ORDER 1
+#endif
+// BWD_FASTDESC 1: the wgmma descriptors of a step are fixed base descriptors (computed once, in
+// uniform registers: the consumer warpgroup index comes from a warp shuffle) plus constant
+// offsets, instead of ~10 instructions each from the shared address per wgmma (and the step's
+// query head is counted, not divided out). 0: the session-7 kernel's per-wgmma descriptors.
+#ifndef BWD_FASTDESC
+#define BWD_FASTDESC 1
+#endif
+// BWD_DV_NOWAIT 1 (D 128): dQ (of the step before) and dK are issued behind dV without waiting
+// for it (the P^T registers live on until the wait for dQ); 0: dV is waited for first.
+#ifndef BWD_DV_NOWAIT
+#define BWD_DV_NOWAIT (HEAD_DIM == 128)
+#endif
+
+// A descriptor moved by `bytes` (the 14-bit start-address field never carries: shared-memory
+// addresses are below 256 KiB).
+__device__ __forceinline__ u64 desc_off(u64 d, u32 bytes) { return d + (bytes >> 4); }
+
+// dQ staging: per consumer warpgroup 2 boxes of 64 rows x 32 fp32 (128 B, swizzled).
+#define B90_DQ_WG_BYTES (2 * B90_BR * 128)
+
+// exp2 with no range fix-up (ex2.approx: -inf -> 0).
+__device__ __forceinline__ float ex2_fast(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// BWD_PSCALE 1 (D 128): P^T is formed times the softmax scale (log2 of it folded into each row's
+// exponent offset, no extra instruction), so dS^T, and with it dQ and dK, come out scaled: no
+// multiply per dQ element a step; dV is divided by the scale once per task instead. 0: P^T
+// unscaled.
+#ifndef BWD_PSCALE
+#define BWD_PSCALE (HEAD_DIM == 128)
+#endif
+// BWD_LSE_GUARD 1 (D 64): a row whose LSE is -inf (no key) gets P = 0 through its exponent offset
+// (+inf) as well as through the mask; 0: through the mask alone (such a row has no attended
+// element, so all of its elements are masked in every tile that lists it, and full tiles have
+// none).
+#ifndef BWD_LSE_GUARD
+#define BWD_LSE_GUARD (HEAD_DIM != 128)
+#endif
+// BWD_MASK_BRANCH 1 (D 128): the exponent arguments are formed first and the mask selects them
+// only for partial (or absent) tiles, behind a warp-uniform branch (ptxas predicates it; the
+// instruction count is 0's, the schedule measured better); 0: one select per element before its
+// ex2 (full tiles with all bits set).
+#ifndef BWD_MASK_BRANCH
+#define BWD_MASK_BRANCH (HEAD_DIM == 128)
+#endif
+
+// P^T = exp(S^T * scale - LSE) (times `scale` with BWD_PSCALE: `loff` = -log2(scale), else 0)
+// where `bits` says attended, 0 elsewhere and for rows whose LSE is -inf (no key): the masked
+// argument is -inf, so one ex2 and no branch per element. `partial`: warp-uniform, some bit of
+// `bits` may be clear (BWD_MASK_BRANCH).
+template <int NT>
+__device__ __forceinline__ void bwd_probs_fast(float* st, const u32* bits, const float* lse,
+                                               float scale_log2, float loff, bool partial, int t4) {
+  const float LOG2E = 1.4426950408889634f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const float2 l2 = *(const float2*)(lse + nt * 8 + t4 * 2);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float l = h ? l2.y : l2.x;
+#if BWD_PSCALE
+      const float lv = fmaf(l, LOG2E, loff);
+#else
+      const float lv = l * LOG2E;
+#endif
+#if BWD_LSE_GUARD
+      const float L = l == -INFINITY ? INFINITY : lv;
+#else
+      const float L = lv;
+#endif
+#pragma unroll
+      for (int e = h; e < 4; e += 2) {
+        const float a = fmaf(st[nt * 4 + e], scale_log2, -L);
+#if BWD_MASK_BRANCH
+        st[nt * 4 + e] = a;
+#else
+        st[nt * 4 + e] = ex2_fast(((bits[nt >> 3] >> ((nt & 7) * 4 + e)) & 1u) ? a : -INFINITY);
+#endif
+      }
+    }
+  }
+#if BWD_MASK_BRANCH
+  if (partial) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        if (!((bits[nt >> 3] >> ((nt & 7) * 4 + e)) & 1u)) st[nt * 4 + e] = -INFINITY;
+  }
+#pragma unroll
+  for (int i = 0; i < NT * 4; ++i) st[i] = ex2_fast(st[i]);
+#endif
+}
+
+// Mask bits (bit nt * 4 + e: key_a for e < 2, key_b otherwise, row nt * 8 + 2 t4 + (e & 1)) of
+// a partial tile: `rg` holds the first two ranges of each row (empty [0, 0) where the row has
+// fewer), the rest are read from `ranges`.
+template <int NT>
+__device__ __forceinline__ u32 bwd_mask_bits_s(const uint2* ranges, const u32* rp, const uint4* rg,
+                                               u32 key_a, u32 key_b, u32 n_keys, int t4) {
+  u32 bits = 0;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int ql = nt * 8 + t4 * 2 + h;
+      const uint4 r = rg[ql];
+      bool ia = (key_a >= r.x && key_a < r.y) || (key_a >= r.z && key_a < r.w);
+      bool ib = (key_b >= r.x && key_b < r.y) || (key_b >= r.z && key_b < r.w);
+      const u32 b = rp[2 * ql + 1];
+      for (u32 i = rp[2 * ql] + 2; i < b; ++i) {
+        const uint2 x = ranges[i];
+        ia |= key_a >= x.x && key_a < x.y;
+        ib |= key_b >= x.x && key_b < x.y;
+      }
+      bits |= (u32)(ia && key_a < n_keys) << (nt * 4 + h);
+      bits |= (u32)(ib && key_b < n_keys) << (nt * 4 + 2 + h);
+    }
+  }
+  return bits;
+}
+
+__device__ __forceinline__ void cp_async8_s(u32 saddr, const void* gmem, bool valid) {
+  int n = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
+}
+
+__device__ __forceinline__ void stsm_x4_trans(u32 saddr, const u32* r) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr),
+               "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
+// Adds a box of fp32 (shared memory at `ssrc`, in the map's swizzled box layout) into the
+// global tensor of `tmap` (a CUtensorMap in global memory) at element coordinates (c0, c1).
+__device__ __forceinline__ void tma_reduce_add_2d(const void* tmap, u32 ssrc, u32 c0, u32 c1) {
+  asm volatile("cp.reduce.async.bulk.tensor.2d.global.shared::cta.add.tile.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
+                   tmap),
+               "r"(c0), "r"(c1), "r"(ssrc)
+               : "memory");
+}
+__device__ __forceinline__ void tma_store_2d(const void* tmap, u32 ssrc, u32 c0, u32 c1) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(tmap), "r"(c0),
+               "r"(c1), "r"(ssrc)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read0() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// S^T or dP^T of one step: m64 x (q rows of the step) x k16, both operands from shared memory.
+__device__ __forceinline__ void wg_ss_sr(float* acc, u64 a, u64 b, int accumulate) {
+#if BWD_QT == 2
+  wgmma_m64n128k16_ss<0>(acc, a, b, accumulate);
+#else
+  wgmma_m64n64k16_ss<0>(acc, a, b, accumulate);
+#endif
+}
+
+__device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
+#if HEAD_DIM == 128
+  wgmma_m64n128k16_rs<1>(acc, a, b, 1);
+#else
+  wgmma_m64n64k16_rs<1>(acc, a, b, 1);
+#endif
+}
+
+// dK/dV epilogue: 16-byte vector reductions (sm_90 `red.global.add.v4.f32`) at D 128; BWD_EPI_V4
+// 0: the float2 atomics of the one-CTA-per-task kernel, the default at D 64, where the v4 form
+// cost 5 % of the whole backward (causal 32K: 325 -> 309 TFLOP/s; 1x H200, session 6).
+#ifndef BWD_EPI_V4
+#define BWD_EPI_V4 (HEAD_DIM == 128)
+#endif
+
+__device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, float d) {
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
+               : "memory");
+}
+__device__ __forceinline__ void st_v4(float* p, float a, float b, float c, float d) {
+  asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+
+// TaskDesc.pad bit 31 (src/own.rs, D 128): the task is the only one adding into its kv tile's
+// dK/dV rows, which are zero (a fill the host tracked; no other work of the launch writes them,
+// the tile's q-tile list is not split): it stores them instead (no read of the zeros from memory
+// by the reductions, and the host drops the fill where such stores cover it).
+#define B90_TASK_DKV_STORE 0x80000000u
+
+// BWD_CHAIN 1 (D 128; the host compiles it in under DCP_CUDA_BWD_CHAIN, src/own.rs
+// `chain_launch`): work-resident tasks for launches of many short works. Every kv tile of a work
+// runs, for one kv head, on one CTA, one after the other in key order (a *chain*): TaskDesc.pad
+// bit 28 = the task is part of a chain, bits 0-26 = the index of the chain's next task (0: none;
+// the CTA runs it next without a claim; the claim counter and `sched[2]` count chains, whose first
+// tasks come first in the list). Every dQ element of the work's query heads of that kv head is
+// then written by this CTA alone, in a known order, and each q tile's word says which visit it
+// is: bit 30 (`B90_TILE_FIRST`) = the q tile's first visit in the chain: its dQ is *stored* (TMA
+// tile store into the fp32 scratch instead of a reduction: the host dropped the zero fill); bit 29
+// (`B90_TILE_LAST`) = the last visit: the warpgroup takes the fp32 partial of the earlier visits
+// (none if this is also the first) from a tensor load into its dQ staging block, issued one step
+// ahead and completing on an mbarrier per warpgroup (per-thread global loads at the visit itself
+// left a DRAM round trip exposed per step: kernel +0.75 ms on works1000), adds its own and writes
+// the sum converted into the 16-bit destination of the plan's converting copy (`dq_conv[work]`,
+// which the host dropped): one conversion of the fp32 sum, no dQ conversion pass. Middle visits
+// (chains of 3+ kv tiles) reduce as before, after the thread's earlier bulk operations completed
+// (bulk stores and reductions are not ordered among themselves).
+// Ordering: at D 128 a (q tile, head, 64-column half) is always handled by the same consumer
+// warpgroup, whose first thread issued every bulk store / reduction into it. Before that thread
+// issues a last visit's load, the warpgroup's named barrier orders every thread's earlier use of
+// the staging block, and the thread waits for all of its bulk groups to complete
+// (`cp.async.bulk.wait_group 0`: writes done, not only the staging read) and fences
+// (`fence.proxy.async.global`); the mbarrier's phase completion makes the loaded block visible
+// to the threads that wait on it.
+// Bit 27 (`B90_TASK_REV`): the task walks its (query head, q tile) steps last to first (the host
+// flags every other task of a chain under DCP_CUDA_BWD_CHAIN=1): the q tiles and heads the task
+// before handled last, whose Q / dO rows and dQ partials are the most likely still in L2, come
+// first.
+#ifndef BWD_CHAIN
+#define BWD_CHAIN 0
+#endif
+static_assert(!BWD_CHAIN || HEAD_DIM == 128, "chains are written for head dim 128");
+#define B90_TASK_NEXT 0x07ffffffu
+#define B90_TASK_REV 0x08000000u    // the task walks its steps last to first
+#define B90_TASK_CHAIN 0x10000000u  // the task is part of a chain
+#define B90_TILE_FIRST 0x40000000u
+#define B90_TILE_LAST 0x20000000u
+// A tile word's q tile index (bit 31: partial tile; chains: bits 29-30 the visit flags).
+#define B90_TILE_INDEX (BWD_CHAIN ? 0x1fffffffu : 0x7fffffffu)
+
+// BWD_CHAIN_DD 1 (with BWD_CHAIN; the host compiles it in under DCP_CUDA_BWD_CHAIN_DD): the
+// chain kernel computes D = rowsum(dO * O) itself, at each q tile's first visit, for the works
+// flagged B90_WORK_DD (WorkDesc.flags; the host sets it on every work of a chained launch whose
+// O is 16-bit of Q's dtype and whose dO / O rows allow 16-byte loads, and drops the launch's
+// `dcp_bwd_dd` pre-pass when it set it on all of them). On such a step (first visit: the tile
+// word's B90_TILE_FIRST, the same for every query head of the step) producer thread pt loads
+// half a row (row pt / 2, columns 64 (pt % 2) ..) of dO into the stage (cp.async, the stage's
+// swizzled layout; Q keeps its tensor copy) and the same chunks of O into `sO` (16 KiB, the
+// same layout, this kernel only), waits for its own copies (`cp.async.wait_all`: no other
+// thread's data is read), forms the half row's dot product in fp32, adds its partner's (lane ^
+// 1), and the even thread writes D into the stage's D slot (st.shared) and, unless this is also
+// the tile's last visit, into the global D buffer; then every producer thread arrives on the
+// stage's full barrier with a plain (release) arrive instead of the cp.async arrive (its
+// copies are complete). Later visits load D from the global buffer as before, by the same
+// thread: in this kernel the D word of row r of a step is loaded by producer thread 2 r (not r),
+// the thread that stored it at the first visit, earlier in its program order (same thread, same
+// address, generic proxy both: the load sees the store; the L1 is coherent with its own SM's
+// stores). Every (row, head) pair of D is written by the chain of its (work, kv head) only, which
+// is one CTA. Each producer thread fences (`fence.proxy.async`) after reading the stage's dO,
+// which a tensor copy may overwrite later (cross-proxy write after read).
+#ifndef BWD_CHAIN_DD
+#define BWD_CHAIN_DD 0
+#endif
+static_assert(!BWD_CHAIN_DD || BWD_CHAIN, "D in the kernel is written for chains");
+static_assert(!BWD_CHAIN_DD || BWD_QT == 1, "D in the kernel is written for one q tile per step");
+#define B90_WORK_DD 32u
+// Variant: L2 prefetch distance (steps) of the D steps' dO / O rows; 0 off.
+#ifndef BWD_CHAIN_DD_PF
+#define BWD_CHAIN_DD_PF 1
+#endif
+// sO: O half rows of a D step (BWD_CHAIN_DD).
+#define B90_O_BYTES (BWD_CHAIN_DD ? B90_BR * HEAD_DIM * 2 : 0)
+
+#if BWD_CHAIN_DD
+// The dot product of 8 + 8 16-bit elements (dO, O) in fp32.
+__device__ __forceinline__ float dd_dot8(uint4 a, uint4 b) {
+  const u32 x[4] = {a.x, a.y, a.z, a.w}, y[4] = {b.x, b.y, b.z, b.w};
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+#ifdef ELEM_F16
+    const float2 u = __half22float2(*(const __half2*)&x[i]), v = __half22float2(*(const __half2*)&y[i]);
+    s = fmaf(u.x, v.x, s);
+    s = fmaf(u.y, v.y, s);
+#else
+    s = fmaf(__uint_as_float(x[i] << 16), __uint_as_float(y[i] << 16), s);
+    s = fmaf(__uint_as_float(x[i] & 0xffff0000u), __uint_as_float(y[i] & 0xffff0000u), s);
+#endif
+  }
+  return s;
+}
+#endif
+
+// dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
+// (dK, dV at +D elements) and dtype; 0 past the work's keys.
+template <int D>
+__device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt) {
+  if (key >= w->n_keys || w->kv_count == 0) return 0;
+  const KvSeg& sg = segs[kv_seg_index(w->kv_first, w->kv_count, segs, key)];
+  if (key < sg.key0 || key >= sg.key0 + sg.len) return 0;
+  *dt = sg.ddtype;
+  return sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * (sg.ddtype == DT_F32 ? 4 : 2);
+}
+
+// BWD_CLAIM_EARLY 1: the next task index is claimed when a task starts (the forward's way; A/B).
+#ifndef BWD_CLAIM_EARLY
+#define BWD_CLAIM_EARLY 0
+#endif
+static_assert(!(BWD_CLAIM_EARLY && BWD_CHAIN), "chain links are followed at the late claim");
+
+// BWD_TMA 1: a one-KV-region work's K and V tile (once per task) comes by TMA tensor copies (host
+// maps per work, `tensormaps.rs` `bwd_tensor_maps`: Q, the KV region, dO): producer thread 0
+// announces the 2 x KVBYTES on `kv_full` (`mbarrier.expect_tx`) and issues one
+// `cp.async.bulk.tensor.3d` per 64-column half of K and V (box 64 columns x 1 K/V slot x 128
+// keys, 128-byte swizzle: the layout the wgmma descriptors read; keys past the region
+// zero-filled) instead of 128 threads' per-row 16-byte cp.async. BWD_TMA 2: also each step's Q
+// and dO q tiles (box 64 columns x 1 head x 64 rows, rows past the work's end zero-filled; at D 64
+// an absent second q tile of the step keeps its cp.async zero rows). The task info, LSE, D, spans,
+// tile words and masks stay cp.async, so the barriers keep their 128 arrivals plus the bytes.
+// Works without maps (several KV regions, strides TMA cannot take) keep the cp.async rows. The
+// consumers read these buffers only with wgmma (async proxy), so no proxy fence is needed.
+// Default 2 (bench/results/kernels-2026-11-29-btma, two calls, over 0 = the cp.async kernel): D 128 BWD_TMA 2 causal 32K / 128K +3.1..3.6 / +2.0..2.5 %, causal-blockwise
+// +1.2 %, onework +1.7..2.1 %, lambda +1.5..1.8 %, packed -0.3..+2.8 %, but works1000 -3.2 %
+// (BWD_TMA 1 there -1.9 %; the BWD_TMA 2 kernel with no maps at all, DCP_CUDA_BWD_TMA_MIN_KEYS,
+// -1.8 %: its producer code alone costs the 4-task works, not the copies); D 64 causal 32K
+// +1.8 %, works1000 +-0. At D 128 the lead took the dense and packed gains over works1000's loss
+// (that shape's goal is far off either way: its time is in passes over tokens).
+#ifndef BWD_TMA
+#define BWD_TMA 2
+#endif
+// Bytes of tensor maps per work (tensormaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
+// bits saying which exist.
+#define BWD_MAPS 384
+// BWD_TMA_PF 1: producer thread 0 prefetches the next task's maps when it claims that task (about
+// two steps before their first use) instead of at the task's start. Measured with BWD_TMA 2:
+// within noise of it on every shape, works1000 included (so the works1000 loss is not the tensor
+// maps' first fetch). Off.
+#ifndef BWD_TMA_PF
+#define BWD_TMA_PF 0
+#endif
+#define B90_TMA_Q 1u
+#define B90_TMA_KV 2u
+#define B90_TMA_DO 16u
+
+// BWD_TMA: transaction bytes the current phase of `bar` waits for (no arrival).
+__device__ __forceinline__ void b90_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// BWD_TMA: box (c0, c1, c2) of the 3-D tensor of map `tmap` (a CUtensorMap in global memory)
+// into shared memory at `dst`, completing its bytes on `bar`.
+__device__ __forceinline__ void b90_tma_3d(u32 dst, u64 tmap, int c0, int c1, int c2, u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          dst),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void b90_prefetch_map(u64 tmap) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
+}
+
+// Registers per producer / consumer thread after setmaxnreg (sm90.cuh's split unless set).
+// D 64 (two q tiles per step): 24 / 240 (+5 % over 56 / 224 on causal 32K; the producer spills
+// 48 bytes of its loop state, off the critical path).
+#ifndef BWD_PROD_REGS
+#define BWD_PROD_REGS (BWD_QT == 2 ? 24 : SM90_PROD_REGS)
+#endif
+#ifndef BWD_CONS_REGS
+#define BWD_CONS_REGS (BWD_QT == 2 ? 240 : SM90_CONS_REGS)
+#endif
+static_assert(128 * BWD_PROD_REGS + 256 * BWD_CONS_REGS <= 384 * 168,
+              "setmaxnreg split exceeds the registers the CTA is launched with");
+
+// Per-task info slot in shared memory (two, alternating by task): the TaskDesc at 0 (tiles_n =
+// ~0: no task left), the WorkDesc at 32. (128 bytes until session 10: the WorkDesc's last 8
+// bytes, pad0/pad1, landed on the next slot's task and work index, or on the first mbarrier.)
+#define B90_INFO 160
+static_assert(32 + sizeof(WorkDesc) <= B90_INFO, "the per-task info slot holds the WorkDesc");
+
+// TaskDesc.pad bit 30 (src/own.rs `TASK_DQ_CONV`, D 128): the work's dQ is converted by its
+// last writer. Per (q tile, query head, 64-column half) of the work a counter (`dq_cnt`, zeroed
+// by the D pre-pass) counts the tasks whose dQ reductions into it are complete; at the end of a
+// task each consumer warpgroup waits for its reductions, arrives on the counters of the task's
+// (q tile, head) steps (release/acquire at gpu scope), and converts the halves whose count
+// reached `dq_expect` (the number of tasks listing the q tile) from the fp32 sums into the
+// 16-bit destination of the plan's converting copy, which the host drops.
+#define B90_TASK_DQ_CONV 0x40000000u
+// BWD_DQ_CONV 1: the conversion compiled in (D 128; the host sets it when DCP_CUDA_BWD_CONVERT
+// asks for dQ, and flags tasks only then). Off by default: its mere presence moved the consumer
+// loop's schedule and cost ~1 % on causal 128K (bench/results/kernels-2026-11-29-bwd).
+#ifndef BWD_DQ_CONV
+#define BWD_DQ_CONV 0
+#endif
+static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for head dim 128");
+struct DqConv {
+  u64 dst;      // (row 0, head 0) of the work's rows in the copy's destination
+  u32 stride;   // elements per row of the destination
+  u32 dtype;
+  u32 cnt_off;  // counters: cnt_off + (q tile * q_heads + head) * 2 + half
+  u32 exp_off;  // expected arrivals per q tile: dq_expect[exp_off + q tile]
+};
+
+__device__ __forceinline__ u32 atom_add_acq_rel_gpu(u32* p, u32 v) {
+  u32 old;
+  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n" : "=r"(old) : "l"(p), "r"(v) : "memory");
+  return old;
+}
+__device__ __forceinline__ float4 ld_cg_f4(const float* p) {
+  float4 v;
+  asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "l"(p)
+               : "memory");
+  return v;
+}
+// Four consecutive elements (element index i, a multiple of 4) of a buffer of dtype dt.
+__device__ __forceinline__ void st4_dt(void* p, u64 i, u32 dt, float a, float b, float c, float d) {
+  if (dt == DT_F32) {
+    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"((float*)p + i), "f"(a), "f"(b), "f"(c), "f"(d)
+                 : "memory");
+    return;
+  }
+  u32 x, y;
+  if (dt == DT_BF16) {
+    const __nv_bfloat162 u = __floats2bfloat162_rn(a, b), v = __floats2bfloat162_rn(c, d);
+    x = *(const u32*)&u;
+    y = *(const u32*)&v;
+  } else {
+    const __half2 u = __floats2half2_rn(a, b), v = __floats2half2_rn(c, d);
+    x = *(const u32*)&u;
+    y = *(const u32*)&v;
+  }
+  asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"((unsigned short*)p + i), "r"(x), "r"(y) : "memory");
+}
+
+// Two consecutive elements (element index i, even) of a buffer of dtype dt.
+__device__ __forceinline__ void st2_dt(void* p, u64 i, u32 dt, float a, float b) {
+  if (dt == DT_F32) {
+    asm volatile("st.global.v2.f32 [%0], {%1, %2};\n" ::"l"((float*)p + i), "f"(a), "f"(b) : "memory");
+    return;
+  }
+  u32 x;
+  if (dt == DT_BF16) {
+    const __nv_bfloat162 u = __floats2bfloat162_rn(a, b);
+    x = *(const u32*)&u;
+  } else {
+    const __half2 u = __floats2half2_rn(a, b);
+    x = *(const u32*)&u;
+  }
+  asm volatile("st.global.b32 [%0], %1;\n" ::"l"((unsigned short*)p + i), "r"(x) : "memory");
+}
+
+// dQ converted by its last writer (B90_TASK_DQ_CONV), at the end of a task, by one consumer
+// warpgroup (`cw`: its 64-column half): its reductions of the task complete and released, then
+// one arrival per (q tile, head) step of the task on the counter of its half, 32 steps at a time
+// by its first warp; the halves whose count is complete are converted by the whole warpgroup.
+// `mbox`: a free word of the warpgroup's dQ staging block (its reductions have read it). The
+// code's presence moves the consumer loop's schedule (577 -> 607 SASS instructions per step by
+// kernels-2026-11-28l/sass_hot.py; the loop's source and registers unchanged, nothing spilled;
+// __noinline__ and hiding the pointers changed nothing: NVRTC inlines it), hence BWD_DQ_CONV.
+__device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* tiles, const DqConv* dq_conv,
+                                            u32* dq_cnt, const u32* dq_expect, u32 group, u32 cw,
+                                            unsigned char* mbox_p) {
+  const WorkDesc* wk = (const WorkDesc*)((const unsigned char*)tk + 32);
+  const u32 n_steps = group * tk->tiles_n;
+  const u32 tid = threadIdx.x, t = tid & 127, lane = tid & 31, wq = (tid >> 5) & 3;
+  if (t == 0) {
+    bulk_wait0();
+    asm volatile("fence.proxy.async.global;\n" ::: "memory");
+    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+  }
+  named_bar(2 + cw, 128);
+  const DqConv cv = dq_conv[tk->work];
+  const u32 tiles_off = tk->tiles_off, tiles_n = tk->tiles_n, kvh = tk->head;
+  const u32 q_heads = wk->q_heads, sstride = wk->dq_stride, n_rows = wk->n_rows;
+  const float* src = (const float*)wk->dq;
+  volatile u32* mbox = (volatile u32*)mbox_p;
+  for (u32 j0 = 0; j0 < n_steps; j0 += 32) {
+    if (wq == 0) {
+      const u32 j = j0 + lane;
+      bool last = false;
+      if (j < n_steps) {
+        const u32 jj = j / tiles_n, it = j - jj * tiles_n;
+        const u32 qt = tiles[tiles_off + it] & B90_TILE_INDEX;
+        const u32 head = kvh * group + jj;
+        const u32 old = atom_add_acq_rel_gpu(dq_cnt + cv.cnt_off + (qt * q_heads + head) * 2 + cw, 1u);
+        last = old + 1 == dq_expect[cv.exp_off + qt];
+      }
+      const u32 m = __ballot_sync(0xffffffffu, last);
+      if (lane == 0) *mbox = m;
+    }
+    named_bar(2 + cw, 128);
+    u32 m = *mbox;
+    named_bar(2 + cw, 128);
+    while (m) {
+      const u32 j = j0 + __ffs(m) - 1;
+      m &= m - 1;
+      const u32 jj = j / tiles_n, it = j - jj * tiles_n;
+      const u32 q0 = (tiles[tiles_off + it] & B90_TILE_INDEX) * B90_BR;
+      const u32 col0 = (kvh * group + jj) * HEAD_DIM + 64 * cw;
+      // 64 rows x 64 fp32 columns: 16 float4 per row, 8 per thread, all loads in flight first.
+      float4 v[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const u32 idx = t + 128 * k, row = q0 + (idx >> 4);
+        v[k] = row < n_rows ? ld_cg_f4(src + (u64)row * sstride + col0 + 4 * (idx & 15))
+                            : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const u32 idx = t + 128 * k, row = q0 + (idx >> 4);
+        if (row < n_rows)
+          st4_dt((void*)cv.dst, (u64)row * cv.stride + col0 + 4 * (idx & 15), cv.dtype, v[k].x, v[k].y, v[k].z,
+                 v[k].w);
+      }
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(B90_THREADS, 1)
+dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
+                  const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
+                  const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges,
+                  const float* __restrict__ dd, u32 group, float scale_log2, float scale,
+                  const unsigned char* __restrict__ dq_maps, u32* sched, const u32* __restrict__ tmask,
+                  const u32* __restrict__ masks, const DqConv* __restrict__ dq_conv, u32* dq_cnt,
+                  const u32* __restrict__ dq_expect, const unsigned char* __restrict__ bmaps) {
+  constexpr int D = HEAD_DIM;
+  constexpr int CH = D / 8;
+  constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
+  constexpr int QT = BWD_QT, SR = B90_SR;
+  constexpr u32 QBYTES = SR * D * 2;        // one Q (or dO) stage
+  constexpr u32 DSBYTES = SR * B90_BC * 2;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  const u32 raw = smem_u32(smem_raw);
+  const u32 base = (raw + 1023u) & ~1023u;
+  unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
+  const u32 sK = base;
+  const u32 sV = sK + KVBYTES;
+  const u32 sQ = sV + KVBYTES;                 // [2][D/64][SR rows][128 B]
+  const u32 sdO = sQ + 2 * QBYTES;             // same
+  const u32 sdS = sdO + 2 * QBYTES;            // [2][2 key blocks][SR rows][128 B]
+  // dQ staging: [2 consumer wgs][2 column blocks of 32][64 rows][128 B], 128-byte swizzled (the
+  // layout of the tensor maps' boxes; 1024-byte aligned like every tile above).
+  const u32 sdq = sdS + 2 * DSBYTES;
+  // Per stage: lse[SR], dd[SR], span[SR][2], the first two ranges of each row [SR][16 B] (partial
+  // tiles; empty [0, 0) where a row has fewer; or the tile's precomputed mask, 1 KiB per q tile)
+  // and per q tile its tile word and mask index (8 bytes each).
+  const u32 sO = sdq + 2 * B90_DQ_WG_BYTES;  // BWD_CHAIN_DD: O of a D step (B90_O_BYTES)
+  const u32 small = sO + B90_O_BYTES;
+  constexpr u32 SMALL = SR * 32 + 16;
+  constexpr u32 RG_OFF = SR * 16, WORD_OFF = SR * 32;
+  const u32 sinfo = small + 2 * SMALL;         // [2][B90_INFO]
+  // full[2], empty[2], kv_full, ds_full[2], ds_empty[2], kv_empty, then 2 task-index slots.
+  const u32 bars = sinfo + 2 * B90_INFO;
+  auto full_bar = [&](int s) { return bars + 8u * s; };
+  auto empty_bar = [&](int s) { return bars + 8u * (2 + s); };
+  const u32 kv_full = bars + 32;
+  auto ds_full = [&](u32 b) { return bars + 40 + 8u * b; };
+  auto ds_empty = [&](u32 b) { return bars + 56 + 8u * b; };
+  const u32 kv_empty = bars + 72;
+  volatile u32* slot = (volatile u32*)(gbase + (bars + 80u - base));
+
+  const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+
+  if (tid == 0) {
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(full_bar(s), 128);
+      mbar_init(empty_bar(s), 256);
+      mbar_init(ds_full(s), 256);   // every consumer thread, after its dS stores
+      mbar_init(ds_empty(s), 256);  // every consumer thread, after its dQ wgmma read the buffer
+    }
+    mbar_init(kv_full, 128);   // every producer thread, once its K/V rows (and the info) landed
+    mbar_init(kv_empty, 256);  // every consumer thread, after the task's last wgmma read K/V
+#if BWD_CHAIN
+    for (int c = 0; c < 2; ++c) mbar_init(bars + 88 + 8 * c, 1);  // dQ partial loads (chains)
+#endif
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---------------- producer ----------------
+    setmaxnreg_dec<BWD_PROD_REGS>();
+    const int pt = tid, pw = pt >> 5;
+    const u32 n_tasks = sched[2];
+    // cur: task index; BWD_CHAIN: | 0x80000000 when it came through a chain link, not a claim
+    // (`n_tasks` counts only the chains' first tasks).
+    u32 cur = blockIdx.x, sg = 0;
+    for (u32 tq = 0;; ++tq) {
+      u32 nxt = 0;
+#if BWD_CHAIN
+      const bool linked = cur >> 31;
+      cur &= 0x7fffffffu;
+#else
+      constexpr bool linked = false;
+#endif
+#if BWD_CLAIM_EARLY
+      if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+      const u32 info = sinfo + (tq & 1) * B90_INFO;
+      if (!linked && cur >= n_tasks) {
+        // No task left: once the consumers are done with the last one, tell them (tiles_n = ~0).
+        if (tq >= 1) mbar_wait_guarded(kv_empty, (tq - 1) & 1);
+        if (pt == 0) *(volatile u32*)(gbase + (info + 16u - base)) = 0xffffffffu;
+        mbar_arrive(kv_full);
+        break;
+      }
+      const TaskDesc task = tasks[cur];
+      const WorkDesc& w = works[task.work];
+      const u32 kvh = task.head;
+      const u32 k0 = task.row0 * B90_BC;
+      const u32* my_tiles = tiles + task.tiles_off;
+      const u32 n_steps = group * task.tiles_n;
+      const u32 n_pairs = (n_steps + QT - 1) / QT;  // consumer steps (QT q tiles each)
+      // BWD_CHAIN: a task flagged B90_TASK_REV walks its steps last to first (QT 1).
+      const bool rev = BWD_CHAIN && (task.pad & B90_TASK_REV);
+      const elem_t* qbase = (const elem_t*)w.q;
+      const elem_t* dobase = (const elem_t*)w.dout;
+#if BWD_TMA
+      // This work's maps: Q at bmaps + BWD_MAPS work, its KV region 128 bytes further, dO 256.
+      const u32 wtma = w.flags;
+      const u64 qmap = (u64)(bmaps + (u64)task.work * BWD_MAPS), kvmap = qmap + 128;
+      const bool kv_tma = w.kv_count == 1 && (wtma & B90_TMA_KV);
+#if BWD_TMA >= 2
+      const u64 domap = qmap + 256;
+      const bool qdo_tma = (wtma & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO);
+      if (pt == 0 && qdo_tma) {
+        b90_prefetch_map(qmap);
+        b90_prefetch_map(domap);
+      }
+#endif
+      if (pt == 0 && kv_tma) b90_prefetch_map(kvmap);
+#endif
+      // K, V and the task's info, once the consumers' last wgmma of the task before has read K/V
+      // (after this task's first Q/dO stage is on its way).
+      auto load_kv = [&]() {
+        if (tq >= 1) mbar_wait_guarded(kv_empty, (tq - 1) & 1);
+        if (pt < 3) cp_async8_s(info + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
+        else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
+          cp_async8_s(info + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+#if BWD_TMA
+        if (kv_tma) {
+          if (pt == 0) {
+            b90_expect_tx(kv_full, 2 * KVBYTES);
+#pragma unroll
+            for (int h = 0; h < D / 64; ++h) {
+              b90_tma_3d(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full);
+              b90_tma_3d(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full);
+            }
+          }
+        } else
+#endif
+          warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
+                                   B90_BC * 128, qbase);
+        mbar_arrive_cp_async(kv_full);
+      };
+      // Q, dO, LSE, D, spans, tile words (and the first two ranges per row of partial tiles) of
+      // step p (q tiles QT p .. QT p + QT - 1 of the list; past its end zero rows) into stage
+      // sg % 2.
+      auto load_step = [&](u32 p) {
+        const int s = sg & 1;
+        if (sg >= 2) mbar_wait_guarded(empty_bar(s), ((sg >> 1) - 1) & 1);
+        const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+#if BWD_CHAIN_DD
+        // This step computes D (QT 1): the flagged work's q tile's first visit.
+        u32 dd_word;
+        {
+          const u32 t = rev ? n_steps - 1 - p : p;
+          dd_word = my_tiles[t - t / task.tiles_n * task.tiles_n];
+        }
+        const bool dd_here = (w.flags & B90_WORK_DD) && (dd_word & B90_TILE_FIRST);
+#else
+        constexpr bool dd_here = false;
+#endif
+#if BWD_TMA >= 2
+        // Q and dO of each present q tile of the step: 2 x 64 rows x D, by tensor copies (a D
+        // step: Q only).
+        if (qdo_tma && pt == 0)
+          b90_expect_tx(full_bar(s), ((QT == 1 || QT * p + 1 < n_steps) ? QT : 1) * (dd_here ? 2u : 4u) * B90_BR * D);
+#endif
+#pragma unroll
+        for (int h = 0; h < QT; ++h) {
+          const u32 t = rev ? n_steps - 1 - (QT * p + h) : QT * p + h;
+          const bool tv = QT == 1 || t < n_steps;
+          const u32 tt = tv ? t : 0;
+          const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
+          const u32 head = kvh * group + jj;
+          const u32 q0 = (my_tiles[it] & B90_TILE_INDEX) * B90_BR;
+#if BWD_CHAIN_DD
+          if (dd_here) {
+            // dO and O, chunks 8 hf .. 8 hf + 7 of row r (rows past the work's end zero).
+            const u32 r = (u32)pt >> 1, hf = (u32)pt & 1, row = q0 + r;
+            const bool ok = row < w.n_rows;
+            const elem_t* dp = dobase + (u64)row * w.do_stride + head * D + hf * 64;
+            const elem_t* op = (const elem_t*)w.o + (u64)row * w.o_stride + head * D + hf * 64;
+#pragma unroll 1
+            for (int c = 0; c < 8; ++c) {  // not unrolled: the producer has 56 registers
+              const u32 off = hf * (SR * 128) + sw128(r, c);
+              cp_async16_s(dos + off, ok ? dp + 8 * c : dobase, ok);
+              cp_async16_s(sO + off, ok ? op + 8 * c : dobase, ok);
+            }
+            if (qdo_tma) {
+              if (pt == 0) {
+#pragma unroll
+                for (int c = 0; c < D / 64; ++c) b90_tma_3d(qs + c * (SR * 128), qmap, 64 * c, head, q0, full_bar(s));
+              }
+              continue;
+            }
+          }
+#endif
+#if BWD_TMA >= 2
+          if (qdo_tma && tv) {
+            if (pt == 0) {
+#pragma unroll
+              for (int c = 0; c < D / 64; ++c) {
+                const u32 o = c * (SR * 128) + h * (B90_BR * 128);
+                b90_tma_3d(qs + o, qmap, 64 * c, head, q0, full_bar(s));
+                b90_tma_3d(dos + o, domap, 64 * c, head, q0, full_bar(s));
+              }
+            }
+            continue;
+          }
+#endif
+          // Thread pt: chunk c of rows r0 + RPJ j (RPJ a multiple of 8: one swizzle phase).
+          constexpr int RPJ = 128 / CH;
+          const int r0 = pt / CH, c = pt % CH;
+          const u32 off = (c >> 3) * (SR * 128) + sw128(r0, c) + h * (B90_BR * 128);
+          const u32 nr = w.n_rows, qst = w.q_stride, dst = w.do_stride;
+          const elem_t* qp = qbase + (u64)(q0 + r0) * qst + head * D + c * 8;
+          const elem_t* dp = dobase + (u64)(q0 + r0) * dst + head * D + c * 8;
+#pragma unroll
+          for (int j = 0; j < B90_BR / RPJ; ++j) {
+            const bool ok = tv && q0 + r0 + RPJ * j < nr;
+            cp_async16_s(qs + off + j * RPJ * 128, ok ? qp : qbase, ok);
+            if (!dd_here) cp_async16_s(dos + off + j * RPJ * 128, ok ? dp : dobase, ok);
+            qp += (u64)RPJ * qst;
+            dp += (u64)RPJ * dst;
+          }
+        }
+        if (pt < SR) {
+          // Row pt of the step: row pt % 64 of q tile pt / 64.
+          const u32 h = QT == 2 ? (u32)pt >> 6 : 0u, pr = (u32)pt & (B90_BR - 1);
+          const u32 t = rev ? n_steps - 1 - (QT * p + h) : QT * p + h;
+          const bool tv = QT == 1 || t < n_steps;
+          const u32 tt = tv ? t : 0;
+          const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
+          const u32 head = kvh * group + jj;
+          const u32 q0 = (my_tiles[it] & B90_TILE_INDEX) * B90_BR;
+          const u32 row = q0 + pr;
+          const bool ok = tv && row < w.n_rows;
+          const u64 rr = ok ? row : 0;
+          const u32 sm = small + s * SMALL;
+          cp_async4_s(sm + pt * 4, (const float*)w.lse + rr * w.lse_stride + head, ok);
+          if (!BWD_CHAIN_DD) cp_async4_s(sm + SR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
+          cp_async4_s(sm + SR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
+          cp_async4_s(sm + SR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
+          if (pr == 0) {
+            cp_async4_s(sm + WORD_OFF + 8 * h, my_tiles + it, true);
+            cp_async4_s(sm + WORD_OFF + 8 * h + 4, tmask + task.tiles_off + it, true);
+          }
+          if (tv && (my_tiles[it] >> 31)) {
+            // The tile's precomputed mask (1 KiB, the consumers' bit order), else the first two
+            // ranges of each row.
+            const u32 mi = tmask[task.tiles_off + it];
+            if (mi != NO_TILE_MASK) {
+              cp_async16_s(sm + RG_OFF + pt * 16, masks + (u64)mi * 256 + 4 * pr, true);
+            } else {
+              const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
+              cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
+              cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
+            }
+          }
+        }
+#if BWD_CHAIN_DD && BWD_CHAIN_DD_PF
+        // UNTESTED variant (kw11b, for the next GPU call): the dO and O half rows of the D step
+        // BWD_CHAIN_DD_PF steps ahead (same task) are prefetched into L2 now, so that its
+        // cp.async copies, which the producer waits for, hit L2 instead of DRAM.
+        if (p + BWD_CHAIN_DD_PF < n_pairs && (w.flags & B90_WORK_DD)) {
+          const u32 t = rev ? n_steps - 1 - (p + BWD_CHAIN_DD_PF) : p + BWD_CHAIN_DD_PF;
+          const u32 jj = t / task.tiles_n, word = my_tiles[t - jj * task.tiles_n];
+          const u32 head = kvh * group + jj, row = (word & B90_TILE_INDEX) * B90_BR + ((u32)pt >> 1);
+          if ((word & B90_TILE_FIRST) && row < w.n_rows) {
+            const u32 hf = (u32)pt & 1;
+            const elem_t* dp = dobase + (u64)row * w.do_stride + head * D + hf * 64;
+            const elem_t* op = (const elem_t*)w.o + (u64)row * w.o_stride + head * D + hf * 64;
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], 128;\n" ::"l"(dp) : "memory");
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], 128;\n" ::"l"(op) : "memory");
+          }
+        }
+#endif
+#if BWD_CHAIN_DD
+        {
+          // D of row r = pt / 2 (see BWD_CHAIN_DD): computed here on a D step, else loaded by
+          // thread 2 r, the thread that stored it at the tile's first visit.
+          const u32 t = rev ? n_steps - 1 - p : p;
+          const u32 jj = t / task.tiles_n;
+          const u32 head = kvh * group + jj;
+          const u32 r = (u32)pt >> 1, row = (dd_word & B90_TILE_INDEX) * B90_BR + r;
+          const bool ok = row < w.n_rows;
+          float* const dg = (float*)dd + w.dd_off + (u64)(ok ? row : 0) * w.q_heads + head;
+          const u32 sd = small + s * SMALL + SR * 4 + r * 4;
+          if (dd_here) {
+            asm volatile("cp.async.wait_all;\n" ::: "memory");
+            const unsigned char* dog = gbase + (dos - base);
+            const unsigned char* og = gbase + (sO - base);
+            float acc = 0.f;
+#pragma unroll
+            for (int c = 0; c < 8; ++c) {
+              const u32 off = ((u32)pt & 1) * (SR * 128) + sw128(r, c);
+              acc += dd_dot8(*(const uint4*)(dog + off), *(const uint4*)(og + off));
+            }
+            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+            fence_proxy_async();  // the stage's dO read (generic) before a later tensor copy writes it
+            if (!(pt & 1)) {
+              *(volatile float*)(gbase + (sd - base)) = acc;
+              if (ok && !(dd_word & B90_TILE_LAST))
+                asm volatile("st.global.f32 [%0], %1;\n" ::"l"(dg), "f"(acc) : "memory");
+            }
+            mbar_arrive(full_bar(s));  // release: D's st.shared; every copy of this thread landed
+          } else {
+            if (!(pt & 1)) cp_async4_s(sd, dg, ok);
+            mbar_arrive_cp_async(full_bar(s));
+          }
+        }
+#else
+        mbar_arrive_cp_async(full_bar(s));
+#endif
+        ++sg;
+      };
+      if (n_pairs > 0) load_step(0);
+      load_kv();
+      for (u32 p = 1; p < n_pairs; ++p) load_step(p);
+#if !BWD_CLAIM_EARLY
+      // The next task is claimed only now, with the consumers about two steps from the end of
+      // this one: claimed at the task's start, the second round of tasks went to CTAs in the
+      // order they started rather than finished, which breaks longest-first balancing of long
+      // tasks (causal 128K -4 %, packed -5 % against one CTA per task).
+      if (pt == 0) {
+        const u32 link = BWD_CHAIN ? task.pad & B90_TASK_NEXT : 0u;
+        nxt = link ? 0x80000000u | link : gridDim.x + atomicAdd(sched, 1u);
+      }
+#endif
+#if BWD_TMA && BWD_TMA_PF
+      if (pt == 0 && nxt < n_tasks) {
+        const u32 nw = tasks[nxt].work, nf = works[nw].flags;
+        const u64 nm = (u64)(bmaps + (u64)nw * BWD_MAPS);
+        if (nf & B90_TMA_KV) b90_prefetch_map(nm + 128);
+#if BWD_TMA >= 2
+        if ((nf & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO)) {
+          b90_prefetch_map(nm);
+          b90_prefetch_map(nm + 256);
+        }
+#endif
+      }
+#endif
+      cur = sched_share_next(slot, tq, nxt, pt, 1);
+    }
+    if (pt == 0) sched_finish(sched);
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    return;
+  }
+
+  // ---------------- consumers ----------------
+  setmaxnreg_inc<BWD_CONS_REGS>();
+#if BWD_FASTDESC
+  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0);  // keys 64*cw .. 64*cw+63 of the kv tile
+#else
+  const int cw = wg - 1;                 // keys 64*cw .. 64*cw+63 of the kv tile
+#endif
+  const int wq = (tid >> 5) & 3;
+  const int g = lane >> 2, t4 = lane & 3;
+  const u32 kl_a = 64 * cw + 16 * wq + g;  // this thread's keys (in the tile): kl_a, kl_a + 8
+  // BWD_PSCALE: P^T (and so dS^T, dQ, dK) carries the softmax scale, dV is divided by it at the end.
+#if BWD_PSCALE
+  const float loff = -log2f(scale), dk_f = 1.f, dv_f = 1.f / scale;
+#define DQ_SCALED(x) (x)
+#else
+  const float loff = 0.f, dk_f = scale, dv_f = 1.f;
+#define DQ_SCALED(x) ((x) * scale)
+#endif
+
+  // dQ phase: rows, columns and keys of this warpgroup (D 128: columns 64 cw.. over all keys;
+  // D 64 with two q tiles per step: all columns of q tile cw over all keys; D 64 with one: all
+  // columns over its own 64 keys).
+  constexpr bool DQ_ALL_KEYS = D == 128 || QT == 2;
+  constexpr int DQ_KSTEPS = DQ_ALL_KEYS ? B90_BC / 16 : 64 / 16;
+  const u32 dq_col0 = D == 128 ? 64 * cw : 0;
+  const u32 dq_kstep0 = DQ_ALL_KEYS ? 0 : 4 * cw;
+  const u32 dq_row0 = QT == 2 ? B90_BR * cw : 0;
+// B of dV += P^T dO and dK += dS^T Q (dO, Q of stage s, MN-major), k step kc.
+#if BWD_FASTDESC
+#define DESC_DV(kc) desc_off(do_bt0, s * QBYTES + (kc) * 16 * 128)
+#define DESC_DK(kc) desc_off(q_bt0, s * QBYTES + (kc) * 16 * 128)
+#else
+#define DESC_DV(kc) wg_desc(dos + (kc) * 16 * 128, SR * 128, 1024)
+#define DESC_DK(kc) wg_desc(qs + (kc) * 16 * 128, SR * 128, 1024)
+#endif
+#if BWD_FASTDESC
+  // Base descriptors: S^T, dP^T A (K, V rows of this warpgroup, K-major); their B (Q, dO stage
+  // 0, K-major); dV, dK B (dO, Q stage 0, MN-major); dQ A (dS buffer 0, K-major) and B (K,
+  // MN-major).
+  const u64 k_a0 = wg_desc(sK + 64 * cw * 128, 16, 1024), v_a0 = wg_desc(sV + 64 * cw * 128, 16, 1024);
+  const u64 q_b0 = wg_desc(sQ, 16, 1024), do_b0 = wg_desc(sdO, 16, 1024);
+  const u64 q_bt0 = wg_desc(sQ, SR * 128, 1024), do_bt0 = wg_desc(sdO, SR * 128, 1024);
+  const u64 ds_a0 = wg_desc(sdS + dq_row0 * 128 + (dq_kstep0 >> 2) * (SR * 128), 16, 1024);
+  const u64 k_bt0 =
+      wg_desc(sK + dq_kstep0 * 16 * 128 + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
+#endif
+  // dQ = dS K of the dS in buffer `buf` (A: dS K-major; B: K MN-major, keys x d); one group.
+  auto dq_mma = [&](float* dq, u32 buf) {
+    wg_fence();
+#if !BWD_FASTDESC
+    const u32 dsall = sdS + buf * DSBYTES + dq_row0 * 128;
+#endif
+#pragma unroll
+    for (int i = 0; i < DQ_KSTEPS; ++i) {
+#if BWD_FASTDESC
+      const u64 a = desc_off(ds_a0, buf * DSBYTES + (i >> 2) * (SR * 128) + (i & 3) * 32);
+      const u64 b = desc_off(k_bt0, i * 16 * 128);
+#else
+      const u32 kc = dq_kstep0 + i;
+      const u64 a = wg_desc(dsall + (kc >> 2) * (SR * 128) + (kc & 3) * 32, 16, 1024);
+      const u64 b = wg_desc(sK + kc * 16 * 128 + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
+#endif
+      wgmma_m64n64k16_ss<1>(dq, a, b, i > 0);
+    }
+    wg_commit();
+  };
+
+  u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
+#if BWD_CHAIN
+  const u32 dql_bar = bars + 88 + 8 * cw;  // this warpgroup's dQ partial loads (chains)
+  u32 n_dql = 0;                           // of them, waited for so far
+#endif
+  for (u32 tq = 0;; ++tq) {
+    mbar_wait(kv_full, tq & 1);
+    const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
+    const TaskDesc* tk = (const TaskDesc*)info_g;
+    const u32 tiles_n = tk->tiles_n;
+    if (tiles_n == 0xffffffffu) break;
+    fence_proxy_async();
+    const WorkDesc* wk = (const WorkDesc*)(info_g + 32);
+    const u32 kvh = tk->head;
+    const bool rev = BWD_CHAIN && (tk->pad & B90_TASK_REV);  // steps last to first
+    const u32 key_a = tk->row0 * B90_BC + kl_a, key_b = key_a + 8;
+    const u32 n_steps = group * tiles_n;
+    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles
+    const unsigned char* dq_map = dq_maps + (u64)tk->work * 128;  // this work's dQ tensor map
+    const u32 n_keys = wk->n_keys, n_rows = wk->n_rows, dq_dtype = wk->dq_dtype, dq_stride = wk->dq_stride;
+    void* const dq_ptr = (void*)wk->dq;
+
+    // dQ of step u (q tile at row q0, query head `head`), rows 16 wq + g (+8), columns
+    // dq_col0 + nt * 8 + 2 t4: fp32 through the staging block and two tensor reductions issued by
+    // the warpgroup's first thread, 16-bit through atomics.
+    auto dq_out = [&](u32 q0, u32 head, const float* dq, u32 visit) {
+#if BWD_CHAIN
+      if (visit & B90_TILE_LAST) {
+        // The q tile's last visit in the chain (fp32 scratch): the partial of the earlier
+        // visits plus this one, converted into the copy's destination.
+        const bool first = visit & B90_TILE_FIRST;
+        // The partial (not a first visit): the tensor load issued a step ago into this
+        // warpgroup's staging block (`dq_load`), in the map's swizzled box layout.
+        if (!first) {
+          mbar_wait(dql_bar, n_dql & 1);
+          ++n_dql;
+        }
+        const DqConv cv = dq_conv[tk->work];
+        const unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const u32 r = 16 * wq + g + 8 * h, row = q0 + r;
+          const u64 ob = (u64)row * cv.stride + head * D + dq_col0 + t4 * 2;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt) {
+            const float2 part =
+                first ? make_float2(0.f, 0.f)
+                      : *(const float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) +
+                                         (t4 & 1) * 8);
+            if (row < n_rows)
+              st2_dt((void*)cv.dst, ob + nt * 8, cv.dtype, part.x + DQ_SCALED(dq[nt * 4 + 2 * h]),
+                     part.y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
+          }
+        }
+        return;
+      }
+#endif
+      if (dq_dtype == DT_F32) {
+        // This warpgroup's reductions of the step before have read the staging block.
+        const bool lead = (tid & 127) == 0;
+        // BWD_CHAIN: a middle visit (a chain's task, neither flag) adds into rows an earlier
+        // task's bulk store wrote, and bulk operations are not ordered among themselves: all of
+        // this thread's earlier ones complete first.
+        if (lead) {
+          if (BWD_CHAIN && (tk->pad & B90_TASK_CHAIN) && !(visit & B90_TILE_FIRST))
+            bulk_wait0();
+          else
+            bulk_wait_read0();
+        }
+        named_bar(2 + cw, 128);
+        // Column 8 nt + 2 t4 of the warpgroup's 64: box nt / 4, 16-byte chunk 2 (nt % 4) + t4 / 2.
+        unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const u32 r = 16 * wq + g + 8 * h;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt)
+            *(float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8) =
+                make_float2(DQ_SCALED(dq[nt * 4 + 2 * h]), DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
+        }
+        fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
+        named_bar(2 + cw, 128);
+        if (lead) {
+#pragma unroll
+          for (int b = 0; b < 2; ++b) {
+            const u32 src = sdq + (2 * cw + b) * (B90_BR * 128), c0 = head * D + dq_col0 + 32 * b;
+            if (BWD_CHAIN && (visit & B90_TILE_FIRST))  // the chain's first visit: rows not written yet
+              tma_store_2d(dq_map, src, c0, q0);
+            else
+              tma_reduce_add_2d(dq_map, src, c0, q0);
+          }
+          bulk_commit();
+        }
+        return;
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const u32 row = q0 + 16 * wq + g + 8 * h;
+        if (row < n_rows) {
+          const u64 rb = (u64)row * dq_stride + head * D + dq_col0 + t4 * 2;
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt)
+            atomic_add_out(dq_ptr, rb + nt * 8, dq_dtype, DQ_SCALED(dq[nt * 4 + 2 * h]),
+                           DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
+        }
+      }
+    };
+
+#if BWD_CHAIN
+    // A chain's last, not first, visit of the q tile at row q0 of query head `head`: its fp32
+    // partial into this warpgroup's staging block (two 64 x 32 boxes by the dQ tensor map),
+    // completing on `dql_bar`; dq_out of the next step reads it. Before: every thread's use of
+    // the block (dq_out of this step) is done, and the first thread's earlier bulk stores and
+    // reductions (this tile's earlier visits among them) have completed (written, not only read).
+    auto dq_load = [&](u32 q0, u32 head) {
+      named_bar(2 + cw, 128);
+      if ((tid & 127) == 0) {
+        bulk_wait0();
+        asm volatile("fence.proxy.async.global;\n" ::: "memory");
+        b90_expect_tx(dql_bar, 2 * B90_BR * 128);
+        asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(dql_bar) : "memory");
+#pragma unroll
+        for (int b = 0; b < 2; ++b)
+          asm volatile(
+              "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+                  sdq + (2 * cw + b) * (B90_BR * 128)),
+              "l"(dq_map), "r"(head * D + dq_col0 + 32 * b), "r"(q0), "r"(dql_bar)
+              : "memory");
+      }
+    };
+#endif
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
+
+    // The step before (its dQ is computed a step late): this warpgroup's q tile of it.
+    u32 prev_q0 = 0, prev_head = 0, prev_visit = 0;
+    bool prev_ok = true;
+    u32 head_j = 0, head_i = 0;  // BWD_FASTDESC: query head and list index of the next q tile
+    // S^T = K Q^T and dP^T = V dO^T of the step in stage g % 2 (two groups), once it is full.
+    float st[SR / 2], dpt[SR / 2];
+    auto wait_full = [&](u32 g) {
+      mbar_wait(full_bar(g & 1), (g >> 1) & 1);
+      fence_proxy_async();
+    };
+    auto issue_sdp = [&](u32 g) {
+      const int s = g & 1;
+#if !BWD_FASTDESC
+      const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+#endif
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+#if BWD_FASTDESC
+        const u64 da = desc_off(k_a0, (kk >> 2) * (B90_BC * 128) + (kk & 3) * 32);
+        const u64 db = desc_off(q_b0, s * QBYTES + (kk >> 2) * (SR * 128) + (kk & 3) * 32);
+#else
+        const u64 da = wg_desc(sK + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
+        const u64 db = wg_desc(qs + (kk >> 2) * (SR * 128) + (kk & 3) * 32, 16, 1024);
+#endif
+        wg_ss_sr(st, da, db, kk > 0);
+      }
+      wg_commit();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+#if BWD_FASTDESC
+        const u64 da = desc_off(v_a0, (kk >> 2) * (B90_BC * 128) + (kk & 3) * 32);
+        const u64 db = desc_off(do_b0, s * QBYTES + (kk >> 2) * (SR * 128) + (kk & 3) * 32);
+#else
+        const u64 da = wg_desc(sV + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
+        const u64 db = wg_desc(dos + (kk >> 2) * (SR * 128) + (kk & 3) * 32, 16, 1024);
+#endif
+        wg_ss_sr(dpt, da, db, kk > 0);
+      }
+      wg_commit();
+    };
+    for (u32 p = 0; p < n_pairs; ++p, ++gt) {
+      const int s = gt & 1;
+      wait_full(gt);
+      const unsigned char* small_g = gbase + (small + s * SMALL - base);
+      // Per q tile h of the step: tile word (first row, partial flag); past the list's end
+      // (QT = 2, odd number of tiles) the tile is absent. This warpgroup's dQ tile: my_*.
+      u32 words[QT];
+      bool present[QT];
+      u32 my_q0 = 0, my_head = 0, my_visit = 0;
+      bool my_ok = true;
+#pragma unroll
+      for (int h = 0; h < QT; ++h) {
+        const u32 t = QT * p + h;
+        present[h] = QT == 1 || t < n_steps;
+        words[h] = *(const u32*)(small_g + WORD_OFF + 8 * h);
+        if (QT == 1 || h == cw) {
+          my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;
+          if (BWD_CHAIN) my_visit = words[h] & (B90_TILE_FIRST | B90_TILE_LAST);
+          my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)
+                                 : kvh * group + (rev ? n_steps - 1 - t : t) / tiles_n;
+          my_ok = present[h];
+        }
+        if (BWD_FASTDESC && ++head_i == tiles_n) {
+          head_i = 0;
+          ++head_j;
+        }
+      }
+#if !BWD_FASTDESC
+      const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+#endif
+      const float* lse_s = (const float*)small_g;
+      issue_sdp(gt);
+      const float* dd_s = lse_s + SR;
+      const u32* rp_s = (const u32*)(dd_s + SR);
+
+      // Mask bits (bit nt * 4 + e of word h: columns 64 h ..), partial tiles only: the
+      // precomputed word of this thread (`tilemask.rs`), else from the ranges; 0 for an absent
+      // tile.
+      u32 pbits[QT];
+      bool partial_any = false;  // warp-uniform: some tile of the step is partial or absent
+#pragma unroll
+      for (int h = 0; h < QT; ++h) partial_any |= !present[h] || (words[h] >> 31);
+      auto tile_bits = [&]() {
+#pragma unroll
+        for (int h = 0; h < QT; ++h)
+          pbits[h] = !present[h] ? 0u
+                     : !(words[h] >> 31) ? 0xffffffffu
+                     : *(const u32*)(small_g + WORD_OFF + 8 * h + 4) != NO_TILE_MASK
+                         ? ((const u32*)(small_g + RG_OFF + 1024 * h))[tid - 128]
+                         : bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s + 2 * B90_BR * h,
+                                                       (const uint4*)(small_g + RG_OFF) + B90_BR * h, key_a,
+                                                       key_b, n_keys, t4);
+      };
+#if BWD_ORDER == 0
+      wg_wait<1>();
+      reg_fence<SR / 2>(st);
+      tile_bits();
+      // P^T (LSE = -inf rows: P = 0).
+      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
+      u32 pa[SR / 16][4];
+      acc_to_a<SR>(st, pa);
+      // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
+      reg_fence<D / 2>(dv);
+      wg_fence();
+#pragma unroll
+      for (int kc = 0; kc < SR / 16; ++kc)
+        wg_rs_d(dv, pa[kc], DESC_DV(kc));
+      wg_commit();
+      wg_wait<1>();  // dP^T
+      reg_fence<SR / 2>(dpt);
+#else
+      tile_bits();
+      wg_wait<0>();  // S^T and dP^T
+      reg_fence<SR / 2>(st);
+      reg_fence<SR / 2>(dpt);
+      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
+      u32 pa[SR / 16][4];
+      acc_to_a<SR>(st, pa);
+#endif
+      // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
+      // element (row ql, key kl) of key block kl / 64).
+      const u32 buf = gt & 1;
+      const u32 dsb = sdS + buf * DSBYTES + cw * (SR * 128);
+#pragma unroll
+      for (int nt = 0; nt < SR / 8; ++nt) {
+        const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
+      }
+      u32 da_[SR / 16][4];
+      acc_to_a<SR>(st, da_);
+#if BWD_ORDER != 0
+      // dV += P^T dO, on the tensor cores while dS^T is stored.
+      reg_fence<D / 2>(dv);
+      wg_fence();
+#pragma unroll
+      for (int kc = 0; kc < SR / 16; ++kc)
+        wg_rs_d(dv, pa[kc], DESC_DV(kc));
+      wg_commit();
+#endif
+      if (gt >= 2) mbar_wait(ds_empty(buf), ((gt >> 1) - 1) & 1);  // both dQ of step gt - 2 read it
+      {
+        // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
+        // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
+        const u32 m = lane >> 3, j = lane & 7;
+#pragma unroll
+        for (int kc = 0; kc < SR / 16; ++kc)
+          stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da_[kc]);
+      }
+      fence_proxy_async();  // dS stores -> wgmma reads (async proxy)
+      mbar_arrive(ds_full(buf));
+      // dQ of the step before (both warpgroups' dS of it are in shared memory by now, as a rule),
+      // then dK += dS^T Q of this step: the dQ store below runs while dK is on the tensor cores.
+#if BWD_DV_NOWAIT
+      // dV stays in flight: dQ and dK queue behind it (the P^T registers live on until the
+      // wait for dQ).
+      reg_fence<D / 2>(dk);
+#else
+      wg_wait<0>();  // dV (issued before dS was stored): frees the P^T registers
+      reg_fence<D / 2>(dv);
+      reg_fence<D / 2>(dk);
+#endif
+      auto dk_mma = [&]() {
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < SR / 16; ++kc)
+          wg_rs_d(dk, da_[kc], DESC_DK(kc));
+        wg_commit();
+      };
+      if (p > 0) {
+        const u32 pb = (gt - 1) & 1;
+        float dq[32];
+        mbar_wait(ds_full(pb), ((gt - 1) >> 1) & 1);
+        dq_mma(dq, pb);
+        dk_mma();
+        wg_wait<1>();  // dQ of the step before
+        reg_fence<32>(dq);
+        mbar_arrive(ds_empty(pb));
+        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);
+      } else {
+        dk_mma();
+      }
+#if BWD_CHAIN
+      if (my_ok && (my_visit & (B90_TILE_FIRST | B90_TILE_LAST)) == B90_TILE_LAST) dq_load(my_q0, my_head);
+#endif
+      wg_wait<0>();
+      reg_fence<D / 2>(dv);
+      reg_fence<D / 2>(dk);
+      mbar_arrive(empty_bar(s));
+      prev_q0 = my_q0;
+      prev_head = my_head;
+      prev_ok = my_ok;
+      prev_visit = my_visit;
+    }
+    if (n_pairs > 0) {
+      // dQ of the task's last step: then K and V are read for good (the producer may load the
+      // next task's), and its dS buffer is free.
+      const u32 u = gt - 1;
+      float dq[32];
+      mbar_wait(ds_full(u & 1), (u >> 1) & 1);
+      dq_mma(dq, u & 1);
+      wg_wait<0>();
+      reg_fence<32>(dq);
+      mbar_arrive(ds_empty(u & 1));
+      mbar_arrive(kv_empty);
+      if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);
+    } else {
+      mbar_arrive(kv_empty);
+    }
+
+    // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
+#if BWD_EPI_V4
+    // Lanes t4, t4 ^ 1 swap a pair per 8 columns, so each lane holds 4 consecutive columns of one
+    // key: even t4 columns 2 t4 .. 2 t4 + 3 of key_a, odd t4 columns 2 t4 - 2 .. 2 t4 + 1 of key_b.
+    {
+      const bool odd = t4 & 1;
+      u32 dt = DT_F32;
+      const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt);
+      const u32 c0 = 2 * (t4 & 2);
+      const bool dkv_store = tk->pad & B90_TASK_DKV_STORE;
+#pragma unroll
+      for (int nt = 0; nt < D / 8; ++nt) {
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+          const float* a = m ? dv : dk;
+          const float f = m ? dv_f : dk_f;
+          // Send the pair the partner keeps: even lanes send key_b's, odd lanes key_a's.
+          const float s0 = odd ? a[nt * 4] : a[nt * 4 + 2], s1 = odd ? a[nt * 4 + 1] : a[nt * 4 + 3];
+          const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
+          const float x0 = odd ? r0 : a[nt * 4], x1 = odd ? r1 : a[nt * 4 + 1];
+          const float x2 = odd ? a[nt * 4 + 2] : r0, x3 = odd ? a[nt * 4 + 3] : r1;
+          const u32 col = m * D + nt * 8 + c0;
+          if (dp != 0) {
+            if (dt == DT_F32) {
+              if (dkv_store)
+                st_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
+              else
+                red_add_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
+            } else if (dkv_store) {
+              // The finished fp32 sum straight into the 16-bit destination of the plan's
+              // converting copy (src/own.rs: the host dropped that copy).
+              st4_dt((void*)dp, col, dt, x0 * f, x1 * f, x2 * f, x3 * f);
+            } else {
+              atomic_add_out((void*)dp, col, dt, x0 * f, x1 * f);
+              atomic_add_out((void*)dp, col + 2, dt, x2 * f, x3 * f);
+            }
+          }
+        }
+      }
+    }
+#if BWD_DQ_CONV
+    if (tk->pad & B90_TASK_DQ_CONV)
+      bwd_dq_convert(tk, tiles, dq_conv, dq_cnt, dq_expect, group, cw,
+                     gbase + (sdq + cw * (2 * B90_BR * 128) - base));
+#endif
+#else
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      u32 dt = DT_F32;
+      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt);
+      if (dp == 0) continue;
+#pragma unroll
+      for (int nt = 0; nt < D / 8; ++nt) {
+        atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * dk_f,
+                       dk[nt * 4 + 2 * h + 1] * dk_f);
+        atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h] * dv_f,
+                       dv[nt * 4 + 2 * h + 1] * dv_f);
+      }
+    }
+#endif
+  }
+
+  if ((tid & 127) == 0) bulk_wait0();  // the last reductions, before the CTA's shared memory goes
+}
+#undef DQ_SCALED
