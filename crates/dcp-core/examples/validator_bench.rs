@@ -3,7 +3,7 @@
 //! defaults: seed 0, scale 1, causal, block 1024, 8 heads / 2 KV heads / dim 128).
 //!
 //! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
-//! [--count 2] [--topology 4x8] [--repeats 3] [--planners dcp,zigzag] [--dataset longalign|ldc]
+//! [--count 2] [--topology 4x8] [--repeats 3] [--plan-repeats R] [--planners dcp,zigzag] [--dataset longalign|ldc]
 //! [--mask causal|lambda|...] [--threads 1] [--mode auto|sequential|phases|flow]` (the mask as `MaskSpec::parse`
 //! reads it). Prints a markdown table, one row per plan;
 //! a planner that cannot plan a batch gets a row saying why. Planning and validation are each
@@ -52,6 +52,10 @@ fn main() {
         .collect();
     let count: usize = arg(&args, "--count", "2").parse().expect("--count");
     let repeats: usize = arg(&args, "--repeats", "3").parse().expect("--repeats");
+    // Planning runs (default: as many as validations); 1 for profiling validation alone.
+    let plan_repeats: usize = arg(&args, "--plan-repeats", &repeats.to_string())
+        .parse()
+        .expect("--plan-repeats");
     let planners: Vec<String> = arg(&args, "--planners", "dcp,zigzag")
         .split(',')
         .map(String::from)
@@ -98,7 +102,7 @@ fn main() {
                     v[v.len() / 2]
                 };
                 let (mut plan, mut plan_ms, mut plan_cpu) = (None, Vec::new(), Vec::new());
-                for _ in 0..repeats.max(1) {
+                for _ in 0..plan_repeats.max(1) {
                     // The previous plan is dropped outside the timed part.
                     drop(plan.take());
                     let (t0, c0) = (Instant::now(), thread_cpu_ms());
