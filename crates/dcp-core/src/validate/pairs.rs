@@ -1207,7 +1207,17 @@ impl<'a> Covs<'a> {
         if shared {
             Covs::Shared(nodes.map(|_| NodeArena::default()).collect())
         } else {
-            Covs::Owned(nodes.map(Vec::with_capacity).collect())
+            NODE_POOL.with_borrow_mut(|pool| {
+                Covs::Owned(
+                    nodes
+                        .map(|n| {
+                            let mut v = pool.pop().map_or_else(Vec::new, recycle);
+                            v.reserve(n);
+                            v
+                        })
+                        .collect(),
+                )
+            })
         }
     }
 
@@ -1227,6 +1237,49 @@ impl<'a> Covs<'a> {
             Covs::Owned(_) => unreachable!("devices run concurrently only on shared arenas"),
         }
     }
+}
+
+impl Drop for Covs<'_> {
+    /// Plain vectors go back to this thread's [`NODE_POOL`] (up to [`NODE_POOL_BYTES`]).
+    fn drop(&mut self) {
+        if let Covs::Owned(all) = self {
+            NODE_POOL.with_borrow_mut(|pool| {
+                let mut bytes: usize = pool.iter().map(|v| v.capacity()).sum::<usize>()
+                    * std::mem::size_of::<CovNode>();
+                for v in all.drain(..) {
+                    bytes += v.capacity() * std::mem::size_of::<CovNode>();
+                    if bytes > NODE_POOL_BYTES {
+                        break;
+                    }
+                    pool.push(recycle(v));
+                }
+            });
+        }
+    }
+}
+
+/// The most bytes of node vectors a thread keeps between validations ([`NODE_POOL`]).
+const NODE_POOL_BYTES: usize = 64 << 20;
+
+thread_local! {
+    /// Empty node vectors of earlier validations on this thread, for the next one's
+    /// [`Covs::new`]: the sequential validator's per-device vectors (one allocation each,
+    /// room for two nodes per instruction) were fresh memory every time, and the pages the
+    /// previous validation had freed went back to the system (glibc trims the heap's top),
+    /// so each validation paid a page fault per 4 KiB of nodes it made (ring at 131K on 4x8:
+    /// ≈ 50 faults, 10 % of its time).
+    static NODE_POOL: std::cell::RefCell<Vec<Vec<CovNode<'static>>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `v` emptied, as a vector of nodes of another lifetime. The standard library collects a
+/// vector's `into_iter().map(..)` into the same allocation when the item layouts agree (the
+/// same type here, but for its lifetime); `recycling_keeps_the_allocation` checks it.
+fn recycle<'b>(mut v: Vec<CovNode<'_>>) -> Vec<CovNode<'b>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("the vector was cleared"))
+        .collect()
 }
 
 /// The storage an [`Arena`] reads and appends to.
@@ -1417,6 +1470,28 @@ mod tests {
             });
         }
         s
+    }
+
+    /// A node vector handed from one validation to the next keeps its allocation.
+    #[test]
+    fn recycling_keeps_the_allocation() {
+        let v: Vec<CovNode<'static>> = Vec::with_capacity(100);
+        let p = v.as_ptr() as usize;
+        let w: Vec<CovNode<'_>> = recycle(v);
+        assert_eq!((w.as_ptr() as usize, w.capacity(), w.len()), (p, 100, 0));
+        // And through the pool: a second set of arenas gets the first one's vectors.
+        let ptrs = |c: &Covs| match c {
+            Covs::Owned(all) => all.iter().map(|v| v.as_ptr() as usize).collect::<Vec<_>>(),
+            Covs::Shared(_) => unreachable!(),
+        };
+        let a = Covs::new([1000usize, 1000].into_iter(), false);
+        let mut first = ptrs(&a);
+        drop(a);
+        let b = Covs::new([10usize, 10].into_iter(), false);
+        let mut second = ptrs(&b);
+        first.sort_unstable();
+        second.sort_unstable();
+        assert_eq!(first, second);
     }
 
     #[test]
