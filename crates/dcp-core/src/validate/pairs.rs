@@ -1246,12 +1246,12 @@ impl Drop for Covs<'_> {
     }
 }
 
-/// Room for at least this many nodes (32 MiB of address space, of which a validation touches
-/// what it uses: 0.4 MiB for ring at 131K on 4x8): glibc maps an allocation this large outside
-/// its heap whatever its dynamic threshold, so the vector kept between validations does not
-/// pin the heap that the planners' allocations use (kept in the heap, it made the next
-/// planning up to 20 % slower).
-const POOL_MIN_NODES: usize = (32 << 20) / std::mem::size_of::<CovNode>();
+/// Room for at least this many nodes (just over 32 MiB of address space, of which a
+/// validation touches what it uses: 0.4 MiB for ring at 131K on 4x8): glibc maps an allocation
+/// this large outside its heap whatever its dynamic threshold (which stays ≤ 32 MiB on 64-bit
+/// targets unless the program sets it), so the vector kept between validations does not pin
+/// the heap that the planners' allocations use.
+const POOL_MIN_NODES: usize = (32 << 20) / std::mem::size_of::<CovNode>() + 1;
 
 /// The most bytes of nodes' room a thread keeps between validations ([`NODE_POOL`]).
 const NODE_POOL_BYTES: usize = 64 << 20;
