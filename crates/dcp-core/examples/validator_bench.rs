@@ -3,7 +3,7 @@
 //! defaults: seed 0, scale 1, causal, block 1024, 8 heads / 2 KV heads / dim 128).
 //!
 //! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
-//! [--count 2] [--topology 4x8] [--repeats 3] [--planners dcp,zigzag] [--dataset longalign|ldc]
+//! [--count 2] [--topology 4x8] [--repeats 3] [--plan-repeats R] [--interleave] [--planners dcp,zigzag] [--dataset longalign|ldc]
 //! [--mask causal|lambda|...] [--threads 1] [--mode auto|sequential|phases|flow]` (the mask as `MaskSpec::parse`
 //! reads it). Prints a markdown table, one row per plan;
 //! a planner that cannot plan a batch gets a row saying why. Planning and validation are each
@@ -52,6 +52,13 @@ fn main() {
         .collect();
     let count: usize = arg(&args, "--count", "2").parse().expect("--count");
     let repeats: usize = arg(&args, "--repeats", "3").parse().expect("--repeats");
+    // Planning runs (default: as many as validations); 1 for profiling validation alone.
+    let plan_repeats: usize = arg(&args, "--plan-repeats", &repeats.to_string())
+        .parse()
+        .expect("--plan-repeats");
+    // Plan and validate in turn, as a training loop does (each planning follows the previous
+    // validation, each validation its planning), instead of all plannings first.
+    let interleave = args.iter().any(|a| a == "--interleave");
     let planners: Vec<String> = arg(&args, "--planners", "dcp,zigzag")
         .split(',')
         .map(String::from)
@@ -97,8 +104,20 @@ fn main() {
                     v.sort_by(|a, b| a.total_cmp(b));
                     v[v.len() / 2]
                 };
+                let validate_once = |plan: &dcp_core::plan::Plan| {
+                    let (t, c) = (Instant::now(), process_cpu_ms());
+                    match &pool {
+                        Some(pool) => pool.install(|| validate_with(plan, mode)),
+                        None => validate_with(plan, Threads::Sequential),
+                    }
+                    .expect("planner output is valid");
+                    let c = process_cpu_ms().zip(c).map(|(b, a)| b - a);
+                    (t.elapsed().as_secs_f64() * 1e3, c.unwrap_or(f64::NAN))
+                };
                 let (mut plan, mut plan_ms, mut plan_cpu) = (None, Vec::new(), Vec::new());
-                for _ in 0..repeats.max(1) {
+                let (mut ms, mut cpu) = (Vec::new(), Vec::new());
+                let plan_runs = if interleave { repeats } else { plan_repeats };
+                for _ in 0..plan_runs.max(1) {
                     // The previous plan is dropped outside the timed part.
                     drop(plan.take());
                     let (t0, c0) = (Instant::now(), thread_cpu_ms());
@@ -113,21 +132,17 @@ fn main() {
                     }
                     plan_ms.push(t0.elapsed().as_secs_f64() * 1e3);
                     plan_cpu.push(thread_cpu_ms().zip(c0).map_or(f64::NAN, |(b, a)| b - a));
+                    if let (true, Some(p)) = (interleave, &plan) {
+                        let (m, c) = validate_once(p);
+                        ms.push(m);
+                        cpu.push(c);
+                    }
                 }
                 let Some(plan) = plan else { continue };
                 let (plan_ms, plan_cpu) = (median(plan_ms), median(plan_cpu));
-                let (ms, cpu): (Vec<f64>, Vec<f64>) = (0..repeats.max(1))
-                    .map(|_| {
-                        let (t, c) = (Instant::now(), process_cpu_ms());
-                        match &pool {
-                            Some(pool) => pool.install(|| validate_with(&plan, mode)),
-                            None => validate_with(&plan, Threads::Sequential),
-                        }
-                        .expect("planner output is valid");
-                        let c = process_cpu_ms().zip(c).map(|(b, a)| b - a);
-                        (t.elapsed().as_secs_f64() * 1e3, c.unwrap_or(f64::NAN))
-                    })
-                    .unzip();
+                if !interleave {
+                    (ms, cpu) = (0..repeats.max(1)).map(|_| validate_once(&plan)).unzip();
+                }
                 let (v, c) = (median(ms), median(cpu));
                 let instrs: usize = plan
                     .devices

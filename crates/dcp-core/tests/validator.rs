@@ -1596,3 +1596,97 @@ fn writing_a_saved_buffer_in_the_backward_is_caught() {
     assert!(matches!(e.kind, PlanErrorKind::WriteToSaved { .. }), "{e}");
     assert_eq!((e.site.device, e.site.instr), (0, Some(at)));
 }
+
+/// A backward merge of a saved forward partial result that never became the forward's output
+/// (a second copy of a work's output, kept in scratch buffers) is refused as wrong content, on
+/// every path. Its coverage named the forward's nodes, gone when the backward runs: the
+/// sequential validator panicked (index out of bounds), the concurrent ones panicked inside
+/// rayon's threads ("an arena item made before it is read"), and `Flow` hung.
+#[test]
+fn a_backward_merge_of_a_saved_forward_partial_is_caught() {
+    let mut p = ulysses();
+    let dev = 0;
+    let fwd = &mut p.devices[dev].forward;
+    let ai = fwd
+        .instrs
+        .iter()
+        .position(|i| matches!(i, Instr::Attn { .. }))
+        .unwrap();
+    let Instr::Attn { stage, works } = fwd.instrs[ai].clone() else {
+        unreachable!()
+    };
+    let w = works[0].clone();
+    let (ob, lb) = (w.o.buf as usize, w.lse.buf as usize);
+    let mut o2 = fwd.buffers[ob].clone();
+    o2.name = "o2".into();
+    o2.role = BufferRole::Scratch;
+    let mut l2 = fwd.buffers[lb].clone();
+    l2.name = "l2".into();
+    l2.role = BufferRole::Scratch;
+    let (o2i, l2i) = (fwd.buffers.len() as u32, fwd.buffers.len() as u32 + 1);
+    fwd.buffers.push(o2.clone());
+    fwd.buffers.push(l2.clone());
+    let mut w2 = w.clone();
+    w2.o.buf = o2i;
+    w2.lse.buf = l2i;
+    fwd.instrs.insert(
+        ai + 1,
+        Instr::Attn {
+            stage,
+            works: vec![w2.clone()],
+        },
+    );
+    validate(&p).expect("the forward's extra work is harmless");
+    let bwd = &mut p.devices[dev].backward;
+    let n = bwd.buffers.len() as u32;
+    let mut so = o2.clone();
+    so.role = BufferRole::Saved { forward: o2i };
+    let mut sl = l2.clone();
+    sl.role = BufferRole::Saved { forward: l2i };
+    let mut mo = o2.clone();
+    mo.name = "mo".into();
+    let mut ml = l2.clone();
+    ml.name = "ml".into();
+    bwd.buffers.extend([so, sl, mo, ml]);
+    let reg = |b: u32, r: &Region| Region { buf: b, ..*r };
+    bwd.instrs.insert(
+        0,
+        Instr::Copy {
+            src: reg(n, &w2.o),
+            dst: reg(n + 2, &w2.o),
+        },
+    );
+    bwd.instrs.insert(
+        1,
+        Instr::Copy {
+            src: reg(n + 1, &w2.lse),
+            dst: reg(n + 3, &w2.lse),
+        },
+    );
+    bwd.instrs.insert(
+        2,
+        Instr::Merge {
+            o: reg(n + 2, &w2.o),
+            lse: reg(n + 3, &w2.lse),
+            inputs: vec![
+                (reg(n, &w2.o), reg(n + 1, &w2.lse)),
+                (reg(n + 2, &w2.o), reg(n + 3, &w2.lse)),
+            ],
+        },
+    );
+    for t in [Threads::Sequential, Threads::Phases, Threads::Flow] {
+        let e = validate_with(&p, t).expect_err("merging stale partials must be refused");
+        assert!(
+            matches!(&e.kind, PlanErrorKind::WrongContent { found, .. }
+                if found.contains("left by the forward")),
+            "{t:?}: {e}"
+        );
+        assert_eq!(
+            (e.site.device, e.site.program, e.site.instr),
+            (0, "backward", Some(2)),
+            "{t:?}"
+        );
+    }
+    let e = validate_paths(&p, Threads::Sequential, Paths::General).unwrap_err();
+    assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+}

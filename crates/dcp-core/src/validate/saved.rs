@@ -1,13 +1,15 @@
 //! The backward's saved buffers ([`BufferRole::Saved`]): a saved buffer starts the backward with
 //! the forward's final contents of the forward buffer it names.
 //!
-//! Values carry over as they are, with one renaming: a partial O or LSE result is the final O or
+//! Values carry over as they are, with two renamings: a partial O or LSE result is the final O or
 //! LSE of its token and head when the forward's output buffer on that token's owner ends holding
 //! the very same value (same coverage node, so the same pairs), because [`Validator::finish`]
 //! proved every output cell complete. Such a value becomes the backward input it equals
-//! (`In { O | Lse }`), which is what a backward work's O and LSE operands must hold. Anything else
-//! (a partial result that never became the output, a fill, nothing) keeps its forward value, so
-//! a backward work reading it is refused with the usual "wrong content" error.
+//! (`In { O | Lse }`), which is what a backward work's O and LSE operands must hold. A partial
+//! result that never became the output becomes [`Val::Stale`] (its coverage names the forward's
+//! nodes, which the backward does not have), which no backward instruction takes; anything else
+//! (a fill, nothing) keeps its forward value. A backward work, merge or sum reading either is
+//! refused with the usual "wrong content" error.
 
 use super::state::{continues, Buf, Few, Part, Rows, Val};
 use super::Ctx;
@@ -70,7 +72,7 @@ pub(super) fn saved_state(
             };
             let Some(t) = final_of(&v) else {
                 if !v.is_unset() {
-                    put(rows.r0, rows.r1, v);
+                    put(rows.r0, rows.r1, stale(v));
                 }
                 continue;
             };
@@ -96,7 +98,7 @@ pub(super) fn saved_state(
                 let v = if holds(cx, fwd, d, t, at, &here) {
                     Val::In { t, g, head }
                 } else {
-                    here
+                    stale(here)
                 };
                 put(r, r + n, v);
                 r += n;
@@ -104,6 +106,15 @@ pub(super) fn saved_state(
         }
     }
     Ok(out)
+}
+
+/// A forward value as a backward buffer keeps it: a partial result becomes [`Val::Stale`] (its
+/// coverage names the forward's nodes, which the backward does not have).
+fn stale(v: Val) -> Val {
+    match v {
+        Val::Part { p, g, head, .. } => Val::Stale { p, g, head },
+        other => other,
+    }
 }
 
 /// The output tensor a partial result of the forward ends in.

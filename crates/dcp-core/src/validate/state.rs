@@ -47,6 +47,15 @@ pub(super) enum Val {
         head: u32,
         cov: Cov,
     },
+    /// A partial result of the forward, kept by a backward saved buffer, that never became the
+    /// forward's output ([`super::saved`]): its coverage names the forward's nodes, gone when
+    /// the backward runs, so no backward instruction may take it (it is refused as wrong
+    /// content where a partial or an input is needed).
+    Stale {
+        p: Part,
+        g: u64,
+        head: u32,
+    },
 }
 
 impl Val {
@@ -63,6 +72,11 @@ impl Val {
                 g: g + dt as u64,
                 head: head + dh,
                 cov: *cov,
+            },
+            Val::Stale { p, g, head } => Val::Stale {
+                p: *p,
+                g: g + dt as u64,
+                head: head + dh,
             },
             other => *other,
         }
@@ -87,6 +101,10 @@ impl Val {
             Val::Fill(v) => format!("fill {v:?}"),
             Val::In { t, g, head } => format!("input {t:?} of {}", map.name(*g, *head)),
             Val::Part { p, g, head, .. } => format!("partial {p:?} of {}", map.name(*g, *head)),
+            Val::Stale { p, g, head } => format!(
+                "partial {p:?} of {} left by the forward (not its output)",
+                map.name(*g, *head)
+            ),
         }
     }
 }
@@ -844,6 +862,14 @@ pub(super) fn continues(a: &Val, dt: u32, dh: u32, b: &Val) -> bool {
                 cov: c2,
             },
         ) => p == p2 && g + dt as u64 == *g2 && head + dh == *h2 && cov == c2,
+        (
+            Val::Stale { p, g, head },
+            Val::Stale {
+                p: p2,
+                g: g2,
+                head: h2,
+            },
+        ) => p == p2 && g + dt as u64 == *g2 && head + dh == *h2,
         _ => false,
     }
 }
