@@ -112,21 +112,25 @@
 // Bytes of tensor maps per work (tensormaps.rs: Q, KV, O maps of 128 bytes).
 #define FWD_MAPS 384
 
-// FWD_HALF 1: half tiles, decided per task. A partial tile whose rows of one consumer warpgroup
-// attend keys of only one 64-key half of the tile is computed on that half alone by that
-// warpgroup: S = Q K^T with N = 64 and P V over its 4 key steps; a warpgroup whose rows attend
-// none of the tile's keys skips it (decided per warpgroup from the rows' mask bits, `bar.red.or`
-// on named barrier 1 + warpgroup, then `vote.any` so that ptxas sees uniform branches around the
-// wgmma: a wgmma under a branch it thinks divergent makes it serialise every wgmma of the
-// kernel). The host (exec.rs, `DCP_CUDA_FWD_HALF`) puts a task's half tiles first in its tile
-// list and their count in TaskDesc.pad; the consumers run those tiles through the half step and
-// the rest through the plain loop, whose step is the one without FWD_HALF (the tile word is read
-// before the first wgmma only in the half step: kbw11's per-tile decision cost works1000 -4.5 %,
-// lambda -2 %, D 64 -5 %, bench/results/kernels-2026-11-29-kbw11). causal-blockwise: the
-// window's first tile (rows 64-127 need keys 64-127 only) and the diagonal (rows 0-63 keys 0-63)
-// make 6.5 of 7 tile-equivalents per task. Measured: bench/results/kernels-2026-11-29-kbw11c.
+// FWD_HALF 1 (opt-in, a kernel of its own): half tiles, decided per task. A partial tile whose
+// rows of one consumer warpgroup attend keys of only one 64-key half of the tile is computed on
+// that half alone by that warpgroup: S = Q K^T with N = 64 and P V over its 4 key steps; a
+// warpgroup whose rows attend none of the tile's keys skips it (decided per warpgroup from the
+// rows' mask bits, `bar.red.or` on named barrier 1 + warpgroup, then `vote.any` so that ptxas sees
+// uniform branches around the wgmma: a wgmma under a branch it thinks divergent makes it
+// serialise every wgmma of the kernel). The host (exec.rs, `DCP_CUDA_FWD_HALF=1`) puts a task's
+// half tiles first in its tile list and their count in TaskDesc.pad, and launches this kernel,
+// compiled with FWD_HALF 1, only for launches that have half tiles; the consumers run those tiles
+// through the half step and the rest through the plain loop (the step's source as without
+// FWD_HALF). causal-blockwise: the window's first tile (rows 64-127 need keys 64-127 only) and
+// the diagonal (rows 0-63 keys 0-63) make 6.5 of 7 tile-equivalents per task. Measured
+// (bench/results/kernels-2026-11-29-kbw11c, D 128): causal-blockwise +3.0 %, causal 32K +5.5 %,
+// shared-question +6.6 %, packed +1.8 %, but lambda -2.6 %; with no half tile at all the kernel
+// still loses works1000 -7 % and lambda -5 % (ptxas schedules the whole kernel differently: the
+// plain step is 425 instructions against 437 and not the same order), hence a kernel of its own.
+// The per-tile decision before it (kbw11) lost about the same.
 #ifndef FWD_HALF
-#define FWD_HALF (HEAD_DIM == 128)
+#define FWD_HALF 0
 #endif
 // FWD_LATEREL 1 (opt-in, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
 // wait for the store to have read the staged tile (in the task's Q buffer) before the next task:

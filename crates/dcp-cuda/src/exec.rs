@@ -233,6 +233,10 @@ pub struct Kernels {
     /// defines, and the kernel once a launch chains ([`Kernels::bwd_chain_kernel`]).
     bwd_chain_defs: Option<Vec<(String, String)>>,
     bwd_chain: std::sync::OnceLock<Kernel>,
+    /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF=1`): its
+    /// defines, and the kernel once a launch has half tiles ([`Kernels::fwd_half_kernel`]).
+    fwd_half_defs: Option<Vec<(String, String)>>,
+    fwd_half: std::sync::OnceLock<Kernel>,
     fwd_smem: u32,
     bwd_smem: u32,
     /// Dynamic shared memory of the chain kernel: `bwd_smem`, plus the O half rows of its D
@@ -350,6 +354,20 @@ impl Kernels {
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
         };
+        // Half tiles in a forward kernel of their own, compiled when the first launch has half
+        // tiles and used by those launches only: compiled into the one kernel, their code cost
+        // works1000 -7 % and lambda -5 % with no half tile run (bench/results/
+        // kernels-2026-11-29-kbw11c).
+        let fwd_half_defs = match fwd_family {
+            KernelFamily::Sm90Wgmma
+                if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref())? =>
+            {
+                let mut defs = defs.clone();
+                defs.push(("FWD_HALF".into(), "1".into()));
+                Some(defs)
+            }
+            _ => None,
+        };
         let mut bwd_chain_defs = None;
         let mut bwd_chain_smem = 0;
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
@@ -407,6 +425,8 @@ impl Kernels {
             bwd,
             bwd_chain_defs,
             bwd_chain: std::sync::OnceLock::new(),
+            fwd_half_defs,
+            fwd_half: std::sync::OnceLock::new(),
             fwd_smem,
             bwd_smem,
             bwd_chain_smem,
@@ -444,6 +464,20 @@ impl Kernels {
         }
         Ok(self.bwd_chain.get())
     }
+    /// The sm90 forward with half tiles (`FWD_HALF`), compiled at the first call; `None` where
+    /// `DCP_CUDA_FWD_HALF` is off or the forward is not sm90.
+    fn fwd_half_kernel(&self, gpu: &Gpu) -> Result<Option<&Kernel>> {
+        let Some(defs) = &self.fwd_half_defs else {
+            return Ok(None);
+        };
+        if self.fwd_half.get().is_none() {
+            let k = gpu.kernel(Source::AttnFwdSm90, defs, "dcp_attn_fwd_sm90")?;
+            gpu.set_smem(&k, self.fwd_smem as usize)?;
+            // A racing caller may have set it first: the same module either way.
+            let _ = self.fwd_half.set(k);
+        }
+        Ok(self.fwd_half.get())
+    }
     /// Which kernels run, e.g. `fwd sm90-wgmma, bwd mma.sync`.
     pub fn family(&self) -> String {
         format!(
@@ -478,6 +512,8 @@ enum K {
     Merge,
     BwdDd,
     Fwd,
+    /// The sm90 forward with half tiles (`FWD_HALF`; lowered only where `Kernels::fwd_half` is).
+    FwdHalf,
     Bwd,
     /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
     BwdChain,
@@ -839,14 +875,14 @@ impl TileMasks {
     }
 }
 
-/// `DCP_CUDA_FWD_HALF`: unset, empty or `1` puts each sm90 forward task's half tiles first and
-/// gives the kernel their count (`attn_fwd_sm90.cu` `FWD_HALF`), `0` leaves the lists in key
-/// order with a count of 0 (every tile through the plain step), anything else is an error
-/// naming the value.
+/// `DCP_CUDA_FWD_HALF`: `1` puts each sm90 forward task's half tiles first, gives the kernel
+/// their count in `TaskDesc.pad`, and launches the half-tile kernel (`attn_fwd_sm90.cu`
+/// `FWD_HALF`) where a launch has any; unset, empty or `0` (the default) leaves the lists in key
+/// order, the counts 0 and the plain kernel; anything else is an error naming the value.
 fn fwd_half_with(v: Option<&str>) -> Result<bool> {
     match v.map(str::trim) {
-        None | Some("") | Some("1") => Ok(true),
-        Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        None | Some("") | Some("0") => Ok(false),
         Some(o) => Err(CudaError::Unsupported(format!(
             "DCP_CUDA_FWD_HALF={o}: expected 0 or 1"
         ))),
@@ -1463,7 +1499,7 @@ impl Lowering<'_> {
         let mut wl = WorkLists::default();
         if kernels.fwd_family == KernelFamily::Sm90Wgmma {
             wl.mask_mode = TileMasks::sm90(true)?;
-            wl.half_mode = fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref())?;
+            wl.half_mode = kernels.fwd_half_defs.is_some();
         }
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
@@ -1554,6 +1590,13 @@ impl Lowering<'_> {
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
         wl.order_fwd_half();
+        // Only a launch with half tiles takes the half-tile kernel; the others keep the plain one.
+        let k =
+            if wl.tasks.iter().any(|t| t.pad > 0) && kernels.fwd_half_kernel(self.gpu)?.is_some() {
+                K::FwdHalf
+            } else {
+                K::Fwd
+            };
         // sm90: TMA tensor maps of each work's Q and single KV region (`tensormaps.rs`; the kernel
         // loads them with tensor copies under `FWD_TMA`), built after the split-K rewrite.
         let fwd_maps = if kernels.fwd_family == KernelFamily::Sm90Wgmma {
@@ -1590,7 +1633,7 @@ impl Lowering<'_> {
             }
         };
         self.ops.push(Op::Launch(Launch {
-            k: K::Fwd,
+            k,
             grid,
             block: kernels.fwd_block,
             smem: kernels.fwd_smem,
@@ -2428,6 +2471,14 @@ impl Prepared {
             K::Merge => &ks.merge,
             K::BwdDd => &ks.bwd_dd,
             K::Fwd => &ks.fwd,
+            K::FwdHalf => ks.fwd_half.get().ok_or_else(|| {
+                CudaError::Unsupported(
+                    "a forward launch with half tiles (DCP_CUDA_FWD_HALF) was enqueued with \
+                     kernels whose half-tile kernel was never compiled: enqueue a program with \
+                     the Kernels it was prepared with"
+                        .into(),
+                )
+            })?,
             K::Bwd => &ks.bwd,
             K::BwdChain => ks.bwd_chain.get().ok_or_else(|| {
                 CudaError::Unsupported(
@@ -3094,8 +3145,8 @@ mod tests {
             assert!(wl.tasks.iter().all(|t| t.pad == 0));
             assert_eq!((wl.tiles, wl.tmask), (key_tiles, key_masks));
         }
-        assert!(fwd_half_with(None).unwrap() && fwd_half_with(Some("1")).unwrap());
-        assert!(!fwd_half_with(Some(" 0")).unwrap());
+        assert!(fwd_half_with(Some("1")).unwrap());
+        assert!(!fwd_half_with(None).unwrap() && !fwd_half_with(Some(" 0")).unwrap());
         let e = fwd_half_with(Some("on")).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_HALF=on"), "{e}");
     }
