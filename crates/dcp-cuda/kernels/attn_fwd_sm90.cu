@@ -112,18 +112,23 @@
 // Bytes of tensor maps per work (tensormaps.rs: Q, KV, O maps of 128 bytes).
 #define FWD_MAPS 384
 
-// FWD_HALF 1 (opt-in): a partial tile whose rows of one consumer warpgroup attend keys of only one
-// 64-key half of the tile (decided per warpgroup from the rows' mask bits, `bar.red.or` on named
-// barrier 1 + warpgroup, then `vote.any` so that ptxas sees uniform branches around the wgmma:
-// a wgmma under a branch it thinks divergent makes it serialise every wgmma of the kernel) is
-// computed on that half alone: S = Q K^T with N = 64 and P V over its 4 key steps; a warpgroup
-// whose rows attend none of the tile's keys skips it. causal-blockwise (window's first tile:
-// rows 64-127 need keys 64-127 only; diagonal tile: rows 0-63 keys 0-63) computes 6.5 of 7
-// tile-equivalents per task instead of 7. The tile word is then read before each step's first
-// wgmma (shared load, vote, branch), also on full tiles. Measured (bench/results/
-// kernels-2026-11-29-kbw11, D 128, over the merge fast path): causal-blockwise +3.7 %, causal 32K
-// +1.7 %, shared-question +3.0 %, packed +1.9 %, but lambda -2.0 % and works1000 -4.5 %; D 64
-// -5 % on most shapes. Off until the full-tile cost is found.
+// FWD_HALF 1 (opt-in, a kernel of its own): half tiles, decided per task. A partial tile whose
+// rows of one consumer warpgroup attend keys of only one 64-key half of the tile is computed on
+// that half alone by that warpgroup: S = Q K^T with N = 64 and P V over its 4 key steps; a
+// warpgroup whose rows attend none of the tile's keys skips it (decided per warpgroup from the
+// rows' mask bits, `bar.red.or` on named barrier 1 + warpgroup, then `vote.any` so that ptxas sees
+// uniform branches around the wgmma: a wgmma under a branch it thinks divergent makes it
+// serialise every wgmma of the kernel). The host (exec.rs, `DCP_CUDA_FWD_HALF=1`) puts a task's
+// half tiles first in its tile list and their count in TaskDesc.pad, and launches this kernel,
+// compiled with FWD_HALF 1, only for launches that have half tiles; the consumers run those tiles
+// through the half step and the rest through the plain loop (the step's source as without
+// FWD_HALF). causal-blockwise: the window's first tile (rows 64-127 need keys 64-127 only) and
+// the diagonal (rows 0-63 keys 0-63) make 6.5 of 7 tile-equivalents per task. Measured
+// (bench/results/kernels-2026-11-29-kbw11c, D 128): causal-blockwise +3.0 %, causal 32K +5.5 %,
+// shared-question +6.6 %, packed +1.8 %, but lambda -2.6 %; with no half tile at all the kernel
+// still loses works1000 -7 % and lambda -5 % (ptxas schedules the whole kernel differently: the
+// plain step is 425 instructions against 437 and not the same order), hence a kernel of its own.
+// The per-tile decision before it (kbw11) lost about the same.
 #ifndef FWD_HALF
 #define FWD_HALF 0
 #endif
@@ -749,7 +754,108 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
     float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
+#if FWD_HALF
+    // The task's first `pad` tiles (the host puts its half tiles first: `DCP_CUDA_FWD_HALF`,
+    // exec.rs) through the half step; the rest through the plain loop below, main's step
+    // unchanged (no tile word read before its first wgmma).
+    u32 j = 0;
+    const u32 n_half = min(tk->pad, n_tiles);
+    for (; j < n_half; ++j, ++sg) {
+      const int s = sg & 1;
+      mbar_wait(full(s), (sg >> 1) & 1);
+      fence_proxy_async();
+      const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
+      // Partial tiles: this thread's mask words (staged, or from the staged ranges), and which
+      // 64-key halves the warpgroup's rows attend.
+      // Branches around wgmma must be uniform to ptxas (else it serialises every wgmma of the
+      // kernel): the conditions go through vote.any (the same value in every thread anyway).
+      const u32 word = *(const u32*)(kst + S90_BR * 16);
+      uint2 mw = make_uint2(0u, 0u);
+      if (__any_sync(0xffffffffu, (word >> 31) != 0u)) {
+        mw = *(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK
+                 ? ((const uint2*)kst)[tid - 128]
+                 : mask_words((word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+        const u32 mo = mw.x | mw.y;
+        const bool nl = __any_sync(0xffffffffu, f90_wg_any((mo & 0xffffu) != 0u, 1 + cw));
+        const bool nh = __any_sync(0xffffffffu, f90_wg_any((mo >> 16) != 0u, 1 + cw));
+        if (!(nl && nh)) {
+          if (nl || nh) {
+            // One half: S (m64n64) and P V over its 4 key steps.
+            // (Compile-time key half in each branch: the descriptors stay uniform.)
+            float sh[S90_BC / 4];
+            wg_fence();
+            if (nh) F90_ISSUE_S(1, sh, s, 1);
+            else F90_ISSUE_S(1, sh, s, 0);
+            wg_wait<0>();
+            reg_fence<S90_BC / 4>(sh);
+            mask_half_bits(sh, mw, nh ? 1 : 0);
+            float mn[2];
+            if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+            f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);
+            u32 ph[S90_BC / 32][4];
+            acc_to_a<S90_BC / 2>(sh, ph);
+            reg_fence<D / 2>(o);
+            wg_fence();
+            if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
+            else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
+            wg_wait<0>();
+            reg_fence<D / 2>(o);
+          }
+          mbar_arrive(empty(s));
+          F90_LATE_ARRIVE();
+          continue;
+        }
+      }
+      float sc[S90_BC / 2];
+      wg_fence();
+      F90_ISSUE_S(2, sc, s, 0);
+      wg_wait<0>();
+      reg_fence<S90_BC / 2>(sc);
+      if (word >> 31) mask_tile_bits(sc, mw);
+#if FWD_SPLIT == 2
+      u32 pa[S90_BC / 16][4];
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc, pa);
+        reg_fence<D / 2>(o);
+        wg_fence();
+        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
+        wg_fence();
+        F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
+      }
+#else
+#if FWD_LAZY || FWD_SPLIT
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 8>(sc, mm, ll, scale_log2);
+      }
+#else
+      {
+        float al[2], sum[2];
+        softmax_step(sc, mm, al, sum, scale_log2);
+        rescale(o, ll, al, sum);
+      }
+#endif
+      u32 pa[S90_BC / 16][4];
+      acc_to_a<S90_BC>(sc, pa);
+      reg_fence<D / 2>(o);
+      wg_fence();
+      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
+#endif
+      wg_wait<0>();
+      reg_fence<D / 2>(o);
+      mbar_arrive(empty(s));
+      F90_LATE_ARRIVE();
+    }
+    for (; j < n_tiles; ++j, ++sg) {
+#else
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
+#endif
       const int s = sg & 1;
       mbar_wait(full(s), (sg >> 1) & 1);
       fence_proxy_async();
@@ -799,55 +905,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         continue;
       }
 #endif
-#if FWD_HALF
-      // Partial tiles: this thread's mask words (staged, or from the staged ranges), and which
-      // 64-key halves the warpgroup's rows attend.
-      // Branches around wgmma must be uniform to ptxas (else it serialises every wgmma of the
-      // kernel): the conditions go through vote.any (the same value in every thread anyway).
-      const u32 word = *(const u32*)(kst + S90_BR * 16);
-      uint2 mw = make_uint2(0u, 0u);
-      if (__any_sync(0xffffffffu, (word >> 31) != 0u)) {
-        mw = *(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK
-                 ? ((const uint2*)kst)[tid - 128]
-                 : mask_words((word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
-        const u32 mo = mw.x | mw.y;
-        const bool nl = __any_sync(0xffffffffu, f90_wg_any((mo & 0xffffu) != 0u, 1 + cw));
-        const bool nh = __any_sync(0xffffffffu, f90_wg_any((mo >> 16) != 0u, 1 + cw));
-        if (!(nl && nh)) {
-          if (nl || nh) {
-            // One half: S (m64n64) and P V over its 4 key steps.
-            // (Compile-time key half in each branch: the descriptors stay uniform.)
-            float sh[S90_BC / 4];
-            wg_fence();
-            if (nh) F90_ISSUE_S(1, sh, s, 1);
-            else F90_ISSUE_S(1, sh, s, 0);
-            wg_wait<0>();
-            reg_fence<S90_BC / 4>(sh);
-            mask_half_bits(sh, mw, nh ? 1 : 0);
-            float mn[2];
-            if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
-            f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);
-            u32 ph[S90_BC / 32][4];
-            acc_to_a<S90_BC / 2>(sh, ph);
-            reg_fence<D / 2>(o);
-            wg_fence();
-            if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
-            else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
-            wg_wait<0>();
-            reg_fence<D / 2>(o);
-          }
-          mbar_arrive(empty(s));
-          F90_LATE_ARRIVE();
-          continue;
-        }
-      }
-      float sc[S90_BC / 2];
-      wg_fence();
-      F90_ISSUE_S(2, sc, s, 0);
-      wg_wait<0>();
-      reg_fence<S90_BC / 2>(sc);
-      if (word >> 31) mask_tile_bits(sc, mw);
-#else
       float sc[S90_BC / 2];
       wg_fence();
       F90_ISSUE_S(2, sc, s, 0);
@@ -861,7 +918,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         else
           mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
       }
-#endif
 #if FWD_SPLIT == 2
       // softmax below, with P V
 #elif FWD_LAZY || FWD_SPLIT

@@ -233,6 +233,10 @@ pub struct Kernels {
     /// defines, and the kernel once a launch chains ([`Kernels::bwd_chain_kernel`]).
     bwd_chain_defs: Option<Vec<(String, String)>>,
     bwd_chain: std::sync::OnceLock<Kernel>,
+    /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF=1`): its
+    /// defines, and the kernel once a launch has half tiles ([`Kernels::fwd_half_kernel`]).
+    fwd_half_defs: Option<Vec<(String, String)>>,
+    fwd_half: std::sync::OnceLock<Kernel>,
     fwd_smem: u32,
     bwd_smem: u32,
     /// Dynamic shared memory of the chain kernel: `bwd_smem`, plus the O half rows of its D
@@ -350,6 +354,20 @@ impl Kernels {
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
         };
+        // Half tiles in a forward kernel of their own, compiled when the first launch has half
+        // tiles and used by those launches only: compiled into the one kernel, their code cost
+        // works1000 -7 % and lambda -5 % with no half tile run (bench/results/
+        // kernels-2026-11-29-kbw11c).
+        let fwd_half_defs = match fwd_family {
+            KernelFamily::Sm90Wgmma
+                if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref())? =>
+            {
+                let mut defs = defs.clone();
+                defs.push(("FWD_HALF".into(), "1".into()));
+                Some(defs)
+            }
+            _ => None,
+        };
         let mut bwd_chain_defs = None;
         let mut bwd_chain_smem = 0;
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
@@ -407,6 +425,8 @@ impl Kernels {
             bwd,
             bwd_chain_defs,
             bwd_chain: std::sync::OnceLock::new(),
+            fwd_half_defs,
+            fwd_half: std::sync::OnceLock::new(),
             fwd_smem,
             bwd_smem,
             bwd_chain_smem,
@@ -444,6 +464,20 @@ impl Kernels {
         }
         Ok(self.bwd_chain.get())
     }
+    /// The sm90 forward with half tiles (`FWD_HALF`), compiled at the first call; `None` where
+    /// `DCP_CUDA_FWD_HALF` is off or the forward is not sm90.
+    fn fwd_half_kernel(&self, gpu: &Gpu) -> Result<Option<&Kernel>> {
+        let Some(defs) = &self.fwd_half_defs else {
+            return Ok(None);
+        };
+        if self.fwd_half.get().is_none() {
+            let k = gpu.kernel(Source::AttnFwdSm90, defs, "dcp_attn_fwd_sm90")?;
+            gpu.set_smem(&k, self.fwd_smem as usize)?;
+            // A racing caller may have set it first: the same module either way.
+            let _ = self.fwd_half.set(k);
+        }
+        Ok(self.fwd_half.get())
+    }
     /// Which kernels run, e.g. `fwd sm90-wgmma, bwd mma.sync`.
     pub fn family(&self) -> String {
         format!(
@@ -478,6 +512,8 @@ enum K {
     Merge,
     BwdDd,
     Fwd,
+    /// The sm90 forward with half tiles (`FWD_HALF`; lowered only where `Kernels::fwd_half` is).
+    FwdHalf,
     Bwd,
     /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
     BwdChain,
@@ -789,6 +825,10 @@ struct WorkLists {
     mask_rows: Vec<u128>,
     /// The tasks are in launch order already (chains, [`own::order_chains`]): not sorted.
     keep_order: bool,
+    /// sm90 forward, `DCP_CUDA_FWD_HALF` on: per entry of `tiles`, whether it is a half tile
+    /// ([`tilemask::fwd_half`]); [`Self::order_fwd_half`] puts them first in each task's list.
+    half_mode: bool,
+    half: Vec<bool>,
 }
 
 /// Whether a work whose tiles are `partial` of `total` partial gets precomputed tile masks: the
@@ -832,6 +872,20 @@ impl TileMasks {
                 "DCP_CUDA_TILE_MASKS={o}: expected 0 or 1"
             ))),
         }
+    }
+}
+
+/// `DCP_CUDA_FWD_HALF`: `1` puts each sm90 forward task's half tiles first, gives the kernel
+/// their count in `TaskDesc.pad`, and launches the half-tile kernel (`attn_fwd_sm90.cu`
+/// `FWD_HALF`) where a launch has any; unset, empty or `0` (the default) leaves the lists in key
+/// order, the counts 0 and the plain kernel; anything else is an error naming the value.
+fn fwd_half_with(v: Option<&str>) -> Result<bool> {
+    match v.map(str::trim) {
+        Some("1") => Ok(true),
+        None | Some("") | Some("0") => Ok(false),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_FWD_HALF={o}: expected 0 or 1"
+        ))),
     }
 }
 
@@ -906,6 +960,76 @@ impl WorkLists {
                     self.tmask[i] = self.tile_mask(csr, q.0, q.1, t & !PARTIAL, n_keys);
                 }
             }
+        }
+    }
+
+    /// With `half_mode`: marks the half tiles ([`tilemask::fwd_half`], partial tiles only) of one
+    /// forward work whose q tiles `(r0, r1, tiles_off, tiles_n)` (128 rows, 128-key tiles) were
+    /// classified by [`Self::classify_into_tiles`].
+    fn mark_fwd_half(&mut self, csr: &RowCsr, qtiles: &[(u32, u32, u32, u32)], n_keys: u32) {
+        if !self.half_mode {
+            return;
+        }
+        self.half.resize(self.tiles.len(), false);
+        for &(r0, r1, off, n) in qtiles {
+            for i in off as usize..(off + n) as usize {
+                let t = self.tiles[i];
+                self.half[i] =
+                    t & PARTIAL != 0 && tilemask::fwd_half(csr, r0, r1, t & !PARTIAL, n_keys);
+            }
+        }
+    }
+
+    /// With `half_mode`, after the split-K rewrite: each task's slice of the tile list (tasks of
+    /// one q tile's heads share it, split pieces have disjoint ones) gets its half tiles first,
+    /// the rest after them, both in key order (the mask indices move with their tiles), and the
+    /// task their count in `pad` (`attn_fwd_sm90.cu` runs that many tiles through its half step).
+    /// Without it every count stays 0. The order of a task's tiles does not change its result
+    /// (online softmax), only which step computes them.
+    fn order_fwd_half(&mut self) {
+        if !self.half_mode {
+            return;
+        }
+        self.half.resize(self.tiles.len(), false);
+        let WorkLists {
+            tasks,
+            tiles,
+            tmask,
+            half,
+            ..
+        } = self;
+        let masks = tmask.len() == tiles.len();
+        let mut count: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut ordered = vec![false; tiles.len()];
+        let (mut t_buf, mut m_buf) = (Vec::new(), Vec::new());
+        for t in tasks.iter_mut() {
+            let r = t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize;
+            t.pad = *count.entry((t.tiles_off, t.tiles_n)).or_insert_with(|| {
+                assert!(
+                    !ordered[r.clone()].iter().any(|&o| o),
+                    "forward tile lists {r:?} overlap another task's"
+                );
+                ordered[r.clone()].iter_mut().for_each(|o| *o = true);
+                let idx: Vec<usize> = r
+                    .clone()
+                    .filter(|&i| half[i])
+                    .chain(r.clone().filter(|&i| !half[i]))
+                    .collect();
+                t_buf.clear();
+                t_buf.extend(idx.iter().map(|&i| tiles[i]));
+                tiles[r.clone()].copy_from_slice(&t_buf);
+                if masks {
+                    m_buf.clear();
+                    m_buf.extend(idx.iter().map(|&i| tmask[i]));
+                    tmask[r.clone()].copy_from_slice(&m_buf);
+                }
+                let n = r.clone().filter(|&i| half[i]).count();
+                half[r.clone()]
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(k, h)| *h = k < n);
+                n as u32
+            });
         }
     }
 
@@ -1375,6 +1499,7 @@ impl Lowering<'_> {
         let mut wl = WorkLists::default();
         if kernels.fwd_family == KernelFamily::Sm90Wgmma {
             wl.mask_mode = TileMasks::sm90(true)?;
+            wl.half_mode = kernels.fwd_half_defs.is_some();
         }
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
@@ -1461,8 +1586,17 @@ impl Lowering<'_> {
                 r0 = r1;
             }
             wl.fill_fwd_masks(&csr, &qtiles, key0);
+            wl.mark_fwd_half(&csr, &qtiles, key0);
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
+        wl.order_fwd_half();
+        // Only a launch with half tiles takes the half-tile kernel; the others keep the plain one.
+        let k =
+            if wl.tasks.iter().any(|t| t.pad > 0) && kernels.fwd_half_kernel(self.gpu)?.is_some() {
+                K::FwdHalf
+            } else {
+                K::Fwd
+            };
         // sm90: TMA tensor maps of each work's Q and single KV region (`tensormaps.rs`; the kernel
         // loads them with tensor copies under `FWD_TMA`), built after the split-K rewrite.
         let fwd_maps = if kernels.fwd_family == KernelFamily::Sm90Wgmma {
@@ -1499,7 +1633,7 @@ impl Lowering<'_> {
             }
         };
         self.ops.push(Op::Launch(Launch {
-            k: K::Fwd,
+            k,
             grid,
             block: kernels.fwd_block,
             smem: kernels.fwd_smem,
@@ -2337,6 +2471,14 @@ impl Prepared {
             K::Merge => &ks.merge,
             K::BwdDd => &ks.bwd_dd,
             K::Fwd => &ks.fwd,
+            K::FwdHalf => ks.fwd_half.get().ok_or_else(|| {
+                CudaError::Unsupported(
+                    "a forward launch with half tiles (DCP_CUDA_FWD_HALF) was enqueued with \
+                     kernels whose half-tile kernel was never compiled: enqueue a program with \
+                     the Kernels it was prepared with"
+                        .into(),
+                )
+            })?,
             K::Bwd => &ks.bwd,
             K::BwdChain => ks.bwd_chain.get().ok_or_else(|| {
                 CudaError::Unsupported(
@@ -2853,6 +2995,160 @@ mod tests {
         assert_eq!(long.len(), 2 * 8 * 7);
         assert!(long.iter().all(|t| t.row0 == 0 || t.row0 == 128));
         assert_eq!(long.iter().map(|t| t.tiles_n).sum::<u32>(), 2 * 8 * 256);
+    }
+
+    /// Forward half tiles (`DCP_CUDA_FWD_HALF`): on causal-blockwise (256-token blocks, 2 local)
+    /// over 4096 tokens, each task's slice holds its half tiles first — the window's first tile
+    /// (rows 64-127 see its upper 64 keys only) and the diagonal (rows 0-63 its lower keys) —
+    /// then the others, both in key order; `pad` counts them; the mask indices move with their
+    /// tiles; the split last block's pieces are ordered each within its own slice. A full-mask
+    /// work and the switch off keep key order and a count of 0.
+    #[test]
+    fn forward_half_tiles_first_with_their_count() {
+        let n = 4096u32;
+        let blockwise: Vec<Vec<(u32, u32)>> = (0..n)
+            .map(|i| {
+                if i < 256 || i >= n - 256 {
+                    vec![(0, i + 1)]
+                } else {
+                    vec![(0, 256), (256.max(i.saturating_sub(512)), i + 1)]
+                }
+            })
+            .collect();
+        let full: Vec<Vec<(u32, u32)>> = (0..n).map(|_| vec![(0, n)]).collect();
+        let build = |rows: &[Vec<(u32, u32)>], half_mode: bool| {
+            let mut wl = WorkLists {
+                mask_mode: TileMasks::Fwd,
+                half_mode,
+                ..Default::default()
+            };
+            wl.works.push(WorkDesc {
+                n_rows: n,
+                q_heads: 2,
+                ..Default::default()
+            });
+            let (csr, _) = wl.push_rows(&RowRanges::from_rows(rows), n);
+            let mut qtiles = Vec::new();
+            for r0 in (0..n).step_by(SM90_BR as usize) {
+                let (off, len) = wl.classify_into_tiles(&csr, r0, r0 + SM90_BR, n, SM90_BC);
+                qtiles.push((r0, r0 + SM90_BR, off, len));
+                for h in 0..2 {
+                    wl.tasks.push(TaskDesc {
+                        head: h,
+                        ..task(0, r0, off, len)
+                    });
+                }
+            }
+            wl.fill_fwd_masks(&csr, &qtiles, n);
+            wl.mark_fwd_half(&csr, &qtiles, n);
+            let key_order = (wl.tiles.clone(), wl.tmask.clone());
+            // 132 SMs: chunk = 16 tiles; the last block's q tiles (31 and 32 tiles) are split
+            // in 2 pieces each.
+            let splits = wl.fwd_split(132, &[1], u64::MAX, SM90_BR);
+            wl.apply_fwd_split(&splits, 2, |_, _, wd| wd);
+            wl.order_fwd_half();
+            (wl, csr, key_order)
+        };
+
+        let (wl, csr, (key_tiles, key_masks)) = build(&blockwise, true);
+        assert!(
+            wl.tasks.iter().any(|t| t.work > 0),
+            "the last block is split"
+        );
+        let mut scratch = (Vec::new(), Vec::new());
+        for t in &wl.tasks {
+            let r = t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize;
+            let (row0, np) = if t.work == 0 {
+                (t.row0, 1)
+            } else {
+                (t.row0 + (n - 256), wl.works.len() - 1)
+            };
+            let qt = row0 / SM90_BR;
+            // Half tiles: the window's first tile (tile qt - 4, from q tile 6 on, where the
+            // window starts past the first block) and the diagonal.
+            let want_half: Vec<u32> = (0..n / SM90_BC)
+                .filter(|&kt| kt == qt || (kt + 4 == qt && qt >= 6 && row0 < n - 256))
+                .collect();
+            let (half, rest) = wl.tiles[r.clone()].split_at(t.pad as usize);
+            assert!(half.iter().all(|&w| w & PARTIAL != 0), "task {t:?}");
+            assert!(half.windows(2).all(|w| w[0] < w[1]) && rest.windows(2).all(|w| w[0] < w[1]));
+            for &w in half {
+                assert!(
+                    want_half.contains(&(w & !PARTIAL)),
+                    "task {t:?}: tile {w:#x}"
+                );
+            }
+            for &w in rest {
+                assert!(
+                    !want_half.contains(&(w & !PARTIAL)),
+                    "task {t:?}: tile {w:#x}"
+                );
+            }
+            if np == 1 {
+                assert_eq!(t.pad as usize, want_half.len(), "task {t:?}");
+                // The slice holds the tiles of key order, permuted.
+                let mut sorted = wl.tiles[r.clone()].to_vec();
+                sorted.sort_by_key(|w| w & !PARTIAL);
+                assert_eq!(sorted, key_tiles[r.clone()]);
+            }
+            // Each tile's mask index still names its mask.
+            for i in r {
+                let w = wl.tiles[i];
+                if w & PARTIAL == 0 {
+                    assert_eq!(wl.tmask[i], tilemask::NO_MASK);
+                    continue;
+                }
+                let m = wl.tmask[i] as usize * tilemask::FWD_MASK_WORDS;
+                scratch.1.clear();
+                tilemask::push(
+                    tilemask::Layout::Fwd,
+                    &csr,
+                    row0,
+                    row0 + SM90_BR,
+                    w & !PARTIAL,
+                    n,
+                    &mut scratch.0,
+                    &mut scratch.1,
+                );
+                assert_eq!(wl.masks[m..m + tilemask::FWD_MASK_WORDS], scratch.1[..]);
+            }
+        }
+        // The split pieces of the last block's q tiles: the diagonal in the last piece, its
+        // slice's only half tile; every other piece none.
+        let pieces: Vec<&TaskDesc> = wl.tasks.iter().filter(|t| t.work > 0).collect();
+        assert_eq!(
+            pieces.iter().map(|t| t.pad).sum::<u32>(),
+            2 * 2,
+            "2 q tiles x 2 heads"
+        );
+        let mut all_masks = key_masks.clone();
+        all_masks.sort_unstable();
+        let mut now = wl.tmask.clone();
+        now.sort_unstable();
+        assert_eq!(all_masks, now);
+        let middle = wl
+            .tasks
+            .iter()
+            .filter(|t| t.work == 0 && t.row0 >= 6 * SM90_BR)
+            .count();
+        assert!(
+            middle > 0
+                && wl
+                    .tasks
+                    .iter()
+                    .filter(|t| t.work == 0 && t.row0 >= 6 * SM90_BR)
+                    .all(|t| t.pad == 2)
+        );
+
+        for (rows, mode) in [(&full, true), (&blockwise, false)] {
+            let (wl, _, (key_tiles, key_masks)) = build(rows, mode);
+            assert!(wl.tasks.iter().all(|t| t.pad == 0));
+            assert_eq!((wl.tiles, wl.tmask), (key_tiles, key_masks));
+        }
+        assert!(fwd_half_with(Some("1")).unwrap());
+        assert!(!fwd_half_with(None).unwrap() && !fwd_half_with(Some(" 0")).unwrap());
+        let e = fwd_half_with(Some("on")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_FWD_HALF=on"), "{e}");
     }
 
     /// Forward tile masks: a work with many partial tiles gets one per partial tile (and none

@@ -185,6 +185,28 @@ pub fn push(
     }
 }
 
+/// Forward half tile (`attn_fwd_sm90.cu` `FWD_HALF`): whether, in key tile `kt` of the 128-row
+/// query tile of rows `r0..r1` (rows from `r1` on attend nothing), the 64 rows of one consumer
+/// warpgroup (`r0 + 64 cw ..`) attend keys of at most one of the tile's two 64-key halves (keys
+/// from `n_keys` on do not count). That warpgroup then computes the tile on one half or skips
+/// it. The kernel decides the same from the tile's mask bits; the host only routes the tile
+/// through the kernel's half step (`exec.rs`), so a wrong answer here costs time, not results.
+pub fn fwd_half(csr: &RowCsr, r0: u32, r1: u32, kt: u32, n_keys: u32) -> bool {
+    let k0 = kt * TILE_KEYS;
+    let half = |h: u32| (k0 + 64 * h, (k0 + 64 * (h + 1)).min(n_keys));
+    (0..2u32).any(|cw| {
+        let (a, b) = (r0 + 64 * cw, (r0 + 64 * (cw + 1)).min(r1));
+        let sees = |(hs, he): (u32, u32)| {
+            (a..b).any(|r| {
+                csr.row(r as usize)
+                    .iter()
+                    .any(|&[s, e]| s.max(hs) < e.min(he))
+            })
+        };
+        !(sees(half(0)) && sees(half(1)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +319,56 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `fwd_half` is what the forward kernel's half step decides from a tile's mask words (per
+    /// consumer warpgroup, the OR of its threads' words: bits 0-15 are keys 0-63, bits 16-31
+    /// keys 64-127; a half tile when a warpgroup's OR misses one of them), on random ranges,
+    /// causal rows and rows that see everything, with rows and keys ending inside tiles.
+    #[test]
+    fn fwd_half_is_the_kernels_decision_from_the_mask() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut scratch = Vec::new();
+        let (mut halves, mut wholes) = (0, 0);
+        for case in 0..60u32 {
+            let n_rows = 60 + case * 9;
+            let n_keys = 100 + case * 13;
+            let rows = match case % 3 {
+                0 => random_rows(&mut seed, n_rows, n_keys),
+                1 => (0..n_rows)
+                    .map(|r| vec![(0, (r + 1).min(n_keys))])
+                    .collect(),
+                _ => (0..n_rows).map(|_| vec![(0, n_keys)]).collect(),
+            };
+            let csr = csr_of(&rows);
+            for kt in 0..n_keys.div_ceil(128) {
+                let mut r0 = 0;
+                while r0 < n_rows {
+                    let r1 = (r0 + 128).min(n_rows);
+                    let mut m = Vec::new();
+                    push(Layout::Fwd, &csr, r0, r1, kt, n_keys, &mut scratch, &mut m);
+                    let kernel = (0..2usize).any(|cw| {
+                        let or = m[256 * cw..256 * (cw + 1)].iter().fold(0u32, |a, &w| a | w);
+                        or & 0xffff == 0 || or >> 16 == 0
+                    });
+                    assert_eq!(
+                        fwd_half(&csr, r0, r1, kt, n_keys),
+                        kernel,
+                        "case {case} rows {r0}..{r1} kt {kt}"
+                    );
+                    if kernel {
+                        halves += 1;
+                    } else {
+                        wholes += 1;
+                    }
+                    r0 = r1;
+                }
+            }
+        }
+        assert!(
+            halves > 100 && wholes > 100,
+            "{halves} half, {wholes} whole tiles"
+        );
     }
 
     /// The bit helpers against their definitions.
