@@ -66,6 +66,12 @@ for tool in memcheck racecheck; do
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|FAIL" $J/san_short_$tool.txt | head -4 | sed 's/^/short: /' | tee -a $J/summary.txt
 done
 
+if [ -n "${WHEEL:-}" ] && [ -d "${WHEEL:-}" ] && left 60; then
+  echo "== python GPU test t=$((SECONDS-T0))s"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $WHEEL/dcp-*.whl 2>/dev/null
+  ( export PYTHONPATH=/tmp/site; eval "$(python3 -m dcp.env)"; cd python/tests && timeout 120 python3 -m pytest -q -x test_gpu.py 2>&1 | tail -3 ) | tee $J/pytest_gpu.txt
+fi
+
 echo "== kernel-bench sparse t=$((SECONDS-T0))s"
 for D in 128 64; do
   timeout 90 $DCP kernel-bench --shapes causal32k,sharedq,blockwise,lambda,works1000,onework,packed --head-dim $D --repeats 3 --json $J/kb_sparse_d$D.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic'
@@ -77,11 +83,6 @@ for cfg in "128 bf16 8" "128 bf16 4" "128 bf16 1" "128 f16 2" "64 bf16 8" "64 bf
   timeout 40 $DCP kernel-bench --shapes causal32k --kv-heads $kv --dtype $dt --head-dim $D --repeats 3 --json $J/kb_gqa.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic' | sed "s/^/D$D $dt kv$kv /"
 done
 
-if [ -n "${WHEEL:-}" ] && [ -d "${WHEEL:-}" ] && left 100; then
-  echo "== python GPU test t=$((SECONDS-T0))s"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $WHEEL/dcp-*.whl 2>/dev/null
-  ( export PYTHONPATH=/tmp/site; eval "$(python3 -m dcp.env)"; cd python/tests && timeout 120 python3 -m pytest -q -x test_gpu.py 2>&1 | tail -3 ) | tee $J/pytest_gpu.txt
-fi
 
 echo "== torch reference t=$((SECONDS-T0))s"
 cat $J/kb_sparse_d*.jsonl $J/kb_gqa.jsonl 2>/dev/null > $J/kb_all.jsonl
