@@ -233,7 +233,7 @@ pub struct Kernels {
     /// defines, and the kernel once a launch chains ([`Kernels::bwd_chain_kernel`]).
     bwd_chain_defs: Option<Vec<(String, String)>>,
     bwd_chain: std::sync::OnceLock<Kernel>,
-    /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF=1`): its
+    /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`): its
     /// defines, and the kernel once a launch has half tiles ([`Kernels::fwd_half_kernel`]).
     fwd_half_defs: Option<Vec<(String, String)>>,
     fwd_half: std::sync::OnceLock<Kernel>,
@@ -360,7 +360,7 @@ impl Kernels {
         // kernels-2026-11-29-kbw11c).
         let fwd_half_defs = match fwd_family {
             KernelFamily::Sm90Wgmma
-                if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref())? =>
+                if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref(), d)? =>
             {
                 let mut defs = defs.clone();
                 defs.push(("FWD_HALF".into(), "1".into()));
@@ -875,14 +875,18 @@ impl TileMasks {
     }
 }
 
-/// `DCP_CUDA_FWD_HALF`: `1` puts each sm90 forward task's half tiles first, gives the kernel
-/// their count in `TaskDesc.pad`, and launches the half-tile kernel (`attn_fwd_sm90.cu`
-/// `FWD_HALF`) where a launch has any; unset, empty or `0` (the default) leaves the lists in key
-/// order, the counts 0 and the plain kernel; anything else is an error naming the value.
-fn fwd_half_with(v: Option<&str>) -> Result<bool> {
+/// `DCP_CUDA_FWD_HALF` at head dim `d`: `1` puts each sm90 forward task's half tiles first,
+/// gives the kernel their count in `TaskDesc.pad`, and launches the half-tile kernel
+/// (`attn_fwd_sm90.cu` `FWD_HALF`) where a launch has any; `0` leaves the lists in key order, the
+/// counts 0 and the plain kernel; unset or empty (the default): `1` at D 128, `0` at D 64
+/// (measured there: causal 32K +6.5 %, shared-question +7.8 %, blockwise +2.8 %, packed +1.8 %,
+/// lambda −3.9 % at D 128; at D 64 lambda −5 % and blockwise −2 % against causal +3 %:
+/// bench/results/gpu-x1-2026-11-29s11/); anything else is an error naming the value.
+fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
     match v.map(str::trim) {
         Some("1") => Ok(true),
-        None | Some("") | Some("0") => Ok(false),
+        Some("0") => Ok(false),
+        None | Some("") => Ok(d == 128),
         Some(o) => Err(CudaError::Unsupported(format!(
             "DCP_CUDA_FWD_HALF={o}: expected 0 or 1"
         ))),
@@ -3145,9 +3149,12 @@ mod tests {
             assert!(wl.tasks.iter().all(|t| t.pad == 0));
             assert_eq!((wl.tiles, wl.tmask), (key_tiles, key_masks));
         }
-        assert!(fwd_half_with(Some("1")).unwrap());
-        assert!(!fwd_half_with(None).unwrap() && !fwd_half_with(Some(" 0")).unwrap());
-        let e = fwd_half_with(Some("on")).unwrap_err().to_string();
+        assert!(fwd_half_with(Some("1"), 64).unwrap() && fwd_half_with(Some("1"), 128).unwrap());
+        assert!(!fwd_half_with(Some(" 0"), 128).unwrap() && !fwd_half_with(Some("0"), 64).unwrap());
+        // Unset: on at D 128 (where it was measured faster), off at D 64.
+        assert!(fwd_half_with(None, 128).unwrap() && fwd_half_with(Some(""), 128).unwrap());
+        assert!(!fwd_half_with(None, 64).unwrap());
+        let e = fwd_half_with(Some("on"), 128).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_HALF=on"), "{e}");
     }
 
