@@ -23,17 +23,30 @@ def _cu13():
     return None
 
 
-@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
-def test_kernels_compile(arch):
+def _compile(arch, defines=()):
+    """Runs bench/gpu/nvrtc_check.py for `arch` with extra `defines`; asserts every kernel file
+    compiled (5 on sm_90a, the 3 generic ones on sm_80)."""
     found = _cu13()
     if found is None:
         pytest.skip("no NVRTC with CUDA headers in this Python environment (nvidia/cu13)")
     lib, inc = found
     env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(lib) + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
     r = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "bench", "gpu", "nvrtc_check.py"), lib, inc, arch],
+        [sys.executable, os.path.join(ROOT, "bench", "gpu", "nvrtc_check.py"), lib, inc, arch, *defines],
         capture_output=True, text=True, env=env, timeout=600,
     )
     failed = [l for l in r.stdout.splitlines() if l.startswith("== ") and l.endswith("FAILED")]
-    assert r.returncode == 0 and not failed, f"{failed}\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+    assert r.returncode == 0 and not failed, f"{arch} {list(defines)}: {failed}\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
     assert r.stdout.count(": OK") == (5 if arch == "sm_90a" else 3), r.stdout[-2000:]
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
+def test_kernels_compile(arch):
+    _compile(arch)
+
+
+# The kernels the executor compiles on demand with extra defines (the half-tile forward, the
+# backward's chains and D inside them) and the D 64 build: each compiles for sm_90a too.
+@pytest.mark.parametrize("defines", [["-DFWD_HALF=1"], ["-DBWD_CHAIN=1"], ["-DBWD_CHAIN=1", "-DBWD_CHAIN_DD=1"], ["-DHEAD_DIM=64"]])
+def test_kernel_variants_compile(defines):
+    _compile("sm_90a", defines)
