@@ -25,7 +25,7 @@ use super::pairs::{
     constant_order_runs, count_inside_mask, mask_seg, rect_inside_mask, trap_sum, Arena, Cov,
     Hasher, PairSum, PtrHash, Side, Trap, Traps, WorkPairs,
 };
-use super::state::{continues, refine, Few, Part, RowList, Rows, Slots, Val};
+use super::state::{continues, refine, Few, Few1, Part, RowList, Rows, Slots, Val};
 use super::{Ctx, Item, Local};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::mask::{CompiledMask, Lin};
@@ -164,7 +164,7 @@ fn part_rows(runs: &Runs, cols: &[(u32, u32, u32)], val: impl Fn(u64, u32) -> Va
         return Few::One(Rows {
             r0: *r0,
             r1: *r1,
-            cols: Few::One((*c0, *c1, val(*g, *head))),
+            cols: Few1::One((*c0, *c1, val(*g, *head))),
         });
     }
     runs.iter()
