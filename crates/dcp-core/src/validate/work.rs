@@ -2082,8 +2082,9 @@ fn span_walk<const HINTS: bool>(
     // With `HINTS` (several KV runs), per range position in a segment (the last slot shared by
     // the rest): the first KV piece of that range in the previous segment, and the piece after
     // its last. A usp step's segments each attend their sequence's pieces in each of the head
-    // group's runs (range i in run i), so the next segment's range i starts at one of them,
-    // where a search over all pieces stood before (a ring or zigzag step's one run finds its
+    // group's runs (range i in run i), so the next segment's range i starts at one of them or
+    // one piece on (the sequence's other chunk skipped), where a search over all pieces stood
+    // before (a ring or zigzag step's one run finds its
     // next range at the next piece or the one after: no hints, which cost zigzag 1.4 %
     // instructions).
     let (mut starts, mut ends) = ([usize::MAX; 4], [usize::MAX; 4]);
@@ -2162,6 +2163,8 @@ fn span_walk<const HINTS: bool>(
                     j + 1
                 } else if HINTS && first_at(ends[slot]) {
                     ends[slot]
+                } else if HINTS && first_at(ends[slot].wrapping_add(1)) {
+                    ends[slot].wrapping_add(1)
                 } else if HINTS && first_at(starts[slot]) {
                     starts[slot]
                 } else {
