@@ -112,12 +112,12 @@ impl Val {
 /// A column run `(c0, c1, value at c0)`.
 pub(super) type Col = (u32, u32, Val);
 
-/// A short list: nearly always one item (a region's one band, a work's one run), kept inline
-/// then; two inline too; more on the heap. Reads and writes make one per band and per region,
-/// and an allocation each was a large part of validating a ring plan; a usp work's operands
-/// are two runs each (its head group's two devices, at the default head degree), and their
-/// run, coverage and row lists were ~14 allocations per work (a tenth of its validation).
-/// Band column runs are [`Few1`] (no inline pair: bands are moved often).
+/// A short list: nearly always one item (a work's one run, one coverage leaf), kept inline
+/// then; two inline too; more on the heap. A usp work's operands are two runs each (its head
+/// group's two devices, at the default head degree), and their run, coverage and sum lists were
+/// heap vectors, ~14 allocations per work with the row lists (a tenth of its validation).
+/// Band column runs and row lists are [`Few1`] (no inline pair): bands are moved often, and
+/// row lists returned by every read (two inline made `dcp` validation 2 % more instructions).
 #[derive(Debug, Clone, Default)]
 pub(super) enum Few<T> {
     #[default]
@@ -157,17 +157,6 @@ impl<T> Few<T> {
             }
             Few::Many(v) => v.push(c),
         }
-    }
-
-    /// The items by value.
-    pub fn into_items(self) -> impl Iterator<Item = T> {
-        let (two, many) = match self {
-            Few::Zero => ([None, None], Vec::new()),
-            Few::One(c) => ([Some(c), None], Vec::new()),
-            Few::Two([a, b]) => ([Some(a), Some(b)], Vec::new()),
-            Few::Many(v) => ([None, None], v),
-        };
-        two.into_iter().flatten().chain(many)
     }
 }
 
@@ -224,9 +213,11 @@ impl<T> FromIterator<T> for Few<T> {
     }
 }
 
-/// [`Few`] without its inline pair: a band's column runs ([`Cols`]), nearly always one. Bands
-/// are moved as buffers are cut and spliced, and room for two column runs inline made every
-/// band 80 bytes instead of 48 (usp validation 4 % slower by the clock, ring 2 %).
+/// [`Few`] without its inline pair: a band's column runs ([`Cols`]) and a region's bands
+/// ([`RowList`]), nearly always one. Reads and writes make one per band and per region, and an
+/// allocation each was a large part of validating a ring plan. Bands are moved as buffers are
+/// cut and spliced, and room for two column runs inline made every band 80 bytes instead of 48
+/// (usp validation 4 % slower by the clock, ring 2 %).
 #[derive(Debug, Clone, Default)]
 pub(super) enum Few1<T> {
     #[default]
@@ -371,7 +362,7 @@ impl std::ops::DerefMut for Slots {
 pub(super) type Cols = Few1<Col>;
 
 /// The row bands of a region's contents.
-pub(super) type RowList = Few<Rows>;
+pub(super) type RowList = Few1<Rows>;
 
 /// Rows `[r0, r1)` of a region (relative to its first row), split into columns `(c0, c1, value)`
 /// that tile the region's heads.
@@ -505,7 +496,7 @@ impl Buf {
         let (t0, t1) = (r.tok, r.tok + r.len);
         let (h0, h1) = (r.head, r.head + r.heads);
         if r.len == 0 || r.heads == 0 {
-            return Few::Zero;
+            return Few1::Zero;
         }
         let start = self.after(t0).saturating_sub(1);
         // Inside one band holding one value across its heads (most reads of a ring plan).
@@ -517,11 +508,11 @@ impl Buf {
         {
             if *b0 <= t0 && t1 <= *b1 {
                 let v = v.shift(t0 - b0, h0);
-                return Few::One(Rows::one(0, r.len, r.heads, v));
+                return Few1::One(Rows::one(0, r.len, r.heads, v));
             }
         }
         let end = self.from(t1);
-        let mut out = Few::Zero;
+        let mut out = Few1::Zero;
         for band in &self.bands[start..end] {
             if band.t1 <= t0 {
                 continue;
@@ -730,10 +721,10 @@ impl Buf {
             // Whole rows: replace the bands outright.
             let (a, b) = (r.tok, r.tok + r.len);
             let end = self.bands.last().map_or(0, |x| x.t1);
-            if let (0, true, Few::One(rw)) = (a, b == end, &rows) {
+            if let (0, true, Few1::One(rw)) = (a, b == end, &rows) {
                 // The whole buffer, one band: nothing of the old bands stays.
                 if (rw.r0, rw.r1) == (0, r.len) && rw.cols.len() == 1 {
-                    let Few::One(rw) = rows else { unreachable!() };
+                    let Few1::One(rw) = rows else { unreachable!() };
                     self.bands.clear();
                     self.bands.push(Band {
                         t0: 0,
@@ -748,13 +739,13 @@ impl Buf {
             // starts in keeps its rows before it and the one it ends in its rows after it, and
             // only its two neighbours can continue it. The same bands as cutting, splicing and
             // coalescing below.
-            if let Few::One(rw) = &rows {
+            if let Few1::One(rw) = &rows {
                 let i = self.after(a).checked_sub(1);
                 let j = self.after(b - 1).checked_sub(1);
                 if let (0, true, 1, Some(i), Some(j)) = (rw.r0, rw.r1 == r.len, rw.cols.len(), i, j)
                 {
                     if self.bands[j].t1 >= b && self.bands[i].t1 > a {
-                        let Few::One(rw) = rows else { unreachable!() };
+                        let Few1::One(rw) = rows else { unreachable!() };
                         self.put_band(i, j, a, b, rw.cols);
                         return;
                     }
@@ -776,7 +767,7 @@ impl Buf {
                     merge_cols(&mut band.cols);
                 };
                 match rows {
-                    Few::One(rw) => put(rw, &mut self.bands[i]),
+                    Few1::One(rw) => put(rw, &mut self.bands[i]),
                     rows => {
                         for (rw, band) in rows.into_items().zip(&mut self.bands[i..j]) {
                             put(rw, band);
@@ -1286,8 +1277,8 @@ pub(super) fn push_cell(out: &mut RowList, r0: u32, r1: u32, c0: u32, c1: u32, v
 mod tests {
     use super::*;
 
-    /// A list holds the same items in the same order whether made by pushes, collected or
-    /// taken apart; up to two items without a heap vector.
+    /// A list holds the same items in the same order whether made by pushes or collected; up
+    /// to two items without a heap vector (a column run list: one).
     #[test]
     fn few_lists_hold_their_items_in_order() {
         for n in 0..6u32 {
@@ -1300,7 +1291,6 @@ mod tests {
             assert_eq!(&pushed[..], &want[..]);
             assert_eq!(&collected[..], &want[..]);
             assert_eq!(pushed, collected);
-            assert_eq!(pushed.clone().into_items().collect::<Vec<_>>(), want);
             assert_eq!(n <= 2, !matches!(pushed, Few::Many(_)), "{n} items");
             assert_eq!(n <= 2, !matches!(collected, Few::Many(_)), "{n} items");
             let mut c1: Cols = Few1::Zero;
@@ -1333,7 +1323,7 @@ mod tests {
             head: 0,
             heads: 4,
         };
-        b.write(&all, Few::One(Rows::one(0, 10, 4, input(100, 0))));
+        b.write(&all, Few1::One(Rows::one(0, 10, 4, input(100, 0))));
         let mid = Region {
             buf: 0,
             tok: 3,
@@ -1343,7 +1333,7 @@ mod tests {
         };
         b.write(
             &mid,
-            Few::One(Rows::one(0, 4, 2, Val::Fill(FillValue::Zero))),
+            Few1::One(Rows::one(0, 4, 2, Val::Fill(FillValue::Zero))),
         );
         let rows = b.read(&Region {
             buf: 0,
@@ -1424,9 +1414,12 @@ mod tests {
             heads: 2,
         };
         let mut b = Buf::new(10, 2, 1);
-        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, input(100, 0))));
+        b.write(
+            &region(0, 10),
+            Few1::One(Rows::one(0, 10, 2, input(100, 0))),
+        );
         let zero = Val::Fill(FillValue::Zero);
-        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, zero)));
+        b.write(&region(0, 4), Few1::One(Rows::one(0, 4, 2, zero)));
         let rows = b.read(&region(0, 10));
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].r0, rows[0].r1), (0, 4));
@@ -1440,19 +1433,19 @@ mod tests {
         assert!(b.read_one(&region(3, 2)).is_none(), "across two bands");
         // Writing back what was there joins the bands again; a band written whole takes its
         // place.
-        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, input(100, 0))));
+        b.write(&region(0, 4), Few1::One(Rows::one(0, 4, 2, input(100, 0))));
         let rows = b.read(&region(0, 10));
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].cols[0].2.ident(), Some((100, 0)));
-        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, zero)));
-        b.write(&region(0, 10), Few::One(Rows::one(0, 10, 2, input(7, 0))));
+        b.write(&region(0, 10), Few1::One(Rows::one(0, 10, 2, zero)));
+        b.write(&region(0, 10), Few1::One(Rows::one(0, 10, 2, input(7, 0))));
         assert_eq!(
             b.read_one(&region(9, 1)).and_then(|v| v.ident()),
             Some((16, 0))
         );
         // Across bands: the first keeps its rows before, the last its rows after.
-        b.write(&region(0, 4), Few::One(Rows::one(0, 4, 2, zero)));
-        b.write(&region(2, 4), Few::One(Rows::one(0, 4, 2, input(500, 0))));
+        b.write(&region(0, 4), Few1::One(Rows::one(0, 4, 2, zero)));
+        b.write(&region(2, 4), Few1::One(Rows::one(0, 4, 2, input(500, 0))));
         let rows = b.read(&region(0, 10));
         let got: Vec<_> = rows
             .iter()
@@ -1467,9 +1460,9 @@ mod tests {
             ]
         );
         // A write continuing its neighbours on both sides joins all three.
-        b.write(&region(0, 2), Few::One(Rows::one(0, 2, 2, input(498, 0))));
-        b.write(&region(6, 4), Few::One(Rows::one(0, 4, 2, input(504, 0))));
-        b.write(&region(1, 7), Few::One(Rows::one(0, 7, 2, input(499, 0))));
+        b.write(&region(0, 2), Few1::One(Rows::one(0, 2, 2, input(498, 0))));
+        b.write(&region(6, 4), Few1::One(Rows::one(0, 4, 2, input(504, 0))));
+        b.write(&region(1, 7), Few1::One(Rows::one(0, 7, 2, input(499, 0))));
         assert_eq!(b.read(&region(0, 10)).len(), 1);
         assert_eq!(
             b.read_one(&region(0, 10)).and_then(|v| v.ident()),

@@ -161,7 +161,7 @@ fn ident_rows(t: IoTensor, runs: &Runs, cols: &[(u32, u32, u32)]) -> RowList {
 #[inline]
 fn part_rows(runs: &Runs, cols: &[(u32, u32, u32)], val: impl Fn(u64, u32) -> Val) -> RowList {
     if let (Few::One((r0, r1, g)), [(c0, c1, head)]) = (runs, cols) {
-        return Few::One(Rows {
+        return Few1::One(Rows {
             r0: *r0,
             r1: *r1,
             cols: Few1::One((*c0, *c1, val(*g, *head))),
