@@ -3,7 +3,7 @@
 //! until waited for.
 
 use super::pairs::{Arena, Cov};
-use super::state::{push_cell, refine, Few, Part, RowList, Rows, Val};
+use super::state::{push_cell, refine, Few, Few1, Part, RowList, Rows, Val};
 use super::{buf_bit, show, DevState, Item, Local, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::Machine;
@@ -583,7 +583,7 @@ impl Local<'_, '_> {
     ) -> Result<(), PlanError> {
         // One cell (the destination holds one rectangle, the identity is one): no refinement.
         if let ([w], [cov]) = (want, covs) {
-            if let (0, true, Few::One((0, c1, id))) = (w.r0, w.r1 == dst.len, &w.cols) {
+            if let (0, true, Few1::One((0, c1, id))) = (w.r0, w.r1 == dst.len, &w.cols) {
                 let bufs = &self.st.bufs;
                 if let Some(hv) = bufs[dst.buf as usize].read_one(dst) {
                     let at = [0, dst.len, 0, *c1];

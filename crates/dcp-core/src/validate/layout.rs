@@ -2,7 +2,7 @@
 //! entries are numbered in order, and each program declares its caller tensors with the layout's
 //! shape. Sets up the validator's initial buffer contents from the layout.
 
-use super::state::{Buf, Few, Rows, Val};
+use super::state::{Buf, Few1, Rows, Val};
 use super::{pairs, Ctx, DevCache, DevState, Validator};
 use crate::error::{LayoutFault, PlanError, PlanErrorKind};
 use crate::interp::{program, program_name};
@@ -175,7 +175,7 @@ impl<'a> Validator<'a> {
                             g: cx.gmap.base(di as u32),
                             head: 0,
                         };
-                        let rows = Few::One(Rows::one(0, b.tokens, b.heads, v));
+                        let rows = Few1::One(Rows::one(0, b.tokens, b.heads, v));
                         buf.write(&all, rows);
                     }
                 }

@@ -865,6 +865,36 @@ mod tests {
         }
     }
 
+    /// A usp plan whose head groups hold two runs each sums its steps' works by whole spans
+    /// over several runs (`work::span_sums_runs`, whose KV piece hints a debug assertion checks
+    /// against a search), and the general path accepts the plan too.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn usp_works_of_two_runs_sum_whole_spans() {
+        let model = ModelShape {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 4,
+            dtype: DType::Bf16,
+        };
+        let batch = BatchSpec::uniform(
+            &[300, 41, 128, 77, 260, 64, 19, 150],
+            MaskSpec::Causal,
+            model,
+            8,
+        );
+        let topo = Topology::new(2, 4);
+        let plan = make_plan("usp", &batch, &topo, &PlannerOptions::default()).expect("usp");
+        let spans = work::SPAN_SUMS.get();
+        assert_eq!(validate_with(&plan, Threads::Sequential), Ok(()));
+        let taken = work::SPAN_SUMS.get() - spans;
+        assert!(taken > 0, "no usp work summed whole spans");
+        assert_eq!(
+            validate_paths(&plan, Threads::Sequential, Paths::General),
+            Ok(())
+        );
+    }
+
     /// A usp plan's head-group devices check equal works but for their heads: each takes the
     /// previous device's trapezoids (and, in debug builds, each reuse is checked against the
     /// general path, `work::Local::same_as_prev`); both paths accept the plan. Ring plans'

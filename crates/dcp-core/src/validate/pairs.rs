@@ -13,9 +13,10 @@
 //! the evaluation point to be a root of their difference: probability below 2⁻⁴⁰ for the sizes
 //! we plan (Schwartz–Zippel, degree ≤ 2²¹).
 
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use super::state::Few;
@@ -1123,11 +1124,57 @@ pub(super) type NodeArena<'a> = SlotArena<CovNode<'a>>;
 /// Items appended by one owner and read by all, in buckets of 32, 64, 128, ... slots that never
 /// move, each slot set once: readers need no lock, and an item stays where it is while the
 /// arena lives (coverage nodes by index, [`NodeArena`]; a device's checked works by reference,
-/// [`WorkArena`]). One allocation per bucket, not per item.
-#[derive(Debug)]
+/// [`WorkArena`]). One allocation per bucket, not per item. A slot is its value and a flag set
+/// once the value is written (a `OnceLock` per slot cost a call into `Once` and a second copy
+/// of the value per item: ≈ 5 % of validating a zigzag plan, whose works' pairs are ~400
+/// bytes).
 pub(super) struct SlotArena<T> {
-    buckets: Vec<OnceLock<Box<[OnceLock<T>]>>>,
+    buckets: Vec<OnceLock<Box<[Slot<T>]>>>,
+    /// Slots taken (each push takes the next, once).
     len: AtomicUsize,
+}
+
+struct Slot<T> {
+    /// Set (release) once `val` is written; never cleared.
+    ready: AtomicBool,
+    /// `None` until written (an `Option`, not `MaybeUninit`: the arena then needs no `Drop`
+    /// of its own, which the borrow checker would refuse for items that borrow each other).
+    val: UnsafeCell<Option<T>>,
+}
+
+impl<T> Slot<T> {
+    fn empty() -> Self {
+        Slot {
+            ready: AtomicBool::new(false),
+            val: UnsafeCell::new(None),
+        }
+    }
+
+    /// The value, once written.
+    #[inline]
+    fn get(&self) -> Option<&T> {
+        if !self.ready.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: `ready` is set (with release, read here with acquire) only after the value
+        // was written, by the one push that took this slot; the value is never written again,
+        // moved or dropped while the arena (which `&self` borrows) lives.
+        unsafe { (*self.val.get()).as_ref() }
+    }
+}
+
+// SAFETY: an arena shared between threads hands out `&T` to any of them (`T: Sync`) and drops
+// items another thread may have pushed (`T: Send`); its slots are written once, by the one push
+// that took the slot (an atomic counter), and read only after their flag says so (release/
+// acquire): no data race.
+unsafe impl<T: Send + Sync> Sync for SlotArena<T> {}
+
+impl<T> std::fmt::Debug for SlotArena<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotArena")
+            .field("len", &self.len.load(Ordering::Relaxed))
+            .finish()
+    }
 }
 
 /// One device's checked works' pairs: coverage leaves, memo entries and shared trapezoids hold
@@ -1161,7 +1208,7 @@ impl<T> SlotArena<T> {
         self.buckets[b]
             .get()
             .and_then(|s| s.get(k))
-            .and_then(OnceLock::get)
+            .and_then(Slot::get)
             .expect("an arena item made before it is read")
     }
 
@@ -1178,16 +1225,18 @@ impl<T> SlotArena<T> {
 
     #[inline]
     fn push_slot(&self, n: T) -> (usize, &T) {
-        let i = self.len.load(Ordering::Relaxed);
+        // The next slot, this push's alone (two pushes never take one slot, even from two
+        // threads).
+        let i = self.len.fetch_add(1, Ordering::Relaxed);
         let (b, k) = bucket_of(i);
-        let bucket = self.buckets[b]
-            .get_or_init(|| (0..FIRST_BUCKET << b).map(|_| OnceLock::new()).collect());
+        let bucket =
+            self.buckets[b].get_or_init(|| (0..FIRST_BUCKET << b).map(|_| Slot::empty()).collect());
         let slot = &bucket[k];
-        if slot.set(n).is_err() {
-            unreachable!("one device appends to its arena");
-        }
-        self.len.store(i + 1, Ordering::Relaxed);
-        (i, slot.get().expect("just set"))
+        // SAFETY: slot `i` was taken by this push alone (above) and is not ready yet, so no
+        // other write to it and no read of it (reads wait for `ready`) can happen meanwhile.
+        unsafe { *slot.val.get() = Some(n) };
+        slot.ready.store(true, Ordering::Release);
+        (i, slot.get().expect("just written"))
     }
 }
 
@@ -1463,6 +1512,45 @@ mod tests {
             });
         }
         s
+    }
+
+    /// A slot arena hands back every item where it was put, across buckets and from other
+    /// threads, and drops each item once with the arena.
+    #[test]
+    fn slot_arena_keeps_and_drops_its_items() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        struct Item(usize, Arc<AtomicUsize>);
+        impl Drop for Item {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let n = 3 * FIRST_BUCKET + 5; // into the third bucket
+        {
+            let arena: SlotArena<Item> = SlotArena::default();
+            let mut refs = Vec::new();
+            for i in 0..n {
+                let r = arena.push_ref(Item(i, drops.clone()));
+                assert_eq!(r.0, i);
+                refs.push(r as *const Item);
+            }
+            for (i, &r) in refs.iter().enumerate() {
+                // Items stay where they were put.
+                assert!(std::ptr::eq(arena.get(i), r));
+                assert_eq!(arena.get(i).0, i);
+            }
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    assert_eq!(arena.get(n - 1).0, n - 1);
+                    assert_eq!(arena.push(Item(n, drops.clone())), n);
+                });
+            });
+            assert_eq!(arena.get(n).0, n);
+            assert_eq!(drops.load(Ordering::Relaxed), 0);
+        }
+        assert_eq!(drops.load(Ordering::Relaxed), n + 1);
     }
 
     /// A node vector handed from one validation to the next keeps its allocation.

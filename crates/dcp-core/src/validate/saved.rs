@@ -11,7 +11,7 @@
 //! (a fill, nothing) keeps its forward value. A backward work, merge or sum reading either is
 //! refused with the usual "wrong content" error.
 
-use super::state::{continues, Buf, Few, Part, Rows, Val};
+use super::state::{continues, Buf, Few1, Part, Rows, Val};
 use super::Ctx;
 use crate::error::PlanErrorKind;
 use crate::plan::{BufferDecl, BufferRole, IoTensor, Program, Region};
@@ -68,7 +68,7 @@ pub(super) fn saved_state(
                     head: c0,
                     heads: c1 - c0,
                 };
-                out.write(&r, Few::One(Rows::one(0, r1 - r0, c1 - c0, v)));
+                out.write(&r, Few1::One(Rows::one(0, r1 - r0, c1 - c0, v)));
             };
             let Some(t) = final_of(&v) else {
                 if !v.is_unset() {
