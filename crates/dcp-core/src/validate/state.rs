@@ -971,42 +971,46 @@ impl Buf {
         (at == r.len).then_some(i)
     }
 
-    /// The bands `i..i + n` that make up `r` exactly (`r` spans all heads, starts at a band's
-    /// first row and ends at a band's last), as `(i, n)`; `None` otherwise.
-    pub fn whole_bands(&self, r: &Region) -> Option<(usize, usize)> {
-        if r.head != 0 || r.heads != self.heads || r.len == 0 {
-            return None;
-        }
-        let i = self.from(r.tok);
-        let end = r.tok + r.len;
-        if self.bands.get(i)?.t0 != r.tok {
-            return None;
-        }
-        let n = self.bands[i..].iter().take_while(|b| b.t1 <= end).count();
-        (n > 0 && self.bands[i + n - 1].t1 == end).then_some((i, n))
-    }
-
-    /// `dst` (in bounds) takes the contents of `src` (as many rows, in bounds, of `from`)
-    /// when both are whole bands over all heads ([`Buf::whole_bands`]) and no value of `src`
-    /// is unset: `src`'s bands replace `dst`'s, then neighbours that continue each other are
-    /// joined. The bands [`Buf::write`] makes from [`Buf::read`]'s rows (a usp buffer of two
-    /// runs received). `false` (nothing changed) otherwise: an unset value is left to the
-    /// general path, which names it.
+    /// `dst` (in bounds) takes the contents of `src` (as many rows and heads, in bounds, of
+    /// `from`) when both span all heads of their buffers and no value of `src` is unset: `src`'s
+    /// bands, cut to it, replace `dst`'s, then neighbours that continue each other are joined.
+    /// The bands [`Buf::write`] makes from [`Buf::read`]'s rows, without the row list (a usp
+    /// buffer of two runs received). `false` (nothing changed) otherwise: an unset value is
+    /// left to the general path, which names it.
     pub fn take_bands(&mut self, dst: &Region, from: &Buf, src: &Region) -> bool {
-        let (Some((i, n)), Some((j, m))) = (from.whole_bands(src), self.whole_bands(dst)) else {
-            return false;
-        };
-        let sb = &from.bands[i..i + n];
-        if src.len != dst.len || sb.iter().any(|b| b.cols.iter().any(|c| c.2.is_unset())) {
+        let whole = |r: &Region, b: &Buf| r.head == 0 && r.heads == b.heads && r.len > 0;
+        if !whole(src, from) || !whole(dst, self) || (src.len, src.heads) != (dst.len, dst.heads) {
             return false;
         }
-        let new = sb.iter().map(|b| Band {
-            t0: b.t0 - src.tok + dst.tok,
-            t1: b.t1 - src.tok + dst.tok,
-            cols: b.cols.clone(),
+        let (t0, t1) = (src.tok, src.tok + src.len);
+        let start = from.after(t0).saturating_sub(1);
+        let sb = &from.bands[start..from.from(t1)];
+        if sb.iter().any(|b| b.cols.iter().any(|c| c.2.is_unset())) {
+            return false;
+        }
+        let (a, b) = (dst.tok, dst.tok + dst.len);
+        self.split_at(a);
+        self.split_at(b);
+        let (i, j) = (self.from(a), self.from(b));
+        let new = sb.iter().filter(|band| band.t1 > t0).map(|band| {
+            let (x, y) = (band.t0.max(t0), band.t1.min(t1));
+            let dt = x - band.t0;
+            let mut cols = match &band.cols {
+                Few1::One((c0, c1, v)) => Few1::One((*c0, *c1, v.shift(dt, 0))),
+                cols => cols
+                    .iter()
+                    .map(|(c0, c1, v)| (*c0, *c1, v.shift(dt, 0)))
+                    .collect(),
+            };
+            merge_cols(&mut cols);
+            Band {
+                t0: x - t0 + a,
+                t1: y - t0 + a,
+                cols,
+            }
         });
-        self.bands.splice(j..j + m, new);
-        self.coalesce(dst.tok, dst.tok + dst.len);
+        self.bands.splice(i..j, new);
+        self.coalesce(a, b);
         true
     }
 
@@ -1502,18 +1506,37 @@ mod tests {
         // Whole bands into whole bands, shifted to the destination's rows.
         let mut d = Buf::new(9, 2, 1);
         let dr = reg(0, 7, 0, 2);
-        assert_eq!(d.whole_bands(&dr), None, "ends inside a band");
         d.write(&reg(0, 9, 0, 2), two(0, 5));
         d.write(
             &reg(7, 2, 0, 2),
             Few1::One(Rows::one(0, 2, 2, input(13, 0))),
         );
-        assert_eq!(d.whole_bands(&dr), Some((0, 2)));
         let mut general = d.clone();
         general.write(&dr, a.read(&r));
         let mut fast = d.clone();
         assert!(fast.take_bands(&dr, &a, &r));
         assert_eq!(format!("{:?}", fast.bands), format!("{:?}", general.bands));
+        // Regions that start and end inside bands (a ring buffer's prefix, shorter than the
+        // last step's).
+        for (sr, dr) in [
+            (reg(3, 5, 0, 2), reg(1, 5, 0, 2)),
+            (reg(0, 12, 0, 2), reg(0, 12, 0, 2)),
+        ] {
+            let mut e = Buf::new(12, 2, 1);
+            e.write(&reg(0, 12, 0, 2), two(0, 5));
+            e.write(
+                &reg(7, 5, 0, 2),
+                Few1::One(Rows::one(0, 5, 2, input(900, 0))),
+            );
+            let mut general = e.clone();
+            general.write(&dr, a.read(&sr));
+            assert!(e.take_bands(&dr, &a, &sr));
+            assert_eq!(format!("{:?}", e.bands), format!("{:?}", general.bands));
+        }
+        assert!(
+            !d.clone().take_bands(&reg(0, 7, 0, 1), &a, &reg(2, 7, 0, 1)),
+            "part of the heads"
+        );
         // An unset source value is left to the general path (which names it).
         let fresh = Buf::new(12, 2, 1);
         let before = format!("{:?}", d.bands);
