@@ -597,6 +597,43 @@ impl Local<'_, '_> {
                 }
             }
         }
+        // The destination cut into exactly `want`'s bands and column runs (a usp accumulator of
+        // two runs after its first work): the same cells as the refinement below, summed in
+        // place, without reading, refining or writing row lists (no allocation).
+        const MAX: usize = 8;
+        let buf = &self.st.bufs[dst.buf as usize];
+        let same = |k: usize, cols: &[(u32, u32, Val)]| {
+            let w = &want[k].cols;
+            w.len() == cols.len() && w.iter().zip(cols).all(|(a, b)| (a.0, a.1) == (b.0, b.1))
+        };
+        let start = if want.len() > 1 && want.iter().map(|w| w.cols.len()).sum::<usize>() <= MAX {
+            buf.bands_of(dst, want.len(), |k| (want[k].r0, want[k].r1), same)
+        } else {
+            None
+        };
+        if let Some(i) = start {
+            let mut vals = [Val::Unset; MAX];
+            let mut n = 0;
+            for k in 0..want.len() {
+                for c in buf.band_cols(i + k) {
+                    vals[n] = c.2;
+                    n += 1;
+                }
+            }
+            n = 0;
+            for (w, cov) in want.iter().zip(covs) {
+                for &(c0, c1, ref wv) in &w.cols {
+                    let at = [w.r0, w.r1, c0, c1];
+                    vals[n] = self.acc_cell(dev, idx, item, at, &vals[n], wv, part, *cov)?;
+                    n += 1;
+                }
+            }
+            let mut it = vals.into_iter();
+            self.st.bufs[dst.buf as usize].set_bands(dst, i, want.len(), |_, _| {
+                it.next().expect("one value per cell")
+            });
+            return Ok(());
+        }
         let have = self.st.bufs[dst.buf as usize].read(dst);
         let mut rows = RowList::Zero;
         for cell in refine(&[&have, want]).iter() {
@@ -731,6 +768,11 @@ impl Machine for Validator<'_> {
                 format!("as many tokens as the receive {}", show(dst)),
             ));
         }
+        if self.transfer_bands(from, src, to, dst) {
+            self.devs[from as usize].exchange(true, *src);
+            self.devs[to as usize].exchange(false, *dst);
+            return Ok(());
+        }
         let rows = self.at(from).send_rows(fi, src, to)?;
         self.at(to).recv_rows(dst, rows);
         self.devs[from as usize].exchange(true, *src);
@@ -752,6 +794,27 @@ impl Machine for Validator<'_> {
                 .err(dev, idx, PlanErrorKind::CommOverlap { tag }));
         }
         Ok(())
+    }
+}
+
+impl Validator<'_> {
+    /// A checked transfer of as many rows (`src` on `from`, `dst` on `to`, in bounds, two
+    /// devices) by [`Buf::take_bands`]: whole bands sent into whole bands (a usp buffer of two
+    /// runs). `false` (nothing done) otherwise.
+    fn transfer_bands(&mut self, from: u32, src: &Region, to: u32, dst: &Region) -> bool {
+        let (f, t) = (from as usize, to as usize);
+        let (sd, dd) = match f.cmp(&t) {
+            std::cmp::Ordering::Less => {
+                let (l, r) = self.devs.split_at_mut(t);
+                (&l[f], &mut r[0])
+            }
+            std::cmp::Ordering::Greater => {
+                let (l, r) = self.devs.split_at_mut(f);
+                (&r[0], &mut l[t])
+            }
+            std::cmp::Ordering::Equal => return false,
+        };
+        dd.bufs[dst.buf as usize].take_bands(dst, &sd.bufs[src.buf as usize], src)
     }
 }
 

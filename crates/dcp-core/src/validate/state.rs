@@ -939,6 +939,104 @@ impl Buf {
         }
         self.bands.drain(w + 1..end);
     }
+
+    /// Index of the first of `n` bands that are exactly `r`'s row bands `rows(k) = [r0, r1)`
+    /// (relative to `r`, tiling it) with column runs of the bounds `cols(k)` gives, when `r`
+    /// spans all heads: a usp accumulator or output rewritten with the bands it was cut into.
+    /// The bands' values then sit at the cells' top-left, unshifted, and [`Buf::set_bands`]
+    /// rewrites them in place. `None` otherwise.
+    pub fn bands_of(
+        &self,
+        r: &Region,
+        n: usize,
+        rows: impl Fn(usize) -> (u32, u32),
+        same_cols: impl Fn(usize, &[Col]) -> bool,
+    ) -> Option<usize> {
+        if r.head != 0 || r.heads != self.heads || r.len == 0 || n == 0 {
+            return None;
+        }
+        let i = self.from(r.tok);
+        let bands = self.bands.get(i..i + n)?;
+        let mut at = 0;
+        for (k, band) in bands.iter().enumerate() {
+            let (r0, r1) = rows(k);
+            if r0 != at || r1 <= r0 || (band.t0, band.t1) != (r.tok + r0, r.tok + r1) {
+                return None;
+            }
+            if !same_cols(k, &band.cols) {
+                return None;
+            }
+            at = r1;
+        }
+        (at == r.len).then_some(i)
+    }
+
+    /// `dst` (in bounds) takes the contents of `src` (as many rows and heads, in bounds, of
+    /// `from`) when both span all heads of their buffers and no value of `src` is unset: `src`'s
+    /// bands, cut to it, replace `dst`'s, then neighbours that continue each other are joined.
+    /// The bands [`Buf::write`] makes from [`Buf::read`]'s rows, without the row list (a usp
+    /// buffer of two runs received). `false` (nothing changed) otherwise: an unset value is
+    /// left to the general path, which names it.
+    pub fn take_bands(&mut self, dst: &Region, from: &Buf, src: &Region) -> bool {
+        let whole = |r: &Region, b: &Buf| r.head == 0 && r.heads == b.heads && r.len > 0;
+        if !whole(src, from) || !whole(dst, self) || (src.len, src.heads) != (dst.len, dst.heads) {
+            return false;
+        }
+        let (t0, t1) = (src.tok, src.tok + src.len);
+        let start = from.after(t0).saturating_sub(1);
+        let sb = &from.bands[start..from.from(t1)];
+        if sb.iter().any(|b| b.cols.iter().any(|c| c.2.is_unset())) {
+            return false;
+        }
+        let (a, b) = (dst.tok, dst.tok + dst.len);
+        self.split_at(a);
+        self.split_at(b);
+        let (i, j) = (self.from(a), self.from(b));
+        let new = sb.iter().filter(|band| band.t1 > t0).map(|band| {
+            let (x, y) = (band.t0.max(t0), band.t1.min(t1));
+            let dt = x - band.t0;
+            let mut cols = match &band.cols {
+                Few1::One((c0, c1, v)) => Few1::One((*c0, *c1, v.shift(dt, 0))),
+                cols => cols
+                    .iter()
+                    .map(|(c0, c1, v)| (*c0, *c1, v.shift(dt, 0)))
+                    .collect(),
+            };
+            merge_cols(&mut cols);
+            Band {
+                t0: x - t0 + a,
+                t1: y - t0 + a,
+                cols,
+            }
+        });
+        self.bands.splice(i..j, new);
+        self.coalesce(a, b);
+        true
+    }
+
+    /// The column runs of band `i` (from [`Buf::bands_of`]).
+    pub fn band_cols(&self, i: usize) -> &[Col] {
+        &self.bands[i].cols
+    }
+
+    /// Bands `i..i + n` (from [`Buf::bands_of`] for `r`) take new values: `val(k, j)` for column
+    /// run `j` of the `k`-th; then neighbouring columns and bands that continue each other are
+    /// joined. The bands [`Buf::write`] makes from the same rows (its in-place case).
+    pub fn set_bands(
+        &mut self,
+        r: &Region,
+        i: usize,
+        n: usize,
+        mut val: impl FnMut(usize, usize) -> Val,
+    ) {
+        for (k, band) in self.bands[i..i + n].iter_mut().enumerate() {
+            for (j, c) in band.cols.iter_mut().enumerate() {
+                c.2 = val(k, j);
+            }
+            merge_cols(&mut band.cols);
+        }
+        self.coalesce(r.tok, r.tok + r.len);
+    }
 }
 
 /// Whether `b` is `a` moved `dt` rows and `dh` columns on (one rectangle could hold both).
@@ -1354,6 +1452,96 @@ mod tests {
         let cells: Vec<Cell> = refined.iter().collect();
         assert_eq!(cells.len(), 1 + 3);
         assert_eq!(cells[3].val(1).ident(), Some((1, 3)));
+    }
+
+    /// [`Buf::set_bands`] over the bands [`Buf::bands_of`] finds, and [`Buf::take_bands`],
+    /// leave the bands [`Buf::write`] makes from the same rows; each refuses what it does not
+    /// handle (bands cut elsewhere, part of the heads, unset values) and then changes nothing.
+    #[test]
+    fn band_paths_match_write() {
+        let reg = |tok, len, head, heads| Region {
+            buf: 0,
+            tok,
+            len,
+            head,
+            heads,
+        };
+        let two = |g0: u32, g1: u32| -> RowList {
+            Few1::Many(vec![
+                Rows::one(0, 3, 2, input(g0, 0)),
+                Rows::one(3, 7, 2, input(g1, 0)),
+            ])
+        };
+        let r = reg(2, 7, 0, 2);
+        let mut a = Buf::new(12, 2, 1);
+        a.write(
+            &reg(0, 12, 0, 2),
+            Few1::One(Rows::one(0, 12, 2, input(500, 0))),
+        );
+        // Not yet cut at the rows: refused.
+        let (w0, w1) = (
+            |k: usize| [(0, 3), (3, 7)][k],
+            |_: usize, c: &[Col]| c.len() == 1,
+        );
+        assert_eq!(a.bands_of(&r, 2, w0, w1), None);
+        a.write(&r, two(10, 40));
+        assert_eq!(a.bands_of(&r, 2, w0, w1), Some(1));
+        assert_eq!(
+            a.bands_of(&reg(2, 7, 0, 1), 2, w0, w1),
+            None,
+            "part of the heads"
+        );
+        assert_eq!(a.bands_of(&r, 2, |k| [(0, 4), (4, 7)][k], w1), None);
+        // In place, as `write` would: the second value continues the first (one band).
+        for (g0, g1) in [(20, 60), (20, 23)] {
+            let mut general = a.clone();
+            general.write(&r, two(g0, g1));
+            let mut fast = a.clone();
+            fast.set_bands(&r, 1, 2, |k, j| {
+                assert_eq!(j, 0);
+                input([g0, g1][k], 0)
+            });
+            assert_eq!(format!("{:?}", fast.bands), format!("{:?}", general.bands));
+        }
+        // Whole bands into whole bands, shifted to the destination's rows.
+        let mut d = Buf::new(9, 2, 1);
+        let dr = reg(0, 7, 0, 2);
+        d.write(&reg(0, 9, 0, 2), two(0, 5));
+        d.write(
+            &reg(7, 2, 0, 2),
+            Few1::One(Rows::one(0, 2, 2, input(13, 0))),
+        );
+        let mut general = d.clone();
+        general.write(&dr, a.read(&r));
+        let mut fast = d.clone();
+        assert!(fast.take_bands(&dr, &a, &r));
+        assert_eq!(format!("{:?}", fast.bands), format!("{:?}", general.bands));
+        // Regions that start and end inside bands (a ring buffer's prefix, shorter than the
+        // last step's).
+        for (sr, dr) in [
+            (reg(3, 5, 0, 2), reg(1, 5, 0, 2)),
+            (reg(0, 12, 0, 2), reg(0, 12, 0, 2)),
+        ] {
+            let mut e = Buf::new(12, 2, 1);
+            e.write(&reg(0, 12, 0, 2), two(0, 5));
+            e.write(
+                &reg(7, 5, 0, 2),
+                Few1::One(Rows::one(0, 5, 2, input(900, 0))),
+            );
+            let mut general = e.clone();
+            general.write(&dr, a.read(&sr));
+            assert!(e.take_bands(&dr, &a, &sr));
+            assert_eq!(format!("{:?}", e.bands), format!("{:?}", general.bands));
+        }
+        assert!(
+            !d.clone().take_bands(&reg(0, 7, 0, 1), &a, &reg(2, 7, 0, 1)),
+            "part of the heads"
+        );
+        // An unset source value is left to the general path (which names it).
+        let fresh = Buf::new(12, 2, 1);
+        let before = format!("{:?}", d.bands);
+        assert!(!d.take_bands(&reg(0, 9, 0, 2), &fresh, &reg(0, 9, 0, 2)));
+        assert_eq!(format!("{:?}", d.bands), before);
     }
 
     /// A cell as plain data: rows, columns, every input's identity.

@@ -1504,6 +1504,29 @@ impl<'a> Local<'_, 'a> {
                             continue;
                         }
                     }
+                    // Several runs over the bands they cut the region into before (a usp
+                    // output rewritten by its next work): values in place, no row list.
+                    let (runs, buf) = (&ops.q_runs, &self.st.bufs[r.buf as usize]);
+                    if runs.len() > 1 && (covs.len() == runs.len() || covs.len() == 1) {
+                        let same = |_: usize, cols: &[(u32, u32, Val)]| {
+                            cols.len() == q_cols.len()
+                                && cols
+                                    .iter()
+                                    .zip(q_cols)
+                                    .all(|(a, b)| (a.0, a.1) == (b.0, b.1))
+                        };
+                        let rows = |k: usize| (runs[k].0, runs[k].1);
+                        if let Some(i) = buf.bands_of(r, runs.len(), rows, same) {
+                            let val = |k: usize, j: usize| Val::Part {
+                                p,
+                                g: runs[k].2,
+                                head: q_cols[j].2,
+                                cov: covs[k.min(covs.len() - 1)],
+                            };
+                            self.st.bufs[r.buf as usize].set_bands(r, i, runs.len(), val);
+                            continue;
+                        }
+                    }
                     let rows: RowList = if let Few::One(cov) = covs {
                         part_rows(&ops.q_runs, q_cols, |g, head| Val::Part { p, g, head, cov })
                     } else {
