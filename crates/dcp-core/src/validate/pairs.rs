@@ -249,7 +249,7 @@ impl Hasher {
             1 => self.xy,
             _ => mulm(self.x, self.y_pow(m)),
         };
-        let series = if r == 1 {
+        if r == 1 {
             n as u64 % P
         } else {
             let inv = if (-4..=4).contains(&m) {
@@ -261,8 +261,7 @@ impl Hasher {
                 self.ratio_pow(m, a),
                 mulm(subm(self.ratio_pow(m, n), 1), inv),
             )
-        };
-        series
+        }
     }
 
     /// `x^e`.
