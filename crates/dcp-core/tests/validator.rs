@@ -413,6 +413,43 @@ fn row_ranges_beyond_the_keys_are_caught() {
 }
 
 #[test]
+fn a_sloped_range_beyond_the_keys_on_its_last_row_only_is_caught() {
+    // A diagonal work's segment of one sloped range: `check_rows` accepts it from the range's
+    // end at the segment's first and last rows. An end one past the keys on the last row only
+    // must still be refused, naming rows that end with the segment.
+    let mut p = ring();
+    let one_sloped = |s: &dcp_core::plan::RangeSeg| {
+        s.rows >= 2 && s.ranges.len() == 1 && s.ranges[0].end.slope == 1
+    };
+    let (d, i) = find_any(
+        &p,
+        |x| matches!(x, Instr::Attn { works, .. } if works.iter().any(|w| w.rows.segs.iter().any(one_sloped))),
+    );
+    let mut seg_end = 0u32;
+    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
+        let w = works
+            .iter_mut()
+            .find(|w| w.rows.segs.iter().any(one_sloped))
+            .unwrap();
+        let keys: u32 = w.kv.iter().map(|r| r.len).sum();
+        let seg = w.rows.segs.iter_mut().find(|s| one_sloped(s)).unwrap();
+        let last = (seg.row0 + seg.rows - 1) as i64;
+        seg.ranges[0].start = Lin::c(0);
+        seg.ranges[0].end = Lin {
+            c: keys as i64 + 1 - last,
+            slope: 1,
+        };
+        seg_end = seg.row0 + seg.rows;
+    }
+    let e = err_of(&p);
+    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)), "{e}");
+    let PlanErrorKind::RowRanges { rows, .. } = e.kind else {
+        panic!("{e}")
+    };
+    assert_eq!(rows.1, seg_end, "{e}");
+}
+
+#[test]
 fn overlapping_row_range_segments_are_caught() {
     // Executors read a row from the first segment that holds it; a later segment reaching back
     // over the same rows would add pairs no executor computes.

@@ -235,14 +235,21 @@ impl Hasher {
     }
 
     /// `Σ_{q=a}^{b-1} x^q · y^{c + m·q}` (exponents may be negative for `c` only).
+    #[inline(always)]
     fn geo(&self, a: i64, b: i64, c: i64, m: i64) -> u64 {
+        mulm(self.geo_series(a, b, m), self.y_pow(c))
+    }
+
+    /// [`Hasher::geo`] without its factor `y^c`: `Σ_{q=a}^{b-1} x^q · y^{m·q}`.
+    #[inline(always)]
+    fn geo_series(&self, a: i64, b: i64, m: i64) -> u64 {
         let n = b - a;
         let r = match m {
             0 => self.x,
             1 => self.xy,
             _ => mulm(self.x, self.y_pow(m)),
         };
-        let series = if r == 1 {
+        if r == 1 {
             n as u64 % P
         } else {
             let inv = if (-4..=4).contains(&m) {
@@ -254,8 +261,7 @@ impl Hasher {
                 self.ratio_pow(m, a),
                 mulm(subm(self.ratio_pow(m, n), 1), inv),
             )
-        };
-        mulm(series, self.y_pow(c))
+        }
     }
 
     /// `x^e`.
@@ -476,6 +482,12 @@ fn causal_trap_sum(
     };
     let mut out = PairSum::default();
     let mut count: i128 = 0;
+    // The factor `x^off / (y − 1)` of every run's hash, once per call.
+    let xo = if count_only {
+        0
+    } else {
+        mulm(h.inv_y1, h.x_pow(off))
+    };
     let off = off as i64;
     // One run `[a, b)` between lines `l` and `u`, non-empty on every row.
     let mut run = |a: i64, b: i64, l: Lin, u: Lin| {
@@ -486,10 +498,25 @@ fn causal_trap_sum(
         debug_assert!(la > 0 && lb > 0);
         count += (la + lb) as i128 * (b - a) as i128 / 2;
         if !count_only {
-            let gu = h.geo(a, b, off + u.c, u.slope);
-            let gl = h.geo(a, b, off + l.c, l.slope);
-            let xo = h.x_pow(off as u64);
-            out.hash = addm(out.hash, mulm(mulm(subm(gu, gl), h.inv_y1), xo));
+            // Σ x^q (y^{off + u(q)} − y^{off + l(q)}); with equal slopes one series times the
+            // difference of the two constant factors.
+            let d = if u.slope == l.slope {
+                let ys = subm(h.y_pow(off + u.c), h.y_pow(off + l.c));
+                mulm(h.geo_series(a, b, u.slope), ys)
+            } else {
+                subm(
+                    h.geo(a, b, off + u.c, u.slope),
+                    h.geo(a, b, off + l.c, l.slope),
+                )
+            };
+            debug_assert_eq!(
+                d,
+                subm(
+                    h.geo(a, b, off + u.c, u.slope),
+                    h.geo(a, b, off + l.c, l.slope)
+                )
+            );
+            out.hash = addm(out.hash, mulm(d, xo));
         }
     };
     let (c1, c2) = (qa.min(qb), qa.max(qb));
