@@ -229,19 +229,15 @@ pub struct Kernels {
     bwd_dd: Kernel,
     pub fwd: Kernel,
     pub bwd: Kernel,
-    /// The sm90 backward with chains compiled in (`DCP_CUDA_BWD_CHAIN` on, head dim 128): its
-    /// defines, and the kernel once a launch chains ([`Kernels::bwd_chain_kernel`]).
-    bwd_chain_defs: Option<Vec<(String, String)>>,
-    bwd_chain: std::sync::OnceLock<Kernel>,
-    /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`): its
-    /// defines, and the kernel once a launch has half tiles ([`Kernels::fwd_half_kernel`]).
-    fwd_half_defs: Option<Vec<(String, String)>>,
-    fwd_half: std::sync::OnceLock<Kernel>,
+    /// The sm90 backward with chains compiled in (`BWD_CHAIN`; `DCP_CUDA_BWD_CHAIN` on, head
+    /// dim 128), compiled when a launch first chains. Its shared memory: `bwd_smem`, plus the O
+    /// half rows of its D steps where it computes D (`chain_dd`).
+    bwd_chain: OnDemand,
+    /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
+    /// when a launch first has half tiles.
+    fwd_half: OnDemand,
     fwd_smem: u32,
     bwd_smem: u32,
-    /// Dynamic shared memory of the chain kernel: `bwd_smem`, plus the O half rows of its D
-    /// steps where it computes D (`chain_dd`).
-    bwd_chain_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
     pub fwd_family: KernelFamily,
     fwd_br: u32,
@@ -270,6 +266,67 @@ pub struct Kernels {
     /// launches drop their D pre-pass ([`own::chain_dd_launch`], `DCP_CUDA_BWD_CHAIN_DD`);
     /// only where chains are on.
     pub chain_dd: bool,
+}
+
+/// NVRTC defines (name, value) of a kernel build.
+type Defines = Vec<(String, String)>;
+
+/// A kernel variant (extra defines) compiled on first use and run only by the launches that
+/// need it: compiled into the main kernel, such code slowed every other shape (the chains
+/// 3-5 %, the half tiles up to 7 %; bench/results/kernels-2026-11-29-kw11, -kbw11c).
+struct OnDemand {
+    /// Source, entry point and defines; `None` where the variant is off.
+    build: Option<(Source, &'static str, Defines)>,
+    /// Its dynamic shared memory.
+    smem: u32,
+    kernel: std::sync::OnceLock<Kernel>,
+}
+
+impl OnDemand {
+    fn new(src: Source, name: &'static str, defs: Defines, smem: u32) -> Self {
+        OnDemand {
+            build: Some((src, name, defs)),
+            smem,
+            kernel: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn off() -> Self {
+        OnDemand {
+            build: None,
+            smem: 0,
+            kernel: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.build.is_some()
+    }
+
+    /// The kernel, compiled at the first call; `None` where the variant is off.
+    fn get_or_compile(&self, gpu: &Gpu) -> Result<Option<&Kernel>> {
+        let Some((src, name, defs)) = &self.build else {
+            return Ok(None);
+        };
+        if self.kernel.get().is_none() {
+            let k = gpu.kernel(*src, defs, name)?;
+            gpu.set_smem(&k, self.smem as usize)?;
+            // A racing caller may have set it first: the same module either way.
+            let _ = self.kernel.set(k);
+        }
+        Ok(self.kernel.get())
+    }
+
+    /// The compiled kernel for a launch lowered to it; an error naming `what` where it was never
+    /// compiled (a program enqueued with other `Kernels` than it was prepared with).
+    fn compiled(&self, what: &str) -> Result<&Kernel> {
+        self.kernel.get().ok_or_else(|| {
+            CudaError::Unsupported(format!(
+                "a {what} launch was enqueued with kernels that never compiled its kernel: \
+                 enqueue a program with the Kernels it was prepared with"
+            ))
+        })
+    }
 }
 
 impl Kernels {
@@ -358,18 +415,17 @@ impl Kernels {
         // tiles and used by those launches only: compiled into the one kernel, their code cost
         // works1000 -7 % and lambda -5 % with no half tile run (bench/results/
         // kernels-2026-11-29-kbw11c).
-        let fwd_half_defs = match fwd_family {
+        let fwd_half = match fwd_family {
             KernelFamily::Sm90Wgmma
                 if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref(), d)? =>
             {
                 let mut defs = defs.clone();
                 defs.push(("FWD_HALF".into(), "1".into()));
-                Some(defs)
+                OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
             }
-            _ => None,
+            _ => OnDemand::off(),
         };
-        let mut bwd_chain_defs = None;
-        let mut bwd_chain_smem = 0;
+        let mut bwd_chain = OnDemand::off();
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -393,18 +449,19 @@ impl Kernels {
                 }
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
                 // Chains (`BWD_CHAIN`) in a kernel of their own, compiled when the first launch
-                // chains ([`Kernels::bwd_chain_kernel`]) and used by chained launches only:
+                // chains ([`OnDemand`]) and used by chained launches only:
                 // compiled into the one kernel, their code cost 3-5 % on every other shape
                 // (bench/results/kernels-2026-11-29-kw11).
-                bwd_chain_smem = smem;
                 if chain != ChainMode::Off {
                     defs.push(("BWD_CHAIN".into(), "1".into()));
+                    let mut chain_smem = smem;
                     if chain_dd {
                         // D steps' O half rows (`BWD_CHAIN_DD`, `sO`).
                         defs.push(("BWD_CHAIN_DD".into(), "1".into()));
-                        bwd_chain_smem += SM90_BWD_O_STAGE;
+                        chain_smem += SM90_BWD_O_STAGE;
                     }
-                    bwd_chain_defs = Some(defs);
+                    bwd_chain =
+                        OnDemand::new(Source::AttnBwdSm90, "dcp_attn_bwd_sm90", defs, chain_smem);
                 }
                 (bc, br, SM90_THREADS, smem, k)
             }
@@ -423,13 +480,10 @@ impl Kernels {
             bwd_dd: u("dcp_bwd_dd")?,
             fwd,
             bwd,
-            bwd_chain_defs,
-            bwd_chain: std::sync::OnceLock::new(),
-            fwd_half_defs,
-            fwd_half: std::sync::OnceLock::new(),
+            bwd_chain,
+            fwd_half,
             fwd_smem,
             bwd_smem,
-            bwd_chain_smem,
             fwd_family,
             fwd_br,
             fwd_bc,
@@ -451,33 +505,6 @@ impl Kernels {
         self.fwd_br
     }
 
-    /// The sm90 backward with chains, compiled on first use; `None` where chains are off.
-    fn bwd_chain_kernel(&self, gpu: &Gpu) -> Result<Option<&Kernel>> {
-        let Some(defs) = &self.bwd_chain_defs else {
-            return Ok(None);
-        };
-        if self.bwd_chain.get().is_none() {
-            let k = gpu.kernel(Source::AttnBwdSm90, defs, "dcp_attn_bwd_sm90")?;
-            gpu.set_smem(&k, self.bwd_chain_smem as usize)?;
-            // A racing caller may have set it first: the same module either way.
-            let _ = self.bwd_chain.set(k);
-        }
-        Ok(self.bwd_chain.get())
-    }
-    /// The sm90 forward with half tiles (`FWD_HALF`), compiled at the first call; `None` where
-    /// `DCP_CUDA_FWD_HALF` is off or the forward is not sm90.
-    fn fwd_half_kernel(&self, gpu: &Gpu) -> Result<Option<&Kernel>> {
-        let Some(defs) = &self.fwd_half_defs else {
-            return Ok(None);
-        };
-        if self.fwd_half.get().is_none() {
-            let k = gpu.kernel(Source::AttnFwdSm90, defs, "dcp_attn_fwd_sm90")?;
-            gpu.set_smem(&k, self.fwd_smem as usize)?;
-            // A racing caller may have set it first: the same module either way.
-            let _ = self.fwd_half.set(k);
-        }
-        Ok(self.fwd_half.get())
-    }
     /// Which kernels run, e.g. `fwd sm90-wgmma, bwd mma.sync`.
     pub fn family(&self) -> String {
         format!(
@@ -1503,7 +1530,7 @@ impl Lowering<'_> {
         let mut wl = WorkLists::default();
         if kernels.fwd_family == KernelFamily::Sm90Wgmma {
             wl.mask_mode = TileMasks::sm90(true)?;
-            wl.half_mode = kernels.fwd_half_defs.is_some();
+            wl.half_mode = kernels.fwd_half.enabled();
         }
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
@@ -1595,12 +1622,13 @@ impl Lowering<'_> {
         let merges = self.split_fwd(&mut wl, &outs)?;
         wl.order_fwd_half();
         // Only a launch with half tiles takes the half-tile kernel; the others keep the plain one.
-        let k =
-            if wl.tasks.iter().any(|t| t.pad > 0) && kernels.fwd_half_kernel(self.gpu)?.is_some() {
-                K::FwdHalf
-            } else {
-                K::Fwd
-            };
+        let k = if wl.tasks.iter().any(|t| t.pad > 0)
+            && kernels.fwd_half.get_or_compile(self.gpu)?.is_some()
+        {
+            K::FwdHalf
+        } else {
+            K::Fwd
+        };
         // sm90: TMA tensor maps of each work's Q and single KV region (`tensormaps.rs`; the kernel
         // loads them with tensor copies under `FWD_TMA`), built after the split-K rewrite.
         let fwd_maps = if kernels.fwd_family == KernelFamily::Sm90Wgmma {
@@ -1889,7 +1917,7 @@ impl Lowering<'_> {
         // Chains ([`own::chain_launch`]): all or nothing per launch.
         let chain = kernels.chain != ChainMode::Off
             && self.chain_launch(ii, &works, &wl, &pending, chunk)
-            && kernels.bwd_chain_kernel(self.gpu)?.is_some();
+            && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
         let dq_dst = self.convert_targets(ii, &works, &mut wl, &pending, chunk, &dkv_full, chain);
         // D in the chain kernel (`BWD_CHAIN_DD`): all works flagged, or none.
         if chain && own::chain_dd_launch(kernels.chain_dd, &wl.works, dtype_code(model.dtype)) {
@@ -2106,7 +2134,7 @@ impl Lowering<'_> {
             grid,
             block: kernels.bwd_block,
             smem: if chain {
-                kernels.bwd_chain_smem
+                kernels.bwd_chain.smem
             } else {
                 kernels.bwd_smem
             },
@@ -2475,23 +2503,13 @@ impl Prepared {
             K::Merge => &ks.merge,
             K::BwdDd => &ks.bwd_dd,
             K::Fwd => &ks.fwd,
-            K::FwdHalf => ks.fwd_half.get().ok_or_else(|| {
-                CudaError::Unsupported(
-                    "a forward launch with half tiles (DCP_CUDA_FWD_HALF) was enqueued with \
-                     kernels whose half-tile kernel was never compiled: enqueue a program with \
-                     the Kernels it was prepared with"
-                        .into(),
-                )
-            })?,
+            K::FwdHalf => ks
+                .fwd_half
+                .compiled("half-tile forward (DCP_CUDA_FWD_HALF)")?,
             K::Bwd => &ks.bwd,
-            K::BwdChain => ks.bwd_chain.get().ok_or_else(|| {
-                CudaError::Unsupported(
-                    "a chained backward launch (DCP_CUDA_BWD_CHAIN) was enqueued with kernels \
-                     whose chain kernel was never compiled: enqueue a program with the Kernels \
-                     it was prepared with"
-                        .into(),
-                )
-            })?,
+            K::BwdChain => ks
+                .bwd_chain
+                .compiled("chained backward (DCP_CUDA_BWD_CHAIN)")?,
         })
     }
 
