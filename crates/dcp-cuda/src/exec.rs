@@ -2301,12 +2301,7 @@ impl Lowering<'_> {
             .filter(|(_, &f)| f)
             .flat_map(|(w, _)| w.dkv.iter().copied())
             .collect();
-        for (z, op) in self.zeros.fills() {
-            let inside: Vec<Region> = parts.iter().filter(|r| r.overlaps(z)).copied().collect();
-            if own::tiles_exactly(z, &inside) {
-                self.elided.push(*op);
-            }
-        }
+        self.drop_fills_tiled_by(&parts);
     }
 }
 
