@@ -35,6 +35,13 @@ echo "== selftest world 1 (mma) t=$((SECONDS-T0))s"
 DCP_CUDA_FAMILY=mma timeout -k 5 60 $DCP bench-gpu --selftest 6 --planners local,zigzag --json $J/st_mma.jsonl > $J/st_mma.log 2>&1; echo "rc=$?"
 summ $J/st_mma.jsonl "selftest mma w1" | tee -a $J/summary.txt; grep -E "FAIL|panic|rror" $J/st_mma.log | head -3
 
+if [ -n "${WHEEL:-}" ] && [ -d "${WHEEL:-}" ] && left 120; then
+  echo "== python GPU test t=$((SECONDS-T0))s"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $WHEEL/dcp-*.whl 2>/dev/null
+  ( export PYTHONPATH=/tmp/site; eval "$(python3 -m dcp.env)"; cd python/tests && timeout 120 python3 -m pytest -q -x test_gpu.py 2>&1 | tail -3 ) | tee $J/pytest_gpu.txt
+  echo "python GPU test: $(tail -1 $J/pytest_gpu.txt)" >> $J/summary.txt
+fi
+
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 for tool in memcheck racecheck; do
   echo "== $tool t=$((SECONDS-T0))s"
@@ -66,11 +73,6 @@ for tool in memcheck racecheck; do
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|FAIL" $J/san_short_$tool.txt | head -4 | sed 's/^/short: /' | tee -a $J/summary.txt
 done
 
-if [ -n "${WHEEL:-}" ] && [ -d "${WHEEL:-}" ] && left 60; then
-  echo "== python GPU test t=$((SECONDS-T0))s"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site $WHEEL/dcp-*.whl 2>/dev/null
-  ( export PYTHONPATH=/tmp/site; eval "$(python3 -m dcp.env)"; cd python/tests && timeout 120 python3 -m pytest -q -x test_gpu.py 2>&1 | tail -3 ) | tee $J/pytest_gpu.txt
-fi
 
 echo "== kernel-bench sparse t=$((SECONDS-T0))s"
 for D in 128 64; do
