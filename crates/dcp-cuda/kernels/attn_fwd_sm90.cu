@@ -147,6 +147,29 @@
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
 #endif
+// FWD_HALF_FULL 1 (A/B only): the FWD_HALF kernel computes its half tiles as whole masked tiles
+// (the host's order, half tiles first, unchanged).
+#ifndef FWD_HALF_FULL
+#define FWD_HALF_FULL 0
+#endif
+// FWD_PP (A/B): turns of the two consumer warpgroups by named barriers 6 and 7 in the plain loop.
+// Before its S of a turn step a warpgroup waits for the other's go (bar.sync), and gives its own
+// go (bar.arrive) at FWD_PP_AT: 0 after issuing S, 1 after S completed, 2 after issuing its (first)
+// P V. Warpgroup 1 gives warpgroup 0 the first go. FWD_PP 1: turn step = a task's first plain
+// step (a one-time stagger per task); 2: every plain step (ping-pong).
+#ifndef FWD_PP
+#define FWD_PP 0
+#endif
+#ifndef FWD_PP_AT
+#define FWD_PP_AT 0
+#endif
+// FWD_PP_MIN: with FWD_PP 1, only tasks of at least this many tiles take the turn.
+#ifndef FWD_PP_MIN
+#define FWD_PP_MIN 1
+#endif
+#if FWD_PP && FWD_SPLIT == 1
+#error "FWD_PP is not written for FWD_SPLIT 1"
+#endif
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -448,6 +471,9 @@ __device__ __forceinline__ void f90_stg128p(void* p, uint4 v, bool ok) {
                "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "r"((u32)ok)
                : "memory");
 }
+__device__ __forceinline__ void f90_bar_arrive(u32 id, u32 n) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
 __device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
 __device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
 
@@ -687,6 +713,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   do {                    \
   } while (0)
 #endif
+#if FWD_PP
+  if (cw == 1) f90_bar_arrive(7, 256);  // warpgroup 0's first go (FWD_PP)
+#endif
   for (u32 tq = 0;; ++tq) {
     const int qb = tq & 1;
     mbar_wait(qfull(qb), (tq >> 1) & 1);
@@ -698,6 +727,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if ((tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
 #endif
       F90_LATE_ARRIVE();
+#if FWD_PP
+      if (cw == 0) named_bar(7, 256);  // warpgroup 1's last go
+#endif
       break;
     }
     fence_proxy_async();
@@ -778,7 +810,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const u32 mo = mw.x | mw.y;
         const bool nl = __any_sync(0xffffffffu, f90_wg_any((mo & 0xffffu) != 0u, 1 + cw));
         const bool nh = __any_sync(0xffffffffu, f90_wg_any((mo >> 16) != 0u, 1 + cw));
-        if (!(nl && nh)) {
+        if (!FWD_HALF_FULL && !(nl && nh)) {
           if (nl || nh) {
             // One half: S (m64n64) and P V over its 4 key steps.
             // (Compile-time key half in each branch: the descriptors stay uniform.)
@@ -905,11 +937,41 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         continue;
       }
 #endif
+#if FWD_PP || FWD_LATEREL == 2
+#if FWD_HALF
+      const bool first = j == n_half;  // the task's first plain step
+#else
+      const bool first = j == 0;
+#endif
+#endif
+#if FWD_PP
+      const bool turn = FWD_PP == 2 || (first && n_tiles >= FWD_PP_MIN);
+      if (turn) named_bar(7 - cw, 256);
+#define F90_PP_TURN_GO() \
+  if (turn) f90_bar_arrive(6 + cw, 256)
+#else
+#define F90_PP_TURN_GO()
+#endif
+#if FWD_LATEREL == 2
+#define F90_PP_LATE() \
+  if (first) F90_LATE_ARRIVE()
+#else
+#define F90_PP_LATE()
+#endif
+#define F90_PP_GO(at)          \
+  do {                         \
+    if (FWD_PP_AT == (at)) {   \
+      F90_PP_TURN_GO();        \
+      F90_PP_LATE();           \
+    }                          \
+  } while (0)
       float sc[S90_BC / 2];
       wg_fence();
       F90_ISSUE_S(2, sc, s, 0);
+      F90_PP_GO(0);
       wg_wait<0>();
       reg_fence<S90_BC / 2>(sc);
+      F90_PP_GO(1);
       // Partial tiles: the mask from the staged tile word and ranges.
       const u32 word = *(const u32*)(kst + S90_BR * 16);
       if (word >> 31) {
@@ -943,22 +1005,30 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         reg_fence<D / 2>(o);
         wg_fence();
         F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        F90_PP_GO(2);
         f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
         acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
         wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
+        F90_PP_GO(3);
       }
 #else
       acc_to_a<S90_BC>(sc, pa);
       reg_fence<D / 2>(o);
       wg_fence();
       F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
+      F90_PP_GO(2);
 #endif
       wg_wait<0>();
       reg_fence<D / 2>(o);
       mbar_arrive(empty(s));
+#if FWD_LATEREL != 2
       F90_LATE_ARRIVE();
+#endif
     }
+#undef F90_PP_GO
+#undef F90_PP_TURN_GO
+#undef F90_PP_LATE
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
     F90_LATE_ARRIVE();  // (owed from before a task without tiles)
