@@ -125,7 +125,9 @@
 // FWD_HALF). causal-blockwise: the window's first tile (rows 64-127 need keys 64-127 only) and
 // the diagonal (rows 0-63 keys 0-63) make 6.5 of 7 tile-equivalents per task. Measured
 // (bench/results/kernels-2026-11-29-kbw11c, D 128): causal-blockwise +3.0 %, causal 32K +5.5 %,
-// shared-question +6.6 %, packed +1.8 %, but lambda -2.6 %; with no half tile at all the kernel
+// shared-question +6.6 %, packed +1.8 %, but lambda -2.6 % (the dense gains are not the half
+// steps but the offset the half diagonal leaves between the warpgroups: FWD_PP, which this kernel
+// now also takes at D 128); with no half tile at all the kernel
 // still loses works1000 -7 % and lambda -5 % (ptxas schedules the whole kernel differently: the
 // plain step is 425 instructions against 437 and not the same order), hence a kernel of its own.
 // The per-tile decision before it (kbw11) lost about the same.
@@ -146,6 +148,38 @@
 #endif
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
+#endif
+// FWD_PP 1: a one-time stagger of the two consumer warpgroups per task, in the plain loop (named
+// barriers 6 and 7). At a task's first plain step each warpgroup waits for the other's go before
+// its S (bar.sync) and gives its own go (bar.arrive) at FWD_PP_AT: 0 after issuing S, 1 after S
+// completed, 2 after issuing its first P V, 3 after issuing the second half's P V (FWD_SPLIT 2);
+// warpgroup 1 gives warpgroup 0 the first go, so warpgroup 1 starts each task about FWD_PP_AT
+// quarters of a step behind. Then one warpgroup's softmax runs while the other's wgmma do, for
+// the rest of the task (the stages let them be a step apart; nothing else re-aligns them), where
+// in lockstep both sit in softmax with the tensor cores idle. This is where the half-tile
+// kernel's dense gain came from (kernels-2026-11-29-kf12: its diagonal, first and half for
+// warpgroup 0 only, made the same offset; the plain kernel with FWD_PP_AT 2 and no half tile:
+// causal 32K +4.6 %, shared-question +6.4 %, one 8K work +3.7 %; go at 1: +0 %; a turn at every
+// step, FA3's ping-pong, -25 %). Only tasks of at least FWD_PP_MIN tiles take the turn.
+// Default: in the half-tile kernel at D 128 (FWD_HALF 1: launches with half tiles), at 3 / 4:
+// lambda +3.2 %, causal-blockwise +2.2 %, causal 32K / shared-question / packed -0.1 / -0.6 /
+// -0.3 % (these already had the diagonal's offset). Not in the plain kernel: compiled in there
+// it cost works1000 -5 % with no turn taken (ptxas's code for the whole kernel), though one 8K
+// work gained +3.5 %. Off at D 64 (FWD_SPLIT 0; at 2: within -1.5..+1.8 %).
+#ifndef FWD_PP
+#define FWD_PP (HEAD_DIM == 128 && FWD_HALF)
+#endif
+#ifndef FWD_PP_AT
+#define FWD_PP_AT 3
+#endif
+#ifndef FWD_PP_MIN
+#define FWD_PP_MIN 4
+#endif
+#if FWD_PP && FWD_SPLIT == 1
+#error "FWD_PP is not written for FWD_SPLIT 1"
+#endif
+#if FWD_PP_AT == 3 && FWD_PP && FWD_SPLIT != 2
+#error "FWD_PP_AT 3 needs FWD_SPLIT 2"
 #endif
 
 #ifndef HEAD_DIM
@@ -448,6 +482,9 @@ __device__ __forceinline__ void f90_stg128p(void* p, uint4 v, bool ok) {
                "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "r"((u32)ok)
                : "memory");
 }
+__device__ __forceinline__ void f90_bar_arrive(u32 id, u32 n) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
 __device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
 __device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
 
@@ -687,6 +724,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   do {                    \
   } while (0)
 #endif
+#if FWD_PP
+  if (cw == 1) f90_bar_arrive(7, 256);  // warpgroup 0's first go
+#endif
   for (u32 tq = 0;; ++tq) {
     const int qb = tq & 1;
     mbar_wait(qfull(qb), (tq >> 1) & 1);
@@ -698,6 +738,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if ((tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
 #endif
       F90_LATE_ARRIVE();
+#if FWD_PP
+      if (cw == 0) named_bar(7, 256);  // warpgroup 1's last go
+#endif
       break;
     }
     fence_proxy_async();
@@ -905,11 +948,30 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         continue;
       }
 #endif
+#if FWD_PP
+      // FWD_PP: the task's first plain step, in a task of at least FWD_PP_MIN tiles, is a turn.
+#if FWD_HALF
+      const bool turn = j == n_half && n_tiles >= FWD_PP_MIN;
+#else
+      const bool turn = j == 0 && n_tiles >= FWD_PP_MIN;
+#endif
+      if (turn) named_bar(7 - cw, 256);
+#define F90_PP_GO(at)                                               \
+  do {                                                              \
+    if (FWD_PP_AT == (at) && turn) f90_bar_arrive(6 + cw, 256);     \
+  } while (0)
+#else
+#define F90_PP_GO(at) \
+  do {                \
+  } while (0)
+#endif
       float sc[S90_BC / 2];
       wg_fence();
       F90_ISSUE_S(2, sc, s, 0);
+      F90_PP_GO(0);
       wg_wait<0>();
       reg_fence<S90_BC / 2>(sc);
+      F90_PP_GO(1);
       // Partial tiles: the mask from the staged tile word and ranges.
       const u32 word = *(const u32*)(kst + S90_BR * 16);
       if (word >> 31) {
@@ -943,22 +1005,26 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         reg_fence<D / 2>(o);
         wg_fence();
         F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        F90_PP_GO(2);
         f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
         acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
         wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
+        F90_PP_GO(3);
       }
 #else
       acc_to_a<S90_BC>(sc, pa);
       reg_fence<D / 2>(o);
       wg_fence();
       F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
+      F90_PP_GO(2);
 #endif
       wg_wait<0>();
       reg_fence<D / 2>(o);
       mbar_arrive(empty(s));
       F90_LATE_ARRIVE();
     }
+#undef F90_PP_GO
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
     F90_LATE_ARRIVE();  // (owed from before a task without tiles)
