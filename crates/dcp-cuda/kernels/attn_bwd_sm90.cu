@@ -273,6 +273,13 @@ __device__ __forceinline__ void st_v4(float* p, float a, float b, float c, float
 // the tile's q-tile list is not split): it stores them instead (no read of the zeros from memory
 // by the reductions, and the host drops the fill where such stores cover it).
 #define B90_TASK_DKV_STORE 0x80000000u
+// TaskDesc.pad bit 29 (src/own.rs `TASK_DKV_ALT`, D 128): the task adds its dK/dV into the work's
+// alternate KV segments (`WorkDesc.kv_alt`: the same keys, dK/dV in the fp32 scratch) instead of
+// the work's own (pointed by the host at the 16-bit destination of the plan's converting copy,
+// which the tasks that store their rows write converted): a kv tile whose q-tile list is split
+// over several tasks adds into fp32 rows that the host zeroes and converts (rows of those tiles
+// only), so the work's other rows need neither the zero fill nor the conversion pass.
+#define B90_TASK_DKV_ALT 0x20000000u
 
 // BWD_CHAIN 1 (D 128; the host compiles it in under DCP_CUDA_BWD_CHAIN, src/own.rs
 // `chain_launch`): work-resident tasks for launches of many short works. Every kv tile of a work
@@ -365,10 +372,12 @@ __device__ __forceinline__ float dd_dot8(uint4 a, uint4 b) {
 
 // dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
 // (dK, dV at +D elements) and dtype; 0 past the work's keys.
+// `first`: the work's first KV segment (w->kv_first, or w->kv_alt for B90_TASK_DKV_ALT tasks).
 template <int D>
-__device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt) {
+__device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt,
+                                           u32 first) {
   if (key >= w->n_keys || w->kv_count == 0) return 0;
-  const KvSeg& sg = segs[kv_seg_index(w->kv_first, w->kv_count, segs, key)];
+  const KvSeg& sg = segs[kv_seg_index(first, w->kv_count, segs, key)];
   if (key < sg.key0 || key >= sg.key0 + sg.len) return 0;
   *dt = sg.ddtype;
   return sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * (sg.ddtype == DT_F32 ? 4 : 2);
@@ -1338,7 +1347,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     {
       const bool odd = t4 & 1;
       u32 dt = DT_F32;
-      const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt);
+      const u32 seg0 = (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first;
+      const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt, seg0);
       const u32 c0 = 2 * (t4 & 2);
       const bool dkv_store = tk->pad & B90_TASK_DKV_STORE;
 #pragma unroll
@@ -1380,7 +1390,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       u32 dt = DT_F32;
-      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt);
+      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt, wk->kv_first);
       if (dp == 0) continue;
 #pragma unroll
       for (int nt = 0; nt < D / 8; ++nt) {
