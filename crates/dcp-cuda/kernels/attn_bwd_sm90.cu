@@ -259,6 +259,14 @@ __device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
 #ifndef BWD_EPI_V4
 #define BWD_EPI_V4 (HEAD_DIM == 128)
 #endif
+// BWD_EPI_B16V4 1 (with BWD_EPI_V4): dK/dV stored converted into a 16-bit destination
+// (B90_TASK_DKV_STORE into the plan's copy destination) as 16-byte stores, 8 consecutive columns
+// per lane (lanes t4, t4 ^ 2 of one key swap 4 columns per 16), where the warp agrees (one vote
+// per task: every lane's key 16-bit, stored, 16-byte aligned, or past the work's keys); 0: 8-byte
+// stores, 4 columns per lane per 8 (half a 32-byte sector per row per instruction).
+#ifndef BWD_EPI_B16V4
+#define BWD_EPI_B16V4 0
+#endif
 
 __device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, float d) {
   asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
@@ -1351,6 +1359,52 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt, seg0);
       const u32 c0 = 2 * (t4 & 2);
       const bool dkv_store = tk->pad & B90_TASK_DKV_STORE;
+#if BWD_EPI_B16V4
+      const bool b16v4 =
+          __all_sync(0xffffffffu, dp == 0 || (dkv_store && dt != DT_F32 && (dp & 15) == 0));
+      if (b16v4) {
+        const bool lo = !(t4 & 2);
+#pragma unroll
+        for (int nt = 0; nt < D / 8; nt += 2) {
+#pragma unroll
+          for (int m = 0; m < 2; ++m) {
+            const float* a = m ? dv : dk;
+            const float f = m ? dv_f : dk_f;
+            u32 pk[2][2];
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+              const int n = nt + j;
+              const float s0 = odd ? a[n * 4] : a[n * 4 + 2], s1 = odd ? a[n * 4 + 1] : a[n * 4 + 3];
+              const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
+              const float x0 = odd ? r0 : a[n * 4], x1 = odd ? r1 : a[n * 4 + 1];
+              const float x2 = odd ? a[n * 4 + 2] : r0, x3 = odd ? a[n * 4 + 3] : r1;
+              if (dt == DT_BF16) {
+                const __nv_bfloat162 u = __floats2bfloat162_rn(x0 * f, x1 * f), v = __floats2bfloat162_rn(x2 * f, x3 * f);
+                pk[j][0] = *(const u32*)&u;
+                pk[j][1] = *(const u32*)&v;
+              } else {
+                const __half2 u = __floats2half2_rn(x0 * f, x1 * f), v = __floats2half2_rn(x2 * f, x3 * f);
+                pk[j][0] = *(const u32*)&u;
+                pk[j][1] = *(const u32*)&v;
+              }
+            }
+            // Columns c0..c0+3 of tiles nt, nt + 1 -> the low lane (c0 0) columns 0-7, the high
+            // lane (c0 4) columns 8-15 of the 16.
+            const u32 q0 = __shfl_xor_sync(0xffffffffu, lo ? pk[1][0] : pk[0][0], 2);
+            const u32 q1 = __shfl_xor_sync(0xffffffffu, lo ? pk[1][1] : pk[0][1], 2);
+            const u32 col = m * D + nt * 8 + (lo ? 0 : 8);
+            if (dp != 0) {
+              if (lo)
+                asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dp + col),
+                             "r"(pk[0][0]), "r"(pk[0][1]), "r"(q0), "r"(q1) : "memory");
+              else
+                asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dp + col),
+                             "r"(q0), "r"(q1), "r"(pk[1][0]), "r"(pk[1][1]) : "memory");
+            }
+          }
+        }
+      } else
+#endif
 #pragma unroll
       for (int nt = 0; nt < D / 8; ++nt) {
 #pragma unroll
