@@ -263,9 +263,11 @@ __device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
 // (B90_TASK_DKV_STORE into the plan's copy destination) as 16-byte stores, 8 consecutive columns
 // per lane (lanes t4, t4 ^ 2 of one key swap 4 columns per 16), where the warp agrees (one vote
 // per task: every lane's key 16-bit, stored, 16-byte aligned, or past the work's keys); 0: 8-byte
-// stores, 4 columns per lane per 8 (half a 32-byte sector per row per instruction).
+// stores, 4 columns per lane per 8 (half a 32-byte sector per row per instruction): with split
+// ownership's 16-bit stores they cost causal-blockwise 32K +20 us of kernel time, and 1 gained
+// blockwise +1.8 % over them, works1000 (chains) +3.3 % (bench/results/kernels-2026-11-29-kb12).
 #ifndef BWD_EPI_B16V4
-#define BWD_EPI_B16V4 0
+#define BWD_EPI_B16V4 1
 #endif
 
 __device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, float d) {

@@ -26,6 +26,14 @@
 //!
 //! `DCP_CUDA_BWD_OWN=0` turns the stores off (A/B runs).
 //!
+//! **Split ownership** (session 12, [`OwnMode::DkvSplit`], the default): a work whose dKV rows
+//! are its own but whose lists are split for some kv tiles (the attention sink of a
+//! causal-blockwise sequence: 2 of its 256 kv tiles) used to keep the whole zero fill and
+//! converting copy; now only those tiles' rows do ([`unstored_rows`]), the others are stored
+//! converted into the destination. Measured (bench/results/kernels-2026-11-29-kb12, with the
+//! kernel's 16-byte 16-bit stores): causal-blockwise 32K backward +5.3 % (dK/dV fill 20 -> 6 us,
+//! copy 28 -> 4 us), works1000 +3.3 % (the 16-byte stores), other shapes within ±1 %.
+//!
 //! **Gradients converted by their last writer** (session 10, `DCP_CUDA_BWD_CONVERT`): a plan
 //! ends its backward with converting copies of the fp32 scratch into the caller's 16-bit
 //! gradients. Where such a `Copy` is the only reader of the scratch rows a backward launch
@@ -372,10 +380,10 @@ pub fn accept(
 pub enum OwnMode {
     /// Every task adds (the kernels before owned rows).
     Off,
-    /// dK/dV stores where a task is the only one adding into zero rows (`1`); a work's rows
+    /// dK/dV stores where a task is the only one adding into zero rows (`1`, sessions 9-11); a work's rows
     /// are converted by the launch only when every one of them is stored.
     DkvStore,
-    /// As [`OwnMode::DkvStore`], and a work whose dKV rows are its own but some of whose kv
+    /// As [`OwnMode::DkvStore`] (the default), and a work whose dKV rows are its own but some of whose kv
     /// tiles are not stored by one task (split q-tile lists, unlisted tiles) keeps fp32 scratch
     /// for those tiles' rows only (`split`): the launch's zero fill shrinks to them
     /// ([`unstored_rows`]), and where the launch converts the work's dK/dV the stored tiles
@@ -385,7 +393,7 @@ pub enum OwnMode {
 }
 
 /// The default of `DCP_CUDA_BWD_OWN`.
-pub const DEFAULT_MODE: OwnMode = OwnMode::DkvStore;
+pub const DEFAULT_MODE: OwnMode = OwnMode::DkvSplit;
 
 impl OwnMode {
     /// Parses `DCP_CUDA_BWD_OWN` (unset: [`DEFAULT_MODE`]).
