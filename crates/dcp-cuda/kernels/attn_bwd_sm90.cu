@@ -259,6 +259,16 @@ __device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
 #ifndef BWD_EPI_V4
 #define BWD_EPI_V4 (HEAD_DIM == 128)
 #endif
+// BWD_EPI_B16V4 1 (with BWD_EPI_V4): dK/dV stored converted into a 16-bit destination
+// (B90_TASK_DKV_STORE into the plan's copy destination) as 16-byte stores, 8 consecutive columns
+// per lane (lanes t4, t4 ^ 2 of one key swap 4 columns per 16), where the warp agrees (one vote
+// per task: every lane's key 16-bit, stored, 16-byte aligned, or past the work's keys); 0: 8-byte
+// stores, 4 columns per lane per 8 (half a 32-byte sector per row per instruction): with split
+// ownership's 16-bit stores they cost causal-blockwise 32K +20 us of kernel time, and 1 gained
+// blockwise +1.8 % over them, works1000 (chains) +3.3 % (bench/results/kernels-2026-11-29-kb12).
+#ifndef BWD_EPI_B16V4
+#define BWD_EPI_B16V4 1
+#endif
 
 __device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, float d) {
   asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
@@ -273,6 +283,13 @@ __device__ __forceinline__ void st_v4(float* p, float a, float b, float c, float
 // the tile's q-tile list is not split): it stores them instead (no read of the zeros from memory
 // by the reductions, and the host drops the fill where such stores cover it).
 #define B90_TASK_DKV_STORE 0x80000000u
+// TaskDesc.pad bit 29 (src/own.rs `TASK_DKV_ALT`, D 128): the task adds its dK/dV into the work's
+// alternate KV segments (`WorkDesc.kv_alt`: the same keys, dK/dV in the fp32 scratch) instead of
+// the work's own (pointed by the host at the 16-bit destination of the plan's converting copy,
+// which the tasks that store their rows write converted): a kv tile whose q-tile list is split
+// over several tasks adds into fp32 rows that the host zeroes and converts (rows of those tiles
+// only), so the work's other rows need neither the zero fill nor the conversion pass.
+#define B90_TASK_DKV_ALT 0x20000000u
 
 // BWD_CHAIN 1 (D 128; the host compiles it in under DCP_CUDA_BWD_CHAIN, src/own.rs
 // `chain_launch`): work-resident tasks for launches of many short works. Every kv tile of a work
@@ -365,10 +382,12 @@ __device__ __forceinline__ float dd_dot8(uint4 a, uint4 b) {
 
 // dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
 // (dK, dV at +D elements) and dtype; 0 past the work's keys.
+// `first`: the work's first KV segment (w->kv_first, or w->kv_alt for B90_TASK_DKV_ALT tasks).
 template <int D>
-__device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt) {
+__device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt,
+                                           u32 first) {
   if (key >= w->n_keys || w->kv_count == 0) return 0;
-  const KvSeg& sg = segs[kv_seg_index(w->kv_first, w->kv_count, segs, key)];
+  const KvSeg& sg = segs[kv_seg_index(first, w->kv_count, segs, key)];
   if (key < sg.key0 || key >= sg.key0 + sg.len) return 0;
   *dt = sg.ddtype;
   return sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * (sg.ddtype == DT_F32 ? 4 : 2);
@@ -1338,9 +1357,56 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     {
       const bool odd = t4 & 1;
       u32 dt = DT_F32;
-      const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt);
+      const u32 seg0 = (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first;
+      const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt, seg0);
       const u32 c0 = 2 * (t4 & 2);
       const bool dkv_store = tk->pad & B90_TASK_DKV_STORE;
+#if BWD_EPI_B16V4
+      const bool b16v4 =
+          __all_sync(0xffffffffu, dp == 0 || (dkv_store && dt != DT_F32 && (dp & 15) == 0));
+      if (b16v4) {
+        const bool lo = !(t4 & 2);
+#pragma unroll
+        for (int nt = 0; nt < D / 8; nt += 2) {
+#pragma unroll
+          for (int m = 0; m < 2; ++m) {
+            const float* a = m ? dv : dk;
+            const float f = m ? dv_f : dk_f;
+            u32 pk[2][2];
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+              const int n = nt + j;
+              const float s0 = odd ? a[n * 4] : a[n * 4 + 2], s1 = odd ? a[n * 4 + 1] : a[n * 4 + 3];
+              const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
+              const float x0 = odd ? r0 : a[n * 4], x1 = odd ? r1 : a[n * 4 + 1];
+              const float x2 = odd ? a[n * 4 + 2] : r0, x3 = odd ? a[n * 4 + 3] : r1;
+              if (dt == DT_BF16) {
+                const __nv_bfloat162 u = __floats2bfloat162_rn(x0 * f, x1 * f), v = __floats2bfloat162_rn(x2 * f, x3 * f);
+                pk[j][0] = *(const u32*)&u;
+                pk[j][1] = *(const u32*)&v;
+              } else {
+                const __half2 u = __floats2half2_rn(x0 * f, x1 * f), v = __floats2half2_rn(x2 * f, x3 * f);
+                pk[j][0] = *(const u32*)&u;
+                pk[j][1] = *(const u32*)&v;
+              }
+            }
+            // Columns c0..c0+3 of tiles nt, nt + 1 -> the low lane (c0 0) columns 0-7, the high
+            // lane (c0 4) columns 8-15 of the 16.
+            const u32 q0 = __shfl_xor_sync(0xffffffffu, lo ? pk[1][0] : pk[0][0], 2);
+            const u32 q1 = __shfl_xor_sync(0xffffffffu, lo ? pk[1][1] : pk[0][1], 2);
+            const u32 col = m * D + nt * 8 + (lo ? 0 : 8);
+            if (dp != 0) {
+              if (lo)
+                asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dp + col),
+                             "r"(pk[0][0]), "r"(pk[0][1]), "r"(q0), "r"(q1) : "memory");
+              else
+                asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dp + col),
+                             "r"(q0), "r"(q1), "r"(pk[1][0]), "r"(pk[1][1]) : "memory");
+            }
+          }
+        }
+      } else
+#endif
 #pragma unroll
       for (int nt = 0; nt < D / 8; ++nt) {
 #pragma unroll
@@ -1380,7 +1446,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       u32 dt = DT_F32;
-      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt);
+      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt, wk->kv_first);
       if (dp == 0) continue;
 #pragma unroll
       for (int nt = 0; nt < D / 8; ++nt) {

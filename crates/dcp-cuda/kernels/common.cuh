@@ -89,7 +89,7 @@ struct WorkDesc {
   u32 dd_off;   // backward: D = rowsum(dO*O) scratch index of (row 0, head 0)
   u32 flags;   // forward, sm90: bits 1 Q, 2 K/V (one segment), 4 O have TMA maps (tensormaps.rs);
                // backward: 8 = WORK_DQ_ZERO (util.cu, own.rs); sm90: 1 Q, 2 K/V, 16 dO maps
-  u32 pad1;
+  u32 kv_alt;  // backward, sm90: first of the alternate KV segments (attn_bwd_sm90.cu B90_TASK_DKV_ALT)
 };
 
 // One CTA of an attention launch. Forward: query rows [row0, row0 + BR) of head `head` of work

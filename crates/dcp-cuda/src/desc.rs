@@ -77,7 +77,9 @@ pub struct WorkDesc {
     /// `WORK_DQ_ZERO` (8), the D pre-pass zeroes the work's fp32 dQ rows; (`tensormaps.rs`)
     /// `TMA_Q` (1), `TMA_KV` (2), `TMA_DO` (16): maps of Q, the KV region, dO.
     pub flags: u32,
-    pub pad1: u32,
+    /// Backward on sm90: the first of the work's alternate KV segments (same keys, dK/dV in the
+    /// fp32 scratch) that `own::TASK_DKV_ALT` tasks add into; 0 where there are none.
+    pub kv_alt: u32,
 }
 
 #[repr(C)]

@@ -32,7 +32,8 @@ use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
 use crate::nvrtc::Source;
 use crate::order::{self, TaskOrder};
 use crate::own::{
-    self, ChainMode, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_STORE, TASK_DQ_CONV,
+    self, ChainMode, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_ALT, TASK_DKV_STORE,
+    TASK_DQ_CONV,
 };
 use crate::tensormaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
 use crate::tilemask;
@@ -1897,7 +1898,7 @@ impl Lowering<'_> {
         // dK/dV rows, which are zero (its work's dKV regions are its own, its list unsplit),
         // stores them.
         let dkv_own = if kernels.bwd_family == KernelFamily::Sm90Wgmma
-            && kernels.own == OwnMode::DkvStore
+            && kernels.own != OwnMode::Off
             && d == 128
         {
             self.dkv_ownable(&works, &wl)
@@ -1914,11 +1915,41 @@ impl Lowering<'_> {
         for (i, f) in dkv_full.iter_mut().enumerate() {
             *f &= kts[i] == wl.works[i].n_keys.div_ceil(bc);
         }
+        // Split ownership ([`OwnMode::DkvSplit`]): per owned work the rows of its kv tiles that
+        // no one task stores (split lists, unlisted tiles): only they keep the zeroed fp32
+        // scratch and, where the launch converts the work's dK/dV, a converting copy.
+        let mut split = kernels.own == OwnMode::DkvSplit;
+        let mut unstored: Vec<Vec<(usize, Region)>> = vec![Vec::new(); works.len()];
+        if split {
+            let mut stored: Vec<Vec<bool>> = wl
+                .works
+                .iter()
+                .map(|w| vec![false; w.n_keys.div_ceil(bc) as usize])
+                .collect();
+            for (wdx, kt, _, list, _) in &pending {
+                stored[*wdx as usize][*kt as usize] = list.len() <= chunk;
+            }
+            for (i, w) in works.iter().enumerate() {
+                if dkv_own[i] {
+                    unstored[i] = own::unstored_rows(&w.dkv, bc, &stored[i]);
+                }
+            }
+            // Each run of such rows costs a fill and a copy launch: a launch with many (works
+            // of many KV segments) keeps the whole-region fill and copy.
+            if unstored.iter().map(Vec::len).sum::<usize>() > own::SPLIT_MAX_RUNS {
+                split = false;
+                unstored.iter_mut().for_each(Vec::clear);
+            }
+        }
+        // Works whose dK/dV the launch may convert: every row stored, or (split) owned.
+        let dkv_conv = if split { &dkv_own } else { &dkv_full };
         // Chains ([`own::chain_launch`]): all or nothing per launch.
         let chain = kernels.chain != ChainMode::Off
             && self.chain_launch(ii, &works, &wl, &pending, chunk)
             && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
-        let dq_dst = self.convert_targets(ii, &works, &mut wl, &pending, chunk, &dkv_full, chain);
+        let (dq_dst, dkv_copies) = self.convert_targets(
+            ii, &works, &mut wl, &pending, chunk, dkv_conv, &unstored, chain,
+        );
         // D in the chain kernel (`BWD_CHAIN_DD`): all works flagged, or none.
         if chain && own::chain_dd_launch(kernels.chain_dd, &wl.works, dtype_code(model.dtype)) {
             for w in &mut wl.works {
@@ -1981,6 +2012,8 @@ impl Lowering<'_> {
             let (wdx, kt, kv_heads, list, masks) = &pending[pc.list];
             let mut pad = if dkv_own[*wdx as usize] && list.len() <= chunk {
                 TASK_DKV_STORE
+            } else if wl.works[*wdx as usize].kv_alt != 0 {
+                TASK_DKV_ALT
             } else {
                 0
             };
@@ -2027,7 +2060,11 @@ impl Lowering<'_> {
             // fills its dQ regions tile exactly go.
             self.drop_fills_tiled_by(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
         }
-        self.drop_covered_fills(&works, &dkv_full);
+        if split {
+            self.refill_unstored(&works, &dkv_own, &unstored)?;
+        } else {
+            self.drop_covered_fills(&works, &dkv_full);
+        }
         if kernels.fuse_fill && !chain {
             // The D pre-pass zeroes dQ rows whose fill it takes over ([`own`]).
             let dq: Vec<Region> = works.iter().map(|w| w.dq).collect();
@@ -2140,6 +2177,12 @@ impl Lowering<'_> {
             },
             args,
         }));
+        // The rows of converted works that no one task stored: their fp32 sums into the
+        // destination (the plan's copy of the whole region is skipped).
+        let at = |m: String| CudaError::Unsupported(format!("instruction {ii}: {m}"));
+        for (src, dst) in &dkv_copies {
+            self.copy(&at, src, dst)?;
+        }
         Ok(())
     }
 }
@@ -2149,9 +2192,13 @@ impl Lowering<'_> {
     /// copy destinations itself ([`own::copy_targets`]), all or nothing per copy: dK/dV where
     /// every work of the copy stores all its rows (`dkv_full`: the work's KV segments are pointed
     /// at the destination), dQ where every q tile of every work of the copy is listed by some
-    /// task and the launch's dQ regions are disjoint. The copies go on the skip list. Returns per
-    /// work the dQ destination and the tasks listing each of its q tiles (the arrivals the
-    /// tile's counters expect), or `None`.
+    /// task and the launch's dQ regions are disjoint. The copies go on the skip list. Under
+    /// split ownership (`dkv_full` = the owned works) a work's rows in `unstored` (of its kv
+    /// tiles no one task stores) stay in the fp32 scratch: the work gets alternate KV segments
+    /// pointing there (`WorkDesc.kv_alt`, for [`TASK_DKV_ALT`] tasks) and those rows a copy of
+    /// their own. Returns per work the dQ destination and the tasks listing each of its q tiles
+    /// (the arrivals the tile's counters expect), or `None`; and the (scratch, destination)
+    /// copies of unstored rows to issue after the launch.
     #[allow(
         clippy::type_complexity,
         reason = "per work an optional (destination, arrivals per q tile) pair"
@@ -2168,21 +2215,23 @@ impl Lowering<'_> {
         pending: &[KvTileList],
         chunk: usize,
         dkv_full: &[bool],
+        unstored: &[Vec<(usize, Region)>],
         chain: bool,
-    ) -> Vec<Option<(Region, Vec<u32>)>> {
+    ) -> (Vec<Option<(Region, Vec<u32>)>>, Vec<(Region, Region)>) {
         let mut conv = self.kernels.convert;
         // Chains convert dQ themselves ([`Self::chain_launch`] checked every work's copy).
         conv.dq |= chain;
         let mut out = vec![None; works.len()];
+        let mut copies = Vec::new();
         if self.kernels.bwd_family != KernelFamily::Sm90Wgmma
             || self.d != 128
             || !(conv.dq || conv.dkv)
         {
-            return out;
+            return (out, copies);
         }
         let targets: Vec<CopyTarget> = own::copy_targets(self.prog, ii, works);
         if targets.is_empty() {
-            return out;
+            return (out, copies);
         }
         let br = self.kernels.bwd_br;
         let n_qt: Vec<u32> = wl.works.iter().map(|w| w.n_rows.div_ceil(br)).collect();
@@ -2207,6 +2256,17 @@ impl Lowering<'_> {
                 match t.grad {
                     Grad::Dq => out[i] = Some((t.map(&works[i].dq), visits[i].clone())),
                     Grad::Dkv => {
+                        let wd = wl.works[i];
+                        if !unstored[i].is_empty() && wd.kv_alt == 0 {
+                            // The scratch segments, before any points at the destination.
+                            let (f, n) = (wd.kv_first as usize, wd.kv_count as usize);
+                            let alt: Vec<KvSeg> = wl.segs[f..f + n].to_vec();
+                            wl.works[i].kv_alt = wl.segs.len() as u32;
+                            wl.segs.extend(alt);
+                        }
+                        for (_, sub) in unstored[i].iter().filter(|u| u.0 == k) {
+                            copies.push((*sub, t.map(sub)));
+                        }
                         let r = self.rd(&t.map(&works[i].dkv[k]));
                         let seg = &mut wl.segs[wl.works[i].kv_first as usize + k];
                         seg.dk = r.ptr;
@@ -2217,7 +2277,7 @@ impl Lowering<'_> {
             }
             self.skip.push(t.copy);
         }
-        out
+        (out, copies)
     }
 
     /// Per fused work of a backward launch: whether its dKV rows are its own ([`own`]): fp32,
@@ -2286,6 +2346,41 @@ impl Lowering<'_> {
                 self.elided.push(*op);
             }
         }
+    }
+
+    /// Split ownership: drops the zero fills that the dKV regions of owned works (`own`) tile
+    /// exactly and zeroes, in their place, those works' rows in `unstored` (the kv tiles no one
+    /// task stores, which are added into) inside them.
+    fn refill_unstored(
+        &mut self,
+        works: &[BwdWork],
+        own: &[bool],
+        unstored: &[Vec<(usize, Region)>],
+    ) -> Result<()> {
+        let owned = || works.iter().zip(own).filter(|(_, &o)| o);
+        let parts: Vec<Region> = owned().flat_map(|(w, _)| w.dkv.iter().copied()).collect();
+        let rows: Vec<Region> = works
+            .iter()
+            .zip(unstored)
+            .zip(own)
+            .filter(|(_, &o)| o)
+            .flat_map(|((_, u), _)| u.iter().map(|x| x.1))
+            .collect();
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let mut refill = Vec::new();
+        for (z, op) in self.zeros.fills() {
+            let inside: Vec<Region> = parts.iter().filter(|r| r.overlaps(z)).copied().collect();
+            if own::tiles_exactly(z, &inside) {
+                self.elided.push(*op);
+                refill.extend(rows.iter().filter(|r| r.overlaps(z)).copied());
+            }
+        }
+        for r in &refill {
+            self.fill(r, &FillValue::Zero)?;
+        }
+        Ok(())
     }
 
     /// Drops the zero fills whose regions this backward launch stores in full: the dKV

@@ -26,6 +26,14 @@
 //!
 //! `DCP_CUDA_BWD_OWN=0` turns the stores off (A/B runs).
 //!
+//! **Split ownership** (session 12, [`OwnMode::DkvSplit`], the default): a work whose dKV rows
+//! are its own but whose lists are split for some kv tiles (the attention sink of a
+//! causal-blockwise sequence: 2 of its 256 kv tiles) used to keep the whole zero fill and
+//! converting copy; now only those tiles' rows do ([`unstored_rows`]), the others are stored
+//! converted into the destination. Measured (bench/results/kernels-2026-11-29-kb12, with the
+//! kernel's 16-byte 16-bit stores): causal-blockwise 32K backward +5.3 % (dK/dV fill 20 -> 6 us,
+//! copy 28 -> 4 us), works1000 +3.3 % (the 16-byte stores), other shapes within ±1 %.
+//!
 //! **Gradients converted by their last writer** (session 10, `DCP_CUDA_BWD_CONVERT`): a plan
 //! ends its backward with converting copies of the fp32 scratch into the caller's 16-bit
 //! gradients. Where such a `Copy` is the only reader of the scratch rows a backward launch
@@ -55,6 +63,47 @@ use std::collections::HashMap;
 /// TaskDesc.pad: the task is the only one adding into its kv tile's dK/dV rows, which are zero:
 /// it stores them (kernels/attn_bwd_sm90.cu `B90_TASK_DKV_STORE`).
 pub const TASK_DKV_STORE: u32 = 0x8000_0000;
+
+/// TaskDesc.pad: the task adds its dK/dV into its work's alternate KV segments
+/// (`WorkDesc.kv_alt`: the fp32 scratch) instead of the work's own, which point at the 16-bit
+/// destination ([`OwnMode::DkvSplit`]; kernels/attn_bwd_sm90.cu `B90_TASK_DKV_ALT`).
+pub const TASK_DKV_ALT: u32 = 0x2000_0000;
+
+/// Most runs of unstored rows ([`unstored_rows`]) a launch takes split ownership for (each is a
+/// fill and a copy launch of its own).
+pub const SPLIT_MAX_RUNS: usize = 8;
+
+/// The rows of a work's dKV regions `dkv` (its KV segments in key order, keys counted from 0
+/// over them) that lie in kv tiles (of `bc` keys) not `stored` by one task, per region: (index
+/// in `dkv`, sub-region), runs of consecutive such tiles merged within a region. Keys past the
+/// regions' total are not rows; tiles past `stored`'s end count as not stored.
+pub fn unstored_rows(dkv: &[Region], bc: u32, stored: &[bool]) -> Vec<(usize, Region)> {
+    let bc = bc.max(1);
+    let mut out: Vec<(usize, Region)> = Vec::new();
+    let mut key0 = 0u32;
+    for (k, r) in dkv.iter().enumerate() {
+        let (a, b) = (key0, key0 + r.len);
+        let mut key = a;
+        while key < b {
+            let kt = key / bc;
+            let end = ((kt + 1) * bc).min(b);
+            if !stored.get(kt as usize).copied().unwrap_or(false) {
+                let sub = Region {
+                    tok: r.tok + (key - a),
+                    len: end - key,
+                    ..*r
+                };
+                match out.last_mut() {
+                    Some((lk, l)) if *lk == k && l.tok + l.len == sub.tok => l.len += sub.len,
+                    _ => out.push((k, sub)),
+                }
+            }
+            key = end;
+        }
+        key0 = b;
+    }
+    out
+}
 
 /// TaskDesc.pad: the task arrives on its dQ tiles' counters at its end and converts the tiles
 /// it completes (kernels/attn_bwd_sm90.cu `B90_TASK_DQ_CONV`).
@@ -331,12 +380,20 @@ pub fn accept(
 pub enum OwnMode {
     /// Every task adds (the kernels before owned rows).
     Off,
-    /// dK/dV stores where a task is the only one adding into zero rows (the default).
+    /// dK/dV stores where a task is the only one adding into zero rows (`1`, sessions 9-11); a work's rows
+    /// are converted by the launch only when every one of them is stored.
     DkvStore,
+    /// As [`OwnMode::DkvStore`] (the default), and a work whose dKV rows are its own but some of whose kv
+    /// tiles are not stored by one task (split q-tile lists, unlisted tiles) keeps fp32 scratch
+    /// for those tiles' rows only (`split`): the launch's zero fill shrinks to them
+    /// ([`unstored_rows`]), and where the launch converts the work's dK/dV the stored tiles
+    /// write the 16-bit destination while the others add into the scratch rows through the
+    /// work's alternate KV segments ([`TASK_DKV_ALT`]), converted by copies of those rows alone.
+    DkvSplit,
 }
 
 /// The default of `DCP_CUDA_BWD_OWN`.
-pub const DEFAULT_MODE: OwnMode = OwnMode::DkvStore;
+pub const DEFAULT_MODE: OwnMode = OwnMode::DkvSplit;
 
 impl OwnMode {
     /// Parses `DCP_CUDA_BWD_OWN` (unset: [`DEFAULT_MODE`]).
@@ -345,7 +402,8 @@ impl OwnMode {
             None | Some("") => Ok(DEFAULT_MODE),
             Some("0") => Ok(OwnMode::Off),
             Some("1") => Ok(OwnMode::DkvStore),
-            Some(o) => Err(format!("DCP_CUDA_BWD_OWN={o}: expected 0 or 1")),
+            Some("split") => Ok(OwnMode::DkvSplit),
+            Some(o) => Err(format!("DCP_CUDA_BWD_OWN={o}: expected 0, 1 or split")),
         }
     }
 
@@ -1204,6 +1262,63 @@ mod tests {
     }
 
     #[test]
+    fn unstored_rows_cover_the_tiles_not_stored() {
+        // One region of 600 keys at token 1000, tiles of 128: tiles 0, 1 (split) and 4 (the
+        // last, 88 keys, unlisted) not stored.
+        let a = r(3, 1000, 600, 2, 2);
+        let got = unstored_rows(&[a], 128, &[false, false, true, true]);
+        assert_eq!(
+            got,
+            vec![(0, r(3, 1000, 256, 2, 2)), (0, r(3, 1512, 88, 2, 2))]
+        );
+        // Every tile stored: nothing.
+        assert!(unstored_rows(&[a], 128, &[true; 5]).is_empty());
+        // Two regions (keys 0..100 and 100..300, other buffers): tile 0 (keys 0..127) not
+        // stored spans both; tile 1 stored; tile 2 (keys 256..299) not stored. Runs are not
+        // merged across regions.
+        let b = r(4, 0, 100, 0, 2);
+        let c = r(5, 50, 200, 0, 2);
+        let got = unstored_rows(&[b, c], 128, &[false, true, false]);
+        assert_eq!(
+            got,
+            vec![
+                (0, r(4, 0, 100, 0, 2)),
+                (1, r(5, 50, 28, 0, 2)),
+                (1, r(5, 206, 44, 0, 2))
+            ]
+        );
+        // The rows returned and the stored tiles' rows tile every region (random cases).
+        let mut seed = 7u64;
+        let mut next = |m: u32| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) % m as u64) as u32
+        };
+        for _ in 0..200 {
+            let n = 1 + next(4) as usize;
+            let regs: Vec<Region> = (0..n)
+                .map(|i| r(i as u32, next(500), 1 + next(400), 0, 1))
+                .collect();
+            let total: u32 = regs.iter().map(|x| x.len).sum();
+            let stored: Vec<bool> = (0..total.div_ceil(64)).map(|_| next(2) == 1).collect();
+            let got = unstored_rows(&regs, 64, &stored);
+            let mut key0 = 0;
+            for (k, x) in regs.iter().enumerate() {
+                for key in key0..key0 + x.len {
+                    let tok = x.tok + key - key0;
+                    let hits = got
+                        .iter()
+                        .filter(|(gk, g)| *gk == k && g.tok <= tok && tok < g.tok + g.len)
+                        .count();
+                    assert_eq!(hits, usize::from(!stored[(key / 64) as usize]), "key {key}");
+                }
+                key0 += x.len;
+            }
+        }
+    }
+
+    #[test]
     fn q_tile_visits_count_split_lists_once_per_task() {
         // Work 0 (3 q tiles): kv tile lists [0, 1 | 2] (split at 2) and [1 | PARTIAL]; work 1 (2
         // q tiles): [0] only, q tile 1 never listed.
@@ -1219,9 +1334,10 @@ mod tests {
         assert_eq!(OwnMode::parse(None), Ok(DEFAULT_MODE));
         assert_eq!(OwnMode::parse(Some("0")), Ok(OwnMode::Off));
         assert_eq!(OwnMode::parse(Some(" 1")), Ok(OwnMode::DkvStore));
+        assert_eq!(OwnMode::parse(Some("split")), Ok(OwnMode::DkvSplit));
         assert!(OwnMode::parse(Some("chain"))
             .unwrap_err()
-            .contains("expected 0 or 1"));
+            .contains("expected 0, 1 or split"));
     }
 
     #[test]
