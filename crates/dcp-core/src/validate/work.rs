@@ -1224,10 +1224,14 @@ impl<'a> Local<'_, 'a> {
                 return None;
             }
         }
-        let ops = match self.operands_one_device(q, k) {
-            Some(ops) => ops,
-            None => self.operands_one_rect(q, kv)?,
-        };
+        // The operands stay where they were made and are read through a reference: moving
+        // them (224 bytes) right after they were written cost a stalled copy per work (the
+        // copy's wide loads wait for the narrower stores that made them).
+        let mut made = self.operands_one_device(q, k);
+        if made.is_none() {
+            made = self.operands_one_rect(q, kv);
+        }
+        let ops = made.as_ref()?;
         let (
             Few::One((0, _, gq)),
             Few::One((0, _, hq)),
@@ -1237,6 +1241,7 @@ impl<'a> Local<'_, 'a> {
         else {
             // Operands over several runs (a usp head group's): every check before them
             // passed here, so the general path would pass them too; the rest is its own.
+            let ops = made.expect("operands read above");
             return Some(self.work_with(dev, idx, wi, q, kv, rows, bwd, outs, ops));
         };
         let (gq, hq, gk, hk) = (*gq, *hq, *gk, *hk);
@@ -1245,7 +1250,7 @@ impl<'a> Local<'_, 'a> {
             self.outputs_of(bwd, outs),
             self.cache.pairs_memo.borrow().len(),
         );
-        let Ok((pairs, record)) = self.checked_pairs(dev, idx, wi, &ops, rows) else {
+        let Ok((pairs, record)) = self.checked_pairs(dev, idx, wi, ops, rows) else {
             return None;
         };
         match bwd {
@@ -1316,6 +1321,7 @@ impl<'a> Local<'_, 'a> {
             }
         }
         if record {
+            let ops = made.expect("operands read above");
             self.cache.pairs_memo.borrow_mut().push(MemoEntry {
                 q_runs: ops.q_runs,
                 q_cols: ops.q_cols,
