@@ -308,6 +308,11 @@ impl MemoEntry<'_> {
 
 /// What [`Local::work_one`] did with a work it took (`None`: one it did not, nothing
 /// changed).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per work and read by its tag; boxing the operands of a usp work \
+              would cost an allocation each"
+)]
 enum WorkOne {
     /// Checked and applied.
     Done,
