@@ -306,6 +306,21 @@ impl MemoEntry<'_> {
     }
 }
 
+/// What [`Local::work_one`] did with a work it took (`None`: one it did not, nothing
+/// changed).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per work and read by its tag; boxing the operands of a usp work \
+              would cost an allocation each"
+)]
+enum WorkOne {
+    /// Checked and applied.
+    Done,
+    /// Operands over several runs (a usp head group's), read and checked with every region:
+    /// [`Local::work_with`] goes on from them.
+    Runs(Operands),
+}
+
 /// One device's checked works' pairs, in the order they were checked. A backward program
 /// mostly repeats its forward program's works in the same order, so a lookup first tries the
 /// entry after the last one found (no fingerprint, no hashing); only when that one differs
@@ -1169,8 +1184,9 @@ impl<'a> Local<'_, 'a> {
     /// shape, none in flight, the operands' heads GQA-consistent, its pairs checked
     /// ([`Local::checked_pairs`]); a backward work's O, LSE and dO holding its query rows' inputs
     /// and its dQ and dKV zero or partial results of their rows. Checks first, then the same
-    /// coverage nodes, writes and memo entry as the general path, in its order. `false` with
-    /// nothing changed for anything else: the general path decides and names the error.
+    /// coverage nodes, writes and memo entry as the general path, in its order. Operands over
+    /// several runs go back to [`Local::work`] for [`Local::work_with`]. `None` with nothing
+    /// changed for anything else: the general path decides and names the error.
     #[allow(clippy::too_many_arguments)]
     fn work_one(
         &mut self,
@@ -1182,7 +1198,7 @@ impl<'a> Local<'_, 'a> {
         rows: &'a RowRanges,
         bwd: Option<&BwdWork>,
         outs: Option<(&Region, &Region)>,
-    ) -> Option<Result<(), PlanError>> {
+    ) -> Option<WorkOne> {
         let model = self.plan.batch.model;
         let (g, d) = (model.group(), model.head_dim);
         let [k] = kv else {
@@ -1224,10 +1240,14 @@ impl<'a> Local<'_, 'a> {
                 return None;
             }
         }
-        let ops = match self.operands_one_device(q, k) {
-            Some(ops) => ops,
-            None => self.operands_one_rect(q, kv)?,
-        };
+        // The operands stay where they were made and are read through a reference: moving
+        // them (224 bytes) right after they were written cost a stalled copy per work (the
+        // copy's wide loads wait for the narrower stores that made them).
+        let mut made = self.operands_one_device(q, k);
+        if made.is_none() {
+            made = self.operands_one_rect(q, kv);
+        }
+        let ops = made.as_ref()?;
         let (
             Few::One((0, _, gq)),
             Few::One((0, _, hq)),
@@ -1237,7 +1257,7 @@ impl<'a> Local<'_, 'a> {
         else {
             // Operands over several runs (a usp head group's): every check before them
             // passed here, so the general path would pass them too; the rest is its own.
-            return Some(self.work_with(dev, idx, wi, q, kv, rows, bwd, outs, ops));
+            return Some(WorkOne::Runs(made.expect("operands read above")));
         };
         let (gq, hq, gk, hk) = (*gq, *hq, *gk, *hk);
         #[cfg(debug_assertions)]
@@ -1245,7 +1265,7 @@ impl<'a> Local<'_, 'a> {
             self.outputs_of(bwd, outs),
             self.cache.pairs_memo.borrow().len(),
         );
-        let Ok((pairs, record)) = self.checked_pairs(dev, idx, wi, &ops, rows) else {
+        let Ok((pairs, record)) = self.checked_pairs(dev, idx, wi, ops, rows) else {
             return None;
         };
         match bwd {
@@ -1316,6 +1336,7 @@ impl<'a> Local<'_, 'a> {
             }
         }
         if record {
+            let ops = made.expect("operands read above");
             self.cache.pairs_memo.borrow_mut().push(MemoEntry {
                 q_runs: ops.q_runs,
                 q_cols: ops.q_cols,
@@ -1329,7 +1350,7 @@ impl<'a> Local<'_, 'a> {
         // work and writes the same values.
         #[cfg(debug_assertions)]
         self.check_work_one(dev, idx, wi, q, kv, rows, bwd, outs, before);
-        Some(Ok(()))
+        Some(WorkOne::Done)
     }
 
     /// The output buffers a work writes (regions, and their states), for debug cross-checks.
@@ -1401,9 +1422,16 @@ impl<'a> Local<'_, 'a> {
         bwd: Option<&BwdWork>,
         outs: Option<(&Region, &Region)>,
     ) -> Result<(), PlanError> {
+        // What `work_one` did comes back as a small value: a `Result` with its error is
+        // 128 bytes, and copying one (written just before) per work stalled on store
+        // forwarding.
         if self.cx.fast {
-            if let Some(done) = self.work_one(dev, idx, wi, q, kv, rows, bwd, outs) {
-                return done;
+            match self.work_one(dev, idx, wi, q, kv, rows, bwd, outs) {
+                Some(WorkOne::Done) => return Ok(()),
+                Some(WorkOne::Runs(ops)) => {
+                    return self.work_with(dev, idx, wi, q, kv, rows, bwd, outs, ops)
+                }
+                None => {}
             }
         }
         self.work_general(dev, idx, wi, q, kv, rows, bwd, outs)
