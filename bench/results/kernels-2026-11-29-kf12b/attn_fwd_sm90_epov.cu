@@ -1,0 +1,1347 @@
+// Blockwise attention forward over a work list on Hopper (sm_90a): wgmma + warp specialisation,
+// persistent CTAs.
+//
+// Same contract as attn_fwd.cu (work list, per-row key ranges in concatenated-KV coordinates,
+// tiles listed per task, partial tiles masked, GQA, O = 0 / LSE = -inf for rows with no key);
+// only the tile shape differs: 128 query rows x S90_BC = 128 keys.
+//
+// Persistent: the grid is at most one CTA per SM; CTA b starts with task b and then takes the
+// next task from a counter (`sched[0]`, one atomicAdd per task, fetched a task ahead;
+// `sched[2]` = number of tasks, longest first), so short tasks (packed batches, thousands of
+// small works) cost no launch tail or CTA prologue, and the producer loads the next task's Q and
+// first K/V tiles while the consumers finish the current one. The last CTA to finish resets the
+// counters for the next launch (`sched[1]` counts finished CTAs).
+//
+// One CTA = 3 warpgroups. Warpgroup 0 is the producer: per task it puts the task and work
+// descriptors and each row's range span into shared memory and loads the Q tile into one of two
+// Q buffers; then it streams the task's K/V tiles into 2 stages, signalling a "full" mbarrier per
+// stage when the copies land: by TMA tensor copies where the host built the work maps (FWD_TMA,
+// below: one KV region), else with cp.async (each key row through its own address, since a work's
+// keys may come from several KV regions; cp.async.mbarrier.arrive.noinc). For a partial tile it also stages the tile word
+// and the first two ranges of each row, so the consumers' mask reads no global memory (rows with
+// more ranges read the rest from `ranges`).
+// Warpgroups 1 and 2 are consumers, 64 query rows each: S = Q K^T with wgmma m64n128k16 (Q and K
+// from shared memory), mask (partial tiles only: a select before one ex2.approx, no branch per
+// element) and online softmax in registers (log2 domain), then O += P V with wgmma m64nDk16
+// taking P from registers (the accumulator layout of S is the A fragment layout) and V from
+// shared memory (MN-major); then they release the stage ("empty" mbarrier, every thread).
+// Q, K and V sit in shared memory in the 128-byte swizzled layout: per 64-column block, rows of
+// 128 bytes, 16-byte chunk c of row r at r*128 + ((c ^ r%8) * 16).
+// setmaxnreg moves registers from the producer to the consumers.
+// Measured variants (separate K and V barriers, S(j+1) issued with P V(j), warpgroup ping-pong,
+// one elected arrival per warp): bench/results/kernels-2026-11-28e-fwd.
+
+// FWD_CLAIM_LATE 1: the next task index is claimed after a task's last K/V load instead of at its
+// start (A/B; see attn_bwd_sm90.cu, where claiming late gained 4-6 % on causal 128K).
+#ifndef FWD_CLAIM_LATE
+#define FWD_CLAIM_LATE 0
+#endif
+
+// FWD_FASTDESC 1: the wgmma descriptors are fixed base descriptors (computed once per CTA, the
+// consumer warpgroup index from a warp shuffle so they sit in uniform registers) plus constant
+// offsets on their low word, instead of ~12 instructions per wgmma rebuilding them from the shared
+// address (as BWD_FASTDESC in attn_bwd_sm90.cu).
+// Defaults: on at D 128, where together with FWD_LAZY and FWD_SPLIT 2 they measured +5 % / +5 %
+// at causal 32K / 128K (bench/results/kernels-2026-11-28m, variant pv2); off at D 64, where the
+// same variant measured -5 % / +2 %.
+#ifndef FWD_FASTDESC
+#define FWD_FASTDESC (HEAD_DIM == 128)
+#endif
+// FWD_LAZY 1: the running row maximum is raised (and O, l rescaled) only when a tile's maximum
+// exceeds it by more than FWD_LAZY_TAU (log2 units), decided per warp (`__any_sync`, a
+// warp-uniform branch): otherwise P = exp2(s - m) with the stale m (P <= 2^TAU, exact in the
+// same bf16/fp32 formats) and no multiply of the 64 O registers per step. O / l and LSE = m +
+// log2 l are unchanged, since O and l always share the same m.
+#ifndef FWD_LAZY
+#define FWD_LAZY (HEAD_DIM == 128)
+#endif
+#ifndef FWD_LAZY_TAU
+#define FWD_LAZY_TAU 8.0f
+#endif
+// FWD_SPLIT 1: full tiles are computed as two halves of 64 keys within the one K/V stage: S of
+// both halves issued together, the softmax of half a runs while the tensor cores compute S of
+// half b, that of half b while they compute P V of half a (intra-warpgroup overlap without a
+// third stage or separate K and V barriers); P V of half b follows without a wait unless a row
+// of the warpgroup rescales for half b (decided by `bar.red.or` on named barrier 1 + warpgroup).
+// Partial tiles keep the whole-tile step. Variants and SASS counts: bench/results/kernels-2026-11-28m.
+// FWD_SPLIT 2: S of the whole tile as before, one row maximum, then P V issued in two halves:
+// P V of keys 0-63 runs while the exponentials of keys 64-127 are computed (every tile).
+#ifndef FWD_SPLIT
+#define FWD_SPLIT ((HEAD_DIM == 128) ? 2 : 0)
+#endif
+
+// FWD_OST 1: 16-bit O leaves through shared memory: each consumer warpgroup writes its normalised
+// 64 x D tile with stmatrix into its own rows of the task's Q buffer (free once the task's last S
+// has completed; same 128-byte swizzle, no bank conflicts), then copies it out with 16-byte shared
+// loads and 16-byte global stores (a warp stores two whole 256-byte rows at a time) instead of 32
+// 4-byte stores per row pair, each touching 8 rows. f32 O (split-K partials) keeps the direct
+// stores. FWD_PREDESC 1: the producer loads a task's descriptors (task, work, the row's range
+// span, first tile word, KV base) before it waits for the Q buffer to be free, so their latency
+// runs under that wait. Defaults: on at D 128, where together they measured works1000 +19 %,
+// causal-blockwise +6 %, dense within noise (bench/results/kernels-2026-11-28n, variant ostpd).
+// FWD_OST is on at D 64 too since the lead's alternated A/B (kernels-2026-11-28n/lead/d64):
+// works1000 +9 %, packed +1.6 %, blockwise +2 %, dense causal 32K / 128K -0.7 % / -0.6 %
+// (within run-to-run spread); FWD_PREDESC is not measured at D 64 and stays off there.
+#ifndef FWD_OST
+#define FWD_OST 1
+#endif
+#ifndef FWD_PREDESC
+#define FWD_PREDESC (HEAD_DIM == 128)
+#endif
+
+// FWD_TMA 1: a one-KV-region work's K/V tiles come by TMA tensor copies (host maps per work,
+// `tensormaps.rs`): producer thread 0 announces the tile's bytes on the stage's full barrier
+// (`mbarrier.expect_tx`) and issues one `cp.async.bulk.tensor.3d` per 64-column half of K and V
+// (box 64 columns x 1 K/V slot x 128 keys, 128-byte swizzle: the layout the wgmma descriptors
+// read; keys past the region zero-filled), instead of 128 threads' per-row 16-byte cp.async (D 128:
+// 4 instructions per tile instead of ~4096). The tile word and mask staging stay cp.async, so the
+// barrier keeps its 128 arrivals plus the transaction bytes. Works with several KV regions or
+// without maps keep the cp.async rows. FWD_TMA 2: Q by TMA too (box 64 x 1 head x 128 rows); the
+// consumers then order their generic accesses to the Q buffer (O staging) before the next tensor
+// copy into it with a proxy fence. FWD_TMA 3: also 16-bit O by TMA (FWD_OST's staged tile:
+// each consumer warpgroup fences its stmatrix writes to the async proxy, meets on its named
+// barrier, and one thread stores its 64 rows with one `cp.async.bulk.tensor.3d` per 64 columns,
+// rows past the work's end clipped, then waits for the copy to have read the tile before that
+// thread releases the Q buffer). Default 3 (bench/results/kernels-2026-11-29-tma, call 2, over 0 =
+// the cp.async kernel): D 128 causal 32K / 128K +10 / +7 %, causal-blockwise +14 %, works1000
+// +23 %, onework +8 %, packed +14 %, lambda +18 %; D 64 +3..+7 % on the same shapes except
+// works1000 -5 % (FWD_TMA 1 there: -1.5 %, the others +0..+3 %).
+#ifndef FWD_TMA
+#define FWD_TMA 3
+#endif
+// Bytes of tensor maps per work (tensormaps.rs: Q, KV, O maps of 128 bytes).
+#define FWD_MAPS 384
+
+// FWD_HALF 1 (opt-in, a kernel of its own): half tiles, decided per task. A partial tile whose
+// rows of one consumer warpgroup attend keys of only one 64-key half of the tile is computed on
+// that half alone by that warpgroup: S = Q K^T with N = 64 and P V over its 4 key steps; a
+// warpgroup whose rows attend none of the tile's keys skips it (decided per warpgroup from the
+// rows' mask bits, `bar.red.or` on named barrier 1 + warpgroup, then `vote.any` so that ptxas sees
+// uniform branches around the wgmma: a wgmma under a branch it thinks divergent makes it
+// serialise every wgmma of the kernel). The host (exec.rs, `DCP_CUDA_FWD_HALF=1`) puts a task's
+// half tiles first in its tile list and their count in TaskDesc.pad, and launches this kernel,
+// compiled with FWD_HALF 1, only for launches that have half tiles; the consumers run those tiles
+// through the half step and the rest through the plain loop (the step's source as without
+// FWD_HALF). causal-blockwise: the window's first tile (rows 64-127 need keys 64-127 only) and
+// the diagonal (rows 0-63 keys 0-63) make 6.5 of 7 tile-equivalents per task. Measured
+// (bench/results/kernels-2026-11-29-kbw11c, D 128): causal-blockwise +3.0 %, causal 32K +5.5 %,
+// shared-question +6.6 %, packed +1.8 %, but lambda -2.6 % (the dense gains are not the half
+// steps but the offset the half diagonal leaves between the warpgroups: FWD_PP, which this kernel
+// now also takes at D 128); with no half tile at all the kernel
+// still loses works1000 -7 % and lambda -5 % (ptxas schedules the whole kernel differently: the
+// plain step is 425 instructions against 437 and not the same order), hence a kernel of its own.
+// The per-tile decision before it (kbw11) lost about the same.
+#ifndef FWD_HALF
+#define FWD_HALF 0
+#endif
+// FWD_LATEREL 1 (opt-in, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
+// wait for the store to have read the staged tile (in the task's Q buffer) before the next task:
+// it releases that Q buffer (its arrival on "Q empty") after the next task's first tile step,
+// when the read is long done. Its warp, and with it the warpgroup's first wgmma of the next task,
+// no longer waits for the bulk read (the producer needs the buffer only for the task after next),
+// and the consumers skip the second proxy fence of such a task (its staging was fenced before
+// the tensor store). Measured (kernels-2026-11-29-kbw11, D 128, over the merge fast path):
+// works1000 +5.1 %, causal-blockwise +0.9 %, but lambda -6.1 %, causal 32K -0.7 %; D 64 -9 % on
+// causal 32K (the owed-release check in every step). Off.
+#ifndef FWD_LATEREL
+#define FWD_LATEREL 0
+#endif
+#if FWD_LATEREL && FWD_TMA < 3
+#error "FWD_LATEREL needs FWD_TMA 3"
+#endif
+// FWD_PP 1: a one-time stagger of the two consumer warpgroups per task, in the plain loop (named
+// barriers 6 and 7). At a task's first plain step each warpgroup waits for the other's go before
+// its S (bar.sync) and gives its own go (bar.arrive) at FWD_PP_AT: 0 after issuing S, 1 after S
+// completed, 2 after issuing its first P V, 3 after issuing the second half's P V (FWD_SPLIT 2);
+// warpgroup 1 gives warpgroup 0 the first go, so warpgroup 1 starts each task about FWD_PP_AT
+// quarters of a step behind. Then one warpgroup's softmax runs while the other's wgmma do, for
+// the rest of the task (the stages let them be a step apart; nothing else re-aligns them), where
+// in lockstep both sit in softmax with the tensor cores idle. This is where the half-tile
+// kernel's dense gain came from (kernels-2026-11-29-kf12: its diagonal, first and half for
+// warpgroup 0 only, made the same offset; the plain kernel with FWD_PP_AT 2 and no half tile:
+// causal 32K +4.6 %, shared-question +6.4 %, one 8K work +3.7 %; go at 1: +0 %; a turn at every
+// step, FA3's ping-pong, -25 %). Only tasks of at least FWD_PP_MIN tiles take the turn.
+// Default: in the half-tile kernel at D 128 (FWD_HALF 1: launches with half tiles), at 3 / 4:
+// lambda +3.2 %, causal-blockwise +2.2 %, causal 32K / shared-question / packed -0.1 / -0.6 /
+// -0.3 % (these already had the diagonal's offset). Not in the plain kernel: compiled in there
+// it cost works1000 -5 % with no turn taken (ptxas's code for the whole kernel), though one 8K
+// work gained +3.5 %. Off at D 64 (FWD_SPLIT 0; at 2: within -1.5..+1.8 %).
+#ifndef FWD_PP
+#define FWD_PP (HEAD_DIM == 128 && FWD_HALF)
+#endif
+#ifndef FWD_PP_AT
+#define FWD_PP_AT 3
+#endif
+#ifndef FWD_PP_MIN
+#define FWD_PP_MIN 4
+#endif
+// FWD_EPOV 1 (opt-in, a kernel of its own): epilogue overlap. After a task's last tile step each
+// consumer warpgroup waits for the next task's Q (the other Q buffer) and its first K/V stage,
+// issues that task's first S = Q K^T, and only then runs the finished task's epilogue (normalise
+// O, stage it in the finished task's Q buffer, TMA store, LSE), so the tensor cores compute the
+// next S while the epilogue runs; the next task's first step then skips its S issue and waits
+// for it. The S accumulator (64 registers at D 128) is live through the epilogue. In the half
+// kernel the prefetched S is of the whole tile: a half tile then takes its half of it (or
+// discards it: a tile none of the warpgroup's rows attend). FWD_EPOV_TRY 1: the next S is issued
+// only if the next task's Q and stage have already landed (one try_wait each), else the task
+// goes as without FWD_EPOV (the epilogue never waits for the producer).
+#ifndef FWD_EPOV
+#define FWD_EPOV 0
+#endif
+#ifndef FWD_EPOV_TRY
+#define FWD_EPOV_TRY 0
+#endif
+#if FWD_EPOV && !FWD_FASTDESC
+#error "FWD_EPOV is written for FWD_FASTDESC (D 128)"
+#endif
+#if FWD_EPOV && FWD_LATEREL
+#error "FWD_EPOV is not written for FWD_LATEREL"
+#endif
+#if FWD_EPOV && FWD_TMA < 3
+#error "FWD_EPOV is written for FWD_TMA 3"
+#endif
+#if FWD_EPOV && FWD_SPLIT == 1
+#error "FWD_EPOV is not written for FWD_SPLIT 1"
+#endif
+#if FWD_PP && FWD_SPLIT == 1
+#error "FWD_PP is not written for FWD_SPLIT 1"
+#endif
+#if FWD_PP_AT == 3 && FWD_PP && FWD_SPLIT != 2
+#error "FWD_PP_AT 3 needs FWD_SPLIT 2"
+#endif
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#define S90_BR 128
+#define S90_BC 128
+#define S90_THREADS 384
+#define FWD_PROD_REGS 56
+#define FWD_CONS_REGS 224
+static_assert(128 * FWD_PROD_REGS + 256 * FWD_CONS_REGS <= 384 * 168,
+              "setmaxnreg split exceeds the registers the CTA is launched with");
+
+static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head dims 64 and 128");
+
+// Shared memory besides the tiles (kept in step with exec.rs): per K/V stage the ranges of each
+// row (2 x 8 bytes) and the tile word; per Q buffer the task and work descriptors (160 bytes)
+// and each row's range span (8 bytes); 8 mbarriers and two task-index slots.
+#define F90_KSMALL (S90_BR * 16 + 16)
+#define F90_INFO 160
+#define F90_QSMALL (F90_INFO + S90_BR * 8)
+#define F90_BARS 72
+
+// PV for the head dim: N = HEAD_DIM.
+// acc 0: O = P V (FWD_EPOV: a task's first P V, O not zeroed).
+__device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b, int acc = 1) {
+#if HEAD_DIM == 128
+  wgmma_m64n128k16_rs<1>(o, a, b, acc);
+#else
+  wgmma_m64n64k16_rs<1>(o, a, b, acc);
+#endif
+}
+
+// d = A * B (m64n128k16, K-major A and B in shared memory), d written only: the first wgmma of an
+// S whose accumulator array lives across steps (FWD_EPOV). With wgmma_m64n128k16_ss's read of
+// d (scale-d 0, but "+f"), ptxas sees the previous step's softmax define the accumulator inside
+// the wgmma pipeline and serialises every wgmma of the kernel.
+__device__ __forceinline__ void f90_wgmma_s0(float* d, u64 a, u64 b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 0, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32." MMA_TYPE "." MMA_TYPE " "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31]), "=f"(d[32]), "=f"(d[33]), "=f"(d[34]), "=f"(d[35]), "=f"(d[36]), "=f"(d[37]), "=f"(d[38]), "=f"(d[39]), "=f"(d[40]), "=f"(d[41]), "=f"(d[42]), "=f"(d[43]), "=f"(d[44]), "=f"(d[45]), "=f"(d[46]), "=f"(d[47]), "=f"(d[48]), "=f"(d[49]), "=f"(d[50]), "=f"(d[51]), "=f"(d[52]), "=f"(d[53]), "=f"(d[54]), "=f"(d[55]), "=f"(d[56]), "=f"(d[57]), "=f"(d[58]), "=f"(d[59]), "=f"(d[60]), "=f"(d[61]), "=f"(d[62]), "=f"(d[63])
+      : "l"(a), "l"(b));
+}
+
+// exp2 with no range fix-up (ex2.approx: -inf -> 0).
+__device__ __forceinline__ float f90_ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// FWD_TMA: transaction bytes the current phase of `bar` waits for (no arrival).
+__device__ __forceinline__ void f90_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// FWD_TMA: box (c0, c1, c2) of the 3-D tensor of map `tmap` (a CUtensorMap in global memory)
+// into shared memory at `dst`, completing `bytes` on `bar`.
+__device__ __forceinline__ void f90_tma_3d(u32 dst, u64 tmap, int c0, int c1, int c2, u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
+          dst),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+// FWD_TMA 3: shared `src` (a box) to box (c0, c1, c2) of map `tmap`'s tensor, committed as a
+// bulk group; f90_bulk_wait_read: until this thread's bulk groups have read their shared source.
+__device__ __forceinline__ void f90_tma_store_3d(u64 tmap, u32 src, int c0, int c1, int c2) {
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%1, %2, %3}], [%4];\n" ::"l"(tmap),
+               "r"(c0), "r"(c1), "r"(c2), "r"(src)
+               : "memory");
+}
+__device__ __forceinline__ void f90_bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void f90_bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void f90_bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void f90_prefetch_map(u64 tmap) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
+}
+
+__device__ __forceinline__ void f90_cp_async8(u32 saddr, const void* gmem, bool valid) {
+  int n = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
+}
+
+// Mask of a partial tile: element (row r_lo + 8h, key k0 + nt*8 + 2 t4 + e) keeps its score when
+// the key is in one of the row's ranges (the first two staged in `rg`, the rest read from
+// `ranges[span.x + 2 .. span.y)`) and below n_keys; -inf otherwise.
+__device__ __forceinline__ void mask_tile(float* sc, u32 k0, const uint4* rg, const uint2* span,
+                                          const uint2* __restrict__ ranges, u32 n_keys, int r_lo,
+                                          int t4) {
+  // The thread's columns of a row are c = 8 nt + 2 t4 + e (nt < 16, e < 2): key range [lo, hi)
+  // (relative to the tile's first key) holds exactly the nt in [ceil((lo - b) / 8),
+  // ceil((hi - b) / 8)) for b = 2 t4 + e, so each range becomes two 16-bit masks (one per e) from
+  // its two ends instead of four compares per element (the per-element form cost
+  // causal-blockwise 7 % of its forward, bench/results/kernels-2026-11-28j).
+  auto add = [&](u32* m, int lo, int hi) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int b = 2 * t4 + e;
+      const int a0 = min(max((lo - b + 7) >> 3, 0), S90_BC / 8);
+      const int a1 = max(min(max((hi - b + 7) >> 3, 0), S90_BC / 8), a0);
+      m[e] |= (1u << a1) - (1u << a0);
+    }
+  };
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const uint4 r = rg[r_lo + 8 * h];
+    u32 m[2] = {0u, 0u};
+    // Bounds relative to the tile's first key (signed: a range may start before it).
+    add(m, (int)(r.x - k0), (int)(min(r.y, n_keys) - k0));
+    add(m, (int)(r.z - k0), (int)(min(r.w, n_keys) - k0));
+    for (u32 i = span[h].x + 2; i < span[h].y; ++i) {
+      const uint2 x = ranges[i];
+      add(m, (int)(x.x - k0), (int)(min(x.y, n_keys) - k0));
+    }
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        sc[nt * 4 + 2 * h + e] = ((m[e] >> nt) & 1u) ? sc[nt * 4 + 2 * h + e] : -INFINITY;
+  }
+}
+
+// Mask of a partial tile from its precomputed words (`tilemask.rs`): bit 2 nt + e of word h is
+// element (row r_lo + 8 h, key 8 nt + 2 t4 + e).
+__device__ __forceinline__ void mask_tile_bits(float* sc, uint2 w) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const u32 m = h ? w.y : w.x;
+#pragma unroll
+    for (int i = 0; i < S90_BC / 4; ++i)
+      sc[(i >> 1) * 4 + 2 * h + (i & 1)] = ((m >> i) & 1u) ? sc[(i >> 1) * 4 + 2 * h + (i & 1)] : -INFINITY;
+  }
+}
+
+#if FWD_HALF
+// Spreads the 16 bits of x to the even bits of the result.
+__device__ __forceinline__ u32 f90_spread16(u32 x) {
+  x = (x | (x << 8)) & 0x00ff00ffu;
+  x = (x | (x << 4)) & 0x0f0f0f0fu;
+  x = (x | (x << 2)) & 0x33333333u;
+  return (x | (x << 1)) & 0x55555555u;
+}
+// mask_tile's mask as the words of mask_tile_bits (bit 2 nt + e of word h).
+__device__ __forceinline__ uint2 mask_words(u32 k0, const uint4* rg, const uint2* span,
+                                            const uint2* __restrict__ ranges, u32 n_keys, int r_lo,
+                                            int t4) {
+  auto add = [&](u32* m, int lo, int hi) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int b = 2 * t4 + e;
+      const int a0 = min(max((lo - b + 7) >> 3, 0), S90_BC / 8);
+      const int a1 = max(min(max((hi - b + 7) >> 3, 0), S90_BC / 8), a0);
+      m[e] |= (1u << a1) - (1u << a0);
+    }
+  };
+  u32 w[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const uint4 r = rg[r_lo + 8 * h];
+    u32 m[2] = {0u, 0u};
+    add(m, (int)(r.x - k0), (int)(min(r.y, n_keys) - k0));
+    add(m, (int)(r.z - k0), (int)(min(r.w, n_keys) - k0));
+    for (u32 i = span[h].x + 2; i < span[h].y; ++i) {
+      const uint2 x = ranges[i];
+      add(m, (int)(x.x - k0), (int)(min(x.y, n_keys) - k0));
+    }
+    w[h] = f90_spread16(m[0] & 0xffffu) | (f90_spread16(m[1] & 0xffffu) << 1);
+  }
+  return make_uint2(w[0], w[1]);
+}
+// mask_tile_bits on the 64 keys of half kh of the tile (S of m64n64: sc[nt * 4 + 2 h + e], nt < 8).
+__device__ __forceinline__ void mask_half_bits(float* sc, uint2 w, int kh) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const u32 m = (h ? w.y : w.x) >> (16 * kh);
+#pragma unroll
+    for (int i = 0; i < S90_BC / 8; ++i)
+      sc[(i >> 1) * 4 + 2 * h + (i & 1)] = ((m >> i) & 1u) ? sc[(i >> 1) * 4 + 2 * h + (i & 1)] : -INFINITY;
+  }
+}
+#endif
+
+// Online softmax step (log2 domain) on S in place: new row maxima `mm`, P = exp2(S*scale - m),
+// the factor `al` by which O and the row sums must be scaled, and the rows' sums of P.
+__device__ __forceinline__ void softmax_step(float* sc, float* mm, float* al, float* sum,
+                                             float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt)
+      mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float mn = fmaxf(mm[h], mx * scale_log2);
+    const float mu = mn == -INFINITY ? 0.f : mn;
+    al[h] = f90_ex2(mm[h] - mu);
+    mm[h] = mn;
+    float s = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt) {
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
+      s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+    }
+    sum[h] = s;
+  }
+}
+
+__device__ __forceinline__ void rescale(float* o, float* ll, const float* al, const float* sum) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    ll[h] = ll[h] * al[h] + sum[h];
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) {
+      o[i * 4 + 2 * h] *= al[h];
+      o[i * 4 + 2 * h + 1] *= al[h];
+    }
+  }
+}
+
+// Descriptor from its low and high words (FWD_FASTDESC: the low word, whose 14-bit start-address
+// field never carries below 256 KiB of shared memory, takes the offsets).
+__device__ __forceinline__ u64 f90_desc(u32 lo, u32 hi) { return ((u64)hi << 32) | lo; }
+
+// Online softmax step with its rescale separated (FWD_LAZY, FWD_SPLIT), on NT column groups of
+// 8 keys of S (sc[nt * 4 + 2 h + e], nt < NT). f90_max: the candidate maxima `mn`; returns
+// whether the warp rescales (every row of a warp if any of its rows' maximum grew by more than
+// FWD_LAZY_TAU with FWD_LAZY, always without).
+template <int NT>
+__device__ __forceinline__ bool f90_max(const float* sc, const float* mm, float* mn, float scale_log2) {
+  bool need = false;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    mn[h] = fmaxf(mm[h], mx * scale_log2);
+    need |= mn[h] > mm[h] + FWD_LAZY_TAU;
+  }
+#if FWD_LAZY
+  return __any_sync(0xffffffffu, need);
+#else
+  return true;
+#endif
+}
+// Moves the rows' maxima to `mn`: l and O scaled by exp2(m - mn) (O must not be in flight).
+__device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, const float* mn) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float al = f90_ex2(mm[h] - (mn[h] == -INFINITY ? 0.f : mn[h]));
+    mm[h] = mn[h];
+    ll[h] *= al;
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) {
+      o[i * 4 + 2 * h] *= al;
+      o[i * 4 + 2 * h + 1] *= al;
+    }
+  }
+}
+// P = exp2(S * scale - m) in place, the row sums added to l.
+template <int NT>
+__device__ __forceinline__ void f90_exp(float* sc, const float* mm, float* ll, float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float mu = mm[h] == -INFINITY ? 0.f : mm[h];
+    float s = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
+      s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+    }
+    ll[h] += s;
+  }
+}
+// OR of `x` over the 128 threads of a consumer warpgroup (named barrier `bar`, FWD_SPLIT 1).
+__device__ __forceinline__ bool f90_wg_any(bool x, u32 bar) {
+  u32 r;
+  asm volatile(
+      "{\n.reg .pred p, q;\nsetp.ne.u32 p, %1, 0;\nbar.red.or.pred q, %2, 128, p;\nselp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"((u32)x), "r"(bar)
+      : "memory");
+  return r != 0;
+}
+template <int N>
+__device__ __forceinline__ void reg_fence_u(u32* r) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+
+// FWD_OST: stmatrix (four 8x8 b16 matrices; lane l addresses row l % 8 of matrix l / 8), a
+// 16-byte shared load, a predicated 16-byte global store (st.global: the pointer is generic).
+__device__ __forceinline__ void f90_stmatrix4(u32 saddr, const u32* v) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr), "r"(v[0]),
+               "r"(v[1]), "r"(v[2]), "r"(v[3])
+               : "memory");
+}
+__device__ __forceinline__ uint4 f90_lds128(u32 saddr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(saddr) : "memory");
+  return v;
+}
+__device__ __forceinline__ void f90_stg128p(void* p, uint4 v, bool ok) {
+  asm volatile("{\n.reg .pred q;\nsetp.ne.u32 q, %5, 0;\n@q st.global.v4.b32 [%0], {%1, %2, %3, %4};\n}\n" ::"l"(
+                   __cvta_generic_to_global(p)),
+               "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "r"((u32)ok)
+               : "memory");
+}
+#if FWD_EPOV
+// FWD_EPOV: the epilogue runs while the next task's S is in flight, and ptxas waits for an
+// in-flight wgmma before any branch it cannot prove warp-uniform: the epilogue's branches go
+// through votes, and its per-thread stores and the one thread's tensor store are predicated
+// instructions instead of branches.
+__device__ __forceinline__ void f90_stg32p(float* p, float v, bool ok) {
+  asm volatile("{\n.reg .pred q;\nsetp.ne.u32 q, %2, 0;\n@q st.global.f32 [%0], %1;\n}\n" ::"l"(
+                   __cvta_generic_to_global(p)),
+               "f"(v), "r"((u32)ok)
+               : "memory");
+}
+// Rows 64 cw .. 64 cw + 63 of the staged D 128 tile (two 64-column boxes from src0, src1) to
+// box (0 / 64, head, row) of map `tmap`, committed, then until read: only where `ok`.
+__device__ __forceinline__ void f90_tma_store_o_p(u64 tmap, u32 src0, u32 src1, int head, int row, bool ok) {
+  asm volatile(
+      "{\n.reg .pred q;\nsetp.ne.u32 q, %5, 0;\n"
+      "@q cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%6, %3, %4}], [%1];\n"
+      "@q cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%7, %3, %4}], [%2];\n"
+      "@q cp.async.bulk.commit_group;\n"
+      "@q cp.async.bulk.wait_group.read 0;\n}\n" ::"l"(tmap),
+      "r"(src0), "r"(src1), "r"(head), "r"(row), "r"((u32)ok), "r"(0), "r"(64)
+      : "memory");
+}
+__device__ __forceinline__ float f90_rcp(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+#define F90_UNI(x) __any_sync(0xffffffffu, (x))
+#else
+#define F90_UNI(x) (x)
+#endif
+__device__ __forceinline__ void f90_bar_arrive(u32 id, u32 n) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
+__device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
+
+extern "C" __global__ void __launch_bounds__(S90_THREADS, 1)
+dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
+                  const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
+                  const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges, u32 group,
+                  float scale_log2, u32* sched, const u32* __restrict__ tmask,
+                  const u32* __restrict__ masks, const unsigned char* __restrict__ fmaps) {
+  constexpr int D = HEAD_DIM;
+  constexpr u32 QBYTES = S90_BR * D * 2;
+  constexpr u32 TBYTES = S90_BC * D * 2;  // one K (or V) stage
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  // Shared-space addresses, 1024-byte aligned (the swizzle atoms must be).
+  const u32 raw = smem_u32(smem_raw);
+  const u32 base = (raw + 1023u) & ~1023u;
+  unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
+  const u32 sQ = base;                              // [2][D/64][BR][128 B]
+  const u32 sK = sQ + 2 * QBYTES;                   // [2][D/64][BC][128 B]
+  const u32 sV = sK + 2 * TBYTES;                   // same
+  const u32 ksmall = sV + 2 * TBYTES;               // [2][F90_KSMALL]
+  const u32 qsmall = ksmall + 2 * F90_KSMALL;       // [2][F90_QSMALL]
+  const u32 bars = qsmall + 2 * F90_QSMALL;
+  auto full = [&](int s) { return bars + 8u * s; };
+  auto empty = [&](int s) { return bars + 16u + 8u * s; };
+  auto qfull = [&](int b) { return bars + 32u + 8u * b; };
+  auto qempty = [&](int b) { return bars + 48u + 8u * b; };
+  volatile u32* slot = (volatile u32*)(gbase + (bars + 64u - base));  // [2] next task index
+
+  const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+
+  if (tid == 0) {
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(full(s), 128);
+      mbar_init(empty(s), 256);
+      mbar_init(qfull(s), 128);
+      mbar_init(qempty(s), 256);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---------------- producer ----------------
+    setmaxnreg_dec<FWD_PROD_REGS>();
+    const int pt = tid;      // 0..127: the row / key of the tile this thread loads
+    const int pw = pt >> 5;  // producer warp: rows / keys 32*pw .. 32*pw+31
+    const u32 n_tasks = sched[2];
+    u32 cur = blockIdx.x, sg = 0;
+    for (u32 tq = 0;; ++tq) {
+      const int qb = tq & 1;
+      u32 nxt = 0;
+#if !FWD_CLAIM_LATE
+      if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+#if !FWD_PREDESC
+      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+#endif
+      const u32 qs = qsmall + qb * F90_QSMALL;
+      if (cur >= n_tasks) {
+#if FWD_PREDESC
+        if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+#endif
+        // No task left: tell the consumers (tiles_n = ~0) and stop.
+        if (pt == 0) *(volatile u32*)(gbase + (qs + 16u - base)) = 0xffffffffu;
+        mbar_arrive(qfull(qb));
+        break;
+      }
+      const TaskDesc task = tasks[cur];
+      const WorkDesc& w = works[task.work];
+#if FWD_PREDESC
+      // Everything read from global memory before the Q buffer is free (registers only).
+      const u32 row = task.row0 + pt;
+      const bool rok = row < w.n_rows;
+      const u32* rp = row_ptr + w.row_off + (rok ? row : 0);
+      const u32 ra = rok ? rp[0] : 0, rb = rok ? rp[1] : 0;
+      const elem_t* qbase = (const elem_t*)w.q;
+      const u64 myq = rok ? (u64)(qbase + (u64)row * w.q_stride + task.head * D) : 0;
+      const u32 kvh = task.head / group;
+      const u32* my_tiles = tiles + task.tiles_off;
+      const u32 n_keys = w.n_keys;
+      const bool one_seg = w.kv_count == 1;
+      const KvSeg* sg0 = segs + w.kv_first;
+      const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
+      const u32 k_stride = one_seg ? sg0->stride : 0;
+      u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+#if FWD_TMA
+      // This work's maps: Q at fmaps + FWD_MAPS work, its KV region 128 bytes further (tensormaps.rs).
+      const u32 wtma = w.flags;
+      const u64 qmap = (u64)(fmaps + (u64)task.work * FWD_MAPS), kvmap = qmap + 128;
+      const bool kv_tma = one_seg && (wtma & 2u);
+      if (pt == 0 && kv_tma) f90_prefetch_map(kvmap);
+#endif
+      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+      if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
+      else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
+        f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+      cp_async4_s(qs + F90_INFO + 8 * pt, rp, rok);
+      cp_async4_s(qs + F90_INFO + 8 * pt + 4, rp + 1, rok);
+#if FWD_TMA >= 2
+      if (wtma & 1u) {
+        if (pt == 0) {
+          f90_expect_tx(qfull(qb), QBYTES);
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+            f90_tma_3d(sQ + qb * QBYTES + h * (S90_BR * 128), qmap, 64 * h, task.head, task.row0, qfull(qb));
+        }
+      } else
+#endif
+        warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
+      mbar_arrive_cp_async(qfull(qb));
+#else
+      // Task and work descriptors, the rows' range spans, Q.
+      if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
+      else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
+        f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+      const u32 row = task.row0 + pt;
+      const bool rok = row < w.n_rows;
+      const u32* rp = row_ptr + w.row_off + (rok ? row : 0);
+      cp_async4_s(qs + F90_INFO + 8 * pt, rp, rok);
+      cp_async4_s(qs + F90_INFO + 8 * pt + 4, rp + 1, rok);
+      const u32 ra = rok ? rp[0] : 0, rb = rok ? rp[1] : 0;
+      const elem_t* qbase = (const elem_t*)w.q;
+      const u64 myq = rok ? (u64)(qbase + (u64)row * w.q_stride + task.head * D) : 0;
+#if FWD_TMA >= 2
+      if (w.flags & 1u) {
+        if (pt == 0) {
+          f90_expect_tx(qfull(qb), QBYTES);
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+            f90_tma_3d(sQ + qb * QBYTES + h * (S90_BR * 128), (u64)(fmaps + (u64)task.work * FWD_MAPS), 64 * h,
+                       task.head, task.row0, qfull(qb));
+        }
+      } else
+#endif
+        warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
+      mbar_arrive_cp_async(qfull(qb));
+      const u32 kvh = task.head / group;
+      const u32* my_tiles = tiles + task.tiles_off;
+      // One KV region (the common case): key addresses by arithmetic, no loads per tile.
+      const u32 n_keys = w.n_keys;
+      const bool one_seg = w.kv_count == 1;
+      const KvSeg* sg0 = segs + w.kv_first;
+      const u64 k_base = one_seg ? sg0->k + (u64)kvh * 2 * D * sizeof(elem_t) : 0;
+      const u32 k_stride = one_seg ? sg0->stride : 0;
+      u32 word_next = task.tiles_n > 0 ? my_tiles[0] : 0;
+#if FWD_TMA
+      const u64 kvmap = (u64)(fmaps + (u64)task.work * FWD_MAPS) + 128;
+      const bool kv_tma = one_seg && (w.flags & 2u);
+#endif
+#endif
+      for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
+        const int s = sg & 1;
+        const u32 word = word_next;
+        if (it + 1 < task.tiles_n) word_next = my_tiles[it + 1];
+        const u32 key = (word & 0x7fffffffu) * S90_BC + pt;
+        const u64 kp = one_seg ? (key < n_keys ? k_base + (u64)key * k_stride * sizeof(elem_t) : 0)
+                               : kv_key_ptr<D>(w, segs, key, kvh);
+        if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
+        const u32 ks = ksmall + s * F90_KSMALL;
+        if (pt == 0) {
+          cp_async4_s(ks + S90_BR * 16, my_tiles + it, true);
+          cp_async4_s(ks + S90_BR * 16 + 4, tmask + task.tiles_off + it, true);
+        }
+        if (word >> 31) {
+          // The tile's precomputed mask (2 KiB, the consumers' bit order), else the first two
+          // ranges of each row.
+          const u32 mi = tmask[task.tiles_off + it];
+          if (mi != NO_TILE_MASK) {
+            cp_async16_s(ks + pt * 16, masks + (u64)mi * (2 * 256) + 4 * pt, true);
+          } else {
+            f90_cp_async8(ks + pt * 16, ranges + (ra < rb ? ra : 0), ra < rb);
+            f90_cp_async8(ks + pt * 16 + 8, ranges + (ra + 1 < rb ? ra + 1 : 0), ra + 1 < rb);
+          }
+        }
+#if FWD_TMA
+        if (kv_tma) {
+          if (pt == 0) {
+            // Key rows of the region (its key0 is 0): the tile's, zero-filled past its end.
+            const int kr = (int)((word & 0x7fffffffu) * S90_BC);
+            f90_expect_tx(full(s), 2 * TBYTES);
+#pragma unroll
+            for (int h = 0; h < D / 64; ++h) {
+              f90_tma_3d(sK + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh, kr, full(s));
+              f90_tma_3d(sV + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, kr, full(s));
+            }
+          }
+        } else
+#endif
+          warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
+        mbar_arrive_cp_async(full(s));
+      }
+#if FWD_CLAIM_LATE
+      // Claimed once this task's last K/V load is issued (the backward's order: tasks go out in
+      // the order CTAs finish, not start, which keeps longest-first balancing).
+      if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
+#endif
+      cur = sched_share_next(slot, tq, nxt, pt, 3);
+    }
+    if (pt == 0) sched_finish(sched);
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    return;
+  }
+
+  // ---------------- consumers ----------------
+  setmaxnreg_inc<FWD_CONS_REGS>();
+#if FWD_FASTDESC
+  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0);  // consumer warpgroup: rows 64*cw .. 64*cw+63
+#else
+  const int cw = wg - 1;                   // consumer warpgroup: rows 64*cw .. 64*cw+63
+#endif
+  const int wq = (tid >> 5) & 3;           // warp within the warpgroup: 16 rows each
+  const int g = lane >> 2, t4 = lane & 3;
+  const int r_lo = 64 * cw + 16 * wq + g;  // this thread's rows: r_lo, r_lo + 8 (in the tile)
+#if FWD_FASTDESC
+  // Low words of the base descriptors (K-major Q of this warpgroup in Q buffer 0, K-major K and
+  // MN-major V of stage 0); the high word (SBO 1024, 128-byte swizzle) is the same for all.
+  const u32 DHI = (1024u >> 4) | (1u << 30);
+  const u32 q_d0 = ((sQ + 64 * cw * 128) >> 4) | (1u << 16);
+  const u32 k_d0 = (sK >> 4) | (1u << 16);
+  const u32 v_d0 = (sV >> 4) | ((u32)(S90_BC * 128 >> 4) << 16);
+#endif
+  u32 sg = 0;
+#if FWD_LATEREL
+  // FWD_LATEREL: 1 + the Q buffer whose release this thread still owes (0: none).
+  u32 pend = 0;
+#define F90_LATE_ARRIVE()                      \
+  do {                                         \
+    if (pend != 0) {                           \
+      f90_bulk_wait_read();                    \
+      mbar_arrive(qempty((int)pend - 1));      \
+      pend = 0;                                \
+    }                                          \
+  } while (0)
+#else
+#define F90_LATE_ARRIVE() \
+  do {                    \
+  } while (0)
+#endif
+#if FWD_PP
+  if (cw == 1) f90_bar_arrive(7, 256);  // warpgroup 0's first go
+#endif
+#if FWD_EPOV
+  // `pre`: this task's first S was issued into `scp` before the previous task's epilogue
+  // (warp-uniform, from a vote). The step copies it into its own S array after the wait (the
+  // copy is coalesced away): were `scp` the step's array, the loop-carried softmax results would
+  // share its registers and ptxas would serialise every wgmma.
+  float scp[S90_BC / 2];
+  bool pre = false;
+  float o[D / 2];  // O of the current task (see `fresh`)
+#endif
+  for (u32 tq = 0;; ++tq) {
+    const int qb = tq & 1;
+    mbar_wait(qfull(qb), (tq >> 1) & 1);
+    const unsigned char* qi = gbase + (qsmall + qb * F90_QSMALL - base);
+    const TaskDesc* tk = (const TaskDesc*)qi;
+    const u32 n_tiles = tk->tiles_n;
+    if (n_tiles == 0xffffffffu) {
+#if FWD_TMA >= 3
+      if ((tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
+#endif
+      F90_LATE_ARRIVE();
+#if FWD_PP
+      if (cw == 0) named_bar(7, 256);  // warpgroup 1's last go
+#endif
+      break;
+    }
+    fence_proxy_async();
+    const WorkDesc* wk = (const WorkDesc*)(qi + 32);
+    const u32 n_keys = wk->n_keys;
+    uint2 span[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) span[h] = *(const uint2*)(qi + F90_INFO + 8 * (r_lo + 8 * h));
+#if FWD_FASTDESC
+    const u32 q_d = q_d0 + qb * (QBYTES >> 4);
+    // S (keys 64 kh .. 64 kh + 64 N - 1 of stage s, N = 1: 64 keys, 2: all) and P V (key steps
+    // kc0 .. kc0 + NK - 1) of stage s.
+#define F90_ISSUE_S(N, acc, s, kh)                                                                  \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kk = 0; kk < D / 16; ++kk) {                                         \
+      const u64 da = f90_desc(q_d + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);       \
+      const u64 db = f90_desc(k_d0 + (s) * (TBYTES >> 4) +                                         \
+                                  (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32 + (kh) * 64 * 128) >> 4), \
+                              DHI);                                                                 \
+      if (N == 2 && FWD_EPOV && kk == 0) f90_wgmma_s0(acc, da, db);                                 \
+      else if (N == 2) wgmma_m64n128k16_ss<0>(acc, da, db, kk > 0);                                 \
+      else wgmma_m64n64k16_ss<0>(acc, da, db, kk > 0);                                              \
+    }                                                                                               \
+    wg_commit();                                                                                    \
+  } while (0)
+#if FWD_EPOV
+    // A task's first P V writes O (scale-d 0) instead of O being zeroed at the task's start:
+    // that zeroing would define the P V accumulator while the prefetched S is in flight, and
+    // ptxas then serialises every wgmma of the kernel. `fresh`: no P V issued yet in this task.
+    bool fresh = true;
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
+        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI), \
+              kc > 0 || !fresh);                                                                    \
+    wg_commit();                                                                                    \
+    fresh = false;                                                                                  \
+  } while (0)
+#else
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
+        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI)); \
+    wg_commit();                                                                                    \
+  } while (0)
+#endif
+#else
+    // Q rows of this warpgroup (K-major, SBO = 8 rows of 128 B).
+    const u32 q_lo = sQ + qb * QBYTES + 64 * cw * 128;
+#define F90_ISSUE_S(N, acc, s, kh)                                                                  \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kk = 0; kk < D / 16; ++kk) {                                         \
+      const u64 da = wg_desc(q_lo + (kk >> 2) * (S90_BR * 128) + (kk & 3) * 32, 16, 1024);           \
+      const u64 db = wg_desc(sK + (s) * TBYTES + (kk >> 2) * (S90_BC * 128) + (kk & 3) * 32 +       \
+                                 (kh) * 64 * 128, 16, 1024);                                        \
+      if (N == 2) wgmma_m64n128k16_ss<0>(acc, da, db, kk > 0);                                      \
+      else wgmma_m64n64k16_ss<0>(acc, da, db, kk > 0);                                              \
+    }                                                                                               \
+    wg_commit();                                                                                    \
+  } while (0)
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+  do {                                                                                              \
+    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
+        wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024)); \
+    wg_commit();                                                                                    \
+  } while (0)
+#endif
+
+#if !FWD_EPOV
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+#endif
+    float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
+#if FWD_HALF
+    // The task's first `pad` tiles (the host puts its half tiles first: `DCP_CUDA_FWD_HALF`,
+    // exec.rs) through the half step; the rest through the plain loop below, main's step
+    // unchanged (no tile word read before its first wgmma).
+    u32 j = 0;
+    const u32 n_half = min(tk->pad, n_tiles);
+    for (; j < n_half; ++j, ++sg) {
+      const int s = sg & 1;
+      mbar_wait(full(s), (sg >> 1) & 1);
+      fence_proxy_async();
+      const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
+      // Partial tiles: this thread's mask words (staged, or from the staged ranges), and which
+      // 64-key halves the warpgroup's rows attend.
+      // Branches around wgmma must be uniform to ptxas (else it serialises every wgmma of the
+      // kernel): the conditions go through vote.any (the same value in every thread anyway).
+      const u32 word = *(const u32*)(kst + S90_BR * 16);
+      uint2 mw = make_uint2(0u, 0u);
+#if FWD_EPOV
+      const bool hp = j == 0 && pre;  // this tile's whole S is in flight (uniform)
+#endif
+      if (__any_sync(0xffffffffu, (word >> 31) != 0u)) {
+        mw = *(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK
+                 ? ((const uint2*)kst)[tid - 128]
+                 : mask_words((word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+        const u32 mo = mw.x | mw.y;
+        const bool nl = __any_sync(0xffffffffu, f90_wg_any((mo & 0xffffu) != 0u, 1 + cw));
+        const bool nh = __any_sync(0xffffffffu, f90_wg_any((mo >> 16) != 0u, 1 + cw));
+        if (!(nl && nh)) {
+#if FWD_EPOV
+          if (hp) {
+            wg_wait<0>();
+            reg_fence<S90_BC / 2>(scp);
+          }
+#endif
+          if (nl || nh) {
+            // One half: S (m64n64) and P V over its 4 key steps.
+            // (Compile-time key half in each branch: the descriptors stay uniform.)
+            float sh[S90_BC / 4];
+#if FWD_EPOV
+            if (hp) {
+              // Its half of the prefetched whole S (keys 64 kh + ...: sc[32 kh + ...]).
+#pragma unroll
+              for (int i = 0; i < S90_BC / 4; ++i) sh[i] = nh ? scp[S90_BC / 4 + i] : scp[i];
+            } else
+#endif
+            {
+              wg_fence();
+              if (nh) F90_ISSUE_S(1, sh, s, 1);
+              else F90_ISSUE_S(1, sh, s, 0);
+              wg_wait<0>();
+              reg_fence<S90_BC / 4>(sh);
+            }
+            mask_half_bits(sh, mw, nh ? 1 : 0);
+            float mn[2];
+            if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+            f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);
+            u32 ph[S90_BC / 32][4];
+            acc_to_a<S90_BC / 2>(sh, ph);
+            reg_fence<D / 2>(o);
+            wg_fence();
+            if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
+            else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
+            wg_wait<0>();
+            reg_fence<D / 2>(o);
+          }
+          mbar_arrive(empty(s));
+          F90_LATE_ARRIVE();
+          continue;
+        }
+      }
+      float sc[S90_BC / 2];
+#if FWD_EPOV
+      if (hp) {
+        wg_wait<0>();
+        reg_fence<S90_BC / 2>(scp);
+#pragma unroll
+        for (int i = 0; i < S90_BC / 2; ++i) sc[i] = scp[i];
+      } else
+#endif
+      {
+        wg_fence();
+        F90_ISSUE_S(2, sc, s, 0);
+        wg_wait<0>();
+      }
+      reg_fence<S90_BC / 2>(sc);
+      if (word >> 31) mask_tile_bits(sc, mw);
+#if FWD_SPLIT == 2
+      u32 pa[S90_BC / 16][4];
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc, pa);
+        reg_fence<D / 2>(o);
+        wg_fence();
+        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
+        wg_fence();
+        F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
+      }
+#else
+#if FWD_LAZY || FWD_SPLIT
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 8>(sc, mm, ll, scale_log2);
+      }
+#else
+      {
+        float al[2], sum[2];
+        softmax_step(sc, mm, al, sum, scale_log2);
+        rescale(o, ll, al, sum);
+      }
+#endif
+      u32 pa[S90_BC / 16][4];
+      acc_to_a<S90_BC>(sc, pa);
+      reg_fence<D / 2>(o);
+      wg_fence();
+      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
+#endif
+      wg_wait<0>();
+      reg_fence<D / 2>(o);
+      mbar_arrive(empty(s));
+      F90_LATE_ARRIVE();
+    }
+    for (; j < n_tiles; ++j, ++sg) {
+#else
+    for (u32 j = 0; j < n_tiles; ++j, ++sg) {
+#endif
+      const int s = sg & 1;
+      mbar_wait(full(s), (sg >> 1) & 1);
+      fence_proxy_async();
+      const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
+#if FWD_SPLIT == 1
+      const u32 word0 = *(const u32*)(kst + S90_BR * 16);
+      if (!(word0 >> 31)) {
+        // Full tile in two halves of 64 keys (sa: keys 0-63, sb: keys 64-127).
+        float sa[S90_BC / 4], sb[S90_BC / 4];
+        wg_fence();
+        F90_ISSUE_S(1, sa, s, 0);
+        F90_ISSUE_S(1, sb, s, 1);
+        wg_wait<1>();
+        reg_fence<S90_BC / 4>(sa);
+        float mn[2];
+        if (f90_max<S90_BC / 16>(sa, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 16>(sa, mm, ll, scale_log2);
+        u32 pa[S90_BC / 32][4], pb[S90_BC / 32][4];
+        acc_to_a<S90_BC / 2>(sa, pa);
+        reg_fence<D / 2>(o);
+        wg_fence();
+        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        wg_wait<1>();
+        reg_fence<S90_BC / 4>(sb);
+        // Whether any row of the warpgroup rescales for half b (warpgroup-uniform, so that only
+        // then P V of half a is waited for before P V of half b, which otherwise just follows it).
+        const bool nb = f90_wg_any(f90_max<S90_BC / 16>(sb, mm, mn, scale_log2), 1 + cw);
+        // Half b's exponentials with the maximum it will have (O is still in flight).
+        float mb[2] = {nb ? mn[0] : mm[0], nb ? mn[1] : mm[1]}, lb[2] = {0.f, 0.f};
+        f90_exp<S90_BC / 16>(sb, mb, lb, scale_log2);
+        acc_to_a<S90_BC / 2>(sb, pb);
+        if (nb) {
+          wg_wait<0>();
+          reg_fence<D / 2>(o);
+          f90_rescale(o, mm, ll, mn);
+        }
+        ll[0] += lb[0];
+        ll[1] += lb[1];
+        wg_fence();
+        F90_ISSUE_PV(pb, s, S90_BC / 32, S90_BC / 32);
+        wg_wait<0>();
+        reg_fence<D / 2>(o);
+        reg_fence_u<S90_BC / 8>(&pa[0][0]);
+        reg_fence_u<S90_BC / 8>(&pb[0][0]);
+        mbar_arrive(empty(s));
+        F90_LATE_ARRIVE();
+        continue;
+      }
+#endif
+#if FWD_PP
+      // FWD_PP: the task's first plain step, in a task of at least FWD_PP_MIN tiles, is a turn.
+#if FWD_HALF
+      const bool turn = j == n_half && n_tiles >= FWD_PP_MIN;
+#else
+      const bool turn = j == 0 && n_tiles >= FWD_PP_MIN;
+#endif
+      if (turn) named_bar(7 - cw, 256);
+#define F90_PP_GO(at)                                               \
+  do {                                                              \
+    if (FWD_PP_AT == (at) && turn) f90_bar_arrive(6 + cw, 256);     \
+  } while (0)
+#else
+#define F90_PP_GO(at) \
+  do {                \
+  } while (0)
+#endif
+      float sc[S90_BC / 2];
+#if FWD_EPOV
+      if (j == 0 && pre) {
+        F90_PP_GO(0);
+        wg_wait<0>();
+        reg_fence<S90_BC / 2>(scp);
+#pragma unroll
+        for (int i = 0; i < S90_BC / 2; ++i) sc[i] = scp[i];
+      } else
+#endif
+      {
+        wg_fence();
+        F90_ISSUE_S(2, sc, s, 0);
+        F90_PP_GO(0);
+        wg_wait<0>();
+      }
+      reg_fence<S90_BC / 2>(sc);
+      F90_PP_GO(1);
+      // Partial tiles: the mask from the staged tile word and ranges.
+      const u32 word = *(const u32*)(kst + S90_BR * 16);
+      if (word >> 31) {
+        if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)
+          mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);
+        else
+          mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+      }
+#if FWD_SPLIT == 2
+      // softmax below, with P V
+#elif FWD_LAZY || FWD_SPLIT
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 8>(sc, mm, ll, scale_log2);
+      }
+#else
+      {
+        float al[2], sum[2];
+        softmax_step(sc, mm, al, sum, scale_log2);
+        rescale(o, ll, al, sum);
+      }
+#endif
+      u32 pa[S90_BC / 16][4];
+#if FWD_SPLIT == 2
+      {
+        float mn[2];
+        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+        f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc, pa);
+        reg_fence<D / 2>(o);
+        wg_fence();
+        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+        F90_PP_GO(2);
+        f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
+        acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
+        wg_fence();
+        F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
+        F90_PP_GO(3);
+      }
+#else
+      acc_to_a<S90_BC>(sc, pa);
+      reg_fence<D / 2>(o);
+      wg_fence();
+      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
+      F90_PP_GO(2);
+#endif
+      wg_wait<0>();
+      reg_fence<D / 2>(o);
+      mbar_arrive(empty(s));
+      F90_LATE_ARRIVE();
+    }
+#undef F90_PP_GO
+#if FWD_EPOV
+    // (Every wgmma done: the last step waited for its P V; this wait is for ptxas, whose wgmma
+    // analysis also sees the path of a task without tiles after a prefetched S.)
+    wg_wait<0>();
+    if (fresh) {  // no P V in this task (no tile, or none its rows attend): O = 0
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+    }
+    pre = false;  // (F90_PREFETCH in the epilogue)
+#endif
+#undef F90_ISSUE_PV
+    F90_LATE_ARRIVE();  // (owed from before a task without tiles)
+
+    // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
+    const float LN2 = 0.6931471805599453f;
+    const u32 row0 = tk->row0, head = tk->head, n_rows = wk->n_rows;
+    const u32 o_stride = wk->o_stride, lse_stride = wk->lse_stride, o_dtype = wk->o_dtype;
+    void* const optr = (void*)wk->o;
+    float* const lptr = (float*)wk->lse;
+#if FWD_OST
+    if (F90_UNI(o_dtype != DT_F32)) {
+      float inv[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float l = ll[h];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const u32 row = row0 + r_lo + 8 * h;
+#if FWD_EPOV
+        inv[h] = l > 0.f ? f90_rcp(l) : 0.f;
+        f90_stg32p(lptr + ((u64)row * lse_stride + head), l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY,
+                   t4 == 0 && row < n_rows);
+#else
+        inv[h] = l > 0.f ? 1.f / l : 0.f;
+        if (t4 == 0 && row < n_rows)
+          lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
+#endif
+      }
+      // O of this warpgroup through its 64 rows of the task's Q buffer (FWD_OST): the 8 x 8
+      // blocks of O's accumulator layout are stmatrix's fragments (block (nt, h) of a warp: rows
+      // 8 h + 0..7, columns 8 nt + 0..7); one stmatrix takes 16 rows x 16 columns.
+      const u32 sq = sQ + qb * QBYTES;
+      const int li = lane & 7, lm = lane >> 3;               // row li of block lm of a stmatrix
+      const u32 rs = 64 * cw + 16 * wq + li + 8 * (lm & 1);  // that row in the tile
+#if FWD_EPOV
+      // FWD_EPOV: O normalised and packed, then the next task's first S issued (its Q in the
+      // other buffer), then the rest of the epilogue (stmatrix, tensor store, its read) under
+      // it. Not earlier: ptxas waits for an in-flight wgmma before any read of a register a
+      // wgmma wrote (here O), even one whose group is complete.
+      u32 pk[D / 16][4];
+#pragma unroll
+      for (int q = 0; q < D / 16; ++q)
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const int nt = 2 * q + (m >> 1), h = m & 1;
+          const float x = o[nt * 4 + 2 * h] * inv[h], y = o[nt * 4 + 2 * h + 1] * inv[h];
+          const u32 vb = f90_bits(__floats2bfloat162_rn(x, y)), vh = f90_bits(__floats2half2_rn(x, y));
+          pk[q][m] = o_dtype == DT_BF16 ? vb : vh;
+        }
+      {
+        const int nb = qb ^ 1;
+        const u32 nqs = qsmall + nb * F90_QSMALL;
+#if FWD_EPOV_TRY
+        bool ok = mbar_try_wait(qfull(nb), ((tq + 1) >> 1) & 1) != 0;
+        if (ok) {
+          const u32 nn = ((const TaskDesc*)(gbase + (nqs - base)))->tiles_n;
+          ok = nn != 0xffffffffu && nn != 0u && mbar_try_wait(full(sg & 1), (sg >> 1) & 1) != 0;
+        }
+        // The same decision in the 4 warps (the wgmma is the warpgroup's).
+        pre = __any_sync(0xffffffffu, !f90_wg_any(!ok, 1 + cw));
+#else
+        mbar_wait(qfull(nb), ((tq + 1) >> 1) & 1);
+        const u32 nn = ((const TaskDesc*)(gbase + (nqs - base)))->tiles_n;
+        pre = __any_sync(0xffffffffu, nn != 0xffffffffu && nn != 0u);
+        if (pre) mbar_wait(full(sg & 1), (sg >> 1) & 1);
+#endif
+        if (pre) {
+          fence_proxy_async();
+          const u32 q_d = q_d0 + nb * (QBYTES >> 4);
+          wg_fence();
+          F90_ISSUE_S(2, scp, sg & 1, 0);
+        }
+      }
+#pragma unroll
+      for (int q = 0; q < D / 16; ++q) {
+        const u32 c = 16 * q + 8 * (lm >> 1);  // its first column
+        f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), pk[q]);
+      }
+#else
+#pragma unroll
+      for (int q = 0; q < D / 16; ++q) {
+        const u32 c = 16 * q + 8 * (lm >> 1);  // its first column
+        u32 v[4];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const int nt = 2 * q + (m >> 1), h = m & 1;
+          const float x = o[nt * 4 + 2 * h] * inv[h], y = o[nt * 4 + 2 * h + 1] * inv[h];
+          const u32 vb = f90_bits(__floats2bfloat162_rn(x, y)), vh = f90_bits(__floats2half2_rn(x, y));
+          v[m] = o_dtype == DT_BF16 ? vb : vh;
+        }
+        f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
+      }
+#endif
+#if FWD_TMA >= 3
+      if (F90_UNI((wk->flags & 4u) != 0u)) {
+        // Visible to the tensor copy (async proxy), then one thread stores the 64 rows.
+        fence_proxy_async();
+        named_bar(4 + cw, 128);
+#if FWD_EPOV
+        f90_tma_store_o_p((u64)(fmaps + (u64)tk->work * FWD_MAPS) + 256, sq + 64 * cw * 128,
+                          sq + S90_BR * 128 + 64 * cw * 128, head, row0 + 64 * cw, (tid & 127) == 0);
+#else
+        if ((tid & 127) == 0) {
+          const u64 omap = (u64)(fmaps + (u64)tk->work * FWD_MAPS) + 256;
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+            f90_tma_store_3d(omap, sq + h * (S90_BR * 128) + 64 * cw * 128, 64 * h, head, row0 + 64 * cw);
+          f90_bulk_commit();
+#if FWD_LATEREL
+          pend = 1 + qb;
+#else
+          f90_bulk_wait_read();
+#endif
+        }
+#endif
+      } else
+#endif
+      {
+        named_bar(4 + cw, 128);  // this warpgroup's rows are written
+        // 16-byte chunks: thread tw of the warpgroup takes chunk tw of each 128 (rows of D / 8).
+        const int tw = tid & 127;
+#pragma unroll
+        for (int i = 0; i < 64 * (D / 8) / 128; ++i) {
+          const int qq = i * 128 + tw, rw = qq / (D / 8), cc = qq % (D / 8);
+          const u32 rr = 64 * cw + rw;
+          const uint4 val = f90_lds128(sq + (cc >> 3) * (S90_BR * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4));
+          const u32 grow = row0 + rr;
+          f90_stg128p((__half*)optr + ((u64)grow * o_stride + head * D + 8 * cc), val, grow < n_rows);
+        }
+      }
+    } else
+#endif
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float l = ll[h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const u32 row = row0 + r_lo + 8 * h;
+      if (row < n_rows) {
+        const u64 rb = (u64)row * o_stride + head * D;
+#pragma unroll
+        for (int nt = 0; nt < D / 8; ++nt) {
+          const u64 i = rb + nt * 8 + t4 * 2;
+          const float x = o[nt * 4 + 2 * h] * inv, y = o[nt * 4 + 2 * h + 1] * inv;
+          if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
+          else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
+          else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
+        }
+        if (t4 == 0)
+          lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
+      }
+    }
+#if FWD_TMA >= 2
+    // The O staging's generic accesses to the Q buffer before the next tensor copy into it
+    // (FWD_LATEREL: only where O left by generic loads; a TMA-stored O's staging writes were
+    // fenced before the tensor store, which reads it through the async proxy).
+#if FWD_LATEREL
+    if (!(wk->flags & 4u) || o_dtype == DT_F32)
+#endif
+      fence_proxy_async();
+#endif
+#if FWD_LATEREL
+    if (pend != 1u + qb)  // (the O-storing thread arrives after the next task's first tile)
+#endif
+      mbar_arrive(qempty(qb));
+#undef F90_ISSUE_S
+  }
+#undef F90_LATE_ARRIVE
+}
