@@ -102,7 +102,8 @@ pub enum Threads {
     Flow,
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
-    /// all devices); else sequential. [`Threads::Flow`] is never chosen by itself yet: on the
+    /// all devices), and the caller is not itself one of rayon's worker threads; else
+    /// sequential ([`auto_threads`]). [`Threads::Flow`] is never chosen by itself yet: on the
     /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
     /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
     Auto,
@@ -137,6 +138,25 @@ fn phase_instrs(plan: &Plan) -> usize {
     instrs / phases
 }
 
+/// What [`Threads::Auto`] runs: [`Threads::Phases`] for a plan `worth_phases` (several
+/// devices, long local phases) when the caller is not on one of rayon's worker threads and
+/// rayon's pool has several threads; else [`Threads::Sequential`]. On a worker thread the
+/// caller already runs in parallel (e.g. `dcp demo` plans and validates its plans in a
+/// `par_iter`), and a nested phase's join lets that thread steal an unrelated job of the outer
+/// loop while it waits: a 1 ms validation then took 13 ms, the time of a planning job it ran
+/// meanwhile. The two rayon queries are closures so that a small plan never starts the pool.
+fn auto_threads(
+    worth_phases: bool,
+    on_worker: impl FnOnce() -> bool,
+    pool_threads: impl FnOnce() -> usize,
+) -> Threads {
+    if worth_phases && !on_worker() && pool_threads() > 1 {
+        Threads::Phases
+    } else {
+        Threads::Sequential
+    }
+}
+
 /// [`validate`] with a choice of threads.
 pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
     validate_paths(plan, threads, Paths::Fast)
@@ -163,19 +183,14 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     }
     layout::check_layout(plan)?;
     let threads = match threads {
-        Threads::Auto => {
-            // rayon last: asking it for its thread count starts its global pool, and a process
-            // with a second thread pays glibc's malloc locking everywhere (single-threaded
-            // planning after it: up to 1.6x slower), which a small plan must not cause.
-            if plan.devices.len() > 1
-                && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS
-                && rayon::current_num_threads() > 1
-            {
-                Threads::Phases
-            } else {
-                Threads::Sequential
-            }
-        }
+        // rayon last: asking it for its thread count starts its global pool, and a process
+        // with a second thread pays glibc's malloc locking everywhere (single-threaded
+        // planning after it: up to 1.6x slower), which a small plan must not cause.
+        Threads::Auto => auto_threads(
+            plan.devices.len() > 1 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS,
+            || rayon::current_thread_index().is_some(),
+            rayon::current_num_threads,
+        ),
         t => t,
     };
     let mut cx = Ctx::new(plan);
@@ -822,6 +837,32 @@ impl<'v, 'a> Local<'v, 'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn auto_runs_phases_only_outside_rayon_workers_for_long_phases() {
+        use super::{auto_threads, Threads};
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let auto = |worth| {
+            auto_threads(
+                worth,
+                || rayon::current_thread_index().is_some(),
+                || pool.current_num_threads(),
+            )
+        };
+        assert_eq!(auto(true), Threads::Phases);
+        assert_eq!(auto(false), Threads::Sequential);
+        // Inside a worker of a pool (an outer parallel loop): never nested.
+        assert_eq!(pool.install(|| auto(true)), Threads::Sequential);
+        // A one-thread pool gains nothing; a small plan never asks rayon anything.
+        assert_eq!(auto_threads(true, || false, || 1), Threads::Sequential);
+        assert_eq!(
+            auto_threads(false, || panic!("asked"), || panic!("asked")),
+            Threads::Sequential
+        );
+    }
+
     use super::*;
     use crate::mask::MaskSpec;
     use crate::planners::{make_plan, PlannerOptions, PLANNERS};
