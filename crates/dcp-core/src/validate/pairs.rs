@@ -1287,7 +1287,12 @@ impl<'a> Covs<'a> {
             let mut v = NODE_POOL
                 .with_borrow_mut(Option::take)
                 .map_or_else(Vec::new, recycle);
-            v.reserve(nodes.sum::<usize>().max(POOL_MIN_NODES));
+            // Exactly: `reserve` doubles a pooled vector that is short (a backward with more
+            // instructions than the forward before it), and a doubled one can pass
+            // [`NODE_POOL_BYTES`] and go back to the system at the end, so that every
+            // validation faulted its nodes in again (ring at 131K on 32x8: forward 35 MB,
+            // backward 52 MB of room, doubled to 70 MB; ≈ 2 000 faults per validation).
+            v.reserve_exact(nodes.sum::<usize>().max(POOL_MIN_NODES));
             Covs::Owned(v)
         }
     }
@@ -1608,6 +1613,27 @@ mod tests {
         drop(a);
         let b = Covs::new([10usize, 10].into_iter(), false);
         assert_eq!(at(&b), (p, 0, cap));
+    }
+
+    /// A program that needs more room than the pooled vector has gets just that room, not
+    /// double, so that the vector stays within what the pool keeps (a forward, then a larger
+    /// backward, both near the pool's size).
+    #[test]
+    fn a_larger_program_grows_the_pooled_vector_exactly() {
+        let per = NODE_POOL_BYTES / std::mem::size_of::<CovNode>();
+        let (small, large) = (per * 9 / 16, per * 13 / 16);
+        assert!(small > POOL_MIN_NODES);
+        let cap = |c: &Covs| match c {
+            Covs::Owned(v) => v.capacity(),
+            Covs::Shared(_) => unreachable!(),
+        };
+        drop(Covs::new([small].into_iter(), false));
+        let b = Covs::new([large].into_iter(), false);
+        assert_eq!(cap(&b), large);
+        drop(b);
+        // Kept: the next validation starts with the larger room.
+        let c = Covs::new([small].into_iter(), false);
+        assert_eq!(cap(&c), large);
     }
 
     #[test]

@@ -375,6 +375,20 @@ impl<'a> PairsMemo<'a> {
         Some(entries[i].pairs)
     }
 
+    /// Prefetches, in three stages a device's turn apart (`stage` 0, 1, 2), what the next
+    /// lookup compares first: the entry tried first, then its row ranges' header, then their
+    /// segments ([`super::Validator::prefetch_ahead`]).
+    pub(super) fn prefetch_next(&self, stage: usize) {
+        let Some(e) = self.entries.get(self.next) else {
+            return;
+        };
+        match stage {
+            0 => super::prefetch_bytes(e, std::mem::size_of::<MemoEntry>()),
+            1 => super::prefetch_bytes(e.rows, std::mem::size_of::<RowRanges>()),
+            _ => super::prefetch_segs(&e.rows.segs),
+        }
+    }
+
     /// The entries, in the order checked.
     pub(super) fn entries(&self) -> &[MemoEntry<'a>] {
         &self.entries
