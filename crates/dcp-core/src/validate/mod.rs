@@ -746,7 +746,7 @@ fn prefetch_segs(segs: &[crate::plan::RangeSeg]) {
 /// A prefetch hint for the bytes `[p, p + len)`, a cache line at a time: it reads nothing for
 /// the program and changes nothing but the cache.
 #[inline(always)]
-fn prefetch_bytes<T>(p: *const T, len: usize) {
+pub(crate) fn prefetch_bytes<T>(p: *const T, len: usize) {
     let p = p as *const u8;
     let mut off = 0;
     while off < len {
