@@ -393,6 +393,13 @@ impl<'a> PairsMemo<'a> {
         }
     }
 
+    /// Prefetches where the next entry goes (a forward work's push; stage 1 of
+    /// [`super::Validator::prefetch_ahead`]).
+    pub(super) fn prefetch_push(&self) {
+        let at = self.entries.as_ptr().wrapping_add(self.entries.len());
+        super::prefetch_bytes(at, std::mem::size_of::<MemoEntry>());
+    }
+
     /// The entries, in the order checked.
     pub(super) fn entries(&self) -> &[MemoEntry<'a>] {
         &self.entries
