@@ -6,6 +6,7 @@
 
 use crate::error::{PlanError, PlanErrorKind};
 use crate::plan::{Dir, Instr, P2p, Plan, Program, Region};
+use crate::validate::prefetch_bytes;
 
 /// What a machine does with instructions; the driver decides the order.
 pub trait Machine {
@@ -31,6 +32,12 @@ pub trait Machine {
     /// matched send/recv pair of the group, then `group_done` once per participating device.
     fn transfer(&mut self, from: u32, src: &Region, to: u32, dst: &Region)
         -> Result<(), PlanError>;
+    /// Whether [`drive`] prefetches, while it finds the devices waiting at a communication,
+    /// their ops and buffer declarations, which it reads a pass later (a hint for plans whose
+    /// devices' data do not stay in cache between phases). No by default.
+    fn prefetch_comm(&self) -> bool {
+        false
+    }
     /// Called after all transfers of a group, once per participating device.
     fn group_done(
         &mut self,
@@ -76,6 +83,7 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
     let mut at: Vec<Option<(u32, &[P2p])>> = vec![None; n];
     let mut sends: Vec<Side> = Vec::new();
     let mut recvs: Vec<Side> = Vec::new();
+    let prefetch = m.prefetch_comm();
     loop {
         m.locals(&progs, &mut pc)?;
         // Devices waiting at a Comm, with their tags, and the lowest tag.
@@ -83,6 +91,13 @@ pub fn drive(plan: &Plan, backward: bool, m: &mut impl Machine) -> Result<(), Pl
         for ((a, prog), &pc) in at.iter_mut().zip(&progs).zip(&pc) {
             *a = match prog.instrs.get(pc) {
                 Some(Instr::Comm { tag, ops }) => {
+                    if prefetch {
+                        // Read by the pass over the group's ops below (two lines each: a
+                        // ring step's ops and buffers fit).
+                        let b = &prog.buffers[..];
+                        prefetch_bytes(ops.as_ptr(), std::mem::size_of_val(&ops[..]).min(128));
+                        prefetch_bytes(b.as_ptr(), std::mem::size_of_val(b).min(128));
+                    }
                     low = Some(low.map_or(*tag, |l| l.min(*tag)));
                     Some((*tag, &ops[..]))
                 }

@@ -729,6 +729,10 @@ impl Machine for Validator<'_> {
         self.run_locals(progs, pc)
     }
 
+    fn prefetch_comm(&self) -> bool {
+        self.cx.prefetch && !self.parallel
+    }
+
     /// One matched send/receive pair of a group: the receiver's region takes the sender's
     /// contents now and stays in flight until the receiver waits.
     fn transfer(

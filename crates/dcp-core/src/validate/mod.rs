@@ -675,9 +675,10 @@ impl Validator<'_> {
 
     /// Before device `d`'s turn in a sequential phase: prefetches what the next devices' turns
     /// read first, a stage per device ahead (each stage's loads hit what the stage before, a
-    /// device's turn earlier, fetched): 3 ahead their next instructions and memo entry, 2 ahead
-    /// their first attention works and the entry's row header, 1 ahead those works' row
-    /// segments and KV regions and the entry's segments. A device's turn is one work or a few
+    /// device's turn earlier, fetched): 3 ahead their next instructions and memo entry (a
+    /// forward: the cell of the work arena's next slot), 2 ahead their first attention works
+    /// and the entry's row header and pairs (a forward: that slot and where the next memo
+    /// entry goes), 1 ahead those works' row segments and KV regions and the entry's segments. A device's turn is one work or a few
     /// (≈ 1.5 µs at 1M tokens on 256 devices): the plan (53 MB for ring there) and the state
     /// do not stay in cache from one turn of a device to its next, and each of these reads was
     /// a miss (a fifth of the validation). Hints only: nothing is read for the validation here.
@@ -690,6 +691,12 @@ impl Validator<'_> {
             let stage = PREFETCH_STAGES - ahead;
             if self.backward {
                 self.caches[e].pairs_memo.borrow().prefetch_next(stage);
+            } else if stage < 2 {
+                // Where the next forward work's pairs and memo entry go.
+                self.works[e].prefetch_next(stage);
+                if stage == 1 {
+                    self.caches[e].pairs_memo.borrow().prefetch_push();
+                }
             }
             let next = prog.instrs.get(at..).unwrap_or(&[]);
             if stage == 0 {
@@ -746,7 +753,7 @@ fn prefetch_segs(segs: &[crate::plan::RangeSeg]) {
 /// A prefetch hint for the bytes `[p, p + len)`, a cache line at a time: it reads nothing for
 /// the program and changes nothing but the cache.
 #[inline(always)]
-fn prefetch_bytes<T>(p: *const T, len: usize) {
+pub(crate) fn prefetch_bytes<T>(p: *const T, len: usize) {
     let p = p as *const u8;
     let mut off = 0;
     while off < len {

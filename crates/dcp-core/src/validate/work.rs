@@ -376,17 +376,28 @@ impl<'a> PairsMemo<'a> {
     }
 
     /// Prefetches, in three stages a device's turn apart (`stage` 0, 1, 2), what the next
-    /// lookup compares first: the entry tried first, then its row ranges' header, then their
-    /// segments ([`super::Validator::prefetch_ahead`]).
+    /// lookup compares first: the entry tried first, then its row ranges' header and its pairs'
+    /// run sums, then the row segments ([`super::Validator::prefetch_ahead`]).
     pub(super) fn prefetch_next(&self, stage: usize) {
         let Some(e) = self.entries.get(self.next) else {
             return;
         };
         match stage {
             0 => super::prefetch_bytes(e, std::mem::size_of::<MemoEntry>()),
-            1 => super::prefetch_bytes(e.rows, std::mem::size_of::<RowRanges>()),
+            1 => {
+                super::prefetch_bytes(e.rows, std::mem::size_of::<RowRanges>());
+                // What a hit's coverage leaf reads ([`super::pairs::Arena::leaf`]).
+                super::prefetch_bytes(e.pairs, std::mem::size_of::<WorkPairs>());
+            }
             _ => super::prefetch_segs(&e.rows.segs),
         }
+    }
+
+    /// Prefetches where the next entry goes (a forward work's push; stage 1 of
+    /// [`super::Validator::prefetch_ahead`]).
+    pub(super) fn prefetch_push(&self) {
+        let at = self.entries.as_ptr().wrapping_add(self.entries.len());
+        super::prefetch_bytes(at, std::mem::size_of::<MemoEntry>());
     }
 
     /// The entries, in the order checked.
