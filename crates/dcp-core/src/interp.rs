@@ -6,7 +6,7 @@
 
 use crate::error::{PlanError, PlanErrorKind};
 use crate::plan::{Dir, Instr, P2p, Plan, Program, Region};
-use crate::validate::prefetch_bytes;
+use crate::prefetch::prefetch_bytes;
 
 /// What a machine does with instructions; the driver decides the order.
 pub trait Machine {

@@ -24,6 +24,7 @@ pub use error::{PlanError, PlanErrorKind, PlanningError, SpecError};
 pub mod interp;
 pub mod plan;
 pub mod planners;
+mod prefetch;
 /// The DCP planner under its historical path (it lives in [`planners::dcp`]).
 pub use planners::{dcp, ulysses, usp};
 pub mod validate;

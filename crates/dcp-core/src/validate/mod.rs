@@ -43,6 +43,7 @@ use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::{drive, program, program_name};
 use crate::mask::CompiledMask;
 use crate::plan::{Instr, Plan, Program, Region, RowRanges};
+use crate::prefetch::prefetch_bytes;
 
 use gspace::{GMap, Piece};
 use pairs::PtrHash;
@@ -748,30 +749,6 @@ fn prefetch_works<W>(
 fn prefetch_segs(segs: &[crate::plan::RangeSeg]) {
     let segs = &segs[..segs.len().min(96)];
     prefetch_bytes(segs.as_ptr(), std::mem::size_of_val(segs));
-}
-
-/// A prefetch hint for the bytes `[p, p + len)`, a cache line at a time: it reads nothing for
-/// the program and changes nothing but the cache.
-#[inline(always)]
-pub(crate) fn prefetch_bytes<T>(p: *const T, len: usize) {
-    let p = p as *const u8;
-    let mut off = 0;
-    while off < len {
-        prefetch_line(p.wrapping_add(off));
-        off += 64;
-    }
-}
-
-#[inline(always)]
-fn prefetch_line(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch instruction never faults and has no architectural effect, whatever the
-    // address (an invalid one is dropped); SSE is part of the x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 impl<'v, 'a> Local<'v, 'a> {

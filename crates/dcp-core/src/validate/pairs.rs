@@ -1249,9 +1249,9 @@ impl<T> SlotArena<T> {
             return;
         };
         if stage == 0 {
-            super::prefetch_bytes(cell, std::mem::size_of_val(cell));
+            crate::prefetch::prefetch_bytes(cell, std::mem::size_of_val(cell));
         } else if let Some(slot) = cell.get().and_then(|s| s.get(k)) {
-            super::prefetch_bytes(slot, std::mem::size_of::<Slot<T>>());
+            crate::prefetch::prefetch_bytes(slot, std::mem::size_of::<Slot<T>>());
         }
     }
 

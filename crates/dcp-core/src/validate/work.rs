@@ -383,11 +383,11 @@ impl<'a> PairsMemo<'a> {
             return;
         };
         match stage {
-            0 => super::prefetch_bytes(e, std::mem::size_of::<MemoEntry>()),
+            0 => crate::prefetch::prefetch_bytes(e, std::mem::size_of::<MemoEntry>()),
             1 => {
-                super::prefetch_bytes(e.rows, std::mem::size_of::<RowRanges>());
+                crate::prefetch::prefetch_bytes(e.rows, std::mem::size_of::<RowRanges>());
                 // What a hit's coverage leaf reads ([`super::pairs::Arena::leaf`]).
-                super::prefetch_bytes(e.pairs, std::mem::size_of::<WorkPairs>());
+                crate::prefetch::prefetch_bytes(e.pairs, std::mem::size_of::<WorkPairs>());
             }
             _ => super::prefetch_segs(&e.rows.segs),
         }
@@ -397,7 +397,7 @@ impl<'a> PairsMemo<'a> {
     /// [`super::Validator::prefetch_ahead`]).
     pub(super) fn prefetch_push(&self) {
         let at = self.entries.as_ptr().wrapping_add(self.entries.len());
-        super::prefetch_bytes(at, std::mem::size_of::<MemoEntry>());
+        crate::prefetch::prefetch_bytes(at, std::mem::size_of::<MemoEntry>());
     }
 
     /// The entries, in the order checked.
