@@ -2338,14 +2338,28 @@ impl Lowering<'_> {
             && own::chain_launch(&cw, &lists, chunk, kv_heads, self.gpu.sm_count as u32)
     }
 
-    /// Drops the zero fills that `parts` (regions this launch stores in full) tile exactly.
-    fn drop_fills_tiled_by(&mut self, parts: &[Region]) {
+    /// Drops the zero fills that `parts` (regions this launch stores in full) tile exactly;
+    /// returns the dropped fills' regions.
+    fn drop_fills_tiled_by(&mut self, parts: &[Region]) -> Vec<Region> {
+        let mut dropped = Vec::new();
         for (z, op) in self.zeros.fills() {
             let inside: Vec<Region> = parts.iter().filter(|r| r.overlaps(z)).copied().collect();
             if own::tiles_exactly(z, &inside) {
                 self.elided.push(*op);
+                dropped.push(*z);
             }
         }
+        dropped
+    }
+
+    /// The dKV regions of the works flagged in `which`.
+    fn dkv_of(works: &[BwdWork], which: &[bool]) -> Vec<Region> {
+        works
+            .iter()
+            .zip(which)
+            .filter(|(_, &f)| f)
+            .flat_map(|(w, _)| w.dkv.iter().copied())
+            .collect()
     }
 
     /// Split ownership: drops the zero fills that the dKV regions of owned works (`own`) tile
@@ -2357,28 +2371,20 @@ impl Lowering<'_> {
         own: &[bool],
         unstored: &[Vec<(usize, Region)>],
     ) -> Result<()> {
-        let owned = || works.iter().zip(own).filter(|(_, &o)| o);
-        let parts: Vec<Region> = owned().flat_map(|(w, _)| w.dkv.iter().copied()).collect();
-        let rows: Vec<Region> = works
-            .iter()
-            .zip(unstored)
-            .zip(own)
-            .filter(|(_, &o)| o)
-            .flat_map(|((_, u), _)| u.iter().map(|x| x.1))
-            .collect();
+        let parts = Self::dkv_of(works, own);
         if parts.is_empty() {
             return Ok(());
         }
-        let mut refill = Vec::new();
-        for (z, op) in self.zeros.fills() {
-            let inside: Vec<Region> = parts.iter().filter(|r| r.overlaps(z)).copied().collect();
-            if own::tiles_exactly(z, &inside) {
-                self.elided.push(*op);
-                refill.extend(rows.iter().filter(|r| r.overlaps(z)).copied());
+        let rows: Vec<Region> = unstored
+            .iter()
+            .zip(own)
+            .filter(|(_, &o)| o)
+            .flat_map(|(u, _)| u.iter().map(|x| x.1))
+            .collect();
+        for z in self.drop_fills_tiled_by(&parts) {
+            for r in rows.iter().filter(|r| r.overlaps(&z)) {
+                self.fill(r, &FillValue::Zero)?;
             }
-        }
-        for r in &refill {
-            self.fill(r, &FillValue::Zero)?;
         }
         Ok(())
     }
@@ -2390,13 +2396,7 @@ impl Lowering<'_> {
         if !dkv_full.iter().any(|&f| f) {
             return;
         }
-        let parts: Vec<Region> = works
-            .iter()
-            .zip(dkv_full)
-            .filter(|(_, &f)| f)
-            .flat_map(|(w, _)| w.dkv.iter().copied())
-            .collect();
-        self.drop_fills_tiled_by(&parts);
+        self.drop_fills_tiled_by(&Self::dkv_of(works, dkv_full));
     }
 }
 
