@@ -237,6 +237,10 @@ pub struct Kernels {
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     fwd_half: OnDemand,
+    /// The sm90 forward for launches of short tasks (`FWD_LATEREL 1`, `DCP_CUDA_FWD_SHORT`):
+    /// launches without half tiles whose tasks average at most `fwd_short_max` tiles take it.
+    fwd_short: OnDemand,
+    fwd_short_max: u32,
     fwd_smem: u32,
     bwd_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
@@ -426,6 +430,23 @@ impl Kernels {
             }
             _ => OnDemand::off(),
         };
+        // Launches of short tasks (no half tiles) in a kernel of their own that releases the Q
+        // buffer late (`FWD_LATEREL 1`: the O-storing thread does not wait for the tensor store's
+        // read before the next task): compiled into the one kernel, its check in every tile step
+        // cost the long shapes (lambda -6 %, D 64 causal -9 %: kernels-2026-11-29-kbw11).
+        let fwd_short_max = match fwd_family {
+            KernelFamily::Sm90Wgmma => {
+                fwd_short_with(std::env::var("DCP_CUDA_FWD_SHORT").ok().as_deref(), d)?
+            }
+            KernelFamily::MmaSync => 0,
+        };
+        let fwd_short = if fwd_short_max > 0 {
+            let mut defs = defs.clone();
+            defs.push(("FWD_LATEREL".into(), "1".into()));
+            OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
+        } else {
+            OnDemand::off()
+        };
         let mut bwd_chain = OnDemand::off();
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
@@ -483,6 +504,8 @@ impl Kernels {
             bwd,
             bwd_chain,
             fwd_half,
+            fwd_short,
+            fwd_short_max,
             fwd_smem,
             bwd_smem,
             fwd_family,
@@ -542,6 +565,8 @@ enum K {
     Fwd,
     /// The sm90 forward with half tiles (`FWD_HALF`; lowered only where `Kernels::fwd_half` is).
     FwdHalf,
+    /// The sm90 forward for short tasks (`FWD_LATEREL`; lowered only where `Kernels::fwd_short` is).
+    FwdShort,
     Bwd,
     /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
     BwdChain,
@@ -919,6 +944,28 @@ fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
             "DCP_CUDA_FWD_HALF={o}: expected 0 or 1"
         ))),
     }
+}
+
+/// `DCP_CUDA_FWD_SHORT` at head dim `d`: the largest mean number of tiles per task of a forward
+/// launch (without half tiles) that takes the short-task kernel (`attn_fwd_sm90.cu`
+/// `FWD_LATEREL 1`); `0` never. Unset or empty (the default): 3 at D 128, 0 at D 64 (where
+/// `FWD_LATEREL` lost 9-10 % also on 1000 short works, kernels-2026-11-29-kbw11). Anything but a
+/// number is an error naming the value.
+fn fwd_short_with(v: Option<&str>, d: u32) -> Result<u32> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(if d == 128 { 3 } else { 0 }),
+        Some(o) => o.parse().map_err(|_| {
+            CudaError::Unsupported(format!(
+                "DCP_CUDA_FWD_SHORT={o}: expected a number of tiles per task (0 = off)"
+            ))
+        }),
+    }
+}
+
+/// Whether a forward launch's tasks average at most `max` tiles (none: no).
+fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
+    let tiles: u64 = tasks.iter().map(|t| t.tiles_n as u64).sum();
+    max > 0 && !tasks.is_empty() && tiles <= max as u64 * tasks.len() as u64
 }
 
 impl WorkLists {
@@ -1622,11 +1669,16 @@ impl Lowering<'_> {
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
         wl.order_fwd_half();
-        // Only a launch with half tiles takes the half-tile kernel; the others keep the plain one.
+        // Only a launch with half tiles takes the half-tile kernel; of the others, launches of
+        // short tasks the short-task kernel, the rest the plain one.
         let k = if wl.tasks.iter().any(|t| t.pad > 0)
             && kernels.fwd_half.get_or_compile(self.gpu)?.is_some()
         {
             K::FwdHalf
+        } else if short_tasks(&wl.tasks, kernels.fwd_short_max)
+            && kernels.fwd_short.get_or_compile(self.gpu)?.is_some()
+        {
+            K::FwdShort
         } else {
             K::Fwd
         };
@@ -1707,8 +1759,18 @@ impl Lowering<'_> {
             .iter()
             .map(|w| w.q_heads as u64 * (d + 1) * 4)
             .collect();
+        // `DCP_CUDA_FWD_SPLIT_PER_SM` (A/B only, default 4): pieces aim at total / (N · SMs)
+        // tiles (`fwd_split`'s chunk).
+        let per_sm = match std::env::var("DCP_CUDA_FWD_SPLIT_PER_SM") {
+            Ok(v) => v.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                CudaError::Unsupported(format!(
+                    "DCP_CUDA_FWD_SPLIT_PER_SM={v}: expected a positive number"
+                ))
+            })?,
+            Err(_) => 4,
+        };
         let splits = wl.fwd_split(
-            self.gpu.sm_count.max(1) as u64,
+            (self.gpu.sm_count.max(1) as u64 * per_sm).div_ceil(4),
             &row_bytes,
             FWD_SPLIT_SCRATCH,
             self.kernels.fwd_br(),
@@ -2596,6 +2658,9 @@ impl Prepared {
             K::FwdHalf => ks
                 .fwd_half
                 .compiled("half-tile forward (DCP_CUDA_FWD_HALF)")?,
+            K::FwdShort => ks
+                .fwd_short
+                .compiled("short-task forward (DCP_CUDA_FWD_SHORT)")?,
             K::Bwd => &ks.bwd,
             K::BwdChain => ks
                 .bwd_chain
@@ -3264,6 +3329,22 @@ mod tests {
         assert!(!fwd_half_with(None, 64).unwrap());
         let e = fwd_half_with(Some("on"), 128).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_HALF=on"), "{e}");
+        assert_eq!(fwd_short_with(None, 128).unwrap(), 3);
+        assert_eq!(fwd_short_with(Some(""), 64).unwrap(), 0);
+        assert_eq!(fwd_short_with(Some(" 0"), 128).unwrap(), 0);
+        assert_eq!(fwd_short_with(Some("5"), 64).unwrap(), 5);
+        let e = fwd_short_with(Some("on"), 128).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_FWD_SHORT=on"), "{e}");
+        let t = |n: u32| TaskDesc {
+            tiles_n: n,
+            ..Default::default()
+        };
+        // works1000's tasks (2 tiles) are short; a mean above the bound, or no task, is not.
+        assert!(short_tasks(&[t(2), t(2)], 3));
+        assert!(short_tasks(&[t(1), t(5)], 3));
+        assert!(!short_tasks(&[t(2), t(5)], 3));
+        assert!(!short_tasks(&[t(2)], 0));
+        assert!(!short_tasks(&[], 3));
     }
 
     /// Forward tile masks: a work with many partial tiles gets one per partial tile (and none
