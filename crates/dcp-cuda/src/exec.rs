@@ -1203,6 +1203,29 @@ impl WorkLists {
                 used += np * piece;
             }
         }
+        // Only where the cut shortens the schedule: the persistent kernel hands out tasks
+        // longest first, i.e. list scheduling, whose makespan `lpt_makespan` estimates. A split
+        // costs fp32 partial outputs and a merge launch: one 8K full-mask work (512 tasks of 64
+        // tiles, cut in 2 at chunk 63 on 132 SMs, the schedule no shorter) ran 557 TFLOP/s split
+        // and 642 whole (kernels-2026-11-29-kf13, call 2). Hence a cut must shorten it by 10 %.
+        if out.iter().any(|s| s.pieces >= 2) {
+            let m = sms.max(1) as usize;
+            let whole: Vec<u64> = self.tasks.iter().map(|t| t.tiles_n as u64).collect();
+            let mut cut = Vec::with_capacity(self.tasks.len());
+            for t in &self.tasks {
+                let s = out[t.work as usize];
+                let n = t.tiles_n as u64;
+                if s.pieces >= 2 && t.row0 >= s.r0 && t.row0 < s.r1 {
+                    let np = s.pieces as u64;
+                    cut.extend((0..np).map(|p| (n * (p + 1)) / np - (n * p) / np));
+                } else {
+                    cut.push(n);
+                }
+            }
+            if 10 * lpt_makespan(cut, m) >= 9 * lpt_makespan(whole, m) {
+                out.fill(FwdSplit::NONE);
+            }
+        }
         out
     }
 
@@ -1316,6 +1339,20 @@ fn rows_of(r: RegionDesc, r0: u32, r1: u32) -> RegionDesc {
 const FWD_SPLIT_MIN_TILES: u64 = 16;
 /// Forward split-K: most pieces per work.
 const FWD_SPLIT_MAX: u32 = 16;
+
+/// Makespan, in tiles plus one per task (its epilogue), of `lens` (tiles per task) handed out
+/// longest first to `m` persistent CTAs, each taking the next task when it finishes one.
+fn lpt_makespan(mut lens: Vec<u64>, m: usize) -> u64 {
+    use std::cmp::Reverse;
+    lens.sort_unstable_by(|a, b| b.cmp(a));
+    let mut cta: std::collections::BinaryHeap<Reverse<u64>> =
+        (0..m.max(1)).map(|_| Reverse(0)).collect();
+    for n in lens {
+        let Reverse(t) = cta.pop().expect("m >= 1");
+        cta.push(Reverse(t + n + 1));
+    }
+    cta.into_iter().map(|Reverse(t)| t).max().unwrap_or(0)
+}
 /// Forward split-K: most bytes of fp32 partial outputs per attention instruction.
 const FWD_SPLIT_SCRATCH: u64 = 128 << 20;
 
@@ -1759,18 +1796,8 @@ impl Lowering<'_> {
             .iter()
             .map(|w| w.q_heads as u64 * (d + 1) * 4)
             .collect();
-        // `DCP_CUDA_FWD_SPLIT_PER_SM` (A/B only, default 4): pieces aim at total / (N · SMs)
-        // tiles (`fwd_split`'s chunk).
-        let per_sm = match std::env::var("DCP_CUDA_FWD_SPLIT_PER_SM") {
-            Ok(v) => v.trim().parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
-                CudaError::Unsupported(format!(
-                    "DCP_CUDA_FWD_SPLIT_PER_SM={v}: expected a positive number"
-                ))
-            })?,
-            Err(_) => 4,
-        };
         let splits = wl.fwd_split(
-            (self.gpu.sm_count.max(1) as u64 * per_sm).div_ceil(4),
+            self.gpu.sm_count.max(1) as u64,
             &row_bytes,
             FWD_SPLIT_SCRATCH,
             self.kernels.fwd_br(),
@@ -3102,6 +3129,18 @@ mod tests {
         full.tasks = (0..1000).map(|i| task(0, 128 * i, 50 * i, 50)).collect();
         assert_eq!(full.fwd_split(132, &[1], u64::MAX, 128), [FwdSplit::NONE]);
 
+        // One 8K full-mask work: 512 tasks of 64 tiles; chunk = ceil(32768 / 528) = 63 would
+        // cut each in 2, but 4 waves of 64 take as long as 8 of 32: no cut.
+        let mut one = WorkLists::default();
+        one.works.push(WorkDesc {
+            n_rows: 8192,
+            ..Default::default()
+        });
+        one.tasks = (0..512)
+            .map(|i| task(0, 128 * (i % 64), 64 * i, 64))
+            .collect();
+        assert_eq!(one.fwd_split(132, &[1], u64::MAX, 128), [FwdSplit::NONE]);
+
         // Scratch for 5 pieces of work 0 only: work 0 (longest) gets them, the others none.
         let mut capped = WorkLists::default();
         for w in 0..2u32 {
@@ -3121,6 +3160,16 @@ mod tests {
             }
         );
         assert_eq!(s[1], FwdSplit::NONE);
+    }
+
+    /// The list-scheduling estimate behind the split gate.
+    #[test]
+    fn lpt_makespan_is_list_scheduling_longest_first() {
+        // 3 CTAs (+1 per task): 8 | 6 | 5, then 3 joins the 5 (9), 2 the 6 (9).
+        assert_eq!(lpt_makespan(vec![2, 7, 3, 5, 4], 3), 9);
+        assert_eq!(lpt_makespan(vec![10; 8], 4), 22);
+        assert_eq!(lpt_makespan(vec![], 4), 0);
+        assert_eq!(lpt_makespan(vec![3], 0), 4);
     }
 
     /// Forward split-K of a work whose long rows are few (causal-blockwise: the last block
