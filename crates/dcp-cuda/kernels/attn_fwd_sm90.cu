@@ -134,7 +134,7 @@
 #ifndef FWD_HALF
 #define FWD_HALF 0
 #endif
-// FWD_LATEREL 1 (opt-in, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
+// FWD_LATEREL 1 (a kernel of its own, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
 // wait for the store to have read the staged tile (in the task's Q buffer) before the next task:
 // it releases that Q buffer (its arrival on "Q empty") after the next task's first tile step,
 // when the read is long done. Its warp, and with it the warpgroup's first wgmma of the next task,
@@ -142,7 +142,10 @@
 // and the consumers skip the second proxy fence of such a task (its staging was fenced before
 // the tensor store). Measured (kernels-2026-11-29-kbw11, D 128, over the merge fast path):
 // works1000 +5.1 %, causal-blockwise +0.9 %, but lambda -6.1 %, causal 32K -0.7 %; D 64 -9 % on
-// causal 32K (the owed-release check in every step). Off.
+// causal 32K (the owed-release check in every step). Hence off in the plain and half kernels;
+// the host (exec.rs, `DCP_CUDA_FWD_SHORT`) compiles a third forward kernel with it for launches
+// without half tiles whose tasks average at most 3 tiles, at D 128 (kernels-2026-11-29-kf13:
+// 1000 works of 256 x 256 +3.7..+4.0 %; at D 64 -8 %, so not there).
 #ifndef FWD_LATEREL
 #define FWD_LATEREL 0
 #endif
@@ -168,27 +171,6 @@
 // work gained +3.5 %. Off at D 64 (FWD_SPLIT 0; at 2: within -1.5..+1.8 %).
 #ifndef FWD_PP
 #define FWD_PP (HEAD_DIM == 128 && FWD_HALF)
-#endif
-// FWD_PST 1 (with FWD_TMA 3): the producer stores a task's 16-bit O. Each consumer thread
-// stmatrixes its normalised O into the task's Q buffer as before (FWD_OST), fences it to the
-// async proxy and arrives on "Q empty" at once: no named barrier, no tensor store and no wait for
-// its read on the consumers' path. Producer thread 0, whose wait on that barrier precedes the
-// next load into the buffer anyway (the task after next), issues the tensor stores of both
-// warpgroups' rows from the buffer, waits until they have read it, then loads the next Q there
-// (the other producer threads meet it on named barrier 3 where their cp.async rows write the
-// buffer); the last two tasks' O are stored after the task loop.
-#ifndef FWD_PST
-#define FWD_PST 0
-#endif
-#if FWD_PST && (FWD_TMA < 3 || FWD_LATEREL || !FWD_OST)
-#error "FWD_PST needs FWD_TMA 3 and FWD_OST, and excludes FWD_LATEREL"
-#endif
-// FWD_LAG N (clock cycles, 0 = off): consumer warpgroup 1 starts N cycles after its first Q has
-// landed, once per CTA (outside the task loop: no code in it). Measures whether an offset between
-// the two consumer warpgroups, once made, persists across tasks when nothing in the epilogue
-// re-aligns them (FWD_PST).
-#ifndef FWD_LAG
-#define FWD_LAG 0
 #endif
 #ifndef FWD_PP_AT
 #define FWD_PP_AT 3
@@ -555,32 +537,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const int pw = pt >> 5;  // producer warp: rows / keys 32*pw .. 32*pw+31
     const u32 n_tasks = sched[2];
     u32 cur = blockIdx.x, sg = 0;
-#if FWD_PST
-    // The O to store of the tasks before this one: a = task tq - 2 (in Q buffer tq & 1, stored
-    // once that buffer's "Q empty" phase completes), b = task tq - 1. Work index, head, first
-    // row; work ~0u: none (an fp32 or non-TMA O, which the consumers store themselves).
-    u32 pa_work = ~0u, pa_head = 0, pa_row0 = 0, pb_work = ~0u, pb_head = 0, pb_row0 = 0;
-    // Thread 0: the tensor stores of a's 128 rows of O from Q buffer `qbuf`, then the wait until
-    // they have read it.
-    auto pst_store = [&](int qbuf, u32 wk_, u32 hd_, u32 r0_) {
-      const u64 omap = (u64)(fmaps + (u64)wk_ * FWD_MAPS) + 256;
-#pragma unroll
-      for (int c = 0; c < 2; ++c)
-#pragma unroll
-        for (int h = 0; h < D / 64; ++h)
-          f90_tma_store_3d(omap, sQ + qbuf * QBYTES + h * (S90_BR * 128) + 64 * c * 128, 64 * h, hd_, r0_ + 64 * c);
-      f90_bulk_commit();
-      f90_bulk_wait_read();
-    };
-#define F90_PST_A()                                                   \
-  do {                                                                \
-    if (pt == 0 && pa_work != ~0u) pst_store(qb, pa_work, pa_head, pa_row0); \
-  } while (0)
-#else
-#define F90_PST_A() \
-  do {              \
-  } while (0)
-#endif
     for (u32 tq = 0;; ++tq) {
       const int qb = tq & 1;
       u32 nxt = 0;
@@ -589,24 +545,15 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
 #if !FWD_PREDESC
       if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
-      F90_PST_A();
 #endif
       const u32 qs = qsmall + qb * F90_QSMALL;
       if (cur >= n_tasks) {
 #if FWD_PREDESC
         if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
-        F90_PST_A();
 #endif
         // No task left: tell the consumers (tiles_n = ~0) and stop.
         if (pt == 0) *(volatile u32*)(gbase + (qs + 16u - base)) = 0xffffffffu;
         mbar_arrive(qfull(qb));
-#if FWD_PST
-        // The last task's O (in the other Q buffer), once its consumers have staged it.
-        if (pt == 0 && pb_work != ~0u) {
-          mbar_wait_guarded(qempty(qb ^ 1), ((tq - 1) >> 1) & 1);
-          pst_store(qb ^ 1, pb_work, pb_head, pb_row0);
-        }
-#endif
         break;
       }
       const TaskDesc task = tasks[cur];
@@ -635,7 +582,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (pt == 0 && kv_tma) f90_prefetch_map(kvmap);
 #endif
       if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
-      F90_PST_A();
       if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
       else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
         f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
@@ -651,13 +597,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
       } else
 #endif
-      {
-#if FWD_PST
-        // The previous O's tensor store (thread 0) must have read the buffer first.
-        if (pa_work != ~0u) named_bar(3, 128);
-#endif
         warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
-      }
       mbar_arrive_cp_async(qfull(qb));
 #else
       // Task and work descriptors, the rows' range spans, Q.
@@ -683,13 +623,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
       } else
 #endif
-      {
-#if FWD_PST
-        // The previous O's tensor store (thread 0) must have read the buffer first.
-        if (pa_work != ~0u) named_bar(3, 128);
-#endif
         warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
-      }
       mbar_arrive_cp_async(qfull(qb));
       const u32 kvh = task.head / group;
       const u32* my_tiles = tiles + task.tiles_off;
@@ -751,20 +685,8 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // the order CTAs finish, not start, which keeps longest-first balancing).
       if (pt == 0) nxt = gridDim.x + atomicAdd(sched, 1u);
 #endif
-#if FWD_PST
-      pa_work = pb_work;
-      pa_head = pb_head;
-      pa_row0 = pb_row0;
-      pb_work = ((w.flags & 4u) && w.o_dtype != DT_F32) ? task.work : ~0u;
-      pb_head = task.head;
-      pb_row0 = task.row0;
-#endif
       cur = sched_share_next(slot, tq, nxt, pt, 3);
     }
-#undef F90_PST_A
-#if FWD_PST
-    if (pt == 0) f90_bulk_wait();  // the O stores complete
-#endif
     if (pt == 0) sched_finish(sched);
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
@@ -808,13 +730,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if FWD_PP
   if (cw == 1) f90_bar_arrive(7, 256);  // warpgroup 0's first go
 #endif
-#if FWD_LAG
-  if (cw == 1) {
-    mbar_wait(qfull(0), 0);
-    const long long t0 = clock64();
-    while (clock64() - t0 < FWD_LAG) __nanosleep(32);
-  }
-#endif
   for (u32 tq = 0;; ++tq) {
     const int qb = tq & 1;
     mbar_wait(qfull(qb), (tq >> 1) & 1);
@@ -822,7 +737,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const TaskDesc* tk = (const TaskDesc*)qi;
     const u32 n_tiles = tk->tiles_n;
     if (n_tiles == 0xffffffffu) {
-#if FWD_TMA >= 3 && !FWD_PST
+#if FWD_TMA >= 3
       if ((tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
 #endif
       F90_LATE_ARRIVE();
@@ -1155,12 +1070,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
         f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
       }
-#if FWD_PST
-      if (wk->flags & 4u) {
-        // The producer stores it (FWD_PST) after "Q empty", which this thread's fence below
-        // (the staging made visible to the async proxy) and arrival precede.
-      } else
-#elif FWD_TMA >= 3
+#if FWD_TMA >= 3
       if (wk->flags & 4u) {
         // Visible to the tensor copy (async proxy), then one thread stores the 64 rows.
         fence_proxy_async();
