@@ -45,8 +45,8 @@ def test_kernels_compile(arch):
     _compile(arch)
 
 
-# The kernels the executor compiles on demand with extra defines (the half-tile forward, the
-# backward's chains and D inside them) and the D 64 build: each compiles for sm_90a too.
-@pytest.mark.parametrize("defines", [["-DFWD_HALF=1"], ["-DBWD_CHAIN=1"], ["-DBWD_CHAIN=1", "-DBWD_CHAIN_DD=1"], ["-DHEAD_DIM=64"]])
+# The kernels the executor compiles on demand with extra defines (the half-tile and short-task
+# forwards, the backward's chains and D inside them) and the D 64 build: each compiles for sm_90a too.
+@pytest.mark.parametrize("defines", [["-DFWD_HALF=1"], ["-DFWD_LATEREL=1"], ["-DBWD_CHAIN=1"], ["-DBWD_CHAIN=1", "-DBWD_CHAIN_DD=1"], ["-DHEAD_DIM=64"]])
 def test_kernel_variants_compile(defines):
     _compile("sm_90a", defines)

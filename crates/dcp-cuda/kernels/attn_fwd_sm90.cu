@@ -134,7 +134,7 @@
 #ifndef FWD_HALF
 #define FWD_HALF 0
 #endif
-// FWD_LATEREL 1 (opt-in, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
+// FWD_LATEREL 1 (a kernel of its own, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
 // wait for the store to have read the staged tile (in the task's Q buffer) before the next task:
 // it releases that Q buffer (its arrival on "Q empty") after the next task's first tile step,
 // when the read is long done. Its warp, and with it the warpgroup's first wgmma of the next task,
@@ -142,7 +142,10 @@
 // and the consumers skip the second proxy fence of such a task (its staging was fenced before
 // the tensor store). Measured (kernels-2026-11-29-kbw11, D 128, over the merge fast path):
 // works1000 +5.1 %, causal-blockwise +0.9 %, but lambda -6.1 %, causal 32K -0.7 %; D 64 -9 % on
-// causal 32K (the owed-release check in every step). Off.
+// causal 32K (the owed-release check in every step). Hence off in the plain and half kernels;
+// the host (exec.rs, `DCP_CUDA_FWD_SHORT`) compiles a third forward kernel with it for launches
+// without half tiles whose tasks average at most 3 tiles, at D 128 (kernels-2026-11-29-kf13:
+// 1000 works of 256 x 256 +3.7..+4.0 %; at D 64 -8 %, so not there).
 #ifndef FWD_LATEREL
 #define FWD_LATEREL 0
 #endif

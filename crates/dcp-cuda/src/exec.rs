@@ -237,6 +237,10 @@ pub struct Kernels {
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     fwd_half: OnDemand,
+    /// The sm90 forward for launches of short tasks (`FWD_LATEREL 1`, `DCP_CUDA_FWD_SHORT`):
+    /// launches without half tiles whose tasks average at most `fwd_short_max` tiles take it.
+    fwd_short: OnDemand,
+    fwd_short_max: u32,
     fwd_smem: u32,
     bwd_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
@@ -426,6 +430,23 @@ impl Kernels {
             }
             _ => OnDemand::off(),
         };
+        // Launches of short tasks (no half tiles) in a kernel of their own that releases the Q
+        // buffer late (`FWD_LATEREL 1`: the O-storing thread does not wait for the tensor store's
+        // read before the next task): compiled into the one kernel, its check in every tile step
+        // cost the long shapes (lambda -6 %, D 64 causal -9 %: kernels-2026-11-29-kbw11).
+        let fwd_short_max = match fwd_family {
+            KernelFamily::Sm90Wgmma => {
+                fwd_short_with(std::env::var("DCP_CUDA_FWD_SHORT").ok().as_deref(), d)?
+            }
+            KernelFamily::MmaSync => 0,
+        };
+        let fwd_short = if fwd_short_max > 0 {
+            let mut defs = defs.clone();
+            defs.push(("FWD_LATEREL".into(), "1".into()));
+            OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
+        } else {
+            OnDemand::off()
+        };
         let mut bwd_chain = OnDemand::off();
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
@@ -483,6 +504,8 @@ impl Kernels {
             bwd,
             bwd_chain,
             fwd_half,
+            fwd_short,
+            fwd_short_max,
             fwd_smem,
             bwd_smem,
             fwd_family,
@@ -542,6 +565,8 @@ enum K {
     Fwd,
     /// The sm90 forward with half tiles (`FWD_HALF`; lowered only where `Kernels::fwd_half` is).
     FwdHalf,
+    /// The sm90 forward for short tasks (`FWD_LATEREL`; lowered only where `Kernels::fwd_short` is).
+    FwdShort,
     Bwd,
     /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
     BwdChain,
@@ -921,6 +946,28 @@ fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
     }
 }
 
+/// `DCP_CUDA_FWD_SHORT` at head dim `d`: the largest mean number of tiles per task of a forward
+/// launch (without half tiles) that takes the short-task kernel (`attn_fwd_sm90.cu`
+/// `FWD_LATEREL 1`); `0` never. Unset or empty (the default): 3 at D 128, 0 at D 64 (where
+/// `FWD_LATEREL` lost 9-10 % also on 1000 short works, kernels-2026-11-29-kbw11). Anything but a
+/// number is an error naming the value.
+fn fwd_short_with(v: Option<&str>, d: u32) -> Result<u32> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(if d == 128 { 3 } else { 0 }),
+        Some(o) => o.parse().map_err(|_| {
+            CudaError::Unsupported(format!(
+                "DCP_CUDA_FWD_SHORT={o}: expected a number of tiles per task (0 = off)"
+            ))
+        }),
+    }
+}
+
+/// Whether a forward launch's tasks average at most `max` tiles (none: no).
+fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
+    let tiles: u64 = tasks.iter().map(|t| t.tiles_n as u64).sum();
+    max > 0 && !tasks.is_empty() && tiles <= max as u64 * tasks.len() as u64
+}
+
 impl WorkLists {
     /// Appends a work's row ranges to the shared CSR; returns the work's own CSR and the offset
     /// of its first row in `row_ptr` (`WorkDesc::row_off`).
@@ -1156,6 +1203,29 @@ impl WorkLists {
                 used += np * piece;
             }
         }
+        // Only where the cut shortens the schedule: the persistent kernel hands out tasks
+        // longest first, i.e. list scheduling, whose makespan `lpt_makespan` estimates. A split
+        // costs fp32 partial outputs and a merge launch: one 8K full-mask work (512 tasks of 64
+        // tiles, cut in 2 at chunk 63 on 132 SMs, the schedule no shorter) ran 557 TFLOP/s split
+        // and 642 whole (kernels-2026-11-29-kf13, call 2). Hence a cut must shorten it by 10 %.
+        if out.iter().any(|s| s.pieces >= 2) {
+            let m = sms.max(1) as usize;
+            let whole: Vec<u64> = self.tasks.iter().map(|t| t.tiles_n as u64).collect();
+            let mut cut = Vec::with_capacity(self.tasks.len());
+            for t in &self.tasks {
+                let s = out[t.work as usize];
+                let n = t.tiles_n as u64;
+                if s.pieces >= 2 && t.row0 >= s.r0 && t.row0 < s.r1 {
+                    let np = s.pieces as u64;
+                    cut.extend((0..np).map(|p| (n * (p + 1)) / np - (n * p) / np));
+                } else {
+                    cut.push(n);
+                }
+            }
+            if 10 * lpt_makespan(cut, m) >= 9 * lpt_makespan(whole, m) {
+                out.fill(FwdSplit::NONE);
+            }
+        }
         out
     }
 
@@ -1269,6 +1339,20 @@ fn rows_of(r: RegionDesc, r0: u32, r1: u32) -> RegionDesc {
 const FWD_SPLIT_MIN_TILES: u64 = 16;
 /// Forward split-K: most pieces per work.
 const FWD_SPLIT_MAX: u32 = 16;
+
+/// Makespan, in tiles plus one per task (its epilogue), of `lens` (tiles per task) handed out
+/// longest first to `m` persistent CTAs, each taking the next task when it finishes one.
+fn lpt_makespan(mut lens: Vec<u64>, m: usize) -> u64 {
+    use std::cmp::Reverse;
+    lens.sort_unstable_by(|a, b| b.cmp(a));
+    let mut cta: std::collections::BinaryHeap<Reverse<u64>> =
+        (0..m.max(1)).map(|_| Reverse(0)).collect();
+    for n in lens {
+        let Reverse(t) = cta.pop().expect("m >= 1");
+        cta.push(Reverse(t + n + 1));
+    }
+    cta.into_iter().map(|Reverse(t)| t).max().unwrap_or(0)
+}
 /// Forward split-K: most bytes of fp32 partial outputs per attention instruction.
 const FWD_SPLIT_SCRATCH: u64 = 128 << 20;
 
@@ -1622,11 +1706,16 @@ impl Lowering<'_> {
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
         wl.order_fwd_half();
-        // Only a launch with half tiles takes the half-tile kernel; the others keep the plain one.
+        // Only a launch with half tiles takes the half-tile kernel; of the others, launches of
+        // short tasks the short-task kernel, the rest the plain one.
         let k = if wl.tasks.iter().any(|t| t.pad > 0)
             && kernels.fwd_half.get_or_compile(self.gpu)?.is_some()
         {
             K::FwdHalf
+        } else if short_tasks(&wl.tasks, kernels.fwd_short_max)
+            && kernels.fwd_short.get_or_compile(self.gpu)?.is_some()
+        {
+            K::FwdShort
         } else {
             K::Fwd
         };
@@ -2596,6 +2685,9 @@ impl Prepared {
             K::FwdHalf => ks
                 .fwd_half
                 .compiled("half-tile forward (DCP_CUDA_FWD_HALF)")?,
+            K::FwdShort => ks
+                .fwd_short
+                .compiled("short-task forward (DCP_CUDA_FWD_SHORT)")?,
             K::Bwd => &ks.bwd,
             K::BwdChain => ks
                 .bwd_chain
@@ -3037,6 +3129,18 @@ mod tests {
         full.tasks = (0..1000).map(|i| task(0, 128 * i, 50 * i, 50)).collect();
         assert_eq!(full.fwd_split(132, &[1], u64::MAX, 128), [FwdSplit::NONE]);
 
+        // One 8K full-mask work: 512 tasks of 64 tiles; chunk = ceil(32768 / 528) = 63 would
+        // cut each in 2, but 4 waves of 64 take as long as 8 of 32: no cut.
+        let mut one = WorkLists::default();
+        one.works.push(WorkDesc {
+            n_rows: 8192,
+            ..Default::default()
+        });
+        one.tasks = (0..512)
+            .map(|i| task(0, 128 * (i % 64), 64 * i, 64))
+            .collect();
+        assert_eq!(one.fwd_split(132, &[1], u64::MAX, 128), [FwdSplit::NONE]);
+
         // Scratch for 5 pieces of work 0 only: work 0 (longest) gets them, the others none.
         let mut capped = WorkLists::default();
         for w in 0..2u32 {
@@ -3056,6 +3160,16 @@ mod tests {
             }
         );
         assert_eq!(s[1], FwdSplit::NONE);
+    }
+
+    /// The list-scheduling estimate behind the split gate.
+    #[test]
+    fn lpt_makespan_is_list_scheduling_longest_first() {
+        // 3 CTAs (+1 per task): 8 | 6 | 5, then 3 joins the 5 (9), 2 the 6 (9).
+        assert_eq!(lpt_makespan(vec![2, 7, 3, 5, 4], 3), 9);
+        assert_eq!(lpt_makespan(vec![10; 8], 4), 22);
+        assert_eq!(lpt_makespan(vec![], 4), 0);
+        assert_eq!(lpt_makespan(vec![3], 0), 4);
     }
 
     /// Forward split-K of a work whose long rows are few (causal-blockwise: the last block
@@ -3264,6 +3378,22 @@ mod tests {
         assert!(!fwd_half_with(None, 64).unwrap());
         let e = fwd_half_with(Some("on"), 128).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_HALF=on"), "{e}");
+        assert_eq!(fwd_short_with(None, 128).unwrap(), 3);
+        assert_eq!(fwd_short_with(Some(""), 64).unwrap(), 0);
+        assert_eq!(fwd_short_with(Some(" 0"), 128).unwrap(), 0);
+        assert_eq!(fwd_short_with(Some("5"), 64).unwrap(), 5);
+        let e = fwd_short_with(Some("on"), 128).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_FWD_SHORT=on"), "{e}");
+        let t = |n: u32| TaskDesc {
+            tiles_n: n,
+            ..Default::default()
+        };
+        // works1000's tasks (2 tiles) are short; a mean above the bound, or no task, is not.
+        assert!(short_tasks(&[t(2), t(2)], 3));
+        assert!(short_tasks(&[t(1), t(5)], 3));
+        assert!(!short_tasks(&[t(2), t(5)], 3));
+        assert!(!short_tasks(&[t(2)], 0));
+        assert!(!short_tasks(&[], 3));
     }
 
     /// Forward tile masks: a work with many partial tiles gets one per partial tile (and none
