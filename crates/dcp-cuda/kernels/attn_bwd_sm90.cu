@@ -230,6 +230,13 @@ __device__ __forceinline__ void tma_store_2d(const void* tmap, u32 ssrc, u32 c0,
                "r"(c1), "r"(ssrc)
                : "memory");
 }
+// tma_store_2d with an L2 cache policy (BWD_CHAIN_L2).
+__device__ __forceinline__ void tma_store_2d_hint(const void* tmap, u32 ssrc, u32 c0, u32 c1, u64 pol) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group.L2::cache_hint [%0, {%1, %2}], [%3], %4;\n" ::"l"(
+                   tmap),
+               "r"(c0), "r"(c1), "r"(ssrc), "l"(pol)
+               : "memory");
+}
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait_read0() {
   asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
@@ -360,6 +367,39 @@ static_assert(!BWD_CHAIN_DD || BWD_QT == 1, "D in the kernel is written for one 
 // sO: O half rows of a D step (BWD_CHAIN_DD).
 #define B90_O_BYTES (BWD_CHAIN_DD ? B90_BR * HEAD_DIM * 2 : 0)
 
+// BWD_CHAIN_ST16 1 (with BWD_CHAIN): a last visit's finished dQ (partial + its own) goes back
+// into the warpgroup's staging block (each thread where it read the partial), and after the
+// warpgroup's named barrier each thread converts 8 consecutive columns of a row and writes them
+// with one 16-byte store (4 per thread and step; a warp writes 4 whole 128-byte row pieces),
+// where the destination is 16-bit with 16-byte aligned rows. 0: 2 columns per 4-byte store
+// straight from the registers (a quad writes 16 bytes of a row, half a 32-byte sector, per
+// instruction: 16 stores per thread and step; the same pattern cost the 16-bit dK/dV stores
+// 20 us of causal-blockwise kernel time, bench/results/kernels-2026-11-29-kb12).
+#ifndef BWD_CHAIN_ST16
+#define BWD_CHAIN_ST16 0
+#endif
+// BWD_CHAIN_L2 1 (with BWD_CHAIN): L2 policies for the chain's dQ partials: a first visit's
+// tensor store evict_last, and once the last visit has loaded the partial its lines are
+// discarded (`discard.global.L2`: no write-back of a dead fp32 partial that is still in L2; the
+// scratch is read by nothing else, own.rs `copy_targets`); the last visit's Q/dO tensor loads
+// and every task's K/V (read once) evict_first.
+#ifndef BWD_CHAIN_L2
+#define BWD_CHAIN_L2 0
+#endif
+static_assert(!(BWD_CHAIN_ST16 || BWD_CHAIN_L2) || BWD_CHAIN, "chain variants need BWD_CHAIN");
+#if BWD_CHAIN_L2
+__device__ __forceinline__ u64 l2_evict_last() {
+  u64 p;
+  asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(p));
+  return p;
+}
+__device__ __forceinline__ u64 l2_evict_first() {
+  u64 p;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
+  return p;
+}
+#endif
+
 #if BWD_CHAIN_DD
 // The dot product of 8 + 8 16-bit elements (dO, O) in fp32.
 __device__ __forceinline__ float dd_dot8(uint4 a, uint4 b) {
@@ -446,6 +486,16 @@ __device__ __forceinline__ void b90_tma_3d(u32 dst, u64 tmap, int c0, int c1, in
       "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
       : "memory");
 }
+#if BWD_CHAIN_L2
+// b90_tma_3d with an L2 cache policy (createpolicy).
+__device__ __forceinline__ void b90_tma_3d_hint(u32 dst, u64 tmap, int c0, int c1, int c2, u32 bar, u64 pol) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(
+          dst),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "l"(pol)
+      : "memory");
+}
+#endif
 __device__ __forceinline__ void b90_prefetch_map(u64 tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
 }
@@ -734,10 +784,18 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (kv_tma) {
           if (pt == 0) {
             b90_expect_tx(kv_full, 2 * KVBYTES);
+#if BWD_CHAIN_L2
+            const u64 pol = l2_evict_first();  // a chain reads each K/V tile once
+#endif
 #pragma unroll
             for (int h = 0; h < D / 64; ++h) {
+#if BWD_CHAIN_L2
+              b90_tma_3d_hint(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full, pol);
+              b90_tma_3d_hint(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full, pol);
+#else
               b90_tma_3d(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full);
               b90_tma_3d(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full);
+#endif
             }
           }
         } else
@@ -803,6 +861,19 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if BWD_TMA >= 2
           if (qdo_tma && tv) {
             if (pt == 0) {
+#if BWD_CHAIN_L2
+              // The q tile's last visit in the chain: its Q/dO rows are not read again.
+              if (my_tiles[it] & B90_TILE_LAST) {
+                const u64 pol = l2_evict_first();
+#pragma unroll
+                for (int c = 0; c < D / 64; ++c) {
+                  const u32 o = c * (SR * 128) + h * (B90_BR * 128);
+                  b90_tma_3d_hint(qs + o, qmap, 64 * c, head, q0, full_bar(s), pol);
+                  b90_tma_3d_hint(dos + o, domap, 64 * c, head, q0, full_bar(s), pol);
+                }
+                continue;
+              }
+#endif
 #pragma unroll
               for (int c = 0; c < D / 64; ++c) {
                 const u32 o = c * (SR * 128) + h * (B90_BR * 128);
@@ -1040,7 +1111,79 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           ++n_dql;
         }
         const DqConv cv = dq_conv[tk->work];
-        const unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+        unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+#if BWD_CHAIN_L2
+        // The partial's lines (rows q0.., this warpgroup's 64 columns: two 128-byte lines per
+        // row, one per thread) are dead once loaded: dropped from L2 without a write-back.
+        if (!first && (((u64)dq_ptr | (u64)dq_stride * 4) & 127) == 0) {
+          const u32 t = tid & 127, row = q0 + (t >> 1);
+          if (row < n_rows) {
+            const float* pl = (const float*)dq_ptr + (u64)row * dq_stride + head * D + dq_col0 + 32 * (t & 1);
+            asm volatile("discard.global.L2 [%0], 128;\n" ::"l"(pl) : "memory");
+          }
+        }
+#endif
+#if BWD_CHAIN_ST16
+        if (cv.dtype != DT_F32 && ((cv.dst & 15) | (cv.stride & 7)) == 0) {
+          // The staging block, unless a partial was loaded into it (dq_load: its named barrier
+          // came after every earlier use), may still be read by this warpgroup's earlier bulk
+          // operations and by its threads' reads of the step before.
+          if (first) {
+            if ((tid & 127) == 0) bulk_wait_read0();
+            named_bar(2 + cw, 128);
+          }
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const u32 r = 16 * wq + g + 8 * h;
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt) {
+              float2* sp = (float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) +
+                                     (t4 & 1) * 8);
+              const float2 part = first ? make_float2(0.f, 0.f) : *sp;
+              *sp = make_float2(part.x + DQ_SCALED(dq[nt * 4 + 2 * h]), part.y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
+            }
+          }
+          named_bar(2 + cw, 128);
+          // Thread t: 8-column chunk oc of row r, for 4 (r, oc): a warp writes 4 rows' 128 bytes.
+          // (t read again here: derived from `tid`, ptxas hoisted the 8 staging addresses out of
+          // the step loop and spilled them.)
+          u32 t;
+          asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));
+          t &= 127;
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            const u32 idx = t + 128 * k, r = idx >> 3, oc = idx & 7, row = q0 + r;
+            const unsigned char* src = sdq_g + (oc >> 2) * (B90_BR * 128);
+            const float4 a = *(const float4*)(src + sw128(r, 2 * (oc & 3)));
+            const float4 b = *(const float4*)(src + sw128(r, 2 * (oc & 3) + 1));
+            u32 pk[4];
+            if (cv.dtype == DT_BF16) {
+              const __nv_bfloat162 x0 = __floats2bfloat162_rn(a.x, a.y), x1 = __floats2bfloat162_rn(a.z, a.w);
+              const __nv_bfloat162 x2 = __floats2bfloat162_rn(b.x, b.y), x3 = __floats2bfloat162_rn(b.z, b.w);
+              pk[0] = *(const u32*)&x0;
+              pk[1] = *(const u32*)&x1;
+              pk[2] = *(const u32*)&x2;
+              pk[3] = *(const u32*)&x3;
+            } else {
+              const __half2 x0 = __floats2half2_rn(a.x, a.y), x1 = __floats2half2_rn(a.z, a.w);
+              const __half2 x2 = __floats2half2_rn(b.x, b.y), x3 = __floats2half2_rn(b.z, b.w);
+              pk[0] = *(const u32*)&x0;
+              pk[1] = *(const u32*)&x1;
+              pk[2] = *(const u32*)&x2;
+              pk[3] = *(const u32*)&x3;
+            }
+            if (row < n_rows)
+              asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(
+                               (unsigned short*)cv.dst + (u64)row * cv.stride + head * D + dq_col0 + 8 * oc),
+                           "r"(pk[0]), "r"(pk[1]), "r"(pk[2]), "r"(pk[3])
+                           : "memory");
+          }
+          // These generic accesses of the block before a later tensor load (async proxy) writes
+          // it (dq_load's named barrier orders them before its issue).
+          fence_proxy_async();
+          return;
+        }
+#endif
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const u32 r = 16 * wq + g + 8 * h, row = q0 + r;
@@ -1088,9 +1231,14 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
             const u32 src = sdq + (2 * cw + b) * (B90_BR * 128), c0 = head * D + dq_col0 + 32 * b;
-            if (BWD_CHAIN && (visit & B90_TILE_FIRST))  // the chain's first visit: rows not written yet
+            if (BWD_CHAIN && (visit & B90_TILE_FIRST)) {  // the chain's first visit: rows not written yet
+#if BWD_CHAIN_L2
+              // Kept in L2 for the last visit's load where it can be (evict_last).
+              tma_store_2d_hint(dq_map, src, c0, q0, l2_evict_last());
+#else
               tma_store_2d(dq_map, src, c0, q0);
-            else
+#endif
+            } else
               tma_reduce_add_2d(dq_map, src, c0, q0);
           }
           bulk_commit();

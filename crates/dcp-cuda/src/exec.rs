@@ -455,6 +455,13 @@ impl Kernels {
                 // (bench/results/kernels-2026-11-29-kw11).
                 if chain != ChainMode::Off {
                     defs.push(("BWD_CHAIN".into(), "1".into()));
+                    // Measurement knob: variants of the chain kernel (A/B in one binary).
+                    defs.extend(
+                        chain_variant_defs(
+                            std::env::var("DCP_CUDA_BWD_CHAIN_DEFS").ok().as_deref(),
+                        )
+                        .map_err(CudaError::Unsupported)?,
+                    );
                     let mut chain_smem = smem;
                     if chain_dd {
                         // D steps' O half rows (`BWD_CHAIN_DD`, `sO`).
@@ -744,6 +751,49 @@ fn persistent_bwd_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> R
             ctas_env.unwrap_or_default()
         ))
     })
+}
+
+/// Defines for the chain kernel's variants from `env`, the value of `DCP_CUDA_BWD_CHAIN_DEFS`
+/// (A/B timing in one binary): comma-separated `NAME=0|1` of the chain kernel's switches
+/// (kernels/attn_bwd_sm90.cu `BWD_CHAIN_ST16`, `BWD_CHAIN_L2`); unset or empty: none (the
+/// kernel's built-in defaults).
+fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, String)>, String> {
+    const NAMES: [&str; 2] = ["BWD_CHAIN_ST16", "BWD_CHAIN_L2"];
+    let mut out = Vec::new();
+    for item in env
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+    {
+        match item.split_once('=') {
+            Some((n, v)) if NAMES.contains(&n.trim()) && matches!(v.trim(), "0" | "1") => {
+                out.push((n.trim().to_string(), v.trim().to_string()))
+            }
+            _ => {
+                return Err(format!(
+                    "DCP_CUDA_BWD_CHAIN_DEFS: `{item}`: expected NAME=0|1 with NAME one of {}",
+                    NAMES.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Most CTAs of the backward's D pre-pass (`dcp_bwd_dd`): `cap` (16 per SM, several waves of 3
+/// resident CTAs of 256 threads), or `per_sm` CTAs per SM where `env`, the value of
+/// `DCP_CUDA_BWD_DD_CTAS`, gives a positive number (A/B timing: 3 = one wave).
+fn dd_grid_cap(cap: u32, sm_count: u32, env: Option<&str>) -> Result<u32> {
+    match env.map(str::trim) {
+        None | Some("") | Some("0") => Ok(cap),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n <= 64 => Ok(n * sm_count.max(1)),
+            _ => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_BWD_DD_CTAS={v}: expected CTAs per SM (at most 64; 0: the default grid)"
+            ))),
+        },
+    }
 }
 
 /// Dynamic shared memory of the sm90 backward: `formula` unless `env`, the value of
@@ -1309,6 +1359,8 @@ struct Lowering<'a> {
     group: u32,
     /// Most CTAs of an elementwise launch.
     cap: u32,
+    /// Most CTAs of the D pre-pass ([`dd_grid_cap`]).
+    dd_cap: u32,
     decls: Vec<BufferDecl>,
     bufs: Vec<Arc<DevBuf>>,
     stats: ProgramStats,
@@ -2128,7 +2180,7 @@ impl Lowering<'_> {
         if dd_pass {
             self.ops.push(Op::Launch(Launch {
                 k: K::BwdDd,
-                grid: grid_for(dd_off, 8, self.cap),
+                grid: grid_for(dd_off, 8, self.dd_cap),
                 block: 256,
                 smem: 0,
                 args: vec![
@@ -2451,6 +2503,11 @@ impl Prepared {
             d: model.head_dim,
             group: model.group(),
             cap: (gpu.sm_count.max(1) * 16) as u32,
+            dd_cap: dd_grid_cap(
+                (gpu.sm_count.max(1) * 16) as u32,
+                gpu.sm_count.max(1) as u32,
+                std::env::var("DCP_CUDA_BWD_DD_CTAS").ok().as_deref(),
+            )?,
             decls,
             bufs,
             stats,
@@ -3508,6 +3565,31 @@ mod tests {
         for d in [64, 128] {
             assert!(sm90_bwd_smem(d) <= 232_448, "d {d}");
         }
+    }
+
+    #[test]
+    fn chain_variant_defs_take_only_the_named_switches() {
+        assert!(chain_variant_defs(None).unwrap().is_empty());
+        assert!(chain_variant_defs(Some(" ")).unwrap().is_empty());
+        assert_eq!(
+            chain_variant_defs(Some("BWD_CHAIN_ST16=1, BWD_CHAIN_L2=0")).unwrap(),
+            vec![
+                ("BWD_CHAIN_ST16".to_string(), "1".to_string()),
+                ("BWD_CHAIN_L2".to_string(), "0".to_string())
+            ]
+        );
+        assert!(chain_variant_defs(Some("BWD_CHAIN_ST16=2")).is_err());
+        assert!(chain_variant_defs(Some("HEAD_DIM=64")).is_err());
+        assert!(chain_variant_defs(Some("BWD_CHAIN_L2")).is_err());
+    }
+
+    #[test]
+    fn dd_grid_cap_default_and_per_sm() {
+        assert_eq!(dd_grid_cap(2112, 132, None).unwrap(), 2112);
+        assert_eq!(dd_grid_cap(2112, 132, Some("0")).unwrap(), 2112);
+        assert_eq!(dd_grid_cap(2112, 132, Some("3")).unwrap(), 396);
+        assert!(dd_grid_cap(2112, 132, Some("x")).is_err());
+        assert!(dd_grid_cap(2112, 132, Some("65")).is_err());
     }
 
     #[test]
