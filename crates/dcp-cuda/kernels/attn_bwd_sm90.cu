@@ -230,13 +230,6 @@ __device__ __forceinline__ void tma_store_2d(const void* tmap, u32 ssrc, u32 c0,
                "r"(c1), "r"(ssrc)
                : "memory");
 }
-// tma_store_2d with an L2 cache policy (BWD_CHAIN_L2).
-__device__ __forceinline__ void tma_store_2d_hint(const void* tmap, u32 ssrc, u32 c0, u32 c1, u64 pol) {
-  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group.L2::cache_hint [%0, {%1, %2}], [%3], %4;\n" ::"l"(
-                   tmap),
-               "r"(c0), "r"(c1), "r"(ssrc), "l"(pol)
-               : "memory");
-}
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait_read0() {
   asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
@@ -367,37 +360,20 @@ static_assert(!BWD_CHAIN_DD || BWD_QT == 1, "D in the kernel is written for one 
 // sO: O half rows of a D step (BWD_CHAIN_DD).
 #define B90_O_BYTES (BWD_CHAIN_DD ? B90_BR * HEAD_DIM * 2 : 0)
 
-// BWD_CHAIN_ST16 1 (with BWD_CHAIN): a last visit's finished dQ (partial + its own) goes back
-// into the warpgroup's staging block (each thread where it read the partial), and after the
-// warpgroup's named barrier each thread converts 8 consecutive columns of a row and writes them
-// with one 16-byte store (4 per thread and step; a warp writes 4 whole 128-byte row pieces),
-// where the destination is 16-bit with 16-byte aligned rows. 0: 2 columns per 4-byte store
-// straight from the registers (a quad writes 16 bytes of a row, half a 32-byte sector, per
-// instruction: 16 stores per thread and step; the same pattern cost the 16-bit dK/dV stores
-// 20 us of causal-blockwise kernel time, bench/results/kernels-2026-11-29-kb12).
+// BWD_CHAIN_ST16 1 (with BWD_CHAIN; the default since bench/results/kernels-2026-11-29-kb13:
+// works1000 backward -1.9 %): a last visit's finished dQ (partial + its own) goes back into the
+// warpgroup's staging block (each thread where it read the partial), and after the warpgroup's
+// named barrier each thread converts 8 consecutive columns of a row and writes them with one
+// 16-byte store (4 per thread and step; a warp writes 4 whole 128-byte row pieces), where the
+// destination is 16-bit with 16-byte aligned rows; the same fp32 sums and rounding (the output is
+// bit-identical). 0 (main's until then): 2 columns per 4-byte store straight from the registers (a
+// quad writes 16 bytes of a row, half a 32-byte sector, per instruction: 16 stores per thread
+// and step; the pattern that also cost the 16-bit dK/dV stores, kernels-2026-11-29-kb12).
+// Measured and dropped there: L2 policies for the chain's partials (evict_last stores, discard
+// after the last visit's load, evict_first Q/dO/K/V): +-0 alone, and it took most of this one's
+// gain when combined (variant_l2_attn_bwd_sm90.patch).
 #ifndef BWD_CHAIN_ST16
-#define BWD_CHAIN_ST16 0
-#endif
-// BWD_CHAIN_L2 1 (with BWD_CHAIN): L2 policies for the chain's dQ partials: a first visit's
-// tensor store evict_last, and once the last visit has loaded the partial its lines are
-// discarded (`discard.global.L2`: no write-back of a dead fp32 partial that is still in L2; the
-// scratch is read by nothing else, own.rs `copy_targets`); the last visit's Q/dO tensor loads
-// and every task's K/V (read once) evict_first.
-#ifndef BWD_CHAIN_L2
-#define BWD_CHAIN_L2 0
-#endif
-static_assert(!(BWD_CHAIN_ST16 || BWD_CHAIN_L2) || BWD_CHAIN, "chain variants need BWD_CHAIN");
-#if BWD_CHAIN_L2
-__device__ __forceinline__ u64 l2_evict_last() {
-  u64 p;
-  asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(p));
-  return p;
-}
-__device__ __forceinline__ u64 l2_evict_first() {
-  u64 p;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(p));
-  return p;
-}
+#define BWD_CHAIN_ST16 1
 #endif
 
 #if BWD_CHAIN_DD
@@ -486,16 +462,6 @@ __device__ __forceinline__ void b90_tma_3d(u32 dst, u64 tmap, int c0, int c1, in
       "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
       : "memory");
 }
-#if BWD_CHAIN_L2
-// b90_tma_3d with an L2 cache policy (createpolicy).
-__device__ __forceinline__ void b90_tma_3d_hint(u32 dst, u64 tmap, int c0, int c1, int c2, u32 bar, u64 pol) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(
-          dst),
-      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "l"(pol)
-      : "memory");
-}
-#endif
 __device__ __forceinline__ void b90_prefetch_map(u64 tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
 }
@@ -784,18 +750,10 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (kv_tma) {
           if (pt == 0) {
             b90_expect_tx(kv_full, 2 * KVBYTES);
-#if BWD_CHAIN_L2
-            const u64 pol = l2_evict_first();  // a chain reads each K/V tile once
-#endif
 #pragma unroll
             for (int h = 0; h < D / 64; ++h) {
-#if BWD_CHAIN_L2
-              b90_tma_3d_hint(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full, pol);
-              b90_tma_3d_hint(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full, pol);
-#else
               b90_tma_3d(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full);
               b90_tma_3d(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full);
-#endif
             }
           }
         } else
@@ -861,19 +819,6 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if BWD_TMA >= 2
           if (qdo_tma && tv) {
             if (pt == 0) {
-#if BWD_CHAIN_L2
-              // The q tile's last visit in the chain: its Q/dO rows are not read again.
-              if (my_tiles[it] & B90_TILE_LAST) {
-                const u64 pol = l2_evict_first();
-#pragma unroll
-                for (int c = 0; c < D / 64; ++c) {
-                  const u32 o = c * (SR * 128) + h * (B90_BR * 128);
-                  b90_tma_3d_hint(qs + o, qmap, 64 * c, head, q0, full_bar(s), pol);
-                  b90_tma_3d_hint(dos + o, domap, 64 * c, head, q0, full_bar(s), pol);
-                }
-                continue;
-              }
-#endif
 #pragma unroll
               for (int c = 0; c < D / 64; ++c) {
                 const u32 o = c * (SR * 128) + h * (B90_BR * 128);
@@ -1112,17 +1057,6 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         }
         const DqConv cv = dq_conv[tk->work];
         unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
-#if BWD_CHAIN_L2
-        // The partial's lines (rows q0.., this warpgroup's 64 columns: two 128-byte lines per
-        // row, one per thread) are dead once loaded: dropped from L2 without a write-back.
-        if (!first && (((u64)dq_ptr | (u64)dq_stride * 4) & 127) == 0) {
-          const u32 t = tid & 127, row = q0 + (t >> 1);
-          if (row < n_rows) {
-            const float* pl = (const float*)dq_ptr + (u64)row * dq_stride + head * D + dq_col0 + 32 * (t & 1);
-            asm volatile("discard.global.L2 [%0], 128;\n" ::"l"(pl) : "memory");
-          }
-        }
-#endif
 #if BWD_CHAIN_ST16
         if (cv.dtype != DT_F32 && ((cv.dst & 15) | (cv.stride & 7)) == 0) {
           // The staging block, unless a partial was loaded into it (dq_load: its named barrier
@@ -1231,14 +1165,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
             const u32 src = sdq + (2 * cw + b) * (B90_BR * 128), c0 = head * D + dq_col0 + 32 * b;
-            if (BWD_CHAIN && (visit & B90_TILE_FIRST)) {  // the chain's first visit: rows not written yet
-#if BWD_CHAIN_L2
-              // Kept in L2 for the last visit's load where it can be (evict_last).
-              tma_store_2d_hint(dq_map, src, c0, q0, l2_evict_last());
-#else
+            if (BWD_CHAIN && (visit & B90_TILE_FIRST))  // the chain's first visit: rows not written yet
               tma_store_2d(dq_map, src, c0, q0);
-#endif
-            } else
+            else
               tma_reduce_add_2d(dq_map, src, c0, q0);
           }
           bulk_commit();

@@ -755,10 +755,10 @@ fn persistent_bwd_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> R
 
 /// Defines for the chain kernel's variants from `env`, the value of `DCP_CUDA_BWD_CHAIN_DEFS`
 /// (A/B timing in one binary): comma-separated `NAME=0|1` of the chain kernel's switches
-/// (kernels/attn_bwd_sm90.cu `BWD_CHAIN_ST16`, `BWD_CHAIN_L2`); unset or empty: none (the
-/// kernel's built-in defaults).
+/// (kernels/attn_bwd_sm90.cu `BWD_CHAIN_ST16`; `=0` gives main's chain kernel of before
+/// bench/results/kernels-2026-11-29-kb13); unset or empty: none (the built-in defaults).
 fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, String)>, String> {
-    const NAMES: [&str; 2] = ["BWD_CHAIN_ST16", "BWD_CHAIN_L2"];
+    const NAMES: [&str; 1] = ["BWD_CHAIN_ST16"];
     let mut out = Vec::new();
     for item in env
         .unwrap_or("")
@@ -781,19 +781,29 @@ fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, Str
     Ok(out)
 }
 
-/// Most CTAs of the backward's D pre-pass (`dcp_bwd_dd`): `cap` (16 per SM, several waves of 3
-/// resident CTAs of 256 threads), or `per_sm` CTAs per SM where `env`, the value of
-/// `DCP_CUDA_BWD_DD_CTAS`, gives a positive number (A/B timing: 3 = one wave).
-fn dd_grid_cap(cap: u32, sm_count: u32, env: Option<&str>) -> Result<u32> {
-    match env.map(str::trim) {
-        None | Some("") | Some("0") => Ok(cap),
+/// CTAs per SM of the backward's D pre-pass (`dcp_bwd_dd`) by default: its launch bounds keep 3
+/// CTAs of 256 threads resident per SM, so one wave; each warp takes one contiguous chunk of the
+/// (row, head) pairs and starts with a binary search over the works. The elementwise cap (16
+/// per SM, ~5 waves) cost works1000's pass 379 -> 357 us of op time, its backward -1.4 %
+/// (bench/results/kernels-2026-11-29-kb13).
+const DD_CTAS_PER_SM: u32 = 3;
+
+/// Most CTAs of the backward's D pre-pass: [`DD_CTAS_PER_SM`] per SM, or the number per SM that
+/// `env`, the value of `DCP_CUDA_BWD_DD_CTAS`, gives (A/B timing; 16 = the elementwise cap used
+/// before).
+fn dd_grid_cap(sm_count: u32, env: Option<&str>) -> Result<u32> {
+    let per_sm = match env.map(str::trim) {
+        None | Some("") => DD_CTAS_PER_SM,
         Some(v) => match v.parse::<u32>() {
-            Ok(n) if n <= 64 => Ok(n * sm_count.max(1)),
-            _ => Err(CudaError::Unsupported(format!(
-                "DCP_CUDA_BWD_DD_CTAS={v}: expected CTAs per SM (at most 64; 0: the default grid)"
-            ))),
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => {
+                return Err(CudaError::Unsupported(format!(
+                    "DCP_CUDA_BWD_DD_CTAS={v}: expected CTAs per SM, 1 to 64"
+                )))
+            }
         },
-    }
+    };
+    Ok(per_sm * sm_count.max(1))
 }
 
 /// Dynamic shared memory of the sm90 backward: `formula` unless `env`, the value of
@@ -2504,7 +2514,6 @@ impl Prepared {
             group: model.group(),
             cap: (gpu.sm_count.max(1) * 16) as u32,
             dd_cap: dd_grid_cap(
-                (gpu.sm_count.max(1) * 16) as u32,
                 gpu.sm_count.max(1) as u32,
                 std::env::var("DCP_CUDA_BWD_DD_CTAS").ok().as_deref(),
             )?,
@@ -3572,24 +3581,24 @@ mod tests {
         assert!(chain_variant_defs(None).unwrap().is_empty());
         assert!(chain_variant_defs(Some(" ")).unwrap().is_empty());
         assert_eq!(
-            chain_variant_defs(Some("BWD_CHAIN_ST16=1, BWD_CHAIN_L2=0")).unwrap(),
-            vec![
-                ("BWD_CHAIN_ST16".to_string(), "1".to_string()),
-                ("BWD_CHAIN_L2".to_string(), "0".to_string())
-            ]
+            chain_variant_defs(Some(" BWD_CHAIN_ST16=0,")).unwrap(),
+            vec![("BWD_CHAIN_ST16".to_string(), "0".to_string())]
         );
         assert!(chain_variant_defs(Some("BWD_CHAIN_ST16=2")).is_err());
         assert!(chain_variant_defs(Some("HEAD_DIM=64")).is_err());
-        assert!(chain_variant_defs(Some("BWD_CHAIN_L2")).is_err());
+        assert!(chain_variant_defs(Some("BWD_CHAIN_L2=1")).is_err());
+        assert!(chain_variant_defs(Some("BWD_CHAIN_ST16")).is_err());
     }
 
     #[test]
     fn dd_grid_cap_default_and_per_sm() {
-        assert_eq!(dd_grid_cap(2112, 132, None).unwrap(), 2112);
-        assert_eq!(dd_grid_cap(2112, 132, Some("0")).unwrap(), 2112);
-        assert_eq!(dd_grid_cap(2112, 132, Some("3")).unwrap(), 396);
-        assert!(dd_grid_cap(2112, 132, Some("x")).is_err());
-        assert!(dd_grid_cap(2112, 132, Some("65")).is_err());
+        assert_eq!(dd_grid_cap(132, None).unwrap(), 396);
+        assert_eq!(dd_grid_cap(132, Some(" ")).unwrap(), 396);
+        assert_eq!(dd_grid_cap(132, Some("16")).unwrap(), 2112);
+        assert_eq!(dd_grid_cap(0, Some("2")).unwrap(), 2);
+        assert!(dd_grid_cap(132, Some("0")).is_err());
+        assert!(dd_grid_cap(132, Some("x")).is_err());
+        assert!(dd_grid_cap(132, Some("65")).is_err());
     }
 
     #[test]
