@@ -318,8 +318,11 @@ __device__ __forceinline__ void dq_zero_pair(const WorkDesc& w, u64 r, u64 j, u3
     for (u32 e = sub; e < head_dim; e += L) p[e] = 0.f;
   }
 }
-extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
-                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
+// The pass with `U` pairs per lane slot in flight (below); `dcp_bwd_dd` (U 4, 3 CTAs per
+// SM) and `dcp_bwd_dd_u8` (U 8, 2 CTAs per SM; DCP_CUDA_BWD_DD_UNROLL=8, A/B) instantiate it.
+template <int U>
+__device__ __forceinline__ void bwd_dd_pass(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
+                                            u32 elem_dtype, u32* cnt, u32 n_cnt) {
   for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
   if (n_works == 0) return;
   const u32 lane = threadIdx.x & 31;
@@ -348,21 +351,18 @@ extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* 
       if (works[mid].dd_off <= g0) lo = mid; else hi = mid;
     }
   }
-  // DD_UNROLL pairs per lane slot in flight: every pair's loads are issued before the first dot
+  // U pairs per lane slot in flight: every pair's loads are issued before the first dot
   // product (one pair at a time, 44 registers, 40 warps per SM, kept ~40 KB per SM in flight: 1000
   // works of 256 rows ran at ~2.4 TB/s, 0.43 ms; bench/results/kernels-2026-11-28o). Head dims
   // that are a multiple of 8 (L < 32): each lane has at most one 8-element chunk of a pair. The
   // launch bounds (3 CTAs of 256 per SM, 79 registers, no spills) keep ~96 KB per SM in flight.
-#ifndef DD_UNROLL
-#define DD_UNROLL 4
-#endif
-  if (L < 32 && DD_UNROLL > 1) {
-    for (u64 base = first; base < end; base += DD_UNROLL * per_warp) {
-      uint4 va[DD_UNROLL], vb[DD_UNROLL];
-      u32 dto[DD_UNROLL];
-      float acc[DD_UNROLL];
+  if (L < 32 && U > 1) {
+    for (u64 base = first; base < end; base += U * per_warp) {
+      uint4 va[U], vb[U];
+      u32 dto[U];
+      float acc[U];
 #pragma unroll
-      for (int u = 0; u < DD_UNROLL; ++u) {
+      for (int u = 0; u < U; ++u) {
         const u64 gi = base + u * per_warp + slot;
         acc[u] = 0.f;
         dto[u] = DT_BF16;
@@ -389,7 +389,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* 
         }
       }
 #pragma unroll
-      for (int u = 0; u < DD_UNROLL; ++u) {
+      for (int u = 0; u < U; ++u) {
         const unsigned short* ha = (const unsigned short*)&va[u];
         const unsigned short* hb = (const unsigned short*)&vb[u];
 #pragma unroll
@@ -402,7 +402,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* 
         }
       }
 #pragma unroll
-      for (int u = 0; u < DD_UNROLL; ++u) {
+      for (int u = 0; u < U; ++u) {
         const u64 gi = base + u * per_warp + slot;
         float a = acc[u];
         for (u32 off = L >> 1; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
@@ -442,4 +442,12 @@ extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* 
     for (u32 off = L >> 1; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
     if (sub == 0 && gi < end) dd[gi] = acc;
   }
+}
+extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
+                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
+  bwd_dd_pass<4>(works, n_works, dd, head_dim, elem_dtype, cnt, n_cnt);
+}
+extern "C" __global__ void __launch_bounds__(256, 2) dcp_bwd_dd_u8(const WorkDesc* works, u32 n_works, float* dd,
+                                      u32 head_dim, u32 elem_dtype, u32* cnt, u32 n_cnt) {
+  bwd_dd_pass<8>(works, n_works, dd, head_dim, elem_dtype, cnt, n_cnt);
 }

@@ -228,6 +228,8 @@ pub struct Kernels {
     sum: Kernel,
     merge: Kernel,
     bwd_dd: Kernel,
+    /// CTAs per SM of one wave of `bwd_dd` ([`dd_kernel`]).
+    dd_per_sm: u32,
     pub fwd: Kernel,
     pub bwd: Kernel,
     /// The sm90 backward with chains compiled in (`BWD_CHAIN`; `DCP_CUDA_BWD_CHAIN` on, head
@@ -394,6 +396,8 @@ impl Kernels {
             },
         };
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
+        let (dd_name, dd_per_sm) =
+            dd_kernel(std::env::var("DCP_CUDA_BWD_DD_UNROLL").ok().as_deref())?;
         let lds = d + 8;
         let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
             KernelFamily::MmaSync => {
@@ -485,7 +489,8 @@ impl Kernels {
             copy_raw16: u("dcp_copy_raw16")?,
             sum: u("dcp_sum")?,
             merge: u("dcp_merge")?,
-            bwd_dd: u("dcp_bwd_dd")?,
+            bwd_dd: u(dd_name)?,
+            dd_per_sm,
             fwd,
             bwd,
             bwd_chain,
@@ -781,19 +786,28 @@ fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, Str
     Ok(out)
 }
 
-/// CTAs per SM of the backward's D pre-pass (`dcp_bwd_dd`) by default: its launch bounds keep 3
-/// CTAs of 256 threads resident per SM, so one wave; each warp takes one contiguous chunk of the
-/// (row, head) pairs and starts with a binary search over the works. The elementwise cap (16
-/// per SM, ~5 waves) cost works1000's pass 379 -> 357 us of op time, its backward -1.4 %
-/// (bench/results/kernels-2026-11-29-kb13).
-const DD_CTAS_PER_SM: u32 = 3;
+/// The backward's D pre-pass kernel and its CTAs per SM (one wave: its launch bounds keep that
+/// many CTAs of 256 threads resident per SM; each warp takes one contiguous chunk of the (row,
+/// head) pairs and starts with a binary search over the works; the elementwise cap, 16 per SM,
+/// ~5 waves, cost works1000's pass 379 -> 357 us of op time, its backward -1.4 %,
+/// bench/results/kernels-2026-11-29-kb13). `env`, the value of `DCP_CUDA_BWD_DD_UNROLL`: pairs in
+/// flight per lane slot, 4 (`dcp_bwd_dd`, 3 per SM; unset) or 8 (`dcp_bwd_dd_u8`, 2 per SM).
+fn dd_kernel(env: Option<&str>) -> Result<(&'static str, u32)> {
+    match env.map(str::trim) {
+        None | Some("") | Some("4") => Ok(("dcp_bwd_dd", 3)),
+        Some("8") => Ok(("dcp_bwd_dd_u8", 2)),
+        Some(v) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_BWD_DD_UNROLL={v}: expected 4 or 8"
+        ))),
+    }
+}
 
-/// Most CTAs of the backward's D pre-pass: [`DD_CTAS_PER_SM`] per SM, or the number per SM that
-/// `env`, the value of `DCP_CUDA_BWD_DD_CTAS`, gives (A/B timing; 16 = the elementwise cap used
-/// before).
-fn dd_grid_cap(sm_count: u32, env: Option<&str>) -> Result<u32> {
+/// Most CTAs of the backward's D pre-pass: `per_sm_default` ([`dd_kernel`]) per SM, or the
+/// number per SM that `env`, the value of `DCP_CUDA_BWD_DD_CTAS`, gives (A/B timing; 16 = the
+/// elementwise cap used before).
+fn dd_grid_cap(sm_count: u32, per_sm_default: u32, env: Option<&str>) -> Result<u32> {
     let per_sm = match env.map(str::trim) {
-        None | Some("") => DD_CTAS_PER_SM,
+        None | Some("") => per_sm_default,
         Some(v) => match v.parse::<u32>() {
             Ok(n) if (1..=64).contains(&n) => n,
             _ => {
@@ -2515,6 +2529,7 @@ impl Prepared {
             cap: (gpu.sm_count.max(1) * 16) as u32,
             dd_cap: dd_grid_cap(
                 gpu.sm_count.max(1) as u32,
+                kernels.dd_per_sm,
                 std::env::var("DCP_CUDA_BWD_DD_CTAS").ok().as_deref(),
             )?,
             decls,
@@ -3592,13 +3607,16 @@ mod tests {
 
     #[test]
     fn dd_grid_cap_default_and_per_sm() {
-        assert_eq!(dd_grid_cap(132, None).unwrap(), 396);
-        assert_eq!(dd_grid_cap(132, Some(" ")).unwrap(), 396);
-        assert_eq!(dd_grid_cap(132, Some("16")).unwrap(), 2112);
-        assert_eq!(dd_grid_cap(0, Some("2")).unwrap(), 2);
-        assert!(dd_grid_cap(132, Some("0")).is_err());
-        assert!(dd_grid_cap(132, Some("x")).is_err());
-        assert!(dd_grid_cap(132, Some("65")).is_err());
+        assert_eq!(dd_grid_cap(132, 3, None).unwrap(), 396);
+        assert_eq!(dd_grid_cap(132, 2, Some(" ")).unwrap(), 264);
+        assert_eq!(dd_grid_cap(132, 3, Some("16")).unwrap(), 2112);
+        assert_eq!(dd_grid_cap(0, 3, Some("2")).unwrap(), 2);
+        assert!(dd_grid_cap(132, 3, Some("0")).is_err());
+        assert!(dd_grid_cap(132, 3, Some("x")).is_err());
+        assert!(dd_grid_cap(132, 3, Some("65")).is_err());
+        assert_eq!(dd_kernel(None).unwrap(), ("dcp_bwd_dd", 3));
+        assert_eq!(dd_kernel(Some("8")).unwrap(), ("dcp_bwd_dd_u8", 2));
+        assert!(dd_kernel(Some("2")).is_err());
     }
 
     #[test]
