@@ -294,9 +294,10 @@ __device__ __forceinline__ void load8_as_f32(const void* p, u64 i, u32 dt, float
 
 // D[work row r, head j] = sum_e dO * O, for every work of one backward launch, in one pass over
 // all works' (row, head) pairs (the works' `dd_off` are increasing and contiguous: each warp takes
-// one contiguous chunk of pairs and finds its first work by binary search; the host launches one
-// wave, 3 CTAs per SM, src/exec.rs `DD_CTAS_PER_SM`: 16 per SM, ~5 waves, cost 1000 works of 256
-// rows 379 -> 357 us, bench/results/kernels-2026-11-29-kb13; looping over the works
+// one contiguous chunk of pairs and finds its first work by binary search; for a chained launch
+// the host launches one wave, 3 CTAs per SM, src/exec.rs `DD_CTAS_PER_SM`: 16 per SM, ~5 waves,
+// cost 1000 works of 256 rows 379 -> 357 us, bench/results/kernels-2026-11-29-kb13, where 8
+// pairs per lane slot in flight at 2 CTAs per SM made it slower, 415 us; looping over the works
 // with the whole grid cost ~2.8 us per work, 2.8 ms for 1000 works of 256 rows). A pair is served by L lanes (a power of two, L * 8 >=
 // head_dim; 32 when head_dim is not a multiple of 8) so a warp takes 32 / L pairs at once (2 at
 // head dim 128): 16-byte loads of 8 elements where the work's pointers and strides allow, else
@@ -318,11 +319,8 @@ __device__ __forceinline__ void dq_zero_pair(const WorkDesc& w, u64 r, u64 j, u3
     for (u32 e = sub; e < head_dim; e += L) p[e] = 0.f;
   }
 }
-// The pass with `U` pairs per lane slot in flight (below); `dcp_bwd_dd` (U 4, 3 CTAs per
-// SM) and `dcp_bwd_dd_u8` (U 8, 2 CTAs per SM; DCP_CUDA_BWD_DD_UNROLL=8, A/B) instantiate it.
-template <int U>
-__device__ __forceinline__ void bwd_dd_pass(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
-                                            u32 elem_dtype, u32* cnt, u32 n_cnt) {
+extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
+                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
   for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
   if (n_works == 0) return;
   const u32 lane = threadIdx.x & 31;
@@ -351,18 +349,21 @@ __device__ __forceinline__ void bwd_dd_pass(const WorkDesc* works, u32 n_works, 
       if (works[mid].dd_off <= g0) lo = mid; else hi = mid;
     }
   }
-  // U pairs per lane slot in flight: every pair's loads are issued before the first dot
+  // DD_UNROLL pairs per lane slot in flight: every pair's loads are issued before the first dot
   // product (one pair at a time, 44 registers, 40 warps per SM, kept ~40 KB per SM in flight: 1000
   // works of 256 rows ran at ~2.4 TB/s, 0.43 ms; bench/results/kernels-2026-11-28o). Head dims
   // that are a multiple of 8 (L < 32): each lane has at most one 8-element chunk of a pair. The
   // launch bounds (3 CTAs of 256 per SM, 79 registers, no spills) keep ~96 KB per SM in flight.
-  if (L < 32 && U > 1) {
-    for (u64 base = first; base < end; base += U * per_warp) {
-      uint4 va[U], vb[U];
-      u32 dto[U];
-      float acc[U];
+#ifndef DD_UNROLL
+#define DD_UNROLL 4
+#endif
+  if (L < 32 && DD_UNROLL > 1) {
+    for (u64 base = first; base < end; base += DD_UNROLL * per_warp) {
+      uint4 va[DD_UNROLL], vb[DD_UNROLL];
+      u32 dto[DD_UNROLL];
+      float acc[DD_UNROLL];
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
+      for (int u = 0; u < DD_UNROLL; ++u) {
         const u64 gi = base + u * per_warp + slot;
         acc[u] = 0.f;
         dto[u] = DT_BF16;
@@ -389,7 +390,7 @@ __device__ __forceinline__ void bwd_dd_pass(const WorkDesc* works, u32 n_works, 
         }
       }
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
+      for (int u = 0; u < DD_UNROLL; ++u) {
         const unsigned short* ha = (const unsigned short*)&va[u];
         const unsigned short* hb = (const unsigned short*)&vb[u];
 #pragma unroll
@@ -402,7 +403,7 @@ __device__ __forceinline__ void bwd_dd_pass(const WorkDesc* works, u32 n_works, 
         }
       }
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
+      for (int u = 0; u < DD_UNROLL; ++u) {
         const u64 gi = base + u * per_warp + slot;
         float a = acc[u];
         for (u32 off = L >> 1; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
@@ -442,12 +443,4 @@ __device__ __forceinline__ void bwd_dd_pass(const WorkDesc* works, u32 n_works, 
     for (u32 off = L >> 1; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
     if (sub == 0 && gi < end) dd[gi] = acc;
   }
-}
-extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
-                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
-  bwd_dd_pass<4>(works, n_works, dd, head_dim, elem_dtype, cnt, n_cnt);
-}
-extern "C" __global__ void __launch_bounds__(256, 2) dcp_bwd_dd_u8(const WorkDesc* works, u32 n_works, float* dd,
-                                      u32 head_dim, u32 elem_dtype, u32* cnt, u32 n_cnt) {
-  bwd_dd_pass<8>(works, n_works, dd, head_dim, elem_dtype, cnt, n_cnt);
 }

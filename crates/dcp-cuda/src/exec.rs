@@ -228,8 +228,6 @@ pub struct Kernels {
     sum: Kernel,
     merge: Kernel,
     bwd_dd: Kernel,
-    /// CTAs per SM of one wave of `bwd_dd` ([`dd_kernel`]).
-    dd_per_sm: u32,
     pub fwd: Kernel,
     pub bwd: Kernel,
     /// The sm90 backward with chains compiled in (`BWD_CHAIN`; `DCP_CUDA_BWD_CHAIN` on, head
@@ -396,8 +394,6 @@ impl Kernels {
             },
         };
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
-        let (dd_name, dd_per_sm) =
-            dd_kernel(std::env::var("DCP_CUDA_BWD_DD_UNROLL").ok().as_deref())?;
         let lds = d + 8;
         let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
             KernelFamily::MmaSync => {
@@ -489,8 +485,7 @@ impl Kernels {
             copy_raw16: u("dcp_copy_raw16")?,
             sum: u("dcp_sum")?,
             merge: u("dcp_merge")?,
-            bwd_dd: u(dd_name)?,
-            dd_per_sm,
+            bwd_dd: u("dcp_bwd_dd")?,
             fwd,
             bwd,
             bwd_chain,
@@ -786,38 +781,28 @@ fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, Str
     Ok(out)
 }
 
-/// The backward's D pre-pass kernel and its CTAs per SM (one wave: its launch bounds keep that
-/// many CTAs of 256 threads resident per SM; each warp takes one contiguous chunk of the (row,
-/// head) pairs and starts with a binary search over the works; the elementwise cap, 16 per SM,
-/// ~5 waves, cost works1000's pass 379 -> 357 us of op time, its backward -1.4 %,
-/// bench/results/kernels-2026-11-29-kb13). `env`, the value of `DCP_CUDA_BWD_DD_UNROLL`: pairs in
-/// flight per lane slot, 4 (`dcp_bwd_dd`, 3 per SM; unset) or 8 (`dcp_bwd_dd_u8`, 2 per SM).
-fn dd_kernel(env: Option<&str>) -> Result<(&'static str, u32)> {
-    match env.map(str::trim) {
-        None | Some("") | Some("4") => Ok(("dcp_bwd_dd", 3)),
-        Some("8") => Ok(("dcp_bwd_dd_u8", 2)),
-        Some(v) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_BWD_DD_UNROLL={v}: expected 4 or 8"
-        ))),
-    }
-}
+/// CTAs per SM of the backward's D pre-pass (`dcp_bwd_dd`) before a chained launch: one wave
+/// (its launch bounds keep 3 CTAs of 256 threads resident per SM; each warp takes one contiguous
+/// chunk of the (row, head) pairs and starts with a binary search over the works). The
+/// elementwise cap (16 per SM, ~5 waves) cost works1000's pass 379 -> 357 us of op time, its
+/// backward -1.4..-1.8 %; for unchained launches (one long work, the dQ zero fill fused in:
+/// causal-blockwise 32K) the one wave measured -1.5, -1.0, +0.4 % in three calls, so they keep
+/// the cap (bench/results/kernels-2026-11-29-kb13; there, 8 pairs per lane slot in flight at 2
+/// CTAs per SM made works1000's pass slower, 415 us).
+const DD_CTAS_PER_SM: u32 = 3;
 
-/// Most CTAs of the backward's D pre-pass: `per_sm_default` ([`dd_kernel`]) per SM, or the
-/// number per SM that `env`, the value of `DCP_CUDA_BWD_DD_CTAS`, gives (A/B timing; 16 = the
-/// elementwise cap used before).
-fn dd_grid_cap(sm_count: u32, per_sm_default: u32, env: Option<&str>) -> Result<u32> {
-    let per_sm = match env.map(str::trim) {
-        None | Some("") => per_sm_default,
+/// The D pre-pass grid's cap per SM that `env`, the value of `DCP_CUDA_BWD_DD_CTAS`, sets for
+/// every backward launch (A/B timing; 16 = the elementwise cap, 3 = one wave); `None`: unset.
+fn dd_ctas_override(env: Option<&str>) -> Result<Option<u32>> {
+    match env.map(str::trim) {
+        None | Some("") => Ok(None),
         Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=64).contains(&n) => n,
-            _ => {
-                return Err(CudaError::Unsupported(format!(
-                    "DCP_CUDA_BWD_DD_CTAS={v}: expected CTAs per SM, 1 to 64"
-                )))
-            }
+            Ok(n) if (1..=64).contains(&n) => Ok(Some(n)),
+            _ => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_BWD_DD_CTAS={v}: expected CTAs per SM, 1 to 64"
+            ))),
         },
-    };
-    Ok(per_sm * sm_count.max(1))
+    }
 }
 
 /// Dynamic shared memory of the sm90 backward: `formula` unless `env`, the value of
@@ -1383,8 +1368,8 @@ struct Lowering<'a> {
     group: u32,
     /// Most CTAs of an elementwise launch.
     cap: u32,
-    /// Most CTAs of the D pre-pass ([`dd_grid_cap`]).
-    dd_cap: u32,
+    /// CTAs per SM of the D pre-pass set by `DCP_CUDA_BWD_DD_CTAS` ([`dd_ctas_override`]).
+    dd_ctas: Option<u32>,
     decls: Vec<BufferDecl>,
     bufs: Vec<Arc<DevBuf>>,
     stats: ProgramStats,
@@ -2202,9 +2187,15 @@ impl Lowering<'_> {
         // The D pre-pass, unless the chain kernel computes every work's D and the pass has
         // nothing else to do (counters, dQ zeroing).
         if dd_pass {
+            // One wave before a chained launch ([`DD_CTAS_PER_SM`]), else the elementwise cap.
+            let dd_cap = match (self.dd_ctas, chain) {
+                (Some(n), _) => n * self.gpu.sm_count.max(1) as u32,
+                (None, true) => DD_CTAS_PER_SM * self.gpu.sm_count.max(1) as u32,
+                (None, false) => self.cap,
+            };
             self.ops.push(Op::Launch(Launch {
                 k: K::BwdDd,
-                grid: grid_for(dd_off, 8, self.dd_cap),
+                grid: grid_for(dd_off, 8, dd_cap),
                 block: 256,
                 smem: 0,
                 args: vec![
@@ -2527,11 +2518,7 @@ impl Prepared {
             d: model.head_dim,
             group: model.group(),
             cap: (gpu.sm_count.max(1) * 16) as u32,
-            dd_cap: dd_grid_cap(
-                gpu.sm_count.max(1) as u32,
-                kernels.dd_per_sm,
-                std::env::var("DCP_CUDA_BWD_DD_CTAS").ok().as_deref(),
-            )?,
+            dd_ctas: dd_ctas_override(std::env::var("DCP_CUDA_BWD_DD_CTAS").ok().as_deref())?,
             decls,
             bufs,
             stats,
@@ -3606,17 +3593,14 @@ mod tests {
     }
 
     #[test]
-    fn dd_grid_cap_default_and_per_sm() {
-        assert_eq!(dd_grid_cap(132, 3, None).unwrap(), 396);
-        assert_eq!(dd_grid_cap(132, 2, Some(" ")).unwrap(), 264);
-        assert_eq!(dd_grid_cap(132, 3, Some("16")).unwrap(), 2112);
-        assert_eq!(dd_grid_cap(0, 3, Some("2")).unwrap(), 2);
-        assert!(dd_grid_cap(132, 3, Some("0")).is_err());
-        assert!(dd_grid_cap(132, 3, Some("x")).is_err());
-        assert!(dd_grid_cap(132, 3, Some("65")).is_err());
-        assert_eq!(dd_kernel(None).unwrap(), ("dcp_bwd_dd", 3));
-        assert_eq!(dd_kernel(Some("8")).unwrap(), ("dcp_bwd_dd_u8", 2));
-        assert!(dd_kernel(Some("2")).is_err());
+    fn dd_ctas_override_parses_ctas_per_sm() {
+        assert_eq!(dd_ctas_override(None).unwrap(), None);
+        assert_eq!(dd_ctas_override(Some(" ")).unwrap(), None);
+        assert_eq!(dd_ctas_override(Some("16")).unwrap(), Some(16));
+        assert_eq!(dd_ctas_override(Some("3")).unwrap(), Some(3));
+        assert!(dd_ctas_override(Some("0")).is_err());
+        assert!(dd_ctas_override(Some("x")).is_err());
+        assert!(dd_ctas_override(Some("65")).is_err());
     }
 
     #[test]
