@@ -360,6 +360,22 @@ static_assert(!BWD_CHAIN_DD || BWD_QT == 1, "D in the kernel is written for one 
 // sO: O half rows of a D step (BWD_CHAIN_DD).
 #define B90_O_BYTES (BWD_CHAIN_DD ? B90_BR * HEAD_DIM * 2 : 0)
 
+// BWD_CHAIN_ST16 1 (with BWD_CHAIN; the default since bench/results/kernels-2026-11-29-kb13:
+// works1000 backward -1.9 %): a last visit's finished dQ (partial + its own) goes back into the
+// warpgroup's staging block (each thread where it read the partial), and after the warpgroup's
+// named barrier each thread converts 8 consecutive columns of a row and writes them with one
+// 16-byte store (4 per thread and step; a warp writes 4 whole 128-byte row pieces), where the
+// destination is 16-bit with 16-byte aligned rows; the same fp32 sums and rounding (the output is
+// bit-identical). 0 (main's until then): 2 columns per 4-byte store straight from the registers (a
+// quad writes 16 bytes of a row, half a 32-byte sector, per instruction: 16 stores per thread
+// and step; the pattern that also cost the 16-bit dK/dV stores, kernels-2026-11-29-kb12).
+// Measured and dropped there: L2 policies for the chain's partials (evict_last stores, discard
+// after the last visit's load, evict_first Q/dO/K/V): +-0 alone, and it took most of this one's
+// gain when combined (variant_l2_attn_bwd_sm90.patch).
+#ifndef BWD_CHAIN_ST16
+#define BWD_CHAIN_ST16 1
+#endif
+
 #if BWD_CHAIN_DD
 // The dot product of 8 + 8 16-bit elements (dO, O) in fp32.
 __device__ __forceinline__ float dd_dot8(uint4 a, uint4 b) {
@@ -1040,7 +1056,68 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           ++n_dql;
         }
         const DqConv cv = dq_conv[tk->work];
-        const unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+        unsigned char* sdq_g = gbase + (sdq + cw * (2 * B90_BR * 128) - base);
+#if BWD_CHAIN_ST16
+        if (cv.dtype != DT_F32 && ((cv.dst & 15) | (cv.stride & 7)) == 0) {
+          // The staging block, unless a partial was loaded into it (dq_load: its named barrier
+          // came after every earlier use), may still be read by this warpgroup's earlier bulk
+          // operations and by its threads' reads of the step before.
+          if (first) {
+            if ((tid & 127) == 0) bulk_wait_read0();
+            named_bar(2 + cw, 128);
+          }
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const u32 r = 16 * wq + g + 8 * h;
+#pragma unroll
+            for (int nt = 0; nt < 8; ++nt) {
+              float2* sp = (float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) +
+                                     (t4 & 1) * 8);
+              const float2 part = first ? make_float2(0.f, 0.f) : *sp;
+              *sp = make_float2(part.x + DQ_SCALED(dq[nt * 4 + 2 * h]), part.y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
+            }
+          }
+          named_bar(2 + cw, 128);
+          // Thread t: 8-column chunk oc of row r, for 4 (r, oc): a warp writes 4 rows' 128 bytes.
+          // (t read again here: derived from `tid`, ptxas hoisted the 8 staging addresses out of
+          // the step loop and spilled them.)
+          u32 t;
+          asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));
+          t &= 127;
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            const u32 idx = t + 128 * k, r = idx >> 3, oc = idx & 7, row = q0 + r;
+            const unsigned char* src = sdq_g + (oc >> 2) * (B90_BR * 128);
+            const float4 a = *(const float4*)(src + sw128(r, 2 * (oc & 3)));
+            const float4 b = *(const float4*)(src + sw128(r, 2 * (oc & 3) + 1));
+            u32 pk[4];
+            if (cv.dtype == DT_BF16) {
+              const __nv_bfloat162 x0 = __floats2bfloat162_rn(a.x, a.y), x1 = __floats2bfloat162_rn(a.z, a.w);
+              const __nv_bfloat162 x2 = __floats2bfloat162_rn(b.x, b.y), x3 = __floats2bfloat162_rn(b.z, b.w);
+              pk[0] = *(const u32*)&x0;
+              pk[1] = *(const u32*)&x1;
+              pk[2] = *(const u32*)&x2;
+              pk[3] = *(const u32*)&x3;
+            } else {
+              const __half2 x0 = __floats2half2_rn(a.x, a.y), x1 = __floats2half2_rn(a.z, a.w);
+              const __half2 x2 = __floats2half2_rn(b.x, b.y), x3 = __floats2half2_rn(b.z, b.w);
+              pk[0] = *(const u32*)&x0;
+              pk[1] = *(const u32*)&x1;
+              pk[2] = *(const u32*)&x2;
+              pk[3] = *(const u32*)&x3;
+            }
+            if (row < n_rows)
+              asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(
+                               (unsigned short*)cv.dst + (u64)row * cv.stride + head * D + dq_col0 + 8 * oc),
+                           "r"(pk[0]), "r"(pk[1]), "r"(pk[2]), "r"(pk[3])
+                           : "memory");
+          }
+          // These generic accesses of the block before a later tensor load (async proxy) writes
+          // it (dq_load's named barrier orders them before its issue).
+          fence_proxy_async();
+          return;
+        }
+#endif
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const u32 r = 16 * wq + g + 8 * h, row = q0 + r;

@@ -294,7 +294,10 @@ __device__ __forceinline__ void load8_as_f32(const void* p, u64 i, u32 dt, float
 
 // D[work row r, head j] = sum_e dO * O, for every work of one backward launch, in one pass over
 // all works' (row, head) pairs (the works' `dd_off` are increasing and contiguous: each warp takes
-// one contiguous chunk of pairs and finds its first work by binary search; looping over the works
+// one contiguous chunk of pairs and finds its first work by binary search; for a chained launch
+// the host launches one wave, 3 CTAs per SM, src/exec.rs `DD_CTAS_PER_SM`: 16 per SM, ~5 waves,
+// cost 1000 works of 256 rows 379 -> 357 us, bench/results/kernels-2026-11-29-kb13, where 8
+// pairs per lane slot in flight at 2 CTAs per SM made it slower, 415 us; looping over the works
 // with the whole grid cost ~2.8 us per work, 2.8 ms for 1000 works of 256 rows). A pair is served by L lanes (a power of two, L * 8 >=
 // head_dim; 32 when head_dim is not a multiple of 8) so a warp takes 32 / L pairs at once (2 at
 // head dim 128): 16-byte loads of 8 elements where the work's pointers and strides allow, else

@@ -476,6 +476,13 @@ impl Kernels {
                 // (bench/results/kernels-2026-11-29-kw11).
                 if chain != ChainMode::Off {
                     defs.push(("BWD_CHAIN".into(), "1".into()));
+                    // Measurement knob: variants of the chain kernel (A/B in one binary).
+                    defs.extend(
+                        chain_variant_defs(
+                            std::env::var("DCP_CUDA_BWD_CHAIN_DEFS").ok().as_deref(),
+                        )
+                        .map_err(CudaError::Unsupported)?,
+                    );
                     let mut chain_smem = smem;
                     if chain_dd {
                         // D steps' O half rows (`BWD_CHAIN_DD`, `sO`).
@@ -769,6 +776,58 @@ fn persistent_bwd_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> R
             ctas_env.unwrap_or_default()
         ))
     })
+}
+
+/// Defines for the chain kernel's variants from `env`, the value of `DCP_CUDA_BWD_CHAIN_DEFS`
+/// (A/B timing in one binary): comma-separated `NAME=0|1` of the chain kernel's switches
+/// (kernels/attn_bwd_sm90.cu `BWD_CHAIN_ST16`; `=0` gives main's chain kernel of before
+/// bench/results/kernels-2026-11-29-kb13); unset or empty: none (the built-in defaults).
+fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, String)>, String> {
+    const NAMES: [&str; 1] = ["BWD_CHAIN_ST16"];
+    let mut out = Vec::new();
+    for item in env
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+    {
+        match item.split_once('=') {
+            Some((n, v)) if NAMES.contains(&n.trim()) && matches!(v.trim(), "0" | "1") => {
+                out.push((n.trim().to_string(), v.trim().to_string()))
+            }
+            _ => {
+                return Err(format!(
+                    "DCP_CUDA_BWD_CHAIN_DEFS: `{item}`: expected NAME=0|1 with NAME one of {}",
+                    NAMES.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// CTAs per SM of the backward's D pre-pass (`dcp_bwd_dd`) before a chained launch: one wave
+/// (its launch bounds keep 3 CTAs of 256 threads resident per SM; each warp takes one contiguous
+/// chunk of the (row, head) pairs and starts with a binary search over the works). The
+/// elementwise cap (16 per SM, ~5 waves) cost works1000's pass 379 -> 357 us of op time, its
+/// backward -1.4..-1.8 %; for unchained launches (one long work, the dQ zero fill fused in:
+/// causal-blockwise 32K) the one wave measured -1.5, -1.0, +0.4 % in three calls, so they keep
+/// the cap (bench/results/kernels-2026-11-29-kb13; there, 8 pairs per lane slot in flight at 2
+/// CTAs per SM made works1000's pass slower, 415 us).
+const DD_CTAS_PER_SM: u32 = 3;
+
+/// The D pre-pass grid's cap per SM that `env`, the value of `DCP_CUDA_BWD_DD_CTAS`, sets for
+/// every backward launch (A/B timing; 16 = the elementwise cap, 3 = one wave); `None`: unset.
+fn dd_ctas_override(env: Option<&str>) -> Result<Option<u32>> {
+    match env.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=64).contains(&n) => Ok(Some(n)),
+            _ => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_BWD_DD_CTAS={v}: expected CTAs per SM, 1 to 64"
+            ))),
+        },
+    }
 }
 
 /// Dynamic shared memory of the sm90 backward: `formula` unless `env`, the value of
@@ -1393,6 +1452,8 @@ struct Lowering<'a> {
     group: u32,
     /// Most CTAs of an elementwise launch.
     cap: u32,
+    /// CTAs per SM of the D pre-pass set by `DCP_CUDA_BWD_DD_CTAS` ([`dd_ctas_override`]).
+    dd_ctas: Option<u32>,
     decls: Vec<BufferDecl>,
     bufs: Vec<Arc<DevBuf>>,
     stats: ProgramStats,
@@ -2215,9 +2276,15 @@ impl Lowering<'_> {
         // The D pre-pass, unless the chain kernel computes every work's D and the pass has
         // nothing else to do (counters, dQ zeroing).
         if dd_pass {
+            // One wave before a chained launch ([`DD_CTAS_PER_SM`]), else the elementwise cap.
+            let dd_cap = match (self.dd_ctas, chain) {
+                (Some(n), _) => n * self.gpu.sm_count.max(1) as u32,
+                (None, true) => DD_CTAS_PER_SM * self.gpu.sm_count.max(1) as u32,
+                (None, false) => self.cap,
+            };
             self.ops.push(Op::Launch(Launch {
                 k: K::BwdDd,
-                grid: grid_for(dd_off, 8, self.cap),
+                grid: grid_for(dd_off, 8, dd_cap),
                 block: 256,
                 smem: 0,
                 args: vec![
@@ -2540,6 +2607,7 @@ impl Prepared {
             d: model.head_dim,
             group: model.group(),
             cap: (gpu.sm_count.max(1) * 16) as u32,
+            dd_ctas: dd_ctas_override(std::env::var("DCP_CUDA_BWD_DD_CTAS").ok().as_deref())?,
             decls,
             bufs,
             stats,
@@ -3638,6 +3706,31 @@ mod tests {
         for d in [64, 128] {
             assert!(sm90_bwd_smem(d) <= 232_448, "d {d}");
         }
+    }
+
+    #[test]
+    fn chain_variant_defs_take_only_the_named_switches() {
+        assert!(chain_variant_defs(None).unwrap().is_empty());
+        assert!(chain_variant_defs(Some(" ")).unwrap().is_empty());
+        assert_eq!(
+            chain_variant_defs(Some(" BWD_CHAIN_ST16=0,")).unwrap(),
+            vec![("BWD_CHAIN_ST16".to_string(), "0".to_string())]
+        );
+        assert!(chain_variant_defs(Some("BWD_CHAIN_ST16=2")).is_err());
+        assert!(chain_variant_defs(Some("HEAD_DIM=64")).is_err());
+        assert!(chain_variant_defs(Some("BWD_CHAIN_L2=1")).is_err());
+        assert!(chain_variant_defs(Some("BWD_CHAIN_ST16")).is_err());
+    }
+
+    #[test]
+    fn dd_ctas_override_parses_ctas_per_sm() {
+        assert_eq!(dd_ctas_override(None).unwrap(), None);
+        assert_eq!(dd_ctas_override(Some(" ")).unwrap(), None);
+        assert_eq!(dd_ctas_override(Some("16")).unwrap(), Some(16));
+        assert_eq!(dd_ctas_override(Some("3")).unwrap(), Some(3));
+        assert!(dd_ctas_override(Some("0")).is_err());
+        assert!(dd_ctas_override(Some("x")).is_err());
+        assert!(dd_ctas_override(Some("65")).is_err());
     }
 
     #[test]
