@@ -83,6 +83,7 @@ idle_combo = Counter()
 tot_span = tot_busy = 0
 per_tile_steps = defaultdict(list)
 order = []
+n_long = 0
 
 
 def add(name, v):
@@ -109,6 +110,13 @@ for b in ctas:
             if None in (s0, s1, e0, e5):
                 continue
             iv = ivals[w]
+            if nt > 8:
+                # only its first 8 steps are stamped: left out of the statistics and the idle sweep
+                iv.append((s0, e5, "LONG"))
+                if w == 0:
+                    n_long += 1
+                end_all = max(end_all, e5)
+                continue
             add("Q wait", s1 - s0)
             iv.append((s0, s1, "Qwait"))
             prev = s1
@@ -210,6 +218,8 @@ for b in ctas:
     cur = {1: Counter(), 2: Counter()}
     last = ev[0][0] if ev else 0
     for x, kind, d, n in ev:
+        if x > last and (cur[1]["LONG"] > 0 or cur[2]["LONG"] > 0):
+            last = x
         if x > last:
             seg = x - last
             tot_span += seg
@@ -225,6 +235,8 @@ for b in ctas:
             cur[kind][n] += d
 
 ntask = len(task_cyc)
+if n_long:
+    print(f"left out: {n_long} tasks of more than 8 tiles (split-K pieces), and their time in the idle sweep")
 print(f"tasks recorded {ntask}, tiles per task (half = 0.5) median {np.median(task_tiles):.1f} mean {np.mean(task_tiles):.2f}")
 print(f"{'phase (per task and warpgroup)':<44} {'median':>8} {'/task':>8} {'p90':>8}   (clk; median and p90 per occurrence, /task = sum per task)")
 for n in order:
