@@ -89,13 +89,14 @@
 #define FWD_PREDESC (HEAD_DIM == 128)
 #endif
 // FWD_ONECVT 1: FWD_OST's staging converts O to the one 16-bit type the work stores (a
-// CTA-uniform branch on o_dtype around the stmatrix loop) instead of converting every pair to
-// both bf16 and fp16 and selecting (64 F2FP per thread instead of 32: conversions run at 16 per
-// clock and SM, so ~512 clk per task with both warpgroups, in the epilogue where the tensor cores
-// idle; kernels-2026-11-29-kf13b's profile: "LSE, 1/l, stmatrix" ~1 200 clk of a 2-tile task's
-// ~9 300).
+// CTA-uniform branch on o_dtype around the stmatrix loop, f90_stage_o) instead of converting
+// every pair to both bf16 and fp16 and selecting (64 F2FP per thread instead of 32, in the
+// epilogue where the tensor cores idle; kernels-2026-11-29-kf13b's per-phase profile: "LSE, 1/l,
+// stmatrix" ~1 100-1 200 clk per task and warpgroup in the short-task and half-tile kernels).
+// Default at D 128 (kf13b call 2, alternated over main): works1000 +1.2 %, causal-blockwise
+// +1.2 %, causal 32K / lambda / packed +0.1 / +0.4 / -0.1 %; not measured at D 64, off there.
 #ifndef FWD_ONECVT
-#define FWD_ONECVT 0
+#define FWD_ONECVT (HEAD_DIM == 128)
 #endif
 
 // FWD_TMA 1: a one-KV-region work's K/V tiles come by TMA tensor copies (host maps per work,
