@@ -21,6 +21,7 @@
 //! the forward and backward programs' equal works are checked once (by content, exactly).
 //! [`ValidatedPlan`] is the only way to hand a plan to an executor that demands a checked one.
 
+mod ahead;
 mod flow;
 mod gspace;
 mod instrs;
@@ -101,6 +102,11 @@ pub enum Threads {
     /// barrier per group ([`flow`]): it decides only that a plan is valid; a plan it refuses
     /// is validated again sequentially, which names the error.
     Flow,
+    /// Every device as far as its received data allows, one after the other on the calling
+    /// thread, with no barrier per group ([`ahead`]): a device's instructions run back to
+    /// back as the planner wrote them, its data kept in cache. It decides only that a plan is
+    /// valid: a plan it refuses is validated again sequentially, which names the error.
+    Ahead,
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices), and the caller is not itself one of rayon's worker threads; else
@@ -199,6 +205,9 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     if threads == Threads::Flow && validate_flow(&cx) {
         return Ok(());
     }
+    if threads == Threads::Ahead && validate_ahead(&cx) {
+        return Ok(());
+    }
     // Sequentially or by phases; after a flow run that refused the plan, sequentially, to name
     // its error.
     let phases = threads == Threads::Phases;
@@ -250,6 +259,33 @@ fn validate_flow(cx: &Ctx) -> bool {
             return false;
         };
         if !v.run_flow(&sk, threads) || v.finish().is_err() {
+            return false;
+        }
+        caches = v.caches;
+        fwd_end = Some(v.devs.into_iter().map(|d| d.bufs).collect());
+    }
+    true
+}
+
+/// Validates both programs with devices run ahead one after the other ([`ahead`]); `true`
+/// when the plan is valid, `false` when something was refused (the sequential validator then
+/// finds the error it meets first).
+fn validate_ahead(cx: &Ctx) -> bool {
+    let plan = cx.plan;
+    let mut caches: Vec<DevCache> = (0..plan.devices.len())
+        .map(|d| DevCache::new(plan, d))
+        .collect();
+    let works: Vec<pairs::WorkArena> = (0..plan.devices.len())
+        .map(|_| Default::default())
+        .collect();
+    let mut fwd_end = None;
+    for backward in [false, true] {
+        let Ok(mut v) =
+            Validator::new(cx, &works, backward, false, false, caches, fwd_end.as_ref())
+        else {
+            return false;
+        };
+        if !v.run_ahead() || v.finish().is_err() {
             return false;
         }
         caches = v.caches;
@@ -1093,6 +1129,95 @@ mod tests {
             assert!(
                 !validate_flow(&Ctx::new(&bad)),
                 "{name}: broken plan accepted"
+            );
+        }
+        assert!(planned >= 4, "planners that planned: {planned}");
+    }
+
+    /// The run-ahead path accepts valid plans by itself (not by falling back to the sequential
+    /// validator) and refuses broken ones by itself, communication faults included: a receive
+    /// with no send, a send with no receive, a tag that does not rise, a peer that does not
+    /// exist, a pair of unequal sizes.
+    #[test]
+    fn the_run_ahead_path_accepts_valid_plans_itself() {
+        use crate::plan::Dir;
+        let (batch, topo) = small_case();
+        let mut planned = 0;
+        for &name in PLANNERS {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            planned += 1;
+            assert!(validate_ahead(&Ctx::new(&plan)), "{name}");
+            let refused = |bad: &Plan, what: &str| {
+                assert!(
+                    validate_with(bad, Threads::Sequential).is_err(),
+                    "{name}: {what}"
+                );
+                assert!(!validate_ahead(&Ctx::new(bad)), "{name}: {what} accepted");
+            };
+            let mut bad = plan.clone();
+            bad.devices[1].forward.instrs.pop();
+            refused(&bad, "a dropped last instruction");
+            // The first comm instruction with ops of some device, in either program.
+            let first_comm = |p: &Plan| {
+                (0..p.devices.len()).find_map(|d| {
+                    p.devices[d]
+                        .forward
+                        .instrs
+                        .iter()
+                        .position(|i| matches!(i, Instr::Comm { ops, .. } if !ops.is_empty()))
+                        .map(|i| (d, i))
+                })
+            };
+            let Some((d, i)) = first_comm(&plan) else {
+                continue;
+            };
+            let edit = |f: &dyn Fn(&mut u32, &mut Vec<crate::plan::P2p>)| {
+                let mut bad = plan.clone();
+                if let Instr::Comm { tag, ops } = &mut bad.devices[d].forward.instrs[i] {
+                    f(tag, ops);
+                }
+                bad
+            };
+            refused(
+                &edit(&|_, ops| {
+                    ops.remove(0);
+                }),
+                "an op dropped",
+            );
+            refused(
+                &edit(&|_, ops| {
+                    let op = ops[0];
+                    ops.push(op)
+                }),
+                "an op repeated",
+            );
+            refused(
+                &edit(&|_, ops| ops[0].peer = d as u32),
+                "an op to the device itself",
+            );
+            refused(&edit(&|_, ops| ops[0].peer = 99), "an op to no device");
+            refused(&edit(&|t, _| *t += 1_000_000), "a tag no peer has");
+            refused(
+                &edit(&|_, ops| {
+                    ops[0].dir = match ops[0].dir {
+                        Dir::Send => Dir::Recv,
+                        Dir::Recv => Dir::Send,
+                    }
+                }),
+                "an op's direction flipped",
+            );
+            refused(
+                &edit(&|_, ops| {
+                    let r = &mut ops[0].region;
+                    if r.len > 1 {
+                        r.len -= 1
+                    } else {
+                        r.len += 1
+                    }
+                }),
+                "an op one token short or long",
             );
         }
         assert!(planned >= 4, "planners that planned: {planned}");
