@@ -105,7 +105,7 @@ impl Validator<'_> {
         let plan = self.plan;
         let prog = program(plan, d, self.backward);
         let dev = d as u32;
-        let mut l = self.at_after_prev(dev);
+        let mut l = self.at_between(dev);
         loop {
             if !c.sent {
                 if l.run(prog, &mut c.pc).is_err() {

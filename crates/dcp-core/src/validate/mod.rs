@@ -494,6 +494,11 @@ struct Local<'v, 'a> {
     /// head group in usp) takes its trapezoids ([`Local::checked_pairs`]). `None` while devices
     /// run concurrently.
     prev: Option<&'v [work::MemoEntry<'a>]>,
+    /// The next device's checked works likewise, when devices run ahead one after the other
+    /// ([`Threads::Ahead`]): a device may have run further than the one before it, and the
+    /// one before it then takes the trapezoids of the one after it. `None` otherwise (devices
+    /// in phases: the next device has not reached this work yet).
+    next: Option<&'v [work::MemoEntry<'a>]>,
 }
 
 impl<'v, 'a> Local<'v, 'a> {
@@ -521,6 +526,7 @@ impl<'v, 'a> Local<'v, 'a> {
             cache,
             works,
             prev: None,
+            next: None,
         }
     }
 }
@@ -615,9 +621,20 @@ impl<'a> Validator<'a> {
         self.local(dev, true)
     }
 
+    /// Device `dev`'s view with the previous and the next devices' checked works
+    /// ([`Local::prev`], [`Local::next`]), when devices run ahead one after the other.
+    fn at_between(&mut self, dev: u32) -> Local<'_, 'a> {
+        self.local_near(dev, true, true)
+    }
+
     fn local(&mut self, dev: u32, with_prev: bool) -> Local<'_, 'a> {
+        self.local_near(dev, with_prev, false)
+    }
+
+    fn local_near(&mut self, dev: u32, with_prev: bool, with_next: bool) -> Local<'_, 'a> {
         let d = dev as usize;
         let (before, from) = self.caches.split_at_mut(d);
+        let (cache, after) = from.split_first_mut().expect("device in range");
         Local {
             cx: self.cx,
             plan: self.plan,
@@ -625,10 +642,15 @@ impl<'a> Validator<'a> {
             dev,
             st: &mut self.devs[d],
             covs: self.covs.arena(dev),
-            cache: &mut from[0],
+            cache,
             works: &self.works[d],
             prev: if with_prev {
                 before.last_mut().map(|c| c.pairs_memo.get_mut().entries())
+            } else {
+                None
+            },
+            next: if with_next {
+                after.first_mut().map(|c| c.pairs_memo.get_mut().entries())
             } else {
                 None
             },
