@@ -17,7 +17,7 @@ for r in rows:
 modes = []
 for k in g:
     if k[3] not in modes: modes.append(k[3])
-one = lambda m: m in ("seq", "ahead")
+one = lambda m: m in ("seq", "ahead", "flow1")
 keys = sorted({k[:3] for k in g}, key=lambda k: (topo_order.get(k[0], 9), k[1], pl_order.get(k[2], 9)))
 hdr = "| topology | tokens | planner | plan CPU ms |" + "".join(f" {m} {'CPU' if one(m) else 'wall'} ms | {m} ÷ |" for m in modes) + " runs | load |"
 print(hdr); print("|" + "---|" * (hdr.count("|") - 1))

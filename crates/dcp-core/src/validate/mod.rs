@@ -110,7 +110,7 @@ pub enum Threads {
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices), and the caller is not itself one of rayon's worker threads; else
-    /// sequential ([`auto_threads`]). [`Threads::Flow`] is never chosen by itself yet: on the
+    /// [`Threads::Ahead`] ([`auto_threads`] says sequential; one thread runs devices ahead). [`Threads::Flow`] is never chosen by itself yet: on the
     /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
     /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
     Auto,
@@ -193,11 +193,16 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
         // rayon last: asking it for its thread count starts its global pool, and a process
         // with a second thread pays glibc's malloc locking everywhere (single-threaded
         // planning after it: up to 1.6x slower), which a small plan must not cause.
-        Threads::Auto => auto_threads(
+        // One thread: devices run ahead ([`Threads::Ahead`]), the sequential order only to
+        // name the error of a plan that path refuses.
+        Threads::Auto => match auto_threads(
             plan.devices.len() > 1 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS,
             || rayon::current_thread_index().is_some(),
             rayon::current_num_threads,
-        ),
+        ) {
+            Threads::Sequential => Threads::Ahead,
+            t => t,
+        },
         t => t,
     };
     let mut cx = Ctx::new(plan);
