@@ -377,7 +377,17 @@ struct DevCache<'a> {
     pieces: RefCell<Pieces>,
     /// Sums of coverage nodes during one [`pairs::Arena::sum`].
     memo: pairs::Memo,
+    /// Works that took a neighbour's trapezoids, and neighbours' works compared in vain
+    /// ([`Local::same_as_prev`]): when devices run ahead, a device whose neighbours' works
+    /// never matched stops comparing (a ring's never do, and there a neighbour's entries are
+    /// long out of cache, one miss per work).
+    near_hits: std::cell::Cell<u32>,
+    near_misses: std::cell::Cell<u32>,
 }
+
+/// Compared works of neighbours that never matched after which a device running ahead stops
+/// comparing ([`DevCache::near_misses`]).
+const NEAR_GIVE_UP: u32 = 16;
 
 impl DevCache<'_> {
     /// Caches for device `dev`, the pairs memo sized for its forward works (about one entry
@@ -640,6 +650,10 @@ impl<'a> Validator<'a> {
         let d = dev as usize;
         let (before, from) = self.caches.split_at_mut(d);
         let (cache, after) = from.split_first_mut().expect("device in range");
+        // Running ahead: a device whose neighbours' works never matched compares no more.
+        let given_up =
+            with_next && cache.near_hits.get() == 0 && cache.near_misses.get() >= NEAR_GIVE_UP;
+        let (with_prev, with_next) = (with_prev && !given_up, with_next && !given_up);
         Local {
             cx: self.cx,
             plan: self.plan,
