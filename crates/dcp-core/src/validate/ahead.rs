@@ -31,7 +31,7 @@
 
 use std::collections::VecDeque;
 
-use super::state::{Few, RowList};
+use super::state::{Few, RowList, Val};
 use super::{Item, Validator};
 use crate::interp::program;
 use crate::plan::{Dir, Instr, Region};
@@ -47,7 +47,13 @@ struct Posted {
     /// The sender's buffer's width and element type (the pair's shapes are checked on receipt).
     width: u32,
     dtype: DType,
-    rows: RowList,
+    rows: Payload,
+}
+
+/// What a send carries: one set rectangle's value (a ring step's buffer), or its rows as read.
+enum Payload {
+    One(Val),
+    Rows(RowList),
 }
 
 /// Where one device is in its program.
@@ -135,9 +141,19 @@ impl Validator<'_> {
                         ok = false;
                         break;
                     };
-                    let Ok(rows) = l.send_rows(c.pc, &op.region, op.peer) else {
-                        ok = false;
-                        break;
+                    // What the sequential transfer moves: one set rectangle as one value
+                    // (written by `Buf::write_one`), else the rows as read (checked).
+                    let r = &op.region;
+                    let one = l.st.bufs[r.buf as usize].read_one(r);
+                    let rows = match one {
+                        Some(v) if r.len > 0 && r.heads > 0 => Payload::One(v),
+                        _ => match l.read_set(dev, c.pc, r, item) {
+                            Ok(rows) => Payload::Rows(rows),
+                            Err(_) => {
+                                ok = false;
+                                break;
+                            }
+                        },
                     };
                     inbox[p].push_back(Posted {
                         from: dev,
@@ -207,7 +223,10 @@ impl Validator<'_> {
                     ok = false;
                     break;
                 }
-                l.recv_rows(&r, x.rows);
+                match x.rows {
+                    Payload::One(v) => l.st.bufs[r.buf as usize].write_one(&r, v),
+                    Payload::Rows(rows) => l.recv_rows(&r, rows),
+                }
                 recvs.push(r);
             }
             reset_ranks(ops, ranks, n);
