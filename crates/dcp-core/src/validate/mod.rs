@@ -110,7 +110,8 @@ pub enum Threads {
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices), and the caller is not itself one of rayon's worker threads; else
-    /// [`Threads::Ahead`] ([`auto_threads`] says sequential; one thread runs devices ahead). [`Threads::Flow`] is never chosen by itself yet: on the
+    /// [`Threads::Ahead`] for plans of at least [`AHEAD_MIN_INSTRS`] instructions, sequential
+    /// for smaller ones ([`auto_threads`]). [`Threads::Flow`] is never chosen by itself yet: on the
     /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
     /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
     Auto,
@@ -164,6 +165,22 @@ fn auto_threads(
     }
 }
 
+/// The plan size (instructions of both programs of all devices) from which [`Threads::Auto`]
+/// runs devices ahead rather than in phases when it runs them on one thread: the size from
+/// which plans do not stay in cache between a device's turns in phases (the sequential
+/// validator's prefetch starts there too). Below it running ahead only costs its inboxes: at 131K
+/// tokens on 32 devices (8 K instructions) ring +4 to +7 %, usp +5 %, zigzag −6 to −13 %
+/// (validation ÷ planning, `bench/results/validator.md`, val13); from 16x8 on (131K: 120 K
+/// instructions) ring and zigzag gain, most on 256 devices.
+pub const AHEAD_MIN_INSTRS: usize = 1 << 16;
+
+/// Instructions of both programs of all devices.
+fn plan_instrs(plan: &Plan) -> usize {
+    (plan.devices.iter())
+        .map(|d| d.forward.instrs.len() + d.backward.instrs.len())
+        .sum()
+}
+
 /// [`validate`] with a choice of threads.
 pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
     validate_paths(plan, threads, Paths::Fast)
@@ -193,14 +210,14 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
         // rayon last: asking it for its thread count starts its global pool, and a process
         // with a second thread pays glibc's malloc locking everywhere (single-threaded
         // planning after it: up to 1.6x slower), which a small plan must not cause.
-        // One thread: devices run ahead ([`Threads::Ahead`]), the sequential order only to
-        // name the error of a plan that path refuses.
+        // One thread: a large plan's devices run ahead ([`Threads::Ahead`]; the sequential
+        // order then only names the error of a plan that path refuses).
         Threads::Auto => match auto_threads(
             plan.devices.len() > 1 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS,
             || rayon::current_thread_index().is_some(),
             rayon::current_num_threads,
         ) {
-            Threads::Sequential => Threads::Ahead,
+            Threads::Sequential if plan_instrs(plan) >= AHEAD_MIN_INSTRS => Threads::Ahead,
             t => t,
         },
         t => t,
@@ -346,9 +363,7 @@ impl<'a> Ctx<'a> {
             .collect();
         let seq_off = plan.batch.seq_offsets();
         let span = work::span_infos(&gmap, &masks, &seq_off);
-        let instrs: usize = (plan.devices.iter())
-            .map(|d| d.forward.instrs.len() + d.backward.instrs.len())
-            .sum();
+        let instrs = plan_instrs(plan);
         Ctx {
             // Debug builds prefetch for every plan, so that the tests run the hints' code.
             prefetch: cfg!(debug_assertions) || instrs >= PREFETCH_MIN_INSTRS,
