@@ -110,8 +110,8 @@ pub enum Threads {
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices), and the caller is not itself one of rayon's worker threads; else
-    /// [`Threads::Ahead`] for plans of at least [`AHEAD_MIN_INSTRS`] instructions, sequential
-    /// for smaller ones ([`auto_threads`]). [`Threads::Flow`] is never chosen by itself yet: on the
+    /// [`Threads::Ahead`] for plans of at least [`AHEAD_MIN_DEVICES`] devices, sequential for
+    /// smaller ones ([`auto_threads`]). [`Threads::Flow`] is never chosen by itself yet: on the
     /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
     /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
     Auto,
@@ -165,14 +165,15 @@ fn auto_threads(
     }
 }
 
-/// The plan size (instructions of both programs of all devices) from which [`Threads::Auto`]
-/// runs devices ahead rather than in phases when it runs them on one thread: the size from
-/// which plans do not stay in cache between a device's turns in phases (the sequential
-/// validator's prefetch starts there too). Below it running ahead only costs its inboxes: at 131K
-/// tokens on 32 devices (8 K instructions) ring +4 to +7 %, usp +5 %, zigzag −6 to −13 %
-/// (validation ÷ planning, `bench/results/validator.md`, val13); from 16x8 on (131K: 120 K
-/// instructions) ring and zigzag gain, most on 256 devices.
-pub const AHEAD_MIN_INSTRS: usize = 1 << 16;
+/// The devices from which [`Threads::Auto`] runs them ahead rather than in phases when it runs
+/// them on one thread. In phases, all devices' data pass through the cache between two turns
+/// of one device; the more devices, the less of it stays. Measured (validation ÷ planning,
+/// `bench/results/validator.md`, val13): on 32 devices running ahead cost more than it gained
+/// for ring and usp (131K tokens: +3 to +11 % and +5 %; usp at 1M 0.56 → 0.70), on 64 it
+/// gained for zigzag at every size (131K 1.77 → 1.49, 400K 1.12 → 0.90) and for ring from 400K
+/// on, on 128 and 256 for ring, zigzag and usp (256 at 400K: ring 1.08 → 0.94, zigzag 1.24 →
+/// 0.91).
+pub const AHEAD_MIN_DEVICES: usize = 64;
 
 /// Instructions of both programs of all devices.
 fn plan_instrs(plan: &Plan) -> usize {
@@ -210,14 +211,14 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
         // rayon last: asking it for its thread count starts its global pool, and a process
         // with a second thread pays glibc's malloc locking everywhere (single-threaded
         // planning after it: up to 1.6x slower), which a small plan must not cause.
-        // One thread: a large plan's devices run ahead ([`Threads::Ahead`]; the sequential
-        // order then only names the error of a plan that path refuses).
+        // One thread: many devices run ahead ([`Threads::Ahead`]; the sequential order then
+        // only names the error of a plan that path refuses).
         Threads::Auto => match auto_threads(
             plan.devices.len() > 1 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS,
             || rayon::current_thread_index().is_some(),
             rayon::current_num_threads,
         ) {
-            Threads::Sequential if plan_instrs(plan) >= AHEAD_MIN_INSTRS => Threads::Ahead,
+            Threads::Sequential if plan.devices.len() >= AHEAD_MIN_DEVICES => Threads::Ahead,
             t => t,
         },
         t => t,
