@@ -76,6 +76,7 @@ fn main() {
         "sequential" => Threads::Sequential,
         "phases" => Threads::Phases,
         "flow" => Threads::Flow,
+        "ahead" => Threads::Ahead,
         m => panic!("--mode {m}: one of auto, sequential, phases, flow"),
     };
     // One thread and no parallel mode asked: no pool at all. A process that has started a
@@ -112,6 +113,8 @@ fn main() {
                     let (t, c) = (Instant::now(), process_cpu_ms());
                     match &pool {
                         Some(pool) => pool.install(|| validate_with(plan, mode)),
+                        // One thread: sequential unless another single-threaded order is asked.
+                        None if mode == Threads::Ahead => validate_with(plan, mode),
                         None => validate_with(plan, Threads::Sequential),
                     }
                     .expect("planner output is valid");

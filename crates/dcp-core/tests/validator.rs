@@ -13,8 +13,9 @@ use dcp_core::validate::{validate_paths, validate_with, Paths, Threads};
 use dcp_core::{PlanError, PlanErrorKind, ValidatedPlan};
 
 /// Validates `p` sequentially and in parallel (by phases and by flow, rayon pools of 1 and 4
-/// threads), and sequentially with the fast paths off (`Paths::General`): every mutation test
-/// goes through all of them, and all must give the same result, the same error included.
+/// threads), run ahead device by device (`Threads::Ahead`), and sequentially with the fast
+/// paths off (`Paths::General`): every mutation test goes through all of them, and all must give
+/// the same result, the same error included.
 fn validate(p: &Plan) -> Result<(), PlanError> {
     let seq = validate_with(p, Threads::Sequential);
     assert_eq!(
@@ -32,6 +33,11 @@ fn validate(p: &Plan) -> Result<(), PlanError> {
             assert_eq!(par, seq, "{t:?} validation on {n} threads differs");
         }
     }
+    assert_eq!(
+        validate_with(p, Threads::Ahead),
+        seq,
+        "run-ahead validation differs"
+    );
     assert_eq!(
         dcp_core::validate(p),
         seq,
@@ -1711,7 +1717,12 @@ fn a_backward_merge_of_a_saved_forward_partial_is_caught() {
             ],
         },
     );
-    for t in [Threads::Sequential, Threads::Phases, Threads::Flow] {
+    for t in [
+        Threads::Sequential,
+        Threads::Phases,
+        Threads::Flow,
+        Threads::Ahead,
+    ] {
         let e = validate_with(&p, t).expect_err("merging stale partials must be refused");
         assert!(
             matches!(&e.kind, PlanErrorKind::WrongContent { found, .. }

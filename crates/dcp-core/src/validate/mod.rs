@@ -21,6 +21,7 @@
 //! the forward and backward programs' equal works are checked once (by content, exactly).
 //! [`ValidatedPlan`] is the only way to hand a plan to an executor that demands a checked one.
 
+mod ahead;
 mod flow;
 mod gspace;
 mod instrs;
@@ -101,10 +102,16 @@ pub enum Threads {
     /// barrier per group ([`flow`]): it decides only that a plan is valid; a plan it refuses
     /// is validated again sequentially, which names the error.
     Flow,
+    /// Every device as far as its received data allows, one after the other on the calling
+    /// thread, with no barrier per group ([`ahead`]): a device's instructions run back to
+    /// back as the planner wrote them, its data kept in cache. It decides only that a plan is
+    /// valid: a plan it refuses is validated again sequentially, which names the error.
+    Ahead,
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices), and the caller is not itself one of rayon's worker threads; else
-    /// sequential ([`auto_threads`]). [`Threads::Flow`] is never chosen by itself yet: on the
+    /// [`Threads::Ahead`] for plans of at least [`AHEAD_MIN_DEVICES`] devices, sequential for
+    /// smaller ones ([`auto_threads`]). [`Threads::Flow`] is never chosen by itself yet: on the
     /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
     /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
     Auto,
@@ -158,6 +165,23 @@ fn auto_threads(
     }
 }
 
+/// The devices from which [`Threads::Auto`] runs them ahead rather than in phases when it runs
+/// them on one thread. In phases, all devices' data pass through the cache between two turns
+/// of one device; the more devices, the less of it stays. Measured (validation ÷ planning,
+/// `bench/results/validator.md`, val13): on 32 devices running ahead cost more than it gained
+/// for ring and usp (131K tokens: +3 to +11 % and +5 %; usp at 1M 0.56 → 0.70), on 64 it
+/// gained for zigzag at every size (131K 1.77 → 1.49, 400K 1.12 → 0.90) and for ring from 400K
+/// on, on 128 and 256 for ring, zigzag and usp (256 at 400K: ring 1.08 → 0.94, zigzag 1.24 →
+/// 0.91).
+pub const AHEAD_MIN_DEVICES: usize = 64;
+
+/// Instructions of both programs of all devices.
+fn plan_instrs(plan: &Plan) -> usize {
+    (plan.devices.iter())
+        .map(|d| d.forward.instrs.len() + d.backward.instrs.len())
+        .sum()
+}
+
 /// [`validate`] with a choice of threads.
 pub fn validate_with(plan: &Plan, threads: Threads) -> Result<(), PlanError> {
     validate_paths(plan, threads, Paths::Fast)
@@ -187,16 +211,24 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
         // rayon last: asking it for its thread count starts its global pool, and a process
         // with a second thread pays glibc's malloc locking everywhere (single-threaded
         // planning after it: up to 1.6x slower), which a small plan must not cause.
-        Threads::Auto => auto_threads(
+        // One thread: many devices run ahead ([`Threads::Ahead`]; the sequential order then
+        // only names the error of a plan that path refuses).
+        Threads::Auto => match auto_threads(
             plan.devices.len() > 1 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS,
             || rayon::current_thread_index().is_some(),
             rayon::current_num_threads,
-        ),
+        ) {
+            Threads::Sequential if plan.devices.len() >= AHEAD_MIN_DEVICES => Threads::Ahead,
+            t => t,
+        },
         t => t,
     };
     let mut cx = Ctx::new(plan);
     cx.fast = paths == Paths::Fast;
     if threads == Threads::Flow && validate_flow(&cx) {
+        return Ok(());
+    }
+    if threads == Threads::Ahead && validate_ahead(&cx) {
         return Ok(());
     }
     // Sequentially or by phases; after a flow run that refused the plan, sequentially, to name
@@ -258,6 +290,33 @@ fn validate_flow(cx: &Ctx) -> bool {
     true
 }
 
+/// Validates both programs with devices run ahead one after the other ([`ahead`]); `true`
+/// when the plan is valid, `false` when something was refused (the sequential validator then
+/// finds the error it meets first).
+fn validate_ahead(cx: &Ctx) -> bool {
+    let plan = cx.plan;
+    let mut caches: Vec<DevCache> = (0..plan.devices.len())
+        .map(|d| DevCache::new(plan, d))
+        .collect();
+    let works: Vec<pairs::WorkArena> = (0..plan.devices.len())
+        .map(|_| Default::default())
+        .collect();
+    let mut fwd_end = None;
+    for backward in [false, true] {
+        let Ok(mut v) =
+            Validator::new(cx, &works, backward, false, false, caches, fwd_end.as_ref())
+        else {
+            return false;
+        };
+        if !v.run_ahead() || v.finish().is_err() {
+            return false;
+        }
+        caches = v.caches;
+        fwd_end = Some(v.devs.into_iter().map(|d| d.bufs).collect());
+    }
+    true
+}
+
 /// Pieces of runs of global rows by `(first row, length)`.
 type RunPieces = HashMap<(u64, u32), Arc<Vec<(Piece, u32)>>, BuildHasherDefault<PtrHash>>;
 
@@ -305,9 +364,7 @@ impl<'a> Ctx<'a> {
             .collect();
         let seq_off = plan.batch.seq_offsets();
         let span = work::span_infos(&gmap, &masks, &seq_off);
-        let instrs: usize = (plan.devices.iter())
-            .map(|d| d.forward.instrs.len() + d.backward.instrs.len())
-            .sum();
+        let instrs = plan_instrs(plan);
         Ctx {
             // Debug builds prefetch for every plan, so that the tests run the hints' code.
             prefetch: cfg!(debug_assertions) || instrs >= PREFETCH_MIN_INSTRS,
@@ -336,7 +393,17 @@ struct DevCache<'a> {
     pieces: RefCell<Pieces>,
     /// Sums of coverage nodes during one [`pairs::Arena::sum`].
     memo: pairs::Memo,
+    /// Works that took a neighbour's trapezoids, and neighbours' works compared in vain
+    /// ([`Local::same_as_prev`]): when devices run ahead, a device whose neighbours' works
+    /// never matched stops comparing (a ring's never do, and there a neighbour's entries are
+    /// long out of cache, one miss per work).
+    near_hits: std::cell::Cell<u32>,
+    near_misses: std::cell::Cell<u32>,
 }
+
+/// Compared works of neighbours that never matched after which a device running ahead stops
+/// comparing ([`DevCache::near_misses`]).
+const NEAR_GIVE_UP: u32 = 16;
 
 impl DevCache<'_> {
     /// Caches for device `dev`, the pairs memo sized for its forward works (about one entry
@@ -458,6 +525,11 @@ struct Local<'v, 'a> {
     /// head group in usp) takes its trapezoids ([`Local::checked_pairs`]). `None` while devices
     /// run concurrently.
     prev: Option<&'v [work::MemoEntry<'a>]>,
+    /// The next device's checked works likewise, when devices run ahead one after the other
+    /// ([`Threads::Ahead`]): a device may have run further than the one before it, and the
+    /// one before it then takes the trapezoids of the one after it. `None` otherwise (devices
+    /// in phases: the next device has not reached this work yet).
+    next: Option<&'v [work::MemoEntry<'a>]>,
 }
 
 impl<'v, 'a> Local<'v, 'a> {
@@ -485,6 +557,7 @@ impl<'v, 'a> Local<'v, 'a> {
             cache,
             works,
             prev: None,
+            next: None,
         }
     }
 }
@@ -579,9 +652,24 @@ impl<'a> Validator<'a> {
         self.local(dev, true)
     }
 
+    /// Device `dev`'s view with the previous and the next devices' checked works
+    /// ([`Local::prev`], [`Local::next`]), when devices run ahead one after the other.
+    fn at_between(&mut self, dev: u32) -> Local<'_, 'a> {
+        self.local_near(dev, true, true)
+    }
+
     fn local(&mut self, dev: u32, with_prev: bool) -> Local<'_, 'a> {
+        self.local_near(dev, with_prev, false)
+    }
+
+    fn local_near(&mut self, dev: u32, with_prev: bool, with_next: bool) -> Local<'_, 'a> {
         let d = dev as usize;
         let (before, from) = self.caches.split_at_mut(d);
+        let (cache, after) = from.split_first_mut().expect("device in range");
+        // Running ahead: a device whose neighbours' works never matched compares no more.
+        let given_up =
+            with_next && cache.near_hits.get() == 0 && cache.near_misses.get() >= NEAR_GIVE_UP;
+        let (with_prev, with_next) = (with_prev && !given_up, with_next && !given_up);
         Local {
             cx: self.cx,
             plan: self.plan,
@@ -589,10 +677,15 @@ impl<'a> Validator<'a> {
             dev,
             st: &mut self.devs[d],
             covs: self.covs.arena(dev),
-            cache: &mut from[0],
+            cache,
             works: &self.works[d],
             prev: if with_prev {
                 before.last_mut().map(|c| c.pairs_memo.get_mut().entries())
+            } else {
+                None
+            },
+            next: if with_next {
+                after.first_mut().map(|c| c.pairs_memo.get_mut().entries())
             } else {
                 None
             },
@@ -1093,6 +1186,95 @@ mod tests {
             assert!(
                 !validate_flow(&Ctx::new(&bad)),
                 "{name}: broken plan accepted"
+            );
+        }
+        assert!(planned >= 4, "planners that planned: {planned}");
+    }
+
+    /// The run-ahead path accepts valid plans by itself (not by falling back to the sequential
+    /// validator) and refuses broken ones by itself, communication faults included: a receive
+    /// with no send, a send with no receive, a tag that does not rise, a peer that does not
+    /// exist, a pair of unequal sizes.
+    #[test]
+    fn the_run_ahead_path_accepts_valid_plans_itself() {
+        use crate::plan::Dir;
+        let (batch, topo) = small_case();
+        let mut planned = 0;
+        for &name in PLANNERS {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            planned += 1;
+            assert!(validate_ahead(&Ctx::new(&plan)), "{name}");
+            let refused = |bad: &Plan, what: &str| {
+                assert!(
+                    validate_with(bad, Threads::Sequential).is_err(),
+                    "{name}: {what}"
+                );
+                assert!(!validate_ahead(&Ctx::new(bad)), "{name}: {what} accepted");
+            };
+            let mut bad = plan.clone();
+            bad.devices[1].forward.instrs.pop();
+            refused(&bad, "a dropped last instruction");
+            // The first comm instruction with ops of some device, in either program.
+            let first_comm = |p: &Plan| {
+                (0..p.devices.len()).find_map(|d| {
+                    p.devices[d]
+                        .forward
+                        .instrs
+                        .iter()
+                        .position(|i| matches!(i, Instr::Comm { ops, .. } if !ops.is_empty()))
+                        .map(|i| (d, i))
+                })
+            };
+            let Some((d, i)) = first_comm(&plan) else {
+                continue;
+            };
+            let edit = |f: &dyn Fn(&mut u32, &mut Vec<crate::plan::P2p>)| {
+                let mut bad = plan.clone();
+                if let Instr::Comm { tag, ops } = &mut bad.devices[d].forward.instrs[i] {
+                    f(tag, ops);
+                }
+                bad
+            };
+            refused(
+                &edit(&|_, ops| {
+                    ops.remove(0);
+                }),
+                "an op dropped",
+            );
+            refused(
+                &edit(&|_, ops| {
+                    let op = ops[0];
+                    ops.push(op)
+                }),
+                "an op repeated",
+            );
+            refused(
+                &edit(&|_, ops| ops[0].peer = d as u32),
+                "an op to the device itself",
+            );
+            refused(&edit(&|_, ops| ops[0].peer = 99), "an op to no device");
+            refused(&edit(&|t, _| *t += 1_000_000), "a tag no peer has");
+            refused(
+                &edit(&|_, ops| {
+                    ops[0].dir = match ops[0].dir {
+                        Dir::Send => Dir::Recv,
+                        Dir::Recv => Dir::Send,
+                    }
+                }),
+                "an op's direction flipped",
+            );
+            refused(
+                &edit(&|_, ops| {
+                    let r = &mut ops[0].region;
+                    if r.len > 1 {
+                        r.len -= 1
+                    } else {
+                        r.len += 1
+                    }
+                }),
+                "an op one token short or long",
             );
         }
         assert!(planned >= 4, "planners that planned: {planned}");

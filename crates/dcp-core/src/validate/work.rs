@@ -1168,10 +1168,19 @@ impl<'a> Local<'_, 'a> {
         ops: &Operands,
         rows: &'a RowRanges,
     ) -> Option<&'a WorkPairs<'a>> {
-        let e = self.prev?.get(self.cache.pairs_memo.borrow().len())?;
-        if !e.same_traps(ops, rows) {
-            return None;
-        }
+        // The previous device's, else (devices run ahead) the next device's.
+        let at = self.cache.pairs_memo.borrow().len();
+        let (hits, misses) = (&self.cache.near_hits, &self.cache.near_misses);
+        let e = [self.prev, self.next].into_iter().find_map(|near| {
+            let e = near?.get(at)?;
+            if e.same_traps(ops, rows) {
+                hits.set(hits.get() + 1);
+                Some(e)
+            } else {
+                misses.set(misses.get().saturating_add(1));
+                None
+            }
+        })?;
         let p = self.works.push_ref(with_heads(e.pairs, ops));
         #[cfg(debug_assertions)]
         {
