@@ -94,9 +94,10 @@
 // epilogue where the tensor cores idle; kernels-2026-11-29-kf13b's per-phase profile: "LSE, 1/l,
 // stmatrix" ~1 100-1 200 clk per task and warpgroup in the short-task and half-tile kernels).
 // Default at D 128 (kf13b call 2, alternated over main): works1000 +1.2 %, causal-blockwise
-// +1.2 %, causal 32K / lambda / packed +0.1 / +0.4 / -0.1 %; not measured at D 64, off there.
+// +1.2 %, causal 32K / lambda / packed +0.1 / +0.4 / -0.1 %. At D 64 too since the lead's
+// alternated call (kernels-2026-11-29-s13lead): onework +2.2 %, the other shapes -0.3..+0.5 %.
 #ifndef FWD_ONECVT
-#define FWD_ONECVT (HEAD_DIM == 128)
+#define FWD_ONECVT 1
 #endif
 
 // FWD_TMA 1: a one-KV-region work's K/V tiles come by TMA tensor copies (host maps per work,
