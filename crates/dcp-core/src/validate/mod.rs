@@ -231,9 +231,25 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     if threads == Threads::Ahead && validate_ahead(&cx) {
         return Ok(());
     }
-    // Sequentially or by phases; after a flow run that refused the plan, sequentially, to name
-    // its error.
+    // Sequentially or by phases; after a flow or run-ahead run that refused the plan,
+    // sequentially, to name its error.
     let phases = threads == Threads::Phases;
+    both_programs(&cx, phases, |v, backward| {
+        drive(plan, backward, v).map(|()| true)
+    })?;
+    Ok(())
+}
+
+/// Runs the forward, then the backward program through `run` on fresh validators that share
+/// the devices' caches and work arenas (`concurrent`: devices may run on several threads),
+/// the backward's saved buffers starting from the forward's final state; each program ends
+/// with [`Validator::finish`]. `Ok(false)` as soon as `run` refuses a program.
+fn both_programs(
+    cx: &Ctx,
+    concurrent: bool,
+    mut run: impl FnMut(&mut Validator<'_>, bool) -> Result<bool, PlanError>,
+) -> Result<bool, PlanError> {
+    let plan = cx.plan;
     let mut caches: Vec<DevCache> = (0..plan.devices.len())
         .map(|d| DevCache::new(plan, d))
         .collect();
@@ -244,77 +260,40 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     let mut fwd_end = None;
     for backward in [false, true] {
         let mut v = Validator::new(
-            &cx,
+            cx,
             &works,
             backward,
-            phases,
-            phases,
+            concurrent,
+            concurrent,
             caches,
             fwd_end.as_ref(),
         )?;
-        drive(plan, backward, &mut v)?;
+        if !run(&mut v, backward)? {
+            return Ok(false);
+        }
         v.finish()?;
         caches = v.caches;
         fwd_end = Some(v.devs.into_iter().map(|d| d.bufs).collect());
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Validates both programs with devices running concurrently on rayon's current number of
 /// threads ([`flow`]); `true` when the plan is valid, `false` when something was refused (the
 /// sequential validator then finds the error it meets first).
 fn validate_flow(cx: &Ctx) -> bool {
-    let plan = cx.plan;
     let threads = rayon::current_num_threads();
-    let mut caches: Vec<DevCache> = (0..plan.devices.len())
-        .map(|d| DevCache::new(plan, d))
-        .collect();
-    let works: Vec<pairs::WorkArena> = (0..plan.devices.len())
-        .map(|_| Default::default())
-        .collect();
-    let mut fwd_end = None;
-    for backward in [false, true] {
-        let Some(sk) = flow::Skeleton::of(plan, backward) else {
-            return false;
-        };
-        let Ok(mut v) = Validator::new(cx, &works, backward, true, true, caches, fwd_end.as_ref())
-        else {
-            return false;
-        };
-        if !v.run_flow(&sk, threads) || v.finish().is_err() {
-            return false;
-        }
-        caches = v.caches;
-        fwd_end = Some(v.devs.into_iter().map(|d| d.bufs).collect());
-    }
-    true
+    both_programs(cx, true, |v, backward| {
+        Ok(flow::Skeleton::of(cx.plan, backward).is_some_and(|sk| v.run_flow(&sk, threads)))
+    })
+    .unwrap_or(false)
 }
 
 /// Validates both programs with devices run ahead one after the other ([`ahead`]); `true`
 /// when the plan is valid, `false` when something was refused (the sequential validator then
 /// finds the error it meets first).
 fn validate_ahead(cx: &Ctx) -> bool {
-    let plan = cx.plan;
-    let mut caches: Vec<DevCache> = (0..plan.devices.len())
-        .map(|d| DevCache::new(plan, d))
-        .collect();
-    let works: Vec<pairs::WorkArena> = (0..plan.devices.len())
-        .map(|_| Default::default())
-        .collect();
-    let mut fwd_end = None;
-    for backward in [false, true] {
-        let Ok(mut v) =
-            Validator::new(cx, &works, backward, false, false, caches, fwd_end.as_ref())
-        else {
-            return false;
-        };
-        if !v.run_ahead() || v.finish().is_err() {
-            return false;
-        }
-        caches = v.caches;
-        fwd_end = Some(v.devs.into_iter().map(|d| d.bufs).collect());
-    }
-    true
+    both_programs(cx, false, |v, _| Ok(v.run_ahead())).unwrap_or(false)
 }
 
 /// Pieces of runs of global rows by `(first row, length)`.
