@@ -88,17 +88,6 @@
 #ifndef FWD_PREDESC
 #define FWD_PREDESC (HEAD_DIM == 128)
 #endif
-// FWD_ONECVT 1: FWD_OST's staging converts O to the one 16-bit type the work stores (a
-// CTA-uniform branch on o_dtype around the stmatrix loop, f90_stage_o) instead of converting
-// every pair to both bf16 and fp16 and selecting (64 F2FP per thread instead of 32, in the
-// epilogue where the tensor cores idle; kernels-2026-11-29-kf13b's per-phase profile: "LSE, 1/l,
-// stmatrix" ~1 100-1 200 clk per task and warpgroup in the short-task and half-tile kernels).
-// Default at D 128 (kf13b call 2, alternated over main): works1000 +1.2 %, causal-blockwise
-// +1.2 %, causal 32K / lambda / packed +0.1 / +0.4 / -0.1 %. At D 64 too since the lead's
-// alternated call (kernels-2026-11-29-s13lead): onework +2.2 %, the other shapes -0.3..+0.5 %.
-#ifndef FWD_ONECVT
-#define FWD_ONECVT 1
-#endif
 
 // FWD_TMA 1: a one-KV-region work's K/V tiles come by TMA tensor copies (host maps per work,
 // `tensormaps.rs`): producer thread 0 announces the tile's bytes on the stage's full barrier
@@ -501,8 +490,13 @@ __device__ __forceinline__ void f90_bar_arrive(u32 id, u32 n) {
 }
 __device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
 __device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
-// FWD_ONECVT: a consumer warpgroup's O / l (o, inv) to 16-bit (BF: bf16, else fp16) with
-// stmatrix into its rows `rs` of the staging buffer `sq` (lane block lm), FWD_OST's layout.
+// FWD_OST's staging: a consumer warpgroup's O / l (o, inv) to 16-bit (BF: bf16, else fp16) with
+// stmatrix into its rows `rs` of the staging buffer `sq` (lane block lm). Called once per 16-bit
+// type behind a CTA-uniform branch, so each pair is converted only to the work's type: the loop
+// converted every pair to both and selected (64 F2FP per thread instead of 32, in the epilogue
+// where the tensor cores idle). Measured alternated (kernels-2026-11-29-kf13b, -s13lead):
+// works1000 and causal-blockwise +1.2 % at D 128, onework +2.2 % at D 64, the other shapes
+// within their spread.
 template <bool BF>
 __device__ __forceinline__ void f90_stage_o(const float* o, const float* inv, u32 sq, u32 rs, int lm) {
 #pragma unroll
@@ -1085,25 +1079,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 sq = sQ + qb * QBYTES;
       const int li = lane & 7, lm = lane >> 3;               // row li of block lm of a stmatrix
       const u32 rs = 64 * cw + 16 * wq + li + 8 * (lm & 1);  // that row in the tile
-#if FWD_ONECVT
-      // The stmatrix loop once per 16-bit type, only the work's taken.
+      // Each pair converted only to the work's 16-bit type.
       if (o_dtype == DT_BF16) f90_stage_o<true>(o, inv, sq, rs, lm);
       else f90_stage_o<false>(o, inv, sq, rs, lm);
-#else
-#pragma unroll
-      for (int q = 0; q < D / 16; ++q) {
-        const u32 c = 16 * q + 8 * (lm >> 1);  // its first column
-        u32 v[4];
-#pragma unroll
-        for (int m = 0; m < 4; ++m) {
-          const int nt = 2 * q + (m >> 1), h = m & 1;
-          const float x = o[nt * 4 + 2 * h] * inv[h], y = o[nt * 4 + 2 * h + 1] * inv[h];
-          const u32 vb = f90_bits(__floats2bfloat162_rn(x, y)), vh = f90_bits(__floats2half2_rn(x, y));
-          v[m] = o_dtype == DT_BF16 ? vb : vh;
-        }
-        f90_stmatrix4(sq + (c >> 6) * (S90_BR * 128) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
-      }
-#endif
 #if FWD_TMA >= 3
       if (wk->flags & 4u) {
         // Visible to the tensor copy (async proxy), then one thread stores the 64 rows.
