@@ -328,8 +328,24 @@ static_assert(!BWD_CHAIN || HEAD_DIM == 128, "chains are written for head dim 12
 #define B90_TASK_CHAIN 0x10000000u  // the task is part of a chain
 #define B90_TILE_FIRST 0x40000000u
 #define B90_TILE_LAST 0x20000000u
-// A tile word's q tile index (bit 31: partial tile; chains: bits 29-30 the visit flags).
-#define B90_TILE_INDEX (BWD_CHAIN ? 0x1fffffffu : 0x7fffffffu)
+// BWD_HALF 1 (D 128, not with chains; the host compiles it into a kernel of its own, src/exec.rs
+// `bwd_half`, and launches it where at least `DCP_CUDA_BWD_HALF` percent of the steps are half
+// steps): tile word bit 30 (`B90_TILE_HLO`) = no row of the q tile attends keys 0-63 of the kv
+// tile, bit 29 (`B90_TILE_HHI`) = none attends keys 64-127 (src/tilemask.rs `bwd_half_bits`,
+// partial tiles only; the bits are set only for launches of this kernel). The consumer
+// warpgroup of the unseen half skips the step's S^T, dP^T, dV and dK wgmmas, its elementwise
+// work and its dS^T stores (its P^T and dS^T are zero), and both warpgroups' dQ = dS K of that
+// step run over the other half's 4 key steps only. The barriers keep their arrivals. A causal-blockwise 32K sequence (256:2) has one such step in nine (the window's
+// diagonal and its trailing edge).
+#ifndef BWD_HALF
+#define BWD_HALF 0
+#endif
+static_assert(!BWD_HALF || (HEAD_DIM == 128 && !BWD_CHAIN), "half steps are written for head dim 128, no chains");
+#define B90_TILE_HLO 0x40000000u
+#define B90_TILE_HHI 0x20000000u
+// A tile word's q tile index (bit 31: partial tile; chains: bits 29-30 the visit flags; BWD_HALF:
+// bits 29-30 the unseen halves).
+#define B90_TILE_INDEX ((BWD_CHAIN || BWD_HALF) ? 0x1fffffffu : 0x7fffffffu)
 
 // BWD_CHAIN_DD 1 (with BWD_CHAIN; the host compiles it in under DCP_CUDA_BWD_CHAIN_DD): the
 // chain kernel computes D = rowsum(dO * O) itself, at each q tile's first visit, for the works
@@ -1017,6 +1033,31 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     wg_commit();
   };
+#if BWD_HALF
+  // dQ of a half step: the 4 key steps of the seen half KH (D 128: DQ_KSTEPS 8, key block i / 4).
+#define B90_DQ_HALF(KH)                                                     \
+  do {                                                                      \
+    wg_fence();                                                             \
+    _Pragma("unroll") for (int i = 0; i < 4; ++i) {                         \
+      const u64 a = desc_off(ds_a0, buf * DSBYTES + (KH) * (SR * 128) + i * 32); \
+      const u64 b = desc_off(k_bt0, (4 * (KH) + i) * 16 * 128);              \
+      wgmma_m64n64k16_ss<1>(dq, a, b, i > 0);                               \
+    }                                                                       \
+    wg_commit();                                                            \
+  } while (0)
+  // dQ of a step's buffer by that step's unseen halves `hw`.
+  auto dq_mma_hw = [&](float* dq, u32 buf, u32 hw) {
+    if (hw & B90_TILE_HLO)
+      B90_DQ_HALF(1);
+    else if (hw)
+      B90_DQ_HALF(0);
+    else
+      dq_mma(dq, buf);
+  };
+#undef B90_DQ_HALF
+  static_assert(!BWD_HALF || (BWD_FASTDESC && DQ_KSTEPS == 8 && BWD_ORDER == 1 && BWD_DV_NOWAIT),
+                "half steps: D 128's default step");
+#endif
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
 #if BWD_CHAIN
@@ -1217,6 +1258,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 
     // The step before (its dQ is computed a step late): this warpgroup's q tile of it.
     u32 prev_q0 = 0, prev_head = 0, prev_visit = 0;
+#if BWD_HALF
+    u32 prev_hw = 0;  // the step before's unseen key halves
+#endif
     bool prev_ok = true;
     u32 head_j = 0, head_i = 0;  // BWD_FASTDESC: query head and list index of the next q tile
     // S^T = K Q^T and dP^T = V dO^T of the step in stage g % 2 (two groups), once it is full.
@@ -1287,7 +1331,14 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
 #endif
       const float* lse_s = (const float*)small_g;
+#if BWD_HALF
+      // The step's unseen key halves; `skip`: this warpgroup's (warp-uniform).
+      const u32 hw = words[0] & (B90_TILE_HLO | B90_TILE_HHI);
+      const bool skip = hw & (cw ? B90_TILE_HHI : B90_TILE_HLO);
+#else
+      constexpr bool skip = false;
       issue_sdp(gt);
+#endif
       const float* dd_s = lse_s + SR;
       const u32* rp_s = (const u32*)(dd_s + SR);
 
@@ -1327,38 +1378,47 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_wait<1>();  // dP^T
       reg_fence<SR / 2>(dpt);
 #else
-      tile_bits();
-      wg_wait<0>();  // S^T and dP^T
-      reg_fence<SR / 2>(st);
-      reg_fence<SR / 2>(dpt);
-      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
       u32 pa[SR / 16][4];
-      acc_to_a<SR>(st, pa);
 #endif
       // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
       // element (row ql, key kl) of key block kl / 64).
       const u32 buf = gt & 1;
       const u32 dsb = sdS + buf * DSBYTES + cw * (SR * 128);
-#pragma unroll
-      for (int nt = 0; nt < SR / 8; ++nt) {
-        const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
-      }
       u32 da_[SR / 16][4];
-      acc_to_a<SR>(st, da_);
-#if BWD_ORDER != 0
-      // dV += P^T dO, on the tensor cores while dS^T is stored.
-      reg_fence<D / 2>(dv);
-      wg_fence();
-#pragma unroll
-      for (int kc = 0; kc < SR / 16; ++kc)
-        wg_rs_d(dv, pa[kc], DESC_DV(kc));
-      wg_commit();
+      if (!skip) {
+#if BWD_HALF
+        // (Issued here, not before the mask set-up: issued in one branch and waited for in
+        // another, the accumulators' registers spilled across the loop.)
+        issue_sdp(gt);
 #endif
+#if BWD_ORDER != 0
+        tile_bits();
+        wg_wait<0>();  // S^T and dP^T
+        reg_fence<SR / 2>(st);
+        reg_fence<SR / 2>(dpt);
+        bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
+        acc_to_a<SR>(st, pa);
+#endif
+#pragma unroll
+        for (int nt = 0; nt < SR / 8; ++nt) {
+          const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
+        }
+        acc_to_a<SR>(st, da_);
+#if BWD_ORDER != 0
+        // dV += P^T dO, on the tensor cores while dS^T is stored.
+        reg_fence<D / 2>(dv);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < SR / 16; ++kc)
+          wg_rs_d(dv, pa[kc], DESC_DV(kc));
+        wg_commit();
+#endif
+      }
       if (gt >= 2) mbar_wait(ds_empty(buf), ((gt >> 1) - 1) & 1);  // both dQ of step gt - 2 read it
-      {
+      if (!skip) {
         // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
         // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
         const u32 m = lane >> 3, j = lane & 7;
@@ -1390,13 +1450,21 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const u32 pb = (gt - 1) & 1;
         float dq[32];
         mbar_wait(ds_full(pb), ((gt - 1) >> 1) & 1);
+#if BWD_HALF
+        dq_mma_hw(dq, pb, prev_hw);
+#else
         dq_mma(dq, pb);
-        dk_mma();
-        wg_wait<1>();  // dQ of the step before
+#endif
+        if (!skip) {
+          dk_mma();
+          wg_wait<1>();  // dQ of the step before
+        } else {
+          wg_wait<0>();
+        }
         reg_fence<32>(dq);
         mbar_arrive(ds_empty(pb));
         if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);
-      } else {
+      } else if (!skip) {
         dk_mma();
       }
 #if BWD_CHAIN
@@ -1410,6 +1478,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       prev_head = my_head;
       prev_ok = my_ok;
       prev_visit = my_visit;
+#if BWD_HALF
+      prev_hw = hw;
+#endif
     }
     if (n_pairs > 0) {
       // dQ of the task's last step: then K and V are read for good (the producer may load the
@@ -1417,7 +1488,11 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 u = gt - 1;
       float dq[32];
       mbar_wait(ds_full(u & 1), (u >> 1) & 1);
+#if BWD_HALF
+      dq_mma_hw(dq, u & 1, prev_hw);
+#else
       dq_mma(dq, u & 1);
+#endif
       wg_wait<0>();
       reg_fence<32>(dq);
       mbar_arrive(ds_empty(u & 1));
