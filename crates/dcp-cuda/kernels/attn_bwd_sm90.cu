@@ -328,15 +328,18 @@ static_assert(!BWD_CHAIN || HEAD_DIM == 128, "chains are written for head dim 12
 #define B90_TASK_CHAIN 0x10000000u  // the task is part of a chain
 #define B90_TILE_FIRST 0x40000000u
 #define B90_TILE_LAST 0x20000000u
-// BWD_HALF 1 (D 128, not with chains; the host compiles it into a kernel of its own, src/exec.rs
-// `bwd_half`, and launches it where at least `DCP_CUDA_BWD_HALF` percent of the steps are half
-// steps): tile word bit 30 (`B90_TILE_HLO`) = no row of the q tile attends keys 0-63 of the kv
-// tile, bit 29 (`B90_TILE_HHI`) = none attends keys 64-127 (src/tilemask.rs `bwd_half_bits`,
-// partial tiles only; the bits are set only for launches of this kernel). The consumer
-// warpgroup of the unseen half skips the step's S^T, dP^T, dV and dK wgmmas, its elementwise
-// work and its dS^T stores (its P^T and dS^T are zero), and both warpgroups' dQ = dS K of that
-// step run over the other half's 4 key steps only. The barriers keep their arrivals. A causal-blockwise 32K sequence (256:2) has one such step in nine (the window's
-// diagonal and its trailing edge).
+// BWD_HALF 1 (D 128, not with chains; opt-in: the host compiles it into a kernel of its own,
+// src/exec.rs `bwd_half`, and launches it where at least `DCP_CUDA_BWD_HALF` percent of the steps
+// are half steps): tile word bit 30 (`B90_TILE_HLO`) = no row of the q tile attends keys 0-63 of
+// the kv tile, bit 29 (`B90_TILE_HHI`) = none attends keys 64-127 (src/tilemask.rs
+// `bwd_half_bits`, partial tiles only; the bits are set only for launches of this kernel). The
+// consumer warpgroup of the unseen half skips the step's S^T, dP^T, dV and dK wgmmas and its
+// elementwise work, and stores zero dS^T (the dQ wgmmas still run over all 128 keys); the barriers
+// keep their arrivals. Measured and not adopted (bench/results/kernels-2026-11-29-kbb14, 1x H200):
+// a half step costs ~0.75 of a step, but the branches cost every full step of the build: forced
+// onto causal 32K (0.4 % half steps) -3 %; causal-blockwise 32K (11 % half steps) +-0, lambda
+// -1.7 %. Its first form, whose half steps' dQ also ran over the seen half only (a branch between
+// two dQ wgmma sequences), cost full steps -8 % (blockwise -2.7 %, lambda -6 %).
 #ifndef BWD_HALF
 #define BWD_HALF 0
 #endif
@@ -1034,29 +1037,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     wg_commit();
   };
 #if BWD_HALF
-  // dQ of a half step: the 4 key steps of the seen half KH (D 128: DQ_KSTEPS 8, key block i / 4).
-#define B90_DQ_HALF(KH)                                                     \
-  do {                                                                      \
-    wg_fence();                                                             \
-    _Pragma("unroll") for (int i = 0; i < 4; ++i) {                         \
-      const u64 a = desc_off(ds_a0, buf * DSBYTES + (KH) * (SR * 128) + i * 32); \
-      const u64 b = desc_off(k_bt0, (4 * (KH) + i) * 16 * 128);              \
-      wgmma_m64n64k16_ss<1>(dq, a, b, i > 0);                               \
-    }                                                                       \
-    wg_commit();                                                            \
-  } while (0)
-  // dQ of a step's buffer by that step's unseen halves `hw`.
-  auto dq_mma_hw = [&](float* dq, u32 buf, u32 hw) {
-    if (hw & B90_TILE_HLO)
-      B90_DQ_HALF(1);
-    else if (hw)
-      B90_DQ_HALF(0);
-    else
-      dq_mma(dq, buf);
-  };
-#undef B90_DQ_HALF
-  static_assert(!BWD_HALF || (BWD_FASTDESC && DQ_KSTEPS == 8 && BWD_ORDER == 1 && BWD_DV_NOWAIT),
-                "half steps: D 128's default step");
+  static_assert(BWD_FASTDESC && BWD_ORDER == 1 && BWD_DV_NOWAIT && QT == 1, "half steps: D 128's default step");
 #endif
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
@@ -1258,9 +1239,6 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 
     // The step before (its dQ is computed a step late): this warpgroup's q tile of it.
     u32 prev_q0 = 0, prev_head = 0, prev_visit = 0;
-#if BWD_HALF
-    u32 prev_hw = 0;  // the step before's unseen key halves
-#endif
     bool prev_ok = true;
     u32 head_j = 0, head_i = 0;  // BWD_FASTDESC: query head and list index of the next q tile
     // S^T = K Q^T and dP^T = V dO^T of the step in stage g % 2 (two groups), once it is full.
@@ -1332,9 +1310,8 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
       const float* lse_s = (const float*)small_g;
 #if BWD_HALF
-      // The step's unseen key halves; `skip`: this warpgroup's (warp-uniform).
-      const u32 hw = words[0] & (B90_TILE_HLO | B90_TILE_HHI);
-      const bool skip = hw & (cw ? B90_TILE_HHI : B90_TILE_HLO);
+      // This warpgroup's keys unseen by the step's q tile (warp-uniform).
+      const bool skip = words[0] & (cw ? B90_TILE_HHI : B90_TILE_HLO);
 #else
       constexpr bool skip = false;
       issue_sdp(gt);
@@ -1417,8 +1394,17 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         wg_commit();
 #endif
       }
+#if BWD_HALF
+      else {
+        // Zero dS^T rows of this warpgroup's keys: the dQ wgmmas of the step read all 128 keys.
+#pragma unroll
+        for (int kc = 0; kc < SR / 16; ++kc)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) da_[kc][i] = 0u;
+      }
+#endif
       if (gt >= 2) mbar_wait(ds_empty(buf), ((gt >> 1) - 1) & 1);  // both dQ of step gt - 2 read it
-      if (!skip) {
+      {
         // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
         // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
         const u32 m = lane >> 3, j = lane & 7;
@@ -1450,11 +1436,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const u32 pb = (gt - 1) & 1;
         float dq[32];
         mbar_wait(ds_full(pb), ((gt - 1) >> 1) & 1);
-#if BWD_HALF
-        dq_mma_hw(dq, pb, prev_hw);
-#else
         dq_mma(dq, pb);
-#endif
         if (!skip) {
           dk_mma();
           wg_wait<1>();  // dQ of the step before
@@ -1478,9 +1460,6 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       prev_head = my_head;
       prev_ok = my_ok;
       prev_visit = my_visit;
-#if BWD_HALF
-      prev_hw = hw;
-#endif
     }
     if (n_pairs > 0) {
       // dQ of the task's last step: then K and V are read for good (the producer may load the
@@ -1488,11 +1467,7 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 u = gt - 1;
       float dq[32];
       mbar_wait(ds_full(u & 1), (u >> 1) & 1);
-#if BWD_HALF
-      dq_mma_hw(dq, u & 1, prev_hw);
-#else
       dq_mma(dq, u & 1);
-#endif
       wg_wait<0>();
       reg_fence<32>(dq);
       mbar_arrive(ds_empty(u & 1));

@@ -234,8 +234,8 @@ pub struct Kernels {
     /// dim 128), compiled when a launch first chains. Its shared memory: `bwd_smem`, plus the O
     /// half rows of its D steps where it computes D (`chain_dd`).
     bwd_chain: OnDemand,
-    /// The sm90 backward with half steps compiled in (`BWD_HALF`, `DCP_CUDA_BWD_HALF`, head dim
-    /// 128), compiled when a launch first takes it: launches without chains where at least
+    /// The sm90 backward with half steps compiled in (`BWD_HALF`, opt-in `DCP_CUDA_BWD_HALF`, head
+    /// dim 128), compiled when a launch first takes it: launches without chains where at least
     /// `bwd_half_min` of the steps leave one consumer warpgroup without a key.
     bwd_half: OnDemand,
     bwd_half_min: f64,
@@ -1017,10 +1017,12 @@ impl TileMasks {
 /// (measured there: causal 32K +6.5 %, shared-question +7.8 %, blockwise +2.8 %, packed +1.8 %,
 /// lambda −3.9 % at D 128; at D 64 lambda −5 % and blockwise −2 % against causal +3 %:
 /// bench/results/gpu-x1-2026-11-29s11/); anything else is an error naming the value.
-/// `DCP_CUDA_BWD_HALF` (sm90, head dim 128): the least share of a backward launch's steps, in
-/// percent, that are half steps (`tilemask::bwd_half_bits`: one 64-key half of the kv tile seen
-/// by no row of the q tile) for the launch to take the half-step kernel (`attn_bwd_sm90.cu`
-/// `BWD_HALF`); `0`: never. Unset or empty: [`BWD_HALF_MIN_PERCENT`]. Returned as a fraction.
+/// `DCP_CUDA_BWD_HALF` (sm90, head dim 128; opt-in): the least share of a backward launch's
+/// steps, in percent, that are half steps (`tilemask::bwd_half_bits`: one 64-key half of the kv
+/// tile seen by no row of the q tile) for the launch to take the half-step kernel
+/// (`attn_bwd_sm90.cu` `BWD_HALF`). Unset, empty or `0`: never (measured: causal-blockwise 32K
+/// +-0, lambda -1.7 %, the build's full steps ~3 % slower; bench/results/kernels-2026-11-29-kbb14).
+/// Returned as a fraction.
 fn bwd_half_with(v: Option<&str>) -> Result<f64> {
     let bad = |o: &str| {
         CudaError::Unsupported(format!(
@@ -1028,18 +1030,13 @@ fn bwd_half_with(v: Option<&str>) -> Result<f64> {
         ))
     };
     match v.map(str::trim) {
-        None | Some("") => Ok(BWD_HALF_MIN_PERCENT / 100.0),
+        None | Some("") => Ok(0.0),
         Some(o) => match o.parse::<f64>() {
             Ok(x) if (0.0..=100.0).contains(&x) => Ok(x / 100.0),
             _ => Err(bad(o)),
         },
     }
 }
-
-/// Default of `DCP_CUDA_BWD_HALF`: launches with at least this share of half steps (percent)
-/// take the half-step backward kernel. One 32K causal-blockwise sequence (256:2) has ~11 %;
-/// causal 32K ~0.4 %, lambda ~2 %.
-pub const BWD_HALF_MIN_PERCENT: f64 = 5.0;
 
 fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
     match v.map(str::trim) {
@@ -3531,7 +3528,8 @@ mod tests {
         assert!(!fwd_half_with(None, 64).unwrap());
         let e = fwd_half_with(Some("on"), 128).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_HALF=on"), "{e}");
-        assert_eq!(bwd_half_with(None).unwrap(), BWD_HALF_MIN_PERCENT / 100.0);
+        assert_eq!(bwd_half_with(None).unwrap(), 0.0);
+        assert_eq!(bwd_half_with(Some("")).unwrap(), 0.0);
         assert_eq!(bwd_half_with(Some(" 0")).unwrap(), 0.0);
         assert_eq!(bwd_half_with(Some("12.5")).unwrap(), 0.125);
         for bad in ["on", "-1", "101"] {
