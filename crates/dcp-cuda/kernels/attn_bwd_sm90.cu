@@ -328,8 +328,27 @@ static_assert(!BWD_CHAIN || HEAD_DIM == 128, "chains are written for head dim 12
 #define B90_TASK_CHAIN 0x10000000u  // the task is part of a chain
 #define B90_TILE_FIRST 0x40000000u
 #define B90_TILE_LAST 0x20000000u
-// A tile word's q tile index (bit 31: partial tile; chains: bits 29-30 the visit flags).
-#define B90_TILE_INDEX (BWD_CHAIN ? 0x1fffffffu : 0x7fffffffu)
+// BWD_HALF 1 (D 128, not with chains; opt-in: the host compiles it into a kernel of its own,
+// src/exec.rs `bwd_half`, and launches it where at least `DCP_CUDA_BWD_HALF` percent of the steps
+// are half steps): tile word bit 30 (`B90_TILE_HLO`) = no row of the q tile attends keys 0-63 of
+// the kv tile, bit 29 (`B90_TILE_HHI`) = none attends keys 64-127 (src/tilemask.rs
+// `bwd_half_bits`, partial tiles only; the bits are set only for launches of this kernel). The
+// consumer warpgroup of the unseen half skips the step's S^T, dP^T, dV and dK wgmmas and its
+// elementwise work, and stores zero dS^T (the dQ wgmmas still run over all 128 keys); the barriers
+// keep their arrivals. Measured and not adopted (bench/results/kernels-2026-11-29-kbb14, 1x H200):
+// a half step costs ~0.75 of a step, but the branches cost every full step of the build: forced
+// onto causal 32K (0.4 % half steps) -3 %; causal-blockwise 32K (11 % half steps) +-0, lambda
+// -1.7 %. Its first form, whose half steps' dQ also ran over the seen half only (a branch between
+// two dQ wgmma sequences), cost full steps -8 % (blockwise -2.7 %, lambda -6 %).
+#ifndef BWD_HALF
+#define BWD_HALF 0
+#endif
+static_assert(!BWD_HALF || (HEAD_DIM == 128 && !BWD_CHAIN), "half steps are written for head dim 128, no chains");
+#define B90_TILE_HLO 0x40000000u
+#define B90_TILE_HHI 0x20000000u
+// A tile word's q tile index (bit 31: partial tile; chains: bits 29-30 the visit flags; BWD_HALF:
+// bits 29-30 the unseen halves).
+#define B90_TILE_INDEX ((BWD_CHAIN || BWD_HALF) ? 0x1fffffffu : 0x7fffffffu)
 
 // BWD_CHAIN_DD 1 (with BWD_CHAIN; the host compiles it in under DCP_CUDA_BWD_CHAIN_DD): the
 // chain kernel computes D = rowsum(dO * O) itself, at each q tile's first visit, for the works
@@ -1017,6 +1036,9 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     wg_commit();
   };
+#if BWD_HALF
+  static_assert(BWD_FASTDESC && BWD_ORDER == 1 && BWD_DV_NOWAIT && QT == 1, "half steps: D 128's default step");
+#endif
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
 #if BWD_CHAIN
@@ -1287,7 +1309,13 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
 #endif
       const float* lse_s = (const float*)small_g;
+#if BWD_HALF
+      // This warpgroup's keys unseen by the step's q tile (warp-uniform).
+      const bool skip = words[0] & (cw ? B90_TILE_HHI : B90_TILE_HLO);
+#else
+      constexpr bool skip = false;
       issue_sdp(gt);
+#endif
       const float* dd_s = lse_s + SR;
       const u32* rp_s = (const u32*)(dd_s + SR);
 
@@ -1327,35 +1355,53 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_wait<1>();  // dP^T
       reg_fence<SR / 2>(dpt);
 #else
-      tile_bits();
-      wg_wait<0>();  // S^T and dP^T
-      reg_fence<SR / 2>(st);
-      reg_fence<SR / 2>(dpt);
-      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
       u32 pa[SR / 16][4];
-      acc_to_a<SR>(st, pa);
 #endif
       // dS^T = P^T (dP^T - D), into registers (A of dK) and shared memory (A of dQ, K-major:
       // element (row ql, key kl) of key block kl / 64).
       const u32 buf = gt & 1;
       const u32 dsb = sdS + buf * DSBYTES + cw * (SR * 128);
-#pragma unroll
-      for (int nt = 0; nt < SR / 8; ++nt) {
-        const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
-      }
       u32 da_[SR / 16][4];
-      acc_to_a<SR>(st, da_);
+      if (!skip) {
+#if BWD_HALF
+        // (Issued here, not before the mask set-up: issued in one branch and waited for in
+        // another, the accumulators' registers spilled across the loop.)
+        issue_sdp(gt);
+#endif
 #if BWD_ORDER != 0
-      // dV += P^T dO, on the tensor cores while dS^T is stored.
-      reg_fence<D / 2>(dv);
-      wg_fence();
+        tile_bits();
+        wg_wait<0>();  // S^T and dP^T
+        reg_fence<SR / 2>(st);
+        reg_fence<SR / 2>(dpt);
+        bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
+        acc_to_a<SR>(st, pa);
+#endif
 #pragma unroll
-      for (int kc = 0; kc < SR / 16; ++kc)
-        wg_rs_d(dv, pa[kc], DESC_DV(kc));
-      wg_commit();
+        for (int nt = 0; nt < SR / 8; ++nt) {
+          const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
+        }
+        acc_to_a<SR>(st, da_);
+#if BWD_ORDER != 0
+        // dV += P^T dO, on the tensor cores while dS^T is stored.
+        reg_fence<D / 2>(dv);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < SR / 16; ++kc)
+          wg_rs_d(dv, pa[kc], DESC_DV(kc));
+        wg_commit();
+#endif
+      }
+#if BWD_HALF
+      else {
+        // Zero dS^T rows of this warpgroup's keys: the dQ wgmmas of the step read all 128 keys.
+#pragma unroll
+        for (int kc = 0; kc < SR / 16; ++kc)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) da_[kc][i] = 0u;
+      }
 #endif
       if (gt >= 2) mbar_wait(ds_empty(buf), ((gt >> 1) - 1) & 1);  // both dQ of step gt - 2 read it
       {
@@ -1391,12 +1437,16 @@ dcp_attn_bwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         float dq[32];
         mbar_wait(ds_full(pb), ((gt - 1) >> 1) & 1);
         dq_mma(dq, pb);
-        dk_mma();
-        wg_wait<1>();  // dQ of the step before
+        if (!skip) {
+          dk_mma();
+          wg_wait<1>();  // dQ of the step before
+        } else {
+          wg_wait<0>();
+        }
         reg_fence<32>(dq);
         mbar_arrive(ds_empty(pb));
         if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);
-      } else {
+      } else if (!skip) {
         dk_mma();
       }
 #if BWD_CHAIN

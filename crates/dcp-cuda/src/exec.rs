@@ -234,6 +234,11 @@ pub struct Kernels {
     /// dim 128), compiled when a launch first chains. Its shared memory: `bwd_smem`, plus the O
     /// half rows of its D steps where it computes D (`chain_dd`).
     bwd_chain: OnDemand,
+    /// The sm90 backward with half steps compiled in (`BWD_HALF`, opt-in `DCP_CUDA_BWD_HALF`, head
+    /// dim 128), compiled when a launch first takes it: launches without chains where at least
+    /// `bwd_half_min` of the steps leave one consumer warpgroup without a key.
+    bwd_half: OnDemand,
+    bwd_half_min: f64,
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     fwd_half: OnDemand,
@@ -448,6 +453,13 @@ impl Kernels {
             OnDemand::off()
         };
         let mut bwd_chain = OnDemand::off();
+        let mut bwd_half = OnDemand::off();
+        let bwd_half_min = match bwd_family {
+            KernelFamily::Sm90Wgmma if d == 128 => {
+                bwd_half_with(std::env::var("DCP_CUDA_BWD_HALF").ok().as_deref())?
+            }
+            _ => 0.0,
+        };
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -470,6 +482,13 @@ impl Kernels {
                     defs.push(("BWD_DQ_CONV".into(), "1".into()));
                 }
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
+                // Half steps (`BWD_HALF`) in a kernel of their own: their branches move the
+                // whole step's schedule (attn_bwd_sm90.cu).
+                if bwd_half_min > 0.0 {
+                    let mut defs = defs.clone();
+                    defs.push(("BWD_HALF".into(), "1".into()));
+                    bwd_half = OnDemand::new(Source::AttnBwdSm90, "dcp_attn_bwd_sm90", defs, smem);
+                }
                 // Chains (`BWD_CHAIN`) in a kernel of their own, compiled when the first launch
                 // chains ([`OnDemand`]) and used by chained launches only:
                 // compiled into the one kernel, their code cost 3-5 % on every other shape
@@ -510,6 +529,8 @@ impl Kernels {
             fwd,
             bwd,
             bwd_chain,
+            bwd_half,
+            bwd_half_min,
             fwd_half,
             fwd_short,
             fwd_short_max,
@@ -577,6 +598,8 @@ enum K {
     Bwd,
     /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
     BwdChain,
+    /// The sm90 backward with half steps (`BWD_HALF`; lowered only where `Kernels::bwd_half` is).
+    BwdHalf,
 }
 
 #[derive(Debug, Clone)]
@@ -994,6 +1017,27 @@ impl TileMasks {
 /// (measured there: causal 32K +6.5 %, shared-question +7.8 %, blockwise +2.8 %, packed +1.8 %,
 /// lambda −3.9 % at D 128; at D 64 lambda −5 % and blockwise −2 % against causal +3 %:
 /// bench/results/gpu-x1-2026-11-29s11/); anything else is an error naming the value.
+/// `DCP_CUDA_BWD_HALF` (sm90, head dim 128; opt-in): the least share of a backward launch's
+/// steps, in percent, that are half steps (`tilemask::bwd_half_bits`: one 64-key half of the kv
+/// tile seen by no row of the q tile) for the launch to take the half-step kernel
+/// (`attn_bwd_sm90.cu` `BWD_HALF`). Unset, empty or `0`: never (measured: causal-blockwise 32K
+/// +-0, lambda -1.7 %, the build's full steps ~3 % slower; bench/results/kernels-2026-11-29-kbb14).
+/// Returned as a fraction.
+fn bwd_half_with(v: Option<&str>) -> Result<f64> {
+    let bad = |o: &str| {
+        CudaError::Unsupported(format!(
+            "DCP_CUDA_BWD_HALF={o}: expected a share of half steps in percent (0 = off)"
+        ))
+    };
+    match v.map(str::trim) {
+        None | Some("") => Ok(0.0),
+        Some(o) => match o.parse::<f64>() {
+            Ok(x) if (0.0..=100.0).contains(&x) => Ok(x / 100.0),
+            _ => Err(bad(o)),
+        },
+    }
+}
+
 fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
     match v.map(str::trim) {
         Some("1") => Ok(true),
@@ -1929,6 +1973,8 @@ impl Lowering<'_> {
         let bc = kernels.bwd_bc();
         let mut dd_off = 0u64;
         let mut pending: Vec<KvTileList> = Vec::new();
+        // Per entry of `pending`: its tiles' half-step bits (empty where half steps are off).
+        let mut pending_half: Vec<Vec<u32>> = Vec::new();
         let (works, first) = crate::fuse::fuse_bwd(works);
         for (w, &wi) in works.iter().zip(&first) {
             let q = self.rd(&w.q);
@@ -2023,6 +2069,14 @@ impl Lowering<'_> {
                 }
                 r0 = r1;
             }
+            // Half steps' tile word bits (`BWD_HALF`), applied where the launch takes that kernel.
+            let mut per_kt_half: Vec<Vec<u32>> = Vec::new();
+            if kernels.bwd_half.enabled() {
+                per_kt_half = per_kt.iter().map(|l| vec![0; l.len()]).collect();
+                for &(r0, r1, kt, i) in &partials {
+                    per_kt_half[kt][i] = tilemask::bwd_half_bits(&csr, r0, r1, kt as u32, key0);
+                }
+            }
             if wl.mask_mode != TileMasks::None {
                 for (m, list) in per_kt_mask.iter_mut().zip(&per_kt) {
                     m.resize(list.len(), tilemask::NO_MASK);
@@ -2035,6 +2089,7 @@ impl Lowering<'_> {
             }
             for (kt, (list, masks)) in per_kt.into_iter().zip(per_kt_mask).enumerate() {
                 if !list.is_empty() {
+                    pending_half.push(per_kt_half.get(kt).cloned().unwrap_or_default());
                     pending.push((wdx, kt as u32, w.q.heads / group, list, masks));
                 }
             }
@@ -2097,6 +2152,17 @@ impl Lowering<'_> {
         let chain = kernels.chain != ChainMode::Off
             && self.chain_launch(ii, &works, &wl, &pending, chunk)
             && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
+        // Half steps (`BWD_HALF`): an unchained launch where enough of the steps are half steps.
+        let half = !chain
+            && {
+                let (mut n, mut h) = (0u64, 0u64);
+                for ((_, _, kvh, list, _), bits) in pending.iter().zip(&pending_half) {
+                    n += list.len() as u64 * *kvh as u64;
+                    h += bits.iter().filter(|&&b| b != 0).count() as u64 * *kvh as u64;
+                }
+                h > 0 && h as f64 >= kernels.bwd_half_min * n as f64
+            }
+            && kernels.bwd_half.get_or_compile(self.gpu)?.is_some();
         let (dq_dst, dkv_copies) = self.convert_targets(
             ii, &works, &mut wl, &pending, chunk, dkv_conv, &unstored, chain,
         );
@@ -2172,7 +2238,12 @@ impl Lowering<'_> {
             }
             let part = &list[pc.start..pc.start + pc.len];
             let off = wl.tiles.len() as u32;
-            wl.tiles.extend_from_slice(part);
+            if half {
+                let bits = &pending_half[pc.list][pc.start..pc.start + pc.len];
+                wl.tiles.extend(part.iter().zip(bits).map(|(&t, &b)| t | b));
+            } else {
+                wl.tiles.extend_from_slice(part);
+            }
             if wl.mask_mode != TileMasks::None {
                 wl.tmask
                     .extend_from_slice(&masks[pc.start..pc.start + pc.len]);
@@ -2323,11 +2394,19 @@ impl Lowering<'_> {
             None => grid,
         };
         self.ops.push(Op::Launch(Launch {
-            k: if chain { K::BwdChain } else { K::Bwd },
+            k: if chain {
+                K::BwdChain
+            } else if half {
+                K::BwdHalf
+            } else {
+                K::Bwd
+            },
             grid,
             block: kernels.bwd_block,
             smem: if chain {
                 kernels.bwd_chain.smem
+            } else if half {
+                kernels.bwd_half.smem
             } else {
                 kernels.bwd_smem
             },
@@ -2760,6 +2839,9 @@ impl Prepared {
             K::BwdChain => ks
                 .bwd_chain
                 .compiled("chained backward (DCP_CUDA_BWD_CHAIN)")?,
+            K::BwdHalf => ks
+                .bwd_half
+                .compiled("half-step backward (DCP_CUDA_BWD_HALF)")?,
         })
     }
 
@@ -3446,6 +3528,14 @@ mod tests {
         assert!(!fwd_half_with(None, 64).unwrap());
         let e = fwd_half_with(Some("on"), 128).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_HALF=on"), "{e}");
+        assert_eq!(bwd_half_with(None).unwrap(), 0.0);
+        assert_eq!(bwd_half_with(Some("")).unwrap(), 0.0);
+        assert_eq!(bwd_half_with(Some(" 0")).unwrap(), 0.0);
+        assert_eq!(bwd_half_with(Some("12.5")).unwrap(), 0.125);
+        for bad in ["on", "-1", "101"] {
+            let e = bwd_half_with(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains(&format!("DCP_CUDA_BWD_HALF={bad}")), "{e}");
+        }
         assert_eq!(fwd_short_with(None, 128).unwrap(), 3);
         assert_eq!(fwd_short_with(Some(""), 64).unwrap(), 0);
         assert_eq!(fwd_short_with(Some(" 0"), 128).unwrap(), 0);

@@ -207,6 +207,38 @@ pub fn fwd_half(csr: &RowCsr, r0: u32, r1: u32, kt: u32, n_keys: u32) -> bool {
     })
 }
 
+/// Backward half step (`attn_bwd_sm90.cu` `BWD_HALF`): tile word bits of the 64-row q tile of
+/// rows `r0..r1` (rows from `r1` on attend nothing) in key tile `kt`: [`BWD_HALF_LO`] where no
+/// row attends any of keys 0-63 of the tile, [`BWD_HALF_HI`] where none attends keys 64-127 (keys
+/// from `n_keys` on do not count); 0 for a tile that some row sees in both halves, or in
+/// neither (an empty tile is never listed). The consumer warpgroup of an unseen half skips the
+/// step, and the step's dQ runs over the other half's keys only: a wrong bit would drop
+/// gradient terms, so the bits follow the rows' ranges exactly (unit-tested against the mask).
+pub fn bwd_half_bits(csr: &RowCsr, r0: u32, r1: u32, kt: u32, n_keys: u32) -> u32 {
+    let k0 = kt * TILE_KEYS;
+    let sees = |h: u32| {
+        let (hs, he) = (k0 + 64 * h, (k0 + 64 * (h + 1)).min(n_keys));
+        hs < he
+            && (r0..r1).any(|r| {
+                csr.row(r as usize)
+                    .iter()
+                    .any(|&[s, e]| s.max(hs) < e.min(he))
+            })
+    };
+    match (sees(0), sees(1)) {
+        (false, true) => BWD_HALF_LO,
+        (true, false) => BWD_HALF_HI,
+        _ => 0,
+    }
+}
+
+/// Backward tile word bit: no row of the q tile attends keys 0-63 of the kv tile
+/// (`B90_TILE_HLO`).
+pub const BWD_HALF_LO: u32 = 0x4000_0000;
+/// Backward tile word bit: no row of the q tile attends keys 64-127 of the kv tile
+/// (`B90_TILE_HHI`).
+pub const BWD_HALF_HI: u32 = 0x2000_0000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +391,60 @@ mod tests {
                     if kernel {
                         halves += 1;
                     } else {
+                        wholes += 1;
+                    }
+                    r0 = r1;
+                }
+            }
+        }
+        assert!(
+            halves > 100 && wholes > 100,
+            "{halves} half, {wholes} whole tiles"
+        );
+    }
+
+    /// `bwd_half_bits` against the backward mask words (bit set where every thread of the
+    /// consumer warpgroup of that half has a zero word), on random ranges, causal rows, rows
+    /// that see everything and a sliding window, with rows and keys ending inside tiles.
+    #[test]
+    fn bwd_half_bits_are_the_masks_unseen_halves() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut scratch = Vec::new();
+        let (mut halves, mut wholes) = (0, 0);
+        for case in 0..60u32 {
+            let n_rows = 60 + case * 9;
+            let n_keys = 100 + case * 13;
+            let rows = match case % 4 {
+                0 => random_rows(&mut seed, n_rows, n_keys),
+                1 => (0..n_rows)
+                    .map(|r| vec![(0, (r + 1).min(n_keys))])
+                    .collect(),
+                2 => (0..n_rows).map(|_| vec![(0, n_keys)]).collect(),
+                _ => (0..n_rows)
+                    .map(|r| vec![((r + 1).saturating_sub(90).min(n_keys), (r + 1).min(n_keys))])
+                    .collect(),
+            };
+            let csr = csr_of(&rows);
+            for kt in 0..n_keys.div_ceil(128) {
+                let mut r0 = 0;
+                while r0 < n_rows {
+                    let r1 = (r0 + 64).min(n_rows);
+                    let mut m = Vec::new();
+                    push(Layout::Bwd, &csr, r0, r1, kt, n_keys, &mut scratch, &mut m);
+                    let seen = |cw: usize| m[128 * cw..128 * (cw + 1)].iter().any(|&w| w != 0);
+                    let want = match (seen(0), seen(1)) {
+                        (false, true) => BWD_HALF_LO,
+                        (true, false) => BWD_HALF_HI,
+                        _ => 0,
+                    };
+                    assert_eq!(
+                        bwd_half_bits(&csr, r0, r1, kt, n_keys),
+                        want,
+                        "case {case} rows {r0}..{r1} kt {kt}"
+                    );
+                    if want != 0 {
+                        halves += 1;
+                    } else if seen(0) {
                         wholes += 1;
                     }
                     r0 = r1;
