@@ -152,6 +152,22 @@
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
 #endif
+// FWD_T2 (in the short-task kernel, FWD_LATEREL 1): a task of exactly two full tiles (1000 works
+// of 256 x 256: every task) runs straight-line code instead of two loop steps, S of both tiles
+// issued together (both stages are waited for first) and the first P V writing O (scale-d 0, so
+// no zeroed O is live during S). In the loop each step's softmax runs with both consumer
+// warpgroups' tensor work idle (they run in lockstep: kernels-2026-11-29-kf13b).
+// 1: the exact row maximum of the task's 256 keys (no rescale), the first tile's exponentials
+// with the tensor cores idle, its P V, the second tile's exponentials under it.
+// 2: the first tile's softmax (its own maximum) under the second tile's S, its P V behind that
+// S, the second tile's maximum and exponentials under that P V; O rescaled lazily (as the loop)
+// once it has completed, then the second P V.
+#ifndef FWD_T2
+#define FWD_T2 FWD_LATEREL
+#endif
+#if FWD_T2 && FWD_HALF
+#error "FWD_T2 is written for the kernels without half tiles"
+#endif
 // FWD_PP 1: a one-time stagger of the two consumer warpgroups per task, in the plain loop (named
 // barriers 6 and 7). At a task's first plain step each warpgroup waits for the other's go before
 // its S (bar.sync) and gives its own go (bar.arrive) at FWD_PP_AT: 0 after issuing S, 1 after S
@@ -207,11 +223,12 @@ static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head di
 #define F90_BARS 72
 
 // PV for the head dim: N = HEAD_DIM.
-__device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b) {
+// `acc` 0: O = P V (O's previous contents ignored; FWD_T2's first P V).
+__device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b, int acc = 1) {
 #if HEAD_DIM == 128
-  wgmma_m64n128k16_rs<1>(o, a, b, 1);
+  wgmma_m64n128k16_rs<1>(o, a, b, acc);
 #else
-  wgmma_m64n64k16_rs<1>(o, a, b, 1);
+  wgmma_m64n64k16_rs<1>(o, a, b, acc);
 #endif
 }
 
@@ -790,12 +807,14 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }                                                                                               \
     wg_commit();                                                                                    \
   } while (0)
-#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+#define F90_ISSUE_PV_A(pa, s, kc0, NK, acc0)                                                        \
   do {                                                                                              \
     _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
-        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI)); \
+        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI), \
+              (kc > 0 || (acc0)) ? 1 : 0);                                                          \
     wg_commit();                                                                                    \
   } while (0)
+#define F90_ISSUE_PV(pa, s, kc0, NK) F90_ISSUE_PV_A(pa, s, kc0, NK, 1)
 #else
     // Q rows of this warpgroup (K-major, SBO = 8 rows of 128 B).
     const u32 q_lo = sQ + qb * QBYTES + 64 * cw * 128;
@@ -810,18 +829,137 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }                                                                                               \
     wg_commit();                                                                                    \
   } while (0)
-#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
+#define F90_ISSUE_PV_A(pa, s, kc0, NK, acc0)                                                        \
   do {                                                                                              \
     _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
-        wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024)); \
+        wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024), \
+              (kc > 0 || (acc0)) ? 1 : 0);                                                          \
     wg_commit();                                                                                    \
   } while (0)
+#define F90_ISSUE_PV(pa, s, kc0, NK) F90_ISSUE_PV_A(pa, s, kc0, NK, 1)
 #endif
 
     float o[D / 2];
+    float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
+#if FWD_T2
+    // A task of two full tiles (both stages land; warp-uniform through the vote): both S
+    // issued at once, the exact row maximum over the task's 256 keys (no rescale), then P V in
+    // four 64-key quarters, each quarter's exponentials under the previous quarter's P V.
+    bool t2 = false;
+    if (n_tiles == 2) {
+      mbar_wait(full(sg & 1), (sg >> 1) & 1);
+      mbar_wait(full((sg + 1) & 1), ((sg + 1) >> 1) & 1);
+      const u32 w0 = *(const u32*)(gbase + (ksmall + (sg & 1) * F90_KSMALL + S90_BR * 16 - base));
+      const u32 w1 = *(const u32*)(gbase + (ksmall + ((sg + 1) & 1) * F90_KSMALL + S90_BR * 16 - base));
+      t2 = ((w0 | w1) >> 31) == 0u;
+    }
+    u32 j0 = 0;
+    if (__all_sync(0xffffffffu, t2)) {
+      const int s0 = sg & 1, s1 = s0 ^ 1;
+      fence_proxy_async();
+      float sa[S90_BC / 2], sb[S90_BC / 2];
+      wg_fence();
+      F90_ISSUE_S(2, sa, s0, 0);
+      F90_ISSUE_S(2, sb, s1, 0);
+      u32 pa[S90_BC / 16][4], pb[S90_BC / 16][4];
+#if FWD_T2 == 2
+      // The first tile's softmax under the second tile's S (with the first tile's row maximum),
+      // its P V issued behind that S; the second tile's maximum and exponentials under the first
+      // P V. O is rescaled (lazily, as in the loop) once that P V has completed.
+      wg_wait<1>();
+      reg_fence<S90_BC / 2>(sa);
+      {
+        float mn[2];
+        f90_max<S90_BC / 8>(sa, mm, mn, scale_log2);
+        mm[0] = mn[0];
+        mm[1] = mn[1];
+      }
+      f90_exp<S90_BC / 8>(sa, mm, ll, scale_log2);
+      acc_to_a<S90_BC>(sa, pa);
+      reg_fence_u<S90_BC / 4>(&pa[0][0]);
+      reg_fence<2>(ll);
+      wg_fence();
+      F90_ISSUE_PV_A(pa, s0, 0, S90_BC / 16, 0);  // O = P V: O's registers hold nothing yet
+      wg_wait<1>();
+      reg_fence<S90_BC / 2>(sb);
+      float mn[2];
+      // Whether a row of the warpgroup rescales (lazily, as in the loop; uniform over the
+      // warpgroup through bar.red, so that only then the first P V is waited for).
+      const bool up = f90_wg_any(f90_max<S90_BC / 8>(sb, mm, mn, scale_log2), 1 + cw);
+      float mb[2] = {up ? mn[0] : mm[0], up ? mn[1] : mm[1]}, lb[2] = {0.f, 0.f};
+      f90_exp<S90_BC / 8>(sb, mb, lb, scale_log2);
+      acc_to_a<S90_BC>(sb, pb);
+      reg_fence_u<S90_BC / 4>(&pb[0][0]);
+      if (up) {
+        wg_wait<0>();
+        reg_fence<D / 2>(o);
+        f90_rescale(o, mm, ll, mn);
+      }
+      ll[0] += lb[0];
+      ll[1] += lb[1];
+      reg_fence<D / 2>(o);
+      wg_fence();
+      F90_ISSUE_PV(pb, s1, 0, S90_BC / 16);
+      wg_wait<1>();  // the first tile's P V: its stage is free
+      reg_fence_u<S90_BC / 4>(&pa[0][0]);
+      mbar_arrive(empty(s0));
+      F90_LATE_ARRIVE();
+      wg_wait<0>();
+#else
+      wg_wait<1>();
+      reg_fence<S90_BC / 2>(sa);
+      float mx[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        mx[h] = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < S90_BC / 8; ++nt) mx[h] = fmaxf(mx[h], fmaxf(sa[nt * 4 + 2 * h], sa[nt * 4 + 2 * h + 1]));
+      }
+      wg_wait<0>();
+      reg_fence<S90_BC / 2>(sb);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int nt = 0; nt < S90_BC / 8; ++nt) mx[h] = fmaxf(mx[h], fmaxf(sb[nt * 4 + 2 * h], sb[nt * 4 + 2 * h + 1]));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+        mm[h] = mx[h] * scale_log2;
+      }
+      // The first tile's P (its exponentials with the tensor cores idle), then its P V; the
+      // second tile's exponentials under that P V. The fences keep each value's order: without
+      // them the compiler hoists every exponential above the first P V and keeps both tiles' S
+      // in fp32 next to O (ptxas then serialises every wgmma, C7512).
+      f90_exp<S90_BC / 8>(sa, mm, ll, scale_log2);
+      acc_to_a<S90_BC>(sa, pa);
+      reg_fence_u<S90_BC / 4>(&pa[0][0]);
+      reg_fence<2>(ll);
+      reg_fence<S90_BC / 2>(sb);
+      wg_fence();
+      F90_ISSUE_PV_A(pa, s0, 0, S90_BC / 16, 0);  // O = P V: O's registers hold nothing yet
+      f90_exp<S90_BC / 8>(sb, mm, ll, scale_log2);
+      acc_to_a<S90_BC>(sb, pb);
+      reg_fence_u<S90_BC / 4>(&pb[0][0]);
+      wg_fence();
+      F90_ISSUE_PV(pb, s1, 0, S90_BC / 16);
+      wg_wait<1>();  // the first tile's P V: its stage is free
+      reg_fence_u<S90_BC / 4>(&pa[0][0]);
+      mbar_arrive(empty(s0));
+      F90_LATE_ARRIVE();
+      wg_wait<0>();
+#endif
+      reg_fence<D / 2>(o);
+      reg_fence_u<S90_BC / 4>(&pb[0][0]);
+      mbar_arrive(empty(s1));
+      sg += 2;
+      j0 = 2;
+    } else {
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+    }
+#else
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-    float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
+#endif
 #if FWD_HALF
     // The task's first `pad` tiles (the host puts its half tiles first: `DCP_CUDA_FWD_HALF`,
     // exec.rs) through the half step; the rest through the plain loop below, main's step
@@ -921,6 +1059,8 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       F90_LATE_ARRIVE();
     }
     for (; j < n_tiles; ++j, ++sg) {
+#elif FWD_T2
+    for (u32 j = j0; j < n_tiles; ++j, ++sg) {
 #else
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
 #endif
@@ -1052,6 +1192,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #undef F90_PP_GO
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
+#undef F90_ISSUE_PV_A
     F90_LATE_ARRIVE();  // (owed from before a task without tiles)
 
     // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
