@@ -165,6 +165,21 @@
 #ifndef FWD_T2
 #define FWD_T2 FWD_LATEREL
 #endif
+// FWD_KVREUSE 1 (in the short-task kernel, FWD_LATEREL 1): K/V stay in the stages across the
+// tasks of one (work, q tile, kv head). A CTA takes runs of `group` consecutive task indices
+// (the host lists a q tile's heads in order, so an aligned run is the GQA group of one kv head);
+// where a task has exactly two tiles and the previous task of the CTA was the same work, q tile,
+// tile list and kv head, its tiles already sit in the stages it would load them into (two tiles,
+// two stages): the producer waits for each stage to be released as before and marks it full
+// again without loading K, V, the tile word or the mask. Per run of 4 tasks K/V move once instead
+// of 4 times: the kernel is bound by what it moves from L2 (works1000 192 KB per 2-tile task,
+// ~5.5 TB/s as causal 32K's 64 KB per tile: kernels-2026-11-29-kf14).
+#ifndef FWD_KVREUSE
+#define FWD_KVREUSE FWD_LATEREL
+#endif
+#if FWD_KVREUSE && FWD_CLAIM_LATE
+#error "FWD_KVREUSE claims runs of tasks at their start"
+#endif
 #if FWD_T2 && FWD_HALF
 #error "FWD_T2 is written for the kernels without half tiles"
 #endif
@@ -575,11 +590,22 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const int pt = tid;      // 0..127: the row / key of the tile this thread loads
     const int pw = pt >> 5;  // producer warp: rows / keys 32*pw .. 32*pw+31
     const u32 n_tasks = sched[2];
+#if FWD_KVREUSE
+    // Runs of `group` task indices: CTA b starts with run b, then claims runs.
+    const u32 run = group;
+    u32 cur = blockIdx.x * run, sg = 0;
+    // The previous task's work, first row, tile list and kv head (tiles_n 2 only; else ~0).
+    u32 p_work = 0xffffffffu, p_row0 = 0, p_toff = 0, p_kvh = 0;
+#else
     u32 cur = blockIdx.x, sg = 0;
+#endif
     for (u32 tq = 0;; ++tq) {
       const int qb = tq & 1;
       u32 nxt = 0;
-#if !FWD_CLAIM_LATE
+#if FWD_KVREUSE
+      if (pt == 0 && cur < n_tasks)
+        nxt = (cur + 1) % run != 0 ? cur + 1 : run * (gridDim.x + atomicAdd(sched, 1u));
+#elif !FWD_CLAIM_LATE
       if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
 #endif
 #if !FWD_PREDESC
@@ -678,6 +704,16 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const bool kv_tma = one_seg && (w.flags & 2u);
 #endif
 #endif
+#if FWD_KVREUSE
+      // This task's two tiles are where the previous task left them (same stages: sg advanced
+      // by 2), and no other task wrote those stages in between.
+      const bool reuse = task.tiles_n == 2 && task.work == p_work && task.row0 == p_row0 &&
+                         task.tiles_off == p_toff && kvh == p_kvh;
+      p_work = task.tiles_n == 2 ? task.work : 0xffffffffu;
+      p_row0 = task.row0;
+      p_toff = task.tiles_off;
+      p_kvh = kvh;
+#endif
       for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
         const int s = sg & 1;
         const u32 word = word_next;
@@ -686,6 +722,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const u64 kp = one_seg ? (key < n_keys ? k_base + (u64)key * k_stride * sizeof(elem_t) : 0)
                                : kv_key_ptr<D>(w, segs, key, kvh);
         if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
+#if FWD_KVREUSE
+        if (!reuse) {
+#endif
         const u32 ks = ksmall + s * F90_KSMALL;
         if (pt == 0) {
           cp_async4_s(ks + S90_BR * 16, my_tiles + it, true);
@@ -717,6 +756,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         } else
 #endif
           warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
+#if FWD_KVREUSE
+        }
+#endif
         mbar_arrive_cp_async(full(s));
       }
 #if FWD_CLAIM_LATE
@@ -845,13 +887,19 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     // A task of two full tiles (both stages land; warp-uniform through the vote): both S
     // issued at once, the exact row maximum over the task's 256 keys (no rescale), then P V in
     // four 64-key quarters, each quarter's exponentials under the previous quarter's P V.
+    // Only where both stages have landed already (K/V kept from the previous task,
+    // FWD_KVREUSE): waiting for the second one costs the load the loop would hide under the
+    // first step (kernels-2026-11-29-kf14, call 1: -26 %). Decided per warpgroup (bar.red), so
+    // that its four warps take the same wgmma.
     bool t2 = false;
     if (n_tiles == 2) {
-      mbar_wait(full(sg & 1), (sg >> 1) & 1);
-      mbar_wait(full((sg + 1) & 1), ((sg + 1) >> 1) & 1);
-      const u32 w0 = *(const u32*)(gbase + (ksmall + (sg & 1) * F90_KSMALL + S90_BR * 16 - base));
-      const u32 w1 = *(const u32*)(gbase + (ksmall + ((sg + 1) & 1) * F90_KSMALL + S90_BR * 16 - base));
-      t2 = ((w0 | w1) >> 31) == 0u;
+      bool ok = mbar_try_wait(full(sg & 1), (sg >> 1) & 1) && mbar_try_wait(full((sg + 1) & 1), ((sg + 1) >> 1) & 1);
+      if (ok) {
+        const u32 w0 = *(const u32*)(gbase + (ksmall + (sg & 1) * F90_KSMALL + S90_BR * 16 - base));
+        const u32 w1 = *(const u32*)(gbase + (ksmall + ((sg + 1) & 1) * F90_KSMALL + S90_BR * 16 - base));
+        ok = ((w0 | w1) >> 31) == 0u;
+      }
+      t2 = !f90_wg_any(!ok, 1 + cw);
     }
     u32 j0 = 0;
     if (__all_sync(0xffffffffu, t2)) {
