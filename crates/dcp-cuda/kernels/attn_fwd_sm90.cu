@@ -167,7 +167,8 @@
 #endif
 // FWD_KVREUSE 1 (in the short-task kernel, FWD_LATEREL 1): K/V stay in the stages across the
 // tasks of one (work, q tile, kv head). A CTA takes runs of `group` consecutive task indices
-// (the host lists a q tile's heads in order, so an aligned run is the GQA group of one kv head);
+// (the host lists a q tile's heads in order, so an aligned run is the GQA group of one kv head;
+// only in launches of at least two runs per CTA);
 // where a task has exactly two tiles and the previous task of the CTA was the same work, q tile,
 // tile list and kv head, its tiles already sit in the stages it would load them into (two tiles,
 // two stages): the producer waits for each stage to be released as before and marks it full
@@ -591,8 +592,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const int pw = pt >> 5;  // producer warp: rows / keys 32*pw .. 32*pw+31
     const u32 n_tasks = sched[2];
 #if FWD_KVREUSE
-    // Runs of `group` task indices: CTA b starts with run b, then claims runs.
-    const u32 run = group;
+    // Runs of `group` task indices: CTA b starts with run b, then claims runs; only where every
+    // CTA gets at least two runs (a small launch keeps one task per claim, all its CTAs busy).
+    const u32 run = n_tasks >= 2u * group * gridDim.x ? group : 1u;
     u32 cur = blockIdx.x * run, sg = 0;
     // The previous task's work, first row, tile list and kv head (tiles_n 2 only; else ~0).
     u32 p_work = 0xffffffffu, p_row0 = 0, p_toff = 0, p_kvh = 0;
