@@ -152,38 +152,6 @@
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
 #endif
-// FWD_T2 (in the short-task kernel, FWD_LATEREL 1): a task of exactly two full tiles (1000 works
-// of 256 x 256: every task) runs straight-line code instead of two loop steps, S of both tiles
-// issued together (both stages are waited for first) and the first P V writing O (scale-d 0, so
-// no zeroed O is live during S). In the loop each step's softmax runs with both consumer
-// warpgroups' tensor work idle (they run in lockstep: kernels-2026-11-29-kf13b).
-// 1: the exact row maximum of the task's 256 keys (no rescale), the first tile's exponentials
-// with the tensor cores idle, its P V, the second tile's exponentials under it.
-// 2: the first tile's softmax (its own maximum) under the second tile's S, its P V behind that
-// S, the second tile's maximum and exponentials under that P V; O rescaled lazily (as the loop)
-// once it has completed, then the second P V.
-#ifndef FWD_T2
-#define FWD_T2 FWD_LATEREL
-#endif
-// FWD_KVREUSE 1 (in the short-task kernel, FWD_LATEREL 1): K/V stay in the stages across the
-// tasks of one (work, q tile, kv head). A CTA takes runs of `group` consecutive task indices
-// (the host lists a q tile's heads in order, so an aligned run is the GQA group of one kv head;
-// only in launches of at least two runs per CTA);
-// where a task has exactly two tiles and the previous task of the CTA was the same work, q tile,
-// tile list and kv head, its tiles already sit in the stages it would load them into (two tiles,
-// two stages): the producer waits for each stage to be released as before and marks it full
-// again without loading K, V, the tile word or the mask. Per run of 4 tasks K/V move once instead
-// of 4 times: the kernel is bound by what it moves from L2 (works1000 192 KB per 2-tile task,
-// ~5.5 TB/s as causal 32K's 64 KB per tile: kernels-2026-11-29-kf14).
-#ifndef FWD_KVREUSE
-#define FWD_KVREUSE FWD_LATEREL
-#endif
-#if FWD_KVREUSE && FWD_CLAIM_LATE
-#error "FWD_KVREUSE claims runs of tasks at their start"
-#endif
-#if FWD_T2 && FWD_HALF
-#error "FWD_T2 is written for the kernels without half tiles"
-#endif
 // FWD_PP 1: a one-time stagger of the two consumer warpgroups per task, in the plain loop (named
 // barriers 6 and 7). At a task's first plain step each warpgroup waits for the other's go before
 // its S (bar.sync) and gives its own go (bar.arrive) at FWD_PP_AT: 0 after issuing S, 1 after S
@@ -239,12 +207,11 @@ static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head di
 #define F90_BARS 72
 
 // PV for the head dim: N = HEAD_DIM.
-// `acc` 0: O = P V (O's previous contents ignored; FWD_T2's first P V).
-__device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b, int acc = 1) {
+__device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b) {
 #if HEAD_DIM == 128
-  wgmma_m64n128k16_rs<1>(o, a, b, acc);
+  wgmma_m64n128k16_rs<1>(o, a, b, 1);
 #else
-  wgmma_m64n64k16_rs<1>(o, a, b, acc);
+  wgmma_m64n64k16_rs<1>(o, a, b, 1);
 #endif
 }
 
@@ -591,23 +558,11 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const int pt = tid;      // 0..127: the row / key of the tile this thread loads
     const int pw = pt >> 5;  // producer warp: rows / keys 32*pw .. 32*pw+31
     const u32 n_tasks = sched[2];
-#if FWD_KVREUSE
-    // Runs of `group` task indices: CTA b starts with run b, then claims runs; only where every
-    // CTA gets at least two runs (a small launch keeps one task per claim, all its CTAs busy).
-    const u32 run = n_tasks >= 2u * group * gridDim.x ? group : 1u;
-    u32 cur = blockIdx.x * run, sg = 0;
-    // The previous task's work, first row, tile list and kv head (tiles_n 2 only; else ~0).
-    u32 p_work = 0xffffffffu, p_row0 = 0, p_toff = 0, p_kvh = 0;
-#else
     u32 cur = blockIdx.x, sg = 0;
-#endif
     for (u32 tq = 0;; ++tq) {
       const int qb = tq & 1;
       u32 nxt = 0;
-#if FWD_KVREUSE
-      if (pt == 0 && cur < n_tasks)
-        nxt = (cur + 1) % run != 0 ? cur + 1 : run * (gridDim.x + atomicAdd(sched, 1u));
-#elif !FWD_CLAIM_LATE
+#if !FWD_CLAIM_LATE
       if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
 #endif
 #if !FWD_PREDESC
@@ -706,16 +661,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const bool kv_tma = one_seg && (w.flags & 2u);
 #endif
 #endif
-#if FWD_KVREUSE
-      // This task's two tiles are where the previous task left them (same stages: sg advanced
-      // by 2), and no other task wrote those stages in between.
-      const bool reuse = task.tiles_n == 2 && task.work == p_work && task.row0 == p_row0 &&
-                         task.tiles_off == p_toff && kvh == p_kvh;
-      p_work = task.tiles_n == 2 ? task.work : 0xffffffffu;
-      p_row0 = task.row0;
-      p_toff = task.tiles_off;
-      p_kvh = kvh;
-#endif
       for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
         const int s = sg & 1;
         const u32 word = word_next;
@@ -724,9 +669,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const u64 kp = one_seg ? (key < n_keys ? k_base + (u64)key * k_stride * sizeof(elem_t) : 0)
                                : kv_key_ptr<D>(w, segs, key, kvh);
         if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
-#if FWD_KVREUSE
-        if (!reuse) {
-#endif
         const u32 ks = ksmall + s * F90_KSMALL;
         if (pt == 0) {
           cp_async4_s(ks + S90_BR * 16, my_tiles + it, true);
@@ -758,9 +700,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         } else
 #endif
           warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
-#if FWD_KVREUSE
-        }
-#endif
         mbar_arrive_cp_async(full(s));
       }
 #if FWD_CLAIM_LATE
@@ -851,14 +790,12 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }                                                                                               \
     wg_commit();                                                                                    \
   } while (0)
-#define F90_ISSUE_PV_A(pa, s, kc0, NK, acc0)                                                        \
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
   do {                                                                                              \
     _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
-        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI), \
-              (kc > 0 || (acc0)) ? 1 : 0);                                                          \
+        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI)); \
     wg_commit();                                                                                    \
   } while (0)
-#define F90_ISSUE_PV(pa, s, kc0, NK) F90_ISSUE_PV_A(pa, s, kc0, NK, 1)
 #else
     // Q rows of this warpgroup (K-major, SBO = 8 rows of 128 B).
     const u32 q_lo = sQ + qb * QBYTES + 64 * cw * 128;
@@ -873,143 +810,18 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }                                                                                               \
     wg_commit();                                                                                    \
   } while (0)
-#define F90_ISSUE_PV_A(pa, s, kc0, NK, acc0)                                                        \
+#define F90_ISSUE_PV(pa, s, kc0, NK)                                                                \
   do {                                                                                              \
     _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
-        wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024), \
-              (kc > 0 || (acc0)) ? 1 : 0);                                                          \
+        wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024)); \
     wg_commit();                                                                                    \
   } while (0)
-#define F90_ISSUE_PV(pa, s, kc0, NK) F90_ISSUE_PV_A(pa, s, kc0, NK, 1)
 #endif
 
     float o[D / 2];
-    float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
-#if FWD_T2
-    // A task of two full tiles (both stages land; warp-uniform through the vote): both S
-    // issued at once, the exact row maximum over the task's 256 keys (no rescale), then P V in
-    // four 64-key quarters, each quarter's exponentials under the previous quarter's P V.
-    // Only where both stages have landed already (K/V kept from the previous task,
-    // FWD_KVREUSE): waiting for the second one costs the load the loop would hide under the
-    // first step (kernels-2026-11-29-kf14, call 1: -26 %). Decided per warpgroup (bar.red), so
-    // that its four warps take the same wgmma.
-    bool t2 = false;
-    if (n_tiles == 2) {
-      bool ok = mbar_try_wait(full(sg & 1), (sg >> 1) & 1) && mbar_try_wait(full((sg + 1) & 1), ((sg + 1) >> 1) & 1);
-      if (ok) {
-        const u32 w0 = *(const u32*)(gbase + (ksmall + (sg & 1) * F90_KSMALL + S90_BR * 16 - base));
-        const u32 w1 = *(const u32*)(gbase + (ksmall + ((sg + 1) & 1) * F90_KSMALL + S90_BR * 16 - base));
-        ok = ((w0 | w1) >> 31) == 0u;
-      }
-      t2 = !f90_wg_any(!ok, 1 + cw);
-    }
-    u32 j0 = 0;
-    if (__all_sync(0xffffffffu, t2)) {
-      const int s0 = sg & 1, s1 = s0 ^ 1;
-      fence_proxy_async();
-      float sa[S90_BC / 2], sb[S90_BC / 2];
-      wg_fence();
-      F90_ISSUE_S(2, sa, s0, 0);
-      F90_ISSUE_S(2, sb, s1, 0);
-      u32 pa[S90_BC / 16][4], pb[S90_BC / 16][4];
-#if FWD_T2 == 2
-      // The first tile's softmax under the second tile's S (with the first tile's row maximum),
-      // its P V issued behind that S; the second tile's maximum and exponentials under the first
-      // P V. O is rescaled (lazily, as in the loop) once that P V has completed.
-      wg_wait<1>();
-      reg_fence<S90_BC / 2>(sa);
-      {
-        float mn[2];
-        f90_max<S90_BC / 8>(sa, mm, mn, scale_log2);
-        mm[0] = mn[0];
-        mm[1] = mn[1];
-      }
-      f90_exp<S90_BC / 8>(sa, mm, ll, scale_log2);
-      acc_to_a<S90_BC>(sa, pa);
-      reg_fence_u<S90_BC / 4>(&pa[0][0]);
-      reg_fence<2>(ll);
-      wg_fence();
-      F90_ISSUE_PV_A(pa, s0, 0, S90_BC / 16, 0);  // O = P V: O's registers hold nothing yet
-      wg_wait<1>();
-      reg_fence<S90_BC / 2>(sb);
-      float mn[2];
-      // Whether a row of the warpgroup rescales (lazily, as in the loop; uniform over the
-      // warpgroup through bar.red, so that only then the first P V is waited for).
-      const bool up = f90_wg_any(f90_max<S90_BC / 8>(sb, mm, mn, scale_log2), 1 + cw);
-      float mb[2] = {up ? mn[0] : mm[0], up ? mn[1] : mm[1]}, lb[2] = {0.f, 0.f};
-      f90_exp<S90_BC / 8>(sb, mb, lb, scale_log2);
-      acc_to_a<S90_BC>(sb, pb);
-      reg_fence_u<S90_BC / 4>(&pb[0][0]);
-      if (up) {
-        wg_wait<0>();
-        reg_fence<D / 2>(o);
-        f90_rescale(o, mm, ll, mn);
-      }
-      ll[0] += lb[0];
-      ll[1] += lb[1];
-      reg_fence<D / 2>(o);
-      wg_fence();
-      F90_ISSUE_PV(pb, s1, 0, S90_BC / 16);
-      wg_wait<1>();  // the first tile's P V: its stage is free
-      reg_fence_u<S90_BC / 4>(&pa[0][0]);
-      mbar_arrive(empty(s0));
-      F90_LATE_ARRIVE();
-      wg_wait<0>();
-#else
-      wg_wait<1>();
-      reg_fence<S90_BC / 2>(sa);
-      float mx[2];
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        mx[h] = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < S90_BC / 8; ++nt) mx[h] = fmaxf(mx[h], fmaxf(sa[nt * 4 + 2 * h], sa[nt * 4 + 2 * h + 1]));
-      }
-      wg_wait<0>();
-      reg_fence<S90_BC / 2>(sb);
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-#pragma unroll
-        for (int nt = 0; nt < S90_BC / 8; ++nt) mx[h] = fmaxf(mx[h], fmaxf(sb[nt * 4 + 2 * h], sb[nt * 4 + 2 * h + 1]));
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-        mm[h] = mx[h] * scale_log2;
-      }
-      // The first tile's P (its exponentials with the tensor cores idle), then its P V; the
-      // second tile's exponentials under that P V. The fences keep each value's order: without
-      // them the compiler hoists every exponential above the first P V and keeps both tiles' S
-      // in fp32 next to O (ptxas then serialises every wgmma, C7512).
-      f90_exp<S90_BC / 8>(sa, mm, ll, scale_log2);
-      acc_to_a<S90_BC>(sa, pa);
-      reg_fence_u<S90_BC / 4>(&pa[0][0]);
-      reg_fence<2>(ll);
-      reg_fence<S90_BC / 2>(sb);
-      wg_fence();
-      F90_ISSUE_PV_A(pa, s0, 0, S90_BC / 16, 0);  // O = P V: O's registers hold nothing yet
-      f90_exp<S90_BC / 8>(sb, mm, ll, scale_log2);
-      acc_to_a<S90_BC>(sb, pb);
-      reg_fence_u<S90_BC / 4>(&pb[0][0]);
-      wg_fence();
-      F90_ISSUE_PV(pb, s1, 0, S90_BC / 16);
-      wg_wait<1>();  // the first tile's P V: its stage is free
-      reg_fence_u<S90_BC / 4>(&pa[0][0]);
-      mbar_arrive(empty(s0));
-      F90_LATE_ARRIVE();
-      wg_wait<0>();
-#endif
-      reg_fence<D / 2>(o);
-      reg_fence_u<S90_BC / 4>(&pb[0][0]);
-      mbar_arrive(empty(s1));
-      sg += 2;
-      j0 = 2;
-    } else {
-#pragma unroll
-      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-    }
-#else
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-#endif
+    float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
 #if FWD_HALF
     // The task's first `pad` tiles (the host puts its half tiles first: `DCP_CUDA_FWD_HALF`,
     // exec.rs) through the half step; the rest through the plain loop below, main's step
@@ -1109,8 +921,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       F90_LATE_ARRIVE();
     }
     for (; j < n_tiles; ++j, ++sg) {
-#elif FWD_T2
-    for (u32 j = j0; j < n_tiles; ++j, ++sg) {
 #else
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
 #endif
@@ -1242,7 +1052,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #undef F90_PP_GO
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
-#undef F90_ISSUE_PV_A
     F90_LATE_ARRIVE();  // (owed from before a task without tiles)
 
     // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
