@@ -315,6 +315,22 @@ mod tests {
                     ("ELEM_F16".to_string(), "1".to_string()),
                 ],
             ),
+            // The short-task kernel (exec.rs `fwd_short`: FWD_LATEREL, FWD_T2, FWD_KVREUSE).
+            (
+                Source::AttnFwdSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "128".to_string()),
+                    ("FWD_LATEREL".to_string(), "1".to_string()),
+                ],
+            ),
+            (
+                Source::AttnFwdSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "64".to_string()),
+                    ("ELEM_F16".to_string(), "1".to_string()),
+                    ("FWD_LATEREL".to_string(), "1".to_string()),
+                ],
+            ),
         ] {
             let c = compile(src, &defs, "sm_90a").unwrap_or_else(|e| panic!("{e}"));
             assert!(!c.cubin.is_empty());
