@@ -22,6 +22,7 @@ use dcp_core::plan::{
 };
 use dcp_core::spec::{DType, ModelShape};
 
+use crate::cluster;
 use crate::desc::{
     as_bytes, classify, dtype_code, DqConv, KvSeg, MergeDesc, RegionDesc, RowCsr, TaskDesc,
     WorkDesc, DT_F32, PARTIAL,
@@ -234,6 +235,10 @@ pub struct Kernels {
     /// dim 128), compiled when a launch first chains. Its shared memory: `bwd_smem`, plus the O
     /// half rows of its D steps where it computes D (`chain_dd`).
     bwd_chain: OnDemand,
+    /// The sm90 backward on 2-CTA clusters for chained launches of works two kv tiles wide
+    /// ([`cluster`], `DCP_CUDA_BWD_CLUSTER`; kernels/attn_bwd_cluster_sm90.cu), compiled when a
+    /// launch first clusters.
+    bwd_cluster: OnDemand,
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     fwd_half: OnDemand,
@@ -448,6 +453,7 @@ impl Kernels {
             OnDemand::off()
         };
         let mut bwd_chain = OnDemand::off();
+        let mut bwd_cluster = OnDemand::off();
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -470,6 +476,16 @@ impl Kernels {
                     defs.push(("BWD_DQ_CONV".into(), "1".into()));
                 }
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
+                // Clusters (a kernel file of their own, the main kernel's layout), where chains
+                // are on.
+                if chain != ChainMode::Off && cluster::from_env().map_err(CudaError::Unsupported)? {
+                    bwd_cluster = OnDemand::new(
+                        Source::AttnBwdClusterSm90,
+                        "dcp_attn_bwd_cluster_sm90",
+                        defs.clone(),
+                        smem,
+                    );
+                }
                 // Chains (`BWD_CHAIN`) in a kernel of their own, compiled when the first launch
                 // chains ([`OnDemand`]) and used by chained launches only:
                 // compiled into the one kernel, their code cost 3-5 % on every other shape
@@ -510,6 +526,7 @@ impl Kernels {
             fwd,
             bwd,
             bwd_chain,
+            bwd_cluster,
             fwd_half,
             fwd_short,
             fwd_short_max,
@@ -577,6 +594,8 @@ enum K {
     Bwd,
     /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
     BwdChain,
+    /// The sm90 backward on clusters (`Kernels::bwd_cluster`).
+    BwdCluster,
 }
 
 #[derive(Debug, Clone)]
@@ -2097,11 +2116,25 @@ impl Lowering<'_> {
         let chain = kernels.chain != ChainMode::Off
             && self.chain_launch(ii, &works, &wl, &pending, chunk)
             && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
+        // Clusters ([`cluster`]): a chained launch whose works are all two kv tiles wide with
+        // the same q tiles.
+        let cluster = chain
+            && kernels.bwd_cluster.enabled()
+            && cluster::pairs_ok(
+                &pending
+                    .iter()
+                    .map(|p| (p.0, p.3.as_slice()))
+                    .collect::<Vec<_>>(),
+            )
+            && kernels.bwd_cluster.get_or_compile(self.gpu)?.is_some();
         let (dq_dst, dkv_copies) = self.convert_targets(
             ii, &works, &mut wl, &pending, chunk, dkv_conv, &unstored, chain,
         );
         // D in the chain kernel (`BWD_CHAIN_DD`): all works flagged, or none.
-        if chain && own::chain_dd_launch(kernels.chain_dd, &wl.works, dtype_code(model.dtype)) {
+        if chain
+            && !cluster
+            && own::chain_dd_launch(kernels.chain_dd, &wl.works, dtype_code(model.dtype))
+        {
             for w in &mut wl.works {
                 w.flags |= own::WORK_DD;
             }
@@ -2134,7 +2167,7 @@ impl Lowering<'_> {
             expect.extend_from_slice(visits);
         }
         let cnt_arg = Arg::Arena(self.arena.push(as_bytes(&vec![0u32; n_cnt as usize])));
-        if chain {
+        if chain && !cluster {
             // Visit flags per work (its kv tiles' lists in key order, `pending`'s order).
             let mut a = 0;
             while a < pending.len() {
@@ -2202,7 +2235,16 @@ impl Lowering<'_> {
         }
         let mut n_claim = None;
         if chain {
-            let (tasks, n) = own::order_chains(chains, kernels.chain == ChainMode::Reverse);
+            let (tasks, n) = if cluster {
+                cluster::order_pairs(chains).ok_or_else(|| {
+                    CudaError::Unsupported(format!(
+                        "instruction {ii}: a clustered backward launch with a chain other than \
+                         two tasks of the same length"
+                    ))
+                })?
+            } else {
+                own::order_chains(chains, kernels.chain == ChainMode::Reverse)
+            };
             wl.tasks = tasks;
             wl.keep_order = true;
             n_claim = Some(n);
@@ -2322,11 +2364,24 @@ impl Lowering<'_> {
             }
             None => grid,
         };
+        // Clusters: two CTAs per pair (n_claim pairs), at most one cluster per two SMs.
+        let grid = match (cluster, n_claim) {
+            (true, Some(n)) => cluster::grid(n, self.gpu.sm_count.max(1) as u32),
+            _ => grid,
+        };
         self.ops.push(Op::Launch(Launch {
-            k: if chain { K::BwdChain } else { K::Bwd },
+            k: if cluster {
+                K::BwdCluster
+            } else if chain {
+                K::BwdChain
+            } else {
+                K::Bwd
+            },
             grid,
             block: kernels.bwd_block,
-            smem: if chain {
+            smem: if cluster {
+                kernels.bwd_cluster.smem
+            } else if chain {
                 kernels.bwd_chain.smem
             } else {
                 kernels.bwd_smem
@@ -2760,6 +2815,9 @@ impl Prepared {
             K::BwdChain => ks
                 .bwd_chain
                 .compiled("chained backward (DCP_CUDA_BWD_CHAIN)")?,
+            K::BwdCluster => ks
+                .bwd_cluster
+                .compiled("clustered backward (DCP_CUDA_BWD_CLUSTER)")?,
         })
     }
 
