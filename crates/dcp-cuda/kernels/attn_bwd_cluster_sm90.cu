@@ -290,37 +290,32 @@ __device__ __forceinline__ u32 peer_addr(u32 a, u32 rank) {
 __device__ __forceinline__ void cluster_sync_all() {
   asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
 }
-// Arrival on an mbarrier of another CTA (shared::cluster address), releasing this thread's
-// earlier writes at cluster scope.
-__device__ __forceinline__ void mbar_arrive_cluster(u32 caddr) {
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(caddr) : "memory");
+// Arrival on an mbarrier of the other CTA (shared::cluster address). Release at CTA scope only
+// (the default): it orders this thread's earlier shared-memory reads of a block the peer
+// overwrites next (a write-after-read hand-off, no data to publish). With .release.cluster
+// ptxas put a MEMBAR.ALL.GPU before every arrival (waiting for the thread's global stores), and
+// .acquire.cluster waits a CCTL.IVALL after: the first version of this kernel, works1000's
+// cluster kernel 2.24 ms against the chain kernel's 1.75.
+__device__ __forceinline__ void mbar_arrive_remote(u32 caddr) {
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(caddr) : "memory");
 }
-__device__ __forceinline__ u32 mbar_try_wait_cl(u32 bar, u32 parity) {
-  u32 done;
-  asm volatile(
-      "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, "
-      "p;\n}\n"
-      : "=r"(done)
-      : "r"(bar), "r"(parity)
-      : "memory");
-  return done;
+// One arrival on `bar` (this CTA's) that also expects `bytes` more transaction bytes in the
+// current phase (from the peer's st.async).
+__device__ __forceinline__ void mbar_arm(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
-// Waits for a phase completed by the peer CTA's arrivals (acquire at cluster scope).
-__device__ __forceinline__ void mbar_wait_cl(u32 bar, u32 parity) {
-  while (!mbar_try_wait_cl(bar, parity)) {
-  }
+// Asynchronous stores into the other CTA's shared memory, completing their bytes on its mbarrier
+// `cbar` (both shared::cluster addresses): the waiter that sees the phase complete sees the data
+// (no fence, no arrival by the writer).
+__device__ __forceinline__ void st_async_f2(u32 caddr, float a, float b, u32 cbar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.f32 [%0], {%1, %2}, [%3];\n" ::"r"(caddr),
+               "f"(a), "f"(b), "r"(cbar)
+               : "memory");
 }
-__device__ __forceinline__ void mbar_wait_cl_guarded(u32 bar, u32 parity) {
-  if (mbar_try_wait_cl(bar, parity)) return;
-  const u64 t0 = global_ns();
-  while (!mbar_try_wait_cl(bar, parity))
-    if (global_ns() - t0 > 20000000000ull) __trap();
-}
-__device__ __forceinline__ void st_cluster_f2(u32 caddr, float a, float b) {
-  asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};\n" ::"r"(caddr), "f"(a), "f"(b) : "memory");
-}
-__device__ __forceinline__ void st_cluster_u32(u32 caddr, u32 v) {
-  asm volatile("st.shared::cluster.u32 [%0], %1;\n" ::"r"(caddr), "r"(v) : "memory");
+__device__ __forceinline__ void st_async_u32(u32 caddr, u32 v, u32 cbar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];\n" ::"r"(caddr), "r"(v),
+               "r"(cbar)
+               : "memory");
 }
 
 // dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
@@ -516,11 +511,17 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     mbar_init(kv_full, 128);   // every producer thread, once its K/V rows (and the info) landed
     mbar_init(kv_empty, 256);  // every consumer thread, after the task's last wgmma read K/V
     for (int c = 0; c < 2; ++c) {
-      mbar_init(xfull(c), 128);   // rank 0: every thread of rank 1's warpgroup c, after its dQ stores
+      mbar_init(xfull(c), 1);     // rank 0: its own warpgroup c's arming + rank 1's st.async bytes
       mbar_init(xempty(c), 128);  // rank 1: every thread of rank 0's warpgroup c, after its reads
     }
-    mbar_init(claim_bar, 1);  // rank 1: rank 0's producer thread 0, after writing the slot
+    mbar_init(claim_bar, 1);  // rank 1: its own arming + rank 0's st.async of the pair index
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    // Phase 0 armed: a 64 x 64 fp32 block per warpgroup (rank 0), one index (rank 1).
+    if (rank == 0) {
+      for (int c = 0; c < 2; ++c) mbar_arm(xfull(c), B90_BR * 64 * 4);
+    } else {
+      mbar_arm(claim_bar, 4);
+    }
   }
   // Both CTAs' barriers initialised before either touches the other's shared memory.
   cluster_sync_all();
@@ -688,11 +689,11 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       if (pt == 0) {
         if (rank == 0) {
           nxt = (gridDim.x >> 1) + atomicAdd(sched, 1u);
-          st_cluster_u32(peer_addr(bars + 80u + 4u * ((tq + 1) & 1), 1), nxt);
-          mbar_arrive_cluster(peer_addr(claim_bar, 1));
+          st_async_u32(peer_addr(bars + 80u + 4u * ((tq + 1) & 1), 1), nxt, peer_addr(claim_bar, 1));
+          slot[(tq + 1) & 1] = nxt;
         } else {
-          mbar_wait_cl_guarded(claim_bar, tq & 1);
-          nxt = slot[(tq + 1) & 1];
+          mbar_wait_guarded(claim_bar, tq & 1);
+          mbar_arm(claim_bar, 4);  // the next phase
         }
       }
 #if BWD_TMA && BWD_TMA_PF
@@ -708,7 +709,10 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
 #endif
       }
 #endif
-      cur = sched_share_next(slot, tq, nxt, pt, 1);
+      // The pair index for all producer threads (rank 0: thread 0 wrote it above; rank 1: rank 0's
+      // st.async, which thread 0 saw land): the slot is rewritten two tasks later at the earliest.
+      named_bar(1, 128);
+      cur = slot[(tq + 1) & 1];
     }
     if (pt == 0) sched_finish(sched);
     asm volatile("cp.async.wait_all;\n" ::: "memory");
@@ -806,20 +810,21 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       const u32 sblk = sdq + cw * (2 * B90_BR * 128);
       if (rank != 0) {
         // Rank 0's threads are done reading the block before.
-        if (k >= 1) mbar_wait_cl(xempty(cw), (k - 1) & 1);
-        const u32 rb = peer_addr(sblk, 0);
+        if (k >= 1) mbar_wait(xempty(cw), (k - 1) & 1);
+        const u32 rb = peer_addr(sblk, 0), rbar = peer_addr(xfull(cw), 0);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const u32 r = 16 * wq + g + 8 * h;
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt)
-            st_cluster_f2(rb + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8,
-                          DQ_SCALED(dq[nt * 4 + 2 * h]), DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
+            st_async_f2(rb + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8,
+                        DQ_SCALED(dq[nt * 4 + 2 * h]), DQ_SCALED(dq[nt * 4 + 2 * h + 1]), rbar);
         }
-        mbar_arrive_cluster(peer_addr(xfull(cw), 0));
         return;
       }
-      mbar_wait_cl(xfull(cw), k & 1);
+      mbar_wait(xfull(cw), k & 1);
+      // The next phase armed (its bytes come only after this warpgroup's xempty arrivals below).
+      if ((tid & 127) == 0) mbar_arm(xfull(cw), B90_BR * 64 * 4);
       const DqConv cv = dq_conv[tk->work];
       unsigned char* sdq_g = gbase + (sblk - base);
       const u32 xe = peer_addr(xempty(cw), 1);
@@ -871,7 +876,8 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
                          "r"(pk[0]), "r"(pk[1]), "r"(pk[2]), "r"(pk[3])
                          : "memory");
         }
-        mbar_arrive_cluster(xe);  // this thread's reads of the block are done
+        fence_proxy_async();     // these generic accesses before the peer's st.async writes
+        mbar_arrive_remote(xe);  // this thread's reads of the block are done
         return;
       }
       // Any destination dtype: 2 columns per store straight from the registers.
@@ -888,7 +894,8 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
                    part.y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
         }
       }
-      mbar_arrive_cluster(xe);
+      fence_proxy_async();
+      mbar_arrive_remote(xe);
     };
 
     float dk[D / 2], dv[D / 2];
