@@ -362,6 +362,14 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
 #ifndef BWD_TMA_PF
 #define BWD_TMA_PF 0
 #endif
+static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not pairs: BWD_KV_PF here");
+// BWD_KV_PF 1: when the producer has the next pair's index (about two steps before the task's
+// end), thread 0 prefetches that task's K and V tiles into L2 (`cp.async.bulk.prefetch.tensor`)
+// and its tensor maps, so the K/V load after the consumers release K/V (not double buffered)
+// finds them in L2.
+#ifndef BWD_KV_PF
+#define BWD_KV_PF 0
+#endif
 #define B90_TMA_Q 1u
 #define B90_TMA_KV 2u
 #define B90_TMA_DO 16u
@@ -696,23 +704,32 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
           mbar_arm(claim_bar, 4);  // the next phase
         }
       }
-#if BWD_TMA && BWD_TMA_PF
-      if (pt == 0 && nxt < n_tasks) {
-        const u32 nw = tasks[nxt].work, nf = works[nw].flags;
-        const u64 nm = (u64)(bmaps + (u64)nw * BWD_MAPS);
-        if (nf & B90_TMA_KV) b90_prefetch_map(nm + 128);
-#if BWD_TMA >= 2
-        if ((nf & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO)) {
-          b90_prefetch_map(nm);
-          b90_prefetch_map(nm + 256);
-        }
-#endif
-      }
-#endif
       // The pair index for all producer threads (rank 0: thread 0 wrote it above; rank 1: rank 0's
       // st.async, which thread 0 saw land): the slot is rewritten two tasks later at the earliest.
       named_bar(1, 128);
       cur = slot[(tq + 1) & 1];
+#if BWD_KV_PF
+      // The next task's K and V tiles into L2 (and its maps), about two steps before its load_kv.
+      if (pt == 0 && cur < n_tasks) {
+        const TaskDesc& nt = tasks[2 * cur + rank];
+        const WorkDesc& nw = works[nt.work];
+        const u64 nm = (u64)(bmaps + (u64)nt.work * BWD_MAPS);
+        if (nw.kv_count == 1 && (nw.flags & B90_TMA_KV)) {
+          b90_prefetch_map(nm + 128);
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+              asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(nm + 128),
+                           "r"(64 * h), "r"(2 * nt.head + m), "r"(nt.row0 * B90_BC)
+                           : "memory");
+        }
+        if ((nw.flags & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO)) {
+          b90_prefetch_map(nm);
+          b90_prefetch_map(nm + 256);
+        }
+      }
+#endif
     }
     if (pt == 0) sched_finish(sched);
     asm volatile("cp.async.wait_all;\n" ::: "memory");
