@@ -34,7 +34,7 @@ pub fn from_env() -> Result<bool, String> {
 /// key order, its q-tile words (bit 31: partial tile). Every work has exactly two entries,
 /// consecutive, and their q tile indices agree one by one (the partial flags may differ).
 pub fn pairs_ok(lists: &[(u32, &[u32])]) -> bool {
-    if lists.is_empty() || lists.len() % 2 != 0 {
+    if lists.is_empty() || !lists.len().is_multiple_of(2) {
         return false;
     }
     let mut seen = std::collections::HashSet::new();
