@@ -1,40 +1,39 @@
 // Backward of many short works on Hopper (sm_90a): a 2-CTA thread-block cluster per (work, kv
 // head) of a work exactly two kv tiles wide (issue 10, works1000: 1000 works of 256 x 256).
+// Opt-in (DCP_CUDA_BWD_CLUSTER=1, src/cluster.rs): measured equal to the chain kernel it replaces
+// for such launches (works1000 kernel 1 746.8 vs 1 747.8 us; bench/results/kernels-2026-11-29-kb14).
 //
 // The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; copied, not shared:
 // that file's owner edits it at the same time), launched with __cluster_dims__(2, 1, 1). The
-// host (src/own.rs `cluster_pairs`, src/exec.rs) lists the tasks in pairs: task 2 p + r = kv
-// tile r of pair p, both with the same (query head, q tile) list in the same order (every
-// work of the launch has exactly two kv tiles whose lists name the same q tiles). CTA rank r of
-// a cluster runs task 2 p + r; the two CTAs walk the same steps.
+// host (src/cluster.rs `pairs_ok` / `order_pairs`, src/exec.rs) lists the tasks in pairs: task
+// 2 p + r = kv tile r of pair p, both with the same (query head, q tile) list in the same order
+// (every work of the launch has exactly two kv tiles whose lists name the same q tiles). CTA
+// rank r of a cluster runs task 2 p + r; the two CTAs walk the same steps. Tile words carry no
+// chain visit flags.
 //
 // dQ: no fp32 partial goes through global memory. At each step, consumer warpgroup cw of rank 1
 // writes its 64 x 64 fp32 dQ block (columns 64 cw ..) straight from registers into rank 0's dQ
-// staging block of warpgroup cw (distributed shared memory: `mapa` + `st.shared::cluster`, the
-// staging block's 128-byte swizzled layout) and arrives on rank 0's `xfull[cw]` (release at
-// cluster scope, 128 arrivals); rank 0's warpgroup cw waits for it (acquire at cluster scope),
-// adds its own block, writes the fp32 sum back into the staging block, and after the
-// warpgroup's named barrier converts 8 columns of a row per thread into the 16-bit
+// staging block of warpgroup cw (the staging block's 128-byte swizzled layout; each rank-1
+// thread writes where the same thread of rank 0 holds the same fragment) with
+// `st.async.shared::cluster.mbarrier::complete_tx::bytes`, completing on rank 0's `xfull[cw]`,
+// whose phases rank 0 arms with `arrive.expect_tx` of 16 KiB (no fence or arrival by the writer:
+// the waiter that sees the phase complete sees the data, like a TMA load). Rank 0's warpgroup
+// waits for it, adds its own block, writes the fp32 sum back into the staging block, and after
+// the warpgroup's named barrier converts 8 columns of a row per thread into the 16-bit
 // destination of the plan's converting dQ copy (16-byte stores; the host dropped that copy and
 // the fp32 scratch's zero fill): fp32 accumulation, one rounding. Then every thread of rank 0's
-// warpgroup arrives on rank 1's `xempty[cw]` (its reads of the block are done), which rank 1
-// waits for before writing the next block. So the pair runs in step with at most a step of
-// slack; the D pre-pass (`dcp_bwd_dd`) stays.
+// warpgroup fences (generic -> async proxy) and arrives on rank 1's `xempty[cw]` (a plain,
+// CTA-scope release: a write-after-read hand-back), which rank 1 waits for before writing the
+// next block. So the pair runs in step with at most a step of slack; the D pre-pass
+// (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for these hand-offs compiled to a
+// MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time.)
 // Scheduling: persistent, one cluster per pair of SMs; rank 0's producer thread 0 claims the
-// next pair (`sched[2]` = pairs) and hands it to rank 1 through rank 1's slot
-// (`st.shared::cluster`) and `claim` mbarrier. Both CTAs meet at a cluster barrier after the
-// mbarrier init (before any remote access) and before exit (no CTA's shared memory goes while
-// the peer may still write or arrive on it).
+// next pair (`sched[2]` = pairs) and hands it to rank 1 by st.async into rank 1's slot,
+// completing on rank 1's `claim` mbarrier (armed by rank 1 for 4 bytes per phase). Both CTAs meet
+// at a cluster barrier after the mbarrier init (before any remote access) and before exit (no
+// CTA's shared memory goes while the peer may still write or arrive on it).
 // Q and dO are loaded by each CTA (TMA; the second read of a tile hits L2: the two CTAs are in
-// step).
-
-// and one of its threads adds it into global memory with two `cp.reduce.async.bulk.tensor`
-// reductions (64 rows x 32 columns each; rows past the work's end are clipped by the map); the
-// block is refilled a step later, after that thread has seen the reductions read it. 16-bit dQ
-// buffers take vector atomics. Shared tiles use the 128-byte swizzled layout of
-// attn_fwd_sm90.cu. Measured variants (dQ by atomics, by per-row bulk reductions from the
-// consumers or the producer, by tensor reductions from the producer; step orders; per-warp
-// mbarrier arrivals; 3 dS buffers): bench/results/kernels-2026-11-28d and -28e-bwd.
+// step; the DRAM bytes were measured not to be the limiter).
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -331,7 +330,6 @@ __device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs,
   return sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * (sg.ddtype == DT_F32 ? 4 : 2);
 }
 
-// BWD_CLAIM_EARLY 1: the next task index is claimed when a task starts (the forward's way; A/B).
 // BWD_TMA 1: a one-KV-region work's K and V tile (once per task) comes by TMA tensor copies (host
 // maps per work, `tensormaps.rs` `bwd_tensor_maps`: Q, the KV region, dO): producer thread 0
 // announces the 2 x KVBYTES on `kv_full` (`mbarrier.expect_tx`) and issues one
