@@ -22,6 +22,7 @@ use dcp_core::plan::{
 };
 use dcp_core::spec::{DType, ModelShape};
 
+use crate::cluster;
 use crate::desc::{
     as_bytes, classify, dtype_code, DqConv, KvSeg, MergeDesc, RegionDesc, RowCsr, TaskDesc,
     WorkDesc, DT_F32, PARTIAL,
@@ -239,6 +240,10 @@ pub struct Kernels {
     /// `bwd_half_min` of the steps leave one consumer warpgroup without a key.
     bwd_half: OnDemand,
     bwd_half_min: f64,
+    /// The sm90 backward on 2-CTA clusters for chained launches of works two kv tiles wide
+    /// ([`cluster`], `DCP_CUDA_BWD_CLUSTER`; kernels/attn_bwd_cluster_sm90.cu), compiled when a
+    /// launch first clusters.
+    bwd_cluster: OnDemand,
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     fwd_half: OnDemand,
@@ -460,6 +465,7 @@ impl Kernels {
             }
             _ => 0.0,
         };
+        let mut bwd_cluster = OnDemand::off();
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -488,6 +494,16 @@ impl Kernels {
                     let mut defs = defs.clone();
                     defs.push(("BWD_HALF".into(), "1".into()));
                     bwd_half = OnDemand::new(Source::AttnBwdSm90, "dcp_attn_bwd_sm90", defs, smem);
+                }
+                // Clusters (a kernel file of their own, the main kernel's layout), where chains
+                // are on.
+                if chain != ChainMode::Off && cluster::from_env().map_err(CudaError::Unsupported)? {
+                    bwd_cluster = OnDemand::new(
+                        Source::AttnBwdClusterSm90,
+                        "dcp_attn_bwd_cluster_sm90",
+                        defs.clone(),
+                        smem,
+                    );
                 }
                 // Chains (`BWD_CHAIN`) in a kernel of their own, compiled when the first launch
                 // chains ([`OnDemand`]) and used by chained launches only:
@@ -531,6 +547,7 @@ impl Kernels {
             bwd_chain,
             bwd_half,
             bwd_half_min,
+            bwd_cluster,
             fwd_half,
             fwd_short,
             fwd_short_max,
@@ -600,6 +617,8 @@ enum K {
     BwdChain,
     /// The sm90 backward with half steps (`BWD_HALF`; lowered only where `Kernels::bwd_half` is).
     BwdHalf,
+    /// The sm90 backward on clusters (`Kernels::bwd_cluster`).
+    BwdCluster,
 }
 
 #[derive(Debug, Clone)]
@@ -2163,11 +2182,25 @@ impl Lowering<'_> {
                 h > 0 && h as f64 >= kernels.bwd_half_min * n as f64
             }
             && kernels.bwd_half.get_or_compile(self.gpu)?.is_some();
+        // Clusters ([`cluster`]): a chained launch whose works are all two kv tiles wide with
+        // the same q tiles.
+        let cluster = chain
+            && kernels.bwd_cluster.enabled()
+            && cluster::pairs_ok(
+                &pending
+                    .iter()
+                    .map(|p| (p.0, p.3.as_slice()))
+                    .collect::<Vec<_>>(),
+            )
+            && kernels.bwd_cluster.get_or_compile(self.gpu)?.is_some();
         let (dq_dst, dkv_copies) = self.convert_targets(
             ii, &works, &mut wl, &pending, chunk, dkv_conv, &unstored, chain,
         );
         // D in the chain kernel (`BWD_CHAIN_DD`): all works flagged, or none.
-        if chain && own::chain_dd_launch(kernels.chain_dd, &wl.works, dtype_code(model.dtype)) {
+        if chain
+            && !cluster
+            && own::chain_dd_launch(kernels.chain_dd, &wl.works, dtype_code(model.dtype))
+        {
             for w in &mut wl.works {
                 w.flags |= own::WORK_DD;
             }
@@ -2200,7 +2233,7 @@ impl Lowering<'_> {
             expect.extend_from_slice(visits);
         }
         let cnt_arg = Arg::Arena(self.arena.push(as_bytes(&vec![0u32; n_cnt as usize])));
-        if chain {
+        if chain && !cluster {
             // Visit flags per work (its kv tiles' lists in key order, `pending`'s order).
             let mut a = 0;
             while a < pending.len() {
@@ -2273,7 +2306,16 @@ impl Lowering<'_> {
         }
         let mut n_claim = None;
         if chain {
-            let (tasks, n) = own::order_chains(chains, kernels.chain == ChainMode::Reverse);
+            let (tasks, n) = if cluster {
+                cluster::order_pairs(chains).ok_or_else(|| {
+                    CudaError::Unsupported(format!(
+                        "instruction {ii}: a clustered backward launch with a chain other than \
+                         two tasks of the same length"
+                    ))
+                })?
+            } else {
+                own::order_chains(chains, kernels.chain == ChainMode::Reverse)
+            };
             wl.tasks = tasks;
             wl.keep_order = true;
             n_claim = Some(n);
@@ -2393,8 +2435,15 @@ impl Lowering<'_> {
             }
             None => grid,
         };
+        // Clusters: two CTAs per pair (n_claim pairs), at most one cluster per two SMs.
+        let grid = match (cluster, n_claim) {
+            (true, Some(n)) => cluster::grid(n, self.gpu.sm_count.max(1) as u32),
+            _ => grid,
+        };
         self.ops.push(Op::Launch(Launch {
-            k: if chain {
+            k: if cluster {
+                K::BwdCluster
+            } else if chain {
                 K::BwdChain
             } else if half {
                 K::BwdHalf
@@ -2403,7 +2452,9 @@ impl Lowering<'_> {
             },
             grid,
             block: kernels.bwd_block,
-            smem: if chain {
+            smem: if cluster {
+                kernels.bwd_cluster.smem
+            } else if chain {
                 kernels.bwd_chain.smem
             } else if half {
                 kernels.bwd_half.smem
@@ -2842,6 +2893,9 @@ impl Prepared {
             K::BwdHalf => ks
                 .bwd_half
                 .compiled("half-step backward (DCP_CUDA_BWD_HALF)")?,
+            K::BwdCluster => ks
+                .bwd_cluster
+                .compiled("clustered backward (DCP_CUDA_BWD_CLUSTER)")?,
         })
     }
 

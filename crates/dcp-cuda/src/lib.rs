@@ -24,6 +24,7 @@
 //! Soundness: safe functions take owned buffers ([`gpu::DevBuf`]) and checked byte ranges;
 //! functions taking raw device addresses are `unsafe fn` with a `# Safety` section.
 
+pub mod cluster;
 pub mod desc;
 pub mod dist;
 pub mod error;

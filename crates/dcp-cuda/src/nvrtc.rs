@@ -26,6 +26,7 @@ pub const ATTN_BWD: &str = include_str!("../kernels/attn_bwd.cu");
 pub const SM90: &str = include_str!("../kernels/sm90.cuh");
 pub const ATTN_FWD_SM90: &str = include_str!("../kernels/attn_fwd_sm90.cu");
 pub const ATTN_BWD_SM90: &str = include_str!("../kernels/attn_bwd_sm90.cu");
+pub const ATTN_BWD_CLUSTER_SM90: &str = include_str!("../kernels/attn_bwd_cluster_sm90.cu");
 
 /// Which source a module is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +38,8 @@ pub enum Source {
     AttnFwdSm90,
     /// The Hopper backward (wgmma, warp specialised); needs `sm_90a`.
     AttnBwdSm90,
+    /// The Hopper backward of works two kv tiles wide on 2-CTA clusters ([`crate::cluster`]).
+    AttnBwdClusterSm90,
 }
 
 impl Source {
@@ -65,6 +68,11 @@ impl Source {
                 rd("sm90.cuh", SM90),
                 rd("attn_bwd_sm90.cu", ATTN_BWD_SM90)
             ),
+            Source::AttnBwdClusterSm90 => format!(
+                "{common}\n{mma}\n{}\n{}",
+                rd("sm90.cuh", SM90),
+                rd("attn_bwd_cluster_sm90.cu", ATTN_BWD_CLUSTER_SM90)
+            ),
         };
         body.replace("#pragma once", "")
     }
@@ -75,6 +83,7 @@ impl Source {
             Source::AttnBwd => "dcp_attn_bwd.cu",
             Source::AttnFwdSm90 => "dcp_attn_fwd_sm90.cu",
             Source::AttnBwdSm90 => "dcp_attn_bwd_sm90.cu",
+            Source::AttnBwdClusterSm90 => "dcp_attn_bwd_cluster_sm90.cu",
         }
     }
 }
