@@ -261,6 +261,30 @@ impl Validator<'_> {
                 unreachable!("a device whose sends left waits at a comm instruction");
             };
             let tag = *tag;
+            // One send and one receive (a ring or zigzag step's): the loops below without
+            // their rank tables and lists (the receive's rank is 0), the same checks.
+            if let [a, b] = &ops[..] {
+                let pair = match (a.dir, b.dir) {
+                    (Dir::Send, Dir::Recv) => Some((a, b)),
+                    (Dir::Recv, Dir::Send) => Some((b, a)),
+                    _ => None,
+                };
+                if let Some((s, r)) = pair {
+                    let Some(at) = find(&inbox.q[d], r.peer, tag, 0) else {
+                        return true;
+                    };
+                    if !recv_one(&mut l, prog, inbox, d, at, &r.region)
+                        || l.group_end(c.pc, tag, Few::One(s.region), Few::One(r.region))
+                            .is_err()
+                    {
+                        return false;
+                    }
+                    c.last = Some(tag);
+                    c.pc += 1;
+                    c.sent = false;
+                    continue;
+                }
+            }
             // Every receive's send must have arrived (else the device waits for a later pass).
             // Where the entry is when there is one receive (nothing taken before it moves it).
             inbox.new_ranks();
@@ -292,20 +316,8 @@ impl Validator<'_> {
                     let k = inbox.rank(p as usize);
                     find(&inbox.q[d], p, tag, k).expect("found above")
                 };
-                let x = inbox.take(d, at);
-                let Some(b) = declared(prog, &r) else {
+                if !recv_one(&mut l, prog, inbox, d, at, &r) {
                     return false;
-                };
-                // The driver's pair check (elements, element type, heads) and the sequential
-                // transfer's (as many tokens).
-                let se = x.len as u64 * x.heads as u64 * x.width as u64;
-                let re = r.len as u64 * r.heads as u64 * b.width as u64;
-                if se != re || x.dtype != b.dtype || x.heads != r.heads || x.len != r.len {
-                    return false;
-                }
-                match x.rows {
-                    Payload::One(v) => l.st.bufs[r.buf as usize].write_one(&r, v),
-                    Payload::Rows(i) => l.recv_rows(&r, inbox.take_rows(i)),
                 }
                 recvs.push(r);
             }
@@ -317,6 +329,35 @@ impl Validator<'_> {
             c.sent = false;
         }
     }
+}
+
+/// Device `d` (its view `l`, its program `prog`) takes entry `at` of its inbox into region `r`
+/// of a receive: `false` when the pair is refused.
+#[inline]
+fn recv_one(
+    l: &mut super::Local<'_, '_>,
+    prog: &crate::plan::Program,
+    inbox: &mut Inboxes,
+    d: usize,
+    at: usize,
+    r: &Region,
+) -> bool {
+    let x = inbox.take(d, at);
+    let Some(b) = declared(prog, r) else {
+        return false;
+    };
+    // The driver's pair check (elements, element type, heads) and the sequential transfer's
+    // (as many tokens).
+    let se = x.len as u64 * x.heads as u64 * x.width as u64;
+    let re = r.len as u64 * r.heads as u64 * b.width as u64;
+    if se != re || x.dtype != b.dtype || x.heads != r.heads || x.len != r.len {
+        return false;
+    }
+    match x.rows {
+        Payload::One(v) => l.st.bufs[r.buf as usize].write_one(r, v),
+        Payload::Rows(i) => l.recv_rows(r, inbox.take_rows(i)),
+    }
+    true
 }
 
 /// The declaration of `r`'s buffer when `r` lies inside it ([`Validator::check_region`]'s
