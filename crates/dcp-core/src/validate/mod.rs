@@ -168,12 +168,13 @@ fn auto_threads(
 /// The devices from which [`Threads::Auto`] runs them ahead rather than in phases when it runs
 /// them on one thread. In phases, all devices' data pass through the cache between two turns
 /// of one device; the more devices, the less of it stays. Measured (validation ÷ planning,
-/// `bench/results/validator.md`, val13): on 32 devices running ahead cost more than it gained
-/// for ring and usp (131K tokens: +3 to +11 % and +5 %; usp at 1M 0.56 → 0.70), on 64 it
-/// gained for zigzag at every size (131K 1.77 → 1.49, 400K 1.12 → 0.90) and for ring from 400K
-/// on, on 128 and 256 for ring, zigzag and usp (256 at 400K: ring 1.08 → 0.94, zigzag 1.24 →
-/// 0.91).
-pub const AHEAD_MIN_DEVICES: usize = 64;
+/// `bench/results/validator.md`, val13 and val14): on 16 devices running ahead costs more than
+/// it gains (131K tokens: ring 0.84 → 1.04, zigzag 0.83 → 1.01); on 32, since val14's cheaper
+/// inboxes, it gains for ring and zigzag at every size (131K ring 1.06 → 1.02, zigzag 1.25 →
+/// 1.01; 1M ring 0.68 → 0.59, zigzag 0.70 → 0.58) and costs usp 0–10 % (1M 0.63 → 0.69, still
+/// below planning); from 64 on it gains for ring, zigzag and usp (256 at 400K: ring 1.08 →
+/// 0.94 in val13, 0.95 → 0.88 in val14).
+pub const AHEAD_MIN_DEVICES: usize = 32;
 
 /// Instructions of both programs of all devices.
 fn plan_instrs(plan: &Plan) -> usize {
