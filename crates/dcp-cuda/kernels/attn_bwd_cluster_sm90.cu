@@ -12,8 +12,8 @@
 // chain visit flags.
 //
 // dQ: no fp32 partial goes through global memory, and the two CTAs share the finishing (split
-// rows, session 14 kb14b; kb14's first version had rank 0 finish the whole block: the same time as
-// the chain kernel, ~600 us of works1000's 1 747 on the consumers' critical path). A consumer
+// rows, session 14 kb14b; kb14's first version had rank 0 finish the whole block, with a serial
+// read-add-write-back and a named barrier: the same time as the chain kernel). A consumer
 // thread's 64 x 64 fp32 dQ fragment (warpgroup cw: columns 64 cw ..) holds rows 16 wq + g + 8 h,
 // h = 0, 1; rank r finishes the rows with h = r. At each step (dq_put) every thread of both ranks
 // stores its rows h = rank into its own CTA's staging block of warpgroup cw (plain 8-byte shared
@@ -29,11 +29,11 @@
 // rounding), the peer's half handed back (fence generic -> async proxy, then a plain, CTA-scope
 // remote arrive on the peer's `xempty[cw]`: a write-after-read hand-back), converted into the
 // 16-bit destination of the plan's converting dQ copy (16-byte stores; the host dropped that
-// copy and the fp32 scratch's zero fill). BWD_DQ_DEFER 1: dq_fin of a step runs after the next
-// step's S^T / dP^T wgmmas are issued, under them, instead of on the path between the dQ wgmma's
-// wait and the next step. The D pre-pass (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope
-// for these hand-offs compiled to a MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 %
-// kernel time, kb14.)
+// copy and the fp32 scratch's zero fill). Measured -2.4 % kernel time against the chain kernel on
+// works1000 (1 699 vs 1 741 us; kb14's rank-0 finishing: equal to it); BWD_DQ_DEFER 1 (the
+// finishing after the next step's S^T / dP^T wgmmas are issued, under them) +2.3 %. The D
+// pre-pass (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for these hand-offs compiled
+// to a MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time, kb14.)
 // Scheduling: persistent, one cluster per pair of SMs; rank 0's producer thread 0 claims the
 // next pair (`sched[2]` = pairs) and hands it to rank 1 by st.async into rank 1's slot,
 // completing on rank 1's `claim` mbarrier (armed by rank 1 for 4 bytes per phase). Both CTAs meet
@@ -81,9 +81,10 @@ static_assert(BWD_QT == 1 || (BWD_QT == 2 && HEAD_DIM == 64), "two q tiles per s
 
 // BWD_DQ_DEFER 1: a step's dQ is put into the staging blocks at once (dq_put) but finished
 // (summed, converted, stored: dq_fin) only after the next step's S^T / dP^T wgmmas are issued,
-// under them; 0: finished at once.
+// under them; 0 (default): finished at once, under the dK wgmma. Measured (works1000 kernel,
+// bench/results/kernels-2026-11-29-kb14b): 0 1 699 us, 1 1 782 us, the chain kernel 1 741 us.
 #ifndef BWD_DQ_DEFER
-#define BWD_DQ_DEFER 1
+#define BWD_DQ_DEFER 0
 #endif
 
 // A descriptor moved by `bytes` (the 14-bit start-address field never carries: shared-memory
@@ -834,13 +835,13 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     const u32 n_steps = group * tiles_n;
     const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles
     const u32 n_keys = wk->n_keys, n_rows = wk->n_rows;
-    // The work's converting dQ copy (its destination, once per task; BWD_DQ_SPLIT's dq_fin).
+    // The work's converting dQ copy (its destination, once per task; dq_fin's).
     const DqConv cv = dq_conv[tk->work];
     const u64 dq_dst = cv.dst;
     const u32 dq_stride = cv.stride, dq_dtype = cv.dtype;
     const bool dq_v16 = cv.dtype != DT_F32 && ((cv.dst & 15) | (cv.stride & 7)) == 0, dq_bf16 = cv.dtype == DT_BF16;
 
-    // dQ of a step (see the top, BWD_DQ_SPLIT): this thread's fragment holds rows 16 wq + g + 8 h
+    // dQ of a step (see the top): this thread's fragment holds rows 16 wq + g + 8 h
     // (h = 0, 1), columns dq_col0 + nt * 8 + 2 t4 (+1). Rank r finishes the rows with h = r.
     // dq_put: the rows h = rank into this CTA's staging block at position row 16 wq + g + 8 rank
     // (plain stores), the rows h = rank ^ 1 into the peer's staging block at the same position
