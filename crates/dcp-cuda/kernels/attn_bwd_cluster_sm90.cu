@@ -1,7 +1,7 @@
 // Backward of many short works on Hopper (sm_90a): a 2-CTA thread-block cluster per (work, kv
 // head) of a work exactly two kv tiles wide (issue 10, works1000: 1000 works of 256 x 256).
-// Opt-in (DCP_CUDA_BWD_CLUSTER=1, src/cluster.rs): measured equal to the chain kernel it replaces
-// for such launches (works1000 kernel 1 746.8 vs 1 747.8 us; bench/results/kernels-2026-11-29-kb14).
+// Opt-in (DCP_CUDA_BWD_CLUSTER=1, src/cluster.rs; bench/results/kernels-2026-11-29-kb14 and
+// -kb14b for what it measured).
 //
 // The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; copied, not shared:
 // that file's owner edits it at the same time), launched with __cluster_dims__(2, 1, 1). The
@@ -11,22 +11,29 @@
 // rank r of a cluster runs task 2 p + r; the two CTAs walk the same steps. Tile words carry no
 // chain visit flags.
 //
-// dQ: no fp32 partial goes through global memory. At each step, consumer warpgroup cw of rank 1
-// writes its 64 x 64 fp32 dQ block (columns 64 cw ..) straight from registers into rank 0's dQ
-// staging block of warpgroup cw (the staging block's 128-byte swizzled layout; each rank-1
-// thread writes where the same thread of rank 0 holds the same fragment) with
-// `st.async.shared::cluster.mbarrier::complete_tx::bytes`, completing on rank 0's `xfull[cw]`,
-// whose phases rank 0 arms with `arrive.expect_tx` of 16 KiB (no fence or arrival by the writer:
-// the waiter that sees the phase complete sees the data, like a TMA load). Rank 0's warpgroup
-// waits for it, adds its own block, writes the fp32 sum back into the staging block, and after
-// the warpgroup's named barrier converts 8 columns of a row per thread into the 16-bit
-// destination of the plan's converting dQ copy (16-byte stores; the host dropped that copy and
-// the fp32 scratch's zero fill): fp32 accumulation, one rounding. Then every thread of rank 0's
-// warpgroup fences (generic -> async proxy) and arrives on rank 1's `xempty[cw]` (a plain,
-// CTA-scope release: a write-after-read hand-back), which rank 1 waits for before writing the
-// next block. So the pair runs in step with at most a step of slack; the D pre-pass
-// (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for these hand-offs compiled to a
-// MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time.)
+// dQ: no fp32 partial goes through global memory, and the two CTAs share the finishing (split
+// rows, session 14 kb14b; kb14's first version had rank 0 finish the whole block, with a serial
+// read-add-write-back and a named barrier: the same time as the chain kernel). A consumer
+// thread's 64 x 64 fp32 dQ fragment (warpgroup cw: columns 64 cw ..) holds rows 16 wq + g + 8 h,
+// h = 0, 1; rank r finishes the rows with h = r. At each step (dq_put) every thread of both ranks
+// stores its rows h = rank into its own CTA's staging block of warpgroup cw (plain 8-byte shared
+// stores, at position row 16 wq + g + 8 rank of the block's 128-byte swizzled layout) and its rows
+// h = rank ^ 1 into the peer's staging block at the same position, with
+// `st.async.shared::cluster.mbarrier::complete_tx::bytes`, completing on the peer's `xfull[cw]`
+// (armed by the peer with `arrive.expect_tx` of 8 KiB per phase: no fence or arrival by the
+// writer, the waiter that sees the phase complete sees the data, like a TMA load), once the
+// peer's `xempty[cw]` says it has read the block before. So each staging block holds, per warp,
+// its own 8 rows at positions h = rank and the peer's part of the same rows at h = rank ^ 1.
+// dq_fin (per warp, no barrier beyond __syncwarp: a warp finishes only rows it wrote itself):
+// wait for `xfull`, 2 chunks of 8 columns of a row per lane, own + peer summed in fp32 (one
+// rounding), the peer's half handed back (fence generic -> async proxy, then a plain, CTA-scope
+// remote arrive on the peer's `xempty[cw]`: a write-after-read hand-back), converted into the
+// 16-bit destination of the plan's converting dQ copy (16-byte stores; the host dropped that
+// copy and the fp32 scratch's zero fill). Measured -2.4 % kernel time against the chain kernel on
+// works1000 (1 699 vs 1 741 us; kb14's rank-0 finishing: equal to it); BWD_DQ_DEFER 1 (the
+// finishing after the next step's S^T / dP^T wgmmas are issued, under them) +2.3 %. The D
+// pre-pass (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for these hand-offs compiled
+// to a MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time, kb14.)
 // Scheduling: persistent, one cluster per pair of SMs; rank 0's producer thread 0 claims the
 // next pair (`sched[2]` = pairs) and hands it to rank 1 by st.async into rank 1's slot,
 // completing on rank 1's `claim` mbarrier (armed by rank 1 for 4 bytes per phase). Both CTAs meet
@@ -70,6 +77,14 @@ static_assert(BWD_QT == 1 || (BWD_QT == 2 && HEAD_DIM == 64), "two q tiles per s
 // for it (the P^T registers live on until the wait for dQ); 0: dV is waited for first.
 #ifndef BWD_DV_NOWAIT
 #define BWD_DV_NOWAIT (HEAD_DIM == 128)
+#endif
+
+// BWD_DQ_DEFER 1: a step's dQ is put into the staging blocks at once (dq_put) but finished
+// (summed, converted, stored: dq_fin) only after the next step's S^T / dP^T wgmmas are issued,
+// under them; 0 (default): finished at once, under the dK wgmma. Measured (works1000 kernel,
+// bench/results/kernels-2026-11-29-kb14b): 0 1 699 us, 1 1 782 us, the chain kernel 1 741 us.
+#ifndef BWD_DQ_DEFER
+#define BWD_DQ_DEFER 0
 #endif
 
 // A descriptor moved by `bytes` (the 14-bit start-address field never carries: shared-memory
@@ -317,6 +332,12 @@ __device__ __forceinline__ void st_async_u32(u32 caddr, u32 v, u32 cbar) {
                : "memory");
 }
 
+__device__ __forceinline__ void st_shared_f2(u32 saddr, float a, float b) {
+  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(saddr), "f"(a), "f"(b) : "memory");
+}
+// Bytes of a dQ exchange phase (xfull): half of a warpgroup's 64 x 64 fp32 block.
+#define B90_XBYTES (B90_BR * 64 * 4 / 2)
+
 // dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
 // (dK, dV at +D elements) and dtype; 0 past the work's keys.
 // `first`: the work's first KV segment (w->kv_first, or w->kv_alt for B90_TASK_DKV_ALT tasks).
@@ -498,8 +519,9 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
   auto ds_empty = [&](u32 b) { return bars + 56 + 8u * b; };
   const u32 kv_empty = bars + 72;
   volatile u32* slot = (volatile u32*)(gbase + (bars + 80u - base));
-  // Cluster: rank 1's dQ blocks in rank 0's staging (xfull, rank 0's barrier), rank 0 done
-  // reading them (xempty, rank 1's), the next pair's index in rank 1's slot (claim, rank 1's).
+  // Cluster: the peer's half dQ blocks in this CTA's staging (xfull, this CTA's barrier), the
+  // peer done reading this CTA's halves (xempty, this CTA's), the next pair's index in rank 1's
+  // slot (claim, rank 1's).
   auto xfull = [&](u32 c) { return bars + 88 + 8u * c; };
   auto xempty = [&](u32 c) { return bars + 104 + 8u * c; };
   const u32 claim_bar = bars + 120;
@@ -517,17 +539,14 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     mbar_init(kv_full, 128);   // every producer thread, once its K/V rows (and the info) landed
     mbar_init(kv_empty, 256);  // every consumer thread, after the task's last wgmma read K/V
     for (int c = 0; c < 2; ++c) {
-      mbar_init(xfull(c), 1);     // rank 0: its own warpgroup c's arming + rank 1's st.async bytes
-      mbar_init(xempty(c), 128);  // rank 1: every thread of rank 0's warpgroup c, after its reads
+      mbar_init(xfull(c), 1);     // its own warpgroup c's arming + the peer's st.async bytes
+      mbar_init(xempty(c), 128);  // every thread of the peer's warpgroup c, after its reads
     }
     mbar_init(claim_bar, 1);  // rank 1: its own arming + rank 0's st.async of the pair index
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    // Phase 0 armed: a 64 x 64 fp32 block per warpgroup (rank 0), one index (rank 1).
-    if (rank == 0) {
-      for (int c = 0; c < 2; ++c) mbar_arm(xfull(c), B90_BR * 64 * 4);
-    } else {
-      mbar_arm(claim_bar, 4);
-    }
+    // Phase 0 armed: half a 64 x 64 fp32 block per warpgroup (both ranks), one index (rank 1).
+    for (int c = 0; c < 2; ++c) mbar_arm(xfull(c), B90_XBYTES);
+    if (rank != 0) mbar_arm(claim_bar, 4);
   }
   // Both CTAs' barriers initialised before either touches the other's shared memory.
   cluster_sync_all();
@@ -800,7 +819,8 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
   };
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
-  u32 n_x = 0;  // dQ blocks of this warpgroup exchanged so far (xfull / xempty phases)
+  u32 n_x = 0;  // dQ blocks of this warpgroup sent so far (xempty phases)
+  u32 n_f = 0;  // dQ blocks of this warpgroup finished so far (xfull phases)
   for (u32 tq = 0;; ++tq) {
     mbar_wait(kv_full, tq & 1);
     const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
@@ -815,102 +835,104 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     const u32 n_steps = group * tiles_n;
     const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles
     const u32 n_keys = wk->n_keys, n_rows = wk->n_rows;
+    // The work's converting dQ copy (its destination, once per task; dq_fin's).
+    const DqConv cv = dq_conv[tk->work];
+    const u64 dq_dst = cv.dst;
+    const u32 dq_stride = cv.stride, dq_dtype = cv.dtype;
+    const bool dq_v16 = cv.dtype != DT_F32 && ((cv.dst & 15) | (cv.stride & 7)) == 0, dq_bf16 = cv.dtype == DT_BF16;
 
-    // dQ of step u (q tile at row q0, query head `head`), rows 16 wq + g (+8), columns
-    // dq_col0 + nt * 8 + 2 t4 (this thread's fragment): rank 1 writes it into rank 0's staging
-    // block of this warpgroup (the same thread of rank 0 holds the same fragment), rank 0 adds
-    // its own and writes the sum converted into the copy's destination (see the top).
-    auto dq_out = [&](u32 q0, u32 head, const float* dq) {
+    // dQ of a step (see the top): this thread's fragment holds rows 16 wq + g + 8 h
+    // (h = 0, 1), columns dq_col0 + nt * 8 + 2 t4 (+1). Rank r finishes the rows with h = r.
+    // dq_put: the rows h = rank into this CTA's staging block at position row 16 wq + g + 8 rank
+    // (plain stores), the rows h = rank ^ 1 into the peer's staging block at the same position
+    // (st.async, completing on the peer's xfull), once the peer has read the block before.
+    // dq_fin: once the peer's half has landed, each warp sums its 8 rows (own + peer), converts and
+    // stores them (8 columns of a row per lane, 16-byte stores), then hands the peer's half back.
+    const u32 sblk = sdq + cw * (2 * B90_BR * 128);
+    // (R a constant at each call below: the fragment indices stay register names.)
+    auto dq_put_r = [&](const float* dq, const u32 R) {
       const u32 k = n_x++;
-      const u32 sblk = sdq + cw * (2 * B90_BR * 128);
-      if (rank != 0) {
-        // Rank 0's threads are done reading the block before.
-        if (k >= 1) mbar_wait(xempty(cw), (k - 1) & 1);
-        const u32 rb = peer_addr(sblk, 0), rbar = peer_addr(xfull(cw), 0);
+      if (k >= 1) mbar_wait(xempty(cw), (k - 1) & 1);
+      const u32 rb = peer_addr(sblk, R ^ 1), rbar = peer_addr(xfull(cw), R ^ 1);
+      const u32 r = 16 * wq + g + 8 * R;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const u32 r = 16 * wq + g + 8 * h;
-#pragma unroll
-          for (int nt = 0; nt < 8; ++nt)
-            st_async_f2(rb + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8,
-                        DQ_SCALED(dq[nt * 4 + 2 * h]), DQ_SCALED(dq[nt * 4 + 2 * h + 1]), rbar);
-        }
-        return;
+      for (int nt = 0; nt < 8; ++nt) {
+        const u32 off = (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8;
+        st_shared_f2(sblk + off, DQ_SCALED(dq[nt * 4 + 2 * R]), DQ_SCALED(dq[nt * 4 + 2 * R + 1]));
+        st_async_f2(rb + off, DQ_SCALED(dq[nt * 4 + 2 * (R ^ 1)]), DQ_SCALED(dq[nt * 4 + 2 * (R ^ 1) + 1]), rbar);
       }
+    };
+    auto dq_put = [&](const float* dq) {
+      if (rank == 0)
+        dq_put_r(dq, 0u);
+      else
+        dq_put_r(dq, 1u);
+    };
+    auto dq_fin = [&](u32 q0, u32 head) {
+      const u32 k = n_f++;
       mbar_wait(xfull(cw), k & 1);
       // The next phase armed (its bytes come only after this warpgroup's xempty arrivals below).
-      if ((tid & 127) == 0) mbar_arm(xfull(cw), B90_BR * 64 * 4);
-      const DqConv cv = dq_conv[tk->work];
-      unsigned char* sdq_g = gbase + (sblk - base);
-      const u32 xe = peer_addr(xempty(cw), 1);
-      if (cv.dtype != DT_F32 && ((cv.dst & 15) | (cv.stride & 7)) == 0) {
-        // The sum back into the block (where this thread read rank 1's part), then 8 columns of
-        // a row per thread and 16-byte store (attn_bwd_sm90.cu BWD_CHAIN_ST16).
+      if ((tid & 127) == 0) mbar_arm(xfull(cw), B90_XBYTES);
+      __syncwarp();  // this warp's own rows (dq_put's plain stores) visible to all its lanes
+      const unsigned char* sdq_g = gbase + (sblk - base);
+      // Per lane 2 chunks (row 16 wq + gg + 8 rank, columns 8 oc ..): both halves read and summed;
+      // the peer's half handed back once the last read is done, before the last chunk's
+      // conversion and store (BWD_DQ_DEFER 0: both chunks read first, 8 loads in flight; 1: one
+      // chunk at a time, which needs 16 fewer registers beside the S/dP accumulators in flight).
+      constexpr int NB = BWD_DQ_DEFER ? 1 : 2;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const u32 r = 16 * wq + g + 8 * h;
+      for (int j0 = 0; j0 < 2; j0 += NB) {
+        float v[NB][8];
 #pragma unroll
-          for (int nt = 0; nt < 8; ++nt) {
-            float2* sp = (float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) +
-                                   (t4 & 1) * 8);
-            const float2 part = *sp;
-            *sp = make_float2(part.x + DQ_SCALED(dq[nt * 4 + 2 * h]), part.y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
-          }
-        }
-        named_bar(2 + cw, 128);
-        // (t read again here: derived from `tid`, ptxas hoisted the staging addresses out of the
-        // step loop and spilled them; attn_bwd_sm90.cu.)
-        u32 t;
-        asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));
-        t &= 127;
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          const u32 idx = t + 128 * kk, r = idx >> 3, oc = idx & 7, row = q0 + r;
+        for (int jj = 0; jj < NB; ++jj) {
+          const u32 idx = lane + 32 * (j0 + jj), gg = idx >> 3, oc = idx & 7;
+          const u32 rown = 16 * wq + gg + 8 * rank, rpeer = rown ^ 8;
           const unsigned char* src = sdq_g + (oc >> 2) * (B90_BR * 128);
-          const float4 a = *(const float4*)(src + sw128(r, 2 * (oc & 3)));
-          const float4 b = *(const float4*)(src + sw128(r, 2 * (oc & 3) + 1));
-          u32 pk[4];
-          if (cv.dtype == DT_BF16) {
-            const __nv_bfloat162 x0 = __floats2bfloat162_rn(a.x, a.y), x1 = __floats2bfloat162_rn(a.z, a.w);
-            const __nv_bfloat162 x2 = __floats2bfloat162_rn(b.x, b.y), x3 = __floats2bfloat162_rn(b.z, b.w);
-            pk[0] = *(const u32*)&x0;
-            pk[1] = *(const u32*)&x1;
-            pk[2] = *(const u32*)&x2;
-            pk[3] = *(const u32*)&x3;
-          } else {
-            const __half2 x0 = __floats2half2_rn(a.x, a.y), x1 = __floats2half2_rn(a.z, a.w);
-            const __half2 x2 = __floats2half2_rn(b.x, b.y), x3 = __floats2half2_rn(b.z, b.w);
-            pk[0] = *(const u32*)&x0;
-            pk[1] = *(const u32*)&x1;
-            pk[2] = *(const u32*)&x2;
-            pk[3] = *(const u32*)&x3;
+          const float4 a = *(const float4*)(src + sw128(rown, 2 * (oc & 3)));
+          const float4 b = *(const float4*)(src + sw128(rown, 2 * (oc & 3) + 1));
+          const float4 c = *(const float4*)(src + sw128(rpeer, 2 * (oc & 3)));
+          const float4 d = *(const float4*)(src + sw128(rpeer, 2 * (oc & 3) + 1));
+          v[jj][0] = a.x + c.x, v[jj][1] = a.y + c.y, v[jj][2] = a.z + c.z, v[jj][3] = a.w + c.w;
+          v[jj][4] = b.x + d.x, v[jj][5] = b.y + d.y, v[jj][6] = b.z + d.z, v[jj][7] = b.w + d.w;
+        }
+        if (j0 + NB == 2) {
+          fence_proxy_async();  // these generic reads before the peer's next st.async writes
+          mbar_arrive_remote(peer_addr(xempty(cw), rank ^ 1));
+        }
+#pragma unroll
+        for (int jj = 0; jj < NB; ++jj) {
+          const u32 idx = lane + 32 * (j0 + jj), gg = idx >> 3, oc = idx & 7;
+          const u32 row = q0 + 16 * wq + gg + 8 * rank;
+          const u64 ob = (u64)row * dq_stride + head * D + dq_col0 + 8 * oc;
+          if (row < n_rows) {
+            if (dq_v16) {
+              u32 pk[4];
+              if (dq_bf16) {
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                  const __nv_bfloat162 x = __floats2bfloat162_rn(v[jj][2 * i], v[jj][2 * i + 1]);
+                  pk[i] = *(const u32*)&x;
+                }
+              } else {
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                  const __half2 x = __floats2half2_rn(v[jj][2 * i], v[jj][2 * i + 1]);
+                  pk[i] = *(const u32*)&x;
+                }
+              }
+              asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dq_dst + ob),
+                           "r"(pk[0]), "r"(pk[1]), "r"(pk[2]), "r"(pk[3])
+                           : "memory");
+            } else {
+              // Any destination dtype (2-element stores).
+#pragma unroll
+              for (int i = 0; i < 4; ++i)
+                st2_dt((void*)dq_dst, ob + 2 * i, dq_dtype, v[jj][2 * i], v[jj][2 * i + 1]);
+            }
           }
-          if (row < n_rows)
-            asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(
-                             (unsigned short*)cv.dst + (u64)row * cv.stride + head * D + dq_col0 + 8 * oc),
-                         "r"(pk[0]), "r"(pk[1]), "r"(pk[2]), "r"(pk[3])
-                         : "memory");
-        }
-        fence_proxy_async();     // these generic accesses before the peer's st.async writes
-        mbar_arrive_remote(xe);  // this thread's reads of the block are done
-        return;
-      }
-      // Any destination dtype: 2 columns per store straight from the registers.
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const u32 r = 16 * wq + g + 8 * h, row = q0 + r;
-        const u64 ob = (u64)row * cv.stride + head * D + dq_col0 + t4 * 2;
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-          const float2 part =
-              *(const float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8);
-          if (row < n_rows)
-            st2_dt((void*)cv.dst, ob + nt * 8, cv.dtype, part.x + DQ_SCALED(dq[nt * 4 + 2 * h]),
-                   part.y + DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
         }
       }
-      fence_proxy_async();
-      mbar_arrive_remote(xe);
+      __syncwarp();  // every lane's reads of its own rows before any lane's next dq_put
     };
 
     float dk[D / 2], dv[D / 2];
@@ -919,7 +941,11 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
 
     // The step before (its dQ is computed a step late): this warpgroup's q tile of it.
     u32 prev_q0 = 0, prev_head = 0;
-    bool prev_ok = true;
+#if BWD_DQ_DEFER
+    // BWD_DQ_DEFER: the dQ put at the step before, finished after this step's S/dP are issued.
+    u32 pend_q0 = 0, pend_head = 0;
+    bool pend = false;
+#endif
     u32 head_j = 0, head_i = 0;  // BWD_FASTDESC: query head and list index of the next q tile
     // S^T = K Q^T and dP^T = V dO^T of the step in stage g % 2 (two groups), once it is full.
     float st[SR / 2], dpt[SR / 2];
@@ -967,7 +993,6 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       u32 words[QT];
       bool present[QT];
       u32 my_q0 = 0, my_head = 0;
-      bool my_ok = true;
 #pragma unroll
       for (int h = 0; h < QT; ++h) {
         const u32 t = QT * p + h;
@@ -977,7 +1002,6 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
           my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;
           my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)
                                  : kvh * group + (rev ? n_steps - 1 - t : t) / tiles_n;
-          my_ok = present[h];
         }
         if (BWD_FASTDESC && ++head_i == tiles_n) {
           head_i = 0;
@@ -989,6 +1013,11 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
 #endif
       const float* lse_s = (const float*)small_g;
       issue_sdp(gt);
+#if BWD_DQ_DEFER
+      // The step before's dQ finished while this step's S^T and dP^T run on the tensor cores.
+      if (pend) dq_fin(pend_q0, pend_head);
+      pend = false;
+#endif
       const float* dd_s = lse_s + SR;
       const u32* rp_s = (const u32*)(dd_s + SR);
 
@@ -1096,7 +1125,14 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
         wg_wait<1>();  // dQ of the step before
         reg_fence<32>(dq);
         mbar_arrive(ds_empty(pb));
-        if (prev_ok) dq_out(prev_q0, prev_head, dq);
+        dq_put(dq);
+#if BWD_DQ_DEFER
+        pend_q0 = prev_q0;
+        pend_head = prev_head;
+        pend = true;
+#else
+        dq_fin(prev_q0, prev_head);
+#endif
       } else {
         dk_mma();
       }
@@ -1106,7 +1142,6 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       mbar_arrive(empty_bar(s));
       prev_q0 = my_q0;
       prev_head = my_head;
-      prev_ok = my_ok;
     }
     if (n_pairs > 0) {
       // dQ of the task's last step: then K and V are read for good (the producer may load the
@@ -1119,7 +1154,12 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       reg_fence<32>(dq);
       mbar_arrive(ds_empty(u & 1));
       mbar_arrive(kv_empty);
-      if (prev_ok) dq_out(prev_q0, prev_head, dq);
+#if BWD_DQ_DEFER
+      if (pend) dq_fin(pend_q0, pend_head);
+      pend = false;
+#endif
+      dq_put(dq);
+      dq_fin(prev_q0, prev_head);
     } else {
       mbar_arrive(kv_empty);
     }

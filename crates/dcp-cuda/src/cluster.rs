@@ -1,9 +1,10 @@
 //! The clustered backward for launches of many works exactly two kv tiles wide
 //! (kernels/attn_bwd_cluster_sm90.cu, `DCP_CUDA_BWD_CLUSTER`): the two kv tiles of a (work, kv
 //! head) run on the two CTAs of a thread-block cluster, walking the same (query head, q tile)
-//! steps; the second CTA's fp32 dQ block of each step is added into the first's through
-//! distributed shared memory and the first writes the sum converted, once (no fp32 partial in
-//! global memory, unlike a chain's [`crate::own::chain_launch`] round trip).
+//! steps; each CTA sends half the rows of its fp32 dQ block of each step to the other through
+//! distributed shared memory, and each adds the half it receives to its own and writes those
+//! rows' sum converted, once (no fp32 partial in global memory, unlike a chain's
+//! [`crate::own::chain_launch`] round trip).
 //!
 //! A launch clusters only where it chains (the same conditions on dQ: fp32 scratch, zero, read
 //! by a converting copy the launch takes over) and, in addition, every work lists exactly two kv
