@@ -23,8 +23,8 @@ srcs = {
     "attn_fwd": rd("common.cuh") + rd("mma.cuh") + rd("attn_fwd.cu"),
     "attn_bwd": rd("common.cuh") + rd("mma.cuh") + rd("attn_bwd.cu"),
     "attn_fwd_sm90": rd("common.cuh") + rd("mma.cuh") + rd("sm90.cuh") + rd("attn_fwd_sm90.cu"),
-    "attn_bwd_sm90": rd("common.cuh") + rd("mma.cuh") + rd("sm90.cuh") + rd("attn_bwd_sm90.cu"),
-    "attn_bwd_cluster_sm90": rd("common.cuh") + rd("mma.cuh") + rd("sm90.cuh") + rd("attn_bwd_cluster_sm90.cu"),
+    "attn_bwd_sm90": rd("common.cuh") + rd("mma.cuh") + rd("sm90.cuh") + rd("bwd_sm90.cuh") + rd("attn_bwd_sm90.cu"),
+    "attn_bwd_cluster_sm90": rd("common.cuh") + rd("mma.cuh") + rd("sm90.cuh") + rd("bwd_sm90.cuh") + rd("attn_bwd_cluster_sm90.cu"),
 }
 if not arch.startswith("sm_90"):
     srcs = {k: v for k, v in srcs.items() if not k.endswith("_sm90")}

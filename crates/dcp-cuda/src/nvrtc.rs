@@ -1,7 +1,8 @@
 //! Run-time compilation of the kernels with NVRTC for the device's own architecture.
 //!
 //! Sources live in `kernels/*.cu(h)` and are embedded with `include_str!`; a module is the
-//! concatenation of `common.cuh` (+ `mma.cuh`) and one `.cu` file, compiled with `-D` defines
+//! concatenation of `common.cuh` (+ `mma.cuh`, + `sm90.cuh` for the Hopper kernels, + `bwd_sm90.cuh`
+//! for the two Hopper backward kernels) and one `.cu` file, compiled with `-D` defines
 //! (head dim, element type, tile shape) to a CUBIN (`--gpu-architecture=sm_XY[a]`). Compiled
 //! images are cached per process by (module, defines, arch).
 //!
@@ -24,6 +25,8 @@ pub const UTIL: &str = include_str!("../kernels/util.cu");
 pub const ATTN_FWD: &str = include_str!("../kernels/attn_fwd.cu");
 pub const ATTN_BWD: &str = include_str!("../kernels/attn_bwd.cu");
 pub const SM90: &str = include_str!("../kernels/sm90.cuh");
+/// Tile sizes, switches and step helpers shared by the two sm90 backward kernels.
+pub const BWD_SM90: &str = include_str!("../kernels/bwd_sm90.cuh");
 pub const ATTN_FWD_SM90: &str = include_str!("../kernels/attn_fwd_sm90.cu");
 pub const ATTN_BWD_SM90: &str = include_str!("../kernels/attn_bwd_sm90.cu");
 pub const ATTN_BWD_CLUSTER_SM90: &str = include_str!("../kernels/attn_bwd_cluster_sm90.cu");
@@ -64,13 +67,15 @@ impl Source {
                 rd("attn_fwd_sm90.cu", ATTN_FWD_SM90)
             ),
             Source::AttnBwdSm90 => format!(
-                "{common}\n{mma}\n{}\n{}",
+                "{common}\n{mma}\n{}\n{}\n{}",
                 rd("sm90.cuh", SM90),
+                rd("bwd_sm90.cuh", BWD_SM90),
                 rd("attn_bwd_sm90.cu", ATTN_BWD_SM90)
             ),
             Source::AttnBwdClusterSm90 => format!(
-                "{common}\n{mma}\n{}\n{}",
+                "{common}\n{mma}\n{}\n{}\n{}",
                 rd("sm90.cuh", SM90),
+                rd("bwd_sm90.cuh", BWD_SM90),
                 rd("attn_bwd_cluster_sm90.cu", ATTN_BWD_CLUSTER_SM90)
             ),
         };

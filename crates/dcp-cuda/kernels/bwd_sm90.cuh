@@ -1,0 +1,237 @@
+// Shared by the two sm90 backward kernels, attn_bwd_sm90.cu and attn_bwd_cluster_sm90.cu
+// (the executor concatenates common.cuh, mma.cuh, sm90.cuh, this file and the kernel file): tile
+// sizes, the step's compile-time switches, and the device helpers of a backward step.
+#pragma once
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+#define B90_BC 128
+#define B90_BR 64
+#define B90_THREADS 384
+// q tiles (of B90_BR rows, the task list's unit) per consumer step: 2 at D 64, where a step of
+// 128 q rows halves the per-step overhead per FLOP and gives each consumer warpgroup the dQ of
+// one whole q tile over all 128 keys (one 64-key half each would add two partial dQ of the same
+// rows into global memory); 1 at D 128.
+#ifndef BWD_QT
+#define BWD_QT (HEAD_DIM == 64 ? 2 : 1)
+#endif
+#define B90_SR (B90_BR * BWD_QT)  // q rows per step
+
+static_assert(BWD_QT == 1 || (BWD_QT == 2 && HEAD_DIM == 64), "two q tiles per step only at D 64");
+
+// Order of a step's elementwise work: 0 = dV issued as soon as P^T exists (before dP^T is waited
+// for; the D 128 default until bench/results/kernels-2026-11-28l); 1 = S^T and dP^T both waited
+// for, then P^T and dS^T formed in one pass and dV issued after (fewer live registers).
+#ifndef BWD_ORDER
+#define BWD_ORDER 1
+#endif
+// BWD_FASTDESC 1: the wgmma descriptors of a step are fixed base descriptors (computed once, in
+// uniform registers: the consumer warpgroup index comes from a warp shuffle) plus constant
+// offsets, instead of ~10 instructions each from the shared address per wgmma (and the step's
+// query head is counted, not divided out). 0: the session-7 kernel's per-wgmma descriptors.
+#ifndef BWD_FASTDESC
+#define BWD_FASTDESC 1
+#endif
+// BWD_DV_NOWAIT 1 (D 128): dQ (of the step before) and dK are issued behind dV without waiting
+// for it (the P^T registers live on until the wait for dQ); 0: dV is waited for first.
+#ifndef BWD_DV_NOWAIT
+#define BWD_DV_NOWAIT (HEAD_DIM == 128)
+#endif
+
+// A descriptor moved by `bytes` (the 14-bit start-address field never carries: shared-memory
+// addresses are below 256 KiB).
+__device__ __forceinline__ u64 desc_off(u64 d, u32 bytes) { return d + (bytes >> 4); }
+
+// dQ staging: per consumer warpgroup 2 boxes of 64 rows x 32 fp32 (128 B, swizzled).
+#define B90_DQ_WG_BYTES (2 * B90_BR * 128)
+
+// exp2 with no range fix-up (ex2.approx: -inf -> 0).
+__device__ __forceinline__ float ex2_fast(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// BWD_PSCALE 1 (D 128): P^T is formed times the softmax scale (log2 of it folded into each row's
+// exponent offset, no extra instruction), so dS^T, and with it dQ and dK, come out scaled: no
+// multiply per dQ element a step; dV is divided by the scale once per task instead. 0: P^T
+// unscaled.
+#ifndef BWD_PSCALE
+#define BWD_PSCALE (HEAD_DIM == 128)
+#endif
+// BWD_LSE_GUARD 1 (D 64): a row whose LSE is -inf (no key) gets P = 0 through its exponent offset
+// (+inf) as well as through the mask; 0: through the mask alone (such a row has no attended
+// element, so all of its elements are masked in every tile that lists it, and full tiles have
+// none).
+#ifndef BWD_LSE_GUARD
+#define BWD_LSE_GUARD (HEAD_DIM != 128)
+#endif
+// BWD_MASK_BRANCH 1 (D 128): the exponent arguments are formed first and the mask selects them
+// only for partial (or absent) tiles, behind a warp-uniform branch (ptxas predicates it; the
+// instruction count is 0's, the schedule measured better); 0: one select per element before its
+// ex2 (full tiles with all bits set).
+#ifndef BWD_MASK_BRANCH
+#define BWD_MASK_BRANCH (HEAD_DIM == 128)
+#endif
+
+// P^T = exp(S^T * scale - LSE) (times `scale` with BWD_PSCALE: `loff` = -log2(scale), else 0)
+// where `bits` says attended, 0 elsewhere and for rows whose LSE is -inf (no key): the masked
+// argument is -inf, so one ex2 and no branch per element. `partial`: warp-uniform, some bit of
+// `bits` may be clear (BWD_MASK_BRANCH).
+template <int NT>
+__device__ __forceinline__ void bwd_probs_fast(float* st, const u32* bits, const float* lse,
+                                               float scale_log2, float loff, bool partial, int t4) {
+  const float LOG2E = 1.4426950408889634f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const float2 l2 = *(const float2*)(lse + nt * 8 + t4 * 2);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float l = h ? l2.y : l2.x;
+#if BWD_PSCALE
+      const float lv = fmaf(l, LOG2E, loff);
+#else
+      const float lv = l * LOG2E;
+#endif
+#if BWD_LSE_GUARD
+      const float L = l == -INFINITY ? INFINITY : lv;
+#else
+      const float L = lv;
+#endif
+#pragma unroll
+      for (int e = h; e < 4; e += 2) {
+        const float a = fmaf(st[nt * 4 + e], scale_log2, -L);
+#if BWD_MASK_BRANCH
+        st[nt * 4 + e] = a;
+#else
+        st[nt * 4 + e] = ex2_fast(((bits[nt >> 3] >> ((nt & 7) * 4 + e)) & 1u) ? a : -INFINITY);
+#endif
+      }
+    }
+  }
+#if BWD_MASK_BRANCH
+  if (partial) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        if (!((bits[nt >> 3] >> ((nt & 7) * 4 + e)) & 1u)) st[nt * 4 + e] = -INFINITY;
+  }
+#pragma unroll
+  for (int i = 0; i < NT * 4; ++i) st[i] = ex2_fast(st[i]);
+#endif
+}
+
+// Mask bits (bit nt * 4 + e: key_a for e < 2, key_b otherwise, row nt * 8 + 2 t4 + (e & 1)) of
+// a partial tile: `rg` holds the first two ranges of each row (empty [0, 0) where the row has
+// fewer), the rest are read from `ranges`.
+template <int NT>
+__device__ __forceinline__ u32 bwd_mask_bits_s(const uint2* ranges, const u32* rp, const uint4* rg,
+                                               u32 key_a, u32 key_b, u32 n_keys, int t4) {
+  u32 bits = 0;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int ql = nt * 8 + t4 * 2 + h;
+      const uint4 r = rg[ql];
+      bool ia = (key_a >= r.x && key_a < r.y) || (key_a >= r.z && key_a < r.w);
+      bool ib = (key_b >= r.x && key_b < r.y) || (key_b >= r.z && key_b < r.w);
+      const u32 b = rp[2 * ql + 1];
+      for (u32 i = rp[2 * ql] + 2; i < b; ++i) {
+        const uint2 x = ranges[i];
+        ia |= key_a >= x.x && key_a < x.y;
+        ib |= key_b >= x.x && key_b < x.y;
+      }
+      bits |= (u32)(ia && key_a < n_keys) << (nt * 4 + h);
+      bits |= (u32)(ib && key_b < n_keys) << (nt * 4 + 2 + h);
+    }
+  }
+  return bits;
+}
+
+__device__ __forceinline__ void cp_async8_s(u32 saddr, const void* gmem, bool valid) {
+  int n = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n) : "memory");
+}
+
+__device__ __forceinline__ void stsm_x4_trans(u32 saddr, const u32* r) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr),
+               "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
+// Adds a box of fp32 (shared memory at `ssrc`, in the map's swizzled box layout) into the
+// global tensor of `tmap` (a CUtensorMap in global memory) at element coordinates (c0, c1).
+__device__ __forceinline__ void tma_reduce_add_2d(const void* tmap, u32 ssrc, u32 c0, u32 c1) {
+  asm volatile("cp.reduce.async.bulk.tensor.2d.global.shared::cta.add.tile.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(
+                   tmap),
+               "r"(c0), "r"(c1), "r"(ssrc)
+               : "memory");
+}
+__device__ __forceinline__ void tma_store_2d(const void* tmap, u32 ssrc, u32 c0, u32 c1) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(tmap), "r"(c0),
+               "r"(c1), "r"(ssrc)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read0() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// S^T or dP^T of one step: m64 x (q rows of the step) x k16, both operands from shared memory.
+__device__ __forceinline__ void wg_ss_sr(float* acc, u64 a, u64 b, int accumulate) {
+#if BWD_QT == 2
+  wgmma_m64n128k16_ss<0>(acc, a, b, accumulate);
+#else
+  wgmma_m64n64k16_ss<0>(acc, a, b, accumulate);
+#endif
+}
+
+__device__ __forceinline__ void wg_rs_d(float* acc, const u32* a, u64 b) {
+#if HEAD_DIM == 128
+  wgmma_m64n128k16_rs<1>(acc, a, b, 1);
+#else
+  wgmma_m64n64k16_rs<1>(acc, a, b, 1);
+#endif
+}
+
+// dK/dV epilogue: 16-byte vector reductions (sm_90 `red.global.add.v4.f32`) at D 128; BWD_EPI_V4
+// 0: the float2 atomics of the one-CTA-per-task kernel, the default at D 64, where the v4 form
+// cost 5 % of the whole backward (causal 32K: 325 -> 309 TFLOP/s; 1x H200, session 6).
+#ifndef BWD_EPI_V4
+#define BWD_EPI_V4 (HEAD_DIM == 128)
+#endif
+// BWD_EPI_B16V4 1 (with BWD_EPI_V4): dK/dV stored converted into a 16-bit destination
+// (B90_TASK_DKV_STORE into the plan's copy destination) as 16-byte stores, 8 consecutive columns
+// per lane (lanes t4, t4 ^ 2 of one key swap 4 columns per 16), where the warp agrees (one vote
+// per task: every lane's key 16-bit, stored, 16-byte aligned, or past the work's keys); 0: 8-byte
+// stores, 4 columns per lane per 8 (half a 32-byte sector per row per instruction): with split
+// ownership's 16-bit stores they cost causal-blockwise 32K +20 us of kernel time, and 1 gained
+// blockwise +1.8 % over them, works1000 (chains) +3.3 % (bench/results/kernels-2026-11-29-kb12).
+#ifndef BWD_EPI_B16V4
+#define BWD_EPI_B16V4 1
+#endif
+
+__device__ __forceinline__ void red_add_v4(float* p, float a, float b, float c, float d) {
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
+               : "memory");
+}
+__device__ __forceinline__ void st_v4(float* p, float a, float b, float c, float d) {
+  asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+
+// TaskDesc.pad bit 31 (src/own.rs, D 128): the task is the only one adding into its kv tile's
+// dK/dV rows, which are zero (a fill the host tracked; no other work of the launch writes them,
+// the tile's q-tile list is not split): it stores them instead (no read of the zeros from memory
+// by the reductions, and the host drops the fill where such stores cover it).
+#define B90_TASK_DKV_STORE 0x80000000u
+// TaskDesc.pad bit 29 (src/own.rs `TASK_DKV_ALT`, D 128): the task adds its dK/dV into the work's
+// alternate KV segments (`WorkDesc.kv_alt`: the same keys, dK/dV in the fp32 scratch) instead of
+// the work's own (pointed by the host at the 16-bit destination of the plan's converting copy,
+// which the tasks that store their rows write converted): a kv tile whose q-tile list is split
+// over several tasks adds into fp32 rows that the host zeroes and converts (rows of those tiles
+// only), so the work's other rows need neither the zero fill nor the conversion pass.
+#define B90_TASK_DKV_ALT 0x20000000u
