@@ -184,93 +184,11 @@ __device__ __forceinline__ float dd_dot8(uint4 a, uint4 b) {
 }
 #endif
 
-// dKV row of key `key` of kv head `kvh` (concatenated KV coordinates of work `w`): its address
-// (dK, dV at +D elements) and dtype; 0 past the work's keys.
-// `first`: the work's first KV segment (w->kv_first, or w->kv_alt for B90_TASK_DKV_ALT tasks).
-template <int D>
-__device__ __forceinline__ u64 dkv_key_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt,
-                                           u32 first) {
-  if (key >= w->n_keys || w->kv_count == 0) return 0;
-  const KvSeg& sg = segs[kv_seg_index(first, w->kv_count, segs, key)];
-  if (key < sg.key0 || key >= sg.key0 + sg.len) return 0;
-  *dt = sg.ddtype;
-  return sg.dk + ((u64)(key - sg.key0) * sg.dstride + kvh * 2 * D) * (sg.ddtype == DT_F32 ? 4 : 2);
-}
-
 // BWD_CLAIM_EARLY 1: the next task index is claimed when a task starts (the forward's way; A/B).
 #ifndef BWD_CLAIM_EARLY
 #define BWD_CLAIM_EARLY 0
 #endif
 static_assert(!(BWD_CLAIM_EARLY && BWD_CHAIN), "chain links are followed at the late claim");
-
-// BWD_TMA 1: a one-KV-region work's K and V tile (once per task) comes by TMA tensor copies (host
-// maps per work, `tensormaps.rs` `bwd_tensor_maps`: Q, the KV region, dO): producer thread 0
-// announces the 2 x KVBYTES on `kv_full` (`mbarrier.expect_tx`) and issues one
-// `cp.async.bulk.tensor.3d` per 64-column half of K and V (box 64 columns x 1 K/V slot x 128
-// keys, 128-byte swizzle: the layout the wgmma descriptors read; keys past the region
-// zero-filled) instead of 128 threads' per-row 16-byte cp.async. BWD_TMA 2: also each step's Q
-// and dO q tiles (box 64 columns x 1 head x 64 rows, rows past the work's end zero-filled; at D 64
-// an absent second q tile of the step keeps its cp.async zero rows). The task info, LSE, D, spans,
-// tile words and masks stay cp.async, so the barriers keep their 128 arrivals plus the bytes.
-// Works without maps (several KV regions, strides TMA cannot take) keep the cp.async rows. The
-// consumers read these buffers only with wgmma (async proxy), so no proxy fence is needed.
-// Default 2 (bench/results/kernels-2026-11-29-btma, two calls, over 0 = the cp.async kernel): D 128 BWD_TMA 2 causal 32K / 128K +3.1..3.6 / +2.0..2.5 %, causal-blockwise
-// +1.2 %, onework +1.7..2.1 %, lambda +1.5..1.8 %, packed -0.3..+2.8 %, but works1000 -3.2 %
-// (BWD_TMA 1 there -1.9 %; the BWD_TMA 2 kernel with no maps at all, DCP_CUDA_BWD_TMA_MIN_KEYS,
-// -1.8 %: its producer code alone costs the 4-task works, not the copies); D 64 causal 32K
-// +1.8 %, works1000 +-0. At D 128 the lead took the dense and packed gains over works1000's loss
-// (that shape's goal is far off either way: its time is in passes over tokens).
-#ifndef BWD_TMA
-#define BWD_TMA 2
-#endif
-// Bytes of tensor maps per work (tensormaps.rs: Q, KV, dO maps of 128 bytes) and the WorkDesc.flags
-// bits saying which exist.
-#define BWD_MAPS 384
-// BWD_TMA_PF 1: producer thread 0 prefetches the next task's maps when it claims that task (about
-// two steps before their first use) instead of at the task's start. Measured with BWD_TMA 2:
-// within noise of it on every shape, works1000 included (so the works1000 loss is not the tensor
-// maps' first fetch). Off.
-#ifndef BWD_TMA_PF
-#define BWD_TMA_PF 0
-#endif
-#define B90_TMA_Q 1u
-#define B90_TMA_KV 2u
-#define B90_TMA_DO 16u
-
-// BWD_TMA: transaction bytes the current phase of `bar` waits for (no arrival).
-__device__ __forceinline__ void b90_expect_tx(u32 bar, u32 bytes) {
-  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-// BWD_TMA: box (c0, c1, c2) of the 3-D tensor of map `tmap` (a CUtensorMap in global memory)
-// into shared memory at `dst`, completing its bytes on `bar`.
-__device__ __forceinline__ void b90_tma_3d(u32 dst, u64 tmap, int c0, int c1, int c2, u32 bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
-          dst),
-      "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
-      : "memory");
-}
-__device__ __forceinline__ void b90_prefetch_map(u64 tmap) {
-  asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
-}
-
-// Registers per producer / consumer thread after setmaxnreg (sm90.cuh's split unless set).
-// D 64 (two q tiles per step): 24 / 240 (+5 % over 56 / 224 on causal 32K; the producer spills
-// 48 bytes of its loop state, off the critical path).
-#ifndef BWD_PROD_REGS
-#define BWD_PROD_REGS (BWD_QT == 2 ? 24 : SM90_PROD_REGS)
-#endif
-#ifndef BWD_CONS_REGS
-#define BWD_CONS_REGS (BWD_QT == 2 ? 240 : SM90_CONS_REGS)
-#endif
-static_assert(128 * BWD_PROD_REGS + 256 * BWD_CONS_REGS <= 384 * 168,
-              "setmaxnreg split exceeds the registers the CTA is launched with");
-
-// Per-task info slot in shared memory (two, alternating by task): the TaskDesc at 0 (tiles_n =
-// ~0: no task left), the WorkDesc at 32. (128 bytes until session 10: the WorkDesc's last 8
-// bytes, pad0/pad1, landed on the next slot's task and work index, or on the first mbarrier.)
-#define B90_INFO 160
-static_assert(32 + sizeof(WorkDesc) <= B90_INFO, "the per-task info slot holds the WorkDesc");
 
 // TaskDesc.pad bit 30 (src/own.rs `TASK_DQ_CONV`, D 128): the work's dQ is converted by its
 // last writer. Per (q tile, query head, 64-column half) of the work a counter (`dq_cnt`, zeroed
@@ -287,13 +205,6 @@ static_assert(32 + sizeof(WorkDesc) <= B90_INFO, "the per-task info slot holds t
 #define BWD_DQ_CONV 0
 #endif
 static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for head dim 128");
-struct DqConv {
-  u64 dst;      // (row 0, head 0) of the work's rows in the copy's destination
-  u32 stride;   // elements per row of the destination
-  u32 dtype;
-  u32 cnt_off;  // counters: cnt_off + (q tile * q_heads + head) * 2 + half
-  u32 exp_off;  // expected arrivals per q tile: dq_expect[exp_off + q tile]
-};
 
 __device__ __forceinline__ u32 atom_add_acq_rel_gpu(u32* p, u32 v) {
   u32 old;
@@ -307,42 +218,6 @@ __device__ __forceinline__ float4 ld_cg_f4(const float* p) {
                : "l"(p)
                : "memory");
   return v;
-}
-// Four consecutive elements (element index i, a multiple of 4) of a buffer of dtype dt.
-__device__ __forceinline__ void st4_dt(void* p, u64 i, u32 dt, float a, float b, float c, float d) {
-  if (dt == DT_F32) {
-    asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"((float*)p + i), "f"(a), "f"(b), "f"(c), "f"(d)
-                 : "memory");
-    return;
-  }
-  u32 x, y;
-  if (dt == DT_BF16) {
-    const __nv_bfloat162 u = __floats2bfloat162_rn(a, b), v = __floats2bfloat162_rn(c, d);
-    x = *(const u32*)&u;
-    y = *(const u32*)&v;
-  } else {
-    const __half2 u = __floats2half2_rn(a, b), v = __floats2half2_rn(c, d);
-    x = *(const u32*)&u;
-    y = *(const u32*)&v;
-  }
-  asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"((unsigned short*)p + i), "r"(x), "r"(y) : "memory");
-}
-
-// Two consecutive elements (element index i, even) of a buffer of dtype dt.
-__device__ __forceinline__ void st2_dt(void* p, u64 i, u32 dt, float a, float b) {
-  if (dt == DT_F32) {
-    asm volatile("st.global.v2.f32 [%0], {%1, %2};\n" ::"l"((float*)p + i), "f"(a), "f"(b) : "memory");
-    return;
-  }
-  u32 x;
-  if (dt == DT_BF16) {
-    const __nv_bfloat162 u = __floats2bfloat162_rn(a, b);
-    x = *(const u32*)&u;
-  } else {
-    const __half2 u = __floats2half2_rn(a, b);
-    x = *(const u32*)&u;
-  }
-  asm volatile("st.global.b32 [%0], %1;\n" ::"l"((unsigned short*)p + i), "r"(x) : "memory");
 }
 
 // dQ converted by its last writer (B90_TASK_DQ_CONV), at the end of a task, by one consumer
