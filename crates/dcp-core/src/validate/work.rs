@@ -2354,12 +2354,44 @@ enum LazyRuns {
     Many(Box<(Runs, Few<Runs>)>),
 }
 
+impl Drop for LazyRuns {
+    /// A box goes back to this thread's [`RUN_LISTS`], emptied (a usp head group's works make
+    /// one each: allocated and freed per work, they cost a few % of its validation).
+    fn drop(&mut self) {
+        if let LazyRuns::Many(b) = self {
+            let mut b = std::mem::take(b);
+            *b = Default::default();
+            // `try_with`: nothing to keep once the thread is ending.
+            let _ = RUN_LISTS.try_with(|pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.len() < RUN_POOL_MAX {
+                    pool.push(b);
+                }
+            });
+        }
+    }
+}
+
+/// How many emptied boxes of runs a thread keeps ([`RUN_LISTS`]).
+const RUN_POOL_MAX: usize = 1 << 16;
+
+thread_local! {
+    /// Emptied boxes of dropped lazy works' runs, for the next ones ([`LazyTraps::of`]).
+    static RUN_LISTS: std::cell::RefCell<Vec<Box<(Runs, Few<Runs>)>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl<'a> LazyTraps<'a> {
     /// The trapezoids of a work of operands `ops` and row ranges `rows`, made on first use.
     fn of(cx: &'a Ctx<'a>, ops: &Operands, rows: &'a RowRanges) -> Self {
         let runs = match (&ops.q_runs, &ops.kv_runs[..]) {
             (Few::One(q), [Few::One(k)]) => LazyRuns::One(*q, *k),
-            _ => LazyRuns::Many(Box::new((ops.q_runs.clone(), ops.kv_runs.clone()))),
+            _ => {
+                let mut b = RUN_LISTS.with_borrow_mut(Vec::pop).unwrap_or_default();
+                b.0.clone_from(&ops.q_runs);
+                b.1.clone_from(&ops.kv_runs);
+                LazyRuns::Many(b)
+            }
         };
         LazyTraps {
             cx,
