@@ -606,6 +606,12 @@ pub(super) struct WorkPairs<'a> {
     sides: Sides,
 }
 
+// What a validation writes per work and per coverage node (at 131K ring on 32x8, 66 K works
+// and, by val14's count, ≈ 14 MB of nodes): kept from growing back unnoticed (WorkPairs was
+// 536 bytes, a node 88).
+const _: () = assert!(std::mem::size_of::<WorkPairs>() <= 216);
+const _: () = assert!(std::mem::size_of::<CovNode>() <= 80);
+
 /// Extent, sum times heads and sum (one head) of the trapezoids of one query run or KV run.
 type RunSide = (Extent, PairSum, PairSum);
 

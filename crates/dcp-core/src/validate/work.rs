@@ -2350,9 +2350,15 @@ pub(super) struct LazyTraps<'a> {
 /// where the two lists took 128, in every such work a validation writes), else both lists
 /// boxed.
 enum LazyRuns {
-    One((u32, u32, u64), (u32, u32, u64)),
-    Many(Box<(Runs, Few<Runs>)>),
+    One(Run, Run),
+    Many(Box<ManyRuns>),
 }
+
+/// One run of an operand's rows ([`Runs`]).
+type Run = (u32, u32, u64);
+
+/// A lazy work's query runs and its KV regions' runs.
+type ManyRuns = (Runs, Few<Runs>);
 
 impl Drop for LazyRuns {
     /// A box goes back to this thread's [`RUN_LISTS`], emptied (a usp head group's works make
@@ -2377,7 +2383,8 @@ const RUN_POOL_MAX: usize = 1 << 16;
 
 thread_local! {
     /// Emptied boxes of dropped lazy works' runs, for the next ones ([`LazyTraps::of`]).
-    static RUN_LISTS: std::cell::RefCell<Vec<Box<(Runs, Few<Runs>)>>> =
+    #[allow(clippy::vec_box, reason = "the boxes' allocations are what is kept for reuse")]
+    static RUN_LISTS: std::cell::RefCell<Vec<Box<ManyRuns>>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -2403,7 +2410,7 @@ impl<'a> LazyTraps<'a> {
     }
 
     /// The query runs, and the KV runs of all regions in order.
-    fn runs(&self) -> (&[(u32, u32, u64)], Vec<(u32, u32, u64)>) {
+    fn runs(&self) -> (&[Run], Vec<Run>) {
         match &self.runs {
             LazyRuns::One(q, k) => (std::slice::from_ref(q), vec![*k]),
             LazyRuns::Many(b) => (
@@ -2675,20 +2682,6 @@ mod head_run_tests {
         assert_eq!(
             &head_runs(&[u32::MAX, u32::MAX])[..],
             [(0, 1, u32::MAX), (1, 2, u32::MAX)]
-        );
-    }
-}
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn print_sizes() {
-        eprintln!(
-            "SIZES WorkPairs {} LazyTraps {} Traps {} CovNode {} MemoEntry {}",
-            std::mem::size_of::<super::WorkPairs>(),
-            std::mem::size_of::<super::LazyTraps>(),
-            std::mem::size_of::<super::Traps>(),
-            std::mem::size_of::<super::super::pairs::CovNode>(),
-            std::mem::size_of::<super::MemoEntry>(),
         );
     }
 }
