@@ -603,8 +603,85 @@ pub(super) struct WorkPairs<'a> {
     heads: PairSum,
     /// Per query run and per KV run: extent, sum times heads and sum (one head) of its
     /// trapezoids.
-    q_runs: Few<(Extent, PairSum, PairSum)>,
-    k_runs: Few<(Extent, PairSum, PairSum)>,
+    sides: Sides,
+}
+
+// What a validation writes per work and per coverage node (at 131K ring on 32x8, 66 K works
+// and, by val14's count, ≈ 14 MB of nodes): kept from growing back unnoticed (WorkPairs was
+// 536 bytes, a node 88).
+const _: () = assert!(std::mem::size_of::<WorkPairs>() <= 216);
+const _: () = assert!(std::mem::size_of::<CovNode>() <= 80);
+
+/// Extent, sum times heads and sum (one head) of the trapezoids of one query run or KV run.
+type RunSide = (Extent, PairSum, PairSum);
+
+/// A work's [`RunSide`]s. A work of one query run and one KV run whose two sides are equal (a
+/// ring step's work: both runs hold every trapezoid, and each extent is the query rows by the
+/// KV rows) keeps the side once, inline (80 bytes instead of two inline lists of 168: the
+/// works a validation writes and reads back at 131K on 32x8 were ≈ 18 MB against a 2 MiB
+/// L2); any other work its query runs' sides then its KV runs' in one list.
+#[derive(Debug)]
+enum Sides {
+    One(RunSide),
+    Runs { nq: u32, all: Vec<RunSide> },
+}
+
+impl Sides {
+    fn q(&self) -> &[RunSide] {
+        match self {
+            Sides::One(s) => std::slice::from_ref(s),
+            Sides::Runs { nq, all } => &all[..*nq as usize],
+        }
+    }
+
+    fn k(&self) -> &[RunSide] {
+        match self {
+            Sides::One(s) => std::slice::from_ref(s),
+            Sides::Runs { nq, all } => &all[*nq as usize..],
+        }
+    }
+}
+
+impl Drop for Sides {
+    /// A list goes back to this thread's [`SIDE_LISTS`] (a usp head group's works make one
+    /// each: allocated and freed per work, they cost ≈ 5 % of its validation).
+    fn drop(&mut self) {
+        if let Sides::Runs { all, .. } = self {
+            if all.capacity() <= SIDE_LIST_MAX {
+                let mut v = std::mem::take(all);
+                v.clear();
+                // `try_with`: nothing to keep once the thread is ending.
+                let _ = SIDE_LISTS.try_with(|pool| {
+                    let mut pool = pool.borrow_mut();
+                    if pool.len() < SIDE_POOL_MAX {
+                        pool.push(v);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The longest side list a thread keeps for reuse, and how many it keeps.
+const SIDE_LIST_MAX: usize = 16;
+const SIDE_POOL_MAX: usize = 1 << 16;
+
+thread_local! {
+    /// Emptied side lists of dropped works, for the next works' [`side_list`].
+    static SIDE_LISTS: std::cell::RefCell<Vec<Vec<RunSide>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty side list with room for `n` (from [`SIDE_LISTS`] when one is kept).
+fn side_list(n: usize) -> Vec<RunSide> {
+    let mut v = SIDE_LISTS.with_borrow_mut(Vec::pop).unwrap_or_default();
+    v.reserve(n);
+    v
+}
+
+/// Whether two sides are equal: extent, sum times heads, sum.
+fn same_side(x: &RunSide, y: &RunSide) -> bool {
+    x.0 == y.0 && x.1 == y.1 && x.2 == y.2
 }
 
 /// A work's trapezoids: its own, those of an earlier work of the same query rows, KV rows and
@@ -770,53 +847,76 @@ impl<'a> WorkPairs<'a> {
             k_runs.clone().fold(empty, bbox),
         );
         let side = |q: (i64, i64), k: (i64, i64)| {
-            let e = Extent(Some(Cells {
+            let e = Extent::of(Cells {
                 q,
                 k,
                 heads: (h0, h1),
-            }));
+            });
             (e.clip(&Cells::ALL), PairSum::default(), PairSum::default())
         };
-        type RunSide = (Extent, PairSum, PairSum);
-        let mut q_side: Few<RunSide> = q_runs.map(|q| side(q, ka)).collect();
-        let mut k_side: Few<RunSide> = k_runs.map(|k| side(qa, k)).collect();
-        if let Some((qs, ks)) = sums {
-            for (x, s) in q_side.iter_mut().zip(qs) {
-                x.2 = *s;
+        // Query runs' sides, then KV runs' (one list: one allocation at most).
+        let nq = q_runs.clone().count();
+        let sides = q_runs
+            .map(|q| side(q, ka))
+            .chain(k_runs.clone().map(|k| side(qa, k)));
+        // Two sides inline; more in a kept list ([`side_list`]).
+        let mut all: Few<RunSide> = match nq + k_runs.count() {
+            0..=2 => sides.collect(),
+            n => {
+                let mut list = side_list(n);
+                list.extend(sides);
+                Few::Many(list)
             }
-            for (x, s) in k_side.iter_mut().zip(ks) {
-                x.2 = *s;
-            }
-        } else if let (Few::One(q), Few::One(k)) = (&mut q_side, &mut k_side) {
-            // One query run and one KV run (a ring step's work): both hold every trapezoid.
-            let all = traps
-                .get()
-                .iter()
-                .fold(PairSum::default(), |s, t| s.add(t.full));
-            (q.2, k.2) = (all, all);
-        } else {
-            // The lists' slices once, not per trapezoid.
-            let qs: &mut [RunSide] = &mut q_side;
-            let ks: &mut [RunSide] = &mut k_side;
-            for t in traps.get() {
-                let q = &mut qs[t.qrun as usize].2;
-                *q = q.add(t.full);
-                let k = &mut ks[t.krun as usize].2;
-                *k = k.add(t.full);
+        };
+        {
+            let (q_side, k_side) = all.split_at_mut(nq);
+            if let Some((qs, ks)) = sums {
+                for (x, s) in q_side.iter_mut().zip(qs) {
+                    x.2 = *s;
+                }
+                for (x, s) in k_side.iter_mut().zip(ks) {
+                    x.2 = *s;
+                }
+            } else if let ([q], [k]) = (&mut *q_side, &mut *k_side) {
+                // One query run and one KV run (a ring step's work): both hold every
+                // trapezoid.
+                let all = traps
+                    .get()
+                    .iter()
+                    .fold(PairSum::default(), |s, t| s.add(t.full));
+                (q.2, k.2) = (all, all);
+            } else {
+                for t in traps.get() {
+                    let q = &mut q_side[t.qrun as usize].2;
+                    *q = q.add(t.full);
+                    let k = &mut k_side[t.krun as usize].2;
+                    *k = k.add(t.full);
+                }
             }
         }
-        for (e, s, one) in q_side.iter_mut().chain(k_side.iter_mut()) {
+        for (e, s, one) in all.iter_mut() {
             if one.count == 0 {
-                *e = Extent(None);
+                *e = Extent::NONE;
             }
             *s = times_heads(*one, heads);
         }
+        let sides = match all {
+            Few::Two([q, k]) if nq == 1 && same_side(&q, &k) => Sides::One(q),
+            Few::Many(all) => Sides::Runs { nq: nq as u32, all },
+            all => {
+                let mut list = side_list(all.len());
+                list.extend_from_slice(&all);
+                Sides::Runs {
+                    nq: nq as u32,
+                    all: list,
+                }
+            }
+        };
         WorkPairs {
             qheads,
             traps,
             heads,
-            q_runs: q_side,
-            k_runs: k_side,
+            sides,
         }
     }
 
@@ -848,13 +948,13 @@ impl<'a> WorkPairs<'a> {
     ) -> Self {
         let heads = PairSum::default().add(h.heads(qheads.0, qheads.1));
         let ext = if all.count == 0 {
-            Extent(None)
+            Extent::NONE
         } else {
-            Extent(Some(Cells {
+            Extent::of(Cells {
                 q,
                 k,
                 heads: qheads,
-            }))
+            })
             .clip(&Cells::ALL)
         };
         let side = (ext, times_heads(all, heads), all);
@@ -862,8 +962,7 @@ impl<'a> WorkPairs<'a> {
             qheads: Few::One(qheads),
             traps,
             heads,
-            q_runs: Few::One(side),
-            k_runs: Few::One(side),
+            sides: Sides::One(side),
         }
     }
 
@@ -871,18 +970,14 @@ impl<'a> WorkPairs<'a> {
     /// heads, and per-run extents and sums (what a fast path must reproduce exactly).
     #[cfg(debug_assertions)]
     pub fn same_as(&self, o: &WorkPairs<'_>) -> bool {
-        type RunSide = (Extent, PairSum, PairSum);
         let sides = |a: &[RunSide], b: &[RunSide]| {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
-                    .all(|(x, y)| x.0 .0 == y.0 .0 && x.1 == y.1 && x.2 == y.2)
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_side(x, y))
         };
         self.qheads == o.qheads
             && self.traps() == o.traps()
             && self.heads == o.heads
-            && sides(&self.q_runs, &o.q_runs)
-            && sides(&self.k_runs, &o.k_runs)
+            && sides(self.sides.q(), o.sides.q())
+            && sides(self.sides.k(), o.sides.k())
     }
 
     /// The trapezoids (each once, for one head).
@@ -893,8 +988,8 @@ impl<'a> WorkPairs<'a> {
     /// Extent and sum of the trapezoids of `side`.
     fn side(&self, side: Side) -> (Extent, PairSum) {
         let (e, s, _) = match side {
-            Side::Q(i) => self.q_runs[i as usize],
-            Side::K(j) => self.k_runs[j as usize],
+            Side::Q(i) => self.sides.q()[i as usize],
+            Side::K(j) => self.sides.k()[j as usize],
         };
         (e, s)
     }
@@ -902,8 +997,8 @@ impl<'a> WorkPairs<'a> {
     /// Per query run and per KV run, the sum (one head) of its trapezoids.
     pub fn one_head_sums(&self) -> (Few<PairSum>, Few<PairSum>) {
         (
-            self.q_runs.iter().map(|x| x.2).collect(),
-            self.k_runs.iter().map(|x| x.2).collect(),
+            self.sides.q().iter().map(|x| x.2).collect(),
+            self.sides.k().iter().map(|x| x.2).collect(),
         )
     }
 
@@ -1072,38 +1167,59 @@ fn inside_mask(mask: &CompiledMask, tr: &Trap) -> bool {
     at >= q1
 }
 
-/// The bounding box of a coverage's pairs: query rows, key rows, query heads (`None`: no
-/// pairs). A block whose cells contain it reads the coverage's full sum.
-#[derive(Debug, Clone, Copy)]
-struct Extent(Option<Cells>);
+/// The bounding box of a coverage's pairs: query rows, key rows, query heads (none: no pairs).
+/// A block whose cells contain it reads the coverage's full sum. "No pairs" is one empty box,
+/// [`Extent::NONE`], not an `Option` (40 bytes, not 48: every coverage node and every work's
+/// run side holds one); every other extent is a non-empty box (made by [`Extent::clip`] or
+/// [`Extent::union`]), so equality is that of the `Option` form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Extent(Cells);
 
 impl Extent {
+    /// No pairs.
+    const NONE: Extent = Extent(Cells {
+        q: (0, 0),
+        k: (0, 0),
+        heads: (0, 0),
+    });
+
+    /// The box `c`, as it is (to be clipped).
+    fn of(c: Cells) -> Extent {
+        Extent(c)
+    }
+
+    /// The box, `None` for no pairs.
+    #[inline]
+    fn get(self) -> Option<Cells> {
+        (self != Extent::NONE).then_some(self.0)
+    }
+
     /// A box of the pairs inside `c` too (not the tightest: used only to skip sums).
     fn clip(self, c: &Cells) -> Extent {
-        Extent(
-            self.0
-                .map(|e| e.clip(c))
-                .filter(|b| b.q.0 < b.q.1 && b.k.0 < b.k.1 && b.heads.0 < b.heads.1),
-        )
+        self.get()
+            .map(|e| e.clip(c))
+            .filter(|b| b.q.0 < b.q.1 && b.k.0 < b.k.1 && b.heads.0 < b.heads.1)
+            .map_or(Extent::NONE, Extent)
     }
 
     fn union(self, o: Extent) -> Extent {
-        match (self.0, o.0) {
-            (None, x) | (x, None) => Extent(x),
+        match (self.get(), o.get()) {
+            (None, _) => o,
+            (_, None) => self,
             (Some(a), Some(b)) => {
                 let u = |x: (i64, i64), y: (i64, i64)| (x.0.min(y.0), x.1.max(y.1));
-                Extent(Some(Cells {
+                Extent(Cells {
                     q: u(a.q, b.q),
                     k: u(a.k, b.k),
                     heads: (a.heads.0.min(b.heads.0), a.heads.1.max(b.heads.1)),
-                }))
+                })
             }
         }
     }
 
     fn inside(&self, c: &Cells) -> bool {
         let within = |x: (i64, i64), y: (i64, i64)| y.0 <= x.0 && x.1 <= y.1;
-        match self.0 {
+        match self.get() {
             None => true,
             Some(e) => {
                 within(e.q, c.q)

@@ -950,16 +950,7 @@ impl<'a> Local<'_, 'a> {
         kp: &[(Piece, u32)],
         rows: &'a RowRanges,
     ) -> Option<WorkPairs<'a>> {
-        let lazy = || {
-            Traps::Lazy(LazyTraps {
-                cx: self.cx,
-                q_runs: ops.q_runs.clone(),
-                kv_runs: ops.kv_runs.clone(),
-                rows,
-                keys: ops.keys,
-                made: OnceLock::new(),
-            })
-        };
+        let lazy = || Traps::Lazy(LazyTraps::of(self.cx, ops, rows));
         let h = Hasher::shared();
         if let (Few::One(_), [Few::One(_)]) = (&ops.q_runs, &ops.kv_runs[..]) {
             // One query run and one KV run (a ring step's work).
@@ -1126,14 +1117,7 @@ impl<'a> Local<'_, 'a> {
                         return Err(self.outside(dev, idx, wi, seq, tokens, n))
                     }
                 }
-                let lazy = Traps::Lazy(LazyTraps {
-                    cx: self.cx,
-                    q_runs: ops.q_runs.clone(),
-                    kv_runs: ops.kv_runs.clone(),
-                    rows,
-                    keys: ops.keys,
-                    made: OnceLock::new(),
-                });
+                let lazy = Traps::Lazy(LazyTraps::of(self.cx, ops, rows));
                 let p = work_pairs_sums(Hasher::shared(), ops, lazy, &[sum], &[sum]);
                 // Debug builds: the pairs the general path makes.
                 #[cfg(debug_assertions)]
@@ -2355,19 +2339,94 @@ fn counted_inside(
 /// The trapezoids of a work checked by [`rect_sums`], made on first use by [`pairs_traps`]
 /// from its operands' runs (cut into pieces again) and its row ranges.
 pub(super) struct LazyTraps<'a> {
-    pub(super) cx: &'a Ctx<'a>,
-    pub(super) q_runs: Runs,
-    pub(super) kv_runs: Few<Runs>,
-    pub(super) rows: &'a RowRanges,
-    pub(super) keys: u32,
-    pub(super) made: OnceLock<Vec<Trap>>,
+    cx: &'a Ctx<'a>,
+    runs: LazyRuns,
+    rows: &'a RowRanges,
+    keys: u32,
+    made: OnceLock<Vec<Trap>>,
+}
+
+/// A lazy work's query runs and KV runs: one of each inline (a ring step's work: 32 bytes
+/// where the two lists took 128, in every such work a validation writes), else both lists
+/// boxed.
+enum LazyRuns {
+    One(Run, Run),
+    Many(Box<ManyRuns>),
+}
+
+/// One run of an operand's rows ([`Runs`]).
+type Run = (u32, u32, u64);
+
+/// A lazy work's query runs and its KV regions' runs.
+type ManyRuns = (Runs, Few<Runs>);
+
+impl Drop for LazyRuns {
+    /// A box goes back to this thread's [`RUN_LISTS`], emptied (a usp head group's works make
+    /// one each: allocated and freed per work, they cost a few % of its validation).
+    fn drop(&mut self) {
+        if let LazyRuns::Many(b) = self {
+            let mut b = std::mem::take(b);
+            *b = Default::default();
+            // `try_with`: nothing to keep once the thread is ending.
+            let _ = RUN_LISTS.try_with(|pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.len() < RUN_POOL_MAX {
+                    pool.push(b);
+                }
+            });
+        }
+    }
+}
+
+/// How many emptied boxes of runs a thread keeps ([`RUN_LISTS`]).
+const RUN_POOL_MAX: usize = 1 << 16;
+
+thread_local! {
+    /// Emptied boxes of dropped lazy works' runs, for the next ones ([`LazyTraps::of`]).
+    #[allow(clippy::vec_box, reason = "the boxes' allocations are what is kept for reuse")]
+    static RUN_LISTS: std::cell::RefCell<Vec<Box<ManyRuns>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl<'a> LazyTraps<'a> {
+    /// The trapezoids of a work of operands `ops` and row ranges `rows`, made on first use.
+    fn of(cx: &'a Ctx<'a>, ops: &Operands, rows: &'a RowRanges) -> Self {
+        let runs = match (&ops.q_runs, &ops.kv_runs[..]) {
+            (Few::One(q), [Few::One(k)]) => LazyRuns::One(*q, *k),
+            _ => {
+                let mut b = RUN_LISTS.with_borrow_mut(Vec::pop).unwrap_or_default();
+                b.0.clone_from(&ops.q_runs);
+                b.1.clone_from(&ops.kv_runs);
+                LazyRuns::Many(b)
+            }
+        };
+        LazyTraps {
+            cx,
+            runs,
+            rows,
+            keys: ops.keys,
+            made: OnceLock::new(),
+        }
+    }
+
+    /// The query runs, and the KV runs of all regions in order.
+    fn runs(&self) -> (&[Run], Vec<Run>) {
+        match &self.runs {
+            LazyRuns::One(q, k) => (std::slice::from_ref(q), vec![*k]),
+            LazyRuns::Many(b) => (
+                &b.0[..],
+                b.1.iter().flat_map(|rs| rs.iter()).copied().collect(),
+            ),
+        }
+    }
 }
 
 impl std::fmt::Debug for LazyTraps<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (q, kv) = self.runs();
         f.debug_struct("LazyTraps")
-            .field("q_runs", &self.q_runs)
-            .field("kv_runs", &self.kv_runs)
+            .field("q_runs", &q)
+            .field("kv_runs", &kv)
             .field("made", &self.made.get().is_some())
             .finish()
     }
@@ -2378,11 +2437,11 @@ impl LazyTraps<'_> {
         self.made.get_or_init(|| {
             let gmap = &self.cx.gmap;
             let (mut qs, mut ks) = (Vec::new(), Vec::new());
-            for (i, &(r0, r1, g)) in self.q_runs.iter().enumerate() {
+            let (q_runs, kv) = self.runs();
+            for (i, &(r0, r1, g)) in q_runs.iter().enumerate() {
                 gmap.pieces(r0, r1, g, &mut |p| qs.push((p, i as u32)));
             }
-            let kv = self.kv_runs.iter().flat_map(|rs| rs.iter());
-            for (j, &(r0, r1, g)) in kv.enumerate() {
+            for (j, &(r0, r1, g)) in kv.iter().enumerate() {
                 gmap.pieces(r0, r1, g, &mut |p| ks.push((p, j as u32)));
             }
             match pairs_traps(self.cx, &qs, &ks, self.rows, self.keys) {
