@@ -2108,7 +2108,12 @@ impl Lowering<'_> {
             }
             for (kt, (list, masks)) in per_kt.into_iter().zip(per_kt_mask).enumerate() {
                 if !list.is_empty() {
-                    pending_half.push(per_kt_half.get(kt).cloned().unwrap_or_default());
+                    pending_half.push(
+                        per_kt_half
+                            .get_mut(kt)
+                            .map(std::mem::take)
+                            .unwrap_or_default(),
+                    );
                     pending.push((wdx, kt as u32, w.q.heads / group, list, masks));
                 }
             }
