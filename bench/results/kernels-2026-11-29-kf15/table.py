@@ -6,6 +6,7 @@
 import collections, glob, json, re, sys
 
 R = sys.argv[1]
+BASE = "base2" if glob.glob(f"{R}/kb_base2-*") else "base"
 for d in ([int(sys.argv[2])] if len(sys.argv) > 2 else [128, 64]):
     data = collections.defaultdict(lambda: collections.defaultdict(list))
     order = []
@@ -27,7 +28,7 @@ for d in ([int(sys.argv[2])] if len(sys.argv) > 2 else [128, 64]):
                 cells.append("")
                 continue
             m = sum(x[0] for x in vv[v]) / len(vv[v])
-            b = sum(x[0] for x in vv["base"]) / len(vv["base"])
-            cells.append(f"{m:.1f}" if v == "base" else f"{m:.1f} ({m / b:.3f})")
+            b = sum(x[0] for x in vv[BASE]) / len(vv[BASE])
+            cells.append(f"{m:.1f}" if v == BASE else f"{m:.1f} ({m / b:.3f})")
         n = len(next(iter(data.values()))[v])
         print(f"| {v} ({n}) | " + " | ".join(cells) + " |")
