@@ -222,6 +222,40 @@ __device__ __forceinline__ float f90_ex2(float x) {
   return y;
 }
 
+// FWD_EMU: a static share of the softmax's exponentials on the FMA/ALU pipes instead of MUFU
+// (16 ex2 per clock and SM: 1 024 clk per 128 x 128 tile, during which the tensor pipe idles in
+// the lockstep step). Bit 2 (nt % 8) + e of FWD_EMU (16 bits) emulates the thread's column
+// 8 nt + 2 t4 + e (both of its rows) in each softmax call; FWD_EMU_B is the mask of FWD_SPLIT 2's
+// second 64-key half (run under the first half's P V). 0: every exponential on MUFU.
+#ifndef FWD_EMU
+#define FWD_EMU 0
+#endif
+#ifndef FWD_EMU_B
+#define FWD_EMU_B FWD_EMU
+#endif
+// exp2 on the FMA pipe: x = n + f with n = floor(x) (the add of 1.5 * 2^23 rounded down leaves n
+// in the low mantissa bits), 2^f on [0, 1) by a degree-3 polynomial with p(0) = 1 (relative
+// minimax, fitted here: max relative error 8.6e-5 in an fp32 replay of this sequence, against
+// bf16's 2^-9 and fp16's 2^-12 rounding of P), then n added to the exponent field (shift + add,
+// one LEA on the ALU pipe). x is clamped at -127: -inf (masked) gives n = -127, f = 0, p = 1.0
+// and exactly +0 (the exponent field wraps to 0), as ex2.approx.ftz; x in (-127, -126) gives at
+// most 2^-125. Needs x <= 127 (the softmax's x <= FWD_LAZY_TAU). 8 instructions against one MUFU.
+__device__ __forceinline__ float f90_ex2_fma(float x) {
+  const float M = 12582912.0f;  // 1.5 * 2^23
+  const float xc = fmaxf(x, -127.0f);
+  const float t = __fadd_rd(xc, M);
+  const float f = __fsub_rn(xc, __fsub_rn(t, M));  // exact, in [0, 1)
+  float p = fmaf(0.0770670399f, f, 0.227644995f);
+  p = fmaf(p, f, 0.695116758f);
+  p = fmaf(p, f, 1.0f);
+  return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+}
+// exp2 of column index c (2 nt + e) under emulation mask MASK.
+template <int MASK>
+__device__ __forceinline__ float f90_ex2_col(float x, int c) {
+  return ((MASK >> (c & 15)) & 1) ? f90_ex2_fma(x) : f90_ex2(x);
+}
+
 // FWD_TMA: transaction bytes the current phase of `bar` waits for (no arrival).
 __device__ __forceinline__ void f90_expect_tx(u32 bar, u32 bytes) {
   asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
@@ -357,6 +391,7 @@ __device__ __forceinline__ void mask_half_bits(float* sc, uint2 w, int kh) {
 
 // Online softmax step (log2 domain) on S in place: new row maxima `mm`, P = exp2(S*scale - m),
 // the factor `al` by which O and the row sums must be scaled, and the rows' sums of P.
+template <int MASK = FWD_EMU>
 __device__ __forceinline__ void softmax_step(float* sc, float* mm, float* al, float* sum,
                                              float scale_log2) {
 #pragma unroll
@@ -374,8 +409,8 @@ __device__ __forceinline__ void softmax_step(float* sc, float* mm, float* al, fl
     float s = 0.f;
 #pragma unroll
     for (int nt = 0; nt < S90_BC / 8; ++nt) {
-      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
-      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
+      sc[nt * 4 + 2 * h] = f90_ex2_col<MASK>(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu), 2 * nt);
+      sc[nt * 4 + 2 * h + 1] = f90_ex2_col<MASK>(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu), 2 * nt + 1);
       s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
     }
     sum[h] = s;
@@ -436,7 +471,7 @@ __device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, cons
   }
 }
 // P = exp2(S * scale - m) in place, the row sums added to l.
-template <int NT>
+template <int NT, int MASK = FWD_EMU>
 __device__ __forceinline__ void f90_exp(float* sc, const float* mm, float* ll, float scale_log2) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -444,8 +479,8 @@ __device__ __forceinline__ void f90_exp(float* sc, const float* mm, float* ll, f
     float s = 0.f;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
-      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
+      sc[nt * 4 + 2 * h] = f90_ex2_col<MASK>(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu), 2 * nt);
+      sc[nt * 4 + 2 * h + 1] = f90_ex2_col<MASK>(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu), 2 * nt + 1);
       s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
     }
     ll[h] += s;
@@ -484,6 +519,121 @@ __device__ __forceinline__ void f90_stg128p(void* p, uint4 v, bool ok) {
                    __cvta_generic_to_global(p)),
                "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "r"((u32)ok)
                : "memory");
+}
+// FWD_NOMAX (with FWD_SPLIT 2): a tile of a warp whose rows all have a maximum already skips the
+// row maximum (64 FMNMX and 4 shuffles per thread, on the critical path between S and the first
+// exponential, with the tensor pipe idle): P = exp2(S * scale - m) against the stale m at once.
+// Guard: every row's partial sum over the thread's 32 columns <= 2^FWD_LAZY_TAU (so every P is).
+// If a row of the warp fails it (rare after a task's first tile: a key scoring more than TAU above
+// the running maximum), f90_nomax_fix raises m by d = floor(log2) of the row's largest P and
+// scales P, O and l by 2^-d: exact (a power of two), and then P < 2. A P that is not finite
+// (a score 128 above m) cannot be rescaled: then the warp recomputes its scores from shared
+// memory (f90_scores_smem) and takes the plain max + rescale + exp.
+// Default with FWD_SPLIT 2 (D 128) since kernels-2026-11-29-kf15 (alternated, 5 runs each: causal32k
+// +2.9 %, lambda +3.4 %, onework +4.1 %, packed +1.8 %, works1000 and causal-blockwise -0.2 %).
+#ifndef FWD_NOMAX
+#define FWD_NOMAX (FWD_SPLIT == 2)
+#endif
+// Test modes (correctness only): 1 lowers m by 10 (O and l scaled by 2^10, exact; rows with
+// l < 10^6) before the exponentials, so the guard fails and the fix runs with d ~ 10; 2 forces
+// the recompute path.
+#ifndef FWD_NOMAX_TEST
+#define FWD_NOMAX_TEST 0
+#endif
+__device__ __forceinline__ bool f90_exp_nm(float* sc, const float* mm, float* ps, float scale_log2) {
+  bool bad = false;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float s = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt) {
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mm[h]));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mm[h]));
+      s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+    }
+    ps[h] = s;
+    bad |= !(s <= (float)(1 << (int)FWD_LAZY_TAU));
+  }
+  return __any_sync(0xffffffffu, bad || FWD_NOMAX_TEST == 2);
+}
+// Returns whether a row of the warp has a P that is not finite (nothing was changed for that row).
+__device__ __forceinline__ bool f90_nomax_fix(float* sc, float* o, float* mm, float* ll, float* ps) {
+  bool bad = false;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float pm = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt) pm = fmaxf(pm, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+    pm = fmaxf(pm, __shfl_xor_sync(0xffffffffu, pm, 1));
+    pm = fmaxf(pm, __shfl_xor_sync(0xffffffffu, pm, 2));
+    // (NaN: fmaxf drops it, then the sum, not the maximum, shows it.)
+    if (!(pm <= 3.0e38f) || !(ps[h] <= 3.0e38f)) {
+      bad = true;
+      continue;
+    }
+    // floor(log2(pm)) from the exponent field (pm < 1: d = 0).
+    const int d = min(max(((__float_as_int(pm) >> 23) & 0xff) - 127, 0), 126);
+    const float f = __int_as_float((127 - d) << 23);  // 2^-d
+    mm[h] += (float)d;
+    ll[h] *= f;
+    ps[h] *= f;
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt) {
+      sc[nt * 4 + 2 * h] *= f;
+      sc[nt * 4 + 2 * h + 1] *= f;
+    }
+#pragma unroll
+    for (int i = 0; i < HEAD_DIM / 8; ++i) {
+      o[i * 4 + 2 * h] *= f;
+      o[i * 4 + 2 * h + 1] *= f;
+    }
+  }
+  return __any_sync(0xffffffffu, bad || FWD_NOMAX_TEST == 2);
+}
+__device__ __forceinline__ float2 f90_unpack2(u32 v) {
+#ifdef ELEM_F16
+  return __half22float2(*(const __half2*)&v);
+#else
+  return __bfloat1622float2(*(const __nv_bfloat162*)&v);
+#endif
+}
+// FWD_NOMAX's recompute path: this thread's scores (rows r_lo + 8 h of the Q tile at sq, keys
+// 8 nt + 2 t4 + e of the K stage at sk; both 128-byte swizzled, blocks of 64 columns) in fp32.
+__device__ __forceinline__ void f90_scores_smem(float* sc, u32 sq, u32 sk, int r_lo, int t4) {
+#pragma unroll
+  for (int i = 0; i < S90_BC / 2; ++i) sc[i] = 0.f;
+#pragma unroll 1
+  for (int kb = 0; kb < HEAD_DIM / 8; ++kb) {
+    const int b = kb >> 3, ch = kb & 7;
+    float q[2][8];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = r_lo + 8 * h;
+      const uint4 v = f90_lds128(sq + b * (S90_BR * 128) + r * 128 + ((ch ^ (r & 7)) << 4));
+      const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 f = f90_unpack2(w[i]);
+        q[h][2 * i] = f.x;
+        q[h][2 * i + 1] = f.y;
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < S90_BC / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int c = 8 * nt + 2 * t4 + e;
+        const uint4 v = f90_lds128(sk + b * (S90_BC * 128) + c * 128 + ((ch ^ (c & 7)) << 4));
+        const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float2 f = f90_unpack2(w[i]);
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            sc[nt * 4 + 2 * h + e] = fmaf(q[h][2 * i + 1], f.y, fmaf(q[h][2 * i], f.x, sc[nt * 4 + 2 * h + e]));
+        }
+      }
+  }
 }
 __device__ __forceinline__ void f90_bar_arrive(u32 id, u32 n) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
@@ -890,7 +1040,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         reg_fence<D / 2>(o);
         wg_fence();
         F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
-        f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
+        f90_exp<S90_BC / 16, FWD_EMU_B>(sc + S90_BC / 4, mm, ll, scale_log2);
         acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
         wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
@@ -999,12 +1149,16 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       F90_PP_GO(1);
       // Partial tiles: the mask from the staged tile word and ranges.
       const u32 word = *(const u32*)(kst + S90_BR * 16);
-      if (word >> 31) {
-        if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)
-          mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);
-        else
-          mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
-      }
+#define F90_MASK_SC()                                                                                 \
+  do {                                                                                                \
+    if (word >> 31) {                                                                                 \
+      if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)                                       \
+        mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);                                           \
+      else                                                                                            \
+        mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4); \
+    }                                                                                                 \
+  } while (0)
+      F90_MASK_SC();
 #if FWD_SPLIT == 2
       // softmax below, with P V
 #elif FWD_LAZY || FWD_SPLIT
@@ -1023,15 +1177,50 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       u32 pa[S90_BC / 16][4];
 #if FWD_SPLIT == 2
       {
-        float mn[2];
-        if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
-        f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
+#if FWD_NOMAX
+        // Every row of the warp has a maximum: no new one (FWD_NOMAX, above).
+        const bool nm = !__any_sync(0xffffffffu, mm[0] == -INFINITY || mm[1] == -INFINITY);
+#else
+        const bool nm = false;
+#endif
+        if (nm) {
+          float ps[2];
+#if FWD_NOMAX_TEST == 1
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            if (!(ll[h] < 1.0e6f)) continue;  // (bounded: rows the guard never trips for stay finite)
+            mm[h] -= 10.f;
+            ll[h] *= 1024.f;
+#pragma unroll
+            for (int i = 0; i < D / 8; ++i) {
+              o[i * 4 + 2 * h] *= 1024.f;
+              o[i * 4 + 2 * h + 1] *= 1024.f;
+            }
+          }
+#endif
+          if (f90_exp_nm(sc, mm, ps, scale_log2) && f90_nomax_fix(sc, o, mm, ll, ps)) {
+            // A P that is not finite: the scores again, from shared memory (rare; the stage is held).
+            f90_scores_smem(sc, sQ + qb * QBYTES, sK + s * TBYTES, r_lo, t4);
+            F90_MASK_SC();
+            float mn[2];
+            f90_max<S90_BC / 8>(sc, mm, mn, scale_log2);
+            f90_rescale(o, mm, ll, mn);
+            ps[0] = ps[1] = 0.f;
+            f90_exp<S90_BC / 8>(sc, mm, ps, scale_log2);
+          }
+          ll[0] += ps[0];
+          ll[1] += ps[1];
+        } else {
+          float mn[2];
+          if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+          f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
+        }
         acc_to_a<S90_BC / 2>(sc, pa);
         reg_fence<D / 2>(o);
         wg_fence();
         F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
         F90_PP_GO(2);
-        f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
+        if (!nm) f90_exp<S90_BC / 16, FWD_EMU_B>(sc + S90_BC / 4, mm, ll, scale_log2);
         acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
         wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
@@ -1050,6 +1239,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       F90_LATE_ARRIVE();
     }
 #undef F90_PP_GO
+#undef F90_MASK_SC
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
     F90_LATE_ARRIVE();  // (owed from before a task without tiles)
