@@ -67,6 +67,11 @@ pub fn order_pairs(mut chains: Vec<Vec<TaskDesc>>) -> Option<(Vec<TaskDesc>, u32
     Some((chains.into_iter().flatten().collect(), n))
 }
 
+/// Shared memory the clustered kernel needs beyond the sm90 backward's layout
+/// ([`crate::exec::sm90_bwd_smem`]): the peer's K tile, the 64 columns of the CTA's dQ half (128
+/// keys x 64 x 16-bit; the peer's dS buffers take the dQ staging's place).
+pub const SMEM_EXTRA: u32 = 128 * 64 * 2;
+
 /// Grid of a clustered launch: two CTAs per pair, at most one cluster per two SMs.
 pub fn grid(pairs: u32, sm_count: u32) -> u32 {
     2 * pairs.min((sm_count / 2).max(1))
@@ -75,6 +80,11 @@ pub fn grid(pairs: u32, sm_count: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_smem_fits_the_sm90_limit() {
+        assert!(crate::exec::sm90_bwd_smem(128) + SMEM_EXTRA <= 232_448);
+    }
 
     fn t(work: u32, row0: u32, head: u32, n: u32) -> TaskDesc {
         TaskDesc {
