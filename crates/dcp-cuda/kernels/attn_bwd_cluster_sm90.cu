@@ -1,7 +1,7 @@
 // Backward of many short works on Hopper (sm_90a): a 2-CTA thread-block cluster per (work, kv
 // head) of a work exactly two kv tiles wide (issue 10, works1000: 1000 works of 256 x 256).
-// Opt-in (DCP_CUDA_BWD_CLUSTER=1, src/cluster.rs; bench/results/kernels-2026-11-29-kb14 and
-// -kb14b for what it measured).
+// The default for such launches since session 15 (DCP_CUDA_BWD_CLUSTER, src/cluster.rs;
+// bench/results/kernels-2026-11-29-kb14, -kb14b, -kb15 for what it measured).
 //
 // The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; copied, not shared:
 // that file's owner edits it at the same time), launched with __cluster_dims__(2, 1, 1). The
@@ -11,29 +11,28 @@
 // rank r of a cluster runs task 2 p + r; the two CTAs walk the same steps. Tile words carry no
 // chain visit flags.
 //
-// dQ: no fp32 partial goes through global memory, and the two CTAs share the finishing (split
-// rows, session 14 kb14b; kb14's first version had rank 0 finish the whole block, with a serial
-// read-add-write-back and a named barrier: the same time as the chain kernel). A consumer
-// thread's 64 x 64 fp32 dQ fragment (warpgroup cw: columns 64 cw ..) holds rows 16 wq + g + 8 h,
-// h = 0, 1; rank r finishes the rows with h = r. At each step (dq_put) every thread of both ranks
-// stores its rows h = rank into its own CTA's staging block of warpgroup cw (plain 8-byte shared
-// stores, at position row 16 wq + g + 8 rank of the block's 128-byte swizzled layout) and its rows
-// h = rank ^ 1 into the peer's staging block at the same position, with
-// `st.async.shared::cluster.mbarrier::complete_tx::bytes`, completing on the peer's `xfull[cw]`
-// (armed by the peer with `arrive.expect_tx` of 8 KiB per phase: no fence or arrival by the
-// writer, the waiter that sees the phase complete sees the data, like a TMA load), once the
-// peer's `xempty[cw]` says it has read the block before. So each staging block holds, per warp,
-// its own 8 rows at positions h = rank and the peer's part of the same rows at h = rank ^ 1.
-// dq_fin (per warp, no barrier beyond __syncwarp: a warp finishes only rows it wrote itself):
-// wait for `xfull`, 2 chunks of 8 columns of a row per lane, own + peer summed in fp32 (one
-// rounding), the peer's half handed back (fence generic -> async proxy, then a plain, CTA-scope
-// remote arrive on the peer's `xempty[cw]`: a write-after-read hand-back), converted into the
-// 16-bit destination of the plan's converting dQ copy (16-byte stores; the host dropped that
-// copy and the fp32 scratch's zero fill). Measured -2.4 % kernel time against the chain kernel on
-// works1000 (1 699 vs 1 741 us; kb14's rank-0 finishing: equal to it); BWD_DQ_DEFER 1 (the
-// finishing after the next step's S^T / dP^T wgmmas are issued, under them) +2.3 %. The D
-// pre-pass (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for these hand-offs compiled
-// to a MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time, kb14.)
+// dQ (session 15, kb15): the pair exchanges dS, not dQ partials. dQ of a step's 64 q rows is
+// dS_0 K_0 + dS_1 K_1 over the pair's two kv tiles; rank r computes its 64 columns (64 r ..)
+// over all 256 keys, so no partial sum leaves the tensor cores' fp32 accumulator (one rounding
+// into the 16-bit destination of the plan's converting dQ copy, stored straight from the
+// registers; the host dropped that copy and the fp32 scratch's zero fill). Per step, after its
+// dS^T `stmatrix` and the proxy fence, each consumer warpgroup meets its own named barrier and
+// one thread sends its 8 KiB dS block (the layout the dQ wgmma reads) into the peer's `sdSp`
+// buffer with one `cp.async.bulk.shared::cluster.shared::cta ... complete_tx` (completing on the
+// peer's `pfull[buf]`, armed by the peer for 16 KiB per phase: no writer fence or arrival, like
+// a TMA load). The producer loads, with K and V, the peer's K tile's 64 columns of this rank's
+// half (`sKp`, 16 KiB; host: cluster::SMEM_EXTRA). The dQ of step t (in step t + 1) is computed
+// by warpgroup t & 1 alone: 8 wgmmas own dS x own K columns + 8 peer dS x sKp (the two
+// warpgroups take turns: the same 16 m64n64k16 per two steps as a 128-key dQ per warpgroup and
+// step). Hand-offs: `ds_empty[buf]` (this CTA's dS buffer read: the dQ warpgroup's 128 threads),
+// the peer's `pempty[buf]` (one remote arrival per warp of the dQ warpgroup once its wgmmas
+// read the copy; waited before the dS `stmatrix` two steps later, which also proves the
+// outgoing copy of that buffer complete), `pfull` re-armed by the dQ warpgroup's first thread.
+// Replaced (kb14 / kb14b): fp32 dQ halves sent by 8-byte `st.async` per thread and finished
+// through a staging block (kernel 1 699 us on works1000, ~560 us of it that dQ path: the remote
+// stores' issue and drain, the peer waiting for them, a proxy fence per step); this: 1 350 us.
+// The D pre-pass (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for remote arrivals
+// compiled to a MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time, kb14.)
 // Scheduling: persistent, one cluster per pair of SMs; rank 0's producer thread 0 claims the
 // next pair (`sched[2]` = pairs) and hands it to rank 1 by st.async into rank 1's slot,
 // completing on rank 1's `claim` mbarrier (armed by rank 1 for 4 bytes per phase). Both CTAs meet
