@@ -15,7 +15,8 @@
 // dS_0 K_0 + dS_1 K_1 over the pair's two kv tiles; rank r computes its 64 columns (64 r ..)
 // over all 256 keys, so no partial sum leaves the tensor cores' fp32 accumulator (one rounding
 // into the 16-bit destination of the plan's converting dQ copy, stored straight from the
-// registers; the host dropped that copy and the fp32 scratch's zero fill). Per step, after its
+// registers, 8-byte stores after one lane-pair swap; the host dropped that copy and the fp32
+// scratch's zero fill). Per step, after its
 // dS^T `stmatrix` and the proxy fence, each consumer warpgroup meets its own named barrier and
 // one thread sends its 8 KiB dS block (the layout the dQ wgmma reads) into the peer's `sdSp`
 // buffer with one `cp.async.bulk.shared::cluster.shared::cta ... complete_tx` (completing on the
@@ -30,7 +31,8 @@
 // outgoing copy of that buffer complete), `pfull` re-armed by the dQ warpgroup's first thread.
 // Replaced (kb14 / kb14b): fp32 dQ halves sent by 8-byte `st.async` per thread and finished
 // through a staging block (kernel 1 699 us on works1000, ~560 us of it that dQ path: the remote
-// stores' issue and drain, the peer waiting for them, a proxy fence per step); this: 1 350 us.
+// stores' issue and drain, the peer waiting for them, a proxy fence per step); this: ~1 290 us
+// (1 350 with 4-byte dQ stores; without any dQ stores, timing only: ~1 220).
 // The D pre-pass (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for remote arrivals
 // compiled to a MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time, kb14.)
 // Scheduling: persistent, one cluster per pair of SMs; rank 0's producer thread 0 claims the
@@ -484,7 +486,43 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     // A finished dQ of a step (all 256 keys) from the registers of the warpgroup that computed it:
     // rows 16 wq + g + 8 h of q tile q0, columns 64 rank + 8 nt + 2 t4 (+1), converted into the
     // 16-bit destination of the plan's converting dQ copy (one rounding of the fp32 sum).
+    // A 16-bit destination 8-byte aligned at every row (else 4-byte stores, or fp32 pairs).
+    const bool dq_v8 = dq_dtype != DT_F32 && ((dq_dst & 7) | (dq_stride & 3)) == 0;
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
+      if (dq_v8) {
+        // 8-byte stores: lanes t4, t4 ^ 1 swap one packed pair per two column tiles, so the even
+        // lane holds columns 2 t4 .. 2 t4 + 3 of tile 2 m, the odd lane those of tile 2 m + 1.
+        const bool odd = t4 & 1;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const u32 row = q0 + 16 * wq + g + 8 * h;
+          const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 2 * (t4 & 2);
+#pragma unroll
+          for (int m = 0; m < 4; ++m) {
+            const float* x0 = dq + (2 * m) * 4 + 2 * h;
+            const float* x1 = dq + (2 * m + 1) * 4 + 2 * h;
+            u32 a0, a1;
+            if (dq_dtype == DT_BF16) {
+              const __nv_bfloat162 u = __floats2bfloat162_rn(DQ_SCALED(x0[0]), DQ_SCALED(x0[1]));
+              const __nv_bfloat162 v = __floats2bfloat162_rn(DQ_SCALED(x1[0]), DQ_SCALED(x1[1]));
+              a0 = *(const u32*)&u;
+              a1 = *(const u32*)&v;
+            } else {
+              const __half2 u = __floats2half2_rn(DQ_SCALED(x0[0]), DQ_SCALED(x0[1]));
+              const __half2 v = __floats2half2_rn(DQ_SCALED(x1[0]), DQ_SCALED(x1[1]));
+              a0 = *(const u32*)&u;
+              a1 = *(const u32*)&v;
+            }
+            const u32 r = __shfl_xor_sync(0xffffffffu, odd ? a0 : a1, 1);
+            if (row < n_rows) {
+              const u64 o = ob + 8 * (2 * m + (odd ? 1 : 0));
+              asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"((unsigned short*)dq_dst + o),
+                           "r"(odd ? r : a0), "r"(odd ? a1 : r) : "memory");
+            }
+          }
+        }
+        return;
+      }
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const u32 row = q0 + 16 * wq + g + 8 * h;

@@ -13,7 +13,7 @@
 use crate::desc::TaskDesc;
 
 /// The default of `DCP_CUDA_BWD_CLUSTER`: on since session 15 (the pair exchanges dS and each
-/// CTA computes its dQ column half over both kv tiles: works1000's backward 2.10 -> 1.69 ms
+/// CTA computes its dQ column half over both kv tiles: works1000's backward 2.10 -> 1.635 ms
 /// against chains, bench/results/kernels-2026-11-29-kb15).
 pub const DEFAULT_CLUSTER: bool = true;
 
