@@ -1,7 +1,7 @@
 // Backward of many short works on Hopper (sm_90a): a 2-CTA thread-block cluster per (work, kv
 // head) of a work exactly two kv tiles wide (issue 10, works1000: 1000 works of 256 x 256).
-// Opt-in (DCP_CUDA_BWD_CLUSTER=1, src/cluster.rs; bench/results/kernels-2026-11-29-kb14 and
-// -kb14b for what it measured).
+// The default for such launches since session 15 (DCP_CUDA_BWD_CLUSTER, src/cluster.rs;
+// bench/results/kernels-2026-11-29-kb14, -kb14b, -kb15 for what it measured).
 //
 // The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; copied, not shared:
 // that file's owner edits it at the same time), launched with __cluster_dims__(2, 1, 1). The
@@ -11,29 +11,30 @@
 // rank r of a cluster runs task 2 p + r; the two CTAs walk the same steps. Tile words carry no
 // chain visit flags.
 //
-// dQ: no fp32 partial goes through global memory, and the two CTAs share the finishing (split
-// rows, session 14 kb14b; kb14's first version had rank 0 finish the whole block, with a serial
-// read-add-write-back and a named barrier: the same time as the chain kernel). A consumer
-// thread's 64 x 64 fp32 dQ fragment (warpgroup cw: columns 64 cw ..) holds rows 16 wq + g + 8 h,
-// h = 0, 1; rank r finishes the rows with h = r. At each step (dq_put) every thread of both ranks
-// stores its rows h = rank into its own CTA's staging block of warpgroup cw (plain 8-byte shared
-// stores, at position row 16 wq + g + 8 rank of the block's 128-byte swizzled layout) and its rows
-// h = rank ^ 1 into the peer's staging block at the same position, with
-// `st.async.shared::cluster.mbarrier::complete_tx::bytes`, completing on the peer's `xfull[cw]`
-// (armed by the peer with `arrive.expect_tx` of 8 KiB per phase: no fence or arrival by the
-// writer, the waiter that sees the phase complete sees the data, like a TMA load), once the
-// peer's `xempty[cw]` says it has read the block before. So each staging block holds, per warp,
-// its own 8 rows at positions h = rank and the peer's part of the same rows at h = rank ^ 1.
-// dq_fin (per warp, no barrier beyond __syncwarp: a warp finishes only rows it wrote itself):
-// wait for `xfull`, 2 chunks of 8 columns of a row per lane, own + peer summed in fp32 (one
-// rounding), the peer's half handed back (fence generic -> async proxy, then a plain, CTA-scope
-// remote arrive on the peer's `xempty[cw]`: a write-after-read hand-back), converted into the
-// 16-bit destination of the plan's converting dQ copy (16-byte stores; the host dropped that
-// copy and the fp32 scratch's zero fill). Measured -2.4 % kernel time against the chain kernel on
-// works1000 (1 699 vs 1 741 us; kb14's rank-0 finishing: equal to it); BWD_DQ_DEFER 1 (the
-// finishing after the next step's S^T / dP^T wgmmas are issued, under them) +2.3 %. The D
-// pre-pass (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for these hand-offs compiled
-// to a MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time, kb14.)
+// dQ (session 15, kb15): the pair exchanges dS, not dQ partials. dQ of a step's 64 q rows is
+// dS_0 K_0 + dS_1 K_1 over the pair's two kv tiles; rank r computes its 64 columns (64 r ..)
+// over all 256 keys, so no partial sum leaves the tensor cores' fp32 accumulator (one rounding
+// into the 16-bit destination of the plan's converting dQ copy, stored straight from the
+// registers, 8-byte stores after one lane-pair swap; the host dropped that copy and the fp32
+// scratch's zero fill). Per step, after its
+// dS^T `stmatrix` and the proxy fence, each consumer warpgroup meets its own named barrier and
+// one thread sends its 8 KiB dS block (the layout the dQ wgmma reads) into the peer's `sdSp`
+// buffer with one `cp.async.bulk.shared::cluster.shared::cta ... complete_tx` (completing on the
+// peer's `pfull[buf]`, armed by the peer for 16 KiB per phase: no writer fence or arrival, like
+// a TMA load). The producer loads, with K and V, the peer's K tile's 64 columns of this rank's
+// half (`sKp`, 16 KiB; host: cluster::SMEM_EXTRA). The dQ of step t (in step t + 1) is computed
+// by warpgroup t & 1 alone: 8 wgmmas own dS x own K columns + 8 peer dS x sKp (the two
+// warpgroups take turns: the same 16 m64n64k16 per two steps as a 128-key dQ per warpgroup and
+// step). Hand-offs: `ds_empty[buf]` (this CTA's dS buffer read: the dQ warpgroup's 128 threads),
+// the peer's `pempty[buf]` (one remote arrival per warp of the dQ warpgroup once its wgmmas
+// read the copy; waited before the dS `stmatrix` two steps later, which also proves the
+// outgoing copy of that buffer complete), `pfull` re-armed by the dQ warpgroup's first thread.
+// Replaced (kb14 / kb14b): fp32 dQ halves sent by 8-byte `st.async` per thread and finished
+// through a staging block (kernel 1 699 us on works1000, ~560 us of it that dQ path: the remote
+// stores' issue and drain, the peer waiting for them, a proxy fence per step); this: ~1 290 us
+// (1 350 with 4-byte dQ stores; without any dQ stores, timing only: ~1 220).
+// The D pre-pass (`dcp_bwd_dd`) stays. (Release/acquire at cluster scope for remote arrivals
+// compiled to a MEMBAR.ALL.GPU per arrival and a CCTL.IVALL per wait: +28 % kernel time, kb14.)
 // Scheduling: persistent, one cluster per pair of SMs; rank 0's producer thread 0 claims the
 // next pair (`sched[2]` = pairs) and hands it to rank 1 by st.async into rank 1's slot,
 // completing on rank 1's `claim` mbarrier (armed by rank 1 for 4 bytes per phase). Both CTAs meet
@@ -45,13 +46,6 @@
 // Tile sizes, the step's switches and helpers: bwd_sm90.cuh (shared with attn_bwd_sm90.cu).
 static_assert(HEAD_DIM == 128, "the cluster backward is written for head dim 128");
 
-// BWD_DQ_DEFER 1: a step's dQ is put into the staging blocks at once (dq_put) but finished
-// (summed, converted, stored: dq_fin) only after the next step's S^T / dP^T wgmmas are issued,
-// under them; 0 (default): finished at once, under the dK wgmma. Measured (works1000 kernel,
-// bench/results/kernels-2026-11-29-kb14b): 0 1 699 us, 1 1 782 us, the chain kernel 1 741 us.
-#ifndef BWD_DQ_DEFER
-#define BWD_DQ_DEFER 0
-#endif
 
 // A tile word's q tile index (bit 31: partial tile).
 #define B90_TILE_INDEX 0x7fffffffu
@@ -89,22 +83,22 @@ __device__ __forceinline__ void mbar_arm(u32 bar, u32 bytes) {
 // Asynchronous stores into the other CTA's shared memory, completing their bytes on its mbarrier
 // `cbar` (both shared::cluster addresses): the waiter that sees the phase complete sees the data
 // (no fence, no arrival by the writer).
-__device__ __forceinline__ void st_async_f2(u32 caddr, float a, float b, u32 cbar) {
-  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.f32 [%0], {%1, %2}, [%3];\n" ::"r"(caddr),
-               "f"(a), "f"(b), "r"(cbar)
-               : "memory");
-}
 __device__ __forceinline__ void st_async_u32(u32 caddr, u32 v, u32 cbar) {
   asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];\n" ::"r"(caddr), "r"(v),
                "r"(cbar)
                : "memory");
 }
 
-__device__ __forceinline__ void st_shared_f2(u32 saddr, float a, float b) {
-  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(saddr), "f"(a), "f"(b) : "memory");
+// A bulk copy of `bytes` (a multiple of 16) from this CTA's shared memory `src` into the other
+// CTA's at `cdst`, completing its bytes on the other CTA's mbarrier `cbar` (both shared::cluster
+// addresses). The source is read through the async proxy (fence.proxy.async after writing it).
+__device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32 cbar) {
+  asm volatile("cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(cdst),
+               "r"(src), "r"(bytes), "r"(cbar)
+               : "memory");
 }
-// Bytes of a dQ exchange phase (xfull): half of a warpgroup's 64 x 64 fp32 block.
-#define B90_XBYTES (B90_BR * 64 * 4 / 2)
+// The peer's K columns of this rank's dQ half: 128 keys x 64 columns, 16-bit.
+#define B90_KP_BYTES (B90_BC * 64 * 2)
 
 // BWD_TMA, BWD_TMA_PF and the other producer switches: bwd_sm90.cuh.
 static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not pairs: BWD_KV_PF here");
@@ -141,13 +135,14 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
   const u32 sQ = sV + KVBYTES;                 // [2][D/64][SR rows][128 B]
   const u32 sdO = sQ + 2 * QBYTES;             // same
   const u32 sdS = sdO + 2 * QBYTES;            // [2][2 key blocks][SR rows][128 B]
-  // dQ staging: [2 consumer wgs][2 column blocks of 32][64 rows][128 B], 128-byte swizzled (the
-  // layout of the tensor maps' boxes; 1024-byte aligned like every tile above).
-  const u32 sdq = sdS + 2 * DSBYTES;
+  // The peer's dS of the last two steps (the layout of sdS; its bulk copies, see the top).
+  const u32 sdSp = sdS + 2 * DSBYTES;
+  // The peer's K tile, the 64 columns of this rank's dQ half ([128 keys][128 B], swizzled).
+  const u32 sKp = sdSp + 2 * DSBYTES;
   // Per stage: lse[SR], dd[SR], span[SR][2], the first two ranges of each row [SR][16 B] (partial
   // tiles; empty [0, 0) where a row has fewer; or the tile's precomputed mask, 1 KiB per q tile)
   // and per q tile its tile word and mask index (8 bytes each).
-  const u32 small = sdq + 2 * B90_DQ_WG_BYTES;
+  const u32 small = sKp + B90_KP_BYTES;
   constexpr u32 SMALL = SR * 32 + 16;
   constexpr u32 RG_OFF = SR * 16, WORD_OFF = SR * 32;
   const u32 sinfo = small + 2 * SMALL;         // [2][B90_INFO]
@@ -164,8 +159,8 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
   // Cluster: the peer's half dQ blocks in this CTA's staging (xfull, this CTA's barrier), the
   // peer done reading this CTA's halves (xempty, this CTA's), the next pair's index in rank 1's
   // slot (claim, rank 1's).
-  auto xfull = [&](u32 c) { return bars + 88 + 8u * c; };
-  auto xempty = [&](u32 c) { return bars + 104 + 8u * c; };
+  auto pfull = [&](u32 b) { return bars + 88 + 8u * b; };
+  auto pempty = [&](u32 b) { return bars + 104 + 8u * b; };
   const u32 claim_bar = bars + 120;
   const u32 rank = cluster_rank();
 
@@ -176,18 +171,18 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       mbar_init(full_bar(s), 128);
       mbar_init(empty_bar(s), 256);
       mbar_init(ds_full(s), 256);   // every consumer thread, after its dS stores
-      mbar_init(ds_empty(s), 256);  // every consumer thread, after its dQ wgmma read the buffer
+      mbar_init(ds_empty(s), 128);  // every thread of the step's dQ warpgroup, after its dQ wgmmas
     }
     mbar_init(kv_full, 128);   // every producer thread, once its K/V rows (and the info) landed
     mbar_init(kv_empty, 256);  // every consumer thread, after the task's last wgmma read K/V
-    for (int c = 0; c < 2; ++c) {
-      mbar_init(xfull(c), 1);     // its own warpgroup c's arming + the peer's st.async bytes
-      mbar_init(xempty(c), 128);  // every thread of the peer's warpgroup c, after its reads
+    for (int b = 0; b < 2; ++b) {
+      mbar_init(pfull(b), 1);   // this CTA's arming + the peer's two bulk copies' bytes
+      mbar_init(pempty(b), 4);  // each warp of the peer's dQ warpgroup, after its dQ wgmmas
     }
     mbar_init(claim_bar, 1);  // rank 1: its own arming + rank 0's st.async of the pair index
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    // Phase 0 armed: half a 64 x 64 fp32 block per warpgroup (both ranks), one index (rank 1).
-    for (int c = 0; c < 2; ++c) mbar_arm(xfull(c), B90_XBYTES);
+    // Phase 0 armed: one dS buffer of the peer (both ranks), one index (rank 1).
+    for (int b = 0; b < 2; ++b) mbar_arm(pfull(b), DSBYTES);
     if (rank != 0) mbar_arm(claim_bar, 4);
   }
   // Both CTAs' barriers initialised before either touches the other's shared memory.
@@ -213,6 +208,8 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       }
       const TaskDesc task = tasks[2 * cur + rank];
       const WorkDesc& w = works[task.work];
+      // The peer's kv tile (the other task of the pair, the same work and kv head).
+      const u32 pk0 = tasks[2 * cur + (rank ^ 1)].row0 * B90_BC;
       const u32 kvh = task.head;
       const u32 k0 = task.row0 * B90_BC;
       const u32* my_tiles = tiles + task.tiles_off;
@@ -246,17 +243,25 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
 #if BWD_TMA
         if (kv_tma) {
           if (pt == 0) {
-            b90_expect_tx(kv_full, 2 * KVBYTES);
+            b90_expect_tx(kv_full, 2 * KVBYTES + B90_KP_BYTES);
 #pragma unroll
             for (int h = 0; h < D / 64; ++h) {
               b90_tma_3d(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full);
               b90_tma_3d(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full);
             }
+            b90_tma_3d(sKp, kvmap, 64 * rank, 2 * kvh, pk0, kv_full);
           }
         } else
 #endif
+        {
           warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
                                    B90_BC * 128, qbase);
+          // The peer's key row pt, columns 64 rank .. (zero past the work's keys).
+          const u64 kp = kv_key_ptr<D>(w, segs, pk0 + pt, kvh);
+#pragma unroll
+          for (int c = 0; c < 8; ++c)
+            cp_async16_s(sKp + sw128(pt, c), kp ? (const elem_t*)kp + 64 * rank + 8 * c : qbase, kp != 0);
+        }
         mbar_arrive_cp_async(kv_full);
       };
       // Q, dO, LSE, D, spans, tile words (and the first two ranges per row of partial tiles) of
@@ -412,14 +417,6 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
 #define DQ_SCALED(x) ((x) * scale)
 #endif
 
-  // dQ phase: rows, columns and keys of this warpgroup (D 128: columns 64 cw.. over all keys;
-  // D 64 with two q tiles per step: all columns of q tile cw over all keys; D 64 with one: all
-  // columns over its own 64 keys).
-  constexpr bool DQ_ALL_KEYS = D == 128 || QT == 2;
-  constexpr int DQ_KSTEPS = DQ_ALL_KEYS ? B90_BC / 16 : 64 / 16;
-  const u32 dq_col0 = D == 128 ? 64 * cw : 0;
-  const u32 dq_kstep0 = DQ_ALL_KEYS ? 0 : 4 * cw;
-  const u32 dq_row0 = QT == 2 ? B90_BR * cw : 0;
 // B of dV += P^T dO and dK += dS^T Q (dO, Q of stage s, MN-major), k step kc.
 #if BWD_FASTDESC
 #define DESC_DV(kc) desc_off(do_bt0, s * QBYTES + (kc) * 16 * 128)
@@ -435,34 +432,27 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
   const u64 k_a0 = wg_desc(sK + 64 * cw * 128, 16, 1024), v_a0 = wg_desc(sV + 64 * cw * 128, 16, 1024);
   const u64 q_b0 = wg_desc(sQ, 16, 1024), do_b0 = wg_desc(sdO, 16, 1024);
   const u64 q_bt0 = wg_desc(sQ, SR * 128, 1024), do_bt0 = wg_desc(sdO, SR * 128, 1024);
-  const u64 ds_a0 = wg_desc(sdS + dq_row0 * 128 + (dq_kstep0 >> 2) * (SR * 128), 16, 1024);
-  const u64 k_bt0 =
-      wg_desc(sK + dq_kstep0 * 16 * 128 + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
 #endif
-  // dQ = dS K of the dS in buffer `buf` (A: dS K-major; B: K MN-major, keys x d); one group.
+  // dQ of a step, this rank's 64 columns (64 rank ..) over both kv tiles' 256 keys: this CTA's
+  // dS (buffer `buf`) times the columns of its own K, then the peer's dS (its bulk copies into
+  // sdSp) times the peer's K columns (sKp). A: dS K-major; B: K MN-major (keys x d); one group.
+  const u64 ds_a0 = wg_desc(sdS, 16, 1024), dsp_a0 = wg_desc(sdSp, 16, 1024);
+  const u64 k_bt0 = wg_desc(sK + rank * (B90_BC * 128), B90_BC * 128, 1024);
+  const u64 kp_bt0 = wg_desc(sKp, B90_BC * 128, 1024);
   auto dq_mma = [&](float* dq, u32 buf) {
     wg_fence();
-#if !BWD_FASTDESC
-    const u32 dsall = sdS + buf * DSBYTES + dq_row0 * 128;
-#endif
 #pragma unroll
-    for (int i = 0; i < DQ_KSTEPS; ++i) {
-#if BWD_FASTDESC
-      const u64 a = desc_off(ds_a0, buf * DSBYTES + (i >> 2) * (SR * 128) + (i & 3) * 32);
-      const u64 b = desc_off(k_bt0, i * 16 * 128);
-#else
-      const u32 kc = dq_kstep0 + i;
-      const u64 a = wg_desc(dsall + (kc >> 2) * (SR * 128) + (kc & 3) * 32, 16, 1024);
-      const u64 b = wg_desc(sK + kc * 16 * 128 + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
-#endif
-      wgmma_m64n64k16_ss<1>(dq, a, b, i > 0);
-    }
+    for (int i = 0; i < B90_BC / 16; ++i)
+      wgmma_m64n64k16_ss<1>(dq, desc_off(ds_a0, buf * DSBYTES + (i >> 2) * (SR * 128) + (i & 3) * 32),
+                            desc_off(k_bt0, i * 16 * 128), i > 0);
+#pragma unroll
+    for (int i = 0; i < B90_BC / 16; ++i)
+      wgmma_m64n64k16_ss<1>(dq, desc_off(dsp_a0, buf * DSBYTES + (i >> 2) * (SR * 128) + (i & 3) * 32),
+                            desc_off(kp_bt0, i * 16 * 128), true);
     wg_commit();
   };
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
-  u32 n_x = 0;  // dQ blocks of this warpgroup sent so far (xempty phases)
-  u32 n_f = 0;  // dQ blocks of this warpgroup finished so far (xfull phases)
   for (u32 tq = 0;; ++tq) {
     mbar_wait(kv_full, tq & 1);
     const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
@@ -477,104 +467,71 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     const u32 n_steps = group * tiles_n;
     const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles
     const u32 n_keys = wk->n_keys, n_rows = wk->n_rows;
-    // The work's converting dQ copy (its destination, once per task; dq_fin's).
+    // The work's converting dQ copy (its destination, once per task; dq_store's).
     const DqConv cv = dq_conv[tk->work];
     const u64 dq_dst = cv.dst;
     const u32 dq_stride = cv.stride, dq_dtype = cv.dtype;
-    const bool dq_v16 = cv.dtype != DT_F32 && ((cv.dst & 15) | (cv.stride & 7)) == 0, dq_bf16 = cv.dtype == DT_BF16;
 
-    // dQ of a step (see the top): this thread's fragment holds rows 16 wq + g + 8 h
-    // (h = 0, 1), columns dq_col0 + nt * 8 + 2 t4 (+1). Rank r finishes the rows with h = r.
-    // dq_put: the rows h = rank into this CTA's staging block at position row 16 wq + g + 8 rank
-    // (plain stores), the rows h = rank ^ 1 into the peer's staging block at the same position
-    // (st.async, completing on the peer's xfull), once the peer has read the block before.
-    // dq_fin: once the peer's half has landed, each warp sums its 8 rows (own + peer), converts and
-    // stores them (8 columns of a row per lane, 16-byte stores), then hands the peer's half back.
-    const u32 sblk = sdq + cw * (2 * B90_BR * 128);
-    // (R a constant at each call below: the fragment indices stay register names.)
-    auto dq_put_r = [&](const float* dq, const u32 R) {
-      const u32 k = n_x++;
-      if (k >= 1) mbar_wait(xempty(cw), (k - 1) & 1);
-      const u32 rb = peer_addr(sblk, R ^ 1), rbar = peer_addr(xfull(cw), R ^ 1);
-      const u32 r = 16 * wq + g + 8 * R;
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        const u32 off = (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8;
-        st_shared_f2(sblk + off, DQ_SCALED(dq[nt * 4 + 2 * R]), DQ_SCALED(dq[nt * 4 + 2 * R + 1]));
-        st_async_f2(rb + off, DQ_SCALED(dq[nt * 4 + 2 * (R ^ 1)]), DQ_SCALED(dq[nt * 4 + 2 * (R ^ 1) + 1]), rbar);
-      }
+    // After the dQ wgmmas of buffer b completed (every thread of the warpgroup): this CTA's dS
+    // buffer b is free (ds_empty), pfull(b) armed for its next phase (by one thread: the next
+    // copies come only after the arrivals below, so every warp has seen this phase), and the
+    // peer may overwrite its copy (one arrival per warp on the peer's pempty(b): the warp's
+    // wgmma reads are complete; async proxy on both sides, no proxy fence).
+    auto dq_release = [&](u32 b) {
+      mbar_arrive(ds_empty(b));
+      if ((tid & 127) == 0) mbar_arm(pfull(b), DSBYTES);
+      __syncwarp();
+      if (lane == 0) mbar_arrive_remote(peer_addr(pempty(b), rank ^ 1));
     };
-    auto dq_put = [&](const float* dq) {
-      if (rank == 0)
-        dq_put_r(dq, 0u);
-      else
-        dq_put_r(dq, 1u);
-    };
-    auto dq_fin = [&](u32 q0, u32 head) {
-      const u32 k = n_f++;
-      mbar_wait(xfull(cw), k & 1);
-      // The next phase armed (its bytes come only after this warpgroup's xempty arrivals below).
-      if ((tid & 127) == 0) mbar_arm(xfull(cw), B90_XBYTES);
-      __syncwarp();  // this warp's own rows (dq_put's plain stores) visible to all its lanes
-      const unsigned char* sdq_g = gbase + (sblk - base);
-      // Per lane 2 chunks (row 16 wq + gg + 8 rank, columns 8 oc ..): both halves read and summed;
-      // the peer's half handed back once the last read is done, before the last chunk's
-      // conversion and store (BWD_DQ_DEFER 0: both chunks read first, 8 loads in flight; 1: one
-      // chunk at a time, which needs 16 fewer registers beside the S/dP accumulators in flight).
-      constexpr int NB = BWD_DQ_DEFER ? 1 : 2;
+    // A finished dQ of a step (all 256 keys) from the registers of the warpgroup that computed it:
+    // rows 16 wq + g + 8 h of q tile q0, columns 64 rank + 8 nt + 2 t4 (+1), converted into the
+    // 16-bit destination of the plan's converting dQ copy (one rounding of the fp32 sum).
+    // A 16-bit destination 8-byte aligned at every row (else 4-byte stores, or fp32 pairs).
+    const bool dq_v8 = dq_dtype != DT_F32 && ((dq_dst & 7) | (dq_stride & 3)) == 0;
+    auto dq_store = [&](const float* dq, u32 q0, u32 head) {
+      if (dq_v8) {
+        // 8-byte stores: lanes t4, t4 ^ 1 swap one packed pair per two column tiles, so the even
+        // lane holds columns 2 t4 .. 2 t4 + 3 of tile 2 m, the odd lane those of tile 2 m + 1.
+        const bool odd = t4 & 1;
 #pragma unroll
-      for (int j0 = 0; j0 < 2; j0 += NB) {
-        float v[NB][8];
+        for (int h = 0; h < 2; ++h) {
+          const u32 row = q0 + 16 * wq + g + 8 * h;
+          const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 2 * (t4 & 2);
 #pragma unroll
-        for (int jj = 0; jj < NB; ++jj) {
-          const u32 idx = lane + 32 * (j0 + jj), gg = idx >> 3, oc = idx & 7;
-          const u32 rown = 16 * wq + gg + 8 * rank, rpeer = rown ^ 8;
-          const unsigned char* src = sdq_g + (oc >> 2) * (B90_BR * 128);
-          const float4 a = *(const float4*)(src + sw128(rown, 2 * (oc & 3)));
-          const float4 b = *(const float4*)(src + sw128(rown, 2 * (oc & 3) + 1));
-          const float4 c = *(const float4*)(src + sw128(rpeer, 2 * (oc & 3)));
-          const float4 d = *(const float4*)(src + sw128(rpeer, 2 * (oc & 3) + 1));
-          v[jj][0] = a.x + c.x, v[jj][1] = a.y + c.y, v[jj][2] = a.z + c.z, v[jj][3] = a.w + c.w;
-          v[jj][4] = b.x + d.x, v[jj][5] = b.y + d.y, v[jj][6] = b.z + d.z, v[jj][7] = b.w + d.w;
-        }
-        if (j0 + NB == 2) {
-          fence_proxy_async();  // these generic reads before the peer's next st.async writes
-          mbar_arrive_remote(peer_addr(xempty(cw), rank ^ 1));
-        }
-#pragma unroll
-        for (int jj = 0; jj < NB; ++jj) {
-          const u32 idx = lane + 32 * (j0 + jj), gg = idx >> 3, oc = idx & 7;
-          const u32 row = q0 + 16 * wq + gg + 8 * rank;
-          const u64 ob = (u64)row * dq_stride + head * D + dq_col0 + 8 * oc;
-          if (row < n_rows) {
-            if (dq_v16) {
-              u32 pk[4];
-              if (dq_bf16) {
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                  const __nv_bfloat162 x = __floats2bfloat162_rn(v[jj][2 * i], v[jj][2 * i + 1]);
-                  pk[i] = *(const u32*)&x;
-                }
-              } else {
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                  const __half2 x = __floats2half2_rn(v[jj][2 * i], v[jj][2 * i + 1]);
-                  pk[i] = *(const u32*)&x;
-                }
-              }
-              asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dq_dst + ob),
-                           "r"(pk[0]), "r"(pk[1]), "r"(pk[2]), "r"(pk[3])
-                           : "memory");
+          for (int m = 0; m < 4; ++m) {
+            const float* x0 = dq + (2 * m) * 4 + 2 * h;
+            const float* x1 = dq + (2 * m + 1) * 4 + 2 * h;
+            u32 a0, a1;
+            if (dq_dtype == DT_BF16) {
+              const __nv_bfloat162 u = __floats2bfloat162_rn(DQ_SCALED(x0[0]), DQ_SCALED(x0[1]));
+              const __nv_bfloat162 v = __floats2bfloat162_rn(DQ_SCALED(x1[0]), DQ_SCALED(x1[1]));
+              a0 = *(const u32*)&u;
+              a1 = *(const u32*)&v;
             } else {
-              // Any destination dtype (2-element stores).
-#pragma unroll
-              for (int i = 0; i < 4; ++i)
-                st2_dt((void*)dq_dst, ob + 2 * i, dq_dtype, v[jj][2 * i], v[jj][2 * i + 1]);
+              const __half2 u = __floats2half2_rn(DQ_SCALED(x0[0]), DQ_SCALED(x0[1]));
+              const __half2 v = __floats2half2_rn(DQ_SCALED(x1[0]), DQ_SCALED(x1[1]));
+              a0 = *(const u32*)&u;
+              a1 = *(const u32*)&v;
+            }
+            const u32 r = __shfl_xor_sync(0xffffffffu, odd ? a0 : a1, 1);
+            if (row < n_rows) {
+              const u64 o = ob + 8 * (2 * m + (odd ? 1 : 0));
+              asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"((unsigned short*)dq_dst + o),
+                           "r"(odd ? r : a0), "r"(odd ? a1 : r) : "memory");
             }
           }
         }
+        return;
       }
-      __syncwarp();  // every lane's reads of its own rows before any lane's next dq_put
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const u32 row = q0 + 16 * wq + g + 8 * h;
+        if (row >= n_rows) continue;
+        const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 2 * t4;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          st2_dt((void*)dq_dst, ob + 8 * nt, dq_dtype, DQ_SCALED(dq[nt * 4 + 2 * h]), DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
+      }
     };
 
     float dk[D / 2], dv[D / 2];
@@ -583,11 +540,6 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
 
     // The step before (its dQ is computed a step late): this warpgroup's q tile of it.
     u32 prev_q0 = 0, prev_head = 0;
-#if BWD_DQ_DEFER
-    // BWD_DQ_DEFER: the dQ put at the step before, finished after this step's S/dP are issued.
-    u32 pend_q0 = 0, pend_head = 0;
-    bool pend = false;
-#endif
     u32 head_j = 0, head_i = 0;  // BWD_FASTDESC: query head and list index of the next q tile
     // S^T = K Q^T and dP^T = V dO^T of the step in stage g % 2 (two groups), once it is full.
     float st[SR / 2], dpt[SR / 2];
@@ -655,11 +607,6 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
 #endif
       const float* lse_s = (const float*)small_g;
       issue_sdp(gt);
-#if BWD_DQ_DEFER
-      // The step before's dQ finished while this step's S^T and dP^T run on the tensor cores.
-      if (pend) dq_fin(pend_q0, pend_head);
-      pend = false;
-#endif
       const float* dd_s = lse_s + SR;
       const u32* rp_s = (const u32*)(dd_s + SR);
 
@@ -729,7 +676,12 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
         wg_rs_d(dv, pa[kc], DESC_DV(kc));
       wg_commit();
 #endif
-      if (gt >= 2) mbar_wait(ds_empty(buf), ((gt >> 1) - 1) & 1);  // both dQ of step gt - 2 read it
+      if (gt >= 2) {
+        mbar_wait(ds_empty(buf), ((gt >> 1) - 1) & 1);  // this CTA's dQ of step gt - 2 read it
+        // The peer's dQ of step gt - 2 read our copy of it: that copy (reading this buffer) is
+        // complete and the peer's buffer is free for the next.
+        mbar_wait(pempty(buf), ((gt >> 1) - 1) & 1);
+      }
       {
         // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
         // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
@@ -738,8 +690,14 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
         for (int kc = 0; kc < SR / 16; ++kc)
           stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da_[kc]);
       }
-      fence_proxy_async();  // dS stores -> wgmma reads (async proxy)
+      fence_proxy_async();  // dS stores -> wgmma reads and the bulk copy (async proxy)
       mbar_arrive(ds_full(buf));
+      // This warpgroup's 64 keys of dS (8 KiB) into the peer's sdSp buffer `buf`, completing on
+      // its pfull(buf) (which waits for both warpgroups' 16 KiB).
+      named_bar(2 + cw, 128);
+      if ((tid & 127) == 0)
+        bulk_copy_peer(peer_addr(sdSp + buf * DSBYTES + cw * (SR * 128), rank ^ 1), dsb, SR * 128,
+                       peer_addr(pfull(buf), rank ^ 1));
       // dQ of the step before (both warpgroups' dS of it are in shared memory by now, as a rule),
       // then dK += dS^T Q of this step: the dQ store below runs while dK is on the tensor cores.
 #if BWD_DV_NOWAIT
@@ -758,23 +716,19 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
           wg_rs_d(dk, da_[kc], DESC_DK(kc));
         wg_commit();
       };
-      if (p > 0) {
+      // The dQ of step gt - 1 (both kv tiles' keys) by warpgroup (gt - 1) & 1: the two
+      // warpgroups take turns (each the same wgmmas per two steps as one 128-key dQ per step).
+      if (p > 0 && (u32)cw == ((gt - 1) & 1)) {
         const u32 pb = (gt - 1) & 1;
         float dq[32];
         mbar_wait(ds_full(pb), ((gt - 1) >> 1) & 1);
+        mbar_wait(pfull(pb), ((gt - 1) >> 1) & 1);
         dq_mma(dq, pb);
         dk_mma();
         wg_wait<1>();  // dQ of the step before
         reg_fence<32>(dq);
-        mbar_arrive(ds_empty(pb));
-        dq_put(dq);
-#if BWD_DQ_DEFER
-        pend_q0 = prev_q0;
-        pend_head = prev_head;
-        pend = true;
-#else
-        dq_fin(prev_q0, prev_head);
-#endif
+        dq_release(pb);
+        dq_store(dq, prev_q0, prev_head);
       } else {
         dk_mma();
       }
@@ -789,19 +743,19 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       // dQ of the task's last step: then K and V are read for good (the producer may load the
       // next task's), and its dS buffer is free.
       const u32 u = gt - 1;
-      float dq[32];
-      mbar_wait(ds_full(u & 1), (u >> 1) & 1);
-      dq_mma(dq, u & 1);
-      wg_wait<0>();
-      reg_fence<32>(dq);
-      mbar_arrive(ds_empty(u & 1));
-      mbar_arrive(kv_empty);
-#if BWD_DQ_DEFER
-      if (pend) dq_fin(pend_q0, pend_head);
-      pend = false;
-#endif
-      dq_put(dq);
-      dq_fin(prev_q0, prev_head);
+      if ((u32)cw == (u & 1)) {
+        float dq[32];
+        mbar_wait(ds_full(u & 1), (u >> 1) & 1);
+        mbar_wait(pfull(u & 1), (u >> 1) & 1);
+        dq_mma(dq, u & 1);
+        wg_wait<0>();
+        reg_fence<32>(dq);
+        dq_release(u & 1);
+        mbar_arrive(kv_empty);
+        dq_store(dq, prev_q0, prev_head);
+      } else {
+        mbar_arrive(kv_empty);
+      }
     } else {
       mbar_arrive(kv_empty);
     }

@@ -1,10 +1,10 @@
 //! The clustered backward for launches of many works exactly two kv tiles wide
 //! (kernels/attn_bwd_cluster_sm90.cu, `DCP_CUDA_BWD_CLUSTER`): the two kv tiles of a (work, kv
 //! head) run on the two CTAs of a thread-block cluster, walking the same (query head, q tile)
-//! steps; each CTA sends half the rows of its fp32 dQ block of each step to the other through
-//! distributed shared memory, and each adds the half it receives to its own and writes those
-//! rows' sum converted, once (no fp32 partial in global memory, unlike a chain's
-//! [`crate::own::chain_launch`] round trip).
+//! steps; each CTA sends its dS of each step to the other through distributed shared memory (one
+//! bulk copy per warpgroup) and computes its 64 dQ columns over both kv tiles' keys, written
+//! converted, once (no fp32 partial anywhere, unlike a chain's [`crate::own::chain_launch`]
+//! round trip).
 //!
 //! A launch clusters only where it chains (the same conditions on dQ: fp32 scratch, zero, read
 //! by a converting copy the launch takes over) and, in addition, every work lists exactly two kv
@@ -12,8 +12,10 @@
 
 use crate::desc::TaskDesc;
 
-/// The default of `DCP_CUDA_BWD_CLUSTER`: off (opt-in until measured better).
-pub const DEFAULT_CLUSTER: bool = false;
+/// The default of `DCP_CUDA_BWD_CLUSTER`: on since session 15 (the pair exchanges dS and each
+/// CTA computes its dQ column half over both kv tiles: works1000's backward 2.10 -> 1.635 ms
+/// against chains, bench/results/kernels-2026-11-29-kb15).
+pub const DEFAULT_CLUSTER: bool = true;
 
 /// Parses `DCP_CUDA_BWD_CLUSTER` (unset: [`DEFAULT_CLUSTER`]): `1` chained launches whose works
 /// are all two kv tiles wide run as clusters, `0` they run as chains.
@@ -67,6 +69,11 @@ pub fn order_pairs(mut chains: Vec<Vec<TaskDesc>>) -> Option<(Vec<TaskDesc>, u32
     Some((chains.into_iter().flatten().collect(), n))
 }
 
+/// Shared memory the clustered kernel needs beyond the sm90 backward's layout
+/// ([`crate::exec::sm90_bwd_smem`]): the peer's K tile, the 64 columns of the CTA's dQ half (128
+/// keys x 64 x 16-bit; the peer's dS buffers take the dQ staging's place).
+pub const SMEM_EXTRA: u32 = 128 * 64 * 2;
+
 /// Grid of a clustered launch: two CTAs per pair, at most one cluster per two SMs.
 pub fn grid(pairs: u32, sm_count: u32) -> u32 {
     2 * pairs.min((sm_count / 2).max(1))
@@ -75,6 +82,11 @@ pub fn grid(pairs: u32, sm_count: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_smem_fits_the_sm90_limit() {
+        assert!(crate::exec::sm90_bwd_smem(128) + SMEM_EXTRA <= 232_448);
+    }
 
     fn t(work: u32, row0: u32, head: u32, n: u32) -> TaskDesc {
         TaskDesc {
@@ -89,7 +101,8 @@ mod tests {
 
     #[test]
     fn parse_takes_0_1_and_unset() {
-        assert_eq!(parse(None), Ok(false));
+        assert_eq!(parse(None), Ok(DEFAULT_CLUSTER));
+        assert_eq!(parse(Some("")), Ok(DEFAULT_CLUSTER));
         assert_eq!(parse(Some("1")), Ok(true));
         assert_eq!(parse(Some(" 0 ")), Ok(false));
         assert!(parse(Some("yes")).is_err());

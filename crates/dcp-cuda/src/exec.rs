@@ -502,7 +502,7 @@ impl Kernels {
                         Source::AttnBwdClusterSm90,
                         "dcp_attn_bwd_cluster_sm90",
                         defs.clone(),
-                        smem,
+                        smem + cluster::SMEM_EXTRA,
                     );
                 }
                 // Chains (`BWD_CHAIN`) in a kernel of their own, compiled when the first launch
