@@ -35,9 +35,11 @@ __global__ void init_f32(float* p, u64 n, u32 seed) {
 typedef std::function<void()> Fn;
 struct Var { std::string name; Fn run; double bytes; std::vector<float> us; };
 
-static void launch(const void* f, u32 grid, void** args) {
-  CK(cudaLaunchKernel(f, dim3(grid), dim3(256), args, 0, 0));
+static void launch(const void* f, u32 grid, void** args, size_t smem = 0) {
+  CK(cudaLaunchKernel(f, dim3(grid), dim3(256), args, smem, 0));
 }
+template <int U, int S>
+static size_t async_smem() { return (size_t)S * U * 2 * 256 * 16 + (size_t)S * 256 * 4; }
 
 int main(int argc, char** argv) {
   int sms = 0; CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
@@ -66,15 +68,20 @@ int main(int argc, char** argv) {
   CK(cudaMemcpy(dbwn, hbwn.data(), sizeof(WorkDesc), cudaMemcpyHostToDevice));
   CK(cudaMemcpy(dw, hw.data(), W_N * sizeof(WorkDesc), cudaMemcpyHostToDevice));
   u32 hd = HD, dt = DT_BF16, zero = 0;
-  auto dd_fn = [&](const void* f, WorkDesc* const* wp, u32 nw, u32 grid) -> Fn {
+  auto dd_fn = [&](const void* f, WorkDesc* const* wp, u32 nw, u32 grid, size_t smem = 0) -> Fn {
+    if (smem) CK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     return [=, &hd, &dt, &zero]() mutable {
       WorkDesc* w = *wp; u32 n = nw; float* d = dd; u32* c = cnt;
       void* args[] = {&w, &n, &d, &hd, &dt, &c, &zero};
-      launch(f, grid, args);
+      launch(f, grid, args, smem);
     };
   };
   const double bw_rd = 2.0 * BW_ROWS * ROWW * 2, bw_z = BW_ROWS * ROWW * 4.0, w_rd = 2.0 * ALL_ROWS * ROWW * 2;
   const u32 cap16 = 16 * sms, main_bw = std::min<u64>(BW_ROWS * QH / 8, cap16);
+  RegionDesc rq; memset(&rq, 0, sizeof rq);
+  rq.ptr = (u64)dq; rq.dtype = DT_F32; rq.len = (u32)BW_ROWS; rq.heads = QH; rq.width = HD; rq.stride = ROWW;
+  auto fillq = [&]() { RegionDesc r = rq; float v = 0.f; void* args[] = {&r, &v};
+    launch((const void*)dcp_fill, std::min<u64>(BW_ROWS * ROWW / 256, cap16), args); };
   std::vector<std::vector<Var>> groups(3);
   auto& G1 = groups[0]; auto& G2 = groups[1]; auto& G3 = groups[2];
   // 1. blockwise 32K: D + the dQ zero (256 MB + 1 MB of D)
@@ -85,8 +92,17 @@ int main(int argc, char** argv) {
   G1.push_back({"bw tile<2,6> 6/SM", dd_fn((const void*)dd_tile<2, 6>, &dbw, 1, 6 * sms), bw_rd + bw_z, {}});
   G1.push_back({"bw tile<8,2> 2/SM", dd_fn((const void*)dd_tile<8, 2>, &dbw, 1, 2 * sms), bw_rd + bw_z, {}});
   G1.push_back({"bw tile<4,4> 1 tile/CTA", dd_fn((const void*)dd_tile<4, 4>, &dbw, 1, (u32)(BW_ROWS * QH / 64)), bw_rd + bw_z, {}});
+  G1.push_back({"bw async<4,3,2> 2/SM", dd_fn((const void*)dd_async<4, 3, 2>, &dbw, 1, 2 * sms, async_smem<4, 3>()), bw_rd + bw_z, {}});
+  G1.push_back({"bw async<4,6,1> 1/SM", dd_fn((const void*)dd_async<4, 6, 1>, &dbw, 1, sms, async_smem<4, 6>()), bw_rd + bw_z, {}});
+  G1.push_back({"bw async<2,4,3> 3/SM", dd_fn((const void*)dd_async<2, 4, 3>, &dbw, 1, 3 * sms, async_smem<2, 4>()), bw_rd + bw_z, {}});
   G1.push_back({"bw memset+main D cap16", [&, f = dd_fn((const void*)dcp_bwd_dd, &dbwn, 1, main_bw)]() { CK(cudaMemsetAsync(dq, 0, (size_t)bw_z, 0)); f(); }, bw_rd + bw_z, {}});
   G1.push_back({"bw memset+tile<4,4> D", [&, f = dd_fn((const void*)dd_tile<4, 4>, &dbwn, 1, 4 * sms)]() { CK(cudaMemsetAsync(dq, 0, (size_t)bw_z, 0)); f(); }, bw_rd + bw_z, {}});
+  G1.push_back({"bw memset+async<4,3,2> D", [&, f = dd_fn((const void*)dd_async<4, 3, 2>, &dbwn, 1, 2 * sms, async_smem<4, 3>())]() { CK(cudaMemsetAsync(dq, 0, (size_t)bw_z, 0)); f(); }, bw_rd + bw_z, {}});
+  G1.push_back({"bw fill+async<4,3,2> D", [&, f = dd_fn((const void*)dd_async<4, 3, 2>, &dbwn, 1, 2 * sms, async_smem<4, 3>())]() { fillq(); f(); }, bw_rd + bw_z, {}});
+  G1.push_back({"bw fill+async<2,4,3> D", [&, f = dd_fn((const void*)dd_async<2, 4, 3>, &dbwn, 1, 3 * sms, async_smem<2, 4>())]() { fillq(); f(); }, bw_rd + bw_z, {}});
+  G1.push_back({"bw dcp_fill only", [&]() { fillq(); }, bw_z, {}});
+  G1.push_back({"bw async<4,3,2> D only", dd_fn((const void*)dd_async<4, 3, 2>, &dbwn, 1, 2 * sms, async_smem<4, 3>()), bw_rd, {}});
+  G1.push_back({"bw async<2,4,3> D only", dd_fn((const void*)dd_async<2, 4, 3>, &dbwn, 1, 3 * sms, async_smem<2, 4>()), bw_rd, {}});
   G1.push_back({"bw memset only", [&]() { CK(cudaMemsetAsync(dq, 0, (size_t)bw_z, 0)); }, bw_z, {}});
   G1.push_back({"bw main D only cap16", dd_fn((const void*)dcp_bwd_dd, &dbwn, 1, main_bw), bw_rd, {}});
   G1.push_back({"bw tile<4,4> D only", dd_fn((const void*)dd_tile<4, 4>, &dbwn, 1, 4 * sms), bw_rd, {}});
@@ -101,6 +117,11 @@ int main(int argc, char** argv) {
   G2.push_back({"w1000 tile<4,4> 8/SM", dd_fn((const void*)dd_tile<4, 4>, &dw, W_N, 8 * sms), w_rd, {}});
   G2.push_back({"w1000 tile<2,6> 6/SM", dd_fn((const void*)dd_tile<2, 6>, &dw, W_N, 6 * sms), w_rd, {}});
   G2.push_back({"w1000 tile<8,2> 2/SM", dd_fn((const void*)dd_tile<8, 2>, &dw, W_N, 2 * sms), w_rd, {}});
+  G2.push_back({"w1000 async<4,3,2> 2/SM", dd_fn((const void*)dd_async<4, 3, 2>, &dw, W_N, 2 * sms, async_smem<4, 3>()), w_rd, {}});
+  G2.push_back({"w1000 async<4,6,1> 1/SM", dd_fn((const void*)dd_async<4, 6, 1>, &dw, W_N, sms, async_smem<4, 6>()), w_rd, {}});
+  G2.push_back({"w1000 async<2,6,2> 2/SM", dd_fn((const void*)dd_async<2, 6, 2>, &dw, W_N, 2 * sms, async_smem<2, 6>()), w_rd, {}});
+  G2.push_back({"w1000 async<2,4,3> 3/SM", dd_fn((const void*)dd_async<2, 4, 3>, &dw, W_N, 3 * sms, async_smem<2, 4>()), w_rd, {}});
+  G2.push_back({"w1000 async<4,3,2> 4/SM", dd_fn((const void*)dd_async<4, 3, 2>, &dw, W_N, 4 * sms, async_smem<4, 3>()), w_rd, {}});
   G2.push_back({"floor read2<4> 8/SM", [&]() { const uint4* a = (const uint4*)dout; const uint4* b = (const uint4*)o;
       u64 n = ALL_ROWS * ROWW * 2 / 16; u32* s = sink; void* args[] = {&a, &b, &n, &s}; launch((const void*)read2<4>, 8 * sms, args); }, w_rd, {}});
   // 3. the dQ conversion: 32M fp32 -> bf16 (192 MB)
@@ -128,7 +149,7 @@ int main(int argc, char** argv) {
   int bad = 0;
   for (int g = 0; g < 3; ++g)
     for (auto& v : groups[g]) {
-      if (v.name.rfind("floor", 0) == 0 || v.name == "bw memset only") continue;
+      if (v.name.rfind("floor", 0) == 0 || v.name == "bw memset only" || v.name == "bw dcp_fill only") continue;
       if (g == 0) init_f32<<<1024, 256>>>(dq, BW_ROWS * ROWW, 9);
       CK(cudaMemset(dd, 0xff, ALL_ROWS * QH * 4)); CK(cudaMemset(dst16, 0xff, BW_ROWS * ROWW * 2));
       v.run(); CK(cudaGetLastError()); CK(cudaDeviceSynchronize());

@@ -188,3 +188,112 @@ __global__ void __launch_bounds__(256) read2w(const uint4* a, const uint4* b, ui
   }
   if (x == 0x12345678u) sink[0] = x;
 }
+
+// D pre-pass with the tile's dO / O rows moved by cp.async (16 bytes per lane and pass) into
+// per-thread shared-memory slots, S stages: S - 1 tiles in flight per CTA without registers.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const u32 s = (u32)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+template <int U, int S, int MINB>
+__global__ void __launch_bounds__(256, MINB) dd_async(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
+                                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
+  extern __shared__ uint4 dd_smem[];  // [S][U][2][256] (dO, O) slots, then u32 meta[S][256]
+  u32* meta = (u32*)(dd_smem + S * U * 2 * 256);
+  for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
+  if (n_works == 0) return;
+  const WorkDesc& last = works[n_works - 1];
+  const u64 total = (u64)last.dd_off + (u64)last.n_rows * last.q_heads;
+  u32 L = 32;
+  if ((head_dim & 7) == 0) {
+    L = 1;
+    while (L < 32 && L * 8 < head_dim) L <<= 1;
+  }
+  const u32 tid = threadIdx.x, G = blockDim.x / L, grp = tid / L, sub = tid & (L - 1), e = sub * 8;
+  const u64 T = (u64)G * U, n_tiles = (total + T - 1) / T;
+  u32 lo = 0;
+  auto issue = [&](u64 tile, int s) {
+    u32 m = 0xffffffffu;
+    if (tile < n_tiles) {
+      const u64 base = tile * T;
+      const u64 g0 = base + grp < total ? base + grp : total - 1;
+      u32 hi = n_works;
+      while (hi - lo > 1) {
+        const u32 mid = (lo + hi) >> 1;
+        if (works[mid].dd_off <= g0) lo = mid; else hi = mid;
+      }
+      const WorkDesc& w = works[lo];
+      m = lo;
+      if (L < 32 && base >= w.dd_off && base + T <= (u64)w.dd_off + (u64)w.n_rows * w.q_heads &&
+          dd_flat(w, head_dim, elem_dtype)) {
+        m |= 0x80000000u;
+        const u64 p0 = (base - w.dd_off + grp) * head_dim, pstep = (u64)G * head_dim;
+        if (e < head_dim) {
+#pragma unroll
+          for (int u = 0; u < U; ++u) {
+            cp_async16(&dd_smem[((s * U + u) * 2 + 0) * 256 + tid], (const unsigned short*)w.dout + p0 + u * pstep + e);
+            cp_async16(&dd_smem[((s * U + u) * 2 + 1) * 256 + tid], (const unsigned short*)w.o + p0 + u * pstep + e);
+          }
+        }
+      }
+    }
+    meta[s * 256 + tid] = m;
+    cp_async_commit();
+  };
+  const u64 g = gridDim.x;
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) issue(blockIdx.x + s * g, s);
+  int s = 0;
+  for (u64 tile = blockIdx.x; tile < n_tiles; tile += g) {
+    issue(tile + (S - 1) * g, s == 0 ? S - 1 : s - 1);
+    cp_async_wait<S - 1>();
+    const u32 m = meta[s * 256 + tid];
+    const u64 base = tile * T;
+    float acc[U];
+    if (m & 0x80000000u) {
+      const WorkDesc& w = works[m & 0x7fffffffu];
+      if (w.flags & WORK_DQ_ZERO) {
+        const u64 p0 = (base - w.dd_off + grp) * head_dim, pstep = (u64)G * head_dim;
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          for (u32 x = sub * 4; x < head_dim; x += L * 4)
+            *(float4*)((float*)w.dq + p0 + u * pstep + x) = make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        acc[u] = 0.f;
+        if (e >= head_dim) continue;
+        const uint4 va = dd_smem[((s * U + u) * 2 + 0) * 256 + tid], vb = dd_smem[((s * U + u) * 2 + 1) * 256 + tid];
+        const unsigned short* ha = (const unsigned short*)&va;
+        const unsigned short* hb = (const unsigned short*)&vb;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const float a = elem_dtype == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(ha[k]))
+                                                : __half2float(__ushort_as_half(ha[k]));
+          const float b = w.o_dtype == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(hb[k]))
+                                               : __half2float(__ushort_as_half(hb[k]));
+          acc[u] += a * b;
+        }
+      }
+    } else {
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const u64 gi = base + (u64)u * G + grp;
+        acc[u] = gi < total ? dd_pair(works, n_works, m, gi, sub, L, head_dim, elem_dtype) : 0.f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const u64 gi = base + (u64)u * G + grp;
+      float a = acc[u];
+      for (u32 off = L >> 1; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+      if (sub == 0 && gi < total) dd[gi] = a;
+    }
+    s = s == S - 1 ? 0 : s + 1;
+  }
+  cp_async_wait<0>();
+}
