@@ -14,6 +14,7 @@
 #include "common.cuh"
 #include "util.cu"
 #include "util_new.cu"
+#include "util_kbb15.cu"
 
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s at %s:%d\n", cudaGetErrorString(e), __FILE__, __LINE__); exit(1); } } while (0)
 
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   auto& G1 = groups[0]; auto& G2 = groups[1]; auto& G3 = groups[2];
   // 1. blockwise 32K: D + the dQ zero (256 MB + 1 MB of D)
   G1.push_back({"bw main cap16", dd_fn((const void*)dcp_bwd_dd, &dbw, 1, main_bw), bw_rd + bw_z, {}});
+  G1.push_back({"bw kbb15 dcp_bwd_dd (2112)", dd_fn((const void*)dcp_bwd_dd_k15, &dbw, 1, std::min<u64>(BW_ROWS * QH / 64, cap16)), bw_rd + bw_z, {}});
   G1.push_back({"bw main 3/SM", dd_fn((const void*)dcp_bwd_dd, &dbw, 1, 3 * sms), bw_rd + bw_z, {}});
   G1.push_back({"bw tile<4,4> 4/SM", dd_fn((const void*)dd_tile<4, 4>, &dbw, 1, 4 * sms), bw_rd + bw_z, {}});
   G1.push_back({"bw tile<4,4> 8/SM", dd_fn((const void*)dd_tile<4, 4>, &dbw, 1, 8 * sms), bw_rd + bw_z, {}});
@@ -93,16 +95,9 @@ int main(int argc, char** argv) {
   G1.push_back({"bw tile<8,2> 2/SM", dd_fn((const void*)dd_tile<8, 2>, &dbw, 1, 2 * sms), bw_rd + bw_z, {}});
   G1.push_back({"bw tile<4,4> 1 tile/CTA", dd_fn((const void*)dd_tile<4, 4>, &dbw, 1, (u32)(BW_ROWS * QH / 64)), bw_rd + bw_z, {}});
   G1.push_back({"bw async<4,3,2> 2/SM", dd_fn((const void*)dd_async<4, 3, 2>, &dbw, 1, 2 * sms, async_smem<4, 3>()), bw_rd + bw_z, {}});
-  G1.push_back({"bw async<4,6,1> 1/SM", dd_fn((const void*)dd_async<4, 6, 1>, &dbw, 1, sms, async_smem<4, 6>()), bw_rd + bw_z, {}});
-  G1.push_back({"bw async<2,4,3> 3/SM", dd_fn((const void*)dd_async<2, 4, 3>, &dbw, 1, 3 * sms, async_smem<2, 4>()), bw_rd + bw_z, {}});
   G1.push_back({"bw memset+main D cap16", [&, f = dd_fn((const void*)dcp_bwd_dd, &dbwn, 1, main_bw)]() { CK(cudaMemsetAsync(dq, 0, (size_t)bw_z, 0)); f(); }, bw_rd + bw_z, {}});
   G1.push_back({"bw memset+tile<4,4> D", [&, f = dd_fn((const void*)dd_tile<4, 4>, &dbwn, 1, 4 * sms)]() { CK(cudaMemsetAsync(dq, 0, (size_t)bw_z, 0)); f(); }, bw_rd + bw_z, {}});
-  G1.push_back({"bw memset+async<4,3,2> D", [&, f = dd_fn((const void*)dd_async<4, 3, 2>, &dbwn, 1, 2 * sms, async_smem<4, 3>())]() { CK(cudaMemsetAsync(dq, 0, (size_t)bw_z, 0)); f(); }, bw_rd + bw_z, {}});
-  G1.push_back({"bw fill+async<4,3,2> D", [&, f = dd_fn((const void*)dd_async<4, 3, 2>, &dbwn, 1, 2 * sms, async_smem<4, 3>())]() { fillq(); f(); }, bw_rd + bw_z, {}});
-  G1.push_back({"bw fill+async<2,4,3> D", [&, f = dd_fn((const void*)dd_async<2, 4, 3>, &dbwn, 1, 3 * sms, async_smem<2, 4>())]() { fillq(); f(); }, bw_rd + bw_z, {}});
   G1.push_back({"bw dcp_fill only", [&]() { fillq(); }, bw_z, {}});
-  G1.push_back({"bw async<4,3,2> D only", dd_fn((const void*)dd_async<4, 3, 2>, &dbwn, 1, 2 * sms, async_smem<4, 3>()), bw_rd, {}});
-  G1.push_back({"bw async<2,4,3> D only", dd_fn((const void*)dd_async<2, 4, 3>, &dbwn, 1, 3 * sms, async_smem<2, 4>()), bw_rd, {}});
   G1.push_back({"bw memset only", [&]() { CK(cudaMemsetAsync(dq, 0, (size_t)bw_z, 0)); }, bw_z, {}});
   G1.push_back({"bw main D only cap16", dd_fn((const void*)dcp_bwd_dd, &dbwn, 1, main_bw), bw_rd, {}});
   G1.push_back({"bw tile<4,4> D only", dd_fn((const void*)dd_tile<4, 4>, &dbwn, 1, 4 * sms), bw_rd, {}});
@@ -112,16 +107,12 @@ int main(int argc, char** argv) {
       u64 n = BW_ROWS * ROWW * 2 / 16; u32* s = sink; void* args[] = {&a, &b, &n, &s}; launch((const void*)read2<4>, 8 * sms, args); }, bw_rd, {}});
   // 2. works1000: D only over 1000 works (1.05 GB)
   G2.push_back({"w1000 main 3/SM", dd_fn((const void*)dcp_bwd_dd, &dw, W_N, 3 * sms), w_rd, {}});
+  G2.push_back({"w1000 kbb15 dcp_bwd_dd 4/SM", dd_fn((const void*)dcp_bwd_dd_k15, &dw, W_N, 4 * sms), w_rd, {}});
   G2.push_back({"w1000 main cap16", dd_fn((const void*)dcp_bwd_dd, &dw, W_N, cap16), w_rd, {}});
   G2.push_back({"w1000 tile<4,4> 4/SM", dd_fn((const void*)dd_tile<4, 4>, &dw, W_N, 4 * sms), w_rd, {}});
   G2.push_back({"w1000 tile<4,4> 8/SM", dd_fn((const void*)dd_tile<4, 4>, &dw, W_N, 8 * sms), w_rd, {}});
   G2.push_back({"w1000 tile<2,6> 6/SM", dd_fn((const void*)dd_tile<2, 6>, &dw, W_N, 6 * sms), w_rd, {}});
   G2.push_back({"w1000 tile<8,2> 2/SM", dd_fn((const void*)dd_tile<8, 2>, &dw, W_N, 2 * sms), w_rd, {}});
-  G2.push_back({"w1000 async<4,3,2> 2/SM", dd_fn((const void*)dd_async<4, 3, 2>, &dw, W_N, 2 * sms, async_smem<4, 3>()), w_rd, {}});
-  G2.push_back({"w1000 async<4,6,1> 1/SM", dd_fn((const void*)dd_async<4, 6, 1>, &dw, W_N, sms, async_smem<4, 6>()), w_rd, {}});
-  G2.push_back({"w1000 async<2,6,2> 2/SM", dd_fn((const void*)dd_async<2, 6, 2>, &dw, W_N, 2 * sms, async_smem<2, 6>()), w_rd, {}});
-  G2.push_back({"w1000 async<2,4,3> 3/SM", dd_fn((const void*)dd_async<2, 4, 3>, &dw, W_N, 3 * sms, async_smem<2, 4>()), w_rd, {}});
-  G2.push_back({"w1000 async<4,3,2> 4/SM", dd_fn((const void*)dd_async<4, 3, 2>, &dw, W_N, 4 * sms, async_smem<4, 3>()), w_rd, {}});
   G2.push_back({"floor read2<4> 8/SM", [&]() { const uint4* a = (const uint4*)dout; const uint4* b = (const uint4*)o;
       u64 n = ALL_ROWS * ROWW * 2 / 16; u32* s = sink; void* args[] = {&a, &b, &n, &s}; launch((const void*)read2<4>, 8 * sms, args); }, w_rd, {}});
   // 3. the dQ conversion: 32M fp32 -> bf16 (192 MB)
@@ -132,6 +123,7 @@ int main(int argc, char** argv) {
   auto cp_fn = [&](const void* f, u32 grid) -> Fn { return [=]() mutable { RegionDesc a = rs, b = rd; void* args[] = {&a, &b}; launch(f, grid, args); }; };
   const u32 main_cp = std::min<u64>(BW_ROWS * ROWW / 256, cap16);
   G3.push_back({"copy main", cp_fn((const void*)dcp_copy, main_cp), cp, {}});
+  G3.push_back({"copy kbb15 dcp_copy", cp_fn((const void*)dcp_copy_k15, main_cp), cp, {}});
   G3.push_back({"copy8<2> cap16", cp_fn((const void*)copy8<2>, main_cp), cp, {}});
   G3.push_back({"copy8<4> 8/SM", cp_fn((const void*)copy8<4>, 8 * sms), cp, {}});
   G3.push_back({"copy8<2> 8/SM", cp_fn((const void*)copy8<2>, 8 * sms), cp, {}});
