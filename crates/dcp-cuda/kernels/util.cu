@@ -317,8 +317,8 @@ extern "C" __global__ void dcp_merge(const MergeDesc* merges, u32 n_merges, cons
 // src/exec.rs `DD_CTAS_PER_SM`) before a chained launch, the elementwise cap otherwise.
 // Measured alone (bench/results/kernels-2026-11-29-kbb15, standalone microbenchmark, 1x H200):
 // 1000 works of 256 rows (1.05 GB read) 334 -> 290 us (3.1 -> 3.6 TB/s; reading two streams alone
-// reaches 4.5), one 32K sequence with the dQ zero (256 MB) 75.8 -> 72-74 us (the floor of its
-// mixed reads and writes is ~74 us, 3.6 TB/s). The form it replaces gave each warp one
+// reaches 4.5; in the backward's op times 351 -> 302 us), one 32K sequence with the dQ zero
+// (256 MB) 75.8 -> 72-74 us (the floor of its mixed reads and writes is ~74 us, 3.6 TB/s). The form it replaces gave each warp one
 // contiguous chunk of pairs (3 168-16 896 separate streams). Measured and dropped there: the
 // tile's rows moved by cp.async into per-thread shared-memory slots (1-3 CTAs per SM, up to 5
 // tiles in flight): works1000 450-830 us; the dQ zero as a separate memset / fill before a D
