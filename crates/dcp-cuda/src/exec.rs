@@ -849,14 +849,26 @@ fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, Str
 }
 
 /// CTAs per SM of the backward's D pre-pass (`dcp_bwd_dd`) before a chained launch: one wave
-/// (its launch bounds keep 3 CTAs of 256 threads resident per SM; each warp takes one contiguous
-/// chunk of the (row, head) pairs and starts with a binary search over the works). The
-/// elementwise cap (16 per SM, ~5 waves) cost works1000's pass 379 -> 357 us of op time, its
-/// backward -1.4..-1.8 %; for unchained launches (one long work, the dQ zero fill fused in:
-/// causal-blockwise 32K) the one wave measured -1.5, -1.0, +0.4 % in three calls, so they keep
-/// the cap (bench/results/kernels-2026-11-29-kb13; there, 8 pairs per lane slot in flight at 2
-/// CTAs per SM made works1000's pass slower, 415 us).
-const DD_CTAS_PER_SM: u32 = 3;
+/// (its launch bounds keep 4 CTAs of 256 threads resident per SM; the CTAs take tiles of 64
+/// (row, head) pairs at head dim 128 round robin). Unchained launches keep the elementwise cap
+/// (16 per SM, ~1-2 tiles per CTA on one 32K sequence). In a standalone microbenchmark
+/// (bench/results/kernels-2026-11-29-kbb15) 1000 works of 256 rows took 290 us at 4 per SM, 309
+/// at 8, 322-350 with other tile sizes; one 32K sequence with the dQ zero 73.7 us at 4 per SM, 72.8
+/// at 8, 71.4 at one tile per CTA. (The form before, one chunk of pairs per warp: one wave of 3
+/// per SM, bench/results/kernels-2026-11-29-kb13.)
+const DD_CTAS_PER_SM: u32 = 4;
+
+/// (row, head) pairs per CTA and tile of the D pre-pass (`dcp_bwd_dd`, `DD_U` passes of 256 / L
+/// pairs, L lanes a pair; 64 at head dim 128, 128 at 64): its grid is one CTA per tile up to the
+/// cap.
+fn dd_tile_pairs(d: u32) -> u64 {
+    let lanes = if d.is_multiple_of(8) {
+        (d / 8).next_power_of_two().clamp(1, 32)
+    } else {
+        32
+    };
+    4 * (256 / lanes) as u64
+}
 
 /// The D pre-pass grid's cap per SM that `env`, the value of `DCP_CUDA_BWD_DD_CTAS`, sets for
 /// every backward launch (A/B timing; 16 = the elementwise cap, 3 = one wave); `None`: unset.
@@ -2402,7 +2414,7 @@ impl Lowering<'_> {
             };
             self.ops.push(Op::Launch(Launch {
                 k: K::BwdDd,
-                grid: grid_for(dd_off, 8, dd_cap),
+                grid: grid_for(dd_off, dd_tile_pairs(d), dd_cap),
                 block: 256,
                 smem: 0,
                 args: vec![
@@ -3880,6 +3892,19 @@ mod tests {
         assert!(dd_ctas_override(Some("0")).is_err());
         assert!(dd_ctas_override(Some("x")).is_err());
         assert!(dd_ctas_override(Some("65")).is_err());
+    }
+
+    #[test]
+    fn dd_tile_pairs_follow_the_kernels_lanes_per_pair() {
+        // dcp_bwd_dd: L = the smallest power of two with L * 8 >= head_dim (32 at most, 32 when
+        // head_dim is not a multiple of 8), 4 passes of 256 / L pairs.
+        assert_eq!(dd_tile_pairs(128), 64);
+        assert_eq!(dd_tile_pairs(64), 128);
+        assert_eq!(dd_tile_pairs(96), 64);
+        assert_eq!(dd_tile_pairs(8), 1024);
+        assert_eq!(dd_tile_pairs(256), 32);
+        assert_eq!(dd_tile_pairs(512), 32);
+        assert_eq!(dd_tile_pairs(100), 32);
     }
 
     #[test]

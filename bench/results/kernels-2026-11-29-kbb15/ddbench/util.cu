@@ -1,0 +1,446 @@
+// Elementwise plan instructions: Fill, Copy (with dtype conversion), Sum, Merge (fp32
+// log-sum-exp), and the backward pre-pass D = rowsum(dO * O).
+
+// Element index math without 64-bit division (a u64 `/` or `%` by a run-time value is a ~70
+// instruction software routine; with four per element it made these memory-bound kernels
+// compute-bound: a 131K-token fp32 merge took ~3 ms instead of ~0.4). Contiguous regions (rows
+// of `heads * width` elements back to back) index element i at i; others split i in 32 bits
+// where it fits.
+__device__ __forceinline__ bool region_flat(const RegionDesc& r) { return r.stride == r.heads * r.width; }
+
+// Offset of row th = token * heads + head of region r (its element 0).
+__device__ __forceinline__ u64 region_row(const RegionDesc& r, u64 th) {
+  if (region_flat(r)) return th * r.width;
+  if (th <= 0xffffffffull) {
+    const u32 t = (u32)th / r.heads, h = (u32)th - t * r.heads;
+    return (u64)t * r.stride + (u64)h * r.width;
+  }
+  return (th / r.heads) * r.stride + (th % r.heads) * r.width;
+}
+
+__device__ __forceinline__ u64 region_index(const RegionDesc& r, u64 i) {
+  // i enumerates (token, head, element) of the region in row-major order.
+  if (region_flat(r)) return i;
+  if (i <= 0xffffffffull) {
+    const u32 th = (u32)i / r.width;
+    return region_row(r, th) + ((u32)i - th * r.width);
+  }
+  return region_row(r, i / r.width) + i % r.width;
+}
+
+// 16 bytes of `value` in dtype dt.
+__device__ __forceinline__ uint4 splat16(float value, u32 dt) {
+  u32 b;
+  if (dt == DT_F32) b = __float_as_uint(value);
+  else if (dt == DT_BF16) {
+    const __nv_bfloat16 x = __float2bfloat16(value);
+    const u32 h = *(const unsigned short*)&x;
+    b = h | (h << 16);
+  } else {
+    const __half x = __float2half(value);
+    const u32 h = *(const unsigned short*)&x;
+    b = h | (h << 16);
+  }
+  return make_uint4(b, b, b, b);
+}
+
+// Four consecutive elements at element index i (a multiple of 4; 8- or 16-byte aligned).
+__device__ __forceinline__ float4 load4_as_f32(const void* p, u64 i, u32 dt) {
+  if (dt == DT_F32) return ((const float4*)p)[i / 4];
+  const uint2 u = ((const uint2*)p)[i / 4];
+  if (dt == DT_BF16) {
+    const float2 a = __bfloat1622float2(*(const __nv_bfloat162*)&u.x);
+    const float2 b = __bfloat1622float2(*(const __nv_bfloat162*)&u.y);
+    return make_float4(a.x, a.y, b.x, b.y);
+  }
+  const float2 a = __half22float2(*(const __half2*)&u.x);
+  const float2 b = __half22float2(*(const __half2*)&u.y);
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+__device__ __forceinline__ void store4_from_f32(void* p, u64 i, u32 dt, float4 v) {
+  if (dt == DT_F32) {
+    ((float4*)p)[i / 4] = v;
+    return;
+  }
+  uint2 u;
+  if (dt == DT_BF16) {
+    const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+    u = make_uint2(*(const u32*)&a, *(const u32*)&b);
+  } else {
+    const __half2 a = __floats2half2_rn(v.x, v.y), b = __floats2half2_rn(v.z, v.w);
+    u = make_uint2(*(const u32*)&a, *(const u32*)&b);
+  }
+  ((uint2*)p)[i / 4] = u;
+}
+__device__ __forceinline__ u32 esize(u32 dt) { return dt == DT_F32 ? 4 : 2; }
+
+extern "C" __global__ void dcp_fill(RegionDesc dst, float value) {
+  const u64 n = (u64)dst.len * dst.heads * dst.width;
+  const u64 g = blockIdx.x * (u64)blockDim.x + threadIdx.x, step = (u64)gridDim.x * blockDim.x;
+  if (region_flat(dst) && (dst.ptr & 15) == 0) {
+    // 16-byte stores, then the tail.
+    const u64 per = 16 / esize(dst.dtype), nv = n / per;
+    const uint4 pat = splat16(value, dst.dtype);
+    for (u64 i = g; i < nv; i += step) ((uint4*)dst.ptr)[i] = pat;
+    for (u64 i = nv * per + g; i < n; i += step) store_from_f32((void*)dst.ptr, i, dst.dtype, value);
+    return;
+  }
+  for (u64 i = g; i < n; i += step) store_from_f32((void*)dst.ptr, region_index(dst, i), dst.dtype, value);
+}
+
+extern "C" __global__ void dcp_copy(RegionDesc src, RegionDesc dst) {
+  const u64 n = (u64)dst.len * dst.heads * dst.width;
+  const u64 g = blockIdx.x * (u64)blockDim.x + threadIdx.x, step = (u64)gridDim.x * blockDim.x;
+  if (region_flat(src) && region_flat(dst) && (src.ptr & 15) == 0 && (dst.ptr & 15) == 0) {
+    // Four elements per step (16- or 8-byte accesses), then the tail.
+    const u64 nv = n / 4;
+    for (u64 i = g; i < nv; i += step)
+      store4_from_f32((void*)dst.ptr, 4 * i, dst.dtype, load4_as_f32((const void*)src.ptr, 4 * i, src.dtype));
+    for (u64 i = 4 * nv + g; i < n; i += step)
+      store_from_f32((void*)dst.ptr, i, dst.dtype, load_as_f32((const void*)src.ptr, i, src.dtype));
+    return;
+  }
+  for (u64 i = g; i < n; i += step) {
+    float v = load_as_f32((const void*)src.ptr, region_index(src, i), src.dtype);
+    store_from_f32((void*)dst.ptr, region_index(dst, i), dst.dtype, v);
+  }
+}
+
+// Byte copy between contiguous 16-byte aligned ranges is handled by cuMemcpy on the host side;
+// this kernel covers strided regions of equal dtype (pack/unpack for NCCL staging).
+extern "C" __global__ void dcp_copy_raw16(RegionDesc src, RegionDesc dst) {
+  // width * esize is a multiple of 16 bytes here (host checks).
+  const u32 es = esize(src.dtype);
+  const u32 cpr = src.width * es / 16;  // 16-byte chunks per (token, head) row
+  const u64 n = (u64)src.len * src.heads * cpr;
+  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+    const u64 th = i <= 0xffffffffull ? (u64)((u32)i / cpr) : i / cpr;
+    const u64 c = i - th * cpr;
+    const uint4* s = (const uint4*)((const char*)src.ptr + region_row(src, th) * es) + c;
+    uint4* d = (uint4*)((char*)dst.ptr + region_row(dst, th) * es) + c;
+    *d = *s;
+  }
+}
+
+// dst = sum of inputs (dst may alias an input: each element is read by the thread that writes it).
+extern "C" __global__ void dcp_sum(RegionDesc dst, const RegionDesc* inputs, u32 n_inputs) {
+  u64 n = (u64)dst.len * dst.heads * dst.width;
+  for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+    float acc = 0.f;
+    for (u32 k = 0; k < n_inputs; ++k) {
+      const RegionDesc& r = inputs[k];
+      acc += load_as_f32((const void*)r.ptr, region_index(r, i), r.dtype);
+    }
+    store_from_f32((void*)dst.ptr, region_index(dst, i), dst.dtype, acc);
+  }
+}
+
+// Log-sum-exp merge of one (token, head) row by one warp. inputs[2k] = O_k, inputs[2k+1] = LSE_k:
+// every lane reads all LSEs before lane 0 writes the merged LSE (in-place safe); the weights and
+// row offsets of the first MERGE_REG inputs stay in registers.
+#define MERGE_REG 4
+__device__ __forceinline__ void merge_row(const RegionDesc& o, const RegionDesc& lse,
+                                          const RegionDesc* inputs, u32 n_inputs, u64 row, u32 lane) {
+  const u32 w = o.width;
+  float mx = -INFINITY;
+  for (u32 k = 0; k < n_inputs; ++k) {
+    const RegionDesc& l = inputs[2 * k + 1];
+    mx = fmaxf(mx, load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype));
+  }
+  float sum = 0.f;
+  if (mx != -INFINITY) {
+    for (u32 k = 0; k < n_inputs; ++k) {
+      const RegionDesc& l = inputs[2 * k + 1];
+      sum += __expf(load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype) - mx);
+    }
+  }
+  const float out_lse = mx == -INFINITY ? -INFINITY : mx + __logf(sum);
+  // Weight (0 for an input with LSE -inf or when no input has a key) and row offset per input.
+  float wt[MERGE_REG];
+  u64 xb[MERGE_REG];
+#pragma unroll
+  for (u32 k = 0; k < MERGE_REG; ++k) {
+    wt[k] = 0.f;
+    xb[k] = 0;
+    if (k < n_inputs) {
+      const RegionDesc& l = inputs[2 * k + 1];
+      const float lk = load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype);
+      wt[k] = (mx == -INFINITY || lk == -INFINITY) ? 0.f : __expf(lk - out_lse);
+      xb[k] = region_row(inputs[2 * k], row);
+    }
+  }
+  const u64 ob = region_row(o, row);
+  for (u32 e = lane; e < w; e += 32) {
+    float acc = 0.f;
+#pragma unroll
+    for (u32 k = 0; k < MERGE_REG; ++k) {
+      if (k < n_inputs && wt[k] != 0.f) {
+        const RegionDesc& x = inputs[2 * k];
+        acc += wt[k] * load_as_f32((const void*)x.ptr, xb[k] + e, x.dtype);
+      }
+    }
+    for (u32 k = MERGE_REG; k < n_inputs; ++k) {
+      const RegionDesc& l = inputs[2 * k + 1];
+      const float lk = load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype);
+      if (mx == -INFINITY || lk == -INFINITY) continue;
+      const RegionDesc& x = inputs[2 * k];
+      acc += __expf(lk - out_lse) * load_as_f32((const void*)x.ptr, region_row(x, row) + e, x.dtype);
+    }
+    // Reads of element e of every input happen in this thread before this write.
+    store_from_f32((void*)o.ptr, ob + e, o.dtype, acc);
+  }
+  __syncwarp();
+  if (lane == 0) store_from_f32((void*)lse.ptr, region_row(lse, row), lse.dtype, out_lse);
+  __syncwarp();
+}
+
+// merge_row with the inputs spread over the lanes (at most 32 inputs, fp32 partial O rows of a
+// width that is a multiple of 4 at 16-byte aligned rows; returns false, having written nothing,
+// for anything else): lane k loads LSE_k, the maximum and the sum of weights are warp
+// reductions, and each lane then reads 4 consecutive elements of every input with one 16-byte
+// load, all independent. merge_row's loops over the inputs wait for one global load after
+// another (LSEs three times over, then the elements): the forward split-K merge of one 32K
+// causal-blockwise sequence (2048 rows x 8 pieces) took ~30 us of its 0.31 ms forward.
+__device__ __forceinline__ bool merge_row_fast(const RegionDesc& o, const RegionDesc& lse,
+                                               const RegionDesc* inputs, u32 n_inputs, u64 row, u32 lane) {
+  const u32 w = o.width;
+  if (n_inputs > 32 || (w & 3u) != 0) return false;
+  bool ok = true;
+  float lk = -INFINITY;
+  u64 xb = 0;
+  if (lane < n_inputs) {
+    const RegionDesc& x = inputs[2 * lane];
+    const RegionDesc& l = inputs[2 * lane + 1];
+    ok = x.dtype == DT_F32 && (x.ptr & 15u) == 0 && (x.stride & 3u) == 0 && (x.width & 3u) == 0;
+    lk = load_as_f32((const void*)l.ptr, region_row(l, row), l.dtype);
+    xb = region_row(x, row);
+  }
+  if (!__all_sync(0xffffffffu, ok)) return false;
+  float mx = lk;
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, d));
+  const float wt = (mx == -INFINITY || lk == -INFINITY) ? 0.f : __expf(lk - mx);
+  float sum = wt;
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, d);
+  const float out_lse = mx == -INFINITY ? -INFINITY : mx + __logf(sum);
+  // exp(lk - out_lse): 0 for an input with LSE -inf or when no input has a key.
+  const float wk = mx == -INFINITY ? 0.f : wt / sum;
+  const u64 ob = region_row(o, row);
+  for (u32 b = 0; b < w; b += 128) {
+    const u32 e0 = b + 4 * lane;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 4
+    for (u32 k = 0; k < n_inputs; ++k) {
+      const float wkk = __shfl_sync(0xffffffffu, wk, k);
+      const u64 xbk = __shfl_sync(0xffffffffu, xb, k);
+      if (e0 < w && wkk != 0.f) {
+        const float4 v = *(const float4*)((const float*)inputs[2 * k].ptr + xbk + e0);
+        acc[0] += wkk * v.x;
+        acc[1] += wkk * v.y;
+        acc[2] += wkk * v.z;
+        acc[3] += wkk * v.w;
+      }
+    }
+    // Reads of elements e0 .. e0 + 3 of every input happen in this thread before these writes.
+    if (e0 < w) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) store_from_f32((void*)o.ptr, ob + e0 + i, o.dtype, acc[i]);
+    }
+  }
+  __syncwarp();
+  if (lane == 0) store_from_f32((void*)lse.ptr, region_row(lse, row), lse.dtype, out_lse);
+  __syncwarp();
+  return true;
+}
+
+// A batch of independent merges (no merge reads or writes what another one writes) in one
+// launch: `total_rows` rows over all of them, one warp per row, the row's merge found by binary
+// search over `row0`. One launch per run of merges instead of one each: a dcp plan's forward ends
+// with one Merge per block, and each launch of ~1024 rows took ~32 us, mostly ramp-up and tail.
+extern "C" __global__ void dcp_merge(const MergeDesc* merges, u32 n_merges, const RegionDesc* inputs,
+                                     u32 rows_lo, u32 rows_hi) {
+  const u32 lane = threadIdx.x & 31;
+  const u64 warp = (blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5;
+  const u64 n_warps = ((u64)gridDim.x * blockDim.x) >> 5;
+  const u64 total_rows = ((u64)rows_hi << 32) | rows_lo;
+  for (u64 g = warp; g < total_rows; g += n_warps) {
+    u32 lo = 0, hi = n_merges;
+    while (hi - lo > 1) {
+      const u32 mid = (lo + hi) >> 1;
+      if (merges[mid].row0 <= g) lo = mid; else hi = mid;
+    }
+    const MergeDesc& m = merges[lo];
+    if (!merge_row_fast(m.o, m.lse, inputs + m.first, m.n, g - m.row0, lane))
+      merge_row(m.o, m.lse, inputs + m.first, m.n, g - m.row0, lane);
+  }
+}
+
+// Eight consecutive elements from 16-byte aligned p[i..i + 8) as floats.
+__device__ __forceinline__ void load8_as_f32(const void* p, u64 i, u32 dt, float* out) {
+  if (dt == DT_F32) {
+    const float4* q = (const float4*)((const float*)p + i);
+    const float4 x = q[0], y = q[1];
+    out[0] = x.x; out[1] = x.y; out[2] = x.z; out[3] = x.w;
+    out[4] = y.x; out[5] = y.y; out[6] = y.z; out[7] = y.w;
+    return;
+  }
+  const uint4 v = *(const uint4*)((const unsigned short*)p + i);
+  const unsigned short* h = (const unsigned short*)&v;
+#pragma unroll
+  for (int k = 0; k < 8; ++k)
+    out[k] = dt == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(h[k])) : __half2float(__ushort_as_half(h[k]));
+}
+
+// D[work row r, head j] = sum_e dO * O, for every work of one backward launch, in one pass over
+// all works' (row, head) pairs (the works' `dd_off` are increasing and contiguous: each warp takes
+// one contiguous chunk of pairs and finds its first work by binary search; for a chained launch
+// the host launches one wave, 3 CTAs per SM, src/exec.rs `DD_CTAS_PER_SM`: 16 per SM, ~5 waves,
+// cost 1000 works of 256 rows 379 -> 357 us, bench/results/kernels-2026-11-29-kb13, where 8
+// pairs per lane slot in flight at 2 CTAs per SM made it slower, 415 us; looping over the works
+// with the whole grid cost ~2.8 us per work, 2.8 ms for 1000 works of 256 rows). A pair is served by L lanes (a power of two, L * 8 >=
+// head_dim; 32 when head_dim is not a multiple of 8) so a warp takes 32 / L pairs at once (2 at
+// head dim 128): 16-byte loads of 8 elements where the work's pointers and strides allow, else
+// one element per lane and step. (The scalar one-row-per-warp form ran at ~15 % of HBM
+// bandwidth: 0.6 ms of an 11 ms backward on 480K rows.)
+//
+// `cnt[0 .. n_cnt)`: the backward launch's dQ arrival counters (attn_bwd_sm90.cu
+// `B90_TASK_DQ_CONV`), zeroed here, in the pass that runs before every backward launch anyway.
+// A work with WORK_DQ_ZERO in `flags` (src/own.rs, the host dropped the plan's zero fill of its
+// fp32 dQ rows) gets each (row, head) of its dQ zeroed by the lanes that read the pair's dO and
+// O: one pass over the rows instead of two launches.
+#define WORK_DQ_ZERO 8u
+__device__ __forceinline__ void dq_zero_pair(const WorkDesc& w, u64 r, u64 j, u32 sub, u32 L, u32 head_dim) {
+  if (!(w.flags & WORK_DQ_ZERO)) return;
+  float* p = (float*)w.dq + r * w.dq_stride + j * head_dim;
+  if ((((u64)p) & 15) == 0 && (head_dim & 3) == 0) {
+    for (u32 e = sub * 4; e < head_dim; e += L * 4) *(float4*)(p + e) = make_float4(0.f, 0.f, 0.f, 0.f);
+  } else {
+    for (u32 e = sub; e < head_dim; e += L) p[e] = 0.f;
+  }
+}
+extern "C" __global__ void __launch_bounds__(256, 3) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
+                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
+  for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
+  if (n_works == 0) return;
+  const u32 lane = threadIdx.x & 31;
+  const u64 warp = (blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5;
+  const u64 n_warps = ((u64)gridDim.x * blockDim.x) >> 5;
+  const WorkDesc& last = works[n_works - 1];
+  const u64 total = (u64)last.dd_off + (u64)last.n_rows * last.q_heads;
+  u32 L = 32;
+  if ((head_dim & 7) == 0) {
+    L = 1;
+    while (L < 32 && L * 8 < head_dim) L <<= 1;
+  }
+  const u32 sub = lane & (L - 1), per_warp = 32 / L, slot = lane / L;
+  const u32 esz_do = elem_dtype == DT_F32 ? 4 : 2;
+  // Each warp takes one contiguous chunk of pairs: one binary search over the works at its start,
+  // then the work index only moves forward (a search per pair made the pass latency-bound with
+  // many works: 0.72 ms for 1000 works of 256 rows, ~1.5 TB/s).
+  const u64 chunk = ((total + n_warps - 1) / n_warps + per_warp - 1) / per_warp * per_warp;
+  const u64 first = warp * chunk, end = first + chunk < total ? first + chunk : total;
+  u32 lo = 0;
+  if (first < total) {
+    const u64 g0 = first + slot < total ? first + slot : total - 1;
+    u32 hi = n_works;
+    while (hi - lo > 1) {
+      const u32 mid = (lo + hi) >> 1;
+      if (works[mid].dd_off <= g0) lo = mid; else hi = mid;
+    }
+  }
+  // DD_UNROLL pairs per lane slot in flight: every pair's loads are issued before the first dot
+  // product (one pair at a time, 44 registers, 40 warps per SM, kept ~40 KB per SM in flight: 1000
+  // works of 256 rows ran at ~2.4 TB/s, 0.43 ms; bench/results/kernels-2026-11-28o). Head dims
+  // that are a multiple of 8 (L < 32): each lane has at most one 8-element chunk of a pair. The
+  // launch bounds (3 CTAs of 256 per SM, 79 registers, no spills) keep ~96 KB per SM in flight.
+#ifndef DD_UNROLL
+#define DD_UNROLL 4
+#endif
+  if (L < 32 && DD_UNROLL > 1) {
+    for (u64 base = first; base < end; base += DD_UNROLL * per_warp) {
+      uint4 va[DD_UNROLL], vb[DD_UNROLL];
+      u32 dto[DD_UNROLL];
+      float acc[DD_UNROLL];
+#pragma unroll
+      for (int u = 0; u < DD_UNROLL; ++u) {
+        const u64 gi = base + u * per_warp + slot;
+        acc[u] = 0.f;
+        dto[u] = DT_BF16;
+        va[u] = vb[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (gi >= end) continue;
+        while (lo + 1 < n_works && works[lo + 1].dd_off <= gi) ++lo;
+        const WorkDesc& w = works[lo];
+        const u64 i = gi - w.dd_off;
+        const u64 r = i <= 0xffffffffull ? (u64)((u32)i / w.q_heads) : i / w.q_heads;
+        const u64 j = i - r * w.q_heads;
+        const u64 d0 = r * w.do_stride + j * head_dim, o0 = r * w.o_stride + j * head_dim;
+        dq_zero_pair(w, r, j, sub, L, head_dim);
+        // 16-bit dO and O, 16-byte aligned (else, e.g. an fp32 O, one element per lane and step).
+        const bool vec = esz_do == 2 && w.o_dtype != DT_F32 && ((w.dout | w.o) & 15) == 0 &&
+                         ((u64)w.do_stride * 2 & 15) == 0 && ((u64)w.o_stride * 2 & 15) == 0;
+        const u32 e = sub * 8;
+        if (!vec) {
+          for (u32 x = sub; x < head_dim; x += L)
+            acc[u] += load_as_f32((const void*)w.dout, d0 + x, elem_dtype) * load_as_f32((const void*)w.o, o0 + x, w.o_dtype);
+        } else if (e < head_dim) {
+          dto[u] = w.o_dtype;
+          va[u] = *(const uint4*)((const unsigned short*)w.dout + d0 + e);
+          vb[u] = *(const uint4*)((const unsigned short*)w.o + o0 + e);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < DD_UNROLL; ++u) {
+        const unsigned short* ha = (const unsigned short*)&va[u];
+        const unsigned short* hb = (const unsigned short*)&vb[u];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const float a = elem_dtype == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(ha[k]))
+                                                : __half2float(__ushort_as_half(ha[k]));
+          const float b = dto[u] == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(hb[k]))
+                                            : __half2float(__ushort_as_half(hb[k]));
+          acc[u] += a * b;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < DD_UNROLL; ++u) {
+        const u64 gi = base + u * per_warp + slot;
+        float a = acc[u];
+        for (u32 off = L >> 1; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+        if (sub == 0 && gi < end) dd[gi] = a;
+      }
+    }
+    return;
+  }
+  for (u64 base = first; base < end; base += per_warp) {
+    const u64 gi = base + slot;
+    float acc = 0.f;
+    if (gi < end) {
+      while (lo + 1 < n_works && works[lo + 1].dd_off <= gi) ++lo;
+      const WorkDesc& w = works[lo];
+      const u64 i = gi - w.dd_off;
+      const u64 r = i <= 0xffffffffull ? (u64)((u32)i / w.q_heads) : i / w.q_heads;
+      const u64 j = i - r * w.q_heads;
+      const u64 d0 = r * w.do_stride + j * head_dim, o0 = r * w.o_stride + j * head_dim;
+      dq_zero_pair(w, r, j, sub, L, head_dim);
+      const u32 esz_o = w.o_dtype == DT_F32 ? 4 : 2;
+      const bool vec = L < 32 && ((w.dout | w.o) & 15) == 0 &&
+                       ((u64)w.do_stride * esz_do & 15) == 0 && ((u64)w.o_stride * esz_o & 15) == 0;
+      if (vec) {
+        for (u32 e = sub * 8; e < head_dim; e += L * 8) {
+          float a[8], b[8];
+          load8_as_f32((const void*)w.dout, d0 + e, elem_dtype, a);
+          load8_as_f32((const void*)w.o, o0 + e, w.o_dtype, b);
+#pragma unroll
+          for (int k = 0; k < 8; ++k) acc += a[k] * b[k];
+        }
+      } else {
+        for (u32 e = sub; e < head_dim; e += L)
+          acc += load_as_f32((const void*)w.dout, d0 + e, elem_dtype) * load_as_f32((const void*)w.o, o0 + e, w.o_dtype);
+      }
+    }
+    // Sum over the pair's L lanes (xor offsets below L stay inside the aligned group).
+    for (u32 off = L >> 1; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (sub == 0 && gi < end) dd[gi] = acc;
+  }
+}
