@@ -7,7 +7,8 @@
 #  2. kernel-bench: the sparse / short-work shapes at D 128 and D 64 (issue 10's ratios), dense
 #     causal 32K over GQA ratios 1, 2, 4, 8 x bf16 / f16 x D 64 / 128, the packed batch;
 #  3. PyTorch flash (varlen) and cuDNN SDPA on exactly the same shapes (bench/gpu/torch_ref.py).
-# Env: DCP (binary), WHEEL (folder with the dcp wheel; optional), LIMIT (s, default 540).
+# Env: DCP (binary), WHEEL (folder with the dcp wheel; optional), BASE (a second binary for an
+# alternated D 128 A/B; optional), LIMIT (s, default 540).
 # Everything lands in $OUT/x1.tgz; the table is printed last.
 set -u
 source bench/gpu/env.sh
@@ -74,6 +75,37 @@ for tool in memcheck racecheck; do
 done
 
 
+echo "== pair documents vs CPU f64 (every work two kv tiles wide: the clustered backward) t=$((SECONDS-T0))s"
+python3 -c "
+import json
+P = [256, 130, 129, 200, 250, 255, 192, 160, 240, 222, 131, 180, 129, 255, 140]
+json.dump({'batches': [[P[i % len(P)] for i in range(150)]]}, open('$J/pair.json', 'w'))
+json.dump({'batches': [[P[(3 * i) % len(P)] for i in range(300)]]}, open('$J/pair300.json', 'w'))"
+timeout 60 $DCP bench-gpu --batches $J/pair.json --head-dim 128 --masks full --planners local --check --cpu-check-tokens 100000 --warmup 0 --repeats 1 --op-times $J/pair_ops --json $J/pair.jsonl > $J/pair_bf16.log 2>&1; echo "rc=$?"
+timeout 60 $DCP bench-gpu --batches $J/pair300.json --head-dim 128 --dtype f16 --kv-heads 1 --masks full --planners local --check --cpu-check-tokens 100000 --warmup 0 --repeats 1 --op-times $J/pair_ops_f16 --json $J/pair.jsonl > $J/pair_f16.log 2>&1; echo "rc=$?"
+grep -E "FAIL|panic|rror" $J/pair_bf16.log $J/pair_f16.log | head -3
+summ $J/pair.jsonl "pair documents vs CPU f64 (bf16; f16 1 kv head)" | tee -a $J/summary.txt
+echo "pair documents' backward kernels: $(cat $J/pair_ops/* $J/pair_ops_f16/* 2>/dev/null | grep -o 'Bwd[A-Za-z]*' | sort | uniq -c | tr -s ' \n' ' ')" | tee -a $J/summary.txt
+for tool in memcheck racecheck; do
+  left 150 || break
+  echo "== $tool, pair documents (clusters) t=$((SECONDS-T0))s"
+  timeout -k 5 100 $CS --tool $tool --print-limit 5 $DCP bench-gpu --batches $J/pair.json --head-dim 128 --masks full --planners local --warmup 0 --repeats 1 --timeout-s 90 > $J/san_pair_$tool.txt 2>&1; echo "rc=$?"
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|FAIL" $J/san_pair_$tool.txt | head -4 | sed 's/^/pair: /' | tee -a $J/summary.txt
+done
+
+# Optional A/B against another binary (BASE, e.g. the session's starting main), alternated in this
+# call: D 128 sparse shapes, BASE NEW BASE NEW (the NEW runs beside the main table's).
+if [ -n "${BASE:-}" ] && [ -x "${BASE:-}" ]; then
+  for i in 1 2; do
+    for v in base new; do
+      left 200 || break
+      b=$BASE; [ $v = new ] && b=$DCP
+      echo "== A/B $v $i t=$((SECONDS-T0))s"
+      timeout 60 $b kernel-bench --shapes causal32k,blockwise,lambda,works1000,onework,packed --head-dim 128 --repeats 3 --json $J/ab_${v}_$i.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic' | sed "s/^/$v /"
+    done
+  done
+fi
+
 echo "== kernel-bench sparse t=$((SECONDS-T0))s"
 for D in 128 64; do
   timeout 90 $DCP kernel-bench --shapes causal32k,sharedq,blockwise,lambda,works1000,onework,packed --head-dim $D --repeats 3 --json $J/kb_sparse_d$D.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic'
@@ -110,6 +142,23 @@ for r in rd("kb_all.jsonl"):
     rf = f"{a / t['flash_fwd_tflops']:.2f}, {b / t['flash_bwd_tflops']:.2f}" if t.get("flash_fwd_tflops") else "-"
     print(f"| {r.get('shape', r.get('mask'))} | {r.get('head_dim')} | {r.get('dtype')} | {r.get('kv_heads')} | {a:.0f} / {b:.0f} | "
           f"{f(t.get('flash_fwd_tflops'))} / {f(t.get('flash_bwd_tflops'))} | {f(t.get('cudnn_fwd_tflops'))} / {f(t.get('cudnn_bwd_tflops'))} | {rc} | {rf} |")
+PY
+python3 - $J <<'PY' | tee -a $J/summary.txt
+import glob, json, os, sys, statistics as st
+d = sys.argv[1]
+runs = {}
+for p in sorted(glob.glob(os.path.join(d, "ab_*.jsonl"))):
+    v = os.path.basename(p).split("_")[1]
+    for l in open(p):
+        r = json.loads(l)
+        if r.get("kind") == "bench":
+            runs.setdefault((r.get("shape"), v), []).append((r["fwd_tflops_per_gpu"], r["bwd_tflops_per_gpu"]))
+for s in sorted({k[0] for k in runs}):
+    b, n = runs.get((s, "base"), []), runs.get((s, "new"), [])
+    if b and n:
+        fb, bb = st.median(x[0] for x in b), st.median(x[1] for x in b)
+        fn, bn = st.median(x[0] for x in n), st.median(x[1] for x in n)
+        print(f"A/B {s}: fwd {fb:.0f} -> {fn:.0f} ({fn / fb:.3f}), bwd {bb:.0f} -> {bn:.0f} ({bn / bb:.3f})")
 PY
 cat $J/summary.txt
 tar czf $OUT/x1.tgz -C $OUT x1 && rm -rf $J
