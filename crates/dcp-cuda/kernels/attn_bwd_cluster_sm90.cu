@@ -486,9 +486,50 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     // A finished dQ of a step (all 256 keys) from the registers of the warpgroup that computed it:
     // rows 16 wq + g + 8 h of q tile q0, columns 64 rank + 8 nt + 2 t4 (+1), converted into the
     // 16-bit destination of the plan's converting dQ copy (one rounding of the fp32 sum).
-    // A 16-bit destination 8-byte aligned at every row (else 4-byte stores, or fp32 pairs).
+    // A 16-bit destination 16-byte aligned at every row: 16-byte stores; 8-byte aligned: 8-byte
+    // stores; else 4-byte stores (or fp32 pairs).
+    const bool dq_v16 = dq_dtype != DT_F32 && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     const bool dq_v8 = dq_dtype != DT_F32 && ((dq_dst & 7) | (dq_stride & 3)) == 0;
+    // Column tile n's packed pair (columns 8 n + 2 t4, + 1) of row g + 8 h, converted.
+    auto dq_pack = [&](const float* dq, int n, int h) -> u32 {
+      const float* x = dq + n * 4 + 2 * h;
+      if (dq_dtype == DT_BF16) {
+        const __nv_bfloat162 u = __floats2bfloat162_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));
+        return *(const u32*)&u;
+      }
+      const __half2 u = __floats2half2_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));
+      return *(const u32*)&u;
+    };
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
+      if (dq_v16) {
+        // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
+        // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
+        // tiles (the even lane then holds columns 4 (t4 >> 1) .. + 3 of tiles 4 c, 4 c + 2, the odd
+        // lane those of tiles 4 c + 1, 4 c + 3), then lanes t4, t4 ^ 2 swap 4 columns: the low
+        // lane (t4 < 2) keeps its first tile, the high lane its second.
+        const bool odd = t4 & 1, lo = !(t4 & 2);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const u32 row = q0 + 16 * wq + g + 8 * h;
+          const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 8 * t4;
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            const u32 a0 = dq_pack(dq, 4 * c, h), a1 = dq_pack(dq, 4 * c + 1, h);
+            const u32 a2 = dq_pack(dq, 4 * c + 2, h), a3 = dq_pack(dq, 4 * c + 3, h);
+            const u32 r01 = __shfl_xor_sync(0xffffffffu, odd ? a0 : a1, 1);
+            const u32 r23 = __shfl_xor_sync(0xffffffffu, odd ? a2 : a3, 1);
+            // Columns 4 (t4 >> 1) .. + 3 of the lane's first tile (p0, p1) and second (p2, p3).
+            const u32 p0 = odd ? r01 : a0, p1 = odd ? a1 : r01;
+            const u32 p2 = odd ? r23 : a2, p3 = odd ? a3 : r23;
+            const u32 s0 = __shfl_xor_sync(0xffffffffu, lo ? p2 : p0, 2);
+            const u32 s1 = __shfl_xor_sync(0xffffffffu, lo ? p3 : p1, 2);
+            if (row < n_rows)
+              asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dq_dst + ob + 32 * c),
+                           "r"(lo ? p0 : s0), "r"(lo ? p1 : s1), "r"(lo ? s0 : p2), "r"(lo ? s1 : p3) : "memory");
+          }
+        }
+        return;
+      }
       if (dq_v8) {
         // 8-byte stores: lanes t4, t4 ^ 1 swap one packed pair per two column tiles, so the even
         // lane holds columns 2 t4 .. 2 t4 + 3 of tile 2 m, the odd lane those of tile 2 m + 1.
