@@ -19,6 +19,7 @@ for i in $(seq 1 $N); do
           phases2) F="--threads 2 --mode phases";;
           flow2) F="--threads 2 --mode flow";;
           flow1) F="--threads 1 --mode flow";;
+          ahead2) F="--threads 1 --mode ahead2";;
         esac
         L=$(cut -d' ' -f1 /proc/loadavg)
         timeout 900 /tmp/$b --budgets $B --count 1 --repeats 5 --interleave --topology $t $F ${EXTRA:-} --planners $P 2>&1 | grep '^| [a-z]' | grep -v 'planner |' | awk -F'|' -v b=$b -v m=$m -v t=$t -v L=$L '{gsub(/ /,"",$2); gsub(/ /,"",$3); gsub(/ /,"",$4); print b, m, t, $2, $3, $4, $10, $12, $11, $13, L}'

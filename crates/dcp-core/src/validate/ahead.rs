@@ -192,7 +192,7 @@ impl Validator<'_> {
                 let before = cur[d];
                 let prog = program(plan, d, backward);
                 let mut l = self.at_between(d as u32);
-                if !advance(&mut l, prog, &mut cur[d], &mut inbox, &route) {
+                if !advance(&mut l, prog, &mut cur[d], &mut inbox, &route, u32::MAX) {
                     return false;
                 }
                 if cur[d].done {
@@ -215,19 +215,24 @@ struct Route<'m> {
     other: Option<(&'m Two, usize)>,
 }
 
-/// Runs device `d` (its view `l`, its program `prog`) as far as its received data allows;
-/// `false` when it refused something.
+/// Runs device `d` (its view `l`, its program `prog`) as far as its received data allows, and
+/// through at most `groups` communication groups; `false` when it refused something.
 fn advance(
     l: &mut super::Local<'_, '_>,
     prog: &crate::plan::Program,
     c: &mut Cursor,
     inbox: &mut Inboxes,
     route: &Route<'_>,
+    mut groups: u32,
 ) -> bool {
     let n = inbox.q.len();
     let dev = l.dev;
     let d = dev as usize;
     loop {
+        if groups == 0 {
+            return true;
+        }
+        groups -= 1;
         if !c.sent {
             if l.run(prog, &mut c.pc).is_err() {
                 return false;
@@ -497,6 +502,13 @@ impl Two {
 
 use std::sync::atomic::Ordering::SeqCst;
 
+/// Communication groups a device goes through per visit on two threads
+/// ([`Validator::run_ahead2`]). A ring's devices depend on each other in a chain: run as far
+/// as they can, a thread's last device posts its sends to the other thread's first only at
+/// the end of its pass, and the two threads take turns instead of overlapping; a few groups
+/// per visit keep both halves busy on neighbouring steps.
+const AHEAD2_GROUPS: u32 = 4;
+
 /// Device `base + i`'s view among a thread's devices `devs` / `caches` (from `base` on), with
 /// its neighbours' checked works where they are this thread's ([`Validator::at_between`]).
 #[allow(clippy::too_many_arguments)]
@@ -585,7 +597,7 @@ impl<'a> Validator<'a> {
                     let before = cur[i];
                     let prog = program(plan, base + i, backward);
                     let mut l = view(cx, backward, base, i, devs, caches, all, works);
-                    if !advance(&mut l, prog, &mut cur[i], &mut inbox, &route) {
+                    if !advance(&mut l, prog, &mut cur[i], &mut inbox, &route, AHEAD2_GROUPS) {
                         two.failed.store(true, SeqCst);
                         return false;
                     }
