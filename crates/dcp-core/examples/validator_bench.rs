@@ -77,8 +77,7 @@ fn main() {
         "phases" => Threads::Phases,
         "flow" => Threads::Flow,
         "ahead" => Threads::Ahead,
-        "ahead2" => Threads::Ahead2,
-        m => panic!("--mode {m}: one of auto, sequential, phases, flow, ahead, ahead2"),
+        m => panic!("--mode {m}: one of auto, sequential, phases, flow"),
     };
     // One thread and no parallel mode asked: no pool at all. A process that has started a
     // thread pays for locked malloc/free (glibc skips the locks while a process has one
@@ -115,9 +114,7 @@ fn main() {
                     match &pool {
                         Some(pool) => pool.install(|| validate_with(plan, mode)),
                         // One thread: sequential unless another single-threaded order is asked.
-                        None if matches!(mode, Threads::Ahead | Threads::Ahead2) => {
-                            validate_with(plan, mode)
-                        }
+                        None if mode == Threads::Ahead => validate_with(plan, mode),
                         None => validate_with(plan, Threads::Sequential),
                     }
                     .expect("planner output is valid");

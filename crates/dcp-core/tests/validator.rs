@@ -13,8 +13,7 @@ use dcp_core::validate::{validate_paths, validate_with, Paths, Threads};
 use dcp_core::{PlanError, PlanErrorKind, ValidatedPlan};
 
 /// Validates `p` sequentially and in parallel (by phases and by flow, rayon pools of 1 and 4
-/// threads), run ahead device by device (`Threads::Ahead`, and on two threads `Threads::Ahead2`),
-/// and sequentially with the fast
+/// threads), run ahead device by device (`Threads::Ahead`), and sequentially with the fast
 /// paths off (`Paths::General`): every mutation test goes through all of them, and all must give
 /// the same result, the same error included.
 fn validate(p: &Plan) -> Result<(), PlanError> {
@@ -38,11 +37,6 @@ fn validate(p: &Plan) -> Result<(), PlanError> {
         validate_with(p, Threads::Ahead),
         seq,
         "run-ahead validation differs"
-    );
-    assert_eq!(
-        validate_with(p, Threads::Ahead2),
-        seq,
-        "run-ahead validation on two threads differs"
     );
     assert_eq!(
         dcp_core::validate(p),
@@ -1728,7 +1722,6 @@ fn a_backward_merge_of_a_saved_forward_partial_is_caught() {
         Threads::Phases,
         Threads::Flow,
         Threads::Ahead,
-        Threads::Ahead2,
     ] {
         let e = validate_with(&p, t).expect_err("merging stale partials must be refused");
         assert!(

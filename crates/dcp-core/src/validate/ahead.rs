@@ -177,11 +177,6 @@ impl Validator<'_> {
         let n = self.devs.len();
         let mut cur = vec![Cursor::default(); n];
         let mut inbox = Inboxes::new(n);
-        let route = Route {
-            own: 0..n,
-            other: None,
-        };
-        let (plan, backward) = (self.plan, self.backward);
         let mut left = n;
         while left > 0 {
             let mut moved = false;
@@ -190,9 +185,7 @@ impl Validator<'_> {
                     continue;
                 }
                 let before = cur[d];
-                let prog = program(plan, d, backward);
-                let mut l = self.at_between(d as u32);
-                if !advance(&mut l, prog, &mut cur[d], &mut inbox, &route, u32::MAX) {
+                if !self.advance(d, &mut cur[d], &mut inbox) {
                     return false;
                 }
                 if cur[d].done {
@@ -206,167 +199,135 @@ impl Validator<'_> {
         }
         inbox.q.iter().all(VecDeque::is_empty)
     }
-}
 
-/// Where a device's sends go: into the inboxes of this thread's devices (`own`), or, on two
-/// threads ([`Validator::run_ahead2`]), into the other thread's mailbox.
-struct Route<'m> {
-    own: std::ops::Range<usize>,
-    other: Option<(&'m Two, usize)>,
-}
-
-/// Runs device `d` (its view `l`, its program `prog`) as far as its received data allows, and
-/// through at most `groups` communication groups; `false` when it refused something.
-fn advance(
-    l: &mut super::Local<'_, '_>,
-    prog: &crate::plan::Program,
-    c: &mut Cursor,
-    inbox: &mut Inboxes,
-    route: &Route<'_>,
-    mut groups: u32,
-) -> bool {
-    let n = inbox.q.len();
-    let dev = l.dev;
-    let d = dev as usize;
-    loop {
-        if groups == 0 {
-            return true;
-        }
-        groups -= 1;
-        if !c.sent {
-            if l.run(prog, &mut c.pc).is_err() {
-                return false;
-            }
-            let Some(Instr::Comm { tag, ops }) = prog.instrs.get(c.pc) else {
-                c.done = true;
-                return true;
-            };
-            if c.last.is_some_and(|p| *tag <= p) {
-                return false;
-            }
-            inbox.new_ranks();
-            for op in ops.iter() {
-                let p = op.peer as usize;
-                if p >= n || p == d {
+    /// Runs device `d` as far as its received data allows; `false` when it refused something.
+    fn advance(&mut self, d: usize, c: &mut Cursor, inbox: &mut Inboxes) -> bool {
+        let n = inbox.q.len();
+        let plan = self.plan;
+        let prog = program(plan, d, self.backward);
+        let dev = d as u32;
+        let mut l = self.at_between(dev);
+        loop {
+            if !c.sent {
+                if l.run(prog, &mut c.pc).is_err() {
                     return false;
                 }
-                if op.dir != Dir::Send {
-                    continue;
-                }
-                let k = inbox.rank(p);
-                let r = &op.region;
-                let Some(b) = declared(prog, r) else {
-                    return false;
-                };
-                // What the sequential transfer moves: one set rectangle as one value
-                // (written by `Buf::write_one`), else the rows as read (checked).
-                let one = l.st.bufs[r.buf as usize].read_one(r);
-                let (payload, rows) = match one {
-                    Some(v) if r.len > 0 && r.heads > 0 => (Payload::One(v), None),
-                    _ => match l.read_set(dev, c.pc, r, Item::Send { to: op.peer }) {
-                        Ok(rows) => (Payload::Rows(u32::MAX), Some(rows)),
-                        Err(_) => return false,
-                    },
-                };
-                let mut x = Posted {
-                    from: dev,
-                    tag: *tag,
-                    k,
-                    len: r.len,
-                    heads: r.heads,
-                    width: b.width,
-                    dtype: b.dtype,
-                    rows: payload,
-                };
-                if route.own.contains(&p) {
-                    if let Some(rows) = rows {
-                        x.rows = Payload::Rows(inbox.keep_rows(rows));
-                    }
-                    inbox.post(p, x);
-                } else {
-                    let (two, t) = route.other.expect("a peer outside this thread's devices");
-                    two.send(
-                        1 - t,
-                        Remote {
-                            to: op.peer,
-                            x,
-                            rows,
-                        },
-                    );
-                }
-            }
-            c.sent = true;
-        }
-        let Some(Instr::Comm { tag, ops }) = prog.instrs.get(c.pc) else {
-            unreachable!("a device whose sends left waits at a comm instruction");
-        };
-        let tag = *tag;
-        // One send and one receive (a ring or zigzag step's): the loops below without
-        // their rank tables and lists (the receive's rank is 0), the same checks.
-        if let [a, b] = &ops[..] {
-            let pair = match (a.dir, b.dir) {
-                (Dir::Send, Dir::Recv) => Some((a, b)),
-                (Dir::Recv, Dir::Send) => Some((b, a)),
-                _ => None,
-            };
-            if let Some((s, r)) = pair {
-                let Some(at) = find(&inbox.q[d], r.peer, tag, 0) else {
+                let Some(Instr::Comm { tag, ops }) = prog.instrs.get(c.pc) else {
+                    c.done = true;
                     return true;
                 };
-                if !recv_one(l, prog, inbox, d, at, &r.region)
-                    || l.group_end(c.pc, tag, Few::One(s.region), Few::One(r.region))
-                        .is_err()
-                {
+                if c.last.is_some_and(|p| *tag <= p) {
                     return false;
                 }
-                c.last = Some(tag);
-                c.pc += 1;
-                c.sent = false;
-                continue;
+                inbox.new_ranks();
+                for op in ops.iter() {
+                    let p = op.peer as usize;
+                    if p >= n || p == d {
+                        return false;
+                    }
+                    if op.dir != Dir::Send {
+                        continue;
+                    }
+                    let k = inbox.rank(p);
+                    let r = &op.region;
+                    let Some(b) = declared(prog, r) else {
+                        return false;
+                    };
+                    // What the sequential transfer moves: one set rectangle as one value
+                    // (written by `Buf::write_one`), else the rows as read (checked).
+                    let one = l.st.bufs[r.buf as usize].read_one(r);
+                    let rows = match one {
+                        Some(v) if r.len > 0 && r.heads > 0 => Payload::One(v),
+                        _ => match l.read_set(dev, c.pc, r, Item::Send { to: op.peer }) {
+                            Ok(rows) => Payload::Rows(inbox.keep_rows(rows)),
+                            Err(_) => return false,
+                        },
+                    };
+                    let x = Posted {
+                        from: dev,
+                        tag: *tag,
+                        k,
+                        len: r.len,
+                        heads: r.heads,
+                        width: b.width,
+                        dtype: b.dtype,
+                        rows,
+                    };
+                    inbox.post(p, x);
+                }
+                c.sent = true;
             }
-        }
-        // Every receive's send must have arrived (else the device waits for a later pass).
-        // Where the entry is when there is one receive (nothing taken before it moves it).
-        inbox.new_ranks();
-        let (mut recvs_n, mut first_at) = (0, 0);
-        for op in ops.iter().filter(|op| op.dir == Dir::Recv) {
-            let p = op.peer;
-            let k = inbox.rank(p as usize);
-            let Some(at) = find(&inbox.q[d], p, tag, k) else {
-                return true;
+            let Some(Instr::Comm { tag, ops }) = prog.instrs.get(c.pc) else {
+                unreachable!("a device whose sends left waits at a comm instruction");
             };
-            if recvs_n == 0 {
-                first_at = at;
+            let tag = *tag;
+            // One send and one receive (a ring or zigzag step's): the loops below without
+            // their rank tables and lists (the receive's rank is 0), the same checks.
+            if let [a, b] = &ops[..] {
+                let pair = match (a.dir, b.dir) {
+                    (Dir::Send, Dir::Recv) => Some((a, b)),
+                    (Dir::Recv, Dir::Send) => Some((b, a)),
+                    _ => None,
+                };
+                if let Some((s, r)) = pair {
+                    let Some(at) = find(&inbox.q[d], r.peer, tag, 0) else {
+                        return true;
+                    };
+                    if !recv_one(&mut l, prog, inbox, d, at, &r.region)
+                        || l.group_end(c.pc, tag, Few::One(s.region), Few::One(r.region))
+                            .is_err()
+                    {
+                        return false;
+                    }
+                    c.last = Some(tag);
+                    c.pc += 1;
+                    c.sent = false;
+                    continue;
+                }
             }
-            recvs_n += 1;
-        }
-        let mut sends = Few::Zero;
-        let mut recvs = Few::Zero;
-        inbox.new_ranks();
-        for op in ops.iter() {
-            let r = op.region;
-            if op.dir == Dir::Send {
-                sends.push(r);
-                continue;
-            }
-            let p = op.peer;
-            let at = if recvs_n == 1 {
-                first_at
-            } else {
+            // Every receive's send must have arrived (else the device waits for a later pass).
+            // Where the entry is when there is one receive (nothing taken before it moves it).
+            inbox.new_ranks();
+            let (mut recvs_n, mut first_at) = (0, 0);
+            for op in ops.iter().filter(|op| op.dir == Dir::Recv) {
+                let p = op.peer;
                 let k = inbox.rank(p as usize);
-                find(&inbox.q[d], p, tag, k).expect("found above")
-            };
-            if !recv_one(l, prog, inbox, d, at, &r) {
+                let Some(at) = find(&inbox.q[d], p, tag, k) else {
+                    return true;
+                };
+                if recvs_n == 0 {
+                    first_at = at;
+                }
+                recvs_n += 1;
+            }
+            let mut sends = Few::Zero;
+            let mut recvs = Few::Zero;
+            inbox.new_ranks();
+            for op in ops.iter() {
+                let r = op.region;
+                if op.dir == Dir::Send {
+                    sends.push(r);
+                    continue;
+                }
+                let p = op.peer;
+                let at = if recvs_n == 1 {
+                    first_at
+                } else {
+                    let k = inbox.rank(p as usize);
+                    find(&inbox.q[d], p, tag, k).expect("found above")
+                };
+                if !recv_one(&mut l, prog, inbox, d, at, &r) {
+                    return false;
+                }
+                recvs.push(r);
+            }
+            if l.group_end(c.pc, tag, sends, recvs).is_err() {
                 return false;
             }
-            recvs.push(r);
+            c.last = Some(tag);
+            c.pc += 1;
+            c.sent = false;
         }
-        if l.group_end(c.pc, tag, sends, recvs).is_err() {
-            return false;
-        }
-        c.last = Some(tag);
-        c.pc += 1;
-        c.sent = false;
     }
 }
 
@@ -416,213 +377,4 @@ fn find(inbox: &VecDeque<Posted>, from: u32, tag: u32, k: u32) -> Option<usize> 
     inbox
         .iter()
         .position(|x| x.from == from && x.tag == tag && x.k == k)
-}
-
-/// A send from one thread's device to a device of the other thread ([`Validator::run_ahead2`]):
-/// the entry, and its rows when it carries a row list (kept in the receiving thread's
-/// [`Inboxes::rows`] once taken from the mailbox).
-struct Remote {
-    to: u32,
-    x: Posted,
-    rows: Option<RowList>,
-}
-
-/// What the two threads of [`Validator::run_ahead2`] share: each thread's mailbox (sends from
-/// the other thread's devices to its own), and what tells a thread that the other one is
-/// stuck, done or failed.
-struct Two {
-    mail: [std::sync::Mutex<Vec<Remote>>; 2],
-    /// Sends put into either mailbox so far (raised after each is in).
-    posts: std::sync::atomic::AtomicU64,
-    /// Per thread: 0 while it runs, else 1 + the value of `posts` before it found no device
-    /// able to move and its mailbox empty.
-    stuck: [std::sync::atomic::AtomicU64; 2],
-    done: [std::sync::atomic::AtomicBool; 2],
-    failed: std::sync::atomic::AtomicBool,
-}
-
-impl Two {
-    fn send(&self, t: usize, r: Remote) {
-        self.mail[t].lock().expect("mailbox").push(r);
-        self.posts.fetch_add(1, SeqCst);
-    }
-
-    /// Moves thread `t`'s mail into its inboxes; whether there was any.
-    fn drain(&self, t: usize, inbox: &mut Inboxes) -> bool {
-        let mut q = self.mail[t].lock().expect("mailbox");
-        if q.is_empty() {
-            return false;
-        }
-        for Remote { to, mut x, rows } in q.drain(..) {
-            if let Some(rows) = rows {
-                x.rows = Payload::Rows(inbox.keep_rows(rows));
-            }
-            inbox.post(to as usize, x);
-        }
-        true
-    }
-
-    /// Thread `t` found none of its devices able to move: waits until mail may have come for
-    /// it (`true`), or returns `false` when the other thread failed, or when it is done or
-    /// stuck too with no send since (a receive no send answers: the plan is refused).
-    fn wait(&self, t: usize, inbox: &mut Inboxes) -> bool {
-        let p = self.posts.load(SeqCst);
-        if self.drain(t, inbox) {
-            return true;
-        }
-        self.stuck[t].store(p + 1, SeqCst);
-        let mut spins = 0u32;
-        let go_on = loop {
-            if self.failed.load(SeqCst) {
-                break false;
-            }
-            if self.posts.load(SeqCst) != p {
-                break true;
-            }
-            let other = 1 - t;
-            if (self.done[other].load(SeqCst) || self.stuck[other].load(SeqCst) == p + 1)
-                && self.posts.load(SeqCst) == p
-            {
-                // Both threads saw no send since `p` and found nothing to do after it: no
-                // device can move any more.
-                self.failed.store(true, SeqCst);
-                break false;
-            }
-            spins += 1;
-            if spins < 256 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        };
-        self.stuck[t].store(0, SeqCst);
-        go_on
-    }
-}
-
-use std::sync::atomic::Ordering::SeqCst;
-
-/// Communication groups a device goes through per visit on two threads
-/// ([`Validator::run_ahead2`]). A ring's devices depend on each other in a chain: run as far
-/// as they can, a thread's last device posts its sends to the other thread's first only at
-/// the end of its pass, and the two threads take turns instead of overlapping; a few groups
-/// per visit keep both halves busy on neighbouring steps.
-const AHEAD2_GROUPS: u32 = 4;
-
-/// Device `base + i`'s view among a thread's devices `devs` / `caches` (from `base` on), with
-/// its neighbours' checked works where they are this thread's ([`Validator::at_between`]).
-#[allow(clippy::too_many_arguments)]
-fn view<'v, 'a>(
-    cx: &'a super::Ctx<'a>,
-    backward: bool,
-    base: usize,
-    i: usize,
-    devs: &'v mut [super::DevState],
-    caches: &'v mut [super::DevCache<'a>],
-    all: &'v [super::pairs::NodeArena<'a>],
-    works: &'a [super::pairs::WorkArena<'a>],
-) -> super::Local<'v, 'a> {
-    let dev = (base + i) as u32;
-    let (before, from) = caches.split_at_mut(i);
-    let (cache, after) = from.split_first_mut().expect("device in range");
-    let given_up = cache.near_hits.get() == 0 && cache.near_misses.get() >= super::NEAR_GIVE_UP;
-    let prev = (!given_up)
-        .then(|| before.last_mut().map(|c| c.pairs_memo.get_mut().entries()))
-        .flatten();
-    let next = (!given_up)
-        .then(|| after.first_mut().map(|c| c.pairs_memo.get_mut().entries()))
-        .flatten();
-    let mut l = super::Local::shared(
-        cx,
-        backward,
-        dev,
-        &mut devs[i],
-        all,
-        cache,
-        &works[base + i],
-    );
-    l.prev = prev;
-    l.next = next;
-    l
-}
-
-impl<'a> Validator<'a> {
-    /// [`Validator::run_ahead`] on two threads: the devices cut into two halves, each run ahead
-    /// by its own thread (the calling one and one started here), sends between the halves
-    /// passed through mailboxes. Needs the shared coverage arenas (a validator made for
-    /// devices running concurrently). The same checks on the same contents: a device's
-    /// state goes through its instructions in order, a receive takes the entry its send left,
-    /// whichever thread ran the sender.
-    pub(super) fn run_ahead2(&mut self) -> bool {
-        let n = self.devs.len();
-        if n < 2 {
-            return self.run_ahead();
-        }
-        let h = n / 2;
-        let (cx, plan, backward, works) = (self.cx, self.plan, self.backward, self.works);
-        let all = self.covs.shared();
-        let two = Two {
-            mail: Default::default(),
-            posts: Default::default(),
-            stuck: Default::default(),
-            done: Default::default(),
-            failed: Default::default(),
-        };
-        let (devs0, devs1) = self.devs.split_at_mut(h);
-        let (caches0, caches1) = self.caches.split_at_mut(h);
-        let two = &two;
-        let half = move |t: usize,
-                         base: usize,
-                         devs: &mut [super::DevState],
-                         caches: &mut [super::DevCache<'a>]|
-              -> bool {
-            let m = devs.len();
-            let mut cur = vec![Cursor::default(); m];
-            let mut inbox = Inboxes::new(n);
-            let route = Route {
-                own: base..base + m,
-                other: Some((two, t)),
-            };
-            let mut left = m;
-            while left > 0 {
-                if two.failed.load(SeqCst) {
-                    return false;
-                }
-                two.drain(t, &mut inbox);
-                let mut moved = false;
-                for i in 0..m {
-                    if cur[i].done {
-                        continue;
-                    }
-                    let before = cur[i];
-                    let prog = program(plan, base + i, backward);
-                    let mut l = view(cx, backward, base, i, devs, caches, all, works);
-                    if !advance(&mut l, prog, &mut cur[i], &mut inbox, &route, AHEAD2_GROUPS) {
-                        two.failed.store(true, SeqCst);
-                        return false;
-                    }
-                    if cur[i].done {
-                        left -= 1;
-                    }
-                    moved |= cur[i] != before;
-                }
-                if !moved && left > 0 && !two.wait(t, &mut inbox) {
-                    return false;
-                }
-            }
-            two.done[t].store(true, SeqCst);
-            // Every entry this thread's devices were sent was taken (mail that comes after
-            // its devices are done is found below).
-            inbox.q.iter().all(VecDeque::is_empty)
-        };
-        let (a, b) = std::thread::scope(|s| {
-            let other = s.spawn(move || half(1, h, devs1, caches1));
-            let a = half(0, 0, devs0, caches0);
-            if !a {
-                two.failed.store(true, SeqCst);
-            }
-            (a, other.join().expect("the second validation thread"))
-        });
-        a && b && (two.mail.iter()).all(|m| m.lock().expect("mailbox").is_empty())
-    }
 }

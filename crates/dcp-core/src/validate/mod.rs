@@ -107,12 +107,6 @@ pub enum Threads {
     /// back as the planner wrote them, its data kept in cache. It decides only that a plan is
     /// valid: a plan it refuses is validated again sequentially, which names the error.
     Ahead,
-    /// [`Threads::Ahead`] on two threads: the devices cut into two halves, each run ahead by
-    /// its own thread (the calling one and one started for the call), sends between the halves
-    /// passed through mailboxes. It decides only that a plan is valid: a plan it refuses is
-    /// validated again sequentially, which names the error. Not rayon's: it starts its own
-    /// thread (the caller's CPU time then counts both).
-    Ahead2,
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices), and the caller is not itself one of rayon's worker threads; else
@@ -238,9 +232,6 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     if threads == Threads::Ahead && validate_ahead(&cx) {
         return Ok(());
     }
-    if threads == Threads::Ahead2 && validate_ahead2(&cx) {
-        return Ok(());
-    }
     // Sequentially or by phases; after a flow or run-ahead run that refused the plan,
     // sequentially, to name its error.
     let phases = threads == Threads::Phases;
@@ -304,13 +295,6 @@ fn validate_flow(cx: &Ctx) -> bool {
 /// finds the error it meets first).
 fn validate_ahead(cx: &Ctx) -> bool {
     both_programs(cx, false, |v, _| Ok(v.run_ahead())).unwrap_or(false)
-}
-
-/// Validates both programs with devices run ahead on two threads ([`Threads::Ahead2`]); `true`
-/// when the plan is valid, `false` when something was refused (the sequential validator then
-/// finds the error it meets first).
-fn validate_ahead2(cx: &Ctx) -> bool {
-    both_programs(cx, true, |v, _| Ok(v.run_ahead2())).unwrap_or(false)
 }
 
 /// Pieces of runs of global rows by `(first row, length)`.
@@ -1187,8 +1171,8 @@ mod tests {
         assert!(planned >= 4, "planners that planned: {planned}");
     }
 
-    /// The run-ahead path, on one thread and on two, accepts valid plans by itself (not by
-    /// falling back to the sequential validator) and refuses broken ones by itself, communication faults included: a receive
+    /// The run-ahead path accepts valid plans by itself (not by falling back to the sequential
+    /// validator) and refuses broken ones by itself, communication faults included: a receive
     /// with no send, a send with no receive, a tag that does not rise, a peer that does not
     /// exist, a pair of unequal sizes.
     #[test]
@@ -1202,17 +1186,12 @@ mod tests {
             };
             planned += 1;
             assert!(validate_ahead(&Ctx::new(&plan)), "{name}");
-            assert!(validate_ahead2(&Ctx::new(&plan)), "{name}: two threads");
             let refused = |bad: &Plan, what: &str| {
                 assert!(
                     validate_with(bad, Threads::Sequential).is_err(),
                     "{name}: {what}"
                 );
                 assert!(!validate_ahead(&Ctx::new(bad)), "{name}: {what} accepted");
-                assert!(
-                    !validate_ahead2(&Ctx::new(bad)),
-                    "{name}: {what} accepted on two threads"
-                );
             };
             let mut bad = plan.clone();
             bad.devices[1].forward.instrs.pop();
