@@ -274,8 +274,7 @@ impl Validator<'_> {
                         return true;
                     };
                     if !recv_one(&mut l, prog, inbox, d, at, &r.region)
-                        || l.group_end(c.pc, tag, Few::One(s.region), Few::One(r.region))
-                            .is_err()
+                        || l.group_end_pair(c.pc, tag, s.region, r.region).is_err()
                     {
                         return false;
                     }

@@ -4,7 +4,7 @@
 
 use super::pairs::{Arena, Cov};
 use super::state::{push_cell, refine, Few, Few1, Part, RowList, Rows, Val};
-use super::{buf_bit, show, DevState, Item, Local, Validator};
+use super::{buf_bit, show, DevState, InFlight, Item, Local, Validator};
 use crate::error::{PlanError, PlanErrorKind};
 use crate::interp::Machine;
 use crate::plan::{FillValue, Instr, Program, Region};
@@ -863,6 +863,50 @@ impl Local<'_, '_> {
         }
         if !self.st.start_group(tag) {
             return Err(self.err(self.dev, idx, PlanErrorKind::CommOverlap { tag }));
+        }
+        Ok(())
+    }
+}
+
+impl Local<'_, '_> {
+    /// [`Local::group_end`] for a group of exactly one send (region `s`) and one receive
+    /// (region `r`), a ring or zigzag step's: with nothing else being exchanged, in two
+    /// different buffers (which never overlap) it goes in flight at once, without the lists
+    /// and the pairwise overlap test; otherwise the general end decides.
+    #[inline]
+    pub(super) fn group_end_pair(
+        &mut self,
+        idx: usize,
+        tag: u32,
+        s: Region,
+        r: Region,
+    ) -> Result<(), PlanError> {
+        let st = &mut *self.st;
+        if s.buf == r.buf || st.open != 0 {
+            return self.group_end(idx, tag, Few::One(s), Few::One(r));
+        }
+        st.inflight.push(InFlight {
+            tag,
+            send: true,
+            r: s,
+        });
+        st.inflight.push(InFlight {
+            tag,
+            send: false,
+            r,
+        });
+        st.send_bufs |= buf_bit(s.buf);
+        st.recv_bufs |= buf_bit(r.buf);
+        st.pending.push(tag);
+        #[cfg(debug_assertions)]
+        {
+            let bits = (st.recv_bufs, st.send_bufs);
+            st.update_busy();
+            assert_eq!(
+                bits,
+                (st.recv_bufs, st.send_bufs),
+                "busy bits of pending groups"
+            );
         }
         Ok(())
     }
