@@ -44,6 +44,12 @@ def builds():
             out.append((f"main D128 {dt} chain st16=0{sfx}", MAIN, {**b, **c, "BWD_CHAIN": "1", "BWD_CHAIN_ST16": "0"}))
             out.append((f"main D128 {dt} chain dd{sfx}", MAIN, {**b, **c, "BWD_CHAIN": "1", "BWD_CHAIN_DD": "1"}))
             out.append((f"cluster D128 {dt}{sfx}", CLUSTER, {**b, **c}))
+    # Not host builds: A/B switches of the kernels' own (DCP_CUDA_KERNELS variants), checked too.
+    for d in (128, 64):
+        out.append((f"(A/B) main D{d} bf16 BWD_FASTDESC=0", MAIN, {"HEAD_DIM": str(d), "BWD_FASTDESC": "0"}))
+        out.append((f"(A/B) main D{d} bf16 BWD_ORDER=0", MAIN, {"HEAD_DIM": str(d), "BWD_ORDER": "0"}))
+    out.append(("(A/B) cluster D128 bf16 BWD_FASTDESC=0", CLUSTER, {"HEAD_DIM": "128", "BWD_FASTDESC": "0"}))
+    out.append(("(A/B) cluster D128 bf16 BWD_ORDER=0", CLUSTER, {"HEAD_DIM": "128", "BWD_ORDER": "0"}))
     return out
 
 
@@ -99,9 +105,9 @@ def main():
         try:
             an = sass(source(new, f), defs)
         except RuntimeError as e:
-            return f"{name:34s} COMPILE ERROR\n{e}", False
+            return f"{name:40s} COMPILE ERROR\n{e}", False
         same = ao == an
-        return f"{name:34s} {'identical' if same else 'DIFFERENT'} ({len(ao)} / {len(an)} SASS lines)", same
+        return f"{name:40s} {'identical' if same else 'DIFFERENT'} ({len(ao)} / {len(an)} SASS lines)", same
 
     with ThreadPoolExecutor(j) as ex:
         res = list(ex.map(one, bl))

@@ -3,8 +3,9 @@
 // The default for such launches since session 15 (DCP_CUDA_BWD_CLUSTER, src/cluster.rs;
 // bench/results/kernels-2026-11-29-kb14, -kb14b, -kb15 for what it measured).
 //
-// The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; copied, not shared:
-// that file's owner edits it at the same time), launched with __cluster_dims__(2, 1, 1). The
+// The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; the pieces that are
+// the same text in both are in bwd_sm90.cuh, shared with the SASS of every build unchanged:
+// bench/results/kernels-2026-11-29-kdup15), launched with __cluster_dims__(2, 1, 1). The
 // host (src/cluster.rs `pairs_ok` / `order_pairs`, src/exec.rs) lists the tasks in pairs: task
 // 2 p + r = kv tile r of pair p, both with the same (query head, q tile) list in the same order
 // (every work of the launch has exactly two kv tiles whose lists name the same q tiles). CTA
@@ -110,25 +111,9 @@ static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not p
 #define BWD_KV_PF 0
 #endif
 
-// TaskDesc.pad bit 30 (src/own.rs `TASK_DQ_CONV`, D 128): the work's dQ is converted by its
-
 extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
-  constexpr int D = HEAD_DIM;
-  constexpr int CH = D / 8;
-  constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
-  constexpr int QT = BWD_QT, SR = B90_SR;
-  constexpr u32 QBYTES = SR * D * 2;        // one Q (or dO) stage
-  constexpr u32 DSBYTES = SR * B90_BC * 2;
-  extern __shared__ __align__(1024) unsigned char smem_raw[];
-  const u32 raw = smem_u32(smem_raw);
-  const u32 base = (raw + 1023u) & ~1023u;
-  unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
-  const u32 sK = base;
-  const u32 sV = sK + KVBYTES;
-  const u32 sQ = sV + KVBYTES;                 // [2][D/64][SR rows][128 B]
-  const u32 sdO = sQ + 2 * QBYTES;             // same
-  const u32 sdS = sdO + 2 * QBYTES;            // [2][2 key blocks][SR rows][128 B]
+  BWD_SM90_SMEM_BASE
   // The peer's dS of the last two steps (the layout of sdS; its bulk copies, see the top).
   const u32 sdSp = sdS + 2 * DSBYTES;
   // The peer's K tile, the 64 columns of this rank's dQ half ([128 keys][128 B], swizzled).
@@ -212,21 +197,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       constexpr bool rev = false;
       const elem_t* qbase = (const elem_t*)w.q;
       const elem_t* dobase = (const elem_t*)w.dout;
-#if BWD_TMA
-      // This work's maps: Q at bmaps + BWD_MAPS work, its KV region 128 bytes further, dO 256.
-      const u32 wtma = w.flags;
-      const u64 qmap = (u64)(bmaps + (u64)task.work * BWD_MAPS), kvmap = qmap + 128;
-      const bool kv_tma = w.kv_count == 1 && (wtma & B90_TMA_KV);
-#if BWD_TMA >= 2
-      const u64 domap = qmap + 256;
-      const bool qdo_tma = (wtma & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO);
-      if (pt == 0 && qdo_tma) {
-        b90_prefetch_map(qmap);
-        b90_prefetch_map(domap);
-      }
-#endif
-      if (pt == 0 && kv_tma) b90_prefetch_map(kvmap);
-#endif
+      BWD_TASK_MAPS
       // K, V and the task's info, once the consumers' last wgmma of the task before has read K/V
       // (after this task's first Q/dO stage is on its way).
       auto load_kv = [&]() {
@@ -341,30 +312,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     asm volatile("cp.async.wait_all;\n" ::: "memory");
   } else {
   // ---------------- consumers ----------------
-  setmaxnreg_inc<BWD_CONS_REGS>();
-#if BWD_FASTDESC
-  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0);  // keys 64*cw .. 64*cw+63 of the kv tile
-#else
-  const int cw = wg - 1;                 // keys 64*cw .. 64*cw+63 of the kv tile
-#endif
-  const int wq = (tid >> 5) & 3;
-  const int g = lane >> 2, t4 = lane & 3;
-  const u32 kl_a = 64 * cw + 16 * wq + g;  // this thread's keys (in the tile): kl_a, kl_a + 8
-  // BWD_PSCALE: P^T (and so dS^T, dQ, dK) carries the softmax scale, dV is divided by it at the end.
-#if BWD_PSCALE
-  const float loff = -log2f(scale), dk_f = 1.f, dv_f = 1.f / scale;
-#else
-  const float loff = 0.f, dk_f = scale, dv_f = 1.f;
-#endif
-
-#if BWD_FASTDESC
-  // Base descriptors: S^T, dP^T A (K, V rows of this warpgroup, K-major); their B (Q, dO stage
-  // 0, K-major); dV, dK B (dO, Q stage 0, MN-major); dQ A (dS buffer 0, K-major) and B (K,
-  // MN-major).
-  const u64 k_a0 = wg_desc(sK + 64 * cw * 128, 16, 1024), v_a0 = wg_desc(sV + 64 * cw * 128, 16, 1024);
-  const u64 q_b0 = wg_desc(sQ, 16, 1024), do_b0 = wg_desc(sdO, 16, 1024);
-  const u64 q_bt0 = wg_desc(sQ, SR * 128, 1024), do_bt0 = wg_desc(sdO, SR * 128, 1024);
-#endif
+  BWD_CONSUMER_SETUP
   // dQ of a step, this rank's 64 columns (64 rank ..) over both kv tiles' 256 keys: this CTA's
   // dS (buffer `buf`) times the columns of its own K, then the peer's dS (its bulk copies into
   // sdSp) times the peer's K columns (sKp). A: dS K-major; B: K MN-major (keys x d); one group.
@@ -529,22 +477,9 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       // (QT = 2, odd number of tiles) the tile is absent. This warpgroup's dQ tile: my_*.
       u32 words[QT];
       bool present[QT];
-      u32 my_q0 = 0, my_head = 0;
-#pragma unroll
-      for (int h = 0; h < QT; ++h) {
-        const u32 t = QT * p + h;
-        present[h] = QT == 1 || t < n_steps;
-        words[h] = *(const u32*)(small_g + WORD_OFF + 8 * h);
-        if (QT == 1 || h == cw) {
-          my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;
-          my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)
-                                 : kvh * group + (rev ? n_steps - 1 - t : t) / tiles_n;
-        }
-        if (BWD_FASTDESC && ++head_i == tiles_n) {
-          head_i = 0;
-          ++head_j;
-        }
-      }
+      u32 my_q0 = 0, my_head = 0, my_visit = 0;  // (no visit flags here)
+      bool my_ok = true;
+      BWD_STEP_TILES(false, 0u);
 #if !BWD_FASTDESC
       const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
 #endif
@@ -564,18 +499,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         bwd_tile_bits(pbits, present, words, small_g, tid, ranges, rp_s, key_a, key_b, n_keys, t4);
       };
 #if BWD_ORDER == 0
-      wg_wait<1>();
-      reg_fence<SR / 2>(st);
-      tile_bits();
-      // P^T (LSE = -inf rows: P = 0).
-      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
-      u32 pa[SR / 16][4];
-      acc_to_a<SR>(st, pa);
-      // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
-      reg_fence<D / 2>(dv);
-      BWD_RS_MMA(dv, pa, DESC_DV);
-      wg_wait<1>();  // dP^T
-      reg_fence<SR / 2>(dpt);
+      BWD_ORDER0_PT_DV
 #else
       tile_bits();
       wg_wait<0>();  // S^T and dP^T

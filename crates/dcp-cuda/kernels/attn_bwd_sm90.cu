@@ -289,21 +289,7 @@ __device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* ti
 
 extern "C" __global__ void __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
-  constexpr int D = HEAD_DIM;
-  constexpr int CH = D / 8;
-  constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
-  constexpr int QT = BWD_QT, SR = B90_SR;
-  constexpr u32 QBYTES = SR * D * 2;        // one Q (or dO) stage
-  constexpr u32 DSBYTES = SR * B90_BC * 2;
-  extern __shared__ __align__(1024) unsigned char smem_raw[];
-  const u32 raw = smem_u32(smem_raw);
-  const u32 base = (raw + 1023u) & ~1023u;
-  unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
-  const u32 sK = base;
-  const u32 sV = sK + KVBYTES;
-  const u32 sQ = sV + KVBYTES;                 // [2][D/64][SR rows][128 B]
-  const u32 sdO = sQ + 2 * QBYTES;             // same
-  const u32 sdS = sdO + 2 * QBYTES;            // [2][2 key blocks][SR rows][128 B]
+  BWD_SM90_SMEM_BASE
   // dQ staging: [2 consumer wgs][2 column blocks of 32][64 rows][128 B], 128-byte swizzled (the
   // layout of the tensor maps' boxes; 1024-byte aligned like every tile above).
   const u32 sdq = sdS + 2 * DSBYTES;
@@ -381,21 +367,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
       const bool rev = BWD_CHAIN && (task.pad & B90_TASK_REV);
       const elem_t* qbase = (const elem_t*)w.q;
       const elem_t* dobase = (const elem_t*)w.dout;
-#if BWD_TMA
-      // This work's maps: Q at bmaps + BWD_MAPS work, its KV region 128 bytes further, dO 256.
-      const u32 wtma = w.flags;
-      const u64 qmap = (u64)(bmaps + (u64)task.work * BWD_MAPS), kvmap = qmap + 128;
-      const bool kv_tma = w.kv_count == 1 && (wtma & B90_TMA_KV);
-#if BWD_TMA >= 2
-      const u64 domap = qmap + 256;
-      const bool qdo_tma = (wtma & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO);
-      if (pt == 0 && qdo_tma) {
-        b90_prefetch_map(qmap);
-        b90_prefetch_map(domap);
-      }
-#endif
-      if (pt == 0 && kv_tma) b90_prefetch_map(kvmap);
-#endif
+      BWD_TASK_MAPS
       // K, V and the task's info, once the consumers' last wgmma of the task before has read K/V
       // (after this task's first Q/dO stage is on its way).
       auto load_kv = [&]() {
@@ -557,21 +529,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   }
 
   // ---------------- consumers ----------------
-  setmaxnreg_inc<BWD_CONS_REGS>();
-#if BWD_FASTDESC
-  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0);  // keys 64*cw .. 64*cw+63 of the kv tile
-#else
-  const int cw = wg - 1;                 // keys 64*cw .. 64*cw+63 of the kv tile
-#endif
-  const int wq = (tid >> 5) & 3;
-  const int g = lane >> 2, t4 = lane & 3;
-  const u32 kl_a = 64 * cw + 16 * wq + g;  // this thread's keys (in the tile): kl_a, kl_a + 8
-  // BWD_PSCALE: P^T (and so dS^T, dQ, dK) carries the softmax scale, dV is divided by it at the end.
-#if BWD_PSCALE
-  const float loff = -log2f(scale), dk_f = 1.f, dv_f = 1.f / scale;
-#else
-  const float loff = 0.f, dk_f = scale, dv_f = 1.f;
-#endif
+  BWD_CONSUMER_SETUP
 
   // dQ phase: rows, columns and keys of this warpgroup (D 128: columns 64 cw.. over all keys;
   // D 64 with two q tiles per step: all columns of q tile cw over all keys; D 64 with one: all
@@ -581,17 +539,10 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   const u32 dq_col0 = D == 128 ? 64 * cw : 0;
   const u32 dq_kstep0 = DQ_ALL_KEYS ? 0 : 4 * cw;
   const u32 dq_row0 = QT == 2 ? B90_BR * cw : 0;
-#if BWD_FASTDESC
-  // Base descriptors: S^T, dP^T A (K, V rows of this warpgroup, K-major); their B (Q, dO stage
-  // 0, K-major); dV, dK B (dO, Q stage 0, MN-major); dQ A (dS buffer 0, K-major) and B (K,
-  // MN-major).
-  const u64 k_a0 = wg_desc(sK + 64 * cw * 128, 16, 1024), v_a0 = wg_desc(sV + 64 * cw * 128, 16, 1024);
-  const u64 q_b0 = wg_desc(sQ, 16, 1024), do_b0 = wg_desc(sdO, 16, 1024);
-  const u64 q_bt0 = wg_desc(sQ, SR * 128, 1024), do_bt0 = wg_desc(sdO, SR * 128, 1024);
+  // dQ A (dS buffer 0, K-major) and B (K, MN-major) base descriptors (BWD_FASTDESC).
   const u64 ds_a0 = wg_desc(sdS + dq_row0 * 128 + (dq_kstep0 >> 2) * (SR * 128), 16, 1024);
   const u64 k_bt0 =
       wg_desc(sK + dq_kstep0 * 16 * 128 + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
-#endif
   // dQ = dS K of the dS in buffer `buf` (A: dS K-major; B: K MN-major, keys x d); one group.
   auto dq_mma = [&](float* dq, u32 buf) {
     wg_fence();
@@ -834,23 +785,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
       bool present[QT];
       u32 my_q0 = 0, my_head = 0, my_visit = 0;
       bool my_ok = true;
-#pragma unroll
-      for (int h = 0; h < QT; ++h) {
-        const u32 t = QT * p + h;
-        present[h] = QT == 1 || t < n_steps;
-        words[h] = *(const u32*)(small_g + WORD_OFF + 8 * h);
-        if (QT == 1 || h == cw) {
-          my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;
-          if (BWD_CHAIN) my_visit = words[h] & (B90_TILE_FIRST | B90_TILE_LAST);
-          my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)
-                                 : kvh * group + (rev ? n_steps - 1 - t : t) / tiles_n;
-          my_ok = present[h];
-        }
-        if (BWD_FASTDESC && ++head_i == tiles_n) {
-          head_i = 0;
-          ++head_j;
-        }
-      }
+      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST);
 #if !BWD_FASTDESC
       const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
 #endif
@@ -876,18 +811,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
         bwd_tile_bits(pbits, present, words, small_g, tid, ranges, rp_s, key_a, key_b, n_keys, t4);
       };
 #if BWD_ORDER == 0
-      wg_wait<1>();
-      reg_fence<SR / 2>(st);
-      tile_bits();
-      // P^T (LSE = -inf rows: P = 0).
-      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
-      u32 pa[SR / 16][4];
-      acc_to_a<SR>(st, pa);
-      // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
-      reg_fence<D / 2>(dv);
-      BWD_RS_MMA(dv, pa, DESC_DV);
-      wg_wait<1>();  // dP^T
-      reg_fence<SR / 2>(dpt);
+      BWD_ORDER0_PT_DV
 #else
       u32 pa[SR / 16][4];
 #endif

@@ -1,6 +1,11 @@
 // Shared by the two sm90 backward kernels, attn_bwd_sm90.cu and attn_bwd_cluster_sm90.cu
 // (the executor concatenates common.cuh, mma.cuh, sm90.cuh, this file and the kernel file): tile
-// sizes, the step's compile-time switches, and the device helpers of a backward step.
+// sizes, the step's compile-time switches, and the device helpers of a backward step, the
+// kernels' parameter list, and the pieces of their producer and consumer loops that are the same
+// in both (session 15, kdup15). Every such move is checked to leave the SASS of every build the
+// host makes of either file unchanged (bench/results/kernels-2026-11-29-kdup15/sass_cmp.py):
+// where a __forceinline__ function changed it (register allocation; the dK/dV epilogue, a step's
+// tile words), the piece is a macro over the kernels' names, expanding to their former text.
 #pragma once
 
 #ifndef HEAD_DIM
@@ -559,7 +564,7 @@ __device__ __forceinline__ void bwd_store_ds(u32 dsb, const u32 (*da)[4], int la
 }
 
 // The two kernels' parameters (src/exec.rs passes them in this order to either; the cluster
-// kernel reads dq_maps, dq_cnt and dq_expect not).
+// kernel does not read dq_maps, dq_cnt or dq_expect).
 #define BWD_SM90_PARAMS                                                                                   \
   const WorkDesc *__restrict__ works, const KvSeg *__restrict__ segs, const TaskDesc *__restrict__ tasks, \
       const u32 *__restrict__ tiles, const u32 *__restrict__ row_ptr, const uint2 *__restrict__ ranges,   \
@@ -586,11 +591,11 @@ __device__ __forceinline__ void bwd_store_ds(u32 dsb, const u32 (*da)[4], int la
 #endif
 // acc += A B over the step's SR rows (dV += P^T dO: a = pa, DESC_DV; dK += dS^T Q: a = da_,
 // DESC_DK): one wgmma group, A from registers (SR / 16 fragments).
-#define BWD_RS_MMA(acc, a, DESC)                  \
-  {                                               \
-    wg_fence();                                   \
-    _Pragma("unroll") for (int kc = 0; kc < SR / 16; ++kc) wg_rs_d(acc, a[kc], DESC(kc)); \
-    wg_commit();                                  \
+#define BWD_RS_MMA(acc, a, DESC)                                                            \
+  {                                                                                         \
+    wg_fence();                                                                             \
+    _Pragma("unroll") for (int kc = 0; kc < SR / 16; ++kc) wg_rs_d(acc, a[kc], DESC(kc));  \
+    wg_commit();                                                                            \
   }
 
 // Producer thread pt < SR, step p: row pt of the step (row pt % 64 of q tile pt / 64; `rev`: the
@@ -670,3 +675,127 @@ __device__ __forceinline__ void bwd_tma_qdo(u32 qs, u32 dos, int h, u64 qmap, u6
     b90_tma_3d(dos + o, domap, 64 * c, head, q0, bar);
   }
 }
+
+// Consumer warpgroup `wg` (1 or 2): its index cw (keys 64 cw .. 64 cw + 63 of the kv tile).
+// BWD_FASTDESC: from a warp shuffle, so that ptxas keeps it (and the base descriptors made from
+// it) in uniform registers.
+__device__ __forceinline__ int bwd_consumer_index(int wg) {
+#if BWD_FASTDESC
+  return __shfl_sync(0xffffffffu, wg - 1, 0);
+#else
+  return wg - 1;
+#endif
+}
+
+// A consumer step p's tile words (q tile index, partial flag and the kernel's flag bits) and
+// which of its QT q tiles are present (QT 2: past the end of an odd list the second is absent),
+// from the stage's small block; this warpgroup's dQ tile of the step: its first row my_q0, query
+// head my_head, visit flags my_visit (if `visit`: the bits `vbits` of its word; chains) and
+// whether it is present (my_ok); head_i, head_j: list index and query head of the next q tile
+// (BWD_FASTDESC, counted here; `rev`: the task walks its list last to first). A macro over the
+// kernels' names (words, present, my_*, head_i, head_j, small_g, p, n_steps, tiles_n, cw, kvh,
+// group, rev, QT, WORD_OFF): as a __forceinline__ function (reference parameters) the same code
+// changed the SASS (main D 64 and cluster builds; bench/results/kernels-2026-11-29-kdup15).
+#define BWD_STEP_TILES(visit, vbits)                                                        \
+  _Pragma("unroll") for (int h = 0; h < QT; ++h) {                                          \
+    const u32 t = QT * p + h;                                                               \
+    present[h] = QT == 1 || t < n_steps;                                                    \
+    words[h] = *(const u32*)(small_g + WORD_OFF + 8 * h);                                   \
+    if (QT == 1 || h == cw) {                                                               \
+      my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;                                         \
+      if (visit) my_visit = words[h] & (vbits);                                             \
+      my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)            \
+                             : kvh * group + (rev ? n_steps - 1 - t : t) / tiles_n;         \
+      my_ok = present[h];                                                                   \
+    }                                                                                       \
+    if (BWD_FASTDESC && ++head_i == tiles_n) {                                              \
+      head_i = 0;                                                                           \
+      ++head_j;                                                                             \
+    }                                                                                       \
+  }
+
+// The kernels' first lines (a macro: they declare the names both use): tile constants (D, CH,
+// KVBYTES: a K or V tile, QT, SR, QBYTES: one Q or dO stage, DSBYTES), the dynamic shared memory
+// (`base` 1024-byte aligned, `gbase` its generic pointer) and the part of its layout the two
+// share: sK, sV (the task's K, V tile), sQ, sdO (two stages each, [D/64][SR rows][128 B]), sdS
+// (two dS buffers, [2 key blocks][SR rows][128 B]).
+#define BWD_SM90_SMEM_BASE                                     \
+  constexpr int D = HEAD_DIM;                                  \
+  constexpr int CH = D / 8;                                    \
+  constexpr u32 KVBYTES = B90_BC * D * 2;                      \
+  constexpr int QT = BWD_QT, SR = B90_SR;                      \
+  constexpr u32 QBYTES = SR * D * 2;                           \
+  constexpr u32 DSBYTES = SR * B90_BC * 2;                     \
+  extern __shared__ __align__(1024) unsigned char smem_raw[];  \
+  const u32 raw = smem_u32(smem_raw);                          \
+  const u32 base = (raw + 1023u) & ~1023u;                     \
+  unsigned char* gbase = smem_raw + (base - raw);              \
+  const u32 sK = base;                                         \
+  const u32 sV = sK + KVBYTES;                                 \
+  const u32 sQ = sV + KVBYTES;                                 \
+  const u32 sdO = sQ + 2 * QBYTES;                             \
+  const u32 sdS = sdO + 2 * QBYTES;
+
+// Producer, at a task's start (a macro: it declares the names the loads use; the kernels' w,
+// task, pt, bmaps): BWD_TMA, the work's tensor maps (Q at bmaps + BWD_MAPS work, its KV region
+// 128 bytes further, dO 256: qmap, kvmap, domap), whether K/V (kv_tma) and Q/dO (qdo_tma, BWD_TMA
+// 2) come by tensor copies, and thread 0's prefetch of the maps used.
+#if BWD_TMA >= 2
+#define BWD_TASK_MAPS_QDO_                                                                \
+  const u64 domap = qmap + 256;                                                           \
+  const bool qdo_tma = (wtma & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO);     \
+  if (pt == 0 && qdo_tma) {                                                               \
+    b90_prefetch_map(qmap);                                                               \
+    b90_prefetch_map(domap);                                                              \
+  }
+#else
+#define BWD_TASK_MAPS_QDO_
+#endif
+#if BWD_TMA
+#define BWD_TASK_MAPS                                                                     \
+  const u32 wtma = w.flags;                                                               \
+  const u64 qmap = (u64)(bmaps + (u64)task.work * BWD_MAPS), kvmap = qmap + 128;          \
+  const bool kv_tma = w.kv_count == 1 && (wtma & B90_TMA_KV);                             \
+  BWD_TASK_MAPS_QDO_                                                                      \
+  if (pt == 0 && kv_tma) b90_prefetch_map(kvmap);
+#else
+#define BWD_TASK_MAPS
+#endif
+
+// The consumer warpgroups' first lines (a macro: it declares the names the step code uses):
+// registers raised (setmaxnreg); cw (keys 64 cw .. 64 cw + 63 of the kv tile), wq (warp in the
+// warpgroup), g, t4 (lane / 4, lane % 4), kl_a (this thread's keys in the tile: kl_a, kl_a + 8);
+// loff, dk_f, dv_f (BWD_PSCALE: P^T, and so dS^T, dQ, dK, carries the softmax scale, dV is
+// divided by it at the end); the base descriptors of BWD_FASTDESC (unused without it): S^T, dP^T
+// A (k_a0, v_a0: K, V rows of this warpgroup, K-major), their B (q_b0, do_b0: Q, dO stage 0,
+// K-major), dV, dK B (do_bt0, q_bt0: dO, Q stage 0, MN-major).
+#if BWD_PSCALE
+#define BWD_SCALES_ const float loff = -log2f(scale), dk_f = 1.f, dv_f = 1.f / scale;
+#else
+#define BWD_SCALES_ const float loff = 0.f, dk_f = scale, dv_f = 1.f;
+#endif
+#define BWD_CONSUMER_SETUP                                                                                \
+  setmaxnreg_inc<BWD_CONS_REGS>();                                                                        \
+  const int cw = bwd_consumer_index(wg);                                                                  \
+  const int wq = (tid >> 5) & 3;                                                                          \
+  const int g = lane >> 2, t4 = lane & 3;                                                                 \
+  const u32 kl_a = 64 * cw + 16 * wq + g;                                                                 \
+  BWD_SCALES_                                                                                             \
+  const u64 k_a0 = wg_desc(sK + 64 * cw * 128, 16, 1024), v_a0 = wg_desc(sV + 64 * cw * 128, 16, 1024);  \
+  const u64 q_b0 = wg_desc(sQ, 16, 1024), do_b0 = wg_desc(sdO, 16, 1024);                                 \
+  const u64 q_bt0 = wg_desc(sQ, SR * 128, 1024), do_bt0 = wg_desc(sdO, SR * 128, 1024);
+
+// BWD_ORDER 0's P^T and dV of a step (a macro over the consumer step's names; it declares pa):
+// S^T waited for, P^T formed (LSE = -inf rows: P = 0) and dV += P^T dO issued at once, on the
+// tensor cores while dP^T completes and dS^T is formed; then dP^T waited for.
+#define BWD_ORDER0_PT_DV                                                      \
+  wg_wait<1>();                                                               \
+  reg_fence<SR / 2>(st);                                                      \
+  tile_bits();                                                                \
+  bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4); \
+  u32 pa[SR / 16][4];                                                         \
+  acc_to_a<SR>(st, pa);                                                       \
+  reg_fence<D / 2>(dv);                                                       \
+  BWD_RS_MMA(dv, pa, DESC_DV);                                                \
+  wg_wait<1>();                                                               \
+  reg_fence<SR / 2>(dpt);
