@@ -3,8 +3,9 @@
 // The default for such launches since session 15 (DCP_CUDA_BWD_CLUSTER, src/cluster.rs;
 // bench/results/kernels-2026-11-29-kb14, -kb14b, -kb15 for what it measured).
 //
-// The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; copied, not shared:
-// that file's owner edits it at the same time), launched with __cluster_dims__(2, 1, 1). The
+// The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; the pieces that are
+// the same text in both are in bwd_sm90.cuh, shared with the SASS of every build unchanged:
+// bench/results/kernels-2026-11-29-kdup15), launched with __cluster_dims__(2, 1, 1). The
 // host (src/cluster.rs `pairs_ok` / `order_pairs`, src/exec.rs) lists the tasks in pairs: task
 // 2 p + r = kv tile r of pair p, both with the same (query head, q tile) list in the same order
 // (every work of the launch has exactly two kv tiles whose lists name the same q tiles). CTA
@@ -110,31 +111,9 @@ static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not p
 #define BWD_KV_PF 0
 #endif
 
-// TaskDesc.pad bit 30 (src/own.rs `TASK_DQ_CONV`, D 128): the work's dQ is converted by its
-
 extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(B90_THREADS, 1)
-dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
-                  const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
-                  const u32* __restrict__ row_ptr, const uint2* __restrict__ ranges,
-                  const float* __restrict__ dd, u32 group, float scale_log2, float scale,
-                  const unsigned char* __restrict__ dq_maps, u32* sched, const u32* __restrict__ tmask,
-                  const u32* __restrict__ masks, const DqConv* __restrict__ dq_conv, u32* dq_cnt,
-                  const u32* __restrict__ dq_expect, const unsigned char* __restrict__ bmaps) {
-  constexpr int D = HEAD_DIM;
-  constexpr int CH = D / 8;
-  constexpr u32 KVBYTES = B90_BC * D * 2;   // K (or V) tile
-  constexpr int QT = BWD_QT, SR = B90_SR;
-  constexpr u32 QBYTES = SR * D * 2;        // one Q (or dO) stage
-  constexpr u32 DSBYTES = SR * B90_BC * 2;
-  extern __shared__ __align__(1024) unsigned char smem_raw[];
-  const u32 raw = smem_u32(smem_raw);
-  const u32 base = (raw + 1023u) & ~1023u;
-  unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
-  const u32 sK = base;
-  const u32 sV = sK + KVBYTES;
-  const u32 sQ = sV + KVBYTES;                 // [2][D/64][SR rows][128 B]
-  const u32 sdO = sQ + 2 * QBYTES;             // same
-  const u32 sdS = sdO + 2 * QBYTES;            // [2][2 key blocks][SR rows][128 B]
+dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
+  BWD_SM90_SMEM_BASE
   // The peer's dS of the last two steps (the layout of sdS; its bulk copies, see the top).
   const u32 sdSp = sdS + 2 * DSBYTES;
   // The peer's K tile, the 64 columns of this rank's dQ half ([128 keys][128 B], swizzled).
@@ -218,21 +197,7 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       constexpr bool rev = false;
       const elem_t* qbase = (const elem_t*)w.q;
       const elem_t* dobase = (const elem_t*)w.dout;
-#if BWD_TMA
-      // This work's maps: Q at bmaps + BWD_MAPS work, its KV region 128 bytes further, dO 256.
-      const u32 wtma = w.flags;
-      const u64 qmap = (u64)(bmaps + (u64)task.work * BWD_MAPS), kvmap = qmap + 128;
-      const bool kv_tma = w.kv_count == 1 && (wtma & B90_TMA_KV);
-#if BWD_TMA >= 2
-      const u64 domap = qmap + 256;
-      const bool qdo_tma = (wtma & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO);
-      if (pt == 0 && qdo_tma) {
-        b90_prefetch_map(qmap);
-        b90_prefetch_map(domap);
-      }
-#endif
-      if (pt == 0 && kv_tma) b90_prefetch_map(kvmap);
-#endif
+      BWD_TASK_MAPS
       // K, V and the task's info, once the consumers' last wgmma of the task before has read K/V
       // (after this task's first Q/dO stage is on its way).
       auto load_kv = [&]() {
@@ -288,67 +253,15 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
           const u32 q0 = (my_tiles[it] & B90_TILE_INDEX) * B90_BR;
 #if BWD_TMA >= 2
           if (qdo_tma && tv) {
-            if (pt == 0) {
-#pragma unroll
-              for (int c = 0; c < D / 64; ++c) {
-                const u32 o = c * (SR * 128) + h * (B90_BR * 128);
-                b90_tma_3d(qs + o, qmap, 64 * c, head, q0, full_bar(s));
-                b90_tma_3d(dos + o, domap, 64 * c, head, q0, full_bar(s));
-              }
-            }
+            if (pt == 0) bwd_tma_qdo(qs, dos, h, qmap, domap, head, q0, full_bar(s));
             continue;
           }
 #endif
-          // Thread pt: chunk c of rows r0 + RPJ j (RPJ a multiple of 8: one swizzle phase).
-          constexpr int RPJ = 128 / CH;
-          const int r0 = pt / CH, c = pt % CH;
-          const u32 off = (c >> 3) * (SR * 128) + sw128(r0, c) + h * (B90_BR * 128);
-          const u32 nr = w.n_rows, qst = w.q_stride, dst = w.do_stride;
-          const elem_t* qp = qbase + (u64)(q0 + r0) * qst + head * D + c * 8;
-          const elem_t* dp = dobase + (u64)(q0 + r0) * dst + head * D + c * 8;
-#pragma unroll
-          for (int j = 0; j < B90_BR / RPJ; ++j) {
-            const bool ok = tv && q0 + r0 + RPJ * j < nr;
-            cp_async16_s(qs + off + j * RPJ * 128, ok ? qp : qbase, ok);
-            if (!dd_here) cp_async16_s(dos + off + j * RPJ * 128, ok ? dp : dobase, ok);
-            qp += (u64)RPJ * qst;
-            dp += (u64)RPJ * dst;
-          }
+          bwd_load_qdo_rows(qs, dos, h, pt, w, qbase, dobase, q0, head, tv, !dd_here);
         }
-        if (pt < SR) {
-          // Row pt of the step: row pt % 64 of q tile pt / 64.
-          const u32 h = QT == 2 ? (u32)pt >> 6 : 0u, pr = (u32)pt & (B90_BR - 1);
-          const u32 t = rev ? n_steps - 1 - (QT * p + h) : QT * p + h;
-          const bool tv = QT == 1 || t < n_steps;
-          const u32 tt = tv ? t : 0;
-          const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
-          const u32 head = kvh * group + jj;
-          const u32 q0 = (my_tiles[it] & B90_TILE_INDEX) * B90_BR;
-          const u32 row = q0 + pr;
-          const bool ok = tv && row < w.n_rows;
-          const u64 rr = ok ? row : 0;
-          const u32 sm = small + s * SMALL;
-          cp_async4_s(sm + pt * 4, (const float*)w.lse + rr * w.lse_stride + head, ok);
-          cp_async4_s(sm + SR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
-          cp_async4_s(sm + SR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
-          cp_async4_s(sm + SR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
-          if (pr == 0) {
-            cp_async4_s(sm + WORD_OFF + 8 * h, my_tiles + it, true);
-            cp_async4_s(sm + WORD_OFF + 8 * h + 4, tmask + task.tiles_off + it, true);
-          }
-          if (tv && (my_tiles[it] >> 31)) {
-            // The tile's precomputed mask (1 KiB, the consumers' bit order), else the first two
-            // ranges of each row.
-            const u32 mi = tmask[task.tiles_off + it];
-            if (mi != NO_TILE_MASK) {
-              cp_async16_s(sm + RG_OFF + pt * 16, masks + (u64)mi * 256 + 4 * pr, true);
-            } else {
-              const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
-              cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
-              cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
-            }
-          }
-        }
+        if (pt < SR)
+          bwd_load_row(small + s * SMALL, pt, p, rev, n_steps, task, w, my_tiles, kvh, group, dd, row_ptr,
+                       ranges, tmask, masks, B90_TILE_INDEX, true);
         mbar_arrive_cp_async(full_bar(s));
         ++sg;
       };
@@ -399,40 +312,7 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     asm volatile("cp.async.wait_all;\n" ::: "memory");
   } else {
   // ---------------- consumers ----------------
-  setmaxnreg_inc<BWD_CONS_REGS>();
-#if BWD_FASTDESC
-  const int cw = __shfl_sync(0xffffffffu, wg - 1, 0);  // keys 64*cw .. 64*cw+63 of the kv tile
-#else
-  const int cw = wg - 1;                 // keys 64*cw .. 64*cw+63 of the kv tile
-#endif
-  const int wq = (tid >> 5) & 3;
-  const int g = lane >> 2, t4 = lane & 3;
-  const u32 kl_a = 64 * cw + 16 * wq + g;  // this thread's keys (in the tile): kl_a, kl_a + 8
-  // BWD_PSCALE: P^T (and so dS^T, dQ, dK) carries the softmax scale, dV is divided by it at the end.
-#if BWD_PSCALE
-  const float loff = -log2f(scale), dk_f = 1.f, dv_f = 1.f / scale;
-#define DQ_SCALED(x) (x)
-#else
-  const float loff = 0.f, dk_f = scale, dv_f = 1.f;
-#define DQ_SCALED(x) ((x) * scale)
-#endif
-
-// B of dV += P^T dO and dK += dS^T Q (dO, Q of stage s, MN-major), k step kc.
-#if BWD_FASTDESC
-#define DESC_DV(kc) desc_off(do_bt0, s * QBYTES + (kc) * 16 * 128)
-#define DESC_DK(kc) desc_off(q_bt0, s * QBYTES + (kc) * 16 * 128)
-#else
-#define DESC_DV(kc) wg_desc(dos + (kc) * 16 * 128, SR * 128, 1024)
-#define DESC_DK(kc) wg_desc(qs + (kc) * 16 * 128, SR * 128, 1024)
-#endif
-#if BWD_FASTDESC
-  // Base descriptors: S^T, dP^T A (K, V rows of this warpgroup, K-major); their B (Q, dO stage
-  // 0, K-major); dV, dK B (dO, Q stage 0, MN-major); dQ A (dS buffer 0, K-major) and B (K,
-  // MN-major).
-  const u64 k_a0 = wg_desc(sK + 64 * cw * 128, 16, 1024), v_a0 = wg_desc(sV + 64 * cw * 128, 16, 1024);
-  const u64 q_b0 = wg_desc(sQ, 16, 1024), do_b0 = wg_desc(sdO, 16, 1024);
-  const u64 q_bt0 = wg_desc(sQ, SR * 128, 1024), do_bt0 = wg_desc(sdO, SR * 128, 1024);
-#endif
+  BWD_CONSUMER_SETUP
   // dQ of a step, this rank's 64 columns (64 rank ..) over both kv tiles' 256 keys: this CTA's
   // dS (buffer `buf`) times the columns of its own K, then the peer's dS (its bulk copies into
   // sdSp) times the peer's K columns (sKp). A: dS K-major; B: K MN-major (keys x d); one group.
@@ -588,37 +468,7 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       mbar_wait(full_bar(g & 1), (g >> 1) & 1);
       fence_proxy_async();
     };
-    auto issue_sdp = [&](u32 g) {
-      const int s = g & 1;
-#if !BWD_FASTDESC
-      const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
-#endif
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-#if BWD_FASTDESC
-        const u64 da = desc_off(k_a0, (kk >> 2) * (B90_BC * 128) + (kk & 3) * 32);
-        const u64 db = desc_off(q_b0, s * QBYTES + (kk >> 2) * (SR * 128) + (kk & 3) * 32);
-#else
-        const u64 da = wg_desc(sK + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
-        const u64 db = wg_desc(qs + (kk >> 2) * (SR * 128) + (kk & 3) * 32, 16, 1024);
-#endif
-        wg_ss_sr(st, da, db, kk > 0);
-      }
-      wg_commit();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-#if BWD_FASTDESC
-        const u64 da = desc_off(v_a0, (kk >> 2) * (B90_BC * 128) + (kk & 3) * 32);
-        const u64 db = desc_off(do_b0, s * QBYTES + (kk >> 2) * (SR * 128) + (kk & 3) * 32);
-#else
-        const u64 da = wg_desc(sV + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
-        const u64 db = wg_desc(dos + (kk >> 2) * (SR * 128) + (kk & 3) * 32, 16, 1024);
-#endif
-        wg_ss_sr(dpt, da, db, kk > 0);
-      }
-      wg_commit();
-    };
+    auto issue_sdp = [&](u32 g) { bwd_issue_sdp(st, dpt, g & 1, k_a0, v_a0, q_b0, do_b0, sK, sV, sQ, sdO, cw); };
     for (u32 p = 0; p < n_pairs; ++p, ++gt) {
       const int s = gt & 1;
       wait_full(gt);
@@ -627,22 +477,9 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       // (QT = 2, odd number of tiles) the tile is absent. This warpgroup's dQ tile: my_*.
       u32 words[QT];
       bool present[QT];
-      u32 my_q0 = 0, my_head = 0;
-#pragma unroll
-      for (int h = 0; h < QT; ++h) {
-        const u32 t = QT * p + h;
-        present[h] = QT == 1 || t < n_steps;
-        words[h] = *(const u32*)(small_g + WORD_OFF + 8 * h);
-        if (QT == 1 || h == cw) {
-          my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;
-          my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)
-                                 : kvh * group + (rev ? n_steps - 1 - t : t) / tiles_n;
-        }
-        if (BWD_FASTDESC && ++head_i == tiles_n) {
-          head_i = 0;
-          ++head_j;
-        }
-      }
+      u32 my_q0 = 0, my_head = 0, my_visit = 0;  // (no visit flags here)
+      bool my_ok = true;
+      BWD_STEP_TILES(false, 0u);
 #if !BWD_FASTDESC
       const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
 #endif
@@ -659,33 +496,10 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
 #pragma unroll
       for (int h = 0; h < QT; ++h) partial_any |= !present[h] || (words[h] >> 31);
       auto tile_bits = [&]() {
-#pragma unroll
-        for (int h = 0; h < QT; ++h)
-          pbits[h] = !present[h] ? 0u
-                     : !(words[h] >> 31) ? 0xffffffffu
-                     : *(const u32*)(small_g + WORD_OFF + 8 * h + 4) != NO_TILE_MASK
-                         ? ((const u32*)(small_g + RG_OFF + 1024 * h))[tid - 128]
-                         : bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s + 2 * B90_BR * h,
-                                                       (const uint4*)(small_g + RG_OFF) + B90_BR * h, key_a,
-                                                       key_b, n_keys, t4);
+        bwd_tile_bits(pbits, present, words, small_g, tid, ranges, rp_s, key_a, key_b, n_keys, t4);
       };
 #if BWD_ORDER == 0
-      wg_wait<1>();
-      reg_fence<SR / 2>(st);
-      tile_bits();
-      // P^T (LSE = -inf rows: P = 0).
-      bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4);
-      u32 pa[SR / 16][4];
-      acc_to_a<SR>(st, pa);
-      // dV += P^T dO now, on the tensor cores while dP^T completes and dS^T is formed.
-      reg_fence<D / 2>(dv);
-      wg_fence();
-#pragma unroll
-      for (int kc = 0; kc < SR / 16; ++kc)
-        wg_rs_d(dv, pa[kc], DESC_DV(kc));
-      wg_commit();
-      wg_wait<1>();  // dP^T
-      reg_fence<SR / 2>(dpt);
+      BWD_ORDER0_PT_DV
 #else
       tile_bits();
       wg_wait<0>();  // S^T and dP^T
@@ -699,23 +513,13 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       // element (row ql, key kl) of key block kl / 64).
       const u32 buf = gt & 1;
       const u32 dsb = sdS + buf * DSBYTES + cw * (SR * 128);
-#pragma unroll
-      for (int nt = 0; nt < SR / 8; ++nt) {
-        const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
-      }
+      bwd_ds(st, dpt, dd_s, t4);
       u32 da_[SR / 16][4];
       acc_to_a<SR>(st, da_);
 #if BWD_ORDER != 0
       // dV += P^T dO, on the tensor cores while dS^T is stored.
       reg_fence<D / 2>(dv);
-      wg_fence();
-#pragma unroll
-      for (int kc = 0; kc < SR / 16; ++kc)
-        wg_rs_d(dv, pa[kc], DESC_DV(kc));
-      wg_commit();
+      BWD_RS_MMA(dv, pa, DESC_DV);
 #endif
       if (gt >= 2) {
         mbar_wait(ds_empty(buf), ((gt >> 1) - 1) & 1);  // this CTA's dQ of step gt - 2 read it
@@ -723,14 +527,7 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
         // complete and the peer's buffer is free for the next.
         mbar_wait(pempty(buf), ((gt >> 1) - 1) & 1);
       }
-      {
-        // stmatrix.trans: lane 8m + j addresses row j of 8x8 matrix m = (q block 2 kc + m / 2,
-        // keys 16 wq + 8 (m & 1) ..): memory row = q row, 8 keys = one 16-byte chunk.
-        const u32 m = lane >> 3, j = lane & 7;
-#pragma unroll
-        for (int kc = 0; kc < SR / 16; ++kc)
-          stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da_[kc]);
-      }
+      bwd_store_ds(dsb, da_, lane, wq);
       fence_proxy_async();  // dS stores -> wgmma reads and the bulk copy (async proxy)
       mbar_arrive(ds_full(buf));
       // This warpgroup's 64 keys of dS (8 KiB) into the peer's sdSp buffer `buf`, completing on
@@ -751,11 +548,7 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
       reg_fence<D / 2>(dk);
 #endif
       auto dk_mma = [&]() {
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < SR / 16; ++kc)
-          wg_rs_d(dk, da_[kc], DESC_DK(kc));
-        wg_commit();
+        BWD_RS_MMA(dk, da_, DESC_DK);
       };
       // The dQ of step gt - 1 (both kv tiles' keys) by warpgroup (gt - 1) & 1: the two
       // warpgroups take turns (each the same wgmmas per two steps as one 128-key dQ per step).
@@ -802,107 +595,7 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
     }
 
     // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
-#if BWD_EPI_V4
-    // Lanes t4, t4 ^ 1 swap a pair per 8 columns, so each lane holds 4 consecutive columns of one
-    // key: even t4 columns 2 t4 .. 2 t4 + 3 of key_a, odd t4 columns 2 t4 - 2 .. 2 t4 + 1 of key_b.
-    {
-      const bool odd = t4 & 1;
-      u32 dt = DT_F32;
-      const u32 seg0 = (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first;
-      const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt, seg0);
-      const u32 c0 = 2 * (t4 & 2);
-      const bool dkv_store = tk->pad & B90_TASK_DKV_STORE;
-#if BWD_EPI_B16V4
-      const bool b16v4 =
-          __all_sync(0xffffffffu, dp == 0 || (dkv_store && dt != DT_F32 && (dp & 15) == 0));
-      if (b16v4) {
-        const bool lo = !(t4 & 2);
-#pragma unroll
-        for (int nt = 0; nt < D / 8; nt += 2) {
-#pragma unroll
-          for (int m = 0; m < 2; ++m) {
-            const float* a = m ? dv : dk;
-            const float f = m ? dv_f : dk_f;
-            u32 pk[2][2];
-#pragma unroll
-            for (int j = 0; j < 2; ++j) {
-              const int n = nt + j;
-              const float s0 = odd ? a[n * 4] : a[n * 4 + 2], s1 = odd ? a[n * 4 + 1] : a[n * 4 + 3];
-              const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
-              const float x0 = odd ? r0 : a[n * 4], x1 = odd ? r1 : a[n * 4 + 1];
-              const float x2 = odd ? a[n * 4 + 2] : r0, x3 = odd ? a[n * 4 + 3] : r1;
-              if (dt == DT_BF16) {
-                const __nv_bfloat162 u = __floats2bfloat162_rn(x0 * f, x1 * f), v = __floats2bfloat162_rn(x2 * f, x3 * f);
-                pk[j][0] = *(const u32*)&u;
-                pk[j][1] = *(const u32*)&v;
-              } else {
-                const __half2 u = __floats2half2_rn(x0 * f, x1 * f), v = __floats2half2_rn(x2 * f, x3 * f);
-                pk[j][0] = *(const u32*)&u;
-                pk[j][1] = *(const u32*)&v;
-              }
-            }
-            // Columns c0..c0+3 of tiles nt, nt + 1 -> the low lane (c0 0) columns 0-7, the high
-            // lane (c0 4) columns 8-15 of the 16.
-            const u32 q0 = __shfl_xor_sync(0xffffffffu, lo ? pk[1][0] : pk[0][0], 2);
-            const u32 q1 = __shfl_xor_sync(0xffffffffu, lo ? pk[1][1] : pk[0][1], 2);
-            const u32 col = m * D + nt * 8 + (lo ? 0 : 8);
-            if (dp != 0) {
-              if (lo)
-                asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dp + col),
-                             "r"(pk[0][0]), "r"(pk[0][1]), "r"(q0), "r"(q1) : "memory");
-              else
-                asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dp + col),
-                             "r"(q0), "r"(q1), "r"(pk[1][0]), "r"(pk[1][1]) : "memory");
-            }
-          }
-        }
-      } else
-#endif
-#pragma unroll
-      for (int nt = 0; nt < D / 8; ++nt) {
-#pragma unroll
-        for (int m = 0; m < 2; ++m) {
-          const float* a = m ? dv : dk;
-          const float f = m ? dv_f : dk_f;
-          // Send the pair the partner keeps: even lanes send key_b's, odd lanes key_a's.
-          const float s0 = odd ? a[nt * 4] : a[nt * 4 + 2], s1 = odd ? a[nt * 4 + 1] : a[nt * 4 + 3];
-          const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
-          const float x0 = odd ? r0 : a[nt * 4], x1 = odd ? r1 : a[nt * 4 + 1];
-          const float x2 = odd ? a[nt * 4 + 2] : r0, x3 = odd ? a[nt * 4 + 3] : r1;
-          const u32 col = m * D + nt * 8 + c0;
-          if (dp != 0) {
-            if (dt == DT_F32) {
-              if (dkv_store)
-                st_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
-              else
-                red_add_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);
-            } else if (dkv_store) {
-              // The finished fp32 sum straight into the 16-bit destination of the plan's
-              // converting copy (src/own.rs: the host dropped that copy).
-              st4_dt((void*)dp, col, dt, x0 * f, x1 * f, x2 * f, x3 * f);
-            } else {
-              atomic_add_out((void*)dp, col, dt, x0 * f, x1 * f);
-              atomic_add_out((void*)dp, col + 2, dt, x2 * f, x3 * f);
-            }
-          }
-        }
-      }
-    }
-#else
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      u32 dt = DT_F32;
-      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt, wk->kv_first);
-      if (dp == 0) continue;
-#pragma unroll
-      for (int nt = 0; nt < D / 8; ++nt) {
-        atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * dk_f,
-                       dk[nt * 4 + 2 * h + 1] * dk_f);
-        atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h] * dv_f,
-                       dv[nt * 4 + 2 * h + 1] * dv_f);
-      }
-    }
-#endif
+    BWD_DKV_OUT();
   }
 
   }  // consumers
@@ -910,4 +603,3 @@ dcp_attn_bwd_cluster_sm90(const WorkDesc* __restrict__ works, const KvSeg* __res
   // barriers.
   cluster_sync_all();
 }
-#undef DQ_SCALED

@@ -1,6 +1,11 @@
 // Shared by the two sm90 backward kernels, attn_bwd_sm90.cu and attn_bwd_cluster_sm90.cu
 // (the executor concatenates common.cuh, mma.cuh, sm90.cuh, this file and the kernel file): tile
-// sizes, the step's compile-time switches, and the device helpers of a backward step.
+// sizes, the step's compile-time switches, and the device helpers of a backward step, the
+// kernels' parameter list, and the pieces of their producer and consumer loops that are the same
+// in both (session 15, kdup15). Every such move is checked to leave the SASS of every build the
+// host makes of either file unchanged (bench/results/kernels-2026-11-29-kdup15/sass_cmp.py):
+// where a __forceinline__ function changed it (register allocation; the dK/dV epilogue, a step's
+// tile words), the piece is a macro over the kernels' names, expanding to their former text.
 #pragma once
 
 #ifndef HEAD_DIM
@@ -364,3 +369,433 @@ __device__ __forceinline__ void st4_dt(void* p, u64 i, u32 dt, float a, float b,
   }
   asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"((unsigned short*)p + i), "r"(x), "r"(y) : "memory");
 }
+
+// dK (times dk_f) and dV (times dv_f) of a task into its dKV regions, at the end of the task, in
+// both kernels' consumer loop (its names: tk, wk, segs, key_a, key_b, kvh, dk, dv, dk_f, dv_f,
+// t4, D), while the producer loads the next task's K/V. A macro, not a function: as a
+// __forceinline__ function (pointer or reference parameters) the same code moved the dK/dV
+// registers of every D 128 build (bench/results/kernels-2026-11-29-kdup15); the macro expands
+// to the kernels' former text, token for token.
+// BWD_EPI_V4: lanes t4, t4 ^ 1 swap a pair per 8 columns, so each lane holds 4 consecutive
+// columns of one key: even t4 columns 2 t4 .. 2 t4 + 3 of key_a, odd t4 columns 2 t4 - 2 .. 2 t4
+// + 1 of key_b (each lane sends the pair its partner keeps: even lanes key_b's, odd key_a's).
+// BWD_EPI_B16V4 (all 16-bit stores of the warp 16-byte aligned): columns c0..c0+3 of tiles nt,
+// nt + 1 -> the low lane (c0 0) columns 0-7, the high lane (c0 4) columns 8-15 of the 16. A
+// stored 16-bit row takes the finished fp32 sum straight into the 16-bit destination of the
+// plan's converting copy (src/own.rs: the host dropped that copy). Without BWD_EPI_V4: float2
+// atomics.
+#if BWD_EPI_V4
+#if BWD_EPI_B16V4
+#define B90_DKV_B16V4_                                                                                                     \
+      const bool b16v4 =                                                                                                   \
+          __all_sync(0xffffffffu, dp == 0 || (dkv_store && dt != DT_F32 && (dp & 15) == 0));                               \
+      if (b16v4) {                                                                                                         \
+        const bool lo = !(t4 & 2);                                                                                         \
+_Pragma("unroll")                                                                                                          \
+        for (int nt = 0; nt < D / 8; nt += 2) {                                                                            \
+_Pragma("unroll")                                                                                                          \
+          for (int m = 0; m < 2; ++m) {                                                                                    \
+            const float* a = m ? dv : dk;                                                                                  \
+            const float f = m ? dv_f : dk_f;                                                                               \
+            u32 pk[2][2];                                                                                                  \
+_Pragma("unroll")                                                                                                          \
+            for (int j = 0; j < 2; ++j) {                                                                                  \
+              const int n = nt + j;                                                                                        \
+              const float s0 = odd ? a[n * 4] : a[n * 4 + 2], s1 = odd ? a[n * 4 + 1] : a[n * 4 + 3];                      \
+              const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);              \
+              const float x0 = odd ? r0 : a[n * 4], x1 = odd ? r1 : a[n * 4 + 1];                                          \
+              const float x2 = odd ? a[n * 4 + 2] : r0, x3 = odd ? a[n * 4 + 3] : r1;                                      \
+              if (dt == DT_BF16) {                                                                                         \
+                const __nv_bfloat162 u = __floats2bfloat162_rn(x0 * f, x1 * f), v = __floats2bfloat162_rn(x2 * f, x3 * f); \
+                pk[j][0] = *(const u32*)&u;                                                                                \
+                pk[j][1] = *(const u32*)&v;                                                                                \
+              } else {                                                                                                     \
+                const __half2 u = __floats2half2_rn(x0 * f, x1 * f), v = __floats2half2_rn(x2 * f, x3 * f);                \
+                pk[j][0] = *(const u32*)&u;                                                                                \
+                pk[j][1] = *(const u32*)&v;                                                                                \
+              }                                                                                                            \
+            }                                                                                                              \
+            const u32 q0 = __shfl_xor_sync(0xffffffffu, lo ? pk[1][0] : pk[0][0], 2);                                      \
+            const u32 q1 = __shfl_xor_sync(0xffffffffu, lo ? pk[1][1] : pk[0][1], 2);                                      \
+            const u32 col = m * D + nt * 8 + (lo ? 0 : 8);                                                                 \
+            if (dp != 0) {                                                                                                 \
+              if (lo)                                                                                                      \
+                asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dp + col),                \
+                             "r"(pk[0][0]), "r"(pk[0][1]), "r"(q0), "r"(q1) : "memory");                                   \
+              else                                                                                                         \
+                asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dp + col),                \
+                             "r"(q0), "r"(q1), "r"(pk[1][0]), "r"(pk[1][1]) : "memory");                                   \
+            }                                                                                                              \
+          }                                                                                                                \
+        }                                                                                                                  \
+      } else
+#else
+#define B90_DKV_B16V4_
+#endif
+#define BWD_DKV_OUT()                                                                                     \
+    {                                                                                                     \
+      const bool odd = t4 & 1;                                                                            \
+      u32 dt = DT_F32;                                                                                    \
+      const u32 seg0 = (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first;                          \
+      const u64 dp = dkv_key_ptr<D>(wk, segs, odd ? key_b : key_a, kvh, &dt, seg0);                       \
+      const u32 c0 = 2 * (t4 & 2);                                                                        \
+      const bool dkv_store = tk->pad & B90_TASK_DKV_STORE;                                                \
+      B90_DKV_B16V4_                                                                                      \
+_Pragma("unroll")                                                                                         \
+      for (int nt = 0; nt < D / 8; ++nt) {                                                                \
+_Pragma("unroll")                                                                                         \
+        for (int m = 0; m < 2; ++m) {                                                                     \
+          const float* a = m ? dv : dk;                                                                   \
+          const float f = m ? dv_f : dk_f;                                                                \
+          const float s0 = odd ? a[nt * 4] : a[nt * 4 + 2], s1 = odd ? a[nt * 4 + 1] : a[nt * 4 + 3];     \
+          const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1); \
+          const float x0 = odd ? r0 : a[nt * 4], x1 = odd ? r1 : a[nt * 4 + 1];                           \
+          const float x2 = odd ? a[nt * 4 + 2] : r0, x3 = odd ? a[nt * 4 + 3] : r1;                       \
+          const u32 col = m * D + nt * 8 + c0;                                                            \
+          if (dp != 0) {                                                                                  \
+            if (dt == DT_F32) {                                                                           \
+              if (dkv_store)                                                                              \
+                st_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);                                  \
+              else                                                                                        \
+                red_add_v4((float*)dp + col, x0 * f, x1 * f, x2 * f, x3 * f);                             \
+            } else if (dkv_store) {                                                                       \
+              st4_dt((void*)dp, col, dt, x0 * f, x1 * f, x2 * f, x3 * f);                                 \
+            } else {                                                                                      \
+              atomic_add_out((void*)dp, col, dt, x0 * f, x1 * f);                                         \
+              atomic_add_out((void*)dp, col + 2, dt, x2 * f, x3 * f);                                     \
+            }                                                                                             \
+          }                                                                                               \
+        }                                                                                                 \
+      }                                                                                                   \
+    }
+#else
+#define BWD_DKV_OUT()                                                                     \
+_Pragma("unroll")                                                                         \
+    for (int h = 0; h < 2; ++h) {                                                         \
+      u32 dt = DT_F32;                                                                    \
+      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt, wk->kv_first); \
+      if (dp == 0) continue;                                                              \
+_Pragma("unroll")                                                                         \
+      for (int nt = 0; nt < D / 8; ++nt) {                                                \
+        atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * dk_f,         \
+                       dk[nt * 4 + 2 * h + 1] * dk_f);                                    \
+        atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h] * dv_f,     \
+                       dv[nt * 4 + 2 * h + 1] * dv_f);                                    \
+      }                                                                                   \
+    }
+#endif
+
+// S^T = K Q^T and dP^T = V dO^T of a step in stage s (two wgmma groups; A: the 64 K, V rows of
+// consumer warpgroup cw, K-major; B: the stage's Q, dO, K-major). BWD_FASTDESC: from the base
+// descriptors k_a0, v_a0 (the warpgroup's K, V rows) and q_b0, do_b0 (stage 0's Q, dO); 0: from
+// the shared addresses sK, sV, sQ, sdO.
+__device__ __forceinline__ void bwd_issue_sdp(float* st, float* dpt, int s, u64 k_a0, u64 v_a0, u64 q_b0,
+                                              u64 do_b0, u32 sK, u32 sV, u32 sQ, u32 sdO, int cw) {
+  constexpr int D = HEAD_DIM, SR = B90_SR;
+  constexpr u32 QBYTES = SR * D * 2;
+#if !BWD_FASTDESC
+  const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
+#endif
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+#if BWD_FASTDESC
+    const u64 da = desc_off(k_a0, (kk >> 2) * (B90_BC * 128) + (kk & 3) * 32);
+    const u64 db = desc_off(q_b0, s * QBYTES + (kk >> 2) * (SR * 128) + (kk & 3) * 32);
+#else
+    const u64 da = wg_desc(sK + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
+    const u64 db = wg_desc(qs + (kk >> 2) * (SR * 128) + (kk & 3) * 32, 16, 1024);
+#endif
+    wg_ss_sr(st, da, db, kk > 0);
+  }
+  wg_commit();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+#if BWD_FASTDESC
+    const u64 da = desc_off(v_a0, (kk >> 2) * (B90_BC * 128) + (kk & 3) * 32);
+    const u64 db = desc_off(do_b0, s * QBYTES + (kk >> 2) * (SR * 128) + (kk & 3) * 32);
+#else
+    const u64 da = wg_desc(sV + (kk >> 2) * (B90_BC * 128) + 64 * cw * 128 + (kk & 3) * 32, 16, 1024);
+    const u64 db = wg_desc(dos + (kk >> 2) * (SR * 128) + (kk & 3) * 32, 16, 1024);
+#endif
+    wg_ss_sr(dpt, da, db, kk > 0);
+  }
+  wg_commit();
+}
+
+// Mask bits of a step per q tile h (bit nt * 4 + e of pbits[h]: columns 64 h ..), partial tiles
+// only: the precomputed word of this thread (`tilemask.rs`), else from the ranges; all set for a
+// full tile, 0 for an absent one. `small_g`: the stage's small block (tile words at WORD_OFF,
+// masks or the rows' first two ranges at RG_OFF), `rp_s` its range spans.
+__device__ __forceinline__ void bwd_tile_bits(u32* pbits, const bool* present, const u32* words,
+                                              const unsigned char* small_g, int tid, const uint2* ranges,
+                                              const u32* rp_s, u32 key_a, u32 key_b, u32 n_keys, int t4) {
+  constexpr u32 RG_OFF = B90_SR * 16, WORD_OFF = B90_SR * 32;
+#pragma unroll
+  for (int h = 0; h < BWD_QT; ++h)
+    pbits[h] = !present[h] ? 0u
+               : !(words[h] >> 31) ? 0xffffffffu
+               : *(const u32*)(small_g + WORD_OFF + 8 * h + 4) != NO_TILE_MASK
+                   ? ((const u32*)(small_g + RG_OFF + 1024 * h))[tid - 128]
+                   : bwd_mask_bits_s<B90_BR / 8>(ranges, rp_s + 2 * B90_BR * h,
+                                                 (const uint4*)(small_g + RG_OFF) + B90_BR * h, key_a, key_b,
+                                                 n_keys, t4);
+}
+
+// dS^T = P^T (dP^T - D) in place of P^T in `st` (D of the step's rows at `dd_s`).
+__device__ __forceinline__ void bwd_ds(float* st, const float* dpt, const float* dd_s, int t4) {
+#pragma unroll
+  for (int nt = 0; nt < B90_SR / 8; ++nt) {
+    const float2 d2 = *(const float2*)(dd_s + nt * 8 + t4 * 2);
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      st[nt * 4 + e] = st[nt * 4 + e] * (dpt[nt * 4 + e] - ((e & 1) ? d2.y : d2.x));
+  }
+}
+
+// This warp's dS^T (A fragments `da`) into the warpgroup's dS block at `dsb` (K-major for the dQ
+// wgmma's A: memory row = q row, 8 keys = one 16-byte chunk). stmatrix.trans: lane 8m + j
+// addresses row j of 8x8 matrix m = (q block 2 kc + m / 2, keys 16 wq + 8 (m & 1) ..).
+__device__ __forceinline__ void bwd_store_ds(u32 dsb, const u32 (*da)[4], int lane, int wq) {
+  const u32 m = lane >> 3, j = lane & 7;
+#pragma unroll
+  for (int kc = 0; kc < B90_SR / 16; ++kc)
+    stsm_x4_trans(dsb + sw128((2 * kc + (m >> 1)) * 8 + j, 2 * wq + (m & 1)), da[kc]);
+}
+
+// The two kernels' parameters (src/exec.rs passes them in this order to either; the cluster
+// kernel does not read dq_maps, dq_cnt or dq_expect).
+#define BWD_SM90_PARAMS                                                                                   \
+  const WorkDesc *__restrict__ works, const KvSeg *__restrict__ segs, const TaskDesc *__restrict__ tasks, \
+      const u32 *__restrict__ tiles, const u32 *__restrict__ row_ptr, const uint2 *__restrict__ ranges,   \
+      const float *__restrict__ dd, u32 group, float scale_log2, float scale,                             \
+      const unsigned char *__restrict__ dq_maps, u32 *sched, const u32 *__restrict__ tmask,               \
+      const u32 *__restrict__ masks, const DqConv *__restrict__ dq_conv, u32 *dq_cnt,                     \
+      const u32 *__restrict__ dq_expect, const unsigned char *__restrict__ bmaps
+
+// The consumers' names below: `scale` (the kernel argument), `s` (the step's stage), QBYTES, SR,
+// and the base descriptors do_bt0 / q_bt0 (BWD_FASTDESC) or the stage's dos / qs.
+// A dQ element times the softmax scale unless P^T already carries it (BWD_PSCALE).
+#if BWD_PSCALE
+#define DQ_SCALED(x) (x)
+#else
+#define DQ_SCALED(x) ((x) * scale)
+#endif
+// B of dV += P^T dO and dK += dS^T Q (dO, Q of stage s, MN-major), k step kc.
+#if BWD_FASTDESC
+#define DESC_DV(kc) desc_off(do_bt0, s * QBYTES + (kc) * 16 * 128)
+#define DESC_DK(kc) desc_off(q_bt0, s * QBYTES + (kc) * 16 * 128)
+#else
+#define DESC_DV(kc) wg_desc(dos + (kc) * 16 * 128, SR * 128, 1024)
+#define DESC_DK(kc) wg_desc(qs + (kc) * 16 * 128, SR * 128, 1024)
+#endif
+// acc += A B over the step's SR rows (dV += P^T dO: a = pa, DESC_DV; dK += dS^T Q: a = da_,
+// DESC_DK): one wgmma group, A from registers (SR / 16 fragments).
+#define BWD_RS_MMA(acc, a, DESC)                                                            \
+  {                                                                                         \
+    wg_fence();                                                                             \
+    _Pragma("unroll") for (int kc = 0; kc < SR / 16; ++kc) wg_rs_d(acc, a[kc], DESC(kc));  \
+    wg_commit();                                                                            \
+  }
+
+// Producer thread pt < SR, step p: row pt of the step (row pt % 64 of q tile pt / 64; `rev`: the
+// task's list walked last to first) into the stage's small block at `sm` by cp.async: its LSE, D
+// (unless !load_dd), range span, the tile word and mask index (a q tile's first row), and for a
+// partial tile the precomputed mask or the row's first two ranges. `tile_index`: the q tile bits
+// of a tile word (B90_TILE_INDEX).
+__device__ __forceinline__ void bwd_load_row(u32 sm, int pt, u32 p, bool rev, u32 n_steps, const TaskDesc& task,
+                                             const WorkDesc& w, const u32* my_tiles, u32 kvh, u32 group,
+                                             const float* dd, const u32* row_ptr, const uint2* ranges,
+                                             const u32* tmask, const u32* masks, u32 tile_index, bool load_dd) {
+  constexpr int QT = BWD_QT, SR = B90_SR;
+  constexpr u32 RG_OFF = SR * 16, WORD_OFF = SR * 32;
+  const u32 h = QT == 2 ? (u32)pt >> 6 : 0u, pr = (u32)pt & (B90_BR - 1);
+  const u32 t = rev ? n_steps - 1 - (QT * p + h) : QT * p + h;
+  const bool tv = QT == 1 || t < n_steps;
+  const u32 tt = tv ? t : 0;
+  const u32 jj = tt / task.tiles_n, it = tt - jj * task.tiles_n;
+  const u32 head = kvh * group + jj;
+  const u32 q0 = (my_tiles[it] & tile_index) * B90_BR;
+  const u32 row = q0 + pr;
+  const bool ok = tv && row < w.n_rows;
+  const u64 rr = ok ? row : 0;
+  cp_async4_s(sm + pt * 4, (const float*)w.lse + rr * w.lse_stride + head, ok);
+  if (load_dd) cp_async4_s(sm + SR * 4 + pt * 4, dd + w.dd_off + rr * w.q_heads + head, ok);
+  cp_async4_s(sm + SR * 8 + pt * 8, row_ptr + w.row_off + rr, ok);
+  cp_async4_s(sm + SR * 8 + pt * 8 + 4, row_ptr + w.row_off + rr + 1, ok);
+  if (pr == 0) {
+    cp_async4_s(sm + WORD_OFF + 8 * h, my_tiles + it, true);
+    cp_async4_s(sm + WORD_OFF + 8 * h + 4, tmask + task.tiles_off + it, true);
+  }
+  if (tv && (my_tiles[it] >> 31)) {
+    // The tile's precomputed mask (1 KiB, the consumers' bit order), else the first two
+    // ranges of each row.
+    const u32 mi = tmask[task.tiles_off + it];
+    if (mi != NO_TILE_MASK) {
+      cp_async16_s(sm + RG_OFF + pt * 16, masks + (u64)mi * 256 + 4 * pr, true);
+    } else {
+      const u32 a = ok ? row_ptr[w.row_off + rr] : 0, b = ok ? row_ptr[w.row_off + rr + 1] : 0;
+      cp_async8_s(sm + RG_OFF + pt * 16, ranges + (a < b ? a : 0), a < b);
+      cp_async8_s(sm + RG_OFF + pt * 16 + 8, ranges + (a + 1 < b ? a + 1 : 0), a + 1 < b);
+    }
+  }
+}
+
+// Producer thread pt: its share of q tile h's Q and (load_do) dO rows of a step (q0: first row,
+// `head`: query head; tv: the tile is present, else zero rows) into the stage's buffers at qs, dos
+// by cp.async: chunk c of rows r0 + RPJ j (RPJ a multiple of 8: one swizzle phase).
+__device__ __forceinline__ void bwd_load_qdo_rows(u32 qs, u32 dos, int h, int pt, const WorkDesc& w,
+                                                  const elem_t* qbase, const elem_t* dobase, u32 q0, u32 head,
+                                                  bool tv, bool load_do) {
+  constexpr int D = HEAD_DIM, CH = D / 8, SR = B90_SR;
+  constexpr int RPJ = 128 / CH;
+  const int r0 = pt / CH, c = pt % CH;
+  const u32 off = (c >> 3) * (SR * 128) + sw128(r0, c) + h * (B90_BR * 128);
+  const u32 nr = w.n_rows, qst = w.q_stride, dst = w.do_stride;
+  const elem_t* qp = qbase + (u64)(q0 + r0) * qst + head * D + c * 8;
+  const elem_t* dp = dobase + (u64)(q0 + r0) * dst + head * D + c * 8;
+#pragma unroll
+  for (int j = 0; j < B90_BR / RPJ; ++j) {
+    const bool ok = tv && q0 + r0 + RPJ * j < nr;
+    cp_async16_s(qs + off + j * RPJ * 128, ok ? qp : qbase, ok);
+    if (load_do) cp_async16_s(dos + off + j * RPJ * 128, ok ? dp : dobase, ok);
+    qp += (u64)RPJ * qst;
+    dp += (u64)RPJ * dst;
+  }
+}
+
+// BWD_TMA 2, producer thread 0: q tile h's Q and dO of a step (query head `head`, first row q0)
+// into the stage's buffers at qs, dos by tensor copies (maps qmap, domap), completing on `bar`.
+__device__ __forceinline__ void bwd_tma_qdo(u32 qs, u32 dos, int h, u64 qmap, u64 domap, u32 head, u32 q0,
+                                            u32 bar) {
+#pragma unroll
+  for (int c = 0; c < HEAD_DIM / 64; ++c) {
+    const u32 o = c * (B90_SR * 128) + h * (B90_BR * 128);
+    b90_tma_3d(qs + o, qmap, 64 * c, head, q0, bar);
+    b90_tma_3d(dos + o, domap, 64 * c, head, q0, bar);
+  }
+}
+
+// Consumer warpgroup `wg` (1 or 2): its index cw (keys 64 cw .. 64 cw + 63 of the kv tile).
+// BWD_FASTDESC: from a warp shuffle, so that ptxas keeps it (and the base descriptors made from
+// it) in uniform registers.
+__device__ __forceinline__ int bwd_consumer_index(int wg) {
+#if BWD_FASTDESC
+  return __shfl_sync(0xffffffffu, wg - 1, 0);
+#else
+  return wg - 1;
+#endif
+}
+
+// A consumer step p's tile words (q tile index, partial flag and the kernel's flag bits) and
+// which of its QT q tiles are present (QT 2: past the end of an odd list the second is absent),
+// from the stage's small block; this warpgroup's dQ tile of the step: its first row my_q0, query
+// head my_head, visit flags my_visit (if `visit`: the bits `vbits` of its word; chains) and
+// whether it is present (my_ok); head_i, head_j: list index and query head of the next q tile
+// (BWD_FASTDESC, counted here; `rev`: the task walks its list last to first). A macro over the
+// kernels' names (words, present, my_*, head_i, head_j, small_g, p, n_steps, tiles_n, cw, kvh,
+// group, rev, QT, WORD_OFF): as a __forceinline__ function (reference parameters) the same code
+// changed the SASS (main D 64 and cluster builds; bench/results/kernels-2026-11-29-kdup15).
+#define BWD_STEP_TILES(visit, vbits)                                                        \
+  _Pragma("unroll") for (int h = 0; h < QT; ++h) {                                          \
+    const u32 t = QT * p + h;                                                               \
+    present[h] = QT == 1 || t < n_steps;                                                    \
+    words[h] = *(const u32*)(small_g + WORD_OFF + 8 * h);                                   \
+    if (QT == 1 || h == cw) {                                                               \
+      my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;                                         \
+      if (visit) my_visit = words[h] & (vbits);                                             \
+      my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)            \
+                             : kvh * group + (rev ? n_steps - 1 - t : t) / tiles_n;         \
+      my_ok = present[h];                                                                   \
+    }                                                                                       \
+    if (BWD_FASTDESC && ++head_i == tiles_n) {                                              \
+      head_i = 0;                                                                           \
+      ++head_j;                                                                             \
+    }                                                                                       \
+  }
+
+// The kernels' first lines (a macro: they declare the names both use): tile constants (D, CH,
+// KVBYTES: a K or V tile, QT, SR, QBYTES: one Q or dO stage, DSBYTES), the dynamic shared memory
+// (`base` 1024-byte aligned, `gbase` its generic pointer) and the part of its layout the two
+// share: sK, sV (the task's K, V tile), sQ, sdO (two stages each, [D/64][SR rows][128 B]), sdS
+// (two dS buffers, [2 key blocks][SR rows][128 B]).
+#define BWD_SM90_SMEM_BASE                                     \
+  constexpr int D = HEAD_DIM;                                  \
+  constexpr int CH = D / 8;                                    \
+  constexpr u32 KVBYTES = B90_BC * D * 2;                      \
+  constexpr int QT = BWD_QT, SR = B90_SR;                      \
+  constexpr u32 QBYTES = SR * D * 2;                           \
+  constexpr u32 DSBYTES = SR * B90_BC * 2;                     \
+  extern __shared__ __align__(1024) unsigned char smem_raw[];  \
+  const u32 raw = smem_u32(smem_raw);                          \
+  const u32 base = (raw + 1023u) & ~1023u;                     \
+  unsigned char* gbase = smem_raw + (base - raw);              \
+  const u32 sK = base;                                         \
+  const u32 sV = sK + KVBYTES;                                 \
+  const u32 sQ = sV + KVBYTES;                                 \
+  const u32 sdO = sQ + 2 * QBYTES;                             \
+  const u32 sdS = sdO + 2 * QBYTES;
+
+// Producer, at a task's start (a macro: it declares the names the loads use; the kernels' w,
+// task, pt, bmaps): BWD_TMA, the work's tensor maps (Q at bmaps + BWD_MAPS work, its KV region
+// 128 bytes further, dO 256: qmap, kvmap, domap), whether K/V (kv_tma) and Q/dO (qdo_tma, BWD_TMA
+// 2) come by tensor copies, and thread 0's prefetch of the maps used.
+#if BWD_TMA >= 2
+#define BWD_TASK_MAPS_QDO_                                                                \
+  const u64 domap = qmap + 256;                                                           \
+  const bool qdo_tma = (wtma & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO);     \
+  if (pt == 0 && qdo_tma) {                                                               \
+    b90_prefetch_map(qmap);                                                               \
+    b90_prefetch_map(domap);                                                              \
+  }
+#else
+#define BWD_TASK_MAPS_QDO_
+#endif
+#if BWD_TMA
+#define BWD_TASK_MAPS                                                                     \
+  const u32 wtma = w.flags;                                                               \
+  const u64 qmap = (u64)(bmaps + (u64)task.work * BWD_MAPS), kvmap = qmap + 128;          \
+  const bool kv_tma = w.kv_count == 1 && (wtma & B90_TMA_KV);                             \
+  BWD_TASK_MAPS_QDO_                                                                      \
+  if (pt == 0 && kv_tma) b90_prefetch_map(kvmap);
+#else
+#define BWD_TASK_MAPS
+#endif
+
+// The consumer warpgroups' first lines (a macro: it declares the names the step code uses):
+// registers raised (setmaxnreg); cw (keys 64 cw .. 64 cw + 63 of the kv tile), wq (warp in the
+// warpgroup), g, t4 (lane / 4, lane % 4), kl_a (this thread's keys in the tile: kl_a, kl_a + 8);
+// loff, dk_f, dv_f (BWD_PSCALE: P^T, and so dS^T, dQ, dK, carries the softmax scale, dV is
+// divided by it at the end); the base descriptors of BWD_FASTDESC (unused without it): S^T, dP^T
+// A (k_a0, v_a0: K, V rows of this warpgroup, K-major), their B (q_b0, do_b0: Q, dO stage 0,
+// K-major), dV, dK B (do_bt0, q_bt0: dO, Q stage 0, MN-major).
+#if BWD_PSCALE
+#define BWD_SCALES_ const float loff = -log2f(scale), dk_f = 1.f, dv_f = 1.f / scale;
+#else
+#define BWD_SCALES_ const float loff = 0.f, dk_f = scale, dv_f = 1.f;
+#endif
+#define BWD_CONSUMER_SETUP                                                                                \
+  setmaxnreg_inc<BWD_CONS_REGS>();                                                                        \
+  const int cw = bwd_consumer_index(wg);                                                                  \
+  const int wq = (tid >> 5) & 3;                                                                          \
+  const int g = lane >> 2, t4 = lane & 3;                                                                 \
+  const u32 kl_a = 64 * cw + 16 * wq + g;                                                                 \
+  BWD_SCALES_                                                                                             \
+  const u64 k_a0 = wg_desc(sK + 64 * cw * 128, 16, 1024), v_a0 = wg_desc(sV + 64 * cw * 128, 16, 1024);  \
+  const u64 q_b0 = wg_desc(sQ, 16, 1024), do_b0 = wg_desc(sdO, 16, 1024);                                 \
+  const u64 q_bt0 = wg_desc(sQ, SR * 128, 1024), do_bt0 = wg_desc(sdO, SR * 128, 1024);
+
+// BWD_ORDER 0's P^T and dV of a step (a macro over the consumer step's names; it declares pa):
+// S^T waited for, P^T formed (LSE = -inf rows: P = 0) and dV += P^T dO issued at once, on the
+// tensor cores while dP^T completes and dS^T is formed; then dP^T waited for.
+#define BWD_ORDER0_PT_DV                                                      \
+  wg_wait<1>();                                                               \
+  reg_fence<SR / 2>(st);                                                      \
+  tile_bits();                                                                \
+  bwd_probs_fast<SR / 8>(st, pbits, lse_s, scale_log2, loff, partial_any, t4); \
+  u32 pa[SR / 16][4];                                                         \
+  acc_to_a<SR>(st, pa);                                                       \
+  reg_fence<D / 2>(dv);                                                       \
+  BWD_RS_MMA(dv, pa, DESC_DV);                                                \
+  wg_wait<1>();                                                               \
+  reg_fence<SR / 2>(dpt);
