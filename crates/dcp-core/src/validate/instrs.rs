@@ -897,17 +897,7 @@ impl Local<'_, '_> {
         });
         st.send_bufs |= buf_bit(s.buf);
         st.recv_bufs |= buf_bit(r.buf);
-        st.pending.push(tag);
-        #[cfg(debug_assertions)]
-        {
-            let bits = (st.recv_bufs, st.send_bufs);
-            st.update_busy();
-            assert_eq!(
-                bits,
-                (st.recv_bufs, st.send_bufs),
-                "busy bits of pending groups"
-            );
-        }
+        st.group_pending(tag);
         Ok(())
     }
 }
@@ -942,6 +932,14 @@ impl DevState {
             }
         }
         self.open = 0;
+        self.group_pending(tag);
+        true
+    }
+
+    /// A group whose busy bits are set goes on the pending list (debug builds recompute the
+    /// bits of all pending groups and compare).
+    #[inline]
+    fn group_pending(&mut self, tag: u32) {
         self.pending.push(tag);
         #[cfg(debug_assertions)]
         {
@@ -953,6 +951,5 @@ impl DevState {
                 "busy bits of pending groups"
             );
         }
-        true
     }
 }
