@@ -222,40 +222,6 @@ __device__ __forceinline__ float f90_ex2(float x) {
   return y;
 }
 
-// FWD_EMU: a static share of the softmax's exponentials on the FMA/ALU pipes instead of MUFU
-// (16 ex2 per clock and SM: 1 024 clk per 128 x 128 tile, during which the tensor pipe idles in
-// the lockstep step). Bit 2 (nt % 8) + e of FWD_EMU (16 bits) emulates the thread's column
-// 8 nt + 2 t4 + e (both of its rows) in each softmax call; FWD_EMU_B is the mask of FWD_SPLIT 2's
-// second 64-key half (run under the first half's P V). 0: every exponential on MUFU.
-#ifndef FWD_EMU
-#define FWD_EMU 0
-#endif
-#ifndef FWD_EMU_B
-#define FWD_EMU_B FWD_EMU
-#endif
-// exp2 on the FMA pipe: x = n + f with n = floor(x) (the add of 1.5 * 2^23 rounded down leaves n
-// in the low mantissa bits), 2^f on [0, 1) by a degree-3 polynomial with p(0) = 1 (relative
-// minimax, fitted here: max relative error 8.6e-5 in an fp32 replay of this sequence, against
-// bf16's 2^-9 and fp16's 2^-12 rounding of P), then n added to the exponent field (shift + add,
-// one LEA on the ALU pipe). x is clamped at -127: -inf (masked) gives n = -127, f = 0, p = 1.0
-// and exactly +0 (the exponent field wraps to 0), as ex2.approx.ftz; x in (-127, -126) gives at
-// most 2^-125. Needs x <= 127 (the softmax's x <= FWD_LAZY_TAU). 8 instructions against one MUFU.
-__device__ __forceinline__ float f90_ex2_fma(float x) {
-  const float M = 12582912.0f;  // 1.5 * 2^23
-  const float xc = fmaxf(x, -127.0f);
-  const float t = __fadd_rd(xc, M);
-  const float f = __fsub_rn(xc, __fsub_rn(t, M));  // exact, in [0, 1)
-  float p = fmaf(0.0770670399f, f, 0.227644995f);
-  p = fmaf(p, f, 0.695116758f);
-  p = fmaf(p, f, 1.0f);
-  return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
-}
-// exp2 of column index c (2 nt + e) under emulation mask MASK.
-template <int MASK>
-__device__ __forceinline__ float f90_ex2_col(float x, int c) {
-  return ((MASK >> (c & 15)) & 1) ? f90_ex2_fma(x) : f90_ex2(x);
-}
-
 // FWD_TMA: transaction bytes the current phase of `bar` waits for (no arrival).
 __device__ __forceinline__ void f90_expect_tx(u32 bar, u32 bytes) {
   asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
@@ -391,7 +357,6 @@ __device__ __forceinline__ void mask_half_bits(float* sc, uint2 w, int kh) {
 
 // Online softmax step (log2 domain) on S in place: new row maxima `mm`, P = exp2(S*scale - m),
 // the factor `al` by which O and the row sums must be scaled, and the rows' sums of P.
-template <int MASK = FWD_EMU>
 __device__ __forceinline__ void softmax_step(float* sc, float* mm, float* al, float* sum,
                                              float scale_log2) {
 #pragma unroll
@@ -409,8 +374,8 @@ __device__ __forceinline__ void softmax_step(float* sc, float* mm, float* al, fl
     float s = 0.f;
 #pragma unroll
     for (int nt = 0; nt < S90_BC / 8; ++nt) {
-      sc[nt * 4 + 2 * h] = f90_ex2_col<MASK>(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu), 2 * nt);
-      sc[nt * 4 + 2 * h + 1] = f90_ex2_col<MASK>(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu), 2 * nt + 1);
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
       s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
     }
     sum[h] = s;
@@ -471,7 +436,7 @@ __device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, cons
   }
 }
 // P = exp2(S * scale - m) in place, the row sums added to l.
-template <int NT, int MASK = FWD_EMU>
+template <int NT>
 __device__ __forceinline__ void f90_exp(float* sc, const float* mm, float* ll, float scale_log2) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -479,8 +444,8 @@ __device__ __forceinline__ void f90_exp(float* sc, const float* mm, float* ll, f
     float s = 0.f;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-      sc[nt * 4 + 2 * h] = f90_ex2_col<MASK>(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu), 2 * nt);
-      sc[nt * 4 + 2 * h + 1] = f90_ex2_col<MASK>(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu), 2 * nt + 1);
+      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mu));
+      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mu));
       s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
     }
     ll[h] += s;
@@ -1040,7 +1005,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         reg_fence<D / 2>(o);
         wg_fence();
         F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
-        f90_exp<S90_BC / 16, FWD_EMU_B>(sc + S90_BC / 4, mm, ll, scale_log2);
+        f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
         acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
         wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
@@ -1220,7 +1185,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         wg_fence();
         F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
         F90_PP_GO(2);
-        if (!nm) f90_exp<S90_BC / 16, FWD_EMU_B>(sc + S90_BC / 4, mm, ll, scale_log2);
+        if (!nm) f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
         acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
         wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
