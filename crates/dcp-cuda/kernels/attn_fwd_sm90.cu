@@ -146,12 +146,15 @@
 // the host (exec.rs, `DCP_CUDA_FWD_SHORT`) compiles a third forward kernel with it for launches
 // without half tiles whose tasks average at most 3 tiles, at D 128 (kernels-2026-11-29-kf13:
 // 1000 works of 256 x 256 +3.7..+4.0 %; at D 64 -8 %, so not there).
+// FWD_LATEREL 2: the same late release, but the owed arrival is paid once at the next task's
+// start (after its Q wait, descriptor reads and O zeroing, before its first tile step), with no
+// check in the tile steps. Default in the half-tile kernel at D 128 (kernels-2026-11-29-kf16,
+// alternated, over FWD_EPRE + the fences as main: causal-blockwise +1.6 %, causal 32K / lambda /
+// packed within +-0.2 %); in the plain kernel it cost the one long work -0.8 % (ptxas's schedule),
+// at D 64 (with the fences left out, below) causal 32K -5 %.
 #ifndef FWD_LATEREL
-#define FWD_LATEREL 0
+#define FWD_LATEREL ((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)
 #endif
-// FWD_LATEREL 2 (plain and half kernels; A/B, kernels-2026-11-29-kf16): the same late release, but
-// the owed arrival is paid once at the next task's start (after its Q wait, descriptor reads and
-// O zeroing, before its first tile step), with no check in the tile steps.
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
 #endif
@@ -508,22 +511,16 @@ __device__ __forceinline__ void f90_stg128p(void* p, uint4 v, bool ok) {
 #ifndef FWD_NOMAX_TEST
 #define FWD_NOMAX_TEST 0
 #endif
-// FWD_NOFENCE 1 (A/B, kernels-2026-11-29-kf16): the consumers' proxy fence after a Q or K/V
-// wait (MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC) only where that data came by cp.async (generic proxy
-// writes that wgmma, an async-proxy reader, must see); data a TMA copy wrote (async proxy,
-// completed on the mbarrier) needs none. The tile word, mask words and descriptors are generic
-// writes read by generic loads: ordered by the mbarrier alone. Also the epilogue's second fence
-// is left out where O left by a tensor store (its staging was fenced before that store), as
-// FWD_LATEREL does.
-#ifndef FWD_NOFENCE
-#define FWD_NOFENCE 0
-#endif
-// FWD_EPRE 1 (FWD_SPLIT 2; A/B, kernels-2026-11-29-kf16): the epilogue's part that does not
-// need O (the row sums' shuffles, 1 / l, LSE and its store) runs in the task's last tile step
-// between the issue of its last P V and the wait for it, i.e. under the tensor cores, instead of
-// after it; both rows at once, without branches (1 / l by rcp.approx, a predicated LSE store).
+// FWD_EPRE (FWD_SPLIT 2): the epilogue's part that does not need O (the row sums' shuffles,
+// 1 / l, LSE and its store) runs in the task's last tile step between the issue of its last P V
+// and the wait for it, i.e. under the tensor cores, instead of after it (where both rows went
+// one after the other through two branches: the IEEE division's slow path and the LSE store);
+// both rows at once, without branches (1 / l by rcp.approx, a predicated LSE store). A task with
+// no plain step does it in the epilogue. Default at D 128 since kernels-2026-11-29-kf16
+// (alternated, 3 runs each): works1000 +2.4 %, causal-blockwise +2.2 %, onework -0.5 %,
+// causal 32K / lambda / packed within +-0.2 %.
 #ifndef FWD_EPRE
-#define FWD_EPRE 0
+#define FWD_EPRE (FWD_SPLIT == 2)
 #endif
 #if FWD_EPRE && FWD_SPLIT != 2
 #error "FWD_EPRE is written for FWD_SPLIT 2"
@@ -625,11 +622,6 @@ __device__ __forceinline__ void f90_scores_smem(float* sc, u32 sq, u32 sk, int r
 }
 __device__ __forceinline__ void f90_bar_arrive(u32 id, u32 n) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
-}
-// A proxy fence if `x` (predicated: no branch).
-__device__ __forceinline__ void f90_fence_if(bool x) {
-  asm volatile("{\n.reg .pred p;\nsetp.ne.u32 p, %0, 0;\n@p fence.proxy.async.shared::cta;\n}\n" ::"r"((u32)x)
-               : "memory");
 }
 // FWD_EPRE: a predicated 4-byte global store (no branch), reciprocal without a slow path.
 __device__ __forceinline__ void f90_stg32p(float* p, float v, bool ok) {
@@ -950,17 +942,8 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
       break;
     }
-    const WorkDesc* wk = (const WorkDesc*)(qi + 32);
-#if FWD_NOFENCE
-    // Q / K/V by TMA need no proxy fence (FWD_NOFENCE, above).
-    const u32 wfl = wk->flags;
-    f90_fence_if(!(FWD_TMA >= 2 && (wfl & 1u)));
-    const bool kv_fence = !(FWD_TMA >= 1 && wk->kv_count == 1 && (wfl & 2u));
-#define F90_KV_FENCE() f90_fence_if(kv_fence)
-#else
     fence_proxy_async();
-#define F90_KV_FENCE() fence_proxy_async()
-#endif
+    const WorkDesc* wk = (const WorkDesc*)(qi + 32);
     const u32 n_keys = wk->n_keys;
     uint2 span[2];
 #pragma unroll
@@ -1028,7 +1011,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     for (; j < n_half; ++j, ++sg) {
       const int s = sg & 1;
       mbar_wait(full(s), (sg >> 1) & 1);
-      F90_KV_FENCE();
+      fence_proxy_async();
       const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
       // Partial tiles: this thread's mask words (staged, or from the staged ranges), and which
       // 64-key halves the warpgroup's rows attend.
@@ -1123,7 +1106,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
       const int s = sg & 1;
       mbar_wait(full(s), (sg >> 1) & 1);
-      F90_KV_FENCE();
+      fence_proxy_async();
       const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
 #if FWD_SPLIT == 1
       const u32 word0 = *(const u32*)(kst + S90_BR * 16);
@@ -1293,7 +1276,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #undef F90_MASK_SC
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
-#undef F90_KV_FENCE
     F90_LATE_STEP();  // (owed from before a task without tiles)
 
     // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
@@ -1409,7 +1391,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     // The O staging's generic accesses to the Q buffer before the next tensor copy into it
     // (FWD_LATEREL: only where O left by generic loads; a TMA-stored O's staging writes were
     // fenced before the tensor store, which reads it through the async proxy).
-#if FWD_LATEREL || FWD_NOFENCE
+#if FWD_LATEREL
     if (!(wk->flags & 4u) || o_dtype == DT_F32)
 #endif
       fence_proxy_async();
