@@ -146,14 +146,16 @@
 // the host (exec.rs, `DCP_CUDA_FWD_SHORT`) compiles a third forward kernel with it for launches
 // without half tiles whose tasks average at most 3 tiles, at D 128 (kernels-2026-11-29-kf13:
 // 1000 works of 256 x 256 +3.7..+4.0 %; at D 64 -8 %, so not there).
-// FWD_LATEREL 2: the same late release, but the owed arrival is paid once at the next task's
-// start (after its Q wait, descriptor reads and O zeroing, before its first tile step), with no
-// check in the tile steps. Default in the half-tile kernel at D 128 (kernels-2026-11-29-kf16,
-// alternated, over FWD_EPRE + the fences as main: causal-blockwise +1.6 %, causal 32K / lambda /
-// packed within +-0.2 %); in the plain kernel it cost the one long work -0.8 % (ptxas's schedule),
-// at D 64 (with the fences left out, below) causal 32K -5 %.
+// FWD_LATEREL 2 (opt-in, A/B): the same late release, but the owed arrival is paid once at the
+// next task's start (after its Q wait, descriptor reads and O zeroing, before its first tile
+// step), with no check in the tile steps. Measured (kernels-2026-11-29-kf16, call 1, on top of
+// FWD_EPRE and of FWD_NOFENCE, which is not in this file): causal-blockwise (the half-tile kernel)
+// +1.6 %, causal 32K / lambda / packed within +-0.2 %, but onework (the plain kernel) -0.8 %, and at
+// D 64 (with FWD_NOFENCE) -2..-5 %. Candidate default for the half kernel at D 128
+// (`((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)`: passes selftest, split-K, memcheck and racecheck,
+// kf16's call 2), not timed there without FWD_NOFENCE against main in one call.
 #ifndef FWD_LATEREL
-#define FWD_LATEREL ((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)
+#define FWD_LATEREL 0
 #endif
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
