@@ -146,6 +146,14 @@
 // the host (exec.rs, `DCP_CUDA_FWD_SHORT`) compiles a third forward kernel with it for launches
 // without half tiles whose tasks average at most 3 tiles, at D 128 (kernels-2026-11-29-kf13:
 // 1000 works of 256 x 256 +3.7..+4.0 %; at D 64 -8 %, so not there).
+// FWD_LATEREL 2 (opt-in, A/B): the same late release, but the owed arrival is paid once at the
+// next task's start (after its Q wait, descriptor reads and O zeroing, before its first tile
+// step), with no check in the tile steps. Measured (kernels-2026-11-29-kf16, call 1, on top of
+// FWD_EPRE and of FWD_NOFENCE, which is not in this file): causal-blockwise (the half-tile kernel)
+// +1.6 %, causal 32K / lambda / packed within +-0.2 %, but onework (the plain kernel) -0.8 %, and at
+// D 64 (with FWD_NOFENCE) -2..-5 %. Candidate default for the half kernel at D 128
+// (`((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)`: passes selftest, split-K, memcheck and racecheck,
+// kf16's call 2), not timed there without FWD_NOFENCE against main in one call.
 #ifndef FWD_LATEREL
 #define FWD_LATEREL 0
 #endif
@@ -505,6 +513,20 @@ __device__ __forceinline__ void f90_stg128p(void* p, uint4 v, bool ok) {
 #ifndef FWD_NOMAX_TEST
 #define FWD_NOMAX_TEST 0
 #endif
+// FWD_EPRE (FWD_SPLIT 2): the epilogue's part that does not need O (the row sums' shuffles,
+// 1 / l, LSE and its store) runs in the task's last tile step between the issue of its last P V
+// and the wait for it, i.e. under the tensor cores, instead of after it (where both rows went
+// one after the other through two branches: the IEEE division's slow path and the LSE store);
+// both rows at once, without branches (1 / l by rcp.approx, a predicated LSE store). A task with
+// no plain step does it in the epilogue. Default at D 128 since kernels-2026-11-29-kf16
+// (alternated, 3 runs each): works1000 +2.4 %, causal-blockwise +2.2 %, onework -0.5 %,
+// causal 32K / lambda / packed within +-0.2 %.
+#ifndef FWD_EPRE
+#define FWD_EPRE (FWD_SPLIT == 2)
+#endif
+#if FWD_EPRE && FWD_SPLIT != 2
+#error "FWD_EPRE is written for FWD_SPLIT 2"
+#endif
 __device__ __forceinline__ bool f90_exp_nm(float* sc, const float* mm, float* ps, float scale_log2) {
   bool bad = false;
 #pragma unroll
@@ -602,6 +624,37 @@ __device__ __forceinline__ void f90_scores_smem(float* sc, u32 sq, u32 sk, int r
 }
 __device__ __forceinline__ void f90_bar_arrive(u32 id, u32 n) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+// FWD_EPRE: a predicated 4-byte global store (no branch), reciprocal without a slow path.
+__device__ __forceinline__ void f90_stg32p(float* p, float v, bool ok) {
+  asm volatile("{\n.reg .pred q;\nsetp.ne.u32 q, %2, 0;\n@q st.global.f32 [%0], %1;\n}\n" ::"l"(
+                   __cvta_generic_to_global(p)),
+               "f"(v), "r"((u32)ok)
+               : "memory");
+}
+__device__ __forceinline__ float f90_rcp(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+// FWD_EPRE: the rows' 1 / l (0 for rows with no key) and their LSE stores, both rows together.
+__device__ __forceinline__ void f90_epre(const float* ll, const float* mm, float* inv, const TaskDesc* tk,
+                                         const WorkDesc* wk, int r_lo, int t4) {
+  const float LN2 = 0.6931471805599453f;
+  float l[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) l[h] = ll[h] + __shfl_xor_sync(0xffffffffu, ll[h], 1);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  const u32 row0 = tk->row0, head = tk->head, n_rows = wk->n_rows, lse_stride = wk->lse_stride;
+  float* const lptr = (float*)wk->lse;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    inv[h] = l[h] > 0.f ? f90_rcp(l[h]) : 0.f;
+    const u32 row = row0 + r_lo + 8 * h;
+    const float v = l[h] > 0.f ? (mm[h] + __log2f(l[h])) * LN2 : -INFINITY;
+    f90_stg32p(lptr + ((u64)(row < n_rows ? row : 0) * lse_stride + head), v, t4 == 0 && row < n_rows);
+  }
 }
 __device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
 __device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
@@ -864,6 +917,14 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   do {                    \
   } while (0)
 #endif
+// In the tile steps (FWD_LATEREL 1 only; 2 pays it at the next task's start).
+#if FWD_LATEREL == 1
+#define F90_LATE_STEP() F90_LATE_ARRIVE()
+#else
+#define F90_LATE_STEP() \
+  do {                  \
+  } while (0)
+#endif
 #if FWD_PP
   if (cw == 1) f90_bar_arrive(7, 256);  // warpgroup 0's first go
 #endif
@@ -937,6 +998,12 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
     float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
+#if FWD_LATEREL == 2
+    F90_LATE_ARRIVE();  // the previous task's O store has had this task's start to read its tile
+#endif
+#if FWD_EPRE
+    float inv[2];  // 1 / l of the rows, from the last tile step (f90_epre)
+#endif
 #if FWD_HALF
     // The task's first `pad` tiles (the host puts its half tiles first: `DCP_CUDA_FWD_HALF`,
     // exec.rs) through the half step; the rest through the plain loop below, main's step
@@ -985,7 +1052,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
             reg_fence<D / 2>(o);
           }
           mbar_arrive(empty(s));
-          F90_LATE_ARRIVE();
+          F90_LATE_STEP();
           continue;
         }
       }
@@ -1033,7 +1100,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_wait<0>();
       reg_fence<D / 2>(o);
       mbar_arrive(empty(s));
-      F90_LATE_ARRIVE();
+      F90_LATE_STEP();
     }
     for (; j < n_tiles; ++j, ++sg) {
 #else
@@ -1084,7 +1151,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         reg_fence_u<S90_BC / 8>(&pa[0][0]);
         reg_fence_u<S90_BC / 8>(&pb[0][0]);
         mbar_arrive(empty(s));
-        F90_LATE_ARRIVE();
+        F90_LATE_STEP();
         continue;
       }
 #endif
@@ -1190,6 +1257,10 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
         F90_PP_GO(3);
+#if FWD_EPRE
+        // The task's last tile: the epilogue's part without O, under this P V.
+        if (j + 1 == n_tiles) f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
+#endif
       }
 #else
       acc_to_a<S90_BC>(sc, pa);
@@ -1201,13 +1272,13 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_wait<0>();
       reg_fence<D / 2>(o);
       mbar_arrive(empty(s));
-      F90_LATE_ARRIVE();
+      F90_LATE_STEP();
     }
 #undef F90_PP_GO
 #undef F90_MASK_SC
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
-    F90_LATE_ARRIVE();  // (owed from before a task without tiles)
+    F90_LATE_STEP();  // (owed from before a task without tiles)
 
     // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
     const float LN2 = 0.6931471805599453f;
@@ -1215,8 +1286,18 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const u32 o_stride = wk->o_stride, lse_stride = wk->lse_stride, o_dtype = wk->o_dtype;
     void* const optr = (void*)wk->o;
     float* const lptr = (float*)wk->lse;
+#if FWD_EPRE
+    (void)LN2, (void)lse_stride, (void)lptr;
+    // (Done in the last tile step unless the task had no step of the plain loop.)
+#if FWD_HALF
+    if (n_tiles <= n_half) f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
+#else
+    if (n_tiles == 0) f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
+#endif
+#endif
 #if FWD_OST
     if (o_dtype != DT_F32) {
+#if !FWD_EPRE
       float inv[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -1228,6 +1309,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (t4 == 0 && row < n_rows)
           lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
       }
+#endif
       // O of this warpgroup through its 64 rows of the task's Q buffer (FWD_OST): the 8 x 8
       // blocks of O's accumulator layout are stmatrix's fragments (block (nt, h) of a warp: rows
       // 8 h + 0..7, columns 8 nt + 0..7); one stmatrix takes 16 rows x 16 columns.
@@ -1273,6 +1355,20 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
+#if FWD_EPRE
+      const u32 row = row0 + r_lo + 8 * h;
+      if (row < n_rows) {
+        const u64 rb = (u64)row * o_stride + head * D;
+#pragma unroll
+        for (int nt = 0; nt < D / 8; ++nt) {
+          const u64 i = rb + nt * 8 + t4 * 2;
+          const float x = o[nt * 4 + 2 * h] * inv[h], y = o[nt * 4 + 2 * h + 1] * inv[h];
+          if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
+          else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
+          else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
+        }
+      }
+#else
       float l = ll[h];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
@@ -1291,6 +1387,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (t4 == 0)
           lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
       }
+#endif
     }
 #if FWD_TMA >= 2
     // The O staging's generic accesses to the Q buffer before the next tensor copy into it
