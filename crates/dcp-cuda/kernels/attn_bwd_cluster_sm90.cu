@@ -101,6 +101,79 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 // The peer's K columns of this rank's dQ half: 128 keys x 64 columns, 16-bit.
 #define B90_KP_BYTES (B90_BC * 64 * 2)
 
+// CL_STSM 1 (session 16, kb16): the dQ of a step and the task's dK/dV leave through a 1 KiB
+// staging block per consumer warp (`B90_CL_SCRATCH`; host: cluster::SMEM_EXTRA) where the
+// destination is the element type (compile-time conversion) and 16-byte aligned at every row:
+// per 16 rows x 16 columns of a fragment one `stmatrix` (4 packed 8x8 matrices, no shuffles), then
+// each lane reads back one 16-byte chunk (8 columns of one row) and stores it (`STG.128`; a warp
+// instruction writes 16 rows x 32 bytes). It replaces the quad transposes by shuffles and selects
+// (dQ: 16 SHFL, ~48 SEL, both dtypes' conversions per dQ; dK/dV epilogue: 96 SHFL, ~270 SEL / MOV,
+// 32 half-predicated STG.128 per thread). Other destinations keep those paths. 0: off (A/B).
+#ifndef CL_STSM
+#define CL_STSM 1
+#endif
+#define B90_CL_SCRATCH (8 * 1024)
+#ifdef ELEM_F16
+#define CL_DT DT_F16
+#else
+#define CL_DT DT_BF16
+#endif
+// Two fp32 into the element type's packed pair (round to nearest).
+__device__ __forceinline__ u32 cl_pack(float a, float b) {
+#ifdef ELEM_F16
+  const __half2 u = __floats2half2_rn(a, b);
+#else
+  const __nv_bfloat162 u = __floats2bfloat162_rn(a, b);
+#endif
+  return *(const u32*)&u;
+}
+__device__ __forceinline__ void cl_stsm_x4(u32 saddr, u32 r0, u32 r1, u32 r2, u32 r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+__device__ __forceinline__ uint4 cl_lds128(u32 a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a) : "memory");
+  return v;
+}
+__device__ __forceinline__ void cl_stg128(u64 p, uint4 v) {
+  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+}
+// A staging half block: 16 rows x 16 columns of 16-bit (32 bytes per row), the 16-byte chunk c of
+// row r at 32 r + 16 (c ^ ((r >> 2) & 1)) (the 8 rows of a stmatrix matrix and the rows read by
+// each 8 lanes fall on distinct banks). stmatrix: lane l addresses row l & 7 of matrix l >> 3
+// (matrices: rows 0-7 / 8-15 of column tile 0, then of tile 1), `cl_sts_off`; the read-back: lane
+// l reads chunk l & 1 of row l >> 1, `cl_ld_off`.
+__device__ __forceinline__ u32 cl_sts_off(int lane) {
+  const u32 r = (lane & 7) + 8 * ((lane >> 3) & 1), c = lane >> 4;
+  return 32 * r + 16 * (c ^ ((r >> 2) & 1));
+}
+__device__ __forceinline__ u32 cl_ld_off(int lane) {
+  const u32 r = lane >> 1, c = lane & 1;
+  return 32 * r + 16 * (c ^ ((r >> 2) & 1));
+}
+// dkv_key_ptr (bwd_sm90.cuh) without branches on the loaded values: the segment's fields are
+// loaded together and the pointer selected (0 past the work's keys or outside the segment), so
+// that the loads issued before the task's last dQ are waited for only at the epilogue.
+__device__ __forceinline__ u64 cl_dkv_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt, u32 first) {
+  const u32 n = w->kv_count;
+  if (n == 0) return 0;  // (from shared memory: a branch before the segment's loads)
+  const KvSeg& sg = segs[n > 1 ? kv_seg_index(first, n, segs, key) : first];
+  const u32 k0 = sg.key0, len = sg.len, ds = sg.dstride, ddt = sg.ddtype;
+  const u64 dk = sg.dk;
+  *dt = ddt;
+  const bool ok = key < w->n_keys && key >= k0 && key - k0 < len;
+  const u64 p = dk + ((u64)(key - k0) * ds + kvh * 2 * HEAD_DIM) * (ddt == DT_F32 ? 4 : 2);
+  return ok ? p : 0;
+}
+// Column tiles 2 p, 2 p + 1 of an m64nN fp32 accumulator fragment `a` (times f), this warp's 16
+// rows, converted into the half block at `hb`.
+__device__ __forceinline__ void cl_stage(u32 hb, const float* a, int p, float f) {
+  cl_stsm_x4(hb, cl_pack(a[8 * p] * f, a[8 * p + 1] * f), cl_pack(a[8 * p + 2] * f, a[8 * p + 3] * f),
+             cl_pack(a[8 * p + 4] * f, a[8 * p + 5] * f), cl_pack(a[8 * p + 6] * f, a[8 * p + 7] * f));
+}
+
 // BWD_TMA, BWD_TMA_PF and the other producer switches: bwd_sm90.cuh.
 static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not pairs: BWD_KV_PF here");
 // BWD_KV_PF 1: when the producer has the next pair's index (about two steps before the task's
@@ -121,7 +194,9 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   // Per stage: lse[SR], dd[SR], span[SR][2], the first two ranges of each row [SR][16 B] (partial
   // tiles; empty [0, 0) where a row has fewer; or the tile's precomputed mask, 1 KiB per q tile)
   // and per q tile its tile word and mask index (8 bytes each).
-  const u32 small = sKp + B90_KP_BYTES;
+  // CL_STSM: 1 KiB of staging per consumer warp (two half blocks).
+  const u32 sscr = sKp + B90_KP_BYTES;
+  const u32 small = sscr + B90_CL_SCRATCH;
   constexpr u32 SMALL = SR * 32 + 16;
   constexpr u32 RG_OFF = SR * 16, WORD_OFF = SR * 32;
   const u32 sinfo = small + 2 * SMALL;         // [2][B90_INFO]
@@ -380,7 +455,29 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       const __half2 u = __floats2half2_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));
       return *(const u32*)&u;
     };
+    // CL_STSM: the element type, 16-byte aligned at every row.
+    const bool dq_stsm = CL_STSM && dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
+      if (dq_stsm) {
+        // Through this warp's staging block: rows 16 wq + (lane >> 1), 8 columns (lane & 1) per
+        // 16-column half block; two half blocks per round.
+        const u32 scr = sscr + ((u32)(tid - 128) >> 5) * 1024;
+        const u32 row = q0 + 16 * wq + (lane >> 1);
+        const u64 rp = dq_dst + 2 * ((u64)row * dq_stride + head * D + 64 * rank + 8 * (lane & 1));
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          cl_stage(scr + cl_sts_off(lane), dq, 2 * r, 1.f);
+          cl_stage(scr + 512 + cl_sts_off(lane), dq, 2 * r + 1, 1.f);
+          __syncwarp();
+          const uint4 v0 = cl_lds128(scr + cl_ld_off(lane)), v1 = cl_lds128(scr + 512 + cl_ld_off(lane));
+          __syncwarp();
+          if (row < n_rows) {
+            cl_stg128(rp + 64 * r, v0);
+            cl_stg128(rp + 64 * r + 32, v1);
+          }
+        }
+        return;
+      }
       if (dq_v16) {
         // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
         // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
@@ -573,6 +670,15 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       prev_q0 = my_q0;
       prev_head = my_head;
     }
+#if CL_STSM
+    // The dK/dV destination of this lane's staging row (key 16 wq + (lane >> 1) of the
+    // warpgroup's 64), before the last dQ: its loads (task info, the work's KV segment) overlap
+    // the waits there instead of queueing behind the dQ stores.
+    u32 e_dt;
+    const u64 e_p = cl_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
+                               (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+    const bool e_store = tk->pad & B90_TASK_DKV_STORE;
+#endif
     if (n_pairs > 0) {
       // dQ of the task's last step: then K and V are read for good (the producer may load the
       // next task's), and its dS buffer is free.
@@ -595,6 +701,27 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     }
 
     // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
+#if CL_STSM
+    if (__all_sync(0xffffffffu, e_p == 0 || (e_store && e_dt == CL_DT && (e_p & 15) == 0))) {
+      // Through the warp's staging block (CL_STSM): per round two half blocks of 16 columns, dK's
+      // 8 then dV's 8; this lane stores 8 columns of its row's dK / dV.
+      const u32 scr = sscr + ((u32)(tid - 128) >> 5) * 1024;
+      const u64 rp = e_p + 16 * (lane & 1);
+#pragma unroll
+      for (int r = 0; r < 8; ++r) {
+        const int q0 = 2 * r, q1 = 2 * r + 1;
+        cl_stage(scr + cl_sts_off(lane), (q0 >> 3) ? dv : dk, q0 & 7, (q0 >> 3) ? dv_f : dk_f);
+        cl_stage(scr + 512 + cl_sts_off(lane), (q1 >> 3) ? dv : dk, q1 & 7, (q1 >> 3) ? dv_f : dk_f);
+        __syncwarp();
+        const uint4 v0 = cl_lds128(scr + cl_ld_off(lane)), v1 = cl_lds128(scr + 512 + cl_ld_off(lane));
+        __syncwarp();
+        if (e_p != 0) {
+          cl_stg128(rp + 2 * ((q0 >> 3) * D + 16 * (q0 & 7)), v0);
+          cl_stg128(rp + 2 * ((q1 >> 3) * D + 16 * (q1 & 7)), v1);
+        }
+      }
+    } else
+#endif
     BWD_DKV_OUT();
   }
 
