@@ -112,7 +112,34 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 #ifndef CL_STSM
 #define CL_STSM 1
 #endif
-#define B90_CL_SCRATCH (8 * 1024)
+// CL_DQ_STSM 1: the per-step dQ store through the staging block too (measured: its LDS.128 waits
+// behind the tensor cores' shared-memory reads, call 1); 0: the 16-byte shuffle transpose, with
+// the conversion of the element type alone where the destination has it.
+#ifndef CL_DQ_STSM
+#define CL_DQ_STSM 0
+#endif
+// CL_TQ_SMEM 1: the consumers' task counter lives in shared memory (a word per consumer warp, read
+// where used) instead of a register that ptxas spilled: its `LDL` reloads after the epilogue's
+// stores missed L1 (call 1's profile: ~5 % of the consumers' samples at the task boundary).
+#ifndef CL_DQ_CTDT
+#define CL_DQ_CTDT 1
+#endif
+#ifndef CL_TQ_SMEM
+#define CL_TQ_SMEM 1
+#endif
+// CL_XINFO 1: with a task's info the producer copies into shared memory (64 bytes per slot, two
+// slots like the info's) the KV segment its dK/dV rows start in and the work's DqConv, so that
+// the consumers read them there: no global loads (~1 L2 round trip each) at the task's start and
+// before its epilogue.
+#ifndef CL_XINFO
+#define CL_XINFO 1
+#endif
+// Shared memory after the peer K columns: the staging blocks (8 KiB), the task counters (8 words,
+// 128 bytes) and the two extra info slots (CL_XINFO, 128 bytes).
+#define B90_CL_SCRATCH (8 * 1024 + 256)
+#define B90_CL_XINFO (8 * 1024 + 128)
+static_assert(3 + sizeof(WorkDesc) / 8 <= 32, "the producer threads copying the info and the extra info overlap");
+static_assert(sizeof(KvSeg) + sizeof(DqConv) <= 64, "an extra info slot holds a KvSeg and a DqConv");
 #ifdef ELEM_F16
 #define CL_DT DT_F16
 #else
@@ -280,6 +307,17 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         if (pt < 3) cp_async8_s(info + 8 * pt, (const char*)(tasks + 2 * cur + rank) + 8 * pt, true);
         else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
           cp_async8_s(info + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+#if CL_XINFO
+        // The task's first dK/dV segment (40 bytes; zeros for a work without KV segments) and the
+        // work's DqConv (24 bytes) into extra info slot tq & 1.
+        else if (pt >= 32 && pt < 32 + (int)sizeof(KvSeg) / 8) {
+          const u32 sf = (task.pad & B90_TASK_DKV_ALT) ? w.kv_alt : w.kv_first;
+          cp_async8_s(sscr + B90_CL_XINFO + (tq & 1) * 64 + 8 * (pt - 32),
+                      w.kv_count ? (const char*)(segs + sf) + 8 * (pt - 32) : (const char*)segs, w.kv_count != 0);
+        } else if (pt >= 64 && pt < 64 + (int)sizeof(DqConv) / 8)
+          cp_async8_s(sscr + B90_CL_XINFO + (tq & 1) * 64 + sizeof(KvSeg) + 8 * (pt - 64),
+                      (const char*)(dq_conv + task.work) + 8 * (pt - 64), true);
+#endif
 #if BWD_TMA
         if (kv_tma) {
           if (pt == 0) {
@@ -408,7 +446,22 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   };
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
+#if CL_TQ_SMEM
+  // This warp's task counter (every lane writes and reads the same word: no ordering needed).
+  const u32 tq_slot = sscr + 8 * 1024 + 4 * ((u32)(tid - 128) >> 5);
+  auto tq_get = [&]() {
+    u32 v;
+    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tq_slot) : "memory");
+    return (u32)__shfl_sync(0xffffffffu, v, 0);  // warp-uniform for ptxas (as bwd_consumer_index)
+  };
+  auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
+  // The counter of the next task is stored at the top (tq dies there); the epilogue and the next
+  // iteration read it back.
+  for (u32 tq = 0;; tq = tq_get()) {
+    tq_set(tq + 1);
+#else
   for (u32 tq = 0;; ++tq) {
+#endif
     mbar_wait(kv_full, tq & 1);
     const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
     const TaskDesc* tk = (const TaskDesc*)info_g;
@@ -423,7 +476,11 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles
     const u32 n_keys = wk->n_keys, n_rows = wk->n_rows;
     // The work's converting dQ copy (its destination, once per task; dq_store's).
+#if CL_XINFO
+    const DqConv cv = *(const DqConv*)(gbase + (sscr + B90_CL_XINFO + (tq & 1) * 64 + sizeof(KvSeg) - base));
+#else
     const DqConv cv = dq_conv[tk->work];
+#endif
     const u64 dq_dst = cv.dst;
     const u32 dq_stride = cv.stride, dq_dtype = cv.dtype;
 
@@ -456,7 +513,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       return *(const u32*)&u;
     };
     // CL_STSM: the element type, 16-byte aligned at every row.
-    const bool dq_stsm = CL_STSM && dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
+    const bool dq_stsm = CL_DQ_STSM && dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
+    const bool dq_ct16 = dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
       if (dq_stsm) {
         // Through this warp's staging block: rows 16 wq + (lane >> 1), 8 columns (lane & 1) per
@@ -478,12 +536,16 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         }
         return;
       }
-      if (dq_v16) {
-        // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
-        // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
-        // tiles (the even lane then holds columns 4 (t4 >> 1) .. + 3 of tiles 4 c, 4 c + 2, the odd
-        // lane those of tiles 4 c + 1, 4 c + 3), then lanes t4, t4 ^ 2 swap 4 columns: the low
-        // lane (t4 < 2) keeps its first tile, the high lane its second.
+      // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
+      // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
+      // tiles (the even lane then holds columns 4 (t4 >> 1) .. + 3 of tiles 4 c, 4 c + 2, the odd
+      // lane those of tiles 4 c + 1, 4 c + 3), then lanes t4, t4 ^ 2 swap 4 columns: the low
+      // lane (t4 < 2) keeps its first tile, the high lane its second. `ct`: convert by the
+      // compile-time element type (a constant at both calls).
+      auto st16 = [&](const bool ct) {
+        auto pack = [&](int n, int h) -> u32 {
+          return ct ? cl_pack(DQ_SCALED(dq[n * 4 + 2 * h]), DQ_SCALED(dq[n * 4 + 2 * h + 1])) : dq_pack(dq, n, h);
+        };
         const bool odd = t4 & 1, lo = !(t4 & 2);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -491,8 +553,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
           const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 8 * t4;
 #pragma unroll
           for (int c = 0; c < 2; ++c) {
-            const u32 a0 = dq_pack(dq, 4 * c, h), a1 = dq_pack(dq, 4 * c + 1, h);
-            const u32 a2 = dq_pack(dq, 4 * c + 2, h), a3 = dq_pack(dq, 4 * c + 3, h);
+            const u32 a0 = pack(4 * c, h), a1 = pack(4 * c + 1, h);
+            const u32 a2 = pack(4 * c + 2, h), a3 = pack(4 * c + 3, h);
             const u32 r01 = __shfl_xor_sync(0xffffffffu, odd ? a0 : a1, 1);
             const u32 r23 = __shfl_xor_sync(0xffffffffu, odd ? a2 : a3, 1);
             // Columns 4 (t4 >> 1) .. + 3 of the lane's first tile (p0, p1) and second (p2, p3).
@@ -505,6 +567,15 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
                            "r"(lo ? p0 : s0), "r"(lo ? p1 : s1), "r"(lo ? s0 : p2), "r"(lo ? s1 : p3) : "memory");
           }
         }
+      };
+      // CL_DQ_CTDT: a destination of the element type converts by the compile-time type alone
+      // (the run-time dtype issued both conversions, predicated, per pair).
+      if (CL_DQ_CTDT && dq_ct16) {
+        st16(true);
+        return;
+      }
+      if (dq_v16) {
+        st16(false);
         return;
       }
       if (dq_v8) {
@@ -670,13 +741,36 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       prev_q0 = my_q0;
       prev_head = my_head;
     }
+#if CL_TQ_SMEM
+    {
+    // The task's info again from the counter (not kept across the step loop).
+    const u32 tq_e = (tq_get() - 1) & 1;
+    const unsigned char* info_e = gbase + (sinfo + tq_e * B90_INFO - base);
+    const TaskDesc* tk = (const TaskDesc*)info_e;
+    const WorkDesc* wk = (const WorkDesc*)(info_e + 32);
+#endif
 #if CL_STSM
     // The dK/dV destination of this lane's staging row (key 16 wq + (lane >> 1) of the
     // warpgroup's 64), before the last dQ: its loads (task info, the work's KV segment) overlap
     // the waits there instead of queueing behind the dQ stores.
     u32 e_dt;
-    const u64 e_p = cl_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
-                               (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+#if CL_XINFO && CL_TQ_SMEM
+    // Computed after the last dQ (below): only shared-memory reads (the segment's copy).
+    auto e_ptr = [&]() -> u64 {
+      const u32 key = tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1);
+      if (wk->kv_count != 1)
+        return cl_dkv_ptr(wk, segs, key, kvh, &e_dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+      const KvSeg* sg = (const KvSeg*)(gbase + (sscr + B90_CL_XINFO + tq_e * 64 - base));
+      const u32 k0 = sg->key0, len = sg->len, ds = sg->dstride, ddt = sg->ddtype;
+      e_dt = ddt;
+      const u64 p = sg->dk + ((u64)(key - k0) * ds + kvh * 2 * D) * (ddt == DT_F32 ? 4 : 2);
+      return key < wk->n_keys && key >= k0 && key - k0 < len ? p : 0;
+    };
+#else
+    const u64 e_p0 = cl_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
+                                (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+    auto e_ptr = [&]() { return e_p0; };
+#endif
     const bool e_store = tk->pad & B90_TASK_DKV_STORE;
 #endif
     if (n_pairs > 0) {
@@ -702,6 +796,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
 
     // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
 #if CL_STSM
+    const u64 e_p = e_ptr();
     if (__all_sync(0xffffffffu, e_p == 0 || (e_store && e_dt == CL_DT && (e_p & 15) == 0))) {
       // Through the warp's staging block (CL_STSM): per round two half blocks of 16 columns, dK's
       // 8 then dV's 8; this lane stores 8 columns of its row's dK / dV.
@@ -723,6 +818,9 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     } else
 #endif
     BWD_DKV_OUT();
+#if CL_TQ_SMEM
+    }
+#endif
   }
 
   }  // consumers

@@ -73,7 +73,7 @@ pub fn order_pairs(mut chains: Vec<Vec<TaskDesc>>) -> Option<(Vec<TaskDesc>, u32
 /// ([`crate::exec::sm90_bwd_smem`]): the peer's K tile, the 64 columns of the CTA's dQ half (128
 /// keys x 64 x 16-bit; the peer's dS buffers take the dQ staging's place), and 1 KiB per consumer
 /// warp for the dQ and dK/dV stores through `stmatrix` (`B90_CL_SCRATCH`, session 16).
-pub const SMEM_EXTRA: u32 = 128 * 64 * 2 + 8 * 1024;
+pub const SMEM_EXTRA: u32 = 128 * 64 * 2 + 8 * 1024 + 256;
 
 /// Grid of a clustered launch: two CTAs per pair, at most one cluster per two SMs.
 pub fn grid(pairs: u32, sm_count: u32) -> u32 {
