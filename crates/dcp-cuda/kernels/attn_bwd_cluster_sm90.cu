@@ -134,10 +134,11 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 #ifndef CL_XINFO
 #define CL_XINFO 1
 #endif
-// Shared memory after the peer K columns: the staging blocks (8 KiB), the task counters (8 words,
-// 128 bytes) and the two extra info slots (CL_XINFO, 128 bytes).
-#define B90_CL_SCRATCH (8 * 1024 + 256)
-#define B90_CL_XINFO (8 * 1024 + 128)
+// Shared memory after the peer K columns: the staging blocks (8 KiB), the task counters (a word
+// per consumer thread, 1 KiB) and the two extra info slots (CL_XINFO, 128 bytes).
+#define B90_CL_TQ (8 * 1024)
+#define B90_CL_XINFO (9 * 1024)
+#define B90_CL_SCRATCH (9 * 1024 + 128)
 static_assert(3 + sizeof(WorkDesc) / 8 <= 32, "the producer threads copying the info and the extra info overlap");
 static_assert(sizeof(KvSeg) + sizeof(DqConv) <= 64, "an extra info slot holds a KvSeg and a DqConv");
 #ifdef ELEM_F16
@@ -447,12 +448,15 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
 #if CL_TQ_SMEM
-  // This warp's task counter (every lane writes and reads the same word: no ordering needed).
-  const u32 tq_slot = sscr + 8 * 1024 + 4 * ((u32)(tid - 128) >> 5);
+  // The task counter, a word per consumer thread (each thread reads only what it wrote: all lanes
+  // sharing a warp's word was a benign intra-warp race to racecheck, lane 0 alone made ptxas spill
+  // its predicate), read back through a shuffle from lane 0, which makes it warp-uniform for ptxas
+  // (as bwd_consumer_index).
+  const u32 tq_slot = sscr + B90_CL_TQ + 4 * (u32)(tid - 128);
   auto tq_get = [&]() {
     u32 v;
     asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tq_slot) : "memory");
-    return (u32)__shfl_sync(0xffffffffu, v, 0);  // warp-uniform for ptxas (as bwd_consumer_index)
+    return (u32)__shfl_sync(0xffffffffu, v, 0);
   };
   auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
   // The counter of the next task is stored at the top (tq dies there); the epilogue and the next
