@@ -101,33 +101,33 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 // The peer's K columns of this rank's dQ half: 128 keys x 64 columns, 16-bit.
 #define B90_KP_BYTES (B90_BC * 64 * 2)
 
-// CL_STSM 1 (session 16, kb16): the dQ of a step and the task's dK/dV leave through a 1 KiB
-// staging block per consumer warp (`B90_CL_SCRATCH`; host: cluster::SMEM_EXTRA) where the
-// destination is the element type (compile-time conversion) and 16-byte aligned at every row:
-// per 16 rows x 16 columns of a fragment one `stmatrix` (4 packed 8x8 matrices, no shuffles), then
-// each lane reads back one 16-byte chunk (8 columns of one row) and stores it (`STG.128`; a warp
-// instruction writes 16 rows x 32 bytes). It replaces the quad transposes by shuffles and selects
-// (dQ: 16 SHFL, ~48 SEL, both dtypes' conversions per dQ; dK/dV epilogue: 96 SHFL, ~270 SEL / MOV,
-// 32 half-predicated STG.128 per thread). Other destinations keep those paths. 0: off (A/B).
+// Session 16 (kb16; bench/results/kernels-2026-11-29-kb16), the task boundary. Switches, all on
+// (0: the session-15 code, for A/B):
+// CL_STSM: the task's dK/dV leave through a 1 KiB staging block per consumer warp
+// (`B90_CL_SCRATCH`; host: cluster::SMEM_EXTRA) where every row's destination has the element
+// type (compile-time conversion) and is 16-byte aligned: per 16 rows x 16 columns of a fragment
+// one `stmatrix` (4 packed 8x8 matrices, no shuffles), then each lane reads back one 16-byte
+// chunk (8 columns of one row) and stores it (`STG.128`; a warp instruction writes 16 rows x 32
+// bytes). It replaces BWD_DKV_OUT's quad transposes (96 SHFL, ~270 SEL / MOV, both dtypes'
+// conversions and 32 half-predicated STG.128 per thread); other destinations keep that path. The
+// per-step dQ store through the same staging measured slower (its read-back waits behind the
+// tensor cores' shared-memory reads; kb16's variants/s1_dq_stsm.diff): dQ keeps the shuffles.
+// CL_DQ_CTDT: a dQ destination of the element type converts by the compile-time type alone (16
+// F2FP per dQ instead of 32 predicated: the run-time dtype issued both).
+// CL_TQ_SMEM: the consumers' task counter lives in shared memory (a word per consumer thread,
+// read back through a shuffle from lane 0 so that ptxas keeps it warp-uniform) instead of a
+// register that ptxas spilled: its `LDL` reloads after a task's traffic missed L1 and waited
+// behind the epilogue's stores (kb16 call 1's profile: ~5 % of the consumers' samples).
 #ifndef CL_STSM
 #define CL_STSM 1
 #endif
-// CL_DQ_STSM 1: the per-step dQ store through the staging block too (measured: its LDS.128 waits
-// behind the tensor cores' shared-memory reads, call 1); 0: the 16-byte shuffle transpose, with
-// the conversion of the element type alone where the destination has it.
-#ifndef CL_DQ_STSM
-#define CL_DQ_STSM 0
-#endif
-// CL_TQ_SMEM 1: the consumers' task counter lives in shared memory (a word per consumer warp, read
-// where used) instead of a register that ptxas spilled: its `LDL` reloads after the epilogue's
-// stores missed L1 (call 1's profile: ~5 % of the consumers' samples at the task boundary).
 #ifndef CL_DQ_CTDT
 #define CL_DQ_CTDT 1
 #endif
 #ifndef CL_TQ_SMEM
 #define CL_TQ_SMEM 1
 #endif
-// CL_XINFO 1: with a task's info the producer copies into shared memory (64 bytes per slot, two
+// CL_XINFO: with a task's info the producer copies into shared memory (64 bytes per slot, two
 // slots like the info's) the KV segment its dK/dV rows start in and the work's DqConv, so that
 // the consumers read them there: no global loads (~1 L2 round trip each) at the task's start and
 // before its epilogue.
@@ -517,29 +517,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       return *(const u32*)&u;
     };
     // CL_STSM: the element type, 16-byte aligned at every row.
-    const bool dq_stsm = CL_DQ_STSM && dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     const bool dq_ct16 = dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
-      if (dq_stsm) {
-        // Through this warp's staging block: rows 16 wq + (lane >> 1), 8 columns (lane & 1) per
-        // 16-column half block; two half blocks per round.
-        const u32 scr = sscr + ((u32)(tid - 128) >> 5) * 1024;
-        const u32 row = q0 + 16 * wq + (lane >> 1);
-        const u64 rp = dq_dst + 2 * ((u64)row * dq_stride + head * D + 64 * rank + 8 * (lane & 1));
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          cl_stage(scr + cl_sts_off(lane), dq, 2 * r, 1.f);
-          cl_stage(scr + 512 + cl_sts_off(lane), dq, 2 * r + 1, 1.f);
-          __syncwarp();
-          const uint4 v0 = cl_lds128(scr + cl_ld_off(lane)), v1 = cl_lds128(scr + 512 + cl_ld_off(lane));
-          __syncwarp();
-          if (row < n_rows) {
-            cl_stg128(rp + 64 * r, v0);
-            cl_stg128(rp + 64 * r + 32, v1);
-          }
-        }
-        return;
-      }
       // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
       // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
       // tiles (the even lane then holds columns 4 (t4 >> 1) .. + 3 of tiles 4 c, 4 c + 2, the odd
