@@ -16,8 +16,8 @@
 // dS_0 K_0 + dS_1 K_1 over the pair's two kv tiles; rank r computes its 64 columns (64 r ..)
 // over all 256 keys, so no partial sum leaves the tensor cores' fp32 accumulator (one rounding
 // into the 16-bit destination of the plan's converting dQ copy, stored straight from the
-// registers, 8-byte stores after one lane-pair swap; the host dropped that copy and the fp32
-// scratch's zero fill). Per step, after its
+// registers, 16-byte stores after a quad transpose (kb15b); the host dropped that copy and the
+// fp32 scratch's zero fill). Per step, after its
 // dS^T `stmatrix` and the proxy fence, each consumer warpgroup meets its own named barrier and
 // one thread sends its 8 KiB dS block (the layout the dQ wgmma reads) into the peer's `sdSp`
 // buffer with one `cp.async.bulk.shared::cluster.shared::cta ... complete_tx` (completing on the
