@@ -222,7 +222,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   // Per stage: lse[SR], dd[SR], span[SR][2], the first two ranges of each row [SR][16 B] (partial
   // tiles; empty [0, 0) where a row has fewer; or the tile's precomputed mask, 1 KiB per q tile)
   // and per q tile its tile word and mask index (8 bytes each).
-  // CL_STSM: 1 KiB of staging per consumer warp (two half blocks).
+  // Session 16's shared memory (B90_CL_SCRATCH): 1 KiB of staging per consumer warp (two half
+  // blocks), the task counters, the extra info slots.
   const u32 sscr = sKp + B90_KP_BYTES;
   const u32 small = sscr + B90_CL_SCRATCH;
   constexpr u32 SMALL = SR * 32 + 16;
@@ -516,7 +517,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       const __half2 u = __floats2half2_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));
       return *(const u32*)&u;
     };
-    // CL_STSM: the element type, 16-byte aligned at every row.
+    // CL_DQ_CTDT: the element type, 16-byte aligned at every row.
     const bool dq_ct16 = dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
       // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
@@ -734,11 +735,11 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
 #endif
 #if CL_STSM
     // The dK/dV destination of this lane's staging row (key 16 wq + (lane >> 1) of the
-    // warpgroup's 64), before the last dQ: its loads (task info, the work's KV segment) overlap
-    // the waits there instead of queueing behind the dQ stores.
+    // warpgroup's 64): with CL_XINFO from the segment's shared-memory copy after the last dQ;
+    // else from the global segments, loaded before the last dQ (branch-free, so that the waits
+    // come at the epilogue, not behind the dQ stores).
     u32 e_dt;
 #if CL_XINFO && CL_TQ_SMEM
-    // Computed after the last dQ (below): only shared-memory reads (the segment's copy).
     auto e_ptr = [&]() -> u64 {
       const u32 key = tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1);
       if (wk->kv_count != 1)
