@@ -16,8 +16,8 @@
 // dS_0 K_0 + dS_1 K_1 over the pair's two kv tiles; rank r computes its 64 columns (64 r ..)
 // over all 256 keys, so no partial sum leaves the tensor cores' fp32 accumulator (one rounding
 // into the 16-bit destination of the plan's converting dQ copy, stored straight from the
-// registers, 8-byte stores after one lane-pair swap; the host dropped that copy and the fp32
-// scratch's zero fill). Per step, after its
+// registers, 16-byte stores after a quad transpose (kb15b); the host dropped that copy and the
+// fp32 scratch's zero fill). Per step, after its
 // dS^T `stmatrix` and the proxy fence, each consumer warpgroup meets its own named barrier and
 // one thread sends its 8 KiB dS block (the layout the dQ wgmma reads) into the peer's `sdSp`
 // buffer with one `cp.async.bulk.shared::cluster.shared::cta ... complete_tx` (completing on the
@@ -101,6 +101,107 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 // The peer's K columns of this rank's dQ half: 128 keys x 64 columns, 16-bit.
 #define B90_KP_BYTES (B90_BC * 64 * 2)
 
+// Session 16 (kb16; bench/results/kernels-2026-11-29-kb16), the task boundary. Switches, all on
+// (0: the session-15 code, for A/B):
+// CL_STSM: the task's dK/dV leave through a 1 KiB staging block per consumer warp
+// (`B90_CL_SCRATCH`; host: cluster::SMEM_EXTRA) where every row's destination has the element
+// type (compile-time conversion) and is 16-byte aligned: per 16 rows x 16 columns of a fragment
+// one `stmatrix` (4 packed 8x8 matrices, no shuffles), then each lane reads back one 16-byte
+// chunk (8 columns of one row) and stores it (`STG.128`; a warp instruction writes 16 rows x 32
+// bytes). It replaces BWD_DKV_OUT's quad transposes (96 SHFL, ~270 SEL / MOV, both dtypes'
+// conversions and 32 half-predicated STG.128 per thread); other destinations keep that path. The
+// per-step dQ store through the same staging measured slower (its read-back waits behind the
+// tensor cores' shared-memory reads; kb16's variants/s1_dq_stsm.diff): dQ keeps the shuffles.
+// CL_DQ_CTDT: a dQ destination of the element type converts by the compile-time type alone (16
+// F2FP per dQ instead of 32 predicated: the run-time dtype issued both).
+// CL_TQ_SMEM: the consumers' task counter lives in shared memory (a word per consumer thread,
+// read back through a shuffle from lane 0 so that ptxas keeps it warp-uniform) instead of a
+// register that ptxas spilled: its `LDL` reloads after a task's traffic missed L1 and waited
+// behind the epilogue's stores (kb16 call 1's profile: ~5 % of the consumers' samples).
+#ifndef CL_STSM
+#define CL_STSM 1
+#endif
+#ifndef CL_DQ_CTDT
+#define CL_DQ_CTDT 1
+#endif
+#ifndef CL_TQ_SMEM
+#define CL_TQ_SMEM 1
+#endif
+// CL_XINFO: with a task's info the producer copies into shared memory (64 bytes per slot, two
+// slots like the info's) the KV segment its dK/dV rows start in and the work's DqConv, so that
+// the consumers read them there: no global loads (~1 L2 round trip each) at the task's start and
+// before its epilogue.
+#ifndef CL_XINFO
+#define CL_XINFO 1
+#endif
+// Shared memory after the peer K columns: the staging blocks (8 KiB), the task counters (a word
+// per consumer thread, 1 KiB) and the two extra info slots (CL_XINFO, 128 bytes).
+#define B90_CL_TQ (8 * 1024)
+#define B90_CL_XINFO (9 * 1024)
+#define B90_CL_SCRATCH (9 * 1024 + 128)
+static_assert(3 + sizeof(WorkDesc) / 8 <= 32, "the producer threads copying the info and the extra info overlap");
+static_assert(sizeof(KvSeg) + sizeof(DqConv) <= 64, "an extra info slot holds a KvSeg and a DqConv");
+#ifdef ELEM_F16
+#define CL_DT DT_F16
+#else
+#define CL_DT DT_BF16
+#endif
+// Two fp32 into the element type's packed pair (round to nearest).
+__device__ __forceinline__ u32 cl_pack(float a, float b) {
+#ifdef ELEM_F16
+  const __half2 u = __floats2half2_rn(a, b);
+#else
+  const __nv_bfloat162 u = __floats2bfloat162_rn(a, b);
+#endif
+  return *(const u32*)&u;
+}
+__device__ __forceinline__ void cl_stsm_x4(u32 saddr, u32 r0, u32 r1, u32 r2, u32 r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+__device__ __forceinline__ uint4 cl_lds128(u32 a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a) : "memory");
+  return v;
+}
+__device__ __forceinline__ void cl_stg128(u64 p, uint4 v) {
+  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+}
+// A staging half block: 16 rows x 16 columns of 16-bit (32 bytes per row), the 16-byte chunk c of
+// row r at 32 r + 16 (c ^ ((r >> 2) & 1)) (the 8 rows of a stmatrix matrix and the rows read by
+// each 8 lanes fall on distinct banks). stmatrix: lane l addresses row l & 7 of matrix l >> 3
+// (matrices: rows 0-7 / 8-15 of column tile 0, then of tile 1), `cl_sts_off`; the read-back: lane
+// l reads chunk l & 1 of row l >> 1, `cl_ld_off`.
+__device__ __forceinline__ u32 cl_sts_off(int lane) {
+  const u32 r = (lane & 7) + 8 * ((lane >> 3) & 1), c = lane >> 4;
+  return 32 * r + 16 * (c ^ ((r >> 2) & 1));
+}
+__device__ __forceinline__ u32 cl_ld_off(int lane) {
+  const u32 r = lane >> 1, c = lane & 1;
+  return 32 * r + 16 * (c ^ ((r >> 2) & 1));
+}
+// dkv_key_ptr (bwd_sm90.cuh) without branches on the loaded values: the segment's fields are
+// loaded together and the pointer selected (0 past the work's keys or outside the segment), so
+// that the loads issued before the task's last dQ are waited for only at the epilogue.
+__device__ __forceinline__ u64 cl_dkv_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt, u32 first) {
+  const u32 n = w->kv_count;
+  if (n == 0) return 0;  // (from shared memory: a branch before the segment's loads)
+  const KvSeg& sg = segs[n > 1 ? kv_seg_index(first, n, segs, key) : first];
+  const u32 k0 = sg.key0, len = sg.len, ds = sg.dstride, ddt = sg.ddtype;
+  const u64 dk = sg.dk;
+  *dt = ddt;
+  const bool ok = key < w->n_keys && key >= k0 && key - k0 < len;
+  const u64 p = dk + ((u64)(key - k0) * ds + kvh * 2 * HEAD_DIM) * (ddt == DT_F32 ? 4 : 2);
+  return ok ? p : 0;
+}
+// Column tiles 2 p, 2 p + 1 of an m64nN fp32 accumulator fragment `a` (times f), this warp's 16
+// rows, converted into the half block at `hb`.
+__device__ __forceinline__ void cl_stage(u32 hb, const float* a, int p, float f) {
+  cl_stsm_x4(hb, cl_pack(a[8 * p] * f, a[8 * p + 1] * f), cl_pack(a[8 * p + 2] * f, a[8 * p + 3] * f),
+             cl_pack(a[8 * p + 4] * f, a[8 * p + 5] * f), cl_pack(a[8 * p + 6] * f, a[8 * p + 7] * f));
+}
+
 // BWD_TMA, BWD_TMA_PF and the other producer switches: bwd_sm90.cuh.
 static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not pairs: BWD_KV_PF here");
 // BWD_KV_PF 1: when the producer has the next pair's index (about two steps before the task's
@@ -121,7 +222,10 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   // Per stage: lse[SR], dd[SR], span[SR][2], the first two ranges of each row [SR][16 B] (partial
   // tiles; empty [0, 0) where a row has fewer; or the tile's precomputed mask, 1 KiB per q tile)
   // and per q tile its tile word and mask index (8 bytes each).
-  const u32 small = sKp + B90_KP_BYTES;
+  // Session 16's shared memory (B90_CL_SCRATCH): 1 KiB of staging per consumer warp (two half
+  // blocks), the task counters, the extra info slots.
+  const u32 sscr = sKp + B90_KP_BYTES;
+  const u32 small = sscr + B90_CL_SCRATCH;
   constexpr u32 SMALL = SR * 32 + 16;
   constexpr u32 RG_OFF = SR * 16, WORD_OFF = SR * 32;
   const u32 sinfo = small + 2 * SMALL;         // [2][B90_INFO]
@@ -205,6 +309,17 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         if (pt < 3) cp_async8_s(info + 8 * pt, (const char*)(tasks + 2 * cur + rank) + 8 * pt, true);
         else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
           cp_async8_s(info + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+#if CL_XINFO
+        // The task's first dK/dV segment (40 bytes; zeros for a work without KV segments) and the
+        // work's DqConv (24 bytes) into extra info slot tq & 1.
+        else if (pt >= 32 && pt < 32 + (int)sizeof(KvSeg) / 8) {
+          const u32 sf = (task.pad & B90_TASK_DKV_ALT) ? w.kv_alt : w.kv_first;
+          cp_async8_s(sscr + B90_CL_XINFO + (tq & 1) * 64 + 8 * (pt - 32),
+                      w.kv_count ? (const char*)(segs + sf) + 8 * (pt - 32) : (const char*)segs, w.kv_count != 0);
+        } else if (pt >= 64 && pt < 64 + (int)sizeof(DqConv) / 8)
+          cp_async8_s(sscr + B90_CL_XINFO + (tq & 1) * 64 + sizeof(KvSeg) + 8 * (pt - 64),
+                      (const char*)(dq_conv + task.work) + 8 * (pt - 64), true);
+#endif
 #if BWD_TMA
         if (kv_tma) {
           if (pt == 0) {
@@ -333,7 +448,25 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   };
 
   u32 gt = 0;  // steps of this CTA so far (stages, dS buffers and their barrier phases)
+#if CL_TQ_SMEM
+  // The task counter, a word per consumer thread (each thread reads only what it wrote: all lanes
+  // sharing a warp's word was a benign intra-warp race to racecheck, lane 0 alone made ptxas spill
+  // its predicate), read back through a shuffle from lane 0, which makes it warp-uniform for ptxas
+  // (as bwd_consumer_index).
+  const u32 tq_slot = sscr + B90_CL_TQ + 4 * (u32)(tid - 128);
+  auto tq_get = [&]() {
+    u32 v;
+    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tq_slot) : "memory");
+    return (u32)__shfl_sync(0xffffffffu, v, 0);
+  };
+  auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
+  // The counter of the next task is stored at the top (tq dies there); the epilogue and the next
+  // iteration read it back.
+  for (u32 tq = 0;; tq = tq_get()) {
+    tq_set(tq + 1);
+#else
   for (u32 tq = 0;; ++tq) {
+#endif
     mbar_wait(kv_full, tq & 1);
     const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
     const TaskDesc* tk = (const TaskDesc*)info_g;
@@ -348,7 +481,11 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles
     const u32 n_keys = wk->n_keys, n_rows = wk->n_rows;
     // The work's converting dQ copy (its destination, once per task; dq_store's).
+#if CL_XINFO
+    const DqConv cv = *(const DqConv*)(gbase + (sscr + B90_CL_XINFO + (tq & 1) * 64 + sizeof(KvSeg) - base));
+#else
     const DqConv cv = dq_conv[tk->work];
+#endif
     const u64 dq_dst = cv.dst;
     const u32 dq_stride = cv.stride, dq_dtype = cv.dtype;
 
@@ -380,13 +517,19 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       const __half2 u = __floats2half2_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));
       return *(const u32*)&u;
     };
+    // CL_DQ_CTDT: the element type, 16-byte aligned at every row.
+    const bool dq_ct16 = dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
-      if (dq_v16) {
-        // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
-        // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
-        // tiles (the even lane then holds columns 4 (t4 >> 1) .. + 3 of tiles 4 c, 4 c + 2, the odd
-        // lane those of tiles 4 c + 1, 4 c + 3), then lanes t4, t4 ^ 2 swap 4 columns: the low
-        // lane (t4 < 2) keeps its first tile, the high lane its second.
+      // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
+      // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
+      // tiles (the even lane then holds columns 4 (t4 >> 1) .. + 3 of tiles 4 c, 4 c + 2, the odd
+      // lane those of tiles 4 c + 1, 4 c + 3), then lanes t4, t4 ^ 2 swap 4 columns: the low
+      // lane (t4 < 2) keeps its first tile, the high lane its second. `ct`: convert by the
+      // compile-time element type (a constant at both calls).
+      auto st16 = [&](const bool ct) {
+        auto pack = [&](int n, int h) -> u32 {
+          return ct ? cl_pack(DQ_SCALED(dq[n * 4 + 2 * h]), DQ_SCALED(dq[n * 4 + 2 * h + 1])) : dq_pack(dq, n, h);
+        };
         const bool odd = t4 & 1, lo = !(t4 & 2);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -394,8 +537,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
           const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 8 * t4;
 #pragma unroll
           for (int c = 0; c < 2; ++c) {
-            const u32 a0 = dq_pack(dq, 4 * c, h), a1 = dq_pack(dq, 4 * c + 1, h);
-            const u32 a2 = dq_pack(dq, 4 * c + 2, h), a3 = dq_pack(dq, 4 * c + 3, h);
+            const u32 a0 = pack(4 * c, h), a1 = pack(4 * c + 1, h);
+            const u32 a2 = pack(4 * c + 2, h), a3 = pack(4 * c + 3, h);
             const u32 r01 = __shfl_xor_sync(0xffffffffu, odd ? a0 : a1, 1);
             const u32 r23 = __shfl_xor_sync(0xffffffffu, odd ? a2 : a3, 1);
             // Columns 4 (t4 >> 1) .. + 3 of the lane's first tile (p0, p1) and second (p2, p3).
@@ -408,6 +551,15 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
                            "r"(lo ? p0 : s0), "r"(lo ? p1 : s1), "r"(lo ? s0 : p2), "r"(lo ? s1 : p3) : "memory");
           }
         }
+      };
+      // CL_DQ_CTDT: a destination of the element type converts by the compile-time type alone
+      // (the run-time dtype issued both conversions, predicated, per pair).
+      if (CL_DQ_CTDT && dq_ct16) {
+        st16(true);
+        return;
+      }
+      if (dq_v16) {
+        st16(false);
         return;
       }
       if (dq_v8) {
@@ -573,6 +725,38 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       prev_q0 = my_q0;
       prev_head = my_head;
     }
+#if CL_TQ_SMEM
+    {
+    // The task's info again from the counter (not kept across the step loop).
+    const u32 tq_e = (tq_get() - 1) & 1;
+    const unsigned char* info_e = gbase + (sinfo + tq_e * B90_INFO - base);
+    const TaskDesc* tk = (const TaskDesc*)info_e;
+    const WorkDesc* wk = (const WorkDesc*)(info_e + 32);
+#endif
+#if CL_STSM
+    // The dK/dV destination of this lane's staging row (key 16 wq + (lane >> 1) of the
+    // warpgroup's 64): with CL_XINFO from the segment's shared-memory copy after the last dQ;
+    // else from the global segments, loaded before the last dQ (branch-free, so that the waits
+    // come at the epilogue, not behind the dQ stores).
+    u32 e_dt;
+#if CL_XINFO && CL_TQ_SMEM
+    auto e_ptr = [&]() -> u64 {
+      const u32 key = tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1);
+      if (wk->kv_count != 1)
+        return cl_dkv_ptr(wk, segs, key, kvh, &e_dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+      const KvSeg* sg = (const KvSeg*)(gbase + (sscr + B90_CL_XINFO + tq_e * 64 - base));
+      const u32 k0 = sg->key0, len = sg->len, ds = sg->dstride, ddt = sg->ddtype;
+      e_dt = ddt;
+      const u64 p = sg->dk + ((u64)(key - k0) * ds + kvh * 2 * D) * (ddt == DT_F32 ? 4 : 2);
+      return key < wk->n_keys && key >= k0 && key - k0 < len ? p : 0;
+    };
+#else
+    const u64 e_p0 = cl_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
+                                (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+    auto e_ptr = [&]() { return e_p0; };
+#endif
+    const bool e_store = tk->pad & B90_TASK_DKV_STORE;
+#endif
     if (n_pairs > 0) {
       // dQ of the task's last step: then K and V are read for good (the producer may load the
       // next task's), and its dS buffer is free.
@@ -595,7 +779,32 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     }
 
     // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
+#if CL_STSM
+    const u64 e_p = e_ptr();
+    if (__all_sync(0xffffffffu, e_p == 0 || (e_store && e_dt == CL_DT && (e_p & 15) == 0))) {
+      // Through the warp's staging block (CL_STSM): per round two half blocks of 16 columns, dK's
+      // 8 then dV's 8; this lane stores 8 columns of its row's dK / dV.
+      const u32 scr = sscr + ((u32)(tid - 128) >> 5) * 1024;
+      const u64 rp = e_p + 16 * (lane & 1);
+#pragma unroll
+      for (int r = 0; r < 8; ++r) {
+        const int q0 = 2 * r, q1 = 2 * r + 1;
+        cl_stage(scr + cl_sts_off(lane), (q0 >> 3) ? dv : dk, q0 & 7, (q0 >> 3) ? dv_f : dk_f);
+        cl_stage(scr + 512 + cl_sts_off(lane), (q1 >> 3) ? dv : dk, q1 & 7, (q1 >> 3) ? dv_f : dk_f);
+        __syncwarp();
+        const uint4 v0 = cl_lds128(scr + cl_ld_off(lane)), v1 = cl_lds128(scr + 512 + cl_ld_off(lane));
+        __syncwarp();
+        if (e_p != 0) {
+          cl_stg128(rp + 2 * ((q0 >> 3) * D + 16 * (q0 & 7)), v0);
+          cl_stg128(rp + 2 * ((q1 >> 3) * D + 16 * (q1 & 7)), v1);
+        }
+      }
+    } else
+#endif
     BWD_DKV_OUT();
+#if CL_TQ_SMEM
+    }
+#endif
   }
 
   }  // consumers

@@ -71,8 +71,10 @@ pub fn order_pairs(mut chains: Vec<Vec<TaskDesc>>) -> Option<(Vec<TaskDesc>, u32
 
 /// Shared memory the clustered kernel needs beyond the sm90 backward's layout
 /// ([`crate::exec::sm90_bwd_smem`]): the peer's K tile, the 64 columns of the CTA's dQ half (128
-/// keys x 64 x 16-bit; the peer's dS buffers take the dQ staging's place).
-pub const SMEM_EXTRA: u32 = 128 * 64 * 2;
+/// keys x 64 x 16-bit; the peer's dS buffers take the dQ staging's place), and 1 KiB per consumer
+/// warp for the dK/dV stores through `stmatrix`, a task-counter word per consumer thread and two
+/// 64-byte slots of per-task segment / DqConv copies (`B90_CL_SCRATCH`, session 16).
+pub const SMEM_EXTRA: u32 = 128 * 64 * 2 + 9 * 1024 + 128;
 
 /// Grid of a clustered launch: two CTAs per pair, at most one cluster per two SMs.
 pub fn grid(pairs: u32, sm_count: u32) -> u32 {
