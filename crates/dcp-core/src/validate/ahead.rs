@@ -58,7 +58,6 @@ const _: () = assert!(std::mem::size_of::<Posted>() <= 56);
 
 /// What a send carries: one set rectangle's value (a ring step's buffer), or its rows as read
 /// (at this index of [`Inboxes::rows`]).
-#[derive(Clone, Copy)]
 enum Payload {
     One(Val),
     Rows(u32),
@@ -128,20 +127,15 @@ impl Inboxes {
         q.push_back(x);
     }
 
-    /// Removes entry `at` of `d`'s inbox (read in place before); a drained inbox's storage goes
-    /// to the pool.
+    /// Takes entry `at` of `d`'s inbox; a drained inbox's storage goes to the pool.
     #[inline]
-    fn remove(&mut self, d: usize, at: usize) {
+    fn take(&mut self, d: usize, at: usize) -> Posted {
         let q = &mut self.q[d];
-        let found = if at == 0 {
-            q.pop_front().is_some()
-        } else {
-            q.remove(at).is_some()
-        };
-        assert!(found, "an entry found");
+        let x = if at == 0 { q.pop_front() } else { q.remove(at) }.expect("an entry found");
         if q.is_empty() {
             self.spare.push(std::mem::take(q));
         }
+        x
     }
 
     /// Keeps `rows` for a receive ([`Payload::Rows`]).
@@ -225,16 +219,7 @@ impl Validator<'_> {
                 if c.last.is_some_and(|p| *tag <= p) {
                     return false;
                 }
-                // At most one send (a ring or zigzag step's send and receive): its rank is 0,
-                // without the rank table.
-                let one_send = match &ops[..] {
-                    [_] => true,
-                    [a, b] => a.dir != b.dir,
-                    _ => false,
-                };
-                if !one_send {
-                    inbox.new_ranks();
-                }
+                inbox.new_ranks();
                 for op in ops.iter() {
                     let p = op.peer as usize;
                     if p >= n || p == d {
@@ -243,7 +228,7 @@ impl Validator<'_> {
                     if op.dir != Dir::Send {
                         continue;
                     }
-                    let k = if one_send { 0 } else { inbox.rank(p) };
+                    let k = inbox.rank(p);
                     let r = &op.region;
                     let Some(b) = declared(prog, r) else {
                         return false;
@@ -356,9 +341,7 @@ fn recv_one(
     at: usize,
     r: &Region,
 ) -> bool {
-    // The entry is read where it lies (a copy of it out of the deque cost ≈ 17 instructions
-    // per receive), then removed.
-    let x = &inbox.q[d][at];
+    let x = inbox.take(d, at);
     let Some(b) = declared(prog, r) else {
         return false;
     };
@@ -369,9 +352,7 @@ fn recv_one(
     if se != re || x.dtype != b.dtype || x.heads != r.heads || x.len != r.len {
         return false;
     }
-    let rows = x.rows;
-    inbox.remove(d, at);
-    match rows {
+    match x.rows {
         Payload::One(v) => l.st.bufs[r.buf as usize].write_one(r, v),
         Payload::Rows(i) => l.recv_rows(r, inbox.take_rows(i)),
     }
@@ -392,12 +373,7 @@ fn declared<'p>(prog: &'p crate::plan::Program, r: &Region) -> Option<&'p crate:
 /// sender's entries arrive in its groups' order, and its receiver takes them in that order).
 #[inline]
 fn find(inbox: &VecDeque<Posted>, from: u32, tag: u32, k: u32) -> Option<usize> {
-    let is = |x: &Posted| x.from == from && x.tag == tag && x.k == k;
-    // The first entry alone first: the deque's iterator (its two slices) costs more than the
-    // test (ring 32x8: the scan was 17 instructions per plan instruction).
-    match inbox.front() {
-        None => None,
-        Some(x) if is(x) => Some(0),
-        Some(_) => inbox.iter().skip(1).position(is).map(|i| i + 1),
-    }
+    inbox
+        .iter()
+        .position(|x| x.from == from && x.tag == tag && x.k == k)
 }
