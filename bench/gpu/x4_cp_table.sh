@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Four GPUs, one call (~2 min on 4x H200): issue 10's table and checks. Random selftest at 4 and 1
-# GPUs (every mask kind, GQA, head dims 64/128, every planner, against the CPU f64 reference); one
+# Four GPUs (WORLD=4, the default) or WORLD=2, one call (~2 min on 4x H200): issue 10's table and
+# checks. Random selftest at WORLD and 1 GPUs (SELFTEST=0 skips both) (every mask kind, GQA, head dims 64/128, every planner, against the CPU f64 reference); one
 # causal sequence of 32K, 64K, 114 710 (the fp32-accumulation check) and 128K tokens with dcp and
 # zigzag (outputs checked); five packed 131K batches with local, zigzag and dcp (checked); PyTorch
 # `context_parallel` with cuDNN and flash on the same single sequences (PEER_CP, default
@@ -12,12 +12,13 @@
 # (`bench-gpu --op-times`) of the single sequences. Writes JSON under $OUT; copy what you keep to
 # bench/results/ (bench/results/gpu-x4-2026-11-28s5/README.md is the last record).
 #
-#   DCP=path/to/dcp OUT=dir bash bench/gpu/x4_cp_table.sh
+#   DCP=path/to/dcp OUT=dir [WORLD=2] bash bench/gpu/x4_cp_table.sh
 # (ran first as .pdev/x4a.sh in session 5.)
 set -u
 DCP=${DCP:?set DCP to the dcp binary (e.g. a carried .pdev/dcp)}
 source bench/gpu/env.sh   # NCCL shim, NVRTC headers (keeps the DCP set above)
 OUT=${OUT:-/tmp/x4_cp_table}; mkdir -p "$OUT"
+WORLD=${WORLD:-4}
 PEER_CP=${PEER_CP:-/work/shared/peers/torch_cp.py}
 PEER_IDEAL=${PEER_IDEAL:-/work/shared/peers/ideal_attn.py}
 J=$OUT
@@ -32,20 +33,22 @@ PY
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 t0=$(date +%s)
 summ() { python3 -c "import json,sys; r=[json.loads(l) for l in open('$1')]; c=[x.get('check') or {} for x in r]; print('$2: %d/%d pass, worst dq %.1e dkv %.1e o %.1e' % (sum(1 for x in c if x.get('pass')), len(r), max([x.get('dq',0) or 0 for x in c]+[0]), max([x.get('dkv',0) or 0 for x in c]+[0]), max([x.get('o',0) or 0 for x in c]+[0])))" 2>&1 | tail -1; }
-echo "== selftest world 4"
-timeout -k 5 90 $DCP launch -n 4 -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w4.jsonl > $TMP/st4.log 2>&1; echo "rc=$?"; summ $J/selftest_w4.jsonl "selftest w4"; grep -E "FAIL|rror|panic" $TMP/st4.log | head -3
-echo "== selftest world 1  t=$(( $(date +%s) - t0 ))s"
-timeout -k 5 60 $DCP bench-gpu --selftest 6 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w1.jsonl > $TMP/st1.log 2>&1; echo "rc=$?"; summ $J/selftest_w1.jsonl "selftest w1"
+if [ "${SELFTEST:-1}" != 0 ]; then
+  echo "== selftest world $WORLD"
+  timeout -k 5 90 $DCP launch -n $WORLD -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w$WORLD.jsonl > $TMP/st$WORLD.log 2>&1; echo "rc=$?"; summ $J/selftest_w$WORLD.jsonl "selftest w$WORLD"; grep -E "FAIL|rror|panic" $TMP/st$WORLD.log | head -3
+  echo "== selftest world 1  t=$(( $(date +%s) - t0 ))s"
+  timeout -k 5 60 $DCP bench-gpu --selftest 6 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w1.jsonl > $TMP/st1.log 2>&1; echo "rc=$?"; summ $J/selftest_w1.jsonl "selftest w1"
+fi
 OPS=()
 [ "${OPS_TIMES:-0}" = 1 ] && OPS=(--op-times "$J/ops_single")
 echo "== single sequences  t=$(( $(date +%s) - t0 ))s"
-timeout 170 $DCP launch -n 4 -- bench-gpu --batches $TMP/single.json --mask causal --planners dcp,zigzag --check --warmup 1 --repeats 3 --json $J/single_x4.jsonl "${OPS[@]}" 2>&1 | grep -v '^\[rank 0\] {' | tail -12
+timeout 170 $DCP launch -n $WORLD -- bench-gpu --batches $TMP/single.json --mask causal --planners dcp,zigzag --check --warmup 1 --repeats 3 --json $J/single_x$WORLD.jsonl "${OPS[@]}" 2>&1 | grep -v '^\[rank 0\] {' | tail -12
 echo "== packed  t=$(( $(date +%s) - t0 ))s"
-timeout 170 $DCP launch -n 4 -- bench-gpu --batches $TMP/packed.json --masks ${PACKED_MASKS:-causal} --planners local,zigzag,dcp --check --warmup 1 --repeats 3 --json $J/packed_x4.jsonl 2>&1 | grep -v '^\[rank 0\] {' | tail -50
+timeout 170 $DCP launch -n $WORLD -- bench-gpu --batches $TMP/packed.json --masks ${PACKED_MASKS:-causal} --planners local,zigzag,dcp --check --warmup 1 --repeats 3 --json $J/packed_x$WORLD.jsonl 2>&1 | grep -v '^\[rank 0\] {' | tail -50
 if [ -f "$PEER_CP" ]; then
   for be in cudnn flash; do
     echo "== torch context_parallel $be  t=$(( $(date +%s) - t0 ))s"
-    timeout 100 python3 -m torch.distributed.run --nproc-per-node 4 "$PEER_CP" $be gqa 2>/dev/null | grep '^{' | tee -a $J/torch_cp.jsonl
+    timeout 100 python3 -m torch.distributed.run --nproc-per-node $WORLD "$PEER_CP" $be gqa 2>/dev/null | grep '^{' | tee -a $J/torch_cp.jsonl
   done
 else
   echo "!! $PEER_CP not found: no PyTorch context_parallel rows"
