@@ -454,10 +454,11 @@ def table(summaries: list[dict]) -> str:
 
 
 def report(paths: list[str]) -> int:
-    summaries = []
+    summaries, missing = [], 0
     for p in paths:
         if not os.path.exists(p):
             print(f"!! {p}: no such file (that run wrote nothing)")
+            missing += 1
             continue
         with open(p) as f:
             for line in f:
@@ -467,7 +468,8 @@ def report(paths: list[str]) -> int:
                     if d.get("summary"):
                         summaries.append(d)
                     elif "error" in d:
-                        print(f"!! {d.get('side')}: {d['error']}")
+                        print(f"!! {d.get('side')} failed: {d['error']}")
+                        missing += 1
     if not summaries:
         print("!! no side finished: no table")
         return 1
@@ -478,7 +480,7 @@ def report(paths: list[str]) -> int:
     if not bad and len(summaries) > 1:
         print("check: every side's first-step loss (1e-2) and gradient norms (2 %) agree with "
               f"{next((s for s in summaries if s['side'].startswith('cp:')), summaries[0])['side']}")
-    return 1 if bad else 0
+    return 1 if (bad or missing) else 0
 
 
 # ------------------------------------------------------------------------------------------
