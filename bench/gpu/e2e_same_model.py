@@ -333,8 +333,11 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
 
     rows = []
 
+    n_batches = a.steps + (1 if side in a.profile_sides else 0)
+
     def timed_steps(batches, attn_of):
-        for i, (ids, pos, labels, extra) in enumerate(batches):
+        batches = iter(batches)
+        for i, (ids, pos, labels, extra) in zip(range(a.steps), batches):
             sync()
             if distributed:
                 dist.barrier()
@@ -347,6 +350,12 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
             row["rest_ms"] = row["step_ms"] - row["attn_fwd_ms"] - row["attn_bwd_ms"]
             rows.append(row)
             emit(row)
+        info["peak_gib"] = 0.0 if cpu else torch.cuda.max_memory_allocated() / 2**30
+        info["gpu_used_gib"] = 0.0 if cpu else (lambda fi: (fi[1] - fi[0]) / 2**30)(torch.cuda.mem_get_info())
+        if side in a.profile_sides:
+            ids, pos, labels, extra = next(batches)
+            profile_step(lambda: step(ids, pos, labels, attn_of(extra)), side, cpu, emit)
+            clock.take()
 
     if not cpu:
         torch.cuda.empty_cache()
@@ -362,7 +371,7 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
         with context_parallel(mesh, buffers=[ids_t, labels_t, pos_t], buffer_seq_dims=[1, 1, 1]):
             attn = cp_attention_emulated(pos_t[0], rank, world) if cpu else cp_attention(backend)
             info["tokens_rank0"] = ids_t.shape[1]
-            timed_steps(((ids_t[0], pos_t[0], labels_t[0], None) for _ in range(a.steps)), lambda _: attn)
+            timed_steps(((ids_t[0], pos_t[0], labels_t[0], None) for _ in range(n_batches)), lambda _: attn)
     else:
         import dcp
         from dcp.data import PlanningDataLoader
@@ -371,7 +380,7 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
         extra = {"token_epsilon": a.token_epsilon} if name == "dcp" else {}
         planner = dcp.Planner(world, heads=a.heads, kv_heads=a.kv_heads, head_dim=a.head_dim, dtype="bf16",
                               block_size=a.block_size, planner=name, mask="causal", **extra)
-        loader = PlanningDataLoader(planner, [ids_np] * a.steps, num_batches=a.steps, budget=a.seq_len,
+        loader = PlanningDataLoader(planner, [ids_np] * n_batches, num_batches=n_batches, budget=a.seq_len,
                                     rank=rank, device=dev)
 
         def batches():
@@ -394,8 +403,6 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
         "median_attn_fwd_ms": statistics.median(r["attn_fwd_ms"] for r in steady),
         "median_attn_bwd_ms": statistics.median(r["attn_bwd_ms"] for r in steady),
         "median_rest_ms": statistics.median(r["rest_ms"] for r in steady),
-        "peak_gib": 0.0 if cpu else torch.cuda.max_memory_allocated() / 2**30,
-        "gpu_used_gib": 0.0 if cpu else (lambda fi: (fi[1] - fi[0]) / 2**30)(torch.cuda.mem_get_info()),
         "losses": [r["loss"] for r in rows], "grad_norm_first": rows[0]["grad_norm"],
         "qkv_grad_norm_first": rows[0]["qkv_grad_norm"],
         "device": "cpu" if cpu else torch.cuda.get_device_name(), "torch": torch.__version__,
@@ -407,6 +414,24 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
     return summary
 
 
+def profile_step(run: Callable, side: str, cpu: bool, emit: Callable, top: int = 20) -> None:
+    """One more step (not timed) under torch.profiler: emits the ops / kernels with the most self
+    device time (CPU time on the CPU), to say where the step's time outside attention goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([] if cpu else [ProfilerActivity.CUDA])
+    with profile(activities=acts) as prof:
+        run()
+        if not cpu:
+            torch.cuda.synchronize()
+    key = "self_cpu_time_total" if cpu else "self_device_time_total"
+    ev = [e for e in prof.key_averages() if getattr(e, key) > 0]
+    ev.sort(key=lambda e: getattr(e, key), reverse=True)
+    total = sum(getattr(e, key) for e in ev) / 1e3
+    emit({"profile": side, "by": key, "total_ms": total,
+          "top": [[e.key[:100], round(getattr(e, key) / 1e3, 3), e.count] for e in ev[:top]]})
+
+
 # ------------------------------------------------------------------------------------------
 # Checks and the table.
 # ------------------------------------------------------------------------------------------
@@ -415,6 +440,7 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
 def check(summaries: list[dict], loss_tol: float = 1e-2, grad_tol: float = 2e-2) -> list[str]:
     """Problems: sides whose first-step loss or gradient norms differ from the reference's
     (the first context_parallel side if any, else the first side)."""
+    summaries = [s for s in summaries if not s["side"].startswith("train.py")]
     if len(summaries) < 2:
         return []
     ref = next((s for s in summaries if s["side"].startswith("cp:")), summaries[0])
@@ -435,22 +461,49 @@ def check(summaries: list[dict], loss_tol: float = 1e-2, grad_tol: float = 2e-2)
     return bad
 
 
+def _f(x, spec: str, width: int) -> str:
+    return format(x, spec).rjust(width) if isinstance(x, (int, float)) else "-".rjust(width)
+
+
 def table(summaries: list[dict]) -> str:
-    head = (f"{'side':<12} {'plan':<13} {'step ms':>8} {'tok/s/GPU':>9} {'attn f+b ms':>13} {'rest ms':>8} "
+    head = (f"{'side':<14} {'plan':<13} {'step ms':>8} {'tok/s/GPU':>9} {'attn fwd':>8} {'attn bwd':>8} {'rest ms':>8} "
             f"{'peak GiB':>8} {'used GiB':>8} {'loss0':>8} {'loss_end':>8} {'|g|0':>8} {'|g_qkv|0':>9}")
     lines = [head]
     for s in summaries:
         lines.append(
-            f"{s['side']:<12} {s.get('plan', '-'):<13} {s['median_step_ms']:8.1f} {s['tokens_per_s_per_gpu']:9.0f} "
-            f"{s['median_attn_fwd_ms']:6.1f}+{s['median_attn_bwd_ms']:<6.1f} {s['median_rest_ms']:8.1f} "
-            f"{s['peak_gib']:8.2f} {s['gpu_used_gib']:8.2f} {s['losses'][0]:8.4f} {s['losses'][-1]:8.4f} "
-            f"{s['grad_norm_first']:8.4f} {s['qkv_grad_norm_first']:9.5f}")
-    if summaries:
-        s = summaries[0]
+            f"{s['side']:<14} {s.get('plan', '-'):<13} {_f(s['median_step_ms'], '.1f', 8)} "
+            f"{_f(s['tokens_per_s_per_gpu'], '.0f', 9)} {_f(s.get('median_attn_fwd_ms'), '.1f', 8)} "
+            f"{_f(s.get('median_attn_bwd_ms'), '.1f', 8)} {_f(s.get('median_rest_ms'), '.1f', 8)} "
+            f"{_f(s['peak_gib'], '.2f', 8)} {_f(s['gpu_used_gib'], '.2f', 8)} {_f(s['losses'][0], '.4f', 8)} "
+            f"{_f(s['losses'][-1], '.4f', 8)} {_f(s.get('grad_norm_first'), '.4f', 8)} "
+            f"{_f(s.get('qkv_grad_norm_first'), '.5f', 9)}")
+    s = next((x for x in summaries if "torch" in x), None)
+    if s:
         lines.append(f"({s['seq_len']} tokens, world {s['world']}, {s['params'] / 1e9:.2f}B params, {s['device']}, "
-                     f"torch {s['torch']}; median over {s['steps'] - s['warmup']} steps after {s['warmup']} warm-up; "
-                     "attn = CUDA-event time of the attention calls in the step: forward incl. checkpoint recompute + backward)")
+                     f"torch {s['torch']}; medians over the steps after {s['warmup']} warm-up of {s['steps']}; attn fwd = "
+                     "CUDA-event time of the step's attention calls, the recomputation under checkpointing included; "
+                     "rest = step - attn)")
+    if any(x["side"].startswith("train.py") for x in summaries):
+        lines.append("(train.py: examples/train.py --seq-len, a new random sequence each step, chunked cross-entropy, "
+                     "clip_grad_norm_, one flat all-reduce; its loss is not compared)")
     return "\n".join(lines)
+
+
+def train_py_summary(path: str) -> list[dict]:
+    """Rows of an examples/train.py --out file in this table's terms (median step time)."""
+    with open(path) as f:
+        d = json.load(f)
+    runs = d["runs"] if "runs" in d else [d]
+    out = []
+    for r in runs:
+        sm, st = r["summary"], r["steps"]
+        steady = st[sm["warmup"]:] or st
+        med = statistics.median(x["step_s"] for x in steady) * 1e3
+        out.append({"summary": True, "side": f"train.py {sm['planner']}", "plan": steady[-1]["plan"],
+                    "median_step_ms": med, "tokens_per_s_per_gpu": steady[-1]["tokens"] / (med / 1e3) / sm["world"],
+                    "peak_gib": sm["peak_mem_gib"], "gpu_used_gib": sm["gpu_used_gib_first_last"][1],
+                    "losses": [x["loss"] for x in st], "seq_len": steady[-1]["tokens"], "world": sm["world"]})
+    return out
 
 
 def report(paths: list[str]) -> int:
@@ -459,6 +512,9 @@ def report(paths: list[str]) -> int:
         if not os.path.exists(p):
             print(f"!! {p}: no such file (that run wrote nothing)")
             missing += 1
+            continue
+        if p.endswith(".json"):
+            summaries += train_py_summary(p)
             continue
         with open(p) as f:
             for line in f:
@@ -477,9 +533,10 @@ def report(paths: list[str]) -> int:
     bad = check(summaries)
     for b in bad:
         print(f"!! DISAGREE {b}")
-    if not bad and len(summaries) > 1:
+    ours = [s for s in summaries if not s["side"].startswith("train.py")]
+    if not bad and len(ours) > 1:
         print("check: every side's first-step loss (1e-2) and gradient norms (2 %) agree with "
-              f"{next((s for s in summaries if s['side'].startswith('cp:')), summaries[0])['side']}")
+              f"{next((s for s in ours if s['side'].startswith('cp:')), ours[0])['side']}")
     return 1 if (bad or missing) else 0
 
 
@@ -506,6 +563,9 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--jsonl", help="append rank 0's JSON lines here")
+    ap.add_argument("--profile", default="", metavar="SIDES",
+                    help="comma list of sides that run one more (untimed) step under torch.profiler and print "
+                         "their top kernels by device time")
     ap.add_argument("--report", nargs="+", metavar="JSONL", help="print the table and checks of earlier runs, run nothing")
     a = ap.parse_args(argv)
     a.sides_list = [s.strip() for s in a.sides.split(",") if s.strip()]
@@ -515,6 +575,10 @@ def parse_args(argv=None):
                 ap.error(f"--sides: {s}: context_parallel backends are {', '.join(CP_BACKENDS)}")
         elif s.split(":")[0] not in DCP_PLANNERS:
             ap.error(f"--sides: {s!r} is neither cp:BACKEND nor a dcp planner ({', '.join(DCP_PLANNERS)})")
+    a.profile_sides = [s.strip() for s in a.profile.split(",") if s.strip()]
+    stray = [s for s in a.profile_sides if s not in a.sides_list]
+    if stray:
+        ap.error(f"--profile: {stray} not in --sides")
     if a.warmup >= a.steps:
         ap.error(f"--warmup {a.warmup} leaves no step of {a.steps} to time")
     return a
