@@ -215,7 +215,9 @@ def run(a, planner_name, rank, world, dev, distributed):
                                     vocab_size=a.vocab, seed=a.seed, rank=rank, device=dev)
         data = f"{a.dataset} x{a.scale}, budget {a.budget}"
     torch.manual_seed(a.seed)
-    model = Llama(a).to(dev, torch.float32 if cpu else torch.bfloat16)
+    with torch.device(dev):  # initialised where it runs (the device's generator, seeded above)
+        model = Llama(a)
+    model = model.to(torch.float32 if cpu else torch.bfloat16)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=not cpu)
     if not cpu:

@@ -40,12 +40,13 @@ attention over every rank's gathered tokens ordered by position (marked cp:*-emu
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
 import sys
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -351,7 +352,9 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
             rows.append(row)
             emit(row)
         info["peak_gib"] = 0.0 if cpu else torch.cuda.max_memory_allocated() / 2**30
-        info["gpu_used_gib"] = 0.0 if cpu else (lambda fi: (fi[1] - fi[0]) / 2**30)(torch.cuda.mem_get_info())
+        if not cpu:
+            free, total = torch.cuda.mem_get_info()
+        info["gpu_used_gib"] = 0.0 if cpu else (total - free) / 2**30
         if side in a.profile_sides:
             ids, pos, labels, extra = next(batches)
             profile_step(lambda: step(ids, pos, labels, attn_of(extra)), side, cpu, emit)
@@ -408,9 +411,6 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
         "device": "cpu" if cpu else torch.cuda.get_device_name(), "torch": torch.__version__,
     }
     emit(summary)
-    del model, opt, params, qkv
-    if not cpu:
-        torch.cuda.empty_cache()
     return summary
 
 
@@ -440,11 +440,22 @@ def profile_step(run: Callable, side: str, cpu: bool, emit: Callable, top: int =
 def check(summaries: list[dict], loss_tol: float = 1e-2, grad_tol: float = 2e-2) -> list[str]:
     """Problems: sides whose first-step loss or gradient norms differ from the reference's
     (the first context_parallel side if any, else the first side)."""
-    summaries = [s for s in summaries if not s["side"].startswith("train.py")]
-    if len(summaries) < 2:
-        return []
-    ref = next((s for s in summaries if s["side"].startswith("cp:")), summaries[0])
     bad = []
+    ours = [s for s in summaries if not s["side"].startswith("train.py")]
+    for t in summaries:
+        # examples/train.py --seq-len: same seed, so the same first sequence and initial weights
+        # as this script's; its first loss must be this script's dcp side's
+        d = next((s for s in ours if s["side"] == t["side"].split(" ")[-1]), None)
+        if t["side"].startswith("train.py") and d and (t["seq_len"], t["world"]) == (d["seq_len"], d["world"]):
+            dl = abs(t["losses"][0] - d["losses"][0])
+            print(f"check: {t['side']} first-step loss {t['losses'][0]:.5f} vs e2e {d['side']} {d['losses'][0]:.5f} "
+                  f"(|d| {dl:.1e})")
+            if dl > loss_tol:
+                bad.append(f"{t['side']}: first-step loss differs from e2e {d['side']} by {dl:.2e} > {loss_tol}")
+    summaries = ours
+    if len(summaries) < 2:
+        return bad
+    ref = next((s for s in summaries if s["side"].startswith("cp:")), summaries[0])
     for s in summaries:
         if s is ref:
             continue
@@ -485,7 +496,7 @@ def table(summaries: list[dict]) -> str:
                      "rest = step - attn)")
     if any(x["side"].startswith("train.py") for x in summaries):
         lines.append("(train.py: examples/train.py --seq-len, a new random sequence each step, chunked cross-entropy, "
-                     "clip_grad_norm_, one flat all-reduce; its loss is not compared)")
+                     "clip_grad_norm_, one flat all-reduce; same seed, so its first step (sequence, weights) is the e2e dcp side's)")
     return "\n".join(lines)
 
 
@@ -493,7 +504,7 @@ def train_py_summary(path: str) -> list[dict]:
     """Rows of an examples/train.py --out file in this table's terms (median step time)."""
     with open(path) as f:
         d = json.load(f)
-    runs = d["runs"] if "runs" in d else [d]
+    runs = d.get("runs", [d])
     out = []
     for r in runs:
         sm, st = r["summary"], r["steps"]
@@ -602,7 +613,7 @@ def main(argv=None) -> int:
         # context_parallel shards over a device mesh: it needs torch.distributed even for one rank
         dist.init_process_group("gloo" if cpu else "nccl", rank=0, world_size=1,
                                 init_method=f"tcp://127.0.0.1:{29500 + os.getpid() % 1000}")
-    out = open(a.jsonl, "a") if (a.jsonl and rank == 0) else None
+    out = open(a.jsonl, "a") if (a.jsonl and rank == 0) else None  # noqa: SIM115 (appended to side by side)
 
     def emit(d: dict):
         if rank == 0:
@@ -622,7 +633,10 @@ def main(argv=None) -> int:
     for side in a.sides_list:
         try:
             summaries.append(run_side(a, side, rank, world, dev, emit))
-        except Exception as e:  # a side that fails says why; the others still run
+            gc.collect()  # the side's model, optimizer state and graphs, before the next side
+            if not cpu:
+                torch.cuda.empty_cache()
+        except Exception as e:  # noqa: BLE001 (a side that fails says why; the others still run)
             msg = f"{type(e).__name__}: {e}"[:600]
             emit({"side": side, "error": msg})
             print(f"!! rank {rank} side {side} failed: {msg}", file=sys.stderr, flush=True)
