@@ -298,6 +298,11 @@ def sequence(a) -> tuple[np.ndarray, np.ndarray]:
     return ids, labels
 
 
+def grad_norm(params) -> torch.Tensor:
+    """The 2-norm of the parameters' gradients, accumulated and returned in fp32 (no sync)."""
+    return torch.stack([torch.linalg.vector_norm(p.grad, dtype=torch.float32) for p in params]).norm()
+
+
 def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Callable) -> dict:
     cpu = dev.type == "cpu"
     distributed = world > 1
@@ -326,8 +331,7 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
             for p in params:
                 dist.all_reduce(p.grad)
             dist.all_reduce(total)
-        gnorm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        qnorm = torch.nn.utils.get_total_norm([p.grad for p in qkv])
+        gnorm, qnorm = grad_norm(params), grad_norm(qkv)
         opt.step()
         opt.zero_grad(set_to_none=True)
         return total, gnorm, qnorm

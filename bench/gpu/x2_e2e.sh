@@ -4,7 +4,7 @@
 # differs), then examples/train.py --seq-len SEQ --planner dcp (the example's model, chunked CE).
 # Run from the repository root with PyTorch installed:
 #
-#   WHEEL=DIR [NPROC=2] [OUT=dir] [LIMIT=270] [SEQ=131072] [FLASH=0|1] [PROFILE=0|1] bash bench/gpu/x2_e2e.sh
+#   WHEEL=DIR [NPROC=2] [OUT=dir] [LIMIT=300] [SEQ=131072] [FLASH=0|1] [PROFILE=0|1] bash bench/gpu/x2_e2e.sh
 #
 # Stages, each its own torchrun under `timeout`, skipped (and said so) when LIMIT seconds from the
 # start would not leave it its usual time:
@@ -21,7 +21,7 @@ set -uo pipefail
 W=${WHEEL:-${1:-}}
 [ -n "$W" ] || { echo "usage: WHEEL=DIR bash bench/gpu/x2_e2e.sh (DIR holds the dcp wheel)"; exit 2; }
 OUT=${OUT:-/tmp/dcp-x2-e2e}; mkdir -p "$OUT"
-NPROC=${NPROC:-2}; SEQ=${SEQ:-131072}; LIMIT=${LIMIT:-270}; FLASH=${FLASH:-0}; DEVICE=${DEVICE:-cuda}
+NPROC=${NPROC:-2}; SEQ=${SEQ:-131072}; LIMIT=${LIMIT:-300}; FLASH=${FLASH:-0}; DEVICE=${DEVICE:-cuda}
 SMOKE=${SMOKE:-}
 # the two scripts next to this one (so a copy of bench/gpu/ and examples/ elsewhere runs as is);
 # bench/gpu/env.sh is the repository's (run from its root)
