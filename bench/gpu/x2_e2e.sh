@@ -12,8 +12,10 @@
 #   e2e_cp     sides cp:cudnn (+ cp:flash with FLASH=1, ~+75 s)                    ~60 s
 #   train      examples/train.py --seq-len SEQ --planner dcp --steps 8 --warmup 3 ~70 s
 # PROFILE=1: the dcp and cp:cudnn sides run one more (untimed) step under torch.profiler and print
-# their top kernels by device time (~+15-25 s each). Then the table (e2e_same_model.py --report: every side's median step, attention ms vs the rest,
-# memory, losses; sides whose first-step loss / gradient norm disagree with cp:cudnn are flagged).
+# their top kernels by device time (~+15-25 s each). Then the table (e2e_same_model.py --report:
+# every side's median step, attention ms vs the rest, memory, losses; sides whose first-step loss /
+# gradient norms disagree with cp:cudnn's, or train.py's first loss with the e2e dcp side's, are
+# flagged and make the exit status 1).
 # Files in $OUT (6): e2e.jsonl, e2e_dcp.log, e2e_cp.log, train.log, train_dcp.json, table.txt.
 # CPU smoke test (no GPU): DEVICE=cpu SMOKE="--layers 2 --hidden 64 ..." (model arguments given to
 # both scripts): the e2e stages run on gloo with NPROC ranks, train.py runs one process.
@@ -29,7 +31,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 E2E_PY=$HERE/e2e_same_model.py; TRAIN_PY=${TRAIN_PY:-$HERE/../../examples/train.py}
 for f in "$E2E_PY" "$TRAIN_PY" bench/gpu/env.sh; do [ -f "$f" ] || { echo "!! $f not found"; exit 2; }; done
 T0=$(date +%s)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$W"/dcp-*.whl || exit 1
+python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$W"/dcp-*.whl || exit 1
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 eval "$(python3 -m dcp.env)"
 source bench/gpu/env.sh
