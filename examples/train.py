@@ -218,6 +218,9 @@ def run(a, planner_name, rank, world, dev, distributed):
     with torch.device(dev):  # initialised where it runs (the device's generator, seeded above)
         model = Llama(a)
     model = model.to(torch.float32 if cpu else torch.bfloat16)
+    if distributed:  # every rank starts from rank 0's weights, whatever its generator drew
+        for p in model.parameters():
+            dist.broadcast(p.data, 0)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=not cpu)
     if not cpu:

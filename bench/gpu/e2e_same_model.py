@@ -316,6 +316,9 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
         model = Llama(a)
     model = model.to(torch.float32 if cpu else torch.bfloat16)
     params = list(model.parameters())
+    if distributed:  # every rank starts from rank 0's weights, whatever its generator drew
+        for p in params:
+            dist.broadcast(p.data, 0)
     qkv = [b.qkv.weight for b in model.blocks]
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=not cpu)
     clock = AttentionClock(not cpu)
