@@ -422,8 +422,10 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
 
 
 def profile_step(run: Callable, side: str, cpu: bool, emit: Callable, top: int = 20) -> None:
-    """One more step (not timed) under torch.profiler: emits the ops / kernels with the most self
-    device time (CPU time on the CPU), to say where the step's time outside attention goes."""
+    """One more step (not timed) under torch.profiler: emits the ops that launched the most device
+    time (self time: each kernel counts once, for the op that launched it) and the longest kernels
+    (CPU time of the ops on the CPU), to say where the step's time outside attention goes."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([] if cpu else [ProfilerActivity.CUDA])
@@ -434,9 +436,14 @@ def profile_step(run: Callable, side: str, cpu: bool, emit: Callable, top: int =
     key = "self_cpu_time_total" if cpu else "self_device_time_total"
     ev = [e for e in prof.key_averages() if getattr(e, key) > 0]
     ev.sort(key=lambda e: getattr(e, key), reverse=True)
-    total = sum(getattr(e, key) for e in ev) / 1e3
-    emit({"profile": side, "by": key, "total_ms": total,
-          "top": [[e.key[:100], round(getattr(e, key) / 1e3, 3), e.count] for e in ev[:top]]})
+    ops = [e for e in ev if e.device_type == DeviceType.CPU]
+    kernels = [e for e in ev if e.device_type != DeviceType.CPU]
+
+    def rows(es):
+        return [[e.key[:120], round(getattr(e, key) / 1e3, 3), e.count] for e in es[:top]]
+
+    emit({"profile": side, "by": key, "total_ms": sum(getattr(e, key) for e in (ops if cpu else kernels)) / 1e3,
+          "top": rows(ops), "top_kernels": rows(kernels)})
 
 
 # ------------------------------------------------------------------------------------------

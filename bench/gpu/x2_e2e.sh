@@ -65,9 +65,14 @@ for line in open(sys.argv[1], errors="replace"):
         elif "error" in d:
             print(f"  !! {d['side']}: {d['error']}")
         elif "profile" in d:
-            print(f"  profile of one more {d['profile']} step: {d['total_ms']:.1f} ms of {d['by']}; top:")
-            for name, ms, n in d["top"][:14]:
-                print(f"    {ms:9.1f} ms {n:6d}x  {name[:90]}")
+            print(f"  profile of one more {d['profile']} step: {d['total_ms']:.1f} ms of {d['by']} in all; "
+                  "the ops that launched most:")
+            for name, ms, n in d["top"][:16]:
+                print(f"    {ms:9.1f} ms {n:6d}x  {name[:100]}")
+            if d.get("top_kernels"):
+                print("  the longest kernels:")
+                for name, ms, n in d["top_kernels"][:8]:
+                    print(f"    {ms:9.1f} ms {n:6d}x  {name[:100]}")
     elif line.startswith(("model", "step", "summary", "!!")) or "Error" in line or "Traceback" in line:
         print("  " + line[:300])
 PY
