@@ -6,7 +6,8 @@
 Every rank of the context-parallel group gets the same batch of packed sequences from
 dcp.data (planned ahead in background threads), keeps only its own tokens (the plan's layout),
 and runs the whole model on them: RMSNorm, RoPE with per-sequence position ids, SwiGLU and
-linear layers are per-token; attention runs through dcp.torch.attention, which exchanges exactly
+linear layers are per-token (fused q/k/v and gate/up projections, nn.RMSNorm, RoPE in the model's
+dtype with tables from fp32 angles: the same layer as bench/gpu/e2e_same_model.py's); attention runs through dcp.torch.attention, which exchanges exactly
 the blocks the plan says. Gradients are summed over the group (the loss is normalised by the
 batch's total label count, so the sum is the gradient of the batch mean).
 
@@ -34,63 +35,44 @@ import dcp.torch as dtorch
 from dcp.data import IGNORE_INDEX, PlanningDataLoader
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x):
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
-
-
-def rope_tables(pos, d: int, theta: float = 10000.0):
-    """cos and sin [tokens, 1, d/2] (fp32) of the rotary embedding at positions pos [tokens]; made
-    once per batch and shared by every layer (and its recomputation under checkpointing)."""
+def rope_tables(pos, d: int, dtype: torch.dtype, theta: float = 10000.0):
+    """cos and sin tables [tokens, 1, 2, d/2] of the rotary embedding at positions pos [tokens], for
+    rope(); angles in fp32, tables in the model's dtype (bf16 on the GPU, as Hugging Face Llama
+    does); sin carries the rotation's signs. Made once per batch and shared by every layer (and
+    its recomputation under checkpointing)."""
     inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=pos.device, dtype=torch.float32) / d))
     ang = pos.float()[:, None] * inv[None, :]
-    return ang.cos()[:, None, :], ang.sin()[:, None, :]
+    cos, sin = ang.cos(), ang.sin()
+    return torch.stack((cos, cos), 1)[:, None].to(dtype), torch.stack((-sin, sin), 1)[:, None].to(dtype)
 
 
 def rope(x, cs):
-    """Rotary embedding of x [tokens, heads, D] with the tables of rope_tables."""
+    """Rotary embedding (rotate-half form) of x [tokens, heads, D] with the tables of rope_tables:
+    [x1 c - x2 s, x2 c + x1 s] as x * cos + flip(x) * sin on [tokens, heads, 2, D/2] (4 kernels)."""
     cos, sin = cs
-    d = x.shape[-1]
-    x1, x2 = x.float()[..., : d // 2], x.float()[..., d // 2 :]
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).to(x.dtype)
-
-
-class Attention(nn.Module):
-    def __init__(self, a):
-        super().__init__()
-        self.h, self.hk, self.d = a.heads, a.kv_heads, a.head_dim
-        self.q = nn.Linear(a.hidden, a.heads * a.head_dim, bias=False)
-        self.k = nn.Linear(a.hidden, a.kv_heads * a.head_dim, bias=False)
-        self.v = nn.Linear(a.hidden, a.kv_heads * a.head_dim, bias=False)
-        self.o = nn.Linear(a.heads * a.head_dim, a.hidden, bias=False)
-
-    def forward(self, x, cs, attn):
-        n = x.shape[0]
-        q = rope(self.q(x).view(n, self.h, self.d), cs)
-        k = rope(self.k(x).view(n, self.hk, self.d), cs)
-        v = self.v(x).view(n, self.hk, self.d)
-        return self.o(attn(q, k, v).reshape(n, self.h * self.d))
+    xv = x.unflatten(-1, (2, -1))
+    return (xv * cos + xv.flip(-2) * sin).flatten(-2).to(x.dtype)
 
 
 class Block(nn.Module):
+    """Pre-norm decoder layer: one fused q/k/v projection, one fused gate/up projection (SwiGLU),
+    nn.RMSNorm (one fused kernel on the GPU)."""
+
     def __init__(self, a):
         super().__init__()
-        self.n1, self.n2 = RMSNorm(a.hidden), RMSNorm(a.hidden)
-        self.attn = Attention(a)
-        self.gate = nn.Linear(a.hidden, a.ffn, bias=False)
-        self.up = nn.Linear(a.hidden, a.ffn, bias=False)
+        self.h, self.hk, self.d = a.heads, a.kv_heads, a.head_dim
+        self.n1, self.n2 = nn.RMSNorm(a.hidden, eps=1e-5), nn.RMSNorm(a.hidden, eps=1e-5)
+        self.qkv = nn.Linear(a.hidden, (a.heads + 2 * a.kv_heads) * a.head_dim, bias=False)
+        self.o = nn.Linear(a.heads * a.head_dim, a.hidden, bias=False)
+        self.gate_up = nn.Linear(a.hidden, 2 * a.ffn, bias=False)
         self.down = nn.Linear(a.ffn, a.hidden, bias=False)
 
     def forward(self, x, cs, attn):
-        x = x + self.attn(self.n1(x), cs, attn)
-        h = self.n2(x)
-        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+        n = x.shape[0]
+        q, k, v = self.qkv(self.n1(x)).view(n, self.h + 2 * self.hk, self.d).split([self.h, self.hk, self.hk], 1)
+        x = x + self.o(attn(rope(q, cs), rope(k, cs), v).reshape(n, self.h * self.d))
+        g, u = self.gate_up(self.n2(x)).chunk(2, -1)
+        return x + self.down(F.silu(g) * u)
 
 
 class Llama(nn.Module):
@@ -98,7 +80,7 @@ class Llama(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(a.vocab, a.hidden)
         self.blocks = nn.ModuleList(Block(a) for _ in range(a.layers))
-        self.norm = RMSNorm(a.hidden)
+        self.norm = nn.RMSNorm(a.hidden, eps=1e-5)
         self.head = nn.Linear(a.hidden, a.vocab, bias=False)
         self.ckpt = not a.no_checkpoint
         self.head_dim = a.head_dim
@@ -108,12 +90,16 @@ class Llama(nn.Module):
 
     def forward(self, ids, pos, labels, attn, label_count, chunk: int = 8192):
         x = self.embed(ids)
-        cs = rope_tables(pos, self.head_dim)
+        cs = rope_tables(pos, self.head_dim, x.dtype)
         for b in self.blocks:
             x = checkpoint(b, x, cs, attn, use_reentrant=False) if self.ckpt else b(x, cs, attn)
         x = self.norm(x)
         loss = x.new_zeros((), dtype=torch.float32)
-        for s in range(0, x.shape[0], chunk):  # chunked so [tokens, vocab] logits never exist at once
+        # Chunked and checkpointed so that [tokens, vocab] logits never exist at once: at 65 536
+        # tokens per rank the full fp32 logits, their bf16 copy and gradient take ~20 GiB; the
+        # price is the head GEMM's recomputation (8.6 TFLOP at 65 536 tokens, ~15 ms of a ~5 s
+        # step) and a loop of small kernels per chunk.
+        for s in range(0, x.shape[0], chunk):
             def piece(xs, ls):
                 return F.cross_entropy(self.head(xs).float(), ls, ignore_index=IGNORE_INDEX, reduction="sum")
 
@@ -229,7 +215,12 @@ def run(a, planner_name, rank, world, dev, distributed):
                                     vocab_size=a.vocab, seed=a.seed, rank=rank, device=dev)
         data = f"{a.dataset} x{a.scale}, budget {a.budget}"
     torch.manual_seed(a.seed)
-    model = Llama(a).to(dev, torch.float32 if cpu else torch.bfloat16)
+    with torch.device(dev):  # initialised where it runs (the device's generator, seeded above)
+        model = Llama(a)
+    model = model.to(torch.float32 if cpu else torch.bfloat16)
+    if distributed:  # every rank starts from rank 0's weights, whatever its generator drew
+        for p in model.parameters():
+            dist.broadcast(p.data, 0)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=not cpu)
     if not cpu:
