@@ -134,6 +134,20 @@
 #ifndef FWD_HALF
 #define FWD_HALF 0
 #endif
+// FWD_HALFBITS 1 (with FWD_HALF; set by the host, exec.rs `DCP_CUDA_FWD_HALFBITS`, which then
+// writes the bits): a half tile's word carries, in bits 27 + 2 cw + h, whether consumer warpgroup
+// cw's rows attend keys 64 h .. 64 h + 63 of the tile (tilemask.rs `fwd_half_bits`). The half
+// step then decides from the tile word alone and issues its S at once; its mask words are read
+// under that S. Without it each warpgroup reads its mask words (a chain of three shared loads)
+// and ORs them over its 128 threads (two `bar.red.or`) before the S can be issued. The key tile
+// index is then the word's low 27 bits.
+#ifndef FWD_HALFBITS
+#define FWD_HALFBITS 0
+#endif
+#if FWD_HALFBITS && !FWD_HALF
+#error "FWD_HALFBITS needs FWD_HALF"
+#endif
+#define F90_KT(word) ((word) & (FWD_HALFBITS ? 0x07ffffffu : 0x7fffffffu))
 // FWD_LATEREL 1 (a kernel of its own, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
 // wait for the store to have read the staged tile (in the task's Q buffer) before the next task:
 // it releases that Q buffer (its arrival on "Q empty") after the next task's first tile step,
@@ -429,8 +443,21 @@ __device__ __forceinline__ bool f90_max(const float* sc, const float* mm, float*
   return true;
 #endif
 }
+// FWD_FIRST0 (A/B): a row whose maximum is still -inf has had every P = 0 so far, so its O and l
+// are 0 and its rescale only moves m; a warp whose rows all have none (a task's first tile, where
+// the rescale is always taken) skips the 64 multiplies of O (a warp-uniform branch).
+#ifndef FWD_FIRST0
+#define FWD_FIRST0 0
+#endif
 // Moves the rows' maxima to `mn`: l and O scaled by exp2(m - mn) (O must not be in flight).
 __device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, const float* mn) {
+#if FWD_FIRST0
+  if (!__any_sync(0xffffffffu, mm[0] != -INFINITY || mm[1] != -INFINITY)) {
+    mm[0] = mn[0];
+    mm[1] = mn[1];
+    return;
+  }
+#endif
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const float al = f90_ex2(mm[h] - (mn[h] == -INFINITY ? 0.f : mn[h]));
@@ -833,7 +860,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const int s = sg & 1;
         const u32 word = word_next;
         if (it + 1 < task.tiles_n) word_next = my_tiles[it + 1];
-        const u32 key = (word & 0x7fffffffu) * S90_BC + pt;
+        const u32 key = F90_KT(word) * S90_BC + pt;
         const u64 kp = one_seg ? (key < n_keys ? k_base + (u64)key * k_stride * sizeof(elem_t) : 0)
                                : kv_key_ptr<D>(w, segs, key, kvh);
         if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
@@ -857,7 +884,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (kv_tma) {
           if (pt == 0) {
             // Key rows of the region (its key0 is 0): the tile's, zero-filled past its end.
-            const int kr = (int)((word & 0x7fffffffu) * S90_BC);
+            const int kr = (int)(F90_KT(word) * S90_BC);
             f90_expect_tx(full(s), 2 * TBYTES);
 #pragma unroll
             for (int h = 0; h < D / 64; ++h) {
@@ -1015,6 +1042,52 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       mbar_wait(full(s), (sg >> 1) & 1);
       fence_proxy_async();
       const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
+#if FWD_HALFBITS
+      // Which 64-key halves the warpgroup's rows attend, from the host's bits in the tile word
+      // (a tile that is not partial: both), uniform through vote.any; this thread's mask words
+      // (staged, or from the staged ranges) are read after the S is issued.
+      const u32 word = *(const u32*)(kst + S90_BR * 16);
+      const u32 hb = (word >> 31) ? (word >> (27 + 2 * cw)) & 3u : 3u;
+      const bool nl = __any_sync(0xffffffffu, (hb & 1u) != 0u);
+      const bool nh = __any_sync(0xffffffffu, (hb & 2u) != 0u);
+#define F90_MW()                                                                                  \
+  (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK                                           \
+       ? ((const uint2*)kst)[tid - 128]                                                           \
+       : mask_words(F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4))
+      if (!(nl && nh)) {
+        if (nl || nh) {
+          // One half: S (m64n64) and P V over its 4 key steps.
+          float sh[S90_BC / 4];
+          wg_fence();
+          if (nh) F90_ISSUE_S(1, sh, s, 1);
+          else F90_ISSUE_S(1, sh, s, 0);
+          const uint2 mw = F90_MW();
+          wg_wait<0>();
+          reg_fence<S90_BC / 4>(sh);
+          mask_half_bits(sh, mw, nh ? 1 : 0);
+          float mn[2];
+          if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+          f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);
+          u32 ph[S90_BC / 32][4];
+          acc_to_a<S90_BC / 2>(sh, ph);
+          reg_fence<D / 2>(o);
+          wg_fence();
+          if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
+          else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
+          wg_wait<0>();
+          reg_fence<D / 2>(o);
+        }
+        mbar_arrive(empty(s));
+        F90_LATE_STEP();
+        continue;
+      }
+      float sc[S90_BC / 2];
+      wg_fence();
+      F90_ISSUE_S(2, sc, s, 0);
+      const uint2 mw = (word >> 31) ? F90_MW() : make_uint2(0u, 0u);
+#undef F90_MW
+      wg_wait<0>();
+#else
       // Partial tiles: this thread's mask words (staged, or from the staged ranges), and which
       // 64-key halves the warpgroup's rows attend.
       // Branches around wgmma must be uniform to ptxas (else it serialises every wgmma of the
@@ -1024,7 +1097,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (__any_sync(0xffffffffu, (word >> 31) != 0u)) {
         mw = *(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK
                  ? ((const uint2*)kst)[tid - 128]
-                 : mask_words((word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+                 : mask_words(F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
         const u32 mo = mw.x | mw.y;
         const bool nl = __any_sync(0xffffffffu, f90_wg_any((mo & 0xffffu) != 0u, 1 + cw));
         const bool nh = __any_sync(0xffffffffu, f90_wg_any((mo >> 16) != 0u, 1 + cw));
@@ -1060,6 +1133,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_fence();
       F90_ISSUE_S(2, sc, s, 0);
       wg_wait<0>();
+#endif
       reg_fence<S90_BC / 2>(sc);
       if (word >> 31) mask_tile_bits(sc, mw);
 #if FWD_SPLIT == 2
@@ -1187,7 +1261,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)                                       \
         mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);                                           \
       else                                                                                            \
-        mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4); \
+        mask_tile(sc, F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4); \
     }                                                                                                 \
   } while (0)
       F90_MASK_SC();
