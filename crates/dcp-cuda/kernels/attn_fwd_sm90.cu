@@ -140,7 +140,9 @@
 // step then decides from the tile word alone and issues its S at once; its mask words are read
 // under that S. Without it each warpgroup reads its mask words (a chain of three shared loads)
 // and ORs them over its 128 threads (two `bar.red.or`) before the S can be issued. The key tile
-// index is then the word's low 27 bits.
+// index is then the word's low 27 bits. The host's default at D 128 since
+// kernels-2026-11-29-kf17 (alternated over main, 3 runs each: causal-blockwise +1.1 % alone,
+// +2.0 % with FWD_LATEREL 2 and FWD_FIRST0; causal 32K / lambda / packed within +-0.8 %).
 #ifndef FWD_HALFBITS
 #define FWD_HALFBITS 0
 #endif
@@ -160,16 +162,15 @@
 // the host (exec.rs, `DCP_CUDA_FWD_SHORT`) compiles a third forward kernel with it for launches
 // without half tiles whose tasks average at most 3 tiles, at D 128 (kernels-2026-11-29-kf13:
 // 1000 works of 256 x 256 +3.7..+4.0 %; at D 64 -8 %, so not there).
-// FWD_LATEREL 2 (opt-in, A/B): the same late release, but the owed arrival is paid once at the
-// next task's start (after its Q wait, descriptor reads and O zeroing, before its first tile
-// step), with no check in the tile steps. Measured (kernels-2026-11-29-kf16, call 1, on top of
-// FWD_EPRE and of FWD_NOFENCE, which is not in this file): causal-blockwise (the half-tile kernel)
-// +1.6 %, causal 32K / lambda / packed within +-0.2 %, but onework (the plain kernel) -0.8 %, and at
-// D 64 (with FWD_NOFENCE) -2..-5 %. Candidate default for the half kernel at D 128
-// (`((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)`: passes selftest, split-K, memcheck and racecheck,
-// kf16's call 2), not timed there without FWD_NOFENCE against main in one call.
+// FWD_LATEREL 2: the same late release, but the owed arrival is paid once at the next task's
+// start (after its Q wait, descriptor reads and O zeroing, before its first tile step), with no
+// check in the tile steps. Default in the half-tile kernel at D 128 since
+// kernels-2026-11-29-kf17 (alternated over main, 3 runs each: causal-blockwise +1.2 %, causal
+// 32K / lambda / packed +0.1 / +0.7 / +0.0 %); in the plain kernel it cost onework -0.8 %
+// (kernels-2026-11-29-kf16, with the dropped FWD_NOFENCE), at D 64 -2..-5 %: off there. The
+// short kernel keeps 1 (the host's define).
 #ifndef FWD_LATEREL
-#define FWD_LATEREL 0
+#define FWD_LATEREL ((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)
 #endif
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
@@ -443,11 +444,14 @@ __device__ __forceinline__ bool f90_max(const float* sc, const float* mm, float*
   return true;
 #endif
 }
-// FWD_FIRST0 (A/B): a row whose maximum is still -inf has had every P = 0 so far, so its O and l
-// are 0 and its rescale only moves m; a warp whose rows all have none (a task's first tile, where
-// the rescale is always taken) skips the 64 multiplies of O (a warp-uniform branch).
+// FWD_FIRST0: a row whose maximum is still -inf has had every P = 0 so far, so its O and l are 0
+// and its rescale only moves m; a warp whose rows all have none (a task's first tile, where the
+// rescale is always taken) skips the 64 multiplies of O (a warp-uniform branch). Default at D 128
+// since kernels-2026-11-29-kf17 (alternated over main, 3 runs each: works1000 +1.5 %,
+// causal-blockwise +0.8 %, dense within +-0.5 % except onework -1.1 %, which the same plain
+// kernel in the combined variant measured at -0.1 %); not measured at D 64 (off).
 #ifndef FWD_FIRST0
-#define FWD_FIRST0 0
+#define FWD_FIRST0 (HEAD_DIM == 128)
 #endif
 // Moves the rows' maxima to `mn`: l and O scaled by exp2(m - mn) (O must not be in flight).
 __device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, const float* mn) {

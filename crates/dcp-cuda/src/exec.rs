@@ -434,7 +434,7 @@ impl Kernels {
         // works1000 -7 % and lambda -5 % with no half tile run (bench/results/
         // kernels-2026-11-29-kbw11c).
         let fwd_halfbits =
-            fwd_halfbits_with(std::env::var("DCP_CUDA_FWD_HALFBITS").ok().as_deref())?;
+            fwd_halfbits_with(std::env::var("DCP_CUDA_FWD_HALFBITS").ok().as_deref(), d)?;
         let fwd_half = match fwd_family {
             KernelFamily::Sm90Wgmma
                 if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref(), d)? =>
@@ -1083,15 +1083,18 @@ fn bwd_half_with(v: Option<&str>) -> Result<f64> {
     }
 }
 
-/// `DCP_CUDA_FWD_HALFBITS` (sm90 forward with half tiles, A/B): `1` compiles the half-tile
-/// kernel with `FWD_HALFBITS` and writes each half tile's per-warpgroup halves
+/// `DCP_CUDA_FWD_HALFBITS` at head dim `d` (sm90 forward with half tiles): `1` compiles the
+/// half-tile kernel with `FWD_HALFBITS` and writes each half tile's per-warpgroup halves
 /// ([`tilemask::fwd_half_bits`]) into its tile word, so the kernel's half step issues its S
-/// without first ORing the warpgroup's mask words; unset, empty or `0`: off; anything else is an
-/// error naming the value.
-fn fwd_halfbits_with(v: Option<&str>) -> Result<bool> {
+/// without first ORing the warpgroup's mask words; `0` off; unset or empty (the default): on at
+/// D 128 (measured with `FWD_LATEREL 2` in the half kernel and `FWD_FIRST0`: causal-blockwise
+/// +2.0 %, alone +1.1 %; bench/results/kernels-2026-11-29-kf17), off at D 64 (not measured there,
+/// where the half kernel is opt-in); anything else is an error naming the value.
+fn fwd_halfbits_with(v: Option<&str>, d: u32) -> Result<bool> {
     match v.map(str::trim) {
         Some("1") => Ok(true),
-        None | Some("") | Some("0") => Ok(false),
+        Some("0") => Ok(false),
+        None | Some("") => Ok(d == 128),
         Some(o) => Err(CudaError::Unsupported(format!(
             "DCP_CUDA_FWD_HALFBITS={o}: expected 0 or 1"
         ))),
@@ -3665,7 +3668,11 @@ mod tests {
         );
         let mut with_bits = 0;
         for t in &wb.tasks {
-            let row0 = if t.work == 0 { t.row0 } else { t.row0 + (n - 256) };
+            let row0 = if t.work == 0 {
+                t.row0
+            } else {
+                t.row0 + (n - 256)
+            };
             for k in 0..t.tiles_n as usize {
                 let i = t.tiles_off as usize + k;
                 let (w, p) = (wb.tiles[i], plain.tiles[i]);
@@ -3680,8 +3687,12 @@ mod tests {
             }
         }
         assert!(with_bits > 0);
-        assert!(!fwd_halfbits_with(None).unwrap() && !fwd_halfbits_with(Some("0")).unwrap());
-        assert!(fwd_halfbits_with(Some(" 1")).unwrap() && fwd_halfbits_with(Some("2")).is_err());
+        assert!(fwd_halfbits_with(None, 128).unwrap() && fwd_halfbits_with(Some(""), 128).unwrap());
+        assert!(
+            !fwd_halfbits_with(None, 64).unwrap() && !fwd_halfbits_with(Some("0"), 128).unwrap()
+        );
+        assert!(fwd_halfbits_with(Some(" 1"), 64).unwrap());
+        assert!(fwd_halfbits_with(Some("2"), 128).is_err());
         assert!(fwd_half_with(Some("1"), 64).unwrap() && fwd_half_with(Some("1"), 128).unwrap());
         assert!(!fwd_half_with(Some(" 0"), 128).unwrap() && !fwd_half_with(Some("0"), 64).unwrap());
         // Unset: on at D 128 (where it was measured faster), off at D 64.

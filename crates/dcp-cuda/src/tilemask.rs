@@ -419,7 +419,8 @@ mod tests {
                     // FWD_HALFBITS: each warpgroup's halves, as its mask words' OR has them.
                     let bits = (0..2usize).fold(0u32, |acc, cw| {
                         let or = m[256 * cw..256 * (cw + 1)].iter().fold(0u32, |a, &w| a | w);
-                        acc | (((or & 0xffff != 0) as u32) | ((or >> 16 != 0) as u32) << 1) << (2 * cw)
+                        acc | (((or & 0xffff != 0) as u32) | ((or >> 16 != 0) as u32) << 1)
+                            << (2 * cw)
                     });
                     assert_eq!(
                         fwd_half_bits(&csr, r0, r1, kt, n_keys),
