@@ -687,6 +687,19 @@ __device__ __forceinline__ void f90_epre(const float* ll, const float* mm, float
     f90_stg32p(lptr + ((u64)(row < n_rows ? row : 0) * lse_stride + head), v, t4 == 0 && row < n_rows);
   }
 }
+// The generic O store of this thread's row r_lo + 8 h (its columns of O / l, `inv` = 1 / l) at
+// element offset `rb` of the work's O, in its dtype (f32 partials, or 16-bit O without FWD_OST).
+__device__ __forceinline__ void f90_store_row(const float* o, float inv, int h, void* optr, u64 rb, u32 o_dtype,
+                                              int t4) {
+#pragma unroll
+  for (int nt = 0; nt < HEAD_DIM / 8; ++nt) {
+    const u64 i = rb + nt * 8 + t4 * 2;
+    const float x = o[nt * 4 + 2 * h] * inv, y = o[nt * 4 + 2 * h + 1] * inv;
+    if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
+    else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
+    else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
+  }
+}
 __device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
 __device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
 // FWD_OST's staging: a consumer warpgroup's O / l (o, inv) to 16-bit (BF: bf16, else fp16) with
@@ -1435,17 +1448,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     for (int h = 0; h < 2; ++h) {
 #if FWD_EPRE
       const u32 row = row0 + r_lo + 8 * h;
-      if (row < n_rows) {
-        const u64 rb = (u64)row * o_stride + head * D;
-#pragma unroll
-        for (int nt = 0; nt < D / 8; ++nt) {
-          const u64 i = rb + nt * 8 + t4 * 2;
-          const float x = o[nt * 4 + 2 * h] * inv[h], y = o[nt * 4 + 2 * h + 1] * inv[h];
-          if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
-          else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
-          else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
-        }
-      }
+      if (row < n_rows) f90_store_row(o, inv[h], h, optr, (u64)row * o_stride + head * D, o_dtype, t4);
 #else
       float l = ll[h];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
@@ -1453,15 +1456,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const float inv = l > 0.f ? 1.f / l : 0.f;
       const u32 row = row0 + r_lo + 8 * h;
       if (row < n_rows) {
-        const u64 rb = (u64)row * o_stride + head * D;
-#pragma unroll
-        for (int nt = 0; nt < D / 8; ++nt) {
-          const u64 i = rb + nt * 8 + t4 * 2;
-          const float x = o[nt * 4 + 2 * h] * inv, y = o[nt * 4 + 2 * h + 1] * inv;
-          if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
-          else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
-          else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
-        }
+        f90_store_row(o, inv, h, optr, (u64)row * o_stride + head * D, o_dtype, t4);
         if (t4 == 0)
           lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
       }
