@@ -134,6 +134,22 @@
 #ifndef FWD_HALF
 #define FWD_HALF 0
 #endif
+// FWD_HALFBITS 1 (with FWD_HALF; set by the host, exec.rs `DCP_CUDA_FWD_HALFBITS`, which then
+// writes the bits): a half tile's word carries, in bits 27 + 2 cw + h, whether consumer warpgroup
+// cw's rows attend keys 64 h .. 64 h + 63 of the tile (tilemask.rs `fwd_half_bits`). The half
+// step then decides from the tile word alone and issues its S at once; its mask words are read
+// under that S. Without it each warpgroup reads its mask words (a chain of three shared loads)
+// and ORs them over its 128 threads (two `bar.red.or`) before the S can be issued. The key tile
+// index is then the word's low 27 bits. The host's default at D 128 since
+// kernels-2026-11-29-kf17 (alternated over main, 3 runs each: causal-blockwise +1.1 % alone,
+// +2.0 % with FWD_LATEREL 2 and FWD_FIRST0; causal 32K / lambda / packed within +-0.8 %).
+#ifndef FWD_HALFBITS
+#define FWD_HALFBITS 0
+#endif
+#if FWD_HALFBITS && !FWD_HALF
+#error "FWD_HALFBITS needs FWD_HALF"
+#endif
+#define F90_KT(word) ((word) & (FWD_HALFBITS ? 0x07ffffffu : 0x7fffffffu))
 // FWD_LATEREL 1 (a kernel of its own, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
 // wait for the store to have read the staged tile (in the task's Q buffer) before the next task:
 // it releases that Q buffer (its arrival on "Q empty") after the next task's first tile step,
@@ -146,16 +162,15 @@
 // the host (exec.rs, `DCP_CUDA_FWD_SHORT`) compiles a third forward kernel with it for launches
 // without half tiles whose tasks average at most 3 tiles, at D 128 (kernels-2026-11-29-kf13:
 // 1000 works of 256 x 256 +3.7..+4.0 %; at D 64 -8 %, so not there).
-// FWD_LATEREL 2 (opt-in, A/B): the same late release, but the owed arrival is paid once at the
-// next task's start (after its Q wait, descriptor reads and O zeroing, before its first tile
-// step), with no check in the tile steps. Measured (kernels-2026-11-29-kf16, call 1, on top of
-// FWD_EPRE and of FWD_NOFENCE, which is not in this file): causal-blockwise (the half-tile kernel)
-// +1.6 %, causal 32K / lambda / packed within +-0.2 %, but onework (the plain kernel) -0.8 %, and at
-// D 64 (with FWD_NOFENCE) -2..-5 %. Candidate default for the half kernel at D 128
-// (`((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)`: passes selftest, split-K, memcheck and racecheck,
-// kf16's call 2), not timed there without FWD_NOFENCE against main in one call.
+// FWD_LATEREL 2: the same late release, but the owed arrival is paid once at the next task's
+// start (after its Q wait, descriptor reads and O zeroing, before its first tile step), with no
+// check in the tile steps. Default in the half-tile kernel at D 128 since
+// kernels-2026-11-29-kf17 (alternated over main, 3 runs each: causal-blockwise +1.2 %, causal
+// 32K / lambda / packed +0.1 / +0.7 / +0.0 %); in the plain kernel it cost onework -0.8 %
+// (kernels-2026-11-29-kf16, with the dropped FWD_NOFENCE), at D 64 -2..-5 %: off there. The
+// short kernel keeps 1 (the host's define).
 #ifndef FWD_LATEREL
-#define FWD_LATEREL 0
+#define FWD_LATEREL ((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)
 #endif
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
@@ -429,8 +444,24 @@ __device__ __forceinline__ bool f90_max(const float* sc, const float* mm, float*
   return true;
 #endif
 }
+// FWD_FIRST0: a row whose maximum is still -inf has had every P = 0 so far, so its O and l are 0
+// and its rescale only moves m; a warp whose rows all have none (a task's first tile, where the
+// rescale is always taken) skips the 64 multiplies of O (a warp-uniform branch). Default at D 128
+// since kernels-2026-11-29-kf17 (alternated over main, 3 runs each: works1000 +1.5 %,
+// causal-blockwise +0.8 %, dense within +-0.5 % except onework -1.1 %, which the same plain
+// kernel in the combined variant measured at -0.1 %); not measured at D 64 (off).
+#ifndef FWD_FIRST0
+#define FWD_FIRST0 (HEAD_DIM == 128)
+#endif
 // Moves the rows' maxima to `mn`: l and O scaled by exp2(m - mn) (O must not be in flight).
 __device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, const float* mn) {
+#if FWD_FIRST0
+  if (!__any_sync(0xffffffffu, mm[0] != -INFINITY || mm[1] != -INFINITY)) {
+    mm[0] = mn[0];
+    mm[1] = mn[1];
+    return;
+  }
+#endif
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const float al = f90_ex2(mm[h] - (mn[h] == -INFINITY ? 0.f : mn[h]));
@@ -656,6 +687,19 @@ __device__ __forceinline__ void f90_epre(const float* ll, const float* mm, float
     f90_stg32p(lptr + ((u64)(row < n_rows ? row : 0) * lse_stride + head), v, t4 == 0 && row < n_rows);
   }
 }
+// The generic O store of this thread's row r_lo + 8 h (its columns of O / l, `inv` = 1 / l) at
+// element offset `rb` of the work's O, in its dtype (f32 partials, or 16-bit O without FWD_OST).
+__device__ __forceinline__ void f90_store_row(const float* o, float inv, int h, void* optr, u64 rb, u32 o_dtype,
+                                              int t4) {
+#pragma unroll
+  for (int nt = 0; nt < HEAD_DIM / 8; ++nt) {
+    const u64 i = rb + nt * 8 + t4 * 2;
+    const float x = o[nt * 4 + 2 * h] * inv, y = o[nt * 4 + 2 * h + 1] * inv;
+    if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
+    else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
+    else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
+  }
+}
 __device__ __forceinline__ u32 f90_bits(__nv_bfloat162 v) { return *(u32*)&v; }
 __device__ __forceinline__ u32 f90_bits(__half2 v) { return *(u32*)&v; }
 // FWD_OST's staging: a consumer warpgroup's O / l (o, inv) to 16-bit (BF: bf16, else fp16) with
@@ -833,7 +877,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const int s = sg & 1;
         const u32 word = word_next;
         if (it + 1 < task.tiles_n) word_next = my_tiles[it + 1];
-        const u32 key = (word & 0x7fffffffu) * S90_BC + pt;
+        const u32 key = F90_KT(word) * S90_BC + pt;
         const u64 kp = one_seg ? (key < n_keys ? k_base + (u64)key * k_stride * sizeof(elem_t) : 0)
                                : kv_key_ptr<D>(w, segs, key, kvh);
         if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
@@ -857,7 +901,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (kv_tma) {
           if (pt == 0) {
             // Key rows of the region (its key0 is 0): the tile's, zero-filled past its end.
-            const int kr = (int)((word & 0x7fffffffu) * S90_BC);
+            const int kr = (int)(F90_KT(word) * S90_BC);
             f90_expect_tx(full(s), 2 * TBYTES);
 #pragma unroll
             for (int h = 0; h < D / 64; ++h) {
@@ -1015,6 +1059,52 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       mbar_wait(full(s), (sg >> 1) & 1);
       fence_proxy_async();
       const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
+#if FWD_HALFBITS
+      // Which 64-key halves the warpgroup's rows attend, from the host's bits in the tile word
+      // (a tile that is not partial: both), uniform through vote.any; this thread's mask words
+      // (staged, or from the staged ranges) are read after the S is issued.
+      const u32 word = *(const u32*)(kst + S90_BR * 16);
+      const u32 hb = (word >> 31) ? (word >> (27 + 2 * cw)) & 3u : 3u;
+      const bool nl = __any_sync(0xffffffffu, (hb & 1u) != 0u);
+      const bool nh = __any_sync(0xffffffffu, (hb & 2u) != 0u);
+#define F90_MW()                                                                                  \
+  (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK                                           \
+       ? ((const uint2*)kst)[tid - 128]                                                           \
+       : mask_words(F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4))
+      if (!(nl && nh)) {
+        if (nl || nh) {
+          // One half: S (m64n64) and P V over its 4 key steps.
+          float sh[S90_BC / 4];
+          wg_fence();
+          if (nh) F90_ISSUE_S(1, sh, s, 1);
+          else F90_ISSUE_S(1, sh, s, 0);
+          const uint2 mw = F90_MW();
+          wg_wait<0>();
+          reg_fence<S90_BC / 4>(sh);
+          mask_half_bits(sh, mw, nh ? 1 : 0);
+          float mn[2];
+          if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
+          f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);
+          u32 ph[S90_BC / 32][4];
+          acc_to_a<S90_BC / 2>(sh, ph);
+          reg_fence<D / 2>(o);
+          wg_fence();
+          if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
+          else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
+          wg_wait<0>();
+          reg_fence<D / 2>(o);
+        }
+        mbar_arrive(empty(s));
+        F90_LATE_STEP();
+        continue;
+      }
+      float sc[S90_BC / 2];
+      wg_fence();
+      F90_ISSUE_S(2, sc, s, 0);
+      const uint2 mw = (word >> 31) ? F90_MW() : make_uint2(0u, 0u);
+#undef F90_MW
+      wg_wait<0>();
+#else
       // Partial tiles: this thread's mask words (staged, or from the staged ranges), and which
       // 64-key halves the warpgroup's rows attend.
       // Branches around wgmma must be uniform to ptxas (else it serialises every wgmma of the
@@ -1024,7 +1114,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (__any_sync(0xffffffffu, (word >> 31) != 0u)) {
         mw = *(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK
                  ? ((const uint2*)kst)[tid - 128]
-                 : mask_words((word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
+                 : mask_words(F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
         const u32 mo = mw.x | mw.y;
         const bool nl = __any_sync(0xffffffffu, f90_wg_any((mo & 0xffffu) != 0u, 1 + cw));
         const bool nh = __any_sync(0xffffffffu, f90_wg_any((mo >> 16) != 0u, 1 + cw));
@@ -1060,6 +1150,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       wg_fence();
       F90_ISSUE_S(2, sc, s, 0);
       wg_wait<0>();
+#endif
       reg_fence<S90_BC / 2>(sc);
       if (word >> 31) mask_tile_bits(sc, mw);
 #if FWD_SPLIT == 2
@@ -1187,7 +1278,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)                                       \
         mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);                                           \
       else                                                                                            \
-        mask_tile(sc, (word & 0x7fffffffu) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4); \
+        mask_tile(sc, F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4); \
     }                                                                                                 \
   } while (0)
       F90_MASK_SC();
@@ -1357,17 +1448,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     for (int h = 0; h < 2; ++h) {
 #if FWD_EPRE
       const u32 row = row0 + r_lo + 8 * h;
-      if (row < n_rows) {
-        const u64 rb = (u64)row * o_stride + head * D;
-#pragma unroll
-        for (int nt = 0; nt < D / 8; ++nt) {
-          const u64 i = rb + nt * 8 + t4 * 2;
-          const float x = o[nt * 4 + 2 * h] * inv[h], y = o[nt * 4 + 2 * h + 1] * inv[h];
-          if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
-          else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
-          else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
-        }
-      }
+      if (row < n_rows) f90_store_row(o, inv[h], h, optr, (u64)row * o_stride + head * D, o_dtype, t4);
 #else
       float l = ll[h];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
@@ -1375,15 +1456,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const float inv = l > 0.f ? 1.f / l : 0.f;
       const u32 row = row0 + r_lo + 8 * h;
       if (row < n_rows) {
-        const u64 rb = (u64)row * o_stride + head * D;
-#pragma unroll
-        for (int nt = 0; nt < D / 8; ++nt) {
-          const u64 i = rb + nt * 8 + t4 * 2;
-          const float x = o[nt * 4 + 2 * h] * inv, y = o[nt * 4 + 2 * h + 1] * inv;
-          if (o_dtype == DT_F32) *(float2*)((float*)optr + i) = make_float2(x, y);
-          else if (o_dtype == DT_BF16) *(__nv_bfloat162*)((__nv_bfloat16*)optr + i) = __floats2bfloat162_rn(x, y);
-          else *(__half2*)((__half*)optr + i) = __floats2half2_rn(x, y);
-        }
+        f90_store_row(o, inv, h, optr, (u64)row * o_stride + head * D, o_dtype, t4);
         if (t4 == 0)
           lptr[(u64)row * lse_stride + head] = l > 0.f ? (mm[h] + __log2f(l)) * LN2 : -INFINITY;
       }

@@ -247,6 +247,9 @@ pub struct Kernels {
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     fwd_half: OnDemand,
+    /// `DCP_CUDA_FWD_HALFBITS`: the half-tile kernel is compiled with `FWD_HALFBITS` and the host
+    /// writes each half tile's per-warpgroup halves into its tile word ([`fwd_halfbits_with`]).
+    fwd_halfbits: bool,
     /// The sm90 forward for launches of short tasks (`FWD_LATEREL 1`, `DCP_CUDA_FWD_SHORT`):
     /// launches without half tiles whose tasks average at most `fwd_short_max` tiles take it.
     fwd_short: OnDemand,
@@ -430,12 +433,17 @@ impl Kernels {
         // tiles and used by those launches only: compiled into the one kernel, their code cost
         // works1000 -7 % and lambda -5 % with no half tile run (bench/results/
         // kernels-2026-11-29-kbw11c).
+        let fwd_halfbits =
+            fwd_halfbits_with(std::env::var("DCP_CUDA_FWD_HALFBITS").ok().as_deref(), d)?;
         let fwd_half = match fwd_family {
             KernelFamily::Sm90Wgmma
                 if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref(), d)? =>
             {
                 let mut defs = defs.clone();
                 defs.push(("FWD_HALF".into(), "1".into()));
+                if fwd_halfbits {
+                    defs.push(("FWD_HALFBITS".into(), "1".into()));
+                }
                 OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
             }
             _ => OnDemand::off(),
@@ -549,6 +557,7 @@ impl Kernels {
             bwd_half_min,
             bwd_cluster,
             fwd_half,
+            fwd_halfbits,
             fwd_short,
             fwd_short_max,
             fwd_smem,
@@ -995,6 +1004,11 @@ struct WorkLists {
     /// ([`tilemask::fwd_half`]); [`Self::order_fwd_half`] puts them first in each task's list.
     half_mode: bool,
     half: Vec<bool>,
+    /// With `half_mode` and `DCP_CUDA_FWD_HALFBITS`: per entry of `tiles`, its
+    /// [`tilemask::fwd_half_bits`], which [`Self::order_fwd_half`] writes into the half tiles'
+    /// words (bits 27-30).
+    half_bits: bool,
+    hbits: Vec<u32>,
 }
 
 /// Whether a work whose tiles are `partial` of `total` partial gets precomputed tile masks: the
@@ -1066,6 +1080,24 @@ fn bwd_half_with(v: Option<&str>) -> Result<f64> {
             Ok(x) if (0.0..=100.0).contains(&x) => Ok(x / 100.0),
             _ => Err(bad(o)),
         },
+    }
+}
+
+/// `DCP_CUDA_FWD_HALFBITS` at head dim `d` (sm90 forward with half tiles): `1` compiles the
+/// half-tile kernel with `FWD_HALFBITS` and writes each half tile's per-warpgroup halves
+/// ([`tilemask::fwd_half_bits`]) into its tile word, so the kernel's half step issues its S
+/// without first ORing the warpgroup's mask words; `0` off; unset or empty (the default): on at
+/// D 128 (measured with `FWD_LATEREL 2` in the half kernel and `FWD_FIRST0`: causal-blockwise
+/// +2.0 %, alone +1.1 %; bench/results/kernels-2026-11-29-kf17), off at D 64 (not measured there,
+/// where the half kernel is opt-in); anything else is an error naming the value.
+fn fwd_halfbits_with(v: Option<&str>, d: u32) -> Result<bool> {
+    match v.map(str::trim) {
+        Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        None | Some("") => Ok(d == 128),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_FWD_HALFBITS={o}: expected 0 or 1"
+        ))),
     }
 }
 
@@ -1184,11 +1216,24 @@ impl WorkLists {
             return;
         }
         self.half.resize(self.tiles.len(), false);
+        if self.half_bits {
+            self.hbits.resize(self.tiles.len(), 0);
+        }
         for &(r0, r1, off, n) in qtiles {
             for i in off as usize..(off + n) as usize {
                 let t = self.tiles[i];
-                self.half[i] =
-                    t & PARTIAL != 0 && tilemask::fwd_half(csr, r0, r1, t & !PARTIAL, n_keys);
+                if self.half_bits {
+                    let b = if t & PARTIAL != 0 {
+                        tilemask::fwd_half_bits(csr, r0, r1, t & !PARTIAL, n_keys)
+                    } else {
+                        0xf
+                    };
+                    self.half[i] = (0..2).any(|cw| (b >> (2 * cw)) & 3 != 3);
+                    self.hbits[i] = b;
+                } else {
+                    self.half[i] =
+                        t & PARTIAL != 0 && tilemask::fwd_half(csr, r0, r1, t & !PARTIAL, n_keys);
+                }
             }
         }
     }
@@ -1204,11 +1249,16 @@ impl WorkLists {
             return;
         }
         self.half.resize(self.tiles.len(), false);
+        let bits = self.half_bits;
+        if bits {
+            self.hbits.resize(self.tiles.len(), 0);
+        }
         let WorkLists {
             tasks,
             tiles,
             tmask,
             half,
+            hbits,
             ..
         } = self;
         let masks = tmask.len() == tiles.len();
@@ -1229,7 +1279,19 @@ impl WorkLists {
                     .chain(r.clone().filter(|&i| !half[i]))
                     .collect();
                 t_buf.clear();
-                t_buf.extend(idx.iter().map(|&i| tiles[i]));
+                t_buf.extend(idx.iter().map(|&i| {
+                    // FWD_HALFBITS: a half tile's word carries its warpgroups' halves.
+                    if bits && half[i] {
+                        assert!(
+                            tiles[i] & !PARTIAL < 1 << 27,
+                            "key tile {} does not fit FWD_HALFBITS' 27 bits",
+                            tiles[i] & !PARTIAL
+                        );
+                        tiles[i] | hbits[i] << 27
+                    } else {
+                        tiles[i]
+                    }
+                }));
                 tiles[r.clone()].copy_from_slice(&t_buf);
                 if masks {
                     m_buf.clear();
@@ -1752,6 +1814,7 @@ impl Lowering<'_> {
         if kernels.fwd_family == KernelFamily::Sm90Wgmma {
             wl.mask_mode = TileMasks::sm90(true)?;
             wl.half_mode = kernels.fwd_half.enabled();
+            wl.half_bits = wl.half_mode && kernels.fwd_halfbits;
         }
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
@@ -3463,10 +3526,11 @@ mod tests {
             })
             .collect();
         let full: Vec<Vec<(u32, u32)>> = (0..n).map(|_| vec![(0, n)]).collect();
-        let build = |rows: &[Vec<(u32, u32)>], half_mode: bool| {
+        let build_bits = |rows: &[Vec<(u32, u32)>], half_mode: bool, half_bits: bool| {
             let mut wl = WorkLists {
                 mask_mode: TileMasks::Fwd,
                 half_mode,
+                half_bits,
                 ..Default::default()
             };
             wl.works.push(WorkDesc {
@@ -3496,6 +3560,7 @@ mod tests {
             wl.order_fwd_half();
             (wl, csr, key_order)
         };
+        let build = |rows: &[Vec<(u32, u32)>], half_mode: bool| build_bits(rows, half_mode, false);
 
         let (wl, csr, (key_tiles, key_masks)) = build(&blockwise, true);
         assert!(
@@ -3592,6 +3657,42 @@ mod tests {
             assert!(wl.tasks.iter().all(|t| t.pad == 0));
             assert_eq!((wl.tiles, wl.tmask), (key_tiles, key_masks));
         }
+        // DCP_CUDA_FWD_HALFBITS: the same lists, each half tile's word with its warpgroups'
+        // halves in bits 27-30 (as tilemask::fwd_half_bits has them), no other word changed.
+        let (plain, ..) = build(&blockwise, true);
+        let (wb, csr, _) = build_bits(&blockwise, true, true);
+        assert_eq!(
+            (&plain.tasks, &plain.tmask),
+            (&wb.tasks, &wb.tmask),
+            "the bits change no task or mask"
+        );
+        let mut with_bits = 0;
+        for t in &wb.tasks {
+            let row0 = if t.work == 0 {
+                t.row0
+            } else {
+                t.row0 + (n - 256)
+            };
+            for k in 0..t.tiles_n as usize {
+                let i = t.tiles_off as usize + k;
+                let (w, p) = (wb.tiles[i], plain.tiles[i]);
+                if k < t.pad as usize {
+                    let b = tilemask::fwd_half_bits(&csr, row0, row0 + SM90_BR, p & !PARTIAL, n);
+                    assert!((0..2).any(|cw| (b >> (2 * cw)) & 3 != 3));
+                    assert_eq!(w, p | b << 27, "task {t:?} tile {k}");
+                    with_bits += 1;
+                } else {
+                    assert_eq!(w, p, "task {t:?} tile {k}");
+                }
+            }
+        }
+        assert!(with_bits > 0);
+        assert!(fwd_halfbits_with(None, 128).unwrap() && fwd_halfbits_with(Some(""), 128).unwrap());
+        assert!(
+            !fwd_halfbits_with(None, 64).unwrap() && !fwd_halfbits_with(Some("0"), 128).unwrap()
+        );
+        assert!(fwd_halfbits_with(Some(" 1"), 64).unwrap());
+        assert!(fwd_halfbits_with(Some("2"), 128).is_err());
         assert!(fwd_half_with(Some("1"), 64).unwrap() && fwd_half_with(Some("1"), 128).unwrap());
         assert!(!fwd_half_with(Some(" 0"), 128).unwrap() && !fwd_half_with(Some("0"), 64).unwrap());
         // Unset: on at D 128 (where it was measured faster), off at D 64.

@@ -329,6 +329,16 @@ mod tests {
                     ("ELEM_F16".to_string(), "1".to_string()),
                 ],
             ),
+            // The half-tile kernel as exec.rs compiles it at D 128 (`fwd_half`, with
+            // `DCP_CUDA_FWD_HALFBITS`'s FWD_HALFBITS).
+            (
+                Source::AttnFwdSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "128".to_string()),
+                    ("FWD_HALF".to_string(), "1".to_string()),
+                    ("FWD_HALFBITS".to_string(), "1".to_string()),
+                ],
+            ),
             // The short-task kernel (exec.rs `fwd_short`: FWD_LATEREL, FWD_T2, FWD_KVREUSE).
             (
                 Source::AttnFwdSm90,

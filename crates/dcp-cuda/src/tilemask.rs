@@ -207,6 +207,34 @@ pub fn fwd_half(csr: &RowCsr, r0: u32, r1: u32, kt: u32, n_keys: u32) -> bool {
     })
 }
 
+/// Forward half-tile bits (`attn_fwd_sm90.cu` `FWD_HALFBITS`, `DCP_CUDA_FWD_HALFBITS`): bit
+/// `2 cw + h` is set where the 64 rows of consumer warpgroup `cw` of the 128-row query tile of rows
+/// `r0..r1` (rows from `r1` on attend nothing) attend some key of 64-key half `h` of key tile `kt`
+/// (keys from `n_keys` on do not count). The kernel decides its half step from these bits
+/// instead of its mask words, so, unlike [`fwd_half`], a wrong bit would drop keys: they follow
+/// the rows' ranges exactly (unit-tested against the mask). A tile is a half tile
+/// ([`fwd_half`]) exactly where some warpgroup's two bits are not both set.
+pub fn fwd_half_bits(csr: &RowCsr, r0: u32, r1: u32, kt: u32, n_keys: u32) -> u32 {
+    let k0 = kt * TILE_KEYS;
+    let mut bits = 0;
+    for cw in 0..2u32 {
+        let (a, b) = (r0 + 64 * cw, (r0 + 64 * (cw + 1)).min(r1));
+        for h in 0..2u32 {
+            let (hs, he) = (k0 + 64 * h, (k0 + 64 * (h + 1)).min(n_keys));
+            let sees = hs < he
+                && (a..b).any(|r| {
+                    csr.row(r as usize)
+                        .iter()
+                        .any(|&[s, e]| s.max(hs) < e.min(he))
+                });
+            if sees {
+                bits |= 1 << (2 * cw + h);
+            }
+        }
+    }
+    bits
+}
+
 /// Backward half step (`attn_bwd_sm90.cu` `BWD_HALF`): tile word bits of the 64-row q tile of
 /// rows `r0..r1` (rows from `r1` on attend nothing) in key tile `kt`: [`BWD_HALF_LO`] where no
 /// row attends any of keys 0-63 of the tile, [`BWD_HALF_HI`] where none attends keys 64-127 (keys
@@ -385,6 +413,22 @@ mod tests {
                     });
                     assert_eq!(
                         fwd_half(&csr, r0, r1, kt, n_keys),
+                        kernel,
+                        "case {case} rows {r0}..{r1} kt {kt}"
+                    );
+                    // FWD_HALFBITS: each warpgroup's halves, as its mask words' OR has them.
+                    let bits = (0..2usize).fold(0u32, |acc, cw| {
+                        let or = m[256 * cw..256 * (cw + 1)].iter().fold(0u32, |a, &w| a | w);
+                        acc | (((or & 0xffff != 0) as u32) | ((or >> 16 != 0) as u32) << 1)
+                            << (2 * cw)
+                    });
+                    assert_eq!(
+                        fwd_half_bits(&csr, r0, r1, kt, n_keys),
+                        bits,
+                        "bits: case {case} rows {r0}..{r1} kt {kt}"
+                    );
+                    assert_eq!(
+                        (0..2).any(|cw| (bits >> (2 * cw)) & 3 != 3),
                         kernel,
                         "case {case} rows {r0}..{r1} kt {kt}"
                     );
