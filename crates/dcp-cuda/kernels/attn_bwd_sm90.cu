@@ -206,6 +206,46 @@ static_assert(!(BWD_CLAIM_EARLY && BWD_CHAIN), "chain links are followed at the 
 #endif
 static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for head dim 128");
 
+// Session 17 (kb17; bench/results/kernels-2026-11-29-kb17): the cluster kernel's session-16 task
+// boundary (attn_bwd_cluster_sm90.cu CL_STSM, CL_TQ_SMEM, CL_XINFO) in the plain D 128 build
+// (not with BWD_CHAIN, BWD_HALF or BWD_DQ_CONV: those builds keep their code). Shared memory after
+// the barriers (`sscr`, 128-byte aligned; host: SM90_BWD_SCRATCH): 8 KiB of staging (1 KiB per
+// consumer warp), the task counters (a word per consumer thread), two extra info slots.
+// BWD_STSM: a task whose every dK/dV row of the warp is stored into a destination of the element
+// type, 16-byte aligned (TaskDesc.pad B90_TASK_DKV_STORE: owned rows, converted), leaves through
+// the staging block (bwd_sm90.cuh B90_DKV_STSM: per 16 x 16 block one stmatrix, one 16-byte
+// read-back and store per lane) instead of BWD_DKV_OUT's quad transposes (96 SHFL, ~270 SEL / MOV
+// and both dtypes' conversions per thread); other destinations (fp32 reductions) keep BWD_DKV_OUT.
+// BWD_TQ_SMEM: the consumers' task counter in a shared word per consumer thread (broadcast from
+// lane 0 by a shuffle so ptxas keeps it warp-uniform) instead of a register ptxas spilled (its
+// local reload at the epilogue's start missed L1 after a task's traffic).
+// BWD_XINFO: the producer copies the task's first dK/dV segment with the task info (64-byte slot
+// per task parity), so the epilogue's row pointer needs no global load.
+#ifndef BWD_STSM
+#define BWD_STSM (HEAD_DIM == 128 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV)
+#endif
+#ifndef BWD_TQ_SMEM
+#define BWD_TQ_SMEM BWD_STSM
+#endif
+#ifndef BWD_XINFO
+#define BWD_XINFO BWD_STSM
+#endif
+static_assert(!(BWD_STSM || BWD_TQ_SMEM || BWD_XINFO) || (HEAD_DIM == 128 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV),
+              "the staged epilogue is written for the plain D 128 build");
+static_assert(!BWD_XINFO || BWD_TQ_SMEM, "the extra info slot is found through the counter");
+// BWD_KVL2_PF 1 (A/B, off): when producer thread 0 has claimed the next task (about two steps
+// before this one ends), it prefetches that task's K and V tiles into L2 (tensor prefetches by the
+// work's KV map), so that the K/V load after the consumers release K/V finds them there (the
+// cluster kernel's BWD_KV_PF; measured +-0 there, kb16).
+#ifndef BWD_KVL2_PF
+#define BWD_KVL2_PF 0
+#endif
+static_assert(!BWD_KVL2_PF || (BWD_TMA && !BWD_CHAIN), "the K/V prefetch follows claims, K/V by TMA");
+#define B90_SCR_TQ (8 * 1024)
+#define B90_SCR_XINFO (9 * 1024)
+static_assert(3 + sizeof(WorkDesc) / 8 <= 32, "the producer threads copying the info and the extra info overlap");
+static_assert(sizeof(KvSeg) <= 64, "an extra info slot holds a KvSeg");
+
 __device__ __forceinline__ u32 atom_add_acq_rel_gpu(u32* p, u32 v) {
   u32 old;
   asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n" : "=r"(old) : "l"(p), "r"(v) : "memory");
@@ -310,6 +350,8 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   auto ds_empty = [&](u32 b) { return bars + 56 + 8u * b; };
   const u32 kv_empty = bars + 72;
   volatile u32* slot = (volatile u32*)(gbase + (bars + 80u - base));
+  // BWD_STSM / BWD_TQ_SMEM / BWD_XINFO: staging, task counters, extra info slots.
+  const u32 sscr = (bars + 128u + 127u) & ~127u;
 
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
 
@@ -375,6 +417,15 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
         if (pt < 3) cp_async8_s(info + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
         else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
           cp_async8_s(info + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+#if BWD_XINFO
+        // The task's first dK/dV segment (40 bytes; zeros for a work without KV segments) into
+        // extra info slot tq & 1.
+        else if (pt >= 32 && pt < 32 + (int)sizeof(KvSeg) / 8) {
+          const u32 sf = (task.pad & B90_TASK_DKV_ALT) ? w.kv_alt : w.kv_first;
+          cp_async8_s(sscr + B90_SCR_XINFO + (tq & 1) * 64 + 8 * (pt - 32),
+                      w.kv_count ? (const char*)(segs + sf) + 8 * (pt - 32) : (const char*)segs, w.kv_count != 0);
+        }
+#endif
 #if BWD_TMA
         if (kv_tma) {
           if (pt == 0) {
@@ -521,6 +572,22 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
 #endif
       }
 #endif
+#if BWD_KVL2_PF
+      if (pt == 0 && nxt < n_tasks) {
+        const TaskDesc& nt = tasks[nxt];
+        const WorkDesc& nw = works[nt.work];
+        const u64 nm = (u64)(bmaps + (u64)nt.work * BWD_MAPS) + 128;
+        if (nw.kv_count == 1 && (nw.flags & B90_TMA_KV)) {
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+              asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(nm), "r"(64 * h),
+                           "r"(2 * nt.head + m), "r"(nt.row0 * B90_BC)
+                           : "memory");
+        }
+      }
+#endif
       cur = sched_share_next(slot, tq, nxt, pt, 1);
     }
     if (pt == 0) sched_finish(sched);
@@ -572,7 +639,22 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   const u32 dql_bar = bars + 88 + 8 * cw;  // this warpgroup's dQ partial loads (chains)
   u32 n_dql = 0;                           // of them, waited for so far
 #endif
+#if BWD_TQ_SMEM
+  // The task counter, a word per consumer thread (as attn_bwd_cluster_sm90.cu CL_TQ_SMEM), read
+  // back through a shuffle from lane 0 (warp-uniform for ptxas); the next task's count is stored
+  // at the top, the epilogue and the next iteration read it back.
+  const u32 tq_slot = sscr + B90_SCR_TQ + 4 * (u32)(tid - 128);
+  auto tq_get = [&]() {
+    u32 v;
+    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tq_slot) : "memory");
+    return (u32)__shfl_sync(0xffffffffu, v, 0);
+  };
+  auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
+  for (u32 tq = 0;; tq = tq_get()) {
+    tq_set(tq + 1);
+#else
   for (u32 tq = 0;; ++tq) {
+#endif
     mbar_wait(kv_full, tq & 1);
     const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
     const TaskDesc* tk = (const TaskDesc*)info_g;
@@ -898,7 +980,43 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
       prev_ok = my_ok;
       prev_visit = my_visit;
     }
+#if BWD_TQ_SMEM
+    {
+    // The task's info again from the counter (not kept across the step loop).
+    const u32 tq_e = (tq_get() - 1) & 1;
+    const unsigned char* info_e = gbase + (sinfo + tq_e * B90_INFO - base);
+    const TaskDesc* tk = (const TaskDesc*)info_e;
+    const WorkDesc* wk = (const WorkDesc*)(info_e + 32);
+#endif
+#if BWD_STSM
+    // The dK/dV destination of this lane's staging row (key 16 wq + lane / 2 of the warpgroup's
+    // 64): with BWD_XINFO from the segment's shared-memory copy after the last dQ, else from the
+    // global segments.
+    u32 e_dt;
+#if BWD_XINFO
+    auto e_ptr = [&]() -> u64 {
+      const u32 key = tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1);
+      if (wk->kv_count != 1)
+        return b90_dkv_ptr(wk, segs, key, kvh, &e_dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+      const KvSeg* sg = (const KvSeg*)(gbase + (sscr + B90_SCR_XINFO + tq_e * 64 - base));
+      const u32 k0 = sg->key0, len = sg->len, ds = sg->dstride, ddt = sg->ddtype;
+      e_dt = ddt;
+      const u64 p = sg->dk + ((u64)(key - k0) * ds + kvh * 2 * D) * (ddt == DT_F32 ? 4 : 2);
+      return key < wk->n_keys && key >= k0 && key - k0 < len ? p : 0;
+    };
+#else
+    const u64 e_p0 = b90_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
+                                 (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+    auto e_ptr = [&]() { return e_p0; };
+#endif
+    const bool e_store = tk->pad & B90_TASK_DKV_STORE;
+#endif
+#if BWD_TQ_SMEM
+    // (n_pairs > 0 from the info, not kept across the step loop: ptxas spilled the predicate.)
+    if (tk->tiles_n != 0) {
+#else
     if (n_pairs > 0) {
+#endif
       // dQ of the task's last step: then K and V are read for good (the producer may load the
       // next task's), and its dS buffer is free.
       const u32 u = gt - 1;
@@ -915,11 +1033,20 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
     }
 
     // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
+#if BWD_STSM
+    const u64 e_p = e_ptr();
+    if (__all_sync(0xffffffffu, e_p == 0 || (e_store && e_dt == B90_DT && (e_p & 15) == 0))) {
+      B90_DKV_STSM(sscr + ((u32)(tid - 128) >> 5) * 1024, e_p);
+    } else
+#endif
     BWD_DKV_OUT();
 #if BWD_EPI_V4 && BWD_DQ_CONV
     if (tk->pad & B90_TASK_DQ_CONV)
       bwd_dq_convert(tk, tiles, dq_conv, dq_cnt, dq_expect, group, cw,
                      gbase + (sdq + cw * (2 * B90_BR * 128) - base));
+#endif
+#if BWD_TQ_SMEM
+    }
 #endif
   }
 
