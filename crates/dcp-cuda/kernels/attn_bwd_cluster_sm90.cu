@@ -686,10 +686,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       if (wk->kv_count != 1)
         return b90_dkv_ptr(wk, segs, key, kvh, &e_dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
       const KvSeg* sg = (const KvSeg*)(gbase + (sscr + B90_CL_XINFO + tq_e * 64 - base));
-      const u32 k0 = sg->key0, len = sg->len, ds = sg->dstride, ddt = sg->ddtype;
-      e_dt = ddt;
-      const u64 p = sg->dk + ((u64)(key - k0) * ds + kvh * 2 * D) * (ddt == DT_F32 ? 4 : 2);
-      return key < wk->n_keys && key >= k0 && key - k0 < len ? p : 0;
+      e_dt = sg->ddtype;
+      return b90_seg_ptr(sg->dk, sg->key0, sg->len, sg->dstride, sg->ddtype, key, wk->n_keys, kvh);
     };
 #else
     const u64 e_p0 = b90_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,

@@ -233,6 +233,43 @@ static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for
 static_assert(!(BWD_STSM || BWD_TQ_SMEM || BWD_XINFO) || (HEAD_DIM == 128 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV),
               "the staged epilogue is written for the plain D 128 build");
 static_assert(!BWD_XINFO || BWD_TQ_SMEM, "the extra info slot is found through the counter");
+// BWD_RED32 (with BWD_STSM and BWD_XINFO): a task whose every dK/dV row of the warp is added into
+// fp32 rows (split lists: the sink pieces of causal-blockwise, most tasks of causal 32K) takes
+// BWD_DKV_OUT's red.v4 branch as straight-line code (B90_DKV_RED32: the same transposes, values
+// and reductions) with the rows' pointers from the segment's shared-memory copy, instead of
+// BWD_DKV_OUT's per-column-tile branches on the run-time dtype and store flag: that path spread
+// ~70 KB of code over small blocks, each run once per task, and its samples were ~75 % `no_inst`
+// (instruction-cache misses; kb17 call 2's profile of the blockwise backward).
+#ifndef BWD_RED32
+#define BWD_RED32 (BWD_STSM && BWD_XINFO)
+#endif
+static_assert(!BWD_RED32 || (BWD_STSM && BWD_XINFO && BWD_EPI_V4), "the compact fp32 path follows the staged epilogue");
+// red.global.add.v4.f32 where `ok` (a predicate in the instruction: no branch around it).
+__device__ __forceinline__ void red_add_v4_if(float* p, float a, float b, float c, float d, bool ok) {
+  asm volatile(
+      "{\n.reg .pred q;\nsetp.ne.u32 q, %5, 0;\n@q red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n}\n" ::"l"(p), "f"(a),
+      "f"(b), "f"(c), "f"(d), "r"((u32)ok)
+      : "memory");
+}
+// The fp32 dK/dV reductions of a consumer thread (BWD_DKV_OUT's red.v4 branch for every column
+// tile; a macro over its names dk, dv, dk_f, dv_f, t4, D): `rp_` the fp32 row of this lane's key
+// (key_b for odd t4, else key_a; 0: past the work's keys).
+#define B90_DKV_RED32(rp_)                                                                                     \
+  {                                                                                                            \
+    const bool odd = t4 & 1;                                                                                   \
+    const u32 c0 = 2 * (t4 & 2);                                                                               \
+    _Pragma("unroll") for (int nt = 0; nt < D / 8; ++nt) {                                                     \
+      _Pragma("unroll") for (int m = 0; m < 2; ++m) {                                                          \
+        const float* a = m ? dv : dk;                                                                          \
+        const float f = m ? dv_f : dk_f;                                                                       \
+        const float s0 = odd ? a[nt * 4] : a[nt * 4 + 2], s1 = odd ? a[nt * 4 + 1] : a[nt * 4 + 3];            \
+        const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);       \
+        const float x0 = odd ? r0 : a[nt * 4], x1 = odd ? r1 : a[nt * 4 + 1];                                 \
+        const float x2 = odd ? a[nt * 4 + 2] : r0, x3 = odd ? a[nt * 4 + 3] : r1;                             \
+        red_add_v4_if((float*)(rp_) + m * D + nt * 8 + c0, x0 * f, x1 * f, x2 * f, x3 * f, (rp_) != 0);        \
+      }                                                                                                        \
+    }                                                                                                          \
+  }
 // BWD_KVL2_PF 1 (A/B, off): when producer thread 0 has claimed the next task (about two steps
 // before this one ends), it prefetches that task's K and V tiles into L2 (tensor prefetches by the
 // work's KV map), so that the K/V load after the consumers release K/V finds them there (the
@@ -994,16 +1031,15 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
     // global segments.
     u32 e_dt;
 #if BWD_XINFO
-    auto e_ptr = [&]() -> u64 {
-      const u32 key = tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1);
+    // The dK/dV row of `key` and its dtype (`dt`).
+    auto key_ptr = [&](u32 key, u32& dt) -> u64 {
       if (wk->kv_count != 1)
-        return b90_dkv_ptr(wk, segs, key, kvh, &e_dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+        return b90_dkv_ptr(wk, segs, key, kvh, &dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
       const KvSeg* sg = (const KvSeg*)(gbase + (sscr + B90_SCR_XINFO + tq_e * 64 - base));
-      const u32 k0 = sg->key0, len = sg->len, ds = sg->dstride, ddt = sg->ddtype;
-      e_dt = ddt;
-      const u64 p = sg->dk + ((u64)(key - k0) * ds + kvh * 2 * D) * (ddt == DT_F32 ? 4 : 2);
-      return key < wk->n_keys && key >= k0 && key - k0 < len ? p : 0;
+      dt = sg->ddtype;
+      return b90_seg_ptr(sg->dk, sg->key0, sg->len, sg->dstride, sg->ddtype, key, wk->n_keys, kvh);
     };
+    auto e_ptr = [&]() -> u64 { return key_ptr(tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), e_dt); };
 #else
     const u64 e_p0 = b90_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
                                  (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
@@ -1037,9 +1073,19 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
     const u64 e_p = e_ptr();
     if (__all_sync(0xffffffffu, e_p == 0 || (e_store && e_dt == B90_DT && (e_p & 15) == 0))) {
       B90_DKV_STSM(sscr + ((u32)(tid - 128) >> 5) * 1024, e_p);
-    } else
+    } else {
+#if BWD_RED32
+      u32 r_dt = DT_F32;
+      const u64 r_p = key_ptr((t4 & 1) ? key_b : key_a, r_dt);
+      if (__all_sync(0xffffffffu, r_p == 0 || (!e_store && r_dt == DT_F32))) {
+        B90_DKV_RED32(r_p);
+      } else
 #endif
+      BWD_DKV_OUT();
+    }
+#else
     BWD_DKV_OUT();
+#endif
 #if BWD_EPI_V4 && BWD_DQ_CONV
     if (tk->pad & B90_TASK_DQ_CONV)
       bwd_dq_convert(tk, tiles, dq_conv, dq_cnt, dq_expect, group, cw,

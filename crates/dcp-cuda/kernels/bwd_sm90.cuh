@@ -531,6 +531,13 @@ __device__ __forceinline__ u32 b90_ld_off(int lane) {
   const u32 r = lane >> 1, c = lane & 1;
   return 32 * r + 16 * (c ^ ((r >> 2) & 1));
 }
+// The dK/dV row of `key` in a segment (dk: its first row, keys k0 .. k0 + len, dstride elements
+// per row, dtype ddt) for kv head kvh; 0 past the work's keys (n_keys) or outside the segment.
+// Branch-free (the pointer selected). b90_dkv_ptr's and both kernels' epilogue row pointer.
+__device__ __forceinline__ u64 b90_seg_ptr(u64 dk, u32 k0, u32 len, u32 ds, u32 ddt, u32 key, u32 n_keys, u32 kvh) {
+  const u64 p = dk + ((u64)(key - k0) * ds + kvh * 2 * HEAD_DIM) * (ddt == DT_F32 ? 4 : 2);
+  return key < n_keys && key >= k0 && key - k0 < len ? p : 0;
+}
 // dkv_key_ptr without branches on the loaded values: the segment's fields are loaded together and
 // the pointer selected (0 past the work's keys or outside the segment), so that the loads issued
 // before the task's last dQ are waited for only at the epilogue.
@@ -541,9 +548,7 @@ __device__ __forceinline__ u64 b90_dkv_ptr(const WorkDesc* w, const KvSeg* segs,
   const u32 k0 = sg.key0, len = sg.len, ds = sg.dstride, ddt = sg.ddtype;
   const u64 dk = sg.dk;
   *dt = ddt;
-  const bool ok = key < w->n_keys && key >= k0 && key - k0 < len;
-  const u64 p = dk + ((u64)(key - k0) * ds + kvh * 2 * HEAD_DIM) * (ddt == DT_F32 ? 4 : 2);
-  return ok ? p : 0;
+  return b90_seg_ptr(dk, k0, len, ds, ddt, key, w->n_keys, kvh);
 }
 // Column tiles 2 p, 2 p + 1 of an m64nN fp32 accumulator fragment `a` (times f), this warp's 16
 // rows, converted into the half block at `hb`.
