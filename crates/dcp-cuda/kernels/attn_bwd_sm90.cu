@@ -221,8 +221,16 @@ static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for
 // local reload at the epilogue's start missed L1 after a task's traffic).
 // BWD_XINFO: the producer copies the task's first dK/dV segment with the task info (64-byte slot
 // per task parity), so the epilogue's row pointer needs no global load.
+// BWD_EPI17 turns the four on together (BWD_STSM, BWD_TQ_SMEM, BWD_XINFO, BWD_RED32). Measured
+// (kb17 call 3, alternated x3 against main's kernel): causal-blockwise 32K backward +3.4 %, causal
+// 32K +1.1 %, lambda +0.8 %, packed +1.2 %, onework +1.6 %; selftest and the 4096-token checks
+// pass. Off until this form has passed compute-sanitizer memcheck + racecheck (call 3 skipped them;
+// call 2's form without BWD_RED32 passed both): then 1. Off: main's SASS.
+#ifndef BWD_EPI17
+#define BWD_EPI17 0
+#endif
 #ifndef BWD_STSM
-#define BWD_STSM (HEAD_DIM == 128 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV)
+#define BWD_STSM (BWD_EPI17 && HEAD_DIM == 128 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV)
 #endif
 #ifndef BWD_TQ_SMEM
 #define BWD_TQ_SMEM BWD_STSM
