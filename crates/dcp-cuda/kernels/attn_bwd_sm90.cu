@@ -281,7 +281,8 @@ __device__ __forceinline__ void red_add_v4_if(float* p, float a, float b, float 
 // BWD_KVL2_PF 1 (A/B, off): when producer thread 0 has claimed the next task (about two steps
 // before this one ends), it prefetches that task's K and V tiles into L2 (tensor prefetches by the
 // work's KV map), so that the K/V load after the consumers release K/V finds them there (the
-// cluster kernel's BWD_KV_PF; measured +-0 there, kb16).
+// cluster kernel's BWD_KV_PF; measured +-0 there, kb16, and here: kb17 call 2, causal-blockwise
+// 32K +-0 over two alternated pairs).
 #ifndef BWD_KVL2_PF
 #define BWD_KVL2_PF 0
 #endif
