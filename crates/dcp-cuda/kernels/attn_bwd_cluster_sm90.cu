@@ -141,66 +141,7 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 #define B90_CL_SCRATCH (9 * 1024 + 128)
 static_assert(3 + sizeof(WorkDesc) / 8 <= 32, "the producer threads copying the info and the extra info overlap");
 static_assert(sizeof(KvSeg) + sizeof(DqConv) <= 64, "an extra info slot holds a KvSeg and a DqConv");
-#ifdef ELEM_F16
-#define CL_DT DT_F16
-#else
-#define CL_DT DT_BF16
-#endif
-// Two fp32 into the element type's packed pair (round to nearest).
-__device__ __forceinline__ u32 cl_pack(float a, float b) {
-#ifdef ELEM_F16
-  const __half2 u = __floats2half2_rn(a, b);
-#else
-  const __nv_bfloat162 u = __floats2bfloat162_rn(a, b);
-#endif
-  return *(const u32*)&u;
-}
-__device__ __forceinline__ void cl_stsm_x4(u32 saddr, u32 r0, u32 r1, u32 r2, u32 r3) {
-  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr), "r"(r0), "r"(r1),
-               "r"(r2), "r"(r3)
-               : "memory");
-}
-__device__ __forceinline__ uint4 cl_lds128(u32 a) {
-  uint4 v;
-  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a) : "memory");
-  return v;
-}
-__device__ __forceinline__ void cl_stg128(u64 p, uint4 v) {
-  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
-}
-// A staging half block: 16 rows x 16 columns of 16-bit (32 bytes per row), the 16-byte chunk c of
-// row r at 32 r + 16 (c ^ ((r >> 2) & 1)) (the 8 rows of a stmatrix matrix and the rows read by
-// each 8 lanes fall on distinct banks). stmatrix: lane l addresses row l & 7 of matrix l >> 3
-// (matrices: rows 0-7 / 8-15 of column tile 0, then of tile 1), `cl_sts_off`; the read-back: lane
-// l reads chunk l & 1 of row l >> 1, `cl_ld_off`.
-__device__ __forceinline__ u32 cl_sts_off(int lane) {
-  const u32 r = (lane & 7) + 8 * ((lane >> 3) & 1), c = lane >> 4;
-  return 32 * r + 16 * (c ^ ((r >> 2) & 1));
-}
-__device__ __forceinline__ u32 cl_ld_off(int lane) {
-  const u32 r = lane >> 1, c = lane & 1;
-  return 32 * r + 16 * (c ^ ((r >> 2) & 1));
-}
-// dkv_key_ptr (bwd_sm90.cuh) without branches on the loaded values: the segment's fields are
-// loaded together and the pointer selected (0 past the work's keys or outside the segment), so
-// that the loads issued before the task's last dQ are waited for only at the epilogue.
-__device__ __forceinline__ u64 cl_dkv_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt, u32 first) {
-  const u32 n = w->kv_count;
-  if (n == 0) return 0;  // (from shared memory: a branch before the segment's loads)
-  const KvSeg& sg = segs[n > 1 ? kv_seg_index(first, n, segs, key) : first];
-  const u32 k0 = sg.key0, len = sg.len, ds = sg.dstride, ddt = sg.ddtype;
-  const u64 dk = sg.dk;
-  *dt = ddt;
-  const bool ok = key < w->n_keys && key >= k0 && key - k0 < len;
-  const u64 p = dk + ((u64)(key - k0) * ds + kvh * 2 * HEAD_DIM) * (ddt == DT_F32 ? 4 : 2);
-  return ok ? p : 0;
-}
-// Column tiles 2 p, 2 p + 1 of an m64nN fp32 accumulator fragment `a` (times f), this warp's 16
-// rows, converted into the half block at `hb`.
-__device__ __forceinline__ void cl_stage(u32 hb, const float* a, int p, float f) {
-  cl_stsm_x4(hb, cl_pack(a[8 * p] * f, a[8 * p + 1] * f), cl_pack(a[8 * p + 2] * f, a[8 * p + 3] * f),
-             cl_pack(a[8 * p + 4] * f, a[8 * p + 5] * f), cl_pack(a[8 * p + 6] * f, a[8 * p + 7] * f));
-}
+// The staging helpers of CL_STSM (b90_stage, B90_DKV_STSM, ...) and b90_dkv_ptr: bwd_sm90.cuh.
 
 // BWD_TMA, BWD_TMA_PF and the other producer switches: bwd_sm90.cuh.
 static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not pairs: BWD_KV_PF here");
@@ -518,7 +459,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       return *(const u32*)&u;
     };
     // CL_DQ_CTDT: the element type, 16-byte aligned at every row.
-    const bool dq_ct16 = dq_dtype == CL_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
+    const bool dq_ct16 = dq_dtype == B90_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
       // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
       // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
@@ -528,7 +469,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       // compile-time element type (a constant at both calls).
       auto st16 = [&](const bool ct) {
         auto pack = [&](int n, int h) -> u32 {
-          return ct ? cl_pack(DQ_SCALED(dq[n * 4 + 2 * h]), DQ_SCALED(dq[n * 4 + 2 * h + 1])) : dq_pack(dq, n, h);
+          return ct ? b90_pack(DQ_SCALED(dq[n * 4 + 2 * h]), DQ_SCALED(dq[n * 4 + 2 * h + 1])) : dq_pack(dq, n, h);
         };
         const bool odd = t4 & 1, lo = !(t4 & 2);
 #pragma unroll
@@ -743,15 +684,13 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     auto e_ptr = [&]() -> u64 {
       const u32 key = tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1);
       if (wk->kv_count != 1)
-        return cl_dkv_ptr(wk, segs, key, kvh, &e_dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+        return b90_dkv_ptr(wk, segs, key, kvh, &e_dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
       const KvSeg* sg = (const KvSeg*)(gbase + (sscr + B90_CL_XINFO + tq_e * 64 - base));
-      const u32 k0 = sg->key0, len = sg->len, ds = sg->dstride, ddt = sg->ddtype;
-      e_dt = ddt;
-      const u64 p = sg->dk + ((u64)(key - k0) * ds + kvh * 2 * D) * (ddt == DT_F32 ? 4 : 2);
-      return key < wk->n_keys && key >= k0 && key - k0 < len ? p : 0;
+      e_dt = sg->ddtype;
+      return b90_seg_ptr(sg->dk, sg->key0, sg->len, sg->dstride, sg->ddtype, key, wk->n_keys, kvh);
     };
 #else
-    const u64 e_p0 = cl_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
+    const u64 e_p0 = b90_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
                                 (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
     auto e_ptr = [&]() { return e_p0; };
 #endif
@@ -781,24 +720,10 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
 #if CL_STSM
     const u64 e_p = e_ptr();
-    if (__all_sync(0xffffffffu, e_p == 0 || (e_store && e_dt == CL_DT && (e_p & 15) == 0))) {
+    if (__all_sync(0xffffffffu, e_p == 0 || (e_store && e_dt == B90_DT && (e_p & 15) == 0))) {
       // Through the warp's staging block (CL_STSM): per round two half blocks of 16 columns, dK's
       // 8 then dV's 8; this lane stores 8 columns of its row's dK / dV.
-      const u32 scr = sscr + ((u32)(tid - 128) >> 5) * 1024;
-      const u64 rp = e_p + 16 * (lane & 1);
-#pragma unroll
-      for (int r = 0; r < 8; ++r) {
-        const int q0 = 2 * r, q1 = 2 * r + 1;
-        cl_stage(scr + cl_sts_off(lane), (q0 >> 3) ? dv : dk, q0 & 7, (q0 >> 3) ? dv_f : dk_f);
-        cl_stage(scr + 512 + cl_sts_off(lane), (q1 >> 3) ? dv : dk, q1 & 7, (q1 >> 3) ? dv_f : dk_f);
-        __syncwarp();
-        const uint4 v0 = cl_lds128(scr + cl_ld_off(lane)), v1 = cl_lds128(scr + 512 + cl_ld_off(lane));
-        __syncwarp();
-        if (e_p != 0) {
-          cl_stg128(rp + 2 * ((q0 >> 3) * D + 16 * (q0 & 7)), v0);
-          cl_stg128(rp + 2 * ((q1 >> 3) * D + 16 * (q1 & 7)), v1);
-        }
-      }
+      B90_DKV_STSM(sscr + ((u32)(tid - 128) >> 5) * 1024, e_p);
     } else
 #endif
     BWD_DKV_OUT();

@@ -206,6 +206,92 @@ static_assert(!(BWD_CLAIM_EARLY && BWD_CHAIN), "chain links are followed at the 
 #endif
 static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for head dim 128");
 
+// Session 17 (kb17; bench/results/kernels-2026-11-29-kb17): the cluster kernel's session-16 task
+// boundary (attn_bwd_cluster_sm90.cu CL_STSM, CL_TQ_SMEM, CL_XINFO) in the plain D 128 build
+// (not with BWD_CHAIN, BWD_HALF or BWD_DQ_CONV: those builds keep their code). Shared memory after
+// the barriers (`sscr`, 128-byte aligned; host: SM90_BWD_SCRATCH): 8 KiB of staging (1 KiB per
+// consumer warp), the task counters (a word per consumer thread), two extra info slots.
+// BWD_STSM: a task whose every dK/dV row of the warp is stored into a destination of the element
+// type, 16-byte aligned (TaskDesc.pad B90_TASK_DKV_STORE: owned rows, converted), leaves through
+// the staging block (bwd_sm90.cuh B90_DKV_STSM: per 16 x 16 block one stmatrix, one 16-byte
+// read-back and store per lane) instead of BWD_DKV_OUT's quad transposes (96 SHFL, ~270 SEL / MOV
+// and both dtypes' conversions per thread); other destinations (fp32 reductions) keep BWD_DKV_OUT.
+// BWD_TQ_SMEM: the consumers' task counter in a shared word per consumer thread (broadcast from
+// lane 0 by a shuffle so ptxas keeps it warp-uniform) instead of a register ptxas spilled (its
+// local reload at the epilogue's start missed L1 after a task's traffic).
+// BWD_XINFO: the producer copies the task's first dK/dV segment with the task info (64-byte slot
+// per task parity), so the epilogue's row pointer needs no global load.
+// BWD_EPI17 turns the four on together (BWD_STSM, BWD_TQ_SMEM, BWD_XINFO, BWD_RED32). Measured
+// (kb17 call 3, alternated x3 against main's kernel): causal-blockwise 32K backward +3.4 %, causal
+// 32K +1.1 %, lambda +0.8 %, packed +1.2 %, onework +1.6 %; selftest and the 4096-token checks
+// pass. Off until this form has passed compute-sanitizer memcheck + racecheck (call 3 skipped them;
+// call 2's form without BWD_RED32 passed both): then 1. Off: main's SASS.
+#ifndef BWD_EPI17
+#define BWD_EPI17 0
+#endif
+#ifndef BWD_STSM
+#define BWD_STSM (BWD_EPI17 && HEAD_DIM == 128 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV)
+#endif
+#ifndef BWD_TQ_SMEM
+#define BWD_TQ_SMEM BWD_STSM
+#endif
+#ifndef BWD_XINFO
+#define BWD_XINFO BWD_STSM
+#endif
+static_assert(!(BWD_STSM || BWD_TQ_SMEM || BWD_XINFO) || (HEAD_DIM == 128 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV),
+              "the staged epilogue is written for the plain D 128 build");
+static_assert(!BWD_XINFO || BWD_TQ_SMEM, "the extra info slot is found through the counter");
+// BWD_RED32 (with BWD_STSM and BWD_XINFO): a task whose every dK/dV row of the warp is added into
+// fp32 rows (split lists: the sink pieces of causal-blockwise, most tasks of causal 32K) takes
+// BWD_DKV_OUT's red.v4 branch as straight-line code (B90_DKV_RED32: the same transposes, values
+// and reductions) with the rows' pointers from the segment's shared-memory copy, instead of
+// BWD_DKV_OUT's per-column-tile branches on the run-time dtype and store flag: that path spread
+// ~70 KB of code over small blocks, each run once per task, and its samples were ~75 % `no_inst`
+// (instruction-cache misses; kb17 call 2's profile of the blockwise backward).
+#ifndef BWD_RED32
+#define BWD_RED32 (BWD_STSM && BWD_XINFO)
+#endif
+static_assert(!BWD_RED32 || (BWD_STSM && BWD_XINFO && BWD_EPI_V4), "the compact fp32 path follows the staged epilogue");
+// red.global.add.v4.f32 where `ok` (a predicate in the instruction: no branch around it).
+__device__ __forceinline__ void red_add_v4_if(float* p, float a, float b, float c, float d, bool ok) {
+  asm volatile(
+      "{\n.reg .pred q;\nsetp.ne.u32 q, %5, 0;\n@q red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n}\n" ::"l"(p), "f"(a),
+      "f"(b), "f"(c), "f"(d), "r"((u32)ok)
+      : "memory");
+}
+// The fp32 dK/dV reductions of a consumer thread (BWD_DKV_OUT's red.v4 branch for every column
+// tile; a macro over its names dk, dv, dk_f, dv_f, t4, D): `rp_` the fp32 row of this lane's key
+// (key_b for odd t4, else key_a; 0: past the work's keys).
+#define B90_DKV_RED32(rp_)                                                                                     \
+  {                                                                                                            \
+    const bool odd = t4 & 1;                                                                                   \
+    const u32 c0 = 2 * (t4 & 2);                                                                               \
+    _Pragma("unroll") for (int nt = 0; nt < D / 8; ++nt) {                                                     \
+      _Pragma("unroll") for (int m = 0; m < 2; ++m) {                                                          \
+        const float* a = m ? dv : dk;                                                                          \
+        const float f = m ? dv_f : dk_f;                                                                       \
+        const float s0 = odd ? a[nt * 4] : a[nt * 4 + 2], s1 = odd ? a[nt * 4 + 1] : a[nt * 4 + 3];            \
+        const float r0 = __shfl_xor_sync(0xffffffffu, s0, 1), r1 = __shfl_xor_sync(0xffffffffu, s1, 1);       \
+        const float x0 = odd ? r0 : a[nt * 4], x1 = odd ? r1 : a[nt * 4 + 1];                                 \
+        const float x2 = odd ? a[nt * 4 + 2] : r0, x3 = odd ? a[nt * 4 + 3] : r1;                             \
+        red_add_v4_if((float*)(rp_) + m * D + nt * 8 + c0, x0 * f, x1 * f, x2 * f, x3 * f, (rp_) != 0);        \
+      }                                                                                                        \
+    }                                                                                                          \
+  }
+// BWD_KVL2_PF 1 (A/B, off): when producer thread 0 has claimed the next task (about two steps
+// before this one ends), it prefetches that task's K and V tiles into L2 (tensor prefetches by the
+// work's KV map), so that the K/V load after the consumers release K/V finds them there (the
+// cluster kernel's BWD_KV_PF; measured +-0 there, kb16, and here: kb17 call 2, causal-blockwise
+// 32K +-0 over two alternated pairs).
+#ifndef BWD_KVL2_PF
+#define BWD_KVL2_PF 0
+#endif
+static_assert(!BWD_KVL2_PF || (BWD_TMA && !BWD_CHAIN), "the K/V prefetch follows claims, K/V by TMA");
+#define B90_SCR_TQ (8 * 1024)
+#define B90_SCR_XINFO (9 * 1024)
+static_assert(3 + sizeof(WorkDesc) / 8 <= 32, "the producer threads copying the info and the extra info overlap");
+static_assert(sizeof(KvSeg) <= 64, "an extra info slot holds a KvSeg");
+
 __device__ __forceinline__ u32 atom_add_acq_rel_gpu(u32* p, u32 v) {
   u32 old;
   asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n" : "=r"(old) : "l"(p), "r"(v) : "memory");
@@ -310,6 +396,8 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   auto ds_empty = [&](u32 b) { return bars + 56 + 8u * b; };
   const u32 kv_empty = bars + 72;
   volatile u32* slot = (volatile u32*)(gbase + (bars + 80u - base));
+  // BWD_STSM / BWD_TQ_SMEM / BWD_XINFO: staging, task counters, extra info slots.
+  const u32 sscr = (bars + 128u + 127u) & ~127u;
 
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
 
@@ -375,6 +463,15 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
         if (pt < 3) cp_async8_s(info + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
         else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
           cp_async8_s(info + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
+#if BWD_XINFO
+        // The task's first dK/dV segment (40 bytes; zeros for a work without KV segments) into
+        // extra info slot tq & 1.
+        else if (pt >= 32 && pt < 32 + (int)sizeof(KvSeg) / 8) {
+          const u32 sf = (task.pad & B90_TASK_DKV_ALT) ? w.kv_alt : w.kv_first;
+          cp_async8_s(sscr + B90_SCR_XINFO + (tq & 1) * 64 + 8 * (pt - 32),
+                      w.kv_count ? (const char*)(segs + sf) + 8 * (pt - 32) : (const char*)segs, w.kv_count != 0);
+        }
+#endif
 #if BWD_TMA
         if (kv_tma) {
           if (pt == 0) {
@@ -521,6 +618,22 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
 #endif
       }
 #endif
+#if BWD_KVL2_PF
+      if (pt == 0 && nxt < n_tasks) {
+        const TaskDesc& nt = tasks[nxt];
+        const WorkDesc& nw = works[nt.work];
+        const u64 nm = (u64)(bmaps + (u64)nt.work * BWD_MAPS) + 128;
+        if (nw.kv_count == 1 && (nw.flags & B90_TMA_KV)) {
+#pragma unroll
+          for (int h = 0; h < D / 64; ++h)
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+              asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(nm), "r"(64 * h),
+                           "r"(2 * nt.head + m), "r"(nt.row0 * B90_BC)
+                           : "memory");
+        }
+      }
+#endif
       cur = sched_share_next(slot, tq, nxt, pt, 1);
     }
     if (pt == 0) sched_finish(sched);
@@ -572,7 +685,22 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   const u32 dql_bar = bars + 88 + 8 * cw;  // this warpgroup's dQ partial loads (chains)
   u32 n_dql = 0;                           // of them, waited for so far
 #endif
+#if BWD_TQ_SMEM
+  // The task counter, a word per consumer thread (as attn_bwd_cluster_sm90.cu CL_TQ_SMEM), read
+  // back through a shuffle from lane 0 (warp-uniform for ptxas); the next task's count is stored
+  // at the top, the epilogue and the next iteration read it back.
+  const u32 tq_slot = sscr + B90_SCR_TQ + 4 * (u32)(tid - 128);
+  auto tq_get = [&]() {
+    u32 v;
+    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tq_slot) : "memory");
+    return (u32)__shfl_sync(0xffffffffu, v, 0);
+  };
+  auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
+  for (u32 tq = 0;; tq = tq_get()) {
+    tq_set(tq + 1);
+#else
   for (u32 tq = 0;; ++tq) {
+#endif
     mbar_wait(kv_full, tq & 1);
     const unsigned char* info_g = gbase + (sinfo + (tq & 1) * B90_INFO - base);
     const TaskDesc* tk = (const TaskDesc*)info_g;
@@ -898,7 +1026,42 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
       prev_ok = my_ok;
       prev_visit = my_visit;
     }
+#if BWD_TQ_SMEM
+    {
+    // The task's info again from the counter (not kept across the step loop).
+    const u32 tq_e = (tq_get() - 1) & 1;
+    const unsigned char* info_e = gbase + (sinfo + tq_e * B90_INFO - base);
+    const TaskDesc* tk = (const TaskDesc*)info_e;
+    const WorkDesc* wk = (const WorkDesc*)(info_e + 32);
+#endif
+#if BWD_STSM
+    // The dK/dV destination of this lane's staging row (key 16 wq + lane / 2 of the warpgroup's
+    // 64): with BWD_XINFO from the segment's shared-memory copy after the last dQ, else from the
+    // global segments.
+    u32 e_dt;
+#if BWD_XINFO
+    // The dK/dV row of `key` and its dtype (`dt`).
+    auto key_ptr = [&](u32 key, u32& dt) -> u64 {
+      if (wk->kv_count != 1)
+        return b90_dkv_ptr(wk, segs, key, kvh, &dt, (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+      const KvSeg* sg = (const KvSeg*)(gbase + (sscr + B90_SCR_XINFO + tq_e * 64 - base));
+      dt = sg->ddtype;
+      return b90_seg_ptr(sg->dk, sg->key0, sg->len, sg->dstride, sg->ddtype, key, wk->n_keys, kvh);
+    };
+    auto e_ptr = [&]() -> u64 { return key_ptr(tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), e_dt); };
+#else
+    const u64 e_p0 = b90_dkv_ptr(wk, segs, tk->row0 * B90_BC + 64 * cw + 16 * wq + (lane >> 1), kvh, &e_dt,
+                                 (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);
+    auto e_ptr = [&]() { return e_p0; };
+#endif
+    const bool e_store = tk->pad & B90_TASK_DKV_STORE;
+#endif
+#if BWD_TQ_SMEM
+    // (n_pairs > 0 from the info, not kept across the step loop: ptxas spilled the predicate.)
+    if (tk->tiles_n != 0) {
+#else
     if (n_pairs > 0) {
+#endif
       // dQ of the task's last step: then K and V are read for good (the producer may load the
       // next task's), and its dS buffer is free.
       const u32 u = gt - 1;
@@ -915,11 +1078,30 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
     }
 
     // dK (scaled) and dV into the dKV regions, while the producer loads the next task's K/V.
+#if BWD_STSM
+    const u64 e_p = e_ptr();
+    if (__all_sync(0xffffffffu, e_p == 0 || (e_store && e_dt == B90_DT && (e_p & 15) == 0))) {
+      B90_DKV_STSM(sscr + ((u32)(tid - 128) >> 5) * 1024, e_p);
+    } else {
+#if BWD_RED32
+      u32 r_dt = DT_F32;
+      const u64 r_p = key_ptr((t4 & 1) ? key_b : key_a, r_dt);
+      if (__all_sync(0xffffffffu, r_p == 0 || (!e_store && r_dt == DT_F32))) {
+        B90_DKV_RED32(r_p);
+      } else
+#endif
+      BWD_DKV_OUT();
+    }
+#else
     BWD_DKV_OUT();
+#endif
 #if BWD_EPI_V4 && BWD_DQ_CONV
     if (tk->pad & B90_TASK_DQ_CONV)
       bwd_dq_convert(tk, tiles, dq_conv, dq_cnt, dq_expect, group, cw,
                      gbase + (sdq + cw * (2 * B90_BR * 128) - base));
+#endif
+#if BWD_TQ_SMEM
+    }
 #endif
   }
 

@@ -485,6 +485,99 @@ _Pragma("unroll")                                                               
     }
 #endif
 
+// The dK/dV epilogue through a staging block of 1 KiB per consumer warp (session 16, kb16, in the
+// cluster kernel as CL_STSM; session 17, kb17, in attn_bwd_sm90.cu as BWD_STSM): where every row
+// of the warp is stored (TaskDesc.pad B90_TASK_DKV_STORE) into a destination of the element type
+// (compile-time conversion), 16-byte aligned, per 16 rows x 16 columns of the fp32 fragment one
+// `stmatrix` of the packed pairs, then each lane reads back one 16-byte chunk (8 columns of one
+// row) and stores it: no shuffles, no selects, one rounding of the fp32 sum.
+#ifdef ELEM_F16
+#define B90_DT DT_F16
+#else
+#define B90_DT DT_BF16
+#endif
+// Two fp32 into the element type's packed pair (round to nearest).
+__device__ __forceinline__ u32 b90_pack(float a, float b) {
+#ifdef ELEM_F16
+  const __half2 u = __floats2half2_rn(a, b);
+#else
+  const __nv_bfloat162 u = __floats2bfloat162_rn(a, b);
+#endif
+  return *(const u32*)&u;
+}
+__device__ __forceinline__ void b90_stsm_x4(u32 saddr, u32 r0, u32 r1, u32 r2, u32 r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+__device__ __forceinline__ uint4 b90_lds128(u32 a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a) : "memory");
+  return v;
+}
+__device__ __forceinline__ void b90_stg128(u64 p, uint4 v) {
+  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+}
+// A staging half block: 16 rows x 16 columns of 16-bit (32 bytes per row), the 16-byte chunk c of
+// row r at 32 r + 16 (c ^ ((r >> 2) & 1)) (the 8 rows of a stmatrix matrix and the rows read by
+// each 8 lanes fall on distinct banks). stmatrix: lane l addresses row l & 7 of matrix l >> 3
+// (matrices: rows 0-7 / 8-15 of column tile 0, then of tile 1), `b90_sts_off`; the read-back: lane
+// l reads chunk l & 1 of row l >> 1, `b90_ld_off`.
+__device__ __forceinline__ u32 b90_sts_off(int lane) {
+  const u32 r = (lane & 7) + 8 * ((lane >> 3) & 1), c = lane >> 4;
+  return 32 * r + 16 * (c ^ ((r >> 2) & 1));
+}
+__device__ __forceinline__ u32 b90_ld_off(int lane) {
+  const u32 r = lane >> 1, c = lane & 1;
+  return 32 * r + 16 * (c ^ ((r >> 2) & 1));
+}
+// The dK/dV row of `key` in a segment (dk: its first row, keys k0 .. k0 + len, dstride elements
+// per row, dtype ddt) for kv head kvh; 0 past the work's keys (n_keys) or outside the segment.
+// Branch-free (the pointer selected). b90_dkv_ptr's and both kernels' epilogue row pointer.
+__device__ __forceinline__ u64 b90_seg_ptr(u64 dk, u32 k0, u32 len, u32 ds, u32 ddt, u32 key, u32 n_keys, u32 kvh) {
+  const u64 p = dk + ((u64)(key - k0) * ds + kvh * 2 * HEAD_DIM) * (ddt == DT_F32 ? 4 : 2);
+  return key < n_keys && key >= k0 && key - k0 < len ? p : 0;
+}
+// dkv_key_ptr without branches on the loaded values: the segment's fields are loaded together and
+// the pointer selected (0 past the work's keys or outside the segment), so that the loads issued
+// before the task's last dQ are waited for only at the epilogue.
+__device__ __forceinline__ u64 b90_dkv_ptr(const WorkDesc* w, const KvSeg* segs, u32 key, u32 kvh, u32* dt, u32 first) {
+  const u32 n = w->kv_count;
+  if (n == 0) return 0;  // (from shared memory: a branch before the segment's loads)
+  const KvSeg& sg = segs[n > 1 ? kv_seg_index(first, n, segs, key) : first];
+  const u32 k0 = sg.key0, len = sg.len, ds = sg.dstride, ddt = sg.ddtype;
+  const u64 dk = sg.dk;
+  *dt = ddt;
+  return b90_seg_ptr(dk, k0, len, ds, ddt, key, w->n_keys, kvh);
+}
+// Column tiles 2 p, 2 p + 1 of an m64nN fp32 accumulator fragment `a` (times f), this warp's 16
+// rows, converted into the half block at `hb`.
+__device__ __forceinline__ void b90_stage(u32 hb, const float* a, int p, float f) {
+  b90_stsm_x4(hb, b90_pack(a[8 * p] * f, a[8 * p + 1] * f), b90_pack(a[8 * p + 2] * f, a[8 * p + 3] * f),
+             b90_pack(a[8 * p + 4] * f, a[8 * p + 5] * f), b90_pack(a[8 * p + 6] * f, a[8 * p + 7] * f));
+}
+// The staged dK/dV epilogue of a consumer warp (a macro over the kernels' names dk, dv, dk_f, dv_f,
+// lane, D): `scr_` its 1 KiB staging block, `e_p_` the destination row of this lane's staging row
+// (key 16 wq + lane / 2 of the warpgroup's 64; 0: past the work's keys). Per round two half blocks
+// of 16 columns, dK's 8 then dV's 8; this lane stores 8 columns of its row's dK / dV.
+#define B90_DKV_STSM(scr_, e_p_)                                                                         \
+  {                                                                                                      \
+    const u32 scr = scr_;                                                                                \
+    const u64 rp = (e_p_) + 16 * (lane & 1);                                                             \
+    _Pragma("unroll") for (int r = 0; r < 8; ++r) {                                                      \
+      const int q0 = 2 * r, q1 = 2 * r + 1;                                                              \
+      b90_stage(scr + b90_sts_off(lane), (q0 >> 3) ? dv : dk, q0 & 7, (q0 >> 3) ? dv_f : dk_f);          \
+      b90_stage(scr + 512 + b90_sts_off(lane), (q1 >> 3) ? dv : dk, q1 & 7, (q1 >> 3) ? dv_f : dk_f);    \
+      __syncwarp();                                                                                      \
+      const uint4 v0 = b90_lds128(scr + b90_ld_off(lane)), v1 = b90_lds128(scr + 512 + b90_ld_off(lane)); \
+      __syncwarp();                                                                                      \
+      if ((e_p_) != 0) {                                                                                 \
+        b90_stg128(rp + 2 * ((q0 >> 3) * D + 16 * (q0 & 7)), v0);                                       \
+        b90_stg128(rp + 2 * ((q1 >> 3) * D + 16 * (q1 & 7)), v1);                                       \
+      }                                                                                                  \
+    }                                                                                                    \
+  }
+
 // S^T = K Q^T and dP^T = V dO^T of a step in stage s (two wgmma groups; A: the 64 K, V rows of
 // consumer warpgroup cw, K-major; B: the stage's Q, dO, K-major). BWD_FASTDESC: from the base
 // descriptors k_a0, v_a0 (the warpgroup's K, V rows) and q_b0, do_b0 (stage 0's Q, dO); 0: from

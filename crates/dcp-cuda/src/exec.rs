@@ -214,6 +214,12 @@ pub fn sm90_bwd_smem(d: u32) -> u32 {
 /// Shared memory of the sm90 backward's two per-task info slots (task and work descriptors, 160
 /// bytes each; kernels/attn_bwd_sm90.cu `B90_INFO`).
 pub const SM90_BWD_INFO: u32 = 2 * 160;
+/// Shared memory the plain sm90 backward adds at head dim 128 (kernels/attn_bwd_sm90.cu `sscr`,
+/// session 17: `BWD_STSM`, `BWD_TQ_SMEM`, `BWD_XINFO`): a 1 KiB dK/dV staging block per consumer
+/// warp, a task-counter word per consumer thread, two 64-byte extra info slots, and up to 96 bytes
+/// to align them to 128 (they follow the 128 bytes of mbarriers). Not in its half-step, chain or
+/// dQ-conversion builds, nor in the cluster kernel (its own layout, `cluster::SMEM_EXTRA`).
+pub const SM90_BWD_SCRATCH: u32 = 9 * 1024 + 128 + 128;
 /// Shared memory the chain kernel adds where it computes D (`BWD_CHAIN_DD`): O of a D step, 64
 /// rows x head dim 128, 16-bit (kernels/attn_bwd_sm90.cu `B90_O_BYTES`).
 pub const SM90_BWD_O_STAGE: u32 = 64 * 128 * 2;
@@ -535,7 +541,14 @@ impl Kernels {
                     bwd_chain =
                         OnDemand::new(Source::AttnBwdSm90, "dcp_attn_bwd_sm90", defs, chain_smem);
                 }
-                (bc, br, SM90_THREADS, smem, k)
+                // The plain D 128 build's staging and counters (`SM90_BWD_SCRATCH`; not with the
+                // dQ conversion compiled in).
+                let plain_smem = if d == 128 && !convert.dq {
+                    smem.max(sm90_bwd_smem(d) + SM90_BWD_SCRATCH)
+                } else {
+                    smem
+                };
+                (bc, br, SM90_THREADS, plain_smem, k)
             }
         };
         gpu.set_smem(&fwd, fwd_smem as usize)?;
@@ -3965,6 +3978,8 @@ mod tests {
         assert_eq!(sm90_bwd_smem(64), 206_304);
         // The chain kernel computing D (`BWD_CHAIN_DD`) adds O's 64 x 128 16-bit rows.
         assert!(sm90_bwd_smem(128) + SM90_BWD_O_STAGE <= 232_448);
+        // The plain D 128 build's staging (session 17).
+        assert!(sm90_bwd_smem(128) + SM90_BWD_SCRATCH <= 232_448);
         for d in [64, 128] {
             assert!(sm90_bwd_smem(d) <= 232_448, "d {d}");
         }
