@@ -224,10 +224,11 @@ static_assert(!BWD_DQ_CONV || HEAD_DIM == 128, "the dQ conversion is written for
 // BWD_EPI17 turns the four on together (BWD_STSM, BWD_TQ_SMEM, BWD_XINFO, BWD_RED32). Measured
 // (kb17 call 3, alternated x3 against main's kernel): causal-blockwise 32K backward +3.4 %, causal
 // 32K +1.1 %, lambda +0.8 %, packed +1.2 %, onework +1.6 %; selftest and the 4096-token checks
-// pass. Off until this form has passed compute-sanitizer memcheck + racecheck (call 3 skipped them;
-// call 2's form without BWD_RED32 passed both): then 1. Off: main's SASS.
+// pass. Default 1 since the lead's session-17 final call (memcheck + racecheck of this form, the
+// selftest and the short / pair / split-K checks of merged main: bench/results/gpu-x2-2026-11-29s17).
+// 0: session 16's SASS of the plain kernel.
 #ifndef BWD_EPI17
-#define BWD_EPI17 0
+#define BWD_EPI17 1
 #endif
 #ifndef BWD_STSM
 #define BWD_STSM (BWD_EPI17 && HEAD_DIM == 128 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV)
