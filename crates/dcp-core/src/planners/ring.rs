@@ -201,7 +201,7 @@ impl RingDev<'_> {
 
     /// Step `s`'s hop around the ring (KV forward and backward, dKV backward): `cur`, the `t_s`
     /// rows of the device held at step `s`, to the next device; from the previous one, those held
-    /// at `s + 1` into the other buffer of `ring`.
+    /// at `s + 1` into `ring[(s + 1) % 2]`.
     #[inline(always)]
     fn hop(&self, b: &ProgramBuilder, (cur, t_s): (u32, u32), ring: [u32; 2], s: u32) -> Vec<P2p> {
         let (n, i, tokens) = (self.n, self.i, self.tokens);
