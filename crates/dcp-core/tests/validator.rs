@@ -7,6 +7,7 @@ use dcp_core::error::LayoutFault;
 use dcp_core::mask::Lin;
 use dcp_core::mask::MaskSpec;
 use dcp_core::plan::{BufferRole, Dir, FillValue, Instr, IoTensor, Plan, Region};
+use dcp_core::planners::{HEAD_PARALLEL, PLANNERS};
 use dcp_core::spec::{BatchSpec, DType, ModelShape, Topology};
 use dcp_core::stats::plan_stats;
 use dcp_core::validate::{validate_paths, validate_with, Paths, Threads};
@@ -783,10 +784,9 @@ fn multi_sequence_step(p: &Plan) -> (usize, usize, u32) {
     (d, i, first_row)
 }
 
-#[test]
-fn a_step_work_attending_another_sequence_is_caught() {
-    let mut p = ring();
-    let (d, i, row) = multi_sequence_step(&p);
+/// Points the first segment of the last sequence's rows (from `row`) of forward instruction `i`
+/// on device `d`, work 0, at key 0 of the held KV: the first sequence's.
+fn attend_first_key(p: &mut Plan, d: usize, i: usize, row: u32) {
     if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
         let seg = works[0]
             .rows
@@ -794,10 +794,28 @@ fn a_step_work_attending_another_sequence_is_caught() {
             .iter_mut()
             .find(|s| s.row0 >= row)
             .expect("a segment of the last sequence's rows");
-        // Key 0 of the held KV is the first sequence's.
         seg.ranges = vec![dcp_core::mask::LinRange::new(Lin::c(0), Lin::c(1))].into();
     }
-    let e = err_of(&p);
+}
+
+/// A device and backward instruction of `p` that is one step work of at least `segs` segments.
+fn bwd_step_work(p: &Plan, segs: usize) -> (usize, usize) {
+    p.devices
+        .iter()
+        .enumerate()
+        .find_map(|(d, dp)| {
+            dp.backward
+                .instrs
+                .iter()
+                .position(|x| matches!(x, Instr::AttnBwd { works, .. } if works.len() == 1 && works[0].rows.segs.len() >= segs))
+                .map(|i| (d, i))
+        })
+        .unwrap_or_else(|| panic!("a backward step work of {segs} segments"))
+}
+
+/// `e` is at instruction `i` of device `d`: a work pairing rows with keys of another sequence
+/// (refused as such, or as keys outside the mask).
+fn assert_foreign_keys(e: &PlanError, d: usize, i: usize) {
     assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)), "{e}");
     assert!(
         matches!(
@@ -806,6 +824,14 @@ fn a_step_work_attending_another_sequence_is_caught() {
         ),
         "{e}"
     );
+}
+
+#[test]
+fn a_step_work_attending_another_sequence_is_caught() {
+    let mut p = ring();
+    let (d, i, row) = multi_sequence_step(&p);
+    attend_first_key(&mut p, d, i, row);
+    assert_foreign_keys(&err_of(&p), d, i);
 }
 
 #[test]
@@ -824,18 +850,7 @@ fn a_step_work_over_several_sequences_validates_backward_too() {
     // Every device's backward steps are works over all its sequences; removing one dKV hop's
     // accumulation (its segments) misses pairs of that sequence's keys.
     let mut p = ring();
-    let (d, i) = p
-        .devices
-        .iter()
-        .enumerate()
-        .find_map(|(d, dp)| {
-            dp.backward
-                .instrs
-                .iter()
-                .position(|x| matches!(x, Instr::AttnBwd { works, .. } if works.len() == 1 && works[0].rows.segs.len() >= 2))
-                .map(|i| (d, i))
-        })
-        .expect("a backward step work");
+    let (d, i) = bwd_step_work(&p, 2);
     if let Instr::AttnBwd { works, .. } = &mut p.devices[d].backward.instrs[i] {
         works[0].rows.segs.pop();
     }
@@ -870,15 +885,7 @@ fn a_step_work_pairing_two_sequences_is_named() {
     let (d, i, row) = multi_sequence_step(&p);
     let first = p.devices[d].layout[0].seq;
     let last = p.devices[d].layout.last().unwrap().seq;
-    if let Instr::Attn { works, .. } = &mut p.devices[d].forward.instrs[i] {
-        let seg = works[0]
-            .rows
-            .segs
-            .iter_mut()
-            .find(|s| s.row0 >= row)
-            .expect("a segment of the last sequence's rows");
-        seg.ranges = vec![dcp_core::mask::LinRange::new(Lin::c(0), Lin::c(1))].into();
-    }
+    attend_first_key(&mut p, d, i, row);
     let e = err_of(&p);
     assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)), "{e}");
     let PlanErrorKind::MixedSequences { a, b, .. } = e.kind else {
@@ -895,18 +902,7 @@ fn a_backward_work_differing_from_its_forward_twin_is_checked_on_its_own() {
     let (b, t) = small();
     let mut p = plan_ring(&b, &t, true).unwrap();
     validate(&p).unwrap();
-    let (d, i) = p
-        .devices
-        .iter()
-        .enumerate()
-        .find_map(|(d, dp)| {
-            dp.backward
-                .instrs
-                .iter()
-                .position(|x| matches!(x, Instr::AttnBwd { works, .. } if works.len() == 1 && works[0].rows.segs.len() >= 3))
-                .map(|i| (d, i))
-        })
-        .expect("a backward step work with three segments");
+    let (d, i) = bwd_step_work(&p, 3);
     if let Instr::AttnBwd { works, .. } = &mut p.devices[d].backward.instrs[i] {
         let keys: u32 = works[0].kv.iter().map(|r| r.len).sum();
         let mid = works[0].rows.segs.len() / 2;
@@ -919,14 +915,7 @@ fn a_backward_work_differing_from_its_forward_twin_is_checked_on_its_own() {
     }
     let e = err_of(&p);
     assert_eq!(e.site.program, "backward", "{e}");
-    assert_eq!((e.site.device, e.site.instr), (d as u32, Some(i)), "{e}");
-    assert!(
-        matches!(
-            e.kind,
-            PlanErrorKind::MixedSequences { .. } | PlanErrorKind::KeyOutsideMask { .. }
-        ),
-        "{e}"
-    );
+    assert_foreign_keys(&e, d, i);
 }
 
 #[test]
@@ -1408,33 +1397,51 @@ fn mutate_rows(rng: &mut rand_chacha::ChaCha8Rng, plan: &Plan) -> Option<Plan> {
     Some(p)
 }
 
+/// Random plans of `planners` for the random cases `cases` (at most 120 tokens), each broken
+/// `per_plan` times (the `k`-th time by `mutate(rng, plan, k)`, skipped when that gives `None`)
+/// and validated by [`validate`], which compares every path. Returns (plans made, mutations
+/// checked, of them refused).
+fn mutation_sweep(
+    rng_seed: u64,
+    cases: std::ops::Range<u64>,
+    planners: &[&str],
+    per_plan: usize,
+    mutate: impl Fn(&mut rand_chacha::ChaCha8Rng, &Plan, usize) -> Option<Plan>,
+) -> (usize, usize, usize) {
+    use dcp_core::check::random_case;
+    use dcp_core::planners::{make_plan, PlannerOptions};
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(rng_seed);
+    let (mut planned, mut checked, mut refused) = (0, 0, 0);
+    for seed in cases {
+        let (batch, topo) = random_case(seed, 120);
+        for &name in planners {
+            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
+                continue;
+            };
+            planned += 1;
+            for k in 0..per_plan {
+                let Some(p) = mutate(&mut rng, &plan, k) else {
+                    continue;
+                };
+                refused += validate(&p).is_err() as usize;
+                checked += 1;
+            }
+        }
+    }
+    (planned, checked, refused)
+}
+
 #[test]
 fn random_mutations_get_the_same_result_on_every_path() {
     // Random plans of every planner, each broken at random (an instruction dropped, swapped
     // with the next or repeated, a region moved, shortened or pointed at another buffer):
     // sequential, per-phase and flow validation must agree, so the concurrent paths never
     // accept a plan the sequential order refuses, and refuse with the same error.
-    use dcp_core::check::random_case;
-    use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
-    let (mut checked, mut refused) = (0, 0);
-    for seed in 0..12 {
-        let (batch, topo) = random_case(seed, 120);
-        for &name in PLANNERS {
-            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
-                continue;
-            };
-            for _ in 0..6 {
-                let Some(p) = mutate_instrs(&mut rng, &plan) else {
-                    continue;
-                };
-                // `validate` compares Sequential, Phases and Flow on 1 and 4 threads.
-                refused += validate(&p).is_err() as usize;
-                checked += 1;
-            }
-        }
-    }
+    // (`validate` compares Sequential, Phases and Flow on 1 and 4 threads.)
+    let (_, checked, refused) = mutation_sweep(12, 0..12, PLANNERS, 6, |rng, plan, _| {
+        mutate_instrs(rng, plan)
+    });
     assert!(
         checked > 100 && refused > checked / 2,
         "{checked} plans, {refused} refused"
@@ -1449,26 +1456,9 @@ fn random_row_range_mutations_get_the_same_result_on_both_paths() {
     // checked as rectangles) and the general paths must agree, error included; `validate` also
     // compares the parallel paths. In debug builds every work the fast path accepts is checked
     // against the general path's pairs as well.
-    use dcp_core::check::random_case;
-    use dcp_core::planners::{make_plan, PlannerOptions, PLANNERS};
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-    let (mut checked, mut refused) = (0, 0);
-    for seed in 0..24 {
-        let (batch, topo) = random_case(100 + seed, 120);
-        for &name in PLANNERS {
-            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
-                continue;
-            };
-            for _ in 0..8 {
-                let Some(p) = mutate_rows(&mut rng, &plan) else {
-                    continue;
-                };
-                refused += validate(&p).is_err() as usize;
-                checked += 1;
-            }
-        }
-    }
+    let (_, checked, refused) = mutation_sweep(5, 100..124, PLANNERS, 8, |rng, plan, _| {
+        mutate_rows(rng, plan)
+    });
     assert!(
         checked > 400 && refused > checked / 3 && refused < checked,
         "{checked} plans, {refused} refused"
@@ -1480,32 +1470,14 @@ fn random_mutations_of_head_parallel_plans_get_the_same_result_on_every_path() {
     // The head-parallel planners (Ulysses and usp: operands and accumulators over several
     // devices' rows, saved buffers) through both random mutations above: the fast paths (works
     // and merges over several row bands) and the general ones must agree, error included.
-    use dcp_core::check::random_case;
-    use dcp_core::planners::{make_plan, PlannerOptions, HEAD_PARALLEL};
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let (mut checked, mut refused, mut planned) = (0, 0, 0);
-    for seed in 0..40 {
-        let (batch, topo) = random_case(300 + seed, 120);
-        for &name in HEAD_PARALLEL {
-            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
-                continue;
-            };
-            planned += 1;
-            for k in 0..8 {
-                let p = if k % 2 == 0 {
-                    mutate_instrs(&mut rng, &plan)
-                } else {
-                    mutate_rows(&mut rng, &plan)
-                };
-                let Some(p) = p else {
-                    continue;
-                };
-                refused += validate(&p).is_err() as usize;
-                checked += 1;
+    let (planned, checked, refused) =
+        mutation_sweep(7, 300..340, HEAD_PARALLEL, 8, |rng, plan, k| {
+            if k % 2 == 0 {
+                mutate_instrs(rng, plan)
+            } else {
+                mutate_rows(rng, plan)
             }
-        }
-    }
+        });
     assert!(
         planned >= 10 && checked > 60 && refused > checked / 3 && refused < checked,
         "{planned} plans, {checked} mutations, {refused} refused"

@@ -490,6 +490,19 @@ fn fmt_x(x: f64) -> String {
     }
 }
 
+/// A markdown table's header: the columns `lead` (e.g. `"| dataset | mask |"`, `n_lead` of
+/// them), then one per item of `cols`, and the separator line.
+fn md_header<T: std::fmt::Display>(lead: &str, n_lead: usize, cols: &[T]) -> String {
+    let mut out = String::from(lead);
+    for c in cols {
+        out += &format!(" {c} |");
+    }
+    out += "\n|";
+    out += &"---|".repeat(n_lead + cols.len());
+    out += "\n";
+    out
+}
+
 /// Markdown tables: speed-ups per candidate and topology, then mean times of every variant.
 pub fn markdown_tables(cfg: &CompareConfig, s: &Summary) -> String {
     let mut out = String::new();
@@ -499,13 +512,8 @@ pub fn markdown_tables(cfg: &CompareConfig, s: &Summary) -> String {
             out += &format!(
                 "\n### {topo}: best static (min of ring, zigzag, ulysses, usp run) ÷ {cand}, forward / backward\n\n"
             );
-            out += "| dataset | mask |";
-            for sc in &scales {
-                out += &format!(" ×{sc} |");
-            }
-            out += "\n|---|---|";
-            out += &"---|".repeat(scales.len());
-            out += "\n";
+            let cols: Vec<String> = scales.iter().map(|sc| format!("×{sc}")).collect();
+            out += &md_header("| dataset | mask |", 2, &cols);
             for ds in &cfg.datasets {
                 for mask in &cfg.masks {
                     out += &format!("| {ds} | {mask} |");
@@ -530,13 +538,7 @@ pub fn markdown_tables(cfg: &CompareConfig, s: &Summary) -> String {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        out += "| dataset | scale | mask |";
-        for v in &variants {
-            out += &format!(" {v} |");
-        }
-        out += "\n|---|---|---|";
-        out += &"---|".repeat(variants.len());
-        out += "\n";
+        out += &md_header("| dataset | scale | mask |", 3, &variants);
         for ds in &cfg.datasets {
             for sc in &scales {
                 for mask in &cfg.masks {
@@ -566,13 +568,7 @@ pub fn markdown_tables(cfg: &CompareConfig, s: &Summary) -> String {
         out += &format!(
             "\n### {topo}: mean inter-node MB per batch, forward / backward (best block size for swept planners)\n\n"
         );
-        out += "| dataset | scale | mask |";
-        for p in &cfg.planners {
-            out += &format!(" {p} |");
-        }
-        out += "\n|---|---|---|";
-        out += &"---|".repeat(cfg.planners.len());
-        out += "\n";
+        out += &md_header("| dataset | scale | mask |", 3, &cfg.planners);
         for ds in &cfg.datasets {
             for sc in &scales {
                 for mask in &cfg.masks {

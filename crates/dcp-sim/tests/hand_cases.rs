@@ -104,6 +104,21 @@ fn fwd_ms_of(devs: Vec<Dev>, nodes: u32, gpus: u32, prof: &Profile) -> (f64, dcp
     (r.makespan_us, r)
 }
 
+/// The forward pass of `plan` on `cluster` with profile `p`, default options.
+fn forward_pass(
+    plan: &Plan,
+    cluster: &Cluster,
+    p: &Profile,
+) -> Result<dcp_sim::PassResult, SimError> {
+    simulate_pass(
+        plan,
+        false,
+        cluster,
+        &Hardware::new(p.clone()),
+        &SimOptions::default(),
+    )
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-6 * b.abs().max(1.0)
 }
@@ -168,25 +183,19 @@ fn shared_link_is_split_fairly() {
 
 #[test]
 fn one_nic_per_node_is_shared() {
-    let mut p = profile();
-    p.nics_per_node = 1;
-    // 2 nodes × 2 GPUs; 0→2 and 1→3 both leave node 0 through its one NIC.
-    let mut d = (0..4).map(|_| Dev::new()).collect::<Vec<_>>();
-    d[0].comm(0, &[(Dir::Send, 2, 100)]);
-    d[1].comm(0, &[(Dir::Send, 3, 100)]);
-    d[2].comm(0, &[(Dir::Recv, 0, 100)]);
-    d[3].comm(0, &[(Dir::Recv, 1, 100)]);
-    let (t, _) = fwd_ms_of(d, 2, 2, &p);
-    assert!(close(t, 220.0), "{t}");
-    // One NIC per GPU: no sharing.
-    p.nics_per_node = 0;
-    let mut d = (0..4).map(|_| Dev::new()).collect::<Vec<_>>();
-    d[0].comm(0, &[(Dir::Send, 2, 100)]);
-    d[1].comm(0, &[(Dir::Send, 3, 100)]);
-    d[2].comm(0, &[(Dir::Recv, 0, 100)]);
-    d[3].comm(0, &[(Dir::Recv, 1, 100)]);
-    let (t, _) = fwd_ms_of(d, 2, 2, &p);
-    assert!(close(t, 120.0), "{t}");
+    // 2 nodes × 2 GPUs; 0→2 and 1→3 both leave node 0: through its one NIC, then with one NIC
+    // per GPU (no sharing).
+    for (nics_per_node, want) in [(1, 220.0), (0, 120.0)] {
+        let mut p = profile();
+        p.nics_per_node = nics_per_node;
+        let mut d = (0..4).map(|_| Dev::new()).collect::<Vec<_>>();
+        d[0].comm(0, &[(Dir::Send, 2, 100)]);
+        d[1].comm(0, &[(Dir::Send, 3, 100)]);
+        d[2].comm(0, &[(Dir::Recv, 0, 100)]);
+        d[3].comm(0, &[(Dir::Recv, 1, 100)]);
+        let (t, _) = fwd_ms_of(d, 2, 2, &p);
+        assert!(close(t, want), "{nics_per_node} NICs per node: {t}");
+    }
 }
 
 #[test]
@@ -279,24 +288,11 @@ fn mismatched_groups_are_errors() {
     let topo = Topology::new(1, 2);
     let plan = plan_of(vec![a, b], topo);
     let c = Cluster::from_sizes(&[2, 1], &p);
-    let e = simulate_pass(
-        &plan,
-        false,
-        &c,
-        &Hardware::new(p.clone()),
-        &SimOptions::default(),
-    )
-    .unwrap_err();
+    let e = forward_pass(&plan, &c, &p).unwrap_err();
     assert!(matches!(e, SimError::Bad { .. }), "{e}");
     let c4 = Cluster::from_sizes(&[4], &p);
     assert!(matches!(
-        simulate_pass(
-            &plan,
-            false,
-            &c4,
-            &Hardware::new(p.clone()),
-            &SimOptions::default()
-        ),
+        forward_pass(&plan, &c4, &p),
         Err(SimError::DeviceCount { .. })
     ));
 }
@@ -345,14 +341,7 @@ fn planner_plans_simulate() {
     assert!(times[1] < times[0], "{times:?}");
     // The local plan never communicates.
     let plan = make_plan("local", &batch, &topo, &PlannerOptions::default()).unwrap();
-    let r = simulate_pass(
-        &plan,
-        false,
-        &cluster,
-        &Hardware::new(p.clone()),
-        &SimOptions::default(),
-    )
-    .unwrap();
+    let r = forward_pass(&plan, &cluster, &p).unwrap();
     assert!(r
         .devices
         .iter()
@@ -389,14 +378,7 @@ fn three_level_cluster() {
     d[0].comm(0, &[(Dir::Send, 4, 100)]);
     d[4].comm(0, &[(Dir::Recv, 0, 100)]);
     let plan = plan_of(d, Topology::new(4, 2));
-    let r = simulate_pass(
-        &plan,
-        false,
-        &c,
-        &Hardware::new(p.clone()),
-        &SimOptions::default(),
-    )
-    .unwrap();
+    let r = forward_pass(&plan, &c, &p).unwrap();
     assert!(close(r.makespan_us, 30.0 + 200.0), "{}", r.makespan_us);
 }
 

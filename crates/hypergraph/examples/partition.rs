@@ -71,20 +71,7 @@ fn main() {
         }
     };
     let (ms, cpu) = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - c);
-    let report = PartitionReport {
-        vertices: hg.num_vertices(),
-        nets: hg.num_nets(),
-        pins: hg.num_pins(),
-        k,
-        epsilon: eps,
-        seed,
-        km1: p.km1,
-        cut: p.cut,
-        loads: p.loads,
-        imbalance: p.imbalance,
-        ms,
-        parts: with_parts.then_some(p.parts),
-    };
+    let report = PartitionReport::new(&hg, (k, eps, seed), p, ms, with_parts);
     let mut v = serde_json::to_value(&report).unwrap();
     v["cpu_ms"] = serde_json::json!(cpu);
     println!("{v}");

@@ -361,6 +361,33 @@ pub struct PartitionReport {
     pub parts: Option<Vec<u32>>,
 }
 
+impl PartitionReport {
+    /// The report of partition `p` of `hg` into `k` parts with imbalance `epsilon` and `seed`,
+    /// found in `ms` milliseconds; with the part vector where `with_parts`.
+    pub fn new(
+        hg: &Hypergraph,
+        (k, epsilon, seed): (u32, f64, u64),
+        p: Partition,
+        ms: f64,
+        with_parts: bool,
+    ) -> PartitionReport {
+        PartitionReport {
+            vertices: hg.num_vertices(),
+            nets: hg.num_nets(),
+            pins: hg.num_pins(),
+            k,
+            epsilon,
+            seed,
+            km1: p.km1,
+            cut: p.cut,
+            loads: p.loads,
+            imbalance: p.imbalance,
+            ms,
+            parts: with_parts.then_some(p.parts),
+        }
+    }
+}
+
 /// Reads an hMETIS file (see [`hmetis`]; `weight_dims` = expected weights per vertex line,
 /// `None` = take it from the header, default 1), partitions it into `k` parts with
 /// imbalance `epsilon` in every dimension, and reports metrics and partitioning time.
@@ -391,18 +418,11 @@ pub fn partition_file_with(
     let t = Instant::now();
     let p = partition(&hg, &cfg)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    Ok(PartitionReport {
-        vertices: hg.num_vertices(),
-        nets: hg.num_nets(),
-        pins: hg.num_pins(),
-        k,
-        epsilon,
-        seed,
-        km1: p.km1,
-        cut: p.cut,
-        loads: p.loads,
-        imbalance: p.imbalance,
+    Ok(PartitionReport::new(
+        &hg,
+        (k, epsilon, seed),
+        p,
         ms,
-        parts: with_parts.then_some(p.parts),
-    })
+        with_parts,
+    ))
 }

@@ -52,6 +52,23 @@ fn is_fixed(fixed: &[Option<u32>], v: u32) -> bool {
     fixed.get(v as usize).is_some_and(|f| f.is_some())
 }
 
+/// Moves `v` to part `t` with `touched` = its nets whose gains the move changes (found before
+/// the move), for the caller to update their pins; returns `v`'s former part.
+#[inline]
+fn move_noting(st: &mut PartState, v: u32, t: usize, touched: &mut Vec<u32>) -> usize {
+    let a = st.parts[v as usize] as usize;
+    touched.clear();
+    touched.extend(
+        st.hg
+            .nets(v)
+            .iter()
+            .copied()
+            .filter(|&e| st.touches_gains(e, a, t)),
+    );
+    st.move_vertex(v, t);
+    a
+}
+
 /// Label propagation: rounds of positive-gain moves over active boundary vertices
 /// (2-way without topology: [`lp2`], same moves).
 pub(crate) fn label_propagation(
@@ -90,16 +107,7 @@ fn lp_kway(
             if g <= 0 {
                 continue;
             }
-            let a = st.parts[v as usize] as usize;
-            touched.clear();
-            touched.extend(
-                st.hg
-                    .nets(v)
-                    .iter()
-                    .copied()
-                    .filter(|&e| st.touches_gains(e, a, t)),
-            );
-            st.move_vertex(v, t);
+            move_noting(st, v, t, &mut touched);
             gained += g;
             for &e in &touched {
                 if st.hg.net_size(e) > p.max_update_net {
@@ -207,16 +215,7 @@ fn fm_pass(
             heap.push((ng, ws.rank[vi], v));
             continue;
         }
-        let a = st.parts[vi] as usize;
-        touched.clear();
-        touched.extend(
-            st.hg
-                .nets(v)
-                .iter()
-                .copied()
-                .filter(|&e| st.touches_gains(e, a, t)),
-        );
-        st.move_vertex(v, t);
+        let a = move_noting(st, v, t, &mut touched);
         ws.locked[vi] = true;
         moves.push((v, a as u32));
         cur += ng;

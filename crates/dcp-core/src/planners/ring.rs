@@ -199,12 +199,29 @@ impl RingDev<'_> {
         (self.i + self.n - s % self.n) % self.n
     }
 
+    /// Step `s`'s hop around the ring (KV forward and backward, dKV backward): `cur`, the `t_s`
+    /// rows of the device held at step `s`, to the next device; from the previous one, those held
+    /// at `s + 1` into `ring[(s + 1) % 2]`.
+    #[inline(always)]
+    fn hop(&self, b: &ProgramBuilder, (cur, t_s): (u32, u32), ring: [u32; 2], s: u32) -> Vec<P2p> {
+        let (n, i, tokens) = (self.n, self.i, self.tokens);
+        ring_step(
+            b.rows(cur, 0, t_s),
+            b.rows(
+                ring[((s + 1) % 2) as usize],
+                0,
+                tokens[self.src(s + 1) as usize],
+            ),
+            (i + 1) % n,
+            (i + n - 1) % n,
+        )
+    }
+
     /// Forward: KV around the ring; per step one work (all local query rows against all held
     /// KV rows) whose partial (O, LSE) is merged into fp32 accumulators.
     fn forward(&self, steps: &[Option<RowRanges>]) -> Program {
         let (n, i, model, tokens, max_t) = (self.n, self.i, self.model, self.tokens, self.max_t);
-        let (t_i, next, prev) = (tokens[i as usize], (i + 1) % n, (i + n - 1) % n);
-        let src = |i: u32, s: u32| (i + n - s % n) % n;
+        let t_i = tokens[i as usize];
         let mut f = ProgramBuilder::new();
         let q = f.io(IoTensor::Q, &model, t_i);
         let kv = f.io(IoTensor::Kv, &model, t_i);
@@ -228,17 +245,9 @@ impl RingDev<'_> {
             value: FillValue::NegInf,
         });
         for s in 0..n {
+            let t_s = tokens[self.src(s) as usize];
             if s + 1 < n {
-                let ops = ring_step(
-                    f.rows(kv_at(s), 0, tokens[src(i, s) as usize]),
-                    f.rows(
-                        ring[((s + 1) % 2) as usize],
-                        0,
-                        tokens[src(i, s + 1) as usize],
-                    ),
-                    next,
-                    prev,
-                );
+                let ops = self.hop(&f, (kv_at(s), t_s), ring, s);
                 f.push(Instr::Comm { tag: s, ops });
             }
             if let Some(rows) = &steps[s as usize] {
@@ -246,7 +255,7 @@ impl RingDev<'_> {
                     stage: s,
                     works: vec![FwdWork {
                         q: f.rows(q, 0, t_i),
-                        kv: vec![f.rows(kv_at(s), 0, tokens[src(i, s) as usize])],
+                        kv: vec![f.rows(kv_at(s), 0, t_s)],
                         o: f.rows(o_tmp, 0, t_i),
                         lse: f.rows(l_tmp, 0, t_i),
                         rows: rows.clone(),
@@ -281,8 +290,7 @@ impl RingDev<'_> {
     /// then home; per step one work over all local query rows and all held KV rows.
     fn backward(&self, steps: Vec<Option<RowRanges>>) -> Program {
         let (n, i, model, tokens, max_t) = (self.n, self.i, self.model, self.tokens, self.max_t);
-        let (t_i, next, prev) = (tokens[i as usize], (i + 1) % n, (i + n - 1) % n);
-        let src = |i: u32, s: u32| (i + n - s % n) % n;
+        let t_i = tokens[i as usize];
         let mut b = ProgramBuilder::new();
         let q = b.io(IoTensor::Q, &model, t_i);
         let kv = b.io(IoTensor::Kv, &model, t_i);
@@ -310,17 +318,9 @@ impl RingDev<'_> {
             value: FillValue::Zero,
         });
         for (s, rows) in (0..n).zip(steps) {
+            let t_s = tokens[self.src(s) as usize];
             if s + 1 < n {
-                let ops = ring_step(
-                    b.rows(kv_at(s), 0, tokens[src(i, s) as usize]),
-                    b.rows(
-                        ring[((s + 1) % 2) as usize],
-                        0,
-                        tokens[src(i, s + 1) as usize],
-                    ),
-                    next,
-                    prev,
-                );
+                let ops = self.hop(&b, (kv_at(s), t_s), ring, s);
                 b.push(Instr::Comm { tag: 2 * s, ops });
             }
             if s > 0 {
@@ -329,32 +329,22 @@ impl RingDev<'_> {
             }
             let dcur = dring[(s % 2) as usize];
             if let Some(rows) = rows {
-                let t_src = tokens[src(i, s) as usize];
                 b.push(Instr::AttnBwd {
                     stage: s,
                     works: vec![BwdWork {
                         q: b.rows(q, 0, t_i),
-                        kv: vec![b.rows(kv_at(s), 0, t_src)],
+                        kv: vec![b.rows(kv_at(s), 0, t_s)],
                         o: b.rows(o, 0, t_i),
                         lse: b.rows(lse, 0, t_i),
                         do_: b.rows(d_o, 0, t_i),
                         dq: b.rows(dq_acc, 0, t_i),
-                        dkv: vec![b.rows(dcur, 0, t_src)],
+                        dkv: vec![b.rows(dcur, 0, t_s)],
                         rows,
                     }],
                 });
             }
             if n > 1 {
-                let ops = ring_step(
-                    b.rows(dcur, 0, tokens[src(i, s) as usize]),
-                    b.rows(
-                        dring[((s + 1) % 2) as usize],
-                        0,
-                        tokens[src(i, s + 1) as usize],
-                    ),
-                    next,
-                    prev,
-                );
+                let ops = self.hop(&b, (dcur, t_s), dring, s);
                 b.push(Instr::Comm {
                     tag: 2 * s + 1,
                     ops,

@@ -22,6 +22,57 @@ fn fold(covs: &mut Arena, acc: &mut Acc, id: (u64, u32), cov: Cov) -> Result<(),
     Ok(())
 }
 
+/// An input pair (O, LSE) of a merge: `Some(None)` for zero and −∞ (nothing to merge),
+/// `Some(Some((g, head, cov)))` for a partial O and LSE of one identity and coverage, `None` for
+/// anything else.
+#[inline(always)]
+fn merge_input(covs: &Arena, o: &Val, lse: &Val) -> Option<Acc> {
+    match (o, lse) {
+        (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => Some(None),
+        (
+            Val::Part {
+                p: Part::O,
+                g,
+                head,
+                cov,
+            },
+            Val::Part {
+                p: Part::Lse,
+                g: g2,
+                head: h2,
+                cov: c2,
+            },
+        ) if (g, head) == (g2, h2) && covs.same(*cov, *c2) => Some(Some((*g, *head, *cov))),
+        _ => None,
+    }
+}
+
+/// The merged (O, LSE) of a cell whose partials folded into `acc`: zero and −∞ where it holds
+/// none.
+#[inline(always)]
+fn merged(acc: Acc) -> (Val, Val) {
+    match acc {
+        None => (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)),
+        Some((g, head, cov)) => {
+            let part = |p| Val::Part { p, g, head, cov };
+            (part(Part::O), part(Part::Lse))
+        }
+    }
+}
+
+/// [`merged`] of partials of identity `(g, head)` with coverages `parts`, joined in order.
+#[inline(always)]
+fn merged_parts(covs: &mut Arena, (g, head): (u64, u32), parts: &[Cov]) -> (Val, Val) {
+    let Some((&first, rest)) = parts.split_first() else {
+        return merged(None);
+    };
+    let mut cov = first;
+    for &c in rest {
+        cov = covs.join(cov, c);
+    }
+    merged(Some((g, head, cov)))
+}
+
 impl Local<'_, '_> {
     pub(super) fn fill(
         &mut self,
@@ -271,25 +322,9 @@ impl Local<'_, '_> {
                 (Some(a), Some(b)) => (a, b),
                 _ => return self.merge_bands(o, lse, inputs),
             };
-            match pair {
-                (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
-                (
-                    Val::Part {
-                        p: Part::O,
-                        g,
-                        head,
-                        cov,
-                    },
-                    Val::Part {
-                        p: Part::Lse,
-                        g: g2,
-                        head: h2,
-                        cov: c2,
-                    },
-                ) if (g, head) == (g2, h2)
-                    && self.covs.same(cov, c2)
-                    && (np == 0 || id == (g, head)) =>
-                {
+            match merge_input(&self.covs, &pair.0, &pair.1) {
+                Some(None) => {}
+                Some(Some((g, head, cov))) if np == 0 || id == (g, head) => {
                     id = (g, head);
                     parts[np] = cov;
                     np += 1;
@@ -297,17 +332,7 @@ impl Local<'_, '_> {
                 _ => return false,
             }
         }
-        let (vo, vl) = if np == 0 {
-            (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf))
-        } else {
-            let mut cov = parts[0];
-            for &c in &parts[1..np] {
-                cov = self.covs.join(cov, c);
-            }
-            let (g, head) = id;
-            let part = |p| Val::Part { p, g, head, cov };
-            (part(Part::O), part(Part::Lse))
-        };
+        let (vo, vl) = merged_parts(&mut self.covs, id, &parts[..np]);
         self.st.bufs[o.buf as usize].write_one(o, vo);
         self.st.bufs[lse.buf as usize].write_one(lse, vl);
         true
@@ -365,25 +390,10 @@ impl Local<'_, '_> {
             };
             let mut np = 0;
             for k in 0..inputs.len() {
-                match (val(2 * k, &mut at), val(2 * k + 1, &mut at)) {
-                    (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
-                    (
-                        Val::Part {
-                            p: Part::O,
-                            g,
-                            head,
-                            cov,
-                        },
-                        Val::Part {
-                            p: Part::Lse,
-                            g: g2,
-                            head: h2,
-                            cov: c2,
-                        },
-                    ) if (g, head) == (g2, h2)
-                        && self.covs.same(cov, c2)
-                        && (np == 0 || (cell.0, cell.1) == (g, head)) =>
-                    {
+                let (po, pl) = (val(2 * k, &mut at), val(2 * k + 1, &mut at));
+                match merge_input(&self.covs, &po, &pl) {
+                    Some(None) => {}
+                    Some(Some((g, head, cov))) if np == 0 || (cell.0, cell.1) == (g, head) => {
                         (cell.0, cell.1) = (g, head);
                         cell.2[np] = cov;
                         np += 1;
@@ -395,16 +405,7 @@ impl Local<'_, '_> {
         }
         for c in 0..nc {
             let (g, head, covs, np) = cells[c];
-            let (vo, vl) = if np == 0 {
-                (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf))
-            } else {
-                let mut cov = covs[0];
-                for &x in &covs[1..np] {
-                    cov = self.covs.join(cov, x);
-                }
-                let part = |p| Val::Part { p, g, head, cov };
-                (part(Part::O), part(Part::Lse))
-            };
+            let (vo, vl) = merged_parts(&mut self.covs, (g, head), &covs[..np]);
             let (r0, r1) = (cuts[c], cuts[c + 1]);
             let sub = |r: &Region| Region {
                 tok: r.tok + r0,
@@ -429,23 +430,11 @@ impl Local<'_, '_> {
     ) -> Result<(Val, Val), PlanError> {
         let mut acc: Acc = None;
         for k in 0..n {
-            match (val(2 * k), val(2 * k + 1)) {
-                (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)) => {}
-                (
-                    Val::Part {
-                        p: Part::O,
-                        g,
-                        head,
-                        cov,
-                    },
-                    Val::Part {
-                        p: Part::Lse,
-                        g: g2,
-                        head: h2,
-                        cov: c2,
-                    },
-                ) if (g, head) == (g2, h2) && self.covs.same(*cov, *c2) => {
-                    if let Err((ag, ah)) = fold(&mut self.covs, &mut acc, (*g, *head), *cov) {
+            let (a, b) = (val(2 * k), val(2 * k + 1));
+            match merge_input(&self.covs, a, b) {
+                Some(None) => {}
+                Some(Some((g, head, cov))) => {
+                    if let Err((ag, ah)) = fold(&mut self.covs, &mut acc, (g, head), cov) {
                         let map = &self.cx.gmap;
                         let kind = PlanErrorKind::Combine {
                             item: Item::MergeIn(k).to_string(),
@@ -455,7 +444,7 @@ impl Local<'_, '_> {
                         return Err(self.err(dev, idx, kind));
                     }
                 }
-                (a, b) => {
+                None => {
                     return Err(self.err(
                         dev,
                         idx,
@@ -475,23 +464,7 @@ impl Local<'_, '_> {
                 }
             }
         }
-        Ok(match acc {
-            None => (Val::Fill(FillValue::Zero), Val::Fill(FillValue::NegInf)),
-            Some((g, head, cov)) => (
-                Val::Part {
-                    p: Part::O,
-                    g,
-                    head,
-                    cov,
-                },
-                Val::Part {
-                    p: Part::Lse,
-                    g,
-                    head,
-                    cov,
-                },
-            ),
-        })
+        Ok(merged(acc))
     }
 
     /// Sum: `dst` = Σ inputs of partial dQ (width D) or dKV (width 2D) of the same cells.

@@ -1064,6 +1064,20 @@ mod tests {
         )
     }
 
+    /// The plans of [`small_case`] by every planner that plans it, with its name; at least 4.
+    fn small_plans() -> Vec<(&'static str, Plan)> {
+        let (batch, topo) = small_case();
+        let plans: Vec<_> = PLANNERS
+            .iter()
+            .filter_map(|&name| {
+                let plan = make_plan(name, &batch, &topo, &PlannerOptions::default()).ok()?;
+                Some((name, plan))
+            })
+            .collect();
+        assert!(plans.len() >= 4, "planners that planned: {}", plans.len());
+        plans
+    }
+
     /// The fast pair path is taken on ring-style plans (and, in debug builds, each work it
     /// takes is checked against the general path, `work::checked_pairs`); both paths accept them.
     #[cfg(debug_assertions)]
@@ -1144,13 +1158,7 @@ mod tests {
     /// validator), on one thread and on several, and refuses a broken one.
     #[test]
     fn the_concurrent_path_accepts_valid_plans_itself() {
-        let (batch, topo) = small_case();
-        let mut planned = 0;
-        for &name in PLANNERS {
-            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
-                continue;
-            };
-            planned += 1;
+        for (name, plan) in small_plans() {
             for n in [1, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
@@ -1168,7 +1176,6 @@ mod tests {
                 "{name}: broken plan accepted"
             );
         }
-        assert!(planned >= 4, "planners that planned: {planned}");
     }
 
     /// The run-ahead path accepts valid plans by itself (not by falling back to the sequential
@@ -1178,13 +1185,7 @@ mod tests {
     #[test]
     fn the_run_ahead_path_accepts_valid_plans_itself() {
         use crate::plan::Dir;
-        let (batch, topo) = small_case();
-        let mut planned = 0;
-        for &name in PLANNERS {
-            let Ok(plan) = make_plan(name, &batch, &topo, &PlannerOptions::default()) else {
-                continue;
-            };
-            planned += 1;
+        for (name, plan) in small_plans() {
             assert!(validate_ahead(&Ctx::new(&plan)), "{name}");
             let refused = |bad: &Plan, what: &str| {
                 assert!(
@@ -1257,6 +1258,5 @@ mod tests {
                 "an op one token short or long",
             );
         }
-        assert!(planned >= 4, "planners that planned: {planned}");
     }
 }

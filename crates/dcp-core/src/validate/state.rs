@@ -112,6 +112,54 @@ impl Val {
 /// A column run `(c0, c1, value at c0)`.
 pub(super) type Col = (u32, u32, Val);
 
+/// What [`Few`] and [`Few1`] share: the items as a slice (`Deref`, `DerefMut`; `$two`, where
+/// given, is the variant holding an inline pair), equality by items, iteration by reference. A
+/// macro, not a generic: they are two enums (their layouts differ on purpose), and each keeps
+/// its own `push` and `FromIterator`, which differ in the inline pair.
+macro_rules! few_as_slice {
+    ($few:ident $(, $two:ident)?) => {
+        impl<T: PartialEq> PartialEq for $few<T> {
+            fn eq(&self, o: &Self) -> bool {
+                **self == **o
+            }
+        }
+
+        impl<T> std::ops::Deref for $few<T> {
+            type Target = [T];
+            fn deref(&self) -> &[T] {
+                match self {
+                    $few::Zero => &[],
+                    $few::One(c) => std::slice::from_ref(c),
+                    $($few::$two(a) => a,)?
+                    $few::Many(v) => v,
+                }
+            }
+        }
+
+        impl<T> std::ops::DerefMut for $few<T> {
+            fn deref_mut(&mut self) -> &mut [T] {
+                match self {
+                    $few::Zero => &mut [],
+                    $few::One(c) => std::slice::from_mut(c),
+                    $($few::$two(a) => a,)?
+                    $few::Many(v) => v,
+                }
+            }
+        }
+
+        impl<'a, T> IntoIterator for &'a $few<T> {
+            type Item = &'a T;
+            type IntoIter = std::slice::Iter<'a, T>;
+            fn into_iter(self) -> Self::IntoIter {
+                self.iter()
+            }
+        }
+    };
+}
+
+few_as_slice!(Few, Two);
+few_as_slice!(Few1);
+
 /// A short list: nearly always one item (a work's one run, one coverage leaf), kept inline
 /// then; two inline too; more on the heap. A usp work's operands are two runs each (its head
 /// group's two devices, at the default head degree), and their run, coverage and sum lists were
@@ -125,12 +173,6 @@ pub(super) enum Few<T> {
     One(T),
     Two([T; 2]),
     Many(Vec<T>),
-}
-
-impl<T: PartialEq> PartialEq for Few<T> {
-    fn eq(&self, o: &Self) -> bool {
-        **self == **o
-    }
 }
 
 impl<T> Few<T> {
@@ -157,37 +199,6 @@ impl<T> Few<T> {
             }
             Few::Many(v) => v.push(c),
         }
-    }
-}
-
-impl<T> std::ops::Deref for Few<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        match self {
-            Few::Zero => &[],
-            Few::One(c) => std::slice::from_ref(c),
-            Few::Two(a) => a,
-            Few::Many(v) => v,
-        }
-    }
-}
-
-impl<T> std::ops::DerefMut for Few<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        match self {
-            Few::Zero => &mut [],
-            Few::One(c) => std::slice::from_mut(c),
-            Few::Two(a) => a,
-            Few::Many(v) => v,
-        }
-    }
-}
-
-impl<'a, T> IntoIterator for &'a Few<T> {
-    type Item = &'a T;
-    type IntoIter = std::slice::Iter<'a, T>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
     }
 }
 
@@ -224,12 +235,6 @@ pub(super) enum Few1<T> {
     Zero,
     One(T),
     Many(Vec<T>),
-}
-
-impl<T: PartialEq> PartialEq for Few1<T> {
-    fn eq(&self, o: &Self) -> bool {
-        **self == **o
-    }
 }
 
 impl<T> Few1<T> {
@@ -269,35 +274,6 @@ impl<T> Few1<T> {
             Few1::Many(v) => (None, v),
         };
         one.into_iter().chain(many)
-    }
-}
-
-impl<T> std::ops::Deref for Few1<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        match self {
-            Few1::Zero => &[],
-            Few1::One(c) => std::slice::from_ref(c),
-            Few1::Many(v) => v,
-        }
-    }
-}
-
-impl<T> std::ops::DerefMut for Few1<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        match self {
-            Few1::Zero => &mut [],
-            Few1::One(c) => std::slice::from_mut(c),
-            Few1::Many(v) => v,
-        }
-    }
-}
-
-impl<'a, T> IntoIterator for &'a Few1<T> {
-    type Item = &'a T;
-    type IntoIter = std::slice::Iter<'a, T>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
     }
 }
 
