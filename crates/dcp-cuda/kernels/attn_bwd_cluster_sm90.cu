@@ -394,13 +394,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   // sharing a warp's word was a benign intra-warp race to racecheck, lane 0 alone made ptxas spill
   // its predicate), read back through a shuffle from lane 0, which makes it warp-uniform for ptxas
   // (as bwd_consumer_index).
-  const u32 tq_slot = sscr + B90_CL_TQ + 4 * (u32)(tid - 128);
-  auto tq_get = [&]() {
-    u32 v;
-    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tq_slot) : "memory");
-    return (u32)__shfl_sync(0xffffffffu, v, 0);
-  };
-  auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
+  B90_TQ_FNS(sscr + B90_CL_TQ + 4 * (u32)(tid - 128))
   // The counter of the next task is stored at the top (tq dies there); the epilogue and the next
   // iteration read it back.
   for (u32 tq = 0;; tq = tq_get()) {

@@ -690,13 +690,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   // The task counter, a word per consumer thread (as attn_bwd_cluster_sm90.cu CL_TQ_SMEM), read
   // back through a shuffle from lane 0 (warp-uniform for ptxas); the next task's count is stored
   // at the top, the epilogue and the next iteration read it back.
-  const u32 tq_slot = sscr + B90_SCR_TQ + 4 * (u32)(tid - 128);
-  auto tq_get = [&]() {
-    u32 v;
-    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tq_slot) : "memory");
-    return (u32)__shfl_sync(0xffffffffu, v, 0);
-  };
-  auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
+  B90_TQ_FNS(sscr + B90_SCR_TQ + 4 * (u32)(tid - 128))
   for (u32 tq = 0;; tq = tq_get()) {
     tq_set(tq + 1);
 #else

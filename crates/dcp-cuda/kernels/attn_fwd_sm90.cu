@@ -1052,6 +1052,31 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     // The task's first `pad` tiles (the host puts its half tiles first: `DCP_CUDA_FWD_HALF`,
     // exec.rs) through the half step; the rest through the plain loop below, main's step
     // unchanged (no tile word read before its first wgmma).
+// One half of a half tile: S (m64n64) and P V over its 4 key steps, the key half `nh` a
+// compile-time value in each branch (the descriptors stay uniform). MW_: the statement that gets
+// this thread's mask words `mw` while the S runs (FWD_HALFBITS), or nothing (read before).
+#define F90_HALF_ONE(MW_)                                                                         \
+  {                                                                                               \
+    float sh[S90_BC / 4];                                                                         \
+    wg_fence();                                                                                   \
+    if (nh) F90_ISSUE_S(1, sh, s, 1);                                                             \
+    else F90_ISSUE_S(1, sh, s, 0);                                                                \
+    MW_                                                                                           \
+    wg_wait<0>();                                                                                 \
+    reg_fence<S90_BC / 4>(sh);                                                                    \
+    mask_half_bits(sh, mw, nh ? 1 : 0);                                                           \
+    float mn[2];                                                                                  \
+    if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);                 \
+    f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);                                                 \
+    u32 ph[S90_BC / 32][4];                                                                       \
+    acc_to_a<S90_BC / 2>(sh, ph);                                                                 \
+    reg_fence<D / 2>(o);                                                                          \
+    wg_fence();                                                                                   \
+    if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);                                        \
+    else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);                                                     \
+    wg_wait<0>();                                                                                 \
+    reg_fence<D / 2>(o);                                                                          \
+  }
     u32 j = 0;
     const u32 n_half = min(tk->pad, n_tiles);
     for (; j < n_half; ++j, ++sg) {
@@ -1073,26 +1098,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
        : mask_words(F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4))
       if (!(nl && nh)) {
         if (nl || nh) {
-          // One half: S (m64n64) and P V over its 4 key steps.
-          float sh[S90_BC / 4];
-          wg_fence();
-          if (nh) F90_ISSUE_S(1, sh, s, 1);
-          else F90_ISSUE_S(1, sh, s, 0);
-          const uint2 mw = F90_MW();
-          wg_wait<0>();
-          reg_fence<S90_BC / 4>(sh);
-          mask_half_bits(sh, mw, nh ? 1 : 0);
-          float mn[2];
-          if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
-          f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);
-          u32 ph[S90_BC / 32][4];
-          acc_to_a<S90_BC / 2>(sh, ph);
-          reg_fence<D / 2>(o);
-          wg_fence();
-          if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
-          else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
-          wg_wait<0>();
-          reg_fence<D / 2>(o);
+          F90_HALF_ONE(const uint2 mw = F90_MW();)
         }
         mbar_arrive(empty(s));
         F90_LATE_STEP();
@@ -1120,26 +1126,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         const bool nh = __any_sync(0xffffffffu, f90_wg_any((mo >> 16) != 0u, 1 + cw));
         if (!(nl && nh)) {
           if (nl || nh) {
-            // One half: S (m64n64) and P V over its 4 key steps.
-            // (Compile-time key half in each branch: the descriptors stay uniform.)
-            float sh[S90_BC / 4];
-            wg_fence();
-            if (nh) F90_ISSUE_S(1, sh, s, 1);
-            else F90_ISSUE_S(1, sh, s, 0);
-            wg_wait<0>();
-            reg_fence<S90_BC / 4>(sh);
-            mask_half_bits(sh, mw, nh ? 1 : 0);
-            float mn[2];
-            if (f90_max<S90_BC / 16>(sh, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
-            f90_exp<S90_BC / 16>(sh, mm, ll, scale_log2);
-            u32 ph[S90_BC / 32][4];
-            acc_to_a<S90_BC / 2>(sh, ph);
-            reg_fence<D / 2>(o);
-            wg_fence();
-            if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
-            else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
-            wg_wait<0>();
-            reg_fence<D / 2>(o);
+            F90_HALF_ONE()
           }
           mbar_arrive(empty(s));
           F90_LATE_STEP();

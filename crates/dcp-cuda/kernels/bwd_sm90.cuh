@@ -892,3 +892,15 @@ __device__ __forceinline__ int bwd_consumer_index(int wg) {
   BWD_RS_MMA(dv, pa, DESC_DV);                                                \
   wg_wait<1>();                                                               \
   reg_fence<SR / 2>(dpt);
+
+// The consumers' task counter in a shared word per consumer thread at `slot_` (BWD_TQ_SMEM,
+// CL_TQ_SMEM): defines `tq_slot`, `tq_get()` (the word read back through a shuffle from lane 0,
+// which keeps it warp-uniform for ptxas) and `tq_set(v)`.
+#define B90_TQ_FNS(slot_)                                                                               \
+  const u32 tq_slot = (slot_);                                                                          \
+  auto tq_get = [&]() {                                                                                 \
+    u32 v;                                                                                              \
+    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tq_slot) : "memory");                      \
+    return (u32)__shfl_sync(0xffffffffu, v, 0);                                                         \
+  };                                                                                                    \
+  auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
