@@ -2,8 +2,8 @@
 # kf17, for the next session (NOT run): the profile call 2 lost, in the order that brings the dumps back.
 # LIMIT=40 timeout 45 bash .kf17/run_prof.sh   (carry [".kf17"]) with
 #   .kf17/dcp_prof = a release build with ../kernels-2026-11-29-kf13b/prof_host.diff applied to gpu.rs,
-#   .kf17/v2/prof  = python3 prof17.py crates/dcp-cuda/kernels .kf17/v2/prof  (main's kernels + stamps).
-# Summarise here afterwards: for f in .../pf/*.bin.gz; do gunzip -k $f; python3 pf_sum17.py ${f%.gz} LABEL; done
+#   .kf17/v2/prof  = python3 bench/gpu/fwd_prof.py crates/dcp-cuda/kernels .kf17/v2/prof  (main's kernels + stamps).
+# Summarise here afterwards: for f in .../pf/*.bin.gz; do gunzip -k $f; python3 bench/gpu/fwd_prof_sum.py ${f%.gz} LABEL; done
 # (pure Python, ~1 min per 24-MB dump: too slow for the device's time limit).
 set -u
 OUTD=${OUT:-/tmp/kf17_out}

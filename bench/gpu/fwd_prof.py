@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""kf17 (kf13b's prof13.py, patterns updated for main 9f1d8d9 + kf17: the half step of
-FWD_HALFBITS, F90_LATE_STEP; stamps unchanged): a measurement-only copy of attn_fwd_sm90.cu with per-task, per-warpgroup clock stamps.
+"""A measurement-only copy of attn_fwd_sm90.cu with per-task, per-warpgroup clock stamps (the
+maintained form of kf13b's prof13.py: patterns follow today's kernel — kf17's FWD_HALFBITS half
+step, F90_LATE_STEP, the half step's body as the macro F90_HALF_ONE; the stamps are kf13b's, so
+dumps compare with kf13b's tables). Summarise a dump with bench/gpu/fwd_prof_sum.py; the
+measurement binary is ../results/kernels-2026-11-29-kf13b/prof_host.diff applied to gpu.rs.
+When the forward kernel's source changes, a pattern here fails with an AssertionError naming it.
 
-    prof13.py SRC_DIR DST_DIR
+    bench/gpu/fwd_prof.py SRC_DIR DST_DIR
 
 Copies SRC_DIR's kernel files to DST_DIR and patches its attn_fwd_sm90.cu. In launch number
 PF_REC of each compiled module (counted by the module's last CTA), thread 0 of the producer and
@@ -174,23 +178,14 @@ rep("""    for (; j < n_half; ++j, ++sg) {
       mbar_wait(full(s), (sg >> 1) & 1);
       PFJ(1);
       fence_proxy_async();""")
-rep("""          const uint2 mw = F90_MW();
-          wg_wait<0>();
-          reg_fence<S90_BC / 4>(sh);""", """          const uint2 mw = F90_MW();
-          wg_wait<0>();
-          reg_fence<S90_BC / 4>(sh);
-          PFJ(2);""")
-rep("""          if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
-          else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
-          wg_wait<0>();
-          reg_fence<D / 2>(o);
-        }""", """          if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);
-          else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);
-          PFJ(4);
-          wg_wait<0>();
-          reg_fence<D / 2>(o);
-          PFJ(5);
-        }""")
+# The half step's body is the macro F90_HALF_ONE since session 17 (both branches, FWD_HALFBITS
+# and its #else, expand it): the stamps go into its lines (PFJ is a macro, so it expands there).
+def mline(code):  # a macro body line as the source pads it: code, spaces to column 98, backslash
+    return "    " + code.ljust(94) + "\\\n"
+rep(mline("reg_fence<S90_BC / 4>(sh);"), mline("reg_fence<S90_BC / 4>(sh);") + mline("PFJ(2);"))
+rep(mline("else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);") + mline("wg_wait<0>();") + mline("reg_fence<D / 2>(o);"),
+    mline("else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);") + mline("PFJ(4);") + mline("wg_wait<0>();")
+    + mline("reg_fence<D / 2>(o);") + mline("PFJ(5);"))
 # The whole-tile step inside the half loop (FWD_SPLIT 2 there too).
 rep("""      reg_fence<S90_BC / 2>(sc);
       if (word >> 31) mask_tile_bits(sc, mw);""", """      reg_fence<S90_BC / 2>(sc);

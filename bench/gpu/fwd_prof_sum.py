@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""kf17 (kf13b's pf_sum.py plus a per-warpgroup table of the first steps: which step kind
-each warpgroup ran for tile j = 0, 1, 2 of 7-tile tasks and its phases): summarise a g_pf dump of prof13.py's measurement kernel (one recorded launch).
+"""Summarise a g_pf dump of bench/gpu/fwd_prof.py's measurement kernel (one recorded launch); the
+maintained form of kf13b's pf_sum.py, plus (kf17) a per-warpgroup table of the first steps: which
+step kind each warpgroup ran for tile j = 0, 1, 2 of 7-tile tasks and its phases.
 
-    pf_sum.py DUMP.bin [LABEL]
+    bench/gpu/fwd_prof_sum.py DUMP.bin [LABEL]
 
 Prints per task and consumer warpgroup the median (and mean) cycles of each phase, the task's
 cycles against its tiles' tensor floor (2 048 clk per 128 x 128 x 128 tile: 2 GEMMs of
