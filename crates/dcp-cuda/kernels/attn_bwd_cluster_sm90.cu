@@ -662,11 +662,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     }
 #if CL_TQ_SMEM
     {
-    // The task's info again from the counter (not kept across the step loop).
-    const u32 tq_e = (tq_get() - 1) & 1;
-    const unsigned char* info_e = gbase + (sinfo + tq_e * B90_INFO - base);
-    const TaskDesc* tk = (const TaskDesc*)info_e;
-    const WorkDesc* wk = (const WorkDesc*)(info_e + 32);
+    B90_TASK_FROM_TQ()  // the task's info again (not kept across the step loop)
 #endif
 #if CL_STSM
     // The dK/dV destination of this lane's staging row (key 16 wq + (lane >> 1) of the

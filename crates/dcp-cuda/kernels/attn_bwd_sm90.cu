@@ -1023,11 +1023,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
     }
 #if BWD_TQ_SMEM
     {
-    // The task's info again from the counter (not kept across the step loop).
-    const u32 tq_e = (tq_get() - 1) & 1;
-    const unsigned char* info_e = gbase + (sinfo + tq_e * B90_INFO - base);
-    const TaskDesc* tk = (const TaskDesc*)info_e;
-    const WorkDesc* wk = (const WorkDesc*)(info_e + 32);
+    B90_TASK_FROM_TQ()  // the task's info again (not kept across the step loop)
 #endif
 #if BWD_STSM
     // The dK/dV destination of this lane's staging row (key 16 wq + lane / 2 of the warpgroup's

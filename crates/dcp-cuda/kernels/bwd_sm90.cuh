@@ -904,3 +904,10 @@ __device__ __forceinline__ int bwd_consumer_index(int wg) {
     return (u32)__shfl_sync(0xffffffffu, v, 0);                                                         \
   };                                                                                                    \
   auto tq_set = [&](u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(tq_slot), "r"(v) : "memory"); };
+// After the step loop: the task's info (`tk`, `wk`) again from the counter of B90_TQ_FNS, in the
+// info slot of the task's parity (`sinfo`, `gbase`, `base` of the kernel).
+#define B90_TASK_FROM_TQ()                                                          \
+  const u32 tq_e = (tq_get() - 1) & 1;                                              \
+  const unsigned char* info_e = gbase + (sinfo + tq_e * B90_INFO - base);           \
+  const TaskDesc* tk = (const TaskDesc*)info_e;                                     \
+  const WorkDesc* wk = (const WorkDesc*)(info_e + 32);
