@@ -364,7 +364,8 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
         info["gpu_used_gib"] = 0.0 if cpu else (total - free) / 2**30
         if side in a.profile_sides:
             ids, pos, labels, extra = next(batches)
-            profile_step(lambda: step(ids, pos, labels, attn_of(extra)), side, cpu, emit)
+            trace = os.path.join(a.trace, f"trace_{side.replace(':', '_')}_rank{rank}.json.gz") if a.trace else None
+            profile_step(lambda: step(ids, pos, labels, attn_of(extra)), side, cpu, emit, trace=trace)
             clock.take()
 
     if not cpu:
@@ -421,10 +422,12 @@ def run_side(a, side: str, rank: int, world: int, dev: torch.device, emit: Calla
     return summary
 
 
-def profile_step(run: Callable, side: str, cpu: bool, emit: Callable, top: int = 20) -> None:
+def profile_step(run: Callable, side: str, cpu: bool, emit: Callable, top: int = 20,
+                 trace: str | None = None) -> None:
     """One more step (not timed) under torch.profiler: emits the ops that launched the most device
     time (self time: each kernel counts once, for the op that launched it) and the longest kernels
-    (CPU time of the ops on the CPU), to say where the step's time outside attention goes."""
+    (CPU time of the ops on the CPU), to say where the step's time outside attention goes.
+    ``trace``: also write the step's Chrome trace there (gzip when it ends in .gz)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -433,6 +436,9 @@ def profile_step(run: Callable, side: str, cpu: bool, emit: Callable, top: int =
         run()
         if not cpu:
             torch.cuda.synchronize()
+    if trace:
+        os.makedirs(os.path.dirname(trace) or ".", exist_ok=True)
+        prof.export_chrome_trace(trace)
     key = "self_cpu_time_total" if cpu else "self_device_time_total"
     ev = [e for e in prof.key_averages() if getattr(e, key) > 0]
     ev.sort(key=lambda e: getattr(e, key), reverse=True)
@@ -591,6 +597,8 @@ def parse_args(argv=None):
     ap.add_argument("--profile", default="", metavar="SIDES",
                     help="comma list of sides that run one more (untimed) step under torch.profiler and print "
                          "their top kernels by device time")
+    ap.add_argument("--trace", default="", metavar="DIR",
+                    help="with --profile: write each profiled step's Chrome trace (gzip) into DIR, one per rank")
     ap.add_argument("--report", nargs="+", metavar="JSONL", help="print the table and checks of earlier runs, run nothing")
     a = ap.parse_args(argv)
     a.sides_list = [s.strip() for s in a.sides.split(",") if s.strip()]
