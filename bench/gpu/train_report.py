@@ -22,7 +22,7 @@ def steady(summary, steps):
 def main(out):
     report = {"training": [], "loss_curve": None, "single_sequence": []}
     print("| data | mask | planner | plans used | step ms (mean, median) | tok/s/GPU | vs best static | loader wait (total) "
-          "| token imbalance (mean, max) | plan prepare ms/step (mean, max) | peak alloc GiB | GPU used first→last GiB |")
+          "| token imbalance (mean, max) | plan prepare ms/step (mean, max; of which waiting for the GPU) | peak alloc GiB | GPU used first→last GiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for path in sorted(glob.glob(os.path.join(out, "train_*_*.json"))):
         runs = load(path)
@@ -38,8 +38,11 @@ def main(out):
             # Rows written before train.py recorded them have no token imbalance / prepare time.
             imb = [r["token_imbalance"] for r in rows if "token_imbalance" in r]
             prep = [r["prepare_s"] + r.get("evict_s", 0.0) for r in rows if "prepare_s" in r]
+            wait = [r["prepare_wait_s"] for r in rows if "prepare_wait_s" in r]
             imb_s = f"{statistics.mean(imb):.3f}, {max(imb):.3f}" if imb else "–"
             prep_s = f"{statistics.mean(prep) * 1e3:.0f}, {max(prep) * 1e3:.0f}" if prep else "–"
+            if wait:  # the part spent waiting for the GPU (train.py since session 18)
+                prep_s += f" (wait {statistics.mean(wait) * 1e3:.0f})"
             print(f"| {s['dataset']} | {s['mask']} | {s['planner']} | {', '.join(plans)} | {s['mean_step_s'] * 1e3:.0f}, {med * 1e3:.0f} "
                   f"| {s['mean_tokens_per_s_per_gpu']:.0f} | {sp:.3f} | {s['loader_wait_s_total'] * 1e3:.1f} ms "
                   f"| {imb_s} | {prep_s} | {s['peak_mem_gib']:.2f} | {g0:.2f}→{g1:.2f} |")

@@ -188,18 +188,20 @@ def synchronize(timeout_s: float = 300.0) -> None:
 def executor_stats() -> dict:
     """Host time of this process's CUDA executor so far (zeros before :func:`init`):
     ``prepares`` (device programs prepared: one forward and one backward per new plan),
-    ``prepare_s`` (seconds lowering them, allocating their buffers, uploading descriptors) and
-    ``evict_s`` (seconds draining the streams and freeing a cached plan to make room). Both run on
-    the calling thread between GPU work; per-step deltas show when they cost a step. The
+    ``prepare_s`` (seconds lowering them, allocating their buffers, uploading descriptors),
+    ``prepare_wait_s`` (the part of ``prepare_s`` spent waiting for the executor's streams: the
+    device was busy then; ``DCP_CUDA_PREPARE_SYNC=1`` brings back the waits of earlier versions)
+    and ``evict_s`` (seconds draining the streams and freeing a cached plan to make room). They
+    run on the calling thread between GPU work; per-step deltas show when they cost a step. The
     executor's buffers come from a device-memory pool (``DCP_CUDA_POOL_MB``, default 8192; 0
     turns it off): ``pool_cached_bytes`` held for reuse, ``pool_hits`` / ``pool_misses``
     allocations served from it / from the driver."""
     if _EXECUTOR is None:
-        return {"prepares": 0, "prepare_s": 0.0, "evict_s": 0.0,
+        return {"prepares": 0, "prepare_s": 0.0, "prepare_wait_s": 0.0, "evict_s": 0.0,
                 "pool_cached_bytes": 0, "pool_hits": 0, "pool_misses": 0}
-    n, p, e = _EXECUTOR.host_stats
+    n, p, w, e = _EXECUTOR.host_stats
     c, h, m = _EXECUTOR.pool_stats
-    return {"prepares": n, "prepare_s": p, "evict_s": e,
+    return {"prepares": n, "prepare_s": p, "prepare_wait_s": w, "evict_s": e,
             "pool_cached_bytes": c, "pool_hits": h, "pool_misses": m}
 
 

@@ -700,6 +700,9 @@ pub struct Prepared {
     /// One per declared buffer; a backward's saved buffer may share the forward's allocation.
     bufs: Vec<Arc<DevBuf>>,
     arena: DevBuf,
+    /// The arena's host bytes, kept until the program goes: their upload is not waited for
+    /// ([`Gpu::upload_async`]).
+    _arena_host: Vec<u8>,
     dd: DevBuf,
     _staging: Vec<DevBuf>,
     group_pre: Vec<Event>,
@@ -2913,7 +2916,6 @@ impl Prepared {
         };
         staging.extend(split_scratch);
         let arena_buf = gpu.alloc(arena.bytes.len())?;
-        gpu.upload(&arena_buf, 0, &arena.bytes)?;
         let dd = gpu.alloc((dd_max * 4) as usize)?;
         let n_groups = groups.len();
         let mut group_pre = Vec::with_capacity(n_groups);
@@ -2942,18 +2944,29 @@ impl Prepared {
             None
         };
         op_instr.resize(ops.len(), (u32::MAX, "?"));
+        let (comm_end, start, end) = (gpu.event()?, gpu.event()?, gpu.event()?);
+        // The arena's upload comes last: nothing after it can fail, so its source is never
+        // dropped on an error path while the copy may be pending.
+        if gpu.prepare_sync() {
+            gpu.upload(&arena_buf, 0, &arena.bytes)?;
+        } else {
+            // SAFETY: the bytes move unchanged into the returned Prepared just below and stay
+            // there until it is dropped, which its owners do only after the streams are idle.
+            unsafe { gpu.upload_async(&arena_buf, 0, &arena.bytes)? };
+        }
         Ok(Prepared {
             backward,
             decls,
             bufs,
             arena: arena_buf,
             dd,
+            _arena_host: arena.bytes,
             _staging: staging,
             group_pre,
             group_done,
-            comm_end: gpu.event()?,
-            start: gpu.event()?,
-            end: gpu.event()?,
+            comm_end,
+            start,
+            end,
             peers,
             ops,
             stats,

@@ -166,6 +166,7 @@ pub struct ExternalExecutor {
     /// See [`ExternalExecutor::host_stats`].
     prepares: u64,
     prepare_s: f64,
+    prepare_wait_s: f64,
     evict_s: f64,
 }
 
@@ -194,6 +195,7 @@ impl ExternalExecutor {
             blocking: false,
             prepares: 0,
             prepare_s: 0.0,
+            prepare_wait_s: 0.0,
             evict_s: 0.0,
         })
     }
@@ -204,11 +206,17 @@ impl ExternalExecutor {
     }
 
     /// Host time spent so far outside the queued GPU work: (programs prepared, seconds preparing
-    /// them — lowering, buffer allocation, descriptor upload —, seconds evicting cached plans —
-    /// draining the streams, freeing buffers). Both stall the caller's thread, and the GPU when
-    /// nothing else is queued.
-    pub fn host_stats(&self) -> (u64, f64, f64) {
-        (self.prepares, self.prepare_s, self.evict_s)
+    /// them — lowering, buffer allocation, descriptor upload —, the part of those seconds spent
+    /// waiting for the GPU's streams, seconds evicting cached plans — draining the streams,
+    /// freeing buffers). Preparing stalls the caller's thread; the GPU stalls only when the
+    /// host work outside the waits outlasts what is queued on it.
+    pub fn host_stats(&self) -> (u64, f64, f64, f64) {
+        (
+            self.prepares,
+            self.prepare_s,
+            self.prepare_wait_s,
+            self.evict_s,
+        )
     }
 
     /// The device-memory pool that serves the programs' buffers: (bytes cached, allocations
@@ -345,13 +353,14 @@ impl ExternalExecutor {
         };
         if slot.is_none() {
             let prog = if backward { &dp.backward } else { &dp.forward };
-            let t0 = std::time::Instant::now();
+            let (t0, w0) = (std::time::Instant::now(), self.gpu.sync_wait_s());
             // Saved buffers of its own: the caller's saved tensors are copied in per call.
             *slot = Some(Prepared::new(
                 &self.gpu, &kernels, &model, prog, backward, None,
             )?);
             self.prepares += 1;
             self.prepare_s += t0.elapsed().as_secs_f64();
+            self.prepare_wait_s += self.gpu.sync_wait_s() - w0;
         }
         let e = &self.cache[ei];
         let p = if backward { &e.bwd } else { &e.fwd }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{result, sys, CudaContext};
@@ -69,6 +70,24 @@ fn pool_cap() -> Result<usize> {
                     "DCP_CUDA_POOL_MB={v}: expected a number of MiB (0 turns the pool off)"
                 ))
             }),
+    }
+}
+
+/// `DCP_CUDA_PREPARE_SYNC`: `1` makes preparing a program wait for the GPU as before session 18
+/// (a pooled buffer returned since the streams were last idle is handed out after a wait, and the
+/// descriptor arena's upload waits for the copy); unset or `0`: neither waits (stream order makes
+/// them safe, see [`Gpu::alloc`] and [`Gpu::upload_async`]). For A/B runs.
+fn prepare_sync_from_env() -> Result<bool> {
+    parse_prepare_sync(std::env::var("DCP_CUDA_PREPARE_SYNC").ok().as_deref())
+}
+
+fn parse_prepare_sync(v: Option<&str>) -> Result<bool> {
+    match v {
+        None | Some("0") | Some("") => Ok(false),
+        Some("1") => Ok(true),
+        Some(v) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_PREPARE_SYNC={v}: expected 0 or 1"
+        ))),
     }
 }
 
@@ -245,6 +264,10 @@ pub struct Gpu {
     deferred: Deferred,
     wd: Arc<Watchdog>,
     pool: Pool,
+    /// Nanoseconds the host spent in [`Gpu::sync`] (see [`Gpu::sync_wait_s`]).
+    sync_wait_ns: AtomicU64,
+    /// `DCP_CUDA_PREPARE_SYNC=1` (see [`prepare_sync_from_env`]).
+    prepare_sync: bool,
 }
 
 // SAFETY: CUDA handles (context, streams, modules) are usable from any thread once the context is
@@ -300,7 +323,20 @@ impl Gpu {
             pool,
             deferred,
             wd,
+            sync_wait_ns: AtomicU64::new(0),
+            prepare_sync: prepare_sync_from_env()?,
         })
+    }
+
+    /// Seconds the host has waited in [`Gpu::sync`] since the GPU was opened (callers take
+    /// differences around a step to see how much of it was waiting for the device).
+    pub fn sync_wait_s(&self) -> f64 {
+        self.sync_wait_ns.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+
+    /// Whether preparing programs waits for the GPU (`DCP_CUDA_PREPARE_SYNC=1`).
+    pub fn prepare_sync(&self) -> bool {
+        self.prepare_sync
     }
 
     /// The watchdog bounding this GPU's waits.
@@ -328,10 +364,17 @@ impl Gpu {
         nvrtc::arch_for(self.cc)
     }
 
-    /// `bytes` of device memory: a cached buffer of its size class when the pool has one
-    /// (after waiting for the streams if it came back since they were last idle), else a new
-    /// allocation; when the device is out of memory, the pool's cached buffers are freed and
-    /// the allocation tried once more.
+    /// `bytes` of device memory: a cached buffer of its size class when the pool has one, else
+    /// a new allocation; when the device is out of memory, the pool's cached buffers are freed
+    /// and the allocation tried once more.
+    ///
+    /// A cached buffer may have come back while work enqueued before its owner dropped it is
+    /// still running. It is handed out without waiting: every use of a buffer is work on this
+    /// GPU's compute stream, or on its comm stream after an event of the compute stream, and a
+    /// program's last comm work is joined back into the compute stream before its end. So
+    /// anything enqueued after the drop runs after the old uses (host reads go through
+    /// [`Gpu::download`], which waits first). With `DCP_CUDA_PREPARE_SYNC=1` it waits for the
+    /// streams first, as before session 18.
     pub fn alloc(&self, bytes: usize) -> Result<DevBuf> {
         self.bind()?;
         let buf = |ptr: u64, class: usize| DevBuf {
@@ -349,7 +392,7 @@ impl Gpu {
         let hit = self.pool.lock()?.lists.take(class);
         if let Some((ptr, wait)) = hit {
             let b = buf(ptr, class);
-            if wait {
+            if wait && self.prepare_sync {
                 self.sync()?;
             }
             return Ok(b);
@@ -402,6 +445,26 @@ impl Gpu {
             result::memcpy_htod_async(at, data, self.compute)
         })?;
         self.sync()
+    }
+
+    /// Enqueues the copy of `data` into `dst` at byte `offset` (checked against the buffer's
+    /// size) on the compute stream and returns without waiting for the copy: work enqueued
+    /// after it on the compute stream sees the data. (From pageable memory the driver stages
+    /// the bytes before it returns, and may wait for the stream to do so.)
+    ///
+    /// # Safety
+    /// `data` must stay allocated and unchanged until the compute stream has passed the copy
+    /// (keep it with the buffer's owner, which drops only after the streams are idle).
+    pub unsafe fn upload_async(&self, dst: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
+        let at = dst.range(offset, data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: the range lies inside `dst` (checked above); the caller keeps `data` alive.
+        drv("cuMemcpyHtoDAsync", unsafe {
+            result::memcpy_htod_async(at, data, self.compute)
+        })
     }
 
     /// Copies `out.len()` bytes of `src` from byte `offset` (checked) after both streams finish.
@@ -469,9 +532,13 @@ impl Gpu {
                 }),
             }
         };
-        self.wd.wait_until("stream synchronisation", &[], || {
+        let t0 = std::time::Instant::now();
+        let r = self.wd.wait_until("stream synchronisation", &[], || {
             Ok(idle(self.compute)? && idle(self.comm)?)
-        })?;
+        });
+        self.sync_wait_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r?;
         // Every buffer returned to the pool before this point is out of use.
         self.pool.lock()?.lists.streams_idle();
         Ok(())
@@ -816,6 +883,15 @@ fn encode_sw128(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prepare_sync_switch_takes_0_or_1_and_names_a_bad_value() {
+        assert!(!parse_prepare_sync(None).unwrap());
+        assert!(!parse_prepare_sync(Some("0")).unwrap());
+        assert!(parse_prepare_sync(Some("1")).unwrap());
+        let e = parse_prepare_sync(Some("yes")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_PREPARE_SYNC=yes"), "{e}");
+    }
 
     #[test]
     fn ranges_are_checked_without_overflow() {

@@ -216,10 +216,10 @@ impl PyCudaExecutor {
         Ok(self.lock()?.cached())
     }
 
-    /// Host time outside the GPU work so far: (programs prepared, seconds preparing them,
-    /// seconds evicting cached plans).
+    /// Host time outside the GPU work so far: (programs prepared, seconds preparing them, the
+    /// part of those seconds spent waiting for the GPU, seconds evicting cached plans).
     #[getter]
-    fn host_stats(&self) -> PyResult<(u64, f64, f64)> {
+    fn host_stats(&self) -> PyResult<(u64, f64, f64, f64)> {
         Ok(self.lock()?.host_stats())
     }
 
