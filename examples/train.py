@@ -158,6 +158,9 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-checkpoint", action="store_true", help="no activation checkpointing")
+    ap.add_argument("--no-prepare-ahead", action="store_true",
+                    help="let each plan's first attention calls prepare its GPU programs, instead of "
+                         "dcp.torch.prepare() during the previous step's backward (for A/B runs)")
     ap.add_argument("--single-gpu-reference", action="store_true",
                     help="one GPU, whole batch, PyTorch SDPA attention for causal (dcp local plan otherwise)")
     ap.add_argument("--out", help="write per-step metrics as JSON here (rank 0)")
@@ -193,6 +196,8 @@ def all_reduce_grads(params):
 def run(a, planner_name, rank, world, dev, distributed):
     """Train a freshly initialised model for a.steps batches with one planner; returns (rows, summary)."""
     cpu = a.device == "cpu"
+    # the CUDA executor's programs of the next plan, prepared while this step's backward runs
+    prepare_ahead = not (cpu or a.no_prepare_ahead or a.single_gpu_reference)
 
     def sync():
         if not cpu:
@@ -229,7 +234,14 @@ def run(a, planner_name, rank, world, dev, distributed):
         print(f"model {params / 1e9:.2f}B params, {a.layers} layers, hidden {a.hidden}, {a.heads}/{a.kv_heads} heads, "
               f"D {a.head_dim}; {world} GPU(s), planner {planner_name}, {data}, mask {a.mask}", flush=True)
     rows = []
-    for step, batch in enumerate(loader):
+    batches = iter(loader)
+    nxt = next(batches, None)
+    step = -1
+    while nxt is not None:
+        step, batch = step + 1, nxt
+        # The next batch now, while the GPU is idle anyway (moving its tensors to the GPU waits
+        # for the stream), so that its plan can be prepared during this step's backward.
+        nxt = next(batches, None)
         sync()
         t0 = time.perf_counter()
         host0 = dtorch.executor_stats()
@@ -246,6 +258,10 @@ def run(a, planner_name, rank, world, dev, distributed):
                 return dtorch.attention(q, k, v, plan, rank)
         loss = model(batch.input_ids, batch.position_ids, labels, attn, count)
         loss.backward()
+        if nxt is not None and prepare_ahead:
+            # The backward is queued and the GPU is busy with it: the next plan's programs are
+            # prepared now instead of in its first attention calls.
+            dtorch.prepare(nxt.plan, rank)
         total = loss.detach().clone()
         if distributed:
             all_reduce_grads(model.parameters())

@@ -3,6 +3,8 @@
 * :func:`attention` — one rank's tokens ``[tokens, heads, head_dim]`` (bf16/f16, GQA when
   ``k``/``v`` have fewer heads). CUDA tensors run through the CUDA executor on PyTorch's current
   stream; call :func:`init` once after ``torch.distributed.init_process_group``.
+* :func:`prepare` — this rank's GPU programs of a plan made ahead of its first call (hides their
+  host time when called while the GPU is busy, e.g. for the next step's plan).
 * :func:`attention_all_ranks` — every rank's tensors in one process, run by the CPU reference
   executor (f64). It exists so gradients are testable without a GPU.
 
@@ -213,6 +215,25 @@ def shutdown(timeout_s: float = 300.0) -> None:
         _EXECUTOR.synchronize(timeout_s)
         _EXECUTOR = None
         _EXECUTOR_WORLD = 1
+
+
+def prepare(plan: Plan, rank: int) -> None:
+    """Prepares rank ``rank``'s forward and backward GPU programs of ``plan`` now, so that the
+    plan's first :func:`attention` calls do not: lowering, buffers and descriptor upload take
+    tens to ~150 ms of host time per new plan at 128K tokens (``executor_stats()["prepare_s"]``).
+    Call it for the next step's plan while the GPU is still busy with this step, e.g. right after
+    ``loss.backward()`` has queued the backward, and that time is hidden (examples/train.py does).
+    Not collective. The executor keeps ``cache`` prepared plans (:func:`init`); preparing one more
+    evicts the least recently used, after waiting for that plan's own queued work."""
+    if not torch.cuda.is_available():
+        raise GpuLibraryError("dcp.torch.prepare: PyTorch sees no CUDA device (CPU attention prepares nothing)")
+    if _EXECUTOR is None:
+        init()
+    if plan.world_size != _EXECUTOR_WORLD:
+        raise InvalidSpecError(
+            f"the plan has {plan.world_size} ranks but the process group has {_EXECUTOR_WORLD}"
+        )
+    _EXECUTOR.prepare(plan._p, rank)
 
 
 def _addr(t: torch.Tensor) -> tuple[int, int]:

@@ -78,12 +78,36 @@ def main():
     grow = (mem[-1] - mem[11]) / 2**20
     mem_ok = grow < 64
     ok &= mem_ok
+    # A plan prepared ahead: its first calls prepare nothing more, and it computes what dense does.
+    lens2 = [1234, 2345, 777]
+    plan = p.plan(lens2, mask="causal")
+    n0 = dtorch.executor_stats()["prepares"]
+    dtorch.prepare(plan, rank)
+    n1 = dtorch.executor_stats()["prepares"]
+    t = plan.total_tokens
+    g = torch.Generator(device=dev).manual_seed(2)
+    q, k, v = (torch.randn(t, h, D, device=dev, generator=g).bfloat16() for h in (H, HK, HK))
+    qr, kr, vr = (x.float().requires_grad_() for x in (q, k, v))
+    o_ref = dense_attention(qr, kr, vr, batch_mask(lens2, ["causal"] * 3).to(dev))
+    o_ref.sum().backward()
+    ql, kl, vl = (plan.dispatch(x, rank).detach().requires_grad_() for x in (q, k, v))
+    o = dtorch.attention(ql, kl, vl, plan, rank)
+    o.float().sum().backward()
+    torch.cuda.synchronize()
+    n2 = dtorch.executor_stats()["prepares"]
+    want_o, want_dq = plan.dispatch(o_ref.detach(), rank), plan.dispatch(qr.grad, rank)
+    e_o = ((o.float() - want_o).abs().max() / want_o.abs().max()).item()
+    e_dq = ((ql.grad.float() - want_dq).abs().max() / want_dq.abs().max()).item()
+    prep_ok = n1 - n0 == 2 and n2 == n1 and e_o < TOL_O and e_dq < TOL_GRAD
+    ok &= prep_ok
     dtorch.shutdown()
     if rank == 0:
         print(f"{'planner':8} {'plan':12} {'mask':24} {'o':>8} {'dq':>8} {'dk':>8} {'dv':>8}  ok")
         for r in rows:
             print(f"{r['planner']:8} {r['plan']:12} {r['mask']:24} {r['o']:8.4f} {r['dq']:8.4f} {r['dk']:8.4f} {r['dv']:8.4f}  {r['ok']}")
         print(f"device memory in use, calls 12 → 60 (6 plans, cache 4): {mem[11] / 2**20:.0f} → {mem[-1] / 2**20:.0f} MiB (growth {grow:.1f} MiB) ok={mem_ok}")
+        print(f"prepared ahead: {n1 - n0} programs by dcp.torch.prepare, {n2 - n1} by the calls after it; "
+              f"o {e_o:.4f}, dq {e_dq:.4f} ok={prep_ok}")
         print(f"relative max error tolerance: o {TOL_O}, gradients {TOL_GRAD} (bf16 inputs vs fp32 dense reference)")
         out = os.environ.get("DCP_GPU_OUT")
         if out:

@@ -86,6 +86,32 @@ class FakeExecutor:
         self.calls.append("backward")
 
 
+def test_prepare_forwards_to_the_executor_and_checks_the_world(monkeypatch):
+    plan = dcp.Planner(1, heads=2, kv_heads=1, head_dim=8, dtype="f32", block_size=8).plan([20, 9])
+
+    class Ex:
+        prepared = []
+
+        def prepare(self, native, rank):
+            self.prepared.append((native, rank))
+
+    monkeypatch.setattr(dtorch.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(dtorch, "_EXECUTOR", Ex())
+    monkeypatch.setattr(dtorch, "_EXECUTOR_WORLD", 1)
+    dtorch.prepare(plan, 0)
+    assert Ex.prepared == [(plan._p, 0)]
+    monkeypatch.setattr(dtorch, "_EXECUTOR_WORLD", 2)
+    with pytest.raises(dcp.InvalidSpecError, match="1 ranks but the process group has 2"):
+        dtorch.prepare(plan, 0)
+
+
+def test_prepare_without_cuda_says_so(monkeypatch):
+    plan = dcp.Planner(1, heads=2, kv_heads=1, head_dim=8, dtype="f32", block_size=8).plan([20, 9])
+    monkeypatch.setattr(dtorch.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(dcp.GpuLibraryError, match="no CUDA device"):
+        dtorch.prepare(plan, 0)
+
+
 @pytest.mark.parametrize("keeps", [False, True])
 @pytest.mark.parametrize("heads,kv_heads", [(4, 2), (3, 1)])
 def test_cuda_op_glue_with_fake_executor(monkeypatch, heads, kv_heads, keeps):

@@ -148,6 +148,10 @@ struct Entry {
     key: (u64, usize),
     fwd: Option<Prepared>,
     bwd: Option<Prepared>,
+    /// Recorded on the compute stream after everything enqueued for this entry (its programs'
+    /// uploads, their runs and the copies out): once it has passed, the entry's buffers are out
+    /// of use and it can go without draining the streams.
+    done: Option<RawEvent>,
 }
 
 /// One rank's executor inside a framework process.
@@ -243,9 +247,13 @@ impl ExternalExecutor {
             self.cache.push(e);
         } else {
             if self.cache.len() >= self.capacity {
-                // Drain our streams first: the evicted buffers may still be in use.
+                // Wait until the evicted entry's own work has passed (its buffers may still be
+                // in use), not for the streams to drain: work queued since, e.g. the current
+                // step's, goes on meanwhile.
                 let t0 = std::time::Instant::now();
-                self.gpu.sync()?;
+                if let Some(ev) = &self.cache[0].done {
+                    self.wait_event(ev, "evicting a cached plan")?;
+                }
                 self.cache.remove(0);
                 self.evict_s += t0.elapsed().as_secs_f64();
             }
@@ -253,9 +261,87 @@ impl ExternalExecutor {
                 key,
                 fwd: None,
                 bwd: None,
+                done: None,
             });
         }
         Ok(self.cache.len() - 1)
+    }
+
+    /// Waits until `ev` has passed, polling NCCL's asynchronous error, within the watchdog's
+    /// deadline (step `what`).
+    fn wait_event(&self, ev: &RawEvent, what: &str) -> Result<()> {
+        let peers = self.nccl.as_ref().map(|c| c.peers()).unwrap_or_default();
+        let comm = self.nccl.as_ref();
+        self.gpu.watchdog().wait_until(what, &peers, || {
+            if ev.is_done()? {
+                return Ok(true);
+            }
+            if let Some(c) = comm {
+                if let Err(e) = c.async_error() {
+                    c.abort();
+                    return Err(e);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    /// Records cache entry `ei`'s `done` event on the compute stream (after all work enqueued
+    /// for it so far).
+    fn mark_done(&mut self, ei: usize) -> Result<()> {
+        if self.cache[ei].done.is_none() {
+            self.cache[ei].done = Some(RawEvent::new(&self.gpu)?);
+        }
+        let compute = self.gpu.raw_stream(Stream::Compute);
+        let ev = self.cache[ei].done.as_ref().expect("made above");
+        // SAFETY: our compute stream.
+        unsafe { ev.record(compute) }
+    }
+
+    /// Prepares rank `rank`'s forward (`backward` false) or backward program of cache entry
+    /// `ei` unless it is there already.
+    fn ensure_prepared(
+        &mut self,
+        ei: usize,
+        plan: &ValidatedPlan,
+        rank: usize,
+        kernels: &Kernels,
+        backward: bool,
+    ) -> Result<()> {
+        let dp = &plan.devices[rank];
+        let model = plan.batch.model;
+        let slot = if backward {
+            &mut self.cache[ei].bwd
+        } else {
+            &mut self.cache[ei].fwd
+        };
+        if slot.is_some() {
+            return Ok(());
+        }
+        let prog = if backward { &dp.backward } else { &dp.forward };
+        let (t0, w0) = (std::time::Instant::now(), self.gpu.sync_wait_s());
+        // Saved buffers of its own: the caller's saved tensors are copied in per call.
+        *slot = Some(Prepared::new(
+            &self.gpu, kernels, &model, prog, backward, None,
+        )?);
+        self.prepares += 1;
+        self.prepare_s += t0.elapsed().as_secs_f64();
+        self.prepare_wait_s += self.gpu.sync_wait_s() - w0;
+        self.mark_done(ei)
+    }
+
+    /// Prepares rank `rank`'s forward and backward programs of `plan` now, so that the plan's
+    /// first calls do not: call it while the GPU is busy with earlier work (e.g. for the next
+    /// step's plan, once this step's backward is queued) and the host time is hidden. Waits for
+    /// the GPU only to evict a cached plan whose own work has not finished.
+    pub fn prepare(&mut self, fingerprint: u64, plan: &ValidatedPlan, rank: usize) -> Result<()> {
+        self.check_plan(plan, rank)?;
+        self.gpu.bind()?;
+        self.check_peers()?;
+        let kernels = self.kernels(&plan.batch.model)?;
+        let ei = self.entry(fingerprint, rank)?;
+        self.ensure_prepared(ei, plan, rank, &kernels, false)?;
+        self.ensure_prepared(ei, plan, rank, &kernels, true)
     }
 
     fn check_peers(&self) -> Result<()> {
@@ -342,26 +428,9 @@ impl ExternalExecutor {
         }
         self.gpu.bind()?;
         self.check_peers()?;
-        let model = plan.batch.model;
-        let kernels = self.kernels(&model)?;
+        let kernels = self.kernels(&plan.batch.model)?;
         let ei = self.entry(fingerprint, rank)?;
-        let dp = &plan.devices[rank];
-        let slot = if backward {
-            &mut self.cache[ei].bwd
-        } else {
-            &mut self.cache[ei].fwd
-        };
-        if slot.is_none() {
-            let prog = if backward { &dp.backward } else { &dp.forward };
-            let (t0, w0) = (std::time::Instant::now(), self.gpu.sync_wait_s());
-            // Saved buffers of its own: the caller's saved tensors are copied in per call.
-            *slot = Some(Prepared::new(
-                &self.gpu, &kernels, &model, prog, backward, None,
-            )?);
-            self.prepares += 1;
-            self.prepare_s += t0.elapsed().as_secs_f64();
-            self.prepare_wait_s += self.gpu.sync_wait_s() - w0;
-        }
+        self.ensure_prepared(ei, plan, rank, &kernels, backward)?;
         let e = &self.cache[ei];
         let p = if backward { &e.bwd } else { &e.fwd }
             .as_ref()
@@ -402,6 +471,7 @@ impl ExternalExecutor {
             self.out_ev.record(compute)?;
             self.out_ev.wait_on(caller)?;
         }
+        self.mark_done(ei)?;
         if self.blocking {
             let e = &self.cache[ei];
             let p = if backward { &e.bwd } else { &e.fwd }

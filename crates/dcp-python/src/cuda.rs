@@ -141,6 +141,16 @@ impl PyCudaExecutor {
         .collect())
     }
 
+    /// Prepares `rank`'s forward and backward programs of `plan` now (lowering, buffers,
+    /// descriptor upload), so that its first calls do not. Not collective; waits for the GPU
+    /// only to evict a cached plan whose own work has not finished.
+    fn prepare(&self, plan: &PyPlan, rank: usize) -> PyResult<()> {
+        plan.check_rank(rank)?;
+        self.lock()?
+            .prepare(plan.fingerprint, &plan.plan, rank)
+            .map_err(cuda_err)
+    }
+
     /// Forward of `rank` on `stream`; each tensor is (address, bytes). `saved`: one tensor per
     /// entry of `saved_bytes`, which the forward fills and the backward of the same call reads.
     #[allow(clippy::too_many_arguments)] // the caller's tensors, one argument each
