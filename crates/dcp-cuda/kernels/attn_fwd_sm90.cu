@@ -109,6 +109,21 @@
 #ifndef FWD_TMA
 #define FWD_TMA 3
 #endif
+// FWD_OPF 1 (FWD_TMA 3, FWD_PREDESC: the D 128 builds): the producer's thread 0 prefetches the
+// O tensor map of a task's work (`prefetch.tensormap`) when it reads the task's descriptors, with
+// the KV map's prefetch, ~10 000 clk before the epilogue's tensor store uses it. Without it the
+// store's issue waited for the map (kernels-2026-11-29-kf18's profile of works1000: one thread's
+// two tensor stores took 267 clk median, 391 mean, 729 p90 per task and warpgroup, on the
+// warpgroup's path to its next task). Default since kernels-2026-11-29-kf18 (alternated over
+// main, 3 runs each: works1000 +3.0 %, causal-blockwise / causal 32K / lambda / packed / onework
+// +0.1 / -0.1 / -0.0 / +0.1 / -0.0 %; the same prefetch by each consumer warpgroup's storing
+// thread at the task's start measured works1000 +0.5 %). The D 64 builds do not change.
+#ifndef FWD_OPF
+#define FWD_OPF 1
+#endif
+#if FWD_OPF && FWD_TMA < 3
+#error "FWD_OPF needs FWD_TMA 3"
+#endif
 // Bytes of tensor maps per work (tensormaps.rs: Q, KV, O maps of 128 bytes).
 #define FWD_MAPS 384
 
@@ -814,6 +829,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       const u64 qmap = (u64)(fmaps + (u64)task.work * FWD_MAPS), kvmap = qmap + 128;
       const bool kv_tma = one_seg && (wtma & 2u);
       if (pt == 0 && kv_tma) f90_prefetch_map(kvmap);
+#if FWD_OPF
+      if (pt == 0 && (wtma & 4u)) f90_prefetch_map(qmap + 256);  // the O map (FWD_OPF)
+#endif
 #endif
       if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
       if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
