@@ -3015,6 +3015,8 @@ impl Prepared {
         // (kernels/*.cu), with device addresses inside this program's buffers, staging buffers,
         // descriptor arena and D scratch, all owned by `self` and alive while it is; work
         // lists and regions were checked against the buffers' declared shapes when lowering.
+        // Kernels launched with programmatic serialization (`Kernel::pdl`: the module declares
+        // it) wait for the launches before them themselves (kernels/common.cuh `pdl_wait`).
         unsafe {
             gpu.launch(
                 self.kernel(ks, l.k)?,
