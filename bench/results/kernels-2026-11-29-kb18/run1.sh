@@ -67,7 +67,7 @@ done
 for v in 0 1; do
   left 110 || continue
   echo "== ops pdl=$v t=$((SECONDS - T0))"
-  DCP_CUDA_PDL=$v timeout 15 $B bench-gpu --batches "$R/b32k.json" --masks causal-blockwise:256:2 --planners local \
+  DCP_CUDA_PDL=$v timeout 15 $B bench-gpu --batches "$R/b32k.json" --masks causal-blockwise,lambda,causal --planners local \
     --block-sizes 1024 --head-block 2 --warmup 1 --repeats 3 --op-times "$R/ops_pdl$v" --json "$R/ops_pdl$v.jsonl" > "$R/ops_pdl$v.log" 2>&1; echo "rc=$?"
 done
 snap
