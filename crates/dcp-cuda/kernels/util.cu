@@ -86,12 +86,9 @@ __device__ __forceinline__ void store8_from_f32(void* p, u64 i, u32 dt, const fl
   *(uint4*)((unsigned short*)p + i) = u;
 }
 
-DCP_PDL_KERNEL(dcp_fill)
-extern "C" __global__ void dcp_fill(RegionDesc dst, float value) {
-  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
-  pdl_launch();
+// Every element of dst set to value by the grid's threads (g: this thread's index, step: the grid's).
+__device__ __forceinline__ void fill_region(const RegionDesc& dst, float value, u64 g, u64 step) {
   const u64 n = (u64)dst.len * dst.heads * dst.width;
-  const u64 g = blockIdx.x * (u64)blockDim.x + threadIdx.x, step = (u64)gridDim.x * blockDim.x;
   if (region_flat(dst) && (dst.ptr & 15) == 0) {
     // 16-byte stores, then the tail.
     const u64 per = 16 / esize(dst.dtype), nv = n / per;
@@ -101,6 +98,13 @@ extern "C" __global__ void dcp_fill(RegionDesc dst, float value) {
     return;
   }
   for (u64 i = g; i < n; i += step) store_from_f32((void*)dst.ptr, region_index(dst, i), dst.dtype, value);
+}
+
+DCP_PDL_KERNEL(dcp_fill)
+extern "C" __global__ void dcp_fill(RegionDesc dst, float value) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
+  fill_region(dst, value, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
 }
 
 DCP_PDL_KERNEL(dcp_copy)
@@ -380,11 +384,15 @@ __device__ __forceinline__ bool dd_vec(const WorkDesc& w, u32 elem_dtype) {
 }
 #define DD_U 4
 DCP_PDL_KERNEL(dcp_bwd_dd)
+// zeros[0 .. n_zeros): zero fills the pass took over from the plan (host `DCP_CUDA_BWD_DD_ZERO`:
+// the rows of the launch's dK/dV that the kernel adds into), zeroed first.
 extern "C" __global__ void __launch_bounds__(256, 4) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
-                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
+                                      u32 elem_dtype, u32* cnt, u32 n_cnt, const RegionDesc* zeros, u32 n_zeros) {
   pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
   pdl_launch();
   for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
+  for (u32 k = 0; k < n_zeros; ++k)
+    fill_region(zeros[k], 0.f, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
   if (n_works == 0) return;
   const WorkDesc& last = works[n_works - 1];
   const u64 total = (u64)last.dd_off + (u64)last.n_rows * last.q_heads;

@@ -281,6 +281,9 @@ pub struct Kernels {
     /// The sm90 backward's D pre-pass zeroes its works' dQ rows in place of the plan's fills
     /// ([`own::dq_fills_to_fuse`], `DCP_CUDA_BWD_FUSE_FILL`); off for the mma.sync family.
     pub fuse_fill: bool,
+    /// The sm90 backward's D pre-pass also zeroes the launch's dK/dV rows in place of their zero
+    /// fills ([`own::dkv_fills_to_zero`], `DCP_CUDA_BWD_DD_ZERO`); off for the mma.sync family.
+    pub dd_zero: bool,
     /// Work-resident backward tasks for launches of many short works ([`own::chain_launch`],
     /// `DCP_CUDA_BWD_CHAIN`); off for the mma.sync family and head dims other than 128.
     pub chain: ChainMode,
@@ -394,6 +397,10 @@ impl Kernels {
         };
         let fuse_fill = match bwd_family {
             KernelFamily::Sm90Wgmma => own::fuse_fill_from_env().map_err(CudaError::Unsupported)?,
+            KernelFamily::MmaSync => false,
+        };
+        let dd_zero = match bwd_family {
+            KernelFamily::Sm90Wgmma => own::dd_zero_from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => false,
         };
         let chain = match bwd_family {
@@ -586,6 +593,7 @@ impl Kernels {
             own,
             convert,
             fuse_fill,
+            dd_zero,
             chain,
             bwd_order,
             chain_dd,
@@ -2416,8 +2424,10 @@ impl Lowering<'_> {
             // fills its dQ regions tile exactly go.
             self.drop_fills_tiled_by(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
         }
+        // Split rows to zero: by fill launches, or by the D pre-pass (below).
+        let mut refill = Vec::new();
         if split {
-            self.refill_unstored(&works, &dkv_own, &unstored)?;
+            refill = self.refill_unstored(&works, &dkv_own, &unstored);
         } else {
             self.drop_covered_fills(&works, &dkv_full);
         }
@@ -2475,6 +2485,22 @@ impl Lowering<'_> {
         };
         let mask_args = wl.mask_args(&mut self.arena);
         let dd_pass = own::dd_pass_needed(&wl.works, n_cnt);
+        // Zero fills of the launch's dK/dV rows (still zero) and its split rows: zeroed by the D
+        // pre-pass where there is one (`DCP_CUDA_BWD_DD_ZERO`), else fill launches here.
+        let mut dd_zeros: Vec<RegionDesc> = Vec::new();
+        if dd_pass && kernels.dd_zero {
+            let dkv: Vec<Region> = works.iter().flat_map(|w| w.dkv.iter().copied()).collect();
+            for (op, z) in own::dkv_fills_to_zero(&self.zeros, &self.elided, &dkv) {
+                self.elided.push(op);
+                dd_zeros.push(self.rd(&z));
+            }
+            dd_zeros.extend(refill.iter().map(|r| self.rd(r)));
+        } else {
+            for r in &refill {
+                self.fill(r, &FillValue::Zero)?;
+            }
+        }
+        let dd_zero_arg = Arg::Arena(self.arena.push(as_bytes(&dd_zeros)));
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         // Chains: the claim counter hands out chains, whose first tasks lead the list.
         let grid = n_claim.unwrap_or(grid);
@@ -2501,6 +2527,8 @@ impl Lowering<'_> {
                     Arg::U32(dtype_code(model.dtype)),
                     cnt_arg,
                     Arg::U32(n_cnt),
+                    dd_zero_arg,
+                    Arg::U32(dd_zeros.len() as u32),
                 ],
             }));
         }
@@ -2742,17 +2770,17 @@ impl Lowering<'_> {
     }
 
     /// Split ownership: drops the zero fills that the dKV regions of owned works (`own`) tile
-    /// exactly and zeroes, in their place, those works' rows in `unstored` (the kv tiles no one
-    /// task stores, which are added into) inside them.
+    /// exactly and returns, to be zeroed in their place, those works' rows in `unstored` (the kv
+    /// tiles no one task stores, which are added into) inside them.
     fn refill_unstored(
         &mut self,
         works: &[BwdWork],
         own: &[bool],
         unstored: &[Vec<(usize, Region)>],
-    ) -> Result<()> {
+    ) -> Vec<Region> {
         let parts = Self::dkv_of(works, own);
         if parts.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
         let rows: Vec<Region> = unstored
             .iter()
@@ -2760,12 +2788,11 @@ impl Lowering<'_> {
             .filter(|(_, &o)| o)
             .flat_map(|(u, _)| u.iter().map(|x| x.1))
             .collect();
+        let mut out = Vec::new();
         for z in self.drop_fills_tiled_by(&parts) {
-            for r in rows.iter().filter(|r| r.overlaps(&z)) {
-                self.fill(r, &FillValue::Zero)?;
-            }
+            out.extend(rows.iter().filter(|r| r.overlaps(&z)).copied());
         }
-        Ok(())
+        out
     }
 
     /// Drops the zero fills whose regions this backward launch stores in full: the dKV
