@@ -107,10 +107,8 @@ extern "C" __global__ void dcp_fill(RegionDesc dst, float value) {
   fill_region(dst, value, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
 }
 
-DCP_PDL_KERNEL(dcp_copy)
-extern "C" __global__ void dcp_copy(RegionDesc src, RegionDesc dst) {
-  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
-  pdl_launch();
+// dst = src (with dtype conversion) by the grid's threads.
+__device__ __forceinline__ void copy_region(const RegionDesc& src, const RegionDesc& dst) {
   const u64 n = (u64)dst.len * dst.heads * dst.width;
   const u64 g = blockIdx.x * (u64)blockDim.x + threadIdx.x, step = (u64)gridDim.x * blockDim.x;
   if (region_flat(src) && region_flat(dst) && (src.ptr & 15) == 0 && (dst.ptr & 15) == 0) {
@@ -141,6 +139,22 @@ extern "C" __global__ void dcp_copy(RegionDesc src, RegionDesc dst) {
     float v = load_as_f32((const void*)src.ptr, region_index(src, i), src.dtype);
     store_from_f32((void*)dst.ptr, region_index(dst, i), dst.dtype, v);
   }
+}
+
+DCP_PDL_KERNEL(dcp_copy)
+extern "C" __global__ void dcp_copy(RegionDesc src, RegionDesc dst) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
+  copy_region(src, dst);
+}
+
+// Independent copies in one launch (host: `DCP_CUDA_COPY_BATCH`, adjacent copy launches whose
+// regions do not overlap): pairs[2 k] copied into pairs[2 k + 1], one after another by the grid.
+DCP_PDL_KERNEL(dcp_copy_multi)
+extern "C" __global__ void dcp_copy_multi(const RegionDesc* pairs, u32 n) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
+  for (u32 k = 0; k < n; ++k) copy_region(pairs[2 * k], pairs[2 * k + 1]);
 }
 
 // Byte copy between contiguous 16-byte aligned ranges is handled by cuMemcpy on the host side;

@@ -231,6 +231,7 @@ pub struct Kernels {
     pub elem: DType,
     fill: Kernel,
     copy: Kernel,
+    copy_multi: Kernel,
     copy_raw16: Kernel,
     sum: Kernel,
     merge: Kernel,
@@ -566,6 +567,7 @@ impl Kernels {
             elem: model.dtype,
             fill: u("dcp_fill")?,
             copy: u("dcp_copy")?,
+            copy_multi: u("dcp_copy_multi")?,
             copy_raw16: u("dcp_copy_raw16")?,
             sum: u("dcp_sum")?,
             merge: u("dcp_merge")?,
@@ -633,6 +635,8 @@ enum Arg {
 enum K {
     Fill,
     Copy,
+    /// Independent copies in one launch ([`batch_copies`], `DCP_CUDA_COPY_BATCH`).
+    CopyMulti,
     CopyRaw16,
     Sum,
     Merge,
@@ -927,6 +931,110 @@ fn bwd_smem_override(formula: u32, env: Option<&str>) -> Result<u32> {
             ))),
         },
     }
+}
+
+/// Whether adjacent independent copy launches become one ([`batch_copies`]):
+/// `DCP_CUDA_COPY_BATCH`, `0` (the default) or `1`.
+fn copy_batch_from_env() -> Result<bool> {
+    match std::env::var("DCP_CUDA_COPY_BATCH")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_COPY_BATCH={o}: expected 0 or 1"
+        ))),
+    }
+}
+
+/// Device bytes `[start, end)` that region `r` spans (its rows' extent: a superset of what it
+/// touches when rows are strided).
+fn desc_span(r: &RegionDesc) -> (u64, u64) {
+    if r.len == 0 || r.heads == 0 || r.width == 0 {
+        return (r.ptr, r.ptr);
+    }
+    let elems = (r.len as u64 - 1) * r.stride as u64 + r.heads as u64 * r.width as u64;
+    (r.ptr, r.ptr + elems * dtype_bytes(r.dtype))
+}
+
+fn spans_overlap(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+/// Runs of adjacent `dcp_copy` launches (program order, nothing between them) whose copies are
+/// independent (no copy writes bytes that another of the run reads or writes) as one
+/// `dcp_copy_multi` launch over the pairs (pushed into `arena`), with the run's largest grid;
+/// `op_instr` (per op its instruction) keeps the run's first. The backward's copies of split dK/dV
+/// rows and the plan's dQ conversion that follows them are such a run.
+fn batch_copies(
+    ops: Vec<Op>,
+    op_instr: Vec<(u32, &'static str)>,
+    arena: &mut Arena,
+) -> (Vec<Op>, Vec<(u32, &'static str)>) {
+    fn pair(op: &Op) -> Option<(RegionDesc, RegionDesc, u32)> {
+        match op {
+            Op::Launch(l) if l.k == K::Copy => match l.args.as_slice() {
+                [Arg::Region(s), Arg::Region(d)] => Some((*s, *d, l.grid)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    let mut out_ops = Vec::with_capacity(ops.len());
+    let mut out_instr = Vec::with_capacity(ops.len());
+    let mut run: Vec<(Op, (u32, &'static str))> = Vec::new();
+    let flush = |run: &mut Vec<(Op, (u32, &'static str))>,
+                 out_ops: &mut Vec<Op>,
+                 out_instr: &mut Vec<(u32, &'static str)>,
+                 arena: &mut Arena| {
+        if run.len() < 2 {
+            for (op, ins) in run.drain(..) {
+                out_ops.push(op);
+                out_instr.push(ins);
+            }
+            return;
+        }
+        let mut descs = Vec::with_capacity(2 * run.len());
+        let mut grid = 1;
+        for (op, _) in run.iter() {
+            let (s, d, g) = pair(op).expect("runs hold copies");
+            descs.extend([s, d]);
+            grid = grid.max(g);
+        }
+        let n = run.len() as u32;
+        let ins = run[0].1;
+        run.clear();
+        out_ops.push(Op::Launch(Launch {
+            k: K::CopyMulti,
+            grid,
+            block: 256,
+            smem: 0,
+            args: vec![Arg::Arena(arena.push(as_bytes(&descs))), Arg::U32(n)],
+        }));
+        out_instr.push(ins);
+    };
+    for (op, ins) in ops.into_iter().zip(op_instr) {
+        let Some((s, d, _)) = pair(&op) else {
+            flush(&mut run, &mut out_ops, &mut out_instr, arena);
+            out_ops.push(op);
+            out_instr.push(ins);
+            continue;
+        };
+        let (s, d) = (desc_span(&s), desc_span(&d));
+        let independent = run.iter().all(|(o, _)| {
+            let (rs, rd, _) = pair(o).expect("runs hold copies");
+            let (rs, rd) = (desc_span(&rs), desc_span(&rd));
+            !spans_overlap(d, rs) && !spans_overlap(d, rd) && !spans_overlap(s, rd)
+        });
+        if !independent {
+            flush(&mut run, &mut out_ops, &mut out_instr, arena);
+        }
+        run.push((op, ins));
+    }
+    flush(&mut run, &mut out_ops, &mut out_instr, arena);
+    (out_ops, out_instr)
 }
 
 fn grid_for(n: u64, per_block: u64, cap: u32) -> u32 {
@@ -2487,17 +2595,31 @@ impl Lowering<'_> {
         let dd_pass = own::dd_pass_needed(&wl.works, n_cnt);
         // Zero fills of the launch's dK/dV rows (still zero) and its split rows: zeroed by the D
         // pre-pass where there is one (`DCP_CUDA_BWD_DD_ZERO`), else fill launches here.
+        // Up to own::DD_ZERO_MAX_BYTES in all: the split rows first, then the plan's fills.
         let mut dd_zeros: Vec<RegionDesc> = Vec::new();
-        if dd_pass && kernels.dd_zero {
+        let mut budget = if dd_pass && kernels.dd_zero {
+            own::DD_ZERO_MAX_BYTES
+        } else {
+            0
+        };
+        for r in &refill {
+            let b = region_bytes(&self.decls, r);
+            if b <= budget {
+                budget -= b;
+                dd_zeros.push(self.rd(r));
+            } else {
+                self.fill(r, &FillValue::Zero)?;
+            }
+        }
+        if budget > 0 {
             let dkv: Vec<Region> = works.iter().flat_map(|w| w.dkv.iter().copied()).collect();
             for (op, z) in own::dkv_fills_to_zero(&self.zeros, &self.elided, &dkv) {
-                self.elided.push(op);
-                dd_zeros.push(self.rd(&z));
-            }
-            dd_zeros.extend(refill.iter().map(|r| self.rd(r)));
-        } else {
-            for r in &refill {
-                self.fill(r, &FillValue::Zero)?;
+                let b = region_bytes(&self.decls, &z);
+                if b <= budget {
+                    budget -= b;
+                    self.elided.push(op);
+                    dd_zeros.push(self.rd(&z));
+                }
             }
         }
         let dd_zero_arg = Arg::Arena(self.arena.push(as_bytes(&dd_zeros)));
@@ -2917,13 +3039,13 @@ impl Prepared {
             decls,
             bufs,
             mut stats,
-            arena,
             ops,
             mut staging,
             split_scratch,
             groups,
             dd_max,
             elided,
+            mut arena,
             ..
         } = lw;
         // Fills a backward launch writes over in full ([`own`]).
@@ -2937,6 +3059,13 @@ impl Prepared {
                 .filter(|(i, _)| !elided.contains(i))
                 .map(|(_, x)| x)
                 .unzip()
+        };
+        // Adjacent independent copies as one launch (`DCP_CUDA_COPY_BATCH`).
+        let (ops, mut op_instr) = if copy_batch_from_env()? {
+            op_instr.resize(ops.len(), (u32::MAX, "?"));
+            batch_copies(ops, op_instr, &mut arena)
+        } else {
+            (ops, op_instr)
         };
         staging.extend(split_scratch);
         let arena_buf = gpu.alloc(arena.bytes.len())?;
@@ -2995,6 +3124,7 @@ impl Prepared {
         Ok(match k {
             K::Fill => &ks.fill,
             K::Copy => &ks.copy,
+            K::CopyMulti => &ks.copy_multi,
             K::CopyRaw16 => &ks.copy_raw16,
             K::Sum => &ks.sum,
             K::Merge => &ks.merge,
@@ -3910,6 +4040,71 @@ mod tests {
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn copy_batches_join_only_adjacent_independent_copies() {
+        // fp32 rows of 8 heads x 128 (4 KiB) at `ptr`, `len` rows.
+        let rd = |ptr: u64, len: u32, dtype: u32| RegionDesc {
+            ptr,
+            stride: 1024,
+            dtype,
+            len,
+            heads: 8,
+            width: 128,
+            pad: 0,
+        };
+        let cp = |s: RegionDesc, d: RegionDesc, grid: u32| {
+            Op::Launch(Launch {
+                k: K::Copy,
+                grid,
+                block: 256,
+                smem: 0,
+                args: vec![Arg::Region(s), Arg::Region(d)],
+            })
+        };
+        assert_eq!(desc_span(&rd(4096, 2, 2)), (4096, 4096 + 8192));
+        assert_eq!(desc_span(&rd(4096, 2, 0)), (4096, 4096 + 4096));
+        let (a, b) = (1u64 << 20, 1u64 << 30);
+        let ops = vec![
+            // dK/dV rows and the dQ conversion: independent, one launch.
+            cp(rd(a, 4, 2), rd(b, 4, 0), 16),
+            cp(rd(a + 65536, 64, 2), rd(b + 65536, 64, 0), 256),
+            // reads what the run wrote: a new run
+            cp(rd(b, 4, 0), rd(a + (1 << 24), 4, 0), 8),
+            Op::Memcpy {
+                dst: 0,
+                src: 0,
+                bytes: 0,
+            },
+            // alone between other ops: unchanged
+            cp(rd(a, 1, 2), rd(b, 1, 2), 4),
+        ];
+        let instr: Vec<(u32, &'static str)> = (0..ops.len() as u32).map(|i| (i, "x")).collect();
+        let mut arena = Arena::default();
+        let (out, ins) = batch_copies(ops, instr, &mut arena);
+        assert_eq!(out.len(), 4);
+        assert_eq!(ins, vec![(0, "x"), (2, "x"), (3, "x"), (4, "x")]);
+        match &out[0] {
+            Op::Launch(l) => {
+                assert_eq!((l.k, l.grid), (K::CopyMulti, 256));
+                assert!(matches!(l.args.as_slice(), [Arg::Arena(0), Arg::U32(2)]));
+            }
+            _ => panic!("expected the batched launch"),
+        }
+        assert_eq!(arena.bytes.len(), 4 * std::mem::size_of::<RegionDesc>());
+        assert!(matches!(&out[1], Op::Launch(l) if l.k == K::Copy && l.grid == 8));
+        assert!(matches!(&out[2], Op::Memcpy { .. }));
+        assert!(matches!(&out[3], Op::Launch(l) if l.k == K::Copy && l.grid == 4));
+        // A copy into what an earlier one of the run reads splits the run as well.
+        let ops = vec![
+            cp(rd(a, 4, 2), rd(b, 4, 0), 16),
+            cp(rd(b + (1 << 24), 4, 0), rd(a, 1, 2), 16),
+        ];
+        let (out, _) = batch_copies(ops, vec![(0, "x"); 2], &mut arena);
+        assert!(out
+            .iter()
+            .all(|o| matches!(o, Op::Launch(l) if l.k == K::Copy)));
     }
 
     #[test]

@@ -546,12 +546,16 @@ impl Gpu {
                 .unwrap_or(0),
             )
         };
-        // DCP_PDL_KERNEL(name): a module symbol; absent (an error here) for every other kernel,
-        // and for kernel sources without it (`DCP_CUDA_KERNELS` builds of older sources).
-        let pdl = CString::new(format!("dcp_pdl_{name}"))
-            .ok()
-            // SAFETY: module loaded above; only looks the symbol up.
-            .is_some_and(|sym| unsafe { result::module::get_global(module, sym) }.is_ok());
+        // DCP_PDL_KERNEL(name): a module symbol, looked up only where the source declares it
+        // (a failed lookup is an API error that compute-sanitizer reports) and only where this
+        // GPU launches that way; kernel sources without it (`DCP_CUDA_KERNELS` builds of older
+        // sources) launch plainly.
+        let pdl = self.pdl
+            && src.text().contains(&format!("DCP_PDL_KERNEL({name})"))
+            && CString::new(format!("dcp_pdl_{name}"))
+                .ok()
+                // SAFETY: module loaded above; only looks the symbol up.
+                .is_some_and(|sym| unsafe { result::module::get_global(module, sym) }.is_ok());
         Ok(Kernel {
             f,
             regs,

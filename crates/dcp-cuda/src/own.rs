@@ -136,6 +136,13 @@ pub fn dd_zero_from_env() -> Result<bool, String> {
     parse_dd_zero(std::env::var("DCP_CUDA_BWD_DD_ZERO").ok().as_deref())
 }
 
+/// Most bytes a backward launch's D pre-pass zeroes for [`dkv_fills_to_zero`] (the rest stay fill
+/// launches). Session 18 (bench/results/kernels-2026-11-29-kb18, call 1): a launch's fixed cost is
+/// a few microseconds, which the pass saves on small fills (causal-blockwise's 512 KiB of split
+/// rows: +0.9 %), but 67 MB of zeros inside the pass (lambda, causal 32K) took ~35 us against the
+/// fill launch's ~24 us (the pass's mixed reads and writes move fewer bytes per second).
+pub const DD_ZERO_MAX_BYTES: usize = 8 << 20;
+
 /// Parses `DCP_CUDA_BWD_DD_ZERO` (unset: on).
 pub fn parse_dd_zero(v: Option<&str>) -> Result<bool, String> {
     match v.map(str::trim) {
