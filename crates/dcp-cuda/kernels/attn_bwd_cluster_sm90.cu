@@ -153,6 +153,7 @@ static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not p
 #define BWD_KV_PF 0
 #endif
 
+DCP_PDL_KERNEL(dcp_attn_bwd_cluster_sm90)
 extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   BWD_SM90_SMEM_BASE
@@ -209,6 +210,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     for (int b = 0; b < 2; ++b) mbar_arm(pfull(b), DSBYTES);
     if (rank != 0) mbar_arm(claim_bar, 4);
   }
+  // DCP_PDL_KERNEL: from here on every thread reads or writes what the launches before wrote.
+  pdl_wait();
   // Both CTAs' barriers initialised before either touches the other's shared memory.
   cluster_sync_all();
 
@@ -364,7 +367,10 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       }
 #endif
     }
-    if (pt == 0) sched_finish(sched);
+    if (pt == 0) {
+      sched_finish(sched);
+      pdl_launch();  // no pair left for this CTA: the next launch may be scheduled
+    }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
   } else {
   // ---------------- consumers ----------------

@@ -374,6 +374,7 @@ __device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* ti
   }
 }
 
+DCP_PDL_KERNEL(dcp_attn_bwd_sm90)
 extern "C" __global__ void __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   BWD_SM90_SMEM_BASE
@@ -416,6 +417,9 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
 #endif
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
+  // DCP_PDL_KERNEL: from here on every thread reads or writes what the launches before wrote (D,
+  // the zeroed dQ and dK/dV, the claim counter the last launch of this kernel reset).
+  pdl_wait();
   __syncthreads();
 
   if (wg == 0) {
@@ -637,7 +641,10 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
 #endif
       cur = sched_share_next(slot, tq, nxt, pt, 1);
     }
-    if (pt == 0) sched_finish(sched);
+    if (pt == 0) {
+      sched_finish(sched);
+      pdl_launch();  // no task left for this CTA: the next launch may be scheduled
+    }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }

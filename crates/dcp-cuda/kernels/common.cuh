@@ -11,6 +11,24 @@
 typedef unsigned int u32;
 typedef unsigned long long u64;
 
+// Programmatic dependent launch (host: `Gpu::launch`, `DCP_CUDA_PDL`; sm_90 and later). A kernel
+// that the host may start before the kernel ahead of it on the stream has completed calls
+// pdl_wait() in every thread before it reads or writes memory that earlier work on the stream
+// writes or reads, and before it exits (so that its own completion implies its predecessors'),
+// and declares that by DCP_PDL_KERNEL(name) (a module symbol the host looks up: kernels without
+// it are launched plainly). pdl_launch(): this CTA lets the next such kernel be scheduled (once
+// every CTA of the grid has said so or exited; it then waits in its pdl_wait). In a plain launch
+// both return at once.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+#define DCP_PDL_KERNEL(name) extern "C" __device__ unsigned dcp_pdl_##name = 1u;
+#else
+__device__ __forceinline__ void pdl_wait() {}
+__device__ __forceinline__ void pdl_launch() {}
+#define DCP_PDL_KERNEL(name)
+#endif
+
 // DType codes (src/desc.rs DT_*).
 #define DT_BF16 0
 #define DT_F16 1

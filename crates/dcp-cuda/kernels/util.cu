@@ -86,9 +86,9 @@ __device__ __forceinline__ void store8_from_f32(void* p, u64 i, u32 dt, const fl
   *(uint4*)((unsigned short*)p + i) = u;
 }
 
-extern "C" __global__ void dcp_fill(RegionDesc dst, float value) {
+// Every element of dst set to value by the grid's threads (g: this thread's index, step: the grid's).
+__device__ __forceinline__ void fill_region(const RegionDesc& dst, float value, u64 g, u64 step) {
   const u64 n = (u64)dst.len * dst.heads * dst.width;
-  const u64 g = blockIdx.x * (u64)blockDim.x + threadIdx.x, step = (u64)gridDim.x * blockDim.x;
   if (region_flat(dst) && (dst.ptr & 15) == 0) {
     // 16-byte stores, then the tail.
     const u64 per = 16 / esize(dst.dtype), nv = n / per;
@@ -100,7 +100,15 @@ extern "C" __global__ void dcp_fill(RegionDesc dst, float value) {
   for (u64 i = g; i < n; i += step) store_from_f32((void*)dst.ptr, region_index(dst, i), dst.dtype, value);
 }
 
-extern "C" __global__ void dcp_copy(RegionDesc src, RegionDesc dst) {
+DCP_PDL_KERNEL(dcp_fill)
+extern "C" __global__ void dcp_fill(RegionDesc dst, float value) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
+  fill_region(dst, value, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
+}
+
+// dst = src (with dtype conversion) by the grid's threads.
+__device__ __forceinline__ void copy_region(const RegionDesc& src, const RegionDesc& dst) {
   const u64 n = (u64)dst.len * dst.heads * dst.width;
   const u64 g = blockIdx.x * (u64)blockDim.x + threadIdx.x, step = (u64)gridDim.x * blockDim.x;
   if (region_flat(src) && region_flat(dst) && (src.ptr & 15) == 0 && (dst.ptr & 15) == 0) {
@@ -133,9 +141,28 @@ extern "C" __global__ void dcp_copy(RegionDesc src, RegionDesc dst) {
   }
 }
 
+DCP_PDL_KERNEL(dcp_copy)
+extern "C" __global__ void dcp_copy(RegionDesc src, RegionDesc dst) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
+  copy_region(src, dst);
+}
+
+// Independent copies in one launch (host: `DCP_CUDA_COPY_BATCH`, adjacent copy launches whose
+// regions do not overlap): pairs[2 k] copied into pairs[2 k + 1], one after another by the grid.
+DCP_PDL_KERNEL(dcp_copy_multi)
+extern "C" __global__ void dcp_copy_multi(const RegionDesc* pairs, u32 n) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
+  for (u32 k = 0; k < n; ++k) copy_region(pairs[2 * k], pairs[2 * k + 1]);
+}
+
 // Byte copy between contiguous 16-byte aligned ranges is handled by cuMemcpy on the host side;
 // this kernel covers strided regions of equal dtype (pack/unpack for NCCL staging).
+DCP_PDL_KERNEL(dcp_copy_raw16)
 extern "C" __global__ void dcp_copy_raw16(RegionDesc src, RegionDesc dst) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
   // width * esize is a multiple of 16 bytes here (host checks).
   const u32 es = esize(src.dtype);
   const u32 cpr = src.width * es / 16;  // 16-byte chunks per (token, head) row
@@ -150,7 +177,10 @@ extern "C" __global__ void dcp_copy_raw16(RegionDesc src, RegionDesc dst) {
 }
 
 // dst = sum of inputs (dst may alias an input: each element is read by the thread that writes it).
+DCP_PDL_KERNEL(dcp_sum)
 extern "C" __global__ void dcp_sum(RegionDesc dst, const RegionDesc* inputs, u32 n_inputs) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
   u64 n = (u64)dst.len * dst.heads * dst.width;
   for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
     float acc = 0.f;
@@ -285,8 +315,11 @@ __device__ __forceinline__ bool merge_row_fast(const RegionDesc& o, const Region
 // launch: `total_rows` rows over all of them, one warp per row, the row's merge found by binary
 // search over `row0`. One launch per run of merges instead of one each: a dcp plan's forward ends
 // with one Merge per block, and each launch of ~1024 rows took ~32 us, mostly ramp-up and tail.
+DCP_PDL_KERNEL(dcp_merge)
 extern "C" __global__ void dcp_merge(const MergeDesc* merges, u32 n_merges, const RegionDesc* inputs,
                                      u32 rows_lo, u32 rows_hi) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
   const u32 lane = threadIdx.x & 31;
   const u64 warp = (blockIdx.x * (u64)blockDim.x + threadIdx.x) >> 5;
   const u64 n_warps = ((u64)gridDim.x * blockDim.x) >> 5;
@@ -364,9 +397,16 @@ __device__ __forceinline__ bool dd_vec(const WorkDesc& w, u32 elem_dtype) {
          (w.o_stride & 7) == 0 && (!(w.flags & WORK_DQ_ZERO) || ((w.dq & 15) == 0 && (w.dq_stride & 3) == 0));
 }
 #define DD_U 4
+DCP_PDL_KERNEL(dcp_bwd_dd)
+// zeros[0 .. n_zeros): zero fills the pass took over from the plan (host `DCP_CUDA_BWD_DD_ZERO`:
+// the rows of the launch's dK/dV that the kernel adds into), zeroed first.
 extern "C" __global__ void __launch_bounds__(256, 4) dcp_bwd_dd(const WorkDesc* works, u32 n_works, float* dd, u32 head_dim,
-                                      u32 elem_dtype, u32* cnt, u32 n_cnt) {
+                                      u32 elem_dtype, u32* cnt, u32 n_cnt, const RegionDesc* zeros, u32 n_zeros) {
+  pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
+  pdl_launch();
   for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
+  for (u32 k = 0; k < n_zeros; ++k)
+    fill_region(zeros[k], 0.f, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
   if (n_works == 0) return;
   const WorkDesc& last = works[n_works - 1];
   const u64 total = (u64)last.dd_off + (u64)last.n_rows * last.q_heads;

@@ -231,6 +231,7 @@ pub struct Kernels {
     pub elem: DType,
     fill: Kernel,
     copy: Kernel,
+    copy_multi: Kernel,
     copy_raw16: Kernel,
     sum: Kernel,
     merge: Kernel,
@@ -281,6 +282,9 @@ pub struct Kernels {
     /// The sm90 backward's D pre-pass zeroes its works' dQ rows in place of the plan's fills
     /// ([`own::dq_fills_to_fuse`], `DCP_CUDA_BWD_FUSE_FILL`); off for the mma.sync family.
     pub fuse_fill: bool,
+    /// The sm90 backward's D pre-pass also zeroes the launch's dK/dV rows in place of their zero
+    /// fills ([`own::dkv_fills_to_zero`], `DCP_CUDA_BWD_DD_ZERO`); off for the mma.sync family.
+    pub dd_zero: bool,
     /// Work-resident backward tasks for launches of many short works ([`own::chain_launch`],
     /// `DCP_CUDA_BWD_CHAIN`); off for the mma.sync family and head dims other than 128.
     pub chain: ChainMode,
@@ -394,6 +398,10 @@ impl Kernels {
         };
         let fuse_fill = match bwd_family {
             KernelFamily::Sm90Wgmma => own::fuse_fill_from_env().map_err(CudaError::Unsupported)?,
+            KernelFamily::MmaSync => false,
+        };
+        let dd_zero = match bwd_family {
+            KernelFamily::Sm90Wgmma => own::dd_zero_from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => false,
         };
         let chain = match bwd_family {
@@ -559,6 +567,7 @@ impl Kernels {
             elem: model.dtype,
             fill: u("dcp_fill")?,
             copy: u("dcp_copy")?,
+            copy_multi: u("dcp_copy_multi")?,
             copy_raw16: u("dcp_copy_raw16")?,
             sum: u("dcp_sum")?,
             merge: u("dcp_merge")?,
@@ -586,6 +595,7 @@ impl Kernels {
             own,
             convert,
             fuse_fill,
+            dd_zero,
             chain,
             bwd_order,
             chain_dd,
@@ -625,6 +635,8 @@ enum Arg {
 enum K {
     Fill,
     Copy,
+    /// Independent copies in one launch ([`batch_copies`], `DCP_CUDA_COPY_BATCH`).
+    CopyMulti,
     CopyRaw16,
     Sum,
     Merge,
@@ -922,6 +934,110 @@ fn bwd_smem_override(formula: u32, env: Option<&str>) -> Result<u32> {
             ))),
         },
     }
+}
+
+/// Whether adjacent independent copy launches become one ([`batch_copies`]):
+/// `DCP_CUDA_COPY_BATCH`, `0` (the default) or `1`.
+fn copy_batch_from_env() -> Result<bool> {
+    match std::env::var("DCP_CUDA_COPY_BATCH")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_COPY_BATCH={o}: expected 0 or 1"
+        ))),
+    }
+}
+
+/// Device bytes `[start, end)` that region `r` spans (its rows' extent: a superset of what it
+/// touches when rows are strided).
+fn desc_span(r: &RegionDesc) -> (u64, u64) {
+    if r.len == 0 || r.heads == 0 || r.width == 0 {
+        return (r.ptr, r.ptr);
+    }
+    let elems = (r.len as u64 - 1) * r.stride as u64 + r.heads as u64 * r.width as u64;
+    (r.ptr, r.ptr + elems * dtype_bytes(r.dtype))
+}
+
+fn spans_overlap(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+/// Runs of adjacent `dcp_copy` launches (program order, nothing between them) whose copies are
+/// independent (no copy writes bytes that another of the run reads or writes) as one
+/// `dcp_copy_multi` launch over the pairs (pushed into `arena`), with the run's largest grid;
+/// `op_instr` (per op its instruction) keeps the run's first. The backward's copies of split dK/dV
+/// rows and the plan's dQ conversion that follows them are such a run.
+fn batch_copies(
+    ops: Vec<Op>,
+    op_instr: Vec<(u32, &'static str)>,
+    arena: &mut Arena,
+) -> (Vec<Op>, Vec<(u32, &'static str)>) {
+    fn pair(op: &Op) -> Option<(RegionDesc, RegionDesc, u32)> {
+        match op {
+            Op::Launch(l) if l.k == K::Copy => match l.args.as_slice() {
+                [Arg::Region(s), Arg::Region(d)] => Some((*s, *d, l.grid)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    let mut out_ops = Vec::with_capacity(ops.len());
+    let mut out_instr = Vec::with_capacity(ops.len());
+    let mut run: Vec<(Op, (u32, &'static str))> = Vec::new();
+    let flush = |run: &mut Vec<(Op, (u32, &'static str))>,
+                 out_ops: &mut Vec<Op>,
+                 out_instr: &mut Vec<(u32, &'static str)>,
+                 arena: &mut Arena| {
+        if run.len() < 2 {
+            for (op, ins) in run.drain(..) {
+                out_ops.push(op);
+                out_instr.push(ins);
+            }
+            return;
+        }
+        let mut descs = Vec::with_capacity(2 * run.len());
+        let mut grid = 1;
+        for (op, _) in run.iter() {
+            let (s, d, g) = pair(op).expect("runs hold copies");
+            descs.extend([s, d]);
+            grid = grid.max(g);
+        }
+        let n = run.len() as u32;
+        let ins = run[0].1;
+        run.clear();
+        out_ops.push(Op::Launch(Launch {
+            k: K::CopyMulti,
+            grid,
+            block: 256,
+            smem: 0,
+            args: vec![Arg::Arena(arena.push(as_bytes(&descs))), Arg::U32(n)],
+        }));
+        out_instr.push(ins);
+    };
+    for (op, ins) in ops.into_iter().zip(op_instr) {
+        let Some((s, d, _)) = pair(&op) else {
+            flush(&mut run, &mut out_ops, &mut out_instr, arena);
+            out_ops.push(op);
+            out_instr.push(ins);
+            continue;
+        };
+        let (s, d) = (desc_span(&s), desc_span(&d));
+        let independent = run.iter().all(|(o, _)| {
+            let (rs, rd, _) = pair(o).expect("runs hold copies");
+            let (rs, rd) = (desc_span(&rs), desc_span(&rd));
+            !spans_overlap(d, rs) && !spans_overlap(d, rd) && !spans_overlap(s, rd)
+        });
+        if !independent {
+            flush(&mut run, &mut out_ops, &mut out_instr, arena);
+        }
+        run.push((op, ins));
+    }
+    flush(&mut run, &mut out_ops, &mut out_instr, arena);
+    (out_ops, out_instr)
 }
 
 fn grid_for(n: u64, per_block: u64, cap: u32) -> u32 {
@@ -2419,8 +2535,10 @@ impl Lowering<'_> {
             // fills its dQ regions tile exactly go.
             self.drop_fills_tiled_by(&works.iter().map(|w| w.dq).collect::<Vec<_>>());
         }
+        // Split rows to zero: by fill launches, or by the D pre-pass (below).
+        let mut refill = Vec::new();
         if split {
-            self.refill_unstored(&works, &dkv_own, &unstored)?;
+            refill = self.refill_unstored(&works, &dkv_own, &unstored);
         } else {
             self.drop_covered_fills(&works, &dkv_full);
         }
@@ -2478,6 +2596,36 @@ impl Lowering<'_> {
         };
         let mask_args = wl.mask_args(&mut self.arena);
         let dd_pass = own::dd_pass_needed(&wl.works, n_cnt);
+        // Zero fills of the launch's dK/dV rows (still zero) and its split rows: zeroed by the D
+        // pre-pass where there is one (`DCP_CUDA_BWD_DD_ZERO`), else fill launches here.
+        // Up to own::DD_ZERO_MAX_BYTES in all: the split rows first, then the plan's fills.
+        let mut dd_zeros: Vec<RegionDesc> = Vec::new();
+        let mut budget = if dd_pass && kernels.dd_zero {
+            own::DD_ZERO_MAX_BYTES
+        } else {
+            0
+        };
+        for r in &refill {
+            let b = region_bytes(&self.decls, r);
+            if b <= budget {
+                budget -= b;
+                dd_zeros.push(self.rd(r));
+            } else {
+                self.fill(r, &FillValue::Zero)?;
+            }
+        }
+        if budget > 0 {
+            let dkv: Vec<Region> = works.iter().flat_map(|w| w.dkv.iter().copied()).collect();
+            for (op, z) in own::dkv_fills_to_zero(&self.zeros, &self.elided, &dkv) {
+                let b = region_bytes(&self.decls, &z);
+                if b <= budget {
+                    budget -= b;
+                    self.elided.push(op);
+                    dd_zeros.push(self.rd(&z));
+                }
+            }
+        }
+        let dd_zero_arg = Arg::Arena(self.arena.push(as_bytes(&dd_zeros)));
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         // Chains: the claim counter hands out chains, whose first tasks lead the list.
         let grid = n_claim.unwrap_or(grid);
@@ -2504,6 +2652,8 @@ impl Lowering<'_> {
                     Arg::U32(dtype_code(model.dtype)),
                     cnt_arg,
                     Arg::U32(n_cnt),
+                    dd_zero_arg,
+                    Arg::U32(dd_zeros.len() as u32),
                 ],
             }));
         }
@@ -2745,17 +2895,17 @@ impl Lowering<'_> {
     }
 
     /// Split ownership: drops the zero fills that the dKV regions of owned works (`own`) tile
-    /// exactly and zeroes, in their place, those works' rows in `unstored` (the kv tiles no one
-    /// task stores, which are added into) inside them.
+    /// exactly and returns, to be zeroed in their place, those works' rows in `unstored` (the kv
+    /// tiles no one task stores, which are added into) inside them.
     fn refill_unstored(
         &mut self,
         works: &[BwdWork],
         own: &[bool],
         unstored: &[Vec<(usize, Region)>],
-    ) -> Result<()> {
+    ) -> Vec<Region> {
         let parts = Self::dkv_of(works, own);
         if parts.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
         let rows: Vec<Region> = unstored
             .iter()
@@ -2763,12 +2913,11 @@ impl Lowering<'_> {
             .filter(|(_, &o)| o)
             .flat_map(|(u, _)| u.iter().map(|x| x.1))
             .collect();
+        let mut out = Vec::new();
         for z in self.drop_fills_tiled_by(&parts) {
-            for r in rows.iter().filter(|r| r.overlaps(&z)) {
-                self.fill(r, &FillValue::Zero)?;
-            }
+            out.extend(rows.iter().filter(|r| r.overlaps(&z)).copied());
         }
-        Ok(())
+        out
     }
 
     /// Drops the zero fills whose regions this backward launch stores in full: the dKV
@@ -2893,13 +3042,13 @@ impl Prepared {
             decls,
             bufs,
             mut stats,
-            arena,
             ops,
             mut staging,
             split_scratch,
             groups,
             dd_max,
             elided,
+            mut arena,
             ..
         } = lw;
         // Fills a backward launch writes over in full ([`own`]).
@@ -2913,6 +3062,13 @@ impl Prepared {
                 .filter(|(i, _)| !elided.contains(i))
                 .map(|(_, x)| x)
                 .unzip()
+        };
+        // Adjacent independent copies as one launch (`DCP_CUDA_COPY_BATCH`).
+        let (ops, mut op_instr) = if copy_batch_from_env()? {
+            op_instr.resize(ops.len(), (u32::MAX, "?"));
+            batch_copies(ops, op_instr, &mut arena)
+        } else {
+            (ops, op_instr)
         };
         staging.extend(split_scratch);
         let arena_buf = gpu.alloc(arena.bytes.len())?;
@@ -2981,6 +3137,7 @@ impl Prepared {
         Ok(match k {
             K::Fill => &ks.fill,
             K::Copy => &ks.copy,
+            K::CopyMulti => &ks.copy_multi,
             K::CopyRaw16 => &ks.copy_raw16,
             K::Sum => &ks.sum,
             K::Merge => &ks.merge,
@@ -3028,6 +3185,8 @@ impl Prepared {
         // (kernels/*.cu), with device addresses inside this program's buffers, staging buffers,
         // descriptor arena and D scratch, all owned by `self` and alive while it is; work
         // lists and regions were checked against the buffers' declared shapes when lowering.
+        // Kernels launched with programmatic serialization (`Kernel::pdl`: the module declares
+        // it) wait for the launches before them themselves (kernels/common.cuh `pdl_wait`).
         unsafe {
             gpu.launch(
                 self.kernel(ks, l.k)?,
@@ -3894,6 +4053,71 @@ mod tests {
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn copy_batches_join_only_adjacent_independent_copies() {
+        // fp32 rows of 8 heads x 128 (4 KiB) at `ptr`, `len` rows.
+        let rd = |ptr: u64, len: u32, dtype: u32| RegionDesc {
+            ptr,
+            stride: 1024,
+            dtype,
+            len,
+            heads: 8,
+            width: 128,
+            pad: 0,
+        };
+        let cp = |s: RegionDesc, d: RegionDesc, grid: u32| {
+            Op::Launch(Launch {
+                k: K::Copy,
+                grid,
+                block: 256,
+                smem: 0,
+                args: vec![Arg::Region(s), Arg::Region(d)],
+            })
+        };
+        assert_eq!(desc_span(&rd(4096, 2, 2)), (4096, 4096 + 8192));
+        assert_eq!(desc_span(&rd(4096, 2, 0)), (4096, 4096 + 4096));
+        let (a, b) = (1u64 << 20, 1u64 << 30);
+        let ops = vec![
+            // dK/dV rows and the dQ conversion: independent, one launch.
+            cp(rd(a, 4, 2), rd(b, 4, 0), 16),
+            cp(rd(a + 65536, 64, 2), rd(b + 65536, 64, 0), 256),
+            // reads what the run wrote: a new run
+            cp(rd(b, 4, 0), rd(a + (1 << 24), 4, 0), 8),
+            Op::Memcpy {
+                dst: 0,
+                src: 0,
+                bytes: 0,
+            },
+            // alone between other ops: unchanged
+            cp(rd(a, 1, 2), rd(b, 1, 2), 4),
+        ];
+        let instr: Vec<(u32, &'static str)> = (0..ops.len() as u32).map(|i| (i, "x")).collect();
+        let mut arena = Arena::default();
+        let (out, ins) = batch_copies(ops, instr, &mut arena);
+        assert_eq!(out.len(), 4);
+        assert_eq!(ins, vec![(0, "x"), (2, "x"), (3, "x"), (4, "x")]);
+        match &out[0] {
+            Op::Launch(l) => {
+                assert_eq!((l.k, l.grid), (K::CopyMulti, 256));
+                assert!(matches!(l.args.as_slice(), [Arg::Arena(0), Arg::U32(2)]));
+            }
+            _ => panic!("expected the batched launch"),
+        }
+        assert_eq!(arena.bytes.len(), 4 * std::mem::size_of::<RegionDesc>());
+        assert!(matches!(&out[1], Op::Launch(l) if l.k == K::Copy && l.grid == 8));
+        assert!(matches!(&out[2], Op::Memcpy { .. }));
+        assert!(matches!(&out[3], Op::Launch(l) if l.k == K::Copy && l.grid == 4));
+        // A copy into what an earlier one of the run reads splits the run as well.
+        let ops = vec![
+            cp(rd(a, 4, 2), rd(b, 4, 0), 16),
+            cp(rd(b + (1 << 24), 4, 0), rd(a, 1, 2), 16),
+        ];
+        let (out, _) = batch_copies(ops, vec![(0, "x"); 2], &mut arena);
+        assert!(out
+            .iter()
+            .all(|o| matches!(o, Op::Launch(l) if l.k == K::Copy)));
     }
 
     #[test]

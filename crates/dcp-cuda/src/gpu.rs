@@ -91,6 +91,23 @@ fn parse_prepare_sync(v: Option<&str>) -> Result<bool> {
     }
 }
 
+/// Programmatic dependent launch (`DCP_CUDA_PDL`: 1, the default, or 0): kernels that declare
+/// it ([`Kernel::pdl`]) are launched with programmatic stream serialization, so that the GPU may
+/// start them while the kernel before them on the stream finishes (they wait for it in
+/// `griddepcontrol.wait`, kernels/common.cuh `pdl_wait`).
+fn pdl_from_env() -> Result<bool> {
+    match std::env::var("DCP_CUDA_PDL") {
+        Err(_) => Ok(true),
+        Ok(v) => match v.trim() {
+            "1" => Ok(true),
+            "0" => Ok(false),
+            _ => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_PDL={v}: expected 1 (programmatic dependent launch) or 0 (off)"
+            ))),
+        },
+    }
+}
+
 /// `[offset, offset + len)` lies inside `bytes` bytes (no overflow).
 fn check_range(offset: usize, len: usize, bytes: usize) -> Result<()> {
     match offset.checked_add(len) {
@@ -245,6 +262,11 @@ pub struct Kernel {
     pub f: sys::CUfunction,
     pub regs: i32,
     pub spill_bytes: i32,
+    /// The kernel's module declares (symbol `dcp_pdl_<name>`, kernels/common.cuh
+    /// `DCP_PDL_KERNEL`) that every thread of it executes `griddepcontrol.wait` before it touches
+    /// memory that earlier work on the stream writes or reads, and before it exits: it may be
+    /// launched with programmatic stream serialization ([`Gpu::launch`]).
+    pub pdl: bool,
 }
 
 /// Kernel variant key: source + defines.
@@ -268,6 +290,8 @@ pub struct Gpu {
     sync_wait_ns: AtomicU64,
     /// `DCP_CUDA_PREPARE_SYNC=1` (see [`prepare_sync_from_env`]).
     prepare_sync: bool,
+    /// Programmatic dependent launch allowed: `DCP_CUDA_PDL` and compute capability 9.0 or later.
+    pdl: bool,
 }
 
 // SAFETY: CUDA handles (context, streams, modules) are usable from any thread once the context is
@@ -325,6 +349,7 @@ impl Gpu {
             wd,
             sync_wait_ns: AtomicU64::new(0),
             prepare_sync: prepare_sync_from_env()?,
+            pdl: pdl_from_env()? && cc.0 >= 9,
         })
     }
 
@@ -364,6 +389,12 @@ impl Gpu {
         nvrtc::arch_for(self.cc)
     }
 
+    /// Whether [`Gpu::launch`] uses programmatic dependent launch for kernels that allow it
+    /// (`DCP_CUDA_PDL`, compute capability 9.0 or later).
+    pub fn pdl(&self) -> bool {
+        self.pdl
+    }
+
     /// `bytes` of device memory: a cached buffer of its size class when the pool has one, else
     /// a new allocation; when the device is out of memory, the pool's cached buffers are freed
     /// and the allocation tried once more.
@@ -372,8 +403,9 @@ impl Gpu {
     /// still running. It is handed out without waiting: every use of a buffer is work on this
     /// GPU's compute stream, or on its comm stream after an event of the compute stream, and a
     /// program's last comm work is joined back into the compute stream before its end. So
-    /// anything enqueued after the drop runs after the old uses (host reads go through
-    /// [`Gpu::download`], which waits first). With `DCP_CUDA_PREPARE_SYNC=1` it waits for the
+    /// anything enqueued after the drop runs after the old uses (kernels launched with
+    /// programmatic dependent launch wait in `griddepcontrol.wait` before touching memory;
+    /// host reads go through [`Gpu::download`], which waits first). With `DCP_CUDA_PREPARE_SYNC=1` it waits for the
     /// streams first, as before session 18.
     pub fn alloc(&self, bytes: usize) -> Result<DevBuf> {
         self.bind()?;
@@ -582,10 +614,21 @@ impl Gpu {
                 .unwrap_or(0),
             )
         };
+        // DCP_PDL_KERNEL(name): a module symbol, looked up only where the source declares it
+        // (a failed lookup is an API error that compute-sanitizer reports) and only where this
+        // GPU launches that way; kernel sources without it (`DCP_CUDA_KERNELS` builds of older
+        // sources) launch plainly.
+        let pdl = self.pdl
+            && src.text().contains(&format!("DCP_PDL_KERNEL({name})"))
+            && CString::new(format!("dcp_pdl_{name}"))
+                .ok()
+                // SAFETY: module loaded above; only looks the symbol up.
+                .is_some_and(|sym| unsafe { result::module::get_global(module, sym) }.is_ok());
         Ok(Kernel {
             f,
             regs,
             spill_bytes: spill,
+            pdl,
         })
     }
 
@@ -601,7 +644,9 @@ impl Gpu {
         })
     }
 
-    /// Launches `k` on stream `s` with a 1-D grid.
+    /// Launches `k` on stream `s` with a 1-D grid; with programmatic stream serialization where
+    /// `k` allows it ([`Kernel::pdl`]) and this GPU uses it ([`Gpu::pdl`]): `k` may then start
+    /// before the kernel ahead of it on `s` completes, and waits for it itself.
     ///
     /// # Safety
     ///
@@ -609,7 +654,7 @@ impl Gpu {
     /// of that parameter's type and size, and every device address passed (directly or inside
     /// descriptors) must point into live allocations of this context that stay alive, and are
     /// not freed or reused, until the launch completes on the GPU; the kernel must not access
-    /// memory outside them.
+    /// memory outside them. Where `k.pdl` is set, the kernel must do what [`Kernel::pdl`] says.
     pub unsafe fn launch(
         &self,
         k: &Kernel,
@@ -622,16 +667,39 @@ impl Gpu {
         if grid == 0 {
             return Ok(());
         }
-        // SAFETY: the caller guarantees `params` match the kernel and its addresses are valid.
-        drv("cuLaunchKernel", unsafe {
-            result::launch_kernel(
-                k.f,
-                (grid, 1, 1),
-                (block, 1, 1),
-                smem,
-                self.raw_stream(s),
-                params,
-            )
+        if !(k.pdl && self.pdl) {
+            // SAFETY: the caller guarantees `params` match the kernel and its addresses are valid.
+            return drv("cuLaunchKernel", unsafe {
+                result::launch_kernel(
+                    k.f,
+                    (grid, 1, 1),
+                    (block, 1, 1),
+                    smem,
+                    self.raw_stream(s),
+                    params,
+                )
+            });
+        }
+        // SAFETY: an all-zero attribute value is valid (a plain-old-data union).
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let cfg = sys::CUlaunchConfig {
+            gridDimX: grid,
+            gridDimY: 1,
+            gridDimZ: 1,
+            blockDimX: block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: smem,
+            hStream: self.raw_stream(s),
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        // SAFETY: `cfg` and `attr` outlive the call; the caller guarantees `params` match the
+        // kernel, its addresses are valid and the kernel waits as `Kernel::pdl` says.
+        drv("cuLaunchKernelEx", unsafe {
+            sys::cuLaunchKernelEx(&cfg, k.f, params.as_mut_ptr(), std::ptr::null_mut()).result()
         })
     }
 

@@ -274,6 +274,74 @@ pub fn compile(src: Source, defines: &[(String, String)], arch: &str) -> Result<
 mod tests {
     use super::*;
 
+    /// Programmatic dependent launch (`Gpu::launch`, kernels/common.cuh): every kernel of the
+    /// sources that declare it is declared (`DCP_PDL_KERNEL(name)` right before it), and its
+    /// body calls `pdl_wait()` before any `return` and before any global access other than the
+    /// shared-memory setup, i.e. before its first `__syncthreads`, cluster barrier or loop; the
+    /// forward kernels declare nothing (launched plainly).
+    #[test]
+    fn pdl_kernels_wait_first() {
+        let declared = |text: &str| -> Vec<String> {
+            text.match_indices("DCP_PDL_KERNEL(")
+                .filter(|(i, _)| !text[..*i].ends_with("#define "))
+                .map(|(i, m)| {
+                    let rest = &text[i + m.len()..];
+                    rest[..rest.find(')').expect("closing parenthesis")].to_string()
+                })
+                .collect()
+        };
+        for (file, text, n) in [
+            ("util.cu", UTIL, 7),
+            ("attn_bwd_sm90.cu", ATTN_BWD_SM90, 1),
+            ("attn_bwd_cluster_sm90.cu", ATTN_BWD_CLUSTER_SM90, 1),
+        ] {
+            let kernels: Vec<&str> = text.split("extern \"C\" __global__").skip(1).collect();
+            assert_eq!(kernels.len(), n, "{file}: kernels");
+            let names = declared(text);
+            assert_eq!(names.len(), n, "{file}: DCP_PDL_KERNEL declarations");
+            for (body, name) in kernels.iter().zip(&names) {
+                let open = body.find(&format!("{name}(")).unwrap_or_else(|| {
+                    panic!("{file}: DCP_PDL_KERNEL({name}) not right before its kernel")
+                });
+                let body = &body[open..];
+                let wait = body
+                    .find("pdl_wait();")
+                    .unwrap_or_else(|| panic!("{file}: {name} never calls pdl_wait"));
+                if file == "util.cu" {
+                    // The elementwise kernels wait first thing.
+                    let first = body[body.find('{').expect("body") + 1..].trim_start();
+                    assert!(
+                        first.starts_with("pdl_wait();"),
+                        "{file}: {name} does something before pdl_wait"
+                    );
+                }
+                for early in [
+                    "return;",
+                    "__syncthreads",
+                    "cluster_sync_all",
+                    "sched[",
+                    "tasks[",
+                    "works[",
+                    "ld_",
+                    "cp_async",
+                    "tma",
+                ] {
+                    if let Some(at) = body.find(early) {
+                        assert!(wait < at, "{file}: {name} has `{early}` before pdl_wait");
+                    }
+                }
+            }
+        }
+        for (file, text) in [
+            ("attn_fwd_sm90.cu", ATTN_FWD_SM90),
+            ("attn_fwd.cu", ATTN_FWD),
+            ("attn_bwd.cu", ATTN_BWD),
+        ] {
+            assert!(declared(text).is_empty(), "{file} declares PDL kernels");
+        }
+        assert!(COMMON.contains("#define DCP_PDL_KERNEL(name) extern"));
+    }
+
     /// Compiles every kernel when NVRTC and the headers are present (no GPU needed).
     #[test]
     fn kernels_compile_when_nvrtc_present() {

@@ -128,6 +128,49 @@ pub fn parse_fuse_fill(v: Option<&str>) -> Result<bool, String> {
     }
 }
 
+/// Whether the D pre-pass of a backward launch also zeroes its dK/dV rows in place of their zero
+/// fills ([`dkv_fills_to_zero`], the split rows' fills of [`unstored_rows`]; kernels/util.cu
+/// `dcp_bwd_dd`'s `zeros`): `DCP_CUDA_BWD_DD_ZERO`, `1` the default, `0` off (separate fill
+/// launches, as before session 18).
+pub fn dd_zero_from_env() -> Result<bool, String> {
+    parse_dd_zero(std::env::var("DCP_CUDA_BWD_DD_ZERO").ok().as_deref())
+}
+
+/// Most bytes a backward launch's D pre-pass zeroes for [`dkv_fills_to_zero`] (the rest stay fill
+/// launches). Session 18 (bench/results/kernels-2026-11-29-kb18, call 1): a launch's fixed cost is
+/// a few microseconds, which the pass saves on small fills (causal-blockwise's 512 KiB of split
+/// rows: +0.9 %), but 67 MB of zeros inside the pass (lambda, causal 32K) took ~35 us against the
+/// fill launch's ~24 us (the pass's mixed reads and writes move fewer bytes per second).
+pub const DD_ZERO_MAX_BYTES: usize = 8 << 20;
+
+/// Parses `DCP_CUDA_BWD_DD_ZERO` (unset: on).
+pub fn parse_dd_zero(v: Option<&str>) -> Result<bool, String> {
+    match v.map(str::trim) {
+        None | Some("") | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(o) => Err(format!("DCP_CUDA_BWD_DD_ZERO={o}: expected 0 or 1")),
+    }
+}
+
+/// The zero fills a backward launch's D pre-pass takes over whole (`DCP_CUDA_BWD_DD_ZERO`): the
+/// fill records of `zeros` (regions still zero at the launch: no instruction since the fill
+/// touched them) that overlap one of the launch's dK/dV regions `dkv` and whose op is not
+/// already dropped (`elided`). Returns (fill op, region). Zeroing the whole region in the pass,
+/// right before the kernel, instead of at the fill's place is exact for the same reason as
+/// [`dq_fills_to_fuse`]'s.
+pub fn dkv_fills_to_zero(
+    zeros: &ZeroSet,
+    elided: &[usize],
+    dkv: &[Region],
+) -> Vec<(usize, Region)> {
+    zeros
+        .fills()
+        .iter()
+        .filter(|(z, op)| !elided.contains(op) && dkv.iter().any(|r| r.overlaps(z)))
+        .map(|(z, op)| (*op, *z))
+        .collect()
+}
+
 /// The zero fills a backward launch's D pre-pass can take over: per fill record of `zeros`
 /// (regions still zero at the launch), the launch's works whose dQ regions lie in it, when
 /// those tile it exactly and each is fp32 (`dq_f32`). Returns (fill op, works). The pre-pass
@@ -885,6 +928,31 @@ mod tests {
                 assert!(dev.iter().all(|&(f, b)| f < b));
             }
         }
+    }
+
+    #[test]
+    fn dd_pass_takes_over_the_dkv_fills_still_zero() {
+        assert_eq!(parse_dd_zero(None), Ok(true));
+        assert_eq!(parse_dd_zero(Some(" 0")), Ok(false));
+        assert!(parse_dd_zero(Some("x"))
+            .unwrap_err()
+            .contains("DCP_CUDA_BWD_DD_ZERO=x: expected 0 or 1"));
+        let mut z = ZeroSet::default();
+        z.add(r(5, 0, 64, 0, 2), 0); // dQ accumulator
+        z.add(r(6, 0, 64, 0, 1), 1); // dKV accumulator, one head
+        z.add(r(6, 0, 64, 1, 1), 2); // the other head: already dropped by the launch
+        z.add(r(7, 0, 64, 0, 2), 3); // another launch's dKV
+        let dkv = [r(6, 0, 32, 0, 2), r(6, 40, 8, 0, 2)];
+        // Whole records (the pass zeroes what the fill would have), not the overlaps.
+        assert_eq!(
+            dkv_fills_to_zero(&z, &[2], &dkv),
+            vec![(1, r(6, 0, 64, 0, 1))]
+        );
+        assert_eq!(dkv_fills_to_zero(&z, &[], &dkv).len(), 2);
+        assert!(dkv_fills_to_zero(&z, &[1, 2], &dkv).is_empty());
+        // A record an instruction touched since is no longer there.
+        z.forget(&r(6, 10, 1, 0, 1));
+        assert!(dkv_fills_to_zero(&z, &[2], &dkv).is_empty());
     }
 
     #[test]
