@@ -131,11 +131,7 @@ def main() -> None:
 
     summary = {}
     for variant in [v for v in a.variants.split(",") if v and v != "profile"]:
-        for _ in range(a.warmup):
-            run(variant)
-        torch.cuda.synchronize()
-        marks = [run(variant) for _ in range(a.reps)]
-        torch.cuda.synchronize()
+        marks = repeat(lambda: run(variant), a.warmup, a.reps)
         fwd = [m[0].elapsed_time(m[1]) for m in marks]
         bwd = [m[2][0].elapsed_time(m[2][1]) for m in marks if m[2] is not None]
         r = {"variant": variant,
@@ -174,6 +170,17 @@ def main() -> None:
     dist.destroy_process_group()
 
 
+def repeat(call, warmup: int, reps: int) -> list:
+    """``call()`` ``warmup`` times, then ``reps`` times: the timed calls' results, once the device
+    has finished them."""
+    for _ in range(warmup):
+        call()
+    torch.cuda.synchronize()
+    marks = [call() for _ in range(reps)]
+    torch.cuda.synchronize()
+    return marks
+
+
 def cp_rows(a, rank: int, world: int, dev, busy, ev, worst):
     """PyTorch context_parallel (round-robin ring, SDPA backend ``a.cp``) on the same sequence:
     (variant, row) for ``cp:grad`` and ``cp:busy``."""
@@ -209,11 +216,7 @@ def cp_rows(a, rank: int, world: int, dev, busy, ev, worst):
             return e0, e1, e1b, e2
 
         for name, hot in (("cp:grad", False), ("cp:busy", True)):
-            for _ in range(a.warmup):
-                run(hot)
-            torch.cuda.synchronize()
-            marks = [run(hot) for _ in range(a.reps)]
-            torch.cuda.synchronize()
+            marks = repeat(lambda: run(hot), a.warmup, a.reps)
             fwd = [m[0].elapsed_time(m[1]) for m in marks]
             bwd = [m[2].elapsed_time(m[3]) for m in marks]
             out.append((name, {"variant": name, "backend": a.cp, "fwd_ms": worst(statistics.median(fwd)),

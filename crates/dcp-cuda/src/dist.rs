@@ -436,6 +436,30 @@ impl Nccl {
     }
 }
 
+/// Waits within `wd`'s deadline (step `step`, waiting for `peers`) until `done` says so,
+/// polling `comm`'s asynchronous error meanwhile: on an NCCL error the communicator is aborted
+/// and the error returned.
+pub fn wait_polling_peers(
+    wd: &Watchdog,
+    step: &str,
+    peers: &[u32],
+    comm: Option<&Nccl>,
+    mut done: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    wd.wait_until(step, peers, || {
+        if done()? {
+            return Ok(true);
+        }
+        if let Some(c) = comm {
+            if let Err(e) = c.async_error() {
+                c.abort();
+                return Err(e);
+            }
+        }
+        Ok(false)
+    })
+}
+
 fn last_error(comm: nsys::ncclComm_t) -> String {
     // SAFETY: returns a C string owned by NCCL (or null).
     unsafe {

@@ -3327,17 +3327,8 @@ impl Prepared {
     /// Returns the program's time in milliseconds.
     pub fn finish(&self, gpu: &Gpu, comm: Option<&Nccl>, label: &str) -> Result<f32> {
         let step = format!("{} program{label}", self.phase());
-        gpu.watchdog().wait_until(&step, &self.peers, || {
-            if self.end.is_done()? {
-                return Ok(true);
-            }
-            if let Some(c) = comm {
-                if let Err(e) = c.async_error() {
-                    c.abort();
-                    return Err(e);
-                }
-            }
-            Ok(false)
+        crate::dist::wait_polling_peers(gpu.watchdog(), &step, &self.peers, comm, || {
+            self.end.is_done()
         })?;
         self.start.elapsed_ms(&self.end)
     }

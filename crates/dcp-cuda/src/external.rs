@@ -23,7 +23,7 @@ use dcp_core::plan::{IoTensor, Plan};
 use dcp_core::spec::ModelShape;
 use dcp_core::validate::ValidatedPlan;
 
-use crate::dist::{nccl_present, Nccl, RankInfo};
+use crate::dist::{nccl_present, wait_polling_peers, Nccl, RankInfo};
 use crate::error::{drv, CudaError, Result};
 use crate::exec::{Kernels, Prepared, TileConfig};
 use crate::gpu::{Gpu, Stream};
@@ -271,19 +271,13 @@ impl ExternalExecutor {
     /// deadline (step `what`).
     fn wait_event(&self, ev: &RawEvent, what: &str) -> Result<()> {
         let peers = self.nccl.as_ref().map(|c| c.peers()).unwrap_or_default();
-        let comm = self.nccl.as_ref();
-        self.gpu.watchdog().wait_until(what, &peers, || {
-            if ev.is_done()? {
-                return Ok(true);
-            }
-            if let Some(c) = comm {
-                if let Err(e) = c.async_error() {
-                    c.abort();
-                    return Err(e);
-                }
-            }
-            Ok(false)
-        })
+        wait_polling_peers(
+            self.gpu.watchdog(),
+            what,
+            &peers,
+            self.nccl.as_ref(),
+            || ev.is_done(),
+        )
     }
 
     /// Records cache entry `ei`'s `done` event on the compute stream (after all work enqueued
@@ -489,22 +483,7 @@ impl ExternalExecutor {
         self.gpu.bind()?;
         // SAFETY: our compute stream.
         unsafe { self.out_ev.record(self.gpu.raw_stream(Stream::Compute))? };
-        let peers = self.nccl.as_ref().map(|c| c.peers()).unwrap_or_default();
-        let (ev, comm) = (&self.out_ev, self.nccl.as_ref());
-        self.gpu
-            .watchdog()
-            .wait_until("dcp attention (synchronize)", &peers, || {
-                if ev.is_done()? {
-                    return Ok(true);
-                }
-                if let Some(c) = comm {
-                    if let Err(e) = c.async_error() {
-                        c.abort();
-                        return Err(e);
-                    }
-                }
-                Ok(false)
-            })
+        self.wait_event(&self.out_ev, "dcp attention (synchronize)")
     }
 }
 

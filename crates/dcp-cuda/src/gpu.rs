@@ -466,16 +466,12 @@ impl Gpu {
     /// the data arrived: `bench-gpu --check` saw sporadic dQ/dKV errors of 1-3e-2 on both
     /// kernel families while O and LSE were exact.
     pub fn upload(&self, dst: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
-        let at = dst.range(offset, data.len())?;
+        dst.range(offset, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
-        self.bind()?;
-        // SAFETY: `at..at + data.len()` lies inside `dst` (checked above), which is alive, and
-        // `data` outlives the copy: we wait for the stream below before returning.
-        drv("cuMemcpyHtoDAsync", unsafe {
-            result::memcpy_htod_async(at, data, self.compute)
-        })?;
+        // SAFETY: `data` outlives the copy: we wait for the stream below before returning.
+        unsafe { self.upload_async(dst, offset, data)? };
         self.sync()
     }
 
