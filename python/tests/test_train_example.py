@@ -97,3 +97,4 @@ def test_train_rows_report_token_imbalance_and_executor_host_time(train, monkeyp
     for r in rows:
         assert r["token_imbalance"] >= 1.0
         assert r["prepare_s"] == 0.0 and r["prepare_wait_s"] == 0.0 and r["evict_s"] == 0.0
+        assert r["pool_hits"] == 0 and r["pool_misses"] == 0
