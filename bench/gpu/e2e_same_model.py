@@ -64,46 +64,24 @@ DCP_PLANNERS = ("dcp", "ring", "zigzag", "local", "ulysses", "usp")
 # ------------------------------------------------------------------------------------------
 
 
-def rope_tables(pos: torch.Tensor, d: int, dtype: torch.dtype, theta: float = 10000.0):
-    """cos and sin tables ``[tokens, 1, 2, d/2]`` for :func:`rope` at positions ``pos``: angles in
-    fp32, tables cast to ``dtype``; sin carries the rotation's signs (-sin for the first half)."""
-    inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=pos.device, dtype=torch.float32) / d))
-    ang = pos.float()[:, None] * inv[None, :]
-    cos, sin = ang.cos(), ang.sin()
-    return (torch.stack((cos, cos), 1)[:, None].to(dtype), torch.stack((-sin, sin), 1)[:, None].to(dtype))
+def _layer():
+    """examples/train.py's decoder layer and RoPE tables: one definition, so that this benchmark
+    trains the very layer the example does (imported on first use: the example imports dcp,
+    which ``--report`` does not need)."""
+    examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)
+    from train import Block, rope_tables
 
-
-def rope(x: torch.Tensor, cs) -> torch.Tensor:
-    """Rotary embedding (rotate-half form) of ``x`` ``[tokens, heads, D]``:
-    ``[x1 c - x2 s, x2 c + x1 s]`` as ``x * cos + flip(x) * sin`` on ``[tokens, heads, 2, D/2]``."""
-    cos, sin = cs
-    xv = x.unflatten(-1, (2, -1))
-    return (xv * cos + xv.flip(-2) * sin).flatten(-2).to(x.dtype)
-
-
-class Block(nn.Module):
-    def __init__(self, a):
-        super().__init__()
-        self.h, self.hk, self.d = a.heads, a.kv_heads, a.head_dim
-        self.n1, self.n2 = nn.RMSNorm(a.hidden, eps=1e-5), nn.RMSNorm(a.hidden, eps=1e-5)
-        self.qkv = nn.Linear(a.hidden, (a.heads + 2 * a.kv_heads) * a.head_dim, bias=False)
-        self.o = nn.Linear(a.heads * a.head_dim, a.hidden, bias=False)
-        self.gate_up = nn.Linear(a.hidden, 2 * a.ffn, bias=False)
-        self.down = nn.Linear(a.ffn, a.hidden, bias=False)
-
-    def forward(self, x, cs, attn):
-        n = x.shape[0]
-        q, k, v = self.qkv(self.n1(x)).view(n, self.h + 2 * self.hk, self.d).split([self.h, self.hk, self.hk], 1)
-        x = x + self.o(attn(rope(q, cs), rope(k, cs), v).reshape(n, self.h * self.d))
-        g, u = self.gate_up(self.n2(x)).chunk(2, -1)
-        return x + self.down(F.silu(g) * u)
+    return Block, rope_tables
 
 
 class Llama(nn.Module):
     def __init__(self, a):
         super().__init__()
         self.embed = nn.Embedding(a.vocab, a.hidden)
-        self.blocks = nn.ModuleList(Block(a) for _ in range(a.layers))
+        block, self.rope_tables = _layer()
+        self.blocks = nn.ModuleList(block(a) for _ in range(a.layers))
         self.norm = nn.RMSNorm(a.hidden, eps=1e-5)
         self.head = nn.Linear(a.hidden, a.vocab, bias=False)
         self.head_dim = a.head_dim
@@ -114,7 +92,7 @@ class Llama(nn.Module):
     def forward(self, ids, pos, labels, attn):
         """Summed cross-entropy of this rank's tokens (fp32 logits, all at once)."""
         x = self.embed(ids)
-        cs = rope_tables(pos, self.head_dim, x.dtype)
+        cs = self.rope_tables(pos, self.head_dim, x.dtype)
         for b in self.blocks:
             x = checkpoint(b, x, cs, attn, use_reentrant=False)
         logits = self.head(self.norm(x)).float()
