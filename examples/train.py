@@ -284,11 +284,11 @@ def run(a, planner_name, rank, world, dev, distributed):
                # this rank's executor host time in the step (preparing new plans, of which waiting
                # for the GPU, and evicting old ones) and its buffer allocations served by the
                # executor's pool / by the driver (cuMemAlloc)
-               **{k: host1[k] - host0[k] for k in ("prepare_s", "prepare_wait_s", "evict_s", "pool_hits", "pool_misses")}}
+               **{k: host1[k] - host0[k] for k in ("prepare_s", "prepare_wait_s", "evict_s", "pool_hits", "pool_misses", "alloc_s")}}
         rows.append(row)
         if rank == 0:
             print(f"step {step:4d} loss {row['loss']:.4f} time {dt * 1e3:8.1f} ms  {row['tokens_per_s_per_gpu']:9.0f} tok/s/GPU  "
-                  f"wait {batch.wait_s * 1e3:6.1f} ms  prep {row['prepare_s'] * 1e3:5.1f} ms (wait {row['prepare_wait_s'] * 1e3:5.1f}, {row['pool_misses']} new allocs)  tok.imb {row['token_imbalance']:.2f}  peak {row['peak_mem_gib']:.1f} GiB (GPU used {row['gpu_used_gib']:.1f})  plan {plan.planner} "
+                  f"wait {batch.wait_s * 1e3:6.1f} ms  prep {row['prepare_s'] * 1e3:5.1f} ms (wait {row['prepare_wait_s'] * 1e3:5.1f}, {row['pool_misses']} new allocs {row['alloc_s'] * 1e3:.1f} ms)  tok.imb {row['token_imbalance']:.2f}  peak {row['peak_mem_gib']:.1f} GiB (GPU used {row['gpu_used_gib']:.1f})  plan {plan.planner} "
                   f"({len(plan.lengths)} seqs, {tok} tokens)", flush=True)
     loader.close()
     steady = rows[a.warmup:] or rows

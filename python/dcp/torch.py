@@ -197,14 +197,15 @@ def executor_stats() -> dict:
     run on the calling thread between GPU work; per-step deltas show when they cost a step. The
     executor's buffers come from a device-memory pool (``DCP_CUDA_POOL_MB``, default 8192; 0
     turns it off): ``pool_cached_bytes`` held for reuse, ``pool_hits`` / ``pool_misses``
-    allocations served from it / from the driver."""
+    allocations served from it / from the driver, and ``alloc_s`` the seconds those driver
+    allocations took (part of ``prepare_s``)."""
     if _EXECUTOR is None:
         return {"prepares": 0, "prepare_s": 0.0, "prepare_wait_s": 0.0, "evict_s": 0.0,
-                "pool_cached_bytes": 0, "pool_hits": 0, "pool_misses": 0}
+                "pool_cached_bytes": 0, "pool_hits": 0, "pool_misses": 0, "alloc_s": 0.0}
     n, p, w, e = _EXECUTOR.host_stats
-    c, h, m = _EXECUTOR.pool_stats
+    c, h, m, a = _EXECUTOR.pool_stats
     return {"prepares": n, "prepare_s": p, "prepare_wait_s": w, "evict_s": e,
-            "pool_cached_bytes": c, "pool_hits": h, "pool_misses": m}
+            "pool_cached_bytes": c, "pool_hits": h, "pool_misses": m, "alloc_s": a}
 
 
 def shutdown(timeout_s: float = 300.0) -> None:

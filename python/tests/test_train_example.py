@@ -92,9 +92,9 @@ def test_train_rows_report_token_imbalance_and_executor_host_time(train, monkeyp
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert dtorch.executor_stats() == {"prepares": 0, "prepare_s": 0.0, "prepare_wait_s": 0.0, "evict_s": 0.0,
-                                       "pool_cached_bytes": 0, "pool_hits": 0, "pool_misses": 0}
+                                       "pool_cached_bytes": 0, "pool_hits": 0, "pool_misses": 0, "alloc_s": 0.0}
     rows = train.main(TINY + ["--planner", "zigzag", "--steps", "2"])
     for r in rows:
         assert r["token_imbalance"] >= 1.0
         assert r["prepare_s"] == 0.0 and r["prepare_wait_s"] == 0.0 and r["evict_s"] == 0.0
-        assert r["pool_hits"] == 0 and r["pool_misses"] == 0
+        assert r["pool_hits"] == 0 and r["pool_misses"] == 0 and r["alloc_s"] == 0.0

@@ -29,7 +29,7 @@ use crate::desc::{
 };
 use crate::dist::Nccl;
 use crate::error::{nccl, CudaError, Result};
-use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Stream};
+use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Staged, Stream};
 use crate::nvrtc::Source;
 use crate::order::{self, TaskOrder};
 use crate::own::{
@@ -712,9 +712,10 @@ pub struct Prepared {
     /// One per declared buffer; a backward's saved buffer may share the forward's allocation.
     bufs: Vec<Arc<DevBuf>>,
     arena: DevBuf,
-    /// The arena's host bytes, kept until the program goes: their upload is not waited for
-    /// ([`Gpu::upload_async`]).
-    _arena_host: Vec<u8>,
+    /// The arena's bytes (page-locked unless `DCP_CUDA_PINNED_STAGING=0`), kept until the
+    /// program goes: their upload is not waited for ([`Gpu::upload_async`]). None with
+    /// `DCP_CUDA_PREPARE_SYNC=1`.
+    _arena_host: Option<Staged>,
     dd: DevBuf,
     _staging: Vec<DevBuf>,
     group_pre: Vec<Event>,
@@ -3103,20 +3104,26 @@ impl Prepared {
         let (comm_end, start, end) = (gpu.event()?, gpu.event()?, gpu.event()?);
         // The arena's upload comes last: nothing after it can fail, so its source is never
         // dropped on an error path while the copy may be pending.
-        if gpu.prepare_sync() {
+        // From page-locked memory: from pageable memory the driver may wait for the compute
+        // stream while it stages the copy, i.e. for all work queued there (a plan prepared
+        // during the previous step's backward waited ~1 s per step that way, session 18).
+        let arena_host = if gpu.prepare_sync() {
             gpu.upload(&arena_buf, 0, &arena.bytes)?;
+            None
         } else {
-            // SAFETY: the bytes move unchanged into the returned Prepared just below and stay
-            // there until it is dropped, which its owners do only after the streams are idle.
-            unsafe { gpu.upload_async(&arena_buf, 0, &arena.bytes)? };
-        }
+            let staged = gpu.stage(arena.bytes)?;
+            // SAFETY: `staged` moves into the returned Prepared just below and stays there
+            // until it is dropped, which its owners do only after its work has passed.
+            unsafe { gpu.upload_async(&arena_buf, 0, &staged)? };
+            Some(staged)
+        };
         Ok(Prepared {
             backward,
             decls,
             bufs,
             arena: arena_buf,
             dd,
-            _arena_host: arena.bytes,
+            _arena_host: arena_host,
             _staging: staging,
             group_pre,
             group_done,

@@ -224,8 +224,8 @@ impl ExternalExecutor {
     }
 
     /// The device-memory pool that serves the programs' buffers: (bytes cached, allocations
-    /// served from it, allocations that went to the driver).
-    pub fn pool_stats(&self) -> Result<(usize, u64, u64)> {
+    /// served from it, allocations that went to the driver, seconds those spent in the driver).
+    pub fn pool_stats(&self) -> Result<(usize, u64, u64, f64)> {
         self.gpu.pool_stats()
     }
 

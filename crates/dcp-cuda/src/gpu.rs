@@ -91,6 +91,24 @@ fn parse_prepare_sync(v: Option<&str>) -> Result<bool> {
     }
 }
 
+/// `DCP_CUDA_PINNED_STAGING`: `1` (the default) copies a program's descriptor arena into the
+/// page-locked staging pool before its upload ([`Gpu::stage`]); `0` uploads it from pageable
+/// memory as in session 18, where the driver may hold the host until the compute stream has run
+/// what is queued before the copy. For A/B runs.
+fn pinned_staging_from_env() -> Result<bool> {
+    parse_pinned_staging(std::env::var("DCP_CUDA_PINNED_STAGING").ok().as_deref())
+}
+
+fn parse_pinned_staging(v: Option<&str>) -> Result<bool> {
+    match v {
+        None | Some("1") | Some("") => Ok(true),
+        Some("0") => Ok(false),
+        Some(v) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_PINNED_STAGING={v}: expected 0 or 1"
+        ))),
+    }
+}
+
 /// Programmatic dependent launch (`DCP_CUDA_PDL`: 1, the default, or 0): kernels that declare
 /// it ([`Kernel::pdl`]) are launched with programmatic stream serialization, so that the GPU may
 /// start them while the kernel before them on the stream finishes (they wait for it in
@@ -127,6 +145,103 @@ pub struct DevBuf {
     pool: Pool,
     ctx: Arc<CudaContext>,
     deferred: Deferred,
+}
+
+/// Bytes kept in the page-locked staging pool ([`Gpu::pinned`]); more are freed on return.
+const PINNED_POOL_CAP: usize = 256 << 20;
+
+/// A copy of some bytes in page-locked host memory ([`Gpu::pinned`]), the source of an upload
+/// that must not wait for the GPU: from pageable memory the driver may wait for the stream while
+/// it stages the copy. On drop the allocation goes back to the GPU's staging pool (freeing
+/// page-locked memory can wait for the device).
+#[derive(Debug)]
+pub struct PinnedBytes {
+    ptr: *mut u8,
+    len: usize,
+    class: usize,
+    pool: PinnedPool,
+}
+
+// SAFETY: the allocation is plain host memory owned by this value alone until it goes back to
+// the pool, which is behind a mutex.
+unsafe impl Send for PinnedBytes {}
+// SAFETY: shared references only read the bytes.
+unsafe impl Sync for PinnedBytes {}
+
+impl PinnedBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `ptr` holds `len` initialised bytes (written in `Gpu::pinned`) while self lives.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for PinnedBytes {
+    fn drop(&mut self) {
+        if self.ptr.is_null() {
+            return;
+        }
+        if let Ok(mut p) = self.pool.0.lock() {
+            if p.lists.put(self.class, self.ptr as u64) {
+                return;
+            }
+            // SAFETY: allocated by cuMemHostAlloc (`Gpu::pinned`), owned by this value alone.
+            p.free(self.ptr as u64);
+        }
+    }
+}
+
+/// Host bytes handed to [`Gpu::upload_async`], which must outlive the copy: page-locked from the
+/// staging pool, or pageable (`DCP_CUDA_PINNED_STAGING=0`).
+#[derive(Debug)]
+pub enum Staged {
+    Pinned(PinnedBytes),
+    Pageable(Vec<u8>),
+}
+
+impl Staged {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Staged::Pinned(p) => p.as_slice(),
+            Staged::Pageable(v) => v,
+        }
+    }
+}
+
+/// Page-locked staging buffers by size class ([`crate::pool::FreeLists`], capped at
+/// [`PINNED_POOL_CAP`]), shared by the [`Gpu`] and its [`PinnedBytes`].
+#[derive(Debug, Clone)]
+pub(crate) struct PinnedPool(Arc<Mutex<PinnedInner>>);
+
+#[derive(Debug)]
+struct PinnedInner {
+    lists: FreeLists,
+    ctx: Arc<CudaContext>,
+    deferred: Deferred,
+}
+
+impl PinnedInner {
+    /// Frees one page-locked allocation (errors reported by the GPU's next call).
+    fn free(&self, ptr: u64) {
+        if let Err(e) = self.ctx.bind_to_thread() {
+            self.deferred
+                .push(format!("binding the context to free pinned memory: {e:?}"));
+        }
+        // SAFETY: a cuMemHostAlloc allocation no longer referenced by any PinnedBytes.
+        if let Err(e) = unsafe { result::free_host(ptr as *mut c_void) } {
+            self.deferred.push(format!("cuMemFreeHost: {e:?}"));
+        }
+    }
+}
+
+impl Drop for PinnedInner {
+    fn drop(&mut self) {
+        for p in self.lists.drain() {
+            self.free(p);
+        }
+    }
 }
 
 /// The GPU's device-memory pool ([`crate::pool`]), shared by the [`Gpu`] and its buffers; the
@@ -286,10 +401,15 @@ pub struct Gpu {
     deferred: Deferred,
     wd: Arc<Watchdog>,
     pool: Pool,
+    pinned: PinnedPool,
     /// Nanoseconds the host spent in [`Gpu::sync`] (see [`Gpu::sync_wait_s`]).
     sync_wait_ns: AtomicU64,
+    /// Nanoseconds the host spent in `cuMemAlloc` for pool misses (see [`Gpu::pool_stats`]).
+    alloc_ns: AtomicU64,
     /// `DCP_CUDA_PREPARE_SYNC=1` (see [`prepare_sync_from_env`]).
     prepare_sync: bool,
+    /// `DCP_CUDA_PINNED_STAGING` (see [`pinned_staging_from_env`]).
+    pinned_staging: bool,
     /// Programmatic dependent launch allowed: `DCP_CUDA_PDL` and compute capability 9.0 or later.
     pdl: bool,
 }
@@ -330,6 +450,11 @@ impl Gpu {
             result::stream::create(result::stream::StreamKind::NonBlocking),
         )?;
         let deferred = Deferred::default();
+        let pinned = PinnedPool(Arc::new(Mutex::new(PinnedInner {
+            lists: FreeLists::new(PINNED_POOL_CAP),
+            ctx: ctx.clone(),
+            deferred: deferred.clone(),
+        })));
         let pool = Pool(Arc::new(Mutex::new(PoolInner {
             lists: FreeLists::new(pool_cap()?),
             ctx: ctx.clone(),
@@ -344,11 +469,14 @@ impl Gpu {
             compute,
             comm,
             modules: Default::default(),
+            pinned,
             pool,
             deferred,
             wd,
+            alloc_ns: AtomicU64::new(0),
             sync_wait_ns: AtomicU64::new(0),
             prepare_sync: prepare_sync_from_env()?,
+            pinned_staging: pinned_staging_from_env()?,
             pdl: pdl_from_env()? && cc.0 >= 9,
         })
     }
@@ -429,6 +557,7 @@ impl Gpu {
             }
             return Ok(b);
         }
+        let t0 = std::time::Instant::now();
         // SAFETY: plain allocation in the bound context.
         let ptr = match unsafe { result::malloc_sync(class) } {
             Ok(p) => p,
@@ -439,6 +568,8 @@ impl Gpu {
             }
             Err(e) => return drv("cuMemAlloc", Err(e)),
         };
+        self.alloc_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(buf(ptr, class))
     }
 
@@ -450,10 +581,12 @@ impl Gpu {
         self.bind()
     }
 
-    /// The pool: (bytes cached, hits, misses) since the GPU was opened.
-    pub fn pool_stats(&self) -> Result<(usize, u64, u64)> {
+    /// The pool: (bytes cached, hits, misses, seconds the misses spent in `cuMemAlloc`) since
+    /// the GPU was opened.
+    pub fn pool_stats(&self) -> Result<(usize, u64, u64, f64)> {
         let p = self.pool.lock()?;
-        Ok((p.lists.cached(), p.lists.hits, p.lists.misses))
+        let alloc_s = self.alloc_ns.load(Ordering::Relaxed) as f64 * 1e-9;
+        Ok((p.lists.cached(), p.lists.hits, p.lists.misses, alloc_s))
     }
 
     /// Copies `data` into `dst` at byte `offset` (checked against the buffer's size), after
@@ -471,19 +604,72 @@ impl Gpu {
             return Ok(());
         }
         // SAFETY: `data` outlives the copy: we wait for the stream below before returning.
-        unsafe { self.upload_async(dst, offset, data)? };
+        unsafe { self.copy_htod_async(dst, offset, data)? };
         self.sync()
     }
 
-    /// Enqueues the copy of `data` into `dst` at byte `offset` (checked against the buffer's
-    /// size) on the compute stream and returns without waiting for the copy: work enqueued
-    /// after it on the compute stream sees the data. (From pageable memory the driver stages
-    /// the bytes before it returns, and may wait for the stream to do so.)
+    /// `data` copied into page-locked host memory (from the staging pool when it holds a buffer
+    /// of that size class), for [`Gpu::upload_async`].
+    pub fn pinned(&self, data: &[u8]) -> Result<PinnedBytes> {
+        let mut p = PinnedBytes {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+            class: 0,
+            pool: self.pinned.clone(),
+        };
+        if data.is_empty() {
+            return Ok(p);
+        }
+        let class = size_class(data.len());
+        let hit = self
+            .pinned
+            .0
+            .lock()
+            .map_err(|_| CudaError::Poisoned)?
+            .lists
+            .take(class);
+        let ptr = match hit {
+            Some((ptr, _)) => ptr as *mut u8,
+            None => {
+                self.bind()?;
+                // SAFETY: a plain page-locked allocation in the bound context.
+                drv("cuMemHostAlloc", unsafe { result::malloc_host(class, 0) })? as *mut u8
+            }
+        };
+        (p.ptr, p.len, p.class) = (ptr, data.len(), class);
+        // SAFETY: `ptr` holds `class >= data.len()` bytes owned by `p` alone (a fresh allocation,
+        // or one returned to the pool by a dropped PinnedBytes whose upload had passed).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr, data.len()) };
+        Ok(p)
+    }
+
+    /// `data` as the source of an [`Gpu::upload_async`]: copied into the page-locked staging
+    /// pool ([`Gpu::pinned`]), or kept as it is with `DCP_CUDA_PINNED_STAGING=0`.
+    pub fn stage(&self, data: Vec<u8>) -> Result<Staged> {
+        if self.pinned_staging {
+            Ok(Staged::Pinned(self.pinned(&data)?))
+        } else {
+            Ok(Staged::Pageable(data))
+        }
+    }
+
+    /// Enqueues the copy of `src` into `dst` at byte `offset` (checked against the buffer's
+    /// size) on the compute stream and returns without waiting for the GPU (from page-locked
+    /// memory; from pageable memory the driver stages the bytes first and may wait for the
+    /// stream to do so): work enqueued after it on the compute stream sees the data.
     ///
     /// # Safety
-    /// `data` must stay allocated and unchanged until the compute stream has passed the copy
-    /// (keep it with the buffer's owner, which drops only after the streams are idle).
-    pub unsafe fn upload_async(&self, dst: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
+    /// `src` must not be dropped before the compute stream has passed the copy (keep it with
+    /// the buffer's owner, which drops only after its work has passed): pinned memory goes back
+    /// to the staging pool and may be overwritten.
+    pub unsafe fn upload_async(&self, dst: &DevBuf, offset: usize, src: &Staged) -> Result<()> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.copy_htod_async(dst, offset, src.as_slice()) }
+    }
+
+    /// # Safety
+    /// `data` must stay allocated and unchanged until the compute stream has passed the copy.
+    unsafe fn copy_htod_async(&self, dst: &DevBuf, offset: usize, data: &[u8]) -> Result<()> {
         let at = dst.range(offset, data.len())?;
         if data.is_empty() {
             return Ok(());
@@ -947,6 +1133,15 @@ fn encode_sw128(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pinned_staging_switch_defaults_on_and_names_a_bad_value() {
+        assert!(parse_pinned_staging(None).unwrap());
+        assert!(parse_pinned_staging(Some("1")).unwrap());
+        assert!(!parse_pinned_staging(Some("0")).unwrap());
+        let e = parse_pinned_staging(Some("on")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_PINNED_STAGING=on"), "{e}");
+    }
 
     #[test]
     fn prepare_sync_switch_takes_0_or_1_and_names_a_bad_value() {

@@ -234,9 +234,9 @@ impl PyCudaExecutor {
     }
 
     /// The device-memory pool: (bytes cached, allocations it served, allocations that went to
-    /// the driver).
+    /// the driver, seconds those spent in the driver).
     #[getter]
-    fn pool_stats(&self) -> PyResult<(usize, u64, u64)> {
+    fn pool_stats(&self) -> PyResult<(usize, u64, u64, f64)> {
         self.lock()?.pool_stats().map_err(cuda_err)
     }
 }
