@@ -36,6 +36,7 @@ use crate::own::{
     self, ChainMode, ConvertMode, CopyTarget, Grad, OwnMode, ZeroSet, TASK_DKV_ALT, TASK_DKV_STORE,
     TASK_DQ_CONV,
 };
+use crate::prepclock::PrepClock;
 use crate::tensormaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
 use crate::tilemask;
 
@@ -2948,8 +2949,10 @@ impl Prepared {
         backward: bool,
         forward: Option<&Prepared>,
     ) -> Result<Self> {
+        let mut clock = PrepClock::from_env()?;
         check_regions(prog)?;
         gpu.bind()?;
+        clock.lap("check");
         let decls = prog.buffers.clone();
         let mut bufs = Vec::with_capacity(decls.len());
         let mut stats = ProgramStats::default();
@@ -2975,6 +2978,7 @@ impl Prepared {
             bufs.push(Arc::new(gpu.alloc(b.bytes() as usize)?));
             stats.buffer_bytes += b.bytes();
         }
+        clock.lap("buffers");
         let mut lw = Lowering {
             gpu,
             kernels,
@@ -3038,6 +3042,7 @@ impl Prepared {
                 lw.flush_merges();
             }
             op_instr.resize(lw.ops.len(), (ii as u32, ins.name()));
+            clock.lap(ins.name());
         }
         let Lowering {
             decls,
@@ -3072,6 +3077,7 @@ impl Prepared {
             (ops, op_instr)
         };
         staging.extend(split_scratch);
+        clock.lap("post");
         let arena_buf = gpu.alloc(arena.bytes.len())?;
         let dd = gpu.alloc((dd_max * 4) as usize)?;
         let n_groups = groups.len();
@@ -3102,6 +3108,7 @@ impl Prepared {
         };
         op_instr.resize(ops.len(), (u32::MAX, "?"));
         let (comm_end, start, end) = (gpu.event()?, gpu.event()?, gpu.event()?);
+        clock.lap("events");
         // The arena's upload comes last: nothing after it can fail, so its source is never
         // dropped on an error path while the copy may be pending.
         // From page-locked memory: from pageable memory the driver may wait for the compute
@@ -3117,6 +3124,13 @@ impl Prepared {
             unsafe { gpu.upload_async(&arena_buf, 0, &staged)? };
             Some(staged)
         };
+        clock.lap("arena");
+        clock.report(&format!(
+            "{} ({} instructions, {} ops)",
+            if backward { "bwd" } else { "fwd" },
+            prog.instrs.len(),
+            ops.len(),
+        ));
         Ok(Prepared {
             backward,
             decls,

@@ -38,6 +38,7 @@ pub mod nvrtc;
 pub mod order;
 pub mod own;
 pub mod pool;
+mod prepclock;
 pub mod runner;
 pub mod tensormaps;
 pub mod tilemask;
