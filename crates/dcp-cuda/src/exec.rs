@@ -1132,6 +1132,8 @@ struct WorkLists {
     full: Vec<i32>,
     out: Vec<u32>,
     mask_rows: Vec<u128>,
+    /// The distinct masks built so far: equal masks are built and uploaded once.
+    mask_seen: tilemask::Distinct,
     /// The tasks are in launch order already (chains, [`own::order_chains`]): not sorted.
     keep_order: bool,
     /// sm90 forward, `DCP_CUDA_FWD_HALF` on: per entry of `tiles`, whether it is a half tile
@@ -1358,7 +1360,11 @@ impl WorkLists {
                 let t = self.tiles[i];
                 if self.half_bits {
                     let b = if t & PARTIAL != 0 {
-                        tilemask::fwd_half_bits(csr, r0, r1, t & !PARTIAL, n_keys)
+                        // From the tile's mask where it has one (cheaper than its rows' ranges).
+                        match self.tmask.get(i) {
+                            Some(&m) if m != tilemask::NO_MASK => self.mask_seen.fwd_half_bits(m),
+                            _ => tilemask::fwd_half_bits(csr, r0, r1, t & !PARTIAL, n_keys),
+                        }
                     } else {
                         0xf
                     };
@@ -1451,12 +1457,7 @@ impl WorkLists {
             TileMasks::Bwd => tilemask::Layout::Bwd,
             TileMasks::None | TileMasks::Off => return tilemask::NO_MASK,
         };
-        let words = layout.words();
-        if self.masks.len() + words > tilemask::MAX_MASK_WORDS {
-            return tilemask::NO_MASK;
-        }
-        let idx = (self.masks.len() / words) as u32;
-        tilemask::push(
+        tilemask::push_distinct(
             layout,
             csr,
             r0,
@@ -1464,9 +1465,11 @@ impl WorkLists {
             kt,
             n_keys,
             &mut self.mask_rows,
+            &mut self.mask_seen,
             &mut self.masks,
-        );
-        idx
+            tilemask::MAX_MASK_WORDS,
+        )
+        .unwrap_or(tilemask::NO_MASK)
     }
 
     /// The sm90 kernels' last two arguments: the tiles' mask indices and the masks.
@@ -3488,6 +3491,10 @@ impl Prepared {
 }
 
 #[cfg(test)]
+#[path = "lower_prof.rs"]
+mod lower_prof;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -3953,17 +3960,60 @@ mod tests {
             };
             classify_all(&mut wl, &RowRanges::from_rows(&rows), n);
             assert_eq!(wl.tmask.len(), wl.tiles.len());
-            let mut built = 0;
-            for (&t, &m) in wl.tiles.iter().zip(&wl.tmask) {
-                if t & PARTIAL == 0 || !want_masks {
-                    assert_eq!(m, tilemask::NO_MASK);
-                } else {
-                    assert_eq!(m, built, "masks in tile order");
-                    built += 1;
+            // Every partial tile names a mask equal to its own (tiles of equal masks share
+            // one), masks are distinct and each is named by some tile.
+            let (csr, _) = WorkLists::default().push_rows(&RowRanges::from_rows(&rows), n);
+            let words = tilemask::FWD_MASK_WORDS;
+            let n_masks = wl.masks.len() / words;
+            let (mut partial, mut named) = (0, vec![false; n_masks]);
+            let mut scratch = (Vec::new(), Vec::new());
+            let mut ti = 0;
+            for r0 in (0..n).step_by(SM90_BR as usize) {
+                let end = ti
+                    + wl.classify(&csr, r0, (r0 + SM90_BR).min(n), n, SM90_BC)
+                        .len();
+                for i in ti..end {
+                    let (t, m) = (wl.tiles[i], wl.tmask[i]);
+                    if t & PARTIAL == 0 || !want_masks {
+                        assert_eq!(m, tilemask::NO_MASK);
+                        continue;
+                    }
+                    partial += 1;
+                    named[m as usize] = true;
+                    scratch.1.clear();
+                    let r1 = (r0 + SM90_BR).min(n);
+                    let kt = t & !PARTIAL;
+                    tilemask::push(
+                        tilemask::Layout::Fwd,
+                        &csr,
+                        r0,
+                        r1,
+                        kt,
+                        n,
+                        &mut scratch.0,
+                        &mut scratch.1,
+                    );
+                    assert_eq!(
+                        wl.masks[m as usize * words..(m as usize + 1) * words],
+                        scratch.1[..]
+                    );
+                    assert_eq!(
+                        wl.mask_seen.fwd_half_bits(m),
+                        tilemask::fwd_half_bits(&csr, r0, r1, kt, n),
+                        "half bits from the mask, q tile {r0}, key tile {kt}"
+                    );
                 }
+                ti = end;
             }
-            assert_eq!(wl.masks.len(), built as usize * tilemask::FWD_MASK_WORDS);
-            assert_eq!(built > 0, want_masks);
+            assert!(named.iter().all(|&x| x), "every mask is used");
+            let distinct: std::collections::HashSet<&[u32]> = wl.masks.chunks(words).collect();
+            assert_eq!(distinct.len(), n_masks, "masks are distinct");
+            assert_eq!(n_masks > 0, want_masks);
+            // The window's diagonal and window-start tiles repeat: few shapes for many tiles.
+            assert!(
+                !want_masks || n_masks * 4 < partial,
+                "{n_masks} masks for {partial} tiles"
+            );
             let mut mma = WorkLists::default();
             classify_all(&mut mma, &RowRanges::from_rows(&rows), n);
             assert!(mma.tmask.is_empty() && mma.masks.is_empty());

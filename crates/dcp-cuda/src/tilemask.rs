@@ -81,6 +81,14 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// Query rows of one tile's mask.
+    pub fn rows(self) -> u32 {
+        match self {
+            Layout::Fwd => 128,
+            Layout::Bwd => 64,
+        }
+    }
+
     /// Words of one tile's mask.
     pub fn words(self) -> usize {
         match self {
@@ -145,8 +153,95 @@ pub fn push(
     scratch: &mut Vec<u128>,
     out: &mut Vec<u32>,
 ) {
-    let rows_tile = if layout == Layout::Fwd { 128 } else { 64 };
-    grid(csr, r0, r1, rows_tile, kt * TILE_KEYS, n_keys, scratch);
+    grid(csr, r0, r1, layout.rows(), kt * TILE_KEYS, n_keys, scratch);
+    pack(layout, scratch, out);
+}
+
+/// The masks one launch has built so far, by content: tiles with equal masks share one
+/// (packed batches repeat a few shapes — a 2-GPU longalign causal plan's forward has 131
+/// distinct masks among 5 710 partial tiles — so the host builds and uploads each shape once).
+#[derive(Debug, Default, Clone)]
+pub struct Distinct {
+    /// Each distinct mask's rows ([`grid`]), `layout.rows()` apiece, in index order.
+    grids: Vec<u128>,
+    /// Hash of a grid -> indices of the distinct masks with that hash.
+    by_hash: std::collections::HashMap<u64, Vec<u32>>,
+}
+
+impl Distinct {
+    /// [`fwd_half_bits`] of forward mask `idx` (built by [`push_distinct`] in
+    /// [`Layout::Fwd`]), read off its rows instead of the rows' ranges.
+    pub fn fwd_half_bits(&self, idx: u32) -> u32 {
+        let rows = Layout::Fwd.rows() as usize;
+        let g = &self.grids[idx as usize * rows..(idx as usize + 1) * rows];
+        let mut bits = 0;
+        for cw in 0..2 {
+            let any = g[64 * cw..64 * (cw + 1)].iter().fold(0u128, |a, &r| a | r);
+            for h in 0..2 {
+                if (any >> (64 * h)) as u64 != 0 {
+                    bits |= 1 << (2 * cw + h);
+                }
+            }
+        }
+        bits
+    }
+}
+
+/// A hash of a mask's rows: four independent multiply-xor lanes (one long dependency chain
+/// cost as much as building the rows), folded at the end.
+fn grid_hash(layout: Layout, g: &[u128]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = [layout as u64, 1, 2, 3];
+    for p in g.chunks(2) {
+        for (i, &r) in p.iter().enumerate() {
+            let (a, b) = (2 * i, 2 * i + 1);
+            h[a] = (h[a].rotate_left(5) ^ r as u64).wrapping_mul(K);
+            h[b] = (h[b].rotate_left(5) ^ (r >> 64) as u64).wrapping_mul(K);
+        }
+    }
+    h.iter()
+        .fold(0u64, |acc, &x| (acc.rotate_left(5) ^ x).wrapping_mul(K))
+}
+
+/// The index of the mask of rows `r0..r1` and key tile `kt` among the masks in `out` (built in
+/// `layout`'s order, `seen` their record): an equal mask's index, or a new one appended, or
+/// `None` when it is new and `out` would grow past `max_words`.
+#[allow(clippy::too_many_arguments)] // the tile's coordinates plus the caller-owned buffers
+pub fn push_distinct(
+    layout: Layout,
+    csr: &RowCsr,
+    r0: u32,
+    r1: u32,
+    kt: u32,
+    n_keys: u32,
+    scratch: &mut Vec<u128>,
+    seen: &mut Distinct,
+    out: &mut Vec<u32>,
+    max_words: usize,
+) -> Option<u32> {
+    let rows = layout.rows() as usize;
+    grid(csr, r0, r1, rows as u32, kt * TILE_KEYS, n_keys, scratch);
+    let h = grid_hash(layout, scratch);
+    let same = seen.by_hash.get(&h).and_then(|c| {
+        c.iter()
+            .copied()
+            .find(|&i| seen.grids[i as usize * rows..(i as usize + 1) * rows] == scratch[..])
+    });
+    if same.is_some() {
+        return same;
+    }
+    if out.len() + layout.words() > max_words {
+        return None;
+    }
+    let idx = (out.len() / layout.words()) as u32;
+    pack(layout, scratch, out);
+    seen.grids.extend_from_slice(scratch);
+    seen.by_hash.entry(h).or_default().push(idx);
+    Some(idx)
+}
+
+/// Appends the mask whose rows [`grid`] built in `g` to `out` in `layout`'s order.
+fn pack(layout: Layout, scratch: &[u128], out: &mut Vec<u32>) {
     match layout {
         Layout::Fwd => {
             // Word 2 ct + h: row 64 cw + 16 wq + g + 8 h, keys 8 nt + 2 t4 + e at bit 2 nt + e.
@@ -308,6 +403,89 @@ mod tests {
 
     fn csr_of(rows: &[Vec<(u32, u32)>]) -> RowCsr {
         RowCsr::expand(&RowRanges::from_rows(rows), rows.len() as u32)
+    }
+
+    /// Equal masks share an index (also once the cap is reached); a new mask past the cap is
+    /// refused; the indices name masks equal to those `push` builds, in either layout.
+    #[test]
+    fn distinct_masks_are_shared_and_capped() {
+        // Causal over 1 024 rows: every diagonal tile has the same mask, the window starts too.
+        let rows: Vec<Vec<(u32, u32)>> = (0..1024u32)
+            .map(|r| vec![(r.saturating_sub(300), r + 1)])
+            .collect();
+        let csr = csr_of(&rows);
+        for layout in [Layout::Fwd, Layout::Bwd] {
+            let (rt, w) = (layout.rows(), layout.words());
+            let (mut scratch, mut seen, mut out) = (Vec::new(), Distinct::default(), Vec::new());
+            let mut fresh = (Vec::new(), Vec::new());
+            let mut idx = Vec::new();
+            for r0 in (0..1024).step_by(rt as usize) {
+                for kt in 0..8 {
+                    let got = push_distinct(
+                        layout,
+                        &csr,
+                        r0,
+                        r0 + rt,
+                        kt,
+                        1024,
+                        &mut scratch,
+                        &mut seen,
+                        &mut out,
+                        usize::MAX,
+                    )
+                    .unwrap();
+                    fresh.1.clear();
+                    push(
+                        layout,
+                        &csr,
+                        r0,
+                        r0 + rt,
+                        kt,
+                        1024,
+                        &mut fresh.0,
+                        &mut fresh.1,
+                    );
+                    assert_eq!(out[got as usize * w..(got as usize + 1) * w], fresh.1[..]);
+                    idx.push((r0, kt, got));
+                }
+            }
+            let n = out.len() / w;
+            assert!(
+                n < idx.len() / 4,
+                "{layout:?}: {n} masks for {} tiles",
+                idx.len()
+            );
+            // Full: a known mask still gets its index, a new one none.
+            let (r0, kt, m) = idx[9];
+            let cap = out.len();
+            let again = push_distinct(
+                layout,
+                &csr,
+                r0,
+                r0 + rt,
+                kt,
+                1024,
+                &mut scratch,
+                &mut seen,
+                &mut out,
+                cap,
+            );
+            assert_eq!(again, Some(m));
+            let other: Vec<Vec<(u32, u32)>> = (0..1024u32).map(|r| vec![(0, r / 3 + 1)]).collect();
+            let new = push_distinct(
+                layout,
+                &csr_of(&other),
+                512,
+                512 + rt,
+                1,
+                1024,
+                &mut scratch,
+                &mut seen,
+                &mut out,
+                cap,
+            );
+            assert_eq!((new, out.len()), (None, cap));
+        }
     }
 
     /// Every bit of both layouts against the definition, on random ranges with rows and keys
