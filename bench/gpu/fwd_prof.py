@@ -284,7 +284,9 @@ rep("""        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
         PFJ(3);
         f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);""")
 rep("""        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+#endif
         F90_PP_GO(2);""", """        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
+#endif
         PFJ(3);
         F90_PP_GO(2);""")
 # Epilogue.
