@@ -171,7 +171,7 @@ rep("""  for (u32 tq = 0;; ++tq) {
 rep("""    for (; j < n_half; ++j, ++sg) {
       const int s = sg & 1;
       mbar_wait(full(s), (sg >> 1) & 1);
-      fence_proxy_async();""", """    if (pf_me && j == 0) PFV(1 + cw, tq, 2, n_tiles | (n_half << 16));
+      fence_proxy_async();""", """    if (pf_me) PFV(1 + cw, tq, 2, n_tiles | (n_half << 16));
     for (; j < n_half; ++j, ++sg) {
       const int s = sg & 1;
       PFJ(0);
@@ -183,8 +183,8 @@ rep("""    for (; j < n_half; ++j, ++sg) {
 def mline(code):  # a macro body line as the source pads it: code, spaces to column 98, backslash
     return "    " + code.ljust(94) + "\\\n"
 rep(mline("reg_fence<S90_BC / 4>(sh);"), mline("reg_fence<S90_BC / 4>(sh);") + mline("PFJ(2);"))
-rep(mline("else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);") + mline("F90_HALF_EPRE();") + mline("wg_wait<0>();") + mline("reg_fence<D / 2>(o);"),
-    mline("else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);") + mline("PFJ(4);") + mline("F90_HALF_EPRE();") + mline("wg_wait<0>();")
+rep(mline("else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);") + mline("wg_wait<0>();") + mline("reg_fence<D / 2>(o);"),
+    mline("else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);") + mline("PFJ(4);") + mline("wg_wait<0>();")
     + mline("reg_fence<D / 2>(o);") + mline("PFJ(5);"))
 # The whole-tile step inside the half loop (FWD_SPLIT 2 there too).
 rep("""      reg_fence<S90_BC / 2>(sc);
@@ -193,13 +193,11 @@ rep("""      reg_fence<S90_BC / 2>(sc);
       if (word >> 31) mask_tile_bits(sc, mw);""")
 rep("""        wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
-        F90_HALF_EPRE();
       }
 #else
 #if FWD_LAZY || FWD_SPLIT""", """        wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
         PFJ(4);
-        F90_HALF_EPRE();
       }
 #else
 #if FWD_LAZY || FWD_SPLIT""")
@@ -210,13 +208,7 @@ rep("""      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
       mbar_arrive(empty(s));
       F90_LATE_STEP();
     }
-#undef F90_HALF_EPRE
-#if FWD_HALFEND
-    if (j >= n_tiles) break;
-    for (; j < n_plain; ++j, ++sg) {
-#else
     for (; j < n_tiles; ++j, ++sg) {
-#endif
 #else
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
 #endif
@@ -230,13 +222,7 @@ rep("""      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
       mbar_arrive(empty(s));
       F90_LATE_STEP();
     }
-#undef F90_HALF_EPRE
-#if FWD_HALFEND
-    if (j >= n_tiles) break;
-    for (; j < n_plain; ++j, ++sg) {
-#else
     for (; j < n_tiles; ++j, ++sg) {
-#endif
 #else
     if (pf_me) PFV(1 + cw, tq, 2, n_tiles);
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
@@ -270,7 +256,7 @@ rep("""      F90_PP_GO(2);
       mbar_arrive(empty(s));
       F90_LATE_STEP();
     }
-#if FWD_HALFEND""", """      F90_PP_GO(2);
+#undef F90_PP_GO""", """      F90_PP_GO(2);
 #endif
       wg_wait<0>();
       reg_fence<D / 2>(o);
@@ -278,15 +264,13 @@ rep("""      F90_PP_GO(2);
       mbar_arrive(empty(s));
       F90_LATE_STEP();
     }
-#if FWD_HALFEND""")
+#undef F90_PP_GO""")
 rep("""        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
         f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);""", """        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
         PFJ(3);
         f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);""")
 rep("""        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
-#endif
         F90_PP_GO(2);""", """        F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
-#endif
         PFJ(3);
         F90_PP_GO(2);""")
 # Epilogue.

@@ -124,28 +124,6 @@
 #if FWD_OPF && FWD_TMA < 3
 #error "FWD_OPF needs FWD_TMA 3"
 #endif
-// FWD_OWARP 1 (FWD_TMA 3; set by the host, exec.rs `DCP_CUDA_FWD_OWARP`, which then builds the
-// O tensor maps with boxes of 16 rows): each consumer warp stores its own 16 rows of O by TMA
-// (lane 0: one tensor store per 64 columns) as soon as its own stmatrix staging is fenced, instead
-// of the warpgroup meeting on a named barrier and one thread storing its 64 rows. Removes the
-// warpgroup barrier from the epilogue (kernels-2026-11-29-kf18's profile of works1000: proxy
-// fence + barrier 131 clk per task and warpgroup, then the one thread's store issue on its
-// warpgroup's path). Lane 0 of each warp then owes its "Q empty" arrival (FWD_LATEREL) or waits
-// for its own store's read.
-#ifndef FWD_OWARP
-#define FWD_OWARP 0
-#endif
-#if FWD_OWARP && FWD_TMA < 3
-#error "FWD_OWARP needs FWD_TMA 3"
-#endif
-// FWD_Z0 1 (plain and short kernels, FWD_SPLIT 2): O is not zeroed at a task's start; the task's
-// first P V writes it (wgmma scale-d 0 on its first key step), a task without tiles zeroes it
-// before its epilogue. On the first tile every row's maximum is still -inf, so nothing reads O
-// before that P V (FWD_FIRST0 skips the rescale; FWD_NOMAX's path is not taken). Saves the 32
-// CS2R per thread of the task start, where the tensor cores idle (kf19, opt-in).
-#ifndef FWD_Z0
-#define FWD_Z0 0
-#endif
 // Bytes of tensor maps per work (tensormaps.rs: Q, KV, O maps of 128 bytes).
 #define FWD_MAPS 384
 
@@ -187,19 +165,6 @@
 #error "FWD_HALFBITS needs FWD_HALF"
 #endif
 #define F90_KT(word) ((word) & (FWD_HALFBITS ? 0x07ffffffu : 0x7fffffffu))
-// FWD_HALFEND 1 (with FWD_HALF; set by the host, exec.rs `DCP_CUDA_FWD_HALF_AT` end / split): a
-// task's half tiles may also come at the END of its list: TaskDesc.pad = n_front | n_back << 16,
-// the consumers run the first n_front tiles through the half step, then the plain loop, then the
-// last n_back tiles through the half step again (the task's last step, so FWD_EPRE runs there:
-// in its half step, its whole step, or, for a warpgroup that skips the tile, at once). With the
-// diagonal last, warpgroup 0 (half on the diagonal) reaches its epilogue while warpgroup 1 still
-// runs its whole diagonal step, instead of both epilogues at once with the tensor cores idle.
-#ifndef FWD_HALFEND
-#define FWD_HALFEND 0
-#endif
-#if FWD_HALFEND && !FWD_HALF
-#error "FWD_HALFEND needs FWD_HALF"
-#endif
 // FWD_LATEREL 1 (a kernel of its own, with FWD_TMA 3): the consumer thread that stores a warpgroup's O by TMA does not
 // wait for the store to have read the staged tile (in the task's Q buffer) before the next task:
 // it releases that Q buffer (its arrival on "Q empty") after the next task's first tile step,
@@ -280,11 +245,11 @@ static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head di
 #define F90_BARS 72
 
 // PV for the head dim: N = HEAD_DIM.
-__device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b, int acc = 1) {
+__device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b) {
 #if HEAD_DIM == 128
-  wgmma_m64n128k16_rs<1>(o, a, b, acc);
+  wgmma_m64n128k16_rs<1>(o, a, b, 1);
 #else
-  wgmma_m64n64k16_rs<1>(o, a, b, acc);
+  wgmma_m64n64k16_rs<1>(o, a, b, 1);
 #endif
 }
 
@@ -502,9 +467,6 @@ __device__ __forceinline__ bool f90_max(const float* sc, const float* mm, float*
 // kernel in the combined variant measured at -0.1 %); not measured at D 64 (off).
 #ifndef FWD_FIRST0
 #define FWD_FIRST0 (HEAD_DIM == 128)
-#endif
-#if FWD_Z0 && (FWD_HALF || FWD_SPLIT != 2 || !FWD_FIRST0)
-#error "FWD_Z0 is written for the plain / short kernels with FWD_SPLIT 2 and FWD_FIRST0"
 #endif
 // Moves the rows' maxima to `mn`: l and O scaled by exp2(m - mn) (O must not be in flight).
 __device__ __forceinline__ void f90_rescale(float* o, float* mm, float* ll, const float* mn) {
@@ -1036,7 +998,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const u32 n_tiles = tk->tiles_n;
     if (n_tiles == 0xffffffffu) {
 #if FWD_TMA >= 3
-      if (FWD_OWARP ? lane == 0 : (tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
+      if ((tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
 #endif
       F90_LATE_ARRIVE();
 #if FWD_PP
@@ -1072,14 +1034,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI)); \
     wg_commit();                                                                                    \
   } while (0)
-// (FWD_Z0: the same, its first key step accumulating only if acc0.)
-#define F90_ISSUE_PV_A(pa, s, kc0, NK, acc0)                                                        \
-  do {                                                                                              \
-    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
-        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI), \
-              kc > 0 || (acc0));                                                                    \
-    wg_commit();                                                                                    \
-  } while (0)
 #else
     // Q rows of this warpgroup (K-major, SBO = 8 rows of 128 B).
     const u32 q_lo = sQ + qb * QBYTES + 64 * cw * 128;
@@ -1100,20 +1054,11 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024)); \
     wg_commit();                                                                                    \
   } while (0)
-#define F90_ISSUE_PV_A(pa, s, kc0, NK, acc0)                                                        \
-  do {                                                                                              \
-    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
-        wg_pv(o, (pa)[kc], wg_desc(sV + (s) * TBYTES + ((kc0) + kc) * 16 * 128, S90_BC * 128, 1024), \
-              kc > 0 || (acc0));                                                                    \
-    wg_commit();                                                                                    \
-  } while (0)
 #endif
 
     float o[D / 2];
-#if !FWD_Z0
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-#endif
     float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
 #if FWD_LATEREL == 2
     F90_LATE_ARRIVE();  // the previous task's O store has had this task's start to read its tile
@@ -1147,34 +1092,11 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     wg_fence();                                                                                   \
     if (nh) F90_ISSUE_PV(ph, s, S90_BC / 32, S90_BC / 32);                                        \
     else F90_ISSUE_PV(ph, s, 0, S90_BC / 32);                                                     \
-    F90_HALF_EPRE();                                                                              \
     wg_wait<0>();                                                                                 \
     reg_fence<D / 2>(o);                                                                          \
   }
     u32 j = 0;
-#if FWD_HALFEND
-    // First the n_front half tiles, then the plain tiles up to n_plain, then (n_half raised to
-    // n_tiles) the n_back half tiles.
-    u32 n_half = min(tk->pad & 0xffffu, n_tiles);
-    const u32 n_plain = n_tiles - min(tk->pad >> 16, n_tiles - n_half);
-#if FWD_EPRE
-    // The task's last tile: the epilogue's part without O (f90_epre) under its last P V.
-#define F90_HALF_EPRE()                                                                           \
-  do {                                                                                            \
-    if (j + 1 == n_tiles) f90_epre(ll, mm, inv, tk, wk, r_lo, t4);                                \
-  } while (0)
-#else
-#define F90_HALF_EPRE() \
-  do {                  \
-  } while (0)
-#endif
-    for (;;) {
-#else
-#define F90_HALF_EPRE() \
-  do {                  \
-  } while (0)
     const u32 n_half = min(tk->pad, n_tiles);
-#endif
     for (; j < n_half; ++j, ++sg) {
       const int s = sg & 1;
       mbar_wait(full(s), (sg >> 1) & 1);
@@ -1195,8 +1117,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (!(nl && nh)) {
         if (nl || nh) {
           F90_HALF_ONE(const uint2 mw = F90_MW();)
-        } else {
-          F90_HALF_EPRE();
         }
         mbar_arrive(empty(s));
         F90_LATE_STEP();
@@ -1225,8 +1145,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (!(nl && nh)) {
           if (nl || nh) {
             F90_HALF_ONE()
-          } else {
-            F90_HALF_EPRE();
           }
           mbar_arrive(empty(s));
           F90_LATE_STEP();
@@ -1254,7 +1172,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
         wg_fence();
         F90_ISSUE_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
-        F90_HALF_EPRE();
       }
 #else
 #if FWD_LAZY || FWD_SPLIT
@@ -1281,13 +1198,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       mbar_arrive(empty(s));
       F90_LATE_STEP();
     }
-#undef F90_HALF_EPRE
-#if FWD_HALFEND
-    if (j >= n_tiles) break;
-    for (; j < n_plain; ++j, ++sg) {
-#else
     for (; j < n_tiles; ++j, ++sg) {
-#endif
 #else
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
 #endif
@@ -1435,11 +1346,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         acc_to_a<S90_BC / 2>(sc, pa);
         reg_fence<D / 2>(o);
         wg_fence();
-#if FWD_Z0
-        F90_ISSUE_PV_A(pa, s, 0, S90_BC / 32, j != 0);  // (the task's first P V writes O)
-#else
         F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
-#endif
         F90_PP_GO(2);
         if (!nm) f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
         acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
@@ -1463,21 +1370,10 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       mbar_arrive(empty(s));
       F90_LATE_STEP();
     }
-#if FWD_HALFEND
-    n_half = n_tiles;  // the back half tiles
-    }
-#endif
 #undef F90_PP_GO
 #undef F90_MASK_SC
 #undef F90_ISSUE_S
 #undef F90_ISSUE_PV
-#undef F90_ISSUE_PV_A
-#if FWD_Z0
-    if (n_tiles == 0) {  // (no P V wrote O)
-#pragma unroll
-      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-    }
-#endif
     F90_LATE_STEP();  // (owed from before a task without tiles)
 
     // Epilogue: O = acc / l (0 for rows with no key), LSE = m + log2(l) in natural log units.
@@ -1489,9 +1385,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if FWD_EPRE
     (void)LN2, (void)lse_stride, (void)lptr;
     // (Done in the last tile step unless the task had no step of the plain loop.)
-#if FWD_HALFEND
-    if (n_tiles == 0) f90_epre(ll, mm, inv, tk, wk, r_lo, t4);  // (else in the task's last step)
-#elif FWD_HALF
+#if FWD_HALF
     if (n_tiles <= n_half) f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
 #else
     if (n_tiles == 0) f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
@@ -1521,26 +1415,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // Each pair converted only to the work's 16-bit type.
       if (o_dtype == DT_BF16) f90_stage_o<true>(o, inv, sq, rs, lm);
       else f90_stage_o<false>(o, inv, sq, rs, lm);
-#if FWD_TMA >= 3 && FWD_OWARP
-      if (wk->flags & 4u) {
-        // Visible to the tensor copy (async proxy), then lane 0 stores the warp's 16 rows.
-        fence_proxy_async();
-        __syncwarp();
-        if (lane == 0) {
-          const u64 omap = (u64)(fmaps + (u64)tk->work * FWD_MAPS) + 256;
-          const u32 r16 = 64 * cw + 16 * wq;
-#pragma unroll
-          for (int h = 0; h < D / 64; ++h)
-            f90_tma_store_3d(omap, sq + h * (S90_BR * 128) + r16 * 128, 64 * h, head, row0 + r16);
-          f90_bulk_commit();
-#if FWD_LATEREL
-          pend = 1 + qb;
-#else
-          f90_bulk_wait_read();
-#endif
-        }
-      } else
-#elif FWD_TMA >= 3
+#if FWD_TMA >= 3
       if (wk->flags & 4u) {
         // Visible to the tensor copy (async proxy), then one thread stores the 64 rows.
         fence_proxy_async();

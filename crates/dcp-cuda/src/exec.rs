@@ -257,12 +257,6 @@ pub struct Kernels {
     /// `DCP_CUDA_FWD_HALFBITS`: the half-tile kernel is compiled with `FWD_HALFBITS` and the host
     /// writes each half tile's per-warpgroup halves into its tile word ([`fwd_halfbits_with`]).
     fwd_halfbits: bool,
-    /// `DCP_CUDA_FWD_OWARP`: the forward kernels store O per warp (`FWD_OWARP`), the O tensor
-    /// maps have boxes of 16 rows.
-    fwd_owarp: bool,
-    /// `DCP_CUDA_FWD_HALF_AT`: where a task's half tiles go in its list ([`HalfOrder`]; unless
-    /// all first, the half-tile kernel is compiled with `FWD_HALFEND`).
-    fwd_half_at: HalfOrder,
     /// The sm90 forward for launches of short tasks (`FWD_LATEREL 1`, `DCP_CUDA_FWD_SHORT`):
     /// launches without half tiles whose tasks average at most `fwd_short_max` tiles take it.
     fwd_short: OnDemand,
@@ -432,13 +426,6 @@ impl Kernels {
         };
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
         let lds = d + 8;
-        // The forward kernels' own defines (`DCP_CUDA_FWD_OWARP`).
-        let fwd_owarp = fwd_family == KernelFamily::Sm90Wgmma
-            && fwd_owarp_with(std::env::var("DCP_CUDA_FWD_OWARP").ok().as_deref())?;
-        let mut fwd_defs = defs.clone();
-        if fwd_owarp {
-            fwd_defs.push(("FWD_OWARP".into(), "1".into()));
-        }
         let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
             KernelFamily::MmaSync => {
                 let br = 16 * cfg.fwd_mt * cfg.fwd_warps;
@@ -452,7 +439,7 @@ impl Kernels {
                 let smem = (SM90_QBUFS * SM90_BR + 2 * SM90_STAGES * SM90_BC) * d * 2
                     + 1024
                     + SM90_FWD_SMALL;
-                let k = gpu.kernel(Source::AttnFwdSm90, &fwd_defs, "dcp_attn_fwd_sm90")?;
+                let k = gpu.kernel(Source::AttnFwdSm90, &defs, "dcp_attn_fwd_sm90")?;
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
         };
@@ -462,23 +449,14 @@ impl Kernels {
         // kernels-2026-11-29-kbw11c).
         let fwd_halfbits =
             fwd_halfbits_with(std::env::var("DCP_CUDA_FWD_HALFBITS").ok().as_deref(), d)?;
-        let fwd_half_at = HalfOrder::parse(std::env::var("DCP_CUDA_FWD_HALF_AT").ok().as_deref())?;
         let fwd_half = match fwd_family {
             KernelFamily::Sm90Wgmma
                 if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref(), d)? =>
             {
-                let mut defs = fwd_defs.clone();
+                let mut defs = defs.clone();
                 defs.push(("FWD_HALF".into(), "1".into()));
                 if fwd_halfbits {
                     defs.push(("FWD_HALFBITS".into(), "1".into()));
-                }
-                if fwd_half_at.needs_bits() && !fwd_halfbits {
-                    return Err(CudaError::Unsupported(
-                        "DCP_CUDA_FWD_HALF_AT=split / rsplit needs DCP_CUDA_FWD_HALFBITS on".into(),
-                    ));
-                }
-                if !fwd_half_at.is_start() {
-                    defs.push(("FWD_HALFEND".into(), "1".into()));
                 }
                 OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
             }
@@ -495,7 +473,7 @@ impl Kernels {
             KernelFamily::MmaSync => 0,
         };
         let fwd_short = if fwd_short_max > 0 {
-            let mut defs = fwd_defs.clone();
+            let mut defs = defs.clone();
             defs.push(("FWD_LATEREL".into(), "1".into()));
             OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
         } else {
@@ -602,8 +580,6 @@ impl Kernels {
             bwd_cluster,
             fwd_half,
             fwd_halfbits,
-            fwd_owarp,
-            fwd_half_at,
             fwd_short,
             fwd_short_max,
             fwd_smem,
@@ -1165,116 +1141,6 @@ struct WorkLists {
     /// words (bits 27-30).
     half_bits: bool,
     hbits: Vec<u32>,
-    /// With `half_mode`: where [`Self::order_fwd_half`] puts the half tiles.
-    half_at: HalfOrder,
-}
-
-/// `DCP_CUDA_FWD_HALF_AT`: where the sm90 forward puts a task's half tiles in its list (the
-/// order of a task's tiles does not change its result, only which step computes them).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum HalfAt {
-    /// All first, `TaskDesc.pad` = their count (unset or `start`; sessions 11-17).
-    #[default]
-    Start,
-    /// All last (`end`): the diagonal is the task's last step, so warpgroup 0, half on it,
-    /// reaches its epilogue while warpgroup 1 runs its whole step; `pad` = count << 16
-    /// (`FWD_HALFEND`).
-    End,
-    /// Those on which consumer warpgroup 0 is half (or skips: the diagonal) last, the others
-    /// (warpgroup 1 half: the window's first tile) first (`split`; needs the half bits); `pad`
-    /// = n_front | n_back << 16.
-    Split,
-    /// The reverse of `split` (`rsplit`, kf18's proposal, not measured): warpgroup 0's half
-    /// tiles (the diagonal) first, so warpgroup 0 leads into the `FWD_PP` turn and warpgroup 1
-    /// (the critical one in kf18's profile) waits less there; warpgroup 1's half tiles (the
-    /// window start) last, so the critical warpgroup's last step is the short one.
-    Rsplit,
-}
-
-impl HalfAt {
-    fn parse(v: &str, whole: &str) -> Result<Self> {
-        match v.trim() {
-            "" | "start" => Ok(HalfAt::Start),
-            "end" => Ok(HalfAt::End),
-            "split" => Ok(HalfAt::Split),
-            "rsplit" => Ok(HalfAt::Rsplit),
-            _ => Err(CudaError::Unsupported(format!(
-                "DCP_CUDA_FWD_HALF_AT={whole}: expected start, end, split or rsplit, \
-                 or ORDER:N:ORDER (the second for tasks of at least N tiles)"
-            ))),
-        }
-    }
-}
-
-/// `DCP_CUDA_FWD_HALF_AT`: one [`HalfAt`] for every task (`start`, `end`, `split`, `rsplit`), or
-/// `SHORT:N:LONG`: `LONG` for tasks of at least N tiles, `SHORT` for the others (kf19: e.g.
-/// `start:64:end`, the diagonal last only in long tasks, where kf18 saw causal 32K +0.6 %).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HalfOrder {
-    short: HalfAt,
-    long: HalfAt,
-    long_min: u32,
-}
-
-impl Default for HalfOrder {
-    fn default() -> Self {
-        HalfOrder {
-            short: HalfAt::Start,
-            long: HalfAt::Start,
-            long_min: u32::MAX,
-        }
-    }
-}
-
-impl HalfOrder {
-    fn parse(v: Option<&str>) -> Result<Self> {
-        let Some(v) = v else {
-            return Ok(HalfOrder::default());
-        };
-        let parts: Vec<&str> = v.split(':').collect();
-        match parts[..] {
-            [a] => {
-                let a = HalfAt::parse(a, v)?;
-                Ok(HalfOrder {
-                    short: a,
-                    long: a,
-                    long_min: u32::MAX,
-                })
-            }
-            [a, n, b] => {
-                let long_min = n.trim().parse::<u32>().map_err(|_| {
-                    CudaError::Unsupported(format!(
-                        "DCP_CUDA_FWD_HALF_AT={v}: {n:?} is not a tile count"
-                    ))
-                })?;
-                Ok(HalfOrder {
-                    short: HalfAt::parse(a, v)?,
-                    long: HalfAt::parse(b, v)?,
-                    long_min,
-                })
-            }
-            _ => Err(CudaError::Unsupported(format!(
-                "DCP_CUDA_FWD_HALF_AT={v}: expected ORDER or ORDER:N:ORDER"
-            ))),
-        }
-    }
-    /// The order of a task of `n` tiles.
-    fn at(&self, n: u32) -> HalfAt {
-        if n >= self.long_min {
-            self.long
-        } else {
-            self.short
-        }
-    }
-    /// Every task's half tiles first (main's half kernel, no `FWD_HALFEND`).
-    fn is_start(&self) -> bool {
-        self.short == HalfAt::Start && (self.long == HalfAt::Start || self.long_min == u32::MAX)
-    }
-    /// An order that needs the half bits (`split`, `rsplit`).
-    fn needs_bits(&self) -> bool {
-        let b = |a: HalfAt| matches!(a, HalfAt::Split | HalfAt::Rsplit);
-        b(self.short) || (b(self.long) && self.long_min != u32::MAX)
-    }
 }
 
 /// Whether a work whose tiles are `partial` of `total` partial gets precomputed tile masks: the
@@ -1363,20 +1229,6 @@ fn fwd_halfbits_with(v: Option<&str>, d: u32) -> Result<bool> {
         None | Some("") => Ok(d == 128),
         Some(o) => Err(CudaError::Unsupported(format!(
             "DCP_CUDA_FWD_HALFBITS={o}: expected 0 or 1"
-        ))),
-    }
-}
-
-/// `DCP_CUDA_FWD_OWARP`: `1` compiles the sm90 forward kernels with `FWD_OWARP` (each consumer
-/// warp stores its own 16 rows of O by TMA, no warpgroup barrier in the epilogue) and builds the
-/// O tensor maps with 16-row boxes; `0` or unset: one store of 64 rows per warpgroup (kf19,
-/// opt-in). Anything else is an error naming the value.
-fn fwd_owarp_with(v: Option<&str>) -> Result<bool> {
-    match v.map(str::trim) {
-        Some("1") => Ok(true),
-        None | Some("") | Some("0") => Ok(false),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_FWD_OWARP={o}: expected 0 or 1"
         ))),
     }
 }
@@ -1522,11 +1374,8 @@ impl WorkLists {
     /// one q tile's heads share it, split pieces have disjoint ones) gets its half tiles first,
     /// the rest after them, both in key order (the mask indices move with their tiles), and the
     /// task their count in `pad` (`attn_fwd_sm90.cu` runs that many tiles through its half step).
-    /// With `half_at` [`HalfAt::End`] the half tiles go last instead, [`HalfAt::Split`] those on
-    /// which warpgroup 0 is not whole last and the others first, and `pad` is the count in front
-    /// | the count at the back << 16 (`FWD_HALFEND`). Without it every count stays 0. The order
-    /// of a task's tiles does not change its result (online softmax), only which step computes
-    /// them.
+    /// Without it every count stays 0. The order of a task's tiles does not change its result
+    /// (online softmax), only which step computes them.
     fn order_fwd_half(&mut self) {
         if !self.half_mode {
             return;
@@ -1536,11 +1385,6 @@ impl WorkLists {
         if bits {
             self.hbits.resize(self.tiles.len(), 0);
         }
-        let order = self.half_at;
-        assert!(
-            !order.needs_bits() || bits,
-            "DCP_CUDA_FWD_HALF_AT=split / rsplit needs the half bits"
-        );
         let WorkLists {
             tasks,
             tiles,
@@ -1549,21 +1393,12 @@ impl WorkLists {
             hbits,
             ..
         } = self;
-        // Where half tile i of a task in order `at` goes: the back of its task's list?
-        let back = |at: HalfAt, i: usize| match at {
-            HalfAt::Start => false,
-            HalfAt::End => true,
-            HalfAt::Split => hbits[i] & 3 != 3,
-            HalfAt::Rsplit => hbits[i] & 3 == 3,
-        };
         let masks = tmask.len() == tiles.len();
         let mut count: HashMap<(u32, u32), u32> = HashMap::new();
         let mut ordered = vec![false; tiles.len()];
         let (mut t_buf, mut m_buf) = (Vec::new(), Vec::new());
         for t in tasks.iter_mut() {
             let r = t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize;
-            let at = order.at(t.tiles_n);
-            let back = |i: usize| back(at, i);
             t.pad = *count.entry((t.tiles_off, t.tiles_n)).or_insert_with(|| {
                 assert!(
                     !ordered[r.clone()].iter().any(|&o| o),
@@ -1572,9 +1407,8 @@ impl WorkLists {
                 ordered[r.clone()].iter_mut().for_each(|o| *o = true);
                 let idx: Vec<usize> = r
                     .clone()
-                    .filter(|&i| half[i] && !back(i))
+                    .filter(|&i| half[i])
                     .chain(r.clone().filter(|&i| !half[i]))
-                    .chain(r.clone().filter(|&i| half[i] && back(i)))
                     .collect();
                 t_buf.clear();
                 t_buf.extend(idx.iter().map(|&i| {
@@ -1596,22 +1430,12 @@ impl WorkLists {
                     m_buf.extend(idx.iter().map(|&i| tmask[i]));
                     tmask[r.clone()].copy_from_slice(&m_buf);
                 }
-                let nb = r.clone().filter(|&i| half[i] && back(i)).count();
-                let n = r.clone().filter(|&i| half[i]).count() - nb;
-                let len = r.len();
+                let n = r.clone().filter(|&i| half[i]).count();
                 half[r.clone()]
                     .iter_mut()
                     .enumerate()
-                    .for_each(|(k, h)| *h = k < n || k >= len - nb);
-                if order.is_start() {
-                    n as u32
-                } else {
-                    assert!(
-                        n < 1 << 16 && nb < 1 << 16,
-                        "{n} + {nb} half tiles in one task do not fit FWD_HALFEND's pad"
-                    );
-                    (n | nb << 16) as u32
-                }
+                    .for_each(|(k, h)| *h = k < n);
+                n as u32
             });
         }
     }
@@ -2123,7 +1947,6 @@ impl Lowering<'_> {
             wl.mask_mode = TileMasks::sm90(true)?;
             wl.half_mode = kernels.fwd_half.enabled();
             wl.half_bits = wl.half_mode && kernels.fwd_halfbits;
-            wl.half_at = kernels.fwd_half_at;
         }
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
@@ -2231,15 +2054,14 @@ impl Lowering<'_> {
         // loads them with tensor copies under `FWD_TMA`), built after the split-K rewrite.
         let fwd_maps = if kernels.fwd_family == KernelFamily::Sm90Wgmma {
             let (dt, bc) = (dtype_code(model.dtype), kernels.fwd_bc);
-            // (FWD_OWARP: one warp's 16 rows per O box, else a warpgroup's 64.)
-            let o_rows = if kernels.fwd_owarp { 16 } else { 64 };
             Some(fwd_tensor_maps(
                 &mut wl.works,
                 &wl.segs,
                 d,
                 group,
                 dt,
-                [br, bc, o_rows],
+                br,
+                bc,
             )?)
         } else {
             None
@@ -3880,12 +3702,11 @@ mod tests {
             })
             .collect();
         let full: Vec<Vec<(u32, u32)>> = (0..n).map(|_| vec![(0, n)]).collect();
-        let build_at = |rows: &[Vec<(u32, u32)>], half_mode: bool, half_bits: bool, half_at| {
+        let build_bits = |rows: &[Vec<(u32, u32)>], half_mode: bool, half_bits: bool| {
             let mut wl = WorkLists {
                 mask_mode: TileMasks::Fwd,
                 half_mode,
                 half_bits,
-                half_at,
                 ..Default::default()
             };
             wl.works.push(WorkDesc {
@@ -3914,9 +3735,6 @@ mod tests {
             wl.apply_fwd_split(&splits, 2, |_, _, wd| wd);
             wl.order_fwd_half();
             (wl, csr, key_order)
-        };
-        let build_bits = |rows: &[Vec<(u32, u32)>], half_mode: bool, half_bits: bool| {
-            build_at(rows, half_mode, half_bits, HalfOrder::default())
         };
         let build = |rows: &[Vec<(u32, u32)>], half_mode: bool| build_bits(rows, half_mode, false);
 
@@ -4045,108 +3863,11 @@ mod tests {
             }
         }
         assert!(with_bits > 0);
-        // DCP_CUDA_FWD_HALF_AT end / split: each task's list holds the same words (bits included)
-        // and the same half tiles, now n_front | n_back << 16 in pad: the front ones (split: those
-        // on which warpgroup 0 is whole, bits 27-28 both set), the plain ones in key order, the
-        // back ones (end: all; split: warpgroup 0 half or skipping, i.e. the diagonal).
-        // ... and with a tile count: the long tasks in one order, the short ones in another.
-        let lens: Vec<u32> = wb.tasks.iter().map(|t| t.tiles_n).collect();
-        let (lo, hi) = (*lens.iter().min().unwrap(), *lens.iter().max().unwrap());
-        assert!(lo < hi, "the test wants tasks of different lengths");
-        let all = |a| HalfOrder::parse(Some(a)).unwrap();
-        let two = format!("start:{hi}:end");
-        let two_r = format!("rsplit:{hi}:end");
-        for order in [
-            all("end"),
-            all("split"),
-            all("rsplit"),
-            all(&two),
-            all(&two_r),
-        ] {
-            let (w2, ..) = build_at(&blockwise, true, true, order);
-            assert_eq!(w2.tasks.len(), wb.tasks.len());
-            let (mut fronts, mut backs, mut long_backs) = (0, 0, 0);
-            for (t, t0) in w2.tasks.iter().zip(&wb.tasks) {
-                assert_eq!(
-                    (t.tiles_off, t.tiles_n, t.row0),
-                    (t0.tiles_off, t0.tiles_n, t0.row0)
-                );
-                let at = order.at(t.tiles_n);
-                let r = t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize;
-                let (nf, nb) = ((t.pad & 0xffff) as usize, (t.pad >> 16) as usize);
-                assert_eq!(nf + nb, t0.pad as usize, "task {t:?}");
-                let (l0, l2) = (&wb.tiles[r.clone()], &w2.tiles[r.clone()]);
-                let n0 = t0.pad as usize;
-                // The same half words (in key order within front / back) and plain words.
-                let mut h2: Vec<u32> = l2[..nf]
-                    .iter()
-                    .chain(&l2[l2.len() - nb..])
-                    .copied()
-                    .collect();
-                h2.sort_unstable();
-                assert_eq!(h2, l0[..n0].to_vec(), "task {t:?}");
-                assert_eq!(l2[nf..l2.len() - nb], l0[n0..], "task {t:?}");
-                let wg0_whole = |w: u32| (w >> 27) & 3 == 3;
-                // (rsplit: the reverse of split)
-                let w0w = |w: u32| wg0_whole(w) != (at == HalfAt::Rsplit);
-                match at {
-                    HalfAt::Start => assert_eq!((nf, nb), (n0, 0), "task {t:?}"),
-                    HalfAt::End => assert_eq!((nf, nb), (0, n0), "task {t:?}"),
-                    _ => {
-                        assert!(l2[..nf].iter().all(|&w| w0w(w)), "task {t:?}");
-                        assert!(l2[l2.len() - nb..].iter().all(|&w| !w0w(w)), "task {t:?}");
-                    }
-                }
-                // Mask indices moved with their tiles.
-                for k in 0..l2.len() {
-                    let k0 = l0.iter().position(|&w| w == l2[k]).unwrap();
-                    assert_eq!(w2.tmask[r.start + k], wb.tmask[r.start + k0]);
-                }
-                fronts += nf;
-                backs += nb;
-                if t.tiles_n >= hi {
-                    long_backs += nb;
-                }
-            }
-            assert!(
-                backs > 0 && (order.short == HalfAt::End || fronts > 0),
-                "{order:?}"
-            );
-            if order.long_min == hi {
-                // The long tasks put their half tiles at the back (with `start` for the short
-                // ones, only they).
-                assert!(long_backs > 0, "{order:?}");
-                if order.short == HalfAt::Start {
-                    assert_eq!(long_backs, backs, "{order:?}");
-                }
-            }
-        }
-        let p = |v: &str| HalfOrder::parse(Some(v));
-        assert_eq!(HalfOrder::parse(None).unwrap(), HalfOrder::default());
-        assert!(HalfOrder::default().is_start() && p("start").unwrap().is_start());
-        assert_eq!(p(" end").unwrap().at(1), HalfAt::End);
-        assert_eq!(p("split").unwrap().at(1000), HalfAt::Split);
-        let o = p("rsplit:64:end").unwrap();
-        assert_eq!((o.at(63), o.at(64)), (HalfAt::Rsplit, HalfAt::End));
-        assert!(o.needs_bits() && !o.is_start() && !p("start:8:end").unwrap().needs_bits());
-        assert!(!p("start:8:end").unwrap().is_start());
-        for bad in ["last", "start:x:end", "start:8", "end:8:last", "a:1:b:2"] {
-            assert!(p(bad)
-                .unwrap_err()
-                .to_string()
-                .contains(&format!("DCP_CUDA_FWD_HALF_AT={bad}")));
-        }
         assert!(fwd_halfbits_with(None, 128).unwrap() && fwd_halfbits_with(Some(""), 128).unwrap());
         assert!(
             !fwd_halfbits_with(None, 64).unwrap() && !fwd_halfbits_with(Some("0"), 128).unwrap()
         );
         assert!(fwd_halfbits_with(Some(" 1"), 64).unwrap());
-        assert!(!fwd_owarp_with(None).unwrap() && !fwd_owarp_with(Some("0")).unwrap());
-        assert!(fwd_owarp_with(Some(" 1")).unwrap());
-        assert!(fwd_owarp_with(Some("2"))
-            .unwrap_err()
-            .to_string()
-            .contains("DCP_CUDA_FWD_OWARP=2"));
         assert!(fwd_halfbits_with(Some("2"), 128).is_err());
         assert!(fwd_half_with(Some("1"), 64).unwrap() && fwd_half_with(Some("1"), 128).unwrap());
         assert!(!fwd_half_with(Some(" 0"), 128).unwrap() && !fwd_half_with(Some("0"), 64).unwrap());

@@ -41,6 +41,8 @@ pub const TMA_O: u32 = 4;
 /// `WorkDesc::flags` bit: map `3 w + 2` (the work's dO) exists (backward; 8 is the backward's
 /// `own::WORK_DQ_ZERO`).
 pub const TMA_DO: u32 = 16;
+/// Rows per O box: one consumer warpgroup's.
+const O_BOX_ROWS: u32 = 64;
 /// Columns per box (128 bytes of 16-bit elements: one 128-byte swizzle row).
 const BOX_COLS: u32 = 64;
 
@@ -102,15 +104,16 @@ fn mappable(d: u32, eb: u64, group: u32) -> bool {
 }
 
 /// The maps work `w` of a forward launch can have (Q, KV, O): head dim `d` (a multiple of 64),
-/// `group` Q heads per KV head, `eb` bytes per element of Q and K/V, `[br, bc, o_rows]` rows of
-/// a Q / K-V / O box (O: one consumer warpgroup's 64 rows, or one warp's 16 with `FWD_OWARP`).
+/// `group` Q heads per KV head, `eb` bytes per element of Q and K/V, `br` / `bc` rows of a Q /
+/// K-V box.
 pub fn fwd_map_args(
     w: &WorkDesc,
     segs: &[KvSeg],
     d: u32,
     group: u32,
     eb: u64,
-    [br, bc, o_rows]: [u32; 3],
+    br: u32,
+    bc: u32,
 ) -> [Option<MapArgs>; 3] {
     if !mappable(d, eb, group) {
         return [None; 3];
@@ -120,7 +123,7 @@ pub fn fwd_map_args(
         rows_map(w, w.q, w.q_stride, d, eb, br),
         kv_map(w, segs, d, group, eb, bc),
         if o16 {
-            rows_map(w, w.o, w.o_stride, d, 2, o_rows)
+            rows_map(w, w.o, w.o_stride, d, 2, O_BOX_ROWS)
         } else {
             None
         },
@@ -165,10 +168,11 @@ pub fn fwd_tensor_maps(
     d: u32,
     group: u32,
     dtype: u32,
-    rows: [u32; 3],
+    br: u32,
+    bc: u32,
 ) -> Result<Vec<[u64; 16]>> {
     tensor_maps(works, dtype, [TMA_Q, TMA_KV, TMA_O], |w, elem| {
-        let args = fwd_map_args(w, segs, d, group, elem.bytes(), rows);
+        let args = fwd_map_args(w, segs, d, group, elem.bytes(), br, bc);
         let elems = [Some(elem), Some(elem), tma_elem(w.o_dtype)];
         [0, 1, 2].map(|j| args[j].zip(elems[j]))
     })
@@ -260,14 +264,7 @@ mod tests {
     #[test]
     fn map_arguments_follow_the_kv_row_layout() {
         let segs = [seg(0x10000, 0, 1000, 2 * 2 * 128)];
-        let [q, kv, o] = fwd_map_args(
-            &work(0x20000, 8 * 128, 0, 1),
-            &segs,
-            128,
-            4,
-            2,
-            [128, 128, 64],
-        );
+        let [q, kv, o] = fwd_map_args(&work(0x20000, 8 * 128, 0, 1), &segs, 128, 4, 2, 128, 128);
         assert_eq!(
             q,
             Some(MapArgs {
@@ -297,18 +294,6 @@ mod tests {
                 boxd: [64, 1, 64],
             })
         );
-        // FWD_OWARP: one consumer warp's 16 rows per O box; Q and KV unchanged.
-        let [q16, kv16, o16] = fwd_map_args(
-            &work(0x20000, 8 * 128, 0, 1),
-            &segs,
-            128,
-            4,
-            2,
-            [128, 128, 16],
-        );
-        assert_eq!((q16, kv16), (q, kv));
-        assert_eq!(o16.unwrap().boxd, [64, 1, 16]);
-        assert_eq!(o16.map(|m| (m.ptr, m.dims)), o.map(|m| (m.ptr, m.dims)));
     }
 
     #[test]
@@ -319,7 +304,7 @@ mod tests {
             seg(0x10008, 0, 1000, 512),
             seg(0x10000, 0, 1000, 516),
         ];
-        let f = |w: &WorkDesc, d| fwd_map_args(w, &segs, d, 4, 2, [128, 128, 64]);
+        let f = |w: &WorkDesc, d| fwd_map_args(w, &segs, d, 4, 2, 128, 128);
         // Two KV regions: cp.async rows (Q still mapped).
         let [q, kv, o] = f(&work(0x20000, 1024, 0, 2), 128);
         assert!(q.is_some() && kv.is_none() && o.is_some());
@@ -341,10 +326,7 @@ mod tests {
         // Head dims other than multiples of 64, f32 elements: none.
         assert_eq!(f(&work(0x20000, 1024, 0, 2), 96), [None; 3]);
         let w = work(0x20000, 1024, 0, 2);
-        assert_eq!(
-            fwd_map_args(&w, &segs, 128, 4, 4, [128, 128, 64]),
-            [None; 3]
-        );
+        assert_eq!(fwd_map_args(&w, &segs, 128, 4, 4, 128, 128), [None; 3]);
     }
 
     #[test]
@@ -366,7 +348,7 @@ mod tests {
         assert_eq!(q, Some(rows(0x20000, 1024)));
         assert_eq!(d_o, Some(rows(0x40000, 1088)));
         // The KV map is the forward's (box of 128 keys).
-        assert_eq!(kv, fwd_map_args(&w, &segs, 128, 4, 2, [128, 128, 64])[1]);
+        assert_eq!(kv, fwd_map_args(&w, &segs, 128, 4, 2, 128, 128)[1]);
         assert_eq!(kv.unwrap().dims, [128, 4, 1000]);
         // D 64: boxes of one 64-column half.
         let [q, _, _] = bwd_map_args(&w, &segs, 64, 4, 2, 64, 128);
@@ -420,13 +402,12 @@ mod tests {
         let mut ws = [work(0x20008, 1024, 0, 1), work(0, 1024, 0, 1)];
         ws[1].o = 0;
         ws[0].flags = 7;
-        let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, [128, 128, 64]).unwrap();
+        let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, 128, 128).unwrap();
         assert_eq!(maps.len(), 6);
         assert!(maps.iter().all(|m| m.iter().all(|&x| x == 0)));
         assert!(ws.iter().all(|w| w.flags == 0));
         ws[0].flags = 7;
-        let maps =
-            fwd_tensor_maps(&mut ws, &segs, 128, 4, crate::desc::DT_F32, [128, 128, 64]).unwrap();
+        let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, crate::desc::DT_F32, 128, 128).unwrap();
         assert_eq!((maps.len(), ws[0].flags), (6, 0));
     }
 }
