@@ -387,9 +387,12 @@ __device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* ti
 // acquire its flag (spinning), and at the CTA's first step the count of warps done with the
 // dK/dV zeros; they then arrive on the stage's full barrier a second time with a plain
 // (release) arrive (the barrier expects 128 + SR arrivals), so the consumers' wait on it orders
-// the pass's stores before their use; the consumer thread that issues a step's dQ reductions
-// fences for the async proxy on every state space (`fence.proxy.async`) after that wait. Once the
-// count of warps done with everything (sched[6]) reached the pass's warps, a thread stops looking.
+// the pass's stores before their use. The async proxy (the dQ tensor reductions into the zeros):
+// the pass's writer threads fence (`fence.proxy.async.global`) before their release, as the
+// threads writing shared memory do before a TMA store (a reader-side `fence.proxy.async` in the
+// consumer's dq_out was a MEMBAR.ALL.GPU per step: kernel +95 us on causal-blockwise 32K, call 1).
+// Once the count of warps done with everything (sched[6]) reached the pass's warps, a thread
+// stops looking.
 // No deadlock: the pass's grid is at most one CTA per SM, all of them resident before this grid
 // is scheduled (a dependent launch starts only once every CTA of the primary executed
 // griddepcontrol.launch_dependents, which the pass does first thing), and they wait on nothing
@@ -938,12 +941,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
             *(float2*)(sdq_g + (nt >> 2) * (B90_BR * 128) + sw128(r, 2 * (nt & 3) + (t4 >> 1)) + (t4 & 1) * 8) =
                 make_float2(DQ_SCALED(dq[nt * 4 + 2 * h]), DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
         }
-#if BWD_DD_OVL
-        // Also the overlapped pass's zeros of these rows (global; acquired through full_bar).
-        asm volatile("fence.proxy.async;\n" ::: "memory");
-#else
         fence_proxy_async();  // generic-proxy stores -> bulk copy (async proxy) reads
-#endif
         named_bar(2 + cw, 128);
         if (lead) {
 #pragma unroll

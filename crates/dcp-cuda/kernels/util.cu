@@ -505,26 +505,31 @@ extern "C" __global__ void __launch_bounds__(256, 4) dcp_bwd_dd(const WorkDesc* 
 
 // The D pre-pass overlapped with the sm90 backward kernel (host `DCP_CUDA_BWD_OVERLAP=K`, D 128,
 // plain launches; attn_bwd_sm90.cu BWD_DD_OVL). Launched with K CTAs of 1024 threads, one per SM
-// (the host asks for enough dynamic shared memory that two do not fit), right before the backward
-// kernel, which is then scheduled at once (pdl_launch below) onto the other SMs and waits for the
-// D and dQ zero of each (q tile, head) it loads instead of for this whole grid. `ovl` (u32, in the
-// descriptor arena; the backward kernel's `sched`): [3] q tiles of all works (QTT), [4] warps done
-// with the dK/dV zeros, [5] warps of this grid, [6] warps done with everything, [7] group (query
-// heads per kv head), [8] F0, [9] query heads, [16 + w] the first q tile of work w (prefix over
-// the works' ceil(n_rows / 64)); the flag of (work w, q tile qt, head j) at F0 + j QTT + [16 + w]
-// + qt counts the warps done with it (8: ready). Work items are 8 rows of one (q tile, head), one
-// per warp, in the order the backward's first steps need them: the group's first query head of
-// every kv head first (a task walks its q tiles for one head, then the next head), q tiles in
-// order. A warp: 16 lanes per row (8 elements each), 2 rows per pass, 4 passes with all loads in
-// flight; D stored, the work's fp32 dQ row zeroed if flagged (WORK_DQ_ZERO); then its stores
-// fenced for the async proxy (the backward adds into the zeros with tensor reductions) and
-// released to gpu scope by lane 0 after __syncwarp (red.release.gpu). Rows past a work's end
-// are skipped, the item still counted. The host only launches it where every work takes the fast
-// path of dcp_bwd_dd (dd_vec), with 16-bit elements. The backward kernel's last CTA zeroes [4],
-// [6] and the flags again, after this grid completed (its griddepcontrol.wait).
+// (64 registers per thread: the register file), right before the backward kernel, which is then
+// scheduled at once (pdl_launch below) onto the other SMs and waits for the D and dQ zero of each
+// (q tile, head) it loads instead of for this whole grid. `ovl` (u32, in the descriptor arena;
+// the backward kernel's `sched`; src/exec.rs `overlap_words`): [3] q tiles of all works (QTT),
+// [4] warps done with the dK/dV zeros, [5] warps of this grid, [6] warps done with everything,
+// [8] F0, [9] query heads, [16 + w] the first q tile of work w (prefix over the works'
+// ceil(n_rows / 64)); the flag of (work w, q tile qt, head j), unit j QTT + [16 + w] + qt, at F0
+// + unit counts the warps done with it (8: ready); at F0 + heads QTT + i the i-th unit to take
+// (`overlap_order`: by the kernel's first step that needs it). Work items are 8 rows of one unit,
+// one per warp: 16 lanes per row (8 elements each), 2 rows per pass, 4 passes with all loads in
+// flight; D stored, the work's fp32 dQ rows zeroed if flagged (WORK_DQ_ZERO); the next item's
+// loads issued; then the stores fenced for the async proxy (the backward adds into the zeros
+// with tensor reductions, issued by other threads after acquiring the flag: the writer-side
+// fence, as before a TMA store of shared memory) and released to gpu scope by lane 0 after
+// __syncwarp (red.release.gpu). Rows past a work's end are skipped, the item still counted. The
+// host only launches it where every work takes the fast path of dcp_bwd_dd (dd_vec), with 16-bit
+// elements. The backward kernel's last CTA zeroes [4], [6] and the flags again, after this grid
+// completed (its griddepcontrol.wait).
 __device__ __forceinline__ void red_release_gpu(u32* p, u32 v) {
   asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 }
+struct DdOvlItem {
+  const WorkDesc* w;
+  u32 unit, head, r0;
+};
 DCP_PDL_KERNEL(dcp_bwd_dd_ovl)
 extern "C" __global__ void __launch_bounds__(1024, 1) dcp_bwd_dd_ovl(const WorkDesc* works, u32 n_works, float* dd,
                                                                      u32 elem_dtype, const RegionDesc* zeros,
@@ -537,58 +542,88 @@ extern "C" __global__ void __launch_bounds__(1024, 1) dcp_bwd_dd_ovl(const WorkD
   asm volatile("fence.proxy.async.global;\n" ::: "memory");
   __syncwarp();
   if (lane == 0) red_release_gpu(ovl + 4, 1u);
-  const u32 qtt = ovl[3], group = ovl[7], f0 = ovl[8], q_heads = ovl[9];
-  const u32 kv_heads = q_heads / group;
-  const u32 n_items = q_heads * qtt * 8;
+  const u32 qtt = ovl[3], f0 = ovl[8], q_heads = ovl[9];
+  const u32 n_units = q_heads * qtt, n_items = n_units * 8;
+  const u32* order = ovl + f0 + n_units;
   const u32 gw = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), n_warps = gridDim.x * (blockDim.x >> 5);
   const u32 half = lane >> 4, e = (lane & 15) * 8;
-  u32 w = 0;
-  for (u32 item = gw; item < n_items; item += n_warps) {
-    const u32 unit = item >> 3, part = item & 7;
-    const u32 slot = unit / qtt, gq = unit - slot * qtt;
-    const u32 head = (slot % kv_heads) * group + slot / kv_heads;
-    // The work of q tile gq (items only move forward within a head; restart per head).
-    if (ovl[16 + w] > gq) w = 0;
-    while (w + 1 < n_works && ovl[16 + w + 1] <= gq) ++w;
-    const WorkDesc& wk = works[w];
-    const u32 r0 = (gq - ovl[16 + w]) * 64 + part * 8;
-    uint4 va[4], vb[4];
+  // Item -> work, head and first row (the work by a binary search over the q tile prefix).
+  auto decode = [&](u32 item) {
+    DdOvlItem it;
+    it.unit = order[item >> 3];
+    it.head = it.unit / qtt;
+    const u32 gq = it.unit - it.head * qtt;
+    u32 lo = 0, hi = n_works;
+    while (hi - lo > 1) {
+      const u32 mid = (lo + hi) >> 1;
+      if (ovl[16 + mid] <= gq) lo = mid; else hi = mid;
+    }
+    it.w = works + lo;
+    it.r0 = (gq - ovl[16 + lo]) * 64 + (item & 7) * 8;
+    return it;
+  };
+  uint4 va[4], vb[4];
+  auto load = [&](const DdOvlItem& it) {
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
-      const u32 row = r0 + 2 * u + half;
+      const u32 row = it.r0 + 2 * u + half;
       va[u] = vb[u] = make_uint4(0u, 0u, 0u, 0u);
-      if (row < wk.n_rows) {
-        va[u] = *(const uint4*)((const unsigned short*)wk.dout + (u64)row * wk.do_stride + head * 128 + e);
-        vb[u] = *(const uint4*)((const unsigned short*)wk.o + (u64)row * wk.o_stride + head * 128 + e);
+      if (row < it.w->n_rows) {
+        va[u] = *(const uint4*)((const unsigned short*)it.w->dout + (u64)row * it.w->do_stride + it.head * 128 + e);
+        vb[u] = *(const uint4*)((const unsigned short*)it.w->o + (u64)row * it.w->o_stride + it.head * 128 + e);
       }
     }
-    const bool zero = wk.flags & WORK_DQ_ZERO;
+  };
+  u32 item = gw;
+  DdOvlItem cur;
+  if (item < n_items) {
+    cur = decode(item);
+    load(cur);
+  }
+  while (item < n_items) {
+    const WorkDesc& wk = *cur.w;
+    float acc[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
-      const u32 row = r0 + 2 * u + half;
-      if (zero && row < wk.n_rows) {
-        float4* q = (float4*)((float*)wk.dq + (u64)row * wk.dq_stride + head * 128 + e);
-        q[0] = make_float4(0.f, 0.f, 0.f, 0.f);
-        q[1] = make_float4(0.f, 0.f, 0.f, 0.f);
-      }
       const unsigned short* ha = (const unsigned short*)&va[u];
       const unsigned short* hb = (const unsigned short*)&vb[u];
-      float acc = 0.f;
+      float a_ = 0.f;
 #pragma unroll
       for (int k = 0; k < 8; ++k) {
         const float a = elem_dtype == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(ha[k]))
                                               : __half2float(__ushort_as_half(ha[k]));
         const float b = wk.o_dtype == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(hb[k]))
                                               : __half2float(__ushort_as_half(hb[k]));
-        acc += a * b;
+        a_ += a * b;
       }
+      acc[u] = a_;
+    }
+    // The next item's loads before this one's stores and release (its registers are free now).
+    const u32 next = item + n_warps;
+    DdOvlItem nx = cur;
+    if (next < n_items) {
+      nx = decode(next);
+      load(nx);
+    }
+    const bool zero = wk.flags & WORK_DQ_ZERO;
 #pragma unroll
-      for (u32 off = 8; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-      if ((lane & 15) == 0 && row < wk.n_rows) dd[wk.dd_off + (u64)row * wk.q_heads + head] = acc;
+    for (int u = 0; u < 4; ++u) {
+      const u32 row = cur.r0 + 2 * u + half;
+      if (zero && row < wk.n_rows) {
+        float4* q = (float4*)((float*)wk.dq + (u64)row * wk.dq_stride + cur.head * 128 + e);
+        q[0] = make_float4(0.f, 0.f, 0.f, 0.f);
+        q[1] = make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+      float a = acc[u];
+#pragma unroll
+      for (u32 off = 8; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+      if ((lane & 15) == 0 && row < wk.n_rows) dd[wk.dd_off + (u64)row * wk.q_heads + cur.head] = a;
     }
     asm volatile("fence.proxy.async.global;\n" ::: "memory");
     __syncwarp();
-    if (lane == 0) red_release_gpu(ovl + f0 + head * qtt + gq, 1u);
+    if (lane == 0) red_release_gpu(ovl + f0 + cur.unit, 1u);
+    item = next;
+    cur = nx;
   }
   __syncwarp();
   if (lane == 0) red_release_gpu(ovl + 6, 1u);

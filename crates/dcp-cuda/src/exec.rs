@@ -986,9 +986,18 @@ fn overlap_works_ok(works: &[WorkDesc], elem: u32, group: u32) -> bool {
 }
 
 /// The overlapped D pass's and the kernel's shared words (kernels/util.cu `dcp_bwd_dd_ovl`; the
-/// kernel's `sched`): counters, the first q tile of each work, then a zero flag per (query head,
-/// q tile of `br` rows).
-fn overlap_words(works: &[WorkDesc], n_tasks: u32, warps: u32, group: u32, br: u32) -> Vec<u32> {
+/// kernel's `sched`): counters, the first q tile of each work, a zero flag per (query head, q
+/// tile of `br` rows), then the pass's order of those units ([`overlap_order`]: `tasks` in
+/// launch order, `tiles` their lists, on `ctas` CTAs).
+fn overlap_words(
+    works: &[WorkDesc],
+    tasks: &[TaskDesc],
+    tiles: &[u32],
+    ctas: u32,
+    warps: u32,
+    group: u32,
+    br: u32,
+) -> Vec<u32> {
     let q_heads = works.first().map_or(0, |w| w.q_heads);
     let mut first = Vec::with_capacity(works.len());
     let mut qtt = 0u32;
@@ -997,15 +1006,56 @@ fn overlap_words(works: &[WorkDesc], n_tasks: u32, warps: u32, group: u32, br: u
         qtt += w.n_rows.div_ceil(br);
     }
     let f0 = 16 + works.len() as u32;
-    let mut v = vec![0u32; (f0 + q_heads * qtt) as usize];
-    v[2] = n_tasks;
+    let n = q_heads * qtt;
+    let mut v = vec![0u32; (f0 + 2 * n) as usize];
+    v[2] = tasks.len() as u32;
     v[3] = qtt;
     v[5] = warps;
     v[7] = group;
     v[8] = f0;
     v[9] = q_heads;
     v[16..f0 as usize].copy_from_slice(&first);
+    let order = overlap_order(tasks, tiles, &first, qtt, q_heads, group, ctas);
+    v[(f0 + n) as usize..].copy_from_slice(&order);
     v
+}
+
+/// The order in which the overlapped D pass takes its units (flag index head * `qtt` + the
+/// work's `first` q tile + q tile): by the step at which the kernel first needs each, modelled
+/// as `tasks` (launch order) taken by `ctas` CTAs as each finishes its last (list scheduling,
+/// one time unit per step; a task walks its q tiles for one query head of its kv head's group,
+/// then the next); units no step needs last, in index order. A permutation of 0..q_heads * qtt.
+fn overlap_order(
+    tasks: &[TaskDesc],
+    tiles: &[u32],
+    first: &[u32],
+    qtt: u32,
+    q_heads: u32,
+    group: u32,
+    ctas: u32,
+) -> Vec<u32> {
+    let n = (q_heads * qtt) as usize;
+    let mut need = vec![u64::MAX; n];
+    let mut free: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
+        (0..ctas.max(1)).map(|_| std::cmp::Reverse(0u64)).collect();
+    for t in tasks {
+        let std::cmp::Reverse(start) = free.pop().unwrap_or(std::cmp::Reverse(0));
+        let list = &tiles[t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize];
+        for j in 0..group {
+            for (i, &word) in list.iter().enumerate() {
+                let head = t.head * group + j;
+                let u = (head * qtt + first[t.work as usize] + (word & !PARTIAL)) as usize;
+                let at = start + (j as u64) * list.len() as u64 + i as u64;
+                if u < n && at < need[u] {
+                    need[u] = at;
+                }
+            }
+        }
+        free.push(std::cmp::Reverse(start + (group * t.tiles_n) as u64));
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_by_key(|&u| (need[u as usize], u));
+    order
 }
 
 /// Dynamic shared memory of the sm90 backward: `formula` unless `env`, the value of
@@ -2724,9 +2774,15 @@ impl Lowering<'_> {
             && overlap_works_ok(&wl.works, dtype_code(model.dtype), group)
             && kernels.bwd_ovl.get_or_compile(self.gpu)?.is_some()
         {
+            // The tasks in launch order (`WorkLists::finish` sorts them so, stably).
+            let mut tasks = wl.tasks.clone();
+            tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
+            let ctas = (self.gpu.sm_count.max(1) as u32).saturating_sub(kernels.bwd_overlap);
             Some(overlap_words(
                 &wl.works,
-                0,
+                &tasks,
+                &wl.tiles,
+                ctas,
                 kernels.bwd_overlap * 32,
                 group,
                 br,
@@ -2743,8 +2799,8 @@ impl Lowering<'_> {
         // pass runs on `bwd_overlap` SMs and the kernel, waiting per (q tile, head) on the
         // pass's flags, on the others (kernels/attn_bwd_sm90.cu `BWD_DD_OVL`).
         let ovl = ovl_words.is_some();
-        let ovl_words = ovl_words.map(|mut w| {
-            w[2] = grid;
+        let ovl_words = ovl_words.map(|w| {
+            debug_assert_eq!(w[2], grid);
             Arg::Arena(self.arena.push(as_bytes(&w)))
         });
         if let Some(ow) = ovl_words {
@@ -4396,7 +4452,7 @@ mod tests {
             ..Default::default()
         };
         let works = [w(130), w(64), w(0), w(1)];
-        let v = overlap_words(&works, 0, 33 * 32, 4, 64);
+        let v = overlap_words(&works, &[], &[], 99, 33 * 32, 4, 64);
         let (qtt, f0) = (3 + 1 + 0 + 1, 16 + 4);
         assert_eq!(v[3], qtt);
         assert_eq!(v[5], 33 * 32);
@@ -4404,15 +4460,56 @@ mod tests {
         assert_eq!(v[8], f0);
         assert_eq!(v[9], 8);
         assert_eq!(&v[16..20], &[0, 3, 4, 4]);
-        assert_eq!(v.len() as u32, f0 + 8 * qtt);
+        assert_eq!(v.len() as u32, f0 + 2 * 8 * qtt);
         assert!(v[..3]
             .iter()
             .chain(&v[4..5])
             .chain(&v[6..7])
             .all(|&x| x == 0));
-        assert!(v[f0 as usize..].iter().all(|&x| x == 0));
+        assert!(v[f0 as usize..(f0 + 8 * qtt) as usize]
+            .iter()
+            .all(|&x| x == 0));
         // The last work's only q tile of the last head is the last flag.
-        assert_eq!(f0 + 7 * qtt + v[16 + 3], v.len() as u32 - 1);
+        assert_eq!(f0 + 7 * qtt + v[16 + 3], f0 + 8 * qtt - 1);
+        // No task: the units in index order.
+        let order: Vec<u32> = (0..8 * qtt).collect();
+        assert_eq!(&v[(f0 + 8 * qtt) as usize..], &order[..]);
+    }
+
+    /// Two CTAs, kv heads of group 2: task 0 (kv head 1, q tiles 3, 1 (partial)) and task 1
+    /// (kv head 0, q tile 0) start at once, task 2 (kv head 0, q tiles 2, 3) when task 1 ends.
+    #[test]
+    fn overlap_order_follows_the_first_steps_that_need_each_unit() {
+        let task = |work, head, tiles_off, tiles_n| TaskDesc {
+            work,
+            head,
+            tiles_off,
+            tiles_n,
+            ..Default::default()
+        };
+        let tasks = [task(0, 1, 0, 2), task(0, 0, 2, 1), task(0, 0, 3, 2)];
+        let tiles = [3, 1 | PARTIAL, 0, 2, 3];
+        // One work of 4 q tiles, 4 query heads (kv head k: heads 2k, 2k + 1).
+        let order = overlap_order(&tasks, &tiles, &[0], 4, 4, 2, 2);
+        let u = |head: u32, qt: u32| head * 4 + qt;
+        // Times: task 0: (h2, 3) 0, (h2, 1) 1, (h3, 3) 2, (h3, 1) 3; task 1: (h0, 0) 0, (h1, 0)
+        // 1; task 2 from 2: (h0, 2) 2, (h0, 3) 3, (h1, 2) 4, (h1, 3) 5.
+        let want_first = [
+            u(0, 0),
+            u(2, 3),
+            u(1, 0),
+            u(2, 1),
+            u(0, 2),
+            u(3, 3),
+            u(0, 3),
+            u(3, 1),
+            u(1, 2),
+            u(1, 3),
+        ];
+        assert_eq!(&order[..10], &want_first);
+        let mut rest: Vec<u32> = (0..16).filter(|x| !want_first.contains(x)).collect();
+        rest.sort();
+        assert_eq!(&order[10..], &rest[..]);
     }
 
     #[test]
