@@ -374,58 +374,6 @@ __device__ __forceinline__ void bwd_dq_convert(const TaskDesc* tk, const u32* ti
   }
 }
 
-// BWD_DD_OVL 1 (session 19, kb19; a build of its own, host `DCP_CUDA_BWD_OVERLAP=K`, plain D 128
-// launches): the D pre-pass (util.cu dcp_bwd_dd_ovl, K CTAs of 1024 threads, one per SM) runs
-// *beside* this kernel instead of before it. The pass lets this grid be scheduled at once; its
-// CTAs take the SMs the pass leaves free (the others once the pass's CTAs exit), so this kernel
-// does not execute griddepcontrol.wait before its work (only before it exits, so that its
-// completion still implies its predecessors'). What it reads of the pass: D, the zeroed fp32 dQ
-// rows (tensor reductions add into them) and the zeroed dK/dV rows (the split rows' fp32 sums).
-// Per (work, q tile, head) a flag in `sched` (layout: util.cu dcp_bwd_dd_ovl) counts the pass's
-// warps done with it (8: D stored, dQ zeroed, fenced for the async proxy, released at gpu scope).
-// Before a step's row loads (D by cp.async) the producer threads that load them (pt < SR)
-// acquire its flag (spinning), and at the CTA's first step the count of warps done with the
-// dK/dV zeros; they then arrive on the stage's full barrier a second time with a plain
-// (release) arrive (the barrier expects 128 + SR arrivals), so the consumers' wait on it orders
-// the pass's stores before their use. The async proxy (the dQ tensor reductions into the zeros):
-// the pass's writer threads fence (`fence.proxy.async.global`) before their release, as the
-// threads writing shared memory do before a TMA store (a reader-side `fence.proxy.async` in the
-// consumer's dq_out was a MEMBAR.ALL.GPU per step: kernel +95 us on causal-blockwise 32K, call 1).
-// Once the count of warps done with everything (sched[6]) reached the pass's warps, a thread
-// stops looking.
-// No deadlock: the pass's grid is at most one CTA per SM, all of them resident before this grid
-// is scheduled (a dependent launch starts only once every CTA of the primary executed
-// griddepcontrol.launch_dependents, which the pass does first thing), and they wait on nothing
-// of this kernel. Tasks: every CTA claims its first task from the counter too (CTAs that start
-// late, on the pass's SMs, then take later, shorter tasks). The last CTA to finish claiming waits
-// for the pass to complete (griddepcontrol.wait) and zeroes the flags and the pass's counters.
-#ifndef BWD_DD_OVL
-#define BWD_DD_OVL 0
-#endif
-static_assert(!BWD_DD_OVL || (HEAD_DIM == 128 && BWD_QT == 1 && !BWD_CHAIN && !BWD_HALF && !BWD_DQ_CONV &&
-                              !BWD_CLAIM_EARLY),
-              "the overlapped D pass is written for the plain D 128 build");
-__device__ __forceinline__ u32 ld_acquire_gpu_u32(const u32* p) {
-  u32 v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-// BWD_DD_OVL: until flag `fi` of `ovl` shows the (q tile, head) ready (8 warps); `first`: also
-// the dK/dV zeros. Sets `all` once every warp of the pass is done (no more looking).
-__device__ __forceinline__ void bwd_ovl_wait(const u32* ovl, u32 fi, bool first, bool& all) {
-  const u32 nw = ovl[5];
-  if (ld_acquire_gpu_u32(ovl + 6) >= nw) {
-    all = true;
-    return;
-  }
-  const u64 t0 = global_ns();
-  if (first)
-    while (ld_acquire_gpu_u32(ovl + 4) < nw)
-      if (global_ns() - t0 > 20000000000ull) __trap();
-  while (ld_acquire_gpu_u32(ovl + fi) < 8)
-    if (global_ns() - t0 > 20000000000ull) __trap();
-}
-
 DCP_PDL_KERNEL(dcp_attn_bwd_sm90)
 extern "C" __global__ void __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
@@ -457,7 +405,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
 
   if (tid == 0) {
     for (int s = 0; s < 2; ++s) {
-      mbar_init(full_bar(s), 128 + (BWD_DD_OVL ? SR : 0));  // BWD_DD_OVL: + the flag readers' release
+      mbar_init(full_bar(s), 128);
       mbar_init(empty_bar(s), 256);
       mbar_init(ds_full(s), 256);   // every consumer thread, after its dS stores
       mbar_init(ds_empty(s), 256);  // every consumer thread, after its dQ wgmma read the buffer
@@ -471,10 +419,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   }
   // DCP_PDL_KERNEL: from here on every thread reads or writes what the launches before wrote (D,
   // the zeroed dQ and dK/dV, the claim counter the last launch of this kernel reset).
-  // (BWD_DD_OVL: not here; see above.)
-#if !BWD_DD_OVL
   pdl_wait();
-#endif
   __syncthreads();
 
   if (wg == 0) {
@@ -485,14 +430,6 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
     // cur: task index; BWD_CHAIN: | 0x80000000 when it came through a chain link, not a claim
     // (`n_tasks` counts only the chains' first tasks).
     u32 cur = blockIdx.x, sg = 0;
-#if BWD_DD_OVL
-    // The first task from the counter as well; the flags' layout (util.cu dcp_bwd_dd_ovl).
-    if (pt == 0) slot[0] = atomicAdd(sched, 1u);
-    named_bar(1, 128);
-    cur = slot[0];
-    const u32 ovl_qtt = sched[3], ovl_f0 = sched[8];
-    bool ovl_all = false;
-#endif
     for (u32 tq = 0;; ++tq) {
       u32 nxt = 0;
 #if BWD_CHAIN
@@ -515,9 +452,6 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
       const TaskDesc task = tasks[cur];
       const WorkDesc& w = works[task.work];
       const u32 kvh = task.head;
-#if BWD_DD_OVL
-      const u32 ovl_q0 = sched[16 + task.work];  // the work's first flag column
-#endif
       const u32 k0 = task.row0 * B90_BC;
       const u32* my_tiles = tiles + task.tiles_off;
       const u32 n_steps = group * task.tiles_n;
@@ -621,15 +555,6 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
 #endif
           bwd_load_qdo_rows(qs, dos, h, pt, w, qbase, dobase, q0, head, tv, !dd_here);
         }
-#if BWD_DD_OVL
-        // D and the dQ zero of the step's (q tile, head) (QT 1, no reversed tasks) before its D
-        // loads; the plain arrive below passes the acquisition on to the consumers.
-        if (pt < SR && !ovl_all) {
-          const u32 jj = p / task.tiles_n, it = p - jj * task.tiles_n;
-          bwd_ovl_wait(sched, ovl_f0 + (kvh * group + jj) * ovl_qtt + ovl_q0 + (my_tiles[it] & B90_TILE_INDEX),
-                       sg == 0, ovl_all);
-        }
-#endif
         if (pt < SR)
           bwd_load_row(small + s * SMALL, pt, p, rev, n_steps, task, w, my_tiles, kvh, group, dd, row_ptr,
                        ranges, tmask, masks, B90_TILE_INDEX, !BWD_CHAIN_DD);
@@ -669,9 +594,6 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
         }
 #else
         mbar_arrive_cp_async(full_bar(s));
-#if BWD_DD_OVL
-        if (pt < SR) mbar_arrive(full_bar(s));  // release: after the flag's acquisition
-#endif
 #endif
         ++sg;
       };
@@ -685,7 +607,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
       // tasks (causal 128K -4 %, packed -5 % against one CTA per task).
       if (pt == 0) {
         const u32 link = BWD_CHAIN ? task.pad & B90_TASK_NEXT : 0u;
-        nxt = link ? 0x80000000u | link : (BWD_DD_OVL ? 0u : gridDim.x) + atomicAdd(sched, 1u);
+        nxt = link ? 0x80000000u | link : gridDim.x + atomicAdd(sched, 1u);
       }
 #endif
 #if BWD_TMA && BWD_TMA_PF
@@ -719,35 +641,10 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
 #endif
       cur = sched_share_next(slot, tq, nxt, pt, 1);
     }
-#if BWD_DD_OVL
-    if (pw == 0) {
-      // sched_finish, and the last CTA (every CTA's producer is past its last flag read) resets
-      // the pass's counters and flags once the pass completed.
-      u32 last = 0;
-      if (pt == 0) {
-        __threadfence();
-        last = atomicAdd(sched + 1, 1u) == gridDim.x - 1;
-      }
-      if (__shfl_sync(0xffffffffu, last, 0)) {
-        pdl_wait();
-        const u32 n = sched[9] * ovl_qtt;
-        for (u32 i = pt; i < n; i += 32) sched[ovl_f0 + i] = 0u;
-        if (pt == 0) {
-          sched[4] = 0u;
-          sched[6] = 0u;
-          atomicExch(sched, 0u);
-          atomicExch(sched + 1, 0u);
-        }
-      }
-      if (pt == 0) pdl_launch();  // no task left for this CTA: the next launch may be scheduled
-    }
-    pdl_wait();  // DCP_PDL_KERNEL: before exiting
-#else
     if (pt == 0) {
       sched_finish(sched);
       pdl_launch();  // no task left for this CTA: the next launch may be scheduled
     }
-#endif
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     return;
   }
@@ -1207,7 +1104,4 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
   }
 
   if ((tid & 127) == 0) bulk_wait0();  // the last reductions, before the CTA's shared memory goes
-#if BWD_DD_OVL
-  pdl_wait();  // DCP_PDL_KERNEL: before exiting
-#endif
 }

@@ -251,12 +251,6 @@ pub struct Kernels {
     /// ([`cluster`], `DCP_CUDA_BWD_CLUSTER`; kernels/attn_bwd_cluster_sm90.cu), compiled when a
     /// launch first clusters.
     bwd_cluster: OnDemand,
-    /// The plain sm90 backward beside its D pre-pass (`BWD_DD_OVL`, opt-in
-    /// `DCP_CUDA_BWD_OVERLAP=K`, head dim 128): compiled when a launch first takes it, with the
-    /// pass `bwd_dd_ovl` on `bwd_overlap` SMs ([`bwd_overlap_with`]).
-    bwd_ovl: OnDemand,
-    bwd_dd_ovl: Kernel,
-    bwd_overlap: u32,
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     fwd_half: OnDemand,
@@ -430,13 +424,6 @@ impl Kernels {
                 dkv: false,
             },
         };
-        let bwd_overlap = match bwd_family {
-            KernelFamily::Sm90Wgmma if d == 128 && !convert.dq => bwd_overlap_with(
-                std::env::var("DCP_CUDA_BWD_OVERLAP").ok().as_deref(),
-                gpu.sm_count.max(1) as u32,
-            )?,
-            _ => 0,
-        };
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
         let lds = d + 8;
         let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
@@ -501,7 +488,6 @@ impl Kernels {
             _ => 0.0,
         };
         let mut bwd_cluster = OnDemand::off();
-        let mut bwd_ovl = OnDemand::off();
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -524,20 +510,6 @@ impl Kernels {
                     defs.push(("BWD_DQ_CONV".into(), "1".into()));
                 }
                 let k = gpu.kernel(Source::AttnBwdSm90, &defs, "dcp_attn_bwd_sm90")?;
-                // The plain D 128 build's staging and counters (`SM90_BWD_SCRATCH`; not with the
-                // dQ conversion compiled in).
-                let plain_smem = if d == 128 && !convert.dq {
-                    smem.max(sm90_bwd_smem(d) + SM90_BWD_SCRATCH)
-                } else {
-                    smem
-                };
-                // The overlapped D pass (`BWD_DD_OVL`) in a kernel of its own.
-                if bwd_overlap > 0 {
-                    let mut defs = defs.clone();
-                    defs.push(("BWD_DD_OVL".into(), "1".into()));
-                    bwd_ovl =
-                        OnDemand::new(Source::AttnBwdSm90, "dcp_attn_bwd_sm90", defs, plain_smem);
-                }
                 // Half steps (`BWD_HALF`) in a kernel of their own: their branches move the
                 // whole step's schedule (attn_bwd_sm90.cu).
                 if bwd_half_min > 0.0 {
@@ -577,6 +549,13 @@ impl Kernels {
                     bwd_chain =
                         OnDemand::new(Source::AttnBwdSm90, "dcp_attn_bwd_sm90", defs, chain_smem);
                 }
+                // The plain D 128 build's staging and counters (`SM90_BWD_SCRATCH`; not with the
+                // dQ conversion compiled in).
+                let plain_smem = if d == 128 && !convert.dq {
+                    smem.max(sm90_bwd_smem(d) + SM90_BWD_SCRATCH)
+                } else {
+                    smem
+                };
                 (bc, br, SM90_THREADS, plain_smem, k)
             }
         };
@@ -593,9 +572,6 @@ impl Kernels {
             sum: u("dcp_sum")?,
             merge: u("dcp_merge")?,
             bwd_dd: u("dcp_bwd_dd")?,
-            bwd_ovl,
-            bwd_dd_ovl: u("dcp_bwd_dd_ovl")?,
-            bwd_overlap,
             fwd,
             bwd,
             bwd_chain,
@@ -677,10 +653,6 @@ enum K {
     BwdHalf,
     /// The sm90 backward on clusters (`Kernels::bwd_cluster`).
     BwdCluster,
-    /// The D pre-pass beside the backward (`Kernels::bwd_dd_ovl`).
-    BwdDdOvl,
-    /// The sm90 backward beside its D pre-pass (`BWD_DD_OVL`; `Kernels::bwd_ovl`).
-    BwdOvl,
 }
 
 #[derive(Debug, Clone)]
@@ -949,115 +921,6 @@ fn dd_ctas_override(env: Option<&str>) -> Result<Option<u32>> {
     }
 }
 
-/// SMs of the D pre-pass that runs beside the sm90 backward kernel (`env`, the value of
-/// `DCP_CUDA_BWD_OVERLAP`; kernels/attn_bwd_sm90.cu `BWD_DD_OVL`, util.cu `dcp_bwd_dd_ovl`): unset,
-/// empty or 0: off (the pass runs before the kernel); else 1 to `sm_count - 1`.
-fn bwd_overlap_with(env: Option<&str>, sm_count: u32) -> Result<u32> {
-    match env.map(str::trim) {
-        None | Some("") => Ok(0),
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if n < sm_count.max(1) => Ok(n),
-            _ => Err(CudaError::Unsupported(format!(
-                "DCP_CUDA_BWD_OVERLAP={v}: expected the D pass's SMs, 0 to {}",
-                sm_count.max(1) - 1
-            ))),
-        },
-    }
-}
-
-/// Whether the D pass of a backward launch's works may run beside the kernel
-/// (`dcp_bwd_dd_ovl`): 16-bit dO and O rows (element type `elem`) at 16-byte aligned addresses
-/// and strides, fp32 dQ rows it zeroes likewise (util.cu `dd_vec`), the same query heads in
-/// every work, a multiple of `group`.
-fn overlap_works_ok(works: &[WorkDesc], elem: u32, group: u32) -> bool {
-    let q_heads = works.first().map_or(0, |w| w.q_heads);
-    elem != DT_F32
-        && q_heads > 0
-        && group > 0
-        && q_heads % group == 0
-        && works.iter().all(|w| {
-            w.q_heads == q_heads
-                && w.o_dtype != DT_F32
-                && (w.dout | w.o) & 15 == 0
-                && w.do_stride % 8 == 0
-                && w.o_stride % 8 == 0
-                && (w.flags & own::WORK_DQ_ZERO == 0 || (w.dq & 15 == 0 && w.dq_stride % 4 == 0))
-        })
-}
-
-/// The overlapped D pass's and the kernel's shared words (kernels/util.cu `dcp_bwd_dd_ovl`; the
-/// kernel's `sched`): counters, the first q tile of each work, a zero flag per (query head, q
-/// tile of `br` rows), then the pass's order of those units ([`overlap_order`]: `tasks` in
-/// launch order, `tiles` their lists, on `ctas` CTAs).
-fn overlap_words(
-    works: &[WorkDesc],
-    tasks: &[TaskDesc],
-    tiles: &[u32],
-    ctas: u32,
-    warps: u32,
-    group: u32,
-    br: u32,
-) -> Vec<u32> {
-    let q_heads = works.first().map_or(0, |w| w.q_heads);
-    let mut first = Vec::with_capacity(works.len());
-    let mut qtt = 0u32;
-    for w in works {
-        first.push(qtt);
-        qtt += w.n_rows.div_ceil(br);
-    }
-    let f0 = 16 + works.len() as u32;
-    let n = q_heads * qtt;
-    let mut v = vec![0u32; (f0 + 2 * n) as usize];
-    v[2] = tasks.len() as u32;
-    v[3] = qtt;
-    v[5] = warps;
-    v[7] = group;
-    v[8] = f0;
-    v[9] = q_heads;
-    v[16..f0 as usize].copy_from_slice(&first);
-    let order = overlap_order(tasks, tiles, &first, qtt, q_heads, group, ctas);
-    v[(f0 + n) as usize..].copy_from_slice(&order);
-    v
-}
-
-/// The order in which the overlapped D pass takes its units (flag index head * `qtt` + the
-/// work's `first` q tile + q tile): by the step at which the kernel first needs each, modelled
-/// as `tasks` (launch order) taken by `ctas` CTAs as each finishes its last (list scheduling,
-/// one time unit per step; a task walks its q tiles for one query head of its kv head's group,
-/// then the next); units no step needs last, in index order. A permutation of 0..q_heads * qtt.
-fn overlap_order(
-    tasks: &[TaskDesc],
-    tiles: &[u32],
-    first: &[u32],
-    qtt: u32,
-    q_heads: u32,
-    group: u32,
-    ctas: u32,
-) -> Vec<u32> {
-    let n = (q_heads * qtt) as usize;
-    let mut need = vec![u64::MAX; n];
-    let mut free: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
-        (0..ctas.max(1)).map(|_| std::cmp::Reverse(0u64)).collect();
-    for t in tasks {
-        let std::cmp::Reverse(start) = free.pop().unwrap_or(std::cmp::Reverse(0));
-        let list = &tiles[t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize];
-        for j in 0..group {
-            for (i, &word) in list.iter().enumerate() {
-                let head = t.head * group + j;
-                let u = (head * qtt + first[t.work as usize] + (word & !PARTIAL)) as usize;
-                let at = start + (j as u64) * list.len() as u64 + i as u64;
-                if u < n && at < need[u] {
-                    need[u] = at;
-                }
-            }
-        }
-        free.push(std::cmp::Reverse(start + (group * t.tiles_n) as u64));
-    }
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_by_key(|&u| (need[u as usize], u));
-    order
-}
-
 /// Dynamic shared memory of the sm90 backward: `formula` unless `env`, the value of
 /// `DCP_CUDA_BWD_SMEM`, asks for more (A/B timing of kernel variants read through
 /// `DCP_CUDA_KERNELS` whose layout needs more than the built-in one; at most 227 KiB).
@@ -1074,15 +937,17 @@ fn bwd_smem_override(formula: u32, env: Option<&str>) -> Result<u32> {
 }
 
 /// Whether adjacent independent copy launches become one ([`batch_copies`]):
-/// `DCP_CUDA_COPY_BATCH`, `0` (the default) or `1`.
+/// `DCP_CUDA_COPY_BATCH`, `1` (the default since session 19: five alternated runs over two
+/// sessions, causal-blockwise +0.1..+0.5 %, no shape lower by more than the runs' spread;
+/// bench/results/kernels-2026-11-29-kb19) or `0`.
 fn copy_batch_from_env() -> Result<bool> {
-    match std::env::var("DCP_CUDA_COPY_BATCH")
-        .ok()
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("") | Some("0") => Ok(false),
-        Some("1") => Ok(true),
+    copy_batch_with(std::env::var("DCP_CUDA_COPY_BATCH").ok().as_deref())
+}
+
+fn copy_batch_with(v: Option<&str>) -> Result<bool> {
+    match v.map(str::trim) {
+        None | Some("") | Some("1") => Ok(true),
+        Some("0") => Ok(false),
         Some(o) => Err(CudaError::Unsupported(format!(
             "DCP_CUDA_COPY_BATCH={o}: expected 0 or 1"
         ))),
@@ -2763,66 +2628,13 @@ impl Lowering<'_> {
             }
         }
         let dd_zero_arg = Arg::Arena(self.arena.push(as_bytes(&dd_zeros)));
-        let ovl_words = if kernels.bwd_overlap > 0
-            && dd_pass
-            && n_cnt == 0
-            && !chain
-            && !half
-            && !cluster
-            && kernels.bwd_family == KernelFamily::Sm90Wgmma
-            && self.d == 128
-            && overlap_works_ok(&wl.works, dtype_code(model.dtype), group)
-            && kernels.bwd_ovl.get_or_compile(self.gpu)?.is_some()
-        {
-            // The tasks in launch order (`WorkLists::finish` sorts them so, stably).
-            let mut tasks = wl.tasks.clone();
-            tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
-            let ctas = (self.gpu.sm_count.max(1) as u32).saturating_sub(kernels.bwd_overlap);
-            Some(overlap_words(
-                &wl.works,
-                &tasks,
-                &wl.tiles,
-                ctas,
-                kernels.bwd_overlap * 32,
-                group,
-                br,
-            ))
-        } else {
-            None
-        };
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         // Chains: the claim counter hands out chains, whose first tasks lead the list.
         let grid = n_claim.unwrap_or(grid);
         let scale = 1.0 / (d as f32).sqrt();
-        // The D pre-pass beside the kernel (`DCP_CUDA_BWD_OVERLAP`, [`bwd_overlap_with`]): a plain
-        // D 128 launch without dQ counters whose works all take the pass's fast path. Then the
-        // pass runs on `bwd_overlap` SMs and the kernel, waiting per (q tile, head) on the
-        // pass's flags, on the others (kernels/attn_bwd_sm90.cu `BWD_DD_OVL`).
-        let ovl = ovl_words.is_some();
-        let ovl_words = ovl_words.map(|w| {
-            debug_assert_eq!(w[2], grid);
-            Arg::Arena(self.arena.push(as_bytes(&w)))
-        });
-        if let Some(ow) = ovl_words {
-            self.ops.push(Op::Launch(Launch {
-                k: K::BwdDdOvl,
-                grid: kernels.bwd_overlap,
-                block: 1024,
-                smem: 0,
-                args: vec![
-                    args[0],
-                    Arg::U32(n_works),
-                    Arg::Dd,
-                    Arg::U32(dtype_code(model.dtype)),
-                    dd_zero_arg,
-                    Arg::U32(dd_zeros.len() as u32),
-                    ow,
-                ],
-            }));
-        }
         // The D pre-pass, unless the chain kernel computes every work's D and the pass has
         // nothing else to do (counters, dQ zeroing).
-        if dd_pass && !ovl {
+        if dd_pass {
             // One wave before a chained launch ([`DD_CTAS_PER_SM`]), else the elementwise cap.
             let dd_cap = match (self.dd_ctas, chain) {
                 (Some(n), _) => n * self.gpu.sm_count.max(1) as u32,
@@ -2859,11 +2671,7 @@ impl Lowering<'_> {
                 // Persistent like the forward: at most one CTA per SM taking tasks (longest
                 // first) from a counter (next task, CTAs done, number of tasks) that the
                 // kernel leaves at zero.
-                // (BWD_DD_OVL: the same words with the overlapped pass's counters and flags.)
-                args.push(match ovl_words {
-                    Some(ow) => ow,
-                    None => Arg::Arena(self.arena.push(as_bytes(&[0u32, 0, grid, 0]))),
-                });
+                args.push(Arg::Arena(self.arena.push(as_bytes(&[0u32, 0, grid, 0]))));
                 args.extend(mask_args);
                 args.push(Arg::Arena(self.arena.push(as_bytes(&convs))));
                 args.push(cnt_arg);
@@ -2883,8 +2691,6 @@ impl Lowering<'_> {
         self.ops.push(Op::Launch(Launch {
             k: if cluster {
                 K::BwdCluster
-            } else if ovl {
-                K::BwdOvl
             } else if chain {
                 K::BwdChain
             } else if half {
@@ -2900,8 +2706,6 @@ impl Lowering<'_> {
                 kernels.bwd_chain.smem
             } else if half {
                 kernels.bwd_half.smem
-            } else if ovl {
-                kernels.bwd_ovl.smem
             } else {
                 kernels.bwd_smem
             },
@@ -3357,10 +3161,6 @@ impl Prepared {
             K::BwdCluster => ks
                 .bwd_cluster
                 .compiled("clustered backward (DCP_CUDA_BWD_CLUSTER)")?,
-            K::BwdDdOvl => &ks.bwd_dd_ovl,
-            K::BwdOvl => ks
-                .bwd_ovl
-                .compiled("backward beside its D pass (DCP_CUDA_BWD_OVERLAP)")?,
         })
     }
 
@@ -4430,135 +4230,13 @@ mod tests {
     }
 
     #[test]
-    fn bwd_overlap_parses_the_d_pass_sms() {
-        assert_eq!(bwd_overlap_with(None, 132).unwrap(), 0);
-        assert_eq!(bwd_overlap_with(Some(" "), 132).unwrap(), 0);
-        assert_eq!(bwd_overlap_with(Some("0"), 132).unwrap(), 0);
-        assert_eq!(bwd_overlap_with(Some("33"), 132).unwrap(), 33);
-        assert_eq!(bwd_overlap_with(Some("131"), 132).unwrap(), 131);
-        // The kernel's CTAs need SMs of their own, and every CTA of the pass must be resident.
-        assert!(bwd_overlap_with(Some("132"), 132).is_err());
-        assert!(bwd_overlap_with(Some("x"), 132).is_err());
-    }
-
-    /// The words util.cu `dcp_bwd_dd_ovl` and attn_bwd_sm90.cu `BWD_DD_OVL` share: the flag of
-    /// (work w, q tile qt, head j) at F0 + j QTT + first[w] + qt, every one of them zero, the
-    /// counters zero, and the works' q tiles rounded up per work.
-    #[test]
-    fn overlap_words_lay_out_one_flag_per_head_and_q_tile() {
-        let w = |n_rows| WorkDesc {
-            n_rows,
-            q_heads: 8,
-            ..Default::default()
-        };
-        let works = [w(130), w(64), w(0), w(1)];
-        let v = overlap_words(&works, &[], &[], 99, 33 * 32, 4, 64);
-        let (qtt, f0) = (3 + 1 + 0 + 1, 16 + 4);
-        assert_eq!(v[3], qtt);
-        assert_eq!(v[5], 33 * 32);
-        assert_eq!(v[7], 4);
-        assert_eq!(v[8], f0);
-        assert_eq!(v[9], 8);
-        assert_eq!(&v[16..20], &[0, 3, 4, 4]);
-        assert_eq!(v.len() as u32, f0 + 2 * 8 * qtt);
-        assert!(v[..3]
-            .iter()
-            .chain(&v[4..5])
-            .chain(&v[6..7])
-            .all(|&x| x == 0));
-        assert!(v[f0 as usize..(f0 + 8 * qtt) as usize]
-            .iter()
-            .all(|&x| x == 0));
-        // The last work's only q tile of the last head is the last flag.
-        assert_eq!(f0 + 7 * qtt + v[16 + 3], f0 + 8 * qtt - 1);
-        // No task: the units in index order.
-        let order: Vec<u32> = (0..8 * qtt).collect();
-        assert_eq!(&v[(f0 + 8 * qtt) as usize..], &order[..]);
-    }
-
-    /// Two CTAs, kv heads of group 2: task 0 (kv head 1, q tiles 3, 1 (partial)) and task 1
-    /// (kv head 0, q tile 0) start at once, task 2 (kv head 0, q tiles 2, 3) when task 1 ends.
-    #[test]
-    fn overlap_order_follows_the_first_steps_that_need_each_unit() {
-        let task = |work, head, tiles_off, tiles_n| TaskDesc {
-            work,
-            head,
-            tiles_off,
-            tiles_n,
-            ..Default::default()
-        };
-        let tasks = [task(0, 1, 0, 2), task(0, 0, 2, 1), task(0, 0, 3, 2)];
-        let tiles = [3, 1 | PARTIAL, 0, 2, 3];
-        // One work of 4 q tiles, 4 query heads (kv head k: heads 2k, 2k + 1).
-        let order = overlap_order(&tasks, &tiles, &[0], 4, 4, 2, 2);
-        let u = |head: u32, qt: u32| head * 4 + qt;
-        // Times: task 0: (h2, 3) 0, (h2, 1) 1, (h3, 3) 2, (h3, 1) 3; task 1: (h0, 0) 0, (h1, 0)
-        // 1; task 2 from 2: (h0, 2) 2, (h0, 3) 3, (h1, 2) 4, (h1, 3) 5.
-        let want_first = [
-            u(0, 0),
-            u(2, 3),
-            u(1, 0),
-            u(2, 1),
-            u(0, 2),
-            u(3, 3),
-            u(0, 3),
-            u(3, 1),
-            u(1, 2),
-            u(1, 3),
-        ];
-        assert_eq!(&order[..10], &want_first);
-        let mut rest: Vec<u32> = (0..16).filter(|x| !want_first.contains(x)).collect();
-        rest.sort();
-        assert_eq!(&order[10..], &rest[..]);
-    }
-
-    #[test]
-    fn overlap_takes_only_works_on_the_pass_fast_path() {
-        let ok = WorkDesc {
-            q_heads: 8,
-            dout: 1 << 20,
-            o: 2 << 20,
-            dq: 3 << 20,
-            do_stride: 1024,
-            o_stride: 1024,
-            dq_stride: 1024,
-            o_dtype: crate::desc::DT_BF16,
-            flags: own::WORK_DQ_ZERO,
-            ..Default::default()
-        };
-        let bf16 = crate::desc::DT_BF16;
-        assert!(overlap_works_ok(&[ok, ok], bf16, 4));
-        assert!(!overlap_works_ok(&[], bf16, 4));
-        assert!(!overlap_works_ok(&[ok], DT_F32, 4));
-        assert!(!overlap_works_ok(&[ok], bf16, 3));
-        for bad in [
-            WorkDesc { o: ok.o + 8, ..ok },
-            WorkDesc {
-                do_stride: 1028,
-                ..ok
-            },
-            WorkDesc {
-                o_dtype: DT_F32,
-                ..ok
-            },
-            WorkDesc {
-                dq: ok.dq + 4,
-                ..ok
-            },
-            WorkDesc { q_heads: 4, ..ok },
-        ] {
-            assert!(!overlap_works_ok(&[ok, bad], bf16, 4), "{bad:?}");
-        }
-        // An unaligned dQ the pass does not zero is fine.
-        assert!(overlap_works_ok(
-            &[WorkDesc {
-                dq: ok.dq + 4,
-                flags: 0,
-                ..ok
-            }],
-            bf16,
-            4
-        ));
+    fn copy_batch_is_on_unless_set_to_0() {
+        assert!(copy_batch_with(None).unwrap());
+        assert!(copy_batch_with(Some(" ")).unwrap());
+        assert!(copy_batch_with(Some("1")).unwrap());
+        assert!(!copy_batch_with(Some(" 0")).unwrap());
+        let e = copy_batch_with(Some("yes")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_COPY_BATCH=yes"), "{e}");
     }
 
     #[test]
