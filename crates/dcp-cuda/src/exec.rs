@@ -939,15 +939,17 @@ fn bwd_smem_override(formula: u32, env: Option<&str>) -> Result<u32> {
 }
 
 /// Whether adjacent independent copy launches become one ([`batch_copies`]):
-/// `DCP_CUDA_COPY_BATCH`, `0` (the default) or `1`.
+/// `DCP_CUDA_COPY_BATCH`, `1` (the default since session 19: five alternated runs over two
+/// sessions, causal-blockwise +0.1..+0.5 %, no shape lower by more than the runs' spread;
+/// bench/results/kernels-2026-11-29-kb19) or `0`.
 fn copy_batch_from_env() -> Result<bool> {
-    match std::env::var("DCP_CUDA_COPY_BATCH")
-        .ok()
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("") | Some("0") => Ok(false),
-        Some("1") => Ok(true),
+    copy_batch_with(std::env::var("DCP_CUDA_COPY_BATCH").ok().as_deref())
+}
+
+fn copy_batch_with(v: Option<&str>) -> Result<bool> {
+    match v.map(str::trim) {
+        None | Some("") | Some("1") => Ok(true),
+        Some("0") => Ok(false),
         Some(o) => Err(CudaError::Unsupported(format!(
             "DCP_CUDA_COPY_BATCH={o}: expected 0 or 1"
         ))),
@@ -4296,6 +4298,16 @@ mod tests {
         assert!(chain_variant_defs(Some("HEAD_DIM=64")).is_err());
         assert!(chain_variant_defs(Some("BWD_CHAIN_L2=1")).is_err());
         assert!(chain_variant_defs(Some("BWD_CHAIN_ST16")).is_err());
+    }
+
+    #[test]
+    fn copy_batch_is_on_unless_set_to_0() {
+        assert!(copy_batch_with(None).unwrap());
+        assert!(copy_batch_with(Some(" ")).unwrap());
+        assert!(copy_batch_with(Some("1")).unwrap());
+        assert!(!copy_batch_with(Some(" 0")).unwrap());
+        let e = copy_batch_with(Some("yes")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_COPY_BATCH=yes"), "{e}");
     }
 
     #[test]
