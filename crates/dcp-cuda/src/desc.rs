@@ -193,11 +193,15 @@ pub fn classify(
     full: &mut Vec<i32>,
     out: &mut Vec<u32>,
 ) {
+    // The difference arrays stay zero between calls: each call zeroes what it touched (the
+    // entries lo..=hi) before it returns, so a call costs its rows' ranges and its tile span,
+    // not the key count.
     let nt = n_keys.div_ceil(bc) as usize;
-    touched.clear();
-    touched.resize(nt + 1, 0);
-    full.clear();
-    full.resize(nt + 1, 0);
+    if touched.len() < nt + 1 {
+        touched.resize(nt + 1, 0);
+        full.resize(nt + 1, 0);
+    }
+    debug_assert!(touched.iter().chain(full.iter()).all(|&x| x == 0));
     let (mut lo, mut hi) = (usize::MAX, 0usize);
     for r in r0..r1 {
         for &[s, e] in csr.row(r) {
@@ -224,11 +228,9 @@ pub fn classify(
         return;
     }
     let rows = (r1 - r0) as i32;
+    // Below `lo` every entry is zero: each range adds at its first tile (>= lo) and subtracts
+    // after it.
     let (mut tc, mut fc) = (0i32, 0i32);
-    for t in 0..lo {
-        tc += touched[t];
-        fc += full[t];
-    }
     for t in lo..hi {
         tc += touched[t];
         fc += full[t];
@@ -241,6 +243,8 @@ pub fn classify(
             });
         }
     }
+    touched[lo..=hi].fill(0);
+    full[lo..=hi].fill(0);
 }
 
 #[cfg(test)]
