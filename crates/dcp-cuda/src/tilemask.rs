@@ -409,7 +409,8 @@ mod tests {
     /// refused; the indices name masks equal to those `push` builds, in either layout.
     #[test]
     fn distinct_masks_are_shared_and_capped() {
-        // Causal over 1 024 rows: every diagonal tile has the same mask, the window starts too.
+        // Rows attending a 300-key causal window over 1 024 keys: the diagonal tiles repeat one
+        // shape, the window starts a few.
         let rows: Vec<Vec<(u32, u32)>> = (0..1024u32)
             .map(|r| vec![(r.saturating_sub(300), r + 1)])
             .collect();
@@ -417,23 +418,15 @@ mod tests {
         for layout in [Layout::Fwd, Layout::Bwd] {
             let (rt, w) = (layout.rows(), layout.words());
             let (mut scratch, mut seen, mut out) = (Vec::new(), Distinct::default(), Vec::new());
+            let mut at = |csr: &RowCsr, r0: u32, kt: u32, out: &mut Vec<u32>, cap: usize| {
+                let (a, b) = (&mut scratch, &mut seen);
+                push_distinct(layout, csr, r0, r0 + rt, kt, 1024, a, b, out, cap)
+            };
             let mut fresh = (Vec::new(), Vec::new());
             let mut idx = Vec::new();
             for r0 in (0..1024).step_by(rt as usize) {
                 for kt in 0..8 {
-                    let got = push_distinct(
-                        layout,
-                        &csr,
-                        r0,
-                        r0 + rt,
-                        kt,
-                        1024,
-                        &mut scratch,
-                        &mut seen,
-                        &mut out,
-                        usize::MAX,
-                    )
-                    .unwrap();
+                    let got = at(&csr, r0, kt, &mut out, usize::MAX).unwrap() as usize;
                     fresh.1.clear();
                     push(
                         layout,
@@ -445,8 +438,8 @@ mod tests {
                         &mut fresh.0,
                         &mut fresh.1,
                     );
-                    assert_eq!(out[got as usize * w..(got as usize + 1) * w], fresh.1[..]);
-                    idx.push((r0, kt, got));
+                    assert_eq!(out[got * w..(got + 1) * w], fresh.1[..]);
+                    idx.push((r0, kt, got as u32));
                 }
             }
             let n = out.len() / w;
@@ -458,32 +451,9 @@ mod tests {
             // Full: a known mask still gets its index, a new one none.
             let (r0, kt, m) = idx[9];
             let cap = out.len();
-            let again = push_distinct(
-                layout,
-                &csr,
-                r0,
-                r0 + rt,
-                kt,
-                1024,
-                &mut scratch,
-                &mut seen,
-                &mut out,
-                cap,
-            );
-            assert_eq!(again, Some(m));
+            assert_eq!(at(&csr, r0, kt, &mut out, cap), Some(m));
             let other: Vec<Vec<(u32, u32)>> = (0..1024u32).map(|r| vec![(0, r / 3 + 1)]).collect();
-            let new = push_distinct(
-                layout,
-                &csr_of(&other),
-                512,
-                512 + rt,
-                1,
-                1024,
-                &mut scratch,
-                &mut seen,
-                &mut out,
-                cap,
-            );
+            let new = at(&csr_of(&other), 512, 1, &mut out, cap);
             assert_eq!((new, out.len()), (None, cap));
         }
     }
