@@ -478,7 +478,9 @@ impl Kernels {
         };
         let fwd_short = if fwd_short_max > 0 {
             let mut defs = defs.clone();
-            defs.push(("FWD_LATEREL".into(), "1".into()));
+            let rel =
+                fwd_short_rel_with(std::env::var("DCP_CUDA_FWD_SHORT_LATEREL").ok().as_deref())?;
+            defs.push(("FWD_LATEREL".into(), rel.to_string()));
             // The one-time stagger per task (`FWD_PP`) in this kernel alone, opt-in
             // (kernels-2026-11-29-kf20): at D 128 only (its go points need `FWD_SPLIT 2`).
             if d == 128 {
@@ -1318,6 +1320,21 @@ fn fwd_short_pp_with(v: Option<&str>) -> Result<Option<(u32, Option<u32>)>> {
             }
             Ok(Some((min, at)))
         }
+    }
+}
+
+/// `DCP_CUDA_FWD_SHORT_LATEREL`: the short-task kernel's `FWD_LATEREL` (unset, empty or `1`: the
+/// default, the O-storing thread's owed Q release paid after the next task's first tile step;
+/// `2`: paid at the next task's start, before its first step and so before a `FWD_PP` turn's
+/// wait: kernels-2026-11-29-kf20 found the turn delaying that release, and with it the next
+/// Q load, in every 2-tile task). Opt-in, not measured yet. Anything else is an error.
+fn fwd_short_rel_with(v: Option<&str>) -> Result<u32> {
+    match v.map(str::trim) {
+        None | Some("") | Some("1") => Ok(1),
+        Some("2") => Ok(2),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_FWD_SHORT_LATEREL={o}: expected 1 or 2"
+        ))),
     }
 }
 
@@ -4000,6 +4017,10 @@ mod tests {
             let e = fwd_short_pp_with(Some(bad)).unwrap_err().to_string();
             assert!(e.contains(&format!("DCP_CUDA_FWD_SHORT_PP={bad}")), "{e}");
         }
+        assert_eq!(fwd_short_rel_with(None).unwrap(), 1);
+        assert_eq!(fwd_short_rel_with(Some(" 2")).unwrap(), 2);
+        let e = fwd_short_rel_with(Some("0")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_FWD_SHORT_LATEREL=0"), "{e}");
         assert!(fwd_short_omap_with(None).unwrap() && fwd_short_omap_with(Some("1")).unwrap());
         assert!(!fwd_short_omap_with(Some(" 0")).unwrap());
         let e = fwd_short_omap_with(Some("no")).unwrap_err().to_string();
