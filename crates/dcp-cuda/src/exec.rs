@@ -262,6 +262,9 @@ pub struct Kernels {
     /// launches without half tiles whose tasks average at most `fwd_short_max` tiles take it.
     fwd_short: OnDemand,
     fwd_short_max: u32,
+    /// `DCP_CUDA_FWD_SHORT_OMAP`: the short-task kernel's launches get O tensor maps (the
+    /// epilogue's tensor store); without, the kernel's generic O store ([`fwd_short_omap_with`]).
+    fwd_short_omap: bool,
     fwd_smem: u32,
     bwd_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
@@ -475,11 +478,27 @@ impl Kernels {
         };
         let fwd_short = if fwd_short_max > 0 {
             let mut defs = defs.clone();
-            defs.push(("FWD_LATEREL".into(), "1".into()));
+            let rel =
+                fwd_short_rel_with(std::env::var("DCP_CUDA_FWD_SHORT_LATEREL").ok().as_deref())?;
+            defs.push(("FWD_LATEREL".into(), rel.to_string()));
+            // The one-time stagger per task (`FWD_PP`) in this kernel alone, opt-in
+            // (kernels-2026-11-29-kf20): at D 128 only (its go points need `FWD_SPLIT 2`).
+            if d == 128 {
+                let pp = fwd_short_pp_with(std::env::var("DCP_CUDA_FWD_SHORT_PP").ok().as_deref())?;
+                if let Some((min, at)) = pp {
+                    defs.push(("FWD_PP".into(), "1".into()));
+                    defs.push(("FWD_PP_MIN".into(), min.to_string()));
+                    if let Some(at) = at {
+                        defs.push(("FWD_PP_AT".into(), at.to_string()));
+                    }
+                }
+            }
             OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
         } else {
             OnDemand::off()
         };
+        let fwd_short_omap =
+            fwd_short_omap_with(std::env::var("DCP_CUDA_FWD_SHORT_OMAP").ok().as_deref())?;
         let mut bwd_chain = OnDemand::off();
         let mut bwd_half = OnDemand::off();
         let bwd_half_min = match bwd_family {
@@ -583,6 +602,7 @@ impl Kernels {
             fwd_halfbits,
             fwd_short,
             fwd_short_max,
+            fwd_short_omap,
             fwd_smem,
             bwd_smem,
             fwd_family,
@@ -1263,6 +1283,72 @@ fn fwd_short_with(v: Option<&str>, d: u32) -> Result<u32> {
                 "DCP_CUDA_FWD_SHORT={o}: expected a number of tiles per task (0 = off)"
             ))
         }),
+    }
+}
+
+/// `DCP_CUDA_FWD_SHORT_PP`: the short-task kernel with the one-time stagger of its two consumer
+/// warpgroups per task (`attn_fwd_sm90.cu` `FWD_PP 1`) in tasks of at least `MIN` tiles, given as
+/// `MIN` or `MIN:AT` (`FWD_PP_AT`, the go point: 2 after the first P V issue, 3 after the second;
+/// unset: the kernel's 3). Unset, empty or `0`: off (the kernel without `FWD_PP`, main's). D 128
+/// only (the host adds the defines there). Anything else is an error naming the value.
+fn fwd_short_pp_with(v: Option<&str>) -> Result<Option<(u32, Option<u32>)>> {
+    let bad = |o: &str| {
+        CudaError::Unsupported(format!(
+            "DCP_CUDA_FWD_SHORT_PP={o}: expected MIN or MIN:AT (tiles per task >= 1, AT 0..3; 0 = off)"
+        ))
+    };
+    match v.map(str::trim) {
+        None | Some("") | Some("0") => Ok(None),
+        Some(o) => {
+            let (min, at) = match o.split_once(':') {
+                Some((m, a)) => (m, Some(a)),
+                None => (o, None),
+            };
+            let min: u32 = min.trim().parse().map_err(|_| bad(o))?;
+            let at = match at {
+                Some(a) => Some(
+                    a.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|a| *a <= 3)
+                        .ok_or_else(|| bad(o))?,
+                ),
+                None => None,
+            };
+            if min == 0 {
+                return Err(bad(o));
+            }
+            Ok(Some((min, at)))
+        }
+    }
+}
+
+/// `DCP_CUDA_FWD_SHORT_LATEREL`: the short-task kernel's `FWD_LATEREL` (unset, empty or `1`: the
+/// default, the O-storing thread's owed Q release paid after the next task's first tile step;
+/// `2`: paid at the next task's start, before its first step and so before a `FWD_PP` turn's
+/// wait: kernels-2026-11-29-kf20 found the turn delaying that release, and with it the next
+/// Q load, in every 2-tile task). Opt-in, not measured yet. Anything else is an error.
+fn fwd_short_rel_with(v: Option<&str>) -> Result<u32> {
+    match v.map(str::trim) {
+        None | Some("") | Some("1") => Ok(1),
+        Some("2") => Ok(2),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_FWD_SHORT_LATEREL={o}: expected 1 or 2"
+        ))),
+    }
+}
+
+/// `DCP_CUDA_FWD_SHORT_OMAP`: whether the short-task kernel's launches get O tensor maps (`1`,
+/// unset or empty: the default, the epilogue's tensor store) or none (`0`: the kernel's generic
+/// path, 128 threads' 16-byte loads and stores after the warpgroup barrier, no bulk read to wait
+/// for). Anything else is an error naming the value.
+fn fwd_short_omap_with(v: Option<&str>) -> Result<bool> {
+    match v.map(str::trim) {
+        None | Some("") | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_FWD_SHORT_OMAP={o}: expected 0 or 1"
+        ))),
     }
 }
 
@@ -2061,6 +2147,8 @@ impl Lowering<'_> {
         // loads them with tensor copies under `FWD_TMA`), built after the split-K rewrite.
         let fwd_maps = if kernels.fwd_family == KernelFamily::Sm90Wgmma {
             let (dt, bc) = (dtype_code(model.dtype), kernels.fwd_bc);
+            // (`DCP_CUDA_FWD_SHORT_OMAP=0`: no O maps for the short-task kernel's launches.)
+            let o_maps = k != K::FwdShort || kernels.fwd_short_omap;
             Some(fwd_tensor_maps(
                 &mut wl.works,
                 &wl.segs,
@@ -2069,6 +2157,7 @@ impl Lowering<'_> {
                 dt,
                 br,
                 bc,
+                o_maps,
             )?)
         } else {
             None
@@ -3920,6 +4009,22 @@ mod tests {
         assert_eq!(fwd_short_with(Some("5"), 64).unwrap(), 5);
         let e = fwd_short_with(Some("on"), 128).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_SHORT=on"), "{e}");
+        assert_eq!(fwd_short_pp_with(None).unwrap(), None);
+        assert_eq!(fwd_short_pp_with(Some(" 0")).unwrap(), None);
+        assert_eq!(fwd_short_pp_with(Some("2")).unwrap(), Some((2, None)));
+        assert_eq!(fwd_short_pp_with(Some("2:2")).unwrap(), Some((2, Some(2))));
+        for bad in ["on", "2:4", "0:3", "2:", ":3", "-1"] {
+            let e = fwd_short_pp_with(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains(&format!("DCP_CUDA_FWD_SHORT_PP={bad}")), "{e}");
+        }
+        assert_eq!(fwd_short_rel_with(None).unwrap(), 1);
+        assert_eq!(fwd_short_rel_with(Some(" 2")).unwrap(), 2);
+        let e = fwd_short_rel_with(Some("0")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_FWD_SHORT_LATEREL=0"), "{e}");
+        assert!(fwd_short_omap_with(None).unwrap() && fwd_short_omap_with(Some("1")).unwrap());
+        assert!(!fwd_short_omap_with(Some(" 0")).unwrap());
+        let e = fwd_short_omap_with(Some("no")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_FWD_SHORT_OMAP=no"), "{e}");
         let t = |n: u32| TaskDesc {
             tiles_n: n,
             ..Default::default()

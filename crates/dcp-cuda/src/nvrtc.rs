@@ -423,6 +423,26 @@ mod tests {
                     ("FWD_LATEREL".to_string(), "1".to_string()),
                 ],
             ),
+            // The short-task kernel with its stagger (`DCP_CUDA_FWD_SHORT_PP=2`).
+            (
+                Source::AttnFwdSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "128".to_string()),
+                    ("FWD_LATEREL".to_string(), "1".to_string()),
+                    ("FWD_PP".to_string(), "1".to_string()),
+                    ("FWD_PP_MIN".to_string(), "2".to_string()),
+                ],
+            ),
+            // ... with `DCP_CUDA_FWD_SHORT_LATEREL=2`.
+            (
+                Source::AttnFwdSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "128".to_string()),
+                    ("FWD_LATEREL".to_string(), "2".to_string()),
+                    ("FWD_PP".to_string(), "1".to_string()),
+                    ("FWD_PP_MIN".to_string(), "2".to_string()),
+                ],
+            ),
         ] {
             let c = compile(src, &defs, "sm_90a").unwrap_or_else(|e| panic!("{e}"));
             assert!(!c.cubin.is_empty());

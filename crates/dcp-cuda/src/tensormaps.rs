@@ -161,7 +161,11 @@ fn tma_elem(dtype: u32) -> Option<TmaElem> {
 
 /// The maps of a forward launch ([`MAPS_PER_WORK`] per work, zeros where a work has none) and
 /// each work's `flags` TMA bits (`TMA_Q`, `TMA_KV`, `TMA_O`). `dtype`: of Q and K/V, 16-bit only
-/// (another dtype: no maps).
+/// (another dtype: no maps). `o`: false builds no O map (the kernel's generic O store).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the map arguments plus the O switch"
+)]
 pub fn fwd_tensor_maps(
     works: &mut [WorkDesc],
     segs: &[KvSeg],
@@ -170,9 +174,13 @@ pub fn fwd_tensor_maps(
     dtype: u32,
     br: u32,
     bc: u32,
+    o: bool,
 ) -> Result<Vec<[u64; 16]>> {
     tensor_maps(works, dtype, [TMA_Q, TMA_KV, TMA_O], |w, elem| {
-        let args = fwd_map_args(w, segs, d, group, elem.bytes(), br, bc);
+        let mut args = fwd_map_args(w, segs, d, group, elem.bytes(), br, bc);
+        if !o {
+            args[2] = None;
+        }
         let elems = [Some(elem), Some(elem), tma_elem(w.o_dtype)];
         [0, 1, 2].map(|j| args[j].zip(elems[j]))
     })
@@ -402,12 +410,21 @@ mod tests {
         let mut ws = [work(0x20008, 1024, 0, 1), work(0, 1024, 0, 1)];
         ws[1].o = 0;
         ws[0].flags = 7;
-        let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, 128, 128).unwrap();
+        let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, 128, 128, true).unwrap();
         assert_eq!(maps.len(), 6);
         assert!(maps.iter().all(|m| m.iter().all(|&x| x == 0)));
         assert!(ws.iter().all(|w| w.flags == 0));
         ws[0].flags = 7;
-        let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, crate::desc::DT_F32, 128, 128).unwrap();
+        let maps =
+            fwd_tensor_maps(&mut ws, &segs, 128, 4, crate::desc::DT_F32, 128, 128, true).unwrap();
         assert_eq!((maps.len(), ws[0].flags), (6, 0));
+        // An O that has a map (aligned) with Q / KV that have none: `o` false builds none.
+        let mut ws = [work(0x20008, 1024, 0, 1)];
+        ws[0].o = 0x40000;
+        ws[0].flags = 7;
+        assert!(fwd_map_args(&ws[0], &segs, 128, 4, 2, 128, 128)[2].is_some());
+        let maps = fwd_tensor_maps(&mut ws, &segs, 128, 4, DT_BF16, 128, 128, false).unwrap();
+        assert_eq!((maps.len(), ws[0].flags), (3, 0));
+        assert!(maps.iter().all(|m| m.iter().all(|&x| x == 0)));
     }
 }
