@@ -1405,6 +1405,44 @@ impl WorkLists {
         (off, self.out.len() as u32)
     }
 
+    /// The forward tasks of work `wdx` (rows `0..n_rows` against `n_keys` keys): per q tile of
+    /// `br` rows its kv tiles of `bc` keys ([`Self::classify_into_tiles`]) and one task per query
+    /// head. Returns the q tiles as `(r0, r1, tiles_off, tiles_n)`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the work's shape and the kernel's tile sizes"
+    )]
+    fn push_fwd_tasks(
+        &mut self,
+        csr: &RowCsr,
+        wdx: u32,
+        n_rows: u32,
+        n_keys: u32,
+        heads: u32,
+        br: u32,
+        bc: u32,
+    ) -> Vec<(u32, u32, u32, u32)> {
+        let mut qtiles = Vec::with_capacity(n_rows.div_ceil(br) as usize);
+        let mut r0 = 0u32;
+        while r0 < n_rows {
+            let r1 = (r0 + br).min(n_rows);
+            let (off, n) = self.classify_into_tiles(csr, r0, r1, n_keys, bc);
+            qtiles.push((r0, r1, off, n));
+            for head in 0..heads {
+                self.tasks.push(TaskDesc {
+                    work: wdx,
+                    row0: r0,
+                    head,
+                    tiles_off: off,
+                    tiles_n: n,
+                    pad: 0,
+                });
+            }
+            r0 = r1;
+        }
+        qtiles
+    }
+
     /// Masks for the partial tiles of one forward work whose q tiles `(r0, r1, tiles_off,
     /// tiles_n)` were classified by [`Self::classify_into_tiles`], when it is worth it
     /// ([`worth_masks`]).
@@ -2107,24 +2145,7 @@ impl Lowering<'_> {
                 row_off,
                 ..Default::default()
             });
-            let mut r0 = 0u32;
-            let mut qtiles = Vec::new();
-            while r0 < n_rows {
-                let r1 = (r0 + br).min(n_rows);
-                let (off, n) = wl.classify_into_tiles(&csr, r0, r1, key0, kernels.fwd_bc);
-                qtiles.push((r0, r1, off, n));
-                for j in 0..w.q.heads {
-                    wl.tasks.push(TaskDesc {
-                        work: wdx,
-                        row0: r0,
-                        head: j,
-                        tiles_off: off,
-                        tiles_n: n,
-                        pad: 0,
-                    });
-                }
-                r0 = r1;
-            }
+            let qtiles = wl.push_fwd_tasks(&csr, wdx, n_rows, key0, w.q.heads, br, kernels.fwd_bc);
             wl.fill_fwd_masks(&csr, &qtiles, key0);
             wl.mark_fwd_half(&csr, &qtiles, key0);
         }

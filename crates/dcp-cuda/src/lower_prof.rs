@@ -61,24 +61,7 @@ fn forward_lowering_phases() {
                         row_off,
                         ..Default::default()
                     });
-                    let mut qtiles = Vec::new();
-                    let mut r0 = 0;
-                    while r0 < n_rows {
-                        let r1 = (r0 + br).min(n_rows);
-                        let (off, n) = wl.classify_into_tiles(&csr, r0, r1, n_keys, bc);
-                        qtiles.push((r0, r1, off, n));
-                        for j in 0..w.q.heads {
-                            wl.tasks.push(TaskDesc {
-                                work: wdx,
-                                row0: r0,
-                                head: j,
-                                tiles_off: off,
-                                tiles_n: n,
-                                pad: 0,
-                            });
-                        }
-                        r0 = r1;
-                    }
+                    let qtiles = wl.push_fwd_tasks(&csr, wdx, n_rows, n_keys, w.q.heads, br, bc);
                     per_work.push((csr, qtiles, n_keys));
                 }
                 lap(1, &mut c);
@@ -105,11 +88,7 @@ fn forward_lowering_phases() {
                 masks += wl.masks.len() / tilemask::FWD_MASK_WORDS;
                 let distinct: std::collections::HashSet<&[u32]> =
                     wl.masks.chunks(tilemask::FWD_MASK_WORDS).collect();
-                eprintln!(
-                    "distinct masks {} of {}",
-                    distinct.len(),
-                    wl.masks.len() / tilemask::FWD_MASK_WORDS
-                );
+                assert_eq!(distinct.len() * tilemask::FWD_MASK_WORDS, wl.masks.len());
                 tiles += wl.tiles.len();
             }
         }
