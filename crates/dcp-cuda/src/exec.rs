@@ -1482,23 +1482,27 @@ impl WorkLists {
             self.hbits.resize(self.tiles.len(), 0);
         }
         for &(r0, r1, off, n) in qtiles {
-            for i in off as usize..(off + n) as usize {
+            let r = off as usize..(off + n) as usize;
+            // A full tile is no half tile; its bits say both halves of both warpgroups.
+            self.half[r.clone()].fill(false);
+            if self.half_bits {
+                self.hbits[r.clone()].fill(0xf);
+            }
+            for i in r {
                 let t = self.tiles[i];
+                if t & PARTIAL == 0 {
+                    continue;
+                }
                 if self.half_bits {
-                    let b = if t & PARTIAL != 0 {
-                        // From the tile's mask where it has one (cheaper than its rows' ranges).
-                        match self.tmask.get(i) {
-                            Some(&m) if m != tilemask::NO_MASK => self.mask_seen.fwd_half_bits(m),
-                            _ => tilemask::fwd_half_bits(csr, r0, r1, t & !PARTIAL, n_keys),
-                        }
-                    } else {
-                        0xf
+                    // From the tile's mask where it has one (cheaper than its rows' ranges).
+                    let b = match self.tmask.get(i) {
+                        Some(&m) if m != tilemask::NO_MASK => self.mask_seen.fwd_half_bits(m),
+                        _ => tilemask::fwd_half_bits(csr, r0, r1, t & !PARTIAL, n_keys),
                     };
                     self.half[i] = (0..2).any(|cw| (b >> (2 * cw)) & 3 != 3);
                     self.hbits[i] = b;
                 } else {
-                    self.half[i] =
-                        t & PARTIAL != 0 && tilemask::fwd_half(csr, r0, r1, t & !PARTIAL, n_keys);
+                    self.half[i] = tilemask::fwd_half(csr, r0, r1, t & !PARTIAL, n_keys);
                 }
             }
         }
@@ -1530,7 +1534,10 @@ impl WorkLists {
         let masks = tmask.len() == tiles.len();
         let mut count: HashMap<(u32, u32), u32> = HashMap::new();
         let mut ordered = vec![false; tiles.len()];
-        let (mut t_buf, mut m_buf) = (Vec::new(), Vec::new());
+        // The half tiles of one slice (tile word as the kernel reads it, mask index): few, so
+        // the slice is partitioned in place — they are held, the others move to the slice's
+        // end (walking back, so every read precedes the write over it), then they go first.
+        let mut held: Vec<(u32, u32)> = Vec::new();
         for t in tasks.iter_mut() {
             let r = t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize;
             t.pad = *count.entry((t.tiles_off, t.tiles_n)).or_insert_with(|| {
@@ -1538,16 +1545,11 @@ impl WorkLists {
                     !ordered[r.clone()].iter().any(|&o| o),
                     "forward tile lists {r:?} overlap another task's"
                 );
-                ordered[r.clone()].iter_mut().for_each(|o| *o = true);
-                let idx: Vec<usize> = r
-                    .clone()
-                    .filter(|&i| half[i])
-                    .chain(r.clone().filter(|&i| !half[i]))
-                    .collect();
-                t_buf.clear();
-                t_buf.extend(idx.iter().map(|&i| {
+                ordered[r.clone()].fill(true);
+                held.clear();
+                for i in r.clone().filter(|&i| half[i]) {
                     // FWD_HALFBITS: a half tile's word carries its warpgroups' halves.
-                    if bits && half[i] {
+                    let word = if bits {
                         assert!(
                             tiles[i] & !PARTIAL < 1 << 27,
                             "key tile {} does not fit FWD_HALFBITS' 27 bits",
@@ -1556,15 +1558,30 @@ impl WorkLists {
                         tiles[i] | hbits[i] << 27
                     } else {
                         tiles[i]
-                    }
-                }));
-                tiles[r.clone()].copy_from_slice(&t_buf);
-                if masks {
-                    m_buf.clear();
-                    m_buf.extend(idx.iter().map(|&i| tmask[i]));
-                    tmask[r.clone()].copy_from_slice(&m_buf);
+                    };
+                    held.push((word, if masks { tmask[i] } else { 0 }));
                 }
-                let n = r.clone().filter(|&i| half[i]).count();
+                let n = held.len();
+                if n == 0 {
+                    return 0;
+                }
+                let mut w = r.end;
+                for i in r.clone().rev() {
+                    if !half[i] {
+                        w -= 1;
+                        tiles[w] = tiles[i];
+                        if masks {
+                            tmask[w] = tmask[i];
+                        }
+                    }
+                }
+                debug_assert_eq!(w, r.start + n);
+                for (k, &(word, m)) in held.iter().enumerate() {
+                    tiles[r.start + k] = word;
+                    if masks {
+                        tmask[r.start + k] = m;
+                    }
+                }
                 half[r.clone()]
                     .iter_mut()
                     .enumerate()

@@ -26,6 +26,7 @@ fn forward_lowering_phases() {
         "order",
     ];
     let mut tasks = 0usize;
+    let mut sum = 0xcbf2_9ce4_8422_2325u64;
     let mut masks = 0usize;
     let mut tiles = 0usize;
     for _ in 0..reps {
@@ -85,6 +86,15 @@ fn forward_lowering_phases() {
                 wl.order_fwd_half();
                 lap(6, &mut c);
                 tasks += wl.tasks.len();
+                // A checksum of what the kernel reads, to compare builds of the lowering.
+                let words = wl.tiles.iter().chain(&wl.tmask).copied().chain(
+                    wl.tasks
+                        .iter()
+                        .flat_map(|t| [t.work, t.row0, t.head, t.tiles_off, t.tiles_n, t.pad]),
+                );
+                for x in words {
+                    sum = (sum ^ x as u64).wrapping_mul(0x100_0000_01b3);
+                }
                 masks += wl.masks.len() / tilemask::FWD_MASK_WORDS;
                 let distinct: std::collections::HashSet<&[u32]> =
                     wl.masks.chunks(tilemask::FWD_MASK_WORDS).collect();
@@ -100,7 +110,8 @@ fn forward_lowering_phases() {
         .map(|(n, s)| format!("{n} {:.2}", s * 1e3 / reps as f64))
         .collect();
     println!(
-        "{path}: forward lowering {:.2} ms per plan ({} tasks, {} tile entries, {} masks) = {}",
+        "{path}: forward lowering {:.2} ms per plan ({} tasks, {} tile entries, {} masks, \
+         checksum {sum:016x}) = {}",
         total * 1e3 / reps as f64,
         tasks / reps,
         tiles / reps,
