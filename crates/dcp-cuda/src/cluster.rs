@@ -20,12 +20,7 @@ pub const DEFAULT_CLUSTER: bool = true;
 /// Parses `DCP_CUDA_BWD_CLUSTER` (unset: [`DEFAULT_CLUSTER`]): `1` chained launches whose works
 /// are all two kv tiles wide run as clusters, `0` they run as chains.
 pub fn parse(v: Option<&str>) -> Result<bool, String> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(DEFAULT_CLUSTER),
-        Some("0") => Ok(false),
-        Some("1") => Ok(true),
-        Some(o) => Err(format!("DCP_CUDA_BWD_CLUSTER={o}: expected 0 or 1")),
-    }
+    crate::switch::parse("DCP_CUDA_BWD_CLUSTER", v, DEFAULT_CLUSTER)
 }
 
 /// `DCP_CUDA_BWD_CLUSTER` of this process's environment.

@@ -37,6 +37,7 @@ use crate::own::{
     TASK_DQ_CONV,
 };
 use crate::prepclock::PrepClock;
+use crate::switch;
 use crate::tensormaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
 use crate::tilemask;
 
@@ -777,13 +778,7 @@ pub fn op_timing_enabled() -> Result<bool> {
 
 /// [`op_timing_enabled`] on the value of `DCP_CUDA_OP_TIMES`.
 fn op_timing_with(v: Option<&str>) -> Result<bool> {
-    match v.map(str::trim) {
-        None | Some("") | Some("0") => Ok(false),
-        Some("1") => Ok(true),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_OP_TIMES={o}: expected 0 or 1"
-        ))),
-    }
+    switch::parse("DCP_CUDA_OP_TIMES", v, false).map_err(CudaError::Unsupported)
 }
 
 fn esize(d: DType) -> u64 {
@@ -967,13 +962,7 @@ fn copy_batch_from_env() -> Result<bool> {
 }
 
 fn copy_batch_with(v: Option<&str>) -> Result<bool> {
-    match v.map(str::trim) {
-        None | Some("") | Some("1") => Ok(true),
-        Some("0") => Ok(false),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_COPY_BATCH={o}: expected 0 or 1"
-        ))),
-    }
+    switch::parse("DCP_CUDA_COPY_BATCH", v, true).map_err(CudaError::Unsupported)
 }
 
 /// Device bytes `[start, end)` that region `r` spans (its rows' extent: a superset of what it
@@ -1249,25 +1238,11 @@ fn bwd_half_with(v: Option<&str>) -> Result<f64> {
 /// +2.0 %, alone +1.1 %; bench/results/kernels-2026-11-29-kf17), off at D 64 (not measured there,
 /// where the half kernel is opt-in); anything else is an error naming the value.
 fn fwd_halfbits_with(v: Option<&str>, d: u32) -> Result<bool> {
-    match v.map(str::trim) {
-        Some("1") => Ok(true),
-        Some("0") => Ok(false),
-        None | Some("") => Ok(d == 128),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_FWD_HALFBITS={o}: expected 0 or 1"
-        ))),
-    }
+    switch::parse("DCP_CUDA_FWD_HALFBITS", v, d == 128).map_err(CudaError::Unsupported)
 }
 
 fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
-    match v.map(str::trim) {
-        Some("1") => Ok(true),
-        Some("0") => Ok(false),
-        None | Some("") => Ok(d == 128),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_FWD_HALF={o}: expected 0 or 1"
-        ))),
-    }
+    switch::parse("DCP_CUDA_FWD_HALF", v, d == 128).map_err(CudaError::Unsupported)
 }
 
 /// `DCP_CUDA_FWD_SHORT` at head dim `d`: the largest mean number of tiles per task of a forward
@@ -1343,13 +1318,7 @@ fn fwd_short_rel_with(v: Option<&str>) -> Result<u32> {
 /// path, 128 threads' 16-byte loads and stores after the warpgroup barrier, no bulk read to wait
 /// for). Anything else is an error naming the value.
 fn fwd_short_omap_with(v: Option<&str>) -> Result<bool> {
-    match v.map(str::trim) {
-        None | Some("") | Some("1") => Ok(true),
-        Some("0") => Ok(false),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_FWD_SHORT_OMAP={o}: expected 0 or 1"
-        ))),
-    }
+    switch::parse("DCP_CUDA_FWD_SHORT_OMAP", v, true).map_err(CudaError::Unsupported)
 }
 
 /// Whether a forward launch's tasks average at most `max` tiles (none: no).

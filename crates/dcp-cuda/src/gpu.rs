@@ -17,6 +17,7 @@ use cudarc::driver::{result, sys, CudaContext};
 use crate::error::{drv, CudaError, Result};
 use crate::nvrtc::{self, Source};
 use crate::pool::{size_class, FreeLists};
+use crate::switch;
 use crate::watchdog::Watchdog;
 
 /// True when libcuda can be loaded.
@@ -82,13 +83,7 @@ fn prepare_sync_from_env() -> Result<bool> {
 }
 
 fn parse_prepare_sync(v: Option<&str>) -> Result<bool> {
-    match v {
-        None | Some("0") | Some("") => Ok(false),
-        Some("1") => Ok(true),
-        Some(v) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_PREPARE_SYNC={v}: expected 0 or 1"
-        ))),
-    }
+    switch::parse("DCP_CUDA_PREPARE_SYNC", v, false).map_err(CudaError::Unsupported)
 }
 
 /// `DCP_CUDA_PINNED_STAGING`: `1` (the default) copies a program's descriptor arena into the
@@ -100,13 +95,7 @@ fn pinned_staging_from_env() -> Result<bool> {
 }
 
 fn parse_pinned_staging(v: Option<&str>) -> Result<bool> {
-    match v {
-        None | Some("1") | Some("") => Ok(true),
-        Some("0") => Ok(false),
-        Some(v) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_PINNED_STAGING={v}: expected 0 or 1"
-        ))),
-    }
+    switch::parse("DCP_CUDA_PINNED_STAGING", v, true).map_err(CudaError::Unsupported)
 }
 
 /// Programmatic dependent launch (`DCP_CUDA_PDL`: 1, the default, or 0): kernels that declare
@@ -114,16 +103,7 @@ fn parse_pinned_staging(v: Option<&str>) -> Result<bool> {
 /// start them while the kernel before them on the stream finishes (they wait for it in
 /// `griddepcontrol.wait`, kernels/common.cuh `pdl_wait`).
 fn pdl_from_env() -> Result<bool> {
-    match std::env::var("DCP_CUDA_PDL") {
-        Err(_) => Ok(true),
-        Ok(v) => match v.trim() {
-            "1" => Ok(true),
-            "0" => Ok(false),
-            _ => Err(CudaError::Unsupported(format!(
-                "DCP_CUDA_PDL={v}: expected 1 (programmatic dependent launch) or 0 (off)"
-            ))),
-        },
-    }
+    switch::from_env("DCP_CUDA_PDL", true).map_err(CudaError::Unsupported)
 }
 
 /// `[offset, offset + len)` lies inside `bytes` bytes (no overflow).

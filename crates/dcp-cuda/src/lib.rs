@@ -40,6 +40,7 @@ pub mod own;
 pub mod pool;
 mod prepclock;
 pub mod runner;
+pub mod switch;
 pub mod tensormaps;
 pub mod tilemask;
 pub mod watchdog;

@@ -121,11 +121,7 @@ pub fn fuse_fill_from_env() -> Result<bool, String> {
 
 /// Parses `DCP_CUDA_BWD_FUSE_FILL` (unset: on).
 pub fn parse_fuse_fill(v: Option<&str>) -> Result<bool, String> {
-    match v.map(str::trim) {
-        None | Some("") | Some("1") => Ok(true),
-        Some("0") => Ok(false),
-        Some(o) => Err(format!("DCP_CUDA_BWD_FUSE_FILL={o}: expected 0 or 1")),
-    }
+    crate::switch::parse("DCP_CUDA_BWD_FUSE_FILL", v, true)
 }
 
 /// Whether the D pre-pass of a backward launch also zeroes its dK/dV rows in place of their zero
@@ -145,11 +141,7 @@ pub const DD_ZERO_MAX_BYTES: usize = 8 << 20;
 
 /// Parses `DCP_CUDA_BWD_DD_ZERO` (unset: on).
 pub fn parse_dd_zero(v: Option<&str>) -> Result<bool, String> {
-    match v.map(str::trim) {
-        None | Some("") | Some("1") => Ok(true),
-        Some("0") => Ok(false),
-        Some(o) => Err(format!("DCP_CUDA_BWD_DD_ZERO={o}: expected 0 or 1")),
-    }
+    crate::switch::parse("DCP_CUDA_BWD_DD_ZERO", v, true)
 }
 
 /// The zero fills a backward launch's D pre-pass takes over whole (`DCP_CUDA_BWD_DD_ZERO`): the
@@ -525,12 +517,7 @@ pub const DEFAULT_CHAIN_DD: bool = false;
 /// Parses `DCP_CUDA_BWD_CHAIN_DD` (unset: [`DEFAULT_CHAIN_DD`]): `1` chained launches compute D
 /// in the chain kernel and drop their D pre-pass, `0` they keep it.
 pub fn parse_chain_dd(v: Option<&str>) -> Result<bool, String> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(DEFAULT_CHAIN_DD),
-        Some("0") => Ok(false),
-        Some("1") => Ok(true),
-        Some(o) => Err(format!("DCP_CUDA_BWD_CHAIN_DD={o}: expected 0 or 1")),
-    }
+    crate::switch::parse("DCP_CUDA_BWD_CHAIN_DD", v, DEFAULT_CHAIN_DD)
 }
 
 /// `DCP_CUDA_BWD_CHAIN_DD` of this process's environment.

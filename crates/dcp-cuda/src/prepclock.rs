@@ -8,13 +8,7 @@ use std::time::{Duration, Instant};
 use crate::error::{CudaError, Result};
 
 fn enabled_from(v: Option<&str>) -> Result<bool> {
-    match v.map(str::trim) {
-        None | Some("") | Some("0") => Ok(false),
-        Some("1") => Ok(true),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_PREPARE_PROFILE={o}: expected 0 or 1"
-        ))),
-    }
+    crate::switch::parse("DCP_CUDA_PREPARE_PROFILE", v, false).map_err(CudaError::Unsupported)
 }
 
 /// Laps of one program's preparation, summed by name in first-seen order.
