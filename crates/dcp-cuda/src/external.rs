@@ -211,8 +211,8 @@ impl ExternalExecutor {
 
     /// Host time spent so far outside the queued GPU work: (programs prepared, seconds preparing
     /// them — lowering, buffer allocation, descriptor upload —, the part of those seconds spent
-    /// waiting for the GPU's streams, seconds evicting cached plans — draining the streams,
-    /// freeing buffers). Preparing stalls the caller's thread; the GPU stalls only when the
+    /// waiting for the GPU's streams, seconds evicting cached plans — waiting for their own
+    /// queued work, freeing buffers). Preparing stalls the caller's thread; the GPU stalls only when the
     /// host work outside the waits outlasts what is queued on it.
     pub fn host_stats(&self) -> (u64, f64, f64, f64) {
         (
