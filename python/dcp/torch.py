@@ -194,7 +194,8 @@ def executor_stats() -> dict:
     ``prepare_wait_s`` (the part of ``prepare_s`` spent waiting for the executor's streams: the
     device was busy then; ``DCP_CUDA_PREPARE_SYNC=1`` brings back the waits of earlier versions)
     and ``evict_s`` (seconds waiting for an evicted cached plan's own queued work and freeing it
-    to make room). They run on the calling thread between GPU work; per-step deltas show when they cost a step. The
+    to make room). They run on the calling thread between GPU work; per-step deltas show when
+    they cost a step. The
     executor's buffers come from a device-memory pool (``DCP_CUDA_POOL_MB``, default 8192; 0
     turns it off): ``pool_cached_bytes`` held for reuse, ``pool_hits`` / ``pool_misses``
     allocations served from it / from the driver, and ``alloc_s`` the seconds those driver
