@@ -4,7 +4,8 @@
 //!
 //! Usage: `cargo run --release -p dcp-core --example validator_bench -- [--budgets 131072,400000]
 //! [--count 2] [--topology 4x8] [--repeats 3] [--plan-repeats R] [--interleave] [--planners dcp,zigzag] [--dataset longalign|ldc]
-//! [--mask causal|lambda|...] [--threads 1] [--mode auto|sequential|phases|flow]` (the mask as `MaskSpec::parse`
+//! [--mask causal|lambda|...] [--threads 1] [--mode auto|sequential|phases|flow] [--relayout | --relayout2]`
+//! (the mask as `MaskSpec::parse`
 //! reads it). Prints a markdown table, one row per plan;
 //! a planner that cannot plan a batch gets a row saying why. Planning and validation are each
 //! run `--repeats` times and the median is reported (the first planning of a batch also pays for
@@ -63,6 +64,21 @@ fn main() {
     // Plan and validate in turn, as a training loop does (each planning follows the previous
     // validation, each validation its planning), instead of all plannings first.
     let interleave = args.iter().any(|a| a == "--interleave");
+    // Validate a fresh deep copy of each plan (made untimed): its heap objects then lie device
+    // by device, in the order validation reads them, whatever order the planner built them in.
+    let relayout = args.iter().any(|a| a == "--relayout");
+    // Like --relayout, but every device's forward program first, then every backward one (the
+    // order in which validation reads them).
+    let relayout2 = args.iter().any(|a| a == "--relayout2");
+    // Hardware counters of this thread around each planning and validation (one thread only).
+    let hw = args.iter().any(|a| a == "--counters").then(|| {
+        let (c, refused) = common::counters::Counters::open();
+        for r in &refused {
+            eprintln!("--counters: not counted: {r}");
+        }
+        c
+    });
+    let mut hw_rows: Vec<String> = Vec::new();
     let planners: Vec<String> = arg(&args, "--planners", "dcp,zigzag")
         .split(',')
         .map(String::from)
@@ -82,6 +98,9 @@ fn main() {
     // One thread and no parallel mode asked: no pool at all. A process that has started a
     // thread pays for locked malloc/free (glibc skips the locks while a process has one
     // thread), which slowed allocation-heavy planning here by up to 1.6×.
+    if hw.is_some() && threads > 1 {
+        panic!("--counters counts this thread only: use it with --threads 1");
+    }
     let pool = (threads > 1 || matches!(mode, Threads::Phases | Threads::Flow)).then(|| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -109,7 +128,44 @@ fn main() {
                     v.sort_by(|a, b| a.total_cmp(b));
                     v[v.len() / 2]
                 };
+                let zero = common::counters::Sample([Some(0); common::counters::N]);
+                let (hw_plan, hw_val) = (std::cell::Cell::new(zero), std::cell::Cell::new(zero));
+                let add = |acc: &std::cell::Cell<common::counters::Sample>,
+                           d: common::counters::Sample| {
+                    let mut a = acc.get();
+                    for (x, y) in a.0.iter_mut().zip(d.0) {
+                        *x = x.zip(y).map(|(x, y)| x + y);
+                    }
+                    acc.set(a);
+                };
+                let sample = || hw.as_ref().map(|c| c.sample());
                 let validate_once = |plan: &dcp_core::plan::Plan| {
+                    let copy = if relayout2 {
+                        let fwd: Vec<_> = plan.devices.iter().map(|d| d.forward.clone()).collect();
+                        let bwd: Vec<_> = plan.devices.iter().map(|d| d.backward.clone()).collect();
+                        let mut p = dcp_core::plan::Plan {
+                            version: plan.version,
+                            planner: plan.planner.clone(),
+                            candidate: plan.candidate,
+                            batch: plan.batch.clone(),
+                            topology: plan.topology,
+                            devices: Vec::new(),
+                        };
+                        for ((d, f), b) in plan.devices.iter().zip(fwd).zip(bwd) {
+                            p.devices.push(dcp_core::plan::DevicePlan {
+                                device: d.device,
+                                node: d.node,
+                                layout: d.layout.clone(),
+                                forward: f,
+                                backward: b,
+                            });
+                        }
+                        Some(p)
+                    } else {
+                        relayout.then(|| plan.clone())
+                    };
+                    let plan = copy.as_ref().unwrap_or(plan);
+                    let h0 = sample();
                     let (t, c) = (Instant::now(), process_cpu_ms());
                     match &pool {
                         Some(pool) => pool.install(|| validate_with(plan, mode)),
@@ -119,6 +175,9 @@ fn main() {
                     }
                     .expect("planner output is valid");
                     let c = process_cpu_ms().zip(c).map(|(b, a)| b - a);
+                    if let (Some(a), Some(b)) = (h0, sample()) {
+                        add(&hw_val, b.since(&a));
+                    }
                     (t.elapsed().as_secs_f64() * 1e3, c.unwrap_or(f64::NAN))
                 };
                 let (mut plan, mut plan_ms, mut plan_cpu) = (None, Vec::new(), Vec::new());
@@ -127,6 +186,7 @@ fn main() {
                 for _ in 0..plan_runs.max(1) {
                     // The previous plan is dropped outside the timed part.
                     drop(plan.take());
+                    let h0 = sample();
                     let (t0, c0) = (Instant::now(), thread_cpu_ms());
                     match make_plan(planner, &batch, &topo, &PlannerOptions::default()) {
                         Ok(p) => plan = Some(p),
@@ -138,6 +198,9 @@ fn main() {
                         }
                     }
                     plan_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                    if let (Some(a), Some(b)) = (h0, sample()) {
+                        add(&hw_plan, b.since(&a));
+                    }
                     plan_cpu.push(thread_cpu_ms().zip(c0).map_or(f64::NAN, |(b, a)| b - a));
                     if let (true, Some(p)) = (interleave, &plan) {
                         let (m, c) = validate_once(p);
@@ -173,7 +236,36 @@ fn main() {
                     lens.len(),
                     c / plan_cpu
                 );
+                if hw.is_some() {
+                    // Per plan instruction, summed over all runs of each half.
+                    let per = |s: common::counters::Sample, runs: usize| {
+                        let k = (instrs * runs.max(1)) as f64;
+                        s.0.map(|v| v.map_or("–".to_string(), |v| format!("{:.2}", v as f64 / k)))
+                    };
+                    let (p, v) = (per(hw_plan.get(), plan_runs), per(hw_val.get(), repeats));
+                    for (half, x) in [("plan", p), ("validate", v)] {
+                        hw_rows.push(format!(
+                            "| {planner} | {budget} | {bi} | {half} | {} |",
+                            x.join(" | ")
+                        ));
+                    }
+                }
             }
+        }
+    }
+    if !hw_rows.is_empty() {
+        println!();
+        println!(
+            "Hardware counters per plan instruction (this thread, user space; all runs of each half):"
+        );
+        println!();
+        println!(
+            "| planner | budget | batch | half | {} |",
+            common::counters::Counters::names().join(" | ")
+        );
+        println!("|---|---|---|---|{}", "---|".repeat(common::counters::N));
+        for r in hw_rows {
+            println!("{r}");
         }
     }
 }

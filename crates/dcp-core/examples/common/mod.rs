@@ -3,6 +3,8 @@
 //! `ring_shift_reuse`). Each example compiles this module and uses what it needs.
 #![allow(dead_code)]
 
+pub mod counters;
+
 /// The records of a JSON-lines file (blank lines skipped); panics naming the file or the line.
 pub fn records(path: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
