@@ -95,12 +95,12 @@ fn main() {
         "ahead" => Threads::Ahead,
         m => panic!("--mode {m}: one of auto, sequential, phases, flow"),
     };
-    // One thread and no parallel mode asked: no pool at all. A process that has started a
-    // thread pays for locked malloc/free (glibc skips the locks while a process has one
-    // thread), which slowed allocation-heavy planning here by up to 1.6×.
     if hw.is_some() && threads > 1 {
         panic!("--counters counts this thread only: use it with --threads 1");
     }
+    // One thread and no parallel mode asked: no pool at all. A process that has started a
+    // thread pays for locked malloc/free (glibc skips the locks while a process has one
+    // thread), which slowed allocation-heavy planning here by up to 1.6×.
     let pool = (threads > 1 || matches!(mode, Threads::Phases | Threads::Flow)).then(|| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -128,37 +128,24 @@ fn main() {
                     v.sort_by(|a, b| a.total_cmp(b));
                     v[v.len() / 2]
                 };
-                let zero = common::counters::Sample([Some(0); common::counters::N]);
+                let zero = common::counters::Sample::zero();
                 let (hw_plan, hw_val) = (std::cell::Cell::new(zero), std::cell::Cell::new(zero));
                 let add = |acc: &std::cell::Cell<common::counters::Sample>,
                            d: common::counters::Sample| {
                     let mut a = acc.get();
-                    for (x, y) in a.0.iter_mut().zip(d.0) {
-                        *x = x.zip(y).map(|(x, y)| x + y);
-                    }
+                    a.add(d);
                     acc.set(a);
                 };
                 let sample = || hw.as_ref().map(|c| c.sample());
                 let validate_once = |plan: &dcp_core::plan::Plan| {
                     let copy = if relayout2 {
+                        // The programs copied first, all forwards then all backwards; the rest
+                        // of the copy's (its own programs replaced) after them.
                         let fwd: Vec<_> = plan.devices.iter().map(|d| d.forward.clone()).collect();
                         let bwd: Vec<_> = plan.devices.iter().map(|d| d.backward.clone()).collect();
-                        let mut p = dcp_core::plan::Plan {
-                            version: plan.version,
-                            planner: plan.planner.clone(),
-                            candidate: plan.candidate,
-                            batch: plan.batch.clone(),
-                            topology: plan.topology,
-                            devices: Vec::new(),
-                        };
-                        for ((d, f), b) in plan.devices.iter().zip(fwd).zip(bwd) {
-                            p.devices.push(dcp_core::plan::DevicePlan {
-                                device: d.device,
-                                node: d.node,
-                                layout: d.layout.clone(),
-                                forward: f,
-                                backward: b,
-                            });
+                        let mut p = plan.clone();
+                        for ((d, f), b) in p.devices.iter_mut().zip(fwd).zip(bwd) {
+                            (d.forward, d.backward) = (f, b);
                         }
                         Some(p)
                     } else {

@@ -118,6 +118,18 @@ impl Counters {
 }
 
 impl Sample {
+    /// Zero for every event (a sum to `add` into).
+    pub fn zero() -> Sample {
+        Sample([Some(0); N])
+    }
+
+    /// Adds `d` per event (an event missing from either side stays missing).
+    pub fn add(&mut self, d: Sample) {
+        for (x, y) in self.0.iter_mut().zip(d.0) {
+            *x = x.zip(y).map(|(x, y)| x + y);
+        }
+    }
+
     /// `self - before`, per event.
     pub fn since(&self, before: &Sample) -> Sample {
         let mut out = [None; N];
