@@ -25,7 +25,7 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::plan::Instr;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
-use dcp_core::validate::{validate_with, Threads};
+use dcp_core::validate::{one_thread_choice, validate_with, Threads, AHEAD_MIN_DEVICES};
 
 /// CPU time of this thread in ms (`clock_gettime`): unlike wall time, not inflated when other
 /// processes share the cores. (`/proc/thread-self/schedstat`, read here before, is all zeros on
@@ -93,7 +93,7 @@ fn main() {
         "phases" => Threads::Phases,
         "flow" => Threads::Flow,
         "ahead" => Threads::Ahead,
-        m => panic!("--mode {m}: one of auto, sequential, phases, flow"),
+        m => panic!("--mode {m}: one of auto, sequential, phases, flow, ahead"),
     };
     if hw.is_some() && threads > 1 {
         panic!("--counters counts this thread only: use it with --threads 1");
@@ -108,8 +108,16 @@ fn main() {
             .expect("a thread pool")
     });
     let model = ModelShape::default();
+    let order = match (&pool, mode) {
+        (None, Threads::Auto) => {
+            format!(
+                "Auto on one thread: Ahead from {AHEAD_MIN_DEVICES} devices on, else Sequential"
+            )
+        }
+        _ => format!("{mode:?}"),
+    };
     println!(
-        "dataset {}, mask {}, topology {}, validation on {threads} thread(s), {mode:?}",
+        "dataset {}, mask {}, topology {}, validation on {threads} thread(s), {order}",
         dataset.name(),
         mask.name(),
         arg(&args, "--topology", "4x8")
@@ -156,9 +164,12 @@ fn main() {
                     let (t, c) = (Instant::now(), process_cpu_ms());
                     match &pool {
                         Some(pool) => pool.install(|| validate_with(plan, mode)),
-                        // One thread: sequential unless another single-threaded order is asked.
-                        None if mode == Threads::Ahead => validate_with(plan, mode),
-                        None => validate_with(plan, Threads::Sequential),
+                        // One thread: `auto` runs what `validate` runs on one thread (run
+                        // ahead from AHEAD_MIN_DEVICES on), the others the order asked.
+                        None if mode == Threads::Auto => {
+                            validate_with(plan, one_thread_choice(plan))
+                        }
+                        None => validate_with(plan, mode),
                     }
                     .expect("planner output is valid");
                     let c = process_cpu_ms().zip(c).map(|(b, a)| b - a);

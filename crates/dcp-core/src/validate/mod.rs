@@ -176,6 +176,18 @@ fn auto_threads(
 /// 0.94 in val13, 0.95 → 0.88 in val14).
 pub const AHEAD_MIN_DEVICES: usize = 32;
 
+/// What [`Threads::Auto`] runs when it runs `plan`'s devices on one thread (rayon's pool has
+/// one thread, the caller is one of its workers, or the plan's phases are short):
+/// [`Threads::Ahead`] from [`AHEAD_MIN_DEVICES`] devices on, else [`Threads::Sequential`].
+/// Benchmarks that time validation on one thread run this, as [`validate`] would there.
+pub fn one_thread_choice(plan: &Plan) -> Threads {
+    if plan.devices.len() >= AHEAD_MIN_DEVICES {
+        Threads::Ahead
+    } else {
+        Threads::Sequential
+    }
+}
+
 /// Instructions of both programs of all devices.
 fn plan_instrs(plan: &Plan) -> usize {
     (plan.devices.iter())
@@ -219,7 +231,7 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
             || rayon::current_thread_index().is_some(),
             rayon::current_num_threads,
         ) {
-            Threads::Sequential if plan.devices.len() >= AHEAD_MIN_DEVICES => Threads::Ahead,
+            Threads::Sequential => one_thread_choice(plan),
             t => t,
         },
         t => t,
