@@ -111,7 +111,7 @@ pub enum Threads {
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices), and the caller is not itself one of rayon's worker threads; else
     /// [`Threads::Ahead`] for plans of at least [`AHEAD_MIN_DEVICES`] devices, sequential for
-    /// smaller ones ([`auto_threads`]). [`Threads::Flow`] is never chosen by itself yet: on the
+    /// smaller ones ([`auto_threads`], [`one_thread_choice`]). [`Threads::Flow`] is never chosen by itself yet: on the
     /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
     /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
     Auto,
@@ -1060,6 +1060,18 @@ mod tests {
     use super::*;
     use crate::mask::MaskSpec;
     use crate::planners::{make_plan, PlannerOptions, PLANNERS};
+
+    #[test]
+    fn one_thread_runs_ahead_from_ahead_min_devices_on() {
+        let (batch, topo) = small_case();
+        let mut plan = make_plan("ring", &batch, &topo, &PlannerOptions::default()).expect("ring");
+        assert_eq!(one_thread_choice(&plan), Threads::Sequential);
+        let d = plan.devices[0].clone();
+        plan.devices.resize(AHEAD_MIN_DEVICES - 1, d.clone());
+        assert_eq!(one_thread_choice(&plan), Threads::Sequential);
+        plan.devices.push(d);
+        assert_eq!(one_thread_choice(&plan), Threads::Ahead);
+    }
     use crate::spec::{BatchSpec, DType, ModelShape, Topology};
 
     /// Four causal sequences (37, 200, 5 and 64 tokens, GQA 4:2) on 2×2 devices.
