@@ -5,7 +5,10 @@ import glob, os, statistics as st, collections, sys
 raw = sys.argv[1]
 d = collections.defaultdict(list)
 for f in sorted(glob.glob(os.path.join(raw, 'vb_*.txt'))):
-    _, T, m, r = os.path.basename(f)[:-4].split('_')
+    parts = os.path.basename(f)[:-4].split('_')
+    if len(parts) != 4:  # run_host.sh's thread sweep (vb_T_tN.txt): read those whole
+        continue
+    _, T, m, r = parts
     for l in open(f):
         c = [x.strip() for x in l.strip().strip('|').split('|')]
         if not l.startswith('| ') or c[0] in ('planner',) or c[0].startswith('---') or len(c) < 13 or c[9] == '–':
