@@ -30,6 +30,9 @@
 // setmaxnreg moves registers from the producer to the consumers.
 // Measured variants (separate K and V barriers, S(j+1) issued with P V(j), warpgroup ping-pong,
 // one elected arrival per warp): bench/results/kernels-2026-11-28e-fwd.
+// With the TMA producer: the next tile's S issued early from one flat consumer loop, with and
+// without separate K and V barriers, lost 17-27 % on 1000 short works
+// (bench/results/kernels-2026-11-30-kf22, -kv23; the code is kept there as diffs).
 
 // FWD_CLAIM_LATE 1: the next task index is claimed after a task's last K/V load instead of at its
 // start (A/B; see attn_bwd_sm90.cu, where claiming late gained 4-6 % on causal 128K).
@@ -229,12 +232,8 @@
 #define S90_BR 128
 #define S90_BC 128
 #define S90_THREADS 384
-#ifndef FWD_PROD_REGS
 #define FWD_PROD_REGS 56
-#endif
-#ifndef FWD_CONS_REGS
 #define FWD_CONS_REGS 224
-#endif
 static_assert(128 * FWD_PROD_REGS + 256 * FWD_CONS_REGS <= 384 * 168,
               "setmaxnreg split exceeds the registers the CTA is launched with");
 
@@ -242,12 +241,11 @@ static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head di
 
 // Shared memory besides the tiles (kept in step with exec.rs): per K/V stage the ranges of each
 // row (2 x 8 bytes) and the tile word; per Q buffer the task and work descriptors (160 bytes)
-// and each row's range span (8 bytes); 8 mbarriers, two task-index slots and FWD_KVSPLIT's 4
-// mbarriers (the space is kept in every build).
+// and each row's range span (8 bytes); 8 mbarriers and two task-index slots.
 #define F90_KSMALL (S90_BR * 16 + 16)
 #define F90_INFO 160
 #define F90_QSMALL (F90_INFO + S90_BR * 8)
-#define F90_BARS 104
+#define F90_BARS 72
 
 // PV for the head dim: N = HEAD_DIM.
 __device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b) {
@@ -594,24 +592,6 @@ __device__ __forceinline__ bool f90_exp_nm(float* sc, const float* mm, float* ps
   }
   return __any_sync(0xffffffffu, bad || FWD_NOMAX_TEST == 2);
 }
-// FWD_FLAT 4: f90_exp_nm on NT column groups (a half tile: its own sums in `ps`, its own guard).
-template <int NT>
-__device__ __forceinline__ bool f90_exp_nm_n(float* sc, const float* mm, float* ps, float scale_log2) {
-  bool bad = false;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float s = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      sc[nt * 4 + 2 * h] = f90_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mm[h]));
-      sc[nt * 4 + 2 * h + 1] = f90_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mm[h]));
-      s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
-    }
-    ps[h] = s;
-    bad |= !(s <= (float)(1 << (int)FWD_LAZY_TAU));
-  }
-  return __any_sync(0xffffffffu, bad);
-}
 // Returns whether a row of the warp has a P that is not finite (nothing was changed for that row).
 __device__ __forceinline__ bool f90_nomax_fix(float* sc, float* o, float* mm, float* ll, float* ps) {
   bool bad = false;
@@ -763,69 +743,6 @@ __device__ __forceinline__ void f90_stage_o(const float* o, const float* inv, u3
   }
 }
 
-// FWD_FLAT 1..4 (opt-in, the short-task kernel at D 128: host `DCP_CUDA_FWD_SHORT_FLAT`): the
-// consumers run one flat loop over all of the CTA's (task, tile) steps, and each step issues the
-// next step's S (this task's next tile or the next task's first tile, waiting for that task's Q
-// and that stage) before its own softmax (1: ptxas spills ~570 B in the consumer, not for use),
-// after its exponentials, before its first P V (2: a first tile's first half only, FWD_NOMAX
-// takes all 64 at once), after its first half's exponentials (4: the second half's guard from
-// the scores before the issue), or after its P V wait and, at a task's end, after the
-// epilogue's staging and proxy fence, so that the S runs under the epilogue's barrier, tensor
-// store and release and the next task's setup (3). Measured (kernels-2026-11-30-kf22, works1000,
-// alternated x4): 2 -25 %, 4 -27 %: with two K/V stages released together after a step's P V,
-// the next tile's stage is freed only ~400-700 clk before such an early S, which then waits for
-// its load in every step (main issues it a whole step later). 3 hung in that call (a wrong stage
-// parity, fixed since) and is unmeasured: it must pass the selftest, the 150 documents, the
-// split-K check and the sanitizers before any use.
-#ifndef FWD_FLAT
-#define FWD_FLAT 0
-#endif
-#if FWD_FLAT && (HEAD_DIM != 128 || FWD_SPLIT != 2 || !FWD_NOMAX || FWD_NOMAX_TEST || FWD_TMA < 3 || \
-                 FWD_LATEREL != 1 || FWD_HALF || FWD_PP || !FWD_FASTDESC || !FWD_EPRE || !FWD_OST)
-#error "FWD_FLAT is written for the D 128 short-task build (FWD_LATEREL 1, no FWD_HALF / FWD_PP)"
-#endif
-// FWD_KVSPLIT 1 (opt-in, the short-task kernel: host `DCP_CUDA_FWD_SHORT_KVSPLIT`): K and V of a
-// stage have barriers of their own. The producer waits for the stage's K to be free, loads K (and
-// the tile word / mask staging) onto `full`, then waits for its V to be free and loads V onto
-// `fullv`; the consumers release K (`empty`) once the step's last read of K and of the staging
-// is done (before the first P V; FWD_FLAT: after the next step's S is issued) and V (`emptyv`)
-// after the step's P V wait, and wait for `fullv` before the first P V. So a stage's next K can
-// land a whole P V earlier than with one barrier per stage, which is what an S issued early
-// (FWD_FLAT 2 / 4) needs (kernels-2026-11-30-kf22: without it those lose ~25 %).
-#ifndef FWD_KVSPLIT
-#define FWD_KVSPLIT 0
-#endif
-// FWD_QREL_EARLY 1 (with FWD_KVSPLIT and FWD_LATEREL 1): the O-storing thread pays its owed Q
-// release at the K release of the next task's first step (F90_KV_TURN, ~one S and softmax after
-// the tensor store's issue) instead of at that step's end, so the producer can load the task
-// after next's Q about a P V earlier (for FWD_FLAT 2 / 4, whose next task's S is issued during
-// the current task's last step).
-#ifndef FWD_QREL_EARLY
-#define FWD_QREL_EARLY 0
-#endif
-#if FWD_QREL_EARLY && (!FWD_KVSPLIT || FWD_LATEREL != 1)
-#error "FWD_QREL_EARLY needs FWD_KVSPLIT and FWD_LATEREL 1"
-#endif
-#if FWD_KVSPLIT
-// The step's K and staging reads are done: release them, then wait for the stage's V.
-#define F90_KV_TURN(s)                        \
-  do {                                        \
-    mbar_arrive(empty(s));                    \
-    if (FWD_QREL_EARLY) F90_LATE_ARRIVE();    \
-    mbar_wait(fullv(s), (sg >> 1) & 1);       \
-    fence_proxy_async();                      \
-  } while (0)
-#define F90_V_FREE(s) mbar_arrive(emptyv(s))
-#else
-#define F90_KV_TURN(s) \
-  do {                 \
-  } while (0)
-#define F90_V_FREE(s) mbar_arrive(empty(s))
-#endif
-#if FWD_KVSPLIT && (FWD_HALF || FWD_SPLIT != 2 || FWD_PP || FWD_FLAT == 1 || FWD_FLAT == 3)
-#error "FWD_KVSPLIT is written for the short-task build (FWD_SPLIT 2, no FWD_HALF / FWD_PP, not FWD_FLAT 1 / 3)"
-#endif
-
 extern "C" __global__ void __launch_bounds__(S90_THREADS, 1)
 dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ segs,
                   const TaskDesc* __restrict__ tasks, const u32* __restrict__ tiles,
@@ -851,10 +768,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   auto qfull = [&](int b) { return bars + 32u + 8u * b; };
   auto qempty = [&](int b) { return bars + 48u + 8u * b; };
   volatile u32* slot = (volatile u32*)(gbase + (bars + 64u - base));  // [2] next task index
-  // FWD_KVSPLIT: V's own barriers, after the task-index slots (F90_BARS covers them).
-  auto fullv = [&](int s) { return bars + 72u + 8u * s; };
-  auto emptyv = [&](int s) { return bars + 88u + 8u * s; };
-  (void)fullv, (void)emptyv;
 
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
 
@@ -864,10 +777,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       mbar_init(empty(s), 256);
       mbar_init(qfull(s), 128);
       mbar_init(qempty(s), 256);
-#if FWD_KVSPLIT
-      mbar_init(fullv(s), 128);
-      mbar_init(emptyv(s), 256);
-#endif
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -1014,41 +923,17 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           if (pt == 0) {
             // Key rows of the region (its key0 is 0): the tile's, zero-filled past its end.
             const int kr = (int)(F90_KT(word) * S90_BC);
-            f90_expect_tx(full(s), (FWD_KVSPLIT ? 1 : 2) * TBYTES);
+            f90_expect_tx(full(s), 2 * TBYTES);
 #pragma unroll
             for (int h = 0; h < D / 64; ++h) {
               f90_tma_3d(sK + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh, kr, full(s));
-#if !FWD_KVSPLIT
               f90_tma_3d(sV + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, kr, full(s));
-#endif
             }
           }
         } else
 #endif
-#if FWD_KVSPLIT
-          warp_rows_async<D, false>(kp, lane, 32 * pw, sK + s * TBYTES, 0, S90_BC * 128, qbase);
-#else
           warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
-#endif
         mbar_arrive_cp_async(full(s));
-#if FWD_KVSPLIT
-        // V: once the consumers' P V of this stage's previous tile is done.
-        if (sg >= 2) mbar_wait_guarded(emptyv(s), ((sg >> 1) - 1) & 1);
-#if FWD_TMA
-        if (kv_tma) {
-          if (pt == 0) {
-            const int kr = (int)(F90_KT(word) * S90_BC);
-            f90_expect_tx(fullv(s), TBYTES);
-#pragma unroll
-            for (int h = 0; h < D / 64; ++h)
-              f90_tma_3d(sV + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, kr, fullv(s));
-          }
-        } else
-#endif
-          warp_rows_async<D, false>(kp ? kp + D * sizeof(elem_t) : 0, lane, 32 * pw, sV + s * TBYTES, 0,
-                                    S90_BC * 128, qbase);
-        mbar_arrive_cp_async(fullv(s));
-#endif
       }
 #if FWD_CLAIM_LATE
       // Claimed once this task's last K/V load is issued (the backward's order: tasks go out in
@@ -1108,306 +993,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if FWD_PP
   if (cw == 1) f90_bar_arrive(7, 256);  // warpgroup 0's first go
 #endif
-#if FWD_FLAT
-  // FWD_FLAT (short build, D 128): one flat loop over the CTA's (task, tile) steps. Each step
-  // issues the NEXT step's S = Q K^T (this task's next tile, or the next task's first tile) at
-  // FWD_FLAT's point, so that it runs under this step's softmax (1, 2) or under its epilogue's
-  // barrier, tensor store and release and the next task's setup (3); the next step then finds its
-  // S done. ptxas sees one S accumulator issued per body (`scn`, completed by the body's P V wait
-  // with 1 / 2), no in-flight accumulator through nested loops' phis. A step with no next step
-  // (the CTA's last, or before a task without tiles) issues its S on its own Q buffer and stage
-  // (a result nobody reads); the loop's restart path (the first task, tasks without tiles, the
-  // end) then waits for the next task with its own S, issued and waited there.
-  {
-    u32 tq = 0;  // the current task's index in this CTA (Q buffer tq & 1)
-    int qb = 0;
-    const TaskDesc* tk = nullptr;
-    const WorkDesc* wk = nullptr;
-    u32 n_tiles = 0, n_keys = 0, j = 0;
-    uint2 span[2];
-    float o[D / 2], mm[2], ll[2], inv[2];
-    float sc[S90_BC / 2];
-    bool live = false;  // sc holds the completed S of step (task tq, tile j, stage sg & 1)
-#define F90F_S(acc, qd, s)                                                                          \
-  do {                                                                                              \
-    _Pragma("unroll") for (int kk = 0; kk < D / 16; ++kk) {                                         \
-      const u64 da = f90_desc((qd) + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);      \
-      const u64 db = f90_desc(k_d0 + (s) * (TBYTES >> 4) + (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32) >> 4), \
-                              DHI);                                                                 \
-      wgmma_m64n128k16_ss<0>(acc, da, db, kk > 0);                                                  \
-    }                                                                                               \
-    wg_commit();                                                                                    \
-  } while (0)
-#define F90F_PV(pa, s, kc0, NK)                                                                     \
-  do {                                                                                              \
-    _Pragma("unroll") for (int kc = 0; kc < (NK); ++kc)                                             \
-        wg_pv(o, (pa)[kc], f90_desc(v_d0 + (s) * (TBYTES >> 4) + (((kc0) + kc) * 16 * 128 >> 4), DHI)); \
-    wg_commit();                                                                                    \
-  } while (0)
-    // The task's state from its Q buffer's descriptors (O, m, l zeroed).
-#define F90F_TASK()                                                                                 \
-  do {                                                                                              \
-    const unsigned char* qi_ = gbase + (qsmall + qb * F90_QSMALL - base);                           \
-    tk = (const TaskDesc*)qi_;                                                                      \
-    wk = (const WorkDesc*)(qi_ + 32);                                                               \
-    n_tiles = tk->tiles_n;                                                                          \
-    n_keys = wk->n_keys;                                                                            \
-    _Pragma("unroll") for (int h = 0; h < 2; ++h) span[h] = *(const uint2*)(qi_ + F90_INFO + 8 * (r_lo + 8 * h)); \
-    _Pragma("unroll") for (int i = 0; i < D / 2; ++i) o[i] = 0.f;                                   \
-    mm[0] = mm[1] = -INFINITY;                                                                      \
-    ll[0] = ll[1] = 0.f;                                                                            \
-    j = 0;                                                                                          \
-  } while (0)
-    // Epilogue, part A: O / l staged as 16-bit into the task's Q buffer rows and fenced for the
-    // tensor store (or, without an O map / for f32 O, stored whole); part B: the warpgroup's
-    // barrier, the one thread's tensor store (its release owed: FWD_LATEREL 1) and the release.
-#define F90F_EPI_A()                                                                                \
-  do {                                                                                              \
-    const u32 eo_dtype = wk->o_dtype;                                                               \
-    etma = (wk->flags & 4u) && eo_dtype != DT_F32;                                                  \
-    const u32 row0 = tk->row0, head = tk->head, n_rows = wk->n_rows, o_stride = wk->o_stride;       \
-    void* const optr = (void*)wk->o;                                                                \
-    const u32 sq = sQ + qb * QBYTES;                                                                \
-    if (eo_dtype != DT_F32) {                                                                       \
-      const int li = lane & 7, lm = lane >> 3;                                                      \
-      const u32 rs = 64 * cw + 16 * wq + li + 8 * (lm & 1);                                         \
-      if (eo_dtype == DT_BF16) f90_stage_o<true>(o, inv, sq, rs, lm);                               \
-      else f90_stage_o<false>(o, inv, sq, rs, lm);                                                  \
-      if (etma) {                                                                                   \
-        fence_proxy_async();                                                                        \
-      } else {                                                                                      \
-        named_bar(4 + cw, 128);                                                                     \
-        const int tw = tid & 127;                                                                   \
-        _Pragma("unroll") for (int i = 0; i < 64 * (D / 8) / 128; ++i) {                            \
-          const int qq = i * 128 + tw, rw = qq / (D / 8), cc = qq % (D / 8);                        \
-          const u32 rr = 64 * cw + rw;                                                              \
-          const uint4 val = f90_lds128(sq + (cc >> 3) * (S90_BR * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4)); \
-          const u32 grow = row0 + rr;                                                               \
-          f90_stg128p((__half*)optr + ((u64)grow * o_stride + head * D + 8 * cc), val, grow < n_rows); \
-        }                                                                                           \
-      }                                                                                             \
-    } else {                                                                                        \
-      _Pragma("unroll") for (int h = 0; h < 2; ++h) {                                               \
-        const u32 row = row0 + r_lo + 8 * h;                                                        \
-        if (row < n_rows) f90_store_row(o, inv[h], h, optr, (u64)row * o_stride + head * D, eo_dtype, t4); \
-      }                                                                                             \
-    }                                                                                               \
-    if (!etma) fence_proxy_async();                                                                 \
-  } while (0)
-#define F90F_EPI_B()                                                                                \
-  do {                                                                                              \
-    if (etma) {                                                                                     \
-      named_bar(4 + cw, 128);                                                                       \
-      if ((tid & 127) == 0) {                                                                       \
-        const u64 omap = (u64)(fmaps + (u64)tk->work * FWD_MAPS) + 256;                             \
-        _Pragma("unroll") for (int h = 0; h < D / 64; ++h)                                          \
-            f90_tma_store_3d(omap, sQ + qb * QBYTES + h * (S90_BR * 128) + 64 * cw * 128, 64 * h, tk->head, \
-                             tk->row0 + 64 * cw);                                                   \
-        f90_bulk_commit();                                                                          \
-        pend = 1 + qb;                                                                              \
-      }                                                                                             \
-    }                                                                                               \
-    if (pend != 1u + qb) mbar_arrive(qempty(qb));                                                   \
-  } while (0)
-    for (;;) {
-      if (!live) {
-        // Restart: the next task with tiles (tasks without: O = 0, LSE = -inf at once), or the end.
-        bool done = false;
-        for (;;) {
-          qb = tq & 1;
-          mbar_wait(qfull(qb), (tq >> 1) & 1);
-          if (((const TaskDesc*)(gbase + (qsmall + qb * F90_QSMALL - base)))->tiles_n == 0xffffffffu) {
-            done = true;
-            break;
-          }
-          fence_proxy_async();
-          F90F_TASK();
-          if (n_tiles > 0) break;
-          F90_LATE_ARRIVE();
-          f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
-          bool etma;
-          F90F_EPI_A();
-          F90F_EPI_B();
-          ++tq;
-        }
-        if (done) {
-          if ((tid & 127) == 0) f90_bulk_wait();  // this thread's O stores complete
-          F90_LATE_ARRIVE();
-          break;
-        }
-        const int s0 = sg & 1;
-        mbar_wait(full(s0), (sg >> 1) & 1);
-        fence_proxy_async();
-        wg_fence();
-        F90F_S(sc, q_d0 + qb * (QBYTES >> 4), s0);
-        wg_wait<0>();
-        reg_fence<S90_BC / 2>(sc);
-        live = true;
-      }
-      const int s = sg & 1;
-      const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
-      const bool last = j + 1 == n_tiles;
-      const u32 sgn = sg + 1;  // the next step's stage counter (F90F_NEXT: FWD_FLAT 3 runs it after ++sg)
-      // The next step: its Q buffer and stage, and whether there is one (nv).
-      bool nv = true;
-      int nqb = qb;
-      float scn[S90_BC / 2];
-#define F90F_NEXT()                                                                                 \
-  do {                                                                                              \
-    if (last) {                                                                                     \
-      F90_LATE_ARRIVE(); /* (the next task's Q buffer may be the one this thread still owes) */     \
-      nqb = qb ^ 1;                                                                                 \
-      mbar_wait(qfull(nqb), ((tq + 1) >> 1) & 1);                                                   \
-      const u32 nn = ((const TaskDesc*)(gbase + (qsmall + nqb * F90_QSMALL - base)))->tiles_n;      \
-      nv = __any_sync(0xffffffffu, nn != 0xffffffffu && nn != 0u);                                  \
-    }                                                                                               \
-    const int ns = nv ? (s ^ 1) : s;                                                                \
-    const int iq = nv ? nqb : qb;                                                                   \
-    if (nv) mbar_wait(full(ns), (sgn >> 1) & 1);                                                    \
-    fence_proxy_async();                                                                            \
-    wg_fence();                                                                                     \
-    F90F_S(scn, q_d0 + iq * (QBYTES >> 4), ns);                                                     \
-  } while (0)
-      const u32 word = *(const u32*)(kst + S90_BR * 16);
-      if (word >> 31) {
-        if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)
-          mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);
-        else
-          mask_tile(sc, F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
-      }
-#if FWD_FLAT == 1
-      F90F_NEXT();
-#endif
-      u32 pa[S90_BC / 16][4];
-      {
-        const bool nm = !__any_sync(0xffffffffu, mm[0] == -INFINITY || mm[1] == -INFINITY);
-#if FWD_FLAT == 4
-        // The P of keys 0-63 first, converted, the next S issued (F90F_NEXT below), then the P of
-        // keys 64-127. Their guard is taken before the issue from the scores (every such P
-        // <= 2^TAU: s * scale - m <= TAU, no exponential), so that nothing after the issue can
-        // need the fix (the registers of the S in flight leave no room for it): a guard that
-        // trips takes the whole tile's fix on fp32 P before the issue, as without FWD_FLAT.
-        bool nm2 = false;  // the second half's exponentials are still to do
-        float ps2[2] = {0.f, 0.f};
-        if (nm) {
-          bool hb = false;
-#pragma unroll
-          for (int nt = S90_BC / 16; nt < S90_BC / 8; ++nt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) hb |= !(fmaf(sc[nt * 4 + i], scale_log2, -mm[i >> 1]) <= FWD_LAZY_TAU);
-          const bool bad_b = __any_sync(0xffffffffu, hb);
-          if (f90_exp_nm_n<S90_BC / 16>(sc, mm, ps2, scale_log2) || bad_b) {
-            float pb[2];
-            f90_exp_nm_n<S90_BC / 16>(sc + S90_BC / 4, mm, pb, scale_log2);
-            ps2[0] += pb[0];
-            ps2[1] += pb[1];
-            if (f90_nomax_fix(sc, o, mm, ll, ps2)) {
-              f90_scores_smem(sc, sQ + qb * QBYTES, sK + s * TBYTES, r_lo, t4);
-              if (word >> 31) {
-                if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)
-                  mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);
-                else
-                  mask_tile(sc, F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
-              }
-              float mn[2];
-              f90_max<S90_BC / 8>(sc, mm, mn, scale_log2);
-              f90_rescale(o, mm, ll, mn);
-              ps2[0] = ps2[1] = 0.f;
-              f90_exp<S90_BC / 8>(sc, mm, ps2, scale_log2);
-            }
-          } else {
-            nm2 = true;
-          }
-          ll[0] += ps2[0];
-          ll[1] += ps2[1];
-        } else {
-          float mn[2];
-          if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
-          f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
-        }
-        acc_to_a<S90_BC / 2>(sc, pa);
-        F90F_NEXT();
-        F90_KV_TURN(s);
-        reg_fence<D / 2>(o);
-        wg_fence();
-        F90F_PV(pa, s, 0, S90_BC / 32);
-        if (!nm || nm2) f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
-#else
-        if (nm) {
-          float ps[2];
-          if (f90_exp_nm(sc, mm, ps, scale_log2) && f90_nomax_fix(sc, o, mm, ll, ps)) {
-            // A P that is not finite: the scores again, from shared memory (rare; the stage is held).
-            f90_scores_smem(sc, sQ + qb * QBYTES, sK + s * TBYTES, r_lo, t4);
-            if (word >> 31) {
-              if (*(const u32*)(kst + S90_BR * 16 + 4) != NO_TILE_MASK)
-                mask_tile_bits(sc, ((const uint2*)kst)[tid - 128]);
-              else
-                mask_tile(sc, F90_KT(word) * S90_BC, (const uint4*)kst, span, ranges, n_keys, r_lo, t4);
-            }
-            float mn[2];
-            f90_max<S90_BC / 8>(sc, mm, mn, scale_log2);
-            f90_rescale(o, mm, ll, mn);
-            ps[0] = ps[1] = 0.f;
-            f90_exp<S90_BC / 8>(sc, mm, ps, scale_log2);
-          }
-          ll[0] += ps[0];
-          ll[1] += ps[1];
-        } else {
-          float mn[2];
-          if (f90_max<S90_BC / 8>(sc, mm, mn, scale_log2)) f90_rescale(o, mm, ll, mn);
-          f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
-        }
-        acc_to_a<S90_BC / 2>(sc, pa);
-#if FWD_FLAT == 2
-        F90F_NEXT();
-#endif
-        F90_KV_TURN(s);
-        reg_fence<D / 2>(o);
-        wg_fence();
-        F90F_PV(pa, s, 0, S90_BC / 32);
-        if (!nm) f90_exp<S90_BC / 16>(sc + S90_BC / 4, mm, ll, scale_log2);
-#endif
-        acc_to_a<S90_BC / 2>(sc + S90_BC / 4, pa + S90_BC / 32);
-        wg_fence();
-        F90F_PV(pa + S90_BC / 32, s, S90_BC / 32, S90_BC / 32);
-        if (last) f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
-      }
-      wg_wait<0>();
-      reg_fence<D / 2>(o);
-      F90_V_FREE(s);
-      F90_LATE_STEP();
-      ++sg;
-      bool etma = false;
-      if (last) F90F_EPI_A();
-#if FWD_FLAT == 3
-      F90F_NEXT();  // (after the staging's proxy fence, which would wait for an S in flight)
-#endif
-      if (last) {
-        F90F_EPI_B();
-        ++tq;
-        if (nv) {
-          qb = nqb;
-          F90F_TASK();
-        }
-      } else {
-        ++j;
-      }
-#if FWD_FLAT == 3
-      wg_wait<0>();
-#endif
-      reg_fence<S90_BC / 2>(scn);
-#pragma unroll
-      for (int i = 0; i < S90_BC / 2; ++i) sc[i] = scn[i];
-      live = nv;
-    }
-#undef F90F_NEXT
-#undef F90F_S
-#undef F90F_PV
-#undef F90F_TASK
-#undef F90F_EPI_A
-#undef F90F_EPI_B
-  }
-#else
   for (u32 tq = 0;; ++tq) {
     const int qb = tq & 1;
     mbar_wait(qfull(qb), (tq >> 1) & 1);
@@ -1762,7 +1347,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
           f90_exp<S90_BC / 16>(sc, mm, ll, scale_log2);
         }
         acc_to_a<S90_BC / 2>(sc, pa);
-        F90_KV_TURN(s);
         reg_fence<D / 2>(o);
         wg_fence();
         F90_ISSUE_PV(pa, s, 0, S90_BC / 32);
@@ -1786,7 +1370,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
       wg_wait<0>();
       reg_fence<D / 2>(o);
-      F90_V_FREE(s);
+      mbar_arrive(empty(s));
       F90_LATE_STEP();
     }
 #undef F90_PP_GO
@@ -1900,8 +1484,5 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
       mbar_arrive(qempty(qb));
   }
-#endif  // FWD_FLAT
 #undef F90_LATE_ARRIVE
-#undef F90_KV_TURN
-#undef F90_V_FREE
 }

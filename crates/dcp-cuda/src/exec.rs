@@ -178,10 +178,9 @@ pub const SM90_STAGES: u32 = 2;
 pub const SM90_QBUFS: u32 = 2;
 /// Shared memory of the sm90 forward besides its tiles (kernels/attn_fwd_sm90.cu, F90_*): per
 /// K stage each row's first two ranges and the tile word, per Q buffer the task and work
-/// descriptors and each row's range span, then the mbarriers and task-index slots (`F90_BARS`:
-/// 8 mbarriers, 2 slots, `FWD_KVSPLIT`'s 4 mbarriers).
+/// descriptors and each row's range span, then the mbarriers and task-index slots.
 pub const SM90_FWD_SMALL: u32 =
-    SM90_STAGES * (SM90_BR * 16 + 16) + SM90_QBUFS * (160 + SM90_BR * 8) + 104;
+    SM90_STAGES * (SM90_BR * 16 + 16) + SM90_QBUFS * (160 + SM90_BR * 8) + 72;
 /// Backward tile of the sm90 kernel: keys per CTA, query rows per step (the same as the
 /// `mma.sync` backward's defaults, so the host task lists are identical).
 pub const SM90_BWD_BC: u32 = 128;
@@ -487,35 +486,6 @@ impl Kernels {
             // (kernels-2026-11-29-kf20): at D 128 only (its go points need `FWD_SPLIT 2`).
             if d == 128 {
                 let pp = fwd_short_pp_with(std::env::var("DCP_CUDA_FWD_SHORT_PP").ok().as_deref())?;
-                // The flat consumer loop with the next step's S issued early (`FWD_FLAT`,
-                // opt-in, kernels-2026-11-30-kf22): written for this kernel's defaults only.
-                let flat =
-                    fwd_short_flat_with(std::env::var("DCP_CUDA_FWD_SHORT_FLAT").ok().as_deref())?;
-                if flat > 0 {
-                    if pp.is_some() || rel != 1 {
-                        return Err(CudaError::Unsupported(
-                            "DCP_CUDA_FWD_SHORT_FLAT takes neither DCP_CUDA_FWD_SHORT_PP nor DCP_CUDA_FWD_SHORT_LATEREL=2"
-                                .into(),
-                        ));
-                    }
-                    defs.push(("FWD_FLAT".into(), flat.to_string()));
-                }
-                // K and V with barriers of their own (`FWD_KVSPLIT`, opt-in).
-                let kvsplit = fwd_short_kvsplit_with(
-                    std::env::var("DCP_CUDA_FWD_SHORT_KVSPLIT").ok().as_deref(),
-                )?;
-                if kvsplit > 0 {
-                    if pp.is_some() || flat == 1 || flat == 3 || rel != 1 {
-                        return Err(CudaError::Unsupported(
-                            "DCP_CUDA_FWD_SHORT_KVSPLIT takes neither DCP_CUDA_FWD_SHORT_PP, DCP_CUDA_FWD_SHORT_FLAT=1 or 3 nor DCP_CUDA_FWD_SHORT_LATEREL=2"
-                                .into(),
-                        ));
-                    }
-                    defs.push(("FWD_KVSPLIT".into(), "1".into()));
-                    if kvsplit == 2 {
-                        defs.push(("FWD_QREL_EARLY".into(), "1".into()));
-                    }
-                }
                 if let Some((min, at)) = pp {
                     defs.push(("FWD_PP".into(), "1".into()));
                     defs.push(("FWD_PP_MIN".into(), min.to_string()));
@@ -1325,37 +1295,6 @@ fn fwd_short_pp_with(v: Option<&str>) -> Result<Option<(u32, Option<u32>)>> {
             }
             Ok(Some((min, at)))
         }
-    }
-}
-
-/// `DCP_CUDA_FWD_SHORT_FLAT`: the short-task kernel's consumers as one flat loop over their (task,
-/// tile) steps, each issuing the next step's S early (`attn_fwd_sm90.cu` `FWD_FLAT`): `1` before
-/// the step's softmax (ptxas spills ~570 B there: not for use), `2` after its exponentials before
-/// its first P V, `3` after its P V wait and the epilogue's staging, `4` after its first half's
-/// exponentials. Unset, empty or `0`: off (main's kernel). D 128 only (the host adds the define
-/// there). Anything else is an error naming the value.
-fn fwd_short_flat_with(v: Option<&str>) -> Result<u32> {
-    match v.map(str::trim) {
-        None | Some("") | Some("0") => Ok(0),
-        Some(o @ ("1" | "2" | "3" | "4")) => Ok(o.parse().expect("a digit")),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_FWD_SHORT_FLAT={o}: expected 0, 1, 2, 3 or 4"
-        ))),
-    }
-}
-
-/// `DCP_CUDA_FWD_SHORT_KVSPLIT`: the short-task kernel's K and V with barriers of their own
-/// (`attn_fwd_sm90.cu` `FWD_KVSPLIT`: a stage's K is released after the step's S is used, its V
-/// after the step's P V). `1`: on; `2`: on, and the O-storing thread's owed Q release paid at the
-/// next task's first K release (`FWD_QREL_EARLY`); unset, empty or `0`: off. D 128 only.
-/// Anything else is an error naming the value.
-fn fwd_short_kvsplit_with(v: Option<&str>) -> Result<u32> {
-    match v.map(str::trim) {
-        None | Some("") | Some("0") => Ok(0),
-        Some(o @ ("1" | "2")) => Ok(o.parse().expect("a digit")),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_FWD_SHORT_KVSPLIT={o}: expected 0, 1 or 2"
-        ))),
     }
 }
 
@@ -4084,25 +4023,6 @@ mod tests {
         for bad in ["on", "2:4", "0:3", "2:", ":3", "-1"] {
             let e = fwd_short_pp_with(Some(bad)).unwrap_err().to_string();
             assert!(e.contains(&format!("DCP_CUDA_FWD_SHORT_PP={bad}")), "{e}");
-        }
-        assert_eq!(fwd_short_flat_with(None).unwrap(), 0);
-        assert_eq!(fwd_short_flat_with(Some(" 0")).unwrap(), 0);
-        assert_eq!(fwd_short_flat_with(Some("2")).unwrap(), 2);
-        assert_eq!(fwd_short_flat_with(Some(" 4 ")).unwrap(), 4);
-        for bad in ["on", "5", "-1", "1:2"] {
-            let e = fwd_short_flat_with(Some(bad)).unwrap_err().to_string();
-            assert!(e.contains(&format!("DCP_CUDA_FWD_SHORT_FLAT={bad}")), "{e}");
-        }
-        assert_eq!(fwd_short_kvsplit_with(None).unwrap(), 0);
-        assert_eq!(fwd_short_kvsplit_with(Some("0")).unwrap(), 0);
-        assert_eq!(fwd_short_kvsplit_with(Some(" 1")).unwrap(), 1);
-        assert_eq!(fwd_short_kvsplit_with(Some("2 ")).unwrap(), 2);
-        for bad in ["on", "3", "-1"] {
-            let e = fwd_short_kvsplit_with(Some(bad)).unwrap_err().to_string();
-            assert!(
-                e.contains(&format!("DCP_CUDA_FWD_SHORT_KVSPLIT={bad}")),
-                "{e}"
-            );
         }
         assert_eq!(fwd_short_rel_with(None).unwrap(), 1);
         assert_eq!(fwd_short_rel_with(Some(" 2")).unwrap(), 2);
