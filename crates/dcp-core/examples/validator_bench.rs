@@ -25,7 +25,9 @@ use dcp_core::mask::MaskSpec;
 use dcp_core::plan::Instr;
 use dcp_core::planners::{make_plan, PlannerOptions};
 use dcp_core::spec::{BatchSpec, ModelShape, Topology};
-use dcp_core::validate::{one_thread_choice, validate_with, Threads, AHEAD_MIN_DEVICES};
+use dcp_core::validate::{
+    auto_choice, one_thread_choice, validate_with, Threads, AHEAD_MIN_DEVICES,
+};
 
 /// CPU time of this thread in ms (`clock_gettime`): unlike wall time, not inflated when other
 /// processes share the cores. (`/proc/thread-self/schedstat`, read here before, is all zeros on
@@ -101,15 +103,19 @@ fn main() {
     // One thread and no parallel mode asked: no pool at all. A process that has started a
     // thread pays for locked malloc/free (glibc skips the locks while a process has one
     // thread), which slowed allocation-heavy planning here by up to 1.6×.
-    let pool = (threads > 1 || matches!(mode, Threads::Phases | Threads::Flow)).then(|| {
+    // Otherwise rayon's global pool with that many threads, and validation called from this
+    // (main) thread, as `dcp` calls it: `Auto` then decides as it does there (a local pool's
+    // `install` would run it on a worker, where `Auto` never takes phases).
+    let pool = threads > 1 || matches!(mode, Threads::Phases | Threads::Flow);
+    if pool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
-            .build()
-            .expect("a thread pool")
-    });
+            .build_global()
+            .expect("rayon's global pool, built once");
+    }
     let model = ModelShape::default();
-    let order = match (&pool, mode) {
-        (None, Threads::Auto) => {
+    let order = match (pool, mode) {
+        (false, Threads::Auto) => {
             format!(
                 "Auto on one thread: Ahead from {AHEAD_MIN_DEVICES} devices on, else Sequential"
             )
@@ -124,9 +130,9 @@ fn main() {
     );
     println!();
     println!(
-        "| planner | budget | batch | tokens | seqs | instrs | works | plan KB | plan ms | plan CPU ms | validate ms | validate CPU ms | CPU ratio |"
+        "| planner | budget | batch | tokens | seqs | instrs | works | plan KB | plan ms | plan CPU ms | validate ms | validate CPU ms | CPU ratio | wall ratio | order |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &budget in &budgets {
         let batches = make_batches(dataset, 1.0, count, budget, 0);
         for planner in planners.iter().map(String::as_str) {
@@ -162,14 +168,14 @@ fn main() {
                     let plan = copy.as_ref().unwrap_or(plan);
                     let h0 = sample();
                     let (t, c) = (Instant::now(), process_cpu_ms());
-                    match &pool {
-                        Some(pool) => pool.install(|| validate_with(plan, mode)),
+                    match pool {
+                        true => validate_with(plan, mode),
                         // One thread: `auto` runs what `validate` runs on one thread (run
                         // ahead from AHEAD_MIN_DEVICES on), the others the order asked.
-                        None if mode == Threads::Auto => {
+                        false if mode == Threads::Auto => {
                             validate_with(plan, one_thread_choice(plan))
                         }
-                        None => validate_with(plan, mode),
+                        false => validate_with(plan, mode),
                     }
                     .expect("planner output is valid");
                     let c = process_cpu_ms().zip(c).map(|(b, a)| b - a);
@@ -228,11 +234,18 @@ fn main() {
                     })
                     .sum();
                 let kb = plan.to_bytes().len() / 1024;
+                // The order validation ran (Auto: what `validate` chose from this thread).
+                let ran = match (pool, mode) {
+                    (true, Threads::Auto) => auto_choice(&plan),
+                    (false, Threads::Auto) => one_thread_choice(&plan),
+                    (_, m) => m,
+                };
                 println!(
-                    "| {planner} | {budget} | {bi} | {} | {} | {instrs} | {works} | {kb} | {plan_ms:.3} | {plan_cpu:.3} | {v:.3} | {c:.3} | {:.2} |",
+                    "| {planner} | {budget} | {bi} | {} | {} | {instrs} | {works} | {kb} | {plan_ms:.3} | {plan_cpu:.3} | {v:.3} | {c:.3} | {:.2} | {:.2} | {ran:?} |",
                     batch.total_tokens(),
                     lens.len(),
-                    c / plan_cpu
+                    c / plan_cpu,
+                    v / plan_ms
                 );
                 if hw.is_some() {
                     // Per plan instruction, summed over all runs of each half.

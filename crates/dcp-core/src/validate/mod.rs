@@ -188,6 +188,24 @@ pub fn one_thread_choice(plan: &Plan) -> Threads {
     }
 }
 
+/// What [`Threads::Auto`] runs for `plan` when [`validate`] is called from this thread:
+/// [`Threads::Phases`] on rayon's pool when its phases are long, the pool has several threads
+/// and this thread is not one of its workers, else [`one_thread_choice`]. Benchmarks call it to
+/// say which order they timed.
+pub fn auto_choice(plan: &Plan) -> Threads {
+    // rayon last: asking it for its thread count starts its global pool, and a process with a
+    // second thread pays glibc's malloc locking everywhere (single-threaded planning after it:
+    // up to 1.6x slower), which a small plan must not cause.
+    match auto_threads(
+        plan.devices.len() > 1 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS,
+        || rayon::current_thread_index().is_some(),
+        rayon::current_num_threads,
+    ) {
+        Threads::Sequential => one_thread_choice(plan),
+        t => t,
+    }
+}
+
 /// Instructions of both programs of all devices.
 fn plan_instrs(plan: &Plan) -> usize {
     (plan.devices.iter())
@@ -221,19 +239,10 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     }
     layout::check_layout(plan)?;
     let threads = match threads {
-        // rayon last: asking it for its thread count starts its global pool, and a process
-        // with a second thread pays glibc's malloc locking everywhere (single-threaded
-        // planning after it: up to 1.6x slower), which a small plan must not cause.
-        // One thread: many devices run ahead ([`Threads::Ahead`]; the sequential order then
-        // only names the error of a plan that path refuses).
-        Threads::Auto => match auto_threads(
-            plan.devices.len() > 1 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS,
-            || rayon::current_thread_index().is_some(),
-            rayon::current_num_threads,
-        ) {
-            Threads::Sequential => one_thread_choice(plan),
-            t => t,
-        },
+        // (After the cheap checks: asking rayon starts its pool.) One thread: many devices run
+        // ahead ([`Threads::Ahead`]; the sequential order then only names the error of a plan
+        // that path refuses).
+        Threads::Auto => auto_choice(plan),
         t => t,
     };
     let mut cx = Ctx::new(plan);
