@@ -1,9 +1,10 @@
-//! Run-ahead validation (`Threads::Ahead`) against the sequential validator on large plans
-//! broken at random: both must give the same result, the same error included (the test suite's
-//! random mutations use small plans, whose devices' inboxes stay short).
+//! Run-ahead validation (`Threads::Ahead`, and in blocks on a thread pool, `Threads::AheadPar`)
+//! against the sequential validator on large plans broken at random: all must give the same
+//! result, the same error included (the test suite's random mutations use small plans, whose
+//! devices' inboxes stay short).
 //!
 //! Usage: `cargo run --release -p dcp-core --example ahead_soak -- [--budget 131072]
-//! [--topology 16x8] [--planners ring,zigzag,usp,dcp] [--cases 40] [--seed 1]`. Exits with
+//! [--topology 16x8] [--planners ring,zigzag,usp,dcp] [--cases 40] [--seed 1] [--threads 4]`. Exits with
 //! status 1 on the first disagreement.
 
 mod common;
@@ -86,6 +87,12 @@ fn main() {
     let cases: usize = arg(&args, "--cases", "40").parse().expect("--cases");
     let seed: u64 = arg(&args, "--seed", "1").parse().expect("--seed");
     let planners = arg(&args, "--planners", "ring,zigzag,usp,dcp");
+    // Run-ahead in blocks (`Threads::AheadPar`) on a pool of this many threads.
+    let threads: usize = arg(&args, "--threads", "4").parse().expect("--threads");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
     let lens = &make_batches(Dataset::parse("longalign").unwrap(), 1.0, 1, budget, 0)[0];
     let batch = BatchSpec::uniform(lens, MaskSpec::Causal, ModelShape::default(), 1024);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -99,6 +106,12 @@ fn main() {
         };
         let ok = validate_with(&plan, Threads::Ahead);
         assert_eq!(ok, Ok(()), "{planner}: the plan itself");
+        let ok = pool.install(|| validate_with(&plan, Threads::AheadPar));
+        assert_eq!(
+            ok,
+            Ok(()),
+            "{planner}: the plan itself, run ahead in blocks"
+        );
         let (mut refused, mut accepted) = (0, 0);
         for _ in 0..cases {
             let Some(bad) = mutate(&mut rng, &plan) else {
@@ -108,6 +121,11 @@ fn main() {
             let ahead = validate_with(&bad, Threads::Ahead);
             if seq != ahead {
                 println!("{planner}: DISAGREE: sequential {seq:?}, ahead {ahead:?}");
+                std::process::exit(1);
+            }
+            let par = pool.install(|| validate_with(&bad, Threads::AheadPar));
+            if seq != par {
+                println!("{planner}: DISAGREE: sequential {seq:?}, ahead in blocks {par:?}");
                 std::process::exit(1);
             }
             if seq.is_ok() {

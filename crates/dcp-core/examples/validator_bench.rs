@@ -95,7 +95,8 @@ fn main() {
         "phases" => Threads::Phases,
         "flow" => Threads::Flow,
         "ahead" => Threads::Ahead,
-        m => panic!("--mode {m}: one of auto, sequential, phases, flow, ahead"),
+        "aheadpar" => Threads::AheadPar,
+        m => panic!("--mode {m}: one of auto, sequential, phases, flow, ahead, aheadpar"),
     };
     if hw.is_some() && threads > 1 {
         panic!("--counters counts this thread only: use it with --threads 1");
@@ -106,7 +107,7 @@ fn main() {
     // Otherwise rayon's global pool with that many threads, and validation called from this
     // (main) thread, as `dcp` calls it: `Auto` then decides as it does there (a local pool's
     // `install` would run it on a worker, where `Auto` never takes phases).
-    let pool = threads > 1 || matches!(mode, Threads::Phases | Threads::Flow);
+    let pool = threads > 1 || matches!(mode, Threads::Phases | Threads::Flow | Threads::AheadPar);
     if pool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

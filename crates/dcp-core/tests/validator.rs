@@ -13,8 +13,8 @@ use dcp_core::stats::plan_stats;
 use dcp_core::validate::{validate_paths, validate_with, Paths, Threads};
 use dcp_core::{PlanError, PlanErrorKind, ValidatedPlan};
 
-/// Validates `p` sequentially and in parallel (by phases and by flow, rayon pools of 1 and 4
-/// threads), run ahead device by device (`Threads::Ahead`), and sequentially with the fast
+/// Validates `p` sequentially and in parallel (by phases, by flow and run ahead in blocks,
+/// rayon pools of 1 and 4 threads), run ahead device by device (`Threads::Ahead`), and sequentially with the fast
 /// paths off (`Paths::General`): every mutation test goes through all of them, and all must give
 /// the same result, the same error included.
 fn validate(p: &Plan) -> Result<(), PlanError> {
@@ -29,7 +29,7 @@ fn validate(p: &Plan) -> Result<(), PlanError> {
             .num_threads(n)
             .build()
             .expect("a thread pool");
-        for t in [Threads::Phases, Threads::Flow] {
+        for t in [Threads::Phases, Threads::Flow, Threads::AheadPar] {
             let par = pool.install(|| validate_with(p, t));
             assert_eq!(par, seq, "{t:?} validation on {n} threads differs");
         }
@@ -1694,6 +1694,7 @@ fn a_backward_merge_of_a_saved_forward_partial_is_caught() {
         Threads::Phases,
         Threads::Flow,
         Threads::Ahead,
+        Threads::AheadPar,
     ] {
         let e = validate_with(&p, t).expect_err("merging stale partials must be refused");
         assert!(
@@ -1709,4 +1710,27 @@ fn a_backward_merge_of_a_saved_forward_partial_is_caught() {
     }
     let e = validate_paths(&p, Threads::Sequential, Paths::General).unwrap_err();
     assert!(matches!(e.kind, PlanErrorKind::WrongContent { .. }), "{e}");
+}
+
+/// Sends to a device whose program is empty (so it finishes at once), while the others wait
+/// for its sends: every order refuses the plan alike, and run-ahead in blocks (one device per
+/// worker on a pool of 4) does not wait forever for the finished device to take its mail (it
+/// did, before a finished worker's mail flag stopped counting: the race is timing-dependent,
+/// hence the repeats).
+#[test]
+fn sends_to_a_finished_device_do_not_hang_run_ahead_in_blocks() {
+    let mut p = ring();
+    p.devices[2].forward.instrs.clear();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..50 {
+            tx.send(validate(&p)).expect("the test waits");
+        }
+    });
+    for _ in 0..50 {
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("validation finished (run-ahead in blocks must not wait forever)");
+        assert!(r.is_err(), "the broken plan must be rejected");
+    }
 }

@@ -30,9 +30,11 @@
 //!   plan (`CommOverlap`): the contents, and so every check, are the sequential ones.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use super::state::{Few, RowList, Val};
-use super::{Item, Validator};
+use super::{Item, Local, Validator};
 use crate::interp::program;
 use crate::plan::{Dir, Instr, Region};
 use crate::spec::DType;
@@ -74,11 +76,46 @@ struct Inboxes {
     /// Row lists of posted sends ([`Payload::Rows`]), and the free indices among them.
     rows: Vec<RowList>,
     free: Vec<u32>,
-    /// Per peer, the ranks handed out in the comm instruction at hand: `(generation, next
-    /// rank)`, valid while its generation is [`Inboxes::gen`] (a new generation per pass over
-    /// an instruction's ops, instead of resetting the table).
-    ranks: Vec<(u32, u32)>,
+    ranks: Ranks,
+}
+
+/// Per peer, the ranks handed out in the comm instruction at hand: `(generation, next rank)`,
+/// valid while its generation is the current one (a new generation per pass over an
+/// instruction's ops, instead of resetting the table).
+struct Ranks {
+    of: Vec<(u32, u32)>,
     gen: u32,
+}
+
+impl Ranks {
+    fn new(n: usize) -> Self {
+        Ranks {
+            of: vec![(0, 0); n],
+            gen: 0,
+        }
+    }
+
+    /// Starts a pass over a comm instruction's ops: every peer's rank back to 0.
+    #[inline]
+    fn restart(&mut self) {
+        self.gen = self.gen.wrapping_add(1);
+        if self.gen == 0 {
+            // Wrapped: no stale generation may look current.
+            self.of.fill((0, 0));
+            self.gen = 1;
+        }
+    }
+
+    /// The next rank towards peer `p` (in range) in this pass.
+    #[inline]
+    fn next(&mut self, p: usize) -> u32 {
+        let r = &mut self.of[p];
+        if r.0 != self.gen {
+            *r = (self.gen, 0);
+        }
+        r.1 += 1;
+        r.1 - 1
+    }
 }
 
 impl Inboxes {
@@ -88,31 +125,8 @@ impl Inboxes {
             spare: Vec::new(),
             rows: Vec::new(),
             free: Vec::new(),
-            ranks: vec![(0, 0); n],
-            gen: 0,
+            ranks: Ranks::new(n),
         }
-    }
-
-    /// Starts a pass over a comm instruction's ops: every peer's rank back to 0.
-    #[inline]
-    fn new_ranks(&mut self) {
-        self.gen = self.gen.wrapping_add(1);
-        if self.gen == 0 {
-            // Wrapped: no stale generation may look current.
-            self.ranks.fill((0, 0));
-            self.gen = 1;
-        }
-    }
-
-    /// The next rank towards peer `p` (in range) in this pass.
-    #[inline]
-    fn rank(&mut self, p: usize) -> u32 {
-        let r = &mut self.ranks[p];
-        if r.0 != self.gen {
-            *r = (self.gen, 0);
-        }
-        r.1 += 1;
-        r.1 - 1
     }
 
     /// Posts `x` into `p`'s inbox.
@@ -159,6 +173,96 @@ impl Inboxes {
     }
 }
 
+/// What a send carries on its way: one set rectangle's value, or its rows as read.
+enum Carried {
+    One(Val),
+    Rows(RowList),
+}
+
+/// A posted send's shape (the pair check's) and its sender, tag and rank.
+#[derive(Clone, Copy)]
+struct Head {
+    from: u32,
+    tag: u32,
+    k: u32,
+    len: u32,
+    heads: u32,
+    width: u32,
+    dtype: DType,
+}
+
+/// The inboxes [`advance`] runs against: one thread's ([`Inboxes`]), or those of devices
+/// spread over several threads ([`SharedMail`]).
+trait Mail {
+    /// Devices of the plan.
+    fn devices(&self) -> usize;
+    /// Starts a pass over a comm instruction's ops: every peer's rank back to 0.
+    fn new_ranks(&mut self);
+    /// The next rank towards peer `p` (in range) in this pass.
+    fn rank(&mut self, p: usize) -> u32;
+    /// Posts a send into `p`'s inbox.
+    fn post(&mut self, p: usize, h: Head, c: Carried);
+    /// Where in `d`'s inbox the `k`-th send from `from` in group `tag` is.
+    fn find(&self, d: usize, from: u32, tag: u32, k: u32) -> Option<usize>;
+    /// Takes entry `at` of `d`'s inbox.
+    fn take(&mut self, d: usize, at: usize) -> (Head, Carried);
+}
+
+impl Mail for Inboxes {
+    #[inline]
+    fn devices(&self) -> usize {
+        self.q.len()
+    }
+    #[inline]
+    fn new_ranks(&mut self) {
+        self.ranks.restart()
+    }
+    #[inline]
+    fn rank(&mut self, p: usize) -> u32 {
+        self.ranks.next(p)
+    }
+    #[inline]
+    fn post(&mut self, p: usize, h: Head, c: Carried) {
+        let rows = match c {
+            Carried::One(v) => Payload::One(v),
+            Carried::Rows(r) => Payload::Rows(self.keep_rows(r)),
+        };
+        let x = Posted {
+            from: h.from,
+            tag: h.tag,
+            k: h.k,
+            len: h.len,
+            heads: h.heads,
+            width: h.width,
+            dtype: h.dtype,
+            rows,
+        };
+        Inboxes::post(self, p, x)
+    }
+    #[inline]
+    fn find(&self, d: usize, from: u32, tag: u32, k: u32) -> Option<usize> {
+        find(&self.q[d], from, tag, k)
+    }
+    #[inline]
+    fn take(&mut self, d: usize, at: usize) -> (Head, Carried) {
+        let x = Inboxes::take(self, d, at);
+        let h = Head {
+            from: x.from,
+            tag: x.tag,
+            k: x.k,
+            len: x.len,
+            heads: x.heads,
+            width: x.width,
+            dtype: x.dtype,
+        };
+        let c = match x.rows {
+            Payload::One(v) => Carried::One(v),
+            Payload::Rows(i) => Carried::Rows(self.take_rows(i)),
+        };
+        (h, c)
+    }
+}
+
 /// Where one device is in its program.
 #[derive(Default, Clone, Copy, PartialEq)]
 struct Cursor {
@@ -185,7 +289,9 @@ impl Validator<'_> {
                     continue;
                 }
                 let before = cur[d];
-                if !self.advance(d, &mut cur[d], &mut inbox) {
+                let prog = program(self.plan, d, self.backward);
+                let mut l = self.at_between(d as u32);
+                if !advance(&mut l, prog, d, &mut cur[d], &mut inbox) {
                     return false;
                 }
                 if cur[d].done {
@@ -199,149 +305,153 @@ impl Validator<'_> {
         }
         inbox.q.iter().all(VecDeque::is_empty)
     }
+}
 
-    /// Runs device `d` as far as its received data allows; `false` when it refused something.
-    fn advance(&mut self, d: usize, c: &mut Cursor, inbox: &mut Inboxes) -> bool {
-        let n = inbox.q.len();
-        let plan = self.plan;
-        let prog = program(plan, d, self.backward);
-        let dev = d as u32;
-        let mut l = self.at_between(dev);
-        loop {
-            if !c.sent {
-                if l.run(prog, &mut c.pc).is_err() {
-                    return false;
-                }
-                let Some(Instr::Comm { tag, ops }) = prog.instrs.get(c.pc) else {
-                    c.done = true;
-                    return true;
-                };
-                if c.last.is_some_and(|p| *tag <= p) {
-                    return false;
-                }
-                inbox.new_ranks();
-                for op in ops.iter() {
-                    let p = op.peer as usize;
-                    if p >= n || p == d {
-                        return false;
-                    }
-                    if op.dir != Dir::Send {
-                        continue;
-                    }
-                    let k = inbox.rank(p);
-                    let r = &op.region;
-                    let Some(b) = declared(prog, r) else {
-                        return false;
-                    };
-                    // What the sequential transfer moves: one set rectangle as one value
-                    // (written by `Buf::write_one`), else the rows as read (checked).
-                    let one = l.st.bufs[r.buf as usize].read_one(r);
-                    let rows = match one {
-                        Some(v) if r.len > 0 && r.heads > 0 => Payload::One(v),
-                        _ => match l.read_set(dev, c.pc, r, Item::Send { to: op.peer }) {
-                            Ok(rows) => Payload::Rows(inbox.keep_rows(rows)),
-                            Err(_) => return false,
-                        },
-                    };
-                    let x = Posted {
-                        from: dev,
-                        tag: *tag,
-                        k,
-                        len: r.len,
-                        heads: r.heads,
-                        width: b.width,
-                        dtype: b.dtype,
-                        rows,
-                    };
-                    inbox.post(p, x);
-                }
-                c.sent = true;
-            }
-            let Some(Instr::Comm { tag, ops }) = prog.instrs.get(c.pc) else {
-                unreachable!("a device whose sends left waits at a comm instruction");
-            };
-            let tag = *tag;
-            // One send and one receive (a ring or zigzag step's): the loops below without
-            // their rank tables and lists (the receive's rank is 0), the same checks.
-            if let [a, b] = &ops[..] {
-                let pair = match (a.dir, b.dir) {
-                    (Dir::Send, Dir::Recv) => Some((a, b)),
-                    (Dir::Recv, Dir::Send) => Some((b, a)),
-                    _ => None,
-                };
-                if let Some((s, r)) = pair {
-                    let Some(at) = find(&inbox.q[d], r.peer, tag, 0) else {
-                        return true;
-                    };
-                    if !recv_one(&mut l, prog, inbox, d, at, &r.region)
-                        || l.group_end_pair(c.pc, tag, s.region, r.region).is_err()
-                    {
-                        return false;
-                    }
-                    c.last = Some(tag);
-                    c.pc += 1;
-                    c.sent = false;
-                    continue;
-                }
-            }
-            // Every receive's send must have arrived (else the device waits for a later pass).
-            // Where the entry is when there is one receive (nothing taken before it moves it).
-            inbox.new_ranks();
-            let (mut recvs_n, mut first_at) = (0, 0);
-            for op in ops.iter().filter(|op| op.dir == Dir::Recv) {
-                let p = op.peer;
-                let k = inbox.rank(p as usize);
-                let Some(at) = find(&inbox.q[d], p, tag, k) else {
-                    return true;
-                };
-                if recvs_n == 0 {
-                    first_at = at;
-                }
-                recvs_n += 1;
-            }
-            let mut sends = Few::Zero;
-            let mut recvs = Few::Zero;
-            inbox.new_ranks();
-            for op in ops.iter() {
-                let r = op.region;
-                if op.dir == Dir::Send {
-                    sends.push(r);
-                    continue;
-                }
-                let p = op.peer;
-                let at = if recvs_n == 1 {
-                    first_at
-                } else {
-                    let k = inbox.rank(p as usize);
-                    find(&inbox.q[d], p, tag, k).expect("found above")
-                };
-                if !recv_one(&mut l, prog, inbox, d, at, &r) {
-                    return false;
-                }
-                recvs.push(r);
-            }
-            if l.group_end(c.pc, tag, sends, recvs).is_err() {
+/// Runs device `d` (its view `l`, its program `prog`) as far as its received data allows;
+/// `false` when it refused something.
+#[inline]
+fn advance<M: Mail>(
+    l: &mut Local<'_, '_>,
+    prog: &crate::plan::Program,
+    d: usize,
+    c: &mut Cursor,
+    inbox: &mut M,
+) -> bool {
+    let n = inbox.devices();
+    let dev = d as u32;
+    loop {
+        if !c.sent {
+            if l.run(prog, &mut c.pc).is_err() {
                 return false;
             }
-            c.last = Some(tag);
-            c.pc += 1;
-            c.sent = false;
+            let Some(Instr::Comm { tag, ops }) = prog.instrs.get(c.pc) else {
+                c.done = true;
+                return true;
+            };
+            if c.last.is_some_and(|p| *tag <= p) {
+                return false;
+            }
+            inbox.new_ranks();
+            for op in ops.iter() {
+                let p = op.peer as usize;
+                if p >= n || p == d {
+                    return false;
+                }
+                if op.dir != Dir::Send {
+                    continue;
+                }
+                let k = inbox.rank(p);
+                let r = &op.region;
+                let Some(b) = declared(prog, r) else {
+                    return false;
+                };
+                // What the sequential transfer moves: one set rectangle as one value
+                // (written by `Buf::write_one`), else the rows as read (checked).
+                let one = l.st.bufs[r.buf as usize].read_one(r);
+                let rows = match one {
+                    Some(v) if r.len > 0 && r.heads > 0 => Carried::One(v),
+                    _ => match l.read_set(dev, c.pc, r, Item::Send { to: op.peer }) {
+                        Ok(rows) => Carried::Rows(rows),
+                        Err(_) => return false,
+                    },
+                };
+                let h = Head {
+                    from: dev,
+                    tag: *tag,
+                    k,
+                    len: r.len,
+                    heads: r.heads,
+                    width: b.width,
+                    dtype: b.dtype,
+                };
+                inbox.post(p, h, rows);
+            }
+            c.sent = true;
         }
+        let Some(Instr::Comm { tag, ops }) = prog.instrs.get(c.pc) else {
+            unreachable!("a device whose sends left waits at a comm instruction");
+        };
+        let tag = *tag;
+        // One send and one receive (a ring or zigzag step's): the loops below without
+        // their rank tables and lists (the receive's rank is 0), the same checks.
+        if let [a, b] = &ops[..] {
+            let pair = match (a.dir, b.dir) {
+                (Dir::Send, Dir::Recv) => Some((a, b)),
+                (Dir::Recv, Dir::Send) => Some((b, a)),
+                _ => None,
+            };
+            if let Some((s, r)) = pair {
+                let Some(at) = inbox.find(d, r.peer, tag, 0) else {
+                    return true;
+                };
+                if !recv_one(l, prog, inbox, d, at, &r.region)
+                    || l.group_end_pair(c.pc, tag, s.region, r.region).is_err()
+                {
+                    return false;
+                }
+                c.last = Some(tag);
+                c.pc += 1;
+                c.sent = false;
+                continue;
+            }
+        }
+        // Every receive's send must have arrived (else the device waits for a later pass).
+        // Where the entry is when there is one receive (nothing taken before it moves it).
+        inbox.new_ranks();
+        let (mut recvs_n, mut first_at) = (0, 0);
+        for op in ops.iter().filter(|op| op.dir == Dir::Recv) {
+            let p = op.peer;
+            let k = inbox.rank(p as usize);
+            let Some(at) = inbox.find(d, p, tag, k) else {
+                return true;
+            };
+            if recvs_n == 0 {
+                first_at = at;
+            }
+            recvs_n += 1;
+        }
+        let mut sends = Few::Zero;
+        let mut recvs = Few::Zero;
+        inbox.new_ranks();
+        for op in ops.iter() {
+            let r = op.region;
+            if op.dir == Dir::Send {
+                sends.push(r);
+                continue;
+            }
+            let p = op.peer;
+            let at = if recvs_n == 1 {
+                first_at
+            } else {
+                let k = inbox.rank(p as usize);
+                inbox.find(d, p, tag, k).expect("found above")
+            };
+            if !recv_one(l, prog, inbox, d, at, &r) {
+                return false;
+            }
+            recvs.push(r);
+        }
+        if l.group_end(c.pc, tag, sends, recvs).is_err() {
+            return false;
+        }
+        c.last = Some(tag);
+        c.pc += 1;
+        c.sent = false;
     }
 }
 
 /// Device `d` (its view `l`, its program `prog`) takes entry `at` of its inbox into region `r`
 /// of a receive: `false` when the pair is refused.
 #[inline]
-fn recv_one(
-    l: &mut super::Local<'_, '_>,
+fn recv_one<M: Mail>(
+    l: &mut Local<'_, '_>,
     prog: &crate::plan::Program,
-    inbox: &mut Inboxes,
+    inbox: &mut M,
     d: usize,
     at: usize,
     r: &Region,
 ) -> bool {
-    let x = inbox.take(d, at);
+    let (x, rows) = inbox.take(d, at);
     let Some(b) = declared(prog, r) else {
         return false;
     };
@@ -352,9 +462,9 @@ fn recv_one(
     if se != re || x.dtype != b.dtype || x.heads != r.heads || x.len != r.len {
         return false;
     }
-    match x.rows {
-        Payload::One(v) => l.st.bufs[r.buf as usize].write_one(r, v),
-        Payload::Rows(i) => l.recv_rows(r, inbox.take_rows(i)),
+    match rows {
+        Carried::One(v) => l.st.bufs[r.buf as usize].write_one(r, v),
+        Carried::Rows(rows) => l.recv_rows(r, rows),
     }
     true
 }
@@ -376,4 +486,258 @@ fn find(inbox: &VecDeque<Posted>, from: u32, tag: u32, k: u32) -> Option<usize> 
     inbox
         .iter()
         .position(|x| x.from == from && x.tag == tag && x.k == k)
+}
+
+/// One device's inbox when devices run ahead on several threads ([`Validator::run_ahead_par`]):
+/// its posted sends and the row lists they carry; any thread posts, the device's own takes.
+#[derive(Default)]
+struct Shelf {
+    q: VecDeque<Posted>,
+    rows: Vec<RowList>,
+    free: Vec<u32>,
+}
+
+/// Every device's [`Shelf`], with what one worker thread keeps beside them.
+struct SharedMail<'s> {
+    shelves: &'s [Mutex<Shelf>],
+    /// Per device, the worker that runs it.
+    owner: &'s [u32],
+    /// Per worker, set when a send to one of its devices was posted since it last looked.
+    mail: &'s [AtomicBool],
+    ranks: Ranks,
+}
+
+impl SharedMail<'_> {
+    fn shelf(&self, d: usize) -> std::sync::MutexGuard<'_, Shelf> {
+        self.shelves[d]
+            .lock()
+            .expect("a shelf's lock (no thread panics holding it)")
+    }
+}
+
+impl Mail for SharedMail<'_> {
+    fn devices(&self) -> usize {
+        self.shelves.len()
+    }
+    fn new_ranks(&mut self) {
+        self.ranks.restart()
+    }
+    fn rank(&mut self, p: usize) -> u32 {
+        self.ranks.next(p)
+    }
+    fn post(&mut self, p: usize, h: Head, c: Carried) {
+        {
+            let mut sh = self.shelf(p);
+            let rows = match c {
+                Carried::One(v) => Payload::One(v),
+                Carried::Rows(r) => Payload::Rows(match sh.free.pop() {
+                    Some(i) => {
+                        sh.rows[i as usize] = r;
+                        i
+                    }
+                    None => {
+                        sh.rows.push(r);
+                        (sh.rows.len() - 1) as u32
+                    }
+                }),
+            };
+            sh.q.push_back(Posted {
+                from: h.from,
+                tag: h.tag,
+                k: h.k,
+                len: h.len,
+                heads: h.heads,
+                width: h.width,
+                dtype: h.dtype,
+                rows,
+            });
+        }
+        // After the entry is in (the lock's release), so a worker that sees the flag finds it.
+        self.mail[self.owner[p] as usize].store(true, Ordering::SeqCst);
+    }
+    fn find(&self, d: usize, from: u32, tag: u32, k: u32) -> Option<usize> {
+        find(&self.shelf(d).q, from, tag, k)
+    }
+    fn take(&mut self, d: usize, at: usize) -> (Head, Carried) {
+        let mut sh = self.shelf(d);
+        let x = if at == 0 {
+            sh.q.pop_front()
+        } else {
+            sh.q.remove(at)
+        }
+        .expect("an entry found");
+        let h = Head {
+            from: x.from,
+            tag: x.tag,
+            k: x.k,
+            len: x.len,
+            heads: x.heads,
+            width: x.width,
+            dtype: x.dtype,
+        };
+        let c = match x.rows {
+            Payload::One(v) => Carried::One(v),
+            Payload::Rows(i) => {
+                sh.free.push(i);
+                Carried::Rows(std::mem::take(&mut sh.rows[i as usize]))
+            }
+        };
+        (h, c)
+    }
+}
+
+/// Workers that wait for mail and workers that are done ([`Validator::run_ahead_par`]): when
+/// all are one or the other and no mail is pending, no device can move again.
+#[derive(Default)]
+struct Quiet {
+    stuck: usize,
+    done: usize,
+}
+
+impl<'a> Validator<'a> {
+    /// [`Validator::run_ahead`] with the devices cut into blocks of consecutive devices (a
+    /// ring's neighbours mostly in one block), one per worker, on up to `threads` of rayon's
+    /// threads: each worker runs its devices ahead as far as their received data allow; a send
+    /// to a device of another block goes into that device's locked [`Shelf`] and flags its
+    /// worker. A worker none of whose devices can move waits for such a flag; when every
+    /// worker waits or is done and no flag is up, a receive has no send and the plan is
+    /// refused. Same result as [`Validator::run_ahead`]: each device goes through the same
+    /// instructions, sends and receives, in the same order (its receives take its own inbox's
+    /// entries, which only their sender could have posted, in that sender's order).
+    /// Needs the validator's shared coverage arenas (`concurrent`).
+    pub(super) fn run_ahead_par(&mut self, threads: usize) -> bool {
+        let n = self.devs.len();
+        let workers = threads.clamp(1, n);
+        let per = n.div_ceil(workers);
+        let workers = n.div_ceil(per);
+        let shelves: Vec<Mutex<Shelf>> = (0..n).map(|_| Mutex::default()).collect();
+        let owner: Vec<u32> = (0..n).map(|d| (d / per) as u32).collect();
+        let mail: Vec<AtomicBool> = (0..workers).map(|_| AtomicBool::new(false)).collect();
+        // Per worker, whether all its devices are done (a send to one of them then has no
+        // receive: its flag does not count as mail to wait for).
+        let finished: Vec<AtomicBool> = (0..workers).map(|_| AtomicBool::new(false)).collect();
+        let quiet = Mutex::new(Quiet::default());
+        let failed = AtomicBool::new(false);
+        let (cx, plan, backward, works) = (self.cx, self.plan, self.backward, self.works);
+        let all = self.covs.shared();
+        // A worker's devices, their caches (a device takes its block neighbours' checked works,
+        // as when running ahead on one thread) and where each is.
+        type Block<'v, 'a> = (
+            usize,
+            &'v mut [super::DevState],
+            &'v mut [super::DevCache<'a>],
+            Vec<Cursor>,
+        );
+        let blocks: Vec<Block<'_, 'a>> = self
+            .devs
+            .chunks_mut(per)
+            .zip(self.caches.chunks_mut(per))
+            .enumerate()
+            .map(|(b, (devs, caches))| {
+                let m = devs.len();
+                (b * per, devs, caches, vec![Cursor::default(); m])
+            })
+            .collect();
+        let (shelves_r, owner, mail, finished, quiet, failed) =
+            (&shelves, &owner, &mail, &finished, &quiet, &failed);
+        let lock = || {
+            quiet
+                .lock()
+                .expect("the quiet lock (no thread panics holding it)")
+        };
+        // Mail a worker still running may take (read under the quiet lock).
+        let pending = || {
+            (mail.iter().zip(finished))
+                .any(|(m, f)| m.load(Ordering::SeqCst) && !f.load(Ordering::SeqCst))
+        };
+        let work = move |w: usize, blk: Block<'_, 'a>| {
+            let (base, devs, caches, mut cur) = blk;
+            let mut mb = SharedMail {
+                shelves: shelves_r,
+                owner,
+                mail,
+                ranks: Ranks::new(n),
+            };
+            loop {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                // Down before the pass: a send posted during it raises it again.
+                mail[w].store(false, Ordering::SeqCst);
+                let (mut moved, mut all_done) = (false, true);
+                for (i, c) in cur.iter_mut().enumerate() {
+                    if c.done {
+                        continue;
+                    }
+                    let before = *c;
+                    let d = base + i;
+                    let covs = super::pairs::Arena {
+                        nodes: super::pairs::Nodes::Shared(all),
+                        dev: d as u32,
+                    };
+                    let mut l = Local::near(
+                        cx,
+                        backward,
+                        covs,
+                        &mut devs[i],
+                        caches,
+                        i,
+                        &works[d],
+                        (true, true),
+                    );
+                    if !advance(&mut l, program(plan, d, backward), d, c, &mut mb) {
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    moved |= *c != before;
+                    all_done &= c.done;
+                }
+                if all_done {
+                    let mut q = lock();
+                    finished[w].store(true, Ordering::SeqCst);
+                    q.done += 1;
+                    if q.done < workers && q.stuck + q.done == workers && !pending() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                if moved {
+                    continue;
+                }
+                {
+                    let mut q = lock();
+                    if mail[w].load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    q.stuck += 1;
+                    if q.stuck + q.done == workers && !pending() {
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                let mut idle = 0u32;
+                while !mail[w].load(Ordering::SeqCst) && !failed.load(Ordering::Relaxed) {
+                    idle += 1;
+                    if idle < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+                lock().stuck -= 1;
+            }
+        };
+        let mut blocks = blocks.into_iter();
+        let first = blocks.next().expect("a plan has devices");
+        rayon::scope(|s| {
+            for (w, blk) in blocks.enumerate() {
+                s.spawn(move |_| work(w + 1, blk));
+            }
+            work(0, first);
+        });
+        !failed.load(Ordering::Relaxed)
+            && shelves
+                .iter()
+                .all(|s| s.lock().expect("a shelf's lock").q.is_empty())
+    }
 }

@@ -107,6 +107,11 @@ pub enum Threads {
     /// back as the planner wrote them, its data kept in cache. It decides only that a plan is
     /// valid: a plan it refuses is validated again sequentially, which names the error.
     Ahead,
+    /// [`Threads::Ahead`] on rayon's current pool: the devices cut into one block of
+    /// consecutive devices per thread, each block run ahead on its own thread, sends between
+    /// blocks through locked inboxes ([`ahead`]). It decides only that a plan is valid: a plan
+    /// it refuses is validated again sequentially, which names the error.
+    AheadPar,
     /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices), and the caller is not itself one of rayon's worker threads; else
@@ -253,6 +258,9 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     if threads == Threads::Ahead && validate_ahead(&cx) {
         return Ok(());
     }
+    if threads == Threads::AheadPar && validate_ahead_par(&cx) {
+        return Ok(());
+    }
     // Sequentially or by phases; after a flow or run-ahead run that refused the plan,
     // sequentially, to name its error.
     let phases = threads == Threads::Phases;
@@ -316,6 +324,13 @@ fn validate_flow(cx: &Ctx) -> bool {
 /// finds the error it meets first).
 fn validate_ahead(cx: &Ctx) -> bool {
     both_programs(cx, false, |v, _| Ok(v.run_ahead())).unwrap_or(false)
+}
+
+/// [`validate_ahead`] with the devices in blocks on rayon's current number of threads
+/// ([`Threads::AheadPar`]).
+fn validate_ahead_par(cx: &Ctx) -> bool {
+    let threads = rayon::current_num_threads();
+    both_programs(cx, true, |v, _| Ok(v.run_ahead_par(threads))).unwrap_or(false)
 }
 
 /// Pieces of runs of global rows by `(first row, length)`.
@@ -534,6 +549,48 @@ struct Local<'v, 'a> {
 }
 
 impl<'v, 'a> Local<'v, 'a> {
+    /// The view of the device whose cache is `caches[i]` (its state `st`, its arena `covs`,
+    /// its works), with the checked works of its neighbours in `caches` (the previous and the
+    /// next device) where `near` asks for them.
+    #[allow(clippy::too_many_arguments)] // (the parts of a view, each borrowed on its own)
+    fn near(
+        cx: &'a Ctx<'a>,
+        backward: bool,
+        covs: pairs::Arena<'v, 'a>,
+        st: &'v mut DevState,
+        caches: &'v mut [DevCache<'a>],
+        i: usize,
+        works: &'a pairs::WorkArena<'a>,
+        (with_prev, with_next): (bool, bool),
+    ) -> Self {
+        let (before, from) = caches.split_at_mut(i);
+        let (cache, after) = from.split_first_mut().expect("device in range");
+        // Running ahead: a device whose neighbours' works never matched compares no more.
+        let given_up =
+            with_next && cache.near_hits.get() == 0 && cache.near_misses.get() >= NEAR_GIVE_UP;
+        let (with_prev, with_next) = (with_prev && !given_up, with_next && !given_up);
+        Local {
+            cx,
+            plan: cx.plan,
+            backward,
+            dev: covs.dev,
+            st,
+            covs,
+            cache,
+            works,
+            prev: if with_prev {
+                before.last_mut().map(|c| c.pairs_memo.get_mut().entries())
+            } else {
+                None
+            },
+            next: if with_next {
+                after.first_mut().map(|c| c.pairs_memo.get_mut().entries())
+            } else {
+                None
+            },
+        }
+    }
+
     /// Device `dev`'s view while devices run concurrently: its coverage nodes go into the
     /// shared per-device arenas `all`.
     fn shared(
@@ -665,32 +722,17 @@ impl<'a> Validator<'a> {
 
     fn local_near(&mut self, dev: u32, with_prev: bool, with_next: bool) -> Local<'_, 'a> {
         let d = dev as usize;
-        let (before, from) = self.caches.split_at_mut(d);
-        let (cache, after) = from.split_first_mut().expect("device in range");
-        // Running ahead: a device whose neighbours' works never matched compares no more.
-        let given_up =
-            with_next && cache.near_hits.get() == 0 && cache.near_misses.get() >= NEAR_GIVE_UP;
-        let (with_prev, with_next) = (with_prev && !given_up, with_next && !given_up);
-        Local {
-            cx: self.cx,
-            plan: self.plan,
-            backward: self.backward,
-            dev,
-            st: &mut self.devs[d],
-            covs: self.covs.arena(dev),
-            cache,
-            works: &self.works[d],
-            prev: if with_prev {
-                before.last_mut().map(|c| c.pairs_memo.get_mut().entries())
-            } else {
-                None
-            },
-            next: if with_next {
-                after.first_mut().map(|c| c.pairs_memo.get_mut().entries())
-            } else {
-                None
-            },
-        }
+        let covs = self.covs.arena(dev);
+        Local::near(
+            self.cx,
+            self.backward,
+            covs,
+            &mut self.devs[d],
+            &mut self.caches,
+            d,
+            &self.works[d],
+            (with_prev, with_next),
+        )
     }
 
     /// `f` on every device's view and its `xs` entry, devices in order; with `parallel`, on
