@@ -112,13 +112,15 @@ pub enum Threads {
     /// blocks through locked inboxes ([`ahead`]). It decides only that a plan is valid: a plan
     /// it refuses is validated again sequentially, which names the error.
     AheadPar,
-    /// [`Threads::Phases`] when rayon's pool has several threads, the plan several devices
+    /// When the caller is not itself one of rayon's worker threads: [`Threads::AheadPar`] for
+    /// plans of at least [`AHEAD_PAR_MIN_DEVICES`] devices when rayon's pool has at least
+    /// [`AHEAD_PAR_MIN_THREADS`] threads (blocks of at least [`AHEAD_PAR_MIN_BLOCK`] devices);
+    /// else [`Threads::Phases`] when the pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
-    /// all devices), and the caller is not itself one of rayon's worker threads; else
-    /// [`Threads::Ahead`] for plans of at least [`AHEAD_MIN_DEVICES`] devices, sequential for
-    /// smaller ones ([`auto_threads`], [`one_thread_choice`]). [`Threads::Flow`] is never chosen by itself yet: on the
-    /// two-core machine it was measured on, it gained 1.3–1.85× on 1M-token plans (as Phases
-    /// did) but was slower than sequential on 131K-token ones in 7 of 8 rounds.
+    /// all devices); else [`Threads::Ahead`] for plans of at least [`AHEAD_MIN_DEVICES`]
+    /// devices, sequential for smaller ones ([`auto_threads`], [`one_thread_choice`]).
+    /// [`Threads::Flow`] is never chosen by itself: on a 16-core host run-ahead in blocks beat
+    /// it on every plan measured (`bench/results/validator-s22/`).
     Auto,
 }
 
@@ -151,24 +153,45 @@ fn phase_instrs(plan: &Plan) -> usize {
     instrs / phases
 }
 
-/// What [`Threads::Auto`] runs: [`Threads::Phases`] for a plan `worth_phases` (several
-/// devices, long local phases) when the caller is not on one of rayon's worker threads and
-/// rayon's pool has several threads; else [`Threads::Sequential`]. On a worker thread the
-/// caller already runs in parallel (e.g. `dcp demo` plans and validates its plans in a
-/// `par_iter`), and a nested phase's join lets that thread steal an unrelated job of the outer
-/// loop while it waits: a 1 ms validation then took 13 ms, the time of a planning job it ran
-/// meanwhile. The two rayon queries are closures so that a small plan never starts the pool.
+/// What [`Threads::Auto`] runs, when the caller is not on one of rayon's worker threads:
+/// [`Threads::AheadPar`] for a plan of `many_devices` ([`AHEAD_PAR_MIN_DEVICES`]) when rayon's
+/// pool has at least [`AHEAD_PAR_MIN_THREADS`] threads, else [`Threads::Phases`] for a plan
+/// `worth_phases` (several devices, long local phases) when the pool has several threads; else
+/// [`Threads::Sequential`]. On a worker thread the caller already runs in parallel (e.g. `dcp
+/// demo` plans and validates its plans in a `par_iter`), and a nested join lets that thread
+/// steal an unrelated job of the outer loop while it waits: a 1 ms validation then took 13 ms,
+/// the time of a planning job it ran meanwhile. The two rayon queries are closures so that a
+/// small plan never starts the pool.
 fn auto_threads(
     worth_phases: bool,
+    many_devices: bool,
     on_worker: impl FnOnce() -> bool,
     pool_threads: impl FnOnce() -> usize,
 ) -> Threads {
-    if worth_phases && !on_worker() && pool_threads() > 1 {
-        Threads::Phases
-    } else {
-        Threads::Sequential
+    if !(worth_phases || many_devices) || on_worker() {
+        return Threads::Sequential;
+    }
+    match pool_threads() {
+        n if many_devices && n >= AHEAD_PAR_MIN_THREADS => Threads::AheadPar,
+        n if worth_phases && n > 1 => Threads::Phases,
+        _ => Threads::Sequential,
     }
 }
+
+/// The devices from which [`Threads::Auto`] runs them ahead in blocks on rayon's threads
+/// ([`Threads::AheadPar`]) when the pool has at least [`AHEAD_PAR_MIN_THREADS`] threads, with
+/// blocks of at least [`AHEAD_PAR_MIN_BLOCK`] devices. Measured on a 16-core Xeon (validation ÷
+/// planning at 131K tokens, `bench/results/validator-s22/`): on 64 to 256 devices ring
+/// 0.67–0.88, zigzag 0.47–0.75, usp 0.28–0.45 with 8 or 16 threads, against 1.1–1.6 run ahead on
+/// one thread; at 1M on 256 devices 0.09–0.16 against 0.51–0.60 (and Phases' 0.17–0.62). On 32
+/// devices (validations of 1–5 ms) the threads cost more than they share out: ring 1.2–1.9.
+pub const AHEAD_PAR_MIN_DEVICES: usize = 64;
+/// The threads rayon's pool needs before [`Threads::Auto`] takes [`Threads::AheadPar`]: on two
+/// (a 2-core machine, `bench/results/validator.md`, val16's `Ahead2`) the locked inboxes and
+/// shared arenas cost about what the second thread gives.
+pub const AHEAD_PAR_MIN_THREADS: usize = 4;
+/// The fewest devices per block (per thread) when [`Threads::Auto`] runs ahead in blocks.
+pub const AHEAD_PAR_MIN_BLOCK: usize = 8;
 
 /// The devices from which [`Threads::Auto`] runs them ahead rather than in phases when it runs
 /// them on one thread. In phases, all devices' data pass through the cache between two turns
@@ -193,9 +216,10 @@ pub fn one_thread_choice(plan: &Plan) -> Threads {
     }
 }
 
-/// What [`Threads::Auto`] runs for `plan` when [`validate`] is called from this thread:
-/// [`Threads::Phases`] on rayon's pool when its phases are long, the pool has several threads
-/// and this thread is not one of its workers, else [`one_thread_choice`]. Benchmarks call it to
+/// What [`Threads::Auto`] runs for `plan` when [`validate`] is called from this thread (not
+/// one of rayon's workers): [`Threads::AheadPar`] for many devices on a pool of several
+/// threads, [`Threads::Phases`] for long phases on a pool of two or more, else
+/// [`one_thread_choice`] ([`auto_threads`]). Benchmarks call it to
 /// say which order they timed.
 pub fn auto_choice(plan: &Plan) -> Threads {
     // rayon last: asking it for its thread count starts its global pool, and a process with a
@@ -203,6 +227,7 @@ pub fn auto_choice(plan: &Plan) -> Threads {
     // up to 1.6x slower), which a small plan must not cause.
     match auto_threads(
         plan.devices.len() > 1 && phase_instrs(plan) >= PHASES_MIN_PHASE_INSTRS,
+        plan.devices.len() >= AHEAD_PAR_MIN_DEVICES,
         || rayon::current_thread_index().is_some(),
         rayon::current_num_threads,
     ) {
@@ -243,12 +268,12 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
         return Err(PlanError::new(0, "plan", None, PlanErrorKind::NoDevices));
     }
     layout::check_layout(plan)?;
-    let threads = match threads {
+    let (threads, auto) = match threads {
         // (After the cheap checks: asking rayon starts its pool.) One thread: many devices run
         // ahead ([`Threads::Ahead`]; the sequential order then only names the error of a plan
         // that path refuses).
-        Threads::Auto => auto_choice(plan),
-        t => t,
+        Threads::Auto => (auto_choice(plan), true),
+        t => (t, false),
     };
     let mut cx = Ctx::new(plan);
     cx.fast = paths == Paths::Fast;
@@ -258,7 +283,10 @@ pub fn validate_paths(plan: &Plan, threads: Threads, paths: Paths) -> Result<(),
     if threads == Threads::Ahead && validate_ahead(&cx) {
         return Ok(());
     }
-    if threads == Threads::AheadPar && validate_ahead_par(&cx) {
+    // Blocks of at least AHEAD_PAR_MIN_BLOCK devices when Auto chose it; every thread of the
+    // pool when asked for.
+    let block = if auto { AHEAD_PAR_MIN_BLOCK } else { 1 };
+    if threads == Threads::AheadPar && validate_ahead_par(&cx, block) {
         return Ok(());
     }
     // Sequentially or by phases; after a flow or run-ahead run that refused the plan,
@@ -326,10 +354,10 @@ fn validate_ahead(cx: &Ctx) -> bool {
     both_programs(cx, false, |v, _| Ok(v.run_ahead())).unwrap_or(false)
 }
 
-/// [`validate_ahead`] with the devices in blocks on rayon's current number of threads
-/// ([`Threads::AheadPar`]).
-fn validate_ahead_par(cx: &Ctx) -> bool {
-    let threads = rayon::current_num_threads();
+/// [`validate_ahead`] with the devices in blocks on rayon's current number of threads, blocks
+/// of at least `block` devices ([`Threads::AheadPar`]).
+fn validate_ahead_par(cx: &Ctx, block: usize) -> bool {
+    let threads = rayon::current_num_threads().min((cx.plan.devices.len() / block).max(1));
     both_programs(cx, true, |v, _| Ok(v.run_ahead_par(threads))).unwrap_or(false)
 }
 
@@ -1089,21 +1117,38 @@ mod tests {
             .num_threads(2)
             .build()
             .unwrap();
-        let auto = |worth| {
+        let auto = |worth, many| {
             auto_threads(
                 worth,
+                many,
                 || rayon::current_thread_index().is_some(),
                 || pool.current_num_threads(),
             )
         };
-        assert_eq!(auto(true), Threads::Phases);
-        assert_eq!(auto(false), Threads::Sequential);
+        assert_eq!(auto(true, false), Threads::Phases);
+        assert_eq!(auto(false, false), Threads::Sequential);
+        // Two threads: not enough to run ahead in blocks; phases when long.
+        assert_eq!(auto(true, true), Threads::Phases);
+        assert_eq!(auto(false, true), Threads::Sequential);
         // Inside a worker of a pool (an outer parallel loop): never nested.
-        assert_eq!(pool.install(|| auto(true)), Threads::Sequential);
+        assert_eq!(pool.install(|| auto(true, true)), Threads::Sequential);
         // A one-thread pool gains nothing; a small plan never asks rayon anything.
-        assert_eq!(auto_threads(true, || false, || 1), Threads::Sequential);
         assert_eq!(
-            auto_threads(false, || panic!("asked"), || panic!("asked")),
+            auto_threads(true, true, || false, || 1),
+            Threads::Sequential
+        );
+        assert_eq!(
+            auto_threads(false, false, || panic!("asked"), || panic!("asked")),
+            Threads::Sequential
+        );
+        // Many devices on a pool of AHEAD_PAR_MIN_THREADS or more: run ahead in blocks, also
+        // where phases are long; few devices keep phases.
+        let n = super::AHEAD_PAR_MIN_THREADS;
+        assert_eq!(auto_threads(true, true, || false, || n), Threads::AheadPar);
+        assert_eq!(auto_threads(false, true, || false, || n), Threads::AheadPar);
+        assert_eq!(auto_threads(true, false, || false, || n), Threads::Phases);
+        assert_eq!(
+            auto_threads(false, true, || false, || n - 1),
             Threads::Sequential
         );
     }
