@@ -41,7 +41,7 @@ use crate::spec::DType;
 
 /// A send's contents, in its receiver's inbox until the matching receive takes them: 56 bytes
 /// (the sender's region kept only as the shape the pair check reads, a row list in
-/// [`Inboxes::rows`]), where a copy of the region and the row list inline made 88.
+/// [`RowStore`]), where a copy of the region and the row list inline made 88.
 struct Posted {
     from: u32,
     tag: u32,
@@ -58,8 +58,86 @@ struct Posted {
 
 const _: () = assert!(std::mem::size_of::<Posted>() <= 56);
 
+impl Posted {
+    #[inline]
+    fn new(h: Head, rows: Payload) -> Self {
+        Posted {
+            from: h.from,
+            tag: h.tag,
+            k: h.k,
+            len: h.len,
+            heads: h.heads,
+            width: h.width,
+            dtype: h.dtype,
+            rows,
+        }
+    }
+
+    #[inline]
+    fn head(&self) -> Head {
+        Head {
+            from: self.from,
+            tag: self.tag,
+            k: self.k,
+            len: self.len,
+            heads: self.heads,
+            width: self.width,
+            dtype: self.dtype,
+        }
+    }
+}
+
+/// Row lists of posted sends ([`Payload::Rows`]), and the free indices among them.
+#[derive(Default)]
+struct RowStore {
+    rows: Vec<RowList>,
+    free: Vec<u32>,
+}
+
+impl RowStore {
+    /// Keeps `rows` for a receive: its index.
+    #[inline]
+    fn keep(&mut self, rows: RowList) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.rows[i as usize] = rows;
+                i
+            }
+            None => {
+                self.rows.push(rows);
+                (self.rows.len() - 1) as u32
+            }
+        }
+    }
+
+    /// The row list kept at `i`, which is free again.
+    #[inline]
+    fn take(&mut self, i: u32) -> RowList {
+        self.free.push(i);
+        std::mem::take(&mut self.rows[i as usize])
+    }
+
+    /// What a send carries as posted: its row list kept here.
+    #[inline]
+    fn payload(&mut self, c: Carried) -> Payload {
+        match c {
+            Carried::One(v) => Payload::One(v),
+            Carried::Rows(r) => Payload::Rows(self.keep(r)),
+        }
+    }
+
+    /// What a posted send carries: its row list taken back.
+    #[inline]
+    fn carried(&mut self, p: Payload) -> Carried {
+        match p {
+            Payload::One(v) => Carried::One(v),
+            Payload::Rows(i) => Carried::Rows(self.take(i)),
+        }
+    }
+}
+
 /// What a send carries: one set rectangle's value (a ring step's buffer), or its rows as read
-/// (at this index of [`Inboxes::rows`]).
+/// (at this index of its inbox's [`RowStore`]).
 enum Payload {
     One(Val),
     Rows(u32),
@@ -73,9 +151,7 @@ struct Inboxes {
     /// then drains; the same few deques circulate (in cache) instead of one per device
     /// (256 deques of up to 500 entries, new every validation).
     spare: Vec<VecDeque<Posted>>,
-    /// Row lists of posted sends ([`Payload::Rows`]), and the free indices among them.
-    rows: Vec<RowList>,
-    free: Vec<u32>,
+    rows: RowStore,
     ranks: Ranks,
 }
 
@@ -123,8 +199,7 @@ impl Inboxes {
         Inboxes {
             q: (0..n).map(|_| VecDeque::new()).collect(),
             spare: Vec::new(),
-            rows: Vec::new(),
-            free: Vec::new(),
+            rows: RowStore::default(),
             ranks: Ranks::new(n),
         }
     }
@@ -150,26 +225,6 @@ impl Inboxes {
             self.spare.push(std::mem::take(q));
         }
         x
-    }
-
-    /// Keeps `rows` for a receive ([`Payload::Rows`]).
-    fn keep_rows(&mut self, rows: RowList) -> u32 {
-        match self.free.pop() {
-            Some(i) => {
-                self.rows[i as usize] = rows;
-                i
-            }
-            None => {
-                self.rows.push(rows);
-                (self.rows.len() - 1) as u32
-            }
-        }
-    }
-
-    /// The row list kept at `i`, which is free again.
-    fn take_rows(&mut self, i: u32) -> RowList {
-        self.free.push(i);
-        std::mem::take(&mut self.rows[i as usize])
     }
 }
 
@@ -223,20 +278,7 @@ impl Mail for Inboxes {
     }
     #[inline]
     fn post(&mut self, p: usize, h: Head, c: Carried) {
-        let rows = match c {
-            Carried::One(v) => Payload::One(v),
-            Carried::Rows(r) => Payload::Rows(self.keep_rows(r)),
-        };
-        let x = Posted {
-            from: h.from,
-            tag: h.tag,
-            k: h.k,
-            len: h.len,
-            heads: h.heads,
-            width: h.width,
-            dtype: h.dtype,
-            rows,
-        };
+        let x = Posted::new(h, self.rows.payload(c));
         Inboxes::post(self, p, x)
     }
     #[inline]
@@ -246,20 +288,7 @@ impl Mail for Inboxes {
     #[inline]
     fn take(&mut self, d: usize, at: usize) -> (Head, Carried) {
         let x = Inboxes::take(self, d, at);
-        let h = Head {
-            from: x.from,
-            tag: x.tag,
-            k: x.k,
-            len: x.len,
-            heads: x.heads,
-            width: x.width,
-            dtype: x.dtype,
-        };
-        let c = match x.rows {
-            Payload::One(v) => Carried::One(v),
-            Payload::Rows(i) => Carried::Rows(self.take_rows(i)),
-        };
-        (h, c)
+        (x.head(), self.rows.carried(x.rows))
     }
 }
 
@@ -483,9 +512,13 @@ fn declared<'p>(prog: &'p crate::plan::Program, r: &Region) -> Option<&'p crate:
 /// sender's entries arrive in its groups' order, and its receiver takes them in that order).
 #[inline]
 fn find(inbox: &VecDeque<Posted>, from: u32, tag: u32, k: u32) -> Option<usize> {
-    inbox
-        .iter()
-        .position(|x| x.from == from && x.tag == tag && x.k == k)
+    // (The deque's two slices: its iterator stayed an out-of-line call once the run-ahead step
+    // became generic, +1.3 % instructions on ring 8x8.)
+    let is = |x: &Posted| x.from == from && x.tag == tag && x.k == k;
+    let (a, b) = inbox.as_slices();
+    a.iter()
+        .position(is)
+        .or_else(|| b.iter().position(is).map(|i| a.len() + i))
 }
 
 /// One device's inbox when devices run ahead on several threads ([`Validator::run_ahead_par`]):
@@ -493,8 +526,7 @@ fn find(inbox: &VecDeque<Posted>, from: u32, tag: u32, k: u32) -> Option<usize> 
 #[derive(Default)]
 struct Shelf {
     q: VecDeque<Posted>,
-    rows: Vec<RowList>,
-    free: Vec<u32>,
+    rows: RowStore,
 }
 
 /// Every device's [`Shelf`], with what one worker thread keeps beside them.
@@ -528,29 +560,8 @@ impl Mail for SharedMail<'_> {
     fn post(&mut self, p: usize, h: Head, c: Carried) {
         {
             let mut sh = self.shelf(p);
-            let rows = match c {
-                Carried::One(v) => Payload::One(v),
-                Carried::Rows(r) => Payload::Rows(match sh.free.pop() {
-                    Some(i) => {
-                        sh.rows[i as usize] = r;
-                        i
-                    }
-                    None => {
-                        sh.rows.push(r);
-                        (sh.rows.len() - 1) as u32
-                    }
-                }),
-            };
-            sh.q.push_back(Posted {
-                from: h.from,
-                tag: h.tag,
-                k: h.k,
-                len: h.len,
-                heads: h.heads,
-                width: h.width,
-                dtype: h.dtype,
-                rows,
-            });
+            let x = Posted::new(h, sh.rows.payload(c));
+            sh.q.push_back(x);
         }
         // After the entry is in (the lock's release), so a worker that sees the flag finds it.
         self.mail[self.owner[p] as usize].store(true, Ordering::SeqCst);
@@ -566,23 +577,7 @@ impl Mail for SharedMail<'_> {
             sh.q.remove(at)
         }
         .expect("an entry found");
-        let h = Head {
-            from: x.from,
-            tag: x.tag,
-            k: x.k,
-            len: x.len,
-            heads: x.heads,
-            width: x.width,
-            dtype: x.dtype,
-        };
-        let c = match x.rows {
-            Payload::One(v) => Carried::One(v),
-            Payload::Rows(i) => {
-                sh.free.push(i);
-                Carried::Rows(std::mem::take(&mut sh.rows[i as usize]))
-            }
-        };
-        (h, c)
+        (x.head(), sh.rows.carried(x.rows))
     }
 }
 
