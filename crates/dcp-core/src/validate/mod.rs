@@ -109,8 +109,8 @@ pub enum Threads {
     Ahead,
     /// [`Threads::Ahead`] on rayon's current pool: the devices cut into one block of
     /// consecutive devices per thread, each block run ahead on its own thread, sends between
-    /// blocks through locked inboxes ([`ahead`]). It decides only that a plan is valid: a plan
-    /// it refuses is validated again sequentially, which names the error.
+    /// blocks through locked inboxes (`validate/ahead.rs`). It decides only that a plan is
+    /// valid: a plan it refuses is validated again sequentially, which names the error.
     AheadPar,
     /// When the caller is not itself one of rayon's worker threads: [`Threads::AheadPar`] for
     /// plans of at least [`AHEAD_PAR_MIN_DEVICES`] devices when rayon's pool has at least
@@ -219,7 +219,7 @@ pub fn one_thread_choice(plan: &Plan) -> Threads {
 /// What [`Threads::Auto`] runs for `plan` when [`validate`] is called from this thread (not
 /// one of rayon's workers): [`Threads::AheadPar`] for many devices on a pool of several
 /// threads, [`Threads::Phases`] for long phases on a pool of two or more, else
-/// [`one_thread_choice`] ([`auto_threads`]). Benchmarks call it to
+/// [`one_thread_choice`]. Benchmarks call it to
 /// say which order they timed.
 pub fn auto_choice(plan: &Plan) -> Threads {
     // rayon last: asking it for its thread count starts its global pool, and a process with a
