@@ -217,10 +217,9 @@ pub fn one_thread_choice(plan: &Plan) -> Threads {
 }
 
 /// What [`Threads::Auto`] runs for `plan` when [`validate`] is called from this thread (not
-/// one of rayon's workers): [`Threads::AheadPar`] for many devices on a pool of several
-/// threads, [`Threads::Phases`] for long phases on a pool of two or more, else
-/// [`one_thread_choice`]. Benchmarks call it to
-/// say which order they timed.
+/// one of rayon's workers): [`Threads::AheadPar`] for many devices on a pool of
+/// [`AHEAD_PAR_MIN_THREADS`] or more, [`Threads::Phases`] for long phases on a pool of two or
+/// more, else [`one_thread_choice`]. Benchmarks call it to say which order they timed.
 pub fn auto_choice(plan: &Plan) -> Threads {
     // rayon last: asking it for its thread count starts its global pool, and a process with a
     // second thread pays glibc's malloc locking everywhere (single-threaded planning after it:
