@@ -1,0 +1,566 @@
+// Prototype (session 23, issue 10): the forward of many short full-mask documents with NC
+// consumer warpgroups, each owning one 64-row slab of a task, in lockstep over one shared K/V
+// stream. Not the executor's kernel: no work list, no masks, fixed shapes (documents of
+// W3_DOC tokens, D 128, GQA 8:2); it exists to measure whether a third consumer warpgroup buys
+// what bench/results/kernels-2026-11-30-dram23 estimated (+15-20 % compute-only on works1000).
+//
+// Task t of a CTA: unit u = t / TPU (document u / HK, KV head u % HK), group g = t % TPU. A unit
+// has SLABS = (H / HK) * (W3_DOC / 64) slabs (head, 64 rows) that attend the same W3_DOC keys, so
+// its slabs can share the K/V tiles; group g takes slabs g*NC .. g*NC + NC - 1 (the last group
+// may have fewer: its idle warpgroups only take part in the barriers).
+// Warpgroup 0 is the producer (one thread issues every TMA copy); warpgroups 1..NC consume.
+// Shared memory: Q [2 buffers][NC slabs][2 column blocks][64 rows][128 B]; K and V
+// [W3_TILES stages][2 column blocks][128 keys][128 B]; stage j holds tile j of every task.
+#pragma once
+
+#ifdef __CUDACC_RTC__
+// (NVRTC, offline checks only: the driver header's opaque 128-byte map.)
+struct alignas(64) CUtensorMap {
+  unsigned long long opaque[16];
+};
+#endif
+
+#ifndef NC
+#define NC 3
+#endif
+#ifndef W3_DOC
+#define W3_DOC 256
+#endif
+#define W3_H 8
+#define W3_HK 2
+#define W3_D 128
+#define W3_TILES (W3_DOC / 128)
+#define W3_SLABS ((W3_H / W3_HK) * (W3_DOC / 64))
+#define W3_TPU ((W3_SLABS + NC - 1) / NC)
+#define W3_THREADS (128 * (NC + 1))
+#define W3_PROD_REGS 24
+#ifndef W3_CONS_REGS
+#define W3_CONS_REGS (NC == 3 ? 160 : 240)
+#endif
+#ifndef W3_NO_ASSERT
+static_assert(128 * W3_PROD_REGS + 128 * NC * W3_CONS_REGS <= 65536, "setmaxnreg split");
+#endif
+static_assert(W3_DOC % 128 == 0, "documents of whole 128-key tiles");
+
+#ifndef W3_EARLY
+#define W3_EARLY 0
+#endif
+#if W3_EARLY && W3_TILES != 2
+#error "W3_EARLY is written for 2-tile documents"
+#endif
+// W3_EARLY 1: both tiles' S issued at once, P of both in registers (needs 256 registers in
+// ptxas's allocation: does not fit). 2: the same with tile 0's P staged in shared memory
+// (stmatrix) and its P V taken from there (wgmma SS), so that the registers hold at most one S
+// and O and P of tile 1. NC 2 only (registers).
+#if W3_EARLY && NC != 2
+#error "W3_EARLY needs NC 2"
+#endif
+#define W3_SLAB_BYTES (64 * W3_D * 2)   // 16 KB
+#define W3_TILE_BYTES (128 * W3_D * 2)  // 32 KB
+// High word of every shared-memory descriptor: SBO 1024 bytes, 128-byte swizzle (bit 62).
+#ifndef W3_UNROLL
+#define W3_UNROLL 1
+#endif
+#ifndef W3_PONE
+#define W3_PONE 1
+#endif
+#define W3_DHI ((1024u >> 4) | (1u << 30))
+#define W3_SMEM (2 * NC * W3_SLAB_BYTES + 2 * W3_TILES * W3_TILE_BYTES + (W3_EARLY == 2 ? NC * W3_SLAB_BYTES : 0) + 256 + 1024)
+
+__device__ __forceinline__ void w3_arrive_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void w3_tma_load(u32 dst, const void* map, int c0, int c1, int c2, u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
+      "%4}], [%5];\n" ::"r"(dst),
+      "l"((u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void w3_tma_store(const void* map, u32 src, int c0, int c1, int c2) {
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%1, %2, %3}], [%4];\n" ::"l"(
+                   (u64)map),
+               "r"(c0), "r"(c1), "r"(c2), "r"(src)
+               : "memory");
+}
+__device__ __forceinline__ float w3_ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ void w3_stmatrix4(u32 saddr, const u32* v) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(saddr), "r"(v[0]),
+               "r"(v[1]), "r"(v[2]), "r"(v[3])
+               : "memory");
+}
+
+template <int N>
+__device__ __forceinline__ void reg_fence_u32(u32* r) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+// S = Q K^T of one tile (descriptor low words of the slab and the K stage), committed.
+__device__ __forceinline__ void w3_issue_s(float* sc, u32 qd, u32 kd) {
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < W3_D / 16; ++kk) {
+    const u64 da = ((u64)W3_DHI << 32) | (qd + (((kk >> 2) * (W3_SLAB_BYTES / 2) + (kk & 3) * 32) >> 4));
+    const u64 db = ((u64)W3_DHI << 32) | (kd + (((kk >> 2) * (W3_TILE_BYTES / 2) + (kk & 3) * 32) >> 4));
+    wgmma_m64n128k16_ss<0>(sc, da, db, kk > 0);
+  }
+  wg_commit();
+}
+// O (+)= P V of the V stage at sv (acc 0: O = P V), committed.
+__device__ __forceinline__ void w3_issue_pv(float* o, u32 (*pa)[4], u32 sv, int acc) {
+  const u32 vd = ((sv & 0x3FFFFu) >> 4) | ((u32)(W3_TILE_BYTES / 2 >> 4) << 16);
+#pragma unroll
+  for (int kc = 0; kc < 8; ++kc)
+    wgmma_m64n128k16_rs<1>(o, pa[kc], ((u64)W3_DHI << 32) | (vd + ((kc * 16 * 128) >> 4)), kc > 0 || acc);
+  wg_commit();
+}
+// P to the register-A fragments in place: fragment (kc, i) = bf16 pair of sc[8 kc + 2 i],
+// sc[8 kc + 2 i + 1], stored as the bits of sc[4 kc + i] (each write is at or below the pair it
+// reads, so nothing is read after it is overwritten). Keeps P in S's registers: ptxas does not
+// reuse the accumulator block of an S for a separate P array while another S is in flight.
+__device__ __forceinline__ void w3_p_inplace(float* sc) {
+#pragma unroll
+  for (int i = 0; i < 32; ++i) sc[i] = __uint_as_float(pack2(sc[2 * i], sc[2 * i + 1]));
+}
+// O (+)= P V with P in place in sc (w3_p_inplace), committed.
+__device__ __forceinline__ void w3_issue_pv_in(float* o, const float* sc, u32 sv, int acc) {
+  const u32 vd = ((sv & 0x3FFFFu) >> 4) | ((u32)(W3_TILE_BYTES / 2 >> 4) << 16);
+#pragma unroll
+  for (int kc = 0; kc < 8; ++kc) {
+    const u32 a[4] = {__float_as_uint(sc[4 * kc]), __float_as_uint(sc[4 * kc + 1]), __float_as_uint(sc[4 * kc + 2]),
+                      __float_as_uint(sc[4 * kc + 3])};
+    wgmma_m64n128k16_rs<1>(o, a, ((u64)W3_DHI << 32) | (vd + ((kc * 16 * 128) >> 4)), kc > 0 || acc);
+  }
+  wg_commit();
+}
+__device__ __forceinline__ float w3_rowmax(const float* sc, int h) {
+  float mx = -INFINITY;
+#pragma unroll
+  for (int nt = 0; nt < 16; ++nt) mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  return fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+}
+__device__ __forceinline__ float w3_exps(float* sc, int h, float m, float scale_log2) {
+  float s = 0.f;
+#pragma unroll
+  for (int nt = 0; nt < 16; ++nt) {
+    sc[nt * 4 + 2 * h] = w3_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -m));
+    sc[nt * 4 + 2 * h + 1] = w3_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -m));
+    s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+  }
+  return s;
+}
+// A task's first tile: the rows' maxima, P in place, l.
+__device__ __forceinline__ void w3_softmax_first(float* sc, float* mm, float* ll, float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    mm[h] = w3_rowmax(sc, h) * scale_log2;
+    ll[h] = w3_exps(sc, h, mm[h], scale_log2);
+  }
+}
+// A later tile: new maxima, P in place, l rescaled and added to; `al`: O's factor.
+__device__ __forceinline__ void w3_softmax_next(float* sc, float* mm, float* ll, float* al, float scale_log2) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float mn = fmaxf(mm[h], w3_rowmax(sc, h) * scale_log2);
+    al[h] = w3_ex2(mm[h] - mn);
+    mm[h] = mn;
+    ll[h] = ll[h] * al[h] + w3_exps(sc, h, mn, scale_log2);
+  }
+}
+
+// W3_PP 1 (NC 2, the plain tile loop): FA3's ping-pong. Each warpgroup issues its wgmma only in
+// its turn (named barrier 8 + cw, which the other warpgroup arrives on after issuing its own), so
+// the two warpgroups' S and P V alternate in the tensor pipe and one's softmax runs under the
+// other's products instead of both at once.
+#ifndef W3_PP
+#define W3_PP 0
+#endif
+#if W3_PP && (NC != 2 || W3_EARLY)
+#error "W3_PP is written for NC 2 and the plain tile loop"
+#endif
+__device__ __forceinline__ void w3_bar_arrive(u32 id, u32 n) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+#if W3_PP
+#define W3_PP_SYNC() named_bar(8 + cw, 256)
+#define W3_PP_ARRIVE() w3_bar_arrive(8 + (1 - cw), 256)
+#else
+#define W3_PP_SYNC() \
+  do {               \
+  } while (0)
+#define W3_PP_ARRIVE() \
+  do {                 \
+  } while (0)
+#endif
+
+// A 64 x 128 fp32 accumulator (times f[h] per row half) to bf16 with stmatrix into a 64-row,
+// 128-byte-swizzled buffer [2 column blocks][64 rows][128 B] (the layout of a Q slab, and of an
+// A operand read K-major).
+__device__ __forceinline__ void w3_stage(const float* acc, const float* f, u32 buf, int lane, int wq) {
+  const int li = lane & 7, lm = lane >> 3;
+  const u32 rs = 16 * wq + li + 8 * (lm & 1);
+#pragma unroll
+  for (int q = 0; q < 8; ++q) {
+    const u32 c = 16 * q + 8 * (lm >> 1);
+    u32 v[4];
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+      const int nt = 2 * q + (m >> 1), h = m & 1;
+      v[m] = pack2(acc[nt * 4 + 2 * h] * f[h], acc[nt * 4 + 2 * h + 1] * f[h]);
+    }
+    w3_stmatrix4(buf + (c >> 6) * (W3_SLAB_BYTES / 2) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
+  }
+}
+// Ablations (timing only; the check fails where they change results): W3_AB_NOEXP no
+// exponential (the FMA's value), W3_AB_NOS no S wgmma (S = 0), W3_AB_NOPV no P V wgmma,
+// W3_AB_NOSTORE no O tensor store. W3_UNITMAJOR: each CTA takes whole units (all TPU tasks of a
+// document and KV head in a row) instead of tasks round-robin; W3_AB_KVONCE (with it): the
+// producer loads a unit's K/V once, for its first task.
+#ifndef W3_AB_NOEXP
+#define W3_AB_NOEXP 0
+#endif
+#ifndef W3_AB_NOS
+#define W3_AB_NOS 0
+#endif
+#ifndef W3_AB_NOPV
+#define W3_AB_NOPV 0
+#endif
+#ifndef W3_AB_NOSTORE
+#define W3_AB_NOSTORE 0
+#endif
+#ifndef W3_UNITMAJOR
+#define W3_UNITMAJOR 0
+#endif
+#ifndef W3_AB_KVONCE
+#define W3_AB_KVONCE 0
+#endif
+#if W3_AB_KVONCE && !W3_UNITMAJOR
+#error "W3_AB_KVONCE needs W3_UNITMAJOR"
+#endif
+#if W3_AB_NOEXP
+#define W3_EXP(x) (x)
+#else
+#define W3_EXP(x) w3_ex2(x)
+#endif
+#if W3_UNITMAJOR
+#define W3_FOR_TASKS                                                                   \
+  for (u32 uu = blockIdx.x, gg = 0, t = blockIdx.x * W3_TPU; uu < n_units;           \
+       (++gg == W3_TPU ? (gg = 0, uu += gridDim.x) : 0u), t = uu * W3_TPU + gg, ++k)
+#else
+#define W3_FOR_TASKS for (u32 t = blockIdx.x; t < n_tasks; t += gridDim.x, ++k)
+#endif
+
+// The slab of unit-relative index s: head and first row.
+__device__ __forceinline__ void w3_slab(u32 u, u32 s, u32* head, u32* row0) {
+  const u32 doc = u / W3_HK, kvh = u % W3_HK;
+  *head = kvh * (W3_H / W3_HK) + s % (W3_H / W3_HK);
+  *row0 = doc * W3_DOC + (s / (W3_H / W3_HK)) * 64;
+}
+
+extern "C" __global__ void __launch_bounds__(W3_THREADS, 1)
+w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtensorMap kmap,
+       const __grid_constant__ CUtensorMap vmap, const __grid_constant__ CUtensorMap omap, float* lse,
+       u32 n_units, float scale_log2, u64* clk) {
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  const u32 base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const u32 sQ = base;
+  const u32 sK = sQ + 2 * NC * W3_SLAB_BYTES;
+  const u32 sV = sK + W3_TILES * W3_TILE_BYTES;
+  const u32 sP = sV + W3_TILES * W3_TILE_BYTES;  // W3_EARLY 2: [NC][2 column blocks][64 rows][128 B]
+  const u32 bars = sP + (W3_EARLY == 2 ? NC * W3_SLAB_BYTES : 0);
+  auto full = [&](int j) { return bars + 8u * j; };
+  auto empty = [&](int j) { return bars + 8u * (W3_TILES + j); };
+  auto qfull = [&](int b) { return bars + 8u * (2 * W3_TILES + b); };
+  auto qempty = [&](int b) { return bars + 8u * (2 * W3_TILES + 2 + b); };
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const u32 n_tasks = n_units * W3_TPU;
+
+  if (tid == 0) {
+    for (int j = 0; j < W3_TILES; ++j) {
+      mbar_init(full(j), 1);
+      mbar_init(empty(j), 128 * NC);
+    }
+    for (int b = 0; b < 2; ++b) {
+      mbar_init(qfull(b), 1);
+      mbar_init(qempty(b), 128 * NC);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    setmaxnreg_dec<W3_PROD_REGS>();
+    if (tid != 0) return;
+    u32 k = 0;
+    W3_FOR_TASKS {
+      const u32 u = t / W3_TPU, g = t % W3_TPU;
+      const int b = k & 1;
+      const u32 n_act = min((u32)NC, (u32)W3_SLABS - g * NC);
+      if (k >= 2) mbar_wait(qempty(b), ((k >> 1) - 1) & 1);
+      w3_arrive_tx(qfull(b), n_act * W3_SLAB_BYTES);
+      for (u32 c = 0; c < n_act; ++c) {
+        u32 head, row0;
+        w3_slab(u, g * NC + c, &head, &row0);
+        const u32 dst = sQ + (b * NC + c) * W3_SLAB_BYTES;
+        w3_tma_load(dst, &qmap, 0, head, row0, qfull(b));
+        w3_tma_load(dst + W3_SLAB_BYTES / 2, &qmap, 64, head, row0, qfull(b));
+      }
+      const u32 doc = u / W3_HK, kvh = u % W3_HK;
+      for (int j = 0; j < W3_TILES; ++j) {
+        if (k >= 1) mbar_wait(empty(j), (k - 1) & 1);
+#if W3_AB_KVONCE
+        if (g > 0) {  // the unit's K/V are still in the stages (same CTA, previous task)
+          mbar_arrive(full(j));
+          continue;
+        }
+#endif
+        w3_arrive_tx(full(j), 2 * W3_TILE_BYTES);
+        const int key0 = doc * W3_DOC + 128 * j;
+        for (int h = 0; h < 2; ++h) {
+          w3_tma_load(sK + j * W3_TILE_BYTES + h * (W3_TILE_BYTES / 2), &kmap, 64 * h, kvh, key0, full(j));
+          w3_tma_load(sV + j * W3_TILE_BYTES + h * (W3_TILE_BYTES / 2), &vmap, 64 * h, kvh, key0, full(j));
+        }
+      }
+    }
+    return;
+  }
+
+  // ---------------- consumers ----------------
+  setmaxnreg_inc<W3_CONS_REGS>();
+  // The SM clock over the CTA's run: clock64 and %globaltimer at its first consumer thread's
+  // start and end (clk[4 b .. 4 b + 3]).
+  if (tid == 128 && clk) {
+    clk[4 * blockIdx.x] = clock64();
+    clk[4 * blockIdx.x + 1] = global_ns();
+  }
+  // (Register budget at NC 3, checked offline with nvrtc_check.py: 160 per consumer thread is
+  // enough only with the tile loop unrolled and P converted whole before its P V (W3_PONE);
+  // a vote or shuffle to make `act` visibly uniform costs the registers that make ptxas
+  // serialise the wgmma.)
+  const int cw = wg - 1, lane = tid & 31, wq = (tid >> 5) & 3;
+  const int r_lo = 16 * wq + (lane >> 2), t4 = lane & 3;  // rows r_lo, r_lo + 8 of the slab
+#if W3_PP
+  if (cw == 1) w3_bar_arrive(8, 256);  // warpgroup 0 issues first
+#endif
+  u32 k = 0;
+  W3_FOR_TASKS {
+    const u32 u = t / W3_TPU, g = t % W3_TPU;
+    const int b = k & 1;
+    const bool act = g * NC + cw < W3_SLABS;  // uniform per warpgroup
+    const u32 sq = sQ + (b * NC + cw) * W3_SLAB_BYTES;
+    mbar_wait(qfull(b), (k >> 1) & 1);
+    float o[W3_D / 2];
+#if !W3_EARLY  // (W3_EARLY: tile 0's P V writes O without adding)
+#pragma unroll
+    for (int i = 0; i < W3_D / 2; ++i) o[i] = 0.f;
+#endif
+    float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
+#if W3_EARLY
+    // Both tiles' S issued at once; tile 0's softmax runs while the tensor cores compute tile
+    // 1's S, tile 1's exponentials while they compute tile 0's P V.
+    if (act) {
+      float s0[64], s1[64];
+      const u32 qd = ((sq & 0x3FFFFu) >> 4) | (1u << 16);
+      mbar_wait(full(0), k & 1);
+      w3_issue_s(s0, qd, (((sK) & 0x3FFFFu) >> 4) | (1u << 16));
+      mbar_wait(full(1), k & 1);
+      w3_issue_s(s1, qd, (((sK + W3_TILE_BYTES) & 0x3FFFFu) >> 4) | (1u << 16));
+      wg_wait<1>();
+      reg_fence<64>(s0);
+      w3_softmax_first(s0, mm, ll, scale_log2);
+#if W3_EARLY == 2
+      {
+        const float one[2] = {1.f, 1.f};
+        w3_stage(s0, one, sP + cw * W3_SLAB_BYTES, lane, wq);
+      }
+      fence_proxy_async();
+      named_bar(1 + cw, 128);
+#else
+      w3_p_inplace(s0);
+#endif
+      // (O defined only here: left undefined before, ptxas keeps it live across the task's S.)
+#pragma unroll
+      for (int i = 0; i < W3_D / 2; ++i) o[i] = 0.f;
+      wg_fence();
+#if W3_EARLY == 2
+      {
+        const u32 pd = (((sP + cw * W3_SLAB_BYTES) & 0x3FFFFu) >> 4) | (1u << 16);
+        const u32 vd = ((sV & 0x3FFFFu) >> 4) | ((u32)(W3_TILE_BYTES / 2 >> 4) << 16);
+#pragma unroll
+        for (int kk = 0; kk < 8; ++kk)
+          wgmma_m64n128k16_ss<1>(o, ((u64)W3_DHI << 32) | (pd + (((kk >> 2) * (W3_SLAB_BYTES / 2) + (kk & 3) * 32) >> 4)),
+                                 ((u64)W3_DHI << 32) | (vd + ((kk * 16 * 128) >> 4)), kk > 0);
+        wg_commit();
+      }
+#else
+      w3_issue_pv_in(o, s0, sV, 0);
+#endif
+      wg_wait<1>();
+      reg_fence<64>(s1);
+      float al[2];
+      w3_softmax_next(s1, mm, ll, al, scale_log2);
+      w3_p_inplace(s1);
+      wg_wait<0>();
+      reg_fence<W3_D / 2>(o);
+#if W3_EARLY != 2
+      reg_fence<32>(s0);
+#endif
+      mbar_arrive(empty(0));
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int i = 0; i < W3_D / 8; ++i) {
+          o[i * 4 + 2 * h] *= al[h];
+          o[i * 4 + 2 * h + 1] *= al[h];
+        }
+      wg_fence();
+      w3_issue_pv_in(o, s1, sV + W3_TILE_BYTES, 1);
+      wg_wait<0>();
+      reg_fence<W3_D / 2>(o);
+      reg_fence<32>(s1);
+      mbar_arrive(empty(1));
+    } else {
+      for (int j = 0; j < W3_TILES; ++j) {
+        mbar_wait(full(j), k & 1);
+        mbar_arrive(empty(j));
+      }
+    }
+#else
+#if W3_UNROLL
+#pragma unroll
+#else
+#pragma unroll 1
+#endif
+    for (int j = 0; j < W3_TILES; ++j) {
+      mbar_wait(full(j), k & 1);
+      if (act) {
+        float sc[64];
+        // Descriptors as a base low word plus constant offsets (the start address field takes
+        // them without carry below 256 KiB); the high word (SBO 1024, 128-byte swizzle) is shared.
+        const u32 qd = ((sq & 0x3FFFFu) >> 4) | (1u << 16);
+        const u32 kd = (((sK + j * W3_TILE_BYTES) & 0x3FFFFu) >> 4) | (1u << 16);
+        W3_PP_SYNC();
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < W3_D / 16; ++kk) {
+          const u64 da = ((u64)W3_DHI << 32) | (qd + (((kk >> 2) * (W3_SLAB_BYTES / 2) + (kk & 3) * 32) >> 4));
+          const u64 db = ((u64)W3_DHI << 32) | (kd + (((kk >> 2) * (W3_TILE_BYTES / 2) + (kk & 3) * 32) >> 4));
+#if W3_AB_NOS
+          if (kk == 0) {
+#pragma unroll
+            for (int i = 0; i < 64; ++i) sc[i] = 0.f;
+          }
+          (void)da, (void)db;
+#else
+          wgmma_m64n128k16_ss<0>(sc, da, db, kk > 0);
+#endif
+        }
+        wg_commit();
+        W3_PP_ARRIVE();
+        wg_wait<0>();
+        reg_fence<64>(sc);
+        // Online softmax (log2 domain), rows h = 0 / 1.
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          float mx = -INFINITY;
+#pragma unroll
+          for (int nt = 0; nt < 16; ++nt) mx = fmaxf(mx, fmaxf(sc[nt * 4 + 2 * h], sc[nt * 4 + 2 * h + 1]));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float mn = fmaxf(mm[h], mx * scale_log2);
+          const float al = w3_ex2(mm[h] - mn);  // 0 on the first tile (mm = -inf)
+          mm[h] = mn;
+          float s = 0.f;
+#pragma unroll
+          for (int nt = 0; nt < 16; ++nt) {
+            sc[nt * 4 + 2 * h] = W3_EXP(fmaf(sc[nt * 4 + 2 * h], scale_log2, -mn));
+            sc[nt * 4 + 2 * h + 1] = W3_EXP(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -mn));
+            s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
+          }
+          ll[h] = ll[h] * al + s;
+          if (j > 0) {
+#pragma unroll
+            for (int i = 0; i < W3_D / 8; ++i) {
+              o[i * 4 + 2 * h] *= al;
+              o[i * 4 + 2 * h + 1] *= al;
+            }
+          }
+        }
+        // P V in two halves of 64 keys (the first half's P registers are built while the
+        // second half's scores are still live).
+        u32 pa[8][4];
+        acc_to_a<64>(sc, pa);
+#if W3_PONE
+        acc_to_a<64>(sc + 32, pa + 4);
+#endif
+        reg_fence<W3_D / 2>(o);
+        W3_PP_SYNC();
+        wg_fence();
+        const u32 vd = (((sV + j * W3_TILE_BYTES) & 0x3FFFFu) >> 4) | ((u32)(W3_TILE_BYTES / 2 >> 4) << 16);
+#pragma unroll
+        for (int kc = 0; kc < 4; ++kc)
+          if (!W3_AB_NOPV) wgmma_m64n128k16_rs<1>(o, pa[kc], ((u64)W3_DHI << 32) | (vd + ((kc * 16 * 128) >> 4)), 1);
+#if !W3_PONE
+        acc_to_a<64>(sc + 32, pa + 4);
+#endif
+#pragma unroll
+        for (int kc = 4; kc < 8; ++kc)
+          if (!W3_AB_NOPV) wgmma_m64n128k16_rs<1>(o, pa[kc], ((u64)W3_DHI << 32) | (vd + ((kc * 16 * 128) >> 4)), 1);
+        wg_commit();
+        W3_PP_ARRIVE();
+        wg_wait<0>();
+        reg_fence<W3_D / 2>(o);
+      }
+      mbar_arrive(empty(j));
+    }
+#endif
+    if (act) {
+      u32 head, row0;
+      w3_slab(u, g * NC + cw, &head, &row0);
+      float inv[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float l = ll[h] + __shfl_xor_sync(0xffffffffu, ll[h], 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[h] = 1.f / l;
+        if (t4 == 0) lse[(u64)(row0 + r_lo + 8 * h) * W3_H + head] = (mm[h] + __log2f(l)) * 0.6931471805599453f;
+      }
+      // O / l to bf16 through stmatrix into this slab's Q buffer (its last S has completed),
+      // then one thread stores the 64 rows by TMA.
+      const int li = lane & 7, lm = lane >> 3;
+      const u32 rs = 16 * wq + li + 8 * (lm & 1);
+#pragma unroll
+      for (int q = 0; q < W3_D / 16; ++q) {
+        const u32 c = 16 * q + 8 * (lm >> 1);
+        u32 v[4];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const int nt = 2 * q + (m >> 1), h = m & 1;
+          v[m] = pack2(o[nt * 4 + 2 * h] * inv[h], o[nt * 4 + 2 * h + 1] * inv[h]);
+        }
+        w3_stmatrix4(sq + (c >> 6) * (W3_SLAB_BYTES / 2) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
+      }
+      fence_proxy_async();
+      named_bar(1 + cw, 128);
+      if ((tid & 127) == 0) {
+        if (!W3_AB_NOSTORE) {
+          w3_tma_store(&omap, sq, 0, head, row0);
+          w3_tma_store(&omap, sq + W3_SLAB_BYTES / 2, 64, head, row0);
+        }
+        asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+        asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+      }
+    }
+    mbar_arrive(qempty(b));
+  }
+  if ((tid & 127) == 0) asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+  if (tid == 128 && clk) {
+    clk[4 * blockIdx.x + 2] = clock64();
+    clk[4 * blockIdx.x + 3] = global_ns();
+  }
+}
