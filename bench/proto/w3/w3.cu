@@ -1,5 +1,6 @@
 // Prototype driver (session 23, issue 10): times w3_kernel.cuh's forward on N documents of
-// W3_DOC tokens (full mask, D 128, bf16, GQA 8:2) and checks it against an fp32 reference.
+// W3_DOC tokens (full mask, D 128, bf16, GQA 8:2), or with W3_MODE 1 one causal-blockwise
+// sequence of W3_SEQ tokens, and checks it against an fp32 reference.
 // Built on the GPU machine (run.sh):
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I crates/dcp-cuda/kernels -DNC=3 \
 //        -o w3_3 bench/proto/w3/w3.cu -lcuda
@@ -35,29 +36,44 @@ __global__ void fill(__nv_bfloat16* p, size_t n, u32 seed) {
   }
 }
 
-// fp32 reference: one thread per (row, head), rows of document blockIdx.x.
+// The keys row `row` attends: [lo, hi) in the K/V tensor's rows.
+__host__ __device__ inline void key_range(u32 row, u32* lo, u32* hi) {
+#if W3_MODE == 1
+  const u32 b = row / 256;
+  *lo = b ? 256 * (b - 1) : 0;
+  *hi = row + 1;
+#else
+  *lo = row / W3_DOC * W3_DOC;
+  *hi = *lo + W3_DOC;
+#endif
+}
+#define W3_REF_KEYS (W3_MODE == 1 ? 512 : W3_DOC)
+
+// fp32 reference: one thread per (row, head), rows 256 blockIdx.x .. + 255.
 __global__ void reference(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, float* o,
                           float* lse, float scale) {
-  const u32 doc = blockIdx.x, head = blockIdx.y, r = threadIdx.x;
-  const u32 row = doc * W3_DOC + r, kvh = head / (W3_H / W3_HK);
+  const u32 head = blockIdx.y, row = blockIdx.x * 256 + threadIdx.x, kvh = head / (W3_H / W3_HK);
+  u32 lo, hi;
+  key_range(row, &lo, &hi);
+  const int nk = hi - lo;
   float qr[W3_D];
   for (int d = 0; d < W3_D; ++d) qr[d] = __bfloat162float(q[((size_t)row * W3_H + head) * W3_D + d]);
-  float s[W3_DOC], mx = -INFINITY;
-  for (int j = 0; j < W3_DOC; ++j) {
-    const __nv_bfloat16* kr = k + ((size_t)(doc * W3_DOC + j) * W3_HK + kvh) * W3_D;
+  float s[W3_REF_KEYS], mx = -INFINITY;
+  for (int j = 0; j < nk; ++j) {
+    const __nv_bfloat16* kr = k + ((size_t)(lo + j) * W3_HK + kvh) * W3_D;
     float a = 0.f;
     for (int d = 0; d < W3_D; ++d) a += qr[d] * __bfloat162float(kr[d]);
     s[j] = a * scale;
     mx = fmaxf(mx, s[j]);
   }
   float l = 0.f;
-  for (int j = 0; j < W3_DOC; ++j) {
+  for (int j = 0; j < nk; ++j) {
     s[j] = expf(s[j] - mx);
     l += s[j];
   }
   for (int d = 0; d < W3_D; ++d) {
     float a = 0.f;
-    for (int j = 0; j < W3_DOC; ++j) a += s[j] * __bfloat162float(v[((size_t)(doc * W3_DOC + j) * W3_HK + kvh) * W3_D + d]);
+    for (int j = 0; j < nk; ++j) a += s[j] * __bfloat162float(v[((size_t)(lo + j) * W3_HK + kvh) * W3_D + d]);
     o[((size_t)row * W3_H + head) * W3_D + d] = a / l;
   }
   lse[(size_t)row * W3_H + head] = mx + logf(l);
@@ -80,7 +96,11 @@ static CUtensorMap make_map(void* p, u32 heads, u64 rows, u32 box_rows) {
 
 int main(int argc, char** argv) {
   const u32 docs = argc > 1 ? atoi(argv[1]) : 1000, reps = argc > 2 ? atoi(argv[2]) : 20;
+#if W3_MODE == 1
+  const u64 T = W3_SEQ;
+#else
   const u64 T = (u64)docs * W3_DOC;
+#endif
   const size_t nq = T * W3_H * W3_D, nk = T * W3_HK * W3_D;
   __nv_bfloat16 *q, *k, *v, *o;
   float *lse, *oref, *lref;
@@ -100,7 +120,11 @@ int main(int argc, char** argv) {
   int sms;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   CK(cudaFuncSetAttribute(w3_fwd, cudaFuncAttributeMaxDynamicSharedMemorySize, W3_SMEM));
+#if W3_MODE == 1
+  const u32 n_units = W3_HK * (W3_SEQ / 256) * 2;
+#else
   const u32 n_units = docs * W3_HK;
+#endif
   const float scale = 1.f / sqrtf((float)W3_D), scale_log2 = scale * 1.4426950408889634f;
   u64* clk;
   CK(cudaMalloc(&clk, 4 * sms * sizeof(u64)));
@@ -110,7 +134,7 @@ int main(int argc, char** argv) {
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
   // Check against the fp32 reference.
-  reference<<<dim3(docs, W3_H), W3_DOC>>>(q, k, v, oref, lref, scale);
+  reference<<<dim3(T / 256, W3_H), 256>>>(q, k, v, oref, lref, scale);
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
   std::vector<__nv_bfloat16> ho(nq);
@@ -161,11 +185,17 @@ int main(int argc, char** argv) {
   }
   std::sort(ts.begin(), ts.end());
   const double med = ts[ts.size() / 2];
-  const double flops = 4.0 * docs * W3_H * (double)W3_DOC * W3_DOC * W3_D;
-  printf("{\"proto\": \"w3\", \"nc\": %d, \"docs\": %u, \"doc\": %d, \"fwd_ms\": %.4f, \"fwd_min_ms\": %.4f, "
+  double pairs = 0;
+  for (u64 r = 0; r < T; ++r) {
+    u32 lo, hi;
+    key_range((u32)r, &lo, &hi);
+    pairs += hi - lo;
+  }
+  const double flops = 4.0 * W3_H * pairs * W3_D;
+  printf("{\"proto\": \"w3\", \"mode\": %d, \"tokens\": %llu, \"nc\": %d, \"docs\": %u, \"doc\": %d, \"fwd_ms\": %.4f, \"fwd_min_ms\": %.4f, "
          "\"tflops\": %.1f, \"o_max_abs_err\": %.3e, \"o_rel_err\": %.3e, \"lse_max_err\": %.3e, \"pass\": %s, "
          "\"smem\": %d, \"threads\": %d, \"sm_mhz\": %.0f}\n",
-         NC, docs, W3_DOC, med, ts[0], flops / (med * 1e-3) / 1e12, max_err, rel, std::isfinite(lse_err) ? lse_err : -1.0, pass ? "true" : "false",
+         W3_MODE, (unsigned long long)T, NC, docs, W3_DOC, med, ts[0], flops / (med * 1e-3) / 1e12, max_err, rel, std::isfinite(lse_err) ? lse_err : -1.0, pass ? "true" : "false",
          W3_SMEM, W3_THREADS, mhz);
   return pass ? 0 : 2;
 }

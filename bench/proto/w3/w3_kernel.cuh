@@ -30,7 +30,24 @@ struct alignas(64) CUtensorMap {
 #define W3_HK 2
 #define W3_D 128
 #define W3_TILES (W3_DOC / 128)
+// W3_MODE 0: documents of W3_DOC tokens, full mask (works1000). 1: one causal-blockwise
+// sequence of W3_SEQ tokens (256-token blocks, 2 local: a row of block b attends keys from block
+// b - 1's first to itself), the kernel-bench `blockwise` shape. A unit is then (KV head, block,
+// half block of 128 rows): 4 heads x 2 slabs, tiles 2b - 2 .. 2b + half (the last one diagonal,
+// masked causally; b = 0 starts at tile 0).
+#ifndef W3_MODE
+#define W3_MODE 0
+#endif
+#ifndef W3_SEQ
+#define W3_SEQ 32768
+#endif
+#if W3_MODE == 1
+#define W3_SLABS ((W3_H / W3_HK) * 2)
+#define W3_MAXT 4
+#else
 #define W3_SLABS ((W3_H / W3_HK) * (W3_DOC / 64))
+#define W3_MAXT W3_TILES
+#endif
 #define W3_TPU ((W3_SLABS + NC - 1) / NC)
 #define W3_THREADS (128 * (NC + 1))
 #define W3_PROD_REGS 24
@@ -55,6 +72,9 @@ static_assert(W3_DOC % 128 == 0, "documents of whole 128-key tiles");
 #if W3_EARLY && NC != 2
 #error "W3_EARLY needs NC 2"
 #endif
+#if W3_MODE == 1 && (W3_EARLY || W3_DOC != 256)
+#error "W3_MODE 1 runs the plain tile loop"
+#endif
 #define W3_SLAB_BYTES (64 * W3_D * 2)   // 16 KB
 #define W3_TILE_BYTES (128 * W3_D * 2)  // 32 KB
 // High word of every shared-memory descriptor: SBO 1024 bytes, 128-byte swizzle (bit 62).
@@ -65,7 +85,7 @@ static_assert(W3_DOC % 128 == 0, "documents of whole 128-key tiles");
 #define W3_PONE 1
 #endif
 #define W3_DHI ((1024u >> 4) | (1u << 30))
-#define W3_SMEM (2 * NC * W3_SLAB_BYTES + 2 * W3_TILES * W3_TILE_BYTES + (W3_EARLY == 2 ? NC * W3_SLAB_BYTES : 0) + 256 + 1024)
+#define W3_SMEM (2 * NC * W3_SLAB_BYTES + 2 * 2 * W3_TILE_BYTES + (W3_EARLY == 2 ? NC * W3_SLAB_BYTES : 0) + 256 + 1024)
 
 __device__ __forceinline__ void w3_arrive_tx(u32 bar, u32 bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
@@ -260,11 +280,27 @@ __device__ __forceinline__ void w3_stage(const float* acc, const float* f, u32 b
 #ifndef W3_ALIAS
 #define W3_ALIAS 0
 #endif
+// Unit u's key tiles: the first (in the K/V tensor's rows, key row 128 * t0) and how many.
+__device__ __forceinline__ void w3_tiles(u32 u, u32* t0, u32* nt) {
+#if W3_MODE == 1
+  const u32 bh = u / W3_HK, b = bh >> 1;
+  *t0 = b ? 2 * b - 2 : 0;
+  *nt = 2 * b + (bh & 1) + 1 - *t0;
+#else
+  *t0 = (W3_ALIAS ? 0u : u / W3_HK) * W3_TILES;
+  *nt = W3_TILES;
+#endif
+}
 // The slab of unit-relative index s: head and first row.
 __device__ __forceinline__ void w3_slab(u32 u, u32 s, u32* head, u32* row0) {
-  const u32 doc = W3_ALIAS ? 0u : u / W3_HK, kvh = u % W3_HK;
+  const u32 kvh = u % W3_HK;
   *head = kvh * (W3_H / W3_HK) + s % (W3_H / W3_HK);
+#if W3_MODE == 1
+  *row0 = (u / W3_HK) * 128 + (s / (W3_H / W3_HK)) * 64;  // (block, half) = u / HK
+#else
+  const u32 doc = W3_ALIAS ? 0u : u / W3_HK;
   *row0 = doc * W3_DOC + (s / (W3_H / W3_HK)) * 64;
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(W3_THREADS, 1)
@@ -275,18 +311,18 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
   const u32 base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const u32 sQ = base;
   const u32 sK = sQ + 2 * NC * W3_SLAB_BYTES;
-  const u32 sV = sK + W3_TILES * W3_TILE_BYTES;
-  const u32 sP = sV + W3_TILES * W3_TILE_BYTES;  // W3_EARLY 2: [NC][2 column blocks][64 rows][128 B]
+  const u32 sV = sK + 2 * W3_TILE_BYTES;
+  const u32 sP = sV + 2 * W3_TILE_BYTES;  // W3_EARLY 2: [NC][2 column blocks][64 rows][128 B]
   const u32 bars = sP + (W3_EARLY == 2 ? NC * W3_SLAB_BYTES : 0);
   auto full = [&](int j) { return bars + 8u * j; };
-  auto empty = [&](int j) { return bars + 8u * (W3_TILES + j); };
-  auto qfull = [&](int b) { return bars + 8u * (2 * W3_TILES + b); };
-  auto qempty = [&](int b) { return bars + 8u * (2 * W3_TILES + 2 + b); };
+  auto empty = [&](int j) { return bars + 8u * (2 + j); };
+  auto qfull = [&](int b) { return bars + 8u * (4 + b); };
+  auto qempty = [&](int b) { return bars + 8u * (6 + b); };
   const int tid = threadIdx.x, wg = tid >> 7;
   const u32 n_tasks = n_units * W3_TPU;
 
   if (tid == 0) {
-    for (int j = 0; j < W3_TILES; ++j) {
+    for (int j = 0; j < 2; ++j) {
       mbar_init(full(j), 1);
       mbar_init(empty(j), 128 * NC);
     }
@@ -301,7 +337,7 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
   if (wg == 0) {
     setmaxnreg_dec<W3_PROD_REGS>();
     if (tid != 0) return;
-    u32 k = 0;
+    u32 k = 0, it = 0;  // tasks, and K/V tiles through the ring of 2 stages
     W3_FOR_TASKS {
       const u32 u = t / W3_TPU, g = t % W3_TPU;
       const int b = k & 1;
@@ -315,20 +351,23 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
         w3_tma_load(dst, &qmap, 0, head, row0, qfull(b));
         w3_tma_load(dst + W3_SLAB_BYTES / 2, &qmap, 64, head, row0, qfull(b));
       }
-      const u32 doc = W3_ALIAS ? 0u : u / W3_HK, kvh = u % W3_HK;
-      for (int j = 0; j < W3_TILES; ++j) {
-        if (k >= 1) mbar_wait(empty(j), (k - 1) & 1);
+      const u32 kvh = u % W3_HK;
+      u32 t0, nt;
+      w3_tiles(u, &t0, &nt);
+      for (u32 j = 0; j < nt; ++j, ++it) {
+        const int st = it & 1;
+        if (it >= 2) mbar_wait(empty(st), ((it >> 1) - 1) & 1);
 #if W3_AB_KVONCE
         if (g > 0) {  // the unit's K/V are still in the stages (same CTA, previous task)
-          mbar_arrive(full(j));
+          mbar_arrive(full(st));
           continue;
         }
 #endif
-        w3_arrive_tx(full(j), 2 * W3_TILE_BYTES);
-        const int key0 = doc * W3_DOC + 128 * j;
+        w3_arrive_tx(full(st), 2 * W3_TILE_BYTES);
+        const int key0 = 128 * (t0 + j);
         for (int h = 0; h < 2; ++h) {
-          w3_tma_load(sK + j * W3_TILE_BYTES + h * (W3_TILE_BYTES / 2), &kmap, 64 * h, kvh, key0, full(j));
-          w3_tma_load(sV + j * W3_TILE_BYTES + h * (W3_TILE_BYTES / 2), &vmap, 64 * h, kvh, key0, full(j));
+          w3_tma_load(sK + st * W3_TILE_BYTES + h * (W3_TILE_BYTES / 2), &kmap, 64 * h, kvh, key0, full(st));
+          w3_tma_load(sV + st * W3_TILE_BYTES + h * (W3_TILE_BYTES / 2), &vmap, 64 * h, kvh, key0, full(st));
         }
       }
     }
@@ -352,7 +391,7 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
 #if W3_PP
   if (cw == 1) w3_bar_arrive(8, 256);  // warpgroup 0 issues first
 #endif
-  u32 k = 0;
+  u32 k = 0, it = 0;  // tasks, and K/V tiles through the ring of 2 stages (plain loop)
   W3_FOR_TASKS {
     const u32 u = t / W3_TPU, g = t % W3_TPU;
     const int b = k & 1;
@@ -436,19 +475,23 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
       }
     }
 #else
+    u32 t0, nt;
+    w3_tiles(u, &t0, &nt);
 #if W3_UNROLL
 #pragma unroll
 #else
 #pragma unroll 1
 #endif
-    for (int j = 0; j < W3_TILES; ++j) {
-      mbar_wait(full(j), k & 1);
+    for (int j = 0; j < W3_MAXT; ++j) {
+      if (j >= (int)nt) break;
+      const int st = it & 1;
+      mbar_wait(full(st), (it >> 1) & 1);
       if (act) {
         float sc[64];
         // Descriptors as a base low word plus constant offsets (the start address field takes
         // them without carry below 256 KiB); the high word (SBO 1024, 128-byte swizzle) is shared.
         const u32 qd = ((sq & 0x3FFFFu) >> 4) | (1u << 16);
-        const u32 kd = (((sK + j * W3_TILE_BYTES) & 0x3FFFFu) >> 4) | (1u << 16);
+        const u32 kd = (((sK + st * W3_TILE_BYTES) & 0x3FFFFu) >> 4) | (1u << 16);
         W3_PP_SYNC();
         wg_fence();
 #pragma unroll
@@ -469,6 +512,22 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
         W3_PP_ARRIVE();
         wg_wait<0>();
         reg_fence<64>(sc);
+#if W3_MODE == 1
+        if (j == (int)nt - 1) {  // the diagonal tile: key <= row
+          u32 m_head, m_row0;  // (recomputed here: cheaper than a register across the loop)
+          w3_slab(u, g * NC + cw, &m_head, &m_row0);
+          const int kb = 128 * (int)(t0 + j) + 2 * t4;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int row = (int)m_row0 + r_lo + 8 * h;
+#pragma unroll
+            for (int n = 0; n < 16; ++n)
+#pragma unroll
+              for (int e = 0; e < 2; ++e)
+                if (kb + 8 * n + e > row) sc[n * 4 + 2 * h + e] = -INFINITY;
+          }
+        }
+#endif
         // Online softmax (log2 domain), rows h = 0 / 1.
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -506,7 +565,7 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
         reg_fence<W3_D / 2>(o);
         W3_PP_SYNC();
         wg_fence();
-        const u32 vd = (((sV + j * W3_TILE_BYTES) & 0x3FFFFu) >> 4) | ((u32)(W3_TILE_BYTES / 2 >> 4) << 16);
+        const u32 vd = (((sV + st * W3_TILE_BYTES) & 0x3FFFFu) >> 4) | ((u32)(W3_TILE_BYTES / 2 >> 4) << 16);
 #pragma unroll
         for (int kc = 0; kc < 4; ++kc)
           if (!W3_AB_NOPV) wgmma_m64n128k16_rs<1>(o, pa[kc], ((u64)W3_DHI << 32) | (vd + ((kc * 16 * 128) >> 4)), 1);
@@ -521,7 +580,8 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
         wg_wait<0>();
         reg_fence<W3_D / 2>(o);
       }
-      mbar_arrive(empty(j));
+      mbar_arrive(empty(st));
+      ++it;
     }
 #endif
     if (act) {
