@@ -41,9 +41,15 @@ struct alignas(64) CUtensorMap {
 #ifndef W3_SEQ
 #define W3_SEQ 32768
 #endif
+// W3_MODE 2: one full-mask sequence of W3_SEQ tokens (onework's shape, 64-row slabs of the 4
+// heads of a KV head per unit, every tile; no split-K, so the last wave leaves SMs idle: for
+// the SM clock, not the rate).
 #if W3_MODE == 1
 #define W3_SLABS ((W3_H / W3_HK) * 2)
 #define W3_MAXT 4
+#elif W3_MODE == 2
+#define W3_SLABS (W3_H / W3_HK)
+#define W3_MAXT (W3_SEQ / 128)
 #else
 #define W3_SLABS ((W3_H / W3_HK) * (W3_DOC / 64))
 #define W3_MAXT W3_TILES
@@ -72,8 +78,11 @@ static_assert(W3_DOC % 128 == 0, "documents of whole 128-key tiles");
 #if W3_EARLY && NC != 2
 #error "W3_EARLY needs NC 2"
 #endif
-#if W3_MODE == 1 && (W3_EARLY || W3_DOC != 256)
-#error "W3_MODE 1 runs the plain tile loop"
+#if W3_MODE != 0 && (W3_EARLY || W3_DOC != 256 || W3_ALIAS)
+#error "W3_MODE 1 and 2 run the plain tile loop on their own sequence"
+#endif
+#if W3_MODE == 2 && W3_UNROLL
+#error "W3_MODE 2 needs W3_UNROLL 0 (its tasks have W3_SEQ / 128 tiles)"
 #endif
 #define W3_SLAB_BYTES (64 * W3_D * 2)   // 16 KB
 #define W3_TILE_BYTES (128 * W3_D * 2)  // 32 KB
@@ -286,6 +295,10 @@ __device__ __forceinline__ void w3_tiles(u32 u, u32* t0, u32* nt) {
   const u32 bh = u / W3_HK, b = bh >> 1;
   *t0 = b ? 2 * b - 2 : 0;
   *nt = 2 * b + (bh & 1) + 1 - *t0;
+#elif W3_MODE == 2
+  (void)u;
+  *t0 = 0;
+  *nt = W3_SEQ / 128;
 #else
   *t0 = (W3_ALIAS ? 0u : u / W3_HK) * W3_TILES;
   *nt = W3_TILES;
@@ -297,6 +310,8 @@ __device__ __forceinline__ void w3_slab(u32 u, u32 s, u32* head, u32* row0) {
   *head = kvh * (W3_H / W3_HK) + s % (W3_H / W3_HK);
 #if W3_MODE == 1
   *row0 = (u / W3_HK) * 128 + (s / (W3_H / W3_HK)) * 64;  // (block, half) = u / HK
+#elif W3_MODE == 2
+  *row0 = (u / W3_HK) * 64;
 #else
   const u32 doc = W3_ALIAS ? 0u : u / W3_HK;
   *row0 = doc * W3_DOC + (s / (W3_H / W3_HK)) * 64;
