@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
   printf("{\"proto\": \"w3\", \"mode\": %d, \"tokens\": %llu, \"nc\": %d, \"docs\": %u, \"doc\": %d, \"fwd_ms\": %.4f, \"fwd_min_ms\": %.4f, "
          "\"tflops\": %.1f, \"o_max_abs_err\": %.3e, \"o_rel_err\": %.3e, \"lse_max_err\": %.3e, \"pass\": %s, "
          "\"smem\": %d, \"threads\": %d, \"sm_mhz\": %.0f}\n",
-         W3_MODE, (unsigned long long)T, NC, docs, W3_DOC, med, ts[0], flops / (med * 1e-3) / 1e12, max_err, rel, std::isfinite(lse_err) ? lse_err : -1.0, pass ? "true" : "false",
+         W3_MODE, (unsigned long long)T, NC, docs, W3_DOC, med, ts[0], flops / (med * 1e-3) / 1e12, max_err, std::isfinite(rel) ? rel : -1.0, std::isfinite(lse_err) ? lse_err : -1.0, pass ? "true" : "false",
          W3_SMEM, W3_THREADS, mhz);
   return pass ? 0 : 2;
 }

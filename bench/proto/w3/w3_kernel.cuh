@@ -420,6 +420,7 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
 #endif
     float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
 #if W3_EARLY
+    (void)it;  // (the early path takes stages 0 and 1 by the task count)
     // Both tiles' S issued at once; tile 0's softmax runs while the tensor cores compute tile
     // 1's S, tile 1's exponentials while they compute tile 0's P V.
     if (act) {
@@ -612,19 +613,7 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
       }
       // O / l to bf16 through stmatrix into this slab's Q buffer (its last S has completed),
       // then one thread stores the 64 rows by TMA.
-      const int li = lane & 7, lm = lane >> 3;
-      const u32 rs = 16 * wq + li + 8 * (lm & 1);
-#pragma unroll
-      for (int q = 0; q < W3_D / 16; ++q) {
-        const u32 c = 16 * q + 8 * (lm >> 1);
-        u32 v[4];
-#pragma unroll
-        for (int m = 0; m < 4; ++m) {
-          const int nt = 2 * q + (m >> 1), h = m & 1;
-          v[m] = pack2(o[nt * 4 + 2 * h] * inv[h], o[nt * 4 + 2 * h + 1] * inv[h]);
-        }
-        w3_stmatrix4(sq + (c >> 6) * (W3_SLAB_BYTES / 2) + rs * 128 + ((((c & 63) >> 3) ^ (rs & 7)) << 4), v);
-      }
+      w3_stage(o, inv, sq, lane, wq);
       fence_proxy_async();
       named_bar(1 + cw, 128);
       if ((tid & 127) == 0) {
