@@ -3,12 +3,13 @@
 # families (DCP_CUDA_FAMILY=sm90: the wgmma forward and backward; =mma: the mma.sync kernels),
 # `dcp kernel-bench` for both on the fixed shapes (dense causal 32K and 128K, 120 packed short
 # documents, lambda), compute-sanitizer memcheck and racecheck on small cases with the sm90
-# kernels, PyTorch flash and cuDNN SDPA on exactly the same shapes (bench/gpu/torch_ref.py), and
-# one side-by-side table last. Results under $OUT.
+# kernels, PyTorch flash and cuDNN SDPA on exactly the same shapes (bench/gpu/torch_ref.py; with
+# FLEX=1 also FlexAttention, the PyTorch path that takes every mask), and one side-by-side table
+# last. Results under $OUT.
 #   DCP=path/to/dcp OUT=dir bash bench/gpu/kernel_bench.sh
 # Knobs: SELFTEST (cases per family, default 10), SELFTEST_FAMILIES, BENCH_FAMILIES, SHAPES,
-# REPEATS, SAN_TOOLS (default "memcheck racecheck"; empty: none), SKIP_TORCH=1, and per-step
-# timeouts SELFTEST_T, BENCH_T, SAN_T, TORCH_T (seconds).
+# REPEATS, SAN_TOOLS (default "memcheck racecheck"; empty: none), SKIP_TORCH=1, FLEX=1, and
+# per-step timeouts SELFTEST_T, BENCH_T, SAN_T, TORCH_T (seconds).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/env.sh"
@@ -34,7 +35,9 @@ for tool in ${SAN_TOOLS-memcheck racecheck}; do
     --planners local --timeout-s 100 2>&1 | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|hazard|error|FAIL" | head -8
 done
 if [ -z "${SKIP_TORCH:-}" ]; then
-  timeout -k 5 ${TORCH_T:-200} python3 "$HERE/torch_ref.py" $OUT/kbench_mma.jsonl $OUT/torch.jsonl 2>&1 | tail -8
+  # The batches of whichever family was benched (both bench the same shapes).
+  SRC=$(ls $OUT/kbench_sm90.jsonl $OUT/kbench_mma.jsonl 2>/dev/null | head -1)
+  timeout -k 5 ${TORCH_T:-200} python3 "$HERE/torch_ref.py" ${FLEX:+--flex} $SRC $OUT/torch.jsonl 2>&1 | tail -8
 fi
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -57,21 +60,23 @@ for fam in ("sm90", "mma"):
     print(f"selftest {fam}: {ok}/{len(st)} pass; worst rel err " + " ".join(f"{k}={v:.1e}" for k, v in worst.items()) + f"; kernels {ks}")
 key = lambda r: (tuple(r["lens"]), r["mask"].split(":")[0])
 torch = {key(r): r for r in rd("torch.jsonl")}
-ours = {fam: {key(r): r for r in rd(f"kbench_{fam}.jsonl") if r.get("kind") == "bench"} for fam in ("mma", "sm90")}
-print("\nTFLOP/s on attended FLOPs (fwd / bwd); ratios = sm90 over flash, cuDNN (fwd / bwd)")
-print("| shape | mma.sync | sm90 | torch flash | cuDNN | sm90 / flash | sm90 / cuDNN |")
-print("|---|---|---|---|---|---|---|")
-for k, m in ours["mma"].items():
-    s = ours["sm90"].get(k, {})
-    t = torch.get(k, {})
+# ours by shape name (blocks256 and full8k share a batch), PyTorch's by batch and mask
+ours = {fam: {r["shape"]: r for r in rd(f"kbench_{fam}.jsonl") if r.get("kind") == "bench"} for fam in ("mma", "sm90")}
+print("\nTFLOP/s on attended FLOPs (fwd / bwd); ratios = sm90 over flash, cuDNN, FlexAttention (fwd / bwd)")
+print("| shape | mma.sync | sm90 | torch flash | cuDNN | FlexAttention | sm90 / flash | sm90 / cuDNN | sm90 / flex |")
+print("|---|---|---|---|---|---|---|---|---|")
+for k in list(ours["sm90"]) + [k for k in ours["mma"] if k not in ours["sm90"]]:
+    m, s = ours["mma"].get(k, {}), ours["sm90"].get(k, {})
+    r0 = s or m
+    t = torch.get(key(r0), {})
     f = lambda r, a, b: f"{r[a]:.0f} / {r[b]:.0f}" if a in r and b in r else "-"
     def ratio(x):
         a, b = f"{x}_fwd_tflops", f"{x}_bwd_tflops"
         if not s or a not in t or b not in t:
             return "-"
         return f"{s['fwd_tflops_per_gpu'] / t[a]:.2f} / {s['bwd_tflops_per_gpu'] / t[b]:.2f}"
-    rf, rc = ratio("flash"), ratio("cudnn")
-    print(f"| {m['shape']} ({m['mask']}, {len(m['lens'])} seqs, {m['tokens']} tok) | {f(m, 'fwd_tflops_per_gpu', 'bwd_tflops_per_gpu')} | "
+    print(f"| {r0['shape']} ({r0['mask']}, {len(r0['lens'])} seqs, {r0['tokens']} tok) | {f(m, 'fwd_tflops_per_gpu', 'bwd_tflops_per_gpu')} | "
           f"{f(s, 'fwd_tflops_per_gpu', 'bwd_tflops_per_gpu')} | {f(t, 'flash_fwd_tflops', 'flash_bwd_tflops')} | "
-          f"{f(t, 'cudnn_fwd_tflops', 'cudnn_bwd_tflops')} | {rf} | {rc} |")
+          f"{f(t, 'cudnn_fwd_tflops', 'cudnn_bwd_tflops')} | {f(t, 'flex_fwd_tflops', 'flex_bwd_tflops')} | "
+          f"{ratio('flash')} | {ratio('cudnn')} | {ratio('flex')} |")
 PY
