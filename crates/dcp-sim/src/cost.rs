@@ -21,8 +21,8 @@ use dcp_core::flops::{attn_fwd_flops, BWD_FLOP_FACTOR};
 use dcp_core::plan::{Dir, Instr, Program, Region, RowRanges};
 
 pub use dcp_core::cost::kernel::{
-    bwd_ctas, fwd_ctas, lpt_makespan, row_tile_classes, CtaClass, CtaModel, KernelFit,
-    KernelScratch, LaunchCost,
+    bwd_ctas, fwd_ctas, fwd_merge_bytes, fwd_split_ctas, lpt_makespan, row_tile_classes, CtaClass,
+    CtaModel, KernelFit, KernelScratch, LaunchCost,
 };
 
 use crate::profile::Profile;
@@ -243,16 +243,34 @@ fn single_sequence(len: u32, causal: bool) -> RowRanges {
     }
 }
 
+/// One sequence of `len` tokens under `mask` (a [`dcp_core::mask::MaskSpec::parse`] form; the
+/// profile loader has checked it), as the row ranges of one work.
+fn sequence_rows(len: u32, mask: &str) -> RowRanges {
+    match mask {
+        "causal" => single_sequence(len, true),
+        "full" => single_sequence(len, false),
+        m => {
+            let cm = dcp_core::mask::MaskSpec::parse(m)
+                .expect("attn_curve masks are checked when the profile is loaded")
+                .compile(len);
+            let rows: Vec<Vec<(u32, u32)>> = (0..len).map(|i| cm.row_ranges(i)).collect();
+            RowRanges::from_rows(&rows)
+        }
+    }
+}
+
 /// A calibration shape: fixed µs outside the attention kernel and its CTAs.
 struct Shape {
     fixed_us: f64,
     ctas: Vec<CtaClass>,
 }
 
-fn shape(p: &Profile, len: u32, causal: bool, backward: bool) -> Shape {
-    // The calibration's model: 8 query heads, 2 KV heads, head dim 128, bf16.
+/// The calibration shape of one sequence of `len` tokens under `mask`, in the calibration's
+/// model: 8 query heads, 2 KV heads, head dim 128, bf16. The forward's long CTAs are cut as the
+/// executor's split-K cuts them ([`fwd_split_ctas`]), their merge a fixed cost of the shape.
+fn shape(p: &Profile, len: u32, mask: &str, backward: bool) -> Shape {
     let (heads, kv_heads, d) = (8u32, 2u32, 128u64);
-    let rows = single_sequence(len, causal);
+    let rows = sequence_rows(len, mask);
     let mut ctas = Vec::new();
     let fixed_us = if backward {
         bwd_ctas(
@@ -271,26 +289,48 @@ fn shape(p: &Profile, len: u32, causal: bool, backward: bool) -> Shape {
             p.tile_k,
             &mut ctas,
         );
-        p.launch_us + p.per_work_us
+        let slots = (p.sms * p.fwd_ctas_per_sm).max(1) as usize;
+        let merged = fwd_split_ctas(&mut ctas, p.tile_q, p.tile_k, slots, &mut Vec::new());
+        let merge = if merged > 0.0 {
+            p.launch_us + fwd_merge_bytes(merged, d as u32) / (p.mem_gbps * 1e3)
+        } else {
+            0.0
+        };
+        p.launch_us + p.per_work_us + merge
     };
     Shape { fixed_us, ctas }
 }
 
-/// Tile cost `t` minimising the squared relative error of `fixed_i + t·m_i` against `y_i`, and
-/// that error.
-fn fit_tile(pts: &[(f64, f64, f64)]) -> (f64, f64) {
-    let (mut num, mut den) = (0.0, 0.0);
+/// Tile cost `t` and per-launch cost `a` (both ≥ 0; `a` = 0 unless `with_launch`) minimising
+/// the squared relative error of `fixed_i + a + t·m_i` against `y_i`, and that error.
+fn fit_tile(pts: &[(f64, f64, f64)], with_launch: bool) -> (f64, f64, f64) {
+    // Residual i: t·x_i + a·z_i − b_i with x = m / y, z = 1 / y, b = 1 − fixed / y.
+    let (mut xx, mut xz, mut zz, mut xb, mut zb) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for &(fixed, m, y) in pts {
-        let (a, b) = (m / y, fixed / y);
-        num += a * (1.0 - b);
-        den += a * a;
+        let (x, z, b) = (m / y, 1.0 / y, 1.0 - fixed / y);
+        xx += x * x;
+        xz += x * z;
+        zz += z * z;
+        xb += x * b;
+        zb += z * b;
     }
-    let t = if den > 0.0 { (num / den).max(0.0) } else { 0.0 };
+    let one = |num: f64, den: f64| if den > 0.0 { (num / den).max(0.0) } else { 0.0 };
+    let det = xx * zz - xz * xz;
+    let (mut t, mut a) = (one(xb, xx), 0.0);
+    if with_launch && det > 1e-12 * xx * zz {
+        let (t2, a2) = ((xb * zz - zb * xz) / det, (zb * xx - xb * xz) / det);
+        if t2 >= 0.0 && a2 >= 0.0 {
+            (t, a) = (t2, a2);
+        } else if t2 < 0.0 {
+            // The tiles cannot cost nothing; fall back to the better one-parameter fit.
+            (t, a) = (0.0, one(zb, zz));
+        }
+    }
     let sse = pts
         .iter()
-        .map(|&(fixed, m, y)| ((fixed + t * m) / y - 1.0).powi(2))
+        .map(|&(fixed, m, y)| ((fixed + a + t * m) / y - 1.0).powi(2))
         .sum();
-    (t, sse)
+    (t, a, sse)
 }
 
 fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f64) {
@@ -312,26 +352,29 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
         }),
         cta_us: 0.0,
         slots: slots as usize,
+        launch_us: 0.0,
     };
+    let measured = |a: &crate::profile::AttnPoint| if backward { a.bwd_ms } else { a.fwd_ms } * 1e3;
     if let (false, Some(cta)) = (p.attn_curve.is_empty(), given_cta) {
-        // CTA cost given: fit the tile cost alone on the curve.
+        // CTA cost given: fit the tile and launch costs alone on the curve.
         let pts: Vec<(f64, f64, f64)> = p
             .attn_curve
             .iter()
             .map(|a| {
-                let sh = shape(p, a.len, a.mask == "causal", backward);
+                let sh = shape(p, a.len, &a.mask, backward);
                 model.tile_us = 0.0;
                 model.cta_us = cta;
                 let fixed = sh.fixed_us + model.makespan(&sh.ctas, 128, &mut buf);
                 model.tile_us = 1.0;
                 model.cta_us = 0.0;
                 let m = model.makespan(&sh.ctas, 128, &mut buf);
-                (fixed, m, if backward { a.bwd_ms } else { a.fwd_ms } * 1e3)
+                (fixed, m, measured(a))
             })
             .collect();
-        let (t, sse) = fit_tile(&pts);
+        let (t, launch, sse) = fit_tile(&pts, true);
         model.tile_us = t;
         model.cta_us = cta;
+        model.launch_us = launch;
         return (model, sse);
     }
     let fit_curve = !p.attn_curve.is_empty() && given_cta.is_none();
@@ -342,7 +385,7 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
         } else {
             DEFAULT_FWD_CTA_US
         });
-        let sh = shape(p, 32768, true, backward);
+        let sh = shape(p, 32768, "causal", backward);
         let rate = if backward {
             p.attn_bwd_tflops / BWD_FLOP_FACTOR
         } else {
@@ -364,16 +407,11 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
     let shapes: Vec<(Shape, f64)> = p
         .attn_curve
         .iter()
-        .map(|a| {
-            (
-                shape(p, a.len, a.mask == "causal", backward),
-                if backward { a.bwd_ms } else { a.fwd_ms } * 1e3,
-            )
-        })
+        .map(|a| (shape(p, a.len, &a.mask, backward), measured(a)))
         .filter(|(_, y)| *y > 0.0)
         .collect();
     let mut best = (f64::INFINITY, model);
-    // Grid over the CTA cost in tile units; the tile cost then has a closed form.
+    // Grid over the CTA cost in tile units; the tile and launch costs then have a closed form.
     for step in 0..=96 {
         let r = step as f64 * 0.25;
         model.tile_us = 1.0;
@@ -382,13 +420,14 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
             .iter()
             .map(|(s, y)| (s.fixed_us, model.makespan(&s.ctas, 128, &mut buf), *y))
             .collect();
-        let (t, sse) = fit_tile(&pts);
+        let (t, launch, sse) = fit_tile(&pts, true);
         if sse < best.0 {
             best = (
                 sse,
                 CtaModel {
                     tile_us: t,
                     cta_us: r * t,
+                    launch_us: launch,
                     ..model
                 },
             );
@@ -433,12 +472,11 @@ pub fn curve_predictions(hw: &Hardware) -> Vec<(f64, f64)> {
     p.attn_curve
         .iter()
         .map(|a| {
-            let causal = a.mask == "causal";
-            let f = shape(p, a.len, causal, false);
-            let b = shape(p, a.len, causal, true);
+            let f = shape(p, a.len, &a.mask, false);
+            let b = shape(p, a.len, &a.mask, true);
             (
-                f.fixed_us + km.fwd.makespan(&f.ctas, 128, &mut buf),
-                b.fixed_us + km.bwd.makespan(&b.ctas, 128, &mut buf),
+                f.fixed_us + km.fwd.launch_us + km.fwd.makespan(&f.ctas, 128, &mut buf),
+                b.fixed_us + km.bwd.launch_us + km.bwd.makespan(&b.ctas, 128, &mut buf),
             )
         })
         .collect()
@@ -482,6 +520,52 @@ mod tests {
         // Ten unit CTAs on three slots: four waves.
         assert_eq!(lpt_makespan(&mut [(1.0, 10)], 3), 4.0);
         assert_eq!(lpt_makespan(&mut [(5.0, 1), (1.0, 6)], 3), 5.0);
+    }
+
+    /// The forward's split-K as the executor's: a launch of many short CTAs and a few long ones
+    /// (causal-blockwise's last block) has the long ones cut, and the merge rows counted; a
+    /// launch whose CTAs already fill the GPU evenly is left whole.
+    #[test]
+    fn forward_split_cuts_only_few_long_ctas() {
+        let c = |units: f64, count: u64| CtaClass {
+            full: units,
+            partial: 0.0,
+            count,
+        };
+        let mut buf = Vec::new();
+        // 1000 CTAs of 10 tiles and 8 of 512 (64-key tiles), 264 slots: chunk = 32 tiles
+        // (2048 keys), so the long ones are cut into min(16, 512 / 32) = 16 pieces of 32.
+        let mut ctas = vec![c(10.0, 1000), c(512.0, 8)];
+        let rows = fwd_split_ctas(&mut ctas, 64, 64, 264, &mut buf);
+        assert_eq!(rows, (8 * 16 * 64) as f64);
+        assert_eq!(ctas[0], c(10.0, 1000));
+        assert_eq!(ctas[1], c(32.0, 128));
+        // Every CTA the same length, four waves: cutting would not shorten the schedule.
+        let mut even = vec![c(100.0, 1000)];
+        assert_eq!(fwd_split_ctas(&mut even, 64, 64, 264, &mut buf), 0.0);
+        assert_eq!(even, vec![c(100.0, 1000)]);
+        // Nothing longer than the 2048-key floor: nothing to cut.
+        let mut short = vec![c(30.0, 10)];
+        assert_eq!(fwd_split_ctas(&mut short, 64, 64, 264, &mut buf), 0.0);
+    }
+
+    /// A profile calibrated with the sparse shapes (`dcp calibrate` since session 24: causal-
+    /// blockwise and lambda at 32K beside causal and full): every point, the sparse ones
+    /// included, within 6 % forward and 10 % backward, with a per-launch cost fitted.
+    #[test]
+    fn calibration_curve_with_sparse_shapes_is_fitted() {
+        let text = include_str!("../../../bench/results/gpu-x2-2026-11-30s24/new/profile_x4.json");
+        let (p, _) = Profile::from_json(text).unwrap();
+        assert!(p
+            .attn_curve
+            .iter()
+            .any(|a| a.mask.starts_with("causal-blockwise")));
+        let hw = Hardware::new(p.clone());
+        assert!(hw.kernels().fwd.launch_us > 0.0, "{:?}", hw.kernels().fwd);
+        for (a, (f, b)) in p.attn_curve.iter().zip(curve_predictions(&hw)) {
+            assert!((f / 1e3 / a.fwd_ms - 1.0).abs() < 0.06, "{a:?} {f}");
+            assert!((b / 1e3 / a.bwd_ms - 1.0).abs() < 0.10, "{a:?} {b}");
+        }
     }
 
     #[test]

@@ -94,8 +94,10 @@ fn d1() -> u32 {
     1
 }
 
-/// One point of the calibration's attention curve: one sequence of `len` tokens, mask `causal`
-/// or `full`, the default model shape (8 query heads, 2 KV heads, head dim 128).
+/// One point of the calibration's attention curve: one sequence of `len` tokens under `mask` (any
+/// [`dcp_core::mask::MaskSpec::parse`] form but explicit ranges: `causal`, `full`,
+/// `causal-blockwise`, `lambda:64:4096`, ...), the default model shape (8 query heads, 2 KV
+/// heads, head dim 128).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttnPoint {
     pub len: u32,
@@ -327,8 +329,25 @@ impl Profile {
                 field: "attn_curve".into(),
                 msg: format!("expected [{{len, mask, fwd_ms, bwd_ms}}, ...]: {e}"),
             })?;
-            p.attn_curve
-                .retain(|a| a.len > 0 && (a.mask == "causal" || a.mask == "full"));
+            p.attn_curve.retain(|a| a.len > 0);
+            // Any mask dcp runs may be a calibration shape (`dcp calibrate` measures causal and
+            // full at every length and sparse masks at the longest); one the fit could not
+            // build is an error naming it, not a point dropped.
+            for (i, a) in p.attn_curve.iter().enumerate() {
+                let bad = |msg: String| ProfileError::Field {
+                    field: "attn_curve".into(),
+                    msg: format!("point {i} ({} tokens, mask `{}`): {msg}", a.len, a.mask),
+                };
+                let spec =
+                    dcp_core::mask::MaskSpec::parse(&a.mask).map_err(|e| bad(e.to_string()))?;
+                if matches!(spec, dcp_core::mask::MaskSpec::Ranges { .. }) {
+                    return Err(bad("explicit row ranges are not a calibration shape".into()));
+                }
+                spec.validate(0, a.len).map_err(|e| bad(e.to_string()))?;
+                if !(a.fwd_ms.is_finite() && a.bwd_ms.is_finite()) {
+                    return Err(bad("fwd_ms and bwd_ms must be finite".into()));
+                }
+            }
         }
         if let Some(v) = obj.get("p2p_curve").filter(|v| !v.is_null()) {
             p.p2p_curve = serde_json::from_value(v.clone()).map_err(|e| ProfileError::Field {
@@ -421,5 +440,39 @@ mod tests {
         assert!(Profile::from_json(r#"{"mem_gbps": -1}"#).is_err());
         assert!(Profile::from_json(r#"{"mem_gbps": 0}"#).is_err());
         assert!(Profile::from_json("[1]").is_err());
+    }
+
+    /// Calibration points may use any mask with its parameters; a mask the fit could not build
+    /// is an error naming the point, not a point dropped.
+    #[test]
+    fn attn_curve_masks_are_checked() {
+        let with = |mask: &str, len: u32| {
+            Profile::from_json(&format!(
+                r#"{{"attn_curve": [{{"len": 8192, "mask": "causal", "fwd_ms": 0.2, "bwd_ms": 0.7}},
+                   {{"len": {len}, "mask": "{mask}", "fwd_ms": 0.3, "bwd_ms": 0.9}}]}}"#
+            ))
+        };
+        for mask in [
+            "causal-blockwise:256:2",
+            "lambda:64:4096",
+            "shared-question",
+            "full",
+        ] {
+            let (p, _) = with(mask, 32768).unwrap();
+            assert_eq!(p.attn_curve.len(), 2, "{mask}");
+            assert_eq!(p.attn_curve[1].mask, mask);
+        }
+        let err = with("blockwise", 32768).unwrap_err().to_string();
+        assert!(
+            err.contains("attn_curve") && err.contains("point 1"),
+            "{err}"
+        );
+        assert!(err.contains("`blockwise`"), "{err}");
+        // Parameters the mask refuses are refused too.
+        let err = with("causal-blockwise:0:2", 4096).unwrap_err().to_string();
+        assert!(
+            err.contains("point 1") && err.contains("4096 tokens"),
+            "{err}"
+        );
     }
 }

@@ -214,6 +214,75 @@ pub fn fwd_ctas<'a>(
     }
 }
 
+/// Forward split-K's fewest keys per piece and most pieces per task, as the CUDA executor's
+/// (`crates/dcp-cuda/src/exec.rs`: `FWD_SPLIT_MIN_TILES` of 128 keys, `FWD_SPLIT_MAX`).
+pub const FWD_SPLIT_MIN_KEYS: u32 = 2048;
+pub const FWD_SPLIT_MAX_PIECES: u64 = 16;
+
+/// Forward split-K as the CUDA executor applies it to one launch (`exec.rs` `fwd_split`): a
+/// CTA whose tiles exceed `max(total / (4 · slots), FWD_SPLIT_MIN_KEYS / tk)` is long, and every
+/// long CTA is cut into `ceil(longest / that)` (at most [`FWD_SPLIT_MAX_PIECES`]) pieces over
+/// its key tiles, unless that shortens the launch's list schedule (in tiles, plus two per CTA
+/// for its epilogue) by less than 10 %. The pieces write fp32 partial outputs that one merge
+/// launch combines. Rewrites `ctas` and returns the partial rows to merge (pieces × `tq` rows
+/// × heads, summed over the cut CTAs); 0 when nothing is cut. (The executor cuts every task in
+/// the row span of a work's long tasks and caps the partials at 128 MiB; the model cuts the
+/// long CTAs only.)
+pub fn fwd_split_ctas(
+    ctas: &mut [CtaClass],
+    tq: u32,
+    tk: u32,
+    slots: usize,
+    buf: &mut Vec<(f64, u64)>,
+) -> f64 {
+    let units = |c: &CtaClass| c.full + c.partial;
+    let total: f64 = ctas.iter().map(|c| units(c) * c.count as f64).sum();
+    let chunk = (total / (4.0 * slots.max(1) as f64)).max((FWD_SPLIT_MIN_KEYS / tk.max(1)) as f64);
+    let longest = ctas.iter().map(units).fold(0.0, f64::max);
+    let pieces = ((longest / chunk).ceil() as u64).min(FWD_SPLIT_MAX_PIECES);
+    if longest <= chunk || pieces < 2 {
+        return 0.0;
+    }
+    let np = pieces as f64;
+    let cut = |c: &CtaClass| {
+        if units(c) > chunk {
+            CtaClass {
+                full: c.full / np,
+                partial: c.partial / np,
+                count: c.count * pieces,
+            }
+        } else {
+            *c
+        }
+    };
+    let span = |it: &mut dyn Iterator<Item = CtaClass>, buf: &mut Vec<(f64, u64)>| {
+        buf.clear();
+        buf.extend(it.map(|c| (units(&c) + 2.0, c.count)));
+        lpt_makespan(buf, slots)
+    };
+    let whole = span(&mut ctas.iter().copied(), buf);
+    let split = span(&mut ctas.iter().map(cut), buf);
+    if 10.0 * split >= 9.0 * whole {
+        return 0.0;
+    }
+    let mut rows = 0.0;
+    for c in ctas.iter_mut() {
+        if units(c) > chunk {
+            rows += (c.count * pieces) as f64 * tq as f64;
+            *c = cut(c);
+        }
+    }
+    rows
+}
+
+/// Bytes the forward split-K merge moves for `rows` partial rows (from [`fwd_split_ctas`]) of
+/// `pieces`-way splits at head dim `d`: every partial's fp32 O and LSE read; the merged 16-bit O
+/// and fp32 LSE written once per split row (`rows / pieces`; taken as a quarter of the reads'
+/// rows, the executor's usual 4+ pieces, where the pieces are not known).
+pub fn fwd_merge_bytes(rows: f64, d: u32) -> f64 {
+    rows * (4.0 * d as f64 + 4.0) + rows / 4.0 * (2.0 * d as f64 + 4.0)
+}
+
 /// Backward CTAs: one per (work, `tk`-key tile, KV head, chunk of its list of `tq`-row tiles);
 /// each loops over the tiles of its chunk for each of the `group` query heads of its KV head.
 /// Lists are cut into chunks of max(8, ⌈Σ list lengths × KV heads / (4·sms)⌉) entries, as the
@@ -286,6 +355,12 @@ pub struct CtaModel {
     pub cta_us: f64,
     /// CTAs resident at once (SMs × CTAs per SM).
     pub slots: usize,
+    /// Fixed µs per launch of this kernel beyond the profile's bare `launch_us`: the grid's
+    /// ramp-up and its last CTAs' drain, which a persistent kernel pays once per launch rather
+    /// than per CTA. Fitted on the calibration curve; 0 in models from before it (absent in
+    /// their JSON).
+    #[serde(default)]
+    pub launch_us: f64,
 }
 
 impl CtaModel {
@@ -364,10 +439,24 @@ impl KernelFit {
                     self.tile_k,
                     &mut s.ctas,
                 );
+                let merged = fwd_split_ctas(
+                    &mut s.ctas,
+                    self.tile_q,
+                    self.tile_k,
+                    self.fwd.slots,
+                    &mut s.buf,
+                );
+                let merge = if merged > 0.0 {
+                    lc.launch_us + fwd_merge_bytes(merged, head_dim) / (lc.mem_gbps * 1e3)
+                } else {
+                    0.0
+                };
                 Some(
                     lc.launch_us
+                        + self.fwd.launch_us
                         + lc.per_work_us * works.len() as f64
-                        + self.fwd.makespan(&s.ctas, head_dim, &mut s.buf),
+                        + self.fwd.makespan(&s.ctas, head_dim, &mut s.buf)
+                        + merge,
                 )
             }
             Instr::AttnBwd { works, .. } => {
@@ -392,6 +481,7 @@ impl KernelFit {
                     .sum();
                 Some(
                     2.0 * lc.launch_us
+                        + self.bwd.launch_us
                         + dd_bytes as f64 / (lc.mem_gbps * 1e3)
                         + lc.per_work_us * works.len() as f64
                         + self.bwd.makespan(&s.ctas, head_dim, &mut s.buf),
