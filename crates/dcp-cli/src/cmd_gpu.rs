@@ -112,7 +112,9 @@ pub struct CalibrateArgs {
     /// Deadline in seconds of every blocking step (see `bench-gpu --timeout-s`).
     #[arg(long, default_value_t = 300.0)]
     pub timeout_s: f64,
-    /// Sequence lengths for the attention curve.
+    /// Sequence lengths for the attention curve: causal and full at each, and at the longest
+    /// (from 4096 tokens) also causal-blockwise 256:2 and lambda 64:4096, whose many short
+    /// tasks and split long ones let the simulator's fit tell per-CTA from per-launch costs.
     #[arg(long, default_value = "2048,8192,32768")]
     pub lens: String,
 }

@@ -1244,11 +1244,33 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
     let model = dcp_core::spec::ModelShape::default();
     let ks = rank.kernels(&model)?;
     let mut curve = Vec::new();
-    for &len in lens {
-        for mask in [
-            dcp_core::mask::MaskSpec::Causal,
-            dcp_core::mask::MaskSpec::Full,
-        ] {
+    // Causal and full at every length; at the longest, also the two sparse masks whose launches
+    // are many short tasks with partial tiles and a few long ones that split-K cuts (the
+    // simulator's fit needs them to tell per-CTA from per-launch costs), named with their
+    // parameters so that the points keep their meaning if the defaults change.
+    let longest = lens.iter().copied().max().unwrap_or(0);
+    let shapes = lens.iter().flat_map(|&len| {
+        let mut m = vec![
+            (len, dcp_core::mask::MaskSpec::Causal, "causal".to_string()),
+            (len, dcp_core::mask::MaskSpec::Full, "full".to_string()),
+        ];
+        if len == longest && len >= 4096 {
+            let (block, local, sink, window) = (256, 2, 64, 4096);
+            m.push((
+                len,
+                dcp_core::mask::MaskSpec::CausalBlockwise { block, local },
+                format!("causal-blockwise:{block}:{local}"),
+            ));
+            m.push((
+                len,
+                dcp_core::mask::MaskSpec::Lambda { sink, window },
+                format!("lambda:{sink}:{window}"),
+            ));
+        }
+        m
+    });
+    for (len, mask, name) in shapes {
+        {
             let batch = BatchSpec::uniform(&[len], mask.clone(), model, 1024);
             let plan = dcp_core::planners::make_validated_plan(
                 "local",
@@ -1270,7 +1292,7 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
             );
             curve.push(AttnPoint {
                 len,
-                mask: mask.name().to_string(),
+                mask: name,
                 attended,
                 fwd_ms: fwd,
                 bwd_ms: bwd,
