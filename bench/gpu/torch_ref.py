@@ -56,6 +56,14 @@ def bench(fn, warm=2, rep=5):
     return ts[len(ts) // 2]
 
 
+def record(res, impl, fl, fwd_ms, bwd_ms):
+    """One implementation's times and attended-FLOP rates (backward 2.5x the forward's FLOPs)."""
+    res[f"{impl}_fwd_ms"] = fwd_ms
+    res[f"{impl}_bwd_ms"] = bwd_ms
+    res[f"{impl}_fwd_tflops"] = fl / fwd_ms / 1e9
+    res[f"{impl}_bwd_tflops"] = 2.5 * fl / bwd_ms / 1e9
+
+
 def run(lens, mask, H=8, HKV=2, D=128, dtype="bf16"):
     T = sum(lens)
     dt = DTYPES[dtype]
@@ -80,10 +88,7 @@ def run(lens, mask, H=8, HKV=2, D=128, dtype="bf16"):
         out = f()
         o, lse, ps, po = out[0], out[1], out[2], out[3]
         bw = lambda: torch.ops.aten._flash_attention_backward(do, q, k, v, o, lse, cu, cu, mx, mx, 0.0, causal, ps, po, **kw)
-        res["flash_fwd_ms"] = bench(f)
-        res["flash_bwd_ms"] = bench(bw)
-        res["flash_fwd_tflops"] = fl / res["flash_fwd_ms"] / 1e9
-        res["flash_bwd_tflops"] = 2.5 * fl / res["flash_bwd_ms"] / 1e9
+        record(res, "flash", fl, bench(f), bench(bw))
     except Exception as e:  # noqa
         res["flash_error"] = str(e)[:300]
     if mask in ("causal", "full") and len(lens) <= 200:
@@ -107,10 +112,7 @@ def run(lens, mask, H=8, HKV=2, D=128, dtype="bf16"):
                         o_.backward(gg)
                 t_f = bench(lambda: [x.detach() for x in fwd()])
                 t_fb = bench(fwdbwd)
-            res["cudnn_fwd_ms"] = t_f
-            res["cudnn_bwd_ms"] = t_fb - t_f
-            res["cudnn_fwd_tflops"] = fl / t_f / 1e9
-            res["cudnn_bwd_tflops"] = 2.5 * fl / (t_fb - t_f) / 1e9
+            record(res, "cudnn", fl, t_f, t_fb - t_f)
         except Exception as e:  # noqa
             res["cudnn_error"] = str(e)[:300]
     return res
@@ -268,10 +270,7 @@ def run_flex(rec, H=8, HKV=2, D=128, dtype="bf16"):
         with torch.no_grad():
             t_f = bench(fwd)
         t_fb = bench(fwdbwd)
-        res["flex_fwd_ms"] = t_f
-        res["flex_bwd_ms"] = t_fb - t_f
-        res["flex_fwd_tflops"] = fl / t_f / 1e9
-        res["flex_bwd_tflops"] = 2.5 * fl / (t_fb - t_f) / 1e9
+        record(res, "flex", fl, t_f, t_fb - t_f)
     except Exception as e:  # noqa
         res["flex_error"] = (type(e).__name__ + ": " + str(e))[:300]
     return res
