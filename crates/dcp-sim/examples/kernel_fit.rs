@@ -16,7 +16,7 @@ fn main() {
         .zip(dcp_sim::cost::curve_predictions(&hw))
     {
         println!(
-            "  {:>6} {:<6} fwd {:8.3} ms model {:8.3} ({:+5.1}%)  bwd {:8.3} ms model {:8.3} ({:+5.1}%)",
+            "  {:>6} {:<22} fwd {:8.3} ms model {:8.3} ({:+5.1}%)  bwd {:8.3} ms model {:8.3} ({:+5.1}%)",
             pt.len,
             pt.mask,
             pt.fwd_ms,
