@@ -291,7 +291,7 @@ fn shape(p: &Profile, len: u32, mask: &str, backward: bool) -> Shape {
         );
         let slots = (p.sms * p.fwd_ctas_per_sm).max(1) as usize;
         let merged = fwd_split_ctas(&mut ctas, p.tile_q, p.tile_k, slots, &mut Vec::new());
-        let merge = if merged > 0.0 {
+        let merge = if merged.0 > 0.0 {
             p.launch_us + fwd_merge_bytes(merged, d as u32) / (p.mem_gbps * 1e3)
         } else {
             0.0
@@ -301,9 +301,10 @@ fn shape(p: &Profile, len: u32, mask: &str, backward: bool) -> Shape {
     Shape { fixed_us, ctas }
 }
 
-/// Tile cost `t` and per-launch cost `a` (both ≥ 0; `a` = 0 unless `with_launch`) minimising
-/// the squared relative error of `fixed_i + a + t·m_i` against `y_i`, and that error.
-fn fit_tile(pts: &[(f64, f64, f64)], with_launch: bool) -> (f64, f64, f64) {
+/// Tile cost `t` and per-launch cost `a` (both ≥ 0) minimising the squared relative error of
+/// `fixed_i + a + t·m_i` against `y_i`, and that error. Where the two-parameter optimum has a
+/// negative part, the tile cost alone is fitted (`a` = 0).
+fn fit_tile(pts: &[(f64, f64, f64)]) -> (f64, f64, f64) {
     // Residual i: t·x_i + a·z_i − b_i with x = m / y, z = 1 / y, b = 1 − fixed / y.
     let (mut xx, mut xz, mut zz, mut xb, mut zb) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for &(fixed, m, y) in pts {
@@ -317,13 +318,10 @@ fn fit_tile(pts: &[(f64, f64, f64)], with_launch: bool) -> (f64, f64, f64) {
     let one = |num: f64, den: f64| if den > 0.0 { (num / den).max(0.0) } else { 0.0 };
     let det = xx * zz - xz * xz;
     let (mut t, mut a) = (one(xb, xx), 0.0);
-    if with_launch && det > 1e-12 * xx * zz {
+    if det > 1e-12 * xx * zz {
         let (t2, a2) = ((xb * zz - zb * xz) / det, (zb * xx - xb * xz) / det);
         if t2 >= 0.0 && a2 >= 0.0 {
             (t, a) = (t2, a2);
-        } else if t2 < 0.0 {
-            // The tiles cannot cost nothing; fall back to the better one-parameter fit.
-            (t, a) = (0.0, one(zb, zz));
         }
     }
     let sse = pts
@@ -371,7 +369,7 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
                 (fixed, m, measured(a))
             })
             .collect();
-        let (t, launch, sse) = fit_tile(&pts, true);
+        let (t, launch, sse) = fit_tile(&pts);
         model.tile_us = t;
         model.cta_us = cta;
         model.launch_us = launch;
@@ -420,7 +418,7 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
             .iter()
             .map(|(s, y)| (s.fixed_us, model.makespan(&s.ctas, 128, &mut buf), *y))
             .collect();
-        let (t, launch, sse) = fit_tile(&pts, true);
+        let (t, launch, sse) = fit_tile(&pts);
         if sse < best.0 {
             best = (
                 sse,
@@ -537,16 +535,19 @@ mod tests {
         // (2048 keys), so the long ones are cut into min(16, 512 / 32) = 16 pieces of 32.
         let mut ctas = vec![c(10.0, 1000), c(512.0, 8)];
         let rows = fwd_split_ctas(&mut ctas, 64, 64, 264, &mut buf);
-        assert_eq!(rows, (8 * 16 * 64) as f64);
+        assert_eq!(rows, ((8 * 16 * 64) as f64, (8 * 64) as f64));
         assert_eq!(ctas[0], c(10.0, 1000));
         assert_eq!(ctas[1], c(32.0, 128));
         // Every CTA the same length, four waves: cutting would not shorten the schedule.
         let mut even = vec![c(100.0, 1000)];
-        assert_eq!(fwd_split_ctas(&mut even, 64, 64, 264, &mut buf), 0.0);
+        assert_eq!(fwd_split_ctas(&mut even, 64, 64, 264, &mut buf), (0.0, 0.0));
         assert_eq!(even, vec![c(100.0, 1000)]);
         // Nothing longer than the 2048-key floor: nothing to cut.
         let mut short = vec![c(30.0, 10)];
-        assert_eq!(fwd_split_ctas(&mut short, 64, 64, 264, &mut buf), 0.0);
+        assert_eq!(
+            fwd_split_ctas(&mut short, 64, 64, 264, &mut buf),
+            (0.0, 0.0)
+        );
     }
 
     /// A profile calibrated with the sparse shapes (`dcp calibrate` since session 24: causal-

@@ -224,24 +224,24 @@ pub const FWD_SPLIT_MAX_PIECES: u64 = 16;
 /// long CTA is cut into `ceil(longest / that)` (at most [`FWD_SPLIT_MAX_PIECES`]) pieces over
 /// its key tiles, unless that shortens the launch's list schedule (in tiles, plus two per CTA
 /// for its epilogue) by less than 10 %. The pieces write fp32 partial outputs that one merge
-/// launch combines. Rewrites `ctas` and returns the partial rows to merge (pieces × `tq` rows
-/// × heads, summed over the cut CTAs); 0 when nothing is cut. (The executor cuts every task in
-/// the row span of a work's long tasks and caps the partials at 128 MiB; the model cuts the
-/// long CTAs only.)
+/// launch combines. Rewrites `ctas` and returns the rows (× heads) of that merge, `(partial rows
+/// read, merged rows written)`: (0, 0) when nothing is cut. (The executor cuts every task in the
+/// row span of a work's long tasks and caps the partials at 128 MiB; the model cuts the long
+/// CTAs only.)
 pub fn fwd_split_ctas(
     ctas: &mut [CtaClass],
     tq: u32,
     tk: u32,
     slots: usize,
     buf: &mut Vec<(f64, u64)>,
-) -> f64 {
+) -> (f64, f64) {
     let units = |c: &CtaClass| c.full + c.partial;
     let total: f64 = ctas.iter().map(|c| units(c) * c.count as f64).sum();
     let chunk = (total / (4.0 * slots.max(1) as f64)).max((FWD_SPLIT_MIN_KEYS / tk.max(1)) as f64);
     let longest = ctas.iter().map(units).fold(0.0, f64::max);
     let pieces = ((longest / chunk).ceil() as u64).min(FWD_SPLIT_MAX_PIECES);
     if longest <= chunk || pieces < 2 {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let np = pieces as f64;
     let cut = |c: &CtaClass| {
@@ -263,24 +263,22 @@ pub fn fwd_split_ctas(
     let whole = span(&mut ctas.iter().copied(), buf);
     let split = span(&mut ctas.iter().map(cut), buf);
     if 10.0 * split >= 9.0 * whole {
-        return 0.0;
+        return (0.0, 0.0);
     }
-    let mut rows = 0.0;
+    let mut out = 0.0;
     for c in ctas.iter_mut() {
         if units(c) > chunk {
-            rows += (c.count * pieces) as f64 * tq as f64;
+            out += c.count as f64 * tq as f64;
             *c = cut(c);
         }
     }
-    rows
+    (out * np, out)
 }
 
-/// Bytes the forward split-K merge moves for `rows` partial rows (from [`fwd_split_ctas`]) of
-/// `pieces`-way splits at head dim `d`: every partial's fp32 O and LSE read; the merged 16-bit O
-/// and fp32 LSE written once per split row (`rows / pieces`; taken as a quarter of the reads'
-/// rows, the executor's usual 4+ pieces, where the pieces are not known).
-pub fn fwd_merge_bytes(rows: f64, d: u32) -> f64 {
-    rows * (4.0 * d as f64 + 4.0) + rows / 4.0 * (2.0 * d as f64 + 4.0)
+/// Bytes the forward split-K merge moves for the rows [`fwd_split_ctas`] returns, at head dim
+/// `d`: every partial's fp32 O and LSE read, the merged 16-bit O and fp32 LSE written.
+pub fn fwd_merge_bytes((read, written): (f64, f64), d: u32) -> f64 {
+    read * (4.0 * d as f64 + 4.0) + written * (2.0 * d as f64 + 4.0)
 }
 
 /// Backward CTAs: one per (work, `tk`-key tile, KV head, chunk of its list of `tq`-row tiles);
@@ -446,7 +444,7 @@ impl KernelFit {
                     self.fwd.slots,
                     &mut s.buf,
                 );
-                let merge = if merged > 0.0 {
+                let merge = if merged.0 > 0.0 {
                     lc.launch_us + fwd_merge_bytes(merged, head_dim) / (lc.mem_gbps * 1e3)
                 } else {
                     0.0
