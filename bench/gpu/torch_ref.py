@@ -130,18 +130,21 @@ def parse_mask(mask):
     return kind, num
 
 
-def flex_mask_mod(lens, mask):
+def flex_mask_mod(lens, mask, device=None):
     """A FlexAttention mask_mod over the packed batch `lens` with dcp's mask `mask` in every
-    document (the same rows and keys as dcp-core's MaskSpec::compile). One document: positions
-    are the indices themselves and every per-length constant is a Python number (the cheapest
-    mask_mod, FlexAttention's best case); several: document ids and positions by lookup."""
+    document (the same rows and keys as dcp-core's MaskSpec::compile), and a function building
+    its block lists and attended count. One document: positions are the indices themselves and
+    every per-length constant is a Python number (the cheapest mask_mod, FlexAttention's best
+    case); several: document ids and positions by lookup. Tensors on `device` (default: the
+    GPU); python/tests/test_bench_flex.py checks both against the tests' dense reference."""
+    on = device or dev
     kind, prm = parse_mask(mask)
     single = len(lens) == 1
     if not single:
-        n = torch.tensor(lens, device=dev)
-        doc = torch.repeat_interleave(torch.arange(len(lens), device=dev), n)
+        n = torch.tensor(lens, device=on)
+        doc = torch.repeat_interleave(torch.arange(len(lens), device=on), n)
         start = torch.cumsum(n, 0) - n
-        pos = torch.arange(int(n.sum()), device=dev) - start[doc]
+        pos = torch.arange(int(n.sum()), device=on) - start[doc]
         length = n[doc]
     T = sum(lens)
 
@@ -204,8 +207,8 @@ def flex_mask_mod(lens, mask):
         the mask evaluated in chunks of rows over the keys of their documents only (no T x T
         tensor). A block is full when every element of it exists and is attended."""
         nb = (T + B - 1) // B
-        part = torch.zeros(nb, nb, dtype=torch.bool, device=dev)
-        full = torch.zeros(nb, nb, dtype=torch.bool, device=dev)
+        part = torch.zeros(nb, nb, dtype=torch.bool, device=on)
+        full = torch.zeros(nb, nb, dtype=torch.bool, device=on)
         ends = torch.tensor(lens).cumsum(0).tolist()
         starts = [e - l for e, l in zip(ends, lens)]
         import bisect
@@ -217,8 +220,8 @@ def flex_mask_mod(lens, mask):
             r1 = min(T, r0 + rows)
             k1 = ends[bisect.bisect_right(ends, r1 - 1)]
             k1 = min(nb * B, (k1 + B - 1) // B * B)
-            qi = torch.arange(r0, r0 + (r1 - r0 + B - 1) // B * B, device=dev)[:, None]
-            ki = torch.arange(k0, k1, device=dev)[None, :]
+            qi = torch.arange(r0, r0 + (r1 - r0 + B - 1) // B * B, device=on)[:, None]
+            ki = torch.arange(k0, k1, device=on)[None, :]
             m = mask_mod(0, 0, qi.clamp(max=T - 1), ki.clamp(max=T - 1)) & (qi < T) & (ki < T)
             tot += int(m.sum())
             m = m.view(m.shape[0] // B, B, m.shape[1] // B, B)
