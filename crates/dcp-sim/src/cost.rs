@@ -223,40 +223,14 @@ pub const DEFAULT_BWD_CTA_US: f64 = 63.8;
 pub const DEFAULT_FWD_PARTIAL_TILE_COST: f64 = 1.25;
 pub const DEFAULT_BWD_PARTIAL_TILE_COST: f64 = 1.0;
 
-/// One sequence of `len` tokens, causal or full, as the row ranges of one work.
-fn single_sequence(len: u32, causal: bool) -> RowRanges {
-    use dcp_core::mask::{Lin, LinRange};
-    RowRanges {
-        segs: vec![dcp_core::plan::RangeSeg {
-            row0: 0,
-            rows: len,
-            ranges: vec![LinRange::new(
-                Lin::c(0),
-                if causal {
-                    Lin::row(1)
-                } else {
-                    Lin::c(len as i64)
-                },
-            )]
-            .into(),
-        }],
-    }
-}
-
 /// One sequence of `len` tokens under `mask` (a [`dcp_core::mask::MaskSpec::parse`] form; the
-/// profile loader has checked it), as the row ranges of one work.
+/// profile loader has checked it), as the row ranges of one work (the planners' own
+/// [`dcp_core::builder::work_rows`]).
 fn sequence_rows(len: u32, mask: &str) -> RowRanges {
-    match mask {
-        "causal" => single_sequence(len, true),
-        "full" => single_sequence(len, false),
-        m => {
-            let cm = dcp_core::mask::MaskSpec::parse(m)
-                .expect("attn_curve masks are checked when the profile is loaded")
-                .compile(len);
-            let rows: Vec<Vec<(u32, u32)>> = (0..len).map(|i| cm.row_ranges(i)).collect();
-            RowRanges::from_rows(&rows)
-        }
-    }
+    let cm = dcp_core::mask::MaskSpec::parse(mask)
+        .expect("attn_curve masks are checked when the profile is loaded")
+        .compile(len);
+    dcp_core::builder::work_rows(&cm, &[(0, len)], &[(0, len)]).0
 }
 
 /// A calibration shape: fixed µs outside the attention kernel and its CTAs.
@@ -298,6 +272,20 @@ fn shape(p: &Profile, len: u32, mask: &str, backward: bool) -> Shape {
         };
         p.launch_us + p.per_work_us + merge
     };
+    // Equal CTAs as one class (a sparse mask's thousands of row tiles are a few shapes): the
+    // fit evaluates each shape's makespan over a grid of models.
+    ctas.sort_by(|a, b| {
+        (a.full, a.partial)
+            .partial_cmp(&(b.full, b.partial))
+            .expect("finite")
+    });
+    ctas.dedup_by(|b, a| {
+        let same = a.full == b.full && a.partial == b.partial;
+        if same {
+            a.count += b.count;
+        }
+        same
+    });
     Shape { fixed_us, ctas }
 }
 
@@ -331,7 +319,25 @@ fn fit_tile(pts: &[(f64, f64, f64)]) -> (f64, f64, f64) {
     (t, a, sse)
 }
 
-fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f64) {
+/// The profile's `attn_curve` as calibration shapes of one pass, each with its measured µs.
+fn curve_shapes(p: &Profile, backward: bool) -> Vec<(Shape, f64)> {
+    p.attn_curve
+        .iter()
+        .map(|a| {
+            let y = if backward { a.bwd_ms } else { a.fwd_ms } * 1e3;
+            (shape(p, a.len, &a.mask, backward), y)
+        })
+        .collect()
+}
+
+/// The CTA model of one pass at partial-tile cost `partial` (else the profile's or built-in),
+/// fitted on `shapes` ([`curve_shapes`], built once per pass: they do not depend on the model).
+fn pass_model(
+    p: &Profile,
+    shapes: &[(Shape, f64)],
+    backward: bool,
+    partial: Option<f64>,
+) -> (CtaModel, f64) {
     let slots = (p.sms
         * if backward {
             p.bwd_ctas_per_sm
@@ -352,21 +358,18 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
         slots: slots as usize,
         launch_us: 0.0,
     };
-    let measured = |a: &crate::profile::AttnPoint| if backward { a.bwd_ms } else { a.fwd_ms } * 1e3;
     if let (false, Some(cta)) = (p.attn_curve.is_empty(), given_cta) {
         // CTA cost given: fit the tile and launch costs alone on the curve.
-        let pts: Vec<(f64, f64, f64)> = p
-            .attn_curve
+        let pts: Vec<(f64, f64, f64)> = shapes
             .iter()
-            .map(|a| {
-                let sh = shape(p, a.len, &a.mask, backward);
+            .map(|(sh, y)| {
                 model.tile_us = 0.0;
                 model.cta_us = cta;
                 let fixed = sh.fixed_us + model.makespan(&sh.ctas, 128, &mut buf);
                 model.tile_us = 1.0;
                 model.cta_us = 0.0;
                 let m = model.makespan(&sh.ctas, 128, &mut buf);
-                (fixed, m, measured(a))
+                (fixed, m, *y)
             })
             .collect();
         let (t, launch, sse) = fit_tile(&pts);
@@ -402,12 +405,7 @@ fn pass_model(p: &Profile, backward: bool, partial: Option<f64>) -> (CtaModel, f
         model.tile_us = ((y - sh.fixed_us - m_cta) / m_tile).max(1e-6);
         return (model, 0.0);
     }
-    let shapes: Vec<(Shape, f64)> = p
-        .attn_curve
-        .iter()
-        .map(|a| (shape(p, a.len, &a.mask, backward), measured(a)))
-        .filter(|(_, y)| *y > 0.0)
-        .collect();
+    let shapes: Vec<&(Shape, f64)> = shapes.iter().filter(|(_, y)| *y > 0.0).collect();
     let mut best = (f64::INFINITY, model);
     // Grid over the CTA cost in tile units; the tile and launch costs then have a closed form.
     for step in 0..=96 {
@@ -441,14 +439,15 @@ impl KernelModel {
     pub fn derive(p: &Profile) -> KernelModel {
         let fitted = !p.attn_curve.is_empty();
         let one = |backward: bool| {
+            let shapes = curve_shapes(p, backward);
             if !fitted || p.partial_tile_cost.is_some() {
-                return pass_model(p, backward, None).0;
+                return pass_model(p, &shapes, backward, None).0;
             }
             // Also fit the partial-tile cost (causal vs full shapes tell it apart).
             let mut best = (f64::INFINITY, None);
             for k in 0..=12 {
                 let rho = 1.0 + k as f64 * 0.25;
-                let (m, sse) = pass_model(p, backward, Some(rho));
+                let (m, sse) = pass_model(p, &shapes, backward, Some(rho));
                 if sse < best.0 {
                     best = (sse, Some(m));
                 }
