@@ -1270,36 +1270,34 @@ pub fn calibrate(rank: &mut Rank, lens: &[u32]) -> Result<Profile> {
         m
     });
     for (len, mask, name) in shapes {
-        {
-            let batch = BatchSpec::uniform(&[len], mask.clone(), model, 1024);
-            let plan = dcp_core::planners::make_validated_plan(
-                "local",
-                &batch,
-                &dcp_core::spec::Topology::new(1, 1),
-                &Default::default(),
-            )
-            .map_err(|e| crate::error::CudaError::Unsupported(e.to_string()))?;
-            let run = PlanRun::new(rank, &plan, 0)?;
-            run.load_inputs(rank, &batch, 1)?;
-            let fwd = time_prepared_local(rank, &run, false)?;
-            run.feed_backward(rank)?;
-            let bwd = time_prepared_local(rank, &run, true)?;
-            let attended = mask.compile(len).count_all();
-            let head_pairs = model.heads as f64 * attended as f64;
-            let (fl, bfl) = (
-                attn_fwd_flops(head_pairs, model.head_dim),
-                attn_bwd_flops(head_pairs, model.head_dim),
-            );
-            curve.push(AttnPoint {
-                len,
-                mask: name,
-                attended,
-                fwd_ms: fwd,
-                bwd_ms: bwd,
-                fwd_tflops: fl / (fwd * 1e-3) / 1e12,
-                bwd_tflops: bfl / (bwd * 1e-3) / 1e12,
-            });
-        }
+        let batch = BatchSpec::uniform(&[len], mask.clone(), model, 1024);
+        let plan = dcp_core::planners::make_validated_plan(
+            "local",
+            &batch,
+            &dcp_core::spec::Topology::new(1, 1),
+            &Default::default(),
+        )
+        .map_err(|e| crate::error::CudaError::Unsupported(e.to_string()))?;
+        let run = PlanRun::new(rank, &plan, 0)?;
+        run.load_inputs(rank, &batch, 1)?;
+        let fwd = time_prepared_local(rank, &run, false)?;
+        run.feed_backward(rank)?;
+        let bwd = time_prepared_local(rank, &run, true)?;
+        let attended = mask.compile(len).count_all();
+        let head_pairs = model.heads as f64 * attended as f64;
+        let (fl, bfl) = (
+            attn_fwd_flops(head_pairs, model.head_dim),
+            attn_bwd_flops(head_pairs, model.head_dim),
+        );
+        curve.push(AttnPoint {
+            len,
+            mask: name,
+            attended,
+            fwd_ms: fwd,
+            bwd_ms: bwd,
+            fwd_tflops: fl / (fwd * 1e-3) / 1e12,
+            bwd_tflops: bfl / (bwd * 1e-3) / 1e12,
+        });
     }
     let best = |f: fn(&AttnPoint) -> f64| curve.iter().map(f).fold(0.0, f64::max);
     // Launch overhead: 200 one-element fills.
