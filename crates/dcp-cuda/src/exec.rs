@@ -742,6 +742,9 @@ pub struct Prepared {
     _staging: Vec<DevBuf>,
     group_pre: Vec<Event>,
     group_done: Vec<Event>,
+    /// Per group unless `DCP_CUDA_COMM_FIRST=0`: recorded on the comm stream just before the
+    /// group's NCCL kernel; the compute stream waits for it (see [`comm_first_enabled`]).
+    group_go: Option<Vec<Event>>,
     comm_end: Event,
     pub start: Event,
     pub end: Event,
@@ -768,6 +771,17 @@ pub struct OpTime {
     /// Milliseconds from the program's start event.
     pub start_ms: f32,
     pub end_ms: f32,
+}
+
+/// `DCP_CUDA_COMM_FIRST` (`1`, the default, on; `0` off): before each NCCL group the compute
+/// stream waits until the comm stream has reached the group's kernel, so that the kernel is
+/// queued for SMs before the next launch on the compute stream. A persistent attention launch
+/// holds every SM until it ends: when it became ready together with the group's kernel it won,
+/// and the transfer waited for the whole launch (ring's forward on 2× H200: 1.75 ms for a
+/// 0.28 ms transfer; shared-question ring / zigzag forwards 23 % faster with the wait,
+/// bench/results/gpu-x2-2026-11-30s25).
+fn comm_first_enabled() -> Result<bool> {
+    switch::from_env("DCP_CUDA_COMM_FIRST", true).map_err(CudaError::Unsupported)
 }
 
 /// Whether programs prepared now record per-op events (`DCP_CUDA_OP_TIMES`: `1` on; unset,
@@ -3188,6 +3202,15 @@ impl Prepared {
             group_pre.push(gpu.event()?);
             group_done.push(gpu.event()?);
         }
+        let group_go = if comm_first_enabled()? {
+            let mut v = Vec::with_capacity(n_groups);
+            for _ in 0..n_groups {
+                v.push(gpu.event()?);
+            }
+            Some(v)
+        } else {
+            None
+        };
         stats.launches = ops.iter().filter(|o| matches!(o, Op::Launch(_))).count();
         let mut peers: Vec<u32> = ops
             .iter()
@@ -3242,6 +3265,7 @@ impl Prepared {
             _staging: staging,
             group_pre,
             group_done,
+            group_go,
             comm_end,
             start,
             end,
@@ -3365,6 +3389,13 @@ impl Prepared {
                     })?;
                     let raw = comm.raw()?;
                     let stream = gpu.raw_stream(Stream::Comm);
+                    if let Some(go) = &self.group_go {
+                        // The compute stream goes on only once the comm stream has reached the
+                        // NCCL kernel, so that the kernel is queued for SMs before the next
+                        // (persistent) launch takes them all.
+                        gpu.record(&go[*group], Stream::Comm)?;
+                        gpu.wait(Stream::Compute, &go[*group])?;
+                    }
                     // ncclGroupEnd may block (connection setup with a peer): bounded by the
                     // watchdog, which aborts the communicator if it stays stuck.
                     gpu.watchdog().guard(step, peers, || -> Result<()> {
