@@ -23,11 +23,17 @@ def load(d):
     return recs
 
 
+def is_attention(op):
+    """An attention kernel launch: every forward / backward kernel family names its launch
+    `launch:Fwd...` / `launch:Bwd...` (FwdHalf, FwdShort, Bwd, BwdCluster, BwdDd, ...)."""
+    return op.startswith("launch:Fwd") or op.startswith("launch:Bwd")
+
+
 def summarise(ops):
     """(span, attention ms, other compute ms, idle ms, comm ms) of one rank's phase."""
     comp = sorted((o for o in ops if o["op"] != "comm"), key=lambda o: o["start_ms"])
-    attn = sum(o["end_ms"] - o["start_ms"] for o in comp if o["op"] in ("launch:Fwd", "launch:Bwd"))
-    other = sum(o["end_ms"] - o["start_ms"] for o in comp if o["op"] not in ("launch:Fwd", "launch:Bwd", "wait"))
+    attn = sum(o["end_ms"] - o["start_ms"] for o in comp if is_attention(o["op"]))
+    other = sum(o["end_ms"] - o["start_ms"] for o in comp if not is_attention(o["op"]) and o["op"] != "wait")
     # Unpacks run inside a wait's span; its span starts when the stream may go on.
     other += sum(o["end_ms"] - o["start_ms"] for o in comp if o["op"] == "wait")
     idle, last = 0.0, 0.0
