@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use dcp_core::check::{check_plan, corpus_dir, random_case};
 use dcp_core::datasets::{make_batches, Dataset, DEFAULT_BUDGET};
-use dcp_core::planners::{make_plan, PlannerOptions, HEAD_PARALLEL, PLANNERS};
+use dcp_core::planners::{make_plan, PlannerOptions, HEAD_PARALLEL, PLANNERS, ULYSSES_PP};
 use dcp_core::stats::plan_stats;
 use dcp_core::validate;
 use dcp_core::PlanningError;
@@ -273,6 +273,7 @@ pub fn check(a: CheckArgs) -> Result<()> {
         None => PLANNERS
             .iter()
             .chain(HEAD_PARALLEL)
+            .chain([&ULYSSES_PP])
             .map(|s| s.to_string())
             .collect(),
     };
@@ -283,6 +284,7 @@ pub fn check(a: CheckArgs) -> Result<()> {
         HEAD_PARALLEL
             .iter()
             .any(|h| p == *h || p.starts_with("usp:"))
+            || p == ULYSSES_PP
     };
     let mut skipped = vec![0u64; planners.len()];
     let corpus = match &a.corpus {

@@ -3,6 +3,7 @@
 //! `dcp_core::ulysses` documents; USP adds the zigzag ring of the head share's KV (and fp32 dKV)
 //! across its R ring groups. Lengths are multiples of 2N, so every device holds T/N tokens.
 
+use dcp_core::check::{check_plan, random_case};
 use dcp_core::mask::MaskSpec;
 use dcp_core::plan::{Dir, Instr, Plan, Program};
 use dcp_core::planners::{make_plan, PlannerOptions};
@@ -175,4 +176,95 @@ fn usp_with_one_group_is_ulysses_and_default_avoids_replication() {
     // Deterministic: the same batch gives a byte-identical plan.
     let (again, _) = plan("usp", m, 4, MaskSpec::Causal);
     assert_eq!(d.to_bytes(), again.to_bytes());
+}
+
+/// `ulysses-pp` on random batches (every mask kind, GQA 1-4, 1-4 sequences of odd lengths) with
+/// whole KV heads per device: the validator accepts it and the CPU executor matches dense
+/// attention in both passes; it moves exactly `ulysses`'s bytes.
+#[test]
+fn ulysses_pp_is_correct_and_moves_ulysses_bytes() {
+    let mut pipelined = 0;
+    for seed in 0..60u64 {
+        let (mut batch, _) = random_case(seed, 160);
+        let kv = [2u32, 4][(seed % 2) as usize];
+        let group = batch.model.group();
+        batch.model.kv_heads = kv;
+        batch.model.heads = kv * group;
+        batch.head_block = kv;
+        let n = [1u32, 2, kv][(seed % 3) as usize];
+        let topo = Topology::new(1, n);
+        let opts = PlannerOptions::default();
+        let p = make_plan("ulysses-pp", &batch, &topo, &opts).unwrap();
+        assert_eq!(p.planner, "ulysses-pp");
+        check_plan(&p, seed).unwrap_or_else(|e| panic!("seed {seed} on {n}: {e}"));
+        let u = make_plan("ulysses", &batch, &topo, &opts).unwrap();
+        assert_eq!(sent(&p, false), sent(&u, false), "seed {seed}");
+        assert_eq!(sent(&p, true), sent(&u, true), "seed {seed}");
+        let groups = |p: &Plan| {
+            p.devices[0]
+                .forward
+                .instrs
+                .iter()
+                .filter(|i| matches!(i, Instr::Comm { .. }))
+                .count()
+        };
+        if batch.seqs.len() >= 2 {
+            assert_eq!(groups(&p), 4, "seed {seed}: two phases in, two out");
+            pipelined += 1;
+        } else {
+            assert_eq!(p.devices, u.devices, "seed {seed}: one sequence is ulysses");
+        }
+    }
+    assert!(pipelined > 20, "{pipelined} pipelined cases");
+}
+
+/// The overlap `ulysses-pp` exists for: phase 2's input group is issued before phase 1's
+/// attention and waited for after it; phase 1's output group is issued before phase 2's
+/// attention. And it refuses replicated KV heads by name.
+#[test]
+fn ulysses_pp_issues_each_phase_beside_the_other_phase_attention() {
+    let m = model(8, 2);
+    let b = BatchSpec::uniform(&[64, 40, 70, 30], MaskSpec::Causal, m, 16);
+    let p = make_plan(
+        "ulysses-pp",
+        &b,
+        &Topology::new(1, 2),
+        &PlannerOptions::default(),
+    )
+    .unwrap();
+    for pass in [false, true] {
+        let prog = if pass {
+            &p.devices[1].backward
+        } else {
+            &p.devices[1].forward
+        };
+        let pos = |f: &dyn Fn(&Instr) -> bool| prog.instrs.iter().position(f).unwrap();
+        let comm = |t: u32| pos(&|i| matches!(i, Instr::Comm { tag, .. } if *tag == t));
+        let wait = |t: u32| pos(&|i| matches!(i, Instr::Wait { tag } if *tag == t));
+        let attn = |s: u32| {
+            pos(
+                &|i| matches!(i, Instr::Attn { stage, .. } | Instr::AttnBwd { stage, .. } if *stage == s),
+            )
+        };
+        assert!(
+            wait(0) < comm(1) && comm(1) < attn(0) && attn(0) < wait(1),
+            "backward {pass}"
+        );
+        assert!(
+            attn(0) < comm(2) && comm(2) < attn(1) && attn(1) < comm(3),
+            "backward {pass}"
+        );
+    }
+    let err = make_plan(
+        "ulysses-pp",
+        &b,
+        &Topology::new(1, 4),
+        &PlannerOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("ulysses-pp") && err.contains("whole KV heads"),
+        "{err}"
+    );
 }

@@ -80,8 +80,8 @@ const fn names<const N: usize>(kinds: [PlannerKind; N]) -> [&'static str; N] {
 }
 
 /// Every accepted planner name with what it does, for messages and help: the
-/// [`PlannerKind::ALL`] names, the [`PlannerKind::HEAD_PARALLEL`] ones, `usp:H` and
-/// [`DCP_ONLY`]; e.g. `ring, zigzag, local, dcp, ulysses (...), usp (...), dcp-only (...)`.
+/// [`PlannerKind::ALL`] names, the [`PlannerKind::HEAD_PARALLEL`] ones, `usp:H`, [`ULYSSES_PP`]
+/// and [`DCP_ONLY`]; e.g. `ring, zigzag, local, dcp, ulysses (...), usp (...), dcp-only (...)`.
 pub fn allowed_planners() -> String {
     let mut parts: Vec<String> = PLANNERS.iter().map(|s| s.to_string()).collect();
     parts.extend(
@@ -89,6 +89,9 @@ pub fn allowed_planners() -> String {
             .iter()
             .map(|k| format!("{} ({})", k.name(), k.about())),
     );
+    parts.push(format!(
+        "{ULYSSES_PP} (ulysses with its all-to-alls in two phases of sequences, beside the attention)"
+    ));
     parts.push(format!(
         "{DCP_ONLY} (the DCP placement alone, never replaced by a static candidate)"
     ));
@@ -124,9 +127,12 @@ pub const PLANNERS: &[&str] = &names(PlannerKind::ALL);
 pub const HEAD_PARALLEL: &[&str] = &names(PlannerKind::HEAD_PARALLEL);
 
 /// Whether `name` names a planner of this build ([`make_plan`] accepts it): a [`PlannerKind`],
-/// [`DCP_ONLY`], or `usp:H`.
+/// [`DCP_ONLY`], [`ULYSSES_PP`], or `usp:H`.
 pub fn is_planner(name: &str) -> bool {
-    name == DCP_ONLY || name.parse::<PlannerKind>().is_ok() || usp_degree(name).is_some()
+    name == DCP_ONLY
+        || name == ULYSSES_PP
+        || name.parse::<PlannerKind>().is_ok()
+        || usp_degree(name).is_some()
 }
 
 /// H of a `usp:H` name (a positive integer), else None.
@@ -189,7 +195,12 @@ pub(crate) fn par_map<T: Send>(n: u32, threads: usize, f: impl Fn(u32) -> T + Sy
 /// benchmarks that take planner lists, such as `dcp bench-gpu --planners dcp,dcp-only`).
 pub const DCP_ONLY: &str = "dcp-only";
 
-/// Plans `batch` with the named planner (a [`PlannerKind`] name, or [`DCP_ONLY`]) and checks
+/// Name accepted by [`make_plan`] (not a [`PlannerKind`]): `ulysses` with its all-to-alls in two
+/// phases of sequences beside the attention ([`ulysses::plan_ulysses_pp`]).
+pub const ULYSSES_PP: &str = "ulysses-pp";
+
+/// Plans `batch` with the named planner (a [`PlannerKind`] name, [`DCP_ONLY`], [`ULYSSES_PP`]
+/// or `usp:H`) and checks
 /// every device's buffers against the topology's per-device memory cap.
 pub fn make_plan(
     name: &str,
@@ -206,6 +217,13 @@ pub fn make_plan(
         let mut o = opts.clone();
         o.usp_heads = Some(h);
         return plan_with(PlannerKind::Usp, batch, topo, &o);
+    }
+    if name == ULYSSES_PP {
+        batch.validate()?;
+        check_size(PlannerKind::Ulysses, batch, topo)?;
+        let plan = ulysses::plan_ulysses_pp(batch, topo)?;
+        check_memory(&plan)?;
+        return Ok(plan);
     }
     plan_with(name.parse()?, batch, topo, opts)
 }

@@ -192,36 +192,86 @@ impl Grid<'_> {
     fn step_rows(&self, ring: u32, member: u32, kv_ring: u32) -> Option<RowRanges> {
         let (_, qoff) = self.q_blocks(ring, member);
         let (_, koff) = self.kv_blocks(kv_ring);
+        let kbase: Vec<i64> = koff.iter().map(|&k| k as i64).collect();
         let mut rows = RowRanges::default();
         let mut attended = 0u64;
-        // (token start, buffer row, len) of every KV span of one sequence in the group.
-        let mut kv: Vec<(u32, u32, u32)> = Vec::new();
         let mut scratch = SpanScratch::default();
         for (j, qo) in qoff.iter().enumerate() {
             let Some(qo) = qo else { continue };
-            let qd = self.dev(ring, j as u32) as usize;
-            for (qi, qp) in self.pieces[qd].iter().enumerate() {
-                kv.clear();
-                for (jk, ko) in koff.iter().enumerate() {
-                    let kd = self.dev(kv_ring, jk as u32) as usize;
-                    if let Some(k) = self.piece_at[qp.seq as usize][kd] {
-                        let kp = &self.pieces[kd][k as usize];
-                        let mut row = ko + kp.row;
-                        for &(start, len) in &kp.spans {
-                            kv.push((start, row, len));
-                            row += len;
-                        }
-                    }
-                }
-                let mask = &self.masks[qp.seq as usize];
-                let mut row = qo + qp.row;
-                for qs in &self.qspans[qd][qi] {
-                    attended += span_rows(mask, qs, &kv, row, &mut rows, &mut scratch);
-                    row += qs.len;
-                }
-            }
+            let q = (j as u32, 0..u32::MAX, *qo as i64);
+            attended += self.rows_into(ring, q, kv_ring, &kbase, &mut rows, &mut scratch);
         }
         (attended > 0).then_some(rows)
+    }
+
+    /// Row ranges of the one work of a pipelined Ulysses phase (no ring): the pieces of the
+    /// sequences `seqs` of every member j, whose rows from `first[j]` on sit at work row
+    /// `at[j]` in the phase's rows of the head-split buffers, against the same rows of the KV
+    /// buffer ([`Phases`]' phase-major layout). `None` when no row attends anything.
+    fn phase_rows(
+        &self,
+        ring: u32,
+        seqs: std::ops::Range<u32>,
+        first: &[u32],
+        at: &[u32],
+    ) -> Option<RowRanges> {
+        let base: Vec<i64> = at
+            .iter()
+            .zip(first)
+            .map(|(&a, &f)| a as i64 - f as i64)
+            .collect();
+        let mut rows = RowRanges::default();
+        let mut scratch = SpanScratch::default();
+        let mut attended = 0;
+        for j in 0..self.h {
+            let q = (j, seqs.clone(), base[j as usize]);
+            attended += self.rows_into(ring, q, ring, &base, &mut rows, &mut scratch);
+        }
+        (attended > 0).then_some(rows)
+    }
+
+    /// Appends the row ranges of member `q.0`'s (of group `ring`) pieces of the sequences
+    /// `q.1`, a piece's rows at work row `q.2 + piece.row`, against the KV of group `kv_ring`:
+    /// member k's piece at key position `kbase[k] + piece.row`. Returns the attended pairs per
+    /// head.
+    fn rows_into(
+        &self,
+        ring: u32,
+        q: (u32, std::ops::Range<u32>, i64),
+        kv_ring: u32,
+        kbase: &[i64],
+        rows: &mut RowRanges,
+        scratch: &mut SpanScratch,
+    ) -> u64 {
+        let (j, seqs, qbase) = q;
+        let mut attended = 0u64;
+        // (token start, key position, len) of every KV span of one sequence in the group.
+        let mut kv: Vec<(u32, u32, u32)> = Vec::new();
+        let qd = self.dev(ring, j) as usize;
+        for (qi, qp) in self.pieces[qd].iter().enumerate() {
+            if !seqs.contains(&qp.seq) {
+                continue;
+            }
+            kv.clear();
+            for (jk, kb) in kbase.iter().enumerate() {
+                let kd = self.dev(kv_ring, jk as u32) as usize;
+                if let Some(k) = self.piece_at[qp.seq as usize][kd] {
+                    let kp = &self.pieces[kd][k as usize];
+                    let mut row = (kb + kp.row as i64) as u32;
+                    for &(start, len) in &kp.spans {
+                        kv.push((start, row, len));
+                        row += len;
+                    }
+                }
+            }
+            let mask = &self.masks[qp.seq as usize];
+            let mut row = (qbase + qp.row as i64) as u32;
+            for qs in &self.qspans[qd][qi] {
+                attended += span_rows(mask, qs, &kv, row, rows, scratch);
+                row += qs.len;
+            }
+        }
+        attended
     }
 }
 
@@ -356,15 +406,30 @@ struct A2a {
 
 /// Builds the ops and local copies of one all-to-all group for member `me` of group `ring`.
 fn all_to_all(g: &Grid, ring: u32, me: u32, tensors: &[A2a]) -> (Vec<P2p>, Vec<Instr>) {
+    all_to_all_rows(g, ring, me, tensors, &|j| {
+        (0, g.tokens[g.dev(ring, j) as usize], None)
+    })
+}
+
+/// [`all_to_all`] of rows `rows(j) = (first, count, at)` of each member j's tokens only (one
+/// phase of a pipelined Ulysses, [`Phases`]), placed in the head-split buffers at row `at`
+/// (None: where [`all_to_all`] places j's first token, plus `first`).
+fn all_to_all_rows(
+    g: &Grid,
+    ring: u32,
+    me: u32,
+    tensors: &[A2a],
+    rows: &dyn Fn(u32) -> (u32, u32, Option<u32>),
+) -> (Vec<P2p>, Vec<Instr>) {
     let mut ops = Vec::new();
     let mut copies = Vec::new();
     let my_sh = g.share(me);
-    let t_me = g.tokens[g.dev(ring, me) as usize];
+    let (s_me, t_me, at_mine) = rows(me);
     let (_, my_q) = g.q_blocks(ring, me);
     let (_, my_k) = g.kv_blocks(ring);
     for j in 0..g.h {
         let peer = g.dev(ring, j);
-        let t_j = g.tokens[peer as usize];
+        let (s_j, t_j, at_j) = rows(j);
         let sh = g.share(j);
         for t in tensors {
             // The peer's share of my rows (I scatter) / my share of the peer's rows (I gather).
@@ -372,19 +437,20 @@ fn all_to_all(g: &Grid, ring: u32, me: u32, tensors: &[A2a]) -> (Vec<P2p>, Vec<I
             if !exchange {
                 continue;
             }
-            // Rows of the peer's tokens inside my split buffer.
-            let at_me = if t.q_like {
+            // Row of the peer's first moved token inside my split buffer.
+            let block = if t.q_like {
                 my_q[j as usize].expect("same part")
             } else {
                 my_k[j as usize]
             };
+            let split_at = at_j.unwrap_or(block + s_j);
             let (hp0, hpn) = (sh.kv0 * t.per_kv, sh.kvn * t.per_kv);
             let (hm0, hmn) = (my_sh.kv0 * t.per_kv, my_sh.kvn * t.per_kv);
             if j == me {
                 if t_me > 0 {
                     let (io, sp) = (
-                        reg(t.io, 0, t_me, hm0, hmn),
-                        reg(t.split, at_me, t_me, 0, hmn),
+                        reg(t.io, s_me, t_me, hm0, hmn),
+                        reg(t.split, at_mine.unwrap_or(block + s_me), t_me, 0, hmn),
                     );
                     copies.push(if t.to_split {
                         Instr::Copy { src: io, dst: sp }
@@ -396,17 +462,17 @@ fn all_to_all(g: &Grid, ring: u32, me: u32, tensors: &[A2a]) -> (Vec<P2p>, Vec<I
             }
             if t.to_split {
                 if t_me > 0 {
-                    ops.push(send(peer, reg(t.io, 0, t_me, hp0, hpn)));
+                    ops.push(send(peer, reg(t.io, s_me, t_me, hp0, hpn)));
                 }
                 if t_j > 0 {
-                    ops.push(recv(peer, reg(t.split, at_me, t_j, 0, hmn)));
+                    ops.push(recv(peer, reg(t.split, split_at, t_j, 0, hmn)));
                 }
             } else {
                 if t_j > 0 {
-                    ops.push(send(peer, reg(t.split, at_me, t_j, 0, hmn)));
+                    ops.push(send(peer, reg(t.split, split_at, t_j, 0, hmn)));
                 }
                 if t_me > 0 {
-                    ops.push(recv(peer, reg(t.io, 0, t_me, hp0, hpn)));
+                    ops.push(recv(peer, reg(t.io, s_me, t_me, hp0, hpn)));
                 }
             }
         }
@@ -420,6 +486,20 @@ pub(crate) fn plan_grid(
     topo: &Topology,
     h: u32,
     name: String,
+) -> Result<Plan, PlanningError> {
+    plan_grid_pp(batch, topo, h, name, false)
+}
+
+/// [`plan_grid`]; with `pipeline` (`ulysses-pp`: a grid with no ring whose members each hold
+/// whole KV heads, checked by the caller) the all-to-alls run in two phases of sequences
+/// ([`Phases`]) beside the attention of the other phase. With one sequence there is nothing to
+/// overlap and the programs are `ulysses`'s.
+pub(crate) fn plan_grid_pp(
+    batch: &BatchSpec,
+    topo: &Topology,
+    h: u32,
+    name: String,
+    pipeline: bool,
 ) -> Result<Plan, PlanningError> {
     let n = topo.n_devices();
     let model = batch.model;
@@ -454,9 +534,29 @@ pub(crate) fn plan_grid(
         r: n / h,
     };
     let max_group = (0..g.r).map(|r| g.kv_blocks(r).0).max().unwrap_or(0);
+    let phases = if pipeline {
+        assert!(
+            g.r == 1 && (0..h).all(|j| g.share(j).parts == 1),
+            "the caller checks that a pipelined grid has no ring and no replicated KV head"
+        );
+        Phases::of(&g, 0)
+    } else {
+        None
+    };
     let mut devices = Vec::with_capacity(n as usize);
     for d in 0..n {
         let (ring, me) = (d / h, d % h);
+        if let Some(ph) = &phases {
+            let (forward, saved) = forward_pp(&g, &model, me, ph);
+            devices.push(DevicePlan {
+                device: d,
+                node: topo.node_of(d),
+                layout: layout_of(&g.pieces[d as usize]),
+                forward,
+                backward: backward_pp(&g, &model, me, ph, saved),
+            });
+            continue;
+        }
         // Row ranges of every ring step, computed once for both programs.
         let steps: Vec<Option<RowRanges>> = (0..g.r)
             .map(|s| g.step_rows(ring, me, (ring + g.r - s) % g.r))
@@ -478,6 +578,318 @@ pub(crate) fn plan_grid(
         devices,
         candidate: None,
     })
+}
+
+/// The two phases of a pipelined Ulysses (`ulysses-pp`, no ring): sequences `[0, split)` and
+/// `[split, ..)`. Documents never attend each other, so a phase's rows need only its own keys:
+/// phase 2's input all-to-all runs beside phase 1's attention, and phase 1's output all-to-all
+/// beside phase 2's.
+struct Phases {
+    split: u32,
+    /// Per member, the first of its rows (its own tokens) that belongs to phase 2.
+    second: Vec<u32>,
+}
+
+impl Phases {
+    /// The split of the group's sequences at about half of its tokens (so that the two phases'
+    /// transfers are alike); None with fewer than two sequences (nothing to overlap).
+    fn of(g: &Grid, ring: u32) -> Option<Phases> {
+        let lens: Vec<u64> = g.batch.seqs.iter().map(|s| s.len as u64).collect();
+        if lens.len() < 2 {
+            return None;
+        }
+        let total: u64 = lens.iter().sum();
+        let mut acc = 0;
+        let mut split = lens.len() - 1;
+        for (i, l) in lens.iter().enumerate() {
+            if i > 0 && 2 * acc >= total {
+                split = i;
+                break;
+            }
+            acc += l;
+        }
+        let split = split as u32;
+        let second = (0..g.h)
+            .map(|j| {
+                g.pieces[g.dev(ring, j) as usize]
+                    .iter()
+                    .filter(|p| p.seq < split)
+                    .map(Piece::len)
+                    .sum()
+            })
+            .collect();
+        Some(Phases { split, second })
+    }
+
+    /// Sequences of phase `p` (0 or 1).
+    fn seqs(&self, p: usize) -> std::ops::Range<u32> {
+        if p == 0 {
+            0..self.split
+        } else {
+            self.split..u32::MAX
+        }
+    }
+
+    /// Member `j`'s rows of phase `p` among its own tokens: (first, count).
+    fn rows(&self, g: &Grid, ring: u32, p: usize, j: u32) -> (u32, u32) {
+        let (t, s) = (g.tokens[g.dev(ring, j) as usize], self.second[j as usize]);
+        if p == 0 {
+            (0, s)
+        } else {
+            (s, t - s)
+        }
+    }
+}
+
+/// Phase `p` in the head-split buffers of a pipelined Ulysses, which hold the group's tokens
+/// phase-major (phase 1's rows of every member in member order, then phase 2's), so that each
+/// phase is one contiguous block of rows.
+struct PhaseRows {
+    /// The phase's first row and its row count.
+    first: u32,
+    len: u32,
+    /// Per member: its first token of the phase (among its own), how many, and their row.
+    members: Vec<(u32, u32, u32)>,
+}
+
+impl PhaseRows {
+    fn of(g: &Grid, ring: u32, ph: &Phases, p: usize) -> PhaseRows {
+        let first = if p == 0 {
+            0
+        } else {
+            (0..g.h).map(|j| ph.rows(g, ring, 0, j).1).sum()
+        };
+        let mut at = first;
+        let members = (0..g.h)
+            .map(|j| {
+                let (f, n) = ph.rows(g, ring, p, j);
+                at += n;
+                (f, n, at - n)
+            })
+            .collect();
+        PhaseRows {
+            first,
+            len: at - first,
+            members,
+        }
+    }
+
+    /// The rows an all-to-all of this phase moves ([`all_to_all_rows`]).
+    fn a2a(&self, j: u32) -> (u32, u32, Option<u32>) {
+        let (f, n, at) = self.members[j as usize];
+        (f, n, Some(at))
+    }
+
+    /// The phase's one work: its row ranges against the phase's KV rows (None: nothing
+    /// attended).
+    fn work_rows(&self, g: &Grid, ring: u32, ph: &Phases, p: usize) -> Option<RowRanges> {
+        let firsts: Vec<u32> = self.members.iter().map(|m| m.0).collect();
+        let at: Vec<u32> = self.members.iter().map(|m| m.2 - self.first).collect();
+        g.phase_rows(ring, ph.seqs(p), &firsts, &at)
+    }
+
+    /// Rows `[first, first + len)` of buffer `buf`.
+    fn reg(&self, buf: u32, heads: u32) -> Region {
+        reg(buf, self.first, self.len, 0, heads)
+    }
+}
+
+/// O = 0, LSE = −∞ on `rows` (first, count) of the head-split outputs (rows no key reaches).
+fn fill_empty(f: &mut ProgramBuilder, o_h: u32, lse_h: u32, rows: (u32, u32), qn: u32) {
+    f.push(Instr::Fill {
+        dst: reg(o_h, rows.0, rows.1, 0, qn),
+        value: FillValue::Zero,
+    });
+    f.push(Instr::Fill {
+        dst: reg(lse_h, rows.0, rows.1, 0, qn),
+        value: FillValue::NegInf,
+    });
+}
+
+/// The forward of member `me` of a pipelined Ulysses (`ulysses-pp`): Q and KV of phase 1 in,
+/// then phase 2's all-to-all beside phase 1's attention, phase 1's O and LSE out beside phase
+/// 2's attention, phase 2's out last (tags 0-3).
+fn forward_pp(
+    g: &Grid,
+    model: &ModelShape,
+    me: u32,
+    ph: &Phases,
+) -> (crate::plan::Program, [u32; 4]) {
+    let ring = 0;
+    let mut f = ProgramBuilder::new();
+    let Common {
+        dims: Dims { qn, kvn, .. },
+        io,
+        q_h,
+        kv_h,
+        o_h,
+        lse_h,
+        ..
+    } = declare(&mut f, g, model, ring, me, 0, None);
+    let [q, kv, o, lse] = io.expect("the forward declares the caller's tensors");
+    let a2a = |io, split, per_kv, q_like, to_split| A2a {
+        io,
+        split,
+        per_kv,
+        q_like,
+        to_split,
+    };
+    let inputs = [
+        a2a(q, q_h, model.group(), true, true),
+        a2a(kv, kv_h, 1, false, true),
+    ];
+    let outputs = [
+        a2a(o, o_h, model.group(), true, false),
+        a2a(lse, lse_h, model.group(), true, false),
+    ];
+    let exchange = |f: &mut ProgramBuilder, tag: u32, tensors: &[A2a], pr: &PhaseRows| {
+        let (ops, copies) = all_to_all_rows(g, ring, me, tensors, &|j| pr.a2a(j));
+        f.push(Instr::Comm { tag, ops });
+        for c in copies {
+            f.push(c);
+        }
+    };
+    let rows = [0, 1].map(|p| PhaseRows::of(g, ring, ph, p));
+    exchange(&mut f, 0, &inputs, &rows[0]);
+    f.push(Instr::Wait { tag: 0 });
+    exchange(&mut f, 1, &inputs, &rows[1]);
+    for (p, pr) in rows.iter().enumerate() {
+        if p == 1 {
+            f.push(Instr::Wait { tag: 1 });
+        }
+        if pr.len > 0 {
+            match pr.work_rows(g, ring, ph, p) {
+                Some(wr) => f.push(Instr::Attn {
+                    stage: p as u32,
+                    works: vec![FwdWork {
+                        q: pr.reg(q_h, qn),
+                        kv: vec![pr.reg(kv_h, kvn)],
+                        o: pr.reg(o_h, qn),
+                        lse: pr.reg(lse_h, qn),
+                        rows: wr,
+                    }],
+                }),
+                None => fill_empty(&mut f, o_h, lse_h, (pr.first, pr.len), qn),
+            }
+        }
+        exchange(&mut f, 2 + p as u32, &outputs, pr);
+    }
+    f.push(Instr::Wait { tag: 2 });
+    f.push(Instr::Wait { tag: 3 });
+    (f.finish(), [q_h, kv_h, o_h, lse_h])
+}
+
+/// The backward of member `me` of a pipelined Ulysses: dO of phase 1 in, then phase 2's dO
+/// beside phase 1's backward, phase 1's dQ and dKV (final: no other document reaches its
+/// keys) out beside phase 2's backward, phase 2's out last.
+fn backward_pp(
+    g: &Grid,
+    model: &ModelShape,
+    me: u32,
+    ph: &Phases,
+    saved: [u32; 4],
+) -> crate::plan::Program {
+    let ring = 0;
+    let mut b = ProgramBuilder::new();
+    let Common {
+        dims:
+            Dims {
+                d,
+                qn,
+                kvn,
+                t_me,
+                q_rows,
+                k_rows,
+            },
+        q_h,
+        kv_h,
+        o_h,
+        lse_h,
+        ..
+    } = declare(&mut b, g, model, ring, me, 0, Some(saved));
+    let gq = model.group();
+    let d_o = b.io(IoTensor::DO, model, t_me);
+    let dq = b.io(IoTensor::DQ, model, t_me);
+    let dkv = b.io(IoTensor::DKv, model, t_me);
+    let do_h = scratch(&mut b, "do_heads", model.dtype, q_rows, qn, d);
+    let dq_acc = scratch(&mut b, "dq_acc", DType::F32, q_rows, qn, d);
+    let dkv_acc = scratch(&mut b, "dkv_acc", DType::F32, k_rows, kvn, 2 * d);
+    let dq_h = scratch(&mut b, "dq_heads", model.dtype, q_rows, qn, d);
+    let dkv_h = scratch(&mut b, "dkv_heads", model.dtype, k_rows, kvn, 2 * d);
+    let a2a = |io, split, per_kv, q_like, to_split| A2a {
+        io,
+        split,
+        per_kv,
+        q_like,
+        to_split,
+    };
+    let inputs = [a2a(d_o, do_h, gq, true, true)];
+    let outputs = [
+        a2a(dq, dq_h, gq, true, false),
+        a2a(dkv, dkv_h, 1, false, false),
+    ];
+    let exchange = |b: &mut ProgramBuilder, tag: u32, tensors: &[A2a], pr: &PhaseRows| {
+        let (ops, copies) = all_to_all_rows(g, ring, me, tensors, &|j| pr.a2a(j));
+        b.push(Instr::Comm { tag, ops });
+        for c in copies {
+            b.push(c);
+        }
+    };
+    let rows = [0, 1].map(|p| PhaseRows::of(g, ring, ph, p));
+    let (ops, copies) = all_to_all_rows(g, ring, me, &inputs, &|j| rows[0].a2a(j));
+    b.push(Instr::Comm { tag: 0, ops });
+    b.push(Instr::Fill {
+        dst: reg(dq_acc, 0, q_rows, 0, qn),
+        value: FillValue::Zero,
+    });
+    b.push(Instr::Fill {
+        dst: reg(dkv_acc, 0, k_rows, 0, kvn),
+        value: FillValue::Zero,
+    });
+    for c in copies {
+        b.push(c);
+    }
+    b.push(Instr::Wait { tag: 0 });
+    exchange(&mut b, 1, &inputs, &rows[1]);
+    for (p, pr) in rows.iter().enumerate() {
+        if p == 1 {
+            b.push(Instr::Wait { tag: 1 });
+        }
+        if pr.len == 0 {
+            exchange(&mut b, 2 + p as u32, &outputs, pr);
+            continue;
+        }
+        // Rows no key reaches keep dQ = 0 (the fill).
+        if let Some(wr) = pr.work_rows(g, ring, ph, p) {
+            b.push(Instr::AttnBwd {
+                stage: p as u32,
+                works: vec![BwdWork {
+                    q: pr.reg(q_h, qn),
+                    kv: vec![pr.reg(kv_h, kvn)],
+                    o: pr.reg(o_h, qn),
+                    lse: pr.reg(lse_h, qn),
+                    do_: pr.reg(do_h, qn),
+                    dq: pr.reg(dq_acc, qn),
+                    dkv: vec![pr.reg(dkv_acc, kvn)],
+                    rows: wr,
+                }],
+            });
+        }
+        // This phase's dQ and dKV are final (no other document reaches its keys): convert
+        // once, then return them.
+        b.push(Instr::Copy {
+            src: pr.reg(dq_acc, qn),
+            dst: pr.reg(dq_h, qn),
+        });
+        b.push(Instr::Copy {
+            src: pr.reg(dkv_acc, kvn),
+            dst: pr.reg(dkv_h, kvn),
+        });
+        exchange(&mut b, 2 + p as u32, &outputs, pr);
+    }
+    b.push(Instr::Wait { tag: 2 });
+    b.push(Instr::Wait { tag: 3 });
+    b.finish()
 }
 
 /// Scratch buffer of `tokens` rows, `heads` heads, `width` elements.
