@@ -183,7 +183,7 @@ fn usp_with_one_group_is_ulysses_and_default_avoids_replication() {
 /// attention in both passes; it moves exactly `ulysses`'s bytes.
 #[test]
 fn ulysses_pp_is_correct_and_moves_ulysses_bytes() {
-    let mut pipelined = 0;
+    let (mut pipelined, mut halves) = (0, 0);
     for seed in 0..60u64 {
         let (mut batch, _) = random_case(seed, 160);
         let kv = [2u32, 4][(seed % 2) as usize];
@@ -211,11 +211,50 @@ fn ulysses_pp_is_correct_and_moves_ulysses_bytes() {
         if batch.seqs.len() >= 2 {
             assert_eq!(groups(&p), 4, "seed {seed}: two phases in, two out");
             pipelined += 1;
+        } else if groups(&p) == 4 {
+            // One sequence whose first half attends nothing in its second: split at the middle.
+            halves += 1;
         } else {
-            assert_eq!(p.devices, u.devices, "seed {seed}: one sequence is ulysses");
+            assert_eq!(
+                p.devices, u.devices,
+                "seed {seed}: nothing to overlap is ulysses"
+            );
         }
     }
     assert!(pipelined > 20, "{pipelined} pipelined cases");
+    assert!(halves > 0, "no lone sequence was split at its middle");
+}
+
+/// A lone sequence: split at its middle chunk boundary when its first half attends nothing in
+/// its second (causal), left as `ulysses` when it does (full mask); both correct.
+#[test]
+fn ulysses_pp_splits_a_lone_causal_sequence_at_its_middle() {
+    let m = model(4, 2);
+    let topo = Topology::new(1, 2);
+    let opts = PlannerOptions::default();
+    for (mask, split) in [
+        (MaskSpec::Causal, true),
+        (MaskSpec::parse("lambda:4:16").unwrap(), true),
+        (MaskSpec::Full, false),
+        (MaskSpec::parse("prefix-lm:90").unwrap(), false),
+    ] {
+        let b = BatchSpec::uniform(&[150], mask.clone(), m, 16);
+        let p = make_plan("ulysses-pp", &b, &topo, &opts).unwrap();
+        check_plan(&p, 3).unwrap_or_else(|e| panic!("{mask:?}: {e}"));
+        let u = make_plan("ulysses", &b, &topo, &opts).unwrap();
+        let comms = p.devices[0]
+            .forward
+            .instrs
+            .iter()
+            .filter(|i| matches!(i, Instr::Comm { .. }))
+            .count();
+        if split {
+            assert_eq!(comms, 4, "{mask:?}");
+            assert_eq!(sent(&p, false), sent(&u, false), "{mask:?}");
+        } else {
+            assert_eq!(p.devices, u.devices, "{mask:?}");
+        }
+    }
 }
 
 /// The overlap `ulysses-pp` exists for: phase 2's input group is issued before phase 1's

@@ -192,88 +192,82 @@ impl Grid<'_> {
     fn step_rows(&self, ring: u32, member: u32, kv_ring: u32) -> Option<RowRanges> {
         let (_, qoff) = self.q_blocks(ring, member);
         let (_, koff) = self.kv_blocks(kv_ring);
-        let kbase: Vec<i64> = koff.iter().map(|&k| k as i64).collect();
         let mut rows = RowRanges::default();
         let mut attended = 0u64;
         let mut scratch = SpanScratch::default();
+        let kpos = |k: u32, _: u32, _: u32, r: u32| Some(koff[k as usize] + r);
         for (j, qo) in qoff.iter().enumerate() {
             let Some(qo) = qo else { continue };
-            let q = (j as u32, 0..u32::MAX, *qo as i64);
-            attended += self.rows_into(ring, q, kv_ring, &kbase, &mut rows, &mut scratch);
+            let qpos = |_: u32, _: u32, r: u32| Some(qo + r);
+            let pos: Pos = (&qpos, &kpos);
+            attended += self.rows_into(ring, j as u32, kv_ring, pos, &mut rows, &mut scratch);
         }
         (attended > 0).then_some(rows)
     }
 
-    /// Row ranges of the one work of a pipelined Ulysses phase (no ring): the pieces of the
-    /// sequences `seqs` of every member j, whose rows from `first[j]` on sit at work row
-    /// `at[j]` in the phase's rows of the head-split buffers, against the same rows of the KV
-    /// buffer ([`Phases`]' phase-major layout). `None` when no row attends anything.
-    fn phase_rows(
-        &self,
-        ring: u32,
-        seqs: std::ops::Range<u32>,
-        first: &[u32],
-        at: &[u32],
-    ) -> Option<RowRanges> {
-        let base: Vec<i64> = at
-            .iter()
-            .zip(first)
-            .map(|(&a, &f)| a as i64 - f as i64)
-            .collect();
-        let mut rows = RowRanges::default();
-        let mut scratch = SpanScratch::default();
-        let mut attended = 0;
-        for j in 0..self.h {
-            let q = (j, seqs.clone(), base[j as usize]);
-            attended += self.rows_into(ring, q, ring, &base, &mut rows, &mut scratch);
-        }
-        (attended > 0).then_some(rows)
-    }
-
-    /// Appends the row ranges of member `q.0`'s (of group `ring`) pieces of the sequences
-    /// `q.1`, a piece's rows at work row `q.2 + piece.row`, against the KV of group `kv_ring`:
-    /// member k's piece at key position `kbase[k] + piece.row`. Returns the attended pairs per
-    /// head.
+    /// Appends the row ranges of member `j`'s (of group `ring`) pieces against the KV of group
+    /// `kv_ring`. `pos.0(seq, span start, member row)` places a query span's first row at a
+    /// work row (None: not in this work); `pos.1(k, seq, span start, member row)` places member
+    /// k's KV span at a key position (None: not in the work's KV). Returns the attended pairs
+    /// per head.
     fn rows_into(
         &self,
         ring: u32,
-        q: (u32, std::ops::Range<u32>, i64),
+        j: u32,
         kv_ring: u32,
-        kbase: &[i64],
+        pos: Pos,
         rows: &mut RowRanges,
         scratch: &mut SpanScratch,
     ) -> u64 {
-        let (j, seqs, qbase) = q;
+        let (qpos, kpos) = pos;
         let mut attended = 0u64;
         // (token start, key position, len) of every KV span of one sequence in the group.
         let mut kv: Vec<(u32, u32, u32)> = Vec::new();
         let qd = self.dev(ring, j) as usize;
         for (qi, qp) in self.pieces[qd].iter().enumerate() {
-            if !seqs.contains(&qp.seq) {
+            let mut row = qp.row;
+            let q_at: Vec<Option<u32>> = qp
+                .spans
+                .iter()
+                .map(|&(start, len)| {
+                    row += len;
+                    qpos(qp.seq, start, row - len)
+                })
+                .collect();
+            if q_at.iter().all(Option::is_none) {
                 continue;
             }
             kv.clear();
-            for (jk, kb) in kbase.iter().enumerate() {
-                let kd = self.dev(kv_ring, jk as u32) as usize;
+            for jk in 0..self.h {
+                let kd = self.dev(kv_ring, jk) as usize;
                 if let Some(k) = self.piece_at[qp.seq as usize][kd] {
                     let kp = &self.pieces[kd][k as usize];
-                    let mut row = (kb + kp.row as i64) as u32;
+                    let mut row = kp.row;
                     for &(start, len) in &kp.spans {
-                        kv.push((start, row, len));
+                        if let Some(at) = kpos(jk, qp.seq, start, row) {
+                            kv.push((start, at, len));
+                        }
                         row += len;
                     }
                 }
             }
             let mask = &self.masks[qp.seq as usize];
-            let mut row = (qbase + qp.row as i64) as u32;
-            for qs in &self.qspans[qd][qi] {
-                attended += span_rows(mask, qs, &kv, row, rows, scratch);
-                row += qs.len;
+            for (qs, at) in self.qspans[qd][qi].iter().zip(&q_at) {
+                if let Some(at) = at {
+                    attended += span_rows(mask, qs, &kv, *at, rows, scratch);
+                }
             }
         }
         attended
     }
 }
+
+/// Where [`Grid::rows_into`] places query spans (seq, span start, member row -> work row) and
+/// KV spans (member, seq, span start, member row -> key position); None leaves a span out.
+type Pos<'a> = (
+    &'a dyn Fn(u32, u32, u32) -> Option<u32>,
+    &'a dyn Fn(u32, u32, u32, u32) -> Option<u32>,
+);
 
 /// Reused temporaries of [`span_rows`] (it runs once per query span and step: millions of times
 /// for a large plan).
@@ -585,52 +579,92 @@ pub(crate) fn plan_grid_pp(
 /// phase 2's input all-to-all runs beside phase 1's attention, and phase 1's output all-to-all
 /// beside phase 2's.
 struct Phases {
-    split: u32,
+    kind: Split,
     /// Per member, the first of its rows (its own tokens) that belongs to phase 2.
     second: Vec<u32>,
 }
 
+/// Where a pipelined Ulysses splits the batch.
+enum Split {
+    /// Sequences `[0, k)` and `[k, ..)`.
+    Seqs(u32),
+    /// One sequence's tokens before `half` and from it on (zigzag chunks 0..N and N..2N, so
+    /// each member's first span and its second), for a mask whose first half attends nothing
+    /// in the second.
+    Half(u32),
+}
+
 impl Phases {
     /// The split of the group's sequences at about half of its tokens (so that the two phases'
-    /// transfers are alike); None with fewer than two sequences (nothing to overlap).
+    /// transfers are alike), or of a lone sequence at its middle chunk boundary when its first
+    /// half attends nothing in its second (causal-like masks); None otherwise (nothing to
+    /// overlap).
     fn of(g: &Grid, ring: u32) -> Option<Phases> {
         let lens: Vec<u64> = g.batch.seqs.iter().map(|s| s.len as u64).collect();
-        if lens.len() < 2 {
-            return None;
-        }
-        let total: u64 = lens.iter().sum();
-        let mut acc = 0;
-        let mut split = lens.len() - 1;
-        for (i, l) in lens.iter().enumerate() {
-            if i > 0 && 2 * acc >= total {
-                split = i;
-                break;
+        let kind = match lens.len() {
+            0 => return None,
+            1 => {
+                // The zigzag layout's boundary between chunk N - 1 and chunk N.
+                let n = g.h as u64 * g.r as u64;
+                let half = (n * lens[0] / (2 * n)) as u32;
+                let l = lens[0] as u32;
+                if half == 0 || half >= l {
+                    return None;
+                }
+                let (_, reach) = work_rows(&g.masks[0], &[(0, half)], &[(half, l - half)]);
+                if reach > 0 {
+                    return None;
+                }
+                Split::Half(half)
             }
-            acc += l;
-        }
-        let split = split as u32;
-        let second = (0..g.h)
+            _ => {
+                let total: u64 = lens.iter().sum();
+                let mut acc = 0;
+                let mut split = lens.len() - 1;
+                for (i, l) in lens.iter().enumerate() {
+                    if i > 0 && 2 * acc >= total {
+                        split = i;
+                        break;
+                    }
+                    acc += l;
+                }
+                Split::Seqs(split as u32)
+            }
+        };
+        let mut ph = Phases {
+            kind,
+            second: Vec::new(),
+        };
+        ph.second = (0..g.h)
             .map(|j| {
                 g.pieces[g.dev(ring, j) as usize]
                     .iter()
-                    .filter(|p| p.seq < split)
-                    .map(Piece::len)
+                    .flat_map(|p| p.spans.iter().map(move |s| (p.seq, *s)))
+                    .filter(|(seq, s)| ph.in_first(*seq, s.0))
+                    .map(|(_, s)| s.1)
                     .sum()
             })
             .collect();
-        Some(Phases { split, second })
+        Some(ph)
     }
 
-    /// Sequences of phase `p` (0 or 1).
-    fn seqs(&self, p: usize) -> std::ops::Range<u32> {
-        if p == 0 {
-            0..self.split
-        } else {
-            self.split..u32::MAX
+    /// Whether the span of sequence `seq` starting at token `start` (its rows and its keys)
+    /// belongs to phase 1.
+    fn in_first(&self, seq: u32, start: u32) -> bool {
+        match self.kind {
+            Split::Seqs(k) => seq < k,
+            Split::Half(half) => start < half,
         }
     }
 
-    /// Member `j`'s rows of phase `p` among its own tokens: (first, count).
+    /// Whether phase 2's rows also attend phase 1's keys (a split inside one sequence): phase
+    /// 2's work then reads both phases' KV, and phase 1's dKV is final only after phase 2.
+    fn second_reads_first(&self) -> bool {
+        matches!(self.kind, Split::Half(_))
+    }
+
+    /// Member `j`'s rows of phase `p` among its own tokens: (first, count). Phase 1's spans come
+    /// first in every member's rows (sequences in order; a piece's first-half chunk first).
     fn rows(&self, g: &Grid, ring: u32, p: usize, j: u32) -> (u32, u32) {
         let (t, s) = (g.tokens[g.dev(ring, j) as usize], self.second[j as usize]);
         if p == 0 {
@@ -680,18 +714,46 @@ impl PhaseRows {
         (f, n, Some(at))
     }
 
-    /// The phase's one work: its row ranges against the phase's KV rows (None: nothing
-    /// attended).
-    fn work_rows(&self, g: &Grid, ring: u32, ph: &Phases, p: usize) -> Option<RowRanges> {
-        let firsts: Vec<u32> = self.members.iter().map(|m| m.0).collect();
-        let at: Vec<u32> = self.members.iter().map(|m| m.2 - self.first).collect();
-        g.phase_rows(ring, ph.seqs(p), &firsts, &at)
-    }
-
     /// Rows `[first, first + len)` of buffer `buf`.
     fn reg(&self, buf: u32, heads: u32) -> Region {
         reg(buf, self.first, self.len, 0, heads)
     }
+}
+
+/// Phase `p`'s one work: its row ranges (None: nothing attended) and its KV rows (first,
+/// count) in the phase-major buffers: the phase's own, or with a split inside one sequence both
+/// phases' for phase 2.
+fn phase_work(
+    g: &Grid,
+    ring: u32,
+    ph: &Phases,
+    all: &[PhaseRows; 2],
+    p: usize,
+) -> (Option<RowRanges>, (u32, u32)) {
+    let both = p == 1 && ph.second_reads_first();
+    let kv = if both {
+        (0, all[0].len + all[1].len)
+    } else {
+        (all[p].first, all[p].len)
+    };
+    let kpos = |k: u32, seq: u32, start: u32, r: u32| {
+        let kp = usize::from(!ph.in_first(seq, start));
+        (kp == p || both).then(|| {
+            let (f, _, at) = all[kp].members[k as usize];
+            at + r - f - kv.0
+        })
+    };
+    let mut rows = RowRanges::default();
+    let mut scratch = SpanScratch::default();
+    let mut attended = 0;
+    for j in 0..g.h {
+        let (f, _, at) = all[p].members[j as usize];
+        let qpos = |seq: u32, start: u32, r: u32| {
+            (ph.in_first(seq, start) == (p == 0)).then(|| at - all[p].first + r - f)
+        };
+        attended += g.rows_into(ring, j, ring, (&qpos, &kpos), &mut rows, &mut scratch);
+    }
+    ((attended > 0).then_some(rows), kv)
 }
 
 /// O = 0, LSE = −∞ on `rows` (first, count) of the head-split outputs (rows no key reaches).
@@ -758,12 +820,13 @@ fn forward_pp(
             f.push(Instr::Wait { tag: 1 });
         }
         if pr.len > 0 {
-            match pr.work_rows(g, ring, ph, p) {
+            let (wr, kv_rows) = phase_work(g, ring, ph, &rows, p);
+            match wr {
                 Some(wr) => f.push(Instr::Attn {
                     stage: p as u32,
                     works: vec![FwdWork {
                         q: pr.reg(q_h, qn),
-                        kv: vec![pr.reg(kv_h, kvn)],
+                        kv: vec![reg(kv_h, kv_rows.0, kv_rows.1, 0, kvn)],
                         o: pr.reg(o_h, qn),
                         lse: pr.reg(lse_h, qn),
                         rows: wr,
@@ -851,41 +914,63 @@ fn backward_pp(
     }
     b.push(Instr::Wait { tag: 0 });
     exchange(&mut b, 1, &inputs, &rows[1]);
+    // dKV goes out with its phase's dQ when the phase's keys are final after its own launch
+    // (phases of whole sequences); with a split inside one sequence phase 2's rows also reach
+    // phase 1's keys, so all of dKV goes out last.
+    let with_dkv = |p: usize| p == 1 || !ph.second_reads_first();
     for (p, pr) in rows.iter().enumerate() {
         if p == 1 {
             b.push(Instr::Wait { tag: 1 });
         }
-        if pr.len == 0 {
-            exchange(&mut b, 2 + p as u32, &outputs, pr);
-            continue;
-        }
         // Rows no key reaches keep dQ = 0 (the fill).
-        if let Some(wr) = pr.work_rows(g, ring, ph, p) {
-            b.push(Instr::AttnBwd {
-                stage: p as u32,
-                works: vec![BwdWork {
-                    q: pr.reg(q_h, qn),
-                    kv: vec![pr.reg(kv_h, kvn)],
-                    o: pr.reg(o_h, qn),
-                    lse: pr.reg(lse_h, qn),
-                    do_: pr.reg(do_h, qn),
-                    dq: pr.reg(dq_acc, qn),
-                    dkv: vec![pr.reg(dkv_acc, kvn)],
-                    rows: wr,
-                }],
-            });
+        if pr.len > 0 {
+            let (wr, kv_rows) = phase_work(g, ring, ph, &rows, p);
+            if let Some(wr) = wr {
+                let kv_reg = |buf| reg(buf, kv_rows.0, kv_rows.1, 0, kvn);
+                b.push(Instr::AttnBwd {
+                    stage: p as u32,
+                    works: vec![BwdWork {
+                        q: pr.reg(q_h, qn),
+                        kv: vec![kv_reg(kv_h)],
+                        o: pr.reg(o_h, qn),
+                        lse: pr.reg(lse_h, qn),
+                        do_: pr.reg(do_h, qn),
+                        dq: pr.reg(dq_acc, qn),
+                        dkv: vec![kv_reg(dkv_acc)],
+                        rows: wr,
+                    }],
+                });
+            }
         }
-        // This phase's dQ and dKV are final (no other document reaches its keys): convert
-        // once, then return them.
+        // The phase's dQ is final: convert once, then return it (with dKV, see above).
         b.push(Instr::Copy {
             src: pr.reg(dq_acc, qn),
             dst: pr.reg(dq_h, qn),
         });
-        b.push(Instr::Copy {
-            src: pr.reg(dkv_acc, kvn),
-            dst: pr.reg(dkv_h, kvn),
+        let (mut ops, mut copies) = all_to_all_rows(g, ring, me, &outputs[..1], &|j| pr.a2a(j));
+        if with_dkv(p) {
+            let kv_phases: &[&PhaseRows] = if ph.second_reads_first() {
+                &[&rows[0], &rows[1]]
+            } else {
+                &[pr]
+            };
+            for kr in kv_phases {
+                b.push(Instr::Copy {
+                    src: kr.reg(dkv_acc, kvn),
+                    dst: kr.reg(dkv_h, kvn),
+                });
+                let (o2, c2) = all_to_all_rows(g, ring, me, &outputs[1..], &|j| kr.a2a(j));
+                ops.extend(o2);
+                copies.extend(c2);
+            }
+        }
+        b.push(Instr::Comm {
+            tag: 2 + p as u32,
+            ops,
         });
-        exchange(&mut b, 2 + p as u32, &outputs, pr);
+        for c in copies {
+            b.push(c);
+        }
     }
     b.push(Instr::Wait { tag: 2 });
     b.push(Instr::Wait { tag: 3 });
