@@ -871,11 +871,7 @@ fn backward_pp(
         ..
     } = declare(&mut b, g, model, ring, me, 0, Some(saved));
     let gq = model.group();
-    let d_o = b.io(IoTensor::DO, model, t_me);
-    let dq = b.io(IoTensor::DQ, model, t_me);
-    let dkv = b.io(IoTensor::DKv, model, t_me);
-    let do_h = scratch(&mut b, "do_heads", model.dtype, q_rows, qn, d);
-    let dq_acc = scratch(&mut b, "dq_acc", DType::F32, q_rows, qn, d);
+    let [d_o, dq, dkv, do_h, dq_acc] = bwd_buffers(&mut b, model, t_me, q_rows, qn);
     let dkv_acc = scratch(&mut b, "dkv_acc", DType::F32, k_rows, kvn, 2 * d);
     let dq_h = scratch(&mut b, "dq_heads", model.dtype, q_rows, qn, d);
     let dkv_h = scratch(&mut b, "dkv_heads", model.dtype, k_rows, kvn, 2 * d);
@@ -975,6 +971,25 @@ fn backward_pp(
     b.push(Instr::Wait { tag: 2 });
     b.push(Instr::Wait { tag: 3 });
     b.finish()
+}
+
+/// The backward's caller gradients and its head-split dO and fp32 dQ accumulator, for `t_me`
+/// own tokens and `q_rows` computed rows of `qn` query heads: [dO, dQ, dKV, dO heads, dQ acc].
+fn bwd_buffers(
+    b: &mut ProgramBuilder,
+    model: &ModelShape,
+    t_me: u32,
+    q_rows: u32,
+    qn: u32,
+) -> [u32; 5] {
+    let d = model.head_dim;
+    [
+        b.io(IoTensor::DO, model, t_me),
+        b.io(IoTensor::DQ, model, t_me),
+        b.io(IoTensor::DKv, model, t_me),
+        scratch(b, "do_heads", model.dtype, q_rows, qn, d),
+        scratch(b, "dq_acc", DType::F32, q_rows, qn, d),
+    ]
 }
 
 /// Scratch buffer of `tokens` rows, `heads` heads, `width` elements.
@@ -1310,11 +1325,7 @@ fn backward(
     let gq = model.group();
     let r = g.r;
     let koff = g.kv_blocks(ring).1;
-    let d_o = b.io(IoTensor::DO, model, t_me);
-    let dq = b.io(IoTensor::DQ, model, t_me);
-    let dkv = b.io(IoTensor::DKv, model, t_me);
-    let do_h = scratch(&mut b, "do_heads", model.dtype, q_rows, qn, d);
-    let dq_acc = scratch(&mut b, "dq_acc", DType::F32, q_rows, qn, d);
+    let [d_o, dq, dkv, do_h, dq_acc] = bwd_buffers(&mut b, model, t_me, q_rows, qn);
     let drings = if r > 1 {
         [
             scratch(&mut b, "dkv_ring0", DType::F32, max_group, kvn, 2 * d),
