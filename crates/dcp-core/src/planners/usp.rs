@@ -843,8 +843,9 @@ fn forward_pp(
 }
 
 /// The backward of member `me` of a pipelined Ulysses: dO of phase 1 in, then phase 2's dO
-/// beside phase 1's backward, phase 1's dQ and dKV (final: no other document reaches its
-/// keys) out beside phase 2's backward, phase 2's out last.
+/// beside phase 1's backward, phase 1's dQ out beside phase 2's backward (with phase 1's dKV
+/// when phases are whole sequences: no other document reaches its keys), phase 2's out last
+/// (with all of dKV when the phases halve one sequence). Tags 0-3.
 fn backward_pp(
     g: &Grid,
     model: &ModelShape,
