@@ -178,20 +178,25 @@ fn usp_with_one_group_is_ulysses_and_default_avoids_replication() {
     assert_eq!(d.to_bytes(), again.to_bytes());
 }
 
-/// `ulysses-pp` on random batches (every mask kind, GQA 1-4, 1-4 sequences of odd lengths) with
-/// whole KV heads per device: the validator accepts it and the CPU executor matches dense
-/// attention in both passes; it moves exactly `ulysses`'s bytes.
+/// `ulysses-pp` on random batches (every mask kind, GQA 1-4, 1-4 sequences of odd lengths, whole
+/// or replicated KV heads per device): the validator accepts it and the CPU executor matches
+/// dense attention in both passes; it moves exactly `ulysses`'s bytes.
 #[test]
 fn ulysses_pp_is_correct_and_moves_ulysses_bytes() {
-    let (mut pipelined, mut halves) = (0, 0);
-    for seed in 0..60u64 {
+    let (mut pipelined, mut halves, mut replicated) = (0, 0, 0);
+    for seed in 0..100u64 {
         let (mut batch, _) = random_case(seed, 160);
         let kv = [2u32, 4][(seed % 2) as usize];
         let group = batch.model.group();
         batch.model.kv_heads = kv;
         batch.model.heads = kv * group;
         batch.head_block = kv;
-        let n = [1u32, 2, kv][(seed % 3) as usize];
+        // 2 * kv: replicated KV heads (each of a KV head's members holds a partial dKV).
+        let mut n = [1u32, 2, kv, 2 * kv][(seed % 4) as usize];
+        if n > batch.model.heads {
+            n = kv;
+        }
+        replicated += usize::from(n > kv);
         let topo = Topology::new(1, n);
         let opts = PlannerOptions::default();
         let p = make_plan("ulysses-pp", &batch, &topo, &opts).unwrap();
@@ -223,6 +228,10 @@ fn ulysses_pp_is_correct_and_moves_ulysses_bytes() {
     }
     assert!(pipelined > 20, "{pipelined} pipelined cases");
     assert!(halves > 0, "no lone sequence was split at its middle");
+    assert!(
+        replicated > 5,
+        "{replicated} cases with replicated KV heads"
+    );
 }
 
 /// A lone sequence: split at its middle chunk boundary when its first half attends nothing in
@@ -259,7 +268,7 @@ fn ulysses_pp_splits_a_lone_causal_sequence_at_its_middle() {
 
 /// The overlap `ulysses-pp` exists for: phase 2's input group is issued before phase 1's
 /// attention and waited for after it; phase 1's output group is issued before phase 2's
-/// attention. And it refuses replicated KV heads by name.
+/// attention. With replicated KV heads it is correct too.
 #[test]
 fn ulysses_pp_issues_each_phase_beside_the_other_phase_attention() {
     let m = model(8, 2);
@@ -294,16 +303,21 @@ fn ulysses_pp_issues_each_phase_beside_the_other_phase_attention() {
             "backward {pass}"
         );
     }
+    // Replicated KV heads (4 devices, 2 KV heads): correct, ulysses's bytes.
+    let topo = Topology::new(1, 4);
+    let r = make_plan("ulysses-pp", &b, &topo, &PlannerOptions::default()).unwrap();
+    check_plan(&r, 5).unwrap();
+    let u = make_plan("ulysses", &b, &topo, &PlannerOptions::default()).unwrap();
+    assert_eq!(sent(&r, false), sent(&u, false));
+    assert_eq!(sent(&r, true), sent(&u, true));
+    // More devices than query heads: ulysses's refusal.
     let err = make_plan(
         "ulysses-pp",
         &b,
-        &Topology::new(1, 4),
+        &Topology::new(1, 16),
         &PlannerOptions::default(),
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("ulysses-pp") && err.contains("whole KV heads"),
-        "{err}"
-    );
+    assert!(err.contains("query heads"), "{err}");
 }

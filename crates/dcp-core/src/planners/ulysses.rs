@@ -40,21 +40,12 @@ pub fn plan_ulysses(batch: &BatchSpec, topo: &Topology) -> Result<Plan, Planning
 /// one phase's transfer runs beside the other phase's attention (documents never attend each
 /// other): Q/KV of phase 1 in; phase 2's in beside phase 1's attention; phase 1's O out beside
 /// phase 2's attention; phase 2's out. The backward does the same with dO in and dQ / dKV out.
-/// The same bytes as `ulysses`, in twice as many groups; with one sequence the plan is
-/// `ulysses`'s. Needs every device to hold whole KV heads (the device count divides the KV
-/// heads); a typed error otherwise.
+/// The same bytes as `ulysses`, in twice as many groups, with the same requirements and the same
+/// KV-head replication; where nothing can overlap (one sequence whose first half attends its
+/// second) the plan is `ulysses`'s.
 pub fn plan_ulysses_pp(batch: &BatchSpec, topo: &Topology) -> Result<Plan, PlanningError> {
     check_ulysses(batch, topo)?;
-    let (n, kv) = (topo.n_devices(), batch.model.kv_heads);
-    if !kv.is_multiple_of(n) {
-        return Err(PlanningError::Unsupported {
-            planner: "ulysses-pp",
-            what: format!(
-                "{n} devices with {kv} KV heads: the pipelined all-to-alls need whole KV heads per device (a device count dividing the KV heads; use ulysses)"
-            ),
-        });
-    }
-    crate::usp::plan_grid_pp(batch, topo, n, "ulysses-pp".into(), true)
+    crate::usp::plan_grid_pp(batch, topo, topo.n_devices(), "ulysses-pp".into(), true)
 }
 
 /// Validates the batch and whether `ulysses` applies to its heads on `topo` (typed errors).

@@ -530,8 +530,8 @@ pub(crate) fn plan_grid_pp(
     let max_group = (0..g.r).map(|r| g.kv_blocks(r).0).max().unwrap_or(0);
     let phases = if pipeline {
         assert!(
-            g.r == 1 && (0..h).all(|j| g.share(j).parts == 1),
-            "the caller checks that a pipelined grid has no ring and no replicated KV head"
+            g.r == 1,
+            "the caller checks that a pipelined grid has no ring"
         );
         Phases::of(&g, 0)
     } else {
@@ -687,16 +687,35 @@ struct PhaseRows {
 }
 
 impl PhaseRows {
+    /// The KV-like layout (every member's tokens): [`Grid::kv_blocks`] made phase-major.
     fn of(g: &Grid, ring: u32, ph: &Phases, p: usize) -> PhaseRows {
+        Self::of_members(g, ring, ph, p, |_| true)
+    }
+
+    /// The Q-like layout of member `me` (the tokens of the members of its part, whose query
+    /// rows it computes): [`Grid::q_blocks`] made phase-major. Other members have no rows.
+    fn q_of(g: &Grid, ring: u32, ph: &Phases, p: usize, me: u32) -> PhaseRows {
+        let part = g.share(me).part;
+        Self::of_members(g, ring, ph, p, |j| g.share(j).part == part)
+    }
+
+    fn of_members(
+        g: &Grid,
+        ring: u32,
+        ph: &Phases,
+        p: usize,
+        mine: impl Fn(u32) -> bool,
+    ) -> PhaseRows {
+        let count = |p: usize, j: u32| if mine(j) { ph.rows(g, ring, p, j).1 } else { 0 };
         let first = if p == 0 {
             0
         } else {
-            (0..g.h).map(|j| ph.rows(g, ring, 0, j).1).sum()
+            (0..g.h).map(|j| count(0, j)).sum()
         };
         let mut at = first;
         let members = (0..g.h)
             .map(|j| {
-                let (f, n) = ph.rows(g, ring, p, j);
+                let (f, n) = (ph.rows(g, ring, p, j).0, count(p, j));
                 at += n;
                 (f, n, at - n)
             })
@@ -727,19 +746,20 @@ fn phase_work(
     g: &Grid,
     ring: u32,
     ph: &Phases,
-    all: &[PhaseRows; 2],
+    qr: &[PhaseRows; 2],
+    kr: &[PhaseRows; 2],
     p: usize,
 ) -> (Option<RowRanges>, (u32, u32)) {
     let both = p == 1 && ph.second_reads_first();
     let kv = if both {
-        (0, all[0].len + all[1].len)
+        (0, kr[0].len + kr[1].len)
     } else {
-        (all[p].first, all[p].len)
+        (kr[p].first, kr[p].len)
     };
     let kpos = |k: u32, seq: u32, start: u32, r: u32| {
         let kp = usize::from(!ph.in_first(seq, start));
         (kp == p || both).then(|| {
-            let (f, _, at) = all[kp].members[k as usize];
+            let (f, _, at) = kr[kp].members[k as usize];
             at + r - f - kv.0
         })
     };
@@ -747,13 +767,33 @@ fn phase_work(
     let mut scratch = SpanScratch::default();
     let mut attended = 0;
     for j in 0..g.h {
-        let (f, _, at) = all[p].members[j as usize];
+        let (f, n, at) = qr[p].members[j as usize];
+        if n == 0 {
+            continue;
+        }
         let qpos = |seq: u32, start: u32, r: u32| {
-            (ph.in_first(seq, start) == (p == 0)).then(|| at - all[p].first + r - f)
+            (ph.in_first(seq, start) == (p == 0)).then(|| at - qr[p].first + r - f)
         };
         attended += g.rows_into(ring, j, ring, (&qpos, &kpos), &mut rows, &mut scratch);
     }
     ((attended > 0).then_some(rows), kv)
+}
+
+/// One phase's all-to-all group of member `me`: Q-like tensors `q` with rows `qr`, KV-like
+/// tensors `kv` with rows `kr` (their layouts differ when KV heads are replicated).
+fn phase_a2a(
+    g: &Grid,
+    me: u32,
+    q: &[A2a],
+    qr: &PhaseRows,
+    kv: &[A2a],
+    kr: &PhaseRows,
+) -> (Vec<P2p>, Vec<Instr>) {
+    let (mut ops, mut copies) = all_to_all_rows(g, 0, me, q, &|j| qr.a2a(j));
+    let (o2, c2) = all_to_all_rows(g, 0, me, kv, &|j| kr.a2a(j));
+    ops.extend(o2);
+    copies.extend(c2);
+    (ops, copies)
 }
 
 /// O = 0, LSE = −∞ on `rows` (first, count) of the head-split outputs (rows no key reaches).
@@ -804,23 +844,24 @@ fn forward_pp(
         a2a(o, o_h, model.group(), true, false),
         a2a(lse, lse_h, model.group(), true, false),
     ];
-    let exchange = |f: &mut ProgramBuilder, tag: u32, tensors: &[A2a], pr: &PhaseRows| {
-        let (ops, copies) = all_to_all_rows(g, ring, me, tensors, &|j| pr.a2a(j));
+    let qr = [0, 1].map(|p| PhaseRows::q_of(g, ring, ph, p, me));
+    let kr = [0, 1].map(|p| PhaseRows::of(g, ring, ph, p));
+    let exchange = |f: &mut ProgramBuilder, tag: u32, q: &[A2a], kv: &[A2a], p: usize| {
+        let (ops, copies) = phase_a2a(g, me, q, &qr[p], kv, &kr[p]);
         f.push(Instr::Comm { tag, ops });
         for c in copies {
             f.push(c);
         }
     };
-    let rows = [0, 1].map(|p| PhaseRows::of(g, ring, ph, p));
-    exchange(&mut f, 0, &inputs, &rows[0]);
+    exchange(&mut f, 0, &inputs[..1], &inputs[1..], 0);
     f.push(Instr::Wait { tag: 0 });
-    exchange(&mut f, 1, &inputs, &rows[1]);
-    for (p, pr) in rows.iter().enumerate() {
+    exchange(&mut f, 1, &inputs[..1], &inputs[1..], 1);
+    for (p, pr) in qr.iter().enumerate() {
         if p == 1 {
             f.push(Instr::Wait { tag: 1 });
         }
         if pr.len > 0 {
-            let (wr, kv_rows) = phase_work(g, ring, ph, &rows, p);
+            let (wr, kv_rows) = phase_work(g, ring, ph, &qr, &kr, p);
             match wr {
                 Some(wr) => f.push(Instr::Attn {
                     stage: p as u32,
@@ -835,7 +876,7 @@ fn forward_pp(
                 None => fill_empty(&mut f, o_h, lse_h, (pr.first, pr.len), qn),
             }
         }
-        exchange(&mut f, 2 + p as u32, &outputs, pr);
+        exchange(&mut f, 2 + p as u32, &outputs, &[], p);
     }
     f.push(Instr::Wait { tag: 2 });
     f.push(Instr::Wait { tag: 3 });
@@ -875,7 +916,6 @@ fn backward_pp(
     let [d_o, dq, dkv, do_h, dq_acc] = bwd_buffers(&mut b, model, t_me, q_rows, qn);
     let dkv_acc = scratch(&mut b, "dkv_acc", DType::F32, k_rows, kvn, 2 * d);
     let dq_h = scratch(&mut b, "dq_heads", model.dtype, q_rows, qn, d);
-    let dkv_h = scratch(&mut b, "dkv_heads", model.dtype, k_rows, kvn, 2 * d);
     let a2a = |io, split, per_kv, q_like, to_split| A2a {
         io,
         split,
@@ -884,19 +924,30 @@ fn backward_pp(
         to_split,
     };
     let inputs = [a2a(d_o, do_h, gq, true, true)];
-    let outputs = [
-        a2a(dq, dq_h, gq, true, false),
-        a2a(dkv, dkv_h, 1, false, false),
-    ];
-    let exchange = |b: &mut ProgramBuilder, tag: u32, tensors: &[A2a], pr: &PhaseRows| {
-        let (ops, copies) = all_to_all_rows(g, ring, me, tensors, &|j| pr.a2a(j));
-        b.push(Instr::Comm { tag, ops });
-        for c in copies {
-            b.push(c);
-        }
-    };
-    let rows = [0, 1].map(|p| PhaseRows::of(g, ring, ph, p));
-    let (ops, copies) = all_to_all_rows(g, ring, me, &inputs, &|j| rows[0].a2a(j));
+    let mut outputs = vec![a2a(dq, dq_h, gq, true, false)];
+    // Whole KV heads: dKV is final on its member and returns converted to 16 bits.
+    let dkv_h = (g.share(me).parts == 1).then(|| {
+        let h = scratch(&mut b, "dkv_heads", model.dtype, k_rows, kvn, 2 * d);
+        outputs.push(a2a(dkv, h, 1, false, false));
+        h
+    });
+    let qr = [0, 1].map(|p| PhaseRows::q_of(g, ring, ph, p, me));
+    let kr = [0, 1].map(|p| PhaseRows::of(g, ring, ph, p));
+    let sh = g.share(me);
+    // Replicated KV heads: each of the `parts` members of a KV head holds a partial dKV of every
+    // token of the group; partials return in fp32 into one slot per part, and the owner sums
+    // the slots once at the end (as `backward` does).
+    let slots = (sh.parts > 1).then(|| {
+        scratch(
+            &mut b,
+            "dkv_parts",
+            DType::F32,
+            t_me * sh.parts,
+            model.kv_heads,
+            2 * d,
+        )
+    });
+    let (ops, copies) = phase_a2a(g, me, &inputs, &qr[0], &[], &kr[0]);
     b.push(Instr::Comm { tag: 0, ops });
     b.push(Instr::Fill {
         dst: reg(dq_acc, 0, q_rows, 0, qn),
@@ -910,18 +961,22 @@ fn backward_pp(
         b.push(c);
     }
     b.push(Instr::Wait { tag: 0 });
-    exchange(&mut b, 1, &inputs, &rows[1]);
+    let (ops, copies) = phase_a2a(g, me, &inputs, &qr[1], &[], &kr[1]);
+    b.push(Instr::Comm { tag: 1, ops });
+    for c in copies {
+        b.push(c);
+    }
     // dKV goes out with its phase's dQ when the phase's keys are final after its own launch
     // (phases of whole sequences); with a split inside one sequence phase 2's rows also reach
     // phase 1's keys, so all of dKV goes out last.
     let with_dkv = |p: usize| p == 1 || !ph.second_reads_first();
-    for (p, pr) in rows.iter().enumerate() {
+    for (p, pr) in qr.iter().enumerate() {
         if p == 1 {
             b.push(Instr::Wait { tag: 1 });
         }
         // Rows no key reaches keep dQ = 0 (the fill).
         if pr.len > 0 {
-            let (wr, kv_rows) = phase_work(g, ring, ph, &rows, p);
+            let (wr, kv_rows) = phase_work(g, ring, ph, &qr, &kr, p);
             if let Some(wr) = wr {
                 let kv_reg = |buf| reg(buf, kv_rows.0, kv_rows.1, 0, kvn);
                 b.push(Instr::AttnBwd {
@@ -944,21 +999,53 @@ fn backward_pp(
             src: pr.reg(dq_acc, qn),
             dst: pr.reg(dq_h, qn),
         });
-        let (mut ops, mut copies) = all_to_all_rows(g, ring, me, &outputs[..1], &|j| pr.a2a(j));
+        let (mut ops, mut copies) = phase_a2a(g, me, &outputs[..1], pr, &[], &kr[p]);
         if with_dkv(p) {
-            let kv_phases: &[&PhaseRows] = if ph.second_reads_first() {
-                &[&rows[0], &rows[1]]
+            let kv_phases: &[usize] = if ph.second_reads_first() {
+                &[0, 1]
             } else {
-                &[pr]
+                &[p]
             };
-            for kr in kv_phases {
-                b.push(Instr::Copy {
-                    src: kr.reg(dkv_acc, kvn),
-                    dst: kr.reg(dkv_h, kvn),
-                });
-                let (o2, c2) = all_to_all_rows(g, ring, me, &outputs[1..], &|j| kr.a2a(j));
-                ops.extend(o2);
-                copies.extend(c2);
+            for &kp in kv_phases {
+                let k = &kr[kp];
+                match (slots, dkv_h) {
+                    (_, Some(dkv_h)) => {
+                        b.push(Instr::Copy {
+                            src: k.reg(dkv_acc, kvn),
+                            dst: k.reg(dkv_h, kvn),
+                        });
+                        let (o2, c2) = phase_a2a(g, me, &[], &qr[kp], &outputs[1..], k);
+                        ops.extend(o2);
+                        copies.extend(c2);
+                    }
+                    (slots, None) => {
+                        let slots = slots.expect("a member without whole KV heads has slots");
+                        let (f_me, n_me, _) = k.members[me as usize];
+                        for j in 0..g.h {
+                            let (_, n_j, at_j) = k.members[j as usize];
+                            let js = g.share(j);
+                            if j == me {
+                                if n_me > 0 {
+                                    copies.push(Instr::Copy {
+                                        src: reg(dkv_acc, at_j, n_j, 0, 1),
+                                        dst: reg(slots, sh.part * t_me + f_me, n_me, sh.kv0, 1),
+                                    });
+                                }
+                                continue;
+                            }
+                            let peer = g.dev(ring, j);
+                            if n_j > 0 {
+                                ops.push(send(peer, reg(dkv_acc, at_j, n_j, 0, 1)));
+                            }
+                            if n_me > 0 {
+                                ops.push(recv(
+                                    peer,
+                                    reg(slots, js.part * t_me + f_me, n_me, js.kv0, 1),
+                                ));
+                            }
+                        }
+                    }
+                }
             }
         }
         b.push(Instr::Comm {
@@ -971,6 +1058,14 @@ fn backward_pp(
     }
     b.push(Instr::Wait { tag: 2 });
     b.push(Instr::Wait { tag: 3 });
+    if let (Some(slots), true) = (slots, t_me > 0) {
+        b.push(Instr::Sum {
+            dst: reg(dkv, 0, t_me, 0, model.kv_heads),
+            inputs: (0..sh.parts)
+                .map(|p| reg(slots, p * t_me, t_me, 0, model.kv_heads))
+                .collect(),
+        });
+    }
     b.finish()
 }
 
