@@ -225,16 +225,12 @@ impl Grid<'_> {
         let mut kv: Vec<(u32, u32, u32)> = Vec::new();
         let qd = self.dev(ring, j) as usize;
         for (qi, qp) in self.pieces[qd].iter().enumerate() {
-            let mut row = qp.row;
-            let q_at: Vec<Option<u32>> = qp
-                .spans
-                .iter()
-                .map(|&(start, len)| {
-                    row += len;
-                    qpos(qp.seq, start, row - len)
-                })
-                .collect();
-            if q_at.iter().all(Option::is_none) {
+            // The work row of each query span (member rows run span after span).
+            let q_at = |i: usize| {
+                let row = qp.row + qp.spans[..i].iter().map(|s| s.1).sum::<u32>();
+                qpos(qp.seq, qp.spans[i].0, row)
+            };
+            if (0..qp.spans.len()).all(|i| q_at(i).is_none()) {
                 continue;
             }
             kv.clear();
@@ -252,9 +248,9 @@ impl Grid<'_> {
                 }
             }
             let mask = &self.masks[qp.seq as usize];
-            for (qs, at) in self.qspans[qd][qi].iter().zip(&q_at) {
-                if let Some(at) = at {
-                    attended += span_rows(mask, qs, &kv, *at, rows, scratch);
+            for (i, qs) in self.qspans[qd][qi].iter().enumerate() {
+                if let Some(at) = q_at(i) {
+                    attended += span_rows(mask, qs, &kv, at, rows, scratch);
                 }
             }
         }
@@ -484,10 +480,9 @@ pub(crate) fn plan_grid(
     plan_grid_pp(batch, topo, h, name, false)
 }
 
-/// [`plan_grid`]; with `pipeline` (`ulysses-pp`: a grid with no ring whose members each hold
-/// whole KV heads, checked by the caller) the all-to-alls run in two phases of sequences
-/// ([`Phases`]) beside the attention of the other phase. With one sequence there is nothing to
-/// overlap and the programs are `ulysses`'s.
+/// [`plan_grid`]; with `pipeline` (`ulysses-pp`: a grid with no ring, checked by the caller) the
+/// all-to-alls run in two phases ([`Phases`]), each beside the attention of the other phase.
+/// Where nothing can overlap ([`Phases::of`] is None) the programs are `ulysses`'s.
 pub(crate) fn plan_grid_pp(
     batch: &BatchSpec,
     topo: &Topology,
@@ -1021,29 +1016,21 @@ fn backward_pp(
                     (slots, None) => {
                         let slots = slots.expect("a member without whole KV heads has slots");
                         let (f_me, n_me, _) = k.members[me as usize];
-                        for j in 0..g.h {
-                            let (_, n_j, at_j) = k.members[j as usize];
-                            let js = g.share(j);
-                            if j == me {
-                                if n_me > 0 {
-                                    copies.push(Instr::Copy {
-                                        src: reg(dkv_acc, at_j, n_j, 0, 1),
-                                        dst: reg(slots, sh.part * t_me + f_me, n_me, sh.kv0, 1),
-                                    });
-                                }
-                                continue;
-                            }
-                            let peer = g.dev(ring, j);
-                            if n_j > 0 {
-                                ops.push(send(peer, reg(dkv_acc, at_j, n_j, 0, 1)));
-                            }
-                            if n_me > 0 {
-                                ops.push(recv(
-                                    peer,
-                                    reg(slots, js.part * t_me + f_me, n_me, js.kv0, 1),
-                                ));
-                            }
-                        }
+                        let (o2, c2) = partial_dkv(
+                            g,
+                            ring,
+                            me,
+                            dkv_acc,
+                            slots,
+                            t_me,
+                            &|j| {
+                                let (_, n, at) = k.members[j as usize];
+                                (at, n)
+                            },
+                            (f_me, n_me),
+                        );
+                        ops.extend(o2);
+                        copies.extend(c2);
                     }
                 }
             }
@@ -1067,6 +1054,50 @@ fn backward_pp(
         });
     }
     b.finish()
+}
+
+/// Replicated KV heads: the sends (and the local copy) of member `me`'s partial dKV of each
+/// member j's tokens (rows `src(j) = (first, count)` of `home`) to j's slot of `me`'s part, and
+/// the receives of its own tokens `mine = (first, count)` from every member into their parts'
+/// slots (`slots`: `parts` × `t_me` rows, one head per KV head).
+#[allow(clippy::too_many_arguments)]
+fn partial_dkv(
+    g: &Grid,
+    ring: u32,
+    me: u32,
+    home: u32,
+    slots: u32,
+    t_me: u32,
+    src: &dyn Fn(u32) -> (u32, u32),
+    mine: (u32, u32),
+) -> (Vec<P2p>, Vec<Instr>) {
+    let (mut ops, mut copies) = (Vec::new(), Vec::new());
+    let sh = g.share(me);
+    let (f_me, n_me) = mine;
+    for j in 0..g.h {
+        let (at_j, n_j) = src(j);
+        let js = g.share(j);
+        if j == me {
+            if n_me > 0 {
+                copies.push(Instr::Copy {
+                    src: reg(home, at_j, n_j, 0, 1),
+                    dst: reg(slots, sh.part * t_me + f_me, n_me, sh.kv0, 1),
+                });
+            }
+            continue;
+        }
+        let peer = g.dev(ring, j);
+        if n_j > 0 {
+            ops.push(send(peer, reg(home, at_j, n_j, 0, 1)));
+        }
+        if n_me > 0 {
+            ops.push(recv(
+                peer,
+                reg(slots, js.part * t_me + f_me, n_me, js.kv0, 1),
+            ));
+        }
+    }
+    (ops, copies)
 }
 
 /// The backward's caller gradients and its head-split dO and fp32 dQ accumulator, for `t_me`
@@ -1556,26 +1587,10 @@ fn backward(
             model.kv_heads,
             2 * d,
         );
-        for j in 0..g.h {
-            let peer = g.dev(ring, j);
-            let t_j = g.tokens[peer as usize];
-            let js = g.share(j);
-            if j == me {
-                if t_me > 0 {
-                    copies.push(Instr::Copy {
-                        src: reg(home, koff[me as usize], t_me, 0, 1),
-                        dst: reg(slots, sh.part * t_me, t_me, sh.kv0, 1),
-                    });
-                }
-                continue;
-            }
-            if t_j > 0 {
-                ops.push(send(peer, reg(home, koff[j as usize], t_j, 0, 1)));
-            }
-            if t_me > 0 {
-                ops.push(recv(peer, reg(slots, js.part * t_me, t_me, js.kv0, 1)));
-            }
-        }
+        let src = |j: u32| (koff[j as usize], g.tokens[g.dev(ring, j) as usize]);
+        let (o2, c2) = partial_dkv(g, ring, me, home, slots, t_me, &src, (0, t_me));
+        ops.extend(o2);
+        copies.extend(c2);
         b.push(Instr::Comm { tag: out_tag, ops });
         for c in copies {
             b.push(c);
