@@ -1137,6 +1137,10 @@ pub struct KernelBenchArgs {
     /// 8096-token sequence, full mask: one work of the same FLOPs as works1000, within 0.02 %),
     /// full8k (one 8192-token sequence, full mask: 2.4 % more), blocks256 (full8k as dcp's
     /// own placement at block 256 plans it: 32 works × 32 KV segments over the same Q/KV).
+    /// For the sparse masks' ratios at other sizes: blockwise128k, lambda128k, sharedq128k (the
+    /// same masks over one 131072-token sequence), and causal8k / causal16k (dense causal with
+    /// the attended FLOPs of blockwise / blockwise128k, within 2 %). Any mask over one sequence:
+    /// MASK@TOKENS (e.g. causal-blockwise@65536, lambda:64:4096@16384).
     #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
     pub shapes: String,
     /// Planner of the one-GPU plan: local (one work per sequence) or ring / zigzag (world 1:
@@ -1185,17 +1189,33 @@ pub fn kernel_bench_shapes(names: &str) -> Result<Vec<(String, Vec<u32>, String)
             let (lens, mask) = match n.as_str() {
                 "causal32k" => (vec![32768], "causal"),
                 "causal128k" => (vec![131072], "causal"),
+                "causal8k" => (vec![8192], "causal"),
+                "causal16k" => (vec![16384], "causal"),
                 "packed" => (packed_lens(), "causal"),
                 "lambda" => (vec![32768], "lambda"),
                 "sharedq" => (vec![32768], "shared-question"),
                 "blockwise" => (vec![32768], "causal-blockwise"),
+                "lambda128k" => (vec![131072], "lambda"),
+                "sharedq128k" => (vec![131072], "shared-question"),
+                "blockwise128k" => (vec![131072], "causal-blockwise"),
                 "works1000" | "small1000" => (vec![256; 1000], "full"),
                 "onework" => (vec![8096], "full"),
                 "full8k" | "blocks256" => (vec![8192], "full"),
+                o if o.contains('@') => {
+                    let (mask, len) = o.split_once('@').unwrap_or_default();
+                    MaskSpec::parse(mask).with_context(|| format!("shape `{o}`: its mask"))?;
+                    let len: u32 =
+                        len.parse().ok().filter(|&l| l > 0).with_context(|| {
+                            format!("shape `{o}`: `{len}` is not a token count")
+                        })?;
+                    return Ok((n.clone(), vec![len], mask.to_string()));
+                }
                 o => {
                     bail!(
-                        "unknown shape `{o}`: allowed are causal32k, causal128k, packed, lambda, \
-                         sharedq, blockwise, works1000 (small1000), onework, full8k, blocks256"
+                        "unknown shape `{o}` (or MASK@TOKENS, e.g. causal-blockwise@65536): \
+                         allowed are causal32k, causal128k, causal8k, \
+                         causal16k, packed, lambda, sharedq, blockwise, lambda128k, sharedq128k, \
+                         blockwise128k, works1000 (small1000), onework, full8k, blocks256"
                     )
                 }
             };
@@ -1362,6 +1382,35 @@ mod tests {
             kernel_bench_plan("full8k", "local"),
             ("local".to_string(), 1024)
         );
+        // causal8k / causal16k: dense causal with (within 2 %) the attended FLOPs of the 32K /
+        // 128K causal-blockwise sequences, the same-size dense reference of their ratios.
+        let s = kernel_bench_shapes("causal8k,blockwise,causal16k,blockwise128k").unwrap();
+        let attended = |(_, lens, mask): &(String, Vec<u32>, String)| {
+            MaskSpec::parse(mask).unwrap().compile(lens[0]).count_all() as f64
+        };
+        for pair in s.chunks(2) {
+            let r = attended(&pair[0]) / attended(&pair[1]);
+            assert!(
+                (0.98..1.02).contains(&r),
+                "{} / {}: {r}",
+                pair[0].0,
+                pair[1].0
+            );
+        }
+        let s = kernel_bench_shapes("lambda128k,sharedq128k").unwrap();
+        assert_eq!(
+            (s[0].1[0], s[0].2.as_str(), s[1].2.as_str()),
+            (131072, "lambda", "shared-question")
+        );
+        let s = kernel_bench_shapes("causal-blockwise:256:2@65536,causal@100").unwrap();
+        assert_eq!(
+            (s[0].1.as_slice(), s[0].2.as_str(), s[1].1.as_slice()),
+            (&[65536u32][..], "causal-blockwise:256:2", &[100u32][..])
+        );
+        for bad in ["causal@", "causal@0", "causal@x", "nomask@64"] {
+            let e = kernel_bench_shapes(bad).unwrap_err();
+            assert!(format!("{e:#}").contains(bad), "{bad}: {e:#}");
+        }
         let e = kernel_bench_shapes("causal32k,dense")
             .unwrap_err()
             .to_string();
