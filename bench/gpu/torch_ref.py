@@ -23,14 +23,24 @@ dev = "cuda"
 DTYPES = {"bf16": torch.bfloat16, "f16": torch.float16}
 
 
+def band(mask):
+    """(sink, window) of a lambda / sliding-window mask string with its parameters (mask.rs's
+    defaults where absent), else None: flash runs the window, the sink keys are counted only."""
+    kind, prm = parse_mask(mask)
+    if kind == "lambda":
+        return prm[0], prm[1]
+    if kind == "sliding-window":
+        return 0, prm[0]
+    return None
+
+
 def attended(lens, mask):
     tot = 0
     for L in lens:
         if mask == "causal":
             tot += L * (L + 1) // 2
-        elif mask.startswith("lambda") or mask.startswith("sliding"):
-            W = 4096
-            sink = 64 if mask.startswith("lambda") else 0
+        elif band(mask):
+            sink, W = band(mask)
             for i in range(L):
                 win = min(i + 1, W)
                 extra = max(0, min(sink, i + 1 - win))
@@ -75,10 +85,10 @@ def run(lens, mask, H=8, HKV=2, D=128, dtype="bf16"):
     cu = torch.tensor([0] + list(torch.tensor(lens).cumsum(0).tolist()), device=dev, dtype=torch.int32)
     mx = max(lens)
     causal = mask != "full"
-    win = (4095, 0) if mask.startswith("lambda") or mask.startswith("sliding") else (None, None)
+    win = (band(mask)[1] - 1, 0) if band(mask) else (None, None)
     kw = dict(scale=None, window_size_left=win[0], window_size_right=win[1])
     res = {"lens": lens, "mask": mask, "tokens": T, "heads": H, "kv_heads": HKV, "head_dim": D, "dtype": dtype}
-    if mask not in ("causal", "full") and not mask.startswith("lambda") and not mask.startswith("sliding"):
+    if mask not in ("causal", "full") and not band(mask):
         res["flash_error"] = f"mask {mask}: no flash / cuDNN equivalent"
         return res
     fl = 4.0 * attended(lens, mask) * D * H

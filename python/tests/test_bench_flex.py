@@ -63,3 +63,17 @@ def test_unknown_mask_is_refused():
     mask_mod, _ = torch_ref.flex_mask_mod([64], "ranges", device="cpu")
     with pytest.raises(ValueError, match="no FlexAttention form"):
         mask_mod(0, 0, torch.arange(4)[:, None], torch.arange(4)[None, :])
+
+
+@pytest.mark.parametrize("mask", ["sliding-window:7", "lambda:4:8", "lambda:0:5", "causal", "full"])
+def test_flash_attended_count_follows_the_mask_parameters(mask):
+    # The flash column's FLOPs: every attended element of the mask with its own parameters.
+    lens = [300, 77, 1]
+    assert torch_ref.attended(lens, mask) == int(batch_mask(lens, [mask] * len(lens)).sum())
+
+
+def test_flash_window_follows_the_mask_parameters():
+    assert torch_ref.band("lambda") == (64, 4096)
+    assert torch_ref.band("lambda:16:2048") == (16, 2048)
+    assert torch_ref.band("sliding-window:512") == (0, 512)
+    assert torch_ref.band("causal-blockwise") is None
