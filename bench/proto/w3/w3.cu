@@ -189,6 +189,19 @@ int main(int argc, char** argv) {
   double mhz = 0;
   for (int b = 0; b < sms; ++b) mhz += (double)(hc[4 * b + 2] - hc[4 * b]) / (double)(hc[4 * b + 3] - hc[4 * b + 1]) * 1e3;
   mhz /= sms;
+#if W3_STAMP
+  // The per-phase stamps of that launch, raw (u64 [CTAS][NC][TASKS][10]), for stamps.py.
+  if (const char* f = getenv("W3_STAMP_OUT")) {
+    std::vector<u64> hs(W3_STAMP_CTAS * NC * W3_STAMP_TASKS * 10);
+    CK(cudaMemcpyFromSymbol(hs.data(), w3_stamps, hs.size() * sizeof(u64)));
+    FILE* fp = fopen(f, "wb");
+    if (!fp || fwrite(hs.data(), sizeof(u64), hs.size(), fp) != hs.size()) {
+      fprintf(stderr, "cannot write %s\n", f);
+      exit(1);
+    }
+    fclose(fp);
+  }
+#endif
   // Sustained load for the clock / power sampler (W3_SUSTAIN_MS of launches, after the timing).
   if (const char* e = getenv("W3_SUSTAIN_MS")) {
     clk_arg = nullptr;

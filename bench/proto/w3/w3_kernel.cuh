@@ -78,6 +78,28 @@ static_assert(W3_DOC % 128 == 0, "documents of whole 128-key tiles");
 #if W3_EARLY && NC != 2
 #error "W3_EARLY needs NC 2"
 #endif
+// W3_ONE 1 (session 27; documents of 256 keys, NC 2 or 3): one step per task. Both tiles' S are
+// issued at once (two 64 x 128 accumulators = the slab's 64 x 256 scores), the softmax is exact
+// over all 256 keys (one row maximum, no running maximum, no rescale of O), P goes in place into
+// S's registers and one P V over the 256 keys writes O (scale-d 0 on its first k-chunk). O is not
+// live during S and the softmax, so a consumer holds at most 128 accumulator registers plus P.
+// With W3_PP the two warpgroups take turns per S and per P V, one turn each per task.
+#ifndef W3_ONE
+#define W3_ONE 0
+#endif
+// W3_KVS 1 (with W3_ONE): K and V of a task get barriers of their own (full/empty 0: both K
+// tiles, full/empty 1: both V tiles), so the next task's K loads once this task's S has completed
+// and its V once this task's P V has. Without it a W3_ONE task frees both stages only at its end
+// and the next task waits for a whole load.
+#ifndef W3_KVS
+#define W3_KVS 0
+#endif
+#if W3_KVS && !W3_ONE
+#error "W3_KVS needs W3_ONE"
+#endif
+#if W3_ONE && (W3_EARLY || W3_TILES != 2 || W3_MODE != 0)
+#error "W3_ONE is written for 2-tile documents without W3_EARLY"
+#endif
 #if W3_MODE != 0 && (W3_EARLY || W3_DOC != 256 || W3_ALIAS)
 #error "W3_MODE 1 and 2 run the plain tile loop on their own sequence"
 #endif
@@ -318,6 +340,40 @@ __device__ __forceinline__ void w3_slab(u32 u, u32 s, u32* head, u32* row0) {
 #endif
 }
 
+// W3_STAMP 1 (W3_ONE only; the measurement build, not the timed one): in the launch that reads
+// the clock, thread 0 of each consumer warpgroup of the first W3_STAMP_CTAS CTAs stamps clock64
+// at 9 points of its first W3_STAMP_TASKS tasks (w3_stamps[cta][warpgroup][task][point]): task
+// start, Q ready, K ready, S issued, S done, softmax done, P V issued, P V done, epilogue done.
+#ifndef W3_STAMP
+#define W3_STAMP 0
+#endif
+// W3_LATEREL 1 (W3_ONE only): the thread that issues a slab's O tensor stores does not wait for
+// their read at the task's end; it owes its "Q empty" arrival and pays it (the read wait, then the
+// arrival) right after the next task's S issue, so neither its warpgroup's next task nor the
+// epilogue's critical path holds the read (main's FWD_LATEREL 1).
+#ifndef W3_LATEREL
+#define W3_LATEREL 0
+#endif
+#if W3_LATEREL && !W3_ONE
+#error "W3_LATEREL is written for W3_ONE"
+#endif
+#if W3_STAMP && !W3_ONE
+#error "W3_STAMP is written for W3_ONE"
+#endif
+#define W3_STAMP_CTAS 8
+#define W3_STAMP_TASKS 32
+#if W3_STAMP
+__device__ u64 w3_stamps[W3_STAMP_CTAS][NC][W3_STAMP_TASKS][10];
+#define W3_ST(i) \
+  do { \
+    if (st_on && k < W3_STAMP_TASKS) w3_stamps[blockIdx.x][cw][k][i] = clock64(); \
+  } while (0)
+#else
+#define W3_ST(i) \
+  do { \
+  } while (0)
+#endif
+
 extern "C" __global__ void __launch_bounds__(W3_THREADS, 1)
 w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtensorMap kmap,
        const __grid_constant__ CUtensorMap vmap, const __grid_constant__ CUtensorMap omap, float* lse,
@@ -369,6 +425,17 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
       const u32 kvh = u % W3_HK;
       u32 t0, nt;
       w3_tiles(u, &t0, &nt);
+#if W3_KVS
+      (void)it;
+      for (int kv = 0; kv < 2; ++kv) {  // K of both tiles on barrier 0, then V on barrier 1
+        if (k >= 1) mbar_wait(empty(kv), (k - 1) & 1);
+        w3_arrive_tx(full(kv), 2 * W3_TILE_BYTES);
+        for (int j = 0; j < 2; ++j)
+          for (int h = 0; h < 2; ++h)
+            w3_tma_load((kv ? sV : sK) + j * W3_TILE_BYTES + h * (W3_TILE_BYTES / 2), kv ? &vmap : &kmap, 64 * h,
+                        kvh, 128 * (t0 + j), full(kv));
+      }
+#else
       for (u32 j = 0; j < nt; ++j, ++it) {
         const int st = it & 1;
         if (it >= 2) mbar_wait(empty(st), ((it >> 1) - 1) & 1);
@@ -385,6 +452,7 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
           w3_tma_load(sV + st * W3_TILE_BYTES + h * (W3_TILE_BYTES / 2), &vmap, 64 * h, kvh, key0, full(st));
         }
       }
+#endif
     }
     return;
   }
@@ -406,20 +474,113 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
 #if W3_PP
   if (cw == 1) w3_bar_arrive(8, 256);  // warpgroup 0 issues first
 #endif
+#if W3_STAMP
+  const bool st_on = clk && blockIdx.x < W3_STAMP_CTAS && (tid & 127) == 0;
+#endif
   u32 k = 0, it = 0;  // tasks, and K/V tiles through the ring of 2 stages (plain loop)
+#if W3_LATEREL
+  u32 owed = 0;  // 1 + the Q buffer whose "Q empty" arrival this thread still owes
+#endif
   W3_FOR_TASKS {
     const u32 u = t / W3_TPU, g = t % W3_TPU;
     const int b = k & 1;
     const bool act = g * NC + cw < W3_SLABS;  // uniform per warpgroup
     const u32 sq = sQ + (b * NC + cw) * W3_SLAB_BYTES;
+    W3_ST(0);
     mbar_wait(qfull(b), (k >> 1) & 1);
+    W3_ST(1);
     float o[W3_D / 2];
-#if !W3_EARLY  // (W3_EARLY: tile 0's P V writes O without adding)
+#if !W3_EARLY && !W3_ONE  // (W3_EARLY, W3_ONE: the first P V writes O without adding)
 #pragma unroll
     for (int i = 0; i < W3_D / 2; ++i) o[i] = 0.f;
 #endif
     float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
-#if W3_EARLY
+#if W3_ONE
+    (void)it;  // (stages 0 and 1 by the task count, as W3_EARLY)
+    if (act) {
+      float s0[64], s1[64];
+      const u32 qd = ((sq & 0x3FFFFu) >> 4) | (1u << 16);
+      mbar_wait(full(0), k & 1);
+      W3_ST(2);
+      W3_PP_SYNC();
+      w3_issue_s(s0, qd, (((sK) & 0x3FFFFu) >> 4) | (1u << 16));
+#if !W3_KVS
+      mbar_wait(full(1), k & 1);
+#endif
+      w3_issue_s(s1, qd, (((sK + W3_TILE_BYTES) & 0x3FFFFu) >> 4) | (1u << 16));
+      W3_PP_ARRIVE();
+#if W3_LATEREL
+      if (owed) {
+        asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+        mbar_arrive(qempty(owed - 1));
+        owed = 0;
+      }
+#endif
+      W3_ST(3);
+      wg_wait<0>();
+      reg_fence<64>(s0);
+      reg_fence<64>(s1);
+      W3_ST(4);
+#if W3_KVS
+      mbar_arrive(empty(0));  // both K tiles read
+#endif
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < 16; ++nt)
+          mx = fmaxf(mx, fmaxf(fmaxf(s0[nt * 4 + 2 * h], s0[nt * 4 + 2 * h + 1]),
+                               fmaxf(s1[nt * 4 + 2 * h], s1[nt * 4 + 2 * h + 1])));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mm[h] = mx * scale_log2;
+        ll[h] = w3_exps(s0, h, mm[h], scale_log2) + w3_exps(s1, h, mm[h], scale_log2);
+      }
+      w3_p_inplace(s0);
+      w3_p_inplace(s1);
+#pragma unroll
+      for (int i = 0; i < W3_D / 2; ++i) o[i] = 0.f;
+      W3_ST(5);
+#if W3_KVS
+      mbar_wait(full(1), k & 1);
+#endif
+      W3_PP_SYNC();
+      wg_fence();
+      {
+        const u32 vd0 = ((sV & 0x3FFFFu) >> 4) | ((u32)(W3_TILE_BYTES / 2 >> 4) << 16);
+        const u32 vd1 = (((sV + W3_TILE_BYTES) & 0x3FFFFu) >> 4) | ((u32)(W3_TILE_BYTES / 2 >> 4) << 16);
+#pragma unroll
+        for (int kc = 0; kc < 8; ++kc) {
+          const u32 a[4] = {__float_as_uint(s0[4 * kc]), __float_as_uint(s0[4 * kc + 1]),
+                            __float_as_uint(s0[4 * kc + 2]), __float_as_uint(s0[4 * kc + 3])};
+          wgmma_m64n128k16_rs<1>(o, a, ((u64)W3_DHI << 32) | (vd0 + ((kc * 16 * 128) >> 4)), kc > 0);
+        }
+#pragma unroll
+        for (int kc = 0; kc < 8; ++kc) {
+          const u32 a[4] = {__float_as_uint(s1[4 * kc]), __float_as_uint(s1[4 * kc + 1]),
+                            __float_as_uint(s1[4 * kc + 2]), __float_as_uint(s1[4 * kc + 3])};
+          wgmma_m64n128k16_rs<1>(o, a, ((u64)W3_DHI << 32) | (vd1 + ((kc * 16 * 128) >> 4)), 1);
+        }
+      }
+      wg_commit();
+      W3_PP_ARRIVE();
+      W3_ST(6);
+      wg_wait<0>();
+      reg_fence<W3_D / 2>(o);
+      reg_fence<32>(s0);
+      reg_fence<32>(s1);
+      W3_ST(7);
+#if !W3_KVS
+      mbar_arrive(empty(0));
+#endif
+      mbar_arrive(empty(1));
+    } else {
+      for (int j = 0; j < W3_TILES; ++j) {
+        mbar_wait(full(j), k & 1);
+        mbar_arrive(empty(j));
+      }
+    }
+#elif W3_EARLY
     (void)it;  // (the early path takes stages 0 and 1 by the task count)
     // Both tiles' S issued at once; tile 0's softmax runs while the tensor cores compute tile
     // 1's S, tile 1's exponentials while they compute tile 0's P V.
@@ -622,10 +783,19 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
           w3_tma_store(&omap, sq + W3_SLAB_BYTES / 2, 64, head, row0);
         }
         asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#if W3_LATEREL
+        owed = 1 + b;
+#else
         asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+#endif
       }
     }
+    W3_ST(8);
+#if W3_LATEREL
+    if (!owed || (u32)b + 1 != owed) mbar_arrive(qempty(b));
+#else
     mbar_arrive(qempty(b));
+#endif
   }
   if ((tid & 127) == 0) asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
   if (tid == 128 && clk) {

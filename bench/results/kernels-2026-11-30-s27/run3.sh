@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# s27 call 3 (1x H200): timeout 300 bash .s27/run2.sh.
+# Per-phase clock stamps (W3_STAMP) of the one-step task: lockstep, turns, one warpgroup, bytes in L2.
+set -u
+OUTD=${OUT:-/tmp/s27_out}
+R=/tmp/s27c3; rm -rf "$R"; mkdir -p "$R" "$OUTD"
+exec > >(tee "$R/run.log") 2>&1
+source bench/gpu/env.sh
+T0=$SECONDS
+timeout 10 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv | tee "$R/card.txt"
+declare -A DEF=([one2kv]="-DNC=2 -DW3_ONE=1 -DW3_KVS=1 -DW3_STAMP=1" [oneppkv]="-DNC=2 -DW3_ONE=1 -DW3_KVS=1 -DW3_PP=1 -DW3_STAMP=1" \
+  [one1kv]="-DNC=1 -DW3_ONE=1 -DW3_KVS=1 -DW3_STAMP=1" [one2a]="-DNC=2 -DW3_ONE=1 -DW3_ALIAS=1 -DW3_STAMP=1" [one2kva]="-DNC=2 -DW3_ONE=1 -DW3_KVS=1 -DW3_ALIAS=1 -DW3_STAMP=1" [oneppkva]="-DNC=2 -DW3_ONE=1 -DW3_KVS=1 -DW3_PP=1 -DW3_ALIAS=1 -DW3_STAMP=1")
+VARS="one2kv oneppkv one1kv one2a one2kva oneppkva"
+for v in $VARS; do
+  ( timeout 150 nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I crates/dcp-cuda/kernels \
+    -I bench/proto/w3 ${DEF[$v]} -o $R/w3_$v bench/proto/w3/w3.cu -lcuda > $R/build_$v.log 2>&1 || { echo "build $v failed"; tail -5 $R/build_$v.log; } ) &
+  PIDS="${PIDS:-} $!"
+done
+wait $PIDS  # (not a bare wait: it would also wait for the tee of the process substitution)
+echo "built t=$((SECONDS - T0))"
+grep -h "spill\|Used" $R/build_*.log | sort | uniq -c | head -20
+sleep 1
+for r in 1 2; do
+  for v in $VARS; do
+    W3_STAMP_OUT=$R/st_${v}_$r.bin timeout 60 $R/w3_$v 1000 20 | sed "s/^{/{\"variant\": \"$v\", \"round\": $r, /" >> $R/w3.jsonl
+    sleep 0.5
+  done
+done
+python3 - $R <<'PY' | tee $R/table.txt
+import sys, json, collections, statistics
+R = sys.argv[1]
+v = collections.defaultdict(list)
+for l in open(R + "/w3.jsonl"):
+    r = json.loads(l); v[r["variant"]].append(r)
+base = statistics.mean(r['tflops'] for r in v['one2kv'])
+for k, x in v.items():
+    m = statistics.mean(r['tflops'] for r in x)
+    print(f"{k:6} TF {' '.join('%.1f' % r['tflops'] for r in x)}  mean {m:.1f}  vs one2kv {m/base:.3f}  MHz {' '.join('%.0f' % r.get('sm_mhz', 0) for r in x)}  pass {[r.get('pass') for r in x]}")
+try:
+    for l in open(R + "/kb.jsonl"):
+        r = json.loads(l); print("dcp", r.get("shape"), round(r.get("fwd_tflops_per_gpu",0),1), round(r.get("bwd_tflops_per_gpu",0),1))
+except Exception as e: print("kb", e)
+PY
+for v in $VARS; do nc=2; [ $v = one1kv ] && nc=1; python3 bench/proto/w3/stamps.py $nc $R/st_${v}_*.bin; done | tee $R/stamps.txt
+rm -f $R/w3_*[a-z0-9]
+tar czf "$OUTD/s27c3.tgz" -C /tmp s27c3
+echo "done t=$((SECONDS - T0))"

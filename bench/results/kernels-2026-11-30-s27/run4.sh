@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# s27 call 4 (1x H200): timeout 300 bash .s27/run4.sh.
+# W3_LATEREL (the O store's read wait and Q release moved past the next task's S issue) on the
+# one-step task with K/V barriers, with and without turns; timed builds x3 and stamped builds.
+set -u
+OUTD=${OUT:-/tmp/s27_out}
+R=/tmp/s27c4; rm -rf "$R"; mkdir -p "$R" "$OUTD"
+exec > >(tee "$R/run.log") 2>&1
+source bench/gpu/env.sh
+T0=$SECONDS
+timeout 10 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv | tee "$R/card.txt"
+gunzip -c .s27/dcp.gz > $R/dcp && chmod +x $R/dcp
+O="-DNC=2 -DW3_ONE=1 -DW3_KVS=1"
+declare -A DEF=([n2]="-DNC=2" [one2kv]="$O" [one2kvl]="$O -DW3_LATEREL=1" [oneppkvl]="$O -DW3_LATEREL=1 -DW3_PP=1" \
+  [st_one2kvl]="$O -DW3_LATEREL=1 -DW3_STAMP=1" [st_oneppkvl]="$O -DW3_LATEREL=1 -DW3_PP=1 -DW3_STAMP=1" [st_one1kvl]="-DNC=1 -DW3_ONE=1 -DW3_KVS=1 -DW3_LATEREL=1 -DW3_STAMP=1")
+VARS="n2 one2kv one2kvl oneppkvl"
+SVARS="st_one2kvl st_oneppkvl st_one1kvl"
+PIDS=""
+for v in $VARS $SVARS; do
+  ( timeout 150 nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -I crates/dcp-cuda/kernels \
+    -I bench/proto/w3 ${DEF[$v]} -o $R/w3_$v bench/proto/w3/w3.cu -lcuda > $R/build_$v.log 2>&1 || { echo "build $v failed"; tail -5 $R/build_$v.log; } ) &
+  PIDS="$PIDS $!"
+done
+wait $PIDS  # (not a bare wait: it would also wait for the tee of the process substitution)
+echo "built t=$((SECONDS - T0))"
+grep -h "spill\|Used" $R/build_*.log | sort | uniq -c | head -20
+sleep 1
+for r in 1 2 3; do
+  for v in $VARS $([ $r = 2 ] && echo $SVARS); do
+    W3_STAMP_OUT=$R/${v}_$r.bin timeout 60 $R/w3_$v 1000 20 | sed "s/^{/{\"variant\": \"$v\", \"round\": $r, /" >> $R/w3.jsonl
+    sleep 0.5
+  done
+  if [ $r = 2 ]; then
+    for sh in onework works1000; do
+      timeout 90 $R/dcp kernel-bench --shapes $sh --head-dim 128 --repeats 3 --json $R/kb.jsonl 2>&1 | grep -E '^[a-z0-9]+ +fwd|rror|panic'
+      sleep 0.5
+    done
+  fi
+done
+python3 - $R <<'PY' | tee $R/table.txt
+import sys, json, collections, statistics
+R = sys.argv[1]
+v = collections.defaultdict(list)
+for l in open(R + "/w3.jsonl"):
+    r = json.loads(l); v[r["variant"]].append(r)
+base = statistics.mean(r['tflops'] for r in v['n2'])
+for k, x in v.items():
+    m = statistics.mean(r['tflops'] for r in x)
+    print(f"{k:11} TF {' '.join('%.1f' % r['tflops'] for r in x)}  mean {m:.1f}  vs n2 {m/base:.3f}  MHz {' '.join('%.0f' % r.get('sm_mhz', 0) for r in x)}  pass {[r.get('pass') for r in x]}")
+for l in open(R + "/kb.jsonl"):
+    r = json.loads(l); print("dcp", r.get("shape"), round(r.get("fwd_tflops_per_gpu",0),1), round(r.get("bwd_tflops_per_gpu",0),1))
+PY
+for v in $SVARS; do nc=2; [ $v = st_one1kvl ] && nc=1; python3 bench/proto/w3/stamps.py $nc $R/${v}_2.bin; done | tee $R/stamps.txt
+rm -f $R/w3_*[a-z0-9] $R/dcp
+tar czf "$OUTD/s27c4.tgz" -C /tmp s27c4
+echo "done t=$((SECONDS - T0))"
