@@ -193,6 +193,24 @@
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
 #endif
+// FWD_ONE 1 (the short-task kernel at D 128; host `DCP_CUDA_FWD_SHORT_ONE`): a task the host flags
+// with FWD_ONE_TASK in `TaskDesc.pad` (two full kv tiles of a single KV region loaded by TMA: a
+// 256-key document) runs as one step. The producer loads both tiles' K into one stage (tile 0 in
+// its K slot, tile 1 in its V slot) and both V into the next; the consumers issue both S at once
+// (64 x 256 scores), take one exact softmax (no running maximum, no rescale of O), release the K
+// stage, and issue one P V over the 256 keys. O is not live before that P V. The K stage frees
+// once both warpgroups' S have completed, so the next task's K loads under this task's softmax and
+// P V. FWD_ONE 2 (the host's default): tile 1's exponentials run under tile 0's P V. Measured
+// (bench/results/kernels-2026-11-30-s27, 1x H200, alternated x3 against the two-step tasks):
+// works1000 forward +2.1 % (FWD_ONE 1: +1.0 %), blocks256 +1.0 %, packed +-0; the lean prototype
+// had shown +8 % over a two-step task without the late Q release.
+#ifndef FWD_ONE
+#define FWD_ONE 0
+#endif
+#define FWD_ONE_TASK 1u
+#if FWD_ONE && (FWD_HALF || HEAD_DIM != 128 || !FWD_FASTDESC || FWD_TMA < 1)
+#error "FWD_ONE is written for the short-task kernel at D 128 (FWD_FASTDESC, K/V by TMA)"
+#endif
 // FWD_PP 1: a one-time stagger of the two consumer warpgroups per task, in the plain loop (named
 // barriers 6 and 7). At a task's first plain step each warpgroup waits for the other's go before
 // its S (bar.sync) and gives its own go (bar.arrive) at FWD_PP_AT: 0 after issuing S, 1 after S
@@ -922,12 +940,26 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         if (kv_tma) {
           if (pt == 0) {
             // Key rows of the region (its key0 is 0): the tile's, zero-filled past its end.
-            const int kr = (int)(F90_KT(word) * S90_BC);
             f90_expect_tx(full(s), 2 * TBYTES);
+#if FWD_ONE
+            if (task.tiles_n == 2 && (task.pad & FWD_ONE_TASK)) {
+              // FWD_ONE: stage `it` = 0 takes both tiles' K, 1 both tiles' V (slot 2 kvh + it of
+              // the region's rows), tile 0 in the stage's K slot and tile 1 in its V slot.
+              const int kr0 = (int)(F90_KT(my_tiles[0]) * S90_BC), kr1 = (int)(F90_KT(my_tiles[1]) * S90_BC);
 #pragma unroll
-            for (int h = 0; h < D / 64; ++h) {
-              f90_tma_3d(sK + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh, kr, full(s));
-              f90_tma_3d(sV + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, kr, full(s));
+              for (int h = 0; h < D / 64; ++h) {
+                f90_tma_3d(sK + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh + it, kr0, full(s));
+                f90_tma_3d(sV + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh + it, kr1, full(s));
+              }
+            } else
+#endif
+            {
+              const int kr = (int)(F90_KT(word) * S90_BC);
+#pragma unroll
+              for (int h = 0; h < D / 64; ++h) {
+                f90_tma_3d(sK + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh, kr, full(s));
+                f90_tma_3d(sV + s * TBYTES + h * (S90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, kr, full(s));
+              }
             }
           }
         } else
@@ -1060,8 +1092,15 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
 
     float o[D / 2];
+#if FWD_ONE
+    // (The producer's condition, plus its kv_tma: the host flags only such works' tasks.)
+    const bool one = n_tiles == 2 && (tk->pad & FWD_ONE_TASK) && wk->kv_count == 1 && (wk->flags & 2u);
+    if (!one)  // (a one-step task defines O at its P V, so that O is not live across its S)
+#endif
+    {
 #pragma unroll
-    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+    }
     float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
 #if FWD_LATEREL == 2
     F90_LATE_ARRIVE();  // the previous task's O store has had this task's start to read its tile
@@ -1203,7 +1242,107 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     }
     for (; j < n_tiles; ++j, ++sg) {
 #else
+#if FWD_ONE
+    if (one) {
+      // FWD_ONE (above): stage s0 holds both tiles' K (K slot: tile 0, V slot: tile 1), s1 both V.
+      const int s0 = sg & 1, s1 = (sg + 1) & 1;
+      const u32 kv_d0 = (sV >> 4) | (1u << 16);                          // K-major read of a V slot
+      const u32 vk_d0 = (sK >> 4) | ((u32)(S90_BC * 128 >> 4) << 16);    // MN-major read of a K slot
+      float sa[S90_BC / 2], sb[S90_BC / 2];
+      mbar_wait(full(s0), (sg >> 1) & 1);
+      fence_proxy_async();
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const u64 da = f90_desc(q_d + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);
+        const u32 off = s0 * (TBYTES >> 4) + (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32) >> 4);
+        wgmma_m64n128k16_ss<0>(sa, da, f90_desc(k_d0 + off, DHI), kk > 0);
+      }
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const u64 da = f90_desc(q_d + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);
+        const u32 off = s0 * (TBYTES >> 4) + (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32) >> 4);
+        wgmma_m64n128k16_ss<0>(sb, da, f90_desc(kv_d0 + off, DHI), kk > 0);
+      }
+      wg_commit();
+      F90_LATE_STEP();  // (the previous task's O store: its read is done by now)
+      wg_wait<0>();
+      reg_fence<S90_BC / 2>(sa);
+      reg_fence<S90_BC / 2>(sb);
+      mbar_arrive(empty(s0));  // both K tiles read: the next task's K loads under what follows
+      // One exact softmax over the 256 keys (full tiles: every row has finite scores).
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < S90_BC / 8; ++nt)
+          mx = fmaxf(mx, fmaxf(fmaxf(sa[nt * 4 + 2 * h], sa[nt * 4 + 2 * h + 1]),
+                               fmaxf(sb[nt * 4 + 2 * h], sb[nt * 4 + 2 * h + 1])));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mm[h] = mx * scale_log2;
+      }
+      u32 pa[S90_BC / 16][4], pb[S90_BC / 16][4];
+#if FWD_ONE == 2
+      // FWD_ONE 2: tile 1's exponentials run under tile 0's P V (as FWD_SPLIT 2 does by halves).
+      float ls[2] = {0.f, 0.f};
+      f90_exp<S90_BC / 8>(sa, mm, ll, scale_log2);
+      acc_to_a<S90_BC>(sa, pa);
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+      mbar_wait(full(s1), ((sg + 1) >> 1) & 1);
+      fence_proxy_async();
+      wg_fence();
+#pragma unroll
+      for (int kc = 0; kc < S90_BC / 16; ++kc)
+        wg_pv(o, pa[kc], f90_desc(vk_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
+      wg_commit();
+      f90_exp<S90_BC / 8>(sb, mm, ls, scale_log2);
+      acc_to_a<S90_BC>(sb, pb);
+      ll[0] += ls[0];
+      ll[1] += ls[1];
+#if FWD_EPRE
+      f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
+#endif
+      wg_fence();
+#pragma unroll
+      for (int kc = 0; kc < S90_BC / 16; ++kc)
+        wg_pv(o, pb[kc], f90_desc(v_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
+      wg_commit();
+#else
+      f90_exp<S90_BC / 8>(sa, mm, ll, scale_log2);
+      f90_exp<S90_BC / 8>(sb, mm, ll, scale_log2);
+      acc_to_a<S90_BC>(sa, pa);
+      acc_to_a<S90_BC>(sb, pb);
+#if FWD_EPRE
+      // The epilogue's part without O, before the P V (under it, ptxas serialises the wgmma for
+      // lack of registers: C7512 with 92 B spilled, offline).
+      f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
+#endif
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+      mbar_wait(full(s1), ((sg + 1) >> 1) & 1);
+      fence_proxy_async();
+      wg_fence();
+#pragma unroll
+      for (int kc = 0; kc < S90_BC / 16; ++kc)
+        wg_pv(o, pa[kc], f90_desc(vk_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
+#pragma unroll
+      for (int kc = 0; kc < S90_BC / 16; ++kc)
+        wg_pv(o, pb[kc], f90_desc(v_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
+      wg_commit();
+#endif
+      wg_wait<0>();
+      reg_fence<D / 2>(o);
+      reg_fence_u<S90_BC / 4>(&pa[0][0]);
+      reg_fence_u<S90_BC / 4>(&pb[0][0]);
+      mbar_arrive(empty(s1));
+      sg += 2;
+    }
+    for (u32 j = one ? n_tiles : 0; j < n_tiles; ++j, ++sg) {
+#else
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
+#endif
 #endif
       const int s = sg & 1;
       mbar_wait(full(s), (sg >> 1) & 1);

@@ -38,7 +38,7 @@ use crate::own::{
 };
 use crate::prepclock::PrepClock;
 use crate::switch;
-use crate::tensormaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps};
+use crate::tensormaps::{bwd_tensor_maps, bwd_tma_min_keys, fwd_tensor_maps, TMA_KV};
 use crate::tilemask;
 
 /// Which forward kernel family to use (`DCP_CUDA_FAMILY`: `auto`, `mma`, `sm90`).
@@ -266,6 +266,9 @@ pub struct Kernels {
     /// `DCP_CUDA_FWD_SHORT_OMAP`: the short-task kernel's launches get O tensor maps (the
     /// epilogue's tensor store); without, the kernel's generic O store ([`fwd_short_omap_with`]).
     fwd_short_omap: bool,
+    /// `DCP_CUDA_FWD_SHORT_ONE`: the short-task kernel is compiled with `FWD_ONE` (D 128) and its
+    /// launches' tasks of two full tiles run as one step ([`WorkLists::mark_fwd_one`]).
+    fwd_short_one: bool,
     fwd_smem: u32,
     bwd_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
@@ -477,8 +480,15 @@ impl Kernels {
             }
             KernelFamily::MmaSync => 0,
         };
+        // One step for the short kernel's 256-key tasks (`FWD_ONE`, D 128 only; default on:
+        // bench/results/kernels-2026-11-30-s27).
+        let one = fwd_short_one_with(std::env::var("DCP_CUDA_FWD_SHORT_ONE").ok().as_deref())?;
+        let fwd_short_one = fwd_short_max > 0 && d == 128 && one > 0;
         let fwd_short = if fwd_short_max > 0 {
             let mut defs = defs.clone();
+            if fwd_short_one {
+                defs.push(("FWD_ONE".into(), one.to_string()));
+            }
             let rel =
                 fwd_short_rel_with(std::env::var("DCP_CUDA_FWD_SHORT_LATEREL").ok().as_deref())?;
             defs.push(("FWD_LATEREL".into(), rel.to_string()));
@@ -604,6 +614,7 @@ impl Kernels {
             fwd_short,
             fwd_short_max,
             fwd_short_omap,
+            fwd_short_one,
             fwd_smem,
             bwd_smem,
             fwd_family,
@@ -1335,6 +1346,26 @@ fn fwd_short_omap_with(v: Option<&str>) -> Result<bool> {
     switch::parse("DCP_CUDA_FWD_SHORT_OMAP", v, true).map_err(CudaError::Unsupported)
 }
 
+/// `DCP_CUDA_FWD_SHORT_ONE`: how the short-task kernel runs a task of two full kv tiles at D 128
+/// (`FWD_ONE`): `0` tile by tile, `1` as one step, `2` (unset or empty: the default) as one step
+/// with tile 1's exponentials under tile 0's P V.
+fn fwd_short_one_with(v: Option<&str>) -> Result<u32> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(2),
+        Some("0") => Ok(0),
+        Some("1") => Ok(1),
+        Some("2") => Ok(2),
+        Some(o) => Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_FWD_SHORT_ONE={o}: expected 0 (tile by tile), 1 (one step) or 2 (one step, \
+             tile 1's exponentials under tile 0's P V)"
+        ))),
+    }
+}
+
+/// `TaskDesc.pad` of a forward task that the `FWD_ONE` kernel runs as one step (`FWD_ONE_TASK`
+/// in `attn_fwd_sm90.cu`).
+const FWD_ONE_TASK: u32 = 1;
+
 /// Whether a forward launch's tasks average at most `max` tiles (none: no).
 fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
     let tiles: u64 = tasks.iter().map(|t| t.tiles_n as u64).sum();
@@ -1342,6 +1373,27 @@ fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
 }
 
 impl WorkLists {
+    /// `FWD_ONE` (the short-task forward at D 128): flags each task of exactly two full kv
+    /// tiles whose work has a single KV region loaded by TMA (`WorkDesc::flags` bit `TMA_KV`, set
+    /// by [`fwd_tensor_maps`]) with [`FWD_ONE_TASK`] in its `pad`. The kernel's producer then
+    /// loads both tiles' K into one stage and both V into the next, and its consumers run the
+    /// task as one step. Other tasks keep `pad` 0 (this kernel has no half tiles). Returns how
+    /// many it flagged.
+    fn mark_fwd_one(&mut self) -> usize {
+        let mut n = 0;
+        for t in &mut self.tasks {
+            let w = &self.works[t.work as usize];
+            let r = t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize;
+            let full = self.tiles[r].iter().all(|&x| x & PARTIAL == 0);
+            if t.tiles_n == 2 && full && w.kv_count == 1 && w.flags & TMA_KV != 0 {
+                debug_assert_eq!(t.pad, 0, "a short-kernel task with half tiles: {t:?}");
+                t.pad = FWD_ONE_TASK;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Appends a work's row ranges to the shared CSR; returns the work's own CSR and the offset
     /// of its first row in `row_ptr` (`WorkDesc::row_off`).
     fn push_rows(&mut self, rows: &RowRanges, n_rows: u32) -> (RowCsr, u32) {
@@ -2183,6 +2235,9 @@ impl Lowering<'_> {
         } else {
             None
         };
+        if k == K::FwdShort && kernels.fwd_short_one {
+            wl.mark_fwd_one();
+        }
         let mask_args = wl.mask_args(&mut self.arena);
         let (n_tasks, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
@@ -3846,6 +3901,59 @@ mod tests {
     /// then the others, both in key order; `pad` counts them; the mask indices move with their
     /// tiles; the split last block's pieces are ordered each within its own slice. A full-mask
     /// work and the switch off keep key order and a count of 0.
+    #[test]
+    fn forward_one_step_flags_only_two_full_tiles_of_a_tma_region() {
+        // (rows, keys per row as ranges, work flags, kv regions) -> whether its tasks are flagged.
+        type Rows = Vec<Vec<(u32, u32)>>;
+        let full = |n: u32| (0..256).map(|_| vec![(0, n)]).collect::<Rows>();
+        let causal: Rows = (0..256).map(|i| vec![(0, i + 1)]).collect();
+        let cases: [(Rows, u32, u32, u32, bool); 5] = [
+            (full(256), 256, TMA_KV, 1, true),
+            (causal, 256, TMA_KV, 1, false),    // partial tiles
+            (full(256), 256, 0, 1, false),      // K/V not by TMA
+            (full(256), 256, TMA_KV, 2, false), // two KV regions
+            (full(384), 384, TMA_KV, 1, false), // three tiles
+        ];
+        let mut wl = WorkLists {
+            mask_mode: TileMasks::Fwd,
+            ..Default::default()
+        };
+        for (wdx, (rows, n_keys, flags, kv_count, _)) in cases.iter().enumerate() {
+            wl.works.push(WorkDesc {
+                n_rows: 256,
+                n_keys: *n_keys,
+                q_heads: 2,
+                flags: *flags,
+                kv_count: *kv_count,
+                ..Default::default()
+            });
+            let (csr, _) = wl.push_rows(&RowRanges::from_rows(rows), 256);
+            for r0 in (0..256).step_by(SM90_BR as usize) {
+                let (off, len) = wl.classify_into_tiles(&csr, r0, r0 + SM90_BR, *n_keys, SM90_BC);
+                for h in 0..2 {
+                    wl.tasks.push(TaskDesc {
+                        head: h,
+                        ..task(wdx as u32, r0, off, len)
+                    });
+                }
+            }
+        }
+        assert_eq!(wl.mark_fwd_one(), 4, "work 0: 2 q tiles x 2 heads");
+        for t in &wl.tasks {
+            let want = cases[t.work as usize].4;
+            assert_eq!(t.pad == FWD_ONE_TASK, want, "task {t:?}");
+            assert!(t.pad == 0 || t.pad == FWD_ONE_TASK, "task {t:?}");
+        }
+        // The kernel reads the same flag.
+        let def = format!("#define FWD_ONE_TASK {FWD_ONE_TASK}u");
+        assert!(crate::nvrtc::ATTN_FWD_SM90.contains(&def), "{def}");
+        assert_eq!(fwd_short_one_with(None).unwrap(), 2);
+        assert_eq!(fwd_short_one_with(Some(" 1")).unwrap(), 1);
+        assert_eq!(fwd_short_one_with(Some("0")).unwrap(), 0);
+        let e = fwd_short_one_with(Some("two")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_FWD_SHORT_ONE"), "{e}");
+    }
+
     #[test]
     fn forward_half_tiles_first_with_their_count() {
         let n = 4096u32;
