@@ -116,7 +116,8 @@ static_assert(W3_DOC % 128 == 0, "documents of whole 128-key tiles");
 #define W3_PONE 1
 #endif
 #define W3_DHI ((1024u >> 4) | (1u << 30))
-#define W3_SMEM (2 * NC * W3_SLAB_BYTES + 2 * 2 * W3_TILE_BYTES + (W3_EARLY == 2 ? NC * W3_SLAB_BYTES : 0) + 256 + 1024)
+#define W3_SMEM (2 * NC * W3_SLAB_BYTES + 2 * 2 * W3_TILE_BYTES + (W3_EARLY == 2 ? NC * W3_SLAB_BYTES : 0) + 256 + 1024 + (W3_ONES_BYTES))
+#define W3_ONES_BYTES (W3_ONES ? 1024 : 0)
 
 __device__ __forceinline__ void w3_arrive_tx(u32 bar, u32 bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
@@ -347,6 +348,27 @@ __device__ __forceinline__ void w3_slab(u32 u, u32 s, u32* head, u32* row0) {
 #ifndef W3_STAMP
 #define W3_STAMP 0
 #endif
+// W3_ONES 1 (W3_ONE only): the rows' sums l come from the tensor cores instead of the softmax's
+// adds. After P is in place, 16 wgmma m64n8k16 (A = P's fragments, B = a 1 KiB block of bf16
+// ones in shared memory, K-major; every k-chunk reads the same block) accumulate P * ones: each
+// thread gets its two rows' full sums over the 256 keys in lsum[0] and lsum[2], with no shuffles.
+// The softmax then issues no row-sum adds (~1 of its ~4.5 instructions per score); the tensor
+// cores do +6 % of the P V's work. l is the sum of the bf16 P the P V multiplies (the same
+// rounding as O's numerator).
+#ifndef W3_ONES
+#define W3_ONES 0
+#endif
+#if W3_ONES && !W3_ONE
+#error "W3_ONES needs W3_ONE"
+#endif
+__device__ __forceinline__ void w3_wgmma_m64n8k16_rs(float* d, const u32* a, u64 b, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 "
+      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, %8, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+}
 // W3_LATEREL 1 (W3_ONE only): the thread that issues a slab's O tensor stores does not wait for
 // their read at the task's end; it owes its "Q empty" arrival and pays it (the read wait, then the
 // arrival) right after the next task's S issue, so neither its warpgroup's next task nor the
@@ -385,6 +407,7 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
   const u32 sV = sK + 2 * W3_TILE_BYTES;
   const u32 sP = sV + 2 * W3_TILE_BYTES;  // W3_EARLY 2: [NC][2 column blocks][64 rows][128 B]
   const u32 bars = sP + (W3_EARLY == 2 ? NC * W3_SLAB_BYTES : 0);
+  const u32 sOnes = (bars + 256 + 1023u) & ~1023u;  // W3_ONES: 1 KiB of bf16 ones, 1 KiB aligned
   auto full = [&](int j) { return bars + 8u * j; };
   auto empty = [&](int j) { return bars + 8u * (2 + j); };
   auto qfull = [&](int b) { return bars + 8u * (4 + b); };
@@ -470,6 +493,14 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
   // a vote or shuffle to make `act` visibly uniform costs the registers that make ptxas
   // serialise the wgmma.)
   const int cw = wg - 1, lane = tid & 31, wq = (tid >> 5) & 3;
+#if W3_ONES
+  for (u32 i = tid - 128; i < 256; i += 128 * NC)
+    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(sOnes + 4 * i), "r"(0x3F803F80u) : "memory");
+  fence_proxy_async();  // (generic writes, read by wgmma through the async proxy)
+  named_bar(12, 128 * NC);
+#else
+  (void)sOnes;
+#endif
   const int r_lo = 16 * wq + (lane >> 2), t4 = lane & 3;  // rows r_lo, r_lo + 8 of the slab
 #if W3_PP
   if (cw == 1) w3_bar_arrive(8, 256);  // warpgroup 0 issues first
@@ -534,7 +565,12 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         mm[h] = mx * scale_log2;
+#if W3_ONES
+        (void)w3_exps(s0, h, mm[h], scale_log2);  // (the sums are dead: l comes from the ones)
+        (void)w3_exps(s1, h, mm[h], scale_log2);
+#else
         ll[h] = w3_exps(s0, h, mm[h], scale_log2) + w3_exps(s1, h, mm[h], scale_log2);
+#endif
       }
       w3_p_inplace(s0);
       w3_p_inplace(s1);
@@ -562,6 +598,20 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
           wgmma_m64n128k16_rs<1>(o, a, ((u64)W3_DHI << 32) | (vd1 + ((kc * 16 * 128) >> 4)), 1);
         }
       }
+#if W3_ONES
+      float lsum[4];
+      {
+        const u64 od = ((u64)W3_DHI << 32) | (((sOnes & 0x3FFFFu) >> 4) | (1u << 16));
+#pragma unroll
+        for (int kc = 0; kc < 16; ++kc) {
+          const float* sp = kc < 8 ? s0 : s1;
+          const int c = kc & 7;
+          const u32 a[4] = {__float_as_uint(sp[4 * c]), __float_as_uint(sp[4 * c + 1]), __float_as_uint(sp[4 * c + 2]),
+                            __float_as_uint(sp[4 * c + 3])};
+          w3_wgmma_m64n8k16_rs(lsum, a, od, kc > 0);
+        }
+      }
+#endif
       wg_commit();
       W3_PP_ARRIVE();
       W3_ST(6);
@@ -570,6 +620,11 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
       reg_fence<32>(s0);
       reg_fence<32>(s1);
       W3_ST(7);
+#if W3_ONES
+      reg_fence<4>(lsum);
+      ll[0] = lsum[0];  // row r_lo's sum over all 256 keys (every column of P * ones)
+      ll[1] = lsum[2];  // row r_lo + 8's
+#endif
 #if !W3_KVS
       mbar_arrive(empty(0));
 #endif
@@ -767,8 +822,12 @@ w3_fwd(const __grid_constant__ CUtensorMap qmap, const __grid_constant__ CUtenso
       float inv[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
+#if W3_ONES
+        const float l = ll[h];  // (already the whole row's)
+#else
         float l = ll[h] + __shfl_xor_sync(0xffffffffu, ll[h], 1);
         l += __shfl_xor_sync(0xffffffffu, l, 2);
+#endif
         inv[h] = 1.f / l;
         if (t4 == 0) lse[(u64)(row0 + r_lo + 8 * h) * W3_H + head] = (mm[h] + __log2f(l)) * 0.6931471805599453f;
       }
