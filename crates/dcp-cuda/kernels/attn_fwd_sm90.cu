@@ -200,9 +200,9 @@
 // (64 x 256 scores), take one exact softmax (no running maximum, no rescale of O), release the K
 // stage, and issue one P V over the 256 keys. O is not live before that P V. The K stage frees
 // once both warpgroups' S have completed, so the next task's K loads under this task's softmax and
-// P V. FWD_ONE 2 (the host's default): tile 1's exponentials run under tile 0's P V. Measured
-// (bench/results/kernels-2026-11-30-s27, 1x H200, alternated x3 against the two-step tasks):
-// works1000 forward +2.1 % (FWD_ONE 1: +1.0 %), blocks256 +1.0 %, packed +-0; the lean prototype
+// P V, and tile 1's exponentials run under tile 0's P V. Measured (bench/results/
+// kernels-2026-11-30-s27, 1x H200, alternated x3 against the two-step tasks): works1000 forward
+// +2.1 % (+1.0 % without that overlap, dropped), blocks256 +1.0 %, packed +-0; the lean prototype
 // had shown +8 % over a two-step task without the late Q release.
 #ifndef FWD_ONE
 #define FWD_ONE 0
@@ -1255,18 +1255,16 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // kernels-2026-11-30-s27 calls 7 and 8; racecheck clean.)
       mbar_wait(full(s0), (sg >> 1) & 1);
       wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u64 da = f90_desc(q_d + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);
-        const u32 off = s0 * (TBYTES >> 4) + (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32) >> 4);
-        wgmma_m64n128k16_ss<0>(sa, da, f90_desc(k_d0 + off, DHI), kk > 0);
-      }
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u64 da = f90_desc(q_d + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);
-        const u32 off = s0 * (TBYTES >> 4) + (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32) >> 4);
-        wgmma_m64n128k16_ss<0>(sb, da, f90_desc(kv_d0 + off, DHI), kk > 0);
-      }
+// S of one tile against the K-major tile at descriptor base `kb` of stage s0.
+#define F90_ONE_S(acc, kb)                                                                           \
+  _Pragma("unroll") for (int kk = 0; kk < D / 16; ++kk) {                                            \
+    const u64 da = f90_desc(q_d + (((kk >> 2) * (S90_BR * 128) + (kk & 3) * 32) >> 4), DHI);         \
+    const u32 off = s0 * (TBYTES >> 4) + (((kk >> 2) * (S90_BC * 128) + (kk & 3) * 32) >> 4);        \
+    wgmma_m64n128k16_ss<0>(acc, da, f90_desc((kb) + off, DHI), kk > 0);                              \
+  }
+      F90_ONE_S(sa, k_d0);
+      F90_ONE_S(sb, kv_d0);
+#undef F90_ONE_S
       wg_commit();
       F90_LATE_STEP();  // (the previous task's O store: its read is done by now)
       wg_wait<0>();
@@ -1286,8 +1284,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
         mm[h] = mx * scale_log2;
       }
       u32 pa[S90_BC / 16][4], pb[S90_BC / 16][4];
-#if FWD_ONE == 2
-      // FWD_ONE 2: tile 1's exponentials run under tile 0's P V (as FWD_SPLIT 2 does by halves).
+      // Tile 1's exponentials run under tile 0's P V (as FWD_SPLIT 2 does by halves). The
+      // epilogue's part without O goes before the last P V: under it, ptxas serialised the wgmma
+      // for lack of registers (C7512, 92 B spilled; offline).
       float ls[2] = {0.f, 0.f};
       f90_exp<S90_BC / 8>(sa, mm, ll, scale_log2);
       acc_to_a<S90_BC>(sa, pa);
@@ -1311,28 +1310,6 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       for (int kc = 0; kc < S90_BC / 16; ++kc)
         wg_pv(o, pb[kc], f90_desc(v_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
       wg_commit();
-#else
-      f90_exp<S90_BC / 8>(sa, mm, ll, scale_log2);
-      f90_exp<S90_BC / 8>(sb, mm, ll, scale_log2);
-      acc_to_a<S90_BC>(sa, pa);
-      acc_to_a<S90_BC>(sb, pb);
-#if FWD_EPRE
-      // The epilogue's part without O, before the P V (under it, ptxas serialises the wgmma for
-      // lack of registers: C7512 with 92 B spilled, offline).
-      f90_epre(ll, mm, inv, tk, wk, r_lo, t4);
-#endif
-#pragma unroll
-      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-      mbar_wait(full(s1), ((sg + 1) >> 1) & 1);
-      wg_fence();
-#pragma unroll
-      for (int kc = 0; kc < S90_BC / 16; ++kc)
-        wg_pv(o, pa[kc], f90_desc(vk_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
-#pragma unroll
-      for (int kc = 0; kc < S90_BC / 16; ++kc)
-        wg_pv(o, pb[kc], f90_desc(v_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
-      wg_commit();
-#endif
       wg_wait<0>();
       reg_fence<D / 2>(o);
       reg_fence_u<S90_BC / 4>(&pa[0][0]);

@@ -482,12 +482,13 @@ impl Kernels {
         };
         // One step for the short kernel's 256-key tasks (`FWD_ONE`, D 128 only; default on:
         // bench/results/kernels-2026-11-30-s27).
-        let one = fwd_short_one_with(std::env::var("DCP_CUDA_FWD_SHORT_ONE").ok().as_deref())?;
-        let fwd_short_one = fwd_short_max > 0 && d == 128 && one > 0;
+        let fwd_short_one = fwd_short_max > 0
+            && d == 128
+            && fwd_short_one_with(std::env::var("DCP_CUDA_FWD_SHORT_ONE").ok().as_deref())?;
         let fwd_short = if fwd_short_max > 0 {
             let mut defs = defs.clone();
             if fwd_short_one {
-                defs.push(("FWD_ONE".into(), one.to_string()));
+                defs.push(("FWD_ONE".into(), "1".into()));
             }
             let rel =
                 fwd_short_rel_with(std::env::var("DCP_CUDA_FWD_SHORT_LATEREL").ok().as_deref())?;
@@ -1346,20 +1347,10 @@ fn fwd_short_omap_with(v: Option<&str>) -> Result<bool> {
     switch::parse("DCP_CUDA_FWD_SHORT_OMAP", v, true).map_err(CudaError::Unsupported)
 }
 
-/// `DCP_CUDA_FWD_SHORT_ONE`: how the short-task kernel runs a task of two full kv tiles at D 128
-/// (`FWD_ONE`): `0` tile by tile, `1` as one step, `2` (unset or empty: the default) as one step
-/// with tile 1's exponentials under tile 0's P V.
-fn fwd_short_one_with(v: Option<&str>) -> Result<u32> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(2),
-        Some("0") => Ok(0),
-        Some("1") => Ok(1),
-        Some("2") => Ok(2),
-        Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_FWD_SHORT_ONE={o}: expected 0 (tile by tile), 1 (one step) or 2 (one step, \
-             tile 1's exponentials under tile 0's P V)"
-        ))),
-    }
+/// `DCP_CUDA_FWD_SHORT_ONE`: whether the short-task kernel runs a task of two full kv tiles at
+/// D 128 as one step (`FWD_ONE`: `1`, unset or empty, the default) or tile by tile (`0`).
+fn fwd_short_one_with(v: Option<&str>) -> Result<bool> {
+    switch::parse("DCP_CUDA_FWD_SHORT_ONE", v, true).map_err(CudaError::Unsupported)
 }
 
 /// `TaskDesc.pad` of a forward task that the `FWD_ONE` kernel runs as one step (`FWD_ONE_TASK`
@@ -3947,9 +3938,8 @@ mod tests {
         // The kernel reads the same flag.
         let def = format!("#define FWD_ONE_TASK {FWD_ONE_TASK}u");
         assert!(crate::nvrtc::ATTN_FWD_SM90.contains(&def), "{def}");
-        assert_eq!(fwd_short_one_with(None).unwrap(), 2);
-        assert_eq!(fwd_short_one_with(Some(" 1")).unwrap(), 1);
-        assert_eq!(fwd_short_one_with(Some("0")).unwrap(), 0);
+        assert!(fwd_short_one_with(None).unwrap() && fwd_short_one_with(Some("1")).unwrap());
+        assert!(!fwd_short_one_with(Some("0")).unwrap());
         let e = fwd_short_one_with(Some("two")).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_SHORT_ONE"), "{e}");
     }
