@@ -3886,12 +3886,9 @@ mod tests {
         assert_eq!(long.iter().map(|t| t.tiles_n).sum::<u32>(), 2 * 8 * 256);
     }
 
-    /// Forward half tiles (`DCP_CUDA_FWD_HALF`): on causal-blockwise (256-token blocks, 2 local)
-    /// over 4096 tokens, each task's slice holds its half tiles first — the window's first tile
-    /// (rows 64-127 see its upper 64 keys only) and the diagonal (rows 0-63 its lower keys) —
-    /// then the others, both in key order; `pad` counts them; the mask indices move with their
-    /// tiles; the split last block's pieces are ordered each within its own slice. A full-mask
-    /// work and the switch off keep key order and a count of 0.
+    /// `FWD_ONE`: only tasks of exactly two full tiles of a single TMA-loaded KV region are
+    /// flagged for the one step (not partial tiles, cp.async K/V, two KV regions or three
+    /// tiles), with the value the kernel reads; the switch parses 0 / 1 and names itself.
     #[test]
     fn forward_one_step_flags_only_two_full_tiles_of_a_tma_region() {
         // (rows, keys per row as ranges, work flags, kv regions) -> whether its tasks are flagged.
@@ -3944,6 +3941,12 @@ mod tests {
         assert!(e.contains("DCP_CUDA_FWD_SHORT_ONE"), "{e}");
     }
 
+    /// Forward half tiles (`DCP_CUDA_FWD_HALF`): on causal-blockwise (256-token blocks, 2 local)
+    /// over 4096 tokens, each task's slice holds its half tiles first — the window's first tile
+    /// (rows 64-127 see its upper 64 keys only) and the diagonal (rows 0-63 its lower keys) —
+    /// then the others, both in key order; `pad` counts them; the mask indices move with their
+    /// tiles; the split last block's pieces are ordered each within its own slice. A full-mask
+    /// work and the switch off keep key order and a count of 0.
     #[test]
     fn forward_half_tiles_first_with_their_count() {
         let n = 4096u32;
