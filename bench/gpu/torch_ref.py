@@ -36,11 +36,12 @@ def band(mask):
 
 def attended(lens, mask):
     tot = 0
+    bw = band(mask)
     for L in lens:
         if mask == "causal":
             tot += L * (L + 1) // 2
-        elif band(mask):
-            sink, W = band(mask)
+        elif bw:
+            sink, W = bw
             for i in range(L):
                 win = min(i + 1, W)
                 extra = max(0, min(sink, i + 1 - win))
@@ -85,10 +86,11 @@ def run(lens, mask, H=8, HKV=2, D=128, dtype="bf16"):
     cu = torch.tensor([0] + list(torch.tensor(lens).cumsum(0).tolist()), device=dev, dtype=torch.int32)
     mx = max(lens)
     causal = mask != "full"
-    win = (band(mask)[1] - 1, 0) if band(mask) else (None, None)
+    bw = band(mask)
+    win = (bw[1] - 1, 0) if bw else (None, None)
     kw = dict(scale=None, window_size_left=win[0], window_size_right=win[1])
     res = {"lens": lens, "mask": mask, "tokens": T, "heads": H, "kv_heads": HKV, "head_dim": D, "dtype": dtype}
-    if mask not in ("causal", "full") and not band(mask):
+    if mask not in ("causal", "full") and not bw:
         res["flash_error"] = f"mask {mask}: no flash / cuDNN equivalent"
         return res
     fl = 4.0 * attended(lens, mask) * D * H

@@ -219,13 +219,27 @@ pub fn make_plan(
         return plan_with(PlannerKind::Usp, batch, topo, &o);
     }
     if name == ULYSSES_PP {
-        batch.validate()?;
-        check_size(PlannerKind::Ulysses, batch, topo)?;
-        let plan = ulysses::plan_ulysses_pp(batch, topo)?;
-        check_memory(&plan)?;
-        return Ok(plan);
+        // (Sized as `ulysses`: the same works and buffers, in twice as many groups.)
+        return checked(PlannerKind::Ulysses, batch, topo, || {
+            ulysses::plan_ulysses_pp(batch, topo)
+        });
     }
     plan_with(name.parse()?, batch, topo, opts)
+}
+
+/// The checks around every planner: the batch is valid, its `size_kind` plan is not too large
+/// ([`check_size`]) before `build` runs, and the built plan fits each device's memory.
+fn checked(
+    size_kind: PlannerKind,
+    batch: &BatchSpec,
+    topo: &Topology,
+    build: impl FnOnce() -> Result<Plan, PlanningError>,
+) -> Result<Plan, PlanningError> {
+    batch.validate()?;
+    check_size(size_kind, batch, topo)?;
+    let plan = build()?;
+    check_memory(&plan)?;
+    Ok(plan)
 }
 
 /// [`make_plan`], then the validator: the plan an executor may run ([`ValidatedPlan`]).
@@ -247,18 +261,14 @@ pub fn plan_with(
     topo: &Topology,
     opts: &PlannerOptions,
 ) -> Result<Plan, PlanningError> {
-    batch.validate()?;
-    check_size(kind, batch, topo)?;
-    let plan = match kind {
-        PlannerKind::Ring => ring::plan_ring_threads(batch, topo, false, opts.threads)?,
-        PlannerKind::Zigzag => ring::plan_ring_threads(batch, topo, true, opts.threads)?,
-        PlannerKind::Local => local::plan_local(batch, topo, opts.budget_tokens)?,
-        PlannerKind::Dcp => dcp::plan_dcp(batch, topo, &opts.dcp)?,
-        PlannerKind::Ulysses => ulysses::plan_ulysses(batch, topo)?,
-        PlannerKind::Usp => usp::plan_usp(batch, topo, opts.usp_heads)?,
-    };
-    check_memory(&plan)?;
-    Ok(plan)
+    checked(kind, batch, topo, || match kind {
+        PlannerKind::Ring => ring::plan_ring_threads(batch, topo, false, opts.threads),
+        PlannerKind::Zigzag => ring::plan_ring_threads(batch, topo, true, opts.threads),
+        PlannerKind::Local => local::plan_local(batch, topo, opts.budget_tokens),
+        PlannerKind::Dcp => dcp::plan_dcp(batch, topo, &opts.dcp),
+        PlannerKind::Ulysses => ulysses::plan_ulysses(batch, topo),
+        PlannerKind::Usp => usp::plan_usp(batch, topo, opts.usp_heads),
+    })
 }
 
 /// Most attention works (forward) a plan may hold: about 1 GB of IR per million works, so 20 M
