@@ -196,12 +196,34 @@ __device__ __forceinline__ float w3_rowmax(const float* sc, int h) {
   mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
   return fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
 }
+// W3_POLY N (0..16, session 28): in each row's 16 column pairs of a tile, N evenly spread pairs take
+// their exponentials from a cubic on the FMA pipe (w3_ex2_poly) instead of the MUFU, whose 16
+// results per clock per SM bound the softmax when both warpgroups are in it (session 27's stamps).
+#ifndef W3_POLY
+#define W3_POLY 0
+#endif
+// 2^x for x <= 0 (finite) without the MUFU: x = j + f with j = round(x), f in [-0.5, 0.5];
+// 2^f by a cubic fitted for relative error (1.0e-4 at most, against bf16 P's 3.9e-3 rounding);
+// j added to the exponent field. x is clamped at -127, where f = 0 and p = 1 exactly, so that
+// 2^-127 (and -inf) give exactly 0 and no exponent wraps.
+__device__ __forceinline__ float w3_ex2_poly(float x) {
+  x = fmaxf(x, -127.f);
+  const float t = x + 12582912.f;  // 1.5 * 2^23: round(x) in the low mantissa bits
+  const float f = x - (t - 12582912.f);
+  const float p = fmaf(fmaf(fmaf(0.0550089329f, f, 0.242210999f), f, 0.693282902f), f, 1.f);
+  return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+}
 __device__ __forceinline__ float w3_exps(float* sc, int h, float m, float scale_log2) {
   float s = 0.f;
 #pragma unroll
   for (int nt = 0; nt < 16; ++nt) {
-    sc[nt * 4 + 2 * h] = w3_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -m));
-    sc[nt * 4 + 2 * h + 1] = w3_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -m));
+    if ((nt * W3_POLY) % 16 < W3_POLY) {
+      sc[nt * 4 + 2 * h] = w3_ex2_poly(fmaf(sc[nt * 4 + 2 * h], scale_log2, -m));
+      sc[nt * 4 + 2 * h + 1] = w3_ex2_poly(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -m));
+    } else {
+      sc[nt * 4 + 2 * h] = w3_ex2(fmaf(sc[nt * 4 + 2 * h], scale_log2, -m));
+      sc[nt * 4 + 2 * h + 1] = w3_ex2(fmaf(sc[nt * 4 + 2 * h + 1], scale_log2, -m));
+    }
     s += sc[nt * 4 + 2 * h] + sc[nt * 4 + 2 * h + 1];
   }
   return s;
