@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use dcp_core::check::{check_plan, corpus_dir, random_case};
 use dcp_core::datasets::{make_batches, Dataset, DEFAULT_BUDGET};
@@ -83,12 +83,7 @@ pub struct DcpArgs {
 impl DcpArgs {
     pub fn options(&self) -> Result<dcp_core::dcp::DcpOptions> {
         let cost = match &self.cost_model {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading cost model {}", p.display()))?;
-                dcp_core::cost::CostModel::from_json(&text)
-                    .map_err(|e| anyhow::anyhow!("cost model {}: {e}", p.display()))?
-            }
+            Some(p) => crate::common::load_cost_model(p)?,
             None => dcp_core::cost::CostModel::default(),
         };
         let preset = match self.effort.as_str() {

@@ -47,6 +47,11 @@ pub struct SimulateArgs {
     /// Block size to trace (default: the first of --block-sizes).
     #[arg(long)]
     pub trace_block_size: Option<u32>,
+    /// Cost model JSON for the dcp planner (fields of dcp_core::cost::CostModel; missing fields
+    /// take defaults), as `plan --cost-model` takes: plans chosen under one model, timed on the
+    /// hardware of --profile.
+    #[arg(long)]
+    pub cost_model: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -169,10 +174,20 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             jobs.len()
         ),
     );
-    let opts = a.batch.planner_options(PlannerOptions::default())?;
+    if a.batch.planner_profile.is_some() && a.cost_model.is_some() {
+        bail!("give --planner-profile or --cost-model, not both");
+    }
+    let mut opts = a.batch.planner_options(PlannerOptions::default())?;
     if let Some(p) = &a.batch.planner_profile {
         eprintln!(
             "dcp weighs its candidates with the cost model of {}",
+            p.display()
+        );
+    }
+    if let Some(p) = &a.cost_model {
+        opts.dcp.cost = crate::common::load_cost_model(p)?;
+        eprintln!(
+            "dcp weighs its candidates with the cost model {}",
             p.display()
         );
     }

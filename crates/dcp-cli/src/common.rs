@@ -285,6 +285,14 @@ impl BatchArgs {
     }
 }
 
+/// The dcp planner's cost model from a JSON file (fields of [`CostModel`]; missing fields take
+/// defaults), for `plan --cost-model` and `simulate --cost-model`. Errors name the file.
+pub fn load_cost_model(path: &std::path::Path) -> Result<CostModel> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading cost model {}", path.display()))?;
+    CostModel::from_json(&text).map_err(|e| anyhow::anyhow!("cost model {}: {e}", path.display()))
+}
+
 /// Sets the topology's intra-node bandwidth and latency from a calibrated profile.
 pub fn apply_profile_links(t: &mut Topology, p: &Profile) {
     t.intra_gbps = p.intra_gbps;

@@ -383,6 +383,77 @@ fn planner_profile_feeds_dcp_and_a_bad_one_is_named() {
     );
 }
 
+/// `simulate --cost-model` weighs dcp's candidates with the given model while the profile times
+/// the plans: on one 103 537-token lambda sequence over 2 GPUs the default model picks the Ulysses
+/// candidate; with attention free the candidate that moves the fewest bytes wins, dcp's own
+/// placement. Giving it with --planner-profile, or a missing file, is an error naming it.
+#[test]
+fn simulate_weighs_dcp_with_the_given_cost_model() {
+    let d = scratch("sim-cost-model");
+    let b = d.join("one.json");
+    std::fs::write(&b, r#"{"batches": [[103537]]}"#).unwrap();
+    let b = b.display().to_string();
+    let prof = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/results/gpu-x2-2026-11-30s25/matrix/profile_x4.json"
+    );
+    let free = d.join("free.json");
+    std::fs::write(&free, r#"{"attn_fwd_tflops": 1e6, "attn_bwd_tflops": 1e6}"#).unwrap();
+    let free = free.display().to_string();
+    let kind = |extra: &[&str]| -> String {
+        let mut args = vec![
+            "simulate",
+            "--batches",
+            &b,
+            "--topology",
+            "1x2",
+            "--profile",
+            prof,
+            "--mask",
+            "lambda",
+            "--block-sizes",
+            "1024",
+            "--planners",
+            "dcp",
+            "--json",
+            "-",
+        ];
+        args.extend_from_slice(extra);
+        let o = dcp(&args);
+        assert!(o.status.success(), "{extra:?}: {}", text(&o.stderr));
+        let rows: Vec<serde_json::Value> = text(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 1, "{extra:?}");
+        rows[0]["plan_kind"].as_str().unwrap().to_string()
+    };
+    assert_eq!(kind(&[]), "dcp:ulysses");
+    assert_eq!(kind(&["--cost-model", &free]), "dcp");
+    fails_with(
+        &[
+            "simulate",
+            "--batches",
+            &b,
+            "--planner-profile",
+            prof,
+            "--cost-model",
+            &free,
+        ],
+        &["--planner-profile or --cost-model"],
+    );
+    fails_with(
+        &[
+            "simulate",
+            "--batches",
+            &b,
+            "--cost-model",
+            "missing-cost.json",
+        ],
+        &["missing-cost.json"],
+    );
+}
+
 /// `--no-saved-kv` makes dcp's own plans fetch remote KV again in the backward: the same forward
 /// bytes, more backward bytes than the default (which reads them from the forward's slots).
 #[test]
