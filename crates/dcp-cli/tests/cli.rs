@@ -52,6 +52,17 @@ fn fails_with(args: &[&str], needles: &[&str]) -> String {
     lines[0].to_string()
 }
 
+/// Runs `base` followed by `extra`, expects success, and returns stdout's JSON lines.
+fn json_lines(base: &[&str], extra: &[&str]) -> Vec<serde_json::Value> {
+    let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+    let o = dcp(&args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
+    text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
 fn tiny_batches(dir: &Path) -> String {
     let p = dir.join("tiny.json");
     std::fs::write(&p, r#"{"batches": [[300, 17, 1]]}"#).unwrap();
@@ -400,31 +411,25 @@ fn simulate_weighs_dcp_with_the_given_cost_model() {
     let free = d.join("free.json");
     std::fs::write(&free, r#"{"attn_fwd_tflops": 1e6, "attn_bwd_tflops": 1e6}"#).unwrap();
     let free = free.display().to_string();
+    let base = [
+        "simulate",
+        "--batches",
+        &b,
+        "--topology",
+        "1x2",
+        "--profile",
+        prof,
+        "--mask",
+        "lambda",
+        "--block-sizes",
+        "1024",
+        "--planners",
+        "dcp",
+        "--json",
+        "-",
+    ];
     let kind = |extra: &[&str]| -> String {
-        let mut args = vec![
-            "simulate",
-            "--batches",
-            &b,
-            "--topology",
-            "1x2",
-            "--profile",
-            prof,
-            "--mask",
-            "lambda",
-            "--block-sizes",
-            "1024",
-            "--planners",
-            "dcp",
-            "--json",
-            "-",
-        ];
-        args.extend_from_slice(extra);
-        let o = dcp(&args);
-        assert!(o.status.success(), "{extra:?}: {}", text(&o.stderr));
-        let rows: Vec<serde_json::Value> = text(&o.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let rows = json_lines(&base, extra);
         assert_eq!(rows.len(), 1, "{extra:?}");
         rows[0]["plan_kind"].as_str().unwrap().to_string()
     };
@@ -461,24 +466,20 @@ fn no_saved_kv_switches_dcp_back_to_fetching_kv() {
     let dir = scratch("saved-kv");
     let batches = dir.join("b.json");
     std::fs::write(&batches, r#"{"batches": [[3072]]}"#).unwrap();
+    let base = [
+        "plan",
+        "--batches",
+        batches.to_str().unwrap(),
+        "--topology",
+        "2x4",
+        "--planner",
+        "dcp",
+        "--block-size",
+        "64",
+        "--no-static-fallback",
+    ];
     let bytes = |extra: &[&str]| -> (u64, u64) {
-        let mut args = vec![
-            "plan",
-            "--batches",
-            batches.to_str().unwrap(),
-            "--topology",
-            "2x4",
-            "--planner",
-            "dcp",
-            "--block-size",
-            "64",
-            "--no-static-fallback",
-        ];
-        args.extend_from_slice(extra);
-        let o = dcp(&args);
-        assert!(o.status.success(), "{}", text(&o.stderr));
-        let v: serde_json::Value =
-            serde_json::from_str(text(&o.stdout).lines().next().unwrap()).expect("one JSON line");
+        let v = &json_lines(&base, extra)[0];
         let get = |k: &str| v[k].as_u64().unwrap();
         (
             get("fwd_bytes_intra") + get("fwd_bytes_inter"),
