@@ -124,6 +124,9 @@ fn load_profile(spec: &str, nics: Option<u32>) -> Result<Profile> {
 }
 
 pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
+    if a.batch.planner_profile.is_some() && a.cost_model.is_some() {
+        bail!("give --planner-profile or --cost-model, not both");
+    }
     let profile = load_profile(&a.profile, a.batch.nics_per_node)?;
     let mut cluster = Cluster::parse(&a.batch.topology, &profile)?;
     if let Some(b) = a.batch.intra_gbps {
@@ -174,9 +177,6 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             jobs.len()
         ),
     );
-    if a.batch.planner_profile.is_some() && a.cost_model.is_some() {
-        bail!("give --planner-profile or --cost-model, not both");
-    }
     let mut opts = a.batch.planner_options(PlannerOptions::default())?;
     if let Some(p) = &a.batch.planner_profile {
         eprintln!(
