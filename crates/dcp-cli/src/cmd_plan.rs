@@ -69,9 +69,6 @@ pub struct DcpArgs {
     /// Seed of the partitioner.
     #[arg(long, default_value_t = 0)]
     pub plan_seed: u64,
-    /// Cost model JSON (fields of dcp_core::cost::CostModel; missing fields take defaults).
-    #[arg(long)]
-    pub cost_model: Option<PathBuf>,
     /// Partitioner effort: fast, default, quality.
     #[arg(long, default_value = "fast")]
     pub effort: String,
@@ -82,10 +79,6 @@ pub struct DcpArgs {
 
 impl DcpArgs {
     pub fn options(&self) -> Result<dcp_core::dcp::DcpOptions> {
-        let cost = match &self.cost_model {
-            Some(p) => crate::common::load_cost_model(p)?,
-            None => dcp_core::cost::CostModel::default(),
-        };
         let preset = match self.effort.as_str() {
             "fast" => hypergraph::Preset::Fast,
             "default" => hypergraph::Preset::Default,
@@ -101,7 +94,7 @@ impl DcpArgs {
             inter_node_factor: self.inter_node_factor.map(|f| f.max(1)),
             seed: self.plan_seed,
             stages: self.stages,
-            cost,
+            // (--cost-model and --planner-profile: `BatchArgs::planner_options`.)
             preset,
             fallback_static: !self.no_static_fallback,
             ..Default::default()
@@ -116,9 +109,6 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     check_planner(&a.planner)?;
     let topo = a.batch.topology()?;
     let lens = a.batch.lengths()?;
-    if a.batch.planner_profile.is_some() && a.dcp.cost_model.is_some() {
-        bail!("give --planner-profile or --cost-model, not both");
-    }
     let opts = a.batch.planner_options(PlannerOptions {
         budget_tokens: a.budget_tokens,
         dcp: a.dcp.options()?,

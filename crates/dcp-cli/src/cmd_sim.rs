@@ -47,11 +47,6 @@ pub struct SimulateArgs {
     /// Block size to trace (default: the first of --block-sizes).
     #[arg(long)]
     pub trace_block_size: Option<u32>,
-    /// Cost model JSON for the dcp planner (fields of dcp_core::cost::CostModel; missing fields
-    /// take defaults), as `plan --cost-model` takes: plans chosen under one model, timed on the
-    /// hardware of --profile.
-    #[arg(long)]
-    pub cost_model: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -124,9 +119,6 @@ fn load_profile(spec: &str, nics: Option<u32>) -> Result<Profile> {
 }
 
 pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
-    if a.batch.planner_profile.is_some() && a.cost_model.is_some() {
-        bail!("give --planner-profile or --cost-model, not both");
-    }
     let profile = load_profile(&a.profile, a.batch.nics_per_node)?;
     let mut cluster = Cluster::parse(&a.batch.topology, &profile)?;
     if let Some(b) = a.batch.intra_gbps {
@@ -177,15 +169,14 @@ pub fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             jobs.len()
         ),
     );
-    let mut opts = a.batch.planner_options(PlannerOptions::default())?;
+    let opts = a.batch.planner_options(PlannerOptions::default())?;
     if let Some(p) = &a.batch.planner_profile {
         eprintln!(
             "dcp weighs its candidates with the cost model of {}",
             p.display()
         );
     }
-    if let Some(p) = &a.cost_model {
-        opts.dcp.cost = crate::common::load_cost_model(p)?;
+    if let Some(p) = &a.batch.cost_model {
         eprintln!(
             "dcp weighs its candidates with the cost model {}",
             p.display()

@@ -100,6 +100,12 @@ pub struct BatchArgs {
     /// topology's intra-node bandwidth and latency (explicit --intra-gbps wins).
     #[arg(long)]
     pub planner_profile: Option<PathBuf>,
+    /// Cost model JSON for the dcp planner (fields of dcp_core::cost::CostModel; missing fields
+    /// take defaults), e.g. the <profile>.cost.json that `dcp calibrate` writes, or hand-made.
+    /// Not with --planner-profile. In `simulate`, the plans chosen under it are timed on
+    /// --profile's hardware.
+    #[arg(long)]
+    pub cost_model: Option<PathBuf>,
     /// dcp's own plans fetch remote KV blocks again in the backward instead of reading them from
     /// the forward's saved slots (for A/B runs of `DcpOptions::save_kv`).
     #[arg(long)]
@@ -260,10 +266,17 @@ impl BatchArgs {
         Ok(Some((Hardware::new(p.clone()).planner_cost(), p)))
     }
 
-    /// Planner options with the cost model of `--planner-profile` (if given) for `dcp`.
+    /// Planner options with the cost model of `--planner-profile` or `--cost-model` (if given)
+    /// for `dcp`; both at once is an error.
     pub fn planner_options(&self, mut opts: PlannerOptions) -> Result<PlannerOptions> {
+        if self.planner_profile.is_some() && self.cost_model.is_some() {
+            bail!("give --planner-profile or --cost-model, not both");
+        }
         if let Some((c, _)) = self.planner_profile()? {
             opts.dcp.cost = c;
+        }
+        if let Some(p) = &self.cost_model {
+            opts.dcp.cost = load_cost_model(p)?;
         }
         if self.no_saved_kv {
             opts.dcp.save_kv = false;
@@ -286,7 +299,7 @@ impl BatchArgs {
 }
 
 /// The dcp planner's cost model from a JSON file (fields of [`CostModel`]; missing fields take
-/// defaults), for `plan --cost-model` and `simulate --cost-model`. Errors name the file.
+/// defaults), for `--cost-model`. Errors name the file.
 pub fn load_cost_model(path: &std::path::Path) -> Result<CostModel> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading cost model {}", path.display()))?;

@@ -459,6 +459,41 @@ fn simulate_weighs_dcp_with_the_given_cost_model() {
     );
 }
 
+/// `--cost-model` is one flag of the batch options: `plan`, `simulate` and `bench-gpu` list it
+/// once each, and `bench-gpu` refuses a missing file or the flag beside --planner-profile before
+/// it looks for a GPU.
+#[test]
+fn cost_model_is_a_flag_of_plan_simulate_and_bench_gpu() {
+    for cmd in ["plan", "simulate", "bench-gpu"] {
+        let help = text(&dcp(&[cmd, "--help"]).stdout);
+        assert_eq!(help.matches("--cost-model").count(), 1, "{cmd}: {help}");
+    }
+    let d = scratch("bench-cost-model");
+    let b = tiny_batches(&d);
+    fails_with(
+        &[
+            "bench-gpu",
+            "--batches",
+            &b,
+            "--cost-model",
+            "missing-cost.json",
+        ],
+        &["missing-cost.json"],
+    );
+    fails_with(
+        &[
+            "bench-gpu",
+            "--batches",
+            &b,
+            "--cost-model",
+            "a.json",
+            "--planner-profile",
+            "b.json",
+        ],
+        &["--planner-profile or --cost-model"],
+    );
+}
+
 /// `--no-saved-kv` makes dcp's own plans fetch remote KV again in the backward: the same forward
 /// bytes, more backward bytes than the default (which reads them from the forward's slots).
 #[test]
