@@ -63,10 +63,15 @@ fn json_lines(base: &[&str], extra: &[&str]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn tiny_batches(dir: &Path) -> String {
-    let p = dir.join("tiny.json");
-    std::fs::write(&p, r#"{"batches": [[300, 17, 1]]}"#).unwrap();
+/// Writes `{"batches": BATCHES}` to DIR/NAME and returns its path.
+fn batch_file(dir: &Path, name: &str, batches: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, format!(r#"{{"batches": {batches}}}"#)).unwrap();
     p.display().to_string()
+}
+
+fn tiny_batches(dir: &Path) -> String {
+    batch_file(dir, "tiny.json", "[[300, 17, 1]]")
 }
 
 #[test]
@@ -180,19 +185,13 @@ fn missing_files_are_named() {
 #[test]
 fn oversized_batches_are_refused_up_front() {
     let d = scratch("huge");
-    let p = d.join("huge.json");
-    std::fs::write(&p, r#"{"batches": [[1000], [4000000000]]}"#).unwrap();
-    let ps = p.display().to_string();
+    let ps = batch_file(&d, "huge.json", "[[1000], [4000000000]]");
     fails_with(
         &["plan", "--batches", &ps],
         &["huge.json", "batch 1", "4000000000", "--max-batch-tokens"],
     );
-    let p = d.join("over.json");
-    std::fs::write(&p, r#"{"batches": [[5000000000]]}"#).unwrap();
-    fails_with(
-        &["plan", "--batches", &p.display().to_string()],
-        &["over.json", "5000000000"],
-    );
+    let p = batch_file(&d, "over.json", "[[5000000000]]");
+    fails_with(&["plan", "--batches", &p], &["over.json", "5000000000"]);
 }
 
 #[test]
@@ -401,9 +400,7 @@ fn planner_profile_feeds_dcp_and_a_bad_one_is_named() {
 #[test]
 fn simulate_weighs_dcp_with_the_given_cost_model() {
     let d = scratch("sim-cost-model");
-    let b = d.join("one.json");
-    std::fs::write(&b, r#"{"batches": [[103537]]}"#).unwrap();
-    let b = b.display().to_string();
+    let b = batch_file(&d, "one.json", "[[103537]]");
     let prof = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../bench/results/gpu-x2-2026-11-30s25/matrix/profile_x4.json"
@@ -499,12 +496,11 @@ fn cost_model_is_a_flag_of_plan_simulate_and_bench_gpu() {
 #[test]
 fn no_saved_kv_switches_dcp_back_to_fetching_kv() {
     let dir = scratch("saved-kv");
-    let batches = dir.join("b.json");
-    std::fs::write(&batches, r#"{"batches": [[3072]]}"#).unwrap();
+    let batches = batch_file(&dir, "b.json", "[[3072]]");
     let base = [
         "plan",
         "--batches",
-        batches.to_str().unwrap(),
+        &batches,
         "--topology",
         "2x4",
         "--planner",
