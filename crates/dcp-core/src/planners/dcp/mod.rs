@@ -350,7 +350,8 @@ pub fn plan_dcp(
         };
         emit(batch, topo, table, &pl, &stage, stages, opts.save_kv)
     };
-    let mut plan = emit_at(order[0]);
+    let mut plan_s = order[0];
+    let mut plan = emit_at(plan_s);
     let mut imb = resident_imbalance(&plan);
     for &s in order.iter().skip(1).take(STAGE_RETRIES) {
         if imb <= EMITTED_MEM_GOAL {
@@ -359,7 +360,7 @@ pub fn plan_dcp(
         let p = emit_at(s);
         let i = resident_imbalance(&p);
         if i < imb {
-            (plan, imb) = (p, i);
+            (plan, imb, plan_s) = (p, i, s);
         }
     }
     // Above the memory limit, slower stage counts too (fastest first).
@@ -370,7 +371,27 @@ pub fn plan_dcp(
         let p = emit_at(s);
         let i = resident_imbalance(&p);
         if i < imb {
-            (plan, imb) = (p, i);
+            (plan, imb, plan_s) = (p, i, s);
+        }
+    }
+    // Rows split over stages cost an fp32 partial per stage and a merge of them. Where the
+    // split has such rows, the same stage count with whole rows per stage
+    // ([`StageSplitter::split_row_atomic`]) is emitted too and kept when the cost model
+    // predicts it faster (for cheap sparse attention with little to fetch, the merges' bytes
+    // outweigh the compute the split puts under the first fetch) and its resident memory stays
+    // within the goal or the split's.
+    if plan_s >= 2 {
+        let stage = splitter.split_row_atomic(table, &pl, plan_s);
+        if stage != splitter.split(table.tiles.len(), plan_s) {
+            let alt = emit(batch, topo, table, &pl, &stage, plan_s, opts.save_kv);
+            let total = |p: &Plan| {
+                let a = predict(p, &opts.cost);
+                a.fwd_ms + a.bwd_ms
+            };
+            let alt_imb = resident_imbalance(&alt);
+            if alt_imb <= imb.max(EMITTED_MEM_GOAL) && total(&alt) < total(&plan) {
+                plan = alt;
+            }
         }
     }
 
@@ -470,6 +491,63 @@ mod tests {
         let s = crate::stats::plan_stats(&plan);
         assert!((resident_imbalance(&plan) - s.memory_imbalance).abs() < 1e-9);
         assert!(s.memory_imbalance <= MEM_LIMIT, "{}", s.memory_imbalance);
+    }
+
+    /// One causal-blockwise sequence on 2 devices: every row attends the first block, so the
+    /// split staging puts the device's fetched first-block tiles in stage 1 and the rest of
+    /// those rows in stage 0, and each such row pays fp32 partials and a merge. Whole rows per
+    /// stage keep every (device, query block, head block) in one stage and never move a tile
+    /// earlier than the split; the planner keeps that plan, predicted faster, with fewer
+    /// forward merges than the split's.
+    #[test]
+    fn whole_rows_per_stage_where_merges_cost_more_than_the_overlap() {
+        use crate::plan::Instr;
+        let b = BatchSpec::uniform(
+            &[16384],
+            MaskSpec::causal_blockwise(),
+            ModelShape::default(),
+            1024,
+        );
+        let topo = Topology::parse("1x2").unwrap();
+        let opts = DcpOptions {
+            fallback_static: false,
+            initial: Initial::Partition,
+            ..DcpOptions::default()
+        };
+        let table = BlockTable::build(&b).unwrap();
+        let pl = place::place(&table, &b, &topo, &opts).unwrap();
+        let splitter = StageSplitter::new(&table, &pl, 2, &b.model);
+        let split = splitter.split(table.tiles.len(), 2);
+        let whole = splitter.split_row_atomic(&table, &pl, 2);
+        assert_ne!(split, whole, "here the split has rows over both stages");
+        let mut row_stage = std::collections::HashMap::new();
+        for (ti, t) in table.tiles.iter().enumerate() {
+            assert!(whole[ti] >= split[ti], "tile {ti} moved earlier");
+            let s = *row_stage
+                .entry((pl.tile_dev[ti], t.q_block, t.head_block))
+                .or_insert(whole[ti]);
+            assert_eq!(s, whole[ti], "tile {ti}: its row spans two stages");
+        }
+        let merges = |p: &Plan| {
+            p.devices
+                .iter()
+                .flat_map(|d| &d.forward.instrs)
+                .filter(|i| matches!(i, Instr::Merge { .. }))
+                .count()
+        };
+        let total = |p: &Plan| {
+            let a = predict(p, &opts.cost);
+            a.fwd_ms + a.bwd_ms
+        };
+        let split_plan = emit(&b, &topo, &table, &pl, &split, 2, opts.save_kv);
+        let plan = plan_dcp(&b, &topo, &opts).unwrap();
+        assert!(
+            merges(&plan) < merges(&split_plan),
+            "merges {} against the split's {}",
+            merges(&plan),
+            merges(&split_plan)
+        );
+        assert!(total(&plan) < total(&split_plan));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Phase 2, schedule: stage 0 runs the tiles whose inputs are local, the remote tiles are split
 //! into S−1 stages of equal compute (inputs of stage s fetched during stage s−1), and S is chosen
-//! by a cheap pipeline estimate under the cost model.
+//! by a cheap pipeline estimate under the cost model. [`StageSplitter::split_row_atomic`] is the
+//! same split with whole rows per stage, which the planner also emits and keeps where predicted
+//! faster (no row's fp32 partials to merge).
 
 use std::collections::BTreeMap;
 
@@ -207,6 +209,32 @@ impl StageSplitter {
             .zip(&self.fixed)
             .map(|(dev, &fixed)| fixed + Self::slot_peak(dev, stages))
             .collect()
+    }
+
+    /// [`Self::split`], then each device's tiles of one query row group (query block, head
+    /// block) all go to the latest stage any of them has. A row then never spans two stages
+    /// on one device, so it needs no fp32 partial per stage and no merge of them; stage 0
+    /// keeps only the rows whose tiles on the device all have local inputs. The price is less
+    /// compute under the first fetch.
+    pub(super) fn split_row_atomic(
+        &self,
+        table: &BlockTable,
+        pl: &Placement,
+        stages: u32,
+    ) -> Vec<u32> {
+        let mut stage = self.split(table.tiles.len(), stages);
+        let mut latest: std::collections::HashMap<(u32, u32, u32), u32> =
+            std::collections::HashMap::new();
+        for (ti, t) in table.tiles.iter().enumerate() {
+            let e = latest
+                .entry((pl.tile_dev[ti], t.q_block, t.head_block))
+                .or_insert(0);
+            *e = (*e).max(stage[ti]);
+        }
+        for (ti, t) in table.tiles.iter().enumerate() {
+            stage[ti] = latest[&(pl.tile_dev[ti], t.q_block, t.head_block)];
+        }
+        stage
     }
 
     /// Stage of every tile; stage 0 holds the tiles with local inputs.
