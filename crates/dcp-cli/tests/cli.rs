@@ -394,9 +394,10 @@ fn planner_profile_feeds_dcp_and_a_bad_one_is_named() {
 }
 
 /// `simulate --cost-model` weighs dcp's candidates with the given model while the profile times
-/// the plans: on one 103 537-token lambda sequence over 2 GPUs the default model picks the Ulysses
-/// candidate; with attention free the candidate that moves the fewest bytes wins, dcp's own
-/// placement. Giving it with --planner-profile, or a missing file, is an error naming it.
+/// the plans: on one 103 537-token lambda sequence over 2 GPUs the default model keeps dcp's own
+/// placement; with attention a million times slower only compute balance counts, and the
+/// Ulysses candidate's exact balance wins. Giving it with --planner-profile, or a missing file,
+/// is an error naming it.
 #[test]
 fn simulate_weighs_dcp_with_the_given_cost_model() {
     let d = scratch("sim-cost-model");
@@ -405,9 +406,9 @@ fn simulate_weighs_dcp_with_the_given_cost_model() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../bench/results/gpu-x2-2026-11-30s25/matrix/profile_x4.json"
     );
-    let free = d.join("free.json");
-    std::fs::write(&free, r#"{"attn_fwd_tflops": 1e6, "attn_bwd_tflops": 1e6}"#).unwrap();
-    let free = free.display().to_string();
+    let slow = d.join("slow.json");
+    std::fs::write(&slow, r#"{"attn_fwd_tflops": 1, "attn_bwd_tflops": 1}"#).unwrap();
+    let slow = slow.display().to_string();
     let base = [
         "simulate",
         "--batches",
@@ -430,8 +431,8 @@ fn simulate_weighs_dcp_with_the_given_cost_model() {
         assert_eq!(rows.len(), 1, "{extra:?}");
         rows[0]["plan_kind"].as_str().unwrap().to_string()
     };
-    assert_eq!(kind(&[]), "dcp:ulysses");
-    assert_eq!(kind(&["--cost-model", &free]), "dcp");
+    assert_eq!(kind(&[]), "dcp");
+    assert_eq!(kind(&["--cost-model", &slow]), "dcp:ulysses");
     fails_with(
         &[
             "simulate",
@@ -440,7 +441,7 @@ fn simulate_weighs_dcp_with_the_given_cost_model() {
             "--planner-profile",
             prof,
             "--cost-model",
-            &free,
+            &slow,
         ],
         &["--planner-profile or --cost-model"],
     );
