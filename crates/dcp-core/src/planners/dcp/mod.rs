@@ -380,17 +380,22 @@ pub fn plan_dcp(
     // predicts it faster (for cheap sparse attention with little to fetch, the merges' bytes
     // outweigh the compute the split puts under the first fetch) and its resident memory stays
     // within the goal or the split's.
+    let total = |p: &Plan| {
+        let a = predict(p, &opts.cost);
+        a.fwd_ms + a.bwd_ms
+    };
+    // (The kept plan's predicted time, where it was predicted here.)
+    let mut plan_t = None;
     if plan_s >= 2 {
-        let stage = splitter.split_row_atomic(table, &pl, plan_s);
-        if stage != splitter.split(table.tiles.len(), plan_s) {
+        if let Some(stage) = splitter.split_row_atomic(table, &pl, plan_s) {
             let alt = emit(batch, topo, table, &pl, &stage, plan_s, opts.save_kv);
-            let total = |p: &Plan| {
-                let a = predict(p, &opts.cost);
-                a.fwd_ms + a.bwd_ms
-            };
-            let alt_imb = resident_imbalance(&alt);
-            if alt_imb <= imb.max(EMITTED_MEM_GOAL) && total(&alt) < total(&plan) {
-                plan = alt;
+            let t = total(&plan);
+            plan_t = Some(t);
+            if resident_imbalance(&alt) <= imb.max(EMITTED_MEM_GOAL) {
+                let ta = total(&alt);
+                if ta < t {
+                    (plan, plan_t) = (alt, Some(ta));
+                }
             }
         }
     }
@@ -399,10 +404,7 @@ pub fn plan_dcp(
         return Ok(plan);
     }
     // The static candidates are predicted without building them; only a winner is emitted.
-    let mut best_t = {
-        let a = predict(&plan, &opts.cost);
-        a.fwd_ms + a.bwd_ms
-    };
+    let mut best_t = plan_t.unwrap_or_else(|| total(&plan));
     let mut winner: Option<PlannerKind> = None;
     // Whole sequences on single devices (no communication at all) when they fit and balance
     // within the compute tolerance: the best plan when few devices share a batch of many
@@ -518,8 +520,9 @@ mod tests {
         let pl = place::place(&table, &b, &topo, &opts).unwrap();
         let splitter = StageSplitter::new(&table, &pl, 2, &b.model);
         let split = splitter.split(table.tiles.len(), 2);
-        let whole = splitter.split_row_atomic(&table, &pl, 2);
-        assert_ne!(split, whole, "here the split has rows over both stages");
+        let whole = splitter
+            .split_row_atomic(&table, &pl, 2)
+            .expect("here the split has rows over both stages");
         let mut row_stage = std::collections::HashMap::new();
         for (ti, t) in table.tiles.iter().enumerate() {
             assert!(whole[ti] >= split[ti], "tile {ti} moved earlier");

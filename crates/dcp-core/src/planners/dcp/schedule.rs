@@ -215,26 +215,32 @@ impl StageSplitter {
     /// block) all go to the latest stage any of them has. A row then never spans two stages
     /// on one device, so it needs no fp32 partial per stage and no merge of them; stage 0
     /// keeps only the rows whose tiles on the device all have local inputs. The price is less
-    /// compute under the first fetch.
+    /// compute under the first fetch. `None` when the split has no row over two stages (the
+    /// same stages).
     pub(super) fn split_row_atomic(
         &self,
         table: &BlockTable,
         pl: &Placement,
         stages: u32,
-    ) -> Vec<u32> {
+    ) -> Option<Vec<u32>> {
         let mut stage = self.split(table.tiles.len(), stages);
+        let row = |ti: usize| {
+            let t = &table.tiles[ti];
+            (pl.tile_dev[ti], t.q_block, t.head_block)
+        };
         let mut latest: std::collections::HashMap<(u32, u32, u32), u32> =
             std::collections::HashMap::new();
-        for (ti, t) in table.tiles.iter().enumerate() {
-            let e = latest
-                .entry((pl.tile_dev[ti], t.q_block, t.head_block))
-                .or_insert(0);
-            *e = (*e).max(stage[ti]);
+        for (ti, &s) in stage.iter().enumerate() {
+            let e = latest.entry(row(ti)).or_insert(0);
+            *e = (*e).max(s);
         }
-        for (ti, t) in table.tiles.iter().enumerate() {
-            stage[ti] = latest[&(pl.tile_dev[ti], t.q_block, t.head_block)];
+        let mut moved = false;
+        for (ti, s) in stage.iter_mut().enumerate() {
+            let l = latest[&row(ti)];
+            moved |= l != *s;
+            *s = l;
         }
-        stage
+        moved.then_some(stage)
     }
 
     /// Stage of every tile; stage 0 holds the tiles with local inputs.
