@@ -3,7 +3,8 @@
 
 Reads bench-gpu JSON lines (kind=bench; their `lens`), and for each distinct batch and mask times
 torch's varlen flash attention (aten._flash_attention_forward/_backward, GQA native) and cuDNN SDPA
-(per sequence, K/V expanded to all heads; batches of at most 200 sequences) forward and backward,
+(one batched call per distinct document length, GQA native where cuDNN takes it, else K/V
+expanded to all heads, the form named in `cudnn_form`; at most 200 distinct lengths) forward and backward,
 for causal, lambda / sliding-window (flash's window) and full masks; the model (heads, KV heads,
 head dim, dtype) is each record's (8/2/128/bf16 where absent). FLOPs count attended elements
 only: forward 4*att*D*H, backward 2.5x.
@@ -15,7 +16,7 @@ PyTorch path that takes every mask dcp runs. Before timing, the mask's attended 
 compared with the record's (`attended_fwd_flops`); a mismatch is reported as `flex_error` and not
 timed. Usage: torch_ref.py [--flex] BENCH.jsonl [OUT.jsonl]
 """
-import json, math, sys
+import json, math, os, sys
 import torch
 import torch.nn.functional as F
 
@@ -103,31 +104,74 @@ def run(lens, mask, H=8, HKV=2, D=128, dtype="bf16"):
         record(res, "flash", fl, bench(f), bench(bw))
     except Exception as e:  # noqa
         res["flash_error"] = str(e)[:300]
-    if mask in ("causal", "full") and len(lens) <= 200:
+    groups = cudnn_groups(lens)
+    if mask in ("causal", "full") and len(groups) <= 200:
         try:
-            from torch.nn.attention import sdpa_kernel, SDPBackend
-            seqs = []
-            off = 0
-            for L in lens:
-                qs = q[off:off + L].transpose(0, 1).unsqueeze(0).detach().requires_grad_(True)
-                ks = k[off:off + L].repeat_interleave(H // HKV, dim=1).transpose(0, 1).unsqueeze(0).detach().requires_grad_(True)
-                vs = v[off:off + L].repeat_interleave(H // HKV, dim=1).transpose(0, 1).unsqueeze(0).detach().requires_grad_(True)
-                gs = do[off:off + L].transpose(0, 1).unsqueeze(0).contiguous()
-                seqs.append((qs.contiguous().detach().requires_grad_(True), ks.contiguous().detach().requires_grad_(True), vs.contiguous().detach().requires_grad_(True), gs))
-                off += L
-            with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
-                def fwd():
-                    return [F.scaled_dot_product_attention(a, b, c, is_causal=causal) for a, b, c, _ in seqs]
-                def fwdbwd():
-                    outs = fwd()
-                    for o_, (_, _, _, gg) in zip(outs, seqs):
-                        o_.backward(gg)
-                t_f = bench(lambda: [x.detach() for x in fwd()])
-                t_fb = bench(fwdbwd)
+            t_f, t_fb, form = run_cudnn(q, k, v, do, groups, causal)
             record(res, "cudnn", fl, t_f, t_fb - t_f)
+            res["cudnn_form"] = form
         except Exception as e:  # noqa
             res["cudnn_error"] = str(e)[:300]
     return res
+
+
+def cudnn_groups(lens):
+    """The packed batch `lens` as cuDNN SDPA calls: one [count, heads, length, D] batch per
+    distinct document length, as (first token, count, length) runs of consecutive equal
+    documents. 1 000 documents of 256 tokens are one call; 120 distinct lengths are 120."""
+    runs, off = [], 0
+    for L in lens:
+        if runs and runs[-1][2] == L and runs[-1][0] + runs[-1][1] * L == off:
+            runs[-1][1] += 1
+        else:
+            runs.append([off, 1, L])
+        off += L
+    return [tuple(r) for r in runs]
+
+
+def group_view(x, off, n, L):
+    """The packed [tokens, heads, D] tensor's run of `n` documents of `L` tokens from token
+    `off`, as SDPA's [n, heads, L, D] (a view: no copy)."""
+    return x[off:off + n * L].view(n, L, x.shape[1], x.shape[2]).transpose(1, 2)
+
+
+def run_cudnn(q, k, v, do, groups, causal):
+    """cuDNN SDPA forward and forward+backward ms over the calls of `cudnn_groups`, and the GQA
+    form that ran: "gqa" (K/V at their own head count, `enable_gqa`) where cuDNN takes it, else
+    "kv-expanded" (K/V repeated to every query head: 4x their bytes at 8:2), named in the record."""
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    H, HKV = q.shape[1], k.shape[1]
+
+    def leaf(x):
+        return x.contiguous().detach().requires_grad_(True)
+
+    def tensors(expand):
+        out = []
+        for off, n, L in groups:
+            kk, vv = group_view(k, off, n, L), group_view(v, off, n, L)
+            if expand:
+                kk, vv = kk.repeat_interleave(H // HKV, dim=1), vv.repeat_interleave(H // HKV, dim=1)
+            out.append((leaf(group_view(q, off, n, L)), leaf(kk), leaf(vv), group_view(do, off, n, L).contiguous()))
+        return out
+
+    last = None
+    # TORCH_REF_CUDNN_FORMS (comma-separated) narrows or reorders the forms tried
+    for form in os.environ.get("TORCH_REF_CUDNN_FORMS", "gqa,kv-expanded").split(","):
+        seqs = tensors(form == "kv-expanded")
+        gqa = form == "gqa" and H != HKV
+
+        def fwd():
+            return [F.scaled_dot_product_attention(a, b, c, is_causal=causal, enable_gqa=gqa) for a, b, c, _ in seqs]
+
+        def fwdbwd():
+            for o_, (_, _, _, gg) in zip(fwd(), seqs):
+                o_.backward(gg)
+        try:
+            with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+                return bench(lambda: [x.detach() for x in fwd()]), bench(fwdbwd), form
+        except RuntimeError as e:  # cuDNN refused this form: try the next, report both if all fail
+            last = f"{form}: {e}"
+    raise RuntimeError(last or "TORCH_REF_CUDNN_FORMS names no form")
 
 
 def parse_mask(mask):

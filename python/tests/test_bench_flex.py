@@ -77,3 +77,18 @@ def test_flash_window_follows_the_mask_parameters():
     assert torch_ref.band("lambda:16:2048") == (16, 2048)
     assert torch_ref.band("sliding-window:512") == (0, 512)
     assert torch_ref.band("causal-blockwise") is None
+
+
+def test_cudnn_calls_batch_runs_of_equal_lengths_and_cover_every_token():
+    lens = [256] * 5 + [300, 77, 77, 256, 256]
+    groups = torch_ref.cudnn_groups(lens)
+    assert groups == [(0, 5, 256), (1280, 1, 300), (1580, 2, 77), (1734, 2, 256)]
+    assert sum(n * L for _, n, L in groups) == sum(lens)
+    assert len(torch_ref.cudnn_groups([256] * 1000)) == 1
+    # each call's [n, heads, L, D] view holds exactly its documents' rows
+    q = torch.arange(sum(lens) * 3 * 2, dtype=torch.float32).view(sum(lens), 3, 2)
+    off, n, L = groups[2]
+    view = torch_ref.group_view(q, off, n, L)
+    assert view.shape == (2, 3, 77, 2)
+    for d in range(n):
+        assert torch.equal(view[d], q[off + d * L:off + (d + 1) * L].transpose(0, 1))
