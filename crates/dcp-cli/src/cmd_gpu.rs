@@ -1140,7 +1140,8 @@ pub struct KernelBenchArgs {
     /// For the sparse masks' ratios at other sizes: blockwise128k, lambda128k, sharedq128k (the
     /// same masks over one 131072-token sequence), and causal8k / causal16k (dense causal with
     /// the attended FLOPs of blockwise / blockwise128k, within 2 %). Any mask over one sequence:
-    /// MASK@TOKENS (e.g. causal-blockwise@65536, lambda:64:4096@16384).
+    /// MASK@TOKENS (e.g. causal-blockwise@65536, lambda:64:4096@16384); any mask over COUNT
+    /// documents of TOKENS each: MASK@TOKENSxCOUNT (e.g. full@512x500).
     #[arg(long, default_value = "causal32k,causal128k,packed,lambda")]
     pub shapes: String,
     /// Planner of the one-GPU plan: local (one work per sequence) or ring / zigzag (world 1:
@@ -1202,17 +1203,23 @@ pub fn kernel_bench_shapes(names: &str) -> Result<Vec<(String, Vec<u32>, String)
                 "onework" => (vec![8096], "full"),
                 "full8k" | "blocks256" => (vec![8192], "full"),
                 o if o.contains('@') => {
-                    let (mask, len) = o.split_once('@').unwrap_or_default();
+                    let (mask, size) = o.split_once('@').unwrap_or_default();
                     MaskSpec::parse(mask).with_context(|| format!("shape `{o}`: its mask"))?;
-                    let len: u32 =
-                        len.parse().ok().filter(|&l| l > 0).with_context(|| {
-                            format!("shape `{o}`: `{len}` is not a token count")
-                        })?;
-                    return Ok((n.clone(), vec![len], mask.to_string()));
+                    let (len, count) = size.split_once('x').unwrap_or((size, "1"));
+                    let positive = |v: &str, what: &str| -> Result<u32> {
+                        v.parse()
+                            .ok()
+                            .filter(|&l| l > 0)
+                            .with_context(|| format!("shape `{o}`: `{v}` is not a {what}"))
+                    };
+                    let len = positive(len, "token count")?;
+                    let count = positive(count, "document count")?;
+                    return Ok((n.clone(), vec![len; count as usize], mask.to_string()));
                 }
                 o => {
                     bail!(
-                        "unknown shape `{o}` (or MASK@TOKENS, e.g. causal-blockwise@65536): \
+                        "unknown shape `{o}` (or MASK@TOKENS[xCOUNT], e.g. causal-blockwise@65536, \
+                         full@256x1000): \
                          allowed are causal32k, causal128k, causal8k, \
                          causal16k, packed, lambda, sharedq, blockwise, lambda128k, sharedq128k, \
                          blockwise128k, works1000 (small1000), onework, full8k, blocks256"
@@ -1407,7 +1414,21 @@ mod tests {
             (s[0].1.as_slice(), s[0].2.as_str(), s[1].1.as_slice()),
             (&[65536u32][..], "causal-blockwise:256:2", &[100u32][..])
         );
-        for bad in ["causal@", "causal@0", "causal@x", "nomask@64"] {
+        let s = kernel_bench_shapes("full@512x500,causal@128x1").unwrap();
+        assert_eq!(
+            (s[0].1.len(), s[0].1[0], s[0].2.as_str()),
+            (500, 512, "full")
+        );
+        assert_eq!(s[1].1, vec![128u32]);
+        for bad in [
+            "causal@",
+            "causal@0",
+            "causal@x",
+            "nomask@64",
+            "full@256x0",
+            "full@256x",
+            "full@0x4",
+        ] {
             let e = kernel_bench_shapes(bad).unwrap_err();
             assert!(format!("{e:#}").contains(bad), "{bad}: {e:#}");
         }
