@@ -185,8 +185,13 @@
 // check in the tile steps. Default in the half-tile kernel at D 128 since
 // kernels-2026-11-29-kf17 (alternated over main, 3 runs each: causal-blockwise +1.2 %, causal
 // 32K / lambda / packed +0.1 / +0.7 / +0.0 %); in the plain kernel it cost onework -0.8 %
-// (kernels-2026-11-29-kf16, with the dropped FWD_NOFENCE), at D 64 -2..-5 %: off there. The
-// short kernel keeps 1 (the host's define).
+// (kernels-2026-11-29-kf16, with the dropped FWD_NOFENCE), at D 64 -2..-5 %: off there.
+// FWD_LATEREL 3: 1 in tasks of two or more tiles, 2 in one-tile tasks; the short kernel's default
+// (the host's define). Under 1 a one-tile task's first step is its end, so the Q buffer of the
+// task before it was freed only then and the load of the task after next waited a whole task.
+// Measured (bench/results/kernels-2026-11-30-s29, alternated x3): 2 000 documents of 128 tokens,
+// full mask, 193 TFLOP/s forward under 1, 320 under 2, 323 under 3; works1000, blocks256,
+// packed and 3-tile tasks within +-0.6 % of 1 under 3 (2 cost works1000 and 3-tile tasks -1.6 %).
 #ifndef FWD_LATEREL
 #define FWD_LATEREL ((FWD_HALF && HEAD_DIM == 128) ? 2 : 0)
 #endif
@@ -1014,8 +1019,9 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   do {                    \
   } while (0)
 #endif
-// In the tile steps (FWD_LATEREL 1 only; 2 pays it at the next task's start).
-#if FWD_LATEREL == 1
+// In the tile steps (FWD_LATEREL 1, and 3 in tasks of several tiles; 2 pays it at the next task's
+// start).
+#if FWD_LATEREL == 1 || FWD_LATEREL == 3
 #define F90_LATE_STEP() F90_LATE_ARRIVE()
 #else
 #define F90_LATE_STEP() \
@@ -1104,6 +1110,8 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     float mm[2] = {-INFINITY, -INFINITY}, ll[2] = {0.f, 0.f};
 #if FWD_LATEREL == 2
     F90_LATE_ARRIVE();  // the previous task's O store has had this task's start to read its tile
+#elif FWD_LATEREL == 3
+    if (n_tiles == 1) F90_LATE_ARRIVE();  // (a one-tile task's first step is its end)
 #endif
 #if FWD_EPRE
     float inv[2];  // 1 / l of the rows, from the last tile step (f90_epre)

@@ -1324,17 +1324,22 @@ fn fwd_short_pp_with(v: Option<&str>) -> Result<Option<(u32, Option<u32>)>> {
     }
 }
 
-/// `DCP_CUDA_FWD_SHORT_LATEREL`: the short-task kernel's `FWD_LATEREL` (unset, empty or `1`: the
-/// default, the O-storing thread's owed Q release paid after the next task's first tile step;
-/// `2`: paid at the next task's start, before its first step and so before a `FWD_PP` turn's
-/// wait: kernels-2026-11-29-kf20 found the turn delaying that release, and with it the next
-/// Q load, in every 2-tile task). Opt-in, not measured yet. Anything else is an error.
+/// `DCP_CUDA_FWD_SHORT_LATEREL`: the short-task kernel's `FWD_LATEREL`. `1`: the O-storing
+/// thread's owed Q release is paid after the next task's first tile step; `2`: at the next task's
+/// start, before its first step (and so before a `FWD_PP` turn's wait: kernels-2026-11-29-kf20
+/// found the turn delaying that release, and with it the next Q load, in every 2-tile task);
+/// `3` (unset or empty: the default): 2 in one-tile tasks, 1 in the others. Under 1 a one-tile
+/// task's first step is its end, so the next Q load waited a whole task: 2 000 documents of 128
+/// tokens ran at 193 TFLOP/s forward under 1 and 323 under 3, with works1000, blocks256, packed
+/// and 3-tile tasks within ±0.6 % (kernels-2026-11-30-s29, alternated ×3; 2 cost those -1.6 %).
+/// Anything else is an error naming the value.
 fn fwd_short_rel_with(v: Option<&str>) -> Result<u32> {
     match v.map(str::trim) {
-        None | Some("") | Some("1") => Ok(1),
+        None | Some("") | Some("3") => Ok(3),
+        Some("1") => Ok(1),
         Some("2") => Ok(2),
         Some(o) => Err(CudaError::Unsupported(format!(
-            "DCP_CUDA_FWD_SHORT_LATEREL={o}: expected 1 or 2"
+            "DCP_CUDA_FWD_SHORT_LATEREL={o}: expected 1, 2 or 3"
         ))),
     }
 }
@@ -4156,8 +4161,9 @@ mod tests {
             let e = fwd_short_pp_with(Some(bad)).unwrap_err().to_string();
             assert!(e.contains(&format!("DCP_CUDA_FWD_SHORT_PP={bad}")), "{e}");
         }
-        assert_eq!(fwd_short_rel_with(None).unwrap(), 1);
+        assert_eq!(fwd_short_rel_with(None).unwrap(), 3);
         assert_eq!(fwd_short_rel_with(Some(" 2")).unwrap(), 2);
+        assert_eq!(fwd_short_rel_with(Some("1")).unwrap(), 1);
         let e = fwd_short_rel_with(Some("0")).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_SHORT_LATEREL=0"), "{e}");
         assert!(fwd_short_omap_with(None).unwrap() && fwd_short_omap_with(Some("1")).unwrap());
