@@ -13,8 +13,9 @@
 // counters for the next launch (`sched[1]` counts finished CTAs).
 //
 // One CTA = 3 warpgroups. Warpgroup 0 is the producer: per task it puts the task and work
-// descriptors and each row's range span into shared memory and loads the Q tile into one of two
-// Q buffers; then it streams the task's K/V tiles into 2 stages, signalling a "full" mbarrier per
+// descriptors and each row's range span into shared memory and loads the Q tile into one of
+// FWD_NQ Q buffers; then it streams the task's K/V tiles into FWD_NS stages (2 and 2 at D 128,
+// 4 and 4 at D 64: the host's defines), signalling a "full" mbarrier per
 // stage when the copies land: by TMA tensor copies where the host built the work maps (FWD_TMA,
 // below: one KV region), else with cp.async (each key row through its own address, since a work's
 // keys may come from several KV regions; cp.async.mbarrier.arrive.noinc). For a partial tile it also stages the tile word
@@ -262,13 +263,25 @@ static_assert(128 * FWD_PROD_REGS + 256 * FWD_CONS_REGS <= 384 * 168,
 
 static_assert(HEAD_DIM == 64 || HEAD_DIM == 128, "the sm90 forward takes head dims 64 and 128");
 
+// FWD_NS K/V stages and FWD_NQ Q buffers (the host's defines, `DCP_CUDA_FWD_STAGES`; 2 and 2
+// fill the shared memory at D 128). More of either lets the producer load further ahead: a
+// one-tile task is short, and the loads of the next task alone may not hide the latency.
+#ifndef FWD_NS
+#define FWD_NS 2
+#endif
+#ifndef FWD_NQ
+#define FWD_NQ 2
+#endif
+static_assert(FWD_NS >= 2 && FWD_NQ >= 2, "the forward needs at least 2 K/V stages and 2 Q buffers");
+
 // Shared memory besides the tiles (kept in step with exec.rs): per K/V stage the ranges of each
 // row (2 x 8 bytes) and the tile word; per Q buffer the task and work descriptors (160 bytes)
-// and each row's range span (8 bytes); 8 mbarriers and two task-index slots.
+// and each row's range span (8 bytes); 2 mbarriers per stage and per Q buffer, two task-index
+// slots.
 #define F90_KSMALL (S90_BR * 16 + 16)
 #define F90_INFO 160
 #define F90_QSMALL (F90_INFO + S90_BR * 8)
-#define F90_BARS 72
+#define F90_BARS (16 * (FWD_NS + FWD_NQ) + 8)
 
 // PV for the head dim: N = HEAD_DIM.
 __device__ __forceinline__ void wg_pv(float* o, const u32* a, u64 b) {
@@ -781,25 +794,28 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const u32 base = (raw + 1023u) & ~1023u;
   unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
   const u32 sQ = base;                              // [2][D/64][BR][128 B]
-  const u32 sK = sQ + 2 * QBYTES;                   // [2][D/64][BC][128 B]
-  const u32 sV = sK + 2 * TBYTES;                   // same
-  const u32 ksmall = sV + 2 * TBYTES;               // [2][F90_KSMALL]
-  const u32 qsmall = ksmall + 2 * F90_KSMALL;       // [2][F90_QSMALL]
-  const u32 bars = qsmall + 2 * F90_QSMALL;
+  const u32 sK = sQ + FWD_NQ * QBYTES;              // [NS][D/64][BC][128 B]
+  const u32 sV = sK + FWD_NS * TBYTES;              // same
+  const u32 ksmall = sV + FWD_NS * TBYTES;          // [NS][F90_KSMALL]
+  const u32 qsmall = ksmall + FWD_NS * F90_KSMALL;  // [NQ][F90_QSMALL]
+  const u32 bars = qsmall + FWD_NQ * F90_QSMALL;
   auto full = [&](int s) { return bars + 8u * s; };
-  auto empty = [&](int s) { return bars + 16u + 8u * s; };
-  auto qfull = [&](int b) { return bars + 32u + 8u * b; };
-  auto qempty = [&](int b) { return bars + 48u + 8u * b; };
-  volatile u32* slot = (volatile u32*)(gbase + (bars + 64u - base));  // [2] next task index
+  auto empty = [&](int s) { return bars + 8u * FWD_NS + 8u * s; };
+  auto qfull = [&](int b) { return bars + 16u * FWD_NS + 8u * b; };
+  auto qempty = [&](int b) { return bars + 16u * FWD_NS + 8u * FWD_NQ + 8u * b; };
+  // [2] next task index
+  volatile u32* slot = (volatile u32*)(gbase + (bars + 16u * (FWD_NS + FWD_NQ) - base));
 
   const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
 
   if (tid == 0) {
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < FWD_NS; ++s) {
       mbar_init(full(s), 128);
       mbar_init(empty(s), 256);
-      mbar_init(qfull(s), 128);
-      mbar_init(qempty(s), 256);
+    }
+    for (int b = 0; b < FWD_NQ; ++b) {
+      mbar_init(qfull(b), 128);
+      mbar_init(qempty(b), 256);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -813,18 +829,18 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     const u32 n_tasks = sched[2];
     u32 cur = blockIdx.x, sg = 0;
     for (u32 tq = 0;; ++tq) {
-      const int qb = tq & 1;
+      const int qb = tq % FWD_NQ;
       u32 nxt = 0;
 #if !FWD_CLAIM_LATE
       if (pt == 0 && cur < n_tasks) nxt = gridDim.x + atomicAdd(sched, 1u);
 #endif
 #if !FWD_PREDESC
-      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+      if (tq >= FWD_NQ) mbar_wait_guarded(qempty(qb), ((tq / FWD_NQ) - 1) & 1);
 #endif
       const u32 qs = qsmall + qb * F90_QSMALL;
       if (cur >= n_tasks) {
 #if FWD_PREDESC
-        if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+        if (tq >= FWD_NQ) mbar_wait_guarded(qempty(qb), ((tq / FWD_NQ) - 1) & 1);
 #endif
         // No task left: tell the consumers (tiles_n = ~0) and stop.
         if (pt == 0) *(volatile u32*)(gbase + (qs + 16u - base)) = 0xffffffffu;
@@ -859,7 +875,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       if (pt == 0 && (wtma & 4u)) f90_prefetch_map(qmap + 256);  // the O map (FWD_OPF)
 #endif
 #endif
-      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+      if (tq >= FWD_NQ) mbar_wait_guarded(qempty(qb), ((tq / FWD_NQ) - 1) & 1);
       if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);
       else if (pt < 3 + (int)sizeof(WorkDesc) / 8)
         f90_cp_async8(qs + 32 + 8 * (pt - 3), (const char*)&w + 8 * (pt - 3), true);
@@ -918,13 +934,13 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #endif
 #endif
       for (u32 it = 0; it < task.tiles_n; ++it, ++sg) {
-        const int s = sg & 1;
+        const int s = sg % FWD_NS;
         const u32 word = word_next;
         if (it + 1 < task.tiles_n) word_next = my_tiles[it + 1];
         const u32 key = F90_KT(word) * S90_BC + pt;
         const u64 kp = one_seg ? (key < n_keys ? k_base + (u64)key * k_stride * sizeof(elem_t) : 0)
                                : kv_key_ptr<D>(w, segs, key, kvh);
-        if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
+        if (sg >= FWD_NS) mbar_wait_guarded(empty(s), ((sg / FWD_NS) - 1) & 1);
         const u32 ks = ksmall + s * F90_KSMALL;
         if (pt == 0) {
           cp_async4_s(ks + S90_BR * 16, my_tiles + it, true);
@@ -1032,8 +1048,8 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   if (cw == 1) f90_bar_arrive(7, 256);  // warpgroup 0's first go
 #endif
   for (u32 tq = 0;; ++tq) {
-    const int qb = tq & 1;
-    mbar_wait(qfull(qb), (tq >> 1) & 1);
+    const int qb = tq % FWD_NQ;
+    mbar_wait(qfull(qb), (tq / FWD_NQ) & 1);
     const unsigned char* qi = gbase + (qsmall + qb * F90_QSMALL - base);
     const TaskDesc* tk = (const TaskDesc*)qi;
     const u32 n_tiles = tk->tiles_n;
@@ -1148,8 +1164,8 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     u32 j = 0;
     const u32 n_half = min(tk->pad, n_tiles);
     for (; j < n_half; ++j, ++sg) {
-      const int s = sg & 1;
-      mbar_wait(full(s), (sg >> 1) & 1);
+      const int s = sg % FWD_NS;
+      mbar_wait(full(s), (sg / FWD_NS) & 1);
       fence_proxy_async();
       const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
 #if FWD_HALFBITS
@@ -1253,7 +1269,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
 #if FWD_ONE
     if (one) {
       // FWD_ONE (above): stage s0 holds both tiles' K (K slot: tile 0, V slot: tile 1), s1 both V.
-      const int s0 = sg & 1, s1 = (sg + 1) & 1;
+      const int s0 = sg % FWD_NS, s1 = (sg + 1) % FWD_NS;
       const u32 kv_d0 = (sV >> 4) | (1u << 16);                          // K-major read of a V slot
       const u32 vk_d0 = (sK >> 4) | ((u32)(S90_BC * 128 >> 4) << 16);    // MN-major read of a K slot
       float sa[S90_BC / 2], sb[S90_BC / 2];
@@ -1261,7 +1277,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       // only, both async proxy; the plain loop's fence also covers its generic reads of the
       // staged tile word. Without it, alternated x3 in two calls: works1000 +1.5 % and +0.1 %,
       // kernels-2026-11-30-s27 calls 7 and 8; racecheck clean.)
-      mbar_wait(full(s0), (sg >> 1) & 1);
+      mbar_wait(full(s0), (sg / FWD_NS) & 1);
       wg_fence();
 // S of one tile against the K-major tile at descriptor base `kb` of stage s0.
 #define F90_ONE_S(acc, kb)                                                                           \
@@ -1300,7 +1316,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
       acc_to_a<S90_BC>(sa, pa);
 #pragma unroll
       for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-      mbar_wait(full(s1), ((sg + 1) >> 1) & 1);
+      mbar_wait(full(s1), ((sg + 1) / FWD_NS) & 1);
       wg_fence();
 #pragma unroll
       for (int kc = 0; kc < S90_BC / 16; ++kc)
@@ -1330,8 +1346,8 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
 #endif
 #endif
-      const int s = sg & 1;
-      mbar_wait(full(s), (sg >> 1) & 1);
+      const int s = sg % FWD_NS;
+      mbar_wait(full(s), (sg / FWD_NS) & 1);
       fence_proxy_async();
       const unsigned char* kst = gbase + (ksmall + s * F90_KSMALL - base);
 #if FWD_SPLIT == 1

@@ -170,17 +170,60 @@ impl TileConfig {
 
 /// Forward kv tile of the `mma.sync` kernel.
 pub const FWD_BC: u32 = 64;
-/// Forward tile of the sm90 kernel: query rows, keys, threads, K and V stages, Q buffers.
+/// Forward tile of the sm90 kernel: query rows, keys, threads.
 pub const SM90_BR: u32 = 128;
 pub const SM90_BC: u32 = 128;
 pub const SM90_THREADS: u32 = 384;
-pub const SM90_STAGES: u32 = 2;
-pub const SM90_QBUFS: u32 = 2;
-/// Shared memory of the sm90 forward besides its tiles (kernels/attn_fwd_sm90.cu, F90_*): per
-/// K stage each row's first two ranges and the tile word, per Q buffer the task and work
-/// descriptors and each row's range span, then the mbarriers and task-index slots.
-pub const SM90_FWD_SMALL: u32 =
-    SM90_STAGES * (SM90_BR * 16 + 16) + SM90_QBUFS * (160 + SM90_BR * 8) + 72;
+/// The most dynamic shared memory a CTA may take on sm_90 (227 KiB).
+pub const SM90_SMEM_MAX: u32 = 232_448;
+
+/// Shared memory of the sm90 forward at head dim `d` with `ns` K/V stages and `nq` Q buffers
+/// (kernels/attn_fwd_sm90.cu `FWD_NS`, `FWD_NQ`): the Q buffers and K and V stages, 1 KiB for
+/// aligning the swizzle atoms, per stage each row's first two ranges and the tile word, per Q
+/// buffer the task and work descriptors and each row's range span, two mbarriers per stage and
+/// per Q buffer and the two task-index slots (`F90_*`).
+pub fn sm90_fwd_smem(d: u32, ns: u32, nq: u32) -> u32 {
+    (nq * SM90_BR + 2 * ns * SM90_BC) * d * 2
+        + 1024
+        + ns * (SM90_BR * 16 + 16)
+        + nq * (160 + SM90_BR * 8)
+        + 16 * (ns + nq)
+        + 8
+}
+
+/// `DCP_CUDA_FWD_STAGES` at head dim `d`: the sm90 forward's K/V stages and Q buffers, as `NS`
+/// (as many Q buffers) or `NS:NQ`, each at least 2, within [`SM90_SMEM_MAX`]. Unset or empty:
+/// 4 and 4 at D 64, 2 and 2 otherwise (at D 128 nothing more fits). At D 64, 4:4 against 2:2
+/// (bench/results/kernels-2026-11-30-s29, 1x H200, alternated x2): forward +21 % on 2 000
+/// documents of 128 tokens, +16 % causal, +4..+6 % on causal documents of 256 and 512 tokens,
+/// +8 % on the packed batch; works1000 -4 %, the long-task shapes within -2..+1 %. A one-tile
+/// task is short, so with two Q buffers the next task's loads alone did not hide the latency
+/// (4:2, more K/V stages only, gave the packed batch +6 % and short documents nothing; 3:3 lost
+/// 8-9 % on the long tasks). Anything else is an error naming the value.
+pub fn fwd_stages_with(v: Option<&str>, d: u32) -> Result<(u32, u32)> {
+    let Some(o) = v.map(str::trim).filter(|o| !o.is_empty()) else {
+        return Ok(if d == 64 { (4, 4) } else { (2, 2) });
+    };
+    let bad = |why: String| CudaError::Unsupported(format!("DCP_CUDA_FWD_STAGES={o}: {why}"));
+    let num = |x: &str| {
+        x.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 2)
+            .ok_or_else(|| bad("expected NS or NS:NQ, each a number of at least 2".into()))
+    };
+    let (ns, nq) = match o.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(o)?, num(o)?),
+    };
+    let smem = sm90_fwd_smem(d, ns, nq);
+    if smem > SM90_SMEM_MAX {
+        return Err(bad(format!(
+            "{smem} bytes of shared memory at head dim {d}, above the {SM90_SMEM_MAX} a CTA may take"
+        )));
+    }
+    Ok((ns, nq))
+}
 /// Backward tile of the sm90 kernel: keys per CTA, query rows per step (the same as the
 /// `mma.sync` backward's defaults, so the host task lists are identical).
 pub const SM90_BWD_BC: u32 = 128;
@@ -442,11 +485,14 @@ impl Kernels {
                 (br, FWD_BC, 32 * cfg.fwd_warps, smem, k)
             }
             KernelFamily::Sm90Wgmma => {
-                // Q buffers, K and V stages, 1 KiB for aligning the swizzle atoms, the staged
-                // descriptors, ranges and mbarriers.
-                let smem = (SM90_QBUFS * SM90_BR + 2 * SM90_STAGES * SM90_BC) * d * 2
-                    + 1024
-                    + SM90_FWD_SMALL;
+                let (ns, nq) =
+                    fwd_stages_with(std::env::var("DCP_CUDA_FWD_STAGES").ok().as_deref(), d)?;
+                let smem = sm90_fwd_smem(d, ns, nq);
+                if (ns, nq) != (2, 2) {
+                    // Every forward build of this executor (plain, half-tile, short) takes them.
+                    defs.push(("FWD_NS".into(), ns.to_string()));
+                    defs.push(("FWD_NQ".into(), nq.to_string()));
+                }
                 let k = gpu.kernel(Source::AttnFwdSm90, &defs, "dcp_attn_fwd_sm90")?;
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
@@ -3680,6 +3726,33 @@ mod tests {
 
     /// `DCP_CUDA_FWD_MT`: unset or empty keeps the default, 1 and 2 are taken, anything else is
     /// an error that names the variable and the value (it was silently ignored).
+    #[test]
+    fn forward_stages_fit_the_shared_memory_and_bad_values_are_named() {
+        // The default layout, as the kernel's F90_* put it: 2 Q buffers and 2 K/V stages.
+        let d128 = (2 * 128 + 2 * 2 * 128) * 128 * 2
+            + 1024
+            + 2 * (128 * 16 + 16)
+            + 2 * (160 + 128 * 8)
+            + 72;
+        assert_eq!(sm90_fwd_smem(128, 2, 2), d128);
+        assert!(d128 <= SM90_SMEM_MAX);
+        assert_eq!(fwd_stages_with(None, 128).unwrap(), (2, 2));
+        assert_eq!(fwd_stages_with(Some(" "), 64).unwrap(), (4, 4));
+        assert!(sm90_fwd_smem(64, 4, 4) <= SM90_SMEM_MAX);
+        assert_eq!(fwd_stages_with(Some("4"), 64).unwrap(), (4, 4));
+        assert_eq!(fwd_stages_with(Some("3:2"), 64).unwrap(), (3, 2));
+        // A third stage does not fit at D 128.
+        let e = fwd_stages_with(Some("3"), 128).unwrap_err().to_string();
+        assert!(
+            e.contains("DCP_CUDA_FWD_STAGES=3") && e.contains("head dim 128"),
+            "{e}"
+        );
+        for bad in ["1", "2:1", "x", "4:", ":3", "-2"] {
+            let e = fwd_stages_with(Some(bad), 64).unwrap_err().to_string();
+            assert!(e.contains(&format!("DCP_CUDA_FWD_STAGES={bad}")), "{e}");
+        }
+    }
+
     #[test]
     fn tile_masks_and_op_times_are_parsed_or_refused() {
         assert_eq!(TileMasks::sm90_with(true, None).unwrap(), TileMasks::Fwd);
