@@ -793,7 +793,7 @@ dcp_attn_fwd_sm90(const WorkDesc* __restrict__ works, const KvSeg* __restrict__ 
   const u32 raw = smem_u32(smem_raw);
   const u32 base = (raw + 1023u) & ~1023u;
   unsigned char* gbase = smem_raw + (base - raw);  // generic pointer of `base`
-  const u32 sQ = base;                              // [2][D/64][BR][128 B]
+  const u32 sQ = base;                              // [NQ][D/64][BR][128 B]
   const u32 sK = sQ + FWD_NQ * QBYTES;              // [NS][D/64][BC][128 B]
   const u32 sV = sK + FWD_NS * TBYTES;              // same
   const u32 ksmall = sV + FWD_NS * TBYTES;          // [NS][F90_KSMALL]

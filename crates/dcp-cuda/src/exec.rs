@@ -182,7 +182,7 @@ pub const SM90_SMEM_MAX: u32 = 232_448;
 /// aligning the swizzle atoms, per stage each row's first two ranges and the tile word, per Q
 /// buffer the task and work descriptors and each row's range span, two mbarriers per stage and
 /// per Q buffer and the two task-index slots (`F90_*`).
-pub fn sm90_fwd_smem(d: u32, ns: u32, nq: u32) -> u32 {
+fn sm90_fwd_smem(d: u32, ns: u32, nq: u32) -> u32 {
     (nq * SM90_BR + 2 * ns * SM90_BC) * d * 2
         + 1024
         + ns * (SM90_BR * 16 + 16)
@@ -200,7 +200,7 @@ pub fn sm90_fwd_smem(d: u32, ns: u32, nq: u32) -> u32 {
 /// task is short, so with two Q buffers the next task's loads alone did not hide the latency
 /// (4:2, more K/V stages only, gave the packed batch +6 % and short documents nothing; 3:3 lost
 /// 8-9 % on the long tasks). Anything else is an error naming the value.
-pub fn fwd_stages_with(v: Option<&str>, d: u32) -> Result<(u32, u32)> {
+fn fwd_stages_with(v: Option<&str>, d: u32) -> Result<(u32, u32)> {
     let Some(o) = v.map(str::trim).filter(|o| !o.is_empty()) else {
         return Ok(if d == 64 { (4, 4) } else { (2, 2) });
     };
@@ -224,6 +224,7 @@ pub fn fwd_stages_with(v: Option<&str>, d: u32) -> Result<(u32, u32)> {
     }
     Ok((ns, nq))
 }
+
 /// Backward tile of the sm90 kernel: keys per CTA, query rows per step (the same as the
 /// `mma.sync` backward's defaults, so the host task lists are identical).
 pub const SM90_BWD_BC: u32 = 128;
@@ -3724,8 +3725,6 @@ mod lower_prof;
 mod tests {
     use super::*;
 
-    /// `DCP_CUDA_FWD_MT`: unset or empty keeps the default, 1 and 2 are taken, anything else is
-    /// an error that names the variable and the value (it was silently ignored).
     #[test]
     fn forward_stages_fit_the_shared_memory_and_bad_values_are_named() {
         // The default layout, as the kernel's F90_* put it: 2 Q buffers and 2 K/V stages.
@@ -3753,6 +3752,8 @@ mod tests {
         }
     }
 
+    /// `DCP_CUDA_FWD_MT`: unset or empty keeps the default, 1 and 2 are taken, anything else is
+    /// an error that names the variable and the value (it was silently ignored).
     #[test]
     fn tile_masks_and_op_times_are_parsed_or_refused() {
         assert_eq!(TileMasks::sm90_with(true, None).unwrap(), TileMasks::Fwd);
