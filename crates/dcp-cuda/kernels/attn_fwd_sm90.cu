@@ -35,6 +35,11 @@
 // without separate K and V barriers, lost 17-27 % on 1000 short works
 // (bench/results/kernels-2026-11-30-kf22, -kv23; the code is kept there as diffs).
 
+// The head dim (the host's define; 128 by default), before the switches below test it.
+#ifndef HEAD_DIM
+#define HEAD_DIM 128
+#endif
+
 // FWD_CLAIM_LATE 1: the next task index is claimed after a task's last K/V load instead of at its
 // start (A/B; see attn_bwd_sm90.cu, where claiming late gained 4-6 % on causal 128K).
 #ifndef FWD_CLAIM_LATE
@@ -250,9 +255,6 @@
 #error "FWD_PP_AT 3 needs FWD_SPLIT 2"
 #endif
 
-#ifndef HEAD_DIM
-#define HEAD_DIM 128
-#endif
 #define S90_BR 128
 #define S90_BC 128
 #define S90_THREADS 384
