@@ -3,8 +3,8 @@
 
 Reads bench-gpu JSON lines (kind=bench; their `lens`), and for each distinct batch and mask times
 torch's varlen flash attention (aten._flash_attention_forward/_backward, GQA native) and cuDNN SDPA
-(one batched call per distinct document length, GQA native where cuDNN takes it, else K/V
-expanded to all heads, the form named in `cudnn_form`; at most 200 distinct lengths) forward and backward,
+(one batched call per run of consecutive documents of one length, GQA native where cuDNN takes
+it, else K/V expanded to all heads, the form named in `cudnn_form`; at most 200 calls) forward and backward,
 for causal, lambda / sliding-window (flash's window) and full masks; the model (heads, KV heads,
 head dim, dtype) is each record's (8/2/128/bf16 where absent). FLOPs count attended elements
 only: forward 4*att*D*H, backward 2.5x.
@@ -116,9 +116,9 @@ def run(lens, mask, H=8, HKV=2, D=128, dtype="bf16"):
 
 
 def cudnn_groups(lens):
-    """The packed batch `lens` as cuDNN SDPA calls: one [count, heads, length, D] batch per
-    distinct document length, as (first token, count, length) runs of consecutive equal
-    documents. 1 000 documents of 256 tokens are one call; 120 distinct lengths are 120."""
+    """The packed batch `lens` as cuDNN SDPA calls: one [count, heads, length, D] batch per run
+    of consecutive documents of one length, as (first token, count, length). 1 000 documents of
+    256 tokens are one call; 120 documents of distinct lengths are 120."""
     runs, off = [], 0
     for L in lens:
         if runs and runs[-1][2] == L and runs[-1][0] + runs[-1][1] * L == off:
@@ -154,9 +154,13 @@ def run_cudnn(q, k, v, do, groups, causal):
             out.append((leaf(group_view(q, off, n, L)), leaf(kk), leaf(vv), group_view(do, off, n, L).contiguous()))
         return out
 
-    last = None
     # TORCH_REF_CUDNN_FORMS (comma-separated) narrows or reorders the forms tried
-    for form in os.environ.get("TORCH_REF_CUDNN_FORMS", "gqa,kv-expanded").split(","):
+    forms = [f.strip() for f in os.environ.get("TORCH_REF_CUDNN_FORMS", "gqa,kv-expanded").split(",") if f.strip()]
+    bad = [f for f in forms if f not in ("gqa", "kv-expanded")]
+    if bad or not forms:
+        raise ValueError(f"TORCH_REF_CUDNN_FORMS: expected gqa and / or kv-expanded, got {forms}")
+    errors = []
+    for form in forms:
         seqs = tensors(form == "kv-expanded")
         gqa = form == "gqa" and H != HKV
 
@@ -169,9 +173,9 @@ def run_cudnn(q, k, v, do, groups, causal):
         try:
             with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
                 return bench(lambda: [x.detach() for x in fwd()]), bench(fwdbwd), form
-        except RuntimeError as e:  # cuDNN refused this form: try the next, report both if all fail
-            last = f"{form}: {e}"
-    raise RuntimeError(last or "TORCH_REF_CUDNN_FORMS names no form")
+        except RuntimeError as e:  # cuDNN refused this form: try the next, report all if all fail
+            errors.append(f"{form}: {e}")
+    raise RuntimeError("; ".join(errors))
 
 
 def parse_mask(mask):

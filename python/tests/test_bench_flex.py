@@ -92,3 +92,10 @@ def test_cudnn_calls_batch_runs_of_equal_lengths_and_cover_every_token():
     assert view.shape == (2, 3, 77, 2)
     for d in range(n):
         assert torch.equal(view[d], q[off + d * L:off + (d + 1) * L].transpose(0, 1))
+
+
+def test_cudnn_forms_other_than_the_two_are_refused(monkeypatch):
+    monkeypatch.setenv("TORCH_REF_CUDNN_FORMS", "gqa,kvx")
+    q = torch.zeros(4, 2, 8)
+    with pytest.raises(ValueError, match="TORCH_REF_CUDNN_FORMS"):
+        torch_ref.run_cudnn(q, q[:, :1], q[:, :1], q, [(0, 1, 4)], True)

@@ -478,6 +478,9 @@ impl Kernels {
         };
         let u = |n: &str| gpu.kernel(Source::Util, &[], n);
         let lds = d + 8;
+        // The defines of every sm90 forward build (plain, half-tile, short): `defs` plus the
+        // forward's shared layout, which the backward kernels do not take.
+        let mut fwd_defs = defs.clone();
         let (fwd_br, fwd_bc, fwd_block, fwd_smem, fwd) = match fwd_family {
             KernelFamily::MmaSync => {
                 let br = 16 * cfg.fwd_mt * cfg.fwd_warps;
@@ -490,11 +493,10 @@ impl Kernels {
                     fwd_stages_with(std::env::var("DCP_CUDA_FWD_STAGES").ok().as_deref(), d)?;
                 let smem = sm90_fwd_smem(d, ns, nq);
                 if (ns, nq) != (2, 2) {
-                    // Every forward build of this executor (plain, half-tile, short) takes them.
-                    defs.push(("FWD_NS".into(), ns.to_string()));
-                    defs.push(("FWD_NQ".into(), nq.to_string()));
+                    fwd_defs.push(("FWD_NS".into(), ns.to_string()));
+                    fwd_defs.push(("FWD_NQ".into(), nq.to_string()));
                 }
-                let k = gpu.kernel(Source::AttnFwdSm90, &defs, "dcp_attn_fwd_sm90")?;
+                let k = gpu.kernel(Source::AttnFwdSm90, &fwd_defs, "dcp_attn_fwd_sm90")?;
                 (SM90_BR, SM90_BC, SM90_THREADS, smem, k)
             }
         };
@@ -508,7 +510,7 @@ impl Kernels {
             KernelFamily::Sm90Wgmma
                 if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref(), d)? =>
             {
-                let mut defs = defs.clone();
+                let mut defs = fwd_defs.clone();
                 defs.push(("FWD_HALF".into(), "1".into()));
                 if fwd_halfbits {
                     defs.push(("FWD_HALFBITS".into(), "1".into()));
@@ -533,7 +535,7 @@ impl Kernels {
             && d == 128
             && fwd_short_one_with(std::env::var("DCP_CUDA_FWD_SHORT_ONE").ok().as_deref())?;
         let fwd_short = if fwd_short_max > 0 {
-            let mut defs = defs.clone();
+            let mut defs = fwd_defs.clone();
             if fwd_short_one {
                 defs.push(("FWD_ONE".into(), "1".into()));
             }
