@@ -51,6 +51,6 @@ def test_kernels_compile(arch):
 # The kernels the executor compiles on demand with extra defines (the half-tile and short-task
 # forwards, the backward's chains and D inside them) and the D 64 build (its forward with 4 K/V
 # stages and 4 Q buffers): each compiles for sm_90a too.
-@pytest.mark.parametrize("defines", [["-DFWD_HALF=1"], ["-DFWD_LATEREL=3", "-DFWD_ONE=1"], ["-DBWD_CHAIN=1"], ["-DBWD_CHAIN=1", "-DBWD_CHAIN_DD=1"], ["-DHEAD_DIM=64", "-DFWD_NS=4", "-DFWD_NQ=4"]])
+@pytest.mark.parametrize("defines", [["-DFWD_HALF=1"], ["-DFWD_HALF=1", "-DFWD_HALFBITS=1", "-DFWD_LATEREL=3"], ["-DFWD_LATEREL=3", "-DFWD_ONE=1"], ["-DBWD_CHAIN=1"], ["-DBWD_CHAIN=1", "-DBWD_CHAIN_DD=1"], ["-DHEAD_DIM=64", "-DFWD_NS=4", "-DFWD_NQ=4"]])
 def test_kernel_variants_compile(defines):
     _compile("sm_90a", defines)

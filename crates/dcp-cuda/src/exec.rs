@@ -300,6 +300,11 @@ pub struct Kernels {
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     fwd_half: OnDemand,
+    /// The half-tile forward for launches of short tasks (`FWD_HALF` with `FWD_LATEREL 3`,
+    /// `DCP_CUDA_FWD_HALF_SHORT`): launches with half tiles whose tasks average at most
+    /// `fwd_half_short_max` tiles take it, compiled when such a launch first runs.
+    fwd_half_short: OnDemand,
+    fwd_half_short_max: u32,
     /// `DCP_CUDA_FWD_HALFBITS`: the half-tile kernel is compiled with `FWD_HALFBITS` and the host
     /// writes each half tile's per-warpgroup halves into its tile word ([`fwd_halfbits_with`]).
     fwd_halfbits: bool,
@@ -519,6 +524,26 @@ impl Kernels {
             }
             _ => OnDemand::off(),
         };
+        // The same with the short-task kernel's Q release (`FWD_LATEREL 3`), for launches with
+        // half tiles whose tasks are short: causal documents of 256-1 024 tokens +2.0..+2.4 %,
+        // where the long-task launches lose 1-2 % under it (bench/results/kernels-2026-11-30-s29,
+        // call 6), so they keep the half kernel's own.
+        let fwd_half_short_max = if fwd_half.enabled() {
+            fwd_half_short_with(std::env::var("DCP_CUDA_FWD_HALF_SHORT").ok().as_deref())?
+        } else {
+            0
+        };
+        let fwd_half_short = if fwd_half_short_max > 0 {
+            let mut defs = fwd_defs.clone();
+            defs.push(("FWD_HALF".into(), "1".into()));
+            if fwd_halfbits {
+                defs.push(("FWD_HALFBITS".into(), "1".into()));
+            }
+            defs.push(("FWD_LATEREL".into(), "3".into()));
+            OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
+        } else {
+            OnDemand::off()
+        };
         // Launches of short tasks (no half tiles) in a kernel of their own that releases the Q
         // buffer late (`FWD_LATEREL 1`: the O-storing thread does not wait for the tensor store's
         // read before the next task): compiled into the one kernel, its check in every tile step
@@ -660,6 +685,8 @@ impl Kernels {
             bwd_half_min,
             bwd_cluster,
             fwd_half,
+            fwd_half_short,
+            fwd_half_short_max,
             fwd_halfbits,
             fwd_short,
             fwd_short_max,
@@ -727,6 +754,9 @@ enum K {
     Fwd,
     /// The sm90 forward with half tiles (`FWD_HALF`; lowered only where `Kernels::fwd_half` is).
     FwdHalf,
+    /// The sm90 forward with half tiles for short tasks (`FWD_HALF`, `FWD_LATEREL 3`; lowered only
+    /// where `Kernels::fwd_half_short` is).
+    FwdHalfShort,
     /// The sm90 forward for short tasks (`FWD_LATEREL`; lowered only where `Kernels::fwd_short` is).
     FwdShort,
     Bwd,
@@ -1331,6 +1361,24 @@ fn fwd_short_with(v: Option<&str>, d: u32) -> Result<u32> {
         Some(o) => o.parse().map_err(|_| {
             CudaError::Unsupported(format!(
                 "DCP_CUDA_FWD_SHORT={o}: expected a number of tiles per task (0 = off)"
+            ))
+        }),
+    }
+}
+
+/// `DCP_CUDA_FWD_HALF_SHORT`: the largest mean number of tiles per task of a forward launch with
+/// half tiles that takes the half-tile kernel built with the short-task kernel's Q release
+/// (`FWD_LATEREL 3`); `0` never (every such launch takes the half kernel with its own
+/// `FWD_LATEREL 2`). Unset or empty (the default): 5, which takes causal documents up to 1 024
+/// tokens (4.5 tiles per task) and leaves causal-blockwise, lambda and long causal launches to
+/// the half kernel. Only where the half kernel is on (`DCP_CUDA_FWD_HALF`). Anything but a number
+/// is an error naming the value.
+fn fwd_half_short_with(v: Option<&str>) -> Result<u32> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(5),
+        Some(o) => o.parse().map_err(|_| {
+            CudaError::Unsupported(format!(
+                "DCP_CUDA_FWD_HALF_SHORT={o}: expected a number of tiles per task (0 = off)"
             ))
         }),
     }
@@ -2250,9 +2298,13 @@ impl Lowering<'_> {
         wl.order_fwd_half();
         // Only a launch with half tiles takes the half-tile kernel; of the others, launches of
         // short tasks the short-task kernel, the rest the plain one.
-        let k = if wl.tasks.iter().any(|t| t.pad > 0)
-            && kernels.fwd_half.get_or_compile(self.gpu)?.is_some()
+        let half = wl.tasks.iter().any(|t| t.pad > 0);
+        let k = if half
+            && short_tasks(&wl.tasks, kernels.fwd_half_short_max)
+            && kernels.fwd_half_short.get_or_compile(self.gpu)?.is_some()
         {
+            K::FwdHalfShort
+        } else if half && kernels.fwd_half.get_or_compile(self.gpu)?.is_some() {
             K::FwdHalf
         } else if short_tasks(&wl.tasks, kernels.fwd_short_max)
             && kernels.fwd_short.get_or_compile(self.gpu)?.is_some()
@@ -3392,6 +3444,9 @@ impl Prepared {
             K::FwdHalf => ks
                 .fwd_half
                 .compiled("half-tile forward (DCP_CUDA_FWD_HALF)")?,
+            K::FwdHalfShort => ks
+                .fwd_half_short
+                .compiled("short-task half-tile forward (DCP_CUDA_FWD_HALF_SHORT)")?,
             K::FwdShort => ks
                 .fwd_short
                 .compiled("short-task forward (DCP_CUDA_FWD_SHORT)")?,
@@ -4229,6 +4284,11 @@ mod tests {
         assert_eq!(fwd_short_with(Some("5"), 64).unwrap(), 5);
         let e = fwd_short_with(Some("on"), 128).unwrap_err().to_string();
         assert!(e.contains("DCP_CUDA_FWD_SHORT=on"), "{e}");
+        assert_eq!(fwd_half_short_with(None).unwrap(), 5);
+        assert_eq!(fwd_half_short_with(Some(" 0")).unwrap(), 0);
+        assert_eq!(fwd_half_short_with(Some("1000000")).unwrap(), 1_000_000);
+        let e = fwd_half_short_with(Some("yes")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_FWD_HALF_SHORT=yes"), "{e}");
         assert_eq!(fwd_short_pp_with(None).unwrap(), None);
         assert_eq!(fwd_short_pp_with(Some(" 0")).unwrap(), None);
         assert_eq!(fwd_short_pp_with(Some("2")).unwrap(), Some((2, None)));
