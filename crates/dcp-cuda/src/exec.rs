@@ -318,6 +318,11 @@ pub struct Kernels {
     /// `DCP_CUDA_FWD_SHORT_ONE`: the short-task kernel is compiled with `FWD_ONE` (D 128) and its
     /// launches' tasks of two full tiles run as one step ([`WorkLists::mark_fwd_one`]).
     fwd_short_one: bool,
+    /// Byte budgets of the forward's and the backward's L2 windows ([`WorkLists::order_for_l2`],
+    /// `DCP_CUDA_FWD_L2_MB`, `DCP_CUDA_BWD_L2_MB`; 0: off), each with the share of the tiles
+    /// run as one final window (`DCP_CUDA_FWD_L2_TAIL`, `DCP_CUDA_BWD_L2_TAIL`, %).
+    fwd_l2: (u64, u32),
+    bwd_l2: (u64, u32),
     fwd_smem: u32,
     bwd_smem: u32,
     /// The forward family loaded, its query rows and keys per tile and threads per CTA.
@@ -585,6 +590,28 @@ impl Kernels {
         };
         let fwd_short_omap =
             fwd_short_omap_with(std::env::var("DCP_CUDA_FWD_SHORT_OMAP").ok().as_deref())?;
+        // L2 windows of an eighth of the L2; a final window of the last 10 % of the tiles in
+        // the forward only (bench/results/kernels-2026-11-30-s30).
+        let l2_default = gpu.l2_bytes / L2_WINDOW_DIV;
+        let tail = |name: &str, default: u32| {
+            l2_tail_with(name, std::env::var(name).ok().as_deref(), default)
+        };
+        let fwd_l2 = (
+            l2_budget_with(
+                "DCP_CUDA_FWD_L2_MB",
+                std::env::var("DCP_CUDA_FWD_L2_MB").ok().as_deref(),
+                l2_default,
+            )?,
+            tail("DCP_CUDA_FWD_L2_TAIL", 10)?,
+        );
+        let bwd_l2 = (
+            l2_budget_with(
+                "DCP_CUDA_BWD_L2_MB",
+                std::env::var("DCP_CUDA_BWD_L2_MB").ok().as_deref(),
+                l2_default,
+            )?,
+            tail("DCP_CUDA_BWD_L2_TAIL", 0)?,
+        );
         let mut bwd_chain = OnDemand::off();
         let mut bwd_half = OnDemand::off();
         let bwd_half_min = match bwd_family {
@@ -692,6 +719,8 @@ impl Kernels {
             fwd_short_max,
             fwd_short_omap,
             fwd_short_one,
+            fwd_l2,
+            bwd_l2,
             fwd_smem,
             bwd_smem,
             fwd_family,
@@ -1460,6 +1489,82 @@ fn fwd_short_one_with(v: Option<&str>) -> Result<bool> {
 const FWD_ONE_TASK: u32 = 1;
 
 /// Whether a forward launch's tasks average at most `max` tiles (none: no).
+/// Per work, its window for [`WorkLists::order_for_l2`]: works in order of their longest task
+/// (descending, stable), consecutive ones sharing a window while their `bytes` sum stays within
+/// `budget`. The last works, whose tiles sum to at most `tail_pct` % of the launch's, share one
+/// final window, run longest first: with every window in turn, the grid's last round would
+/// wait for the longest task of the last window (a batch of equal causal documents, one per
+/// window: ~3 % longer in list scheduling, ~1 % with a tail of 10 %).
+fn l2_windows(
+    works: &[WorkDesc],
+    tasks: &[TaskDesc],
+    budget: u64,
+    tail_pct: u32,
+    bytes: impl Fn(&WorkDesc) -> u64,
+) -> Vec<u32> {
+    let mut longest = vec![0u32; works.len()];
+    let mut tiles = vec![0u64; works.len()];
+    for t in tasks {
+        let w = t.work as usize;
+        longest[w] = longest[w].max(t.tiles_n);
+        tiles[w] += t.tiles_n as u64;
+    }
+    let mut order: Vec<usize> = (0..works.len()).collect();
+    order.sort_by_key(|&w| std::cmp::Reverse(longest[w]));
+    let total: u64 = tiles.iter().sum();
+    let (mut tail, mut acc) = (order.len(), 0u64);
+    while tail > 0 && (acc + tiles[order[tail - 1]]) * 100 <= total * tail_pct as u64 {
+        tail -= 1;
+        acc += tiles[order[tail]];
+    }
+    let mut window = vec![0u32; works.len()];
+    let (mut win, mut acc) = (0u32, 0u64);
+    for (i, &w) in order.iter().enumerate() {
+        let b = bytes(&works[w]);
+        let cut = if i < tail {
+            acc > 0 && acc + b > budget
+        } else {
+            i == tail && i > 0
+        };
+        if cut {
+            win += 1;
+            acc = 0;
+        }
+        window[w] = win;
+        acc += b;
+    }
+    window
+}
+
+/// `DCP_CUDA_FWD_L2_MB` / `DCP_CUDA_BWD_L2_MB` (`name`): the byte budget of a window of works
+/// whose tasks run together ([`WorkLists::order_for_l2`]), in MiB; `0`: off (longest first over
+/// the whole launch). Unset or empty: `default` bytes. Anything but a number is an error naming
+/// the value.
+fn l2_budget_with(name: &str, v: Option<&str>, default: u64) -> Result<u64> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(o) => o.parse::<u64>().map(|mb| mb << 20).map_err(|_| {
+            CudaError::Unsupported(format!("{name}={o}: expected a number of MiB (0 = off)"))
+        }),
+    }
+}
+
+/// The default L2 window: the card's L2 size divided by this.
+const L2_WINDOW_DIV: u64 = 8;
+
+/// `DCP_CUDA_FWD_L2_TAIL` / `DCP_CUDA_BWD_L2_TAIL` (`name`): the share of a launch's tiles, in %,
+/// whose works run as one final L2 window ([`l2_windows`]). Unset or empty: `default` (10 in the
+/// forward, 0 in the backward: there a tail of many small documents spans more dQ than the L2
+/// holds, packed 120 documents -6 %); at most 100. Anything else is an error naming the value.
+fn l2_tail_with(name: &str, v: Option<&str>, default: u32) -> Result<u32> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(o) => o.parse::<u32>().ok().filter(|p| *p <= 100).ok_or_else(|| {
+            CudaError::Unsupported(format!("{name}={o}: expected a share in % (0-100)"))
+        }),
+    }
+}
+
 fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
     let tiles: u64 = tasks.iter().map(|t| t.tiles_n as u64).sum();
     max > 0 && !tasks.is_empty() && tiles <= max as u64 * tasks.len() as u64
@@ -1881,6 +1986,28 @@ impl WorkLists {
             }
         }
         self.tasks = out;
+    }
+
+    /// Orders the tasks for L2 reuse where the launch's works together do not fit in `budget`
+    /// bytes (`bytes`: what one work's tasks keep re-reading or reducing into, e.g. a backward
+    /// work's fp32 dQ with its Q and dO). The works, taken longest task first (list order among
+    /// equals), are cut into windows of at most `budget` bytes (a larger work alone); the tasks
+    /// run window by window, longest first inside each. Plain longest-first across the whole
+    /// launch ran the first kv tiles of every document of a batch of short causal documents
+    /// together, so the concurrent tasks' dQ reductions spanned the whole batch and went to DRAM.
+    /// `budget` 0, tasks already in launch order (chains), or works that fit in one window:
+    /// nothing changes (`finish` sorts longest first).
+    fn order_for_l2(&mut self, (budget, tail_pct): (u64, u32), bytes: impl Fn(&WorkDesc) -> u64) {
+        if budget == 0 || self.keep_order || self.works.len() < 2 {
+            return;
+        }
+        let window = l2_windows(&self.works, &self.tasks, budget, tail_pct, bytes);
+        if window.iter().all(|&w| w == 0) {
+            return;
+        }
+        self.tasks
+            .sort_by_key(|t| (window[t.work as usize], std::cmp::Reverse(t.tiles_n)));
+        self.keep_order = true;
     }
 
     /// Sorts the tasks longest first (better tail balance), counts them, and puts the six
@@ -2335,6 +2462,10 @@ impl Lowering<'_> {
         if k == K::FwdShort && kernels.fwd_short_one {
             wl.mark_fwd_one();
         }
+        // K and V of a work are re-read by each of its q tiles and heads.
+        wl.order_for_l2(kernels.fwd_l2, |w| {
+            w.n_keys as u64 * (w.q_heads / group.max(1)) as u64 * d as u64 * 4
+        });
         let mask_args = wl.mask_args(&mut self.arena);
         let (n_tasks, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         let scale = 1.0 / (d as f32).sqrt();
@@ -2895,6 +3026,11 @@ impl Lowering<'_> {
             }
         }
         let dd_zero_arg = Arg::Arena(self.arena.push(as_bytes(&dd_zeros)));
+        // Each kv tile's task re-reads its work's Q and dO rows and reduces into its dQ.
+        wl.order_for_l2(kernels.bwd_l2, |w| {
+            let dq = if w.dq_dtype == DT_F32 { 4 } else { 2 };
+            w.n_rows as u64 * w.q_heads as u64 * d as u64 * (4 + dq)
+        });
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         // Chains: the claim counter hands out chains, whose first tasks lead the list.
         let grid = n_claim.unwrap_or(grid);
@@ -3959,6 +4095,118 @@ mod tests {
             }
         );
         assert_eq!(s[1], FwdSplit::NONE);
+    }
+
+    /// L2 windows: works taken longest task first, cut where the next would overflow the
+    /// budget; a work over the budget sits alone; the works of the last tail share of the tiles
+    /// share one window.
+    #[test]
+    fn l2_windows_group_works_longest_first_within_the_budget() {
+        let works = vec![WorkDesc::default(); 5];
+        let t = |work: u32, n: u32| TaskDesc {
+            work,
+            tiles_n: n,
+            ..Default::default()
+        };
+        let tasks = [t(0, 2), t(1, 5), t(2, 5), t(3, 1), t(0, 1), t(4, 3)];
+        let bytes = |w: &WorkDesc| if w.n_rows == 1 { 100 } else { 10 };
+        // Longest first: 1, 2 (5 tiles), 4 (3), 0 (2 + 1), 3 (1); 17 tiles in all.
+        assert_eq!(l2_windows(&works, &tasks, 25, 0, bytes), [1, 0, 0, 2, 1]);
+        assert_eq!(l2_windows(&works, &tasks, 1000, 0, bytes), [0; 5]);
+        let mut big = works.clone();
+        big[4].n_rows = 1;
+        assert_eq!(l2_windows(&big, &tasks, 25, 0, bytes), [2, 0, 0, 2, 1]);
+        // One work per window; a tail of 30 % (5 tiles) takes works 3 and 0 (1 + 3 tiles).
+        assert_eq!(l2_windows(&works, &tasks, 1, 0, bytes), [3, 0, 1, 4, 2]);
+        assert_eq!(l2_windows(&works, &tasks, 1, 30, bytes), [3, 0, 1, 3, 2]);
+        // A tail of everything: one window.
+        assert_eq!(l2_windows(&works, &tasks, 1, 100, bytes), [0; 5]);
+    }
+
+    /// The windowed order: window by window, longest first inside, stable among equals; no
+    /// budget, one work, one window or a kept order leave the tasks alone (and `finish` sorts
+    /// them).
+    #[test]
+    fn order_for_l2_runs_windows_in_turn() {
+        // Three causal documents of 3 kv tiles: per work, lists of 3, 2 and 1 q tiles.
+        let docs = |n: u32| {
+            let mut wl = WorkLists::default();
+            for w in 0..n {
+                wl.works.push(WorkDesc {
+                    n_rows: 384,
+                    q_heads: 1,
+                    ..Default::default()
+                });
+                for (kt, len) in [3u32, 2, 1].into_iter().enumerate() {
+                    wl.tasks.push(TaskDesc {
+                        work: w,
+                        row0: kt as u32,
+                        tiles_n: len,
+                        ..Default::default()
+                    });
+                }
+            }
+            wl
+        };
+        let key = |wl: &WorkLists| -> Vec<(u32, u32)> {
+            wl.tasks.iter().map(|t| (t.work, t.tiles_n)).collect()
+        };
+        let rows = |w: &WorkDesc| w.n_rows as u64;
+        let mut wl = docs(3);
+        wl.order_for_l2((2 * 384, 0), rows);
+        assert!(wl.keep_order);
+        assert_eq!(
+            key(&wl),
+            [
+                (0, 3),
+                (1, 3),
+                (0, 2),
+                (1, 2),
+                (0, 1),
+                (1, 1),
+                (2, 3),
+                (2, 2),
+                (2, 1)
+            ]
+        );
+        // One work per window, the last third of the tiles (work 2) as the tail.
+        let mut wl = docs(4);
+        wl.order_for_l2((1, 50), rows);
+        let w = |w: u32| [(w, 3), (w, 2), (w, 1)];
+        let tail = [(2, 3), (3, 3), (2, 2), (3, 2), (2, 1), (3, 1)];
+        assert_eq!(key(&wl), [&w(0)[..], &w(1), &tail].concat());
+        for budget in [(0, 0), (3 * 384, 0), (1, 100)] {
+            let mut wl = docs(3);
+            wl.order_for_l2(budget, rows);
+            assert!(!wl.keep_order && key(&wl) == key(&docs(3)), "{budget:?}");
+        }
+        let mut one = docs(1);
+        one.order_for_l2((1, 0), rows);
+        assert!(!one.keep_order);
+        let mut kept = docs(3);
+        kept.keep_order = true;
+        kept.order_for_l2((1, 0), rows);
+        assert_eq!(key(&kept), key(&docs(3)));
+    }
+
+    #[test]
+    fn l2_budget_names_bad_values() {
+        assert_eq!(l2_budget_with("X", None, 7).unwrap(), 7);
+        assert_eq!(l2_budget_with("X", Some(" "), 7).unwrap(), 7);
+        assert_eq!(l2_budget_with("X", Some("0"), 7).unwrap(), 0);
+        assert_eq!(l2_budget_with("X", Some("25"), 7).unwrap(), 25 << 20);
+        let e = l2_budget_with("DCP_CUDA_BWD_L2_MB", Some("big"), 7)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DCP_CUDA_BWD_L2_MB=big"), "{e}");
+        let tail = |v| l2_tail_with("DCP_CUDA_FWD_L2_TAIL", v, 10);
+        assert_eq!(tail(None).unwrap(), 10);
+        assert_eq!(tail(Some(" 0")).unwrap(), 0);
+        assert_eq!(tail(Some("100")).unwrap(), 100);
+        for bad in ["101", "x", "-1"] {
+            let e = tail(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains(&format!("DCP_CUDA_FWD_L2_TAIL={bad}")), "{e}");
+        }
     }
 
     /// The list-scheduling estimate behind the split gate.

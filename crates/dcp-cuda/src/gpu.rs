@@ -375,6 +375,8 @@ pub struct Gpu {
     pub cc: (i32, i32),
     pub name: String,
     pub sm_count: i32,
+    /// The L2 cache's size in bytes.
+    pub l2_bytes: u64,
     compute: sys::CUstream,
     comm: sys::CUstream,
     modules: Mutex<HashMap<KernelKey, sys::CUmodule>>,
@@ -421,6 +423,11 @@ impl Gpu {
             "attribute",
             ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
         )?;
+        let l2_bytes = drv(
+            "attribute",
+            ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE),
+        )?
+        .max(0) as u64;
         let compute = drv(
             "cuStreamCreate",
             result::stream::create(result::stream::StreamKind::NonBlocking),
@@ -446,6 +453,7 @@ impl Gpu {
             cc,
             name,
             sm_count,
+            l2_bytes,
             compute,
             comm,
             modules: Default::default(),
