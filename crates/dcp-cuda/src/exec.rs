@@ -1549,12 +1549,11 @@ fn l2_budget_with(name: &str, v: Option<&str>, default: u64) -> Result<u64> {
     }
 }
 
-/// The fewest tiles of a task that [`WorkLists::order_for_l2`] runs first whatever its window:
-/// an eighth of one of `ctas` CTAs' share of the launch's tiles (at least 1).
-fn long_task_min(tasks: &[TaskDesc], ctas: u32) -> u64 {
-    let total: u64 = tasks.iter().map(|t| t.tiles_n as u64).sum();
-    (total / (8 * ctas.max(1) as u64)).max(1)
-}
+/// [`WorkLists::order_for_l2`] reorders a launch only where its works with tasks number more
+/// than the grid's CTAs divided by this: under plain longest-first each work then gets fewer
+/// than about 12 CTAs at a time (62 causal documents of 4 096 tokens on 132 SMs: 2), which
+/// sweep its q tiles apart instead of together.
+const L2_SPREAD: u64 = 12;
 
 /// The default L2 window: the card's L2 size divided by this.
 const L2_WINDOW_DIV: u64 = 8;
@@ -2002,32 +2001,33 @@ impl WorkLists {
     /// run window by window, longest first inside each. Plain longest-first across the whole
     /// launch ran the first kv tiles of every document of a batch of short causal documents
     /// together, so the concurrent tasks' dQ reductions spanned the whole batch and went to DRAM.
-    /// Tasks of at least `long_min` tiles ([`long_task_min`]: an eighth of a CTA's share) still
-    /// run first, longest first: started late, they would set the grid's last round (on 2 GPUs,
-    /// lambda's split sink lists, -4 % in the backward, and causal-blockwise's rows that attend
-    /// everything, -8 % in the forward). `budget` 0, tasks already in launch order (chains), or
+    /// Only a launch of more than `ctas / L2_SPREAD` works with tasks is reordered: with fewer,
+    /// longest first already runs each work's tasks side by side (on 2 GPUs, 8-9 documents of
+    /// 4-15K tokens per launch: the windows cost the backward 2-4 %, its concurrent tasks then
+    /// reducing into the same dQ rows). `budget` 0, tasks already in launch order (chains), or
     /// works that fit in one window: nothing changes (`finish` sorts longest first).
     fn order_for_l2(
         &mut self,
         (budget, tail_pct): (u64, u32),
-        long_min: u64,
+        ctas: u32,
         bytes: impl Fn(&WorkDesc) -> u64,
     ) {
         if budget == 0 || self.keep_order || self.works.len() < 2 {
+            return;
+        }
+        let mut has = vec![false; self.works.len()];
+        for t in &self.tasks {
+            has[t.work as usize] = true;
+        }
+        if has.iter().filter(|&&h| h).count() as u64 * L2_SPREAD <= ctas as u64 {
             return;
         }
         let window = l2_windows(&self.works, &self.tasks, budget, tail_pct, bytes);
         if window.iter().all(|&w| w == 0) {
             return;
         }
-        self.tasks.sort_by_key(|t| {
-            let w = if t.tiles_n as u64 >= long_min {
-                0
-            } else {
-                1 + window[t.work as usize]
-            };
-            (w, std::cmp::Reverse(t.tiles_n))
-        });
+        self.tasks
+            .sort_by_key(|t| (window[t.work as usize], std::cmp::Reverse(t.tiles_n)));
         self.keep_order = true;
     }
 
@@ -2484,8 +2484,8 @@ impl Lowering<'_> {
             wl.mark_fwd_one();
         }
         // K and V of a work are re-read by each of its q tiles and heads.
-        let long = long_task_min(&wl.tasks, self.gpu.sm_count.max(1) as u32);
-        wl.order_for_l2(kernels.fwd_l2, long, |w| {
+        let ctas = self.gpu.sm_count.max(1) as u32;
+        wl.order_for_l2(kernels.fwd_l2, ctas, |w| {
             w.n_keys as u64 * (w.q_heads / group.max(1)) as u64 * d as u64 * 4
         });
         let mask_args = wl.mask_args(&mut self.arena);
@@ -3049,8 +3049,8 @@ impl Lowering<'_> {
         }
         let dd_zero_arg = Arg::Arena(self.arena.push(as_bytes(&dd_zeros)));
         // Each kv tile's task re-reads its work's Q and dO rows and reduces into its dQ.
-        let long = long_task_min(&wl.tasks, self.gpu.sm_count.max(1) as u32);
-        wl.order_for_l2(kernels.bwd_l2, long, |w| {
+        let ctas = self.gpu.sm_count.max(1) as u32;
+        wl.order_for_l2(kernels.bwd_l2, ctas, |w| {
             let dq = if w.dq_dtype == DT_F32 { 4 } else { 2 };
             w.n_rows as u64 * w.q_heads as u64 * d as u64 * (4 + dq)
         });
@@ -4176,7 +4176,7 @@ mod tests {
         };
         let rows = |w: &WorkDesc| w.n_rows as u64;
         let mut wl = docs(3);
-        wl.order_for_l2((2 * 384, 0), u64::MAX, rows);
+        wl.order_for_l2((2 * 384, 0), 1, rows);
         assert!(wl.keep_order);
         assert_eq!(
             key(&wl),
@@ -4194,45 +4194,27 @@ mod tests {
         );
         // One work per window, the last third of the tiles (work 2) as the tail.
         let mut wl = docs(4);
-        wl.order_for_l2((1, 50), u64::MAX, rows);
+        wl.order_for_l2((1, 50), 1, rows);
         let w = |w: u32| [(w, 3), (w, 2), (w, 1)];
         let tail = [(2, 3), (3, 3), (2, 2), (3, 2), (2, 1), (3, 1)];
         assert_eq!(key(&wl), [&w(0)[..], &w(1), &tail].concat());
-        // Tasks of 3 tiles or more first, then the windows.
-        let mut wl = docs(3);
-        wl.order_for_l2((2 * 384, 0), 3, rows);
-        assert_eq!(
-            key(&wl),
-            [
-                (0, 3),
-                (1, 3),
-                (2, 3),
-                (0, 2),
-                (1, 2),
-                (0, 1),
-                (1, 1),
-                (2, 2),
-                (2, 1)
-            ]
-        );
-        let t = |n: u32| TaskDesc {
-            tiles_n: n,
-            ..Default::default()
-        };
-        // 40 tiles on 2 CTAs: 20 each, an eighth of it 2.5 -> 2; never below 1.
-        assert_eq!(long_task_min(&[t(30), t(10)], 2), 2);
-        assert_eq!(long_task_min(&[t(3)], 132), 1);
+        // With 3 works of tasks, a grid of 36 CTAs or more keeps longest first.
+        for ctas in [35, 36] {
+            let mut wl = docs(3);
+            wl.order_for_l2((2 * 384, 0), ctas, rows);
+            assert_eq!(wl.keep_order, ctas == 35, "{ctas} CTAs");
+        }
         for budget in [(0, 0), (3 * 384, 0), (1, 100)] {
             let mut wl = docs(3);
-            wl.order_for_l2(budget, u64::MAX, rows);
+            wl.order_for_l2(budget, 1, rows);
             assert!(!wl.keep_order && key(&wl) == key(&docs(3)), "{budget:?}");
         }
         let mut one = docs(1);
-        one.order_for_l2((1, 0), u64::MAX, rows);
+        one.order_for_l2((1, 0), 1, rows);
         assert!(!one.keep_order);
         let mut kept = docs(3);
         kept.keep_order = true;
-        kept.order_for_l2((1, 0), u64::MAX, rows);
+        kept.order_for_l2((1, 0), 1, rows);
         assert_eq!(key(&kept), key(&docs(3)));
     }
 
