@@ -593,25 +593,17 @@ impl Kernels {
         // L2 windows of an eighth of the L2; a final window of the last 10 % of the tiles in
         // the forward only (bench/results/kernels-2026-11-30-s30).
         let l2_default = gpu.l2_bytes / L2_WINDOW_DIV;
-        let tail = |name: &str, default: u32| {
-            l2_tail_with(name, std::env::var(name).ok().as_deref(), default)
+        let l2 = |dir: &str, tail: u32| -> Result<(u64, u32)> {
+            let (mb, pct) = (
+                format!("DCP_CUDA_{dir}_L2_MB"),
+                format!("DCP_CUDA_{dir}_L2_TAIL"),
+            );
+            Ok((
+                l2_budget_with(&mb, std::env::var(&mb).ok().as_deref(), l2_default)?,
+                l2_tail_with(&pct, std::env::var(&pct).ok().as_deref(), tail)?,
+            ))
         };
-        let fwd_l2 = (
-            l2_budget_with(
-                "DCP_CUDA_FWD_L2_MB",
-                std::env::var("DCP_CUDA_FWD_L2_MB").ok().as_deref(),
-                l2_default,
-            )?,
-            tail("DCP_CUDA_FWD_L2_TAIL", 10)?,
-        );
-        let bwd_l2 = (
-            l2_budget_with(
-                "DCP_CUDA_BWD_L2_MB",
-                std::env::var("DCP_CUDA_BWD_L2_MB").ok().as_deref(),
-                l2_default,
-            )?,
-            tail("DCP_CUDA_BWD_L2_TAIL", 0)?,
-        );
+        let (fwd_l2, bwd_l2) = (l2("FWD", 10)?, l2("BWD", 0)?);
         let mut bwd_chain = OnDemand::off();
         let mut bwd_half = OnDemand::off();
         let bwd_half_min = match bwd_family {
