@@ -1480,13 +1480,12 @@ fn fwd_short_one_with(v: Option<&str>) -> Result<bool> {
 /// in `attn_fwd_sm90.cu`).
 const FWD_ONE_TASK: u32 = 1;
 
-/// Whether a forward launch's tasks average at most `max` tiles (none: no).
 /// Per work, its window for [`WorkLists::order_for_l2`]: works in order of their longest task
 /// (descending, stable), consecutive ones sharing a window while their `bytes` sum stays within
 /// `budget`. The last works, whose tiles sum to at most `tail_pct` % of the launch's, share one
 /// final window, run longest first: with every window in turn, the grid's last round would
 /// wait for the longest task of the last window (a batch of equal causal documents, one per
-/// window: ~3 % longer in list scheduling, ~1 % with a tail of 10 %).
+/// window, modelled as list scheduling: ~3 % longer, ~1 % with a tail of 10 %).
 fn l2_windows(
     works: &[WorkDesc],
     tasks: &[TaskDesc],
@@ -1563,6 +1562,7 @@ fn l2_tail_with(name: &str, v: Option<&str>, default: u32) -> Result<u32> {
     }
 }
 
+/// Whether a forward launch's tasks average at most `max` tiles (none: no).
 fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
     let tiles: u64 = tasks.iter().map(|t| t.tiles_n as u64).sum();
     max > 0 && !tasks.is_empty() && tiles <= max as u64 * tasks.len() as u64
@@ -4184,7 +4184,7 @@ mod tests {
                 (2, 1)
             ]
         );
-        // One work per window, the last third of the tiles (work 2) as the tail.
+        // One work per window, the last half of the tiles (works 2 and 3) as the tail.
         let mut wl = docs(4);
         wl.order_for_l2((1, 50), 1, rows);
         let w = |w: u32| [(w, 3), (w, 2), (w, 1)];
