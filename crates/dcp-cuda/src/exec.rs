@@ -1480,38 +1480,45 @@ fn fwd_short_one_with(v: Option<&str>) -> Result<bool> {
 /// in `attn_fwd_sm90.cu`).
 const FWD_ONE_TASK: u32 = 1;
 
-/// Per work, its window for [`WorkLists::order_for_l2`]: works in order of their longest task
-/// (descending, stable), consecutive ones sharing a window while their `bytes` sum stays within
-/// `budget`. The last works, whose tiles sum to at most `tail_pct` % of the launch's, share one
-/// final window, run longest first: with every window in turn, the grid's last round would
-/// wait for the longest task of the last window (a batch of equal causal documents, one per
-/// window, modelled as list scheduling: ~3 % longer, ~1 % with a tail of 10 %).
+/// Per unit (`unit[w]`: work `w`'s unit, numbered from 0), its window for
+/// [`WorkLists::order_for_l2`]: units in order of their longest task (descending, stable),
+/// consecutive ones sharing a window while the `bytes` of their works sum to at most `budget`.
+/// The last units, whose tiles sum to at most `tail_pct` % of the launch's, share one final
+/// window, run longest first: with every window in turn, the grid's last round would wait for
+/// the longest task of the last window (a batch of equal causal documents, one per window,
+/// modelled as list scheduling: ~3 % longer, ~1 % with a tail of 10 %).
 fn l2_windows(
     works: &[WorkDesc],
+    unit: &[u32],
     tasks: &[TaskDesc],
     budget: u64,
     tail_pct: u32,
     bytes: impl Fn(&WorkDesc) -> u64,
 ) -> Vec<u32> {
-    let mut longest = vec![0u32; works.len()];
-    let mut tiles = vec![0u64; works.len()];
+    let n = unit.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
+    let mut longest = vec![0u32; n];
+    let mut tiles = vec![0u64; n];
+    let mut size = vec![0u64; n];
     for t in tasks {
-        let w = t.work as usize;
-        longest[w] = longest[w].max(t.tiles_n);
-        tiles[w] += t.tiles_n as u64;
+        let u = unit[t.work as usize] as usize;
+        longest[u] = longest[u].max(t.tiles_n);
+        tiles[u] += t.tiles_n as u64;
     }
-    let mut order: Vec<usize> = (0..works.len()).collect();
-    order.sort_by_key(|&w| std::cmp::Reverse(longest[w]));
+    for (w, &u) in works.iter().zip(unit) {
+        size[u as usize] += bytes(w);
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&u| std::cmp::Reverse(longest[u]));
     let total: u64 = tiles.iter().sum();
     let (mut tail, mut acc) = (order.len(), 0u64);
     while tail > 0 && (acc + tiles[order[tail - 1]]) * 100 <= total * tail_pct as u64 {
         tail -= 1;
         acc += tiles[order[tail]];
     }
-    let mut window = vec![0u32; works.len()];
+    let mut window = vec![0u32; n];
     let (mut win, mut acc) = (0u32, 0u64);
-    for (i, &w) in order.iter().enumerate() {
-        let b = bytes(&works[w]);
+    for (i, &u) in order.iter().enumerate() {
+        let b = size[u];
         let cut = if i < tail {
             acc > 0 && acc + b > budget
         } else {
@@ -1521,10 +1528,57 @@ fn l2_windows(
             win += 1;
             acc = 0;
         }
-        window[w] = win;
+        window[u] = win;
         acc += b;
     }
     window
+}
+
+/// Per work, its unit for [`WorkLists::order_for_l2`] (numbered from 0 in order of first
+/// work): works whose KV segments overlap in memory (`segs[kv_first..][..kv_count]`, rows of
+/// `stride` 16-bit elements) share one. dcp's own placement of one sequence reads each KV block
+/// in many works; separate documents share none.
+fn kv_units(works: &[WorkDesc], segs: &[KvSeg]) -> Vec<u32> {
+    let mut parent: Vec<usize> = (0..works.len()).collect();
+    fn root(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    let mut spans: Vec<(u64, u64, usize)> = Vec::new();
+    for (w, wd) in works.iter().enumerate() {
+        let r = wd.kv_first as usize..(wd.kv_first + wd.kv_count) as usize;
+        for sg in &segs[r] {
+            let end = sg.k + sg.len as u64 * sg.stride as u64 * 2;
+            spans.push((sg.k, end, w));
+        }
+    }
+    spans.sort_unstable();
+    let mut cur: Option<(u64, usize)> = None;
+    for (start, end, w) in spans {
+        match cur {
+            Some((e, r)) if start < e => {
+                let (a, b) = (root(&mut parent, r), root(&mut parent, w));
+                parent[b] = a;
+                cur = Some((e.max(end), r));
+            }
+            _ => cur = Some((end, w)),
+        }
+    }
+    let mut id = vec![u32::MAX; works.len()];
+    let mut next = 0u32;
+    (0..works.len())
+        .map(|w| {
+            let r = root(&mut parent, w);
+            if id[r] == u32::MAX {
+                id[r] = next;
+                next += 1;
+            }
+            id[r]
+        })
+        .collect()
 }
 
 /// `DCP_CUDA_FWD_L2_MB` / `DCP_CUDA_BWD_L2_MB` (`name`): the byte budget of a window of works
@@ -1998,28 +2052,43 @@ impl WorkLists {
     /// 4-15K tokens per launch: the windows cost the backward 2-4 %, its concurrent tasks then
     /// reducing into the same dQ rows). `budget` 0, tasks already in launch order (chains), or
     /// works that fit in one window: nothing changes (`finish` sorts longest first).
+    ///
+    /// With `by_kv` (the forward) the works that read overlapping KV ([`kv_units`]) count as one
+    /// unit, windowed and gated together: split apart, their shared K/V would be loaded once per
+    /// window (on 2 GPUs, dcp's own placements of one long sequence ran the forward 6-12 %
+    /// slower with every work its own unit).
     fn order_for_l2(
         &mut self,
         (budget, tail_pct): (u64, u32),
         ctas: u32,
+        by_kv: bool,
         bytes: impl Fn(&WorkDesc) -> u64,
     ) {
         if budget == 0 || self.keep_order || self.works.len() < 2 {
             return;
         }
+        let unit: Vec<u32> = if by_kv {
+            kv_units(&self.works, &self.segs)
+        } else {
+            (0..self.works.len() as u32).collect()
+        };
         let mut has = vec![false; self.works.len()];
         for t in &self.tasks {
-            has[t.work as usize] = true;
+            has[unit[t.work as usize] as usize] = true;
         }
         if has.iter().filter(|&&h| h).count() as u64 * L2_SPREAD <= ctas as u64 {
             return;
         }
-        let window = l2_windows(&self.works, &self.tasks, budget, tail_pct, bytes);
+        let window = l2_windows(&self.works, &unit, &self.tasks, budget, tail_pct, bytes);
         if window.iter().all(|&w| w == 0) {
             return;
         }
-        self.tasks
-            .sort_by_key(|t| (window[t.work as usize], std::cmp::Reverse(t.tiles_n)));
+        self.tasks.sort_by_key(|t| {
+            (
+                window[unit[t.work as usize] as usize],
+                std::cmp::Reverse(t.tiles_n),
+            )
+        });
         self.keep_order = true;
     }
 
@@ -2477,7 +2546,7 @@ impl Lowering<'_> {
         }
         // K and V of a work are re-read by each of its q tiles and heads.
         let ctas = self.gpu.sm_count.max(1) as u32;
-        wl.order_for_l2(kernels.fwd_l2, ctas, |w| {
+        wl.order_for_l2(kernels.fwd_l2, ctas, true, |w| {
             w.n_keys as u64 * (w.q_heads / group.max(1)) as u64 * d as u64 * 4
         });
         let mask_args = wl.mask_args(&mut self.arena);
@@ -3042,7 +3111,7 @@ impl Lowering<'_> {
         let dd_zero_arg = Arg::Arena(self.arena.push(as_bytes(&dd_zeros)));
         // Each kv tile's task re-reads its work's Q and dO rows and reduces into its dQ.
         let ctas = self.gpu.sm_count.max(1) as u32;
-        wl.order_for_l2(kernels.bwd_l2, ctas, |w| {
+        wl.order_for_l2(kernels.bwd_l2, ctas, false, |w| {
             let dq = if w.dq_dtype == DT_F32 { 4 } else { 2 };
             w.n_rows as u64 * w.q_heads as u64 * d as u64 * (4 + dq)
         });
@@ -4125,17 +4194,68 @@ mod tests {
         };
         let tasks = [t(0, 2), t(1, 5), t(2, 5), t(3, 1), t(0, 1), t(4, 3)];
         let bytes = |w: &WorkDesc| if w.n_rows == 1 { 100 } else { 10 };
+        let ids = [0, 1, 2, 3, 4];
         // Longest first: 1, 2 (5 tiles), 4 (3), 0 (2 + 1), 3 (1); 17 tiles in all.
-        assert_eq!(l2_windows(&works, &tasks, 25, 0, bytes), [1, 0, 0, 2, 1]);
-        assert_eq!(l2_windows(&works, &tasks, 1000, 0, bytes), [0; 5]);
+        assert_eq!(
+            l2_windows(&works, &ids, &tasks, 25, 0, bytes),
+            [1, 0, 0, 2, 1]
+        );
+        assert_eq!(l2_windows(&works, &ids, &tasks, 1000, 0, bytes), [0; 5]);
         let mut big = works.clone();
         big[4].n_rows = 1;
-        assert_eq!(l2_windows(&big, &tasks, 25, 0, bytes), [2, 0, 0, 2, 1]);
+        assert_eq!(
+            l2_windows(&big, &ids, &tasks, 25, 0, bytes),
+            [2, 0, 0, 2, 1]
+        );
         // One work per window; a tail of 30 % (5 tiles) takes works 3 and 0 (1 + 3 tiles).
-        assert_eq!(l2_windows(&works, &tasks, 1, 0, bytes), [3, 0, 1, 4, 2]);
-        assert_eq!(l2_windows(&works, &tasks, 1, 30, bytes), [3, 0, 1, 3, 2]);
+        assert_eq!(
+            l2_windows(&works, &ids, &tasks, 1, 0, bytes),
+            [3, 0, 1, 4, 2]
+        );
+        assert_eq!(
+            l2_windows(&works, &ids, &tasks, 1, 30, bytes),
+            [3, 0, 1, 3, 2]
+        );
         // A tail of everything: one window.
-        assert_eq!(l2_windows(&works, &tasks, 1, 100, bytes), [0; 5]);
+        assert_eq!(l2_windows(&works, &ids, &tasks, 1, 100, bytes), [0; 5]);
+        // Units (per work: 1, 0, 2, 3, 0): unit 0 = works 1 and 4 (longest 5, 20 bytes), then
+        // unit 2 (5), unit 1 (2), unit 3 (1), 10 bytes each; the answer is per unit.
+        let units = [1, 0, 2, 3, 0];
+        assert_eq!(
+            l2_windows(&works, &units, &tasks, 25, 0, bytes),
+            [0, 1, 1, 2]
+        );
+    }
+
+    /// KV units: works whose KV segments overlap in memory share a unit, through chains of
+    /// overlaps too; disjoint ones do not.
+    #[test]
+    fn kv_units_join_works_reading_overlapping_kv() {
+        let seg = |k: u64, len: u32| KvSeg {
+            k,
+            len,
+            stride: 256, // 512 bytes per row
+            ..Default::default()
+        };
+        // w0 [0, 5120), w1 [4096, 9216): overlap. w2 [10240, 10752). w3 reads [20480, 21504)
+        // and [10240, 10752) (w2's). w4 [30720, ...) alone, w5 [9216, 9728) touches w1's end.
+        let segs = [
+            seg(0, 10),
+            seg(4096, 10),
+            seg(10240, 1),
+            seg(20480, 2),
+            seg(10240, 1),
+            seg(30720, 4),
+            seg(9216, 1),
+        ];
+        let w = |first: u32, count: u32| WorkDesc {
+            kv_first: first,
+            kv_count: count,
+            ..Default::default()
+        };
+        let works = [w(0, 1), w(1, 1), w(2, 1), w(3, 2), w(5, 1), w(6, 1)];
+        assert_eq!(kv_units(&works, &segs), [0, 0, 1, 1, 2, 3]);
+        assert_eq!(kv_units(&[], &segs), Vec::<u32>::new());
     }
 
     /// The windowed order: window by window, longest first inside, stable among equals; no
@@ -4168,7 +4288,7 @@ mod tests {
         };
         let rows = |w: &WorkDesc| w.n_rows as u64;
         let mut wl = docs(3);
-        wl.order_for_l2((2 * 384, 0), 1, rows);
+        wl.order_for_l2((2 * 384, 0), 1, false, rows);
         assert!(wl.keep_order);
         assert_eq!(
             key(&wl),
@@ -4186,27 +4306,68 @@ mod tests {
         );
         // One work per window, the last half of the tiles (works 2 and 3) as the tail.
         let mut wl = docs(4);
-        wl.order_for_l2((1, 50), 1, rows);
+        wl.order_for_l2((1, 50), 1, false, rows);
         let w = |w: u32| [(w, 3), (w, 2), (w, 1)];
         let tail = [(2, 3), (3, 3), (2, 2), (3, 2), (2, 1), (3, 1)];
         assert_eq!(key(&wl), [&w(0)[..], &w(1), &tail].concat());
+        // By KV: with works 0 and 1 reading the same KV, 2 units (0+1, 2) in 2 windows of
+        // 2 * 384 bytes; with all three on it, one unit and no reordering.
+        let shared = |n_shared: u32| {
+            let mut wl = docs(3);
+            wl.segs = vec![
+                KvSeg {
+                    k: 0,
+                    len: 384,
+                    stride: 256,
+                    ..Default::default()
+                },
+                KvSeg {
+                    k: 1 << 30,
+                    len: 384,
+                    stride: 256,
+                    ..Default::default()
+                },
+            ];
+            for (i, w) in wl.works.iter_mut().enumerate() {
+                (w.kv_first, w.kv_count) = (u32::from(i as u32 >= n_shared), 1);
+            }
+            wl.order_for_l2((2 * 384, 0), 1, true, rows);
+            wl
+        };
+        let two = shared(2);
+        assert_eq!(
+            key(&two),
+            [
+                (0, 3),
+                (1, 3),
+                (0, 2),
+                (1, 2),
+                (0, 1),
+                (1, 1),
+                (2, 3),
+                (2, 2),
+                (2, 1)
+            ]
+        );
+        let all = shared(3);
+        assert!(!all.keep_order && key(&all) == key(&docs(3)));
         // With 3 works of tasks, a grid of 36 CTAs or more keeps longest first.
         for ctas in [35, 36] {
             let mut wl = docs(3);
-            wl.order_for_l2((2 * 384, 0), ctas, rows);
+            wl.order_for_l2((2 * 384, 0), ctas, false, rows);
             assert_eq!(wl.keep_order, ctas == 35, "{ctas} CTAs");
         }
         for budget in [(0, 0), (3 * 384, 0), (1, 100)] {
             let mut wl = docs(3);
-            wl.order_for_l2(budget, 1, rows);
+            wl.order_for_l2(budget, 1, false, rows);
             assert!(!wl.keep_order && key(&wl) == key(&docs(3)), "{budget:?}");
         }
         let mut one = docs(1);
-        one.order_for_l2((1, 0), 1, rows);
+        one.order_for_l2((1, 0), 1, false, rows);
         assert!(!one.keep_order);
         let mut kept = docs(3);
         kept.keep_order = true;
-        kept.order_for_l2((1, 0), 1, rows);
+        kept.order_for_l2((1, 0), 1, false, rows);
         assert_eq!(key(&kept), key(&docs(3)));
     }
 
