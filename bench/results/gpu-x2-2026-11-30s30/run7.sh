@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # s30 call 7 (2x H200): LIMIT=150 timeout 165 bash .s30/run7.sh
-# The forward's long tasks first inside the L2 windows (.s30/dcp7.gz): dcp's own placements of the
-# matrix batches 3, 6 and 7 (one or four long sequences) under causal-blockwise, lambda and
-# causal, checked once, then base (budgets 0) against def alternated x2; kernel-bench x1 each.
+# Prepared, not run in session 30 (no device time left). Written for the forward's long tasks
+# first; now meant for the forward's KV units (c599530; carry its release build as .s30/dcp7.gz):
+# dcp's own placements of the matrix batches 3, 6 and 7 (one or four long sequences) under
+# causal-blockwise, lambda and causal, checked once, then base (budgets 0) against def alternated
+# x2; kernel-bench x1 each.
 set -u
 OUTD=${OUT:-/tmp/s30_out}
 LIMIT=${LIMIT:-150}
