@@ -4287,23 +4287,22 @@ mod tests {
             wl.tasks.iter().map(|t| (t.work, t.tiles_n)).collect()
         };
         let rows = |w: &WorkDesc| w.n_rows as u64;
+        // Works 0 and 1 in the first window, 2 in the second.
+        let two_windows = [
+            (0, 3),
+            (1, 3),
+            (0, 2),
+            (1, 2),
+            (0, 1),
+            (1, 1),
+            (2, 3),
+            (2, 2),
+            (2, 1),
+        ];
         let mut wl = docs(3);
         wl.order_for_l2((2 * 384, 0), 1, false, rows);
         assert!(wl.keep_order);
-        assert_eq!(
-            key(&wl),
-            [
-                (0, 3),
-                (1, 3),
-                (0, 2),
-                (1, 2),
-                (0, 1),
-                (1, 1),
-                (2, 3),
-                (2, 2),
-                (2, 1)
-            ]
-        );
+        assert_eq!(key(&wl), two_windows);
         // One work per window, the last half of the tiles (works 2 and 3) as the tail.
         let mut wl = docs(4);
         wl.order_for_l2((1, 50), 1, false, rows);
@@ -4334,21 +4333,7 @@ mod tests {
             wl.order_for_l2((2 * 384, 0), 1, true, rows);
             wl
         };
-        let two = shared(2);
-        assert_eq!(
-            key(&two),
-            [
-                (0, 3),
-                (1, 3),
-                (0, 2),
-                (1, 2),
-                (0, 1),
-                (1, 1),
-                (2, 3),
-                (2, 2),
-                (2, 1)
-            ]
-        );
+        assert_eq!(key(&shared(2)), two_windows);
         let all = shared(3);
         assert!(!all.keep_order && key(&all) == key(&docs(3)));
         // With 3 works of tasks, a grid of 36 CTAs or more keeps longest first.
