@@ -516,15 +516,16 @@ impl Kernels {
         // kernels-2026-11-29-kbw11c).
         let fwd_halfbits =
             fwd_halfbits_with(std::env::var("DCP_CUDA_FWD_HALFBITS").ok().as_deref(), d)?;
+        let mut half_defs = fwd_defs.clone();
+        half_defs.push(("FWD_HALF".into(), "1".into()));
+        if fwd_halfbits {
+            half_defs.push(("FWD_HALFBITS".into(), "1".into()));
+        }
         let fwd_half = match fwd_family {
             KernelFamily::Sm90Wgmma
                 if fwd_half_with(std::env::var("DCP_CUDA_FWD_HALF").ok().as_deref(), d)? =>
             {
-                let mut defs = fwd_defs.clone();
-                defs.push(("FWD_HALF".into(), "1".into()));
-                if fwd_halfbits {
-                    defs.push(("FWD_HALFBITS".into(), "1".into()));
-                }
+                let defs = half_defs.clone();
                 OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
             }
             _ => OnDemand::off(),
@@ -539,11 +540,7 @@ impl Kernels {
             0
         };
         let fwd_half_short = if fwd_half_short_max > 0 {
-            let mut defs = fwd_defs.clone();
-            defs.push(("FWD_HALF".into(), "1".into()));
-            if fwd_halfbits {
-                defs.push(("FWD_HALFBITS".into(), "1".into()));
-            }
+            let mut defs = half_defs;
             defs.push(("FWD_LATEREL".into(), "3".into()));
             OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
         } else {
