@@ -15,6 +15,10 @@ causal, full, lambda, sliding-window, shared-question, causal-blockwise, prefix-
 PyTorch path that takes every mask dcp runs. Before timing, the mask's attended element count is
 compared with the record's (`attended_fwd_flops`); a mismatch is reported as `flex_error` and not
 timed. Usage: torch_ref.py [--flex] BENCH.jsonl [OUT.jsonl]
+
+Each timing is the median of TORCH_REF_REPEATS runs (default 5) after TORCH_REF_WARMUP untimed
+ones (default 2); raise both for a sustained, power-limited comparison (long sequences run at the
+700 W cap: bench/results/kernels-2026-11-30-s31).
 """
 import json, math, os, sys
 import torch
@@ -52,7 +56,13 @@ def attended(lens, mask):
     return tot
 
 
-def bench(fn, warm=2, rep=5):
+WARM = int(os.environ.get("TORCH_REF_WARMUP", "2"))
+REP = int(os.environ.get("TORCH_REF_REPEATS", "5"))
+if WARM < 0 or REP < 1:
+    sys.exit(f"TORCH_REF_WARMUP={WARM} / TORCH_REF_REPEATS={REP}: need >= 0 / >= 1")
+
+
+def bench(fn, warm=WARM, rep=REP):
     for _ in range(warm):
         fn()
     torch.cuda.synchronize()
