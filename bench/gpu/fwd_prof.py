@@ -88,21 +88,21 @@ rep("""  const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
 
 # ---------------- producer ----------------
 rep("""    for (u32 tq = 0;; ++tq) {
-      const int qb = tq & 1;
+      const int qb = tq % FWD_NQ;
       u32 nxt = 0;
 """, """    for (u32 tq = 0;; ++tq) {
-      const int qb = tq & 1;
+      const int qb = tq % FWD_NQ;
       u32 nxt = 0;
       if (pt == 0) PF(0, tq, 0);
 """)
-rep("""      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+rep("""      if (tq >= FWD_NQ) mbar_wait_guarded(qempty(qb), ((tq / FWD_NQ) - 1) & 1);
       if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);""",
     """      if (pt == 0) {
         PF(0, tq, 1);
         PFV(0, tq, 30, cur);
         PFV(0, tq, 31, task.tiles_n);
       }
-      if (tq >= 2) mbar_wait_guarded(qempty(qb), ((tq >> 1) - 1) & 1);
+      if (tq >= FWD_NQ) mbar_wait_guarded(qempty(qb), ((tq / FWD_NQ) - 1) & 1);
       if (pt == 0) PF(0, tq, 2);
       if (pt < 3) f90_cp_async8(qs + 8 * pt, (const char*)(tasks + cur) + 8 * pt, true);""")
 rep("""        warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0, S90_BR * 128, qbase);
@@ -111,9 +111,9 @@ rep("""        warp_rows_async<D, false>(myq, lane, 32 * pw, sQ + qb * QBYTES, 0
       mbar_arrive_cp_async(qfull(qb));
       if (pt == 0) PF(0, tq, 3);
 #else""")
-rep("""        if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
+rep("""        if (sg >= FWD_NS) mbar_wait_guarded(empty(s), ((sg / FWD_NS) - 1) & 1);
         const u32 ks = ksmall + s * F90_KSMALL;""", """        if (pt == 0 && it < 8) PF(0, tq, 5 + 3 * it);
-        if (sg >= 2) mbar_wait_guarded(empty(s), ((sg >> 1) - 1) & 1);
+        if (sg >= FWD_NS) mbar_wait_guarded(empty(s), ((sg / FWD_NS) - 1) & 1);
         if (pt == 0 && it < 8) PF(0, tq, 6 + 3 * it);
         const u32 ks = ksmall + s * F90_KSMALL;""")
 rep("""          warp_rows_async<D, true>(kp, lane, 32 * pw, sK + s * TBYTES, sV + s * TBYTES, S90_BC * 128, qbase);
@@ -150,8 +150,8 @@ rep("""      f90_bulk_wait_read();                    \\
       PF(1 + cw, tq, 63);                      \\
       mbar_arrive(qempty((int)pend - 1));      \\""")
 rep("""  for (u32 tq = 0;; ++tq) {
-    const int qb = tq & 1;
-    mbar_wait(qfull(qb), (tq >> 1) & 1);
+    const int qb = tq % FWD_NQ;
+    mbar_wait(qfull(qb), (tq / FWD_NQ) & 1);
     const unsigned char* qi = gbase + (qsmall + qb * F90_QSMALL - base);""", """  const bool pf_me = (tid & 127) == 0;
 #define PFC(sl)                    \\
   do {                             \\
@@ -162,20 +162,20 @@ rep("""  for (u32 tq = 0;; ++tq) {
     if (pf_me && j < 8) PF(1 + cw, tq, 4 + 6 * j + (k)); \\
   } while (0)
   for (u32 tq = 0;; ++tq) {
-    const int qb = tq & 1;
+    const int qb = tq % FWD_NQ;
     PFC(0);
-    mbar_wait(qfull(qb), (tq >> 1) & 1);
+    mbar_wait(qfull(qb), (tq / FWD_NQ) & 1);
     PFC(1);
     const unsigned char* qi = gbase + (qsmall + qb * F90_QSMALL - base);""")
 # Half-step loop (FWD_HALF builds; present in the source either way).
 rep("""    for (; j < n_half; ++j, ++sg) {
-      const int s = sg & 1;
-      mbar_wait(full(s), (sg >> 1) & 1);
+      const int s = sg % FWD_NS;
+      mbar_wait(full(s), (sg / FWD_NS) & 1);
       fence_proxy_async();""", """    if (pf_me) PFV(1 + cw, tq, 2, n_tiles | (n_half << 16));
     for (; j < n_half; ++j, ++sg) {
-      const int s = sg & 1;
+      const int s = sg % FWD_NS;
       PFJ(0);
-      mbar_wait(full(s), (sg >> 1) & 1);
+      mbar_wait(full(s), (sg / FWD_NS) & 1);
       PFJ(1);
       fence_proxy_async();""")
 # The half step's body is the macro F90_HALF_ONE since session 17 (both branches, FWD_HALFBITS
@@ -210,11 +210,8 @@ rep("""      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
     }
     for (; j < n_tiles; ++j, ++sg) {
 #else
-    for (u32 j = 0; j < n_tiles; ++j, ++sg) {
-#endif
-      const int s = sg & 1;
-      mbar_wait(full(s), (sg >> 1) & 1);
-      fence_proxy_async();""", """      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
+#if FWD_ONE
+    if (one) {""", """      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
 #endif
       wg_wait<0>();
       reg_fence<D / 2>(o);
@@ -225,11 +222,55 @@ rep("""      F90_ISSUE_PV(pa, s, 0, S90_BC / 16);
     for (; j < n_tiles; ++j, ++sg) {
 #else
     if (pf_me) PFV(1 + cw, tq, 2, n_tiles);
+#if FWD_ONE
+    if (one) {""")
+# FWD_ONE's one step (works1000's 256-key tasks), in step 0's slots: 4 K stage wait start, 5 K
+# landed, 6 S done, 7 P V of tile 0 issued, 8 P V of tile 1 issued, 9 P V done; and 10 / 11 the
+# V stage's wait start / landed (no plain step follows a FWD_ONE step, so those slots are free).
+PFO = lambda k: "if (pf_me) PF(1 + cw, tq, %d);" % k
+rep("""      mbar_wait(full(s0), (sg / FWD_NS) & 1);
+      wg_fence();""", """      if (pf_me) PFV(1 + cw, tq, 2, n_tiles | 0x80000000u);  // a FWD_ONE step
+      %s
+      mbar_wait(full(s0), (sg / FWD_NS) & 1);
+      %s
+      wg_fence();""" % (PFO(4), PFO(5)))
+rep("""      reg_fence<S90_BC / 2>(sb);
+      mbar_arrive(empty(s0));""", """      reg_fence<S90_BC / 2>(sb);
+      %s
+      mbar_arrive(empty(s0));""" % PFO(6))
+rep("""      mbar_wait(full(s1), ((sg + 1) / FWD_NS) & 1);
+      wg_fence();""", """      %s
+      mbar_wait(full(s1), ((sg + 1) / FWD_NS) & 1);
+      %s
+      wg_fence();""" % (PFO(10), PFO(11)))
+rep("""        wg_pv(o, pa[kc], f90_desc(vk_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
+      wg_commit();""", """        wg_pv(o, pa[kc], f90_desc(vk_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
+      wg_commit();
+      %s""" % PFO(7))
+rep("""        wg_pv(o, pb[kc], f90_desc(v_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
+      wg_commit();
+      wg_wait<0>();
+      reg_fence<D / 2>(o);""", """        wg_pv(o, pb[kc], f90_desc(v_d0 + s1 * (TBYTES >> 4) + ((kc * 16 * 128) >> 4), DHI));
+      wg_commit();
+      %s
+      wg_wait<0>();
+      reg_fence<D / 2>(o);
+      %s""" % (PFO(8), PFO(9)))
+rep("""    for (u32 j = one ? n_tiles : 0; j < n_tiles; ++j, ++sg) {
+#else
     for (u32 j = 0; j < n_tiles; ++j, ++sg) {
 #endif
-      const int s = sg & 1;
+#endif
+      const int s = sg % FWD_NS;
+      mbar_wait(full(s), (sg / FWD_NS) & 1);
+      fence_proxy_async();""", """    for (u32 j = one ? n_tiles : 0; j < n_tiles; ++j, ++sg) {
+#else
+    for (u32 j = 0; j < n_tiles; ++j, ++sg) {
+#endif
+#endif
+      const int s = sg % FWD_NS;
       PFJ(0);
-      mbar_wait(full(s), (sg >> 1) & 1);
+      mbar_wait(full(s), (sg / FWD_NS) & 1);
       PFJ(1);
       fence_proxy_async();""")
 # Plain step.

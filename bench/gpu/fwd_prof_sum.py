@@ -107,7 +107,8 @@ for b in ctas:
             r = c[w]
             t = lambda sl: rel(b, r[sl]) if r[sl] else None
             nt = int(r[2] & 0xFFFF)
-            nh = int(r[2] >> 16)
+            nh = int((r[2] >> 16) & 0x7FFF)
+            one = bool(r[2] >> 31)  # a FWD_ONE task: both tiles in one step (fwd_prof.py's slots)
             s0, s1, e0 = t(0), t(1), t(56)
             e1, e2, e3, e4, e5 = t(57), t(58), t(59), t(60), t(61)
             if None in (s0, s1, e0, e5):
@@ -125,7 +126,26 @@ for b in ctas:
             prev = s1
             prevlab = "setup"
             steps_total = 0
-            for j in range(min(nt, 8)):
+            ko = {i: t(i) for i in (4, 5, 6, 7, 8, 9, 10, 11)} if one else {}
+            if one and None not in ko.values():
+                for name, a, e, lab in [
+                    ("ONE: setup (Q landed -> K wait)", s1, ko[4], "setup"),
+                    ("ONE: K wait", ko[4], ko[5], "KVwait"),
+                    ("ONE: S of both tiles (issue + wait)", ko[5], ko[6], "S"),
+                    ("ONE: max, exp of tile 0, O zero", ko[6], ko[10], "smax"),
+                    ("ONE: V wait", ko[10], ko[11], "KVwait"),
+                    ("ONE: P V of tile 0 issue", ko[11], ko[7], "smax2"),
+                    ("ONE: exp of tile 1 + its P V issue", ko[7], ko[8], "smax2"),
+                    ("ONE: P V wait", ko[8], ko[9], "PVwait"),
+                ]:
+                    add(name, e - a)
+                    iv.append((a, e, lab))
+                busy.append((ko[5], ko[6]))
+                busy.append((ko[11], ko[9]))
+                steps_total = ko[9] - ko[5]
+                per_tile_steps["one (2 tiles)"].append(ko[9] - ko[5])
+                prev = ko[9]
+            for j in range(0 if one else min(nt, 8)):
                 k = [t(4 + 6 * j + i) for i in range(6)]
                 if k[0] is None or k[1] is None:
                     continue
