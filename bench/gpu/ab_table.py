@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""The table of an alternated A/B call: `kernel-bench` (or `bench-gpu`) JSON lines of each variant
+and round in DIR as `kb_<variant>_<round>.jsonl`, one row per shape with every run's value of
+FIELD and each variant's mean over the first variant's (the base).
+
+    bench/gpu/ab_table.py DIR FIELD VARIANT [VARIANT ...]
+
+FIELD is a record key, e.g. fwd_tflops_per_gpu or bwd_tflops_per_gpu. Records of other kinds
+than "bench" are skipped; a variant with no run of a shape shows "-". Prints Markdown.
+"""
+import glob
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+
+def collect(d, field):
+    """{shape: {variant: [values in round order]}} from DIR's kb_<variant>_<round>.jsonl."""
+    t = defaultdict(lambda: defaultdict(list))
+    files = glob.glob(os.path.join(d, "kb_*_*.jsonl"))
+    for f in sorted(files, key=lambda f: os.path.basename(f).rsplit("_", 1)[1]):
+        v = os.path.basename(f)[len("kb_"):].rsplit("_", 1)[0]
+        with open(f) as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                x = json.loads(line)
+                if x.get("kind") == "bench" and field in x:
+                    t[x.get("shape") or x.get("mask", "?")][v].append(x[field])
+    return t
+
+
+def table(t, variants):
+    """Markdown lines: runs of each variant, and mean ÷ the base's mean after the others."""
+    base = variants[0]
+    out = ["| shape | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    for shape, d in t.items():
+        b = statistics.mean(d[base]) if d.get(base) else float("nan")
+        cells = []
+        for v in variants:
+            if not d.get(v):
+                cells.append("-")
+                continue
+            runs = " ".join("%.0f" % y for y in d[v])
+            cells.append(runs if v == base else f"{runs} ({statistics.mean(d[v]) / b:.3f})")
+        out.append(f"| {shape} | " + " | ".join(cells) + " |")
+    return out
+
+
+def main(argv):
+    if len(argv) < 4:
+        sys.exit(__doc__)
+    d, field, variants = argv[1], argv[2], argv[3:]
+    print(f"{field} (÷ {variants[0]})")
+    print("\n".join(table(collect(d, field), variants)))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,42 @@
+"""bench/gpu/ab_table.py: the alternated A/B table of a device call, from kb_<variant>_<round>.jsonl
+files (variant names may hold underscores), runs in round order, means over the first variant's."""
+
+import importlib.util
+import json
+import pathlib
+
+_PATH = pathlib.Path(__file__).resolve().parents[2] / "bench" / "gpu" / "ab_table.py"
+_SPEC = importlib.util.spec_from_file_location("ab_table", _PATH)
+ab_table = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(ab_table)
+
+
+def write(d, variant, rnd, rows):
+    with open(d / f"kb_{variant}_{rnd}.jsonl", "w") as f:
+        for shape, v in rows:
+            f.write(json.dumps({"kind": "bench", "shape": shape, "fwd_tflops_per_gpu": v}) + "\n")
+        f.write(json.dumps({"kind": "other", "shape": "x", "fwd_tflops_per_gpu": 1}) + "\n")
+
+
+def test_runs_in_round_order_and_ratios_over_the_base(tmp_path):
+    write(tmp_path, "base", 1, [("works1000", 500.0), ("onework", 650.0)])
+    write(tmp_path, "base", 2, [("works1000", 520.0), ("onework", 650.0)])
+    write(tmp_path, "new_a", 2, [("works1000", 530.0)])
+    write(tmp_path, "new_a", 1, [("works1000", 550.0)])
+    t = ab_table.collect(tmp_path, "fwd_tflops_per_gpu")
+    assert t["works1000"]["base"] == [500.0, 520.0]
+    assert t["works1000"]["new_a"] == [550.0, 530.0]
+    assert "x" not in t
+    lines = ab_table.table(t, ["base", "new_a"])
+    assert lines[0] == "| shape | base | new_a |"
+    assert "| works1000 | 500 520 | 550 530 (1.059) |" in lines
+    # A variant without a run of a shape shows "-".
+    assert "| onework | 650 650 | - |" in lines
+
+
+def test_the_table_names_the_field(tmp_path, capsys):
+    write(tmp_path, "base", 1, [("packed", 600.0)])
+    ab_table.main(["ab_table.py", str(tmp_path), "fwd_tflops_per_gpu", "base"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "fwd_tflops_per_gpu (÷ base)"
+    assert "| packed | 600 |" in out
