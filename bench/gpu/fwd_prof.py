@@ -25,6 +25,9 @@ wait start, stage landed (S issued next), S done (right after S's wgmma wait), f
 issued (whole tiles), all P V issued, P V done (stage released next); 56 epilogue start, 57 O
 staged (stmatrix done), 58 warpgroup barrier passed, 59 tensor store committed, 60 store read
 (bulk wait), 61 Q released (task end); 62/63 late release (FWD_LATEREL) wait start / end.
+A FWD_ONE step (a 256-key task in one step; slot 2 then has bit 31 set) uses step 0's slots for
+4 K stage wait start, 5 K landed, 6 S of both tiles done, 7 P V of tile 0 issued, 8 P V of
+tile 1 issued, 9 P V done, and 10 / 11 for its V stage's wait start / landed.
 Header h[6]: clock lo at the producer's end.
 """
 import os, shutil, sys
