@@ -9,7 +9,8 @@
 # the GPU machine: copy the peers into a carried folder and point these at them); PACKED_MASKS
 # (default causal; e.g. causal,lambda,causal-blockwise) the packed batches' masks (the flash floor
 # is causal's); with OPS_TIMES=1 also per-op times
-# (`bench-gpu --op-times`) of the single sequences. Writes JSON under $OUT; copy what you keep to
+# (`bench-gpu --op-times`) of the single sequences. Writes JSON under $OUT and, last, both tables
+# side by side (`bench/gpu/cp_table.py`, also as $OUT/table.md); copy what you keep to
 # bench/results/ (bench/results/gpu-x4-2026-11-28s5/README.md is the last record).
 #
 #   DCP=path/to/dcp OUT=dir [WORLD=2] bash bench/gpu/x4_cp_table.sh
@@ -61,4 +62,5 @@ if [ ${#OPS[@]} -gt 0 ]; then
   python3 bench/gpu/op_times.py $J/ops_single > $J/ops_single.md 2>&1
   tar czf $J/ops_single.tgz -C $J ops_single && rm -rf $J/ops_single
 fi
+python3 bench/gpu/cp_table.py $J $WORLD | tee $J/table.md
 echo "== done t=$(( $(date +%s) - t0 ))s"
