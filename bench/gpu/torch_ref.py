@@ -56,10 +56,16 @@ def attended(lens, mask):
     return tot
 
 
-WARM = int(os.environ.get("TORCH_REF_WARMUP", "2"))
-REP = int(os.environ.get("TORCH_REF_REPEATS", "5"))
-if WARM < 0 or REP < 1:
-    sys.exit(f"TORCH_REF_WARMUP={WARM} / TORCH_REF_REPEATS={REP}: need >= 0 / >= 1")
+def _count(name, default, least):
+    """An environment count of at least `least`; anything else stops with the variable named."""
+    v = os.environ.get(name, "").strip() or str(default)
+    if not v.isdigit() or int(v) < least:
+        sys.exit(f"{name}={v}: expected a whole number of at least {least}")
+    return int(v)
+
+
+WARM = _count("TORCH_REF_WARMUP", 2, 0)
+REP = _count("TORCH_REF_REPEATS", 5, 1)
 
 
 def bench(fn, warm=WARM, rep=REP):
