@@ -76,11 +76,17 @@ pub fn curve_us(c: &[CurvePoint], bytes: f64) -> f64 {
 }
 
 impl Default for CostModel {
-    /// H100 numbers from DESIGN.md/KERNELS.md (FA2-class kernels).
+    /// This project's Hopper kernels (`dcp-cuda`, sm_90a): 650 / 540 TFLOP/s, what they sustain
+    /// on long causal attention on an H200 under its 700 W cap (bench/results/
+    /// kernels-2026-11-30-s31, call 7). Until session 32 the default was PyTorch flash's H100
+    /// rates (350 / 324, DESIGN.md); with them `dcp` returned `ulysses` on 4 of 64 batches at
+    /// 1x2 where these rates return `local` or dcp's placement, which measured 6-8 % faster on
+    /// 2x H200, and the other 26 batches measured the same (bench/results/planner-rates-s32/).
+    /// Other hardware: `dcp calibrate` and `--cost-model` / `--planner-profile`.
     fn default() -> Self {
         CostModel {
-            attn_fwd_tflops: 350.0,
-            attn_bwd_tflops: 324.0,
+            attn_fwd_tflops: 650.0,
+            attn_bwd_tflops: 540.0,
             launch_us: 8.0,
             per_work_us: 0.5,
             mem_gbps: 2500.0,
