@@ -3,10 +3,13 @@
 # checks. Random selftest at WORLD and 1 GPUs (SELFTEST=0 skips both) (every mask kind, GQA, head dims 64/128, every planner, against the CPU f64 reference); one
 # causal sequence of 32K, 64K, 114 710 (the fp32-accumulation check) and 128K tokens with dcp and
 # zigzag (outputs checked); five packed 131K batches with local, zigzag and dcp (checked); PyTorch
-# `context_parallel` with cuDNN and flash on the same single sequences (PEER_CP, default
-# /work/shared/peers/torch_cp.py); PyTorch flash varlen on one GPU for the packed batches (the
+# `context_parallel` with cuDNN and flash on the same single sequences (`bench/gpu/torch_cp_ref.py`;
+# PEER_CP=path runs another script taking `BACKEND gqa` instead, e.g. shared/peers/torch_cp.py);
+# SUSTAIN=N times the single sequences on both sides with N untimed and N timed runs (default:
+# dcp 1 + 3, PyTorch 3 + 5; long launches run at the 700 W cap, so raise it for a sustained
+# comparison); PyTorch flash varlen on one GPU for the packed batches (the
 # floor ÷ 4; PEER_IDEAL, default /work/shared/peers/ideal_attn.py — shared/ does not travel to
-# the GPU machine: copy the peers into a carried folder and point these at them); PACKED_MASKS
+# the GPU machine: copy the peer into a carried folder and point PEER_IDEAL at it); PACKED_MASKS
 # (default causal; e.g. causal,lambda,causal-blockwise) the packed batches' masks (the flash floor
 # is causal's); with OPS_TIMES=1 also per-op times
 # (`bench-gpu --op-times`) of the single sequences. Writes JSON under $OUT and, last, both tables
@@ -20,7 +23,8 @@ DCP=${DCP:?set DCP to the dcp binary (e.g. a carried .pdev/dcp)}
 source bench/gpu/env.sh   # NCCL shim, NVRTC headers (keeps the DCP set above)
 OUT=${OUT:-/tmp/x4_cp_table}; mkdir -p "$OUT"
 WORLD=${WORLD:-4}
-PEER_CP=${PEER_CP:-/work/shared/peers/torch_cp.py}
+PEER_CP=${PEER_CP:-}
+SUSTAIN=${SUSTAIN:-}
 PEER_IDEAL=${PEER_IDEAL:-/work/shared/peers/ideal_attn.py}
 J=$OUT
 TMP=$(mktemp -d)
@@ -43,17 +47,19 @@ fi
 OPS=()
 [ "${OPS_TIMES:-0}" = 1 ] && OPS=(--op-times "$J/ops_single")
 echo "== single sequences  t=$(( $(date +%s) - t0 ))s"
-timeout 170 $DCP launch -n $WORLD -- bench-gpu --batches $TMP/single.json --mask causal --planners dcp,zigzag --check --warmup 1 --repeats 3 --json $J/single_x$WORLD.jsonl "${OPS[@]}" 2>&1 | grep -v '^\[rank 0\] {' | tail -12
+SW=(--warmup 1 --repeats 3); [ -n "$SUSTAIN" ] && SW=(--warmup "$SUSTAIN" --repeats "$SUSTAIN")
+timeout 170 $DCP launch -n $WORLD -- bench-gpu --batches $TMP/single.json --mask causal --planners dcp,zigzag --check "${SW[@]}" --json $J/single_x$WORLD.jsonl "${OPS[@]}" 2>&1 | grep -v '^\[rank 0\] {' | tail -12
 echo "== packed  t=$(( $(date +%s) - t0 ))s"
 timeout 170 $DCP launch -n $WORLD -- bench-gpu --batches $TMP/packed.json --masks ${PACKED_MASKS:-causal} --planners local,zigzag,dcp --check --warmup 1 --repeats 3 --json $J/packed_x$WORLD.jsonl 2>&1 | grep -v '^\[rank 0\] {' | tail -50
-if [ -f "$PEER_CP" ]; then
-  for be in cudnn flash; do
-    echo "== torch context_parallel $be  t=$(( $(date +%s) - t0 ))s"
+for be in cudnn flash; do
+  echo "== torch context_parallel $be  t=$(( $(date +%s) - t0 ))s"
+  if [ -n "$PEER_CP" ]; then
     timeout 100 python3 -m torch.distributed.run --nproc-per-node $WORLD "$PEER_CP" $be gqa 2>/dev/null | grep '^{' | tee -a $J/torch_cp.jsonl
-  done
-else
-  echo "!! $PEER_CP not found: no PyTorch context_parallel rows"
-fi
+  else
+    ( [ -n "$SUSTAIN" ] && export TORCH_REF_WARMUP=$SUSTAIN TORCH_REF_REPEATS=$SUSTAIN
+      timeout 170 python3 -m torch.distributed.run --nproc-per-node $WORLD bench/gpu/torch_cp_ref.py $be 32768 65536 131072 2>$J/torch_cp_$be.log ) | grep '^{' | tee -a $J/torch_cp.jsonl
+  fi
+done
 if [ -f "$PEER_IDEAL" ]; then
   echo "== flash varlen floor, one GPU  t=$(( $(date +%s) - t0 ))s"
   timeout 60 python3 "$PEER_IDEAL" $TMP/packed.json 5 > $J/ideal.jsonl 2>&1; tail -3 $J/ideal.jsonl
