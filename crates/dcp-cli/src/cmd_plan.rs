@@ -473,7 +473,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         let (zt, zb) = sum("zigzag");
         let (best_t, best_b) = if rt <= zt { (rt, rb) } else { (zt, zb) };
         println!(
-            "{mask}: dcp moves {:.1}x fewer bytes than the best static planner and is predicted {:.2}x faster (fwd+bwd, default H100 cost model, {} topology)",
+            "{mask}: dcp moves {:.1}x fewer bytes than the best static planner and is predicted {:.2}x faster (fwd+bwd, default cost model: this project's Hopper kernels, {} topology)",
             best_b / db.max(1.0),
             best_t / dt,
             a.topology

@@ -3,7 +3,7 @@
 //! Attention time = attended FLOPs at a calibrated rate plus a per-launch and per-work overhead;
 //! element-wise instructions (fill, copy, merge, sum) move bytes at memory bandwidth; a transfer
 //! costs α + bytes/β with α, β per link class (intra/inter node). Parameters load from JSON with
-//! defaults (an H100-like card). The predictor runs a plan through the shared interpreter with a
+//! defaults (this project's kernels on a Hopper card). The predictor runs a plan through the shared interpreter with a
 //! clock per stream (compute and communication per device), honouring the plan's ordering and
 //! waits; a group's transfers start when both ends have launched it and serialize per device
 //! direction. The full cluster simulator (link sharing, traces) lives in `dcp-sim`; this one is
