@@ -8,9 +8,16 @@
 //! * [`TaskOrder::List`]: pieces of `chunk`, lists in the order they were built (per work, kv
 //!   tiles ascending).
 //! * [`TaskOrder::Even`] (default): the same order, but the lists that are split anyway are cut
-//!   into pieces of the size `p` in `chunk / 2 ..= chunk` whose list-order schedule on the grid
-//!   ends first ([`even_piece`]: list scheduling of the tasks' step counts plus a per-task cost,
-//!   one CTA per SM; `chunk` itself unless a smaller size ends strictly earlier). The grid's last
+//!   into pieces of the size `p` in `chunk / 2 ..= chunk` whose schedule on the grid ends first
+//!   ([`even_piece`]: list scheduling of the tasks' step counts plus a per-task cost, one CTA per
+//!   SM, in the order the launch claims them: longest first, as `WorkLists::finish` sorts a
+//!   launch without L2 windows; `chunk` itself unless a smaller size ends strictly earlier).
+//!   Until session 32 the model scheduled the pieces in list order, which is the launch's only
+//!   where the lists already fall in length: for Ulysses's head-split buffers of one causal
+//!   sequence in the zigzag layout (chunks 0, 3, 1, 2) it modelled a tail the launch does not
+//!   have and cut 282-tile pieces where the launch's own 498 were right (2x H200, 64K:
+//!   backward kernel 21.6-22.6 ms against 19.4-20.2 with `list`;
+//!   bench/results/gpu-x2-2026-11-30s32/). The grid's last
 //!   round is what a launch of a few tasks per CTA loses: one 32K causal-blockwise sequence has
 //!   4.7 tasks of ~125 us per CTA, its sink lists in pieces of 18 q tiles; in pieces of 14 its
 //!   656 tasks fill five rounds (modelled makespan -5 %).
@@ -74,8 +81,9 @@ pub fn makespan(durs: impl IntoIterator<Item = u64>, ctas: usize) -> u64 {
 
 /// The piece size for the split lists (longer than `chunk`) of a launch whose list `i` has
 /// `lens[i]` q tiles and `tasks[i]` tasks per piece (its KV heads), each q tile `steps` steps:
-/// of at most 32 sizes from `chunk` down to `chunk / 2`, the one whose list-order schedule on
-/// `ctas` CTAs ends first (ties: the larger). `chunk` itself where no list is split.
+/// of at most 32 sizes from `chunk` down to `chunk / 2`, the one whose schedule on `ctas` CTAs,
+/// the pieces claimed longest first (the launch's order), ends first (ties: the larger). `chunk`
+/// itself where no list is split.
 pub fn even_piece(lens: &[usize], tasks: &[u32], steps: u64, chunk: usize, ctas: usize) -> usize {
     let chunk = chunk.max(1);
     if !lens.iter().any(|&n| n > chunk) {
@@ -85,13 +93,18 @@ pub fn even_piece(lens: &[usize], tasks: &[u32], steps: u64, chunk: usize, ctas:
     let stride = (chunk - lo).div_ceil(32).max(1);
     let mut best = (u64::MAX, chunk);
     for p in (lo..=chunk).rev().step_by(stride) {
-        let durs = lens.iter().zip(tasks).flat_map(|(&n, &k)| {
-            let q = if n > chunk { p } else { chunk };
-            (0..n.div_ceil(q)).flat_map(move |i| {
-                let len = q.min(n - i * q) as u64;
-                std::iter::repeat_n(len * steps + TASK_COST_STEPS, k as usize)
+        let mut durs: Vec<u64> = lens
+            .iter()
+            .zip(tasks)
+            .flat_map(|(&n, &k)| {
+                let q = if n > chunk { p } else { chunk };
+                (0..n.div_ceil(q)).flat_map(move |i| {
+                    let len = q.min(n - i * q) as u64;
+                    std::iter::repeat_n(len * steps + TASK_COST_STEPS, k as usize)
+                })
             })
-        });
+            .collect();
+        durs.sort_unstable_by(|a, b| b.cmp(a));
         let m = makespan(durs, ctas);
         if m < best.0 {
             best = (m, p);
@@ -216,6 +229,26 @@ mod tests {
         let lens: Vec<usize> = (0..256).map(|kt| 512 - 2 * kt).collect();
         let tasks = vec![2; lens.len()];
         assert_eq!(even_piece(&lens, &tasks, 4, 250, 132), 250);
+    }
+
+    #[test]
+    fn even_piece_keeps_chunk_for_a_zigzag_ordered_causal_64k() {
+        // Ulysses's backward on 2 GPUs: one causal 64K sequence, 4 query heads / 1 KV head per
+        // GPU, its head-split buffers in the zigzag layout's token order (16K chunks 0, 3, 1, 2):
+        // kv tiles of chunk 0 see their own chunk's q tiles causally plus all 768 of the others,
+        // chunk 3's only their own, chunk 1's plus 512, chunk 2's plus 256. The launch claims
+        // the pieces longest first, so `chunk` (498) already balances; list order would model a
+        // tail of chunk 2's lists and cut 282-tile pieces (measured 8 % slower on 2x H200).
+        let own = |extra: usize| (0..128).map(move |k| 256 - 2 * k + extra);
+        let lens: Vec<usize> = own(768).chain(own(0)).chain(own(512)).chain(own(256)).collect();
+        let tasks = vec![1; lens.len()];
+        let total: usize = lens.iter().sum();
+        let chunk = total.div_ceil(4 * 132);
+        assert_eq!(chunk, 498);
+        assert_eq!(even_piece(&lens, &tasks, 4, chunk, 132), chunk);
+        // The same work in token order (plain causal) gets the same.
+        let plain: Vec<usize> = (0..512).map(|k| 1024 - 2 * k).collect();
+        assert_eq!(even_piece(&plain, &tasks, 4, chunk, 132), chunk);
     }
 
     #[test]
