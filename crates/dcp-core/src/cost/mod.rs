@@ -3,11 +3,11 @@
 //! Attention time = attended FLOPs at a calibrated rate plus a per-launch and per-work overhead;
 //! element-wise instructions (fill, copy, merge, sum) move bytes at memory bandwidth; a transfer
 //! costs α + bytes/β with α, β per link class (intra/inter node). Parameters load from JSON with
-//! defaults (this project's kernels on a Hopper card). The predictor runs a plan through the shared interpreter with a
-//! clock per stream (compute and communication per device), honouring the plan's ordering and
-//! waits; a group's transfers start when both ends have launched it and serialize per device
-//! direction. The full cluster simulator (link sharing, traces) lives in `dcp-sim`; this one is
-//! small enough to run inside the planner on every candidate plan.
+//! defaults (this project's kernels on a Hopper card). The predictor runs a plan through the
+//! shared interpreter with a clock per stream (compute and communication per device), honouring
+//! the plan's ordering and waits; a group's transfers start when both ends have launched it and
+//! serialize per device direction. The full cluster simulator (link sharing, traces) lives in
+//! `dcp-sim`; this one is small enough to run inside the planner on every candidate plan.
 
 pub mod kernel;
 
@@ -81,7 +81,8 @@ impl Default for CostModel {
     /// kernels-2026-11-30-s31, call 7). Until session 32 the default was PyTorch flash's H100
     /// rates (350 / 324, DESIGN.md); with them `dcp` returned `ulysses` on 4 of 64 batches at
     /// 1x2 where these rates return `local` or dcp's placement, which measured 6-8 % faster on
-    /// 2x H200, and the other 26 batches measured the same (bench/results/planner-rates-s32/).
+    /// 2x H200; 29 batches whose pick they keep measured the same
+    /// (bench/results/planner-rates-s32/).
     /// Other hardware: `dcp calibrate` and `--cost-model` / `--planner-profile`.
     fn default() -> Self {
         CostModel {
