@@ -352,6 +352,8 @@ pub struct Kernels {
     pub chain: ChainMode,
     /// The order and size of the backward's tasks ([`order`], `DCP_CUDA_BWD_ORDER`).
     pub bwd_order: TaskOrder,
+    /// Print each backward launch's piece-size model to stderr (`DCP_CUDA_BWD_PIECE_LOG=1`).
+    pub piece_log: bool,
     /// The chain kernel computes D = rowsum(dO * O) at each q tile's first visit and chained
     /// launches drop their D pre-pass ([`own::chain_dd_launch`], `DCP_CUDA_BWD_CHAIN_DD`);
     /// only where chains are on.
@@ -473,6 +475,8 @@ impl Kernels {
             _ => ChainMode::Off,
         };
         let bwd_order = TaskOrder::from_env().map_err(CudaError::Unsupported)?;
+        let piece_log = crate::switch::from_env("DCP_CUDA_BWD_PIECE_LOG", false)
+            .map_err(CudaError::Unsupported)?;
         let chain_dd = match bwd_family {
             KernelFamily::Sm90Wgmma if d == 128 => {
                 own::chain_dd_from_env().map_err(CudaError::Unsupported)? && chain != ChainMode::Off
@@ -726,6 +730,7 @@ impl Kernels {
             dd_zero,
             chain,
             bwd_order,
+            piece_log,
             chain_dd,
         })
     }
@@ -2942,12 +2947,27 @@ impl Lowering<'_> {
         // Pieces of the lists in launch order ([`order`]; split lists cut finer only where no
         // q tile's visits are counted by `chunk`, i.e. no dQ is converted by the launch).
         let lens: Vec<usize> = pending.iter().map(|p| p.3.len()).collect();
-        let piece = if kernels.bwd_order == TaskOrder::Even && dq_dst.iter().all(|d| d.is_none()) {
-            let tasks: Vec<u32> = pending.iter().map(|p| p.2).collect();
-            let ctas = self.gpu.sm_count.max(1) as usize;
-            order::even_piece(&lens, &tasks, group as u64, chunk, ctas)
-        } else {
-            chunk
+        let piece = match kernels.bwd_order {
+            TaskOrder::Even { min_gain_bp } if dq_dst.iter().all(|d| d.is_none()) => {
+                let tasks: Vec<u32> = pending.iter().map(|p| p.2).collect();
+                let ctas = self.gpu.sm_count.max(1) as usize;
+                let m = order::even_piece_model(&lens, &tasks, group as u64, chunk, ctas);
+                let piece = m.choose(min_gain_bp);
+                if kernels.piece_log && m.span_chunk > 0 {
+                    eprintln!(
+                        "dcp-cuda: backward instr {ii}: {} lists ({} over chunk), chunk {chunk}, \
+                         best piece {} (modelled makespan {} -> {} steps, gain {:.2} %), launched {piece}",
+                        lens.len(),
+                        lens.iter().filter(|&&n| n > chunk).count(),
+                        m.piece,
+                        m.span_chunk,
+                        m.span_piece,
+                        m.gain_bp() as f64 / 100.0,
+                    );
+                }
+                piece
+            }
+            _ => chunk,
         };
         for pc in order::pieces(&lens, chunk, piece) {
             let (wdx, kt, kv_heads, list, masks) = &pending[pc.list];
