@@ -1375,12 +1375,19 @@ fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
 
 /// `DCP_CUDA_FWD_SHORT` at head dim `d`: the largest mean number of tiles per task of a forward
 /// launch (without half tiles) that takes the short-task kernel (`attn_fwd_sm90.cu`
-/// `FWD_LATEREL 1`); `0` never. Unset or empty (the default): 3 at D 128, 0 at D 64 (where
-/// `FWD_LATEREL` lost 9-10 % also on 1000 short works, kernels-2026-11-29-kbw11). Anything but a
-/// number is an error naming the value.
+/// `FWD_LATEREL 1`); `0` never. Unset or empty (the default): 3 at D 128; 2 at D 64 (session 33,
+/// bench/results/gpu-x1-2026-11-30s33, 1x H200, alternated x3: 1000 documents of 256 tokens
+/// +4.2 %, 2 000 of 128 +5.3 %, 1 000 causal of 256 +5.2 %, but 600 of 384 tokens, 3-tile tasks,
+/// -1.5 % and tasks of 5 tiles -3.5..-4 %; until then 0 there, measured -9-10 % in session 11
+/// with 2 stages, kernels-2026-11-29-kbw11); 0 at other head dims. Anything but a number is an
+/// error naming the value.
 fn fwd_short_with(v: Option<&str>, d: u32) -> Result<u32> {
     match v.map(str::trim) {
-        None | Some("") => Ok(if d == 128 { 3 } else { 0 }),
+        None | Some("") => Ok(match d {
+            128 => 3,
+            64 => 2,
+            _ => 0,
+        }),
         Some(o) => o.parse().map_err(|_| {
             CudaError::Unsupported(format!(
                 "DCP_CUDA_FWD_SHORT={o}: expected a number of tiles per task (0 = off)"
@@ -4711,7 +4718,8 @@ mod tests {
             assert!(e.contains(&format!("DCP_CUDA_BWD_HALF={bad}")), "{e}");
         }
         assert_eq!(fwd_short_with(None, 128).unwrap(), 3);
-        assert_eq!(fwd_short_with(Some(""), 64).unwrap(), 0);
+        assert_eq!(fwd_short_with(Some(""), 64).unwrap(), 2);
+        assert_eq!(fwd_short_with(None, 96).unwrap(), 0);
         assert_eq!(fwd_short_with(Some(" 0"), 128).unwrap(), 0);
         assert_eq!(fwd_short_with(Some("5"), 64).unwrap(), 5);
         let e = fwd_short_with(Some("on"), 128).unwrap_err().to_string();
