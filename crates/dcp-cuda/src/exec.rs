@@ -573,6 +573,10 @@ impl Kernels {
             let rel =
                 fwd_short_rel_with(std::env::var("DCP_CUDA_FWD_SHORT_LATEREL").ok().as_deref())?;
             defs.push(("FWD_LATEREL".into(), rel.to_string()));
+            defs.extend(
+                fwd_short_variant_defs(std::env::var("DCP_CUDA_FWD_SHORT_DEFS").ok().as_deref())
+                    .map_err(CudaError::Unsupported)?,
+            );
             // The one-time stagger per task (`FWD_PP`) in this kernel alone, opt-in
             // (kernels-2026-11-29-kf20): at D 128 only (its go points need `FWD_SPLIT 2`).
             if d == 128 {
@@ -1002,12 +1006,16 @@ fn persistent_bwd_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> R
     })
 }
 
-/// Defines for the chain kernel's variants from `env`, the value of `DCP_CUDA_BWD_CHAIN_DEFS`
-/// (A/B timing in one binary): comma-separated `NAME=0|1` of the chain kernel's switches
-/// (kernels/attn_bwd_sm90.cu `BWD_CHAIN_ST16`; `=0` gives main's chain kernel of before
-/// bench/results/kernels-2026-11-29-kb13); unset or empty: none (the built-in defaults).
-fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, String)>, String> {
-    const NAMES: [&str; 1] = ["BWD_CHAIN_ST16"];
+/// Defines for a kernel's variants from `env`, the value of the environment variable `var`
+/// (A/B timing in one binary): comma-separated `NAME=VALUE` with NAME one of `names` and VALUE
+/// one of `values`; unset or empty: none (the built-in defaults). Anything else is an error
+/// naming `var` and the item.
+fn variant_defs(
+    var: &str,
+    env: Option<&str>,
+    names: &[&str],
+    values: &[&str],
+) -> std::result::Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for item in env
         .unwrap_or("")
@@ -1016,18 +1024,56 @@ fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, Str
         .filter(|x| !x.is_empty())
     {
         match item.split_once('=') {
-            Some((n, v)) if NAMES.contains(&n.trim()) && matches!(v.trim(), "0" | "1") => {
+            Some((n, v)) if names.contains(&n.trim()) && values.contains(&v.trim()) => {
                 out.push((n.trim().to_string(), v.trim().to_string()))
             }
             _ => {
                 return Err(format!(
-                    "DCP_CUDA_BWD_CHAIN_DEFS: `{item}`: expected NAME=0|1 with NAME one of {}",
-                    NAMES.join(", ")
+                    "{var}: `{item}`: expected NAME={} with NAME one of {}",
+                    values.join("|"),
+                    names.join(", ")
                 ))
             }
         }
     }
     Ok(out)
+}
+
+/// Defines for the chain kernel's variants from `env`, the value of `DCP_CUDA_BWD_CHAIN_DEFS`:
+/// `NAME=0|1` of the chain kernel's switches (kernels/attn_bwd_sm90.cu `BWD_CHAIN_ST16`; `=0`
+/// gives main's chain kernel of before bench/results/kernels-2026-11-29-kb13).
+fn chain_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, String)>, String> {
+    variant_defs(
+        "DCP_CUDA_BWD_CHAIN_DEFS",
+        env,
+        &["BWD_CHAIN_ST16"],
+        &["0", "1"],
+    )
+}
+
+/// The forward switches of `kernels/attn_fwd_sm90.cu` that `DCP_CUDA_FWD_SHORT_DEFS` may set in
+/// the short-task kernel (the host sets none of them; each defaults by head dim in the source).
+const FWD_SHORT_VARIANT_NAMES: [&str; 6] = [
+    "FWD_FASTDESC",
+    "FWD_LAZY",
+    "FWD_SPLIT",
+    "FWD_NOMAX",
+    "FWD_EPRE",
+    "FWD_FIRST0",
+];
+
+/// Defines for the short-task forward kernel's variants from `env`, the value of
+/// `DCP_CUDA_FWD_SHORT_DEFS` (`NAME=0|1|2`, NAME in [`FWD_SHORT_VARIANT_NAMES`]): for timing
+/// the switches tuned at D 128 on other head dims (session 33: at D 64 they compile without
+/// spills offline, unmeasured). A combination the source rejects fails the kernel's compile
+/// with its `#error`.
+fn fwd_short_variant_defs(env: Option<&str>) -> std::result::Result<Vec<(String, String)>, String> {
+    variant_defs(
+        "DCP_CUDA_FWD_SHORT_DEFS",
+        env,
+        &FWD_SHORT_VARIANT_NAMES,
+        &["0", "1", "2"],
+    )
 }
 
 /// CTAs per SM of the backward's D pre-pass (`dcp_bwd_dd`) before a chained launch: one wave
@@ -5124,6 +5170,21 @@ mod tests {
         assert!(chain_variant_defs(Some("HEAD_DIM=64")).is_err());
         assert!(chain_variant_defs(Some("BWD_CHAIN_L2=1")).is_err());
         assert!(chain_variant_defs(Some("BWD_CHAIN_ST16")).is_err());
+        assert!(fwd_short_variant_defs(None).unwrap().is_empty());
+        assert_eq!(
+            fwd_short_variant_defs(Some("FWD_FASTDESC=1, FWD_SPLIT=2")).unwrap(),
+            vec![
+                ("FWD_FASTDESC".to_string(), "1".to_string()),
+                ("FWD_SPLIT".to_string(), "2".to_string())
+            ]
+        );
+        for bad in ["FWD_ONE=1", "FWD_LATEREL=1", "FWD_LAZY=3", "FWD_LAZY"] {
+            let e = fwd_short_variant_defs(Some(bad)).unwrap_err();
+            assert!(
+                e.contains("DCP_CUDA_FWD_SHORT_DEFS") && e.contains(bad),
+                "{e}"
+            );
+        }
     }
 
     #[test]
