@@ -133,16 +133,24 @@ tor = {key(r): r for r in rd("torch.jsonl")}
 f = lambda x: f"{x:.0f}" if x else "-"
 print("| shape | D | dtype | kv heads | dcp fwd / bwd TFLOP/s | flash fwd / bwd | cuDNN fwd / bwd | dcp / cuDNN fwd, bwd | dcp / flash fwd, bwd |")
 print("|---|---|---|---|---|---|---|---|---|")
+below = []
 for r in rd("kb_all.jsonl"):
     if r.get("kind") != "bench":
         continue
     t = tor.get(key(r), {})
     a, b = r["fwd_tflops_per_gpu"], r["bwd_tflops_per_gpu"]
+    for way, ours, ref in (("fwd", a, t.get("cudnn_fwd_tflops")), ("bwd", b, t.get("cudnn_bwd_tflops"))):
+        if ref and ours < ref:
+            below.append(f"below cuDNN: {r.get('shape', r.get('mask'))} D {r.get('head_dim')} {r.get('dtype')} "
+                         f"kv {r.get('kv_heads')} {way} {ours:.0f} / {ref:.0f} = {ours / ref:.2f}x")
     rc = f"{a / t['cudnn_fwd_tflops']:.2f}, {b / t['cudnn_bwd_tflops']:.2f}" if t.get("cudnn_fwd_tflops") else "-"
     rf = f"{a / t['flash_fwd_tflops']:.2f}, {b / t['flash_bwd_tflops']:.2f}" if t.get("flash_fwd_tflops") else "-"
     print(f"| {r.get('shape', r.get('mask'))} | {r.get('head_dim')} | {r.get('dtype')} | {r.get('kv_heads')} | {a:.0f} / {b:.0f} | "
           f"{f(t.get('flash_fwd_tflops'))} / {f(t.get('flash_bwd_tflops'))} | {f(t.get('cudnn_fwd_tflops'))} / {f(t.get('cudnn_bwd_tflops'))} | {rc} | {rf} |")
+print()
+print("\n".join(below) if below else "below cuDNN: none of the rows cuDNN ran")
 PY
+grep '^below cuDNN' $J/table.md >> $J/summary.txt
 python3 - $J <<'PY' | tee -a $J/summary.txt
 import glob, json, os, sys, statistics as st
 d = sys.argv[1]
