@@ -167,13 +167,10 @@ pub fn even_piece_model(
     }
     let lo = chunk.div_ceil(2);
     let stride = (chunk - lo).div_ceil(32).max(1);
-    let mut best = (u64::MAX, chunk);
-    let mut span_chunk = 0;
-    for p in (lo..=chunk).rev().step_by(stride) {
+    let span_chunk = span(chunk);
+    let mut best = (span_chunk, chunk);
+    for p in (lo..=chunk).rev().step_by(stride).skip(1) {
         let m = span(p);
-        if p == chunk {
-            span_chunk = m;
-        }
         if m < best.0 {
             best = (m, p);
         }
