@@ -51,10 +51,14 @@
 // offsets on their low word, instead of ~12 instructions per wgmma rebuilding them from the shared
 // address (as BWD_FASTDESC in attn_bwd_sm90.cu).
 // Defaults: on at D 128, where together with FWD_LAZY and FWD_SPLIT 2 they measured +5 % / +5 %
-// at causal 32K / 128K (bench/results/kernels-2026-11-28m, variant pv2); off at D 64, where the
-// same variant measured -5 % / +2 %.
+// at causal 32K / 128K (bench/results/kernels-2026-11-28m, variant pv2). At D 64 the same variant
+// measured -5 % / +2 % then (2 K/V stages); with 4 stages (since session 29) FWD_FASTDESC and
+// FWD_SPLIT 2 gained 1-8 % on every D 64 shape, FWD_LAZY a further 2-3 % on the long ones
+// (packed, causal 32K, lambda, shared-question) in the plain kernel but cost 1-2 % in the
+// short-task kernel, FWD_FIRST0 cost 1-3 % (bench/results/gpu-x1-2026-12-01s34): on at D 64 too,
+// FWD_LAZY there only without FWD_LATEREL (the host's define of the short-task kernels).
 #ifndef FWD_FASTDESC
-#define FWD_FASTDESC (HEAD_DIM == 128)
+#define FWD_FASTDESC 1
 #endif
 // FWD_LAZY 1: the running row maximum is raised (and O, l rescaled) only when a tile's maximum
 // exceeds it by more than FWD_LAZY_TAU (log2 units), decided per warp (`__any_sync`, a
@@ -62,7 +66,11 @@
 // same bf16/fp32 formats) and no multiply of the 64 O registers per step. O / l and LSE = m +
 // log2 l are unchanged, since O and l always share the same m.
 #ifndef FWD_LAZY
-#define FWD_LAZY (HEAD_DIM == 128)
+#if HEAD_DIM == 128 || (HEAD_DIM == 64 && !defined(FWD_LATEREL))
+#define FWD_LAZY 1
+#else
+#define FWD_LAZY 0
+#endif
 #endif
 #ifndef FWD_LAZY_TAU
 #define FWD_LAZY_TAU 8.0f
@@ -76,7 +84,7 @@
 // FWD_SPLIT 2: S of the whole tile as before, one row maximum, then P V issued in two halves:
 // P V of keys 0-63 runs while the exponentials of keys 64-127 are computed (every tile).
 #ifndef FWD_SPLIT
-#define FWD_SPLIT ((HEAD_DIM == 128) ? 2 : 0)
+#define FWD_SPLIT 2  // (at both head dims: FWD_FASTDESC above)
 #endif
 
 // FWD_OST 1: 16-bit O leaves through shared memory: each consumer warpgroup writes its normalised
@@ -204,7 +212,7 @@
 #if FWD_LATEREL && FWD_TMA < 3
 #error "FWD_LATEREL needs FWD_TMA 3"
 #endif
-// FWD_ONE 1 (the short-task kernel at D 128; host `DCP_CUDA_FWD_SHORT_ONE`): a task the host flags
+// FWD_ONE 1 (a short-task kernel; host `DCP_CUDA_FWD_SHORT_ONE`, `_MIN`): a task the host flags
 // with FWD_ONE_TASK in `TaskDesc.pad` (two full kv tiles of a single KV region loaded by TMA: a
 // 256-key document) runs as one step. The producer loads both tiles' K into one stage (tile 0 in
 // its K slot, tile 1 in its V slot) and both V into the next; the consumers issue both S at once
@@ -219,8 +227,8 @@
 #define FWD_ONE 0
 #endif
 #define FWD_ONE_TASK 1u
-#if FWD_ONE && (FWD_HALF || HEAD_DIM != 128 || !FWD_FASTDESC || FWD_TMA < 1)
-#error "FWD_ONE is written for the short-task kernel at D 128 (FWD_FASTDESC, K/V by TMA)"
+#if FWD_ONE && (FWD_HALF || !FWD_FASTDESC || FWD_TMA < 1)
+#error "FWD_ONE is written for the short-task kernel (FWD_FASTDESC, K/V by TMA)"
 #endif
 // FWD_PP 1: a one-time stagger of the two consumer warpgroups per task, in the plain loop (named
 // barriers 6 and 7). At a task's first plain step each warpgroup waits for the other's go before
@@ -505,7 +513,8 @@ __device__ __forceinline__ bool f90_max(const float* sc, const float* mm, float*
 // rescale is always taken) skips the 64 multiplies of O (a warp-uniform branch). Default at D 128
 // since kernels-2026-11-29-kf17 (alternated over main, 3 runs each: works1000 +1.5 %,
 // causal-blockwise +0.8 %, dense within +-0.5 % except onework -1.1 %, which the same plain
-// kernel in the combined variant measured at -0.1 %); not measured at D 64 (off).
+// kernel in the combined variant measured at -0.1 %). Off at D 64, where it cost 1-3 % with the
+// other three switches (bench/results/gpu-x1-2026-12-01s34).
 #ifndef FWD_FIRST0
 #define FWD_FIRST0 (HEAD_DIM == 128)
 #endif

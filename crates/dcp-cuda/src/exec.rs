@@ -315,9 +315,12 @@ pub struct Kernels {
     /// `DCP_CUDA_FWD_SHORT_OMAP`: the short-task kernel's launches get O tensor maps (the
     /// epilogue's tensor store); without, the kernel's generic O store ([`fwd_short_omap_with`]).
     fwd_short_omap: bool,
-    /// `DCP_CUDA_FWD_SHORT_ONE`: the short-task kernel is compiled with `FWD_ONE` (D 128) and its
-    /// launches' tasks of two full tiles run as one step ([`WorkLists::mark_fwd_one`]).
-    fwd_short_one: bool,
+    /// `DCP_CUDA_FWD_SHORT_ONE`: the short-task kernel compiled with `FWD_ONE`, whose launches'
+    /// tasks of two full tiles run as one step ([`WorkLists::mark_fwd_one`]). A short-task
+    /// launch takes it when at least `fwd_one_min` % of its tasks are such
+    /// (`DCP_CUDA_FWD_SHORT_ONE_MIN`), the plain short-task kernel otherwise.
+    fwd_one: OnDemand,
+    fwd_one_min: u32,
     /// Byte budgets of the forward's and the backward's L2 windows ([`WorkLists::order_for_l2`],
     /// `DCP_CUDA_FWD_L2_MB`, `DCP_CUDA_BWD_L2_MB`; 0: off), each with the share of the tiles
     /// run as one final window (`DCP_CUDA_FWD_L2_TAIL`, `DCP_CUDA_BWD_L2_TAIL`, %).
@@ -560,16 +563,14 @@ impl Kernels {
             }
             KernelFamily::MmaSync => 0,
         };
-        // One step for the short kernel's 256-key tasks (`FWD_ONE`, D 128 only; default on:
-        // bench/results/kernels-2026-11-30-s27).
+        // One step for the short kernel's 256-key tasks (`FWD_ONE`; default on at D 128:
+        // bench/results/kernels-2026-11-30-s27; opt-in at D 64).
         let fwd_short_one = fwd_short_max > 0
-            && d == 128
-            && fwd_short_one_with(std::env::var("DCP_CUDA_FWD_SHORT_ONE").ok().as_deref())?;
-        let fwd_short = if fwd_short_max > 0 {
+            && fwd_short_one_with(std::env::var("DCP_CUDA_FWD_SHORT_ONE").ok().as_deref(), d)?;
+        let fwd_one_min =
+            fwd_short_one_min_with(std::env::var("DCP_CUDA_FWD_SHORT_ONE_MIN").ok().as_deref())?;
+        let fwd_short_defs = if fwd_short_max > 0 {
             let mut defs = fwd_defs.clone();
-            if fwd_short_one {
-                defs.push(("FWD_ONE".into(), "1".into()));
-            }
             let rel =
                 fwd_short_rel_with(std::env::var("DCP_CUDA_FWD_SHORT_LATEREL").ok().as_deref())?;
             defs.push(("FWD_LATEREL".into(), rel.to_string()));
@@ -589,10 +590,21 @@ impl Kernels {
                     }
                 }
             }
-            OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem)
+            Some(defs)
         } else {
-            OnDemand::off()
+            None
         };
+        let on_demand =
+            |defs: Defines| OnDemand::new(Source::AttnFwdSm90, "dcp_attn_fwd_sm90", defs, fwd_smem);
+        let fwd_one = match &fwd_short_defs {
+            Some(defs) if fwd_short_one => {
+                let mut defs = defs.clone();
+                defs.push(("FWD_ONE".into(), "1".into()));
+                on_demand(defs)
+            }
+            _ => OnDemand::off(),
+        };
+        let fwd_short = fwd_short_defs.map_or_else(OnDemand::off, on_demand);
         let fwd_short_omap =
             fwd_short_omap_with(std::env::var("DCP_CUDA_FWD_SHORT_OMAP").ok().as_deref())?;
         // L2 windows of an eighth of the L2; a final window of the last 10 % of the tiles in
@@ -715,7 +727,8 @@ impl Kernels {
             fwd_short,
             fwd_short_max,
             fwd_short_omap,
-            fwd_short_one,
+            fwd_one,
+            fwd_one_min,
             fwd_l2,
             bwd_l2,
             fwd_smem,
@@ -786,6 +799,8 @@ enum K {
     FwdHalfShort,
     /// The sm90 forward for short tasks (`FWD_LATEREL`; lowered only where `Kernels::fwd_short` is).
     FwdShort,
+    /// The same with `FWD_ONE` (lowered only where `Kernels::fwd_one` is).
+    FwdOne,
     Bwd,
     /// The sm90 backward with chains (`BWD_CHAIN`; lowered only where `Kernels::bwd_chain` is).
     BwdChain,
@@ -1376,13 +1391,6 @@ impl TileMasks {
     }
 }
 
-/// `DCP_CUDA_FWD_HALF` at head dim `d`: `1` puts each sm90 forward task's half tiles first,
-/// gives the kernel their count in `TaskDesc.pad`, and launches the half-tile kernel
-/// (`attn_fwd_sm90.cu` `FWD_HALF`) where a launch has any; `0` leaves the lists in key order, the
-/// counts 0 and the plain kernel; unset or empty (the default): `1` at D 128, `0` at D 64
-/// (measured there: causal 32K +6.5 %, shared-question +7.8 %, blockwise +2.8 %, packed +1.8 %,
-/// lambda −3.9 % at D 128; at D 64 lambda −5 % and blockwise −2 % against causal +3 %:
-/// bench/results/gpu-x1-2026-11-29s11/); anything else is an error naming the value.
 /// `DCP_CUDA_BWD_HALF` (sm90, head dim 128; opt-in): the least share of a backward launch's
 /// steps, in percent, that are half steps (`tilemask::bwd_half_bits`: one 64-key half of the kv
 /// tile seen by no row of the q tile) for the launch to take the half-step kernel
@@ -1415,6 +1423,13 @@ fn fwd_halfbits_with(v: Option<&str>, d: u32) -> Result<bool> {
     switch::parse("DCP_CUDA_FWD_HALFBITS", v, d == 128).map_err(CudaError::Unsupported)
 }
 
+/// `DCP_CUDA_FWD_HALF` at head dim `d`: `1` puts each sm90 forward task's half tiles first,
+/// gives the kernel their count in `TaskDesc.pad`, and launches the half-tile kernel
+/// (`attn_fwd_sm90.cu` `FWD_HALF`) where a launch has any; `0` leaves the lists in key order, the
+/// counts 0 and the plain kernel; unset or empty (the default): `1` at D 128, `0` at D 64
+/// (measured there: causal 32K +6.5 %, shared-question +7.8 %, blockwise +2.8 %, packed +1.8 %,
+/// lambda −3.9 % at D 128; at D 64 lambda −5 % and blockwise −2 % against causal +3 %:
+/// bench/results/gpu-x1-2026-11-29s11/); anything else is an error naming the value.
 fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
     switch::parse("DCP_CUDA_FWD_HALF", v, d == 128).map_err(CudaError::Unsupported)
 }
@@ -1525,10 +1540,41 @@ fn fwd_short_omap_with(v: Option<&str>) -> Result<bool> {
     switch::parse("DCP_CUDA_FWD_SHORT_OMAP", v, true).map_err(CudaError::Unsupported)
 }
 
-/// `DCP_CUDA_FWD_SHORT_ONE`: whether the short-task kernel runs a task of two full kv tiles at
-/// D 128 as one step (`FWD_ONE`: `1`, unset or empty, the default) or tile by tile (`0`).
-fn fwd_short_one_with(v: Option<&str>) -> Result<bool> {
-    switch::parse("DCP_CUDA_FWD_SHORT_ONE", v, true).map_err(CudaError::Unsupported)
+/// `DCP_CUDA_FWD_SHORT_ONE`: whether short-task launches may take the `FWD_ONE` kernel, which
+/// runs a task of two full kv tiles as one step (`1`), or every task runs tile by tile (`0`).
+/// Unset or empty: on at D 128 (works1000 +2.1 %, bench/results/kernels-2026-11-30-s27) and at
+/// D 64 (works1000 +6.5 %, other shapes within noise once only launches of mostly such tasks
+/// take it: bench/results/gpu-x1-2026-12-01s34), off at other head dims; `1` there is an error
+/// (the one step is written for D 64 and 128), as is anything but `0` or `1`.
+fn fwd_short_one_with(v: Option<&str>, d: u32) -> Result<bool> {
+    let on = switch::parse("DCP_CUDA_FWD_SHORT_ONE", v, d == 128 || d == 64)
+        .map_err(CudaError::Unsupported)?;
+    if on && d != 128 && d != 64 {
+        return Err(CudaError::Unsupported(format!(
+            "DCP_CUDA_FWD_SHORT_ONE=1 at head dim {d}: the one-step short task is written for \
+             head dims 64 and 128"
+        )));
+    }
+    Ok(on)
+}
+
+/// `DCP_CUDA_FWD_SHORT_ONE_MIN`: the least share of a short-task launch's tasks, in percent,
+/// that run as one step (two full kv tiles, [`WorkLists::count_fwd_one`]) for the launch to
+/// take the `FWD_ONE` kernel; `0`: every short-task launch takes it (sessions 27-33 at D 128).
+/// Unset or empty: 50. Compiled into every short-task launch at D 64, `FWD_ONE` cost 1 000
+/// causal documents of 256 tokens 5 % and 2 000 of 128 tokens 2 % (none of their tasks is two
+/// full tiles); at D 128 the choice measured within noise (bench/results/gpu-x1-2026-12-01s34).
+/// Anything but a number from 0 to 100 is an error naming the value.
+fn fwd_short_one_min_with(v: Option<&str>) -> Result<u32> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(50),
+        Some(o) => match o.parse::<u32>() {
+            Ok(p) if p <= 100 => Ok(p),
+            _ => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_FWD_SHORT_ONE_MIN={o}: expected a percentage from 0 to 100"
+            ))),
+        },
+    }
 }
 
 /// `TaskDesc.pad` of a forward task that the `FWD_ONE` kernel runs as one step (`FWD_ONE_TASK`
@@ -1671,6 +1717,11 @@ fn l2_tail_with(name: &str, v: Option<&str>, default: u32) -> Result<u32> {
     }
 }
 
+/// Whether `one` tasks of `n` reach `min_pct` % (`DCP_CUDA_FWD_SHORT_ONE_MIN`; 0: always).
+fn one_share(one: usize, n: usize, min_pct: u32) -> bool {
+    min_pct == 0 || (one > 0 && one as u64 * 100 >= min_pct as u64 * n as u64)
+}
+
 /// Whether a forward launch's tasks average at most `max` tiles (none: no).
 fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
     let tiles: u64 = tasks.iter().map(|t| t.tiles_n as u64).sum();
@@ -1686,17 +1737,31 @@ impl WorkLists {
     /// many it flagged.
     fn mark_fwd_one(&mut self) -> usize {
         let mut n = 0;
-        for t in &mut self.tasks {
-            let w = &self.works[t.work as usize];
-            let r = t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize;
-            let full = self.tiles[r].iter().all(|&x| x & PARTIAL == 0);
-            if t.tiles_n == 2 && full && w.kv_count == 1 && w.flags & TMA_KV != 0 {
+        for i in 0..self.tasks.len() {
+            if self.one_step(&self.tasks[i]) {
+                let t = &mut self.tasks[i];
                 debug_assert_eq!(t.pad, 0, "a short-kernel task with half tiles: {t:?}");
                 t.pad = FWD_ONE_TASK;
                 n += 1;
             }
         }
         n
+    }
+
+    /// How many tasks [`WorkLists::mark_fwd_one`] would flag.
+    fn count_fwd_one(&self) -> usize {
+        self.tasks.iter().filter(|t| self.one_step(t)).count()
+    }
+
+    /// Whether `FWD_ONE` runs task `t` as one step: two full kv tiles of a work with a single
+    /// KV region loaded by TMA.
+    fn one_step(&self, t: &TaskDesc) -> bool {
+        let w = &self.works[t.work as usize];
+        let r = t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize;
+        t.tiles_n == 2
+            && w.kv_count == 1
+            && w.flags & TMA_KV != 0
+            && self.tiles[r].iter().all(|&x| x & PARTIAL == 0)
     }
 
     /// Appends a work's row ranges to the shared CSR; returns the work's own CSR and the offset
@@ -2563,7 +2628,7 @@ impl Lowering<'_> {
         // Only a launch with half tiles takes the half-tile kernel; of the others, launches of
         // short tasks the short-task kernel, the rest the plain one.
         let half = wl.tasks.iter().any(|t| t.pad > 0);
-        let k = if half
+        let mut k = if half
             && short_tasks(&wl.tasks, kernels.fwd_half_short_max)
             && kernels.fwd_half_short.get_or_compile(self.gpu)?.is_some()
         {
@@ -2583,6 +2648,7 @@ impl Lowering<'_> {
             let (dt, bc) = (dtype_code(model.dtype), kernels.fwd_bc);
             // (`DCP_CUDA_FWD_SHORT_OMAP=0`: no O maps for the short-task kernel's launches.)
             let o_maps = k != K::FwdShort || kernels.fwd_short_omap;
+            // (`FWD_ONE` is chosen below among short-task launches: the same O maps.)
             Some(fwd_tensor_maps(
                 &mut wl.works,
                 &wl.segs,
@@ -2596,8 +2662,15 @@ impl Lowering<'_> {
         } else {
             None
         };
-        if k == K::FwdShort && kernels.fwd_short_one {
+        // Short-task launches whose tasks are mostly of two full tiles take the `FWD_ONE` kernel
+        // (after the maps: it needs the works' TMA flags).
+        if k == K::FwdShort
+            && kernels.fwd_one.enabled()
+            && one_share(wl.count_fwd_one(), wl.tasks.len(), kernels.fwd_one_min)
+            && kernels.fwd_one.get_or_compile(self.gpu)?.is_some()
+        {
             wl.mark_fwd_one();
+            k = K::FwdOne;
         }
         // K and V of a work are re-read by each of its q tiles and heads.
         let ctas = self.gpu.sm_count.max(1) as u32;
@@ -3740,6 +3813,9 @@ impl Prepared {
             K::FwdShort => ks
                 .fwd_short
                 .compiled("short-task forward (DCP_CUDA_FWD_SHORT)")?,
+            K::FwdOne => ks
+                .fwd_one
+                .compiled("one-step short-task forward (DCP_CUDA_FWD_SHORT_ONE)")?,
             K::Bwd => &ks.bwd,
             K::BwdChain => ks
                 .bwd_chain
@@ -4547,6 +4623,7 @@ mod tests {
                 }
             }
         }
+        assert_eq!(wl.count_fwd_one(), 4);
         assert_eq!(wl.mark_fwd_one(), 4, "work 0: 2 q tiles x 2 heads");
         for t in &wl.tasks {
             let want = cases[t.work as usize].4;
@@ -4556,10 +4633,35 @@ mod tests {
         // The kernel reads the same flag.
         let def = format!("#define FWD_ONE_TASK {FWD_ONE_TASK}u");
         assert!(crate::nvrtc::ATTN_FWD_SM90.contains(&def), "{def}");
-        assert!(fwd_short_one_with(None).unwrap() && fwd_short_one_with(Some("1")).unwrap());
-        assert!(!fwd_short_one_with(Some("0")).unwrap());
-        let e = fwd_short_one_with(Some("two")).unwrap_err().to_string();
+        assert!(fwd_short_one_with(None, 128).unwrap());
+        assert!(fwd_short_one_with(Some("1"), 128).unwrap());
+        assert!(!fwd_short_one_with(Some("0"), 128).unwrap());
+        assert!(fwd_short_one_with(None, 64).unwrap() && !fwd_short_one_with(None, 96).unwrap());
+        assert!(!fwd_short_one_with(Some("0"), 64).unwrap());
+        assert!(!fwd_short_one_with(Some("0"), 96).unwrap());
+        let e = fwd_short_one_with(Some("1"), 96).unwrap_err().to_string();
+        assert!(
+            e.contains("DCP_CUDA_FWD_SHORT_ONE") && e.contains("96"),
+            "{e}"
+        );
+        let e = fwd_short_one_with(Some("two"), 128)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("DCP_CUDA_FWD_SHORT_ONE"), "{e}");
+        // Which short-task launches take the FWD_ONE kernel.
+        assert_eq!(fwd_short_one_min_with(None).unwrap(), 50);
+        assert_eq!(fwd_short_one_min_with(Some(" 0")).unwrap(), 0);
+        assert_eq!(fwd_short_one_min_with(Some("100")).unwrap(), 100);
+        for bad in ["101", "-1", "half", "0.5"] {
+            let e = fwd_short_one_min_with(Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("DCP_CUDA_FWD_SHORT_ONE_MIN") && e.contains(bad),
+                "{e}"
+            );
+        }
+        assert!(one_share(4, 8, 50) && !one_share(3, 8, 50));
+        assert!(one_share(0, 8, 0) && !one_share(0, 8, 1) && !one_share(0, 0, 50));
+        assert!(one_share(8, 8, 100) && !one_share(7, 8, 100));
     }
 
     /// Forward half tiles (`DCP_CUDA_FWD_HALF`): on causal-blockwise (256-token blocks, 2 local)

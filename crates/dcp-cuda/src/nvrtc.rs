@@ -433,6 +433,15 @@ mod tests {
                     ("FWD_PP_MIN".to_string(), "2".to_string()),
                 ],
             ),
+            // The one-step short-task kernel at D 64 (`DCP_CUDA_FWD_SHORT_ONE=1`).
+            (
+                Source::AttnFwdSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "64".to_string()),
+                    ("FWD_LATEREL".to_string(), "3".to_string()),
+                    ("FWD_ONE".to_string(), "1".to_string()),
+                ],
+            ),
             // ... with `DCP_CUDA_FWD_SHORT_LATEREL=2`.
             (
                 Source::AttnFwdSm90,
