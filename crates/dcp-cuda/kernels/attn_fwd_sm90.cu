@@ -98,7 +98,9 @@
 // causal-blockwise +6 %, dense within noise (bench/results/kernels-2026-11-28n, variant ostpd).
 // FWD_OST is on at D 64 too since the lead's alternated A/B (kernels-2026-11-28n/lead/d64):
 // works1000 +9 %, packed +1.6 %, blockwise +2 %, dense causal 32K / 128K -0.7 % / -0.6 %
-// (within run-to-run spread); FWD_PREDESC is not measured at D 64 and stays off there.
+// (within run-to-run spread). FWD_PREDESC stays off at D 64: measured there in session 34
+// (bench/results/gpu-x1-2026-12-01s34, with FWD_SPLIT 2), short documents +2-4 % but lambda,
+// shared-question -5 %, causal 32K -2 %; in the short-task kernels only, +-1 % geomean.
 #ifndef FWD_OST
 #define FWD_OST 1
 #endif
@@ -246,7 +248,10 @@
 // lambda +3.2 %, causal-blockwise +2.2 %, causal 32K / shared-question / packed -0.1 / -0.6 /
 // -0.3 % (these already had the diagonal's offset). Not in the plain kernel: compiled in there
 // it cost works1000 -5 % with no turn taken (ptxas's code for the whole kernel), though one 8K
-// work gained +3.5 %. Off at D 64 (FWD_SPLIT 0; at 2: within -1.5..+1.8 %).
+// work gained +3.5 %. Off at D 64, where the half kernel is off too; measured with FWD_SPLIT 2
+// in session 34 (bench/results/gpu-x1-2026-12-01s34 c3): in the plain kernel lambda +4.2 % but
+// the other shapes -1..-10 %; in the half kernel with FWD_LATEREL 2 and FWD_HALFBITS, lambda
+// -2.3 % against the plain kernel, causal 128K -2.7 %.
 #ifndef FWD_PP
 #define FWD_PP (HEAD_DIM == 128 && FWD_HALF)
 #endif

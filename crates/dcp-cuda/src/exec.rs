@@ -1429,7 +1429,9 @@ fn fwd_halfbits_with(v: Option<&str>, d: u32) -> Result<bool> {
 /// counts 0 and the plain kernel; unset or empty (the default): `1` at D 128, `0` at D 64
 /// (measured there: causal 32K +6.5 %, shared-question +7.8 %, blockwise +2.8 %, packed +1.8 %,
 /// lambda −3.9 % at D 128; at D 64 lambda −5 % and blockwise −2 % against causal +3 %:
-/// bench/results/gpu-x1-2026-11-29s11/); anything else is an error naming the value.
+/// bench/results/gpu-x1-2026-11-29s11/; with D 64's `FWD_SPLIT 2` since session 34, causal 32K
+/// +4.7 %, shared-question +6.6 %, packed +3.2 %, but lambda −6.4 %, 0.81× the dense rate:
+/// bench/results/gpu-x1-2026-12-01s34/); anything else is an error naming the value.
 fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
     switch::parse("DCP_CUDA_FWD_HALF", v, d == 128).map_err(CudaError::Unsupported)
 }
