@@ -8,21 +8,24 @@ FIELD and each variant's mean over the first variant's (the base).
 FIELD is a record key, e.g. fwd_tflops_per_gpu or bwd_tflops_per_gpu. Records of other kinds
 than "bench" are skipped; a variant with no run of a shape shows "-". Prints Markdown.
 """
-import glob
 import json
 import os
 import statistics
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (records.py beside this file)
+from records import glob_records, open_record
+
 
 def collect(d, field):
-    """{shape: {variant: [values in round order]}} from DIR's kb_<variant>_<round>.jsonl."""
+    """{shape: {variant: [values in round order]}} from DIR's kb_<variant>_<round>.jsonl (or
+    .jsonl.gz)."""
     t = defaultdict(lambda: defaultdict(list))
-    files = glob.glob(os.path.join(d, "kb_*_*.jsonl"))
+    files = [f.removesuffix(".gz") for f in glob_records(os.path.join(d, "kb_*_*.jsonl"))]
     for f in sorted(files, key=lambda f: os.path.basename(f).rsplit("_", 1)[1]):
         v = os.path.basename(f)[len("kb_"):].rsplit("_", 1)[0]
-        with open(f) as fh:
+        with open_record(f) as fh:
             for line in fh:
                 if not line.strip():
                     continue

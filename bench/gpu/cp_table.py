@@ -12,13 +12,16 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (records.py beside this file)
+from records import open_record
+
 
 def rows(path):
     """The JSON objects of a file of JSON lines (other lines skipped); none if it is missing."""
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.exists(path + ".gz"):
         return []
     out = []
-    with open(path) as f:
+    with open_record(path) as f:
         for line in f:
             line = line.strip()
             if line.startswith("{"):

@@ -8,17 +8,19 @@ compute stream spent in attention kernels, in element-wise kernels and copies (f
 sums, merges, packs/unpacks), idle (gaps between compute-stream ops: waiting for a transfer or a
 peer), and the longest single ops. Times are from CUDA events around each op of the last run.
 """
-import glob
 import json
 import os
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (records.py beside this file)
+from records import glob_records, open_record
+
 
 def load(d):
     recs = []
-    for p in sorted(glob.glob(os.path.join(d, "ops_rank*.jsonl"))):
-        with open(p) as f:
+    for p in glob_records(os.path.join(d, "ops_rank*.jsonl")):
+        with open_record(p) as f:
             recs += [json.loads(line) for line in f if line.strip()]
     return recs
 

@@ -3,10 +3,13 @@
 Usage: python3 bench/gpu/sim_vs_measured.py MEASURED.jsonl SIMULATED.jsonl
 MEASURED: `dcp bench-gpu --json` lines; SIMULATED: `dcp simulate --json` lines, each prefixed
 with "ds" and "m" (dataset, mask) keys. Prints a markdown table and the error summary."""
-import json, sys
+import json, os, sys
 
-meas = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-sim = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (records.py beside this file)
+from records import open_record  # (either file may be gzipped)
+
+meas = [json.loads(l) for l in open_record(sys.argv[1]) if l.strip()]
+sim = [json.loads(l) for l in open_record(sys.argv[2]) if l.strip()]
 key = lambda ds, m, b, p: (ds, m, b, p)
 S = {key(r["ds"], r["m"], r["batch"], r["planner"]): r for r in sim}
 rows, errs = [], []

@@ -22,6 +22,8 @@ ones (default 2); raise both for a sustained, power-limited comparison (long seq
 """
 import json, math, os, sys
 import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (records.py beside this file)
+from records import open_record  # (BENCH.jsonl may be a gzipped record)
 import torch.nn.functional as F
 
 dev = "cuda"
@@ -359,7 +361,7 @@ def main():
     args = [a for a in sys.argv[1:] if a != "--flex"]
     flex = len(args) < len(sys.argv) - 1
     seen = {}
-    for line in open(args[0]):
+    for line in open_record(args[0]):
         try:
             r = json.loads(line)
         except Exception:

@@ -40,3 +40,24 @@ def test_the_table_names_the_field(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "fwd_tflops_per_gpu (÷ base)"
     assert "| packed | 600 |" in out
+
+
+def test_gzipped_records_read_as_the_plain_ones(tmp_path):
+    """bench/compact_records.py gzips recorded JSON lines: the table reads kb_*.jsonl.gz alike,
+    and where a file and its .gz are both there, the file only."""
+    import gzip
+
+    write(tmp_path, "base", 1, [("works1000", 500.0)])
+    write(tmp_path, "new", 1, [("works1000", 550.0)])
+    src = tmp_path / "kb_new_1.jsonl"
+    (tmp_path / "kb_new_1.jsonl.gz").write_bytes(gzip.compress(src.read_bytes()))
+    t = ab_table.collect(tmp_path, "fwd_tflops_per_gpu")
+    assert t["works1000"]["new"] == [550.0], "one run, not the file and its .gz twice"
+    src.unlink()
+    write(tmp_path, "base", 2, [("works1000", 520.0)])
+    b2 = tmp_path / "kb_base_2.jsonl"
+    (tmp_path / "kb_base_2.jsonl.gz").write_bytes(gzip.compress(b2.read_bytes()))
+    b2.unlink()
+    t = ab_table.collect(tmp_path, "fwd_tflops_per_gpu")
+    assert t["works1000"]["new"] == [550.0]
+    assert t["works1000"]["base"] == [500.0, 520.0]

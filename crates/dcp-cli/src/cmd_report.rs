@@ -21,7 +21,8 @@ use serde_json::Value;
 #[derive(Args, Debug)]
 pub struct GpuReportArgs {
     /// JSON lines written by bench/gpu/x4_matrix.sh (bench-gpu, meta and launch records); give
-    /// several (comma-separated or repeated) to join runs made with the same PER_CELL.
+    /// several (comma-separated or repeated) to join runs made with the same PER_CELL. Files
+    /// whose name ends in `.gz` are gunzipped (recorded runs under bench/results/ are gzipped).
     #[arg(long, required = true, value_delimiter = ',')]
     pub input: Vec<PathBuf>,
     /// The batch file the matrix ran (with `labels`: data set, scale, index per batch).
@@ -31,7 +32,7 @@ pub struct GpuReportArgs {
     #[arg(long, default_value = "bench/results/gpu-4x.md")]
     pub out: PathBuf,
     /// `dcp simulate --json` lines of the same batch file (one file per mask, comma-separated
-    /// or repeated): adds the simulated-against-measured section.
+    /// or repeated; `.gz` as for --input): adds the simulated-against-measured section.
     #[arg(long, value_delimiter = ',')]
     pub sim: Vec<PathBuf>,
 }
@@ -797,17 +798,33 @@ fn report(input: &str, batch_file: &str, out: &Path, sim: Option<&str>) -> Resul
     Ok(md)
 }
 
+/// The text of a record, gunzipped where its name ends in `.gz` (bench/compact_records.py gzips
+/// the JSON lines under bench/results/).
+fn read_record(p: &Path) -> Result<String> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    if p.extension().is_some_and(|e| e == "gz") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+            &mut text,
+        )
+        .with_context(|| format!("gunzipping {}", p.display()))?;
+        return Ok(text);
+    }
+    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", p.display()))
+}
+
 pub fn gpu_report(a: GpuReportArgs) -> Result<()> {
     let mut input = String::new();
     for p in &a.input {
-        input += &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        input += &read_record(p)?;
         input.push('\n');
     }
     let batches = std::fs::read_to_string(&a.batches)
         .with_context(|| format!("reading {}", a.batches.display()))?;
     let mut sim = String::new();
     for p in &a.sim {
-        sim += &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        sim += &read_record(p)?;
         sim.push('\n');
     }
     let md = report(
@@ -912,6 +929,33 @@ mod tests {
             assert!(std::fs::metadata(&png).unwrap().len() > 1000);
         }
         assert_eq!(std::fs::read_to_string(&out).unwrap(), md);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn records_read_alike_plain_or_gzipped() {
+        use std::io::Write as _;
+        let dir = std::env::temp_dir().join(format!("dcp-gpu-report-gz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = fixture();
+        let plain = dir.join("m.jsonl");
+        std::fs::write(&plain, &text).unwrap();
+        let gz = dir.join("m.jsonl.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        assert_eq!(read_record(&plain).unwrap(), text);
+        assert_eq!(read_record(&gz).unwrap(), text);
+        // A .gz that is not gzip, and a missing file: errors naming the file.
+        let bad = dir.join("bad.jsonl.gz");
+        std::fs::write(&bad, &text).unwrap();
+        let err = format!("{:#}", read_record(&bad).unwrap_err());
+        assert!(
+            err.contains("gunzipping") && err.contains("bad.jsonl.gz"),
+            "{err}"
+        );
+        let err = format!("{:#}", read_record(&dir.join("none.jsonl")).unwrap_err());
+        assert!(err.contains("none.jsonl"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
