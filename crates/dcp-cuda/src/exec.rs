@@ -563,8 +563,8 @@ impl Kernels {
             }
             KernelFamily::MmaSync => 0,
         };
-        // One step for the short kernel's 256-key tasks (`FWD_ONE`; default on at D 128:
-        // bench/results/kernels-2026-11-30-s27; opt-in at D 64).
+        // One step for the short kernel's 256-key tasks (`FWD_ONE`, a kernel of its own; default
+        // on at D 128, bench/results/kernels-2026-11-30-s27, and at D 64, gpu-x1-2026-12-01s34).
         let fwd_short_one = fwd_short_max > 0
             && fwd_short_one_with(std::env::var("DCP_CUDA_FWD_SHORT_ONE").ok().as_deref(), d)?;
         let fwd_one_min =
@@ -1731,7 +1731,7 @@ fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
 }
 
 impl WorkLists {
-    /// `FWD_ONE` (the short-task forward at D 128): flags each task of exactly two full kv
+    /// `FWD_ONE` (the one-step short-task forward, D 64 and 128): flags each task of exactly two full kv
     /// tiles whose work has a single KV region loaded by TMA (`WorkDesc::flags` bit `TMA_KV`, set
     /// by [`fwd_tensor_maps`]) with [`FWD_ONE_TASK`] in its `pad`. The kernel's producer then
     /// loads both tiles' K into one stage and both V into the next, and its consumers run the
