@@ -6,7 +6,9 @@ FIELD and each variant's mean over the first variant's (the base).
     bench/gpu/ab_table.py DIR FIELD VARIANT [VARIANT ...]
 
 FIELD is a record key, e.g. fwd_tflops_per_gpu or bwd_tflops_per_gpu. Records of other kinds
-than "bench" are skipped; a variant with no run of a shape shows "-". Prints Markdown.
+than "bench" are skipped; a variant with no run of a shape shows "-". With two shapes or more, a
+last row gives each variant's geometric mean of its ratios (and over how many shapes). Prints
+Markdown.
 """
 import json
 import os
@@ -49,6 +51,13 @@ def table(t, variants):
             runs = " ".join("%.0f" % y for y in d[v])
             cells.append(runs if v == base else f"{runs} ({statistics.mean(d[v]) / b:.3f})")
         out.append(f"| {shape} | " + " | ".join(cells) + " |")
+    if len(t) > 1 and len(variants) > 1:
+        # Geometric mean of each variant's ratios over the shapes both it and the base ran.
+        cells = [""]
+        for v in variants[1:]:
+            r = [statistics.mean(d[v]) / statistics.mean(d[base]) for d in t.values() if d.get(v) and d.get(base)]
+            cells.append(f"{statistics.geometric_mean(r):.3f} ({len(r)})" if r else "-")
+        out.append("| geomean (shapes) | " + " | ".join(cells) + " |")
     return out
 
 

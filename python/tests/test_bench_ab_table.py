@@ -32,6 +32,8 @@ def test_runs_in_round_order_and_ratios_over_the_base(tmp_path):
     assert "| works1000 | 500 520 | 550 530 (1.059) |" in lines
     # A variant without a run of a shape shows "-".
     assert "| onework | 650 650 | - |" in lines
+    # The geomean row counts only the shapes both ran.
+    assert lines[-1] == "| geomean (shapes) |  | 1.059 (1) |"
 
 
 def test_the_table_names_the_field(tmp_path, capsys):
