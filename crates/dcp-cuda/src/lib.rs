@@ -34,6 +34,7 @@ pub mod fault;
 pub mod fuse;
 pub mod gpu;
 pub mod heartbeat;
+mod knobs;
 pub mod nvrtc;
 pub mod order;
 pub mod own;
