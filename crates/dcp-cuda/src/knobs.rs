@@ -6,7 +6,7 @@
 use crate::error::{CudaError, Result};
 use crate::switch;
 
-/// [`op_timing_enabled`] on the value of `DCP_CUDA_OP_TIMES`.
+/// [`crate::exec::op_timing_enabled`] on the value of `DCP_CUDA_OP_TIMES`.
 pub(crate) fn op_timing_with(v: Option<&str>) -> Result<bool> {
     switch::parse("DCP_CUDA_OP_TIMES", v, false).map_err(CudaError::Unsupported)
 }
@@ -141,7 +141,7 @@ pub(crate) fn bwd_half_with(v: Option<&str>) -> Result<f64> {
 
 /// `DCP_CUDA_FWD_HALFBITS` at head dim `d` (sm90 forward with half tiles): `1` compiles the
 /// half-tile kernel with `FWD_HALFBITS` and writes each half tile's per-warpgroup halves
-/// ([`tilemask::fwd_half_bits`]) into its tile word, so the kernel's half step issues its S
+/// ([`crate::tilemask::fwd_half_bits`]) into its tile word, so the kernel's half step issues its S
 /// without first ORing the warpgroup's mask words; `0` off; unset or empty (the default): on at
 /// D 128 (measured with `FWD_LATEREL 2` in the half kernel and `FWD_FIRST0`: causal-blockwise
 /// +2.0 %, alone +1.1 %; bench/results/kernels-2026-11-29-kf17), off at D 64 (not measured there,
@@ -288,7 +288,7 @@ pub(crate) fn fwd_short_one_with(v: Option<&str>, d: u32) -> Result<bool> {
 }
 
 /// `DCP_CUDA_FWD_SHORT_ONE_MIN`: the least share of a short-task launch's tasks, in percent,
-/// that run as one step (two full kv tiles, [`WorkLists::count_fwd_one`]) for the launch to
+/// that run as one step (two full kv tiles, `WorkLists::count_fwd_one` in `worklists.rs`) for the launch to
 /// take the `FWD_ONE` kernel; `0`: every short-task launch takes it (sessions 27-33 at D 128).
 /// Unset or empty: 50. Compiled into every short-task launch at D 64, `FWD_ONE` cost 1 000
 /// causal documents of 256 tokens 5 % and 2 000 of 128 tokens 2 % (none of their tasks is two
@@ -307,7 +307,7 @@ pub(crate) fn fwd_short_one_min_with(v: Option<&str>) -> Result<u32> {
 }
 
 /// `DCP_CUDA_FWD_L2_MB` / `DCP_CUDA_BWD_L2_MB` (`name`): the byte budget of a window of works
-/// whose tasks run together ([`WorkLists::order_for_l2`]), in MiB; `0`: off (longest first over
+/// whose tasks run together (`WorkLists::order_for_l2` in `worklists.rs`), in MiB; `0`: off (longest first over
 /// the whole launch). Unset or empty: `default` bytes. Anything but a number is an error naming
 /// the value.
 pub(crate) fn l2_budget_with(name: &str, v: Option<&str>, default: u64) -> Result<u64> {
@@ -320,7 +320,7 @@ pub(crate) fn l2_budget_with(name: &str, v: Option<&str>, default: u64) -> Resul
 }
 
 /// `DCP_CUDA_FWD_L2_TAIL` / `DCP_CUDA_BWD_L2_TAIL` (`name`): the share of a launch's tiles, in %,
-/// whose works run as one final L2 window ([`l2_windows`]). Unset or empty: `default` (10 in the
+/// whose works run as one final L2 window (`l2_windows` in `worklists.rs`). Unset or empty: `default` (10 in the
 /// forward, 0 in the backward: there a tail of many small documents spans more dQ than the L2
 /// holds, packed 120 documents -6 %); at most 100. Anything else is an error naming the value.
 pub(crate) fn l2_tail_with(name: &str, v: Option<&str>, default: u32) -> Result<u32> {

@@ -15,7 +15,7 @@ const MIN_CLASS: usize = 512;
 
 /// The allocation size serving a request of `bytes`: `bytes` rounded up to the next value of
 /// the form m · 2^k with m ∈ {4, 5, 6, 7} (four classes per octave, so at most 25 % more than
-/// asked), at least [`MIN_CLASS`].
+/// asked), at least 512 bytes.
 pub fn size_class(bytes: usize) -> usize {
     if bytes <= MIN_CLASS {
         return MIN_CLASS;
