@@ -34,7 +34,7 @@ pub struct DryrunArgs {
     /// Seed of the dataset generator.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output folder for plots, report and JSON; default: a fresh dcp-out/dryrun-<UTC date>-<time>
+    /// Output folder for plots, report and JSON; default: a fresh `dcp-out/dryrun-<UTC date>-<time>`
     /// (pass --out bench/results/dryrun to record a run).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -88,7 +88,7 @@ pub struct BenchGpuArgs {
     pub json: Option<PathBuf>,
     /// Time every executor operation (kernel launch, copy, NCCL group, wait) of each plan's last
     /// forward and backward run with CUDA events, and append one JSON line per plan to
-    /// DIR/ops_rank<R>.jsonl (each rank its own file): instruction, op, start and end in ms from
+    /// `DIR/ops_rank<R>.jsonl` (each rank its own file): instruction, op, start and end in ms from
     /// the program's start. The events add a few µs per op to the times of that run.
     #[arg(long, value_name = "DIR")]
     pub op_times: Option<PathBuf>,

@@ -87,7 +87,7 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub model: crate::common::ModelArgs,
     /// Output directory (rows.jsonl, summary.json, report.md, figures); default: a fresh
-    /// dcp-out/compare-<UTC date>-<time> (pass --out bench/results/... to record a run).
+    /// `dcp-out/compare-<UTC date>-<time>` (pass --out bench/results/... to record a run).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Skip the figures.

@@ -70,8 +70,8 @@ pub struct BatchArgs {
     /// Token budget per batch.
     #[arg(long, default_value_t = DEFAULT_BUDGET)]
     pub budget: u64,
-    /// Mask: causal, full, sliding-window:W, lambda[:S:W], shared-question[:FRAC:N],
-    /// causal-blockwise[:B:K], prefix-lm:P.
+    /// Mask: `causal`, `full`, `sliding-window:W`, `lambda[:S:W]`, `shared-question[:FRAC:N]`,
+    /// `causal-blockwise[:B:K]`, `prefix-lm:P`.
     #[arg(long, default_value = "causal")]
     pub mask: String,
     #[command(flatten)]
@@ -101,7 +101,7 @@ pub struct BatchArgs {
     #[arg(long)]
     pub planner_profile: Option<PathBuf>,
     /// Cost model JSON for the dcp planner (fields of dcp_core::cost::CostModel; missing fields
-    /// take defaults), e.g. the <profile>.cost.json that `dcp calibrate` writes, or hand-made.
+    /// take defaults), e.g. the `<profile>.cost.json` that `dcp calibrate` writes, or hand-made.
     /// Not with --planner-profile. In `simulate`, the plans chosen under it are timed on
     /// --profile's hardware.
     #[arg(long)]

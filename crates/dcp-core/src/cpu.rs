@@ -221,7 +221,7 @@ impl Cpu<'_> {
             }
         }
     }
-    /// Gathers the concatenated KV of a work: [pos][kv head][2D].
+    /// Gathers the concatenated KV of a work: `[pos][kv head][2D]`.
     fn gather_kv(&self, dev: u32, kv: &[Region]) -> Vec<f64> {
         kv.iter().flat_map(|r| self.read(dev, r)).collect()
     }

@@ -2,7 +2,7 @@
 //! validator that proves a plan right, the CPU reference executor, and the planners.
 //!
 //! Pipeline: [`spec::BatchSpec`] → [`blocks::BlockTable`] → planner → [`plan::Plan`] →
-//! [`validate`] → executors ([`cpu`], the simulator, the CUDA executor).
+//! [`mod@validate`] → executors ([`cpu`], the simulator, the CUDA executor).
 
 // Numeric kernels index several arrays with one loop variable; work checks take many regions.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]

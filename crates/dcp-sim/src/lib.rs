@@ -11,7 +11,7 @@
 //! * [`engine`]: the discrete-event simulation (compute and comm streams per device, grouped
 //!   send/recv, max-min fair link sharing);
 //! * [`trace`]: Chrome/Perfetto trace of one batch;
-//! * [`bench`]: the paper's microbenchmark sweep (`dcp compare`), its report and plots.
+//! * [`mod@bench`]: the paper's microbenchmark sweep (`dcp compare`), its report and plots.
 
 pub mod bench;
 pub mod cluster;

@@ -1,6 +1,6 @@
 //! Typed errors for every way the partitioner can refuse its input.
 //!
-//! All public entry points return [`Error`]; nothing in this crate panics on bad user
+//! All public entry points return [`enum@Error`]; nothing in this crate panics on bad user
 //! input (builder misuse, malformed hMETIS files, infeasible capacities).
 
 use thiserror::Error;

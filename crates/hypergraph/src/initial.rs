@@ -5,9 +5,9 @@
 //! * **greedy hypergraph growing** (k-way tries): k regions grow simultaneously; the part with the
 //!   smallest relative load takes the unassigned vertex most connected to it (sum of
 //!   weights of nets already touching the part) that still fits;
-//! * **FM-gain greedy growing for bisections** ([`grow_bisection`]): one block grows from
+//! * **FM-gain greedy growing for bisections** (`grow_bisection`): one block grows from
 //!   a random seed, always taking the vertex with the best km1 gain;
-//! * **net-level growing for bisections** ([`net_growing`]): one block grows by absorbing
+//! * **net-level growing for bisections** (`net_growing`): one block grows by absorbing
 //!   whole nets, the one with the largest share of its pins inside first (closes nets that
 //!   vertex-level growing leaves cut a little, e.g. rows and columns of attention tiles);
 //! * **multi-constraint LPT bin packing** (k-way tries): vertices by decreasing normalised dominant

@@ -6,7 +6,7 @@
 //! per-dimension capacities ([`PartitionConfig`]).
 //!
 //! Pipeline ([`partition`]): validate + resolve capacities ([`config`]) → coarsen
-//! ([`coarsen`]) → initial partition of the coarsest level ([`initial`]) → uncoarsen with
+//! ([`mod@coarsen`]) → initial partition of the coarsest level ([`initial`]) → uncoarsen with
 //! rebalancing ([`balance`]) + label propagation and k-way FM ([`refine`]) on each level
 //! → optional V-cycles (`Params::vcycles`, currently 0 in every preset) → final rebalance and metrics ([`metrics`]).
 //!

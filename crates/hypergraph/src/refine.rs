@@ -5,7 +5,7 @@
 //! roll back to the best prefix of the move sequence.
 //!
 //! Gains are exact: they are recomputed on touch (only for pins of nets whose pin counts
-//! crossed 0/1/2, see [`PartState::touches_gains`]) and verified again when popped from
+//! crossed 0/1/2, see `PartState::touches_gains`) and verified again when popped from
 //! the priority queue, so a stale key can never cause a wrong move. No move ever
 //! violates a capacity; an already infeasible partition is left to [`crate::balance`].
 

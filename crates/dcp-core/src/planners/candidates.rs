@@ -900,7 +900,7 @@ fn predict_grid(batch: &BatchSpec, topo: &Topology, cost: &CostModel, h: u32) ->
 /// None: its default), and its built plan when the cost model needed one: a fitted kernel model
 /// costs attention by the CTA tiles of the works' row ranges, so then the plan is built and
 /// predicted exactly (and kept for the caller to emit); otherwise, transfer curve included, the
-/// plan-free [`predict_grid`] equals [`crate::cost::predict`] on the built plan. Errors: the
+/// plan-free `predict_grid` equals [`crate::cost::predict`] on the built plan. Errors: the
 /// planner's own (the shape does not allow it).
 pub fn predict_head_parallel(
     kind: PlannerKind,

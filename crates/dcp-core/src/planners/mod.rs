@@ -242,7 +242,7 @@ fn checked(
     Ok(plan)
 }
 
-/// [`make_plan`], then the validator: the plan an executor may run ([`ValidatedPlan`]).
+/// [`make_plan`], then the validator: the plan an executor may run ([`crate::ValidatedPlan`]).
 pub fn make_validated_plan(
     name: &str,
     batch: &BatchSpec,

@@ -498,7 +498,7 @@ fn recv_one<M: Mail>(
     true
 }
 
-/// The declaration of `r`'s buffer when `r` lies inside it ([`Validator::check_region`]'s
+/// The declaration of `r`'s buffer when `r` lies inside it ([`super::Local::check_region`]'s
 /// test, without naming the error).
 #[inline]
 fn declared<'p>(prog: &'p crate::plan::Program, r: &Region) -> Option<&'p crate::plan::BufferDecl> {

@@ -776,7 +776,7 @@ impl Machine for Validator<'_> {
 
 impl Validator<'_> {
     /// A checked transfer of as many rows (`src` on `from`, `dst` on `to`, in bounds, two
-    /// devices) by [`Buf::take_bands`]: whole bands sent into whole bands (a usp buffer of two
+    /// devices) by [`super::state::Buf::take_bands`]: whole bands sent into whole bands (a usp buffer of two
     /// runs). `false` (nothing done) otherwise.
     fn transfer_bands(&mut self, from: u32, src: &Region, to: u32, dst: &Region) -> bool {
         let (f, t) = (from as usize, to as usize);

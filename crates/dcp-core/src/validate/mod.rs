@@ -1,20 +1,20 @@
 //! The validator: symbolic execution of all devices' programs together, on intervals.
 //!
-//! Every buffer is a set of rectangles (row range × head range, [`state`]) holding a symbolic
+//! Every buffer is a set of rectangles (row range × head range, `state.rs`) holding a symbolic
 //! value: which input it holds (Q/KV/dO/O/LSE of a token and head on), or which partial result
 //! (O/LSE/dQ/dKV of a token and head on) together with its *coverage*: the works whose attended
-//! pairs are folded into it ([`pairs`]). Tokens are named by their layout row over all devices
-//! ([`gspace`]), so that a device's input, a ring buffer or a partial output over many sequences
+//! pairs are folded into it (`pairs.rs`). Tokens are named by their layout row over all devices
+//! (`gspace.rs`), so that a device's input, a ring buffer or a partial output over many sequences
 //! is one rectangle. A plan is accepted when
 //! * every send is matched, groups are ordered ([`crate::interp`]), and buffer bounds hold;
 //! * nothing is read before it is written, nor while a transfer into it is in flight, and nothing
 //!   is written while a transfer reads or writes it;
 //! * every work reads Q and KV inputs with consistent GQA head mapping, every pair it attends
 //!   joins a query and a key of one sequence, and every key a row attends lies inside that row's
-//!   mask ([`work`]); a work may hold several sequences (a ring step's), and is checked whole;
+//!   mask (`work.rs`); a work may hold several sequences (a ring step's), and is checked whole;
 //! * at the end each output cell on its owner holds its own token's partial result with exactly
 //!   the mask's pairs: equal count and polynomial hash, so no pair is missed or computed twice
-//!   ([`outputs`]; one comparison per tensor over all cells, since they hold disjoint parts of
+//!   (`outputs.rs`; one comparison per tensor over all cells, since they hold disjoint parts of
 //!   one pair multiset).
 //!
 //! Costs scale with the number of rectangles, works and mask segments, not with tokens × heads;
@@ -99,11 +99,11 @@ pub enum Threads {
     /// order: the error is the first failing device's, as in the sequential order.
     Phases,
     /// Every device as far as its received data allows, on rayon's current pool, with no
-    /// barrier per group ([`flow`]): it decides only that a plan is valid; a plan it refuses
+    /// barrier per group (`flow.rs`): it decides only that a plan is valid; a plan it refuses
     /// is validated again sequentially, which names the error.
     Flow,
     /// Every device as far as its received data allows, one after the other on the calling
-    /// thread, with no barrier per group ([`ahead`]): a device's instructions run back to
+    /// thread, with no barrier per group (`ahead.rs`): a device's instructions run back to
     /// back as the planner wrote them, its data kept in cache. It decides only that a plan is
     /// valid: a plan it refuses is validated again sequentially, which names the error.
     Ahead,
@@ -118,7 +118,7 @@ pub enum Threads {
     /// else [`Threads::Phases`] when the pool has several threads, the plan several devices
     /// and its local phases average at least [`PHASES_MIN_PHASE_INSTRS`] instructions (over
     /// all devices); else [`Threads::Ahead`] for plans of at least [`AHEAD_MIN_DEVICES`]
-    /// devices, sequential for smaller ones ([`auto_threads`], [`one_thread_choice`]).
+    /// devices, sequential for smaller ones (`auto_threads`, [`one_thread_choice`]).
     /// [`Threads::Flow`] is never chosen by itself: on a 16-core host run-ahead in blocks beat
     /// it on every plan measured (`bench/results/validator-s22/`).
     Auto,
@@ -960,7 +960,7 @@ impl<'v, 'a> Local<'v, 'a> {
         }
     }
 
-    /// The error of a region [`Validator::check_region`] refuses (kept out of its inlined
+    /// The error of a region [`Local::check_region`] refuses (kept out of its inlined
     /// path).
     #[cold]
     #[inline(never)]

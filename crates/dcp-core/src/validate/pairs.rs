@@ -802,7 +802,7 @@ impl<'a> WorkPairs<'a> {
         Self::new_from(h, qheads, Traps::Own(traps), q_runs, k_runs)
     }
 
-    /// [`WorkPairs::new`] of owned or shared trapezoids.
+    /// The tests' `WorkPairs::new`, of owned or shared trapezoids.
     pub fn new_from<Q, K>(
         h: &Hasher,
         qheads: Few<(u32, u32)>,
@@ -920,7 +920,7 @@ impl<'a> WorkPairs<'a> {
         }
     }
 
-    /// [`WorkPairs::new`] for a work of one query head run `qheads`, one query run of global
+    /// [`WorkPairs::new_from`] for a work of one query head run `qheads`, one query run of global
     /// rows `q` and one KV run `k` (a ring step's work): the same pairs without the general
     /// constructor's per-run collections.
     pub fn one_run(

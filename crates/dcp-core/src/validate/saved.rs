@@ -3,7 +3,7 @@
 //!
 //! Values carry over as they are, with two renamings: a partial O or LSE result is the final O or
 //! LSE of its token and head when the forward's output buffer on that token's owner ends holding
-//! the very same value (same coverage node, so the same pairs), because [`Validator::finish`]
+//! the very same value (same coverage node, so the same pairs), because [`super::Validator::finish`]
 //! proved every output cell complete. Such a value becomes the backward input it equals
 //! (`In { O | Lse }`), which is what a backward work's O and LSE operands must hold. A partial
 //! result that never became the output becomes [`Val::Stale`] (its coverage names the forward's

@@ -13,7 +13,7 @@
 //! the work holds.
 //!
 //! The forward and backward programs of a ring plan hold the same works (same operands' contents,
-//! same row ranges): the pairs of a checked work are kept by content ([`Ctx::pairs_memo`]) and a
+//! same row ranges): the pairs of a checked work are kept by content ([`super::DevCache::pairs_memo`]) and a
 //! work of equal content reuses them, checks included, since they depend on nothing else.
 
 use std::collections::HashMap;
@@ -104,7 +104,7 @@ fn work_pairs_of<'a>(h: &Hasher, ops: &Operands, traps: Traps<'a>) -> WorkPairs<
     general_work_pairs(h, ops, traps)
 }
 
-/// [`work_pairs`] by [`WorkPairs::new`], for any runs.
+/// [`work_pairs`] by [`WorkPairs::new_from`], for any runs.
 fn general_work_pairs<'a>(h: &Hasher, ops: &Operands, traps: Traps<'a>) -> WorkPairs<'a> {
     let qheads = ops
         .q_cols
@@ -296,7 +296,7 @@ impl MemoEntry<'_> {
     /// Whether a work with these operands and row ranges has this entry's trapezoids: the same
     /// query rows, KV rows, keys and row ranges, query heads aside. A work's trapezoids, and
     /// whether [`Local::check_rows`] and [`Local::pairs`] accept it, depend on nothing else
-    /// (the heads enter only [`WorkPairs::new`]'s head sums; their GQA mapping is checked with
+    /// (the heads enter only [`WorkPairs::new_from`]'s head sums; their GQA mapping is checked with
     /// the operands).
     fn same_traps(&self, ops: &Operands, rows: &RowRanges) -> bool {
         self.q_runs == ops.q_runs

@@ -226,7 +226,7 @@ const STAGE_MEM_GOAL: f64 = 1.17;
 const STAGE_MEM_SLACK: f64 = 0.10;
 
 /// Whether the rows of the batch are dense: their compute-weighted mean width in tiles, at
-/// the KV-side bytes of a tile column, reaches [`DENSE_FACTOR`] times the query blocks per
+/// the KV-side bytes of a tile column, reaches `DENSE_FACTOR` times the query blocks per
 /// device at the Q-side bytes of a row. A device's region then spans many columns for few
 /// rows, and splitting it by KV head group (and cutting it geometrically) saves bytes; band
 /// masks (sliding windows, lambda) are cut by rows, where neither pays (measured on the

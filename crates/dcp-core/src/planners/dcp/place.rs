@@ -1,7 +1,7 @@
 //! Phase 1, placement: token blocks (weight: resident memory) and tiles (weight: attended pairs)
 //! partitioned over the devices with two balance constraints; nets per data block weighted by
 //! the bytes the plan moves when they are cut, so km1 is the plan's traffic. A post-pass
-//! ([`rehome`]) then moves homes off the device of the largest resident bytes.
+//! ([`super::memory::memory_pass`]) then moves homes off the device of the largest resident bytes.
 
 use hypergraph::{HypergraphBuilder, PartitionConfig};
 
@@ -24,7 +24,7 @@ pub struct Placement {
 /// Places blocks and tiles: an initial placement ([`Initial`]: recursive geometric bisection
 /// by default, or the two-constraint hypergraph partitioner), refined by the partitioner's
 /// V-cycle under compute and memory capacities, then the memory post-pass
-/// ([`memory::memory_pass`]).
+/// (`memory::memory_pass`).
 pub fn place(
     table: &BlockTable,
     batch: &BatchSpec,
