@@ -371,6 +371,36 @@ pub struct DemoArgs {
     pub block_size: u32,
 }
 
+/// The planners `dcp demo` compares: [`PLANNERS`] and the head-parallel baselines, dcp last.
+const DEMO_PLANNERS: [&str; 6] = ["ring", "zigzag", "local", "ulysses", "usp", "dcp"];
+
+/// The static planners dcp is measured against (`local` is no context parallelism at all).
+const DEMO_STATIC: [&str; 4] = ["ring", "zigzag", "ulysses", "usp"];
+
+/// One planned batch of `dcp demo`, or the planner's refusal of its shape.
+struct DemoRow {
+    mask: &'static str,
+    batch: usize,
+    planner: &'static str,
+    seqs: usize,
+    plan_ms: f64,
+    outcome: std::result::Result<DemoPlan, String>,
+}
+
+struct DemoPlan {
+    stats: dcp_core::stats::PlanStats,
+    valid: bool,
+    pred: dcp_core::cost::Prediction,
+    validate_ms: f64,
+}
+
+impl DemoPlan {
+    fn bytes(&self) -> f64 {
+        let s = &self.stats;
+        (s.fwd_bytes_intra + s.fwd_bytes_inter + s.bwd_bytes_intra + s.bwd_bytes_inter) as f64
+    }
+}
+
 pub fn demo(a: DemoArgs) -> Result<()> {
     let topo = dcp_core::spec::Topology::parse(&a.topology)?;
     let model = dcp_core::spec::ModelShape::default();
@@ -380,7 +410,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let jobs: Vec<(&str, usize, &str)> = masks
         .iter()
         .flat_map(|&m| {
-            (0..lens.len()).flat_map(move |bi| PLANNERS.iter().map(move |&p| (m, bi, p)))
+            (0..lens.len()).flat_map(move |bi| DEMO_PLANNERS.iter().map(move |&p| (m, bi, p)))
         })
         .collect();
     let pb = progress(
@@ -391,13 +421,13 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             jobs.len(),
             masks.len(),
             lens.len(),
-            PLANNERS.len(),
+            DEMO_PLANNERS.len(),
             rayon::current_num_threads()
         ),
     );
     let t_all = Instant::now();
     use rayon::prelude::*;
-    let rows: Vec<_> = jobs
+    let rows: Vec<DemoRow> = jobs
         .par_iter()
         .map(|&(mask, bi, p)| -> Result<_> {
             let l = &lens[bi];
@@ -408,20 +438,46 @@ pub fn demo(a: DemoArgs) -> Result<()> {
                 a.block_size,
             );
             let t0 = Instant::now();
-            let plan = make_plan(p, &batch, &topo, &PlannerOptions::default())?;
-            let ms = t0.elapsed().as_secs_f64() * 1e3;
-            let t1 = Instant::now();
-            let valid = validate(&plan);
-            let vms = t1.elapsed().as_secs_f64() * 1e3;
-            let s = plan_stats(&plan);
-            let pred = dcp_core::cost::predict(&plan, &dcp_core::cost::CostModel::default());
+            let planned = make_plan(p, &batch, &topo, &PlannerOptions::default());
+            let plan_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let outcome = match planned {
+                // A head-parallel baseline that cannot split this shape (Ulysses on more
+                // devices than query heads) is shown as refused, with its reason.
+                Err(e @ PlanningError::Unsupported { .. }) if HEAD_PARALLEL.contains(&p) => {
+                    Err(e.to_string())
+                }
+                Err(e) => return Err(e.into()),
+                Ok(plan) => {
+                    let t1 = Instant::now();
+                    let valid = validate(&plan).is_ok();
+                    let validate_ms = t1.elapsed().as_secs_f64() * 1e3;
+                    Ok(DemoPlan {
+                        stats: plan_stats(&plan),
+                        valid,
+                        pred: dcp_core::cost::predict(&plan, &dcp_core::cost::CostModel::default()),
+                        validate_ms,
+                    })
+                }
+            };
             pb.inc(1);
-            Ok((mask, bi, p, l.len(), ms, s, valid.is_ok(), pred, vms))
+            Ok(DemoRow {
+                mask,
+                batch: bi,
+                planner: p,
+                seqs: l.len(),
+                plan_ms,
+                outcome,
+            })
         })
         .collect::<Result<_>>()?;
     pb.finish_and_clear();
-    let plan_s: f64 = rows.iter().map(|r| r.4).sum::<f64>() / 1e3;
-    let validate_s: f64 = rows.iter().map(|r| r.8).sum::<f64>() / 1e3;
+    let plan_s: f64 = rows.iter().map(|r| r.plan_ms).sum::<f64>() / 1e3;
+    let validate_s: f64 = rows
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().ok())
+        .map(|d| d.validate_ms)
+        .sum::<f64>()
+        / 1e3;
     eprintln!(
         "{} plans in {:.1} s wall: planning {plan_s:.1} s, validation {validate_s:.1} s (summed over threads)",
         rows.len(),
@@ -442,40 +498,63 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         "valid",
         "pred fwd/bwd ms"
     );
-    for (mask, bi, p, n, ms, s, ok, pred, vms) in &rows {
-        let total = (s.fwd_bytes_intra + s.fwd_bytes_inter + s.bwd_bytes_intra + s.bwd_bytes_inter)
-            as f64
-            / 1e9;
-        let inter = (s.fwd_bytes_inter + s.bwd_bytes_inter) as f64 / 1e9;
-        println!(
-            "{mask:<8} {bi:>5} {p:>8} {n:>5} {ms:>9.2} {vms:>11.1} {total:>12.3} {inter:>12.3} {:>9.3} {:>8.3} {ok:>6} {:>8.2}/{:<8.2}",
-            s.compute_imbalance, s.memory_imbalance, pred.fwd_ms, pred.bwd_ms
-        );
+    let mut refusals: Vec<(&str, &str)> = Vec::new();
+    for r in &rows {
+        let (mask, bi, p, n, ms) = (r.mask, r.batch, r.planner, r.seqs, r.plan_ms);
+        match &r.outcome {
+            Ok(d) => {
+                let s = &d.stats;
+                let inter = (s.fwd_bytes_inter + s.bwd_bytes_inter) as f64 / 1e9;
+                println!(
+                    "{mask:<8} {bi:>5} {p:>8} {n:>5} {ms:>9.2} {:>11.1} {:>12.3} {inter:>12.3} {:>9.3} {:>8.3} {:>6} {:>8.2}/{:<8.2}",
+                    d.validate_ms,
+                    d.bytes() / 1e9,
+                    s.compute_imbalance,
+                    s.memory_imbalance,
+                    d.valid,
+                    d.pred.fwd_ms,
+                    d.pred.bwd_ms
+                );
+            }
+            Err(why) => {
+                println!(
+                    "{mask:<8} {bi:>5} {p:>8} {n:>5} {:>9} refused (see below)",
+                    "-"
+                );
+                if !refusals.iter().any(|(q, _)| *q == p) {
+                    refusals.push((p, why));
+                }
+            }
+        }
     }
-    // One line per mask: dcp against the best static planner, by the cost model.
+    for (p, why) in &refusals {
+        println!("{p} refused this shape: {why}");
+    }
+    // One line per mask: dcp against the best static planner that planned every batch, by the
+    // cost model.
     for mask in masks {
-        let sum = |p: &str| -> (f64, f64) {
+        let sum = |p: &str| -> Option<(f64, f64)> {
             rows.iter()
-                .filter(|r| r.0 == mask && r.2 == p)
-                .fold((0.0, 0.0), |a, r| {
-                    let s = &r.5;
-                    (
-                        a.0 + r.7.fwd_ms + r.7.bwd_ms,
-                        a.1 + (s.fwd_bytes_intra
-                            + s.fwd_bytes_inter
-                            + s.bwd_bytes_intra
-                            + s.bwd_bytes_inter) as f64,
-                    )
+                .filter(|r| r.mask == mask && r.planner == p)
+                .map(|r| r.outcome.as_ref().ok())
+                .try_fold((0.0, 0.0), |acc, d| {
+                    d.map(|d| (acc.0 + d.pred.fwd_ms + d.pred.bwd_ms, acc.1 + d.bytes()))
                 })
         };
-        let (dt, db) = sum("dcp");
-        let (rt, rb) = sum("ring");
-        let (zt, zb) = sum("zigzag");
-        let (best_t, best_b) = if rt <= zt { (rt, rb) } else { (zt, zb) };
+        let Some((dt, db)) = sum("dcp") else {
+            bail!("dcp did not plan every {mask} batch");
+        };
+        let best = DEMO_STATIC
+            .iter()
+            .filter_map(|&p| sum(p).map(|(t, b)| (p, t, b)))
+            .min_by(|x, y| x.1.total_cmp(&y.1));
+        let Some((best_p, best_t, best_b)) = best else {
+            bail!("no static planner planned every {mask} batch");
+        };
         println!(
-            "{mask}: dcp moves {:.1}x fewer bytes than the best static planner and is predicted {:.2}x faster (fwd+bwd, default cost model: this project's Hopper kernels, {} topology)",
-            best_b / db.max(1.0),
+            "{mask}: dcp is predicted {:.2}x faster than the best static planner ({best_p}) and moves {:.1}x fewer bytes (fwd+bwd, default cost model: this project's Hopper kernels, {} topology)",
             best_t / dt,
+            best_b / db.max(1.0),
             a.topology
         );
     }
@@ -493,7 +572,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     );
     let topo_small = dcp_core::spec::Topology::new(2, 2);
     println!("\nCPU reference executor, lengths [300, 127, 61, 1], causal, 2x2 devices, block 32:");
-    for &p in PLANNERS {
+    for p in DEMO_PLANNERS {
         let plan = make_plan(p, &small, &topo_small, &PlannerOptions::default())?;
         match check_plan(&plan, 7) {
             Ok(err) => println!(

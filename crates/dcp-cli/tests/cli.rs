@@ -100,6 +100,52 @@ fn simulate_runs_and_lists_each_flag_once() {
 }
 
 #[test]
+fn demo_compares_dcp_with_every_static_planner() {
+    // 2x2: Ulysses can split 8 query heads over 4 devices; 1x16: it cannot, and says so.
+    for (topo, ulysses_plans) in [("2x2", true), ("1x16", false)] {
+        let o = dcp(&["demo", "--count", "1", "--topology", topo]);
+        let out = text(&o.stdout);
+        assert!(o.status.success(), "{topo}: {}", text(&o.stderr));
+        for p in ["ring", "zigzag", "local", "ulysses", "usp", "dcp"] {
+            let rows = out
+                .lines()
+                .filter(|l| l.split_whitespace().nth(2) == Some(p))
+                .count();
+            assert_eq!(rows, 2, "{topo}: {p}: one row per mask expected:\n{out}");
+            assert!(
+                out.lines().any(|l| l
+                    .trim_start()
+                    .starts_with(&format!("{p}: valid, max |error|"))),
+                "{topo}: {p} missing from the CPU reference part:\n{out}"
+            );
+        }
+        let refused =
+            out.contains("ulysses refused this shape: planner `ulysses` does not support");
+        assert_eq!(refused, !ulysses_plans, "{topo}:\n{out}");
+        for mask in ["causal", "lambda"] {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{mask}: dcp is predicted")))
+                .unwrap_or_else(|| panic!("{topo}: no {mask} summary:\n{out}"));
+            let best = line
+                .split("best static planner (")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .unwrap_or_else(|| panic!("{topo}: no planner named in `{line}`"));
+            assert!(
+                ["ring", "zigzag", "ulysses", "usp"].contains(&best),
+                "{topo}: `{best}` is not a static planner: {line}"
+            );
+            assert!(ulysses_plans || best != "ulysses", "{topo}: {line}");
+        }
+        assert!(
+            !out.contains(" false "),
+            "{topo}: a plan failed validation:\n{out}"
+        );
+    }
+}
+
+#[test]
 fn bad_mask_parameters_say_what_is_wrong() {
     let d = scratch("masks");
     let b = tiny_batches(&d);
