@@ -482,6 +482,15 @@ fn fmt_ms(x: f64) -> String {
     }
 }
 
+/// Megabytes, or `–` where no run of the cell planned (a planner that refused every batch).
+fn fmt_mb(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.0}")
+    } else {
+        "–".into()
+    }
+}
+
 fn fmt_x(x: f64) -> String {
     if x.is_finite() {
         format!("{x:.2}×")
@@ -578,7 +587,9 @@ pub fn markdown_tables(cfg: &CompareConfig, s: &Summary) -> String {
                     for p in &cfg.planners {
                         let cell = m
                             .get(p)
-                            .map(|x| format!("{:.0} / {:.0}", x.fwd_inter_mb, x.bwd_inter_mb))
+                            .map(|x| {
+                                format!("{} / {}", fmt_mb(x.fwd_inter_mb), fmt_mb(x.bwd_inter_mb))
+                            })
                             .unwrap_or_else(|| "–".into());
                         out += &format!(" {cell} |");
                     }
@@ -655,5 +666,39 @@ mod tests {
         };
         assert!(matches!(check(&bad), Err(BenchError::NoPlanner(..))));
         assert!((paper_speedup("ldc", "fwd", 1.0).unwrap() - 32.0 / 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_planner_that_refuses_every_batch_shows_dashes_and_is_no_baseline() {
+        // Ulysses cannot split 8 query heads over 16 devices: every run of it fails.
+        let cfg = CompareConfig {
+            datasets: vec!["longalign".into()],
+            scales: vec![0.5],
+            masks: vec!["causal".into()],
+            topologies: vec!["1x16".into()],
+            planners: vec!["ring".into(), "ulysses".into(), "local".into()],
+            block_sizes: vec![4096],
+            count: 1,
+            seed: 0,
+            budget: 32768,
+            model: ModelShape::default(),
+            profile: Profile::h100(),
+        };
+        let rows = run(&cfg, &|| {}).unwrap();
+        assert!(rows
+            .iter()
+            .all(|r| (r.planner == "ulysses") == r.error.is_some()));
+        let s = summarize(&rows);
+        let m = s.values().next().unwrap();
+        let (f, b) = best_static(m).unwrap();
+        assert_eq!((f, b), (m["ring"].fwd_ms, m["ring"].bwd_ms));
+        let md = markdown_tables(&cfg, &s);
+        assert!(!md.contains("NaN"), "{md}");
+        assert!(md.contains("– / – [1 failed]"), "{md}");
+        let mb = md
+            .split("inter-node MB")
+            .nth(1)
+            .expect("an inter-node table");
+        assert!(mb.contains("| – / – |"), "{mb}");
     }
 }
