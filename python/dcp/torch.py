@@ -182,7 +182,10 @@ def init(group=None, device: Optional[torch.device] = None, cache: int = 4, bloc
 
 
 def synchronize(timeout_s: float = 300.0) -> None:
-    """Waits for the executor's queued work; raises PeerFailureError on NCCL errors/timeout."""
+    """Waits for the executor's queued work. Raises PeerFailureError on an NCCL error or when
+    the work is not done within ``timeout_s`` seconds (or the executor's own deadline, where
+    shorter), which leaves the executor failed; InvalidSpecError when ``timeout_s`` is not a
+    positive number."""
     if _EXECUTOR is not None:
         _EXECUTOR.synchronize(timeout_s)
 

@@ -444,9 +444,22 @@ pub fn wait_polling_peers(
     step: &str,
     peers: &[u32],
     comm: Option<&Nccl>,
+    done: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    wait_polling_peers_within(wd, step, peers, comm, wd.timeout(), done)
+}
+
+/// [`wait_polling_peers`] with the deadline `limit` from now, or the watchdog's timeout where
+/// that is shorter ([`Watchdog::wait_until_within`]).
+pub fn wait_polling_peers_within(
+    wd: &Watchdog,
+    step: &str,
+    peers: &[u32],
+    comm: Option<&Nccl>,
+    limit: std::time::Duration,
     mut done: impl FnMut() -> Result<bool>,
 ) -> Result<()> {
-    wd.wait_until(step, peers, || {
+    wd.wait_until_within(step, peers, limit, || {
         if done()? {
             return Ok(true);
         }

@@ -23,7 +23,7 @@ use dcp_core::plan::{IoTensor, Plan};
 use dcp_core::spec::ModelShape;
 use dcp_core::validate::ValidatedPlan;
 
-use crate::dist::{nccl_present, wait_polling_peers, Nccl, RankInfo};
+use crate::dist::{nccl_present, wait_polling_peers_within, Nccl, RankInfo};
 use crate::error::{drv, CudaError, Result};
 use crate::exec::{Kernels, Prepared, TileConfig};
 use crate::gpu::{Gpu, Stream};
@@ -270,12 +270,18 @@ impl ExternalExecutor {
     /// Waits until `ev` has passed, polling NCCL's asynchronous error, within the watchdog's
     /// deadline (step `what`).
     fn wait_event(&self, ev: &RawEvent, what: &str) -> Result<()> {
+        self.wait_event_within(ev, what, self.gpu.watchdog().timeout())
+    }
+
+    /// [`Self::wait_event`] failing after `limit` (or the watchdog's timeout where shorter).
+    fn wait_event_within(&self, ev: &RawEvent, what: &str, limit: Duration) -> Result<()> {
         let peers = self.nccl.as_ref().map(|c| c.peers()).unwrap_or_default();
-        wait_polling_peers(
+        wait_polling_peers_within(
             self.gpu.watchdog(),
             what,
             &peers,
             self.nccl.as_ref(),
+            limit,
             || ev.is_done(),
         )
     }
@@ -480,10 +486,17 @@ impl ExternalExecutor {
     /// Waits for all of this executor's work, polling NCCL errors, within the watchdog's
     /// deadline (which aborts the communicator and fails with `Stalled`).
     pub fn synchronize(&mut self) -> Result<()> {
+        self.synchronize_within(self.gpu.watchdog().timeout())
+    }
+
+    /// [`Self::synchronize`] failing with a deadline [`CudaError::Stalled`] when the work is
+    /// not done within `limit` (or the executor's timeout, where that is shorter). Like any
+    /// stall, that leaves the executor failed: later calls return the same failure.
+    pub fn synchronize_within(&mut self, limit: Duration) -> Result<()> {
         self.gpu.bind()?;
         // SAFETY: our compute stream.
         unsafe { self.out_ev.record(self.gpu.raw_stream(Stream::Compute))? };
-        self.wait_event(&self.out_ev, "dcp attention (synchronize)")
+        self.wait_event_within(&self.out_ev, "dcp attention (synchronize)", limit)
     }
 }
 

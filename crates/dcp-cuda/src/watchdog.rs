@@ -293,11 +293,25 @@ impl Watchdog {
         &self,
         step: &str,
         peers: &[u32],
+        done: impl FnMut() -> Result<bool>,
+    ) -> Result<()> {
+        self.wait_until_within(step, peers, self.timeout, done)
+    }
+
+    /// [`Self::wait_until`] with the deadline `limit` from now, or the watchdog's own timeout
+    /// where that is shorter. Passing it is a failure like the watchdog's deadline (the
+    /// failure names the limit in seconds).
+    pub fn wait_until_within(
+        &self,
+        step: &str,
+        peers: &[u32],
+        limit: Duration,
         mut done: impl FnMut() -> Result<bool>,
     ) -> Result<()> {
         self.check()?;
         let prev = self.enter(step, peers);
-        let deadline = deadline_after(self.timeout);
+        let limit = limit.min(self.timeout);
+        let deadline = deadline_after(limit);
         let mut nap = Duration::from_micros(20);
         let r = loop {
             if let Err(e) = self.check() {
@@ -315,7 +329,7 @@ impl Watchdog {
                     step: step.to_string(),
                     peers: peers.to_vec(),
                     cause: Cause::Deadline {
-                        secs: self.timeout.as_secs_f64(),
+                        secs: limit.as_secs_f64(),
                     },
                 });
                 break self.check();
@@ -444,6 +458,31 @@ mod tests {
             Err(CudaError::Stalled(f)) => *f,
             other => panic!("expected a stall, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_shorter_limit_fails_at_its_own_deadline_and_names_it() {
+        let wd = Watchdog::new(2, Duration::from_secs(60), OnExpiry::ReturnError);
+        let t0 = Instant::now();
+        let r = wd.wait_until_within("synchronize", &[1], Duration::from_millis(30), || Ok(false));
+        let el = t0.elapsed();
+        assert!(
+            el >= Duration::from_millis(30) && el < Duration::from_secs(10),
+            "{el:?}"
+        );
+        let f = stalled(r);
+        assert_eq!(
+            (f.rank, f.step.as_str(), f.peers.as_slice()),
+            (2, "synchronize", &[1][..])
+        );
+        match f.cause {
+            Cause::Deadline { secs } => assert!((secs - 0.03).abs() < 1e-9, "{secs}"),
+            c => panic!("expected the deadline, got {c:?}"),
+        }
+        // A limit longer than the watchdog's timeout is cut to it.
+        let wd = Watchdog::new(3, Duration::from_millis(20), OnExpiry::ReturnError);
+        let f = stalled(wd.wait_until_within("x", &[], Duration::from_secs(3600), || Ok(false)));
+        assert!(matches!(f.cause, Cause::Deadline { secs } if (secs - 0.02).abs() < 1e-9));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use dcp_core::cpu::{execute, Tensors};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn};
 use pyo3::prelude::*;
 
-use crate::errors::{InvalidSpecError, PlanningError_};
+use crate::errors::{InvalidSpecError, PlanningError};
 use crate::plan::PyPlan;
 
 type Out<'py> = (
@@ -51,7 +51,7 @@ pub fn cpu_attention<'py>(
     let p = plan.plan.clone();
     let out = py
         .detach(move || execute(&p, &x))
-        .map_err(|e| PlanningError_::new_err(format!("CPU executor: {e}")))?;
+        .map_err(|e| PlanningError::new_err(format!("CPU executor: {e}")))?;
     Ok((
         out.o.into_pyarray(py),
         out.lse.into_pyarray(py),

@@ -36,6 +36,18 @@ pub fn cuda_driver_present() -> bool {
     dcp_cuda::gpu::driver_present()
 }
 
+/// A timeout argument `name` in seconds: a positive finite number (a negative or NaN one would
+/// make `Duration` panic), else InvalidSpecError naming it.
+fn seconds(name: &str, v: f64) -> PyResult<Duration> {
+    if v > 0.0 && v.is_finite() {
+        Ok(Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX))
+    } else {
+        Err(crate::errors::InvalidSpecError::new_err(format!(
+            "{name} must be a positive number of seconds (got {v})"
+        )))
+    }
+}
+
 fn dt(t: (u64, usize)) -> DevTensor {
     DevTensor {
         ptr: t.0,
@@ -104,7 +116,14 @@ impl PyCudaExecutor {
         timeout_s: f64,
     ) -> PyResult<Self> {
         // One deadline for every blocking step (NCCL init, synchronize, blocking calls).
-        let timeout = Duration::from_secs_f64(blocking_timeout_s.unwrap_or(timeout_s));
+        let timeout = seconds(
+            if blocking_timeout_s.is_some() {
+                "blocking_timeout_s"
+            } else {
+                "timeout_s"
+            },
+            blocking_timeout_s.unwrap_or(timeout_s),
+        )?;
         let mut ex = ExternalExecutor::new(device, rank, timeout, cache).map_err(cuda_err)?;
         if world > 1 {
             let id = nccl_id.ok_or_else(|| {
@@ -211,13 +230,13 @@ impl PyCudaExecutor {
         )
     }
 
-    /// Waits for all queued work, raising PeerFailureError on an NCCL error or when the
-    /// executor's deadline (`timeout_s` at construction) passes. `timeout_s` here is accepted
-    /// for compatibility and must not exceed that deadline to matter.
+    /// Waits for all queued work, raising PeerFailureError on an NCCL error or when it is not
+    /// done within `timeout_s` seconds or the executor's own deadline (set at construction),
+    /// whichever is shorter. Like any stall, that leaves the executor failed.
     #[pyo3(signature = (timeout_s=300.0))]
     fn synchronize(&self, timeout_s: f64) -> PyResult<()> {
-        let _ = timeout_s;
-        self.lock()?.synchronize().map_err(cuda_err)
+        let limit = seconds("timeout_s", timeout_s)?;
+        self.lock()?.synchronize_within(limit).map_err(cuda_err)
     }
 
     /// Prepared plans currently cached.

@@ -15,75 +15,75 @@
 //! └── GpuError                   any other CUDA driver failure
 //! ```
 
-use dcp_core::error::{PlanningError, SpecError};
-use dcp_core::plan::PlanFormatError;
+use dcp_core::error::{PlanningError as CorePlanningError, SpecError};
+use dcp_core::plan::PlanFormatError as CorePlanFormatError;
 use dcp_cuda::CudaError;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
 create_exception!(
-    _native,
+    dcp,
     DcpError,
     PyException,
     "Base class of every error raised by dcp."
 );
 create_exception!(
-    _native,
+    dcp,
     InvalidSpecError,
     DcpError,
     "A batch, model or topology specification that is not valid."
 );
 create_exception!(
-    _native,
+    dcp,
     BadLengthsError,
     InvalidSpecError,
     "Sequence lengths that cannot be planned (empty batch, zero length, longer than the budget)."
 );
 create_exception!(
-    _native,
+    dcp,
     MaskError,
     InvalidSpecError,
     "A mask with bad parameters."
 );
 create_exception!(
-    _native,
+    dcp,
     UnknownMaskError,
     MaskError,
     "A mask name that is not one of the allowed kinds."
 );
 create_exception!(
-    _native,
-    PlanningError_,
+    dcp,
+    PlanningError,
     DcpError,
     "A plan cannot be made for these inputs."
 );
 create_exception!(
-    _native,
+    dcp,
     PlanDoesNotFitError,
-    PlanningError_,
+    PlanningError,
     "A plan needs more attention memory on some device than the cap allows."
 );
 create_exception!(
-    _native,
+    dcp,
     UnsupportedError,
     DcpError,
     "A feature the chosen planner or executor does not support."
 );
 create_exception!(
-    _native,
-    PlanFormatError_,
+    dcp,
+    PlanFormatError,
     DcpError,
     "A serialized plan that cannot be read."
 );
 create_exception!(
-    _native,
+    dcp,
     GpuLibraryError,
     DcpError,
     "A GPU library (driver, NVRTC, NCCL, CUDA headers) or the GPU itself is missing."
 );
 create_exception!(
-    _native,
+    dcp,
     PeerFailureError,
     DcpError,
     "A communication peer failed (NCCL error, timeout, rendezvous)."
@@ -117,26 +117,28 @@ fn message_with_sources(e: &dyn std::error::Error) -> String {
     msg
 }
 
-pub fn planning_err(e: PlanningError) -> PyErr {
+pub fn planning_err(e: CorePlanningError) -> PyErr {
     let msg = message_with_sources(&e);
     match e {
-        PlanningError::Spec(s) => spec_err(s),
-        PlanningError::SequenceTooLarge { .. }
-        | PlanningError::BatchTooLarge { .. }
-        | PlanningError::PlanTooLarge { .. } => BadLengthsError::new_err(msg),
+        CorePlanningError::Spec(s) => spec_err(s),
+        CorePlanningError::SequenceTooLarge { .. }
+        | CorePlanningError::BatchTooLarge { .. }
+        | CorePlanningError::PlanTooLarge { .. } => BadLengthsError::new_err(msg),
         // Refused up front (its share alone exceeds every device's memory) or after planning.
-        PlanningError::SequenceExceedsCluster { .. } | PlanningError::MemoryCap { .. } => {
+        CorePlanningError::SequenceExceedsCluster { .. } | CorePlanningError::MemoryCap { .. } => {
             PlanDoesNotFitError::new_err(msg)
         }
-        PlanningError::Unsupported { .. } | PlanningError::UnknownPlanner(_) => {
+        CorePlanningError::Unsupported { .. } | CorePlanningError::UnknownPlanner(_) => {
             UnsupportedError::new_err(msg)
         }
-        PlanningError::Partition(_) | PlanningError::Invalid(_) => PlanningError_::new_err(msg),
+        CorePlanningError::Partition(_) | CorePlanningError::Invalid(_) => {
+            PlanningError::new_err(msg)
+        }
     }
 }
 
-pub fn format_err(e: PlanFormatError) -> PyErr {
-    PlanFormatError_::new_err(e.to_string())
+pub fn format_err(e: CorePlanFormatError) -> PyErr {
+    PlanFormatError::new_err(e.to_string())
 }
 
 pub fn cuda_err(e: CudaError) -> PyErr {
@@ -162,10 +164,10 @@ pub fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BadLengthsError", py.get_type::<BadLengthsError>())?;
     m.add("MaskError", py.get_type::<MaskError>())?;
     m.add("UnknownMaskError", py.get_type::<UnknownMaskError>())?;
-    m.add("PlanningError", py.get_type::<PlanningError_>())?;
+    m.add("PlanningError", py.get_type::<PlanningError>())?;
     m.add("PlanDoesNotFitError", py.get_type::<PlanDoesNotFitError>())?;
     m.add("UnsupportedError", py.get_type::<UnsupportedError>())?;
-    m.add("PlanFormatError", py.get_type::<PlanFormatError_>())?;
+    m.add("PlanFormatError", py.get_type::<PlanFormatError>())?;
     m.add("GpuLibraryError", py.get_type::<GpuLibraryError>())?;
     m.add("PeerFailureError", py.get_type::<PeerFailureError>())?;
     m.add("GpuError", py.get_type::<GpuError>())?;

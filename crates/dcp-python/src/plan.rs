@@ -159,7 +159,7 @@ impl PyPlan {
     /// A loaded plan, validated before anything may run it.
     pub fn checked(plan: Plan) -> PyResult<Self> {
         let v = ValidatedPlan::new(plan)
-            .map_err(|e| crate::errors::PlanFormatError_::new_err(format!("invalid plan: {e}")))?;
+            .map_err(|e| crate::errors::PlanFormatError::new_err(format!("invalid plan: {e}")))?;
         Ok(PyPlan::new(v))
     }
     pub fn check_rank(&self, rank: usize) -> PyResult<()> {
@@ -293,7 +293,7 @@ impl PyPlan {
     fn validate(&self, py: Python<'_>) -> PyResult<()> {
         let p = self.plan.clone();
         py.detach(move || dcp_core::validate(&p))
-            .map_err(|e| crate::errors::PlanningError_::new_err(e.to_string()))
+            .map_err(|e| crate::errors::PlanningError::new_err(e.to_string()))
     }
     fn __eq__(&self, other: &Self) -> bool {
         self.plan == other.plan
