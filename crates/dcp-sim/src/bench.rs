@@ -636,21 +636,27 @@ pub fn paper_table(cfg: &CompareConfig, s: &Summary, cand: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tiny_sweep() {
-        let cfg = CompareConfig {
+    /// One 32K-budget longalign batch at scale 0.5, block size 4096, on `topology`.
+    fn tiny(topology: &str, masks: &[&str], planners: &[&str]) -> CompareConfig {
+        let strs = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        CompareConfig {
             datasets: vec!["longalign".into()],
             scales: vec![0.5],
-            masks: vec!["causal".into(), "lambda".into()],
-            topologies: vec!["2x2".into()],
-            planners: vec!["ring".into(), "zigzag".into(), "local".into()],
+            masks: strs(masks),
+            topologies: vec![topology.into()],
+            planners: strs(planners),
             block_sizes: vec![4096],
             count: 1,
             seed: 0,
             budget: 32768,
             model: ModelShape::default(),
             profile: Profile::h100(),
-        };
+        }
+    }
+
+    #[test]
+    fn tiny_sweep() {
+        let cfg = tiny("2x2", &["causal", "lambda"], &["ring", "zigzag", "local"]);
         assert_eq!(n_jobs(&cfg), 6);
         let rows = run(&cfg, &|| {}).unwrap();
         assert_eq!(rows.len(), 6);
@@ -671,19 +677,7 @@ mod tests {
     #[test]
     fn a_planner_that_refuses_every_batch_shows_dashes_and_is_no_baseline() {
         // Ulysses cannot split 8 query heads over 16 devices: every run of it fails.
-        let cfg = CompareConfig {
-            datasets: vec!["longalign".into()],
-            scales: vec![0.5],
-            masks: vec!["causal".into()],
-            topologies: vec!["1x16".into()],
-            planners: vec!["ring".into(), "ulysses".into(), "local".into()],
-            block_sizes: vec![4096],
-            count: 1,
-            seed: 0,
-            budget: 32768,
-            model: ModelShape::default(),
-            profile: Profile::h100(),
-        };
+        let cfg = tiny("1x16", &["causal"], &["ring", "ulysses", "local"]);
         let rows = run(&cfg, &|| {}).unwrap();
         assert!(rows
             .iter()
