@@ -208,8 +208,13 @@ def run(a, planner_name, rank, world, dev, distributed):
         extra["token_epsilon"] = a.token_epsilon
         if a.cost_model:
             extra["cost_model"] = a.cost_model
-    planner = dcp.Planner(world, heads=a.heads, kv_heads=a.kv_heads, head_dim=a.head_dim, dtype="bf16",
-                          block_size=a.block_size, planner=planner_name, mask=a.mask, **extra)
+    # torchrun's LOCAL_WORLD_SIZE: ranks per node, so that plans weigh inter-node links.
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if per_node < 1 or world % per_node:
+        raise SystemExit(f"LOCAL_WORLD_SIZE={per_node} does not divide the world size {world}")
+    planner = dcp.Planner(world, nodes=world // per_node, heads=a.heads, kv_heads=a.kv_heads,
+                          head_dim=a.head_dim, dtype="bf16", block_size=a.block_size,
+                          planner=planner_name, mask=a.mask, **extra)
     if a.seq_len:
         rng = np.random.default_rng(a.seed)
         seqs = [rng.integers(0, a.vocab, size=a.seq_len, dtype=np.int64) for _ in range(a.steps)]

@@ -61,6 +61,9 @@ pub struct BenchGpuArgs {
     /// World size to plan for with --host-only.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub host_world: u32,
+    /// Nodes the --host-only world is spread over (a divisor of --host-world).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub host_nodes: u32,
     /// Untimed runs of each pass before timing.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
@@ -124,9 +127,22 @@ pub struct LaunchArgs {
     /// Number of local ranks (one per GPU).
     #[arg(short = 'n', long, default_value_t = 1)]
     pub nprocs: u32,
-    /// Rendezvous port (default: a free one).
+    /// Rendezvous port (default: a free one; required with --nnodes above 1, the same on
+    /// every node).
     #[arg(long)]
     pub port: Option<u16>,
+    /// Nodes of the job: run `dcp launch` once per node with the same -n, --nnodes, --port and
+    /// --master-addr and that node's --node-rank. Ranks are numbered node by node, and plans
+    /// are made for NNODES x NPROCS GPUs (inter-node links dearer).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub nnodes: u32,
+    /// This node's index, 0..NNODES (node 0 hosts rank 0 and the rendezvous).
+    #[arg(long, default_value_t = 0)]
+    pub node_rank: u32,
+    /// Address of node 0, where rank 0 listens for the rendezvous (default 127.0.0.1; required
+    /// with --nnodes above 1).
+    #[arg(long)]
+    pub master_addr: Option<String>,
     /// After one rank fails, seconds the others get to exit on their own (and say why)
     /// before they are killed.
     #[arg(long, default_value_t = 5.0)]
@@ -352,10 +368,10 @@ fn planner_options(a: &BenchGpuArgs) -> Result<PlannerOptions> {
     a.batch.planner_options(PlannerOptions::default())
 }
 
-/// The topology plans are made for: one node of `world` GPUs, its links from
-/// `--planner-profile` when given.
-fn bench_topology(a: &BenchGpuArgs, world: u32) -> Result<Topology> {
-    let mut t = Topology::new(1, world);
+/// The topology plans are made for: `nodes` nodes of `per_node` GPUs (the ranks' torchrun
+/// `LOCAL_WORLD_SIZE`; one node without it), its links from `--planner-profile` when given.
+fn bench_topology(a: &BenchGpuArgs, nodes: u32, per_node: u32) -> Result<Topology> {
+    let mut t = Topology::new(nodes, per_node);
     if let Some((_, p)) = a.batch.planner_profile()? {
         crate::common::apply_profile_links(&mut t, &p);
     }
@@ -365,7 +381,7 @@ fn bench_topology(a: &BenchGpuArgs, world: u32) -> Result<Topology> {
 fn bench_gpu_on(rank: &mut Rank, a: BenchGpuArgs, specs: Vec<PlannerRun>) -> Result<()> {
     let planners: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let world = rank.info.world;
-    let topo = bench_topology(&a, world)?;
+    let topo = bench_topology(&a, rank.info.nodes(), rank.info.local_world)?;
     let is0 = rank.info.rank == 0;
     let json_out = match (&a.json, is0) {
         (Some(p), true) => Some(
@@ -379,9 +395,11 @@ fn bench_gpu_on(rank: &mut Rank, a: BenchGpuArgs, specs: Vec<PlannerRun>) -> Res
     };
     if is0 {
         eprintln!(
-            "bench-gpu: {} ({}), world {world}, arch {}",
+            "bench-gpu: {} ({}), world {world} planned as {}x{} (nodes x GPUs), arch {}",
             rank.gpu.name,
             rank.gpu.ordinal,
+            rank.info.nodes(),
+            rank.info.local_world,
             rank.gpu.arch()
         );
     }
@@ -882,13 +900,22 @@ fn process_cpu_s() -> f64 {
 /// uploaded) and checking its outputs (the real run downloads them; here a stand-in of the
 /// same size, made outside the measured phases).
 fn host_only(a: &BenchGpuArgs, specs: &[PlannerRun]) -> Result<()> {
-    let topo = bench_topology(a, a.host_world)?;
+    if !a.host_world.is_multiple_of(a.host_nodes) {
+        bail!(
+            "--host-world {} is not a multiple of --host-nodes {}",
+            a.host_world,
+            a.host_nodes
+        );
+    }
+    let topo = bench_topology(a, a.host_nodes, a.host_world / a.host_nodes)?;
     let opts = planner_options(a)?;
     let n = n_runs(a, specs)?;
     let threads = rayon::current_num_threads();
     eprintln!(
-        "bench-gpu --host-only: {n} plan runs planned for {} devices, {threads} host threads; device 0's host work in CPU seconds",
+        "bench-gpu --host-only: {n} plan runs planned for {} devices ({}x{}), {threads} host threads; device 0's host work in CPU seconds",
         a.host_world,
+        a.host_nodes,
+        a.host_world / a.host_nodes,
     );
     let masks = mask_list(a);
     let lens = a.batch.lengths()?;
@@ -1038,9 +1065,35 @@ fn forward(child: &mut Child, rank: u32) -> Vec<std::thread::JoinHandle<()>> {
     hs
 }
 
+/// The torchrun-style environment of local rank `local` of a launch on rendezvous port `port`.
+fn rank_env(a: &LaunchArgs, port: u16, local: u32) -> Vec<(&'static str, String)> {
+    let addr = a.master_addr.as_deref().unwrap_or("127.0.0.1");
+    vec![
+        ("RANK", (a.node_rank * a.nprocs + local).to_string()),
+        ("LOCAL_RANK", local.to_string()),
+        ("WORLD_SIZE", (a.nnodes * a.nprocs).to_string()),
+        ("LOCAL_WORLD_SIZE", a.nprocs.to_string()),
+        ("MASTER_ADDR", addr.to_string()),
+        ("MASTER_PORT", port.to_string()),
+    ]
+}
+
 pub fn launch(a: LaunchArgs) -> Result<()> {
     if a.nprocs == 0 {
         bail!("-n must be at least 1");
+    }
+    if a.node_rank >= a.nnodes {
+        bail!(
+            "--node-rank {} must be below --nnodes {}",
+            a.node_rank,
+            a.nnodes
+        );
+    }
+    if a.nnodes > 1 && (a.port.is_none() || a.master_addr.is_none()) {
+        bail!(
+            "--nnodes {} needs --port and --master-addr (node 0's address), the same on every node",
+            a.nnodes
+        );
     }
     if !(a.grace_s.is_finite() && a.grace_s >= 0.0) {
         bail!(
@@ -1060,11 +1113,7 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
     for r in 0..a.nprocs {
         let mut cmd = Command::new(&exe);
         cmd.args(&a.args)
-            .env("RANK", r.to_string())
-            .env("LOCAL_RANK", r.to_string())
-            .env("WORLD_SIZE", a.nprocs.to_string())
-            .env("MASTER_ADDR", "127.0.0.1")
-            .env("MASTER_PORT", port.to_string())
+            .envs(rank_env(&a, port, r))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // Keep NVLink multicast off in every rank (shared machines).
@@ -1077,8 +1126,11 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
                 cmd.env(k, v);
             }
         }
-        let mut child = cmd.spawn().with_context(|| format!("starting rank {r}"))?;
-        threads.extend(forward(&mut child, r));
+        let global = a.node_rank * a.nprocs + r;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting rank {global}"))?;
+        threads.extend(forward(&mut child, global));
         children.push(child);
     }
     // After the first failure the others get a grace period to notice (their watchdogs see
@@ -1117,13 +1169,18 @@ pub fn launch(a: LaunchArgs) -> Result<()> {
         let _ = t.join();
     }
     if let Some((r, st)) = failed {
+        let first = a.node_rank * a.nprocs;
         let others: Vec<String> = status
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != r)
-            .map(|(i, s)| format!("rank {i}: {}", s.as_deref().unwrap_or("?")))
+            .map(|(i, s)| format!("rank {}: {}", first + i as u32, s.as_deref().unwrap_or("?")))
             .collect();
-        bail!("rank {r} failed first ({st}); {}", others.join("; "));
+        bail!(
+            "rank {} failed first ({st}); {}",
+            first + r as u32,
+            others.join("; ")
+        );
     }
     Ok(())
 }
@@ -1327,6 +1384,49 @@ fn kernel_bench_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn launch_numbers_ranks_node_by_node_and_the_ranks_read_it_back() {
+        let a = LaunchArgs {
+            nprocs: 4,
+            port: Some(29555),
+            nnodes: 2,
+            node_rank: 1,
+            master_addr: Some("node0.example".into()),
+            grace_s: 5.0,
+            args: vec!["bench-gpu".into()],
+        };
+        for local in 0..4 {
+            let env = rank_env(&a, 29555, local);
+            let info = dcp_cuda::dist::RankInfo::from_lookup(|k| {
+                env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+            })
+            .unwrap();
+            assert_eq!(
+                (info.rank, info.local_rank, info.world, info.local_world),
+                (4 + local, local, 8, 4)
+            );
+            assert_eq!(info.nodes(), 2);
+            assert_eq!(
+                (info.master_addr.as_str(), info.master_port),
+                ("node0.example", 29555)
+            );
+        }
+        // One node: as before, every rank on 127.0.0.1 and planned as one node.
+        let one = LaunchArgs {
+            nnodes: 1,
+            node_rank: 0,
+            master_addr: None,
+            ..a
+        };
+        let env = rank_env(&one, 1234, 3);
+        let info = dcp_cuda::dist::RankInfo::from_lookup(|k| {
+            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        assert_eq!((info.rank, info.world, info.nodes()), (3, 4, 1));
+        assert_eq!(info.master_addr, "127.0.0.1");
+    }
 
     #[test]
     fn kernel_bench_shapes_are_fixed_and_checked() {

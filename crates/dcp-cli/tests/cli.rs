@@ -391,6 +391,56 @@ fn bench_gpu_host_side_runs_without_a_gpu() {
         &["bench-gpu", "--planners", "dcp@0", "--host-only"],
         &["dcp@0"],
     );
+    // Two nodes of 2: planned as 2x2; a world that does not split is refused.
+    let o = dcp(&[
+        "bench-gpu",
+        "--batches",
+        &b,
+        "--planners",
+        "ring",
+        "--host-only",
+        "--host-world",
+        "4",
+        "--host-nodes",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("planned for 4 devices (2x2)"));
+    fails_with(
+        &[
+            "bench-gpu",
+            "--host-only",
+            "--host-world",
+            "4",
+            "--host-nodes",
+            "3",
+        ],
+        &["--host-world 4", "--host-nodes 3"],
+    );
+}
+
+#[test]
+fn multi_node_launch_needs_its_rendezvous_named() {
+    fails_with(
+        &["launch", "-n", "2", "--nnodes", "2", "--", "bench-gpu"],
+        &["--nnodes 2 needs --port and --master-addr"],
+    );
+    fails_with(
+        &[
+            "launch",
+            "--nnodes",
+            "2",
+            "--node-rank",
+            "2",
+            "--port",
+            "1",
+            "--master-addr",
+            "a",
+            "--",
+            "bench-gpu",
+        ],
+        &["--node-rank 2 must be below --nnodes 2"],
+    );
 }
 
 #[test]

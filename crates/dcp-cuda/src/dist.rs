@@ -1,5 +1,5 @@
-//! Process group: torchrun-style environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
-//! MASTER_PORT), the NCCL unique-id exchange over a tiny TCP rendezvous (rank 0 listens on
+//! Process group: torchrun-style environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+//! MASTER_ADDR, MASTER_PORT), the NCCL unique-id exchange over a tiny TCP rendezvous (rank 0 listens on
 //! MASTER_ADDR:MASTER_PORT and sends the 128-byte id to every other rank; the connections stay
 //! open for the heartbeat), and the NCCL communicator, created within a deadline, with
 //! asynchronous error checking and an abort the watchdog can call from its thread.
@@ -22,6 +22,10 @@ pub struct RankInfo {
     pub rank: u32,
     pub world: u32,
     pub local_rank: u32,
+    /// Ranks per node (`LOCAL_WORLD_SIZE`; unset: `world`, one node). Ranks `n·local_world ..
+    /// (n+1)·local_world` are node `n`'s, as torchrun numbers them; plans are made for
+    /// [`Self::nodes`] × `local_world` GPUs.
+    pub local_world: u32,
     pub master_addr: String,
     pub master_port: u16,
 }
@@ -44,12 +48,20 @@ impl RankInfo {
         };
         let world = num("WORLD_SIZE", 1)?;
         let rank = num("RANK", 0)?;
-        let local_rank = num("LOCAL_RANK", rank)?;
         if world == 0 || rank >= world {
             return Err(CudaError::Env(format!(
                 "RANK={rank} must be below WORLD_SIZE={world}"
             )));
         }
+        let local_world = num("LOCAL_WORLD_SIZE", world)?;
+        if local_world == 0 || !world.is_multiple_of(local_world) {
+            return Err(CudaError::Env(format!(
+                "LOCAL_WORLD_SIZE={local_world} must divide WORLD_SIZE={world} (ranks per node, the same on every node)"
+            )));
+        }
+        // The GPU ordinal to open: not checked against RANK, since a launcher may show each
+        // process only its own GPU (LOCAL_RANK=0 everywhere).
+        let local_rank = num("LOCAL_RANK", rank % local_world)?;
         let master_addr = get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
         let master_port = match get("MASTER_PORT") {
             None => 29500,
@@ -68,9 +80,15 @@ impl RankInfo {
             rank,
             world,
             local_rank,
+            local_world,
             master_addr,
             master_port,
         })
+    }
+
+    /// Nodes of the job (`world / local_world`).
+    pub fn nodes(&self) -> u32 {
+        self.world / self.local_world
     }
 }
 
@@ -516,6 +534,41 @@ mod tests {
         assert!(RankInfo::from_lookup(env(&[("RANK", "2"), ("WORLD_SIZE", "2")])).is_err());
         assert!(RankInfo::from_lookup(env(&[("RANK", "x")])).is_err());
         assert!(RankInfo::from_lookup(env(&[("RANK", "0"), ("WORLD_SIZE", "2")])).is_err());
+        // Two nodes of 4: rank 6 is node 1's local rank 2.
+        let two_nodes = |extra: &'static [(&'static str, &'static str)]| {
+            let base: &'static [(&'static str, &'static str)] = &[
+                ("RANK", "6"),
+                ("WORLD_SIZE", "8"),
+                ("LOCAL_WORLD_SIZE", "4"),
+                ("MASTER_ADDR", "node0"),
+                ("MASTER_PORT", "29500"),
+            ];
+            move |k: &str| {
+                extra
+                    .iter()
+                    .chain(base)
+                    .find(|p| p.0 == k)
+                    .map(|p| p.1.to_string())
+            }
+        };
+        let r = RankInfo::from_lookup(two_nodes(&[])).unwrap();
+        assert_eq!((r.local_rank, r.local_world, r.nodes()), (2, 4, 2));
+        assert_eq!(r.master_addr, "node0");
+        let r = RankInfo::from_lookup(two_nodes(&[("LOCAL_RANK", "0")])).unwrap();
+        assert_eq!((r.local_rank, r.nodes()), (0, 2));
+        let err = |e: &'static [(&'static str, &'static str)]| {
+            RankInfo::from_lookup(two_nodes(e)).unwrap_err().to_string()
+        };
+        assert!(err(&[("LOCAL_WORLD_SIZE", "3")]).contains("must divide WORLD_SIZE=8"));
+        assert!(err(&[("LOCAL_WORLD_SIZE", "0")]).contains("LOCAL_WORLD_SIZE=0"));
+        // Without LOCAL_WORLD_SIZE: one node.
+        let r = RankInfo::from_lookup(env(&[
+            ("RANK", "3"),
+            ("WORLD_SIZE", "4"),
+            ("MASTER_PORT", "1"),
+        ]))
+        .unwrap();
+        assert_eq!((r.local_rank, r.nodes()), (3, 1));
     }
 
     fn free_port() -> u16 {
@@ -531,6 +584,7 @@ mod tests {
             rank,
             world,
             local_rank: rank,
+            local_world: world,
             master_addr: "127.0.0.1".into(),
             master_port: port,
         }

@@ -73,6 +73,8 @@ pub fn comm_from_id(gpu: &Gpu, id: &[u8], rank: u32, world: u32) -> Result<Nccl>
         rank,
         world,
         local_rank: gpu.ordinal as u32,
+        // Not known here and not needed: the caller's plans carry their topology.
+        local_world: world,
         master_addr: String::new(),
         master_port: 0,
     };
