@@ -36,12 +36,18 @@ from ._native import (  # noqa: F401  (re-exported)
 
 __version__ = _native.__version__
 
+# The planners that plan every shape (what comparisons and the tests run by default).
 PLANNERS = ("dcp", "ring", "zigzag", "local")
+# The head-parallel baselines: they refuse shapes they cannot split (Ulysses with more ranks than
+# query heads raises UnsupportedError). ``usp:H`` picks USP's head degree; ``ulysses-pp`` and
+# ``dcp-only`` are accepted too (see ``Planner``).
+HEAD_PARALLEL = ("ulysses", "usp")
 
 __all__ = [
     "Planner",
     "Plan",
     "PLANNERS",
+    "HEAD_PARALLEL",
     "form_batches",
     "generate_batches",
     "DcpError",
@@ -232,7 +238,9 @@ class Planner:
     """Plans batches of packed sequences over ``world_size`` ranks (``nodes`` nodes).
 
     Options are the CLI's: model shape (``heads``, ``kv_heads``, ``head_dim``, ``dtype``), token
-    ``block_size``, ``planner`` (dcp, ring, zigzag, local), default ``mask`` (causal, full,
+    ``block_size``, ``planner`` (dcp, ring, zigzag, local; the head-parallel ulysses, usp,
+    usp:H with head degree H, ulysses-pp; dcp-only: dcp's own placement, never a static
+    candidate; an unknown name raises InvalidSpecError listing them), default ``mask`` (causal, full,
     sliding-window:W, lambda[:S:W], shared-question[:FRAC:N], causal-blockwise[:B:K],
     prefix-lm:P), ``device_memory_gib`` (attention-buffer cap per rank), link speeds, ``seed``,
     ``cost_model`` (dcp's cost model: a path or JSON text, e.g. the ``<profile>.cost.json`` that

@@ -189,3 +189,22 @@ def test_token_epsilon_bounds_the_tokens_each_rank_holds():
     for bad in (-0.1, float("nan"), 11.0):
         with pytest.raises(dcp.InvalidSpecError, match="token_epsilon"):
             dcp.Planner(4, token_epsilon=bad, **kw)
+
+
+@pytest.mark.parametrize("name", dcp.HEAD_PARALLEL + ("usp:2", "ulysses-pp", "dcp-only"))
+def test_every_other_planner_name_plans_or_refuses_with_a_typed_error(name):
+    # 4 query heads over 2 ranks: every head-parallel planner can split them.
+    plan = planner(2, planner=name).plan([40, 17, 33])
+    assert plan.world_size == 2 and plan.total_tokens == 90
+    plan.validate()
+    if name.startswith("ulysses"):
+        # More ranks than query heads: Ulysses cannot split the heads and says so.
+        with pytest.raises(dcp.UnsupportedError, match="query heads"):
+            planner(8, planner=name).plan([40, 17, 33])
+
+
+def test_an_unknown_planner_lists_every_name():
+    with pytest.raises(dcp.InvalidSpecError) as e:
+        planner(2, planner="nope")
+    for n in dcp.PLANNERS + dcp.HEAD_PARALLEL + ("ulysses-pp", "dcp-only", "usp:H"):
+        assert n in str(e.value), n
