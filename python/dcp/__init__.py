@@ -251,8 +251,34 @@ class Planner:
     releases the GIL.
     """
 
-    def __init__(self, world_size: int, **options: Any):
-        self._p = _native.Planner(world_size, **options)
+    def __init__(
+        self,
+        world_size: int,
+        *,
+        nodes: int = 1,
+        heads: int = 8,
+        kv_heads: int = 2,
+        head_dim: int = 128,
+        dtype: str = "bf16",
+        block_size: int = 1024,
+        head_block: int | None = None,
+        planner: str = "dcp",
+        mask: str = "causal",
+        device_memory_gib: float = 80.0,
+        inter_gbps: float | None = None,
+        intra_gbps: float | None = None,
+        seed: int = 0,
+        cost_model: str | None = None,
+        token_epsilon: float | None = None,
+    ):
+        # The same keywords and defaults as the extension's (test_native_stubs.py holds them
+        # together), spelled out so that editors and type checkers see them.
+        self._p = _native.Planner(
+            world_size, nodes=nodes, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+            dtype=dtype, block_size=block_size, head_block=head_block, planner=planner,
+            mask=mask, device_memory_gib=device_memory_gib, inter_gbps=inter_gbps,
+            intra_gbps=intra_gbps, seed=seed, cost_model=cost_model, token_epsilon=token_epsilon,
+        )
 
     @property
     def world_size(self) -> int:

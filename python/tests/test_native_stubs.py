@@ -131,3 +131,9 @@ def test_bad_timeouts_are_refused_before_any_gpu_is_touched():
     for kw in ({"timeout_s": -1.0}, {"timeout_s": float("nan")}, {"blocking_timeout_s": 0.0}):
         with pytest.raises(dcp.InvalidSpecError, match="must be a positive number of seconds"):
             _native.CudaExecutor(0, 0, 1, **kw)
+
+
+def test_the_planner_wrapper_takes_the_extensions_keywords_and_defaults():
+    wrapper = runtime_params(dcp.Planner)
+    native = runtime_params(_native.Planner)
+    assert wrapper == native
