@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the dcp wheel and runs the Python package's tests (CPU; GPU tests skip with a message).
 # Uses a virtual environment under target/pyenv, created on first use (maturin, pytest, numpy,
-# torch and transformers from PyPI: ~5 GB with PyPI torch's NVIDIA wheels), reused while it imports.
+# torch, transformers and mypy from PyPI: ~5 GB with PyPI torch's NVIDIA wheels), reused while it imports.
 # pip runs without its download cache, which would hold a second copy of those wheels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +12,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install -q --no-cache-dir --upgrade pip
 fi
-if ! "$VENV/bin/python" -c "import torch, numpy, pytest, transformers" 2>/dev/null || [ ! -x "$VENV/bin/maturin" ]; then
+if ! "$VENV/bin/python" -c "import torch, numpy, pytest, transformers, mypy" 2>/dev/null || [ ! -x "$VENV/bin/maturin" ]; then
     free=$(df -Pk "$VENV" | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }')
-    echo "python/test.sh: pip install maturin pytest numpy torch transformers into $VENV (~5 GB; ${free} GB free there)"
-    "$VENV/bin/pip" install -q --no-cache-dir maturin pytest numpy torch transformers
+    echo "python/test.sh: pip install maturin pytest numpy torch transformers mypy into $VENV (~5 GB; ${free} GB free there)"
+    "$VENV/bin/pip" install -q --no-cache-dir maturin pytest numpy torch transformers mypy
 fi
 rm -rf target/pywheels
 (cd python && "../$VENV/bin/maturin" build -q -o ../target/pywheels)

@@ -88,6 +88,7 @@ class PlanningDataLoader:
             self._seqs = None
             self._groups = None
         else:
+            assert sequences is not None  # checked above: exactly one of the two is given
             seqs = [np.asarray(s.cpu() if hasattr(s, "cpu") else s, dtype=np.int64).reshape(-1) for s in sequences]
             if not seqs:
                 raise BadLengthsError("the dataset has no sequences")
@@ -108,7 +109,7 @@ class PlanningDataLoader:
         return len(self._lengths)
 
     def _tokens(self, index: int) -> list[np.ndarray]:
-        if self._seqs is not None:
+        if self._seqs is not None and self._groups is not None:
             return [self._seqs[i] for i in self._groups[index]]
         rng = np.random.default_rng([self.seed, index])
         return [rng.integers(0, self.vocab_size, size=n, dtype=np.int64) for n in self._lengths[index]]
@@ -125,14 +126,16 @@ class PlanningDataLoader:
             pos = plan.position_ids(self.rank)
             idx = plan.indices(self.rank)
             ids_r, labels_r = ids[idx], labels[idx]
-            if self.as_torch:
-                import torch
-
-                ids_r, labels_r, pos = (torch.from_numpy(x).to(self.device) for x in (ids_r, labels_r, pos))
             self.wait_s_total += wait_s
             self.planned_batches += 1
             _ = t0
-            yield Batch(index, plan, ids_r, labels_r, pos, wait_s, self._lengths[index])
+            if self.as_torch:
+                import torch
+
+                t_ids, t_labels, t_pos = (torch.from_numpy(x).to(self.device) for x in (ids_r, labels_r, pos))
+                yield Batch(index, plan, t_ids, t_labels, t_pos, wait_s, self._lengths[index])
+            else:
+                yield Batch(index, plan, ids_r, labels_r, pos, wait_s, self._lengths[index])
 
     def close(self) -> None:
         self._queue.close()

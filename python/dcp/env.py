@@ -10,8 +10,8 @@ import site
 
 
 def exports() -> list[str]:
-    out = []
-    paths = []
+    out: list[str] = []
+    paths: list[str] = []
     for sp in site.getsitepackages():
         nv = os.path.join(sp, "nvidia")
         nccl = os.path.join(nv, "nccl", "lib", "libnccl.so.2")

@@ -53,8 +53,8 @@ class _AllRanksCpu(torch.autograd.Function):
         kv = torch.cat([plan.undispatch([x.detach() for x in ks]), plan.undispatch([x.detach() for x in vs])], -1)
         kv = kv.double().contiguous()
         zeros = np.zeros(q.numel())
-        o, _lse, _dq, _dkv = _native.cpu_attention(plan._p, q.numpy(), kv.numpy(), zeros)
-        o = torch.from_numpy(o).view(q.shape)
+        o_np, _lse, _dq, _dkv = _native.cpu_attention(plan._p, q.numpy(), kv.numpy(), zeros)
+        o = torch.from_numpy(o_np).view(q.shape)
         ctx.plan, ctx.world = plan, world
         ctx.dtypes = [x.dtype for x in tensors]
         ctx.save_for_backward(q, kv)
@@ -238,7 +238,14 @@ def prepare(plan: Plan, rank: int) -> None:
         raise InvalidSpecError(
             f"the plan has {plan.world_size} ranks but the process group has {_EXECUTOR_WORLD}"
         )
-    _EXECUTOR.prepare(plan._p, rank)
+    _executor().prepare(plan._p, rank)
+
+
+def _executor() -> "_native.CudaExecutor":
+    """The process's executor; an error where :func:`init` has not made one."""
+    if _EXECUTOR is None:
+        raise GpuLibraryError("dcp.torch: no CUDA executor in this process (dcp.torch.init() makes it)")
+    return _EXECUTOR
 
 
 def _addr(t: torch.Tensor) -> tuple[int, int]:
@@ -252,7 +259,7 @@ def _stream(device: torch.device) -> int:
 class _CudaAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, plan: Plan, rank: int):
-        ex = _EXECUTOR
+        ex = _executor()
         q = q.contiguous()
         kv = torch.cat([k, v], -1).contiguous()
         o = torch.empty_like(q)
@@ -285,9 +292,9 @@ class _CudaAttention(torch.autograd.Function):
         dkv = torch.empty(kv_shape, dtype=dtype, device=device)
         stream = _stream(device)
         none = (0, 0)
-        _EXECUTOR.backward(
-            ctx.plan._p, ctx.rank, stream,
-            *(none if x is None else _addr(x) for x in (q, kv, o, lse)),
+        a_q, a_kv, a_o, a_lse = (none if x is None else _addr(x) for x in (q, kv, o, lse))
+        _executor().backward(
+            ctx.plan._p, ctx.rank, stream, a_q, a_kv, a_o, a_lse,
             _addr(d_o), _addr(dq), _addr(dkv),
             [_addr(s) for s in saved],
         )
