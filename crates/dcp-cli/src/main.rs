@@ -53,7 +53,7 @@ enum Cmd {
     Calibrate(cmd_gpu::CalibrateArgs),
     /// Markdown report with speed-up plots from the 4-GPU matrix's JSON (bench/gpu/x4_matrix.sh).
     GpuReport(cmd_report::GpuReportArgs),
-    /// Start N local ranks of a dcp subcommand with torchrun-style environment variables.
+    /// Start N local ranks of a dcp subcommand with torchrun-style environment variables (one node of several with --nnodes).
     Launch(cmd_gpu::LaunchArgs),
 }
 
