@@ -123,6 +123,32 @@ fn stalled(info: &RankInfo, step: &str, peers: Vec<u32>, timeout: Duration) -> C
     }))
 }
 
+/// A line on stderr while a wait goes on: the first after `every`, then one per `every`.
+struct WaitNote {
+    every: Duration,
+    next: Instant,
+}
+
+impl WaitNote {
+    fn new(every: Duration) -> Self {
+        WaitNote {
+            every,
+            next: Instant::now() + every,
+        }
+    }
+
+    /// Prints `line()` when the next note is due; returns whether it printed.
+    fn tick(&mut self, line: impl FnOnce() -> String) -> bool {
+        let now = Instant::now();
+        if now < self.next {
+            return false;
+        }
+        self.next = now + self.every;
+        eprintln!("dcp: {}", line());
+        true
+    }
+}
+
 /// Exchanges `payload` (from rank 0) with every rank over TCP within `timeout`; returns it on
 /// every rank with the connections left open. Every rank introduces itself (rank, world size);
 /// rank 0 checks them. On expiry the error names the ranks that did not show up.
@@ -145,6 +171,8 @@ pub fn rendezvous(
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     };
+    // Ranks of other nodes may start much later: say what this one waits for, now and then.
+    let mut note = WaitNote::new(Duration::from_secs(10));
     if info.rank == 0 {
         let data = payload
             .ok_or_else(|| CudaError::Rendezvous("rank 0 needs the payload to serve".into()))?
@@ -186,12 +214,21 @@ pub fn rendezvous(
                     links.push((r, s));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if Instant::now() >= deadline {
-                        let missing = (1..info.world)
+                    let missing = || -> Vec<u32> {
+                        (1..info.world)
                             .filter(|r| !links.iter().any(|l| l.0 == *r))
-                            .collect();
-                        return Err(stalled(info, "rendezvous", missing, timeout));
+                            .collect()
+                    };
+                    if Instant::now() >= deadline {
+                        return Err(stalled(info, "rendezvous", missing(), timeout));
                     }
+                    note.tick(|| {
+                        format!(
+                            "rank 0: waiting for ranks {:?} to join at {addr} (rendezvous; giving up in {:.0} s)",
+                            missing(),
+                            left().as_secs_f64()
+                        )
+                    });
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => return Err(rz(e, "accept")),
@@ -244,6 +281,13 @@ pub fn rendezvous(
                     });
                 }
                 Err(_) if Instant::now() < deadline => {
+                    note.tick(|| {
+                        format!(
+                            "rank {}: waiting for rank 0 at {addr} (rendezvous; giving up in {:.0} s)",
+                            info.rank,
+                            left().as_secs_f64()
+                        )
+                    });
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(_) => return Err(stalled(info, "rendezvous", vec![0], timeout)),
@@ -569,6 +613,15 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((r.local_rank, r.nodes()), (3, 1));
+    }
+
+    #[test]
+    fn wait_notes_come_once_per_period() {
+        let mut n = WaitNote::new(Duration::from_millis(40));
+        assert!(!n.tick(|| unreachable!("not due yet")));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(n.tick(|| "waiting".into()));
+        assert!(!n.tick(|| unreachable!("printed just now")));
     }
 
     fn free_port() -> u16 {
