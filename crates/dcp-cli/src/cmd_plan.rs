@@ -374,9 +374,6 @@ pub struct DemoArgs {
 /// The planners `dcp demo` compares: [`PLANNERS`] and the head-parallel baselines, dcp last.
 const DEMO_PLANNERS: [&str; 6] = ["ring", "zigzag", "local", "ulysses", "usp", "dcp"];
 
-/// The static planners dcp is measured against (`local` is no context parallelism at all).
-const DEMO_STATIC: [&str; 4] = ["ring", "zigzag", "ulysses", "usp"];
-
 /// One planned batch of `dcp demo`, or the planner's refusal of its shape.
 struct DemoRow {
     mask: &'static str,
@@ -544,7 +541,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         let Some((dt, db)) = sum("dcp") else {
             bail!("dcp did not plan every {mask} batch");
         };
-        let best = DEMO_STATIC
+        // The static baselines (`local` is no context parallelism at all).
+        let best = dcp_sim::bench::STATIC
             .iter()
             .filter_map(|&p| sum(p).map(|(t, b)| (p, t, b)))
             .min_by(|x, y| x.1.total_cmp(&y.1));

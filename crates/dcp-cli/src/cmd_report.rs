@@ -37,8 +37,8 @@ pub struct GpuReportArgs {
     pub sim: Vec<PathBuf>,
 }
 
-/// Static context-parallel planners: the baselines dcp is compared with.
-pub const STATIC: &[&str] = &["ring", "zigzag", "ulysses", "usp"];
+/// Static context-parallel planners: the baselines dcp is compared with (the simulator's list).
+pub use dcp_sim::bench::STATIC;
 /// Columns of the time tables, in order (dcp last).
 const COLUMNS: &[&str] = &["ring", "zigzag", "ulysses", "usp", "local"];
 

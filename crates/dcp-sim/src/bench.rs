@@ -474,21 +474,18 @@ pub fn paper_speedup(dataset: &str, pass: &str, scale: f64) -> Option<f64> {
         })
 }
 
-fn fmt_ms(x: f64) -> String {
+/// `x` with `decimals` decimals, or `–` where no run of the cell planned (a planner that
+/// refused every batch).
+fn fmt_finite(x: f64, decimals: usize) -> String {
     if x.is_finite() {
-        format!("{x:.2}")
+        format!("{x:.decimals$}")
     } else {
         "–".into()
     }
 }
 
-/// Megabytes, or `–` where no run of the cell planned (a planner that refused every batch).
-fn fmt_mb(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.0}")
-    } else {
-        "–".into()
-    }
+fn fmt_ms(x: f64) -> String {
+    fmt_finite(x, 2)
 }
 
 fn fmt_x(x: f64) -> String {
@@ -588,7 +585,11 @@ pub fn markdown_tables(cfg: &CompareConfig, s: &Summary) -> String {
                         let cell = m
                             .get(p)
                             .map(|x| {
-                                format!("{} / {}", fmt_mb(x.fwd_inter_mb), fmt_mb(x.bwd_inter_mb))
+                                format!(
+                                    "{} / {}",
+                                    fmt_finite(x.fwd_inter_mb, 0),
+                                    fmt_finite(x.bwd_inter_mb, 0)
+                                )
                             })
                             .unwrap_or_else(|| "–".into());
                         out += &format!(" {cell} |");
