@@ -214,12 +214,13 @@ def executor_stats() -> dict:
 
 def shutdown(timeout_s: float = 300.0) -> None:
     """Waits for the executor's work and frees it (GPU buffers, NCCL communicator). Every rank
-    calls it at the same point, before ``torch.distributed.destroy_process_group()``."""
+    calls it at the same point, before ``torch.distributed.destroy_process_group()``. The
+    executor is let go even when that wait fails (PeerFailureError after a stall or a peer's
+    failure), so that a later :func:`init` starts a fresh one."""
     global _EXECUTOR, _EXECUTOR_WORLD
     if _EXECUTOR is not None:
-        _EXECUTOR.synchronize(timeout_s)
-        _EXECUTOR = None
-        _EXECUTOR_WORLD = 1
+        ex, _EXECUTOR, _EXECUTOR_WORLD = _EXECUTOR, None, 1
+        ex.synchronize(timeout_s)
 
 
 def prepare(plan: Plan, rank: int) -> None:

@@ -100,7 +100,35 @@ def main():
     e_dq = ((ql.grad.float() - want_dq).abs().max() / want_dq.abs().max()).item()
     prep_ok = n1 - n0 == 2 and n2 == n1 and e_o < TOL_O and e_dq < TOL_GRAD
     ok &= prep_ok
-    dtorch.shutdown()
+    # synchronize(timeout_s): returns once the work is done; a deadline shorter than the queued
+    # work raises PeerFailureError, fails the executor (later calls raise too), and shutdown
+    # still lets it go. One GPU only: a stall aborts the executor's NCCL communicator.
+    dtorch.synchronize(60.0)
+    sync_note = "synchronize(60 s) returned"
+    if world == 1:
+        big = dcp.Planner(1, heads=H, kv_heads=HK, head_dim=D, planner="local").plan([65536], mask="causal")
+        dtorch.prepare(big, rank)
+        qb, kb, vb = (torch.randn(65536, h, D, device=dev, dtype=torch.bfloat16) for h in (H, HK, HK))
+        torch.cuda.synchronize()
+        with torch.no_grad():
+            for _ in range(4):  # ~4 x 9 TFLOP of forward: tens of ms queued
+                dtorch.attention(qb, kb, vb, big, rank)
+        raised = []
+        for what, call in (("synchronize(1 ms)", lambda: dtorch.synchronize(1e-3)),
+                           ("attention after the stall", lambda: dtorch.attention(qb, kb, vb, big, rank)),
+                           ("shutdown", dtorch.shutdown)):
+            try:
+                call()
+                raised.append(f"{what}: returned")
+            except dcp.PeerFailureError as e:
+                raised.append(f"{what}: PeerFailureError ({str(e)[:60]})")
+        sync_ok = all("PeerFailureError" in r for r in raised) and dtorch._EXECUTOR is None
+        sync_note += "; " + "; ".join(raised) + f"; executor let go: {dtorch._EXECUTOR is None}"
+        torch.cuda.synchronize()
+    else:
+        dtorch.shutdown()
+        sync_ok = True
+    ok &= sync_ok
     if rank == 0:
         print(f"{'planner':8} {'plan':12} {'mask':24} {'o':>8} {'dq':>8} {'dk':>8} {'dv':>8}  ok")
         for r in rows:
@@ -108,6 +136,7 @@ def main():
         print(f"device memory in use, calls 12 → 60 (6 plans, cache 4): {mem[11] / 2**20:.0f} → {mem[-1] / 2**20:.0f} MiB (growth {grow:.1f} MiB) ok={mem_ok}")
         print(f"prepared ahead: {n1 - n0} programs by dcp.torch.prepare, {n2 - n1} by the calls after it; "
               f"o {e_o:.4f}, dq {e_dq:.4f} ok={prep_ok}")
+        print(f"{sync_note} ok={sync_ok}")
         print(f"relative max error tolerance: o {TOL_O}, gradients {TOL_GRAD} (bf16 inputs vs fp32 dense reference)")
         out = os.environ.get("DCP_GPU_OUT")
         if out:
