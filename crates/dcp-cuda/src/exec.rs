@@ -979,6 +979,7 @@ impl Lowering<'_> {
         let mut wl = WorkLists::default();
         if kernels.fwd_family == KernelFamily::Sm90Wgmma {
             wl.mask_mode = TileMasks::sm90(true)?;
+            wl.partial_first = kernels.partial_first.0;
             wl.half_mode = kernels.fwd_half.enabled();
             wl.half_bits = wl.half_mode && kernels.fwd_halfbits;
         }
@@ -1234,6 +1235,7 @@ impl Lowering<'_> {
         let mut wl = WorkLists::default();
         if kernels.bwd_family == KernelFamily::Sm90Wgmma {
             wl.mask_mode = TileMasks::sm90(false)?;
+            wl.partial_first = kernels.partial_first.1;
         }
         let br = kernels.bwd_br;
         let bc = kernels.bwd_bc();
@@ -1369,7 +1371,10 @@ impl Lowering<'_> {
         // several CTAs: long lists (attention sinks, full masks) would otherwise
         // serialise on one SM. Aim for a few waves of CTAs.
         let total: u64 = pending.iter().map(|p| p.3.len() as u64 * p.2 as u64).sum();
-        let chunk = total.div_ceil(4 * self.gpu.sm_count.max(1) as u64).max(8) as usize;
+        let mut chunk = total.div_ceil(4 * self.gpu.sm_count.max(1) as u64).max(8) as usize;
+        if kernels.bwd_order == TaskOrder::Whole {
+            chunk = chunk.max(pending.iter().map(|p| p.3.len()).max().unwrap_or(0));
+        }
         // Owned dK/dV rows ([`own`], head dim 128): a task that alone adds into its kv tile's
         // dK/dV rows, which are zero (its work's dKV regions are its own, its list unsplit),
         // stores them.

@@ -1220,3 +1220,62 @@ fn family_follows_device_and_head_dim() {
         assert!(e.contains("head dim"), "{e}");
     }
 }
+
+/// `DCP_CUDA_PARTIAL_FIRST`: unset is the backward only; the forms are taken, others refused
+/// with the variable named.
+#[test]
+fn partial_first_is_parsed_or_refused() {
+    use crate::knobs::partial_first_with;
+    assert_eq!(partial_first_with(None).unwrap(), (false, true));
+    assert_eq!(partial_first_with(Some(" ")).unwrap(), (false, true));
+    assert_eq!(partial_first_with(Some("bwd")).unwrap(), (false, true));
+    assert_eq!(partial_first_with(Some("0")).unwrap(), (false, false));
+    assert_eq!(partial_first_with(Some("1")).unwrap(), (true, true));
+    assert_eq!(partial_first_with(Some("fwd")).unwrap(), (true, false));
+    for bad in ["2", "both", "yes"] {
+        let e = partial_first_with(Some(bad)).unwrap_err().to_string();
+        assert!(e.contains(&format!("DCP_CUDA_PARTIAL_FIRST={bad}")), "{e}");
+    }
+}
+
+/// Tasks are claimed longest first; with `partial_first`, among equal lengths those with more
+/// partial tiles first (the rest keep their order); `keep_order` leaves them as built.
+#[test]
+fn tasks_sort_longest_then_most_partial_first() {
+    // Tiles: task 0 (2 full), task 1 (2, one partial), task 2 (3 full), task 3 (2, both
+    // partial), task 4 (2 full).
+    let tiles = vec![
+        0,
+        1,
+        2,
+        PARTIAL | 3,
+        4,
+        5,
+        6,
+        PARTIAL | 7,
+        PARTIAL | 8,
+        9,
+        10,
+    ];
+    let tasks = vec![
+        task(0, 0, 0, 2),
+        task(1, 0, 2, 2),
+        task(2, 0, 4, 3),
+        task(3, 0, 7, 2),
+        task(4, 0, 9, 2),
+    ];
+    let order = |partial_first: bool, keep_order: bool| {
+        let mut wl = WorkLists {
+            tiles: tiles.clone(),
+            tasks: tasks.clone(),
+            partial_first,
+            keep_order,
+            ..Default::default()
+        };
+        wl.sort_tasks();
+        wl.tasks.iter().map(|t| t.work).collect::<Vec<_>>()
+    };
+    assert_eq!(order(false, false), vec![2, 0, 1, 3, 4]);
+    assert_eq!(order(true, false), vec![2, 3, 1, 0, 4]);
+    assert_eq!(order(true, true), vec![0, 1, 2, 3, 4]);
+}

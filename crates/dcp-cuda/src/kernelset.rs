@@ -91,6 +91,9 @@ pub struct Kernels {
     pub bwd_order: TaskOrder,
     /// Print each backward launch's piece-size model to stderr (`DCP_CUDA_BWD_PIECE_LOG=1`).
     pub piece_log: bool,
+    /// (forward, backward): among tasks of equal length, those with more partial tiles are
+    /// claimed first (`DCP_CUDA_PARTIAL_FIRST`, `WorkLists::sort_tasks`).
+    pub partial_first: (bool, bool),
     /// The chain kernel computes D = rowsum(dO * O) at each q tile's first visit and chained
     /// launches drop their D pre-pass ([`own::chain_dd_launch`], `DCP_CUDA_BWD_CHAIN_DD`);
     /// only where chains are on.
@@ -214,6 +217,9 @@ impl Kernels {
         let bwd_order = TaskOrder::from_env().map_err(CudaError::Unsupported)?;
         let piece_log = crate::switch::from_env("DCP_CUDA_BWD_PIECE_LOG", false)
             .map_err(CudaError::Unsupported)?;
+        let partial_first = crate::knobs::partial_first_with(
+            std::env::var("DCP_CUDA_PARTIAL_FIRST").ok().as_deref(),
+        )?;
         let chain_dd = match bwd_family {
             KernelFamily::Sm90Wgmma if d == 128 => {
                 own::chain_dd_from_env().map_err(CudaError::Unsupported)? && chain != ChainMode::Off
@@ -482,6 +488,7 @@ impl Kernels {
             chain,
             bwd_order,
             piece_log,
+            partial_first,
             chain_dd,
         })
     }

@@ -40,6 +40,9 @@
 pub enum TaskOrder {
     /// Pieces of `chunk` in list order (sessions up to 11).
     List,
+    /// No list cut: every kv tile's q-tile list is one task (its dK/dV stored, not added in
+    /// fp32, where the launch owns them). An ablation of the cuts (session 36).
+    Whole,
     /// List order; split lists in pieces of the model-chosen size ([`even_piece`]), but only
     /// where that size's modelled makespan is at least `min_gain_bp` basis points (0.01 %)
     /// shorter than `chunk`'s.
@@ -65,6 +68,7 @@ impl TaskOrder {
         match v.map(str::trim) {
             None | Some("") => Ok(DEFAULT_ORDER),
             Some("list") => Ok(TaskOrder::List),
+            Some("whole") => Ok(TaskOrder::Whole),
             Some("even") => Ok(DEFAULT_ORDER),
             Some(o) => match o.strip_prefix("even:") {
                 Some(g) => match g.trim().parse::<f64>() {
@@ -76,7 +80,10 @@ impl TaskOrder {
                         "the gain after even: must be a percentage in 0..=100",
                     )),
                 },
-                None => Err(bad(o, "expected list, even or even:G (G a percentage)")),
+                None => Err(bad(
+                    o,
+                    "expected list, whole, even or even:G (G a percentage)",
+                )),
             },
         }
     }
@@ -359,6 +366,7 @@ mod tests {
         assert_eq!(TaskOrder::parse(None), Ok(DEFAULT_ORDER));
         assert_eq!(TaskOrder::parse(Some("list")), Ok(TaskOrder::List));
         assert_eq!(TaskOrder::parse(Some("even")), Ok(DEFAULT_ORDER));
+        assert_eq!(TaskOrder::parse(Some("whole")), Ok(TaskOrder::Whole));
         assert_eq!(
             TaskOrder::parse(Some("even:1.5")),
             Ok(TaskOrder::Even { min_gain_bp: 150 })

@@ -30,6 +30,9 @@ pub(super) struct WorkLists {
     pub(super) mask_seen: tilemask::Distinct,
     /// The tasks are in launch order already (chains, [`own::order_chains`]): not sorted.
     pub(super) keep_order: bool,
+    /// [`Self::finish`]: among tasks of equal length, those with more partial tiles first
+    /// (`DCP_CUDA_PARTIAL_FIRST`).
+    pub(super) partial_first: bool,
     /// sm90 forward, `DCP_CUDA_FWD_HALF` on: per entry of `tiles`, whether it is a half tile
     /// ([`tilemask::fwd_half`]); [`Self::order_fwd_half`] puts them first in each task's list.
     pub(super) half_mode: bool,
@@ -724,13 +727,35 @@ impl WorkLists {
         self.keep_order = true;
     }
 
-    /// Sorts the tasks longest first (better tail balance), counts them, and puts the six
+    /// The launch order of the tasks (unless [`Self::keep_order`]): longest first, and with
+    /// [`Self::partial_first`] among equal lengths those with more partial tiles first. A
+    /// partial tile's step runs the masked path, which costs more: one 8 096-token full-mask
+    /// document's backward has one masked kv tile list, whose pieces had been claimed last
+    /// among their length and ran in the launch's tail (backward +11.5 % at D 128, +24 % at
+    /// D 64 with them first; bench/results/gpu-x1-2026-12-01s36/ call 3).
+    pub(super) fn sort_tasks(&mut self) {
+        if self.keep_order {
+            return;
+        }
+        use std::cmp::Reverse;
+        if self.partial_first {
+            let tiles = &self.tiles;
+            // Stable (keyed with the index), so equal keys keep their list order.
+            self.tasks.sort_by_cached_key(|t| {
+                let own = &tiles[t.tiles_off as usize..(t.tiles_off + t.tiles_n) as usize];
+                let partial = own.iter().filter(|&&x| x & PARTIAL != 0).count();
+                (Reverse(t.tiles_n), Reverse(partial))
+            });
+        } else {
+            self.tasks.sort_by_key(|t| Reverse(t.tiles_n));
+        }
+    }
+
+    /// Orders the tasks ([`Self::sort_tasks`]: longest first, for the tail), counts them, and puts the six
     /// arrays into the arena: the launch's grid and its first six arguments (works, segments,
     /// tasks, tiles, row pointers, ranges).
     pub(super) fn finish(mut self, arena: &mut Arena, stats: &mut ProgramStats) -> (u32, Vec<Arg>) {
-        if !self.keep_order {
-            self.tasks.sort_by_key(|t| std::cmp::Reverse(t.tiles_n));
-        }
+        self.sort_tasks();
         stats.attn_tasks += self.tasks.len();
         let args = vec![
             Arg::Arena(arena.push(as_bytes(&self.works))),
