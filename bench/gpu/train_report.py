@@ -33,7 +33,7 @@ def main(out):
             rows = steady(s, st)
             med = statistics.median(r["step_s"] for r in rows)
             plans = sorted({r["plan"] for r in rows})
-            sp = best / s["mean_step_s"] if best else float("nan")
+            sp = best / s["mean_step_s"] if best else None  # no static planner ran: a dash
             g0, g1 = s["gpu_used_gib_first_last"]
             # Rows written before train.py recorded them have no token imbalance / prepare time.
             imb = [r["token_imbalance"] for r in rows if "token_imbalance" in r]
@@ -44,7 +44,7 @@ def main(out):
             if wait:  # the part spent waiting for the GPU (train.py since session 18)
                 prep_s += f" (wait {statistics.mean(wait) * 1e3:.0f})"
             print(f"| {s['dataset']} | {s['mask']} | {s['planner']} | {', '.join(plans)} | {s['mean_step_s'] * 1e3:.0f}, {med * 1e3:.0f} "
-                  f"| {s['mean_tokens_per_s_per_gpu']:.0f} | {sp:.3f} | {s['loader_wait_s_total'] * 1e3:.1f} ms "
+                  f"| {s['mean_tokens_per_s_per_gpu']:.0f} | {'–' if sp is None else f'{sp:.3f}'} | {s['loader_wait_s_total'] * 1e3:.1f} ms "
                   f"| {imb_s} | {prep_s} | {s['peak_mem_gib']:.2f} | {g0:.2f}→{g1:.2f} |")
             report["training"].append({**s, "median_step_s": med, "plans_used": plans, "speedup_vs_best_static": sp,
                                        "steps_measured": len(rows)})
