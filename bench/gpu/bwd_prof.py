@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""A measurement-only copy of attn_bwd_sm90.cu with per-step clock stamps of each consumer
+warpgroup (session 36: why a partial kv tile's steps cost 1.5-2x a full tile's; the forward's
+counterpart is fwd_prof.py). Summarise a dump with bench/gpu/bwd_prof_sum.py. The measurement
+binary is ../results/kernels-2026-11-29-kf13b/prof_host.diff applied to gpu.rs (it copies the
+`g_pf` array of every loaded module to DCP_CUDA_PROF_DUMP=DIR at exit). When the backward
+kernel's source changes, a pattern here fails with an AssertionError naming it.
+
+    bench/gpu/bwd_prof.py SRC_DIR DST_DIR
+
+Copies SRC_DIR's kernel files to DST_DIR and patches its attn_bwd_sm90.cu. Every launch of the
+patched kernel overwrites the stamps, so a dump holds the last launch's. Thread 0 of each
+consumer warpgroup writes, for the first PF_MAXS steps (pairs of q tiles at D 64) of the CTA's
+first task, the low 32 bits of %clock into `g_pf[SM][cw][step][slot]` (u32 [132][2][PF_MAXS + 1][8];
+one st.global per stamp, no printf: a call in the kernel makes ptxas serialise its wgmma):
+
+  0 step top (before the stage wait)     1 stage landed (S^T and dP^T issued next)
+  2 S^T, dP^T done                       3 P^T, dS^T formed and dV issued
+  4 dS^T stored, ds_full arrived         5 dQ of the step before written (0 in a task's first step)
+  6 step end (dV, dK waited for; stage released)
+  7 the step's first tile word (bit 31: partial)
+
+Row PF_MAXS of each warpgroup is a header: 0 SM id + 1 (0: no CTA ran there), 1 work, 2 kv tile
+(TaskDesc.row0), 3 q tiles of the task, 4 TaskDesc.pad, 5 steps of the task, 6 clock at the
+task's start.
+"""
+import os
+import shutil
+import sys
+
+PF_MAXS = 64
+
+GLOBALS = r"""
+// ---- bwd_prof.py: per-step clock stamps (measurement only) ----
+#define PF_MAXS %d
+__device__ unsigned int g_pf[132][2][PF_MAXS + 1][8];
+__device__ __forceinline__ unsigned int pf_clk() {
+  unsigned int c;
+  asm volatile("mov.u32 %%0, %%%%clock;" : "=r"(c));
+  return c;
+}
+__device__ __forceinline__ unsigned int pf_smid() {
+  unsigned int s;
+  asm volatile("mov.u32 %%0, %%%%smid;" : "=r"(s));
+  return s;
+}
+#define PF_ON(step) ((tid & 127) == 0 && tq == 0 && pf_sm < 132u && (step) < PF_MAXS)
+#define PFS(step, slot) do { if (PF_ON(step)) g_pf[pf_sm][cw][step][slot] = pf_clk(); } while (0)
+#define PFV(step, slot, v) do { if (PF_ON(step)) g_pf[pf_sm][cw][step][slot] = (v); } while (0)
+// ---- end bwd_prof.py ----
+""" % PF_MAXS
+
+
+def patch(s):
+    def once(old, new):
+        nonlocal s
+        assert s.count(old) == 1, f"pattern not found once in attn_bwd_sm90.cu: {old!r}"
+        s = s.replace(old, new)
+
+    once("DCP_PDL_KERNEL(dcp_attn_bwd_sm90)", GLOBALS + "DCP_PDL_KERNEL(dcp_attn_bwd_sm90)")
+    once("  u32 gt = 0;  // steps of this CTA so far",
+         "  const u32 pf_sm = pf_smid();\n  u32 gt = 0;  // steps of this CTA so far")
+    once("    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles",
+         "    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles\n"
+         "    if ((tid & 127) == 0 && tq == 0 && pf_sm < 132u) {\n"
+         "      unsigned int* hd = g_pf[pf_sm][cw][PF_MAXS];\n"
+         "      hd[0] = pf_sm + 1; hd[1] = tk->work; hd[2] = tk->row0; hd[3] = tiles_n;\n"
+         "      hd[4] = tk->pad; hd[5] = n_pairs; hd[6] = pf_clk();\n"
+         "    }")
+    once("      wait_full(gt);", "      PFS(p, 0);\n      wait_full(gt);\n      PFS(p, 1);")
+    once("      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST);",
+         "      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST);\n      PFV(p, 7, words[0]);")
+    once("        wg_wait<0>();  // S^T and dP^T", "        wg_wait<0>();  // S^T and dP^T\n        PFS(p, 2);")
+    once("        BWD_RS_MMA(dv, pa, DESC_DV);", "        BWD_RS_MMA(dv, pa, DESC_DV);\n        PFS(p, 3);")
+    once("      mbar_arrive(ds_full(buf));", "      mbar_arrive(ds_full(buf));\n      PFS(p, 4);")
+    once("        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);",
+         "        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);\n        PFS(p, 5);")
+    once("      mbar_arrive(empty_bar(s));", "      PFS(p, 6);\n      mbar_arrive(empty_bar(s));")
+    return s
+
+
+def main():
+    src, dst = sys.argv[1], sys.argv[2]
+    os.makedirs(dst, exist_ok=True)
+    for f in os.listdir(src):
+        shutil.copy(os.path.join(src, f), os.path.join(dst, f))
+    p = os.path.join(dst, "attn_bwd_sm90.cu")
+    with open(p) as f:
+        s = patch(f.read())
+    with open(p, "w") as f:
+        f.write(s)
+    print(f"patched {p}: per-step stamps of the CTA's first task, {PF_MAXS} steps")
+
+
+if __name__ == "__main__":
+    main()

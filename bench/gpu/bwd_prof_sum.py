@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Summarise the backward's per-step stamps (bench/gpu/bwd_prof.py's patched kernel, dumped by the
+measurement binary under DCP_CUDA_PROF_DUMP=DIR): the phases of a consumer warpgroup's step in
+clocks, averaged over the recorded steps of each CTA's first task (its first SKIP steps left out:
+the pipeline's fill), for the steps of partial tiles and of full tiles apart, and per CTA with the
+slowest listed first.
+
+    bench/gpu/bwd_prof_sum.py DIR/pf_*.bin [--skip N] [--ctas N]
+
+Phases: wait (stage wait), S+dP (until both wgmma are done), P,dS+dV (probabilities, dS, dV
+issued), dS store (into shared memory, ds_full), dQ prev (dQ of the step before and dK issued,
+written out), end (dV / dK waited for), step (top to top of the next step).
+"""
+import argparse
+import array
+import statistics
+import sys
+
+NCTA, NWG, NSLOT = 132, 2, 8
+PHASES = [("wait", 0, 1), ("S+dP", 1, 2), ("P,dS+dV", 2, 3), ("dS store", 3, 4), ("dQ prev", 4, 5), ("end", 5, 6)]
+
+
+def load(path):
+    raw = array.array("I")
+    with open(path, "rb") as f:
+        raw.frombytes(f.read())
+    rows = len(raw) // (NCTA * NWG * NSLOT)
+    if rows * NCTA * NWG * NSLOT != len(raw) or rows < 2:
+        raise SystemExit(f"{path}: {len(raw) * 4} bytes is not a bwd_prof.py dump (u32 [132][2][S + 1][8])")
+    maxs = rows - 1
+
+    def at(sm, w, step, slot):
+        return raw[((sm * NWG + w) * rows + step) * NSLOT + slot]
+
+    return maxs, at
+
+
+def d(a, b):
+    return (b - a) & 0xFFFFFFFF
+
+
+def steps_of(maxs, at, skip):
+    """(sm, cw, partial, phases dict, period) per recorded step after `skip`."""
+    out = []
+    for sm in range(NCTA):
+        for w in range(NWG):
+            if at(sm, w, maxs, 0) == 0:
+                continue
+            n = min(at(sm, w, maxs, 5), maxs)
+            for s in range(skip, n):
+                ph = {name: d(at(sm, w, s, a), at(sm, w, s, b)) for name, a, b in PHASES}
+                if s == 0:  # no dQ of a step before: the dK issue alone
+                    ph["dQ prev"] = 0
+                    ph["end"] = d(at(sm, w, s, 4), at(sm, w, s, 6))
+                period = d(at(sm, w, s, 0), at(sm, w, s + 1, 0)) if s + 1 < n else None
+                out.append((sm, w, at(sm, w, s, 7) >> 31 == 1, ph, period))
+    return out
+
+
+def table(rows, title):
+    if not rows:
+        return [f"{title}: no steps"]
+    lines = [f"{title}: {len(rows)} steps"]
+    for name, _, _ in PHASES:
+        lines.append(f"  {name:10} {statistics.mean(r[3][name] for r in rows):8.0f} clk")
+    per = [r[4] for r in rows if r[4] is not None]
+    if per:
+        lines.append(f"  {'step':10} {statistics.mean(per):8.0f} clk (top to top)")
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dumps", nargs="+")
+    ap.add_argument("--skip", type=int, default=2, help="leading steps of each task left out")
+    ap.add_argument("--ctas", type=int, default=6, help="CTAs listed, slowest step first")
+    a = ap.parse_args(argv)
+    for path in a.dumps:
+        maxs, at = load(path)
+        rows = steps_of(maxs, at, a.skip)
+        print(f"== {path}: {len({(r[0], r[1]) for r in rows})} warpgroups with stamps, up to {maxs} steps each")
+        print("\n".join(table([r for r in rows if r[2]], "partial-tile steps")))
+        print("\n".join(table([r for r in rows if not r[2]], "full-tile steps")))
+        per_cta = {}
+        for r in rows:
+            if r[4] is not None:
+                per_cta.setdefault(r[0], []).append(r[4])
+        ranked = sorted(per_cta.items(), key=lambda kv: -statistics.mean(kv[1]))
+        for sm, per in ranked[: a.ctas]:
+            kt = at(sm, 0, maxs, 2)
+            part = sum(1 for r in rows if r[0] == sm and r[2])
+            print(f"  SM {sm:3}: kv tile {kt:4}, step {statistics.mean(per):7.0f} clk, "
+                  f"{part} partial of {sum(1 for r in rows if r[0] == sm)} steps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

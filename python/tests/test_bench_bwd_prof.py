@@ -1,0 +1,60 @@
+"""The backward profiler's two halves, without a GPU: bench/gpu/bwd_prof.py must still patch
+today's backward kernel (a kernel change that breaks one of its patterns fails here, not on the
+device), and bench/gpu/bwd_prof_sum.py must split a dump's steps into partial and full tiles with
+the right phase lengths."""
+
+import array
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GPU = ROOT / "bench" / "gpu"
+NCTA, NWG, MAXS, NSLOT = 132, 2, 64, 8
+
+
+def test_the_patcher_applies_to_todays_kernel(tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(GPU / "bwd_prof.py"), str(ROOT / "crates" / "dcp-cuda" / "kernels"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    src = (tmp_path / "attn_bwd_sm90.cu").read_text()
+    for slot in range(7):
+        assert f"PFS(p, {slot});" in src, slot
+    assert "PFV(p, 7, words[0]);" in src and "__device__ unsigned int g_pf[132][2][PF_MAXS + 1][8];" in src
+    assert 'asm volatile("mov.u32 %0, %%clock;"' in src
+
+
+def test_the_summary_splits_partial_and_full_steps(tmp_path):
+    rows = MAXS + 1
+    raw = array.array("I", [0]) * (NCTA * NWG * rows * NSLOT)
+
+    def put(sm, w, step, slot, v):
+        raw[((sm * NWG + w) * rows + step) * NSLOT + slot] = v & 0xFFFFFFFF
+
+    # SM 3: a full list, 2 000-clk steps; SM 7: a partial (masked) list, 3 000-clk steps whose
+    # softmax phase is 1 000 clk longer. Clocks start near the 32-bit wrap on SM 7.
+    for sm, step_clk, extra, partial, t0 in ((3, 2000, 0, False, 1000), (7, 3000, 1000, True, 2**32 - 5000)):
+        for w in range(NWG):
+            put(sm, w, MAXS, 0, sm + 1)
+            put(sm, w, MAXS, 2, sm)
+            put(sm, w, MAXS, 5, 10)
+            for s in range(10):
+                t = t0 + s * step_clk
+                marks = [0, 100, 700, 1100 + extra, 1300 + extra, 1800 + extra, 1900 + extra]
+                for slot, m in enumerate(marks):
+                    put(sm, w, s, slot, t + m)
+                put(sm, w, s, 7, (1 << 31 if partial else 0) | s)
+    dump = tmp_path / "pf_1_0.bin"
+    dump.write_bytes(raw.tobytes())
+    r = subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), str(dump)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    part = out[out.index("partial-tile steps"):out.index("full-tile steps")]
+    full = out[out.index("full-tile steps"):]
+    assert "partial-tile steps: 16 steps" in out and "full-tile steps: 16 steps" in out
+    assert "P,dS+dV        1400 clk" in part and "P,dS+dV         400 clk" in full
+    assert "step           3000 clk" in part and "step           2000 clk" in full
+    assert out.index("SM   7") < out.index("SM   3"), "slowest CTA first"
