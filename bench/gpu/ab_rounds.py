@@ -12,7 +12,11 @@ A VARIANT is NAME or NAME:SPEC,SPEC,... (the first is the base of the tables). A
   fwd-short:NAME=V    the same inside `#ifdef FWD_LATEREL` (the short-task kernels: the host
                       defines FWD_LATEREL for those only);
   fwd-long:NAME=V     the same inside `#ifndef FWD_LATEREL` (the plain and half-tile kernels);
-  bwd:NAME=VALUE      `#define` in front of kernels/attn_bwd_sm90.cu.
+  bwd:NAME=VALUE      `#define` in front of kernels/bwd_sm90.cuh, which the executor puts before
+                      attn_bwd_sm90.cu (and the cluster kernel): so the define precedes every
+                      `#ifndef` default of both files. (Until session 36 it went in front of
+                      attn_bwd_sm90.cu, after bwd_sm90.cuh's defaults: a switch defaulted there,
+                      such as BWD_MASK_BRANCH, kept its default and the variant was the base.)
 Example (session 34's first call):
     ab_rounds.py --dcp $D --out $R --bench "kernel-bench --head-dim 64 --shapes works1000,packed \\
         --warmup 3 --repeats 10" --check "--batches $R/short.json --head-dim 64 --masks full,causal" \\
@@ -40,7 +44,7 @@ import ab_table  # noqa: E402
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "dcp-cuda", "kernels")
 FILES = {"fwd": "attn_fwd_sm90.cu", "fwd-short": "attn_fwd_sm90.cu", "fwd-long": "attn_fwd_sm90.cu",
-         "bwd": "attn_bwd_sm90.cu"}
+         "bwd": "bwd_sm90.cuh"}
 GUARD = {"fwd-short": "#ifdef FWD_LATEREL", "fwd-long": "#ifndef FWD_LATEREL"}
 
 

@@ -97,3 +97,17 @@ def test_no_round_starts_after_the_deadline(fake, tmp_path, monkeypatch):
     assert "check v: rc=0 0/1 pass" in log and "deadline: round 1 not started" in log
     assert not list(out.glob("kb_*.jsonl"))
     assert json.loads((out / "chk_v.jsonl").read_text())["check"]["pass"] is False
+
+
+def test_bwd_defines_precede_the_headers_defaults(tmp_path):
+    # The executor concatenates common.cuh, mma.cuh, sm90.cuh, bwd_sm90.cuh and then
+    # attn_bwd_sm90.cu: a define in front of the .cu file comes after the header's `#ifndef`
+    # defaults, which then win. bwd: defines go in front of the header.
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    (kernels / "bwd_sm90.cuh").write_text("#ifndef BWD_MASK_BRANCH\n#define BWD_MASK_BRANCH 1\n#endif\n")
+    (kernels / "attn_bwd_sm90.cu").write_text("// the kernel\n")
+    v = ab_rounds.Variant("mb:bwd:BWD_MASK_BRANCH=0")
+    d = pathlib.Path(v.kernel_dir(str(tmp_path / "out"), str(kernels)))
+    assert (d / "bwd_sm90.cuh").read_text().startswith("#define BWD_MASK_BRANCH 0\n#ifndef BWD_MASK_BRANCH")
+    assert not (d / "attn_bwd_sm90.cu").exists(), "the .cu file stays the binary's"
