@@ -7,6 +7,9 @@
 //!
 //! * [`TaskOrder::List`]: pieces of `chunk`, lists in the order they were built (per work, kv
 //!   tiles ascending).
+//! * [`TaskOrder::Whole`]: no cut, one task per list (an ablation, session 36: +3-4 % where
+//!   every list costs the same, but a list of masked steps then sets the makespan alone:
+//!   one 8 096-token full-mask document -26 % / -37 % at D 128 / 64, causal 32K -4 %).
 //! * [`TaskOrder::Even`] (default): the same order, but the lists that are split anyway are cut
 //!   into pieces of the size `p` in `chunk / 2 ..= chunk` whose schedule on the grid ends first
 //!   ([`even_piece`]: list scheduling of the tasks' step counts plus a per-task cost, one CTA per
