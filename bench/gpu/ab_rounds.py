@@ -7,8 +7,7 @@ order, round after round, and the tables of bench/gpu/ab_table.py.
 
 A VARIANT is NAME or NAME:SPEC,SPEC,... (the first is the base of the tables). A SPEC is
   ENV=VALUE           an environment variable of the variant's runs (names starting DCP_ or CUDA_);
-  fwd:NAME=VALUE      `#define NAME VALUE` in front of kernels/attn_fwd_sm90.cu (the variant's own
-                      DCP_CUDA_KERNELS directory; files not given there are the binary's own);
+  fwd:NAME=VALUE      `#define NAME VALUE` in front of kernels/attn_fwd_sm90.cu;
   fwd-short:NAME=V    the same inside `#ifdef FWD_LATEREL` (the short-task kernels: the host
                       defines FWD_LATEREL for those only);
   fwd-long:NAME=V     the same inside `#ifndef FWD_LATEREL` (the plain and half-tile kernels);
@@ -17,6 +16,12 @@ A VARIANT is NAME or NAME:SPEC,SPEC,... (the first is the base of the tables). A
                       `#ifndef` default of both files. (Until session 36 it went in front of
                       attn_bwd_sm90.cu, after bwd_sm90.cuh's defaults: a switch defaulted there,
                       such as BWD_MASK_BRANCH, kept its default and the variant was the base.)
+Every variant, the base included, runs DCP_CUDA_KERNELS = its own full copy of --kernels (default:
+this tree's crates/dcp-cuda/kernels) with its defines in front: all variants compile the same
+sources, whatever the binary embeds. (Until session 37 a variant's directory held only the files
+it defined into and the rest came from the binary, so a switch defaulted in attn_bwd_sm90.cu, or a
+tree newer than the binary, compiled the binary's code: such variants measured the base.) A
+define whose NAME occurs nowhere in the kernel sources is an error: it would change nothing.
 Example (session 34's first call):
     ab_rounds.py --dcp $D --out $R --bench "kernel-bench --head-dim 64 --shapes works1000,packed \\
         --warmup 3 --repeats 10" --check "--batches $R/short.json --head-dim 64 --masks full,causal" \\
@@ -34,6 +39,7 @@ fwd_tflops_per_gpu), also written to DIR/table.md.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -70,7 +76,16 @@ class Variant:
                              f"one of {', '.join(FILES)} followed by :NAME=VALUE")
 
     def kernel_dir(self, root, kernels):
-        """The variant's DCP_CUDA_KERNELS directory (empty: the binary's own kernels)."""
+        """The variant's DCP_CUDA_KERNELS directory: every file of `kernels`, the defines in front
+        of theirs. ValueError where a define's name occurs in none of the sources."""
+        sources = {f: open(os.path.join(kernels, f)).read() for f in sorted(os.listdir(kernels))
+                   if os.path.isfile(os.path.join(kernels, f))}
+        everything = "\n".join(sources.values())
+        for where, defs in self.defines.items():
+            for k, _ in defs:
+                if not re.search(rf"\b{re.escape(k)}\b", everything):
+                    raise ValueError(f"variant {self.name}: {k} occurs in no kernel source under {kernels}: "
+                                     f"the define would change nothing")
         d = os.path.join(root, "k", self.name)
         os.makedirs(d, exist_ok=True)
         texts = {}
@@ -79,9 +94,9 @@ class Variant:
             if where in GUARD:
                 lines = [GUARD[where], *lines, "#endif"]
             texts.setdefault(FILES[where], []).extend(lines)
-        for f, lines in texts.items():
-            with open(os.path.join(kernels, f)) as src, open(os.path.join(d, f), "w") as out:
-                out.write("\n".join(lines) + "\n" + src.read())
+        for f, text in sources.items():
+            with open(os.path.join(d, f), "w") as out:
+                out.write("".join(line + "\n" for line in texts.get(f, [])) + text)
         return d
 
     def environ(self, root, kernels):
@@ -143,7 +158,13 @@ def main(argv=None):
                 rc = "timeout"
         return rc
 
-    say("variants: " + "; ".join(f"{v.name} env={v.env} defines={v.defines}" for v in vs))
+    for v in vs:
+        try:
+            v.kernel_dir(a.out, a.kernels)
+        except ValueError as e:
+            ap.error(str(e))
+    say("variants: " + "; ".join(f"{v.name} env={v.env} defines={v.defines}" for v in vs)
+        + f"; kernel sources: {os.path.abspath(a.kernels)}")
     if a.check:
         for v in vs:
             p = os.path.join(a.out, f"chk_{v.name}.jsonl")

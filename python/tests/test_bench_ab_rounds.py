@@ -44,7 +44,8 @@ def fake(tmp_path, monkeypatch):
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     kernels = tmp_path / "kernels"
     kernels.mkdir()
-    (kernels / "attn_fwd_sm90.cu").write_text("// the source\n#ifndef X\n#endif\n")
+    (kernels / "attn_fwd_sm90.cu").write_text("// the source\n#ifndef A\n#endif\n#if B\n#endif\n")
+    (kernels / "common.cuh").write_text("// shared\n")
     monkeypatch.setenv("FAKE_ORDER", str(tmp_path / "order.txt"))
     return exe, kernels
 
@@ -74,7 +75,11 @@ def test_rounds_rotate_and_tables_compare_with_the_base(fake, tmp_path, capsys):
                      "kb_two_2.jsonl", "kb_env_2.jsonl", "kb_base_2.jsonl"]
     src = (out / "k" / "two" / "attn_fwd_sm90.cu").read_text()
     assert src.startswith("#define A 1\n#ifdef FWD_LATEREL\n#define B 2\n#endif\n// the source\n")
-    assert not (out / "k" / "base" / "attn_fwd_sm90.cu").exists(), "the base runs the binary's kernels"
+    # Every variant, the base too, compiles a full copy of the tree (not the binary's files).
+    for v in ("base", "two", "env"):
+        assert (out / "k" / v / "common.cuh").read_text() == "// shared\n"
+    assert (out / "k" / "base" / "attn_fwd_sm90.cu").read_text() == (kernels / "attn_fwd_sm90.cu").read_text()
+    assert f"kernel sources: {kernels}" in (out / "ab_rounds.log").read_text()
     printed = capsys.readouterr().out
     assert "check two: rc=0 1/1 pass" in printed
     table = (out / "table.md").read_text()
@@ -110,4 +115,17 @@ def test_bwd_defines_precede_the_headers_defaults(tmp_path):
     v = ab_rounds.Variant("mb:bwd:BWD_MASK_BRANCH=0")
     d = pathlib.Path(v.kernel_dir(str(tmp_path / "out"), str(kernels)))
     assert (d / "bwd_sm90.cuh").read_text().startswith("#define BWD_MASK_BRANCH 0\n#ifndef BWD_MASK_BRANCH")
-    assert not (d / "attn_bwd_sm90.cu").exists(), "the .cu file stays the binary's"
+    assert (d / "attn_bwd_sm90.cu").read_text() == "// the kernel\n", "the .cu file is the tree's, unchanged"
+
+
+def test_a_define_that_names_nothing_is_refused(fake, tmp_path, capsys):
+    # Session 37: defines of switches the compiled sources did not have measured the base.
+    exe, kernels = fake
+    v = ab_rounds.Variant("x:bwd:BWD_NO_SUCH=1")
+    with pytest.raises(ValueError, match="BWD_NO_SUCH occurs in no kernel source"):
+        v.kernel_dir(str(tmp_path / "o"), str(kernels))
+    with pytest.raises(SystemExit):
+        ab_rounds.main(["--dcp", str(exe), "--out", str(tmp_path / "out"), "--bench", "kernel-bench",
+                        "--kernels", str(kernels), "base", "x:fwd:AB=1"])
+    assert "AB occurs in no kernel source" in capsys.readouterr().err
+    assert not (tmp_path / "order.txt").exists(), "nothing ran"
