@@ -1349,7 +1349,7 @@ impl Lowering<'_> {
                 for (m, list) in per_kt_mask.iter_mut().zip(&per_kt) {
                     m.resize(list.len(), tilemask::NO_MASK);
                 }
-                if worth_masks(partials.len(), total) {
+                if wl.mask_mode.wanted(partials.len(), total) {
                     for (r0, r1, kt, i) in partials {
                         per_kt_mask[kt][i] = wl.tile_mask(&csr, r0, r1, kt as u32, key0);
                     }

@@ -40,10 +40,19 @@ fn tile_masks_and_op_times_are_parsed_or_refused() {
         TileMasks::sm90_with(true, Some("0")).unwrap(),
         TileMasks::Off
     );
+    assert_eq!(
+        TileMasks::sm90_with(true, Some("all")).unwrap(),
+        TileMasks::FwdAll
+    );
+    assert_eq!(
+        TileMasks::sm90_with(false, Some(" all ")).unwrap(),
+        TileMasks::BwdAll
+    );
     let e = TileMasks::sm90_with(true, Some("off"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("DCP_CUDA_TILE_MASKS=off"), "{e}");
+    assert!(e.contains("expected 0, 1 or all"), "{e}");
     assert!(!op_timing_with(None).unwrap() && !op_timing_with(Some("0")).unwrap());
     assert!(op_timing_with(Some("1")).unwrap());
     let e = op_timing_with(Some("yes")).unwrap_err().to_string();
@@ -1278,4 +1287,55 @@ fn tasks_sort_longest_then_most_partial_first() {
     assert_eq!(order(false, false), vec![2, 0, 1, 3, 4]);
     assert_eq!(order(true, false), vec![2, 3, 1, 0, 4]);
     assert_eq!(order(true, true), vec![0, 1, 2, 3, 4]);
+}
+
+/// `DCP_CUDA_TILE_MASKS=all` (session 37): a work below [`worth_masks`]'s threshold (one causal
+/// sequence of 8 192 tokens: 64 partial of 2 080 forward tiles) gets no masks by default and one
+/// for every partial tile under `all`; full tiles never get one; equal masks share an index.
+#[test]
+fn tile_masks_all_masks_every_partial_tile() {
+    let n = 8192u32;
+    let causal: Vec<Vec<(u32, u32)>> = (0..n).map(|i| vec![(0, i + 1)]).collect();
+    let build = |mode: TileMasks| {
+        let mut wl = WorkLists {
+            mask_mode: mode,
+            ..Default::default()
+        };
+        wl.works.push(WorkDesc {
+            n_rows: n,
+            q_heads: 1,
+            ..Default::default()
+        });
+        let (csr, _) = wl.push_rows(&RowRanges::from_rows(&causal), n);
+        let mut qtiles = Vec::new();
+        for r0 in (0..n).step_by(SM90_BR as usize) {
+            let (off, len) = wl.classify_into_tiles(&csr, r0, r0 + SM90_BR, n, SM90_BC);
+            qtiles.push((r0, r0 + SM90_BR, off, len));
+        }
+        wl.fill_fwd_masks(&csr, &qtiles, n);
+        wl
+    };
+    let partial = |wl: &WorkLists| wl.tiles.iter().filter(|&&t| t & PARTIAL != 0).count();
+    let below = build(TileMasks::Fwd);
+    let p = partial(&below);
+    assert!(
+        p > 0 && !worth_masks(p, below.tiles.len()),
+        "{p} of {}",
+        below.tiles.len()
+    );
+    assert!(below.tmask.iter().all(|&m| m == tilemask::NO_MASK));
+    let all = build(TileMasks::FwdAll);
+    assert_eq!(all.tiles, below.tiles);
+    for (&t, &m) in all.tiles.iter().zip(&all.tmask) {
+        assert_eq!(
+            t & PARTIAL != 0,
+            m != tilemask::NO_MASK,
+            "tile {t:#x} mask {m}"
+        );
+    }
+    // Every diagonal tile of a causal sequence has the same element mask: one block in all.
+    assert_eq!(all.masks.len(), tilemask::FWD_MASK_WORDS);
+    assert!(TileMasks::BwdAll.wanted(1, 1_000_000) && !TileMasks::Bwd.wanted(1, 1_000_000));
+    assert!(!TileMasks::BwdAll.wanted(0, 10));
+    assert_eq!(TileMasks::Off.layout(), None);
 }

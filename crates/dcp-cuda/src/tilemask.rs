@@ -11,7 +11,17 @@
 //! same size: 2 KiB forward, 1 KiB backward). Tiles without a block ([`NO_MASK`]: a work with
 //! fewer than 1 in 32 of its tiles partial, such as one long causal sequence, where the ~2 µs of
 //! host time per mask buys nothing; or a launch past [`MAX_MASK_WORDS`]) keep the in-kernel
-//! evaluation.
+//! evaluation. (`DCP_CUDA_TILE_MASKS=all` builds a block for every partial tile.)
+//!
+//! What the in-kernel evaluation costs the sm90 backward, per evaluated tile (session 37, 1×
+//! H200, per-step clock stamps of an 8 096-token full-mask document under whole q-tile lists,
+//! `bench/results/gpu-x1-2026-12-01s37`): a step reached its mask bits 3 100 clocks after its
+//! stage landed against 506 for a full tile (D 128: a step of 6 700 clocks against 4 200), and
+//! 6 000 against 440 at D 64, whose step evaluates two q tiles. Where such tiles are rare and
+//! spread over the grid that is well under 1 % of a launch (one long causal sequence: ~1 in 128
+//! backward steps); where they line up in one q-tile list they set its length, which the
+//! partial-first task order (`order.rs`) hides. The host pays ~7–12 µs per tile (`tilemask_cost`
+//! below, 2-core machine): ~14 ms per plan of a 128K causal sequence. So the threshold stays.
 //!
 //! Thread layout (consumer thread `ct` = thread index − 128: warpgroup `cw = ct / 128`, warp
 //! `wq = ct / 32 mod 4`, `g = lane / 4`, `t4 = lane mod 4`):

@@ -65,8 +65,15 @@ pub(super) enum TileMasks {
     /// sm90 kernels with every tile at [`tilemask::NO_MASK`] (`DCP_CUDA_TILE_MASKS=0`: the
     /// kernels evaluate the ranges, for A/B runs and tests of that path).
     Off,
+    /// Forward layout, for works where [`worth_masks`].
     Fwd,
+    /// Backward layout, for works where [`worth_masks`].
     Bwd,
+    /// Forward layout for every partial tile (`DCP_CUDA_TILE_MASKS=all`: A/B runs of the
+    /// threshold and measurements of the precomputed path on shapes below it).
+    FwdAll,
+    /// Backward layout for every partial tile (`DCP_CUDA_TILE_MASKS=all`).
+    BwdAll,
 }
 
 impl TileMasks {
@@ -76,14 +83,38 @@ impl TileMasks {
     }
 
     /// [`TileMasks::sm90`] on the value of `DCP_CUDA_TILE_MASKS`: unset, empty or `1` builds the
-    /// masks, `0` turns them off, anything else is an error naming the value.
+    /// masks where [`worth_masks`], `all` for every partial tile, `0` turns them off, anything
+    /// else is an error naming the value.
     pub(super) fn sm90_with(fwd: bool, v: Option<&str>) -> Result<Self> {
         match v.map(str::trim) {
             None | Some("") | Some("1") => Ok(if fwd { TileMasks::Fwd } else { TileMasks::Bwd }),
+            Some("all") => Ok(if fwd {
+                TileMasks::FwdAll
+            } else {
+                TileMasks::BwdAll
+            }),
             Some("0") => Ok(TileMasks::Off),
             Some(o) => Err(CudaError::Unsupported(format!(
-                "DCP_CUDA_TILE_MASKS={o}: expected 0 or 1"
+                "DCP_CUDA_TILE_MASKS={o}: expected 0, 1 or all"
             ))),
+        }
+    }
+
+    /// The layout masks are built in (`None`: no masks).
+    pub(super) fn layout(self) -> Option<tilemask::Layout> {
+        match self {
+            TileMasks::Fwd | TileMasks::FwdAll => Some(tilemask::Layout::Fwd),
+            TileMasks::Bwd | TileMasks::BwdAll => Some(tilemask::Layout::Bwd),
+            TileMasks::None | TileMasks::Off => None,
+        }
+    }
+
+    /// Whether a work with `partial` of its `total` tiles partial gets masks: [`worth_masks`],
+    /// or any partial tile under `DCP_CUDA_TILE_MASKS=all`.
+    pub(super) fn wanted(self, partial: usize, total: usize) -> bool {
+        match self {
+            TileMasks::FwdAll | TileMasks::BwdAll => partial > 0,
+            _ => worth_masks(partial, total),
         }
     }
 }
@@ -359,7 +390,7 @@ impl WorkLists {
             .flat_map(entries)
             .filter(|&i| self.tiles[i] & PARTIAL != 0)
             .count();
-        if !worth_masks(partial, total) {
+        if !self.mask_mode.wanted(partial, total) {
             return;
         }
         for q in qtiles {
@@ -509,10 +540,8 @@ impl WorkLists {
         kt: u32,
         n_keys: u32,
     ) -> u32 {
-        let layout = match self.mask_mode {
-            TileMasks::Fwd => tilemask::Layout::Fwd,
-            TileMasks::Bwd => tilemask::Layout::Bwd,
-            TileMasks::None | TileMasks::Off => return tilemask::NO_MASK,
+        let Some(layout) = self.mask_mode.layout() else {
+            return tilemask::NO_MASK;
         };
         tilemask::push_distinct(
             layout,
