@@ -6,7 +6,7 @@ binary is ../results/kernels-2026-11-29-kf13b/prof_host.diff applied to gpu.rs (
 `g_pf` array of every loaded module to DCP_CUDA_PROF_DUMP=DIR at exit). When the backward
 kernel's source changes, a pattern here fails with an AssertionError naming it.
 
-    bench/gpu/bwd_prof.py SRC_DIR DST_DIR
+    bench/gpu/bwd_prof.py [--bits] SRC_DIR DST_DIR
 
 Copies SRC_DIR's kernel files to DST_DIR and patches its attn_bwd_sm90.cu. Every launch of the
 patched kernel overwrites the stamps, so a dump holds the last launch's. Thread 0 of each
@@ -19,6 +19,11 @@ one st.global per stamp, no printf: a call in the kernel makes ptxas serialise i
   4 dS^T stored, ds_full arrived         5 dQ of the step before written (0 in a task's first step)
   6 step end (dV, dK waited for; stage released)
   7 the step's first tile word (bit 31: partial)
+
+--bits: slot 5 is instead the clock once the step's mask bits are in registers (a stamp whose
+asm takes the bits as an input, between issuing S^T, dP^T and waiting for them); summarise with
+bwd_prof_sum.py --bits (session 37: a partial tile evaluated from its ranges reached that point
+3 100 clk after its stage landed, a full one 506, at D 128).
 
 Row PF_MAXS of each warpgroup is a header: 0 SM id + 1 (0: no CTA ran there), 1 work, 2 kv tile
 (TaskDesc.row0), 3 q tiles of the task, 4 TaskDesc.pad, 5 steps of the task, 6 clock at the
@@ -47,11 +52,14 @@ __device__ __forceinline__ unsigned int pf_smid() {
 #define PF_ON(step) ((tid & 127) == 0 && tq == 0 && pf_sm < 132u && (step) < PF_MAXS)
 #define PFS(step, slot) do { if (PF_ON(step)) g_pf[pf_sm][cw][step][slot] = pf_clk(); } while (0)
 #define PFV(step, slot, v) do { if (PF_ON(step)) g_pf[pf_sm][cw][step][slot] = (v); } while (0)
+// The clock once `dep` is in a register (the asm takes it as an input).
+#define PFD(step, slot, dep) do { if (PF_ON(step)) { unsigned int c_; \
+  asm volatile("mov.u32 %%0, %%%%clock;" : "=r"(c_) : "r"(dep)); g_pf[pf_sm][cw][step][slot] = c_; } } while (0)
 // ---- end bwd_prof.py ----
 """ % PF_MAXS
 
 
-def patch(s):
+def patch(s, bits=False):
     def once(old, new):
         nonlocal s
         assert s.count(old) == 1, f"pattern not found once in attn_bwd_sm90.cu: {old!r}"
@@ -73,23 +81,33 @@ def patch(s):
     once("        wg_wait<0>();  // S^T and dP^T", "        wg_wait<0>();  // S^T and dP^T\n        PFS(p, 2);")
     once("        BWD_RS_MMA(dv, pa, DESC_DV);", "        BWD_RS_MMA(dv, pa, DESC_DV);\n        PFS(p, 3);")
     once("      mbar_arrive(ds_full(buf));", "      mbar_arrive(ds_full(buf));\n      PFS(p, 4);")
-    once("        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);",
-         "        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);\n        PFS(p, 5);")
+    if bits:
+        once("        tile_bits();\n        wg_wait<0>();  // S^T and dP^T",
+             "        tile_bits();\n        PFD(p, 5, pbits[0]);\n        wg_wait<0>();  // S^T and dP^T")
+    else:
+        once("        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);",
+             "        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);\n        PFS(p, 5);")
     once("      mbar_arrive(empty_bar(s));", "      PFS(p, 6);\n      mbar_arrive(empty_bar(s));")
     return s
 
 
 def main():
-    src, dst = sys.argv[1], sys.argv[2]
+    args = sys.argv[1:]
+    bits = "--bits" in args
+    args = [a for a in args if a != "--bits"]
+    if len(args) != 2:
+        raise SystemExit("usage: bwd_prof.py [--bits] SRC_DIR DST_DIR")
+    src, dst = args
     os.makedirs(dst, exist_ok=True)
     for f in os.listdir(src):
         shutil.copy(os.path.join(src, f), os.path.join(dst, f))
     p = os.path.join(dst, "attn_bwd_sm90.cu")
     with open(p) as f:
-        s = patch(f.read())
+        s = patch(f.read(), bits)
     with open(p, "w") as f:
         f.write(s)
-    print(f"patched {p}: per-step stamps of the CTA's first task, {PF_MAXS} steps")
+    print(f"patched {p}: per-step stamps of the CTA's first task, {PF_MAXS} steps"
+          + (" (slot 5: mask bits in registers)" if bits else ""))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,13 @@ clocks, averaged over the recorded steps of each CTA's first task (its first SKI
 the pipeline's fill), for the steps of partial tiles and of full tiles apart, and per CTA with the
 slowest listed first.
 
-    bench/gpu/bwd_prof_sum.py DIR/pf_*.bin [--skip N] [--ctas N]
+    bench/gpu/bwd_prof_sum.py DIR/pf_*.bin [--skip N] [--ctas N] [--bits]
 
 Phases: wait (stage wait), S+dP (until both wgmma are done), P,dS+dV (probabilities, dS, dV
 issued), dS store (into shared memory, ds_full), dQ prev (dQ of the step before and dK issued,
-written out), end (dV / dK waited for), step (top to top of the next step).
+written out), end (dV / dK waited for), step (top to top of the next step). --bits (a
+`bwd_prof.py --bits` dump): "to bits" (stage landed to the mask bits in registers) and "dQ+end"
+replace "dQ prev" and "end".
 """
 import argparse
 import array
@@ -18,6 +20,9 @@ import sys
 
 NCTA, NWG, NSLOT = 132, 2, 8
 PHASES = [("wait", 0, 1), ("S+dP", 1, 2), ("P,dS+dV", 2, 3), ("dS store", 3, 4), ("dQ prev", 4, 5), ("end", 5, 6)]
+# A `bwd_prof.py --bits` dump: slot 5 is the clock once the mask bits are in registers.
+PHASES_BITS = [("wait", 0, 1), ("to bits", 1, 5), ("S+dP", 1, 2), ("P,dS+dV", 2, 3), ("dS store", 3, 4),
+               ("dQ+end", 4, 6)]
 
 
 def load(path):
@@ -39,7 +44,7 @@ def d(a, b):
     return (b - a) & 0xFFFFFFFF
 
 
-def steps_of(maxs, at, skip):
+def steps_of(maxs, at, skip, phases=PHASES):
     """(sm, cw, partial, phases dict, period) per recorded step after `skip`."""
     out = []
     for sm in range(NCTA):
@@ -48,8 +53,8 @@ def steps_of(maxs, at, skip):
                 continue
             n = min(at(sm, w, maxs, 5), maxs)
             for s in range(skip, n):
-                ph = {name: d(at(sm, w, s, a), at(sm, w, s, b)) for name, a, b in PHASES}
-                if s == 0:  # no dQ of a step before: the dK issue alone
+                ph = {name: d(at(sm, w, s, a), at(sm, w, s, b)) for name, a, b in phases}
+                if s == 0 and phases is PHASES:  # no dQ of a step before: the dK issue alone
                     ph["dQ prev"] = 0
                     ph["end"] = d(at(sm, w, s, 4), at(sm, w, s, 6))
                 period = d(at(sm, w, s, 0), at(sm, w, s + 1, 0)) if s + 1 < n else None
@@ -57,11 +62,11 @@ def steps_of(maxs, at, skip):
     return out
 
 
-def table(rows, title):
+def table(rows, title, phases=PHASES):
     if not rows:
         return [f"{title}: no steps"]
     lines = [f"{title}: {len(rows)} steps"]
-    for name, _, _ in PHASES:
+    for name, _, _ in phases:
         lines.append(f"  {name:10} {statistics.mean(r[3][name] for r in rows):8.0f} clk")
     per = [r[4] for r in rows if r[4] is not None]
     if per:
@@ -74,13 +79,15 @@ def main(argv=None):
     ap.add_argument("dumps", nargs="+")
     ap.add_argument("--skip", type=int, default=2, help="leading steps of each task left out")
     ap.add_argument("--ctas", type=int, default=6, help="CTAs listed, slowest step first")
+    ap.add_argument("--bits", action="store_true", help="a bwd_prof.py --bits dump (slot 5: mask bits ready)")
     a = ap.parse_args(argv)
+    phases = PHASES_BITS if a.bits else PHASES
     for path in a.dumps:
         maxs, at = load(path)
-        rows = steps_of(maxs, at, a.skip)
+        rows = steps_of(maxs, at, a.skip, phases)
         print(f"== {path}: {len({(r[0], r[1]) for r in rows})} warpgroups with stamps, up to {maxs} steps each")
-        print("\n".join(table([r for r in rows if r[2]], "partial-tile steps")))
-        print("\n".join(table([r for r in rows if not r[2]], "full-tile steps")))
+        print("\n".join(table([r for r in rows if r[2]], "partial-tile steps", phases)))
+        print("\n".join(table([r for r in rows if not r[2]], "full-tile steps", phases)))
         per_cta = {}
         for r in rows:
             if r[4] is not None:

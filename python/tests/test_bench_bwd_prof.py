@@ -58,3 +58,48 @@ def test_the_summary_splits_partial_and_full_steps(tmp_path):
     assert "P,dS+dV        1400 clk" in part and "P,dS+dV         400 clk" in full
     assert "step           3000 clk" in part and "step           2000 clk" in full
     assert out.index("SM   7") < out.index("SM   3"), "slowest CTA first"
+
+
+def test_bits_mode_stamps_the_mask_bits_and_sums_them(tmp_path):
+    # Session 37: slot 5 becomes the clock once the mask bits are in registers.
+    r = subprocess.run(
+        [sys.executable, str(GPU / "bwd_prof.py"), "--bits", str(ROOT / "crates" / "dcp-cuda" / "kernels"),
+         str(tmp_path / "k")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    src = (tmp_path / "k" / "attn_bwd_sm90.cu").read_text()
+    assert "tile_bits();\n        PFD(p, 5, pbits[0]);\n        wg_wait<0>();" in src
+    assert "PFS(p, 5);" not in src
+    bad = subprocess.run([sys.executable, str(GPU / "bwd_prof.py"), "--bits", "only-one"], capture_output=True,
+                         text=True)
+    assert bad.returncode != 0 and "usage" in bad.stderr
+
+    rows = MAXS + 1
+    raw = array.array("I", [0]) * (NCTA * NWG * rows * NSLOT)
+
+    def put(sm, w, step, slot, v):
+        raw[((sm * NWG + w) * rows + step) * NSLOT + slot] = v & 0xFFFFFFFF
+
+    # SM 5: partial steps reaching their bits 3 000 clk after the stage lands, SM 9: full, 500.
+    for sm, to_bits, partial in ((5, 3000, True), (9, 500, False)):
+        for w in range(NWG):
+            put(sm, w, MAXS, 0, sm + 1)
+            put(sm, w, MAXS, 5, 8)
+            for s in range(8):
+                t = 10_000 * s
+                for slot, m in enumerate([0, 100, to_bits + 150, to_bits + 600, to_bits + 800, to_bits + 100,
+                                          to_bits + 2000]):
+                    put(sm, w, s, slot, t + m)
+                put(sm, w, s, 7, (1 << 31) if partial else 0)
+    dump = tmp_path / "pf_2_0.bin"
+    dump.write_bytes(raw.tobytes())
+    r = subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), "--bits", str(dump)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    part = out[out.index("partial-tile steps"):out.index("full-tile steps")]
+    full = out[out.index("full-tile steps"):]
+    assert "to bits        3000 clk" in part and "to bits         500 clk" in full
+    assert "dQ+end         1200 clk" in part and "dQ prev" not in out
