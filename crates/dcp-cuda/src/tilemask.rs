@@ -18,10 +18,12 @@
 //! `bench/results/gpu-x1-2026-12-01s37`): a step reached its mask bits 3 100 clocks after its
 //! stage landed against 506 for a full tile (D 128: a step of 6 700 clocks against 4 200), and
 //! 6 000 against 440 at D 64, whose step evaluates two q tiles. Where such tiles are rare and
-//! spread over the grid that is well under 1 % of a launch (one long causal sequence: ~1 in 128
-//! backward steps); where they line up in one q-tile list they set its length, which the
-//! partial-first task order (`order.rs`) hides. The host pays ~7–12 µs per tile (`tilemask_cost`
-//! below, 2-core machine): ~14 ms per plan of a 128K causal sequence. So the threshold stays.
+//! spread over the grid that is well under 1 % of a launch (one long causal sequence: 1 in 128
+//! backward steps at 32K, 1 in 512 at 128K); where they line up in one q-tile list they set its length, which the
+//! partial-first task order (`order.rs`) hides. The host pays ~5–7 µs to build a new mask and
+//! ~0.7 µs to find a repeated one (`tilemask_cost` below, release, 2-core machine): ~1.4 ms for
+//! the backward masks of a 128K causal sequence, whose evaluated tiles (~0.2 % of its steps)
+//! cost the kernel ~0.2 ms on one H200. So the threshold stays.
 //!
 //! Thread layout (consumer thread `ct` = thread index − 128: warpgroup `cw = ct / 128`, warp
 //! `wq = ct / 32 mod 4`, `g = lane / 4`, `t4 = lane mod 4`):
@@ -755,5 +757,32 @@ mod tests {
             out.len(),
             (n / 128) as usize * FWD_MASK_WORDS + (n / 64) as usize * BWD_MASK_WORDS
         );
+        // What launches run: push_distinct, where equal masks (every diagonal tile of a causal
+        // sequence) cost the rows and a hash, not the packing.
+        let (mut seen, mut dist) = (Distinct::default(), Vec::new());
+        let t = std::time::Instant::now();
+        for qt in 0..n / 64 {
+            let (r0, kt) = (qt * 64, qt / 2);
+            let idx = push_distinct(
+                Layout::Bwd,
+                &csr,
+                r0,
+                r0 + 64,
+                kt,
+                n,
+                &mut scratch,
+                &mut seen,
+                &mut dist,
+                MAX_MASK_WORDS,
+            );
+            assert!(idx.is_some());
+        }
+        eprintln!(
+            "backward, distinct: {} tiles {:?}, {} masks",
+            n / 64,
+            t.elapsed(),
+            dist.len() / BWD_MASK_WORDS
+        );
+        assert_eq!(dist.len(), 2 * BWD_MASK_WORDS, "two diagonal shapes");
     }
 }
