@@ -99,10 +99,12 @@ class Variant:
                 out.write("".join(line + "\n" for line in texts.get(f, [])) + text)
         return d
 
-    def environ(self, root, kernels):
+    def environ(self, kdir):
+        """The runs' environment: os.environ, the variant's variables, DCP_CUDA_KERNELS=kdir (its
+        kernel_dir, built once before the first run)."""
         e = dict(os.environ)
         e.update(self.env)
-        e["DCP_CUDA_KERNELS"] = self.kernel_dir(root, kernels)
+        e["DCP_CUDA_KERNELS"] = kdir
         return e
 
 
@@ -152,15 +154,16 @@ def main(argv=None):
         cmd = [a.dcp, *args.split(), "--json", json_path]
         with open(log_path, "w") as lf:
             try:
-                rc = subprocess.run(cmd, env=v.environ(a.out, a.kernels), stdout=lf, stderr=subprocess.STDOUT,
+                rc = subprocess.run(cmd, env=v.environ(kdirs[v.name]), stdout=lf, stderr=subprocess.STDOUT,
                                     timeout=a.run_timeout).returncode
             except subprocess.TimeoutExpired:
                 rc = "timeout"
         return rc
 
+    kdirs = {}
     for v in vs:
         try:
-            v.kernel_dir(a.out, a.kernels)
+            kdirs[v.name] = v.kernel_dir(a.out, a.kernels)
         except ValueError as e:
             ap.error(str(e))
     say("variants: " + "; ".join(f"{v.name} env={v.env} defines={v.defines}" for v in vs)
