@@ -45,7 +45,19 @@
 // step; the DRAM bytes were measured not to be the limiter).
 
 // Tile sizes, the step's switches and helpers: bwd_sm90.cuh (shared with attn_bwd_sm90.cu).
-static_assert(HEAD_DIM == 128, "the cluster backward is written for head dim 128");
+// D 128: one q tile per step, rank r computes dQ columns 64 r .. of the step's q tile over both kv
+// tiles' keys. D 64 (session 39): two q tiles per step (BWD_QT 2, as attn_bwd_sm90.cu at D 64),
+// rank r computes all 64 columns of the step's q tile r over both kv tiles' keys: the peer sends
+// only the rows of that q tile of its dS (8 KiB per warpgroup, as at D 128) and the peer's K tile
+// is loaded whole (128 keys x 64 columns, as D 128's half). The same 16 m64n64k16 per dQ.
+static_assert((HEAD_DIM == 128 && BWD_QT == 1) || (HEAD_DIM == 64 && BWD_QT == 2),
+              "the cluster backward is written for head dim 128 (one q tile per step) and 64 (two)");
+// The producer / consumer register split of the cluster builds (bwd_sm90.cuh BWD_PROD_REGS).
+#undef B90_IS_CLUSTER
+#define B90_IS_CLUSTER 1
+// A peer dS buffer: per consumer warpgroup 64 q rows (D 64: the q tile whose dQ this rank
+// computes) x its 64 keys, 16-bit, in sdS's layout.
+#define CL_PDS (2 * B90_BR * 128)
 
 
 // A tile word's q tile index (bit 31: partial tile).
@@ -98,7 +110,7 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
                "r"(src), "r"(bytes), "r"(cbar)
                : "memory");
 }
-// The peer's K columns of this rank's dQ half: 128 keys x 64 columns, 16-bit.
+// The peer's K columns of this rank's dQ (D 128: its half; D 64: all): 128 keys x 64 columns, 16-bit.
 #define B90_KP_BYTES (B90_BC * 64 * 2)
 
 // Session 16 (kb16; bench/results/kernels-2026-11-29-kb16), the task boundary. Switches, all on
@@ -119,7 +131,7 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 // register that ptxas spilled: its `LDL` reloads after a task's traffic missed L1 and waited
 // behind the epilogue's stores (kb16 call 1's profile: ~5 % of the consumers' samples).
 #ifndef CL_STSM
-#define CL_STSM 1
+#define CL_STSM (HEAD_DIM == 128)  // its staging rounds are written for 128 columns
 #endif
 #ifndef CL_DQ_CTDT
 #define CL_DQ_CTDT 1
@@ -159,8 +171,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   BWD_SM90_SMEM_BASE
   // The peer's dS of the last two steps (the layout of sdS; its bulk copies, see the top).
   const u32 sdSp = sdS + 2 * DSBYTES;
-  // The peer's K tile, the 64 columns of this rank's dQ half ([128 keys][128 B], swizzled).
-  const u32 sKp = sdSp + 2 * DSBYTES;
+  // The peer's K tile, the 64 columns of this rank's dQ (D 128: its half) ([128 keys][128 B], swizzled).
+  const u32 sKp = sdSp + 2 * CL_PDS;
   // Per stage: lse[SR], dd[SR], span[SR][2], the first two ranges of each row [SR][16 B] (partial
   // tiles; empty [0, 0) where a row has fewer; or the tile's precomputed mask, 1 KiB per q tile)
   // and per q tile its tile word and mask index (8 bytes each).
@@ -207,7 +219,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     mbar_init(claim_bar, 1);  // rank 1: its own arming + rank 0's st.async of the pair index
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     // Phase 0 armed: one dS buffer of the peer (both ranks), one index (rank 1).
-    for (int b = 0; b < 2; ++b) mbar_arm(pfull(b), DSBYTES);
+    for (int b = 0; b < 2; ++b) mbar_arm(pfull(b), CL_PDS);
     if (rank != 0) mbar_arm(claim_bar, 4);
   }
   // DCP_PDL_KERNEL: from here on every thread reads or writes what the launches before wrote.
@@ -273,18 +285,18 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
               b90_tma_3d(sK + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh, k0, kv_full);
               b90_tma_3d(sV + h * (B90_BC * 128), kvmap, 64 * h, 2 * kvh + 1, k0, kv_full);
             }
-            b90_tma_3d(sKp, kvmap, 64 * rank, 2 * kvh, pk0, kv_full);
+            b90_tma_3d(sKp, kvmap, D == 128 ? 64 * rank : 0, 2 * kvh, pk0, kv_full);
           }
         } else
 #endif
         {
           warp_rows_async<D, true>(kv_key_ptr<D>(w, segs, k0 + pt, kvh), lane, 32 * pw, sK, sV,
                                    B90_BC * 128, qbase);
-          // The peer's key row pt, columns 64 rank .. (zero past the work's keys).
+          // The peer's key row pt, columns 64 rank .. (D 64: 0 ..; zero past the work's keys).
           const u64 kp = kv_key_ptr<D>(w, segs, pk0 + pt, kvh);
 #pragma unroll
           for (int c = 0; c < 8; ++c)
-            cp_async16_s(sKp + sw128(pt, c), kp ? (const elem_t*)kp + 64 * rank + 8 * c : qbase, kp != 0);
+            cp_async16_s(sKp + sw128(pt, c), kp ? (const elem_t*)kp + (D == 128 ? 64 * rank : 0) + 8 * c : qbase, kp != 0);
         }
         mbar_arrive_cp_async(kv_full);
       };
@@ -375,11 +387,13 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   } else {
   // ---------------- consumers ----------------
   BWD_CONSUMER_SETUP
-  // dQ of a step, this rank's 64 columns (64 rank ..) over both kv tiles' 256 keys: this CTA's
-  // dS (buffer `buf`) times the columns of its own K, then the peer's dS (its bulk copies into
-  // sdSp) times the peer's K columns (sKp). A: dS K-major; B: K MN-major (keys x d); one group.
-  const u64 ds_a0 = wg_desc(sdS, 16, 1024), dsp_a0 = wg_desc(sdSp, 16, 1024);
-  const u64 k_bt0 = wg_desc(sK + rank * (B90_BC * 128), B90_BC * 128, 1024);
+  // dQ of a step, this rank's 64 columns (D 128: 64 rank ..; D 64: all of q tile `rank` of the
+  // step, dq_row0) over both kv tiles' 256 keys: this CTA's dS (buffer `buf`) times the columns
+  // of its own K, then the peer's dS (its bulk copies into sdSp) times the peer's K columns
+  // (sKp). A: dS K-major; B: K MN-major (keys x d); one group.
+  const u32 dq_row0 = QT == 2 ? B90_BR * rank : 0, dq_col0 = D == 128 ? 64 * rank : 0;
+  const u64 ds_a0 = wg_desc(sdS + dq_row0 * 128, 16, 1024), dsp_a0 = wg_desc(sdSp, 16, 1024);
+  const u64 k_bt0 = wg_desc(sK + (dq_col0 >> 6) * (B90_BC * 128), B90_BC * 128, 1024);
   const u64 kp_bt0 = wg_desc(sKp, B90_BC * 128, 1024);
   auto dq_mma = [&](float* dq, u32 buf) {
     wg_fence();
@@ -389,7 +403,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
                             desc_off(k_bt0, i * 16 * 128), i > 0);
 #pragma unroll
     for (int i = 0; i < B90_BC / 16; ++i)
-      wgmma_m64n64k16_ss<1>(dq, desc_off(dsp_a0, buf * DSBYTES + (i >> 2) * (SR * 128) + (i & 3) * 32),
+      wgmma_m64n64k16_ss<1>(dq, desc_off(dsp_a0, buf * CL_PDS + (i >> 2) * (B90_BR * 128) + (i & 3) * 32),
                             desc_off(kp_bt0, i * 16 * 128), true);
     wg_commit();
   };
@@ -437,12 +451,12 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     // wgmma reads are complete; async proxy on both sides, no proxy fence).
     auto dq_release = [&](u32 b) {
       mbar_arrive(ds_empty(b));
-      if ((tid & 127) == 0) mbar_arm(pfull(b), DSBYTES);
+      if ((tid & 127) == 0) mbar_arm(pfull(b), CL_PDS);
       __syncwarp();
       if (lane == 0) mbar_arrive_remote(peer_addr(pempty(b), rank ^ 1));
     };
     // A finished dQ of a step (all 256 keys) from the registers of the warpgroup that computed it:
-    // rows 16 wq + g + 8 h of q tile q0, columns 64 rank + 8 nt + 2 t4 (+1), converted into the
+    // rows 16 wq + g + 8 h of q tile q0, columns dq_col0 + 8 nt + 2 t4 (+1), converted into the
     // 16-bit destination of the plan's converting dQ copy (one rounding of the fp32 sum).
     // A 16-bit destination 16-byte aligned at every row: 16-byte stores; 8-byte aligned: 8-byte
     // stores; else 4-byte stores (or fp32 pairs).
@@ -475,7 +489,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const u32 row = q0 + 16 * wq + g + 8 * h;
-          const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 8 * t4;
+          const u64 ob = (u64)row * dq_stride + head * D + dq_col0 + 8 * t4;
 #pragma unroll
           for (int c = 0; c < 2; ++c) {
             const u32 a0 = pack(4 * c, h), a1 = pack(4 * c + 1, h);
@@ -510,7 +524,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const u32 row = q0 + 16 * wq + g + 8 * h;
-          const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 2 * (t4 & 2);
+          const u64 ob = (u64)row * dq_stride + head * D + dq_col0 + 2 * (t4 & 2);
 #pragma unroll
           for (int m = 0; m < 4; ++m) {
             const float* x0 = dq + (2 * m) * 4 + 2 * h;
@@ -541,7 +555,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       for (int h = 0; h < 2; ++h) {
         const u32 row = q0 + 16 * wq + g + 8 * h;
         if (row >= n_rows) continue;
-        const u64 ob = (u64)row * dq_stride + head * D + 64 * rank + 2 * t4;
+        const u64 ob = (u64)row * dq_stride + head * D + dq_col0 + 2 * t4;
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt)
           st2_dt((void*)dq_dst, ob + 8 * nt, dq_dtype, DQ_SCALED(dq[nt * 4 + 2 * h]), DQ_SCALED(dq[nt * 4 + 2 * h + 1]));
@@ -552,8 +566,10 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
-    // The step before (its dQ is computed a step late): this warpgroup's q tile of it.
+    // The step before (its dQ is computed a step late): its q tile whose dQ this CTA computes
+    // (D 64: tile `rank`, absent past the end of an odd list: prev_ok false, nothing stored).
     u32 prev_q0 = 0, prev_head = 0;
+    bool prev_ok = true;
     u32 head_j = 0, head_i = 0;  // BWD_FASTDESC: query head and list index of the next q tile
     // S^T = K Q^T and dP^T = V dO^T of the step in stage g % 2 (two groups), once it is full.
     float st[SR / 2], dpt[SR / 2];
@@ -572,7 +588,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       bool present[QT];
       u32 my_q0 = 0, my_head = 0, my_visit = 0;  // (no visit flags here)
       bool my_ok = true;
-      BWD_STEP_TILES(false, 0u);
+      BWD_STEP_TILES(false, 0u, rank);
 #if !BWD_FASTDESC
       const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
 #endif
@@ -623,11 +639,13 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       bwd_store_ds(dsb, da_, lane, wq);
       fence_proxy_async();  // dS stores -> wgmma reads and the bulk copy (async proxy)
       mbar_arrive(ds_full(buf));
-      // This warpgroup's 64 keys of dS (8 KiB) into the peer's sdSp buffer `buf`, completing on
-      // its pfull(buf) (which waits for both warpgroups' 16 KiB).
+      // This warpgroup's 64 keys of dS (8 KiB; D 64: the rows of q tile rank ^ 1, whose dQ the
+      // peer computes) into the peer's sdSp buffer `buf`, completing on its pfull(buf) (which
+      // waits for both warpgroups' 16 KiB).
       named_bar(2 + cw, 128);
       if ((tid & 127) == 0)
-        bulk_copy_peer(peer_addr(sdSp + buf * DSBYTES + cw * (SR * 128), rank ^ 1), dsb, SR * 128,
+        bulk_copy_peer(peer_addr(sdSp + buf * CL_PDS + cw * (B90_BR * 128), rank ^ 1),
+                       dsb + (QT == 2 ? (rank ^ 1) * (B90_BR * 128) : 0), B90_BR * 128,
                        peer_addr(pfull(buf), rank ^ 1));
       // dQ of the step before (both warpgroups' dS of it are in shared memory by now, as a rule),
       // then dK += dS^T Q of this step: the dQ store below runs while dK is on the tensor cores.
@@ -655,7 +673,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         wg_wait<1>();  // dQ of the step before
         reg_fence<32>(dq);
         dq_release(pb);
-        dq_store(dq, prev_q0, prev_head);
+        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);
       } else {
         dk_mma();
       }
@@ -665,6 +683,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       mbar_arrive(empty_bar(s));
       prev_q0 = my_q0;
       prev_head = my_head;
+      prev_ok = my_ok;
     }
 #if CL_TQ_SMEM
     {
@@ -705,7 +724,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         reg_fence<32>(dq);
         dq_release(u & 1);
         mbar_arrive(kv_empty);
-        dq_store(dq, prev_q0, prev_head);
+        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);
       } else {
         mbar_arrive(kv_empty);
       }

@@ -915,7 +915,7 @@ dcp_attn_bwd_sm90(BWD_SM90_PARAMS) {
       bool present[QT];
       u32 my_q0 = 0, my_head = 0, my_visit = 0;
       bool my_ok = true;
-      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST);
+      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST, cw);
 #if !BWD_FASTDESC
       const u32 qs = sQ + s * QBYTES, dos = sdO + s * QBYTES;
 #endif

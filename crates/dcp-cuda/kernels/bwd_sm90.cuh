@@ -307,12 +307,16 @@ __device__ __forceinline__ void b90_prefetch_map(u64 tmap) {
 
 // Registers per producer / consumer thread after setmaxnreg (sm90.cuh's split unless set).
 // D 64 (two q tiles per step): 24 / 240 (+5 % over 56 / 224 on causal 32K; the producer spills
-// 48 bytes of its loop state, off the critical path).
+// 48 bytes of its loop state, off the critical path), except in the cluster kernel: its producer
+// (pair claims, the peer's K columns, extra info) spilled 428 bytes at 24, 90 at 56 / 224
+// (NVRTC 13.0, session 39). B90_IS_CLUSTER is 1 from attn_bwd_cluster_sm90.cu on: the two
+// macros expand where the kernels use them, after it.
+#define B90_IS_CLUSTER 0
 #ifndef BWD_PROD_REGS
-#define BWD_PROD_REGS (BWD_QT == 2 ? 24 : SM90_PROD_REGS)
+#define BWD_PROD_REGS (BWD_QT == 2 && !B90_IS_CLUSTER ? 24 : SM90_PROD_REGS)
 #endif
 #ifndef BWD_CONS_REGS
-#define BWD_CONS_REGS (BWD_QT == 2 ? 240 : SM90_CONS_REGS)
+#define BWD_CONS_REGS (BWD_QT == 2 && !B90_IS_CLUSTER ? 240 : SM90_CONS_REGS)
 #endif
 static_assert(128 * BWD_PROD_REGS + 256 * BWD_CONS_REGS <= 384 * 168,
               "setmaxnreg split exceeds the registers the CTA is launched with");
@@ -782,19 +786,20 @@ __device__ __forceinline__ int bwd_consumer_index(int wg) {
 
 // A consumer step p's tile words (q tile index, partial flag and the kernel's flag bits) and
 // which of its QT q tiles are present (QT 2: past the end of an odd list the second is absent),
-// from the stage's small block; this warpgroup's dQ tile of the step: its first row my_q0, query
+// from the stage's small block; the step's dQ tile of this warpgroup (QT 2: tile `mine`, the
+// main kernel's cw, the cluster kernel's rank): its first row my_q0, query
 // head my_head, visit flags my_visit (if `visit`: the bits `vbits` of its word; chains) and
 // whether it is present (my_ok); head_i, head_j: list index and query head of the next q tile
 // (BWD_FASTDESC, counted here; `rev`: the task walks its list last to first). A macro over the
 // kernels' names (words, present, my_*, head_i, head_j, small_g, p, n_steps, tiles_n, cw, kvh,
 // group, rev, QT, WORD_OFF): as a __forceinline__ function (reference parameters) the same code
 // changed the SASS (main D 64 and cluster builds; bench/results/kernels-2026-11-29-kdup15).
-#define BWD_STEP_TILES(visit, vbits)                                                        \
+#define BWD_STEP_TILES(visit, vbits, mine)                                                  \
   _Pragma("unroll") for (int h = 0; h < QT; ++h) {                                          \
     const u32 t = QT * p + h;                                                               \
     present[h] = QT == 1 || t < n_steps;                                                    \
     words[h] = *(const u32*)(small_g + WORD_OFF + 8 * h);                                   \
-    if (QT == 1 || h == cw) {                                                               \
+    if (QT == 1 || h == (mine)) {                                                           \
       my_q0 = (words[h] & B90_TILE_INDEX) * B90_BR;                                         \
       if (visit) my_visit = words[h] & (vbits);                                             \
       my_head = BWD_FASTDESC ? kvh * group + (rev ? group - 1 - head_j : head_j)            \

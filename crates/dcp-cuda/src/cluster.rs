@@ -1,4 +1,5 @@
-//! The clustered backward for launches of many works exactly two kv tiles wide
+//! The clustered backward for launches of many works exactly two kv tiles wide (head dims 128
+//! and, since session 39, 64, where it is the only chained kernel)
 //! (kernels/attn_bwd_cluster_sm90.cu, `DCP_CUDA_BWD_CLUSTER`): the two kv tiles of a (work, kv
 //! head) run on the two CTAs of a thread-block cluster, walking the same (query head, q tile)
 //! steps; each CTA sends its dS of each step to the other through distributed shared memory (one
@@ -65,8 +66,9 @@ pub fn order_pairs(mut chains: Vec<Vec<TaskDesc>>) -> Option<(Vec<TaskDesc>, u32
 }
 
 /// Shared memory the clustered kernel needs beyond the sm90 backward's layout
-/// ([`crate::exec::sm90_bwd_smem`]): the peer's K tile, the 64 columns of the CTA's dQ half (128
-/// keys x 64 x 16-bit; the peer's dS buffers take the dQ staging's place), and 1 KiB per consumer
+/// ([`crate::exec::sm90_bwd_smem`]): the peer's K tile, the 64 columns of the CTA's dQ (its half at
+/// head dim 128, all of them at 64; 128 keys x 64 x 16-bit; the peer's dS buffers take the dQ
+/// staging's place, 32 KiB at both head dims), and 1 KiB per consumer
 /// warp for the dK/dV stores through `stmatrix`, a task-counter word per consumer thread and two
 /// 64-byte slots of per-task segment / DqConv copies (`B90_CL_SCRATCH`, session 16).
 pub const SMEM_EXTRA: u32 = 128 * 64 * 2 + 9 * 1024 + 128;
@@ -80,9 +82,35 @@ pub fn grid(pairs: u32, sm_count: u32) -> u32 {
 mod tests {
     use super::*;
 
+    /// End of the clustered kernel's shared-memory layout at head dim `d` (the offsets of
+    /// kernels/attn_bwd_cluster_sm90.cu: sK, sV, two Q and two dO stages, two dS buffers, two peer
+    /// dS buffers `CL_PDS`, the peer K columns, `B90_CL_SCRATCH`, two small stage blocks, two
+    /// info slots, 128 bytes of mbarriers), before the up to 1 023 bytes that align its base.
+    fn kernel_layout_end(d: u32) -> u32 {
+        let sr = 64 * if d == 64 { 2 } else { 1 };
+        let (kv, q, ds, pds) = (128 * d * 2, sr * d * 2, sr * 128 * 2, 2 * 64 * 128);
+        2 * kv
+            + 4 * q
+            + 2 * ds
+            + 2 * pds
+            + 128 * 64 * 2
+            + (9 * 1024 + 128)
+            + 2 * (sr * 32 + 16)
+            + 2 * 160
+            + 128
+    }
+
     #[test]
-    fn cluster_smem_fits_the_sm90_limit() {
-        assert!(crate::exec::sm90_bwd_smem(128) + SMEM_EXTRA <= 232_448);
+    fn cluster_smem_fits_the_sm90_limit_and_the_kernel_layout() {
+        for d in [64, 128] {
+            let host = crate::exec::sm90_bwd_smem(d) + SMEM_EXTRA;
+            assert!(host <= 232_448, "d {d}: {host}");
+            assert!(
+                kernel_layout_end(d) + 1023 <= host,
+                "d {d}: {} + 1023 > {host}",
+                kernel_layout_end(d)
+            );
+        }
     }
 
     fn t(work: u32, row0: u32, head: u32, n: u32) -> TaskDesc {

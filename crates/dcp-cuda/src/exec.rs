@@ -1425,9 +1425,22 @@ impl Lowering<'_> {
         // Works whose dK/dV the launch may convert: every row stored, or (split) owned.
         let dkv_conv = if split { &dkv_own } else { &dkv_full };
         // Chains ([`own::chain_launch`]): all or nothing per launch.
-        let chain = kernels.chain != ChainMode::Off
-            && self.chain_launch(ii, &works, &wl, &pending, chunk)
-            && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
+        let chain_ok =
+            kernels.chain != ChainMode::Off && self.chain_launch(ii, &works, &wl, &pending, chunk);
+        // Clusters ([`cluster`]): a chained launch whose works are all two kv tiles wide with
+        // the same q tiles.
+        let cluster = chain_ok
+            && kernels.bwd_cluster.enabled()
+            && cluster::pairs_ok(
+                &pending
+                    .iter()
+                    .map(|p| (p.0, p.3.as_slice()))
+                    .collect::<Vec<_>>(),
+            )
+            && kernels.bwd_cluster.get_or_compile(self.gpu)?.is_some();
+        // Otherwise the chain kernel (head dim 128 only: at 64 `bwd_chain` is off, and a launch
+        // that does not cluster does not chain).
+        let chain = cluster || chain_ok && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
         // Half steps (`BWD_HALF`): an unchained launch where enough of the steps are half steps.
         let half = !chain
             && {
@@ -1439,17 +1452,6 @@ impl Lowering<'_> {
                 h > 0 && h as f64 >= kernels.bwd_half_min * n as f64
             }
             && kernels.bwd_half.get_or_compile(self.gpu)?.is_some();
-        // Clusters ([`cluster`]): a chained launch whose works are all two kv tiles wide with
-        // the same q tiles.
-        let cluster = chain
-            && kernels.bwd_cluster.enabled()
-            && cluster::pairs_ok(
-                &pending
-                    .iter()
-                    .map(|p| (p.0, p.3.as_slice()))
-                    .collect::<Vec<_>>(),
-            )
-            && kernels.bwd_cluster.get_or_compile(self.gpu)?.is_some();
         let (dq_dst, dkv_copies) = self.convert_targets(
             ii, &works, &mut wl, &pending, chunk, dkv_conv, &unstored, chain,
         );
@@ -1821,8 +1823,10 @@ impl Lowering<'_> {
         conv.dq |= chain;
         let mut out = vec![None; works.len()];
         let mut copies = Vec::new();
+        // Head dim 64: only chained (clustered) launches, for their dQ (no owned dK/dV rows
+        // there, so no dK/dV target is accepted).
         if self.kernels.bwd_family != KernelFamily::Sm90Wgmma
-            || self.d != 128
+            || !(self.d == 128 || self.d == 64 && chain)
             || !(conv.dq || conv.dkv)
         {
             return (out, copies);
@@ -1912,7 +1916,9 @@ impl Lowering<'_> {
         pending: &[KvTileList],
         chunk: usize,
     ) -> bool {
-        if self.kernels.bwd_family != KernelFamily::Sm90Wgmma || self.d != 128 {
+        // Head dim 64 chains only as clusters (no chain kernel there).
+        let d_ok = self.d == 128 || self.d == 64 && self.kernels.bwd_cluster.enabled();
+        if self.kernels.bwd_family != KernelFamily::Sm90Wgmma || !d_ok {
             return false;
         }
         let f32s: Vec<bool> = wl.works.iter().map(|w| w.dq_dtype == DT_F32).collect();

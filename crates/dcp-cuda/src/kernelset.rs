@@ -85,7 +85,8 @@ pub struct Kernels {
     /// fills ([`own::dkv_fills_to_zero`], `DCP_CUDA_BWD_DD_ZERO`); off for the mma.sync family.
     pub dd_zero: bool,
     /// Work-resident backward tasks for launches of many short works ([`own::chain_launch`],
-    /// `DCP_CUDA_BWD_CHAIN`); off for the mma.sync family and head dims other than 128.
+    /// `DCP_CUDA_BWD_CHAIN`); off for the mma.sync family and head dims other than 128 and 64
+    /// (at 64 there is no chain kernel: only launches that cluster chain).
     pub chain: ChainMode,
     /// The order and size of the backward's tasks ([`order`], `DCP_CUDA_BWD_ORDER`).
     pub bwd_order: TaskOrder,
@@ -208,8 +209,9 @@ impl Kernels {
             KernelFamily::Sm90Wgmma => own::dd_zero_from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => false,
         };
+        // D 64 has no chain kernel: its chained launches run only as clusters (exec.rs).
         let chain = match bwd_family {
-            KernelFamily::Sm90Wgmma if d == 128 => {
+            KernelFamily::Sm90Wgmma if d == 128 || d == 64 => {
                 ChainMode::from_env().map_err(CudaError::Unsupported)?
             }
             _ => ChainMode::Off,
@@ -413,7 +415,7 @@ impl Kernels {
                 // chains ([`OnDemand`]) and used by chained launches only:
                 // compiled into the one kernel, their code cost 3-5 % on every other shape
                 // (bench/results/kernels-2026-11-29-kw11).
-                if chain != ChainMode::Off {
+                if chain != ChainMode::Off && d == 128 {
                     defs.push(("BWD_CHAIN".into(), "1".into()));
                     // Measurement knob: variants of the chain kernel (A/B in one binary).
                     defs.extend(
