@@ -76,8 +76,8 @@ def patch(s, bits=False):
          "      hd[4] = tk->pad; hd[5] = n_pairs; hd[6] = pf_clk();\n"
          "    }")
     once("      wait_full(gt);", "      PFS(p, 0);\n      wait_full(gt);\n      PFS(p, 1);")
-    once("      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST);",
-         "      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST);\n      PFV(p, 7, words[0]);")
+    once("      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST, cw);",
+         "      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST, cw);\n      PFV(p, 7, words[0]);")
     once("        wg_wait<0>();  // S^T and dP^T", "        wg_wait<0>();  // S^T and dP^T\n        PFS(p, 2);")
     once("        BWD_RS_MMA(dv, pa, DESC_DV);", "        BWD_RS_MMA(dv, pa, DESC_DV);\n        PFS(p, 3);")
     once("      mbar_arrive(ds_full(buf));", "      mbar_arrive(ds_full(buf));\n      PFS(p, 4);")

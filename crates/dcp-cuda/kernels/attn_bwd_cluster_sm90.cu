@@ -131,7 +131,7 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 // register that ptxas spilled: its `LDL` reloads after a task's traffic missed L1 and waited
 // behind the epilogue's stores (kb16 call 1's profile: ~5 % of the consumers' samples).
 #ifndef CL_STSM
-#define CL_STSM (HEAD_DIM == 128)  // its staging rounds are written for 128 columns
+#define CL_STSM 1
 #endif
 #ifndef CL_DQ_CTDT
 #define CL_DQ_CTDT 1

@@ -473,19 +473,28 @@ _Pragma("unroll")                                                               
       }                                                                                                   \
     }
 #else
-#define BWD_DKV_OUT()                                                                     \
-_Pragma("unroll")                                                                         \
-    for (int h = 0; h < 2; ++h) {                                                         \
-      u32 dt = DT_F32;                                                                    \
-      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt, wk->kv_first); \
-      if (dp == 0) continue;                                                              \
-_Pragma("unroll")                                                                         \
-      for (int nt = 0; nt < D / 8; ++nt) {                                                \
-        atomic_add_out((void*)dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * dk_f,         \
-                       dk[nt * 4 + 2 * h + 1] * dk_f);                                    \
-        atomic_add_out((void*)dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h] * dv_f,     \
-                       dv[nt * 4 + 2 * h + 1] * dv_f);                                    \
-      }                                                                                   \
+// In the cluster kernel (B90_IS_CLUSTER, D 64 since session 39, where the host gives its tasks
+// owned dK/dV rows) the float2 form honours the task's flags: a stored task's rows are stored
+// (their zero fill was dropped), the alternate segments of B90_TASK_DKV_ALT are added into. In
+// attn_bwd_sm90.cu (no such tasks below D 128) both fold away: its code is unchanged.
+#define B90_DKV_PUT_(dp_, col_, dt_, a_, b_)                                  \
+  if (B90_IS_CLUSTER && (tk->pad & B90_TASK_DKV_STORE))                      \
+    st2_dt((void*)(dp_), col_, dt_, a_, b_);                                 \
+  else                                                                       \
+    atomic_add_out((void*)(dp_), col_, dt_, a_, b_);
+#define BWD_DKV_OUT()                                                                           \
+_Pragma("unroll")                                                                               \
+    for (int h = 0; h < 2; ++h) {                                                               \
+      u32 dt = DT_F32;                                                                          \
+      const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt,                      \
+                                    (B90_IS_CLUSTER && (tk->pad & B90_TASK_DKV_ALT)) ? wk->kv_alt \
+                                                                                    : wk->kv_first); \
+      if (dp == 0) continue;                                                                    \
+_Pragma("unroll")                                                                               \
+      for (int nt = 0; nt < D / 8; ++nt) {                                                      \
+        B90_DKV_PUT_(dp, nt * 8 + t4 * 2, dt, dk[nt * 4 + 2 * h] * dk_f, dk[nt * 4 + 2 * h + 1] * dk_f) \
+        B90_DKV_PUT_(dp, D + nt * 8 + t4 * 2, dt, dv[nt * 4 + 2 * h] * dv_f, dv[nt * 4 + 2 * h + 1] * dv_f) \
+      }                                                                                         \
     }
 #endif
 
@@ -563,21 +572,22 @@ __device__ __forceinline__ void b90_stage(u32 hb, const float* a, int p, float f
 // The staged dK/dV epilogue of a consumer warp (a macro over the kernels' names dk, dv, dk_f, dv_f,
 // lane, D): `scr_` its 1 KiB staging block, `e_p_` the destination row of this lane's staging row
 // (key 16 wq + lane / 2 of the warpgroup's 64; 0: past the work's keys). Per round two half blocks
-// of 16 columns, dK's 8 then dV's 8; this lane stores 8 columns of its row's dK / dV.
+// of 16 columns, dK's D / 16 then dV's; this lane stores 8 columns of its row's dK / dV.
 #define B90_DKV_STSM(scr_, e_p_)                                                                         \
   {                                                                                                      \
     const u32 scr = scr_;                                                                                \
     const u64 rp = (e_p_) + 16 * (lane & 1);                                                             \
-    _Pragma("unroll") for (int r = 0; r < 8; ++r) {                                                      \
+    constexpr int NP_ = D / 16; /* half blocks (16 columns) per matrix: dK's NP_, then dV's */            \
+    _Pragma("unroll") for (int r = 0; r < NP_; ++r) {                                                    \
       const int q0 = 2 * r, q1 = 2 * r + 1;                                                              \
-      b90_stage(scr + b90_sts_off(lane), (q0 >> 3) ? dv : dk, q0 & 7, (q0 >> 3) ? dv_f : dk_f);          \
-      b90_stage(scr + 512 + b90_sts_off(lane), (q1 >> 3) ? dv : dk, q1 & 7, (q1 >> 3) ? dv_f : dk_f);    \
+      b90_stage(scr + b90_sts_off(lane), (q0 / NP_) ? dv : dk, q0 % NP_, (q0 / NP_) ? dv_f : dk_f);      \
+      b90_stage(scr + 512 + b90_sts_off(lane), (q1 / NP_) ? dv : dk, q1 % NP_, (q1 / NP_) ? dv_f : dk_f); \
       __syncwarp();                                                                                      \
       const uint4 v0 = b90_lds128(scr + b90_ld_off(lane)), v1 = b90_lds128(scr + 512 + b90_ld_off(lane)); \
       __syncwarp();                                                                                      \
       if ((e_p_) != 0) {                                                                                 \
-        b90_stg128(rp + 2 * ((q0 >> 3) * D + 16 * (q0 & 7)), v0);                                       \
-        b90_stg128(rp + 2 * ((q1 >> 3) * D + 16 * (q1 & 7)), v1);                                       \
+        b90_stg128(rp + 2 * ((q0 / NP_) * D + 16 * (q0 % NP_)), v0);                                    \
+        b90_stg128(rp + 2 * ((q1 / NP_) * D + 16 * (q1 % NP_)), v1);                                    \
       }                                                                                                  \
     }                                                                                                    \
   }

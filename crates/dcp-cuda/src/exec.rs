@@ -1375,12 +1375,29 @@ impl Lowering<'_> {
         if kernels.bwd_order == TaskOrder::Whole {
             chunk = chunk.max(pending.iter().map(|p| p.3.len()).max().unwrap_or(0));
         }
-        // Owned dK/dV rows ([`own`], head dim 128): a task that alone adds into its kv tile's
-        // dK/dV rows, which are zero (its work's dKV regions are its own, its list unsplit),
-        // stores them.
+        // Chains ([`own::chain_launch`]): all or nothing per launch.
+        let chain_ok =
+            kernels.chain != ChainMode::Off && self.chain_launch(ii, &works, &wl, &pending, chunk);
+        // Clusters ([`cluster`]): a chained launch whose works are all two kv tiles wide with
+        // the same q tiles.
+        let cluster = chain_ok
+            && kernels.bwd_cluster.enabled()
+            && cluster::pairs_ok(
+                &pending
+                    .iter()
+                    .map(|p| (p.0, p.3.as_slice()))
+                    .collect::<Vec<_>>(),
+            )
+            && kernels.bwd_cluster.get_or_compile(self.gpu)?.is_some();
+        // Otherwise the chain kernel (head dim 128 only: at 64 `bwd_chain` is off, and a launch
+        // that does not cluster does not chain).
+        let chain = cluster || chain_ok && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
+        // Owned dK/dV rows ([`own`], head dim 128, and 64 in clustered launches, whose epilogue
+        // honours them): a task that alone adds into its kv tile's dK/dV rows, which are zero
+        // (its work's dKV regions are its own, its list unsplit), stores them.
         let dkv_own = if kernels.bwd_family == KernelFamily::Sm90Wgmma
             && kernels.own != OwnMode::Off
-            && d == 128
+            && (d == 128 || d == 64 && cluster)
         {
             self.dkv_ownable(&works, &wl)
         } else {
@@ -1424,23 +1441,6 @@ impl Lowering<'_> {
         }
         // Works whose dK/dV the launch may convert: every row stored, or (split) owned.
         let dkv_conv = if split { &dkv_own } else { &dkv_full };
-        // Chains ([`own::chain_launch`]): all or nothing per launch.
-        let chain_ok =
-            kernels.chain != ChainMode::Off && self.chain_launch(ii, &works, &wl, &pending, chunk);
-        // Clusters ([`cluster`]): a chained launch whose works are all two kv tiles wide with
-        // the same q tiles.
-        let cluster = chain_ok
-            && kernels.bwd_cluster.enabled()
-            && cluster::pairs_ok(
-                &pending
-                    .iter()
-                    .map(|p| (p.0, p.3.as_slice()))
-                    .collect::<Vec<_>>(),
-            )
-            && kernels.bwd_cluster.get_or_compile(self.gpu)?.is_some();
-        // Otherwise the chain kernel (head dim 128 only: at 64 `bwd_chain` is off, and a launch
-        // that does not cluster does not chain).
-        let chain = cluster || chain_ok && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
         // Half steps (`BWD_HALF`): an unchained launch where enough of the steps are half steps.
         let half = !chain
             && {
@@ -1823,8 +1823,7 @@ impl Lowering<'_> {
         conv.dq |= chain;
         let mut out = vec![None; works.len()];
         let mut copies = Vec::new();
-        // Head dim 64: only chained (clustered) launches, for their dQ (no owned dK/dV rows
-        // there, so no dK/dV target is accepted).
+        // Head dim 64: only chained launches (they cluster there).
         if self.kernels.bwd_family != KernelFamily::Sm90Wgmma
             || !(self.d == 128 || self.d == 64 && chain)
             || !(conv.dq || conv.dkv)
