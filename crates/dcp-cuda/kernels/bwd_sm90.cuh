@@ -473,12 +473,11 @@ _Pragma("unroll")                                                               
       }                                                                                                   \
     }
 #else
-// In the cluster kernel (B90_IS_CLUSTER, D 64 since session 39, where the host gives its tasks
-// owned dK/dV rows) the float2 form honours the task's flags: a stored task's rows are stored
-// (their zero fill was dropped), the alternate segments of B90_TASK_DKV_ALT are added into. In
-// attn_bwd_sm90.cu (no such tasks below D 128) both fold away: its code is unchanged.
+// The float2 form honours the task's flags (session 39: D 64 launches own dK/dV rows in the
+// cluster kernel and, with DCP_CUDA_BWD_OWN_D64, in attn_bwd_sm90.cu): a stored task's rows are
+// stored (their zero fill was dropped), the alternate segments of B90_TASK_DKV_ALT are added into.
 #define B90_DKV_PUT_(dp_, col_, dt_, a_, b_)                                  \
-  if (B90_IS_CLUSTER && (tk->pad & B90_TASK_DKV_STORE))                      \
+  if (tk->pad & B90_TASK_DKV_STORE)                                          \
     st2_dt((void*)(dp_), col_, dt_, a_, b_);                                 \
   else                                                                       \
     atomic_add_out((void*)(dp_), col_, dt_, a_, b_);
@@ -487,8 +486,7 @@ _Pragma("unroll")                                                               
     for (int h = 0; h < 2; ++h) {                                                               \
       u32 dt = DT_F32;                                                                          \
       const u64 dp = dkv_key_ptr<D>(wk, segs, h ? key_b : key_a, kvh, &dt,                      \
-                                    (B90_IS_CLUSTER && (tk->pad & B90_TASK_DKV_ALT)) ? wk->kv_alt \
-                                                                                    : wk->kv_first); \
+                                    (tk->pad & B90_TASK_DKV_ALT) ? wk->kv_alt : wk->kv_first);  \
       if (dp == 0) continue;                                                                    \
 _Pragma("unroll")                                                                               \
       for (int nt = 0; nt < D / 8; ++nt) {                                                      \

@@ -1392,12 +1392,13 @@ impl Lowering<'_> {
         // Otherwise the chain kernel (head dim 128 only: at 64 `bwd_chain` is off, and a launch
         // that does not cluster does not chain).
         let chain = cluster || chain_ok && kernels.bwd_chain.get_or_compile(self.gpu)?.is_some();
-        // Owned dK/dV rows ([`own`], head dim 128, and 64 in clustered launches, whose epilogue
-        // honours them): a task that alone adds into its kv tile's dK/dV rows, which are zero
-        // (its work's dKV regions are its own, its list unsplit), stores them.
+        // Owned dK/dV rows ([`own`]; head dim 128, and 64 in clustered launches and, with
+        // `DCP_CUDA_BWD_OWN_D64`, the others): a task that alone adds into its kv tile's dK/dV
+        // rows, which are zero (its work's dKV regions are its own, its list unsplit), stores
+        // them.
         let dkv_own = if kernels.bwd_family == KernelFamily::Sm90Wgmma
             && kernels.own != OwnMode::Off
-            && (d == 128 || d == 64 && cluster)
+            && (d == 128 || d == 64 && (cluster || kernels.own_d64))
         {
             self.dkv_ownable(&works, &wl)
         } else {
@@ -1819,13 +1820,20 @@ impl Lowering<'_> {
         chain: bool,
     ) -> (Vec<Option<(Region, Vec<u32>)>>, Vec<(Region, Region)>) {
         let mut conv = self.kernels.convert;
-        // Chains convert dQ themselves ([`Self::chain_launch`] checked every work's copy).
+        // Head dim 64: the main kernel has no dQ conversion (`BWD_DQ_CONV`, D 128 only); its
+        // dK/dV rows convert where they are owned (`DCP_CUDA_BWD_OWN_D64`).
+        if self.d == 64 {
+            conv.dq = false;
+            conv.dkv &= self.kernels.own_d64;
+        }
+        // Chains convert dQ themselves ([`Self::chain_launch`] checked every work's copy; at head
+        // dim 64 a chained launch clusters and owns its dK/dV rows).
         conv.dq |= chain;
+        conv.dkv |= chain && self.d == 64 && self.kernels.convert.dkv;
         let mut out = vec![None; works.len()];
         let mut copies = Vec::new();
-        // Head dim 64: only chained launches (they cluster there).
         if self.kernels.bwd_family != KernelFamily::Sm90Wgmma
-            || !(self.d == 128 || self.d == 64 && chain)
+            || !(self.d == 128 || self.d == 64)
             || !(conv.dq || conv.dkv)
         {
             return (out, copies);

@@ -75,6 +75,9 @@ pub struct Kernels {
     /// Owned gradient rows of the sm90 backward ([`own`], `DCP_CUDA_BWD_OWN`); off for the
     /// mma.sync family.
     pub own: OwnMode,
+    /// Owned dK/dV rows in D 64 launches that do not cluster too
+    /// ([`crate::knobs::own_d64_with`], `DCP_CUDA_BWD_OWN_D64`); off for the mma.sync family.
+    pub own_d64: bool,
     /// Gradients the sm90 backward converts into the plan's copy destinations itself ([`own`],
     /// `DCP_CUDA_BWD_CONVERT`); neither for the mma.sync family.
     pub convert: ConvertMode,
@@ -200,6 +203,12 @@ impl Kernels {
         let own = match bwd_family {
             KernelFamily::Sm90Wgmma => OwnMode::from_env().map_err(CudaError::Unsupported)?,
             KernelFamily::MmaSync => OwnMode::Off,
+        };
+        let own_d64 = match bwd_family {
+            KernelFamily::Sm90Wgmma => {
+                crate::knobs::own_d64_with(std::env::var("DCP_CUDA_BWD_OWN_D64").ok().as_deref())?
+            }
+            KernelFamily::MmaSync => false,
         };
         let fuse_fill = match bwd_family {
             KernelFamily::Sm90Wgmma => own::fuse_fill_from_env().map_err(CudaError::Unsupported)?,
@@ -484,6 +493,7 @@ impl Kernels {
             bwd_br,
             bwd_block,
             own,
+            own_d64,
             convert,
             fuse_fill,
             dd_zero,

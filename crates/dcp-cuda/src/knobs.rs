@@ -28,6 +28,20 @@ pub(crate) fn partial_first_with(v: Option<&str>) -> Result<(bool, bool)> {
     }
 }
 
+/// The value of `DCP_CUDA_BWD_OWN_D64`: whether the sm90 backward gives D 64 launches that do not
+/// cluster owned dK/dV rows too (a task that alone writes its kv tile's rows stores them, into
+/// the converting copy's 16-bit destination where the launch takes that copy over; the float2
+/// epilogue honours the task's flags since session 39). Clustered D 64 launches own rows either
+/// way. Unset: [`DEFAULT_OWN_D64`] (on since session 39: D 64 backward +9.4 % geomean over ten
+/// shapes, 128-token documents +31 %, 512-token causal documents +22 %, causal-blockwise +9 %,
+/// none slower, bench/results/gpu-x1-2026-12-01s39/ call 4); `1` / `0`. Anything else is an error.
+pub(crate) fn own_d64_with(v: Option<&str>) -> Result<bool> {
+    switch::parse("DCP_CUDA_BWD_OWN_D64", v, DEFAULT_OWN_D64).map_err(CudaError::Unsupported)
+}
+
+/// The default of `DCP_CUDA_BWD_OWN_D64`.
+pub const DEFAULT_OWN_D64: bool = true;
+
 /// Defines for a kernel's variants from `env`, the value of the environment variable `var`
 /// (A/B timing in one binary): comma-separated `NAME=VALUE` with NAME one of `names` and VALUE
 /// one of `values`; unset or empty: none (the built-in defaults). Anything else is an error
@@ -346,5 +360,19 @@ pub(crate) fn l2_tail_with(name: &str, v: Option<&str>, default: u32) -> Result<
         Some(o) => o.parse::<u32>().ok().filter(|p| *p <= 100).ok_or_else(|| {
             CudaError::Unsupported(format!("{name}={o}: expected a share in % (0-100)"))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_d64_is_parsed_or_refused() {
+        assert_eq!(own_d64_with(None).unwrap(), DEFAULT_OWN_D64);
+        assert!(own_d64_with(Some("1")).unwrap());
+        assert!(!own_d64_with(Some(" 0 ")).unwrap());
+        let e = own_d64_with(Some("yes")).unwrap_err().to_string();
+        assert!(e.contains("DCP_CUDA_BWD_OWN_D64=yes"), "{e}");
     }
 }
