@@ -276,6 +276,34 @@ pub const SM90_BWD_SCRATCH: u32 = 9 * 1024 + 128 + 128;
 /// rows x head dim 128, 16-bit (kernels/attn_bwd_sm90.cu `B90_O_BYTES`).
 pub const SM90_BWD_O_STAGE: u32 = 64 * 128 * 2;
 
+/// Which converting copies a backward launch of the sm90 kernels may take over (`convert`:
+/// `DCP_CUDA_BWD_CONVERT`), at head dim `d`, chained (`chain`; at 64 that means clustered) or
+/// not, with D 64 rows owned (`own_d64`: `DCP_CUDA_BWD_OWN_D64`). Chains convert dQ themselves.
+/// At head dim 64 the main kernel has no dQ conversion (`BWD_DQ_CONV` is D 128 only), so an
+/// unchained launch never takes a dQ copy over, and dK/dV converts only where rows are owned.
+/// Head dims other than 64 and 128 take nothing over.
+pub(crate) fn launch_conversions(
+    convert: ConvertMode,
+    d: u32,
+    chain: bool,
+    own_d64: bool,
+) -> ConvertMode {
+    match d {
+        128 => ConvertMode {
+            dq: convert.dq || chain,
+            dkv: convert.dkv,
+        },
+        64 => ConvertMode {
+            dq: chain,
+            dkv: convert.dkv && (chain || own_d64),
+        },
+        _ => ConvertMode {
+            dq: false,
+            dkv: false,
+        },
+    }
+}
+
 #[path = "kernelset.rs"]
 mod kernelset;
 pub use kernelset::Kernels;
@@ -1819,23 +1847,10 @@ impl Lowering<'_> {
         unstored: &[Vec<(usize, Region)>],
         chain: bool,
     ) -> (Vec<Option<(Region, Vec<u32>)>>, Vec<(Region, Region)>) {
-        let mut conv = self.kernels.convert;
-        // Head dim 64: the main kernel has no dQ conversion (`BWD_DQ_CONV`, D 128 only); its
-        // dK/dV rows convert where they are owned (`DCP_CUDA_BWD_OWN_D64`).
-        if self.d == 64 {
-            conv.dq = false;
-            conv.dkv &= self.kernels.own_d64;
-        }
-        // Chains convert dQ themselves ([`Self::chain_launch`] checked every work's copy; at head
-        // dim 64 a chained launch clusters and owns its dK/dV rows).
-        conv.dq |= chain;
-        conv.dkv |= chain && self.d == 64 && self.kernels.convert.dkv;
+        let conv = launch_conversions(self.kernels.convert, self.d, chain, self.kernels.own_d64);
         let mut out = vec![None; works.len()];
         let mut copies = Vec::new();
-        if self.kernels.bwd_family != KernelFamily::Sm90Wgmma
-            || !(self.d == 128 || self.d == 64)
-            || !(conv.dq || conv.dkv)
-        {
+        if self.kernels.bwd_family != KernelFamily::Sm90Wgmma || !(conv.dq || conv.dkv) {
             return (out, copies);
         }
         let targets: Vec<CopyTarget> = own::copy_targets(self.prog, ii, works);

@@ -1339,3 +1339,35 @@ fn tile_masks_all_masks_every_partial_tile() {
     assert!(!TileMasks::BwdAll.wanted(0, 10));
     assert_eq!(TileMasks::Off.layout(), None);
 }
+
+/// A D 64 launch that does not chain (cluster) never takes a dQ copy over: the main kernel has no
+/// D 64 dQ conversion, so the copy must stay whatever `DCP_CUDA_BWD_CONVERT` asks; its dK/dV
+/// converts only where D 64 rows are owned. D 128 keeps the switch's choice, chains add dQ.
+#[test]
+fn launch_conversions_never_give_a_d64_unchained_launch_its_dq() {
+    let all = ConvertMode {
+        dq: true,
+        dkv: true,
+    };
+    let none = ConvertMode {
+        dq: false,
+        dkv: false,
+    };
+    for own_d64 in [false, true] {
+        let c = launch_conversions(all, 64, false, own_d64);
+        assert!(!c.dq, "own_d64 {own_d64}");
+        assert_eq!(c.dkv, own_d64);
+        let c = launch_conversions(all, 64, true, own_d64);
+        assert!(c.dq && c.dkv, "own_d64 {own_d64}");
+        let c = launch_conversions(none, 64, true, own_d64);
+        assert!(c.dq && !c.dkv, "own_d64 {own_d64}");
+    }
+    let c = launch_conversions(none, 128, false, true);
+    assert!(!c.dq && !c.dkv);
+    let c = launch_conversions(none, 128, true, false);
+    assert!(c.dq && !c.dkv);
+    let c = launch_conversions(all, 128, false, false);
+    assert!(c.dq && c.dkv);
+    let c = launch_conversions(all, 96, true, true);
+    assert!(!c.dq && !c.dkv);
+}
