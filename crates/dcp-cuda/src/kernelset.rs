@@ -76,7 +76,7 @@ pub struct Kernels {
     /// mma.sync family.
     pub own: OwnMode,
     /// Owned dK/dV rows in D 64 launches that do not cluster too
-    /// ([`crate::knobs::own_d64_with`], `DCP_CUDA_BWD_OWN_D64`); off for the mma.sync family.
+    /// (`DCP_CUDA_BWD_OWN_D64`, parsed by `knobs::own_d64_with`); off for the mma.sync family.
     pub own_d64: bool,
     /// Gradients the sm90 backward converts into the plan's copy destinations itself ([`own`],
     /// `DCP_CUDA_BWD_CONVERT`); neither for the mma.sync family.
