@@ -3,7 +3,7 @@
 // The default for such launches since session 15 (DCP_CUDA_BWD_CLUSTER, src/cluster.rs;
 // bench/results/kernels-2026-11-29-kb14, -kb14b, -kb15 for what it measured).
 //
-// The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 only; the pieces that are
+// The same tasks, step loop and epilogues as attn_bwd_sm90.cu (D 128 and, since session 39, D 64; the pieces that are
 // the same text in both are in bwd_sm90.cuh, shared with the SASS of every build unchanged:
 // bench/results/kernels-2026-11-29-kdup15), launched with __cluster_dims__(2, 1, 1). The
 // host (src/cluster.rs `pairs_ok` / `order_pairs`, src/exec.rs) lists the tasks in pairs: task
