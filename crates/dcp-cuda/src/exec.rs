@@ -32,7 +32,7 @@ use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Staged, Stream};
 use crate::knobs::{
     bwd_half_with, bwd_smem_override, chain_variant_defs, copy_batch_with, dd_ctas_override,
-    fwd_half_short_with, fwd_half_with, fwd_halfbits_with, fwd_short_omap_with,
+    fwd_half_max_with, fwd_half_short_with, fwd_half_with, fwd_halfbits_with, fwd_short_omap_with,
     fwd_short_one_min_with, fwd_short_one_with, fwd_short_pp_with, fwd_short_rel_with,
     fwd_short_variant_defs, fwd_short_with, l2_budget_with, l2_tail_with, op_timing_with,
 };
@@ -1013,6 +1013,7 @@ impl Lowering<'_> {
         }
         let br = kernels.fwd_br();
         let mut outs = Vec::with_capacity(works.len());
+        let mut n_qtiles = 0usize; // q tile lists of the launch (DCP_CUDA_FWD_HALF_MAX)
         for (w, &wi) in works.iter().zip(&first) {
             let q = self.rd(&w.q);
             let o = self.rd(&w.o);
@@ -1080,6 +1081,15 @@ impl Lowering<'_> {
             let qtiles = wl.push_fwd_tasks(&csr, wdx, n_rows, key0, w.q.heads, br, kernels.fwd_bc);
             wl.fill_fwd_masks(&csr, &qtiles, key0);
             wl.mark_fwd_half(&csr, &qtiles, key0);
+            n_qtiles += qtiles.len();
+        }
+        // Too many half tiles per q tile (`DCP_CUDA_FWD_HALF_MAX`): no half steps, lists in key
+        // order (marking changed no list).
+        if wl.half_mode && !half_tiles_ok(&wl.half, n_qtiles, kernels.fwd_half_max) {
+            wl.half_mode = false;
+            wl.half_bits = false;
+            wl.half.clear();
+            wl.hbits.clear();
         }
         let merges = self.split_fwd(&mut wl, &outs)?;
         wl.order_fwd_half();

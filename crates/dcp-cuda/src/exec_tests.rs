@@ -711,9 +711,10 @@ fn forward_half_tiles_first_with_their_count() {
     assert!(fwd_halfbits_with(Some("2"), 128).is_err());
     assert!(fwd_half_with(Some("1"), 64).unwrap() && fwd_half_with(Some("1"), 128).unwrap());
     assert!(!fwd_half_with(Some(" 0"), 128).unwrap() && !fwd_half_with(Some("0"), 64).unwrap());
-    // Unset: on at D 128 (where it was measured faster), off at D 64.
+    // Unset: on at D 128 and (since session 40, limited by DCP_CUDA_FWD_HALF_MAX) at D 64, off
+    // at other head dims.
     assert!(fwd_half_with(None, 128).unwrap() && fwd_half_with(Some(""), 128).unwrap());
-    assert!(!fwd_half_with(None, 64).unwrap());
+    assert!(fwd_half_with(None, 64).unwrap() && !fwd_half_with(None, 96).unwrap());
     let e = fwd_half_with(Some("on"), 128).unwrap_err().to_string();
     assert!(e.contains("DCP_CUDA_FWD_HALF=on"), "{e}");
     assert_eq!(bwd_half_with(None).unwrap(), 0.0);
@@ -725,7 +726,7 @@ fn forward_half_tiles_first_with_their_count() {
         assert!(e.contains(&format!("DCP_CUDA_BWD_HALF={bad}")), "{e}");
     }
     assert_eq!(fwd_short_with(None, 128).unwrap(), 3);
-    assert_eq!(fwd_short_with(Some(""), 64).unwrap(), 2);
+    assert_eq!(fwd_short_with(Some(""), 64).unwrap(), 3);
     assert_eq!(fwd_short_with(None, 96).unwrap(), 0);
     assert_eq!(fwd_short_with(Some(" 0"), 128).unwrap(), 0);
     assert_eq!(fwd_short_with(Some("5"), 64).unwrap(), 5);
@@ -1146,6 +1147,28 @@ fn chain_variant_defs_take_only_the_named_switches() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn fwd_half_max_parses_a_limit_and_counts_half_tiles_per_q_tile() {
+    assert_eq!(fwd_half_max_with(None, 128).unwrap(), f64::INFINITY);
+    assert_eq!(fwd_half_max_with(Some(" "), 64).unwrap(), 2.5);
+    assert_eq!(fwd_half_max_with(None, 96).unwrap(), f64::INFINITY);
+    assert_eq!(fwd_half_max_with(Some("1.5"), 64).unwrap(), 1.5);
+    for bad in ["-1", "two", "nan"] {
+        let e = fwd_half_max_with(Some(bad), 128).unwrap_err().to_string();
+        assert!(
+            e.contains("DCP_CUDA_FWD_HALF_MAX") && e.contains(bad),
+            "{e}"
+        );
+    }
+    // Two q tiles, three half tiles: 1.5 per q tile.
+    let half = [true, false, true, false, true];
+    assert!(half_tiles_ok(&half, 2, 1.5));
+    assert!(!half_tiles_ok(&half, 2, 1.4));
+    assert!(half_tiles_ok(&half, 2, f64::INFINITY));
+    assert!(half_tiles_ok(&[], 0, 0.0));
+    assert!(!half_tiles_ok(&[true], 1, 0.0));
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub struct Kernels {
     /// `fwd_half_short_max` tiles take it, compiled when such a launch first runs.
     pub(super) fwd_half_short: OnDemand,
     pub(super) fwd_half_short_max: u32,
+    /// `DCP_CUDA_FWD_HALF_MAX`: launches with more half tiles per q tile on average run without
+    /// half steps ([`fwd_half_max_with`]).
+    pub(super) fwd_half_max: f64,
     /// `DCP_CUDA_FWD_HALFBITS`: the half-tile kernel is compiled with `FWD_HALFBITS` and the host
     /// writes each half tile's per-warpgroup halves into its tile word ([`fwd_halfbits_with`]).
     pub(super) fwd_halfbits: bool,
@@ -297,6 +300,8 @@ impl Kernels {
         } else {
             0
         };
+        let fwd_half_max =
+            fwd_half_max_with(std::env::var("DCP_CUDA_FWD_HALF_MAX").ok().as_deref(), d)?;
         let fwd_half_short = if fwd_half_short_max > 0 {
             let mut defs = half_defs;
             defs.push(("FWD_LATEREL".into(), "3".into()));
@@ -474,6 +479,7 @@ impl Kernels {
             fwd_half,
             fwd_half_short,
             fwd_half_short_max,
+            fwd_half_max,
             fwd_halfbits,
             fwd_short,
             fwd_short_max,

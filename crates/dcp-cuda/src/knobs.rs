@@ -184,29 +184,33 @@ pub(crate) fn fwd_halfbits_with(v: Option<&str>, d: u32) -> Result<bool> {
 /// `DCP_CUDA_FWD_HALF` at head dim `d`: `1` puts each sm90 forward task's half tiles first,
 /// gives the kernel their count in `TaskDesc.pad`, and launches the half-tile kernel
 /// (`attn_fwd_sm90.cu` `FWD_HALF`) where a launch has any; `0` leaves the lists in key order, the
-/// counts 0 and the plain kernel; unset or empty (the default): `1` at D 128, `0` at D 64
-/// (measured there: causal 32K +6.5 %, shared-question +7.8 %, blockwise +2.8 %, packed +1.8 %,
-/// lambda −3.9 % at D 128; at D 64 lambda −5 % and blockwise −2 % against causal +3 %:
-/// bench/results/gpu-x1-2026-11-29s11/; with D 64's `FWD_SPLIT 2` since session 34, causal 32K
-/// +4.7 %, shared-question +6.6 %, packed +3.2 %, but lambda −6.4 %, 0.81× the dense rate:
-/// bench/results/gpu-x1-2026-12-01s34/); anything else is an error naming the value.
+/// counts 0 and the plain kernel; unset or empty (the default): `1` at D 128 and D 64, `0` at
+/// other head dims (measured at D 128: causal 32K +6.5 %, shared-question +7.8 %, blockwise
+/// +2.8 %, packed +1.8 %, lambda −3.9 %: bench/results/gpu-x1-2026-11-29s11/; at D 64 off until
+/// session 40, for lambda's −5 % (session 11) and −6.4 % (session 34, `gpu-x1-2026-12-01s34/`);
+/// since session 40 on, with `DCP_CUDA_FWD_HALF_MAX` 2.5 there, which keeps lambda off it:
+/// causal 32K +5.3 %, shared-question +6.9 %, causal 512-token documents +4.4 %, packed +4.4 %,
+/// lambda and blockwise ±1 %, `gpu-x1-2026-12-02s40/`); anything else is an error naming the
+/// value.
 pub(crate) fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
-    switch::parse("DCP_CUDA_FWD_HALF", v, d == 128).map_err(CudaError::Unsupported)
+    switch::parse("DCP_CUDA_FWD_HALF", v, d == 128 || d == 64).map_err(CudaError::Unsupported)
 }
 
 /// `DCP_CUDA_FWD_SHORT` at head dim `d`: the largest mean number of tiles per task of a forward
 /// launch (without half tiles) that takes the short-task kernel (`attn_fwd_sm90.cu`
-/// `FWD_LATEREL 1`); `0` never. Unset or empty (the default): 3 at D 128; 2 at D 64 (session 33,
-/// bench/results/gpu-x1-2026-11-30s33, 1x H200, alternated x3: 1000 documents of 256 tokens
-/// +4.2 %, 2 000 of 128 +5.3 %, 1 000 causal of 256 +5.2 %, but 600 of 384 tokens, 3-tile tasks,
-/// -1.5 % and tasks of 5 tiles -3.5..-4 %; until then 0 there, measured -9-10 % in session 11
-/// with 2 stages, kernels-2026-11-29-kbw11); 0 at other head dims. Anything but a number is an
-/// error naming the value.
+/// `FWD_LATEREL 1`); `0` never. Unset or empty (the default): 3 at D 128; 3 at D 64 since
+/// session 40 (`gpu-x1-2026-12-02s40/`, calls 3 and 4: 666 documents of 384 tokens, 3-tile
+/// tasks, +3.4 % / +3.6 %, the other shapes within ±1 %), 2 there from session 33
+/// (bench/results/gpu-x1-2026-11-30s33, 1x H200, alternated x3: 1000 documents of 256 tokens
+/// +4.2 %, 2 000 of 128 +5.3 %, 1 000 causal of 256 +5.2 %, but then 3-tile tasks -1.5 % and
+/// tasks of 5 tiles -3.5..-4 %; until then 0 there, measured -9-10 % in session 11 with 2
+/// stages, kernels-2026-11-29-kbw11); 0 at other head dims. Anything but a number is an error
+/// naming the value.
 pub(crate) fn fwd_short_with(v: Option<&str>, d: u32) -> Result<u32> {
     match v.map(str::trim) {
         None | Some("") => Ok(match d {
             128 => 3,
-            64 => 2,
+            64 => 3,
             _ => 0,
         }),
         Some(o) => o.parse().map_err(|_| {
@@ -232,6 +236,26 @@ pub(crate) fn fwd_half_short_with(v: Option<&str>) -> Result<u32> {
                 "DCP_CUDA_FWD_HALF_SHORT={o}: expected a number of tiles per task (0 = off)"
             ))
         }),
+    }
+}
+
+/// `DCP_CUDA_FWD_HALF_MAX`: the largest mean number of half tiles per query tile (each task's
+/// list of one q tile, [`crate::tilemask::fwd_half`]) of a forward launch that takes a half-tile
+/// kernel at head dim `d`; a launch with more keeps its lists in key order and runs without half
+/// steps. A causal q tile has one half tile (its diagonal), a lambda one three (sink, window
+/// start, diagonal). Unset or empty: 2.5 at D 64 (session 40, `gpu-x1-2026-12-02s40/` call 4:
+/// lambda 0.936× with the half kernel, 1.01× at this limit; shared-question +6.9 % under it, lost
+/// at 1.5), no limit elsewhere (D 128's lambda gains with it). Anything but a non-negative
+/// number is an error naming the value.
+pub(crate) fn fwd_half_max_with(v: Option<&str>, d: u32) -> Result<f64> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(if d == 64 { 2.5 } else { f64::INFINITY }),
+        Some(o) => match o.parse::<f64>() {
+            Ok(x) if x >= 0.0 => Ok(x),
+            _ => Err(CudaError::Unsupported(format!(
+                "DCP_CUDA_FWD_HALF_MAX={o}: expected a non-negative number of half tiles per q tile"
+            ))),
+        },
     }
 }
 

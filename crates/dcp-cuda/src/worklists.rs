@@ -238,6 +238,14 @@ pub(super) fn one_share(one: usize, n: usize, min_pct: u32) -> bool {
     min_pct == 0 || (one > 0 && one as u64 * 100 >= min_pct as u64 * n as u64)
 }
 
+/// Whether a forward launch with these half-tile marks (`half`, one per tile) over `n_qtiles` q
+/// tile lists may run half steps: at most `max` half tiles per q tile on average
+/// (`DCP_CUDA_FWD_HALF_MAX`; a launch without q tiles: yes).
+pub(super) fn half_tiles_ok(half: &[bool], n_qtiles: usize, max: f64) -> bool {
+    let n = half.iter().filter(|&&h| h).count();
+    n_qtiles == 0 || n as f64 <= max * n_qtiles as f64
+}
+
 /// Whether a forward launch's tasks average at most `max` tiles (none: no).
 pub(super) fn short_tasks(tasks: &[TaskDesc], max: u32) -> bool {
     let tiles: u64 = tasks.iter().map(|t| t.tiles_n as u64).sum();
