@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PREPARED for the next session, not run (session 39's device time was spent):
+# Prepared in session 39, run in session 40 (call 3, bench/results/gpu-x1-2026-12-02s40/c3_fwd64/):
 #   timeout 560 bash bench/results/gpu-x1-2026-12-01s39/next_fwd64.sh
 # Needs .s40/dcp.gz: the tree's release binary (cargo build --release; gzip -c target/release/dcp).
 # Question: the one row below cuDNN found in session 39, the D 64 forward of 500 full 512-token
