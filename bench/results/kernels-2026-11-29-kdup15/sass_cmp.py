@@ -44,6 +44,8 @@ def builds():
             out.append((f"main D128 {dt} chain st16=0{sfx}", MAIN, {**b, **c, "BWD_CHAIN": "1", "BWD_CHAIN_ST16": "0"}))
             out.append((f"main D128 {dt} chain dd{sfx}", MAIN, {**b, **c, "BWD_CHAIN": "1", "BWD_CHAIN_DD": "1"}))
             out.append((f"cluster D128 {dt}{sfx}", CLUSTER, {**b, **c}))
+        # The clustered kernel at D 64 (session 39; no BWD_DQ_CONV there).
+        out.append((f"cluster D64 {dt}", CLUSTER, {"HEAD_DIM": "64", **f16}))
     # Not host builds: A/B switches of the kernels' own (DCP_CUDA_KERNELS variants), checked too.
     for d in (128, 64):
         out.append((f"(A/B) main D{d} bf16 BWD_FASTDESC=0", MAIN, {"HEAD_DIM": str(d), "BWD_FASTDESC": "0"}))
