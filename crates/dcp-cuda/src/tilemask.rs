@@ -541,6 +541,49 @@ mod tests {
         }
     }
 
+    /// Mean half tiles per 128-row q tile ([`fwd_half`] over the partial tiles) of `spec` over
+    /// `len` tokens: what `DCP_CUDA_FWD_HALF_MAX` compares (exec.rs `half_tiles_ok`).
+    fn half_tiles_per_qtile(spec: &dcp_core::mask::MaskSpec, len: u32) -> f64 {
+        let m = spec.compile(len);
+        let rows: Vec<Vec<(u32, u32)>> = (0..len).map(|i| m.row_ranges(i)).collect();
+        let csr = csr_of(&rows);
+        let (mut half, mut qt) = (0u32, 0u32);
+        for r0 in (0..len).step_by(128) {
+            let r1 = (r0 + 128).min(len);
+            qt += 1;
+            for kt in 0..len.div_ceil(TILE_KEYS) {
+                let (k0, k1) = (kt * TILE_KEYS, ((kt + 1) * TILE_KEYS).min(len));
+                let n = m.count_tile(r0, r1, k0, k1);
+                let partial = n > 0 && n < (r1 - r0) as u64 * (k1 - k0) as u64;
+                half += (partial && fwd_half(&csr, r0, r1, kt, len)) as u32;
+            }
+        }
+        half as f64 / qt as f64
+    }
+
+    /// Why D 64's `DCP_CUDA_FWD_HALF_MAX` is 2.5: at the kernel-bench lengths, causal (one half
+    /// tile per q tile, its diagonal), causal-blockwise (1.97 at 32K, 1.99 at 128K) and
+    /// shared-question (2.20, 1.60) stay under it and take the half-tile kernel (measured faster
+    /// or equal there), lambda (sink, window start and diagonal: three from 4 096 rows on; 2.74,
+    /// 2.94) goes over it (the half kernel cost it 6.4 %). Shorter lambda sequences, whose first
+    /// 4 096 rows weigh more, come under it (16K: 2.5).
+    #[test]
+    fn half_tiles_per_q_tile_put_lambda_over_d64s_limit() {
+        use dcp_core::mask::MaskSpec;
+        let limit = 2.5;
+        let per = |spec: &MaskSpec, len| half_tiles_per_qtile(spec, len);
+        for len in [32_768, 131_072] {
+            let causal = per(&MaskSpec::Causal, len);
+            assert!((causal - 1.0).abs() < 1e-9, "causal {len}: {causal}");
+            for spec in [MaskSpec::causal_blockwise(), MaskSpec::shared_question()] {
+                let x = per(&spec, len);
+                assert!(x > 1.0 && x <= limit, "{} {len}: {x}", spec.name());
+            }
+            let lambda = per(&MaskSpec::lambda(), len);
+            assert!(lambda > limit, "lambda {len}: {lambda}");
+        }
+    }
+
     /// `fwd_half` is what the forward kernel's half step decides from a tile's mask words (per
     /// consumer warpgroup, the OR of its threads' words: bits 0-15 are keys 0-63, bits 16-31
     /// keys 64-127; a half tile when a warpgroup's OR misses one of them), on random ranges,
