@@ -1083,14 +1083,7 @@ impl Lowering<'_> {
             wl.mark_fwd_half(&csr, &qtiles, key0);
             n_qtiles += qtiles.len();
         }
-        // Too many half tiles per q tile (`DCP_CUDA_FWD_HALF_MAX`): no half steps, lists in key
-        // order (marking changed no list).
-        if wl.half_mode && !half_tiles_ok(&wl.half, n_qtiles, kernels.fwd_half_max) {
-            wl.half_mode = false;
-            wl.half_bits = false;
-            wl.half.clear();
-            wl.hbits.clear();
-        }
+        wl.limit_fwd_half(n_qtiles, kernels.fwd_half_max);
         let merges = self.split_fwd(&mut wl, &outs)?;
         wl.order_fwd_half();
         // Only a launch with half tiles takes the half-tile kernel; of the others, launches of

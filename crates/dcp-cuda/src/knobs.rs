@@ -209,8 +209,7 @@ pub(crate) fn fwd_half_with(v: Option<&str>, d: u32) -> Result<bool> {
 pub(crate) fn fwd_short_with(v: Option<&str>, d: u32) -> Result<u32> {
     match v.map(str::trim) {
         None | Some("") => Ok(match d {
-            128 => 3,
-            64 => 3,
+            128 | 64 => 3,
             _ => 0,
         }),
         Some(o) => o.parse().map_err(|_| {

@@ -454,6 +454,19 @@ impl WorkLists {
         }
     }
 
+    /// After marking ([`Self::mark_fwd_half`]) all of a launch's `n_qtiles` q tile lists: with more
+    /// than `max` half tiles per q tile on average (`DCP_CUDA_FWD_HALF_MAX`, [`half_tiles_ok`]),
+    /// the launch runs without half steps: `half_mode` off and the marks dropped, so its lists
+    /// stay in key order (marking changed no list).
+    pub(super) fn limit_fwd_half(&mut self, n_qtiles: usize, max: f64) {
+        if self.half_mode && !half_tiles_ok(&self.half, n_qtiles, max) {
+            self.half_mode = false;
+            self.half_bits = false;
+            self.half.clear();
+            self.hbits.clear();
+        }
+    }
+
     /// With `half_mode`, after the split-K rewrite: each task's slice of the tile list (tasks of
     /// one q tile's heads share it, split pieces have disjoint ones) gets its half tiles first,
     /// the rest after them, both in key order (the mask indices move with their tiles), and the
