@@ -6,9 +6,13 @@ binary is ../results/kernels-2026-11-29-kf13b/prof_host.diff applied to gpu.rs (
 `g_pf` array of every loaded module to DCP_CUDA_PROF_DUMP=DIR at exit). When the backward
 kernel's source changes, a pattern here fails with an AssertionError naming it.
 
-    bench/gpu/bwd_prof.py [--bits] SRC_DIR DST_DIR
+    bench/gpu/bwd_prof.py [--bits | --cluster] SRC_DIR DST_DIR
 
-Copies SRC_DIR's kernel files to DST_DIR and patches its attn_bwd_sm90.cu. Every launch of the
+Copies SRC_DIR's kernel files to DST_DIR and patches its attn_bwd_sm90.cu (--cluster: its
+attn_bwd_cluster_sm90.cu instead, the 2-CTA clustered backward of works two kv tiles wide, with the
+same slots; slot 5 is its dQ of the step before, stored; header word 7 is the CTA's rank in the
+cluster. Where that file forms D itself, CL_DD of session 41's diffs, the consumers' wait for D
+comes right after slot 1, so it counts in "S+dP"). Every launch of the
 patched kernel overwrites the stamps, so a dump holds the last launch's. Thread 0 of each
 consumer warpgroup writes, for the first PF_MAXS steps (pairs of q tiles at D 64) of the CTA's
 first task, the low 32 bits of %clock into `g_pf[SM][cw][step][slot]` (u32 [132][2][PF_MAXS + 1][8];
@@ -91,19 +95,49 @@ def patch(s, bits=False):
     return s
 
 
+def patch_cluster(s):
+    """The same stamps in attn_bwd_cluster_sm90.cu's consumer step (session 41)."""
+    def once(old, new):
+        nonlocal s
+        assert s.count(old) == 1, f"pattern not found once in attn_bwd_cluster_sm90.cu: {old!r}"
+        s = s.replace(old, new)
+
+    once("DCP_PDL_KERNEL(dcp_attn_bwd_cluster_sm90)", GLOBALS + "DCP_PDL_KERNEL(dcp_attn_bwd_cluster_sm90)")
+    once("  u32 gt = 0;  // steps of this CTA so far",
+         "  const u32 pf_sm = pf_smid();\n  u32 gt = 0;  // steps of this CTA so far")
+    once("    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles",
+         "    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles\n"
+         "    if ((tid & 127) == 0 && tq == 0 && pf_sm < 132u) {\n"
+         "      unsigned int* hd = g_pf[pf_sm][cw][PF_MAXS];\n"
+         "      hd[0] = pf_sm + 1; hd[1] = tk->work; hd[2] = tk->row0; hd[3] = tiles_n;\n"
+         "      hd[4] = tk->pad; hd[5] = n_pairs; hd[6] = pf_clk(); hd[7] = rank;\n"
+         "    }")
+    once("      wait_full(gt);", "      PFS(p, 0);\n      wait_full(gt);\n      PFS(p, 1);")
+    once("      BWD_STEP_TILES(false, 0u, rank);", "      BWD_STEP_TILES(false, 0u, rank);\n      PFV(p, 7, words[0]);")
+    once("      wg_wait<0>();  // S^T and dP^T", "      wg_wait<0>();  // S^T and dP^T\n      PFS(p, 2);")
+    once("      BWD_RS_MMA(dv, pa, DESC_DV);", "      BWD_RS_MMA(dv, pa, DESC_DV);\n      PFS(p, 3);")
+    once("      mbar_arrive(ds_full(buf));", "      mbar_arrive(ds_full(buf));\n      PFS(p, 4);")
+    once("        dq_release(pb);\n        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);",
+         "        dq_release(pb);\n        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);\n        PFS(p, 5);")
+    once("      mbar_arrive(empty_bar(s));", "      PFS(p, 6);\n      mbar_arrive(empty_bar(s));")
+    return s
+
+
 def main():
     args = sys.argv[1:]
     bits = "--bits" in args
-    args = [a for a in args if a != "--bits"]
-    if len(args) != 2:
-        raise SystemExit("usage: bwd_prof.py [--bits] SRC_DIR DST_DIR")
+    cluster = "--cluster" in args
+    args = [a for a in args if a not in ("--bits", "--cluster")]
+    if len(args) != 2 or (bits and cluster):
+        raise SystemExit("usage: bwd_prof.py [--bits | --cluster] SRC_DIR DST_DIR")
     src, dst = args
     os.makedirs(dst, exist_ok=True)
     for f in os.listdir(src):
         shutil.copy(os.path.join(src, f), os.path.join(dst, f))
-    p = os.path.join(dst, "attn_bwd_sm90.cu")
+    name = "attn_bwd_cluster_sm90.cu" if cluster else "attn_bwd_sm90.cu"
+    p = os.path.join(dst, name)
     with open(p) as f:
-        s = patch(f.read(), bits)
+        s = patch_cluster(f.read()) if cluster else patch(f.read(), bits)
     with open(p, "w") as f:
         f.write(s)
     print(f"patched {p}: per-step stamps of the CTA's first task, {PF_MAXS} steps"

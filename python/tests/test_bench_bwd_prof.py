@@ -103,3 +103,22 @@ def test_bits_mode_stamps_the_mask_bits_and_sums_them(tmp_path):
     full = out[out.index("full-tile steps"):]
     assert "to bits        3000 clk" in part and "to bits         500 clk" in full
     assert "dQ+end         1200 clk" in part and "dQ prev" not in out
+
+
+def test_cluster_mode_patches_the_clustered_kernel(tmp_path):
+    # Session 41: the same stamps in attn_bwd_cluster_sm90.cu (the main kernel left as it is).
+    r = subprocess.run(
+        [sys.executable, str(GPU / "bwd_prof.py"), "--cluster", str(ROOT / "crates" / "dcp-cuda" / "kernels"),
+         str(tmp_path / "k")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    src = (tmp_path / "k" / "attn_bwd_cluster_sm90.cu").read_text()
+    for slot in range(7):
+        assert src.count(f"PFS(p, {slot});") == 1, slot
+    assert "PFV(p, 7, words[0]);" in src and "hd[7] = rank;" in src
+    assert "g_pf" not in (tmp_path / "k" / "attn_bwd_sm90.cu").read_text()
+    both = subprocess.run([sys.executable, str(GPU / "bwd_prof.py"), "--bits", "--cluster", "a", "b"],
+                          capture_output=True, text=True)
+    assert both.returncode != 0 and "usage" in both.stderr

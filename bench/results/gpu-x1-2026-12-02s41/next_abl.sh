@@ -6,7 +6,10 @@
 # Variants (backward TFLOP/s; D is wrong under CL_DD_ABL, so no checks): base (the pre-pass),
 # dd (design 4), a1 (no O copies), a2 (no dot products, no exchange), a3 (neither). If a3 is at
 # base + the pre-pass's time saved, the protocol is free and a1 / a2 say whether the O traffic or
-# the producer's dot / hand-off chain costs the 0.31 ms.
+# the producer's dot / hand-off chain costs the 0.31 ms. Per-step stamps of the same build:
+# `bench/gpu/bwd_prof.py --cluster crates/dcp-cuda/kernels DIR` (session 41; with the diff applied
+# the consumers' wait for D counts in its "S+dP" phase) and DCP_CUDA_KERNELS=DIR on the
+# measurement binary (../kernels-2026-11-29-kf13b/prof_host.diff), summed by bwd_prof_sum.py.
 set -u
 source bench/gpu/env.sh
 R=/tmp/s41abl; rm -rf $R; mkdir -p $R; OUTD=${OUT:-/tmp/s41abl_out}; mkdir -p $OUTD
