@@ -63,64 +63,55 @@ __device__ __forceinline__ unsigned int pf_smid() {
 """ % PF_MAXS
 
 
-def patch(s, bits=False):
-    def once(old, new):
-        nonlocal s
-        assert s.count(old) == 1, f"pattern not found once in attn_bwd_sm90.cu: {old!r}"
-        s = s.replace(old, new)
+def once(s, name, old, new):
+    """`s` with its one occurrence of `old` replaced by `new` (an AssertionError naming the pattern
+    and the kernel file `name` where `old` is not there exactly once)."""
+    assert s.count(old) == 1, f"pattern not found once in {name}: {old!r}"
+    return s.replace(old, new)
 
-    once("DCP_PDL_KERNEL(dcp_attn_bwd_sm90)", GLOBALS + "DCP_PDL_KERNEL(dcp_attn_bwd_sm90)")
-    once("  u32 gt = 0;  // steps of this CTA so far",
-         "  const u32 pf_sm = pf_smid();\n  u32 gt = 0;  // steps of this CTA so far")
-    once("    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles",
-         "    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles\n"
-         "    if ((tid & 127) == 0 && tq == 0 && pf_sm < 132u) {\n"
-         "      unsigned int* hd = g_pf[pf_sm][cw][PF_MAXS];\n"
-         "      hd[0] = pf_sm + 1; hd[1] = tk->work; hd[2] = tk->row0; hd[3] = tiles_n;\n"
-         "      hd[4] = tk->pad; hd[5] = n_pairs; hd[6] = pf_clk();\n"
-         "    }")
-    once("      wait_full(gt);", "      PFS(p, 0);\n      wait_full(gt);\n      PFS(p, 1);")
-    once("      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST, cw);",
-         "      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST, cw);\n      PFV(p, 7, words[0]);")
-    once("        wg_wait<0>();  // S^T and dP^T", "        wg_wait<0>();  // S^T and dP^T\n        PFS(p, 2);")
-    once("        BWD_RS_MMA(dv, pa, DESC_DV);", "        BWD_RS_MMA(dv, pa, DESC_DV);\n        PFS(p, 3);")
-    once("      mbar_arrive(ds_full(buf));", "      mbar_arrive(ds_full(buf));\n      PFS(p, 4);")
+
+def stamp_steps(s, name, kernel, ind, extra=""):
+    """The stamps both backward kernels take at the same places: the globals before `kernel`'s
+    entry, the SM id, the header row of a CTA's first task (`extra`: more header words), the stage
+    wait (slots 0, 1), S^T / dP^T waited for (2; `ind`: the consumer step's indentation there), dV
+    issued (3), ds_full (4), the step's end (6)."""
+    s = once(s, name, f"DCP_PDL_KERNEL({kernel})", GLOBALS + f"DCP_PDL_KERNEL({kernel})")
+    s = once(s, name, "  u32 gt = 0;  // steps of this CTA so far",
+             "  const u32 pf_sm = pf_smid();\n  u32 gt = 0;  // steps of this CTA so far")
+    s = once(s, name, "    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles",
+             "    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles\n"
+             "    if ((tid & 127) == 0 && tq == 0 && pf_sm < 132u) {\n"
+             "      unsigned int* hd = g_pf[pf_sm][cw][PF_MAXS];\n"
+             "      hd[0] = pf_sm + 1; hd[1] = tk->work; hd[2] = tk->row0; hd[3] = tiles_n;\n"
+             f"      hd[4] = tk->pad; hd[5] = n_pairs; hd[6] = pf_clk();{extra}\n"
+             "    }")
+    s = once(s, name, "      wait_full(gt);", "      PFS(p, 0);\n      wait_full(gt);\n      PFS(p, 1);")
+    s = once(s, name, f"{ind}wg_wait<0>();  // S^T and dP^T", f"{ind}wg_wait<0>();  // S^T and dP^T\n{ind}PFS(p, 2);")
+    s = once(s, name, f"{ind}BWD_RS_MMA(dv, pa, DESC_DV);", f"{ind}BWD_RS_MMA(dv, pa, DESC_DV);\n{ind}PFS(p, 3);")
+    s = once(s, name, "      mbar_arrive(ds_full(buf));", "      mbar_arrive(ds_full(buf));\n      PFS(p, 4);")
+    return once(s, name, "      mbar_arrive(empty_bar(s));", "      PFS(p, 6);\n      mbar_arrive(empty_bar(s));")
+
+
+def patch(s, bits=False):
+    name = "attn_bwd_sm90.cu"
+    s = stamp_steps(s, name, "dcp_attn_bwd_sm90", "        ")
+    s = once(s, name, "      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST, cw);",
+             "      BWD_STEP_TILES(BWD_CHAIN, B90_TILE_FIRST | B90_TILE_LAST, cw);\n      PFV(p, 7, words[0]);")
     if bits:
-        once("        tile_bits();\n        wg_wait<0>();  // S^T and dP^T",
-             "        tile_bits();\n        PFD(p, 5, pbits[0]);\n        wg_wait<0>();  // S^T and dP^T")
-    else:
-        once("        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);",
-             "        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);\n        PFS(p, 5);")
-    once("      mbar_arrive(empty_bar(s));", "      PFS(p, 6);\n      mbar_arrive(empty_bar(s));")
-    return s
+        return once(s, name, "        tile_bits();\n        wg_wait<0>();  // S^T and dP^T\n        PFS(p, 2);",
+                    "        tile_bits();\n        PFD(p, 5, pbits[0]);\n        wg_wait<0>();  // S^T and dP^T\n"
+                    "        PFS(p, 2);")
+    return once(s, name, "        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);",
+                "        if (prev_ok) dq_out(prev_q0, prev_head, dq, prev_visit);\n        PFS(p, 5);")
 
 
 def patch_cluster(s):
     """The same stamps in attn_bwd_cluster_sm90.cu's consumer step (session 41)."""
-    def once(old, new):
-        nonlocal s
-        assert s.count(old) == 1, f"pattern not found once in attn_bwd_cluster_sm90.cu: {old!r}"
-        s = s.replace(old, new)
-
-    once("DCP_PDL_KERNEL(dcp_attn_bwd_cluster_sm90)", GLOBALS + "DCP_PDL_KERNEL(dcp_attn_bwd_cluster_sm90)")
-    once("  u32 gt = 0;  // steps of this CTA so far",
-         "  const u32 pf_sm = pf_smid();\n  u32 gt = 0;  // steps of this CTA so far")
-    once("    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles",
-         "    const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles\n"
-         "    if ((tid & 127) == 0 && tq == 0 && pf_sm < 132u) {\n"
-         "      unsigned int* hd = g_pf[pf_sm][cw][PF_MAXS];\n"
-         "      hd[0] = pf_sm + 1; hd[1] = tk->work; hd[2] = tk->row0; hd[3] = tiles_n;\n"
-         "      hd[4] = tk->pad; hd[5] = n_pairs; hd[6] = pf_clk(); hd[7] = rank;\n"
-         "    }")
-    once("      wait_full(gt);", "      PFS(p, 0);\n      wait_full(gt);\n      PFS(p, 1);")
-    once("      BWD_STEP_TILES(false, 0u, rank);", "      BWD_STEP_TILES(false, 0u, rank);\n      PFV(p, 7, words[0]);")
-    once("      wg_wait<0>();  // S^T and dP^T", "      wg_wait<0>();  // S^T and dP^T\n      PFS(p, 2);")
-    once("      BWD_RS_MMA(dv, pa, DESC_DV);", "      BWD_RS_MMA(dv, pa, DESC_DV);\n      PFS(p, 3);")
-    once("      mbar_arrive(ds_full(buf));", "      mbar_arrive(ds_full(buf));\n      PFS(p, 4);")
-    once("        dq_release(pb);\n        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);",
-         "        dq_release(pb);\n        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);\n        PFS(p, 5);")
-    once("      mbar_arrive(empty_bar(s));", "      PFS(p, 6);\n      mbar_arrive(empty_bar(s));")
-    return s
+    name = "attn_bwd_cluster_sm90.cu"
+    s = stamp_steps(s, name, "dcp_attn_bwd_cluster_sm90", "      ", " hd[7] = rank;")
+    s = once(s, name, "      BWD_STEP_TILES(false, 0u, rank);", "      BWD_STEP_TILES(false, 0u, rank);\n      PFV(p, 7, words[0]);")
+    return once(s, name, "        dq_release(pb);\n        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);",
+                "        dq_release(pb);\n        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);\n        PFS(p, 5);")
 
 
 def main():

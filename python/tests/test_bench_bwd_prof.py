@@ -13,12 +13,13 @@ GPU = ROOT / "bench" / "gpu"
 NCTA, NWG, MAXS, NSLOT = 132, 2, 64, 8
 
 
+def run_patcher(*args):
+    """bench/gpu/bwd_prof.py with `args` (flags, then the source and destination folders)."""
+    return subprocess.run([sys.executable, str(GPU / "bwd_prof.py"), *map(str, args)], capture_output=True, text=True)
+
+
 def test_the_patcher_applies_to_todays_kernel(tmp_path):
-    r = subprocess.run(
-        [sys.executable, str(GPU / "bwd_prof.py"), str(ROOT / "crates" / "dcp-cuda" / "kernels"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
+    r = run_patcher(ROOT / "crates" / "dcp-cuda" / "kernels", tmp_path)
     assert r.returncode == 0, r.stderr
     src = (tmp_path / "attn_bwd_sm90.cu").read_text()
     for slot in range(7):
@@ -62,18 +63,12 @@ def test_the_summary_splits_partial_and_full_steps(tmp_path):
 
 def test_bits_mode_stamps_the_mask_bits_and_sums_them(tmp_path):
     # Session 37: slot 5 becomes the clock once the mask bits are in registers.
-    r = subprocess.run(
-        [sys.executable, str(GPU / "bwd_prof.py"), "--bits", str(ROOT / "crates" / "dcp-cuda" / "kernels"),
-         str(tmp_path / "k")],
-        capture_output=True,
-        text=True,
-    )
+    r = run_patcher("--bits", ROOT / "crates" / "dcp-cuda" / "kernels", tmp_path / "k")
     assert r.returncode == 0, r.stderr
     src = (tmp_path / "k" / "attn_bwd_sm90.cu").read_text()
     assert "tile_bits();\n        PFD(p, 5, pbits[0]);\n        wg_wait<0>();" in src
     assert "PFS(p, 5);" not in src
-    bad = subprocess.run([sys.executable, str(GPU / "bwd_prof.py"), "--bits", "only-one"], capture_output=True,
-                         text=True)
+    bad = run_patcher("--bits", "only-one")
     assert bad.returncode != 0 and "usage" in bad.stderr
 
     rows = MAXS + 1
@@ -107,18 +102,12 @@ def test_bits_mode_stamps_the_mask_bits_and_sums_them(tmp_path):
 
 def test_cluster_mode_patches_the_clustered_kernel(tmp_path):
     # Session 41: the same stamps in attn_bwd_cluster_sm90.cu (the main kernel left as it is).
-    r = subprocess.run(
-        [sys.executable, str(GPU / "bwd_prof.py"), "--cluster", str(ROOT / "crates" / "dcp-cuda" / "kernels"),
-         str(tmp_path / "k")],
-        capture_output=True,
-        text=True,
-    )
+    r = run_patcher("--cluster", ROOT / "crates" / "dcp-cuda" / "kernels", tmp_path / "k")
     assert r.returncode == 0, r.stderr
     src = (tmp_path / "k" / "attn_bwd_cluster_sm90.cu").read_text()
     for slot in range(7):
         assert src.count(f"PFS(p, {slot});") == 1, slot
     assert "PFV(p, 7, words[0]);" in src and "hd[7] = rank;" in src
     assert "g_pf" not in (tmp_path / "k" / "attn_bwd_sm90.cu").read_text()
-    both = subprocess.run([sys.executable, str(GPU / "bwd_prof.py"), "--bits", "--cluster", "a", "b"],
-                          capture_output=True, text=True)
+    both = run_patcher("--bits", "--cluster", "a", "b")
     assert both.returncode != 0 and "usage" in both.stderr
