@@ -16,6 +16,8 @@ A VARIANT is NAME or NAME:SPEC,SPEC,... (the first is the base of the tables). A
                       `#ifndef` default of both files. (Until session 36 it went in front of
                       attn_bwd_sm90.cu, after bwd_sm90.cuh's defaults: a switch defaulted there,
                       such as BWD_MASK_BRANCH, kept its default and the variant was the base.)
+  util:NAME=VALUE     `#define` in front of kernels/util.cu (the elementwise passes, the
+                      backward's D pre-pass `dcp_bwd_dd`).
 Every variant, the base included, runs DCP_CUDA_KERNELS = its own full copy of --kernels (default:
 this tree's crates/dcp-cuda/kernels) with its defines in front: all variants compile the same
 sources, whatever the binary embeds. (Until session 37 a variant's directory held only the files
@@ -50,7 +52,7 @@ import ab_table  # noqa: E402
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "dcp-cuda", "kernels")
 FILES = {"fwd": "attn_fwd_sm90.cu", "fwd-short": "attn_fwd_sm90.cu", "fwd-long": "attn_fwd_sm90.cu",
-         "bwd": "bwd_sm90.cuh"}
+         "bwd": "bwd_sm90.cuh", "util": "util.cu"}
 GUARD = {"fwd-short": "#ifdef FWD_LATEREL", "fwd-long": "#ifndef FWD_LATEREL"}
 
 

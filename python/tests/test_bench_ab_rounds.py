@@ -118,6 +118,17 @@ def test_bwd_defines_precede_the_headers_defaults(tmp_path):
     assert (d / "attn_bwd_sm90.cu").read_text() == "// the kernel\n", "the .cu file is the tree's, unchanged"
 
 
+def test_util_defines_go_in_front_of_util_cu(tmp_path):
+    # Session 43: the D pre-pass's switches (util.cu, e.g. DD_AHEAD) as variants.
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    (kernels / "util.cu").write_text("#ifndef DD_AHEAD\n#define DD_AHEAD 0\n#endif\n")
+    (kernels / "bwd_sm90.cuh").write_text("// the header\n")
+    d = pathlib.Path(ab_rounds.Variant("ah:util:DD_AHEAD=1").kernel_dir(str(tmp_path / "out"), str(kernels)))
+    assert (d / "util.cu").read_text().startswith("#define DD_AHEAD 1\n#ifndef DD_AHEAD")
+    assert (d / "bwd_sm90.cuh").read_text() == "// the header\n"
+
+
 def test_a_define_that_names_nothing_is_refused(fake, tmp_path, capsys):
     # Session 37: defines of switches the compiled sources did not have measured the base.
     exe, kernels = fake
