@@ -52,16 +52,7 @@ D=$WORK/dcp; gunzip -c ${DCP_GZ:?a gzipped release binary of this tree} > $D && 
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
 CONFIGS=${CONFIGS:-"64 bf16 2 pair -;64 f16 8 pair300 -;64 bf16 1 pair300 -;128 bf16 2 pair -;128 f16 1 pair300 -;128 bf16 8 pair300 -;64 f16 2 pair -"}
 VARIANTS=${VARIANTS:-"base:$SWITCH=$OFF on:$SWITCH=$ON"}
-summ() {
-  python3 - "$1" "$2" <<'PY'
-import json, os, sys
-rows = [json.loads(l) for l in open(sys.argv[1])] if os.path.exists(sys.argv[1]) else []
-c = [r.get("check") or {} for r in rows]
-ok = sum(1 for x in c if x.get("pass"))
-w = {k: max([x.get(k, 0) or 0 for x in c] + [0]) for k in ("o", "lse", "dq", "dkv")}
-print(f"{sys.argv[2]}: {ok}/{len(rows)} pass; worst rel err " + " ".join(f"{k}={v:.1e}" for k, v in w.items()))
-PY
-}
+summ() { python3 "$(dirname "${BASH_SOURCE[0]}")/check_summary.py" "$1" "$2"; }  # FILE LABEL: checks passed, worst errors
 python3 -c "
 import json
 P = [256, 130, 129, 200, 250, 255, 192, 160, 240, 222, 131, 180, 129, 255, 140]

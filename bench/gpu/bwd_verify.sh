@@ -9,7 +9,7 @@ source "$HERE/env.sh"  # sets DCP (default target/release/dcp)
 O=${OUT:-/tmp/bwdverify}; mkdir -p $O
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
 T0=$SECONDS
-summ() { python3 -c "import json,sys; r=[json.loads(l) for l in open('$1')]; c=[x.get('check') or {} for x in r]; print('selftest $2: %d/%d pass, worst dq %.1e dkv %.1e' % (sum(1 for x in c if x.get('pass')), len(r), max([x.get('dq',0) or 0 for x in c]+[0]), max([x.get('dkv',0) or 0 for x in c]+[0])))" 2>&1 | tail -1; }
+summ() { python3 "$(dirname "${BASH_SOURCE[0]}")/check_summary.py" "$1" "$2"; }  # FILE LABEL: checks passed, worst errors
 echo "== selftest sm90 (t=$((SECONDS-T0))s)"
 DCP_CUDA_FAMILY=sm90 timeout -k 5 90 $DCP bench-gpu --selftest 8 --planners local,zigzag --timeout-s 40 \
   --json $O/selftest_emb.jsonl 2>&1 | grep -E "FAIL|rror|panic|^bench-gpu" | head -5

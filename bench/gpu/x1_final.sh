@@ -18,16 +18,7 @@ LIMIT=${LIMIT:-540}
 left() { [ $((SECONDS - T0)) -lt $((LIMIT - $1)) ]; }
 J=$OUT/x1; mkdir -p $J
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | tee $J/gpu.txt
-summ() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1])] if __import__("os").path.exists(sys.argv[1]) else []
-c = [r.get("check") or {} for r in rows]
-ok = sum(1 for x in c if x.get("pass"))
-w = {k: max([x.get(k, 0) or 0 for x in c] + [0]) for k in ("o", "lse", "dq", "dkv")}
-print(f"{sys.argv[2]}: {ok}/{len(rows)} pass; worst rel err " + " ".join(f"{k}={v:.1e}" for k, v in w.items()))
-PY
-}
+summ() { python3 "$(dirname "${BASH_SOURCE[0]}")/check_summary.py" "$1" "$2"; }  # FILE LABEL: checks passed, worst errors
 
 echo "== selftest world 1 (sm90) t=$((SECONDS-T0))s"
 timeout -k 5 90 $DCP bench-gpu --selftest 12 --planners dcp,zigzag,ring,local,usp --json $J/st_sm90.jsonl > $J/st_sm90.log 2>&1; echo "rc=$?"

@@ -12,17 +12,7 @@ OUT=${OUT:?}
 T0=$SECONDS
 LIMIT=${LIMIT:-560}
 J=$OUT/x2; mkdir -p $J
-summ() {
-  python3 - "$1" "$2" <<'PY'
-import json, os, sys
-rows = [json.loads(l) for l in open(sys.argv[1])] if os.path.exists(sys.argv[1]) else []
-rows = [r for r in rows if "check" in r]
-c = [r.get("check") or {} for r in rows]
-ok = sum(1 for x in c if x.get("pass"))
-w = {k: max([x.get(k, 0) or 0 for x in c] + [0]) for k in ("o", "lse", "dq", "dkv")}
-print(f"{sys.argv[2]}: {ok}/{len(rows)} pass; worst rel err " + " ".join(f"{k}={v:.1e}" for k, v in w.items()))
-PY
-}
+summ() { python3 "$(dirname "${BASH_SOURCE[0]}")/check_summary.py" "$1" "$2"; }  # FILE LABEL: checks passed, worst errors
 echo "== selftest world 2 t=$((SECONDS-T0))s"
 timeout -k 5 100 $DCP launch -n 2 -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/st_w2.jsonl > $J/st_w2.log 2>&1; echo "rc=$?"
 summ $J/st_w2.jsonl "selftest w2" | tee -a $J/summary.txt; grep -E "FAIL|panic|rror" $J/st_w2.log | head -3

@@ -6,7 +6,7 @@ export DCP=${DCP:-target/release/dcp}
 source bench/gpu/env.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader | head -1
 T0=$SECONDS
-summ() { python3 -c "import json,sys; r=[json.loads(l) for l in open('$1')]; c=[x.get('check') or {} for x in r]; print('$2: %d/%d pass, worst dq %.1e dkv %.1e o %.1e' % (sum(1 for x in c if x.get('pass')), len(r), max([x.get('dq',0) or 0 for x in c]+[0]), max([x.get('dkv',0) or 0 for x in c]+[0]), max([x.get('o',0) or 0 for x in c]+[0])))" 2>&1 | tail -1; }
+summ() { python3 "$(dirname "${BASH_SOURCE[0]}")/check_summary.py" "$1" "$2"; }  # FILE LABEL: checks passed, worst errors
 echo "== selftest world 2 every planner (t=$((SECONDS-T0)))"
 timeout -k 5 60 $DCP launch -n 2 -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $OUT/selftest_w2.jsonl > /tmp/st.log 2>&1; echo "rc=$?"
 summ $OUT/selftest_w2.jsonl "selftest w2"; grep -E "FAIL|rror|panic" /tmp/st.log | head -3

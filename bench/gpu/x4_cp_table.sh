@@ -37,7 +37,7 @@ json.dump({"batches": [f["batches"][i] for i in (5, 6, 25, 26, 35)]}, open(sys.a
 PY
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 t0=$(date +%s)
-summ() { python3 -c "import json,sys; r=[json.loads(l) for l in open('$1')]; c=[x.get('check') or {} for x in r]; print('$2: %d/%d pass, worst dq %.1e dkv %.1e o %.1e' % (sum(1 for x in c if x.get('pass')), len(r), max([x.get('dq',0) or 0 for x in c]+[0]), max([x.get('dkv',0) or 0 for x in c]+[0]), max([x.get('o',0) or 0 for x in c]+[0])))" 2>&1 | tail -1; }
+summ() { python3 "$(dirname "${BASH_SOURCE[0]}")/check_summary.py" "$1" "$2"; }  # FILE LABEL: checks passed, worst errors
 if [ "${SELFTEST:-1}" != 0 ]; then
   echo "== selftest world $WORLD"
   timeout -k 5 90 $DCP launch -n $WORLD -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w$WORLD.jsonl > $TMP/st$WORLD.log 2>&1; echo "rc=$?"; summ $J/selftest_w$WORLD.jsonl "selftest w$WORLD"; grep -E "FAIL|rror|panic" $TMP/st$WORLD.log | head -3

@@ -16,7 +16,7 @@ PEER_CP=${PEER_CP:?set PEER_CP to torch_cp.py (shared/peers, copied into a carri
 source bench/gpu/env.sh
 T0=$SECONDS; OUT=${OUT:-/tmp/x4_headline}; J=$OUT/headline; mkdir -p $J
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1
-summ() { python3 -c "import json,sys; r=[json.loads(l) for l in open('$1')]; c=[x.get('check') or {} for x in r]; print('$2: %d/%d pass, worst dq %.1e dkv %.1e o %.1e' % (sum(1 for x in c if x.get('pass')), len(r), max([x.get('dq',0) or 0 for x in c]+[0]), max([x.get('dkv',0) or 0 for x in c]+[0]), max([x.get('o',0) or 0 for x in c]+[0])))" 2>&1 | tail -1; }
+summ() { python3 "$(dirname "${BASH_SOURCE[0]}")/check_summary.py" "$1" "$2"; }  # FILE LABEL: checks passed, worst errors
 echo "== selftest world $N"
 timeout -k 5 90 $B launch -n $N -- bench-gpu --selftest 8 --planners dcp,ring,zigzag,local,ulysses,usp --json $J/selftest_w$N.jsonl > $J/st$N.log 2>&1; echo "rc=$?"; summ $J/selftest_w$N.jsonl "selftest w$N"; grep -E "FAIL|panic|rror" $J/st$N.log | head -3
 echo "== selftest world 1 t=$((SECONDS-T0))s"
