@@ -502,3 +502,83 @@ extern "C" __global__ void __launch_bounds__(256, 4) dcp_bwd_dd(const WorkDesc* 
     }
   }
 }
+
+// dcp_bwd_dd_flat (session 43): the D pre-pass of a launch whose works' dO and O rows are one
+// flat run each (src/own.rs `dd_flat`): pair i's dO at dout + i * head_dim, its O at o + i *
+// head_dim, for i in [0, n_pairs); dO and O of one 16-bit dtype, 16-byte aligned; no dQ rows
+// to zero; head_dim a power of two from 8 to 128. No tile needs its work then, and the
+// addressing is the plain stream's: with L = head_dim / 8 lanes a pair (16 bytes each), thread t
+// of a CTA reads bytes 16 t + 4096 u of its tile's 16 KiB (DD_FLAT_U = 4 passes of 256 / L
+// pairs) of each tensor. Tiles go to the CTAs round robin, one wave of 4 CTAs per SM (host
+// `DD_FLAT_CTAS_PER_SM`), as in dcp_bwd_dd. Measured on works1000 (bench/results/
+// gpu-x1-2026-12-03s43): 305 -> 256 us at D 128, 167 -> 135 us at D 64 against dcp_bwd_dd, the
+// backward +3.2 % / +3.6 %. DD_FLAT_MINB 5 (48 registers, 56 bytes of spills) measured 274 /
+// 143 us, 6 and 8 slower still: the spills cost more than the extra CTAs bring.
+#define DD_FLAT_U 4
+#ifndef DD_FLAT_MINB
+#define DD_FLAT_MINB 4
+#endif
+template <bool BF>
+__device__ __forceinline__ float dd_flat_dot(const uint4& a, const uint4& b) {
+  const u32* x = (const u32*)&a;
+  const u32* y = (const u32*)&b;
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    float2 fa, fb;
+    if (BF) {
+      fa = __bfloat1622float2(*(const __nv_bfloat162*)&x[k]);
+      fb = __bfloat1622float2(*(const __nv_bfloat162*)&y[k]);
+    } else {
+      fa = __half22float2(*(const __half2*)&x[k]);
+      fb = __half22float2(*(const __half2*)&y[k]);
+    }
+    s = fmaf(fa.x, fb.x, s);
+    s = fmaf(fa.y, fb.y, s);
+  }
+  return s;
+}
+template <bool BF>
+__device__ __forceinline__ void dd_flat_run(const char* dout, const char* o, u64 n_pairs, float* dd, u32 L) {
+  const u32 G = 256 / L, grp = threadIdx.x / L, sub = threadIdx.x & (L - 1);
+  const u64 T = (u64)G * DD_FLAT_U, n_tiles = (n_pairs + T - 1) / T;
+  for (u64 tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+    const u64 off = tile * (256u * 16u * DD_FLAT_U) + threadIdx.x * 16u;  // bytes
+    const u64 p0 = tile * T + grp;
+    uint4 va[DD_FLAT_U], vb[DD_FLAT_U];
+#pragma unroll
+    for (int u = 0; u < DD_FLAT_U; ++u) {
+      va[u] = vb[u] = make_uint4(0u, 0u, 0u, 0u);
+      if (p0 + (u64)u * G < n_pairs) {
+        va[u] = *(const uint4*)(dout + off + 4096 * u);
+        vb[u] = *(const uint4*)(o + off + 4096 * u);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < DD_FLAT_U; ++u) {
+      float a = dd_flat_dot<BF>(va[u], vb[u]);
+#pragma unroll
+      for (u32 s = 8; s > 0; s >>= 1)
+        if (s < L) a += __shfl_xor_sync(0xffffffffu, a, s);
+      const u64 p = p0 + (u64)u * G;
+      if (sub == 0 && p < n_pairs) dd[p] = a;
+    }
+  }
+}
+DCP_PDL_KERNEL(dcp_bwd_dd_flat)
+extern "C" __global__ void __launch_bounds__(256, DD_FLAT_MINB)
+    dcp_bwd_dd_flat(u64 dout, u64 o, u64 n_pairs, float* dd, u32 head_dim, u32 elem_dtype, u32* cnt, u32 n_cnt,
+                    const RegionDesc* zeros, u32 n_zeros) {
+  pdl_wait();
+  pdl_launch();
+  for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
+  for (u32 k = 0; k < n_zeros; ++k)
+    fill_region(zeros[k], 0.f, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
+  // The host's conditions (own.rs `dd_flat`); anything else is a bug there.
+  if (blockDim.x != 256 || head_dim < 8 || head_dim > 128 || (head_dim & (head_dim - 1)) || elem_dtype == DT_F32)
+    __trap();
+  if (elem_dtype == DT_BF16)
+    dd_flat_run<true>((const char*)dout, (const char*)o, n_pairs, dd, head_dim / 8);
+  else
+    dd_flat_run<false>((const char*)dout, (const char*)o, n_pairs, dd, head_dim / 8);
+}

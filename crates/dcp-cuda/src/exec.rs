@@ -32,9 +32,10 @@ use crate::error::{nccl, CudaError, Result};
 use crate::gpu::{tensor_map_f32_sw128, DevBuf, Event, Gpu, Kernel, Staged, Stream};
 use crate::knobs::{
     bwd_half_with, bwd_smem_override, chain_variant_defs, copy_batch_with, dd_ctas_override,
-    fwd_half_max_with, fwd_half_short_with, fwd_half_with, fwd_halfbits_with, fwd_short_omap_with,
-    fwd_short_one_min_with, fwd_short_one_with, fwd_short_pp_with, fwd_short_rel_with,
-    fwd_short_variant_defs, fwd_short_with, l2_budget_with, l2_tail_with, op_timing_with,
+    dd_flat_with, fwd_half_max_with, fwd_half_short_with, fwd_half_with, fwd_halfbits_with,
+    fwd_short_omap_with, fwd_short_one_min_with, fwd_short_one_with, fwd_short_pp_with,
+    fwd_short_rel_with, fwd_short_variant_defs, fwd_short_with, l2_budget_with, l2_tail_with,
+    op_timing_with,
 };
 use crate::nvrtc::Source;
 use crate::order::{self, TaskOrder};
@@ -312,6 +313,7 @@ pub use kernelset::Kernels;
 #[derive(Debug, Clone, Copy)]
 enum Arg {
     U32(u32),
+    U64(u64),
     F32(f32),
     Region(RegionDesc),
     /// Offset into the descriptor arena (resolved to a device pointer at run time).
@@ -330,6 +332,8 @@ enum K {
     Sum,
     Merge,
     BwdDd,
+    /// The D pre-pass over one flat run of dO and O rows (`own::dd_flat`, `DCP_CUDA_BWD_DD_FLAT`).
+    BwdDdFlat,
     Fwd,
     /// The sm90 forward with half tiles (`FWD_HALF`; lowered only where `Kernels::fwd_half` is).
     FwdHalf,
@@ -565,6 +569,11 @@ fn persistent_bwd_grid(n_tasks: u32, sm_count: u32, ctas_env: Option<&str>) -> R
 /// per SM, bench/results/kernels-2026-11-29-kb13.)
 const DD_CTAS_PER_SM: u32 = 4;
 
+/// CTAs per SM of the flat D pre-pass (`dcp_bwd_dd_flat`): one wave of what its launch bounds
+/// keep resident (64 registers). 5 per SM (48 registers, spilled) measured 7 % slower on
+/// works1000 (bench/results/gpu-x1-2026-12-03s43).
+const DD_FLAT_CTAS_PER_SM: u32 = 4;
+
 /// (row, head) pairs per CTA and tile of the D pre-pass (`dcp_bwd_dd`, `DD_U` passes of 256 / L
 /// pairs, L lanes a pair; 64 at head dim 128, 128 at 64): its grid is one CTA per tile up to the
 /// cap.
@@ -785,6 +794,8 @@ struct Lowering<'a> {
     cap: u32,
     /// CTAs per SM of the D pre-pass set by `DCP_CUDA_BWD_DD_CTAS` ([`dd_ctas_override`]).
     dd_ctas: Option<u32>,
+    /// The flat D pre-pass where a launch's rows allow it (`DCP_CUDA_BWD_DD_FLAT`, [`dd_flat_with`]).
+    dd_flat: bool,
     decls: Vec<BufferDecl>,
     bufs: Vec<Arc<DevBuf>>,
     stats: ProgramStats,
@@ -1726,6 +1737,14 @@ impl Lowering<'_> {
             let dq = if w.dq_dtype == DT_F32 { 4 } else { 2 };
             w.n_rows as u64 * w.q_heads as u64 * d as u64 * (4 + dq)
         });
+        // Where the works' dO and O rows are one flat run each (works1000, a packed batch on one
+        // device), the D pre-pass below is the flat one.
+        let elem = dtype_code(model.dtype);
+        let flat = if dd_pass && self.dd_flat {
+            own::dd_flat(&wl.works, d, elem)
+        } else {
+            None
+        };
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         // Chains: the claim counter hands out chains, whose first tasks lead the list.
         let grid = n_claim.unwrap_or(grid);
@@ -1739,23 +1758,50 @@ impl Lowering<'_> {
                 (None, true) => DD_CTAS_PER_SM * self.gpu.sm_count.max(1) as u32,
                 (None, false) => self.cap,
             };
-            self.ops.push(Op::Launch(Launch {
-                k: K::BwdDd,
-                grid: grid_for(dd_off, dd_tile_pairs(d), dd_cap),
-                block: 256,
-                smem: 0,
-                args: vec![
-                    args[0],
-                    Arg::U32(n_works),
-                    Arg::Dd,
-                    Arg::U32(d),
-                    Arg::U32(dtype_code(model.dtype)),
-                    cnt_arg,
-                    Arg::U32(n_cnt),
-                    dd_zero_arg,
-                    Arg::U32(dd_zeros.len() as u32),
-                ],
-            }));
+            // The flat pass: no per-tile work search, one wave of 4 CTAs per SM.
+            let launch = match flat {
+                Some((dout, o, n_pairs)) => Launch {
+                    k: K::BwdDdFlat,
+                    grid: grid_for(
+                        n_pairs,
+                        dd_tile_pairs(d),
+                        self.dd_ctas.unwrap_or(DD_FLAT_CTAS_PER_SM)
+                            * self.gpu.sm_count.max(1) as u32,
+                    ),
+                    block: 256,
+                    smem: 0,
+                    args: vec![
+                        Arg::U64(dout),
+                        Arg::U64(o),
+                        Arg::U64(n_pairs),
+                        Arg::Dd,
+                        Arg::U32(d),
+                        Arg::U32(elem),
+                        cnt_arg,
+                        Arg::U32(n_cnt),
+                        dd_zero_arg,
+                        Arg::U32(dd_zeros.len() as u32),
+                    ],
+                },
+                None => Launch {
+                    k: K::BwdDd,
+                    grid: grid_for(dd_off, dd_tile_pairs(d), dd_cap),
+                    block: 256,
+                    smem: 0,
+                    args: vec![
+                        args[0],
+                        Arg::U32(n_works),
+                        Arg::Dd,
+                        Arg::U32(d),
+                        Arg::U32(elem),
+                        cnt_arg,
+                        Arg::U32(n_cnt),
+                        dd_zero_arg,
+                        Arg::U32(dd_zeros.len() as u32),
+                    ],
+                },
+            };
+            self.ops.push(Op::Launch(launch));
         }
         args.extend([
             Arg::Dd,
@@ -2083,6 +2129,7 @@ impl Prepared {
             group: model.group(),
             cap: (gpu.sm_count.max(1) * 16) as u32,
             dd_ctas: dd_ctas_override(std::env::var("DCP_CUDA_BWD_DD_CTAS").ok().as_deref())?,
+            dd_flat: dd_flat_with(std::env::var("DCP_CUDA_BWD_DD_FLAT").ok().as_deref())?,
             decls,
             bufs,
             stats,
@@ -2268,6 +2315,7 @@ impl Prepared {
             K::Sum => &ks.sum,
             K::Merge => &ks.merge,
             K::BwdDd => &ks.bwd_dd,
+            K::BwdDdFlat => &ks.bwd_dd_flat,
             K::Fwd => &ks.fwd,
             K::FwdHalf => ks
                 .fwd_half
@@ -2300,6 +2348,7 @@ impl Prepared {
             let mut b = [0u8; 32];
             match *a {
                 Arg::U32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
+                Arg::U64(v) => b[..8].copy_from_slice(&v.to_ne_bytes()),
                 Arg::F32(v) => b[..4].copy_from_slice(&v.to_ne_bytes()),
                 Arg::Region(r) => b.copy_from_slice(as_bytes(std::slice::from_ref(&r))),
                 Arg::Arena(off) => {

@@ -1193,6 +1193,15 @@ fn dd_ctas_override_parses_ctas_per_sm() {
 }
 
 #[test]
+fn dd_flat_switch_defaults_on() {
+    assert!(dd_flat_with(None).unwrap());
+    assert!(dd_flat_with(Some("1")).unwrap());
+    assert!(!dd_flat_with(Some("0")).unwrap());
+    let e = dd_flat_with(Some("yes")).unwrap_err().to_string();
+    assert!(e.contains("DCP_CUDA_BWD_DD_FLAT"), "{e}");
+}
+
+#[test]
 fn dd_tile_pairs_follow_the_kernels_lanes_per_pair() {
     // dcp_bwd_dd: L = the smallest power of two with L * 8 >= head_dim (32 at most, 32 when
     // head_dim is not a multiple of 8), 4 passes of 256 / L pairs.

@@ -16,6 +16,8 @@ pub struct Kernels {
     pub(super) sum: Kernel,
     pub(super) merge: Kernel,
     pub(super) bwd_dd: Kernel,
+    /// The D pre-pass over one flat run of rows (`own::dd_flat`).
+    pub(super) bwd_dd_flat: Kernel,
     pub fwd: Kernel,
     pub bwd: Kernel,
     /// The sm90 backward with chains compiled in (`BWD_CHAIN`; `DCP_CUDA_BWD_CHAIN` on, head
@@ -470,6 +472,7 @@ impl Kernels {
             sum: u("dcp_sum")?,
             merge: u("dcp_merge")?,
             bwd_dd: u("dcp_bwd_dd")?,
+            bwd_dd_flat: u("dcp_bwd_dd_flat")?,
             fwd,
             bwd,
             bwd_chain,

@@ -149,6 +149,13 @@ pub(crate) fn copy_batch_with(v: Option<&str>) -> Result<bool> {
     switch::parse("DCP_CUDA_COPY_BATCH", v, true).map_err(CudaError::Unsupported)
 }
 
+/// `DCP_CUDA_BWD_DD_FLAT`: `1` (the default), a backward launch whose works' dO and O rows are
+/// one flat run each (`own::dd_flat`) computes D with the flat pass `dcp_bwd_dd_flat` (session
+/// 43); `0`: always the tiled `dcp_bwd_dd`. Other values are errors.
+pub(crate) fn dd_flat_with(v: Option<&str>) -> Result<bool> {
+    switch::parse("DCP_CUDA_BWD_DD_FLAT", v, true).map_err(CudaError::Unsupported)
+}
+
 /// `DCP_CUDA_BWD_HALF` (sm90, head dim 128; opt-in): the least share of a backward launch's
 /// steps, in percent, that are half steps (`tilemask::bwd_half_bits`: one 64-key half of the kv
 /// tile seen by no row of the q tile) for the launch to take the half-step kernel

@@ -291,7 +291,7 @@ mod tests {
                 .collect()
         };
         for (file, text, n) in [
-            ("util.cu", UTIL, 7),
+            ("util.cu", UTIL, 8),
             ("attn_bwd_sm90.cu", ATTN_BWD_SM90, 1),
             ("attn_bwd_cluster_sm90.cu", ATTN_BWD_CLUSTER_SM90, 1),
         ] {

@@ -557,6 +557,46 @@ pub fn dd_pass_needed(works: &[WorkDesc], n_cnt: u32) -> bool {
             .any(|w| w.flags & WORK_DD == 0 || w.flags & WORK_DQ_ZERO != 0)
 }
 
+/// Where a backward launch's D pre-pass can run as one flat stream (`dcp_bwd_dd_flat`,
+/// kernels/util.cu): every work's dO and O rows lie back to back in one run each, in the order
+/// of the works' D indices, so that (row, head) pair `i` of the launch (`dd_off` order) is at
+/// element `i * d` of both runs. Returns the two runs' device addresses and the launch's pairs,
+/// or `None` where the tiled pass (`dcp_bwd_dd`) must run: a head dim that is not a power of two
+/// from 8 to 128, a model dtype (`elem`) or an O dtype that is not the same 16-bit type, a dQ
+/// the pass zeroes ([`WORK_DQ_ZERO`]), strided rows, works whose D indices or rows leave gaps,
+/// addresses not 16-byte aligned.
+pub fn dd_flat(works: &[WorkDesc], d: u32, elem: u32) -> Option<(u64, u64, u64)> {
+    if !(8..=128).contains(&d) || !d.is_power_of_two() || (elem != DT_BF16 && elem != DT_F16) {
+        return None;
+    }
+    // In D-index order (a launch may order its works for L2 locality).
+    let mut order: Vec<&WorkDesc> = works.iter().collect();
+    order.sort_by_key(|w| w.dd_off);
+    let first = *order.first()?;
+    let (dout0, o0, heads) = (first.dout, first.o, first.q_heads);
+    if first.dd_off != 0 || heads == 0 || (dout0 | o0) % 16 != 0 {
+        return None;
+    }
+    let row = heads.checked_mul(d)?;
+    let mut next = 0u64;
+    for w in order {
+        let at = next * d as u64 * 2;
+        let ok = w.dd_off as u64 == next
+            && w.q_heads == heads
+            && w.do_stride == row
+            && w.o_stride == row
+            && w.o_dtype == elem
+            && w.flags & WORK_DQ_ZERO == 0
+            && w.dout == dout0.checked_add(at)?
+            && w.o == o0.checked_add(at)?;
+        if !ok {
+            return None;
+        }
+        next += w.n_rows as u64 * heads as u64;
+    }
+    (next > 0).then_some((dout0, o0, next))
+}
+
 /// What [`chain_launch`] needs of one (fused) work of a backward launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainWork {
@@ -1476,6 +1516,88 @@ mod tests {
             q_heads: 8,
             ..Default::default()
         }
+    }
+
+    /// `n` works of 256 rows back to back in one dO and one O run, as the local plan lowers
+    /// works1000.
+    fn flat_works(n: u32) -> Vec<WorkDesc> {
+        (0..n)
+            .map(|k| WorkDesc {
+                dout: 0x10_0000 + k as u64 * 256 * 1024 * 2,
+                o: 0x4000_0000 + k as u64 * 256 * 1024 * 2,
+                dd_off: k * 256 * 8,
+                ..dd_work(DT_BF16)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dd_flat_takes_one_run_of_rows_and_refuses_the_rest() {
+        let w = flat_works(3);
+        assert_eq!(
+            dd_flat(&w, 128, DT_BF16),
+            Some((0x10_0000, 0x4000_0000, 3 * 256 * 8))
+        );
+        assert_eq!(dd_flat(&[], 128, DT_BF16), None);
+        // Head dims: powers of two from 8 to 128.
+        assert_eq!(dd_flat(&w, 96, DT_BF16), None);
+        assert_eq!(dd_flat(&w, 256, DT_BF16), None);
+        // The model dtype and O's: the same 16-bit type.
+        assert_eq!(dd_flat(&w, 128, DT_F16), None);
+        assert_eq!(dd_flat(&w, 128, crate::desc::DT_F32), None);
+        let mut f16 = w.clone();
+        f16.iter_mut().for_each(|x| x.o_dtype = DT_F16);
+        assert!(dd_flat(&f16, 128, DT_F16).is_some());
+        // Any work out of line: gaps in D indices or rows, strides, zeroed dQ, alignment,
+        // head counts.
+        for (k, f) in [
+            (|w: &mut WorkDesc| w.dd_off += 8) as fn(&mut WorkDesc),
+            |w| w.dout += 1024 * 2,
+            |w| w.o += 1024 * 2,
+            |w| w.do_stride = 2048,
+            |w| w.o_stride = 2048,
+            |w| w.flags |= WORK_DQ_ZERO,
+            |w| w.q_heads = 4,
+            |w| w.o_dtype = DT_F16,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut v = w.clone();
+            f(&mut v[1 + k % 2]);
+            assert_eq!(
+                dd_flat(&v, 128, DT_BF16),
+                None,
+                "case {k}: {:?}",
+                v[1 + k % 2]
+            );
+        }
+        let mut v = w.clone();
+        v.iter_mut().for_each(|x| {
+            x.dout += 8;
+            x.o += 8
+        });
+        assert_eq!(dd_flat(&v, 128, DT_BF16), None, "8-byte aligned runs");
+        // The works' order does not matter, their D indices do.
+        let mut v = flat_works(3);
+        v.swap(0, 2);
+        assert_eq!(dd_flat(&v, 128, DT_BF16).map(|f| f.2), Some(3 * 256 * 8));
+        // A work without rows keeps the run (the next starts where it would have).
+        let mut v = flat_works(3);
+        v[1].n_rows = 0;
+        v[2].dd_off = 256 * 8;
+        v[2].dout = v[1].dout;
+        v[2].o = v[1].o;
+        assert_eq!(dd_flat(&v, 128, DT_BF16).map(|f| f.2), Some(2 * 256 * 8));
+        // At D 64 the rows are 8 heads x 64.
+        let mut v = flat_works(2);
+        v.iter_mut().enumerate().for_each(|(k, x)| {
+            x.do_stride = 512;
+            x.o_stride = 512;
+            x.dout = 0x10_0000 + k as u64 * 256 * 512 * 2;
+            x.o = 0x4000_0000 + k as u64 * 256 * 512 * 2;
+        });
+        assert_eq!(dd_flat(&v, 64, DT_BF16).map(|f| f.2), Some(2 * 256 * 8));
     }
 
     #[test]
