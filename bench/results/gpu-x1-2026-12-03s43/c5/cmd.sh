@@ -1,0 +1,2 @@
+# Call 5 (warm machine, 19 s): the landed default (4 CTAs per SM, DD_FLAT_MINB 4) against dcp_bwd_dd.
+source bench/gpu/env.sh; D=/tmp/dcp; R=/tmp/fm2; rm -rf $R; mkdir -p $R; for hd in 128 64; do timeout 75 python3 bench/gpu/ab_rounds.py --dcp $D --out $R/ab$hd --deadline-s 45 --run-timeout 25 --rounds 3 --bench "kernel-bench --head-dim $hd --shapes works1000,full@160x1600 --warmup 3 --repeats 10" --field bwd_tflops_per_gpu base:DCP_CUDA_BWD_DD_FLAT=0 flat4:DCP_CUDA_BWD_DD_FLAT=1,DCP_CUDA_BWD_DD_CTAS=4,util:DD_FLAT_MINB=4 > $R/ab$hd.out 2>&1; done
