@@ -397,6 +397,13 @@ __device__ __forceinline__ bool dd_vec(const WorkDesc& w, u32 elem_dtype) {
          (w.o_stride & 7) == 0 && (!(w.flags & WORK_DQ_ZERO) || ((w.dq & 15) == 0 && (w.dq_stride & 3) == 0));
 }
 #define DD_U 4
+// Both D passes first zero the launch's dQ arrival counters `cnt[0 .. n_cnt)` and the fills
+// they took over, `zeros[0 .. n_zeros)` (host `DCP_CUDA_BWD_DD_ZERO`), over the whole grid.
+__device__ __forceinline__ void dd_zero_first(u32* cnt, u32 n_cnt, const RegionDesc* zeros, u32 n_zeros) {
+  for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
+  for (u32 k = 0; k < n_zeros; ++k)
+    fill_region(zeros[k], 0.f, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
+}
 DCP_PDL_KERNEL(dcp_bwd_dd)
 // zeros[0 .. n_zeros): zero fills the pass took over from the plan (host `DCP_CUDA_BWD_DD_ZERO`:
 // the rows of the launch's dK/dV that the kernel adds into), zeroed first.
@@ -404,9 +411,7 @@ extern "C" __global__ void __launch_bounds__(256, 4) dcp_bwd_dd(const WorkDesc* 
                                       u32 elem_dtype, u32* cnt, u32 n_cnt, const RegionDesc* zeros, u32 n_zeros) {
   pdl_wait();  // DCP_PDL_KERNEL: everything below may depend on the launches before
   pdl_launch();
-  for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
-  for (u32 k = 0; k < n_zeros; ++k)
-    fill_region(zeros[k], 0.f, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
+  dd_zero_first(cnt, n_cnt, zeros, n_zeros);
   if (n_works == 0) return;
   const WorkDesc& last = works[n_works - 1];
   const u64 total = (u64)last.dd_off + (u64)last.n_rows * last.q_heads;
@@ -571,9 +576,7 @@ extern "C" __global__ void __launch_bounds__(256, DD_FLAT_MINB)
                     const RegionDesc* zeros, u32 n_zeros) {
   pdl_wait();
   pdl_launch();
-  for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < n_cnt; i += gridDim.x * blockDim.x) cnt[i] = 0;
-  for (u32 k = 0; k < n_zeros; ++k)
-    fill_region(zeros[k], 0.f, blockIdx.x * (u64)blockDim.x + threadIdx.x, (u64)gridDim.x * blockDim.x);
+  dd_zero_first(cnt, n_cnt, zeros, n_zeros);
   // The host's conditions (own.rs `dd_flat`); anything else is a bug there.
   if (blockDim.x != 256 || head_dim < 8 || head_dim > 128 || (head_dim & (head_dim - 1)) || elem_dtype == DT_F32)
     __trap();

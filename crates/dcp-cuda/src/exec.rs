@@ -1758,50 +1758,41 @@ impl Lowering<'_> {
                 (None, true) => DD_CTAS_PER_SM * self.gpu.sm_count.max(1) as u32,
                 (None, false) => self.cap,
             };
-            // The flat pass: no per-tile work search, one wave of 4 CTAs per SM.
-            let launch = match flat {
-                Some((dout, o, n_pairs)) => Launch {
-                    k: K::BwdDdFlat,
-                    grid: grid_for(
+            // The flat pass (no per-tile work search, one wave of 4 CTAs per SM) takes the runs'
+            // addresses and its pairs where the tiled pass takes the works; the rest is the same.
+            let (k, grid, mut dd_args) = match flat {
+                Some((dout, o, n_pairs)) => (
+                    K::BwdDdFlat,
+                    grid_for(
                         n_pairs,
                         dd_tile_pairs(d),
                         self.dd_ctas.unwrap_or(DD_FLAT_CTAS_PER_SM)
                             * self.gpu.sm_count.max(1) as u32,
                     ),
-                    block: 256,
-                    smem: 0,
-                    args: vec![
-                        Arg::U64(dout),
-                        Arg::U64(o),
-                        Arg::U64(n_pairs),
-                        Arg::Dd,
-                        Arg::U32(d),
-                        Arg::U32(elem),
-                        cnt_arg,
-                        Arg::U32(n_cnt),
-                        dd_zero_arg,
-                        Arg::U32(dd_zeros.len() as u32),
-                    ],
-                },
-                None => Launch {
-                    k: K::BwdDd,
-                    grid: grid_for(dd_off, dd_tile_pairs(d), dd_cap),
-                    block: 256,
-                    smem: 0,
-                    args: vec![
-                        args[0],
-                        Arg::U32(n_works),
-                        Arg::Dd,
-                        Arg::U32(d),
-                        Arg::U32(elem),
-                        cnt_arg,
-                        Arg::U32(n_cnt),
-                        dd_zero_arg,
-                        Arg::U32(dd_zeros.len() as u32),
-                    ],
-                },
+                    vec![Arg::U64(dout), Arg::U64(o), Arg::U64(n_pairs)],
+                ),
+                None => (
+                    K::BwdDd,
+                    grid_for(dd_off, dd_tile_pairs(d), dd_cap),
+                    vec![args[0], Arg::U32(n_works)],
+                ),
             };
-            self.ops.push(Op::Launch(launch));
+            dd_args.extend([
+                Arg::Dd,
+                Arg::U32(d),
+                Arg::U32(elem),
+                cnt_arg,
+                Arg::U32(n_cnt),
+                dd_zero_arg,
+                Arg::U32(dd_zeros.len() as u32),
+            ]);
+            self.ops.push(Op::Launch(Launch {
+                k,
+                grid,
+                block: 256,
+                smem: 0,
+                args: dd_args,
+            }));
         }
         args.extend([
             Arg::Dd,
