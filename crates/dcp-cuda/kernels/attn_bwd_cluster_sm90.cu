@@ -165,10 +165,162 @@ static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not p
 #define BWD_KV_PF 0
 #endif
 
+// CL_DSM (session 44, host: DCP_CUDA_BWD_CLUSTER_DSM, src/cluster.rs `Dsm`): the launch's first
+// k clusters stream D = rowsum(dO o O) beside the pairs instead of a D pre-pass before the
+// kernel. Only where the launch's dO and O rows are one flat run each (src/own.rs `dd_flat`:
+// item i, D index i, at element i * D of both), so a D CTA's work is a plain stream: 1-D bulk
+// copies of 32 KiB per tensor into DSM_NS stages, no search, no descriptors (one SM streamed
+// 182 GB/s so in bench/gpu/sm_stream.cu, session 44; sessions 42-43's D clusters and bulk pass
+// paid a dependent search per chunk and streamed ~18-36 GB/s). The items come in units of
+// `unit_items` (512 KiB of each tensor); units below `unit0` were computed by a short flat
+// pre-pass over the first pairs' rows (which also zeroes the units' flags), unit u >= unit0 by
+// D CTA (u - unit0) % 2k, which releases flags[u] once the unit's D is stored. A pair's
+// producer's warp 0 acquires the flags of its work's units before the pair's first step. The
+// host orders the pairs by D index (src/cluster.rs `pairs_in_d_order`), so the D CTAs, all
+// streaming units in index order, stay ahead of the pairs. Host block (`dq_expect`): k, log2 of
+// unit_items, unit0, n_units, n_items (2 words), dout (2), o (2); flags: `dq_cnt`. Measured
+// (bench/results/gpu-x1-2026-12-03s44): ~96 GB/s per D SM where D bounded the kernel; works1000's
+// backward +5.7 % at D 128 with 6 D clusters, +3 % at D 64 with 3. An L2 prefetch of the next
+// unit and polling from one lane with back-off changed nothing (dsm_pf_poll.diff there).
+#ifndef CL_DSM
+#define CL_DSM 0
+#endif
+#if CL_DSM
+#define DSM_NS 3
+#define DSM_CHUNK (32u * 1024u)
+__device__ __forceinline__ u32 dsm_ld_acquire(const u32* p) {
+  u32 v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+// A word of the host's D block where it is needed (a relaxed load, which ptxas neither merges nor
+// hoists: one load kept live from the kernel's start through the producer's loop spilled, in the
+// consumers too).
+__device__ __forceinline__ u32 dsm_ld(const u32* p) {
+  u32 v;
+  asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ u64 dsm_u64(const u32* p) { return (u64)p[0] | ((u64)p[1] << 32); }
+// A pair's producer thread before it loads D of unit `flag`'s items: wait for the D CTAs' release.
+__device__ __forceinline__ void dsm_acquire(const u32* flag) {
+  if (dsm_ld_acquire(flag) != 0) return;
+  // As mbar_wait_guarded: a D CTA that never ran (not resident) traps after 20 s.
+  const u64 t0 = global_ns();
+  while (dsm_ld_acquire(flag) == 0)
+    if (global_ns() - t0 > 20000000000ull) __trap();
+}
+// A D CTA (all B90_THREADS threads; `j` of `m` D CTAs): thread 0 issues the bulk copies, the 256
+// threads of warpgroups 1-2 form the dot products (1 or 2 threads an item, 16 bytes a load).
+// Shared memory: DSM_NS stages of a dO and an O chunk from `sb`, then the stages' full and empty
+// mbarriers.
+template <bool BF>
+__device__ __forceinline__ void cl_dsm_stream(const u32* info, float* dd, u32* flags, u32 j, u32 m, u32 sb) {
+  constexpr u32 D = HEAD_DIM, L = D / 8, IB = D * 2, IC = DSM_CHUNK / IB, NS = DSM_NS;
+  constexpr u32 STB = 2 * DSM_CHUNK;
+  static_assert(NS * STB + 16 * NS <= 200 * 1024, "the D stages fit the kernel's shared memory");
+  const u32 unit_items = 1u << info[1], unit0 = info[2], n_units = info[3];
+  const u64 n_items = dsm_u64(info + 4);
+  const char* dout = (const char*)dsm_u64(info + 6);
+  const char* o = (const char*)dsm_u64(info + 8);
+  const u32 tid = threadIdx.x, bars = sb + NS * STB;
+  auto full = [&](u32 s) { return bars + 8 * s; };
+  auto empty = [&](u32 s) { return bars + 8 * (NS + s); };
+  if (tid == 0) {
+    for (u32 s = 0; s < NS; ++s) {
+      mbar_init(full(s), 1);
+      mbar_init(empty(s), 8);  // each consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  const u32 cpu = unit_items / IC;  // chunks per unit (the host makes units whole chunks)
+  if (tid == 0) {
+    u32 g = 0;
+    for (u32 u = unit0 + j; u < n_units; u += m) {
+      for (u32 c = 0; c < cpu; ++c, ++g) {
+        const u64 i0 = (u64)u * unit_items + (u64)c * IC;
+        if (i0 >= n_items) break;
+        const u32 bytes = (u32)((n_items - i0 < IC ? n_items - i0 : IC) * IB);
+        const u32 s = g % NS;
+        if (g >= NS) mbar_wait_guarded(empty(s), ((g / NS) - 1) & 1);
+        mbar_arm(full(s), 2 * bytes);
+        const u32 buf = sb + s * STB;
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(buf),
+                     "l"(dout + i0 * IB), "r"(bytes), "r"(full(s))
+                     : "memory");
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                         buf + DSM_CHUNK),
+                     "l"(o + i0 * IB), "r"(bytes), "r"(full(s))
+                     : "memory");
+      }
+    }
+  } else if (tid >= 128) {
+    // TPI threads an item (2 at D 128, 1 at D 64), each summing CPT 16-byte chunks of dO and O
+    // in a rotated order: the 8 lanes of a quarter warp read 8 different 16-byte bank groups.
+    constexpr u32 TPI = 256 / IC, CPT = L / TPI;
+    static_assert(TPI >= 1 && TPI <= 2 && CPT * TPI == L, "one or two threads an item");
+    const u32 t = tid - 128, it = t / TPI, c0 = (t % TPI) * CPT, lane = tid & 31;
+    u32 g = 0;
+    for (u32 u = unit0 + j; u < n_units; u += m) {
+      for (u32 c = 0; c < cpu; ++c, ++g) {
+        const u64 i0 = (u64)u * unit_items + (u64)c * IC;
+        if (i0 >= n_items) break;
+        const u32 s = g % NS;
+        mbar_wait(full(s), (g / NS) & 1);
+        const u32 st = sb + s * STB + it * IB;
+        float x = 0.f;
+#pragma unroll
+        for (u32 k = 0; k < CPT; ++k) {
+          // 16-byte shared loads (through a generic pointer ptxas split them into four).
+          const u32 ch = c0 + ((k + lane) % CPT);
+          uint4 a, b;
+          asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                       : "=r"(a.x), "=r"(a.y), "=r"(a.z), "=r"(a.w)
+                       : "r"(st + ch * 16));
+          asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                       : "=r"(b.x), "=r"(b.y), "=r"(b.z), "=r"(b.w)
+                       : "r"(st + DSM_CHUNK + ch * 16));
+          x += dd_flat_dot<BF>(a, b);
+        }
+        if (TPI == 2) x += __shfl_xor_sync(0xffffffffu, x, 1);
+        if (t % TPI == 0 && i0 + it < n_items) dd[i0 + it] = x;
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty(s));
+      }
+      // The unit's D stored by every consumer thread, then released by one.
+      __threadfence();
+      named_bar(2, 256);
+      if (t == 0) asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(flags + u), "r"(1u) : "memory");
+    }
+  }
+}
+#endif
+
 DCP_PDL_KERNEL(dcp_attn_bwd_cluster_sm90)
 extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(B90_THREADS, 1)
 dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   BWD_SM90_SMEM_BASE
+#if CL_DSM
+  // The first k clusters stream D (CL_DSM, above), the others run pairs. The D clusters come
+  // first so that the block scheduler places them before any pair cluster that waits for them.
+  // They leave here: the rest of the kernel (its registers included) is the pairs'. (The D
+  // block's words are read where they are needed: one load kept live from here through the
+  // producer's loop spilled.)
+  if ((blockIdx.x >> 1) < dsm_ld(dq_expect)) {
+    pdl_wait();
+    const u32 k = dsm_ld(dq_expect);
+    if (B90_DT == DT_BF16)
+      cl_dsm_stream<true>(dq_expect, (float*)dd, dq_cnt, blockIdx.x, 2 * k, base);
+    else
+      cl_dsm_stream<false>(dq_expect, (float*)dd, dq_cnt, blockIdx.x, 2 * k, base);
+    if (threadIdx.x == 0) {
+      sched_finish(sched);
+      pdl_launch();
+    }
+    return;
+  }
+#endif
   // The peer's dS of the last two steps (the layout of sdS; its bulk copies, see the top).
   const u32 sdSp = sdS + 2 * DSBYTES;
   // The peer's K tile, the 64 columns of this rank's dQ (D 128: its half) ([128 keys][128 B], swizzled).
@@ -226,14 +378,17 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
   pdl_wait();
   // Both CTAs' barriers initialised before either touches the other's shared memory.
   cluster_sync_all();
-
   if (wg == 0) {
     // ---------------- producer ----------------
     setmaxnreg_dec<BWD_PROD_REGS>();
     const int pt = tid, pw = pt >> 5;
     const u32 n_tasks = sched[2];
     // cur: pair index (`n_tasks` counts pairs; this CTA runs task 2 cur + rank).
+#if CL_DSM
+    u32 cur = (blockIdx.x >> 1) - dsm_ld(dq_expect), sg = 0;
+#else
     u32 cur = blockIdx.x >> 1, sg = 0;
+#endif
     for (u32 tq = 0;; ++tq) {
       u32 nxt = 0;
       constexpr bool linked = false;
@@ -336,6 +491,19 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         mbar_arrive_cp_async(full_bar(s));
         ++sg;
       };
+#if CL_DSM
+      // The threads that load D (pt < SR): the units of the work's D indices released (the D
+      // CTAs' flags; the pre-pass computed those below unit0). Warp 0 acquires them, the others
+      // meet it at a named barrier (acquiring in all SR threads made ptxas spill in the
+      // consumers at D 128).
+      if (pt < 32) {
+        const u32 sh = dsm_ld(dq_expect + 1), u0 = dsm_ld(dq_expect + 2);
+        const u64 lo = w.dd_off, hi = lo + (u64)w.n_rows * w.q_heads;
+        for (u32 u = max((u32)(lo >> sh), u0); hi > lo && u <= (u32)((hi - 1) >> sh); ++u)
+          dsm_acquire(dq_cnt + u);
+      }
+      if (SR > 32 && pt < SR) named_bar(4, SR);
+#endif
       if (n_pairs > 0) load_step(0);
       load_kv();
       for (u32 p = 1; p < n_pairs; ++p) load_step(p);
@@ -344,7 +512,11 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       // through its slot (the one sched_share_next fills next) and its claim barrier.
       if (pt == 0) {
         if (rank == 0) {
+#if CL_DSM
+          nxt = (gridDim.x >> 1) - dsm_ld(dq_expect) + atomicAdd(sched, 1u);
+#else
           nxt = (gridDim.x >> 1) + atomicAdd(sched, 1u);
+#endif
           st_async_u32(peer_addr(bars + 80u + 4u * ((tq + 1) & 1), 1), nxt, peer_addr(claim_bar, 1));
           slot[(tq + 1) & 1] = nxt;
         } else {

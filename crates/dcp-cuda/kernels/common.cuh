@@ -116,3 +116,27 @@ struct WorkDesc {
 struct TaskDesc {
   u32 work, row0, head, tiles_off, tiles_n, pad;
 };
+
+// The dot product of 8 16-bit elements of two 16-byte chunks in fp32 (BF: bf16, else f16), in
+// element order: the D pre-pass (util.cu dcp_bwd_dd_flat) and the D CTAs of the clustered
+// backward (attn_bwd_cluster_sm90.cu CL_DSM).
+template <bool BF>
+__device__ __forceinline__ float dd_flat_dot(const uint4& a, const uint4& b) {
+  const u32* x = (const u32*)&a;
+  const u32* y = (const u32*)&b;
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    float2 fa, fb;
+    if (BF) {
+      fa = __bfloat1622float2(*(const __nv_bfloat162*)&x[k]);
+      fb = __bfloat1622float2(*(const __nv_bfloat162*)&y[k]);
+    } else {
+      fa = __half22float2(*(const __half2*)&x[k]);
+      fb = __half22float2(*(const __half2*)&y[k]);
+    }
+    s = fmaf(fa.x, fb.x, s);
+    s = fmaf(fa.y, fb.y, s);
+  }
+  return s;
+}

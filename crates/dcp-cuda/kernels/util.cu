@@ -524,26 +524,6 @@ extern "C" __global__ void __launch_bounds__(256, 4) dcp_bwd_dd(const WorkDesc* 
 #define DD_FLAT_MINB 4
 #endif
 template <bool BF>
-__device__ __forceinline__ float dd_flat_dot(const uint4& a, const uint4& b) {
-  const u32* x = (const u32*)&a;
-  const u32* y = (const u32*)&b;
-  float s = 0.f;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    float2 fa, fb;
-    if (BF) {
-      fa = __bfloat1622float2(*(const __nv_bfloat162*)&x[k]);
-      fb = __bfloat1622float2(*(const __nv_bfloat162*)&y[k]);
-    } else {
-      fa = __half22float2(*(const __half2*)&x[k]);
-      fb = __half22float2(*(const __half2*)&y[k]);
-    }
-    s = fmaf(fa.x, fb.x, s);
-    s = fmaf(fa.y, fb.y, s);
-  }
-  return s;
-}
-template <bool BF>
 __device__ __forceinline__ void dd_flat_run(const char* dout, const char* o, u64 n_pairs, float* dd, u32 L) {
   const u32 G = 256 / L, grp = threadIdx.x / L, sub = threadIdx.x & (L - 1);
   const u64 T = (u64)G * DD_FLAT_U, n_tiles = (n_pairs + T - 1) / T;

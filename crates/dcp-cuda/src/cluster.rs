@@ -78,6 +78,198 @@ pub fn grid(pairs: u32, sm_count: u32) -> u32 {
     2 * pairs.min((sm_count / 2).max(1))
 }
 
+/// D clusters (`DCP_CUDA_BWD_CLUSTER_DSM`, kernels/attn_bwd_cluster_sm90.cu `CL_DSM`, session
+/// 44): where a clustered launch's dO and O rows are one flat run each ([`crate::own::dd_flat`]),
+/// the launch's first k clusters stream D = rowsum(dO ∘ O) beside the pairs instead of the D
+/// pre-pass running alone before the kernel. One SM streams ~180 GB/s by bulk copies with no
+/// per-chunk search (bench/gpu/sm_stream.cu), so a few SMs keep up with the pairs, which run on
+/// the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dsm {
+    /// The D pre-pass, as before.
+    Off,
+    /// k D clusters for every launch that allows them.
+    Clusters(u32),
+    /// k from [`dsm_auto_clusters`], where [`dsm_pays`].
+    Auto,
+}
+
+/// The default of `DCP_CUDA_BWD_CLUSTER_DSM`.
+pub const DEFAULT_DSM: Dsm = Dsm::Auto;
+
+/// Parses `DCP_CUDA_BWD_CLUSTER_DSM`: `0` off, `auto`, or a number of D clusters from 1 to 16;
+/// unset or empty: [`DEFAULT_DSM`].
+pub fn parse_dsm(v: Option<&str>) -> Result<Dsm, String> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_DSM),
+        Some("0") => Ok(Dsm::Off),
+        Some("auto") => Ok(Dsm::Auto),
+        Some(t) => match t.parse::<u32>() {
+            Ok(k) if (1..=16).contains(&k) => Ok(Dsm::Clusters(k)),
+            _ => Err(format!(
+                "DCP_CUDA_BWD_CLUSTER_DSM={t}: expected 0, auto or a number of D clusters from 1 \
+                 to 16"
+            )),
+        },
+    }
+}
+
+/// `DCP_CUDA_BWD_CLUSTER_DSM` of this process's environment.
+pub fn dsm_from_env() -> Result<Dsm, String> {
+    parse_dsm(std::env::var("DCP_CUDA_BWD_CLUSTER_DSM").ok().as_deref())
+}
+
+/// Bytes of dO (and of O) per D unit: the D CTAs release D in units of this many bytes of each
+/// tensor, 16 bulk copies of 32 KiB (`DSM_CHUNK`).
+pub const DSM_UNIT_BYTES: u64 = 512 * 1024;
+
+/// What a launch with D clusters passes to its pre-pass and kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DsmPlan {
+    /// D clusters (the grid's first 2 k CTAs).
+    pub k: u32,
+    /// Pair clusters.
+    pub pair_clusters: u32,
+    /// log2 of the items ((row, head) pairs) per unit.
+    pub unit_shift: u32,
+    /// The first unit the D CTAs compute; the pre-pass computes the items below it.
+    pub unit0: u32,
+    /// Units of the launch (the flags the pre-pass zeroes).
+    pub n_units: u32,
+    /// Items the pre-pass computes: `unit0` units, at most all of them.
+    pub prefix_items: u64,
+}
+
+impl DsmPlan {
+    /// The kernel's D block (`dq_expect`): k, unit shift, unit0, units, items, dO, O (64-bit
+    /// values as two words, low first).
+    pub fn info(&self, n_items: u64, dout: u64, o: u64) -> [u32; 10] {
+        let lo_hi = |x: u64| [x as u32, (x >> 32) as u32];
+        let [a, b] = lo_hi(n_items);
+        let [c, e] = lo_hi(dout);
+        let [f, g] = lo_hi(o);
+        [
+            self.k,
+            self.unit_shift,
+            self.unit0,
+            self.n_units,
+            a,
+            b,
+            c,
+            e,
+            f,
+            g,
+        ]
+    }
+
+    /// The launch's grid: two CTAs per cluster.
+    pub fn grid(&self) -> u32 {
+        2 * (self.k + self.pair_clusters)
+    }
+}
+
+/// The plan of a clustered launch with `k` D clusters on `sm_count` SMs: `ranges` per pair in
+/// claim order the D indices its work spans ([lo, hi)), `n_items` the launch's items, `d` the
+/// head dim (a power of two up to 128, as [`crate::own::dd_flat`] takes). `None` where D clusters
+/// cannot serve the launch: pairs not in D-index order (the D CTAs stream units in index order,
+/// so a pair claimed early could wait for a late unit), no unit left after the pre-pass's, or
+/// no SMs left for the pairs. The pre-pass covers the D of the first wave of pairs and a quarter
+/// of the next (their units; the D CTAs need a few microseconds for their first units).
+pub fn dsm_plan(
+    ranges: &[(u64, u64)],
+    n_items: u64,
+    d: u32,
+    sm_count: u32,
+    k: u32,
+) -> Option<DsmPlan> {
+    if k == 0 || !d.is_power_of_two() || d > 128 || ranges.is_empty() || n_items == 0 {
+        return None;
+    }
+    if ranges.windows(2).any(|w| w[1].0 < w[0].0) {
+        return None;
+    }
+    let slots = (sm_count / 2).max(1);
+    if k >= slots {
+        return None;
+    }
+    let pair_clusters = (slots - k).min(ranges.len() as u32);
+    let unit_shift = (DSM_UNIT_BYTES / (2 * d as u64)).trailing_zeros();
+    let unit = 1u64 << unit_shift;
+    let n_units = n_items.div_ceil(unit);
+    let first = (pair_clusters as usize + pair_clusters as usize / 4).min(ranges.len());
+    let end = ranges[..first].iter().map(|r| r.1).max()?;
+    let unit0 = end.div_ceil(unit).max(1);
+    if unit0 >= n_units {
+        return None;
+    }
+    Some(DsmPlan {
+        k,
+        pair_clusters,
+        unit_shift,
+        unit0: u32::try_from(unit0).ok()?,
+        n_units: u32::try_from(n_units).ok()?,
+        prefix_items: unit0 * unit,
+    })
+}
+
+/// Puts a clustered launch's pairs (tasks 2 p and 2 p + 1) in the D-index order of their works
+/// (`dd_off` per work), as D clusters need ([`dsm_plan`]: the D CTAs produce units in index
+/// order). This replaces [`order_pairs`]'s longest first: the local plan lists a batch's
+/// documents longest first, not in token order, and pairs of a clustered launch differ by a q
+/// tile or two at most (works of 129 to 256 rows: 3 or 4 q tiles of 64), so the tail that order
+/// shortened is one pair's length. Stable: the pairs of one work keep their order.
+pub fn pairs_in_d_order(tasks: &mut Vec<TaskDesc>, dd_off: impl Fn(u32) -> u32) {
+    if tasks.len() < 4 || !tasks.len().is_multiple_of(2) {
+        return;
+    }
+    let mut pairs: Vec<[TaskDesc; 2]> = tasks.chunks(2).map(|c| [c[0], c[1]]).collect();
+    pairs.sort_by_key(|p| dd_off(p[0].work));
+    *tasks = pairs.into_iter().flatten().collect();
+}
+
+/// One D SM's stream in GB/s inside the clustered kernel, for the auto choice: ~96 GB/s measured
+/// where D production bounded works1000's kernel (3 D clusters, session 44; 120 GB/s in
+/// bench/gpu/sm_stream.cu's miniature with no pairs beside it, 182 for the bulk copies alone).
+pub const DSM_SM_GBS: f64 = 90.0;
+
+/// The pairs' rate in TFLOP/s for the auto choice (works1000's clustered kernel alone: ~566 at
+/// head dim 128, ~420 at 64; bench/results/gpu-x1-2026-12-03s43).
+fn pair_tflops(d: u32) -> f64 {
+    if d >= 128 {
+        560.0
+    } else {
+        420.0
+    }
+}
+
+/// The D pre-pass's rate in GB/s of dO and O read (the flat pass: 4.1 TB/s on works1000).
+const PASS_GBS: f64 = 4100.0;
+
+/// D clusters for a launch of `flops` (attended, backward) whose D reads `d_bytes` of dO and O
+/// together, on `sm_count` SMs: the fewest with which the D SMs keep up with the pairs (a
+/// quarter to spare), while the pairs run on the rest.
+pub fn dsm_auto_clusters(d_bytes: u64, flops: f64, d: u32, sm_count: u32) -> u32 {
+    let t_pairs = flops / (pair_tflops(d) * 1e12);
+    let slots = (sm_count / 2).max(2);
+    (1..slots)
+        .find(|&k| {
+            let t = t_pairs * (2 * slots) as f64 / (2 * (slots - k)) as f64;
+            (2 * k) as f64 * DSM_SM_GBS * 1e9 * t >= 1.25 * d_bytes as f64
+        })
+        .unwrap_or(slots - 1)
+        .min(16)
+}
+
+/// Whether `k` D clusters beat the pre-pass on such a launch: the SMs they take from the pairs
+/// cost less than 0.8 of the pass's time.
+pub fn dsm_pays(d_bytes: u64, flops: f64, d: u32, sm_count: u32, k: u32) -> bool {
+    let t_pairs = flops / (pair_tflops(d) * 1e12);
+    let slots = (sm_count / 2).max(2) as f64;
+    let cost = t_pairs * k as f64 / (slots - k as f64).max(1.0);
+    let pass = d_bytes as f64 / (PASS_GBS * 1e9);
+    cost < 0.8 * pass
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +363,96 @@ mod tests {
         assert_eq!(grid(2000, 132), 132);
         assert_eq!(grid(10, 132), 20);
         assert_eq!(grid(5, 1), 2);
+    }
+
+    #[test]
+    fn dsm_switch_takes_off_auto_and_counts() {
+        assert_eq!(parse_dsm(None), Ok(DEFAULT_DSM));
+        assert_eq!(parse_dsm(Some(" 0 ")), Ok(Dsm::Off));
+        assert_eq!(parse_dsm(Some("auto")), Ok(Dsm::Auto));
+        assert_eq!(parse_dsm(Some("4")), Ok(Dsm::Clusters(4)));
+        for bad in ["17", "-1", "x", "1.5"] {
+            let e = parse_dsm(Some(bad)).unwrap_err();
+            assert!(e.contains("DCP_CUDA_BWD_CLUSTER_DSM"), "{e}");
+        }
+    }
+
+    #[test]
+    fn dsm_plan_covers_the_first_wave_and_leaves_the_rest_to_the_d_ctas() {
+        // works1000 at head dim 128: 2 000 pairs (two kv heads a work), 2 048 items a work.
+        let ranges: Vec<(u64, u64)> = (0..2000u64)
+            .map(|p| (p / 2 * 2048, p / 2 * 2048 + 2048))
+            .collect();
+        let p = dsm_plan(&ranges, 1000 * 2048, 128, 132, 3).unwrap();
+        assert_eq!(p.unit_shift, 11); // 2 048 items of 256 bytes: 512 KiB a tensor
+        assert_eq!(p.pair_clusters, 63);
+        assert_eq!(p.grid(), 132);
+        assert_eq!(p.n_units, 1000);
+        // The first 63 + 15 pairs: works 0 ..= 38.
+        assert_eq!(p.unit0, 39);
+        assert_eq!(p.prefix_items, 39 * 2048);
+        let info = p.info(1000 * 2048, 0x1_0000_0010, 0x2_0000_0020);
+        assert_eq!(info, [3, 11, 39, 1000, 2_048_000, 0, 0x10, 1, 0x20, 2]);
+        // Head dim 64: 4 096 items a unit.
+        assert_eq!(
+            dsm_plan(&ranges, 1000 * 2048, 64, 132, 3)
+                .unwrap()
+                .unit_shift,
+            12
+        );
+        // Pairs out of D order, no SM left, nothing left after the pre-pass: none.
+        let mut back = ranges.clone();
+        back.swap(0, 1999);
+        assert_eq!(dsm_plan(&back, 1000 * 2048, 128, 132, 3), None);
+        assert_eq!(dsm_plan(&ranges, 1000 * 2048, 128, 132, 66), None);
+        assert_eq!(dsm_plan(&ranges[..20], 10 * 2048, 128, 132, 3), None);
+        assert_eq!(dsm_plan(&ranges, 1000 * 2048, 96, 132, 3), None);
+        assert_eq!(dsm_plan(&ranges, 1000 * 2048, 128, 132, 0), None);
+    }
+
+    #[test]
+    fn dsm_auto_takes_a_few_clusters_where_d_is_heavy_and_pays_only_there() {
+        // works1000, head dim 128: 1.05 GB of dO and O, 671 GFLOP.
+        let k = dsm_auto_clusters(1_048_576_000, 671e9, 128, 132);
+        assert!((2..=6).contains(&k), "{k}");
+        assert!(dsm_pays(1_048_576_000, 671e9, 128, 132, k));
+        // One long sequence's worth of FLOPs per D byte: the pass is cheaper.
+        assert!(!dsm_pays(134_217_728, 45e12, 128, 132, 1));
+    }
+
+    #[test]
+    fn pairs_go_in_d_order() {
+        // Works 0, 1, 2 at D offsets 200, 0, 100; two kv heads each.
+        let off = |w: u32| [200u32, 0, 100][w as usize];
+        let mut tasks = vec![
+            t(0, 0, 0, 2),
+            t(0, 1, 0, 2),
+            t(0, 0, 1, 2),
+            t(0, 1, 1, 2),
+            t(1, 0, 0, 2),
+            t(1, 1, 0, 2),
+            t(2, 0, 0, 2),
+            t(2, 1, 0, 2),
+        ];
+        pairs_in_d_order(&mut tasks, off);
+        let key: Vec<(u32, u32, u32)> = tasks.iter().map(|t| (t.work, t.row0, t.head)).collect();
+        assert_eq!(
+            key,
+            vec![
+                (1, 0, 0),
+                (1, 1, 0),
+                (2, 0, 0),
+                (2, 1, 0),
+                (0, 0, 0),
+                (0, 1, 0),
+                (0, 0, 1),
+                (0, 1, 1)
+            ]
+        );
+        // Different lengths: D order too.
+        let mut mixed = vec![t(0, 0, 0, 3), t(0, 1, 0, 3), t(1, 0, 0, 2), t(1, 1, 0, 2)];
+        pairs_in_d_order(&mut mixed, |w| [100u32, 0][w as usize]);
+        let key: Vec<u32> = mixed.iter().map(|t| t.work).collect();
+        assert_eq!(key, vec![1, 1, 0, 0]);
     }
 }

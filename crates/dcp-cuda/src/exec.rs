@@ -351,6 +351,8 @@ enum K {
     BwdHalf,
     /// The sm90 backward on clusters (`Kernels::bwd_cluster`).
     BwdCluster,
+    /// The same with D clusters (`Kernels::bwd_cluster_dsm`, [`cluster::DsmPlan`]).
+    BwdClusterDsm,
 }
 
 #[derive(Debug, Clone)]
@@ -1745,9 +1747,29 @@ impl Lowering<'_> {
         } else {
             None
         };
+        // D clusters ([`cluster::Dsm`]): a clustered launch over flat rows, its pairs in D order.
+        let dsm = match (cluster, flat, n_claim) {
+            (true, Some((dout, o, n_items)), Some(pairs))
+                if n_cnt == 0 && kernels.cluster_dsm != cluster::Dsm::Off =>
+            {
+                let offs: Vec<u32> = wl.works.iter().map(|w| w.dd_off).collect();
+                cluster::pairs_in_d_order(&mut wl.tasks, |w| offs[w as usize]);
+                self.dsm_plan(&wl, pairs, n_items, d, group)?
+                    .map(|p| (p, p.info(n_items, dout, o)))
+            }
+            _ => None,
+        };
         let (grid, mut args) = wl.finish(&mut self.arena, &mut self.stats);
         // Chains: the claim counter hands out chains, whose first tasks lead the list.
         let grid = n_claim.unwrap_or(grid);
+        // With D clusters the pre-pass computes the first pairs' D only and zeroes the D units'
+        // flags, which the kernel takes in place of the dQ counters.
+        let dsm_flags = dsm
+            .map(|(p, _)| Arg::Arena(self.arena.push(as_bytes(&vec![0u32; p.n_units as usize]))));
+        let (cnt_arg, n_cnt) = match (dsm, dsm_flags) {
+            (Some((p, _)), Some(f)) => (f, p.n_units),
+            _ => (cnt_arg, n_cnt),
+        };
         let scale = 1.0 / (d as f32).sqrt();
         // The D pre-pass, unless the chain kernel computes every work's D and the pass has
         // nothing else to do (counters, dQ zeroing).
@@ -1761,16 +1783,19 @@ impl Lowering<'_> {
             // The flat pass (no per-tile work search, one wave of 4 CTAs per SM) takes the runs'
             // addresses and its pairs where the tiled pass takes the works; the rest is the same.
             let (k, grid, mut dd_args) = match flat {
-                Some((dout, o, n_pairs)) => (
-                    K::BwdDdFlat,
-                    grid_for(
-                        n_pairs,
-                        dd_tile_pairs(d),
-                        self.dd_ctas.unwrap_or(DD_FLAT_CTAS_PER_SM)
-                            * self.gpu.sm_count.max(1) as u32,
-                    ),
-                    vec![Arg::U64(dout), Arg::U64(o), Arg::U64(n_pairs)],
-                ),
+                Some((dout, o, n_all)) => {
+                    let n_pairs = dsm.map_or(n_all, |(p, _)| p.prefix_items.min(n_all));
+                    (
+                        K::BwdDdFlat,
+                        grid_for(
+                            n_pairs,
+                            dd_tile_pairs(d),
+                            self.dd_ctas.unwrap_or(DD_FLAT_CTAS_PER_SM)
+                                * self.gpu.sm_count.max(1) as u32,
+                        ),
+                        vec![Arg::U64(dout), Arg::U64(o), Arg::U64(n_pairs)],
+                    )
+                }
                 None => (
                     K::BwdDd,
                     grid_for(dd_off, dd_tile_pairs(d), dd_cap),
@@ -1810,7 +1835,12 @@ impl Lowering<'_> {
                 args.extend(mask_args);
                 args.push(Arg::Arena(self.arena.push(as_bytes(&convs))));
                 args.push(cnt_arg);
-                args.push(Arg::Arena(self.arena.push(as_bytes(&expect))));
+                // With D clusters, the kernel's D block in place of the expected arrivals
+                // (a clustered launch has none).
+                match dsm {
+                    Some((_, info)) => args.push(Arg::Arena(self.arena.push(as_bytes(&info)))),
+                    None => args.push(Arg::Arena(self.arena.push(as_bytes(&expect)))),
+                }
                 let maps = bwd_maps.unwrap_or_default();
                 args.push(Arg::Arena(self.arena.push_aligned(as_bytes(&maps), 128)));
                 let env = std::env::var("DCP_CUDA_BWD_CTAS").ok();
@@ -1819,12 +1849,15 @@ impl Lowering<'_> {
             None => grid,
         };
         // Clusters: two CTAs per pair (n_claim pairs), at most one cluster per two SMs.
-        let grid = match (cluster, n_claim) {
-            (true, Some(n)) => cluster::grid(n, self.gpu.sm_count.max(1) as u32),
+        let grid = match (cluster, n_claim, dsm) {
+            (true, _, Some((p, _))) => p.grid(),
+            (true, Some(n), None) => cluster::grid(n, self.gpu.sm_count.max(1) as u32),
             _ => grid,
         };
         self.ops.push(Op::Launch(Launch {
-            k: if cluster {
+            k: if dsm.is_some() {
+                K::BwdClusterDsm
+            } else if cluster {
                 K::BwdCluster
             } else if chain {
                 K::BwdChain
@@ -1857,6 +1890,68 @@ impl Lowering<'_> {
 }
 
 impl Lowering<'_> {
+    /// D clusters for a clustered backward launch (`pairs` pairs, tasks 2 p and 2 p + 1 of
+    /// `wl`) over flat rows of `n_items` (row, head) items ([`own::dd_flat`]): the plan, or
+    /// `None` where `DCP_CUDA_BWD_CLUSTER_DSM` is off, auto finds they do not pay
+    /// ([`cluster::dsm_pays`]), or the launch's pairs or sizes do not allow them
+    /// ([`cluster::dsm_plan`]).
+    fn dsm_plan(
+        &self,
+        wl: &WorkLists,
+        pairs: u32,
+        n_items: u64,
+        d: u32,
+        group: u32,
+    ) -> Result<Option<cluster::DsmPlan>> {
+        let sm = self.gpu.sm_count.max(1) as u32;
+        let d_bytes = 2 * n_items * d as u64 * 2;
+        // Attended backward FLOPs, every listed tile counted whole: 10 br bc d per (q tile, kv
+        // tile, query head).
+        let tiles: u64 = wl
+            .tasks
+            .iter()
+            .map(|t| t.tiles_n as u64 * group as u64)
+            .sum();
+        let (br, bc) = (self.kernels.bwd_br as f64, self.kernels.bwd_bc as f64);
+        let flops = tiles as f64 * 10.0 * br * bc * d as f64;
+        let k = match self.kernels.cluster_dsm {
+            cluster::Dsm::Off => return Ok(None),
+            cluster::Dsm::Clusters(k) => k,
+            cluster::Dsm::Auto => {
+                let k = cluster::dsm_auto_clusters(d_bytes, flops, d, sm);
+                if !cluster::dsm_pays(d_bytes, flops, d, sm, k) {
+                    return Ok(None);
+                }
+                k
+            }
+        };
+        let ranges: Vec<(u64, u64)> = (0..pairs as usize)
+            .map(|p| {
+                let w = &wl.works[wl.tasks[2 * p].work as usize];
+                let lo = w.dd_off as u64;
+                (lo, lo + w.n_rows as u64 * w.q_heads as u64)
+            })
+            .collect();
+        let plan = cluster::dsm_plan(&ranges, n_items, d, sm, k);
+        if self.kernels.piece_log {
+            eprintln!(
+                "dcp-cuda: clustered backward, {pairs} pairs, {n_items} D items, ~{:.0} MFLOP:                  D clusters {k} asked ({:?}), plan {plan:?}",
+                flops / 1e6,
+                self.kernels.cluster_dsm
+            );
+        }
+        if plan.is_some()
+            && self
+                .kernels
+                .bwd_cluster_dsm
+                .get_or_compile(self.gpu)?
+                .is_none()
+        {
+            return Ok(None);
+        }
+        Ok(plan)
+    }
+
     /// Gradients this backward launch (instruction `ii`, fused `works`) writes into the plan's
     /// copy destinations itself ([`own::copy_targets`]), all or nothing per copy: dK/dV where
     /// every work of the copy stores all its rows (`dkv_full`: the work's KV segments are pointed
@@ -2330,6 +2425,9 @@ impl Prepared {
             K::BwdCluster => ks
                 .bwd_cluster
                 .compiled("clustered backward (DCP_CUDA_BWD_CLUSTER)")?,
+            K::BwdClusterDsm => ks
+                .bwd_cluster_dsm
+                .compiled("clustered backward with D clusters (DCP_CUDA_BWD_CLUSTER_DSM)")?,
         })
     }
 

@@ -33,6 +33,9 @@ pub struct Kernels {
     /// ([`cluster`], `DCP_CUDA_BWD_CLUSTER`; kernels/attn_bwd_cluster_sm90.cu), compiled when a
     /// launch first clusters.
     pub(super) bwd_cluster: OnDemand,
+    /// The same with D clusters (`CL_DSM`, [`cluster::Dsm`], `DCP_CUDA_BWD_CLUSTER_DSM`), compiled
+    /// when a launch first takes them.
+    pub(super) bwd_cluster_dsm: OnDemand,
     /// The sm90 forward with half tiles compiled in (`FWD_HALF`, `DCP_CUDA_FWD_HALF`), compiled
     /// when a launch first has half tiles.
     pub(super) fwd_half: OnDemand,
@@ -107,6 +110,8 @@ pub struct Kernels {
     /// launches drop their D pre-pass ([`own::chain_dd_launch`], `DCP_CUDA_BWD_CHAIN_DD`);
     /// only where chains are on.
     pub chain_dd: bool,
+    /// D clusters in clustered launches (`DCP_CUDA_BWD_CLUSTER_DSM`, [`cluster::parse_dsm`]).
+    pub cluster_dsm: cluster::Dsm,
 }
 
 /// NVRTC defines (name, value) of a kernel build.
@@ -388,6 +393,8 @@ impl Kernels {
             _ => 0.0,
         };
         let mut bwd_cluster = OnDemand::off();
+        let mut bwd_cluster_dsm = OnDemand::off();
+        let cluster_dsm = cluster::dsm_from_env().map_err(CudaError::Unsupported)?;
         let (bwd_bc, bwd_br, bwd_block, bwd_smem, bwd) = match bwd_family {
             KernelFamily::MmaSync => {
                 let bc = 16 * cfg.bwd_warps;
@@ -426,6 +433,16 @@ impl Kernels {
                         defs.clone(),
                         smem + cluster::SMEM_EXTRA,
                     );
+                    if cluster_dsm != cluster::Dsm::Off {
+                        let mut dsm_defs = defs.clone();
+                        dsm_defs.push(("CL_DSM".into(), "1".into()));
+                        bwd_cluster_dsm = OnDemand::new(
+                            Source::AttnBwdClusterSm90,
+                            "dcp_attn_bwd_cluster_sm90",
+                            dsm_defs,
+                            smem + cluster::SMEM_EXTRA,
+                        );
+                    }
                 }
                 // Chains (`BWD_CHAIN`) in a kernel of their own, compiled when the first launch
                 // chains ([`OnDemand`]) and used by chained launches only:
@@ -479,6 +496,7 @@ impl Kernels {
             bwd_half,
             bwd_half_min,
             bwd_cluster,
+            bwd_cluster_dsm,
             fwd_half,
             fwd_half_short,
             fwd_half_short_max,
@@ -511,6 +529,7 @@ impl Kernels {
             piece_log,
             partial_first,
             chain_dd,
+            cluster_dsm,
         })
     }
 
