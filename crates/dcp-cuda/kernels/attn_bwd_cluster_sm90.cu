@@ -229,7 +229,7 @@ __device__ __forceinline__ void cl_dsm_stream(const u32* info, float* dd, u32* f
   if (tid == 0) {
     for (u32 s = 0; s < NS; ++s) {
       mbar_init(full(s), 1);
-      mbar_init(empty(s), 8);  // each consumer warp
+      mbar_init(empty(s), 256);  // each consumer thread, after its reads of the stage
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -285,8 +285,7 @@ __device__ __forceinline__ void cl_dsm_stream(const u32* info, float* dd, u32* f
         }
         if (TPI == 2) x += __shfl_xor_sync(0xffffffffu, x, 1);
         if (t % TPI == 0 && i0 + it < n_items) dd[i0 + it] = x;
-        __syncwarp();
-        if (lane == 0) mbar_arrive(empty(s));
+        mbar_arrive(empty(s));
       }
       // The unit's D stored by every consumer thread, then released by one.
       __threadfence();
@@ -493,16 +492,19 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       };
 #if CL_DSM
       // The threads that load D (pt < SR): the units of the work's D indices released (the D
-      // CTAs' flags; the pre-pass computed those below unit0). Warp 0 acquires them, the others
-      // meet it at a named barrier (acquiring in all SR threads made ptxas spill in the
-      // consumers at D 128).
-      if (pt < 32) {
-        const u32 sh = dsm_ld(dq_expect + 1), u0 = dsm_ld(dq_expect + 2);
-        const u64 lo = w.dd_off, hi = lo + (u64)w.n_rows * w.q_heads;
-        for (u32 u = max((u32)(lo >> sh), u0); hi > lo && u <= (u32)((hi - 1) >> sh); ++u)
-          dsm_acquire(dq_cnt + u);
+      // CTAs' flags; the pre-pass computed those below unit0). Lane 0 of each of their warps
+      // acquires them and the warp meets it at __syncwarp (all SR threads acquiring made ptxas
+      // spill in the consumers at D 128; warp 0 alone with a named barrier for the others drew
+      // racecheck reports on the producer's pair slot).
+      if (pt < SR) {
+        if ((pt & 31) == 0) {
+          const u32 sh = dsm_ld(dq_expect + 1), u0 = dsm_ld(dq_expect + 2);
+          const u64 lo = w.dd_off, hi = lo + (u64)w.n_rows * w.q_heads;
+          for (u32 u = max((u32)(lo >> sh), u0); hi > lo && u <= (u32)((hi - 1) >> sh); ++u)
+            dsm_acquire(dq_cnt + u);
+        }
+        __syncwarp();
       }
-      if (SR > 32 && pt < SR) named_bar(4, SR);
 #endif
       if (n_pairs > 0) load_step(0);
       load_kv();

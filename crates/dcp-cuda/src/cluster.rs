@@ -94,8 +94,14 @@ pub enum Dsm {
     Auto,
 }
 
-/// The default of `DCP_CUDA_BWD_CLUSTER_DSM`.
-pub const DEFAULT_DSM: Dsm = Dsm::Auto;
+/// The default of `DCP_CUDA_BWD_CLUSTER_DSM`: off until the kernel's final form has run. `auto`
+/// measured +4-6 % on the backward of short documents at D 128 and +3-5 % at D 64
+/// (bench/results/gpu-x1-2026-12-03s44, call 5), but racecheck reported the stage hand-offs of
+/// that form (one arrival per consumer warp after `__syncwarp`, as CUTLASS releases) and the
+/// pairs' slot (beside a named barrier of the D-loading warps). The form here (every consumer
+/// thread arrives; each D-loading warp acquires from lane 0) follows the main kernels' pattern,
+/// which racecheck passes, and was compiled but not run: `bench/gpu/dsm.sh` is the next call.
+pub const DEFAULT_DSM: Dsm = Dsm::Off;
 
 /// Parses `DCP_CUDA_BWD_CLUSTER_DSM`: `0` off, `auto`, or a number of D clusters from 1 to 16;
 /// unset or empty: [`DEFAULT_DSM`].

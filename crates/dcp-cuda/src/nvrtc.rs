@@ -407,6 +407,22 @@ mod tests {
                     ("FWD_HALFBITS".to_string(), "1".to_string()),
                 ],
             ),
+            // The clustered backward with D clusters (`bwd_cluster_dsm`, CL_DSM), both head dims.
+            (
+                Source::AttnBwdClusterSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "128".to_string()),
+                    ("CL_DSM".to_string(), "1".to_string()),
+                ],
+            ),
+            (
+                Source::AttnBwdClusterSm90,
+                vec![
+                    ("HEAD_DIM".to_string(), "64".to_string()),
+                    ("ELEM_F16".to_string(), "1".to_string()),
+                    ("CL_DSM".to_string(), "1".to_string()),
+                ],
+            ),
             // The short-task kernel (exec.rs `fwd_short`: FWD_LATEREL, FWD_T2, FWD_KVREUSE).
             (
                 Source::AttnFwdSm90,
