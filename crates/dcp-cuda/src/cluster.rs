@@ -100,7 +100,8 @@ pub enum Dsm {
 /// that form (one arrival per consumer warp after `__syncwarp`, as CUTLASS releases) and the
 /// pairs' slot (beside a named barrier of the D-loading warps). The form here (every consumer
 /// thread arrives; each D-loading warp acquires from lane 0) follows the main kernels' pattern,
-/// which racecheck passes, and was compiled but not run: `bench/gpu/dsm.sh` is the next call.
+/// which racecheck passes, and was compiled but not run: `bench/gpu/bwd_switch.sh` with
+/// `SWITCH=DCP_CUDA_BWD_CLUSTER_DSM ON=auto` is the next call.
 pub const DEFAULT_DSM: Dsm = Dsm::Off;
 
 /// Parses `DCP_CUDA_BWD_CLUSTER_DSM`: `0` off, `auto`, or a number of D clusters from 1 to 16;

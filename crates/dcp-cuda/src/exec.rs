@@ -1764,11 +1764,12 @@ impl Lowering<'_> {
         let grid = n_claim.unwrap_or(grid);
         // With D clusters the pre-pass computes the first pairs' D only and zeroes the D units'
         // flags, which the kernel takes in place of the dQ counters.
-        let dsm_flags = dsm
-            .map(|(p, _)| Arg::Arena(self.arena.push(as_bytes(&vec![0u32; p.n_units as usize]))));
-        let (cnt_arg, n_cnt) = match (dsm, dsm_flags) {
-            (Some((p, _)), Some(f)) => (f, p.n_units),
-            _ => (cnt_arg, n_cnt),
+        let (cnt_arg, n_cnt) = match dsm {
+            Some((p, _)) => (
+                Arg::Arena(self.arena.push(as_bytes(&vec![0u32; p.n_units as usize]))),
+                p.n_units,
+            ),
+            None => (cnt_arg, n_cnt),
         };
         let scale = 1.0 / (d as f32).sqrt();
         // The D pre-pass, unless the chain kernel computes every work's D and the pass has

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# D clusters beside the pairs (DCP_CUDA_BWD_CLUSTER_DSM, kernels/attn_bwd_cluster_sm90.cu CL_DSM,
-# session 44) on one GPU: CPU f64 checks with them forced on (the op times name the launches),
+# Session 44, calls 2 and 5 (kept as it ran in call 5; bench/gpu/bwd_switch.sh, which already did
+# the same steps for any backward switch, is the reusable form). D clusters beside the pairs
+# (DCP_CUDA_BWD_CLUSTER_DSM, kernels/attn_bwd_cluster_sm90.cu CL_DSM) on one GPU: CPU f64 checks with them forced on (the op times name the launches),
 # memcheck and racecheck on a small case (150 pair documents, which take D clusters once the
 # pairs go in D order), op times of works1000 and 1 600 documents of 160 tokens for k = 0 (the
 # pre-pass) and K_LIST, then alternated rounds of the backward (ab_rounds.py) for V128 / V64.
 #   DCP_GZ=.sNN/dcp.gz [K=2] [K_LIST="auto"] [V128="..."] [V64="..."] [ROUNDS=2] [BUDGET_S=330] \
-#     timeout 400 bash bench/gpu/dsm.sh
+#     timeout 400 bash bench/results/gpu-x1-2026-12-03s44/dsm.sh
 set -u
 source bench/gpu/env.sh
 T0=$SECONDS
