@@ -94,15 +94,14 @@ pub enum Dsm {
     Auto,
 }
 
-/// The default of `DCP_CUDA_BWD_CLUSTER_DSM`: off until the kernel's final form has run. `auto`
-/// measured +4-6 % on the backward of short documents at D 128 and +3-5 % at D 64
-/// (bench/results/gpu-x1-2026-12-03s44, call 5), but racecheck reported the stage hand-offs of
-/// that form (one arrival per consumer warp after `__syncwarp`, as CUTLASS releases) and the
-/// pairs' slot (beside a named barrier of the D-loading warps). The form here (every consumer
-/// thread arrives; each D-loading warp acquires from lane 0) follows the main kernels' pattern,
-/// which racecheck passes, and was compiled but not run: `bench/gpu/bwd_switch.sh` with
-/// `SWITCH=DCP_CUDA_BWD_CLUSTER_DSM ON=auto` is the next call.
-pub const DEFAULT_DSM: Dsm = Dsm::Off;
+/// The default of `DCP_CUDA_BWD_CLUSTER_DSM`: `auto`. Session 44's racecheck reported the stage
+/// hand-offs of its first form (one arrival per consumer warp after `__syncwarp`) and the pairs'
+/// slot (beside a named barrier); the form here (every consumer thread arrives; each D-loading
+/// warp acquires from lane 0) passed the CPU f64 checks, memcheck and racecheck at D 64 and 128
+/// and measured, against the pre-pass, +5.7 / +5.4 / +5.2 % backward on works1000 / 1 600 × 160
+/// / 1 000 × 200 tokens at D 128, +5.8 / +4.3 / +3.5 % at D 64, onework ±0.1 %
+/// (bench/results/gpu-x1-2026-12-03s45, call 1).
+pub const DEFAULT_DSM: Dsm = Dsm::Auto;
 
 /// Parses `DCP_CUDA_BWD_CLUSTER_DSM`: `0` off, `auto`, or a number of D clusters from 1 to 16;
 /// unset or empty: [`DEFAULT_DSM`].
