@@ -236,7 +236,9 @@ pub fn pairs_in_d_order(tasks: &mut Vec<TaskDesc>, dd_off: impl Fn(u32) -> u32) 
 /// One D SM's stream in GB/s inside the clustered kernel, for the auto choice: ~96 GB/s measured
 /// where D production bounded works1000's kernel (3 D clusters, session 44; 120 GB/s in
 /// bench/gpu/sm_stream.cu's miniature with no pairs beside it, 182 for the bulk copies alone).
-pub const DSM_SM_GBS: f64 = 90.0;
+/// The bulk copies write every byte into shared memory and the dot products read it back, so
+/// the SM's ~250 GB/s of shared-memory bandwidth caps this near 125.
+pub const DSM_SM_GBS: f64 = 96.0;
 
 /// The pairs' rate in TFLOP/s for the auto choice (works1000's clustered kernel alone: ~566 at
 /// head dim 128, ~420 at 64; bench/results/gpu-x1-2026-12-03s43).
@@ -251,16 +253,21 @@ fn pair_tflops(d: u32) -> f64 {
 /// The D pre-pass's rate in GB/s of dO and O read (the flat pass: 4.1 TB/s on works1000).
 const PASS_GBS: f64 = 4100.0;
 
-/// D clusters for a launch of `flops` (attended, backward) whose D reads `d_bytes` of dO and O
-/// together, on `sm_count` SMs: the fewest with which the D SMs keep up with the pairs (a
-/// quarter to spare), while the pairs run on the rest.
+/// D clusters for a launch of `flops` (backward, every listed tile counted whole) whose D reads
+/// `d_bytes` of dO and O together, on `sm_count` SMs: the fewest with which the D SMs keep up
+/// with the pairs, which run on the rest. No margin beyond that: the pre-pass's head start
+/// ([`dsm_plan`]: the first wave and a quarter) absorbs the D SMs' jitter, while each cluster
+/// more than needed costs its two SMs' share of the pairs. Session 44's A/B (call 5) had the
+/// fewest that keep up at ~96 GB/s fastest on every shape: a quarter to spare at 90 GB/s (the
+/// rule until session 45) took one cluster too many on 160- and 200-token documents, 2-3 % of
+/// their backward.
 pub fn dsm_auto_clusters(d_bytes: u64, flops: f64, d: u32, sm_count: u32) -> u32 {
     let t_pairs = flops / (pair_tflops(d) * 1e12);
     let slots = (sm_count / 2).max(2);
     (1..slots)
         .find(|&k| {
             let t = t_pairs * (2 * slots) as f64 / (2 * (slots - k)) as f64;
-            (2 * k) as f64 * DSM_SM_GBS * 1e9 * t >= 1.25 * d_bytes as f64
+            (2 * k) as f64 * DSM_SM_GBS * 1e9 * t >= d_bytes as f64
         })
         .unwrap_or(slots - 1)
         .min(16)
@@ -418,10 +425,31 @@ mod tests {
 
     #[test]
     fn dsm_auto_takes_a_few_clusters_where_d_is_heavy_and_pays_only_there() {
-        // works1000, head dim 128: 1.05 GB of dO and O, 671 GFLOP.
-        let k = dsm_auto_clusters(1_048_576_000, 671e9, 128, 132);
-        assert!((2..=6).contains(&k), "{k}");
-        assert!(dsm_pays(1_048_576_000, 671e9, 128, 132, k));
+        // Documents of `len` tokens, 8 query heads, full mask: D's bytes and the backward's
+        // FLOPs over whole tiles (64 query rows x 128 keys).
+        let shape = |len: u64, n: u64, d: u64| {
+            let bytes = len * n * 8 * d * 2 * 2;
+            let tiles = len.div_ceil(64) * len.div_ceil(128) * n * 8;
+            (bytes, (tiles * 10 * 64 * 128 * d) as f64)
+        };
+        // The fastest forced k of session 44's A/B (call 5: works1000 k 6 = auto's 5-6 > k 4;
+        // 1 600 x 160 and 1 000 x 200 tokens k 4 > 5 > 6 at D 128, k 3 > 4 at D 64).
+        for (len, n, d, want) in [
+            (256, 1000, 128, 5),
+            (160, 1600, 128, 4),
+            (200, 1000, 128, 4),
+            (256, 1000, 64, 4),
+            (160, 1600, 64, 3),
+            (200, 1000, 64, 3),
+        ] {
+            let (bytes, flops) = shape(len, n, d);
+            let k = dsm_auto_clusters(bytes, flops, d as u32, 132);
+            assert_eq!(k, want, "{n} x {len} tokens, D {d}");
+            assert!(
+                dsm_pays(bytes, flops, d as u32, 132, k),
+                "{n} x {len}, D {d}"
+            );
+        }
         // One long sequence's worth of FLOPs per D byte: the pass is cheaper.
         assert!(!dsm_pays(134_217_728, 45e12, 128, 132, 1));
     }
