@@ -237,8 +237,11 @@ pub fn pairs_in_d_order(tasks: &mut Vec<TaskDesc>, dd_off: impl Fn(u32) -> u32) 
 /// where D production bounded works1000's kernel (3 D clusters, session 44; 120 GB/s in
 /// bench/gpu/sm_stream.cu's miniature with no pairs beside it, 182 for the bulk copies alone).
 /// The bulk copies write every byte into shared memory and the dot products read it back, so
-/// the SM's ~250 GB/s of shared-memory bandwidth caps this near 125.
-pub const DSM_SM_GBS: f64 = 96.0;
+/// the SM's ~250 GB/s of shared-memory bandwidth caps this near 125. 100 in the rule: over ten
+/// shapes at both head dims (session 45, call 2: k 3-7 forced), the fewest clusters that keep
+/// up at 100 GB/s were the fastest k or within 0.7 % of it; at 96 documents of 240 tokens took
+/// one cluster too many (-1.3 % at D 128, -2.7 % at D 64).
+pub const DSM_SM_GBS: f64 = 100.0;
 
 /// The pairs' rate in TFLOP/s for the auto choice (works1000's clustered kernel alone: ~566 at
 /// head dim 128, ~420 at 64; bench/results/gpu-x1-2026-12-03s43).
@@ -257,10 +260,9 @@ const PASS_GBS: f64 = 4100.0;
 /// `d_bytes` of dO and O together, on `sm_count` SMs: the fewest with which the D SMs keep up
 /// with the pairs, which run on the rest. No margin beyond that: the pre-pass's head start
 /// ([`dsm_plan`]: the first wave and a quarter) absorbs the D SMs' jitter, while each cluster
-/// more than needed costs its two SMs' share of the pairs. Session 44's A/B (call 5) had the
-/// fewest that keep up at ~96 GB/s fastest on every shape: a quarter to spare at 90 GB/s (the
-/// rule until session 45) took one cluster too many on 160- and 200-token documents, 2-3 % of
-/// their backward.
+/// more than needed costs its two SMs' share of the pairs, 1-2 % of the backward. The rule until
+/// session 45 (90 GB/s, a quarter to spare) took one or two clusters too many on documents of
+/// 160-240 tokens: 2-3 % of their backward (bench/results/gpu-x1-2026-12-03s45, call 2).
 pub fn dsm_auto_clusters(d_bytes: u64, flops: f64, d: u32, sm_count: u32) -> u32 {
     let t_pairs = flops / (pair_tflops(d) * 1e12);
     let slots = (sm_count / 2).max(2);
@@ -432,15 +434,17 @@ mod tests {
             let tiles = len.div_ceil(64) * len.div_ceil(128) * n * 8;
             (bytes, (tiles * 10 * 64 * 128 * d) as f64)
         };
-        // The fastest forced k of session 44's A/B (call 5: works1000 k 6 = auto's 5-6 > k 4;
-        // 1 600 x 160 and 1 000 x 200 tokens k 4 > 5 > 6 at D 128, k 3 > 4 at D 64).
+        // The fastest forced k (within 0.7 %) of session 45's sweep (call 2: k 3-7 forced,
+        // alternated x2, backward TFLOP/s; works1000 at D 64: k 3 1.068 and k 4 1.061 x off).
         for (len, n, d, want) in [
             (256, 1000, 128, 5),
             (160, 1600, 128, 4),
             (200, 1000, 128, 4),
+            (240, 1100, 128, 4),
             (256, 1000, 64, 4),
             (160, 1600, 64, 3),
             (200, 1000, 64, 3),
+            (240, 1100, 64, 3),
         ] {
             let (bytes, flops) = shape(len, n, d);
             let k = dsm_auto_clusters(bytes, flops, d as u32, 132);
