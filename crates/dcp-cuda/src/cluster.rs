@@ -239,8 +239,8 @@ pub fn pairs_in_d_order(tasks: &mut Vec<TaskDesc>, dd_off: impl Fn(u32) -> u32) 
 /// The bulk copies write every byte into shared memory and the dot products read it back, so
 /// the SM's ~250 GB/s of shared-memory bandwidth caps this near 125. 100 in the rule: over ten
 /// shapes at both head dims (session 45, call 2: k 3-7 forced), the fewest clusters that keep
-/// up at 100 GB/s were the fastest k or within 0.7 % of it; at 96 documents of 240 tokens took
-/// one cluster too many (-1.3 % at D 128, -2.7 % at D 64).
+/// up at 100 GB/s were the fastest k or within 0.7 % of it; at 96 GB/s, documents of 240 tokens
+/// got one cluster too many (-1.3 % at D 128, -2.7 % at D 64).
 pub const DSM_SM_GBS: f64 = 100.0;
 
 /// The pairs' rate in TFLOP/s for the auto choice (works1000's clustered kernel alone: ~566 at
@@ -262,7 +262,7 @@ const PASS_GBS: f64 = 4100.0;
 /// ([`dsm_plan`]: the first wave and a quarter) absorbs the D SMs' jitter, while each cluster
 /// more than needed costs its two SMs' share of the pairs, 1-2 % of the backward. The rule until
 /// session 45 (90 GB/s, a quarter to spare) took one or two clusters too many on documents of
-/// 160-240 tokens: 2-3 % of their backward (bench/results/gpu-x1-2026-12-03s45, call 2).
+/// 160-256 tokens: 1-4 % of their backward (bench/results/gpu-x1-2026-12-03s45, call 2).
 pub fn dsm_auto_clusters(d_bytes: u64, flops: f64, d: u32, sm_count: u32) -> u32 {
     let t_pairs = flops / (pair_tflops(d) * 1e12);
     let slots = (sm_count / 2).max(2);
