@@ -1906,8 +1906,8 @@ impl Lowering<'_> {
     ) -> Result<Option<cluster::DsmPlan>> {
         let sm = self.gpu.sm_count.max(1) as u32;
         let d_bytes = 2 * n_items * d as u64 * 2;
-        // Attended backward FLOPs, every listed tile counted whole: 10 br bc d per (q tile, kv
-        // tile, query head).
+        // Backward FLOPs with every listed tile counted whole (not the attended ones): 10 br bc d
+        // per (q tile, kv tile, query head).
         let tiles: u64 = wl
             .tasks
             .iter()
@@ -1936,7 +1936,7 @@ impl Lowering<'_> {
         let plan = cluster::dsm_plan(&ranges, n_items, d, sm, k);
         if self.kernels.piece_log {
             eprintln!(
-                "dcp-cuda: clustered backward, {pairs} pairs, {n_items} D items, ~{:.0} MFLOP:                  D clusters {k} asked ({:?}), plan {plan:?}",
+                "dcp-cuda: clustered backward, {pairs} pairs, {n_items} D items, ~{:.0} MFLOP: D clusters {k} asked ({:?}), plan {plan:?}",
                 flops / 1e6,
                 self.kernels.cluster_dsm
             );
