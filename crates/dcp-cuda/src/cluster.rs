@@ -233,6 +233,25 @@ pub fn pairs_in_d_order(tasks: &mut Vec<TaskDesc>, dd_off: impl Fn(u32) -> u32) 
     *tasks = pairs.into_iter().flatten().collect();
 }
 
+/// Plans D clusters on the pairs of `tasks` in D order ([`pairs_in_d_order`]) and keeps that
+/// order only where `plan` (given the reordered tasks) returns a plan: a launch that runs
+/// without D clusters keeps the claim order it came with (longest first, [`order_pairs`]),
+/// which D order would have given up for nothing. An error from `plan` leaves `tasks` as they
+/// came as well.
+pub fn plan_in_d_order<P, E>(
+    tasks: &mut Vec<TaskDesc>,
+    dd_off: impl Fn(u32) -> u32,
+    plan: impl FnOnce(&[TaskDesc]) -> Result<Option<P>, E>,
+) -> Result<Option<P>, E> {
+    let mut ordered = tasks.clone();
+    pairs_in_d_order(&mut ordered, dd_off);
+    let p = plan(&ordered)?;
+    if p.is_some() {
+        *tasks = ordered;
+    }
+    Ok(p)
+}
+
 /// One D SM's stream in GB/s inside the clustered kernel, for the auto choice: ~96 GB/s measured
 /// where D production bounded works1000's kernel (3 D clusters, session 44; 120 GB/s in
 /// bench/gpu/sm_stream.cu's miniature with no pairs beside it, 182 for the bulk copies alone).
@@ -492,5 +511,26 @@ mod tests {
         pairs_in_d_order(&mut mixed, |w| [100u32, 0][w as usize]);
         let key: Vec<u32> = mixed.iter().map(|t| t.work).collect();
         assert_eq!(key, vec![1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn d_order_is_kept_only_where_d_clusters_are_planned() {
+        let off = |w: u32| [100u32, 0][w as usize];
+        let claim = vec![t(0, 0, 0, 3), t(0, 1, 0, 3), t(1, 0, 0, 2), t(1, 1, 0, 2)];
+        let works = |ts: &[TaskDesc]| ts.iter().map(|t| t.work).collect::<Vec<_>>();
+        // The plan sees the D order in either case.
+        let mut tasks = claim.clone();
+        let none: Result<Option<()>, ()> = plan_in_d_order(&mut tasks, off, |ts| {
+            assert_eq!(works(ts), vec![1, 1, 0, 0]);
+            Ok(None)
+        });
+        assert_eq!(none, Ok(None));
+        assert_eq!(works(&tasks), vec![0, 0, 1, 1], "no plan: claim order kept");
+        let err: Result<Option<()>, &str> = plan_in_d_order(&mut tasks, off, |_| Err("bad"));
+        assert_eq!(err, Err("bad"));
+        assert_eq!(works(&tasks), vec![0, 0, 1, 1], "error: claim order kept");
+        let some: Result<Option<u32>, ()> = plan_in_d_order(&mut tasks, off, |_| Ok(Some(7)));
+        assert_eq!(some, Ok(Some(7)));
+        assert_eq!(works(&tasks), vec![1, 1, 0, 0], "plan: D order");
     }
 }

@@ -1747,15 +1747,19 @@ impl Lowering<'_> {
         } else {
             None
         };
-        // D clusters ([`cluster::Dsm`]): a clustered launch over flat rows, its pairs in D order.
+        // D clusters ([`cluster::Dsm`]): a clustered launch over flat rows, its pairs in D order
+        // where they run (else the claim order stays longest first).
         let dsm = match (cluster, flat, n_claim) {
             (true, Some((dout, o, n_items)), Some(pairs))
                 if n_cnt == 0 && kernels.cluster_dsm != cluster::Dsm::Off =>
             {
-                let offs: Vec<u32> = wl.works.iter().map(|w| w.dd_off).collect();
-                cluster::pairs_in_d_order(&mut wl.tasks, |w| offs[w as usize]);
-                self.dsm_plan(&wl, pairs, n_items, d, group)?
-                    .map(|p| (p, p.info(n_items, dout, o)))
+                let works = &wl.works;
+                cluster::plan_in_d_order(
+                    &mut wl.tasks,
+                    |w| works[w as usize].dd_off,
+                    |tasks| self.dsm_plan(works, tasks, pairs, n_items, d, group),
+                )?
+                .map(|p| (p, p.info(n_items, dout, o)))
             }
             _ => None,
         };
@@ -1892,13 +1896,14 @@ impl Lowering<'_> {
 
 impl Lowering<'_> {
     /// D clusters for a clustered backward launch (`pairs` pairs, tasks 2 p and 2 p + 1 of
-    /// `wl`) over flat rows of `n_items` (row, head) items ([`own::dd_flat`]): the plan, or
+    /// `tasks`, in D order, over `works`) over flat rows of `n_items` (row, head) items ([`own::dd_flat`]): the plan, or
     /// `None` where `DCP_CUDA_BWD_CLUSTER_DSM` is off, auto finds they do not pay
     /// ([`cluster::dsm_pays`]), or the launch's pairs or sizes do not allow them
     /// ([`cluster::dsm_plan`]).
     fn dsm_plan(
         &self,
-        wl: &WorkLists,
+        works: &[WorkDesc],
+        tasks: &[TaskDesc],
         pairs: u32,
         n_items: u64,
         d: u32,
@@ -1908,11 +1913,7 @@ impl Lowering<'_> {
         let d_bytes = 2 * n_items * d as u64 * 2;
         // Backward FLOPs with every listed tile counted whole (not the attended ones): 10 br bc d
         // per (q tile, kv tile, query head).
-        let tiles: u64 = wl
-            .tasks
-            .iter()
-            .map(|t| t.tiles_n as u64 * group as u64)
-            .sum();
+        let tiles: u64 = tasks.iter().map(|t| t.tiles_n as u64 * group as u64).sum();
         let (br, bc) = (self.kernels.bwd_br as f64, self.kernels.bwd_bc as f64);
         let flops = tiles as f64 * 10.0 * br * bc * d as f64;
         let k = match self.kernels.cluster_dsm {
@@ -1928,7 +1929,7 @@ impl Lowering<'_> {
         };
         let ranges: Vec<(u64, u64)> = (0..pairs as usize)
             .map(|p| {
-                let w = &wl.works[wl.tasks[2 * p].work as usize];
+                let w = &works[tasks[2 * p].work as usize];
                 let lo = w.dd_off as u64;
                 (lo, lo + w.n_rows as u64 * w.q_heads as u64)
             })
