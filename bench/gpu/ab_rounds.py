@@ -17,7 +17,10 @@ A VARIANT is NAME or NAME:SPEC,SPEC,... (the first is the base of the tables). A
                       attn_bwd_sm90.cu, after bwd_sm90.cuh's defaults: a switch defaulted there,
                       such as BWD_MASK_BRANCH, kept its default and the variant was the base.)
   util:NAME=VALUE     `#define` in front of kernels/util.cu (the elementwise passes, the
-                      backward's D pre-pass `dcp_bwd_dd`).
+                      backward's D pre-pass `dcp_bwd_dd`);
+  bin:PATH            the variant's runs use the dcp binary at PATH instead of --dcp (host-side
+                      changes, e.g. an older build of the tree against this one; the kernel
+                      sources are still --kernels for every variant). At most one per variant.
 Every variant, the base included, runs DCP_CUDA_KERNELS = its own full copy of --kernels (default:
 this tree's crates/dcp-cuda/kernels) with its defines in front: all variants compile the same
 sources, whatever the binary embeds. (Until session 37 a variant's directory held only the files
@@ -61,9 +64,14 @@ class Variant:
         self.name, _, spec = text.partition(":")
         if not self.name or not all(c.isalnum() or c in "-._" for c in self.name):
             raise ValueError(f"variant {text!r}: the name must be letters, digits, '-', '_' or '.'")
-        self.env, self.defines = {}, {}
+        self.env, self.defines, self.bin = {}, {}, None
         for s in filter(None, spec.split(",")):
             where, _, d = s.partition(":")
+            if where == "bin":
+                if not d or self.bin is not None:
+                    raise ValueError(f"variant {self.name}: {s!r}: bin:PATH names one binary, once")
+                self.bin = d
+                continue
             if d and where in FILES:
                 k, eq, v = d.partition("=")
                 if not eq or not k:
@@ -74,8 +82,8 @@ class Variant:
             if eq and (k.startswith("DCP_") or k.startswith("CUDA_")):
                 self.env[k] = v
                 continue
-            raise ValueError(f"variant {self.name}: {s!r} is neither ENV=VALUE (DCP_* / CUDA_*) nor "
-                             f"one of {', '.join(FILES)} followed by :NAME=VALUE")
+            raise ValueError(f"variant {self.name}: {s!r} is neither ENV=VALUE (DCP_* / CUDA_*), "
+                             f"bin:PATH nor one of {', '.join(FILES)} followed by :NAME=VALUE")
 
     def kernel_dir(self, root, kernels):
         """The variant's DCP_CUDA_KERNELS directory: every file of `kernels`, the defines in front
@@ -135,6 +143,9 @@ def main(argv=None):
         ap.error(str(e))
     if len({v.name for v in vs}) != len(vs):
         ap.error("variant names repeat")
+    for v in vs:
+        if v.bin is not None and not os.access(v.bin, os.X_OK):
+            ap.error(f"variant {v.name}: bin:{v.bin} is not an executable file")
     os.makedirs(a.out, exist_ok=True)
     t0 = time.monotonic()
     log = open(os.path.join(a.out, "ab_rounds.log"), "a")
@@ -153,7 +164,7 @@ def main(argv=None):
                        filter=lambda ti: None if ti.name.split("/")[1:2] == ["k"] else ti)
 
     def run(v, args, json_path, log_path):
-        cmd = [a.dcp, *args.split(), "--json", json_path]
+        cmd = [v.bin or a.dcp, *args.split(), "--json", json_path]
         with open(log_path, "w") as lf:
             try:
                 rc = subprocess.run(cmd, env=v.environ(kdirs[v.name]), stdout=lf, stderr=subprocess.STDOUT,
@@ -168,7 +179,7 @@ def main(argv=None):
             kdirs[v.name] = v.kernel_dir(a.out, a.kernels)
         except ValueError as e:
             ap.error(str(e))
-    say("variants: " + "; ".join(f"{v.name} env={v.env} defines={v.defines}" for v in vs)
+    say("variants: " + "; ".join(f"{v.name} env={v.env} defines={v.defines} bin={v.bin or a.dcp}" for v in vs)
         + f"; kernel sources: {os.path.abspath(a.kernels)}")
     if a.check:
         for v in vs:

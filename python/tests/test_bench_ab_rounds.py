@@ -55,8 +55,11 @@ def test_variant_specs_and_their_errors():
     assert v.name == "fdone" and v.env == {"DCP_CUDA_FWD_SHORT_ONE": "1"}
     assert v.defines == {"fwd": [("FWD_FASTDESC", "1")], "fwd-short": [("FWD_LAZY", "0")]}
     assert ab_rounds.Variant("base").env == {} and ab_rounds.Variant("base").defines == {}
+    assert ab_rounds.Variant("old:bin:/tmp/old/dcp,DCP_X=1").bin == "/tmp/old/dcp"
+    assert ab_rounds.Variant("base").bin is None
     for bad, says in [("a/b", "name"), ("x:FWD_LAZY=0", "neither"), ("x:fwd:FWD_LAZY", "fwd:NAME=VALUE"),
-                      ("x:HOME=/", "neither"), (":DCP_X=1", "name")]:
+                      ("x:HOME=/", "neither"), (":DCP_X=1", "name"), ("x:bin:", "one binary"),
+                      ("x:bin:/a,bin:/b", "one binary")]:
         with pytest.raises(ValueError, match=says):
             ab_rounds.Variant(bad)
     assert ab_rounds.rotation(3, 1) == [0, 1, 2] and ab_rounds.rotation(3, 2) == [1, 2, 0]
@@ -140,3 +143,20 @@ def test_a_define_that_names_nothing_is_refused(fake, tmp_path, capsys):
                         "--kernels", str(kernels), "base", "x:fwd:AB=1"])
     assert "AB occurs in no kernel source" in capsys.readouterr().err
     assert not (tmp_path / "order.txt").exists(), "nothing ran"
+
+
+def test_a_variant_may_run_another_binary(fake, tmp_path):
+    exe, kernels = fake
+    other = tmp_path / "other_dcp"
+    # The same stand-in, 50 faster: a host-side change measured against the --dcp build.
+    other.write_text(exe.read_text().replace("rate = 100 +", "rate = 150 +"))
+    other.chmod(other.stat().st_mode | stat.S_IEXEC)
+    out = tmp_path / "out"
+    ab_rounds.main(["--dcp", str(exe), "--out", str(out), "--bench", "kernel-bench --shapes x",
+                    "--rounds", "1", "--kernels", str(kernels), "base", f"new:bin:{other}"])
+    rate = {v: json.loads((out / f"kb_{v}_1.jsonl").read_text().splitlines()[0])["fwd_tflops_per_gpu"]
+            for v in ("base", "new")}
+    assert rate == {"base": 100, "new": 150}
+    with pytest.raises(SystemExit):
+        ab_rounds.main(["--dcp", str(exe), "--out", str(out), "--bench", "kernel-bench",
+                        "--kernels", str(kernels), "base", f"gone:bin:{tmp_path / 'nothing'}"])
