@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The table of an alternated A/B call: `kernel-bench` (or `bench-gpu`) JSON lines of each variant
-and round in DIR as `kb_<variant>_<round>.jsonl`, one row per shape with every run's value of
+and round in DIR as `kb_<variant>_<round>.jsonl`, one row per shape (bench-gpu: per mask and batch) with every run's value of
 FIELD and each variant's mean over the first variant's (the base).
 
     bench/gpu/ab_table.py DIR FIELD VARIANT [VARIANT ...]
@@ -20,6 +20,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (records.py be
 from records import glob_records, open_record
 
 
+def row_key(x):
+    """A record's row: kernel-bench's shape; bench-gpu's mask, with `#B` for its batch B past
+    the first (a batch file of several batches gives one row per batch)."""
+    if x.get("shape"):
+        return x["shape"]
+    b = x.get("batch")
+    return x.get("mask", "?") + (f"#{b}" if b else "")
+
+
 def collect(d, field):
     """{shape: {variant: [values in round order]}} from DIR's kb_<variant>_<round>.jsonl (or
     .jsonl.gz)."""
@@ -33,7 +42,7 @@ def collect(d, field):
                     continue
                 x = json.loads(line)
                 if x.get("kind") == "bench" and field in x:
-                    t[x.get("shape") or x.get("mask", "?")][v].append(x[field])
+                    t[row_key(x)][v].append(x[field])
     return t
 
 

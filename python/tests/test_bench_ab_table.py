@@ -63,3 +63,11 @@ def test_gzipped_records_read_as_the_plain_ones(tmp_path):
     t = ab_table.collect(tmp_path, "fwd_tflops_per_gpu")
     assert t["works1000"]["new"] == [550.0]
     assert t["works1000"]["base"] == [500.0, 520.0]
+
+
+def test_bench_gpu_rows_are_mask_and_batch(tmp_path):
+    with open(tmp_path / "kb_base_1.jsonl", "w") as f:
+        for b, v in [(0, 100.0), (1, 200.0), (2, 300.0)]:
+            f.write(json.dumps({"kind": "bench", "batch": b, "mask": "full", "bwd_tflops_per_gpu": v}) + "\n")
+    t = ab_table.collect(tmp_path, "bwd_tflops_per_gpu")
+    assert {k: v["base"] for k, v in t.items()} == {"full": [100.0], "full#1": [200.0], "full#2": [300.0]}
