@@ -2,7 +2,7 @@
 """Compile the dcp-cuda kernels with NVRTC (no GPU needed) and print ptxas resource usage.
 
 Usage: nvrtc_check.py LIBNVRTC INCLUDE_DIR [ARCH] [-DNAME=VALUE ...]
-(the sm90 kernels only for sm_90a; the cluster backward only at head dim 128). DCP_CUDA_KERNELS=DIR compiles DIR's files instead of the
+(the sm90 kernels only for sm_90a; the cluster backward only at head dims 64 and 128). DCP_CUDA_KERNELS=DIR compiles DIR's files instead of the
 embedded ones where DIR has them (like the executor). NVRTC without CUDA: `pip download nvidia-cuda-nvrtc==13.0.*
 nvidia-cuda-runtime==13.0.*`, unzip both; LIBNVRTC = nvidia/cu13/lib/libnvrtc.so.13 (with that
 directory on LD_LIBRARY_PATH for the builtins), INCLUDE_DIR = nvidia/cu13/include.
@@ -28,11 +28,11 @@ srcs = {
 }
 if not arch.startswith("sm_90"):
     srcs = {k: v for k, v in srcs.items() if not k.endswith("_sm90")}
-# The cluster backward exists for head dim 128 only (the executor never builds it at another
+# The cluster backward exists for head dims 128 and 64 (since session 39; the executor never builds it at another
 # head dim; its source asserts so).
-if any(d.startswith("-DHEAD_DIM=") and d != "-DHEAD_DIM=128" for d in extra):
+if any(d.startswith("-DHEAD_DIM=") and d not in ("-DHEAD_DIM=128", "-DHEAD_DIM=64") for d in extra):
     srcs.pop("attn_bwd_cluster_sm90", None)
-    print("== attn_bwd_cluster_sm90: skipped (head dim 128 only)")
+    print("== attn_bwd_cluster_sm90: skipped (head dims 64 and 128 only)")
 ok = True
 for name, src in srcs.items():
     src = src.replace("#pragma once", "")

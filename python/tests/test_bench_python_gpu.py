@@ -48,7 +48,10 @@ def _run(tmp_path, **extra):
     _exe(bin_dir / "nvidia-smi", "#!/bin/sh\necho stub card\n")
     _exe(bin_dir / "python3", FAKE_PY)
     _exe(bin_dir / "torchrun", FAKE_TORCHRUN)
-    env = dict(os.environ)
+    # The script's own settings come from `extra` alone: a device call that ran this suite from
+    # python_gpu.sh had WHEEL set, and the missing-wheel test inherited it (session 46).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("WHEEL", "NPROC", "PLANNERS", "STEPS", "BUDGET", "TAG", "OUT", "WORK")}
     env.update(PATH=f"{bin_dir}:{env['PATH']}", FAKE_LOG=str(tmp_path / "log"), REAL_PY=sys.executable,
                WORK=str(tmp_path / "work"), OUT=str(tmp_path / "out"), TAG="t")
     env.update(extra)
