@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The table of an alternated A/B call: `kernel-bench` (or `bench-gpu`) JSON lines of each variant
-and round in DIR as `kb_<variant>_<round>.jsonl`, one row per shape (bench-gpu: per mask and batch) with every run's value of
-FIELD and each variant's mean over the first variant's (the base).
+and round in DIR as `kb_<variant>_<round>.jsonl`, one row per shape (bench-gpu: per mask and
+batch) with every run's value of FIELD and each variant's mean over the first variant's (the
+base).
 
     bench/gpu/ab_table.py DIR FIELD VARIANT [VARIANT ...]
 

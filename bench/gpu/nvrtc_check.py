@@ -28,8 +28,8 @@ srcs = {
 }
 if not arch.startswith("sm_90"):
     srcs = {k: v for k, v in srcs.items() if not k.endswith("_sm90")}
-# The cluster backward exists for head dims 128 and 64 (since session 39; the executor never builds it at another
-# head dim; its source asserts so).
+# The cluster backward exists for head dims 128 and 64 (64 since session 39); the executor never
+# builds it at another head dim, and its source asserts so.
 if any(d.startswith("-DHEAD_DIM=") and d not in ("-DHEAD_DIM=128", "-DHEAD_DIM=64") for d in extra):
     srcs.pop("attn_bwd_cluster_sm90", None)
     print("== attn_bwd_cluster_sm90: skipped (head dims 64 and 128 only)")

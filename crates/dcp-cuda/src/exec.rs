@@ -1896,10 +1896,10 @@ impl Lowering<'_> {
 
 impl Lowering<'_> {
     /// D clusters for a clustered backward launch (`pairs` pairs, tasks 2 p and 2 p + 1 of
-    /// `tasks`, in D order, over `works`) over flat rows of `n_items` (row, head) items ([`own::dd_flat`]): the plan, or
-    /// `None` where `DCP_CUDA_BWD_CLUSTER_DSM` is off, auto finds they do not pay
-    /// ([`cluster::dsm_pays`]), or the launch's pairs or sizes do not allow them
-    /// ([`cluster::dsm_plan`]).
+    /// `tasks`, in D order, over `works`) over flat rows of `n_items` (row, head) items
+    /// ([`own::dd_flat`]): the plan, or `None` where `DCP_CUDA_BWD_CLUSTER_DSM` is off, auto
+    /// finds they do not pay ([`cluster::dsm_pays`]), or the launch's pairs or sizes do not
+    /// allow them ([`cluster::dsm_plan`]).
     fn dsm_plan(
         &self,
         works: &[WorkDesc],
