@@ -516,10 +516,10 @@ mod tests {
     #[test]
     fn d_order_is_kept_only_where_d_clusters_are_planned() {
         let off = |w: u32| [100u32, 0][w as usize];
-        let claim = vec![t(0, 0, 0, 3), t(0, 1, 0, 3), t(1, 0, 0, 2), t(1, 1, 0, 2)];
+        // The claim order (longest first): work 0's pair, then work 1's.
+        let mut tasks = vec![t(0, 0, 0, 3), t(0, 1, 0, 3), t(1, 0, 0, 2), t(1, 1, 0, 2)];
         let works = |ts: &[TaskDesc]| ts.iter().map(|t| t.work).collect::<Vec<_>>();
         // The plan sees the D order in either case.
-        let mut tasks = claim.clone();
         let none: Result<Option<()>, ()> = plan_in_d_order(&mut tasks, off, |ts| {
             assert_eq!(works(ts), vec![1, 1, 0, 0]);
             Ok(None)
