@@ -6,6 +6,7 @@ Usage: nvrtc_check.py LIBNVRTC INCLUDE_DIR [ARCH] [-DNAME=VALUE ...]
 embedded ones where DIR has them (like the executor). NVRTC without CUDA: `pip download nvidia-cuda-nvrtc==13.0.*
 nvidia-cuda-runtime==13.0.*`, unzip both; LIBNVRTC = nvidia/cu13/lib/libnvrtc.so.13 (with that
 directory on LD_LIBRARY_PATH for the builtins), INCLUDE_DIR = nvidia/cu13/include.
+NVRTC_CUBIN_DIR=DIR also writes each kernel's cubin there (DIR/NAME.cubin), for nvdisasm.
 """
 import ctypes, sys, os
 lib = ctypes.CDLL(sys.argv[1])
@@ -49,4 +50,12 @@ for name, src in srcs.items():
     print(f"== {name}: {'OK' if r == 0 else 'FAILED'}")
     print(log.value.decode())
     ok &= r == 0
+    if r == 0 and os.environ.get("NVRTC_CUBIN_DIR"):
+        # For SASS: `nvdisasm -c --print-line-info DIR/NAME.cubin` (nvidia-cuda-nvdisasm wheel).
+        lib.nvrtcGetCUBINSize(prog, ctypes.byref(n))
+        cubin = ctypes.create_string_buffer(n.value)
+        lib.nvrtcGetCUBIN(prog, cubin)
+        os.makedirs(os.environ["NVRTC_CUBIN_DIR"], exist_ok=True)
+        with open(os.path.join(os.environ["NVRTC_CUBIN_DIR"], name + ".cubin"), "wb") as f:
+            f.write(cubin.raw)
 sys.exit(0 if ok else 1)

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Local-memory spills of a kernel's SASS, by the source line they come from (no GPU needed).
+
+    NVRTC_CUBIN_DIR=DIR python3 bench/gpu/nvrtc_check.py LIBNVRTC INCLUDE sm_90a -DHEAD_DIM=128 ...
+    nvdisasm -c --print-line-info DIR/attn_bwd_cluster_sm90.cubin > K.sass
+    python3 bench/gpu/sass_spills.py K.sass attn_bwd_cluster_sm90 [--kernels DIR] [--from TEXT] [-v]
+
+Prints the number of STL / LDL instructions whose outermost source line is at or after the first
+line containing TEXT (default: the backward kernels' consumer branch, "---------------- consumers")
+in the source as NVRTC compiled it (the files nvrtc_check.py concatenates for that kernel, from
+--kernels, default this tree's), and with -v each one with its innermost line. Session 47 used it:
+a spilled consumer register is reloaded by LDL inside the step loop, where the output of the
+clustered backward's dK / dV (its registers) had made ptxas spill one.
+"""
+
+import argparse
+import os
+import re
+import sys
+
+KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "dcp-cuda", "kernels")
+# The files of each kernel's NVRTC source, in nvrtc_check.py's (and the executor's) order.
+SOURCES = {
+    "util": ["common.cuh", "util.cu"],
+    "attn_fwd": ["common.cuh", "mma.cuh", "attn_fwd.cu"],
+    "attn_bwd": ["common.cuh", "mma.cuh", "attn_bwd.cu"],
+    "attn_fwd_sm90": ["common.cuh", "mma.cuh", "sm90.cuh", "attn_fwd_sm90.cu"],
+    "attn_bwd_sm90": ["common.cuh", "mma.cuh", "sm90.cuh", "bwd_sm90.cuh", "attn_bwd_sm90.cu"],
+    "attn_bwd_cluster_sm90": ["common.cuh", "mma.cuh", "sm90.cuh", "bwd_sm90.cuh", "attn_bwd_cluster_sm90.cu"],
+}
+LINE = re.compile(r'//## File ".*?", line (\d+)(?: inlined at ".*?", line (\d+))*')
+INLINED = re.compile(r'line (\d+)')
+INSN = re.compile(r"^\s+/\*([0-9a-f]+)\*/\s+(.*?)\s*;")
+
+
+def source_lines(kernel, kdir):
+    if kernel not in SOURCES:
+        raise SystemExit(f"sass_spills.py: unknown kernel {kernel!r} (one of {', '.join(SOURCES)})")
+    text = "".join(open(os.path.join(kdir, f)).read() for f in SOURCES[kernel])
+    return text.replace("#pragma once", "").split("\n")
+
+
+def instructions(sass_text):
+    """(address, instruction, [innermost line, ..., outermost line]) in address order."""
+    cur, out = [], []
+    for line in sass_text.split("\n"):
+        if LINE.search(line):
+            cur = [int(x) for x in INLINED.findall(line)]
+            continue
+        m = INSN.match(line)
+        if m:
+            out.append((int(m.group(1), 16), m.group(2), list(cur)))
+    return out
+
+
+def spills(insns, first_line):
+    return [(a, ins, c) for a, ins, c in insns if re.match(r"(@!?U?P\w+\s+)?(STL|LDL)\b", ins) and c and c[-1] >= first_line]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("sass")
+    ap.add_argument("kernel")
+    ap.add_argument("--kernels", default=KERNELS)
+    ap.add_argument("--from", dest="start", default="---------------- consumers")
+    ap.add_argument("-v", action="store_true")
+    a = ap.parse_args(argv)
+    lines = source_lines(a.kernel, a.kernels)
+    first = next((i for i, l in enumerate(lines, 1) if a.start in l), None)
+    if first is None:
+        raise SystemExit(f"sass_spills.py: no line of {a.kernel}'s source contains {a.start!r}")
+    insns = instructions(open(a.sass).read())
+    if not insns:
+        raise SystemExit(f"sass_spills.py: no instructions in {a.sass} (nvdisasm -c --print-line-info output?)")
+    found = spills(insns, first)
+    if a.v:
+        for addr, ins, c in found:
+            print(f"{addr:#07x} {ins:<32} | line {c[0]}: {lines[c[0] - 1].strip()[:70]}")
+    print(f"{len(found)} spill instructions (STL/LDL) from line {first} on, of {len(insns)} instructions")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
