@@ -9,6 +9,8 @@
 #           2: the work's row count too (D 128: no consumer spill, 68 instead of 124 bytes
 #           spilled in all; D 64: 12 consumer spill instructions against 9, two LDL per step)
 #   epi3:   CL_ABL_NOEPI 3, dK/dV read (a checksum) but neither staged nor stored
+#   stna:   CL_ST_NA 1, the 16-byte dQ and dK/dV stores allocate no L1 line (if the spilled
+#           line is evicted by them, this keeps the spill and removes the miss)
 # Applies bwd_epi_next.diff (the switches) to the device's copy of the tree first.
 set -u
 source bench/gpu/env.sh
@@ -30,9 +32,9 @@ for cfg in "128 bf16 2" "128 f16 8" "64 bf16 2"; do
 done
 python3 bench/gpu/check_summary.py $R/chk.jsonl "CL_DQ_RELOAD 2 vs CPU f64"
 for hd in 128 64; do
-  V="base noepi:bwd:CL_ABL_NOEPI=1 reload:bwd:CL_DQ_RELOAD=1 reload2:bwd:CL_DQ_RELOAD=2 reload2_noepi:bwd:CL_DQ_RELOAD=2,bwd:CL_ABL_NOEPI=1 epi3:bwd:CL_ABL_NOEPI=3"
+  V="base noepi:bwd:CL_ABL_NOEPI=1 reload:bwd:CL_DQ_RELOAD=1 reload2:bwd:CL_DQ_RELOAD=2 reload2_noepi:bwd:CL_DQ_RELOAD=2,bwd:CL_ABL_NOEPI=1 epi3:bwd:CL_ABL_NOEPI=3 stna:bwd:CL_ST_NA=1"
   echo "== D$hd A/B t=$((SECONDS-T0))s"
-  timeout 200 python3 bench/gpu/ab_rounds.py --dcp $D --out $R/kb$hd --deadline-s 140 --run-timeout 50 --rounds 5 \
+  timeout 230 python3 bench/gpu/ab_rounds.py --dcp $D --out $R/kb$hd --deadline-s 170 --run-timeout 50 --rounds 5 \
     --bench "kernel-bench --head-dim $hd --shapes works1000,full@160x1600 --warmup 10 --repeats 20" \
     --field bwd_tflops_per_gpu $V > $R/kb$hd.out 2>&1
   grep -A7 'bwd_tflops' $R/kb$hd.out
