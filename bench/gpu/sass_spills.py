@@ -8,9 +8,10 @@
 Prints the number of STL / LDL instructions whose outermost source line is at or after the first
 line containing TEXT (default: the backward kernels' consumer branch, "---------------- consumers")
 in the source as NVRTC compiled it (the files nvrtc_check.py concatenates for that kernel, from
---kernels, default this tree's), and with -v each one with its innermost line. Session 47 used it:
-a spilled consumer register is reloaded by LDL inside the step loop, where the output of the
-clustered backward's dK / dV (its registers) had made ptxas spill one.
+--kernels, default this tree's), and with -v each one with its innermost line; then the kernel's
+wgmma instructions (HGMMA) by shape. Compare those before trusting a timing-only ablation: in
+session 47 a switch that dropped the clustered backward's dK/dV output let ptxas delete the dK and
+dV wgmmas (12 HGMMA.64x128x16 at D 128 gone), so its "gain" was two of the five GEMMs.
 """
 
 import argparse
@@ -57,6 +58,17 @@ def spills(insns, first_line):
     return [(a, ins, c) for a, ins, c in insns if re.match(r"(@!?U?P\w+\s+)?(STL|LDL)\b", ins) and c and c[-1] >= first_line]
 
 
+def hgmma_summary(insns):
+    """The HGMMA instructions by shape and types, e.g. '12 HGMMA.64x128x16.F32.BF16, ...'."""
+    shapes = {}
+    for _, ins, _ in insns:
+        m = re.search(r"\bHGMMA\.[0-9A-Zx.]+", ins)
+        if m:
+            key = m.group(0).rstrip(".")
+            shapes[key] = shapes.get(key, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(shapes.items())) or "none"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sass")
@@ -77,6 +89,7 @@ def main(argv=None):
         for addr, ins, c in found:
             print(f"{addr:#07x} {ins:<32} | line {c[0]}: {lines[c[0] - 1].strip()[:70]}")
     print(f"{len(found)} spill instructions (STL/LDL) from line {first} on, of {len(insns)} instructions")
+    print("wgmma:", hgmma_summary(insns))
     return 0
 
 
