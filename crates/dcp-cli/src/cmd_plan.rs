@@ -11,6 +11,7 @@ use dcp_core::planners::{make_plan, PlannerOptions, HEAD_PARALLEL, PLANNERS, ULY
 use dcp_core::stats::plan_stats;
 use dcp_core::validate;
 use dcp_core::PlanningError;
+use rayon::prelude::*;
 use serde_json::json;
 
 use crate::common::{check_planner, nonneg_f64, planner_list, positive_usize, progress, BatchArgs};
@@ -247,6 +248,10 @@ pub struct CheckArgs {
     /// Also run every case of a corpus folder (e.g. testdata/), before the random cases.
     #[arg(long)]
     pub corpus: Option<PathBuf>,
+    /// Threads for the random cases (0: one per core). Each case is independent and seeded, so
+    /// the counts do not depend on it; failures print as they are found.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 pub fn check(a: CheckArgs) -> Result<()> {
@@ -310,34 +315,47 @@ pub fn check(a: CheckArgs) -> Result<()> {
             planners.len()
         ),
     );
-    let (mut passed, mut failed) = (0u64, 0u64);
-    for c in 0..a.cases {
-        let seed = a.seed.wrapping_add(c);
-        let (batch, topo) = random_case(seed, a.max_len);
-        let mut ok = true;
-        for (pi, p) in planners.iter().enumerate() {
-            let r = match make_plan(p, &batch, &topo, &opts) {
-                Err(PlanningError::Unsupported { .. }) if head_parallel(p) => {
-                    skipped[pi] += 1;
-                    continue;
+    // The random cases on a pool of their own (`--threads`): per case, whether it passed and
+    // which planners skipped it.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads)
+        .build()?;
+    let results: Vec<(bool, Vec<bool>)> = pool.install(|| {
+        (0..a.cases)
+            .into_par_iter()
+            .map(|c| {
+                let seed = a.seed.wrapping_add(c);
+                let (batch, topo) = random_case(seed, a.max_len);
+                let mut ok = true;
+                let mut skips = vec![false; planners.len()];
+                for (pi, p) in planners.iter().enumerate() {
+                    let r = match make_plan(p, &batch, &topo, &opts) {
+                        Err(PlanningError::Unsupported { .. }) if head_parallel(p) => {
+                            skips[pi] = true;
+                            continue;
+                        }
+                        r => r
+                            .map_err(|e| e.to_string())
+                            .and_then(|plan| check_plan(&plan, seed)),
+                    };
+                    if let Err(e) = r {
+                        ok = false;
+                        pb.suspend(|| eprintln!("case seed {seed}, planner {p}: {e}"));
+                    }
                 }
-                r => r
-                    .map_err(|e| e.to_string())
-                    .and_then(|plan| check_plan(&plan, seed)),
-            };
-            if let Err(e) = r {
-                ok = false;
-                pb.suspend(|| eprintln!("case seed {seed}, planner {p}: {e}"));
-            }
-        }
-        if ok {
-            passed += 1;
-        } else {
-            failed += 1;
-        }
-        pb.inc(1);
-    }
+                pb.inc(1);
+                (ok, skips)
+            })
+            .collect()
+    });
     pb.finish_and_clear();
+    let passed = results.iter().filter(|(ok, _)| *ok).count() as u64;
+    let failed = a.cases - passed;
+    for (_, skips) in &results {
+        for (k, &s) in skipped.iter_mut().zip(skips) {
+            *k += s as u64;
+        }
+    }
     let skips: Vec<String> = planners
         .iter()
         .zip(&skipped)
@@ -423,7 +441,6 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         ),
     );
     let t_all = Instant::now();
-    use rayon::prelude::*;
     let rows: Vec<DemoRow> = jobs
         .par_iter()
         .map(|&(mask, bi, p)| -> Result<_> {

@@ -322,6 +322,23 @@ fn check_says_what_takes_time() {
 }
 
 #[test]
+fn check_counts_the_same_on_any_number_of_threads() {
+    // The random cases run in parallel (`--threads`, 0 = one per core); each is seeded on its
+    // own, so the summary line must not depend on the thread count.
+    let args = ["check", "--cases", "4", "--max-len", "40", "--seed", "11"];
+    let one = dcp(&[&args[..], &["--threads", "1"]].concat());
+    let two = dcp(&[&args[..], &["--threads", "2"]].concat());
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    assert!(two.status.success(), "{}", text(&two.stderr));
+    assert!(
+        text(&one.stdout).contains("4 passed, 0 failed"),
+        "{}",
+        text(&one.stdout)
+    );
+    assert_eq!(text(&one.stdout), text(&two.stdout));
+}
+
+#[test]
 fn check_runs_the_corpus() {
     let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
     let o = dcp(&[
