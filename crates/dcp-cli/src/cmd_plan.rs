@@ -306,20 +306,21 @@ pub fn check(a: CheckArgs) -> Result<()> {
             planners.len()
         );
     }
-    let pb = progress(
-        a.cases,
-        "check",
-        &format!(
-            "checking {} random cases × {} planners: plan, validate, run forward and backward on the CPU reference executor and compare with dense attention (the executor dominates)",
-            a.cases,
-            planners.len()
-        ),
-    );
     // The random cases on a pool of their own (`--threads`): per case, whether it passed and
     // which planners skipped it.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads)
         .build()?;
+    let pb = progress(
+        a.cases,
+        "check",
+        &format!(
+            "checking {} random cases × {} planners on {} threads: plan, validate, run forward and backward on the CPU reference executor and compare with dense attention (the executor dominates)",
+            a.cases,
+            planners.len(),
+            pool.current_num_threads()
+        ),
+    );
     let results: Vec<(bool, Vec<bool>)> = pool.install(|| {
         (0..a.cases)
             .into_par_iter()

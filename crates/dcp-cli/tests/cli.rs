@@ -331,6 +331,11 @@ fn check_counts_the_same_on_any_number_of_threads() {
     assert!(one.status.success(), "{}", text(&one.stderr));
     assert!(two.status.success(), "{}", text(&two.stderr));
     assert!(
+        text(&two.stderr).contains("planners on 2 threads"),
+        "{}",
+        text(&two.stderr)
+    );
+    assert!(
         text(&one.stdout).contains("4 passed, 0 failed"),
         "{}",
         text(&one.stdout)
