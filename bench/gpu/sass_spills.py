@@ -29,7 +29,7 @@ SOURCES = {
     "attn_bwd_sm90": ["common.cuh", "mma.cuh", "sm90.cuh", "bwd_sm90.cuh", "attn_bwd_sm90.cu"],
     "attn_bwd_cluster_sm90": ["common.cuh", "mma.cuh", "sm90.cuh", "bwd_sm90.cuh", "attn_bwd_cluster_sm90.cu"],
 }
-LINE = re.compile(r'//## File ".*?", line (\d+)(?: inlined at ".*?", line (\d+))*')
+LINE = re.compile(r'//## File "')  # a line-info comment; its `line N` numbers, innermost first
 INLINED = re.compile(r'line (\d+)')
 INSN = re.compile(r"^\s+/\*([0-9a-f]+)\*/\s+(.*?)\s*;")
 
