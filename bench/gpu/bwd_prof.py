@@ -6,7 +6,7 @@ binary is ../results/kernels-2026-11-29-kf13b/prof_host.diff applied to gpu.rs (
 `g_pf` array of every loaded module to DCP_CUDA_PROF_DUMP=DIR at exit). When the backward
 kernel's source changes, a pattern here fails with an AssertionError naming it.
 
-    bench/gpu/bwd_prof.py [--bits | --cluster] SRC_DIR DST_DIR
+    bench/gpu/bwd_prof.py [--bits | --cluster] [--timeline] SRC_DIR DST_DIR
 
 Copies SRC_DIR's kernel files to DST_DIR and patches its attn_bwd_sm90.cu (--cluster: its
 attn_bwd_cluster_sm90.cu instead, the 2-CTA clustered backward of works two kv tiles wide, with the
@@ -28,6 +28,14 @@ one st.global per stamp, no printf: a call in the kernel makes ptxas serialise i
 asm takes the bits as an input, between issuing S^T, dP^T and waiting for them); summarise with
 bwd_prof_sum.py --bits (session 37: a partial tile evaluated from its ranges reached that point
 3 100 clk after its stage landed, a full one 506, at D 128).
+
+--timeline (session 48): the stamps follow the CTA across its tasks instead of its first task
+alone. Row g holds the CTA's g-th step whatever task it belongs to (the first PF_MAXS steps:
+8 works1000 tasks at D 64, 4 at D 128), slot 7 is the step's index in its task (bit 31: partial),
+slot 5 of a task's first step is the task loop's top (the previous task's epilogue done, before
+the wait for this task's K/V), and header word 5 is the number of steps stamped, so the periods that span a task's boundary (its
+last dQ, the dK/dV epilogue, the next task's K/V wait) can be set against the steps inside a task;
+summarise with bwd_prof_sum.py --timeline.
 
 Row PF_MAXS of each warpgroup is a header: 0 SM id + 1 (0: no CTA ran there), 1 work, 2 kv tile
 (TaskDesc.row0), 3 q tiles of the task, 4 TaskDesc.pad, 5 steps of the task, 6 clock at the
@@ -114,13 +122,34 @@ def patch_cluster(s):
                 "        dq_release(pb);\n        if (QT == 1 || prev_ok) dq_store(dq, prev_q0, prev_head);\n        PFS(p, 5);")
 
 
+def timeline(s, name):
+    """`s` (a patched kernel) with its stamps indexed by the CTA's step `gt` over all its tasks:
+    no first-task condition, slot 7 the step's index in its task (bit 31: partial), header word 5
+    the steps stamped so far."""
+    s = once(s, name, "#define PF_ON(step) ((tid & 127) == 0 && tq == 0 && pf_sm < 132u && (step) < PF_MAXS)",
+             "#define PF_ON(step) ((tid & 127) == 0 && pf_sm < 132u && (step) < PF_MAXS)")
+    s = once(s, name, "PFV(p, 7, words[0]);",
+             "PFV(gt, 7, (words[0] & 0x80000000u) | p);\n      PFN(gt);")
+    for slot in range(7):
+        s = once(s, name, f"PFS(p, {slot});", f"PFS(gt, {slot});")
+    # Slot 5 of a task's first step (which has no dQ of a step before): the task loop's top, the
+    # end of the previous task's epilogue, before the wait for this task's K/V.
+    s = once(s, name, "    mbar_wait(kv_full, tq & 1);", "    PFS(gt, 5);\n    mbar_wait(kv_full, tq & 1);")
+    # The header's step count, written at each stamped step (the header row itself is the first
+    # task's, as without --timeline).
+    return once(s, name, "// ---- end bwd_prof.py ----",
+                "#define PFN(step) do { if (PF_ON(step)) g_pf[pf_sm][cw][PF_MAXS][5] = (step) + 1; } while (0)\n"
+                "// ---- end bwd_prof.py ----")
+
+
 def main():
     args = sys.argv[1:]
     bits = "--bits" in args
     cluster = "--cluster" in args
-    args = [a for a in args if a not in ("--bits", "--cluster")]
-    if len(args) != 2 or (bits and cluster):
-        raise SystemExit("usage: bwd_prof.py [--bits | --cluster] SRC_DIR DST_DIR")
+    tl = "--timeline" in args
+    args = [a for a in args if a not in ("--bits", "--cluster", "--timeline")]
+    if len(args) != 2 or (bits and (cluster or tl)):
+        raise SystemExit("usage: bwd_prof.py [--bits | --cluster] [--timeline] SRC_DIR DST_DIR")
     src, dst = args
     os.makedirs(dst, exist_ok=True)
     for f in os.listdir(src):
@@ -129,9 +158,12 @@ def main():
     p = os.path.join(dst, name)
     with open(p) as f:
         s = patch_cluster(f.read()) if cluster else patch(f.read(), bits)
+    if tl:
+        s = timeline(s, name)
     with open(p, "w") as f:
         f.write(s)
-    print(f"patched {p}: per-step stamps of the CTA's first task, {PF_MAXS} steps"
+    what = "first steps over its tasks" if tl else "first task"
+    print(f"patched {p}: per-step stamps of the CTA's {what}, {PF_MAXS} steps"
           + (" (slot 5: mask bits in registers)" if bits else ""))
 
 

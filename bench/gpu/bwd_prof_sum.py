@@ -5,13 +5,22 @@ clocks, averaged over the recorded steps of each CTA's first task (its first SKI
 the pipeline's fill), for the steps of partial tiles and of full tiles apart, and per CTA with the
 slowest listed first.
 
-    bench/gpu/bwd_prof_sum.py DIR/pf_*.bin [--skip N] [--ctas N] [--bits]
+    bench/gpu/bwd_prof_sum.py DIR/pf_*.bin [--skip N] [--ctas N] [--bits | --timeline [--skip-tasks N]]
 
 Phases: wait (stage wait), S+dP (until both wgmma are done), P,dS+dV (probabilities, dS, dV
 issued), dS store (into shared memory, ds_full), dQ prev (dQ of the step before and dK issued,
 written out), end (dV / dK waited for), step (top to top of the next step). --bits (a
 `bwd_prof.py --bits` dump): "to bits" (stage landed to the mask bits in registers) and "dQ+end"
 replace "dQ prev" and "end".
+
+--timeline (a `bwd_prof.py --timeline` dump: a CTA's steps over all its tasks): the step period
+(top to top) inside a task against the period that spans a task's boundary (a task's last step,
+its epilogue and the next task's wait), the boundary's extra clocks per task and their share of a
+task's span, the boundary's two parts (the last step's end to the next task's top: the last dQ
+and the dK/dV epilogue; the top to its first step: the K/V wait and the task's set-up), and the
+phases of a task's first, inner and last steps. The CTA's first SKIP_TASKS
+tasks are left out (the pipeline's fill). "dQ prev" is not summed there: slot 5 is stamped only by
+the warpgroup whose turn it is.
 """
 import argparse
 import array
@@ -74,13 +83,97 @@ def table(rows, title, phases=PHASES):
     return lines
 
 
+def timeline_rows(maxs, at, skip_tasks):
+    """Per warpgroup, its stamped steps after its first `skip_tasks` tasks, as (index in task,
+    phases, period to the next step's top or None, whether the next step starts a task)."""
+    out = {}
+    for sm in range(NCTA):
+        for w in range(NWG):
+            if at(sm, w, maxs, 0) == 0:
+                continue
+            n = min(at(sm, w, maxs, 5), maxs)
+            idx = [at(sm, w, s, 7) & 0x7FFFFFFF for s in range(n)]
+            starts = [s for s in range(n) if idx[s] == 0]
+            if len(starts) <= skip_tasks:
+                continue
+            rows = []
+            for s in range(starts[skip_tasks], n):
+                ph = {name: d(at(sm, w, s, a), at(sm, w, s, b)) for name, a, b in PHASES if name != "dQ prev"}
+                ph["end"] = d(at(sm, w, s, 4), at(sm, w, s, 6))
+                if idx[s] == 0 and s > starts[skip_tasks]:  # slot 5: the task loop's top
+                    ph["dQ+epilogue"] = d(at(sm, w, s - 1, 6), at(sm, w, s, 5))
+                    ph["K/V wait"] = d(at(sm, w, s, 5), at(sm, w, s, 0))
+                last = s + 1 < n and idx[s + 1] == 0
+                period = d(at(sm, w, s, 0), at(sm, w, s + 1, 0)) if s + 1 < n else None
+                rows.append((idx[s], ph, period, last))
+            out[(sm, w)] = rows
+    return out
+
+
+def timeline_report(per_wg):
+    rows = [r for rs in per_wg.values() for r in rs]
+    if not rows:
+        return ["timeline: no steps after the skipped tasks"]
+    inner = [r[2] for r in rows if r[2] is not None and not r[3]]
+    across = [r[2] for r in rows if r[2] is not None and r[3]]
+    lines = [f"timeline: {len(per_wg)} warpgroups, {len(rows)} steps"]
+    spans, lens = [], []
+    for rs in per_wg.values():
+        cur, t = None, 0
+        for i, ph, period, last in rs:
+            if i == 0:
+                cur, t = 0, 0
+            if cur is None or period is None:
+                cur = None
+                continue
+            cur += 1
+            t += period
+            if last:
+                spans.append(t)
+                lens.append(cur)
+                cur = None
+    if inner:
+        lines.append(f"  step inside a task     {statistics.mean(inner):8.0f} clk ({len(inner)} periods)")
+    if across:
+        lines.append(f"  step across a boundary {statistics.mean(across):8.0f} clk ({len(across)} periods)")
+    if inner and across and spans:
+        extra = statistics.mean(across) - statistics.mean(inner)
+        span = statistics.mean(spans)
+        lines.append(f"  task span              {span:8.0f} clk ({statistics.mean(lens):.1f} steps, {len(spans)} whole tasks)")
+        lines.append(f"  boundary extra         {extra:8.0f} clk per task, {100 * extra / span:.1f} % of the span")
+    tops = [r[1] for r in rows if "K/V wait" in r[1]]
+    if tops:
+        lines.append(f"  at a boundary: the last step's end to the next task's top (last dQ, dK/dV epilogue) "
+                     f"{statistics.mean(t['dQ+epilogue'] for t in tops):.0f} clk, then to its first step "
+                     f"(K/V wait, set-up) {statistics.mean(t['K/V wait'] for t in tops):.0f} clk")
+    names = [name for name, _, _ in PHASES if name != "dQ prev"]
+    for title, sel in (("first step of a task", lambda r: r[0] == 0),
+                       ("inner steps", lambda r: r[0] != 0 and not r[3]),
+                       ("last step of a task", lambda r: r[3])):
+        got = [r for r in rows if sel(r)]
+        if got:
+            lines.append(f"  {title}: {len(got)} steps; " + ", ".join(
+                f"{name} {statistics.mean(r[1][name] for r in got):.0f}" for name in names))
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dumps", nargs="+")
     ap.add_argument("--skip", type=int, default=2, help="leading steps of each task left out")
     ap.add_argument("--ctas", type=int, default=6, help="CTAs listed, slowest step first")
     ap.add_argument("--bits", action="store_true", help="a bwd_prof.py --bits dump (slot 5: mask bits ready)")
+    ap.add_argument("--timeline", action="store_true", help="a bwd_prof.py --timeline dump (steps over tasks)")
+    ap.add_argument("--skip-tasks", type=int, default=1, help="--timeline: each CTA's first tasks left out")
     a = ap.parse_args(argv)
+    if a.bits and a.timeline:
+        ap.error("--bits and --timeline are different dumps")
+    if a.timeline:
+        for path in a.dumps:
+            maxs, at = load(path)
+            print(f"== {path}")
+            print("\n".join(timeline_report(timeline_rows(maxs, at, a.skip_tasks))))
+        return 0
     phases = PHASES_BITS if a.bits else PHASES
     for path in a.dumps:
         maxs, at = load(path)

@@ -3,11 +3,13 @@
 
     NVRTC_CUBIN_DIR=DIR python3 bench/gpu/nvrtc_check.py LIBNVRTC INCLUDE sm_90a -DHEAD_DIM=128 ...
     nvdisasm -c --print-line-info DIR/attn_bwd_cluster_sm90.cubin > K.sass
-    python3 bench/gpu/sass_spills.py K.sass attn_bwd_cluster_sm90 [--kernels DIR] [--from TEXT] [-v]
+    python3 bench/gpu/sass_spills.py K.sass attn_bwd_cluster_sm90 [--kernels DIR] [--from TEXT] [--to TEXT] [-v]
 
-Prints the number of STL / LDL instructions whose outermost source line is at or after the first
-line containing TEXT (default: the backward kernels' consumer branch, "---------------- consumers")
-in the source as NVRTC compiled it (the files nvrtc_check.py concatenates for that kernel, from
+Prints the number of STL / LDL instructions in the code from the first line containing the --from
+TEXT (default: the backward kernels' consumer branch, "---------------- consumers") to the first
+line after it containing the --to TEXT (default "}  // consumers", the clustered backward's; where
+no line has it, the end): from the first to the last instruction whose source line is in that
+span, helpers inlined from headers included, in the source as NVRTC compiled it (the files nvrtc_check.py concatenates for that kernel, from
 --kernels, default this tree's), and with -v each one with its innermost line; then the kernel's
 wgmma instructions (HGMMA) by shape. Compare those before trusting a timing-only ablation: in
 session 47 a switch that dropped the clustered backward's dK/dV output let ptxas delete the dK and
@@ -54,8 +56,18 @@ def instructions(sass_text):
     return out
 
 
-def spills(insns, first_line):
-    return [(a, ins, c) for a, ins, c in insns if re.match(r"(@!?U?P\w+\s+)?(STL|LDL)\b", ins) and c and c[-1] >= first_line]
+def spills(insns, first_line, last_line=None):
+    """The STL / LDL between the first and the last instruction whose line is from `first_line` to
+    `last_line` (None: the end), whatever their own line: nvdisasm names only the innermost line,
+    so a spill in a helper inlined from a header (bwd_sm90.cuh's bwd_probs_fast, say) carries the
+    header's line, before the marker (session 48: the clustered backward's ten spills of its P,dS
+    phase at D 64 were missed that way). The end bounds the range where code after the branch
+    (the kernel's closing cluster barrier) is laid out after another branch's code."""
+    inside = [a for a, _, c in insns if c and c[-1] >= first_line and (last_line is None or c[-1] <= last_line)]
+    if not inside:
+        return []
+    lo, hi = min(inside), max(inside)
+    return [(a, ins, c) for a, ins, c in insns if re.match(r"(@!?U?P\w+\s+)?(STL|LDL)\b", ins) and lo <= a <= hi]
 
 
 def hgmma_summary(insns):
@@ -75,20 +87,24 @@ def main(argv=None):
     ap.add_argument("kernel")
     ap.add_argument("--kernels", default=KERNELS)
     ap.add_argument("--from", dest="start", default="---------------- consumers")
+    ap.add_argument("--to", dest="end", default="}  // consumers",
+                    help="the branch's last line (default: the clustered backward's; not found: the end)")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args(argv)
     lines = source_lines(a.kernel, a.kernels)
     first = next((i for i, l in enumerate(lines, 1) if a.start in l), None)
     if first is None:
         raise SystemExit(f"sass_spills.py: no line of {a.kernel}'s source contains {a.start!r}")
+    last = next((i for i, l in enumerate(lines, 1) if i > first and a.end and a.end in l), None)
     insns = instructions(open(a.sass).read())
     if not insns:
         raise SystemExit(f"sass_spills.py: no instructions in {a.sass} (nvdisasm -c --print-line-info output?)")
-    found = spills(insns, first)
+    found = spills(insns, first, last)
     if a.v:
         for addr, ins, c in found:
             print(f"{addr:#07x} {ins:<32} | line {c[0]}: {lines[c[0] - 1].strip()[:70]}")
-    print(f"{len(found)} spill instructions (STL/LDL) from line {first} on, of {len(insns)} instructions")
+    span = f"lines {first}-{last}" if last else f"line {first} on"
+    print(f"{len(found)} spill instructions (STL/LDL) in the code of {span}, of {len(insns)} instructions")
     print("wgmma:", hgmma_summary(insns))
     return 0
 

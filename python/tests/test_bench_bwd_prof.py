@@ -111,3 +111,62 @@ def test_cluster_mode_patches_the_clustered_kernel(tmp_path):
     assert "g_pf" not in (tmp_path / "k" / "attn_bwd_sm90.cu").read_text()
     both = run_patcher("--bits", "--cluster", "a", "b")
     assert both.returncode != 0 and "usage" in both.stderr
+
+
+def test_timeline_mode_follows_a_cta_over_its_tasks(tmp_path):
+    # Session 48: --timeline stamps by the CTA's step over all its tasks (no first-task
+    # condition), slot 7 the step's index in its task, header word 5 the steps stamped.
+    for flags, name in ((["--cluster", "--timeline"], "attn_bwd_cluster_sm90.cu"), (["--timeline"], "attn_bwd_sm90.cu")):
+        r = run_patcher(*flags, ROOT / "crates" / "dcp-cuda" / "kernels", tmp_path / name)
+        assert r.returncode == 0, r.stderr
+        src = (tmp_path / name / name).read_text()
+        for slot in range(7):
+            assert src.count(f"PFS(gt, {slot});") == (2 if slot == 5 else 1), (name, slot)
+        assert "PFS(p," not in src and "PFV(gt, 7, (words[0] & 0x80000000u) | p);" in src
+        assert "#define PF_ON(step) ((tid & 127) == 0 && pf_sm < 132u && (step) < PF_MAXS)" in src
+        assert "[PF_MAXS][5] = (step) + 1;" in src and "PFN(gt);" in src
+        assert "    PFS(gt, 5);\n    mbar_wait(kv_full, tq & 1);" in src
+    bad = run_patcher("--bits", "--timeline", "a", "b")
+    assert bad.returncode != 0 and "usage" in bad.stderr
+
+    rows = MAXS + 1
+    raw = array.array("I", [0]) * (NCTA * NWG * rows * NSLOT)
+
+    def put(sm, w, step, slot, v):
+        raw[((sm * NWG + w) * rows + step) * NSLOT + slot] = v & 0xFFFFFFFF
+
+    # One CTA (SM 4), both warpgroups: 5 tasks of 8 steps, 2 000 clk between steps inside a task
+    # and 3 000 across a boundary; the first task (the fill) is slower and must be left out.
+    # Stale stamps past the 40 recorded steps must be ignored (header word 5 = 40).
+    for w in range(NWG):
+        put(4, w, MAXS, 0, 5)
+        put(4, w, MAXS, 5, 40)
+        t = 2**32 - 30_000
+        for g in range(40):
+            p = g % 8
+            for slot, m in enumerate([0, 100, 600, 1000, 1200, 1500, 1900]):
+                put(4, w, g, slot, t + m)
+            if p == 0:  # the task loop's top: 1 000 clk after the last step's end, 100 before this one
+                put(4, w, g, 5, t - 100)
+            put(4, w, g, 7, p)
+            t += (9000 if g < 8 else 3000) if p == 7 else (5000 if g < 8 else 2000)
+        for g in range(40, MAXS):
+            put(4, w, g, 0, 123)
+            put(4, w, g, 7, 0)
+    dump = tmp_path / "pf_3_0.bin"
+    dump.write_bytes(raw.tobytes())
+    r = subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), "--timeline", str(dump)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "timeline: 2 warpgroups, 64 steps" in out, out
+    assert "step inside a task         2000 clk (56 periods)" in out, out
+    assert "step across a boundary     3000 clk (6 periods)" in out, out
+    assert "task span                 17000 clk (8.0 steps, 6 whole tasks)" in out, out
+    assert "boundary extra             1000 clk per task, 5.9 % of the span" in out, out
+    assert "first step of a task: 8 steps; wait 100, S+dP 500" in out, out
+    # the last step's end (t + 1 900) to the top (next t - 100): 3 000 - 2 000 = 1 000 clk
+    assert "(last dQ, dK/dV epilogue) 1000 clk, then to its first step (K/V wait, set-up) 100 clk" in out, out
+    both = subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), "--bits", "--timeline", str(dump)],
+                          capture_output=True, text=True)
+    assert both.returncode != 0 and "different dumps" in both.stderr
