@@ -55,6 +55,34 @@ static_assert((HEAD_DIM == 128 && BWD_QT == 1) || (HEAD_DIM == 64 && BWD_QT == 2
 // The producer / consumer register split of the cluster builds (bwd_sm90.cuh BWD_PROD_REGS).
 #undef B90_IS_CLUSTER
 #define B90_IS_CLUSTER 1
+// CL_DQ_RELOAD: dq_store reads the work's dQ destination (its DqConv) from the shared copy at
+// each store instead of keeping it, and the flags derived from it, in registers across the step
+// loop. Session 47 offline: ptxas had spilled those flags, and reloaded them (LDL) in every
+// step's dQ store. Session 48 (`gpu-x1-2026-12-03s48/`), alternated x5 in three calls: D 64
+// backward works1000 +2.2 / +2.7 / +2.8 %, 1 600 x 160 tokens +2.0 / +1.9 / +1.9 %, sustained
+// +2.1 %; D 128 -2.3 % / -0.5 % in one call (noisy). Default on at D 64.
+#ifndef CL_DQ_RELOAD
+#define CL_DQ_RELOAD (HEAD_DIM == 64)
+#endif
+// The dQ store's destination and what it implies, from the DqConv `cv_`: a 16-bit destination
+// 16-byte aligned at every row takes 16-byte stores, 8-byte aligned 8-byte stores, else 4-byte
+// stores (or fp32 pairs); dq_pack converts column tile n's pair (columns 8 n + 2 t4, + 1) of row
+// g + 8 h; dq_ct16 (CL_DQ_CTDT): the element type, 16-byte aligned at every row.
+#define CL_DQ_DEST(cv_)                                                                            \
+  const u64 dq_dst = (cv_).dst;                                                                    \
+  const u32 dq_stride = (cv_).stride, dq_dtype = (cv_).dtype;                                      \
+  const bool dq_v16 = dq_dtype != DT_F32 && ((dq_dst & 15) | (dq_stride & 7)) == 0;                \
+  const bool dq_v8 = dq_dtype != DT_F32 && ((dq_dst & 7) | (dq_stride & 3)) == 0;                  \
+  auto dq_pack = [&](const float* dq, int n, int h) -> u32 {                                       \
+    const float* x = dq + n * 4 + 2 * h;                                                           \
+    if (dq_dtype == DT_BF16) {                                                                     \
+      const __nv_bfloat162 u = __floats2bfloat162_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));            \
+      return *(const u32*)&u;                                                                      \
+    }                                                                                              \
+    const __half2 u = __floats2half2_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));                        \
+    return *(const u32*)&u;                                                                        \
+  };                                                                                               \
+  const bool dq_ct16 = dq_dtype == B90_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
 // A peer dS buffer: per consumer warpgroup 64 q rows (D 64: the q tile whose dQ this rank
 // computes) x its 64 keys, 16-bit, in sdS's layout.
 #define CL_PDS (2 * B90_BR * 128)
@@ -145,6 +173,9 @@ __device__ __forceinline__ void bulk_copy_peer(u32 cdst, u32 src, u32 bytes, u32
 // before its epilogue.
 #ifndef CL_XINFO
 #define CL_XINFO 1
+#endif
+#if CL_DQ_RELOAD && !(CL_XINFO && CL_TQ_SMEM)
+#error "CL_DQ_RELOAD reads the shared DqConv copy of CL_XINFO through CL_TQ_SMEM's task counter"
 #endif
 // Shared memory after the peer K columns: the staging blocks (8 KiB), the task counters (a word
 // per consumer thread, 1 KiB) and the two extra info slots (CL_XINFO, 128 bytes).
@@ -609,14 +640,15 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     const u32 n_steps = group * tiles_n;
     const u32 n_pairs = (n_steps + QT - 1) / QT;  // steps of QT q tiles
     const u32 n_keys = wk->n_keys, n_rows = wk->n_rows;
+#if !CL_DQ_RELOAD
     // The work's converting dQ copy (its destination, once per task; dq_store's).
 #if CL_XINFO
     const DqConv cv = *(const DqConv*)(gbase + (sscr + B90_CL_XINFO + (tq & 1) * 64 + sizeof(KvSeg) - base));
 #else
     const DqConv cv = dq_conv[tk->work];
 #endif
-    const u64 dq_dst = cv.dst;
-    const u32 dq_stride = cv.stride, dq_dtype = cv.dtype;
+    CL_DQ_DEST(cv)
+#endif
 
     // After the dQ wgmmas of buffer b completed (every thread of the warpgroup): this CTA's dS
     // buffer b is free (ds_empty), pfull(b) armed for its next phase (by one thread: the next
@@ -632,23 +664,20 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
     // A finished dQ of a step (all 256 keys) from the registers of the warpgroup that computed it:
     // rows 16 wq + g + 8 h of q tile q0, columns dq_col0 + 8 nt + 2 t4 (+1), converted into the
     // 16-bit destination of the plan's converting dQ copy (one rounding of the fp32 sum).
-    // A 16-bit destination 16-byte aligned at every row: 16-byte stores; 8-byte aligned: 8-byte
-    // stores; else 4-byte stores (or fp32 pairs).
-    const bool dq_v16 = dq_dtype != DT_F32 && ((dq_dst & 15) | (dq_stride & 7)) == 0;
-    const bool dq_v8 = dq_dtype != DT_F32 && ((dq_dst & 7) | (dq_stride & 3)) == 0;
-    // Column tile n's packed pair (columns 8 n + 2 t4, + 1) of row g + 8 h, converted.
-    auto dq_pack = [&](const float* dq, int n, int h) -> u32 {
-      const float* x = dq + n * 4 + 2 * h;
-      if (dq_dtype == DT_BF16) {
-        const __nv_bfloat162 u = __floats2bfloat162_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));
-        return *(const u32*)&u;
-      }
-      const __half2 u = __floats2half2_rn(DQ_SCALED(x[0]), DQ_SCALED(x[1]));
-      return *(const u32*)&u;
-    };
-    // CL_DQ_CTDT: the element type, 16-byte aligned at every row.
-    const bool dq_ct16 = dq_dtype == B90_DT && ((dq_dst & 15) | (dq_stride & 7)) == 0;
     auto dq_store = [&](const float* dq, u32 q0, u32 head) {
+#if CL_DQ_RELOAD
+      // The work's dQ destination, read here at each store from its shared copy (volatile: not
+      // hoisted out of the step loop), so that nothing of it lives across the steps.
+      DqConv cv;
+      {
+        const u32 a_ = sscr + B90_CL_XINFO + ((tq_get() - 1) & 1) * 64 + sizeof(KvSeg);
+        u32 lo_, hi_;
+        asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(lo_), "=r"(hi_) : "r"(a_) : "memory");
+        asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(cv.stride), "=r"(cv.dtype) : "r"(a_ + 8) : "memory");
+        cv.dst = (u64)lo_ | ((u64)hi_ << 32);
+      }
+      CL_DQ_DEST(cv)
+#endif
       // 16-byte stores: a transpose of the quad's packed pairs per four column tiles 4 c .. 4 c + 3,
       // so lane t4 holds all 8 columns of tile 4 c + t4. Lanes t4, t4 ^ 1 swap one pair per two
       // tiles (the even lane then holds columns 4 (t4 >> 1) .. + 3 of tiles 4 c, 4 c + 2, the odd
@@ -676,8 +705,8 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
             const u32 s0 = __shfl_xor_sync(0xffffffffu, lo ? p2 : p0, 2);
             const u32 s1 = __shfl_xor_sync(0xffffffffu, lo ? p3 : p1, 2);
             if (row < n_rows)
-              asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"((unsigned short*)dq_dst + ob + 32 * c),
-                           "r"(lo ? p0 : s0), "r"(lo ? p1 : s1), "r"(lo ? s0 : p2), "r"(lo ? s1 : p3) : "memory");
+              b90_stg128<B90_ST_NA>((u64)((unsigned short*)dq_dst + ob + 32 * c),
+                                    make_uint4(lo ? p0 : s0, lo ? p1 : s1, lo ? s0 : p2, lo ? s1 : p3));
           }
         }
       };

@@ -311,12 +311,22 @@ __device__ __forceinline__ void b90_prefetch_map(u64 tmap) {
 // (pair claims, the peer's K columns, extra info) spilled 428 bytes at 24, 90 at 56 / 224
 // (NVRTC 13.0, session 39). B90_IS_CLUSTER is 1 from attn_bwd_cluster_sm90.cu on: the two
 // macros expand where the kernels use them, after it.
+// CL_CONS_REGS: the cluster kernel's consumer registers (a multiple of 8 from 224 to 240), its
+// producer taking what is left of the CTA's 384 x 168 (224: 56, 232: 40, 240: 24). Session 48:
+// 232 at D 64 removed the 10 spill instructions of the consumers' P,dS phase (offline) but made
+// that phase no faster and works1000's backward 0.4 % slower (the producer spills more); 224 stays.
 #define B90_IS_CLUSTER 0
+#ifndef CL_CONS_REGS
+#define CL_CONS_REGS SM90_CONS_REGS
+#endif
+static_assert(CL_CONS_REGS % 8 == 0 && CL_CONS_REGS >= 224 && CL_CONS_REGS <= 240,
+              "CL_CONS_REGS is a multiple of 8 from 224 to 240");
+#define CL_PROD_REGS (((384 * 168 - 256 * CL_CONS_REGS) / 128) & ~7)
 #ifndef BWD_PROD_REGS
-#define BWD_PROD_REGS (BWD_QT == 2 && !B90_IS_CLUSTER ? 24 : SM90_PROD_REGS)
+#define BWD_PROD_REGS (B90_IS_CLUSTER ? CL_PROD_REGS : BWD_QT == 2 ? 24 : SM90_PROD_REGS)
 #endif
 #ifndef BWD_CONS_REGS
-#define BWD_CONS_REGS (BWD_QT == 2 && !B90_IS_CLUSTER ? 240 : SM90_CONS_REGS)
+#define BWD_CONS_REGS (B90_IS_CLUSTER ? CL_CONS_REGS : BWD_QT == 2 ? 240 : SM90_CONS_REGS)
 #endif
 static_assert(128 * BWD_PROD_REGS + 256 * BWD_CONS_REGS <= 384 * 168,
               "setmaxnreg split exceeds the registers the CTA is launched with");
@@ -526,9 +536,25 @@ __device__ __forceinline__ uint4 b90_lds128(u32 a) {
   asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a) : "memory");
   return v;
 }
+// NA: the store allocates no L1 line (`L1::no_allocate`).
+template <bool NA>
 __device__ __forceinline__ void b90_stg128(u64 p, uint4 v) {
-  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+  if (NA)
+    asm volatile("st.global.L1::no_allocate.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z),
+                 "r"(v.w)
+                 : "memory");
+  else
+    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
 }
+// CL_ST_NA: the cluster kernel's 16-byte dQ and dK/dV stores allocate no L1 line. Session 48
+// (`gpu-x1-2026-12-03s48/`), alternated x5 in three calls: D 128 backward works1000 +1.6 / +2.5 /
+// +3.1 %, 1 600 x 160 tokens +2.4 / +3.5 / +2.0 %; sustained 12 + 12 runs +1.4 / +0.9 % (median);
+// D 64 +0.3 %. Default on at D 128. B90_ST_NA expands where the kernels use it, so the plain
+// kernel (B90_IS_CLUSTER 0 there) keeps its stores.
+#ifndef CL_ST_NA
+#define CL_ST_NA (HEAD_DIM == 128)
+#endif
+#define B90_ST_NA (CL_ST_NA && B90_IS_CLUSTER)
 // A staging half block: 16 rows x 16 columns of 16-bit (32 bytes per row), the 16-byte chunk c of
 // row r at 32 r + 16 (c ^ ((r >> 2) & 1)) (the 8 rows of a stmatrix matrix and the rows read by
 // each 8 lanes fall on distinct banks). stmatrix: lane l addresses row l & 7 of matrix l >> 3
@@ -584,8 +610,8 @@ __device__ __forceinline__ void b90_stage(u32 hb, const float* a, int p, float f
       const uint4 v0 = b90_lds128(scr + b90_ld_off(lane)), v1 = b90_lds128(scr + 512 + b90_ld_off(lane)); \
       __syncwarp();                                                                                      \
       if ((e_p_) != 0) {                                                                                 \
-        b90_stg128(rp + 2 * ((q0 / NP_) * D + 16 * (q0 % NP_)), v0);                                    \
-        b90_stg128(rp + 2 * ((q1 / NP_) * D + 16 * (q1 % NP_)), v1);                                    \
+        b90_stg128<B90_ST_NA>(rp + 2 * ((q0 / NP_) * D + 16 * (q0 % NP_)), v0);                          \
+        b90_stg128<B90_ST_NA>(rp + 2 * ((q1 / NP_) * D + 16 * (q1 % NP_)), v1);                          \
       }                                                                                                  \
     }                                                                                                    \
   }
