@@ -60,7 +60,10 @@ static_assert((HEAD_DIM == 128 && BWD_QT == 1) || (HEAD_DIM == 64 && BWD_QT == 2
 // loop. Session 47 offline: ptxas had spilled those flags, and reloaded them (LDL) in every
 // step's dQ store. Session 48 (`gpu-x1-2026-12-03s48/`), alternated x5 in three calls: D 64
 // backward works1000 +2.2 / +2.7 / +2.8 %, 1 600 x 160 tokens +2.0 / +1.9 / +1.9 %, sustained
-// +2.1 %; D 128 -2.3 % / -0.5 % in one call (noisy). Default on at D 64.
+// +2.1 %; D 128 -2.3 % / -0.5 % in one call (noisy). Default on at D 64. 2 (session 48, offline
+// only, not yet run): the task counter's word from %tid.x instead of tq_get()'s spilled address
+// (call 6's profile: that LDL stalls the dQ warpgroup before every store); 20 consumer spill
+// instructions at D 64 against 33 (`gpu-x1-2026-12-03s48/c7.sh` is the prepared check and A/B).
 #ifndef CL_DQ_RELOAD
 #define CL_DQ_RELOAD (HEAD_DIM == 64)
 #endif
@@ -670,7 +673,18 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       // hoisted out of the step loop), so that nothing of it lives across the steps.
       DqConv cv;
       {
-        const u32 a_ = sscr + B90_CL_XINFO + ((tq_get() - 1) & 1) * 64 + sizeof(KvSeg);
+#if CL_DQ_RELOAD >= 2
+        // The task counter's word from %tid.x read here (volatile: not kept across the loop),
+        // not tq_get()'s slot address, which ptxas spills at D 64 (an LDL that misses L1 before
+        // every dQ store: ~1 400 stall samples of the dQ warpgroup in session 48's profile).
+        u32 tid_, v_;
+        asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(tid_));
+        asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v_) : "r"(sscr + B90_CL_TQ + 4 * (tid_ - 128)) : "memory");
+        const u32 tq_now = __shfl_sync(0xffffffffu, v_, 0);
+#else
+        const u32 tq_now = tq_get();
+#endif
+        const u32 a_ = sscr + B90_CL_XINFO + ((tq_now - 1) & 1) * 64 + sizeof(KvSeg);
         u32 lo_, hi_;
         asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(lo_), "=r"(hi_) : "r"(a_) : "memory");
         asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(cv.stride), "=r"(cv.dtype) : "r"(a_ + 8) : "memory");
