@@ -18,6 +18,22 @@ def run_patcher(*args):
     return subprocess.run([sys.executable, str(GPU / "bwd_prof.py"), *map(str, args)], capture_output=True, text=True)
 
 
+class Dump:
+    """A synthetic dump (u32 [132][2][MAXS + 1][8], zeros) that bwd_prof_sum.py reads."""
+
+    def __init__(self):
+        self.raw = array.array("I", [0]) * (NCTA * NWG * (MAXS + 1) * NSLOT)
+
+    def put(self, sm, w, step, slot, v):
+        self.raw[((sm * NWG + w) * (MAXS + 1) + step) * NSLOT + slot] = v & 0xFFFFFFFF
+
+    def summarise(self, path, *flags):
+        """Writes the dump to `path` and runs bwd_prof_sum.py on it with `flags`."""
+        path.write_bytes(self.raw.tobytes())
+        return subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), *flags, str(path)], capture_output=True,
+                              text=True)
+
+
 def test_the_patcher_applies_to_todays_kernel(tmp_path):
     r = run_patcher(ROOT / "crates" / "dcp-cuda" / "kernels", tmp_path)
     assert r.returncode == 0, r.stderr
@@ -29,11 +45,8 @@ def test_the_patcher_applies_to_todays_kernel(tmp_path):
 
 
 def test_the_summary_splits_partial_and_full_steps(tmp_path):
-    rows = MAXS + 1
-    raw = array.array("I", [0]) * (NCTA * NWG * rows * NSLOT)
-
-    def put(sm, w, step, slot, v):
-        raw[((sm * NWG + w) * rows + step) * NSLOT + slot] = v & 0xFFFFFFFF
+    dump = Dump()
+    put = dump.put
 
     # SM 3: a full list, 2 000-clk steps; SM 7: a partial (masked) list, 3 000-clk steps whose
     # softmax phase is 1 000 clk longer. Clocks start near the 32-bit wrap on SM 7.
@@ -48,9 +61,7 @@ def test_the_summary_splits_partial_and_full_steps(tmp_path):
                 for slot, m in enumerate(marks):
                     put(sm, w, s, slot, t + m)
                 put(sm, w, s, 7, (1 << 31 if partial else 0) | s)
-    dump = tmp_path / "pf_1_0.bin"
-    dump.write_bytes(raw.tobytes())
-    r = subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), str(dump)], capture_output=True, text=True)
+    r = dump.summarise(tmp_path / "pf_1_0.bin")
     assert r.returncode == 0, r.stderr
     out = r.stdout
     part = out[out.index("partial-tile steps"):out.index("full-tile steps")]
@@ -71,11 +82,8 @@ def test_bits_mode_stamps_the_mask_bits_and_sums_them(tmp_path):
     bad = run_patcher("--bits", "only-one")
     assert bad.returncode != 0 and "usage" in bad.stderr
 
-    rows = MAXS + 1
-    raw = array.array("I", [0]) * (NCTA * NWG * rows * NSLOT)
-
-    def put(sm, w, step, slot, v):
-        raw[((sm * NWG + w) * rows + step) * NSLOT + slot] = v & 0xFFFFFFFF
+    dump = Dump()
+    put = dump.put
 
     # SM 5: partial steps reaching their bits 3 000 clk after the stage lands, SM 9: full, 500.
     for sm, to_bits, partial in ((5, 3000, True), (9, 500, False)):
@@ -88,10 +96,7 @@ def test_bits_mode_stamps_the_mask_bits_and_sums_them(tmp_path):
                                           to_bits + 2000]):
                     put(sm, w, s, slot, t + m)
                 put(sm, w, s, 7, (1 << 31) if partial else 0)
-    dump = tmp_path / "pf_2_0.bin"
-    dump.write_bytes(raw.tobytes())
-    r = subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), "--bits", str(dump)], capture_output=True,
-                       text=True)
+    r = dump.summarise(tmp_path / "pf_2_0.bin", "--bits")
     assert r.returncode == 0, r.stderr
     out = r.stdout
     part = out[out.index("partial-tile steps"):out.index("full-tile steps")]
@@ -129,11 +134,8 @@ def test_timeline_mode_follows_a_cta_over_its_tasks(tmp_path):
     bad = run_patcher("--bits", "--timeline", "a", "b")
     assert bad.returncode != 0 and "usage" in bad.stderr
 
-    rows = MAXS + 1
-    raw = array.array("I", [0]) * (NCTA * NWG * rows * NSLOT)
-
-    def put(sm, w, step, slot, v):
-        raw[((sm * NWG + w) * rows + step) * NSLOT + slot] = v & 0xFFFFFFFF
+    dump = Dump()
+    put = dump.put
 
     # One CTA (SM 4), both warpgroups: 5 tasks of 8 steps, 2 000 clk between steps inside a task
     # and 3 000 across a boundary; the first task (the fill) is slower and must be left out.
@@ -153,10 +155,7 @@ def test_timeline_mode_follows_a_cta_over_its_tasks(tmp_path):
         for g in range(40, MAXS):
             put(4, w, g, 0, 123)
             put(4, w, g, 7, 0)
-    dump = tmp_path / "pf_3_0.bin"
-    dump.write_bytes(raw.tobytes())
-    r = subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), "--timeline", str(dump)], capture_output=True,
-                       text=True)
+    r = dump.summarise(tmp_path / "pf_3_0.bin", "--timeline")
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "timeline: 2 warpgroups, 64 steps" in out, out
@@ -167,6 +166,5 @@ def test_timeline_mode_follows_a_cta_over_its_tasks(tmp_path):
     assert "first step of a task: 8 steps; wait 100, S+dP 500" in out, out
     # the last step's end (t + 1 900) to the top (next t - 100): 3 000 - 2 000 = 1 000 clk
     assert "(last dQ, dK/dV epilogue) 1000 clk, then to its first step (K/V wait, set-up) 100 clk" in out, out
-    both = subprocess.run([sys.executable, str(GPU / "bwd_prof_sum.py"), "--bits", "--timeline", str(dump)],
-                          capture_output=True, text=True)
+    both = dump.summarise(tmp_path / "pf_3_1.bin", "--bits", "--timeline")
     assert both.returncode != 0 and "different dumps" in both.stderr
