@@ -33,9 +33,15 @@ bwd_prof_sum.py --bits (session 37: a partial tile evaluated from its ranges rea
 alone. Row g holds the CTA's g-th step whatever task it belongs to (the first PF_MAXS steps:
 8 works1000 tasks at D 64, 4 at D 128), slot 7 is the step's index in its task (bit 31: partial),
 slot 5 of a task's first step is the task loop's top (the previous task's epilogue done, before
-the wait for this task's K/V), and header word 5 is the number of steps stamped, so the periods that span a task's boundary (its
-last dQ, the dK/dV epilogue, the next task's K/V wait) can be set against the steps inside a task;
-summarise with bwd_prof_sum.py --timeline.
+the wait for this task's K/V), and header word 5 is the number of steps stamped, so the periods
+that span a task's boundary (its last dQ, the dK/dV epilogue, the next task's K/V wait) can be
+set against the steps inside a task; summarise with bwd_prof_sum.py --timeline.
+
+Stamps change what ptxas emits (session 48, D 64 clustered: 82 bytes of spills with the
+timeline stamps, 114 without). Step periods held up against Nsight Compute's stall sampling of
+the uninstrumented kernel; the split of a step into phases did not (a phase that stamps put at
++48 % over the plain kernel sampled even with it). Check a phase-level finding with a
+timing-only switch or with sampling before building on it.
 
 Row PF_MAXS of each warpgroup is a header: 0 SM id + 1 (0: no CTA ran there), 1 work, 2 kv tile
 (TaskDesc.row0), 3 q tiles of the task, 4 TaskDesc.pad, 5 steps of the task, 6 clock at the

@@ -18,9 +18,9 @@ replace "dQ prev" and "end".
 its epilogue and the next task's wait), the boundary's extra clocks per task and their share of a
 task's span, the boundary's two parts (the last step's end to the next task's top: the last dQ
 and the dK/dV epilogue; the top to its first step: the K/V wait and the task's set-up), and the
-phases of a task's first, inner and last steps. The CTA's first SKIP_TASKS
-tasks are left out (the pipeline's fill). "dQ prev" is not summed there: slot 5 is stamped only by
-the warpgroup whose turn it is.
+phases of a task's first, inner and last steps. The CTA's first SKIP_TASKS tasks are left out
+(the pipeline's fill). "dQ prev" is not summed there: slot 5 is stamped only by the warpgroup
+whose turn it is.
 """
 import argparse
 import array
