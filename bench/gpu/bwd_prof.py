@@ -35,7 +35,9 @@ alone. Row g holds the CTA's g-th step whatever task it belongs to (the first PF
 slot 5 of a task's first step is the task loop's top (the previous task's epilogue done, before
 the wait for this task's K/V), and header word 5 is the number of steps stamped, so the periods
 that span a task's boundary (its last dQ, the dK/dV epilogue, the next task's K/V wait) can be
-set against the steps inside a task; summarise with bwd_prof_sum.py --timeline.
+set against the steps inside a task; summarise with bwd_prof_sum.py --timeline. With --cluster it also stamps the producer's events
+per task (`producer()` below) into a third block of rows, g_pf[SM][2] (the array grows to
+[132][3][PF_MAXS + 1][8]), which the summary sets against the consumers' task boundaries.
 
 Stamps change what ptxas emits (session 48, D 64 clustered: 82 bytes of spills with the
 timeline stamps, 114 without). Step periods held up against Nsight Compute's stall sampling of
@@ -148,6 +150,35 @@ def timeline(s, name):
                 "// ---- end bwd_prof.py ----")
 
 
+def producer(s, name):
+    """--timeline --cluster: the producer's events per task too, in a third row block of g_pf
+    (g_pf[SM][2][tq][slot], thread 0 of the producer warpgroup, the CTA's first PF_MAXS tasks):
+    0 the task loop's top, 1 the task's descriptors in registers (a stamp that takes the kv tile
+    rows loaded from them as inputs), 3 the task's first Q/dO stage issued (after its stage
+    wait), 2 K/V issued (after the wait for the consumers' kv_empty), 4 the next pair claimed
+    (rank 1: received)."""
+    s = once(s, name, "__device__ unsigned int g_pf[132][2][PF_MAXS + 1][8];",
+             "__device__ unsigned int g_pf[132][3][PF_MAXS + 1][8];")
+    s = once(s, name, "// ---- end bwd_prof.py ----",
+             "#define PFP(slot) do { if (pt == 0 && pf_psm < 132u && tq < PF_MAXS) g_pf[pf_psm][2][tq][slot] = pf_clk(); } "
+             "while (0)\n"
+             "#define PFPD(slot, dep) do { if (pt == 0 && pf_psm < 132u && tq < PF_MAXS) { unsigned int c_; \\\n"
+             "  asm volatile(\"mov.u32 %0, %%clock;\" : \"=r\"(c_) : \"r\"(dep)); g_pf[pf_psm][2][tq][slot] = c_; } } while (0)\n"
+             "// ---- end bwd_prof.py ----")
+    s = once(s, name, "    const int pt = tid, pw = pt >> 5;\n    const u32 n_tasks = sched[2];",
+             "    const int pt = tid, pw = pt >> 5;\n    const u32 pf_psm = pf_smid();\n    const u32 n_tasks = sched[2];")
+    s = once(s, name, "    for (u32 tq = 0;; ++tq) {\n      u32 nxt = 0;",
+             "    for (u32 tq = 0;; ++tq) {\n      PFP(0);\n      u32 nxt = 0;")
+    s = once(s, name, "      BWD_TASK_MAPS\n      // K, V and the task's info, once",
+             "      BWD_TASK_MAPS\n      PFPD(1, k0 ^ pk0);\n      // K, V and the task's info, once")
+    s = once(s, name, "        if (tq >= 1) mbar_wait_guarded(kv_empty, (tq - 1) & 1);\n        if (pt < 3) cp_async8_s(",
+             "        if (tq >= 1) mbar_wait_guarded(kv_empty, (tq - 1) & 1);\n        PFP(2);\n        if (pt < 3) cp_async8_s(")
+    s = once(s, name, "      if (n_pairs > 0) load_step(0);\n      load_kv();",
+             "      if (n_pairs > 0) load_step(0);\n      PFP(3);\n      load_kv();")
+    return once(s, name, "      // The pair index for all producer threads",
+                "      PFP(4);\n      // The pair index for all producer threads")
+
+
 def main():
     args = sys.argv[1:]
     bits = "--bits" in args
@@ -166,6 +197,8 @@ def main():
         s = patch_cluster(f.read()) if cluster else patch(f.read(), bits)
     if tl:
         s = timeline(s, name)
+        if cluster:
+            s = producer(s, name)
     with open(p, "w") as f:
         f.write(s)
     what = "first steps over its tasks" if tl else "first task"

@@ -20,7 +20,10 @@ task's span, the boundary's two parts (the last step's end to the next task's to
 and the dK/dV epilogue; the top to its first step: the K/V wait and the task's set-up), and the
 phases of a task's first, inner and last steps. The CTA's first SKIP_TASKS tasks are left out
 (the pipeline's fill). "dQ prev" is not summed there: slot 5 is stamped only by the warpgroup
-whose turn it is.
+whose turn it is. A `--timeline --cluster` dump also holds the producer's events per task; they
+are printed as mean clocks from the end of the task before's last step (the next pair claimed,
+the producer's loop top, the descriptors loaded, the first Q/dO stage and K/V issued, and the
+consumers' task top and first step), all on the same SM's clock.
 """
 import argparse
 import array
@@ -35,17 +38,22 @@ PHASES_BITS = [("wait", 0, 1), ("to bits", 1, 5), ("S+dP", 1, 2), ("P,dS+dV", 2,
 
 
 def load(path):
+    """(steps per row block, at(sm, w, step, slot)) of a dump: u32 [132][2][S + 1][8], or
+    [132][3][65][8] from `bwd_prof.py --timeline --cluster` (w 2: the producer's rows); `at.nwg`
+    says which."""
     raw = array.array("I")
     with open(path, "rb") as f:
         raw.frombytes(f.read())
-    rows = len(raw) // (NCTA * NWG * NSLOT)
-    if rows * NCTA * NWG * NSLOT != len(raw) or rows < 2:
+    nwg = 3 if len(raw) == NCTA * 3 * 65 * NSLOT else NWG
+    rows = len(raw) // (NCTA * nwg * NSLOT)
+    if rows * NCTA * nwg * NSLOT != len(raw) or rows < 2:
         raise SystemExit(f"{path}: {len(raw) * 4} bytes is not a bwd_prof.py dump (u32 [132][2][S + 1][8])")
     maxs = rows - 1
 
     def at(sm, w, step, slot):
-        return raw[((sm * NWG + w) * rows + step) * NSLOT + slot]
+        return raw[((sm * nwg + w) * rows + step) * NSLOT + slot]
 
+    at.nwg = nwg
     return maxs, at
 
 
@@ -157,6 +165,40 @@ def timeline_report(per_wg):
     return lines
 
 
+def producer_report(maxs, at):
+    """A `--timeline --cluster` dump's producer events (w 2) against the consumers' task
+    boundaries, on the same SM's clock: per task after a CTA's first, each event's mean clocks
+    from the end of the task before's last step (consumer warpgroup 0); negative: before it."""
+    ev = {k: [] for k in ("next pair claimed", "producer loop top", "descriptors loaded", "first Q/dO stage issued",
+                          "K/V issued (kv_empty seen)", "consumers' task top", "consumers' first step top")}
+
+    def rel(a, b):  # b - a, signed
+        return ((b - a + 2**31) & 0xFFFFFFFF) - 2**31
+
+    for sm in range(NCTA):
+        if at(sm, 0, maxs, 0) == 0 or at(sm, 2, 0, 0) == 0:
+            continue
+        n = min(at(sm, 0, maxs, 5), maxs)
+        starts = [s for s in range(n) if at(sm, 0, s, 7) & 0x7FFFFFFF == 0]
+        for k in range(1, min(len(starts), maxs)):
+            if at(sm, 2, k, 2) == 0:
+                continue
+            ref = at(sm, 0, starts[k] - 1, 6)
+            ev["next pair claimed"].append(rel(ref, at(sm, 2, k - 1, 4)))
+            for name, slot in (("producer loop top", 0), ("descriptors loaded", 1), ("first Q/dO stage issued", 3),
+                               ("K/V issued (kv_empty seen)", 2)):
+                ev[name].append(rel(ref, at(sm, 2, k, slot)))
+            ev["consumers' task top"].append(rel(ref, at(sm, 0, starts[k], 5)))
+            ev["consumers' first step top"].append(rel(ref, at(sm, 0, starts[k], 0)))
+    if not ev["K/V issued (kv_empty seen)"]:
+        return ["producer: no tasks after a CTA's first with stamps"]
+    n = len(ev["K/V issued (kv_empty seen)"])
+    lines = [f"producer, clk from the end of the task before's last step ({n} tasks):"]
+    for name, v in ev.items():
+        lines.append(f"  {name:28} {statistics.mean(v):+8.0f}")
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dumps", nargs="+")
@@ -173,6 +215,8 @@ def main(argv=None):
             maxs, at = load(path)
             print(f"== {path}")
             print("\n".join(timeline_report(timeline_rows(maxs, at, a.skip_tasks))))
+            if at.nwg == 3:
+                print("\n".join(producer_report(maxs, at)))
         return 0
     phases = PHASES_BITS if a.bits else PHASES
     for path in a.dumps:

@@ -19,13 +19,15 @@ def run_patcher(*args):
 
 
 class Dump:
-    """A synthetic dump (u32 [132][2][MAXS + 1][8], zeros) that bwd_prof_sum.py reads."""
+    """A synthetic dump (u32 [132][nwg][MAXS + 1][8], zeros) that bwd_prof_sum.py reads; nwg 3:
+    with the producer's rows of `bwd_prof.py --timeline --cluster`."""
 
-    def __init__(self):
-        self.raw = array.array("I", [0]) * (NCTA * NWG * (MAXS + 1) * NSLOT)
+    def __init__(self, nwg=NWG):
+        self.nwg = nwg
+        self.raw = array.array("I", [0]) * (NCTA * nwg * (MAXS + 1) * NSLOT)
 
     def put(self, sm, w, step, slot, v):
-        self.raw[((sm * NWG + w) * (MAXS + 1) + step) * NSLOT + slot] = v & 0xFFFFFFFF
+        self.raw[((sm * self.nwg + w) * (MAXS + 1) + step) * NSLOT + slot] = v & 0xFFFFFFFF
 
     def summarise(self, path, *flags):
         """Writes the dump to `path` and runs bwd_prof_sum.py on it with `flags`."""
@@ -168,3 +170,57 @@ def test_timeline_mode_follows_a_cta_over_its_tasks(tmp_path):
     assert "(last dQ, dK/dV epilogue) 1000 clk, then to its first step (K/V wait, set-up) 100 clk" in out, out
     both = dump.summarise(tmp_path / "pf_3_1.bin", "--bits", "--timeline")
     assert both.returncode != 0 and "different dumps" in both.stderr
+
+
+def test_timeline_cluster_mode_stamps_the_producer_and_sets_it_against_the_consumers(tmp_path):
+    # Session 48: --timeline --cluster also stamps the producer's events per task (g_pf grows a
+    # third row block, w 2); the summary gives them in clocks from the end of the task before's
+    # last step.
+    r = run_patcher("--cluster", "--timeline", ROOT / "crates" / "dcp-cuda" / "kernels", tmp_path / "k")
+    assert r.returncode == 0, r.stderr
+    src = (tmp_path / "k" / "attn_bwd_cluster_sm90.cu").read_text()
+    assert "__device__ unsigned int g_pf[132][3][PF_MAXS + 1][8];" in src
+    for stamp in ("PFP(0);", "PFPD(1, k0 ^ pk0);", "PFP(2);", "PFP(3);", "PFP(4);"):
+        assert src.count(stamp) == 1, stamp
+    assert 'asm volatile("mov.u32 %0, %%clock;" : "=r"(c_) : "r"(dep));' in src
+    plain = run_patcher("--timeline", ROOT / "crates" / "dcp-cuda" / "kernels", tmp_path / "p")
+    assert "PFP(" not in (tmp_path / "p" / "attn_bwd_sm90.cu").read_text()
+    assert plain.returncode == 0
+
+    dump = Dump(nwg=3)
+    put = dump.put
+    # SM 9: 4 tasks of 8 steps, 2 000 clk apart inside a task, 3 000 across; a task's last step
+    # ends 1 900 clk after its top. Producer, for task k >= 1, against the end E of task k - 1's
+    # last step: claimed (row k - 1, slot 4) E - 6 000, loop top E - 5 000, descriptors E - 4 000,
+    # first stage E - 3 000, K/V issued E + 200; the consumers' task top E + 900 (slot 5 of the
+    # task's first step), its first step E + 1 100.
+    for w in range(NWG):
+        put(9, w, MAXS, 0, 10)
+        put(9, w, MAXS, 5, 32)
+    t = 100_000
+    ends = []
+    for g in range(32):
+        p = g % 8
+        for w in range(NWG):
+            for slot, m in enumerate([0, 100, 600, 1000, 1200, 1500, 1900]):
+                put(9, w, g, slot, t + m)
+            put(9, w, g, 7, p)
+        if p == 7:
+            ends.append(t + 1900)
+        t += 3000 if p == 7 else 2000
+    for k in range(1, 4):
+        e = ends[k - 1]
+        for w in range(NWG):
+            put(9, w, 8 * k, 5, e + 900)
+        put(9, 2, k - 1, 4, e - 6000)
+        for slot, m in ((0, -5000), (1, -4000), (3, -3000), (2, 200)):
+            put(9, 2, k, slot, e + m)
+    put(9, 2, 0, 0, 5)  # task 0's row (no task before it: not summed)
+    r = dump.summarise(tmp_path / "pf_4_0.bin", "--timeline")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "producer, clk from the end of the task before's last step (3 tasks):" in out, out
+    for name, v in (("next pair claimed", "-6000"), ("producer loop top", "-5000"), ("descriptors loaded", "-4000"),
+                    ("first Q/dO stage issued", "-3000"), ("K/V issued (kv_empty seen)", "+200"),
+                    ("consumers' task top", "+900"), ("consumers' first step top", "+1100")):
+        assert f"  {name:28} {v:>8}" in out, (name, out)
