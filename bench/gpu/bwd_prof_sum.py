@@ -31,6 +31,9 @@ import statistics
 import sys
 
 NCTA, NWG, NSLOT = 132, 2, 8
+# Rows per warpgroup of a dump with the producer's block (bwd_prof.py --timeline --cluster):
+# bwd_prof.py's PF_MAXS steps and the header row.
+PF_ROWS = 65
 PHASES = [("wait", 0, 1), ("S+dP", 1, 2), ("P,dS+dV", 2, 3), ("dS store", 3, 4), ("dQ prev", 4, 5), ("end", 5, 6)]
 # A `bwd_prof.py --bits` dump: slot 5 is the clock once the mask bits are in registers.
 PHASES_BITS = [("wait", 0, 1), ("to bits", 1, 5), ("S+dP", 1, 2), ("P,dS+dV", 2, 3), ("dS store", 3, 4),
@@ -39,12 +42,12 @@ PHASES_BITS = [("wait", 0, 1), ("to bits", 1, 5), ("S+dP", 1, 2), ("P,dS+dV", 2,
 
 def load(path):
     """(steps per row block, at(sm, w, step, slot)) of a dump: u32 [132][2][S + 1][8], or
-    [132][3][65][8] from `bwd_prof.py --timeline --cluster` (w 2: the producer's rows); `at.nwg`
+    [132][3][PF_ROWS][8] from `bwd_prof.py --timeline --cluster` (w 2: the producer's rows); `at.nwg`
     says which."""
     raw = array.array("I")
     with open(path, "rb") as f:
         raw.frombytes(f.read())
-    nwg = 3 if len(raw) == NCTA * 3 * 65 * NSLOT else NWG
+    nwg = 3 if len(raw) == NCTA * 3 * PF_ROWS * NSLOT else NWG
     rows = len(raw) // (NCTA * nwg * NSLOT)
     if rows * NCTA * nwg * NSLOT != len(raw) or rows < 2:
         raise SystemExit(f"{path}: {len(raw) * 4} bytes is not a bwd_prof.py dump (u32 [132][2][S + 1][8])")
