@@ -156,7 +156,8 @@ def producer(s, name):
     0 the task loop's top, 1 the task's descriptors in registers (a stamp that takes the kv tile
     rows loaded from them as inputs), 3 the task's first Q/dO stage issued (after its stage
     wait), 2 K/V issued (after the wait for the consumers' kv_empty), 4 the next pair claimed
-    (rank 1: received)."""
+    (rank 1: received), 6 the first step's Q/dO copies issued (before its small rows). (Slot 5:
+    session 49's V issue of a build since removed.)"""
     s = once(s, name, "__device__ unsigned int g_pf[132][2][PF_MAXS + 1][8];",
              "__device__ unsigned int g_pf[132][3][PF_MAXS + 1][8];")
     s = once(s, name, "// ---- end bwd_prof.py ----",
@@ -175,6 +176,8 @@ def producer(s, name):
              "        if (tq >= 1) mbar_wait_guarded(kv_empty, (tq - 1) & 1);\n        PFP(2);\n        if (pt < 3) cp_async8_s(")
     s = once(s, name, "      if (n_pairs > 0) load_step(0);\n      load_kv();",
              "      if (n_pairs > 0) load_step(0);\n      PFP(3);\n      load_kv();")
+    s = once(s, name, "        if (pt < SR)\n          bwd_load_row(small + s * SMALL,",
+             "        if (p == 0) PFP(6);\n        if (pt < SR)\n          bwd_load_row(small + s * SMALL,")
     return once(s, name, "      // The pair index for all producer threads",
                 "      PFP(4);\n      // The pair index for all producer threads")
 

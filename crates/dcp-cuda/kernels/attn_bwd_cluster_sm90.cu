@@ -60,10 +60,10 @@ static_assert((HEAD_DIM == 128 && BWD_QT == 1) || (HEAD_DIM == 64 && BWD_QT == 2
 // loop. Session 47 offline: ptxas had spilled those flags, and reloaded them (LDL) in every
 // step's dQ store. Session 48 (`gpu-x1-2026-12-03s48/`), alternated x5 in three calls: D 64
 // backward works1000 +2.2 / +2.7 / +2.8 %, 1 600 x 160 tokens +2.0 / +1.9 / +1.9 %, sustained
-// +2.1 %; D 128 -2.3 % / -0.5 % in one call (noisy). Default on at D 64. 2 (session 48, offline
-// only, not yet run): the task counter's word from %tid.x instead of tq_get()'s spilled address
-// (call 6's profile: that LDL stalls the dQ warpgroup before every store); 20 consumer spill
-// instructions at D 64 against 33 (`gpu-x1-2026-12-03s48/c7.sh` is the prepared check and A/B).
+// +2.1 %; D 128 -2.3 % / -0.5 % in one call (noisy). Default on at D 64. (Session 49 measured and
+// removed a level 2 that read the task counter's word from %tid.x instead of tq_get()'s spilled
+// address: 20 consumer spill instructions at D 64 against 33, yet works1000 0.993x, the other
+// shapes 0.999x; `gpu-x1-2026-12-03s49/`.)
 #ifndef CL_DQ_RELOAD
 #define CL_DQ_RELOAD (HEAD_DIM == 64)
 #endif
@@ -197,6 +197,30 @@ static_assert(!BWD_TMA_PF, "attn_bwd_sm90.cu's map prefetch indexes tasks, not p
 // finds them in L2.
 #ifndef BWD_KV_PF
 #define BWD_KV_PF 0
+#endif
+
+// The task boundary, session 49 (`gpu-x1-2026-12-03s49/`, works1000, producer stamps against the
+// end of the task before's last step, D 128): the next pair claimed at -5 100 clk, its
+// descriptors in registers at -2 700, the first Q/dO stage issued at +2 100 (a chain of
+// dependent global loads: the D block's words, each D unit's acquire, the tile list), K/V at
+// +2 600 (kv_empty), the consumers' task top +4 600, their first step +8 700: ~6 000 clk from
+// the K/V issue (HBM). Tried and removed (correct: CPU f64 checks, memcheck, racecheck clean):
+// loading V and K's other half once the last dP had read V (a second empty barrier), issued at
+// -1 950 clk, gave 0.993x (D 128) / 0.981x (D 64); the first step's Q/dO copies issued before the
+// D flags' acquire gave 0.990x / 1.001x (the stage still waited for its small rows behind the
+// acquire, and K/V behind both).
+// CL_EARLY_CLAIM N: the producer claims the next pair before issuing the stage N before the
+// task's last (not after the last), and then (CL_DSM) acquires that task's D flags, so that its
+// chain of dependent loads and, with BWD_KV_PF, its K/V prefetch into L2 run while the consumers
+// still have N + 2 steps to go. Measured with BWD_KV_PF (N 4): the boundary shrank from 8 800
+// to 6 100 clk per task at D 128 (12.4 -> 8.4 % of a task's span; 11.7 -> 9.8 % at D 64), but
+// the chain runs on the producer warps that load the stages' small rows, and the steps' stage
+// wait grew from 124 to 346 clk (one stage late by the chain's ~3 500 clk): A/B 0.983x at D 128,
+// 1.007x at D 64 (N 2: 1.008x), one call each. Off until the chain leaves the stage path. Rank 1
+// waits for rank 0's claim at its own point, so a pair whose rank 0 has more steps (causal)
+// stalls rank 1's stage issue: not measured.
+#ifndef CL_EARLY_CLAIM
+#define CL_EARLY_CLAIM 0
 #endif
 
 // CL_DSM (session 44, host: DCP_CUDA_BWD_CLUSTER_DSM, src/cluster.rs `Dsm`): the launch's first
@@ -422,6 +446,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
 #else
     u32 cur = blockIdx.x >> 1, sg = 0;
 #endif
+    bool pre_acq = false;  // CL_EARLY_CLAIM: this task's D flags were acquired at its claim
     for (u32 tq = 0;; ++tq) {
       u32 nxt = 0;
       constexpr bool linked = false;
@@ -488,6 +513,28 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         }
         mbar_arrive_cp_async(kv_full);
       };
+      // The threads that load D (pt < SR): the units of the work's D indices released (the D
+      // CTAs' flags; the pre-pass computed those below unit0). Lane 0 of each of their warps
+      // acquires them and the warp meets it at __syncwarp (all SR threads acquiring made ptxas
+      // spill in the consumers at D 128; warp 0 alone with a named barrier for the others drew
+      // racecheck reports on the producer's pair slot).
+      auto acquire_work = [&](const WorkDesc& aw) {
+#if CL_DSM
+        if (pt < SR) {
+          if ((pt & 31) == 0) {
+            const u32 sh = dsm_ld(dq_expect + 1), u0 = dsm_ld(dq_expect + 2);
+            const u64 lo = aw.dd_off, hi = lo + (u64)aw.n_rows * aw.q_heads;
+            for (u32 u = max((u32)(lo >> sh), u0); hi > lo && u <= (u32)((hi - 1) >> sh); ++u)
+              dsm_acquire(dq_cnt + u);
+          }
+          __syncwarp();
+        }
+#endif
+      };
+      // (CL_EARLY_CLAIM: acquired at the claim, in the task before.)
+      auto acquire_d = [&]() {
+        if (!pre_acq) acquire_work(w);
+      };
       // Q, dO, LSE, D, spans, tile words (and the first two ranges per row of partial tiles) of
       // step p (q tiles QT p .. QT p + QT - 1 of the list; past its end zero rows) into stage
       // sg % 2.
@@ -524,68 +571,72 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
         mbar_arrive_cp_async(full_bar(s));
         ++sg;
       };
-#if CL_DSM
-      // The threads that load D (pt < SR): the units of the work's D indices released (the D
-      // CTAs' flags; the pre-pass computed those below unit0). Lane 0 of each of their warps
-      // acquires them and the warp meets it at __syncwarp (all SR threads acquiring made ptxas
-      // spill in the consumers at D 128; warp 0 alone with a named barrier for the others drew
-      // racecheck reports on the producer's pair slot).
-      if (pt < SR) {
-        if ((pt & 31) == 0) {
-          const u32 sh = dsm_ld(dq_expect + 1), u0 = dsm_ld(dq_expect + 2);
-          const u64 lo = w.dd_off, hi = lo + (u64)w.n_rows * w.q_heads;
-          for (u32 u = max((u32)(lo >> sh), u0); hi > lo && u <= (u32)((hi - 1) >> sh); ++u)
-            dsm_acquire(dq_cnt + u);
-        }
-        __syncwarp();
-      }
-#endif
+      acquire_d();
       if (n_pairs > 0) load_step(0);
       load_kv();
-      for (u32 p = 1; p < n_pairs; ++p) load_step(p);
-      // The next pair is claimed only now, with the consumers about two steps from the end of
-      // this one (attn_bwd_sm90.cu: longest-first balancing), by rank 0, and handed to rank 1
+      // The next pair is claimed with the consumers about two steps from the end of this one
+      // (after the task's last stage was issued; CL_EARLY_CLAIM: CL_EARLY_CLAIM stages before
+      // that) (attn_bwd_sm90.cu: longest-first balancing), by rank 0, and handed to rank 1
       // through its slot (the one sched_share_next fills next) and its claim barrier.
-      if (pt == 0) {
-        if (rank == 0) {
+      u32 cur_next = 0;
+      bool claimed = false, pre_next = false;
+      auto claim_next = [&]() {
+        if (pt == 0) {
+          if (rank == 0) {
 #if CL_DSM
-          nxt = (gridDim.x >> 1) - dsm_ld(dq_expect) + atomicAdd(sched, 1u);
+            nxt = (gridDim.x >> 1) - dsm_ld(dq_expect) + atomicAdd(sched, 1u);
 #else
-          nxt = (gridDim.x >> 1) + atomicAdd(sched, 1u);
+            nxt = (gridDim.x >> 1) + atomicAdd(sched, 1u);
 #endif
-          st_async_u32(peer_addr(bars + 80u + 4u * ((tq + 1) & 1), 1), nxt, peer_addr(claim_bar, 1));
-          slot[(tq + 1) & 1] = nxt;
-        } else {
-          mbar_wait_guarded(claim_bar, tq & 1);
-          mbar_arm(claim_bar, 4);  // the next phase
+            st_async_u32(peer_addr(bars + 80u + 4u * ((tq + 1) & 1), 1), nxt, peer_addr(claim_bar, 1));
+            slot[(tq + 1) & 1] = nxt;
+          } else {
+            mbar_wait_guarded(claim_bar, tq & 1);
+            mbar_arm(claim_bar, 4);  // the next phase
+          }
         }
-      }
-      // The pair index for all producer threads (rank 0: thread 0 wrote it above; rank 1: rank 0's
-      // st.async, which thread 0 saw land): the slot is rewritten two tasks later at the earliest.
-      named_bar(1, 128);
-      cur = slot[(tq + 1) & 1];
+        // The pair index for all producer threads (rank 0: thread 0 wrote it above; rank 1: rank 0's
+        // st.async, which thread 0 saw land): the slot is rewritten two tasks later at the earliest.
+        named_bar(1, 128);
+        cur_next = slot[(tq + 1) & 1];
+        claimed = true;
+#if CL_EARLY_CLAIM && CL_DSM
+        // The next task's D flags now, off its first stage's path.
+        if (cur_next < n_tasks) {
+          acquire_work(works[tasks[2 * cur_next + rank].work]);
+          pre_next = true;
+        }
+#endif
 #if BWD_KV_PF
-      // The next task's K and V tiles into L2 (and its maps), about two steps before its load_kv.
-      if (pt == 0 && cur < n_tasks) {
-        const TaskDesc& nt = tasks[2 * cur + rank];
-        const WorkDesc& nw = works[nt.work];
-        const u64 nm = (u64)(bmaps + (u64)nt.work * BWD_MAPS);
-        if (nw.kv_count == 1 && (nw.flags & B90_TMA_KV)) {
-          b90_prefetch_map(nm + 128);
+        // The next task's K and V tiles into L2 (and its maps), about two steps before its load_kv.
+        if (pt == 0 && cur_next < n_tasks) {
+          const TaskDesc& nt = tasks[2 * cur_next + rank];
+          const WorkDesc& nw = works[nt.work];
+          const u64 nm = (u64)(bmaps + (u64)nt.work * BWD_MAPS);
+          if (nw.kv_count == 1 && (nw.flags & B90_TMA_KV)) {
+            b90_prefetch_map(nm + 128);
 #pragma unroll
-          for (int h = 0; h < D / 64; ++h)
+            for (int h = 0; h < D / 64; ++h)
 #pragma unroll
-            for (int m = 0; m < 2; ++m)
-              asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(nm + 128),
-                           "r"(64 * h), "r"(2 * nt.head + m), "r"(nt.row0 * B90_BC)
-                           : "memory");
+              for (int m = 0; m < 2; ++m)
+                asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(nm + 128),
+                             "r"(64 * h), "r"(2 * nt.head + m), "r"(nt.row0 * B90_BC)
+                             : "memory");
+          }
+          if ((nw.flags & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO)) {
+            b90_prefetch_map(nm);
+            b90_prefetch_map(nm + 256);
+          }
         }
-        if ((nw.flags & (B90_TMA_Q | B90_TMA_DO)) == (B90_TMA_Q | B90_TMA_DO)) {
-          b90_prefetch_map(nm);
-          b90_prefetch_map(nm + 256);
-        }
-      }
 #endif
+      };
+      for (u32 p = 1; p < n_pairs; ++p) {
+        if (CL_EARLY_CLAIM && p + CL_EARLY_CLAIM == n_pairs) claim_next();
+        load_step(p);
+      }
+      if (!claimed) claim_next();
+      cur = cur_next;
+      pre_acq = pre_next;
     }
     if (pt == 0) {
       sched_finish(sched);
@@ -673,17 +724,7 @@ dcp_attn_bwd_cluster_sm90(BWD_SM90_PARAMS) {
       // hoisted out of the step loop), so that nothing of it lives across the steps.
       DqConv cv;
       {
-#if CL_DQ_RELOAD >= 2
-        // The task counter's word from %tid.x read here (volatile: not kept across the loop),
-        // not tq_get()'s slot address, which ptxas spills at D 64 (an LDL that misses L1 before
-        // every dQ store: ~1 400 stall samples of the dQ warpgroup in session 48's profile).
-        u32 tid_, v_;
-        asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(tid_));
-        asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v_) : "r"(sscr + B90_CL_TQ + 4 * (tid_ - 128)) : "memory");
-        const u32 tq_now = __shfl_sync(0xffffffffu, v_, 0);
-#else
         const u32 tq_now = tq_get();
-#endif
         const u32 a_ = sscr + B90_CL_XINFO + ((tq_now - 1) & 1) * 64 + sizeof(KvSeg);
         u32 lo_, hi_;
         asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(lo_), "=r"(hi_) : "r"(a_) : "memory");

@@ -549,10 +549,12 @@ __device__ __forceinline__ void b90_stg128(u64 p, uint4 v) {
 // CL_ST_NA: the cluster kernel's 16-byte dQ and dK/dV stores allocate no L1 line. Session 48
 // (`gpu-x1-2026-12-03s48/`), alternated x5 in three calls: D 128 backward works1000 +1.6 / +2.5 /
 // +3.1 %, 1 600 x 160 tokens +2.4 / +3.5 / +2.0 %; sustained 12 + 12 runs +1.4 / +0.9 % (median);
-// D 64 +0.3 %. Default on at D 128. B90_ST_NA expands where the kernels use it, so the plain
-// kernel (B90_IS_CLUSTER 0 there) keeps its stores.
+// D 64 +0.3 % (then without CL_DQ_RELOAD). Session 49 (`gpu-x1-2026-12-03s49/`), D 64 with
+// CL_DQ_RELOAD, alternated in two calls: works1000 +1.8 / +1.0 %, 1 600 x 160 +1.5 / +2.0 %,
+// onework +0.4 / -0.2 %. Default on at both head dims. B90_ST_NA expands where the kernels use
+// it, so the plain kernel (B90_IS_CLUSTER 0 there) keeps its stores.
 #ifndef CL_ST_NA
-#define CL_ST_NA (HEAD_DIM == 128)
+#define CL_ST_NA 1
 #endif
 #define B90_ST_NA (CL_ST_NA && B90_IS_CLUSTER)
 // A staging half block: 16 rows x 16 columns of 16-bit (32 bytes per row), the 16-byte chunk c of
