@@ -156,8 +156,7 @@ def producer(s, name):
     0 the task loop's top, 1 the task's descriptors in registers (a stamp that takes the kv tile
     rows loaded from them as inputs), 3 the task's first Q/dO stage issued (after its stage
     wait), 2 K/V issued (after the wait for the consumers' kv_empty), 4 the next pair claimed
-    (rank 1: received), 6 the first step's Q/dO copies issued (before its small rows). (Slot 5:
-    session 49's V issue of a build since removed.)"""
+    (rank 1: received), 6 the first step's Q/dO copies issued (before its small rows)."""
     s = once(s, name, "__device__ unsigned int g_pf[132][2][PF_MAXS + 1][8];",
              "__device__ unsigned int g_pf[132][3][PF_MAXS + 1][8];")
     s = once(s, name, "// ---- end bwd_prof.py ----",

@@ -23,8 +23,8 @@ phases of a task's first, inner and last steps. The CTA's first SKIP_TASKS tasks
 whose turn it is. A `--timeline --cluster` dump also holds the producer's events per task; they
 are printed as mean clocks from the end of the task before's last step (the next pair claimed,
 the producer's loop top, the descriptors loaded, the first step's Q/dO copies issued and that
-stage complete, V (session 49's CL_V_EARLY builds, in its records) and K/V issued, and the
-consumers' task top and first step), all on the same SM's clock.
+stage complete, K/V issued, and the consumers' task top and first step), all on the same SM's
+clock.
 """
 import argparse
 import array
@@ -174,7 +174,7 @@ def producer_report(maxs, at):
     boundaries, on the same SM's clock: per task after a CTA's first, each event's mean clocks
     from the end of the task before's last step (consumer warpgroup 0); negative: before it."""
     ev = {k: [] for k in ("next pair claimed", "producer loop top", "descriptors loaded", "first Q/dO copies issued",
-                          "first Q/dO stage issued", "V issued (v_empty seen)", "K/V issued (kv_empty seen)",
+                          "first Q/dO stage issued", "K/V issued (kv_empty seen)",
                           "consumers' task top", "consumers' first step top")}
 
     def rel(a, b):  # b - a, signed
@@ -193,10 +193,8 @@ def producer_report(maxs, at):
             for name, slot in (("producer loop top", 0), ("descriptors loaded", 1), ("first Q/dO stage issued", 3),
                                ("K/V issued (kv_empty seen)", 2)):
                 ev[name].append(rel(ref, at(sm, 2, k, slot)))
-            # Stamped only by session 49's CL_V_EARLY builds (5, since removed) and since session 49 (6).
-            for name, slot in (("V issued (v_empty seen)", 5), ("first Q/dO copies issued", 6)):
-                if at(sm, 2, k, slot):
-                    ev[name].append(rel(ref, at(sm, 2, k, slot)))
+            if at(sm, 2, k, 6):  # stamped since session 49
+                ev["first Q/dO copies issued"].append(rel(ref, at(sm, 2, k, 6)))
             ev["consumers' task top"].append(rel(ref, at(sm, 0, starts[k], 5)))
             ev["consumers' first step top"].append(rel(ref, at(sm, 0, starts[k], 0)))
     if not ev["K/V issued (kv_empty seen)"]:

@@ -215,17 +215,15 @@ def test_timeline_cluster_mode_stamps_the_producer_and_sets_it_against_the_consu
         put(9, 2, k - 1, 4, e - 6000)
         for slot, m in ((0, -5000), (1, -4000), (3, -3000), (2, 200)):
             put(9, 2, k, slot, e + m)
-        if k < 3:  # session 49: V issued (its CL_V_EARLY build's dumps), Q/dO copies; two tasks of three
-            put(9, 2, k, 5, e - 2000 - 1000 * k)
-            put(9, 2, k, 6, e - 3500)
+        if k < 3:  # session 49: the first Q/dO copies (slot 6), stamped for two tasks of three
+            put(9, 2, k, 6, e - 3500 - 1000 * k)
     put(9, 2, 0, 0, 5)  # task 0's row (no task before it: not summed)
     r = dump.summarise(tmp_path / "pf_4_0.bin", "--timeline")
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "producer, clk from the end of the task before's last step (3 tasks):" in out, out
     for name, v in (("next pair claimed", "-6000"), ("producer loop top", "-5000"), ("descriptors loaded", "-4000"),
-                    ("first Q/dO stage issued", "-3000"), ("V issued (v_empty seen)", "-3500"),
-                    ("first Q/dO copies issued", "-3500"),
+                    ("first Q/dO stage issued", "-3000"), ("first Q/dO copies issued", "-5000"),
                     ("K/V issued (kv_empty seen)", "+200"),
                     ("consumers' task top", "+900"), ("consumers' first step top", "+1100")):
         assert f"  {name:28} {v:>8}" in out, (name, out)
